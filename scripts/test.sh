@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: types, lint and format, then every test file under test/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=scripts/node-env.sh
+. scripts/node-env.sh
+PATH="$root/node_modules/.bin:$PATH"
+echo "== typecheck" && tsc --noEmit -p .
+echo "== lint" && biome check .
+echo "== tests (node $(node --version))"
+# Test files are independent processes; two at a time fits the 2-core machine.
+exec node --test --test-concurrency=2 --test-timeout=120000 "${@:-test/**/*.test.ts}"

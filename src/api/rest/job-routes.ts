@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import { ValidationError } from '../../core/errors.ts';
+import type { JobStatus } from '../../core/job.ts';
+import type { JobService, ListJobsRequest } from '../../service/job-service.ts';
+import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
+import { principalOf } from './authentication.ts';
+import { jobToJson } from './job-json.ts';
+import { CREATE_JOB_SCHEMA, GET_JOB_SCHEMA, LIST_JOBS_SCHEMA, STOP_JOB_SCHEMA } from './schemas.ts';
+
+interface ListQuery {
+  status?: string;
+  name?: string;
+  label?: string;
+  limit?: string;
+  cursor?: string;
+}
+
+/** POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/:id, POST /v1/jobs/:id/stop. */
+export function registerJobRoutes(app: FastifyInstance, service: JobService): void {
+  app.post('/v1/jobs', { schema: CREATE_JOB_SCHEMA }, async (request, reply) => {
+    const job = await service.start(principalOf(request), request.body);
+    return reply.code(201).send(jobToJson(job));
+  });
+
+  app.get('/v1/jobs', { schema: LIST_JOBS_SCHEMA }, async (request) => {
+    const page = await service.list(principalOf(request), listRequest(request.query as ListQuery));
+    return { jobs: page.jobs.map(jobToJson), nextCursor: page.nextCursor };
+  });
+
+  app.get('/v1/jobs/:id', { schema: GET_JOB_SCHEMA }, async (request) => {
+    const { id } = request.params as { id: string };
+    return jobToJson(await service.get(principalOf(request), id));
+  });
+
+  app.post('/v1/jobs/:id/stop', { schema: STOP_JOB_SCHEMA }, async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const body = request.body as { graceMs?: number } | null | undefined;
+    const job = await service.stop(
+      principalOf(request),
+      id,
+      body?.graceMs === undefined ? {} : { graceMs: body.graceMs },
+    );
+    return reply.code(202).send(jobToJson(job));
+  });
+}
+
+function listRequest(query: ListQuery): ListJobsRequest {
+  const request: {
+    status?: JobStatus[];
+    name?: string;
+    label?: { key: string; value: string };
+    limit?: number;
+    cursor?: string;
+  } = {};
+  if (query.status !== undefined) {
+    // Checked against the known statuses by the store, which names the bad one.
+    request.status = query.status.split(',').map((s) => s.trim()) as JobStatus[];
+  }
+  if (query.name !== undefined) request.name = query.name;
+  if (query.label !== undefined) {
+    const eq = query.label.indexOf('=');
+    if (eq <= 0) throw ValidationError.expected('label', 'a label as `key=value`', query.label);
+    request.label = { key: query.label.slice(0, eq), value: query.label.slice(eq + 1) };
+  }
+  if (query.limit !== undefined) {
+    const limit = /^[0-9]{1,4}$/.test(query.limit) ? Number(query.limit) : Number.NaN;
+    if (!(limit >= 1 && limit <= MAX_PAGE_SIZE)) {
+      throw ValidationError.expected('limit', `an integer from 1 to ${MAX_PAGE_SIZE}`, query.limit);
+    }
+    request.limit = limit;
+  }
+  if (query.cursor !== undefined) request.cursor = query.cursor;
+  return request;
+}

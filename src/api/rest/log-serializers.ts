@@ -1,0 +1,61 @@
+/**
+ * pino serializers and redaction for the REST server's logs. Requests are logged without their
+ * headers, and with every query parameter that could carry a secret replaced, so no token reaches
+ * a log even when a client puts one where it does not belong.
+ */
+
+const SECRET_PARAMS = /^(token|access_token|api_key|apikey|password|secret)$/i;
+
+/** Paths pino blanks out wherever they appear in a log line. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'authorization',
+  'token',
+  '*.token',
+];
+
+/** The URL with the values of secret-looking query parameters replaced by `[redacted]`. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const key = eq === -1 ? pair : pair.slice(0, eq);
+      let name = key;
+      try {
+        name = decodeURIComponent(key);
+      } catch {}
+      return SECRET_PARAMS.test(name) ? `${key}=[redacted]` : pair;
+    });
+  return `${url.slice(0, q)}?${params.join('&')}`;
+}
+
+interface RequestLike {
+  readonly method?: string;
+  readonly url?: string;
+  readonly ip?: string;
+  readonly socket?: { readonly remoteAddress?: string };
+  readonly id?: unknown;
+}
+
+interface ResponseLike {
+  readonly statusCode?: number;
+}
+
+export const LOG_SERIALIZERS = {
+  req(req: RequestLike) {
+    return {
+      method: req.method,
+      url: redactUrl(req.url ?? ''),
+      remoteAddress: req.ip ?? req.socket?.remoteAddress,
+    };
+  },
+  res(res: ResponseLike) {
+    return { statusCode: res.statusCode };
+  },
+};

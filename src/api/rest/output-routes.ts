@@ -1,0 +1,176 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CursorError } from '../../core/errors.ts';
+import type { FollowEvent } from '../../engine/job-engine.ts';
+import { parseCursor } from '../../output/cursor.ts';
+import type { OutputSelector } from '../../output/output-types.ts';
+import type { JobService } from '../../service/job-service.ts';
+import { principalOf } from './authentication.ts';
+import { OUTPUT_HEADERS, type StreamSummary, writeRaw, writeSse } from './output-writers.ts';
+import { OUTPUT_SCHEMA, RUN_SCHEMA } from './schemas.ts';
+
+interface OutputQuery {
+  stream?: OutputSelector;
+  cursor?: string;
+  follow?: 'true' | 'false';
+}
+
+/** GET /v1/jobs/:id/output (raw or SSE) and POST /run, the two routes that stream a job's output. */
+export function registerOutputRoutes(app: FastifyInstance, service: JobService): void {
+  app.get(
+    '/v1/jobs/:id/output',
+    {
+      schema: OUTPUT_SCHEMA,
+      config: {
+        openapi: {
+          200: {
+            description:
+              'The bytes of the view as they come (raw), or server-sent events `output`, `truncated` and `end`.',
+            headers: {
+              [OUTPUT_HEADERS.cursor]: {
+                description: 'Cursor of the first byte of this response.',
+                schema: { type: 'string' },
+              },
+              [OUTPUT_HEADERS.jobId]: { schema: { type: 'string' } },
+            },
+            content: {
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+              'text/event-stream': { schema: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const who = principalOf(request);
+      const { id } = request.params as { id: string };
+      const query = request.query as OutputQuery;
+      const sse = wantsEventStream(request);
+      const lastEventId = request.headers['last-event-id'];
+      // An EventSource reconnecting sends Last-Event-ID with the URL it first used: the header wins.
+      const [cursorText, field] =
+        sse && typeof lastEventId === 'string' ? [lastEventId, 'Last-Event-ID'] : [query.cursor, 'cursor'];
+      const signal = untilClosed(reply);
+      let cursor = 0;
+      let events: AsyncGenerator<FollowEvent>;
+      try {
+        cursor = cursorText === undefined ? 0 : parseCursor(cursorText);
+        events = await service.openOutput(who, id, {
+          selector: query.stream ?? 'all',
+          cursor,
+          follow: query.follow === 'true',
+          signal,
+        });
+      } catch (err) {
+        throw err instanceof CursorError && field !== 'cursor' ? renamedCursorError(err, field) : err;
+      }
+      await streamResponse(request, reply, sse ? 'sse' : 'raw', signal, () =>
+        sse
+          ? writeSse(reply.raw, events, { jobId: id, cursor, signal })
+          : writeRaw(reply.raw, events, {
+              jobId: id,
+              cursor,
+              contentType: 'application/octet-stream',
+              trailers: request.raw.httpVersion !== '1.0',
+              signal,
+            }),
+      );
+    },
+  );
+
+  app.post(
+    '/run',
+    {
+      schema: RUN_SCHEMA,
+      config: {
+        openapi: {
+          200: {
+            description: "The job's combined output once it ended, whatever its exit code.",
+            headers: {
+              [OUTPUT_HEADERS.jobId]: { schema: { type: 'string' } },
+              [OUTPUT_HEADERS.status]: {
+                description: 'The job status (`running` if the server was closing).',
+                schema: { type: 'string' },
+              },
+              [OUTPUT_HEADERS.exitCode]: {
+                description: 'Absent when there is none.',
+                schema: { type: 'string' },
+              },
+            },
+            content: { 'text/plain': { schema: { type: 'string' } } },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const who = principalOf(request);
+      const signal = untilClosed(reply);
+      const job = await service.run(who, request.body, signal);
+      const events = await service.openOutput(who, job.id, {
+        selector: 'all',
+        cursor: 0,
+        follow: false,
+        signal,
+      });
+      const headers: Record<string, string> = { [OUTPUT_HEADERS.status]: job.status };
+      if (job.exit?.exitCode != null) headers[OUTPUT_HEADERS.exitCode] = String(job.exit.exitCode);
+      await streamResponse(request, reply, 'run', signal, () =>
+        writeRaw(reply.raw, events, {
+          jobId: job.id,
+          cursor: 0,
+          contentType: 'text/plain; charset=utf-8',
+          trailers: false,
+          headers,
+          signal,
+        }),
+      );
+    },
+  );
+}
+
+function wantsEventStream(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? '').toLowerCase().includes('text/event-stream');
+}
+
+function renamedCursorError(err: CursorError, field: string): CursorError {
+  return new CursorError(err.message.replace('`cursor`', `\`${field}\``), field);
+}
+
+/** Aborted as soon as the response closes: the client went away, or the response is complete. */
+function untilClosed(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => controller.abort());
+  return controller.signal;
+}
+
+/**
+ * Takes the response over from Fastify and streams it. Once the status line is out an error can
+ * no longer be answered as JSON: it is logged and the connection cut, so the client sees an
+ * incomplete stream (no trailers, no `end` event) and resumes from its last cursor.
+ */
+async function streamResponse(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  mode: string,
+  signal: AbortSignal,
+  write: () => Promise<StreamSummary>,
+): Promise<void> {
+  reply.hijack();
+  const started = Date.now();
+  try {
+    const summary = await write();
+    request.log.info(
+      {
+        res: { statusCode: 200 },
+        mode,
+        bytes: summary.bytes,
+        cursor: summary.cursor,
+        ended: summary.end ? summary.end.status : signal.aborted ? 'client-gone' : 'cut-short',
+        responseTime: Date.now() - started,
+      },
+      'stream completed',
+    );
+  } catch (err) {
+    request.log.error({ err, mode }, 'stream failed');
+    reply.raw.destroy();
+  }
+}

@@ -1,0 +1,194 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import type { Job } from '../../core/job.ts';
+import type { FollowEvent } from '../../engine/job-engine.ts';
+import { formatCursor } from '../../output/cursor.ts';
+import type { OutputEvent } from '../../output/output-types.ts';
+import { jobToJson } from './job-json.ts';
+
+/** Headers and trailers of the output routes. */
+export const OUTPUT_HEADERS = {
+  jobId: 'X-Jobworker-Job-Id',
+  /** Header: where this response starts. Trailer (raw): where it ended, to resume from. */
+  cursor: 'X-Jobworker-Cursor',
+  /** Trailer (raw): bytes of the view skipped because retention had freed them. */
+  truncatedBytes: 'X-Jobworker-Truncated-Bytes',
+  /** Trailer (raw): the job's status, present only when the response reached its end. */
+  status: 'X-Jobworker-Status',
+  exitCode: 'X-Jobworker-Exit-Code',
+} as const;
+
+const NO_BUFFERING = {
+  'X-Accel-Buffering': 'no',
+  'X-Content-Type-Options': 'nosniff',
+};
+
+export interface RawOptions {
+  readonly jobId: string;
+  readonly cursor: number;
+  readonly contentType: string;
+  /** Send the end cursor and status as HTTP trailers (needs chunked encoding: HTTP/1.1). */
+  readonly trailers: boolean;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+}
+
+export interface StreamSummary {
+  readonly bytes: number;
+  readonly cursor: number;
+  /** The job at the end; undefined when the stream was cut short (client gone, server closing). */
+  readonly end: Job | undefined;
+}
+
+/**
+ * Writes the raw bytes of a view as they come, one chunk per batch. The start cursor goes in a
+ * header; the end cursor, the truncation count and (when the stream reached its end) the job's
+ * status and exit code go in trailers. Waits for the socket to drain, so a slow client only
+ * slows its own follow.
+ */
+export async function writeRaw(
+  res: ServerResponse,
+  events: AsyncGenerator<FollowEvent>,
+  options: RawOptions,
+): Promise<StreamSummary> {
+  const { cursor: start, trailers } = options;
+  res.writeHead(200, {
+    'Content-Type': options.contentType,
+    'Cache-Control': 'no-store',
+    ...NO_BUFFERING,
+    ...options.headers,
+    [OUTPUT_HEADERS.jobId]: options.jobId,
+    [OUTPUT_HEADERS.cursor]: formatCursor(start),
+    ...(trailers
+      ? {
+          Trailer: [
+            OUTPUT_HEADERS.cursor,
+            OUTPUT_HEADERS.truncatedBytes,
+            OUTPUT_HEADERS.status,
+            OUTPUT_HEADERS.exitCode,
+          ].join(', '),
+        }
+      : {}),
+  });
+  res.flushHeaders();
+  let cursor = start;
+  let bytes = 0;
+  let truncated = 0;
+  let end: Job | undefined;
+  for await (const event of events) {
+    if (event.type === 'end') {
+      end = event.job;
+      continue;
+    }
+    const chunks: Buffer[] = [];
+    for (const e of event.events) {
+      if (e.type === 'data') chunks.push(e.data);
+      else truncated += e.skippedBytes;
+      cursor = e.cursor;
+    }
+    const chunk = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    bytes += chunk.length;
+    if (chunk.length > 0) await write(res, chunk, options.signal);
+  }
+  if (trailers && !res.destroyed) {
+    const values: Record<string, string> = {
+      [OUTPUT_HEADERS.cursor]: formatCursor(cursor),
+      [OUTPUT_HEADERS.truncatedBytes]: String(truncated),
+    };
+    if (end) values[OUTPUT_HEADERS.status] = end.status;
+    if (end?.exit?.exitCode != null) values[OUTPUT_HEADERS.exitCode] = String(end.exit.exitCode);
+    res.addTrailers(values);
+  }
+  res.end();
+  return { bytes, cursor, end };
+}
+
+export interface SseOptions {
+  readonly jobId: string;
+  readonly cursor: number;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Writes a view as server-sent events: `output` (base64 bytes of one stream), `truncated`, and a
+ * last `end` carrying the job. Each event's `id` is the cursor just after it, so a client that
+ * reconnects with `Last-Event-ID` resumes with no gap and no duplicate. Adjacent bytes of one
+ * stream in a batch go out as one event, and a whole batch as one write.
+ */
+export async function writeSse(
+  res: ServerResponse,
+  events: AsyncGenerator<FollowEvent>,
+  options: SseOptions,
+): Promise<StreamSummary> {
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-transform',
+    ...NO_BUFFERING,
+    [OUTPUT_HEADERS.jobId]: options.jobId,
+    [OUTPUT_HEADERS.cursor]: formatCursor(options.cursor),
+  });
+  res.flushHeaders();
+  let cursor = options.cursor;
+  let bytes = 0;
+  let end: Job | undefined;
+  for await (const event of events) {
+    if (event.type === 'end') {
+      end = event.job;
+      const data = JSON.stringify({ job: jobToJson(event.job), cursor: formatCursor(cursor) });
+      await write(res, sseEvent('end', cursor, data), options.signal);
+      continue;
+    }
+    let text = '';
+    for (const e of coalesce(event.events)) {
+      cursor = e.cursor;
+      if (e.type === 'data') {
+        bytes += e.data.length;
+        const data = { stream: e.stream, data: e.data.toString('base64'), cursor: formatCursor(e.cursor) };
+        text += sseEvent('output', e.cursor, JSON.stringify(data));
+      } else {
+        const data = { stream: e.stream, skippedBytes: e.skippedBytes, cursor: formatCursor(e.cursor) };
+        text += sseEvent('truncated', e.cursor, JSON.stringify(data));
+      }
+    }
+    if (text !== '') await write(res, text, options.signal);
+  }
+  res.end();
+  return { bytes, cursor, end };
+}
+
+function sseEvent(name: string, cursor: number, data: string): string {
+  return `event: ${name}\nid: ${formatCursor(cursor)}\ndata: ${data}\n\n`;
+}
+
+/** Merges adjacent data events of the same stream. */
+function coalesce(events: readonly OutputEvent[]): OutputEvent[] {
+  const out: OutputEvent[] = [];
+  let pending: Buffer[] = [];
+  let last: Extract<OutputEvent, { type: 'data' }> | undefined;
+  const flush = () => {
+    if (last) out.push({ ...last, data: pending.length === 1 ? pending[0]! : Buffer.concat(pending) });
+    last = undefined;
+    pending = [];
+  };
+  for (const e of events) {
+    if (e.type === 'data' && last && last.stream === e.stream) {
+      pending.push(e.data);
+      last = e;
+      continue;
+    }
+    flush();
+    if (e.type === 'data') {
+      last = e;
+      pending = [e.data];
+    } else out.push(e);
+  }
+  flush();
+  return out;
+}
+
+/** Writes a chunk, then waits for the socket to drain if it is full (or for the client to leave). */
+async function write(res: ServerResponse, chunk: Buffer | string, signal: AbortSignal): Promise<void> {
+  if (res.destroyed || res.write(chunk)) return;
+  await once(res, 'drain', { signal }).catch(() => undefined);
+}

@@ -1,0 +1,82 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Authenticator } from '../../auth/authenticator.ts';
+import type { JobService } from '../../service/job-service.ts';
+import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
+import { toErrorResponse } from './error-mapping.ts';
+import { registerJobRoutes } from './job-routes.ts';
+import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
+import { registerOutputRoutes } from './output-routes.ts';
+import { HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
+
+export interface RestAppOptions {
+  readonly service: JobService;
+  readonly authenticator: Authenticator;
+  readonly logger: FastifyBaseLogger;
+  /** The version shown in the OpenAPI document. */
+  readonly version: string;
+}
+
+/** Largest request body accepted: 1 MiB. Larger is 413 PAYLOAD_TOO_LARGE. */
+export const BODY_LIMIT = 1024 * 1024;
+
+/**
+ * The REST API v1 as a Fastify instance, not yet listening (tests may `inject()` into it).
+ * Authentication runs first on every route but `GET /healthz`; every error, Fastify's own
+ * included, goes through `toErrorResponse`, the one place codes become statuses.
+ */
+export async function buildRestApp(options: RestAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: BODY_LIMIT,
+    exposeHeadRoutes: false,
+    // While closing, requests already on open connections are still answered (with
+    // `Connection: close`), not given Fastify's own 503 body, which is not in our error format.
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: 1000 },
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+  });
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  // JSON only: a text/plain body is refused (400 on `Content-Type`) instead of reaching a handler.
+  app.removeContentTypeParser('text/plain');
+
+  const documented: DocumentedRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    const config = (route.config ?? {}) as PublicRouteConfig & { openapi?: Record<string, unknown> };
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      documented.push({
+        method,
+        url: route.url,
+        schema: (route.schema ?? {}) as RouteSchema,
+        isPublic: config.public === true,
+        ...(config.openapi ? { extraResponses: config.openapi } : {}),
+      });
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const { status, body, unexpected } = toErrorResponse(error, request);
+    if (unexpected) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: body.error.code, field: body.error.field }, body.error.message);
+    if (status === 401) reply.header('WWW-Authenticate', 'Bearer');
+    return reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const message = `No route ${request.method} ${request.url.split('?')[0]}`;
+    return reply.code(404).send({ error: { code: 'NOT_FOUND', message } });
+  });
+
+  registerAuthentication(app, options.authenticator);
+  app.get('/healthz', { schema: HEALTH_SCHEMA, config: { public: true } }, async () => ({ status: 'ok' }));
+  registerJobRoutes(app, options.service);
+  registerOutputRoutes(app, options.service);
+  let openapi: object | undefined;
+  app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA }, async () => {
+    openapi ??= buildOpenApi(documented, SHARED_SCHEMAS, options.version);
+    return openapi;
+  });
+  await app.ready();
+  return app;
+}

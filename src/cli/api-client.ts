@@ -1,0 +1,133 @@
+import type { IncomingMessage } from 'node:http';
+import type { ApiJob, CreateJobBody, JobPage, ListQuery, OutputView } from './api-types.ts';
+import type { Connection } from './connection.ts';
+import { ApiError } from './errors.ts';
+import { readBody, send } from './http.ts';
+
+/** REST v1 as the CLI uses it. Every method throws `ApiError` for an error answer. */
+export class ApiClient {
+  readonly connection: Connection;
+
+  constructor(connection: Connection) {
+    this.connection = connection;
+  }
+
+  createJob(body: CreateJobBody): Promise<ApiJob> {
+    return this.json('POST', 'v1/jobs', body);
+  }
+
+  getJob(id: string): Promise<ApiJob> {
+    return this.json('GET', `v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  listJobs(query: ListQuery): Promise<JobPage> {
+    const params = new URLSearchParams();
+    if (query.status !== undefined) params.set('status', query.status);
+    if (query.name !== undefined) params.set('name', query.name);
+    for (const label of query.label ?? []) params.append('label', label);
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.cursor !== undefined) params.set('cursor', query.cursor);
+    const search = params.size === 0 ? '' : `?${params}`;
+    return this.json('GET', `v1/jobs${search}`);
+  }
+
+  /** Asks for a stop. A job that had already finished is an `ApiError` with status 409. */
+  stopJob(id: string, graceMs: number | undefined): Promise<ApiJob> {
+    return this.json(
+      'POST',
+      `v1/jobs/${encodeURIComponent(id)}/stop`,
+      graceMs === undefined ? {} : { graceMs },
+    );
+  }
+
+  /** Opens the server-sent-event form of a job's output; the caller reads the body. */
+  async openOutputEvents(
+    id: string,
+    options: { view: OutputView; follow: boolean; lastEventId: string | null; signal?: AbortSignal },
+  ): Promise<IncomingMessage> {
+    const params = new URLSearchParams({ stream: options.view, follow: String(options.follow) });
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (options.lastEventId !== null) headers['last-event-id'] = options.lastEventId;
+    const response = await send({
+      method: 'GET',
+      url: this.url(`v1/jobs/${encodeURIComponent(id)}/output?${params}`),
+      headers: this.headers(headers),
+      signal: options.signal,
+    });
+    if (response.statusCode !== 200) throw await this.errorFrom(response);
+    return response;
+  }
+
+  private async json<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const response = await send({
+      method,
+      url: this.url(path),
+      headers: this.headers({ accept: 'application/json' }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status > 299) throw await this.errorFrom(response);
+    const text = (await readBody(response)).toString('utf8');
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(status, `The server answered ${method} /${path} with something that is not JSON`);
+    }
+  }
+
+  private url(path: string): URL {
+    return new URL(path, this.connection.baseUrl);
+  }
+
+  private headers(extra: Record<string, string>): Record<string, string> {
+    const token = this.connection.token;
+    return token === null ? extra : { ...extra, authorization: `Bearer ${token}` };
+  }
+
+  private async errorFrom(response: IncomingMessage): Promise<ApiError> {
+    const status = response.statusCode ?? 0;
+    const text = (await readBody(response).catch(() => Buffer.alloc(0))).toString('utf8');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const error = isRecord(parsed) && isRecord(parsed.error) ? parsed.error : undefined;
+    const code = typeof error?.code === 'string' ? error.code : null;
+    const field = typeof error?.field === 'string' ? error.field : null;
+    let message =
+      typeof error?.message === 'string'
+        ? error.message
+        : `HTTP ${status} ${response.statusMessage ?? ''}`.trim();
+    const job =
+      isRecord(parsed) && isRecord(parsed.job)
+        ? parsed.job
+        : isRecord(parsed) && 'status' in parsed
+          ? parsed
+          : null;
+    if (status === 409 && error === undefined && job !== null) {
+      message = `Job ${String(job.id)} had already finished (${String(job.status)}); nothing changed`;
+    }
+    if (status === 401) message += this.authHint();
+    return new ApiError(
+      status,
+      message,
+      code ?? (status === 409 && error === undefined ? 'ALREADY_FINISHED' : null),
+      field,
+    );
+  }
+
+  private authHint(): string {
+    const { tokenSource, tokenFile } = this.connection;
+    if (tokenSource === 'env') return '; check JOBWORKER_TOKEN';
+    if (tokenSource === 'file') return `; the token in ${tokenFile} was refused (set JOBWORKER_TOKEN?)`;
+    if (tokenFile !== null)
+      return `; no token: set JOBWORKER_TOKEN or JOBWORKER_DATA_DIR (no token in ${tokenFile})`;
+    return '; no token: set JOBWORKER_TOKEN';
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

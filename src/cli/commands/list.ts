@@ -1,0 +1,108 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { JOB_STATUSES } from '../../core/job.ts';
+import type { ApiJob } from '../api-types.ts';
+import {
+  addCommonOptions,
+  type CliContext,
+  commonOptions,
+  connect,
+  printJson,
+  stdoutStyle,
+} from '../cli-context.ts';
+import { formatAgo, formatDuration } from '../durations.ts';
+import { commandLine, runDuration } from '../job-format.ts';
+import { writeTo } from '../output-writer.ts';
+import { renderTable } from '../table.ts';
+import { printable } from '../terminal-sanitizer.ts';
+
+interface ListOptions {
+  status?: string;
+  name?: string;
+  label?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export function registerList(program: Command, ctx: CliContext): void {
+  const command = program
+    .command('list')
+    .alias('ls')
+    .summary('list jobs, newest first')
+    .option(
+      '--status <status>',
+      `only jobs with this status, or one of several: running,queued (${JOB_STATUSES.join(', ')})`,
+      parseStatuses,
+    )
+    .option('--name <name>', 'only jobs with this name')
+    .option('--label <KEY=VALUE>', 'only jobs with this label')
+    .option('--limit <n>', "at most this many jobs (default: the server's)", parseLimit)
+    .option('--cursor <cursor>', 'continue a previous list where it stopped');
+  addCommonOptions(command).action(async (options: ListOptions) => {
+    const common = commonOptions(command);
+    const client = await connect(ctx, common);
+    const page = await client.listJobs({
+      status: options.status,
+      name: options.name,
+      label: options.label === undefined ? undefined : [options.label],
+      limit: options.limit,
+      cursor: options.cursor,
+    });
+    if (common.json === true) return printJson(ctx, page);
+    if (page.jobs.length === 0) return writeTo(ctx.stdout, 'No jobs.\n');
+    await writeTo(ctx.stdout, jobTable(ctx, page.jobs));
+    if (page.nextCursor !== null && ctx.stdout.isTTY === true) {
+      await writeTo(ctx.stdout, stdoutStyle(ctx).dim(`More: jobworker list --cursor ${page.nextCursor}\n`));
+    }
+  });
+}
+
+function jobTable(ctx: CliContext, jobs: readonly ApiJob[]): string {
+  const now = new Date();
+  const style = stdoutStyle(ctx);
+  const rows = jobs.map((job) => {
+    const duration = runDuration(job, now);
+    return [
+      job.id,
+      job.name === null ? '-' : printable(job.name),
+      job.status,
+      formatAgo(new Date(job.createdAt), now),
+      duration === null ? '-' : formatDuration(duration),
+      commandLine(job),
+    ];
+  });
+  return renderTable(
+    [
+      { header: 'ID' },
+      { header: 'NAME', shrink: true },
+      { header: 'STATUS' },
+      { header: 'AGE' },
+      { header: 'DURATION', optional: true },
+      { header: 'COMMAND', shrink: true },
+    ],
+    rows,
+    {
+      maxWidth: ctx.stdout.isTTY === true && (ctx.stdout.columns ?? 0) > 0 ? ctx.stdout.columns : undefined,
+      decorate: (row, column, cell) => (column === 2 ? style.status(jobs[row]!.status, cell) : cell),
+    },
+  );
+}
+
+function parseStatuses(text: string): string {
+  const statuses = text.split(',');
+  for (const status of statuses) {
+    if (!(JOB_STATUSES as readonly string[]).includes(status)) {
+      throw new InvalidArgumentError(
+        `Expected statuses among ${JOB_STATUSES.join(', ')}, separated by commas.`,
+      );
+    }
+  }
+  return text;
+}
+
+function parseLimit(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError('Expected a positive whole number.');
+  }
+  return n;
+}

@@ -1,0 +1,71 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { addCommonOptions, type CliContext, commonOptions, printJson } from '../cli-context.ts';
+import { writeTo } from '../output-writer.ts';
+
+interface ServeOptions {
+  listen?: string;
+  dataDir?: string;
+  logLevel?: string;
+}
+
+export function registerServe(program: Command, ctx: CliContext): void {
+  const command = program
+    .command('serve')
+    .summary('run the jobworker server')
+    .description(
+      'Run the server until SIGTERM or SIGINT. Stopping the server leaves running jobs running; ' +
+        'the next `serve` on the same data directory takes them over. Logs (JSON) go to stdout, ' +
+        'or to stderr with --json, whose one document on stdout says where the server is.',
+    )
+    .option('--listen <host:port>', 'address to listen on (default: 127.0.0.1:8080; port 0 picks a free one)')
+    .option(
+      '--data-dir <dir>',
+      'database, job files and admin token (default: $JOBWORKER_DATA_DIR, else $XDG_DATA_HOME/jobworker or ~/.local/share/jobworker)',
+    )
+    .option('--log-level <level>', 'trace, debug, info, warn, error or fatal (default: info)');
+  addCommonOptions(command).action(async (options: ServeOptions) => {
+    const json = commonOptions(command).json === true;
+    const dataDir =
+      options.dataDir !== undefined
+        ? resolve(ctx.cwd, options.dataDir)
+        : ctx.env.dataDirFromEnv
+          ? ctx.env.dataDir
+          : undefined;
+    // Loaded here so that the client commands do not load the server.
+    const { runServer } = await import('../../main.ts');
+    const stopped = waitForSignal();
+    const server = await runServer({
+      listen: options.listen,
+      dataDir,
+      logLevel: options.logLevel,
+      ...(json ? { logStream: ctx.stderr } : {}),
+    });
+    const where = { url: server.url, dataDir: server.dataDir, adminTokenFile: server.adminTokenFile };
+    if (json) await printJson(ctx, where);
+    else {
+      await writeTo(
+        ctx.stderr,
+        `jobworker: listening on ${server.url}\n` +
+          `jobworker: data in ${server.dataDir}; admin token in ${server.adminTokenFile}\n`,
+      );
+    }
+    const signal = await stopped.promise;
+    // A second signal while closing ends the process at once.
+    const force = () => process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    process.once('SIGINT', force).once('SIGTERM', force);
+    if (!json) await writeTo(ctx.stderr, `jobworker: ${signal}: closing; running jobs keep running\n`);
+    await server.close();
+  });
+}
+
+/** Listens from before the server starts, so a signal during startup still closes it once it is up. */
+function waitForSignal(): { promise: Promise<NodeJS.Signals> } {
+  const { promise, resolve } = Promise.withResolvers<NodeJS.Signals>();
+  const on = (signal: NodeJS.Signals) => {
+    process.off('SIGINT', on).off('SIGTERM', on);
+    resolve(signal);
+  };
+  process.once('SIGINT', on).once('SIGTERM', on);
+  return { promise };
+}

@@ -1,0 +1,118 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { CreateJobBody } from '../api-types.ts';
+import {
+  addCommonOptions,
+  type CliContext,
+  collect,
+  commonOptions,
+  connect,
+  note,
+  printJson,
+} from '../cli-context.ts';
+import { isLoopbackUrl } from '../connection.ts';
+import { parsePositiveDuration } from '../durations.ts';
+import { UsageError } from '../errors.ts';
+import { writeTo } from '../output-writer.ts';
+import { showOutput } from '../show-output.ts';
+
+interface StartOptions {
+  name?: string;
+  env?: string[];
+  label?: string[];
+  cwd?: string;
+  timeout?: number;
+  shell?: boolean;
+  follow?: boolean;
+  raw?: boolean;
+}
+
+export function registerStart(program: Command, ctx: CliContext): void {
+  const command = program
+    .command('start')
+    .summary('start a job')
+    .description(
+      'Start a job and print its id. `start -- CMD ARGS...` runs CMD with ARGS as they are, with no shell; ' +
+        '`start "ls -l | wc"` (one argument containing whitespace) runs it with /bin/sh -c. ' +
+        'Options go before the command: everything from the command on is passed to it.',
+    )
+    .usage('[options] [--] <command> [args...]')
+    .argument('<command>', 'the program to run, or one shell command line')
+    .argument('[args...]', 'its arguments, passed as they are')
+    .option('--name <name>', 'a name for lists and filters')
+    .option(
+      '-e, --env <NAME=VALUE>',
+      'set a variable in the job environment (repeatable; NAME alone copies it from here)',
+      collect,
+    )
+    .option('--label <KEY=VALUE>', 'a label for filtering (repeatable)', collect)
+    .option(
+      '--cwd <dir>',
+      "working directory (default: the current one for a local server, else the server's)",
+    )
+    .option(
+      '--timeout <duration>',
+      'end the job as timed_out after this long (500ms, 10s, 5m, 1h)',
+      parsePositiveDuration,
+    )
+    .option('--shell', 'run <command> with /bin/sh -c even without whitespace in it')
+    .option('-f, --follow', "print the job's output until it ends, then exit with its exit code")
+    .option('--raw', 'with --follow: keep escape sequences when printing to a terminal')
+    .passThroughOptions();
+  addCommonOptions(command).action(async (cmd: string, args: string[], options: StartOptions) => {
+    const common = commonOptions(command);
+    const client = await connect(ctx, common);
+    const body: CreateJobBody = { command: cmd, args };
+    if (options.shell === true || (args.length === 0 && /\s/.test(cmd))) body.shell = true;
+    if (body.args?.length === 0) delete body.args;
+    if (options.name !== undefined) body.name = options.name;
+    if (options.env !== undefined) body.env = parseEnv(options.env, ctx);
+    if (options.label !== undefined) body.labels = parsePairs('--label', options.label);
+    if (options.cwd !== undefined) body.cwd = resolve(ctx.cwd, options.cwd);
+    else if (isLoopbackUrl(client.connection.baseUrl)) body.cwd = ctx.cwd;
+    if (options.timeout !== undefined) body.timeoutMs = options.timeout;
+
+    const job = await client.createJob(body);
+    if (options.follow !== true) {
+      if (common.json === true) await printJson(ctx, job);
+      else await writeTo(ctx.stdout, `${job.id}\n`);
+      return;
+    }
+    if (common.json !== true) note(ctx, `started job ${job.id}`);
+    ctx.exitCode = await showOutput(ctx, client, job.id, {
+      view: 'all',
+      follow: true,
+      raw: options.raw === true,
+      json: common.json === true,
+    });
+  });
+}
+
+function parseEnv(entries: readonly string[], ctx: CliContext): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    if (eq === -1) {
+      const value = ctx.env.variables[entry];
+      if (value === undefined) {
+        throw new UsageError(`--env ${entry}: ${entry} is not set here (use --env ${entry}=VALUE)`);
+      }
+      env[entry] = value;
+    } else if (eq === 0) {
+      throw new UsageError(`Expected --env NAME=VALUE, got ${JSON.stringify(entry)}`);
+    } else {
+      env[entry.slice(0, eq)] = entry.slice(eq + 1);
+    }
+  }
+  return env;
+}
+
+function parsePairs(option: string, entries: readonly string[]): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new UsageError(`Expected ${option} KEY=VALUE, got ${JSON.stringify(entry)}`);
+    pairs[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return pairs;
+}

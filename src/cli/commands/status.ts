@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import {
+  addCommonOptions,
+  type CliContext,
+  commonOptions,
+  connect,
+  printJson,
+  stdoutStyle,
+} from '../cli-context.ts';
+import { describeJob } from '../job-format.ts';
+import { writeTo } from '../output-writer.ts';
+
+export function registerStatus(program: Command, ctx: CliContext): void {
+  const command = program
+    .command('status')
+    .summary("show a job's status and result")
+    .argument('<id>', 'the job id');
+  addCommonOptions(command).action(async (id: string) => {
+    const common = commonOptions(command);
+    const client = await connect(ctx, common);
+    const job = await client.getJob(id);
+    if (common.json === true) return printJson(ctx, job);
+    await writeTo(ctx.stdout, describeJob(job, stdoutStyle(ctx), new Date()));
+  });
+}

@@ -1,0 +1,53 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { ConnectionError } from './errors.ts';
+
+export interface HttpRequest {
+  readonly method: 'GET' | 'POST';
+  readonly url: URL;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * One HTTP request through `node:http`, resolving with the response once its head arrived.
+ * Not `fetch`: its body timeout would cut a quiet follow after five minutes.
+ */
+export function send(req: HttpRequest): Promise<IncomingMessage> {
+  const request = req.url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const headers: Record<string, string> = { ...req.headers };
+  if (req.body !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(Buffer.byteLength(req.body));
+  }
+  return new Promise((resolve, reject) => {
+    const clientRequest = request(req.url, { method: req.method, headers, signal: req.signal }, resolve);
+    clientRequest.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.name === 'AbortError') reject(error);
+      else reject(new ConnectionError(describeNetworkError(req.url, error), { cause: error }));
+    });
+    clientRequest.end(req.body);
+  });
+}
+
+export async function readBody(response: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function describeNetworkError(url: URL, error: NodeJS.ErrnoException): string {
+  const where = url.origin;
+  switch (error.code) {
+    case 'ECONNREFUSED':
+      return `Cannot reach the server at ${where}: connection refused (is \`jobworker serve\` running?)`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `Cannot reach the server at ${where}: unknown host ${url.hostname}`;
+    case 'ECONNRESET':
+      return `Lost the connection to the server at ${where}`;
+    default:
+      return `Cannot reach the server at ${where}: ${error.code ?? error.message}`;
+  }
+}

@@ -1,0 +1,70 @@
+import type { ApiJob } from './api-types.ts';
+import { formatAgo, formatDuration } from './durations.ts';
+import type { Style } from './style.ts';
+import { printable } from './terminal-sanitizer.ts';
+
+/** The job's command line as a shell user would type it, on one safe line. */
+export function commandLine(job: ApiJob): string {
+  const words = job.shell
+    ? [job.command, ...job.args.map(shellQuote)]
+    : [job.command, ...job.args].map(shellQuote);
+  return printable(words.join(' '));
+}
+
+function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_\-+=.,/:@%^]+$/.test(word)) return word;
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** How long the job ran, or has been running: null before it started. */
+export function runDuration(job: ApiJob, now: Date): number | null {
+  if (job.startedAt === null) return null;
+  const end = job.finishedAt === null ? now : new Date(job.finishedAt);
+  return end.getTime() - new Date(job.startedAt).getTime();
+}
+
+/** The human form of `status`: one `Key  value` line each. */
+export function describeJob(job: ApiJob, style: Style, now: Date): string {
+  const when = (iso: string | null) => (iso === null ? '-' : `${formatAgo(new Date(iso), now)} (${iso})`);
+  const duration = runDuration(job, now);
+  const statusLine =
+    job.status === 'running' && job.pid !== null
+      ? `${style.status(job.status)} (pid ${job.pid})${job.stopRequestedAt === null ? '' : ', stopping'}`
+      : style.status(job.status);
+  const rows: [string, string][] = [
+    ['ID', job.id],
+    ['Name', job.name === null ? '-' : printable(job.name)],
+    ['Status', statusLine],
+    ['Command', commandLine(job)],
+    ['Cwd', printable(job.cwd)],
+    ['Owner', printable(job.owner)],
+    ['Created', when(job.createdAt)],
+    ['Started', when(job.startedAt)],
+    ['Finished', when(job.finishedAt)],
+    ['Duration', duration === null ? '-' : formatDuration(duration)],
+  ];
+  if (job.stopRequestedAt !== null) rows.push(['Stop asked', when(job.stopRequestedAt)]);
+  if (job.reason !== null) rows.push(['Result', printable(job.reason)]);
+  if (job.exitCode !== null) rows.push(['Exit code', String(job.exitCode)]);
+  if (job.signal !== null) rows.push(['Signal', job.signal]);
+  rows.push([
+    'Output',
+    `stdout ${formatBytes(job.outputBytes.stdout)}, stderr ${formatBytes(job.outputBytes.stderr)}`,
+  ]);
+  const labels = Object.entries(job.labels);
+  if (labels.length > 0) rows.push(['Labels', printable(labels.map(([k, v]) => `${k}=${v}`).join(', '))]);
+  const width = Math.max(...rows.map(([key]) => key.length));
+  return rows.map(([key, value]) => `${style.bold(key.padEnd(width))}  ${value}\n`).join('');
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}

@@ -1,0 +1,21 @@
+/**
+ * The `jobworker` command (also installed as `workerctl`); bin/jobworker runs this file.
+ * docs/cli.md describes the commands.
+ */
+import { enableCompileCache } from 'node:module';
+
+// Node caches the compiled (type-stripped) modules on disk: a client command starts twice as fast.
+enableCompileCache();
+const { runCli } = await import('./program.ts');
+
+// A reader that went away (`jobworker logs ID | head`) is not an error worth a message.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+}
+
+const status = await runCli(process.argv.slice(2));
+// Exit now: an idle keep-alive connection must not keep the process waiting.
+process.exit(status);

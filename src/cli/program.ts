@@ -1,0 +1,65 @@
+import { Command, CommanderError } from 'commander';
+import packageJson from '../../package.json' with { type: 'json' };
+import { addCommonOptions, type CliContext } from './cli-context.ts';
+import { readCliEnvironment } from './cli-env.ts';
+import { registerList } from './commands/list.ts';
+import { registerLogs } from './commands/logs.ts';
+import { registerServe } from './commands/serve.ts';
+import { registerStart } from './commands/start.ts';
+import { registerStatus } from './commands/status.ts';
+import { registerStop } from './commands/stop.ts';
+import { ApiError, EXIT, UsageError } from './errors.ts';
+import { printable } from './terminal-sanitizer.ts';
+
+/** Builds the `jobworker` command line. Commands set `ctx.exitCode`; errors are thrown. */
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('jobworker')
+    .description(
+      'Run any Linux command as a job: start it, follow its output live, stop it with everything it spawned.',
+    )
+    .version(packageJson.version, '-V, --version')
+    .enablePositionalOptions()
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => ctx.stdout.write(text),
+      writeErr: (text) => ctx.stderr.write(text),
+      // Commander's messages start with "error: "; ours all start with "jobworker: ".
+      outputError: (text, write) => write(`jobworker: ${text.replace(/^error: /, '')}`),
+    });
+  addCommonOptions(program);
+  registerServe(program, ctx);
+  registerStart(program, ctx);
+  registerStop(program, ctx);
+  registerStatus(program, ctx);
+  registerLogs(program, ctx);
+  registerList(program, ctx);
+  return program;
+}
+
+/** Runs the CLI and returns the exit status; reports any error as one line on stderr. */
+export async function runCli(argv: readonly string[], ctx: CliContext = defaultContext()): Promise<number> {
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return ctx.exitCode;
+  } catch (error) {
+    // Commander has already printed its own message (or the help).
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    const usage = error instanceof UsageError;
+    const message =
+      error instanceof ApiError ? error.describe() : error instanceof Error ? error.message : String(error);
+    ctx.stderr.write(`jobworker: ${printable(message.split('\n')[0] ?? '')}\n`);
+    return usage ? EXIT.usage : EXIT.failure;
+  }
+}
+
+function defaultContext(): CliContext {
+  return {
+    env: readCliEnvironment(),
+    stdout: process.stdout,
+    stderr: process.stderr,
+    cwd: process.cwd(),
+    exitCode: EXIT.ok,
+  };
+}

@@ -1,0 +1,91 @@
+import type { ApiClient } from './api-client.ts';
+import type { ApiJob, OutputView } from './api-types.ts';
+import { type CliContext, note, printJson } from './cli-context.ts';
+import { CliError, EXIT } from './errors.ts';
+import { jobExitStatus } from './exit-status.ts';
+import { type OutputEvent, readOutputEvents } from './output-events.ts';
+import { OutputWriter } from './output-writer.ts';
+
+export interface ShowOutputOptions {
+  readonly view: OutputView;
+  readonly follow: boolean;
+  readonly raw: boolean;
+  readonly json: boolean;
+}
+
+/** `--json` form of a job's output: exact bytes in base64, as the API sends them. */
+interface OutputDocument {
+  job: ApiJob;
+  view: OutputView;
+  cursor: string | null;
+  output: { stream: 'stdout' | 'stderr'; data: string; cursor: string }[];
+  truncated: { stream: string | null; skippedBytes: number | null; cursor: string }[];
+}
+
+/**
+ * Prints a job's output (`logs`, `start -f`). Following, it returns the job's exit status;
+ * Ctrl-C stops following (the job keeps running) and returns 130.
+ */
+export async function showOutput(
+  ctx: CliContext,
+  client: ApiClient,
+  id: string,
+  options: ShowOutputOptions,
+): Promise<number> {
+  const abort = new AbortController();
+  const onInterrupt = () => abort.abort();
+  if (options.follow) process.once('SIGINT', onInterrupt);
+  const writer = new OutputWriter({
+    stdout: ctx.stdout,
+    stderr: ctx.stderr,
+    raw: options.raw,
+    allToStdout: options.view !== 'all',
+  });
+  const doc: Omit<OutputDocument, 'job'> = { view: options.view, cursor: null, output: [], truncated: [] };
+  let job: ApiJob | null = null;
+  try {
+    const events = readOutputEvents(client, id, {
+      view: options.view,
+      follow: options.follow,
+      signal: abort.signal,
+      onRetry: (attempt, error) => note(ctx, `${error.message}; reconnecting (${attempt})`),
+    });
+    for await (const event of events) {
+      if (event.type === 'end') job = event.job;
+      else if (options.json) collect(doc, event);
+      else await print(ctx, writer, event);
+    }
+  } catch (error) {
+    if (!abort.signal.aborted) throw error;
+    await writer.end();
+    ctx.stderr.write(
+      `jobworker: stopped following; job ${id} keeps running (jobworker stop ${id} ends it)\n`,
+    );
+    return 130;
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+  await writer.end();
+  if (options.follow && job === null)
+    throw new CliError(`The output of job ${id} ended without its final status`);
+  if (options.json) await printJson(ctx, { job: job ?? (await client.getJob(id)), ...doc });
+  return options.follow && job !== null ? jobExitStatus(job) : EXIT.ok;
+}
+
+function collect(doc: Omit<OutputDocument, 'job'>, event: Exclude<OutputEvent, { type: 'end' }>): void {
+  doc.cursor = event.cursor;
+  if (event.type === 'output') {
+    doc.output.push({ stream: event.stream, data: event.data.toString('base64'), cursor: event.cursor });
+  } else {
+    doc.truncated.push({ stream: event.stream, skippedBytes: event.skippedBytes, cursor: event.cursor });
+  }
+}
+
+async function print(ctx: CliContext, writer: OutputWriter, event: Exclude<OutputEvent, { type: 'end' }>) {
+  if (event.type === 'output') {
+    await writer.write(event.stream, event.data);
+  } else {
+    const what = event.skippedBytes === null ? 'older output' : `${event.skippedBytes} bytes of older output`;
+    note(ctx, `[${what} no longer kept by the server]`);
+  }
+}

@@ -1,0 +1,88 @@
+import { isIP } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ValidationError } from './core/errors.ts';
+
+/**
+ * Server settings from the environment. This module is the server's only reader of `process.env`;
+ * explicit options (command-line flags) win over what it returns.
+ *
+ * | variable | default |
+ * |---|---|
+ * | `JOBWORKER_LISTEN` | `127.0.0.1:8080` |
+ * | `JOBWORKER_DATA_DIR` | `$XDG_DATA_HOME/jobworker`, else `~/.local/share/jobworker` |
+ * | `JOBWORKER_LOG_LEVEL` | `info` |
+ */
+export interface ServerConfig {
+  /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
+  readonly listen: string;
+  readonly dataDir: string;
+  readonly logLevel: string;
+}
+
+export const SERVER_DEFAULTS = {
+  listen: '127.0.0.1:8080',
+  logLevel: 'info',
+} as const satisfies Partial<ServerConfig>;
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const value = (name: string) => (env[name] === '' ? undefined : env[name]);
+  return {
+    listen: value('JOBWORKER_LISTEN') ?? SERVER_DEFAULTS.listen,
+    dataDir: value('JOBWORKER_DATA_DIR') ?? defaultDataDir(env),
+    logLevel: value('JOBWORKER_LOG_LEVEL') ?? SERVER_DEFAULTS.logLevel,
+  };
+}
+
+/** `$XDG_DATA_HOME/jobworker`, or `~/.local/share/jobworker`. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  return join(xdg?.startsWith('/') ? xdg : join(homedir(), '.local', 'share'), 'jobworker');
+}
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * Parses `host:port` (`[::1]:8080` for IPv6) and refuses any address but a loopback one: without
+ * TLS, tokens and job output would cross the network in clear text.
+ */
+export function parseListen(text: string): ListenAddress {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  const host = match?.[1] ?? match?.[2];
+  if (host === undefined || !(port >= 0 && port <= 65535)) {
+    throw ValidationError.expected(
+      'listen',
+      'an address like 127.0.0.1:8080 or [::1]:8080 (port 0 picks one)',
+      text,
+    );
+  }
+  if (!isLoopback(host)) {
+    throw new ValidationError(
+      'listen',
+      `Refusing to listen on ${text}: jobworker has no TLS yet, so it listens only on a loopback address ` +
+        '(127.0.0.1, ::1 or localhost), where tokens and output never cross a network in clear text. ' +
+        'To serve other machines, put a TLS-terminating reverse proxy in front of a loopback address.',
+    );
+  }
+  return { host, port };
+}
+
+export function checkLogLevel(level: string): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw ValidationError.expected('logLevel', `one of ${LOG_LEVELS.join(', ')}`, level);
+  }
+  return level;
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1' || /^(0{0,4}:){7}0{0,3}1$/.test(host);
+  return false;
+}

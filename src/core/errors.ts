@@ -1,0 +1,92 @@
+import type { JobStatus } from './job.ts';
+
+/**
+ * Stable error codes. Adapters map them to HTTP and gRPC statuses in one place each;
+ * docs/errors.md lists them and a test keeps the two in sync.
+ */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: 'a field of the request is missing, malformed or out of range',
+  COMMAND_NOT_FOUND: 'the command is not an executable file, nor found on the job PATH',
+  NOT_FOUND: 'no such job (or not one the caller may see)',
+  BAD_CURSOR: 'an output cursor that is malformed or past the end of the output',
+  ILLEGAL_TRANSITION: 'the job cannot move from its current status to the requested one',
+  ALREADY_FINISHED: 'the job had already finished; nothing changed',
+  SPAWN_FAILED: 'the operating system refused to start the job',
+  CAPACITY_EXHAUSTED: 'the server is at its limit of running jobs or open files',
+  UNAUTHENTICATED: 'no valid credentials were given',
+  PAYLOAD_TOO_LARGE: 'the request body is larger than allowed',
+  INTERNAL: 'an unexpected server error',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base of every error jobworker raises on purpose. `code` is stable; `message` is for humans. */
+export class JobworkerError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input. `field` is a path into the request (`args[2]`, `env.PATH`). */
+export class ValidationError extends JobworkerError {
+  readonly field: string;
+  constructor(field: string, message: string, code: ErrorCode = 'VALIDATION_FAILED') {
+    super(code, message);
+    this.field = field;
+  }
+
+  /** "Expected `graceMs` to be a non-negative integer, got `-1`". */
+  static expected(field: string, expected: string, received: unknown): ValidationError {
+    return new ValidationError(field, `Expected \`${field}\` to be ${expected}, got ${describe(received)}`);
+  }
+}
+
+export class NotFoundError extends JobworkerError {
+  readonly id: string;
+  constructor(id: string) {
+    super('NOT_FOUND', `No job with id ${id}`);
+    this.id = id;
+  }
+}
+
+export class IllegalTransitionError extends JobworkerError {
+  readonly jobId: string;
+  readonly from: JobStatus;
+  readonly to: JobStatus;
+  constructor(jobId: string, from: JobStatus, to: JobStatus) {
+    super('ILLEGAL_TRANSITION', `Job ${jobId} is ${from} and cannot become ${to}`);
+    this.jobId = jobId;
+    this.from = from;
+    this.to = to;
+  }
+}
+
+export class SpawnError extends JobworkerError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('SPAWN_FAILED', message, options);
+  }
+}
+
+export class CursorError extends JobworkerError {
+  readonly field: string;
+  constructor(message: string, field = 'cursor') {
+    super('BAD_CURSOR', message);
+    this.field = field;
+  }
+}
+
+/** A short, safe rendering of a received value for error messages. */
+export function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return '`null`';
+  if (typeof value === 'string') {
+    const shown = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    return `\`${JSON.stringify(shown).slice(1, -1)}\``;
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return `\`${value}\``;
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}

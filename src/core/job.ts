@@ -1,0 +1,143 @@
+/**
+ * The job model: what a job is, what it runs and what became of it.
+ *
+ * Glossary
+ * - job: one run of one command: its spec, state, output and result.
+ * - spec: what to run. `command` + `args` are executed directly, never through a
+ *   shell, unless `shell` is true (then `command` is a script for `/bin/sh -c`).
+ * - output: the exact bytes the job wrote, kept per stream (stdout, stderr).
+ * - cursor: a byte position in a job's output; resuming from it shows no gap and no duplicate.
+ * - follower: a client streaming a job's output live.
+ * - owner: the user who started the job; only the owner and admins may see or stop it.
+ * - node: one jobworker server process on one machine.
+ *
+ * This module imports nothing: it is shared by every layer.
+ */
+
+/**
+ * Where a job is in its life.
+ * - `queued`: accepted, not started yet.
+ * - `running`: its main process is alive.
+ * - `succeeded`: the main process exited with code 0.
+ * - `failed`: a non-zero exit, death by a signal nobody asked for, or failure to start.
+ * - `stopped`: a user asked it to stop and its processes are gone.
+ * - `timed_out`: it ran past its `timeoutMs` and was ended like a stop.
+ * - `cancelled`: stopped before it ever started.
+ * - `lost`: its fate cannot be known (its processes vanished without an exit status).
+ */
+export type JobStatus =
+  | 'queued'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'stopped'
+  | 'timed_out'
+  | 'cancelled'
+  | 'lost';
+
+export const JOB_STATUSES: readonly JobStatus[] = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'stopped',
+  'timed_out',
+  'cancelled',
+  'lost',
+];
+
+/** The two streams a job writes. */
+export type OutputStream = 'stdout' | 'stderr';
+
+/** Resource limits applied through the job's cgroup where the host supports them. */
+export interface JobLimits {
+  /** Hard memory limit in bytes; the kernel OOM-kills the job's processes beyond it. */
+  readonly memoryBytes?: number;
+  /** CPU quota in thousandths of a CPU (1000 = one full core). */
+  readonly cpuMillis?: number;
+}
+
+/** What to run: the validated, normalized form (see `normalizeSpec`). */
+export interface JobSpec {
+  /** The program to execute (looked up in the job's PATH), or a shell script when `shell` is true. */
+  readonly command: string;
+  /** Arguments passed as-is, without shell interpretation. */
+  readonly args: readonly string[];
+  /** When true, `command` is run by `/bin/sh -c` and `args` become `$1`, `$2`, ... */
+  readonly shell: boolean;
+  /** The job's whole environment besides a small baseline (PATH, HOME, LANG); the server's own is never inherited. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Absolute working directory. */
+  readonly cwd: string;
+  /** The job is ended as `timed_out` after this many milliseconds of running; null for no limit. */
+  readonly timeoutMs: number | null;
+  /** A human name for lists and filters. */
+  readonly name: string | null;
+  /** Free-form key/value labels for filtering. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** cgroup resource limits. */
+  readonly limits: JobLimits;
+}
+
+/** Where the job's processes are, recorded when it starts so a later server can find and verify them. */
+export interface ProcessIdentity {
+  /** Pid of the job's wrapper, which is also its process group id. */
+  readonly pid: number;
+  /** Start time of that pid in clock ticks since boot (/proc/PID/stat field 22): with bootId it tells a reused pid apart. */
+  readonly startTicks: number;
+  /** The kernel boot id at start: after a reboot no pid can be ours. */
+  readonly bootId: string;
+  /** The job's cgroup directories (empty when the host gives none). */
+  readonly cgroups: readonly string[];
+}
+
+/** How a job ended, as recorded when it reached a final status. */
+export interface JobExit {
+  /** The main process's exit code, or null when it was killed by a signal or never ran. */
+  readonly exitCode: number | null;
+  /** The signal that killed the main process (`SIGKILL`), or null. */
+  readonly signal: string | null;
+  /** One human line: "exited with code 3", "killed by SIGKILL after 10 s grace", "command not found: foo". */
+  readonly reason: string;
+}
+
+/** A stop that was asked for, recorded at once and kept in history. */
+export interface StopRequest {
+  readonly at: Date;
+  /** Who asked (a user name, or `timeout` / `system`). */
+  readonly by: string;
+  readonly graceMs: number;
+}
+
+/** One job as stored and as every layer sees it. */
+export interface Job {
+  /** Time-sortable UUIDv7. */
+  readonly id: string;
+  readonly spec: JobSpec;
+  readonly status: JobStatus;
+  readonly owner: string;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+  /** Set once when a stop is requested; the job is `stopped` only when its processes are gone. */
+  readonly stop: StopRequest | null;
+  /** True when a stop or timeout had to kill processes that outlived the grace period. */
+  readonly stopForced: boolean;
+  readonly process: ProcessIdentity | null;
+  /** Set when the job reached a final status. */
+  readonly exit: JobExit | null;
+  /** The node that ran the job. */
+  readonly node: string;
+  /** Bytes written per stream (logical size, including any dropped by retention); final once the job finished. */
+  readonly outputBytes: OutputBytes;
+}
+
+export interface OutputBytes {
+  readonly stdout: number;
+  readonly stderr: number;
+}
+
+/** Statuses from which a job never moves again. */
+export function isFinal(status: JobStatus): boolean {
+  return status !== 'queued' && status !== 'running';
+}

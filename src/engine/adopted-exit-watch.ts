@@ -1,0 +1,42 @@
+import type { ProcessIdentity } from '../core/job.ts';
+import { isSameProcessAlive } from '../runtime/process-identity.ts';
+
+/**
+ * Notices when a job adopted from an earlier server exits. The engine is not the parent
+ * of such a job, so no exit event reaches it; one shared timer checks every adopted job's
+ * recorded identity (a /proc read each), never one timer per job.
+ */
+export class AdoptedExitWatch {
+  readonly #intervalMs: number;
+  readonly #watched = new Map<ProcessIdentity, () => void>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(intervalMs: number) {
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Resolves when the identified process is gone. */
+  exited(identity: ProcessIdentity): Promise<void> {
+    if (!isSameProcessAlive(identity)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#watched.set(identity, resolve);
+      this.#timer ??= setInterval(() => this.#check(), this.#intervalMs);
+      this.#timer.unref();
+    });
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#watched.clear();
+  }
+
+  #check(): void {
+    for (const [identity, resolve] of this.#watched) {
+      if (isSameProcessAlive(identity)) continue;
+      this.#watched.delete(identity);
+      resolve();
+    }
+    if (this.#watched.size === 0) this.close();
+  }
+}

@@ -1,0 +1,18 @@
+import type { Job } from '../core/job.ts';
+
+/**
+ * Lifecycle events of the engine, named `noun:verb`. Each carries the job as stored
+ * right after the change.
+ */
+export interface EngineEvents {
+  /** The job's processes were spawned and its start recorded. */
+  'job:started': [job: Job];
+  /** A job found running at start-up was verified and adopted. */
+  'job:adopted': [job: Job];
+  /** A stop (or timeout) was recorded; the job is still running until its processes are gone. */
+  'job:stopping': [job: Job];
+  /** The job reached a final status. */
+  'job:finished': [job: Job];
+  /** Something failed in the background (a job whose end could not be recorded, ...). */
+  'engine:error': [error: Error, jobId: string | null];
+}

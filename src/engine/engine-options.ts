@@ -1,0 +1,41 @@
+import { hostname } from 'node:os';
+import { type Logger, silentLogger } from '../core/logger.ts';
+import type { CgroupOptions } from '../runtime/cgroups.ts';
+import type { JobStore } from '../store/job-store.ts';
+
+export interface EngineOptions {
+  /** Where job directories live (`<dataDir>/jobs/<id>`). */
+  readonly dataDir: string;
+  readonly store: JobStore;
+  /** This node's name, recorded on every job it runs. Default: the host name. */
+  readonly node?: string;
+  /** Newest bytes kept per stream of each job; older ones are freed. Default 1 GiB. */
+  readonly outputCapBytes?: number;
+  /** Grace between SIGTERM and SIGKILL when a stop names none. Default 10 s. */
+  readonly defaultGraceMs?: number;
+  /** How often jobs adopted from an earlier server are checked for exit. Default 250 ms. */
+  readonly adoptedCheckMs?: number;
+  readonly cgroups?: CgroupOptions;
+  readonly logger?: Logger;
+  /** The clock; tests inject one. */
+  readonly now?: () => Date;
+}
+
+export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
+
+export const ENGINE_DEFAULTS = {
+  outputCapBytes: 1024 ** 3,
+  defaultGraceMs: 10_000,
+  adoptedCheckMs: 250,
+} as const satisfies Partial<EngineOptions>;
+
+export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {
+  return {
+    node: hostname(),
+    logger: silentLogger,
+    now: () => new Date(),
+    cgroups: {},
+    ...ENGINE_DEFAULTS,
+    ...options,
+  };
+}

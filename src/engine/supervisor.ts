@@ -1,0 +1,203 @@
+import type { ChildProcess } from 'node:child_process';
+import type { Job, ProcessIdentity } from '../core/job.ts';
+import { decideOutcome } from '../core/outcome.ts';
+import type { OutputMonitor } from '../output/output-monitor.ts';
+import type { Cgroups } from '../runtime/cgroups.ts';
+import { readExitRecord } from '../runtime/exit-record.ts';
+import { signalName } from '../runtime/signals.ts';
+import type { SpawnedJob } from '../runtime/spawn-job.ts';
+import { killLeftovers, type StopResult, stopProcesses } from '../runtime/stop-processes.ts';
+import type { JobStore } from '../store/job-store.ts';
+import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
+import type { StopResponse } from './job-engine.ts';
+
+export interface SupervisorDeps {
+  readonly store: JobStore;
+  readonly cgroups: Cgroups;
+  readonly monitor: OutputMonitor;
+  readonly adopted: AdoptedExitWatch;
+  readonly now: () => Date;
+  readonly defaultGraceMs: number;
+  readonly jobDir: (id: string) => string;
+  readonly emit: (event: 'job:started' | 'job:adopted' | 'job:stopping' | 'job:finished', job: Job) => void;
+  readonly onError: (err: Error, jobId: string) => void;
+}
+
+/** One running job under supervision. */
+interface Supervised {
+  job: Job;
+  readonly identity: ProcessIdentity;
+  readonly dir: string;
+  stop?: { readonly by: string; readonly graceMs: number; readonly done: Promise<StopResult> };
+  timer?: NodeJS.Timeout;
+  /** Set once the end is being recorded: a stop arriving then changes nothing. */
+  finishing: boolean;
+  /** Adopted from an earlier server: its exit was not seen as it happened. */
+  readonly adopted: boolean;
+  finished?: Promise<Job>;
+}
+
+/**
+ * Watches over running jobs from start (or adoption) to their recorded end: timeouts,
+ * stops, and the end itself: leftovers killed, exit record read, output sealed, final
+ * status stored. Spawned and adopted jobs differ only in how their exit is noticed.
+ */
+export class Supervisor {
+  readonly #deps: SupervisorDeps;
+  readonly #jobs = new Map<string, Supervised>();
+  #closed = false;
+
+  constructor(deps: SupervisorDeps) {
+    this.#deps = deps;
+  }
+
+  /** Records the start of a freshly spawned job and supervises it. */
+  async started(job: Job, spawned: SpawnedJob, dir: string): Promise<Job> {
+    // Listen before any await, so an instant exit is not missed.
+    const exited = childExit(spawned.child);
+    this.#deps.monitor.watch(job.id, dir);
+    const started = await this.#deps.store.markStarted(job.id, spawned.identity, this.#deps.now());
+    this.#supervise(started, spawned.identity, dir, exited, false);
+    this.#deps.emit('job:started', started);
+    return started;
+  }
+
+  /** Records a job the OS refused to start: it stays in history as `failed`. */
+  async failedToStart(job: Job, err: Error): Promise<Job> {
+    const failed = await this.#deps.store.markFinished(job.id, {
+      status: 'failed',
+      exit: { exitCode: null, signal: null, reason: `failed to start: ${err.message}` },
+      finishedAt: this.#deps.now(),
+      outputBytes: { stdout: 0, stderr: 0 },
+    });
+    this.#deps.emit('job:finished', failed);
+    return failed;
+  }
+
+  /** Reconciles jobs recorded as running: adopts live ones, records how the others ended. */
+  async recover(jobs: readonly Job[]): Promise<void> {
+    for (const job of jobs) {
+      const dir = this.#deps.jobDir(job.id);
+      const identity = job.process ?? { pid: 0, startTicks: -1, bootId: '', cgroups: [] };
+      const exited = this.#deps.adopted.exited(identity);
+      const s = this.#supervise(job, identity, dir, exited, true);
+      if (job.stop) {
+        // A stop was under way when the last server went: finish it with the grace that remains.
+        const left = Math.max(0, job.stop.graceMs - (this.#deps.now().getTime() - job.stop.at.getTime()));
+        s.stop = { by: job.stop.by, graceMs: job.stop.graceMs, done: this.#stopProcesses(s, left) };
+      }
+      this.#deps.monitor.watch(job.id, dir);
+      this.#deps.emit('job:adopted', job);
+    }
+  }
+
+  /** Records a stop and starts ending the job; undefined when this node does not run it. */
+  async requestStop(id: string, by: string, graceMs: number): Promise<StopResponse | undefined> {
+    const s = this.#jobs.get(id);
+    if (!s) return undefined;
+    if (s.stop || s.finishing) return { job: s.job, changed: false };
+    const recorded = this.#beginStop(s, by, graceMs);
+    return { job: await recorded, changed: true };
+  }
+
+  /** The final job once it has ended, for jobs supervised here. */
+  finished(id: string): Promise<Job> | undefined {
+    return this.#jobs.get(id)?.finished;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#jobs.values()) clearTimeout(s.timer);
+    this.#jobs.clear();
+    this.#deps.adopted.close();
+  }
+
+  #supervise(
+    job: Job,
+    identity: ProcessIdentity,
+    dir: string,
+    exited: Promise<void>,
+    adopted: boolean,
+  ): Supervised {
+    const s: Supervised = { job, identity, dir, finishing: false, adopted };
+    this.#jobs.set(job.id, s);
+    const { timeoutMs } = job.spec;
+    if (timeoutMs !== null && job.startedAt) {
+      const left = timeoutMs - (this.#deps.now().getTime() - job.startedAt.getTime());
+      s.timer = setTimeout(
+        () => {
+          if (!s.stop && !s.finishing) {
+            this.#beginStop(s, 'timeout', this.#deps.defaultGraceMs).catch((err) =>
+              this.#deps.onError(err, job.id),
+            );
+          }
+        },
+        Math.max(0, left),
+      );
+      s.timer.unref();
+    }
+    s.finished = exited.then(() => this.#finish(s));
+    s.finished.catch((err) => this.#deps.onError(err as Error, job.id));
+    return s;
+  }
+
+  #beginStop(s: Supervised, by: string, graceMs: number): Promise<Job> {
+    const recorded = this.#deps.store.markStopRequested(s.job.id, { at: this.#deps.now(), by, graceMs });
+    // Signals go out only once the request is on record, so history never lacks a cause.
+    const done = recorded.then(() => this.#stopProcesses(s, graceMs));
+    s.stop = { by, graceMs, done };
+    return recorded.then((job) => {
+      s.job = job;
+      this.#deps.emit('job:stopping', job);
+      return job;
+    });
+  }
+
+  async #stopProcesses(s: Supervised, graceMs: number): Promise<StopResult> {
+    const result = await stopProcesses(s.identity, this.#deps.cgroups, graceMs, !s.adopted);
+    if (result.forced && !this.#closed) s.job = await this.#deps.store.markStopForced(s.job.id);
+    return result;
+  }
+
+  async #finish(s: Supervised): Promise<Job> {
+    s.finishing = true;
+    clearTimeout(s.timer);
+    if (this.#closed) return s.job;
+    const stopResult = s.stop ? await s.stop.done.catch(() => undefined) : undefined;
+    // The job ended when its main process did; whatever it left behind goes with it.
+    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted);
+    const record = await readExitRecord(s.dir);
+    await this.#deps.monitor.finish(s.job.id, s.dir);
+    const outputBytes = await this.#deps.monitor.sizes(s.dir);
+    if (this.#closed) return s.job;
+    const forced = stopResult?.forced ?? s.job.stopForced;
+    const outcome = decideOutcome({
+      record,
+      command: s.job.spec.command,
+      stopBy: s.stop?.by,
+      timeoutMs: s.job.spec.timeoutMs,
+      forcedAfterMs: forced && s.stop ? s.stop.graceMs : undefined,
+      signalName,
+    });
+    try {
+      this.#deps.cgroups.remove(s.identity.cgroups);
+    } catch (err) {
+      this.#deps.onError(err as Error, s.job.id);
+    }
+    const finished = await this.#deps.store.markFinished(s.job.id, {
+      ...outcome,
+      // An adopted job may have ended long before we noticed: the wrapper's record knows when.
+      finishedAt: s.adopted && record ? record.at : this.#deps.now(),
+      outputBytes,
+    });
+    this.#jobs.delete(s.job.id);
+    this.#deps.emit('job:finished', finished);
+    return finished;
+  }
+}
+
+function childExit(child: ChildProcess): Promise<void> {
+  child.on('error', () => {});
+  child.unref();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}

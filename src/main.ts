@@ -1,0 +1,168 @@
+import { EventEmitter, once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import pino from 'pino';
+import packageJson from '../package.json' with { type: 'json' };
+import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
+import { buildRestApp } from './api/rest/rest-app.ts';
+import { ensureAdminToken } from './auth/admin-token.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { TokenStore } from './auth/token-store.ts';
+import { checkLogLevel, parseListen, readServerConfig } from './config.ts';
+import { JobEngine } from './engine/job-engine.ts';
+import { JobService } from './service/job-service.ts';
+import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
+
+/**
+ * The composition root: the only module that knows which store, engine and adapters make up a
+ * server. `jobworker serve` calls `runServer` and, on SIGTERM or SIGINT, `close()`.
+ */
+
+export interface ServerOptions {
+  /** `host:port`; default `JOBWORKER_LISTEN`, else 127.0.0.1:8080. Port 0 picks a free port. Loopback only. */
+  listen?: string;
+  /** Default `JOBWORKER_DATA_DIR`, else `$XDG_DATA_HOME/jobworker` or `~/.local/share/jobworker`. */
+  dataDir?: string;
+  /** pino level; default `JOBWORKER_LOG_LEVEL`, else `info`. */
+  logLevel?: string;
+  /** Where the JSON log lines go; default stdout. */
+  logStream?: NodeJS.WritableStream;
+}
+
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:43123`. */
+  url: string;
+  dataDir: string;
+  /** The file holding the admin token (mode 0600). */
+  adminTokenFile: string;
+  /**
+   * Stops accepting connections, ends open output streams cleanly (raw streams get their trailers;
+   * clients resume by cursor), waits for requests in flight, then closes the engine and the store.
+   * Jobs keep running: the next server on the same data directory adopts them. Idempotent.
+   */
+  close(): Promise<void>;
+  /**
+   * Test-only accessor (leak checks), not part of the supported API: live counts of what the
+   * server holds open.
+   */
+  readonly diagnostics: {
+    /** Output streams open now; each holds one output-monitor listener while it follows. */
+    followers(): number;
+    /** Open HTTP connections. */
+    connections(): number;
+    /** Resolves once no output stream and no HTTP connection is open. */
+    idle(): Promise<void>;
+  };
+}
+
+/** After close() has ended the streams, requests still in flight get this long before their connections are cut. */
+const CLOSE_GRACE_MS = 10_000;
+
+export async function runServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const config = readServerConfig();
+  const listen = parseListen(options.listen ?? config.listen);
+  const dataDir = resolve(options.dataDir ?? config.dataDir);
+  const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
+
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const tokens = await TokenStore.open(dataDir);
+  const admin = await ensureAdminToken(dataDir, tokens);
+  if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
+
+  const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+  let engine: JobEngine;
+  try {
+    engine = await JobEngine.open({ dataDir, store, logger: logger.child({ component: 'engine' }) });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const service = new JobService(engine);
+  const app = await buildRestApp({
+    service,
+    authenticator: new Authenticator(tokens),
+    logger,
+    version: packageJson.version,
+  }).catch(async (err: unknown) => {
+    await engine.close();
+    await store.close();
+    throw err;
+  });
+
+  const changes = new EventEmitter();
+  let connections = 0;
+  let closing = false;
+  app.server.on('connection', (socket) => {
+    connections++;
+    socket.once('close', () => {
+      connections--;
+      changes.emit('change');
+    });
+  });
+  service.on('follower:close', () => changes.emit('change'));
+  // Connections that finish their response while the server closes are closed at once, not kept alive.
+  app.server.on('request', (_req, res) => {
+    res.once('close', () => {
+      if (closing) setImmediate(() => app.server.closeIdleConnections());
+    });
+  });
+
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (err) {
+    await app.close();
+    await engine.close();
+    await store.close();
+    throw err;
+  }
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info(
+    { url, dataDir, adminTokenFile: admin.path, cgroups: engine.cgroupMode },
+    'jobworker listening',
+  );
+
+  let closed: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    closing = true;
+    const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
+    try {
+      await service.shutdown();
+      await app.close();
+    } finally {
+      clearTimeout(force);
+      await engine.close();
+      await store.close();
+      logger.info({ url }, 'jobworker closed; running jobs keep running');
+    }
+  };
+  const idle = async (): Promise<void> => {
+    while (service.followers > 0 || connections > 0) await once(changes, 'change');
+  };
+
+  return {
+    url,
+    dataDir,
+    adminTokenFile: admin.path,
+    close: () => {
+      closed ??= close();
+      return closed;
+    },
+    diagnostics: {
+      followers: () => service.followers,
+      connections: () => connections,
+      idle,
+    },
+  };
+}
+
+function createLogger(level: string, stream: NodeJS.WritableStream | undefined): pino.Logger {
+  const options: pino.LoggerOptions = {
+    level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: { ...LOG_SERIALIZERS, err: pino.stdSerializers.err },
+  };
+  return stream ? pino(options, stream) : pino(options);
+}

@@ -1,0 +1,60 @@
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { OutputBytes } from '../core/job.ts';
+import { encodeRecord, endsAt, type IndexRecord, RECORD_BYTES, readTail } from './index-record.ts';
+import { OUTPUT_STREAMS } from './output-files.ts';
+
+export interface Observation {
+  /** Whether the index grew: some stream had bytes that were not in the combined view yet. */
+  readonly grew: boolean;
+  /** Both stream ends as the combined view now covers them. */
+  readonly observed: OutputBytes;
+}
+
+/**
+ * Records in `combined.idx` whatever the streams grew by since the last observation, stdout
+ * before stderr when both grew, so that the combined view covers `sizes`. Growth of the stream
+ * named by the last record extends that record in place, keeping the index small for jobs that
+ * write mostly to one stream. Only one writer per job may call this (the job's monitor), one
+ * call at a time. The file is opened and closed here: no descriptor is held between observations.
+ */
+export async function appendObserved(indexPath: string, sizes: OutputBytes): Promise<Observation> {
+  const file = await open(indexPath, constants.O_RDWR | constants.O_CREAT, 0o600);
+  try {
+    const tail = await readTail(file);
+    // Drop a torn or partial record left by a crash, so that nothing stale follows the new tail.
+    if ((await file.stat()).size !== tail.count * RECORD_BYTES)
+      await file.truncate(tail.count * RECORD_BYTES);
+    let count = tail.count;
+    let last = tail.last;
+    const observed = { ...endsAt(last) };
+    const changed: IndexRecord[] = [];
+    let firstChanged = -1;
+    for (const stream of OUTPUT_STREAMS) {
+      // A stream file never shrinks; a smaller size can only be a stale stat, so it is ignored.
+      if (sizes[stream] <= observed[stream]) continue;
+      const record: IndexRecord = {
+        stream,
+        streamEnd: sizes[stream],
+        combinedEnd: observed.stdout + observed.stderr + (sizes[stream] - observed[stream]),
+      };
+      observed[stream] = sizes[stream];
+      // Streams are visited in a fixed order, so only the first change can extend the last record.
+      if (last?.stream === stream) {
+        firstChanged = count - 1;
+      } else {
+        if (firstChanged < 0) firstChanged = count;
+        count++;
+      }
+      changed.push(record);
+      last = record;
+    }
+    if (changed.length === 0) return { grew: false, observed };
+    const buffer = Buffer.alloc(changed.length * RECORD_BYTES);
+    for (const [i, record] of changed.entries()) encodeRecord(record, buffer, i * RECORD_BYTES);
+    await file.write(buffer, 0, buffer.length, firstChanged * RECORD_BYTES);
+    return { grew: true, observed };
+  } finally {
+    await file.close();
+  }
+}

@@ -1,0 +1,94 @@
+import { close, constants, open } from 'node:fs';
+import { type FileHandle, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { OutputBytes, OutputStream } from '../core/job.ts';
+
+/**
+ * The files of a job directory that belong to the output layer.
+ * - `stdout`, `stderr`: the exact bytes the job wrote, written by the kernel (the job holds them
+ *   as its fds 1 and 2). Retention may punch holes at their start; their size never shrinks.
+ * - `combined.idx`: the combined order as observed, fixed-size binary records (see `combined-index.ts`).
+ * - `kept.json`: where each stream's kept window starts (see `retention.ts`); absent until the first drop.
+ */
+export const OUTPUT_FILE_NAMES = {
+  stdout: 'stdout',
+  stderr: 'stderr',
+  combinedIndex: 'combined.idx',
+  kept: 'kept.json',
+} as const;
+
+export const OUTPUT_STREAMS: readonly OutputStream[] = ['stdout', 'stderr'];
+
+export interface OutputPaths {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly combinedIndex: string;
+  readonly kept: string;
+}
+
+export function outputPaths(dir: string): OutputPaths {
+  return {
+    stdout: join(dir, OUTPUT_FILE_NAMES.stdout),
+    stderr: join(dir, OUTPUT_FILE_NAMES.stderr),
+    combinedIndex: join(dir, OUTPUT_FILE_NAMES.combinedIndex),
+    kept: join(dir, OUTPUT_FILE_NAMES.kept),
+  };
+}
+
+// The callback API gives a bare fd. A FileHandle would be closed (with a warning) if it were
+// garbage-collected while the caller still owns its fd.
+const openFd = promisify(open);
+const closeFd = promisify(close);
+
+/**
+ * Creates the job's `stdout` and `stderr` (exclusive create, write-only, append, mode 0600) and
+ * returns their raw fds, to be passed as the child's stdio. The caller closes both after spawning.
+ * Append mode keeps every writer (the job and whatever it forks) at the end of the file.
+ */
+export async function openOutputFiles(dir: string): Promise<{ stdout: number; stderr: number }> {
+  const paths = outputPaths(dir);
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL;
+  const stdout = await openFd(paths.stdout, flags, 0o600);
+  try {
+    const stderr = await openFd(paths.stderr, flags, 0o600);
+    return { stdout, stderr };
+  } catch (err) {
+    await closeFd(stdout);
+    throw err;
+  }
+}
+
+/** The logical size of each stream file (bytes written so far, including any retention dropped); 0 when absent. */
+export async function readOutputSizes(dir: string): Promise<OutputBytes> {
+  const paths = outputPaths(dir);
+  const [stdout, stderr] = await Promise.all([fileSize(paths.stdout), fileSize(paths.stderr)]);
+  return { stdout, stderr };
+}
+
+export async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (err) {
+    if (isNotFound(err)) return 0;
+    throw err;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+}
+
+/** Reads exactly `length` bytes at `position`; the caller knows they were written. */
+export async function readExactly(file: FileHandle, length: number, position: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await file.read(data, filled, length - filled, position + filled);
+    if (bytesRead === 0) {
+      throw new Error(`Output file ended at ${position + filled}, before ${position + length}`);
+    }
+    filled += bytesRead;
+  }
+  return data;
+}

@@ -1,0 +1,68 @@
+import type { OutputBytes, OutputStream } from '../core/job.ts';
+import { OUTPUT_STREAMS, outputPaths } from './output-files.ts';
+import {
+  HolePunchError,
+  type KeptWindow,
+  nextKeptWindow,
+  punchHole,
+  readKeptWindow,
+  writeKeptWindow,
+} from './retention.ts';
+
+/** What the enforcer remembers about one job between observations (no descriptor). */
+export interface JobRetention {
+  kept: KeptWindow | undefined;
+  /** How far holes were punched by this process: after a restart the whole dropped prefix is punched once more. */
+  punched: Record<OutputStream, number>;
+  punchFailed: boolean;
+}
+
+export function newJobRetention(): JobRetention {
+  return { kept: undefined, punched: { stdout: 0, stderr: 0 }, punchFailed: false };
+}
+
+/**
+ * Applies the per-stream cap of a monitor to the jobs it observes, in two steps that the
+ * monitor calls in order: `advance` persists the new kept window, then `punch` frees the disk
+ * blocks it no longer covers. A punch that fails is reported once (per enforcer when
+ * fallocate(1) is missing, else per job) and not retried: the bytes stay intact on disk,
+ * hidden behind the kept window like punched ones, so readers see the same view either way.
+ */
+export class RetentionEnforcer {
+  readonly #capBytes: number;
+  readonly #fallocate: string;
+  #toolMissing = false;
+
+  constructor(capBytes: number, fallocate: string) {
+    this.#capBytes = capBytes;
+    this.#fallocate = fallocate;
+  }
+
+  /** Moves the kept window for the sizes just observed, and persists it before any punch. */
+  async advance(dir: string, sizes: OutputBytes, state: JobRetention): Promise<void> {
+    if (!Number.isFinite(this.#capBytes)) return;
+    const kept = state.kept ?? (await readKeptWindow(dir));
+    state.kept = kept;
+    const next = nextKeptWindow(kept, sizes, this.#capBytes);
+    if (next.stdout === kept.stdout && next.stderr === kept.stderr) return;
+    await writeKeptWindow(dir, next);
+    state.kept = next;
+  }
+
+  /** Frees the blocks before the persisted kept window; rejects with a `HolePunchError` to report. */
+  async punch(dir: string, state: JobRetention): Promise<void> {
+    const kept = state.kept;
+    if (!kept || state.punchFailed || this.#toolMissing) return;
+    for (const stream of OUTPUT_STREAMS) {
+      if (kept[stream] <= state.punched[stream]) continue;
+      try {
+        await punchHole(outputPaths(dir)[stream], kept[stream], this.#fallocate);
+        state.punched[stream] = kept[stream];
+      } catch (err) {
+        if (err instanceof HolePunchError && err.toolMissing) this.#toolMissing = true;
+        else state.punchFailed = true;
+        throw err;
+      }
+    }
+  }
+}

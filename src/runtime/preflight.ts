@@ -1,0 +1,47 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ValidationError } from '../core/errors.ts';
+import type { JobSpec } from '../core/job.ts';
+
+/**
+ * Checks, just before a job is created, what only the filesystem can tell: the working
+ * directory exists and the command can be executed. A bad spec is refused here with
+ * nothing created, rather than becoming a job that fails at once.
+ */
+export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>): void {
+  let cwdStat: ReturnType<typeof statSync>;
+  try {
+    cwdStat = statSync(spec.cwd);
+  } catch {
+    throw new ValidationError('cwd', `Working directory does not exist: ${spec.cwd}`);
+  }
+  if (!cwdStat.isDirectory())
+    throw new ValidationError('cwd', `Working directory is not a directory: ${spec.cwd}`);
+  if (spec.shell) return;
+  if (resolveCommand(spec.command, spec.cwd, env.PATH ?? '') === undefined) {
+    throw new ValidationError('command', `command not found: ${spec.command}`, 'COMMAND_NOT_FOUND');
+  }
+}
+
+/** The executable `command` names, as execvp(3) would find it, or undefined. */
+export function resolveCommand(command: string, cwd: string, path: string): string | undefined {
+  if (command.includes('/')) {
+    const file = isAbsolute(command) ? command : resolve(cwd, command);
+    return isExecutableFile(file) ? file : undefined;
+  }
+  for (const dir of path.split(':')) {
+    const file = join(resolve(cwd, dir || '.'), command);
+    if (isExecutableFile(file)) return file;
+  }
+  return undefined;
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    if (!statSync(file).isFile()) return false;
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

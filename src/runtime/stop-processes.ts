@@ -1,0 +1,76 @@
+import type { ProcessIdentity } from '../core/job.ts';
+import type { Cgroups } from './cgroups.ts';
+import { isSameProcessAlive } from './process-identity.ts';
+import { groupExists, sendSignal } from './signals.ts';
+
+export interface StopResult {
+  /** True when something outlived the grace period and had to be killed. */
+  readonly forced: boolean;
+}
+
+/**
+ * Ends every process of a job: SIGTERM to its process group, up to `graceMs` for them to
+ * exit, then SIGKILL to everything in its cgroup (escapees from the group included) or,
+ * on a host without cgroups, to the group. Resolves once nothing of the job remains.
+ * The recorded identity is checked before each signal to the group, so a reused pid is
+ * never signalled.
+ */
+export async function stopProcesses(
+  identity: ProcessIdentity,
+  cgroups: Cgroups,
+  graceMs: number,
+  groupIsOurs: boolean,
+): Promise<StopResult> {
+  const { pid } = identity;
+  const dirs = identity.cgroups;
+  if (isSameProcessAlive(identity)) sendSignal(-pid, 'SIGTERM');
+  if (await allGone(identity, cgroups, graceMs, groupIsOurs)) return { forced: false };
+  if (dirs.length > 0) cgroups.killAll(dirs);
+  else if (isSameProcessAlive(identity) || (groupIsOurs && groupExists(pid))) sendSignal(-pid, 'SIGKILL');
+  await allGone(identity, cgroups, 30_000, groupIsOurs);
+  return { forced: true };
+}
+
+/**
+ * Kills whatever a job left behind after its main process exited. Without cgroups only
+ * the process group can be found, and only while `groupIsOurs`: right after we saw the
+ * leader exit (a pgid is not reused while any member lives), not after a restart.
+ */
+export async function killLeftovers(
+  identity: ProcessIdentity,
+  cgroups: Cgroups,
+  groupIsOurs: boolean,
+): Promise<boolean> {
+  const dirs = identity.cgroups;
+  if (dirs.length > 0) {
+    if (cgroups.isEmpty(dirs)) return false;
+    cgroups.killAll(dirs);
+    await cgroups.whenEmpty(dirs, AbortSignal.timeout(30_000)).catch(() => {});
+    return true;
+  }
+  if (!groupIsOurs || identity.pid <= 1 || !groupExists(identity.pid)) return false;
+  sendSignal(-identity.pid, 'SIGKILL');
+  return true;
+}
+
+async function allGone(
+  identity: ProcessIdentity,
+  cgroups: Cgroups,
+  timeoutMs: number,
+  groupIsOurs: boolean,
+): Promise<boolean> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  if (identity.cgroups.length > 0) {
+    return cgroups.whenEmpty(identity.cgroups, signal).then(
+      () => true,
+      () => false,
+    );
+  }
+  // No cgroup: no notification exists for "process group empty", so look every 20 ms.
+  // A group whose leader we did not see exit may be someone else's by now: judge by the leader.
+  while (!signal.aborted) {
+    if (!isSameProcessAlive(identity) && !(groupIsOurs && groupExists(identity.pid))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return false;
+}

@@ -1,0 +1,226 @@
+import { EventEmitter, once } from 'node:events';
+import type { Principal } from '../auth/principal.ts';
+import { NotFoundError, ValidationError } from '../core/errors.ts';
+import { isJobId } from '../core/ids.ts';
+import { isFinal, type Job, type JobStatus } from '../core/job.ts';
+import type { FollowEvent, JobEngine } from '../engine/job-engine.ts';
+import type { OutputSelector } from '../output/output-types.ts';
+import type { JobPage } from '../store/job-store.ts';
+import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
+
+/** What the service needs of the engine. */
+export type JobEnginePort = Pick<
+  JobEngine,
+  'start' | 'get' | 'list' | 'stop' | 'readOutput' | 'follow' | 'waitFor'
+>;
+
+export interface JobServiceOptions {
+  /** Follows open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 4096. */
+  readonly maxFollowers?: number;
+  /** Page size of `list` when the caller names none. Default 50. */
+  readonly defaultPageSize?: number;
+}
+
+export const SERVICE_DEFAULTS = {
+  maxFollowers: 4096,
+  defaultPageSize: 50,
+} as const satisfies Required<JobServiceOptions>;
+
+/** The longest grace a stop may ask for: one day. */
+export const MAX_GRACE_MS = 24 * 3600 * 1000;
+
+/** Bytes read per page when a view is read to its current end (not followed). */
+const PAGE_BYTES = 64 * 1024;
+
+export interface ListJobsRequest {
+  readonly status?: readonly JobStatus[];
+  readonly name?: string;
+  readonly label?: { readonly key: string; readonly value: string };
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+export interface OutputRequest {
+  readonly selector: OutputSelector;
+  readonly cursor: number;
+  /** True: stream until the job ends. False: what exists now, then the end. */
+  readonly follow: boolean;
+  /** Ends the stream early (the client went away); it then ends without its `end` event. */
+  readonly signal?: AbortSignal;
+}
+
+/** Lifecycle events of the service, named `noun:verb`; tests and diagnostics listen to them. */
+export interface ServiceEvents {
+  'follower:open': [jobId: string];
+  'follower:close': [jobId: string];
+}
+
+/**
+ * The one API every adapter calls (REST now, RPC later). It authorizes each call: a user sees and
+ * stops only its own jobs, an admin all of them, and another user's job answers exactly like an
+ * unknown one (NOT_FOUND). It also validates ids, bounds the number of open follows, and ends every
+ * open stream at shutdown (the jobs keep running).
+ */
+export class JobService extends EventEmitter<ServiceEvents> {
+  readonly #engine: JobEnginePort;
+  readonly #options: Required<JobServiceOptions>;
+  readonly #shutdown = new AbortController();
+  #followers = 0;
+
+  constructor(engine: JobEnginePort, options: JobServiceOptions = {}) {
+    super();
+    this.#engine = engine;
+    this.#options = { ...SERVICE_DEFAULTS, ...options };
+  }
+
+  /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */
+  start(who: Principal, input: unknown): Promise<Job> {
+    return this.#engine.start(input, { user: who.user });
+  }
+
+  /** The job, if the caller may see it; NOT_FOUND otherwise, VALIDATION_FAILED (`id`) for a malformed id. */
+  async get(who: Principal, id: string): Promise<Job> {
+    checkId(id);
+    const job = await this.#engine.get(id);
+    if (!mayAccess(who, job)) throw new NotFoundError(id);
+    return job;
+  }
+
+  /** One page of the jobs the caller may see, newest first. */
+  list(who: Principal, request: ListJobsRequest): Promise<JobPage> {
+    return this.#engine.list({
+      ...request,
+      limit: request.limit ?? this.#options.defaultPageSize,
+      ...(who.role === 'admin' ? {} : { owner: who.user }),
+    });
+  }
+
+  /**
+   * Asks a job to stop and returns it as recorded (still `running` until its processes are gone).
+   * On a job that had already finished nothing changes: `AlreadyFinishedError`, carrying the job.
+   */
+  async stop(who: Principal, id: string, options: { graceMs?: number } = {}): Promise<Job> {
+    const { graceMs } = options;
+    if (graceMs !== undefined && (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_MS)) {
+      throw ValidationError.expected(
+        'graceMs',
+        `an integer of milliseconds from 0 to ${MAX_GRACE_MS}`,
+        graceMs,
+      );
+    }
+    await this.get(who, id);
+    const { job } = await this.#engine.stop(id, { user: who.user }, graceMs === undefined ? {} : { graceMs });
+    if (isFinal(job.status)) throw new AlreadyFinishedError(job);
+    return job;
+  }
+
+  /**
+   * Opens a view of a job's output from a cursor. Everything that can be refused is checked before
+   * this resolves (access, id, cursor, capacity), so an adapter can still answer with an error; the
+   * stream itself then yields output batches and, last, one `end` event with the job: final when
+   * following, as it is now otherwise. A stream cut short by `signal` or by shutdown ends without
+   * its `end` event, and its client resumes from the last cursor it received.
+   */
+  async openOutput(who: Principal, id: string, request: OutputRequest): Promise<AsyncGenerator<FollowEvent>> {
+    await this.get(who, id);
+    // Validates the selector and the cursor (past the end is BAD_CURSOR) before any byte is sent.
+    await this.#engine.readOutput(id, { selector: request.selector, cursor: request.cursor, limitBytes: 1 });
+    if (this.#followers >= this.#options.maxFollowers) {
+      throw new CapacityError(
+        `The server already streams ${this.#followers} outputs, its limit; try again later`,
+      );
+    }
+    return this.#stream(id, request);
+  }
+
+  /**
+   * Starts a job and waits for it to finish. Resolves with the final job, or with the job as it
+   * is if `signal` or shutdown ends the wait first (the job keeps running either way).
+   */
+  async run(who: Principal, input: unknown, signal?: AbortSignal): Promise<Job> {
+    const job = await this.start(who, input);
+    const stop = AbortSignal.any(signal ? [signal, this.#shutdown.signal] : [this.#shutdown.signal]);
+    if (stop.aborted) return this.#engine.get(job.id);
+    const cancelled = new AbortController();
+    const aborted = once(stop, 'abort', { signal: cancelled.signal }).then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      const finished = await Promise.race([this.#engine.waitFor(job.id), aborted]);
+      return finished ?? (await this.#engine.get(job.id));
+    } finally {
+      cancelled.abort();
+    }
+  }
+
+  /** Streams of output open right now. */
+  get followers(): number {
+    return this.#followers;
+  }
+
+  /**
+   * Ends every open follow and every `run` wait, and resolves once every stream is closed (reads of
+   * what exists are let finish). Jobs keep running. Idempotent. Follows opened afterwards end at once.
+   */
+  async shutdown(): Promise<void> {
+    this.#shutdown.abort();
+    while (this.#followers > 0) await once(this, 'follower:close');
+  }
+
+  async *#stream(id: string, request: OutputRequest): AsyncGenerator<FollowEvent> {
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    // Shutdown ends follows, which could last forever; a read of what exists ends soon on its own.
+    const shutdown = request.follow ? this.#shutdown.signal : undefined;
+    const sources = [request.signal, shutdown].filter((s) => s !== undefined);
+    for (const source of sources) {
+      if (source.aborted) controller.abort();
+      else source.addEventListener('abort', abort, { once: true });
+    }
+    this.#followers++;
+    this.emit('follower:open', id);
+    try {
+      const { selector, cursor } = request;
+      const signal = controller.signal;
+      if (request.follow) yield* this.#engine.follow(id, { selector, cursor, signal });
+      else yield* this.#readToEnd(id, selector, cursor, signal);
+    } finally {
+      for (const source of sources) source.removeEventListener('abort', abort);
+      this.#followers--;
+      this.emit('follower:close', id);
+    }
+  }
+
+  async *#readToEnd(
+    id: string,
+    selector: OutputSelector,
+    from: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<FollowEvent> {
+    let cursor = from;
+    let end = Number.POSITIVE_INFINITY;
+    while (!signal.aborted && cursor < end) {
+      const page = await this.#engine.readOutput(id, { selector, cursor, limitBytes: PAGE_BYTES });
+      end = Math.min(end, page.end);
+      if (page.events.length === 0) break;
+      cursor = page.cursor;
+      yield { type: 'output', events: page.events };
+    }
+    if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
+  }
+}
+
+function mayAccess(who: Principal, job: Job): boolean {
+  return who.role === 'admin' || job.owner === who.user;
+}
+
+function checkId(id: string): void {
+  if (!isJobId(id)) {
+    throw ValidationError.expected(
+      'id',
+      'a job id (a UUIDv7 such as 0190f3a2-7c4e-7d1a-9b2c-3f4e5a6b7c8d)',
+      id,
+    );
+  }
+}

@@ -1,0 +1,66 @@
+import { ValidationError } from '../../core/errors.ts';
+import { isJobId } from '../../core/ids.ts';
+import { JOB_STATUSES, type Job, type JobSpec, type ProcessIdentity } from '../../core/job.ts';
+import type { JobRow } from './sqlite-schema.ts';
+
+/** The row that stores `job`; a `ValidationError` for what the schema relies on (id, status, dates). */
+export function jobToRow(job: Job): JobRow {
+  if (typeof job.id !== 'string' || !isJobId(job.id)) {
+    throw ValidationError.expected('id', 'a UUIDv7 job id', job.id);
+  }
+  if (!JOB_STATUSES.includes(job.status)) {
+    throw ValidationError.expected('status', `one of ${JOB_STATUSES.join(', ')}`, job.status);
+  }
+  return {
+    id: job.id,
+    status: job.status,
+    owner: job.owner,
+    name: job.spec.name,
+    node: job.node,
+    created_at: toMillis('createdAt', job.createdAt),
+    started_at: job.startedAt === null ? null : toMillis('startedAt', job.startedAt),
+    finished_at: job.finishedAt === null ? null : toMillis('finishedAt', job.finishedAt),
+    spec: JSON.stringify(job.spec),
+    process: job.process === null ? null : JSON.stringify(job.process),
+    stop_at: job.stop === null ? null : toMillis('stop.at', job.stop.at),
+    stop_by: job.stop?.by ?? null,
+    stop_grace_ms: job.stop?.graceMs ?? null,
+    stop_forced: job.stopForced ? 1 : 0,
+    exit_code: job.exit?.exitCode ?? null,
+    exit_signal: job.exit?.signal ?? null,
+    exit_reason: job.exit?.reason ?? null,
+    stdout_bytes: job.outputBytes.stdout,
+    stderr_bytes: job.outputBytes.stderr,
+  };
+}
+
+export function rowToJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    spec: JSON.parse(row.spec) as JobSpec,
+    status: row.status,
+    owner: row.owner,
+    createdAt: new Date(row.created_at),
+    startedAt: row.started_at === null ? null : new Date(row.started_at),
+    finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
+    stop:
+      row.stop_at === null
+        ? null
+        : { at: new Date(row.stop_at), by: row.stop_by ?? '', graceMs: row.stop_grace_ms ?? 0 },
+    stopForced: row.stop_forced === 1,
+    process: row.process === null ? null : (JSON.parse(row.process) as ProcessIdentity),
+    exit:
+      row.exit_reason === null
+        ? null
+        : { exitCode: row.exit_code, signal: row.exit_signal, reason: row.exit_reason },
+    node: row.node,
+    outputBytes: { stdout: row.stdout_bytes, stderr: row.stderr_bytes },
+  };
+}
+
+/** A date as integer Unix milliseconds, the unit every time column uses. */
+export function toMillis(field: string, date: Date): number {
+  const ms = date instanceof Date ? date.getTime() : Number.NaN;
+  if (!Number.isFinite(ms)) throw ValidationError.expected(field, 'a valid Date', date);
+  return ms;
+}

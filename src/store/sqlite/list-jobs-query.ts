@@ -1,0 +1,61 @@
+import { type CompiledQuery, type Kysely, sql } from 'kysely';
+import type { JobStatus } from '../../core/job.ts';
+import type { CheckedListQuery } from '../list-query.ts';
+import type { JobRow, SqliteSchema } from './sqlite-schema.ts';
+
+/**
+ * The SQL of one history page: `limit + 1` rows, newest first. Each form reads one index range in
+ * id order and stops after the page (the tests check the plans):
+ * - label: the label index drives (CROSS JOIN fixes the join order in SQLite), and the job is
+ *   looked up by id; with an owner, the index that also holds the owner.
+ * - several statuses: one branch per status, each an index range in id order, merged by SQLite
+ *   (`MERGE (UNION ALL)`). `status IN (...)` would read each status's range and then sort.
+ * - otherwise one branch: the index on the equality columns given, then id.
+ */
+export function listJobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery): CompiledQuery<JobRow> {
+  const fetch = query.limit + 1;
+  if (query.label !== null) return labelQuery(db, query, query.label).limit(fetch).compile();
+  const [first, ...rest] = (query.statuses ?? [null]).map((status) => jobsQuery(db, query, status));
+  let compound = first!;
+  for (const branch of rest) compound = compound.unionAll(branch);
+  return compound.orderBy('id', 'desc').limit(fetch).compile();
+}
+
+/** Every running job of a node, from the partial index of running jobs (which needs the literal). */
+export function listRunningQuery(db: Kysely<SqliteSchema>, node: string): CompiledQuery<JobRow> {
+  return db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('node', '=', node)
+    .where('status', '=', sql.lit('running'))
+    .orderBy('id')
+    .compile();
+}
+
+function jobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery, status: JobStatus | null) {
+  let q = db.selectFrom('jobs').selectAll();
+  if (status !== null) q = q.where('status', '=', status);
+  if (query.owner !== null) q = q.where('owner', '=', query.owner);
+  if (query.name !== null) q = q.where('name', '=', query.name);
+  if (query.before !== null) q = q.where('id', '<', query.before);
+  return q;
+}
+
+function labelQuery(
+  db: Kysely<SqliteSchema>,
+  query: CheckedListQuery,
+  label: { readonly key: string; readonly value: string },
+) {
+  let q = db
+    .selectFrom('job_labels as l')
+    .crossJoin('jobs as j')
+    .selectAll('j')
+    .whereRef('j.id', '=', 'l.job_id')
+    .where('l.key', '=', label.key)
+    .where('l.value', '=', label.value);
+  if (query.owner !== null) q = q.where('l.owner', '=', query.owner);
+  if (query.statuses !== null) q = q.where('j.status', 'in', query.statuses);
+  if (query.name !== null) q = q.where('j.name', '=', query.name);
+  if (query.before !== null) q = q.where('l.job_id', '<', query.before);
+  return q.orderBy('l.job_id', 'desc');
+}

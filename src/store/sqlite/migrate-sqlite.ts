@@ -1,0 +1,28 @@
+import type { Kysely } from 'kysely';
+import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import * as jobs from './migrations/0001-jobs.ts';
+
+/**
+ * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
+ * they come from code rather than a folder scan so that nothing depends on the working directory.
+ */
+export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001-jobs': jobs,
+};
+
+const provider: MigrationProvider = {
+  getMigrations: async () => ({ ...SQLITE_MIGRATIONS }),
+};
+
+/**
+ * Brings the schema to the latest migration, all pending migrations in one transaction, and
+ * returns the names of those it ran (none when the schema is current). Throws when one fails.
+ */
+export async function migrateSqlite<DB>(db: Kysely<DB>): Promise<string[]> {
+  const { error, results = [] } = await new Migrator({ db, provider }).migrateToLatest();
+  if (error !== undefined) {
+    const failed = results.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(`SQLite migration ${failed ?? '(setup)'} failed: ${String(error)}`, { cause: error });
+  }
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,78 @@
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import type { SqliteDatabase, SqliteStatement } from 'kysely';
+
+/**
+ * Kysely's built-in `SqliteDialect` drives a better-sqlite3-shaped database: `prepare(sql)` returning
+ * a statement with a `reader` flag and methods taking the parameters as one array. `node:sqlite`
+ * (built into Node, so no native dependency to build) spreads its parameters and has no `reader`,
+ * so this wraps a `DatabaseSync` to that shape.
+ *
+ * Kysely calls `prepare` for every query it runs, and preparing costs as much as running a small
+ * query, so statements are cached by SQL text. The cache is bounded (least recently used goes
+ * first) because query shapes vary with filters, and the server's heap must stay small.
+ */
+export class NodeSqliteDatabase implements SqliteDatabase {
+  readonly #db: DatabaseSync;
+  readonly #capacity: number;
+  readonly #statements = new Map<string, CachedStatement>();
+
+  constructor(db: DatabaseSync, options: { statementCacheSize?: number } = {}) {
+    this.#db = db;
+    this.#capacity = options.statementCacheSize ?? 200;
+  }
+
+  /** The wrapped connection, for what Kysely does not cover (pragmas). */
+  get connection(): DatabaseSync {
+    return this.#db;
+  }
+
+  /** How many prepared statements are cached now. */
+  get cachedStatements(): number {
+    return this.#statements.size;
+  }
+
+  prepare(sql: string): SqliteStatement {
+    const cached = this.#statements.get(sql);
+    if (cached !== undefined) {
+      // Re-insert so that Map order is least recently used first.
+      this.#statements.delete(sql);
+      this.#statements.set(sql, cached);
+      return cached;
+    }
+    const statement = new CachedStatement(this.#db.prepare(sql));
+    this.#statements.set(sql, statement);
+    if (this.#statements.size > this.#capacity) {
+      const oldest = this.#statements.keys().next();
+      if (oldest.done !== true) this.#statements.delete(oldest.value);
+    }
+    return statement;
+  }
+
+  close(): void {
+    this.#statements.clear();
+    if (this.#db.isOpen) this.#db.close();
+  }
+}
+
+class CachedStatement implements SqliteStatement {
+  readonly reader: boolean;
+  readonly #statement: StatementSync;
+
+  constructor(statement: StatementSync) {
+    this.#statement = statement;
+    // A statement returns rows when it has result columns (SELECT, PRAGMA, ... RETURNING).
+    this.reader = statement.columns().length > 0;
+  }
+
+  all(parameters: readonly unknown[]): unknown[] {
+    return this.#statement.all(...(parameters as SQLInputValue[]));
+  }
+
+  run(parameters: readonly unknown[]): { changes: number | bigint; lastInsertRowid: number | bigint } {
+    return this.#statement.run(...(parameters as SQLInputValue[]));
+  }
+
+  iterate(parameters: readonly unknown[]): IterableIterator<unknown> {
+    return this.#statement.iterate(...(parameters as SQLInputValue[]));
+  }
+}

@@ -1,0 +1,41 @@
+import { DatabaseSync } from 'node:sqlite';
+import { Kysely } from 'kysely';
+import { NodeSqliteDatabase } from './node-sqlite-database.ts';
+import { NodeSqliteDialect } from './node-sqlite-dialect.ts';
+import type { SqliteSchema } from './sqlite-schema.ts';
+
+/** How long a statement waits for another connection's write lock before failing with SQLITE_BUSY. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Durability and integrity settings, applied on every connection.
+ * - WAL: readers never block the writer nor the writer readers; one fsync per checkpoint, not per commit.
+ * - synchronous=NORMAL: with WAL a commit survives a crash of the process; a power cut may lose the
+ *   last commits but never corrupts the database.
+ * - journal_size_limit: the WAL file shrinks back to 64 MiB after a burst of writes.
+ */
+const PRAGMAS = [
+  'pragma journal_mode = wal',
+  'pragma synchronous = normal',
+  `pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
+  'pragma foreign_keys = on',
+  `pragma journal_size_limit = ${64 * 1024 * 1024}`,
+];
+
+/** Opens (creating if needed) the SQLite file at `path` as a Kysely instance over `node:sqlite`. */
+export function openSqliteConnection(path: string): Kysely<SqliteSchema> {
+  const db = new DatabaseSync(path);
+  try {
+    for (const pragma of PRAGMAS) db.exec(pragma);
+    const mode = db.prepare('pragma journal_mode').get()?.journal_mode;
+    if (mode !== 'wal' && path !== ':memory:') {
+      throw new Error(
+        `Expected SQLite database ${path} to be in WAL mode, but it is in ${String(mode)} mode`,
+      );
+    }
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return new Kysely<SqliteSchema>({ dialect: new NodeSqliteDialect(new NodeSqliteDatabase(db)) });
+}

@@ -1,0 +1,50 @@
+import type { JobStatus } from '../../core/job.ts';
+
+/**
+ * The tables as Kysely sees them (see migrations/ for the DDL and docs/storage.md for why).
+ * Times are integer Unix milliseconds, so a `Date` round-trips exactly.
+ */
+export interface SqliteSchema {
+  jobs: JobRow;
+  job_labels: JobLabelRow;
+}
+
+/** One job. The spec is JSON; what lists filter on is copied into real, indexed columns. */
+export interface JobRow {
+  id: string;
+  status: JobStatus;
+  owner: string;
+  /** `spec.name`, copied for the name index. */
+  name: string | null;
+  node: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  /** `JobSpec` as JSON. */
+  spec: string;
+  /** `ProcessIdentity` as JSON, or null before the job started. */
+  process: string | null;
+  /** The three `stop_` columns are all null or all set. */
+  stop_at: number | null;
+  stop_by: string | null;
+  stop_grace_ms: number | null;
+  /** 0 or 1. */
+  stop_forced: number;
+  /** The job has an exit exactly when `exit_reason` is not null. */
+  exit_code: number | null;
+  exit_signal: string | null;
+  exit_reason: string | null;
+  stdout_bytes: number;
+  stderr_bytes: number;
+}
+
+/**
+ * One label of one job: the index behind label filters. `owner` is copied from the job (it never
+ * changes) so that "this owner's jobs with this label" is an index range too.
+ */
+export interface JobLabelRow {
+  job_id: string;
+  key: string;
+  value: string;
+  owner: string;
+}

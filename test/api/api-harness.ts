@@ -1,0 +1,228 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { type RunningServer, runServer } from '../../src/main.ts';
+
+export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
+
+/** A server on an ephemeral port with its own fresh data directory. */
+export interface ApiHarness {
+  server: RunningServer;
+  readonly dataDir: string;
+  readonly token: string;
+  /** The server's log lines (JSON), for redaction checks. */
+  readonly logs: string[];
+  url(path: string): string;
+  /** fetch with the admin token (unless `headers.authorization` says otherwise) and JSON bodies. */
+  api(path: string, init?: ApiInit): Promise<Response>;
+  json<T = Record<string, unknown>>(path: string, init?: ApiInit): Promise<{ status: number; body: T }>;
+  /** close() then runServer again on the same data directory and port. */
+  restart(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export interface ApiInit {
+  method?: string;
+  body?: unknown;
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export async function openApi(setup?: (dataDir: string) => Promise<void>): Promise<ApiHarness> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
+  await setup?.(dataDir);
+  const logs: string[] = [];
+  const logStream = new PassThrough();
+  logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+  let server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream });
+  const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
+  const harness: ApiHarness = {
+    get server() {
+      return server;
+    },
+    set server(value) {
+      server = value;
+    },
+    dataDir,
+    token,
+    logs,
+    url: (path) => server.url + path,
+    api: (path, init = {}) => {
+      const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
+      let body: string | Buffer | undefined = init.rawBody;
+      if (init.body !== undefined) {
+        body = JSON.stringify(init.body);
+        headers['content-type'] ??= 'application/json';
+      }
+      return fetch(server.url + path, {
+        method: init.method ?? (body === undefined ? 'GET' : 'POST'),
+        headers,
+        ...(body === undefined ? {} : { body }),
+        ...(init.signal ? { signal: init.signal } : {}),
+      });
+    },
+    json: async <T>(path: string, init?: ApiInit) => {
+      const res = await harness.api(path, init);
+      return { status: res.status, body: (await res.json()) as T };
+    },
+    restart: async () => {
+      const port = new URL(server.url).port;
+      await server.close();
+      server = await runServer({ listen: `127.0.0.1:${port}`, dataDir, logStream });
+    },
+    destroy: async () => {
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
+
+/** The job JSON as the API answers it. */
+export interface JobJson {
+  id: string;
+  name: string | null;
+  command: string;
+  args: string[];
+  shell: boolean;
+  cwd: string;
+  labels: Record<string, string>;
+  status: string;
+  exitCode: number | null;
+  signal: string | null;
+  reason: string | null;
+  owner: string;
+  pid: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  stopRequestedAt: string | null;
+  outputBytes: { stdout: number; stderr: number };
+}
+
+export async function startJob(h: ApiHarness, spec: Record<string, unknown>): Promise<JobJson> {
+  const { status, body } = await h.json<JobJson>('/v1/jobs', { body: spec });
+  if (status !== 201) throw new Error(`start failed: ${status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** `1\n2\n...n\n`: what test/fixtures/counter.sh prints for `n`. */
+export function counterOutput(n: number): Buffer {
+  return Buffer.from(Array.from({ length: n }, (_, i) => `${i + 1}\n`).join(''));
+}
+
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+  readonly trailers: NodeJS.Dict<string>;
+}
+
+/**
+ * A GET over node:http (fetch cannot read trailers), without keep-alive so that no socket outlives
+ * the request. `onData` may return true to stop reading: the request is then destroyed (a client
+ * that goes away mid-stream) and the promise resolves with what came so far.
+ */
+export function rawGet(
+  url: string,
+  headers: Record<string, string>,
+  onData?: (body: Buffer) => boolean,
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      const result = () => ({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        body: Buffer.concat(chunks),
+        trailers: res.trailers,
+      });
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        if (onData?.(Buffer.concat(chunks))) {
+          // Resolve once the client's socket is really closed, so fd counts can be compared.
+          res.socket.once('close', () => resolve(result()));
+          req.destroy();
+        }
+      });
+      res.on('end', () => resolve(result()));
+      res.on('error', () => undefined);
+    });
+    req.on('error', (err) => {
+      if (!req.destroyed) reject(err);
+    });
+    req.end();
+  });
+}
+
+export interface SseEvent {
+  readonly event: string;
+  readonly id: string | undefined;
+  readonly data: string;
+}
+
+/** Reads server-sent events from a fetch response; `onEvent` may return true to stop (and abort). */
+export async function readSse(
+  response: Response,
+  onEvent?: (event: SseEvent) => boolean,
+): Promise<SseEvent[]> {
+  const events: SseEvent[] = [];
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return events;
+      buffer += decoder.decode(value, { stream: true });
+      let split = buffer.indexOf('\n\n');
+      while (split !== -1) {
+        const block = buffer.slice(0, split);
+        buffer = buffer.slice(split + 2);
+        split = buffer.indexOf('\n\n');
+        const fields: Record<string, string> = {};
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) continue;
+          const colon = line.indexOf(':');
+          const key = colon === -1 ? line : line.slice(0, colon);
+          const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
+          fields[key] = fields[key] === undefined ? value : `${fields[key]}\n${value}`;
+        }
+        const event = { event: fields.event ?? 'message', id: fields.id, data: fields.data ?? '' };
+        events.push(event);
+        if (onEvent?.(event)) return events;
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
+/** The bytes carried by `output` events, in order. */
+export function sseBytes(events: readonly SseEvent[]): Buffer {
+  return Buffer.concat(
+    events
+      .filter((e) => e.event === 'output')
+      .map((e) => Buffer.from((JSON.parse(e.data) as { data: string }).data, 'base64')),
+  );
+}
+
+export async function openFdCount(): Promise<number> {
+  return (await readdir('/proc/self/fd')).length;
+}
+
+/** Fails with `what` if `promise` has not settled within `ms` (a deadline, not a sleep). */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

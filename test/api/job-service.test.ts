@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { toErrorResponse } from '../../src/api/rest/error-mapping.ts';
+import type { Principal } from '../../src/auth/principal.ts';
+import { JobService } from '../../src/service/job-service.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+
+const admin: Principal = { user: 'root', role: 'admin' };
+const alice: Principal = { user: 'alice', role: 'user' };
+const bob: Principal = { user: 'bob', role: 'user' };
+
+describe('job service', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness();
+  });
+  after(() => h.destroy());
+
+  it('refuses a follow beyond its limit with CAPACITY_EXHAUSTED (429), and ends follows at shutdown', async () => {
+    const service = new JobService(h.engine, { maxFollowers: 1 });
+    const job = await service.start(alice, { command: 'sleep', args: ['60'] });
+    const first = await service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: true });
+    const pending = first.next(); // the follow is open and waits for output
+    assert.equal(service.followers, 1);
+    const refused = await service
+      .openOutput(admin, job.id, { selector: 'all', cursor: 0, follow: true })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    assert.equal(toErrorResponse(refused).status, 429);
+    assert.equal(toErrorResponse(refused).body.error.code, 'CAPACITY_EXHAUSTED');
+
+    await service.shutdown();
+    assert.deepEqual(await pending, { value: undefined, done: true }, 'ended without an end event');
+    assert.equal(service.followers, 0);
+    await service.shutdown(); // idempotent
+    await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
+  });
+
+  it("authorizes by owner: another user's job is NOT_FOUND, exactly like an unknown id; admins see all", async () => {
+    const service = new JobService(h.engine);
+    const job = await service.start(alice, { command: 'true' });
+    await h.engine.waitFor(job.id);
+    assert.equal((await service.get(admin, job.id)).owner, 'alice');
+    assert.equal((await service.get(alice, job.id)).id, job.id);
+    const unknown = `${job.id.slice(0, -4)}0000`;
+    const asBob = await service.get(bob, job.id).catch((err: unknown) => toErrorResponse(err));
+    const missing = await service.get(bob, unknown).catch((err: unknown) => toErrorResponse(err));
+    assert.deepEqual(
+      JSON.stringify(asBob).replace(job.id, 'ID'),
+      JSON.stringify(missing).replace(unknown, 'ID'),
+    );
+    await assert.rejects(service.stop(bob, job.id), { code: 'NOT_FOUND' });
+    await assert.rejects(service.openOutput(bob, job.id, { selector: 'all', cursor: 0, follow: false }), {
+      code: 'NOT_FOUND',
+    });
+    const bobs = await service.list(bob, {});
+    assert.equal(bobs.jobs.length, 0);
+    await assert.rejects(service.stop(alice, job.id), { code: 'ALREADY_FINISHED' });
+  });
+});

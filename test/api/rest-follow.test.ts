@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  type ApiHarness,
+  counterOutput,
+  FIXTURES,
+  type JobJson,
+  openApi,
+  rawGet,
+  readSse,
+  sseBytes,
+  startJob,
+} from './api-harness.ts';
+
+const COUNTER = join(FIXTURES, 'counter.sh');
+
+describe('REST API: following output', () => {
+  let h: ApiHarness;
+  let auth: Record<string, string>;
+  before(async () => {
+    h = await openApi();
+    auth = { authorization: `Bearer ${h.token}` };
+  });
+  after(() => h.destroy());
+
+  it('follows over raw HTTP: bytes live, start cursor in a header, end cursor and status in trailers', async () => {
+    const job = await startJob(h, { command: COUNTER, args: ['150', '3'] });
+    let firstChunkAt = -1;
+    const res = await rawGet(h.url(`/v1/jobs/${job.id}/output?stream=stdout&follow=true`), auth, (body) => {
+      // The first bytes arrive while the job still runs: they are not held back until the end.
+      if (firstChunkAt === -1) firstChunkAt = body.length;
+      return false;
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-type'], 'application/octet-stream');
+    assert.equal(res.headers['transfer-encoding'], 'chunked');
+    assert.equal(res.headers['x-accel-buffering'], 'no');
+    assert.equal(res.headers['x-jobworker-cursor'], '0');
+    assert.equal(res.headers['x-jobworker-job-id'], job.id);
+    assert.ok(firstChunkAt > 0 && firstChunkAt < res.body.length, 'output came in several chunks');
+    assert.deepEqual(res.body, counterOutput(150));
+    assert.equal(res.trailers['x-jobworker-cursor'], String(res.body.length));
+    assert.equal(res.trailers['x-jobworker-truncated-bytes'], '0');
+    assert.equal(res.trailers['x-jobworker-status'], 'failed');
+    assert.equal(res.trailers['x-jobworker-exit-code'], '3');
+
+    // Resuming from any cursor gives exactly the rest.
+    const rest = await rawGet(h.url(`/v1/jobs/${job.id}/output?stream=stdout&cursor=100`), auth);
+    assert.deepEqual(rest.body, counterOutput(150).subarray(100));
+    assert.equal(rest.headers['x-jobworker-cursor'], '100');
+    assert.equal(rest.trailers['x-jobworker-cursor'], String(counterOutput(150).length));
+  });
+
+  it('without follow, answers what exists while the job runs and says it is still running', async () => {
+    const job = await startJob(h, { command: 'sh', args: ['-c', 'echo first; exec sleep 60'] });
+    await rawGet(
+      h.url(`/v1/jobs/${job.id}/output?follow=true`),
+      auth,
+      (body) => body.toString() === 'first\n',
+    );
+    const now = await rawGet(h.url(`/v1/jobs/${job.id}/output`), auth);
+    assert.equal(now.body.toString(), 'first\n');
+    assert.equal(now.trailers['x-jobworker-status'], 'running');
+    assert.equal(now.trailers['x-jobworker-cursor'], '6');
+    assert.equal((await h.api(`/v1/jobs/${job.id}/stop`, { body: { graceMs: 0 } })).status, 202);
+  });
+
+  it('follows over SSE: base64 output events whose ids are cursors, then an end event with the job', async () => {
+    const job = await startJob(h, {
+      command: 'sh',
+      args: ['-c', 'for i in 1 2 3; do echo "out $i"; echo "err $i" >&2; done; printf "\\377\\000bin"'],
+    });
+    const res = await h.api(`/v1/jobs/${job.id}/output?follow=true`, {
+      headers: { accept: 'text/event-stream' },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    assert.equal(res.headers.get('cache-control'), 'no-cache, no-transform');
+    const events = await readSse(res);
+    const end = events.at(-1)!;
+    assert.equal(end.event, 'end');
+    const ended = JSON.parse(end.data) as { job: JobJson; cursor: string };
+    assert.equal(ended.job.status, 'succeeded');
+    assert.equal(ended.job.id, job.id);
+    const outputs = events.filter((e) => e.event === 'output');
+    let position = 0;
+    for (const e of outputs) {
+      const data = JSON.parse(e.data) as { stream: string; data: string; cursor: string };
+      position += Buffer.from(data.data, 'base64').length;
+      assert.equal(e.id, String(position), 'each id is the cursor after the event');
+      assert.equal(data.cursor, e.id);
+      assert.ok(data.stream === 'stdout' || data.stream === 'stderr');
+    }
+    assert.equal(end.id, String(position));
+    assert.equal(ended.cursor, end.id);
+    const dir = join(h.dataDir, 'jobs', job.id);
+    const stdout = await readFile(join(dir, 'stdout'));
+    assert.deepEqual(stdout.subarray(-5), Buffer.from([0xff, 0x00, 0x62, 0x69, 0x6e]), 'binary output');
+    const perStream = (stream: string) =>
+      sseBytes(outputs.filter((e) => (JSON.parse(e.data) as { stream: string }).stream === stream));
+    assert.deepEqual(perStream('stdout'), stdout);
+    assert.deepEqual(perStream('stderr'), await readFile(join(dir, 'stderr')));
+  });
+
+  it('resuming with Last-Event-ID gives exactly the missing bytes: no gap, no duplicate', async () => {
+    const job = await startJob(h, { command: COUNTER, args: ['200'] });
+    const expected = counterOutput(200);
+    const controller = new AbortController();
+    const first = await h.api(`/v1/jobs/${job.id}/output?stream=stdout&follow=true`, {
+      headers: { accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
+    // Go away after the first few events, mid-stream.
+    let seen = 0;
+    const part1Events = await readSse(first, (e) => e.event === 'output' && ++seen === 3);
+    controller.abort();
+    const lastId = part1Events.at(-1)!.id!;
+    const part1 = sseBytes(part1Events);
+    assert.equal(lastId, String(part1.length));
+
+    // A reconnecting EventSource sends the same URL (here with cursor=0) plus Last-Event-ID.
+    const second = await h.api(`/v1/jobs/${job.id}/output?stream=stdout&follow=true&cursor=0`, {
+      headers: { accept: 'text/event-stream', 'last-event-id': lastId },
+    });
+    assert.equal(second.headers.get('x-jobworker-cursor'), lastId);
+    const part2Events = await readSse(second);
+    assert.equal(part2Events.at(-1)?.event, 'end');
+    const part2 = sseBytes(part2Events);
+    assert.deepEqual(part2, expected.subarray(part1.length), 'exactly the missing bytes');
+    assert.deepEqual(Buffer.concat([part1, part2]), expected);
+  });
+
+  it('20 concurrent followers all get identical bytes', async () => {
+    const job = await startJob(h, { command: COUNTER, args: ['200'] });
+    const followers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2 === 0
+          ? h
+              .api(`/v1/jobs/${job.id}/output?follow=true`)
+              .then(async (r) => Buffer.from(await r.arrayBuffer()))
+          : h
+              .api(`/v1/jobs/${job.id}/output?follow=true`, { headers: { accept: 'text/event-stream' } })
+              .then(async (r) => sseBytes(await readSse(r))),
+      ),
+    );
+    const expected = counterOutput(200);
+    for (const [i, body] of followers.entries()) assert.deepEqual(body, expected, `follower ${i}`);
+  });
+});

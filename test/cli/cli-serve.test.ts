@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { ApiJob } from '../../src/cli/api-types.ts';
+import { pidAlive } from '../helpers/wait.ts';
+import { baseEnv, CliProcess, jobworker, jobworkerJson, LAUNCHER } from './cli-harness.ts';
+
+const dirs: string[] = [];
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+const tempDir = async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'jw-serve-'));
+  dirs.push(dir);
+  return dir;
+};
+
+describe('jobworker serve', () => {
+  it('starts, answers /healthz, and exits 0 on SIGTERM leaving running jobs running', async () => {
+    const dataDir = await tempDir();
+    const serve = new CliProcess(
+      ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--json'],
+      baseEnv(),
+      LAUNCHER,
+    );
+    const ready = await serve.waitUntil((stdout) => {
+      try {
+        JSON.parse(stdout);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'its address as JSON');
+    const where = JSON.parse(ready) as { url: string; dataDir: string; adminTokenFile: string };
+    assert.equal(where.adminTokenFile, join(dataDir, 'admin.token'));
+    const health = await fetch(new URL('healthz', where.url));
+    assert.equal(health.status, 200);
+
+    // The admin token is found in the data directory: nothing else to configure.
+    const env = baseEnv({ JOBWORKER_URL: where.url, JOBWORKER_DATA_DIR: dataDir });
+    const job = await jobworkerJson<ApiJob>(['start', '--', 'sh', '-c', 'echo up; exec sleep 600'], env);
+    const follower = new CliProcess(['logs', '-f', job.id], env);
+    await follower.waitForStdout('up\n');
+    follower.child.kill('SIGINT');
+    const interrupted = await follower.result();
+    assert.equal(interrupted.code, 130, 'Ctrl-C stops following');
+    assert.match(interrupted.stderr, /keeps running/);
+    const { pid } = await jobworkerJson<ApiJob>(['status', job.id], env);
+    assert.ok(pid !== null && (await pidAlive(pid)));
+
+    serve.child.kill('SIGTERM');
+    const exited = await serve.result();
+    assert.equal(exited.code, 0, exited.stderr);
+    try {
+      assert.ok(await pidAlive(pid), 'the job outlived the server');
+    } finally {
+      process.kill(-pid, 'SIGKILL');
+    }
+  });
+
+  it('runs through a symlink to the launcher, as the workerctl name', async () => {
+    const link = join(await tempDir(), 'workerctl');
+    await symlink(LAUNCHER, link);
+    const version = new CliProcess(['--version'], baseEnv(), link);
+    const result = await version.result();
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+    const usage = await jobworker(['serve', '--nope'], baseEnv());
+    assert.equal(usage.code, 2);
+  });
+});

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import type { ApiJob } from '../../src/cli/api-types.ts';
+import { CLI_MAIN, jobworker, jobworkerJson, startTestServer, type TestServer } from './cli-harness.ts';
+
+const ESC = '\x1b';
+let t: TestServer;
+before(async () => {
+  t = await startTestServer();
+});
+after(() => t.close());
+
+/** Runs the CLI with its stdout and stderr on a pseudo-terminal, through util-linux script(1). */
+async function onTerminal(args: readonly string[], env: NodeJS.ProcessEnv) {
+  const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+  const line = [process.execPath, CLI_MAIN, ...args].map(quote).join(' ');
+  const child = spawn('script', ['-qefc', `stty cols 200; ${line}`, '/dev/null'], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    output += text;
+  });
+  const [code] = (await once(child, 'close')) as [number];
+  // The terminal turns each \n into \r\n.
+  return { code, output: output.replaceAll('\r\n', '\n') };
+}
+
+describe('output on a terminal', () => {
+  let id: string;
+  const printed = `title${ESC}]0;pwned\x07 clip${ESC}]52;c;Y3VybCBldmlsfHNo\x07 ${ESC}[2J${ESC}[31mred${ESC}[0m\n`;
+  before(async () => {
+    const job = await jobworkerJson<ApiJob>(
+      ['start', '--', 'printf', '%b', printed.replaceAll(ESC, '\\033')],
+      t.env,
+    );
+    id = job.id;
+    const raw = await jobworker(['logs', '-f', id], t.env);
+    assert.equal(raw.stdout, printed, 'to a pipe, bytes pass exactly');
+  });
+
+  it('has title, clipboard and other non-SGR sequences removed, colours kept', async () => {
+    const { code, output } = await onTerminal(['logs', id], t.env);
+    assert.equal(code, 0);
+    assert.equal(output, `title clip ${ESC}[31mred${ESC}[0m\n`);
+  });
+
+  it('keeps every sequence with --raw', async () => {
+    const { code, output } = await onTerminal(['logs', '--raw', id], t.env);
+    assert.equal(code, 0);
+    assert.equal(output, printed);
+  });
+
+  it('shows status in colour, except with NO_COLOR', async () => {
+    const coloured = await onTerminal(['status', id], t.env);
+    assert.match(coloured.output, new RegExp(`Status.*${ESC}\\[32msucceeded${ESC}\\[0m`));
+    const plain = await onTerminal(['status', id], { ...t.env, NO_COLOR: '1' });
+    assert.ok(!plain.output.includes(ESC), plain.output);
+    assert.match(plain.output, /Status +succeeded/);
+  });
+
+  it('fits the list table to the terminal width', async () => {
+    const long = `echo ${'x'.repeat(300)}`;
+    await jobworker(['start', '-f', long], t.env);
+    const { output } = await onTerminal(['list'], { ...t.env, NO_COLOR: '1' });
+    const lines = output.trimEnd().split('\n');
+    assert.ok(lines.length >= 2);
+    for (const line of lines) assert.ok([...line].length <= 200, `${[...line].length}: ${line}`);
+    assert.ok(lines[1]!.endsWith('…'));
+  });
+});

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ApiJob } from '../../src/cli/api-types.ts';
+import { isLoopbackUrl, parseServerUrl } from '../../src/cli/connection.ts';
+import { formatAgo, formatDuration, parseDuration } from '../../src/cli/durations.ts';
+import { jobExitStatus } from '../../src/cli/exit-status.ts';
+import { commandLine } from '../../src/cli/job-format.ts';
+import { SseParser } from '../../src/cli/sse-parser.ts';
+import { renderTable } from '../../src/cli/table.ts';
+
+describe('durations', () => {
+  it('parses 500ms, 10s, 5m, 1h and plain seconds', () => {
+    assert.equal(parseDuration('500ms'), 500);
+    assert.equal(parseDuration('10s'), 10_000);
+    assert.equal(parseDuration('5m'), 300_000);
+    assert.equal(parseDuration('1h'), 3_600_000);
+    assert.equal(parseDuration('7'), 7000);
+    assert.equal(parseDuration('1.5'), 1500);
+    assert.equal(parseDuration('0'), 0);
+  });
+
+  it('rejects anything else', () => {
+    for (const bad of ['', 'abc', '-1s', '10 s', '1d', '5sec', '1e3', 's']) {
+      assert.throws(() => parseDuration(bad), /Expected a duration/, bad);
+    }
+  });
+
+  it('formats durations and relative times', () => {
+    assert.equal(formatDuration(850), '850ms');
+    assert.equal(formatDuration(4250), '4.2s');
+    assert.equal(formatDuration(12_000), '12s');
+    assert.equal(formatDuration(185_000), '3m 05s');
+    assert.equal(formatDuration(7_380_000), '2h 03m');
+    assert.equal(formatDuration(3 * 86_400_000 + 4 * 3_600_000), '3d 04h');
+    const now = new Date('2025-01-01T12:00:00Z');
+    assert.equal(formatAgo(new Date('2025-01-01T12:00:00.500Z'), now), 'just now');
+    assert.equal(formatAgo(new Date('2025-01-01T11:59:48Z'), now), '12s ago');
+    assert.equal(formatAgo(new Date('2025-01-01T11:57:00Z'), now), '3m ago');
+    assert.equal(formatAgo(new Date('2024-12-29T12:00:00Z'), now), '3d ago');
+  });
+});
+
+describe('exit status of a followed job', () => {
+  const job = (fields: Partial<ApiJob>) =>
+    ({ status: 'failed', exitCode: null, signal: null, ...fields }) as ApiJob;
+  it('is like docker run', () => {
+    assert.equal(jobExitStatus(job({ status: 'succeeded', exitCode: 0 })), 0);
+    assert.equal(jobExitStatus(job({ exitCode: 3 })), 3);
+    assert.equal(jobExitStatus(job({ signal: 'SIGKILL' })), 137);
+    assert.equal(jobExitStatus(job({ status: 'stopped', signal: 'SIGTERM' })), 143);
+    assert.equal(jobExitStatus(job({ status: 'stopped', exitCode: 0 })), 1);
+    assert.equal(jobExitStatus(job({ reason: 'command not found: nope' })), 1);
+  });
+});
+
+describe('server address', () => {
+  it('accepts http(s) URLs only and knows loopback hosts', () => {
+    assert.equal(parseServerUrl('http://127.0.0.1:9000', false).href, 'http://127.0.0.1:9000/');
+    assert.throws(() => parseServerUrl('127.0.0.1:9000', false), /--server/);
+    assert.throws(() => parseServerUrl('ftp://x', true), /JOBWORKER_URL/);
+    for (const url of [
+      'http://127.0.0.1:1',
+      'http://127.1.2.3',
+      'http://localhost:8080',
+      'http://[::1]:80',
+    ]) {
+      assert.ok(isLoopbackUrl(new URL(url)), url);
+    }
+    for (const url of ['http://10.0.0.1', 'http://example.com', 'http://[::2]']) {
+      assert.ok(!isLoopbackUrl(new URL(url)), url);
+    }
+  });
+});
+
+describe('SSE parser', () => {
+  it('parses events split anywhere, with LF, CRLF or CR line ends, keeping the last id', () => {
+    const text =
+      ': hello\r\nid: 5\r\nevent: output\r\ndata: {"a":1}\r\n\r\nevent: end\rdata: x\rdata: y\r\rdata: plain\n\n';
+    const parser = new SseParser();
+    const events = [...text].flatMap((c) => parser.push(c));
+    assert.deepEqual(events, [
+      { event: 'output', data: '{"a":1}', id: '5' },
+      { event: 'end', data: 'x\ny', id: '5' },
+      { event: 'message', data: 'plain', id: '5' },
+    ]);
+  });
+});
+
+describe('formatting', () => {
+  it('quotes a command line like a shell user would type it, with no control characters', () => {
+    const job = {
+      command: 'echo',
+      args: ['a b', "it's", 'x\x1b]0;t\x07'],
+      shell: false,
+    } as unknown as ApiJob;
+    assert.equal(commandLine(job), `echo 'a b' 'it'\\''s' 'x\\x1b]0;t\\x07'`);
+    assert.equal(
+      commandLine({ command: 'ls -l | wc', args: [], shell: true } as unknown as ApiJob),
+      'ls -l | wc',
+    );
+  });
+
+  it('cuts shrinkable columns so that lines fit the width', () => {
+    const table = renderTable(
+      [{ header: 'ID' }, { header: 'COMMAND', shrink: true }],
+      [['abc', 'a very long command line that does not fit']],
+      { maxWidth: 20 },
+    );
+    assert.deepEqual(table.split('\n'), ['ID   COMMAND', 'abc  a very long co…', '']);
+    const columns = [{ header: 'ID' }, { header: 'LONG', optional: true }, { header: 'C', shrink: true }];
+    const cells = [['0123456789', 'optional', 'command words']];
+    assert.deepEqual(renderTable(columns, cells, { maxWidth: 22 }).split('\n'), [
+      'ID          C',
+      '0123456789  command…',
+      '',
+    ]);
+    assert.deepEqual(renderTable(columns, cells, { maxWidth: 6 }).split('\n'), ['ID', '01234…', '']);
+    assert.deepEqual(renderTable(columns, cells).split('\n')[1], '0123456789  optional  command words');
+  });
+});

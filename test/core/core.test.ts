@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ERROR_CODES, IllegalTransitionError, ValidationError } from '../../src/core/errors.ts';
+import { isJobId, jobIdTime, newJobId } from '../../src/core/ids.ts';
+import { JOB_STATUSES } from '../../src/core/job.ts';
+import { decideOutcome } from '../../src/core/outcome.ts';
+import { normalizeSpec } from '../../src/core/spec.ts';
+import { assertTransition, canTransition, TRANSITIONS } from '../../src/core/states.ts';
+import { signalName } from '../../src/runtime/signals.ts';
+
+describe('job ids', () => {
+  it('are UUIDv7, unique and sorted in creation order even within one millisecond', () => {
+    const ids = Array.from({ length: 5000 }, () => newJobId(1_700_000_000_000));
+    assert.ok(ids.every(isJobId));
+    assert.equal(new Set(ids).size, ids.length);
+    assert.deepEqual([...ids].sort(), ids);
+    assert.equal(jobIdTime(newJobId(1_800_000_000_000)).getTime(), 1_800_000_000_000);
+  });
+});
+
+describe('states', () => {
+  it('allows exactly the documented moves', () => {
+    assert.ok(canTransition('queued', 'running'));
+    assert.ok(canTransition('running', 'stopped'));
+    assert.ok(canTransition('queued', 'cancelled'));
+    assert.ok(!canTransition('succeeded', 'running'));
+    assert.ok(!canTransition('queued', 'succeeded'));
+    for (const status of JOB_STATUSES) assert.ok(status in TRANSITIONS);
+  });
+  it('an illegal move names the current status', () => {
+    assert.throws(
+      () => assertTransition('j1', 'failed', 'running'),
+      (err: unknown) => {
+        assert.ok(err instanceof IllegalTransitionError);
+        assert.equal(err.from, 'failed');
+        assert.equal(err.code, 'ILLEGAL_TRANSITION');
+        assert.match(err.message, /is failed and cannot become running/);
+        return true;
+      },
+    );
+  });
+});
+
+describe('spec validation', () => {
+  const check = (input: unknown) => normalizeSpec(input, { cwd: '/tmp' });
+  const fails = (input: unknown, field: string, message?: RegExp) =>
+    assert.throws(
+      () => check(input),
+      (err: unknown) => {
+        assert.ok(err instanceof ValidationError, String(err));
+        assert.equal(err.field, field);
+        if (message) assert.match(err.message, message);
+        return true;
+      },
+    );
+
+  it('fills defaults', () => {
+    assert.deepEqual(check({ command: 'ls' }), {
+      command: 'ls',
+      args: [],
+      shell: false,
+      env: {},
+      cwd: '/tmp',
+      timeoutMs: null,
+      name: null,
+      labels: {},
+      limits: {},
+    });
+  });
+  it('names the field and what was expected', () => {
+    fails({ command: '' }, 'command', /non-empty/);
+    fails({ command: '   ' }, 'command');
+    fails({}, 'command', /a string, got nothing/);
+    fails({ command: 'ls', args: ['ok', 'bad\0arg'] }, 'args[1]', /NUL/);
+    fails({ command: 'ls', args: 'nope' }, 'args');
+    fails({ command: 'ls', env: { 'BAD-NAME': 'x' } }, 'env.BAD-NAME');
+    fails({ command: 'ls', env: { OK: 3 } }, 'env.OK', /a string/);
+    fails({ command: 'ls', cwd: 'relative' }, 'cwd', /absolute/);
+    fails({ command: 'ls', cwd: '/a\0b' }, 'cwd', /NUL/);
+    fails({ command: 'ls', timeoutMs: -1 }, 'timeoutMs', /got `-1`/);
+    fails({ command: 'ls', timeoutMs: 1.5 }, 'timeoutMs');
+    fails({ command: 'ls', labels: { 'a b': 'x' } }, 'labels.a b');
+    fails({ command: 'ls', limits: { memoryBytes: 5 } }, 'limits.memoryBytes');
+    fails({ command: 'ls', extra: 1 }, 'extra', /Unknown field/);
+    fails({ command: 'ls', args: Array(5000).fill('x') }, 'args', /at most 4096/);
+    fails('ls', 'spec');
+  });
+});
+
+describe('outcome', () => {
+  const base = { command: 'job', signalName };
+  it('an exit code is reported as is', () => {
+    assert.deepEqual(decideOutcome({ ...base, record: { kind: 'status', status: 0 } }), {
+      status: 'succeeded',
+      exit: { exitCode: 0, signal: null, reason: 'exited with code 0' },
+    });
+    assert.equal(
+      decideOutcome({ ...base, record: { kind: 'status', status: 3 } }).exit.reason,
+      'exited with code 3',
+    );
+  });
+  it('death by signal, a forced stop, a timeout, a missing command', () => {
+    assert.deepEqual(decideOutcome({ ...base, record: { kind: 'status', status: 137 } }).exit, {
+      exitCode: null,
+      signal: 'SIGKILL',
+      reason: 'killed by SIGKILL',
+    });
+    const forced = decideOutcome({ ...base, stopBy: 'alice', forcedAfterMs: 10_000 });
+    assert.equal(forced.status, 'stopped');
+    assert.equal(forced.exit.reason, 'stopped by alice: killed by SIGKILL after 10 s grace');
+    const timedOut = decideOutcome({
+      ...base,
+      stopBy: 'timeout',
+      timeoutMs: 5000,
+      record: { kind: 'status', status: 143 },
+    });
+    assert.equal(timedOut.status, 'timed_out');
+    assert.equal(timedOut.exit.reason, 'timed out after 5 s: killed by SIGTERM');
+    assert.equal(
+      decideOutcome({ ...base, record: { kind: 'notfound' } }).exit.reason,
+      'command not found: job',
+    );
+    assert.equal(decideOutcome({ ...base, stopBy: 'bob', record: { kind: 'notstarted' } }).status, 'stopped');
+  });
+  it('never makes up an exit code: no record means lost', () => {
+    const lost = decideOutcome(base);
+    assert.equal(lost.status, 'lost');
+    assert.equal(lost.exit.exitCode, null);
+  });
+});
+
+describe('error catalogue', () => {
+  it('every code is documented in docs/errors.md', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+    for (const code of Object.keys(ERROR_CODES))
+      assert.match(doc, new RegExp(`\\b${code}\\b`), `${code} missing from docs`);
+  });
+});

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+
+const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
+const me = { user: 'tester' };
+
+describe('engine stop and timeout', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness();
+  });
+  after(() => h.destroy());
+
+  it('stops a job and its setsid grandchild that ignore SIGTERM, recording a forced kill', async () => {
+    const pidsFile = join(h.dataDir, 'stubborn.pids');
+    const job = await h.engine.start({ command: join(FIXTURES, 'stubborn-tree.sh'), args: [pidsFile] }, me);
+    const pids = (await waitForFileText(pidsFile, '\n')).trim().split(' ').map(Number);
+    await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
+    const stopping = await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 200 });
+    assert.equal(stopping.changed, true);
+    assert.equal(stopping.job.status, 'running', 'the stop is recorded before the job is gone');
+    assert.equal(stopping.job.stop?.by, 'alice');
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.status, 'stopped');
+    assert.equal(done.stopForced, true);
+    assert.match(done.exit?.reason ?? '', /^stopped by alice: killed by SIGKILL after 200 ms grace$/);
+    for (const pid of [job.process!.pid, ...pids])
+      assert.equal(await pidAlive(pid), false, `pid ${pid} is gone`);
+  });
+
+  it('a graceful stop is not forced; a stop on a finished job changes nothing and says so', async () => {
+    const job = await h.engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 60'] }, me);
+    await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
+    await h.engine.stop(job.id, me);
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.status, 'stopped');
+    assert.equal(done.stopForced, false);
+    assert.equal(done.exit?.signal, 'SIGTERM');
+    const again = await h.engine.stop(job.id, me);
+    assert.equal(again.changed, false);
+    assert.equal(again.job.status, 'stopped');
+  });
+
+  it('ends a job past its timeout as timed_out', async () => {
+    const job = await h.engine.start({ command: 'sleep', args: ['60'], timeoutMs: 300 }, me);
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.status, 'timed_out');
+    assert.match(done.exit?.reason ?? '', /^timed out after 300 ms: /);
+  });
+
+  it('kills what a job left behind when its main process exits', async () => {
+    const pidFile = join(h.dataDir, 'orphan.pid');
+    const job = await h.engine.start({ command: 'sh', args: ['-c', `sleep 60 & echo $! > ${pidFile}`] }, me);
+    const orphan = Number((await waitForFileText(pidFile, '\n')).trim());
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.status, 'succeeded');
+    assert.equal(await pidAlive(orphan), false);
+  });
+});

@@ -1,0 +1,74 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EngineOptions } from '../../src/engine/engine-options.ts';
+import { JobEngine } from '../../src/engine/job-engine.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+
+export interface Harness {
+  readonly engine: JobEngine;
+  readonly store: SqliteJobStore;
+  readonly dataDir: string;
+  /** Opens a fresh engine on the same data directory and database, as a restarted server would. */
+  reopen(): Promise<Harness>;
+  /** Closes the engine and store (jobs keep running). */
+  close(): Promise<void>;
+  /** Closes and deletes the data directory. */
+  destroy(): Promise<void>;
+}
+
+export async function openHarness(options: Partial<EngineOptions> = {}, dataDir?: string): Promise<Harness> {
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'jw-engine-')));
+  const store = await SqliteJobStore.open(join(dir, 'jobworker.db'));
+  const engine = await JobEngine.open({ node: 'test-node', ...options, dataDir: dir, store });
+  const close = async () => {
+    await engine.close();
+    await store.close();
+  };
+  return {
+    engine,
+    store,
+    dataDir: dir,
+    reopen: () => openHarness(options, dir),
+    close,
+    destroy: async () => {
+      await close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Collects a whole stream by following it from `cursor` to the job's end. */
+export async function followAll(
+  engine: JobEngine,
+  id: string,
+  selector: 'stdout' | 'stderr' | 'all',
+  cursor = 0,
+): Promise<{ data: Buffer; end: import('../../src/core/job.ts').Job; truncated: number }> {
+  const chunks: Buffer[] = [];
+  let truncated = 0;
+  for await (const event of engine.follow(id, { selector, cursor })) {
+    if (event.type === 'end') return { data: Buffer.concat(chunks), end: event.job, truncated };
+    for (const e of event.events) {
+      if (e.type === 'data') chunks.push(e.data);
+      else truncated += e.skippedBytes;
+    }
+  }
+  throw new Error('follow ended without an end event');
+}
+
+/** Reads a whole stream page by page from cursor 0. */
+export async function readAll(
+  engine: JobEngine,
+  id: string,
+  selector: 'stdout' | 'stderr' | 'all',
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let cursor = 0;
+  for (;;) {
+    const page = await engine.readOutput(id, { selector, cursor, limitBytes: 100_000 });
+    for (const e of page.events) if (e.type === 'data') chunks.push(e.data);
+    if (page.cursor === cursor) return Buffer.concat(chunks);
+    cursor = page.cursor;
+  }
+}

@@ -1,0 +1,37 @@
+import { watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+
+/** Resolves with a file's content once it contains `text` (a kernel watch on its directory; no sleeping). */
+export async function waitForFileText(path: string, text: string, timeoutMs = 20_000): Promise<string> {
+  const read = () => readFile(path, 'utf8').catch(() => '');
+  const first = await read();
+  if (first.includes(text)) return first;
+  return new Promise((resolve, reject) => {
+    const watcher = watch(dirname(path));
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(new Error(`Timed out waiting for ${JSON.stringify(text)} in ${path}`));
+    }, timeoutMs);
+    const check = async () => {
+      const content = await read();
+      if (content.includes(text)) {
+        clearTimeout(timer);
+        watcher.close();
+        resolve(content);
+      }
+    };
+    watcher.on('change', (_event, name) => {
+      if (name === null || name.toString() === basename(path)) void check();
+    });
+    void check();
+  });
+}
+
+/** True while a pid exists and is not a zombie. */
+export async function pidAlive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '');
+  if (!stat) return false;
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
+}

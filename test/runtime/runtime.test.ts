@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { normalizeSpec } from '../../src/core/spec.ts';
+import { type CgroupMode, Cgroups } from '../../src/runtime/cgroups.ts';
+import { readExitRecord } from '../../src/runtime/exit-record.ts';
+import { jobEnvironment } from '../../src/runtime/job-environment.ts';
+import { preflight } from '../../src/runtime/preflight.ts';
+import { identify, isSameProcessAlive } from '../../src/runtime/process-identity.ts';
+import { spawnJob } from '../../src/runtime/spawn-job.ts';
+import { stopProcesses } from '../../src/runtime/stop-processes.ts';
+import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+
+const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'jw-runtime-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function launch(cgroups: Cgroups, input: object) {
+  const dir = await mkdtemp(join(root, 'job-'));
+  const spec = normalizeSpec(input, { cwd: dir });
+  const id = dir.slice(-6);
+  const dirs = cgroups.create(`t-${process.pid}-${id}`, spec.limits);
+  const out = await open(join(dir, 'stdout'), 'w');
+  const err = await open(join(dir, 'stderr'), 'w');
+  const spawned = spawnJob({
+    spec,
+    dir,
+    cgroups: dirs,
+    env: jobEnvironment(spec, id),
+    stdoutFd: out.fd,
+    stderrFd: err.fd,
+  });
+  // Listen before any await: a quick job may exit meanwhile.
+  const exited = new Promise<void>((resolve) => spawned.child.once('exit', () => resolve()));
+  await out.close();
+  await err.close();
+  return { dir, spawned, exited, dirs };
+}
+
+// Every mode this host offers: cgroup v2, v1, and none (process groups only).
+const modes: CgroupMode[] = ['none'];
+if (new Cgroups({ mode: 'v2', name: 'jobworker-test' }).mode === 'v2') modes.unshift('v2');
+if (new Cgroups({ mode: 'v1', name: 'jobworker-test' }).mode === 'v1') modes.push('v1');
+
+for (const mode of modes) {
+  describe(`runtime with cgroups: ${mode}`, () => {
+    const cgroups = new Cgroups({ mode, name: 'jobworker-test' });
+
+    it('stops a tree that ignores SIGTERM and has a setsid grandchild, and says the kill was forced', async () => {
+      const pids = join(root, `pids-${mode}`);
+      const { spawned, exited, dirs } = await launch(cgroups, {
+        command: join(FIXTURES, 'stubborn-tree.sh'),
+        args: [pids],
+      });
+      const [main, grandchild] = (await waitForFileText(pids, '\n')).trim().split(' ').map(Number);
+      assert.ok(main && grandchild);
+      assert.ok(await pidAlive(grandchild), 'the grandchild runs');
+      const result = await stopProcesses(spawned.identity, cgroups, 300, true);
+      await exited;
+      if (mode === 'none') {
+        // Without cgroups a setsid escapee cannot be found: the documented weaker guarantee.
+        assert.equal(await pidAlive(main), false);
+        process.kill(grandchild, 'SIGKILL');
+      } else {
+        assert.equal(result.forced, true);
+        assert.equal(await pidAlive(main), false);
+        assert.equal(await pidAlive(grandchild), false, 'the setsid grandchild is gone too');
+        assert.ok(cgroups.isEmpty(dirs));
+      }
+      cgroups.remove(dirs);
+    });
+
+    it('a graceful stop is not forced and the wrapper records the signal', async () => {
+      const { dir, spawned, exited, dirs } = await launch(cgroups, {
+        command: 'sh',
+        args: ['-c', 'echo ready; exec sleep 60'],
+      });
+      await waitForFileText(join(dir, 'stdout'), 'ready');
+      const result = await stopProcesses(spawned.identity, cgroups, 10_000, true);
+      await exited;
+      assert.equal(result.forced, false);
+      const record = await readExitRecord(dir);
+      assert.deepEqual(record && { kind: record.kind, status: 'status' in record ? record.status : -1 }, {
+        kind: 'status',
+        status: 128 + 15,
+      });
+      cgroups.remove(dirs);
+    });
+
+    it('records the real exit code, and a missing command', async () => {
+      const ok = await launch(cgroups, { command: 'sh', args: ['-c', 'echo out; echo err >&2; exit 3'] });
+      await ok.exited;
+      const record = await readExitRecord(ok.dir);
+      assert.equal(record?.kind === 'status' && record.status, 3);
+      assert.equal(await readFile(join(ok.dir, 'stdout'), 'utf8'), 'out\n');
+      assert.equal(await readFile(join(ok.dir, 'stderr'), 'utf8'), 'err\n');
+      cgroups.remove(ok.dirs);
+
+      const missing = await launch(cgroups, { command: 'no-such-command-here' });
+      await missing.exited;
+      assert.equal((await readExitRecord(missing.dir))?.kind, 'notfound');
+      cgroups.remove(missing.dirs);
+    });
+
+    it('runs a shell script only when asked, with args as positional parameters', async () => {
+      const job = await launch(cgroups, { command: 'echo "$1-$2" $HOME_X', args: ['a', 'b c'], shell: true });
+      await job.exited;
+      assert.equal(await readFile(join(job.dir, 'stdout'), 'utf8'), 'a-b c\n');
+      const direct = await launch(cgroups, { command: 'echo', args: ['$HOME', '*'] });
+      await direct.exited;
+      assert.equal(await readFile(join(direct.dir, 'stdout'), 'utf8'), '$HOME *\n');
+      cgroups.remove(job.dirs);
+      cgroups.remove(direct.dirs);
+    });
+  });
+}
+
+describe('process identity', () => {
+  it('never takes a pid alone for the process it was', async () => {
+    const child = spawn('sleep', ['30']);
+    const pid = child.pid!;
+    const id = identify(pid)!;
+    assert.equal(isSameProcessAlive({ pid, ...id }), true);
+    assert.equal(
+      isSameProcessAlive({ pid, startTicks: id.startTicks - 1, bootId: id.bootId }),
+      false,
+      'other start time',
+    );
+    assert.equal(
+      isSameProcessAlive({ pid, startTicks: id.startTicks, bootId: 'another-boot' }),
+      false,
+      'other boot',
+    );
+    const gone = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await gone;
+    assert.equal(isSameProcessAlive({ pid, ...id }), false);
+  });
+
+  it('a stop whose recorded pid now belongs to another process signals nothing', async () => {
+    const bystander = spawn('sleep', ['30'], { detached: true });
+    const pid = bystander.pid!;
+    const real = identify(pid)!;
+    // Same pid, different start time: what a reused pid looks like.
+    const stale = { pid, startTicks: real.startTicks + 7, bootId: real.bootId, cgroups: [] };
+    // As after a restart: the group is not known to be ours.
+    const result = await stopProcesses(stale, new Cgroups({ mode: 'none' }), 50, false);
+    assert.equal(await pidAlive(pid), true, 'the unrelated process was not signalled');
+    assert.equal(result.forced, false, 'nothing of the job was there to kill');
+    bystander.kill('SIGKILL');
+  });
+});
+
+describe('preflight', () => {
+  const check = (input: object) => {
+    const spec = normalizeSpec(input, { cwd: '/' });
+    preflight(spec, jobEnvironment(spec, 'x'));
+  };
+  it('refuses a command that cannot be found, naming it', () => {
+    assert.throws(() => check({ command: 'no-such-command-here' }), {
+      code: 'COMMAND_NOT_FOUND',
+      field: 'command',
+      message: 'command not found: no-such-command-here',
+    });
+    assert.throws(() => check({ command: '/etc/passwd' }), { code: 'COMMAND_NOT_FOUND' });
+  });
+  it('refuses a missing or non-directory cwd', () => {
+    assert.throws(() => check({ command: 'true', cwd: '/no/such/dir' }), { field: 'cwd' });
+    assert.throws(() => check({ command: 'true', cwd: '/etc/passwd' }), { field: 'cwd' });
+  });
+  it('finds commands on the job PATH, not the server one', () => {
+    check({ command: 'true' });
+    assert.throws(() => check({ command: 'true', env: { PATH: '/nonexistent' } }), {
+      code: 'COMMAND_NOT_FOUND',
+    });
+  });
+});

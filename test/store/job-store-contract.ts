@@ -1,0 +1,570 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { IllegalTransitionError, NotFoundError, ValidationError } from '../../src/core/errors.ts';
+import { newJobId } from '../../src/core/ids.ts';
+import { isFinal, JOB_STATUSES, type Job, type JobStatus, type ProcessIdentity } from '../../src/core/job.ts';
+import { canTransition } from '../../src/core/states.ts';
+import type { JobFinish, JobListQuery, JobStore } from '../../src/store/job-store.ts';
+import { makeJob, makeRichJob } from './make-job.ts';
+
+/** A store on a fresh, empty database, and how to close it and throw the database away. */
+export interface OpenedJobStore {
+  readonly store: JobStore;
+  cleanup(): Promise<void>;
+}
+
+const FINAL_STATUSES = JOB_STATUSES.filter(isFinal);
+const PROCESS: ProcessIdentity = {
+  pid: 777,
+  startTicks: 123456,
+  bootId: 'boot-2',
+  cgroups: ['/jobworker/x'],
+};
+const AT = new Date(Date.UTC(2025, 2, 4, 5, 6, 7, 89));
+
+function finish(status: JobStatus, reason = `became ${status}`): JobFinish {
+  return {
+    status,
+    exit: { exitCode: status === 'succeeded' ? 0 : status === 'failed' ? 3 : null, signal: null, reason },
+    finishedAt: AT,
+    outputBytes: { stdout: 10, stderr: 2 },
+  };
+}
+
+/** An `assert.rejects` check: an IllegalTransitionError naming the job, its current status and the target. */
+function illegal(jobId: string, from: JobStatus, to: JobStatus) {
+  return (error: unknown): true => {
+    assert.ok(
+      error instanceof IllegalTransitionError,
+      `expected IllegalTransitionError, got ${String(error)}`,
+    );
+    assert.equal(error.code, 'ILLEGAL_TRANSITION');
+    assert.equal(error.jobId, jobId);
+    assert.equal(error.from, from);
+    assert.equal(error.to, to);
+    return true;
+  };
+}
+
+function invalid(field: string) {
+  return (error: unknown): true => {
+    assert.ok(error instanceof ValidationError, `expected ValidationError, got ${String(error)}`);
+    assert.equal(error.field, field);
+    return true;
+  };
+}
+
+function notFound(id: string) {
+  return (error: unknown): true => {
+    assert.ok(error instanceof NotFoundError, `expected NotFoundError, got ${String(error)}`);
+    assert.equal(error.id, id);
+    return true;
+  };
+}
+
+/** Every job of a listing, following `nextCursor` to the end; checks the shape of each page. */
+async function listAll(store: JobStore, query: Omit<JobListQuery, 'limit' | 'cursor'>, limit: number) {
+  const jobs: Job[] = [];
+  let cursor: string | undefined;
+  for (let pages = 0; ; pages++) {
+    assert.ok(pages < 10_000, 'paging does not end');
+    const page = await store.listJobs({ ...query, limit, ...(cursor === undefined ? {} : { cursor }) });
+    assert.ok(page.jobs.length <= limit, `a page of ${page.jobs.length} jobs for limit ${limit}`);
+    jobs.push(...page.jobs);
+    if (page.nextCursor === null) return jobs;
+    assert.equal(page.jobs.length, limit, 'only the last page may be short');
+    cursor = page.nextCursor;
+  }
+}
+
+function newestFirst(jobs: readonly Job[]): string[] {
+  return jobs.map((j) => j.id).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+}
+
+/** A fixed permutation, so that insertion order differs from id order. */
+function shuffled<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  let seed = 12345;
+  for (let i = out.length - 1; i > 0; i--) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    const j = seed % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/**
+ * The conformance suite every `JobStore` must pass. `open` gives each test its own fresh database.
+ * Besides the interface's own words, it pins down:
+ * - `insertJob` with an existing id, or an id that is not a UUIDv7: `ValidationError` on `id`.
+ * - `markStopRequested` on a finished job: `IllegalTransitionError` (to `stopped`), nothing recorded.
+ * - `markStopForced` only while running (else `IllegalTransitionError` to `stopped`); idempotent.
+ * - `markFinished` to a status that is not final: `ValidationError` on `status`.
+ * - `listJobs`: `limit` outside 1..1000, a malformed cursor, an empty or unknown status list are
+ *   `ValidationError`s on `limit`, `cursor` and `status`.
+ */
+export function describeJobStoreContract(name: string, open: () => Promise<OpenedJobStore>): void {
+  async function withStore(test: (store: JobStore) => Promise<void>): Promise<void> {
+    const { store, cleanup } = await open();
+    try {
+      await test(store);
+    } finally {
+      await cleanup();
+    }
+  }
+
+  async function inserted(store: JobStore, ...overrides: Parameters<typeof makeJob>): Promise<Job> {
+    const job = makeJob(...overrides);
+    await store.insertJob(job);
+    return job;
+  }
+
+  describe(`JobStore contract: ${name}`, () => {
+    describe('insertJob and getJob', () => {
+      it('round-trips a richly populated job exactly', () =>
+        withStore(async (store) => {
+          const job = makeRichJob();
+          await store.insertJob(job);
+          assert.deepStrictEqual(await store.getJob(job.id), job);
+        }));
+
+      it('round-trips a job in every status, nulls and empty maps included', () =>
+        withStore(async (store) => {
+          for (const status of JOB_STATUSES) {
+            const job = makeJob({ status });
+            await store.insertJob(job);
+            assert.deepStrictEqual(await store.getJob(job.id), job, status);
+          }
+        }));
+
+      it('keeps dates to the millisecond, including the epoch and far dates', () =>
+        withStore(async (store) => {
+          for (const ms of [0, 1, 999, 1_700_000_000_001, 253_402_300_799_999]) {
+            const job = makeJob({ status: 'running', createdAt: new Date(ms), startedAt: new Date(ms + 1) });
+            await store.insertJob(job);
+            const got = await store.getJob(job.id);
+            assert.equal(got?.createdAt.getTime(), ms);
+            assert.equal(got?.startedAt?.getTime(), ms + 1);
+          }
+        }));
+
+      it('answers undefined for an unknown or malformed id', () =>
+        withStore(async (store) => {
+          await inserted(store);
+          assert.equal(await store.getJob(newJobId()), undefined);
+          assert.equal(await store.getJob('not-an-id'), undefined);
+          assert.equal(await store.getJob(''), undefined);
+        }));
+
+      it('rejects a second job with the same id and keeps the first', () =>
+        withStore(async (store) => {
+          const first = await inserted(store, { owner: 'alice' });
+          const second = makeJob({ id: first.id, owner: 'mallory', spec: { labels: { x: 'y' } } });
+          await assert.rejects(store.insertJob(second), invalid('id'));
+          assert.deepStrictEqual(await store.getJob(first.id), first);
+          const page = await store.listJobs({ limit: 10, label: { key: 'x', value: 'y' } });
+          assert.deepStrictEqual(page.jobs, [], 'no trace of the refused job');
+          const next = await inserted(store);
+          assert.deepStrictEqual(await store.getJob(next.id), next, 'the store still works');
+        }));
+
+      it('rejects an id that is not a UUIDv7', () =>
+        withStore(async (store) => {
+          await assert.rejects(store.insertJob(makeJob({ id: 'job-1' })), invalid('id'));
+        }));
+    });
+
+    describe('state changes', () => {
+      it('walks queued → running → stopped, recording each step as returned', () =>
+        withStore(async (store) => {
+          const job = await inserted(store);
+          const startedAt = new Date(AT.getTime() - 5000);
+          const running = await store.markStarted(job.id, PROCESS, startedAt);
+          assert.deepStrictEqual(running, { ...job, status: 'running', process: PROCESS, startedAt });
+          assert.deepStrictEqual(await store.getJob(job.id), running);
+
+          const stop = { at: new Date(AT.getTime() - 100), by: 'bob', graceMs: 2500 };
+          const stopping = await store.markStopRequested(job.id, stop);
+          assert.deepStrictEqual(stopping, { ...running, stop });
+          const forced = await store.markStopForced(job.id);
+          assert.deepStrictEqual(forced, { ...stopping, stopForced: true });
+
+          const end = finish('stopped', 'killed by SIGKILL after 2.5 s grace');
+          const stopped = await store.markFinished(job.id, end);
+          assert.deepStrictEqual(stopped, {
+            ...forced,
+            status: 'stopped',
+            exit: end.exit,
+            finishedAt: end.finishedAt,
+            outputBytes: end.outputBytes,
+          });
+          assert.deepStrictEqual(await store.getJob(job.id), stopped);
+        }));
+
+      it('records only the first stop request; a second returns the job unchanged', () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running' });
+          const first = { at: AT, by: 'alice', graceMs: 1000 };
+          const recorded = await store.markStopRequested(job.id, first);
+          assert.deepStrictEqual(recorded.stop, first);
+          const again = await store.markStopRequested(job.id, { at: new Date(), by: 'bob', graceMs: 1 });
+          assert.deepStrictEqual(again, recorded);
+          assert.deepStrictEqual(await store.getJob(job.id), recorded);
+        }));
+
+      it('records a stop request on a queued job, which may then be cancelled', () =>
+        withStore(async (store) => {
+          const job = await inserted(store);
+          const stop = { at: AT, by: 'alice', graceMs: 0 };
+          assert.deepStrictEqual((await store.markStopRequested(job.id, stop)).stop, stop);
+          const cancelled = await store.markFinished(job.id, finish('cancelled'));
+          assert.equal(cancelled.status, 'cancelled');
+          assert.deepStrictEqual(cancelled.stop, stop);
+          assert.equal(cancelled.startedAt, null);
+        }));
+
+      it('marks a stop forced once; a second call returns the job unchanged', () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running' });
+          const forced = await store.markStopForced(job.id);
+          assert.equal(forced.stopForced, true);
+          assert.deepStrictEqual(await store.markStopForced(job.id), forced);
+        }));
+
+      it('throws NotFoundError for an unknown id from every state change', () =>
+        withStore(async (store) => {
+          await inserted(store);
+          const id = newJobId();
+          await assert.rejects(store.markStarted(id, PROCESS, AT), notFound(id));
+          await assert.rejects(store.markStopRequested(id, { at: AT, by: 'a', graceMs: 1 }), notFound(id));
+          await assert.rejects(store.markStopForced(id), notFound(id));
+          await assert.rejects(store.markFinished(id, finish('failed')), notFound(id));
+        }));
+
+      it('refuses markStarted on a running job, naming its current status', () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running' });
+          await assert.rejects(store.markStarted(job.id, PROCESS, AT), illegal(job.id, 'running', 'running'));
+          assert.deepStrictEqual(await store.getJob(job.id), job);
+        }));
+
+      it('refuses markFinished on a finished job, naming its final status', () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running' });
+          const done = await store.markFinished(job.id, finish('succeeded'));
+          await assert.rejects(
+            store.markFinished(job.id, finish('failed')),
+            illegal(job.id, 'succeeded', 'failed'),
+          );
+          await assert.rejects(
+            store.markFinished(job.id, finish('succeeded')),
+            illegal(job.id, 'succeeded', 'succeeded'),
+          );
+          assert.deepStrictEqual(await store.getJob(job.id), done);
+        }));
+
+      it('allows exactly the moves of the transition table and changes nothing when refusing', () =>
+        withStore(async (store) => {
+          for (const from of JOB_STATUSES) {
+            const job = await inserted(store, { status: from });
+            if (canTransition(from, 'running')) {
+              assert.equal((await store.markStarted(job.id, PROCESS, AT)).status, 'running');
+            } else {
+              await assert.rejects(store.markStarted(job.id, PROCESS, AT), illegal(job.id, from, 'running'));
+              assert.deepStrictEqual(await store.getJob(job.id), job);
+            }
+            for (const to of FINAL_STATUSES) {
+              const other = await inserted(store, { status: from });
+              if (canTransition(from, to)) {
+                assert.equal((await store.markFinished(other.id, finish(to))).status, to, `${from} → ${to}`);
+              } else {
+                await assert.rejects(store.markFinished(other.id, finish(to)), illegal(other.id, from, to));
+                assert.deepStrictEqual(await store.getJob(other.id), other, `${from} → ${to}`);
+              }
+            }
+          }
+        }));
+
+      it('refuses a stop request on a finished job and records nothing', () =>
+        withStore(async (store) => {
+          for (const status of FINAL_STATUSES) {
+            const job = await inserted(store, { status, stop: null });
+            await assert.rejects(
+              store.markStopRequested(job.id, { at: AT, by: 'bob', graceMs: 10 }),
+              illegal(job.id, status, 'stopped'),
+            );
+            assert.deepStrictEqual(await store.getJob(job.id), job);
+          }
+        }));
+
+      it('refuses markStopForced unless the job is running', () =>
+        withStore(async (store) => {
+          for (const status of JOB_STATUSES.filter((s) => s !== 'running')) {
+            const job = await inserted(store, { status });
+            await assert.rejects(store.markStopForced(job.id), illegal(job.id, status, 'stopped'));
+            assert.deepStrictEqual(await store.getJob(job.id), job);
+          }
+        }));
+
+      it('rejects markFinished to a status that is not final', () =>
+        withStore(async (store) => {
+          const job = await inserted(store);
+          await assert.rejects(store.markFinished(job.id, finish('running')), invalid('status'));
+          assert.deepStrictEqual(await store.getJob(job.id), job);
+        }));
+
+      it('lets exactly one of two concurrent markFinished on one job win', () =>
+        withStore(async (store) => {
+          for (let i = 0; i < 20; i++) {
+            const job = await inserted(store, { status: 'running' });
+            const results = await Promise.allSettled([
+              store.markFinished(job.id, finish('succeeded')),
+              store.markFinished(job.id, finish('stopped')),
+            ]);
+            const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+            const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+            assert.equal(won.length, 1);
+            assert.equal(lost.length, 1);
+            const winner = won[0]!;
+            const loserTarget = winner.status === 'succeeded' ? 'stopped' : 'succeeded';
+            illegal(job.id, winner.status, loserTarget)(lost[0]);
+            assert.deepStrictEqual(await store.getJob(job.id), winner);
+          }
+        }));
+
+      it('lets exactly one of two concurrent markStarted on one job win', () =>
+        withStore(async (store) => {
+          const job = await inserted(store);
+          const results = await Promise.allSettled([
+            store.markStarted(job.id, PROCESS, AT),
+            store.markStarted(job.id, { ...PROCESS, pid: 778 }, AT),
+          ]);
+          const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+          const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+          assert.equal(won.length, 1);
+          illegal(job.id, 'running', 'running')(lost[0]);
+          assert.deepStrictEqual(await store.getJob(job.id), won[0]);
+        }));
+
+      it('keeps exactly one of many concurrent stop requests', () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running' });
+          const requests = ['a', 'b', 'c', 'd'].map((by, i) => ({
+            at: new Date(AT.getTime() + i),
+            by,
+            graceMs: i,
+          }));
+          const results = await Promise.all(requests.map((stop) => store.markStopRequested(job.id, stop)));
+          const kept = (await store.getJob(job.id))?.stop;
+          assert.ok(kept !== null && kept !== undefined);
+          assert.ok(requests.some((r) => r.by === kept.by));
+          for (const result of results) assert.deepStrictEqual(result.stop, kept);
+        }));
+    });
+
+    describe('listJobs', () => {
+      it('pages ~500 jobs with limit 7: every job exactly once, strictly newest first', () =>
+        withStore(async (store) => {
+          const jobs = Array.from({ length: 503 }, () => makeJob());
+          for (const job of shuffled(jobs)) await store.insertJob(job);
+          const listed = await listAll(store, {}, 7);
+          const ids = listed.map((j) => j.id);
+          assert.deepStrictEqual(ids, newestFirst(jobs));
+          for (let i = 1; i < ids.length; i++) assert.ok(ids[i - 1]! > ids[i]!, `ids out of order at ${i}`);
+          assert.equal(new Set(ids).size, jobs.length);
+          const byId = new Map(jobs.map((j) => [j.id, j]));
+          for (const job of listed) assert.deepStrictEqual(job, byId.get(job.id));
+        }));
+
+      it('ends with nextCursor null when the last page is exactly full', () =>
+        withStore(async (store) => {
+          const jobs = Array.from({ length: 14 }, () => makeJob());
+          for (const job of jobs) await store.insertJob(job);
+          const first = await store.listJobs({ limit: 7 });
+          assert.equal(first.jobs.length, 7);
+          assert.ok(first.nextCursor !== null);
+          const second = await store.listJobs({ limit: 7, cursor: first.nextCursor });
+          assert.equal(second.jobs.length, 7);
+          assert.equal(second.nextCursor, null);
+          const all = await store.listJobs({ limit: 14 });
+          assert.equal(all.nextCursor, null);
+          assert.deepStrictEqual(
+            all.jobs.map((j) => j.id),
+            [...first.jobs, ...second.jobs].map((j) => j.id),
+          );
+        }));
+
+      it('answers an empty page for an empty store or a filter matching nothing', () =>
+        withStore(async (store) => {
+          assert.deepStrictEqual(await store.listJobs({ limit: 1000 }), { jobs: [], nextCursor: null });
+          await inserted(store);
+          assert.deepStrictEqual(await store.listJobs({ limit: 1, owner: 'nobody' }), {
+            jobs: [],
+            nextCursor: null,
+          });
+        }));
+
+      it('continues strictly after a well-formed cursor even when no job has that id', () =>
+        withStore(async (store) => {
+          const older = [await inserted(store), await inserted(store)];
+          const between = newJobId();
+          const newer = await inserted(store);
+          const page = await store.listJobs({ limit: 10, cursor: between });
+          assert.deepStrictEqual(
+            page.jobs.map((j) => j.id),
+            newestFirst(older),
+          );
+          assert.ok(!page.jobs.some((j) => j.id === newer.id));
+        }));
+
+      it('filters by status, owner, name and label, alone and combined, across pages', () =>
+        withStore(async (store) => {
+          const owners = ['alice', 'bob', 'carol'];
+          const jobs = Array.from({ length: 160 }, (_, i) =>
+            makeJob({
+              status: JOB_STATUSES[i % JOB_STATUSES.length]!,
+              owner: owners[i % 3]!,
+              spec: {
+                name: i % 4 === 0 ? null : `name-${i % 5}`,
+                labels: {
+                  ...(i % 2 === 0 ? { team: i % 7 < 3 ? 'a' : 'b' } : {}),
+                  ...(i % 3 === 0 ? { env: 'prod' } : {}),
+                },
+              },
+            }),
+          );
+          for (const job of shuffled(jobs)) await store.insertJob(job);
+
+          const queries: Omit<JobListQuery, 'limit' | 'cursor'>[] = [
+            {},
+            { status: ['running'] },
+            { status: ['succeeded', 'failed', 'queued'] },
+            { status: ['queued', 'queued'] },
+            { status: JOB_STATUSES },
+            { owner: 'bob' },
+            { name: 'name-2' },
+            { label: { key: 'team', value: 'a' } },
+            { label: { key: 'env', value: 'prod' } },
+            { owner: 'alice', status: ['running'] },
+            { owner: 'alice', status: ['queued', 'lost', 'stopped'] },
+            { owner: 'bob', name: 'name-1' },
+            { owner: 'carol', label: { key: 'team', value: 'b' } },
+            { status: ['failed', 'stopped'], label: { key: 'team', value: 'b' } },
+            { status: ['succeeded'], name: 'name-3' },
+            { status: ['succeeded', 'failed'], name: 'name-3' },
+            { name: 'name-4', label: { key: 'env', value: 'prod' } },
+            {
+              owner: 'alice',
+              status: ['queued', 'running', 'succeeded'],
+              name: 'name-1',
+              label: { key: 'env', value: 'prod' },
+            },
+          ];
+          const matchingNothing: typeof queries = [
+            { owner: 'nobody' },
+            { label: { key: 'team', value: 'prod' } },
+            { label: { key: 'prod', value: 'team' } },
+            { owner: 'bob', label: { key: 'env', value: 'a' } },
+          ];
+          for (const query of [...queries, ...matchingNothing]) {
+            const expected = jobs.filter(
+              (j) =>
+                (query.status === undefined || query.status.includes(j.status)) &&
+                (query.owner === undefined || j.owner === query.owner) &&
+                (query.name === undefined || j.spec.name === query.name) &&
+                (query.label === undefined || j.spec.labels[query.label.key] === query.label.value),
+            );
+            const what = JSON.stringify(query);
+            for (const limit of [4, 1000]) {
+              const listed = await listAll(store, query, limit);
+              assert.deepStrictEqual(
+                listed.map((j) => j.id),
+                newestFirst(expected),
+                `${what} limit ${limit}`,
+              );
+            }
+            // Each query of the first list must match something for the test to mean anything.
+            assert.equal(
+              expected.length > 0,
+              queries.includes(query),
+              `${what} matches ${expected.length} jobs`,
+            );
+          }
+        }));
+
+      it('rejects a limit that is not an integer from 1 to 1000', () =>
+        withStore(async (store) => {
+          for (const limit of [
+            0,
+            -1,
+            1001,
+            1.5,
+            Number.NaN,
+            Number.POSITIVE_INFINITY,
+            '7',
+            undefined,
+            null,
+          ]) {
+            await assert.rejects(
+              store.listJobs({ limit } as unknown as JobListQuery),
+              invalid('limit'),
+              String(limit),
+            );
+          }
+          await store.listJobs({ limit: 1 });
+          await store.listJobs({ limit: 1000 });
+        }));
+
+      it('rejects a malformed cursor', () =>
+        withStore(async (store) => {
+          await inserted(store);
+          const v4 = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
+          for (const cursor of ['', 'garbage', v4, newJobId().toUpperCase(), `${newJobId()} `, 42, null]) {
+            await assert.rejects(
+              store.listJobs({ limit: 5, cursor } as unknown as JobListQuery),
+              invalid('cursor'),
+              String(cursor),
+            );
+          }
+        }));
+
+      it('rejects an empty status list and unknown statuses', () =>
+        withStore(async (store) => {
+          for (const status of [[], ['done'], ['running', 'RUNNING'], 'running']) {
+            await assert.rejects(
+              store.listJobs({ limit: 5, status } as unknown as JobListQuery),
+              invalid('status'),
+              JSON.stringify(status),
+            );
+          }
+        }));
+    });
+
+    describe('listRunning', () => {
+      it('returns exactly the running jobs of that node', () =>
+        withStore(async (store) => {
+          const mine = [
+            await inserted(store, { status: 'running', node: 'node-a' }),
+            await inserted(store, { status: 'running', node: 'node-a' }),
+          ];
+          await inserted(store, { status: 'running', node: 'node-b' });
+          await inserted(store, { status: 'queued', node: 'node-a' });
+          for (const status of FINAL_STATUSES) await inserted(store, { status, node: 'node-a' });
+          const started = await store.markStarted(
+            (await inserted(store, { node: 'node-a' })).id,
+            PROCESS,
+            AT,
+          );
+          const ended = await inserted(store, { status: 'running', node: 'node-a' });
+          await store.markFinished(ended.id, finish('lost'));
+
+          const running = await store.listRunning('node-a');
+          assert.deepStrictEqual(newestFirst(running), newestFirst([...mine, started]));
+          const byId = new Map([...mine, started].map((j) => [j.id, j]));
+          for (const job of running) assert.deepStrictEqual(job, byId.get(job.id));
+          assert.equal((await store.listRunning('node-b')).length, 1);
+          assert.deepStrictEqual(await store.listRunning('node-z'), []);
+        }));
+    });
+  });
+}

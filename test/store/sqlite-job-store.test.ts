@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { describe, it } from 'node:test';
+import { CompiledQuery, type Kysely, sql } from 'kysely';
+import { newJobId } from '../../src/core/ids.ts';
+import type { Job } from '../../src/core/job.ts';
+import type { JobListQuery } from '../../src/store/job-store.ts';
+import { checkListQuery } from '../../src/store/list-query.ts';
+import { listJobsQuery, listRunningQuery } from '../../src/store/sqlite/list-jobs-query.ts';
+import { migrateSqlite, SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
+import {
+  openSqliteConnection,
+  SQLITE_BUSY_TIMEOUT_MS,
+} from '../../src/store/sqlite/open-sqlite-connection.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+import type { SqliteSchema } from '../../src/store/sqlite/sqlite-schema.ts';
+import { describeJobStoreContract } from './job-store-contract.ts';
+import { makeJob, makeRichJob } from './make-job.ts';
+
+describeJobStoreContract('SqliteJobStore', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'jobworker-store-'));
+  const store = await SqliteJobStore.open(join(dir, 'jobs.db'));
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+/** Runs `test` with the path of a database file in a fresh directory, removed afterwards. */
+async function withDatabaseFile(test: (path: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'jobworker-sqlite-'));
+  try {
+    await test(join(dir, 'jobs.db'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function withConnection(
+  path: string,
+  test: (db: Kysely<SqliteSchema>) => Promise<void>,
+): Promise<void> {
+  const db = openSqliteConnection(path);
+  try {
+    await test(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function queryPlan(db: Kysely<SqliteSchema>, query: CompiledQuery): Promise<string[]> {
+  const { rows } = await db.executeQuery<{ detail: string }>(
+    CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
+  );
+  return rows.map((r) => r.detail);
+}
+
+async function schemaOf(db: Kysely<SqliteSchema>): Promise<unknown[]> {
+  const { rows } = await sql`select type, name, tbl_name, sql from sqlite_schema order by name`.execute(db);
+  return rows;
+}
+
+/** Each list query form, with the indexes its plan must use. */
+const LIST_FORMS: { form: string; query: Omit<JobListQuery, 'limit' | 'cursor'>; indexes: string[] }[] = [
+  { form: 'no filter', query: {}, indexes: ['sqlite_autoindex_jobs_1'] },
+  { form: 'status', query: { status: ['running'] }, indexes: ['jobs_by_status'] },
+  { form: 'statuses', query: { status: ['queued', 'failed', 'lost'] }, indexes: ['jobs_by_status'] },
+  { form: 'owner', query: { owner: 'alice' }, indexes: ['jobs_by_owner'] },
+  { form: 'name', query: { name: 'backup' }, indexes: ['jobs_by_name'] },
+  {
+    form: 'label',
+    query: { label: { key: 'team', value: 'data' } },
+    indexes: ['job_labels_by_label', 'sqlite_autoindex_jobs_1'],
+  },
+  {
+    form: 'owner + status',
+    query: { owner: 'alice', status: ['failed'] },
+    indexes: ['jobs_by_owner_status'],
+  },
+  {
+    form: 'owner + statuses',
+    query: { owner: 'alice', status: ['succeeded', 'failed'] },
+    indexes: ['jobs_by_owner_status'],
+  },
+  { form: 'owner + name', query: { owner: 'alice', name: 'backup' }, indexes: ['jobs_by_owner_name'] },
+  {
+    form: 'owner + label',
+    query: { owner: 'alice', label: { key: 'team', value: 'data' } },
+    indexes: ['job_labels_by_owner_label', 'sqlite_autoindex_jobs_1'],
+  },
+];
+
+/** Every table access in the plan goes through an index; nothing is sorted afterwards. */
+function assertIndexedInOrder(plan: string[], what: string): void {
+  const text = plan.join('\n');
+  assert.doesNotMatch(text, /TEMP B-TREE/, `${what} sorts:\n${text}`);
+  for (const line of plan.filter((l) => /^(SCAN|SEARCH) /.test(l))) {
+    assert.match(
+      line,
+      / USING (COVERING )?INDEX | USING PRIMARY KEY /,
+      `${what} reads a table without an index:\n${text}`,
+    );
+  }
+}
+
+function usesIndex(line: string, index: string): boolean {
+  return line.includes(` INDEX ${index} `) || line.endsWith(` INDEX ${index}`);
+}
+
+describe('SqliteJobStore on SQLite', () => {
+  it('reads one index range in id order for every list query form, without sorting', () =>
+    withDatabaseFile(async (path) => {
+      await (await SqliteJobStore.open(path)).close();
+      await withConnection(path, async (db) => {
+        for (const { form, query, indexes } of LIST_FORMS) {
+          for (const cursor of [undefined, newJobId()]) {
+            const what = `${form}${cursor === undefined ? '' : ' after a cursor'}`;
+            const checked = checkListQuery({
+              ...query,
+              limit: 50,
+              ...(cursor === undefined ? {} : { cursor }),
+            });
+            const plan = await queryPlan(db, listJobsQuery(db, checked));
+            assertIndexedInOrder(plan, what);
+            for (const index of indexes) {
+              assert.ok(
+                plan.some((l) => usesIndex(l, index)),
+                `${what} uses ${index}:\n${plan.join('\n')}`,
+              );
+            }
+            if ((query.status?.length ?? 0) > 1) {
+              assert.ok(plan.includes('MERGE (UNION ALL)'), `${what} merges one range per status`);
+            }
+            if (cursor !== undefined) {
+              // The cursor bounds the range read from the index rather than filtering rows.
+              const driving = plan.filter((l) => l.startsWith('SEARCH') && !l.includes('(id=?)'));
+              assert.ok(
+                driving.length > 0 && driving.every((l) => /id<\?\)$/.test(l)),
+                `${what}:\n${plan.join('\n')}`,
+              );
+            }
+          }
+        }
+        const running = await queryPlan(db, listRunningQuery(db, 'node-a'));
+        assertIndexedInOrder(running, 'listRunning');
+        assert.ok(
+          running.some((l) => usesIndex(l, 'jobs_running_by_node')),
+          running.join('\n'),
+        );
+      });
+    }));
+
+  it('keeps everything when reopened on the same file', () =>
+    withDatabaseFile(async (path) => {
+      const rich = makeRichJob();
+      const running = makeJob({ status: 'running', spec: { labels: { team: 'data' } } });
+      const queued = makeJob({ owner: 'bob' });
+      let stopping: Job;
+      const first = await SqliteJobStore.open(path);
+      try {
+        for (const job of [rich, running, queued]) await first.insertJob(job);
+        stopping = await first.markStopRequested(running.id, {
+          at: new Date(1234567),
+          by: 'ops',
+          graceMs: 7,
+        });
+      } finally {
+        await first.close();
+      }
+      const second = await SqliteJobStore.open(path);
+      try {
+        assert.deepStrictEqual(await second.getJob(rich.id), rich);
+        assert.deepStrictEqual(await second.getJob(running.id), stopping);
+        assert.deepStrictEqual(await second.getJob(queued.id), queued);
+        const all = await second.listJobs({ limit: 10 });
+        assert.deepStrictEqual(
+          all.jobs.map((j) => j.id),
+          [queued.id, running.id, rich.id],
+        );
+        const labelled = await second.listJobs({ limit: 10, label: { key: 'team', value: 'data' } });
+        assert.deepStrictEqual(labelled.jobs.map((j) => j.id).sort(), [rich.id, running.id].sort());
+        assert.deepStrictEqual(await second.listRunning(running.node), [stopping]);
+      } finally {
+        await second.close();
+      }
+    }));
+
+  it('runs each migration once: a second run is a no-op', () =>
+    withDatabaseFile(async (path) => {
+      await withConnection(path, async (db) => {
+        assert.deepStrictEqual(await migrateSqlite(db), Object.keys(SQLITE_MIGRATIONS));
+      });
+      const store = await SqliteJobStore.open(path);
+      const job = makeJob();
+      await store.insertJob(job);
+      await store.close();
+      await withConnection(path, async (db) => {
+        const before = await schemaOf(db);
+        assert.deepStrictEqual(await migrateSqlite(db), []);
+        assert.deepStrictEqual(await migrateSqlite(db), []);
+        assert.deepStrictEqual(await schemaOf(db), before);
+        const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
+          db,
+        );
+        assert.deepStrictEqual(
+          rows.map((r) => r.name),
+          Object.keys(SQLITE_MIGRATIONS),
+        );
+      });
+      const reopened = await SqliteJobStore.open(path);
+      assert.deepStrictEqual(await reopened.getJob(job.id), job);
+      await reopened.close();
+    }));
+
+  it('opens connections in WAL mode, synchronous=NORMAL, with a busy timeout and foreign keys', () =>
+    withDatabaseFile(async (path) => {
+      await (await SqliteJobStore.open(path)).close();
+      // WAL is a property of the file: any connection sees it.
+      const raw = new DatabaseSync(path);
+      try {
+        assert.equal(raw.prepare('pragma journal_mode').get()?.journal_mode, 'wal');
+      } finally {
+        raw.close();
+      }
+      // The others are per connection: check the ones the store's own factory opens.
+      await withConnection(path, async (db) => {
+        const pragma = async (name: string) =>
+          Object.values((await sql.raw(`pragma ${name}`).execute(db)).rows[0] as object)[0];
+        assert.equal(await pragma('journal_mode'), 'wal');
+        assert.equal(await pragma('synchronous'), 1); // NORMAL
+        assert.equal(await pragma('busy_timeout'), SQLITE_BUSY_TIMEOUT_MS);
+        assert.equal(await pragma('foreign_keys'), 1);
+      });
+    }));
+
+  it('writes a job and its labels in one transaction: a failing label leaves no job', () =>
+    withDatabaseFile(async (path) => {
+      const store = await SqliteJobStore.open(path);
+      try {
+        const broken = makeJob({ spec: { labels: { ok: 'yes', bad: null as unknown as string } } });
+        await assert.rejects(store.insertJob(broken));
+        assert.equal(await store.getJob(broken.id), undefined);
+        const job = makeJob({ owner: 'carol', spec: { labels: { team: 'data', tier: '1' } } });
+        await store.insertJob(job);
+        assert.deepStrictEqual(await store.getJob(job.id), job);
+      } finally {
+        await store.close();
+      }
+      await withConnection(path, async (db) => {
+        const labels = await db.selectFrom('job_labels').selectAll().orderBy('key').execute();
+        assert.equal(labels.length, 2);
+        assert.deepStrictEqual(
+          labels.map((l) => [l.key, l.value, l.owner]),
+          [
+            ['team', 'data', 'carol'],
+            ['tier', '1', 'carol'],
+          ],
+        );
+        // Retention deletes jobs; their labels must go with them.
+        await db.deleteFrom('jobs').execute();
+        assert.equal((await db.selectFrom('job_labels').selectAll().execute()).length, 0);
+      });
+    }));
+});
