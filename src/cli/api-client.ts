@@ -1,5 +1,14 @@
 import type { IncomingMessage } from 'node:http';
-import type { ApiJob, CreateJobBody, JobPage, ListQuery, OutputView } from './api-types.ts';
+import type {
+  ApiJob,
+  ApiQueue,
+  CreateJobBody,
+  DrainState,
+  JobPage,
+  ListQuery,
+  OutputView,
+  QueueSettings,
+} from './api-types.ts';
 import type { Connection } from './connection.ts';
 import { ApiError } from './errors.ts';
 import { readBody, send } from './http.ts';
@@ -12,8 +21,10 @@ export class ApiClient {
     this.connection = connection;
   }
 
-  createJob(body: CreateJobBody): Promise<ApiJob> {
-    return this.json('POST', 'v1/jobs', body);
+  /** `created` is false when `onDuplicate: 'return'` answered with the job already there (200, not 201). */
+  async createJob(body: CreateJobBody): Promise<{ job: ApiJob; created: boolean }> {
+    const { status, value } = await this.request<ApiJob>('POST', 'v1/jobs', body);
+    return { job: value, created: status === 201 };
   }
 
   getJob(id: string): Promise<ApiJob> {
@@ -31,13 +42,60 @@ export class ApiClient {
     return this.json('GET', `v1/jobs${search}`);
   }
 
-  /** Asks for a stop. A job that had already finished is an `ApiError` with status 409. */
+  /**
+   * Asks for a stop. A queued job is `cancelled` at once; a job that had already finished is an
+   * `ApiError` with status 409.
+   */
   stopJob(id: string, graceMs: number | undefined): Promise<ApiJob> {
     return this.json(
       'POST',
       `v1/jobs/${encodeURIComponent(id)}/stop`,
       graceMs === undefined ? {} : { graceMs },
     );
+  }
+
+  /** Freezes a running job; anything but a running job is a 409 `ILLEGAL_TRANSITION`. */
+  pauseJob(id: string): Promise<ApiJob> {
+    return this.json('POST', `v1/jobs/${encodeURIComponent(id)}/pause`, {});
+  }
+
+  resumeJob(id: string): Promise<ApiJob> {
+    return this.json('POST', `v1/jobs/${encodeURIComponent(id)}/resume`, {});
+  }
+
+  async listQueues(): Promise<readonly ApiQueue[]> {
+    const { queues } = await this.json<{ queues: readonly ApiQueue[] }>('GET', 'v1/queues');
+    return queues;
+  }
+
+  getQueue(name: string): Promise<ApiQueue> {
+    return this.json('GET', queuePath(name));
+  }
+
+  /** Admins only. */
+  setQueue(name: string, settings: QueueSettings): Promise<ApiQueue> {
+    return this.json('PUT', queuePath(name), settings);
+  }
+
+  pauseQueue(name: string): Promise<ApiQueue> {
+    return this.json('POST', `${queuePath(name)}/pause`, {});
+  }
+
+  resumeQueue(name: string): Promise<ApiQueue> {
+    return this.json('POST', `${queuePath(name)}/resume`, {});
+  }
+
+  /** Stops dispatching on the server; with `wait`, the answer comes once no job runs there any more. */
+  drain(wait: boolean): Promise<DrainState> {
+    return this.json('POST', 'v1/drain', { wait });
+  }
+
+  drainState(): Promise<DrainState> {
+    return this.json('GET', 'v1/drain');
+  }
+
+  undrain(): Promise<DrainState> {
+    return this.json('POST', 'v1/undrain', {});
   }
 
   /** Opens the server-sent-event form of a job's output; the caller reads the body. */
@@ -58,7 +116,15 @@ export class ApiClient {
     return response;
   }
 
-  private async json<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async json<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+    return (await this.request<T>(method, path, body)).value;
+  }
+
+  private async request<T>(
+    method: 'GET' | 'POST' | 'PUT',
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; value: T }> {
     const response = await send({
       method,
       url: this.url(path),
@@ -69,7 +135,7 @@ export class ApiClient {
     if (status < 200 || status > 299) throw await this.errorFrom(response);
     const text = (await readBody(response)).toString('utf8');
     try {
-      return JSON.parse(text) as T;
+      return { status, value: JSON.parse(text) as T };
     } catch {
       throw new ApiError(status, `The server answered ${method} /${path} with something that is not JSON`);
     }
@@ -110,6 +176,9 @@ export class ApiClient {
       message = `Job ${String(job.id)} had already finished (${String(job.status)}); nothing changed`;
     }
     if (status === 401) message += this.authHint();
+    if (code === 'DUPLICATE' && job !== null && !message.includes(String(job.id))) {
+      message += `: job ${String(job.id)} (${String(job.status)})`;
+    }
     return new ApiError(
       status,
       message,
@@ -126,6 +195,10 @@ export class ApiClient {
       return `; no token: set JOBWORKER_TOKEN or JOBWORKER_DATA_DIR (no token in ${tokenFile})`;
     return '; no token: set JOBWORKER_TOKEN';
   }
+}
+
+function queuePath(name: string): string {
+  return `v1/queues/${encodeURIComponent(name)}`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,5 +1,12 @@
 import type { JobStatus } from '../core/job.ts';
 
+/**
+ * Why a queued job has not started (docs/queues.md): `dependencies` (a job in `after` has not
+ * succeeded yet), `time` (its `runAt` has not come) or `queue` (its queue is full or paused, or
+ * the server drains).
+ */
+export type WaitingFor = 'dependencies' | 'time' | 'queue';
+
 /** A job as REST v1 answers it (times in ISO 8601). */
 export interface ApiJob {
   readonly id: string;
@@ -20,6 +27,26 @@ export interface ApiJob {
   readonly finishedAt: string | null;
   readonly stopRequestedAt: string | null;
   readonly outputBytes: { readonly stdout: number; readonly stderr: number };
+  /** The queue it waits or ran in (`default` unless named). */
+  readonly queue: string;
+  /** -1000 to 1000; higher starts first within its queue. */
+  readonly priority: number;
+  /** Not started before this time; null for as soon as possible. */
+  readonly runAt: string | null;
+  /** Jobs that must all succeed (their last attempt) before this one starts. */
+  readonly after: readonly string[];
+  /** 1 for the first run. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** The previous attempt's id (null on the first). */
+  readonly retryOf: string | null;
+  /** The next attempt's id, once there is one. */
+  readonly retriedAs: string | null;
+  readonly dedupeKey: string | null;
+  /** Set while the job is `paused`. */
+  readonly pausedAt: string | null;
+  /** Set while the job is `queued`. */
+  readonly waitingFor: WaitingFor | null;
 }
 
 /** The body of `POST /v1/jobs`. */
@@ -32,7 +59,25 @@ export interface CreateJobBody {
   timeoutMs?: number;
   name?: string;
   labels?: Record<string, string>;
+  queue?: string;
+  priority?: number;
+  /** Not with `delayMs`. */
+  runAt?: string;
+  delayMs?: number;
+  after?: string[];
+  retry?: RetryBody;
+  dedupeKey?: string;
+  onDuplicate?: OnDuplicate;
 }
+
+/** `attempts` counts every run, the first included; backoff fields left out take the server's defaults. */
+export interface RetryBody {
+  attempts: number;
+  backoff?: { initialMs?: number; factor?: number; maxMs?: number };
+}
+
+/** What a submission with a `dedupeKey` already queued or running gets: a 409 `DUPLICATE`, or that job. */
+export type OnDuplicate = 'reject' | 'return';
 
 export interface JobPage {
   readonly jobs: readonly ApiJob[];
@@ -49,3 +94,32 @@ export interface ListQuery {
 
 /** A view of a job's output: one stream, or both interleaved in the order the server observed. */
 export type OutputView = 'stdout' | 'stderr' | 'all';
+
+/** A queue as `GET /v1/queues/{name}` answers it. */
+export interface ApiQueue {
+  readonly name: string;
+  /** The most of its jobs that run at once; null for no limit. */
+  readonly concurrency: number | null;
+  /** The most of its jobs that may wait; null for no limit. */
+  readonly maxWaiting: number | null;
+  /** Nothing new starts from it while paused. */
+  readonly paused: boolean;
+  /** Running and paused jobs. */
+  readonly running: number;
+  /** Queued jobs. */
+  readonly waiting: number;
+}
+
+/** The body of `PUT /v1/queues/{name}`: any of the settings. */
+export interface QueueSettings {
+  concurrency?: number | null;
+  maxWaiting?: number | null;
+  paused?: boolean;
+}
+
+/** The answer of `POST /v1/drain` and `GET /v1/drain`. */
+export interface DrainState {
+  readonly draining: boolean;
+  /** Jobs still running on this server. */
+  readonly running: number;
+}

@@ -25,16 +25,27 @@ export function runDuration(job: ApiJob, now: Date): number | null {
 
 /** The human form of `status`: one `Key  value` line each. */
 export function describeJob(job: ApiJob, style: Style, now: Date): string {
-  const when = (iso: string | null) => (iso === null ? '-' : `${formatAgo(new Date(iso), now)} (${iso})`);
+  const when = (iso: string | null) => (iso === null ? '-' : `${formatWhen(new Date(iso), now)} (${iso})`);
   const duration = runDuration(job, now);
-  const statusLine =
-    job.status === 'running' && job.pid !== null
-      ? `${style.status(job.status)} (pid ${job.pid})${job.stopRequestedAt === null ? '' : ', stopping'}`
-      : style.status(job.status);
   const rows: [string, string][] = [
     ['ID', job.id],
     ['Name', job.name === null ? '-' : printable(job.name)],
-    ['Status', statusLine],
+    ['Status', statusLine(job, style)],
+  ];
+  // An older server sends none of the queue fields: show only what is there.
+  if (job.queue != null) {
+    rows.push(['Queue', `${printable(job.queue)}${job.priority ? `, priority ${job.priority}` : ''}`]);
+  }
+  if (job.status === 'queued' && job.waitingFor != null) rows.push(['Waiting for', waitingFor(job)]);
+  if (job.after != null && job.after.length > 0) rows.push(['After', job.after.join(', ')]);
+  if (job.runAt != null && job.startedAt === null) rows.push(['Not before', when(job.runAt)]);
+  if (job.maxAttempts != null && job.maxAttempts > 1) {
+    rows.push(['Attempt', `${job.attempt} of ${job.maxAttempts}`]);
+  }
+  if (job.retryOf != null) rows.push(['Retry of', job.retryOf]);
+  if (job.retriedAs != null) rows.push(['Retried as', job.retriedAs]);
+  if (job.dedupeKey != null) rows.push(['Dedupe key', printable(job.dedupeKey)]);
+  rows.push(
     ['Command', commandLine(job)],
     ['Cwd', printable(job.cwd)],
     ['Owner', printable(job.owner)],
@@ -42,7 +53,8 @@ export function describeJob(job: ApiJob, style: Style, now: Date): string {
     ['Started', when(job.startedAt)],
     ['Finished', when(job.finishedAt)],
     ['Duration', duration === null ? '-' : formatDuration(duration)],
-  ];
+  );
+  if (job.pausedAt != null) rows.push(['Paused', when(job.pausedAt)]);
   if (job.stopRequestedAt !== null) rows.push(['Stop asked', when(job.stopRequestedAt)]);
   if (job.reason !== null) rows.push(['Result', printable(job.reason)]);
   if (job.exitCode !== null) rows.push(['Exit code', String(job.exitCode)]);
@@ -55,6 +67,31 @@ export function describeJob(job: ApiJob, style: Style, now: Date): string {
   if (labels.length > 0) rows.push(['Labels', printable(labels.map(([k, v]) => `${k}=${v}`).join(', '))]);
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${style.bold(key.padEnd(width))}  ${value}\n`).join('');
+}
+
+function statusLine(job: ApiJob, style: Style): string {
+  const live = job.status === 'running' || job.status === 'paused';
+  if (!live || job.pid === null) return style.status(job.status);
+  return `${style.status(job.status)} (pid ${job.pid})${job.stopRequestedAt === null ? '' : ', stopping'}`;
+}
+
+function waitingFor(job: ApiJob): string {
+  switch (job.waitingFor) {
+    case 'dependencies':
+      return 'dependencies (the jobs in After to succeed)';
+    case 'time':
+      return 'time (see Not before)';
+    case 'queue':
+      return `queue (${printable(job.queue)} is full or paused, or the server drains)`;
+    default:
+      return printable(String(job.waitingFor));
+  }
+}
+
+/** "3m ago" for a past time, "in 4m 59s" for a future one (a `runAt`). */
+function formatWhen(at: Date, now: Date): string {
+  const ahead = at.getTime() - now.getTime();
+  return ahead >= 1000 ? `in ${formatDuration(ahead)}` : formatAgo(at, now);
 }
 
 export function formatBytes(bytes: number): string {

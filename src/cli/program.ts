@@ -2,8 +2,11 @@ import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { addCommonOptions, type CliContext } from './cli-context.ts';
 import { readCliEnvironment } from './cli-env.ts';
+import { registerDrain } from './commands/drain.ts';
 import { registerList } from './commands/list.ts';
 import { registerLogs } from './commands/logs.ts';
+import { registerPause } from './commands/pause.ts';
+import { registerQueue } from './commands/queue.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerStart } from './commands/start.ts';
 import { registerStatus } from './commands/status.ts';
@@ -24,8 +27,15 @@ export function buildProgram(ctx: CliContext): Command {
     .configureOutput({
       writeOut: (text) => ctx.stdout.write(text),
       writeErr: (text) => ctx.stderr.write(text),
-      // Commander's messages start with "error: "; ours all start with "jobworker: ".
-      outputError: (text, write) => write(`jobworker: ${text.replace(/^error: /, '')}`),
+      // Commander's messages start with "error: "; ours all start with "jobworker: ", on one line
+      // (commander puts its "(Did you mean ...?)" on a second one).
+      outputError: (text, write) =>
+        write(
+          `jobworker: ${text
+            .replace(/^error: /, '')
+            .trimEnd()
+            .replaceAll('\n', ' ')}\n`,
+        ),
     });
   addCommonOptions(program);
   registerServe(program, ctx);
@@ -34,6 +44,9 @@ export function buildProgram(ctx: CliContext): Command {
   registerStatus(program, ctx);
   registerLogs(program, ctx);
   registerList(program, ctx);
+  registerPause(program, ctx);
+  registerQueue(program, ctx);
+  registerDrain(program, ctx);
   return program;
 }
 

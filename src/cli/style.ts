@@ -32,6 +32,7 @@ export class Style {
 const STATUS_COLOURS: Record<JobStatus, string> = {
   queued: '2',
   running: '36',
+  paused: '35',
   succeeded: '32',
   failed: '31',
   stopped: '33',

@@ -226,8 +226,12 @@ describe('jobworker stop, status and list', () => {
     const table = await jobworker(['list'], t.env);
     assert.equal(table.code, 0, table.stderr);
     const [header, ...rows] = table.stdout.trimEnd().split('\n');
-    assert.match(header!, /^ID +NAME +STATUS +AGE +DURATION +COMMAND$/);
-    assert.match(rows[0]!, new RegExp(`^${job.id} +listed +succeeded +\\S.* +true$`), 'newest first');
+    assert.match(header!, /^ID +NAME +STATUS +AGE +DURATION +QUEUE +COMMAND$/);
+    assert.match(
+      rows[0]!,
+      new RegExp(`^${job.id} +listed +succeeded +\\S.* +default +true$`),
+      'newest first',
+    );
 
     const page = await jobworkerJson<JobPage>(['list', '--limit', '1'], t.env);
     assert.equal(page.jobs.length, 1);

@@ -67,6 +67,7 @@ function jobTable(ctx: CliContext, jobs: readonly ApiJob[]): string {
       job.status,
       formatAgo(new Date(job.createdAt), now),
       duration === null ? '-' : formatDuration(duration),
+      job.queue == null ? '-' : printable(job.queue),
       commandLine(job),
     ];
   });
@@ -77,6 +78,8 @@ function jobTable(ctx: CliContext, jobs: readonly ApiJob[]): string {
       { header: 'STATUS' },
       { header: 'AGE' },
       { header: 'DURATION', optional: true },
+      // Left out first on a narrow terminal.
+      { header: 'QUEUE', optional: true },
       { header: 'COMMAND', shrink: true },
     ],
     rows,

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { CreateJobBody } from '../api-types.ts';
 import {
   addCommonOptions,
@@ -11,12 +11,23 @@ import {
   printJson,
 } from '../cli-context.ts';
 import { isLoopbackUrl } from '../connection.ts';
-import { parsePositiveDuration } from '../durations.ts';
+import { parseDuration, parsePositiveDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';
 import { writeTo } from '../output-writer.ts';
+import {
+  collectJobId,
+  parseBackoff,
+  parseDedupeKey,
+  parsePriority,
+  parseQueueName,
+  parseRetries,
+  parseTime,
+  type ScheduleOptions,
+  scheduleBody,
+} from '../schedule-options.ts';
 import { showOutput } from '../show-output.ts';
 
-interface StartOptions {
+interface StartOptions extends ScheduleOptions {
   name?: string;
   env?: string[];
   label?: string[];
@@ -55,14 +66,41 @@ export function registerStart(program: Command, ctx: CliContext): void {
       'end the job as timed_out after this long (500ms, 10s, 5m, 1h)',
       parsePositiveDuration,
     )
+    .option('--queue <name>', 'the queue to wait in (default: default)', parseQueueName)
+    .option(
+      '--priority <n>',
+      'from -1000 to 1000; higher starts first in its queue (default: 0)',
+      parsePriority,
+    )
+    .option('--after <id>', 'start only once this job succeeded (repeatable)', collectJobId)
+    .addOption(
+      new Option('--delay <duration>', 'do not start before this long from now (10s, 5m, 1h)')
+        .argParser(parseDuration)
+        .conflicts('at'),
+    )
+    .option('--at <time>', 'do not start before this ISO 8601 time (local without a zone)', parseTime)
+    .option('--retry <n>', 'run it again up to n times after it failed or timed out', parseRetries)
+    .option(
+      '--retry-backoff <initial[,factor[,max]]>',
+      'with --retry: the waits between attempts (default: 1s,2,5m)',
+      parseBackoff,
+    )
+    .option('--dedupe <key>', 'refuse it while a job with this key is queued or running', parseDedupeKey)
+    .addOption(
+      new Option('--on-duplicate <what>', 'with --dedupe: reject (exit 1) or return the job there').choices([
+        'reject',
+        'return',
+      ]),
+    )
     .option('--shell', 'run <command> with /bin/sh -c even without whitespace in it')
     .option('-f, --follow', "print the job's output until it ends, then exit with its exit code")
     .option('--raw', 'with --follow: keep escape sequences when printing to a terminal')
     .passThroughOptions();
   addCommonOptions(command).action(async (cmd: string, args: string[], options: StartOptions) => {
     const common = commonOptions(command);
+    const schedule = scheduleBody(options);
     const client = await connect(ctx, common);
-    const body: CreateJobBody = { command: cmd, args };
+    const body: CreateJobBody = { command: cmd, args, ...schedule };
     if (options.shell === true || (args.length === 0 && /\s/.test(cmd))) body.shell = true;
     if (body.args?.length === 0) delete body.args;
     if (options.name !== undefined) body.name = options.name;
@@ -72,7 +110,14 @@ export function registerStart(program: Command, ctx: CliContext): void {
     else if (isLoopbackUrl(client.connection.baseUrl)) body.cwd = ctx.cwd;
     if (options.timeout !== undefined) body.timeoutMs = options.timeout;
 
-    const job = await client.createJob(body);
+    const { job, created } = await client.createJob(body);
+    if (!created && common.json !== true) {
+      note(ctx, `job ${job.id} with --dedupe ${job.dedupeKey ?? ''} is already ${job.status}; no new job`);
+    } else if (job.status === 'queued' && job.waitingFor != null && common.json !== true) {
+      note(ctx, `job ${job.id} is queued, waiting for ${job.waitingFor}`);
+    } else if (job.status === 'cancelled' && common.json !== true) {
+      note(ctx, `job ${job.id} was cancelled: ${job.reason ?? ''}`);
+    }
     if (options.follow !== true) {
       if (common.json === true) await printJson(ctx, job);
       else await writeTo(ctx.stdout, `${job.id}\n`);

@@ -9,6 +9,7 @@ export function registerStop(program: Command, ctx: CliContext): void {
     .summary('stop a job and every process it started')
     .description(
       'Stop a job: SIGTERM to its processes, then, after the grace period, kill all that are left. ' +
+        'A queued job is cancelled at once, and so are the jobs waiting for it. ' +
         'Stopping a job that had already finished changes nothing and exits 1.',
     )
     .argument('<id>', 'the job id')
@@ -24,9 +25,11 @@ export function registerStop(program: Command, ctx: CliContext): void {
     if (common.json === true) return printJson(ctx, job);
     const grace = options.grace === undefined ? '' : ` (grace ${formatDuration(options.grace)})`;
     const text =
-      job.status === 'running' || job.status === 'queued'
-        ? `stopping ${job.id}${grace}`
-        : `${job.id} ${job.status}`;
+      job.status === 'cancelled'
+        ? `cancelled ${job.id} before it started`
+        : job.status === 'running' || job.status === 'paused' || job.status === 'queued'
+          ? `stopping ${job.id}${grace}`
+          : `${job.id} ${job.status}`;
     await writeTo(ctx.stdout, `${text}\n`);
   });
 }

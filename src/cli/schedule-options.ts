@@ -1,0 +1,174 @@
+import { InvalidArgumentError } from 'commander';
+import { isJobId } from '../core/ids.ts';
+import { QUEUE_NAME, RETRY_BACKOFF_DEFAULTS, SPEC_LIMITS } from '../core/spec.ts';
+import type { CreateJobBody, OnDuplicate, RetryBody } from './api-types.ts';
+import { parseDuration } from './durations.ts';
+import { UsageError } from './errors.ts';
+
+/*
+ * The options of `start` that say where and when a job runs (docs/queues.md). The parsers throw
+ * commander's `InvalidArgumentError`, which commander turns into a usage error naming the
+ * option; checks across options throw `UsageError`. The server checks everything again.
+ */
+
+/** What commander collected for the scheduling options of `start`. */
+export interface ScheduleOptions {
+  queue?: string;
+  priority?: number;
+  after?: string[];
+  delay?: number;
+  at?: string;
+  retry?: number;
+  retryBackoff?: RetryBody['backoff'];
+  dedupe?: string;
+  onDuplicate?: OnDuplicate;
+}
+
+export function parseQueueName(text: string): string {
+  if (!QUEUE_NAME.test(text)) {
+    throw new InvalidArgumentError(
+      `Expected a queue name: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit, got ${JSON.stringify(text)}.`,
+    );
+  }
+  return text;
+}
+
+export function parsePriority(text: string): number {
+  const n = Number(text);
+  if (!/^[-+]?\d+$/.test(text) || Math.abs(n) > SPEC_LIMITS.priority) {
+    throw new InvalidArgumentError(
+      `Expected an integer from -${SPEC_LIMITS.priority} to ${SPEC_LIMITS.priority}, got ${JSON.stringify(text)}.`,
+    );
+  }
+  return n;
+}
+
+/** Collects `--after ID` (repeatable), each a job id, each once. */
+export function collectJobId(text: string, previous: string[] = []): string[] {
+  const id = text.trim().toLowerCase();
+  if (!isJobId(id)) throw new InvalidArgumentError(`Expected a job id, got ${JSON.stringify(text)}.`);
+  if (previous.includes(id)) throw new InvalidArgumentError(`Job ${id} is given twice.`);
+  if (previous.length >= SPEC_LIMITS.after) {
+    throw new InvalidArgumentError(`Expected at most ${SPEC_LIMITS.after} jobs.`);
+  }
+  return [...previous, id];
+}
+
+/** N retries, so N + 1 attempts in all. */
+export function parseRetries(text: string): number {
+  const n = Number(text);
+  const max = SPEC_LIMITS.attempts - 1;
+  if (!/^\d+$/.test(text) || n > max) {
+    throw new InvalidArgumentError(
+      `Expected a number of retries from 0 to ${max}, got ${JSON.stringify(text)}.`,
+    );
+  }
+  return n;
+}
+
+/**
+ * `INITIAL[,FACTOR[,MAX]]`, as in `1s,2,5m`: the wait before the first retry, what each later
+ * wait is multiplied by, and the longest wait. Parts left out take the server's defaults, except
+ * that a MAX left out is never below INITIAL (`--retry-backoff 10m` waits 10 minutes each time).
+ */
+export function parseBackoff(text: string): NonNullable<RetryBody['backoff']> {
+  const parts = text.split(',');
+  const [initial, factor, max] = parts;
+  const expected = `Expected INITIAL[,FACTOR[,MAX]] such as 1s,2,5m, got ${JSON.stringify(text)}.`;
+  if (parts.length > 3 || initial === undefined) throw new InvalidArgumentError(expected);
+  const duration = (part: string) => {
+    try {
+      return parseDuration(part);
+    } catch {
+      throw new InvalidArgumentError(expected);
+    }
+  };
+  const backoff: NonNullable<RetryBody['backoff']> = { initialMs: duration(initial) };
+  if (factor !== undefined && factor !== '') {
+    const f = Number(factor);
+    if (!/^\d+(\.\d+)?$/.test(factor) || f < 1 || f > SPEC_LIMITS.backoffFactor) {
+      throw new InvalidArgumentError(
+        `Expected a FACTOR from 1 to ${SPEC_LIMITS.backoffFactor}, got ${JSON.stringify(factor)}.`,
+      );
+    }
+    backoff.factor = f;
+  }
+  if (max !== undefined) {
+    backoff.maxMs = duration(max);
+    if (backoff.maxMs < backoff.initialMs!) {
+      throw new InvalidArgumentError(`Expected MAX to be at least INITIAL, got ${JSON.stringify(text)}.`);
+    }
+  } else if (backoff.initialMs! > RETRY_BACKOFF_DEFAULTS.maxMs) {
+    backoff.maxMs = backoff.initialMs!;
+  }
+  for (const ms of [backoff.initialMs!, backoff.maxMs ?? 0]) {
+    if (ms > SPEC_LIMITS.backoffMs) throw new InvalidArgumentError('Expected waits of at most 7 days.');
+  }
+  return backoff;
+}
+
+export function parseDedupeKey(text: string): string {
+  const length = [...text].length;
+  if (length < 1 || length > SPEC_LIMITS.dedupeKeyChars) {
+    throw new InvalidArgumentError(`Expected 1 to ${SPEC_LIMITS.dedupeKeyChars} characters, got ${length}.`);
+  }
+  return text;
+}
+
+const TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
+
+/**
+ * An ISO 8601 date or time, returned as UTC ISO 8601. Without a zone it is local time, as
+ * `date` reads it (`2026-12-01` is local midnight); a day that is not in the calendar is refused
+ * rather than rolled over to the next month.
+ */
+export function parseTime(text: string): string {
+  const match = TIME.exec(text.trim());
+  const expected = `Expected an ISO 8601 time such as 2026-12-01T03:00:00Z or 2026-12-01 03:00 (local), got ${JSON.stringify(text)}.`;
+  if (match === null) throw new InvalidArgumentError(expected);
+  const [y, mo, d, h = 0, mi = 0, s = 0] = match.slice(1, 7).map((part) => Number(part ?? 0)) as number[];
+  const ms = Math.floor(Number(`0.${match[7] ?? '0'}`) * 1000);
+  const zone = match[8]?.toUpperCase();
+  const daysInMonth = new Date(Date.UTC(y!, mo!, 0)).getUTCDate();
+  if (mo! < 1 || mo! > 12 || d! < 1 || d! > daysInMonth || h > 23 || mi > 59 || s > 59) {
+    throw new InvalidArgumentError(expected);
+  }
+  let at: Date;
+  if (zone === undefined) at = new Date(y!, mo! - 1, d!, h, mi, s, ms);
+  else {
+    const offset = zone === 'Z' ? 0 : offsetMinutes(zone);
+    at = new Date(Date.UTC(y!, mo! - 1, d!, h, mi, s, ms) - offset * 60_000);
+  }
+  if (Number.isNaN(at.getTime())) throw new InvalidArgumentError(expected);
+  return at.toISOString();
+}
+
+function offsetMinutes(zone: string): number {
+  const digits = zone.slice(1).replace(':', '');
+  const minutes = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2));
+  return zone.startsWith('-') ? -minutes : minutes;
+}
+
+/** The body fields of the scheduling options; options that only make sense with another are usage errors. */
+export function scheduleBody(options: ScheduleOptions): Partial<CreateJobBody> {
+  if (options.retryBackoff !== undefined && options.retry === undefined) {
+    throw new UsageError('--retry-backoff needs --retry N (how many retries)');
+  }
+  if (options.onDuplicate !== undefined && options.dedupe === undefined) {
+    throw new UsageError('--on-duplicate needs --dedupe KEY');
+  }
+  const body: Partial<CreateJobBody> = {};
+  if (options.queue !== undefined) body.queue = options.queue;
+  if (options.priority !== undefined) body.priority = options.priority;
+  if (options.after !== undefined) body.after = options.after;
+  if (options.delay !== undefined) body.delayMs = options.delay;
+  if (options.at !== undefined) body.runAt = options.at;
+  if (options.retry !== undefined) {
+    body.retry = { attempts: options.retry + 1 };
+    if (options.retryBackoff !== undefined) body.retry.backoff = options.retryBackoff;
+  }
+  if (options.dedupe !== undefined) body.dedupeKey = options.dedupe;
+  if (options.onDuplicate !== undefined) body.onDuplicate = options.onDuplicate;
+  return body;
+}
