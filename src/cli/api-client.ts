@@ -56,11 +56,11 @@ export class ApiClient {
 
   /** Freezes a running job; anything but a running job is a 409 `ILLEGAL_TRANSITION`. */
   pauseJob(id: string): Promise<ApiJob> {
-    return this.json('POST', `v1/jobs/${encodeURIComponent(id)}/pause`, {});
+    return this.act(`v1/jobs/${encodeURIComponent(id)}/pause`, () => this.getJob(id));
   }
 
   resumeJob(id: string): Promise<ApiJob> {
-    return this.json('POST', `v1/jobs/${encodeURIComponent(id)}/resume`, {});
+    return this.act(`v1/jobs/${encodeURIComponent(id)}/resume`, () => this.getJob(id));
   }
 
   async listQueues(): Promise<readonly ApiQueue[]> {
@@ -78,11 +78,11 @@ export class ApiClient {
   }
 
   pauseQueue(name: string): Promise<ApiQueue> {
-    return this.json('POST', `${queuePath(name)}/pause`, {});
+    return this.act(`${queuePath(name)}/pause`, () => this.getQueue(name));
   }
 
   resumeQueue(name: string): Promise<ApiQueue> {
-    return this.json('POST', `${queuePath(name)}/resume`, {});
+    return this.act(`${queuePath(name)}/resume`, () => this.getQueue(name));
   }
 
   /** Stops dispatching on the server; with `wait`, the answer comes once no job runs there any more. */
@@ -95,7 +95,7 @@ export class ApiClient {
   }
 
   undrain(): Promise<DrainState> {
-    return this.json('POST', 'v1/undrain', {});
+    return this.act('v1/undrain', () => this.drainState());
   }
 
   /** Opens the server-sent-event form of a job's output; the caller reads the body. */
@@ -120,6 +120,15 @@ export class ApiClient {
     return (await this.request<T>(method, path, body)).value;
   }
 
+  /**
+   * A POST whose answer docs/queues.md leaves open: the object it acted on, or, when the server
+   * answers with no body (204), the object as `reread` gets it.
+   */
+  private async act<T>(path: string, reread: () => Promise<T>): Promise<T> {
+    const { value } = await this.request<T | undefined>('POST', path, {});
+    return value === undefined ? reread() : value;
+  }
+
   private async request<T>(
     method: 'GET' | 'POST' | 'PUT',
     path: string,
@@ -134,6 +143,7 @@ export class ApiClient {
     const status = response.statusCode ?? 0;
     if (status < 200 || status > 299) throw await this.errorFrom(response);
     const text = (await readBody(response)).toString('utf8');
+    if (text === '' && status === 204) return { status, value: undefined as T };
     try {
       return { status, value: JSON.parse(text) as T };
     } catch {

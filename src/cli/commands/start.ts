@@ -26,6 +26,7 @@ import {
   scheduleBody,
 } from '../schedule-options.ts';
 import { showOutput } from '../show-output.ts';
+import { printable } from '../terminal-sanitizer.ts';
 
 interface StartOptions extends ScheduleOptions {
   name?: string;
@@ -112,11 +113,14 @@ export function registerStart(program: Command, ctx: CliContext): void {
 
     const { job, created } = await client.createJob(body);
     if (!created && common.json !== true) {
-      note(ctx, `job ${job.id} with --dedupe ${job.dedupeKey ?? ''} is already ${job.status}; no new job`);
+      note(
+        ctx,
+        `job ${job.id} with --dedupe ${printable(job.dedupeKey ?? '')} is already ${job.status}; no new job`,
+      );
     } else if (job.status === 'queued' && job.waitingFor != null && common.json !== true) {
       note(ctx, `job ${job.id} is queued, waiting for ${job.waitingFor}`);
     } else if (job.status === 'cancelled' && common.json !== true) {
-      note(ctx, `job ${job.id} was cancelled: ${job.reason ?? ''}`);
+      note(ctx, `job ${job.id} was cancelled: ${printable(job.reason ?? '')}`);
     }
     if (options.follow !== true) {
       if (common.json === true) await printJson(ctx, job);
