@@ -1,4 +1,4 @@
-import type { JobStatus } from './job.ts';
+import type { Job, JobStatus } from './job.ts';
 
 /**
  * Stable error codes. Adapters map them to HTTP and gRPC statuses in one place each;
@@ -13,6 +13,9 @@ export const ERROR_CODES = {
   ALREADY_FINISHED: 'the job had already finished; nothing changed',
   SPAWN_FAILED: 'the operating system refused to start the job',
   CAPACITY_EXHAUSTED: 'the server is at its limit of running jobs or open files',
+  QUEUE_FULL: 'the queue already holds its maximum of waiting jobs',
+  DUPLICATE: 'a job with the same dedupeKey is queued or running',
+  FORBIDDEN: 'the caller may not do this (admins only)',
   UNAUTHENTICATED: 'no valid credentials were given',
   PAYLOAD_TOO_LARGE: 'the request body is larger than allowed',
   INTERNAL: 'an unexpected server error',
@@ -61,6 +64,24 @@ export class IllegalTransitionError extends JobworkerError {
     this.jobId = jobId;
     this.from = from;
     this.to = to;
+  }
+}
+
+/** A submission whose `dedupeKey` a queued or running job already has. Carries that job. */
+export class DuplicateJobError extends JobworkerError {
+  readonly job: Job;
+  constructor(job: Job) {
+    super('DUPLICATE', `Job ${job.id} with dedupeKey ${JSON.stringify(job.spec.dedupeKey)} is ${job.status}`);
+    this.job = job;
+  }
+}
+
+/** A submission to a queue that holds its maximum of waiting jobs; nothing was created. */
+export class QueueFullError extends JobworkerError {
+  readonly queue: string;
+  constructor(queue: string, maxWaiting: number) {
+    super('QUEUE_FULL', `Queue ${queue} already holds its maximum of ${maxWaiting} waiting jobs; try again later`);
+    this.queue = queue;
   }
 }
 

@@ -10,6 +10,10 @@
  * - follower: a client streaming a job's output live.
  * - owner: the user who started the job; only the owner and admins may see or stop it.
  * - node: one jobworker server process on one machine.
+ * - queue: a named group of jobs with its own concurrency limit; every job is in one (`default`).
+ * - attempt: one run of a job with a retry policy; each attempt is a job of its own, linked to the
+ *   previous one by `retryOf` and to the next by `retriedAs`.
+ * - dependency: a job named in another's `after`; that one starts only once all of them succeeded.
  *
  * This module imports nothing: it is shared by every layer.
  */
@@ -18,6 +22,7 @@
  * Where a job is in its life.
  * - `queued`: accepted, not started yet.
  * - `running`: its main process is alive.
+ * - `paused`: running, with every process frozen (cgroup freezer, or SIGSTOP); it keeps its queue slot.
  * - `succeeded`: the main process exited with code 0.
  * - `failed`: a non-zero exit, death by a signal nobody asked for, or failure to start.
  * - `stopped`: a user asked it to stop and its processes are gone.
@@ -28,6 +33,7 @@
 export type JobStatus =
   | 'queued'
   | 'running'
+  | 'paused'
   | 'succeeded'
   | 'failed'
   | 'stopped'
@@ -38,6 +44,7 @@ export type JobStatus =
 export const JOB_STATUSES: readonly JobStatus[] = [
   'queued',
   'running',
+  'paused',
   'succeeded',
   'failed',
   'stopped',
@@ -77,7 +84,32 @@ export interface JobSpec {
   readonly labels: Readonly<Record<string, string>>;
   /** cgroup resource limits. */
   readonly limits: JobLimits;
+  /** The queue the job waits in (`default` unless named). */
+  readonly queue: string;
+  /** Higher starts first within its queue; then first come, first served. -1000 to 1000, default 0. */
+  readonly priority: number;
+  /** Jobs that must all succeed (their last attempt) before this one starts. */
+  readonly after: readonly string[];
+  /** Run again after a `failed` or `timed_out` run; null for never. */
+  readonly retry: RetryPolicy | null;
+  /** At most one job with this key is queued or running at a time; null for none. */
+  readonly dedupeKey: string | null;
 }
+
+/** When and how often a failed run is tried again. */
+export interface RetryPolicy {
+  /** Runs in all, the first included (2 = one retry). */
+  readonly attempts: number;
+  /** The wait before attempt k+1 is `min(maxMs, initialMs * factor^(k-1))`. */
+  readonly backoff: { readonly initialMs: number; readonly factor: number; readonly maxMs: number };
+}
+
+/**
+ * Why a queued job is not running yet, as stored. `after`: a dependency has not succeeded yet;
+ * `delay`: its `runAt` has not come; `starting`: a node has claimed it and is spawning it;
+ * null: it waits only for a free slot in its queue.
+ */
+export type JobHold = 'after' | 'delay' | 'starting' | null;
 
 /** Where the job's processes are, recorded when it starts so a later server can find and verify them. */
 export interface ProcessIdentity {
@@ -130,6 +162,18 @@ export interface Job {
   readonly node: string;
   /** Bytes written per stream (logical size, including any dropped by retention); final once the job finished. */
   readonly outputBytes: OutputBytes;
+  /** Not started before this time (from `runAt` or `delayMs`, or a retry's backoff); null for as soon as possible. */
+  readonly runAt: Date | null;
+  /** What a queued job waits for besides a slot; null otherwise. */
+  readonly hold: JobHold;
+  /** 1 for a first run; k for the k-th attempt of a job with a retry policy. */
+  readonly attempt: number;
+  /** The previous attempt's id, on a retry. */
+  readonly retryOf: string | null;
+  /** The next attempt's id, once this one failed and was retried. */
+  readonly retriedAs: string | null;
+  /** Set while the job is `paused`. */
+  readonly pausedAt: Date | null;
 }
 
 export interface OutputBytes {
@@ -139,5 +183,10 @@ export interface OutputBytes {
 
 /** Statuses from which a job never moves again. */
 export function isFinal(status: JobStatus): boolean {
-  return status !== 'queued' && status !== 'running';
+  return status !== 'queued' && status !== 'running' && status !== 'paused';
+}
+
+/** Running or paused: the job has live processes on its node and holds a slot of its queue. */
+export function isActive(status: JobStatus): boolean {
+  return status === 'running' || status === 'paused';
 }

@@ -1,5 +1,6 @@
 import { ValidationError } from './errors.ts';
-import type { JobLimits, JobSpec } from './job.ts';
+import { isJobId } from './ids.ts';
+import type { JobLimits, JobSpec, RetryPolicy } from './job.ts';
 
 /** What a caller may submit: every field but `command` is optional. */
 export interface JobSpecInput {
@@ -12,6 +13,17 @@ export interface JobSpecInput {
   name?: string | null;
   labels?: Record<string, string>;
   limits?: JobLimits;
+  queue?: string;
+  priority?: number;
+  after?: string[];
+  retry?: { attempts: number; backoff?: Partial<RetryPolicy['backoff']> } | null;
+  dedupeKey?: string | null;
+  /** Submission only (see `normalizeSubmission`): not before this ISO 8601 time. */
+  runAt?: string;
+  /** Submission only: not before this many milliseconds from now. */
+  delayMs?: number;
+  /** Submission only: what a duplicate `dedupeKey` answers. */
+  onDuplicate?: 'reject' | 'return';
 }
 
 /** Bounds that keep one submission from exhausting the server. */
@@ -27,7 +39,22 @@ export const SPEC_LIMITS = {
   labelKeyChars: 63,
   labelValueChars: 256,
   timeoutMs: 366 * 24 * 3600 * 1000,
+  priority: 1000,
+  after: 100,
+  attempts: 100,
+  backoffMs: 7 * 24 * 3600 * 1000,
+  backoffFactor: 100,
+  dedupeKeyChars: 200,
 } as const;
+
+/** The backoff of a retry policy that names none, or only some of it. */
+export const RETRY_BACKOFF_DEFAULTS = { initialMs: 1000, factor: 2, maxMs: 300_000 } as const;
+
+/** The queue of a job that names none. */
+export const DEFAULT_QUEUE = 'default';
+
+/** Queue names: what fits a URL path segment and a CLI word without quoting. */
+export const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 const SPEC_FIELDS = new Set([
   'command',
@@ -39,6 +66,15 @@ const SPEC_FIELDS = new Set([
   'name',
   'labels',
   'limits',
+  'queue',
+  'priority',
+  'after',
+  'retry',
+  'dedupeKey',
+  // Checked by normalizeSubmission: they say when and how to admit, not what to run.
+  'runAt',
+  'delayMs',
+  'onDuplicate',
 ]);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/;
@@ -170,7 +206,127 @@ export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpe
     return out;
   });
 
-  return { command, args, shell, env, cwd, timeoutMs, name, labels, limits };
+  const queue = optional(input.queue, DEFAULT_QUEUE, (value) => queueName('queue', value));
+
+  const priority = optional(input.priority, 0, (value) => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > SPEC_LIMITS.priority) {
+      throw ValidationError.expected(
+        'priority',
+        `an integer from -${SPEC_LIMITS.priority} to ${SPEC_LIMITS.priority}`,
+        value,
+      );
+    }
+    return value;
+  });
+
+  const after = optional(input.after, [] as string[], (value) => {
+    if (!Array.isArray(value)) throw ValidationError.expected('after', 'an array of job ids', value);
+    if (value.length > SPEC_LIMITS.after) {
+      throw ValidationError.expected('after', `at most ${SPEC_LIMITS.after} job ids`, `${value.length} ids`);
+    }
+    const seen = new Set<string>();
+    return value.map((id: unknown, i) => {
+      if (typeof id !== 'string' || !isJobId(id)) {
+        throw ValidationError.expected(`after[${i}]`, 'a job id (a UUIDv7)', id);
+      }
+      if (seen.has(id)) throw new ValidationError(`after[${i}]`, `Job ${id} is named twice in \`after\``);
+      seen.add(id);
+      return id;
+    });
+  });
+
+  const retry = optional(input.retry, null, (value) => (value === null ? null : retryPolicy(value)));
+
+  const dedupeKey = optional(input.dedupeKey, null, (value) => {
+    if (value === null) return null;
+    const key = text('dedupeKey', value, SPEC_LIMITS.dedupeKeyChars * 4);
+    if (key.length === 0 || key.length > SPEC_LIMITS.dedupeKeyChars) {
+      throw ValidationError.expected('dedupeKey', `1 to ${SPEC_LIMITS.dedupeKeyChars} characters`, key);
+    }
+    return key;
+  });
+
+  return {
+    command,
+    args,
+    shell,
+    env,
+    cwd,
+    timeoutMs,
+    name,
+    labels,
+    limits,
+    queue,
+    priority,
+    after,
+    retry,
+    dedupeKey,
+  };
+}
+
+/** A queue name, or a `ValidationError` on `field`. */
+export function queueName(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !QUEUE_NAME.test(value)) {
+    throw ValidationError.expected(
+      field,
+      "a queue name: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+      value,
+    );
+  }
+  return value;
+}
+
+function retryPolicy(value: unknown): RetryPolicy {
+  if (!isPlainObject(value)) throw ValidationError.expected('retry', 'an object `{attempts, backoff?}`', value);
+  for (const key of Object.keys(value)) {
+    if (key !== 'attempts' && key !== 'backoff') {
+      throw new ValidationError(`retry.${key}`, `Unknown field \`retry.${key}\``);
+    }
+  }
+  const { attempts } = value;
+  if (
+    typeof attempts !== 'number' ||
+    !Number.isInteger(attempts) ||
+    attempts < 1 ||
+    attempts > SPEC_LIMITS.attempts
+  ) {
+    throw ValidationError.expected(
+      'retry.attempts',
+      `an integer from 1 to ${SPEC_LIMITS.attempts} (runs in all, the first included)`,
+      attempts,
+    );
+  }
+  const backoff = optional(value.backoff, {}, (b) => {
+    if (!isPlainObject(b)) throw ValidationError.expected('retry.backoff', 'an object', b);
+    return b;
+  });
+  const out: { initialMs: number; factor: number; maxMs: number } = { ...RETRY_BACKOFF_DEFAULTS };
+  for (const [key, val] of Object.entries(backoff)) {
+    const field = `retry.backoff.${key}`;
+    if (key === 'factor') {
+      if (typeof val !== 'number' || !Number.isFinite(val) || val < 1 || val > SPEC_LIMITS.backoffFactor) {
+        throw ValidationError.expected(field, `a number from 1 to ${SPEC_LIMITS.backoffFactor}`, val);
+      }
+      out.factor = val;
+    } else if (key === 'initialMs' || key === 'maxMs') {
+      if (typeof val !== 'number' || !Number.isInteger(val) || val < 0 || val > SPEC_LIMITS.backoffMs) {
+        throw ValidationError.expected(field, `an integer of milliseconds from 0 to ${SPEC_LIMITS.backoffMs}`, val);
+      }
+      out[key] = val;
+    } else {
+      throw new ValidationError(field, `Unknown field \`${field}\``);
+    }
+  }
+  if (out.maxMs < out.initialMs) {
+    throw ValidationError.expected('retry.backoff.maxMs', `at least initialMs (${out.initialMs})`, out.maxMs);
+  }
+  return { attempts, backoff: out };
+}
+
+/** The wait before attempt `attempt + 1`, after attempt `attempt` (1-based) failed. */
+export function retryDelayMs(policy: RetryPolicy, attempt: number): number {
+  const { initialMs, factor, maxMs } = policy.backoff;
+  return Math.min(maxMs, Math.round(initialMs * factor ** (attempt - 1)));
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -2,12 +2,15 @@ import { IllegalTransitionError } from './errors.ts';
 import type { JobStatus } from './job.ts';
 
 /**
- * Every legal move between statuses. `queued → failed` is a failure to start;
+ * Every legal move between statuses. `queued → failed` is a failure to start (and `queued → cancelled`
+ * a stop before it started, or a dependency that did not succeed); a paused job can end in every way a
+ * running one can (a stop thaws it first, the OOM killer or an outside SIGKILL need not);
  * `running → lost` is a job whose processes vanished without an exit status.
  */
 export const TRANSITIONS = {
   queued: ['running', 'cancelled', 'failed'],
-  running: ['succeeded', 'failed', 'stopped', 'timed_out', 'lost'],
+  running: ['paused', 'succeeded', 'failed', 'stopped', 'timed_out', 'lost'],
+  paused: ['running', 'succeeded', 'failed', 'stopped', 'timed_out', 'lost'],
   succeeded: [],
   failed: [],
   stopped: [],

@@ -5,6 +5,8 @@ import type { Job } from '../core/job.ts';
  * right after the change.
  */
 export interface EngineEvents {
+  /** The job was admitted to its queue (it may have been cancelled at once: see its status). */
+  'job:queued': [job: Job];
   /** The job's processes were spawned and its start recorded. */
   'job:started': [job: Job];
   /** A job found running at start-up was verified and adopted. */

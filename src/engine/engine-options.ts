@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
 import type { JobStore } from '../store/job-store.ts';
@@ -17,8 +18,12 @@ export interface EngineOptions {
   readonly adoptedCheckMs?: number;
   readonly cgroups?: CgroupOptions;
   readonly logger?: Logger;
-  /** The clock; tests inject one. */
+  /** The clock; tests inject one. Default: `clock.now`. */
   readonly now?: () => Date;
+  /** Time and timers for scheduling (delays, retry backoff); tests inject a manual clock. */
+  readonly clock?: Clock;
+  /** Most jobs claimed from one queue in one dispatch pass. Default 64. */
+  readonly dispatchBatch?: number;
 }
 
 export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
@@ -27,15 +32,18 @@ export const ENGINE_DEFAULTS = {
   outputCapBytes: 1024 ** 3,
   defaultGraceMs: 10_000,
   adoptedCheckMs: 250,
+  dispatchBatch: 64,
 } as const satisfies Partial<EngineOptions>;
 
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {
+  const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   return {
     node: hostname(),
     logger: silentLogger,
-    now: () => new Date(),
     cgroups: {},
     ...ENGINE_DEFAULTS,
     ...options,
+    clock,
+    now: options.now ?? (() => clock.now()),
   };
 }

@@ -1,12 +1,12 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { closeSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { NotFoundError } from '../core/errors.ts';
+import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
-import { isFinal, type Job } from '../core/job.ts';
-import { normalizeSpec } from '../core/spec.ts';
+import { isActive, isFinal, type Job } from '../core/job.ts';
+import { normalizeSubmission } from '../core/submission.ts';
 import { openOutputFiles } from '../output/output-files.ts';
 import { followOutput } from '../output/output-follower.ts';
 import { OutputMonitor } from '../output/output-monitor.ts';
@@ -16,10 +16,11 @@ import { Cgroups } from '../runtime/cgroups.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
 import { preflight } from '../runtime/preflight.ts';
 import { spawnJob } from '../runtime/spawn-job.ts';
-import type { JobListQuery, JobPage, JobStore } from '../store/job-store.ts';
+import type { JobListQuery, JobPage, JobStore, QueueSettings, QueueState } from '../store/job-store.ts';
 import { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
+import { Dispatcher } from './dispatcher.ts';
 import { Supervisor } from './supervisor.ts';
 
 /** Who is asking: recorded on the job and on its stop. */
@@ -30,6 +31,12 @@ export interface Caller {
 export interface StopOptions {
   /** Time between SIGTERM and SIGKILL; the engine default when absent. */
   readonly graceMs?: number;
+}
+
+/** Whether this node dispatches, and how many jobs it runs now. */
+export interface DrainState {
+  readonly draining: boolean;
+  readonly running: number;
 }
 
 export interface StopResponse {
@@ -50,6 +57,12 @@ export interface FollowOptions {
   readonly signal?: AbortSignal;
 }
 
+/** What a submission did: created a job, or found the queued or running one with its dedupe key. */
+export interface SubmitResult {
+  readonly job: Job;
+  readonly created: boolean;
+}
+
 /** What a follower receives: output batches, then exactly one `end` with the final job. */
 export type FollowEvent =
   | { readonly type: 'output'; readonly events: OutputEvent[] }
@@ -67,9 +80,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #monitor: OutputMonitor;
   readonly #cgroups: Cgroups;
   readonly #supervisor: Supervisor;
+  readonly #dispatcher: Dispatcher;
+  /** Claimed jobs being spawned right now: they hold a slot but are not supervised yet. */
+  #launching = 0;
 
   private constructor(options: ResolvedEngineOptions) {
     super();
+    // Every waiter on a queued job listens here until it starts: there may be thousands.
+    this.setMaxListeners(0);
     this.#options = options;
     this.#store = options.store;
     this.#cgroups = new Cgroups(options.cgroups);
@@ -85,10 +103,24 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       now: options.now,
       defaultGraceMs: options.defaultGraceMs,
       jobDir: (id) => this.#jobDir(id),
-      emit: (event, job) => this.emit(event, job),
+      emit: (event, job) => {
+        this.emit(event, job);
+        if (event === 'job:finished') this.#afterFinish(job);
+      },
       onError: (err, jobId) => {
         options.logger.error({ err, jobId }, 'job supervision failed');
         this.emit('engine:error', err, jobId);
+      },
+    });
+    this.#dispatcher = new Dispatcher({
+      store: this.#store,
+      node: options.node,
+      clock: options.clock,
+      batch: options.dispatchBatch,
+      launch: (job) => this.#launch(job),
+      onError: (err) => {
+        options.logger.error({ err }, 'dispatch failed');
+        this.emit('engine:error', err, null);
       },
     });
   }
@@ -99,10 +131,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true });
     const running = await engine.#store.listRunning(engine.#options.node);
     await engine.#supervisor.recover(running);
+    await engine.#recoverClaims();
+    // Dependencies that ended while the last server was going down still settle their dependents.
+    for (const job of await engine.#store.settleAll(engine.#options.now())) engine.#changed(job);
     engine.#options.logger.info(
       { node: engine.#options.node, cgroups: engine.#cgroups.mode, reconciled: running.length },
       'job engine open',
     );
+    await engine.#dispatcher.kick();
     return engine;
   }
 
@@ -112,56 +148,151 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
-   * Validates the spec, then creates and starts the job. Bad input throws a
-   * `ValidationError` with nothing created; a job the OS refuses to start is recorded as
+   * Validates the submission and admits the job to its queue, then lets the dispatcher start
+   * what may start; resolves with the job as it is then (`running` when it could start at once).
+   * Bad input throws a `ValidationError` with nothing created; a full queue a `QueueFullError`;
+   * a duplicate `dedupeKey` a `DuplicateJobError` carrying the job there is, unless
+   * `onDuplicate: 'return'`, which returns that job. A job the OS refuses to start is recorded as
    * `failed` and returned.
    */
   async start(input: unknown, caller: Caller): Promise<Job> {
-    const spec = normalizeSpec(input, { cwd: homedir() });
-    this.#cgroups.checkLimits(spec.limits);
-    const id = newJobId(this.#options.now().getTime());
-    const env = jobEnvironment(spec, id);
-    preflight(spec, env);
+    return (await this.submit(input, caller)).job;
+  }
 
+  /** Like `start`, and tells whether a job was created or an existing duplicate returned. */
+  async submit(input: unknown, caller: Caller): Promise<SubmitResult> {
+    const now = this.#options.now();
+    const { spec, runAt, onDuplicate } = normalizeSubmission(input, { cwd: homedir(), now });
+    this.#cgroups.checkLimits(spec.limits);
+    const id = newJobId(now.getTime());
+    preflight(spec, jobEnvironment(spec, id));
+    const admission = await this.#store.admitJob(
+      {
+        id,
+        spec,
+        status: 'queued',
+        owner: caller.user,
+        createdAt: now,
+        startedAt: null,
+        finishedAt: null,
+        stop: null,
+        stopForced: false,
+        process: null,
+        exit: null,
+        node: this.#options.node,
+        outputBytes: { stdout: 0, stderr: 0 },
+        runAt,
+        hold: null,
+        attempt: 1,
+        retryOf: null,
+        retriedAs: null,
+        pausedAt: null,
+      },
+      now,
+    );
+    if (!admission.admitted) {
+      if (onDuplicate === 'return') return { job: await this.get(admission.existing.id), created: false };
+      throw new DuplicateJobError(admission.existing);
+    }
+    this.emit('job:queued', admission.job);
+    if (admission.job.status === 'cancelled') this.#changed(admission.job);
+    else if (admission.job.hold === null) await this.#dispatcher.kick();
+    return { job: await this.get(id), created: true };
+  }
+
+  /** Starts a job the dispatcher claimed. Never rejects: what fails is recorded on the job. */
+  async #launch(job: Job): Promise<void> {
+    this.#launching++;
+    try {
+      await this.#spawn(job);
+    } catch (err) {
+      this.#options.logger.error({ err, jobId: job.id }, 'job launch failed');
+      this.emit('engine:error', err as Error, job.id);
+    } finally {
+      this.#launching--;
+    }
+  }
+
+  async #spawn(job: Job): Promise<Job> {
+    const { spec, id } = job;
     const dir = this.#jobDir(id);
-    const job: Job = {
-      id,
-      spec,
-      status: 'queued',
-      owner: caller.user,
-      createdAt: this.#options.now(),
-      startedAt: null,
-      finishedAt: null,
-      stop: null,
-      stopForced: false,
-      process: null,
-      exit: null,
-      node: this.#options.node,
-      outputBytes: { stdout: 0, stderr: 0 },
-    };
-    // Files and cgroups first, the record last: if any of it fails nothing is left behind.
-    await mkdir(dir, { mode: 0o700 });
     let fds: { stdout: number; stderr: number } | undefined;
     let cgroups: string[] = [];
     try {
+      // The directory is made last before the spawn: after a crash, a claimed job whose
+      // directory exists may have run, and is never run again (see #recoverClaims).
+      await mkdir(dir, { mode: 0o700 });
       fds = await openOutputFiles(dir);
       cgroups = this.#cgroups.create(id, spec.limits);
-      await this.#store.insertJob(job);
-    } catch (err) {
-      if (fds) closeFds(fds);
-      this.#cgroups.remove(cgroups);
-      await rm(dir, { recursive: true, force: true });
-      throw err;
-    }
-    try {
-      const spawned = spawnJob({ spec, dir, cgroups, env, stdoutFd: fds.stdout, stderrFd: fds.stderr });
+      const spawned = spawnJob({
+        spec,
+        dir,
+        cgroups,
+        env: jobEnvironment(spec, id),
+        stdoutFd: fds.stdout,
+        stderrFd: fds.stderr,
+      });
       return await this.#supervisor.started(job, spawned, dir);
     } catch (err) {
       this.#cgroups.remove(cgroups);
       return this.#supervisor.failedToStart(job, err as Error);
     } finally {
-      closeFds(fds);
+      if (fds) closeFds(fds);
     }
+  }
+
+  /**
+   * Claims this node made and never saw through (the server died while starting them): a job
+   * whose directory exists may have begun, so its processes are killed and it is recorded as
+   * failed, never run twice; one without a directory never ran and goes back to its queue.
+   */
+  async #recoverClaims(): Promise<void> {
+    for (const job of await this.#store.listStarting(this.#options.node)) {
+      const dirs = this.#cgroups.existing(job.id);
+      if (dirs.length > 0) {
+        this.#cgroups.killAll(dirs);
+        await this.#cgroups.whenEmpty(dirs, AbortSignal.timeout(30_000)).catch(() => {});
+        this.#cgroups.remove(dirs);
+      }
+      const began = await stat(this.#jobDir(job.id)).then(
+        () => true,
+        () => false,
+      );
+      if (!began) {
+        await this.#store.releaseClaim(job.id);
+        continue;
+      }
+      await this.#supervisor.failedToStart(
+        job,
+        new Error('the server stopped while starting it; it may have begun, so it is not run again'),
+      );
+    }
+  }
+
+  /** A job that ended without supervision (cancelled, settled): events and what follows. */
+  #changed(job: Job): void {
+    if (isFinal(job.status)) {
+      this.emit('job:finished', job);
+      this.#afterFinish(job);
+    } else {
+      void this.#dispatcher.kick();
+    }
+  }
+
+  /** After any job ended: its dependents settle, and its slot goes to the next job. */
+  #afterFinish(job: Job): void {
+    const settle = async () => {
+      if (job.retriedAs === null) {
+        for (const changed of await this.#store.settleDependents(job.id, this.#options.now())) {
+          if (isFinal(changed.status)) this.emit('job:finished', changed);
+        }
+      }
+      await this.#dispatcher.kick();
+    };
+    settle().catch((err: Error) => {
+      this.#options.logger.error({ err, jobId: job.id }, 'settling after a job failed');
+      this.emit('engine:error', err, job.id);
+    });
   }
 
   /**
@@ -174,9 +305,74 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     const stopping = await this.#supervisor.requestStop(id, caller.user, graceMs);
     if (stopping) return stopping;
     const job = await this.get(id);
-    if (isFinal(job.status)) return { job, changed: false };
-    // Running but not supervised here: it belongs to another node (scale-out is a later issue).
+    if (job.status === 'queued') {
+      const cancelled = await this.#store.cancelQueued(
+        id,
+        { at: this.#options.now(), by: caller.user, graceMs },
+        `cancelled by ${caller.user} before it started`,
+      );
+      // A job being started has its stop recorded; its launch carries it out once spawned.
+      if (cancelled.status === 'cancelled') this.#changed(cancelled);
+      return { job: cancelled, changed: cancelled.stop?.at !== job.stop?.at || cancelled.status !== job.status };
+    }
+    // Finished, or running but not supervised here: another node's (scale-out is a later issue).
     return { job, changed: false };
+  }
+
+  /** Freezes a running job (see docs/queues.md); `IllegalTransitionError` when it is not running. */
+  async pause(id: string): Promise<Job> {
+    const paused = await this.#supervisor.pause(id);
+    if (paused) return paused;
+    const job = await this.get(id);
+    throw new IllegalTransitionError(id, job.status, 'paused');
+  }
+
+  /** Thaws a paused job; `IllegalTransitionError` when it is not paused. */
+  async resume(id: string): Promise<Job> {
+    const resumed = await this.#supervisor.resume(id);
+    if (resumed) return resumed;
+    const job = await this.get(id);
+    throw new IllegalTransitionError(id, job.status, 'running');
+  }
+
+  /** Stops dispatching on this node; running jobs go on. */
+  drain(): DrainState {
+    this.#dispatcher.drain();
+    return this.drainState;
+  }
+
+  undrain(): DrainState {
+    this.#dispatcher.undrain();
+    return this.drainState;
+  }
+
+  get drainState(): DrainState {
+    return { draining: this.#dispatcher.draining, running: this.#supervisor.size + this.#launching };
+  }
+
+  /** Resolves once this node runs no job (or `signal` aborts: then it rejects with its reason). */
+  async drained(signal?: AbortSignal): Promise<DrainState> {
+    while (this.drainState.running > 0) {
+      signal?.throwIfAborted();
+      await once(this, 'job:finished', signal ? { signal } : {});
+    }
+    return this.drainState;
+  }
+
+  /** Every queue with its settings and counts. */
+  queues(): Promise<QueueState[]> {
+    return this.#store.listQueues();
+  }
+
+  queue(name: string): Promise<QueueState> {
+    return this.#store.getQueue(name);
+  }
+
+  /** Changes a queue's settings; a raised limit or a resume starts what may start now. */
+  async setQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+    await this.#store.putQueue(name, settings);
+    await this.#dispatcher.kick();
+    return this.#store.getQueue(name);
   }
 
   /** The job (with live output sizes while it runs); throws NotFoundError. */
@@ -191,11 +387,56 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     return this.#store.listJobs(query);
   }
 
-  /** Resolves with the job once it has reached a final status. */
-  async waitFor(id: string): Promise<Job> {
-    const pending = this.#supervisor.finished(id);
-    if (pending) return pending;
-    return this.get(id);
+  /**
+   * Resolves with the job once it has reached a final status, waiting through its time in the
+   * queue. A job active on another node resolves as it is. Rejects with `signal`'s reason.
+   */
+  async waitFor(id: string, signal?: AbortSignal): Promise<Job> {
+    const job = await this.#untilStarted(id, signal);
+    if (isFinal(job.status)) return job;
+    return (await this.#supervisor.finished(id)) ?? job;
+  }
+
+  /** Resolves with the job once it is no longer queued (started, or ended without starting). */
+  async #untilStarted(id: string, signal?: AbortSignal): Promise<Job> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const looked = new AbortController();
+      const stop = signal ? AbortSignal.any([signal, looked.signal]) : looked.signal;
+      // Listening before the look, so that no event falls between the two.
+      const event = this.#nextEventOf(id, stop);
+      event.catch(() => {});
+      try {
+        const job = await this.get(id);
+        if (job.status !== 'queued') return job;
+        await event;
+      } finally {
+        looked.abort();
+      }
+    }
+  }
+
+  /** Resolves at the next `job:started` or `job:finished` of this job; rejects when `signal` aborts. */
+  #nextEventOf(id: string, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onEvent = (job: Job) => {
+        if (job.id !== id) return;
+        cleanup();
+        resolve();
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(signal.reason);
+      };
+      const cleanup = () => {
+        this.off('job:started', onEvent);
+        this.off('job:finished', onEvent);
+        signal.removeEventListener('abort', onAbort);
+      };
+      this.on('job:started', onEvent);
+      this.on('job:finished', onEvent);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Reads a page of a job's output from a cursor. */
@@ -209,7 +450,12 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * event with the job's final status. Bounded memory per follower; no polling.
    */
   async *follow(id: string, options: FollowOptions): AsyncGenerator<FollowEvent> {
-    await this.get(id);
+    // A queued job has no output yet: wait for it to start (or to be cancelled).
+    const job = await this.#untilStarted(id, options.signal).catch((err) => {
+      if (options.signal?.aborted) return undefined;
+      throw err;
+    });
+    if (!job) return;
     for await (const events of followOutput(this.#monitor, this.#jobDir(id), id, options)) {
       yield { type: 'output', events };
     }
@@ -219,6 +465,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
+    this.#dispatcher.close();
     this.#supervisor.close();
     this.#monitor.close();
   }

@@ -1,4 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
+import { nextAttempt } from '../core/attempts.ts';
+import { IllegalTransitionError } from '../core/errors.ts';
+import { newJobId } from '../core/ids.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
 import { decideOutcome } from '../core/outcome.ts';
 import type { OutputMonitor } from '../output/output-monitor.ts';
@@ -7,7 +10,8 @@ import { readExitRecord } from '../runtime/exit-record.ts';
 import { signalName } from '../runtime/signals.ts';
 import type { SpawnedJob } from '../runtime/spawn-job.ts';
 import { killLeftovers, type StopResult, stopProcesses } from '../runtime/stop-processes.ts';
-import type { JobStore } from '../store/job-store.ts';
+import { freezeProcesses } from '../runtime/freeze-processes.ts';
+import type { JobFinish, JobStore } from '../store/job-store.ts';
 import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import type { StopResponse } from './job-engine.ts';
 
@@ -57,14 +61,23 @@ export class Supervisor {
     const exited = childExit(spawned.child);
     this.#deps.monitor.watch(job.id, dir);
     const started = await this.#deps.store.markStarted(job.id, spawned.identity, this.#deps.now());
-    this.#supervise(started, spawned.identity, dir, exited, false);
+    const s = this.#supervise(started, spawned.identity, dir, exited, false);
     this.#deps.emit('job:started', started);
+    // A stop that came while it was being started: recorded then, carried out now.
+    if (started.stop) {
+      s.stop = {
+        by: started.stop.by,
+        graceMs: started.stop.graceMs,
+        done: this.#stopProcesses(s, started.stop.graceMs),
+      };
+      this.#deps.emit('job:stopping', started);
+    }
     return started;
   }
 
   /** Records a job the OS refused to start: it stays in history as `failed`. */
   async failedToStart(job: Job, err: Error): Promise<Job> {
-    const failed = await this.#deps.store.markFinished(job.id, {
+    const failed = await this.#record(job, {
       status: 'failed',
       exit: { exitCode: null, signal: null, reason: `failed to start: ${err.message}` },
       finishedAt: this.#deps.now(),
@@ -72,6 +85,34 @@ export class Supervisor {
     });
     this.#deps.emit('job:finished', failed);
     return failed;
+  }
+
+  /** Freezes a running job's processes and records it `paused`; undefined when not supervised here. */
+  async pause(id: string): Promise<Job | undefined> {
+    const s = this.#jobs.get(id);
+    if (!s) return undefined;
+    if (s.stop || s.finishing || s.job.status !== 'running') {
+      throw new IllegalTransitionError(id, s.job.status, 'paused');
+    }
+    // Recorded first: a server dying right after leaves a paused job that the next one knows is frozen.
+    s.job = await this.#deps.store.markPaused(id, this.#deps.now());
+    freezeProcesses(s.identity, this.#deps.cgroups, true);
+    return s.job;
+  }
+
+  /** Thaws a paused job and records it `running` again; undefined when not supervised here. */
+  async resume(id: string): Promise<Job | undefined> {
+    const s = this.#jobs.get(id);
+    if (!s) return undefined;
+    if (s.job.status !== 'paused') throw new IllegalTransitionError(id, s.job.status, 'running');
+    freezeProcesses(s.identity, this.#deps.cgroups, false);
+    s.job = await this.#deps.store.markResumed(id);
+    return s.job;
+  }
+
+  /** Jobs supervised here now (running or paused). */
+  get size(): number {
+    return this.#jobs.size;
   }
 
   /** Reconciles jobs recorded as running: adopts live ones, records how the others ended. */
@@ -154,6 +195,8 @@ export class Supervisor {
   }
 
   async #stopProcesses(s: Supervised, graceMs: number): Promise<StopResult> {
+    // A frozen job would sit on its SIGTERM until the grace ran out: thaw it so it can exit cleanly.
+    if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
     const result = await stopProcesses(s.identity, this.#deps.cgroups, graceMs, !s.adopted);
     if (result.forced && !this.#closed) s.job = await this.#deps.store.markStopForced(s.job.id);
     return result;
@@ -184,7 +227,7 @@ export class Supervisor {
     } catch (err) {
       this.#deps.onError(err as Error, s.job.id);
     }
-    const finished = await this.#deps.store.markFinished(s.job.id, {
+    const finished = await this.#record(s.job, {
       ...outcome,
       // An adopted job may have ended long before we noticed: the wrapper's record knows when.
       finishedAt: s.adopted && record ? record.at : this.#deps.now(),
@@ -193,6 +236,16 @@ export class Supervisor {
     this.#jobs.delete(s.job.id);
     this.#deps.emit('job:finished', finished);
     return finished;
+  }
+
+  /** Records how a job ended and, when its retry policy says so, its next attempt with it. */
+  #record(job: Job, finish: JobFinish): Promise<Job> {
+    const now = this.#deps.now();
+    const next = nextAttempt(job, finish.status, now, newJobId(now.getTime()));
+    if (!next) return this.#deps.store.markFinished(job.id, finish);
+    const policy = job.spec.retry!;
+    const exit = { ...finish.exit, reason: `${finish.exit.reason}; attempt ${job.attempt} of ${policy.attempts}, retried as ${next.id}` };
+    return this.#deps.store.markRetried(job.id, { ...finish, exit }, next);
   }
 }
 

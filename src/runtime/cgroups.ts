@@ -176,6 +176,30 @@ export class Cgroups {
     }
   }
 
+  /**
+   * Freezes (or thaws) every process of the job: `cgroup.freeze` on v2, `freezer.state` on v1.
+   * False when the job has no cgroup that can freeze (the caller falls back to SIGSTOP).
+   */
+  freeze(dirs: readonly string[], frozen: boolean): boolean {
+    const freezer = this.#v1Roots.get('freezer');
+    const v1 = freezer ? dirs.find((d) => d.startsWith(`${freezer}/`)) : undefined;
+    const v2 = this.#v2Dir(dirs);
+    try {
+      if (v2) writeFileSync(join(v2, 'cgroup.freeze'), frozen ? '1' : '0');
+      else if (v1) writeFileSync(join(v1, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED');
+      else return false;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The cgroup directories that exist for a job id: what a start cut short may have left. */
+  existing(jobId: string): string[] {
+    const roots = [this.#v2Root, ...this.#v1Roots.values()].filter((r) => r !== null);
+    return roots.map((root) => join(root, jobId)).filter((dir) => existsSync(dir));
+  }
+
   /** Resolves once the job's cgroup has no process left (a kernel notification on v2). */
   whenEmpty(dirs: readonly string[], signal?: AbortSignal): Promise<void> {
     if (this.isEmpty(dirs)) return Promise.resolve();

@@ -1,17 +1,34 @@
 import { EventEmitter, once } from 'node:events';
 import type { Principal } from '../auth/principal.ts';
-import { NotFoundError, ValidationError } from '../core/errors.ts';
+import { JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
 import { isFinal, type Job, type JobStatus } from '../core/job.ts';
-import type { FollowEvent, JobEngine } from '../engine/job-engine.ts';
+import { queueName } from '../core/spec.ts';
+import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputSelector } from '../output/output-types.ts';
-import type { JobPage } from '../store/job-store.ts';
+import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
 
 /** What the service needs of the engine. */
 export type JobEnginePort = Pick<
   JobEngine,
-  'start' | 'get' | 'list' | 'stop' | 'readOutput' | 'follow' | 'waitFor'
+  | 'start'
+  | 'submit'
+  | 'get'
+  | 'list'
+  | 'stop'
+  | 'readOutput'
+  | 'follow'
+  | 'waitFor'
+  | 'pause'
+  | 'resume'
+  | 'queue'
+  | 'queues'
+  | 'setQueue'
+  | 'drain'
+  | 'undrain'
+  | 'drainState'
+  | 'drained'
 >;
 
 export interface JobServiceOptions {
@@ -74,8 +91,80 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */
-  start(who: Principal, input: unknown): Promise<Job> {
-    return this.#engine.start(input, { user: who.user });
+  async start(who: Principal, input: unknown): Promise<Job> {
+    return (await this.submit(who, input)).job;
+  }
+
+  /**
+   * Submits a job owned by the caller to its queue (docs/queues.md). A job named in `after` must be
+   * one the caller may see: another user's answers like an unknown id.
+   */
+  async submit(who: Principal, input: unknown): Promise<SubmitResult> {
+    const after = (input as { after?: unknown } | null)?.after;
+    if (who.role !== 'admin' && Array.isArray(after)) {
+      for (const [i, id] of after.entries()) {
+        if (typeof id !== 'string' || !isJobId(id)) continue; // the spec check names it
+        const dep = await this.#engine.get(id).catch(() => undefined);
+        if (!dep || !mayAccess(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
+      }
+    }
+    return this.#engine.submit(input, { user: who.user });
+  }
+
+  /** Freezes a running job of the caller's (`ILLEGAL_TRANSITION` when it is not running). */
+  async pause(who: Principal, id: string): Promise<Job> {
+    await this.get(who, id);
+    return this.#engine.pause(id);
+  }
+
+  /** Thaws a paused job of the caller's (`ILLEGAL_TRANSITION` when it is not paused). */
+  async resume(who: Principal, id: string): Promise<Job> {
+    await this.get(who, id);
+    return this.#engine.resume(id);
+  }
+
+  /** Every queue with its settings and counts; anyone may read them. */
+  queues(): Promise<QueueState[]> {
+    return this.#engine.queues();
+  }
+
+  queue(name: string): Promise<QueueState> {
+    return this.#engine.queue(queueName('name', name));
+  }
+
+  /** Changes a queue's settings: admins only. */
+  async setQueue(who: Principal, name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+    requireAdmin(who, 'change a queue');
+    const { concurrency, maxWaiting } = settings;
+    if (concurrency !== undefined && concurrency !== null && !(Number.isSafeInteger(concurrency) && concurrency >= 1)) {
+      throw ValidationError.expected('concurrency', 'an integer from 1, or null for no limit', concurrency);
+    }
+    if (maxWaiting !== undefined && maxWaiting !== null && !(Number.isSafeInteger(maxWaiting) && maxWaiting >= 0)) {
+      throw ValidationError.expected('maxWaiting', 'an integer from 0, or null for no limit', maxWaiting);
+    }
+    return this.#engine.setQueue(queueName('name', name), settings);
+  }
+
+  /**
+   * Stops dispatching on this server: admins only. With `wait`, resolves once no job runs here,
+   * or when `signal` (the client went away) or shutdown ends the wait, with the state then.
+   */
+  async drain(who: Principal, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<DrainState> {
+    requireAdmin(who, 'drain the server');
+    const state = this.#engine.drain();
+    if (!options.wait) return state;
+    const stop = AbortSignal.any([this.#shutdown.signal, ...(options.signal ? [options.signal] : [])]);
+    return this.#engine.drained(stop).catch(() => this.#engine.drainState);
+  }
+
+  undrain(who: Principal): DrainState {
+    requireAdmin(who, 'undrain the server');
+    return this.#engine.undrain();
+  }
+
+  drainState(who: Principal): DrainState {
+    requireAdmin(who, 'see the drain state');
+    return this.#engine.drainState;
   }
 
   /** The job, if the caller may see it; NOT_FOUND otherwise, VALIDATION_FAILED (`id`) for a malformed id. */
@@ -109,8 +198,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
       );
     }
     await this.get(who, id);
-    const { job } = await this.#engine.stop(id, { user: who.user }, graceMs === undefined ? {} : { graceMs });
-    if (isFinal(job.status)) throw new AlreadyFinishedError(job);
+    const { job, changed } = await this.#engine.stop(
+      id,
+      { user: who.user },
+      graceMs === undefined ? {} : { graceMs },
+    );
+    // A queued job is cancelled at once: final, and changed by this very stop.
+    if (isFinal(job.status) && !changed) throw new AlreadyFinishedError(job);
     return job;
   }
 
@@ -209,6 +303,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
   }
+}
+
+function requireAdmin(who: Principal, what: string): void {
+  if (who.role !== 'admin') throw new JobworkerError('FORBIDDEN', `Only an admin may ${what}`);
 }
 
 function mayAccess(who: Principal, job: Job): boolean {

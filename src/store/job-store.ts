@@ -1,5 +1,29 @@
 import type { Job, JobExit, JobStatus, OutputBytes, ProcessIdentity, StopRequest } from '../core/job.ts';
 
+/** A queue's settings. */
+export interface QueueSettings {
+  /** Most jobs of the queue running (or paused) at once; null for no limit. */
+  readonly concurrency: number | null;
+  /** Most jobs that may wait in the queue; null for no limit. */
+  readonly maxWaiting: number | null;
+  /** Nothing new starts from a paused queue. */
+  readonly paused: boolean;
+}
+
+/** A queue as listed: its settings and what is in it now. */
+export interface QueueState extends QueueSettings {
+  readonly name: string;
+  /** Jobs holding a slot: running, paused, or being started. */
+  readonly running: number;
+  /** Queued jobs, whatever they wait for. */
+  readonly waiting: number;
+}
+
+/** What `admitJob` did: stored the job, or found a queued or running one with its dedupe key. */
+export type Admission =
+  | { readonly admitted: true; readonly job: Job }
+  | { readonly admitted: false; readonly existing: Job };
+
 /** Filters for history listing. Every filter is optional; results are newest first. */
 export interface JobListQuery {
   /** Only jobs in one of these statuses. */
@@ -64,7 +88,63 @@ export interface JobStore {
   markStopForced(id: string): Promise<Job>;
   /** Moves a job to a final status with its exit details (a non-final `finish.status`: `ValidationError`). */
   markFinished(id: string, finish: JobFinish): Promise<Job>;
-  /** Every job of this node in status `running`: what recovery must reconcile at start. */
+  /** Every job of this node in status `running` or `paused`: what recovery must reconcile at start. */
   listRunning(node: string): Promise<Job[]>;
+
+  /**
+   * Admits a new `queued` job in one transaction: a queued or running job with the same dedupe key
+   * wins (`admitted: false`, nothing stored); a queue at its `maxWaiting` throws `QueueFullError`;
+   * an `after` id that is unknown throws `ValidationError` on `after[i]`. The stored job waits for
+   * its dependencies (`hold: 'after'`, each edge to the dependency's latest attempt), or its
+   * `runAt` (`delay`), or a slot (`null`); when a dependency already ended without success it is
+   * stored `cancelled` with a reason naming it. The queue gets a settings row if it had none.
+   */
+  admitJob(job: Job, now: Date): Promise<Admission>;
+  /**
+   * Claims up to `max` jobs of a queue that wait only for a slot, highest priority then oldest
+   * first, for `node` to start (`hold: 'starting'`). Claimed jobs count as running for the queue.
+   */
+  claimReady(queue: string, node: string, max: number): Promise<Job[]>;
+  /** Jobs that `node` claimed and had not started yet. */
+  listStarting(node: string): Promise<Job[]>;
+  /** Gives a claimed job back to its queue (`hold: null`), for recovery of a claim never spawned. */
+  releaseClaim(id: string): Promise<Job>;
+  /** Delayed jobs whose `runAt` is at or before `now` now wait only for a slot; returns how many. */
+  promoteDue(now: Date): Promise<number>;
+  /** The earliest `runAt` of a delayed job, or null when none waits for a time. */
+  nextRunAt(): Promise<Date | null>;
+  /**
+   * A queued job (not being started) becomes `cancelled` with the stop on record and `reason`;
+   * a job being started gets only the stop recorded (its starter stops it once spawned). On a job
+   * that is not queued: `IllegalTransitionError` to `cancelled`.
+   */
+  cancelQueued(id: string, stop: StopRequest, reason: string): Promise<Job>;
+  /**
+   * Moves a job to a final status like `markFinished` and, in the same transaction, stores
+   * `next` (its next attempt, queued) and moves every dependency edge to it.
+   */
+  markRetried(id: string, finish: JobFinish, next: Job): Promise<Job>;
+  /**
+   * Once job `id` has ended with no retry to come: its dependents waiting on dependencies are
+   * released (all their dependencies succeeded) or cancelled (this one did not succeed), and the
+   * dependents of those cancelled in turn. Returns every job it changed.
+   */
+  settleDependents(id: string, now: Date): Promise<Job[]>;
+  /** Jobs waiting on dependencies that have all ended: settles them (recovery after a crash). */
+  settleAll(now: Date): Promise<Job[]>;
+  /** `running → paused`, recording when. */
+  markPaused(id: string, at: Date): Promise<Job>;
+  /** `paused → running`. */
+  markResumed(id: string): Promise<Job>;
+  /** A queue's settings and counts (the defaults for a queue never configured). */
+  getQueue(name: string): Promise<QueueState>;
+  /** Changes the settings given, keeping the others. */
+  putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState>;
+  /** Every queue that has a settings row, by name, with its counts (which cost O(jobs in it)). */
+  listQueues(): Promise<QueueState[]>;
+  /** Every queue's settings without counts: what a dispatch pass reads. */
+  listQueueSettings(): Promise<(QueueSettings & { readonly name: string })[]>;
+  /** How many jobs of a queue hold a slot (running, paused, being started). */
+  countActive(queue: string): Promise<number>;
   close(): Promise<void>;
 }

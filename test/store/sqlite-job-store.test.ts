@@ -9,7 +9,7 @@ import { newJobId } from '../../src/core/ids.ts';
 import type { Job } from '../../src/core/job.ts';
 import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
-import { listJobsQuery, listRunningQuery } from '../../src/store/sqlite/list-jobs-query.ts';
+import { listActiveQuery, listJobsQuery } from '../../src/store/sqlite/list-jobs-query.ts';
 import { migrateSqlite, SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import {
   openSqliteConnection,
@@ -147,12 +147,14 @@ describe('SqliteJobStore on SQLite', () => {
             }
           }
         }
-        const running = await queryPlan(db, listRunningQuery(db, 'node-a'));
-        assertIndexedInOrder(running, 'listRunning');
-        assert.ok(
-          running.some((l) => usesIndex(l, 'jobs_running_by_node')),
-          running.join('\n'),
-        );
+        for (const which of ['running', 'starting'] as const) {
+          const active = await queryPlan(db, listActiveQuery(db, 'node-a', which));
+          assertIndexedInOrder(active, `listActive ${which}`);
+          assert.ok(
+            active.some((l) => usesIndex(l, 'jobs_active_by_node')),
+            active.join('\n'),
+          );
+        }
       });
     }));
 

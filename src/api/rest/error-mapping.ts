@@ -1,4 +1,4 @@
-import { type ErrorCode, JobworkerError, ValidationError } from '../../core/errors.ts';
+import { DuplicateJobError, type ErrorCode, JobworkerError, ValidationError } from '../../core/errors.ts';
 import { AlreadyFinishedError } from '../../service/service-errors.ts';
 import { type JobJson, jobToJson } from './job-json.ts';
 import { type RequestPart, type SchemaError, schemaValidationError } from './request-errors.ts';
@@ -12,18 +12,21 @@ export const HTTP_STATUS = {
   COMMAND_NOT_FOUND: 400,
   BAD_CURSOR: 400,
   UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
+  DUPLICATE: 409,
   ILLEGAL_TRANSITION: 409,
   ALREADY_FINISHED: 409,
   PAYLOAD_TOO_LARGE: 413,
   CAPACITY_EXHAUSTED: 429,
+  QUEUE_FULL: 429,
   SPAWN_FAILED: 500,
   INTERNAL: 500,
 } as const satisfies Record<ErrorCode, number>;
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; field?: string };
-  /** On ALREADY_FINISHED: the job, unchanged. */
+  /** On ALREADY_FINISHED: the job, unchanged; on DUPLICATE: the job with that dedupeKey. */
   job?: JobJson;
 }
 
@@ -69,7 +72,9 @@ export function toErrorResponse(err: unknown, request: RequestData = {}): ErrorR
     const field = (known as { field?: unknown }).field;
     if (typeof field === 'string') error.field = field;
     const body: ErrorBody = { error };
-    if (known instanceof AlreadyFinishedError) body.job = jobToJson(known.job);
+    if (known instanceof AlreadyFinishedError || known instanceof DuplicateJobError) {
+      body.job = jobToJson(known.job);
+    }
     return { status: HTTP_STATUS[known.code], body, unexpected: known.code === 'INTERNAL' };
   }
   return {

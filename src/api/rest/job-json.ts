@@ -20,7 +20,21 @@ export interface JobJson {
   finishedAt: string | null;
   stopRequestedAt: string | null;
   outputBytes: { stdout: number; stderr: number };
+  queue: string;
+  priority: number;
+  runAt: string | null;
+  after: string[];
+  attempt: number;
+  maxAttempts: number;
+  retryOf: string | null;
+  retriedAs: string | null;
+  dedupeKey: string | null;
+  pausedAt: string | null;
+  waitingFor: WaitingFor | null;
 }
+
+/** Why a queued job has not started: see docs/queues.md. */
+export type WaitingFor = 'dependencies' | 'time' | 'queue';
 
 /** Times in ISO 8601 (UTC), null where absent. The environment is never shown: it may hold secrets. */
 export function jobToJson(job: Job): JobJson {
@@ -43,7 +57,25 @@ export function jobToJson(job: Job): JobJson {
     finishedAt: iso(job.finishedAt),
     stopRequestedAt: iso(job.stop?.at ?? null),
     outputBytes: { stdout: job.outputBytes.stdout, stderr: job.outputBytes.stderr },
+    queue: job.spec.queue,
+    priority: job.spec.priority,
+    runAt: iso(job.runAt),
+    after: [...job.spec.after],
+    attempt: job.attempt,
+    maxAttempts: job.spec.retry?.attempts ?? 1,
+    retryOf: job.retryOf,
+    retriedAs: job.retriedAs,
+    dedupeKey: job.spec.dedupeKey,
+    pausedAt: iso(job.pausedAt),
+    waitingFor: waitingFor(job),
   };
+}
+
+function waitingFor(job: Job): WaitingFor | null {
+  if (job.status !== 'queued') return null;
+  if (job.hold === 'after') return 'dependencies';
+  if (job.hold === 'delay') return 'time';
+  return 'queue';
 }
 
 function iso(date: Date | null): string | null {

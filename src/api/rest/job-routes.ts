@@ -5,7 +5,14 @@ import type { JobService, ListJobsRequest } from '../../service/job-service.ts';
 import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
 import { principalOf } from './authentication.ts';
 import { jobToJson } from './job-json.ts';
-import { CREATE_JOB_SCHEMA, GET_JOB_SCHEMA, LIST_JOBS_SCHEMA, STOP_JOB_SCHEMA } from './schemas.ts';
+import {
+  CREATE_JOB_SCHEMA,
+  GET_JOB_SCHEMA,
+  LIST_JOBS_SCHEMA,
+  PAUSE_JOB_SCHEMA,
+  RESUME_JOB_SCHEMA,
+  STOP_JOB_SCHEMA,
+} from './schemas.ts';
 
 interface ListQuery {
   status?: string;
@@ -15,11 +22,11 @@ interface ListQuery {
   cursor?: string;
 }
 
-/** POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/:id, POST /v1/jobs/:id/stop. */
+/** POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/:id, POST /v1/jobs/:id/{stop,pause,resume}. */
 export function registerJobRoutes(app: FastifyInstance, service: JobService): void {
   app.post('/v1/jobs', { schema: CREATE_JOB_SCHEMA }, async (request, reply) => {
-    const job = await service.start(principalOf(request), request.body);
-    return reply.code(201).send(jobToJson(job));
+    const { job, created } = await service.submit(principalOf(request), request.body);
+    return reply.code(created ? 201 : 200).send(jobToJson(job));
   });
 
   app.get('/v1/jobs', { schema: LIST_JOBS_SCHEMA }, async (request) => {
@@ -40,7 +47,18 @@ export function registerJobRoutes(app: FastifyInstance, service: JobService): vo
       id,
       body?.graceMs === undefined ? {} : { graceMs: body.graceMs },
     );
-    return reply.code(202).send(jobToJson(job));
+    // 202 while its processes are being stopped; 200 when it was queued and is now cancelled.
+    return reply.code(job.status === 'cancelled' ? 200 : 202).send(jobToJson(job));
+  });
+
+  app.post('/v1/jobs/:id/pause', { schema: PAUSE_JOB_SCHEMA }, async (request) => {
+    const { id } = request.params as { id: string };
+    return jobToJson(await service.pause(principalOf(request), id));
+  });
+
+  app.post('/v1/jobs/:id/resume', { schema: RESUME_JOB_SCHEMA }, async (request) => {
+    const { id } = request.params as { id: string };
+    return jobToJson(await service.resume(principalOf(request), id));
   });
 }
 

@@ -6,6 +6,7 @@ import { toErrorResponse } from './error-mapping.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
 import { registerOutputRoutes } from './output-routes.ts';
+import { registerQueueRoutes } from './queue-routes.ts';
 import { HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
 
 export interface RestAppOptions {
@@ -72,6 +73,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   app.get('/healthz', { schema: HEALTH_SCHEMA, config: { public: true } }, async () => ({ status: 'ok' }));
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service);
+  registerQueueRoutes(app, options.service);
   let openapi: object | undefined;
   app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA }, async () => {
     openapi ??= buildOpenApi(documented, SHARED_SCHEMAS, options.version);

@@ -38,6 +38,17 @@ export const JOB_SCHEMA = {
     'finishedAt',
     'stopRequestedAt',
     'outputBytes',
+    'queue',
+    'priority',
+    'runAt',
+    'after',
+    'attempt',
+    'maxAttempts',
+    'retryOf',
+    'retriedAs',
+    'dedupeKey',
+    'pausedAt',
+    'waitingFor',
   ],
   properties: {
     id: { type: 'string', description: 'Time-sortable UUIDv7.' },
@@ -66,13 +77,45 @@ export const JOB_SCHEMA = {
       properties: { stdout: { type: 'integer' }, stderr: { type: 'integer' } },
       description: 'Bytes written per stream, including any dropped by retention.',
     },
+    queue: { type: 'string', description: 'The queue it waits or ran in.' },
+    priority: { type: 'integer', description: 'Higher starts first within its queue.' },
+    runAt: time('Not started before this time (a delay, or a retry backoff).'),
+    after: { type: 'array', items: { type: 'string' }, description: 'Jobs that must succeed first.' },
+    attempt: { type: 'integer', description: 'Which run of its retry chain this is, from 1.' },
+    maxAttempts: { type: 'integer', description: 'Runs its retry policy allows in all (1: no retry).' },
+    retryOf: nullable('string', { description: 'The previous attempt, on a retry.' }),
+    retriedAs: nullable('string', { description: 'The next attempt, once this one was retried.' }),
+    dedupeKey: nullable('string'),
+    pausedAt: time('When it was paused, while it is paused.'),
+    waitingFor: nullable('string', {
+      enum: ['dependencies', 'time', 'queue', null],
+      description: 'Why a queued job has not started yet.',
+    }),
+  },
+} as const;
+
+export const QUEUE_SCHEMA = {
+  $id: 'Queue',
+  type: 'object',
+  description: 'A queue: its settings and what is in it now.',
+  additionalProperties: false,
+  required: ['name', 'concurrency', 'maxWaiting', 'paused', 'running', 'waiting'],
+  properties: {
+    name: { type: 'string' },
+    concurrency: nullable('integer', { description: 'Most jobs running at once; null for no limit.' }),
+    maxWaiting: nullable('integer', { description: 'Most jobs waiting; null for no limit.' }),
+    paused: { type: 'boolean', description: 'Nothing new starts from a paused queue.' },
+    running: { type: 'integer', description: 'Jobs holding a slot: running, paused or starting.' },
+    waiting: { type: 'integer', description: 'Queued jobs.' },
   },
 } as const;
 
 export const ERROR_SCHEMA = {
   $id: 'Error',
   type: 'object',
-  description: 'Every error. `job` is present on 409 ALREADY_FINISHED: the job as it is.',
+  description:
+    'Every error. `job` is present on 409 ALREADY_FINISHED (the job as it is) and on 409 DUPLICATE ' +
+    '(the queued or running job with that dedupeKey).',
   additionalProperties: false,
   required: ['error'],
   properties: {
@@ -91,10 +134,11 @@ export const ERROR_SCHEMA = {
 } as const;
 
 /** Shared schemas, added to Fastify once and referenced as `Job#` and `Error#`. */
-export const SHARED_SCHEMAS = [JOB_SCHEMA, ERROR_SCHEMA] as const;
+export const SHARED_SCHEMAS = [JOB_SCHEMA, QUEUE_SCHEMA, ERROR_SCHEMA] as const;
 
 const errorRef = { $ref: 'Error#' } as const;
 const jobRef = { $ref: 'Job#' } as const;
+const queueRef = { $ref: 'Queue#' } as const;
 
 /** The error responses a route may give besides 401 (which every route but /healthz may give). */
 function errors(...statuses: number[]): Record<string, typeof errorRef> {
@@ -134,6 +178,42 @@ export const JOB_SPEC_BODY = {
         cpuMillis: { type: 'integer', description: 'CPU quota in thousandths of a CPU (cgroup).' },
       },
     },
+    queue: { type: 'string', description: 'The queue to wait in (default `default`).' },
+    priority: {
+      type: 'integer',
+      description: `Higher starts first, -${SPEC_LIMITS.priority} to ${SPEC_LIMITS.priority} (default 0).`,
+    },
+    runAt: { type: 'string', description: 'ISO 8601 time before which it does not start.' },
+    delayMs: { type: 'integer', description: 'Milliseconds from now before which it does not start.' },
+    after: {
+      type: 'array',
+      items: { type: 'string' },
+      description: `Job ids (at most ${SPEC_LIMITS.after}) that must all succeed first.`,
+    },
+    retry: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['attempts'],
+      properties: {
+        attempts: { type: 'integer', description: 'Runs in all, the first included.' },
+        backoff: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            initialMs: { type: 'integer' },
+            factor: { type: 'number' },
+            maxMs: { type: 'integer' },
+          },
+        },
+      },
+      description: 'Run again after `failed` or `timed_out` (docs/queues.md).',
+    },
+    dedupeKey: nullable('string', { description: 'At most one queued or running job per key.' }),
+    onDuplicate: {
+      type: 'string',
+      enum: ['reject', 'return'],
+      description: '`reject` (409 DUPLICATE, default) or `return` (200 with the existing job).',
+    },
   },
 } as const;
 
@@ -145,9 +225,108 @@ const idParams = {
 } as const;
 
 export const CREATE_JOB_SCHEMA = {
-  summary: 'Start a job',
+  summary: 'Submit a job to its queue',
+  description:
+    '201 with the new job (`running` when it could start at once, else `queued`); 200 with the ' +
+    'existing job for a duplicate `dedupeKey` with `onDuplicate: "return"`; 409 DUPLICATE with it ' +
+    'otherwise; 429 QUEUE_FULL when its queue holds `maxWaiting` jobs.',
   body: JOB_SPEC_BODY,
-  response: { 201: jobRef, ...errors(400, 413, 429) },
+  response: { 201: jobRef, 200: jobRef, ...errors(400, 409, 413, 429) },
+} as const;
+
+export const PAUSE_JOB_SCHEMA = {
+  summary: 'Freeze every process of a running job',
+  params: idParams,
+  response: { 200: jobRef, ...errors(400, 404, 409) },
+} as const;
+
+export const RESUME_JOB_SCHEMA = {
+  summary: 'Thaw a paused job',
+  params: idParams,
+  response: { 200: jobRef, ...errors(400, 404, 409) },
+} as const;
+
+const queueParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: { name: { type: 'string', description: 'The queue name.' } },
+} as const;
+
+export const LIST_QUEUES_SCHEMA = {
+  summary: 'List queues',
+  response: {
+    200: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['queues'],
+      properties: { queues: { type: 'array', items: queueRef } },
+    },
+    ...errors(),
+  },
+} as const;
+
+export const GET_QUEUE_SCHEMA = {
+  summary: 'Get a queue (a queue nobody configured has the defaults)',
+  params: queueParams,
+  response: { 200: queueRef, ...errors(400) },
+} as const;
+
+export const PUT_QUEUE_SCHEMA = {
+  summary: "Change a queue's settings (admins)",
+  params: queueParams,
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      concurrency: nullable('integer', { description: 'Most jobs running at once, from 1; null: no limit.' }),
+      maxWaiting: nullable('integer', { description: 'Most jobs waiting, from 0; null: no limit.' }),
+      paused: { type: 'boolean' },
+    },
+  },
+  response: { 200: queueRef, ...errors(400, 403) },
+} as const;
+
+export const PAUSE_QUEUE_SCHEMA = {
+  summary: 'Pause a queue: nothing new starts from it (admins)',
+  params: queueParams,
+  response: { 200: queueRef, ...errors(400, 403) },
+} as const;
+
+export const RESUME_QUEUE_SCHEMA = {
+  summary: 'Resume a paused queue (admins)',
+  params: queueParams,
+  response: { 200: queueRef, ...errors(400, 403) },
+} as const;
+
+const drainState = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['draining', 'running'],
+  properties: {
+    draining: { type: 'boolean', description: 'True while this server starts no job.' },
+    running: { type: 'integer', description: 'Jobs this server runs now.' },
+  },
+} as const;
+
+export const DRAIN_SCHEMA = {
+  summary: 'Stop dispatching on this server; with `wait`, answer once no job runs (admins)',
+  body: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    properties: { wait: { type: 'boolean', description: 'Answer once `running` is 0.' } },
+  },
+  response: { 200: drainState, ...errors(400, 403) },
+} as const;
+
+export const DRAIN_STATE_SCHEMA = {
+  summary: 'Whether this server drains, and how many jobs it runs (admins)',
+  response: { 200: drainState, ...errors(403) },
+} as const;
+
+export const UNDRAIN_SCHEMA = {
+  summary: 'Dispatch again after a drain (admins)',
+  response: { 200: drainState, ...errors(403) },
 } as const;
 
 export const LIST_JOBS_SCHEMA = {
@@ -196,8 +375,8 @@ export const STOP_JOB_SCHEMA = {
   summary: 'Stop a job and every process it started',
   description:
     "SIGTERM to the job's processes, then after `graceMs` kill every one left. 202 with the job (still " +
-    '`running`, `stopRequestedAt` set) while it stops; 409 ALREADY_FINISHED, with the job, when it had ' +
-    'already finished.',
+    '`running`, `stopRequestedAt` set) while it stops; 200 with the job `cancelled` when it was still ' +
+    'queued; 409 ALREADY_FINISHED, with the job, when it had already finished.',
   params: idParams,
   body: {
     type: ['object', 'null'],
@@ -209,7 +388,7 @@ export const STOP_JOB_SCHEMA = {
       },
     },
   },
-  response: { 202: jobRef, ...errors(400, 404, 409) },
+  response: { 202: jobRef, 200: jobRef, ...errors(400, 404, 409) },
 } as const;
 
 export const OUTPUT_SCHEMA = {

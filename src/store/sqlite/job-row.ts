@@ -31,6 +31,15 @@ export function jobToRow(job: Job): JobRow {
     exit_reason: job.exit?.reason ?? null,
     stdout_bytes: job.outputBytes.stdout,
     stderr_bytes: job.outputBytes.stderr,
+    queue: job.spec.queue,
+    priority: job.spec.priority,
+    dedupe_key: job.spec.dedupeKey,
+    run_at: job.runAt === null ? null : toMillis('runAt', job.runAt),
+    hold: job.hold,
+    attempt: job.attempt,
+    retry_of: job.retryOf,
+    retried_as: job.retriedAs,
+    paused_at: job.pausedAt === null ? null : toMillis('pausedAt', job.pausedAt),
   };
 }
 
@@ -55,6 +64,12 @@ export function rowToJob(row: JobRow): Job {
         : { exitCode: row.exit_code, signal: row.exit_signal, reason: row.exit_reason },
     node: row.node,
     outputBytes: { stdout: row.stdout_bytes, stderr: row.stderr_bytes },
+    runAt: row.run_at === null ? null : new Date(row.run_at),
+    hold: row.hold,
+    attempt: row.attempt,
+    retryOf: row.retry_of,
+    retriedAs: row.retried_as,
+    pausedAt: row.paused_at === null ? null : new Date(row.paused_at),
   };
 }
 

@@ -21,13 +21,21 @@ export function listJobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery)
   return compound.orderBy('id', 'desc').limit(fetch).compile();
 }
 
-/** Every running job of a node, from the partial index of running jobs (which needs the literal). */
-export function listRunningQuery(db: Kysely<SqliteSchema>, node: string): CompiledQuery<JobRow> {
+/**
+ * Every running or paused job of a node, or every queued one it claimed, from the partial index
+ * of such jobs (whose condition the query must repeat word for word).
+ */
+export function listActiveQuery(
+  db: Kysely<SqliteSchema>,
+  node: string,
+  which: 'running' | 'starting',
+): CompiledQuery<JobRow> {
   return db
     .selectFrom('jobs')
     .selectAll()
     .where('node', '=', node)
-    .where('status', '=', sql.lit('running'))
+    .where(sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`)
+    .where(which === 'running' ? sql<boolean>`status in ('running', 'paused')` : sql<boolean>`hold = 'starting'`)
     .orderBy('id')
     .compile();
 }

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 import * as jobs from './migrations/0001-jobs.ts';
+import * as queues from './migrations/0002-queues.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -8,6 +9,7 @@ import * as jobs from './migrations/0001-jobs.ts';
  */
 export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-jobs': jobs,
+  '0002-queues': queues,
 };
 
 const provider: MigrationProvider = {

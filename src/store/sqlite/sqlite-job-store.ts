@@ -1,17 +1,26 @@
-import type { Kysely, Updateable } from 'kysely';
-import { NotFoundError, ValidationError } from '../../core/errors.ts';
+import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
+import { NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import { isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
-import type { JobFinish, JobListQuery, JobPage, JobStore } from '../job-store.ts';
+import type {
+  Admission,
+  JobFinish,
+  JobListQuery,
+  JobPage,
+  JobStore,
+  QueueSettings,
+  QueueState,
+} from '../job-store.ts';
+import { dependencyVerdict } from '../dependency-verdict.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
 import { jobToRow, rowToJob, toMillis } from './job-row.ts';
-import { listJobsQuery, listRunningQuery } from './list-jobs-query.ts';
+import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
-import type { JobRow, SqliteSchema } from './sqlite-schema.ts';
+import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
 
 /** What a state change decides from: the columns its checks read. */
-type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced'>;
+type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
 
 /** SQLite's extended error code for a PRIMARY KEY violation. */
 const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
@@ -40,24 +49,249 @@ export class SqliteJobStore implements JobStore {
   }
 
   async insertJob(job: Job): Promise<void> {
-    const row = jobToRow(job);
-    const labels = Object.entries(job.spec.labels).map(([key, value]) => ({
-      job_id: job.id,
-      key,
-      value,
-      owner: job.owner,
-    }));
-    try {
-      await this.#db.transaction().execute(async (trx) => {
-        await trx.insertInto('jobs').values(row).execute();
-        if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
-      });
-    } catch (error) {
-      if ((error as { errcode?: unknown }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) {
-        throw new ValidationError('id', `A job with id ${job.id} already exists`);
+    await this.#db.transaction().execute((trx) => insertRow(trx, job));
+  }
+
+  async admitJob(job: Job, now: Date): Promise<Admission> {
+    return this.#db.transaction().execute(async (trx): Promise<Admission> => {
+      if (job.spec.dedupeKey !== null) {
+        const existing = await trx
+          .selectFrom('jobs')
+          .selectAll()
+          .where('dedupe_key', '=', job.spec.dedupeKey)
+          .where(sql<boolean>`dedupe_key is not null and status in ('queued', 'running', 'paused')`)
+          .executeTakeFirst();
+        if (existing) return { admitted: false, existing: rowToJob(existing) };
       }
-      throw error;
-    }
+      const queue = await queueRow(trx, job.spec.queue);
+      if (queue?.max_waiting != null) {
+        const { n } = await trx
+          .selectFrom(
+            trx
+              .selectFrom('jobs')
+              .select(sql.lit(1).as('one'))
+              .where('queue', '=', job.spec.queue)
+              .where('status', '=', sql.lit('queued'))
+              .limit(queue.max_waiting)
+              .as('w'),
+          )
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow();
+        if (Number(n) >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
+      }
+      if (!queue) await trx.insertInto('queues').values({ name: job.spec.queue, paused: 0 }).execute();
+
+      // Each dependency, followed along its retries to its latest attempt.
+      const deps: Job[] = [];
+      for (const [i, id] of job.spec.after.entries()) {
+        let dep = await getRow(trx, id);
+        if (!dep) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
+        for (let hops = 0; dep.retried_as !== null && hops < 1000; hops++) {
+          dep = (await getRow(trx, dep.retried_as)) ?? dep;
+          if (dep.retried_as === null) break;
+        }
+        deps.push(rowToJob(dep));
+      }
+      const verdict = dependencyVerdict(deps);
+      let stored: Job;
+      if (verdict.kind === 'failed') {
+        stored = {
+          ...job,
+          status: 'cancelled',
+          hold: null,
+          finishedAt: now,
+          exit: { exitCode: null, signal: null, reason: verdict.reason },
+        };
+      } else {
+        const hold = verdict.kind === 'waiting' ? 'after' : job.runAt && job.runAt > now ? 'delay' : null;
+        stored = { ...job, hold };
+      }
+      await insertRow(trx, stored);
+      if (stored.status === 'queued' && deps.length > 0) {
+        await trx
+          .insertInto('job_deps')
+          .values(deps.map((dep) => ({ job_id: job.id, dep_id: dep.id })))
+          .execute();
+      }
+      return { admitted: true, job: stored };
+    });
+  }
+
+  async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
+    if (max <= 0) return [];
+    return this.#db.transaction().execute(async (trx) => {
+      const ids = await trx
+        .selectFrom('jobs')
+        .select('id')
+        .where('queue', '=', queue)
+        .where(sql<boolean>`status = 'queued' and hold is null`)
+        .orderBy('priority', 'desc')
+        .orderBy('id')
+        .limit(max)
+        .execute();
+      if (ids.length === 0) return [];
+      const rows = await trx
+        .updateTable('jobs')
+        .set({ hold: 'starting', node })
+        .where(
+          'id',
+          'in',
+          ids.map((r) => r.id),
+        )
+        .returningAll()
+        .execute();
+      // The claim order is the start order: priority, then arrival.
+      return rows.map(rowToJob).sort((a, b) => b.spec.priority - a.spec.priority || (a.id < b.id ? -1 : 1));
+    });
+  }
+
+  async listStarting(node: string): Promise<Job[]> {
+    const { rows } = await this.#db.executeQuery(listActiveQuery(this.#db, node, 'starting'));
+    return rows.map(rowToJob);
+  }
+
+  async releaseClaim(id: string): Promise<Job> {
+    return this.#change(id, (current) => {
+      assertTransition(id, current.status, 'running');
+      return current.hold === 'starting' ? { hold: null } : null;
+    });
+  }
+
+  async promoteDue(now: Date): Promise<number> {
+    const result = await this.#db
+      .updateTable('jobs')
+      .set({ hold: null })
+      .where(sql<boolean>`status = 'queued' and hold = 'delay'`)
+      .where('run_at', '<=', toMillis('now', now))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  async nextRunAt(): Promise<Date | null> {
+    const row = await this.#db
+      .selectFrom('jobs')
+      .select('run_at')
+      .where(sql<boolean>`status = 'queued' and hold = 'delay'`)
+      .orderBy('run_at')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.run_at == null ? null : new Date(row.run_at);
+  }
+
+  async cancelQueued(id: string, stop: StopRequest, reason: string): Promise<Job> {
+    const recorded = { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs };
+    return this.#change(id, (current) => {
+      assertTransition(id, current.status, 'cancelled');
+      const first = current.stop_at === null ? recorded : {};
+      if (current.hold === 'starting') return current.stop_at === null ? recorded : null;
+      return {
+        ...first,
+        status: 'cancelled',
+        hold: null,
+        exit_reason: reason,
+        finished_at: recorded.stop_at,
+      };
+    });
+  }
+
+  async markRetried(id: string, finish: JobFinish, next: Job): Promise<Job> {
+    return this.#db.transaction().execute(async (trx) => {
+      const finished = await this.#finishIn(trx, id, finish, { retried_as: next.id });
+      await insertRow(trx, next);
+      await trx.updateTable('job_deps').set({ dep_id: next.id }).where('dep_id', '=', id).execute();
+      return finished;
+    });
+  }
+
+  async settleDependents(id: string, now: Date): Promise<Job[]> {
+    return this.#db.transaction().execute((trx) => settle(trx, [id], now));
+  }
+
+  async settleAll(now: Date): Promise<Job[]> {
+    return this.#db.transaction().execute(async (trx) => {
+      const ended = await trx
+        .selectFrom('job_deps as d')
+        .innerJoin('jobs as w', 'w.id', 'd.job_id')
+        .innerJoin('jobs as dep', 'dep.id', 'd.dep_id')
+        .select('d.dep_id')
+        .distinct()
+        .where('w.status', '=', 'queued')
+        .where('w.hold', '=', 'after')
+        .where('dep.status', 'not in', ['queued', 'running', 'paused'])
+        .where('dep.retried_as', 'is', null)
+        .execute();
+      return settle(
+        trx,
+        ended.map((r) => r.dep_id),
+        now,
+      );
+    });
+  }
+
+  async markPaused(id: string, at: Date): Promise<Job> {
+    return this.#change(id, (current) => {
+      assertTransition(id, current.status, 'paused');
+      return { status: 'paused', paused_at: toMillis('pausedAt', at) };
+    });
+  }
+
+  async markResumed(id: string): Promise<Job> {
+    return this.#change(id, (current) => {
+      if (current.status !== 'paused') assertTransition(id, current.status, 'paused');
+      assertTransition(id, current.status, 'running');
+      return { status: 'running', paused_at: null };
+    });
+  }
+
+  async getQueue(name: string): Promise<QueueState> {
+    return this.#db.transaction().execute(async (trx) => queueState(trx, name, await queueRow(trx, name)));
+  }
+
+  async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+    return this.#db.transaction().execute(async (trx) => {
+      const current = await queueRow(trx, name);
+      const row: QueueRow = {
+        name,
+        concurrency: settings.concurrency !== undefined ? settings.concurrency : (current?.concurrency ?? null),
+        max_waiting: settings.maxWaiting !== undefined ? settings.maxWaiting : (current?.max_waiting ?? null),
+        paused: settings.paused !== undefined ? (settings.paused ? 1 : 0) : (current?.paused ?? 0),
+      };
+      await trx
+        .insertInto('queues')
+        .values(row)
+        .onConflict((oc) =>
+          oc.column('name').doUpdateSet({
+            concurrency: row.concurrency,
+            max_waiting: row.max_waiting,
+            paused: row.paused,
+          }),
+        )
+        .execute();
+      return queueState(trx, name, row);
+    });
+  }
+
+  async listQueues(): Promise<QueueState[]> {
+    return this.#db.transaction().execute(async (trx) => {
+      const rows = await trx.selectFrom('queues').selectAll().orderBy('name').execute();
+      const out: QueueState[] = [];
+      for (const row of rows) out.push(await queueState(trx, row.name, row));
+      return out;
+    });
+  }
+
+  async listQueueSettings(): Promise<(QueueSettings & { readonly name: string })[]> {
+    const rows = await this.#db.selectFrom('queues').selectAll().orderBy('name').execute();
+    return rows.map((r) => ({
+      name: r.name,
+      concurrency: r.concurrency,
+      maxWaiting: r.max_waiting,
+      paused: r.paused === 1,
+    }));
+  }
+
+  async countActive(queue: string): Promise<number> {
+    return countActiveIn(this.#db, queue);
   }
 
   async getJob(id: string): Promise<Job | undefined> {
@@ -74,6 +308,7 @@ export class SqliteJobStore implements JobStore {
   async markStarted(id: string, process: ProcessIdentity, startedAt: Date): Promise<Job> {
     const changes = {
       status: 'running',
+      hold: null,
       process: JSON.stringify(process),
       started_at: toMillis('startedAt', startedAt),
     } as const;
@@ -104,26 +339,11 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markFinished(id: string, finish: JobFinish): Promise<Job> {
-    if (!isFinal(finish.status)) {
-      throw ValidationError.expected('status', 'a final status', finish.status);
-    }
-    const changes = {
-      status: finish.status,
-      exit_code: finish.exit.exitCode,
-      exit_signal: finish.exit.signal,
-      exit_reason: finish.exit.reason,
-      finished_at: toMillis('finishedAt', finish.finishedAt),
-      stdout_bytes: finish.outputBytes.stdout,
-      stderr_bytes: finish.outputBytes.stderr,
-    };
-    return this.#change(id, (current) => {
-      assertTransition(id, current.status, finish.status);
-      return changes;
-    });
+    return this.#db.transaction().execute((trx) => this.#finishIn(trx, id, finish, {}));
   }
 
   async listRunning(node: string): Promise<Job[]> {
-    const { rows } = await this.#db.executeQuery(listRunningQuery(this.#db, node));
+    const { rows } = await this.#db.executeQuery(listActiveQuery(this.#db, node, 'running'));
     return rows.map(rowToJob);
   }
 
@@ -137,24 +357,166 @@ export class SqliteJobStore implements JobStore {
    * The transaction holds the write lock from its first read, so no other writer slips in between.
    */
   async #change(id: string, decide: (current: CurrentState) => Updateable<JobRow> | null): Promise<Job> {
-    return this.#db.transaction().execute(async (trx) => {
-      const current = await trx
-        .selectFrom('jobs')
-        .select(['status', 'stop_at', 'stop_forced'])
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (current === undefined) throw new NotFoundError(id);
-      const changes = decide(current);
-      const row =
-        changes === null
-          ? await trx.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
-          : await trx
-              .updateTable('jobs')
-              .set(changes)
-              .where('id', '=', id)
-              .returningAll()
-              .executeTakeFirstOrThrow();
-      return rowToJob(row);
+    return this.#db.transaction().execute((trx) => changeIn(trx, id, decide));
+  }
+
+  async #finishIn(
+    trx: Transaction<SqliteSchema>,
+    id: string,
+    finish: JobFinish,
+    extra: Updateable<JobRow>,
+  ): Promise<Job> {
+    if (!isFinal(finish.status)) {
+      throw ValidationError.expected('status', 'a final status', finish.status);
+    }
+    const changes = {
+      status: finish.status,
+      exit_code: finish.exit.exitCode,
+      exit_signal: finish.exit.signal,
+      exit_reason: finish.exit.reason,
+      finished_at: toMillis('finishedAt', finish.finishedAt),
+      stdout_bytes: finish.outputBytes.stdout,
+      stderr_bytes: finish.outputBytes.stderr,
+      hold: null,
+      paused_at: null,
+      ...extra,
+    };
+    return changeIn(trx, id, (current) => {
+      assertTransition(id, current.status, finish.status);
+      return changes;
     });
   }
+}
+
+type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
+
+/** One state change inside a transaction (see `#change`). */
+async function changeIn(
+  trx: Transaction<SqliteSchema>,
+  id: string,
+  decide: (current: CurrentState) => Updateable<JobRow> | null,
+): Promise<Job> {
+  const current = await trx
+    .selectFrom('jobs')
+    .select(['status', 'stop_at', 'stop_forced', 'hold'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  if (current === undefined) throw new NotFoundError(id);
+  const changes = decide(current);
+  const row =
+    changes === null
+      ? await trx.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+      : await trx.updateTable('jobs').set(changes).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+  return rowToJob(row);
+}
+
+async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void> {
+  const row = jobToRow(job);
+  const labels = Object.entries(job.spec.labels).map(([key, value]) => ({
+    job_id: job.id,
+    key,
+    value,
+    owner: job.owner,
+  }));
+  try {
+    await trx.insertInto('jobs').values(row).execute();
+  } catch (error) {
+    if ((error as { errcode?: unknown }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) {
+      throw new ValidationError('id', `A job with id ${job.id} already exists`);
+    }
+    throw error;
+  }
+  if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
+}
+
+function getRow(db: Db, id: string): Promise<JobRow | undefined> {
+  return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
+  return db.selectFrom('queues').selectAll().where('name', '=', name).executeTakeFirst();
+}
+
+async function countActiveIn(db: Db, queue: string): Promise<number> {
+  const { n } = await db
+    .selectFrom('jobs')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('queue', '=', queue)
+    .where(sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`)
+    .executeTakeFirstOrThrow();
+  return Number(n);
+}
+
+async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
+  const { n } = await db
+    .selectFrom('jobs')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('queue', '=', name)
+    .where('status', '=', sql.lit('queued'))
+    .executeTakeFirstOrThrow();
+  const running = await countActiveIn(db, name);
+  return {
+    name,
+    concurrency: row?.concurrency ?? null,
+    maxWaiting: row?.max_waiting ?? null,
+    paused: row?.paused === 1,
+    running,
+    // Jobs being started are counted as running, not twice.
+    waiting: Number(n) - (await countStarting(db, name)),
+  };
+}
+
+async function countStarting(db: Db, queue: string): Promise<number> {
+  const { n } = await db
+    .selectFrom('jobs')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('queue', '=', queue)
+    .where(sql<boolean>`status = 'queued' and hold = 'starting'`)
+    .executeTakeFirstOrThrow();
+  return Number(n);
+}
+
+/**
+ * Settles the dependents of jobs that ended, and of those it cancels, until nothing changes.
+ * A dependent is released when every dependency (latest attempt) succeeded, cancelled when one
+ * ended otherwise, and left waiting while one is not done.
+ */
+async function settle(trx: Transaction<SqliteSchema>, ended: readonly string[], now: Date): Promise<Job[]> {
+  const changed: Job[] = [];
+  const work = [...ended];
+  const nowMs = toMillis('now', now);
+  while (work.length > 0) {
+    const depId = work.shift()!;
+    const dependents = await trx
+      .selectFrom('job_deps as d')
+      .innerJoin('jobs as j', 'j.id', 'd.job_id')
+      .selectAll('j')
+      .where('d.dep_id', '=', depId)
+      .where('j.status', '=', 'queued')
+      .where('j.hold', '=', 'after')
+      .execute();
+    for (const waiting of dependents) {
+      const deps = await trx
+        .selectFrom('job_deps as d')
+        .innerJoin('jobs as j', 'j.id', 'd.dep_id')
+        .selectAll('j')
+        .where('d.job_id', '=', waiting.id)
+        .execute();
+      const verdict = dependencyVerdict(deps.map(rowToJob));
+      if (verdict.kind === 'waiting') continue;
+      const changes: Updateable<JobRow> =
+        verdict.kind === 'failed'
+          ? { status: 'cancelled', hold: null, exit_reason: verdict.reason, finished_at: nowMs }
+          : { hold: waiting.run_at !== null && waiting.run_at > nowMs ? 'delay' : null };
+      const row = await trx
+        .updateTable('jobs')
+        .set(changes)
+        .where('id', '=', waiting.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      changed.push(rowToJob(row));
+      if (verdict.kind === 'failed') work.push(waiting.id);
+    }
+  }
+  return changed;
 }

@@ -1,4 +1,4 @@
-import type { JobStatus } from '../../core/job.ts';
+import type { JobHold, JobStatus } from '../../core/job.ts';
 
 /**
  * The tables as Kysely sees them (see migrations/ for the DDL and docs/storage.md for why).
@@ -7,6 +7,25 @@ import type { JobStatus } from '../../core/job.ts';
 export interface SqliteSchema {
   jobs: JobRow;
   job_labels: JobLabelRow;
+  queues: QueueRow;
+  job_deps: JobDepRow;
+}
+
+/** A queue's settings; a queue without a row has the defaults. Every queue a job named has one. */
+export interface QueueRow {
+  name: string;
+  /** null: no limit. */
+  concurrency: number | null;
+  /** null: no limit. */
+  max_waiting: number | null;
+  /** 0 or 1. */
+  paused: number;
+}
+
+/** "job_id waits for dep_id": the edge points at the dependency's latest attempt. */
+export interface JobDepRow {
+  job_id: string;
+  dep_id: string;
 }
 
 /** One job. The spec is JSON; what lists filter on is copied into real, indexed columns. */
@@ -36,6 +55,16 @@ export interface JobRow {
   exit_reason: string | null;
   stdout_bytes: number;
   stderr_bytes: number;
+  /** `spec.queue`, `spec.priority` and `spec.dedupeKey`, copied for the dispatch indexes. */
+  queue: string;
+  priority: number;
+  dedupe_key: string | null;
+  run_at: number | null;
+  hold: JobHold;
+  attempt: number;
+  retry_of: string | null;
+  retried_as: string | null;
+  paused_at: number | null;
 }
 
 /**

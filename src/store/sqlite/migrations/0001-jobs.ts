@@ -5,12 +5,13 @@ import { type Kysely, sql } from 'kysely';
  * reads an index range in id order (ids are UUIDv7, so id order is creation order) and stops
  * after one page, never sorting and never scanning the table. docs/storage.md explains each.
  *
- * Frozen once released: a later change is a new numbered migration, so the status list below
- * is written out rather than imported.
+ * Frozen once released (0.1.0 is the first release; `paused` joined the status list before it):
+ * a later change is a new numbered migration, so the status list below is written out rather
+ * than imported.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   const statuses = sql.join(
-    ['queued', 'running', 'succeeded', 'failed', 'stopped', 'timed_out', 'cancelled', 'lost'].map((s) =>
+    ['queued', 'running', 'paused', 'succeeded', 'failed', 'stopped', 'timed_out', 'cancelled', 'lost'].map((s) =>
       sql.lit(s),
     ),
   );

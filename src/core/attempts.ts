@@ -1,0 +1,38 @@
+import type { Job, JobStatus } from './job.ts';
+import { retryDelayMs } from './spec.ts';
+
+/** Statuses a retry policy runs again; a stop or a cancel is what a user asked for, never retried. */
+export const RETRIED_STATUSES: readonly JobStatus[] = ['failed', 'timed_out'];
+
+/**
+ * The next attempt of a job that just ended as `status`, or null when there is none: no policy,
+ * not a retried status, or no attempt left. The next attempt is a new queued job with the same
+ * spec and owner, waiting for its backoff to pass.
+ */
+export function nextAttempt(job: Job, status: JobStatus, now: Date, id: string): Job | null {
+  const policy = job.spec.retry;
+  if (!policy || !RETRIED_STATUSES.includes(status) || job.attempt >= policy.attempts) return null;
+  const delay = retryDelayMs(policy, job.attempt);
+  const runAt = delay > 0 ? new Date(now.getTime() + delay) : null;
+  return {
+    id,
+    spec: job.spec,
+    status: 'queued',
+    owner: job.owner,
+    createdAt: now,
+    startedAt: null,
+    finishedAt: null,
+    stop: null,
+    stopForced: false,
+    process: null,
+    exit: null,
+    node: job.node,
+    outputBytes: { stdout: 0, stderr: 0 },
+    runAt,
+    hold: runAt ? 'delay' : null,
+    attempt: job.attempt + 1,
+    retryOf: job.id,
+    retriedAs: null,
+    pausedAt: null,
+  };
+}

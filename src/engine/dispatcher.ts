@@ -1,0 +1,111 @@
+import type { Clock, ClockTimer } from '../core/clock.ts';
+import type { Job } from '../core/job.ts';
+import type { JobStore } from '../store/job-store.ts';
+
+export interface DispatcherDeps {
+  readonly store: JobStore;
+  readonly node: string;
+  readonly clock: Clock;
+  /** Starts a claimed job; never rejects (a job that cannot start is recorded as failed). */
+  readonly launch: (job: Job) => Promise<void>;
+  /** Most jobs claimed from one queue in one go, so one busy queue cannot starve the rest. */
+  readonly batch: number;
+  readonly onError: (err: Error) => void;
+}
+
+/**
+ * Decides which queued jobs start, and starts them. A pass promotes delayed jobs whose time came,
+ * then, queue by queue, claims as many ready jobs as the queue has free slots (highest priority,
+ * then oldest, through one index range: O(log n) in the waiting jobs) and launches them. Passes
+ * never overlap: a kick during a pass asks for one more after it. Between passes the dispatcher
+ * sleeps on one timer, set to the earliest `runAt` of a delayed job.
+ */
+export class Dispatcher {
+  readonly #deps: DispatcherDeps;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #waiters: (() => void)[] = [];
+  #timer: ClockTimer | undefined;
+  #stopped = false;
+  #draining = false;
+
+  constructor(deps: DispatcherDeps) {
+    this.#deps = deps;
+  }
+
+  /** True while draining: no job starts until `undrain`. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  drain(): void {
+    this.#draining = true;
+  }
+
+  undrain(): void {
+    this.#draining = false;
+    void this.kick();
+  }
+
+  /** Asks for a pass; resolves once a pass that began after this call has ended. */
+  kick(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.#waiters.push(resolve));
+    if (this.#running) this.#again = true;
+    else this.#running = this.#loop();
+    return done;
+  }
+
+  close(): void {
+    this.#stopped = true;
+    this.#timer?.clear();
+    for (const resolve of this.#waiters.splice(0)) resolve();
+  }
+
+  async #loop(): Promise<void> {
+    do {
+      this.#again = false;
+      const waiters = this.#waiters.splice(0);
+      try {
+        if (await this.#pass()) this.#again = true;
+      } catch (err) {
+        this.#deps.onError(err as Error);
+      }
+      for (const resolve of waiters) resolve();
+    } while (this.#again && !this.#stopped);
+    this.#running = undefined;
+    // Kicks that came while the last pass ended still get a pass of their own.
+    if (this.#waiters.length > 0 && !this.#stopped) this.#running = this.#loop();
+  }
+
+  /** One pass; true when a queue had more ready jobs than one batch, so another pass is due. */
+  async #pass(): Promise<boolean> {
+    const { store, clock, node, batch } = this.#deps;
+    await store.promoteDue(clock.now());
+    await this.#armTimer();
+    if (this.#draining || this.#stopped) return false;
+    let more = false;
+    for (const queue of await store.listQueueSettings()) {
+      if (queue.paused) continue;
+      const free =
+        queue.concurrency === null ? batch : queue.concurrency - (await store.countActive(queue.name));
+      if (free <= 0) continue;
+      const claimed = await store.claimReady(queue.name, node, Math.min(free, batch));
+      if (claimed.length === batch) more = true;
+      // In claim order (priority, then arrival); each launch is quick: the spawn is what it waits for.
+      for (const job of claimed) await this.#deps.launch(job);
+    }
+    return more;
+  }
+
+  async #armTimer(): Promise<void> {
+    this.#timer?.clear();
+    this.#timer = undefined;
+    const next = await this.#deps.store.nextRunAt();
+    if (next === null || this.#stopped) return;
+    this.#timer = this.#deps.clock.setTimer(
+      () => void this.kick(),
+      next.getTime() - this.#deps.clock.now().getTime(),
+    );
+  }
+}
