@@ -359,6 +359,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     return this.drainState;
   }
 
+  /** Runs a dispatch pass now; resolves once it has ended (what could start has started). */
+  async dispatch(): Promise<void> {
+    await this.#dispatcher.kick();
+  }
+
   /** Every queue with its settings and counts. */
   queues(): Promise<QueueState[]> {
     return this.#store.listQueues();

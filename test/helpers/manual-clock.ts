@@ -1,0 +1,31 @@
+import type { Clock, ClockTimer } from '../../src/core/clock.ts';
+
+/** A clock that moves only when told: timers due by then fire in time order. No test sleeps. */
+export class ManualClock implements Clock {
+  #now: number;
+  #timers: { at: number; fn: () => void; cleared: boolean }[] = [];
+
+  constructor(start: Date = new Date()) {
+    this.#now = start.getTime();
+  }
+
+  now(): Date {
+    return new Date(this.#now);
+  }
+
+  setTimer(fn: () => void, ms: number): ClockTimer {
+    const timer = { at: this.#now + Math.max(0, ms), fn, cleared: false };
+    this.#timers.push(timer);
+    // A timer already due fires on the next turn, as a real one would.
+    if (ms <= 0) setImmediate(() => this.advance(0));
+    return { clear: () => (timer.cleared = true) };
+  }
+
+  /** Moves time on by `ms` and fires every timer due by then. */
+  advance(ms: number): void {
+    this.#now += ms;
+    const due = this.#timers.filter((t) => t.at <= this.#now && !t.cleared).sort((a, b) => a.at - b.at);
+    this.#timers = this.#timers.filter((t) => t.at > this.#now && !t.cleared);
+    for (const t of due) t.fn();
+  }
+}
