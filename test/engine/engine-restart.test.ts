@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,6 +9,8 @@ import { after, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
 import { isSameProcessAlive } from '../../src/runtime/process-identity.ts';
 import { followAll, openHarness } from '../helpers/engine-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { makeJob } from '../store/make-job.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -141,6 +143,105 @@ describe('engine restart', () => {
       );
     } finally {
       await h.close();
+    }
+  });
+});
+
+describe('engine restart with queued work', () => {
+  it('after a SIGKILL with waiting, delayed, dependent and retrying jobs, a restart runs them all once', async () => {
+    const dataDir = await newDataDir();
+    const gate = join(dataDir, 'gate');
+    const log = join(dataDir, 'ran');
+    const note = (name: string) => `echo ${name} >> '${log}'`;
+    const hour = 3600_000;
+    const specs = [
+      // 0: holds the only slot of queue `one` until the gate opens.
+      { command: 'sh', args: ['-c', `while [ ! -e '${gate}' ]; do sleep 0.01; done; ${note('A')}`], queue: 'one' },
+      // 1: waits for that slot.
+      { command: 'sh', args: ['-c', note('W')], queue: 'one' },
+      // 2: waits an hour.
+      { command: 'sh', args: ['-c', note('D')], delayMs: hour },
+      // 3: waits for job 0.
+      { command: 'sh', args: ['-c', note('C')], after: ['$0'] },
+      // 4: fails at once; its second attempt waits an hour of backoff.
+      {
+        command: 'sh',
+        args: ['-c', `${note('R')}; exit 1`],
+        retry: { attempts: 2, backoff: { initialMs: hour, factor: 1, maxMs: hour } },
+      },
+    ];
+    // The host's queue `one` must have its limit before any job is submitted to it.
+    const setup = await openHarness({}, dataDir);
+    await setup.engine.setQueue('one', { concurrency: 1 });
+    await setup.close();
+
+    const host = spawn(process.execPath, [join(FIXTURES, 'engine-host.ts'), dataDir, JSON.stringify(specs)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const lines = createInterface({ input: host.stdout! });
+    let ids: string[] = [];
+    let retriedFirstAttempt = false;
+    for await (const line of lines) {
+      const message = JSON.parse(line) as { ids?: string[]; finished?: string };
+      if (message.ids) ids = message.ids;
+      if (ids.length > 0 && message.finished === ids[4]) retriedFirstAttempt = true;
+      if (ids.length > 0 && retriedFirstAttempt) break;
+    }
+    const exited = once(host, 'exit');
+    host.kill('SIGKILL');
+    await exited;
+
+    // Two hours later: the delay and the backoff have both passed.
+    const clock = new ManualClock(new Date(Date.now() + 2 * hour));
+    const h = await openHarness({ clock }, dataDir);
+    try {
+      const [a, w, d, c, r] = await Promise.all(ids.map((id) => h.engine.get(id)));
+      assert.equal(a!.status, 'running', 'A was adopted');
+      assert.equal(w!.status, 'queued', 'W still waits for the slot A holds');
+      assert.equal(c!.status, 'queued', 'C still waits for A');
+      assert.equal(r!.status, 'failed');
+      assert.notEqual(r!.retriedAs, null);
+      await writeFile(gate, '');
+      for (const id of [ids[0]!, ids[1]!, ids[3]!]) {
+        assert.equal((await h.engine.waitFor(id)).status, 'succeeded');
+      }
+      assert.equal((await h.engine.waitFor(d!.id)).status, 'succeeded');
+      const second = await h.engine.waitFor(r!.retriedAs!);
+      assert.equal(second.status, 'failed');
+      assert.equal(second.attempt, 2);
+      const ran = (await readFile(log, 'utf8')).trim().split('\n').sort();
+      assert.deepEqual(ran, ['A', 'C', 'D', 'R', 'R', 'W'], 'each ran once, R once per attempt');
+      const all = await h.engine.list({ limit: 100 });
+      assert.equal(all.jobs.length, 6, 'no job was created twice');
+      assert.ok(all.jobs.every((j) => j.status === 'succeeded' || j.status === 'failed'));
+    } finally {
+      await h.destroy();
+    }
+  });
+});
+
+describe('engine restart: claims cut short', () => {
+  it('a claimed job never spawned runs once; one whose start may have begun fails and is not run again', async () => {
+    const dataDir = await newDataDir();
+    const setup = await openHarness({}, dataDir);
+    const never = makeJob({ spec: { command: 'sh', args: ['-c', 'echo ran'], cwd: dataDir }, node: 'test-node' });
+    const begun = makeJob({ spec: { command: 'true', cwd: dataDir }, node: 'test-node' });
+    await setup.store.insertJob({ ...never, hold: 'starting' });
+    await setup.store.insertJob({ ...begun, hold: 'starting' });
+    await setup.close();
+    // What a server that died between making the job directory and recording the start leaves.
+    await mkdir(join(dataDir, 'jobs', begun.id));
+
+    const h = await openHarness({}, dataDir);
+    try {
+      const ran = await h.engine.waitFor(never.id);
+      assert.equal(ran.status, 'succeeded');
+      const failed = await h.engine.get(begun.id);
+      assert.equal(failed.status, 'failed');
+      assert.match(failed.exit!.reason, /server stopped while starting it; it may have begun/);
+      assert.deepEqual(await h.store.listStarting('test-node'), []);
+    } finally {
+      await h.destroy();
     }
   });
 });

@@ -79,7 +79,6 @@ export class SqliteJobStore implements JobStore {
           .executeTakeFirstOrThrow();
         if (Number(n) >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
       }
-      if (!queue) await trx.insertInto('queues').values({ name: job.spec.queue, paused: 0 }).execute();
 
       // Each dependency, followed along its retries to its latest attempt.
       const deps: Job[] = [];
@@ -427,6 +426,12 @@ async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void
     throw error;
   }
   if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
+  // A queue exists for the dispatcher once a job names it.
+  await trx
+    .insertInto('queues')
+    .values({ name: job.spec.queue, paused: 0 })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .execute();
 }
 
 function getRow(db: Db, id: string): Promise<JobRow | undefined> {

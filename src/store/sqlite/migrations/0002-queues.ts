@@ -72,6 +72,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('paused', 'integer', (c) => c.notNull().defaultTo(0))
     .modifyEnd(sql`strict`)
     .execute();
+  // Every job so far was in `default`: the dispatcher walks the queues table, so it must be there.
+  await sql`insert into queues (name, paused) values ('default', 0)`.execute(db);
   await db.schema
     .createTable('job_deps')
     .addColumn('job_id', 'text', (c) => c.notNull().references('jobs.id').onDelete('cascade'))
