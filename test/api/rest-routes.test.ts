@@ -16,6 +16,16 @@ function routes(jobId: string): { method: string; path: string; body?: unknown }
     { method: 'GET', path: `/v1/jobs/${jobId}/output` },
     { method: 'POST', path: '/run', body: { command: 'true' } },
     { method: 'GET', path: '/v1/openapi.json' },
+    { method: 'POST', path: `/v1/jobs/${jobId}/pause` },
+    { method: 'POST', path: `/v1/jobs/${jobId}/resume` },
+    { method: 'GET', path: '/v1/queues' },
+    { method: 'GET', path: '/v1/queues/default' },
+    { method: 'PUT', path: '/v1/queues/default', body: {} },
+    { method: 'POST', path: '/v1/queues/default/pause' },
+    { method: 'POST', path: '/v1/queues/default/resume' },
+    { method: 'GET', path: '/v1/drain' },
+    { method: 'POST', path: '/v1/drain', body: {} },
+    { method: 'POST', path: '/v1/undrain' },
   ];
 }
 
@@ -38,6 +48,17 @@ const JOB_FIELDS = [
   'finishedAt',
   'stopRequestedAt',
   'outputBytes',
+  'queue',
+  'priority',
+  'runAt',
+  'after',
+  'attempt',
+  'maxAttempts',
+  'retryOf',
+  'retriedAs',
+  'dedupeKey',
+  'pausedAt',
+  'waitingFor',
 ];
 
 describe('REST API routes', () => {
@@ -245,12 +266,23 @@ describe('REST API routes', () => {
     assert.deepEqual(Object.keys(body.paths).sort(), [
       '/healthz',
       '/run',
+      '/v1/drain',
       '/v1/jobs',
       '/v1/jobs/{id}',
       '/v1/jobs/{id}/output',
+      '/v1/jobs/{id}/pause',
+      '/v1/jobs/{id}/resume',
       '/v1/jobs/{id}/stop',
       '/v1/openapi.json',
+      '/v1/queues',
+      '/v1/queues/{name}',
+      '/v1/queues/{name}/pause',
+      '/v1/queues/{name}/resume',
+      '/v1/undrain',
     ]);
+    assert.deepEqual(Object.keys(body.paths['/v1/queues/{name}'] ?? {}).sort(), ['get', 'put']);
+    assert.deepEqual(Object.keys(body.paths['/v1/drain'] ?? {}).sort(), ['get', 'post']);
+    assert.ok(body.components.schemas.Queue, 'the Queue schema is a component');
     assert.deepEqual(body.paths['/healthz']?.get?.security, []);
     assert.deepEqual(body.components.schemas.Job?.required?.slice().sort(), [...JOB_FIELDS].sort());
     const output = body.paths['/v1/jobs/{id}/output']?.get?.parameters?.map((p) => p.name);
