@@ -299,7 +299,8 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
 
       it('refuses markStopForced unless the job is running', () =>
         withStore(async (store) => {
-          for (const status of JOB_STATUSES.filter((s) => s !== 'running')) {
+          // A paused job may be stopped (the stop thaws it first), so a forced kill may be recorded on it.
+          for (const status of JOB_STATUSES.filter((s) => s !== 'running' && s !== 'paused')) {
             const job = await inserted(store, { status });
             await assert.rejects(store.markStopForced(job.id), illegal(job.id, status, 'stopped'));
             assert.deepStrictEqual(await store.getJob(job.id), job);
@@ -422,7 +423,8 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           const owners = ['alice', 'bob', 'carol'];
           const jobs = Array.from({ length: 160 }, (_, i) =>
             makeJob({
-              status: JOB_STATUSES[i % JOB_STATUSES.length]!,
+              // Every owner gets every status, whatever the number of statuses.
+              status: JOB_STATUSES[Math.floor(i / 3) % JOB_STATUSES.length]!,
               owner: owners[i % 3]!,
               spec: {
                 name: i % 4 === 0 ? null : `name-${i % 5}`,
@@ -537,6 +539,185 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
               JSON.stringify(status),
             );
           }
+        }));
+    });
+
+    describe('queues and scheduling', () => {
+      const NOW = new Date(Date.UTC(2026, 11, 2, 10, 0, 0));
+      const queued = (overrides: Parameters<typeof makeJob>[0] = {}) =>
+        makeJob({ ...overrides, createdAt: NOW, node: 'node-a' });
+
+      it('admits a job that waits only for a slot, and claims by priority then arrival', () =>
+        withStore(async (store) => {
+          const jobs = [];
+          for (const priority of [0, 5, 0, 9, 5]) {
+            const admission = await store.admitJob(queued({ spec: { queue: 'q', priority } }), NOW);
+            assert.ok(admission.admitted);
+            assert.equal(admission.job.hold, null);
+            jobs.push(admission.job);
+          }
+          const first = await store.claimReady('q', 'node-a', 2);
+          assert.deepEqual(
+            first.map((j) => j.id),
+            [jobs[3]!.id, jobs[1]!.id],
+          );
+          assert.ok(first.every((j) => j.hold === 'starting' && j.status === 'queued'));
+          assert.equal(await store.countActive('q'), 2, 'claimed jobs hold their slots');
+          const rest = await store.claimReady('q', 'node-b', 10);
+          assert.deepEqual(
+            rest.map((j) => j.id),
+            [jobs[4]!.id, jobs[0]!.id, jobs[2]!.id],
+          );
+          assert.deepEqual(await store.claimReady('q', 'node-a', 10), []);
+          assert.equal((await store.listStarting('node-a')).length, 2);
+          const started = await store.markStarted(first[0]!.id, PROCESS, AT);
+          assert.deepEqual([started.status, started.hold], ['running', null]);
+          const released = await store.releaseClaim(first[1]!.id);
+          assert.equal(released.hold, null);
+          assert.deepEqual(
+            (await store.listStarting('node-a')).map((j) => j.id),
+            [],
+          );
+          const q = await store.getQueue('q');
+          assert.deepEqual([q.running, q.waiting], [4, 1]);
+        }));
+
+      it('refuses a duplicate dedupe key while the first is queued or running, and a full queue', () =>
+        withStore(async (store) => {
+          const first = await store.admitJob(queued({ spec: { dedupeKey: 'k' } }), NOW);
+          assert.ok(first.admitted);
+          const dup = await store.admitJob(queued({ spec: { dedupeKey: 'k' } }), NOW);
+          assert.ok(!dup.admitted);
+          assert.equal(dup.existing.id, first.job.id);
+          await store.markFinished(first.job.id, finish('cancelled'));
+          assert.ok((await store.admitJob(queued({ spec: { dedupeKey: 'k' } }), NOW)).admitted);
+
+          await store.putQueue('small', { maxWaiting: 1 });
+          assert.ok((await store.admitJob(queued({ spec: { queue: 'small' } }), NOW)).admitted);
+          const refused = queued({ spec: { queue: 'small' } });
+          await assert.rejects(store.admitJob(refused, NOW), { code: 'QUEUE_FULL' });
+          assert.equal(await store.getJob(refused.id), undefined);
+        }));
+
+      it('holds delayed jobs until their time, and tells when the next is due', () =>
+        withStore(async (store) => {
+          const later = new Date(NOW.getTime() + 60_000);
+          const { job } = (await store.admitJob(queued({ runAt: later }), NOW)) as { job: Job };
+          assert.equal(job.hold, 'delay');
+          assert.deepEqual(await store.nextRunAt(), later);
+          assert.equal(await store.promoteDue(new Date(later.getTime() - 1)), 0);
+          assert.equal(await store.promoteDue(later), 1);
+          assert.equal((await store.getJob(job.id))?.hold, null);
+          assert.equal(await store.nextRunAt(), null);
+        }));
+
+      it('waits for dependencies, releases on success and cancels in a cascade on failure', () =>
+        withStore(async (store) => {
+          const a = await inserted(store, { status: 'running', node: 'node-a' });
+          const { job: b } = (await store.admitJob(queued({ spec: { after: [a.id] } }), NOW)) as { job: Job };
+          const { job: c } = (await store.admitJob(queued({ spec: { after: [b.id] } }), NOW)) as { job: Job };
+          assert.deepEqual([b.hold, c.hold], ['after', 'after']);
+          await assert.rejects(
+            store.admitJob(queued({ spec: { after: [newJobId()] } }), NOW),
+            invalid('after[0]'),
+          );
+          await store.markFinished(a.id, finish('failed', 'exited with code 3'));
+          const changed = await store.settleDependents(a.id, NOW);
+          assert.deepEqual(
+            changed.map((j) => [j.id, j.status]),
+            [
+              [b.id, 'cancelled'],
+              [c.id, 'cancelled'],
+            ],
+          );
+          assert.equal(changed[0]!.exit?.reason, `dependency ${a.id} ended failed (exited with code 3)`);
+
+          const d = await inserted(store, { status: 'running', node: 'node-a' });
+          const { job: e } = (await store.admitJob(queued({ spec: { after: [d.id] } }), NOW)) as { job: Job };
+          await store.markFinished(d.id, finish('succeeded'));
+          assert.deepEqual(await store.settleAll(NOW).then((jobs) => jobs.map((j) => [j.id, j.hold])), [
+            [e.id, null],
+          ]);
+        }));
+
+      it('records a retry with its next attempt, and moves the dependency edges to it', () =>
+        withStore(async (store) => {
+          const a = await inserted(store, { status: 'running', node: 'node-a' });
+          const { job: b } = (await store.admitJob(queued({ spec: { after: [a.id] } }), NOW)) as { job: Job };
+          const next = makeJob({ attempt: 2, retryOf: a.id, runAt: NOW, hold: 'delay', node: 'node-a' });
+          const failed = await store.markRetried(a.id, finish('failed'), next);
+          assert.equal(failed.retriedAs, next.id);
+          assert.deepEqual(await store.settleDependents(a.id, NOW), [], 'B waits for the next attempt');
+          assert.equal((await store.getJob(b.id))?.hold, 'after');
+          await store.markStarted(next.id, PROCESS, AT);
+          await store.markFinished(next.id, finish('succeeded'));
+          const released = await store.settleDependents(next.id, NOW);
+          assert.deepEqual(
+            released.map((j) => [j.id, j.hold]),
+            [[b.id, null]],
+          );
+        }));
+
+      it('cancels a queued job at once, but only records the stop of one being started', () =>
+        withStore(async (store) => {
+          const stop = { at: AT, by: 'bob', graceMs: 1000 };
+          const waiting = await inserted(store);
+          const cancelled = await store.cancelQueued(waiting.id, stop, 'cancelled by bob');
+          assert.deepEqual([cancelled.status, cancelled.exit?.reason, cancelled.stop?.by], [
+            'cancelled',
+            'cancelled by bob',
+            'bob',
+          ]);
+          await store.insertJob({ ...makeJob(), id: newJobId() });
+          const [claimed] = await store.claimReady('default', 'node-a', 1);
+          const recorded = await store.cancelQueued(claimed!.id, stop, 'cancelled by bob');
+          assert.deepEqual([recorded.status, recorded.hold, recorded.stop?.by], ['queued', 'starting', 'bob']);
+          const running = await inserted(store, { status: 'running' });
+          await assert.rejects(store.cancelQueued(running.id, stop, 'x'), illegal(running.id, 'running', 'cancelled'));
+        }));
+
+      it('pauses and resumes a running job only', () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running', node: 'node-a' });
+          const paused = await store.markPaused(job.id, AT);
+          assert.deepEqual([paused.status, paused.pausedAt], ['paused', AT]);
+          assert.deepEqual(
+            (await store.listRunning('node-a')).map((j) => j.id),
+            [job.id],
+            'recovery adopts paused jobs too',
+          );
+          await assert.rejects(store.markPaused(job.id, AT), illegal(job.id, 'paused', 'paused'));
+          const resumed = await store.markResumed(job.id);
+          assert.deepEqual([resumed.status, resumed.pausedAt], ['running', null]);
+          await assert.rejects(store.markResumed(job.id), illegal(job.id, 'running', 'running'));
+          await store.markPaused(job.id, AT);
+          const stopped = await store.markFinished(job.id, finish('stopped'));
+          assert.equal(stopped.pausedAt, null);
+        }));
+
+      it('keeps queue settings, changing only what is given', () =>
+        withStore(async (store) => {
+          assert.deepEqual(await store.getQueue('fresh'), {
+            name: 'fresh',
+            concurrency: null,
+            maxWaiting: null,
+            paused: false,
+            running: 0,
+            waiting: 0,
+          });
+          await store.putQueue('fresh', { concurrency: 3, paused: true });
+          const changed = await store.putQueue('fresh', { maxWaiting: 10 });
+          assert.deepEqual([changed.concurrency, changed.maxWaiting, changed.paused], [3, 10, true]);
+          const cleared = await store.putQueue('fresh', { concurrency: null });
+          assert.equal(cleared.concurrency, null);
+          assert.deepEqual(
+            (await store.listQueues()).map((q) => q.name),
+            ['default', 'fresh'],
+          );
+          assert.deepEqual(
+            (await store.listQueueSettings()).map((q) => q.name),
+            ['default', 'fresh'],
+          );
         }));
     });
 

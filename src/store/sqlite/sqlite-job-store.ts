@@ -1,5 +1,5 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
-import { NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
+import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import { isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
 import type {
@@ -236,8 +236,8 @@ export class SqliteJobStore implements JobStore {
 
   async markResumed(id: string): Promise<Job> {
     return this.#change(id, (current) => {
-      if (current.status !== 'paused') assertTransition(id, current.status, 'paused');
-      assertTransition(id, current.status, 'running');
+      // Only a paused job resumes: running → running is no move at all.
+      if (current.status !== 'paused') throw new IllegalTransitionError(id, current.status, 'running');
       return { status: 'running', paused_at: null };
     });
   }
