@@ -80,7 +80,10 @@ export class DuplicateJobError extends JobworkerError {
 export class QueueFullError extends JobworkerError {
   readonly queue: string;
   constructor(queue: string, maxWaiting: number) {
-    super('QUEUE_FULL', `Queue ${queue} already holds its maximum of ${maxWaiting} waiting jobs; try again later`);
+    super(
+      'QUEUE_FULL',
+      `Queue ${queue} already holds its maximum of ${maxWaiting} waiting jobs; try again later`,
+    );
     this.queue = queue;
   }
 }

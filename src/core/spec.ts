@@ -277,7 +277,8 @@ export function queueName(field: string, value: unknown): string {
 }
 
 function retryPolicy(value: unknown): RetryPolicy {
-  if (!isPlainObject(value)) throw ValidationError.expected('retry', 'an object `{attempts, backoff?}`', value);
+  if (!isPlainObject(value))
+    throw ValidationError.expected('retry', 'an object `{attempts, backoff?}`', value);
   for (const key of Object.keys(value)) {
     if (key !== 'attempts' && key !== 'backoff') {
       throw new ValidationError(`retry.${key}`, `Unknown field \`retry.${key}\``);
@@ -310,7 +311,11 @@ function retryPolicy(value: unknown): RetryPolicy {
       out.factor = val;
     } else if (key === 'initialMs' || key === 'maxMs') {
       if (typeof val !== 'number' || !Number.isInteger(val) || val < 0 || val > SPEC_LIMITS.backoffMs) {
-        throw ValidationError.expected(field, `an integer of milliseconds from 0 to ${SPEC_LIMITS.backoffMs}`, val);
+        throw ValidationError.expected(
+          field,
+          `an integer of milliseconds from 0 to ${SPEC_LIMITS.backoffMs}`,
+          val,
+        );
       }
       out[key] = val;
     } else {

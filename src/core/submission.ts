@@ -40,7 +40,11 @@ export function normalizeSubmission(input: unknown, defaults: { cwd: string; now
     at = ms > defaults.now.getTime() ? new Date(ms) : null;
   } else if (delayMs !== undefined) {
     if (typeof delayMs !== 'number' || !Number.isInteger(delayMs) || delayMs < 0 || delayMs > MAX_DELAY_MS) {
-      throw ValidationError.expected('delayMs', `an integer of milliseconds from 0 to ${MAX_DELAY_MS}`, delayMs);
+      throw ValidationError.expected(
+        'delayMs',
+        `an integer of milliseconds from 0 to ${MAX_DELAY_MS}`,
+        delayMs,
+      );
     }
     at = delayMs > 0 ? new Date(defaults.now.getTime() + delayMs) : null;
   }

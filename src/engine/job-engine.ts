@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
-import { isActive, isFinal, type Job } from '../core/job.ts';
+import { isFinal, type Job } from '../core/job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { openOutputFiles } from '../output/output-files.ts';
 import { followOutput } from '../output/output-follower.ts';
@@ -18,9 +18,9 @@ import { preflight } from '../runtime/preflight.ts';
 import { spawnJob } from '../runtime/spawn-job.ts';
 import type { JobListQuery, JobPage, JobStore, QueueSettings, QueueState } from '../store/job-store.ts';
 import { AdoptedExitWatch } from './adopted-exit-watch.ts';
+import { Dispatcher } from './dispatcher.ts';
 import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
-import { Dispatcher } from './dispatcher.ts';
 import { Supervisor } from './supervisor.ts';
 
 /** Who is asking: recorded on the job and on its stop. */
@@ -313,7 +313,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       );
       // A job being started has its stop recorded; its launch carries it out once spawned.
       if (cancelled.status === 'cancelled') this.#changed(cancelled);
-      return { job: cancelled, changed: cancelled.stop?.at !== job.stop?.at || cancelled.status !== job.status };
+      return {
+        job: cancelled,
+        changed: cancelled.stop?.at !== job.stop?.at || cancelled.status !== job.status,
+      };
     }
     // Finished, or running but not supervised here: another node's (scale-out is a later issue).
     return { job, changed: false };

@@ -7,10 +7,10 @@ import { decideOutcome } from '../core/outcome.ts';
 import type { OutputMonitor } from '../output/output-monitor.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { readExitRecord } from '../runtime/exit-record.ts';
+import { freezeProcesses } from '../runtime/freeze-processes.ts';
 import { signalName } from '../runtime/signals.ts';
 import type { SpawnedJob } from '../runtime/spawn-job.ts';
 import { killLeftovers, type StopResult, stopProcesses } from '../runtime/stop-processes.ts';
-import { freezeProcesses } from '../runtime/freeze-processes.ts';
 import type { JobFinish, JobStore } from '../store/job-store.ts';
 import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import type { StopResponse } from './job-engine.ts';
@@ -244,7 +244,10 @@ export class Supervisor {
     const next = nextAttempt(job, finish.status, now, newJobId(now.getTime()));
     if (!next) return this.#deps.store.markFinished(job.id, finish);
     const policy = job.spec.retry!;
-    const exit = { ...finish.exit, reason: `${finish.exit.reason}; attempt ${job.attempt} of ${policy.attempts}, retried as ${next.id}` };
+    const exit = {
+      ...finish.exit,
+      reason: `${finish.exit.reason}; attempt ${job.attempt} of ${policy.attempts}, retried as ${next.id}`,
+    };
     return this.#deps.store.markRetried(job.id, { ...finish, exit }, next);
   }
 }

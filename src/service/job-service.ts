@@ -136,10 +136,18 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async setQueue(who: Principal, name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
     requireAdmin(who, 'change a queue');
     const { concurrency, maxWaiting } = settings;
-    if (concurrency !== undefined && concurrency !== null && !(Number.isSafeInteger(concurrency) && concurrency >= 1)) {
+    if (
+      concurrency !== undefined &&
+      concurrency !== null &&
+      !(Number.isSafeInteger(concurrency) && concurrency >= 1)
+    ) {
       throw ValidationError.expected('concurrency', 'an integer from 1, or null for no limit', concurrency);
     }
-    if (maxWaiting !== undefined && maxWaiting !== null && !(Number.isSafeInteger(maxWaiting) && maxWaiting >= 0)) {
+    if (
+      maxWaiting !== undefined &&
+      maxWaiting !== null &&
+      !(Number.isSafeInteger(maxWaiting) && maxWaiting >= 0)
+    ) {
       throw ValidationError.expected('maxWaiting', 'an integer from 0, or null for no limit', maxWaiting);
     }
     return this.#engine.setQueue(queueName('name', name), settings);

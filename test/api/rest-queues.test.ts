@@ -81,7 +81,9 @@ describe('REST API: queues and scheduling', () => {
     assert.equal(first.body.status, 'queued');
     assert.equal(first.body.waitingFor, 'queue');
     const jobsBefore = await readdir(join(h.dataDir, 'jobs'));
-    const full = await h.json<ErrorJson>('/v1/jobs', { body: { command: 'true', queue: 'nightly', name: 'x' } });
+    const full = await h.json<ErrorJson>('/v1/jobs', {
+      body: { command: 'true', queue: 'nightly', name: 'x' },
+    });
     assert.equal(full.status, 429);
     assert.equal(full.body.error.code, 'QUEUE_FULL');
     const named = await h.json<{ jobs: Job[] }>('/v1/jobs?name=x');
@@ -159,14 +161,20 @@ describe('REST API: queues and scheduling', () => {
   });
 
   it('POST /v1/jobs/{id}/pause and /resume freeze and thaw a running job', async () => {
-    const job = await h.json<Job>('/v1/jobs', { body: { command: 'sleep', args: ['600'] }, headers: asAlice() });
+    const job = await h.json<Job>('/v1/jobs', {
+      body: { command: 'sleep', args: ['600'] },
+      headers: asAlice(),
+    });
     const paused = await h.json<Job>(`/v1/jobs/${job.body.id}/pause`, { method: 'POST', headers: asAlice() });
     assert.equal(paused.status, 200);
     assert.equal(paused.body.status, 'paused');
     assert.ok(paused.body.pausedAt);
     const twice = await h.json<ErrorJson>(`/v1/jobs/${job.body.id}/pause`, { method: 'POST' });
     assert.deepEqual([twice.status, twice.body.error.code], [409, 'ILLEGAL_TRANSITION']);
-    const resumed = await h.json<Job>(`/v1/jobs/${job.body.id}/resume`, { method: 'POST', headers: asAlice() });
+    const resumed = await h.json<Job>(`/v1/jobs/${job.body.id}/resume`, {
+      method: 'POST',
+      headers: asAlice(),
+    });
     assert.deepEqual([resumed.status, resumed.body.status, resumed.body.pausedAt], [200, 'running', null]);
     const adminJob = await h.json<Job>('/v1/jobs', { body: { command: 'sleep', args: ['600'] } });
     const notHers = await h.json<ErrorJson>(`/v1/jobs/${adminJob.body.id}/pause`, {
@@ -174,7 +182,8 @@ describe('REST API: queues and scheduling', () => {
       headers: asAlice(),
     });
     assert.equal(notHers.status, 404);
-    for (const id of [job.body.id, adminJob.body.id]) await h.json(`/v1/jobs/${id}/stop`, { body: { graceMs: 0 } });
+    for (const id of [job.body.id, adminJob.body.id])
+      await h.json(`/v1/jobs/${id}/stop`, { body: { graceMs: 0 } });
   });
 
   it('POST /v1/drain with wait answers once no job runs; /v1/undrain dispatches again', async () => {

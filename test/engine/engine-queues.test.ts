@@ -77,18 +77,25 @@ describe('queues: concurrency and order', () => {
     await engine.start({ command: 'true', queue: 'small' }, caller);
     await engine.start({ command: 'true', queue: 'small' }, caller);
     const before = await engine.list({ limit: 100 });
-    await assert.rejects(engine.start({ command: 'true', queue: 'small', name: 'refused' }, caller), (err) => {
-      assert.ok(err instanceof QueueFullError);
-      assert.equal(err.code, 'QUEUE_FULL');
-      assert.match(err.message, /small.*2/);
-      return true;
-    });
+    await assert.rejects(
+      engine.start({ command: 'true', queue: 'small', name: 'refused' }, caller),
+      (err) => {
+        assert.ok(err instanceof QueueFullError);
+        assert.equal(err.code, 'QUEUE_FULL');
+        assert.match(err.message, /small.*2/);
+        return true;
+      },
+    );
     const afterRefusal = await engine.list({ limit: 100 });
     assert.deepEqual(
       afterRefusal.jobs.map((j) => j.id),
       before.jobs.map((j) => j.id),
     );
-    assert.deepEqual(await readdir(join(h.dataDir, 'jobs')), [], 'no job directory for queued or refused jobs');
+    assert.deepEqual(
+      await readdir(join(h.dataDir, 'jobs')),
+      [],
+      'no job directory for queued or refused jobs',
+    );
     assert.equal((await engine.queue('small')).waiting, 2);
   });
 
@@ -120,8 +127,14 @@ describe('queues: dependencies', () => {
       { command: 'sh', args: ['-c', `while [ ! -e '${gate}' ]; do sleep 0.01; done; echo A >> '${log}'`] },
       caller,
     );
-    const b = await engine.start({ command: 'sh', args: ['-c', `echo B >> '${log}'`], after: [a.id] }, caller);
-    const c = await engine.start({ command: 'sh', args: ['-c', `echo C >> '${log}'`], after: [b.id] }, caller);
+    const b = await engine.start(
+      { command: 'sh', args: ['-c', `echo B >> '${log}'`], after: [a.id] },
+      caller,
+    );
+    const c = await engine.start(
+      { command: 'sh', args: ['-c', `echo C >> '${log}'`], after: [b.id] },
+      caller,
+    );
     assert.equal(b.status, 'queued');
     assert.equal(b.hold, 'after');
     assert.equal(c.hold, 'after');
@@ -243,9 +256,12 @@ describe('queues: retries, delays and de-duplication (on a manual clock)', () =>
     assert.equal((await engine.get(job.id)).status, 'queued');
     clock.advance(1);
     assert.equal((await finished(engine, job.id)).status, 'succeeded');
-    await assert.rejects(engine.start({ command: 'true', delayMs: 1, runAt: '2026-12-02T11:00:00Z' }, caller), {
-      field: 'delayMs',
-    });
+    await assert.rejects(
+      engine.start({ command: 'true', delayMs: 1, runAt: '2026-12-02T11:00:00Z' }, caller),
+      {
+        field: 'delayMs',
+      },
+    );
     await assert.rejects(engine.start({ command: 'true', runAt: 'tomorrow' }, caller), { field: 'runAt' });
   });
 
@@ -356,7 +372,9 @@ async function cpuTicksReach(job: Job, ticks: number): Promise<void> {
 
 /** Runs a short CPU-bound job to its end: time passes, measured by an event rather than a sleep. */
 async function burnCpu(engine: Harness['engine']): Promise<void> {
-  const job = await engine.start({ command: 'sh', args: ['-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'] }, caller);
+  const job = await engine.start(
+    { command: 'sh', args: ['-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'] },
+    caller,
+  );
   await engine.waitFor(job.id);
 }
-

@@ -10,8 +10,8 @@ import type { Job } from '../../src/core/job.ts';
 import { isSameProcessAlive } from '../../src/runtime/process-identity.ts';
 import { followAll, openHarness } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { makeJob } from '../store/make-job.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+import { makeJob } from '../store/make-job.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -156,7 +156,11 @@ describe('engine restart with queued work', () => {
     const hour = 3600_000;
     const specs = [
       // 0: holds the only slot of queue `one` until the gate opens.
-      { command: 'sh', args: ['-c', `while [ ! -e '${gate}' ]; do sleep 0.01; done; ${note('A')}`], queue: 'one' },
+      {
+        command: 'sh',
+        args: ['-c', `while [ ! -e '${gate}' ]; do sleep 0.01; done; ${note('A')}`],
+        queue: 'one',
+      },
       // 1: waits for that slot.
       { command: 'sh', args: ['-c', note('W')], queue: 'one' },
       // 2: waits an hour.
@@ -224,7 +228,10 @@ describe('engine restart: claims cut short', () => {
   it('a claimed job never spawned runs once; one whose start may have begun fails and is not run again', async () => {
     const dataDir = await newDataDir();
     const setup = await openHarness({}, dataDir);
-    const never = makeJob({ spec: { command: 'sh', args: ['-c', 'echo ran'], cwd: dataDir }, node: 'test-node' });
+    const never = makeJob({
+      spec: { command: 'sh', args: ['-c', 'echo ran'], cwd: dataDir },
+      node: 'test-node',
+    });
     const begun = makeJob({ spec: { command: 'true', cwd: dataDir }, node: 'test-node' });
     await setup.store.insertJob({ ...never, hold: 'starting' });
     await setup.store.insertJob({ ...begun, hold: 'starting' });

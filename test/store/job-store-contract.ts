@@ -663,17 +663,22 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           const stop = { at: AT, by: 'bob', graceMs: 1000 };
           const waiting = await inserted(store);
           const cancelled = await store.cancelQueued(waiting.id, stop, 'cancelled by bob');
-          assert.deepEqual([cancelled.status, cancelled.exit?.reason, cancelled.stop?.by], [
-            'cancelled',
-            'cancelled by bob',
-            'bob',
-          ]);
+          assert.deepEqual(
+            [cancelled.status, cancelled.exit?.reason, cancelled.stop?.by],
+            ['cancelled', 'cancelled by bob', 'bob'],
+          );
           await store.insertJob({ ...makeJob(), id: newJobId() });
           const [claimed] = await store.claimReady('default', 'node-a', 1);
           const recorded = await store.cancelQueued(claimed!.id, stop, 'cancelled by bob');
-          assert.deepEqual([recorded.status, recorded.hold, recorded.stop?.by], ['queued', 'starting', 'bob']);
+          assert.deepEqual(
+            [recorded.status, recorded.hold, recorded.stop?.by],
+            ['queued', 'starting', 'bob'],
+          );
           const running = await inserted(store, { status: 'running' });
-          await assert.rejects(store.cancelQueued(running.id, stop, 'x'), illegal(running.id, 'running', 'cancelled'));
+          await assert.rejects(
+            store.cancelQueued(running.id, stop, 'x'),
+            illegal(running.id, 'running', 'cancelled'),
+          );
         }));
 
       it('pauses and resumes a running job only', () =>

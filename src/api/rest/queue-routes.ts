@@ -49,5 +49,7 @@ export function registerQueueRoutes(app: FastifyInstance, service: JobService): 
     service.drainState(principalOf(request)),
   );
 
-  app.post('/v1/undrain', { schema: UNDRAIN_SCHEMA }, async (request) => service.undrain(principalOf(request)));
+  app.post('/v1/undrain', { schema: UNDRAIN_SCHEMA }, async (request) =>
+    service.undrain(principalOf(request)),
+  );
 }

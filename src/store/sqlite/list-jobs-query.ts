@@ -35,7 +35,9 @@ export function listActiveQuery(
     .selectAll()
     .where('node', '=', node)
     .where(sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`)
-    .where(which === 'running' ? sql<boolean>`status in ('running', 'paused')` : sql<boolean>`hold = 'starting'`)
+    .where(
+      which === 'running' ? sql<boolean>`status in ('running', 'paused')` : sql<boolean>`hold = 'starting'`,
+    )
     .orderBy('id')
     .compile();
 }

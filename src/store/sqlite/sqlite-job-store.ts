@@ -2,6 +2,7 @@ import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import { isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
+import { dependencyVerdict } from '../dependency-verdict.ts';
 import type {
   Admission,
   JobFinish,
@@ -11,7 +12,6 @@ import type {
   QueueSettings,
   QueueState,
 } from '../job-store.ts';
-import { dependencyVerdict } from '../dependency-verdict.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
 import { jobToRow, rowToJob, toMillis } from './job-row.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
@@ -251,7 +251,8 @@ export class SqliteJobStore implements JobStore {
       const current = await queueRow(trx, name);
       const row: QueueRow = {
         name,
-        concurrency: settings.concurrency !== undefined ? settings.concurrency : (current?.concurrency ?? null),
+        concurrency:
+          settings.concurrency !== undefined ? settings.concurrency : (current?.concurrency ?? null),
         max_waiting: settings.maxWaiting !== undefined ? settings.maxWaiting : (current?.max_waiting ?? null),
         paused: settings.paused !== undefined ? (settings.paused ? 1 : 0) : (current?.paused ?? 0),
       };
@@ -405,7 +406,12 @@ async function changeIn(
   const row =
     changes === null
       ? await trx.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
-      : await trx.updateTable('jobs').set(changes).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      : await trx
+          .updateTable('jobs')
+          .set(changes)
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
   return rowToJob(row);
 }
 

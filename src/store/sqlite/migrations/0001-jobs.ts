@@ -11,8 +11,8 @@ import { type Kysely, sql } from 'kysely';
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   const statuses = sql.join(
-    ['queued', 'running', 'paused', 'succeeded', 'failed', 'stopped', 'timed_out', 'cancelled', 'lost'].map((s) =>
-      sql.lit(s),
+    ['queued', 'running', 'paused', 'succeeded', 'failed', 'stopped', 'timed_out', 'cancelled', 'lost'].map(
+      (s) => sql.lit(s),
     ),
   );
   await db.schema
