@@ -15,7 +15,8 @@ import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
 import { preflight } from '../runtime/preflight.ts';
-import { spawnJob } from '../runtime/spawn-job.ts';
+import { type SpawnedJob, spawnJob } from '../runtime/spawn-job.ts';
+import { stopProcesses } from '../runtime/stop-processes.ts';
 import type { JobListQuery, JobPage, JobStore, QueueSettings, QueueState } from '../store/job-store.ts';
 import { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import { Dispatcher } from './dispatcher.ts';
@@ -218,13 +219,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     const dir = this.#jobDir(id);
     let fds: { stdout: number; stderr: number } | undefined;
     let cgroups: string[] = [];
+    let spawned: SpawnedJob;
     try {
       // The directory is made last before the spawn: after a crash, a claimed job whose
       // directory exists may have run, and is never run again (see #recoverClaims).
       await mkdir(dir, { mode: 0o700 });
       fds = await openOutputFiles(dir);
       cgroups = this.#cgroups.create(id, spec.limits);
-      const spawned = spawnJob({
+      spawned = spawnJob({
         spec,
         dir,
         cgroups,
@@ -232,12 +234,23 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         stdoutFd: fds.stdout,
         stderrFd: fds.stderr,
       });
-      return await this.#supervisor.started(job, spawned, dir);
     } catch (err) {
       this.#cgroups.remove(cgroups);
       return this.#supervisor.failedToStart(job, err as Error);
     } finally {
       if (fds) closeFds(fds);
+    }
+    try {
+      return await this.#supervisor.started(job, spawned, dir);
+    } catch (err) {
+      // Its processes run but nothing supervises them: end them before recording the failure.
+      await stopProcesses(spawned.identity, this.#cgroups, 0, true).catch(() => undefined);
+      try {
+        this.#cgroups.remove(cgroups);
+      } catch {
+        // a cgroup the kernel still holds is removed by no one: it is empty and costs nothing
+      }
+      return this.#supervisor.failedToStart(job, err as Error);
     }
   }
 

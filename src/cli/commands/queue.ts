@@ -14,8 +14,8 @@ import { describeQueue, queueTable } from '../queue-format.ts';
 import { parseQueueName } from '../schedule-options.ts';
 
 interface SetOptions {
-  concurrency?: number | null;
-  maxWaiting?: number | null;
+  concurrency?: Limit;
+  maxWaiting?: Limit;
   paused?: boolean;
 }
 
@@ -60,8 +60,8 @@ export function registerQueue(program: Command, ctx: CliContext): void {
   addCommonOptions(set).action(async (name: string, options: SetOptions) => {
     const common = commonOptions(set);
     const settings: QueueSettings = {};
-    if (options.concurrency !== undefined) settings.concurrency = options.concurrency;
-    if (options.maxWaiting !== undefined) settings.maxWaiting = options.maxWaiting;
+    if (options.concurrency !== undefined) settings.concurrency = limitValue(options.concurrency);
+    if (options.maxWaiting !== undefined) settings.maxWaiting = limitValue(options.maxWaiting);
     if (options.paused !== undefined) settings.paused = options.paused;
     if (Object.keys(settings).length === 0) {
       throw new UsageError('Expected at least one of --concurrency, --max-waiting, --paused, --no-paused');
@@ -90,10 +90,18 @@ export function registerQueue(program: Command, ctx: CliContext): void {
   }
 }
 
-/** A whole number from `min`, or `none` for no limit (null). */
-function limitParser(min: number): (text: string) => number | null {
+/**
+ * A limit as given: a whole number, or `none`. Not null for `none`: commander turns a parser's
+ * null into an empty string.
+ */
+type Limit = number | 'none';
+
+const limitValue = (limit: Limit): number | null => (limit === 'none' ? null : limit);
+
+/** A whole number from `min`, or `none` for no limit. */
+function limitParser(min: number): (text: string) => Limit {
   return (text) => {
-    if (text === 'none') return null;
+    if (text === 'none') return 'none';
     const n = Number(text);
     if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
       throw new InvalidArgumentError(
