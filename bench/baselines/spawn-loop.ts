@@ -1,0 +1,45 @@
+/**
+ * Baseline of the start rate: a bare `child_process.spawn` loop, in a fresh Node process like
+ * the server's. `COUNT` runs of /bin/true, `CONCURRENCY` alive at once, stdio as file
+ * descriptors (/dev/null) and each child a process-group leader, as jobworker starts its jobs.
+ * Prints `{seconds, latenciesMs, rssBytes}`: the whole run, each spawn() call until its `spawn`
+ * event, and the loop's RSS. With RSS_MB, it first grows its heap with live data until its RSS
+ * is that size: Node forks, so the parent's size costs every spawn, and this tells that cost
+ * apart from the rest.
+ *
+ *   node bench/baselines/spawn-loop.ts COUNT CONCURRENCY [RSS_MB]
+ */
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { runPool } from '../lib/pool.ts';
+
+const count = Number(process.argv[2] ?? 2000);
+const concurrency = Number(process.argv[3] ?? 16);
+const targetRss = Number(process.argv[4] ?? 0) * 1e6;
+// Small strings in arrays, as a server's heap holds them (one big Buffer would not be touched).
+const ballast: string[][] = [];
+while (process.memoryUsage.rss() < targetRss) {
+  ballast.push(Array.from({ length: 1024 }, (_, j) => `${ballast.length}:${j}:${'x'.repeat(24)}`));
+}
+const devNull = openSync('/dev/null', 'w');
+const latenciesMs: number[] = [];
+
+function runOne(record: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn('/bin/true', [], { stdio: ['ignore', devNull, devNull], detached: true });
+    child.once('spawn', () => {
+      if (record) latenciesMs.push(performance.now() - t0);
+    });
+    child.once('error', reject);
+    child.once('exit', () => resolve());
+  });
+}
+
+await runPool(100, concurrency, () => runOne(false)); // warm-up
+const started = performance.now();
+await runPool(count, concurrency, () => runOne(true));
+const seconds = (performance.now() - started) / 1000;
+const rssBytes = process.memoryUsage.rss();
+// The ballast is printed (its length) so that it stays alive to the end.
+process.stdout.write(JSON.stringify({ seconds, latenciesMs, rssBytes, ballastChunks: ballast.length }));

@@ -1,0 +1,62 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/** Resident set size of a process, in bytes (VmRSS). */
+export function rssBytes(pid: number): number {
+  return statusField(pid, 'VmRSS');
+}
+
+/** Peak resident set size since the process started, in bytes (VmHWM). */
+export function peakRssBytes(pid: number): number {
+  return statusField(pid, 'VmHWM');
+}
+
+/** User + system CPU time the process has used, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Descriptors the process holds open now. */
+export function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+function statusField(pid: number, name: string): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+  if (!match) throw new Error(`No ${name} in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+/** Samples a process's RSS every `everyMs` and keeps the largest value seen. */
+export class RssSampler {
+  readonly #pid: number;
+  readonly #timer: NodeJS.Timeout;
+  #max = 0;
+
+  constructor(pid: number, everyMs = 100) {
+    this.#pid = pid;
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), everyMs);
+  }
+
+  /** Stops sampling and returns the largest RSS seen, in bytes. */
+  stop(): number {
+    clearInterval(this.#timer);
+    this.#sample();
+    return this.#max;
+  }
+
+  #sample(): void {
+    try {
+      this.#max = Math.max(this.#max, rssBytes(this.#pid));
+    } catch {
+      // The process has exited; keep what was seen.
+    }
+  }
+}

@@ -1,0 +1,90 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiClient } from './api-client.ts';
+import { ChildHandle } from './child-handle.ts';
+import { cpuSeconds, rssBytes } from './proc.ts';
+import { stopAllJobs } from './stop-all-jobs.ts';
+
+const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
+
+export interface ServerStartOptions {
+  /** pino level of the server; `info` is what `jobworker serve` runs with. Logs go to /dev/null. */
+  readonly logLevel: string;
+  /** Sockets the bench's API client may open at once. */
+  readonly maxSockets?: number;
+  /** Leave the data directory in place at close (the caller removes it). */
+  readonly keepDataDir?: boolean;
+}
+
+/** A real jobworker server in its own process, on a fresh temporary data directory. */
+export class ServerHandle {
+  readonly #child: ChildHandle;
+  readonly dataDir: string;
+  readonly url: string;
+  readonly token: string;
+  readonly api: ApiClient;
+  #closed: Promise<void> | undefined;
+
+  readonly #keepDataDir: boolean;
+
+  private constructor(child: ChildHandle, dataDir: string, token: string, options: ServerStartOptions) {
+    this.#child = child;
+    this.#keepDataDir = options.keepDataDir ?? false;
+    this.dataDir = dataDir;
+    this.url = child.ready.url;
+    this.token = token;
+    this.api = new ApiClient(this.url, token, { maxSockets: options.maxSockets ?? 64 });
+  }
+
+  static async start(options: ServerStartOptions): Promise<ServerHandle> {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-'));
+    try {
+      // --expose-gc lets a scenario ask for a collection before reading the RSS it retains.
+      const child = await ChildHandle.start(SERVER_PROCESS, [dataDir, options.logLevel], ['--expose-gc']);
+      const token = (await readFile(child.ready.adminTokenFile!, 'utf8')).trim();
+      return new ServerHandle(child, dataDir, token, options);
+    } catch (err) {
+      await rm(dataDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** The job directory of `id`, where its `stdout` file is. */
+  jobDir(id: string): string {
+    return join(this.dataDir, 'jobs', id);
+  }
+
+  rss(): number {
+    return rssBytes(this.pid);
+  }
+
+  cpu(): number {
+    return cpuSeconds(this.pid);
+  }
+
+  /** Runs a full garbage collection in the server. */
+  gc(): Promise<void> {
+    return this.#child.ask({ type: 'gc' }, 'gc:done');
+  }
+
+  /** Stops every job still running, closes the server and removes its data directory. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    try {
+      await stopAllJobs(this.api);
+    } finally {
+      this.api.close();
+      await this.#child.close();
+      if (!this.#keepDataDir) await rm(this.dataDir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * `npm run bench [-- SCENARIO... ] [--full] [--log-level=LEVEL] [--list]`
+ *
+ * Runs the named scenarios (all of them, in this order, when none is named). Each prints its
+ * figures beside its baseline's, the ratio, and PASS or MISS against its budget; a Markdown table
+ * of every row closes the run. Exit status: 0 when every scenario ran (budget misses included),
+ * 1 when one failed to run, 2 for bad arguments.
+ */
+import { LOG_LEVELS } from '../src/config.ts';
+import { markdownTable, printRow, type Row, skipped } from './lib/report.ts';
+import type { BenchOptions, Scenario } from './lib/scenario.ts';
+import { apiGet } from './scenarios/api-get.ts';
+import { catchUpRead } from './scenarios/catch-up-read.ts';
+import { fanOut } from './scenarios/fan-out.ts';
+import { followLatency } from './scenarios/follow-latency.ts';
+import { history } from './scenarios/history.ts';
+import { memoryPerJob } from './scenarios/memory-per-job.ts';
+import { outputCapture } from './scenarios/output-capture.ts';
+import { startRate } from './scenarios/start-rate.ts';
+
+const SCENARIOS: readonly Scenario[] = [
+  startRate,
+  outputCapture,
+  catchUpRead,
+  followLatency,
+  fanOut,
+  memoryPerJob,
+  apiGet,
+  history,
+];
+
+function usage(): string {
+  const names = SCENARIOS.map((s) => `  ${s.name.padEnd(16)} ${s.summary}`).join('\n');
+  return `usage: npm run bench -- [SCENARIO...] [--full] [--log-level=LEVEL] [--list]\n\nscenarios:\n${names}`;
+}
+
+function parseArgs(argv: readonly string[]): { options: BenchOptions; chosen: Scenario[] } | string {
+  let full = false;
+  let logLevel = 'info';
+  const chosen: Scenario[] = [];
+  for (const arg of argv) {
+    if (arg === '--full') full = true;
+    else if (arg.startsWith('--log-level=')) {
+      logLevel = arg.slice('--log-level='.length);
+      if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+        return `Expected --log-level to be one of ${LOG_LEVELS.join(', ')}, got \`${logLevel}\``;
+      }
+    } else if (arg === '--list' || arg === '--help' || arg === '-h') return usage();
+    else {
+      const scenario = SCENARIOS.find((s) => s.name === arg);
+      if (!scenario) return `Unknown scenario \`${arg}\`\n\n${usage()}`;
+      chosen.push(scenario);
+    }
+  }
+  return { options: { full, logLevel }, chosen: chosen.length > 0 ? chosen : [...SCENARIOS] };
+}
+
+const parsed = parseArgs(process.argv.slice(2));
+if (typeof parsed === 'string') {
+  const help = parsed === usage();
+  (help ? console.log : console.error)(parsed);
+  process.exit(help ? 0 : 2);
+}
+
+const { options, chosen } = parsed;
+const rows: Row[] = [];
+let failed = false;
+console.log(
+  `jobworker bench: ${chosen.map((s) => s.name).join(', ')} (${options.full ? 'full' : 'default'} sizes, ` +
+    `server log level ${options.logLevel}, node ${process.version})`,
+);
+for (const scenario of chosen) {
+  console.log(`\n== ${scenario.name}: ${scenario.summary}`);
+  const started = performance.now();
+  try {
+    await scenario.run(options, (r) => {
+      rows.push(r);
+      printRow(r);
+    });
+  } catch (err) {
+    failed = true;
+    console.error(`  ${scenario.name} failed:`, err);
+    rows.push(skipped(scenario.name, 'run', `failed: ${(err as Error).message}`));
+  }
+  console.log(`  (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+}
+console.log(`\n${markdownTable(rows)}`);
+const misses = rows.filter((r) => r.verdict === 'MISS').length;
+console.log(`\n${rows.filter((r) => r.verdict === 'PASS').length} PASS, ${misses} MISS`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { runCaptureJob } from '../lib/capture-job.ts';
+import { OUTPUT_SIZES } from '../lib/output-sizes.ts';
+import { fmt, row } from '../lib/report.ts';
+import type { Scenario } from '../lib/scenario.ts';
+import { ServerHandle } from '../lib/server-handle.ts';
+import { median } from '../lib/stats.ts';
+
+const NAME = 'catch-up-read';
+const ROUNDS = 2;
+
+export const catchUpRead: Scenario = {
+  name: NAME,
+  summary: 'read a finished 256M job output (--full: 1G) from cursor 0 over HTTP vs `cat file > /dev/null`',
+  async run(options, emit) {
+    const { bytes, headArg } = OUTPUT_SIZES[options.full ? 'full' : 'default'];
+    const server = await ServerHandle.start({ logLevel: options.logLevel });
+    const rates = { all: [] as number[], stdout: [] as number[], cat: [] as number[] };
+    try {
+      const { id } = await runCaptureJob(server, options.full);
+      const file = join(server.jobDir(id), 'stdout');
+      await catSeconds(file); // both read from a warm page cache
+      for (let round = 0; round < ROUNDS; round++) {
+        rates.all.push(bytes / 1e6 / (await readSeconds(server, id, 'all', bytes)));
+        rates.stdout.push(bytes / 1e6 / (await readSeconds(server, id, 'stdout', bytes)));
+        rates.cat.push(bytes / 1e6 / (await catSeconds(file)));
+      }
+    } finally {
+      await server.close();
+    }
+    const cat = median(rates.cat);
+    const all = median(rates.all);
+    emit(
+      row({
+        scenario: NAME,
+        metric: `GET output (default view \`all\`), ${headArg} from cursor 0`,
+        value: all,
+        format: fmt.mbps,
+        baseline: { name: 'cat > /dev/null', value: cat },
+        budget: { text: '>= 0.50x', pass: all >= 0.5 * cat },
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'GET output ?stream=stdout, same bytes',
+        value: median(rates.stdout),
+        format: fmt.mbps,
+        baseline: { name: 'cat > /dev/null', value: cat },
+      }),
+    );
+  },
+};
+
+/** Reads the whole view over HTTP, counting bytes; seconds from request to the last byte. */
+async function readSeconds(server: ServerHandle, id: string, stream: string, expected: number) {
+  const started = performance.now();
+  const res = await server.api.open('GET', `/v1/jobs/${id}/output?stream=${stream}`);
+  let received = 0;
+  for await (const chunk of res) received += (chunk as Buffer).length;
+  const seconds = (performance.now() - started) / 1000;
+  if (res.statusCode !== 200 || received !== expected) {
+    throw new Error(`GET output answered ${res.statusCode} with ${received} bytes, expected ${expected}`);
+  }
+  return seconds;
+}
+
+async function catSeconds(file: string): Promise<number> {
+  const started = performance.now();
+  const child = spawn('/bin/sh', ['-c', `cat '${file}' > /dev/null`], { stdio: 'ignore' });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`cat exited with ${code}`);
+  return (performance.now() - started) / 1000;
+}

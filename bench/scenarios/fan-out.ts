@@ -1,0 +1,120 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Follower, followRaw } from '../lib/followers.ts';
+import { getJob, startJob } from '../lib/jobs.ts';
+import { LineLatency } from '../lib/line-latency.ts';
+import { runPool } from '../lib/pool.ts';
+import { RssSampler } from '../lib/proc.ts';
+import { fmt, row } from '../lib/report.ts';
+import type { Scenario } from '../lib/scenario.ts';
+import { ServerHandle } from '../lib/server-handle.ts';
+import { summarize } from '../lib/stats.ts';
+
+const NAME = 'fan-out';
+const TICK_WRITER = new URL('../fixtures/tick-writer.ts', import.meta.url).pathname;
+const FOLLOWERS = 1000;
+/** 100 lines of 1,000 bytes a second: 100 KB/s per follower, 100 MB/s to deliver in all. */
+const INTERVAL_MS = 10;
+const LINE_BYTES = 1000;
+
+export const fanOut: Scenario = {
+  name: NAME,
+  summary: `${FOLLOWERS} raw followers of one job from cursor 0, 100 KB/s each for 5 s (--full: 30 s)`,
+  async run(options, emit) {
+    const durationMs = options.full ? 30_000 : 5_000;
+    // The service refuses follows beyond its limit (SERVICE_DEFAULTS.maxFollowers, 4096), which
+    // runServer does not expose; 1,000 fits under it.
+    const server = await ServerHandle.start({ logLevel: options.logLevel });
+    const followers: LineLatency[] = Array.from({ length: FOLLOWERS }, () => new LineLatency());
+    let expectedBytes = 0;
+    let seconds = 0;
+    let cpuSeconds = 0;
+    let clientCpuSeconds = 0;
+    let peakRss = 0;
+    const idleRss = server.rss();
+    try {
+      const goFile = join(server.dataDir, 'go');
+      const args = [TICK_WRITER, goFile, String(INTERVAL_MS), String(durationMs), String(LINE_BYTES)];
+      const job = await startJob(server.api, { command: process.execPath, args });
+      const streams: Follower[] = [];
+      await runPool(FOLLOWERS, 50, async (i) => {
+        const follower = followRaw(server.api, job.id, (text, at) => followers[i]!.push(text, at));
+        streams.push(follower);
+        await follower.opened;
+      });
+      const rss = new RssSampler(server.pid, 50);
+      const cpu = server.cpu();
+      const clientCpu = process.cpuUsage();
+      const started = performance.now();
+      await writeFile(goFile, '');
+      const statuses = await Promise.all(streams.map((f) => f.ended));
+      seconds = (performance.now() - started) / 1000;
+      cpuSeconds = server.cpu() - cpu;
+      const used = process.cpuUsage(clientCpu);
+      clientCpuSeconds = (used.user + used.system) / 1e6;
+      peakRss = rss.stop();
+      const notDone = statuses.filter((s) => s !== 'succeeded').length;
+      if (notDone > 0) throw new Error(`${notDone} followers ended without the job's final status`);
+      expectedBytes = (await getJob(server.api, job.id)).outputBytes.stdout;
+    } finally {
+      await server.close();
+    }
+
+    const complete = followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes).length;
+    const received = followers.reduce((sum, f) => sum + f.bytes, 0);
+    const latency = summarize(followers.flatMap((f) => f.latenciesMs));
+    emit(
+      row({
+        scenario: NAME,
+        metric: `followers that got every byte (${fmt.mb(expectedBytes)} each)`,
+        value: complete,
+        format: (v) => `${fmt.count(v)} of ${FOLLOWERS}`,
+        budget: { text: 'all', pass: complete === FOLLOWERS },
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `aggregate delivered (~100 MB/s offered), over ${seconds.toFixed(1)} s`,
+        value: received / 1e6 / seconds,
+        format: fmt.mbps,
+      }),
+    );
+    emit(row({ scenario: NAME, metric: 'write -> arrival p50', value: latency.p50, format: fmt.ms }));
+    emit(
+      row({
+        scenario: NAME,
+        metric: `write -> arrival p99 (${fmt.count(latency.n)} line arrivals)`,
+        value: latency.p99,
+        format: fmt.ms,
+        budget: { text: 'p99 < 50 ms', pass: latency.p99 < 50 },
+      }),
+    );
+    emit(row({ scenario: NAME, metric: 'write -> arrival max', value: latency.max, format: fmt.ms }));
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'server CPU (share of one core)',
+        value: cpuSeconds / seconds,
+        format: fmt.percent,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'load generator CPU (the followers, same machine)',
+        value: clientCpuSeconds / seconds,
+        format: fmt.percent,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `server peak RSS (idle: ${fmt.mb(idleRss)})`,
+        value: peakRss,
+        format: fmt.mb,
+        budget: { text: '< 300 MB', pass: peakRss < 300e6 },
+      }),
+    );
+  },
+};
