@@ -62,4 +62,3 @@ export async function readText(res: IncomingMessage): Promise<string> {
   for await (const chunk of res) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
-
