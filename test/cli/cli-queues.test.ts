@@ -185,8 +185,7 @@ describe('start with scheduling options', () => {
     assert.equal(timed.waitingFor, 'time');
 
     const soon = await jobworkerJson<ApiJob>(['start', '--delay', '300ms', '--', 'true'], t.env);
-    await waitForEnd(soon.id);
-    const ran = await status(soon.id);
+    const ran = await jobUntil(soon.id, isFinal, 'started and ended after its delay');
     assert.equal(ran.status, 'succeeded');
     assert.ok(Date.parse(ran.startedAt!) >= Date.parse(soon.runAt!));
     for (const id of [delayed.id, timed.id]) assert.equal((await jobworker(['stop', id], t.env)).code, 0);
