@@ -355,13 +355,19 @@ describe('jobworker pause and resume', () => {
   });
 });
 
-describe('jobworker queue set and drain need an admin', () => {
+describe('queue settings and drain need an admin', () => {
   it('a user token is refused with FORBIDDEN', async () => {
     const tokens = await TokenStore.open(t.dataDir);
     const { token } = await tokens.issue('bob', 'user');
     await t.restart();
     const env = { ...t.env, JOBWORKER_TOKEN: token };
-    for (const args of [['queue', 'set', 'q', '--concurrency', '1'], ['drain', '--no-wait'], ['undrain']]) {
+    const adminOnly = [
+      ['queue', 'set', 'q', '--concurrency', '1'],
+      ['queue', 'pause', 'q'],
+      ['drain', '--no-wait'],
+      ['undrain'],
+    ];
+    for (const args of adminOnly) {
       const result = await jobworker(args, env);
       assert.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, /^jobworker: .*FORBIDDEN.*\n$/, args.join(' '));
