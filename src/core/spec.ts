@@ -322,6 +322,8 @@ function retryPolicy(value: unknown): RetryPolicy {
       throw new ValidationError(field, `Unknown field \`${field}\``);
     }
   }
+  // A long first wait with no maximum given is its own maximum, not an error.
+  if (!('maxMs' in backoff) && out.maxMs < out.initialMs) out.maxMs = out.initialMs;
   if (out.maxMs < out.initialMs) {
     throw ValidationError.expected('retry.backoff.maxMs', `at least initialMs (${out.initialMs})`, out.maxMs);
   }

@@ -197,7 +197,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     }
     this.emit('job:queued', admission.job);
     if (admission.job.status === 'cancelled') this.#changed(admission.job);
-    else if (admission.job.hold === null) await this.#dispatcher.kick();
+    // A pass starts it when it may, or (for a delayed job) sets the timer for its time.
+    else if (admission.job.hold !== 'after') await this.#dispatcher.kick();
     return { job: await this.get(id), created: true };
   }
 
