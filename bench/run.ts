@@ -16,6 +16,7 @@ import { followLatency } from './scenarios/follow-latency.ts';
 import { history } from './scenarios/history.ts';
 import { memoryPerJob } from './scenarios/memory-per-job.ts';
 import { outputCapture } from './scenarios/output-capture.ts';
+import { queueBacklog } from './scenarios/queue-backlog.ts';
 import { startRate } from './scenarios/start-rate.ts';
 
 const SCENARIOS: readonly Scenario[] = [
@@ -27,6 +28,7 @@ const SCENARIOS: readonly Scenario[] = [
   memoryPerJob,
   apiGet,
   history,
+  queueBacklog,
 ];
 
 function usage(): string {

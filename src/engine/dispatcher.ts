@@ -15,7 +15,7 @@ export interface DispatcherDeps {
 
 /**
  * Decides which queued jobs start, and starts them. A pass promotes delayed jobs whose time came,
- * then, queue by queue, claims as many ready jobs as the queue has free slots (highest priority,
+ * (asking the store only when one may be due), then, queue by queue, claims as many ready jobs as the queue has free slots (highest priority,
  * then oldest, through one index range: O(log n) in the waiting jobs) and launches them. Passes
  * never overlap: a kick during a pass asks for one more after it. Between passes the dispatcher
  * sleeps on one timer, set to the earliest `runAt` of a delayed job.
@@ -28,6 +28,11 @@ export class Dispatcher {
   #timer: ClockTimer | undefined;
   #stopped = false;
   #draining = false;
+  /**
+   * The earliest `runAt` of a delayed job (ms), null for none, undefined for not known: a pass
+   * asks the store only when it is not known or has come, so passes cost no query for delays.
+   */
+  #nextDue: number | null | undefined;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -45,6 +50,20 @@ export class Dispatcher {
   undrain(): void {
     this.#draining = false;
     void this.kick();
+  }
+
+  /** A delayed job now waits until `at`: the timer must ring by then. */
+  noteDue(at: Date): void {
+    if (this.#nextDue === undefined) return;
+    if (this.#nextDue === null || at.getTime() < this.#nextDue) {
+      this.#nextDue = at.getTime();
+      this.#armTimer();
+    }
+  }
+
+  /** Delayed jobs changed in ways not told one by one (retries, released dependents): ask again. */
+  forgetDue(): void {
+    this.#nextDue = undefined;
   }
 
   /** Asks for a pass; resolves once a pass that began after this call has ended. */
@@ -81,8 +100,12 @@ export class Dispatcher {
   /** One pass; true when a queue had more ready jobs than one batch, so another pass is due. */
   async #pass(): Promise<boolean> {
     const { store, clock, node, batch } = this.#deps;
-    await store.promoteDue(clock.now());
-    await this.#armTimer();
+    const due = this.#nextDue;
+    if (due === undefined || (due !== null && due <= clock.now().getTime())) {
+      await store.promoteDue(clock.now());
+      this.#nextDue = (await store.nextRunAt())?.getTime() ?? null;
+      this.#armTimer();
+    }
     if (this.#draining || this.#stopped) return false;
     let more = false;
     for (const queue of await store.listQueueSettings()) {
@@ -98,14 +121,15 @@ export class Dispatcher {
     return more;
   }
 
-  async #armTimer(): Promise<void> {
+  #armTimer(): void {
     this.#timer?.clear();
     this.#timer = undefined;
-    const next = await this.#deps.store.nextRunAt();
-    if (next === null || this.#stopped) return;
-    this.#timer = this.#deps.clock.setTimer(
-      () => void this.kick(),
-      next.getTime() - this.#deps.clock.now().getTime(),
-    );
+    const next = this.#nextDue;
+    if (next === null || next === undefined || this.#stopped) return;
+    this.#timer = this.#deps.clock.setTimer(() => {
+      // The timer rang: whatever was due is due now; ask the store in the next pass.
+      this.#nextDue = undefined;
+      void this.kick();
+    }, next - this.#deps.clock.now().getTime());
   }
 }

@@ -197,8 +197,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     }
     this.emit('job:queued', admission.job);
     if (admission.job.status === 'cancelled') this.#changed(admission.job);
-    // A pass starts it when it may, or (for a delayed job) sets the timer for its time.
-    else if (admission.job.hold !== 'after') await this.#dispatcher.kick();
+    else if (admission.job.hold === 'delay' && admission.job.runAt) this.#dispatcher.noteDue(admission.job.runAt);
+    else if (admission.job.hold === null) await this.#dispatcher.kick();
     return { job: await this.get(id), created: true };
   }
 
@@ -299,7 +299,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       if (job.retriedAs === null) {
         for (const changed of await this.#store.settleDependents(job.id, this.#options.now())) {
           if (isFinal(changed.status)) this.emit('job:finished', changed);
+          if (changed.hold === 'delay') this.#dispatcher.forgetDue();
         }
+      } else {
+        this.#dispatcher.forgetDue(); // its next attempt waits for its backoff
       }
       await this.#dispatcher.kick();
     };

@@ -1,0 +1,115 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { JobEngine } from '../../src/engine/job-engine.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+import { fmt, row } from '../lib/report.ts';
+import type { Scenario } from '../lib/scenario.ts';
+import { summarize } from '../lib/stats.ts';
+
+const NAME = 'queue-backlog';
+const QUEUE = 'backlog';
+/** Submits per measured bucket, and claims timed at each bucket's end. */
+const BUCKET = 5_000;
+const CLAIMS = 300;
+/** "Flat": the last bucket within this factor of the first. */
+const FLAT = 1.5;
+
+/**
+ * Issue 4's benchmark: jobs enqueued into a queue with limit 2 while it is paused, so the backlog
+ * only grows. Submit latency (the whole `engine.submit`: checks, admission transaction, answer) and
+ * the dispatch query (claim the next 2 by priority, then give them back) are timed at each size;
+ * the baseline is the same figure at the smallest backlog, in the same run. Then the queue runs
+ * with 2 at a time for a while with the whole backlog waiting behind.
+ */
+export const queueBacklog: Scenario = {
+  name: NAME,
+  summary: '100,000 jobs queued behind a limit of 2: submit latency and dispatch cost vs backlog size',
+  async run(options, emit) {
+    const total = options.full ? 500_000 : 100_000;
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-backlog-'));
+    const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+    const engine = await JobEngine.open({ dataDir, store, node: 'bench' });
+    try {
+      await engine.setQueue(QUEUE, { concurrency: 2, paused: true });
+      const buckets: {
+        backlog: number;
+        submit: ReturnType<typeof summarize>;
+        claim: ReturnType<typeof summarize>;
+      }[] = [];
+      const caller = { user: 'bench' };
+      for (let done = 0; done < total; ) {
+        const latencies: number[] = [];
+        for (let i = 0; i < BUCKET; i++, done++) {
+          const t0 = performance.now();
+          // Priorities spread over a range, so that the dispatch index does real ordering work.
+          await engine.submit({ command: '/bin/true', queue: QUEUE, priority: done % 7 }, caller);
+          latencies.push(performance.now() - t0);
+        }
+        const claims: number[] = [];
+        for (let i = 0; i < CLAIMS; i++) {
+          const t0 = performance.now();
+          const claimed = await store.claimReady(QUEUE, 'bench', 2);
+          claims.push(performance.now() - t0);
+          for (const job of claimed) await store.releaseClaim(job.id);
+        }
+        buckets.push({ backlog: done, submit: summarize(latencies), claim: summarize(claims) });
+      }
+      const first = buckets[0]!;
+      const last = buckets.at(-1)!;
+      for (const [label, pick] of [
+        ['submit latency p50', (b: typeof first) => b.submit.p50],
+        ['submit latency p99', (b: typeof first) => b.submit.p99],
+        ['dispatch claim p50', (b: typeof first) => b.claim.p50],
+        ['dispatch claim p99', (b: typeof first) => b.claim.p99],
+      ] as const) {
+        const value = pick(last);
+        const baseline = pick(first);
+        emit(
+          row({
+            scenario: NAME,
+            metric: `${label} at ${fmt.count(last.backlog)} waiting`,
+            value,
+            format: fmt.ms,
+            baseline: { name: `at ${fmt.count(first.backlog)} waiting`, value: baseline },
+            budget: { text: `within ${FLAT}x of the smallest backlog`, pass: value <= baseline * FLAT },
+          }),
+        );
+      }
+      // The backlog drains 2 at a time: how fast jobs go through with all of it waiting behind.
+      const run = options.full ? 2000 : 200;
+      let finished = 0;
+      const through = new Promise<void>((resolve) => {
+        engine.on('job:finished', () => {
+          if (++finished === run) resolve();
+        });
+      });
+      const t0 = performance.now();
+      await engine.setQueue(QUEUE, { paused: false });
+      await through;
+      await engine.setQueue(QUEUE, { paused: true });
+      emit(
+        row({
+          scenario: NAME,
+          metric: `jobs through at limit 2 with ${fmt.count(total)} waiting`,
+          value: run / ((performance.now() - t0) / 1000),
+          format: fmt.rate('jobs/s'),
+        }),
+      );
+      console.log(
+        `  per bucket (backlog: submit p50/p99, claim p50/p99 ms): ${buckets
+          .map(
+            (b) =>
+              `${b.backlog}: ${b.submit.p50.toFixed(3)}/${b.submit.p99.toFixed(3)}, ${b.claim.p50.toFixed(3)}/${b.claim.p99.toFixed(3)}`,
+          )
+          .join('; ')}`,
+      );
+    } finally {
+      engine.drain();
+      await engine.drained();
+      await engine.close();
+      await store.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  },
+};
