@@ -197,7 +197,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     }
     this.emit('job:queued', admission.job);
     if (admission.job.status === 'cancelled') this.#changed(admission.job);
-    else if (admission.job.hold === 'delay' && admission.job.runAt) this.#dispatcher.noteDue(admission.job.runAt);
+    else if (admission.job.hold === 'delay' && admission.job.runAt)
+      this.#dispatcher.noteDue(admission.job.runAt);
     else if (admission.job.hold === null) await this.#dispatcher.kick();
     return { job: await this.get(id), created: true };
   }
