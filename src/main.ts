@@ -9,8 +9,9 @@ import { buildRestApp } from './api/rest/rest-app.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { TokenStore } from './auth/token-store.ts';
-import { checkLogLevel, parseListen, readServerConfig } from './config.ts';
+import { checkLogLevel, type ListenAddress, parseListen, readServerConfig } from './config.ts';
 import { JobEngine } from './engine/job-engine.ts';
+import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { JobService } from './service/job-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 
@@ -66,6 +67,27 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
 
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const lock = await lockDataDir(dataDir);
+  try {
+    return await startOnDataDir({ listen, dataDir, logger, lock });
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+/** Everything after the data directory is ours: tokens, store, engine, HTTP. */
+async function startOnDataDir({
+  listen,
+  dataDir,
+  logger,
+  lock,
+}: {
+  listen: ListenAddress;
+  dataDir: string;
+  logger: pino.Logger;
+  lock: DataDirLock;
+}): Promise<RunningServer> {
   const tokens = await TokenStore.open(dataDir);
   const admin = await ensureAdminToken(dataDir, tokens);
   if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
@@ -135,6 +157,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
       clearTimeout(force);
       await engine.close();
       await store.close();
+      await lock.release();
       logger.info({ url }, 'jobworker closed; running jobs keep running');
     }
   };
