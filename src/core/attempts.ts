@@ -1,4 +1,5 @@
 import type { Job, JobStatus } from './job.ts';
+import { queuedJob } from './queued-job.ts';
 import { retryDelayMs } from './spec.ts';
 
 /** Statuses a retry policy runs again; a stop or a cancel is what a user asked for, never retried. */
@@ -14,25 +15,14 @@ export function nextAttempt(job: Job, status: JobStatus, now: Date, id: string):
   if (!policy || !RETRIED_STATUSES.includes(status) || job.attempt >= policy.attempts) return null;
   const delay = retryDelayMs(policy, job.attempt);
   const runAt = delay > 0 ? new Date(now.getTime() + delay) : null;
-  return {
+  return queuedJob({
     id,
     spec: job.spec,
-    status: 'queued',
     owner: job.owner,
-    createdAt: now,
-    startedAt: null,
-    finishedAt: null,
-    stop: null,
-    stopForced: false,
-    process: null,
-    exit: null,
     node: job.node,
-    outputBytes: { stdout: 0, stderr: 0 },
+    createdAt: now,
     runAt,
-    hold: runAt ? 'delay' : null,
     attempt: job.attempt + 1,
     retryOf: job.id,
-    retriedAs: null,
-    pausedAt: null,
-  };
+  });
 }

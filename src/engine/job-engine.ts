@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
 import { isFinal, type Job } from '../core/job.ts';
+import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { openOutputFiles } from '../output/output-files.ts';
 import { followOutput } from '../output/output-follower.ts';
@@ -168,27 +169,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));
     const admission = await this.#store.admitJob(
-      {
-        id,
-        spec,
-        status: 'queued',
-        owner: caller.user,
-        createdAt: now,
-        startedAt: null,
-        finishedAt: null,
-        stop: null,
-        stopForced: false,
-        process: null,
-        exit: null,
-        node: this.#options.node,
-        outputBytes: { stdout: 0, stderr: 0 },
-        runAt,
-        hold: null,
-        attempt: 1,
-        retryOf: null,
-        retriedAs: null,
-        pausedAt: null,
-      },
+      queuedJob({ id, spec, owner: caller.user, node: this.#options.node, createdAt: now, runAt }),
       now,
     );
     if (!admission.admitted) {
