@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { nextAttempt } from '../../src/core/attempts.ts';
 import { ERROR_CODES, IllegalTransitionError, ValidationError } from '../../src/core/errors.ts';
 import { isJobId, jobIdTime, newJobId } from '../../src/core/ids.ts';
 import { JOB_STATUSES } from '../../src/core/job.ts';
 import { decideOutcome } from '../../src/core/outcome.ts';
 import { normalizeSpec } from '../../src/core/spec.ts';
 import { assertTransition, canTransition, TRANSITIONS } from '../../src/core/states.ts';
+import { normalizeSubmission } from '../../src/core/submission.ts';
 import { signalName } from '../../src/runtime/signals.ts';
+import { makeJob } from '../store/make-job.ts';
 
 describe('job ids', () => {
   it('are UUIDv7, unique and sorted in creation order even within one millisecond', () => {
@@ -65,7 +68,21 @@ describe('spec validation', () => {
       name: null,
       labels: {},
       limits: {},
+      queue: 'default',
+      priority: 0,
+      after: [],
+      retry: null,
+      dedupeKey: null,
     });
+    assert.deepEqual(check({ command: 'ls', retry: { attempts: 3 } }).retry, {
+      attempts: 3,
+      backoff: { initialMs: 1000, factor: 2, maxMs: 300_000 },
+    });
+    assert.equal(
+      check({ command: 'ls', retry: { attempts: 2, backoff: { initialMs: 600_000 } } }).retry?.backoff.maxMs,
+      600_000,
+      'a first wait longer than the default maximum is its own maximum',
+    );
   });
   it('names the field and what was expected', () => {
     fails({ command: '' }, 'command', /non-empty/);
@@ -80,6 +97,15 @@ describe('spec validation', () => {
     fails({ command: 'ls', timeoutMs: -1 }, 'timeoutMs', /got `-1`/);
     fails({ command: 'ls', timeoutMs: 1.5 }, 'timeoutMs');
     fails({ command: 'ls', labels: { 'a b': 'x' } }, 'labels.a b');
+    fails({ command: 'ls', queue: '' }, 'queue', /queue name/);
+    fails({ command: 'ls', priority: 2000 }, 'priority', /-1000 to 1000/);
+    fails({ command: 'ls', after: 'x' }, 'after');
+    fails(
+      { command: 'ls', retry: { attempts: 2, backoff: { maxMs: 10, initialMs: 20 } } },
+      'retry.backoff.maxMs',
+    );
+    fails({ command: 'ls', retry: { attempts: 2, extra: 1 } }, 'retry.extra', /Unknown field/);
+    fails({ command: 'ls', dedupeKey: '' }, 'dedupeKey');
     fails({ command: 'ls', limits: { memoryBytes: 5 } }, 'limits.memoryBytes');
     fails({ command: 'ls', extra: 1 }, 'extra', /Unknown field/);
     fails({ command: 'ls', args: Array(5000).fill('x') }, 'args', /at most 4096/);
@@ -135,5 +161,36 @@ describe('error catalogue', () => {
     const doc = await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8');
     for (const code of Object.keys(ERROR_CODES))
       assert.match(doc, new RegExp(`\\b${code}\\b`), `${code} missing from docs`);
+  });
+});
+
+describe('submission and attempts', () => {
+  const now = new Date('2026-12-02T10:00:00Z');
+  it('turns delayMs and runAt into a start time; one in the past is no delay', () => {
+    const at = (input: object) =>
+      normalizeSubmission({ command: 'ls', ...input }, { cwd: '/tmp', now }).runAt;
+    assert.equal(at({})?.toISOString(), undefined);
+    assert.equal(at({ delayMs: 60_000 })?.toISOString(), '2026-12-02T10:01:00.000Z');
+    assert.equal(at({ runAt: '2026-12-02T12:00:00+01:00' })?.toISOString(), '2026-12-02T11:00:00.000Z');
+    assert.equal(at({ runAt: '2026-12-01T00:00:00Z' }), null);
+    assert.throws(() => at({ runAt: '2026-12-02' }), { field: 'runAt' });
+    assert.throws(() => at({ runAt: '2028-12-02T00:00:00Z' }), { field: 'runAt', message: /a year/ });
+    assert.throws(() => at({ delayMs: 1.5 }), { field: 'delayMs' });
+  });
+  it('retries failed and timed-out runs with backoff, never stopped ones, and stops at the last attempt', () => {
+    const job = makeJob({
+      status: 'running',
+      spec: { retry: { attempts: 3, backoff: { initialMs: 100, factor: 10, maxMs: 500 } } },
+    });
+    const second = nextAttempt(job, 'failed', now, 'id-2');
+    assert.deepEqual(
+      [second?.attempt, second?.retryOf, second?.status, second?.runAt?.getTime()],
+      [2, job.id, 'queued', now.getTime() + 100],
+    );
+    const third = nextAttempt({ ...job, attempt: 2 }, 'timed_out', now, 'id-3');
+    assert.equal(third?.runAt?.getTime(), now.getTime() + 500, 'capped at maxMs');
+    assert.equal(nextAttempt({ ...job, attempt: 3 }, 'failed', now, 'x'), null);
+    assert.equal(nextAttempt(job, 'stopped', now, 'x'), null);
+    assert.equal(nextAttempt(job, 'succeeded', now, 'x'), null);
   });
 });
