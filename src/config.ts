@@ -12,17 +12,21 @@ import { ValidationError } from './core/errors.ts';
  * | `JOBWORKER_LISTEN` | `127.0.0.1:8080` |
  * | `JOBWORKER_DATA_DIR` | `$XDG_DATA_HOME/jobworker`, else `~/.local/share/jobworker` |
  * | `JOBWORKER_LOG_LEVEL` | `info` |
+ * | `JOBWORKER_OUTPUT_CAP` | `1G`: newest bytes kept per stream of each job |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
   readonly listen: string;
   readonly dataDir: string;
   readonly logLevel: string;
+  /** Newest bytes kept per stream of each job (`512M`, `1G`, or bytes); older ones are freed. */
+  readonly outputCap: string;
 }
 
 export const SERVER_DEFAULTS = {
   listen: '127.0.0.1:8080',
   logLevel: 'info',
+  outputCap: '1G',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -33,6 +37,7 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     listen: value('JOBWORKER_LISTEN') ?? SERVER_DEFAULTS.listen,
     dataDir: value('JOBWORKER_DATA_DIR') ?? defaultDataDir(env),
     logLevel: value('JOBWORKER_LOG_LEVEL') ?? SERVER_DEFAULTS.logLevel,
+    outputCap: value('JOBWORKER_OUTPUT_CAP') ?? SERVER_DEFAULTS.outputCap,
   };
 }
 
@@ -71,6 +76,24 @@ export function parseListen(text: string): ListenAddress {
     );
   }
   return { host, port };
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  '': 1,
+  K: 1024,
+  M: 1024 ** 2,
+  G: 1024 ** 3,
+  T: 1024 ** 4,
+};
+
+/** `64K`, `512M`, `1G`, `2T` or plain bytes, at least 64 KiB: the output cap per stream. */
+export function parseOutputCap(text: string): number {
+  const match = /^([0-9]{1,15})([KMGT]?)(i?B)?$/i.exec(text.trim());
+  const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toUpperCase()]! : Number.NaN;
+  if (!(Number.isSafeInteger(bytes) && bytes >= 64 * 1024)) {
+    throw ValidationError.expected('outputCap', 'a size of at least 64K, such as 512M or 1G', text);
+  }
+  return bytes;
 }
 
 export function checkLogLevel(level: string): string {

@@ -9,7 +9,13 @@ import { buildRestApp } from './api/rest/rest-app.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { TokenStore } from './auth/token-store.ts';
-import { checkLogLevel, type ListenAddress, parseListen, readServerConfig } from './config.ts';
+import {
+  checkLogLevel,
+  type ListenAddress,
+  parseListen,
+  parseOutputCap,
+  readServerConfig,
+} from './config.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { JobService } from './service/job-service.ts';
@@ -29,6 +35,8 @@ export interface ServerOptions {
   logLevel?: string;
   /** Where the JSON log lines go; default stdout. */
   logStream?: NodeJS.WritableStream;
+  /** Newest bytes kept per stream of each job (`512M`, `1G`); default `JOBWORKER_OUTPUT_CAP`, else 1G. */
+  outputCap?: string;
 }
 
 export interface RunningServer {
@@ -65,11 +73,12 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const listen = parseListen(options.listen ?? config.listen);
   const dataDir = resolve(options.dataDir ?? config.dataDir);
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
+  const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
 
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const lock = await lockDataDir(dataDir);
   try {
-    return await startOnDataDir({ listen, dataDir, logger, lock });
+    return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes });
   } catch (err) {
     await lock.release();
     throw err;
@@ -82,11 +91,13 @@ async function startOnDataDir({
   dataDir,
   logger,
   lock,
+  outputCapBytes,
 }: {
   listen: ListenAddress;
   dataDir: string;
   logger: pino.Logger;
   lock: DataDirLock;
+  outputCapBytes: number;
 }): Promise<RunningServer> {
   const tokens = await TokenStore.open(dataDir);
   const admin = await ensureAdminToken(dataDir, tokens);
@@ -95,7 +106,12 @@ async function startOnDataDir({
   const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
   let engine: JobEngine;
   try {
-    engine = await JobEngine.open({ dataDir, store, logger: logger.child({ component: 'engine' }) });
+    engine = await JobEngine.open({
+      dataDir,
+      store,
+      outputCapBytes,
+      logger: logger.child({ component: 'engine' }),
+    });
   } catch (err) {
     await store.close();
     throw err;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { HTTP_STATUS } from '../../src/api/rest/error-mapping.ts';
-import { parseListen } from '../../src/config.ts';
+import { parseListen, parseOutputCap } from '../../src/config.ts';
 import { ERROR_CODES } from '../../src/core/errors.ts';
 import { type ApiHarness, openApi, startJob } from './api-harness.ts';
 
@@ -322,6 +322,16 @@ describe('REST API input checking', () => {
     }
     for (const bad of ['8080', '127.0.0.1', '127.0.0.1:99999', '::1:80']) {
       assert.throws(() => parseListen(bad), /Expected `listen`/);
+    }
+  });
+
+  it('parses output caps with units and refuses tiny or malformed ones', () => {
+    assert.equal(parseOutputCap('1G'), 1024 ** 3);
+    assert.equal(parseOutputCap('512M'), 512 * 1024 ** 2);
+    assert.equal(parseOutputCap('64KiB'), 64 * 1024);
+    assert.equal(parseOutputCap('1048576'), 1024 ** 2);
+    for (const bad of ['10', '1.5G', 'lots', '-1G', '']) {
+      assert.throws(() => parseOutputCap(bad), { field: 'outputCap' });
     }
   });
 });

@@ -70,4 +70,18 @@ describe('jobworker serve', () => {
     const usage = await jobworker(['serve', '--nope'], baseEnv());
     assert.equal(usage.code, 2);
   });
+
+  it('a bad --listen, --log-level or --output-cap is a usage error: one line, exit 2, nothing left running', async () => {
+    const dataDir = await tempDir();
+    for (const [args, pattern] of [
+      [['--listen', '0.0.0.0:8080'], /no TLS yet/],
+      [['--log-level', 'loud'], /logLevel/],
+      [['--output-cap', '10'], /outputCap.*64K/],
+    ] as const) {
+      const result = await jobworker(['serve', '--data-dir', dataDir, ...args], baseEnv());
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stderr.trimEnd().split('\n').length, 1, result.stderr);
+      assert.match(result.stderr, pattern);
+    }
+  });
 });

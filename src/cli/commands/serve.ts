@@ -1,12 +1,15 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { ValidationError } from '../../core/errors.ts';
 import { addCommonOptions, type CliContext, commonOptions, printJson } from '../cli-context.ts';
+import { UsageError } from '../errors.ts';
 import { writeTo } from '../output-writer.ts';
 
 interface ServeOptions {
   listen?: string;
   dataDir?: string;
   logLevel?: string;
+  outputCap?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -23,7 +26,11 @@ export function registerServe(program: Command, ctx: CliContext): void {
       '--data-dir <dir>',
       'database, job files and admin token (default: $JOBWORKER_DATA_DIR, else $XDG_DATA_HOME/jobworker or ~/.local/share/jobworker)',
     )
-    .option('--log-level <level>', 'trace, debug, info, warn, error or fatal (default: info)');
+    .option('--log-level <level>', 'trace, debug, info, warn, error or fatal (default: info)')
+    .option(
+      '--output-cap <size>',
+      'newest output kept per stream of each job, older bytes freed: 512M, 1G... (default: $JOBWORKER_OUTPUT_CAP, else 1G)',
+    );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
     const dataDir =
@@ -39,7 +46,15 @@ export function registerServe(program: Command, ctx: CliContext): void {
       listen: options.listen,
       dataDir,
       logLevel: options.logLevel,
+      outputCap: options.outputCap,
       ...(json ? { logStream: ctx.stderr } : {}),
+    }).catch((err: unknown) => {
+      // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
+      const field = err instanceof ValidationError ? err.field : undefined;
+      if (field === 'listen' || field === 'logLevel' || field === 'outputCap') {
+        throw new UsageError((err as Error).message);
+      }
+      throw err;
     });
     const where = { url: server.url, dataDir: server.dataDir, adminTokenFile: server.adminTokenFile };
     if (json) await printJson(ctx, where);
