@@ -48,6 +48,20 @@ describe('engine input errors', () => {
     assert.equal((await h.engine.list({ limit: 10 })).jobs.length, 1);
   });
 
+  it("a job never sees the server's environment, only its own", async () => {
+    process.env.JW_SERVER_SECRET = 'hunter2';
+    try {
+      const job = await h.engine.start({ command: 'env', env: { MINE: 'yes' } }, me);
+      await h.engine.waitFor(job.id);
+      const page = await h.engine.readOutput(job.id, { selector: 'stdout', cursor: 0, limitBytes: 100_000 });
+      const seen = Buffer.concat(page.events.flatMap((e) => (e.type === 'data' ? [e.data] : []))).toString();
+      assert.match(seen, /^MINE=yes$/m);
+      assert.ok(!seen.includes('JW_SERVER_SECRET') && !seen.includes('hunter2'), seen);
+    } finally {
+      delete process.env.JW_SERVER_SECRET;
+    }
+  });
+
   it('an unknown or malformed id is NOT_FOUND', async () => {
     await assert.rejects(h.engine.get('0192f0d8-0000-7000-8000-000000000000'), { code: 'NOT_FOUND' });
     await assert.rejects(h.engine.get('../etc'), { code: 'NOT_FOUND' });

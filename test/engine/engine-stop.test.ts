@@ -27,8 +27,10 @@ describe('engine stop and timeout', () => {
     assert.equal(done.status, 'stopped');
     assert.equal(done.stopForced, true);
     assert.match(done.exit?.reason ?? '', /^stopped by alice: killed by SIGKILL after 200 ms grace$/);
-    for (const pid of [job.process!.pid, ...pids])
-      assert.equal(await pidAlive(pid), false, `pid ${pid} is gone`);
+    // Without cgroups only the process group can be killed: a setsid escapee outlives it, the
+    // weaker guarantee docs/architecture.md states. With a cgroup, nothing of the tree is left.
+    const tree = h.engine.cgroupMode === 'none' ? [job.process!.pid] : [job.process!.pid, ...pids];
+    for (const pid of tree) assert.equal(await pidAlive(pid), false, `pid ${pid} is gone`);
   });
 
   it('a graceful stop is not forced; a stop on a finished job changes nothing and says so', async () => {
