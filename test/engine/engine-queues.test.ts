@@ -7,6 +7,7 @@ import { DuplicateJobError, QueueFullError } from '../../src/core/errors.ts';
 import type { Job } from '../../src/core/job.ts';
 import { type Harness, openHarness, readAll } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
+import { waitForFileText } from '../helpers/wait.ts';
 
 const caller = { user: 'tester' };
 let h: Harness;
@@ -325,7 +326,10 @@ describe('queues: pause, resume and drain', () => {
   it('a stop of a paused job thaws it, and it ends stopped without needing the kill', async () => {
     h = await openHarness();
     const { engine } = h;
-    const job = await engine.start({ command: 'sleep', args: ['600'] }, caller);
+    const job = await engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 600'] }, caller);
+    // Paused once the command runs: a SIGTERM in the instant before the wrapper execs it is missed
+    // by the command (the wrapper's own race, not the pause's), and the stop would need the kill.
+    await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
     await engine.pause(job.id);
     await engine.stop(job.id, caller, { graceMs: 20_000 });
     const ended = await finished(engine, job.id);
