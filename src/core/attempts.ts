@@ -12,7 +12,9 @@ export const RETRIED_STATUSES: readonly JobStatus[] = ['failed', 'timed_out'];
  */
 export function nextAttempt(job: Job, status: JobStatus, now: Date, id: string): Job | null {
   const policy = job.spec.retry;
-  if (!policy || !RETRIED_STATUSES.includes(status) || job.attempt >= policy.attempts) return null;
+  // A run someone asked to stop is never retried, whatever it ended as (a failed start, say).
+  if (!policy || job.stop || !RETRIED_STATUSES.includes(status) || job.attempt >= policy.attempts)
+    return null;
   const delay = retryDelayMs(policy, job.attempt);
   const runAt = delay > 0 ? new Date(now.getTime() + delay) : null;
   return queuedJob({

@@ -13,6 +13,9 @@ export interface DispatcherDeps {
   readonly onError: (err: Error) => void;
 }
 
+/** How soon a pass that failed is tried again. */
+const RETRY_AFTER_FAILURE_MS = 1000;
+
 /**
  * Decides which queued jobs start, and starts them. A pass promotes delayed jobs whose time came,
  * (asking the store only when one may be due), then, queue by queue, claims as many ready jobs as the queue has free slots (highest priority,
@@ -75,10 +78,12 @@ export class Dispatcher {
     return done;
   }
 
-  close(): void {
+  /** Stops dispatching; resolves once the pass under way (and the launches it began) ended. */
+  async close(): Promise<void> {
     this.#stopped = true;
     this.#timer?.clear();
     for (const resolve of this.#waiters.splice(0)) resolve();
+    await this.#running;
   }
 
   async #loop(): Promise<void> {
@@ -89,6 +94,10 @@ export class Dispatcher {
         if (await this.#pass()) this.#again = true;
       } catch (err) {
         this.#deps.onError(err as Error);
+        // A pass that failed (a busy database, say) is tried again soon, not at the next event.
+        this.#nextDue = undefined;
+        this.#timer?.clear();
+        this.#timer = this.#deps.clock.setTimer(() => void this.kick(), RETRY_AFTER_FAILURE_MS);
       }
       for (const resolve of waiters) resolve();
     } while (this.#again && !this.#stopped);
@@ -108,15 +117,23 @@ export class Dispatcher {
     }
     if (this.#draining || this.#stopped) return false;
     let more = false;
-    for (const queue of await store.listQueueSettings()) {
+    for (const queue of await store.listReadyQueues()) {
       if (queue.paused) continue;
+      if (this.#draining || this.#stopped) break;
       const free =
         queue.concurrency === null ? batch : queue.concurrency - (await store.countActive(queue.name));
       if (free <= 0) continue;
       const claimed = await store.claimReady(queue.name, node, Math.min(free, batch));
       if (claimed.length === batch) more = true;
       // In claim order (priority, then arrival); each launch is quick: the spawn is what it waits for.
-      for (const job of claimed) await this.#deps.launch(job);
+      for (const [i, job] of claimed.entries()) {
+        if (this.#draining || this.#stopped) {
+          // A drain or a shutdown came mid-pass: what was claimed and not launched goes back.
+          for (const left of claimed.slice(i)) await store.releaseClaim(left.id);
+          return false;
+        }
+        await this.#deps.launch(job);
+      }
     }
     return more;
   }

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
-import { isFinal, type Job } from '../core/job.ts';
+import { isActive, isFinal, type Job } from '../core/job.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { openOutputFiles } from '../output/output-files.ts';
@@ -83,8 +83,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #cgroups: Cgroups;
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
-  /** Claimed jobs being spawned right now: they hold a slot but are not supervised yet. */
-  #launching = 0;
+  /**
+   * Claimed jobs being spawned right now, until supervised: they hold a slot, and a stop or a
+   * pause that comes meanwhile waits for the launch to end rather than miss the job.
+   */
+  readonly #launches = new Map<string, Promise<void>>();
 
   private constructor(options: ResolvedEngineOptions) {
     super();
@@ -186,14 +189,18 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Starts a job the dispatcher claimed. Never rejects: what fails is recorded on the job. */
   async #launch(job: Job): Promise<void> {
-    this.#launching++;
+    const launched = this.#spawn(job).then(
+      () => undefined,
+      (err: unknown) => {
+        this.#options.logger.error({ err, jobId: job.id }, 'job launch failed');
+        this.emit('engine:error', err as Error, job.id);
+      },
+    );
+    this.#launches.set(job.id, launched);
     try {
-      await this.#spawn(job);
-    } catch (err) {
-      this.#options.logger.error({ err, jobId: job.id }, 'job launch failed');
-      this.emit('engine:error', err as Error, job.id);
+      await launched;
     } finally {
-      this.#launching--;
+      this.#launches.delete(job.id);
     }
   }
 
@@ -256,11 +263,17 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       );
       if (!began) {
         await this.#store.releaseClaim(job.id);
+        // A stop recorded while it was being started is a cancel now that it never started.
+        if (job.stop) {
+          const reason = `cancelled by ${job.stop.by} before it started`;
+          this.#changed(await this.#store.cancelQueued(job.id, job.stop, reason));
+        }
         continue;
       }
       await this.#supervisor.failedToStart(
         job,
         new Error('the server stopped while starting it; it may have begun, so it is not run again'),
+        { retry: false },
       );
     }
   }
@@ -301,28 +314,41 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    */
   async stop(id: string, caller: Caller, options: StopOptions = {}): Promise<StopResponse> {
     const graceMs = options.graceMs ?? this.#options.defaultGraceMs;
-    const stopping = await this.#supervisor.requestStop(id, caller.user, graceMs);
-    if (stopping) return stopping;
-    const job = await this.get(id);
-    if (job.status === 'queued') {
-      const cancelled = await this.#store.cancelQueued(
-        id,
-        { at: this.#options.now(), by: caller.user, graceMs },
-        `cancelled by ${caller.user} before it started`,
-      );
-      // A job being started has its stop recorded; its launch carries it out once spawned.
-      if (cancelled.status === 'cancelled') this.#changed(cancelled);
-      return {
-        job: cancelled,
-        changed: cancelled.stop?.at !== job.stop?.at || cancelled.status !== job.status,
-      };
+    // A job moves on between the looks below (claimed, started, finished by another stop):
+    // each refusal means "look again", and a few looks always settle it.
+    for (let attempt = 0; ; attempt++) {
+      await this.#launches.get(id);
+      const stopping = await this.#supervisor.requestStop(id, caller.user, graceMs);
+      if (stopping) return stopping;
+      const job = await this.get(id);
+      if (job.status === 'queued' && attempt < 5) {
+        const cancelled = await this.#store
+          .cancelQueued(
+            id,
+            { at: this.#options.now(), by: caller.user, graceMs },
+            `cancelled by ${caller.user} before it started`,
+          )
+          .catch((err: unknown) => {
+            if (err instanceof IllegalTransitionError) return undefined; // it started or ended meanwhile
+            throw err;
+          });
+        if (!cancelled) continue;
+        // A job being started has its stop recorded; its launch carries it out once spawned.
+        if (cancelled.status === 'cancelled') this.#changed(cancelled);
+        return {
+          job: cancelled,
+          changed: cancelled.stop?.at !== job.stop?.at || cancelled.status !== job.status,
+        };
+      }
+      if (isActive(job.status) && this.#launches.has(id) && attempt < 5) continue;
+      // Finished, or running but not supervised here: another node's (scale-out is a later issue).
+      return { job, changed: false };
     }
-    // Finished, or running but not supervised here: another node's (scale-out is a later issue).
-    return { job, changed: false };
   }
 
   /** Freezes a running job (see docs/queues.md); `IllegalTransitionError` when it is not running. */
   async pause(id: string): Promise<Job> {
+    await this.#launches.get(id);
     const paused = await this.#supervisor.pause(id);
     if (paused) return paused;
     const job = await this.get(id);
@@ -349,7 +375,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   }
 
   get drainState(): DrainState {
-    return { draining: this.#dispatcher.draining, running: this.#supervisor.size + this.#launching };
+    return { draining: this.#dispatcher.draining, running: this.#supervisor.size + this.#launches.size };
   }
 
   /** Resolves once this node runs no job (or `signal` aborts: then it rejects with its reason). */
@@ -401,7 +427,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async waitFor(id: string, signal?: AbortSignal): Promise<Job> {
     const job = await this.#untilStarted(id, signal);
     if (isFinal(job.status)) return job;
-    return (await this.#supervisor.finished(id)) ?? job;
+    // Started, perhaps not yet supervised: the launch ends once it is.
+    await this.#launches.get(id);
+    return (await this.#supervisor.finished(id)) ?? (await this.get(id));
   }
 
   /** Resolves with the job once it is no longer queued (started, or ended without starting). */
@@ -472,7 +500,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
-    this.#dispatcher.close();
+    await this.#dispatcher.close();
     this.#supervisor.close();
     this.#monitor.close();
   }

@@ -76,8 +76,9 @@ export class Supervisor {
   }
 
   /** Records a job the OS refused to start: it stays in history as `failed`. */
-  async failedToStart(job: Job, err: Error): Promise<Job> {
-    const failed = await this.#record(job, {
+  async failedToStart(job: Job, err: Error, options: { retry?: boolean } = {}): Promise<Job> {
+    const record = options.retry === false ? this.#recordOnly.bind(this) : this.#record.bind(this);
+    const failed = await record(job, {
       status: 'failed',
       exit: { exitCode: null, signal: null, reason: `failed to start: ${err.message}` },
       finishedAt: this.#deps.now(),
@@ -236,6 +237,10 @@ export class Supervisor {
     this.#jobs.delete(s.job.id);
     this.#deps.emit('job:finished', finished);
     return finished;
+  }
+
+  #recordOnly(job: Job, finish: JobFinish): Promise<Job> {
+    return this.#deps.store.markFinished(job.id, finish);
   }
 
   /** Records how a job ended and, when its retry policy says so, its next attempt with it. */

@@ -1,6 +1,6 @@
 import { EventEmitter, once } from 'node:events';
 import type { Principal } from '../auth/principal.ts';
-import { JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { DuplicateJobError, JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
 import { isFinal, type Job, type JobStatus } from '../core/job.ts';
 import { queueName } from '../core/spec.ts';
@@ -108,7 +108,17 @@ export class JobService extends EventEmitter<ServiceEvents> {
         if (!dep || !mayAccess(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
       }
     }
-    return this.#engine.submit(input, { user: who.user });
+    try {
+      const result = await this.#engine.submit(input, { user: who.user });
+      if (!result.created && !mayAccess(who, result.job)) throw new DuplicateJobError(result.job);
+      return result;
+    } catch (err) {
+      // Another user's job with the key: say there is one, never show it (like an unknown job).
+      if (err instanceof DuplicateJobError && !mayAccess(who, err.job)) {
+        throw new JobworkerError('DUPLICATE', 'A job with this dedupeKey is queued or running');
+      }
+      throw err;
+    }
   }
 
   /** Freezes a running job of the caller's (`ILLEGAL_TRANSITION` when it is not running). */
@@ -249,7 +259,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
       () => undefined,
     );
     try {
-      const finished = await Promise.race([this.#engine.waitFor(job.id), aborted]);
+      // The wait ends with the request: no listener outlives it.
+      const finished = await Promise.race([
+        this.#engine.waitFor(job.id, AbortSignal.any([stop, cancelled.signal])).catch(() => undefined),
+        aborted,
+      ]);
       return finished ?? (await this.#engine.get(job.id));
     } finally {
       cancelled.abort();

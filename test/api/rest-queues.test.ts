@@ -110,6 +110,14 @@ describe('REST API: queues and scheduling', () => {
     assert.equal(dup.body.job?.id, first.body.id);
     const returned = await h.json<Job>('/v1/jobs', { body: { ...spec, onDuplicate: 'return' } });
     assert.deepEqual([returned.status, returned.body.id], [200, first.body.id]);
+    // Another user learns that the key is taken, never whose job holds it.
+    for (const body of [spec, { ...spec, onDuplicate: 'return' }]) {
+      const hidden = await h.json<ErrorJson>('/v1/jobs', { body, headers: asAlice() });
+      assert.equal(hidden.status, 409);
+      assert.equal(hidden.body.error.code, 'DUPLICATE');
+      assert.equal(hidden.body.job, undefined);
+      assert.ok(!hidden.body.error.message.includes(first.body.id));
+    }
     await h.json(`/v1/jobs/${first.body.id}/stop`, { body: { graceMs: 0 } });
   });
 

@@ -100,6 +100,29 @@ describe('queues: concurrency and order', () => {
     assert.equal((await engine.queue('small')).waiting, 2);
   });
 
+  it('a stop that races the start of its job is never lost: every job ends cancelled or stopped', async () => {
+    h = await openHarness();
+    const { engine } = h;
+    await engine.setQueue('race', { paused: true });
+    const jobs: Job[] = [];
+    for (let i = 0; i < 12; i++) {
+      jobs.push(await engine.start({ command: 'sleep', args: ['600'], queue: 'race' }, caller));
+    }
+    // One stop after another, from the moment the dispatcher claims these jobs: some land before
+    // their launch, some while it spawns them, some after.
+    const claimed = new Promise<void>((resolve) => engine.once('job:started', () => resolve()));
+    const resumed = engine.setQueue('race', { paused: false });
+    await claimed;
+    const stops = [];
+    for (const job of jobs) stops.push(await engine.stop(job.id, caller, { graceMs: 5000 }));
+    await resumed;
+    for (const [i, stop] of stops.entries()) {
+      assert.equal(stop.changed, true, `the stop of job ${i} was recorded`);
+      const ended = await finished(engine, jobs[i]!.id);
+      assert.ok(['cancelled', 'stopped'].includes(ended.status), `job ${i} ended ${ended.status}`);
+    }
+  });
+
   it('a stopped queued job is cancelled at once and stays in history', async () => {
     h = await openHarness();
     const { engine } = h;

@@ -723,6 +723,20 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
             (await store.listQueueSettings()).map((q) => q.name),
             ['default', 'fresh'],
           );
+          assert.deepEqual(await store.listReadyQueues(), [], 'no queue has a job ready');
+          await store.admitJob(queued({ spec: { queue: 'fresh' } }), NOW);
+          await store.admitJob(queued({ spec: { queue: 'other' } }), NOW);
+          await store.admitJob(
+            queued({ spec: { queue: 'later' }, runAt: new Date(NOW.getTime() + 1000) }),
+            NOW,
+          );
+          assert.deepEqual(
+            (await store.listReadyQueues()).map((q) => [q.name, q.concurrency]),
+            [
+              ['fresh', null],
+              ['other', null],
+            ],
+          );
         }));
     });
 

@@ -37,11 +37,12 @@ export function registerQueueRoutes(app: FastifyInstance, service: JobService): 
     return service.setQueue(principalOf(request), name, { paused: false });
   });
 
-  app.post('/v1/drain', { schema: DRAIN_SCHEMA }, async (request) => {
+  app.post('/v1/drain', { schema: DRAIN_SCHEMA }, async (request, reply) => {
     const body = request.body as { wait?: boolean } | null | undefined;
-    // A client that goes away ends the wait (the drain itself stays).
+    // A client that goes away ends the wait (the drain itself stays); the response's own close
+    // event, not the kept-alive socket's, so that nothing is left listening after the answer.
     const gone = new AbortController();
-    request.raw.socket.once('close', () => gone.abort());
+    reply.raw.once('close', () => gone.abort());
     return service.drain(principalOf(request), { wait: body?.wait === true, signal: gone.signal });
   });
 

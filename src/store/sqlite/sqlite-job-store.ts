@@ -72,6 +72,8 @@ export class SqliteJobStore implements JobStore {
               .select(sql.lit(1).as('one'))
               .where('queue', '=', job.spec.queue)
               .where('status', '=', sql.lit('queued'))
+              // Counted as the Queue's `waiting` is: jobs being started hold a slot instead.
+              .where(sql<boolean>`hold is not 'starting'`)
               .limit(queue.max_waiting)
               .as('w'),
           )
@@ -275,6 +277,29 @@ export class SqliteJobStore implements JobStore {
 
   async listQueueSettings(): Promise<(QueueSettings & { readonly name: string })[]> {
     const rows = await this.#db.selectFrom('queues').selectAll().orderBy('name').execute();
+    return rows.map((r) => ({
+      name: r.name,
+      concurrency: r.concurrency,
+      maxWaiting: r.max_waiting,
+      paused: r.paused === 1,
+    }));
+  }
+
+  async listReadyQueues(): Promise<(QueueSettings & { readonly name: string })[]> {
+    // A skip scan of the ready index: each step finds the next queue name after the last in
+    // O(log n), so the cost is per queue with ready jobs, not per ready job or per queue ever named.
+    const { rows } = await sql<QueueRow>`
+      with recursive ready(name) as (
+        select (select min(queue) from jobs indexed by jobs_ready where status = 'queued' and hold is null)
+        union all
+        select (select min(queue) from jobs indexed by jobs_ready
+                where status = 'queued' and hold is null and queue > ready.name)
+        from ready where ready.name is not null
+      )
+      select q.name, q.concurrency, q.max_waiting, q.paused
+      from ready cross join queues q on q.name = ready.name
+      where ready.name is not null
+      order by q.name`.execute(this.#db);
     return rows.map((r) => ({
       name: r.name,
       concurrency: r.concurrency,
