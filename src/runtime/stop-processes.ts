@@ -25,9 +25,12 @@ export async function stopProcesses(
   const dirs = identity.cgroups;
   if (isSameProcessAlive(identity)) sendSignal(-pid, 'SIGTERM');
   if (await allGone(identity, cgroups, graceMs, groupIsOurs)) return { forced: false };
-  if (dirs.length > 0) cgroups.killAll(dirs);
-  else if (isSameProcessAlive(identity) || (groupIsOurs && groupExists(pid))) sendSignal(-pid, 'SIGKILL');
-  await allGone(identity, cgroups, 30_000, groupIsOurs);
+  // A stop is done only when nothing of the job is left: a process the kill has not ended yet
+  // (one in uninterruptible sleep, say) is killed again until it is gone.
+  do {
+    if (dirs.length > 0) cgroups.killAll(dirs);
+    else if (isSameProcessAlive(identity) || (groupIsOurs && groupExists(pid))) sendSignal(-pid, 'SIGKILL');
+  } while (!(await allGone(identity, cgroups, 30_000, groupIsOurs)));
   return { forced: true };
 }
 
