@@ -14,6 +14,7 @@ export interface JobRetention {
   kept: KeptWindow | undefined;
   /** How far holes were punched by this process: after a restart the whole dropped prefix is punched once more. */
   punched: Record<OutputStream, number>;
+  /** A punch of this job failed and was reported: later failures are not reported again. */
   punchFailed: boolean;
 }
 
@@ -25,8 +26,10 @@ export function newJobRetention(): JobRetention {
  * Applies the per-stream cap of a monitor to the jobs it observes, in two steps that the
  * monitor calls in order: `advance` persists the new kept window, then `punch` frees the disk
  * blocks it no longer covers. A punch that fails is reported once (per enforcer when
- * fallocate(1) is missing, else per job) and not retried: the bytes stay intact on disk,
- * hidden behind the kept window like punched ones, so readers see the same view either way.
+ * fallocate(1) is missing, else per job) and tried again each time the window moves, so a
+ * passing failure (a busy disk, a full process table) does not leave the job growing for good.
+ * Until a punch succeeds the bytes stay intact on disk, hidden behind the kept window like
+ * punched ones, so readers see the same view either way.
  */
 export class RetentionEnforcer {
   readonly #capBytes: number;
@@ -52,7 +55,7 @@ export class RetentionEnforcer {
   /** Frees the blocks before the persisted kept window; rejects with a `HolePunchError` to report. */
   async punch(dir: string, state: JobRetention): Promise<void> {
     const kept = state.kept;
-    if (!kept || state.punchFailed || this.#toolMissing) return;
+    if (!kept || this.#toolMissing) return;
     for (const stream of OUTPUT_STREAMS) {
       if (kept[stream] <= state.punched[stream]) continue;
       try {
@@ -60,6 +63,7 @@ export class RetentionEnforcer {
         state.punched[stream] = kept[stream];
       } catch (err) {
         if (err instanceof HolePunchError && err.toolMissing) this.#toolMissing = true;
+        else if (state.punchFailed) return; // reported already; the next move tries again
         else state.punchFailed = true;
         throw err;
       }
