@@ -62,9 +62,13 @@ export class RetentionEnforcer {
         await punchHole(outputPaths(dir)[stream], kept[stream], this.#fallocate);
         state.punched[stream] = kept[stream];
       } catch (err) {
-        if (err instanceof HolePunchError && err.toolMissing) this.#toolMissing = true;
-        else if (state.punchFailed) return; // reported already; the next move tries again
-        else state.punchFailed = true;
+        if (err instanceof HolePunchError && err.toolMissing) {
+          this.#toolMissing = true;
+        } else {
+          // Reported once per job; the next move of the window tries again.
+          if (state.punchFailed) return;
+          state.punchFailed = true;
+        }
         throw err;
       }
     }
