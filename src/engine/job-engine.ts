@@ -88,11 +88,13 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * pause that comes meanwhile waits for the launch to end rather than miss the job.
    */
   readonly #launches = new Map<string, Promise<void>>();
+  /** Who waits for the next start or end of a job, by job id. */
+  readonly #waiters = new Map<string, Set<() => void>>();
 
   private constructor(options: ResolvedEngineOptions) {
     super();
-    // Every waiter on a queued job listens here until it starts: there may be thousands.
-    this.setMaxListeners(0);
+    this.on('job:started', (job) => this.#wake(job));
+    this.on('job:finished', (job) => this.#wake(job));
     this.#options = options;
     this.#store = options.store;
     this.#cgroups = new Cgroups(options.cgroups);
@@ -454,24 +456,30 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Resolves at the next `job:started` or `job:finished` of this job; rejects when `signal` aborts. */
   #nextEventOf(id: string, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onEvent = (job: Job) => {
-        if (job.id !== id) return;
-        cleanup();
+      const waiters = this.#waiters.get(id) ?? new Set<() => void>();
+      this.#waiters.set(id, waiters);
+      const forget = () => {
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.#waiters.get(id) === waiters) this.#waiters.delete(id);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const wake = () => {
+        forget();
         resolve();
       };
       const onAbort = () => {
-        cleanup();
+        forget();
         reject(signal.reason);
       };
-      const cleanup = () => {
-        this.off('job:started', onEvent);
-        this.off('job:finished', onEvent);
-        signal.removeEventListener('abort', onAbort);
-      };
-      this.on('job:started', onEvent);
-      this.on('job:finished', onEvent);
+      waiters.add(wake);
       signal.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /** Wakes the waiters of one job (see `#nextEventOf`): O(its waiters), not O(every waiter). */
+  #wake(job: Job): void {
+    const waiters = this.#waiters.get(job.id);
+    if (waiters) for (const wake of [...waiters]) wake();
   }
 
   /** Reads a page of a job's output from a cursor. */
