@@ -13,6 +13,7 @@ import { ValidationError } from './core/errors.ts';
  * | `JOBWORKER_DATA_DIR` | `$XDG_DATA_HOME/jobworker`, else `~/.local/share/jobworker` |
  * | `JOBWORKER_LOG_LEVEL` | `info` |
  * | `JOBWORKER_OUTPUT_CAP` | `1G`: newest bytes kept per stream of each job |
+ * | `JOBWORKER_MAX_RUNNING` | `10000`: most jobs this server runs at once |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -21,12 +22,15 @@ export interface ServerConfig {
   readonly logLevel: string;
   /** Newest bytes kept per stream of each job (`512M`, `1G`, or bytes); older ones are freed. */
   readonly outputCap: string;
+  /** Most jobs this server runs at once, all queues together; more wait in their queues. */
+  readonly maxRunning: string;
 }
 
 export const SERVER_DEFAULTS = {
   listen: '127.0.0.1:8080',
   logLevel: 'info',
   outputCap: '1G',
+  maxRunning: '10000',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -38,6 +42,7 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     dataDir: value('JOBWORKER_DATA_DIR') ?? defaultDataDir(env),
     logLevel: value('JOBWORKER_LOG_LEVEL') ?? SERVER_DEFAULTS.logLevel,
     outputCap: value('JOBWORKER_OUTPUT_CAP') ?? SERVER_DEFAULTS.outputCap,
+    maxRunning: value('JOBWORKER_MAX_RUNNING') ?? SERVER_DEFAULTS.maxRunning,
   };
 }
 
@@ -94,6 +99,15 @@ export function parseOutputCap(text: string): number {
     throw ValidationError.expected('outputCap', 'a size of at least 64K, such as 512M or 1G', text);
   }
   return bytes;
+}
+
+/** A positive whole number of jobs, at most a million. */
+export function parseMaxRunning(text: string): number {
+  const n = /^[0-9]{1,7}$/.test(text.trim()) ? Number(text) : Number.NaN;
+  if (!(n >= 1 && n <= 1_000_000)) {
+    throw ValidationError.expected('maxRunning', 'a whole number of jobs from 1 to 1000000', text);
+  }
+  return n;
 }
 
 export function checkLogLevel(level: string): string {

@@ -13,6 +13,7 @@ import {
   checkLogLevel,
   type ListenAddress,
   parseListen,
+  parseMaxRunning,
   parseOutputCap,
   readServerConfig,
 } from './config.ts';
@@ -37,6 +38,8 @@ export interface ServerOptions {
   logStream?: NodeJS.WritableStream;
   /** Newest bytes kept per stream of each job (`512M`, `1G`); default `JOBWORKER_OUTPUT_CAP`, else 1G. */
   outputCap?: string;
+  /** Most jobs run at once, all queues together; default `JOBWORKER_MAX_RUNNING`, else 10000. */
+  maxRunning?: string;
 }
 
 export interface RunningServer {
@@ -74,11 +77,12 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const dataDir = resolve(options.dataDir ?? config.dataDir);
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
+  const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
 
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const lock = await lockDataDir(dataDir);
   try {
-    return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes });
+    return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes, maxRunning });
   } catch (err) {
     await lock.release();
     throw err;
@@ -92,12 +96,14 @@ async function startOnDataDir({
   logger,
   lock,
   outputCapBytes,
+  maxRunning,
 }: {
   listen: ListenAddress;
   dataDir: string;
   logger: pino.Logger;
   lock: DataDirLock;
   outputCapBytes: number;
+  maxRunning: number;
 }): Promise<RunningServer> {
   const tokens = await TokenStore.open(dataDir);
   const admin = await ensureAdminToken(dataDir, tokens);
@@ -110,6 +116,7 @@ async function startOnDataDir({
       dataDir,
       store,
       outputCapBytes,
+      maxRunning,
       logger: logger.child({ component: 'engine' }),
     });
   } catch (err) {

@@ -10,6 +10,8 @@ export interface DispatcherDeps {
   readonly launch: (job: Job) => Promise<void>;
   /** Most jobs claimed from one queue in one go, so one busy queue cannot starve the rest. */
   readonly batch: number;
+  /** How many more jobs this node may start now (its `maxRunning` less what it runs). */
+  readonly nodeFree: () => number;
   readonly onError: (err: Error) => void;
 }
 
@@ -120,10 +122,13 @@ export class Dispatcher {
     for (const queue of await store.listReadyQueues()) {
       if (queue.paused) continue;
       if (this.#draining || this.#stopped) break;
+      const nodeFree = this.#deps.nodeFree();
+      if (nodeFree <= 0) break; // a job that ends kicks a new pass
       const free =
         queue.concurrency === null ? batch : queue.concurrency - (await store.countActive(queue.name));
       if (free <= 0) continue;
-      const claimed = await store.claimReady(queue.name, node, Math.min(free, batch));
+      const want = Math.min(free, batch, nodeFree);
+      const claimed = await store.claimReady(queue.name, node, want);
       if (claimed.length === batch) more = true;
       // In claim order (priority, then arrival); each launch is quick: the spawn is what it waits for.
       for (const [i, job] of claimed.entries()) {

@@ -24,6 +24,12 @@ export interface EngineOptions {
   readonly clock?: Clock;
   /** Most jobs claimed from one queue in one dispatch pass. Default 64. */
   readonly dispatchBatch?: number;
+  /**
+   * Most jobs this node runs at once, all queues together (running, paused or being started);
+   * more wait in their queues. It keeps a flood of submissions from exhausting the host's
+   * processes. Default 10,000.
+   */
+  readonly maxRunning?: number;
 }
 
 export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
@@ -33,6 +39,7 @@ export const ENGINE_DEFAULTS = {
   defaultGraceMs: 10_000,
   adoptedCheckMs: 250,
   dispatchBatch: 64,
+  maxRunning: 10_000,
 } as const satisfies Partial<EngineOptions>;
 
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {

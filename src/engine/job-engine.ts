@@ -124,6 +124,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       node: options.node,
       clock: options.clock,
       batch: options.dispatchBatch,
+      nodeFree: () => options.maxRunning - this.#supervisor.size - this.#launches.size,
       launch: (job) => this.#launch(job),
       onError: (err) => {
         options.logger.error({ err }, 'dispatch failed');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { HTTP_STATUS } from '../../src/api/rest/error-mapping.ts';
-import { parseListen, parseOutputCap } from '../../src/config.ts';
+import { parseListen, parseMaxRunning, parseOutputCap } from '../../src/config.ts';
 import { ERROR_CODES } from '../../src/core/errors.ts';
 import { type ApiHarness, openApi, startJob } from './api-harness.ts';
 
@@ -322,6 +322,14 @@ describe('REST API input checking', () => {
     }
     for (const bad of ['8080', '127.0.0.1', '127.0.0.1:99999', '::1:80']) {
       assert.throws(() => parseListen(bad), /Expected `listen`/);
+    }
+  });
+
+  it('parses the most running jobs and refuses anything but a whole number from 1', () => {
+    assert.equal(parseMaxRunning('1'), 1);
+    assert.equal(parseMaxRunning('10000'), 10_000);
+    for (const bad of ['0', '-3', '2.5', 'many', '', '99999999']) {
+      assert.throws(() => parseMaxRunning(bad), { field: 'maxRunning' });
     }
   });
 

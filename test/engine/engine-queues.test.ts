@@ -71,6 +71,30 @@ describe('queues: concurrency and order', () => {
     assert.deepEqual(startOrder, expected);
   });
 
+  it("a node's maxRunning caps every queue together; more wait and start as slots free", async () => {
+    h = await openHarness({ maxRunning: 2 });
+    const { engine } = h;
+    const gate = join(scratch, 'gate');
+    let active = 0;
+    let most = 0;
+    engine.on('job:started', () => {
+      most = Math.max(most, ++active);
+    });
+    engine.on('job:finished', () => active--);
+    const jobs = [];
+    for (const queue of ['a', 'b', 'a', 'b', 'default'])
+      jobs.push(await engine.start(gated(gate, { queue }), caller));
+    await engine.dispatch();
+    assert.deepEqual(
+      (await Promise.all(jobs.map((j) => engine.get(j.id)))).map((j) => j.status),
+      ['running', 'running', 'queued', 'queued', 'queued'],
+    );
+    assert.equal(engine.drainState.running, 2);
+    await writeFile(gate, '');
+    for (const job of jobs) assert.equal((await finished(engine, job.id)).status, 'succeeded');
+    assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
+  });
+
   it('a full queue refuses with QUEUE_FULL and the refused submission leaves nothing behind', async () => {
     h = await openHarness();
     const { engine } = h;

@@ -10,6 +10,7 @@ interface ServeOptions {
   dataDir?: string;
   logLevel?: string;
   outputCap?: string;
+  maxRunning?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -30,6 +31,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--output-cap <size>',
       'newest output kept per stream of each job, older bytes freed: 512M, 1G... (default: $JOBWORKER_OUTPUT_CAP, else 1G)',
+    )
+    .option(
+      '--max-running <n>',
+      'most jobs run at once, all queues together; more wait (default: $JOBWORKER_MAX_RUNNING, else 10000)',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -47,11 +52,12 @@ export function registerServe(program: Command, ctx: CliContext): void {
       dataDir,
       logLevel: options.logLevel,
       outputCap: options.outputCap,
+      maxRunning: options.maxRunning,
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
       const field = err instanceof ValidationError ? err.field : undefined;
-      if (field === 'listen' || field === 'logLevel' || field === 'outputCap') {
+      if (field === 'listen' || field === 'logLevel' || field === 'outputCap' || field === 'maxRunning') {
         throw new UsageError((err as Error).message);
       }
       throw err;
