@@ -415,7 +415,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async get(id: string): Promise<Job> {
     const job = isJobId(id) ? await this.#store.getJob(id) : undefined;
     if (!job) throw new NotFoundError(id);
-    if (job.status === 'running') return { ...job, outputBytes: await this.#monitor.sizes(this.#jobDir(id)) };
+    if (isActive(job.status)) return { ...job, outputBytes: await this.#monitor.sizes(this.#jobDir(id)) };
     return job;
   }
 
