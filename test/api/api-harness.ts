@@ -75,7 +75,7 @@ export async function openApi(setup?: (dataDir: string) => Promise<void>): Promi
     },
     destroy: async () => {
       await server.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
   return harness;

@@ -60,7 +60,7 @@ export async function startTestServer(): Promise<TestServer> {
         }
       }
       await server.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
 }

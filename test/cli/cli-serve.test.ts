@@ -9,7 +9,7 @@ import { baseEnv, CliProcess, jobworker, jobworkerJson, LAUNCHER } from './cli-h
 
 const dirs: string[] = [];
 after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true, maxRetries: 10 });
 });
 const tempDir = async () => {
   const dir = await mkdtemp(join(tmpdir(), 'jw-serve-'));

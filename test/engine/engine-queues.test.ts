@@ -231,6 +231,7 @@ describe('queues: dependencies', () => {
       field: 'after[0]',
     });
     assert.equal((await engine.list({ limit: 10 })).jobs.length, 1);
+    await finished(engine, a.id);
   });
 });
 

@@ -16,7 +16,7 @@ import { makeJob } from '../store/make-job.ts';
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 const dirs: string[] = [];
 after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true, maxRetries: 10 });
 });
 
 /** Starts a job from a separate engine process, then SIGKILLs that process. */

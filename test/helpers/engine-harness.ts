@@ -33,7 +33,8 @@ export async function openHarness(options: Partial<EngineOptions> = {}, dataDir?
     close,
     destroy: async () => {
       await close();
-      await rm(dir, { recursive: true, force: true });
+      // A job that just ended may still be writing its exit record: rm retries ENOTEMPTY.
+      await rm(dir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
 }
