@@ -295,6 +295,23 @@ describe('errors', () => {
     }
   });
 
+  it('with --json, an error is one JSON document on stderr in the API error shape', async () => {
+    const missing = await jobworker(['status', '01900000-0000-7000-8000-000000000000', '--json'], t.env);
+    assert.equal(missing.code, 1);
+    const body = JSON.parse(missing.stderr) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'NOT_FOUND');
+    assert.match(body.error.message, /No job with id/);
+    const bad = await jobworker(['start', '--json', '--timeout', 'soon', '--', 'true'], t.env);
+    assert.equal(bad.code, 2);
+    assert.equal((JSON.parse(bad.stderr) as { error: { code: string } }).error.code, 'USAGE');
+    const invalid = await jobworker(['start', '--json', '--priority', '5000', '--', 'true'], t.env);
+    const error = (JSON.parse(invalid.stderr) as { error: { code: string; field?: string } }).error;
+    assert.ok(
+      (error.code === 'VALIDATION_FAILED' && error.field === 'priority') || error.code === 'USAGE',
+      invalid.stderr,
+    );
+  });
+
   it('a server that is not there, or a wrong token, is one line and exit 1', async () => {
     const refused = await jobworker(
       ['list'],
