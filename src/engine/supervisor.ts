@@ -77,13 +77,16 @@ export class Supervisor {
 
   /** Records a job the OS refused to start: it stays in history as `failed`. */
   async failedToStart(job: Job, err: Error, options: { retry?: boolean } = {}): Promise<Job> {
-    const record = options.retry === false ? this.#recordOnly.bind(this) : this.#record.bind(this);
-    const failed = await record(job, {
-      status: 'failed',
-      exit: { exitCode: null, signal: null, reason: `failed to start: ${err.message}` },
-      finishedAt: this.#deps.now(),
-      outputBytes: { stdout: 0, stderr: 0 },
-    });
+    const failed = await this.#record(
+      job,
+      {
+        status: 'failed',
+        exit: { exitCode: null, signal: null, reason: `failed to start: ${err.message}` },
+        finishedAt: this.#deps.now(),
+        outputBytes: { stdout: 0, stderr: 0 },
+      },
+      options.retry !== false,
+    );
     this.#deps.emit('job:finished', failed);
     return failed;
   }
@@ -239,14 +242,13 @@ export class Supervisor {
     return finished;
   }
 
-  #recordOnly(job: Job, finish: JobFinish): Promise<Job> {
-    return this.#deps.store.markFinished(job.id, finish);
-  }
-
-  /** Records how a job ended and, when its retry policy says so, its next attempt with it. */
-  #record(job: Job, finish: JobFinish): Promise<Job> {
+  /**
+   * Records how a job ended and, when its retry policy says so (and `retry` allows), its next
+   * attempt with it.
+   */
+  #record(job: Job, finish: JobFinish, retry = true): Promise<Job> {
     const now = this.#deps.now();
-    const next = nextAttempt(job, finish.status, now, newJobId(now.getTime()));
+    const next = retry ? nextAttempt(job, finish.status, now, newJobId(now.getTime())) : null;
     if (!next) return this.#deps.store.markFinished(job.id, finish);
     const policy = job.spec.retry!;
     const exit = {

@@ -142,8 +142,6 @@ export interface JobStore {
   putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState>;
   /** Every queue that has a settings row, by name, with its counts (which cost O(jobs in it)). */
   listQueues(): Promise<QueueState[]>;
-  /** Every queue's settings without counts. */
-  listQueueSettings(): Promise<(QueueSettings & { readonly name: string })[]>;
   /**
    * The settings of every queue that has a job waiting only for a slot: what a dispatch pass
    * visits, in O(log n) per such queue, however many queue names were ever used.

@@ -275,16 +275,6 @@ export class SqliteJobStore implements JobStore {
     });
   }
 
-  async listQueueSettings(): Promise<(QueueSettings & { readonly name: string })[]> {
-    const rows = await this.#db.selectFrom('queues').selectAll().orderBy('name').execute();
-    return rows.map((r) => ({
-      name: r.name,
-      concurrency: r.concurrency,
-      maxWaiting: r.max_waiting,
-      paused: r.paused === 1,
-    }));
-  }
-
   async listReadyQueues(): Promise<(QueueSettings & { readonly name: string })[]> {
     // A skip scan of the ready index: each step finds the next queue name after the last in
     // O(log n), so the cost is per queue with ready jobs, not per ready job or per queue ever named.
