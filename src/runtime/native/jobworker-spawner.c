@@ -1,0 +1,458 @@
+/*
+ * jobworker-spawner: owns fork/exec for the jobworker server (DESIGN.md decisions 2, 8 and 9).
+ *
+ * The server starts one spawner and writes start requests to its stdin; the spawner answers on
+ * its stdout. Node cannot fork cheaply once its heap grows, cannot setsid + join a cgroup + exec
+ * without a shell in between, and a shell wrapper shows in `ps` and writes into the job's stderr:
+ * this small program does all three with a fixed footprint.
+ *
+ * Request (stdin): a 4-byte little-endian length, then that many bytes of NUL-terminated fields:
+ *   request id, job id, job dir, cwd, executable path, stdout path, stderr path,
+ *   argc, argv..., envc, env..., cgroup count, cgroup.procs paths...
+ * Replies (stdout), one line each:
+ *   ok REQ WRAPPER_PID WRAPPER_TICKS JOB_PID JOB_TICKS
+ *   err REQ STAGE ERRNO TEXT          the job's process never existed
+ *   exit WRAPPER_PID WAIT_STATUS      a wrapper ended (the spawner reaps its children)
+ *
+ * For each request the spawner forks a wrapper, which calls setsid(), renames itself
+ * `jobworker-wrapper JOB_ID`, creates the output files and forks the job's process. That one
+ * becomes its own process group leader, joins the job's cgroups, takes /dev/null and the output
+ * files as fds 0-2, enters cwd, waits for the wrapper's go, resets signals and execve()s the
+ * resolved path with the exact argv and env. Before the go, the wrapper writes the job's identity
+ * (JOB_DIR/process) so that a server that dies before recording the start can find the job. It
+ * then waits for the job, writes JOB_DIR/exit (tmp + rename) and exits. It writes nothing into
+ * the job's output. Each wrapper keeps the spawner's stdout open until it has written the
+ * identity file (or given up), so the server reads end-of-file only when every start in flight
+ * has been decided either way.
+ *
+ * Identity file: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n".
+ * Exit record: "exit CODE\n", "signal NUM\n", "notstarted\n" or "error STAGE ERRNO TEXT\n"
+ * (STAGE: cgroup, stdio, chdir, exec).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+enum stage { STAGE_CGROUP = 1, STAGE_STDIO, STAGE_CHDIR, STAGE_EXEC };
+static const char *stage_names[] = {"", "cgroup", "stdio", "chdir", "exec"};
+
+struct request {
+  char *id, *job_id, *dir, *cwd, *path, *out, *err;
+  char **argv, **envp, **cgroups;
+  int ncgroups;
+};
+
+static char *argv_area;
+static size_t argv_area_len;
+static char boot_id[64];
+
+/* ---------- small helpers ---------- */
+
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static ssize_t read_full(int fd, void *buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = read(fd, (char *)buf + got, len - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  return (ssize_t)got;
+}
+
+/* Field 22 of /proc/PID/stat: start time in clock ticks after boot; -1 when unreadable. */
+static long long start_ticks(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read_full(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  if (!p) return -1;
+  p += 2; /* field 3 */
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (!p) return -1;
+    p++;
+  }
+  return strtoll(p, NULL, 10);
+}
+
+/* Writes DIR/NAME atomically: DIR/NAME.tmp, then rename. */
+static int write_file_atomic(const char *dir, const char *name, const char *text) {
+  char tmp[4096], final[4096];
+  if (snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) return -1;
+  snprintf(final, sizeof final, "%s/%s", dir, name);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (write_all(fd, text, strlen(text)) < 0) {
+    close(fd);
+    unlink(tmp);
+    return -1;
+  }
+  close(fd);
+  if (rename(tmp, final) < 0) {
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+static void set_title(const char *job_id) {
+  prctl(PR_SET_NAME, "jobworker-wrap", 0, 0, 0);
+  if (!argv_area || argv_area_len < 2) return;
+  memset(argv_area, 0, argv_area_len);
+  snprintf(argv_area, argv_area_len - 1, "jobworker-wrapper %s", job_id);
+}
+
+/* ---------- the job's process (child of the wrapper) ---------- */
+
+static void job_fail(int errfd, int stage) {
+  int msg[2] = {stage, errno};
+  write_all(errfd, (const char *)msg, sizeof msg);
+  _exit(127);
+}
+
+static void run_job(const struct request *r, int out, int err, int gofd, int errfd) {
+  setpgid(0, 0);
+  for (int i = 0; i < r->ncgroups; i++) {
+    int fd = open(r->cgroups[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0) job_fail(errfd, STAGE_CGROUP);
+    if (write_all(fd, "0\n", 2) < 0) job_fail(errfd, STAGE_CGROUP);
+    close(fd);
+  }
+  int null = open("/dev/null", O_RDONLY);
+  if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) job_fail(errfd, STAGE_STDIO);
+  if (null > 2) close(null);
+  close(out);
+  close(err);
+  if (chdir(r->cwd) < 0) job_fail(errfd, STAGE_CHDIR);
+  /* The wrapper says go once the job's identity is on disk; no go (EOF): it was told to stop. */
+  char go = 0;
+  if (read_full(gofd, &go, 1) != 1 || go != 'g') _exit(127);
+  close(gofd);
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  /* Nothing but 0-2 reaches the job (errfd closes on exec, telling the wrapper it worked). */
+  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != errfd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  execve(r->path, r->argv, r->envp);
+  job_fail(errfd, STAGE_EXEC);
+}
+
+/* ---------- the wrapper (child of the spawner) ---------- */
+
+static volatile sig_atomic_t stop_requested;
+static void on_stop(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+static void report(int fd, const char *line) { write_all(fd, line, strlen(line)); }
+
+static void wrapper_fail(int reportfd, const struct request *r, int stage, int e) {
+  char line[512];
+  snprintf(line, sizeof line, "err %s %s %d %s\n", r->id, stage_names[stage], e, strerror(e));
+  report(reportfd, line);
+  _exit(1);
+}
+
+static void run_wrapper(const struct request *r, int reportfd) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  sigaction(SIGQUIT, &sa, NULL);
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  setsid();
+  set_title(r->job_id);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 2);
+  }
+
+  int flags = O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC;
+  int out = open(r->out, flags, 0600);
+  if (out < 0) wrapper_fail(reportfd, r, STAGE_STDIO, errno);
+  int err = open(r->err, flags, 0600);
+  if (err < 0) wrapper_fail(reportfd, r, STAGE_STDIO, errno);
+  int errpipe[2], gopipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0)
+    wrapper_fail(reportfd, r, STAGE_EXEC, errno);
+
+  /* Signals stay blocked in the job's process until just before its exec: a stop sent to its
+     group in that window is then delivered with the default action, never swallowed. */
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  pid_t job = fork();
+  if (job < 0) wrapper_fail(reportfd, r, STAGE_EXEC, errno);
+  if (job == 0) {
+    close(errpipe[0]);
+    close(gopipe[1]);
+    close(reportfd);
+    run_job(r, out, err, gopipe[0], errpipe[1]);
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  setpgid(job, job); /* as the child does: whichever runs first, the group exists before the go */
+  close(out);
+  close(err);
+  close(errpipe[1]);
+  close(gopipe[0]);
+
+  long long wticks = start_ticks(getpid()), jticks = start_ticks(job);
+  char text[256];
+  snprintf(text, sizeof text, "%d %lld %d %lld %s\n", (int)job, jticks, (int)getpid(), wticks, boot_id);
+  if (write_file_atomic(r->dir, "process", text) < 0) {
+    int e = errno;
+    kill(job, SIGKILL);
+    waitpid(job, NULL, 0);
+    wrapper_fail(reportfd, r, STAGE_STDIO, e);
+  }
+  int started = !stop_requested && write_all(gopipe[1], "g", 1) == 0;
+  close(gopipe[1]);
+  snprintf(text, sizeof text, "ok %s %d %lld %d %lld\n", r->id, (int)getpid(), wticks, (int)job, jticks);
+  report(reportfd, text);
+  close(reportfd);
+  /* The spawner's stdout is closed only now: see the header. */
+  if (null >= 0) dup2(null, 1);
+
+  int failure[2] = {0, 0};
+  ssize_t n = started ? read_full(errpipe[0], failure, sizeof failure) : 0;
+  close(errpipe[0]);
+  int status = 0;
+  while (waitpid(job, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!started) {
+    snprintf(text, sizeof text, "notstarted\n");
+  } else if (n == (ssize_t)sizeof failure && failure[0] >= STAGE_CGROUP && failure[0] <= STAGE_EXEC) {
+    snprintf(text, sizeof text, "error %s %d %s\n", stage_names[failure[0]], failure[1], strerror(failure[1]));
+  } else if (WIFEXITED(status)) {
+    snprintf(text, sizeof text, "exit %d\n", WEXITSTATUS(status));
+  } else if (WIFSIGNALED(status)) {
+    snprintf(text, sizeof text, "signal %d\n", WTERMSIG(status));
+  } else {
+    snprintf(text, sizeof text, "notstarted\n");
+  }
+  write_file_atomic(r->dir, "exit", text);
+  _exit(0);
+}
+
+/* ---------- the spawner ---------- */
+
+static int parse_request(char *buf, size_t len, struct request *r) {
+  char *fields[1 << 16];
+  size_t nfields = 0;
+  char *p = buf, *end = buf + len;
+  while (p < end && nfields < sizeof fields / sizeof fields[0]) {
+    char *nul = memchr(p, '\0', (size_t)(end - p));
+    if (!nul) return -1;
+    fields[nfields++] = p;
+    p = nul + 1;
+  }
+  size_t i = 0;
+  if (nfields < 8) return -1;
+  r->id = fields[i++];
+  r->job_id = fields[i++];
+  r->dir = fields[i++];
+  r->cwd = fields[i++];
+  r->path = fields[i++];
+  r->out = fields[i++];
+  r->err = fields[i++];
+  char **lists[3];
+  int counts[3];
+  for (int l = 0; l < 3; l++) {
+    if (i >= nfields) return -1;
+    long count = strtol(fields[i++], NULL, 10);
+    if (count < 0 || (size_t)count > nfields - i) return -1;
+    lists[l] = malloc(sizeof(char *) * ((size_t)count + 1));
+    if (!lists[l]) return -1;
+    for (long k = 0; k < count; k++) lists[l][k] = fields[i++];
+    lists[l][count] = NULL;
+    counts[l] = (int)count;
+  }
+  r->argv = lists[0];
+  r->envp = lists[1];
+  r->cgroups = lists[2];
+  r->ncgroups = counts[2];
+  return counts[0] > 0 ? 0 : -1;
+}
+
+static int sigfd = -1;
+
+/* Forks a wrapper for one request and relays its answer (ok or err) to stdout. */
+static void start_one(char *payload, size_t len) {
+  struct request r;
+  memset(&r, 0, sizeof r);
+  if (parse_request(payload, len, &r) < 0) {
+    fprintf(stderr, "jobworker-spawner: malformed request ignored\n");
+    free(r.argv);
+    free(r.envp);
+    free(r.cgroups);
+    return;
+  }
+  char line[512];
+  int rp[2];
+  if (pipe2(rp, O_CLOEXEC) < 0) {
+    snprintf(line, sizeof line, "err %s fork %d %s\n", r.id, errno, strerror(errno));
+    write_all(1, line, strlen(line));
+  } else {
+    pid_t w = fork();
+    if (w == 0) {
+      close(rp[0]);
+      close(sigfd);
+      run_wrapper(&r, rp[1]);
+    }
+    int e = errno;
+    close(rp[1]);
+    if (w < 0) {
+      snprintf(line, sizeof line, "err %s fork %d %s\n", r.id, e, strerror(e));
+      write_all(1, line, strlen(line));
+    } else {
+      ssize_t n = read_full(rp[0], line, sizeof line - 1);
+      if (n <= 0) {
+        /* The wrapper died before it answered (killed, or out of memory): nothing ran. */
+        snprintf(line, sizeof line, "err %s fork %d wrapper ended before the job started\n", r.id, ECHILD);
+        n = (ssize_t)strlen(line);
+      }
+      write_all(1, line, (size_t)n);
+    }
+    close(rp[0]);
+  }
+  free(r.argv);
+  free(r.envp);
+  free(r.cgroups);
+}
+
+static void reap(void) {
+  int status;
+  pid_t pid;
+  char line[64];
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    snprintf(line, sizeof line, "exit %d %d\n", (int)pid, status);
+    write_all(1, line, strlen(line));
+  }
+}
+
+int main(int argc, char **argv) {
+  /* The wrapper's title is written over our argv area: the server starts us with padding. */
+  argv_area = argv[0];
+  argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+  signal(SIGPIPE, SIG_IGN);
+  int bfd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (bfd >= 0) {
+    ssize_t n = read_full(bfd, boot_id, sizeof boot_id - 1);
+    close(bfd);
+    while (n > 0 && (boot_id[n - 1] == '\n' || boot_id[n - 1] == ' ')) n--;
+    boot_id[n > 0 ? n : 0] = '\0';
+  }
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0) {
+    perror("jobworker-spawner: signalfd");
+    return 1;
+  }
+
+  size_t cap = 1 << 16, used = 0;
+  char *buf = malloc(cap);
+  if (!buf) return 1;
+  for (;;) {
+    struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      perror("jobworker-spawner: poll");
+      return 1;
+    }
+    if (fds[1].revents & POLLIN) {
+      struct signalfd_siginfo info;
+      while (read(sigfd, &info, sizeof info) > 0) {
+      }
+      reap();
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      if (used == cap) {
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) return 1;
+        buf = bigger;
+        cap *= 2;
+      }
+      ssize_t n = read(0, buf + used, cap - used);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break; /* the server is gone or closed us: wrappers and jobs go on */
+      used += (size_t)n;
+      size_t off = 0;
+      while (used - off >= 4) {
+        uint32_t len = (uint32_t)(unsigned char)buf[off] | (uint32_t)(unsigned char)buf[off + 1] << 8 |
+                       (uint32_t)(unsigned char)buf[off + 2] << 16 |
+                       (uint32_t)(unsigned char)buf[off + 3] << 24;
+        if (used - off - 4 < len) {
+          if (len + 4 > cap) {
+            size_t want = cap;
+            while (want < (size_t)len + 4) want *= 2;
+            char *bigger = realloc(buf, want);
+            if (!bigger) return 1;
+            buf = bigger;
+            cap = want;
+          }
+          break;
+        }
+        start_one(buf + off + 4, len);
+        off += 4 + len;
+      }
+      memmove(buf, buf + off, used - off);
+      used -= off;
+      reap();
+    }
+  }
+  return 0;
+}
