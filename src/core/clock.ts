@@ -19,8 +19,20 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export const systemClock: Clock = {
   now: () => new Date(),
   setTimer(fn, ms) {
-    const timer = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
-    timer.unref();
+    // setTimeout clamps anything over MAX_TIMER_MS to 1 ms: a 30-day wait would fire at once.
+    // Longer waits sleep in steps and measure what is left against the wall clock each time.
+    const due = Date.now() + Math.max(0, ms);
+    let timer: NodeJS.Timeout;
+    const arm = () => {
+      const left = due - Date.now();
+      if (left > MAX_TIMER_MS) {
+        timer = setTimeout(arm, MAX_TIMER_MS);
+      } else {
+        timer = setTimeout(fn, Math.max(0, left));
+      }
+      timer.unref();
+    };
+    arm();
     return { clear: () => clearTimeout(timer) };
   },
 };

@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { nextAttempt } from '../core/attempts.ts';
+import type { Clock, ClockTimer } from '../core/clock.ts';
 import { IllegalTransitionError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
@@ -21,6 +22,8 @@ export interface SupervisorDeps {
   readonly monitor: OutputMonitor;
   readonly adopted: AdoptedExitWatch;
   readonly now: () => Date;
+  /** Timeouts are set on it: a test's manual clock can move a 30-day timeout on at once. */
+  readonly clock: Clock;
   readonly defaultGraceMs: number;
   readonly jobDir: (id: string) => string;
   readonly emit: (event: 'job:started' | 'job:adopted' | 'job:stopping' | 'job:finished', job: Job) => void;
@@ -33,7 +36,7 @@ interface Supervised {
   readonly identity: ProcessIdentity;
   readonly dir: string;
   stop?: { readonly by: string; readonly graceMs: number; readonly done: Promise<StopResult> };
-  timer?: NodeJS.Timeout;
+  timer?: ClockTimer;
   /** Set once the end is being recorded: a stop arriving then changes nothing. */
   finishing: boolean;
   /** Adopted from an earlier server: its exit was not seen as it happened. */
@@ -152,7 +155,7 @@ export class Supervisor {
 
   close(): void {
     this.#closed = true;
-    for (const s of this.#jobs.values()) clearTimeout(s.timer);
+    for (const s of this.#jobs.values()) s.timer?.clear();
     this.#jobs.clear();
     this.#deps.adopted.close();
   }
@@ -169,7 +172,7 @@ export class Supervisor {
     const { timeoutMs } = job.spec;
     if (timeoutMs !== null && job.startedAt) {
       const left = timeoutMs - (this.#deps.now().getTime() - job.startedAt.getTime());
-      s.timer = setTimeout(
+      s.timer = this.#deps.clock.setTimer(
         () => {
           if (!s.stop && !s.finishing) {
             this.#beginStop(s, 'timeout', this.#deps.defaultGraceMs).catch((err) =>
@@ -179,7 +182,6 @@ export class Supervisor {
         },
         Math.max(0, left),
       );
-      s.timer.unref();
     }
     s.finished = exited.then(() => this.#finish(s));
     s.finished.catch((err) => this.#deps.onError(err as Error, job.id));
@@ -208,7 +210,7 @@ export class Supervisor {
 
   async #finish(s: Supervised): Promise<Job> {
     s.finishing = true;
-    clearTimeout(s.timer);
+    s.timer?.clear();
     if (this.#closed) return s.job;
     const stopResult = s.stop ? await s.stop.done.catch(() => undefined) : undefined;
     // The job ended when its main process did; whatever it left behind goes with it.
