@@ -113,7 +113,7 @@ export type JobHold = 'after' | 'delay' | 'starting' | null;
 
 /** Where the job's processes are, recorded when it starts so a later server can find and verify them. */
 export interface ProcessIdentity {
-  /** Pid of the job's wrapper, which is also its process group id. */
+  /** Pid of the job's own main process (the command itself), which is also its process group id. */
   readonly pid: number;
   /** Start time of that pid in clock ticks since boot (/proc/PID/stat field 22): with bootId it tells a reused pid apart. */
   readonly startTicks: number;
@@ -121,6 +121,18 @@ export interface ProcessIdentity {
   readonly bootId: string;
   /** The job's cgroup directories (empty when the host gives none). */
   readonly cgroups: readonly string[];
+  /**
+   * The job's wrapper: the parent that waits for the main process and records its exit status.
+   * Absent on jobs started by a server from before the native spawner (their `pid` is the
+   * wrapper's own, which led their process group).
+   */
+  readonly wrapper?: WrapperIdentity;
+}
+
+/** Who the wrapper of a job is: pid and start time (same boot as the job). */
+export interface WrapperIdentity {
+  readonly pid: number;
+  readonly startTicks: number;
 }
 
 /** How a job ended, as recorded when it reached a final status. */

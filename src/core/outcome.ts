@@ -1,17 +1,36 @@
 import type { JobExit, JobStatus } from './job.ts';
 
+/**
+ * The wrapper's record of how the command ended (see src/runtime/exit-record.ts): an exit code,
+ * a signal number, a failure before the command ran, a stop before it ran; `status` and
+ * `notfound` are the records of the shell wrapper that servers before the native spawner used.
+ */
+export type EndRecord =
+  | { readonly kind: 'exited'; readonly code: number }
+  | { readonly kind: 'signaled'; readonly signal: number }
+  | {
+      readonly kind: 'failed';
+      readonly stage: 'cgroup' | 'stdio' | 'chdir' | 'exec';
+      readonly message: string;
+    }
+  | { readonly kind: 'status'; readonly status: number }
+  | { readonly kind: 'notfound' | 'notstarted' };
+
 /** What the runtime knows when a job's processes are gone. */
 export interface EndFacts {
-  /** The wrapper's record: the command's shell status, or why it never ran; undefined when none was left. */
-  readonly record?:
-    | { readonly kind: 'status'; readonly status: number }
-    | { readonly kind: 'notfound' | 'cgroup' | 'notstarted' };
+  /** The wrapper's record; undefined when none was left. */
+  readonly record?: EndRecord;
   readonly command: string;
   /** Who asked the job to stop, when someone did (`timeout` for a timeout). */
   readonly stopBy?: string;
   readonly timeoutMs?: number | null;
   /** The stop had to SIGKILL processes after this grace period. */
   readonly forcedAfterMs?: number;
+  /**
+   * The wrapper died without a record while this server was watching it (the job, or someone,
+   * killed it): the server saw it happen and stopped what was left of the job.
+   */
+  readonly supervisorKilled?: boolean;
   /** Signal names by number (the runtime supplies the host's table). */
   readonly signalName: (num: number) => string | undefined;
 }
@@ -28,23 +47,17 @@ export interface Outcome {
  */
 export function decideOutcome(facts: EndFacts): Outcome {
   const { record } = facts;
-  let exit: JobExit;
-  if (record?.kind === 'notfound') {
-    exit = { exitCode: 127, signal: null, reason: `command not found: ${facts.command}` };
-  } else if (record?.kind === 'notstarted') {
-    exit = { exitCode: null, signal: null, reason: 'ended before its command started' };
-  } else if (record?.kind === 'cgroup') {
-    exit = { exitCode: null, signal: null, reason: 'could not join its cgroup' };
-  } else if (record?.kind === 'status') {
-    const signal = record.status > 128 ? facts.signalName(record.status - 128) : undefined;
-    exit = signal
-      ? { exitCode: null, signal, reason: `killed by ${signal}` }
-      : { exitCode: record.status, signal: null, reason: `exited with code ${record.status}` };
-  } else if (facts.forcedAfterMs !== undefined) {
+  let exit = recordedExit(facts);
+  if (!exit && facts.forcedAfterMs !== undefined) {
     exit = { exitCode: null, signal: 'SIGKILL', reason: 'killed by SIGKILL' };
-  } else {
-    exit = { exitCode: null, signal: null, reason: 'no exit status' };
+  } else if (!exit && facts.supervisorKilled) {
+    exit = {
+      exitCode: null,
+      signal: null,
+      reason: "the job's supervisor process was killed; its remaining processes were stopped",
+    };
   }
+  exit ??= { exitCode: null, signal: null, reason: 'no exit status' };
   if (facts.forcedAfterMs !== undefined) {
     exit = { ...exit, reason: `${exit.reason} after ${formatDuration(facts.forcedAfterMs)} grace` };
   }
@@ -57,13 +70,69 @@ export function decideOutcome(facts: EndFacts): Outcome {
   if (facts.stopBy !== undefined) {
     return { status: 'stopped', exit: { ...exit, reason: `stopped by ${facts.stopBy}: ${exit.reason}` } };
   }
-  if (!record) {
+  if (!record && !facts.supervisorKilled) {
     return {
       status: 'lost',
       exit: { ...exit, reason: 'its processes ended while no server was running and left no exit status' },
     };
   }
   return { status: exit.exitCode === 0 ? 'succeeded' : 'failed', exit };
+}
+
+function recordedExit(facts: EndFacts): JobExit | undefined {
+  const { record } = facts;
+  const killedBy = (num: number): JobExit | undefined => {
+    const signal = facts.signalName(num);
+    return signal ? { exitCode: null, signal, reason: `killed by ${signal}` } : undefined;
+  };
+  const exited = (code: number): JobExit => ({
+    exitCode: code,
+    signal: null,
+    reason: `exited with code ${code}`,
+  });
+  switch (record?.kind) {
+    case undefined:
+      return undefined;
+    case 'exited':
+      return exited(record.code);
+    case 'signaled':
+      return (
+        killedBy(record.signal) ?? {
+          exitCode: null,
+          signal: null,
+          reason: `killed by signal ${record.signal}`,
+        }
+      );
+    case 'status':
+      // The shell wrapper's 128+N cannot be told from a command that exits 128+N: read as a signal.
+      return (record.status > 128 ? killedBy(record.status - 128) : undefined) ?? exited(record.status);
+    case 'notfound':
+      return { exitCode: 127, signal: null, reason: `command not found: ${facts.command}` };
+    case 'notstarted':
+      return { exitCode: null, signal: null, reason: 'ended before its command started' };
+    case 'failed':
+      return {
+        exitCode: record.stage === 'exec' && record.message === 'command not found' ? 127 : null,
+        signal: null,
+        reason: failureReason(record, facts.command),
+      };
+  }
+}
+
+function failureReason(record: Extract<EndRecord, { kind: 'failed' }>, command: string): string {
+  const why = record.message ? `: ${record.message}` : '';
+  switch (record.stage) {
+    case 'exec':
+      return record.message === 'command not found'
+        ? `command not found: ${command}`
+        : `could not execute ${command}${why}`;
+    case 'chdir':
+      return `could not enter its working directory${why}`;
+    case 'cgroup':
+      return `could not join its cgroup${why}`;
+    case 'stdio':
+      return `could not set up its standard streams${why}`;
+  }
 }
 
 /** `250 ms`, `10 s`, `1.5 s`, `3 min`, `2 h`. */

@@ -1,14 +1,13 @@
-import type { ProcessIdentity } from '../core/job.ts';
-import { isSameProcessAlive } from '../runtime/process-identity.ts';
+import { isSameProcessAlive, type RecordedProcess } from '../runtime/process-identity.ts';
 
 /**
- * Notices when a job adopted from an earlier server exits. The engine is not the parent
- * of such a job, so no exit event reaches it; one shared timer checks every adopted job's
+ * Notices when the wrapper of a job adopted from an earlier server (or orphaned by a spawner that
+ * died) exits. No exit event reaches the engine for such a job; one shared timer checks every adopted job's
  * recorded identity (a /proc read each), never one timer per job.
  */
 export class AdoptedExitWatch {
   readonly #intervalMs: number;
-  readonly #watched = new Map<ProcessIdentity, () => void>();
+  readonly #watched = new Map<RecordedProcess, () => void>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(intervalMs: number) {
@@ -16,7 +15,7 @@ export class AdoptedExitWatch {
   }
 
   /** Resolves when the identified process is gone. */
-  exited(identity: ProcessIdentity): Promise<void> {
+  exited(identity: RecordedProcess): Promise<void> {
     if (!isSameProcessAlive(identity)) return Promise.resolve();
     return new Promise((resolve) => {
       this.#watched.set(identity, resolve);

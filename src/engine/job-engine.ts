@@ -1,6 +1,5 @@
 import { EventEmitter, once } from 'node:events';
-import { closeSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
@@ -8,7 +7,6 @@ import { isJobId, newJobId } from '../core/ids.ts';
 import { isActive, isFinal, type Job } from '../core/job.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
-import { openOutputFiles } from '../output/output-files.ts';
 import { followOutput } from '../output/output-follower.ts';
 import { OutputMonitor } from '../output/output-monitor.ts';
 import { type OutputRead, readOutput } from '../output/output-reader.ts';
@@ -16,13 +14,14 @@ import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
 import { preflight } from '../runtime/preflight.ts';
-import { type SpawnedJob, spawnJob } from '../runtime/spawn-job.ts';
-import { stopProcesses } from '../runtime/stop-processes.ts';
+import { SpawnerClient } from '../runtime/spawner-client.ts';
+import { spawnerPath } from '../runtime/spawner-path.ts';
 import type { JobListQuery, JobPage, JobStore, QueueSettings, QueueState } from '../store/job-store.ts';
 import { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
+import { Launcher } from './launcher.ts';
 import { Supervisor } from './supervisor.ts';
 
 /** Who is asking: recorded on the job and on its stop. */
@@ -83,6 +82,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #cgroups: Cgroups;
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
+  readonly #spawner: SpawnerClient;
+  readonly #launcher: Launcher;
   /**
    * Claimed jobs being spawned right now, until supervised: they hold a slot, and a stop or a
    * pause that comes meanwhile waits for the launch to end rather than miss the job.
@@ -120,6 +121,19 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         this.emit('engine:error', err, jobId);
       },
     });
+    this.#spawner = new SpawnerClient({
+      path: spawnerPath(),
+      log: (line) => options.logger.warn({ spawner: true }, line),
+    });
+    this.#launcher = new Launcher({
+      store: this.#store,
+      cgroups: this.#cgroups,
+      supervisor: this.#supervisor,
+      spawner: this.#spawner,
+      node: options.node,
+      jobDir: (id) => this.#jobDir(id),
+      changed: (job) => this.#changed(job),
+    });
     this.#dispatcher = new Dispatcher({
       store: this.#store,
       node: options.node,
@@ -140,7 +154,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true });
     const running = await engine.#store.listRunning(engine.#options.node);
     await engine.#supervisor.recover(running);
-    await engine.#recoverClaims();
+    await engine.#launcher.recoverClaims();
     // Dependencies that ended while the last server was going down still settle their dependents.
     for (const job of await engine.#store.settleAll(engine.#options.now())) engine.#changed(job);
     engine.#options.logger.info(
@@ -193,7 +207,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Starts a job the dispatcher claimed. Never rejects: what fails is recorded on the job. */
   async #launch(job: Job): Promise<void> {
-    const launched = this.#spawn(job).then(
+    const launched = this.#launcher.launch(job).then(
       () => undefined,
       (err: unknown) => {
         this.#options.logger.error({ err, jobId: job.id }, 'job launch failed');
@@ -205,80 +219,6 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       await launched;
     } finally {
       this.#launches.delete(job.id);
-    }
-  }
-
-  async #spawn(job: Job): Promise<Job> {
-    const { spec, id } = job;
-    const dir = this.#jobDir(id);
-    let fds: { stdout: number; stderr: number } | undefined;
-    let cgroups: string[] = [];
-    let spawned: SpawnedJob;
-    try {
-      // The directory is made last before the spawn: after a crash, a claimed job whose
-      // directory exists may have run, and is never run again (see #recoverClaims).
-      await mkdir(dir, { mode: 0o700 });
-      fds = await openOutputFiles(dir);
-      cgroups = this.#cgroups.create(id, spec.limits);
-      spawned = spawnJob({
-        spec,
-        dir,
-        cgroups,
-        env: jobEnvironment(spec, id),
-        stdoutFd: fds.stdout,
-        stderrFd: fds.stderr,
-      });
-    } catch (err) {
-      this.#cgroups.remove(cgroups);
-      return this.#supervisor.failedToStart(job, err as Error);
-    } finally {
-      if (fds) closeFds(fds);
-    }
-    try {
-      return await this.#supervisor.started(job, spawned, dir);
-    } catch (err) {
-      // Its processes run but nothing supervises them: end them before recording the failure.
-      await stopProcesses(spawned.identity, this.#cgroups, 0, true).catch(() => undefined);
-      try {
-        this.#cgroups.remove(cgroups);
-      } catch {
-        // a cgroup the kernel still holds is removed by no one: it is empty and costs nothing
-      }
-      return this.#supervisor.failedToStart(job, err as Error);
-    }
-  }
-
-  /**
-   * Claims this node made and never saw through (the server died while starting them): a job
-   * whose directory exists may have begun, so its processes are killed and it is recorded as
-   * failed, never run twice; one without a directory never ran and goes back to its queue.
-   */
-  async #recoverClaims(): Promise<void> {
-    for (const job of await this.#store.listStarting(this.#options.node)) {
-      const dirs = this.#cgroups.existing(job.id);
-      if (dirs.length > 0) {
-        this.#cgroups.killAll(dirs);
-        await this.#cgroups.whenEmpty(dirs, AbortSignal.timeout(30_000)).catch(() => {});
-        this.#cgroups.remove(dirs);
-      }
-      const began = await stat(this.#jobDir(job.id)).then(
-        () => true,
-        () => false,
-      );
-      if (!began) {
-        await this.#store.releaseClaim(job.id);
-        // A stop recorded while it was being started is a cancel now that it never started.
-        if (job.stop) {
-          const reason = `cancelled by ${job.stop.by} before it started`;
-          this.#changed(await this.#store.cancelQueued(job.id, job.stop, reason));
-        }
-        continue;
-      }
-      await this.#supervisor.failedToStart(
-        job,
-        new Error('the server stopped while starting it; it may have begun, so it is not run again'),
-        { retry: false },
-      );
     }
   }
 
@@ -511,6 +451,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
     await this.#dispatcher.close();
+    this.#spawner.close();
     this.#supervisor.close();
     this.#monitor.close();
   }
@@ -518,9 +459,4 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   #jobDir(id: string): string {
     return join(this.#options.dataDir, 'jobs', id);
   }
-}
-
-function closeFds(fds: { stdout: number; stderr: number }): void {
-  closeSync(fds.stdout);
-  closeSync(fds.stderr);
 }

@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { nextAttempt } from '../core/attempts.ts';
 import type { Clock, ClockTimer } from '../core/clock.ts';
 import { IllegalTransitionError } from '../core/errors.ts';
@@ -9,8 +8,9 @@ import type { OutputMonitor } from '../output/output-monitor.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
+import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
-import type { SpawnedJob } from '../runtime/spawn-job.ts';
+import type { WrapperEnd } from '../runtime/spawner-client.ts';
 import { killLeftovers, type StopResult, stopProcesses } from '../runtime/stop-processes.ts';
 import type { JobFinish, JobStore } from '../store/job-store.ts';
 import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
@@ -30,6 +30,13 @@ export interface SupervisorDeps {
   readonly onError: (err: Error, jobId: string) => void;
 }
 
+/** A job's processes as the spawner started them. */
+export interface SpawnedJob {
+  readonly identity: ProcessIdentity;
+  /** Settles when the wrapper ended, or was orphaned by a spawner that died (then watched by identity). */
+  readonly exited: Promise<WrapperEnd>;
+}
+
 /** One running job under supervision. */
 interface Supervised {
   job: Job;
@@ -41,6 +48,8 @@ interface Supervised {
   finishing: boolean;
   /** Adopted from an earlier server: its exit was not seen as it happened. */
   readonly adopted: boolean;
+  /** Its wrapper was alive while this server watched it: if it ends with no record, it was killed. */
+  readonly wrapperWatched: boolean;
   finished?: Promise<Job>;
 }
 
@@ -61,10 +70,15 @@ export class Supervisor {
   /** Records the start of a freshly spawned job and supervises it. */
   async started(job: Job, spawned: SpawnedJob, dir: string): Promise<Job> {
     // Listen before any await, so an instant exit is not missed.
-    const exited = childExit(spawned.child);
+    const exited = spawned.exited.then((end) =>
+      end === 'orphaned' ? this.#deps.adopted.exited(endWatchedProcess(spawned.identity)) : undefined,
+    );
     this.#deps.monitor.watch(job.id, dir);
     const started = await this.#deps.store.markStarted(job.id, spawned.identity, this.#deps.now());
-    const s = this.#supervise(started, spawned.identity, dir, exited, false);
+    const s = this.#supervise(started, spawned.identity, dir, exited, {
+      adopted: false,
+      wrapperWatched: true,
+    });
     this.#deps.emit('job:started', started);
     // A stop that came while it was being started: recorded then, carried out now.
     if (started.stop) {
@@ -127,8 +141,10 @@ export class Supervisor {
     for (const job of jobs) {
       const dir = this.#deps.jobDir(job.id);
       const identity = job.process ?? { pid: 0, startTicks: -1, bootId: '', cgroups: [] };
-      const exited = this.#deps.adopted.exited(identity);
-      const s = this.#supervise(job, identity, dir, exited, true);
+      const watched = endWatchedProcess(identity);
+      const wrapperWatched = identity.wrapper !== undefined && isSameProcessAlive(watched);
+      const exited = this.#deps.adopted.exited(watched);
+      const s = this.#supervise(job, identity, dir, exited, { adopted: true, wrapperWatched });
       if (job.stop) {
         // A stop was under way when the last server went: finish it with the grace that remains.
         const left = Math.max(0, job.stop.graceMs - (this.#deps.now().getTime() - job.stop.at.getTime()));
@@ -165,9 +181,9 @@ export class Supervisor {
     identity: ProcessIdentity,
     dir: string,
     exited: Promise<void>,
-    adopted: boolean,
+    how: { readonly adopted: boolean; readonly wrapperWatched: boolean },
   ): Supervised {
-    const s: Supervised = { job, identity, dir, finishing: false, adopted };
+    const s: Supervised = { job, identity, dir, finishing: false, ...how };
     this.#jobs.set(job.id, s);
     const { timeoutMs } = job.spec;
     if (timeoutMs !== null && job.startedAt) {
@@ -213,7 +229,8 @@ export class Supervisor {
     s.timer?.clear();
     if (this.#closed) return s.job;
     const stopResult = s.stop ? await s.stop.done.catch(() => undefined) : undefined;
-    // The job ended when its main process did; whatever it left behind goes with it.
+    // The job ended when its main process did (its wrapper recorded that and exited); whatever it
+    // left behind goes with it. A wrapper killed before it recorded may leave the main process too.
     await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted);
     const record = await readExitRecord(s.dir);
     await this.#deps.monitor.finish(s.job.id, s.dir);
@@ -226,6 +243,7 @@ export class Supervisor {
       stopBy: s.stop?.by,
       timeoutMs: s.job.spec.timeoutMs,
       forcedAfterMs: forced && s.stop ? s.stop.graceMs : undefined,
+      supervisorKilled: !record && s.wrapperWatched,
       signalName,
     });
     try {
@@ -259,10 +277,4 @@ export class Supervisor {
     };
     return this.#deps.store.markRetried(job.id, { ...finish, exit }, next);
   }
-}
-
-function childExit(child: ChildProcess): Promise<void> {
-  child.on('error', () => {});
-  child.unref();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ProcessIdentity } from '../core/job.ts';
 
 /**
  * Who a pid is. A pid alone is never trusted: pids are reused, so a job's process is
@@ -48,10 +49,26 @@ export function identify(pid: number): { startTicks: number; bootId: string } | 
  * True when `pid` is still the very process that was recorded, and alive (a zombie
  * counts as exited: it runs nothing, and on hosts whose init does not reap, it stays).
  */
-export function isSameProcessAlive(recorded: { pid: number; startTicks: number; bootId: string }): boolean {
+export function isSameProcessAlive(recorded: RecordedProcess): boolean {
   if (recorded.bootId !== bootId()) return false;
   const stat = readProcStat(recorded.pid);
   return (
     stat !== undefined && stat.startTicks === recorded.startTicks && stat.state !== 'Z' && stat.state !== 'X'
   );
+}
+
+/** A process as recorded: pid, start time and boot. */
+export interface RecordedProcess {
+  readonly pid: number;
+  readonly startTicks: number;
+  readonly bootId: string;
+}
+
+/**
+ * The process whose end is the job's end: its wrapper, which exits once it has recorded the
+ * command's exit status. Jobs started before the native spawner recorded only their wrapper,
+ * as `pid`.
+ */
+export function endWatchedProcess(identity: ProcessIdentity): RecordedProcess {
+  return identity.wrapper ? { ...identity.wrapper, bootId: identity.bootId } : identity;
 }

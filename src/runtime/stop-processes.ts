@@ -35,9 +35,10 @@ export async function stopProcesses(
 }
 
 /**
- * Kills whatever a job left behind after its main process exited. Without cgroups only
- * the process group can be found, and only while `groupIsOurs`: right after we saw the
- * leader exit (a pgid is not reused while any member lives), not after a restart.
+ * Kills whatever a job left behind after its wrapper ended (its main process included, when a
+ * killed wrapper left it running). Without cgroups only the process group can be found: through
+ * its leader when that is still the recorded process, otherwise only while `groupIsOurs`: right
+ * after we saw the wrapper end (a pgid is not reused while any member lives), not after a restart.
  */
 export async function killLeftovers(
   identity: ProcessIdentity,
@@ -51,7 +52,8 @@ export async function killLeftovers(
     await cgroups.whenEmpty(dirs, AbortSignal.timeout(30_000)).catch(() => {});
     return true;
   }
-  if (!groupIsOurs || identity.pid <= 1 || !groupExists(identity.pid)) return false;
+  if (identity.pid <= 1) return false;
+  if (!isSameProcessAlive(identity) && !(groupIsOurs && groupExists(identity.pid))) return false;
   sendSignal(-identity.pid, 'SIGKILL');
   return true;
 }

@@ -127,8 +127,13 @@ describe('engine restart', () => {
     const before = await openHarness({}, dataDir);
     const recorded = await before.store.getJob(id);
     await before.close();
+    // The wrapper first, so nothing is left to record the job's end; then the job's group.
+    const { wrapper, bootId } = recorded!.process!;
+    process.kill(wrapper!.pid, 'SIGKILL');
     process.kill(-recorded!.process!.pid, 'SIGKILL');
-    while (isSameProcessAlive(recorded!.process!)) await new Promise((r) => setImmediate(r));
+    while (isSameProcessAlive(recorded!.process!) || isSameProcessAlive({ ...wrapper!, bootId })) {
+      await new Promise((r) => setImmediate(r));
+    }
 
     const h = await openHarness({}, dataDir);
     try {
@@ -225,7 +230,7 @@ describe('engine restart with queued work', () => {
 });
 
 describe('engine restart: claims cut short', () => {
-  it('a claimed job never spawned runs once; one whose start may have begun fails and is not run again', async () => {
+  it('a claimed job never spawned runs once; one sent to the spawner whose command never began fails and is not run again', async () => {
     const dataDir = await newDataDir();
     const setup = await openHarness({}, dataDir);
     const never = makeJob({
@@ -236,7 +241,8 @@ describe('engine restart: claims cut short', () => {
     await setup.store.insertJob({ ...never, hold: 'starting' });
     await setup.store.insertJob({ ...begun, hold: 'starting' });
     await setup.close();
-    // What a server that died between making the job directory and recording the start leaves.
+    // What a server that died between making the job directory and its wrapper recording the
+    // job's identity (before the command runs) leaves.
     await mkdir(join(dataDir, 'jobs', begun.id));
 
     const h = await openHarness({}, dataDir);
@@ -245,7 +251,7 @@ describe('engine restart: claims cut short', () => {
       assert.equal(ran.status, 'succeeded');
       const failed = await h.engine.get(begun.id);
       assert.equal(failed.status, 'failed');
-      assert.match(failed.exit!.reason, /server stopped while starting it; it may have begun/);
+      assert.match(failed.exit!.reason, /server stopped while starting it, before its command began/);
       assert.deepEqual(await h.store.listStarting('test-node'), []);
     } finally {
       await h.destroy();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,18 +8,23 @@ import { normalizeSpec } from '../../src/core/spec.ts';
 import { type CgroupMode, Cgroups } from '../../src/runtime/cgroups.ts';
 import { readExitRecord } from '../../src/runtime/exit-record.ts';
 import { jobEnvironment } from '../../src/runtime/job-environment.ts';
+import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
 import { preflight } from '../../src/runtime/preflight.ts';
-import { identify, isSameProcessAlive } from '../../src/runtime/process-identity.ts';
-import { spawnJob } from '../../src/runtime/spawn-job.ts';
+import { bootId, identify, isSameProcessAlive } from '../../src/runtime/process-identity.ts';
+import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
+import { spawnerPath } from '../../src/runtime/spawner-path.ts';
 import { stopProcesses } from '../../src/runtime/stop-processes.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 let root: string;
+let spawner: SpawnerClient;
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'jw-runtime-'));
+  spawner = new SpawnerClient({ path: spawnerPath(), log: (line) => process.stderr.write(`${line}\n`) });
 });
 after(async () => {
+  spawner.close();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -28,21 +33,17 @@ async function launch(cgroups: Cgroups, input: object) {
   const spec = normalizeSpec(input, { cwd: dir });
   const id = dir.slice(-6);
   const dirs = cgroups.create(`t-${process.pid}-${id}`, spec.limits);
-  const out = await open(join(dir, 'stdout'), 'w');
-  const err = await open(join(dir, 'stderr'), 'w');
-  const spawned = spawnJob({
-    spec,
-    dir,
+  const reply = await spawner.start(jobSpawnRequest(spec, id, dir, dirs));
+  assert.equal(reply.kind, 'started');
+  if (reply.kind !== 'started') throw new Error('not started');
+  const identity = {
+    pid: reply.jobPid,
+    startTicks: reply.jobTicks,
+    bootId: bootId(),
     cgroups: dirs,
-    env: jobEnvironment(spec, id),
-    stdoutFd: out.fd,
-    stderrFd: err.fd,
-  });
-  // Listen before any await: a quick job may exit meanwhile.
-  const exited = new Promise<void>((resolve) => spawned.child.once('exit', () => resolve()));
-  await out.close();
-  await err.close();
-  return { dir, spawned, exited, dirs };
+    wrapper: { pid: reply.wrapperPid, startTicks: reply.wrapperTicks },
+  };
+  return { dir, spawned: { identity }, exited: reply.exited, dirs };
 }
 
 // Every mode this host offers: cgroup v2, v1, and none (process groups only).
@@ -78,7 +79,7 @@ for (const mode of modes) {
       cgroups.remove(dirs);
     });
 
-    it('a graceful stop is not forced and the wrapper records the signal', async () => {
+    it('a graceful stop is not forced and the wrapper records the signal itself, not 128+N', async () => {
       const { dir, spawned, exited, dirs } = await launch(cgroups, {
         command: 'sh',
         args: ['-c', 'echo ready; exec sleep 60'],
@@ -88,9 +89,9 @@ for (const mode of modes) {
       await exited;
       assert.equal(result.forced, false);
       const record = await readExitRecord(dir);
-      assert.deepEqual(record && { kind: record.kind, status: 'status' in record ? record.status : -1 }, {
-        kind: 'status',
-        status: 128 + 15,
+      assert.deepEqual(record && { kind: record.kind, signal: 'signal' in record ? record.signal : -1 }, {
+        kind: 'signaled',
+        signal: 15,
       });
       cgroups.remove(dirs);
     });
@@ -99,14 +100,18 @@ for (const mode of modes) {
       const ok = await launch(cgroups, { command: 'sh', args: ['-c', 'echo out; echo err >&2; exit 3'] });
       await ok.exited;
       const record = await readExitRecord(ok.dir);
-      assert.equal(record?.kind === 'status' && record.status, 3);
+      assert.equal(record?.kind === 'exited' && record.code, 3);
       assert.equal(await readFile(join(ok.dir, 'stdout'), 'utf8'), 'out\n');
       assert.equal(await readFile(join(ok.dir, 'stderr'), 'utf8'), 'err\n');
       cgroups.remove(ok.dirs);
 
       const missing = await launch(cgroups, { command: 'no-such-command-here' });
       await missing.exited;
-      assert.equal((await readExitRecord(missing.dir))?.kind, 'notfound');
+      const notFound = await readExitRecord(missing.dir);
+      assert.deepEqual(notFound?.kind === 'failed' && [notFound.stage, notFound.message], [
+        'exec',
+        'command not found',
+      ]);
       cgroups.remove(missing.dirs);
     });
 

@@ -1,0 +1,132 @@
+import { mkdir, stat } from 'node:fs/promises';
+import { SpawnError } from '../core/errors.ts';
+import type { Job, ProcessIdentity } from '../core/job.ts';
+import type { Cgroups } from '../runtime/cgroups.ts';
+import { readIdentityFile } from '../runtime/identity-file.ts';
+import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
+import { bootId } from '../runtime/process-identity.ts';
+import type { SpawnerClient } from '../runtime/spawner-client.ts';
+import { stopProcesses } from '../runtime/stop-processes.ts';
+import type { JobStore } from '../store/job-store.ts';
+import type { SpawnedJob, Supervisor } from './supervisor.ts';
+
+export interface LauncherDeps {
+  readonly store: JobStore;
+  readonly cgroups: Cgroups;
+  readonly supervisor: Supervisor;
+  readonly spawner: SpawnerClient;
+  readonly node: string;
+  readonly jobDir: (id: string) => string;
+  /** A job that ended without supervision (a claim cancelled): events and what follows. */
+  readonly changed: (job: Job) => void;
+}
+
+/**
+ * Starts claimed jobs through the spawner and hands them to the supervisor; at open, sees through
+ * the claims an earlier server left half-done. Whether a job began is read from its directory:
+ * its wrapper records the job's identity there before the command is executed, so a job that
+ * began is never run twice nor recorded as anything but what became of it.
+ */
+export class Launcher {
+  readonly #deps: LauncherDeps;
+
+  constructor(deps: LauncherDeps) {
+    this.#deps = deps;
+  }
+
+  /** Starts a claimed job; what fails is recorded on the job. */
+  async launch(job: Job): Promise<Job> {
+    const { spec, id } = job;
+    const { cgroups, supervisor } = this.#deps;
+    const dir = this.#deps.jobDir(id);
+    let dirs: string[] = [];
+    let spawned: SpawnedJob;
+    try {
+      // The directory is made last before the spawn: after a crash, a claimed job whose
+      // directory exists may have been sent to the spawner (see recoverClaims).
+      await mkdir(dir, { mode: 0o700 });
+      dirs = cgroups.create(id, spec.limits);
+      const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs));
+      if (reply.kind === 'refused') throw new SpawnError(reply.reason);
+      if (reply.kind === 'started') {
+        const identity: ProcessIdentity = {
+          pid: reply.jobPid,
+          startTicks: reply.jobTicks,
+          bootId: bootId(),
+          cgroups: dirs,
+          wrapper: { pid: reply.wrapperPid, startTicks: reply.wrapperTicks },
+        };
+        spawned = { identity, exited: reply.exited };
+      } else {
+        // The spawner died with the request in flight; every wrapper it was starting has decided.
+        const found = await readIdentityFile(dir, dirs);
+        if (!found) {
+          throw new SpawnError('the spawner stopped while starting it, before its command began');
+        }
+        spawned = { identity: found.identity, exited: Promise.resolve('orphaned') };
+      }
+    } catch (err) {
+      this.#removeCgroups(dirs);
+      return supervisor.failedToStart(job, err as Error);
+    }
+    try {
+      return await supervisor.started(job, spawned, dir);
+    } catch (err) {
+      // Its processes run but nothing supervises them: end them before recording the failure.
+      await stopProcesses(spawned.identity, cgroups, 0, true).catch(() => undefined);
+      this.#removeCgroups(dirs);
+      return supervisor.failedToStart(job, err as Error);
+    }
+  }
+
+  /**
+   * Claims this node made and never saw through (the server died while starting them). A job
+   * whose wrapper recorded its identity began: it is adopted like any running job, so one that
+   * still runs is supervised and one that ended gets its recorded outcome. One whose directory
+   * exists without that record never ran its command: whatever was made for it is killed and it
+   * is recorded failed. One without a directory was never sent and goes back to its queue.
+   */
+  async recoverClaims(): Promise<void> {
+    const { store, cgroups, supervisor } = this.#deps;
+    for (const job of await store.listStarting(this.#deps.node)) {
+      const dir = this.#deps.jobDir(job.id);
+      const dirs = cgroups.existing(job.id);
+      const found = await readIdentityFile(dir, dirs);
+      if (found) {
+        await supervisor.recover([await store.markStarted(job.id, found.identity, found.at)]);
+        continue;
+      }
+      if (dirs.length > 0) {
+        cgroups.killAll(dirs);
+        await cgroups.whenEmpty(dirs, AbortSignal.timeout(30_000)).catch(() => {});
+        cgroups.remove(dirs);
+      }
+      const sent = await stat(dir).then(
+        () => true,
+        () => false,
+      );
+      if (!sent) {
+        await store.releaseClaim(job.id);
+        // A stop recorded while it was being started is a cancel now that it never started.
+        if (job.stop) {
+          const reason = `cancelled by ${job.stop.by} before it started`;
+          this.#deps.changed(await store.cancelQueued(job.id, job.stop, reason));
+        }
+        continue;
+      }
+      await supervisor.failedToStart(
+        job,
+        new Error('the server stopped while starting it, before its command began; it is not run again'),
+        { retry: false },
+      );
+    }
+  }
+
+  #removeCgroups(dirs: readonly string[]): void {
+    try {
+      this.#deps.cgroups.remove(dirs);
+    } catch {
+      // a cgroup the kernel still holds is removed by no one: it is empty and costs nothing
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import type { JobSpec } from '../core/job.ts';
+import { outputPaths } from '../output/output-files.ts';
+import { jobEnvironment } from './job-environment.ts';
+import { resolveCommand } from './preflight.ts';
+import type { SpawnRequest } from './spawner-protocol.ts';
+
+/**
+ * What the spawner runs for a job: the command's resolved path exec'd with the exact argv
+ * (argv[0] as the user wrote it) and the job's whole environment; a shell only for
+ * `shell: true`, as `/bin/sh -c SCRIPT sh ARGS...`.
+ */
+export function jobSpawnRequest(
+  spec: JobSpec,
+  jobId: string,
+  dir: string,
+  cgroups: readonly string[],
+): SpawnRequest {
+  const env = jobEnvironment(spec, jobId);
+  const paths = outputPaths(dir);
+  const common = {
+    jobId,
+    dir,
+    cwd: spec.cwd,
+    env,
+    cgroupProcs: cgroups.map((cgroup) => `${cgroup}/cgroup.procs`),
+    stdoutPath: paths.stdout,
+    stderrPath: paths.stderr,
+  };
+  if (spec.shell) {
+    return { ...common, path: '/bin/sh', argv: ['/bin/sh', '-c', spec.command, 'sh', ...spec.args] };
+  }
+  // Gone since the preflight: an empty path fails the exec with ENOENT, "command not found".
+  const resolved = resolveCommand(spec.command, spec.cwd, env.PATH ?? '');
+  return { ...common, path: resolved ?? '', argv: [spec.command, ...spec.args] };
+}

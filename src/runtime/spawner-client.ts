@@ -1,0 +1,212 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { encodeRequest, parseSpawnerLine, type SpawnerLine, type SpawnRequest } from './spawner-protocol.ts';
+
+/**
+ * How a wrapper's end came to be known: `exited` as the spawner reaped it; `orphaned` when the
+ * spawner died first, so its end must be watched another way (by identity, as adopted jobs are).
+ */
+export type WrapperEnd = 'exited' | 'orphaned';
+
+/** The answer to one start request. */
+export type SpawnReply =
+  | {
+      readonly kind: 'started';
+      readonly jobPid: number;
+      readonly jobTicks: number;
+      readonly wrapperPid: number;
+      readonly wrapperTicks: number;
+      /** Settles when the wrapper has ended (after writing the exit record) or was orphaned. */
+      readonly exited: Promise<WrapperEnd>;
+    }
+  /** The job's process never existed: fork, pipe or output-file creation failed. */
+  | { readonly kind: 'refused'; readonly reason: string }
+  /** The spawner died with this request in flight: the job directory's identity file tells. */
+  | { readonly kind: 'unknown' };
+
+export interface SpawnerClientOptions {
+  /** The spawner executable (see `spawnerPath()`). */
+  readonly path: string;
+  /** Receives each line the spawner writes to its stderr, and news of its restarts. */
+  readonly log: (line: string) => void;
+}
+
+/** What a stage of a failed start means, for the job's reason. */
+const STAGE_TEXT: Record<string, string> = {
+  fork: 'could not create its process',
+  exec: 'could not create its process',
+  stdio: 'could not create its output files',
+};
+
+/** One spawner process and what is waiting on it. */
+interface Generation {
+  readonly proc: ChildProcess;
+  readonly pending: Map<string, (reply: SpawnReply) => void>;
+  readonly exits: Map<number, (end: WrapperEnd) => void>;
+  readonly queue: Buffer[];
+  flushScheduled: boolean;
+  text: string;
+  ended: boolean;
+}
+
+/**
+ * Talks to the native spawner (src/runtime/native/jobworker-spawner.c): the server never forks.
+ * Requests made in one turn of the event loop go out in one write; replies are matched by
+ * request id. A spawner that dies is replaced at the next request: its requests in flight are
+ * answered `unknown` and its wrappers `orphaned` only once every wrapper it was starting has
+ * decided (they hold its stdout open until then), so the job directories tell the truth.
+ */
+export class SpawnerClient {
+  readonly #options: SpawnerClientOptions;
+  #gen: Generation | undefined;
+  #nextId = 1;
+  #closed = false;
+
+  constructor(options: SpawnerClientOptions) {
+    this.#options = options;
+  }
+
+  /** The running spawner's pid, if one runs. */
+  get pid(): number | undefined {
+    return this.#gen?.proc.pid;
+  }
+
+  start(request: SpawnRequest): Promise<SpawnReply> {
+    if (this.#closed) return Promise.resolve({ kind: 'refused', reason: 'the job engine is closing' });
+    let frame: Buffer;
+    let gen: Generation;
+    try {
+      frame = encodeRequest(String(this.#nextId), request);
+      gen = this.#gen ?? this.#launch();
+    } catch (err) {
+      return Promise.resolve({ kind: 'refused', reason: (err as Error).message });
+    }
+    const id = String(this.#nextId++);
+    return new Promise((resolve) => {
+      gen.pending.set(id, resolve);
+      gen.queue.push(frame);
+      this.#ref(gen);
+      if (!gen.flushScheduled) {
+        gen.flushScheduled = true;
+        setImmediate(() => this.#flush(gen));
+      }
+    });
+  }
+
+  /** Ends the spawner (wrappers and jobs go on); replies still due settle as the spawner goes. */
+  close(): void {
+    this.#closed = true;
+    const gen = this.#gen;
+    if (!gen) return;
+    if (gen.queue.length > 0) this.#flush(gen);
+    gen.proc.stdin?.end();
+    this.#unref(gen);
+  }
+
+  #launch(): Generation {
+    // The padding argument is room for the wrappers' titles (`jobworker-wrapper <job id>`),
+    // which they write over the argv area they inherit.
+    const proc = spawn(this.#options.path, [' '.repeat(64)], {
+      argv0: 'jobworker-spawner',
+      env: {},
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const gen: Generation = {
+      proc,
+      pending: new Map(),
+      exits: new Map(),
+      queue: [],
+      flushScheduled: false,
+      text: '',
+      ended: false,
+    };
+    this.#gen = gen;
+    proc.stdin?.on('error', () => {}); // EPIPE once it died: 'close' below settles everything
+    proc.stdout?.setEncoding('utf8');
+    proc.stdout?.on('data', (chunk: string) => this.#read(gen, chunk));
+    proc.stderr?.setEncoding('utf8');
+    proc.stderr?.on('data', (chunk: string) => {
+      for (const line of chunk.split('\n')) if (line) this.#options.log(line);
+    });
+    proc.on('error', (err) => {
+      this.#options.log(`jobworker-spawner: ${err.message}`);
+      this.#end(gen);
+    });
+    proc.on('close', (code, signal) => {
+      if (!this.#closed) this.#options.log(`jobworker-spawner ended (${signal ?? `code ${code}`})`);
+      this.#end(gen);
+    });
+    return gen;
+  }
+
+  #flush(gen: Generation): void {
+    gen.flushScheduled = false;
+    if (gen.ended || gen.queue.length === 0) return;
+    const bytes = gen.queue.length === 1 ? gen.queue[0]! : Buffer.concat(gen.queue);
+    gen.queue.length = 0;
+    gen.proc.stdin?.write(bytes);
+  }
+
+  #read(gen: Generation, chunk: string): void {
+    gen.text += chunk;
+    let newline = gen.text.indexOf('\n');
+    while (newline >= 0) {
+      const line = parseSpawnerLine(gen.text.slice(0, newline));
+      gen.text = gen.text.slice(newline + 1);
+      if (line) this.#handle(gen, line);
+      newline = gen.text.indexOf('\n');
+    }
+    this.#ref(gen);
+  }
+
+  #handle(gen: Generation, line: SpawnerLine): void {
+    if (line.type === 'exit') {
+      gen.exits.get(line.wrapperPid)?.('exited');
+      gen.exits.delete(line.wrapperPid);
+      return;
+    }
+    const resolve = gen.pending.get(line.request);
+    if (!resolve) return;
+    gen.pending.delete(line.request);
+    if (line.type === 'err') {
+      const what = STAGE_TEXT[line.stage] ?? 'could not start';
+      resolve({ kind: 'refused', reason: `${what}: ${line.message}` });
+      return;
+    }
+    // The `ok` line comes before the wrapper's `exit` line: listening now misses nothing.
+    const exited = new Promise<WrapperEnd>((settle) => gen.exits.set(line.wrapperPid, settle));
+    resolve({
+      kind: 'started',
+      jobPid: line.jobPid,
+      jobTicks: line.jobTicks,
+      wrapperPid: line.wrapperPid,
+      wrapperTicks: line.wrapperTicks,
+      exited,
+    });
+  }
+
+  #end(gen: Generation): void {
+    if (gen.ended) return;
+    gen.ended = true;
+    if (this.#gen === gen) this.#gen = undefined;
+    for (const resolve of gen.pending.values()) resolve({ kind: 'unknown' });
+    for (const settle of gen.exits.values()) settle('orphaned');
+    gen.pending.clear();
+    gen.exits.clear();
+  }
+
+  /** The spawner keeps the server's event loop alive only while something waits on it. */
+  #ref(gen: Generation): void {
+    if (this.#closed || gen.pending.size + gen.exits.size === 0) {
+      this.#unref(gen);
+      return;
+    }
+    gen.proc.ref();
+    for (const stream of [gen.proc.stdout, gen.proc.stderr]) (stream as { ref?: () => void } | null)?.ref?.();
+  }
+
+  #unref(gen: Generation): void {
+    gen.proc.unref();
+    for (const stream of [gen.proc.stdout, gen.proc.stderr])
+      (stream as { unref?: () => void } | null)?.unref?.();
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The wire format between the server and its native spawner (see the header of
+ * src/runtime/native/jobworker-spawner.c): length-prefixed requests of NUL-terminated fields
+ * one way, one text line per reply the other.
+ */
+
+/** What the spawner needs to start one job. */
+export interface SpawnRequest {
+  readonly jobId: string;
+  /** The job's directory: the wrapper writes its identity and exit records there. */
+  readonly dir: string;
+  readonly cwd: string;
+  /** The executable's resolved path, exec'd as is (no PATH search, no shell). */
+  readonly path: string;
+  /** The exact argv; argv[0] is the command as the user wrote it. */
+  readonly argv: readonly string[];
+  /** The job's whole environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** The `cgroup.procs` file of each of the job's cgroups, which its process joins before exec. */
+  readonly cgroupProcs: readonly string[];
+  /** The job's output files, created by the wrapper (exclusive, append, 0600). */
+  readonly stdoutPath: string;
+  readonly stderrPath: string;
+}
+
+/** A line the spawner wrote. */
+export type SpawnerLine =
+  | {
+      readonly type: 'ok';
+      readonly request: string;
+      readonly wrapperPid: number;
+      readonly wrapperTicks: number;
+      readonly jobPid: number;
+      readonly jobTicks: number;
+    }
+  | {
+      readonly type: 'err';
+      readonly request: string;
+      readonly stage: string;
+      readonly errno: number;
+      readonly message: string;
+    }
+  | { readonly type: 'exit'; readonly wrapperPid: number; readonly waitStatus: number };
+
+/** One request as bytes: a 4-byte little-endian length, then its fields. */
+export function encodeRequest(id: string, request: SpawnRequest): Buffer {
+  const env = Object.entries(request.env).map(([key, value]) => `${key}=${value}`);
+  const fields = [
+    id,
+    request.jobId,
+    request.dir,
+    request.cwd,
+    request.path,
+    request.stdoutPath,
+    request.stderrPath,
+    String(request.argv.length),
+    ...request.argv,
+    String(env.length),
+    ...env,
+    String(request.cgroupProcs.length),
+    ...request.cgroupProcs,
+  ];
+  for (const field of fields) {
+    // A NUL would shift every field after it; the spec refuses them, this is the last guard.
+    if (field.includes('\0'))
+      throw new Error(`A spawn request field holds a NUL byte: ${JSON.stringify(field)}`);
+  }
+  const payload = Buffer.from(`${fields.join('\0')}\0`, 'utf8');
+  const frame = Buffer.allocUnsafe(4 + payload.length);
+  frame.writeUInt32LE(payload.length, 0);
+  payload.copy(frame, 4);
+  return frame;
+}
+
+/** Parses one reply line; undefined for a line that is not one. */
+export function parseSpawnerLine(line: string): SpawnerLine | undefined {
+  const parts = line.split(' ');
+  const [type, a = '', b, c, d, e] = parts;
+  if (type === 'ok') {
+    const [wrapperPid, wrapperTicks, jobPid, jobTicks] = [b, c, d, e].map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    if (![wrapperPid, jobPid].every((n) => Number.isInteger(n) && n > 0)) return undefined;
+    return { type, request: a, wrapperPid, wrapperTicks, jobPid, jobTicks };
+  }
+  if (type === 'err') {
+    return { type, request: a, stage: b ?? '', errno: Number(c), message: parts.slice(4).join(' ') };
+  }
+  if (type === 'exit') {
+    const wrapperPid = Number(a);
+    if (!Number.isInteger(wrapperPid)) return undefined;
+    return { type, wrapperPid, waitStatus: Number(b) };
+  }
+  return undefined;
+}
