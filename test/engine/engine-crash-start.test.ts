@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, describe, it } from 'node:test';
+import type { Job } from '../../src/core/job.ts';
+import { openHarness } from '../helpers/engine-harness.ts';
+import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+
+const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
+const dirs: string[] = [];
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true, maxRetries: 10 });
+});
+const newDataDir = async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'jw-crash-start-'));
+  dirs.push(dir);
+  return dir;
+};
+
+/** An engine host whose store never records a start after the first `hangAfter`: it prints {"hung": id}. */
+function hostHangingAfter(
+  dataDir: string,
+  spec: object,
+  hangAfter: number,
+  env: Record<string, string> = {},
+) {
+  const host = spawn(process.execPath, [join(FIXTURES, 'engine-host.ts'), dataDir, JSON.stringify(spec)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env, HOST_HANG_MARK_STARTED_AFTER: String(hangAfter) },
+  });
+  const lines = createInterface({ input: host.stdout! });
+  const hung = new Promise<string>((resolve) =>
+    lines.on('line', (line) => {
+      const message = JSON.parse(line) as { hung?: string };
+      if (message.hung) resolve(message.hung);
+    }),
+  );
+  return { host, hung };
+}
+
+async function crash(host: ChildProcess): Promise<void> {
+  const exited = once(host, 'exit');
+  host.kill('SIGKILL');
+  await exited;
+}
+
+describe('a server killed between spawning a job and recording its start', () => {
+  it('defect 13: without cgroups, the next server finds the running job by its identity file, adopts it and stop ends it', async () => {
+    const dataDir = await newDataDir();
+    const childPid = join(dataDir, 'child.pid');
+    const { host, hung } = hostHangingAfter(
+      dataDir,
+      { command: 'sh', args: ['-c', `sleep 60 & echo $! > ${childPid}; echo ready; wait`] },
+      0,
+      { HOST_CGROUPS: 'none' },
+    );
+    const id = await hung;
+    await waitForFileText(join(dataDir, 'jobs', id, 'stdout'), 'ready');
+    const child = Number((await waitForFileText(childPid, '\n')).trim());
+    await crash(host);
+
+    const h = await openHarness({ cgroups: { mode: 'none' } }, dataDir);
+    try {
+      const adopted = await h.engine.get(id);
+      assert.equal(adopted.status, 'running', `recorded ${adopted.status}: ${adopted.exit?.reason}`);
+      assert.equal(await pidAlive(adopted.process!.pid), true);
+      await h.engine.stop(id, { user: 'alice' }, { graceMs: 5000 });
+      const done = await h.engine.waitFor(id);
+      assert.equal(done.status, 'stopped');
+      assert.equal(await pidAlive(adopted.process!.pid), false, 'the main process is gone');
+      assert.equal(await pidAlive(child), false, 'its child, in its process group, is gone');
+    } finally {
+      await h.destroy();
+      if (await pidAlive(child)) process.kill(child, 'SIGKILL');
+    }
+  });
+
+  it('defect 16: a server SIGKILLed while starting a burst records every job that ran with its real exit status, and runs each once', async () => {
+    const dataDir = await newDataDir();
+    const log = join(dataDir, 'ran.log');
+    const count = 20;
+    const { host, hung } = hostHangingAfter(
+      dataDir,
+      { burst: count, spec: { command: 'sh', args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; exit 0`] } },
+      3,
+    );
+    const id = await hung;
+    // The job ran to its end; only the record of its start is missing.
+    await waitForFileText(join(dataDir, 'jobs', id, 'exit'), '\n');
+    await crash(host);
+
+    const h = await openHarness({}, dataDir);
+    try {
+      const { jobs } = await h.engine.list({ limit: 100 });
+      assert.equal(jobs.length, count);
+      const done: Job[] = await Promise.all(jobs.map((job) => h.engine.waitFor(job.id)));
+      const hungJob = done.find((job) => job.id === id)!;
+      assert.deepEqual(
+        { status: hungJob.status, reason: hungJob.exit?.reason },
+        { status: 'succeeded', reason: 'exited with code 0' },
+      );
+      assert.deepEqual(
+        done.filter((job) => job.status !== 'succeeded').map((job) => job.exit?.reason),
+        [],
+      );
+      const ran = (await readFile(log, 'utf8')).trim().split('\n');
+      assert.deepEqual([...ran].sort(), done.map((job) => job.id).sort(), 'each job ran exactly once');
+    } finally {
+      await h.destroy();
+    }
+  });
+});

@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import type { Job } from '../../src/core/job.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+
+const me = { user: 'tester' };
+const run = promisify(execFile);
+const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+const ps = async (pid: number, field: string) =>
+  (await run('ps', ['-o', `${field}=`, '-p', String(pid)])).stdout.trim();
+
+describe('jobs started through the native spawner', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness();
+  });
+  after(() => h.destroy());
+  const dirOf = (id: string) => join(h.dataDir, 'jobs', id);
+
+  it('defect 2: a stopped or timed-out job holds exactly the bytes it wrote, no Terminated or Killed line', async () => {
+    // Known bytes on both streams, then a wait: SIGTERM ends the first job, the second ignores
+    // SIGTERM and is killed by SIGKILL when its timeout's grace runs out.
+    const script = (trapTerm: boolean) =>
+      `${trapTerm ? "trap '' TERM; " : ''}printf 'out %s\\n' "$1"; printf 'err %s\\n' "$1" >&2; echo ready > "$2"; while :; do sleep 1; done`;
+    const expected = (arg: string) => ({ out: sha(`out ${arg}\n`), err: sha(`err ${arg}\n`) });
+    const marker = (name: string) => join(h.dataDir, `${name}.ready`);
+    const stopped = await h.engine.start(
+      { command: script(false), shell: true, args: ['stopped', marker('stopped')] },
+      me,
+    );
+    const timedOut = await h.engine.start(
+      { command: script(true), shell: true, args: ['timed-out', marker('timed-out')], timeoutMs: 1000 },
+      me,
+    );
+    await waitForFileText(marker('stopped'), 'ready');
+    await h.engine.stop(stopped.id, me, { graceMs: 10_000 });
+    const [s, t] = await Promise.all([h.engine.waitFor(stopped.id), h.engine.waitFor(timedOut.id)]);
+    assert.equal(s.status, 'stopped');
+    assert.equal(s.exit?.reason, 'stopped by tester: killed by SIGTERM');
+    assert.equal(t.status, 'timed_out');
+    assert.equal(t.stopForced, true);
+    for (const [job, arg] of [
+      [s, 'stopped'],
+      [t, 'timed-out'],
+    ] as const) {
+      const out = await readFile(join(dirOf(job.id), 'stdout'));
+      const err = await readFile(join(dirOf(job.id), 'stderr'));
+      assert.deepEqual(
+        { out: sha(out), err: sha(err) },
+        expected(arg),
+        `${arg}: stderr was ${JSON.stringify(err.toString())}`,
+      );
+    }
+  });
+
+  it('defect 3: argv is exact: echo, printf, test, [, pwd and kill run the programs on PATH, never shell builtins', async () => {
+    const cases: { command: string; args: string[]; stdout: string | RegExp; exitCode: number }[] = [
+      { command: 'echo', args: ['a\\tb'], stdout: 'a\\tb\n', exitCode: 0 },
+      // dash's builtins refuse each of these; the coreutils and procps programs do not.
+      { command: 'printf', args: ['%q', 'a b'], stdout: "'a b'", exitCode: 0 },
+      { command: '[', args: ['--version'], stdout: /^\[ \(GNU coreutils\)/, exitCode: 0 },
+      { command: 'pwd', args: ['--version'], stdout: /^pwd \(GNU coreutils\)/, exitCode: 0 },
+      { command: 'kill', args: ['--version'], stdout: /^kill from procps-ng/, exitCode: 0 },
+      // coreutils test knows -N (exit 1: no such file); dash's builtin calls it an error (exit 2).
+      { command: 'test', args: ['-N', '/no/such/file'], stdout: '', exitCode: 1 },
+    ];
+    for (const c of cases) {
+      const job = await h.engine.start({ command: c.command, args: c.args }, me);
+      const done = await h.engine.waitFor(job.id);
+      const stdout = await readFile(join(dirOf(job.id), 'stdout'), 'utf8');
+      if (typeof c.stdout === 'string') assert.equal(stdout, c.stdout, c.command);
+      else assert.match(stdout, c.stdout, c.command);
+      assert.equal(done.exit?.exitCode, c.exitCode, `${c.command}: ${done.exit?.reason}`);
+      assert.equal(await readFile(join(dirOf(job.id), 'stderr'), 'utf8'), '', c.command);
+    }
+  });
+
+  it("defect 4: the recorded pid is the job's own, its ps line is its argv; the wrapper shows as jobworker-wrapper <id>", async () => {
+    const ready = join(h.dataDir, 'ps.ready');
+    const job = await h.engine.start(
+      { command: 'sh', args: ['-c', `echo ready > ${ready}; sleep 60`, 'job-argv'] },
+      me,
+    );
+    await waitForFileText(ready, 'ready');
+    const pid = job.process!.pid;
+    assert.equal(await ps(pid, 'args'), `sh -c echo ready > ${ready}; sleep 60 job-argv`);
+    assert.equal(await ps(pid, 'comm'), 'sh');
+    const wrapper = job.process!.wrapper!;
+    assert.equal(await ps(wrapper.pid, 'args'), `jobworker-wrapper ${job.id}`);
+    assert.equal(Number(await ps(pid, 'ppid')), wrapper.pid, 'the wrapper is the parent, waiting');
+    assert.equal(Number(await ps(pid, 'pgid')), pid, 'the job leads its own process group');
+    await h.engine.stop(job.id, me);
+    assert.equal((await h.engine.waitFor(job.id)).status, 'stopped');
+  });
+
+  it('defect 17a: a command named eval or exec runs the program of that name on PATH and cannot forge its exit record', async () => {
+    const bin = join(h.dataDir, 'bin');
+    await mkdir(bin, { recursive: true });
+    for (const name of ['eval', 'exec']) {
+      await writeFile(join(bin, name), `#!/bin/sh\necho "the ${name} on PATH"\nexit 9\n`);
+      await chmod(join(bin, name), 0o755);
+    }
+    for (const name of ['eval', 'exec']) {
+      const job = await h.engine.start(
+        // As the wrapper shell's builtin, this would write a success into the exit record.
+        { command: name, args: ['echo 0 > "$dir/exit"; exit 0'], env: { PATH: `${bin}:/usr/bin:/bin` } },
+        me,
+      );
+      const done = await h.engine.waitFor(job.id);
+      assert.equal(done.status, 'failed', name);
+      assert.equal(done.exit?.exitCode, 9, name);
+      assert.equal(await readFile(join(dirOf(job.id), 'stdout'), 'utf8'), `the ${name} on PATH\n`);
+    }
+    // Not on PATH, they are not commands at all: refused at submission, never a shell builtin.
+    for (const name of ['eval', 'exec']) {
+      await assert.rejects(h.engine.start({ command: name, args: ['true'] }, me), {
+        code: 'COMMAND_NOT_FOUND',
+      });
+    }
+  });
+
+  for (const mode of ['default', 'none'] as const) {
+    it(`defect 17b: a job that kills its wrapper is recorded truthfully by the running server and its processes stopped (cgroups: ${mode})`, async () => {
+      const local = mode === 'none' ? await openHarness({ cgroups: { mode: 'none' } }) : h;
+      try {
+        const pidFile = join(local.dataDir, `17b-${mode}.pid`);
+        const job = await local.engine.start(
+          { command: 'sh', args: ['-c', `sleep 60 & echo $! > ${pidFile}; kill -9 $PPID; wait`] },
+          me,
+        );
+        const child = Number((await waitForFileText(pidFile, '\n')).trim());
+        const done = await local.engine.waitFor(job.id);
+        assert.equal(done.status, 'failed');
+        assert.equal(
+          done.exit?.reason,
+          "the job's supervisor process was killed; its remaining processes were stopped",
+        );
+        assert.equal(await pidAlive(job.process!.pid), false, 'the main process is gone');
+        assert.equal(await pidAlive(child), false, 'its child is gone');
+      } finally {
+        if (local !== h) await local.destroy();
+      }
+    });
+  }
+});
+
+describe('the spawner dies mid-burst', () => {
+  it('SIGKILL of the spawner during 500 starts: every job started once or failed to start with a reason, none twice, none lost', async () => {
+    const h = await openHarness();
+    try {
+      const log = join(h.dataDir, 'ran.log');
+      const count = 500;
+      let started = 0;
+      let killed: number | undefined;
+      h.engine.on('job:started', () => {
+        started++;
+        if (started === 100 && killed === undefined) {
+          killed = spawnerPid();
+          if (killed !== undefined) process.kill(killed, 'SIGKILL');
+        }
+      });
+      const jobs = await Promise.all(
+        Array.from({ length: count }, () =>
+          h.engine.start({ command: 'sh', args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}`] }, me),
+        ),
+      );
+      const done: Job[] = await Promise.all(jobs.map((job) => h.engine.waitFor(job.id)));
+      assert.ok(killed, 'the spawner was killed');
+      assert.notEqual(spawnerPid(), killed, 'a new spawner took over');
+      const ran = (await readFile(log, 'utf8')).trim().split('\n');
+      const runs = new Map<string, number>();
+      for (const id of ran) runs.set(id, (runs.get(id) ?? 0) + 1);
+      const bad = done.filter((job) => {
+        const times = runs.get(job.id) ?? 0;
+        if (job.status === 'succeeded') return times !== 1;
+        return !(job.status === 'failed' && job.exit?.reason.startsWith('failed to start: ') && times === 0);
+      });
+      assert.deepEqual(
+        bad.map((job) => ({ status: job.status, reason: job.exit?.reason, runs: runs.get(job.id) })),
+        [],
+      );
+      assert.equal(ran.length, new Set(ran).size, 'no job ran twice');
+      assert.ok(
+        done.filter((job) => job.status === 'succeeded').length > count / 2,
+        'the restarted spawner started the rest',
+      );
+    } finally {
+      await h.destroy();
+    }
+  });
+});
+
+/** The running spawner: this process's child named jobworker-spawn(er). */
+function spawnerPid(): number | undefined {
+  for (const task of readdirSync(`/proc/${process.pid}/task`)) {
+    const children = readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').trim();
+    for (const pid of children ? children.split(' ').map(Number) : []) {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); // a child that just ended throws: none here
+      if (comm.startsWith('jobworker-spawn')) return pid;
+    }
+  }
+  return undefined;
+}
