@@ -47,7 +47,6 @@ export class Launcher {
       await mkdir(dir, { mode: 0o700 });
       dirs = cgroups.create(id, spec.limits);
       const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs));
-      if (reply.kind === 'refused') throw new SpawnError(reply.reason);
       if (reply.kind === 'started') {
         const identity: ProcessIdentity = {
           pid: reply.jobPid,
@@ -58,10 +57,15 @@ export class Launcher {
         };
         spawned = { identity, exited: reply.exited };
       } else {
-        // The spawner died with the request in flight; every wrapper it was starting has decided.
+        // The spawner died with the request in flight (every wrapper it was starting has decided
+        // by then), or refused it: a wrapper that recorded the job's identity began it all the same.
         const found = await readIdentityFile(dir, dirs);
         if (!found) {
-          throw new SpawnError('the spawner stopped while starting it, before its command began');
+          throw new SpawnError(
+            reply.kind === 'refused'
+              ? reply.reason
+              : 'the spawner stopped while starting it, before its command began',
+          );
         }
         spawned = { identity: found.identity, exited: Promise.resolve('orphaned') };
       }

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { JobSpec } from '../core/job.ts';
 import { outputPaths } from '../output/output-files.ts';
 import { jobEnvironment } from './job-environment.ts';
@@ -29,7 +30,11 @@ export function jobSpawnRequest(
   if (spec.shell) {
     return { ...common, path: '/bin/sh', argv: ['/bin/sh', '-c', spec.command, 'sh', ...spec.args] };
   }
-  // Gone since the preflight: an empty path fails the exec with ENOENT, "command not found".
-  const resolved = resolveCommand(spec.command, spec.cwd, env.PATH ?? '');
-  return { ...common, path: resolved ?? '', argv: [spec.command, ...spec.args] };
+  // A path is exec'd as it is, so a file that is not executable fails with its own errno
+  // (EACCES: "Permission denied"). A name is looked up in the job's PATH; one gone since the
+  // preflight gets an empty path, which fails the exec with ENOENT: "command not found".
+  const path = spec.command.includes('/')
+    ? resolve(spec.cwd, spec.command)
+    : (resolveCommand(spec.command, spec.cwd, env.PATH ?? '') ?? '');
+  return { ...common, path, argv: [spec.command, ...spec.args] };
 }

@@ -35,6 +35,7 @@ const STAGE_TEXT: Record<string, string> = {
   fork: 'could not create its process',
   exec: 'could not create its process',
   stdio: 'could not create its output files',
+  request: 'could not send it to the spawner',
 };
 
 /** One spawner process and what is waiting on it. */
@@ -46,6 +47,8 @@ interface Generation {
   flushScheduled: boolean;
   text: string;
   ended: boolean;
+  /** Set once the process exists: a spawn that failed (ENOENT, EAGAIN) never received anything. */
+  spawned: boolean;
 }
 
 /**
@@ -118,7 +121,11 @@ export class SpawnerClient {
       flushScheduled: false,
       text: '',
       ended: false,
+      spawned: false,
     };
+    proc.once('spawn', () => {
+      gen.spawned = true;
+    });
     this.#gen = gen;
     proc.stdin?.on('error', () => {}); // EPIPE once it died: 'close' below settles everything
     proc.stdout?.setEncoding('utf8');
@@ -129,7 +136,7 @@ export class SpawnerClient {
     });
     proc.on('error', (err) => {
       this.#options.log(`jobworker-spawner: ${err.message}`);
-      this.#end(gen);
+      this.#end(gen, gen.spawned ? undefined : `could not start the spawner: ${err.message}`);
     });
     proc.on('close', (code, signal) => {
       if (!this.#closed) this.#options.log(`jobworker-spawner ended (${signal ?? `code ${code}`})`);
@@ -184,11 +191,14 @@ export class SpawnerClient {
     });
   }
 
-  #end(gen: Generation): void {
+  /** The spawner is gone: what it was asked is unknown, unless it never ran (`refusal`). */
+  #end(gen: Generation, refusal?: string): void {
     if (gen.ended) return;
     gen.ended = true;
     if (this.#gen === gen) this.#gen = undefined;
-    for (const resolve of gen.pending.values()) resolve({ kind: 'unknown' });
+    for (const resolve of gen.pending.values()) {
+      resolve(refusal === undefined ? { kind: 'unknown' } : { kind: 'refused', reason: refusal });
+    }
     for (const settle of gen.exits.values()) settle('orphaned');
     gen.pending.clear();
     gen.exits.clear();

@@ -375,8 +375,7 @@ describe('queues: pause, resume and drain', () => {
     h = await openHarness();
     const { engine } = h;
     const job = await engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 600'] }, caller);
-    // Paused once the command runs: a SIGTERM in the instant before the wrapper execs it is missed
-    // by the command (the wrapper's own race, not the pause's), and the stop would need the kill.
+    // Paused once the command runs, so that what is frozen and thawed is the command itself.
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
     await engine.pause(job.id);
     await engine.stop(job.id, caller, { graceMs: 20_000 });

@@ -65,7 +65,7 @@ export const JOB_SCHEMA = {
     signal: nullable('string', { description: 'Signal that killed the main process, e.g. `SIGKILL`.' }),
     reason: nullable('string', { description: 'One human line on how the job ended.' }),
     owner: { type: 'string', description: 'The user who started the job.' },
-    pid: nullable('integer', { description: "Pid of the job's wrapper (its process group id)." }),
+    pid: nullable('integer', { description: "Pid of the job's own main process (its process group id)." }),
     createdAt: { type: 'string', format: 'date-time' },
     startedAt: time('When its processes were spawned.'),
     finishedAt: time('When it reached a final status.'),

@@ -287,36 +287,48 @@ static void run_wrapper(const struct request *r, int reportfd) {
 
 /* ---------- the spawner ---------- */
 
-static int parse_request(char *buf, size_t len, struct request *r) {
-  char *fields[1 << 16];
+/* Splits a request into its fields; -1 when malformed (r->id is set when it could be read). */
+static int parse_request(char *buf, size_t len, struct request *r, char ***fields_out) {
   size_t nfields = 0;
-  char *p = buf, *end = buf + len;
-  while (p < end && nfields < sizeof fields / sizeof fields[0]) {
-    char *nul = memchr(p, '\0', (size_t)(end - p));
-    if (!nul) return -1;
-    fields[nfields++] = p;
-    p = nul + 1;
+  for (size_t k = 0; k < len; k++)
+    if (buf[k] == '\0') nfields++;
+  char **fields = malloc(sizeof(char *) * (nfields + 1));
+  *fields_out = fields;
+  if (!fields) return -1;
+  char *p = buf;
+  for (size_t k = 0; k < nfields; k++) {
+    fields[k] = p;
+    p += strlen(p) + 1;
   }
   size_t i = 0;
+  if (nfields >= 1) r->id = fields[0];
   if (nfields < 8) return -1;
-  r->id = fields[i++];
+  i = 1;
   r->job_id = fields[i++];
   r->dir = fields[i++];
   r->cwd = fields[i++];
   r->path = fields[i++];
   r->out = fields[i++];
   r->err = fields[i++];
-  char **lists[3];
-  int counts[3];
+  char **lists[3] = {NULL, NULL, NULL};
+  int counts[3] = {0, 0, 0};
   for (int l = 0; l < 3; l++) {
     if (i >= nfields) return -1;
     long count = strtol(fields[i++], NULL, 10);
     if (count < 0 || (size_t)count > nfields - i) return -1;
-    lists[l] = malloc(sizeof(char *) * ((size_t)count + 1));
-    if (!lists[l]) return -1;
-    for (long k = 0; k < count; k++) lists[l][k] = fields[i++];
-    lists[l][count] = NULL;
+    /* Each list is NULL-terminated in place: the count field before it is no longer needed. */
+    lists[l] = &fields[i];
     counts[l] = (int)count;
+    i += (size_t)count;
+  }
+  /* Shift each list down over its count field, leaving room for the terminating NULLs. */
+  char **out = fields;
+  for (int l = 0; l < 3; l++) {
+    char **start = out;
+    memmove(out, lists[l], sizeof(char *) * (size_t)counts[l]);
+    out += counts[l];
+    *out++ = NULL;
+    lists[l] = start;
   }
   r->argv = lists[0];
   r->envp = lists[1];
@@ -331,14 +343,15 @@ static int sigfd = -1;
 static void start_one(char *payload, size_t len) {
   struct request r;
   memset(&r, 0, sizeof r);
-  if (parse_request(payload, len, &r) < 0) {
-    fprintf(stderr, "jobworker-spawner: malformed request ignored\n");
-    free(r.argv);
-    free(r.envp);
-    free(r.cgroups);
+  char **fields = NULL;
+  char line[512];
+  if (parse_request(payload, len, &r, &fields) < 0) {
+    /* Every request is answered: one that cannot be read is refused, never left waiting. */
+    snprintf(line, sizeof line, "err %s request %d malformed start request\n", r.id ? r.id : "?", EINVAL);
+    write_all(1, line, strlen(line));
+    free(fields);
     return;
   }
-  char line[512];
   int rp[2];
   if (pipe2(rp, O_CLOEXEC) < 0) {
     snprintf(line, sizeof line, "err %s fork %d %s\n", r.id, errno, strerror(errno));
@@ -366,9 +379,7 @@ static void start_one(char *payload, size_t len) {
     }
     close(rp[0]);
   }
-  free(r.argv);
-  free(r.envp);
-  free(r.cgroups);
+  free(fields);
 }
 
 static void reap(void) {

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { normalizeSpec } from '../../src/core/spec.ts';
+import { readExitRecord } from '../../src/runtime/exit-record.ts';
+import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
+import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
+import { spawnerPath } from '../../src/runtime/spawner-path.ts';
+
+let root: string;
+let spawner: SpawnerClient;
+const logged: string[] = [];
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'jw-spawner-'));
+  spawner = new SpawnerClient({ path: spawnerPath(), log: (line) => logged.push(line) });
+});
+after(async () => {
+  spawner.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+async function start(input: object) {
+  const dir = await mkdtemp(join(root, 'job-'));
+  const spec = normalizeSpec(input, { cwd: dir });
+  const reply = await spawner.start(jobSpawnRequest(spec, 'job', dir, []));
+  if (reply.kind === 'started') await reply.exited;
+  return { dir, reply, record: await readExitRecord(dir) };
+}
+
+describe('spawner failure paths', () => {
+  it('a working directory gone before the start: the exact errno is recorded and nothing ran', async () => {
+    const { dir, reply, record } = await start({ command: 'touch', args: ['ran'], cwd: '/no/such/dir' });
+    assert.equal(reply.kind, 'started');
+    assert.deepEqual(record && { ...record, at: undefined }, {
+      kind: 'failed',
+      stage: 'chdir',
+      message: 'No such file or directory',
+      at: undefined,
+    });
+    assert.equal(
+      await readFile(join(dir, 'stdout'), 'utf8'),
+      '',
+      'the wrapper wrote nothing into the output',
+    );
+  });
+
+  it('a file that is not executable fails with "Permission denied", not "command not found"', async () => {
+    const script = join(root, 'not-executable.sh');
+    await writeFile(script, '#!/bin/sh\necho ran\n');
+    await chmod(script, 0o644);
+    const { record } = await start({ command: script });
+    assert.equal(
+      record?.kind === 'failed' && `${record.stage}: ${record.message}`,
+      'exec: Permission denied',
+    );
+  });
+
+  it('a field holding a NUL byte is refused before anything is sent', async () => {
+    const dir = await mkdtemp(join(root, 'job-'));
+    const spec = normalizeSpec({ command: 'true' }, { cwd: dir });
+    const request = jobSpawnRequest(spec, 'job', dir, []);
+    const reply = await spawner.start({ ...request, argv: ['true', 'a\0b'] });
+    assert.equal(reply.kind, 'refused');
+    assert.match(reply.kind === 'refused' ? reply.reason : '', /NUL byte/);
+  });
+
+  it('a spawner that cannot be started refuses each request with the reason', async () => {
+    const broken = new SpawnerClient({ path: join(root, 'no-such-spawner'), log: () => {} });
+    const dir = await mkdtemp(join(root, 'job-'));
+    const spec = normalizeSpec({ command: 'true' }, { cwd: dir });
+    const replies = await Promise.all([1, 2].map(() => broken.start(jobSpawnRequest(spec, 'job', dir, []))));
+    for (const reply of replies) {
+      assert.deepEqual(reply, {
+        kind: 'refused',
+        reason: `could not start the spawner: spawn ${join(root, 'no-such-spawner')} ENOENT`,
+      });
+    }
+    broken.close();
+  });
+});
