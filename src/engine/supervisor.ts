@@ -62,8 +62,10 @@ export class Supervisor {
   async started(job: Job, spawned: SpawnedJob, dir: string): Promise<Job> {
     // Listen before any await, so an instant exit is not missed.
     const exited = childExit(spawned.child);
-    this.#deps.monitor.watch(job.id, dir);
     const started = await this.#deps.store.markStarted(job.id, spawned.identity, this.#deps.now());
+    // Watched only once it is on record: a failed markStarted leaves no watch that nothing ends.
+    // Bytes written before the watch are picked up by its first observation.
+    this.#deps.monitor.watch(job.id, dir);
     const s = this.#supervise(started, spawned.identity, dir, exited, false);
     this.#deps.emit('job:started', started);
     // A stop that came while it was being started: recorded then, carried out now.
