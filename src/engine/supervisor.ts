@@ -103,9 +103,15 @@ export class Supervisor {
     if (s.stop || s.finishing || s.job.status !== 'running') {
       throw new IllegalTransitionError(id, s.job.status, 'paused');
     }
-    // Recorded first: a server dying right after leaves a paused job that the next one knows is frozen.
-    s.job = await this.#deps.store.markPaused(id, this.#deps.now());
+    // Frozen first, recorded after: whenever the record says `paused`, the job is frozen. A server
+    // dying in between leaves a frozen job recorded running, which recovery thaws.
     freezeProcesses(s.identity, this.#deps.cgroups, true);
+    try {
+      s.job = await this.#deps.store.markPaused(id, this.#deps.now());
+    } catch (err) {
+      freezeProcesses(s.identity, this.#deps.cgroups, false);
+      throw err;
+    }
     return s.job;
   }
 
@@ -131,6 +137,9 @@ export class Supervisor {
       const identity = job.process ?? { pid: 0, startTicks: -1, bootId: '', cgroups: [] };
       const exited = this.#deps.adopted.exited(identity);
       const s = this.#supervise(job, identity, dir, exited, true);
+      // The processes are made to match the record: a pause or resume cut short by a crash
+      // may have left them frozen while recorded running, or the other way round.
+      freezeProcesses(identity, this.#deps.cgroups, job.status === 'paused');
       if (job.stop) {
         // A stop was under way when the last server went: finish it with the grace that remains.
         const left = Math.max(0, job.stop.graceMs - (this.#deps.now().getTime() - job.stop.at.getTime()));
