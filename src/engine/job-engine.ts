@@ -91,11 +91,19 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #launches = new Map<string, Promise<void>>();
   /** Who waits for the next start or end of a job, by job id. */
   readonly #waiters = new Map<string, Set<() => void>>();
+  /**
+   * Told whenever what this node runs may have shrunk: a job ended, or a launch was let go (a job
+   * that failed to start is reported finished while its launch still holds its slot).
+   */
+  readonly #slots = new EventEmitter<{ change: [] }>();
 
   private constructor(options: ResolvedEngineOptions) {
     super();
     this.on('job:started', (job) => this.#wake(job));
-    this.on('job:finished', (job) => this.#wake(job));
+    this.on('job:finished', (job) => {
+      this.#wake(job);
+      this.#slots.emit('change');
+    });
     this.#options = options;
     this.#store = options.store;
     this.#cgroups = new Cgroups(options.cgroups);
@@ -219,6 +227,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       await launched;
     } finally {
       this.#launches.delete(job.id);
+      this.#slots.emit('change');
     }
   }
 
@@ -326,7 +335,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async drained(signal?: AbortSignal): Promise<DrainState> {
     while (this.drainState.running > 0) {
       signal?.throwIfAborted();
-      await once(this, 'job:finished', signal ? { signal } : {});
+      await once(this.#slots, 'change', signal ? { signal } : {});
     }
     return this.drainState;
   }

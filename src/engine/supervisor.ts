@@ -73,8 +73,10 @@ export class Supervisor {
     const exited = spawned.exited.then((end) =>
       end === 'orphaned' ? this.#deps.adopted.exited(endWatchedProcess(spawned.identity)) : undefined,
     );
-    this.#deps.monitor.watch(job.id, dir);
     const started = await this.#deps.store.markStarted(job.id, spawned.identity, this.#deps.now());
+    // Watched only once it is on record: a failed markStarted leaves no watch that nothing ends.
+    // Bytes written before the watch are picked up by its first observation.
+    this.#deps.monitor.watch(job.id, dir);
     const s = this.#supervise(started, spawned.identity, dir, exited, {
       adopted: false,
       wrapperWatched: true,
@@ -115,9 +117,15 @@ export class Supervisor {
     if (s.stop || s.finishing || s.job.status !== 'running') {
       throw new IllegalTransitionError(id, s.job.status, 'paused');
     }
-    // Recorded first: a server dying right after leaves a paused job that the next one knows is frozen.
-    s.job = await this.#deps.store.markPaused(id, this.#deps.now());
+    // Frozen first, recorded after: whenever the record says `paused`, the job is frozen. A server
+    // dying in between leaves a frozen job recorded running, which recovery thaws.
     freezeProcesses(s.identity, this.#deps.cgroups, true);
+    try {
+      s.job = await this.#deps.store.markPaused(id, this.#deps.now());
+    } catch (err) {
+      freezeProcesses(s.identity, this.#deps.cgroups, false);
+      throw err;
+    }
     return s.job;
   }
 
@@ -145,6 +153,9 @@ export class Supervisor {
       const wrapperWatched = identity.wrapper !== undefined && isSameProcessAlive(watched);
       const exited = this.#deps.adopted.exited(watched);
       const s = this.#supervise(job, identity, dir, exited, { adopted: true, wrapperWatched });
+      // The processes are made to match the record: a pause or resume cut short by a crash
+      // may have left them frozen while recorded running, or the other way round.
+      freezeProcesses(identity, this.#deps.cgroups, job.status === 'paused');
       if (job.stop) {
         // A stop was under way when the last server went: finish it with the grace that remains.
         const left = Math.max(0, job.stop.graceMs - (this.#deps.now().getTime() - job.stop.at.getTime()));

@@ -221,6 +221,9 @@ export class Cgroups {
       };
       // v2 notifies; v1 has no notification we can use without a release agent, so poll.
       const watcher = v2 ? watch(join(v2, 'cgroup.events'), check) : undefined;
+      // An 'error' event with no listener would crash the server; the interval below still
+      // notices the cgroup empty, so a broken watch only makes the wait coarser.
+      watcher?.on('error', () => watcher.close());
       const timer = setInterval(check, v2 ? 1000 : 50);
       signal?.addEventListener('abort', onAbort, { once: true });
       check();

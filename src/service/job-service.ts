@@ -246,7 +246,25 @@ export class JobService extends EventEmitter<ServiceEvents> {
         `The server already streams ${this.#followers} outputs, its limit; try again later`,
       );
     }
-    return this.#stream(id, request);
+    // The slot is taken in the same synchronous step as the check, so a burst of opens cannot all
+    // pass it; the stream gives it back when it ends, or when it is closed before its first read.
+    this.#followers++;
+    this.emit('follower:open', id);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#followers--;
+      this.emit('follower:close', id);
+    };
+    const stream = this.#stream(id, request, release);
+    const close = stream.return.bind(stream);
+    // A generator closed before it ever ran skips its `finally`: release the slot here too.
+    stream.return = (value) => {
+      release();
+      return close(value);
+    };
+    return stream;
   }
 
   /**
@@ -288,7 +306,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     while (this.#followers > 0) await once(this, 'follower:close');
   }
 
-  async *#stream(id: string, request: OutputRequest): AsyncGenerator<FollowEvent> {
+  async *#stream(id: string, request: OutputRequest, release: () => void): AsyncGenerator<FollowEvent> {
     const controller = new AbortController();
     const abort = () => controller.abort();
     // Shutdown ends follows, which could last forever; a read of what exists ends soon on its own.
@@ -298,8 +316,6 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (source.aborted) controller.abort();
       else source.addEventListener('abort', abort, { once: true });
     }
-    this.#followers++;
-    this.emit('follower:open', id);
     try {
       const { selector, cursor } = request;
       const signal = controller.signal;
@@ -307,8 +323,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       else yield* this.#readToEnd(id, selector, cursor, signal);
     } finally {
       for (const source of sources) source.removeEventListener('abort', abort);
-      this.#followers--;
-      this.emit('follower:close', id);
+      release();
     }
   }
 

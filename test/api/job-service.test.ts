@@ -60,3 +60,30 @@ describe('job service', () => {
     await assert.rejects(service.stop(alice, job.id), { code: 'ALREADY_FINISHED' });
   });
 });
+
+describe('job service: the follower limit', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness();
+  });
+  after(() => h.destroy());
+
+  it('defect 7: a burst of follows cannot pass the limit; a stream closed before its first read gives its slot back', async () => {
+    const service = new JobService(h.engine, { maxFollowers: 2 });
+    const job = await service.start(alice, { command: 'sleep', args: ['60'] });
+    const request = { selector: 'all', cursor: 0, follow: true } as const;
+    const opened = await Promise.allSettled(
+      Array.from({ length: 10 }, () => service.openOutput(alice, job.id, request)),
+    );
+    const accepted = opened.filter((r) => r.status === 'fulfilled');
+    assert.equal(accepted.length, 2, 'more follows than the limit were let in');
+    assert.equal(service.followers, 2);
+    for (const refused of opened.filter((r) => r.status === 'rejected')) {
+      assert.equal(toErrorResponse(refused.reason).body.error.code, 'CAPACITY_EXHAUSTED');
+    }
+    // Closed without ever being read (a client gone before the first byte): the slot comes back.
+    for (const stream of accepted) await stream.value.return(undefined);
+    assert.equal(service.followers, 0);
+    await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
+  });
+});

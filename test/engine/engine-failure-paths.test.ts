@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Job } from '../../src/core/job.ts';
+import { JobEngine } from '../../src/engine/job-engine.ts';
+import type { JobStore } from '../../src/store/job-store.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+import { followAll } from '../helpers/engine-harness.ts';
+
+const me = { user: 'tester' };
+
+/**
+ * A real SQLite store whose `markStarted` waits for the test to let it go, then fails: the
+ * failure a full disk or a lost database connection causes after the job's processes exist.
+ */
+function storeFailingMarkStarted(store: SqliteJobStore): {
+  store: JobStore;
+  called: Promise<void>;
+  fail: () => void;
+} {
+  let onCalled!: () => void;
+  let release!: () => void;
+  const called = new Promise<void>((resolve) => (onCalled = resolve));
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const markStarted = async (): Promise<Job> => {
+    onCalled();
+    await gate;
+    throw new Error('disk I/O error (injected)');
+  };
+  const proxy = new Proxy(store, {
+    get(target, key) {
+      if (key === 'markStarted') return markStarted;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { store: proxy, called, fail: release };
+}
+
+describe('engine failure paths', () => {
+  let dir: string;
+  let real: SqliteJobStore;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'jw-failure-'));
+    real = await SqliteJobStore.open(join(dir, 'jobworker.db'));
+  });
+  after(async () => {
+    await real.close();
+    await rm(dir, { recursive: true, force: true, maxRetries: 10 });
+  });
+
+  /** Opens an engine whose next markStarted fails when the test says so; closed by a hook, so a hang fails the test. */
+  async function engineWithFailingStart(t: { after: (fn: () => Promise<void>) => void }) {
+    const failing = storeFailingMarkStarted(real);
+    const engine = await JobEngine.open({ node: 'test-node', dataDir: dir, store: failing.store });
+    t.after(() => engine.close());
+    const submitted = engine.start({ command: 'sleep', args: ['60'] }, me);
+    await failing.called;
+    const job = (await engine.list({ limit: 1 })).jobs[0]!;
+    return { engine, job, submitted, fail: failing.fail };
+  }
+
+  it('defect 7: a failed markStarted leaves no output watch behind, so its followers end', {
+    timeout: 30_000,
+  }, async (t) => {
+    const { engine, job, submitted, fail } = await engineWithFailingStart(t);
+    const followed = followAll(engine, job.id, 'all');
+    fail();
+    await submitted;
+    const { end } = await followed;
+    assert.equal(end.status, 'failed');
+    assert.match(end.exit?.reason ?? '', /^failed to start: disk I\/O error \(injected\)/);
+  });
+
+  it('defect 7: drained() waiting while a launch fails resolves once the launch is let go', {
+    timeout: 30_000,
+  }, async (t) => {
+    const { engine, submitted, fail } = await engineWithFailingStart(t);
+    const drained = engine.drained();
+    fail();
+    assert.equal((await submitted).status, 'failed');
+    assert.deepEqual(await drained, { draining: false, running: 0 });
+  });
+});
