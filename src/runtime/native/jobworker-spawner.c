@@ -256,7 +256,10 @@ static void run_wrapper(const struct request *r, int reportfd) {
     waitpid(job, NULL, 0);
     wrapper_fail(reportfd, r, STAGE_STDIO, e);
   }
-  int started = !stop_requested && write_all(gopipe[1], "g", 1) == 0;
+  /* A stop before the go keeps the command from running. A job process that already failed
+     (its cgroup, cwd) does not read the go: its failure is waiting in errpipe. */
+  int stopped = stop_requested;
+  if (!stopped) write_all(gopipe[1], "g", 1);
   close(gopipe[1]);
   snprintf(text, sizeof text, "ok %s %d %lld %d %lld\n", r->id, (int)getpid(), wticks, (int)job, jticks);
   report(reportfd, text);
@@ -265,15 +268,15 @@ static void run_wrapper(const struct request *r, int reportfd) {
   if (null >= 0) dup2(null, 1);
 
   int failure[2] = {0, 0};
-  ssize_t n = started ? read_full(errpipe[0], failure, sizeof failure) : 0;
+  ssize_t n = read_full(errpipe[0], failure, sizeof failure);
   close(errpipe[0]);
   int status = 0;
   while (waitpid(job, &status, 0) < 0 && errno == EINTR) {
   }
-  if (!started) {
-    snprintf(text, sizeof text, "notstarted\n");
-  } else if (n == (ssize_t)sizeof failure && failure[0] >= STAGE_CGROUP && failure[0] <= STAGE_EXEC) {
+  if (n == (ssize_t)sizeof failure && failure[0] >= STAGE_CGROUP && failure[0] <= STAGE_EXEC) {
     snprintf(text, sizeof text, "error %s %d %s\n", stage_names[failure[0]], failure[1], strerror(failure[1]));
+  } else if (stopped) {
+    snprintf(text, sizeof text, "notstarted\n");
   } else if (WIFEXITED(status)) {
     snprintf(text, sizeof text, "exit %d\n", WEXITSTATUS(status));
   } else if (WIFSIGNALED(status)) {
