@@ -37,3 +37,6 @@ echo "setup: node $(node --version) at $(command -v node)" >&2
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# The sources as JavaScript in dist/, which bin/jobworker runs while it is current (quick start-up).
+bash scripts/build.sh

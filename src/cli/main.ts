@@ -4,6 +4,14 @@
  */
 import { enableCompileCache } from 'node:module';
 
+// bin/jobworker runs `node` from PATH when setup did not unpack Node 24: say so plainly.
+if (Number(process.versions.node.split('.')[0]) < 24) {
+  process.stderr.write(
+    `jobworker: needs Node 24 or newer, this is ${process.version}: run scripts/setup.sh\n`,
+  );
+  process.exit(1);
+}
+
 // Node caches the compiled (type-stripped) modules on disk: a client command starts twice as fast.
 enableCompileCache();
 const { runCli } = await import('./program.ts');
