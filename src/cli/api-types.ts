@@ -43,6 +43,8 @@ export interface ApiJob {
   /** The next attempt's id, once there is one. */
   readonly retriedAs: string | null;
   readonly dedupeKey: string | null;
+  /** The user among whose jobs `dedupeKey` is unique (its owner unless an admin named another). */
+  readonly dedupeScope?: string | null;
   /** Set while the job is `paused`. */
   readonly pausedAt: string | null;
   /** Set while the job is `queued`. */

@@ -44,7 +44,11 @@ export function describeJob(job: ApiJob, style: Style, now: Date): string {
   }
   if (job.retryOf != null) rows.push(['Retry of', job.retryOf]);
   if (job.retriedAs != null) rows.push(['Retried as', job.retriedAs]);
-  if (job.dedupeKey != null) rows.push(['Dedupe key', printable(job.dedupeKey)]);
+  if (job.dedupeKey != null) {
+    const scope = job.dedupeScope != null && job.dedupeScope !== job.owner ? job.dedupeScope : undefined;
+    const among = scope === undefined ? '' : ` (among ${printable(scope)}'s jobs)`;
+    rows.push(['Dedupe key', `${printable(job.dedupeKey)}${among}`]);
+  }
   rows.push(
     ['Command', commandLine(job)],
     ['Cwd', printable(job.cwd)],

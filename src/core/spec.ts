@@ -18,6 +18,8 @@ export interface JobSpecInput {
   after?: string[];
   retry?: { attempts: number; backoff?: Partial<RetryPolicy['backoff']> } | null;
   dedupeKey?: string | null;
+  /** Whose dedupe keys `dedupeKey` is unique among: the owner's unless an admin names another user. */
+  dedupeScope?: string | null;
   /** Submission only (see `normalizeSubmission`): not before this ISO 8601 time. */
   runAt?: string;
   /** Submission only: not before this many milliseconds from now. */
@@ -71,6 +73,7 @@ const SPEC_FIELDS = new Set([
   'after',
   'retry',
   'dedupeKey',
+  'dedupeScope',
   // Checked by normalizeSubmission: they say when and how to admit, not what to run.
   'runAt',
   'delayMs',
@@ -246,6 +249,22 @@ export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpe
     return key;
   });
 
+  const dedupeScope = optional(input.dedupeScope, null, (value) => {
+    if (value === null) return null;
+    const scope = text('dedupeScope', value, SPEC_LIMITS.dedupeKeyChars * 4);
+    if (scope.length === 0 || scope.length > SPEC_LIMITS.dedupeKeyChars) {
+      throw ValidationError.expected(
+        'dedupeScope',
+        `a user name of 1 to ${SPEC_LIMITS.dedupeKeyChars} characters`,
+        scope,
+      );
+    }
+    return scope;
+  });
+  if (dedupeScope !== null && dedupeKey === null) {
+    throw ValidationError.expected('dedupeScope', 'given only with a `dedupeKey`', dedupeScope);
+  }
+
   return {
     command,
     args,
@@ -261,6 +280,7 @@ export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpe
     after,
     retry,
     dedupeKey,
+    dedupeScope,
   };
 }
 

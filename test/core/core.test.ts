@@ -73,6 +73,7 @@ describe('spec validation', () => {
       after: [],
       retry: null,
       dedupeKey: null,
+      dedupeScope: null,
     });
     assert.deepEqual(check({ command: 'ls', retry: { attempts: 3 } }).retry, {
       attempts: 3,

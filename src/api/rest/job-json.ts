@@ -1,4 +1,4 @@
-import type { Job, JobStatus } from '../../core/job.ts';
+import { dedupeScopeOf, type Job, type JobStatus } from '../../core/job.ts';
 
 /** A job as the REST API shows it: the one serializer (schema: `JOB_SCHEMA`). */
 export interface JobJson {
@@ -29,6 +29,8 @@ export interface JobJson {
   retryOf: string | null;
   retriedAs: string | null;
   dedupeKey: string | null;
+  /** The user among whose queued or running jobs `dedupeKey` is unique; null without a key. */
+  dedupeScope: string | null;
   pausedAt: string | null;
   waitingFor: WaitingFor | null;
 }
@@ -66,6 +68,7 @@ export function jobToJson(job: Job): JobJson {
     retryOf: job.retryOf,
     retriedAs: job.retriedAs,
     dedupeKey: job.spec.dedupeKey,
+    dedupeScope: dedupeScopeOf(job),
     pausedAt: iso(job.pausedAt),
     waitingFor: waitingFor(job),
   };

@@ -47,6 +47,7 @@ export const JOB_SCHEMA = {
     'retryOf',
     'retriedAs',
     'dedupeKey',
+    'dedupeScope',
     'pausedAt',
     'waitingFor',
   ],
@@ -86,6 +87,9 @@ export const JOB_SCHEMA = {
     retryOf: nullable('string', { description: 'The previous attempt, on a retry.' }),
     retriedAs: nullable('string', { description: 'The next attempt, once this one was retried.' }),
     dedupeKey: nullable('string'),
+    dedupeScope: nullable('string', {
+      description: 'The user among whose queued or running jobs `dedupeKey` is unique; null without a key.',
+    }),
     pausedAt: time('When it was paused, while it is paused.'),
     waitingFor: nullable('string', {
       enum: ['dependencies', 'time', 'queue', null],
@@ -208,7 +212,12 @@ export const JOB_SPEC_BODY = {
       },
       description: 'Run again after `failed` or `timed_out` (docs/queues.md).',
     },
-    dedupeKey: nullable('string', { description: 'At most one queued or running job per key.' }),
+    dedupeKey: nullable('string', {
+      description: 'At most one queued or running job per key among the jobs of one user (its scope).',
+    }),
+    dedupeScope: nullable('string', {
+      description: "Admins: dedupe among this user's jobs instead of the caller's own (needs `dedupeKey`).",
+    }),
     onDuplicate: {
       type: 'string',
       enum: ['reject', 'return'],
