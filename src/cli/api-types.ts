@@ -15,6 +15,8 @@ export interface ApiJob {
   readonly args: readonly string[];
   readonly shell: boolean;
   readonly cwd: string;
+  /** Its timeout (the server's default when it set none); null for none. Absent from older servers. */
+  readonly timeoutMs?: number | null;
   readonly labels: Readonly<Record<string, string>>;
   readonly status: JobStatus;
   readonly exitCode: number | null;

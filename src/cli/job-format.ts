@@ -58,6 +58,7 @@ export function describeJob(job: ApiJob, style: Style, now: Date): string {
     ['Finished', when(job.finishedAt)],
     ['Duration', duration === null ? '-' : formatDuration(duration)],
   );
+  if (job.timeoutMs != null) rows.push(['Timeout', formatDuration(job.timeoutMs)]);
   if (job.pausedAt != null) rows.push(['Paused', when(job.pausedAt)]);
   if (job.stopRequestedAt !== null) rows.push(['Stop asked', when(job.stopRequestedAt)]);
   if (job.reason !== null) rows.push(['Result', printable(job.reason)]);

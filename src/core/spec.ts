@@ -82,12 +82,20 @@ const SPEC_FIELDS = new Set([
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/;
 
+/** What a spec that leaves a field out gets. */
+export interface SpecDefaults {
+  /** The working directory (the server user's home for API jobs: docs/api.md). */
+  readonly cwd: string;
+  /** The timeout of a job that sets none (an explicit `timeoutMs: null` keeps none). Default: none. */
+  readonly timeoutMs?: number | null;
+}
+
 /**
  * Checks a submitted spec and returns its normalized form, or throws a `ValidationError`
  * naming the first bad field. Pure: the filesystem checks (cwd exists, command found)
  * happen in the runtime just before spawning.
  */
-export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpec {
+export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
   if (!isPlainObject(input)) throw ValidationError.expected('spec', 'an object', input);
   for (const key of Object.keys(input)) {
     if (!SPEC_FIELDS.has(key)) throw new ValidationError(key, `Unknown field \`${key}\``);
@@ -146,7 +154,7 @@ export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpe
     return dir;
   });
 
-  const timeoutMs = optional(input.timeoutMs, null, (value) => {
+  const timeoutMs = optional(input.timeoutMs, defaults.timeoutMs ?? null, (value) => {
     if (value === null) return null;
     if (
       typeof value !== 'number' ||

@@ -1,6 +1,6 @@
 import { ValidationError } from './errors.ts';
 import type { JobSpec } from './job.ts';
-import { normalizeSpec } from './spec.ts';
+import { normalizeSpec, type SpecDefaults } from './spec.ts';
 
 /** What a duplicate `dedupeKey` answers: `reject` (a `DuplicateJobError`) or `return` (the job there is). */
 export type OnDuplicate = 'reject' | 'return';
@@ -21,7 +21,7 @@ export const MAX_DELAY_MS = 366 * 24 * 3600 * 1000;
  * normalized form, or throws a `ValidationError` naming the first bad field. Pure: `now` decides
  * what `delayMs` means.
  */
-export function normalizeSubmission(input: unknown, defaults: { cwd: string; now: Date }): Submission {
+export function normalizeSubmission(input: unknown, defaults: SpecDefaults & { now: Date }): Submission {
   const spec = normalizeSpec(input, defaults);
   const record = input as Record<string, unknown>;
   const { runAt, delayMs, onDuplicate } = record;

@@ -170,7 +170,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Like `start`, and tells whether a job was created or an existing duplicate returned. */
   async submit(input: unknown, caller: Caller): Promise<SubmitResult> {
     const now = this.#options.now();
-    const { spec, runAt, onDuplicate } = normalizeSubmission(input, { cwd: homedir(), now });
+    const { spec, runAt, onDuplicate } = normalizeSubmission(input, {
+      cwd: homedir(),
+      timeoutMs: this.#options.defaultTimeoutMs,
+      now,
+    });
     this.#cgroups.checkLimits(spec.limits);
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));

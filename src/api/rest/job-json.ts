@@ -8,6 +8,8 @@ export interface JobJson {
   args: string[];
   shell: boolean;
   cwd: string;
+  /** The spec's timeout, or the server's default when the spec set none; null for none. */
+  timeoutMs: number | null;
   labels: Record<string, string>;
   status: JobStatus;
   exitCode: number | null;
@@ -47,6 +49,7 @@ export function jobToJson(job: Job): JobJson {
     args: [...job.spec.args],
     shell: job.spec.shell,
     cwd: job.spec.cwd,
+    timeoutMs: job.spec.timeoutMs,
     labels: { ...job.spec.labels },
     status: job.status,
     exitCode: job.exit?.exitCode ?? null,

@@ -26,6 +26,7 @@ export const JOB_SCHEMA = {
     'args',
     'shell',
     'cwd',
+    'timeoutMs',
     'labels',
     'status',
     'exitCode',
@@ -58,6 +59,10 @@ export const JOB_SCHEMA = {
     args: { type: 'array', items: { type: 'string' } },
     shell: { type: 'boolean', description: 'True when `command` is a script run by `/bin/sh -c`.' },
     cwd: { type: 'string' },
+    timeoutMs: nullable('integer', {
+      description:
+        "Ends as `timed_out` after this many ms of running (the server's default when the spec set none).",
+    }),
     labels: stringMap,
     status: { type: 'string', enum: JOB_STATUSES },
     exitCode: nullable('integer', {
@@ -168,9 +173,14 @@ export const JOB_SPEC_BODY = {
       ...stringMap,
       description: "The job's environment besides PATH, HOME and LANG; the server's own is never inherited.",
     },
-    cwd: { type: 'string', description: 'Absolute working directory (default: the server user home).' },
+    cwd: {
+      type: 'string',
+      description:
+        "Absolute working directory (default: the home of the server's user, not the caller's directory).",
+    },
     timeoutMs: nullable('integer', {
-      description: 'End the job as `timed_out` after this many ms of running.',
+      description:
+        "End the job as `timed_out` after this many ms of running (default: the server's `--default-timeout`; null: none).",
     }),
     name: nullable('string', { description: `A human name, 1 to ${SPEC_LIMITS.nameChars} characters.` }),
     labels: { ...stringMap, description: `At most ${SPEC_LIMITS.labels} key/value labels, for filtering.` },
