@@ -375,10 +375,32 @@ function optional<T>(value: unknown, fallback: T, parse: (value: unknown) => T):
 function text(field: string, value: unknown, maxBytes: number): string {
   if (typeof value !== 'string') throw ValidationError.expected(field, 'a string', value);
   if (value.includes('\0')) throw new ValidationError(field, `Expected \`${field}\` to contain no NUL byte`);
+  wellFormed(field, value);
   if (Buffer.byteLength(value) > maxBytes) {
     throw ValidationError.expected(field, `at most ${maxBytes} bytes`, `${Buffer.byteLength(value)} bytes`);
   }
   return value;
+}
+
+/**
+ * Refuses a string holding a lone UTF-16 surrogate (JSON's `"\\ud800"`): it has no UTF-8 form, so
+ * it would be stored and shown as given while the process received U+FFFD (EF BF BD) instead.
+ */
+function wellFormed(field: string, value: string, what = `\`${field}\``): void {
+  if (value.isWellFormed()) return;
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    const pair = unit <= 0xdbff && (value.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    if (pair) {
+      i++;
+      continue;
+    }
+    throw new ValidationError(
+      field,
+      `Expected ${what} to be Unicode text, got a lone surrogate \\u${unit.toString(16)} at index ${i}: not valid UTF-8`,
+    );
+  }
 }
 
 function stringMap(field: string, value: unknown, maxEntries: number): [string, string][] {
@@ -390,6 +412,7 @@ function stringMap(field: string, value: unknown, maxEntries: number): [string, 
   for (const [key, val] of entries) {
     if (key.includes('\0'))
       throw new ValidationError(field, `Expected \`${field}\` keys to contain no NUL byte`);
+    wellFormed(field, key, `the keys of \`${field}\``);
     if (typeof val !== 'string') throw ValidationError.expected(`${field}.${key}`, 'a string', val);
   }
   return entries as [string, string][];

@@ -231,7 +231,8 @@ export const JOB_SPEC_BODY = {
     onDuplicate: {
       type: 'string',
       enum: ['reject', 'return'],
-      description: '`reject` (409 DUPLICATE, default) or `return` (200 with the existing job).',
+      description:
+        '`reject` (409 DUPLICATE, default) or `return` (200 with the existing job); needs `dedupeKey`.',
     },
   },
 } as const;
