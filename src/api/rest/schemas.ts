@@ -247,11 +247,12 @@ const idParams = {
 export const CREATE_JOB_SCHEMA = {
   summary: 'Submit a job to its queue',
   description:
-    '201 with the new job (`running` when it could start at once, else `queued`); 200 with the ' +
-    'existing job for a duplicate `dedupeKey` with `onDuplicate: "return"`; 409 DUPLICATE with it ' +
-    'otherwise; 429 QUEUE_FULL when its queue holds `maxWaiting` jobs.',
+    '201 with the new job as admitted (normally `queued`: the answer comes once it is stored, and it ' +
+    'starts a moment later when its queue has a free slot); 200 with the existing job for a duplicate ' +
+    '`dedupeKey` with `onDuplicate: "return"`; 409 DUPLICATE with it otherwise; 403 FORBIDDEN for a ' +
+    "user naming another user's `dedupeScope`; 429 QUEUE_FULL when its queue holds `maxWaiting` jobs.",
   body: JOB_SPEC_BODY,
-  response: { 201: jobRef, 200: jobRef, ...errors(400, 409, 413, 429) },
+  response: { 201: jobRef, 200: jobRef, ...errors(400, 403, 409, 413, 429) },
 } as const;
 
 export const PAUSE_JOB_SCHEMA = {
@@ -447,7 +448,7 @@ export const RUN_SCHEMA = {
     '`text/plain`, 200 whatever the exit code: the headers X-Jobworker-Job-Id, X-Jobworker-Status and ' +
     'X-Jobworker-Exit-Code say how it ended.',
   body: JOB_SPEC_BODY,
-  response: errors(400, 413, 429),
+  response: errors(400, 403, 413, 429),
 } as const;
 
 export const HEALTH_SCHEMA = {
