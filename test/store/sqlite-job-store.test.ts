@@ -242,13 +242,13 @@ describe('SqliteJobStore on SQLite', () => {
       });
       const store = await SqliteJobStore.open(path);
       try {
-        assert.deepStrictEqual(await store.getJob(old.id), old);
         const NOW = new Date();
+        const bobs = await store.admitJob(makeJob({ owner: 'bob', spec: { dedupeKey: 'nightly' } }), NOW);
+        assert.ok(bobs.admitted, 'bob has a scope of his own');
         const mine = await store.admitJob(makeJob({ owner: 'alice', spec: { dedupeKey: 'nightly' } }), NOW);
         assert.ok(!mine.admitted, "alice's old key still holds in alice's scope");
         assert.equal(mine.existing.id, old.id);
-        const bobs = await store.admitJob(makeJob({ owner: 'bob', spec: { dedupeKey: 'nightly' } }), NOW);
-        assert.ok(bobs.admitted, 'bob has a scope of his own');
+        assert.deepStrictEqual(await store.getJob(old.id), old, "read back as its owner's key");
       } finally {
         await store.close();
       }
