@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from './core/errors.ts';
+import { SPEC_LIMITS } from './core/spec.ts';
 
 /**
  * Server settings from the environment. This module is the server's only reader of `process.env`;
@@ -14,6 +15,7 @@ import { ValidationError } from './core/errors.ts';
  * | `JOBWORKER_LOG_LEVEL` | `info` |
  * | `JOBWORKER_OUTPUT_CAP` | `1G`: newest bytes kept per stream of each job |
  * | `JOBWORKER_MAX_RUNNING` | `10000`: most jobs this server runs at once |
+ * | `JOBWORKER_DEFAULT_TIMEOUT` | `none`: the timeout of a job that sets none |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -24,6 +26,8 @@ export interface ServerConfig {
   readonly outputCap: string;
   /** Most jobs this server runs at once, all queues together; more wait in their queues. */
   readonly maxRunning: string;
+  /** The timeout of a job that sets none (`60s`, `2h`), or `none`. */
+  readonly defaultTimeout: string;
 }
 
 export const SERVER_DEFAULTS = {
@@ -31,6 +35,7 @@ export const SERVER_DEFAULTS = {
   logLevel: 'info',
   outputCap: '1G',
   maxRunning: '10000',
+  defaultTimeout: 'none',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -43,6 +48,7 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     logLevel: value('JOBWORKER_LOG_LEVEL') ?? SERVER_DEFAULTS.logLevel,
     outputCap: value('JOBWORKER_OUTPUT_CAP') ?? SERVER_DEFAULTS.outputCap,
     maxRunning: value('JOBWORKER_MAX_RUNNING') ?? SERVER_DEFAULTS.maxRunning,
+    defaultTimeout: value('JOBWORKER_DEFAULT_TIMEOUT') ?? SERVER_DEFAULTS.defaultTimeout,
   };
 }
 
@@ -108,6 +114,29 @@ export function parseMaxRunning(text: string): number {
     throw ValidationError.expected('maxRunning', 'a whole number of jobs from 1 to 1000000', text);
   }
   return n;
+}
+
+const DURATION = /^([0-9]{1,10}(?:\.[0-9]{1,3})?)(ms|s|m|h|d)?$/;
+const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * The server's default job timeout: `none` (null), or a duration as the CLI writes it (`500ms`,
+ * `60s`, `5m`, `2h`, `1d`, or plain seconds) from 1 ms to a job's longest timeout (366 days).
+ */
+export function parseDefaultTimeout(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === 'none') return null;
+  const match = DURATION.exec(trimmed);
+  const unit = (match?.[2] ?? 's') as keyof typeof DURATION_MS;
+  const ms = match ? Math.round(Number(match[1]) * DURATION_MS[unit]) : Number.NaN;
+  if (!(ms >= 1 && ms <= SPEC_LIMITS.timeoutMs)) {
+    throw ValidationError.expected(
+      'defaultTimeout',
+      'a duration such as 60s, 5m or 2h (at most 366d), or `none`',
+      text,
+    );
+  }
+  return ms;
 }
 
 export function checkLogLevel(level: string): string {

@@ -12,6 +12,7 @@ import { TokenStore } from './auth/token-store.ts';
 import {
   checkLogLevel,
   type ListenAddress,
+  parseDefaultTimeout,
   parseListen,
   parseMaxRunning,
   parseOutputCap,
@@ -40,6 +41,8 @@ export interface ServerOptions {
   outputCap?: string;
   /** Most jobs run at once, all queues together; default `JOBWORKER_MAX_RUNNING`, else 10000. */
   maxRunning?: string;
+  /** Timeout of a job that sets none (`60s`, `none`); default `JOBWORKER_DEFAULT_TIMEOUT`, else none. */
+  defaultTimeout?: string;
 }
 
 export interface RunningServer {
@@ -78,11 +81,20 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
+  const defaultTimeoutMs = parseDefaultTimeout(options.defaultTimeout ?? config.defaultTimeout);
 
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const lock = await lockDataDir(dataDir);
   try {
-    return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes, maxRunning });
+    return await startOnDataDir({
+      listen,
+      dataDir,
+      logger,
+      lock,
+      outputCapBytes,
+      maxRunning,
+      defaultTimeoutMs,
+    });
   } catch (err) {
     await lock.release();
     throw err;
@@ -97,6 +109,7 @@ async function startOnDataDir({
   lock,
   outputCapBytes,
   maxRunning,
+  defaultTimeoutMs,
 }: {
   listen: ListenAddress;
   dataDir: string;
@@ -104,6 +117,7 @@ async function startOnDataDir({
   lock: DataDirLock;
   outputCapBytes: number;
   maxRunning: number;
+  defaultTimeoutMs: number | null;
 }): Promise<RunningServer> {
   const tokens = await TokenStore.open(dataDir);
   const admin = await ensureAdminToken(dataDir, tokens);
@@ -117,6 +131,7 @@ async function startOnDataDir({
       store,
       outputCapBytes,
       maxRunning,
+      defaultTimeoutMs,
       logger: logger.child({ component: 'engine' }),
     });
   } catch (err) {

@@ -14,7 +14,7 @@ export const ERROR_CODES = {
   SPAWN_FAILED: 'the operating system refused to start the job',
   CAPACITY_EXHAUSTED: 'the server is at its limit of running jobs or open files',
   QUEUE_FULL: 'the queue already holds its maximum of waiting jobs',
-  DUPLICATE: 'a job with the same dedupeKey is queued or running',
+  DUPLICATE: 'a job with the same dedupeKey is queued or running in the same scope (user)',
   FORBIDDEN: 'the caller may not do this (admins only)',
   UNAUTHENTICATED: 'no valid credentials were given',
   PAYLOAD_TOO_LARGE: 'the request body is larger than allowed',

@@ -30,6 +30,11 @@ export interface EngineOptions {
    * processes. Default 10,000.
    */
   readonly maxRunning?: number;
+  /**
+   * The timeout of a job whose spec sets none (`timeoutMs` left out), recorded on its spec so that
+   * status shows it; null for none. Default null. `jobworker serve --default-timeout` sets it.
+   */
+  readonly defaultTimeoutMs?: number | null;
 }
 
 export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
@@ -40,6 +45,7 @@ export const ENGINE_DEFAULTS = {
   adoptedCheckMs: 250,
   dispatchBatch: 64,
   maxRunning: 10_000,
+  defaultTimeoutMs: null,
 } as const satisfies Partial<EngineOptions>;
 
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {

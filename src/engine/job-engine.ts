@@ -165,12 +165,13 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
-   * Validates the submission and admits the job to its queue, then lets the dispatcher start
-   * what may start; resolves with the job as it is then (`running` when it could start at once).
-   * Bad input throws a `ValidationError` with nothing created; a full queue a `QueueFullError`;
-   * a duplicate `dedupeKey` a `DuplicateJobError` carrying the job there is, unless
-   * `onDuplicate: 'return'`, which returns that job. A job the OS refuses to start is recorded as
-   * `failed` and returned.
+   * Validates the submission and admits the job to its queue, and resolves with the job as admitted
+   * (`queued`, normally) once its row is committed: the dispatcher starts it by itself, so a
+   * submission never waits behind the launches of a dispatch pass. Await `waitFor`, or the
+   * `job:started` event, for its start. Bad input throws a `ValidationError` with nothing created;
+   * a full queue a `QueueFullError`; a duplicate `dedupeKey` (in its scope, see `dedupeScopeOf`) a
+   * `DuplicateJobError` carrying the job there is, unless `onDuplicate: 'return'`, which returns
+   * that job. A job the OS refuses to start is recorded as `failed` when the dispatcher gets to it.
    */
   async start(input: unknown, caller: Caller): Promise<Job> {
     return (await this.submit(input, caller)).job;
@@ -179,7 +180,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Like `start`, and tells whether a job was created or an existing duplicate returned. */
   async submit(input: unknown, caller: Caller): Promise<SubmitResult> {
     const now = this.#options.now();
-    const { spec, runAt, onDuplicate } = normalizeSubmission(input, { cwd: homedir(), now });
+    const { spec, runAt, onDuplicate } = normalizeSubmission(input, {
+      cwd: homedir(),
+      timeoutMs: this.#options.defaultTimeoutMs,
+      now,
+    });
     this.#cgroups.checkLimits(spec.limits);
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));
@@ -195,8 +200,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     if (admission.job.status === 'cancelled') this.#changed(admission.job);
     else if (admission.job.hold === 'delay' && admission.job.runAt)
       this.#dispatcher.noteDue(admission.job.runAt);
-    else if (admission.job.hold === null) await this.#dispatcher.kick();
-    return { job: await this.get(id), created: true };
+    // Not awaited: the answer is the admitted row; the pass (and its launches) goes on by itself.
+    else if (admission.job.hold === null) void this.#dispatcher.kick();
+    return { job: admission.job, created: true };
   }
 
   /** Starts a job the dispatcher claimed. Never rejects: what fails is recorded on the job. */
@@ -438,15 +444,19 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * queue. A job active on another node resolves as it is. Rejects with `signal`'s reason.
    */
   async waitFor(id: string, signal?: AbortSignal): Promise<Job> {
-    const job = await this.#untilStarted(id, signal);
+    const job = await this.untilStarted(id, signal);
     if (isFinal(job.status)) return job;
     // Started, perhaps not yet supervised: the launch ends once it is.
     await this.#launches.get(id);
     return (await this.#supervisor.finished(id)) ?? (await this.get(id));
   }
 
-  /** Resolves with the job once it is no longer queued (started, or ended without starting). */
-  async #untilStarted(id: string, signal?: AbortSignal): Promise<Job> {
+  /**
+   * Resolves with the job once it is no longer queued: started (`running`), or ended without
+   * starting (cancelled, failed to start). A submission answers before its job starts; this waits
+   * for that start. Rejects with `signal`'s reason.
+   */
+  async untilStarted(id: string, signal?: AbortSignal): Promise<Job> {
     for (;;) {
       signal?.throwIfAborted();
       const looked = new AbortController();
@@ -505,7 +515,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    */
   async *follow(id: string, options: FollowOptions): AsyncGenerator<FollowEvent> {
     // A queued job has no output yet: wait for it to start (or to be cancelled).
-    const job = await this.#untilStarted(id, options.signal).catch((err) => {
+    const job = await this.untilStarted(id, options.signal).catch((err) => {
       if (options.signal?.aborted) return undefined;
       throw err;
     });

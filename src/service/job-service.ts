@@ -101,10 +101,18 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /**
    * Submits a job owned by the caller to its queue (docs/queues.md). A job named in `after` must be
-   * one the caller may see: another user's answers like an unknown id.
+   * one the caller may see: another user's answers like an unknown id. A `dedupeKey` is unique
+   * among the caller's own jobs; only an admin may name another user's scope (`dedupeScope`).
    */
   async submit(who: Principal, input: unknown): Promise<SubmitResult> {
-    const after = (input as { after?: unknown } | null)?.after;
+    const { after, dedupeScope } = (input ?? {}) as { after?: unknown; dedupeScope?: unknown };
+    if (who.role !== 'admin' && typeof dedupeScope === 'string' && dedupeScope !== who.user) {
+      throw new ValidationError(
+        'dedupeScope',
+        `Only an admin may name another user's \`dedupeScope\`; yours is \`${who.user}\` (the default)`,
+        'FORBIDDEN',
+      );
+    }
     if (who.role !== 'admin' && Array.isArray(after)) {
       for (const [i, id] of after.entries()) {
         if (typeof id !== 'string' || !isJobId(id)) continue; // the spec check names it

@@ -93,7 +93,8 @@ export interface JobStore {
 
   /**
    * Admits a new `queued` job in one transaction: a queued or running job with the same dedupe key
-   * wins (`admitted: false`, nothing stored); a queue at its `maxWaiting` throws `QueueFullError`;
+   * in the same scope (`dedupeScopeOf`: its owner's, unless an admin named another user's) wins
+   * (`admitted: false`, nothing stored); the same key in another scope does not; a queue at its `maxWaiting` throws `QueueFullError`;
    * an `after` id that is unknown throws `ValidationError` on `after[i]`. The stored job waits for
    * its dependencies (`hold: 'after'`, each edge to the dependency's latest attempt), or its
    * `runAt` (`delay`), or a slot (`null`); when a dependency already ended without success it is

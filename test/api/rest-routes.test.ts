@@ -36,6 +36,7 @@ const JOB_FIELDS = [
   'args',
   'shell',
   'cwd',
+  'timeoutMs',
   'labels',
   'status',
   'exitCode',
@@ -57,6 +58,7 @@ const JOB_FIELDS = [
   'retryOf',
   'retriedAs',
   'dedupeKey',
+  'dedupeScope',
   'pausedAt',
   'waitingFor',
 ];

@@ -260,6 +260,19 @@ describe('human output of the queue fields', () => {
     assert.match(text, /^Dedupe key +backup$/m);
   });
 
+  it('status shows the timeout the job got, and a dedupe scope an admin named', () => {
+    const text = describeJob(
+      job({ timeoutMs: 60_000, dedupeKey: 'backup', dedupeScope: 'alice' }),
+      plain,
+      now,
+    );
+    assert.match(text, /^Timeout +1m 00s$/m);
+    assert.match(text, /^Dedupe key +backup \(among alice's jobs\)$/m);
+    const own = describeJob(job({ timeoutMs: null, dedupeKey: 'backup', dedupeScope: 'admin' }), plain, now);
+    assert.match(own, /^Dedupe key +backup$/m, "the owner's own scope goes without saying");
+    assert.doesNotMatch(own, /Timeout/);
+  });
+
   it('status of a paused job shows its pid and since when', () => {
     const text = describeJob(
       job({

@@ -599,6 +599,34 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal(await store.getJob(refused.id), undefined);
         }));
 
+      it("defect 10: dedupe keys are per owner: one user's key neither blocks nor reveals another's", () =>
+        withStore(async (store) => {
+          const keyed = (owner: string, dedupeScope: string | null = null) =>
+            queued({ owner, spec: { dedupeKey: 'nightly', dedupeScope } });
+          const alice = await store.admitJob(keyed('alice'), NOW);
+          assert.ok(alice.admitted);
+          const bob = await store.admitJob(keyed('bob'), NOW);
+          assert.ok(bob.admitted, "the same key in bob's scope is bob's own");
+          const again = await store.admitJob(keyed('alice'), NOW);
+          assert.ok(!again.admitted);
+          assert.equal(again.existing.id, alice.job.id);
+          // An admin naming alice's scope deduplicates against alice's jobs, not its own.
+          const named = await store.admitJob(keyed('admin', 'alice'), NOW);
+          assert.ok(!named.admitted);
+          assert.equal(named.existing.id, alice.job.id);
+          const own = await store.admitJob(keyed('admin'), NOW);
+          assert.ok(own.admitted, "the admin's own scope is free");
+          // Once alice's job ended, a job of the admin's in alice's scope holds it, round-trip included.
+          await store.markFinished(alice.job.id, finish('cancelled'));
+          const held = await store.admitJob(keyed('admin', 'alice'), NOW);
+          assert.ok(held.admitted);
+          assert.deepStrictEqual(await store.getJob(held.job.id), held.job);
+          assert.equal(held.job.spec.dedupeScope, 'alice');
+          const blocked = await store.admitJob(keyed('alice'), NOW);
+          assert.ok(!blocked.admitted);
+          assert.equal(blocked.existing.id, held.job.id);
+        }));
+
       it('holds delayed jobs until their time, and tells when the next is due', () =>
         withStore(async (store) => {
           const later = new Date(NOW.getTime() + 60_000);

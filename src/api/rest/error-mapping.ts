@@ -49,9 +49,6 @@ export interface RequestData {
 const FASTIFY_ERRORS: Record<string, (err: FastifyLikeError) => JobworkerError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: () =>
     new JobworkerError('PAYLOAD_TOO_LARGE', 'The request body is larger than the 1 MiB allowed'),
-  FST_ERR_CTP_INVALID_JSON_BODY: () => new ValidationError('body', 'The request body is not valid JSON'),
-  FST_ERR_CTP_EMPTY_JSON_BODY: () =>
-    new ValidationError('body', 'The request body is empty but its Content-Type says JSON'),
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>
     new ValidationError('Content-Type', 'Expected a JSON body with `Content-Type: application/json`'),
 };

@@ -11,6 +11,7 @@ interface ServeOptions {
   logLevel?: string;
   outputCap?: string;
   maxRunning?: string;
+  defaultTimeout?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -35,6 +36,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--max-running <n>',
       'most jobs run at once, all queues together; more wait (default: $JOBWORKER_MAX_RUNNING, else 10000)',
+    )
+    .option(
+      '--default-timeout <duration>',
+      'timeout of a job that sets none: 60s, 5m, 2h... or none (default: $JOBWORKER_DEFAULT_TIMEOUT, else none)',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -53,11 +58,13 @@ export function registerServe(program: Command, ctx: CliContext): void {
       logLevel: options.logLevel,
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
+      defaultTimeout: options.defaultTimeout,
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
       const field = err instanceof ValidationError ? err.field : undefined;
-      if (field === 'listen' || field === 'logLevel' || field === 'outputCap' || field === 'maxRunning') {
+      const flagFields = ['listen', 'logLevel', 'outputCap', 'maxRunning', 'defaultTimeout'];
+      if (field !== undefined && flagFields.includes(field)) {
         throw new UsageError((err as Error).message);
       }
       throw err;

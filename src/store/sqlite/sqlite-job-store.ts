@@ -1,6 +1,6 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
-import { isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
+import { dedupeScopeOf, isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
 import { dependencyVerdict } from '../dependency-verdict.ts';
 import type {
@@ -54,10 +54,12 @@ export class SqliteJobStore implements JobStore {
 
   async admitJob(job: Job, now: Date): Promise<Admission> {
     return this.#db.transaction().execute(async (trx): Promise<Admission> => {
-      if (job.spec.dedupeKey !== null) {
+      const scope = dedupeScopeOf(job);
+      if (job.spec.dedupeKey !== null && scope !== null) {
         const existing = await trx
           .selectFrom('jobs')
           .selectAll()
+          .where('dedupe_scope', '=', scope)
           .where('dedupe_key', '=', job.spec.dedupeKey)
           .where(sql<boolean>`dedupe_key is not null and status in ('queued', 'running', 'paused')`)
           .executeTakeFirst();

@@ -59,6 +59,8 @@ export interface JobRow {
   queue: string;
   priority: number;
   dedupe_key: string | null;
+  /** `dedupeScopeOf(job)`: the user among whose jobs `dedupe_key` is unique; null without a key. */
+  dedupe_scope: string | null;
   run_at: number | null;
   hold: JobHold;
   attempt: number;
