@@ -108,6 +108,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       monitor: this.#monitor,
       adopted: new AdoptedExitWatch(options.adoptedCheckMs),
       now: options.now,
+      clock: options.clock,
       defaultGraceMs: options.defaultGraceMs,
       jobDir: (id) => this.#jobDir(id),
       emit: (event, job) => {
