@@ -223,7 +223,10 @@ function createLogger(level: string, stream: NodeJS.WritableStream | undefined):
   let logger: pino.Logger | undefined;
   const destination = new LogDestination(logTarget(stream), {
     onRecovered: ({ lines, cause }) =>
-      logger?.warn({ droppedLogLines: lines, cause }, `${lines} log lines could not be written and were dropped`),
+      logger?.warn(
+        { droppedLogLines: lines, cause },
+        `${lines} log lines could not be written and were dropped`,
+      ),
   });
   logger = pino(options, destination);
   return logger;
