@@ -117,7 +117,13 @@ export class Supervisor {
     if (!s) return undefined;
     if (s.job.status !== 'paused') throw new IllegalTransitionError(id, s.job.status, 'running');
     freezeProcesses(s.identity, this.#deps.cgroups, false);
-    s.job = await this.#deps.store.markResumed(id);
+    try {
+      s.job = await this.#deps.store.markResumed(id);
+    } catch (err) {
+      // Not recorded (a full disk): frozen again, so that the job is as its record says.
+      freezeProcesses(s.identity, this.#deps.cgroups, true);
+      throw err;
+    }
     return s.job;
   }
 

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { ClockTimer } from '../../src/core/clock.ts';
+import type { Job } from '../../src/core/job.ts';
 import { WRITE_RETRY_FIRST_MS } from '../../src/engine/until-written.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -82,4 +83,39 @@ describe('defect 15: the engine on a full disk', () => {
       'when it ended',
     );
   });
+
+  it('defect 15: a resume that cannot be recorded answers INSUFFICIENT_STORAGE and leaves the job frozen, as recorded', async () => {
+    const started = await h.engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 600'] }, me);
+    await waitForFileText(join(h.dataDir, 'jobs', started.id, 'stdout'), 'ready\n');
+    const job = await h.engine.pause(started.id);
+    assert.equal(await frozen(job), true);
+
+    await disk.fill();
+    try {
+      await assert.rejects(h.engine.resume(job.id), {
+        code: 'INSUFFICIENT_STORAGE',
+        message: /jobworker\.db: database or disk is full/,
+      });
+      assert.equal((await h.store.getJob(job.id))?.status, 'paused');
+      assert.equal(await frozen(job), true, 'frozen, as its record says');
+    } finally {
+      await disk.free();
+    }
+    assert.equal((await h.engine.resume(job.id)).status, 'running');
+    assert.equal(await frozen(job), false);
+    await h.engine.stop(job.id, me, { graceMs: 0 });
+    assert.equal((await h.engine.waitFor(job.id)).status, 'stopped');
+  });
 });
+
+/** Whether the job's processes are held frozen: its cgroup's freezer, else SIGSTOP (state T). */
+async function frozen(job: Job): Promise<boolean> {
+  for (const dir of job.process?.cgroups ?? []) {
+    const v2 = await readFile(join(dir, 'cgroup.freeze'), 'utf8').catch(() => undefined);
+    if (v2 !== undefined) return v2.trim() === '1';
+    const v1 = await readFile(join(dir, 'freezer.state'), 'utf8').catch(() => undefined);
+    if (v1 !== undefined) return v1.trim() !== 'THAWED';
+  }
+  const stat = await readFile(`/proc/${job.process!.pid}/stat`, 'latin1');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
+}
