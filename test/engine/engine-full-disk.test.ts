@@ -16,13 +16,28 @@ import { waitForFileText } from '../helpers/wait.ts';
 
 const me = { user: 'tester' };
 
-/** A manual clock that tells each timer set on it. */
+/** A manual clock that tells each timer set on it, and counts those neither fired nor cleared. */
 class WatchedClock extends ManualClock {
   readonly timers = new EventEmitter<{ set: [ms: number] }>();
+  pending = 0;
   override setTimer(fn: () => void, ms: number): ClockTimer {
-    const timer = super.setTimer(fn, ms);
+    let done = false;
+    const settle = () => {
+      if (!done) this.pending--;
+      done = true;
+    };
+    const timer = super.setTimer(() => {
+      settle();
+      fn();
+    }, ms);
+    this.pending++;
     this.timers.emit('set', ms);
-    return timer;
+    return {
+      clear: () => {
+        settle();
+        timer.clear();
+      },
+    };
   }
 }
 
@@ -105,6 +120,26 @@ describe('defect 15: the engine on a full disk', () => {
     assert.equal(await frozen(job), false);
     await h.engine.stop(job.id, me, { graceMs: 0 });
     assert.equal((await h.engine.waitFor(job.id)).status, 'stopped');
+  });
+
+  it('defect 15: closing the engine while an end waits for space clears its retry, and the next engine records the end', async () => {
+    const fifo = join(scratch, 'release-on-close');
+    await promisify(execFile)('mkfifo', [fifo]);
+    const job = await h.engine.start({ command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] }, me);
+    await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
+    await disk.fill();
+    const reported = once(h.engine, 'engine:error');
+    await writeFile(fifo, 'go\n');
+    await reported;
+    assert.ok(clock.pending > 0, 'a retry is due');
+
+    await h.close();
+    assert.equal(clock.pending, 0, 'no timer of the closed engine is left');
+    await disk.free();
+    h = await h.reopen();
+    const done = await h.engine.waitFor(job.id);
+    assert.notEqual(done.status, 'running');
+    assert.equal((await h.store.getJob(job.id))?.status, done.status);
   });
 });
 
