@@ -28,6 +28,8 @@ export interface LogDestinationOptions {
 }
 
 const DEFAULT_MAX_PENDING_BYTES = 1024 * 1024;
+/** Streams given an error listener already (a stream may serve one server after another). */
+const guarded = new WeakSet<NodeJS.WritableStream>();
 const EAGAIN_WAIT_MS = 10;
 
 /**
@@ -66,7 +68,10 @@ export class LogDestination {
     this.#onRecovered = options.onRecovered ?? (() => {});
     this.#clock = options.clock ?? systemClock;
     // A stream's own error event would otherwise crash the process: its failed writes are counted.
-    if (typeof target !== 'number') target.on('error', () => {});
+    if (typeof target !== 'number' && !guarded.has(target)) {
+      guarded.add(target);
+      target.on('error', () => {});
+    }
   }
 
   /** Lines written and lines dropped since the start (diagnostics and tests). */
