@@ -19,6 +19,7 @@ import {
   readServerConfig,
 } from './config.ts';
 import { JobEngine } from './engine/job-engine.ts';
+import { LogDestination, type LogTarget } from './log-destination.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { JobService } from './service/job-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
@@ -35,7 +36,10 @@ export interface ServerOptions {
   dataDir?: string;
   /** pino level; default `JOBWORKER_LOG_LEVEL`, else `info`. */
   logLevel?: string;
-  /** Where the JSON log lines go; default stdout. */
+  /**
+   * Where the JSON log lines go; default stdout. Writing them never blocks the server: lines that
+   * cannot be written (a full disk) are dropped and counted (see `LogDestination`).
+   */
   logStream?: NodeJS.WritableStream;
   /** Newest bytes kept per stream of each job (`512M`, `1G`); default `JOBWORKER_OUTPUT_CAP`, else 1G. */
   outputCap?: string;
@@ -83,20 +87,25 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
   const defaultTimeoutMs = parseDefaultTimeout(options.defaultTimeout ?? config.defaultTimeout);
 
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const lock = await lockDataDir(dataDir);
   try {
-    return await startOnDataDir({
-      listen,
-      dataDir,
-      logger,
-      lock,
-      outputCapBytes,
-      maxRunning,
-      defaultTimeoutMs,
-    });
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const lock = await lockDataDir(dataDir);
+    try {
+      return await startOnDataDir({
+        listen,
+        dataDir,
+        logger,
+        lock,
+        outputCapBytes,
+        maxRunning,
+        defaultTimeoutMs,
+      });
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
   } catch (err) {
-    await lock.release();
+    await flushLog(logger);
     throw err;
   }
 }
@@ -197,6 +206,7 @@ async function startOnDataDir({
       await store.close();
       await lock.release();
       logger.info({ url }, 'jobworker closed; running jobs keep running');
+      await flushLog(logger);
     }
   };
   const idle = async (): Promise<void> => {
@@ -225,5 +235,30 @@ function createLogger(level: string, stream: NodeJS.WritableStream | undefined):
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: { ...LOG_SERIALIZERS, err: pino.stdSerializers.err },
   };
-  return stream ? pino(options, stream) : pino(options);
+  let logger: pino.Logger | undefined;
+  const destination = new LogDestination(logTarget(stream), {
+    onRecovered: ({ lines, cause }) =>
+      logger?.warn(
+        { droppedLogLines: lines, cause },
+        `${lines} log lines could not be written and were dropped`,
+      ),
+  });
+  logger = pino(options, destination);
+  return logger;
+}
+
+/**
+ * The standard streams are written through their descriptors: Node writes to a file behind
+ * stdout synchronously, and its write error would end the process.
+ */
+function logTarget(stream: NodeJS.WritableStream | undefined): LogTarget {
+  if (stream === undefined) return 1;
+  const fd = (stream as { fd?: unknown }).fd;
+  if (stream === process.stdout || stream === process.stderr) return typeof fd === 'number' ? fd : 1;
+  return stream;
+}
+
+/** Resolves once every line logged so far is written or dropped (never waits on a full disk). */
+function flushLog(logger: pino.Logger): Promise<void> {
+  return new Promise((resolve) => logger.flush(() => resolve()));
 }

@@ -17,10 +17,12 @@ enableCompileCache();
 const { runCli } = await import('./program.ts');
 
 // A reader that went away (`jobworker logs ID | head`) is not an error worth a message.
+// Any other failed write (a full disk) is the failure of the write itself, which its caller
+// reports if it can; thrown from here, it would end `serve` before it closed.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(0);
-    throw error;
+    process.exitCode = 1;
   });
 }
 

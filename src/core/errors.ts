@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   FORBIDDEN: 'the caller may not do this (admins only)',
   UNAUTHENTICATED: 'no valid credentials were given',
   PAYLOAD_TOO_LARGE: 'the request body is larger than allowed',
+  INSUFFICIENT_STORAGE: "the server's disk is full: nothing was created or changed",
   INTERNAL: 'an unexpected server error',
 } as const;
 
@@ -91,6 +92,18 @@ export class QueueFullError extends JobworkerError {
 export class SpawnError extends JobworkerError {
   constructor(message: string, options?: ErrorOptions) {
     super('SPAWN_FAILED', message, options);
+  }
+}
+
+/**
+ * A write the server could not make because its filesystem is full (SQLite's SQLITE_FULL, or
+ * ENOSPC/EDQUOT from the filesystem). Whatever the write belonged to was not done, and left
+ * nothing half-done behind; the same request succeeds once space is freed. `cause` is the
+ * original error; the message names it.
+ */
+export class InsufficientStorageError extends JobworkerError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('INSUFFICIENT_STORAGE', message, options);
   }
 }
 

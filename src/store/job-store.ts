@@ -51,6 +51,13 @@ export interface JobFinish {
   readonly exit: JobExit;
   readonly finishedAt: Date;
   readonly outputBytes: OutputBytes;
+  /**
+   * The stop the job ended by, when it may not be on record: one asked for while the disk was
+   * full is carried out anyway and recorded with the end. Ignored when a stop is on record.
+   */
+  readonly stop?: StopRequest;
+  /** The stop had to kill processes that outlived its grace (recorded with the end if not before). */
+  readonly stopForced?: boolean;
 }
 
 /**

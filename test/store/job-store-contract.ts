@@ -223,6 +223,32 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal(cancelled.startedAt, null);
         }));
 
+      it('records with the end a stop that was not on record, and keeps one that was', () =>
+        withStore(async (store) => {
+          // A stop asked for while the disk was full is recorded with the job's end (defect 15).
+          const unrecorded = await inserted(store, { status: 'running' });
+          const stop = { at: AT, by: 'alice', graceMs: 500 };
+          const ended = await store.markFinished(unrecorded.id, {
+            ...finish('stopped'),
+            stop,
+            stopForced: true,
+          });
+          assert.deepStrictEqual(ended.stop, stop);
+          assert.equal(ended.stopForced, true);
+          assert.deepStrictEqual(await store.getJob(unrecorded.id), ended);
+
+          const recorded = await inserted(store, { status: 'running' });
+          await store.markStopRequested(recorded.id, stop);
+          const later = { at: new Date(AT.getTime() + 1000), by: 'bob', graceMs: 0 };
+          const kept = await store.markFinished(recorded.id, {
+            ...finish('stopped'),
+            stop: later,
+            stopForced: false,
+          });
+          assert.deepStrictEqual(kept.stop, stop);
+          assert.equal(kept.stopForced, false);
+        }));
+
       it('marks a stop forced once; a second call returns the job unchanged', () =>
         withStore(async (store) => {
           const job = await inserted(store, { status: 'running' });

@@ -21,6 +21,7 @@ export const HTTP_STATUS = {
   CAPACITY_EXHAUSTED: 429,
   QUEUE_FULL: 429,
   SPAWN_FAILED: 500,
+  INSUFFICIENT_STORAGE: 507,
   INTERNAL: 500,
 } as const satisfies Record<ErrorCode, number>;
 

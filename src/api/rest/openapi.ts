@@ -34,6 +34,7 @@ const STATUS_TEXT: Record<string, string> = {
   413: 'Body larger than 1 MiB',
   429: 'The server is at a limit; retry later',
   500: 'Internal error (details only in the server log)',
+  507: "The server's disk is full: nothing was created or changed; retry once space is freed",
 };
 
 /**

@@ -72,8 +72,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
     const where = { url: server.url, dataDir: server.dataDir, adminTokenFile: server.adminTokenFile };
     if (json) await printJson(ctx, where);
     else {
-      await writeTo(
-        ctx.stderr,
+      await notice(
+        ctx,
         `jobworker: listening on ${server.url}\n` +
           `jobworker: data in ${server.dataDir}; admin token in ${server.adminTokenFile}\n`,
       );
@@ -82,9 +82,17 @@ export function registerServe(program: Command, ctx: CliContext): void {
     // A second signal while closing ends the process at once.
     const force = () => process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
     process.once('SIGINT', force).once('SIGTERM', force);
-    if (!json) await writeTo(ctx.stderr, `jobworker: ${signal}: closing; running jobs keep running\n`);
+    if (!json) await notice(ctx, `jobworker: ${signal}: closing; running jobs keep running\n`);
     await server.close();
   });
+}
+
+/**
+ * Writes one of serve's own lines to stderr, best effort: on a full disk it is lost, and the
+ * server goes on (and closes on a signal) all the same.
+ */
+function notice(ctx: CliContext, text: string): Promise<void> {
+  return writeTo(ctx.stderr, text).catch(() => undefined);
 }
 
 /** Listens from before the server starts, so a signal during startup still closes it once it is up. */

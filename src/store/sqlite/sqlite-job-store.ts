@@ -391,9 +391,21 @@ export class SqliteJobStore implements JobStore {
       paused_at: null,
       ...extra,
     };
+    const stop =
+      finish.stop === undefined
+        ? {}
+        : {
+            stop_at: toMillis('stop.at', finish.stop.at),
+            stop_by: finish.stop.by,
+            stop_grace_ms: finish.stop.graceMs,
+          };
     return changeIn(trx, id, (current) => {
       assertTransition(id, current.status, finish.status);
-      return changes;
+      return {
+        ...changes,
+        ...(current.stop_at === null ? stop : {}),
+        ...(finish.stopForced === true ? { stop_forced: 1 } : {}),
+      };
     });
   }
 }
