@@ -101,7 +101,7 @@ describe('SQLite retention at 200,000 finished jobs', () => {
         const bound = await store.retentionBound({ finishedBefore: null, keepNewest: KEEP });
         assert.ok(bound);
         for (const owner of [undefined, 'alice']) {
-          const batch = deleteBatchQuery(db, { before: bound, limit: 1000, ...(owner ? { owner } : {}) });
+          const batch = deleteBatchQuery({ before: bound, limit: 1000, ...(owner ? { owner } : {}) });
           const plan = await queryPlan(db, batch.compile(db));
           const index = owner ? 'jobs_finished_by_owner' : 'jobs_finished';
           assert.ok(

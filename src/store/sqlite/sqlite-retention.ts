@@ -105,7 +105,7 @@ function compareBounds(a: FinishedBound, b: FinishedBound): number {
  * job waits for. The row-value comparison is a range of the index; the partial index applies
  * because `finished_at < ?`-style terms imply `finished_at is not null`.
  */
-export function deleteBatchQuery(db: Kysely<SqliteSchema>, query: DeleteFinishedQuery) {
+export function deleteBatchQuery(query: DeleteFinishedQuery) {
   const at = toMillis('before.finishedAt', query.before.finishedAt);
   const notWaitedFor = sql<boolean>`not exists (
     select 1 from job_deps d cross join jobs w
@@ -129,7 +129,7 @@ export async function deleteFinishedIn(
     throw ValidationError.expected('limit', `an integer from 1 to ${MAX_DELETE_BATCH}`, query.limit);
   }
   return db.transaction().execute(async (trx) => {
-    const { rows } = await deleteBatchQuery(db, query).execute(trx);
+    const { rows } = await deleteBatchQuery(query).execute(trx);
     const ids = rows.map((r) => r.id);
     await deleteRows(trx, ids);
     return ids;
