@@ -14,6 +14,8 @@ import { ValidationError } from './core/errors.ts';
  * | `JOBWORKER_LOG_LEVEL` | `info` |
  * | `JOBWORKER_OUTPUT_CAP` | `1G`: newest bytes kept per stream of each job |
  * | `JOBWORKER_MAX_RUNNING` | `10000`: most jobs this server runs at once |
+ * | `JOBWORKER_KEEP_JOBS` | `100000`: most finished jobs kept (`none`: any number) |
+ * | `JOBWORKER_KEEP_FOR` | `30d`: how long a finished job is kept (`none`: forever) |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -24,6 +26,10 @@ export interface ServerConfig {
   readonly outputCap: string;
   /** Most jobs this server runs at once, all queues together; more wait in their queues. */
   readonly maxRunning: string;
+  /** Most finished jobs kept, the newest; `none` for any number, `0` for none. */
+  readonly keepJobs: string;
+  /** How long a finished job is kept after it finished (`30d`, `12h`); `none` for ever. */
+  readonly keepFor: string;
 }
 
 export const SERVER_DEFAULTS = {
@@ -31,6 +37,8 @@ export const SERVER_DEFAULTS = {
   logLevel: 'info',
   outputCap: '1G',
   maxRunning: '10000',
+  keepJobs: '100000',
+  keepFor: '30d',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -43,6 +51,8 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     logLevel: value('JOBWORKER_LOG_LEVEL') ?? SERVER_DEFAULTS.logLevel,
     outputCap: value('JOBWORKER_OUTPUT_CAP') ?? SERVER_DEFAULTS.outputCap,
     maxRunning: value('JOBWORKER_MAX_RUNNING') ?? SERVER_DEFAULTS.maxRunning,
+    keepJobs: value('JOBWORKER_KEEP_JOBS') ?? SERVER_DEFAULTS.keepJobs,
+    keepFor: value('JOBWORKER_KEEP_FOR') ?? SERVER_DEFAULTS.keepFor,
   };
 }
 
@@ -108,6 +118,36 @@ export function parseMaxRunning(text: string): number {
     throw ValidationError.expected('maxRunning', 'a whole number of jobs from 1 to 1000000', text);
   }
   return n;
+}
+
+/** `none` (no limit) or a whole number of finished jobs to keep, 0 to a billion. */
+export function parseKeepJobs(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === 'none') return null;
+  const n = /^[0-9]{1,10}$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+  if (!(n >= 0 && n <= 1_000_000_000)) {
+    throw ValidationError.expected(
+      'keepJobs',
+      'a whole number of jobs from 0 to 1000000000, or `none`',
+      text,
+    );
+  }
+  return n;
+}
+
+const KEEP_FOR_UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `none` (for ever) or a duration such as `30d`, `12h`, `90m`, `3600s`; `0` deletes at the next pass. */
+export function parseKeepFor(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === 'none') return null;
+  if (trimmed === '0') return 0;
+  const match = /^([0-9]{1,9})([smhd])$/.exec(trimmed);
+  const ms = match ? Number(match[1]) * KEEP_FOR_UNITS[match[2]!]! : Number.NaN;
+  if (!Number.isSafeInteger(ms)) {
+    throw ValidationError.expected('keepFor', 'a duration such as 30d, 12h or 90m, 0, or `none`', text);
+  }
+  return ms;
 }
 
 export function checkLogLevel(level: string): string {

@@ -12,6 +12,8 @@ import { TokenStore } from './auth/token-store.ts';
 import {
   checkLogLevel,
   type ListenAddress,
+  parseKeepFor,
+  parseKeepJobs,
   parseListen,
   parseMaxRunning,
   parseOutputCap,
@@ -40,6 +42,10 @@ export interface ServerOptions {
   outputCap?: string;
   /** Most jobs run at once, all queues together; default `JOBWORKER_MAX_RUNNING`, else 10000. */
   maxRunning?: string;
+  /** Most finished jobs kept (`none`: any number); default `JOBWORKER_KEEP_JOBS`, else 100000. */
+  keepJobs?: string;
+  /** How long finished jobs are kept (`30d`, `none`); default `JOBWORKER_KEEP_FOR`, else 30d. */
+  keepFor?: string;
 }
 
 export interface RunningServer {
@@ -78,11 +84,15 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
+  const retention = {
+    keepJobs: parseKeepJobs(options.keepJobs ?? config.keepJobs),
+    keepForMs: parseKeepFor(options.keepFor ?? config.keepFor),
+  };
 
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const lock = await lockDataDir(dataDir);
   try {
-    return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes, maxRunning });
+    return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes, maxRunning, retention });
   } catch (err) {
     await lock.release();
     throw err;
@@ -97,6 +107,7 @@ async function startOnDataDir({
   lock,
   outputCapBytes,
   maxRunning,
+  retention,
 }: {
   listen: ListenAddress;
   dataDir: string;
@@ -104,6 +115,7 @@ async function startOnDataDir({
   lock: DataDirLock;
   outputCapBytes: number;
   maxRunning: number;
+  retention: { keepJobs: number | null; keepForMs: number | null };
 }): Promise<RunningServer> {
   const tokens = await TokenStore.open(dataDir);
   const admin = await ensureAdminToken(dataDir, tokens);
@@ -117,6 +129,7 @@ async function startOnDataDir({
       store,
       outputCapBytes,
       maxRunning,
+      ...retention,
       logger: logger.child({ component: 'engine' }),
     });
   } catch (err) {

@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { ConnectionError } from './errors.ts';
 
 export interface HttpRequest {
-  readonly method: 'GET' | 'POST' | 'PUT';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   readonly url: URL;
   readonly headers?: Record<string, string>;
   readonly body?: string;

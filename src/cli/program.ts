@@ -6,7 +6,9 @@ import { registerDrain } from './commands/drain.ts';
 import { registerList } from './commands/list.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerPause } from './commands/pause.ts';
+import { registerPrune } from './commands/prune.ts';
 import { registerQueue } from './commands/queue.ts';
+import { registerRm } from './commands/rm.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerStart } from './commands/start.ts';
 import { registerStatus } from './commands/status.ts';
@@ -59,6 +61,8 @@ export function buildProgram(ctx: CliContext, options: { jsonErrors?: boolean } 
   registerPause(program, ctx);
   registerQueue(program, ctx);
   registerDrain(program, ctx);
+  registerRm(program, ctx);
+  registerPrune(program, ctx);
   return program;
 }
 

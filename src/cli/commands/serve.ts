@@ -11,6 +11,8 @@ interface ServeOptions {
   logLevel?: string;
   outputCap?: string;
   maxRunning?: string;
+  keepJobs?: string;
+  keepFor?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -35,6 +37,14 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--max-running <n>',
       'most jobs run at once, all queues together; more wait (default: $JOBWORKER_MAX_RUNNING, else 10000)',
+    )
+    .option(
+      '--keep-jobs <n>',
+      'most finished jobs kept, the newest; older ones are deleted with their output; none: any number (default: $JOBWORKER_KEEP_JOBS, else 100000)',
+    )
+    .option(
+      '--keep-for <duration>',
+      'how long a finished job is kept: 30d, 12h, 90m; none: for ever (default: $JOBWORKER_KEEP_FOR, else 30d)',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -53,11 +63,14 @@ export function registerServe(program: Command, ctx: CliContext): void {
       logLevel: options.logLevel,
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
+      keepJobs: options.keepJobs,
+      keepFor: options.keepFor,
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
       const field = err instanceof ValidationError ? err.field : undefined;
-      if (field === 'listen' || field === 'logLevel' || field === 'outputCap' || field === 'maxRunning') {
+      const options = ['listen', 'logLevel', 'outputCap', 'maxRunning', 'keepJobs', 'keepFor'];
+      if (field !== undefined && options.includes(field)) {
         throw new UsageError((err as Error).message);
       }
       throw err;
