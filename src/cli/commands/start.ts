@@ -27,7 +27,7 @@ import {
   type ScheduleOptions,
   scheduleBody,
 } from '../schedule-options.ts';
-import { showOutput } from '../show-output.ts';
+import { reconnectForFromEnv, showOutput } from '../show-output.ts';
 import { printable } from '../terminal-sanitizer.ts';
 
 interface StartOptions extends ScheduleOptions {
@@ -140,6 +140,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       follow: true,
       raw: options.raw === true,
       json: common.json === true,
+      reconnectForMs: reconnectForFromEnv(ctx.env),
     });
   });
 }
