@@ -67,7 +67,7 @@ export class HistoryRetention {
     return this.#deleteBefore(before, request.owner);
   }
 
-  /** Removes the directory of one deleted job (its row is gone already). */
+  /** Removes the directories of deleted jobs (their rows are gone already), then forgets them. */
   async removeDirs(ids: readonly string[]): Promise<void> {
     const removed: string[] = [];
     for (const id of ids) {
