@@ -13,6 +13,8 @@ import {
   checkLogLevel,
   type ListenAddress,
   parseDefaultTimeout,
+  parseKeepFor,
+  parseKeepJobs,
   parseListen,
   parseMaxRunning,
   parseOutputCap,
@@ -47,6 +49,10 @@ export interface ServerOptions {
   maxRunning?: string;
   /** Timeout of a job that sets none (`60s`, `none`); default `JOBWORKER_DEFAULT_TIMEOUT`, else none. */
   defaultTimeout?: string;
+  /** Most finished jobs kept (`none`: any number); default `JOBWORKER_KEEP_JOBS`, else 100000. */
+  keepJobs?: string;
+  /** How long finished jobs are kept (`30d`, `none`); default `JOBWORKER_KEEP_FOR`, else 30d. */
+  keepFor?: string;
 }
 
 export interface RunningServer {
@@ -86,6 +92,10 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
   const defaultTimeoutMs = parseDefaultTimeout(options.defaultTimeout ?? config.defaultTimeout);
+  const retention = {
+    keepJobs: parseKeepJobs(options.keepJobs ?? config.keepJobs),
+    keepForMs: parseKeepFor(options.keepFor ?? config.keepFor),
+  };
 
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -99,6 +109,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         outputCapBytes,
         maxRunning,
         defaultTimeoutMs,
+        retention,
       });
     } catch (err) {
       await lock.release();
@@ -119,6 +130,7 @@ async function startOnDataDir({
   outputCapBytes,
   maxRunning,
   defaultTimeoutMs,
+  retention,
 }: {
   listen: ListenAddress;
   dataDir: string;
@@ -127,6 +139,7 @@ async function startOnDataDir({
   outputCapBytes: number;
   maxRunning: number;
   defaultTimeoutMs: number | null;
+  retention: { keepJobs: number | null; keepForMs: number | null };
 }): Promise<RunningServer> {
   const tokens = await TokenStore.open(dataDir);
   const admin = await ensureAdminToken(dataDir, tokens);
@@ -141,6 +154,7 @@ async function startOnDataDir({
       outputCapBytes,
       maxRunning,
       defaultTimeoutMs,
+      ...retention,
       logger: logger.child({ component: 'engine' }),
     });
   } catch (err) {

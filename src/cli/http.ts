@@ -9,7 +9,7 @@ const httpsRequest = (...args: Parameters<typeof httpRequest>) =>
   process.getBuiltinModule('node:https').request(...args);
 
 export interface HttpRequest {
-  readonly method: 'GET' | 'POST' | 'PUT';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   readonly url: URL;
   readonly headers?: Record<string, string>;
   readonly body?: string;

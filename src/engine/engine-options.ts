@@ -35,6 +35,20 @@ export interface EngineOptions {
    * status shows it; null for none. Default null. `jobworker serve --default-timeout` sets it.
    */
   readonly defaultTimeoutMs?: number | null;
+  /**
+   * Most finished jobs kept, the newest by when they finished; older ones are deleted with their
+   * output. 0 keeps none; null, any number. Default 100,000.
+   */
+  readonly keepJobs?: number | null;
+  /**
+   * How long a finished job is kept after it finished (ms); 0 deletes it at the next pass; null
+   * keeps it forever. Default 30 days. A job is deleted when either limit says so.
+   */
+  readonly keepForMs?: number | null;
+  /** Time between two retention passes (on `clock`). Default 5 minutes. */
+  readonly retentionIntervalMs?: number;
+  /** Jobs deleted per retention transaction. Default 1,000. */
+  readonly retentionBatch?: number;
 }
 
 export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
@@ -46,6 +60,10 @@ export const ENGINE_DEFAULTS = {
   dispatchBatch: 64,
   maxRunning: 10_000,
   defaultTimeoutMs: null,
+  keepJobs: 100_000,
+  keepForMs: 30 * 24 * 3600 * 1000,
+  retentionIntervalMs: 5 * 60 * 1000,
+  retentionBatch: 1000,
 } as const satisfies Partial<EngineOptions>;
 
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {

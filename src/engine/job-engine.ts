@@ -23,6 +23,7 @@ import { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
+import { HistoryRetention } from './history-retention.ts';
 import { Supervisor } from './supervisor.ts';
 
 /** Who is asking: recorded on the job and on its stop. */
@@ -83,6 +84,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #cgroups: Cgroups;
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
+  readonly #retention: HistoryRetention;
   /**
    * Claimed jobs being spawned right now, until supervised: they hold a slot, and a stop or a
    * pause that comes meanwhile waits for the launch to end rather than miss the job.
@@ -140,6 +142,23 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         this.emit('engine:error', err, null);
       },
     });
+    this.#retention = new HistoryRetention({
+      store: this.#store,
+      clock: options.clock,
+      keepJobs: options.keepJobs,
+      keepForMs: options.keepForMs,
+      intervalMs: options.retentionIntervalMs,
+      batch: options.retentionBatch,
+      jobDir: (id) => this.#jobDir(id),
+      onPass: (deleted) => {
+        if (deleted > 0) options.logger.info({ deleted }, 'retention deleted finished jobs');
+        this.emit('history:pruned', deleted);
+      },
+      onError: (err) => {
+        options.logger.error({ err }, 'retention failed');
+        this.emit('engine:error', err, null);
+      },
+    });
   }
 
   /** Opens the engine and reconciles every job this node left running (adopt, or record how it ended). */
@@ -156,6 +175,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       'job engine open',
     );
     await engine.#dispatcher.kick();
+    engine.#retention.start();
     return engine;
   }
 
@@ -527,8 +547,38 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     yield { type: 'end', job: await this.waitFor(id) };
   }
 
+  /**
+   * Deletes a finished job and its output (`NOT_FINISHED` while it is queued, running or paused;
+   * `IN_USE` while a queued job waits for it). Resolves with the job as it was.
+   */
+  async delete(id: string): Promise<Job> {
+    if (!isJobId(id)) throw new NotFoundError(id);
+    const job = await this.#store.deleteJob(id);
+    await this.#retention.removeDirs([id]);
+    this.emit('job:deleted', job);
+    return job;
+  }
+
+  /**
+   * Deletes every finished job that finished more than `olderThanMs` ago (only `owner`'s when
+   * given), with its output, in batches; resolves with how many.
+   */
+  prune(request: { olderThanMs: number; owner?: string }): Promise<number> {
+    const finishedBefore = new Date(this.#options.now().getTime() - request.olderThanMs);
+    return this.#retention.prune({
+      finishedBefore,
+      ...(request.owner === undefined ? {} : { owner: request.owner }),
+    });
+  }
+
+  /** Runs a retention pass now (or joins the one running): how many finished jobs it deleted. */
+  applyRetention(): Promise<number> {
+    return this.#retention.pass();
+  }
+
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
+    await this.#retention.close();
     await this.#dispatcher.close();
     this.#supervisor.close();
     this.#monitor.close();

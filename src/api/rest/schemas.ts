@@ -364,6 +364,10 @@ export const LIST_JOBS_SCHEMA = {
         description: `Comma-separated statuses: ${JOB_STATUSES.join(', ')}.`,
       },
       name: { type: 'string', description: 'Exact job name.' },
+      idPrefix: {
+        type: 'string',
+        description: 'Jobs whose id starts with this (lower-case hex digits and dashes).',
+      },
       label: { type: 'string', description: 'One label as `key=value`.' },
       limit: {
         type: 'string',
@@ -393,6 +397,55 @@ export const GET_JOB_SCHEMA = {
   summary: 'Get a job',
   params: idParams,
   response: { 200: jobRef, ...errors(400, 404) },
+} as const;
+
+export const DELETE_JOB_SCHEMA = {
+  summary: 'Delete a finished job and its output',
+  description:
+    '200 with the job as it was; afterwards GET answers 404. 409 NOT_FINISHED while it is queued, ' +
+    'running or paused (stop it first); 409 IN_USE while a queued job waits for it (`after`). ' +
+    "Another user's job answers 404 like an unknown id.",
+  params: idParams,
+  response: { 200: jobRef, ...errors(400, 404, 409) },
+} as const;
+
+export const RESOLVE_JOB_SCHEMA = {
+  summary: 'Find the job a person means',
+  description:
+    "Resolves `ref` among the jobs the caller may see: a whole id; `last` (the caller's newest job); " +
+    "a prefix of at least 6 characters of an id; or the name of exactly one of the caller's jobs. " +
+    '404 NOT_FOUND when nothing matches; 409 AMBIGUOUS, listing some of the jobs, when several do.',
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['ref'],
+    properties: { ref: { type: 'string', description: 'An id, an id prefix, a job name or `last`.' } },
+  },
+  response: { 200: jobRef, ...errors(400, 404, 409) },
+} as const;
+
+export const PRUNE_SCHEMA = {
+  summary: 'Delete finished jobs and their output',
+  description:
+    'Deletes every finished job that finished more than `olderThanMs` ago (default 0: all of them): ' +
+    "every user's for an admin, the caller's own for a user. Queued, running and paused jobs, and " +
+    'finished jobs a queued job waits for, are kept.',
+  body: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    properties: {
+      olderThanMs: { type: 'integer', description: 'Only jobs that finished at least this long ago (ms).' },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['deleted'],
+      properties: { deleted: { type: 'integer', description: 'Jobs deleted.' } },
+    },
+    ...errors(400),
+  },
 } as const;
 
 export const STOP_JOB_SCHEMA = {

@@ -12,6 +12,8 @@ interface ServeOptions {
   outputCap?: string;
   maxRunning?: string;
   defaultTimeout?: string;
+  keepJobs?: string;
+  keepFor?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -40,6 +42,14 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--default-timeout <duration>',
       'timeout of a job that sets none: 60s, 5m, 2h... or none (default: $JOBWORKER_DEFAULT_TIMEOUT, else none)',
+    )
+    .option(
+      '--keep-jobs <n>',
+      'most finished jobs kept, the newest; older ones are deleted with their output; none: any number (default: $JOBWORKER_KEEP_JOBS, else 100000)',
+    )
+    .option(
+      '--keep-for <duration>',
+      'how long a finished job is kept: 30d, 12h, 90m; none: for ever (default: $JOBWORKER_KEEP_FOR, else 30d)',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -59,11 +69,21 @@ export function registerServe(program: Command, ctx: CliContext): void {
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
       defaultTimeout: options.defaultTimeout,
+      keepJobs: options.keepJobs,
+      keepFor: options.keepFor,
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
       const field = err instanceof ValidationError ? err.field : undefined;
-      const flagFields = ['listen', 'logLevel', 'outputCap', 'maxRunning', 'defaultTimeout'];
+      const flagFields = [
+        'listen',
+        'logLevel',
+        'outputCap',
+        'maxRunning',
+        'defaultTimeout',
+        'keepJobs',
+        'keepFor',
+      ];
       if (field !== undefined && flagFields.includes(field)) {
         throw new UsageError((err as Error).message);
       }

@@ -5,18 +5,22 @@ import { assertTransition } from '../../core/states.ts';
 import { dependencyVerdict } from '../dependency-verdict.ts';
 import type {
   Admission,
+  DeleteFinishedQuery,
+  FinishedBound,
   JobFinish,
   JobListQuery,
   JobPage,
   JobStore,
   QueueSettings,
   QueueState,
+  RetentionLimits,
 } from '../job-store.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
 import { jobToRow, rowToJob, toMillis } from './job-row.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
+import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
 
 /** What a state change decides from: the columns its checks read. */
@@ -355,6 +359,33 @@ export class SqliteJobStore implements JobStore {
   async listRunning(node: string): Promise<Job[]> {
     const { rows } = await this.#db.executeQuery(listActiveQuery(this.#db, node, 'running'));
     return rows.map(rowToJob);
+  }
+
+  deleteJob(id: string): Promise<Job> {
+    return deleteJobIn(this.#db, id);
+  }
+
+  retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
+    return retentionBoundIn(this.#db, limits);
+  }
+
+  deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
+    return deleteFinishedIn(this.#db, query);
+  }
+
+  async listDirsToRemove(limit: number): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('job_dirs_to_remove')
+      .select('id')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  async forgetDirsRemoved(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.#db.deleteFrom('job_dirs_to_remove').where('id', 'in', ids).execute();
   }
 
   async close(): Promise<void> {
