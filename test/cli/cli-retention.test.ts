@@ -134,10 +134,13 @@ describe('serve retention options', () => {
     assert.equal(parseKeepFor('90m'), 90 * 60_000);
     assert.equal(parseKeepFor('0'), 0);
     assert.equal(parseKeepFor('none'), null);
+    // The same grammar as every other server duration (--default-timeout): plain seconds, decimals.
+    assert.equal(parseKeepFor('30'), 30_000);
+    assert.equal(parseKeepFor('1.5h'), 1.5 * 3_600_000);
     for (const bad of ['', '-1', 'many', '1.5', '1e3', '2000000000']) {
       assert.throws(() => parseKeepJobs(bad), { field: 'keepJobs' }, bad);
     }
-    for (const bad of ['', '30', '2 weeks', '1w', '-1d', '1.5h']) {
+    for (const bad of ['', '2 weeks', '1w', '-1d', '1.5.h']) {
       assert.throws(() => parseKeepFor(bad), { field: 'keepFor' }, bad);
     }
   });
