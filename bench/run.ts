@@ -11,6 +11,7 @@ import { markdownTable, printRow, type Row, skipped } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { apiGet } from './scenarios/api-get.ts';
 import { catchUpRead } from './scenarios/catch-up-read.ts';
+import { cliLatency } from './scenarios/cli-latency.ts';
 import { fanOut } from './scenarios/fan-out.ts';
 import { followLatency } from './scenarios/follow-latency.ts';
 import { history } from './scenarios/history.ts';
@@ -29,6 +30,7 @@ const SCENARIOS: readonly Scenario[] = [
   apiGet,
   history,
   queueBacklog,
+  cliLatency,
 ];
 
 function usage(): string {

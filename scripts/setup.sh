@@ -40,4 +40,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# The sources as JavaScript in dist/, which bin/jobworker runs while it is current (quick start-up).
+bash scripts/build.sh
+# The native job spawner, in dist/native/ (scripts/build.sh leaves it alone).
 bash scripts/build-native.sh

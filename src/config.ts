@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from './core/errors.ts';
+import { SPEC_LIMITS } from './core/spec.ts';
 
 /**
  * Server settings from the environment. This module is the server's only reader of `process.env`;
@@ -14,6 +15,9 @@ import { ValidationError } from './core/errors.ts';
  * | `JOBWORKER_LOG_LEVEL` | `info` |
  * | `JOBWORKER_OUTPUT_CAP` | `1G`: newest bytes kept per stream of each job |
  * | `JOBWORKER_MAX_RUNNING` | `10000`: most jobs this server runs at once |
+ * | `JOBWORKER_DEFAULT_TIMEOUT` | `none`: the timeout of a job that sets none |
+ * | `JOBWORKER_KEEP_JOBS` | `100000`: most finished jobs kept (`none`: any number) |
+ * | `JOBWORKER_KEEP_FOR` | `30d`: how long a finished job is kept (`none`: forever) |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -24,6 +28,12 @@ export interface ServerConfig {
   readonly outputCap: string;
   /** Most jobs this server runs at once, all queues together; more wait in their queues. */
   readonly maxRunning: string;
+  /** The timeout of a job that sets none (`60s`, `2h`), or `none`. */
+  readonly defaultTimeout: string;
+  /** Most finished jobs kept, the newest; `none` for any number, `0` for none. */
+  readonly keepJobs: string;
+  /** How long a finished job is kept after it finished (`30d`, `12h`); `none` for ever. */
+  readonly keepFor: string;
 }
 
 export const SERVER_DEFAULTS = {
@@ -31,6 +41,9 @@ export const SERVER_DEFAULTS = {
   logLevel: 'info',
   outputCap: '1G',
   maxRunning: '10000',
+  defaultTimeout: 'none',
+  keepJobs: '100000',
+  keepFor: '30d',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -43,6 +56,9 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     logLevel: value('JOBWORKER_LOG_LEVEL') ?? SERVER_DEFAULTS.logLevel,
     outputCap: value('JOBWORKER_OUTPUT_CAP') ?? SERVER_DEFAULTS.outputCap,
     maxRunning: value('JOBWORKER_MAX_RUNNING') ?? SERVER_DEFAULTS.maxRunning,
+    defaultTimeout: value('JOBWORKER_DEFAULT_TIMEOUT') ?? SERVER_DEFAULTS.defaultTimeout,
+    keepJobs: value('JOBWORKER_KEEP_JOBS') ?? SERVER_DEFAULTS.keepJobs,
+    keepFor: value('JOBWORKER_KEEP_FOR') ?? SERVER_DEFAULTS.keepFor,
   };
 }
 
@@ -108,6 +124,60 @@ export function parseMaxRunning(text: string): number {
     throw ValidationError.expected('maxRunning', 'a whole number of jobs from 1 to 1000000', text);
   }
   return n;
+}
+
+const DURATION = /^([0-9]{1,10}(?:\.[0-9]{1,3})?)(ms|s|m|h|d)?$/;
+const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** A duration as the CLI writes it (`500ms`, `60s`, `5m`, `2h`, `30d`, or plain seconds), or NaN. */
+function durationMs(text: string): number {
+  const match = DURATION.exec(text);
+  const unit = (match?.[2] ?? 's') as keyof typeof DURATION_MS;
+  return match ? Math.round(Number(match[1]) * DURATION_MS[unit]) : Number.NaN;
+}
+
+/**
+ * The server's default job timeout: `none` (null), or a duration from 1 ms to a job's longest
+ * timeout (366 days).
+ */
+export function parseDefaultTimeout(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === 'none') return null;
+  const ms = durationMs(trimmed);
+  if (!(ms >= 1 && ms <= SPEC_LIMITS.timeoutMs)) {
+    throw ValidationError.expected(
+      'defaultTimeout',
+      'a duration such as 60s, 5m or 2h (at most 366d), or `none`',
+      text,
+    );
+  }
+  return ms;
+}
+
+/** `none` (no limit) or a whole number of finished jobs to keep, 0 to a billion. */
+export function parseKeepJobs(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === 'none') return null;
+  const n = /^[0-9]{1,10}$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+  if (!(n >= 0 && n <= 1_000_000_000)) {
+    throw ValidationError.expected(
+      'keepJobs',
+      'a whole number of jobs from 0 to 1000000000, or `none`',
+      text,
+    );
+  }
+  return n;
+}
+
+/** `none` (for ever) or a duration such as `30d`, `12h`, `90m`, `3600s`; `0` deletes at the next pass. */
+export function parseKeepFor(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === 'none') return null;
+  const ms = durationMs(trimmed);
+  if (!(ms >= 0 && Number.isSafeInteger(ms))) {
+    throw ValidationError.expected('keepFor', 'a duration such as 30d, 12h or 90m, 0, or `none`', text);
+  }
+  return ms;
 }
 
 export function checkLogLevel(level: string): string {

@@ -12,12 +12,16 @@ import { TokenStore } from './auth/token-store.ts';
 import {
   checkLogLevel,
   type ListenAddress,
+  parseDefaultTimeout,
+  parseKeepFor,
+  parseKeepJobs,
   parseListen,
   parseMaxRunning,
   parseOutputCap,
   readServerConfig,
 } from './config.ts';
 import { JobEngine } from './engine/job-engine.ts';
+import { LogDestination, type LogTarget } from './log-destination.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { JobService } from './service/job-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
@@ -34,12 +38,21 @@ export interface ServerOptions {
   dataDir?: string;
   /** pino level; default `JOBWORKER_LOG_LEVEL`, else `info`. */
   logLevel?: string;
-  /** Where the JSON log lines go; default stdout. */
+  /**
+   * Where the JSON log lines go; default stdout. Writing them never blocks the server: lines that
+   * cannot be written (a full disk) are dropped and counted (see `LogDestination`).
+   */
   logStream?: NodeJS.WritableStream;
   /** Newest bytes kept per stream of each job (`512M`, `1G`); default `JOBWORKER_OUTPUT_CAP`, else 1G. */
   outputCap?: string;
   /** Most jobs run at once, all queues together; default `JOBWORKER_MAX_RUNNING`, else 10000. */
   maxRunning?: string;
+  /** Timeout of a job that sets none (`60s`, `none`); default `JOBWORKER_DEFAULT_TIMEOUT`, else none. */
+  defaultTimeout?: string;
+  /** Most finished jobs kept (`none`: any number); default `JOBWORKER_KEEP_JOBS`, else 100000. */
+  keepJobs?: string;
+  /** How long finished jobs are kept (`30d`, `none`); default `JOBWORKER_KEEP_FOR`, else 30d. */
+  keepFor?: string;
 }
 
 export interface RunningServer {
@@ -78,13 +91,32 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
+  const defaultTimeoutMs = parseDefaultTimeout(options.defaultTimeout ?? config.defaultTimeout);
+  const retention = {
+    keepJobs: parseKeepJobs(options.keepJobs ?? config.keepJobs),
+    keepForMs: parseKeepFor(options.keepFor ?? config.keepFor),
+  };
 
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const lock = await lockDataDir(dataDir);
   try {
-    return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes, maxRunning });
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const lock = await lockDataDir(dataDir);
+    try {
+      return await startOnDataDir({
+        listen,
+        dataDir,
+        logger,
+        lock,
+        outputCapBytes,
+        maxRunning,
+        defaultTimeoutMs,
+        retention,
+      });
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
   } catch (err) {
-    await lock.release();
+    await flushLog(logger);
     throw err;
   }
 }
@@ -97,6 +129,8 @@ async function startOnDataDir({
   lock,
   outputCapBytes,
   maxRunning,
+  defaultTimeoutMs,
+  retention,
 }: {
   listen: ListenAddress;
   dataDir: string;
@@ -104,6 +138,8 @@ async function startOnDataDir({
   lock: DataDirLock;
   outputCapBytes: number;
   maxRunning: number;
+  defaultTimeoutMs: number | null;
+  retention: { keepJobs: number | null; keepForMs: number | null };
 }): Promise<RunningServer> {
   const tokens = await TokenStore.open(dataDir);
   const admin = await ensureAdminToken(dataDir, tokens);
@@ -117,6 +153,8 @@ async function startOnDataDir({
       store,
       outputCapBytes,
       maxRunning,
+      defaultTimeoutMs,
+      ...retention,
       logger: logger.child({ component: 'engine' }),
     });
   } catch (err) {
@@ -182,6 +220,7 @@ async function startOnDataDir({
       await store.close();
       await lock.release();
       logger.info({ url }, 'jobworker closed; running jobs keep running');
+      await flushLog(logger);
     }
   };
   const idle = async (): Promise<void> => {
@@ -210,5 +249,30 @@ function createLogger(level: string, stream: NodeJS.WritableStream | undefined):
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: { ...LOG_SERIALIZERS, err: pino.stdSerializers.err },
   };
-  return stream ? pino(options, stream) : pino(options);
+  let logger: pino.Logger | undefined;
+  const destination = new LogDestination(logTarget(stream), {
+    onRecovered: ({ lines, cause }) =>
+      logger?.warn(
+        { droppedLogLines: lines, cause },
+        `${lines} log lines could not be written and were dropped`,
+      ),
+  });
+  logger = pino(options, destination);
+  return logger;
+}
+
+/**
+ * The standard streams are written through their descriptors: Node writes to a file behind
+ * stdout synchronously, and its write error would end the process.
+ */
+function logTarget(stream: NodeJS.WritableStream | undefined): LogTarget {
+  if (stream === undefined) return 1;
+  const fd = (stream as { fd?: unknown }).fd;
+  if (stream === process.stdout || stream === process.stderr) return typeof fd === 'number' ? fd : 1;
+  return stream;
+}
+
+/** Resolves once every line logged so far is written or dropped (never waits on a full disk). */
+function flushLog(logger: pino.Logger): Promise<void> {
+  return new Promise((resolve) => logger.flush(() => resolve()));
 }

@@ -10,7 +10,10 @@ export interface JobJson {
   readonly outputBytes: { readonly stdout: number; readonly stderr: number };
 }
 
-/** POST /v1/jobs; throws unless the answer is 201 with a job that was not refused at start. */
+/**
+ * POST /v1/jobs; throws unless the answer is 201 with a job that was not refused at start. The
+ * answer comes once the job is admitted (normally `queued`): `waitNoneQueued` waits for the starts.
+ */
 export async function startJob(api: ApiClient, spec: Record<string, unknown>): Promise<JobJson> {
   const { status, body } = await api.json<JobJson>('POST', '/v1/jobs', spec);
   if (status !== 201) throw new Error(`POST /v1/jobs answered ${status}: ${JSON.stringify(body)}`);
@@ -40,13 +43,22 @@ export async function countJobs(api: ApiClient, statuses: string): Promise<numbe
   return count;
 }
 
-/** Polls every `everyMs` until no job is running or queued; resolves with the time it took. */
-export async function waitNoneRunning(api: ApiClient, everyMs = 10, timeoutMs = 120_000): Promise<void> {
+/** Polls every `everyMs` until no job is running or queued. */
+export function waitNoneRunning(api: ApiClient, everyMs = 10, timeoutMs = 120_000): Promise<void> {
+  return waitNone(api, 'running,queued', everyMs, timeoutMs);
+}
+
+/** Polls every `everyMs` until no job is queued: every job submitted so far has started (or ended). */
+export function waitNoneQueued(api: ApiClient, everyMs = 10, timeoutMs = 120_000): Promise<void> {
+  return waitNone(api, 'queued', everyMs, timeoutMs);
+}
+
+async function waitNone(api: ApiClient, statuses: string, everyMs: number, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const { body } = await api.json<{ jobs: unknown[] }>('GET', '/v1/jobs?status=running,queued&limit=1');
+    const { body } = await api.json<{ jobs: unknown[] }>('GET', `/v1/jobs?status=${statuses}&limit=1`);
     if (body.jobs.length === 0) return;
-    if (performance.now() > deadline) throw new Error(`Jobs still running after ${timeoutMs} ms`);
+    if (performance.now() > deadline) throw new Error(`Jobs still ${statuses} after ${timeoutMs} ms`);
     await sleep(everyMs);
   }
 }

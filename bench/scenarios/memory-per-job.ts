@@ -1,4 +1,4 @@
-import { countJobs, startJob, waitNoneRunning } from '../lib/jobs.ts';
+import { countJobs, startJob, waitNoneQueued, waitNoneRunning } from '../lib/jobs.ts';
 import { runNodeScript } from '../lib/node-script.ts';
 import { runPool, sleep } from '../lib/pool.ts';
 import { openFds } from '../lib/proc.ts';
@@ -33,11 +33,12 @@ export const memoryPerJob: Scenario = {
         await runPool(checkpoint - running, CONCURRENCY, async () => {
           try {
             const job = await startJob(server.api, spec);
-            if (job.status !== 'running') errors++;
+            if (job.status !== 'running' && job.status !== 'queued') errors++;
           } catch {
             errors++;
           }
         });
+        await waitNoneQueued(server.api); // a submission answers once admitted; count started jobs
         running = checkpoint;
         at[checkpoint] = { rss: await settledRss(server), fds: openFds(server.pid) };
       }

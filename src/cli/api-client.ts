@@ -31,6 +31,26 @@ export class ApiClient {
     return this.json('GET', `v1/jobs/${encodeURIComponent(id)}`);
   }
 
+  /**
+   * The job a person means by `ref`: a whole id, a unique id prefix (6 characters or more), the
+   * name of one of the caller's jobs, or `last`. A 404 when nothing matches, a 409 `AMBIGUOUS`
+   * listing some candidates when several do.
+   */
+  resolveJob(ref: string): Promise<ApiJob> {
+    return this.json('GET', `v1/jobs/resolve?${new URLSearchParams({ ref })}`);
+  }
+
+  /** Deletes a finished job and its output; answers the job as it was. */
+  deleteJob(id: string): Promise<ApiJob> {
+    return this.json('DELETE', `v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  /** Deletes the caller's finished jobs (everyone's for an admin) finished at least `olderThanMs` ago. */
+  async prune(olderThanMs: number): Promise<number> {
+    const { deleted } = await this.json<{ deleted: number }>('POST', 'v1/prune', { olderThanMs });
+    return deleted;
+  }
+
   listJobs(query: ListQuery): Promise<JobPage> {
     const params = new URLSearchParams();
     if (query.status !== undefined) params.set('status', query.status);
@@ -116,7 +136,7 @@ export class ApiClient {
     return response;
   }
 
-  private async json<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+  private async json<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     return (await this.request<T>(method, path, body)).value;
   }
 
@@ -130,7 +150,7 @@ export class ApiClient {
   }
 
   private async request<T>(
-    method: 'GET' | 'POST' | 'PUT',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
     body?: unknown,
   ): Promise<{ status: number; value: T }> {

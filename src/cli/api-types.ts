@@ -15,6 +15,8 @@ export interface ApiJob {
   readonly args: readonly string[];
   readonly shell: boolean;
   readonly cwd: string;
+  /** Its timeout (the server's default when it set none); null for none. Absent from older servers. */
+  readonly timeoutMs?: number | null;
   readonly labels: Readonly<Record<string, string>>;
   readonly status: JobStatus;
   readonly exitCode: number | null;
@@ -43,6 +45,8 @@ export interface ApiJob {
   /** The next attempt's id, once there is one. */
   readonly retriedAs: string | null;
   readonly dedupeKey: string | null;
+  /** The user among whose jobs `dedupeKey` is unique (its owner unless an admin named another). */
+  readonly dedupeScope?: string | null;
   /** Set while the job is `paused`. */
   readonly pausedAt: string | null;
   /** Set while the job is `queued`. */

@@ -13,6 +13,8 @@ export interface CliEnvironment {
   readonly dataDirFromEnv: boolean;
   /** `NO_COLOR` set to a non-empty value (https://no-color.org). */
   readonly noColor: boolean;
+  /** `JOBWORKER_RECONNECT_FOR`: how long a follower keeps reconnecting (a duration; checked where used). */
+  readonly reconnectFor: string | undefined;
   /** The whole environment, for `start --env NAME` (copy a variable from here). */
   readonly variables: Readonly<Record<string, string | undefined>>;
 }
@@ -32,6 +34,7 @@ export function readCliEnvironment(env: NodeJS.ProcessEnv = process.env): CliEnv
     dataDir: explicitDataDir ?? join(dataHome, 'jobworker'),
     dataDirFromEnv: explicitDataDir !== undefined,
     noColor: nonEmpty('NO_COLOR') !== undefined,
+    reconnectFor: nonEmpty('JOBWORKER_RECONNECT_FOR'),
     variables: env,
   };
 }

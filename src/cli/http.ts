@@ -1,9 +1,15 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { ConnectionError } from './errors.ts';
 
+// Built-ins taken as CommonJS modules: an ESM `import` of node:http evaluates every export,
+// which loads undici, worker_threads and zlib: a fifth of a CLI command's start-up. https (and
+// with it TLS) is loaded only for an https:// server.
+const httpRequest = process.getBuiltinModule('node:http').request;
+const httpsRequest = (...args: Parameters<typeof httpRequest>) =>
+  process.getBuiltinModule('node:https').request(...args);
+
 export interface HttpRequest {
-  readonly method: 'GET' | 'POST' | 'PUT';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   readonly url: URL;
   readonly headers?: Record<string, string>;
   readonly body?: string;

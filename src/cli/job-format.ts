@@ -44,7 +44,11 @@ export function describeJob(job: ApiJob, style: Style, now: Date): string {
   }
   if (job.retryOf != null) rows.push(['Retry of', job.retryOf]);
   if (job.retriedAs != null) rows.push(['Retried as', job.retriedAs]);
-  if (job.dedupeKey != null) rows.push(['Dedupe key', printable(job.dedupeKey)]);
+  if (job.dedupeKey != null) {
+    const scope = job.dedupeScope != null && job.dedupeScope !== job.owner ? job.dedupeScope : undefined;
+    const among = scope === undefined ? '' : ` (among ${printable(scope)}'s jobs)`;
+    rows.push(['Dedupe key', `${printable(job.dedupeKey)}${among}`]);
+  }
   rows.push(
     ['Command', commandLine(job)],
     ['Cwd', printable(job.cwd)],
@@ -54,6 +58,7 @@ export function describeJob(job: ApiJob, style: Style, now: Date): string {
     ['Finished', when(job.finishedAt)],
     ['Duration', duration === null ? '-' : formatDuration(duration)],
   );
+  if (job.timeoutMs != null) rows.push(['Timeout', formatDuration(job.timeoutMs)]);
   if (job.pausedAt != null) rows.push(['Paused', when(job.pausedAt)]);
   if (job.stopRequestedAt !== null) rows.push(['Stop asked', when(job.stopRequestedAt)]);
   if (job.reason !== null) rows.push(['Result', printable(job.reason)]);

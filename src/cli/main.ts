@@ -4,15 +4,25 @@
  */
 import { enableCompileCache } from 'node:module';
 
+// bin/jobworker runs `node` from PATH when setup did not unpack Node 24: say so plainly.
+if (Number(process.versions.node.split('.')[0]) < 24) {
+  process.stderr.write(
+    `jobworker: needs Node 24 or newer, this is ${process.version}: run scripts/setup.sh\n`,
+  );
+  process.exit(1);
+}
+
 // Node caches the compiled (type-stripped) modules on disk: a client command starts twice as fast.
 enableCompileCache();
 const { runCli } = await import('./program.ts');
 
 // A reader that went away (`jobworker logs ID | head`) is not an error worth a message.
+// Any other failed write (a full disk) is the failure of the write itself, which its caller
+// reports if it can; thrown from here, it would end `serve` before it closed.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(0);
-    throw error;
+    process.exitCode = 1;
   });
 }
 

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ApiClient } from './api-client.ts';
 import type { ApiJob, OutputView } from './api-types.ts';
+import { formatDuration } from './durations.ts';
 import { ApiError, CliError, ConnectionError } from './errors.ts';
 import { SseParser } from './sse-parser.ts';
 
@@ -24,17 +25,30 @@ export interface ReadOutputOptions {
   readonly view: OutputView;
   /** Keep reading until the job ends (`follow=true`), reconnecting on a dropped connection. */
   readonly follow: boolean;
-  /** Reconnections in a row before giving up. */
-  readonly retries?: number;
-  /** Delay before the first reconnection; doubled each time, up to 5 s. */
+  /**
+   * How long to keep reconnecting while the server cannot be reached (a restart, a proxy cut),
+   * counted from the first failure since the last event received. Default 60 s.
+   */
+  readonly reconnectForMs?: number;
+  /** Delay before the first reconnection; doubled each time up to `MAX_BACKOFF_MS`, with jitter. */
   readonly backoffMs?: number;
   readonly onRetry?: (attempt: number, error: Error) => void;
   readonly signal?: AbortSignal;
 }
 
+/** How long a follower keeps reconnecting by default: longer than a server restart plausibly takes. */
+export const DEFAULT_RECONNECT_FOR_MS = 60_000;
+
+/** The longest wait between two reconnections: a restarted server is found within a second. */
+const MAX_BACKOFF_MS = 1000;
+
 /**
  * Reads a job's output as server-sent events. A follower whose connection drops (the server
  * restarted, a proxy cut it) resumes from the last event id, so it sees no gap and no duplicate.
+ * It keeps reconnecting, with backoff, for `reconnectForMs` since it last received an event,
+ * however many attempts that takes: a server that is closing may accept a connection and end it
+ * at once, which must not use up the follower's patience faster than time does. Only an answer
+ * that the job is gone (404) or that the request itself is wrong (another 4xx) ends it early.
  * The iteration ends after the `end` event (with the final job) or, without `follow`, when the
  * server has sent everything it has.
  */
@@ -43,10 +57,12 @@ export async function* readOutputEvents(
   id: string,
   options: ReadOutputOptions,
 ): AsyncGenerator<OutputEvent> {
-  const retries = options.retries ?? 6;
-  const backoffMs = options.backoffMs ?? 200;
+  const reconnectForMs = options.reconnectForMs ?? DEFAULT_RECONNECT_FOR_MS;
+  const backoffMs = options.backoffMs ?? 100;
   let lastEventId: string | null = null;
   let failures = 0;
+  /** When the current run of failures began (`performance.now()`), or null while all is well. */
+  let failingSince: number | null = null;
   for (;;) {
     try {
       const response = await client.openOutputEvents(id, {
@@ -58,11 +74,13 @@ export async function* readOutputEvents(
       response.setEncoding('utf8');
       const parser = new SseParser();
       for await (const text of response) {
-        failures = 0;
         for (const sse of parser.push(text as string)) {
           if (sse.id !== null) lastEventId = sse.id;
           const event = decodeEvent(sse.event, sse.data, sse.id);
           if (event === null) continue;
+          // Progress: the server is back and serving this job.
+          failures = 0;
+          failingSince = null;
           yield event;
           if (event.type === 'end') return;
         }
@@ -72,17 +90,27 @@ export async function* readOutputEvents(
     } catch (error) {
       if (options.signal?.aborted || !isRetryable(error)) throw error;
       failures++;
-      if (failures > retries) {
-        throw new CliError(`${(error as Error).message} (gave up after ${retries} reconnections)`);
+      const now = performance.now();
+      failingSince ??= now;
+      if (now - failingSince >= reconnectForMs) {
+        throw new CliError(
+          `${(error as Error).message} (gave up after reconnecting for ${formatDuration(now - failingSince)}, ` +
+            `${failures} attempts; --reconnect-for sets how long)`,
+        );
       }
       options.onRetry?.(failures, error as Error);
-      await delay(Math.min(backoffMs * 2 ** (failures - 1), 5000), undefined, { signal: options.signal });
+      const wait = Math.min(backoffMs * 2 ** Math.min(failures - 1, 16), MAX_BACKOFF_MS);
+      // Jitter, so that many followers of one restarted server do not all come back at once.
+      const jittered = wait * (0.8 + 0.4 * Math.random());
+      const left = reconnectForMs - (now - failingSince);
+      await delay(Math.max(0, Math.min(jittered, left)), undefined, { signal: options.signal });
     }
   }
 }
 
 function isRetryable(error: unknown): boolean {
-  if (error instanceof ApiError) return error.status === 502 || error.status === 503 || error.status === 504;
+  // A server error or a busy server may pass; a 404 (the job is gone) or a bad request will not.
+  if (error instanceof ApiError) return error.status >= 500 || error.status === 429;
   if (error instanceof ConnectionError) return true;
   // A body cut mid-stream: `aborted`, ECONNRESET, premature close.
   const code = (error as NodeJS.ErrnoException | null)?.code;

@@ -2,20 +2,47 @@ import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { addCommonOptions, type CliContext } from './cli-context.ts';
 import { readCliEnvironment } from './cli-env.ts';
-import { registerDrain } from './commands/drain.ts';
-import { registerList } from './commands/list.ts';
-import { registerLogs } from './commands/logs.ts';
-import { registerPause } from './commands/pause.ts';
-import { registerQueue } from './commands/queue.ts';
-import { registerServe } from './commands/serve.ts';
-import { registerStart } from './commands/start.ts';
-import { registerStatus } from './commands/status.ts';
-import { registerStop } from './commands/stop.ts';
 import { ApiError, ConnectionError, EXIT, UsageError } from './errors.ts';
 import { printable } from './terminal-sanitizer.ts';
 
-/** Builds the `jobworker` command line. Commands set `ctx.exitCode`; errors are thrown. */
-export function buildProgram(ctx: CliContext, options: { jsonErrors?: boolean } = {}): Command {
+type Register = (program: Command, ctx: CliContext) => void;
+
+/**
+ * Every command, by the names it answers to, and how to load its module. A run loads only the
+ * module of the command it names (each pulls in its own dependencies): most of a CLI command's
+ * start-up is loading code, and `jobworker status ID` needs none of `serve` or `start`.
+ */
+const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () => Promise<Register> }[] = [
+  { names: ['serve'], load: async () => (await import('./commands/serve.ts')).registerServe },
+  { names: ['start'], load: async () => (await import('./commands/start.ts')).registerStart },
+  { names: ['stop'], load: async () => (await import('./commands/stop.ts')).registerStop },
+  { names: ['status'], load: async () => (await import('./commands/status.ts')).registerStatus },
+  { names: ['logs'], load: async () => (await import('./commands/logs.ts')).registerLogs },
+  { names: ['list'], load: async () => (await import('./commands/list.ts')).registerList },
+  { names: ['pause', 'resume'], load: async () => (await import('./commands/pause.ts')).registerPause },
+  { names: ['queue'], load: async () => (await import('./commands/queue.ts')).registerQueue },
+  { names: ['drain', 'undrain'], load: async () => (await import('./commands/drain.ts')).registerDrain },
+  { names: ['rm'], load: async () => (await import('./commands/rm.ts')).registerRm },
+  { names: ['prune'], load: async () => (await import('./commands/prune.ts')).registerPrune },
+];
+
+/**
+ * The commands a run needs: the one its first word names, or all of them when it names none
+ * (help, a misspelt command that deserves a suggestion, options before the command).
+ */
+async function commandsFor(argv: readonly string[]): Promise<Register[]> {
+  const first = argv[0];
+  if (argv.length === 1 && (first === '--version' || first === '-V')) return [];
+  const named = COMMANDS.find((command) => first !== undefined && command.names.includes(first));
+  return Promise.all((named ? [named] : COMMANDS).map((command) => command.load()));
+}
+
+/** Builds the `jobworker` command line with every command. Commands set `ctx.exitCode`; errors are thrown. */
+export async function buildProgram(
+  ctx: CliContext,
+  options: { jsonErrors?: boolean; argv?: readonly string[] } = {},
+): Promise<Command> {
+  const registers = await commandsFor(options.argv ?? []);
   const program = new Command('jobworker')
     .description(
       'Run any Linux command as a job: start it, follow its output live, stop it with everything it spawned.',
@@ -50,21 +77,13 @@ export function buildProgram(ctx: CliContext, options: { jsonErrors?: boolean } 
             ),
     });
   addCommonOptions(program);
-  registerServe(program, ctx);
-  registerStart(program, ctx);
-  registerStop(program, ctx);
-  registerStatus(program, ctx);
-  registerLogs(program, ctx);
-  registerList(program, ctx);
-  registerPause(program, ctx);
-  registerQueue(program, ctx);
-  registerDrain(program, ctx);
+  for (const register of registers) register(program, ctx);
   return program;
 }
 
 /** Runs the CLI and returns the exit status; reports any error as one line on stderr. */
 export async function runCli(argv: readonly string[], ctx: CliContext = defaultContext()): Promise<number> {
-  const program = buildProgram(ctx, { jsonErrors: wantsJson(argv) });
+  const program = await buildProgram(ctx, { jsonErrors: wantsJson(argv), argv });
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return ctx.exitCode;

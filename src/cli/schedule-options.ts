@@ -43,10 +43,15 @@ export function parsePriority(text: string): number {
   return n;
 }
 
-/** Collects `--after ID` (repeatable), each a job id, each once. */
-export function collectJobId(text: string, previous: string[] = []): string[] {
-  const id = text.trim().toLowerCase();
-  if (!isJobId(id)) throw new InvalidArgumentError(`Expected a job id, got ${JSON.stringify(text)}.`);
+/**
+ * Collects `--after JOB` (repeatable): a job id (lower-cased), or what else names a job (an id
+ * prefix, a name, `last`), which `start` resolves on the server before submitting. Each once.
+ */
+export function collectJobRef(text: string, previous: string[] = []): string[] {
+  const trimmed = text.trim();
+  if (trimmed === '')
+    throw new InvalidArgumentError('Expected a job: its id, 6+ characters of it, its name, or last.');
+  const id = isJobId(trimmed.toLowerCase()) ? trimmed.toLowerCase() : trimmed;
   if (previous.includes(id)) throw new InvalidArgumentError(`Job ${id} is given twice.`);
   if (previous.length >= SPEC_LIMITS.after) {
     throw new InvalidArgumentError(`Expected at most ${SPEC_LIMITS.after} jobs.`);

@@ -1,7 +1,9 @@
 import type { ApiClient } from './api-client.ts';
 import type { ApiJob, OutputView } from './api-types.ts';
 import { type CliContext, note, printJson } from './cli-context.ts';
-import { CliError, EXIT } from './errors.ts';
+import type { CliEnvironment } from './cli-env.ts';
+import { parsePositiveDuration } from './durations.ts';
+import { CliError, EXIT, UsageError } from './errors.ts';
 import { jobExitStatus } from './exit-status.ts';
 import { type OutputEvent, readOutputEvents } from './output-events.ts';
 import { OutputWriter } from './output-writer.ts';
@@ -11,6 +13,8 @@ export interface ShowOutputOptions {
   readonly follow: boolean;
   readonly raw: boolean;
   readonly json: boolean;
+  /** Following: how long to keep reconnecting while the server cannot be reached. Default 60 s. */
+  readonly reconnectForMs?: number;
 }
 
 /** `--json` form of a job's output: exact bytes in base64, as the API sends them. */
@@ -48,6 +52,7 @@ export async function showOutput(
       view: options.view,
       follow: options.follow,
       signal: abort.signal,
+      ...(options.reconnectForMs === undefined ? {} : { reconnectForMs: options.reconnectForMs }),
       onRetry: (attempt, error) => note(ctx, `${error.message}; reconnecting (${attempt})`),
     });
     for await (const event of events) {
@@ -70,6 +75,18 @@ export async function showOutput(
     throw new CliError(`The output of job ${id} ended without its final status`);
   if (options.json) await printJson(ctx, { job: job ?? (await client.getJob(id)), ...doc });
   return options.follow && job !== null ? jobExitStatus(job) : EXIT.ok;
+}
+
+/** `JOBWORKER_RECONNECT_FOR`, or undefined for the default; a bad value is a usage error naming it. */
+export function reconnectForFromEnv(env: CliEnvironment): number | undefined {
+  if (env.reconnectFor === undefined) return undefined;
+  try {
+    return parsePositiveDuration(env.reconnectFor);
+  } catch (error) {
+    throw new UsageError(
+      `JOBWORKER_RECONNECT_FOR: ${(error as Error).message} Got ${JSON.stringify(env.reconnectFor)}.`,
+    );
+  }
 }
 
 function collect(doc: Omit<OutputDocument, 'job'>, event: Exclude<OutputEvent, { type: 'end' }>): void {

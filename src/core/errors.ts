@@ -11,13 +11,17 @@ export const ERROR_CODES = {
   BAD_CURSOR: 'an output cursor that is malformed or past the end of the output',
   ILLEGAL_TRANSITION: 'the job cannot move from its current status to the requested one',
   ALREADY_FINISHED: 'the job had already finished; nothing changed',
+  NOT_FINISHED: 'the job is queued, running or paused: only a finished job can be deleted',
+  IN_USE: 'a queued job waits for this job (`after`): it cannot be deleted until that one starts or ends',
+  AMBIGUOUS: 'a job id prefix or name matches more than one job; the message lists them',
   SPAWN_FAILED: 'the operating system refused to start the job',
   CAPACITY_EXHAUSTED: 'the server is at its limit of running jobs or open files',
   QUEUE_FULL: 'the queue already holds its maximum of waiting jobs',
-  DUPLICATE: 'a job with the same dedupeKey is queued or running',
+  DUPLICATE: 'a job with the same dedupeKey is queued or running in the same scope (user)',
   FORBIDDEN: 'the caller may not do this (admins only)',
   UNAUTHENTICATED: 'no valid credentials were given',
   PAYLOAD_TOO_LARGE: 'the request body is larger than allowed',
+  INSUFFICIENT_STORAGE: "the server's disk is full: nothing was created or changed",
   INTERNAL: 'an unexpected server error',
 } as const;
 
@@ -67,6 +71,33 @@ export class IllegalTransitionError extends JobworkerError {
   }
 }
 
+/** A delete of a job that has not finished: nothing was deleted. */
+export class NotFinishedError extends JobworkerError {
+  readonly jobId: string;
+  readonly status: JobStatus;
+  constructor(jobId: string, status: JobStatus) {
+    super('NOT_FINISHED', `Job ${jobId} is ${status}: only a finished job can be deleted (stop it first)`);
+    this.jobId = jobId;
+    this.status = status;
+  }
+}
+
+/** A delete of a finished job that a queued job still waits for (`after`): nothing was deleted. */
+export class InUseError extends JobworkerError {
+  readonly jobId: string;
+  /** The queued jobs waiting for it. */
+  readonly dependents: readonly string[];
+  constructor(jobId: string, dependents: readonly string[]) {
+    super(
+      'IN_USE',
+      `Job ${jobId} cannot be deleted: queued job${dependents.length === 1 ? '' : 's'} ` +
+        `${dependents.join(', ')} wait${dependents.length === 1 ? 's' : ''} for it`,
+    );
+    this.jobId = jobId;
+    this.dependents = dependents;
+  }
+}
+
 /** A submission whose `dedupeKey` a queued or running job already has. Carries that job. */
 export class DuplicateJobError extends JobworkerError {
   readonly job: Job;
@@ -91,6 +122,18 @@ export class QueueFullError extends JobworkerError {
 export class SpawnError extends JobworkerError {
   constructor(message: string, options?: ErrorOptions) {
     super('SPAWN_FAILED', message, options);
+  }
+}
+
+/**
+ * A write the server could not make because its filesystem is full (SQLite's SQLITE_FULL, or
+ * ENOSPC/EDQUOT from the filesystem). Whatever the write belonged to was not done, and left
+ * nothing half-done behind; the same request succeeds once space is freed. `cause` is the
+ * original error; the message names it.
+ */
+export class InsufficientStorageError extends JobworkerError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('INSUFFICIENT_STORAGE', message, options);
   }
 }
 

@@ -92,8 +92,13 @@ export interface JobSpec {
   readonly after: readonly string[];
   /** Run again after a `failed` or `timed_out` run; null for never. */
   readonly retry: RetryPolicy | null;
-  /** At most one job with this key is queued or running at a time; null for none. */
+  /** At most one job with this key is queued or running at a time in its scope; null for none. */
   readonly dedupeKey: string | null;
+  /**
+   * The user among whose jobs `dedupeKey` is unique, when an admin named one; null for the owner's
+   * own (the default). See `dedupeScopeOf`.
+   */
+  readonly dedupeScope: string | null;
 }
 
 /** When and how often a failed run is tried again. */
@@ -201,4 +206,14 @@ export function isFinal(status: JobStatus): boolean {
 /** Running or paused: the job has live processes on its node and holds a slot of its queue. */
 export function isActive(status: JobStatus): boolean {
   return status === 'running' || status === 'paused';
+}
+
+/**
+ * The scope of a job's dedupe key: the user among whose queued or running jobs it is unique
+ * (its owner unless an admin named another), or null for a job without a key. Keys never clash
+ * across users, so nobody can take, or learn of, another user's key.
+ */
+export function dedupeScopeOf(job: Pick<Job, 'spec' | 'owner'>): string | null {
+  if (job.spec.dedupeKey === null) return null;
+  return job.spec.dedupeScope ?? job.owner;
 }

@@ -18,6 +18,8 @@ export interface JobSpecInput {
   after?: string[];
   retry?: { attempts: number; backoff?: Partial<RetryPolicy['backoff']> } | null;
   dedupeKey?: string | null;
+  /** Whose dedupe keys `dedupeKey` is unique among: the owner's unless an admin names another user. */
+  dedupeScope?: string | null;
   /** Submission only (see `normalizeSubmission`): not before this ISO 8601 time. */
   runAt?: string;
   /** Submission only: not before this many milliseconds from now. */
@@ -71,6 +73,7 @@ const SPEC_FIELDS = new Set([
   'after',
   'retry',
   'dedupeKey',
+  'dedupeScope',
   // Checked by normalizeSubmission: they say when and how to admit, not what to run.
   'runAt',
   'delayMs',
@@ -79,12 +82,20 @@ const SPEC_FIELDS = new Set([
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/;
 
+/** What a spec that leaves a field out gets. */
+export interface SpecDefaults {
+  /** The working directory (the server user's home for API jobs: docs/api.md). */
+  readonly cwd: string;
+  /** The timeout of a job that sets none (an explicit `timeoutMs: null` keeps none). Default: none. */
+  readonly timeoutMs?: number | null;
+}
+
 /**
  * Checks a submitted spec and returns its normalized form, or throws a `ValidationError`
  * naming the first bad field. Pure: the filesystem checks (cwd exists, command found)
  * happen in the runtime just before spawning.
  */
-export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpec {
+export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
   if (!isPlainObject(input)) throw ValidationError.expected('spec', 'an object', input);
   for (const key of Object.keys(input)) {
     if (!SPEC_FIELDS.has(key)) throw new ValidationError(key, `Unknown field \`${key}\``);
@@ -143,7 +154,7 @@ export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpe
     return dir;
   });
 
-  const timeoutMs = optional(input.timeoutMs, null, (value) => {
+  const timeoutMs = optional(input.timeoutMs, defaults.timeoutMs ?? null, (value) => {
     if (value === null) return null;
     if (
       typeof value !== 'number' ||
@@ -246,6 +257,22 @@ export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpe
     return key;
   });
 
+  const dedupeScope = optional(input.dedupeScope, null, (value) => {
+    if (value === null) return null;
+    const scope = text('dedupeScope', value, SPEC_LIMITS.dedupeKeyChars * 4);
+    if (scope.length === 0 || scope.length > SPEC_LIMITS.dedupeKeyChars) {
+      throw ValidationError.expected(
+        'dedupeScope',
+        `a user name of 1 to ${SPEC_LIMITS.dedupeKeyChars} characters`,
+        scope,
+      );
+    }
+    return scope;
+  });
+  if (dedupeScope !== null && dedupeKey === null) {
+    throw ValidationError.expected('dedupeScope', 'given only with a `dedupeKey`', dedupeScope);
+  }
+
   return {
     command,
     args,
@@ -261,6 +288,7 @@ export function normalizeSpec(input: unknown, defaults: { cwd: string }): JobSpe
     after,
     retry,
     dedupeKey,
+    dedupeScope,
   };
 }
 
@@ -347,10 +375,32 @@ function optional<T>(value: unknown, fallback: T, parse: (value: unknown) => T):
 function text(field: string, value: unknown, maxBytes: number): string {
   if (typeof value !== 'string') throw ValidationError.expected(field, 'a string', value);
   if (value.includes('\0')) throw new ValidationError(field, `Expected \`${field}\` to contain no NUL byte`);
+  wellFormed(field, value);
   if (Buffer.byteLength(value) > maxBytes) {
     throw ValidationError.expected(field, `at most ${maxBytes} bytes`, `${Buffer.byteLength(value)} bytes`);
   }
   return value;
+}
+
+/**
+ * Refuses a string holding a lone UTF-16 surrogate (JSON's `"\\ud800"`): it has no UTF-8 form, so
+ * it would be stored and shown as given while the process received U+FFFD (EF BF BD) instead.
+ */
+function wellFormed(field: string, value: string, what = `\`${field}\``): void {
+  if (value.isWellFormed()) return;
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    const pair = unit <= 0xdbff && (value.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    if (pair) {
+      i++;
+      continue;
+    }
+    throw new ValidationError(
+      field,
+      `Expected ${what} to be Unicode text, got a lone surrogate \\u${unit.toString(16)} at index ${i}: not valid UTF-8`,
+    );
+  }
 }
 
 function stringMap(field: string, value: unknown, maxEntries: number): [string, string][] {
@@ -362,6 +412,7 @@ function stringMap(field: string, value: unknown, maxEntries: number): [string, 
   for (const [key, val] of entries) {
     if (key.includes('\0'))
       throw new ValidationError(field, `Expected \`${field}\` keys to contain no NUL byte`);
+    wellFormed(field, key, `the keys of \`${field}\``);
     if (typeof val !== 'string') throw ValidationError.expected(`${field}.${key}`, 'a string', val);
   }
   return entries as [string, string][];

@@ -15,6 +15,10 @@ export interface EngineEvents {
   'job:stopping': [job: Job];
   /** The job reached a final status. */
   'job:finished': [job: Job];
+  /** A retention pass ended, having deleted this many finished jobs (and their output). */
+  'history:pruned': [deleted: number];
+  /** A finished job was deleted on request, with its output. */
+  'job:deleted': [job: Job];
   /** Something failed in the background (a job whose end could not be recorded, ...). */
   'engine:error': [error: Error, jobId: string | null];
 }

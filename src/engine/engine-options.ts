@@ -30,6 +30,25 @@ export interface EngineOptions {
    * processes. Default 10,000.
    */
   readonly maxRunning?: number;
+  /**
+   * The timeout of a job whose spec sets none (`timeoutMs` left out), recorded on its spec so that
+   * status shows it; null for none. Default null. `jobworker serve --default-timeout` sets it.
+   */
+  readonly defaultTimeoutMs?: number | null;
+  /**
+   * Most finished jobs kept, the newest by when they finished; older ones are deleted with their
+   * output. 0 keeps none; null, any number. Default 100,000.
+   */
+  readonly keepJobs?: number | null;
+  /**
+   * How long a finished job is kept after it finished (ms); 0 deletes it at the next pass; null
+   * keeps it forever. Default 30 days. A job is deleted when either limit says so.
+   */
+  readonly keepForMs?: number | null;
+  /** Time between two retention passes (on `clock`). Default 5 minutes. */
+  readonly retentionIntervalMs?: number;
+  /** Jobs deleted per retention transaction. Default 1,000. */
+  readonly retentionBatch?: number;
 }
 
 export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
@@ -40,6 +59,11 @@ export const ENGINE_DEFAULTS = {
   adoptedCheckMs: 250,
   dispatchBatch: 64,
   maxRunning: 10_000,
+  defaultTimeoutMs: null,
+  keepJobs: 100_000,
+  keepForMs: 30 * 24 * 3600 * 1000,
+  retentionIntervalMs: 5 * 60 * 1000,
+  retentionBatch: 1000,
 } as const satisfies Partial<EngineOptions>;
 
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {

@@ -21,6 +21,7 @@ import { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
+import { HistoryRetention } from './history-retention.ts';
 import { Launcher } from './launcher.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -84,6 +85,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #dispatcher: Dispatcher;
   readonly #spawner: SpawnerClient;
   readonly #launcher: Launcher;
+  readonly #retention: HistoryRetention;
   /**
    * Claimed jobs being spawned right now, until supervised: they hold a slot, and a stop or a
    * pause that comes meanwhile waits for the launch to end rather than miss the job.
@@ -154,6 +156,23 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         this.emit('engine:error', err, null);
       },
     });
+    this.#retention = new HistoryRetention({
+      store: this.#store,
+      clock: options.clock,
+      keepJobs: options.keepJobs,
+      keepForMs: options.keepForMs,
+      intervalMs: options.retentionIntervalMs,
+      batch: options.retentionBatch,
+      jobDir: (id) => this.#jobDir(id),
+      onPass: (deleted) => {
+        if (deleted > 0) options.logger.info({ deleted }, 'retention deleted finished jobs');
+        this.emit('history:pruned', deleted);
+      },
+      onError: (err) => {
+        options.logger.error({ err }, 'retention failed');
+        this.emit('engine:error', err, null);
+      },
+    });
   }
 
   /** Opens the engine and reconciles every job this node left running (adopt, or record how it ended). */
@@ -170,6 +189,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       'job engine open',
     );
     await engine.#dispatcher.kick();
+    engine.#retention.start();
     return engine;
   }
 
@@ -179,12 +199,13 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
-   * Validates the submission and admits the job to its queue, then lets the dispatcher start
-   * what may start; resolves with the job as it is then (`running` when it could start at once).
-   * Bad input throws a `ValidationError` with nothing created; a full queue a `QueueFullError`;
-   * a duplicate `dedupeKey` a `DuplicateJobError` carrying the job there is, unless
-   * `onDuplicate: 'return'`, which returns that job. A job the OS refuses to start is recorded as
-   * `failed` and returned.
+   * Validates the submission and admits the job to its queue, and resolves with the job as admitted
+   * (`queued`, normally) once its row is committed: the dispatcher starts it by itself, so a
+   * submission never waits behind the launches of a dispatch pass. Await `waitFor`, or the
+   * `job:started` event, for its start. Bad input throws a `ValidationError` with nothing created;
+   * a full queue a `QueueFullError`; a duplicate `dedupeKey` (in its scope, see `dedupeScopeOf`) a
+   * `DuplicateJobError` carrying the job there is, unless `onDuplicate: 'return'`, which returns
+   * that job. A job the OS refuses to start is recorded as `failed` when the dispatcher gets to it.
    */
   async start(input: unknown, caller: Caller): Promise<Job> {
     return (await this.submit(input, caller)).job;
@@ -193,7 +214,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Like `start`, and tells whether a job was created or an existing duplicate returned. */
   async submit(input: unknown, caller: Caller): Promise<SubmitResult> {
     const now = this.#options.now();
-    const { spec, runAt, onDuplicate } = normalizeSubmission(input, { cwd: homedir(), now });
+    const { spec, runAt, onDuplicate } = normalizeSubmission(input, {
+      cwd: homedir(),
+      timeoutMs: this.#options.defaultTimeoutMs,
+      now,
+    });
     this.#cgroups.checkLimits(spec.limits);
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));
@@ -209,8 +234,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     if (admission.job.status === 'cancelled') this.#changed(admission.job);
     else if (admission.job.hold === 'delay' && admission.job.runAt)
       this.#dispatcher.noteDue(admission.job.runAt);
-    else if (admission.job.hold === null) await this.#dispatcher.kick();
-    return { job: await this.get(id), created: true };
+    // Not awaited: the answer is the admitted row; the pass (and its launches) goes on by itself.
+    else if (admission.job.hold === null) void this.#dispatcher.kick();
+    return { job: admission.job, created: true };
   }
 
   /** Starts a job the dispatcher claimed. Never rejects: what fails is recorded on the job. */
@@ -378,15 +404,19 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * queue. A job active on another node resolves as it is. Rejects with `signal`'s reason.
    */
   async waitFor(id: string, signal?: AbortSignal): Promise<Job> {
-    const job = await this.#untilStarted(id, signal);
+    const job = await this.untilStarted(id, signal);
     if (isFinal(job.status)) return job;
     // Started, perhaps not yet supervised: the launch ends once it is.
     await this.#launches.get(id);
     return (await this.#supervisor.finished(id)) ?? (await this.get(id));
   }
 
-  /** Resolves with the job once it is no longer queued (started, or ended without starting). */
-  async #untilStarted(id: string, signal?: AbortSignal): Promise<Job> {
+  /**
+   * Resolves with the job once it is no longer queued: started (`running`), or ended without
+   * starting (cancelled, failed to start). A submission answers before its job starts; this waits
+   * for that start. Rejects with `signal`'s reason.
+   */
+  async untilStarted(id: string, signal?: AbortSignal): Promise<Job> {
     for (;;) {
       signal?.throwIfAborted();
       const looked = new AbortController();
@@ -445,7 +475,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    */
   async *follow(id: string, options: FollowOptions): AsyncGenerator<FollowEvent> {
     // A queued job has no output yet: wait for it to start (or to be cancelled).
-    const job = await this.#untilStarted(id, options.signal).catch((err) => {
+    const job = await this.untilStarted(id, options.signal).catch((err) => {
       if (options.signal?.aborted) return undefined;
       throw err;
     });
@@ -457,8 +487,38 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     yield { type: 'end', job: await this.waitFor(id) };
   }
 
+  /**
+   * Deletes a finished job and its output (`NOT_FINISHED` while it is queued, running or paused;
+   * `IN_USE` while a queued job waits for it). Resolves with the job as it was.
+   */
+  async delete(id: string): Promise<Job> {
+    if (!isJobId(id)) throw new NotFoundError(id);
+    const job = await this.#store.deleteJob(id);
+    await this.#retention.removeDirs([id]);
+    this.emit('job:deleted', job);
+    return job;
+  }
+
+  /**
+   * Deletes every finished job that finished more than `olderThanMs` ago (only `owner`'s when
+   * given), with its output, in batches; resolves with how many.
+   */
+  prune(request: { olderThanMs: number; owner?: string }): Promise<number> {
+    const finishedBefore = new Date(this.#options.now().getTime() - request.olderThanMs);
+    return this.#retention.prune({
+      finishedBefore,
+      ...(request.owner === undefined ? {} : { owner: request.owner }),
+    });
+  }
+
+  /** Runs a retention pass now (or joins the one running): how many finished jobs it deleted. */
+  applyRetention(): Promise<number> {
+    return this.#retention.pass();
+  }
+
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
+    await this.#retention.close();
     await this.#dispatcher.close();
     this.#spawner.close();
     this.#supervisor.close();

@@ -15,6 +15,7 @@ import { killLeftovers, type StopResult, stopProcesses } from '../runtime/stop-p
 import type { JobFinish, JobStore } from '../store/job-store.ts';
 import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import type { StopResponse } from './job-engine.ts';
+import { mayHeal, untilWritten } from './until-written.ts';
 
 export interface SupervisorDeps {
   readonly store: JobStore;
@@ -22,7 +23,10 @@ export interface SupervisorDeps {
   readonly monitor: OutputMonitor;
   readonly adopted: AdoptedExitWatch;
   readonly now: () => Date;
-  /** Timeouts are set on it: a test's manual clock can move a 30-day timeout on at once. */
+  /**
+   * Timeouts and the retries of an end that could not be recorded (a full disk) are set on it:
+   * a test's manual clock can move a 30-day timeout on at once.
+   */
   readonly clock: Clock;
   readonly defaultGraceMs: number;
   readonly jobDir: (id: string) => string;
@@ -62,6 +66,8 @@ export class Supervisor {
   readonly #deps: SupervisorDeps;
   readonly #jobs = new Map<string, Supervised>();
   #closed = false;
+  /** Aborted by `close`: ends the retries of records that could not be written. */
+  readonly #closing = new AbortController();
 
   constructor(deps: SupervisorDeps) {
     this.#deps = deps;
@@ -96,7 +102,7 @@ export class Supervisor {
 
   /** Records a job the OS refused to start: it stays in history as `failed`. */
   async failedToStart(job: Job, err: Error, options: { retry?: boolean } = {}): Promise<Job> {
-    const failed = await this.#record(
+    const failed = await this.#recordUntilWritten(
       job,
       {
         status: 'failed',
@@ -106,6 +112,7 @@ export class Supervisor {
       },
       options.retry !== false,
     );
+    if (failed === undefined) return job;
     this.#deps.emit('job:finished', failed);
     return failed;
   }
@@ -135,7 +142,13 @@ export class Supervisor {
     if (!s) return undefined;
     if (s.job.status !== 'paused') throw new IllegalTransitionError(id, s.job.status, 'running');
     freezeProcesses(s.identity, this.#deps.cgroups, false);
-    s.job = await this.#deps.store.markResumed(id);
+    try {
+      s.job = await this.#deps.store.markResumed(id);
+    } catch (err) {
+      // Not recorded (a full disk): frozen again, so that the job is as its record says.
+      freezeProcesses(s.identity, this.#deps.cgroups, true);
+      throw err;
+    }
     return s.job;
   }
 
@@ -182,6 +195,7 @@ export class Supervisor {
 
   close(): void {
     this.#closed = true;
+    this.#closing.abort();
     for (const s of this.#jobs.values()) s.timer?.clear();
     this.#jobs.clear();
     this.#deps.adopted.close();
@@ -216,8 +230,18 @@ export class Supervisor {
   }
 
   #beginStop(s: Supervised, by: string, graceMs: number): Promise<Job> {
-    const recorded = this.#deps.store.markStopRequested(s.job.id, { at: this.#deps.now(), by, graceMs });
-    // Signals go out only once the request is on record, so history never lacks a cause.
+    const request = { at: this.#deps.now(), by, graceMs };
+    const recorded = this.#deps.store.markStopRequested(s.job.id, request).catch((err: unknown) => {
+      if (!mayHeal(err)) throw err;
+      // The disk is full: the stop is carried out all the same, and recorded with the job's end
+      // (`#finish`), which is retried until it can be written. The answer shows the stop as asked.
+      this.#deps.onError(
+        new Error(`the stop could not be recorded; stopping the job anyway: ${String(err)}`, { cause: err }),
+        s.job.id,
+      );
+      return { ...s.job, stop: request };
+    });
+    // Signals go out only once the request is on record (or could not be), so history never lacks a cause.
     const done = recorded.then(() => this.#stopProcesses(s, graceMs));
     s.stop = { by, graceMs, done };
     return recorded.then((job) => {
@@ -231,7 +255,13 @@ export class Supervisor {
     // A frozen job would sit on its SIGTERM until the grace ran out: thaw it so it can exit cleanly.
     if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
     const result = await stopProcesses(s.identity, this.#deps.cgroups, graceMs, !s.adopted);
-    if (result.forced && !this.#closed) s.job = await this.#deps.store.markStopForced(s.job.id);
+    if (result.forced && !this.#closed) {
+      // Not on record when the disk is full: the end records it then (`stopForced` of the finish).
+      s.job = await this.#deps.store.markStopForced(s.job.id).catch((err: unknown) => {
+        if (!mayHeal(err)) throw err;
+        return { ...s.job, stopForced: true };
+      });
+    }
     return result;
   }
 
@@ -262,15 +292,39 @@ export class Supervisor {
     } catch (err) {
       this.#deps.onError(err as Error, s.job.id);
     }
-    const finished = await this.#record(s.job, {
+    const finished = await this.#recordUntilWritten(s.job, {
       ...outcome,
       // An adopted job may have ended long before we noticed: the wrapper's record knows when.
       finishedAt: s.adopted && record ? record.at : this.#deps.now(),
       outputBytes,
+      // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
+      ...(s.job.stop ? { stop: s.job.stop } : {}),
+      stopForced: forced,
     });
+    if (finished === undefined) return s.job;
     this.#jobs.delete(s.job.id);
     this.#deps.emit('job:finished', finished);
     return finished;
+  }
+
+  /**
+   * `#record`, tried again with a backoff on the engine's clock while the store cannot write (a
+   * full disk): the job stays supervised meanwhile, and its end is recorded once space returns.
+   * Undefined when the supervisor closed first (the next server records it, as for any job
+   * that ended while no server ran).
+   */
+  #recordUntilWritten(job: Job, finish: JobFinish, retry = true): Promise<Job | undefined> {
+    return untilWritten(() => this.#record(job, finish, retry), {
+      clock: this.#deps.clock,
+      signal: this.#closing.signal,
+      onFirstFailure: (err) =>
+        this.#deps.onError(
+          new Error(`the end of the job could not be recorded; retrying until it can: ${String(err)}`, {
+            cause: err,
+          }),
+          job.id,
+        ),
+    });
   }
 
   /**

@@ -19,8 +19,23 @@ export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>):
     throw new ValidationError('cwd', `Working directory is not a directory: ${spec.cwd}`);
   if (spec.shell) return;
   if (resolveCommand(spec.command, spec.cwd, env.PATH ?? '') === undefined) {
-    throw new ValidationError('command', `command not found: ${spec.command}`, 'COMMAND_NOT_FOUND');
+    throw new ValidationError('command', commandNotFound(spec.command), 'COMMAND_NOT_FOUND');
   }
+}
+
+/**
+ * "command not found: ls -l", with the likely cause when the command holds whitespace: it is one
+ * program name, never split into words (that takes a shell).
+ */
+function commandNotFound(command: string): string {
+  const message = `command not found: ${command}`;
+  if (!/\s/.test(command.trim())) return message;
+  const [program = command, ...words] = command.trim().split(/\s+/);
+  return (
+    `${message}. \`command\` names one program and is never split into words: for a command line ` +
+    `with spaces, send \`"shell": true\` to run it with /bin/sh -c, or the program alone with its ` +
+    `arguments in \`args\` (${JSON.stringify({ command: program, args: words })})`
+  );
 }
 
 /** The executable `command` names, as execvp(3) would find it, or undefined. */

@@ -7,6 +7,7 @@ import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
+import { resolveJobRef } from './job-ref.ts';
 import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
 
 /** What the service needs of the engine. */
@@ -29,6 +30,8 @@ export type JobEnginePort = Pick<
   | 'undrain'
   | 'drainState'
   | 'drained'
+  | 'delete'
+  | 'prune'
 >;
 
 export interface JobServiceOptions {
@@ -56,6 +59,8 @@ const PAGE_BYTES = 1024 * 1024;
 export interface ListJobsRequest {
   readonly status?: readonly JobStatus[];
   readonly name?: string;
+  /** Jobs whose id starts with this. */
+  readonly idPrefix?: string;
   readonly label?: { readonly key: string; readonly value: string };
   readonly limit?: number;
   readonly cursor?: string;
@@ -101,10 +106,18 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /**
    * Submits a job owned by the caller to its queue (docs/queues.md). A job named in `after` must be
-   * one the caller may see: another user's answers like an unknown id.
+   * one the caller may see: another user's answers like an unknown id. A `dedupeKey` is unique
+   * among the caller's own jobs; only an admin may name another user's scope (`dedupeScope`).
    */
   async submit(who: Principal, input: unknown): Promise<SubmitResult> {
-    const after = (input as { after?: unknown } | null)?.after;
+    const { after, dedupeScope } = (input ?? {}) as { after?: unknown; dedupeScope?: unknown };
+    if (who.role !== 'admin' && typeof dedupeScope === 'string' && dedupeScope !== who.user) {
+      throw new ValidationError(
+        'dedupeScope',
+        `Only an admin may name another user's \`dedupeScope\`; yours is \`${who.user}\` (the default)`,
+        'FORBIDDEN',
+      );
+    }
     if (who.role !== 'admin' && Array.isArray(after)) {
       for (const [i, id] of after.entries()) {
         if (typeof id !== 'string' || !isJobId(id)) continue; // the spec check names it
@@ -195,6 +208,41 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const job = await this.#engine.get(id);
     if (!mayAccess(who, job)) throw new NotFoundError(id);
     return job;
+  }
+
+  /**
+   * The job a reference names, among those the caller may see: a whole id, a unique id prefix of
+   * at least 6 characters, the name of exactly one of the caller's own jobs, or `last` (the
+   * caller's newest job). NOT_FOUND when nothing matches, AMBIGUOUS (listing some) when several do.
+   */
+  resolve(who: Principal, ref: string): Promise<Job> {
+    return resolveJobRef(ref, {
+      get: (id) => this.get(who, id),
+      list: (query) => this.#engine.list(query),
+      visibleOwner: who.role === 'admin' ? undefined : who.user,
+      self: who.user,
+    });
+  }
+
+  /**
+   * Deletes a finished job of the caller's (any job for an admin) with its output. Another user's
+   * job answers NOT_FOUND like an unknown one; a queued, running or paused job NOT_FINISHED.
+   */
+  async delete(who: Principal, id: string): Promise<Job> {
+    await this.get(who, id);
+    return this.#engine.delete(id);
+  }
+
+  /**
+   * Deletes the finished jobs that finished more than `olderThanMs` ago: every user's for an
+   * admin, the caller's own for a user. Resolves with how many were deleted.
+   */
+  prune(who: Principal, request: { olderThanMs?: number } = {}): Promise<number> {
+    const olderThanMs = request.olderThanMs ?? 0;
+    if (!Number.isSafeInteger(olderThanMs) || olderThanMs < 0) {
+      throw ValidationError.expected('olderThanMs', 'a whole number of milliseconds from 0', olderThanMs);
+    }
+    return this.#engine.prune({ olderThanMs, ...(who.role === 'admin' ? {} : { owner: who.user }) });
   }
 
   /** One page of the jobs the caller may see, newest first. */

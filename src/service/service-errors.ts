@@ -16,3 +16,20 @@ export class CapacityError extends JobworkerError {
     super('CAPACITY_EXHAUSTED', message);
   }
 }
+
+/** A job reference (id prefix or name) that matches more than one job the caller may see. */
+export class AmbiguousRefError extends JobworkerError {
+  readonly ref: string;
+  /** Some of the jobs it matches, newest first. */
+  readonly candidates: readonly Job[];
+  constructor(ref: string, what: string, candidates: readonly Job[], more: boolean) {
+    const list = candidates.map((job) => (job.spec.name === null ? job.id : `${job.id} (${job.spec.name})`));
+    super(
+      'AMBIGUOUS',
+      `${what} ${JSON.stringify(ref)} matches ${more ? 'more than ' : ''}${candidates.length} jobs: ` +
+        `${list.join(', ')}${more ? ', ...' : ''}; give more of the id`,
+    );
+    this.ref = ref;
+    this.candidates = candidates;
+  }
+}

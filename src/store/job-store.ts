@@ -31,6 +31,11 @@ export interface JobListQuery {
   readonly owner?: string;
   /** Exact name. */
   readonly name?: string;
+  /**
+   * Jobs whose id starts with this text (lower-case hex digits and dashes, 1 to 36 characters):
+   * one range of the primary key (or of the owner index), as ids are time-sortable strings.
+   */
+  readonly idPrefix?: string;
   /** Jobs carrying this label key with this value. */
   readonly label?: { readonly key: string; readonly value: string };
   /** Page size, 1 to 1000. */
@@ -45,12 +50,45 @@ export interface JobPage {
   readonly nextCursor: string | null;
 }
 
+/**
+ * A position in the finished jobs, ordered by `(finishedAt, id)`: retention deletes what lies
+ * strictly before it. `{ finishedAt: T, id: '' }` is "finished before T".
+ */
+export interface FinishedBound {
+  readonly finishedAt: Date;
+  readonly id: string;
+}
+
+/** The limits retention keeps finished jobs within; null lifts a limit. */
+export interface RetentionLimits {
+  /** Finished jobs that finished before this time are deleted. */
+  readonly finishedBefore: Date | null;
+  /** Only the newest this many finished jobs (by `finishedAt`) are kept. */
+  readonly keepNewest: number | null;
+}
+
+/** One batch of deletes: finished jobs before `before`, oldest first. */
+export interface DeleteFinishedQuery {
+  readonly before: FinishedBound;
+  /** Only this owner's jobs. */
+  readonly owner?: string;
+  /** Most jobs deleted by this call, 1 to 10,000. */
+  readonly limit: number;
+}
+
 /** What a job ended as: its final status and how it got there. */
 export interface JobFinish {
   readonly status: JobStatus;
   readonly exit: JobExit;
   readonly finishedAt: Date;
   readonly outputBytes: OutputBytes;
+  /**
+   * The stop the job ended by, when it may not be on record: one asked for while the disk was
+   * full is carried out anyway and recorded with the end. Ignored when a stop is on record.
+   */
+  readonly stop?: StopRequest;
+  /** The stop had to kill processes that outlived its grace (recorded with the end if not before). */
+  readonly stopForced?: boolean;
 }
 
 /**
@@ -93,7 +131,8 @@ export interface JobStore {
 
   /**
    * Admits a new `queued` job in one transaction: a queued or running job with the same dedupe key
-   * wins (`admitted: false`, nothing stored); a queue at its `maxWaiting` throws `QueueFullError`;
+   * in the same scope (`dedupeScopeOf`: its owner's, unless an admin named another user's) wins
+   * (`admitted: false`, nothing stored); the same key in another scope does not; a queue at its `maxWaiting` throws `QueueFullError`;
    * an `after` id that is unknown throws `ValidationError` on `after[i]`. The stored job waits for
    * its dependencies (`hold: 'after'`, each edge to the dependency's latest attempt), or its
    * `runAt` (`delay`), or a slot (`null`); when a dependency already ended without success it is
@@ -149,5 +188,30 @@ export interface JobStore {
   listReadyQueues(): Promise<(QueueSettings & { readonly name: string })[]>;
   /** How many jobs of a queue hold a slot (running, paused, being started). */
   countActive(queue: string): Promise<number>;
+
+  /**
+   * Deletes one finished job, its labels and its dependency edges, and records its id among the
+   * directories to remove, in one transaction; returns the job as it was. Unknown id:
+   * `NotFoundError`; queued, running or paused: `NotFinishedError`; a queued job waits for it:
+   * `InUseError`. Nothing is deleted when it throws.
+   */
+  deleteJob(id: string): Promise<Job>;
+  /**
+   * Where retention cuts: the later of "finished before `finishedBefore`" and "older than the
+   * `keepNewest` newest finished jobs", or null when no limit cuts (none given, or fewer finished
+   * jobs than `keepNewest` and no age limit). Costs one
+   * walk of at most `keepNewest` index entries, never a scan of the table.
+   */
+  retentionBound(limits: RetentionLimits): Promise<FinishedBound | null>;
+  /**
+   * Deletes up to `limit` finished jobs before `before`, oldest first, as `deleteJob` does (one
+   * index range, one transaction), skipping jobs a queued job waits for. Returns their ids; fewer
+   * than `limit` means none is left before the bound.
+   */
+  deleteFinished(query: DeleteFinishedQuery): Promise<string[]>;
+  /** Up to `limit` ids of deleted jobs whose directories are still to be removed. */
+  listDirsToRemove(limit: number): Promise<string[]>;
+  /** Forgets these ids once their directories are gone. */
+  forgetDirsRemoved(ids: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }

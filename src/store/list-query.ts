@@ -12,6 +12,8 @@ export interface CheckedListQuery {
   readonly statuses: readonly JobStatus[] | null;
   readonly owner: string | null;
   readonly name: string | null;
+  /** Lower-case id prefix: the range `[idPrefix, idPrefix + 'g')`. */
+  readonly idPrefix: string | null;
   readonly label: { readonly key: string; readonly value: string } | null;
   readonly limit: number;
   /** Only jobs with a smaller id than this one. */
@@ -20,7 +22,7 @@ export interface CheckedListQuery {
 
 /**
  * Checks a list query and returns its canonical form, or throws a `ValidationError` naming the
- * field (`limit`, `cursor`, `status`, `owner`, `name`, `label`). A malformed cursor is a
+ * field (`limit`, `cursor`, `status`, `owner`, `name`, `idPrefix`, `label`). A malformed cursor is a
  * `ValidationError` on `cursor`, not a `CursorError`: BAD_CURSOR means an output cursor.
  */
 export function checkListQuery(query: JobListQuery): CheckedListQuery {
@@ -32,6 +34,7 @@ export function checkListQuery(query: JobListQuery): CheckedListQuery {
     statuses: query.status === undefined ? null : checkStatuses(query.status),
     owner: optionalText('owner', query.owner),
     name: optionalText('name', query.name),
+    idPrefix: query.idPrefix === undefined ? null : checkIdPrefix(query.idPrefix),
     label: query.label === undefined ? null : checkLabel(query.label),
     limit,
     before: query.cursor === undefined ? null : decodeCursor(query.cursor),
@@ -87,4 +90,26 @@ function checkLabel(value: unknown): { key: string; value: string } {
   if (typeof label.key !== 'string') throw ValidationError.expected('label.key', 'a string', label.key);
   if (typeof label.value !== 'string') throw ValidationError.expected('label.value', 'a string', label.value);
   return { key: label.key, value: label.value };
+}
+
+/** Ids are lower-case hex with dashes: a prefix of one is 1 to 36 of those characters. */
+const ID_PREFIX = /^[0-9a-f-]{1,36}$/;
+
+function checkIdPrefix(value: unknown): string {
+  if (typeof value !== 'string' || !ID_PREFIX.test(value)) {
+    throw ValidationError.expected(
+      'idPrefix',
+      'the start of a job id: 1 to 36 lower-case hex digits and dashes',
+      value,
+    );
+  }
+  return value;
+}
+
+/**
+ * The first string after every id that starts with `prefix`: ids use only `0-9`, `a-f` and `-`,
+ * all below `g`, so `[prefix, prefix + 'g')` is exactly the ids with that prefix.
+ */
+export function idPrefixEnd(prefix: string): string {
+  return `${prefix}g`;
 }

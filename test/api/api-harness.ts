@@ -3,7 +3,7 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { type RunningServer, runServer } from '../../src/main.ts';
+import { type RunningServer, runServer, type ServerOptions } from '../../src/main.ts';
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 
@@ -31,13 +31,16 @@ export interface ApiInit {
   signal?: AbortSignal;
 }
 
-export async function openApi(setup?: (dataDir: string) => Promise<void>): Promise<ApiHarness> {
+export async function openApi(
+  setup?: (dataDir: string) => Promise<void>,
+  options: Pick<ServerOptions, 'defaultTimeout'> = {},
+): Promise<ApiHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
   await setup?.(dataDir);
   const logs: string[] = [];
   const logStream = new PassThrough();
   logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
-  let server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream });
+  let server = await runServer({ ...options, listen: '127.0.0.1:0', dataDir, logStream });
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
   const harness: ApiHarness = {
     get server() {
@@ -71,7 +74,7 @@ export async function openApi(setup?: (dataDir: string) => Promise<void>): Promi
     restart: async () => {
       const port = new URL(server.url).port;
       await server.close();
-      server = await runServer({ listen: `127.0.0.1:${port}`, dataDir, logStream });
+      server = await runServer({ ...options, listen: `127.0.0.1:${port}`, dataDir, logStream });
     },
     destroy: async () => {
       await server.close();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { HTTP_STATUS } from '../../src/api/rest/error-mapping.ts';
-import { parseListen, parseMaxRunning, parseOutputCap } from '../../src/config.ts';
+import { parseDefaultTimeout, parseListen, parseMaxRunning, parseOutputCap } from '../../src/config.ts';
 import { ERROR_CODES } from '../../src/core/errors.ts';
 import { type ApiHarness, openApi, startJob } from './api-harness.ts';
 
@@ -66,13 +66,6 @@ describe('REST API input checking', () => {
     );
     await expectError(
       '/v1/jobs',
-      { method: 'POST', rawBody: '{"__proto__": {"x": 1}, "command": "echo"}', headers: json },
-      400,
-      'VALIDATION_FAILED',
-      'body',
-    );
-    await expectError(
-      '/v1/jobs',
       { method: 'POST', rawBody: 'command=echo', headers: { 'content-type': 'text/plain' } },
       400,
       'VALIDATION_FAILED',
@@ -80,6 +73,122 @@ describe('REST API input checking', () => {
     );
     await expectError('/v1/jobs', { method: 'POST' }, 400, 'VALIDATION_FAILED', 'body');
     await expectError('/v1/jobs', { body: [1, 2] }, 400, 'VALIDATION_FAILED', 'body', /to be an object/);
+  });
+
+  it('defect 19: input that is accepted but wrong is refused, saying what was wrong', async () => {
+    const json = { 'content-type': 'application/json' };
+    // JSON's \\ud800 escape decodes to a lone surrogate, which has no UTF-8 form: the process
+    // would receive EF BF BD. Each field that reaches the job or is shown is checked.
+    const lone = '\\ud800';
+    for (const [body, field] of [
+      [`{"command": "echo${lone}"}`, 'command'],
+      [`{"command": "echo", "args": ["ok", "a${lone}"]}`, 'args[1]'],
+      [`{"command": "echo", "env": {"A": "${lone}"}}`, 'env.A'],
+      [`{"command": "echo", "env": {"A${lone}": "x"}}`, 'env'],
+      [`{"command": "echo", "cwd": "/tmp/${lone}"}`, 'cwd'],
+      [`{"command": "echo", "name": "n${lone}"}`, 'name'],
+      [`{"command": "echo", "labels": {"team": "${lone}"}}`, 'labels.team'],
+      [`{"command": "echo", "labels": {"t${lone}": "x"}}`, 'labels'],
+    ] as const) {
+      await expectError(
+        '/v1/jobs',
+        { rawBody: body, headers: json },
+        400,
+        'VALIDATION_FAILED',
+        field,
+        /not valid UTF-8/,
+      );
+      await expectError(
+        '/run',
+        { rawBody: body, headers: json },
+        400,
+        'VALIDATION_FAILED',
+        field,
+        /not valid UTF-8/,
+      );
+    }
+    // Raw bytes that are not UTF-8 would be decoded to U+FFFD just the same.
+    await expectError(
+      '/v1/jobs',
+      {
+        rawBody: Buffer.from([...Buffer.from('{"command": "echo", "args": ["'), 0xff, ...Buffer.from('"]}')]),
+        headers: json,
+      },
+      400,
+      'VALIDATION_FAILED',
+      'body',
+      /not valid UTF-8/,
+    );
+    // Date.parse reads 2027-02-30 as March 2.
+    await expectError(
+      '/v1/jobs',
+      { body: { command: 'echo', runAt: '2027-02-30T00:00:00Z' } },
+      400,
+      'VALIDATION_FAILED',
+      'runAt',
+      /February 2027 has 28 days/,
+    );
+    await expectError(
+      '/v1/jobs',
+      { body: { command: 'echo', onDuplicate: 'return' } },
+      400,
+      'VALIDATION_FAILED',
+      'onDuplicate',
+      /only with a `dedupeKey`/,
+    );
+    const proto = await expectError(
+      '/v1/jobs',
+      { rawBody: '{"__proto__": {"x": 1}, "command": "echo"}', headers: json },
+      400,
+      'VALIDATION_FAILED',
+      'body',
+      /Expected no `__proto__` key/,
+    );
+    assert.ok(!/not valid JSON/.test(proto.error.message), proto.error.message);
+    // Escaped, and nested: the same.
+    await expectError(
+      '/v1/jobs',
+      { rawBody: '{"command": "echo", "labels": {"\\u005f_proto__": {}}}', headers: json },
+      400,
+      'VALIDATION_FAILED',
+      'body',
+      /Expected no `__proto__` key/,
+    );
+    // Nothing of any of these was created.
+    const page = await h.json<{ jobs: { id: string }[] }>('/v1/jobs?limit=1000');
+    assert.deepEqual(
+      page.body.jobs.map((j) => j.id),
+      [jobId],
+    );
+  });
+
+  it('defect 14: a command line with spaces is COMMAND_NOT_FOUND with a hint; /run takes a cwd', async () => {
+    const notFound = await expectError(
+      '/v1/jobs',
+      { body: { command: 'ls -l' } },
+      400,
+      'COMMAND_NOT_FOUND',
+      'command',
+      /command not found: ls -l/,
+    );
+    assert.match(notFound.error.message, /"shell": true/);
+    assert.match(notFound.error.message, /`args`/);
+    assert.match(notFound.error.message, /\{"command":"ls","args":\["-l"\]\}/);
+    // A single word gets no such advice: it is simply not there.
+    const plain = await expectError(
+      '/v1/jobs',
+      { body: { command: 'no-such-jw' } },
+      400,
+      'COMMAND_NOT_FOUND',
+    );
+    assert.ok(!plain.error.message.includes('shell'), plain.error.message);
+    // The take-home starter's example, with a cwd: API jobs run in the server user's home otherwise.
+    const res = await h.api('/run', {
+      body: { command: 'cat', args: ['README.md'], cwd: new URL('../..', import.meta.url).pathname },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-jobworker-status'), 'succeeded');
+    assert.equal(await res.text(), await readFile(new URL('../../README.md', import.meta.url), 'utf8'));
   });
 
   it('unknown fields are refused, named, never dropped', async () => {
@@ -330,6 +439,21 @@ describe('REST API input checking', () => {
     assert.equal(parseMaxRunning('10000'), 10_000);
     for (const bad of ['0', '-3', '2.5', 'many', '', '99999999']) {
       assert.throws(() => parseMaxRunning(bad), { field: 'maxRunning' });
+    }
+  });
+
+  it('parses the default timeout: a duration or none', () => {
+    assert.equal(parseDefaultTimeout('60s'), 60_000);
+    assert.equal(parseDefaultTimeout('60'), 60_000);
+    assert.equal(parseDefaultTimeout('1.5m'), 90_000);
+    assert.equal(parseDefaultTimeout('2h'), 7_200_000);
+    assert.equal(parseDefaultTimeout('366d'), 366 * 86_400_000);
+    assert.equal(parseDefaultTimeout('none'), null);
+    for (const bad of ['0', '0s', '-1s', '367d', 'soon', '', '1w']) {
+      assert.throws(() => parseDefaultTimeout(bad), {
+        field: 'defaultTimeout',
+        message: /Expected `defaultTimeout`/,
+      });
     }
   });
 

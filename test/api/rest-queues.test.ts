@@ -22,10 +22,14 @@ type Job = JobJson & Record<string, unknown>;
 describe('REST API: queues and scheduling', () => {
   let h: ApiHarness;
   let alice = '';
+  let bob = '';
   const asAlice = () => ({ authorization: `Bearer ${alice}` });
+  const asBob = () => ({ authorization: `Bearer ${bob}` });
   before(async () => {
     h = await openApi(async (dataDir) => {
-      alice = (await (await TokenStore.open(dataDir)).issue('alice', 'user')).token;
+      const tokens = await TokenStore.open(dataDir);
+      alice = (await tokens.issue('alice', 'user')).token;
+      bob = (await tokens.issue('bob', 'user')).token;
     });
   });
   after(() => h.destroy());
@@ -110,15 +114,68 @@ describe('REST API: queues and scheduling', () => {
     assert.equal(dup.body.job?.id, first.body.id);
     const returned = await h.json<Job>('/v1/jobs', { body: { ...spec, onDuplicate: 'return' } });
     assert.deepEqual([returned.status, returned.body.id], [200, first.body.id]);
-    // Another user learns that the key is taken, never whose job holds it.
-    for (const body of [spec, { ...spec, onDuplicate: 'return' }]) {
-      const hidden = await h.json<ErrorJson>('/v1/jobs', { body, headers: asAlice() });
-      assert.equal(hidden.status, 409);
-      assert.equal(hidden.body.error.code, 'DUPLICATE');
-      assert.equal(hidden.body.job, undefined);
-      assert.ok(!hidden.body.error.message.includes(first.body.id));
-    }
     await h.json(`/v1/jobs/${first.body.id}/stop`, { body: { graceMs: 0 } });
+  });
+
+  it("defect 10: dedupe keys are per owner: a user can neither take nor probe another user's key", async () => {
+    const spec = { command: 'sleep', args: ['600'], dedupeKey: 'nightly' };
+    const submit = (headers: Record<string, string>, body: object = spec) =>
+      h.json<Job & ErrorJson>('/v1/jobs', { body, headers });
+    // From alice's side: her key is hers, and a second submit of hers is a duplicate of her job.
+    const alices = await submit(asAlice());
+    assert.equal(alices.status, 201);
+    const again = await submit(asAlice());
+    assert.deepEqual(
+      [again.status, again.body.error.code, again.body.job?.id],
+      [409, 'DUPLICATE', alices.body.id],
+    );
+    // From bob's side: the same key is free in his scope; nothing says alice has it.
+    const bobs = await submit(asBob());
+    assert.equal(bobs.status, 201, JSON.stringify(bobs.body));
+    assert.notEqual(bobs.body.id, alices.body.id);
+    assert.deepEqual([alices.body.owner, alices.body.dedupeScope], ['alice', 'alice']);
+    assert.equal(bobs.body.dedupeScope, 'bob');
+    // Naming alice's scope is for admins only: 403, whatever alice holds, and nothing is created.
+    for (const body of [
+      { ...spec, dedupeScope: 'alice' },
+      { ...spec, dedupeKey: 'free', dedupeScope: 'alice' },
+    ]) {
+      const denied = await submit(asBob(), body);
+      assert.deepEqual(
+        [denied.status, denied.body.error.code, denied.body.error.field],
+        [403, 'FORBIDDEN', 'dedupeScope'],
+      );
+      assert.equal(denied.body.job, undefined);
+    }
+    const bobsJobs = await h.json<{ jobs: Job[] }>('/v1/jobs', { headers: asBob() });
+    assert.deepEqual(
+      bobsJobs.body.jobs.map((j) => j.id),
+      [bobs.body.id],
+    );
+    // Naming one's own scope is the default spelled out.
+    const ownScope = await submit(asBob(), { ...spec, dedupeScope: 'bob', onDuplicate: 'return' });
+    assert.deepEqual([ownScope.status, ownScope.body.id], [200, bobs.body.id]);
+    // An admin deduplicates in its own scope, or names a user's.
+    const admins = await h.json<Job>('/v1/jobs', { body: spec });
+    assert.deepEqual([admins.status, admins.body.dedupeScope], [201, 'admin']);
+    const forAlice = await h.json<Job>('/v1/jobs', {
+      body: { ...spec, dedupeScope: 'alice', onDuplicate: 'return' },
+    });
+    assert.deepEqual([forAlice.status, forAlice.body.id], [200, alices.body.id]);
+    for (const job of [alices.body, bobs.body, admins.body]) {
+      await h.json(`/v1/jobs/${job.id}/stop`, { body: { graceMs: 0 } });
+      await h.api(`/v1/jobs/${job.id}/output?follow=true`).then((r) => r.text()); // until it ended
+    }
+    // Once alice's job ended, an admin's job in her scope holds her key: she learns only that it is taken.
+    const held = await h.json<Job>('/v1/jobs', { body: { ...spec, dedupeScope: 'alice' } });
+    assert.deepEqual([held.status, held.body.owner, held.body.dedupeScope], [201, 'admin', 'alice']);
+    for (const body of [spec, { ...spec, onDuplicate: 'return' }]) {
+      const hidden = await submit(asAlice(), body);
+      assert.deepEqual([hidden.status, hidden.body.error.code], [409, 'DUPLICATE']);
+      assert.equal(hidden.body.job, undefined);
+      assert.ok(!hidden.body.error.message.includes(held.body.id));
+    }
+    await h.json(`/v1/jobs/${held.body.id}/stop`, { body: { graceMs: 0 } });
   });
 
   it('priority, delay, dependencies and retry show on the job; bad ones are 400 naming the field', async () => {

@@ -34,6 +34,14 @@ describe('REST API: restarting the server while clients follow', () => {
     const job = await startJob(h, { command: join(FIXTURES, 'counter.sh') });
     const stdoutFile = join(h.dataDir, 'jobs', job.id, 'stdout');
     const auth = { authorization: `Bearer ${h.token}` };
+    // The submission answered once the job was admitted; a follow sends bytes once it has started.
+    await rawGet(
+      h.url(`/v1/jobs/${job.id}/output?stream=stdout&follow=true`),
+      auth,
+      (body) => body.length > 0,
+    );
+    const started = await h.json<JobJson>(`/v1/jobs/${job.id}`);
+    assert.equal(started.body.status, 'running');
 
     // Two followers, raw and SSE, both reading live when the server goes down.
     const sseResponse = await h.api(`/v1/jobs/${job.id}/output?stream=stdout&follow=true`, {
@@ -62,7 +70,7 @@ describe('REST API: restarting the server while clients follow', () => {
     const adopted = await h.json<JobJson>(`/v1/jobs/${job.id}`);
     assert.equal(adopted.status, 200, 'the admin token still works');
     assert.equal(adopted.body.status, 'running', 'the job kept running');
-    assert.equal(adopted.body.pid, job.pid);
+    assert.equal(adopted.body.pid, started.body.pid);
 
     // Both clients resume from their cursor while the job goes on; then it is stopped.
     const raw2 = rawGet(

@@ -26,6 +26,9 @@ function routes(jobId: string): { method: string; path: string; body?: unknown }
     { method: 'GET', path: '/v1/drain' },
     { method: 'POST', path: '/v1/drain', body: {} },
     { method: 'POST', path: '/v1/undrain' },
+    { method: 'DELETE', path: `/v1/jobs/${jobId}` },
+    { method: 'GET', path: '/v1/jobs/resolve' },
+    { method: 'POST', path: '/v1/prune', body: {} },
   ];
 }
 
@@ -36,6 +39,7 @@ const JOB_FIELDS = [
   'args',
   'shell',
   'cwd',
+  'timeoutMs',
   'labels',
   'status',
   'exitCode',
@@ -57,6 +61,7 @@ const JOB_FIELDS = [
   'retryOf',
   'retriedAs',
   'dedupeKey',
+  'dedupeScope',
   'pausedAt',
   'waitingFor',
 ];
@@ -268,12 +273,14 @@ describe('REST API routes', () => {
       '/run',
       '/v1/drain',
       '/v1/jobs',
+      '/v1/jobs/resolve',
       '/v1/jobs/{id}',
       '/v1/jobs/{id}/output',
       '/v1/jobs/{id}/pause',
       '/v1/jobs/{id}/resume',
       '/v1/jobs/{id}/stop',
       '/v1/openapi.json',
+      '/v1/prune',
       '/v1/queues',
       '/v1/queues/{name}',
       '/v1/queues/{name}/pause',
@@ -282,6 +289,7 @@ describe('REST API routes', () => {
     ]);
     assert.deepEqual(Object.keys(body.paths['/v1/queues/{name}'] ?? {}).sort(), ['get', 'put']);
     assert.deepEqual(Object.keys(body.paths['/v1/drain'] ?? {}).sort(), ['get', 'post']);
+    assert.deepEqual(Object.keys(body.paths['/v1/jobs/{id}'] ?? {}).sort(), ['delete', 'get']);
     assert.ok(body.components.schemas.Queue, 'the Queue schema is a component');
     assert.deepEqual(body.paths['/healthz']?.get?.security, []);
     assert.deepEqual(body.components.schemas.Job?.required?.slice().sort(), [...JOB_FIELDS].sort());

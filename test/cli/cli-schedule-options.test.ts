@@ -4,7 +4,7 @@ import type { ApiJob, ApiQueue } from '../../src/cli/api-types.ts';
 import { describeJob } from '../../src/cli/job-format.ts';
 import { describeQueue, queueTable } from '../../src/cli/queue-format.ts';
 import {
-  collectJobId,
+  collectJobRef,
   parseBackoff,
   parseDedupeKey,
   parsePriority,
@@ -40,16 +40,13 @@ describe('scheduling option parsers', () => {
     }
   });
 
-  it('--after collects job ids, each once', () => {
-    assert.deepEqual(collectJobId(B, collectJobId(A)), [A, B]);
-    assert.deepEqual(collectJobId(A.toUpperCase()), [A]);
-    assert.throws(() => collectJobId(A, [A]), /given twice/);
-    assert.throws(() => collectJobId('abc'), /Expected a job id/);
-    assert.throws(
-      () => collectJobId('0197a000-0000-4000-8000-000000000001'),
-      /Expected a job id/,
-      'not a v7',
-    );
+  it('--after collects jobs, each once: ids lower-cased, other references as typed', () => {
+    assert.deepEqual(collectJobRef(B, collectJobRef(A)), [A, B]);
+    assert.deepEqual(collectJobRef(A.toUpperCase()), [A]);
+    assert.throws(() => collectJobRef(A, [A]), /given twice/);
+    assert.deepEqual(collectJobRef('last', [A]), [A, 'last'], 'resolved on the server by start');
+    assert.deepEqual(collectJobRef(' Nightly '), ['Nightly']);
+    assert.throws(() => collectJobRef('  '), /Expected a job/);
   });
 
   it('--retry N counts retries, so up to 99', () => {
@@ -136,7 +133,7 @@ describe('usage errors of the new options and commands', () => {
       [['start', '--queue', 'a/b', '--', 'true'], /--queue/],
       [['start', '--priority', '1001', '--', 'true'], /--priority/],
       [['start', '--priority', 'high', '--', 'true'], /--priority/],
-      [['start', '--after', 'nope', '--', 'true'], /--after/],
+      [['start', '--after', ' ', '--', 'true'], /--after/],
       [['start', '--after', A, '--after', A, '--', 'true'], /--after/],
       [['start', '--delay', 'soon', '--', 'true'], /--delay/],
       [['start', '--at', 'tomorrow', '--', 'true'], /--at/],
@@ -258,6 +255,19 @@ describe('human output of the queue fields', () => {
     assert.match(text, /^Attempt +2 of 4$/m);
     assert.match(text, new RegExp(`^Retry of +${B}$`, 'm'));
     assert.match(text, /^Dedupe key +backup$/m);
+  });
+
+  it('status shows the timeout the job got, and a dedupe scope an admin named', () => {
+    const text = describeJob(
+      job({ timeoutMs: 60_000, dedupeKey: 'backup', dedupeScope: 'alice' }),
+      plain,
+      now,
+    );
+    assert.match(text, /^Timeout +1m 00s$/m);
+    assert.match(text, /^Dedupe key +backup \(among alice's jobs\)$/m);
+    const own = describeJob(job({ timeoutMs: null, dedupeKey: 'backup', dedupeScope: 'admin' }), plain, now);
+    assert.match(own, /^Dedupe key +backup$/m, "the owner's own scope goes without saying");
+    assert.doesNotMatch(own, /Timeout/);
   });
 
   it('status of a paused job shows its pid and since when', () => {

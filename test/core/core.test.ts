@@ -73,6 +73,7 @@ describe('spec validation', () => {
       after: [],
       retry: null,
       dedupeKey: null,
+      dedupeScope: null,
     });
     assert.deepEqual(check({ command: 'ls', retry: { attempts: 3 } }).retry, {
       attempts: 3,
@@ -176,6 +177,57 @@ describe('submission and attempts', () => {
     assert.throws(() => at({ runAt: '2026-12-02' }), { field: 'runAt' });
     assert.throws(() => at({ runAt: '2028-12-02T00:00:00Z' }), { field: 'runAt', message: /a year/ });
     assert.throws(() => at({ delayMs: 1.5 }), { field: 'delayMs' });
+  });
+  it('defect 19: input that is accepted but wrong: lone surrogates, impossible dates, a lone onDuplicate', () => {
+    const submit = (input: object) => normalizeSubmission({ command: 'ls', ...input }, { cwd: '/tmp', now });
+    const refused = (input: object, field: string, message: RegExp) =>
+      assert.throws(
+        () => submit(input),
+        (err: unknown) => {
+          assert.ok(err instanceof ValidationError, String(err));
+          assert.equal(err.field, field);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    // A lone surrogate has no UTF-8 form: the process would get EF BF BD instead of what was stored.
+    const utf8 = /not valid UTF-8/;
+    refused({ command: 'ls\ud800' }, 'command', utf8);
+    refused({ args: ['ok', 'a\udc00b'] }, 'args[1]', /lone surrogate \\udc00 at index 1: not valid UTF-8/);
+    refused({ env: { A: '\ud800' } }, 'env.A', utf8);
+    refused({ env: { 'A\ud800': 'x' } }, 'env', /the keys of `env`.*not valid UTF-8/);
+    refused({ cwd: '/tmp/\udbff' }, 'cwd', utf8);
+    refused({ name: 'n\ud800' }, 'name', utf8);
+    refused({ labels: { team: '\udfff' } }, 'labels.team', utf8);
+    refused({ labels: { 't\ud800': 'x' } }, 'labels', utf8);
+    refused({ dedupeKey: 'k\ud800' }, 'dedupeKey', utf8);
+    assert.deepEqual(submit({ args: ['pair \ud83d\ude00 ok'] }).spec.args, ['pair 😀 ok'], 'a pair is fine');
+    // Date.parse rolls these over (2027-02-30 is March 2): each part is checked against the calendar.
+    refused(
+      { runAt: '2027-02-30T00:00:00Z' },
+      'runAt',
+      /February 2027 has 28 days.*got `2027-02-30T00:00:00Z`/,
+    );
+    refused({ runAt: '2027-04-31T00:00:00Z' }, 'runAt', /April 2027 has 30 days/);
+    refused({ runAt: '2027-13-01T00:00:00Z' }, 'runAt', /no month 13/);
+    refused({ runAt: '2027-01-01T24:00:00Z' }, 'runAt', /hours go to 23/);
+    refused({ runAt: '2027-01-01T10:60:00Z' }, 'runAt', /minutes and seconds to 59/);
+    refused({ runAt: '2027-01-01T10:00:00+24:00' }, 'runAt', /zone offset/);
+    assert.equal(submit({ runAt: '2024-02-29T00:00:00Z' }).runAt, null, 'a leap day is a day (a past one)');
+    assert.equal(submit({ runAt: '2027-02-28T23:59:59Z' }).runAt?.toISOString(), '2027-02-28T23:59:59.000Z');
+    // Without a key there is never a duplicate: the option would silently mean nothing.
+    refused({ onDuplicate: 'return' }, 'onDuplicate', /only with a `dedupeKey`/);
+    refused({ onDuplicate: 'reject', dedupeKey: null }, 'onDuplicate', /only with a `dedupeKey`/);
+    refused({ dedupeScope: 'bob' }, 'dedupeScope', /only with a `dedupeKey`/);
+    assert.equal(submit({ dedupeKey: 'k', onDuplicate: 'return' }).onDuplicate, 'return');
+  });
+  it('a server default timeout fills only a spec that sets none', () => {
+    const timeout = (input: object) =>
+      normalizeSubmission({ command: 'ls', ...input }, { cwd: '/tmp', now, timeoutMs: 60_000 }).spec
+        .timeoutMs;
+    assert.equal(timeout({}), 60_000);
+    assert.equal(timeout({ timeoutMs: 5000 }), 5000);
+    assert.equal(timeout({ timeoutMs: null }), null, 'an explicit null asks for no timeout');
   });
   it('retries failed and timed-out runs with backoff, never stopped ones, and stops at the last attempt', () => {
     const job = makeJob({

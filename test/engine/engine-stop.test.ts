@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -16,7 +16,11 @@ describe('engine stop and timeout', () => {
 
   it('stops a job and its setsid grandchild that ignore SIGTERM, recording a forced kill', async () => {
     const pidsFile = join(h.dataDir, 'stubborn.pids');
-    const job = await h.engine.start({ command: join(FIXTURES, 'stubborn-tree.sh'), args: [pidsFile] }, me);
+    const job = await startRunning(
+      h.engine,
+      { command: join(FIXTURES, 'stubborn-tree.sh'), args: [pidsFile] },
+      me,
+    );
     const pids = (await waitForFileText(pidsFile, '\n')).trim().split(' ').map(Number);
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
     const stopping = await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 200 });

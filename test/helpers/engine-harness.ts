@@ -73,3 +73,15 @@ export async function readAll(
     cursor = page.cursor;
   }
 }
+
+/**
+ * Submits a job and resolves with it once it has started (or ended without starting): a
+ * submission answers as soon as the job is admitted, before the dispatcher starts it.
+ */
+export async function startRunning(
+  engine: JobEngine,
+  input: unknown,
+  caller: { user: string } = { user: 'tester' },
+): Promise<import('../../src/core/job.ts').Job> {
+  return engine.untilStarted((await engine.start(input, caller)).id);
+}

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IllegalTransitionError, NotFoundError, ValidationError } from '../../src/core/errors.ts';
+import {
+  IllegalTransitionError,
+  InUseError,
+  NotFinishedError,
+  NotFoundError,
+  ValidationError,
+} from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
 import { isFinal, JOB_STATUSES, type Job, type JobStatus, type ProcessIdentity } from '../../src/core/job.ts';
 import { canTransition } from '../../src/core/states.ts';
@@ -221,6 +227,32 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal(cancelled.status, 'cancelled');
           assert.deepStrictEqual(cancelled.stop, stop);
           assert.equal(cancelled.startedAt, null);
+        }));
+
+      it('records with the end a stop that was not on record, and keeps one that was', () =>
+        withStore(async (store) => {
+          // A stop asked for while the disk was full is recorded with the job's end (defect 15).
+          const unrecorded = await inserted(store, { status: 'running' });
+          const stop = { at: AT, by: 'alice', graceMs: 500 };
+          const ended = await store.markFinished(unrecorded.id, {
+            ...finish('stopped'),
+            stop,
+            stopForced: true,
+          });
+          assert.deepStrictEqual(ended.stop, stop);
+          assert.equal(ended.stopForced, true);
+          assert.deepStrictEqual(await store.getJob(unrecorded.id), ended);
+
+          const recorded = await inserted(store, { status: 'running' });
+          await store.markStopRequested(recorded.id, stop);
+          const later = { at: new Date(AT.getTime() + 1000), by: 'bob', graceMs: 0 };
+          const kept = await store.markFinished(recorded.id, {
+            ...finish('stopped'),
+            stop: later,
+            stopForced: false,
+          });
+          assert.deepStrictEqual(kept.stop, stop);
+          assert.equal(kept.stopForced, false);
         }));
 
       it('marks a stop forced once; a second call returns the job unchanged', () =>
@@ -599,6 +631,34 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal(await store.getJob(refused.id), undefined);
         }));
 
+      it("defect 10: dedupe keys are per owner: one user's key neither blocks nor reveals another's", () =>
+        withStore(async (store) => {
+          const keyed = (owner: string, dedupeScope: string | null = null) =>
+            queued({ owner, spec: { dedupeKey: 'nightly', dedupeScope } });
+          const alice = await store.admitJob(keyed('alice'), NOW);
+          assert.ok(alice.admitted);
+          const bob = await store.admitJob(keyed('bob'), NOW);
+          assert.ok(bob.admitted, "the same key in bob's scope is bob's own");
+          const again = await store.admitJob(keyed('alice'), NOW);
+          assert.ok(!again.admitted);
+          assert.equal(again.existing.id, alice.job.id);
+          // An admin naming alice's scope deduplicates against alice's jobs, not its own.
+          const named = await store.admitJob(keyed('admin', 'alice'), NOW);
+          assert.ok(!named.admitted);
+          assert.equal(named.existing.id, alice.job.id);
+          const own = await store.admitJob(keyed('admin'), NOW);
+          assert.ok(own.admitted, "the admin's own scope is free");
+          // Once alice's job ended, a job of the admin's in alice's scope holds it, round-trip included.
+          await store.markFinished(alice.job.id, finish('cancelled'));
+          const held = await store.admitJob(keyed('admin', 'alice'), NOW);
+          assert.ok(held.admitted);
+          assert.deepStrictEqual(await store.getJob(held.job.id), held.job);
+          assert.equal(held.job.spec.dedupeScope, 'alice');
+          const blocked = await store.admitJob(keyed('alice'), NOW);
+          assert.ok(!blocked.admitted);
+          assert.equal(blocked.existing.id, held.job.id);
+        }));
+
       it('holds delayed jobs until their time, and tells when the next is due', () =>
         withStore(async (store) => {
           const later = new Date(NOW.getTime() + 60_000);
@@ -733,6 +793,161 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
               ['other', null],
             ],
           );
+        }));
+    });
+
+    describe('deleting finished jobs', () => {
+      const T0 = Date.UTC(2026, 0, 1);
+      /** A finished job of `owner` that finished `ms` after T0. */
+      const finishedAt = (store: JobStore, ms: number, owner = 'alice', status: JobStatus = 'succeeded') =>
+        inserted(store, { status, owner, finishedAt: new Date(T0 + ms) });
+
+      it('deletes a finished job with its labels and edges, and records its directory to remove', () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'failed', spec: { labels: { team: 'x' } } });
+          const kept = await inserted(store, { status: 'failed', spec: { labels: { team: 'x' } } });
+          assert.deepStrictEqual(await store.deleteJob(job.id), job);
+          assert.equal(await store.getJob(job.id), undefined);
+          const page = await store.listJobs({ limit: 10, label: { key: 'team', value: 'x' } });
+          assert.deepEqual(
+            page.jobs.map((j) => j.id),
+            [kept.id],
+            'its label rows went with it',
+          );
+          assert.deepEqual(await store.listDirsToRemove(10), [job.id]);
+          await store.forgetDirsRemoved([job.id]);
+          assert.deepEqual(await store.listDirsToRemove(10), []);
+          await assert.rejects(store.deleteJob(job.id), notFound(job.id));
+        }));
+
+      it('refuses to delete a queued, running or paused job, naming its status, and deletes nothing', () =>
+        withStore(async (store) => {
+          for (const status of ['queued', 'running', 'paused'] as const) {
+            const job = await inserted(store, { status });
+            await assert.rejects(store.deleteJob(job.id), (error: unknown) => {
+              assert.ok(error instanceof NotFinishedError, String(error));
+              assert.equal(error.code, 'NOT_FINISHED');
+              assert.equal(error.status, status);
+              return true;
+            });
+            assert.deepStrictEqual(await store.getJob(job.id), job);
+          }
+          assert.deepEqual(await store.listDirsToRemove(10), []);
+        }));
+
+      it('refuses to delete, and retention skips, a finished job that a queued job waits for', () =>
+        withStore(async (store) => {
+          const now = new Date(T0);
+          const a = await inserted(store, { status: 'succeeded', finishedAt: new Date(T0 + 1) });
+          const other = await inserted(store, { status: 'running' });
+          const { job: c } = (await store.admitJob(
+            makeJob({ createdAt: now, spec: { after: [a.id, other.id] } }),
+            now,
+          )) as { job: Job };
+          assert.equal(c.hold, 'after');
+          await assert.rejects(store.deleteJob(a.id), (error: unknown) => {
+            assert.ok(error instanceof InUseError, String(error));
+            assert.deepEqual(error.dependents, [c.id]);
+            return true;
+          });
+          const bound = { finishedAt: new Date(T0 + 1000), id: '' };
+          assert.deepEqual(await store.deleteFinished({ before: bound, limit: 10 }), []);
+          assert.ok(await store.getJob(a.id));
+          // Once the dependent ended, the dependency may go, and its edges with it.
+          await store.markFinished(other.id, finish('failed'));
+          await store.settleDependents(other.id, now);
+          assert.equal((await store.getJob(c.id))?.status, 'cancelled');
+          const deleted = await store.deleteFinished({
+            before: { finishedAt: new Date(8e15), id: '' },
+            limit: 10,
+          });
+          assert.deepEqual(new Set(deleted), new Set([a.id, other.id, c.id]));
+        }));
+
+      it('cuts at the age limit, the count limit, or the later of both', () =>
+        withStore(async (store) => {
+          const jobs = [];
+          for (let i = 0; i < 10; i++) jobs.push(await finishedAt(store, i * 1000));
+          await inserted(store, { status: 'running' });
+          await inserted(store, { status: 'queued' });
+          assert.equal(await store.retentionBound({ finishedBefore: null, keepNewest: null }), null);
+          assert.equal(await store.retentionBound({ finishedBefore: null, keepNewest: 11 }), null, 'all fit');
+          const exact = await store.retentionBound({ finishedBefore: null, keepNewest: 10 });
+          assert.deepEqual(await store.deleteFinished({ before: exact!, limit: 10 }), [], 'all ten are kept');
+          assert.deepStrictEqual(
+            await store.retentionBound({ finishedBefore: new Date(T0 + 3500), keepNewest: null }),
+            {
+              finishedAt: new Date(T0 + 3500),
+              id: '',
+            },
+          );
+          assert.deepStrictEqual(await store.retentionBound({ finishedBefore: null, keepNewest: 4 }), {
+            finishedAt: jobs[6]!.finishedAt,
+            id: jobs[6]!.id,
+          });
+          // Keep 8 (cut before jobs[2]) but nothing older than T0 + 3500 (cut before jobs[4]): the later.
+          const both = await store.retentionBound({ finishedBefore: new Date(T0 + 3500), keepNewest: 8 });
+          assert.deepStrictEqual(both, { finishedAt: new Date(T0 + 3500), id: '' });
+          const batch1 = await store.deleteFinished({ before: both!, limit: 3 });
+          const batch2 = await store.deleteFinished({ before: both!, limit: 3 });
+          assert.deepEqual(
+            batch1,
+            jobs.slice(0, 3).map((j) => j.id),
+            'oldest first',
+          );
+          assert.deepEqual(batch2, [jobs[3]!.id], 'a short batch: nothing left before the bound');
+          assert.deepEqual(
+            await store.listDirsToRemove(10),
+            jobs
+              .slice(0, 4)
+              .map((j) => j.id)
+              .sort(),
+          );
+          const keepNone = await store.retentionBound({ finishedBefore: null, keepNewest: 0 });
+          assert.ok(keepNone);
+          assert.equal((await store.deleteFinished({ before: keepNone, limit: 100 })).length, 6);
+          const left = await store.listJobs({ limit: 100 });
+          assert.deepEqual(left.jobs.map((j) => j.status).sort(), ['queued', 'running'], 'active jobs stay');
+        }));
+
+      it("deletes only one owner's jobs when asked", () =>
+        withStore(async (store) => {
+          const alice = await finishedAt(store, 1, 'alice', 'failed');
+          const bob = await finishedAt(store, 2, 'bob', 'failed');
+          const before = { finishedAt: new Date(T0 + 10), id: '' };
+          assert.deepEqual(await store.deleteFinished({ before, owner: 'bob', limit: 10 }), [bob.id]);
+          assert.ok(await store.getJob(alice.id));
+          await assert.rejects(store.deleteFinished({ before, limit: 0 }), invalid('limit'));
+        }));
+    });
+
+    describe('listJobs by id prefix', () => {
+      it('lists the jobs whose id starts with a prefix, within an owner when given', () =>
+        withStore(async (store) => {
+          const jobs = [];
+          for (let i = 0; i < 5; i++)
+            jobs.push(await inserted(store, { owner: i % 2 === 0 ? 'alice' : 'bob' }));
+          const target = jobs[2]!;
+          const page = await store.listJobs({ idPrefix: target.id.slice(0, 30), limit: 10 });
+          assert.deepEqual(
+            page.jobs.map((j) => j.id),
+            [target.id],
+          );
+          const full = await store.listJobs({ idPrefix: target.id, limit: 10 });
+          assert.deepEqual(
+            full.jobs.map((j) => j.id),
+            [target.id],
+            'a whole id is its own prefix',
+          );
+          const wide = await store.listJobs({ idPrefix: target.id.slice(0, 1), limit: 10 });
+          assert.deepEqual(newestFirst(wide.jobs), newestFirst(jobs));
+          const bobs = await store.listJobs({ idPrefix: target.id.slice(0, 1), owner: 'bob', limit: 10 });
+          assert.deepEqual(newestFirst(bobs.jobs), newestFirst([jobs[1]!, jobs[3]!]));
+          const none = await store.listJobs({ idPrefix: target.id.slice(0, 30), owner: 'bob', limit: 10 });
+          assert.deepEqual(none.jobs, [], "another owner's id is not listed");
+          for (const bad of ['', 'ABC', 'xyz', 'a'.repeat(37)]) {
+            await assert.rejects(store.listJobs({ idPrefix: bad, limit: 1 }), invalid('idPrefix'));
+          }
         }));
     });
 

@@ -31,6 +31,7 @@ export function makeJob(overrides: JobOverrides = {}): Job {
       after: [],
       retry: null,
       dedupeKey: null,
+      dedupeScope: null,
       ...spec,
     },
     status,

@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
+import { Migrator } from 'kysely/migration';
 import { newJobId } from '../../src/core/ids.ts';
 import type { Job } from '../../src/core/job.ts';
 import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
+import { jobToRow } from '../../src/store/sqlite/job-row.ts';
 import { listActiveQuery, listJobsQuery } from '../../src/store/sqlite/list-jobs-query.ts';
 import { migrateSqlite, SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import {
@@ -218,6 +220,38 @@ describe('SqliteJobStore on SQLite', () => {
       const reopened = await SqliteJobStore.open(path);
       assert.deepStrictEqual(await reopened.getJob(job.id), job);
       await reopened.close();
+    }));
+
+  it("defect 10: a database from before dedupe scopes keeps each key, now in its owner's scope", () =>
+    withDatabaseFile(async (path) => {
+      const old = makeJob({ owner: 'alice', spec: { dedupeKey: 'nightly' } });
+      await withConnection(path, async (db) => {
+        const { '0003-dedupe-scope': _, ...before } = SQLITE_MIGRATIONS;
+        const migrated = await new Migrator({
+          db,
+          provider: { getMigrations: async () => before },
+        }).migrateToLatest();
+        assert.equal(migrated.error, undefined);
+        // The row as the 0.1 schema stored it: no scope column, no scope in the spec.
+        const { dedupe_scope: _scope, ...row } = jobToRow(old);
+        const { dedupeScope: _none, ...spec } = old.spec;
+        await db
+          .insertInto('jobs')
+          .values({ ...row, spec: JSON.stringify(spec) })
+          .execute();
+      });
+      const store = await SqliteJobStore.open(path);
+      try {
+        const NOW = new Date();
+        const bobs = await store.admitJob(makeJob({ owner: 'bob', spec: { dedupeKey: 'nightly' } }), NOW);
+        assert.ok(bobs.admitted, 'bob has a scope of his own');
+        const mine = await store.admitJob(makeJob({ owner: 'alice', spec: { dedupeKey: 'nightly' } }), NOW);
+        assert.ok(!mine.admitted, "alice's old key still holds in alice's scope");
+        assert.equal(mine.existing.id, old.id);
+        assert.deepStrictEqual(await store.getJob(old.id), old, "read back as its owner's key");
+      } finally {
+        await store.close();
+      }
     }));
 
   it('opens connections in WAL mode, synchronous=NORMAL, with a busy timeout and foreign keys', () =>

@@ -17,10 +17,14 @@ export const HTTP_STATUS = {
   DUPLICATE: 409,
   ILLEGAL_TRANSITION: 409,
   ALREADY_FINISHED: 409,
+  NOT_FINISHED: 409,
+  IN_USE: 409,
+  AMBIGUOUS: 409,
   PAYLOAD_TOO_LARGE: 413,
   CAPACITY_EXHAUSTED: 429,
   QUEUE_FULL: 429,
   SPAWN_FAILED: 500,
+  INSUFFICIENT_STORAGE: 507,
   INTERNAL: 500,
 } as const satisfies Record<ErrorCode, number>;
 
@@ -49,9 +53,6 @@ export interface RequestData {
 const FASTIFY_ERRORS: Record<string, (err: FastifyLikeError) => JobworkerError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: () =>
     new JobworkerError('PAYLOAD_TOO_LARGE', 'The request body is larger than the 1 MiB allowed'),
-  FST_ERR_CTP_INVALID_JSON_BODY: () => new ValidationError('body', 'The request body is not valid JSON'),
-  FST_ERR_CTP_EMPTY_JSON_BODY: () =>
-    new ValidationError('body', 'The request body is empty but its Content-Type says JSON'),
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>
     new ValidationError('Content-Type', 'Expected a JSON body with `Content-Type: application/json`'),
 };

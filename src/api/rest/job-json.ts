@@ -1,4 +1,4 @@
-import type { Job, JobStatus } from '../../core/job.ts';
+import { dedupeScopeOf, type Job, type JobStatus } from '../../core/job.ts';
 
 /** A job as the REST API shows it: the one serializer (schema: `JOB_SCHEMA`). */
 export interface JobJson {
@@ -8,6 +8,8 @@ export interface JobJson {
   args: string[];
   shell: boolean;
   cwd: string;
+  /** The spec's timeout, or the server's default when the spec set none; null for none. */
+  timeoutMs: number | null;
   labels: Record<string, string>;
   status: JobStatus;
   exitCode: number | null;
@@ -29,6 +31,8 @@ export interface JobJson {
   retryOf: string | null;
   retriedAs: string | null;
   dedupeKey: string | null;
+  /** The user among whose queued or running jobs `dedupeKey` is unique; null without a key. */
+  dedupeScope: string | null;
   pausedAt: string | null;
   waitingFor: WaitingFor | null;
 }
@@ -45,6 +49,7 @@ export function jobToJson(job: Job): JobJson {
     args: [...job.spec.args],
     shell: job.spec.shell,
     cwd: job.spec.cwd,
+    timeoutMs: job.spec.timeoutMs,
     labels: { ...job.spec.labels },
     status: job.status,
     exitCode: job.exit?.exitCode ?? null,
@@ -66,6 +71,7 @@ export function jobToJson(job: Job): JobJson {
     retryOf: job.retryOf,
     retriedAs: job.retriedAs,
     dedupeKey: job.spec.dedupeKey,
+    dedupeScope: dedupeScopeOf(job),
     pausedAt: iso(job.pausedAt),
     waitingFor: waitingFor(job),
   };

@@ -7,9 +7,12 @@ import { principalOf } from './authentication.ts';
 import { jobToJson } from './job-json.ts';
 import {
   CREATE_JOB_SCHEMA,
+  DELETE_JOB_SCHEMA,
   GET_JOB_SCHEMA,
   LIST_JOBS_SCHEMA,
   PAUSE_JOB_SCHEMA,
+  PRUNE_SCHEMA,
+  RESOLVE_JOB_SCHEMA,
   RESUME_JOB_SCHEMA,
   STOP_JOB_SCHEMA,
 } from './schemas.ts';
@@ -17,12 +20,16 @@ import {
 interface ListQuery {
   status?: string;
   name?: string;
+  idPrefix?: string;
   label?: string;
   limit?: string;
   cursor?: string;
 }
 
-/** POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/:id, POST /v1/jobs/:id/{stop,pause,resume}. */
+/**
+ * POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/resolve, GET and DELETE /v1/jobs/:id,
+ * POST /v1/jobs/:id/{stop,pause,resume}, POST /v1/prune.
+ */
 export function registerJobRoutes(app: FastifyInstance, service: JobService): void {
   app.post('/v1/jobs', { schema: CREATE_JOB_SCHEMA }, async (request, reply) => {
     const { job, created } = await service.submit(principalOf(request), request.body);
@@ -34,9 +41,30 @@ export function registerJobRoutes(app: FastifyInstance, service: JobService): vo
     return { jobs: page.jobs.map(jobToJson), nextCursor: page.nextCursor };
   });
 
+  // A static segment: it wins over `/v1/jobs/:id`, and `resolve` is never a job id.
+  app.get('/v1/jobs/resolve', { schema: RESOLVE_JOB_SCHEMA }, async (request) => {
+    const { ref } = request.query as { ref: string };
+    return jobToJson(await service.resolve(principalOf(request), ref));
+  });
+
   app.get('/v1/jobs/:id', { schema: GET_JOB_SCHEMA }, async (request) => {
     const { id } = request.params as { id: string };
     return jobToJson(await service.get(principalOf(request), id));
+  });
+
+  app.delete('/v1/jobs/:id', { schema: DELETE_JOB_SCHEMA }, async (request) => {
+    const { id } = request.params as { id: string };
+    return jobToJson(await service.delete(principalOf(request), id));
+  });
+
+  app.post('/v1/prune', { schema: PRUNE_SCHEMA }, async (request) => {
+    const body = request.body as { olderThanMs?: number } | null | undefined;
+    const olderThanMs = body?.olderThanMs;
+    const deleted = await service.prune(
+      principalOf(request),
+      olderThanMs === undefined ? {} : { olderThanMs },
+    );
+    return { deleted };
   });
 
   app.post('/v1/jobs/:id/stop', { schema: STOP_JOB_SCHEMA }, async (request, reply) => {
@@ -66,6 +94,7 @@ function listRequest(query: ListQuery): ListJobsRequest {
   const request: {
     status?: JobStatus[];
     name?: string;
+    idPrefix?: string;
     label?: { key: string; value: string };
     limit?: number;
     cursor?: string;
@@ -75,6 +104,7 @@ function listRequest(query: ListQuery): ListJobsRequest {
     request.status = query.status.split(',').map((s) => s.trim()) as JobStatus[];
   }
   if (query.name !== undefined) request.name = query.name;
+  if (query.idPrefix !== undefined) request.idPrefix = query.idPrefix.toLowerCase();
   if (query.label !== undefined) {
     const eq = query.label.indexOf('=');
     if (eq <= 0) throw ValidationError.expected('label', 'a label as `key=value`', query.label);

@@ -30,10 +30,11 @@ const STATUS_TEXT: Record<string, string> = {
   400: 'Bad input: `error.field` names the field',
   401: 'No valid credentials',
   404: 'No such job (or not one the caller may see)',
-  409: 'The job had already finished; the body carries it as `job`',
+  409: 'Conflict with the state of the job (see `error.code`)',
   413: 'Body larger than 1 MiB',
   429: 'The server is at a limit; retry later',
   500: 'Internal error (details only in the server log)',
+  507: "The server's disk is full: nothing was created or changed; retry once space is freed",
 };
 
 /**

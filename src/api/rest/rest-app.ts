@@ -4,6 +4,7 @@ import type { JobService } from '../../service/job-service.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { toErrorResponse } from './error-mapping.ts';
 import { registerJobRoutes } from './job-routes.ts';
+import { parseJsonBody } from './json-body.ts';
 import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
 import { registerOutputRoutes } from './output-routes.ts';
 import { registerQueueRoutes } from './queue-routes.ts';
@@ -41,6 +42,15 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   // JSON only: a text/plain body is refused (400 on `Content-Type`) instead of reaching a handler.
   app.removeContentTypeParser('text/plain');
+  // Our own JSON parser, so that a refused body says why (Fastify's says "not valid JSON" for all).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   const documented: DocumentedRoute[] = [];
   app.addHook('onRoute', (route) => {

@@ -26,6 +26,7 @@ export const JOB_SCHEMA = {
     'args',
     'shell',
     'cwd',
+    'timeoutMs',
     'labels',
     'status',
     'exitCode',
@@ -47,6 +48,7 @@ export const JOB_SCHEMA = {
     'retryOf',
     'retriedAs',
     'dedupeKey',
+    'dedupeScope',
     'pausedAt',
     'waitingFor',
   ],
@@ -57,6 +59,10 @@ export const JOB_SCHEMA = {
     args: { type: 'array', items: { type: 'string' } },
     shell: { type: 'boolean', description: 'True when `command` is a script run by `/bin/sh -c`.' },
     cwd: { type: 'string' },
+    timeoutMs: nullable('integer', {
+      description:
+        "Ends as `timed_out` after this many ms of running (the server's default when the spec set none).",
+    }),
     labels: stringMap,
     status: { type: 'string', enum: JOB_STATUSES },
     exitCode: nullable('integer', {
@@ -86,6 +92,9 @@ export const JOB_SCHEMA = {
     retryOf: nullable('string', { description: 'The previous attempt, on a retry.' }),
     retriedAs: nullable('string', { description: 'The next attempt, once this one was retried.' }),
     dedupeKey: nullable('string'),
+    dedupeScope: nullable('string', {
+      description: 'The user among whose queued or running jobs `dedupeKey` is unique; null without a key.',
+    }),
     pausedAt: time('When it was paused, while it is paused.'),
     waitingFor: nullable('string', {
       enum: ['dependencies', 'time', 'queue', null],
@@ -140,9 +149,12 @@ const errorRef = { $ref: 'Error#' } as const;
 const jobRef = { $ref: 'Job#' } as const;
 const queueRef = { $ref: 'Queue#' } as const;
 
-/** The error responses a route may give besides 401 (which every route but /healthz may give). */
+/**
+ * The error responses a route may give besides 401 (which every route but /healthz may give),
+ * 500, and 507 (a full disk: any route may have something to write, if only a follower's index).
+ */
 function errors(...statuses: number[]): Record<string, typeof errorRef> {
-  return Object.fromEntries([401, 500, ...statuses].map((status) => [String(status), errorRef]));
+  return Object.fromEntries([401, 500, 507, ...statuses].map((status) => [String(status), errorRef]));
 }
 
 export const JOB_SPEC_BODY = {
@@ -164,9 +176,14 @@ export const JOB_SPEC_BODY = {
       ...stringMap,
       description: "The job's environment besides PATH, HOME and LANG; the server's own is never inherited.",
     },
-    cwd: { type: 'string', description: 'Absolute working directory (default: the server user home).' },
+    cwd: {
+      type: 'string',
+      description:
+        "Absolute working directory (default: the home of the server's user, not the caller's directory).",
+    },
     timeoutMs: nullable('integer', {
-      description: 'End the job as `timed_out` after this many ms of running.',
+      description:
+        "End the job as `timed_out` after this many ms of running (default: the server's `--default-timeout`; null: none).",
     }),
     name: nullable('string', { description: `A human name, 1 to ${SPEC_LIMITS.nameChars} characters.` }),
     labels: { ...stringMap, description: `At most ${SPEC_LIMITS.labels} key/value labels, for filtering.` },
@@ -208,11 +225,17 @@ export const JOB_SPEC_BODY = {
       },
       description: 'Run again after `failed` or `timed_out` (docs/queues.md).',
     },
-    dedupeKey: nullable('string', { description: 'At most one queued or running job per key.' }),
+    dedupeKey: nullable('string', {
+      description: 'At most one queued or running job per key among the jobs of one user (its scope).',
+    }),
+    dedupeScope: nullable('string', {
+      description: "Admins: dedupe among this user's jobs instead of the caller's own (needs `dedupeKey`).",
+    }),
     onDuplicate: {
       type: 'string',
       enum: ['reject', 'return'],
-      description: '`reject` (409 DUPLICATE, default) or `return` (200 with the existing job).',
+      description:
+        '`reject` (409 DUPLICATE, default) or `return` (200 with the existing job); needs `dedupeKey`.',
     },
   },
 } as const;
@@ -227,11 +250,12 @@ const idParams = {
 export const CREATE_JOB_SCHEMA = {
   summary: 'Submit a job to its queue',
   description:
-    '201 with the new job (`running` when it could start at once, else `queued`); 200 with the ' +
-    'existing job for a duplicate `dedupeKey` with `onDuplicate: "return"`; 409 DUPLICATE with it ' +
-    'otherwise; 429 QUEUE_FULL when its queue holds `maxWaiting` jobs.',
+    '201 with the new job as admitted (normally `queued`: the answer comes once it is stored, and it ' +
+    'starts a moment later when its queue has a free slot); 200 with the existing job for a duplicate ' +
+    '`dedupeKey` with `onDuplicate: "return"`; 409 DUPLICATE with it otherwise; 403 FORBIDDEN for a ' +
+    "user naming another user's `dedupeScope`; 429 QUEUE_FULL when its queue holds `maxWaiting` jobs.",
   body: JOB_SPEC_BODY,
-  response: { 201: jobRef, 200: jobRef, ...errors(400, 409, 413, 429) },
+  response: { 201: jobRef, 200: jobRef, ...errors(400, 403, 409, 413, 429) },
 } as const;
 
 export const PAUSE_JOB_SCHEMA = {
@@ -340,6 +364,10 @@ export const LIST_JOBS_SCHEMA = {
         description: `Comma-separated statuses: ${JOB_STATUSES.join(', ')}.`,
       },
       name: { type: 'string', description: 'Exact job name.' },
+      idPrefix: {
+        type: 'string',
+        description: 'Jobs whose id starts with this (lower-case hex digits and dashes).',
+      },
       label: { type: 'string', description: 'One label as `key=value`.' },
       limit: {
         type: 'string',
@@ -369,6 +397,55 @@ export const GET_JOB_SCHEMA = {
   summary: 'Get a job',
   params: idParams,
   response: { 200: jobRef, ...errors(400, 404) },
+} as const;
+
+export const DELETE_JOB_SCHEMA = {
+  summary: 'Delete a finished job and its output',
+  description:
+    '200 with the job as it was; afterwards GET answers 404. 409 NOT_FINISHED while it is queued, ' +
+    'running or paused (stop it first); 409 IN_USE while a queued job waits for it (`after`). ' +
+    "Another user's job answers 404 like an unknown id.",
+  params: idParams,
+  response: { 200: jobRef, ...errors(400, 404, 409) },
+} as const;
+
+export const RESOLVE_JOB_SCHEMA = {
+  summary: 'Find the job a person means',
+  description:
+    "Resolves `ref` among the jobs the caller may see: a whole id; `last` (the caller's newest job); " +
+    "a prefix of at least 6 characters of an id; or the name of exactly one of the caller's jobs. " +
+    '404 NOT_FOUND when nothing matches; 409 AMBIGUOUS, listing some of the jobs, when several do.',
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['ref'],
+    properties: { ref: { type: 'string', description: 'An id, an id prefix, a job name or `last`.' } },
+  },
+  response: { 200: jobRef, ...errors(400, 404, 409) },
+} as const;
+
+export const PRUNE_SCHEMA = {
+  summary: 'Delete finished jobs and their output',
+  description:
+    'Deletes every finished job that finished more than `olderThanMs` ago (default 0: all of them): ' +
+    "every user's for an admin, the caller's own for a user. Queued, running and paused jobs, and " +
+    'finished jobs a queued job waits for, are kept.',
+  body: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    properties: {
+      olderThanMs: { type: 'integer', description: 'Only jobs that finished at least this long ago (ms).' },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['deleted'],
+      properties: { deleted: { type: 'integer', description: 'Jobs deleted.' } },
+    },
+    ...errors(400),
+  },
 } as const;
 
 export const STOP_JOB_SCHEMA = {
@@ -427,7 +504,7 @@ export const RUN_SCHEMA = {
     '`text/plain`, 200 whatever the exit code: the headers X-Jobworker-Job-Id, X-Jobworker-Status and ' +
     'X-Jobworker-Exit-Code say how it ended.',
   body: JOB_SPEC_BODY,
-  response: errors(400, 413, 429),
+  response: errors(400, 403, 413, 429),
 } as const;
 
 export const HEALTH_SCHEMA = {

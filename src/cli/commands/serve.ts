@@ -11,6 +11,9 @@ interface ServeOptions {
   logLevel?: string;
   outputCap?: string;
   maxRunning?: string;
+  defaultTimeout?: string;
+  keepJobs?: string;
+  keepFor?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -35,6 +38,18 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--max-running <n>',
       'most jobs run at once, all queues together; more wait (default: $JOBWORKER_MAX_RUNNING, else 10000)',
+    )
+    .option(
+      '--default-timeout <duration>',
+      'timeout of a job that sets none: 60s, 5m, 2h... or none (default: $JOBWORKER_DEFAULT_TIMEOUT, else none)',
+    )
+    .option(
+      '--keep-jobs <n>',
+      'most finished jobs kept, the newest; older ones are deleted with their output; none: any number (default: $JOBWORKER_KEEP_JOBS, else 100000)',
+    )
+    .option(
+      '--keep-for <duration>',
+      'how long a finished job is kept: 30d, 12h, 90m; none: for ever (default: $JOBWORKER_KEEP_FOR, else 30d)',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -53,11 +68,23 @@ export function registerServe(program: Command, ctx: CliContext): void {
       logLevel: options.logLevel,
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
+      defaultTimeout: options.defaultTimeout,
+      keepJobs: options.keepJobs,
+      keepFor: options.keepFor,
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
       const field = err instanceof ValidationError ? err.field : undefined;
-      if (field === 'listen' || field === 'logLevel' || field === 'outputCap' || field === 'maxRunning') {
+      const flagFields = [
+        'listen',
+        'logLevel',
+        'outputCap',
+        'maxRunning',
+        'defaultTimeout',
+        'keepJobs',
+        'keepFor',
+      ];
+      if (field !== undefined && flagFields.includes(field)) {
         throw new UsageError((err as Error).message);
       }
       throw err;
@@ -65,8 +92,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
     const where = { url: server.url, dataDir: server.dataDir, adminTokenFile: server.adminTokenFile };
     if (json) await printJson(ctx, where);
     else {
-      await writeTo(
-        ctx.stderr,
+      await notice(
+        ctx,
         `jobworker: listening on ${server.url}\n` +
           `jobworker: data in ${server.dataDir}; admin token in ${server.adminTokenFile}\n`,
       );
@@ -75,9 +102,17 @@ export function registerServe(program: Command, ctx: CliContext): void {
     // A second signal while closing ends the process at once.
     const force = () => process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
     process.once('SIGINT', force).once('SIGTERM', force);
-    if (!json) await writeTo(ctx.stderr, `jobworker: ${signal}: closing; running jobs keep running\n`);
+    if (!json) await notice(ctx, `jobworker: ${signal}: closing; running jobs keep running\n`);
     await server.close();
   });
+}
+
+/**
+ * Writes one of serve's own lines to stderr, best effort: on a full disk it is lost, and the
+ * server goes on (and closes on a signal) all the same.
+ */
+function notice(ctx: CliContext, text: string): Promise<void> {
+  return writeTo(ctx.stderr, text).catch(() => undefined);
 }
 
 /** Listens from before the server starts, so a signal during startup still closes it once it is up. */

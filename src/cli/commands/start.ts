@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
+import type { ApiClient } from '../api-client.ts';
 import type { CreateJobBody } from '../api-types.ts';
 import {
   addCommonOptions,
@@ -13,9 +14,10 @@ import {
 import { isLoopbackUrl } from '../connection.ts';
 import { parseDuration, parsePositiveDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';
+import { resolveJobId } from '../job-ref.ts';
 import { writeTo } from '../output-writer.ts';
 import {
-  collectJobId,
+  collectJobRef,
   parseBackoff,
   parseDedupeKey,
   parsePriority,
@@ -25,7 +27,7 @@ import {
   type ScheduleOptions,
   scheduleBody,
 } from '../schedule-options.ts';
-import { showOutput } from '../show-output.ts';
+import { reconnectForFromEnv, showOutput } from '../show-output.ts';
 import { printable } from '../terminal-sanitizer.ts';
 
 interface StartOptions extends ScheduleOptions {
@@ -73,7 +75,11 @@ export function registerStart(program: Command, ctx: CliContext): void {
       'from -1000 to 1000; higher starts first in its queue (default: 0)',
       parsePriority,
     )
-    .option('--after <id>', 'start only once this job succeeded (repeatable)', collectJobId)
+    .option(
+      '--after <job>',
+      'start only once this job succeeded (repeatable; its id, 6+ characters of it, its name, or last)',
+      collectJobRef,
+    )
     .addOption(
       new Option('--delay <duration>', 'do not start before this long from now (10s, 5m, 1h)')
         .argParser(parseDuration)
@@ -101,6 +107,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     const common = commonOptions(command);
     const schedule = scheduleBody(options);
     const client = await connect(ctx, common);
+    if (schedule.after !== undefined) schedule.after = await resolveAfter(client, schedule.after);
     const body: CreateJobBody = { command: cmd, args, ...schedule };
     if (options.shell === true || (args.length === 0 && /\s/.test(cmd))) body.shell = true;
     if (body.args?.length === 0) delete body.args;
@@ -133,8 +140,21 @@ export function registerStart(program: Command, ctx: CliContext): void {
       follow: true,
       raw: options.raw === true,
       json: common.json === true,
+      reconnectForMs: reconnectForFromEnv(ctx.env),
     });
   });
+}
+
+/** The ids of the `--after` jobs, resolved on the server; two names for one job are one mistake. */
+async function resolveAfter(client: ApiClient, refs: readonly string[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const ref of refs) {
+    const id = await resolveJobId(client, ref);
+    if (ids.includes(id))
+      throw new UsageError(`--after: job ${id} is given twice (as ${JSON.stringify(ref)})`);
+    ids.push(id);
+  }
+  return ids;
 }
 
 function parseEnv(entries: readonly string[], ctx: CliContext): Record<string, string> {

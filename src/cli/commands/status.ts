@@ -8,17 +8,18 @@ import {
   stdoutStyle,
 } from '../cli-context.ts';
 import { describeJob } from '../job-format.ts';
+import { JOB_REF_HELP, resolveJob } from '../job-ref.ts';
 import { writeTo } from '../output-writer.ts';
 
 export function registerStatus(program: Command, ctx: CliContext): void {
   const command = program
     .command('status')
     .summary("show a job's status and result")
-    .argument('<id>', 'the job id');
+    .argument('<job>', JOB_REF_HELP);
   addCommonOptions(command).action(async (id: string) => {
     const common = commonOptions(command);
     const client = await connect(ctx, common);
-    const job = await client.getJob(id);
+    const job = await resolveJob(client, id);
     if (common.json === true) return printJson(ctx, job);
     await writeTo(ctx.stdout, describeJob(job, stdoutStyle(ctx), new Date()));
   });

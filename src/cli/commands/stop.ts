@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
 import { formatDuration, parseDuration } from '../durations.ts';
+import { JOB_REF_HELP, resolveJobId } from '../job-ref.ts';
 import { writeTo } from '../output-writer.ts';
 
 export function registerStop(program: Command, ctx: CliContext): void {
@@ -12,7 +13,7 @@ export function registerStop(program: Command, ctx: CliContext): void {
         'A queued job is cancelled at once, and so are the jobs waiting for it. ' +
         'Stopping a job that had already finished changes nothing and exits 1.',
     )
-    .argument('<id>', 'the job id')
+    .argument('<job>', JOB_REF_HELP)
     .option(
       '--grace <duration>',
       "time between SIGTERM and the kill (500ms, 10s, 5m; default: the server's)",
@@ -21,7 +22,7 @@ export function registerStop(program: Command, ctx: CliContext): void {
   addCommonOptions(command).action(async (id: string, options: { grace?: number }) => {
     const common = commonOptions(command);
     const client = await connect(ctx, common);
-    const job = await client.stopJob(id, options.grace);
+    const job = await client.stopJob(await resolveJobId(client, id), options.grace);
     if (common.json === true) return printJson(ctx, job);
     const grace = options.grace === undefined ? '' : ` (grace ${formatDuration(options.grace)})`;
     const text =

@@ -1,6 +1,6 @@
 import { ValidationError } from '../../core/errors.ts';
 import { isJobId } from '../../core/ids.ts';
-import { JOB_STATUSES, type Job, type JobSpec, type ProcessIdentity } from '../../core/job.ts';
+import { dedupeScopeOf, JOB_STATUSES, type Job, type JobSpec, type ProcessIdentity } from '../../core/job.ts';
 import type { JobRow } from './sqlite-schema.ts';
 
 /** The row that stores `job`; a `ValidationError` for what the schema relies on (id, status, dates). */
@@ -34,6 +34,7 @@ export function jobToRow(job: Job): JobRow {
     queue: job.spec.queue,
     priority: job.spec.priority,
     dedupe_key: job.spec.dedupeKey,
+    dedupe_scope: dedupeScopeOf(job),
     run_at: job.runAt === null ? null : toMillis('runAt', job.runAt),
     hold: job.hold,
     attempt: job.attempt,
@@ -46,7 +47,7 @@ export function jobToRow(job: Job): JobRow {
 export function rowToJob(row: JobRow): Job {
   return {
     id: row.id,
-    spec: JSON.parse(row.spec) as JobSpec,
+    spec: specOf(row.spec),
     status: row.status,
     owner: row.owner,
     createdAt: new Date(row.created_at),
@@ -71,6 +72,12 @@ export function rowToJob(row: JobRow): Job {
     retriedAs: row.retried_as,
     pausedAt: row.paused_at === null ? null : new Date(row.paused_at),
   };
+}
+
+function specOf(json: string): JobSpec {
+  const spec = JSON.parse(json) as JobSpec;
+  // A spec stored before dedupe scopes existed has none: its key was its owner's, which is null.
+  return spec.dedupeScope === undefined ? { ...spec, dedupeScope: null } : spec;
 }
 
 /** A date as integer Unix milliseconds, the unit every time column uses. */

@@ -1,6 +1,6 @@
 import { type CompiledQuery, type Kysely, sql } from 'kysely';
 import type { JobStatus } from '../../core/job.ts';
-import type { CheckedListQuery } from '../list-query.ts';
+import { type CheckedListQuery, idPrefixEnd } from '../list-query.ts';
 import type { JobRow, SqliteSchema } from './sqlite-schema.ts';
 
 /**
@@ -48,6 +48,9 @@ function jobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery, status: Jo
   if (query.owner !== null) q = q.where('owner', '=', query.owner);
   if (query.name !== null) q = q.where('name', '=', query.name);
   if (query.before !== null) q = q.where('id', '<', query.before);
+  if (query.idPrefix !== null) {
+    q = q.where('id', '>=', query.idPrefix).where('id', '<', idPrefixEnd(query.idPrefix));
+  }
   return q;
 }
 
@@ -67,5 +70,8 @@ function labelQuery(
   if (query.statuses !== null) q = q.where('j.status', 'in', query.statuses);
   if (query.name !== null) q = q.where('j.name', '=', query.name);
   if (query.before !== null) q = q.where('l.job_id', '<', query.before);
+  if (query.idPrefix !== null) {
+    q = q.where('l.job_id', '>=', query.idPrefix).where('l.job_id', '<', idPrefixEnd(query.idPrefix));
+  }
   return q.orderBy('l.job_id', 'desc');
 }

@@ -2,6 +2,8 @@ import type { Kysely } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 import * as jobs from './migrations/0001-jobs.ts';
 import * as queues from './migrations/0002-queues.ts';
+import * as dedupeScope from './migrations/0003-dedupe-scope.ts';
+import * as retention from './migrations/0004-retention.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -10,6 +12,8 @@ import * as queues from './migrations/0002-queues.ts';
 export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-jobs': jobs,
   '0002-queues': queues,
+  '0003-dedupe-scope': dedupeScope,
+  '0004-retention': retention,
 };
 
 const provider: MigrationProvider = {

@@ -1,5 +1,6 @@
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import type { SqliteDatabase, SqliteStatement } from 'kysely';
+import { sqliteStorageError } from './sqlite-storage-error.ts';
 
 /**
  * Kysely's built-in `SqliteDialect` drives a better-sqlite3-shaped database: `prepare(sql)` returning
@@ -10,15 +11,26 @@ import type { SqliteDatabase, SqliteStatement } from 'kysely';
  * Kysely calls `prepare` for every query it runs, and preparing costs as much as running a small
  * query, so statements are cached by SQL text. The cache is bounded (least recently used goes
  * first) because query shapes vary with filters, and the server's heap must stay small.
+ *
+ * A statement that fails because the disk is full throws `InsufficientStorageError` (see
+ * `sqliteStorageError`): every query of the store goes through here, so none reports it as internal.
  */
 export class NodeSqliteDatabase implements SqliteDatabase {
   readonly #db: DatabaseSync;
   readonly #capacity: number;
   readonly #statements = new Map<string, CachedStatement>();
+  /** The database file, named in errors. */
+  readonly #path: string;
 
   constructor(db: DatabaseSync, options: { statementCacheSize?: number } = {}) {
     this.#db = db;
+    this.#path = db.location() ?? ':memory:';
     this.#capacity = options.statementCacheSize ?? 200;
+  }
+
+  /** True while a transaction is open: SQLite ends one by itself when a write fails for lack of space. */
+  get inTransaction(): boolean {
+    return this.#db.isOpen && this.#db.isTransaction;
   }
 
   /** The wrapped connection, for what Kysely does not cover (pragmas). */
@@ -39,7 +51,7 @@ export class NodeSqliteDatabase implements SqliteDatabase {
       this.#statements.set(sql, cached);
       return cached;
     }
-    const statement = new CachedStatement(this.#db.prepare(sql));
+    const statement = new CachedStatement(this.#db.prepare(sql), this.#path);
     this.#statements.set(sql, statement);
     if (this.#statements.size > this.#capacity) {
       const oldest = this.#statements.keys().next();
@@ -57,22 +69,36 @@ export class NodeSqliteDatabase implements SqliteDatabase {
 class CachedStatement implements SqliteStatement {
   readonly reader: boolean;
   readonly #statement: StatementSync;
+  readonly #path: string;
 
-  constructor(statement: StatementSync) {
+  constructor(statement: StatementSync, path: string) {
     this.#statement = statement;
+    this.#path = path;
     // A statement returns rows when it has result columns (SELECT, PRAGMA, ... RETURNING).
     this.reader = statement.columns().length > 0;
   }
 
   all(parameters: readonly unknown[]): unknown[] {
-    return this.#statement.all(...(parameters as SQLInputValue[]));
+    try {
+      return this.#statement.all(...(parameters as SQLInputValue[]));
+    } catch (err) {
+      throw sqliteStorageError(err, this.#path);
+    }
   }
 
   run(parameters: readonly unknown[]): { changes: number | bigint; lastInsertRowid: number | bigint } {
-    return this.#statement.run(...(parameters as SQLInputValue[]));
+    try {
+      return this.#statement.run(...(parameters as SQLInputValue[]));
+    } catch (err) {
+      throw sqliteStorageError(err, this.#path);
+    }
   }
 
   iterate(parameters: readonly unknown[]): IterableIterator<unknown> {
-    return this.#statement.iterate(...(parameters as SQLInputValue[]));
+    try {
+      return this.#statement.iterate(...(parameters as SQLInputValue[]));
+    } catch (err) {
+      throw sqliteStorageError(err, this.#path);
+    }
   }
 }

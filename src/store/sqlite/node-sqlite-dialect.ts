@@ -23,6 +23,9 @@ import type { NodeSqliteDatabase } from './node-sqlite-database.ts';
  *   and then writes, so each must hold the lock from its first read.
  * - SQLite's DDL is transactional, so the migrator runs all pending migrations in one
  *   transaction: a crash half way leaves the schema as it was.
+ * - A rollback is issued only while a transaction is open. On some errors (SQLITE_FULL above
+ *   all) SQLite rolls the transaction back itself; a ROLLBACK then fails with "cannot rollback -
+ *   no transaction is active", and Kysely would throw that instead of the error that mattered.
  */
 export class NodeSqliteDialect implements Dialect {
   readonly #database: NodeSqliteDatabase;
@@ -32,7 +35,7 @@ export class NodeSqliteDialect implements Dialect {
   }
 
   createDriver(): Driver {
-    return new ImmediateSqliteDriver({ database: this.#database });
+    return new ImmediateSqliteDriver(this.#database);
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -49,8 +52,19 @@ export class NodeSqliteDialect implements Dialect {
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #database: NodeSqliteDatabase;
+
+  constructor(database: NodeSqliteDatabase) {
+    super({ database });
+    this.#database = database;
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.#database.inTransaction) await super.rollbackTransaction(connection);
   }
 }
 

@@ -1,22 +1,26 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
-import { isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
+import { dedupeScopeOf, isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
 import { dependencyVerdict } from '../dependency-verdict.ts';
 import type {
   Admission,
+  DeleteFinishedQuery,
+  FinishedBound,
   JobFinish,
   JobListQuery,
   JobPage,
   JobStore,
   QueueSettings,
   QueueState,
+  RetentionLimits,
 } from '../job-store.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
 import { jobToRow, rowToJob, toMillis } from './job-row.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
+import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
 
 /** What a state change decides from: the columns its checks read. */
@@ -54,10 +58,12 @@ export class SqliteJobStore implements JobStore {
 
   async admitJob(job: Job, now: Date): Promise<Admission> {
     return this.#db.transaction().execute(async (trx): Promise<Admission> => {
-      if (job.spec.dedupeKey !== null) {
+      const scope = dedupeScopeOf(job);
+      if (job.spec.dedupeKey !== null && scope !== null) {
         const existing = await trx
           .selectFrom('jobs')
           .selectAll()
+          .where('dedupe_scope', '=', scope)
           .where('dedupe_key', '=', job.spec.dedupeKey)
           .where(sql<boolean>`dedupe_key is not null and status in ('queued', 'running', 'paused')`)
           .executeTakeFirst();
@@ -355,6 +361,33 @@ export class SqliteJobStore implements JobStore {
     return rows.map(rowToJob);
   }
 
+  deleteJob(id: string): Promise<Job> {
+    return deleteJobIn(this.#db, id);
+  }
+
+  retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
+    return retentionBoundIn(this.#db, limits);
+  }
+
+  deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
+    return deleteFinishedIn(this.#db, query);
+  }
+
+  async listDirsToRemove(limit: number): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('job_dirs_to_remove')
+      .select('id')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  async forgetDirsRemoved(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.#db.deleteFrom('job_dirs_to_remove').where('id', 'in', ids).execute();
+  }
+
   async close(): Promise<void> {
     await this.#db.destroy();
   }
@@ -389,9 +422,21 @@ export class SqliteJobStore implements JobStore {
       paused_at: null,
       ...extra,
     };
+    const stop =
+      finish.stop === undefined
+        ? {}
+        : {
+            stop_at: toMillis('stop.at', finish.stop.at),
+            stop_by: finish.stop.by,
+            stop_grace_ms: finish.stop.graceMs,
+          };
     return changeIn(trx, id, (current) => {
       assertTransition(id, current.status, finish.status);
-      return changes;
+      return {
+        ...changes,
+        ...(current.stop_at === null ? stop : {}),
+        ...(finish.stopForced === true ? { stop_forced: 1 } : {}),
+      };
     });
   }
 }

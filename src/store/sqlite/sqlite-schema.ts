@@ -9,6 +9,12 @@ export interface SqliteSchema {
   job_labels: JobLabelRow;
   queues: QueueRow;
   job_deps: JobDepRow;
+  job_dirs_to_remove: JobDirToRemoveRow;
+}
+
+/** A deleted job whose directory is still to be removed (written with the delete, for crash safety). */
+export interface JobDirToRemoveRow {
+  id: string;
 }
 
 /** A queue's settings; a queue without a row has the defaults. Every queue a job named has one. */
@@ -59,6 +65,8 @@ export interface JobRow {
   queue: string;
   priority: number;
   dedupe_key: string | null;
+  /** `dedupeScopeOf(job)`: the user among whose jobs `dedupe_key` is unique; null without a key. */
+  dedupe_scope: string | null;
   run_at: number | null;
   hold: JobHold;
   attempt: number;

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import type { ClockTimer } from '../../src/core/clock.ts';
+import type { Job } from '../../src/core/job.ts';
+import { WRITE_RETRY_FIRST_MS } from '../../src/engine/until-written.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { mountSmallDisk, type SmallDisk } from '../helpers/small-disk.ts';
+import { waitForFileText } from '../helpers/wait.ts';
+
+const me = { user: 'tester' };
+
+/** A manual clock that tells each timer set on it, and counts those neither fired nor cleared. */
+class WatchedClock extends ManualClock {
+  readonly timers = new EventEmitter<{ set: [ms: number] }>();
+  pending = 0;
+  override setTimer(fn: () => void, ms: number): ClockTimer {
+    let done = false;
+    const settle = () => {
+      if (!done) this.pending--;
+      done = true;
+    };
+    const timer = super.setTimer(() => {
+      settle();
+      fn();
+    }, ms);
+    this.pending++;
+    this.timers.emit('set', ms);
+    return {
+      clear: () => {
+        settle();
+        timer.clear();
+      },
+    };
+  }
+}
+
+describe('defect 15: the engine on a full disk', () => {
+  let disk: SmallDisk;
+  let scratch: string;
+  let h: Harness;
+  const clock = new WatchedClock();
+  before(async () => {
+    disk = await mountSmallDisk('4m');
+    scratch = await mkdtemp(join(tmpdir(), 'jw-engine-full-'));
+    const dataDir = join(disk.dir, 'data');
+    await mkdir(dataDir);
+    h = await openHarness({ clock }, dataDir);
+  });
+  after(async () => {
+    await disk.free();
+    await h.destroy();
+    await disk.destroy();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('defect 15: an end that cannot be recorded is tried again with a doubling backoff on the engine clock, and recorded once space returns', async () => {
+    const fifo = join(scratch, 'release');
+    await promisify(execFile)('mkfifo', [fifo]);
+    const job = await h.engine.start({ command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] }, me);
+    await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
+
+    await disk.fill();
+    const reported = once(h.engine, 'engine:error');
+    const firstWait = once(clock.timers, 'set');
+    await writeFile(fifo, 'go\n');
+    const [err, jobId] = (await reported) as [Error, string];
+    assert.equal(jobId, job.id);
+    assert.match(err.message, /the end of the job could not be recorded; .*database or disk is full/);
+    assert.equal((await h.store.getJob(job.id))?.status, 'running');
+
+    // Each try that fails waits twice as long as the one before, on the engine's clock alone.
+    const waits = [((await firstWait) as [number])[0]];
+    for (let i = 0; i < 3; i++) {
+      const next = once(clock.timers, 'set');
+      clock.advance(waits.at(-1)!);
+      waits.push(((await next) as [number])[0]);
+    }
+    assert.deepEqual(
+      waits,
+      [1, 2, 4, 8].map((k) => k * WRITE_RETRY_FIRST_MS),
+    );
+
+    await disk.free();
+    clock.advance(waits.at(-1)!);
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.status, (await h.store.getJob(job.id))?.status);
+    assert.notEqual(done.status, 'running');
+    assert.equal(
+      done.finishedAt?.getTime(),
+      clock.now().getTime() - 15 * WRITE_RETRY_FIRST_MS,
+      'when it ended',
+    );
+  });
+
+  it('defect 15: a resume that cannot be recorded answers INSUFFICIENT_STORAGE and leaves the job frozen, as recorded', async () => {
+    const started = await h.engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 600'] }, me);
+    await waitForFileText(join(h.dataDir, 'jobs', started.id, 'stdout'), 'ready\n');
+    const job = await h.engine.pause(started.id);
+    assert.equal(await frozen(job), true);
+
+    await disk.fill();
+    try {
+      await assert.rejects(h.engine.resume(job.id), {
+        code: 'INSUFFICIENT_STORAGE',
+        message: /jobworker\.db: database or disk is full/,
+      });
+      assert.equal((await h.store.getJob(job.id))?.status, 'paused');
+      assert.equal(await frozen(job), true, 'frozen, as its record says');
+    } finally {
+      await disk.free();
+    }
+    assert.equal((await h.engine.resume(job.id)).status, 'running');
+    assert.equal(await frozen(job), false);
+    await h.engine.stop(job.id, me, { graceMs: 0 });
+    assert.equal((await h.engine.waitFor(job.id)).status, 'stopped');
+  });
+
+  it('defect 15: closing the engine while an end waits for space clears its retry, and the next engine records the end', async () => {
+    const fifo = join(scratch, 'release-on-close');
+    await promisify(execFile)('mkfifo', [fifo]);
+    const job = await h.engine.start({ command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] }, me);
+    await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
+    await disk.fill();
+    const reported = once(h.engine, 'engine:error');
+    await writeFile(fifo, 'go\n');
+    await reported;
+    assert.ok(clock.pending > 0, 'a retry is due');
+
+    await h.close();
+    assert.equal(clock.pending, 0, 'no timer of the closed engine is left');
+    await disk.free();
+    h = await h.reopen();
+    const done = await h.engine.waitFor(job.id);
+    assert.notEqual(done.status, 'running');
+    assert.equal((await h.store.getJob(job.id))?.status, done.status);
+  });
+});
+
+/** Whether the job's processes are held frozen: its cgroup's freezer, else SIGSTOP (state T). */
+async function frozen(job: Job): Promise<boolean> {
+  for (const dir of job.process?.cgroups ?? []) {
+    const v2 = await readFile(join(dir, 'cgroup.freeze'), 'utf8').catch(() => undefined);
+    if (v2 !== undefined) return v2.trim() === '1';
+    const v1 = await readFile(join(dir, 'freezer.state'), 'utf8').catch(() => undefined);
+    if (v1 !== undefined) return v1.trim() !== 'THAWED';
+  }
+  const stat = await readFile(`/proc/${job.process!.pid}/stat`, 'latin1');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
+}

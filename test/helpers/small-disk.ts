@@ -1,0 +1,51 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** A small tmpfs of its own (the tests run as root), to fill up and free again. */
+export interface SmallDisk {
+  /** Where it is mounted. */
+  readonly dir: string;
+  /** Fills every free block with a filler file; resolves once no block is left. */
+  fill(): Promise<void>;
+  /** Deletes the filler: space returns. */
+  free(): Promise<void>;
+  /** Free blocks now. */
+  freeBlocks(): Promise<number>;
+  /** Unmounts (lazily, should a descriptor still be open) and deletes the mount point. */
+  destroy(): Promise<void>;
+}
+
+export async function mountSmallDisk(size = '4m'): Promise<SmallDisk> {
+  const dir = await mkdtemp(join(tmpdir(), 'jw-small-disk-'));
+  await run('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir]);
+  const filler = join(dir, 'filler');
+  const freeBlocks = async () => (await statfs(dir)).bavail;
+  return {
+    dir,
+    freeBlocks,
+    fill: async () => {
+      const { bsize, blocks } = await statfs(dir);
+      // One write larger than the disk: the kernel takes what fits, then says ENOSPC.
+      await writeFile(filler, Buffer.alloc(bsize * blocks)).then(
+        () => {
+          throw new Error(`${dir} took ${bsize * blocks} bytes without filling up`);
+        },
+        (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOSPC') throw err;
+        },
+      );
+      const left = await freeBlocks();
+      if (left !== 0) throw new Error(`${dir} still has ${left} free blocks after filling`);
+    },
+    free: () => rm(filler, { force: true }),
+    destroy: async () => {
+      await run('umount', ['-l', dir]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
