@@ -19,6 +19,7 @@ import {
 } from './config.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
+import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { JobService } from './service/job-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 
@@ -82,6 +83,13 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const lock = await lockDataDir(dataDir);
   try {
+    const looser = restrictDataDir(dataDir);
+    if (looser.length > 0) {
+      logger.warn(
+        { dataDir, fixed: looser.length },
+        `data directory was readable by others; made owner-only: ${describeLooser(looser)}`,
+      );
+    }
     return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes, maxRunning });
   } catch (err) {
     await lock.release();
