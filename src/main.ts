@@ -18,6 +18,7 @@ import {
   readServerConfig,
 } from './config.ts';
 import { JobEngine } from './engine/job-engine.ts';
+import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { JobService } from './service/job-service.ts';
@@ -41,6 +42,11 @@ export interface ServerOptions {
   outputCap?: string;
   /** Most jobs run at once, all queues together; default `JOBWORKER_MAX_RUNNING`, else 10000. */
   maxRunning?: string;
+  /**
+   * Accept a lost database: when `jobworker.db` is missing but job directories remain, stop every
+   * process of those jobs and move their directories aside, instead of refusing to start.
+   */
+  resetStore?: boolean;
 }
 
 export interface RunningServer {
@@ -90,6 +96,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         `data directory was readable by others; made owner-only: ${describeLooser(looser)}`,
       );
     }
+    await checkForLostDatabase(dataDir, options.resetStore === true, logger);
     return await startOnDataDir({ listen, dataDir, logger, lock, outputCapBytes, maxRunning });
   } catch (err) {
     await lock.release();
@@ -117,7 +124,7 @@ async function startOnDataDir({
   const admin = await ensureAdminToken(dataDir, tokens);
   if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
 
-  const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+  const store = await SqliteJobStore.open(join(dataDir, DATABASE_FILE));
   let engine: JobEngine;
   try {
     engine = await JobEngine.open({

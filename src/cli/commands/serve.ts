@@ -11,6 +11,7 @@ interface ServeOptions {
   logLevel?: string;
   outputCap?: string;
   maxRunning?: string;
+  resetStore?: boolean;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -35,6 +36,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--max-running <n>',
       'most jobs run at once, all queues together; more wait (default: $JOBWORKER_MAX_RUNNING, else 10000)',
+    )
+    .option(
+      '--reset-store',
+      'when jobworker.db is missing but job directories remain: accept the loss, stop those jobs and move their directories aside',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -53,6 +58,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       logLevel: options.logLevel,
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
+      resetStore: options.resetStore === true,
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
