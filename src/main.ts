@@ -1,11 +1,17 @@
 import { EventEmitter, once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp } from './api/rest/rest-app.ts';
+import {
+  closeSocket,
+  listenOnSocket,
+  MAX_SOCKET_PATH_BYTES,
+  SOCKET_FILE,
+} from './api/rest/socket-listener.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { TokenStore } from './auth/token-store.ts';
@@ -52,6 +58,12 @@ export interface ServerOptions {
 export interface RunningServer {
   /** Base URL, e.g. `http://127.0.0.1:43123`. */
   url: string;
+  /**
+   * The Unix socket the server also listens on (`<dataDir>/server.sock`, mode 0600), or null when
+   * the data directory's path is too long for one. Local clients that use it know they reach the
+   * server that owns the data directory.
+   */
+  socketPath: string | null;
   dataDir: string;
   /** The file holding the admin token (mode 0600). */
   adminTokenFile: string;
@@ -168,19 +180,35 @@ async function startOnDataDir({
     });
   });
 
+  const socketPath = join(dataDir, SOCKET_FILE);
+  const socketFits = Buffer.byteLength(socketPath) <= MAX_SOCKET_PATH_BYTES;
+  let socket: Server | undefined;
   try {
     await app.listen({ host: listen.host, port: listen.port });
+    if (socketFits) socket = await listenOnSocket(app.server, socketPath);
   } catch (err) {
     await app.close();
     await engine.close();
     await store.close();
     throw err;
   }
+  if (!socketFits) {
+    logger.warn(
+      { socketPath },
+      'the data directory path is too long for a Unix socket: local clients must set JOBWORKER_TOKEN',
+    );
+  }
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info(
-    { url, dataDir, adminTokenFile: admin.path, cgroups: engine.cgroupMode },
+    {
+      url,
+      socket: socket ? socketPath : null,
+      dataDir,
+      adminTokenFile: admin.path,
+      cgroups: engine.cgroupMode,
+    },
     'jobworker listening',
   );
 
@@ -189,6 +217,7 @@ async function startOnDataDir({
     closing = true;
     const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
     try {
+      if (socket) await closeSocket(socket, socketPath);
       await service.shutdown();
       await app.close();
     } finally {
@@ -205,6 +234,7 @@ async function startOnDataDir({
 
   return {
     url,
+    socketPath: socket ? socketPath : null,
     dataDir,
     adminTokenFile: admin.path,
     close: () => {

@@ -38,8 +38,9 @@ describe('jobworker serve', () => {
     const health = await fetch(new URL('healthz', where.url));
     assert.equal(health.status, 200);
 
-    // The admin token is found in the data directory: nothing else to configure.
-    const env = baseEnv({ JOBWORKER_URL: where.url, JOBWORKER_DATA_DIR: dataDir });
+    // The server is reached over its socket in the data directory, with the admin token found
+    // there: nothing else to configure.
+    const env = baseEnv({ JOBWORKER_DATA_DIR: dataDir });
     const job = await jobworkerJson<ApiJob>(['start', '--', 'sh', '-c', 'echo up; exec sleep 600'], env);
     const follower = new CliProcess(['logs', '-f', job.id], env);
     await follower.waitForStdout('up\n');

@@ -21,7 +21,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .description(
       'Run the server until SIGTERM or SIGINT. Stopping the server leaves running jobs running; ' +
         'the next `serve` on the same data directory takes them over. Logs (JSON) go to stdout, ' +
-        'or to stderr with --json, whose one document on stdout says where the server is.',
+        'or to stderr with --json, whose one document on stdout says where the server is. ' +
+        'Besides its address it listens on <data-dir>/server.sock, which local clients use.',
     )
     .option('--listen <host:port>', 'address to listen on (default: 127.0.0.1:8080; port 0 picks a free one)')
     .option(
@@ -68,12 +69,17 @@ export function registerServe(program: Command, ctx: CliContext): void {
       }
       throw err;
     });
-    const where = { url: server.url, dataDir: server.dataDir, adminTokenFile: server.adminTokenFile };
+    const where = {
+      url: server.url,
+      socketPath: server.socketPath,
+      dataDir: server.dataDir,
+      adminTokenFile: server.adminTokenFile,
+    };
     if (json) await printJson(ctx, where);
     else {
       await writeTo(
         ctx.stderr,
-        `jobworker: listening on ${server.url}\n` +
+        `jobworker: listening on ${server.url}${server.socketPath ? ` and ${server.socketPath}` : ''}\n` +
           `jobworker: data in ${server.dataDir}; admin token in ${server.adminTokenFile}\n`,
       );
     }
