@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from './core/errors.ts';
+import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
 
 /**
  * Server settings from the environment. This module is the server's only reader of `process.env`;
@@ -12,6 +13,8 @@ import { ValidationError } from './core/errors.ts';
  * | `JOBWORKER_LISTEN` | `127.0.0.1:8080` |
  * | `JOBWORKER_DATA_DIR` | `$XDG_DATA_HOME/jobworker`, else `~/.local/share/jobworker` |
  * | `JOBWORKER_LOG_LEVEL` | `info` |
+ * | `JOBWORKER_LOG_FORMAT` | `pretty` when the log goes to a terminal, else `json` |
+ * | `NO_COLOR` | unset: a pretty log on a terminal is coloured |
  * | `JOBWORKER_OUTPUT_CAP` | `1G`: newest bytes kept per stream of each job |
  * | `JOBWORKER_MAX_RUNNING` | `10000`: most jobs this server runs at once |
  */
@@ -20,6 +23,10 @@ export interface ServerConfig {
   readonly listen: string;
   readonly dataDir: string;
   readonly logLevel: string;
+  /** `pretty` or `json`; undefined picks by whether the log goes to a terminal. */
+  readonly logFormat: string | undefined;
+  /** `NO_COLOR` set to a non-empty value (https://no-color.org). */
+  readonly noColor: boolean;
   /** Newest bytes kept per stream of each job (`512M`, `1G`, or bytes); older ones are freed. */
   readonly outputCap: string;
   /** Most jobs this server runs at once, all queues together; more wait in their queues. */
@@ -41,6 +48,8 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     listen: value('JOBWORKER_LISTEN') ?? SERVER_DEFAULTS.listen,
     dataDir: value('JOBWORKER_DATA_DIR') ?? defaultDataDir(env),
     logLevel: value('JOBWORKER_LOG_LEVEL') ?? SERVER_DEFAULTS.logLevel,
+    logFormat: value('JOBWORKER_LOG_FORMAT'),
+    noColor: value('NO_COLOR') !== undefined,
     outputCap: value('JOBWORKER_OUTPUT_CAP') ?? SERVER_DEFAULTS.outputCap,
     maxRunning: value('JOBWORKER_MAX_RUNNING') ?? SERVER_DEFAULTS.maxRunning,
   };
@@ -108,6 +117,13 @@ export function parseMaxRunning(text: string): number {
     throw ValidationError.expected('maxRunning', 'a whole number of jobs from 1 to 1000000', text);
   }
   return n;
+}
+
+export function parseLogFormat(text: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(text)) {
+    throw ValidationError.expected('logFormat', '`pretty` or `json`', text);
+  }
+  return text as LogFormat;
 }
 
 export function checkLogLevel(level: string): string {

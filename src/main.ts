@@ -19,6 +19,7 @@ import {
   checkLogLevel,
   type ListenAddress,
   parseListen,
+  parseLogFormat,
   parseMaxRunning,
   parseOutputCap,
   readServerConfig,
@@ -27,6 +28,7 @@ import { JobEngine } from './engine/job-engine.ts';
 import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
+import { type PrettyLogOptions, prettyLogStream } from './server-log-format.ts';
 import { JobService } from './service/job-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 
@@ -42,8 +44,13 @@ export interface ServerOptions {
   dataDir?: string;
   /** pino level; default `JOBWORKER_LOG_LEVEL`, else `info`. */
   logLevel?: string;
-  /** Where the JSON log lines go; default stdout. */
+  /** Where the log lines go; default stdout. */
   logStream?: NodeJS.WritableStream;
+  /**
+   * `pretty` (a line a person reads) or `json` (pino's lines); default `JOBWORKER_LOG_FORMAT`,
+   * else `pretty` when the log stream is a terminal and `json` when it is not.
+   */
+  logFormat?: string;
   /** Newest bytes kept per stream of each job (`512M`, `1G`); default `JOBWORKER_OUTPUT_CAP`, else 1G. */
   outputCap?: string;
   /** Most jobs run at once, all queues together; default `JOBWORKER_MAX_RUNNING`, else 10000. */
@@ -94,7 +101,16 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const config = readServerConfig();
   const listen = parseListen(options.listen ?? config.listen);
   const dataDir = resolve(options.dataDir ?? config.dataDir);
-  const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
+  const logTerminal = (options.logStream ?? process.stdout) as { isTTY?: boolean };
+  const logFormat = options.logFormat ?? config.logFormat;
+  const pretty = (
+    logFormat === undefined
+      ? logTerminal.isTTY === true
+      : parseLogFormat(logFormat) === 'pretty'
+  )
+    ? { color: logTerminal.isTTY === true && !config.noColor }
+    : undefined;
+  const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream, pretty);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
 
@@ -249,11 +265,17 @@ async function startOnDataDir({
   };
 }
 
-function createLogger(level: string, stream: NodeJS.WritableStream | undefined): pino.Logger {
+function createLogger(
+  level: string,
+  stream: NodeJS.WritableStream | undefined,
+  pretty?: PrettyLogOptions,
+): pino.Logger {
   const options: pino.LoggerOptions = {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: { ...LOG_SERIALIZERS, err: pino.stdSerializers.err },
   };
+  // Formatted line by line in this thread: no pino-pretty worker beside the server.
+  if (pretty) return pino(options, prettyLogStream(stream ?? process.stdout, pretty));
   return stream ? pino(options, stream) : pino(options);
 }

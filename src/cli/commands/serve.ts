@@ -9,6 +9,7 @@ interface ServeOptions {
   listen?: string;
   dataDir?: string;
   logLevel?: string;
+  logFormat?: string;
   outputCap?: string;
   maxRunning?: string;
   resetStore?: boolean;
@@ -20,7 +21,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .summary('run the jobworker server')
     .description(
       'Run the server until SIGTERM or SIGINT. Stopping the server leaves running jobs running; ' +
-        'the next `serve` on the same data directory takes them over. Logs (JSON) go to stdout, ' +
+        'the next `serve` on the same data directory takes them over. Logs go to stdout (readable lines ' +
+        'on a terminal, JSON otherwise; see --log-format), ' +
         'or to stderr with --json, whose one document on stdout says where the server is. ' +
         'Besides its address it listens on <data-dir>/server.sock, which local clients use.',
     )
@@ -30,6 +32,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
       'database, job files and admin token (default: $JOBWORKER_DATA_DIR, else $XDG_DATA_HOME/jobworker or ~/.local/share/jobworker)',
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error or fatal (default: info)')
+    .option(
+      '--log-format <format>',
+      'pretty (lines a person reads) or json (default: $JOBWORKER_LOG_FORMAT, else pretty on a terminal, json otherwise)',
+    )
     .option(
       '--output-cap <size>',
       'newest output kept per stream of each job, older bytes freed: 512M, 1G... (default: $JOBWORKER_OUTPUT_CAP, else 1G)',
@@ -57,6 +63,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       listen: options.listen,
       dataDir,
       logLevel: options.logLevel,
+      logFormat: options.logFormat,
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
       resetStore: options.resetStore === true,
@@ -64,7 +71,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
     }).catch((err: unknown) => {
       // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
       const field = err instanceof ValidationError ? err.field : undefined;
-      if (field === 'listen' || field === 'logLevel' || field === 'outputCap' || field === 'maxRunning') {
+      const usage = ['listen', 'logLevel', 'logFormat', 'outputCap', 'maxRunning'];
+      if (field !== undefined && usage.includes(field)) {
         throw new UsageError((err as Error).message);
       }
       throw err;
