@@ -101,15 +101,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const config = readServerConfig();
   const listen = parseListen(options.listen ?? config.listen);
   const dataDir = resolve(options.dataDir ?? config.dataDir);
-  const logTerminal = (options.logStream ?? process.stdout) as { isTTY?: boolean };
-  const logFormat = options.logFormat ?? config.logFormat;
-  const pretty = (
-    logFormat === undefined
-      ? logTerminal.isTTY === true
-      : parseLogFormat(logFormat) === 'pretty'
-  )
-    ? { color: logTerminal.isTTY === true && !config.noColor }
-    : undefined;
+  const pretty = prettyLogOptions(options.logFormat ?? config.logFormat, options.logStream, config.noColor);
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream, pretty);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
@@ -263,6 +255,20 @@ async function startOnDataDir({
       idle,
     },
   };
+}
+
+/**
+ * Readable lines (`pretty`) when asked, or by default when the log goes to a terminal; colour only
+ * on a terminal and without NO_COLOR. Undefined for JSON lines.
+ */
+function prettyLogOptions(
+  format: string | undefined,
+  stream: NodeJS.WritableStream | undefined,
+  noColor: boolean,
+): PrettyLogOptions | undefined {
+  const terminal = (stream ?? process.stdout) as { isTTY?: boolean };
+  const pretty = format === undefined ? terminal.isTTY === true : parseLogFormat(format) === 'pretty';
+  return pretty ? { color: terminal.isTTY === true && !noColor } : undefined;
 }
 
 function createLogger(

@@ -19,7 +19,7 @@ export interface DataDirLock {
 /**
  * Claims a data directory for this process: two servers on one directory would both adopt the
  * same jobs and write the same output indexes. The claim is a kernel lock (`fcntl`, taken through
- * SQLite's `BEGIN EXCLUSIVE`, Node's only way to one) held on an open descriptor of `server.lock`
+ * SQLite's `BEGIN IMMEDIATE`, Node's only way to one) held on an open descriptor of `server.lock`
  * for the server's life. Taking it is one atomic step, so two servers starting at the same moment
  * cannot both win; and the kernel drops it when its holder dies, however it dies, so there is no
  * stale lock to judge or take over. A live holder is refused with a `ValidationError` on `dataDir`.
@@ -30,13 +30,16 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   // file in its place would be a second, free lock beside the one a live server holds.
   closeSync(openSync(path, 'a', 0o600));
   const db = new DatabaseSync(path, { timeout: 0 });
+  // IMMEDIATE, not EXCLUSIVE: it takes SQLite's RESERVED lock, which one connection at a time may
+  // hold, and nothing more. EXCLUSIVE also waits for every SHARED lock to go, so two servers
+  // starting together could each hold SHARED, block each other, and both be refused.
   try {
     try {
-      db.exec('BEGIN EXCLUSIVE');
+      db.exec('BEGIN IMMEDIATE');
     } catch (err) {
       if ((err as { errcode?: number }).errcode !== SQLITE_NOTADB) throw err;
       await clearLegacyLock(path, dataDir);
-      db.exec('BEGIN EXCLUSIVE');
+      db.exec('BEGIN IMMEDIATE');
     }
   } catch (err) {
     db.close();
