@@ -87,7 +87,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       resetStore: options.resetStore === true,
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
-      // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
+      // A bad value of any flag above is a usage error (exit 2), like any bad option.
       const field = err instanceof ValidationError ? err.field : undefined;
       const flagFields = [
         'listen',
