@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from './core/errors.ts';
 import { SPEC_LIMITS } from './core/spec.ts';
+import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
 
 /**
  * Server settings from the environment. This module is the server's only reader of `process.env`;
@@ -13,6 +14,8 @@ import { SPEC_LIMITS } from './core/spec.ts';
  * | `JOBWORKER_LISTEN` | `127.0.0.1:8080` |
  * | `JOBWORKER_DATA_DIR` | `$XDG_DATA_HOME/jobworker`, else `~/.local/share/jobworker` |
  * | `JOBWORKER_LOG_LEVEL` | `info` |
+ * | `JOBWORKER_LOG_FORMAT` | `pretty` when the log goes to a terminal, else `json` |
+ * | `NO_COLOR` | unset: a pretty log on a terminal is coloured |
  * | `JOBWORKER_OUTPUT_CAP` | `1G`: newest bytes kept per stream of each job |
  * | `JOBWORKER_MAX_RUNNING` | `10000`: most jobs this server runs at once |
  * | `JOBWORKER_DEFAULT_TIMEOUT` | `none`: the timeout of a job that sets none |
@@ -24,6 +27,10 @@ export interface ServerConfig {
   readonly listen: string;
   readonly dataDir: string;
   readonly logLevel: string;
+  /** `pretty` or `json`; undefined picks by whether the log goes to a terminal. */
+  readonly logFormat: string | undefined;
+  /** `NO_COLOR` set to a non-empty value (https://no-color.org). */
+  readonly noColor: boolean;
   /** Newest bytes kept per stream of each job (`512M`, `1G`, or bytes); older ones are freed. */
   readonly outputCap: string;
   /** Most jobs this server runs at once, all queues together; more wait in their queues. */
@@ -54,6 +61,8 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     listen: value('JOBWORKER_LISTEN') ?? SERVER_DEFAULTS.listen,
     dataDir: value('JOBWORKER_DATA_DIR') ?? defaultDataDir(env),
     logLevel: value('JOBWORKER_LOG_LEVEL') ?? SERVER_DEFAULTS.logLevel,
+    logFormat: value('JOBWORKER_LOG_FORMAT'),
+    noColor: value('NO_COLOR') !== undefined,
     outputCap: value('JOBWORKER_OUTPUT_CAP') ?? SERVER_DEFAULTS.outputCap,
     maxRunning: value('JOBWORKER_MAX_RUNNING') ?? SERVER_DEFAULTS.maxRunning,
     defaultTimeout: value('JOBWORKER_DEFAULT_TIMEOUT') ?? SERVER_DEFAULTS.defaultTimeout,
@@ -178,6 +187,13 @@ export function parseKeepFor(text: string): number | null {
     throw ValidationError.expected('keepFor', 'a duration such as 30d, 12h or 90m, 0, or `none`', text);
   }
   return ms;
+}
+
+export function parseLogFormat(text: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(text)) {
+    throw ValidationError.expected('logFormat', '`pretty` or `json`', text);
+  }
+  return text as LogFormat;
 }
 
 export function checkLogLevel(level: string): string {

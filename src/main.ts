@@ -1,11 +1,17 @@
 import { EventEmitter, once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp } from './api/rest/rest-app.ts';
+import {
+  closeSocket,
+  listenOnSocket,
+  MAX_SOCKET_PATH_BYTES,
+  SOCKET_FILE,
+} from './api/rest/socket-listener.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { TokenStore } from './auth/token-store.ts';
@@ -16,13 +22,17 @@ import {
   parseKeepFor,
   parseKeepJobs,
   parseListen,
+  parseLogFormat,
   parseMaxRunning,
   parseOutputCap,
   readServerConfig,
 } from './config.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
+import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
+import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
+import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
 import { JobService } from './service/job-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 
@@ -39,10 +49,15 @@ export interface ServerOptions {
   /** pino level; default `JOBWORKER_LOG_LEVEL`, else `info`. */
   logLevel?: string;
   /**
-   * Where the JSON log lines go; default stdout. Writing them never blocks the server: lines that
+   * Where the log lines go; default stdout. Writing them never blocks the server: lines that
    * cannot be written (a full disk) are dropped and counted (see `LogDestination`).
    */
   logStream?: NodeJS.WritableStream;
+  /**
+   * `pretty` (a line a person reads) or `json` (pino's lines); default `JOBWORKER_LOG_FORMAT`,
+   * else `pretty` when the log stream is a terminal and `json` when it is not.
+   */
+  logFormat?: string;
   /** Newest bytes kept per stream of each job (`512M`, `1G`); default `JOBWORKER_OUTPUT_CAP`, else 1G. */
   outputCap?: string;
   /** Most jobs run at once, all queues together; default `JOBWORKER_MAX_RUNNING`, else 10000. */
@@ -53,11 +68,22 @@ export interface ServerOptions {
   keepJobs?: string;
   /** How long finished jobs are kept (`30d`, `none`); default `JOBWORKER_KEEP_FOR`, else 30d. */
   keepFor?: string;
+  /**
+   * Accept a lost database: when `jobworker.db` is missing but job directories remain, stop every
+   * process of those jobs and move their directories aside, instead of refusing to start.
+   */
+  resetStore?: boolean;
 }
 
 export interface RunningServer {
   /** Base URL, e.g. `http://127.0.0.1:43123`. */
   url: string;
+  /**
+   * The Unix socket the server also listens on (`<dataDir>/server.sock`, mode 0600), or null when
+   * the data directory's path is too long for one. Local clients that use it know they reach the
+   * server that owns the data directory.
+   */
+  socketPath: string | null;
   dataDir: string;
   /** The file holding the admin token (mode 0600). */
   adminTokenFile: string;
@@ -88,7 +114,8 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const config = readServerConfig();
   const listen = parseListen(options.listen ?? config.listen);
   const dataDir = resolve(options.dataDir ?? config.dataDir);
-  const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream);
+  const pretty = prettyLogOptions(options.logFormat ?? config.logFormat, options.logStream, config.noColor);
+  const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream, pretty);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
   const defaultTimeoutMs = parseDefaultTimeout(options.defaultTimeout ?? config.defaultTimeout);
@@ -101,6 +128,14 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const lock = await lockDataDir(dataDir);
     try {
+      const looser = restrictDataDir(dataDir);
+      if (looser.length > 0) {
+        logger.warn(
+          { dataDir, fixed: looser.length },
+          `data directory was readable by others; made owner-only: ${describeLooser(looser)}`,
+        );
+      }
+      await checkForLostDatabase(dataDir, options.resetStore === true, logger);
       return await startOnDataDir({
         listen,
         dataDir,
@@ -145,7 +180,7 @@ async function startOnDataDir({
   const admin = await ensureAdminToken(dataDir, tokens);
   if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
 
-  const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+  const store = await SqliteJobStore.open(join(dataDir, DATABASE_FILE));
   let engine: JobEngine;
   try {
     engine = await JobEngine.open({
@@ -191,19 +226,35 @@ async function startOnDataDir({
     });
   });
 
+  const socketPath = join(dataDir, SOCKET_FILE);
+  const socketFits = Buffer.byteLength(socketPath) <= MAX_SOCKET_PATH_BYTES;
+  let socket: Server | undefined;
   try {
     await app.listen({ host: listen.host, port: listen.port });
+    if (socketFits) socket = await listenOnSocket(app.server, socketPath);
   } catch (err) {
     await app.close();
     await engine.close();
     await store.close();
     throw err;
   }
+  if (!socketFits) {
+    logger.warn(
+      { socketPath },
+      'the data directory path is too long for a Unix socket: local clients must set JOBWORKER_TOKEN',
+    );
+  }
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info(
-    { url, dataDir, adminTokenFile: admin.path, cgroups: engine.cgroupMode },
+    {
+      url,
+      socket: socket ? socketPath : null,
+      dataDir,
+      adminTokenFile: admin.path,
+      cgroups: engine.cgroupMode,
+    },
     'jobworker listening',
   );
 
@@ -212,6 +263,7 @@ async function startOnDataDir({
     closing = true;
     const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
     try {
+      if (socket) await closeSocket(socket, socketPath);
       await service.shutdown();
       await app.close();
     } finally {
@@ -229,6 +281,7 @@ async function startOnDataDir({
 
   return {
     url,
+    socketPath: socket ? socketPath : null,
     dataDir,
     adminTokenFile: admin.path,
     close: () => {
@@ -243,7 +296,25 @@ async function startOnDataDir({
   };
 }
 
-function createLogger(level: string, stream: NodeJS.WritableStream | undefined): pino.Logger {
+/**
+ * Readable lines (`pretty`) when asked, or by default when the log goes to a terminal; colour only
+ * on a terminal and without NO_COLOR. Undefined for JSON lines.
+ */
+function prettyLogOptions(
+  format: string | undefined,
+  stream: NodeJS.WritableStream | undefined,
+  noColor: boolean,
+): PrettyLogOptions | undefined {
+  const terminal = (stream ?? process.stdout) as { isTTY?: boolean };
+  const pretty = format === undefined ? terminal.isTTY === true : parseLogFormat(format) === 'pretty';
+  return pretty ? { color: terminal.isTTY === true && !noColor } : undefined;
+}
+
+function createLogger(
+  level: string,
+  stream: NodeJS.WritableStream | undefined,
+  pretty?: PrettyLogOptions,
+): pino.Logger {
   const options: pino.LoggerOptions = {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
@@ -257,7 +328,9 @@ function createLogger(level: string, stream: NodeJS.WritableStream | undefined):
         `${lines} log lines could not be written and were dropped`,
       ),
   });
-  logger = pino(options, destination);
+  // Formatted line by line in this thread (no pino-pretty worker beside the server), then written
+  // through the same destination that never blocks.
+  logger = pino(options, pretty ? prettyLogDestination(destination, pretty) : destination);
   return logger;
 }
 

@@ -38,7 +38,7 @@ export const memoryPerJob: Scenario = {
             errors++;
           }
         });
-        await waitNoneQueued(server.api); // a submission answers once admitted; count started jobs
+        await waitNoneQueued(server.api, 10, 600_000); // a submission answers once admitted; count started jobs
         running = checkpoint;
         at[checkpoint] = { rss: await settledRss(server), fds: openFds(server.pid) };
       }

@@ -116,7 +116,7 @@ async function measureJobworker(count: number, logLevel: string) {
       latenciesMs.push(performance.now() - t0);
     });
     // The 201 comes once a job is admitted; the start rate counts to the last start.
-    await waitNoneQueued(server.api, 5);
+    await waitNoneQueued(server.api, 5, 600_000);
     const startSeconds = (performance.now() - started) / 1000;
     const serverRss = server.rss();
     await waitNoneRunning(server.api, 5);

@@ -129,6 +129,7 @@ export class ApiClient {
     const response = await send({
       method: 'GET',
       url: this.url(`v1/jobs/${encodeURIComponent(id)}/output?${params}`),
+      socketPath: this.connection.socketPath,
       headers: this.headers(headers),
       signal: options.signal,
     });
@@ -157,6 +158,7 @@ export class ApiClient {
     const response = await send({
       method,
       url: this.url(path),
+      socketPath: this.connection.socketPath,
       headers: this.headers({ accept: 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -218,12 +220,15 @@ export class ApiClient {
   }
 
   private authHint(): string {
-    const { tokenSource, tokenFile } = this.connection;
+    const { tokenSource, tokenFile, socketPath } = this.connection;
     if (tokenSource === 'env') return '; check JOBWORKER_TOKEN';
     if (tokenSource === 'file') return `; the token in ${tokenFile} was refused (set JOBWORKER_TOKEN?)`;
-    if (tokenFile !== null)
-      return `; no token: set JOBWORKER_TOKEN or JOBWORKER_DATA_DIR (no token in ${tokenFile})`;
-    return '; no token: set JOBWORKER_TOKEN';
+    if (socketPath !== null) return `; no token: set JOBWORKER_TOKEN (no token in ${tokenFile})`;
+    // The admin token is sent over the server's socket only, never to a TCP port (docs/cli.md).
+    return (
+      `; no token: set JOBWORKER_TOKEN (the admin token of a local server is in ${tokenFile}), ` +
+      'or leave out --server and JOBWORKER_URL to reach the local server through its socket'
+    );
   }
 }
 

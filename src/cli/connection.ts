@@ -1,37 +1,74 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
 import { UsageError } from './errors.ts';
 
+/** The file the server writes its admin token to, in its data directory. */
+const ADMIN_TOKEN_FILE = 'admin.token';
+
 /** Where the server is and how to authenticate to it. */
 export interface Connection {
+  /** The URL requests are made against; `http://localhost/` when they go over `socketPath`. */
   readonly baseUrl: URL;
+  /** The server's Unix socket in the data directory, when requests go over it; else null. */
+  readonly socketPath: string | null;
+  /** True when the server is on this machine (its socket, or a loopback address). */
+  readonly local: boolean;
   readonly token: string | null;
   /** Where the token came from, for error hints. */
   readonly tokenSource: 'env' | 'file' | 'none';
-  /** The admin token file that was looked at, when the server is local. */
-  readonly tokenFile: string | null;
+  /** The admin token file of the local data directory (read only when talking over its socket). */
+  readonly tokenFile: string;
 }
 
+/** The server's socket in its data directory (see src/api/rest/socket-listener.ts). */
+export const SOCKET_FILE = 'server.sock';
+
 /**
- * `--server` wins over `JOBWORKER_URL`; the token is `JOBWORKER_TOKEN`, else, for a server on
- * this machine, the admin token file the server wrote into its data directory.
+ * `--server` wins over `JOBWORKER_URL`. With neither, the server's Unix socket in the data
+ * directory is used when there is one, else `http://127.0.0.1:8080`. The token is
+ * `JOBWORKER_TOKEN`; else, over the socket only, the admin token the server wrote into its data
+ * directory. It is never sent to a TCP port, loopback or not: any local user may have bound that
+ * port, while only the data directory's owner can make the socket in it.
  */
 export async function resolveConnection(
   server: string | undefined,
   env: CliEnvironment,
 ): Promise<Connection> {
-  const baseUrl = parseServerUrl(server ?? env.url ?? DEFAULT_SERVER_URL, server === undefined);
-  if (env.token !== undefined) {
-    return { baseUrl, token: env.token, tokenSource: 'env', tokenFile: null };
+  const tokenFile = join(env.dataDir, ADMIN_TOKEN_FILE);
+  const fromEnv = env.token ?? null;
+  if (server === undefined && env.url === undefined) {
+    const socketPath = join(env.dataDir, SOCKET_FILE);
+    if (await isSocket(socketPath)) {
+      const fromFile =
+        fromEnv === null ? (await readFile(tokenFile, 'utf8').catch(() => '')).trim() || null : null;
+      return {
+        baseUrl: new URL('http://localhost/'),
+        socketPath,
+        local: true,
+        token: fromEnv ?? fromFile,
+        tokenSource: fromEnv !== null ? 'env' : fromFile !== null ? 'file' : 'none',
+        tokenFile,
+      };
+    }
   }
-  if (!isLoopbackUrl(baseUrl)) return { baseUrl, token: null, tokenSource: 'none', tokenFile: null };
-  const tokenFile = join(env.dataDir, 'admin.token');
-  const token = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
-  return token === ''
-    ? { baseUrl, token: null, tokenSource: 'none', tokenFile }
-    : { baseUrl, token, tokenSource: 'file', tokenFile };
+  const baseUrl = parseServerUrl(server ?? env.url ?? DEFAULT_SERVER_URL, server === undefined);
+  return {
+    baseUrl,
+    socketPath: null,
+    local: isLoopbackUrl(baseUrl),
+    token: fromEnv,
+    tokenSource: fromEnv !== null ? 'env' : 'none',
+    tokenFile,
+  };
+}
+
+async function isSocket(path: string): Promise<boolean> {
+  return stat(path).then(
+    (stats) => stats.isSocket(),
+    () => false, // none, or a data directory this user cannot read
+  );
 }
 
 export function parseServerUrl(text: string, fromEnv: boolean): URL {

@@ -11,6 +11,8 @@ const httpsRequest = (...args: Parameters<typeof httpRequest>) =>
 export interface HttpRequest {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   readonly url: URL;
+  /** A Unix socket to send the request over instead of the URL's host and port. */
+  readonly socketPath?: string | null;
   readonly headers?: Record<string, string>;
   readonly body?: string;
   readonly signal?: AbortSignal;
@@ -28,10 +30,15 @@ export function send(req: HttpRequest): Promise<IncomingMessage> {
     headers['content-length'] = String(Buffer.byteLength(req.body));
   }
   return new Promise((resolve, reject) => {
-    const clientRequest = request(req.url, { method: req.method, headers, signal: req.signal }, resolve);
+    const socketPath = req.socketPath ?? undefined;
+    const clientRequest = request(
+      req.url,
+      { method: req.method, headers, signal: req.signal, ...(socketPath ? { socketPath } : {}) },
+      resolve,
+    );
     clientRequest.on('error', (error: NodeJS.ErrnoException) => {
       if (error.name === 'AbortError') reject(error);
-      else reject(new ConnectionError(describeNetworkError(req.url, error), { cause: error }));
+      else reject(new ConnectionError(describeNetworkError(req.url, socketPath, error), { cause: error }));
     });
     clientRequest.end(req.body);
   });
@@ -43,10 +50,15 @@ export async function readBody(response: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function describeNetworkError(url: URL, error: NodeJS.ErrnoException): string {
-  const where = url.origin;
+function describeNetworkError(
+  url: URL,
+  socketPath: string | undefined,
+  error: NodeJS.ErrnoException,
+): string {
+  const where = socketPath === undefined ? url.origin : `its socket ${socketPath}`;
   switch (error.code) {
     case 'ECONNREFUSED':
+    case 'ENOENT':
       return `Cannot reach the server at ${where}: connection refused (is \`jobworker serve\` running?)`;
     case 'ENOTFOUND':
     case 'EAI_AGAIN':

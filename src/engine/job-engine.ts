@@ -178,7 +178,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Opens the engine and reconciles every job this node left running (adopt, or record how it ended). */
   static async open(options: EngineOptions): Promise<JobEngine> {
     const engine = new JobEngine(resolveEngineOptions(options));
-    await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true });
+    await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
     const running = await engine.#store.listRunning(engine.#options.node);
     await engine.#supervisor.recover(running);
     await engine.#launcher.recoverClaims();

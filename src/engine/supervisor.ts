@@ -162,6 +162,16 @@ export class Supervisor {
     for (const job of jobs) {
       const dir = this.#deps.jobDir(job.id);
       const identity = job.process ?? { pid: 0, startTicks: -1, bootId: '', cgroups: [] };
+      try {
+        this.#deps.monitor.watch(job.id, dir);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+        // Its output, index and exit record went with the directory: nothing can be followed or
+        // known of it any more, and one such job must not keep the server from starting.
+        await this.#lose(job, identity, `its job directory is gone: ${dir}`);
+        continue;
+      }
       const watched = endWatchedProcess(identity);
       const wrapperWatched = identity.wrapper !== undefined && isSameProcessAlive(watched);
       const exited = this.#deps.adopted.exited(watched);
@@ -174,9 +184,26 @@ export class Supervisor {
         const left = Math.max(0, job.stop.graceMs - (this.#deps.now().getTime() - job.stop.at.getTime()));
         s.stop = { by: job.stop.by, graceMs: job.stop.graceMs, done: this.#stopProcesses(s, left) };
       }
-      this.#deps.monitor.watch(job.id, dir);
       this.#deps.emit('job:adopted', job);
     }
+  }
+
+  /** Records as `lost` a job that cannot be supervised, after ending whatever of it still runs. */
+  async #lose(job: Job, identity: ProcessIdentity, reason: string): Promise<void> {
+    if (job.status === 'paused') freezeProcesses(identity, this.#deps.cgroups, false);
+    await stopProcesses(identity, this.#deps.cgroups, 0, false);
+    try {
+      this.#deps.cgroups.remove(identity.cgroups);
+    } catch (err) {
+      this.#deps.onError(err as Error, job.id);
+    }
+    const lost = await this.#record(job, {
+      status: 'lost',
+      exit: { exitCode: null, signal: null, reason },
+      finishedAt: this.#deps.now(),
+      outputBytes: { stdout: 0, stderr: 0 },
+    });
+    this.#deps.emit('job:finished', lost);
   }
 
   /** Records a stop and starts ending the job; undefined when this node does not run it. */

@@ -1,10 +1,16 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { readFile, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { writeFileAtomic } from '../auth/atomic-file.ts';
 import { ValidationError } from '../core/errors.ts';
-import { identify, isSameProcessAlive } from './process-identity.ts';
+import { isSameProcessAlive } from './process-identity.ts';
 
-/** The file that says which server uses a data directory. */
+/** The file the lock is held on (an empty SQLite database: its lock is a kernel `fcntl` lock). */
 export const LOCK_FILE = 'server.lock';
+
+/** Who holds the lock, for the refusal message and for operators: `{"pid": ...}`. Informational only. */
+export const HOLDER_FILE = 'server.pid';
 
 export interface DataDirLock {
   release(): Promise<void>;
@@ -12,58 +18,95 @@ export interface DataDirLock {
 
 /**
  * Claims a data directory for this process: two servers on one directory would both adopt the
- * same jobs and write the same output indexes. The lock file names the holder by pid, process
- * start time and boot id, so a lock left by a server that died (even one whose pid was reused)
- * is taken over, and a live holder is refused with a `ValidationError` on `dataDir`.
+ * same jobs and write the same output indexes. The claim is a kernel lock (`fcntl`, taken through
+ * SQLite's `BEGIN IMMEDIATE`, Node's only way to one) held on an open descriptor of `server.lock`
+ * for the server's life. Taking it is one atomic step, so two servers starting at the same moment
+ * cannot both win; and the kernel drops it when its holder dies, however it dies, so there is no
+ * stale lock to judge or take over. A live holder is refused with a `ValidationError` on `dataDir`.
  */
 export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   const path = join(dataDir, LOCK_FILE);
-  const me = identify(process.pid);
-  if (!me) throw new Error('Cannot read this process identity from /proc');
-  const record = `${JSON.stringify({ pid: process.pid, ...me })}\n`;
-  for (let attempt = 0; attempt < 2; attempt++) {
+  // Created by us with our mode; SQLite would create it with the umask's. Never deleted: a new
+  // file in its place would be a second, free lock beside the one a live server holds.
+  closeSync(openSync(path, 'a', 0o600));
+  const db = new DatabaseSync(path, { timeout: 0 });
+  // IMMEDIATE, not EXCLUSIVE: it takes SQLite's RESERVED lock, which one connection at a time may
+  // hold, and nothing more. EXCLUSIVE also waits for every SHARED lock to go, so two servers
+  // starting together could each hold SHARED, block each other, and both be refused.
+  try {
     try {
-      const file = await open(path, 'wx', 0o600);
-      try {
-        await file.writeFile(record);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      return { release: () => rm(path, { force: true }) };
+      db.exec('BEGIN IMMEDIATE');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as { errcode?: number }).errcode !== SQLITE_NOTADB) throw err;
+      await clearLegacyLock(path, dataDir);
+      db.exec('BEGIN IMMEDIATE');
     }
-    const holder = await readHolder(path);
-    if (holder && isSameProcessAlive(holder)) {
-      throw new ValidationError(
-        'dataDir',
-        `Another jobworker server (pid ${holder.pid}) already uses ${dataDir}; stop it first or choose another --data-dir`,
-      );
-    }
-    await rm(path, { force: true }); // stale: its server is gone
+  } catch (err) {
+    db.close();
+    if ((err as { errcode?: number }).errcode !== SQLITE_BUSY) throw err;
+    const holder = await readHolderPid(dataDir);
+    throw new ValidationError(
+      'dataDir',
+      `Another jobworker server${holder === undefined ? '' : ` (pid ${holder})`} already uses ${dataDir}; ` +
+        'stop it first or choose another --data-dir',
+    );
   }
-  throw new ValidationError('dataDir', `Could not lock ${dataDir}: another server is starting on it`);
+  const holderFile = join(dataDir, HOLDER_FILE);
+  try {
+    await writeFileAtomic(holderFile, `${JSON.stringify({ pid: process.pid })}\n`, 0o600);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  let released: Promise<void> | undefined;
+  return {
+    release: () => {
+      released ??= (async () => {
+        // The holder file goes first: once the lock is free, the next holder writes its own.
+        await rm(holderFile, { force: true });
+        db.close();
+      })();
+      return released;
+    },
+  };
 }
 
-async function readHolder(
-  path: string,
-): Promise<{ pid: number; startTicks: number; bootId: string } | undefined> {
+/** SQLite's "database is locked" and "file is not a database". */
+const SQLITE_BUSY = 5;
+const SQLITE_NOTADB = 26;
+
+/**
+ * Earlier versions wrote the holder's identity as JSON into `server.lock` itself. Such a file is
+ * emptied (never replaced, see above) once its holder is known to be gone; emptying it twice, or
+ * after another server took the kernel lock on it, changes nothing.
+ */
+async function clearLegacyLock(path: string, dataDir: string): Promise<void> {
+  let holder: { pid?: unknown; startTicks?: unknown; bootId?: unknown } = {};
   try {
-    const value = JSON.parse(await readFile(path, 'utf8')) as {
-      pid?: unknown;
-      startTicks?: unknown;
-      bootId?: unknown;
-    };
-    if (
-      typeof value.pid === 'number' &&
-      typeof value.startTicks === 'number' &&
-      typeof value.bootId === 'string'
-    ) {
-      return { pid: value.pid, startTicks: value.startTicks, bootId: value.bootId };
-    }
+    holder = JSON.parse(await readFile(path, 'utf8')) as typeof holder;
   } catch {
-    // unreadable or torn: treated as stale
+    // torn or foreign: its writer never finished, so no server holds it
   }
-  return undefined;
+  const { pid, startTicks, bootId } = holder;
+  if (
+    typeof pid === 'number' &&
+    typeof startTicks === 'number' &&
+    typeof bootId === 'string' &&
+    isSameProcessAlive({ pid, startTicks, bootId })
+  ) {
+    throw new ValidationError(
+      'dataDir',
+      `Another jobworker server (pid ${pid}) already uses ${dataDir}; stop it first or choose another --data-dir`,
+    );
+  }
+  await truncate(path, 0);
+}
+
+async function readHolderPid(dataDir: string): Promise<number | undefined> {
+  try {
+    const value = JSON.parse(await readFile(join(dataDir, HOLDER_FILE), 'utf8')) as { pid?: unknown };
+    return typeof value.pid === 'number' ? value.pid : undefined;
+  } catch {
+    return undefined; // not written yet, or being replaced: the message goes without a pid
+  }
 }

@@ -3,7 +3,6 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TokenStore } from '../../src/auth/token-store.ts';
-import { waitForFileText } from '../helpers/wait.ts';
 import { type ApiHarness, type JobJson, openApi, rawGet, startJob } from './api-harness.ts';
 
 /** Every authenticated route, with a request that would succeed given a good token. */
@@ -194,7 +193,9 @@ describe('REST API routes', () => {
 
   it('POST /v1/jobs/{id}/stop answers 202 while stopping, then 409 with the job once finished', async () => {
     const job = await startJob(h, { command: 'sh', args: ['-c', 'echo ready; exec sleep 60'] });
-    await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
+    // A follow streams once the job has started (the 201 came when it was admitted).
+    const auth = { authorization: `Bearer ${h.token}` };
+    await rawGet(h.url(`/v1/jobs/${job.id}/output?follow=true`), auth, (body) => body.includes('ready'));
     const stopping = await h.json<JobJson>(`/v1/jobs/${job.id}/stop`, { body: { graceMs: 5000 } });
     assert.equal(stopping.status, 202);
     assert.equal(stopping.body.id, job.id);

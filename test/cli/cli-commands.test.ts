@@ -328,16 +328,17 @@ describe('errors', () => {
 });
 
 describe('token discovery', () => {
-  it('without JOBWORKER_TOKEN, a local server is reached with the admin token file in JOBWORKER_DATA_DIR', async () => {
-    const env = baseEnv({ JOBWORKER_URL: t.server.url, JOBWORKER_DATA_DIR: t.dataDir });
+  it('without JOBWORKER_TOKEN or a URL, the local server is reached over its socket with the admin token file', async () => {
+    const env = baseEnv({ JOBWORKER_DATA_DIR: t.dataDir });
     const result = await jobworker(['start', '-f', '--', 'echo', 'found'], env);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'found\n');
+    // With a URL, the admin token is not sent, even to the very server that wrote it.
     const without = await jobworker(
       ['list'],
-      baseEnv({ JOBWORKER_URL: t.server.url, JOBWORKER_DATA_DIR: scratch }),
+      baseEnv({ JOBWORKER_URL: t.server.url, JOBWORKER_DATA_DIR: t.dataDir }),
     );
     assert.equal(without.code, 1);
-    assert.match(without.stderr, /JOBWORKER_TOKEN/);
+    assert.match(without.stderr, /no token: set JOBWORKER_TOKEN .*leave out --server and JOBWORKER_URL/);
   });
 });

@@ -102,7 +102,14 @@ describe('defect 20: logs -f across a server restart', () => {
 
 describe('how long a follower keeps reconnecting', () => {
   const client = (url: string, token: string | null = null) =>
-    new ApiClient({ baseUrl: new URL(url), token, tokenSource: 'none', tokenFile: null });
+    new ApiClient({
+      baseUrl: new URL(url),
+      socketPath: null,
+      local: true,
+      token,
+      tokenSource: 'none',
+      tokenFile: '/nonexistent/admin.token',
+    });
 
   it('gives up once --reconnect-for has passed with the server unreachable, saying how long it tried', async () => {
     // A port that refuses: bound, then closed.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -38,8 +38,9 @@ describe('jobworker serve', () => {
     const health = await fetch(new URL('healthz', where.url));
     assert.equal(health.status, 200);
 
-    // The admin token is found in the data directory: nothing else to configure.
-    const env = baseEnv({ JOBWORKER_URL: where.url, JOBWORKER_DATA_DIR: dataDir });
+    // The server is reached over its socket in the data directory, with the admin token found
+    // there: nothing else to configure.
+    const env = baseEnv({ JOBWORKER_DATA_DIR: dataDir });
     const job = await jobworkerJson<ApiJob>(['start', '--', 'sh', '-c', 'echo up; exec sleep 600'], env);
     const follower = new CliProcess(['logs', '-f', job.id], env);
     await follower.waitForStdout('up\n');
@@ -76,6 +77,7 @@ describe('jobworker serve', () => {
     for (const [args, pattern] of [
       [['--listen', '0.0.0.0:8080'], /no TLS yet/],
       [['--log-level', 'loud'], /logLevel/],
+      [['--log-format', 'fancy'], /Expected `logFormat` to be `pretty` or `json`, got `fancy`/],
       [['--output-cap', '10'], /outputCap.*64K/],
     ] as const) {
       const result = await jobworker(['serve', '--data-dir', dataDir, ...args], baseEnv());
@@ -83,5 +85,25 @@ describe('jobworker serve', () => {
       assert.equal(result.stderr.trimEnd().split('\n').length, 1, result.stderr);
       assert.match(result.stderr, pattern);
     }
+  });
+});
+
+describe('jobworker serve on a terminal', () => {
+  it('prints log lines a person reads, in colour', async () => {
+    const dataDir = await tempDir();
+    const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+    const line = [LAUNCHER, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir].map(quote).join(' ');
+    // util-linux script(1) gives the server a pseudo-terminal as its stdout.
+    const terminal = new CliProcess(['-qefc', line, '/dev/null'], baseEnv(), 'script');
+    await terminal.waitForStdout('jobworker listening');
+    const { pid } = JSON.parse(await readFile(join(dataDir, 'server.pid'), 'utf8')) as { pid: number };
+    process.kill(pid, 'SIGTERM');
+    const { code, stdout } = await terminal.result();
+    assert.equal(code, 0, stdout);
+    assert.match(
+      stdout.replaceAll('\x1b', 'ESC'),
+      /^ESC\[2m\d\d:\d\d:\d\d\.\d{3}ESC\[0m ESC\[32mINFO ESC\[0m jobworker listening ESC\[2murl=/m,
+    );
+    assert.ok(!stdout.includes('{"level"'), 'no JSON on a terminal');
   });
 });

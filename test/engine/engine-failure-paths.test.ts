@@ -77,10 +77,11 @@ describe('engine failure paths', () => {
   it('defect 7: drained() waiting while a launch fails resolves once the launch is let go', {
     timeout: 30_000,
   }, async (t) => {
-    const { engine, submitted, fail } = await engineWithFailingStart(t);
+    const { engine, job, submitted, fail } = await engineWithFailingStart(t);
     const drained = engine.drained();
     fail();
-    assert.equal((await submitted).status, 'failed');
+    await submitted;
+    assert.equal((await engine.waitFor(job.id)).status, 'failed');
     assert.deepEqual(await drained, { draining: false, running: 0 });
   });
 });

@@ -50,7 +50,7 @@ describe('engine output', () => {
     const errFollower = await followAll(h.engine, job.id, 'stderr');
     const dir = join(h.dataDir, 'jobs', job.id);
     const file = await readFile(join(dir, 'stdout'));
-    assert.ok(file.length > 100, 'the job printed');
+    assert.ok(file.length > 100, `the job printed: ${file.length} bytes, ${followers[0]?.end.exit?.reason}`);
     for (const f of followers) {
       assert.equal(sha(f.data), sha(file));
       assert.equal(f.end.status, 'failed');

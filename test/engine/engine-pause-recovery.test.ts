@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
-import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 
 const me = { user: 'tester' };
 const v2 = new Cgroups().mode === 'v2';
@@ -58,8 +58,8 @@ describe('pause and restart', () => {
   it('defect 8: when the store records a job paused, its processes are already frozen', needsV2, async () => {
     const h = await openHarness();
     harnesses.push(h);
-    const job = await h.engine.start({ command: 'sleep', args: ['600'] }, me);
-    const running = await h.engine.get(job.id);
+    const running = await startRunning(h.engine, { command: 'sleep', args: ['600'] }, me);
+    const job = running;
     // Look at the processes at the very moment the pause is written to the store: was the
     // freeze already asked of the kernel (cgroup.freeze holds the requested state at once)?
     let frozenWhenRecorded: boolean | undefined;
@@ -95,8 +95,8 @@ describe('pause and restart', () => {
     async () => {
       const h = await openHarness();
       harnesses.push(h);
-      const job = await h.engine.start({ command: 'sleep', args: ['600'] }, me);
-      const running = await h.engine.get(job.id);
+      const running = await startRunning(h.engine, { command: 'sleep', args: ['600'] }, me);
+      const job = running;
       await h.engine.close();
       // What the old order left after a crash: the record says paused, the processes run.
       await h.store.markPaused(job.id, new Date());
@@ -119,8 +119,8 @@ describe('pause and restart', () => {
     async () => {
       const h = await openHarness();
       harnesses.push(h);
-      const job = await h.engine.start({ command: 'sleep', args: ['600'] }, me);
-      const running = await h.engine.get(job.id);
+      const running = await startRunning(h.engine, { command: 'sleep', args: ['600'] }, me);
+      const job = running;
       await h.engine.close();
       // What the new order leaves after a crash between the freeze and the record.
       writeFileSync(join(cgroupOf(running), 'cgroup.freeze'), '1');

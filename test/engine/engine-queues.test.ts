@@ -379,7 +379,11 @@ describe('queues: pause, resume and drain', () => {
   it('a stop of a paused job thaws it, and it ends stopped without needing the kill', async () => {
     h = await openHarness();
     const { engine } = h;
-    const job = await engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 600'] }, caller);
+    const job = await startRunning(
+      engine,
+      { command: 'sh', args: ['-c', 'echo ready; exec sleep 600'] },
+      caller,
+    );
     // Paused once the command runs, so that what is frozen and thawed is the command itself.
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
     await engine.pause(job.id);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import { openHarness } from '../helpers/engine-harness.ts';
+import { openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { waitForFileText } from '../helpers/wait.ts';
 
@@ -28,7 +28,11 @@ describe('engine history retention', () => {
       const done = [];
       for (let i = 0; i < 3; i++)
         done.push(await engine.waitFor((await engine.start({ command: 'true' }, me)).id));
-      const running = await engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 60'] }, me);
+      const running = await startRunning(
+        engine,
+        { command: 'sh', args: ['-c', 'echo ready; exec sleep 60'] },
+        me,
+      );
       await waitForFileText(join(dataDir, 'jobs', running.id, 'stdout'), 'ready');
       for (const job of done) assert.equal(job.status, 'succeeded');
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Job } from '../../src/core/job.ts';
-import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const me = { user: 'tester' };
@@ -84,7 +84,8 @@ describe('jobs started through the native spawner', () => {
 
   it("defect 4: the recorded pid is the job's own, its ps line is its argv; the wrapper shows as jobworker-wrapper <id>", async () => {
     const ready = join(h.dataDir, 'ps.ready');
-    const job = await h.engine.start(
+    const job = await startRunning(
+      h.engine,
       { command: 'sh', args: ['-c', `echo ready > ${ready}; sleep 60`, 'job-argv'] },
       me,
     );
@@ -142,7 +143,7 @@ describe('jobs started through the native spawner', () => {
           done.exit?.reason,
           "the job's supervisor process was killed; its remaining processes were stopped",
         );
-        assert.equal(await pidAlive(job.process!.pid), false, 'the main process is gone');
+        assert.equal(await pidAlive(done.process!.pid), false, 'the main process is gone');
         assert.equal(await pidAlive(child), false, 'its child is gone');
       } finally {
         if (local !== h) await local.destroy();

@@ -38,7 +38,12 @@ describe('engine stop and timeout', () => {
   });
 
   it('a graceful stop is not forced; a stop on a finished job changes nothing and says so', async () => {
-    const job = await h.engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 60'] }, me);
+    // Started, so that its directory (watched below) exists: a submission answers before that.
+    const job = await startRunning(
+      h.engine,
+      { command: 'sh', args: ['-c', 'echo ready; exec sleep 60'] },
+      me,
+    );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
     await h.engine.stop(job.id, me);
     const done = await h.engine.waitFor(job.id);

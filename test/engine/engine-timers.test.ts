@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it, mock } from 'node:test';
 import { systemClock } from '../../src/core/clock.ts';
-import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 const me = { user: 'tester' };
@@ -17,12 +17,12 @@ describe('engine timers go through the injected clock', () => {
     const clock = new ManualClock(new Date('2026-12-02T10:00:00Z'));
     h = await openHarness({ clock });
     // A job that ends by itself in a second: before the fix its 30-day timeout fired after 1 ms.
-    const short = await h.engine.start({ command: 'sleep', args: ['1'], timeoutMs: 30 * DAY }, me);
+    const short = await startRunning(h.engine, { command: 'sleep', args: ['1'], timeoutMs: 30 * DAY }, me);
     clock.advance(29 * DAY);
     const done = await h.engine.waitFor(short.id);
     assert.equal(done.status, 'succeeded', done.exit?.reason);
 
-    const long = await h.engine.start({ command: 'sleep', args: ['600'], timeoutMs: 30 * DAY }, me);
+    const long = await startRunning(h.engine, { command: 'sleep', args: ['600'], timeoutMs: 30 * DAY }, me);
     clock.advance(30 * DAY);
     const timedOut = await h.engine.waitFor(long.id);
     assert.equal(timedOut.status, 'timed_out');

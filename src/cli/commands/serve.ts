@@ -9,11 +9,13 @@ interface ServeOptions {
   listen?: string;
   dataDir?: string;
   logLevel?: string;
+  logFormat?: string;
   outputCap?: string;
   maxRunning?: string;
   defaultTimeout?: string;
   keepJobs?: string;
   keepFor?: string;
+  resetStore?: boolean;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -22,8 +24,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .summary('run the jobworker server')
     .description(
       'Run the server until SIGTERM or SIGINT. Stopping the server leaves running jobs running; ' +
-        'the next `serve` on the same data directory takes them over. Logs (JSON) go to stdout, ' +
-        'or to stderr with --json, whose one document on stdout says where the server is.',
+        'the next `serve` on the same data directory takes them over. Logs go to stdout (readable lines ' +
+        'on a terminal, JSON otherwise; see --log-format), ' +
+        'or to stderr with --json, whose one document on stdout says where the server is. ' +
+        'Besides its address it listens on <data-dir>/server.sock, which local clients use.',
     )
     .option('--listen <host:port>', 'address to listen on (default: 127.0.0.1:8080; port 0 picks a free one)')
     .option(
@@ -31,6 +35,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
       'database, job files and admin token (default: $JOBWORKER_DATA_DIR, else $XDG_DATA_HOME/jobworker or ~/.local/share/jobworker)',
     )
     .option('--log-level <level>', 'trace, debug, info, warn, error or fatal (default: info)')
+    .option(
+      '--log-format <format>',
+      'pretty (lines a person reads) or json (default: $JOBWORKER_LOG_FORMAT, else pretty on a terminal, json otherwise)',
+    )
     .option(
       '--output-cap <size>',
       'newest output kept per stream of each job, older bytes freed: 512M, 1G... (default: $JOBWORKER_OUTPUT_CAP, else 1G)',
@@ -50,6 +58,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--keep-for <duration>',
       'how long a finished job is kept: 30d, 12h, 90m; none: for ever (default: $JOBWORKER_KEEP_FOR, else 30d)',
+    )
+    .option(
+      '--reset-store',
+      'when jobworker.db is missing but job directories remain: accept the loss, stop those jobs and move their directories aside',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -66,20 +78,23 @@ export function registerServe(program: Command, ctx: CliContext): void {
       listen: options.listen,
       dataDir,
       logLevel: options.logLevel,
+      logFormat: options.logFormat,
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
       defaultTimeout: options.defaultTimeout,
       keepJobs: options.keepJobs,
       keepFor: options.keepFor,
+      resetStore: options.resetStore === true,
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
-      // A bad --listen, --log-level or --output-cap is a usage error (exit 2), like any bad option.
+      // A bad value of any flag above is a usage error (exit 2), like any bad option.
       const field = err instanceof ValidationError ? err.field : undefined;
       const flagFields = [
         'listen',
         'logLevel',
         'outputCap',
         'maxRunning',
+        'logFormat',
         'defaultTimeout',
         'keepJobs',
         'keepFor',
@@ -89,12 +104,17 @@ export function registerServe(program: Command, ctx: CliContext): void {
       }
       throw err;
     });
-    const where = { url: server.url, dataDir: server.dataDir, adminTokenFile: server.adminTokenFile };
+    const where = {
+      url: server.url,
+      socketPath: server.socketPath,
+      dataDir: server.dataDir,
+      adminTokenFile: server.adminTokenFile,
+    };
     if (json) await printJson(ctx, where);
     else {
       await notice(
         ctx,
-        `jobworker: listening on ${server.url}\n` +
+        `jobworker: listening on ${server.url}${server.socketPath ? ` and ${server.socketPath}` : ''}\n` +
           `jobworker: data in ${server.dataDir}; admin token in ${server.adminTokenFile}\n`,
       );
     }

@@ -11,7 +11,6 @@ import {
   note,
   printJson,
 } from '../cli-context.ts';
-import { isLoopbackUrl } from '../connection.ts';
 import { parseDuration, parsePositiveDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';
 import { resolveJobId } from '../job-ref.ts';
@@ -115,7 +114,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     if (options.env !== undefined) body.env = parseEnv(options.env, ctx);
     if (options.label !== undefined) body.labels = parsePairs('--label', options.label);
     if (options.cwd !== undefined) body.cwd = resolve(ctx.cwd, options.cwd);
-    else if (isLoopbackUrl(client.connection.baseUrl)) body.cwd = ctx.cwd;
+    else if (client.connection.local) body.cwd = ctx.cwd;
     if (options.timeout !== undefined) body.timeoutMs = options.timeout;
 
     const { job, created } = await client.createJob(body);

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { Kysely } from 'kysely';
 import { NodeSqliteDatabase } from './node-sqlite-database.ts';
@@ -24,6 +25,9 @@ const PRAGMAS = [
 
 /** Opens (creating if needed) the SQLite file at `path` as a Kysely instance over `node:sqlite`. */
 export function openSqliteConnection(path: string): Kysely<SqliteSchema> {
+  // Created owner-only (it holds every job's spec, environment values included); SQLite would
+  // use the umask, and gives the -wal and -shm files the mode of the database file.
+  if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
   const db = new DatabaseSync(path);
   try {
     for (const pragma of PRAGMAS) db.exec(pragma);

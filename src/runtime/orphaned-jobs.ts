@@ -1,0 +1,87 @@
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ProcessIdentity } from '../core/job.ts';
+import type { Cgroups } from './cgroups.ts';
+import { isSameProcessAlive } from './process-identity.ts';
+import { stopProcesses } from './stop-processes.ts';
+
+/**
+ * Job directories whose database is gone. Without the database nothing records that these jobs
+ * exist, what they ran or whether they still run: a server starting on an empty database would
+ * leave any that still run as orphans nobody can see or stop.
+ */
+
+/** The ids of the job directories under `<dataDir>/jobs` (none when it does not exist). */
+export async function listJobDirs(dataDir: string): Promise<string[]> {
+  const entries = await readdir(join(dataDir, 'jobs'), { withFileTypes: true }).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    },
+  );
+  return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+}
+
+export interface OrphanReset {
+  /** Jobs whose processes were found running and were killed. */
+  readonly killed: string[];
+  /** Where the job directories were moved. */
+  readonly movedTo: string;
+  /** Jobs that may still run but that nothing can find (no cgroup, no recorded identity, no exit record). */
+  readonly unreachable: string[];
+}
+
+/**
+ * Ends every process of each orphaned job, then moves `jobs/` aside to `jobs.orphaned-<time>`
+ * (kept for an operator to look at, or delete). A job's processes are found by its cgroups,
+ * named after its id under jobworker's cgroup root, and by the identity its wrapper recorded in
+ * the job directory's `process` file where there is one; on a host without cgroups and without
+ * that file nothing can find them, and `unreachable` names them.
+ */
+export async function resetOrphanedJobs(
+  dataDir: string,
+  ids: readonly string[],
+  cgroups: Cgroups,
+  now: Date,
+): Promise<OrphanReset> {
+  const killed: string[] = [];
+  const unreachable: string[] = [];
+  for (const id of ids) {
+    const dirs = cgroups.existing(id);
+    const recorded = await readRecordedIdentity(join(dataDir, 'jobs', id));
+    if (dirs.length === 0 && !recorded && !existsSync(join(dataDir, 'jobs', id, 'exit'))) {
+      unreachable.push(id);
+    }
+    const identity: ProcessIdentity = {
+      ...(recorded ?? { pid: 0, startTicks: -1, bootId: '' }),
+      cgroups: dirs,
+    };
+    const running =
+      (dirs.length > 0 && !cgroups.isEmpty(dirs)) || (recorded !== undefined && isSameProcessAlive(recorded));
+    // No grace: nothing supervises these jobs, nothing can record how they end.
+    const { forced } = await stopProcesses(identity, cgroups, 0, false);
+    if (running || forced) killed.push(id);
+    cgroups.remove(dirs);
+  }
+  const movedTo = join(dataDir, `jobs.orphaned-${now.toISOString().replaceAll(':', '-')}`);
+  await rename(join(dataDir, 'jobs'), movedTo);
+  return { killed, movedTo, unreachable };
+}
+
+/**
+ * The job's own process as its wrapper recorded it in `<jobDir>/process`
+ * ("PID START_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID"), when that file exists.
+ */
+async function readRecordedIdentity(
+  jobDir: string,
+): Promise<{ pid: number; startTicks: number; bootId: string } | undefined> {
+  const text = await readFile(join(jobDir, 'process'), 'utf8').catch(() => '');
+  const fields = text.trim().split(' ');
+  const [pid, startTicks] = fields.slice(0, 2).map(Number);
+  const bootId = fields.at(-1);
+  if (!text.endsWith('\n') || !bootId || !Number.isInteger(pid) || !Number.isInteger(startTicks)) {
+    return undefined;
+  }
+  return { pid: pid!, startTicks: startTicks!, bootId };
+}
