@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import type { ClockTimer } from '../../src/core/clock.ts';
 import type { Job } from '../../src/core/job.ts';
 import { WRITE_RETRY_FIRST_MS } from '../../src/engine/until-written.ts';
-import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { mountSmallDisk, type SmallDisk } from '../helpers/small-disk.ts';
 import { waitForFileText } from '../helpers/wait.ts';
@@ -63,7 +63,11 @@ describe('defect 15: the engine on a full disk', () => {
   it('defect 15: an end that cannot be recorded is tried again with a doubling backoff on the engine clock, and recorded once space returns', async () => {
     const fifo = join(scratch, 'release');
     await promisify(execFile)('mkfifo', [fifo]);
-    const job = await h.engine.start({ command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] }, me);
+    const job = await startRunning(
+      h.engine,
+      { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] },
+      me,
+    );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
 
     await disk.fill();
@@ -100,7 +104,11 @@ describe('defect 15: the engine on a full disk', () => {
   });
 
   it('defect 15: a resume that cannot be recorded answers INSUFFICIENT_STORAGE and leaves the job frozen, as recorded', async () => {
-    const started = await h.engine.start({ command: 'sh', args: ['-c', 'echo ready; exec sleep 600'] }, me);
+    const started = await startRunning(
+      h.engine,
+      { command: 'sh', args: ['-c', 'echo ready; exec sleep 600'] },
+      me,
+    );
     await waitForFileText(join(h.dataDir, 'jobs', started.id, 'stdout'), 'ready\n');
     const job = await h.engine.pause(started.id);
     assert.equal(await frozen(job), true);
@@ -125,7 +133,11 @@ describe('defect 15: the engine on a full disk', () => {
   it('defect 15: closing the engine while an end waits for space clears its retry, and the next engine records the end', async () => {
     const fifo = join(scratch, 'release-on-close');
     await promisify(execFile)('mkfifo', [fifo]);
-    const job = await h.engine.start({ command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] }, me);
+    const job = await startRunning(
+      h.engine,
+      { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] },
+      me,
+    );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
     await disk.fill();
     const reported = once(h.engine, 'engine:error');
