@@ -37,9 +37,12 @@ describe('a data directory whose database is gone', () => {
       body: JSON.stringify({ command: 'sh', args: ['-c', 'echo up; exec sleep 600'] }),
     });
     const job = (await started.json()) as { id: string; pid: number };
-    let pid: number | undefined = job.pid;
+    let pid: number | undefined;
     try {
       await waitForFileText(join(dataDir, 'jobs', job.id, 'stdout'), 'up');
+      // The submission answered once the job was admitted (no pid yet): its pid once it runs.
+      const running = await fetch(`${first.url}/v1/jobs/${job.id}`, { headers: auth });
+      pid = ((await running.json()) as { pid: number }).pid;
       await first.close();
       for (const suffix of ['', '-wal', '-shm'])
         await rm(join(dataDir, `jobworker.db${suffix}`), { force: true });
