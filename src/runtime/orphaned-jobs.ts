@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rename } from 'node:fs/promises';
+import { readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from './cgroups.ts';
+import { EXIT_FILE } from './exit-record.ts';
+import { readIdentityFile } from './identity-file.ts';
 import { isSameProcessAlive } from './process-identity.ts';
 import { stopProcesses } from './stop-processes.ts';
 
@@ -49,14 +51,12 @@ export async function resetOrphanedJobs(
   const unreachable: string[] = [];
   for (const id of ids) {
     const dirs = cgroups.existing(id);
-    const recorded = await readRecordedIdentity(join(dataDir, 'jobs', id));
-    if (dirs.length === 0 && !recorded && !existsSync(join(dataDir, 'jobs', id, 'exit'))) {
+    const recorded = (await readIdentityFile(join(dataDir, 'jobs', id), dirs).catch(() => undefined))
+      ?.identity;
+    if (dirs.length === 0 && !recorded && !existsSync(join(dataDir, 'jobs', id, EXIT_FILE))) {
       unreachable.push(id);
     }
-    const identity: ProcessIdentity = {
-      ...(recorded ?? { pid: 0, startTicks: -1, bootId: '' }),
-      cgroups: dirs,
-    };
+    const identity: ProcessIdentity = recorded ?? { pid: 0, startTicks: -1, bootId: '', cgroups: dirs };
     const running =
       (dirs.length > 0 && !cgroups.isEmpty(dirs)) || (recorded !== undefined && isSameProcessAlive(recorded));
     // No grace: nothing supervises these jobs, nothing can record how they end.
@@ -67,21 +67,4 @@ export async function resetOrphanedJobs(
   const movedTo = join(dataDir, `jobs.orphaned-${now.toISOString().replaceAll(':', '-')}`);
   await rename(join(dataDir, 'jobs'), movedTo);
   return { killed, movedTo, unreachable };
-}
-
-/**
- * The job's own process as its wrapper recorded it in `<jobDir>/process`
- * ("PID START_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID"), when that file exists.
- */
-async function readRecordedIdentity(
-  jobDir: string,
-): Promise<{ pid: number; startTicks: number; bootId: string } | undefined> {
-  const text = await readFile(join(jobDir, 'process'), 'utf8').catch(() => '');
-  const fields = text.trim().split(' ');
-  const [pid, startTicks] = fields.slice(0, 2).map(Number);
-  const bootId = fields.at(-1);
-  if (!text.endsWith('\n') || !bootId || !Number.isInteger(pid) || !Number.isInteger(startTicks)) {
-    return undefined;
-  }
-  return { pid: pid!, startTicks: startTicks!, bootId };
 }
