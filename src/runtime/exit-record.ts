@@ -1,5 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readRecordFile } from './record-file.ts';
 
 /** The file in a job's directory where its wrapper records how the command ended. */
 export const EXIT_FILE = 'exit';
@@ -24,17 +24,8 @@ const STAGES = new Set<string>(['cgroup', 'stdio', 'chdir', 'exec']);
 
 /** Reads the wrapper's exit record; undefined while there is none (or it is incomplete). */
 export async function readExitRecord(dir: string): Promise<ExitRecord | undefined> {
-  const path = join(dir, EXIT_FILE);
-  let text: string;
-  let at: Date;
-  try {
-    [text, at] = await Promise.all([readFile(path, 'utf8'), stat(path).then((s) => s.mtime)]);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  if (!text.endsWith('\n')) return undefined;
-  return parseExitRecord(text.trim(), at);
+  const record = await readRecordFile(join(dir, EXIT_FILE));
+  return record && parseExitRecord(record.line, record.at);
 }
 
 export function parseExitRecord(line: string, at: Date): ExitRecord | undefined {

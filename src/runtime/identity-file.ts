@@ -1,6 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessIdentity } from '../core/job.ts';
+import { readRecordFile } from './record-file.ts';
 
 /**
  * The file in a job's directory where its wrapper records who the job's processes are, before
@@ -15,18 +15,12 @@ export async function readIdentityFile(
   dir: string,
   cgroups: readonly string[],
 ): Promise<{ identity: ProcessIdentity; at: Date } | undefined> {
-  const path = join(dir, IDENTITY_FILE);
-  let text: string;
-  let at: Date;
-  try {
-    [text, at] = await Promise.all([readFile(path, 'utf8'), stat(path).then((s) => s.mtime)]);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  const [pid, startTicks, wrapperPid, wrapperTicks, bootId] = text.trim().split(' ');
+  const record = await readRecordFile(join(dir, IDENTITY_FILE));
+  if (!record) return undefined;
+  const { line, at } = record;
+  const [pid, startTicks, wrapperPid, wrapperTicks, bootId] = line.split(' ');
   const numbers = [pid, startTicks, wrapperPid, wrapperTicks].map(Number);
-  if (!text.endsWith('\n') || !bootId || !numbers.every((n) => Number.isInteger(n) && n > 0)) {
+  if (!bootId || !numbers.every((n) => Number.isInteger(n) && n > 0)) {
     return undefined;
   }
   const [p, t, wp, wt] = numbers as [number, number, number, number];
