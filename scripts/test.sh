@@ -6,8 +6,10 @@ cd "$root"
 # shellcheck source=scripts/node-env.sh
 . scripts/node-env.sh
 PATH="$root/node_modules/.bin:$PATH"
-# The spawner every job starts through; rebuilt only when its source changed.
+# The spawner every job starts through, and the CLI as JavaScript (the CLI tests run it as
+# bin/jobworker does); each is rebuilt only when its sources changed.
 bash scripts/build-native.sh
+bash scripts/build.sh
 echo "== typecheck" && tsc --noEmit -p .
 echo "== lint" && biome check .
 echo "== tests (node $(node --version))"

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,12 @@ import { Writable } from 'node:stream';
 import { type RunningServer, runServer } from '../../src/main.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
-export const CLI_MAIN = join(REPO, 'src/cli/main.ts');
+/**
+ * The CLI as `bin/jobworker` runs it: the JavaScript in dist/ while `scripts/build.sh` has made it
+ * current (scripts/test.sh does), else the TypeScript sources. Hundreds of CLI processes start in
+ * the suite, and stripping types at each start is most of their cost.
+ */
+export const CLI_MAIN = distIsCurrent() ? join(REPO, 'dist/src/cli/main.js') : join(REPO, 'src/cli/main.ts');
 export const LAUNCHER = join(REPO, 'bin/jobworker');
 
 export interface TestServer {
@@ -136,4 +142,20 @@ export async function jobworkerJson<T>(args: readonly string[], env: NodeJS.Proc
   if (result.code !== 0)
     throw new Error(`jobworker ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
   return JSON.parse(result.stdout) as T;
+}
+
+/** True when dist/ was built after the last change to any file of src/ (the launcher's rule). */
+function distIsCurrent(): boolean {
+  let built: number;
+  try {
+    built = statSync(join(REPO, 'dist/.built')).mtimeMs;
+  } catch {
+    return false;
+  }
+  const newer = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((entry) => {
+      const path = join(dir, entry.name);
+      return entry.isDirectory() ? newer(path) : statSync(path).mtimeMs > built;
+    });
+  return !newer(join(REPO, 'src'));
 }
