@@ -70,7 +70,8 @@ describe('defect 15: the engine on a full disk', () => {
     );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
 
-    await disk.fill();
+    // Room for the wrapper's exit record and nothing after it: the end is known, the store full.
+    await disk.fill(1);
     const reported = once(h.engine, 'engine:error');
     const firstWait = once(clock.timers, 'set');
     await writeFile(fifo, 'go\n');
@@ -139,7 +140,7 @@ describe('defect 15: the engine on a full disk', () => {
       me,
     );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
-    await disk.fill();
+    await disk.fill(1);
     const reported = once(h.engine, 'engine:error');
     await writeFile(fifo, 'go\n');
     await reported;
