@@ -61,7 +61,8 @@ function parseKind(words: readonly string[]): RecordKind | undefined {
   const [word = '', second = '', third = '', ...rest] = words;
   if (word === 'exit' || word === 'signal') {
     const num = Number(second);
-    if (!Number.isInteger(num) || num < 0 || num > 255) return undefined;
+    // Number('') is 0: a record cut to its first word is no exit code.
+    if (second === '' || !Number.isInteger(num) || num < 0 || num > 255) return undefined;
     return word === 'exit' ? { kind: 'exited', code: num } : { kind: 'signaled', signal: num };
   }
   if (word === 'error' && STAGES.has(second)) {
