@@ -6,7 +6,7 @@ import type { Job, ProcessIdentity } from '../core/job.ts';
 import { decideOutcome } from '../core/outcome.ts';
 import type { OutputMonitor } from '../output/output-monitor.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
-import { readExitRecord } from '../runtime/exit-record.ts';
+import { type ExitRecord, readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
 import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
@@ -321,8 +321,7 @@ export class Supervisor {
     }
     const finished = await this.#recordUntilWritten(s.job, {
       ...outcome,
-      // An adopted job may have ended long before we noticed: the wrapper's record knows when.
-      finishedAt: s.adopted && record ? record.at : this.#deps.now(),
+      finishedAt: this.#finishedAt(s, record),
       outputBytes,
       // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
       ...(s.job.stop ? { stop: s.job.stop } : {}),
@@ -332,6 +331,22 @@ export class Supervisor {
     this.#jobs.delete(s.job.id);
     this.#deps.emit('job:finished', finished);
     return finished;
+  }
+
+  /**
+   * When the job ended. A job whose wrapper we saw exit ended then, by the engine's clock (which
+   * a test may drive), except when its record was written late: the disk was full when it ended,
+   * and the wrapper waited for space, so the time in the record is the true one. That time is
+   * the wall clock's; it is kept between the job's start and now, so that a record never makes
+   * an end earlier than its start or later than its recording, whatever clock the engine runs on.
+   * An adopted job may have ended long before we noticed: its record knows when.
+   */
+  #finishedAt(s: Supervised, record: ExitRecord | undefined): Date {
+    const now = this.#deps.now();
+    if (!record || !(s.adopted || record.late)) return now;
+    if (s.adopted) return record.at;
+    const start = s.job.startedAt?.getTime() ?? record.at.getTime();
+    return new Date(Math.min(now.getTime(), Math.max(start, record.at.getTime())));
   }
 
   /**

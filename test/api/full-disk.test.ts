@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { watch } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,18 +96,6 @@ describe('defect 15: with the data directory on a full disk', () => {
   let dataDir: string;
   const logs: string[] = [];
   const logStream = new PassThrough();
-  /** Resolves at the first log line (past or future) that has every one of `words`. */
-  const logged = (...words: string[]) =>
-    new Promise<string>((resolve) => {
-      const check = () => {
-        const line = logs.find((l) => words.every((w) => l.includes(w)));
-        if (line === undefined) return false;
-        logStream.off('data', check);
-        resolve(line);
-        return true;
-      };
-      if (!check()) logStream.on('data', check);
-    });
   before(async () => {
     disk = await mountSmallDisk('4m');
     dataDir = join(disk.dir, 'data');
@@ -155,6 +144,19 @@ describe('defect 15: with the data directory on a full disk', () => {
     await waitForFileText(join(dataDir, 'jobs', id, 'stdout'), 'ready\n');
     return (await (await api(`/v1/jobs/${id}`)).json()) as JobJson;
   };
+  /**
+   * Resolves once the job's wrapper tried to write its exit record (its temporary file appeared),
+   * which it does once the job's main process has ended.
+   */
+  const triedToRecord = (id: string) =>
+    new Promise<void>((resolve, reject) => {
+      const watcher = watch(join(dataDir, 'jobs', id), (_event, name) => {
+        if (name !== 'exit.tmp') return;
+        watcher.close();
+        resolve();
+      });
+      watcher.on('error', reject);
+    });
   const mkfifo = (path: string) =>
     new Promise<void>((resolve, reject) =>
       spawn('mkfifo', [path]).once('exit', (code) =>
@@ -206,6 +208,7 @@ describe('defect 15: with the data directory on a full disk', () => {
 
     await disk.fill();
     let freedAt: Date;
+    let endedBy: Date;
     let stopping: JobJson;
     try {
       // A stop whose request cannot be written is carried out all the same.
@@ -215,13 +218,21 @@ describe('defect 15: with the data directory on a full disk', () => {
       assert.equal(stopping.status, 'running');
       assert.ok(stopping.stopRequestedAt, 'the answer shows the stop as asked');
       await waitForFileText(termMark, 'term');
-      // Its processes are gone (the end is recorded only after that) and its end waits for space.
-      await logged(stopped.body.id, 'the end of the job could not be recorded', 'database or disk is full');
+      // Its processes are gone (its wrapper tries to record their end only after that) and its end
+      // waits for space.
+      await triedToRecord(stopped.body.id);
       assert.equal(await pidAlive(pids[0]!), false);
 
-      // A job that ends by itself while nothing can be written.
+      // A job that ends by itself while nothing can be written: its wrapper cannot write the exit
+      // record, and waits for space rather than giving up (which read as a killed wrapper).
+      const tried = triedToRecord(ending.body.id);
       await writeFile(fifo, 'go\n');
-      await logged(ending.body.id, 'the end of the job could not be recorded');
+      await tried;
+      endedBy = new Date();
+      assert.equal(await pidAlive(pids[1]!), false);
+      // Recorded as it is known: still running, its end not yet on record.
+      const meanwhile = (await (await api(`/v1/jobs/${ending.body.id}`)).json()) as JobJson;
+      assert.equal(meanwhile.status, 'running');
 
       // The job that keeps running is running, as is its record.
       assert.ok(await pidAlive(pids[2]!));
@@ -237,11 +248,14 @@ describe('defect 15: with the data directory on a full disk', () => {
     assert.equal(stoppedEnd.stopRequestedAt, stopping.stopRequestedAt, 'the stop is on record with the end');
     assert.match(stoppedEnd.reason ?? '', /^stopped by /);
 
+    // Its true outcome, not "the job's supervisor process was killed", at the time it ended.
     const endingEnd = await ended(ending.body.id);
-    assert.ok(!['running', 'queued', 'paused'].includes(endingEnd.status), endingEnd.status);
+    assert.equal(endingEnd.status, 'failed');
+    assert.equal(endingEnd.exitCode, 3);
+    assert.equal(endingEnd.reason, 'exited with code 3');
     assert.ok(
-      new Date(endingEnd.finishedAt!) <= freedAt,
-      'recorded with the time it ended, not when space returned',
+      new Date(endingEnd.finishedAt!) <= endedBy!,
+      `recorded with the time it ended (${endingEnd.finishedAt}), not when space returned (${freedAt.toISOString()})`,
     );
 
     // The job that ran through it all ends normally, and new work is taken.

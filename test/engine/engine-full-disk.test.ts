@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
+import { watch } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +71,8 @@ describe('defect 15: the engine on a full disk', () => {
     );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
 
-    await disk.fill();
+    // Room for the wrapper's exit record and nothing after it: the end is known, the store full.
+    await disk.fill(1);
     const reported = once(h.engine, 'engine:error');
     const firstWait = once(clock.timers, 'set');
     await writeFile(fifo, 'go\n');
@@ -139,7 +141,7 @@ describe('defect 15: the engine on a full disk', () => {
       me,
     );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
-    await disk.fill();
+    await disk.fill(1);
     const reported = once(h.engine, 'engine:error');
     await writeFile(fifo, 'go\n');
     await reported;
@@ -152,6 +154,43 @@ describe('defect 15: the engine on a full disk', () => {
     const done = await h.engine.waitFor(job.id);
     assert.notEqual(done.status, 'running');
     assert.equal((await h.store.getJob(job.id))?.status, done.status);
+  });
+
+  it("a job that ends by itself on a full disk is recorded with its exit code once space returns, its end time kept within the engine clock's", async () => {
+    const fifo = join(scratch, 'release-exit-3');
+    await promisify(execFile)('mkfifo', [fifo]);
+    const job = await startRunning(
+      h.engine,
+      { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}; exit 3`] },
+      me,
+    );
+    const dir = join(h.dataDir, 'jobs', job.id);
+    await waitForFileText(join(dir, 'stdout'), 'ready\n');
+    await disk.fill();
+    try {
+      // No room even for the exit record: the wrapper waits for space (its temporary file shows
+      // it tried), so the engine sees nothing end.
+      const tried = new Promise<void>((resolve) => {
+        const watcher = watch(dir, (_event, name) => {
+          if (name !== 'exit.tmp') return;
+          watcher.close();
+          resolve();
+        });
+      });
+      await writeFile(fifo, 'go\n');
+      await tried;
+      assert.equal((await h.store.getJob(job.id))?.status, 'running');
+    } finally {
+      await disk.free();
+    }
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.exit?.exitCode, 3);
+    assert.equal(done.exit?.reason, 'exited with code 3');
+    // The record's time is the wall clock's; on the engine's manual clock it is kept between the
+    // job's start and now, never outside the job's own span.
+    assert.ok(done.finishedAt! >= job.startedAt!, `${done.finishedAt?.toISOString()} after the start`);
+    assert.ok(done.finishedAt! <= clock.now(), `${done.finishedAt?.toISOString()} not after now`);
   });
 });
 

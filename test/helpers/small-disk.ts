@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,8 +10,11 @@ const run = promisify(execFile);
 export interface SmallDisk {
   /** Where it is mounted. */
   readonly dir: string;
-  /** Fills every free block with a filler file; resolves once no block is left. */
-  fill(): Promise<void>;
+  /**
+   * Fills every free block with a filler file; resolves once no block is left, or `leave` blocks
+   * (room for one small file, such as a job's exit record, and nothing after it).
+   */
+  fill(leave?: number): Promise<void>;
   /** Deletes the filler: space returns. */
   free(): Promise<void>;
   /** Free blocks now. */
@@ -28,7 +31,7 @@ export async function mountSmallDisk(size = '4m'): Promise<SmallDisk> {
   return {
     dir,
     freeBlocks,
-    fill: async () => {
+    fill: async (leave = 0) => {
       const { bsize, blocks } = await statfs(dir);
       // One write larger than the disk: the kernel takes what fits, then says ENOSPC.
       await writeFile(filler, Buffer.alloc(bsize * blocks)).then(
@@ -39,8 +42,9 @@ export async function mountSmallDisk(size = '4m'): Promise<SmallDisk> {
           if (err.code !== 'ENOSPC') throw err;
         },
       );
+      if (leave > 0) await truncate(filler, (await stat(filler)).size - leave * bsize);
       const left = await freeBlocks();
-      if (left !== 0) throw new Error(`${dir} still has ${left} free blocks after filling`);
+      if (left !== leave) throw new Error(`${dir} has ${left} free blocks after filling, not ${leave}`);
     },
     free: () => rm(filler, { force: true }),
     destroy: async () => {

@@ -38,6 +38,7 @@ describe('spawner failure paths', () => {
       stage: 'chdir',
       message: 'No such file or directory',
       at: undefined,
+      late: false,
     });
     assert.equal(
       await readFile(join(dir, 'stdout'), 'utf8'),

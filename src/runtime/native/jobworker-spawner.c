@@ -27,7 +27,8 @@
  *
  * Identity file: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n".
  * Exit record: "exit CODE\n", "signal NUM\n", "notstarted\n" or "error STAGE ERRNO TEXT\n"
- * (STAGE: cgroup, stdio, chdir, exec).
+ * (STAGE: cgroup, stdio, chdir, exec). A record that could be written only after the disk had
+ * room again ends with " @MS": when the job ended, in Unix milliseconds (see write_exit_record).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +45,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -113,24 +115,58 @@ static long long start_ticks(pid_t pid) {
   return strtoll(p, NULL, 10);
 }
 
-/* Writes DIR/NAME atomically: DIR/NAME.tmp, then rename. */
+/* Writes DIR/NAME atomically: DIR/NAME.tmp, then rename. On failure errno is the failing call's
+   (the cleanup's unlink must not hide an ENOSPC behind its own result). */
 static int write_file_atomic(const char *dir, const char *name, const char *text) {
   char tmp[4096], final[4096];
-  if (snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) return -1;
+  if (snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
   snprintf(final, sizeof final, "%s/%s", dir, name);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return -1;
-  if (write_all(fd, text, strlen(text)) < 0) {
-    close(fd);
+  int e = 0;
+  if (write_all(fd, text, strlen(text)) < 0) e = errno;
+  /* tmpfs and most filesystems report a lack of space at write; some (NFS) only at close. */
+  if (close(fd) < 0 && e == 0 && errno != EINTR) e = errno;
+  if (e == 0 && rename(tmp, final) < 0) e = errno;
+  if (e != 0) {
     unlink(tmp);
-    return -1;
-  }
-  close(fd);
-  if (rename(tmp, final) < 0) {
-    unlink(tmp);
+    errno = e;
     return -1;
   }
   return 0;
+}
+
+static long long wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Writes the exit record TEXT (one line, with its newline). While the disk is full (ENOSPC,
+   EDQUOT) it tries again, every 50 ms at first and at most every second, for as long as it
+   takes: the job's end is known only here, and a wrapper that gave up would read to the server
+   as one that was killed. A record written late says when the job really ended ("... @MS", Unix
+   milliseconds), since its file's time is then only when space returned. Any other error (the
+   job directory is gone) ends the tries. */
+static void write_exit_record(const char *dir, const char *text, long long ended_ms) {
+  if (write_file_atomic(dir, "exit", text) == 0) return;
+  int e = errno;
+  char late[320];
+  size_t len = strlen(text);
+  if (len > 0 && text[len - 1] == '\n') len--;
+  snprintf(late, sizeof late, "%.*s @%lld\n", (int)len, text, ended_ms);
+  long delay_ms = 50;
+  while (e == ENOSPC || e == EDQUOT) {
+    struct timespec pause = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) < 0 && errno == EINTR) {
+    }
+    if (delay_ms < 1000) delay_ms = delay_ms * 2 > 1000 ? 1000 : delay_ms * 2;
+    if (write_file_atomic(dir, "exit", late) == 0) return;
+    e = errno;
+  }
 }
 
 static void set_title(const char *job_id) {
@@ -273,6 +309,7 @@ static void run_wrapper(const struct request *r, int reportfd) {
   int status = 0;
   while (waitpid(job, &status, 0) < 0 && errno == EINTR) {
   }
+  long long ended_ms = wall_ms();
   if (n == (ssize_t)sizeof failure && failure[0] >= STAGE_CGROUP && failure[0] <= STAGE_EXEC) {
     snprintf(text, sizeof text, "error %s %d %s\n", stage_names[failure[0]], failure[1], strerror(failure[1]));
   } else if (stopped) {
@@ -284,7 +321,7 @@ static void run_wrapper(const struct request *r, int reportfd) {
   } else {
     snprintf(text, sizeof text, "notstarted\n");
   }
-  write_file_atomic(r->dir, "exit", text);
+  write_exit_record(r->dir, text, ended_ms);
   _exit(0);
 }
 

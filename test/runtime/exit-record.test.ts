@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { watch } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { normalizeSpec } from '../../src/core/spec.ts';
+import { parseExitRecord, readExitRecord } from '../../src/runtime/exit-record.ts';
+import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
+import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
+import { spawnerPath } from '../../src/runtime/spawner-path.ts';
+import { mountSmallDisk, type SmallDisk } from '../helpers/small-disk.ts';
+import { waitForFileText } from '../helpers/wait.ts';
+
+const written = new Date('2026-01-02T03:04:05.000Z');
+
+describe('exit records', () => {
+  it('reads every form a wrapper wrote before records carried an end time', () => {
+    assert.deepEqual(parseExitRecord('exit 3', written), {
+      kind: 'exited',
+      code: 3,
+      at: written,
+      late: false,
+    });
+    assert.deepEqual(parseExitRecord('signal 9', written), {
+      kind: 'signaled',
+      signal: 9,
+      at: written,
+      late: false,
+    });
+    assert.deepEqual(parseExitRecord('error exec 2 No such file or directory', written), {
+      kind: 'failed',
+      stage: 'exec',
+      message: 'command not found',
+      at: written,
+      late: false,
+    });
+    assert.deepEqual(parseExitRecord('notstarted', written), {
+      kind: 'notstarted',
+      at: written,
+      late: false,
+    });
+    // The shell wrapper's.
+    assert.deepEqual(parseExitRecord('137', written), {
+      kind: 'status',
+      status: 137,
+      at: written,
+      late: false,
+    });
+    assert.equal(parseExitRecord('exit', written), undefined);
+    assert.equal(parseExitRecord('', written), undefined);
+  });
+
+  it('a record written late carries when the job ended, whatever its form', () => {
+    const ended = new Date('2026-01-02T03:00:00.123Z');
+    const ms = ended.getTime();
+    assert.deepEqual(parseExitRecord(`exit 3 @${ms}`, written), {
+      kind: 'exited',
+      code: 3,
+      at: ended,
+      late: true,
+    });
+    assert.deepEqual(parseExitRecord(`signal 15 @${ms}`, written), {
+      kind: 'signaled',
+      signal: 15,
+      at: ended,
+      late: true,
+    });
+    assert.deepEqual(parseExitRecord(`error chdir 2 No such file or directory @${ms}`, written), {
+      kind: 'failed',
+      stage: 'chdir',
+      message: 'No such file or directory',
+      at: ended,
+      late: true,
+    });
+    assert.deepEqual(parseExitRecord(`notstarted @${ms}`, written), {
+      kind: 'notstarted',
+      at: ended,
+      late: true,
+    });
+    assert.equal(parseExitRecord(`@${ms}`, written), undefined, 'a time alone is no record');
+  });
+});
+
+describe('the wrapper on a full disk', () => {
+  let disk: SmallDisk;
+  let scratch: string;
+  let spawner: SpawnerClient;
+  before(async () => {
+    disk = await mountSmallDisk('2m');
+    scratch = await mkdtemp(join(tmpdir(), 'jw-exit-record-'));
+    spawner = new SpawnerClient({ path: spawnerPath(), log: () => {} });
+  });
+  after(async () => {
+    spawner.close();
+    await disk.free();
+    await disk.destroy();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('waits for space to record how the job ended, and records when it really ended', async () => {
+    const fifo = join(scratch, 'release');
+    await promisify(execFile)('mkfifo', [fifo]);
+    const dir = await mkdtemp(join(disk.dir, 'job-'));
+    const spec = normalizeSpec(
+      { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}; exit 3`] },
+      { cwd: dir },
+    );
+    const reply = await spawner.start(jobSpawnRequest(spec, 'job', dir, []));
+    assert.equal(reply.kind, 'started');
+    if (reply.kind !== 'started') return;
+    let wrapperEnded = false;
+    const exited = reply.exited.then(() => {
+      wrapperEnded = true;
+    });
+    await waitForFileText(join(dir, 'stdout'), 'ready\n');
+
+    await disk.fill();
+    let triedAt: Date;
+    const releasedAt = new Date();
+    try {
+      const tried = new Promise<void>((resolve) => {
+        const watcher = watch(dir, (_event, name) => {
+          if (name !== 'exit.tmp') return;
+          watcher.close();
+          resolve();
+        });
+      });
+      await writeFile(fifo, 'go\n');
+      await tried;
+      triedAt = new Date();
+      assert.equal(await readExitRecord(dir), undefined, 'nothing could be written');
+      assert.equal(wrapperEnded, false, 'the wrapper did not give up');
+    } finally {
+      await disk.free();
+    }
+    await exited;
+    const record = await readExitRecord(dir);
+    assert.equal(record?.kind === 'exited' && record.code, 3);
+    assert.equal(record?.late, true);
+    assert.ok(
+      releasedAt.getTime() <= record.at.getTime() && record.at <= triedAt!,
+      `ended at ${record.at.toISOString()}, between ${releasedAt.toISOString()} and ${triedAt!.toISOString()}`,
+    );
+  });
+});
