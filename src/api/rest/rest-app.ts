@@ -8,6 +8,7 @@ import { parseJsonBody } from './json-body.ts';
 import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
 import { registerOutputRoutes } from './output-routes.ts';
 import { registerQueueRoutes } from './queue-routes.ts';
+import { RequestLogController } from './request-log-controller.ts';
 import { HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
 
 export interface RestAppOptions {
@@ -34,6 +35,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     // While closing, requests already on open connections are still answered (with
     // `Connection: close`), not given Fastify's own 503 body, which is not in our error format.
     return503OnClosing: false,
+    logController: new RequestLogController(),
     routerOptions: { maxParamLength: 1000 },
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
@@ -70,7 +72,9 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, body, unexpected } = toErrorResponse(error, request);
     if (unexpected) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ code: body.error.code, field: body.error.field }, body.error.message);
+    // With the request, since requests themselves are logged only at debug (its URL is redacted).
+    else
+      request.log.info({ req: request, code: body.error.code, field: body.error.field }, body.error.message);
     if (status === 401) reply.header('WWW-Authenticate', 'Bearer');
     return reply.code(status).send(body);
   });

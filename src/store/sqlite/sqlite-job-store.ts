@@ -29,15 +29,23 @@ type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
 /** SQLite's extended error code for a PRIMARY KEY violation. */
 const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
 
+/** `select * from jobs where id = ?`; the id is given as the one parameter at each run. */
+function compileGetJob(db: Kysely<SqliteSchema>) {
+  return db.selectFrom('jobs').selectAll().where('id', '=', '').compile();
+}
+
 /**
  * The job store on one SQLite file (`node:sqlite`, WAL), the embedded default. One instance per
  * file per process: the instance serializes its own transactions on its single connection.
  */
 export class SqliteJobStore implements JobStore {
   readonly #db: Kysely<SqliteSchema>;
+  /** `getJob`, compiled once: it is the API's hottest read and its SQL never changes. */
+  readonly #getJob: ReturnType<typeof compileGetJob>;
 
   private constructor(db: Kysely<SqliteSchema>) {
     this.#db = db;
+    this.#getJob = compileGetJob(db);
   }
 
   /** Opens (creating if needed) the database file at `path` and brings its schema up to date. */
@@ -309,7 +317,11 @@ export class SqliteJobStore implements JobStore {
   }
 
   async getJob(id: string): Promise<Job | undefined> {
-    const row = await this.#db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+    // Run through Kysely (its connection lock keeps it out of another caller's open transaction)
+    // but not built nor compiled again; the driver reuses the prepared statement for this SQL.
+    const query: ReturnType<typeof compileGetJob> = { ...this.#getJob, parameters: [id] };
+    const { rows } = await this.#db.executeQuery(query);
+    const row = rows[0];
     return row === undefined ? undefined : rowToJob(row);
   }
 

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { LOG_SERIALIZERS } from '../../src/api/rest/log-serializers.ts';
+import { buildRestApp } from '../../src/api/rest/rest-app.ts';
+import { Authenticator } from '../../src/auth/authenticator.ts';
+import { TokenStore } from '../../src/auth/token-store.ts';
+import { JobService } from '../../src/service/job-service.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+
+/** Requests are logged at debug only (off the hot path at info); error answers still are at info. */
+describe('request logs', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness();
+  });
+  after(() => h.destroy());
+
+  /** An app logging at `level` into an array of parsed lines. */
+  async function appAt(level: string) {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level, serializers: LOG_SERIALIZERS },
+      { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const app = await buildRestApp({
+      service: new JobService(h.engine),
+      authenticator: new Authenticator(await TokenStore.open(h.dataDir)),
+      logger,
+      version: 'test',
+    });
+    return { app, lines };
+  }
+
+  it('at info, logs no line for a request answered 200, and the request with an error answer', async () => {
+    const { app, lines } = await appAt('info');
+    try {
+      assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+      assert.equal(lines.length, 0, JSON.stringify(lines));
+      assert.equal((await app.inject({ method: 'GET', url: '/v1/jobs?token=secret' })).statusCode, 401);
+      assert.equal(lines.length, 1, JSON.stringify(lines));
+      assert.equal(lines[0]?.code, 'UNAUTHENTICATED');
+      assert.deepEqual(lines[0]?.req, {
+        method: 'GET',
+        url: '/v1/jobs?token=[redacted]',
+        remoteAddress: '127.0.0.1',
+      });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('at debug, logs one `request completed` line per request, with its request, status and time', async () => {
+    const { app, lines } = await appAt('debug');
+    try {
+      await app.inject({ method: 'GET', url: '/healthz' });
+      const completed = lines.filter((l) => l.msg === 'request completed');
+      assert.equal(completed.length, 1, JSON.stringify(lines));
+      assert.equal(lines.filter((l) => l.msg === 'incoming request').length, 0);
+      assert.equal((completed[0]?.req as { url?: string } | undefined)?.url, '/healthz');
+      assert.deepEqual(completed[0]?.res, { statusCode: 200 });
+      assert.equal(typeof completed[0]?.responseTime, 'number');
+      assert.equal(completed[0]?.level, 20);
+    } finally {
+      await app.close();
+    }
+  });
+});
