@@ -9,7 +9,7 @@ import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { followOutput } from '../output/output-follower.ts';
 import { OutputMonitor } from '../output/output-monitor.ts';
-import { type OutputRead, readOutput } from '../output/output-reader.ts';
+import { type OutputRead, OutputReader, readOutput } from '../output/output-reader.ts';
 import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
@@ -467,6 +467,15 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async readOutput(id: string, options: ReadOptions): Promise<OutputRead> {
     await this.get(id);
     return readOutput(this.#jobDir(id), options);
+  }
+
+  /**
+   * Opens a reader of one view of a job's output that keeps its files open across pages (the job
+   * is looked up once, here). The caller closes it.
+   */
+  async openReader(id: string, selector: OutputSelector): Promise<OutputReader> {
+    await this.get(id);
+    return OutputReader.open(this.#jobDir(id), selector);
   }
 
   /**

@@ -28,29 +28,85 @@ const MAX_EVENTS = 1024;
  */
 export async function readOutput(dir: string, options: ReadOutputOptions): Promise<OutputRead> {
   const { selector, cursor, limitBytes } = options;
-  if (!OUTPUT_SELECTORS.includes(selector)) {
-    throw ValidationError.expected('selector', 'one of stdout, stderr, all', selector);
-  }
+  checkSelector(selector);
   assertCursor(cursor);
-  if (!Number.isSafeInteger(limitBytes) || limitBytes <= 0) {
-    throw ValidationError.expected('limitBytes', 'a positive integer', limitBytes);
+  checkLimit(limitBytes);
+  const reader = await OutputReader.open(dir, selector);
+  try {
+    return await reader.read(cursor, limitBytes);
+  } finally {
+    await reader.close();
   }
-  return selector === 'all'
-    ? readCombined(dir, cursor, limitBytes)
-    : readStream(dir, selector, cursor, limitBytes);
 }
 
-async function readStream(
-  dir: string,
-  stream: OutputStream,
-  cursor: number,
-  limit: number,
-): Promise<OutputRead> {
-  const kept = await readKeptWindow(dir);
-  const file = await openIfExists(outputPaths(dir)[stream]);
-  try {
-    const end = file ? (await file.stat()).size : 0;
+/**
+ * Pages through one view of a job's output with its files held open: a catch-up read of a long
+ * output opens them once, not once per page. The view's end is fixed when the reader is opened
+ * (the index snapshot, or the stream's size then); bytes written later need a new reader. The
+ * kept window is read again on every page, so retention stays exact while the reader is open.
+ * Close it when done: it holds up to three descriptors.
+ */
+export class OutputReader {
+  readonly #dir: string;
+  readonly #selector: OutputSelector;
+  readonly #index: CombinedIndex | undefined;
+  readonly #files = new Map<OutputStream, FileHandle | undefined>();
+  readonly #streamEnd: number;
+  // The kept window as last read. It only moves forward, so the one read after a page serves as
+  // the one before the next: a punch in between is caught by the check after that read.
+  #kept: KeptWindow | undefined;
+
+  private constructor(
+    dir: string,
+    selector: OutputSelector,
+    index: CombinedIndex | undefined,
+    streamEnd: number,
+  ) {
+    this.#dir = dir;
+    this.#selector = selector;
+    this.#index = index;
+    this.#streamEnd = streamEnd;
+  }
+
+  static async open(dir: string, selector: OutputSelector): Promise<OutputReader> {
+    checkSelector(selector);
+    if (selector === 'all') return new OutputReader(dir, selector, await CombinedIndex.open(dir), 0);
+    const file = await openIfExists(outputPaths(dir)[selector]);
+    try {
+      const reader = new OutputReader(dir, selector, undefined, file ? (await file.stat()).size : 0);
+      reader.#files.set(selector, file);
+      return reader;
+    } catch (err) {
+      await file?.close();
+      throw err;
+    }
+  }
+
+  /** The end of the view as of opening. */
+  get end(): number {
+    return this.#index ? this.#index.end : this.#streamEnd;
+  }
+
+  /** Reads up to `limitBytes` of data from `cursor`; past `end` is a `CursorError`. */
+  async read(cursor: number, limitBytes: number): Promise<OutputRead> {
+    assertCursor(cursor);
+    checkLimit(limitBytes);
+    return this.#selector === 'all'
+      ? this.#readCombined(this.#index!, cursor, limitBytes)
+      : this.#readStream(this.#selector, cursor, limitBytes);
+  }
+
+  async close(): Promise<void> {
+    const files = [...this.#files.values()];
+    this.#files.clear();
+    await Promise.all([this.#index?.close(), ...files.map((file) => file?.close())]);
+  }
+
+  async #readStream(stream: OutputStream, cursor: number, limit: number): Promise<OutputRead> {
+    const end = this.#streamEnd;
     if (cursor > end) throw pastEndError(stream, cursor, end);
+    const kept = this.#kept ?? (await readKeptWindow(this.#dir));
+    const file = this.#files.get(stream);
     let events: OutputEvent[] = [];
     let position = cursor;
     const keptStart = Math.min(kept[stream], end);
@@ -64,22 +120,16 @@ async function readStream(
       events.push({ type: 'data', stream, data, cursor: position + length });
     }
     // A punch may have raced this read: whatever now lies before the kept window is not data.
-    const after = await readKeptWindow(dir);
+    const after = await readKeptWindow(this.#dir);
+    this.#kept = after;
     if (after[stream] > kept[stream]) events = dropBefore(events, cursor, after[stream], stream);
     return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
-  } finally {
-    await file?.close();
   }
-}
 
-async function readCombined(dir: string, cursor: number, limit: number): Promise<OutputRead> {
-  const paths = outputPaths(dir);
-  const kept = await readKeptWindow(dir);
-  const index = await CombinedIndex.open(dir);
-  const files = new Map<OutputStream, FileHandle>();
-  try {
+  async #readCombined(index: CombinedIndex, cursor: number, limit: number): Promise<OutputRead> {
     const end = index.end;
     if (cursor > end) throw pastEndError('all', cursor, end);
+    const kept = this.#kept ?? (await readKeptWindow(this.#dir));
     let events: OutputEvent[] = [];
     let position = cursor;
     const window = await keptStartOf(index, kept);
@@ -93,25 +143,41 @@ async function readCombined(dir: string, cursor: number, limit: number): Promise
     while (next < index.count && remaining > 0 && events.length < MAX_EVENTS) {
       const entry = await index.entry(next++);
       const length = Math.min(entry.combinedEnd - position, remaining);
-      let file = files.get(entry.stream);
-      if (!file) {
-        file = await open(paths[entry.stream], 'r');
-        files.set(entry.stream, file);
-      }
+      const file = await this.#fileOf(entry.stream);
       const data = await readExactly(file, length, entry.streamStart + (position - entry.combinedStart));
       position += length;
       remaining -= length;
       events.push({ type: 'data', stream: entry.stream, data, cursor: position });
     }
-    const after = await readKeptWindow(dir);
+    const after = await readKeptWindow(this.#dir);
+    this.#kept = after;
     if (after.stdout > kept.stdout || after.stderr > kept.stderr) {
       const moved = await keptStartOf(index, after);
       events = dropBefore(events, cursor, moved.start, moved.stream);
     }
     return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
-  } finally {
-    await index.close();
-    for (const file of files.values()) await file.close();
+  }
+
+  /** A stream's file, opened the first time the combined view reaches it and kept open. */
+  async #fileOf(stream: OutputStream): Promise<FileHandle> {
+    let file = this.#files.get(stream);
+    if (!file) {
+      file = await open(outputPaths(this.#dir)[stream], 'r');
+      this.#files.set(stream, file);
+    }
+    return file;
+  }
+}
+
+function checkSelector(selector: OutputSelector): void {
+  if (!OUTPUT_SELECTORS.includes(selector)) {
+    throw ValidationError.expected('selector', 'one of stdout, stderr, all', selector);
+  }
+}
+
+function checkLimit(limitBytes: number): void {
+  if (!Number.isSafeInteger(limitBytes) || limitBytes <= 0) {
+    throw ValidationError.expected('limitBytes', 'a positive integer', limitBytes);
   }
 }
 

@@ -5,7 +5,7 @@ import { isJobId } from '../core/ids.ts';
 import { isFinal, type Job, type JobStatus } from '../core/job.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
-import type { OutputSelector } from '../output/output-types.ts';
+import type { OutputRead, OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { resolveJobRef } from './job-ref.ts';
 import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
@@ -19,6 +19,7 @@ export type JobEnginePort = Pick<
   | 'list'
   | 'stop'
   | 'readOutput'
+  | 'openReader'
   | 'follow'
   | 'waitFor'
   | 'pause'
@@ -381,14 +382,28 @@ export class JobService extends EventEmitter<ServiceEvents> {
     from: number,
     signal: AbortSignal,
   ): AsyncGenerator<FollowEvent> {
-    let cursor = from;
-    let end = Number.POSITIVE_INFINITY;
-    while (!signal.aborted && cursor < end) {
-      const page = await this.#engine.readOutput(id, { selector, cursor, limitBytes: PAGE_BYTES });
-      end = Math.min(end, page.end);
-      if (page.events.length === 0) break;
-      cursor = page.cursor;
-      yield { type: 'output', events: page.events };
+    // One reader for the whole response: the job is looked up and its files opened once, and
+    // the view ends where it ended when the reader opened (a later byte needs a follow).
+    // The next page is read while the consumer writes this one, so disk and socket overlap.
+    const reader = await this.#engine.openReader(id, selector);
+    let next: Promise<OutputRead> | undefined;
+    try {
+      if (from < reader.end) next = reader.read(from, PAGE_BYTES);
+      while (next && !signal.aborted) {
+        const page = await next;
+        next = undefined;
+        if (page.events.length === 0) break;
+        if (page.cursor < reader.end) {
+          next = reader.read(page.cursor, PAGE_BYTES);
+          // Its failure is thrown by the await above on the next turn, not reported as unhandled meanwhile.
+          next.catch(() => undefined);
+        }
+        yield { type: 'output', events: page.events };
+      }
+    } finally {
+      // A page read ahead for a consumer that left is dropped, but it must end before the files close.
+      await next?.catch(() => undefined);
+      await reader.close();
     }
     if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
   }

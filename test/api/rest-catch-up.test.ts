@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CombinedIndex } from '../../src/output/combined-index.ts';
+import { type ApiHarness, openApi, openFdCount, rawGet, within } from './api-harness.ts';
+
+const MiB = 1024 * 1024;
+// Alternating blocks of random bytes, 6 MiB per stream: several pages of a catch-up read, many
+// stretches in the combined index, and more than the socket buffers hold.
+const BLOCKS = 48;
+const SCRIPT = `i=0; while [ $i -lt ${BLOCKS} ]; do head -c 131072 /dev/urandom; head -c 131072 /dev/urandom >&2; i=$((i+1)); done`;
+
+/** The combined view rebuilt from the stream files and combined.idx, apart from the server's reader. */
+async function expectedCombined(dir: string): Promise<{ all: Buffer; stretches: number }> {
+  const stdout = await readFile(join(dir, 'stdout'));
+  const stderr = await readFile(join(dir, 'stderr'));
+  const index = await CombinedIndex.open(dir);
+  try {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < index.count; i++) {
+      const entry = await index.entry(i);
+      parts.push((entry.stream === 'stdout' ? stdout : stderr).subarray(entry.streamStart, entry.streamEnd));
+    }
+    return { all: Buffer.concat(parts), stretches: index.count };
+  } finally {
+    await index.close();
+  }
+}
+
+// This file uses node:http without keep-alive only: a pooled socket would keep a connection open.
+describe('REST API: catch-up read of a finished multi-MiB output', () => {
+  let h: ApiHarness;
+  let id: string;
+  let dir: string;
+  let auth: Record<string, string>;
+  before(async () => {
+    h = await openApi();
+    auth = { authorization: `Bearer ${h.token}` };
+    // POST /run answers once the job ended, with its combined view read from cursor 0. Over
+    // node:http without keep-alive (not fetch), so that no pooled socket stays open.
+    id = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        h.url('/run'),
+        { method: 'POST', agent: false, headers: { ...auth, 'content-type': 'application/json' } },
+        (res) => {
+          assert.equal(res.statusCode, 200);
+          res.resume();
+          res.once('end', () => resolve(String(res.headers['x-jobworker-job-id'])));
+        },
+      );
+      req.once('error', reject);
+      req.end(JSON.stringify({ command: 'sh', args: ['-c', SCRIPT] }));
+    });
+    dir = join(h.dataDir, 'jobs', id);
+  });
+  after(() => h.destroy());
+
+  it('is byte-exact per stream and in combined order', async () => {
+    const stdout = await readFile(join(dir, 'stdout'));
+    const stderr = await readFile(join(dir, 'stderr'));
+    assert.equal(stdout.length, BLOCKS * 128 * 1024);
+    assert.equal(stderr.length, BLOCKS * 128 * 1024);
+    const { all, stretches } = await expectedCombined(dir);
+    assert.ok(stretches > 2, `the streams interleave in the combined view (${stretches} stretches)`);
+    assert.equal(all.length, 12 * MiB);
+
+    for (const [view, expected] of [
+      ['stdout', stdout],
+      ['stderr', stderr],
+      ['all', all],
+    ] as const) {
+      const res = await rawGet(h.url(`/v1/jobs/${id}/output?stream=${view}`), auth);
+      assert.equal(res.status, 200);
+      assert.ok(res.body.equals(expected), `${view}: ${res.body.length} bytes, exact`);
+      assert.equal(res.trailers['x-jobworker-cursor'], String(expected.length));
+      assert.equal(res.trailers['x-jobworker-status'], 'succeeded');
+    }
+    // From a cursor inside a stretch and not on a page boundary.
+    const from = 5 * MiB + 12345;
+    const rest = await rawGet(h.url(`/v1/jobs/${id}/output?cursor=${from}`), auth);
+    assert.ok(rest.body.equals(all.subarray(from)), 'the rest of the combined view from a cursor');
+  });
+
+  it('releases its descriptors when the client goes away mid-read', async () => {
+    await h.server.diagnostics.idle();
+    const fdsBefore = await openFdCount();
+    for (const view of ['all', 'stdout']) {
+      let followersWhileOpen = -1;
+      await new Promise<void>((resolve, reject) => {
+        const req = request(
+          h.url(`/v1/jobs/${id}/output?stream=${view}`),
+          { agent: false, headers: auth },
+          (res) => {
+            assert.equal(res.statusCode, 200);
+            // Gone after the first bytes: the server still has megabytes of this read to send.
+            res.once('data', () => {
+              followersWhileOpen = h.server.diagnostics.followers();
+              res.socket.once('close', () => resolve());
+              req.destroy();
+            });
+          },
+        );
+        req.on('error', (err) => {
+          if (!req.destroyed) reject(err);
+        });
+        req.end();
+      });
+      assert.equal(followersWhileOpen, 1, `the ${view} read was still open when the client left`);
+      await within(h.server.diagnostics.idle(), 10_000, 'the read and its connection released');
+      assert.equal(h.server.diagnostics.followers(), 0);
+      assert.equal(await openFdCount(), fdsBefore, `descriptors back to where they were (${view})`);
+    }
+  });
+});
