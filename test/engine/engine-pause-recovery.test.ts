@@ -55,6 +55,22 @@ describe('pause and restart', () => {
     for (const h of harnesses) await rm(h.dataDir, { recursive: true, force: true, maxRetries: 10 });
   });
 
+  /** A running job whose server has closed (the job runs on): the state a crash leaves. */
+  async function runningJobWithServerGone(): Promise<{ h: Harness; job: Job }> {
+    const h = await openHarness();
+    harnesses.push(h);
+    const job = await startRunning(h.engine, { command: 'sleep', args: ['600'] }, me);
+    await h.engine.close();
+    return { h, job };
+  }
+
+  /** Opens the next server on the same data directory, as a restart after the crash would. */
+  async function restart(h: Harness): Promise<Harness> {
+    const again = await h.reopen();
+    harnesses.push(again);
+    return again;
+  }
+
   it('defect 8: when the store records a job paused, its processes are already frozen', needsV2, async () => {
     const h = await openHarness();
     harnesses.push(h);
@@ -93,21 +109,16 @@ describe('pause and restart', () => {
     'defect 8: a job recorded paused by a server that died before freezing it is frozen on recovery',
     needsV2,
     async () => {
-      const h = await openHarness();
-      harnesses.push(h);
-      const running = await startRunning(h.engine, { command: 'sleep', args: ['600'] }, me);
-      const job = running;
-      await h.engine.close();
+      const { h, job } = await runningJobWithServerGone();
       // What the old order left after a crash: the record says paused, the processes run.
       await h.store.markPaused(job.id, new Date());
-      assert.equal(await frozenNow(running), false);
-      const again = await h.reopen();
-      harnesses.push(again);
-      await whenFrozen(cgroupOf(running), true);
+      assert.equal(await frozenNow(job), false);
+      const again = await restart(h);
+      await whenFrozen(cgroupOf(job), true);
       assert.equal((await again.engine.get(job.id)).status, 'paused');
       // And it resumes and stops as any paused job does.
       assert.equal((await again.engine.resume(job.id)).status, 'running');
-      await whenFrozen(cgroupOf(running), false);
+      await whenFrozen(cgroupOf(job), false);
       await again.engine.stop(job.id, me, { graceMs: 5000 });
       assert.equal((await again.engine.waitFor(job.id)).status, 'stopped');
     },
@@ -117,17 +128,12 @@ describe('pause and restart', () => {
     'defect 8: a job frozen by a server that died before recording the pause is thawed on recovery',
     needsV2,
     async () => {
-      const h = await openHarness();
-      harnesses.push(h);
-      const running = await startRunning(h.engine, { command: 'sleep', args: ['600'] }, me);
-      const job = running;
-      await h.engine.close();
+      const { h, job } = await runningJobWithServerGone();
       // What the new order leaves after a crash between the freeze and the record.
-      writeFileSync(join(cgroupOf(running), 'cgroup.freeze'), '1');
-      await whenFrozen(cgroupOf(running), true);
-      const again = await h.reopen();
-      harnesses.push(again);
-      await whenFrozen(cgroupOf(running), false);
+      writeFileSync(join(cgroupOf(job), 'cgroup.freeze'), '1');
+      await whenFrozen(cgroupOf(job), true);
+      const again = await restart(h);
+      await whenFrozen(cgroupOf(job), false);
       assert.equal((await again.engine.get(job.id)).status, 'running');
       await again.engine.stop(job.id, me, { graceMs: 5000 });
       const stopped = await again.engine.waitFor(job.id);
