@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { watch } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type RunningServer, runServer } from '../../src/main.ts';
 import { baseEnv, LAUNCHER } from '../cli/cli-harness.ts';
-import { mountSmallDisk, type SmallDisk } from '../helpers/small-disk.ts';
+import { makeFifo, mountSmallDisk, type SmallDisk, whenWrapperTriesToRecord } from '../helpers/small-disk.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 import { type JobJson, readSse, within } from './api-harness.ts';
 
@@ -149,26 +148,6 @@ describe('defect 15: with the data directory on a full disk', () => {
     await waitForFileText(join(dataDir, 'jobs', id, 'stdout'), 'ready\n');
     return (await (await api(`/v1/jobs/${id}`)).json()) as JobJson;
   };
-  /**
-   * Resolves once the job's wrapper tried to write its exit record (its temporary file appeared),
-   * which it does once the job's main process has ended.
-   */
-  const triedToRecord = (id: string) =>
-    new Promise<void>((resolve, reject) => {
-      const watcher = watch(join(dataDir, 'jobs', id), (_event, name) => {
-        if (name !== 'exit.tmp') return;
-        watcher.close();
-        resolve();
-      });
-      watcher.on('error', reject);
-    });
-  const mkfifo = (path: string) =>
-    new Promise<void>((resolve, reject) =>
-      spawn('mkfifo', [path]).once('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`mkfifo ${path}`)),
-      ),
-    );
-
   it('defect 15: a submit on a full disk answers 507 INSUFFICIENT_STORAGE with the real cause and creates nothing', async () => {
     const before = (await readdir(join(dataDir, 'jobs'))).length;
     await disk.fill();
@@ -195,8 +174,8 @@ describe('defect 15: with the data directory on a full disk', () => {
 
   it('defect 15: on a full disk running jobs keep running, stop stops them, and every end is recorded once space returns', async () => {
     const fifo = join(scratch, 'release');
-    await mkfifo(fifo);
-    await mkfifo(`${fifo}.2`);
+    await makeFifo(fifo);
+    await makeFifo(`${fifo}.2`);
     const termMark = join(scratch, 'stopped-got-term');
     const stopped = await submit({
       command: 'sh',
@@ -225,12 +204,12 @@ describe('defect 15: with the data directory on a full disk', () => {
       await waitForFileText(termMark, 'term');
       // Its processes are gone (its wrapper tries to record their end only after that) and its end
       // waits for space.
-      await triedToRecord(stopped.body.id);
+      await whenWrapperTriesToRecord(join(dataDir, 'jobs', stopped.body.id));
       assert.equal(await pidAlive(pids[0]!), false);
 
       // A job that ends by itself while nothing can be written: its wrapper cannot write the exit
       // record, and waits for space rather than giving up (which read as a killed wrapper).
-      const tried = triedToRecord(ending.body.id);
+      const tried = whenWrapperTriesToRecord(join(dataDir, 'jobs', ending.body.id));
       await writeFile(fifo, 'go\n');
       await tried;
       endedBy = new Date();

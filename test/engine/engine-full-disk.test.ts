@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { watch } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import type { ClockTimer } from '../../src/core/clock.ts';
 import type { Job } from '../../src/core/job.ts';
 import { WRITE_RETRY_FIRST_MS } from '../../src/engine/until-written.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { mountSmallDisk, type SmallDisk } from '../helpers/small-disk.ts';
+import { makeFifo, mountSmallDisk, type SmallDisk, whenWrapperTriesToRecord } from '../helpers/small-disk.ts';
 import { waitForFileText } from '../helpers/wait.ts';
 
 const me = { user: 'tester' };
@@ -63,7 +60,7 @@ describe('defect 15: the engine on a full disk', () => {
 
   it('defect 15: an end that cannot be recorded is tried again with a doubling backoff on the engine clock, and recorded once space returns', async () => {
     const fifo = join(scratch, 'release');
-    await promisify(execFile)('mkfifo', [fifo]);
+    await makeFifo(fifo);
     const job = await startRunning(
       h.engine,
       { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] },
@@ -134,7 +131,7 @@ describe('defect 15: the engine on a full disk', () => {
 
   it('defect 15: closing the engine while an end waits for space clears its retry, and the next engine records the end', async () => {
     const fifo = join(scratch, 'release-on-close');
-    await promisify(execFile)('mkfifo', [fifo]);
+    await makeFifo(fifo);
     const job = await startRunning(
       h.engine,
       { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}`] },
@@ -158,7 +155,7 @@ describe('defect 15: the engine on a full disk', () => {
 
   it("a job that ends by itself on a full disk is recorded with its exit code once space returns, its end time kept within the engine clock's", async () => {
     const fifo = join(scratch, 'release-exit-3');
-    await promisify(execFile)('mkfifo', [fifo]);
+    await makeFifo(fifo);
     const job = await startRunning(
       h.engine,
       { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}; exit 3`] },
@@ -170,13 +167,7 @@ describe('defect 15: the engine on a full disk', () => {
     try {
       // No room even for the exit record: the wrapper waits for space (its temporary file shows
       // it tried), so the engine sees nothing end.
-      const tried = new Promise<void>((resolve) => {
-        const watcher = watch(dir, (_event, name) => {
-          if (name !== 'exit.tmp') return;
-          watcher.close();
-          resolve();
-        });
-      });
+      const tried = whenWrapperTriesToRecord(dir);
       await writeFile(fifo, 'go\n');
       await tried;
       assert.equal((await h.store.getJob(job.id))?.status, 'running');

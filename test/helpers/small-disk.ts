@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { watch } from 'node:fs';
 import { mkdtemp, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,4 +53,24 @@ export async function mountSmallDisk(size = '4m'): Promise<SmallDisk> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A named pipe: a job that reads from it waits until the test writes a line. */
+export function makeFifo(path: string): Promise<void> {
+  return run('mkfifo', [path]).then(() => undefined);
+}
+
+/**
+ * Resolves once the wrapper of the job in `jobDir` tried to write its exit record (its temporary
+ * file appeared): the job's main process has ended by then. Listen before releasing the job.
+ */
+export function whenWrapperTriesToRecord(jobDir: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const watcher = watch(jobDir, (_event, name) => {
+      if (name !== 'exit.tmp') return;
+      watcher.close();
+      resolve();
+    });
+    watcher.on('error', reject);
+  });
 }

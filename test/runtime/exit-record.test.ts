@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { watch } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { normalizeSpec } from '../../src/core/spec.ts';
 import { parseExitRecord, readExitRecord } from '../../src/runtime/exit-record.ts';
 import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import { spawnerPath } from '../../src/runtime/spawner-path.ts';
-import { mountSmallDisk, type SmallDisk } from '../helpers/small-disk.ts';
+import { makeFifo, mountSmallDisk, type SmallDisk, whenWrapperTriesToRecord } from '../helpers/small-disk.ts';
 import { waitForFileText } from '../helpers/wait.ts';
 
 const written = new Date('2026-01-02T03:04:05.000Z');
@@ -102,7 +99,7 @@ describe('the wrapper on a full disk', () => {
 
   it('waits for space to record how the job ended, and records when it really ended', async () => {
     const fifo = join(scratch, 'release');
-    await promisify(execFile)('mkfifo', [fifo]);
+    await makeFifo(fifo);
     const dir = await mkdtemp(join(disk.dir, 'job-'));
     const spec = normalizeSpec(
       { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}; exit 3`] },
@@ -121,13 +118,7 @@ describe('the wrapper on a full disk', () => {
     let triedAt: Date;
     const releasedAt = new Date();
     try {
-      const tried = new Promise<void>((resolve) => {
-        const watcher = watch(dir, (_event, name) => {
-          if (name !== 'exit.tmp') return;
-          watcher.close();
-          resolve();
-        });
-      });
+      const tried = whenWrapperTriesToRecord(dir);
       await writeFile(fifo, 'go\n');
       await tried;
       triedAt = new Date();
