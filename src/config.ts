@@ -21,6 +21,9 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `JOBWORKER_DEFAULT_TIMEOUT` | `none`: the timeout of a job that sets none |
  * | `JOBWORKER_KEEP_JOBS` | `100000`: most finished jobs kept (`none`: any number) |
  * | `JOBWORKER_KEEP_FOR` | `30d`: how long a finished job is kept (`none`: forever) |
+ * | `JOBWORKER_HOMES_DIR` | `/var/lib/jobworker/homes`: where pool accounts' homes are made |
+ * | `JOBWORKER_SINGLE_ACCOUNT` | unset: `1` or `true` runs every job as a non-root server's own account |
+ * | `JOBWORKER_ADMIN_RUN_AS` | unset: the account of admin jobs without a run-as of their own (else a pool account) |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -41,6 +44,12 @@ export interface ServerConfig {
   readonly keepJobs: string;
   /** How long a finished job is kept after it finished (`30d`, `12h`); `none` for ever. */
   readonly keepFor: string;
+  /** Where the homes of pool accounts are made (`<homesDir>/<user>`); outside the data directory. */
+  readonly homesDir: string;
+  /** A non-root server runs every job, `user` jobs too, as its own account. */
+  readonly singleAccount: boolean;
+  /** The OS account admin jobs run as when their admin has none configured; undefined: the pool. */
+  readonly adminRunAs: string | undefined;
 }
 
 export const SERVER_DEFAULTS = {
@@ -51,6 +60,7 @@ export const SERVER_DEFAULTS = {
   defaultTimeout: 'none',
   keepJobs: '100000',
   keepFor: '30d',
+  homesDir: '/var/lib/jobworker/homes',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -68,6 +78,9 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     defaultTimeout: value('JOBWORKER_DEFAULT_TIMEOUT') ?? SERVER_DEFAULTS.defaultTimeout,
     keepJobs: value('JOBWORKER_KEEP_JOBS') ?? SERVER_DEFAULTS.keepJobs,
     keepFor: value('JOBWORKER_KEEP_FOR') ?? SERVER_DEFAULTS.keepFor,
+    homesDir: value('JOBWORKER_HOMES_DIR') ?? SERVER_DEFAULTS.homesDir,
+    singleAccount: ['1', 'true', 'yes'].includes(value('JOBWORKER_SINGLE_ACCOUNT')?.toLowerCase() ?? ''),
+    adminRunAs: value('JOBWORKER_ADMIN_RUN_AS'),
   };
 }
 

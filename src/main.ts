@@ -1,9 +1,10 @@
 import { EventEmitter, once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo, Server } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
+import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp } from './api/rest/rest-app.ts';
 import {
@@ -27,6 +28,7 @@ import {
   parseOutputCap,
   readServerConfig,
 } from './config.ts';
+import { ValidationError } from './core/errors.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
@@ -73,6 +75,22 @@ export interface ServerOptions {
    * process of those jobs and move their directories aside, instead of refusing to start.
    */
   resetStore?: boolean;
+  /**
+   * Where pool accounts get their homes (`<homesDir>/<user>`, 0700, owned by the account); default
+   * `JOBWORKER_HOMES_DIR`, else `/var/lib/jobworker/homes`. Must be outside the data directory.
+   * Used only by a root server.
+   */
+  homesDir?: string;
+  /**
+   * A server that is not root cannot switch accounts: it refuses `user` jobs unless this accepts
+   * that every job runs as the server's own account. Default `JOBWORKER_SINGLE_ACCOUNT`.
+   */
+  singleAccount?: boolean;
+  /**
+   * The OS account admin jobs run as when the admin has no run-as of its own (`root` for a trusted
+   * single-admin host, or a service account); default `JOBWORKER_ADMIN_RUN_AS`, else a pool account.
+   */
+  adminRunAs?: string;
 }
 
 export interface RunningServer {
@@ -123,6 +141,12 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
     keepJobs: parseKeepJobs(options.keepJobs ?? config.keepJobs),
     keepForMs: parseKeepFor(options.keepFor ?? config.keepFor),
   };
+  const accounts = {
+    homesDir: resolve(options.homesDir ?? config.homesDir),
+    singleAccount: options.singleAccount ?? config.singleAccount,
+    adminRunAs: options.adminRunAs ?? config.adminRunAs,
+  };
+  checkHomesDir(accounts.homesDir, dataDir);
 
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -145,6 +169,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         maxRunning,
         defaultTimeoutMs,
         retention,
+        accounts,
       });
     } catch (err) {
       await lock.release();
@@ -166,7 +191,9 @@ async function startOnDataDir({
   maxRunning,
   defaultTimeoutMs,
   retention,
+  accounts: accountOptions,
 }: {
+  accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
   dataDir: string;
   logger: pino.Logger;
@@ -179,6 +206,12 @@ async function startOnDataDir({
   const tokens = await TokenStore.open(dataDir);
   const admin = await ensureAdminToken(dataDir, tokens);
   if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
+
+  const accounts = await JobAccounts.open({
+    dataDir,
+    ...accountOptions,
+    onHomesWarning: (message) => logger.warn({ homesDir: accountOptions.homesDir }, message),
+  });
 
   const store = await SqliteJobStore.open(join(dataDir, DATABASE_FILE));
   let engine: JobEngine;
@@ -196,7 +229,7 @@ async function startOnDataDir({
     await store.close();
     throw err;
   }
-  const service = new JobService(engine);
+  const service = new JobService(engine, { accounts });
   const app = await buildRestApp({
     service,
     authenticator: new Authenticator(tokens),
@@ -254,6 +287,7 @@ async function startOnDataDir({
       dataDir,
       adminTokenFile: admin.path,
       cgroups: engine.cgroupMode,
+      jobAccounts: describeAccounts(accounts.server),
     },
     'jobworker listening',
   );
@@ -294,6 +328,25 @@ async function startOnDataDir({
       idle,
     },
   };
+}
+
+/** The homes of job accounts must be reachable by them: never inside the owner-only data directory. */
+function checkHomesDir(homesDir: string, dataDir: string): void {
+  const rel = relative(dataDir, homesDir);
+  if (rel === '' || !(rel.startsWith('..') || rel.startsWith('/'))) {
+    throw new ValidationError(
+      'homesDir',
+      `Expected \`homesDir\` outside the data directory ${dataDir} (job accounts cannot enter it), got ${homesDir}`,
+    );
+  }
+}
+
+/** How the server picks jobs' accounts, for the start line of its log. */
+function describeAccounts(server: ServerIdentity): string {
+  if (server.root) return 'per user (pool or configured run-as)';
+  return server.singleAccount
+    ? `single account: every job runs as ${server.account}`
+    : `admin jobs only, as ${server.account} (not root; user jobs refused)`;
 }
 
 /**

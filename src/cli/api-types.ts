@@ -51,6 +51,8 @@ export interface ApiJob {
   readonly pausedAt: string | null;
   /** Set while the job is `queued`. */
   readonly waitingFor: WaitingFor | null;
+  /** The OS account its processes run as; null for the server's own (absent from older servers). */
+  readonly account?: { readonly name: string; readonly uid: number; readonly gid: number } | null;
 }
 
 /** The body of `POST /v1/jobs`. */
@@ -72,6 +74,8 @@ export interface CreateJobBody {
   retry?: RetryBody;
   dedupeKey?: string;
   onDuplicate?: OnDuplicate;
+  /** Admins: run as root instead of the admin's own account. */
+  runAsRoot?: boolean;
 }
 
 /** `attempts` counts every run, the first included; backoff fields left out take the server's defaults. */

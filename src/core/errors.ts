@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   QUEUE_FULL: 'the queue already holds its maximum of waiting jobs',
   DUPLICATE: 'a job with the same dedupeKey is queued or running in the same scope (user)',
   FORBIDDEN: 'the caller may not do this (admins only)',
+  ACCOUNT_UNAVAILABLE:
+    "the job cannot run as its owner's OS account: the account is unknown, or this server cannot switch to it",
   UNAUTHENTICATED: 'no valid credentials were given',
   PAYLOAD_TOO_LARGE: 'the request body is larger than allowed',
   INSUFFICIENT_STORAGE: "the server's disk is full: nothing was created or changed",

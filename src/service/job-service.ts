@@ -2,7 +2,7 @@ import { EventEmitter, once } from 'node:events';
 import type { Principal } from '../auth/principal.ts';
 import { DuplicateJobError, JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
-import { isFinal, type Job, type JobStatus } from '../core/job.ts';
+import { isFinal, type Job, type JobAccount, type JobStatus } from '../core/job.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputRead, OutputSelector } from '../output/output-types.ts';
@@ -35,7 +35,17 @@ export type JobEnginePort = Pick<
   | 'prune'
 >;
 
+/** Picks the OS account of a submitted job: `JobAccounts` fits (src/accounts/job-accounts.ts). */
+export interface AccountResolver {
+  accountFor(who: Principal, runAsRoot: boolean): Promise<JobAccount>;
+}
+
 export interface JobServiceOptions {
+  /**
+   * Who a submitted job runs as (docs/security.md). Absent: every job runs as the server's own
+   * account, as with a program that embeds the service.
+   */
+  readonly accounts?: AccountResolver;
   /** Follows open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 4096. */
   readonly maxFollowers?: number;
   /** Page size of `list` when the caller names none. Default 50. */
@@ -45,7 +55,7 @@ export interface JobServiceOptions {
 export const SERVICE_DEFAULTS = {
   maxFollowers: 4096,
   defaultPageSize: 50,
-} as const satisfies Required<JobServiceOptions>;
+} as const satisfies Required<Omit<JobServiceOptions, 'accounts'>>;
 
 /** The longest grace a stop may ask for: one day. */
 export const MAX_GRACE_MS = 24 * 3600 * 1000;
@@ -90,7 +100,8 @@ export interface ServiceEvents {
  */
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
-  readonly #options: Required<JobServiceOptions>;
+  readonly #options: Required<Omit<JobServiceOptions, 'accounts'>>;
+  readonly #accounts: AccountResolver | undefined;
   readonly #shutdown = new AbortController();
   #followers = 0;
 
@@ -98,6 +109,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     super();
     this.#engine = engine;
     this.#options = { ...SERVICE_DEFAULTS, ...options };
+    this.#accounts = options.accounts;
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */
@@ -108,10 +120,25 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /**
    * Submits a job owned by the caller to its queue (docs/queues.md). A job named in `after` must be
    * one the caller may see: another user's answers like an unknown id. A `dedupeKey` is unique
-   * among the caller's own jobs; only an admin may name another user's scope (`dedupeScope`).
+   * among the caller's own jobs; only an admin may name another user's scope (`dedupeScope`). The
+   * job runs as the caller's OS account (see `AccountResolver`); only an admin may ask for root.
    */
   async submit(who: Principal, input: unknown): Promise<SubmitResult> {
-    const { after, dedupeScope } = (input ?? {}) as { after?: unknown; dedupeScope?: unknown };
+    const { after, dedupeScope, runAsRoot } = (input ?? {}) as {
+      after?: unknown;
+      dedupeScope?: unknown;
+      runAsRoot?: unknown;
+    };
+    if (runAsRoot !== undefined && typeof runAsRoot !== 'boolean') {
+      throw ValidationError.expected('runAsRoot', 'a boolean', runAsRoot);
+    }
+    if (runAsRoot === true && who.role !== 'admin') {
+      throw new ValidationError(
+        'runAsRoot',
+        'Only an admin may run a job as root (`runAsRoot`)',
+        'FORBIDDEN',
+      );
+    }
     if (who.role !== 'admin' && typeof dedupeScope === 'string' && dedupeScope !== who.user) {
       throw new ValidationError(
         'dedupeScope',
@@ -126,8 +153,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
         if (!dep || !mayAccess(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
       }
     }
+    const account = await this.#accounts?.accountFor(who, runAsRoot === true);
     try {
-      const result = await this.#engine.submit(input, { user: who.user });
+      const result = await this.#engine.submit(input, { user: who.user, ...(account ? { account } : {}) });
       if (!result.created && !mayAccess(who, result.job)) throw new DuplicateJobError(result.job);
       return result;
     } catch (err) {

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,8 @@ export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 export interface ApiHarness {
   server: RunningServer;
   readonly dataDir: string;
+  /** Where the server makes pool accounts' homes (a fresh directory, 0755). */
+  readonly homesDir: string;
   readonly token: string;
   /** The server's log lines (JSON), for redaction checks. */
   readonly logs: string[];
@@ -31,11 +33,25 @@ export interface ApiInit {
   signal?: AbortSignal;
 }
 
+/**
+ * What the harness gives every server unless a test says otherwise: admin jobs run as root, as
+ * they did before jobs ran as their owner's account, so that the suites' jobs may use root-only
+ * temporary directories; users' jobs run as pool accounts with homes in a fresh directory. The
+ * run-as tests (test/accounts/) pass `adminRunAs: undefined` to exercise the pool for admins too.
+ */
+export async function testServerOptions(): Promise<Pick<ServerOptions, 'adminRunAs' | 'homesDir'>> {
+  const homesDir = await mkdtemp(join(tmpdir(), 'jw-homes-'));
+  await chmod(homesDir, 0o755);
+  return { adminRunAs: 'root', homesDir };
+}
+
 export async function openApi(
   setup?: (dataDir: string) => Promise<void>,
-  options: Pick<ServerOptions, 'defaultTimeout'> = {},
+  serverOptions: Pick<ServerOptions, 'defaultTimeout' | 'adminRunAs' | 'singleAccount'> = {},
 ): Promise<ApiHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
+  const options: ServerOptions = { ...(await testServerOptions()), ...serverOptions };
+  const homesDir = options.homesDir!;
   await setup?.(dataDir);
   const logs: string[] = [];
   const logStream = new PassThrough();
@@ -50,6 +66,7 @@ export async function openApi(
       server = value;
     },
     dataDir,
+    homesDir,
     token,
     logs,
     url: (path) => server.url + path,
@@ -79,6 +96,7 @@ export async function openApi(
     destroy: async () => {
       await server.close();
       await rm(dataDir, { recursive: true, force: true, maxRetries: 10 });
+      await rm(homesDir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
   return harness;

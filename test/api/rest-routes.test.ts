@@ -63,6 +63,7 @@ const JOB_FIELDS = [
   'dedupeScope',
   'pausedAt',
   'waitingFor',
+  'account',
 ];
 
 describe('REST API routes', () => {

@@ -51,6 +51,7 @@ export const JOB_SCHEMA = {
     'dedupeScope',
     'pausedAt',
     'waitingFor',
+    'account',
   ],
   properties: {
     id: { type: 'string', description: 'Time-sortable UUIDv7.' },
@@ -100,6 +101,18 @@ export const JOB_SCHEMA = {
       enum: ['dependencies', 'time', 'queue', null],
       description: 'Why a queued job has not started yet.',
     }),
+    account: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['name', 'uid', 'gid'],
+      properties: {
+        name: { type: 'string', description: '`alice`, `root`, or `jw-<user>` for a pool account.' },
+        uid: { type: 'integer' },
+        gid: { type: 'integer' },
+      },
+      description:
+        "The OS account its processes run as (docs/security.md); null for the server's own account.",
+    },
   },
 } as const;
 
@@ -179,7 +192,7 @@ export const JOB_SPEC_BODY = {
     cwd: {
       type: 'string',
       description:
-        "Absolute working directory (default: the home of the server's user, not the caller's directory).",
+        "Absolute working directory (default: the home of the job's account, not the caller's directory). It is entered as that account.",
     },
     timeoutMs: nullable('integer', {
       description:
@@ -237,6 +250,11 @@ export const JOB_SPEC_BODY = {
       description:
         '`reject` (409 DUPLICATE, default) or `return` (200 with the existing job); needs `dedupeKey`.',
     },
+    runAsRoot: {
+      type: 'boolean',
+      description:
+        "Admins: run as root instead of the admin's own account (docs/security.md); 403 FORBIDDEN for others.",
+    },
   },
 } as const;
 
@@ -253,7 +271,8 @@ export const CREATE_JOB_SCHEMA = {
     '201 with the new job as admitted (normally `queued`: the answer comes once it is stored, and it ' +
     'starts a moment later when its queue has a free slot); 200 with the existing job for a duplicate ' +
     '`dedupeKey` with `onDuplicate: "return"`; 409 DUPLICATE with it otherwise; 403 FORBIDDEN for a ' +
-    "user naming another user's `dedupeScope`; 429 QUEUE_FULL when its queue holds `maxWaiting` jobs.",
+    "user naming another user's `dedupeScope` or asking `runAsRoot`; 403 ACCOUNT_UNAVAILABLE when the job " +
+    "cannot run as its owner's account; 429 QUEUE_FULL when its queue holds `maxWaiting` jobs.",
   body: JOB_SPEC_BODY,
   response: { 201: jobRef, 200: jobRef, ...errors(400, 403, 409, 413, 429) },
 } as const;

@@ -16,6 +16,9 @@ interface ServeOptions {
   keepJobs?: string;
   keepFor?: string;
   resetStore?: boolean;
+  homesDir?: string;
+  singleAccount?: boolean;
+  adminRunAs?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -62,6 +65,18 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--reset-store',
       'when jobworker.db is missing but job directories remain: accept the loss, stop those jobs and move their directories aside',
+    )
+    .option(
+      '--homes-dir <dir>',
+      "where pool accounts' homes are made, outside the data directory (default: $JOBWORKER_HOMES_DIR, else /var/lib/jobworker/homes)",
+    )
+    .option(
+      '--single-account',
+      "for a server that is not root: accept that every job, users' included, runs as the server's own account (default: $JOBWORKER_SINGLE_ACCOUNT)",
+    )
+    .option(
+      '--admin-run-as <account>',
+      'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -85,6 +100,9 @@ export function registerServe(program: Command, ctx: CliContext): void {
       keepJobs: options.keepJobs,
       keepFor: options.keepFor,
       resetStore: options.resetStore === true,
+      ...(options.homesDir === undefined ? {} : { homesDir: resolve(ctx.cwd, options.homesDir) }),
+      ...(options.singleAccount ? { singleAccount: true } : {}),
+      ...(options.adminRunAs === undefined ? {} : { adminRunAs: options.adminRunAs }),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -98,6 +116,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'defaultTimeout',
         'keepJobs',
         'keepFor',
+        'homesDir',
       ];
       if (field !== undefined && flagFields.includes(field)) {
         throw new UsageError((err as Error).message);
