@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../auth/atomic-file.ts';
+import { InsufficientStorageError } from '../core/errors.ts';
 
 /**
  * The uids the server hands out to users without a configured run-as account: systemd's
@@ -100,7 +101,16 @@ export class UidPool {
     const allocation: PoolAllocation = { user, uid, allocatedAt: now.toISOString() };
     const accounts = [...this.#byUser.values(), allocation];
     const file: PoolFile = { version: 1, accounts };
-    await writeFileAtomic(this.#path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
+    try {
+      await writeFileAtomic(this.#path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+      throw new InsufficientStorageError(
+        `Could not record the account of user ${user} in ${this.#path}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
     this.#byUser.set(user, allocation);
     return uid;
   }

@@ -10,7 +10,7 @@ import { type RunningServer, runServer } from '../../src/main.ts';
 import { baseEnv, LAUNCHER } from '../cli/cli-harness.ts';
 import { makeFifo, mountSmallDisk, type SmallDisk, whenWrapperTriesToRecord } from '../helpers/small-disk.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
-import { type JobJson, readSse, within } from './api-harness.ts';
+import { type JobJson, readSse, testServerOptions, within } from './api-harness.ts';
 
 /**
  * Defect 15 (issue 8): a full disk hung the server or made it lie. Each case runs on a small
@@ -104,7 +104,7 @@ describe('defect 15: with the data directory on a full disk', () => {
     disk = await mountSmallDisk('4m');
     dataDir = join(disk.dir, 'data');
     logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
-    server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream });
+    server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream, ...(await testServerOptions()) });
     token = (await readFile(server.adminTokenFile, 'utf8')).trim();
   });
   /** Job process groups, ended in `after` should a test fail half way. */
