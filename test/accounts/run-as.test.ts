@@ -7,6 +7,8 @@ import { UID_POOL } from '../../src/accounts/uid-pool.ts';
 import { TokenStore } from '../../src/auth/token-store.ts';
 import { outputPaths } from '../../src/output/output-files.ts';
 import { type ApiHarness, type JobJson, openApi, rawGet } from '../api/api-harness.ts';
+import { baseEnv } from '../cli/cli-harness.ts';
+import { runCliInProcess } from '../cli/cli-in-process.ts';
 
 /**
  * Jobs run as their owner's OS account (docs/security.md, "What a job can reach"), with real uids:
@@ -196,6 +198,27 @@ describe('root, only for admins who ask', () => {
     });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.field, 'runAsRoot');
+  });
+});
+
+describe('the CLI', () => {
+  it('start --as-root runs an admin job as root, status shows the account; a user is refused', async () => {
+    const env = (token: string) => baseEnv({ JOBWORKER_URL: h.url(''), JOBWORKER_TOKEN: token });
+    const started = await runCliInProcess(['start', '--json', '--as-root', '--', 'id', '-u'], env(h.token));
+    assert.equal(started.code, 0, started.stderr);
+    const job = JSON.parse(started.stdout) as Job;
+    await h.api(`/v1/jobs/${job.id}/output?follow=true`).then((r) => r.text());
+    const status = await runCliInProcess(['status', job.id], env(h.token));
+    assert.match(status.stdout, /^Account +root \(uid 0, gid 0\)$/m);
+    const pooled = await run({ command: 'true' }, alice);
+    const shown = await runCliInProcess(['status', pooled.job.id], env(h.token));
+    const { uid } = pooled.job.account!;
+    assert.match(shown.stdout, new RegExp(`^Account +jw-alice \\(uid ${uid}, gid ${uid}\\)$`, 'm'));
+
+    const aliceToken = alice.authorization!.slice('Bearer '.length);
+    const refused = await runCliInProcess(['start', '--as-root', '--', 'id'], env(aliceToken));
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Only an admin may run a job as root/);
   });
 });
 
