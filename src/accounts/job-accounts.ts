@@ -42,8 +42,9 @@ export function chooseAccount(who: Principal, runAsRoot: boolean, server: Server
   if (runAsRoot && !admin) {
     throw new ValidationError('runAsRoot', 'Only an admin may run a job as root (`runAsRoot`)', 'FORBIDDEN');
   }
-  const runAs = who.runAs ?? (admin ? server.adminRunAs : undefined) ?? undefined;
   if (!server.root) {
+    // `--admin-run-as` is a choice among accounts, which only a root server has.
+    const runAs = who.runAs ?? undefined;
     if (!admin && !server.singleAccount) {
       throw new JobworkerError(
         'ACCOUNT_UNAVAILABLE',
@@ -68,6 +69,7 @@ export function chooseAccount(who: Principal, runAsRoot: boolean, server: Server
     }
     return { kind: 'server' };
   }
+  const runAs = who.runAs ?? (admin ? server.adminRunAs : undefined) ?? undefined;
   if (runAsRoot) return { kind: 'named', name: 'root' };
   if (runAs !== undefined) return { kind: 'named', name: runAs };
   return { kind: 'pool' };
@@ -104,10 +106,9 @@ export class JobAccounts {
   private constructor(options: JobAccountsOptions, pool: UidPool) {
     this.#options = options;
     this.#pool = pool;
-    const me = userInfo();
     this.#server = {
       root: process.getuid?.() === 0,
-      account: me.username,
+      account: serverAccount().name,
       singleAccount: options.singleAccount === true,
       adminRunAs: options.adminRunAs,
     };
@@ -181,14 +182,18 @@ export class JobAccounts {
   }
 }
 
-/** The server's own account: what every job of a server that is not root runs as. */
+/**
+ * The server's own account: what every job of a server that is not root runs as. A uid without a
+ * passwd entry (a container run with `--user 1234`) is named by its number.
+ */
 export function serverAccount(): JobAccount {
-  const me = userInfo();
-  return {
-    name: me.username,
-    uid: me.uid,
-    gid: me.gid,
-    groups: process.getgroups?.() ?? [me.gid],
-    home: homedir(),
-  };
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  let name = String(uid);
+  try {
+    name = userInfo().username;
+  } catch {
+    // no passwd entry: the number it is
+  }
+  return { name, uid, gid, groups: process.getgroups?.() ?? [gid], home: homedir() };
 }

@@ -93,6 +93,11 @@ describe('the choice of a job account', () => {
 
   it('on a server that is not root: admin jobs as the server, user jobs refused with the fix', () => {
     assert.deepEqual(chooseAccount(admin, false, plainServer), { kind: 'server' });
+    assert.deepEqual(
+      chooseAccount(admin, false, { ...plainServer, adminRunAs: 'root' }),
+      { kind: 'server' },
+      '--admin-run-as means nothing to a server that cannot switch',
+    );
     assert.throws(
       () => chooseAccount(user, false, plainServer),
       (err: JobworkerError) =>
