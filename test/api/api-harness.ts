@@ -1,4 +1,5 @@
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 export interface ApiHarness {
   server: RunningServer;
   readonly dataDir: string;
-  /** Where the server makes pool accounts' homes (a fresh directory, 0755). */
+  /** Where the server makes pool accounts' homes (a fresh path; made at the first pool job). */
   readonly homesDir: string;
   readonly token: string;
   /** The server's log lines (JSON), for redaction checks. */
@@ -40,9 +41,8 @@ export interface ApiInit {
  * run-as tests (test/accounts/) pass `adminRunAs: undefined` to exercise the pool for admins too.
  */
 export async function testServerOptions(): Promise<Pick<ServerOptions, 'adminRunAs' | 'homesDir'>> {
-  const homesDir = await mkdtemp(join(tmpdir(), 'jw-homes-'));
-  await chmod(homesDir, 0o755);
-  return { adminRunAs: 'root', homesDir };
+  // Not made here: the server makes it at its first pool job, so a server that runs none leaves nothing.
+  return { adminRunAs: 'root', homesDir: join(tmpdir(), `jw-homes-${randomUUID()}`) };
 }
 
 export async function openApi(
