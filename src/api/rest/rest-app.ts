@@ -70,13 +70,12 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const { status, body, unexpected } = toErrorResponse(error, request);
+    const { status, body, unexpected, headers } = toErrorResponse(error, request);
     if (unexpected) request.log.error({ err: error }, 'request failed');
     // With the request, since requests themselves are logged only at debug (its URL is redacted).
     else
       request.log.info({ req: request, code: body.error.code, field: body.error.field }, body.error.message);
-    if (status === 401) reply.header('WWW-Authenticate', 'Bearer');
-    return reply.code(status).send(body);
+    return reply.code(status).headers(headers).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
     const message = `No route ${request.method} ${request.url.split('?')[0]}`;
