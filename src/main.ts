@@ -12,9 +12,11 @@ import {
   MAX_SOCKET_PATH_BYTES,
   SOCKET_FILE,
 } from './api/rest/socket-listener.ts';
+import { Accounts } from './auth/accounts.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
-import { TokenStore } from './auth/token-store.ts';
+import type { FailedAuthLimits } from './auth/failed-auth-limiter.ts';
+import { importLegacyTokens, TOKENS_FILE } from './auth/legacy-token-file.ts';
 import {
   checkLogLevel,
   type ListenAddress,
@@ -33,7 +35,9 @@ import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
+import { AuditLog } from './service/audit-log.ts';
 import { JobService } from './service/job-service.ts';
+import { UserService } from './service/user-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 
 /**
@@ -73,6 +77,11 @@ export interface ServerOptions {
    * process of those jobs and move their directories aside, instead of refusing to start.
    */
   resetStore?: boolean;
+  /**
+   * Failed authentications allowed per source address and window before it is answered 429
+   * RATE_LIMITED (default 20 a minute; docs/security.md).
+   */
+  authLimits?: FailedAuthLimits;
 }
 
 export interface RunningServer {
@@ -145,6 +154,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         maxRunning,
         defaultTimeoutMs,
         retention,
+        authLimits: options.authLimits ?? {},
       });
     } catch (err) {
       await lock.release();
@@ -156,7 +166,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   }
 }
 
-/** Everything after the data directory is ours: tokens, store, engine, HTTP. */
+/** Everything after the data directory is ours: store, users and tokens, engine, HTTP. */
 async function startOnDataDir({
   listen,
   dataDir,
@@ -166,6 +176,7 @@ async function startOnDataDir({
   maxRunning,
   defaultTimeoutMs,
   retention,
+  authLimits,
 }: {
   listen: ListenAddress;
   dataDir: string;
@@ -175,12 +186,27 @@ async function startOnDataDir({
   maxRunning: number;
   defaultTimeoutMs: number | null;
   retention: { keepJobs: number | null; keepForMs: number | null };
+  authLimits: FailedAuthLimits;
 }): Promise<RunningServer> {
-  const tokens = await TokenStore.open(dataDir);
-  const admin = await ensureAdminToken(dataDir, tokens);
-  if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
-
   const store = await SqliteJobStore.open(join(dataDir, DATABASE_FILE));
+  const audit = new AuditLog(store.users, { logger: logger.child({ component: 'audit' }) });
+  let admin: Awaited<ReturnType<typeof ensureAdminToken>>;
+  let accounts: Accounts;
+  try {
+    const imported = await importLegacyTokens(dataDir, store.users);
+    if (imported > 0) logger.info({ tokens: imported }, `imported ${TOKENS_FILE} into the user store`);
+    accounts = await Accounts.open(store.users, {
+      onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
+    });
+    admin = await ensureAdminToken(dataDir, accounts);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
+  if (admin.disabled)
+    logger.warn({ adminTokenFile: admin.path }, 'the user admin is disabled: admin.token does not work');
+
   let engine: JobEngine;
   try {
     engine = await JobEngine.open({
@@ -196,10 +222,15 @@ async function startOnDataDir({
     await store.close();
     throw err;
   }
-  const service = new JobService(engine);
+  const service = new JobService(engine, { audit });
   const app = await buildRestApp({
     service,
-    authenticator: new Authenticator(tokens),
+    users: new UserService(accounts, audit),
+    authenticator: new Authenticator(accounts, {
+      audit,
+      logger: logger.child({ component: 'auth' }),
+      limits: authLimits,
+    }),
     logger,
     version: packageJson.version,
   }).catch(async (err: unknown) => {
@@ -269,6 +300,8 @@ async function startOnDataDir({
     } finally {
       clearTimeout(force);
       await engine.close();
+      await audit.flush();
+      await accounts.flush();
       await store.close();
       await lock.release();
       logger.info({ url }, 'jobworker closed; running jobs keep running');

@@ -9,6 +9,7 @@ import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputRead, OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
+import { auditedCall } from './audited-call.ts';
 import { resolveJobRef } from './job-ref.ts';
 import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
 
@@ -121,7 +122,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * among the caller's own jobs; only an admin may name another user's scope (`dedupeScope`).
    */
   submit(who: Caller, input: unknown): Promise<SubmitResult> {
-    return this.#audited(who, 'job:submit', (result) => result?.job.id ?? null, () => this.#submit(who, input));
+    return this.#audited(
+      who,
+      'job:submit',
+      (result) => result?.job.id ?? null,
+      () => this.#submit(who, input),
+    );
   }
 
   async #submit(who: Caller, input: unknown): Promise<SubmitResult> {
@@ -392,36 +398,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return job;
   }
 
-  /**
-   * Runs a state-changing call and records it, with its result (`ok` or the error code), in the
-   * audit trail. The entry is handed to the sink, which batches its writes: the call does not wait.
-   */
-  async #audited<T>(
+  #audited<T>(
     who: Caller,
     action: AuditAction,
     target: string | null | ((result: T | undefined) => string | null),
     run: () => T | Promise<T>,
   ): Promise<T> {
-    const record = (result: string, value?: T) =>
-      this.#options.audit.record({
-        at: this.#options.clock.now(),
-        user: who.user,
-        role: who.role,
-        source: who.source ?? null,
-        transport: who.transport ?? 'internal',
-        action,
-        target: typeof target === 'function' ? target(value) : target,
-        result,
-      });
-    let value: T;
-    try {
-      value = await run();
-    } catch (err) {
-      record(err instanceof JobworkerError ? err.code : 'INTERNAL');
-      throw err;
-    }
-    record('ok', value);
-    return value;
+    return auditedCall({ sink: this.#options.audit, clock: this.#options.clock }, who, action, target, run);
   }
 
   /** Streams of output open right now. */

@@ -33,7 +33,7 @@ export interface ApiInit {
 
 export async function openApi(
   setup?: (dataDir: string) => Promise<void>,
-  options: Pick<ServerOptions, 'defaultTimeout'> = {},
+  options: Pick<ServerOptions, 'defaultTimeout' | 'authLimits'> = {},
 ): Promise<ApiHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
   await setup?.(dataDir);
@@ -228,4 +228,15 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Adds a user through the API (as the admin) and issues it a token; resolves with the token. */
+export async function addUserToken(h: ApiHarness, name: string, role = 'user'): Promise<string> {
+  const added = await h.json('/v1/users', { body: { name, role } });
+  if (added.status !== 201 && added.status !== 409) {
+    throw new Error(`user add failed: ${added.status} ${JSON.stringify(added.body)}`);
+  }
+  const { status, body } = await h.json<{ token: string }>('/v1/tokens', { body: { user: name } });
+  if (status !== 201) throw new Error(`token create failed: ${status} ${JSON.stringify(body)}`);
+  return body.token;
 }

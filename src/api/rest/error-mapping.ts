@@ -1,5 +1,5 @@
-import { DuplicateJobError, type ErrorCode, JobworkerError, ValidationError } from '../../core/errors.ts';
 import { RateLimitedError } from '../../auth/auth-errors.ts';
+import { DuplicateJobError, type ErrorCode, JobworkerError, ValidationError } from '../../core/errors.ts';
 import { AlreadyFinishedError } from '../../service/service-errors.ts';
 import { type JobJson, jobToJson } from './job-json.ts';
 import { type RequestPart, type SchemaError, schemaValidationError } from './request-errors.ts';

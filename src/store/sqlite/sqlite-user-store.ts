@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Role } from '../../auth/principal.ts';
-import type { AuditEntry, AuditAction } from '../../core/audit.ts';
+import type { AuditAction, AuditEntry } from '../../core/audit.ts';
 import { AlreadyExistsError, JobworkerError, LastAdminError, ValidationError } from '../../core/errors.ts';
 import type {
   AuditPage,
@@ -66,7 +66,8 @@ export class SqliteUserStore implements UserStore {
     return this.#db.transaction().execute(async (trx) => {
       const current = await getUser(trx, name);
       if (!current) throw noSuchUser(name);
-      if (isEnabledAdmin(current) && (await enabledAdmins(trx)) <= 1) throw new LastAdminError(name, 'remove');
+      if (isEnabledAdmin(current) && (await enabledAdmins(trx)) <= 1)
+        throw new LastAdminError(name, 'remove');
       const revoked = await trx
         .updateTable('tokens')
         .set({ revoked_at: at.getTime() })
