@@ -269,30 +269,33 @@ describe('REST API routes', () => {
     }>('/v1/openapi.json');
     assert.equal(status, 200);
     assert.equal(body.openapi, '3.1.0');
-    assert.deepEqual(Object.keys(body.paths).sort(), [
-      '/healthz',
-      '/run',
-      '/v1/drain',
-      '/v1/jobs',
-      '/v1/jobs/resolve',
-      '/v1/jobs/{id}',
-      '/v1/jobs/{id}/output',
-      '/v1/jobs/{id}/pause',
-      '/v1/jobs/{id}/resume',
-      '/v1/jobs/{id}/stop',
-      '/v1/openapi.json',
-      '/v1/prune',
-      '/v1/queues',
-      '/v1/queues/{name}',
-      '/v1/queues/{name}/pause',
-      '/v1/queues/{name}/resume',
-      '/v1/audit',
-      '/v1/tokens',
-      '/v1/tokens/{id}',
-      '/v1/undrain',
-      '/v1/users',
-      '/v1/users/{name}',
-    ].sort());
+    assert.deepEqual(
+      Object.keys(body.paths).sort(),
+      [
+        '/healthz',
+        '/run',
+        '/v1/drain',
+        '/v1/jobs',
+        '/v1/jobs/resolve',
+        '/v1/jobs/{id}',
+        '/v1/jobs/{id}/output',
+        '/v1/jobs/{id}/pause',
+        '/v1/jobs/{id}/resume',
+        '/v1/jobs/{id}/stop',
+        '/v1/openapi.json',
+        '/v1/prune',
+        '/v1/queues',
+        '/v1/queues/{name}',
+        '/v1/queues/{name}/pause',
+        '/v1/queues/{name}/resume',
+        '/v1/audit',
+        '/v1/tokens',
+        '/v1/tokens/{id}',
+        '/v1/undrain',
+        '/v1/users',
+        '/v1/users/{name}',
+      ].sort(),
+    );
     assert.deepEqual(Object.keys(body.paths['/v1/users/{name}'] ?? {}).sort(), ['delete', 'patch']);
     for (const schema of ['User', 'Token', 'AuditEntry']) assert.ok(body.components.schemas[schema], schema);
     assert.deepEqual(Object.keys(body.paths['/v1/queues/{name}'] ?? {}).sort(), ['get', 'put']);
