@@ -33,7 +33,7 @@ export interface ApiInit {
 
 export async function openApi(
   setup?: (dataDir: string) => Promise<void>,
-  options: Pick<ServerOptions, 'defaultTimeout' | 'authLimits'> = {},
+  options: Pick<ServerOptions, 'defaultTimeout' | 'authLimits' | 'logLevel'> = {},
 ): Promise<ApiHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
   await setup?.(dataDir);

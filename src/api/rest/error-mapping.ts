@@ -1,4 +1,5 @@
 import { RateLimitedError } from '../../auth/auth-errors.ts';
+import { redactTokens } from '../../auth/token.ts';
 import { DuplicateJobError, type ErrorCode, JobworkerError, ValidationError } from '../../core/errors.ts';
 import { AlreadyFinishedError } from '../../service/service-errors.ts';
 import { type JobJson, jobToJson } from './job-json.ts';
@@ -75,7 +76,7 @@ interface FastifyLikeError {
 export function toErrorResponse(err: unknown, request: RequestData = {}): ErrorResponse {
   const known = knownError(err, request);
   if (known) {
-    const error: ErrorBody['error'] = { code: known.code, message: known.message };
+    const error: ErrorBody['error'] = { code: known.code, message: redactTokens(known.message) };
     const field = (known as { field?: unknown }).field;
     if (typeof field === 'string') error.field = field;
     const body: ErrorBody = { error };

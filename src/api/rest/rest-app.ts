@@ -1,5 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import { redactTokens } from '../../auth/token.ts';
 import type { JobService } from '../../service/job-service.ts';
 import type { UserService } from '../../service/user-service.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
@@ -83,7 +84,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     return reply.code(status).headers(headers).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    const message = `No route ${request.method} ${request.url.split('?')[0]}`;
+    const message = redactTokens(`No route ${request.method} ${request.url.split('?')[0]}`);
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message } });
   });
 
