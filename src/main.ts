@@ -13,9 +13,11 @@ import {
   MAX_SOCKET_PATH_BYTES,
   SOCKET_FILE,
 } from './api/rest/socket-listener.ts';
+import { Accounts } from './auth/accounts.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
-import { TokenStore } from './auth/token-store.ts';
+import type { FailedAuthLimits } from './auth/failed-auth-limiter.ts';
+import { importLegacyTokens, TOKENS_FILE } from './auth/legacy-token-file.ts';
 import {
   checkLogLevel,
   type ListenAddress,
@@ -35,7 +37,9 @@ import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
+import { AuditLog } from './service/audit-log.ts';
 import { JobService } from './service/job-service.ts';
+import { UserService } from './service/user-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 
 /**
@@ -91,6 +95,11 @@ export interface ServerOptions {
    * single-admin host, or a service account); default `JOBWORKER_ADMIN_RUN_AS`, else a pool account.
    */
   adminRunAs?: string;
+  /**
+   * Failed authentications allowed per source address and window before it is answered 429
+   * RATE_LIMITED (default 20 a minute; docs/security.md).
+   */
+  authLimits?: FailedAuthLimits;
 }
 
 export interface RunningServer {
@@ -170,6 +179,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         defaultTimeoutMs,
         retention,
         accounts,
+        authLimits: options.authLimits ?? {},
       });
     } catch (err) {
       await lock.release();
@@ -181,7 +191,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   }
 }
 
-/** Everything after the data directory is ours: tokens, store, engine, HTTP. */
+/** Everything after the data directory is ours: store, users and tokens, engine, HTTP. */
 async function startOnDataDir({
   listen,
   dataDir,
@@ -192,6 +202,7 @@ async function startOnDataDir({
   defaultTimeoutMs,
   retention,
   accounts: accountOptions,
+  authLimits,
 }: {
   accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
@@ -202,18 +213,39 @@ async function startOnDataDir({
   maxRunning: number;
   defaultTimeoutMs: number | null;
   retention: { keepJobs: number | null; keepForMs: number | null };
+  authLimits: FailedAuthLimits;
 }): Promise<RunningServer> {
-  const tokens = await TokenStore.open(dataDir);
-  const admin = await ensureAdminToken(dataDir, tokens);
-  if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
-
-  const accounts = await JobAccounts.open({
-    dataDir,
-    ...accountOptions,
-    onHomesWarning: (message) => logger.warn({ homesDir: accountOptions.homesDir }, message),
-  });
-
   const store = await SqliteJobStore.open(join(dataDir, DATABASE_FILE));
+  const audit = new AuditLog(store.users, { logger: logger.child({ component: 'audit' }) });
+  let admin: Awaited<ReturnType<typeof ensureAdminToken>>;
+  let accounts: Accounts;
+  try {
+    const imported = await importLegacyTokens(dataDir, store.users);
+    if (imported > 0) logger.info({ tokens: imported }, `imported ${TOKENS_FILE} into the user store`);
+    accounts = await Accounts.open(store.users, {
+      onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
+    });
+    admin = await ensureAdminToken(dataDir, accounts);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
+  if (admin.disabled)
+    logger.warn({ adminTokenFile: admin.path }, 'the user admin is disabled: admin.token does not work');
+
+  let jobAccounts: JobAccounts;
+  try {
+    jobAccounts = await JobAccounts.open({
+      dataDir,
+      ...accountOptions,
+      onHomesWarning: (message) => logger.warn({ homesDir: accountOptions.homesDir }, message),
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+
   let engine: JobEngine;
   try {
     engine = await JobEngine.open({
@@ -229,10 +261,15 @@ async function startOnDataDir({
     await store.close();
     throw err;
   }
-  const service = new JobService(engine, { accounts });
+  const service = new JobService(engine, { accounts: jobAccounts, audit });
   const app = await buildRestApp({
     service,
-    authenticator: new Authenticator(tokens),
+    users: new UserService(accounts, audit),
+    authenticator: new Authenticator(accounts, {
+      audit,
+      logger: logger.child({ component: 'auth' }),
+      limits: authLimits,
+    }),
     logger,
     version: packageJson.version,
   }).catch(async (err: unknown) => {
@@ -287,7 +324,7 @@ async function startOnDataDir({
       dataDir,
       adminTokenFile: admin.path,
       cgroups: engine.cgroupMode,
-      jobAccounts: describeAccounts(accounts.server),
+      jobAccounts: describeAccounts(jobAccounts.server),
     },
     'jobworker listening',
   );
@@ -303,6 +340,8 @@ async function startOnDataDir({
     } finally {
       clearTimeout(force);
       await engine.close();
+      await audit.flush();
+      await accounts.flush();
       await store.close();
       await lock.release();
       logger.info({ url }, 'jobworker closed; running jobs keep running');

@@ -131,3 +131,45 @@ export interface DrainState {
   /** Jobs still running on this server. */
   readonly running: number;
 }
+
+/** A user as REST v1 answers it. */
+export interface ApiUser {
+  readonly name: string;
+  readonly role: string;
+  readonly runAs: string | null;
+  readonly disabled: boolean;
+  readonly createdAt: string;
+}
+
+/** A token as listed: never the secret. */
+export interface ApiToken {
+  readonly id: string;
+  readonly user: string;
+  readonly label: string | null;
+  readonly createdAt: string;
+  readonly lastUsedAt: string | null;
+  readonly expiresAt: string | null;
+  readonly revokedAt: string | null;
+  readonly state: 'active' | 'expired' | 'revoked';
+}
+
+/** One audit entry. */
+export interface ApiAuditEntry {
+  readonly id: string;
+  readonly at: string;
+  readonly user: string | null;
+  readonly role: string | null;
+  readonly source: string | null;
+  readonly transport: string | null;
+  readonly action: string;
+  readonly target: string | null;
+  readonly result: string;
+}
+
+export interface AuditQuery {
+  readonly user?: string;
+  readonly action?: string;
+  readonly since?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+}

@@ -9,7 +9,7 @@ const httpsRequest = (...args: Parameters<typeof httpRequest>) =>
   process.getBuiltinModule('node:https').request(...args);
 
 export interface HttpRequest {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly url: URL;
   /** A Unix socket to send the request over instead of the URL's host and port. */
   readonly socketPath?: string | null;

@@ -5,7 +5,6 @@ import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { TokenStore } from '../../src/auth/token-store.ts';
 import { CLI_MAIN } from '../cli/cli-harness.ts';
 
 /**
@@ -86,6 +85,21 @@ async function post(server: Serving, token: string, spec: object): Promise<Reply
   return { status: res.status, body: (await res.json()) as Reply['body'] };
 }
 
+/** Adds a `user` through the API as the admin; resolves with a token of theirs. */
+async function addUser(server: Serving, name: string): Promise<string> {
+  const call = (path: string, body: object) =>
+    fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const added = await call('/v1/users', { name, role: 'user' });
+  assert.equal(added.status, 201, await added.text());
+  const token = await call('/v1/tokens', { user: name });
+  assert.equal(token.status, 201);
+  return ((await token.json()) as { token: string }).token;
+}
+
 async function stdoutOf(server: Serving, token: string, id: string): Promise<string> {
   const res = await fetch(`${server.url}/v1/jobs/${id}/output?stream=stdout&follow=true`, {
     headers: { authorization: `Bearer ${token}` },
@@ -97,11 +111,10 @@ describe('a server that does not run as root', () => {
   it('runs admin jobs as itself, refuses user jobs with the fix, and runs them with --single-account', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-nobody-'));
     dirs.push(dataDir);
-    const alice = (await (await TokenStore.open(dataDir)).issue('alice', 'user')).token;
     await chown(dataDir, NOBODY, NOBODY);
-    await chown(join(dataDir, 'tokens.json'), NOBODY, NOBODY);
 
     const server = await serveAsNobody(dataDir);
+    const alice = await addUser(server, 'alice');
     const adminJob = await post(server, server.admin, { command: 'id', args: ['-u'] });
     assert.equal(adminJob.status, 201, JSON.stringify(adminJob.body));
     assert.deepEqual(

@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { UID_POOL } from '../../src/accounts/uid-pool.ts';
-import { TokenStore } from '../../src/auth/token-store.ts';
 import { outputPaths } from '../../src/output/output-files.ts';
-import { type ApiHarness, type JobJson, openApi, rawGet } from '../api/api-harness.ts';
+import { type ApiHarness, addUserToken, type JobJson, openApi, rawGet } from '../api/api-harness.ts';
 import { baseEnv } from '../cli/cli-harness.ts';
 import { runCliInProcess } from '../cli/cli-in-process.ts';
 
@@ -31,14 +30,9 @@ let alice: Record<string, string>;
 let bob: Record<string, string>;
 
 before(async () => {
-  h = await openApi(
-    async (dataDir) => {
-      const tokens = await TokenStore.open(dataDir);
-      alice = { authorization: `Bearer ${(await tokens.issue('alice', 'user')).token}` };
-      bob = { authorization: `Bearer ${(await tokens.issue('bob', 'user')).token}` };
-    },
-    { adminRunAs: undefined },
-  );
+  h = await openApi(undefined, { adminRunAs: undefined });
+  alice = { authorization: `Bearer ${await addUserToken(h, 'alice')}` };
+  bob = { authorization: `Bearer ${await addUserToken(h, 'bob')}` };
 });
 after(() => h.destroy());
 
@@ -122,7 +116,6 @@ describe('what a user job cannot reach', () => {
     const targets = [
       join(h.dataDir, 'admin.token'),
       join(h.dataDir, 'jobworker.db'),
-      join(h.dataDir, 'tokens.json'),
       outputPaths(join(h.dataDir, 'jobs', bobs.job.id)).stdout,
       `/proc/${process.pid}/environ`,
     ];

@@ -47,7 +47,10 @@ export async function testServerOptions(): Promise<Pick<ServerOptions, 'adminRun
 
 export async function openApi(
   setup?: (dataDir: string) => Promise<void>,
-  serverOptions: Pick<ServerOptions, 'defaultTimeout' | 'adminRunAs' | 'singleAccount'> = {},
+  serverOptions: Pick<
+    ServerOptions,
+    'defaultTimeout' | 'adminRunAs' | 'singleAccount' | 'authLimits' | 'logLevel'
+  > = {},
 ): Promise<ApiHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
   const options: ServerOptions = { ...(await testServerOptions()), ...serverOptions };
@@ -246,4 +249,15 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Adds a user through the API (as the admin) and issues it a token; resolves with the token. */
+export async function addUserToken(h: ApiHarness, name: string, role = 'user'): Promise<string> {
+  const added = await h.json('/v1/users', { body: { name, role } });
+  if (added.status !== 201 && added.status !== 409) {
+    throw new Error(`user add failed: ${added.status} ${JSON.stringify(added.body)}`);
+  }
+  const { status, body } = await h.json<{ token: string }>('/v1/tokens', { body: { user: name } });
+  if (status !== 201) throw new Error(`token create failed: ${status} ${JSON.stringify(body)}`);
+  return body.token;
 }

@@ -85,7 +85,11 @@ describe('a data directory whose database is gone', () => {
         assert.deepEqual(await readdir(join(dataDir, aside[0]!)), [job.id], 'its directory is kept aside');
         const warning = lines.find((line) => line.level === 40 && line.msg.startsWith('--reset-store'));
         assert.match(warning?.msg ?? '', /stopped 1 orphaned job.*moved 1 job directory to/);
-        const list = await fetch(`${reset.url}/v1/jobs`, { headers: auth });
+        // Users and tokens were in the lost database too: the server issued a new admin token.
+        const renewed = (await readFile(reset.adminTokenFile, 'utf8')).trim();
+        assert.notEqual(renewed, token);
+        assert.equal((await fetch(`${reset.url}/v1/jobs`, { headers: auth })).status, 401);
+        const list = await fetch(`${reset.url}/v1/jobs`, { headers: { authorization: `Bearer ${renewed}` } });
         assert.deepEqual(((await list.json()) as { jobs: unknown[] }).jobs, [], 'it starts empty');
       } finally {
         await reset.close();

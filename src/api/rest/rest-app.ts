@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import { redactTokens } from '../../auth/token.ts';
 import type { JobService } from '../../service/job-service.ts';
+import type { UserService } from '../../service/user-service.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { toErrorResponse } from './error-mapping.ts';
 import { registerJobRoutes } from './job-routes.ts';
@@ -9,10 +11,13 @@ import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.
 import { registerOutputRoutes } from './output-routes.ts';
 import { registerQueueRoutes } from './queue-routes.ts';
 import { RequestLogController } from './request-log-controller.ts';
-import { HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
+import { ACCOUNT_SCHEMAS, HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
+import { registerUserRoutes } from './user-routes.ts';
 
 export interface RestAppOptions {
   readonly service: JobService;
+  /** Users, tokens and the audit trail. */
+  readonly users: UserService;
   readonly authenticator: Authenticator;
   readonly logger: FastifyBaseLogger;
   /** The version shown in the OpenAPI document. */
@@ -41,7 +46,8 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
   });
-  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  const shared = [...SHARED_SCHEMAS, ...ACCOUNT_SCHEMAS];
+  for (const schema of shared) app.addSchema(schema);
   // JSON only: a text/plain body is refused (400 on `Content-Type`) instead of reaching a handler.
   app.removeContentTypeParser('text/plain');
   // Our own JSON parser, so that a refused body says why (Fastify's says "not valid JSON" for all).
@@ -70,16 +76,15 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const { status, body, unexpected } = toErrorResponse(error, request);
+    const { status, body, unexpected, headers } = toErrorResponse(error, request);
     if (unexpected) request.log.error({ err: error }, 'request failed');
     // With the request, since requests themselves are logged only at debug (its URL is redacted).
     else
       request.log.info({ req: request, code: body.error.code, field: body.error.field }, body.error.message);
-    if (status === 401) reply.header('WWW-Authenticate', 'Bearer');
-    return reply.code(status).send(body);
+    return reply.code(status).headers(headers).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    const message = `No route ${request.method} ${request.url.split('?')[0]}`;
+    const message = redactTokens(`No route ${request.method} ${request.url.split('?')[0]}`);
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message } });
   });
 
@@ -88,9 +93,10 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service);
   registerQueueRoutes(app, options.service);
+  registerUserRoutes(app, options.users);
   let openapi: object | undefined;
   app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA }, async () => {
-    openapi ??= buildOpenApi(documented, SHARED_SCHEMAS, options.version);
+    openapi ??= buildOpenApi(documented, shared, options.version);
     return openapi;
   });
   await app.ready();

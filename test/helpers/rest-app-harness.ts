@@ -1,0 +1,63 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { buildRestApp } from '../../src/api/rest/rest-app.ts';
+import { Accounts } from '../../src/auth/accounts.ts';
+import { Authenticator } from '../../src/auth/authenticator.ts';
+import type { FailedAuthLimits } from '../../src/auth/failed-auth-limiter.ts';
+import type { Role } from '../../src/auth/principal.ts';
+import type { Clock } from '../../src/core/clock.ts';
+import { AuditLog } from '../../src/service/audit-log.ts';
+import { JobService } from '../../src/service/job-service.ts';
+import { UserService } from '../../src/service/user-service.ts';
+import type { Harness } from './engine-harness.ts';
+
+/** The REST app over an engine harness, wired as `runServer` wires it, for `inject()` tests. */
+export interface AppHarness {
+  readonly app: FastifyInstance;
+  readonly accounts: Accounts;
+  readonly service: JobService;
+  readonly users: UserService;
+  readonly audit: AuditLog;
+  /** Adds a user (unless it exists) and issues it a token; resolves with the token. */
+  issue(user: string, role: Role, lifetimeMs?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function openApp(
+  h: Harness,
+  options: { logger?: FastifyBaseLogger; clock?: Clock; limits?: FailedAuthLimits } = {},
+): Promise<AppHarness> {
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const clock = options.clock;
+  const accounts = await Accounts.open(h.store.users, clock ? { clock } : {});
+  const audit = new AuditLog(h.store.users);
+  const service = new JobService(h.engine, { audit, ...(clock ? { clock } : {}) });
+  const users = new UserService(accounts, audit, clock ? { clock } : {});
+  const app = await buildRestApp({
+    service,
+    users,
+    authenticator: new Authenticator(accounts, {
+      audit,
+      ...(clock ? { clock } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
+    }),
+    logger,
+    version: 'test',
+  });
+  return {
+    app,
+    accounts,
+    service,
+    users,
+    audit,
+    issue: async (user, role, lifetimeMs) => {
+      if (!accounts.user(user)) await accounts.addUser({ name: user, role });
+      return (await accounts.issueToken({ user, lifetimeMs: lifetimeMs ?? null })).token;
+    },
+    close: async () => {
+      await app.close();
+      await audit.flush();
+      await accounts.flush();
+    },
+  };
+}
