@@ -13,11 +13,11 @@ import {
   MAX_SOCKET_PATH_BYTES,
   SOCKET_FILE,
 } from './api/rest/socket-listener.ts';
-import { Accounts } from './auth/accounts.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import type { FailedAuthLimits } from './auth/failed-auth-limiter.ts';
 import { importLegacyTokens, TOKENS_FILE } from './auth/legacy-token-file.ts';
+import { UserDirectory } from './auth/user-directory.ts';
 import {
   checkLogLevel,
   type ListenAddress,
@@ -218,11 +218,11 @@ async function startOnDataDir({
   const store = await SqliteJobStore.open(join(dataDir, DATABASE_FILE));
   const audit = new AuditLog(store.users, { logger: logger.child({ component: 'audit' }) });
   let admin: Awaited<ReturnType<typeof ensureAdminToken>>;
-  let accounts: Accounts;
+  let accounts: UserDirectory;
   try {
     const imported = await importLegacyTokens(dataDir, store.users);
     if (imported > 0) logger.info({ tokens: imported }, `imported ${TOKENS_FILE} into the user store`);
-    accounts = await Accounts.open(store.users, {
+    accounts = await UserDirectory.open(store.users, {
       onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
     });
     admin = await ensureAdminToken(dataDir, accounts);
@@ -264,7 +264,9 @@ async function startOnDataDir({
   const service = new JobService(engine, { accounts: jobAccounts, audit });
   const app = await buildRestApp({
     service,
-    users: new UserService(accounts, audit),
+    users: new UserService(accounts, audit, {
+      checkRunAs: (name, role) => jobAccounts.checkRunAs(name, role),
+    }),
     authenticator: new Authenticator(accounts, {
       audit,
       logger: logger.child({ component: 'auth' }),

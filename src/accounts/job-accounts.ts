@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { Principal } from '../auth/principal.ts';
+import type { Principal, Role } from '../auth/principal.ts';
 import { JobworkerError, ValidationError } from '../core/errors.ts';
 import type { JobAccount } from '../core/job.ts';
 import { ensurePoolHome, poolAccountName, prepareHomesDir } from './account-home.ts';
@@ -129,6 +129,39 @@ export class JobAccounts {
     if (choice.kind === 'server') return serverAccount();
     if (choice.kind === 'named') return this.#named(who, choice.name);
     return this.#poolAccount(who.user);
+  }
+
+  /**
+   * Refuses, when an admin configures it, a run-as account this server could never run a user's
+   * jobs as: one not in /etc/passwd, root for a role other than admin, or any other account than
+   * its own on a server that is not root. The same rules hold again at each submit (passwd changes).
+   */
+  async checkRunAs(name: string, role: Role): Promise<void> {
+    if (!this.#server.root) {
+      if (name !== this.#server.account) {
+        throw new ValidationError(
+          'runAs',
+          `This server runs as \`${this.#server.account}\`, not root, so it cannot run jobs as \`${name}\`: run the server as root`,
+          'ACCOUNT_UNAVAILABLE',
+        );
+      }
+      return;
+    }
+    const account = (await this.#osAccounts()).byName(name);
+    if (!account) {
+      throw ValidationError.expected(
+        'runAs',
+        'an account in /etc/passwd (jobworker reads accounts from /etc/passwd only)',
+        name,
+      );
+    }
+    if (account.uid === 0 && role !== 'admin') {
+      throw new ValidationError(
+        'runAs',
+        `Only an admin may run jobs as \`${name}\` (uid 0); this user's role is ${role}`,
+        'FORBIDDEN',
+      );
+    }
   }
 
   async #named(who: Principal, name: string): Promise<JobAccount> {

@@ -1,7 +1,7 @@
 import { chmod, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Accounts } from './accounts.ts';
 import { writeFileAtomic } from './atomic-file.ts';
+import type { UserDirectory } from './user-directory.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 /** The bootstrap user, whose token the server writes into its data directory. */
@@ -26,7 +26,7 @@ export interface AdminTokenResult {
  * stored, so a crash in between leaves a file whose token does not work yet, which the next start
  * replaces.
  */
-export async function ensureAdminToken(dataDir: string, accounts: Accounts): Promise<AdminTokenResult> {
+export async function ensureAdminToken(dataDir: string, accounts: UserDirectory): Promise<AdminTokenResult> {
   const path = join(dataDir, ADMIN_TOKEN_FILE);
   if (!accounts.user(BOOTSTRAP_ADMIN)) await accounts.addUser({ name: BOOTSTRAP_ADMIN, role: 'admin' });
   const disabled = accounts.user(BOOTSTRAP_ADMIN)?.disabled === true;

@@ -1,12 +1,12 @@
 import type { AuditSink } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
-import type { TokenVerdict } from './accounts.ts';
 import { RateLimitedError, UnauthenticatedError } from './auth-errors.ts';
 import { FailedAuthLimiter, type FailedAuthLimits } from './failed-auth-limiter.ts';
 import type { CallOrigin, Principal } from './principal.ts';
+import type { TokenVerdict } from './user-directory.ts';
 
-/** Where tokens and users are looked up: `Accounts` fits. */
+/** Where tokens and users are looked up: `UserDirectory` fits. */
 export interface TokenLookup {
   /** What a token stands for, or why it stands for nobody. */
   verify(token: string): TokenVerdict;

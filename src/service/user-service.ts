@@ -5,8 +5,8 @@ import {
   checkUserName,
   parseTokenLifetime,
 } from '../auth/account-input.ts';
-import type { Accounts } from '../auth/accounts.ts';
-import type { Caller, Principal } from '../auth/principal.ts';
+import type { Caller, Principal, Role } from '../auth/principal.ts';
+import type { UserDirectory } from '../auth/user-directory.ts';
 import { AUDIT_ACTIONS, type AuditAction } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { JobworkerError, ValidationError } from '../core/errors.ts';
@@ -44,15 +44,28 @@ export interface AuditRequest {
  * applied to authentication at once, and recorded in the audit trail, refused attempts included.
  */
 export class UserService {
-  readonly #accounts: Accounts;
+  readonly #accounts: UserDirectory;
   readonly #log: AuditLog;
   readonly #audit: AuditContext;
   readonly #clock: Clock;
+  readonly #checkRunAs: ((name: string, role: Role) => Promise<void>) | undefined;
 
-  constructor(accounts: Accounts, log: AuditLog, options: { clock?: Clock } = {}) {
+  constructor(
+    accounts: UserDirectory,
+    log: AuditLog,
+    options: {
+      clock?: Clock;
+      /**
+       * Refuses a run-as account the server could never run the user's jobs as (see
+       * `JobAccounts.checkRunAs`); absent: any well-formed name is kept.
+       */
+      checkRunAs?: (name: string, role: Role) => Promise<void>;
+    } = {},
+  ) {
     this.#accounts = accounts;
     this.#log = log;
     this.#clock = options.clock ?? systemClock;
+    this.#checkRunAs = options.checkRunAs;
     this.#audit = { sink: log, clock: this.#clock };
   }
 
@@ -65,18 +78,19 @@ export class UserService {
   addUser(who: Caller, input: unknown): Promise<UserRecord> {
     const body = record(input);
     const target = typeof body.name === 'string' ? body.name : null;
-    return auditedCall(this.#audit, who, 'user:add', target, () => {
+    return auditedCall(this.#audit, who, 'user:add', target, async () => {
       requireAdmin(who, 'add users');
       const name = checkUserName(body.name);
       const role = checkRole(body.role);
       const runAs = body.runAs === undefined ? null : checkRunAs(body.runAs);
+      if (runAs !== null) await this.#checkRunAs?.(runAs, role);
       return this.#accounts.addUser({ name, role, runAs });
     });
   }
 
   /** `{role?, disabled?, runAs?}`; `LAST_ADMIN` when it would leave no enabled admin. */
   setUser(who: Caller, name: string, input: unknown): Promise<UserRecord> {
-    return auditedCall(this.#audit, who, 'user:set', name, () => {
+    return auditedCall(this.#audit, who, 'user:set', name, async () => {
       requireAdmin(who, 'change users');
       checkUserName(name);
       const body = record(input);
@@ -87,6 +101,11 @@ export class UserService {
         if (typeof body.disabled !== 'boolean')
           throw ValidationError.expected('disabled', 'a boolean', body.disabled);
         changes.disabled = body.disabled;
+      }
+      const existing = this.#accounts.user(name);
+      const runAs = changes.runAs !== undefined ? changes.runAs : existing?.runAs;
+      if (existing && runAs && (changes.runAs !== undefined || changes.role !== undefined)) {
+        await this.#checkRunAs?.(runAs, changes.role ?? existing.role);
       }
       return this.#accounts.setUser(name, changes);
     });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Accounts } from '../../src/auth/accounts.ts';
+import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
@@ -97,7 +97,7 @@ describe('token lifecycle through the REST API', () => {
     await get(t.token);
     assert.deepEqual(await lastUsed(), clock.now());
 
-    const reopened = await Accounts.open(h.store.users, { clock });
+    const reopened = await UserDirectory.open(h.store.users, { clock });
     assert.deepEqual(reopened.authenticate(t.token), { user: 'alice', role: 'user', runAs: null });
     assert.equal(reopened.authenticate(revoked.token), undefined);
     assert.equal(reopened.authenticate('jw_unknown'), undefined);

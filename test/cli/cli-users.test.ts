@@ -18,8 +18,18 @@ async function json<T>(args: readonly string[], env: NodeJS.ProcessEnv = t.env):
 }
 
 describe('jobworker user, token and audit', () => {
+  it('refuses a run-as account the server could never use, and adds nothing', async () => {
+    const missing = await cli(['user', 'add', 'mallory', '--role', 'user', '--run-as', 'no-such-account']);
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /Expected `runAs` to be an account in \/etc\/passwd.*got `no-such-account`/);
+    const root = await cli(['user', 'add', 'mallory', '--role', 'user', '--run-as', 'root']);
+    assert.match(root.stderr, /Only an admin may run jobs as `root` \(uid 0\); this user's role is user/);
+    const users = await json<{ users: ApiUser[] }>(['user', 'list']);
+    assert.ok(!users.users.some((u) => u.name === 'mallory'), 'nothing half-created');
+  });
+
   it('adds users, prints a token once, and the token works at once', async () => {
-    const added = await cli(['user', 'add', 'alice', '--role', 'user', '--run-as', 'alice']);
+    const added = await cli(['user', 'add', 'alice', '--role', 'user', '--run-as', 'nobody']);
     assert.equal(added.code, 0, added.stderr);
     assert.equal(added.stdout, 'added user alice (user)\n');
     assert.equal((await cli(['user', 'add', 'vera', '--role', 'viewer'])).code, 0);
@@ -39,13 +49,13 @@ describe('jobworker user, token and audit', () => {
       users.users.map((u) => [u.name, u.role, u.runAs, u.disabled]),
       [
         ['admin', 'admin', null, false],
-        ['alice', 'user', 'alice', false],
+        ['alice', 'user', 'nobody', false],
         ['vera', 'viewer', null, false],
       ],
     );
     const table = await cli(['user', 'list']);
     assert.match(table.stdout, /^NAME +ROLE +RUN-AS +STATE +CREATED\n/);
-    assert.match(table.stdout, /\nalice +user +alice +enabled /);
+    assert.match(table.stdout, /\nalice +user +nobody +enabled /);
   });
 
   it('lists tokens without their secret, with label, last use, expiry and state', async () => {

@@ -1,10 +1,10 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildRestApp } from '../../src/api/rest/rest-app.ts';
-import { Accounts } from '../../src/auth/accounts.ts';
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import type { FailedAuthLimits } from '../../src/auth/failed-auth-limiter.ts';
 import type { Role } from '../../src/auth/principal.ts';
+import { UserDirectory } from '../../src/auth/user-directory.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
 import { JobService } from '../../src/service/job-service.ts';
@@ -14,7 +14,7 @@ import type { Harness } from './engine-harness.ts';
 /** The REST app over an engine harness, wired as `runServer` wires it, for `inject()` tests. */
 export interface AppHarness {
   readonly app: FastifyInstance;
-  readonly accounts: Accounts;
+  readonly accounts: UserDirectory;
   readonly service: JobService;
   readonly users: UserService;
   readonly audit: AuditLog;
@@ -29,7 +29,7 @@ export async function openApp(
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const clock = options.clock;
-  const accounts = await Accounts.open(h.store.users, clock ? { clock } : {});
+  const accounts = await UserDirectory.open(h.store.users, clock ? { clock } : {});
   const audit = new AuditLog(h.store.users);
   const service = new JobService(h.engine, { audit, ...(clock ? { clock } : {}) });
   const users = new UserService(accounts, audit, clock ? { clock } : {});

@@ -56,7 +56,7 @@ export interface NewToken {
  * each use. One server per store writes it (the data directory lock): changes made by another
  * process are seen after a restart.
  */
-export class Accounts {
+export class UserDirectory {
   readonly #store: UserStore;
   readonly #clock: Clock;
   readonly #onError: (err: unknown) => void;
@@ -75,8 +75,12 @@ export class Accounts {
   static async open(
     store: UserStore,
     options: { clock?: Clock; onError?: (err: unknown) => void } = {},
-  ): Promise<Accounts> {
-    const accounts = new Accounts(store, options.clock ?? systemClock, options.onError ?? (() => undefined));
+  ): Promise<UserDirectory> {
+    const accounts = new UserDirectory(
+      store,
+      options.clock ?? systemClock,
+      options.onError ?? (() => undefined),
+    );
     for (const user of await store.listUsers()) accounts.#setUserEntry(user);
     for (const token of await store.listTokens()) accounts.#addTokenEntry(token);
     return accounts;
