@@ -4,6 +4,8 @@ import type { Principal } from './principal.ts';
 /** Where tokens are looked up: `TokenStore` fits. */
 export interface TokenLookup {
   authenticate(token: string): Principal | undefined;
+  /** The principal of a known, enabled user, or undefined (a client certificate named it). */
+  principalOfUser(name: string): Principal | undefined;
 }
 
 const BEARER = /^Bearer[ \t]+([\x21-\x7e]+)[ \t]*$/i;
@@ -28,6 +30,17 @@ export class Authenticator {
     }
     const principal = this.#tokens.authenticate(token);
     if (!principal) throw new UnauthenticatedError('Invalid token');
+    return principal;
+  }
+
+  /** The principal of the user a verified client certificate names; an unknown or disabled user is refused. */
+  authenticateUser(name: string): Principal {
+    const principal = this.#tokens.principalOfUser(name);
+    if (!principal) {
+      throw new UnauthenticatedError(
+        `The client certificate names user ${JSON.stringify(name)}, who is unknown or disabled`,
+      );
+    }
     return principal;
   }
 }

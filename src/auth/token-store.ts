@@ -66,6 +66,12 @@ export class TokenStore {
     return this.#byHash.get(hashToken(token));
   }
 
+  /** The user of any token record named `name` (until users have a store of their own). */
+  principalOfUser(name: string): Principal | undefined {
+    const record = this.#tokens.find((t) => t.user === name);
+    return record === undefined ? undefined : Object.freeze({ user: record.user, role: record.role });
+  }
+
   /** Issues a token and persists its hash. The returned token is the only copy there will ever be. */
   async issue(user: string, role: Role, purpose = 'issued'): Promise<{ token: string; record: TokenRecord }> {
     return this.#issue(user, role, purpose, []);

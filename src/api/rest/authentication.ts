@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UnauthenticatedError } from '../../auth/auth-errors.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import type { Principal } from '../../auth/principal.ts';
+import { certificateUserOf } from './client-certificate.ts';
 
 /** Query parameters that look like credentials: refused outright, since URLs end up in logs and histories. */
 const QUERY_CREDENTIALS = new Set(['token', 'access_token']);
@@ -29,7 +30,15 @@ export function registerAuthentication(app: FastifyInstance, authenticator: Auth
         );
       }
     }
-    principals.set(request, authenticator.authenticate(request.headers.authorization));
+    // A verified client certificate stands in for a token; a token, when sent, wins.
+    const authorization = request.headers.authorization;
+    const certificateUser = authorization === undefined ? certificateUserOf(request) : undefined;
+    principals.set(
+      request,
+      certificateUser === undefined
+        ? authenticator.authenticate(authorization)
+        : authenticator.authenticateUser(certificateUser),
+    );
   });
 }
 

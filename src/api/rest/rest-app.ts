@@ -1,7 +1,9 @@
+import type { SecureServerOptions } from 'node:http2';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import type { JobService } from '../../service/job-service.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
+import { type CertificateIssuer, registerCertRoutes } from './cert-routes.ts';
 import { toErrorResponse } from './error-mapping.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
@@ -17,6 +19,13 @@ export interface RestAppOptions {
   readonly logger: FastifyBaseLogger;
   /** The version shown in the OpenAPI document. */
   readonly version: string;
+  /**
+   * TLS options: the app then serves HTTPS with HTTP/2 (ALPN `h2`) and HTTP/1.1 on the same port.
+   * Without them, plain HTTP/1.1.
+   */
+  readonly https?: SecureServerOptions;
+  /** Issues client certificates for `/v1/certs`; null or absent: those routes refuse. */
+  readonly certificates?: CertificateIssuer | null;
 }
 
 /** Largest request body accepted: 1 MiB. Larger is 413 PAYLOAD_TOO_LARGE. */
@@ -28,7 +37,12 @@ export const BODY_LIMIT = 1024 * 1024;
  * included, goes through `toErrorResponse`, the one place codes become statuses.
  */
 export async function buildRestApp(options: RestAppOptions): Promise<FastifyInstance> {
+  const transport = options.https
+    ? { http2: true as const, https: { ...options.https, allowHTTP1: true } }
+    : {};
+  // Typed as the HTTP/1.1 instance every route module takes: their handlers use only what both share.
   const app = Fastify({
+    ...(transport as object),
     loggerInstance: options.logger,
     bodyLimit: BODY_LIMIT,
     exposeHeadRoutes: false,
@@ -40,7 +54,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
-  });
+  }) as unknown as FastifyInstance;
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   // JSON only: a text/plain body is refused (400 on `Content-Type`) instead of reaching a handler.
   app.removeContentTypeParser('text/plain');
@@ -88,6 +102,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service);
   registerQueueRoutes(app, options.service);
+  registerCertRoutes(app, options.certificates ?? null);
   let openapi: object | undefined;
   app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA }, async () => {
     openapi ??= buildOpenApi(documented, SHARED_SCHEMAS, options.version);

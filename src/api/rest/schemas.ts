@@ -153,7 +153,7 @@ const queueRef = { $ref: 'Queue#' } as const;
  * The error responses a route may give besides 401 (which every route but /healthz may give),
  * 500, and 507 (a full disk: any route may have something to write, if only a follower's index).
  */
-function errors(...statuses: number[]): Record<string, typeof errorRef> {
+export function errors(...statuses: number[]): Record<string, typeof errorRef> {
   return Object.fromEntries([401, 500, 507, ...statuses].map((status) => [String(status), errorRef]));
 }
 
