@@ -1,9 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import type {
+  ApiCertificate,
   ApiJob,
   ApiQueue,
   CreateJobBody,
   DrainState,
+  IssuedCertificatePems,
   JobPage,
   ListQuery,
   OutputView,
@@ -118,6 +120,19 @@ export class ApiClient {
     return this.act('v1/undrain', () => this.drainState());
   }
 
+  /** Admins only: a key pair and certificate for `user`, made by the server's CA. */
+  issueCertificate(user: string, days: number | undefined): Promise<IssuedCertificatePems> {
+    return this.json('POST', 'v1/certs', days === undefined ? { user } : { user, days });
+  }
+
+  async listCertificates(): Promise<readonly ApiCertificate[]> {
+    return (await this.json<{ certificates: readonly ApiCertificate[] }>('GET', 'v1/certs')).certificates;
+  }
+
+  revokeCertificate(serial: string): Promise<ApiCertificate> {
+    return this.json('POST', `v1/certs/${encodeURIComponent(serial)}/revoke`, {});
+  }
+
   /** Opens the server-sent-event form of a job's output; the caller reads the body. */
   async openOutputEvents(
     id: string,
@@ -130,6 +145,7 @@ export class ApiClient {
       method: 'GET',
       url: this.url(`v1/jobs/${encodeURIComponent(id)}/output?${params}`),
       socketPath: this.connection.socketPath,
+      tls: this.connection.tls,
       headers: this.headers(headers),
       signal: options.signal,
     });
@@ -159,6 +175,7 @@ export class ApiClient {
       method,
       url: this.url(path),
       socketPath: this.connection.socketPath,
+      tls: this.connection.tls,
       headers: this.headers({ accept: 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });

@@ -24,6 +24,7 @@ const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () 
   { names: ['drain', 'undrain'], load: async () => (await import('./commands/drain.ts')).registerDrain },
   { names: ['rm'], load: async () => (await import('./commands/rm.ts')).registerRm },
   { names: ['prune'], load: async () => (await import('./commands/prune.ts')).registerPrune },
+  { names: ['certs'], load: async () => (await import('./commands/certs.ts')).registerCerts },
 ];
 
 /**

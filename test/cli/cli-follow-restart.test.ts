@@ -109,6 +109,14 @@ describe('how long a follower keeps reconnecting', () => {
       token,
       tokenSource: 'none',
       tokenFile: '/nonexistent/admin.token',
+      tls: {
+        ca: undefined,
+        caFiles: [],
+        caExplicit: false,
+        cert: undefined,
+        key: undefined,
+        certFile: undefined,
+      },
     });
 
   it('gives up once --reconnect-for has passed with the server unreachable, saying how long it tried', async () => {
