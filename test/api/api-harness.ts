@@ -1,9 +1,10 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type RunningServer, runServer, type ServerOptions } from '../../src/main.ts';
+import { requestFor, trustServerCa } from '../helpers/trust-server.ts';
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 
@@ -41,6 +42,7 @@ export async function openApi(
   const logStream = new PassThrough();
   logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
   let server = await runServer({ ...options, listen: '127.0.0.1:0', dataDir, logStream });
+  trustServerCa(server.caFile);
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
   const harness: ApiHarness = {
     get server() {
@@ -135,7 +137,7 @@ export function rawGet(
   onData?: (body: Buffer) => boolean,
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { headers, agent: false }, (res) => {
+    const req = requestFor(url)(url, { headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       const result = () => ({
         status: res.statusCode ?? 0,

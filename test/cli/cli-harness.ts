@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type RunningServer, runServer } from '../../src/main.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 /**
@@ -38,8 +39,13 @@ const quiet = () =>
 export async function startTestServer(): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-cli-'));
   let server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream: quiet() });
+  trustServerCa(server.caFile);
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
-  const env = baseEnv({ JOBWORKER_URL: server.url, JOBWORKER_TOKEN: token });
+  const env = baseEnv({
+    JOBWORKER_URL: server.url,
+    JOBWORKER_TOKEN: token,
+    JOBWORKER_CA: server.caFile ?? '',
+  });
   return {
     get server() {
       return server;
