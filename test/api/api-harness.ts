@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ export interface ApiHarness {
   readonly token: string;
   /** The server's log lines (JSON), for redaction checks. */
   readonly logs: string[];
+  /** Resolves with the first log line (already logged or to come) that matches. */
+  logged(pattern: RegExp): Promise<string>;
   url(path: string): string;
   /** fetch with the admin token (unless `headers.authorization` says otherwise) and JSON bodies. */
   api(path: string, init?: ApiInit): Promise<Response>;
@@ -34,13 +37,20 @@ export interface ApiInit {
 
 export async function openApi(
   setup?: (dataDir: string) => Promise<void>,
-  options: Pick<ServerOptions, 'defaultTimeout'> = {},
+  options: Omit<ServerOptions, 'listen' | 'dataDir' | 'logStream'> = {},
 ): Promise<ApiHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
   await setup?.(dataDir);
   const logs: string[] = [];
   const logStream = new PassThrough();
   logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+  const logged = async (pattern: RegExp): Promise<string> => {
+    for (;;) {
+      const line = logs.find((l) => pattern.test(l));
+      if (line !== undefined) return line;
+      await once(logStream, 'data');
+    }
+  };
   let server = await runServer({ ...options, listen: '127.0.0.1:0', dataDir, logStream });
   trustServerCa(server.caFile);
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
@@ -54,6 +64,7 @@ export async function openApi(
     dataDir,
     token,
     logs,
+    logged,
     url: (path) => server.url + path,
     api: (path, init = {}) => {
       const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
