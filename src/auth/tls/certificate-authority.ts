@@ -154,10 +154,13 @@ export class CertificateAuthority {
   }
 }
 
-/** 16 random bytes, first bit clear so the DER integer stays positive without padding. */
+/**
+ * 16 random bytes, the first from 0x10 to 0x7f: positive without DER padding, and no leading zero
+ * digit, so the hex reads the same in `openssl x509 -serial`, Node and `certs list`.
+ */
 function newSerial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
+  bytes[0] = 0x10 + (bytes[0]! % 0x70);
   return bytes.toString('hex');
 }
 

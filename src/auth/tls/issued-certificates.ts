@@ -91,7 +91,7 @@ export class IssuedCertificates {
     const now = this.#clock.now();
     const pair = await this.#ca.issueClient(user, now, days);
     const record: IssuedCertificate = {
-      serial: pair.serial,
+      serial: normalSerial(pair.serial),
       user,
       issuedAt: now.toISOString(),
       notAfter: pair.notAfter.toISOString(),
