@@ -9,9 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { type RunningServer, runServer } from '../../src/main.ts';
 import { baseEnv, LAUNCHER } from '../cli/cli-harness.ts';
 import { makeFifo, mountSmallDisk, type SmallDisk, whenWrapperTriesToRecord } from '../helpers/small-disk.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 import { type JobJson, readSse, within } from './api-harness.ts';
-import { trustServerCa } from '../helpers/trust-server.ts';
 
 /**
  * Defect 15 (issue 8): a full disk hung the server or made it lie. Each case runs on a small

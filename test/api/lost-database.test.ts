@@ -8,8 +8,8 @@ import { after, describe, it } from 'node:test';
 import { runServer } from '../../src/main.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { baseEnv, jobworker } from '../cli/cli-harness.ts';
-import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 import { trustServerCa } from '../helpers/trust-server.ts';
+import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const dirs: string[] = [];
 after(async () => {
