@@ -1,10 +1,12 @@
 import { EventEmitter, once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
+import { ConnectionTracker } from './api/rest/connection-tracker.ts';
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp } from './api/rest/rest-app.ts';
 import {
@@ -17,8 +19,10 @@ import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import type { FailedAuthLimits } from './auth/failed-auth-limiter.ts';
 import { importLegacyTokens, TOKENS_FILE } from './auth/legacy-token-file.ts';
+import { ServerTls } from './auth/tls/server-tls.ts';
 import { UserDirectory } from './auth/user-directory.ts';
 import {
+  checkInsecureHttp,
   checkLogLevel,
   type ListenAddress,
   parseDefaultTimeout,
@@ -30,6 +34,7 @@ import {
   parseOutputCap,
   readServerConfig,
 } from './config.ts';
+import { type Clock, systemClock } from './core/clock.ts';
 import { ValidationError } from './core/errors.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
@@ -38,6 +43,7 @@ import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
 import { AuditLog } from './service/audit-log.ts';
+import { CertificateService } from './service/certificate-service.ts';
 import { JobService } from './service/job-service.ts';
 import { UserService } from './service/user-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
@@ -48,8 +54,21 @@ import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
  */
 
 export interface ServerOptions {
-  /** `host:port`; default `JOBWORKER_LISTEN`, else 127.0.0.1:8080. Port 0 picks a free port. Loopback only. */
+  /**
+   * `host:port`; default `JOBWORKER_LISTEN`, else 127.0.0.1:8080. Port 0 picks a free port. Any
+   * address with TLS; loopback only with `insecureHttp`.
+   */
   listen?: string;
+  /** Own server certificate (PEM file); default `JOBWORKER_TLS_CERT`, else one the server's CA issues. */
+  tlsCert?: string;
+  /** The key of `tlsCert` (PEM file); default `JOBWORKER_TLS_KEY`. */
+  tlsKey?: string;
+  /** CA file client certificates must chain to; default `JOBWORKER_CLIENT_CA`, else the server's own CA. */
+  clientCa?: string;
+  /** Plain HTTP instead of HTTPS (loopback only); default `JOBWORKER_INSECURE_HTTP=1`. */
+  insecureHttp?: boolean;
+  /** Time for certificate renewal; the system clock by default (tests move a manual one). */
+  clock?: Clock;
   /** Default `JOBWORKER_DATA_DIR`, else `$XDG_DATA_HOME/jobworker` or `~/.local/share/jobworker`. */
   dataDir?: string;
   /** pino level; default `JOBWORKER_LOG_LEVEL`, else `info`. */
@@ -103,8 +122,10 @@ export interface ServerOptions {
 }
 
 export interface RunningServer {
-  /** Base URL, e.g. `http://127.0.0.1:43123`. */
+  /** Base URL, e.g. `https://127.0.0.1:43123` (`http://` with `insecureHttp`). */
   url: string;
+  /** The CA file that verifies the server's certificate (`<dataDir>/tls/ca.pem`); null with plain HTTP or an own certificate. */
+  caFile: string | null;
   /**
    * The Unix socket the server also listens on (`<dataDir>/server.sock`, mode 0600), or null when
    * the data directory's path is too long for one. Local clients that use it know they reach the
@@ -140,6 +161,13 @@ const CLOSE_GRACE_MS = 10_000;
 export async function runServer(options: ServerOptions = {}): Promise<RunningServer> {
   const config = readServerConfig();
   const listen = parseListen(options.listen ?? config.listen);
+  const insecureHttp = checkInsecureHttp(listen, options.insecureHttp ?? config.insecureHttp);
+  const tlsFiles = {
+    certFile: options.tlsCert ?? config.tlsCert,
+    keyFile: options.tlsKey ?? config.tlsKey,
+    clientCaFile: options.clientCa ?? config.clientCa,
+  };
+  const clock = options.clock ?? systemClock;
   const dataDir = resolve(options.dataDir ?? config.dataDir);
   const pretty = prettyLogOptions(options.logFormat ?? config.logFormat, options.logStream, config.noColor);
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream, pretty);
@@ -169,8 +197,18 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         );
       }
       await checkForLostDatabase(dataDir, options.resetStore === true, logger);
+      const tls = insecureHttp
+        ? undefined
+        : await ServerTls.open({
+            dataDir,
+            listenHost: listen.host,
+            clock,
+            logger: logger.child({ component: 'tls' }),
+            ...tlsFiles,
+          });
       return await startOnDataDir({
         listen,
+        tls,
         dataDir,
         logger,
         lock,
@@ -194,6 +232,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
 /** Everything after the data directory is ours: store, users and tokens, engine, HTTP. */
 async function startOnDataDir({
   listen,
+  tls,
   dataDir,
   logger,
   lock,
@@ -206,6 +245,7 @@ async function startOnDataDir({
 }: {
   accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
+  tls: ServerTls | undefined;
   dataDir: string;
   logger: pino.Logger;
   lock: DataDirLock;
@@ -274,6 +314,12 @@ async function startOnDataDir({
     }),
     logger,
     version: packageJson.version,
+    ...(tls ? { https: tls.serverOptions() } : {}),
+    certificates: new CertificateService(
+      tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
+      accounts,
+      { audit },
+    ),
   }).catch(async (err: unknown) => {
     await engine.close();
     await store.close();
@@ -281,22 +327,9 @@ async function startOnDataDir({
   });
 
   const changes = new EventEmitter();
-  let connections = 0;
-  let closing = false;
-  app.server.on('connection', (socket) => {
-    connections++;
-    socket.once('close', () => {
-      connections--;
-      changes.emit('change');
-    });
-  });
+  const tracker = new ConnectionTracker(app.server, tls !== undefined, () => changes.emit('change'));
   service.on('follower:close', () => changes.emit('change'));
-  // Connections that finish their response while the server closes are closed at once, not kept alive.
-  app.server.on('request', (_req, res) => {
-    res.once('close', () => {
-      if (closing) setImmediate(() => app.server.closeIdleConnections());
-    });
-  });
+  if (tls) tls.attach(app.server as unknown as Http2SecureServer);
 
   const socketPath = join(dataDir, SOCKET_FILE);
   const socketFits = Buffer.byteLength(socketPath) <= MAX_SOCKET_PATH_BYTES;
@@ -305,6 +338,7 @@ async function startOnDataDir({
     await app.listen({ host: listen.host, port: listen.port });
     if (socketFits) socket = await listenOnSocket(app.server, socketPath);
   } catch (err) {
+    tls?.close();
     await app.close();
     await engine.close();
     await store.close();
@@ -318,11 +352,12 @@ async function startOnDataDir({
   }
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
   logger.info(
     {
       url,
       socket: socket ? socketPath : null,
+      tls: tls ? 'TLSv1.3' : 'off (--insecure-http)',
       dataDir,
       adminTokenFile: admin.path,
       cgroups: engine.cgroupMode,
@@ -333,11 +368,13 @@ async function startOnDataDir({
 
   let closed: Promise<void> | undefined;
   const close = async (): Promise<void> => {
-    closing = true;
-    const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
+    const force = setTimeout(() => tracker.closeAll(), CLOSE_GRACE_MS).unref();
     try {
+      tls?.close();
       if (socket) await closeSocket(socket, socketPath);
       await service.shutdown();
+      // Idle connections end now, busy ones once their requests are answered.
+      tracker.closeIdle();
       await app.close();
     } finally {
       clearTimeout(force);
@@ -351,11 +388,12 @@ async function startOnDataDir({
     }
   };
   const idle = async (): Promise<void> => {
-    while (service.followers > 0 || connections > 0) await once(changes, 'change');
+    while (service.followers > 0 || tracker.count > 0) await once(changes, 'change');
   };
 
   return {
     url,
+    caFile: tls?.caFile ?? null,
     socketPath: socket ? socketPath : null,
     dataDir,
     adminTokenFile: admin.path,
@@ -365,7 +403,7 @@ async function startOnDataDir({
     },
     diagnostics: {
       followers: () => service.followers,
-      connections: () => connections,
+      connections: () => tracker.count,
       idle,
     },
   };

@@ -114,6 +114,24 @@ export class Authenticator {
     );
     return new UnauthenticatedError(message);
   }
+
+  /**
+   * The principal of the user a verified client certificate names; an unknown or disabled user is
+   * refused like a bad token (counted, audited, logged).
+   */
+  authenticateUser(name: string, origin: CallOrigin): Principal {
+    const principal = this.#tokens.principalOfUser(name);
+    if (!principal) {
+      throw this.refuse(
+        origin,
+        'certificate-user-unknown-or-disabled',
+        `The client certificate names user ${JSON.stringify(name)}, who is unknown or disabled`,
+        undefined,
+        name,
+      );
+    }
+    return principal;
+  }
 }
 
 /** The rate limit's key: the address, or the transport when there is none (the Unix socket). */

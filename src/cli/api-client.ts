@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type {
   ApiAuditEntry,
+  ApiCertificate,
   ApiJob,
   ApiQueue,
   ApiToken,
@@ -8,6 +9,7 @@ import type {
   AuditQuery,
   CreateJobBody,
   DrainState,
+  IssuedCertificatePems,
   JobPage,
   ListQuery,
   OutputView,
@@ -168,6 +170,19 @@ export class ApiClient {
     return this.json('GET', `v1/audit${params.size === 0 ? '' : `?${params}`}`);
   }
 
+  /** Admins only: a key pair and certificate for `user`, made by the server's CA. */
+  issueCertificate(user: string, days: number | undefined): Promise<IssuedCertificatePems> {
+    return this.json('POST', 'v1/certs', days === undefined ? { user } : { user, days });
+  }
+
+  async listCertificates(): Promise<readonly ApiCertificate[]> {
+    return (await this.json<{ certificates: readonly ApiCertificate[] }>('GET', 'v1/certs')).certificates;
+  }
+
+  revokeCertificate(serial: string): Promise<ApiCertificate> {
+    return this.json('POST', `v1/certs/${encodeURIComponent(serial)}/revoke`, {});
+  }
+
   /** Opens the server-sent-event form of a job's output; the caller reads the body. */
   async openOutputEvents(
     id: string,
@@ -180,6 +195,7 @@ export class ApiClient {
       method: 'GET',
       url: this.url(`v1/jobs/${encodeURIComponent(id)}/output?${params}`),
       socketPath: this.connection.socketPath,
+      tls: this.connection.tls,
       headers: this.headers(headers),
       signal: options.signal,
     });
@@ -209,6 +225,7 @@ export class ApiClient {
       method,
       url: this.url(path),
       socketPath: this.connection.socketPath,
+      tls: this.connection.tls,
       headers: this.headers({ accept: 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });

@@ -173,3 +173,20 @@ export interface AuditQuery {
   readonly limit?: number;
   readonly cursor?: string;
 }
+
+/** A client certificate the server issued (`GET /v1/certs`). */
+export interface ApiCertificate {
+  readonly serial: string;
+  readonly user: string;
+  readonly issuedAt: string;
+  readonly notAfter: string;
+  readonly revokedAt: string | null;
+}
+
+/** `POST /v1/certs`: the certificate, its key (shown once) and the server's CA. */
+export interface IssuedCertificatePems {
+  readonly certificate: ApiCertificate;
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+}

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CLI_MAIN } from '../cli/cli-harness.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 
 /**
  * A server that is not root cannot switch accounts (docs/security.md): a real `jobworker serve`
@@ -57,6 +58,7 @@ async function serveAsNobody(dataDir: string, args: readonly string[] = []): Pro
     child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
   });
   const admin = (await readFile(where.adminTokenFile, 'utf8')).trim();
+  trustServerCa(join(dataDir, 'tls', 'ca.pem'));
   return {
     url: where.url,
     admin,

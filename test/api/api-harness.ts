@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type RunningServer, runServer, type ServerOptions } from '../../src/main.ts';
+import { requestFor, trustServerCa } from '../helpers/trust-server.ts';
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 
@@ -17,6 +19,8 @@ export interface ApiHarness {
   readonly token: string;
   /** The server's log lines (JSON), for redaction checks. */
   readonly logs: string[];
+  /** Resolves with the first log line (already logged or to come) that matches. */
+  logged(pattern: RegExp): Promise<string>;
   url(path: string): string;
   /** fetch with the admin token (unless `headers.authorization` says otherwise) and JSON bodies. */
   api(path: string, init?: ApiInit): Promise<Response>;
@@ -47,10 +51,7 @@ export async function testServerOptions(): Promise<Pick<ServerOptions, 'adminRun
 
 export async function openApi(
   setup?: (dataDir: string) => Promise<void>,
-  serverOptions: Pick<
-    ServerOptions,
-    'defaultTimeout' | 'adminRunAs' | 'singleAccount' | 'authLimits' | 'logLevel'
-  > = {},
+  serverOptions: Omit<ServerOptions, 'listen' | 'dataDir' | 'logStream'> = {},
 ): Promise<ApiHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
   const options: ServerOptions = { ...(await testServerOptions()), ...serverOptions };
@@ -59,7 +60,15 @@ export async function openApi(
   const logs: string[] = [];
   const logStream = new PassThrough();
   logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+  const logged = async (pattern: RegExp): Promise<string> => {
+    for (;;) {
+      const line = logs.find((l) => pattern.test(l));
+      if (line !== undefined) return line;
+      await once(logStream, 'data');
+    }
+  };
   let server = await runServer({ ...options, listen: '127.0.0.1:0', dataDir, logStream });
+  trustServerCa(server.caFile);
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
   const harness: ApiHarness = {
     get server() {
@@ -72,6 +81,7 @@ export async function openApi(
     homesDir,
     token,
     logs,
+    logged,
     url: (path) => server.url + path,
     api: (path, init = {}) => {
       const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
@@ -156,7 +166,7 @@ export function rawGet(
   onData?: (body: Buffer) => boolean,
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { headers, agent: false }, (res) => {
+    const req = requestFor(url)(url, { headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       const result = () => ({
         status: res.statusCode ?? 0,

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import { runServer } from '../../src/main.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { baseEnv, jobworker } from '../cli/cli-harness.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const dirs: string[] = [];
@@ -29,6 +30,7 @@ describe('a data directory whose database is gone', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-lostdb-'));
     dirs.push(dataDir);
     const first = await runServer({ listen: '127.0.0.1:0', dataDir, logLevel: 'silent' });
+    trustServerCa(first.caFile);
     const token = (await readFile(first.adminTokenFile, 'utf8')).trim();
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const started = await fetch(`${first.url}/v1/jobs`, {

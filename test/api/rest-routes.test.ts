@@ -275,6 +275,8 @@ describe('REST API routes', () => {
       [
         '/healthz',
         '/run',
+        '/v1/certs',
+        '/v1/certs/{serial}/revoke',
         '/v1/drain',
         '/v1/jobs',
         '/v1/jobs/resolve',
@@ -352,11 +354,18 @@ describe('REST API routes', () => {
     assert.equal(res.body.error.code, 'NOT_FOUND');
   });
 
-  it('refuses a non-loopback listen address, saying TLS is not available yet', async () => {
+  it('refuses --insecure-http on a non-loopback address, saying why', async () => {
     const { runServer } = await import('../../src/main.ts');
-    await assert.rejects(runServer({ listen: '0.0.0.0:0', dataDir: h.dataDir }), (err: Error) => {
-      assert.match(err.message, /Refusing to listen on 0\.0\.0\.0:0: jobworker has no TLS yet/);
-      return true;
-    });
+    await assert.rejects(
+      runServer({ listen: '0.0.0.0:0', dataDir: h.dataDir, insecureHttp: true }),
+      (err: Error & { field?: string }) => {
+        assert.equal(err.field, 'insecureHttp');
+        assert.match(
+          err.message,
+          /Refusing to serve plain HTTP on 0\.0\.0\.0:0: --insecure-http is allowed only on a loopback/,
+        );
+        return true;
+      },
+    );
   });
 });

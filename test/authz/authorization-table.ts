@@ -68,6 +68,9 @@ export const OPERATIONS = {
   'token:create': 'admin',
   'token:revoke': 'admin',
   'audit:list': 'admin',
+  'cert:list': 'admin',
+  'cert:issue': 'admin',
+  'cert:revoke': 'admin',
 } as const satisfies Record<string, Access>;
 
 export type Operation = keyof typeof OPERATIONS;

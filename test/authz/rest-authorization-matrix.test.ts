@@ -22,6 +22,8 @@ interface Fixture {
   freshUser(): Promise<string>;
   /** The id of a token made for this case alone (it may be revoked). */
   freshToken(): Promise<string>;
+  /** The serial of a client certificate of bob's made for this case alone (it may be revoked). */
+  freshCertificate(): Promise<string>;
   /** A name no user has yet. */
   newName(): string;
 }
@@ -145,6 +147,17 @@ const REST: Record<string, RestCase> = {
     ok: 200,
   },
   'GET /v1/audit': { operation: 'audit:list', request: () => ({ url: '/v1/audit' }), ok: 200 },
+  'GET /v1/certs': { operation: 'cert:list', request: () => ({ url: '/v1/certs' }), ok: 200 },
+  'POST /v1/certs': {
+    operation: 'cert:issue',
+    request: () => ({ url: '/v1/certs', body: { user: 'bob', days: 1 } }),
+    ok: 201,
+  },
+  'POST /v1/certs/:serial/revoke': {
+    operation: 'cert:revoke',
+    request: async (f) => ({ url: `/v1/certs/${await f.freshCertificate()}/revoke` }),
+    ok: 200,
+  },
 };
 
 describe('the authorization matrix over REST', () => {
@@ -216,6 +229,8 @@ describe('the authorization matrix over REST', () => {
           freshJob: () => finishedJob(owner),
           freshUser: async () => (await a.accounts.addUser({ name: fixture.newName(), role: 'user' })).name,
           freshToken: async () => (await a.accounts.issueToken({ user: 'bob' })).record.id,
+          freshCertificate: async () =>
+            (await a.certificates.issue({ user: 'admin', role: 'admin' }, 'bob', 1)).certificate.serial,
           newName: () => `matrix-${++names}`,
         };
         const { url, body } = await rest.request(fixture);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type RunningServer, runServer } from '../../src/main.ts';
 import { testServerOptions } from '../api/api-harness.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 /**
@@ -40,8 +41,13 @@ export async function startTestServer(): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-cli-'));
   const accounts = await testServerOptions();
   let server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream: quiet(), ...accounts });
+  trustServerCa(server.caFile);
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
-  const env = baseEnv({ JOBWORKER_URL: server.url, JOBWORKER_TOKEN: token });
+  const env = baseEnv({
+    JOBWORKER_URL: server.url,
+    JOBWORKER_TOKEN: token,
+    JOBWORKER_CA: server.caFile ?? '',
+  });
   return {
     get server() {
       return server;

@@ -4,9 +4,12 @@ import { buildRestApp } from '../../src/api/rest/rest-app.ts';
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import type { FailedAuthLimits } from '../../src/auth/failed-auth-limiter.ts';
 import type { Role } from '../../src/auth/principal.ts';
+import { IssuedCertificates } from '../../src/auth/tls/issued-certificates.ts';
+import { openCertificateAuthority } from '../../src/auth/tls/tls-files.ts';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
-import type { Clock } from '../../src/core/clock.ts';
+import { type Clock, systemClock } from '../../src/core/clock.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
+import { CertificateService } from '../../src/service/certificate-service.ts';
 import { JobService } from '../../src/service/job-service.ts';
 import { UserService } from '../../src/service/user-service.ts';
 import type { Harness } from './engine-harness.ts';
@@ -17,6 +20,7 @@ export interface AppHarness {
   readonly accounts: UserDirectory;
   readonly service: JobService;
   readonly users: UserService;
+  readonly certificates: CertificateService;
   readonly audit: AuditLog;
   /** Adds a user (unless it exists) and issues it a token; resolves with the token. */
   issue(user: string, role: Role, lifetimeMs?: number): Promise<string>;
@@ -33,9 +37,17 @@ export async function openApp(
   const audit = new AuditLog(h.store.users);
   const service = new JobService(h.engine, { audit, ...(clock ? { clock } : {}) });
   const users = new UserService(accounts, audit, clock ? { clock } : {});
+  // A real CA in the harness's data directory, as `jobworker serve` makes it.
+  const ca = await openCertificateAuthority(h.dataDir, new Date());
+  const issued = await IssuedCertificates.open(h.dataDir, ca, clock ?? systemClock);
+  const certificates = new CertificateService({ issued, caPem: ca.certPem }, accounts, {
+    audit,
+    ...(clock ? { clock } : {}),
+  });
   const app = await buildRestApp({
     service,
     users,
+    certificates,
     authenticator: new Authenticator(accounts, {
       audit,
       ...(clock ? { clock } : {}),
@@ -49,6 +61,7 @@ export async function openApp(
     accounts,
     service,
     users,
+    certificates,
     audit,
     issue: async (user, role, lifetimeMs) => {
       if (!accounts.user(user)) await accounts.addUser({ name: user, role });

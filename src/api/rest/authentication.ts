@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import type { Caller, CallOrigin } from '../../auth/principal.ts';
+import { certificateUserOf } from './client-certificate.ts';
 
 /** Query parameters that look like credentials: refused outright, since URLs end up in logs and histories. */
 const QUERY_CREDENTIALS = new Set(['token', 'access_token']);
@@ -33,7 +34,13 @@ export function registerAuthentication(app: FastifyInstance, authenticator: Auth
         );
       }
     }
-    const principal = authenticator.authenticate(request.headers.authorization, origin);
+    // A verified client certificate stands in for a token; a token, when sent, wins.
+    const authorization = request.headers.authorization;
+    const certificateUser = authorization === undefined ? certificateUserOf(request) : undefined;
+    const principal =
+      certificateUser === undefined
+        ? authenticator.authenticate(authorization, origin)
+        : authenticator.authenticateUser(certificateUser, origin);
     callers.set(request, Object.freeze({ ...principal, ...origin }));
   });
 }

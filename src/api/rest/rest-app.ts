@@ -1,9 +1,12 @@
+import type { SecureServerOptions } from 'node:http2';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import { redactTokens } from '../../auth/token.ts';
+import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
 import type { UserService } from '../../service/user-service.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
+import { registerCertRoutes } from './cert-routes.ts';
 import { toErrorResponse } from './error-mapping.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
@@ -22,6 +25,13 @@ export interface RestAppOptions {
   readonly logger: FastifyBaseLogger;
   /** The version shown in the OpenAPI document. */
   readonly version: string;
+  /**
+   * TLS options: the app then serves HTTPS with HTTP/2 (ALPN `h2`) and HTTP/1.1 on the same port.
+   * Without them, plain HTTP/1.1.
+   */
+  readonly https?: SecureServerOptions;
+  /** Client certificates for `/v1/certs`. */
+  readonly certificates: CertificateService;
 }
 
 /** Largest request body accepted: 1 MiB. Larger is 413 PAYLOAD_TOO_LARGE. */
@@ -33,7 +43,12 @@ export const BODY_LIMIT = 1024 * 1024;
  * included, goes through `toErrorResponse`, the one place codes become statuses.
  */
 export async function buildRestApp(options: RestAppOptions): Promise<FastifyInstance> {
+  const transport = options.https
+    ? { http2: true as const, https: { ...options.https, allowHTTP1: true } }
+    : {};
+  // Typed as the HTTP/1.1 instance every route module takes: their handlers use only what both share.
   const app = Fastify({
+    ...(transport as object),
     loggerInstance: options.logger,
     bodyLimit: BODY_LIMIT,
     exposeHeadRoutes: false,
@@ -45,7 +60,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
-  });
+  }) as unknown as FastifyInstance;
   const shared = [...SHARED_SCHEMAS, ...ACCOUNT_SCHEMAS];
   for (const schema of shared) app.addSchema(schema);
   // JSON only: a text/plain body is refused (400 on `Content-Type`) instead of reaching a handler.
@@ -94,6 +109,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerOutputRoutes(app, options.service);
   registerQueueRoutes(app, options.service);
   registerUserRoutes(app, options.users);
+  registerCertRoutes(app, options.certificates);
   let openapi: object | undefined;
   app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA }, async () => {
     openapi ??= buildOpenApi(documented, shared, options.version);

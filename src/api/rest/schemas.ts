@@ -169,7 +169,7 @@ const queueRef = { $ref: 'Queue#' } as const;
  * give: bad credentials, and RATE_LIMITED after too many of them), 500, and 507 (a full disk: any
  * route may have something to write, if only a follower's index).
  */
-function errors(...statuses: number[]): Record<string, typeof errorRef> {
+export function errors(...statuses: number[]): Record<string, typeof errorRef> {
   return Object.fromEntries(
     [...new Set([401, 429, 500, 507, ...statuses])].map((status) => [String(status), errorRef]),
   );
