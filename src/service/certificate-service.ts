@@ -1,6 +1,10 @@
 import type { Caller, Principal } from '../auth/principal.ts';
 import type { IssuedPair } from '../auth/tls/certificate-authority.ts';
-import type { IssuedCertificate, IssuedCertificates } from '../auth/tls/issued-certificates.ts';
+import {
+  checkCertificateUser,
+  type IssuedCertificate,
+  type IssuedCertificates,
+} from '../auth/tls/issued-certificates.ts';
 import type { UserDirectory } from '../auth/user-directory.ts';
 import type { AuditSink } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -52,6 +56,7 @@ export class CertificateService {
   issue(who: Caller, user: string, days = DEFAULT_CLIENT_CERT_DAYS): Promise<NewClientCertificate> {
     return auditedCall(this.#audit, who, 'cert:issue', user, async () => {
       const { issued, caPem } = this.#use(who, 'issue certificates');
+      checkCertificateUser(user);
       if (!this.#users.user(user)) throw new JobworkerError('NOT_FOUND', `No user named ${user}`);
       const { pair, record }: { pair: IssuedPair; record: IssuedCertificate } = await issued.issue(
         user,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { FailedAuthLimiter } from '../../src/auth/failed-auth-limiter.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
@@ -149,6 +150,9 @@ describe('the audit trail says where a call came from', () => {
           agent: false,
           path: '/v1/queues/q',
           method: 'PUT',
+          // The socket speaks TLS too, verified with the server's CA under the name localhost.
+          ca: readFileSync(h.server.caFile!, 'utf8'),
+          servername: 'localhost',
           headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json' },
         },
         (res) => {

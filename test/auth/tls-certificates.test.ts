@@ -258,7 +258,9 @@ describe('mTLS: client certificates', () => {
   });
 
   it('answers 401 for a certificate that names an unknown user', async () => {
+    await addUserToken(h, 'bob');
     const bob = await issue('bob');
+    assert.equal((await h.json('/v1/users/bob', { method: 'DELETE' })).status, 200);
     const res = await getWithCert(`${h.server.url}/v1/jobs`, ca, bob);
     assert.equal(res.status, 401);
     assert.match(res.body, /names user \\"bob\\", who is unknown or disabled/);
@@ -311,6 +313,8 @@ describe('mTLS: client certificates', () => {
       body: { user: 'alice', days: 0 },
     });
     assert.equal(days.body.error.field, 'days');
+    const nobody = await h.json<{ error: { code: string } }>('/v1/certs', { body: { user: 'no-such-user' } });
+    assert.deepEqual([nobody.status, nobody.body.error.code], [404, 'NOT_FOUND']);
     const unknown = await h.json<{ error: { code: string } }>('/v1/certs/abcdef/revoke', { body: {} });
     assert.equal(unknown.status, 404);
     const notHex = await h.json<{ error: { field: string } }>('/v1/certs/xyz/revoke', { body: {} });

@@ -73,13 +73,7 @@ export class IssuedCertificates {
 
   /** A key pair and certificate for `user`, valid `days`; the key is not kept. */
   async issue(user: string, days: number): Promise<{ pair: IssuedPair; record: IssuedCertificate }> {
-    if (!/^[A-Za-z0-9._@-]{1,128}$/.test(user)) {
-      throw ValidationError.expected(
-        'user',
-        'a user name of 1 to 128 letters, digits, `.`, `_`, `@` or `-`',
-        user,
-      );
-    }
+    checkCertificateUser(user);
     if (!(Number.isSafeInteger(days) && days >= 1 && days <= MAX_CLIENT_CERT_DAYS)) {
       throw ValidationError.expected(
         'days',
@@ -131,6 +125,18 @@ export class IssuedCertificates {
 }
 
 /** Hex, any case, with or without colons and leading zeros; the serial as stored. */
+/** A user name a client certificate can carry (in its URI SAN and CN). */
+export function checkCertificateUser(user: unknown): string {
+  if (typeof user !== 'string' || !/^[A-Za-z0-9._@-]{1,128}$/.test(user)) {
+    throw ValidationError.expected(
+      'user',
+      'a user name of 1 to 128 letters, digits, `.`, `_`, `@` or `-`',
+      user,
+    );
+  }
+  return user;
+}
+
 export function normalSerial(text: string): string {
   const hex = text.replaceAll(':', '').toLowerCase();
   if (!/^[0-9a-f]{1,40}$/.test(hex)) {
