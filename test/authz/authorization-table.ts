@@ -15,6 +15,8 @@ export const IDENTITIES = [
   'user on own job',
   "user on another user's job",
   'admin',
+  /** A `user` authenticated by its client certificate (no token), on its own job. */
+  'mTLS user',
 ] as const;
 
 export type Identity = (typeof IDENTITIES)[number];
@@ -82,7 +84,7 @@ export function expectedOutcome(access: Access, identity: Identity): Outcome {
     return 'UNAUTHENTICATED';
   }
   const role = identity === 'admin' ? 'admin' : identity === 'viewer' ? 'viewer' : 'user';
-  const own = identity !== "user on another user's job";
+  const own = identity !== "user on another user's job"; // 'mTLS user' acts on its own jobs
   switch (access) {
     case 'anyone':
       return 'ok';

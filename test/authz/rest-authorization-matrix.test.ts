@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { HTTP_STATUS } from '../../src/api/rest/error-mapping.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
@@ -160,6 +161,54 @@ const REST: Record<string, RestCase> = {
   },
 };
 
+/** What the cases read of an answer, from `inject()` or from a real connection. */
+interface Answer {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+  json(): unknown;
+}
+
+/**
+ * One request over a real TLS connection that presents a client certificate and no token: only a
+ * handshake carries a certificate, which `inject()` cannot make.
+ */
+function overTls(
+  base: string,
+  method: string,
+  path: string,
+  body: unknown,
+  pems: { cert: string; key: string; ca: string },
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      new URL(path, base),
+      {
+        method,
+        ...pems,
+        agent: false,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({
+            statusCode: res.statusCode ?? 0,
+            headers: res.headers,
+            body: text,
+            json: () => JSON.parse(text),
+          });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
 describe('the authorization matrix over REST', () => {
   let h: Harness;
   let a: AppHarness;
@@ -167,6 +216,7 @@ describe('the authorization matrix over REST', () => {
   const tokens = {} as Record<Identity, string | undefined>;
   const finished: Record<string, string> = {};
   let names = 0;
+  let aliceCertificate: { cert: string; key: string; ca: string };
 
   async function finishedJob(owner: string): Promise<string> {
     const job = await a.service.start({ user: owner, role: 'user' }, { command: 'true' });
@@ -177,7 +227,7 @@ describe('the authorization matrix over REST', () => {
   before(async () => {
     h = await openHarness();
     // Hundreds of bad credentials from one address, on purpose: no rate limit in the way.
-    a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 } });
+    a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 }, tls: true });
     const admin = await a.issue('admin', 'admin');
     const alice = await a.issue('alice', 'user');
     await a.issue('bob', 'user');
@@ -195,7 +245,10 @@ describe('the authorization matrix over REST', () => {
       'user on own job': alice,
       "user on another user's job": alice,
       admin,
+      'mTLS user': undefined,
     });
+    const pems = await a.certificates.issue({ user: 'admin', role: 'admin' }, 'alice', 1);
+    aliceCertificate = { cert: pems.certPem, key: pems.keyPem, ca: a.caPem };
     finished.alice = await finishedJob('alice');
     finished.bob = await finishedJob('bob');
   });
@@ -235,15 +288,18 @@ describe('the authorization matrix over REST', () => {
         };
         const { url, body } = await rest.request(fixture);
         const token = tokens[identity];
-        const res = await a.app.inject({
-          method: method as 'GET',
-          url,
-          headers: {
-            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          },
-          ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
-        });
+        const res =
+          identity === 'mTLS user'
+            ? await overTls(a.url!, method, url, body, aliceCertificate)
+            : await a.app.inject({
+                method: method as 'GET',
+                url,
+                headers: {
+                  ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+                  ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+                },
+                ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+              });
         const outcome = expectedOutcome(OPERATIONS[rest.operation], identity);
         const [status, code] =
           outcome === 'ok'
