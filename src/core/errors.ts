@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   VALIDATION_FAILED: 'a field of the request is missing, malformed or out of range',
   COMMAND_NOT_FOUND: 'the command is not an executable file, nor found on the job PATH',
   NOT_FOUND: 'no such job, user or token (or not one the caller may see)',
+  METHOD_NOT_ALLOWED: 'the path exists but not with this HTTP method; `Allow` lists the methods it has',
   BAD_CURSOR: 'an output cursor that is malformed or past the end of the output',
   ILLEGAL_TRANSITION: 'the job cannot move from its current status to the requested one',
   ALREADY_FINISHED: 'the job had already finished; nothing changed',

@@ -3,6 +3,7 @@ import { redactTokens } from '../../auth/token.ts';
 import { DuplicateJobError, type ErrorCode, JobworkerError, ValidationError } from '../../core/errors.ts';
 import { AlreadyFinishedError } from '../../service/service-errors.ts';
 import { type JobJson, jobToJson } from './job-json.ts';
+import { MethodNotAllowedError } from './method-not-allowed.ts';
 import { type RequestPart, type SchemaError, schemaValidationError } from './request-errors.ts';
 
 /**
@@ -17,6 +18,7 @@ export const HTTP_STATUS = {
   FORBIDDEN: 403,
   ACCOUNT_UNAVAILABLE: 403,
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
   DUPLICATE: 409,
   ILLEGAL_TRANSITION: 409,
   ALREADY_FINISHED: 409,
@@ -87,6 +89,7 @@ export function toErrorResponse(err: unknown, request: RequestData = {}): ErrorR
     const headers: Record<string, string> = {};
     if (known.code === 'UNAUTHENTICATED') headers['WWW-Authenticate'] = 'Bearer';
     if (known instanceof RateLimitedError) headers['Retry-After'] = String(known.retryAfterSeconds);
+    if (known instanceof MethodNotAllowedError) headers.Allow = known.allowed.join(', ');
     return { status: HTTP_STATUS[known.code], body, unexpected: known.code === 'INTERNAL', headers };
   }
   return {
