@@ -24,6 +24,7 @@ const certificate = {
 } as const;
 
 export const ISSUE_CERT_SCHEMA = {
+  operationId: 'issueCertificate',
   summary: 'Issue a client certificate for a user: the server makes the key pair (admins)',
   body: {
     type: 'object',
@@ -57,6 +58,7 @@ export const ISSUE_CERT_SCHEMA = {
 } as const;
 
 export const LIST_CERTS_SCHEMA = {
+  operationId: 'listCertificates',
   summary: 'List the client certificates the server issued (admins)',
   response: {
     200: {
@@ -70,6 +72,7 @@ export const LIST_CERTS_SCHEMA = {
 } as const;
 
 export const REVOKE_CERT_SCHEMA = {
+  operationId: 'revokeCertificate',
   summary: 'Revoke a client certificate: the next TLS handshake with it fails (admins)',
   params: {
     type: 'object',

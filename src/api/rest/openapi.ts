@@ -9,6 +9,10 @@ export interface DocumentedRoute {
 }
 
 export interface RouteSchema {
+  /** The operation's name in the document and in generated clients (`createJob`). */
+  readonly operationId?: string;
+  /** What a status means on this route, where the general wording (`STATUS_TEXT`) would not say. */
+  readonly responseDescriptions?: Readonly<Record<string, string>>;
   readonly summary?: string;
   readonly description?: string;
   readonly body?: unknown;
@@ -59,13 +63,14 @@ export function buildOpenApi(
     const responses: Record<string, unknown> = {};
     for (const [status, body] of Object.entries(schema.response ?? {})) {
       responses[status] = {
-        description: STATUS_TEXT[status] ?? status,
+        description: schema.responseDescriptions?.[status] ?? STATUS_TEXT[status] ?? status,
         content: { 'application/json': { schema: body } },
       };
     }
     Object.assign(responses, route.extraResponses);
     paths[path] ??= {};
     paths[path][route.method.toLowerCase()] = {
+      operationId: schema.operationId ?? operationIdOf(route.method, route.url),
       summary: schema.summary,
       ...(schema.description ? { description: schema.description } : {}),
       ...(route.isPublic ? { security: [] } : {}),
@@ -88,7 +93,10 @@ export function buildOpenApi(
       title: 'jobworker REST API',
       version,
       description: 'Run commands as durable jobs, follow their output live, stop them. See docs/api.md.',
+      license: { name: 'MIT', identifier: 'MIT' },
     },
+    // Relative: the server that served this document (its address is the client's choice).
+    servers: [{ url: '/', description: 'The jobworker server that served this document' }],
     security: [{ bearer: [] }],
     paths,
     components: {
@@ -98,6 +106,15 @@ export function buildOpenApi(
       },
     },
   });
+}
+
+/**
+ * A name for a route whose schema gives none (`GET /v1/jobs/:id/output` → `getV1JobsIdOutput`), so
+ * that every operation has one; the routes of the REST API v1 all name theirs.
+ */
+function operationIdOf(method: string, url: string): string {
+  const words = url.split(/[^A-Za-z0-9]+/).filter(Boolean);
+  return method.toLowerCase() + words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
 }
 
 function parametersOf(schema: unknown, where: 'path' | 'query' | 'header'): object[] {

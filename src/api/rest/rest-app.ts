@@ -8,10 +8,13 @@ import type { UserService } from '../../service/user-service.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { registerCertRoutes } from './cert-routes.ts';
 import { toErrorResponse } from './error-mapping.ts';
+import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
+import { MethodNotAllowedError, RouteMethods } from './method-not-allowed.ts';
 import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
 import { registerOutputRoutes } from './output-routes.ts';
+import { registerQueryCoercion } from './query-coercion.ts';
 import { registerQueueRoutes } from './queue-routes.ts';
 import { RequestLogController } from './request-log-controller.ts';
 import { ACCOUNT_SCHEMAS, HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
@@ -51,7 +54,9 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     ...(transport as object),
     loggerInstance: options.logger,
     bodyLimit: BODY_LIMIT,
-    exposeHeadRoutes: false,
+    // Every GET route answers HEAD (same status and headers, no body): uptime monitors and load
+    // balancers probe with it. The output route handles its HEAD itself (it streams).
+    exposeHeadRoutes: true,
     // While closing, requests already on open connections are still answered (with
     // `Connection: close`), not given Fastify's own 503 body, which is not in our error format.
     return503OnClosing: false,
@@ -61,6 +66,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
   }) as unknown as FastifyInstance;
+  answerExpectContinue(app.server, BODY_LIMIT);
   const shared = [...SHARED_SCHEMAS, ...ACCOUNT_SCHEMAS];
   for (const schema of shared) app.addSchema(schema);
   // JSON only: a text/plain body is refused (400 on `Content-Type`) instead of reaching a handler.
@@ -76,10 +82,14 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   });
 
   const documented: DocumentedRoute[] = [];
+  const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => {
     const config = (route.config ?? {}) as PublicRouteConfig & { openapi?: Record<string, unknown> };
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
+      routeMethods.add(method, route.url);
+      // HEAD is every GET's, by HTTP's rules: not an operation of its own in the document.
+      if (method === 'HEAD') continue;
       documented.push({
         method,
         url: route.url,
@@ -99,11 +109,15 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     return reply.code(status).headers(headers).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    const message = redactTokens(`No route ${request.method} ${request.url.split('?')[0]}`);
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routeMethods.allowed(path);
+    if (allowed.length > 0) throw new MethodNotAllowedError(request.method, redactTokens(path), allowed);
+    const message = redactTokens(`No route ${request.method} ${path}`);
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message } });
   });
 
   registerAuthentication(app, options.authenticator);
+  registerQueryCoercion(app);
   app.get('/healthz', { schema: HEALTH_SCHEMA, config: { public: true } }, async () => ({ status: 'ok' }));
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service);
@@ -111,7 +125,13 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerUserRoutes(app, options.users);
   registerCertRoutes(app, options.certificates);
   let openapi: object | undefined;
-  app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA }, async () => {
+  const openapiResponse = {
+    200: {
+      description: 'This document',
+      content: { 'application/json': { schema: { type: 'object' } } },
+    },
+  };
+  app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA, config: { openapi: openapiResponse } }, async () => {
     openapi ??= buildOpenApi(documented, shared, options.version);
     return openapi;
   });

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { ValidationError } from '../../core/errors.ts';
 import type { TokenView, UserService } from '../../service/user-service.ts';
 import type { AuditRecord, UserRecord } from '../../store/user-store.ts';
 import { principalOf } from './authentication.ts';
@@ -55,14 +54,7 @@ export function registerUserRoutes(app: FastifyInstance, users: UserService): vo
   });
 
   app.get('/v1/audit', { schema: LIST_AUDIT_SCHEMA }, async (request) => {
-    const query = request.query as Record<string, string | undefined>;
-    let limit: number | undefined;
-    if (query.limit !== undefined) {
-      limit = Number(query.limit);
-      if (!(limit >= 1 && limit <= 1000)) {
-        throw ValidationError.expected('limit', 'an integer from 1 to 1000', query.limit);
-      }
-    }
+    const { limit, ...query } = request.query as { limit?: number } & Record<string, string | undefined>;
     const page = await users.listAudit(principalOf(request), {
       ...(query.user === undefined ? {} : { user: query.user }),
       ...(query.action === undefined ? {} : { action: query.action }),
