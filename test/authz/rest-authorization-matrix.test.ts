@@ -331,6 +331,15 @@ describe('the authorization matrix over REST', () => {
             `${route}: another's job = unknown id`,
           );
         }
+        if (method === 'GET') {
+          // Its HEAD (not a row of its own: HEAD is every GET's) answers as GET does, for everyone.
+          const head = await a.app.inject({
+            method: 'HEAD',
+            url,
+            headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+          });
+          assert.equal(head.statusCode, res.statusCode, `HEAD of ${route} as ${identity}`);
+        }
         if (outcome === 'ok') await rest.cleanup?.(a);
       }
     });
