@@ -333,11 +333,14 @@ describe('the authorization matrix over REST', () => {
         }
         if (method === 'GET') {
           // Its HEAD (not a row of its own: HEAD is every GET's) answers as GET does, for everyone.
-          const head = await a.app.inject({
-            method: 'HEAD',
-            url,
-            headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
-          });
+          const head =
+            identity === 'mTLS user'
+              ? await overTls(a.url!, 'HEAD', url, undefined, aliceCertificate)
+              : await a.app.inject({
+                  method: 'HEAD',
+                  url,
+                  headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+                });
           assert.equal(head.statusCode, res.statusCode, `HEAD of ${route} as ${identity}`);
         }
         if (outcome === 'ok') await rest.cleanup?.(a);
