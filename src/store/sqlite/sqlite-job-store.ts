@@ -1,7 +1,14 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
-import { dedupeScopeOf, isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
-import { assertTransition } from '../../core/states.ts';
+import {
+  dedupeScopeOf,
+  isFinal,
+  type Job,
+  type JobStatus,
+  type ProcessIdentity,
+  type StopRequest,
+} from '../../core/job.ts';
+import { assertTransition, TRANSITIONS } from '../../core/states.ts';
 import { dependencyVerdict } from '../dependency-verdict.ts';
 import type {
   Admission,
@@ -34,6 +41,40 @@ function compileGetJob(db: Kysely<SqliteSchema>) {
   return db.selectFrom('jobs').selectAll().where('id', '=', '').compile();
 }
 
+/** The statuses a job may move to `to` from, as an SQL list of literals: `'queued', 'paused'`. */
+function fromStatuses(to: JobStatus): string {
+  const from = (Object.keys(TRANSITIONS) as JobStatus[]).filter((status) =>
+    (TRANSITIONS[status] as readonly JobStatus[]).includes(to),
+  );
+  return from.map((status) => `'${status}'`).join(', ');
+}
+
+/**
+ * The start of a job as one statement: the checked transition is in its `where`, so it needs no
+ * read before it nor a transaction around it. Parameters: process, started_at, id.
+ */
+function compileMarkStarted(db: Kysely<SqliteSchema>) {
+  return sql<JobRow>`update jobs set status = 'running', hold = null, process = ${''}, started_at = ${0}
+    where id = ${''} and status in (${sql.raw(fromStatuses('running'))}) returning *`.compile(db);
+}
+
+/**
+ * The end of a job as one statement, per final status (see `compileMarkStarted`); a stop
+ * already on record is kept. Parameters: exit_code, exit_signal, exit_reason, finished_at,
+ * stdout_bytes, stderr_bytes, stop_forced (0 or 1), id.
+ */
+function compileMarkFinished(db: Kysely<SqliteSchema>, status: JobStatus) {
+  return sql<JobRow>`update jobs set status = ${sql.lit(status)}, exit_code = ${0}, exit_signal = ${''},
+    exit_reason = ${''}, finished_at = ${0}, stdout_bytes = ${0}, stderr_bytes = ${0}, hold = null,
+    paused_at = null, stop_forced = max(stop_forced, ${0})
+    where id = ${''} and status in (${sql.raw(fromStatuses(status))}) returning *`.compile(db);
+}
+
+/** Whether a job has dependents at all: most have none, and then there is nothing to settle. */
+function compileHasDependents(db: Kysely<SqliteSchema>) {
+  return sql<{ one: number }>`select 1 as one from job_deps where dep_id = ${''} limit 1`.compile(db);
+}
+
 /**
  * The job store on one SQLite file (`node:sqlite`, WAL), the embedded default. One instance per
  * file per process: the instance serializes its own transactions on its single connection.
@@ -42,10 +83,16 @@ export class SqliteJobStore implements JobStore {
   readonly #db: Kysely<SqliteSchema>;
   /** `getJob`, compiled once: it is the API's hottest read and its SQL never changes. */
   readonly #getJob: ReturnType<typeof compileGetJob>;
+  /** The statements of the start path (a start, an end, a look for dependents), compiled once. */
+  readonly #markStarted: ReturnType<typeof compileMarkStarted>;
+  readonly #markFinished = new Map<JobStatus, ReturnType<typeof compileMarkFinished>>();
+  readonly #hasDependents: ReturnType<typeof compileHasDependents>;
 
   private constructor(db: Kysely<SqliteSchema>) {
     this.#db = db;
     this.#getJob = compileGetJob(db);
+    this.#markStarted = compileMarkStarted(db);
+    this.#hasDependents = compileHasDependents(db);
   }
 
   /** Opens (creating if needed) the database file at `path` and brings its schema up to date. */
@@ -212,6 +259,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   async settleDependents(id: string, now: Date): Promise<Job[]> {
+    // Most jobs have no dependents: one indexed read, no transaction. A dependent admitted after
+    // this read sees its dependency already ended (the end committed first) and is never held.
+    const { rows } = await this.#db.executeQuery({ ...this.#hasDependents, parameters: [id] });
+    if (rows.length === 0) return [];
     return this.#db.transaction().execute((trx) => settle(trx, [id], now));
   }
 
@@ -338,6 +389,13 @@ export class SqliteJobStore implements JobStore {
       process: JSON.stringify(process),
       started_at: toMillis('startedAt', startedAt),
     } as const;
+    const query: ReturnType<typeof compileMarkStarted> = {
+      ...this.#markStarted,
+      parameters: [changes.process, changes.started_at, id],
+    };
+    const { rows } = await this.#db.executeQuery(query);
+    if (rows[0] !== undefined) return rowToJob(rows[0]);
+    // Not a legal start (or no such job): the general path names the reason.
     return this.#change(id, (current) => {
       assertTransition(id, current.status, 'running');
       return changes;
@@ -365,6 +423,29 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markFinished(id: string, finish: JobFinish): Promise<Job> {
+    if (finish.stop === undefined && isFinal(finish.status)) {
+      let statement = this.#markFinished.get(finish.status);
+      if (statement === undefined) {
+        statement = compileMarkFinished(this.#db, finish.status);
+        this.#markFinished.set(finish.status, statement);
+      }
+      const query: ReturnType<typeof compileMarkFinished> = {
+        ...statement,
+        parameters: [
+          finish.exit.exitCode,
+          finish.exit.signal,
+          finish.exit.reason,
+          toMillis('finishedAt', finish.finishedAt),
+          finish.outputBytes.stdout,
+          finish.outputBytes.stderr,
+          finish.stopForced === true ? 1 : 0,
+          id,
+        ],
+      };
+      const { rows } = await this.#db.executeQuery(query);
+      if (rows[0] !== undefined) return rowToJob(rows[0]);
+    }
+    // A stop to record with the end, or not a legal end: the general path (which names the reason).
     return this.#db.transaction().execute((trx) => this.#finishIn(trx, id, finish, {}));
   }
 
