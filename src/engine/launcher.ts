@@ -34,8 +34,8 @@ type Spawned =
  */
 export class Launcher {
   readonly #deps: LauncherDeps;
-  /** The last start (or failure) recorded, or being recorded: the next waits for it (claim order). */
-  #lastRecord: Promise<unknown> = Promise.resolve();
+  /** Resolves once the last job given to `launchAll` began recording its start (or failure). */
+  #lastTurn: Promise<void> = Promise.resolve();
 
   constructor(deps: LauncherDeps) {
     this.#deps = deps;
@@ -56,8 +56,14 @@ export class Launcher {
   launchAll(jobs: readonly Job[]): Promise<Job>[] {
     return jobs.map((job) => {
       const spawning = this.#spawn(job);
-      const recorded = this.#lastRecord.then(async () => this.#record(job, await spawning));
-      this.#lastRecord = recorded.catch(() => undefined);
+      // Its turn comes once it is spawned and the job before it began recording: the records
+      // reach the store in claim order, and those of one turn are committed together.
+      const turn = this.#lastTurn.then(() => spawning);
+      const recorded = turn.then((spawn) => this.#record(job, spawn));
+      this.#lastTurn = turn.then(
+        () => undefined,
+        () => undefined,
+      );
       return recorded;
     });
   }

@@ -29,6 +29,7 @@ import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
+import { WriteBatch } from './write-batch.ts';
 
 /** What a state change decides from: the columns its checks read. */
 type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
@@ -87,9 +88,12 @@ export class SqliteJobStore implements JobStore {
   readonly #markStarted: ReturnType<typeof compileMarkStarted>;
   readonly #markFinished = new Map<JobStatus, ReturnType<typeof compileMarkFinished>>();
   readonly #hasDependents: ReturnType<typeof compileHasDependents>;
+  /** Starts and ends that come in one turn are committed together. */
+  readonly #writes: WriteBatch<SqliteSchema>;
 
   private constructor(db: Kysely<SqliteSchema>) {
     this.#db = db;
+    this.#writes = new WriteBatch(db);
     this.#getJob = compileGetJob(db);
     this.#markStarted = compileMarkStarted(db);
     this.#hasDependents = compileHasDependents(db);
@@ -393,7 +397,7 @@ export class SqliteJobStore implements JobStore {
       ...this.#markStarted,
       parameters: [changes.process, changes.started_at, id],
     };
-    const { rows } = await this.#db.executeQuery(query);
+    const { rows } = await this.#writes.execute(query);
     if (rows[0] !== undefined) return rowToJob(rows[0]);
     // Not a legal start (or no such job): the general path names the reason.
     return this.#change(id, (current) => {
@@ -442,7 +446,7 @@ export class SqliteJobStore implements JobStore {
           id,
         ],
       };
-      const { rows } = await this.#db.executeQuery(query);
+      const { rows } = await this.#writes.execute(query);
       if (rows[0] !== undefined) return rowToJob(rows[0]);
     }
     // A stop to record with the end, or not a legal end: the general path (which names the reason).
@@ -482,6 +486,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async close(): Promise<void> {
+    await this.#writes.settle();
     await this.#db.destroy();
   }
 
