@@ -74,8 +74,14 @@ export class ServerHandle {
   }
 
   /** Runs a full garbage collection in the server. */
-  gc(): Promise<void> {
-    return this.#child.ask({ type: 'gc' }, 'gc:done');
+  async gc(): Promise<void> {
+    await this.#child.ask({ type: 'gc' }, 'gc:done');
+  }
+
+  /** How long the server's event loop has been busy and idle so far, in ms. */
+  async eventLoop(): Promise<{ active: number; idle: number }> {
+    const { active, idle } = await this.#child.ask({ type: 'elu' }, 'elu:done');
+    return { active, idle };
   }
 
   /** Stops every job still running, closes the server and removes its data directory. Idempotent. */
