@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
@@ -41,8 +41,7 @@ export async function resolveConnection(
   if (server === undefined && env.url === undefined) {
     const socketPath = join(env.dataDir, SOCKET_FILE);
     if (await isSocket(socketPath)) {
-      const fromFile =
-        fromEnv === null ? (await readFile(tokenFile, 'utf8').catch(() => '')).trim() || null : null;
+      const fromFile = fromEnv === null ? (await readText(tokenFile)).trim() || null : null;
       return {
         baseUrl: new URL('http://localhost/'),
         socketPath,
@@ -64,11 +63,16 @@ export async function resolveConnection(
   };
 }
 
-async function isSocket(path: string): Promise<boolean> {
-  return stat(path).then(
-    (stats) => stats.isSocket(),
-    () => false, // none, or a data directory this user cannot read
-  );
+// The callback API of node:fs, which Node has loaded already: node:fs/promises would load a
+// dozen more built-in modules into every CLI command.
+function isSocket(path: string): Promise<boolean> {
+  // false: none, or a data directory this user cannot read
+  return new Promise((resolve) => stat(path, (err, stats) => resolve(err === null && stats.isSocket())));
+}
+
+/** The file's text; '' when it cannot be read. */
+function readText(path: string): Promise<string> {
+  return new Promise((resolve) => readFile(path, 'utf8', (err, text) => resolve(err === null ? text : '')));
 }
 
 export function parseServerUrl(text: string, fromEnv: boolean): URL {
