@@ -29,4 +29,11 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 // Exit at once when done: an idle keep-alive connection must not keep the process waiting.
-runCli(process.argv.slice(2)).then((status) => process.exit(status));
+runCli(process.argv.slice(2)).then(
+  (status) => process.exit(status),
+  (err: unknown) => {
+    // runCli reports every error itself; this is a bug, shown as Node would show it.
+    console.error(err);
+    process.exit(1);
+  },
+);
