@@ -19,17 +19,23 @@ export interface PublicRouteConfig {
  * the header is right, so that a client that leaks tokens into URLs finds out at once.
  */
 export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
-  app.addHook('onRequest', async (request) => {
-    if ((request.routeOptions.config as PublicRouteConfig).public === true) return;
-    const query = request.query as Record<string, unknown> | undefined;
-    for (const key of Object.keys(query ?? {})) {
-      if (QUERY_CREDENTIALS.has(key.toLowerCase())) {
-        throw new UnauthenticatedError(
-          `Tokens are not accepted in the query string (\`${key}\`); send the header \`Authorization: Bearer <token>\``,
-        );
+  // A callback hook, not an async one: it runs on every request, and has nothing to await.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if ((request.routeOptions.config as PublicRouteConfig).public === true) return done();
+    try {
+      const query = request.query as Record<string, unknown> | undefined;
+      for (const key of Object.keys(query ?? {})) {
+        if (QUERY_CREDENTIALS.has(key.toLowerCase())) {
+          throw new UnauthenticatedError(
+            `Tokens are not accepted in the query string (\`${key}\`); send the header \`Authorization: Bearer <token>\``,
+          );
+        }
       }
+      principals.set(request, authenticator.authenticate(request.headers.authorization));
+    } catch (err) {
+      return done(err as Error);
     }
-    principals.set(request, authenticator.authenticate(request.headers.authorization));
+    done();
   });
 }
 

@@ -34,6 +34,9 @@ import { WriteBatch } from './write-batch.ts';
 /** What a state change decides from: the columns its checks read. */
 type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
 
+/** How many finished jobs `getJob` keeps at hand (a few hundred KiB at most). */
+const FINISHED_CACHE_SIZE = 512;
+
 /** SQLite's extended error code for a PRIMARY KEY violation. */
 const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
 
@@ -90,6 +93,14 @@ export class SqliteJobStore implements JobStore {
   readonly #hasDependents: ReturnType<typeof compileHasDependents>;
   /** Starts and ends that come in one turn are committed together. */
   readonly #writes: WriteBatch<SqliteSchema>;
+  /**
+   * Finished jobs read lately, by id. A finished job's row never changes again (a retry is a new
+   * job; a finished one refuses every change); it only goes, by `deleteJob` or `deleteFinished`,
+   * which take it out of here. Bounded: the oldest read goes first.
+   */
+  readonly #finished = new Map<string, Job>();
+  /** Bumped by every deletion: a read that began before one does not fill the cache. */
+  #deletions = 0;
 
   private constructor(db: Kysely<SqliteSchema>) {
     this.#db = db;
@@ -372,12 +383,23 @@ export class SqliteJobStore implements JobStore {
   }
 
   async getJob(id: string): Promise<Job | undefined> {
+    const cached = this.#finished.get(id);
+    if (cached !== undefined) return cached;
+    const deletions = this.#deletions;
     // Run through Kysely (its connection lock keeps it out of another caller's open transaction)
     // but not built nor compiled again; the driver reuses the prepared statement for this SQL.
     const query: ReturnType<typeof compileGetJob> = { ...this.#getJob, parameters: [id] };
     const { rows } = await this.#db.executeQuery(query);
     const row = rows[0];
-    return row === undefined ? undefined : rowToJob(row);
+    if (row === undefined) return undefined;
+    const job = rowToJob(row);
+    if (isFinal(job.status) && deletions === this.#deletions) {
+      if (this.#finished.size >= FINISHED_CACHE_SIZE) {
+        this.#finished.delete(this.#finished.keys().next().value as string);
+      }
+      this.#finished.set(id, job);
+    }
+    return job;
   }
 
   async listJobs(query: JobListQuery): Promise<JobPage> {
@@ -459,15 +481,25 @@ export class SqliteJobStore implements JobStore {
   }
 
   deleteJob(id: string): Promise<Job> {
-    return deleteJobIn(this.#db, id);
+    this.#forget([id]);
+    return deleteJobIn(this.#db, id).finally(() => this.#forget([id]));
   }
 
   retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
     return retentionBoundIn(this.#db, limits);
   }
 
-  deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
-    return deleteFinishedIn(this.#db, query);
+  async deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
+    this.#deletions++;
+    const ids = await deleteFinishedIn(this.#db, query);
+    this.#forget(ids);
+    return ids;
+  }
+
+  /** Takes deleted (or being deleted) jobs out of the cache of finished ones. */
+  #forget(ids: readonly string[]): void {
+    this.#deletions++;
+    for (const id of ids) this.#finished.delete(id);
   }
 
   async listDirsToRemove(limit: number): Promise<string[]> {
