@@ -361,6 +361,37 @@ describe('SqliteJobStore: starts and ends of one turn', () => {
     });
   });
 
+  it('admissions of one turn: one that fails after writing is undone alone, the others are admitted', () =>
+    withDatabaseFile(async (path) => {
+      const store = await SqliteJobStore.open(path);
+      try {
+        const now = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
+        const good = [makeJob({ createdAt: now }), makeJob({ createdAt: now })];
+        // Its row is written, then its NOT NULL label fails: the savepoint takes the row back.
+        const broken = makeJob({
+          createdAt: now,
+          spec: { labels: { ok: 'yes', bad: null as unknown as string } },
+        });
+        const outcomes = await Promise.allSettled([
+          store.admitJob(good[0]!, now),
+          store.admitJob(broken, now),
+          store.admitJob(good[1]!, now),
+        ]);
+        assert.deepEqual(
+          outcomes.map((o) => o.status),
+          ['fulfilled', 'rejected', 'fulfilled'],
+        );
+        assert.equal(await store.getJob(broken.id), undefined);
+        for (const job of good) assert.equal((await store.getJob(job.id))?.status, 'queued');
+      } finally {
+        await store.close();
+      }
+      await withConnection(path, async (db) => {
+        const labels = await db.selectFrom('job_labels').selectAll().execute();
+        assert.deepEqual(labels, [], 'nothing of the broken job is left');
+      });
+    }));
+
   it('a job with no dependents settles with no write at all', async () => {
     await withDatabaseFile(async (path) => {
       const store = await SqliteJobStore.open(path);

@@ -126,72 +126,9 @@ export class SqliteJobStore implements JobStore {
     await this.#db.transaction().execute((trx) => insertRow(trx, job));
   }
 
-  async admitJob(job: Job, now: Date): Promise<Admission> {
-    return this.#db.transaction().execute(async (trx): Promise<Admission> => {
-      const scope = dedupeScopeOf(job);
-      if (job.spec.dedupeKey !== null && scope !== null) {
-        const existing = await trx
-          .selectFrom('jobs')
-          .selectAll()
-          .where('dedupe_scope', '=', scope)
-          .where('dedupe_key', '=', job.spec.dedupeKey)
-          .where(sql<boolean>`dedupe_key is not null and status in ('queued', 'running', 'paused')`)
-          .executeTakeFirst();
-        if (existing) return { admitted: false, existing: rowToJob(existing) };
-      }
-      const queue = await queueRow(trx, job.spec.queue);
-      if (queue?.max_waiting != null) {
-        const { n } = await trx
-          .selectFrom(
-            trx
-              .selectFrom('jobs')
-              .select(sql.lit(1).as('one'))
-              .where('queue', '=', job.spec.queue)
-              .where('status', '=', sql.lit('queued'))
-              // Counted as the Queue's `waiting` is: jobs being started hold a slot instead.
-              .where(sql<boolean>`hold is not 'starting'`)
-              .limit(queue.max_waiting)
-              .as('w'),
-          )
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .executeTakeFirstOrThrow();
-        if (Number(n) >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
-      }
-
-      // Each dependency, followed along its retries to its latest attempt.
-      const deps: Job[] = [];
-      for (const [i, id] of job.spec.after.entries()) {
-        let dep = await getRow(trx, id);
-        if (!dep) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
-        for (let hops = 0; dep.retried_as !== null && hops < 1000; hops++) {
-          dep = (await getRow(trx, dep.retried_as)) ?? dep;
-          if (dep.retried_as === null) break;
-        }
-        deps.push(rowToJob(dep));
-      }
-      const verdict = dependencyVerdict(deps);
-      let stored: Job;
-      if (verdict.kind === 'failed') {
-        stored = {
-          ...job,
-          status: 'cancelled',
-          hold: null,
-          finishedAt: now,
-          exit: { exitCode: null, signal: null, reason: verdict.reason },
-        };
-      } else {
-        const hold = verdict.kind === 'waiting' ? 'after' : job.runAt && job.runAt > now ? 'delay' : null;
-        stored = { ...job, hold };
-      }
-      await insertRow(trx, stored);
-      if (stored.status === 'queued' && deps.length > 0) {
-        await trx
-          .insertInto('job_deps')
-          .values(deps.map((dep) => ({ job_id: job.id, dep_id: dep.id })))
-          .execute();
-      }
-      return { admitted: true, job: stored };
-    });
+  admitJob(job: Job, now: Date): Promise<Admission> {
+    // Submissions of many clients come together: they are committed together (see WriteBatch).
+    return this.#writes.run((trx) => admitIn(trx, job, now));
   }
 
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
@@ -572,6 +509,73 @@ export class SqliteJobStore implements JobStore {
 }
 
 type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
+
+/** The admission of one job (see `JobStore.admitJob`), inside the caller's transaction. */
+async function admitIn(trx: Transaction<SqliteSchema>, job: Job, now: Date): Promise<Admission> {
+  const scope = dedupeScopeOf(job);
+  if (job.spec.dedupeKey !== null && scope !== null) {
+    const existing = await trx
+      .selectFrom('jobs')
+      .selectAll()
+      .where('dedupe_scope', '=', scope)
+      .where('dedupe_key', '=', job.spec.dedupeKey)
+      .where(sql<boolean>`dedupe_key is not null and status in ('queued', 'running', 'paused')`)
+      .executeTakeFirst();
+    if (existing) return { admitted: false, existing: rowToJob(existing) };
+  }
+  const queue = await queueRow(trx, job.spec.queue);
+  if (queue?.max_waiting != null) {
+    const { n } = await trx
+      .selectFrom(
+        trx
+          .selectFrom('jobs')
+          .select(sql.lit(1).as('one'))
+          .where('queue', '=', job.spec.queue)
+          .where('status', '=', sql.lit('queued'))
+          // Counted as the Queue's `waiting` is: jobs being started hold a slot instead.
+          .where(sql<boolean>`hold is not 'starting'`)
+          .limit(queue.max_waiting)
+          .as('w'),
+      )
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    if (Number(n) >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
+  }
+
+  // Each dependency, followed along its retries to its latest attempt.
+  const deps: Job[] = [];
+  for (const [i, id] of job.spec.after.entries()) {
+    let dep = await getRow(trx, id);
+    if (!dep) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
+    for (let hops = 0; dep.retried_as !== null && hops < 1000; hops++) {
+      dep = (await getRow(trx, dep.retried_as)) ?? dep;
+      if (dep.retried_as === null) break;
+    }
+    deps.push(rowToJob(dep));
+  }
+  const verdict = dependencyVerdict(deps);
+  let stored: Job;
+  if (verdict.kind === 'failed') {
+    stored = {
+      ...job,
+      status: 'cancelled',
+      hold: null,
+      finishedAt: now,
+      exit: { exitCode: null, signal: null, reason: verdict.reason },
+    };
+  } else {
+    const hold = verdict.kind === 'waiting' ? 'after' : job.runAt && job.runAt > now ? 'delay' : null;
+    stored = { ...job, hold };
+  }
+  await insertRow(trx, stored);
+  if (stored.status === 'queued' && deps.length > 0) {
+    await trx
+      .insertInto('job_deps')
+      .values(deps.map((dep) => ({ job_id: job.id, dep_id: dep.id })))
+      .execute();
+  }
+  return { admitted: true, job: stored };
+}
 
 /** One state change inside a transaction (see `#change`). */
 async function changeIn(

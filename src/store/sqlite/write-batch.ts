@@ -1,24 +1,31 @@
-import type { CompiledQuery, Kysely, QueryResult } from 'kysely';
+import { type CompiledQuery, type Kysely, type QueryResult, sql, type Transaction } from 'kysely';
 
-interface PendingWrite {
-  readonly query: CompiledQuery<unknown>;
-  readonly resolve: (result: QueryResult<unknown>) => void;
+/** A unit of writes that must be all or nothing, as one transaction of its own would make it. */
+export type Work<DB, T> = (trx: Transaction<DB>) => Promise<T>;
+
+interface Pending<DB> {
+  readonly work: Work<DB, unknown>;
+  readonly resolve: (value: unknown) => void;
   readonly reject: (err: unknown) => void;
 }
 
+/** The outcome of one unit inside a batch. */
+type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly err: unknown };
+
 /**
- * Group commit for single-statement writes. Each statement stands alone (it checks its own
- * preconditions in its `where`), but a commit costs far more than an UPDATE of one row (the WAL
- * append of every page it touched), and starts and ends come in bursts: the starts of a claimed
- * batch arrive in one turn of the event loop, as do the ends the spawner reports together.
- * Statements given in one turn run in that order, in one transaction, at the end of the turn;
- * each caller gets its own result. When any of them fails, or the commit does, nothing of the
- * batch is kept and each statement runs again on its own, so that each caller sees exactly the
- * outcome (or the error) it would have had alone.
+ * Group commit. A commit costs far more than the writes of one job (the WAL append of every page
+ * they touched), and jobs come in bursts: submissions of many clients at once, the starts of a
+ * claimed batch in one turn of the event loop, the ends the spawner reports together. Units of
+ * work given in one turn run in that order in one transaction at the end of the turn, each in a
+ * savepoint of its own: one that throws is rolled back alone and its caller gets its error,
+ * while the others are committed. If the batch itself cannot go on (SQLite ended the whole
+ * transaction, as it does on a full disk) or its commit fails, nothing of it is kept and each
+ * unit runs again in a transaction of its own, so that each caller sees exactly the outcome it
+ * would have had alone.
  */
 export class WriteBatch<DB> {
   readonly #db: Kysely<DB>;
-  #pending: PendingWrite[] = [];
+  #pending: Pending<DB>[] = [];
   /** The batch being written, if any. */
   #flushing: Promise<void> = Promise.resolve();
 
@@ -26,14 +33,20 @@ export class WriteBatch<DB> {
     this.#db = db;
   }
 
-  execute<R>(query: CompiledQuery<R>): Promise<QueryResult<R>> {
-    return new Promise<QueryResult<R>>((resolve, reject) => {
-      this.#pending.push({ query, resolve: resolve as PendingWrite['resolve'], reject });
+  /** Runs `work` in the next batch; resolves with its result once the batch is committed. */
+  run<T>(work: Work<DB, T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ work, resolve: resolve as (value: unknown) => void, reject });
       if (this.#pending.length === 1) setImmediate(() => this.#startFlush());
     });
   }
 
-  /** Writes what is pending now and resolves once every write given so far has its outcome. */
+  /** One statement as a unit of work. */
+  execute<R>(query: CompiledQuery<R>): Promise<QueryResult<R>> {
+    return this.run((trx) => trx.executeQuery(query));
+  }
+
+  /** Writes what is pending now and resolves once every unit given so far has its outcome. */
   async settle(): Promise<void> {
     this.#startFlush();
     await this.#flushing;
@@ -41,31 +54,44 @@ export class WriteBatch<DB> {
 
   #startFlush(): void {
     if (this.#pending.length === 0) return;
-    const previous = this.#flushing;
-    this.#flushing = previous.then(() => this.#flush());
+    this.#flushing = this.#flushing.then(() => this.#flush());
   }
 
   async #flush(): Promise<void> {
-    const writes = this.#pending;
+    const units = this.#pending;
     this.#pending = [];
-    if (writes.length === 0) return;
-    if (writes.length === 1) {
-      const [write] = writes as [PendingWrite];
-      await this.#db.executeQuery(write.query).then(write.resolve, write.reject);
-      return;
-    }
-    let results: QueryResult<unknown>[];
+    if (units.length === 0) return;
+    if (units.length === 1) return this.#alone(units[0]!);
+    let outcomes: Outcome[];
     try {
-      results = await this.#db.transaction().execute(async (trx) => {
-        const out: QueryResult<unknown>[] = [];
-        for (const write of writes) out.push(await trx.executeQuery(write.query));
+      outcomes = await this.#db.transaction().execute(async (trx) => {
+        const out: Outcome[] = [];
+        for (const unit of units) {
+          await sql`savepoint unit`.execute(trx);
+          try {
+            out.push({ ok: true, value: await unit.work(trx) });
+          } catch (err) {
+            // Throws (and so ends the batch) when SQLite has already ended the transaction.
+            await sql`rollback to unit`.execute(trx);
+            out.push({ ok: false, err });
+          }
+          await sql`release unit`.execute(trx);
+        }
         return out;
       });
     } catch {
-      // Rolled back: one by one, each with its own outcome.
-      for (const write of writes) await this.#db.executeQuery(write.query).then(write.resolve, write.reject);
+      for (const unit of units) await this.#alone(unit);
       return;
     }
-    for (const [i, write] of writes.entries()) write.resolve(results[i]!);
+    for (const [i, unit] of units.entries()) {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) unit.resolve(outcome.value);
+      else unit.reject(outcome.err);
+    }
+  }
+
+  /** One unit in a transaction of its own. */
+  async #alone(unit: Pending<DB>): Promise<void> {
+    await this.#db.transaction().execute(unit.work).then(unit.resolve, unit.reject);
   }
 }
