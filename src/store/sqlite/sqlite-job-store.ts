@@ -1,4 +1,4 @@
-import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
+import { type CompiledQuery, type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import {
   dedupeScopeOf,
@@ -611,7 +611,7 @@ async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void
     owner: job.owner,
   }));
   try {
-    await trx.insertInto('jobs').values(row).execute();
+    await insertJobRow(trx, row);
   } catch (error) {
     if ((error as { errcode?: unknown }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) {
       throw new ValidationError('id', `A job with id ${job.id} already exists`);
@@ -620,19 +620,59 @@ async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void
   }
   if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
   // A queue exists for the dispatcher once a job names it.
-  await trx
+  const ensureQueue: ReturnType<typeof compileEnsureQueue> = {
+    ...(ensureQueueQuery ??= compileEnsureQueue(trx)),
+    parameters: [job.spec.queue, 0],
+  };
+  await trx.executeQuery(ensureQueue);
+}
+
+/**
+ * Statements of every admission, compiled once (building a query costs more than running it):
+ * their SQL is the same for every job. The jobs row's insert is kept with its columns, and used
+ * only for a row with exactly those columns, every one set.
+ */
+let insertJobQuery: { readonly columns: string; readonly query: CompiledQuery } | undefined;
+let ensureQueueQuery: ReturnType<typeof compileEnsureQueue> | undefined;
+let queueRowQuery: ReturnType<typeof compileQueueRow> | undefined;
+
+function compileEnsureQueue(db: Db) {
+  return db
     .insertInto('queues')
-    .values({ name: job.spec.queue, paused: 0 })
+    .values({ name: '', paused: 0 })
     .onConflict((oc) => oc.column('name').doNothing())
-    .execute();
+    .compile();
+}
+
+function compileQueueRow(db: Db) {
+  return db.selectFrom('queues').selectAll().where('name', '=', '').compile();
+}
+
+async function insertJobRow(trx: Transaction<SqliteSchema>, row: JobRow): Promise<void> {
+  const columns = Object.keys(row).join(',');
+  const values = Object.values(row);
+  if (insertJobQuery?.columns === columns) {
+    await trx.executeQuery({ ...insertJobQuery.query, parameters: values });
+    return;
+  }
+  const query = trx.insertInto('jobs').values(row).compile();
+  // Kept only when Kysely took every column, in order, with its value as it is.
+  const same =
+    query.parameters.length === values.length && query.parameters.every((value, i) => value === values[i]);
+  if (same && insertJobQuery === undefined) insertJobQuery = { columns, query };
+  await trx.executeQuery(query);
 }
 
 function getRow(db: Db, id: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
-  return db.selectFrom('queues').selectAll().where('name', '=', name).executeTakeFirst();
+async function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
+  const query: ReturnType<typeof compileQueueRow> = {
+    ...(queueRowQuery ??= compileQueueRow(db)),
+    parameters: [name],
+  };
+  return (await db.executeQuery(query)).rows[0];
 }
 
 async function countActiveIn(db: Db, queue: string): Promise<number> {
