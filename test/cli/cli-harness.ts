@@ -150,7 +150,10 @@ function cliMain(): string {
   return existsSync(bundle) ? bundle : join(REPO, 'dist/src/cli/main.js');
 }
 
-/** True when dist/ was built after the last change to any file of src/ (the launcher's rule). */
+/**
+ * True when dist/ was built after the last change to any file or directory under src/ (the
+ * launcher's rule).
+ */
 function distIsCurrent(): boolean {
   let built: number;
   try {
@@ -161,7 +164,7 @@ function distIsCurrent(): boolean {
   const newer = (dir: string): boolean =>
     readdirSync(dir, { withFileTypes: true }).some((entry) => {
       const path = join(dir, entry.name);
-      return entry.isDirectory() ? newer(path) : statSync(path).mtimeMs > built;
+      return statSync(path).mtimeMs > built || (entry.isDirectory() && newer(path));
     });
   return !newer(join(REPO, 'src'));
 }
