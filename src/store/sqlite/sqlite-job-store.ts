@@ -620,8 +620,9 @@ async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void
   }
   if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
   // A queue exists for the dispatcher once a job names it.
+  ensureQueueQuery ??= compileEnsureQueue(trx);
   const ensureQueue: ReturnType<typeof compileEnsureQueue> = {
-    ...(ensureQueueQuery ??= compileEnsureQueue(trx)),
+    ...ensureQueueQuery,
     parameters: [job.spec.queue, 0],
   };
   await trx.executeQuery(ensureQueue);
@@ -668,10 +669,8 @@ function getRow(db: Db, id: string): Promise<JobRow | undefined> {
 }
 
 async function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
-  const query: ReturnType<typeof compileQueueRow> = {
-    ...(queueRowQuery ??= compileQueueRow(db)),
-    parameters: [name],
-  };
+  queueRowQuery ??= compileQueueRow(db);
+  const query: ReturnType<typeof compileQueueRow> = { ...queueRowQuery, parameters: [name] };
   return (await db.executeQuery(query)).rows[0];
 }
 
