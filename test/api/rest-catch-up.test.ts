@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CombinedIndex } from '../../src/output/combined-index.ts';
+import { requestFor } from '../helpers/trust-server.ts';
 import { type ApiHarness, openApi, openFdCount, rawGet, within } from './api-harness.ts';
 
 const MiB = 1024 * 1024;
@@ -41,7 +41,7 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
     // POST /run answers once the job ended, with its combined view read from cursor 0. Over
     // node:http without keep-alive (not fetch), so that no pooled socket stays open.
     id = await new Promise<string>((resolve, reject) => {
-      const req = request(
+      const req = requestFor(h.server.url)(
         h.url('/run'),
         { method: 'POST', agent: false, headers: { ...auth, 'content-type': 'application/json' } },
         (res) => {
@@ -89,7 +89,7 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
     for (const view of ['all', 'stdout']) {
       let followersWhileOpen = -1;
       await new Promise<void>((resolve, reject) => {
-        const req = request(
+        const req = requestFor(h.server.url)(
           h.url(`/v1/jobs/${id}/output?stream=${view}`),
           { agent: false, headers: auth },
           (res) => {

@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TokenStore } from '../../src/auth/token-store.ts';
-import { type ApiHarness, type JobJson, openApi } from './api-harness.ts';
+import { type ApiHarness, addUserToken, type JobJson, openApi } from './api-harness.ts';
 
 describe('REST API: GET /v1/jobs/{id} of a finished job', () => {
   let h: ApiHarness;
   let alice: Record<string, string> = {};
   let bob: Record<string, string> = {};
   before(async () => {
-    h = await openApi(async (dataDir) => {
-      const tokens = await TokenStore.open(dataDir);
-      alice = { authorization: `Bearer ${(await tokens.issue('alice', 'user')).token}` };
-      bob = { authorization: `Bearer ${(await tokens.issue('bob', 'user')).token}` };
-    });
+    h = await openApi();
+    alice = { authorization: `Bearer ${await addUserToken(h, 'alice')}` };
+    bob = { authorization: `Bearer ${await addUserToken(h, 'bob')}` };
   });
   after(() => h.destroy());
 

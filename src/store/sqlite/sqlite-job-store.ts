@@ -29,6 +29,7 @@ import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
+import { SqliteUserStore } from './sqlite-user-store.ts';
 import { WriteBatch } from './write-batch.ts';
 
 /** What a state change decides from: the columns its checks read. */
@@ -102,12 +103,16 @@ export class SqliteJobStore implements JobStore {
   /** Bumped by every deletion: a read that began before one does not fill the cache. */
   #deletions = 0;
 
+  /** Users, tokens and the audit trail, in the same database and on the same connection. */
+  readonly users: SqliteUserStore;
+
   private constructor(db: Kysely<SqliteSchema>) {
     this.#db = db;
     this.#writes = new WriteBatch(db);
     this.#getJob = compileGetJob(db);
     this.#markStarted = compileMarkStarted(db);
     this.#hasDependents = compileHasDependents(db);
+    this.users = new SqliteUserStore(db);
   }
 
   /** Opens (creating if needed) the database file at `path` and brings its schema up to date. */
