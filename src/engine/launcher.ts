@@ -41,11 +41,6 @@ export class Launcher {
     this.#deps = deps;
   }
 
-  /** Starts a claimed job; what fails is recorded on the job. */
-  launch(job: Job): Promise<Job> {
-    return this.launchAll([job])[0]!;
-  }
-
   /**
    * Starts the jobs of a claimed batch together: their directories, cgroups and spawn requests
    * go out at once (the spawner takes the requests of one event-loop turn in one write), and

@@ -1,4 +1,4 @@
-import { type CompiledQuery, type Kysely, sql, type Transaction, type Updateable } from 'kysely';
+import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import {
   dedupeScopeOf,
@@ -8,7 +8,7 @@ import {
   type ProcessIdentity,
   type StopRequest,
 } from '../../core/job.ts';
-import { assertTransition, TRANSITIONS } from '../../core/states.ts';
+import { assertTransition } from '../../core/states.ts';
 import { dependencyVerdict } from '../dependency-verdict.ts';
 import type {
   Admission,
@@ -23,6 +23,15 @@ import type {
   RetentionLimits,
 } from '../job-store.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
+import {
+  compileGetJob,
+  compileHasDependents,
+  compileMarkFinished,
+  compileMarkStarted,
+  ensureQueue,
+  insertJobRow,
+  queueRow,
+} from './compiled-statements.ts';
 import { jobToRow, rowToJob, toMillis } from './job-row.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
@@ -40,45 +49,6 @@ const FINISHED_CACHE_SIZE = 512;
 
 /** SQLite's extended error code for a PRIMARY KEY violation. */
 const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
-
-/** `select * from jobs where id = ?`; the id is given as the one parameter at each run. */
-function compileGetJob(db: Kysely<SqliteSchema>) {
-  return db.selectFrom('jobs').selectAll().where('id', '=', '').compile();
-}
-
-/** The statuses a job may move to `to` from, as an SQL list of literals: `'queued', 'paused'`. */
-function fromStatuses(to: JobStatus): string {
-  const from = (Object.keys(TRANSITIONS) as JobStatus[]).filter((status) =>
-    (TRANSITIONS[status] as readonly JobStatus[]).includes(to),
-  );
-  return from.map((status) => `'${status}'`).join(', ');
-}
-
-/**
- * The start of a job as one statement: the checked transition is in its `where`, so it needs no
- * read before it nor a transaction around it. Parameters: process, started_at, id.
- */
-function compileMarkStarted(db: Kysely<SqliteSchema>) {
-  return sql<JobRow>`update jobs set status = 'running', hold = null, process = ${''}, started_at = ${0}
-    where id = ${''} and status in (${sql.raw(fromStatuses('running'))}) returning *`.compile(db);
-}
-
-/**
- * The end of a job as one statement, per final status (see `compileMarkStarted`); a stop
- * already on record is kept. Parameters: exit_code, exit_signal, exit_reason, finished_at,
- * stdout_bytes, stderr_bytes, stop_forced (0 or 1), id.
- */
-function compileMarkFinished(db: Kysely<SqliteSchema>, status: JobStatus) {
-  return sql<JobRow>`update jobs set status = ${sql.lit(status)}, exit_code = ${0}, exit_signal = ${''},
-    exit_reason = ${''}, finished_at = ${0}, stdout_bytes = ${0}, stderr_bytes = ${0}, hold = null,
-    paused_at = null, stop_forced = max(stop_forced, ${0})
-    where id = ${''} and status in (${sql.raw(fromStatuses(status))}) returning *`.compile(db);
-}
-
-/** Whether a job has dependents at all: most have none, and then there is nothing to settle. */
-function compileHasDependents(db: Kysely<SqliteSchema>) {
-  return sql<{ one: number }>`select 1 as one from job_deps where dep_id = ${''} limit 1`.compile(db);
-}
 
 /**
  * The job store on one SQLite file (`node:sqlite`, WAL), the embedded default. One instance per
@@ -625,58 +595,11 @@ async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void
   }
   if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
   // A queue exists for the dispatcher once a job names it.
-  ensureQueueQuery ??= compileEnsureQueue(trx);
-  const ensureQueue: ReturnType<typeof compileEnsureQueue> = {
-    ...ensureQueueQuery,
-    parameters: [job.spec.queue, 0],
-  };
-  await trx.executeQuery(ensureQueue);
-}
-
-/**
- * Statements of every admission, compiled once (building a query costs more than running it):
- * their SQL is the same for every job. The jobs row's insert is kept with its columns, and used
- * only for a row with exactly those columns, every one set.
- */
-let insertJobQuery: { readonly columns: string; readonly query: CompiledQuery } | undefined;
-let ensureQueueQuery: ReturnType<typeof compileEnsureQueue> | undefined;
-let queueRowQuery: ReturnType<typeof compileQueueRow> | undefined;
-
-function compileEnsureQueue(db: Db) {
-  return db
-    .insertInto('queues')
-    .values({ name: '', paused: 0 })
-    .onConflict((oc) => oc.column('name').doNothing())
-    .compile();
-}
-
-function compileQueueRow(db: Db) {
-  return db.selectFrom('queues').selectAll().where('name', '=', '').compile();
-}
-
-async function insertJobRow(trx: Transaction<SqliteSchema>, row: JobRow): Promise<void> {
-  const columns = Object.keys(row).join(',');
-  const values = Object.values(row);
-  if (insertJobQuery?.columns === columns) {
-    await trx.executeQuery({ ...insertJobQuery.query, parameters: values });
-    return;
-  }
-  const query = trx.insertInto('jobs').values(row).compile();
-  // Kept only when Kysely took every column, in order, with its value as it is.
-  const same =
-    query.parameters.length === values.length && query.parameters.every((value, i) => value === values[i]);
-  if (same && insertJobQuery === undefined) insertJobQuery = { columns, query };
-  await trx.executeQuery(query);
+  await ensureQueue(trx, job.spec.queue);
 }
 
 function getRow(db: Db, id: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
-async function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
-  queueRowQuery ??= compileQueueRow(db);
-  const query: ReturnType<typeof compileQueueRow> = { ...queueRowQuery, parameters: [name] };
-  return (await db.executeQuery(query)).rows[0];
 }
 
 async function countActiveIn(db: Db, queue: string): Promise<number> {
