@@ -5,7 +5,7 @@
  *   node --expose-gc bench/server-process.ts DATA_DIR LOG_LEVEL
  *
  * It answers `{type: 'ready', url, adminTokenFile}`, then obeys `{type: 'gc'}` (answers
- * `{type: 'gc:done'}`) and `{type: 'close'}` (closes the server, answers `{type: 'closed'}`, exits).
+ * `{type: 'gc:done'}`), `{type: 'elu'}` (answers `{type: 'elu:done', active, idle}`) and `{type: 'close'}` (closes the server, answers `{type: 'closed'}`, exits).
  */
 import { runServer } from '../src/main.ts';
 import type { ChildRequest } from './lib/child-protocol.ts';
@@ -22,6 +22,9 @@ process.on('message', (message: ChildRequest) => {
   if (message.type === 'gc') {
     globalThis.gc?.();
     process.send?.({ type: 'gc:done' });
+  } else if (message.type === 'elu') {
+    const { active, idle } = performance.eventLoopUtilization();
+    process.send?.({ type: 'elu:done', active, idle });
   } else if (message.type === 'close') {
     server.close().then(
       () => process.send?.({ type: 'closed' }, () => process.exit(0)),

@@ -9,12 +9,17 @@ cd "$root"
 # shellcheck source=scripts/node-env.sh
 . scripts/node-env.sh
 stamp=dist/.built
-if [ -f "$stamp" ] && [ -z "$(find src package.json tsconfig.json tsconfig.build.json -newer "$stamp" -print -quit)" ]; then
+if [ -f "$stamp" ] && [ -z "$(find src package.json tsconfig.json tsconfig.build.json scripts/bundle-cli.ts scripts/bundle -newer "$stamp" -print -quit)" ]; then
   exit 0
 fi
 rm -rf dist/src
 mkdir -p dist
 touch "$stamp.next"
 node_modules/.bin/tsc -p tsconfig.build.json
+# The CLI as one file (dist/jobworker.cjs); without esbuild installed, bin/jobworker runs dist/src/.
+rm -f dist/jobworker.cjs
+if [ -d node_modules/esbuild ]; then
+  node scripts/bundle-cli.ts
+fi
 mv "$stamp.next" "$stamp"
 echo "build: dist/ emitted" >&2

@@ -5,17 +5,21 @@
  * Prints `{seconds, latenciesMs, rssBytes}`: the whole run, each spawn() call until its `spawn`
  * event, and the loop's RSS. With RSS_MB, it first grows its heap with live data until its RSS
  * is that size: Node forks, so the parent's size costs every spawn, and this tells that cost
- * apart from the rest.
+ * apart from the rest. With HOLD, it first starts HOLD `sleep 3600` children (as process-group
+ * leaders) and keeps them alive during the loop: Node does work per live child on every exit,
+ * and a job runner with thousands of long jobs meets that cost. They are killed at the end.
  *
- *   node bench/baselines/spawn-loop.ts COUNT CONCURRENCY [RSS_MB]
+ *   node bench/baselines/spawn-loop.ts COUNT CONCURRENCY [RSS_MB] [HOLD]
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { openSync } from 'node:fs';
 import { runPool } from '../lib/pool.ts';
 
 const count = Number(process.argv[2] ?? 2000);
 const concurrency = Number(process.argv[3] ?? 16);
 const targetRss = Number(process.argv[4] ?? 0) * 1e6;
+const hold = Number(process.argv[5] ?? 0);
 // Small strings in arrays, as a server's heap holds them (one big Buffer would not be touched).
 const ballast: string[][] = [];
 while (process.memoryUsage.rss() < targetRss) {
@@ -36,10 +40,17 @@ function runOne(record: boolean): Promise<void> {
   });
 }
 
+const held: ChildProcess[] = [];
+for (let i = 0; i < hold; i++) {
+  held.push(spawn('sleep', ['3600'], { stdio: ['ignore', devNull, devNull], detached: true }));
+}
+await Promise.all(held.map((child) => once(child, 'spawn')));
+
 await runPool(100, concurrency, () => runOne(false)); // warm-up
 const started = performance.now();
 await runPool(count, concurrency, () => runOne(true));
 const seconds = (performance.now() - started) / 1000;
 const rssBytes = process.memoryUsage.rss();
+for (const child of held) process.kill(-child.pid!, 'SIGKILL');
 // The ballast is printed (its length) so that it stays alive to the end.
 process.stdout.write(JSON.stringify({ seconds, latenciesMs, rssBytes, ballastChunks: ballast.length }));

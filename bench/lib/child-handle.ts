@@ -34,18 +34,21 @@ export class ChildHandle {
     return new ChildHandle(child, ready);
   }
 
-  /** Sends a request and waits for the reply of type `expect`. */
-  async ask(request: ChildRequest, expect: ChildReply['type']): Promise<void> {
-    const reply = new Promise<void>((resolve) => {
+  /** Sends a request and resolves with the reply of type `expect`. */
+  async ask<T extends ChildReply['type']>(
+    request: ChildRequest,
+    expect: T,
+  ): Promise<Extract<ChildReply, { type: T }>> {
+    const reply = new Promise<Extract<ChildReply, { type: T }>>((resolve) => {
       const onMessage = (message: ChildReply) => {
         if (message.type !== expect) return;
         this.child.off('message', onMessage);
-        resolve();
+        resolve(message as Extract<ChildReply, { type: T }>);
       };
       this.child.on('message', onMessage);
     });
     this.child.send(request);
-    await reply;
+    return reply;
   }
 
   /** Asks the child to close and waits for it to exit; kills it after `timeoutMs`. */

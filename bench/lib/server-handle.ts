@@ -40,8 +40,14 @@ export class ServerHandle {
   static async start(options: ServerStartOptions): Promise<ServerHandle> {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-'));
     try {
-      // --expose-gc lets a scenario ask for a collection before reading the RSS it retains.
-      const child = await ChildHandle.start(SERVER_PROCESS, [dataDir, options.logLevel], ['--expose-gc']);
+      // --expose-gc lets a scenario ask for a collection before reading the RSS it retains;
+      // JW_BENCH_SERVER_ARGS adds Node options for the server alone (e.g. `--cpu-prof`).
+      const extra = process.env.JW_BENCH_SERVER_ARGS?.split(' ').filter(Boolean) ?? [];
+      const child = await ChildHandle.start(
+        SERVER_PROCESS,
+        [dataDir, options.logLevel],
+        ['--expose-gc', ...extra],
+      );
       const token = (await readFile(child.ready.adminTokenFile!, 'utf8')).trim();
       return new ServerHandle(child, dataDir, token, options);
     } catch (err) {
@@ -68,8 +74,14 @@ export class ServerHandle {
   }
 
   /** Runs a full garbage collection in the server. */
-  gc(): Promise<void> {
-    return this.#child.ask({ type: 'gc' }, 'gc:done');
+  async gc(): Promise<void> {
+    await this.#child.ask({ type: 'gc' }, 'gc:done');
+  }
+
+  /** How long the server's event loop has been busy and idle so far, in ms. */
+  async eventLoop(): Promise<{ active: number; idle: number }> {
+    const { active, idle } = await this.#child.ask({ type: 'elu' }, 'elu:done');
+    return { active, idle };
   }
 
   /** Stops every job still running, closes the server and removes its data directory. Idempotent. */

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
@@ -49,9 +49,7 @@ export async function resolveConnection(
     const socketPath = join(env.dataDir, SOCKET_FILE);
     if (await isSocket(socketPath)) {
       const fromFile =
-        fromEnv === null && tls.cert === undefined
-          ? (await readFile(tokenFile, 'utf8').catch(() => '')).trim() || null
-          : null;
+        fromEnv === null && tls.cert === undefined ? (await readText(tokenFile)).trim() || null : null;
       const secure = await isReadable(join(env.dataDir, 'tls', 'ca.pem'));
       return {
         baseUrl: new URL(secure ? 'https://localhost/' : 'http://localhost/'),
@@ -76,18 +74,20 @@ export async function resolveConnection(
   };
 }
 
-async function isReadable(path: string): Promise<boolean> {
-  return stat(path).then(
-    (stats) => stats.isFile(),
-    () => false,
-  );
+// The callback API of node:fs, which Node has loaded already: node:fs/promises would load a
+// dozen more built-in modules into every CLI command.
+function isReadable(path: string): Promise<boolean> {
+  return new Promise((resolve) => stat(path, (err, stats) => resolve(err === null && stats.isFile())));
 }
 
-async function isSocket(path: string): Promise<boolean> {
-  return stat(path).then(
-    (stats) => stats.isSocket(),
-    () => false, // none, or a data directory this user cannot read
-  );
+function isSocket(path: string): Promise<boolean> {
+  // false: none, or a data directory this user cannot read
+  return new Promise((resolve) => stat(path, (err, stats) => resolve(err === null && stats.isSocket())));
+}
+
+/** The file's text; '' when it cannot be read. */
+function readText(path: string): Promise<string> {
+  return new Promise((resolve) => readFile(path, 'utf8', (err, text) => resolve(err === null ? text : '')));
 }
 
 export function parseServerUrl(text: string, fromEnv: boolean): URL {

@@ -1,5 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { readFile as readFileCallback } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { UsageError } from './errors.ts';
 
 /** How the CLI verifies the server and, optionally, proves who it is with a certificate. */
@@ -91,6 +92,10 @@ export async function resolveTlsTrust(
     certFile: cert === undefined ? undefined : certFile,
   };
 }
+
+// The callback API of node:fs, which Node has loaded already: node:fs/promises would load a dozen
+// more built-in modules into every CLI command.
+const readFile = promisify(readFileCallback);
 
 async function readIfReadable(file: string): Promise<string | undefined> {
   return readFile(file, 'utf8').catch(() => undefined);

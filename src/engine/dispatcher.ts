@@ -6,8 +6,11 @@ export interface DispatcherDeps {
   readonly store: JobStore;
   readonly node: string;
   readonly clock: Clock;
-  /** Starts a claimed job; never rejects (a job that cannot start is recorded as failed). */
-  readonly launch: (job: Job) => Promise<void>;
+  /**
+   * Starts the jobs of a claimed batch together, one promise per job; none rejects (a job that
+   * cannot start is recorded as failed).
+   */
+  readonly launchAll: (jobs: readonly Job[]) => Promise<void>[];
   /** Most jobs claimed from one queue in one go, so one busy queue cannot starve the rest. */
   readonly batch: number;
   /** How many more jobs this node may start now (its `maxRunning` less what it runs). */
@@ -119,26 +122,31 @@ export class Dispatcher {
     }
     if (this.#draining || this.#stopped) return false;
     let more = false;
-    for (const queue of await store.listReadyQueues()) {
-      if (queue.paused) continue;
-      if (this.#draining || this.#stopped) break;
-      const nodeFree = this.#deps.nodeFree();
-      if (nodeFree <= 0) break; // a job that ends kicks a new pass
-      const free =
-        queue.concurrency === null ? batch : queue.concurrency - (await store.countActive(queue.name));
-      if (free <= 0) continue;
-      const want = Math.min(free, batch, nodeFree);
-      const claimed = await store.claimReady(queue.name, node, want);
-      if (claimed.length === batch) more = true;
-      // In claim order (priority, then arrival); each launch is quick: the spawn is what it waits for.
-      for (const [i, job] of claimed.entries()) {
+    // Launched together (batch by batch) and awaited at the end of the pass, so a pass still ends
+    // with its launches (`kick` and `close` wait for them) while no launch waits for another.
+    const launched: Promise<void>[] = [];
+    try {
+      for (const queue of await store.listReadyQueues()) {
+        if (queue.paused) continue;
+        if (this.#draining || this.#stopped) break;
+        const nodeFree = this.#deps.nodeFree();
+        if (nodeFree <= 0) break; // a job that ends kicks a new pass
+        const free =
+          queue.concurrency === null ? batch : queue.concurrency - (await store.countActive(queue.name));
+        if (free <= 0) continue;
+        const want = Math.min(free, batch, nodeFree);
+        const claimed = await store.claimReady(queue.name, node, want);
+        if (claimed.length === batch) more = true;
         if (this.#draining || this.#stopped) {
-          // A drain or a shutdown came mid-pass: what was claimed and not launched goes back.
-          for (const left of claimed.slice(i)) await store.releaseClaim(left.id);
+          // A drain or a shutdown came while claiming: what was claimed goes back unlaunched.
+          for (const left of claimed) await store.releaseClaim(left.id);
           return false;
         }
-        await this.#deps.launch(job);
+        // In claim order (priority, then arrival): the launcher records their starts in that order.
+        launched.push(...this.#deps.launchAll(claimed));
       }
+    } finally {
+      await Promise.all(launched);
     }
     return more;
   }

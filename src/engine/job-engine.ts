@@ -155,7 +155,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       clock: options.clock,
       batch: options.dispatchBatch,
       nodeFree: () => options.maxRunning - this.#supervisor.size - this.#launches.size,
-      launch: (job) => this.#launch(job),
+      launchAll: (jobs) => this.#launchAll(jobs),
       onError: (err) => {
         options.logger.error({ err }, 'dispatch failed');
         this.emit('engine:error', err, null);
@@ -246,22 +246,23 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     return { job: admission.job, created: true };
   }
 
-  /** Starts a job the dispatcher claimed. Never rejects: what fails is recorded on the job. */
-  async #launch(job: Job): Promise<void> {
-    const launched = this.#launcher.launch(job).then(
-      () => undefined,
-      (err: unknown) => {
-        this.#options.logger.error({ err, jobId: job.id }, 'job launch failed');
-        this.emit('engine:error', err as Error, job.id);
-      },
-    );
-    this.#launches.set(job.id, launched);
-    try {
-      await launched;
-    } finally {
-      this.#launches.delete(job.id);
-      this.#slots.emit('change');
-    }
+  /** Starts the jobs the dispatcher claimed together. Never rejects: what fails is recorded on the job. */
+  #launchAll(jobs: readonly Job[]): Promise<void>[] {
+    return this.#launcher.launchAll(jobs).map((launching, i) => {
+      const job = jobs[i]!;
+      const launched = launching.then(
+        () => undefined,
+        (err: unknown) => {
+          this.#options.logger.error({ err, jobId: job.id }, 'job launch failed');
+          this.emit('engine:error', err as Error, job.id);
+        },
+      );
+      this.#launches.set(job.id, launched);
+      return launched.finally(() => {
+        this.#launches.delete(job.id);
+        this.#slots.emit('change');
+      });
+    });
   }
 
   /** A job that ended without supervision (cancelled, settled): events and what follows. */

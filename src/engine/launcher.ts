@@ -21,6 +21,11 @@ export interface LauncherDeps {
   readonly changed: (job: Job) => void;
 }
 
+/** What `#spawn` made of a claimed job: its processes, or why it could not start. */
+type Spawned =
+  | { readonly ok: true; readonly dir: string; readonly dirs: string[]; readonly spawned: SpawnedJob }
+  | { readonly ok: false; readonly dirs: string[]; readonly err: Error };
+
 /**
  * Starts claimed jobs through the spawner and hands them to the supervisor; at open, sees through
  * the claims an earlier server left half-done. Whether a job began is read from its directory:
@@ -29,23 +34,45 @@ export interface LauncherDeps {
  */
 export class Launcher {
   readonly #deps: LauncherDeps;
+  /** Resolves once the last job given to `launchAll` began recording its start (or failure). */
+  #lastTurn: Promise<void> = Promise.resolve();
 
   constructor(deps: LauncherDeps) {
     this.#deps = deps;
   }
 
-  /** Starts a claimed job; what fails is recorded on the job. */
-  async launch(job: Job): Promise<Job> {
+  /**
+   * Starts the jobs of a claimed batch together: their directories, cgroups and spawn requests
+   * go out at once (the spawner takes the requests of one event-loop turn in one write), and
+   * their starts are recorded one after another in claim order (across batches too), so
+   * `job:started` keeps the order of priority. One promise per job, in the same order; what fails is recorded on its
+   * job and the others go on.
+   */
+  launchAll(jobs: readonly Job[]): Promise<Job>[] {
+    return jobs.map((job) => {
+      const spawning = this.#spawn(job);
+      // Its turn comes once it is spawned and the job before it began recording: the records
+      // reach the store in claim order, and those of one turn are committed together.
+      const turn = this.#lastTurn.then(() => spawning);
+      const recorded = turn.then((spawn) => this.#record(job, spawn));
+      this.#lastTurn = turn.then(
+        () => undefined,
+        () => undefined,
+      );
+      return recorded;
+    });
+  }
+
+  /** The job's directory, cgroups and processes; what failed, with what was made for it. */
+  async #spawn(job: Job): Promise<Spawned> {
     const { spec, id } = job;
-    const { cgroups, supervisor } = this.#deps;
     const dir = this.#deps.jobDir(id);
     let dirs: string[] = [];
-    let spawned: SpawnedJob;
     try {
       // The directory is made last before the spawn: after a crash, a claimed job whose
       // directory exists may have been sent to the spawner (see recoverClaims).
       await mkdir(dir, { mode: 0o700 });
-      dirs = cgroups.create(id, spec.limits);
+      dirs = this.#deps.cgroups.create(id, spec.limits);
       const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs));
       if (reply.kind === 'started') {
         const identity: ProcessIdentity = {
@@ -55,30 +82,41 @@ export class Launcher {
           cgroups: dirs,
           wrapper: { pid: reply.wrapperPid, startTicks: reply.wrapperTicks },
         };
-        spawned = { identity, exited: reply.exited };
-      } else {
-        // The spawner died with the request in flight (every wrapper it was starting has decided
-        // by then), or refused it: a wrapper that recorded the job's identity began it all the same.
-        const found = await readIdentityFile(dir, dirs);
-        if (!found) {
-          throw new SpawnError(
-            reply.kind === 'refused'
-              ? reply.reason
-              : 'the spawner stopped while starting it, before its command began',
-          );
-        }
-        spawned = { identity: found.identity, exited: Promise.resolve('orphaned') };
+        return { ok: true, dir, dirs, spawned: { identity, exited: reply.exited } };
       }
+      // The spawner died with the request in flight (every wrapper it was starting has decided
+      // by then), or refused it: a wrapper that recorded the job's identity began it all the same.
+      const found = await readIdentityFile(dir, dirs);
+      if (!found) {
+        throw new SpawnError(
+          reply.kind === 'refused'
+            ? reply.reason
+            : 'the spawner stopped while starting it, before its command began',
+        );
+      }
+      return {
+        ok: true,
+        dir,
+        dirs,
+        spawned: { identity: found.identity, exited: Promise.resolve('orphaned') },
+      };
     } catch (err) {
-      this.#removeCgroups(dirs);
-      return supervisor.failedToStart(job, err as Error);
+      return { ok: false, dirs, err: err as Error };
+    }
+  }
+
+  async #record(job: Job, spawn: Spawned): Promise<Job> {
+    const { cgroups, supervisor } = this.#deps;
+    if (!spawn.ok) {
+      this.#removeCgroups(spawn.dirs);
+      return supervisor.failedToStart(job, spawn.err);
     }
     try {
-      return await supervisor.started(job, spawned, dir);
+      return await supervisor.started(job, spawn.spawned, spawn.dir);
     } catch (err) {
       // Its processes run but nothing supervises them: end them before recording the failure.
-      await stopProcesses(spawned.identity, cgroups, 0, true).catch(() => undefined);
-      this.#removeCgroups(dirs);
+      await stopProcesses(spawn.spawned.identity, cgroups, 0, true).catch(() => undefined);
+      this.#removeCgroups(spawn.dirs);
       return supervisor.failedToStart(job, err as Error);
     }
   }

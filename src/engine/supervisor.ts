@@ -316,11 +316,9 @@ export class Supervisor {
       supervisorKilled: !record && s.wrapperWatched,
       signalName,
     });
-    try {
-      this.#deps.cgroups.remove(s.identity.cgroups);
-    } catch (err) {
-      this.#deps.onError(err as Error, s.job.id);
-    }
+    await this.#deps.cgroups
+      .removeAsync(s.identity.cgroups)
+      .catch((err: unknown) => this.#deps.onError(err as Error, s.job.id));
     const finished = await this.#recordUntilWritten(s.job, {
       ...outcome,
       finishedAt: this.#finishedAt(s, record),

@@ -8,6 +8,7 @@ import {
   watch,
   writeFileSync,
 } from 'node:fs';
+import { rmdir as rmdirAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ValidationError } from '../core/errors.ts';
 import type { JobLimits } from '../core/job.ts';
@@ -228,6 +229,20 @@ export class Cgroups {
       signal?.addEventListener('abort', onAbort, { once: true });
       check();
     });
+  }
+
+  /**
+   * `remove` off the event loop: removing a cgroup directory is one of the dearest calls of a
+   * job's life in the kernel (~0.2 ms here), and the end of every job pays it.
+   */
+  async removeAsync(dirs: readonly string[]): Promise<void> {
+    for (const dir of [...dirs].reverse()) {
+      try {
+        await rmdirAsync(dir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
   }
 
   /** Removes the job's cgroups; an already-removed one is fine. */

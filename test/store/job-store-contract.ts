@@ -862,6 +862,8 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
             limit: 10,
           });
           assert.deepEqual(new Set(deleted), new Set([a.id, other.id, c.id]));
+          // Read before (a store may keep finished jobs at hand), gone after.
+          for (const id of deleted) assert.equal(await store.getJob(id), undefined);
         }));
 
       it('cuts at the age limit, the count limit, or the later of both', () =>

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -305,4 +306,104 @@ describe('SqliteJobStore on SQLite', () => {
         assert.equal((await db.selectFrom('job_labels').selectAll().execute()).length, 0);
       });
     }));
+});
+
+describe('SqliteJobStore: starts and ends of one turn', () => {
+  const identity = { pid: 4242, startTicks: 7, bootId: 'boot', cgroups: [] };
+  const finish = (status: 'succeeded' | 'failed') => ({
+    status,
+    exit: {
+      exitCode: status === 'succeeded' ? 0 : 1,
+      signal: null,
+      reason: `exited with code ${status === 'succeeded' ? 0 : 1}`,
+    },
+    finishedAt: new Date(Date.UTC(2025, 0, 2, 3, 5)),
+    outputBytes: { stdout: 3, stderr: 0 },
+  });
+
+  it('are committed together, and each caller gets its own outcome or its own error', async () => {
+    await withDatabaseFile(async (path) => {
+      const store = await SqliteJobStore.open(path);
+      // Each commit appends the pages it changed to the WAL: its growth counts commits.
+      const walBytes = () => statSync(`${path}-wal`).size;
+      try {
+        const lone = makeJob();
+        const queued = [makeJob(), makeJob(), makeJob()];
+        const running = makeJob({ status: 'running' });
+        const done = makeJob({ status: 'succeeded' });
+        for (const job of [lone, ...queued, running, done]) await store.insertJob(job);
+        const at = new Date(Date.UTC(2025, 0, 2, 3, 4, 30));
+        let before = walBytes();
+        await store.markStarted(lone.id, identity, at);
+        const oneCommit = walBytes() - before;
+        before = walBytes();
+        const outcomes = await Promise.allSettled([
+          ...queued.map((job) => store.markStarted(job.id, identity, at)),
+          store.markFinished(running.id, finish('failed')),
+          store.markStarted(done.id, identity, at), // illegal: it has ended
+          store.markFinished(newJobId(), finish('succeeded')), // no such job
+        ]);
+        assert.deepEqual(
+          outcomes.map((o) => (o.status === 'fulfilled' ? o.value.status : (o.reason as Error).name)),
+          ['running', 'running', 'running', 'failed', 'IllegalTransitionError', 'NotFoundError'],
+        );
+        // Four changed rows on the same pages as the lone start: one commit's worth, not four.
+        assert.ok(
+          walBytes() - before < 2 * oneCommit,
+          `${walBytes() - before} WAL bytes for one batch, ${oneCommit} for one start`,
+        );
+        const started = await store.getJob(queued[0]!.id);
+        assert.deepEqual([started?.status, started?.process?.pid, started?.startedAt], ['running', 4242, at]);
+        assert.equal((await store.getJob(done.id))?.status, 'succeeded');
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  it('admissions of one turn: one that fails after writing is undone alone, the others are admitted', () =>
+    withDatabaseFile(async (path) => {
+      const store = await SqliteJobStore.open(path);
+      try {
+        const now = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
+        const good = [makeJob({ createdAt: now }), makeJob({ createdAt: now })];
+        // Its row is written, then its NOT NULL label fails: the savepoint takes the row back.
+        const broken = makeJob({
+          createdAt: now,
+          spec: { labels: { ok: 'yes', bad: null as unknown as string } },
+        });
+        const outcomes = await Promise.allSettled([
+          store.admitJob(good[0]!, now),
+          store.admitJob(broken, now),
+          store.admitJob(good[1]!, now),
+        ]);
+        assert.deepEqual(
+          outcomes.map((o) => o.status),
+          ['fulfilled', 'rejected', 'fulfilled'],
+        );
+        assert.equal(await store.getJob(broken.id), undefined);
+        for (const job of good) assert.equal((await store.getJob(job.id))?.status, 'queued');
+      } finally {
+        await store.close();
+      }
+      await withConnection(path, async (db) => {
+        const labels = await db.selectFrom('job_labels').selectAll().execute();
+        assert.deepEqual(labels, [], 'nothing of the broken job is left');
+      });
+    }));
+
+  it('a job with no dependents settles with no write at all', async () => {
+    await withDatabaseFile(async (path) => {
+      const store = await SqliteJobStore.open(path);
+      try {
+        const job = makeJob({ status: 'succeeded' });
+        await store.insertJob(job);
+        const before = statSync(`${path}-wal`).size;
+        assert.deepEqual(await store.settleDependents(job.id, new Date()), []);
+        assert.equal(statSync(`${path}-wal`).size, before);
+      } finally {
+        await store.close();
+      }
+    });
+  });
 });

@@ -20,28 +20,34 @@ export interface PublicRouteConfig {
  * carries where the request came from (address and transport), for the service's audit trail.
  */
 export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
-  app.addHook('onRequest', async (request) => {
-    if ((request.routeOptions.config as PublicRouteConfig).public === true) return;
-    const origin = originOf(request);
-    authenticator.checkRate(origin);
-    const query = request.query as Record<string, unknown> | undefined;
-    for (const key of Object.keys(query ?? {})) {
-      if (QUERY_CREDENTIALS.has(key.toLowerCase())) {
-        throw authenticator.refuse(
-          origin,
-          'token-in-query',
-          `Tokens are not accepted in the query string (\`${key}\`); send the header \`Authorization: Bearer <token>\``,
-        );
+  // A callback hook, not an async one: it runs on every request, and has nothing to await.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if ((request.routeOptions.config as PublicRouteConfig).public === true) return done();
+    try {
+      const origin = originOf(request);
+      authenticator.checkRate(origin);
+      const query = request.query as Record<string, unknown> | undefined;
+      for (const key of Object.keys(query ?? {})) {
+        if (QUERY_CREDENTIALS.has(key.toLowerCase())) {
+          throw authenticator.refuse(
+            origin,
+            'token-in-query',
+            `Tokens are not accepted in the query string (\`${key}\`); send the header \`Authorization: Bearer <token>\``,
+          );
+        }
       }
+      // A verified client certificate stands in for a token; a token, when sent, wins.
+      const authorization = request.headers.authorization;
+      const certificateUser = authorization === undefined ? certificateUserOf(request) : undefined;
+      const principal =
+        certificateUser === undefined
+          ? authenticator.authenticate(authorization, origin)
+          : authenticator.authenticateUser(certificateUser, origin);
+      callers.set(request, Object.freeze({ ...principal, ...origin }));
+    } catch (err) {
+      return done(err as Error);
     }
-    // A verified client certificate stands in for a token; a token, when sent, wins.
-    const authorization = request.headers.authorization;
-    const certificateUser = authorization === undefined ? certificateUserOf(request) : undefined;
-    const principal =
-      certificateUser === undefined
-        ? authenticator.authenticate(authorization, origin)
-        : authenticator.authenticateUser(certificateUser, origin);
-    callers.set(request, Object.freeze({ ...principal, ...origin }));
+    done();
   });
 }
 

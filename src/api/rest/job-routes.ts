@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { ValidationError } from '../../core/errors.ts';
-import type { JobStatus } from '../../core/job.ts';
+import { isFinal, type Job, type JobStatus } from '../../core/job.ts';
 import type { JobService, ListJobsRequest } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
 import { jobToJson } from './job-json.ts';
@@ -15,6 +15,9 @@ import {
   RESUME_JOB_SCHEMA,
   STOP_JOB_SCHEMA,
 } from './schemas.ts';
+
+/** The JSON of finished jobs, by the job objects the store hands out (gone with them). */
+const finishedJson = new WeakMap<Job, string>();
 
 interface ListQuery {
   status?: string;
@@ -46,9 +49,17 @@ export function registerJobRoutes(app: FastifyInstance, service: JobService): vo
     return jobToJson(await service.resolve(principalOf(request), ref));
   });
 
-  app.get('/v1/jobs/:id', { schema: GET_JOB_SCHEMA }, async (request) => {
+  app.get('/v1/jobs/:id', { schema: GET_JOB_SCHEMA }, async (request, reply) => {
     const { id } = request.params as { id: string };
-    return jobToJson(await service.get(principalOf(request), id));
+    const job = await service.get(principalOf(request), id);
+    // A finished job is the same object while the store keeps it at hand, and never changes:
+    // its JSON is made once (by the route's own serializer) and sent as it is after that.
+    let json = finishedJson.get(job);
+    if (json === undefined) {
+      json = String(reply.serialize(jobToJson(job)));
+      if (isFinal(job.status)) finishedJson.set(job, json);
+    }
+    return reply.type('application/json; charset=utf-8').send(json);
   });
 
   app.delete('/v1/jobs/:id', { schema: DELETE_JOB_SCHEMA }, async (request) => {

@@ -1,6 +1,13 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
-import { dedupeScopeOf, isFinal, type Job, type ProcessIdentity, type StopRequest } from '../../core/job.ts';
+import {
+  dedupeScopeOf,
+  isFinal,
+  type Job,
+  type JobStatus,
+  type ProcessIdentity,
+  type StopRequest,
+} from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
 import { dependencyVerdict } from '../dependency-verdict.ts';
 import type {
@@ -16,6 +23,15 @@ import type {
   RetentionLimits,
 } from '../job-store.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
+import {
+  compileGetJob,
+  compileHasDependents,
+  compileMarkFinished,
+  compileMarkStarted,
+  ensureQueue,
+  insertJobRow,
+  queueRow,
+} from './compiled-statements.ts';
 import { jobToRow, rowToJob, toMillis } from './job-row.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
@@ -23,17 +39,16 @@ import { openSqliteConnection } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
 import { SqliteUserStore } from './sqlite-user-store.ts';
+import { WriteBatch } from './write-batch.ts';
 
 /** What a state change decides from: the columns its checks read. */
 type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
 
+/** How many finished jobs `getJob` keeps at hand (a few hundred KiB at most). */
+const FINISHED_CACHE_SIZE = 512;
+
 /** SQLite's extended error code for a PRIMARY KEY violation. */
 const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
-
-/** `select * from jobs where id = ?`; the id is given as the one parameter at each run. */
-function compileGetJob(db: Kysely<SqliteSchema>) {
-  return db.selectFrom('jobs').selectAll().where('id', '=', '').compile();
-}
 
 /**
  * The job store on one SQLite file (`node:sqlite`, WAL), the embedded default. One instance per
@@ -43,13 +58,30 @@ export class SqliteJobStore implements JobStore {
   readonly #db: Kysely<SqliteSchema>;
   /** `getJob`, compiled once: it is the API's hottest read and its SQL never changes. */
   readonly #getJob: ReturnType<typeof compileGetJob>;
+  /** The statements of the start path (a start, an end, a look for dependents), compiled once. */
+  readonly #markStarted: ReturnType<typeof compileMarkStarted>;
+  readonly #markFinished = new Map<JobStatus, ReturnType<typeof compileMarkFinished>>();
+  readonly #hasDependents: ReturnType<typeof compileHasDependents>;
+  /** Starts and ends that come in one turn are committed together. */
+  readonly #writes: WriteBatch<SqliteSchema>;
+  /**
+   * Finished jobs read lately, by id. A finished job's row never changes again (a retry is a new
+   * job; a finished one refuses every change); it only goes, by `deleteJob` or `deleteFinished`,
+   * which take it out of here. Bounded: the oldest read goes first.
+   */
+  readonly #finished = new Map<string, Job>();
+  /** Bumped by every deletion: a read that began before one does not fill the cache. */
+  #deletions = 0;
 
   /** Users, tokens and the audit trail, in the same database and on the same connection. */
   readonly users: SqliteUserStore;
 
   private constructor(db: Kysely<SqliteSchema>) {
     this.#db = db;
+    this.#writes = new WriteBatch(db);
     this.#getJob = compileGetJob(db);
+    this.#markStarted = compileMarkStarted(db);
+    this.#hasDependents = compileHasDependents(db);
     this.users = new SqliteUserStore(db);
   }
 
@@ -69,72 +101,9 @@ export class SqliteJobStore implements JobStore {
     await this.#db.transaction().execute((trx) => insertRow(trx, job));
   }
 
-  async admitJob(job: Job, now: Date): Promise<Admission> {
-    return this.#db.transaction().execute(async (trx): Promise<Admission> => {
-      const scope = dedupeScopeOf(job);
-      if (job.spec.dedupeKey !== null && scope !== null) {
-        const existing = await trx
-          .selectFrom('jobs')
-          .selectAll()
-          .where('dedupe_scope', '=', scope)
-          .where('dedupe_key', '=', job.spec.dedupeKey)
-          .where(sql<boolean>`dedupe_key is not null and status in ('queued', 'running', 'paused')`)
-          .executeTakeFirst();
-        if (existing) return { admitted: false, existing: rowToJob(existing) };
-      }
-      const queue = await queueRow(trx, job.spec.queue);
-      if (queue?.max_waiting != null) {
-        const { n } = await trx
-          .selectFrom(
-            trx
-              .selectFrom('jobs')
-              .select(sql.lit(1).as('one'))
-              .where('queue', '=', job.spec.queue)
-              .where('status', '=', sql.lit('queued'))
-              // Counted as the Queue's `waiting` is: jobs being started hold a slot instead.
-              .where(sql<boolean>`hold is not 'starting'`)
-              .limit(queue.max_waiting)
-              .as('w'),
-          )
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .executeTakeFirstOrThrow();
-        if (Number(n) >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
-      }
-
-      // Each dependency, followed along its retries to its latest attempt.
-      const deps: Job[] = [];
-      for (const [i, id] of job.spec.after.entries()) {
-        let dep = await getRow(trx, id);
-        if (!dep) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
-        for (let hops = 0; dep.retried_as !== null && hops < 1000; hops++) {
-          dep = (await getRow(trx, dep.retried_as)) ?? dep;
-          if (dep.retried_as === null) break;
-        }
-        deps.push(rowToJob(dep));
-      }
-      const verdict = dependencyVerdict(deps);
-      let stored: Job;
-      if (verdict.kind === 'failed') {
-        stored = {
-          ...job,
-          status: 'cancelled',
-          hold: null,
-          finishedAt: now,
-          exit: { exitCode: null, signal: null, reason: verdict.reason },
-        };
-      } else {
-        const hold = verdict.kind === 'waiting' ? 'after' : job.runAt && job.runAt > now ? 'delay' : null;
-        stored = { ...job, hold };
-      }
-      await insertRow(trx, stored);
-      if (stored.status === 'queued' && deps.length > 0) {
-        await trx
-          .insertInto('job_deps')
-          .values(deps.map((dep) => ({ job_id: job.id, dep_id: dep.id })))
-          .execute();
-      }
-      return { admitted: true, job: stored };
-    });
+  admitJob(job: Job, now: Date): Promise<Admission> {
+    // Submissions of many clients come together: they are committed together (see WriteBatch).
+    return this.#writes.run((trx) => admitIn(trx, job, now));
   }
 
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
@@ -217,6 +186,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   async settleDependents(id: string, now: Date): Promise<Job[]> {
+    // Most jobs have no dependents: one indexed read, no transaction. A dependent admitted after
+    // this read sees its dependency already ended (the end committed first) and is never held.
+    const { rows } = await this.#db.executeQuery({ ...this.#hasDependents, parameters: [id] });
+    if (rows.length === 0) return [];
     return this.#db.transaction().execute((trx) => settle(trx, [id], now));
   }
 
@@ -322,12 +295,23 @@ export class SqliteJobStore implements JobStore {
   }
 
   async getJob(id: string): Promise<Job | undefined> {
+    const cached = this.#finished.get(id);
+    if (cached !== undefined) return cached;
+    const deletions = this.#deletions;
     // Run through Kysely (its connection lock keeps it out of another caller's open transaction)
     // but not built nor compiled again; the driver reuses the prepared statement for this SQL.
     const query: ReturnType<typeof compileGetJob> = { ...this.#getJob, parameters: [id] };
     const { rows } = await this.#db.executeQuery(query);
     const row = rows[0];
-    return row === undefined ? undefined : rowToJob(row);
+    if (row === undefined) return undefined;
+    const job = rowToJob(row);
+    if (isFinal(job.status) && deletions === this.#deletions) {
+      if (this.#finished.size >= FINISHED_CACHE_SIZE) {
+        this.#finished.delete(this.#finished.keys().next().value as string);
+      }
+      this.#finished.set(id, job);
+    }
+    return job;
   }
 
   async listJobs(query: JobListQuery): Promise<JobPage> {
@@ -343,6 +327,13 @@ export class SqliteJobStore implements JobStore {
       process: JSON.stringify(process),
       started_at: toMillis('startedAt', startedAt),
     } as const;
+    const query: ReturnType<typeof compileMarkStarted> = {
+      ...this.#markStarted,
+      parameters: [changes.process, changes.started_at, id],
+    };
+    const { rows } = await this.#writes.execute(query);
+    if (rows[0] !== undefined) return rowToJob(rows[0]);
+    // Not a legal start (or no such job): the general path names the reason.
     return this.#change(id, (current) => {
       assertTransition(id, current.status, 'running');
       return changes;
@@ -370,6 +361,29 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markFinished(id: string, finish: JobFinish): Promise<Job> {
+    if (finish.stop === undefined && isFinal(finish.status)) {
+      let statement = this.#markFinished.get(finish.status);
+      if (statement === undefined) {
+        statement = compileMarkFinished(this.#db, finish.status);
+        this.#markFinished.set(finish.status, statement);
+      }
+      const query: ReturnType<typeof compileMarkFinished> = {
+        ...statement,
+        parameters: [
+          finish.exit.exitCode,
+          finish.exit.signal,
+          finish.exit.reason,
+          toMillis('finishedAt', finish.finishedAt),
+          finish.outputBytes.stdout,
+          finish.outputBytes.stderr,
+          finish.stopForced === true ? 1 : 0,
+          id,
+        ],
+      };
+      const { rows } = await this.#writes.execute(query);
+      if (rows[0] !== undefined) return rowToJob(rows[0]);
+    }
+    // A stop to record with the end, or not a legal end: the general path (which names the reason).
     return this.#db.transaction().execute((trx) => this.#finishIn(trx, id, finish, {}));
   }
 
@@ -379,15 +393,25 @@ export class SqliteJobStore implements JobStore {
   }
 
   deleteJob(id: string): Promise<Job> {
-    return deleteJobIn(this.#db, id);
+    this.#forget([id]);
+    return deleteJobIn(this.#db, id).finally(() => this.#forget([id]));
   }
 
   retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
     return retentionBoundIn(this.#db, limits);
   }
 
-  deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
-    return deleteFinishedIn(this.#db, query);
+  async deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
+    this.#deletions++;
+    const ids = await deleteFinishedIn(this.#db, query);
+    this.#forget(ids);
+    return ids;
+  }
+
+  /** Takes deleted (or being deleted) jobs out of the cache of finished ones. */
+  #forget(ids: readonly string[]): void {
+    this.#deletions++;
+    for (const id of ids) this.#finished.delete(id);
   }
 
   async listDirsToRemove(limit: number): Promise<string[]> {
@@ -406,6 +430,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async close(): Promise<void> {
+    await this.#writes.settle();
     await this.#db.destroy();
   }
 
@@ -460,6 +485,73 @@ export class SqliteJobStore implements JobStore {
 
 type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
 
+/** The admission of one job (see `JobStore.admitJob`), inside the caller's transaction. */
+async function admitIn(trx: Transaction<SqliteSchema>, job: Job, now: Date): Promise<Admission> {
+  const scope = dedupeScopeOf(job);
+  if (job.spec.dedupeKey !== null && scope !== null) {
+    const existing = await trx
+      .selectFrom('jobs')
+      .selectAll()
+      .where('dedupe_scope', '=', scope)
+      .where('dedupe_key', '=', job.spec.dedupeKey)
+      .where(sql<boolean>`dedupe_key is not null and status in ('queued', 'running', 'paused')`)
+      .executeTakeFirst();
+    if (existing) return { admitted: false, existing: rowToJob(existing) };
+  }
+  const queue = await queueRow(trx, job.spec.queue);
+  if (queue?.max_waiting != null) {
+    const { n } = await trx
+      .selectFrom(
+        trx
+          .selectFrom('jobs')
+          .select(sql.lit(1).as('one'))
+          .where('queue', '=', job.spec.queue)
+          .where('status', '=', sql.lit('queued'))
+          // Counted as the Queue's `waiting` is: jobs being started hold a slot instead.
+          .where(sql<boolean>`hold is not 'starting'`)
+          .limit(queue.max_waiting)
+          .as('w'),
+      )
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    if (Number(n) >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
+  }
+
+  // Each dependency, followed along its retries to its latest attempt.
+  const deps: Job[] = [];
+  for (const [i, id] of job.spec.after.entries()) {
+    let dep = await getRow(trx, id);
+    if (!dep) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
+    for (let hops = 0; dep.retried_as !== null && hops < 1000; hops++) {
+      dep = (await getRow(trx, dep.retried_as)) ?? dep;
+      if (dep.retried_as === null) break;
+    }
+    deps.push(rowToJob(dep));
+  }
+  const verdict = dependencyVerdict(deps);
+  let stored: Job;
+  if (verdict.kind === 'failed') {
+    stored = {
+      ...job,
+      status: 'cancelled',
+      hold: null,
+      finishedAt: now,
+      exit: { exitCode: null, signal: null, reason: verdict.reason },
+    };
+  } else {
+    const hold = verdict.kind === 'waiting' ? 'after' : job.runAt && job.runAt > now ? 'delay' : null;
+    stored = { ...job, hold };
+  }
+  await insertRow(trx, stored);
+  if (stored.status === 'queued' && deps.length > 0) {
+    await trx
+      .insertInto('job_deps')
+      .values(deps.map((dep) => ({ job_id: job.id, dep_id: dep.id })))
+      .execute();
+  }
+  return { admitted: true, job: stored };
+}
+
 /** One state change inside a transaction (see `#change`). */
 async function changeIn(
   trx: Transaction<SqliteSchema>,
@@ -494,7 +586,7 @@ async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void
     owner: job.owner,
   }));
   try {
-    await trx.insertInto('jobs').values(row).execute();
+    await insertJobRow(trx, row);
   } catch (error) {
     if ((error as { errcode?: unknown }).errcode === SQLITE_CONSTRAINT_PRIMARYKEY) {
       throw new ValidationError('id', `A job with id ${job.id} already exists`);
@@ -503,19 +595,11 @@ async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void
   }
   if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
   // A queue exists for the dispatcher once a job names it.
-  await trx
-    .insertInto('queues')
-    .values({ name: job.spec.queue, paused: 0 })
-    .onConflict((oc) => oc.column('name').doNothing())
-    .execute();
+  await ensureQueue(trx, job.spec.queue);
 }
 
 function getRow(db: Db, id: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
-function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
-  return db.selectFrom('queues').selectAll().where('name', '=', name).executeTakeFirst();
 }
 
 async function countActiveIn(db: Db, queue: string): Promise<number> {

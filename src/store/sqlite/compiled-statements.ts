@@ -1,0 +1,102 @@
+import { type CompiledQuery, type Kysely, sql, type Transaction } from 'kysely';
+import type { JobStatus } from '../../core/job.ts';
+import { TRANSITIONS } from '../../core/states.ts';
+import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
+
+/**
+ * The statements of the store's hot paths (a job's admission, start, end and reads), compiled
+ * once: building a query through Kysely costs more than SQLite takes to run it. Each is run with
+ * its parameters through Kysely (`executeQuery`), so it still waits its turn on the connection.
+ */
+
+type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
+
+/** `select * from jobs where id = ?`; the id is given as the one parameter at each run. */
+export function compileGetJob(db: Kysely<SqliteSchema>) {
+  return db.selectFrom('jobs').selectAll().where('id', '=', '').compile();
+}
+
+/** The statuses a job may move to `to` from, as an SQL list of literals: `'queued', 'paused'`. */
+function fromStatuses(to: JobStatus): string {
+  const from = (Object.keys(TRANSITIONS) as JobStatus[]).filter((status) =>
+    (TRANSITIONS[status] as readonly JobStatus[]).includes(to),
+  );
+  return from.map((status) => `'${status}'`).join(', ');
+}
+
+/**
+ * The start of a job as one statement: the checked transition is in its `where`, so it needs no
+ * read before it nor a transaction around it. Parameters: process, started_at, id.
+ */
+export function compileMarkStarted(db: Kysely<SqliteSchema>) {
+  return sql<JobRow>`update jobs set status = 'running', hold = null, process = ${''}, started_at = ${0}
+    where id = ${''} and status in (${sql.raw(fromStatuses('running'))}) returning *`.compile(db);
+}
+
+/**
+ * The end of a job as one statement, per final status (see `compileMarkStarted`); a stop
+ * already on record is kept. Parameters: exit_code, exit_signal, exit_reason, finished_at,
+ * stdout_bytes, stderr_bytes, stop_forced (0 or 1), id.
+ */
+export function compileMarkFinished(db: Kysely<SqliteSchema>, status: JobStatus) {
+  return sql<JobRow>`update jobs set status = ${sql.lit(status)}, exit_code = ${0}, exit_signal = ${''},
+    exit_reason = ${''}, finished_at = ${0}, stdout_bytes = ${0}, stderr_bytes = ${0}, hold = null,
+    paused_at = null, stop_forced = max(stop_forced, ${0})
+    where id = ${''} and status in (${sql.raw(fromStatuses(status))}) returning *`.compile(db);
+}
+
+/** Whether a job has dependents at all: most have none, and then there is nothing to settle. */
+export function compileHasDependents(db: Kysely<SqliteSchema>) {
+  return sql<{ one: number }>`select 1 as one from job_deps where dep_id = ${''} limit 1`.compile(db);
+}
+
+/**
+ * Statements of every admission, compiled once (building a query costs more than running it):
+ * their SQL is the same for every job. The jobs row's insert is kept with its columns, and used
+ * only for a row with exactly those columns, every one set.
+ */
+let insertJobQuery: { readonly columns: string; readonly query: CompiledQuery } | undefined;
+let ensureQueueQuery: ReturnType<typeof compileEnsureQueue> | undefined;
+let queueRowQuery: ReturnType<typeof compileQueueRow> | undefined;
+
+function compileEnsureQueue(db: Db) {
+  return db
+    .insertInto('queues')
+    .values({ name: '', paused: 0 })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .compile();
+}
+
+function compileQueueRow(db: Db) {
+  return db.selectFrom('queues').selectAll().where('name', '=', '').compile();
+}
+
+/** Inserts a jobs row. */
+export async function insertJobRow(trx: Transaction<SqliteSchema>, row: JobRow): Promise<void> {
+  const columns = Object.keys(row).join(',');
+  const values = Object.values(row);
+  if (insertJobQuery?.columns === columns) {
+    await trx.executeQuery({ ...insertJobQuery.query, parameters: values });
+    return;
+  }
+  const query = trx.insertInto('jobs').values(row).compile();
+  // Kept only when Kysely took every column, in order, with its value as it is.
+  const same =
+    query.parameters.length === values.length && query.parameters.every((value, i) => value === values[i]);
+  if (same && insertJobQuery === undefined) insertJobQuery = { columns, query };
+  await trx.executeQuery(query);
+}
+
+/** Makes the queue a job names exist (for the dispatcher), if it does not yet. */
+export async function ensureQueue(trx: Transaction<SqliteSchema>, name: string): Promise<void> {
+  ensureQueueQuery ??= compileEnsureQueue(trx);
+  const query: ReturnType<typeof compileEnsureQueue> = { ...ensureQueueQuery, parameters: [name, 0] };
+  await trx.executeQuery(query);
+}
+
+/** The row of a queue that has settings or jobs. */
+export async function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
+  queueRowQuery ??= compileQueueRow(db);
+  const query: ReturnType<typeof compileQueueRow> = { ...queueRowQuery, parameters: [name] };
+  return (await db.executeQuery(query)).rows[0];
+}

@@ -1,0 +1,97 @@
+import { type CompiledQuery, type Kysely, type QueryResult, sql, type Transaction } from 'kysely';
+
+/** A unit of writes that must be all or nothing, as one transaction of its own would make it. */
+export type Work<DB, T> = (trx: Transaction<DB>) => Promise<T>;
+
+interface Pending<DB> {
+  readonly work: Work<DB, unknown>;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** The outcome of one unit inside a batch. */
+type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly err: unknown };
+
+/**
+ * Group commit. A commit costs far more than the writes of one job (the WAL append of every page
+ * they touched), and jobs come in bursts: submissions of many clients at once, the starts of a
+ * claimed batch in one turn of the event loop, the ends the spawner reports together. Units of
+ * work given in one turn run in that order in one transaction at the end of the turn, each in a
+ * savepoint of its own: one that throws is rolled back alone and its caller gets its error,
+ * while the others are committed. If the batch itself cannot go on (SQLite ended the whole
+ * transaction, as it does on a full disk) or its commit fails, nothing of it is kept and each
+ * unit runs again in a transaction of its own, so that each caller sees exactly the outcome it
+ * would have had alone.
+ */
+export class WriteBatch<DB> {
+  readonly #db: Kysely<DB>;
+  #pending: Pending<DB>[] = [];
+  /** The batch being written, if any. */
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(db: Kysely<DB>) {
+    this.#db = db;
+  }
+
+  /** Runs `work` in the next batch; resolves with its result once the batch is committed. */
+  run<T>(work: Work<DB, T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#pending.length === 1) setImmediate(() => this.#startFlush());
+    });
+  }
+
+  /** One statement as a unit of work. */
+  execute<R>(query: CompiledQuery<R>): Promise<QueryResult<R>> {
+    return this.run((trx) => trx.executeQuery(query));
+  }
+
+  /** Writes what is pending now and resolves once every unit given so far has its outcome. */
+  async settle(): Promise<void> {
+    this.#startFlush();
+    await this.#flushing;
+  }
+
+  #startFlush(): void {
+    if (this.#pending.length === 0) return;
+    this.#flushing = this.#flushing.then(() => this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    const units = this.#pending;
+    this.#pending = [];
+    if (units.length === 0) return;
+    if (units.length === 1) return this.#alone(units[0]!);
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.#db.transaction().execute(async (trx) => {
+        const out: Outcome[] = [];
+        for (const unit of units) {
+          await sql`savepoint unit`.execute(trx);
+          try {
+            out.push({ ok: true, value: await unit.work(trx) });
+          } catch (err) {
+            // Throws (and so ends the batch) when SQLite has already ended the transaction.
+            await sql`rollback to unit`.execute(trx);
+            out.push({ ok: false, err });
+          }
+          await sql`release unit`.execute(trx);
+        }
+        return out;
+      });
+    } catch {
+      for (const unit of units) await this.#alone(unit);
+      return;
+    }
+    for (const [i, unit] of units.entries()) {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) unit.resolve(outcome.value);
+      else unit.reject(outcome.err);
+    }
+  }
+
+  /** One unit in a transaction of its own. */
+  async #alone(unit: Pending<DB>): Promise<void> {
+    await this.#db.transaction().execute(unit.work).then(unit.resolve, unit.reject);
+  }
+}
