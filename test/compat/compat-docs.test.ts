@@ -31,16 +31,16 @@ function blocks(markdown: string): Block[] {
 
 /** The expected output as a regular expression over the whole stdout of a block. */
 function expectation(text: string): RegExp {
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const lines = text.replace(/\n$/, '').split('\n');
   const source = lines
     .map((line) =>
       line === '...'
         ? '(?:[^\\n]*\\n)*?'
-        : `${escape(line)
-            .replaceAll(escape('<...>'), '[^\\n]*')
-            .replaceAll(escape('<jobID>'), UUID.source)
-            .replaceAll(escape('<jobId>'), UUID.source)}\\n`,
+        : `${literal(line)
+            .replaceAll(literal('<...>'), '[^\\n]*')
+            .replaceAll(literal('<jobID>'), UUID.source)
+            .replaceAll(literal('<jobId>'), UUID.source)}\\n`,
     )
     .join('');
   return new RegExp(`^${source}$`);
