@@ -140,6 +140,21 @@ export function checkInsecureHttp(listen: ListenAddress, insecureHttp: boolean):
   return insecureHttp;
 }
 
+/**
+ * `runWithoutToken` as asked, refused on any address but a loopback one: it lets anyone who can
+ * reach the port run commands, which is for local use only (docs/compat.md).
+ */
+export function checkRunWithoutToken(listen: ListenAddress, runWithoutToken: boolean): boolean {
+  if (runWithoutToken && !isLoopback(listen.host)) {
+    throw new ValidationError(
+      'runWithoutToken',
+      `Refusing --run-without-token on ${listen.host}:${listen.port}: it is allowed only on a loopback ` +
+        'address (127.0.0.1, ::1 or localhost), for local use. Leave it out and send a token.',
+    );
+  }
+  return runWithoutToken;
+}
+
 const SIZE_UNITS: Readonly<Record<string, number>> = {
   '': 1,
   K: 1024,

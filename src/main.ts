@@ -8,7 +8,7 @@ import packageJson from '../package.json' with { type: 'json' };
 import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
 import { ConnectionTracker } from './api/rest/connection-tracker.ts';
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
-import { buildRestApp } from './api/rest/rest-app.ts';
+import { buildRestApp, type RunRouteOptions } from './api/rest/rest-app.ts';
 import {
   closeSocket,
   listenOnSocket,
@@ -24,6 +24,7 @@ import { UserDirectory } from './auth/user-directory.ts';
 import {
   checkInsecureHttp,
   checkLogLevel,
+  checkRunWithoutToken,
   type ListenAddress,
   parseDefaultTimeout,
   parseKeepFor,
@@ -119,6 +120,14 @@ export interface ServerOptions {
    * RATE_LIMITED (default 20 a minute; docs/security.md).
    */
   authLimits?: FailedAuthLimits;
+  /**
+   * Answer `POST /run` without credentials, as the user `admin`, from loopback only (the take-home
+   * starter's curl examples; docs/compat.md). Every other route still needs credentials. Refused
+   * unless `listen` is a loopback address.
+   */
+  runWithoutToken?: boolean;
+  /** Working directory of `POST /run` jobs that name none; default the server's own (`process.cwd()`). */
+  runCwd?: string;
 }
 
 export interface RunningServer {
@@ -162,6 +171,10 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const config = readServerConfig();
   const listen = parseListen(options.listen ?? config.listen);
   const insecureHttp = checkInsecureHttp(listen, options.insecureHttp ?? config.insecureHttp);
+  const run = {
+    cwd: resolve(options.runCwd ?? process.cwd()),
+    ...(checkRunWithoutToken(listen, options.runWithoutToken === true) ? { withoutTokenAs: 'admin' } : {}),
+  };
   const tlsFiles = {
     certFile: options.tlsCert ?? config.tlsCert,
     keyFile: options.tlsKey ?? config.tlsKey,
@@ -218,6 +231,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         retention,
         accounts,
         authLimits: options.authLimits ?? {},
+        run,
       });
     } catch (err) {
       await lock.release();
@@ -242,7 +256,9 @@ async function startOnDataDir({
   retention,
   accounts: accountOptions,
   authLimits,
+  run,
 }: {
+  run: RunRouteOptions;
   accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
   tls: ServerTls | undefined;
@@ -314,6 +330,7 @@ async function startOnDataDir({
     }),
     logger,
     version: packageJson.version,
+    run,
     ...(tls ? { https: tls.serverOptions() } : {}),
     certificates: new CertificateService(
       tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,

@@ -66,6 +66,15 @@ export class Authenticator {
         'Expected the header `Authorization: Bearer <token>`, got another scheme',
       );
     }
+    return this.authenticateToken(token, origin);
+  }
+
+  /**
+   * The principal of a bare token: for the one route that takes it in its body (the workerctl
+   * design's `POST /api`); every other route takes it from the `Authorization` header only.
+   */
+  authenticateToken(token: string, origin: CallOrigin = IN_PROCESS): Principal {
+    this.checkRate(origin);
     const verdict = this.#tokens.verify(token);
     if (!verdict.ok) {
       throw this.refuse(origin, verdict.reason, 'Invalid token', verdict.tokenId, verdict.user);

@@ -24,9 +24,12 @@ type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 /** REST v1 as the CLI uses it. Every method throws `ApiError` for an error answer. */
 export class ApiClient {
   readonly connection: Connection;
+  readonly #debug: ((line: string) => void) | undefined;
 
-  constructor(connection: Connection) {
+  /** `debug` receives one line per request and its answer (`--debug`). */
+  constructor(connection: Connection, options: { debug?: (line: string) => void } = {}) {
     this.connection = connection;
+    this.#debug = options.debug;
   }
 
   /** `created` is false when `onDuplicate: 'return'` answered with the job already there (200, not 201). */
@@ -199,6 +202,7 @@ export class ApiClient {
       headers: this.headers(headers),
       signal: options.signal,
     });
+    this.#debug?.(`GET /v1/jobs/${id}/output?${params} -> ${response.statusCode}`);
     if (response.statusCode !== 200) throw await this.errorFrom(response);
     return response;
   }
@@ -230,6 +234,7 @@ export class ApiClient {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const status = response.statusCode ?? 0;
+    this.#debug?.(`${method} /${path} -> ${status}`);
     if (status < 200 || status > 299) throw await this.errorFrom(response);
     const text = (await readBody(response)).toString('utf8');
     if (text === '' && status === 204) return { status, value: undefined as T };

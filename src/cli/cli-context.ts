@@ -2,7 +2,8 @@ import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { ApiClient } from './api-client.ts';
 import type { CliEnvironment } from './cli-env.ts';
-import { resolveConnection } from './connection.ts';
+import { addressUrl, resolveConnection } from './connection.ts';
+import { UsageError } from './errors.ts';
 import { writeTo } from './output-writer.ts';
 import { Style } from './style.ts';
 
@@ -25,6 +26,10 @@ export interface CommonOptions {
   ca?: string;
   cert?: string;
   key?: string;
+  /** The Job Worker design's `--address host:port`: https:// to that address. */
+  address?: string;
+  /** The Job Worker design's `--debug`: where the CLI connects and each request, on stderr. */
+  debug?: boolean;
 }
 
 /** `clientCert: false` leaves out `--cert`/`--key` (for a command whose own `--cert` means another file). */
@@ -35,7 +40,9 @@ export function addCommonOptions(command: Command, { clientCert = true } = {}): 
       '--ca <file>',
       "CA that verifies the server (default: $JOBWORKER_CA, else the local server's <data-dir>/tls/ca.pem)",
     )
-    .option('--json', 'print one JSON document on stdout, for scripts');
+    .option('--address <host:port>', 'the server as host:port, over TLS (like --server https://host:port)')
+    .option('--json', 'print one JSON document on stdout, for scripts')
+    .option('--debug', 'print where the CLI connects and each request it makes, on stderr');
   if (!clientCert) return command;
   return command
     .option(
@@ -51,7 +58,19 @@ export function commonOptions(command: Command): CommonOptions {
 }
 
 export async function connect(ctx: CliContext, options: CommonOptions): Promise<ApiClient> {
-  return new ApiClient(await resolveConnection(options.server, ctx.env, { ...options, cwd: ctx.cwd }));
+  if (options.address !== undefined && options.server !== undefined) {
+    throw new UsageError('Give --server or --address, not both');
+  }
+  const server = options.address !== undefined ? addressUrl(options.address) : options.server;
+  const connection = await resolveConnection(server, ctx.env, { ...options, cwd: ctx.cwd });
+  if (options.debug !== true) return new ApiClient(connection);
+  const debug = (line: string) => ctx.stderr.write(`jobworker: debug: ${line}\n`);
+  debug(
+    `server ${connection.socketPath === null ? connection.baseUrl.origin : `${connection.baseUrl.protocol}// over ${connection.socketPath}`}; ` +
+      `CA ${connection.tls.caFiles.join(', ') || "the system's"}; ` +
+      `client certificate ${connection.tls.certFile ?? 'none'}; token ${connection.tokenSource === 'none' ? 'none' : `from ${connection.tokenSource}`}`,
+  );
+  return new ApiClient(connection, { debug });
 }
 
 export function printJson(ctx: CliContext, value: unknown): Promise<void> {

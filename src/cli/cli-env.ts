@@ -20,6 +20,12 @@ export interface CliEnvironment {
   readonly noColor: boolean;
   /** `JOBWORKER_RECONNECT_FOR`: how long a follower keeps reconnecting (a duration; checked where used). */
   readonly reconnectFor: string | undefined;
+  /**
+   * The name the CLI was run as (`JOBWORKER_INVOKED_AS`, which bin/jobworker sets from its `$0`):
+   * `jobworker`, `workerctl` or `worker-cli`. As `workerctl`, start/stop/status print the workerctl
+   * design's form (docs/compat.md).
+   */
+  readonly invokedAs: string;
   /** The whole environment, for `start --env NAME` (copy a variable from here). */
   readonly variables: Readonly<Record<string, string | undefined>>;
 }
@@ -43,6 +49,7 @@ export function readCliEnvironment(env: NodeJS.ProcessEnv = process.env): CliEnv
     dataDirFromEnv: explicitDataDir !== undefined,
     noColor: nonEmpty('NO_COLOR') !== undefined,
     reconnectFor: nonEmpty('JOBWORKER_RECONNECT_FOR'),
+    invokedAs: nonEmpty('JOBWORKER_INVOKED_AS') ?? 'jobworker',
     variables: env,
   };
 }

@@ -90,6 +90,20 @@ function readText(path: string): Promise<string> {
   return new Promise((resolve) => readFile(path, 'utf8', (err, text) => resolve(err === null ? text : '')));
 }
 
+/**
+ * The Job Worker design's `--address host:port` as a server URL: always https://, since that
+ * design's client speaks TLS only (`[::1]:8080` for IPv6).
+ */
+export function addressUrl(address: string): string {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(address);
+  if (!match || Number(match[2]) > 65535) {
+    throw new UsageError(
+      `Expected --address to be host:port, such as 127.0.0.1:8080, got ${JSON.stringify(address)}`,
+    );
+  }
+  return `https://${match[1]}:${match[2]}`;
+}
+
 export function parseServerUrl(text: string, fromEnv: boolean): URL {
   const source = fromEnv ? 'JOBWORKER_URL' : '--server';
   let url: URL;

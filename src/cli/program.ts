@@ -18,6 +18,7 @@ const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () 
   { names: ['stop'], load: async () => (await import('./commands/stop.ts')).registerStop },
   { names: ['status'], load: async () => (await import('./commands/status.ts')).registerStatus },
   { names: ['logs'], load: async () => (await import('./commands/logs.ts')).registerLogs },
+  { names: ['output'], load: async () => (await import('./commands/output.ts')).registerOutput },
   { names: ['list'], load: async () => (await import('./commands/list.ts')).registerList },
   { names: ['pause', 'resume'], load: async () => (await import('./commands/pause.ts')).registerPause },
   { names: ['queue'], load: async () => (await import('./commands/queue.ts')).registerQueue },
@@ -47,7 +48,7 @@ export async function buildProgram(
   options: { jsonErrors?: boolean; argv?: readonly string[] } = {},
 ): Promise<Command> {
   const registers = await commandsFor(options.argv ?? []);
-  const program = new Command('jobworker')
+  const program = new Command(ctx.env.invokedAs)
     .description(
       'Run any Linux command as a job: start it, follow its output live, stop it with everything it spawned.',
     )

@@ -15,6 +15,8 @@ export interface ShowOutputOptions {
   readonly json: boolean;
   /** Following: how long to keep reconnecting while the server cannot be reached. Default 60 s. */
   readonly reconnectForMs?: number;
+  /** Both streams of the `all` view to stdout (the workerctl design's `output:`); default: each to its own. */
+  readonly allToStdout?: boolean;
 }
 
 /** `--json` form of a job's output: exact bytes in base64, as the API sends them. */
@@ -43,7 +45,7 @@ export async function showOutput(
     stdout: ctx.stdout,
     stderr: ctx.stderr,
     raw: options.raw,
-    allToStdout: options.view !== 'all',
+    allToStdout: options.allToStdout === true || options.view !== 'all',
   });
   const doc: Omit<OutputDocument, 'job'> = { view: options.view, cursor: null, output: [], truncated: [] };
   let job: ApiJob | null = null;

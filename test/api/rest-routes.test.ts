@@ -275,6 +275,17 @@ describe('REST API routes', () => {
       [
         '/healthz',
         '/run',
+        // The original designs' routes (docs/compat.md).
+        '/',
+        '/api',
+        '/health',
+        '/health/',
+        '/start',
+        '/start/',
+        '/status/{jobId}',
+        '/status/{jobId}/',
+        '/stop',
+        '/stop/',
         '/v1/certs',
         '/v1/certs/{serial}/revoke',
         '/v1/drain',

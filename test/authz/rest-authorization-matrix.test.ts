@@ -31,6 +31,8 @@ interface Fixture {
 
 interface RestCase {
   readonly operation: Operation;
+  /** `body`: the token goes in the body as `token` (the workerctl design's action API), not in a header. */
+  readonly tokenIn?: 'body';
   request(f: Fixture): Promise<{ url: string; body?: unknown }> | { url: string; body?: unknown };
   /** The answer when allowed: a status, and the code when the allowed answer is an error (state). */
   readonly ok: number | readonly [number, string];
@@ -159,6 +161,7 @@ const REST: Record<string, RestCase> = {
     request: async (f) => ({ url: `/v1/certs/${await f.freshCertificate()}/revoke` }),
     ok: 200,
   },
+  ...compatRows(),
 };
 
 /** What the cases read of an answer, from `inject()` or from a real connection. */
@@ -207,6 +210,70 @@ function overTls(
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
+}
+
+/**
+ * The original designs' routes (docs/compat.md): each Job Worker path with and without its
+ * trailing slash, and the workerctl action API once per action on each of its two paths. A key's
+ * text after the route (`POST /api stop`) names the case; the route is its first two words.
+ */
+function compatRows(): Record<string, RestCase> {
+  const rows: Record<string, RestCase> = {};
+  for (const slash of ['', '/']) {
+    rows[`GET /health${slash}`] = {
+      operation: 'health',
+      request: () => ({ url: `/health${slash}` }),
+      ok: 200,
+    };
+    rows[`POST /start${slash}`] = {
+      operation: 'job:submit',
+      request: () => ({ url: `/start${slash}`, body: { command: 'true' } }),
+      ok: 200,
+    };
+    rows[`POST /stop${slash}`] = {
+      operation: 'job:stop',
+      request: (f) => ({ url: `/stop${slash}`, body: { jobId: f.job } }),
+      ok: [409, 'ALREADY_FINISHED'],
+    };
+    rows[`GET /status/:jobId${slash}`] = {
+      operation: 'job:get',
+      request: (f) => ({ url: `/status/${f.job}${slash}` }),
+      ok: 200,
+    };
+  }
+  for (const path of ['/api', '/']) {
+    rows[`POST ${path} start`] = {
+      operation: 'job:submit',
+      tokenIn: 'body',
+      request: () => ({ url: path, body: { action: 'start', command: 'true' } }),
+      ok: 200,
+    };
+    rows[`POST ${path} stop`] = {
+      operation: 'job:stop',
+      tokenIn: 'body',
+      request: (f) => ({ url: path, body: { action: 'stop', jobID: f.job } }),
+      ok: [409, 'ALREADY_FINISHED'],
+    };
+    rows[`POST ${path} status`] = {
+      operation: 'job:get',
+      tokenIn: 'body',
+      request: (f) => ({ url: path, body: { action: 'status', jobID: f.job } }),
+      ok: 200,
+    };
+  }
+  return rows;
+}
+
+/** The route of a row: its method and path, without the case name some rows add. */
+const routeOf = (key: string) => key.split(' ').slice(0, 2).join(' ');
+
+/** The error code of an answer: REST v1's `error.code`, or the compat routes' header. */
+function codeOf(res: { headers: Record<string, unknown>; json(): unknown }): string | undefined {
+  const header = res.headers['x-jobworker-error-code'];
+  if (typeof header === 'string') return header;
+  if (!String(res.headers['content-type'] ?? '').startsWith('application/json')) return undefined;
+  const error = (res.json() as { error?: unknown }).error;
+  return typeof error === 'object' && error !== null ? (error as { code?: string }).code : undefined;
 }
 
 describe('the authorization matrix over REST', () => {
@@ -267,7 +334,7 @@ describe('the authorization matrix over REST', () => {
     const routes = Object.entries(paths).flatMap(([path, methods]) =>
       Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ':$1')}`),
     );
-    assert.deepEqual([...routes].sort(), Object.keys(REST).sort());
+    assert.deepEqual([...routes].sort(), [...new Set(Object.keys(REST).map(routeOf))].sort());
     for (const route of routes)
       assert.ok(a.app.hasRoute({ method: route.split(' ')[0]!, url: route.split(' ')[1]! }));
   });
@@ -275,6 +342,19 @@ describe('the authorization matrix over REST', () => {
   for (const [route, rest] of Object.entries(REST)) {
     it(`${route} (${rest.operation}: ${OPERATIONS[rest.operation]})`, async () => {
       const [method] = route.split(' ') as [string];
+      const send = (token: string | undefined, url: string, body: unknown) => {
+        const payload =
+          rest.tokenIn === 'body' && token !== undefined ? { ...(body as object), token } : body;
+        return a.app.inject({
+          method: method as 'GET',
+          url,
+          headers: {
+            ...(token === undefined || rest.tokenIn === 'body' ? {} : { authorization: `Bearer ${token}` }),
+            ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+        });
+      };
       for (const identity of IDENTITIES) {
         const owner = identity === "user on another user's job" ? 'bob' : 'alice';
         const fixture: Fixture = {
@@ -291,15 +371,7 @@ describe('the authorization matrix over REST', () => {
         const res =
           identity === 'mTLS user'
             ? await overTls(a.url!, method, url, body, aliceCertificate)
-            : await a.app.inject({
-                method: method as 'GET',
-                url,
-                headers: {
-                  ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-                  ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-                },
-                ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
-              });
+            : await send(token, url, body);
         const outcome = expectedOutcome(OPERATIONS[rest.operation], identity);
         const [status, code] =
           outcome === 'ok'
@@ -307,23 +379,18 @@ describe('the authorization matrix over REST', () => {
               ? [rest.ok]
               : rest.ok
             : [HTTP_STATUS[outcome], outcome];
-        const got = res.headers['content-type']?.toString().startsWith('application/json')
-          ? (res.json() as { error?: { code?: string } }).error?.code
-          : undefined;
+        const got = codeOf(res);
         assert.equal(res.statusCode, status, `${route} as ${identity}: ${res.body.slice(0, 200)}`);
         if (code !== undefined) assert.equal(got, code, `${route} as ${identity}`);
         if (outcome === 'NOT_FOUND') {
           // Exactly like an unknown id: the same answer with only the id changed.
           const unknown = '01900000-0000-7000-8000-000000000000';
-          const probe = await a.app.inject({
-            method: method as 'GET',
-            url: url.replace(fixture.job, unknown),
-            headers: {
-              authorization: `Bearer ${token}`,
-              ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-            },
-            ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
-          });
+          // The id may be in the path or in the body (the compat routes).
+          const probeBody =
+            body === undefined
+              ? undefined
+              : JSON.parse(JSON.stringify(body).replaceAll(fixture.job, unknown));
+          const probe = await send(token, url.replace(fixture.job, unknown), probeBody);
           assert.equal(probe.statusCode, res.statusCode);
           assert.equal(
             probe.body.replaceAll(unknown, fixture.job),

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { buildRestApp } from '../../src/api/rest/rest-app.ts';
+import { buildRestApp, type RunRouteOptions } from '../../src/api/rest/rest-app.ts';
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import type { FailedAuthLimits } from '../../src/auth/failed-auth-limiter.ts';
 import type { Role } from '../../src/auth/principal.ts';
@@ -45,6 +45,7 @@ export async function openApp(
      * asked for and checked), for the calls only a real TLS connection can make (mTLS).
      */
     tls?: boolean;
+    run?: RunRouteOptions;
   } = {},
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
@@ -80,6 +81,7 @@ export async function openApp(
     logger,
     version: 'test',
     ...(tls ? { https: tls.serverOptions() } : {}),
+    ...(options.run ? { run: options.run } : {}),
   });
   let url: string | undefined;
   if (tls) {

@@ -8,9 +8,23 @@ const QUERY_CREDENTIALS = new Set(['token', 'access_token']);
 
 const callers = new WeakMap<FastifyRequest, Caller>();
 
-/** Route config flag: the route answers without credentials (`GET /healthz`). */
+/** Route config flags read by the authentication hook. */
 export interface PublicRouteConfig {
+  /** The route answers without credentials (`GET /healthz`). */
   readonly public?: boolean;
+  /**
+   * The route takes its token from the request body (the workerctl design's `POST /api`): the
+   * hook leaves it alone and the handler calls `authenticateWithBody` once the body is parsed.
+   */
+  readonly tokenInBody?: boolean;
+  /** `POST /run`: answered without credentials from loopback when the server runs with `--run-without-token`. */
+  readonly tokenless?: boolean;
+}
+
+/** How the hook treats routes marked `tokenless` (docs/compat.md, "The take-home starter"). */
+export interface TokenlessOptions {
+  /** The user tokenless requests act as (the server's `admin`). */
+  readonly user: string;
 }
 
 /**
@@ -19,10 +33,15 @@ export interface PublicRouteConfig {
  * the header is right, so that a client that leaks tokens into URLs finds out at once. The caller
  * carries where the request came from (address and transport), for the service's audit trail.
  */
-export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
+export function registerAuthentication(
+  app: FastifyInstance,
+  authenticator: Authenticator,
+  tokenless?: TokenlessOptions,
+): void {
   // A callback hook, not an async one: it runs on every request, and has nothing to await.
   app.addHook('onRequest', (request, _reply, done) => {
-    if ((request.routeOptions.config as PublicRouteConfig).public === true) return done();
+    const config = request.routeOptions.config as PublicRouteConfig;
+    if (config.public === true || config.tokenInBody === true) return done();
     try {
       const origin = originOf(request);
       authenticator.checkRate(origin);
@@ -36,19 +55,65 @@ export function registerAuthentication(app: FastifyInstance, authenticator: Auth
           );
         }
       }
-      // A verified client certificate stands in for a token; a token, when sent, wins.
       const authorization = request.headers.authorization;
-      const certificateUser = authorization === undefined ? certificateUserOf(request) : undefined;
-      const principal =
-        certificateUser === undefined
-          ? authenticator.authenticate(authorization, origin)
-          : authenticator.authenticateUser(certificateUser, origin);
-      callers.set(request, Object.freeze({ ...principal, ...origin }));
+      if (
+        tokenless !== undefined &&
+        config.tokenless === true &&
+        authorization === undefined &&
+        certificateUserOf(request) === undefined &&
+        isLoopbackOrigin(origin)
+      ) {
+        const principal = authenticator.authenticateUser(tokenless.user, origin);
+        callers.set(request, Object.freeze({ ...principal, ...origin }));
+      } else {
+        callers.set(request, headerCaller(request, authenticator, origin));
+      }
     } catch (err) {
       return done(err as Error);
     }
     done();
   });
+}
+
+/**
+ * The caller of a request that carries its token in its body (`tokenInBody` routes): that token
+ * when there is one, else the `Authorization` header or the client certificate as on every route.
+ * Rate limit, audit and logging of failures are the Authenticator's, as for a header.
+ */
+export function authenticateWithBody(
+  request: FastifyRequest,
+  authenticator: Authenticator,
+  token: unknown,
+): Caller {
+  const origin = originOf(request);
+  authenticator.checkRate(origin);
+  let caller: Caller;
+  if (token !== undefined && token !== null) {
+    if (typeof token !== 'string' || token === '') {
+      throw authenticator.refuse(origin, 'not-a-token', 'Expected `token` to be a token string');
+    }
+    caller = Object.freeze({ ...authenticator.authenticateToken(token, origin), ...origin });
+  } else caller = headerCaller(request, authenticator, origin);
+  callers.set(request, caller);
+  return caller;
+}
+
+/** A verified client certificate stands in for a token; a token, when sent, wins. */
+function headerCaller(request: FastifyRequest, authenticator: Authenticator, origin: CallOrigin): Caller {
+  const authorization = request.headers.authorization;
+  const certificateUser = authorization === undefined ? certificateUserOf(request) : undefined;
+  const principal =
+    certificateUser === undefined
+      ? authenticator.authenticate(authorization, origin)
+      : authenticator.authenticateUser(certificateUser, origin);
+  return Object.freeze({ ...principal, ...origin });
+}
+
+/** A TCP peer on 127.0.0.0/8 or ::1 (the Unix socket is the data directory owner's own). */
+function isLoopbackOrigin(origin: CallOrigin): boolean {
+  if (origin.transport === 'unix') return true;
+  const source = origin.source ?? '';
+  return source === '::1' || source.startsWith('127.') || source.startsWith('::ffff:127.');
 }
 
 /**

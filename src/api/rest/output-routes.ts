@@ -16,7 +16,7 @@ interface OutputQuery {
 }
 
 /** GET /v1/jobs/:id/output (raw or SSE) and POST /run, the two routes that stream a job's output. */
-export function registerOutputRoutes(app: FastifyInstance, service: JobService): void {
+export function registerOutputRoutes(app: FastifyInstance, service: JobService, runCwd?: string): void {
   app.get(
     '/v1/jobs/:id/output',
     {
@@ -108,6 +108,7 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService):
     {
       schema: RUN_SCHEMA,
       config: {
+        tokenless: true,
         openapi: {
           200: {
             description: "The job's combined output once it ended, whatever its exit code.",
@@ -130,7 +131,10 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService):
     async (request, reply) => {
       const who = principalOf(request);
       const signal = untilClosed(reply);
-      const job = await service.run(who, request.body, signal);
+      // The starter's `{"command": "cat", "args": ["README.md"]}` names a file relative to the server's directory.
+      const body = request.body as Record<string, unknown>;
+      const spec = runCwd !== undefined && body.cwd === undefined ? { ...body, cwd: runCwd } : body;
+      const job = await service.run(who, spec, signal);
       const events = await service.openOutput(who, job.id, {
         selector: 'all',
         cursor: 0,

@@ -7,6 +7,8 @@ import type { JobService } from '../../service/job-service.ts';
 import type { UserService } from '../../service/user-service.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { registerCertRoutes } from './cert-routes.ts';
+import { registerJobWorkerRoutes } from './compat/job-worker-routes.ts';
+import { registerWorkerctlRoutes } from './compat/workerctl-routes.ts';
 import { toErrorResponse } from './error-mapping.ts';
 import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
@@ -35,6 +37,19 @@ export interface RestAppOptions {
   readonly https?: SecureServerOptions;
   /** Client certificates for `/v1/certs`. */
   readonly certificates: CertificateService;
+  /** `POST /run`, the take-home starter's route (docs/compat.md). */
+  readonly run?: RunRouteOptions;
+}
+
+/** How `POST /run` treats the starter's requests. */
+export interface RunRouteOptions {
+  /** The working directory of a `/run` job that names none (`serve --run-cwd`); absent: the owner's home. */
+  readonly cwd?: string;
+  /**
+   * Answer `/run` without credentials from loopback, as this user (`serve --run-without-token`,
+   * for local use only; every other route still needs credentials).
+   */
+  readonly withoutTokenAs?: string;
 }
 
 /** Largest request body accepted: 1 MiB. Larger is 413 PAYLOAD_TOO_LARGE. */
@@ -116,14 +131,21 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message } });
   });
 
-  registerAuthentication(app, options.authenticator);
+  const tokenless = options.run?.withoutTokenAs;
+  registerAuthentication(
+    app,
+    options.authenticator,
+    tokenless === undefined ? undefined : { user: tokenless },
+  );
   registerQueryCoercion(app);
   app.get('/healthz', { schema: HEALTH_SCHEMA, config: { public: true } }, async () => ({ status: 'ok' }));
   registerJobRoutes(app, options.service);
-  registerOutputRoutes(app, options.service);
+  registerOutputRoutes(app, options.service, options.run?.cwd);
   registerQueueRoutes(app, options.service);
   registerUserRoutes(app, options.users);
   registerCertRoutes(app, options.certificates);
+  registerJobWorkerRoutes(app, options.service);
+  registerWorkerctlRoutes(app, options.service, options.authenticator);
   let openapi: object | undefined;
   const openapiResponse = {
     200: {

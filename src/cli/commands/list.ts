@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { JOB_WORKER_LIST_FILTERS, type JobWorkerListFilter } from '../../core/design-statuses.ts';
 import { JOB_STATUSES } from '../../core/job.ts';
 import type { ApiJob } from '../api-types.ts';
 import {
@@ -10,6 +11,7 @@ import {
   stdoutStyle,
 } from '../cli-context.ts';
 import { formatAgo, formatDuration } from '../durations.ts';
+import { UsageError } from '../errors.ts';
 import { commandLine, runDuration } from '../job-format.ts';
 import { writeTo } from '../output-writer.ts';
 import { renderTable } from '../table.ts';
@@ -28,6 +30,10 @@ export function registerList(program: Command, ctx: CliContext): void {
     .command('list')
     .alias('ls')
     .summary('list jobs, newest first')
+    .argument(
+      '[filter]',
+      "the Job Worker design's filter: all, running, failed, cancelled or done (every finished job); docs/compat.md",
+    )
     .option(
       '--status <status>',
       `only jobs with this status, or one of several: running,queued (${JOB_STATUSES.join(', ')})`,
@@ -37,11 +43,12 @@ export function registerList(program: Command, ctx: CliContext): void {
     .option('--label <KEY=VALUE>', 'only jobs with this label')
     .option('--limit <n>', "at most this many jobs (default: the server's)", parseLimit)
     .option('--cursor <cursor>', 'continue a previous list where it stopped');
-  addCommonOptions(command).action(async (options: ListOptions) => {
+  addCommonOptions(command).action(async (filter: string | undefined, options: ListOptions) => {
     const common = commonOptions(command);
+    const status = filter === undefined ? options.status : filterStatuses(filter, options.status);
     const client = await connect(ctx, common);
     const page = await client.listJobs({
-      status: options.status,
+      status,
       name: options.name,
       label: options.label === undefined ? undefined : [options.label],
       limit: options.limit,
@@ -88,6 +95,18 @@ function jobTable(ctx: CliContext, jobs: readonly ApiJob[]): string {
       decorate: (row, column, cell) => (column === 2 ? style.status(jobs[row]!.status, cell) : cell),
     },
   );
+}
+
+/** The statuses a Job Worker filter stands for, comma-separated; undefined for `all`. */
+function filterStatuses(filter: string, status: string | undefined): string | undefined {
+  if (!Object.hasOwn(JOB_WORKER_LIST_FILTERS, filter)) {
+    throw new UsageError(
+      `Expected the filter to be one of ${Object.keys(JOB_WORKER_LIST_FILTERS).join(', ')}, got ${JSON.stringify(filter)}`,
+    );
+  }
+  if (status !== undefined) throw new UsageError(`Give ${filter} or --status, not both`);
+  const statuses: readonly string[] = JOB_WORKER_LIST_FILTERS[filter as JobWorkerListFilter];
+  return statuses.length === 0 ? undefined : statuses.join(',');
 }
 
 function parseStatuses(text: string): string {

@@ -23,6 +23,8 @@ interface ServeOptions {
   tlsKey?: string;
   clientCa?: string;
   insecureHttp?: boolean;
+  runWithoutToken?: boolean;
+  runCwd?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -95,6 +97,14 @@ export function registerServe(program: Command, ctx: CliContext): void {
       "for a server that is not root: accept that every job, users' included, runs as the server's own account (default: $JOBWORKER_SINGLE_ACCOUNT)",
     )
     .option(
+      '--run-without-token',
+      'for local use: answer POST /run without credentials, as the user admin, only on a loopback address; every other route still needs them (docs/compat.md)',
+    )
+    .option(
+      '--run-cwd <dir>',
+      "working directory of POST /run jobs that name none (default: the server's current directory)",
+    )
+    .option(
       '--admin-run-as <account>',
       'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
@@ -127,6 +137,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
       tlsKey: options.tlsKey === undefined ? undefined : resolve(ctx.cwd, options.tlsKey),
       clientCa: options.clientCa === undefined ? undefined : resolve(ctx.cwd, options.clientCa),
       ...(options.insecureHttp === true ? { insecureHttp: true } : {}),
+      ...(options.runWithoutToken === true ? { runWithoutToken: true } : {}),
+      runCwd: resolve(ctx.cwd, options.runCwd ?? '.'),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -142,6 +154,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'keepFor',
         'homesDir',
         'insecureHttp',
+        'runWithoutToken',
       ];
       if (field !== undefined && flagFields.includes(field)) {
         throw new UsageError((err as Error).message);

@@ -28,6 +28,7 @@ import {
 } from '../schedule-options.ts';
 import { reconnectForFromEnv, showOutput } from '../show-output.ts';
 import { printable } from '../terminal-sanitizer.ts';
+import { workerctlForm, workerctlLines } from '../workerctl-form.ts';
 
 interface StartOptions extends ScheduleOptions {
   name?: string;
@@ -133,6 +134,9 @@ export function registerStart(program: Command, ctx: CliContext): void {
     }
     if (options.follow !== true) {
       if (common.json === true) await printJson(ctx, job);
+      // The workerctl design's answer: a job just made is `created`, whatever it is a moment later.
+      else if (workerctlForm(ctx))
+        await writeTo(ctx.stdout, workerctlLines(job, created ? 'created' : undefined));
       else await writeTo(ctx.stdout, `${job.id}\n`);
       return;
     }

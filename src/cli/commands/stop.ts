@@ -3,6 +3,7 @@ import { addCommonOptions, type CliContext, commonOptions, connect, printJson } 
 import { formatDuration, parseDuration } from '../durations.ts';
 import { JOB_REF_HELP, resolveJobId } from '../job-ref.ts';
 import { writeTo } from '../output-writer.ts';
+import { workerctlForm, workerctlLines } from '../workerctl-form.ts';
 
 export function registerStop(program: Command, ctx: CliContext): void {
   const command = program
@@ -24,6 +25,7 @@ export function registerStop(program: Command, ctx: CliContext): void {
     const client = await connect(ctx, common);
     const job = await client.stopJob(await resolveJobId(client, id), options.grace);
     if (common.json === true) return printJson(ctx, job);
+    if (workerctlForm(ctx)) return writeTo(ctx.stdout, workerctlLines(job, 'stopped'));
     const grace = options.grace === undefined ? '' : ` (grace ${formatDuration(options.grace)})`;
     const text =
       job.status === 'cancelled'

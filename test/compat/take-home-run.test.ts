@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
+
+describe("the take-home starter's POST /run, --run-without-token and --run-cwd", () => {
+  let h: Harness;
+  let a: AppHarness;
+  let dir: string;
+
+  const run = (body: unknown, options: { from?: string; token?: string } = {}) =>
+    a.app.inject({
+      method: 'POST',
+      url: '/run',
+      remoteAddress: options.from ?? '127.0.0.1',
+      headers: {
+        'content-type': 'application/json',
+        ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+      },
+      payload: JSON.stringify(body),
+    });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'jw-run-cwd-'));
+    await writeFile(join(dir, 'README.md'), '# Take home assignment\n');
+    h = await openHarness();
+    a = await openApp(h, { run: { cwd: dir, withoutTokenAs: 'admin' } });
+    await a.issue('admin', 'admin');
+  });
+  after(async () => {
+    await a.close();
+    await h.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("runs the starter's two examples without a token from loopback, relative paths in --run-cwd", async () => {
+    const hello = await run({ command: 'python3', args: ['-c', 'print("hello world")'] });
+    assert.equal(hello.statusCode, 200, hello.body);
+    assert.equal(hello.body, 'hello world\n');
+    const cat = await run({ command: 'cat', args: ['README.md'] });
+    assert.equal(cat.statusCode, 200, cat.body);
+    assert.equal(cat.body, '# Take home assignment\n');
+    const job = await h.engine.get(String(cat.headers['x-jobworker-job-id']));
+    assert.equal(job.owner, 'admin', 'tokenless jobs are the admin user’s');
+    assert.equal(job.spec.cwd, dir);
+  });
+
+  it('an explicit cwd wins over --run-cwd', async () => {
+    const res = await run({ command: 'pwd', cwd: '/' });
+    assert.equal(res.body, '/\n');
+  });
+
+  it('a token, when sent, is checked as usual', async () => {
+    const res = await run({ command: 'true' }, { token: 'jw_notatokennotatokennotatokennotatoken1' });
+    assert.equal(res.statusCode, 401);
+  });
+
+  it('from another address, or on any other route, credentials are still needed', async () => {
+    const remote = await run({ command: 'true' }, { from: '10.0.0.7' });
+    assert.equal(remote.statusCode, 401);
+    for (const [method, url] of [
+      ['POST', '/v1/jobs'],
+      ['GET', '/v1/jobs'],
+      ['POST', '/start/'],
+    ] as const) {
+      const res = await a.app.inject({
+        method,
+        url,
+        remoteAddress: '127.0.0.1',
+        ...(method === 'POST'
+          ? { headers: { 'content-type': 'application/json' }, payload: '{"command":"true"}' }
+          : {}),
+      });
+      assert.equal(res.statusCode, 401, `${method} ${url}`);
+    }
+  });
+});
+
+describe('without --run-without-token', () => {
+  it('/run needs credentials from loopback too', async () => {
+    const h = await openHarness();
+    const a = await openApp(h);
+    try {
+      const res = await a.app.inject({
+        method: 'POST',
+        url: '/run',
+        remoteAddress: '127.0.0.1',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"command":"true"}',
+      });
+      assert.equal(res.statusCode, 401);
+    } finally {
+      await a.close();
+      await h.destroy();
+    }
+  });
+
+  it('serve refuses --run-without-token on an address that is not loopback', async () => {
+    const { runServer } = await import('../../src/main.ts');
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-run-refuse-'));
+    try {
+      await assert.rejects(runServer({ listen: '0.0.0.0:0', dataDir, runWithoutToken: true }), {
+        code: 'VALIDATION_FAILED',
+        field: 'runWithoutToken',
+        message: /only on a loopback address/,
+      });
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
