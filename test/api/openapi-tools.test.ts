@@ -24,9 +24,21 @@ const QUIET_ENV = { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_U
  * has no 4xx response because it cannot give one (no credentials, no parameters, no body), and
  * documenting one it never sends would make the document lie.
  */
+/**
+ * What Redocly's recommended rules would have otherwise, each for a reason: a health check cannot
+ * answer a 4xx; the Job Worker design writes its paths with a trailing slash, and its clients use
+ * them as written (docs/compat.md).
+ */
 const LINT_IGNORE = `openapi.json:
   operation-4xx-response:
     - '#/paths/~1healthz/get/responses'
+    - '#/paths/~1health/get/responses'
+    - '#/paths/~1health~1/get/responses'
+  no-path-trailing-slash:
+    - '#/paths/~1health~1'
+    - '#/paths/~1start~1'
+    - '#/paths/~1stop~1'
+    - '#/paths/~1status~1{jobId}~1'
 `;
 
 /**
@@ -141,7 +153,7 @@ describe('the OpenAPI document, with the tools people point at it', () => {
     );
     const report = JSON.parse(stdout) as { totals: Record<string, number>; problems: unknown[] };
     assert.deepEqual(report.problems, []);
-    assert.deepEqual(report.totals, { errors: 0, warnings: 0, ignored: 1 });
+    assert.deepEqual(report.totals, { errors: 0, warnings: 0, ignored: 7 });
   });
 
   it('generates types with openapi-typescript that a small client compiles against', async () => {

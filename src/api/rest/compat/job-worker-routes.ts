@@ -17,6 +17,17 @@ const EXPECTED_ID = 'a job id (a UUIDv7 such as 0190f3a2-7c4e-7d1a-9b2c-3f4e5a6b
 const bothForms = (path: string) => [path, `${path}/`];
 
 /**
+ * The route's schema with an operationId of its own: the two forms of a path are two operations
+ * of the OpenAPI document, and ids must be unique. The design's own form gets the plain name:
+ * `/health/`, `/start/`, `/stop/` with the slash, `/status/{jobId}` without.
+ */
+function named<S extends object>(schema: S, id: string, url: string): S & { operationId: string } {
+  const designForm = url.endsWith('/') !== url.startsWith('/status/');
+  const other = url.endsWith('/') ? 'WithSlash' : 'WithoutSlash';
+  return { ...schema, operationId: designForm ? id : `${id}${other}` };
+}
+
+/**
  * The Job Worker design's REST paths (docs/compat.md): `GET /health/`, `POST /start/`,
  * `POST /stop/`, `GET /status/{jobId}`, each also without the trailing slash. Errors in that
  * design's shape, `{"status": "error", "error": "..."}` (with `jobId` or `jobStatus` null where its
@@ -24,17 +35,21 @@ const bothForms = (path: string) => [path, `${path}/`];
  */
 export function registerJobWorkerRoutes(app: FastifyInstance, service: JobService): void {
   for (const url of bothForms('/health')) {
-    app.get(url, { schema: JOB_WORKER_HEALTH_SCHEMA, config: { public: true } }, async () => ({
-      status: 'success',
-      error: null,
-    }));
+    app.get(
+      url,
+      { schema: named(JOB_WORKER_HEALTH_SCHEMA, 'jobWorkerHealth', url), config: { public: true } },
+      async () => ({
+        status: 'success',
+        error: null,
+      }),
+    );
   }
 
   for (const url of bothForms('/start')) {
     app.post(
       url,
       {
-        schema: JOB_WORKER_START_SCHEMA,
+        schema: named(JOB_WORKER_START_SCHEMA, 'jobWorkerStart', url),
         errorHandler: designErrorHandler((error) => ({ status: 'error', jobId: null, error })),
       },
       async (request) => {
@@ -49,7 +64,7 @@ export function registerJobWorkerRoutes(app: FastifyInstance, service: JobServic
     app.post(
       url,
       {
-        schema: JOB_WORKER_STOP_SCHEMA,
+        schema: named(JOB_WORKER_STOP_SCHEMA, 'jobWorkerStop', url),
         errorHandler: designErrorHandler((error) => ({ status: 'error', error })),
       },
       async (request) => {
@@ -64,7 +79,7 @@ export function registerJobWorkerRoutes(app: FastifyInstance, service: JobServic
     app.get(
       url,
       {
-        schema: JOB_WORKER_STATUS_SCHEMA,
+        schema: named(JOB_WORKER_STATUS_SCHEMA, 'jobWorkerStatus', url),
         errorHandler: designErrorHandler((error) => ({ status: 'error', error, jobStatus: null })),
       },
       async (request) => {

@@ -30,7 +30,10 @@ export function registerWorkerctlRoutes(
     app.post(
       url,
       {
-        schema: WORKERCTL_ACTION_SCHEMA,
+        schema: {
+          ...WORKERCTL_ACTION_SCHEMA,
+          operationId: url === '/api' ? 'workerctlAction' : 'workerctlActionAtRoot',
+        },
         config: { tokenInBody: true },
         errorHandler: designErrorHandler((error) => ({ error })),
       },
