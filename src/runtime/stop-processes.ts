@@ -55,6 +55,8 @@ export async function killLeftovers(
   if (identity.pid <= 1) return false;
   if (!isSameProcessAlive(identity) && !(groupIsOurs && groupExists(identity.pid))) return false;
   sendSignal(-identity.pid, 'SIGKILL');
+  // As with a cgroup: the end is recorded once they are gone, not while they are still dying.
+  await allGone(identity, cgroups, 30_000, groupIsOurs);
   return true;
 }
 
