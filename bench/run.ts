@@ -15,6 +15,7 @@ import { cliLatency } from './scenarios/cli-latency.ts';
 import { fanOut } from './scenarios/fan-out.ts';
 import { followLatency } from './scenarios/follow-latency.ts';
 import { history } from './scenarios/history.ts';
+import { idleMemory } from './scenarios/idle-memory.ts';
 import { memoryPerJob } from './scenarios/memory-per-job.ts';
 import { outputCapture } from './scenarios/output-capture.ts';
 import { queueBacklog } from './scenarios/queue-backlog.ts';
@@ -31,6 +32,7 @@ const SCENARIOS: readonly Scenario[] = [
   history,
   queueBacklog,
   cliLatency,
+  idleMemory,
 ];
 
 function usage(): string {

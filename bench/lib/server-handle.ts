@@ -7,6 +7,8 @@ import { cpuSeconds, rssBytes } from './proc.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
+/** The Node flags `bin/jobworker` gives `jobworker serve`, so that the bench measures the same heap. */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=2'] as const;
 
 export interface ServerStartOptions {
   /** pino level of the server; `info` is what `jobworker serve` runs with. Logs go to /dev/null. */
@@ -41,7 +43,11 @@ export class ServerHandle {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-'));
     try {
       // --expose-gc lets a scenario ask for a collection before reading the RSS it retains.
-      const child = await ChildHandle.start(SERVER_PROCESS, [dataDir, options.logLevel], ['--expose-gc']);
+      const child = await ChildHandle.start(
+        SERVER_PROCESS,
+        [dataDir, options.logLevel],
+        ['--expose-gc', ...SERVER_NODE_FLAGS],
+      );
       const token = (await readFile(child.ready.adminTokenFile!, 'utf8')).trim();
       return new ServerHandle(child, dataDir, token, options);
     } catch (err) {
