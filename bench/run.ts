@@ -14,6 +14,7 @@ import { catchUpRead } from './scenarios/catch-up-read.ts';
 import { cliLatency } from './scenarios/cli-latency.ts';
 import { fanOut } from './scenarios/fan-out.ts';
 import { followLatency } from './scenarios/follow-latency.ts';
+import { followerChurn } from './scenarios/follower-churn.ts';
 import { history } from './scenarios/history.ts';
 import { idleMemory } from './scenarios/idle-memory.ts';
 import { memoryPerJob } from './scenarios/memory-per-job.ts';
@@ -27,6 +28,7 @@ const SCENARIOS: readonly Scenario[] = [
   catchUpRead,
   followLatency,
   fanOut,
+  followerChurn,
   memoryPerJob,
   apiGet,
   history,

@@ -27,9 +27,11 @@ import {
   parseOutputCap,
   readServerConfig,
 } from './config.ts';
+import { systemClock } from './core/clock.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
+import { MemoryRelief } from './memory-relief.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
@@ -219,6 +221,13 @@ async function startOnDataDir({
     });
   });
   service.on('follower:close', () => changes.emit('change'));
+  // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`).
+  const relief = MemoryRelief.forThisProcess(systemClock);
+  if (relief) {
+    service.on('follower:close', () => relief.activity());
+    engine.on('job:finished', () => relief.activity());
+    relief.activity(); // starting up is a burst too
+  }
   // Connections that finish their response while the server closes are closed at once, not kept alive.
   app.server.on('request', (_req, res) => {
     res.once('close', () => {
@@ -268,6 +277,7 @@ async function startOnDataDir({
       await app.close();
     } finally {
       clearTimeout(force);
+      relief?.close();
       await engine.close();
       await store.close();
       await lock.release();

@@ -8,7 +8,9 @@ import { stopAllJobs } from './stop-all-jobs.ts';
 
 const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
 /** The Node flags `bin/jobworker` gives `jobworker serve`, so that the bench measures the same heap. */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=2'] as const;
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'] as const;
+/** The malloc tuning `bin/jobworker` gives `jobworker serve`. */
+export const SERVER_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' } as const;
 
 export interface ServerStartOptions {
   /** pino level of the server; `info` is what `jobworker serve` runs with. Logs go to /dev/null. */
@@ -42,11 +44,11 @@ export class ServerHandle {
   static async start(options: ServerStartOptions): Promise<ServerHandle> {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-'));
     try {
-      // --expose-gc lets a scenario ask for a collection before reading the RSS it retains.
+      // --expose-gc (one of them) also lets a scenario ask for a collection before reading the RSS.
       const child = await ChildHandle.start(
         SERVER_PROCESS,
         [dataDir, options.logLevel],
-        ['--expose-gc', ...SERVER_NODE_FLAGS],
+        [...SERVER_NODE_FLAGS],
       );
       const token = (await readFile(child.ready.adminTokenFile!, 'utf8')).trim();
       return new ServerHandle(child, dataDir, token, options);

@@ -6,8 +6,8 @@ import { ServeProcess } from '../lib/serve-process.ts';
 
 const NAME = 'idle-memory';
 const CONCURRENCY = 16;
-/** How long the server is left alone before its RSS is read: what a user sees a moment later. */
-const SETTLE_MS = 3000;
+/** How long the server is left alone before its RSS is read: what a user sees a moment later (after its memory relief, 2 s into a quiet spell). */
+const SETTLE_MS = 5000;
 
 /**
  * The RSS of `jobworker serve` (started by `bin/jobworker`, as a user starts it: no forced
