@@ -221,8 +221,9 @@ async function startOnDataDir({
     });
   });
   service.on('follower:close', () => changes.emit('change'));
-  // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`).
-  const relief = MemoryRelief.forThisProcess(systemClock);
+  // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`), never
+  // while an output stream is open: its pause would reach the client.
+  const relief = MemoryRelief.forThisProcess(systemClock, () => service.followers > 0);
   if (relief) {
     service.on('follower:close', () => relief.activity());
     engine.on('job:finished', () => relief.activity());

@@ -8,31 +8,33 @@ export const RELIEF_QUIET_MS = 2000;
  * its heap by (big follows, thousands of jobs) pooled or merely discarded after an ordinary
  * collection, so the server's RSS stayed at its peak for good; a collection of the "last resort"
  * flavour releases them. It pauses the server for tens of milliseconds, so it runs once per quiet
- * spell: `RELIEF_QUIET_MS` after the last `activity()`, and not again until there is more.
+ * spell: `RELIEF_QUIET_MS` after the last `activity()`, never while `busy()` says a pause would be
+ * felt (a follower waits for its next line), and not again until there is more activity.
  */
 export class MemoryRelief {
   readonly #clock: Clock;
   readonly #collect: () => void;
   readonly #quietMs: number;
+  readonly #busy: () => boolean;
   #timer: ClockTimer | undefined;
   #lastActivity = 0;
 
-  constructor(clock: Clock, collect: () => void, quietMs = RELIEF_QUIET_MS) {
+  constructor(clock: Clock, collect: () => void, options: { quietMs?: number; busy?: () => boolean } = {}) {
     this.#clock = clock;
     this.#collect = collect;
-    this.#quietMs = quietMs;
+    this.#quietMs = options.quietMs ?? RELIEF_QUIET_MS;
+    this.#busy = options.busy ?? (() => false);
   }
 
   /**
    * A relief for this process: it needs V8's `gc()`, which `bin/jobworker` exposes to `serve`
    * (`--expose-gc`). Undefined without it (a server embedded in another program).
    */
-  static forThisProcess(clock: Clock): MemoryRelief | undefined {
+  static forThisProcess(clock: Clock, busy: () => boolean): MemoryRelief | undefined {
     const gc = (globalThis as { gc?: (options?: object) => unknown }).gc;
     if (typeof gc !== 'function') return undefined;
-    return new MemoryRelief(clock, () => {
-      gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-    });
+    const collect = () => void gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    return new MemoryRelief(clock, collect, { busy });
   }
 
   /** Something that allocated a lot has ended: relief once the server has been quiet a while. */
@@ -49,6 +51,11 @@ export class MemoryRelief {
 
   #due(): void {
     const quietFor = this.#clock.now().getTime() - this.#lastActivity;
+    if (this.#busy()) {
+      // Busy now: the relief waits for the next quiet spell (its end is an activity too).
+      this.#timer = undefined;
+      return;
+    }
     if (quietFor < this.#quietMs) {
       this.#timer = this.#clock.setTimer(() => this.#due(), this.#quietMs - quietFor);
       return;
