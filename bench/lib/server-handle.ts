@@ -10,7 +10,11 @@ const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname
 /** The Node flags `bin/jobworker` gives `jobworker serve`, so that the bench measures the same heap. */
 export const SERVER_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'] as const;
 /** The malloc tuning `bin/jobworker` gives `jobworker serve`. */
-export const SERVER_ENV = { MALLOC_MMAP_THRESHOLD_: '65536' } as const;
+export const SERVER_ENV = {
+  MALLOC_MMAP_THRESHOLD_: '65536',
+  MALLOC_TRIM_THRESHOLD_: '131072',
+  MALLOC_ARENA_MAX: '2',
+} as const;
 
 export interface ServerStartOptions {
   /** pino level of the server; `info` is what `jobworker serve` runs with. Logs go to /dev/null. */
@@ -49,6 +53,7 @@ export class ServerHandle {
         SERVER_PROCESS,
         [dataDir, options.logLevel],
         [...SERVER_NODE_FLAGS],
+        SERVER_ENV,
       );
       const token = (await readFile(child.ready.adminTokenFile!, 'utf8')).trim();
       return new ServerHandle(child, dataDir, token, options);
