@@ -13,7 +13,9 @@ import type { ChildRequest } from './lib/child-protocol.ts';
 const [dataDir, logLevel = 'info'] = process.argv.slice(2);
 if (dataDir === undefined) throw new Error('Expected a data directory as the first argument');
 
-const server = await runServer({ listen: '127.0.0.1:0', dataDir, logLevel });
+// Plain HTTP on loopback: the benchmarks measure the server's own work against baselines that
+// speak plain HTTP (bench/baselines/), so TLS would only add a constant cost to both sides' gap.
+const server = await runServer({ listen: '127.0.0.1:0', dataDir, logLevel, insecureHttp: true });
 process.send?.({ type: 'ready', url: server.url, adminTokenFile: server.adminTokenFile });
 
 process.on('message', (message: ChildRequest) => {

@@ -21,6 +21,12 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `JOBWORKER_DEFAULT_TIMEOUT` | `none`: the timeout of a job that sets none |
  * | `JOBWORKER_KEEP_JOBS` | `100000`: most finished jobs kept (`none`: any number) |
  * | `JOBWORKER_KEEP_FOR` | `30d`: how long a finished job is kept (`none`: forever) |
+ * | `JOBWORKER_HOMES_DIR` | `/var/lib/jobworker/homes`: where pool accounts' homes are made |
+ * | `JOBWORKER_SINGLE_ACCOUNT` | unset: `1` or `true` runs every job as a non-root server's own account |
+ * | `JOBWORKER_ADMIN_RUN_AS` | unset: the account of admin jobs without a run-as of their own (else a pool account) |
+ * | `JOBWORKER_TLS_CERT`, `JOBWORKER_TLS_KEY` | unset: the server's own CA issues its certificate |
+ * | `JOBWORKER_CLIENT_CA` | unset: client certificates chain to the server's own CA |
+ * | `JOBWORKER_INSECURE_HTTP` | unset: HTTPS; `1` serves plain HTTP (loopback only) |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -41,6 +47,19 @@ export interface ServerConfig {
   readonly keepJobs: string;
   /** How long a finished job is kept after it finished (`30d`, `12h`); `none` for ever. */
   readonly keepFor: string;
+  /** Where the homes of pool accounts are made (`<homesDir>/<user>`); outside the data directory. */
+  readonly homesDir: string;
+  /** A non-root server runs every job, `user` jobs too, as its own account. */
+  readonly singleAccount: boolean;
+  /** The OS account admin jobs run as when their admin has none configured; undefined: the pool. */
+  readonly adminRunAs: string | undefined;
+  /** The server's own certificate and key (PEM files), instead of one its CA issues. */
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  /** The CA (PEM file) client certificates must chain to, instead of the server's own. */
+  readonly clientCa: string | undefined;
+  /** Plain HTTP instead of HTTPS: `JOBWORKER_INSECURE_HTTP=1`. */
+  readonly insecureHttp: boolean;
 }
 
 export const SERVER_DEFAULTS = {
@@ -51,6 +70,7 @@ export const SERVER_DEFAULTS = {
   defaultTimeout: 'none',
   keepJobs: '100000',
   keepFor: '30d',
+  homesDir: '/var/lib/jobworker/homes',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -68,6 +88,13 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     defaultTimeout: value('JOBWORKER_DEFAULT_TIMEOUT') ?? SERVER_DEFAULTS.defaultTimeout,
     keepJobs: value('JOBWORKER_KEEP_JOBS') ?? SERVER_DEFAULTS.keepJobs,
     keepFor: value('JOBWORKER_KEEP_FOR') ?? SERVER_DEFAULTS.keepFor,
+    homesDir: value('JOBWORKER_HOMES_DIR') ?? SERVER_DEFAULTS.homesDir,
+    singleAccount: ['1', 'true', 'yes'].includes(value('JOBWORKER_SINGLE_ACCOUNT')?.toLowerCase() ?? ''),
+    adminRunAs: value('JOBWORKER_ADMIN_RUN_AS'),
+    tlsCert: value('JOBWORKER_TLS_CERT'),
+    tlsKey: value('JOBWORKER_TLS_KEY'),
+    clientCa: value('JOBWORKER_CLIENT_CA'),
+    insecureHttp: ['1', 'true', 'yes'].includes(value('JOBWORKER_INSECURE_HTTP')?.toLowerCase() ?? ''),
   };
 }
 
@@ -82,10 +109,7 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-/**
- * Parses `host:port` (`[::1]:8080` for IPv6) and refuses any address but a loopback one: without
- * TLS, tokens and job output would cross the network in clear text.
- */
+/** Parses `host:port` (`[::1]:8080` for IPv6). Any address: the server serves it over TLS. */
 export function parseListen(text: string): ListenAddress {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(text);
   const port = Number(match?.[3]);
@@ -93,19 +117,27 @@ export function parseListen(text: string): ListenAddress {
   if (host === undefined || !(port >= 0 && port <= 65535)) {
     throw ValidationError.expected(
       'listen',
-      'an address like 127.0.0.1:8080 or [::1]:8080 (port 0 picks one)',
+      'an address like 127.0.0.1:8080, 0.0.0.0:8443 or [::1]:8080 (port 0 picks one)',
       text,
     );
   }
-  if (!isLoopback(host)) {
+  return { host, port };
+}
+
+/**
+ * `insecureHttp` as asked, refused on any address but a loopback one: without TLS, tokens and
+ * job output would cross the network in clear text.
+ */
+export function checkInsecureHttp(listen: ListenAddress, insecureHttp: boolean): boolean {
+  if (insecureHttp && !isLoopback(listen.host)) {
     throw new ValidationError(
-      'listen',
-      `Refusing to listen on ${text}: jobworker has no TLS yet, so it listens only on a loopback address ` +
-        '(127.0.0.1, ::1 or localhost), where tokens and output never cross a network in clear text. ' +
-        'To serve other machines, put a TLS-terminating reverse proxy in front of a loopback address.',
+      'insecureHttp',
+      `Refusing to serve plain HTTP on ${listen.host}:${listen.port}: --insecure-http is allowed only on a ` +
+        'loopback address (127.0.0.1, ::1 or localhost) and the Unix socket, where tokens and output never ' +
+        'cross a network in clear text. Leave out --insecure-http to serve HTTPS (TLS 1.3) on any address.',
     );
   }
-  return { host, port };
+  return insecureHttp;
 }
 
 const SIZE_UNITS: Readonly<Record<string, number>> = {

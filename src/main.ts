@@ -1,9 +1,12 @@
 import { EventEmitter, once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
+import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
+import { ConnectionTracker } from './api/rest/connection-tracker.ts';
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp } from './api/rest/rest-app.ts';
 import {
@@ -14,8 +17,12 @@ import {
 } from './api/rest/socket-listener.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
-import { TokenStore } from './auth/token-store.ts';
+import type { FailedAuthLimits } from './auth/failed-auth-limiter.ts';
+import { importLegacyTokens, TOKENS_FILE } from './auth/legacy-token-file.ts';
+import { ServerTls } from './auth/tls/server-tls.ts';
+import { UserDirectory } from './auth/user-directory.ts';
 import {
+  checkInsecureHttp,
   checkLogLevel,
   type ListenAddress,
   parseDefaultTimeout,
@@ -27,7 +34,8 @@ import {
   parseOutputCap,
   readServerConfig,
 } from './config.ts';
-import { systemClock } from './core/clock.ts';
+import { type Clock, systemClock } from './core/clock.ts';
+import { ValidationError } from './core/errors.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
@@ -35,7 +43,10 @@ import { MemoryRelief } from './memory-relief.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
+import { AuditLog } from './service/audit-log.ts';
+import { CertificateService } from './service/certificate-service.ts';
 import { JobService } from './service/job-service.ts';
+import { UserService } from './service/user-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 
 /**
@@ -44,8 +55,21 @@ import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
  */
 
 export interface ServerOptions {
-  /** `host:port`; default `JOBWORKER_LISTEN`, else 127.0.0.1:8080. Port 0 picks a free port. Loopback only. */
+  /**
+   * `host:port`; default `JOBWORKER_LISTEN`, else 127.0.0.1:8080. Port 0 picks a free port. Any
+   * address with TLS; loopback only with `insecureHttp`.
+   */
   listen?: string;
+  /** Own server certificate (PEM file); default `JOBWORKER_TLS_CERT`, else one the server's CA issues. */
+  tlsCert?: string;
+  /** The key of `tlsCert` (PEM file); default `JOBWORKER_TLS_KEY`. */
+  tlsKey?: string;
+  /** CA file client certificates must chain to; default `JOBWORKER_CLIENT_CA`, else the server's own CA. */
+  clientCa?: string;
+  /** Plain HTTP instead of HTTPS (loopback only); default `JOBWORKER_INSECURE_HTTP=1`. */
+  insecureHttp?: boolean;
+  /** Time for certificate renewal; the system clock by default (tests move a manual one). */
+  clock?: Clock;
   /** Default `JOBWORKER_DATA_DIR`, else `$XDG_DATA_HOME/jobworker` or `~/.local/share/jobworker`. */
   dataDir?: string;
   /** pino level; default `JOBWORKER_LOG_LEVEL`, else `info`. */
@@ -75,11 +99,34 @@ export interface ServerOptions {
    * process of those jobs and move their directories aside, instead of refusing to start.
    */
   resetStore?: boolean;
+  /**
+   * Where pool accounts get their homes (`<homesDir>/<user>`, 0700, owned by the account); default
+   * `JOBWORKER_HOMES_DIR`, else `/var/lib/jobworker/homes`. Must be outside the data directory.
+   * Used only by a root server.
+   */
+  homesDir?: string;
+  /**
+   * A server that is not root cannot switch accounts: it refuses `user` jobs unless this accepts
+   * that every job runs as the server's own account. Default `JOBWORKER_SINGLE_ACCOUNT`.
+   */
+  singleAccount?: boolean;
+  /**
+   * The OS account admin jobs run as when the admin has no run-as of its own (`root` for a trusted
+   * single-admin host, or a service account); default `JOBWORKER_ADMIN_RUN_AS`, else a pool account.
+   */
+  adminRunAs?: string;
+  /**
+   * Failed authentications allowed per source address and window before it is answered 429
+   * RATE_LIMITED (default 20 a minute; docs/security.md).
+   */
+  authLimits?: FailedAuthLimits;
 }
 
 export interface RunningServer {
-  /** Base URL, e.g. `http://127.0.0.1:43123`. */
+  /** Base URL, e.g. `https://127.0.0.1:43123` (`http://` with `insecureHttp`). */
   url: string;
+  /** The CA file that verifies the server's certificate (`<dataDir>/tls/ca.pem`); null with plain HTTP or an own certificate. */
+  caFile: string | null;
   /**
    * The Unix socket the server also listens on (`<dataDir>/server.sock`, mode 0600), or null when
    * the data directory's path is too long for one. Local clients that use it know they reach the
@@ -115,6 +162,13 @@ const CLOSE_GRACE_MS = 10_000;
 export async function runServer(options: ServerOptions = {}): Promise<RunningServer> {
   const config = readServerConfig();
   const listen = parseListen(options.listen ?? config.listen);
+  const insecureHttp = checkInsecureHttp(listen, options.insecureHttp ?? config.insecureHttp);
+  const tlsFiles = {
+    certFile: options.tlsCert ?? config.tlsCert,
+    keyFile: options.tlsKey ?? config.tlsKey,
+    clientCaFile: options.clientCa ?? config.clientCa,
+  };
+  const clock = options.clock ?? systemClock;
   const dataDir = resolve(options.dataDir ?? config.dataDir);
   const pretty = prettyLogOptions(options.logFormat ?? config.logFormat, options.logStream, config.noColor);
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream, pretty);
@@ -125,6 +179,12 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
     keepJobs: parseKeepJobs(options.keepJobs ?? config.keepJobs),
     keepForMs: parseKeepFor(options.keepFor ?? config.keepFor),
   };
+  const accounts = {
+    homesDir: resolve(options.homesDir ?? config.homesDir),
+    singleAccount: options.singleAccount ?? config.singleAccount,
+    adminRunAs: options.adminRunAs ?? config.adminRunAs,
+  };
+  checkHomesDir(accounts.homesDir, dataDir);
 
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -138,8 +198,18 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         );
       }
       await checkForLostDatabase(dataDir, options.resetStore === true, logger);
+      const tls = insecureHttp
+        ? undefined
+        : await ServerTls.open({
+            dataDir,
+            listenHost: listen.host,
+            clock,
+            logger: logger.child({ component: 'tls' }),
+            ...tlsFiles,
+          });
       return await startOnDataDir({
         listen,
+        tls,
         dataDir,
         logger,
         lock,
@@ -147,6 +217,8 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         maxRunning,
         defaultTimeoutMs,
         retention,
+        accounts,
+        authLimits: options.authLimits ?? {},
       });
     } catch (err) {
       await lock.release();
@@ -158,9 +230,10 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   }
 }
 
-/** Everything after the data directory is ours: tokens, store, engine, HTTP. */
+/** Everything after the data directory is ours: store, users and tokens, engine, HTTP. */
 async function startOnDataDir({
   listen,
+  tls,
   dataDir,
   logger,
   lock,
@@ -168,8 +241,12 @@ async function startOnDataDir({
   maxRunning,
   defaultTimeoutMs,
   retention,
+  accounts: accountOptions,
+  authLimits,
 }: {
+  accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
+  tls: ServerTls | undefined;
   dataDir: string;
   logger: pino.Logger;
   lock: DataDirLock;
@@ -177,12 +254,39 @@ async function startOnDataDir({
   maxRunning: number;
   defaultTimeoutMs: number | null;
   retention: { keepJobs: number | null; keepForMs: number | null };
+  authLimits: FailedAuthLimits;
 }): Promise<RunningServer> {
-  const tokens = await TokenStore.open(dataDir);
-  const admin = await ensureAdminToken(dataDir, tokens);
-  if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
-
   const store = await SqliteJobStore.open(join(dataDir, DATABASE_FILE));
+  const audit = new AuditLog(store.users, { logger: logger.child({ component: 'audit' }) });
+  let admin: Awaited<ReturnType<typeof ensureAdminToken>>;
+  let accounts: UserDirectory;
+  try {
+    const imported = await importLegacyTokens(dataDir, store.users);
+    if (imported > 0) logger.info({ tokens: imported }, `imported ${TOKENS_FILE} into the user store`);
+    accounts = await UserDirectory.open(store.users, {
+      onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
+    });
+    admin = await ensureAdminToken(dataDir, accounts);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
+  if (admin.disabled)
+    logger.warn({ adminTokenFile: admin.path }, 'the user admin is disabled: admin.token does not work');
+
+  let jobAccounts: JobAccounts;
+  try {
+    jobAccounts = await JobAccounts.open({
+      dataDir,
+      ...accountOptions,
+      onHomesWarning: (message) => logger.warn({ homesDir: accountOptions.homesDir }, message),
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+
   let engine: JobEngine;
   try {
     engine = await JobEngine.open({
@@ -198,12 +302,25 @@ async function startOnDataDir({
     await store.close();
     throw err;
   }
-  const service = new JobService(engine);
+  const service = new JobService(engine, { accounts: jobAccounts, audit });
   const app = await buildRestApp({
     service,
-    authenticator: new Authenticator(tokens),
+    users: new UserService(accounts, audit, {
+      checkRunAs: (name, role) => jobAccounts.checkRunAs(name, role),
+    }),
+    authenticator: new Authenticator(accounts, {
+      audit,
+      logger: logger.child({ component: 'auth' }),
+      limits: authLimits,
+    }),
     logger,
     version: packageJson.version,
+    ...(tls ? { https: tls.serverOptions() } : {}),
+    certificates: new CertificateService(
+      tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
+      accounts,
+      { audit },
+    ),
   }).catch(async (err: unknown) => {
     await engine.close();
     await store.close();
@@ -211,15 +328,7 @@ async function startOnDataDir({
   });
 
   const changes = new EventEmitter();
-  let connections = 0;
-  let closing = false;
-  app.server.on('connection', (socket) => {
-    connections++;
-    socket.once('close', () => {
-      connections--;
-      changes.emit('change');
-    });
-  });
+  const tracker = new ConnectionTracker(app.server, tls !== undefined, () => changes.emit('change'));
   service.on('follower:close', () => changes.emit('change'));
   // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`), never
   // while an output stream is open: its pause would reach the client.
@@ -229,12 +338,7 @@ async function startOnDataDir({
     engine.on('job:finished', () => relief.activity());
     relief.activity(); // starting up is a burst too
   }
-  // Connections that finish their response while the server closes are closed at once, not kept alive.
-  app.server.on('request', (_req, res) => {
-    res.once('close', () => {
-      if (closing) setImmediate(() => app.server.closeIdleConnections());
-    });
-  });
+  if (tls) tls.attach(app.server as unknown as Http2SecureServer);
 
   const socketPath = join(dataDir, SOCKET_FILE);
   const socketFits = Buffer.byteLength(socketPath) <= MAX_SOCKET_PATH_BYTES;
@@ -243,6 +347,7 @@ async function startOnDataDir({
     await app.listen({ host: listen.host, port: listen.port });
     if (socketFits) socket = await listenOnSocket(app.server, socketPath);
   } catch (err) {
+    tls?.close();
     await app.close();
     await engine.close();
     await store.close();
@@ -256,30 +361,36 @@ async function startOnDataDir({
   }
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
   logger.info(
     {
       url,
       socket: socket ? socketPath : null,
+      tls: tls ? 'TLSv1.3' : 'off (--insecure-http)',
       dataDir,
       adminTokenFile: admin.path,
       cgroups: engine.cgroupMode,
+      jobAccounts: describeAccounts(jobAccounts.server),
     },
     'jobworker listening',
   );
 
   let closed: Promise<void> | undefined;
   const close = async (): Promise<void> => {
-    closing = true;
-    const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
+    const force = setTimeout(() => tracker.closeAll(), CLOSE_GRACE_MS).unref();
     try {
+      tls?.close();
       if (socket) await closeSocket(socket, socketPath);
       await service.shutdown();
+      // Idle connections end now, busy ones once their requests are answered.
+      tracker.closeIdle();
       await app.close();
     } finally {
       clearTimeout(force);
       relief?.close();
       await engine.close();
+      await audit.flush();
+      await accounts.flush();
       await store.close();
       await lock.release();
       logger.info({ url }, 'jobworker closed; running jobs keep running');
@@ -287,11 +398,12 @@ async function startOnDataDir({
     }
   };
   const idle = async (): Promise<void> => {
-    while (service.followers > 0 || connections > 0) await once(changes, 'change');
+    while (service.followers > 0 || tracker.count > 0) await once(changes, 'change');
   };
 
   return {
     url,
+    caFile: tls?.caFile ?? null,
     socketPath: socket ? socketPath : null,
     dataDir,
     adminTokenFile: admin.path,
@@ -301,10 +413,29 @@ async function startOnDataDir({
     },
     diagnostics: {
       followers: () => service.followers,
-      connections: () => connections,
+      connections: () => tracker.count,
       idle,
     },
   };
+}
+
+/** The homes of job accounts must be reachable by them: never inside the owner-only data directory. */
+function checkHomesDir(homesDir: string, dataDir: string): void {
+  const rel = relative(dataDir, homesDir);
+  if (rel === '' || !(rel.startsWith('..') || rel.startsWith('/'))) {
+    throw new ValidationError(
+      'homesDir',
+      `Expected \`homesDir\` outside the data directory ${dataDir} (job accounts cannot enter it), got ${homesDir}`,
+    );
+  }
+}
+
+/** How the server picks jobs' accounts, for the start line of its log. */
+function describeAccounts(server: ServerIdentity): string {
+  if (server.root) return 'per user (pool or configured run-as)';
+  return server.singleAccount
+    ? `single account: every job runs as ${server.account}`
+    : `admin jobs only, as ${server.account} (not root; user jobs refused)`;
 }
 
 /**

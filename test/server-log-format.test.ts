@@ -63,7 +63,7 @@ describe('the readable server log', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-log-'));
     try {
       for (const [logFormat, pattern] of [
-        ['pretty', /^\d\d:\d\d:\d\d\.\d{3} INFO {2}jobworker listening url=http:\/\/127\.0\.0\.1:\d+ /m],
+        ['pretty', /^\d\d:\d\d:\d\d\.\d{3} INFO {2}jobworker listening url=https:\/\/127\.0\.0\.1:\d+ /m],
         [undefined, /^\{"level":30,"time":\d+,.*"msg":"jobworker listening"\}$/m],
       ] as const) {
         let text = '';

@@ -6,3 +6,16 @@ export class UnauthenticatedError extends JobworkerError {
     super('UNAUTHENTICATED', message);
   }
 }
+
+/** Too many failed authentications from one address: refused without looking at the credentials. */
+export class RateLimitedError extends JobworkerError {
+  /** Whole seconds until the address may try again (the `Retry-After` header). */
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super(
+      'RATE_LIMITED',
+      `Too many failed authentications from this address; try again in ${retryAfterSeconds} s`,
+    );
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}

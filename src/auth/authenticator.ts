@@ -1,33 +1,140 @@
-import { UnauthenticatedError } from './auth-errors.ts';
-import type { Principal } from './principal.ts';
+import type { AuditSink } from '../core/audit.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
+import { type Logger, silentLogger } from '../core/logger.ts';
+import { RateLimitedError, UnauthenticatedError } from './auth-errors.ts';
+import { FailedAuthLimiter, type FailedAuthLimits } from './failed-auth-limiter.ts';
+import type { CallOrigin, Principal } from './principal.ts';
+import type { TokenVerdict } from './user-directory.ts';
 
-/** Where tokens are looked up: `TokenStore` fits. */
+/** Where tokens and users are looked up: `UserDirectory` fits. */
 export interface TokenLookup {
-  authenticate(token: string): Principal | undefined;
+  /** What a token stands for, or why it stands for nobody. */
+  verify(token: string): TokenVerdict;
+  /** A known, enabled user's principal (a client certificate names one), else undefined. */
+  principalOfUser(name: string): Principal | undefined;
+}
+
+export interface AuthenticatorOptions {
+  /** Where failed authentications are recorded. */
+  readonly audit?: AuditSink;
+  readonly clock?: Clock;
+  /** Failed authentications are logged here at `warn`, without the credentials presented. */
+  readonly logger?: Logger;
+  /** The per-source limit of failed authentications. */
+  readonly limits?: FailedAuthLimits;
 }
 
 const BEARER = /^Bearer[ \t]+([\x21-\x7e]+)[ \t]*$/i;
 
-/** Turns an `Authorization` header into the principal it stands for, or throws `UnauthenticatedError`. */
+const IN_PROCESS: CallOrigin = { source: null, transport: 'internal' };
+
+/**
+ * Turns credentials into the principal they stand for, or throws `UnauthenticatedError`, for
+ * every adapter. Each failure is counted per source address (`RATE_LIMITED` once a source failed
+ * too often: docs/security.md), recorded in the audit trail and logged, never with the secret.
+ */
 export class Authenticator {
   readonly #tokens: TokenLookup;
+  readonly #audit: AuditSink | undefined;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #limiter: FailedAuthLimiter;
 
-  constructor(tokens: TokenLookup) {
+  constructor(tokens: TokenLookup, options: AuthenticatorOptions = {}) {
     this.#tokens = tokens;
+    this.#audit = options.audit;
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+    this.#limiter = new FailedAuthLimiter(this.#clock, options.limits);
   }
 
-  authenticate(authorization: string | undefined): Principal {
+  /** The principal of an `Authorization` header, for a call that came from `origin`. */
+  authenticate(authorization: string | undefined, origin: CallOrigin = IN_PROCESS): Principal {
+    this.checkRate(origin);
     if (authorization === undefined || authorization === '') {
-      throw new UnauthenticatedError('Missing credentials: send the header `Authorization: Bearer <token>`');
+      throw this.refuse(
+        origin,
+        'missing',
+        'Missing credentials: send the header `Authorization: Bearer <token>`',
+      );
     }
     const token = BEARER.exec(authorization)?.[1];
     if (token === undefined) {
-      throw new UnauthenticatedError(
+      throw this.refuse(
+        origin,
+        'not-bearer',
         'Expected the header `Authorization: Bearer <token>`, got another scheme',
       );
     }
-    const principal = this.#tokens.authenticate(token);
-    if (!principal) throw new UnauthenticatedError('Invalid token');
+    const verdict = this.#tokens.verify(token);
+    if (!verdict.ok) {
+      throw this.refuse(origin, verdict.reason, 'Invalid token', verdict.tokenId, verdict.user);
+    }
+    return verdict.principal;
+  }
+
+  /** Throws `RATE_LIMITED` while `origin` has failed too often; call before looking at its credentials. */
+  checkRate(origin: CallOrigin): void {
+    const wait = this.#limiter.retryAfter(sourceKey(origin));
+    if (wait > 0) throw new RateLimitedError(wait);
+  }
+
+  /**
+   * Counts, records and logs a failed authentication, and returns the error to throw. The audit
+   * entry names the token (by id) and its user when known; the log line also says why (`unknown`,
+   * `expired`, `revoked`, ...); the client gets `message` only. Adapters call it for credentials they check themselves (a certificate).
+   */
+  refuse(
+    origin: CallOrigin,
+    reason: string,
+    message: string,
+    tokenId?: string,
+    user?: string,
+  ): UnauthenticatedError {
+    this.#limiter.fail(sourceKey(origin));
+    this.#audit?.record({
+      at: this.#clock.now(),
+      user: user ?? null,
+      role: null,
+      source: origin.source,
+      transport: origin.transport,
+      action: 'auth:fail',
+      target: tokenId ?? null,
+      result: 'UNAUTHENTICATED',
+    });
+    this.#logger.warn(
+      {
+        source: origin.source,
+        transport: origin.transport,
+        reason,
+        ...(tokenId ? { tokenId } : {}),
+        ...(user ? { user } : {}),
+      },
+      'authentication failed',
+    );
+    return new UnauthenticatedError(message);
+  }
+
+  /**
+   * The principal of the user a verified client certificate names; an unknown or disabled user is
+   * refused like a bad token (counted, audited, logged).
+   */
+  authenticateUser(name: string, origin: CallOrigin): Principal {
+    const principal = this.#tokens.principalOfUser(name);
+    if (!principal) {
+      throw this.refuse(
+        origin,
+        'certificate-user-unknown-or-disabled',
+        `The client certificate names user ${JSON.stringify(name)}, who is unknown or disabled`,
+        undefined,
+        name,
+      );
+    }
     return principal;
   }
+}
+
+/** The rate limit's key: the address, or the transport when there is none (the Unix socket). */
+function sourceKey(origin: CallOrigin): string {
+  return origin.source ?? origin.transport;
 }

@@ -1,14 +1,45 @@
 /**
- * Who is calling, once authenticated.
- * - `admin`: sees and stops every job.
- * - `user`: sees and stops only the jobs it started.
+ * Who is calling, once authenticated (docs/security.md has the whole matrix).
+ * - `admin`: sees and acts on every job, configures queues and the server, manages users and tokens.
+ * - `user`: starts jobs; sees, follows, stops, pauses and deletes only the jobs it started.
+ * - `viewer`: reads every job, its output and the queues; changes nothing.
  */
-export type Role = 'admin' | 'user';
+export type Role = 'admin' | 'user' | 'viewer';
 
-export const ROLES: readonly Role[] = ['admin', 'user'];
+export const ROLES: readonly Role[] = ['admin', 'user', 'viewer'];
 
+/** Immutable: authentication hands out frozen principals, shared by every request of a user. */
 export interface Principal {
   /** The user name, recorded as the owner of the jobs it starts and on the stops it asks for. */
   readonly user: string;
   readonly role: Role;
+  /**
+   * The OS account the user's jobs run as, as configured (`user add --run-as`); null or absent
+   * when none is set. Stored and passed on only: the runtime decides what it means.
+   */
+  readonly runAs?: string | null;
+}
+
+/** How a call reached the server, for the audit trail. */
+export type Transport = 'tcp' | 'unix' | 'internal';
+
+/** Where a call came from: set by the adapter that received it. */
+export interface CallOrigin {
+  /** The peer's address (`127.0.0.1`), or `local` for the Unix socket; null when unknown. */
+  readonly source: string | null;
+  readonly transport: Transport;
+}
+
+/**
+ * A principal with where its call came from: what the service records in the audit trail. A bare
+ * `Principal` is a valid caller too (an in-process call: no source, transport `internal`).
+ */
+export interface Caller extends Principal {
+  readonly source?: string | null;
+  readonly transport?: Transport;
+}
+
+/** True for the roles that may see every job (and its output). */
+export function seesEveryJob(role: Role): boolean {
+  return role === 'admin' || role === 'viewer';
 }

@@ -15,3 +15,15 @@ export function generateToken(): string {
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
+
+/** Anything shaped like a token: the prefix and at least 16 base64url characters. */
+const TOKEN_SHAPED = /jw_[A-Za-z0-9_-]{16,}/g;
+
+/**
+ * `text` with every token-shaped part replaced by `jw_[redacted]`. Error messages and logged URLs
+ * go through it, so that a token a client put where it does not belong (a user name, a path, a
+ * field it echoes back) reaches neither the answer nor the log.
+ */
+export function redactTokens(text: string): string {
+  return text.includes(TOKEN_PREFIX) ? text.replace(TOKEN_SHAPED, `${TOKEN_PREFIX}[redacted]`) : text;
+}

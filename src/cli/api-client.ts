@@ -1,9 +1,15 @@
 import type { IncomingMessage } from 'node:http';
 import type {
+  ApiAuditEntry,
+  ApiCertificate,
   ApiJob,
   ApiQueue,
+  ApiToken,
+  ApiUser,
+  AuditQuery,
   CreateJobBody,
   DrainState,
+  IssuedCertificatePems,
   JobPage,
   ListQuery,
   OutputView,
@@ -12,6 +18,8 @@ import type {
 import type { Connection } from './connection.ts';
 import { ApiError } from './errors.ts';
 import { readBody, send } from './http.ts';
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** REST v1 as the CLI uses it. Every method throws `ApiError` for an error answer. */
 export class ApiClient {
@@ -118,6 +126,63 @@ export class ApiClient {
     return this.act('v1/undrain', () => this.drainState());
   }
 
+  /** Users, tokens and the audit trail: admins only. */
+  async listUsers(): Promise<readonly ApiUser[]> {
+    return (await this.json<{ users: readonly ApiUser[] }>('GET', 'v1/users')).users;
+  }
+
+  addUser(body: { name: string; role: string; runAs?: string }): Promise<ApiUser> {
+    return this.json('POST', 'v1/users', body);
+  }
+
+  setUser(
+    name: string,
+    changes: { role?: string; disabled?: boolean; runAs?: string | null },
+  ): Promise<ApiUser> {
+    return this.json('PATCH', `v1/users/${encodeURIComponent(name)}`, changes);
+  }
+
+  removeUser(name: string): Promise<ApiUser> {
+    return this.json('DELETE', `v1/users/${encodeURIComponent(name)}`);
+  }
+
+  async listTokens(user?: string): Promise<readonly ApiToken[]> {
+    const search = user === undefined ? '' : `?${new URLSearchParams({ user })}`;
+    return (await this.json<{ tokens: readonly ApiToken[] }>('GET', `v1/tokens${search}`)).tokens;
+  }
+
+  /** The answer holds the token itself: the only time it is shown. */
+  createToken(body: {
+    user: string;
+    label?: string;
+    expiresIn?: string;
+  }): Promise<ApiToken & { token: string }> {
+    return this.json('POST', 'v1/tokens', body);
+  }
+
+  revokeToken(id: string): Promise<ApiToken> {
+    return this.json('DELETE', `v1/tokens/${encodeURIComponent(id)}`);
+  }
+
+  listAudit(query: AuditQuery): Promise<{ entries: readonly ApiAuditEntry[]; nextCursor: string | null }> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+    return this.json('GET', `v1/audit${params.size === 0 ? '' : `?${params}`}`);
+  }
+
+  /** Admins only: a key pair and certificate for `user`, made by the server's CA. */
+  issueCertificate(user: string, days: number | undefined): Promise<IssuedCertificatePems> {
+    return this.json('POST', 'v1/certs', days === undefined ? { user } : { user, days });
+  }
+
+  async listCertificates(): Promise<readonly ApiCertificate[]> {
+    return (await this.json<{ certificates: readonly ApiCertificate[] }>('GET', 'v1/certs')).certificates;
+  }
+
+  revokeCertificate(serial: string): Promise<ApiCertificate> {
+    return this.json('POST', `v1/certs/${encodeURIComponent(serial)}/revoke`, {});
+  }
+
   /** Opens the server-sent-event form of a job's output; the caller reads the body. */
   async openOutputEvents(
     id: string,
@@ -130,6 +195,7 @@ export class ApiClient {
       method: 'GET',
       url: this.url(`v1/jobs/${encodeURIComponent(id)}/output?${params}`),
       socketPath: this.connection.socketPath,
+      tls: this.connection.tls,
       headers: this.headers(headers),
       signal: options.signal,
     });
@@ -137,7 +203,7 @@ export class ApiClient {
     return response;
   }
 
-  private async json<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  private async json<T>(method: Method, path: string, body?: unknown): Promise<T> {
     return (await this.request<T>(method, path, body)).value;
   }
 
@@ -151,7 +217,7 @@ export class ApiClient {
   }
 
   private async request<T>(
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    method: Method,
     path: string,
     body?: unknown,
   ): Promise<{ status: number; value: T }> {
@@ -159,6 +225,7 @@ export class ApiClient {
       method,
       url: this.url(path),
       socketPath: this.connection.socketPath,
+      tls: this.connection.tls,
       headers: this.headers({ accept: 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });

@@ -51,6 +51,8 @@ export interface ApiJob {
   readonly pausedAt: string | null;
   /** Set while the job is `queued`. */
   readonly waitingFor: WaitingFor | null;
+  /** The OS account its processes run as; null for the server's own (absent from older servers). */
+  readonly account?: { readonly name: string; readonly uid: number; readonly gid: number } | null;
 }
 
 /** The body of `POST /v1/jobs`. */
@@ -72,6 +74,8 @@ export interface CreateJobBody {
   retry?: RetryBody;
   dedupeKey?: string;
   onDuplicate?: OnDuplicate;
+  /** Admins: run as root instead of the admin's own account. */
+  runAsRoot?: boolean;
 }
 
 /** `attempts` counts every run, the first included; backoff fields left out take the server's defaults. */
@@ -126,4 +130,63 @@ export interface DrainState {
   readonly draining: boolean;
   /** Jobs still running on this server. */
   readonly running: number;
+}
+
+/** A user as REST v1 answers it. */
+export interface ApiUser {
+  readonly name: string;
+  readonly role: string;
+  readonly runAs: string | null;
+  readonly disabled: boolean;
+  readonly createdAt: string;
+}
+
+/** A token as listed: never the secret. */
+export interface ApiToken {
+  readonly id: string;
+  readonly user: string;
+  readonly label: string | null;
+  readonly createdAt: string;
+  readonly lastUsedAt: string | null;
+  readonly expiresAt: string | null;
+  readonly revokedAt: string | null;
+  readonly state: 'active' | 'expired' | 'revoked';
+}
+
+/** One audit entry. */
+export interface ApiAuditEntry {
+  readonly id: string;
+  readonly at: string;
+  readonly user: string | null;
+  readonly role: string | null;
+  readonly source: string | null;
+  readonly transport: string | null;
+  readonly action: string;
+  readonly target: string | null;
+  readonly result: string;
+}
+
+export interface AuditQuery {
+  readonly user?: string;
+  readonly action?: string;
+  readonly since?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+/** A client certificate the server issued (`GET /v1/certs`). */
+export interface ApiCertificate {
+  readonly serial: string;
+  readonly user: string;
+  readonly issuedAt: string;
+  readonly notAfter: string;
+  readonly revokedAt: string | null;
+}
+
+/** `POST /v1/certs`: the certificate, its key (shown once) and the server's CA. */
+export interface IssuedCertificatePems {
+  readonly certificate: ApiCertificate;
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
 }

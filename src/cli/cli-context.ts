@@ -22,12 +22,27 @@ export interface CliContext {
 export interface CommonOptions {
   server?: string;
   json?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
-export function addCommonOptions(command: Command): Command {
-  return command
-    .option('--server <url>', 'the server (default: $JOBWORKER_URL, else http://127.0.0.1:8080)')
+/** `clientCert: false` leaves out `--cert`/`--key` (for a command whose own `--cert` means another file). */
+export function addCommonOptions(command: Command, { clientCert = true } = {}): Command {
+  command
+    .option('--server <url>', 'the server (default: $JOBWORKER_URL, else https://127.0.0.1:8080)')
+    .option(
+      '--ca <file>',
+      "CA that verifies the server (default: $JOBWORKER_CA, else the local server's <data-dir>/tls/ca.pem)",
+    )
     .option('--json', 'print one JSON document on stdout, for scripts');
+  if (!clientCert) return command;
+  return command
+    .option(
+      '--cert <file>',
+      'client certificate to authenticate with (default: $JOBWORKER_CERT, else ./cert/client-cert.pem)',
+    )
+    .option('--key <file>', 'key of --cert (default: $JOBWORKER_KEY, else ./cert/client-key.pem)');
 }
 
 /** The command's own options merged over those given before the command name. */
@@ -36,7 +51,7 @@ export function commonOptions(command: Command): CommonOptions {
 }
 
 export async function connect(ctx: CliContext, options: CommonOptions): Promise<ApiClient> {
-  return new ApiClient(await resolveConnection(options.server, ctx.env));
+  return new ApiClient(await resolveConnection(options.server, ctx.env, { ...options, cwd: ctx.cwd }));
 }
 
 export function printJson(ctx: CliContext, value: unknown): Promise<void> {

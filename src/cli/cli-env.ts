@@ -7,6 +7,11 @@ export interface CliEnvironment {
   readonly url: string | undefined;
   /** `JOBWORKER_TOKEN`: a bearer token; wins over the local admin token file. */
   readonly token: string | undefined;
+  /** `JOBWORKER_CA`: the CA file that verifies the server. */
+  readonly ca: string | undefined;
+  /** `JOBWORKER_CERT`, `JOBWORKER_KEY`: a client certificate and its key (PEM files). */
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
   /** The data directory of a local server, where its `admin.token` is. */
   readonly dataDir: string;
   /** True when `JOBWORKER_DATA_DIR` named the data directory (so `serve` passes it on). */
@@ -19,7 +24,7 @@ export interface CliEnvironment {
   readonly variables: Readonly<Record<string, string | undefined>>;
 }
 
-export const DEFAULT_SERVER_URL = 'http://127.0.0.1:8080';
+export const DEFAULT_SERVER_URL = 'https://127.0.0.1:8080';
 
 export function readCliEnvironment(env: NodeJS.ProcessEnv = process.env): CliEnvironment {
   const nonEmpty = (name: string) => {
@@ -31,6 +36,9 @@ export function readCliEnvironment(env: NodeJS.ProcessEnv = process.env): CliEnv
   return {
     url: nonEmpty('JOBWORKER_URL'),
     token: nonEmpty('JOBWORKER_TOKEN'),
+    ca: nonEmpty('JOBWORKER_CA'),
+    cert: nonEmpty('JOBWORKER_CERT'),
+    key: nonEmpty('JOBWORKER_KEY'),
     dataDir: explicitDataDir ?? join(dataHome, 'jobworker'),
     dataDirFromEnv: explicitDataDir !== undefined,
     noColor: nonEmpty('NO_COLOR') !== undefined,

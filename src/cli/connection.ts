@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
 import { UsageError } from './errors.ts';
+import { resolveTlsTrust, type TlsFlags, type TlsTrust } from './tls-trust.ts';
 
 /** The file the server writes its admin token to, in its data directory. */
 const ADMIN_TOKEN_FILE = 'admin.token';
@@ -20,6 +21,8 @@ export interface Connection {
   readonly tokenSource: 'env' | 'file' | 'none';
   /** The admin token file of the local data directory (read only when talking over its socket). */
   readonly tokenFile: string;
+  /** The CA that verifies the server and the client certificate, for an https:// server. */
+  readonly tls: TlsTrust;
 }
 
 /** The server's socket in its data directory (see src/api/rest/socket-listener.ts). */
@@ -27,24 +30,32 @@ export const SOCKET_FILE = 'server.sock';
 
 /**
  * `--server` wins over `JOBWORKER_URL`. With neither, the server's Unix socket in the data
- * directory is used when there is one, else `http://127.0.0.1:8080`. The token is
- * `JOBWORKER_TOKEN`; else, over the socket only, the admin token the server wrote into its data
- * directory. It is never sent to a TCP port, loopback or not: any local user may have bound that
- * port, while only the data directory's owner can make the socket in it.
+ * directory is used when there is one, else `https://127.0.0.1:8080`. The token is
+ * `JOBWORKER_TOKEN`; else, over the socket only and when no client certificate is given, the
+ * admin token the server wrote into its data directory. It is never sent to a TCP port, loopback
+ * or not: any local user may have bound that port, while only the data directory's owner can
+ * make the socket in it. The socket speaks TLS too when the data directory has a CA (the server
+ * serves plain HTTP only with `--insecure-http`, and then makes none).
  */
 export async function resolveConnection(
   server: string | undefined,
   env: CliEnvironment,
+  flags: TlsFlags & { cwd?: string } = {},
 ): Promise<Connection> {
   const tokenFile = join(env.dataDir, ADMIN_TOKEN_FILE);
   const fromEnv = env.token ?? null;
+  const tls = await resolveTlsTrust(flags, env, flags.cwd ?? process.cwd());
   if (server === undefined && env.url === undefined) {
     const socketPath = join(env.dataDir, SOCKET_FILE);
     if (await isSocket(socketPath)) {
       const fromFile =
-        fromEnv === null ? (await readFile(tokenFile, 'utf8').catch(() => '')).trim() || null : null;
+        fromEnv === null && tls.cert === undefined
+          ? (await readFile(tokenFile, 'utf8').catch(() => '')).trim() || null
+          : null;
+      const secure = await isReadable(join(env.dataDir, 'tls', 'ca.pem'));
       return {
-        baseUrl: new URL('http://localhost/'),
+        baseUrl: new URL(secure ? 'https://localhost/' : 'http://localhost/'),
+        tls,
         socketPath,
         local: true,
         token: fromEnv ?? fromFile,
@@ -61,7 +72,15 @@ export async function resolveConnection(
     token: fromEnv,
     tokenSource: fromEnv !== null ? 'env' : 'none',
     tokenFile,
+    tls,
   };
+}
+
+async function isReadable(path: string): Promise<boolean> {
+  return stat(path).then(
+    (stats) => stats.isFile(),
+    () => false,
+  );
 }
 
 async function isSocket(path: string): Promise<boolean> {
@@ -78,7 +97,7 @@ export function parseServerUrl(text: string, fromEnv: boolean): URL {
     url = new URL(text);
   } catch {
     throw new UsageError(
-      `Expected ${source} to be a URL like http://127.0.0.1:8080, got ${JSON.stringify(text)}`,
+      `Expected ${source} to be a URL like https://127.0.0.1:8080, got ${JSON.stringify(text)}`,
     );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {

@@ -53,6 +53,14 @@ export function describeJob(job: ApiJob, style: Style, now: Date): string {
     ['Command', commandLine(job)],
     ['Cwd', printable(job.cwd)],
     ['Owner', printable(job.owner)],
+    ...(job.account == null
+      ? []
+      : [
+          ['Account', `${printable(job.account.name)} (uid ${job.account.uid}, gid ${job.account.gid})`] as [
+            string,
+            string,
+          ],
+        ]),
     ['Created', when(job.createdAt)],
     ['Started', when(job.startedAt)],
     ['Finished', when(job.finishedAt)],

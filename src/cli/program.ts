@@ -24,6 +24,10 @@ const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () 
   { names: ['drain', 'undrain'], load: async () => (await import('./commands/drain.ts')).registerDrain },
   { names: ['rm'], load: async () => (await import('./commands/rm.ts')).registerRm },
   { names: ['prune'], load: async () => (await import('./commands/prune.ts')).registerPrune },
+  { names: ['user'], load: async () => (await import('./commands/user.ts')).registerUser },
+  { names: ['token'], load: async () => (await import('./commands/token.ts')).registerToken },
+  { names: ['audit'], load: async () => (await import('./commands/audit.ts')).registerAudit },
+  { names: ['certs'], load: async () => (await import('./commands/certs.ts')).registerCerts },
 ];
 
 /**

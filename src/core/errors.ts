@@ -7,7 +7,8 @@ import type { Job, JobStatus } from './job.ts';
 export const ERROR_CODES = {
   VALIDATION_FAILED: 'a field of the request is missing, malformed or out of range',
   COMMAND_NOT_FOUND: 'the command is not an executable file, nor found on the job PATH',
-  NOT_FOUND: 'no such job (or not one the caller may see)',
+  NOT_FOUND: 'no such job, user or token (or not one the caller may see)',
+  METHOD_NOT_ALLOWED: 'the path exists but not with this HTTP method; `Allow` lists the methods it has',
   BAD_CURSOR: 'an output cursor that is malformed or past the end of the output',
   ILLEGAL_TRANSITION: 'the job cannot move from its current status to the requested one',
   ALREADY_FINISHED: 'the job had already finished; nothing changed',
@@ -19,7 +20,12 @@ export const ERROR_CODES = {
   QUEUE_FULL: 'the queue already holds its maximum of waiting jobs',
   DUPLICATE: 'a job with the same dedupeKey is queued or running in the same scope (user)',
   FORBIDDEN: 'the caller may not do this (admins only)',
+  ACCOUNT_UNAVAILABLE:
+    "the job cannot run as its owner's OS account: the account is unknown, or this server cannot switch to it",
   UNAUTHENTICATED: 'no valid credentials were given',
+  RATE_LIMITED: 'too many failed authentications from this address; retry after `Retry-After` seconds',
+  ALREADY_EXISTS: 'a user with this name already exists',
+  LAST_ADMIN: 'the change would leave no enabled admin',
   PAYLOAD_TOO_LARGE: 'the request body is larger than allowed',
   INSUFFICIENT_STORAGE: "the server's disk is full: nothing was created or changed",
   INTERNAL: 'an unexpected server error',
@@ -116,6 +122,25 @@ export class QueueFullError extends JobworkerError {
       `Queue ${queue} already holds its maximum of ${maxWaiting} waiting jobs; try again later`,
     );
     this.queue = queue;
+  }
+}
+
+/** A user name taken already: nothing was created. */
+export class AlreadyExistsError extends JobworkerError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('ALREADY_EXISTS', message);
+    this.field = field;
+  }
+}
+
+/** Removing, disabling or demoting the last enabled admin: refused, nothing changed. */
+export class LastAdminError extends JobworkerError {
+  constructor(user: string, what: string) {
+    super(
+      'LAST_ADMIN',
+      `Cannot ${what} ${user}: it is the last enabled admin (add or enable another admin first)`,
+    );
   }
 }
 

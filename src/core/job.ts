@@ -99,6 +99,29 @@ export interface JobSpec {
    * own (the default). See `dedupeScopeOf`.
    */
   readonly dedupeScope: string | null;
+  /**
+   * The OS account the job's processes run as, resolved when it was submitted (docs/security.md);
+   * null for the server's own account (a job of a program that embeds the engine).
+   */
+  readonly account: JobAccount | null;
+}
+
+/**
+ * An OS account a job runs as: a configured account from the host's passwd, `root` for an admin
+ * who asked for it, or one the server allocated from its pool of unused uids.
+ */
+export interface JobAccount {
+  /** The account's name (`alice`, `root`), or `jw-<user>` for a pool account with no passwd entry. */
+  readonly name: string;
+  readonly uid: number;
+  /** The primary group id. */
+  readonly gid: number;
+  /** Supplementary group ids, the primary one included (setgroups). */
+  readonly groups: readonly number[];
+  /** The job's HOME and its default working directory. */
+  readonly home: string;
+  /** The login shell from passwd, when the account has an entry. */
+  readonly shell?: string;
 }
 
 /** When and how often a failed run is tried again. */

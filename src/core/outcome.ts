@@ -10,7 +10,7 @@ export type EndRecord =
   | { readonly kind: 'signaled'; readonly signal: number }
   | {
       readonly kind: 'failed';
-      readonly stage: 'cgroup' | 'stdio' | 'chdir' | 'exec';
+      readonly stage: 'cgroup' | 'stdio' | 'user' | 'chdir' | 'exec';
       readonly message: string;
     }
   | { readonly kind: 'status'; readonly status: number }
@@ -21,6 +21,10 @@ export interface EndFacts {
   /** The wrapper's record; undefined when none was left. */
   readonly record?: EndRecord;
   readonly command: string;
+  /** The job's working directory, named when it could not be entered. */
+  readonly cwd?: string;
+  /** The name of the OS account the job was to run as; absent for the server's own. */
+  readonly account?: string;
   /** Who asked the job to stop, when someone did (`timeout` for a timeout). */
   readonly stopBy?: string;
   readonly timeoutMs?: number | null;
@@ -114,20 +118,26 @@ function recordedExit(facts: EndFacts): JobExit | undefined {
       return {
         exitCode: record.stage === 'exec' && record.message === 'command not found' ? 127 : null,
         signal: null,
-        reason: failureReason(record, facts.command),
+        reason: failureReason(record, facts),
       };
   }
 }
 
-function failureReason(record: Extract<EndRecord, { kind: 'failed' }>, command: string): string {
+function failureReason(record: Extract<EndRecord, { kind: 'failed' }>, facts: EndFacts): string {
+  const { command } = facts;
   const why = record.message ? `: ${record.message}` : '';
+  const as = facts.account === undefined ? '' : ` as ${facts.account}`;
   switch (record.stage) {
     case 'exec':
       return record.message === 'command not found'
         ? `command not found: ${command}`
         : `could not execute ${command}${why}`;
     case 'chdir':
-      return `could not enter its working directory${why}`;
+      return facts.cwd === undefined
+        ? `could not enter its working directory${as}${why}`
+        : `could not enter its working directory ${facts.cwd}${as}${why}`;
+    case 'user':
+      return `could not switch to its account${facts.account === undefined ? '' : ` ${facts.account}`}${why}`;
     case 'cgroup':
       return `could not join its cgroup${why}`;
     case 'stdio':

@@ -26,6 +26,11 @@ export interface JobSpecInput {
   delayMs?: number;
   /** Submission only: what a duplicate `dedupeKey` answers. */
   onDuplicate?: 'reject' | 'return';
+  /**
+   * Run as root rather than as the caller's account: admins only, checked by the service. The
+   * account the job ran as is recorded on its spec (`account`).
+   */
+  runAsRoot?: boolean;
 }
 
 /** Bounds that keep one submission from exhausting the server. */
@@ -78,6 +83,8 @@ const SPEC_FIELDS = new Set([
   'runAt',
   'delayMs',
   'onDuplicate',
+  // Checked by the service, which picks the job's account: it says who runs it, not what.
+  'runAsRoot',
 ]);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/;
@@ -269,6 +276,10 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     }
     return scope;
   });
+  if (input.runAsRoot !== undefined && typeof input.runAsRoot !== 'boolean') {
+    throw ValidationError.expected('runAsRoot', 'a boolean', input.runAsRoot);
+  }
+
   if (dedupeScope !== null && dedupeKey === null) {
     throw ValidationError.expected('dedupeScope', 'given only with a `dedupeKey`', dedupeScope);
   }
@@ -289,6 +300,7 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     retry,
     dedupeKey,
     dedupeScope,
+    account: null,
   };
 }
 

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
-import { isActive, isFinal, type Job } from '../core/job.ts';
+import { isActive, isFinal, type Job, type JobAccount } from '../core/job.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { followOutput } from '../output/output-follower.ts';
@@ -28,6 +28,11 @@ import { Supervisor } from './supervisor.ts';
 /** Who is asking: recorded on the job and on its stop. */
 export interface Caller {
   readonly user: string;
+  /**
+   * The OS account a submitted job runs as (the service picks it: docs/security.md); absent, the
+   * server's own account, as for a program that embeds the engine.
+   */
+  readonly account?: JobAccount;
 }
 
 export interface StopOptions {
@@ -215,11 +220,13 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Like `start`, and tells whether a job was created or an existing duplicate returned. */
   async submit(input: unknown, caller: Caller): Promise<SubmitResult> {
     const now = this.#options.now();
-    const { spec, runAt, onDuplicate } = normalizeSubmission(input, {
-      cwd: homedir(),
+    const submission = normalizeSubmission(input, {
+      cwd: caller.account?.home ?? homedir(),
       timeoutMs: this.#options.defaultTimeoutMs,
       now,
     });
+    const { runAt, onDuplicate } = submission;
+    const spec = { ...submission.spec, account: caller.account ?? null };
     this.#cgroups.checkLimits(spec.limits);
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));

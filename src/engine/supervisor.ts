@@ -310,6 +310,8 @@ export class Supervisor {
     const outcome = decideOutcome({
       record,
       command: s.job.spec.command,
+      cwd: s.job.spec.cwd,
+      ...(s.job.spec.account ? { account: s.job.spec.account.name } : {}),
       stopBy: s.stop?.by,
       timeoutMs: s.job.spec.timeoutMs,
       forcedAfterMs: forced && s.stop ? s.stop.graceMs : undefined,

@@ -6,12 +6,16 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 /**
  * The whole environment of a job: a small baseline, then the spec's own variables, then
- * the job's id. Nothing is inherited from the server, so its secrets never reach a job.
+ * the job's id. Nothing is inherited from the server, so its secrets never reach a job. A job with
+ * an account gets that account's HOME, USER and LOGNAME; one without (the embedding program's
+ * own) the server's HOME.
  */
 export function jobEnvironment(spec: JobSpec, jobId: string): Record<string, string> {
+  const { account } = spec;
   return {
     PATH: DEFAULT_PATH,
-    HOME: homedir(),
+    HOME: account ? account.home : homedir(),
+    ...(account ? { USER: account.name, LOGNAME: account.name } : {}),
     LANG: 'C.UTF-8',
     ...spec.env,
     JOBWORKER_JOB_ID: jobId,

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
-import type { JobSpec } from '../core/job.ts';
+import type { JobAccount, JobSpec } from '../core/job.ts';
 import { outputPaths } from '../output/output-files.ts';
 import { jobEnvironment } from './job-environment.ts';
 import { resolveCommand } from './preflight.ts';
-import type { SpawnRequest } from './spawner-protocol.ts';
+import type { SpawnRequest, SpawnUser } from './spawner-protocol.ts';
 
 /**
  * What the spawner runs for a job: the command's resolved path exec'd with the exact argv
@@ -26,6 +26,7 @@ export function jobSpawnRequest(
     cgroupProcs: cgroups.map((cgroup) => `${cgroup}/cgroup.procs`),
     stdoutPath: paths.stdout,
     stderrPath: paths.stderr,
+    ...spawnUser(spec.account),
   };
   if (spec.shell) {
     return { ...common, path: '/bin/sh', argv: ['/bin/sh', '-c', spec.command, 'sh', ...spec.args] };
@@ -37,4 +38,16 @@ export function jobSpawnRequest(
     ? resolve(spec.cwd, spec.command)
     : (resolveCommand(spec.command, spec.cwd, env.PATH ?? '') ?? '');
   return { ...common, path, argv: [spec.command, ...spec.args] };
+}
+
+/**
+ * Whom the job's process becomes. A root server switches to the job's account (root included: it
+ * sheds the server's groups). A server of another account cannot switch: its jobs' accounts are its
+ * own, and one that is not (queued under a root server) is asked for all the same, so that its
+ * start fails with the kernel's reason instead of running as the wrong account.
+ */
+function spawnUser(account: JobAccount | null): { user?: SpawnUser } {
+  if (!account) return {};
+  if (process.getuid?.() !== 0 && account.uid === process.getuid?.()) return {};
+  return { user: { uid: account.uid, gid: account.gid, groups: account.groups } };
 }

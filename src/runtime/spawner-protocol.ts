@@ -21,6 +21,19 @@ export interface SpawnRequest {
   /** The job's output files, created by the wrapper (exclusive, append, 0600). */
   readonly stdoutPath: string;
   readonly stderrPath: string;
+  /**
+   * The account the job's process switches to before it enters `cwd` (its output files are made
+   * its own too); absent: it stays the spawner's account. Only a root spawner can switch.
+   */
+  readonly user?: SpawnUser;
+}
+
+/** Ids a job's process takes before exec: real, effective and saved uid and gid, and its groups. */
+export interface SpawnUser {
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary group ids (setgroups); empty for none. */
+  readonly groups: readonly number[];
 }
 
 /** A line the spawner wrote. */
@@ -53,12 +66,16 @@ export function encodeRequest(id: string, request: SpawnRequest): Buffer {
     request.path,
     request.stdoutPath,
     request.stderrPath,
+    String(request.user?.uid ?? -1),
+    String(request.user?.gid ?? -1),
     String(request.argv.length),
     ...request.argv,
     String(env.length),
     ...env,
     String(request.cgroupProcs.length),
     ...request.cgroupProcs,
+    String(request.user?.groups.length ?? 0),
+    ...(request.user?.groups ?? []).map(String),
   ];
   for (const field of fields) {
     // A NUL would shift every field after it; the spec refuses them, this is the last guard.

@@ -1,12 +1,15 @@
 import { EventEmitter, once } from 'node:events';
-import type { Principal } from '../auth/principal.ts';
+import { type Caller, type Principal, seesEveryJob } from '../auth/principal.ts';
+import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { DuplicateJobError, JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
-import { isFinal, type Job, type JobStatus } from '../core/job.ts';
+import { isFinal, type Job, type JobAccount, type JobStatus } from '../core/job.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputRead, OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
+import { auditedCall } from './audited-call.ts';
 import { resolveJobRef } from './job-ref.ts';
 import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
 
@@ -35,17 +38,33 @@ export type JobEnginePort = Pick<
   | 'prune'
 >;
 
+/** Picks the OS account of a submitted job: `JobAccounts` fits (src/accounts/job-accounts.ts). */
+export interface AccountResolver {
+  accountFor(who: Principal, runAsRoot: boolean): Promise<JobAccount>;
+}
+
 export interface JobServiceOptions {
+  /**
+   * Who a submitted job runs as (docs/security.md). Absent: every job runs as the server's own
+   * account, as with a program that embeds the service.
+   */
+  readonly accounts?: AccountResolver;
   /** Follows open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 4096. */
   readonly maxFollowers?: number;
   /** Page size of `list` when the caller names none. Default 50. */
   readonly defaultPageSize?: number;
+  /** Where every state-changing call is recorded (docs/security.md, "Audit trail"). Default: nowhere. */
+  readonly audit?: AuditSink;
+  /** The time audit entries carry. Default: the system clock. */
+  readonly clock?: Clock;
 }
 
 export const SERVICE_DEFAULTS = {
   maxFollowers: 4096,
   defaultPageSize: 50,
-} as const satisfies Required<JobServiceOptions>;
+  audit: NO_AUDIT,
+  clock: systemClock,
+} as const satisfies Required<Omit<JobServiceOptions, 'accounts'>>;
 
 /** The longest grace a stop may ask for: one day. */
 export const MAX_GRACE_MS = 24 * 3600 * 1000;
@@ -84,13 +103,16 @@ export interface ServiceEvents {
 
 /**
  * The one API every adapter calls (REST now, RPC later). It authorizes each call: a user sees and
- * stops only its own jobs, an admin all of them, and another user's job answers exactly like an
- * unknown one (NOT_FOUND). It also validates ids, bounds the number of open follows, and ends every
- * open stream at shutdown (the jobs keep running).
+ * stops only its own jobs, an admin all of them, a viewer reads all of them and changes nothing,
+ * and another user's job answers exactly like an unknown one (NOT_FOUND). It records every
+ * state-changing call, allowed or refused, in the audit trail (so every adapter gets it), validates
+ * ids, bounds the number of open follows, and ends every open stream at shutdown (the jobs keep
+ * running). Methods take a `Caller`: a principal, plus where the call came from when an adapter knows.
  */
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
-  readonly #options: Required<JobServiceOptions>;
+  readonly #options: Required<Omit<JobServiceOptions, 'accounts'>>;
+  readonly #accounts: AccountResolver | undefined;
   readonly #shutdown = new AbortController();
   #followers = 0;
 
@@ -98,20 +120,46 @@ export class JobService extends EventEmitter<ServiceEvents> {
     super();
     this.#engine = engine;
     this.#options = { ...SERVICE_DEFAULTS, ...options };
+    this.#accounts = options.accounts;
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */
-  async start(who: Principal, input: unknown): Promise<Job> {
+  async start(who: Caller, input: unknown): Promise<Job> {
     return (await this.submit(who, input)).job;
   }
 
   /**
    * Submits a job owned by the caller to its queue (docs/queues.md). A job named in `after` must be
    * one the caller may see: another user's answers like an unknown id. A `dedupeKey` is unique
-   * among the caller's own jobs; only an admin may name another user's scope (`dedupeScope`).
+   * among the caller's own jobs; only an admin may name another user's scope (`dedupeScope`). The
+   * job runs as the caller's OS account (see `AccountResolver`); only an admin may ask for root.
    */
-  async submit(who: Principal, input: unknown): Promise<SubmitResult> {
-    const { after, dedupeScope } = (input ?? {}) as { after?: unknown; dedupeScope?: unknown };
+  submit(who: Caller, input: unknown): Promise<SubmitResult> {
+    return this.#audited(
+      who,
+      'job:submit',
+      (result) => result?.job.id ?? null,
+      () => this.#submit(who, input),
+    );
+  }
+
+  async #submit(who: Caller, input: unknown): Promise<SubmitResult> {
+    requireWriter(who, 'start a job');
+    const { after, dedupeScope, runAsRoot } = (input ?? {}) as {
+      after?: unknown;
+      dedupeScope?: unknown;
+      runAsRoot?: unknown;
+    };
+    if (runAsRoot !== undefined && typeof runAsRoot !== 'boolean') {
+      throw ValidationError.expected('runAsRoot', 'a boolean', runAsRoot);
+    }
+    if (runAsRoot === true && who.role !== 'admin') {
+      throw new ValidationError(
+        'runAsRoot',
+        'Only an admin may run a job as root (`runAsRoot`)',
+        'FORBIDDEN',
+      );
+    }
     if (who.role !== 'admin' && typeof dedupeScope === 'string' && dedupeScope !== who.user) {
       throw new ValidationError(
         'dedupeScope',
@@ -123,16 +171,17 @@ export class JobService extends EventEmitter<ServiceEvents> {
       for (const [i, id] of after.entries()) {
         if (typeof id !== 'string' || !isJobId(id)) continue; // the spec check names it
         const dep = await this.#engine.get(id).catch(() => undefined);
-        if (!dep || !mayAccess(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
+        if (!dep || !maySee(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
       }
     }
+    const account = await this.#accounts?.accountFor(who, runAsRoot === true);
     try {
-      const result = await this.#engine.submit(input, { user: who.user });
-      if (!result.created && !mayAccess(who, result.job)) throw new DuplicateJobError(result.job);
+      const result = await this.#engine.submit(input, { user: who.user, ...(account ? { account } : {}) });
+      if (!result.created && !maySee(who, result.job)) throw new DuplicateJobError(result.job);
       return result;
     } catch (err) {
       // Another user's job with the key: say there is one, never show it (like an unknown job).
-      if (err instanceof DuplicateJobError && !mayAccess(who, err.job)) {
+      if (err instanceof DuplicateJobError && !maySee(who, err.job)) {
         throw new JobworkerError('DUPLICATE', 'A job with this dedupeKey is queued or running');
       }
       throw err;
@@ -140,15 +189,19 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** Freezes a running job of the caller's (`ILLEGAL_TRANSITION` when it is not running). */
-  async pause(who: Principal, id: string): Promise<Job> {
-    await this.get(who, id);
-    return this.#engine.pause(id);
+  pause(who: Caller, id: string): Promise<Job> {
+    return this.#audited(who, 'job:pause', id, async () => {
+      await this.#getToChange(who, id, 'pause a job');
+      return this.#engine.pause(id);
+    });
   }
 
   /** Thaws a paused job of the caller's (`ILLEGAL_TRANSITION` when it is not paused). */
-  async resume(who: Principal, id: string): Promise<Job> {
-    await this.get(who, id);
-    return this.#engine.resume(id);
+  resume(who: Caller, id: string): Promise<Job> {
+    return this.#audited(who, 'job:resume', id, async () => {
+      await this.#getToChange(who, id, 'resume a job');
+      return this.#engine.resume(id);
+    });
   }
 
   /** Every queue with its settings and counts; anyone may read them. */
@@ -161,7 +214,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** Changes a queue's settings: admins only. */
-  async setQueue(who: Principal, name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+  setQueue(who: Caller, name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+    return this.#audited(who, 'queue:set', name, () => this.#setQueue(who, name, settings));
+  }
+
+  async #setQueue(who: Caller, name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
     requireAdmin(who, 'change a queue');
     const { concurrency, maxWaiting } = settings;
     if (
@@ -185,21 +242,28 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * Stops dispatching on this server: admins only. With `wait`, resolves once no job runs here,
    * or when `signal` (the client went away) or shutdown ends the wait, with the state then.
    */
-  async drain(who: Principal, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<DrainState> {
-    requireAdmin(who, 'drain the server');
-    const state = this.#engine.drain();
+  async drain(who: Caller, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<DrainState> {
+    const state = await this.#audited(who, 'server:drain', null, () => {
+      requireAdmin(who, 'drain the server');
+      return this.#engine.drain();
+    });
     if (!options.wait) return state;
     const stop = AbortSignal.any([this.#shutdown.signal, ...(options.signal ? [options.signal] : [])]);
     return this.#engine.drained(stop).catch(() => this.#engine.drainState);
   }
 
-  undrain(who: Principal): DrainState {
-    requireAdmin(who, 'undrain the server');
-    return this.#engine.undrain();
+  undrain(who: Caller): Promise<DrainState> {
+    return this.#audited(who, 'server:undrain', null, () => {
+      requireAdmin(who, 'undrain the server');
+      return this.#engine.undrain();
+    });
   }
 
-  drainState(who: Principal): DrainState {
-    requireAdmin(who, 'see the drain state');
+  /** Whether the server drains: admins and viewers. */
+  drainState(who: Caller): DrainState {
+    if (!seesEveryJob(who.role)) {
+      throw new JobworkerError('FORBIDDEN', 'Only an admin or a viewer may see the drain state');
+    }
     return this.#engine.drainState;
   }
 
@@ -207,7 +271,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async get(who: Principal, id: string): Promise<Job> {
     checkId(id);
     const job = await this.#engine.get(id);
-    if (!mayAccess(who, job)) throw new NotFoundError(id);
+    if (!maySee(who, job)) throw new NotFoundError(id);
     return job;
   }
 
@@ -220,7 +284,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return resolveJobRef(ref, {
       get: (id) => this.get(who, id),
       list: (query) => this.#engine.list(query),
-      visibleOwner: who.role === 'admin' ? undefined : who.user,
+      visibleOwner: seesEveryJob(who.role) ? undefined : who.user,
       self: who.user,
     });
   }
@@ -229,16 +293,23 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * Deletes a finished job of the caller's (any job for an admin) with its output. Another user's
    * job answers NOT_FOUND like an unknown one; a queued, running or paused job NOT_FINISHED.
    */
-  async delete(who: Principal, id: string): Promise<Job> {
-    await this.get(who, id);
-    return this.#engine.delete(id);
+  delete(who: Caller, id: string): Promise<Job> {
+    return this.#audited(who, 'job:delete', id, async () => {
+      await this.#getToChange(who, id, 'delete a job');
+      return this.#engine.delete(id);
+    });
   }
 
   /**
    * Deletes the finished jobs that finished more than `olderThanMs` ago: every user's for an
    * admin, the caller's own for a user. Resolves with how many were deleted.
    */
-  prune(who: Principal, request: { olderThanMs?: number } = {}): Promise<number> {
+  prune(who: Caller, request: { olderThanMs?: number } = {}): Promise<number> {
+    return this.#audited(who, 'jobs:prune', null, () => this.#prune(who, request));
+  }
+
+  #prune(who: Caller, request: { olderThanMs?: number }): Promise<number> {
+    requireWriter(who, 'delete jobs');
     const olderThanMs = request.olderThanMs ?? 0;
     if (!Number.isSafeInteger(olderThanMs) || olderThanMs < 0) {
       throw ValidationError.expected('olderThanMs', 'a whole number of milliseconds from 0', olderThanMs);
@@ -251,7 +322,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return this.#engine.list({
       ...request,
       limit: request.limit ?? this.#options.defaultPageSize,
-      ...(who.role === 'admin' ? {} : { owner: who.user }),
+      ...(seesEveryJob(who.role) ? {} : { owner: who.user }),
     });
   }
 
@@ -259,7 +330,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * Asks a job to stop and returns it as recorded (still `running` until its processes are gone).
    * On a job that had already finished nothing changes: `AlreadyFinishedError`, carrying the job.
    */
-  async stop(who: Principal, id: string, options: { graceMs?: number } = {}): Promise<Job> {
+  stop(who: Caller, id: string, options: { graceMs?: number } = {}): Promise<Job> {
+    return this.#audited(who, 'job:stop', id, () => this.#stop(who, id, options));
+  }
+
+  async #stop(who: Caller, id: string, options: { graceMs?: number }): Promise<Job> {
     const { graceMs } = options;
     if (graceMs !== undefined && (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_MS)) {
       throw ValidationError.expected(
@@ -268,7 +343,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         graceMs,
       );
     }
-    await this.get(who, id);
+    await this.#getToChange(who, id, 'stop a job');
     const { job, changed } = await this.#engine.stop(
       id,
       { user: who.user },
@@ -320,7 +395,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * Starts a job and waits for it to finish. Resolves with the final job, or with the job as it
    * is if `signal` or shutdown ends the wait first (the job keeps running either way).
    */
-  async run(who: Principal, input: unknown, signal?: AbortSignal): Promise<Job> {
+  async run(who: Caller, input: unknown, signal?: AbortSignal): Promise<Job> {
     const job = await this.start(who, input);
     const stop = AbortSignal.any(signal ? [signal, this.#shutdown.signal] : [this.#shutdown.signal]);
     if (stop.aborted) return this.#engine.get(job.id);
@@ -339,6 +414,25 @@ export class JobService extends EventEmitter<ServiceEvents> {
     } finally {
       cancelled.abort();
     }
+  }
+
+  /**
+   * A job the caller may change: NOT_FOUND when it may not even see it (as an unknown id),
+   * FORBIDDEN when it sees it but may not change it (a viewer).
+   */
+  async #getToChange(who: Principal, id: string, what: string): Promise<Job> {
+    const job = await this.get(who, id);
+    requireWriter(who, what);
+    return job;
+  }
+
+  #audited<T>(
+    who: Caller,
+    action: AuditAction,
+    target: string | null | ((result: T | undefined) => string | null),
+    run: () => T | Promise<T>,
+  ): Promise<T> {
+    return auditedCall({ sink: this.#options.audit, clock: this.#options.clock }, who, action, target, run);
   }
 
   /** Streams of output open right now. */
@@ -413,8 +507,15 @@ function requireAdmin(who: Principal, what: string): void {
   if (who.role !== 'admin') throw new JobworkerError('FORBIDDEN', `Only an admin may ${what}`);
 }
 
-function mayAccess(who: Principal, job: Job): boolean {
-  return who.role === 'admin' || job.owner === who.user;
+/** Admins and users change things; a viewer reads only. */
+function requireWriter(who: Principal, what: string): void {
+  if (who.role === 'viewer') {
+    throw new JobworkerError('FORBIDDEN', `A viewer reads jobs and queues only: it may not ${what}`);
+  }
+}
+
+function maySee(who: Principal, job: Job): boolean {
+  return seesEveryJob(who.role) || job.owner === who.user;
 }
 
 function checkId(id: string): void {

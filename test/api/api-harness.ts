@@ -1,9 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type RunningServer, runServer, type ServerOptions } from '../../src/main.ts';
+import { requestFor, trustServerCa } from '../helpers/trust-server.ts';
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 
@@ -11,9 +14,13 @@ export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 export interface ApiHarness {
   server: RunningServer;
   readonly dataDir: string;
+  /** Where the server makes pool accounts' homes (a fresh path; made at the first pool job). */
+  readonly homesDir: string;
   readonly token: string;
   /** The server's log lines (JSON), for redaction checks. */
   readonly logs: string[];
+  /** Resolves with the first log line (already logged or to come) that matches. */
+  logged(pattern: RegExp): Promise<string>;
   url(path: string): string;
   /** fetch with the admin token (unless `headers.authorization` says otherwise) and JSON bodies. */
   api(path: string, init?: ApiInit): Promise<Response>;
@@ -31,16 +38,37 @@ export interface ApiInit {
   signal?: AbortSignal;
 }
 
+/**
+ * What the harness gives every server unless a test says otherwise: admin jobs run as root, as
+ * they did before jobs ran as their owner's account, so that the suites' jobs may use root-only
+ * temporary directories; users' jobs run as pool accounts with homes in a fresh directory. The
+ * run-as tests (test/accounts/) pass `adminRunAs: undefined` to exercise the pool for admins too.
+ */
+export async function testServerOptions(): Promise<Pick<ServerOptions, 'adminRunAs' | 'homesDir'>> {
+  // Not made here: the server makes it at its first pool job, so a server that runs none leaves nothing.
+  return { adminRunAs: 'root', homesDir: join(tmpdir(), `jw-homes-${randomUUID()}`) };
+}
+
 export async function openApi(
   setup?: (dataDir: string) => Promise<void>,
-  options: Pick<ServerOptions, 'defaultTimeout'> = {},
+  serverOptions: Omit<ServerOptions, 'listen' | 'dataDir' | 'logStream'> = {},
 ): Promise<ApiHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-api-'));
+  const options: ServerOptions = { ...(await testServerOptions()), ...serverOptions };
+  const homesDir = options.homesDir!;
   await setup?.(dataDir);
   const logs: string[] = [];
   const logStream = new PassThrough();
   logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+  const logged = async (pattern: RegExp): Promise<string> => {
+    for (;;) {
+      const line = logs.find((l) => pattern.test(l));
+      if (line !== undefined) return line;
+      await once(logStream, 'data');
+    }
+  };
   let server = await runServer({ ...options, listen: '127.0.0.1:0', dataDir, logStream });
+  trustServerCa(server.caFile);
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
   const harness: ApiHarness = {
     get server() {
@@ -50,8 +78,10 @@ export async function openApi(
       server = value;
     },
     dataDir,
+    homesDir,
     token,
     logs,
+    logged,
     url: (path) => server.url + path,
     api: (path, init = {}) => {
       const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
@@ -79,6 +109,7 @@ export async function openApi(
     destroy: async () => {
       await server.close();
       await rm(dataDir, { recursive: true, force: true, maxRetries: 10 });
+      await rm(homesDir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
   return harness;
@@ -135,7 +166,7 @@ export function rawGet(
   onData?: (body: Buffer) => boolean,
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { headers, agent: false }, (res) => {
+    const req = requestFor(url)(url, { headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       const result = () => ({
         status: res.statusCode ?? 0,
@@ -228,4 +259,15 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Adds a user through the API (as the admin) and issues it a token; resolves with the token. */
+export async function addUserToken(h: ApiHarness, name: string, role = 'user'): Promise<string> {
+  const added = await h.json('/v1/users', { body: { name, role } });
+  if (added.status !== 201 && added.status !== 409) {
+    throw new Error(`user add failed: ${added.status} ${JSON.stringify(added.body)}`);
+  }
+  const { status, body } = await h.json<{ token: string }>('/v1/tokens', { body: { user: name } });
+  if (status !== 201) throw new Error(`token create failed: ${status} ${JSON.stringify(body)}`);
+  return body.token;
 }

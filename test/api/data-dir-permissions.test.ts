@@ -39,7 +39,6 @@ const OWNER_ONLY_FILES = [
   'jobworker.db',
   'jobworker.db-wal',
   'jobworker.db-shm',
-  'tokens.json',
   'admin.token',
   'server.lock',
 ];

@@ -9,8 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { type RunningServer, runServer } from '../../src/main.ts';
 import { baseEnv, LAUNCHER } from '../cli/cli-harness.ts';
 import { makeFifo, mountSmallDisk, type SmallDisk, whenWrapperTriesToRecord } from '../helpers/small-disk.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
-import { type JobJson, readSse, within } from './api-harness.ts';
+import { type JobJson, readSse, testServerOptions, within } from './api-harness.ts';
 
 /**
  * Defect 15 (issue 8): a full disk hung the server or made it lie. Each case runs on a small
@@ -52,6 +53,7 @@ describe('defect 15: with the log on a full disk', () => {
       const url = (
         JSON.parse(started.split('\n').find((l) => l.includes('jobworker listening'))!) as { url: string }
       ).url;
+      trustServerCa(join(dataDir, 'tls', 'ca.pem'));
       const health = async () => (await fetch(`${url}/healthz`)).status;
 
       await disk.fill();
@@ -104,7 +106,8 @@ describe('defect 15: with the data directory on a full disk', () => {
     disk = await mountSmallDisk('4m');
     dataDir = join(disk.dir, 'data');
     logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
-    server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream });
+    server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream, ...(await testServerOptions()) });
+    trustServerCa(server.caFile);
     token = (await readFile(server.adminTokenFile, 'utf8')).trim();
   });
   /** Job process groups, ended in `after` should a test fail half way. */

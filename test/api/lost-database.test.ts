@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import { runServer } from '../../src/main.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { baseEnv, jobworker } from '../cli/cli-harness.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const dirs: string[] = [];
@@ -29,6 +30,7 @@ describe('a data directory whose database is gone', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-lostdb-'));
     dirs.push(dataDir);
     const first = await runServer({ listen: '127.0.0.1:0', dataDir, logLevel: 'silent' });
+    trustServerCa(first.caFile);
     const token = (await readFile(first.adminTokenFile, 'utf8')).trim();
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const started = await fetch(`${first.url}/v1/jobs`, {
@@ -85,7 +87,11 @@ describe('a data directory whose database is gone', () => {
         assert.deepEqual(await readdir(join(dataDir, aside[0]!)), [job.id], 'its directory is kept aside');
         const warning = lines.find((line) => line.level === 40 && line.msg.startsWith('--reset-store'));
         assert.match(warning?.msg ?? '', /stopped 1 orphaned job.*moved 1 job directory to/);
-        const list = await fetch(`${reset.url}/v1/jobs`, { headers: auth });
+        // Users and tokens were in the lost database too: the server issued a new admin token.
+        const renewed = (await readFile(reset.adminTokenFile, 'utf8')).trim();
+        assert.notEqual(renewed, token);
+        assert.equal((await fetch(`${reset.url}/v1/jobs`, { headers: auth })).status, 401);
+        const list = await fetch(`${reset.url}/v1/jobs`, { headers: { authorization: `Bearer ${renewed}` } });
         assert.deepEqual(((await list.json()) as { jobs: unknown[] }).jobs, [], 'it starts empty');
       } finally {
         await reset.close();

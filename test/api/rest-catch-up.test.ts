@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { CombinedIndex } from '../../src/output/combined-index.ts';
+import { requestFor } from '../helpers/trust-server.ts';
 import { type ApiHarness, openApi, openFdCount, rawGet, within } from './api-harness.ts';
 
 const MiB = 1024 * 1024;
@@ -49,7 +49,7 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
     const gate = join(h.dataDir, 'gate');
     await execFileAsync('mkfifo', [gate]);
     id = await new Promise<string>((resolve, reject) => {
-      const req = request(
+      const req = requestFor(h.server.url)(
         h.url('/v1/jobs'),
         { method: 'POST', agent: false, headers: { ...auth, 'content-type': 'application/json' } },
         (res) => {
@@ -109,7 +109,7 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
     for (const view of ['all', 'stdout']) {
       let followersWhileOpen = -1;
       await new Promise<void>((resolve, reject) => {
-        const req = request(
+        const req = requestFor(h.server.url)(
           h.url(`/v1/jobs/${id}/output?stream=${view}`),
           { agent: false, headers: auth },
           (res) => {

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { requestFor } from '../helpers/trust-server.ts';
 import { type ApiHarness, type JobJson, openApi, openFdCount, rawGet, within } from './api-harness.ts';
 
 /** A JSON request over node:http without keep-alive, so that no client socket outlives it. */
 function post(h: ApiHarness, path: string, body: unknown): Promise<{ status: number; body: JobJson }> {
   return new Promise((resolve, reject) => {
     const text = JSON.stringify(body);
-    const req = request(
+    const req = requestFor(h.server.url)(
       h.url(path),
       {
         method: 'POST',
@@ -97,7 +97,7 @@ describe('REST API: a client that goes away mid-stream', () => {
     const fdsBefore = await openFdCount();
     // Nothing on stdout will ever come: go away as soon as the headers arrived.
     await new Promise<void>((resolve, reject) => {
-      const req = request(
+      const req = requestFor(h.server.url)(
         h.url(`/v1/jobs/${job.id}/output?stream=stdout&follow=true`),
         { agent: false, headers: auth },
         (res) => {

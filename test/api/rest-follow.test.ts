@@ -93,8 +93,8 @@ describe('REST API: following output', () => {
       assert.equal(data.cursor, e.id);
       assert.ok(data.stream === 'stdout' || data.stream === 'stderr');
     }
-    assert.equal(end.id, String(position));
-    assert.equal(ended.cursor, end.id);
+    assert.equal(end.id, `${position}.end`, "the end event's id: its cursor, marked as the end");
+    assert.equal(ended.cursor, String(position));
     const dir = join(h.dataDir, 'jobs', job.id);
     const stdout = await readFile(join(dir, 'stdout'));
     assert.deepEqual(stdout.subarray(-5), Buffer.from([0xff, 0x00, 0x62, 0x69, 0x6e]), 'binary output');

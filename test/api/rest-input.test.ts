@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { HTTP_STATUS } from '../../src/api/rest/error-mapping.ts';
-import { parseDefaultTimeout, parseListen, parseMaxRunning, parseOutputCap } from '../../src/config.ts';
+import {
+  checkInsecureHttp,
+  parseDefaultTimeout,
+  parseListen,
+  parseMaxRunning,
+  parseOutputCap,
+} from '../../src/config.ts';
 import { ERROR_CODES } from '../../src/core/errors.ts';
 import { type ApiHarness, openApi, startJob } from './api-harness.ts';
 
@@ -422,13 +428,16 @@ describe('REST API input checking', () => {
       assert.equal(documented.get(code), status, code);
   });
 
-  it('parses listen addresses and refuses non-loopback ones', () => {
+  it('parses listen addresses, any host; plain HTTP only on loopback ones', () => {
     assert.deepEqual(parseListen('127.0.0.1:8080'), { host: '127.0.0.1', port: 8080 });
     assert.deepEqual(parseListen('[::1]:0'), { host: '::1', port: 0 });
     assert.deepEqual(parseListen('localhost:9000'), { host: 'localhost', port: 9000 });
-    for (const bad of ['0.0.0.0:8080', '[::]:8080', '192.168.1.2:80', 'example.com:80']) {
-      assert.throws(() => parseListen(bad), /no TLS yet/);
+    for (const text of ['0.0.0.0:8080', '[::]:8080', '192.168.1.2:80', 'example.com:80']) {
+      const listen = parseListen(text);
+      assert.equal(checkInsecureHttp(listen, false), false);
+      assert.throws(() => checkInsecureHttp(listen, true), { field: 'insecureHttp' });
     }
+    assert.equal(checkInsecureHttp(parseListen('[::1]:0'), true), true);
     for (const bad of ['8080', '127.0.0.1', '127.0.0.1:99999', '::1:80']) {
       assert.throws(() => parseListen(bad), /Expected `listen`/);
     }

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TokenStore } from '../../src/auth/token-store.ts';
-import { type ApiHarness, type JobJson, openApi } from './api-harness.ts';
+import { type ApiHarness, addUserToken, type JobJson, openApi } from './api-harness.ts';
 
 interface QueueJson {
   name: string;
@@ -26,11 +25,9 @@ describe('REST API: queues and scheduling', () => {
   const asAlice = () => ({ authorization: `Bearer ${alice}` });
   const asBob = () => ({ authorization: `Bearer ${bob}` });
   before(async () => {
-    h = await openApi(async (dataDir) => {
-      const tokens = await TokenStore.open(dataDir);
-      alice = (await tokens.issue('alice', 'user')).token;
-      bob = (await tokens.issue('bob', 'user')).token;
-    });
+    h = await openApi();
+    alice = await addUserToken(h, 'alice');
+    bob = await addUserToken(h, 'bob');
   });
   after(() => h.destroy());
 

@@ -2,11 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { LOG_SERIALIZERS } from '../../src/api/rest/log-serializers.ts';
-import { buildRestApp } from '../../src/api/rest/rest-app.ts';
-import { Authenticator } from '../../src/auth/authenticator.ts';
-import { TokenStore } from '../../src/auth/token-store.ts';
-import { JobService } from '../../src/service/job-service.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { openApp } from '../helpers/rest-app-harness.ts';
 
 /** Requests are logged at debug only (off the hot path at info); error answers still are at info. */
 describe('request logs', () => {
@@ -23,12 +20,7 @@ describe('request logs', () => {
       { level, serializers: LOG_SERIALIZERS },
       { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
     );
-    const app = await buildRestApp({
-      service: new JobService(h.engine),
-      authenticator: new Authenticator(await TokenStore.open(h.dataDir)),
-      logger,
-      version: 'test',
-    });
+    const { app } = await openApp(h, { logger });
     return { app, lines };
   }
 

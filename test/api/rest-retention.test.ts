@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TokenStore } from '../../src/auth/token-store.ts';
 import { waitForFileText } from '../helpers/wait.ts';
-import { type ApiHarness, type JobJson, openApi, startJob } from './api-harness.ts';
+import { type ApiHarness, addUserToken, type JobJson, openApi, startJob } from './api-harness.ts';
 
 type ErrorJson = { error: { code: string; message: string; field?: string } };
 
@@ -13,11 +12,9 @@ describe('REST API: deleting jobs, pruning, and resolving what people type', () 
   let alice: Record<string, string> = {};
   let bob: Record<string, string> = {};
   before(async () => {
-    h = await openApi(async (dataDir) => {
-      const tokens = await TokenStore.open(dataDir);
-      alice = { authorization: `Bearer ${(await tokens.issue('alice', 'user')).token}` };
-      bob = { authorization: `Bearer ${(await tokens.issue('bob', 'user')).token}` };
-    });
+    h = await openApi();
+    alice = { authorization: `Bearer ${await addUserToken(h, 'alice')}` };
+    bob = { authorization: `Bearer ${await addUserToken(h, 'bob')}` };
   });
   after(() => h.destroy());
 

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TokenStore } from '../../src/auth/token-store.ts';
-import { type ApiHarness, type JobJson, openApi, rawGet, startJob } from './api-harness.ts';
+import { type ApiHarness, addUserToken, type JobJson, openApi, rawGet, startJob } from './api-harness.ts';
 
 /** Every authenticated route, with a request that would succeed given a good token. */
 function routes(jobId: string): { method: string; path: string; body?: unknown }[] {
@@ -63,15 +62,16 @@ const JOB_FIELDS = [
   'dedupeScope',
   'pausedAt',
   'waitingFor',
+  'account',
 ];
 
 describe('REST API routes', () => {
   let h: ApiHarness;
   let aliceToken = '';
   before(async () => {
-    h = await openApi(async (dataDir) => {
-      aliceToken = (await (await TokenStore.open(dataDir)).issue('alice', 'user')).token;
-    });
+    // This test presents hundreds of bad credentials from one address on purpose.
+    h = await openApi(undefined, { authLimits: { maxFailures: 10_000 } });
+    aliceToken = await addUserToken(h, 'alice');
   });
   after(() => h.destroy());
 
@@ -80,10 +80,11 @@ describe('REST API routes', () => {
     const info = await stat(h.server.adminTokenFile);
     assert.equal(info.mode & 0o777, 0o600);
     assert.match(h.token, /^jw_[A-Za-z0-9_-]{43}$/, '256 random bits');
-    const tokens = await stat(join(h.dataDir, 'tokens.json'));
-    assert.equal(tokens.mode & 0o777, 0o600);
-    const stored = await readFile(join(h.dataDir, 'tokens.json'), 'utf8');
-    assert.ok(!stored.includes(h.token) && !stored.includes(aliceToken), 'no token in clear');
+    // Tokens live in the job database (and its write-ahead log), as SHA-256 only.
+    for (const file of ['jobworker.db', 'jobworker.db-wal']) {
+      const stored = await readFile(join(h.dataDir, file)).catch(() => Buffer.alloc(0));
+      assert.ok(!stored.includes(h.token) && !stored.includes(aliceToken), `no token in clear in ${file}`);
+    }
   });
 
   it('GET /healthz answers without credentials', async () => {
@@ -269,25 +270,37 @@ describe('REST API routes', () => {
     }>('/v1/openapi.json');
     assert.equal(status, 200);
     assert.equal(body.openapi, '3.1.0');
-    assert.deepEqual(Object.keys(body.paths).sort(), [
-      '/healthz',
-      '/run',
-      '/v1/drain',
-      '/v1/jobs',
-      '/v1/jobs/resolve',
-      '/v1/jobs/{id}',
-      '/v1/jobs/{id}/output',
-      '/v1/jobs/{id}/pause',
-      '/v1/jobs/{id}/resume',
-      '/v1/jobs/{id}/stop',
-      '/v1/openapi.json',
-      '/v1/prune',
-      '/v1/queues',
-      '/v1/queues/{name}',
-      '/v1/queues/{name}/pause',
-      '/v1/queues/{name}/resume',
-      '/v1/undrain',
-    ]);
+    assert.deepEqual(
+      Object.keys(body.paths).sort(),
+      [
+        '/healthz',
+        '/run',
+        '/v1/certs',
+        '/v1/certs/{serial}/revoke',
+        '/v1/drain',
+        '/v1/jobs',
+        '/v1/jobs/resolve',
+        '/v1/jobs/{id}',
+        '/v1/jobs/{id}/output',
+        '/v1/jobs/{id}/pause',
+        '/v1/jobs/{id}/resume',
+        '/v1/jobs/{id}/stop',
+        '/v1/openapi.json',
+        '/v1/prune',
+        '/v1/queues',
+        '/v1/queues/{name}',
+        '/v1/queues/{name}/pause',
+        '/v1/queues/{name}/resume',
+        '/v1/audit',
+        '/v1/tokens',
+        '/v1/tokens/{id}',
+        '/v1/undrain',
+        '/v1/users',
+        '/v1/users/{name}',
+      ].sort(),
+    );
+    assert.deepEqual(Object.keys(body.paths['/v1/users/{name}'] ?? {}).sort(), ['delete', 'patch']);
+    for (const schema of ['User', 'Token', 'AuditEntry']) assert.ok(body.components.schemas[schema], schema);
     assert.deepEqual(Object.keys(body.paths['/v1/queues/{name}'] ?? {}).sort(), ['get', 'put']);
     assert.deepEqual(Object.keys(body.paths['/v1/drain'] ?? {}).sort(), ['get', 'post']);
     assert.deepEqual(Object.keys(body.paths['/v1/jobs/{id}'] ?? {}).sort(), ['delete', 'get']);
@@ -341,11 +354,18 @@ describe('REST API routes', () => {
     assert.equal(res.body.error.code, 'NOT_FOUND');
   });
 
-  it('refuses a non-loopback listen address, saying TLS is not available yet', async () => {
+  it('refuses --insecure-http on a non-loopback address, saying why', async () => {
     const { runServer } = await import('../../src/main.ts');
-    await assert.rejects(runServer({ listen: '0.0.0.0:0', dataDir: h.dataDir }), (err: Error) => {
-      assert.match(err.message, /Refusing to listen on 0\.0\.0\.0:0: jobworker has no TLS yet/);
-      return true;
-    });
+    await assert.rejects(
+      runServer({ listen: '0.0.0.0:0', dataDir: h.dataDir, insecureHttp: true }),
+      (err: Error & { field?: string }) => {
+        assert.equal(err.field, 'insecureHttp');
+        assert.match(
+          err.message,
+          /Refusing to serve plain HTTP on 0\.0\.0\.0:0: --insecure-http is allowed only on a loopback/,
+        );
+        return true;
+      },
+    );
   });
 });

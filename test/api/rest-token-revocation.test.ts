@@ -1,81 +1,106 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
-import { buildRestApp } from '../../src/api/rest/rest-app.ts';
-import { Authenticator } from '../../src/auth/authenticator.ts';
-import { TokenStore } from '../../src/auth/token-store.ts';
-import { JobService } from '../../src/service/job-service.ts';
+import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
 
 /**
- * Authentication looks tokens up by their SHA-256 in an index built from tokens.json: a token
- * that is replaced (revoked) must be refused on the very next request, not after some expiry.
+ * Authentication looks tokens up by their SHA-256 in an in-memory index kept in step with the
+ * store: a revoke, a disable or a removal must be refused on the very next request, an expiry at
+ * the instant the clock passes it, and the store reopened must agree.
  */
-describe('token revocation through the REST API', () => {
+describe('token lifecycle through the REST API', () => {
   let h: Harness;
-  let dir: string;
-  let tokens: TokenStore;
-  let app: FastifyInstance;
+  let a: AppHarness;
   let jobId: string;
+  const clock = new ManualClock(new Date('2030-01-01T00:00:00Z'));
   before(async () => {
     h = await openHarness();
-    dir = await mkdtemp(join(tmpdir(), 'jw-tokens-'));
-    tokens = await TokenStore.open(dir);
-    const service = new JobService(h.engine);
-    app = await buildRestApp({
-      service,
-      authenticator: new Authenticator(tokens),
-      logger: pino({ level: 'silent' }),
-      version: 'test',
-    });
-    const job = await service.start({ user: 'alice', role: 'user' }, { command: 'true' });
+    a = await openApp(h, { clock });
+    await a.accounts.addUser({ name: 'alice', role: 'user' });
+    await a.accounts.addUser({ name: 'bob', role: 'user' });
+    await a.accounts.addUser({ name: 'root', role: 'admin' });
+    const job = await a.service.start({ user: 'alice', role: 'user' }, { command: 'true' });
     await h.engine.waitFor(job.id);
     jobId = job.id;
   });
   after(async () => {
-    await app.close();
+    await a.close();
     await h.destroy();
-    await rm(dir, { recursive: true, force: true });
   });
 
   const get = (token: string) =>
-    app.inject({ method: 'GET', url: `/v1/jobs/${jobId}`, headers: { authorization: `Bearer ${token}` } });
+    a.app.inject({ method: 'GET', url: `/v1/jobs/${jobId}`, headers: { authorization: `Bearer ${token}` } });
 
-  it('refuses a replaced token on the next request and accepts its successor at once', async () => {
-    const first = await tokens.replace('alice', 'user', 'laptop');
+  it('refuses a revoked token on the next request and keeps the others working', async () => {
+    const first = await a.accounts.issueToken({ user: 'alice', label: 'laptop' });
+    const other = await a.accounts.issueToken({ user: 'alice', label: 'ci' });
     assert.equal((await get(first.token)).statusCode, 200);
-    assert.equal((await get(first.token)).statusCode, 200, 'still good when asked again');
-
-    const second = await tokens.replace('alice', 'user', 'laptop');
+    await a.accounts.revokeToken(first.record.id);
     const refused = await get(first.token);
     assert.equal(refused.statusCode, 401);
     assert.equal(refused.json().error.code, 'UNAUTHENTICATED');
-    assert.equal((await get(second.token)).statusCode, 200);
+    assert.equal((await get(other.token)).statusCode, 200);
   });
 
-  it('keeps other tokens working when one is revoked, and never takes a token for another', async () => {
-    const bob = await tokens.issue('bob', 'user');
-    const admin = await tokens.replace('root', 'admin', 'ops');
+  it('rotates a labelled token: the new one works at once, the one it replaced is refused', async () => {
+    const first = await a.accounts.issueToken({ user: 'root', label: 'ops' }, { revokeLabelled: true });
+    const second = await a.accounts.issueToken({ user: 'root', label: 'ops' }, { revokeLabelled: true });
+    assert.equal((await get(first.token)).statusCode, 401);
+    assert.equal((await get(second.token)).statusCode, 200);
+    const bob = await a.accounts.issueToken({ user: 'bob' });
     // Bob does not own the job: NOT_FOUND, so the principal is Bob's, not a cached other one.
     assert.equal((await get(bob.token)).statusCode, 404);
-    assert.equal((await get(admin.token)).statusCode, 200);
-
-    await tokens.replace('root', 'admin', 'ops');
-    assert.equal((await get(admin.token)).statusCode, 401);
-    assert.equal((await get(bob.token)).statusCode, 404, "Bob's token is untouched");
   });
 
-  it('refuses a token the store reopened from tokens.json does not hold', async () => {
-    const kept = await tokens.issue('alice', 'user');
-    const revoked = await tokens.replace('alice', 'user', 'ci');
-    await tokens.replace('alice', 'user', 'ci');
-    const reopened = await TokenStore.open(dir);
-    assert.deepEqual(reopened.authenticate(kept.token), { user: 'alice', role: 'user' });
+  it('refuses an expired token from the instant the clock passes its expiry', async () => {
+    const short = await a.accounts.issueToken({ user: 'alice', lifetimeMs: 60_000 });
+    assert.equal((await get(short.token)).statusCode, 200);
+    clock.advance(59_999);
+    assert.equal((await get(short.token)).statusCode, 200);
+    clock.advance(1);
+    assert.equal((await get(short.token)).statusCode, 401);
+  });
+
+  it('refuses a disabled user until it is enabled, and a removed one for good', async () => {
+    await a.accounts.addUser({ name: 'carol', role: 'user' });
+    const carol = await a.accounts.issueToken({ user: 'carol' });
+    assert.equal((await get(carol.token)).statusCode, 404);
+    await a.accounts.setUser('carol', { disabled: true });
+    assert.equal((await get(carol.token)).statusCode, 401);
+    assert.equal(a.accounts.principalOfUser('carol'), undefined);
+    await a.accounts.setUser('carol', { disabled: false });
+    assert.equal((await get(carol.token)).statusCode, 404);
+    await a.accounts.removeUser('carol');
+    assert.equal((await get(carol.token)).statusCode, 401);
+    await a.accounts.addUser({ name: 'carol', role: 'user' });
+    assert.equal((await get(carol.token)).statusCode, 401, 'a new carol does not inherit the old tokens');
+  });
+
+  it('writes last use at most once a minute per token, and a reopened index agrees on every token', async () => {
+    const t = await a.accounts.issueToken({ user: 'alice', label: 'touch' });
+    const revoked = await a.accounts.issueToken({ user: 'alice' });
+    await a.accounts.revokeToken(revoked.record.id);
+    const lastUsed = async () => {
+      await a.accounts.flush();
+      return (await h.store.users.listTokens({ user: 'alice' })).find((r) => r.id === t.record.id)
+        ?.lastUsedAt;
+    };
+    await get(t.token);
+    const first = await lastUsed();
+    assert.deepEqual(first, clock.now());
+    clock.advance(30_000);
+    await get(t.token);
+    assert.deepEqual(await lastUsed(), first, 'not written again within the minute');
+    clock.advance(30_000);
+    await get(t.token);
+    assert.deepEqual(await lastUsed(), clock.now());
+
+    const reopened = await UserDirectory.open(h.store.users, { clock });
+    assert.deepEqual(reopened.authenticate(t.token), { user: 'alice', role: 'user', runAs: null });
     assert.equal(reopened.authenticate(revoked.token), undefined);
     assert.equal(reopened.authenticate('jw_unknown'), undefined);
+    assert.ok(Object.isFrozen(reopened.authenticate(t.token)), 'principals are immutable');
   });
 });

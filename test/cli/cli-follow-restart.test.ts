@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ApiClient } from '../../src/cli/api-client.ts';
 import { readOutputEvents } from '../../src/cli/output-events.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 import { baseEnv, CliProcess, startTestServer } from './cli-harness.ts';
 import { runCliInProcess } from './cli-in-process.ts';
 
@@ -14,7 +15,9 @@ import { runCliInProcess } from './cli-in-process.ts';
 async function serve(dataDir: string, listen: string): Promise<{ process: CliProcess; url: string }> {
   const server = new CliProcess(['serve', '--json', '--listen', listen, '--data-dir', dataDir], baseEnv());
   const doc = await server.waitUntil((out) => out.trimEnd().endsWith('}'), 'where it listens');
-  return { process: server, url: (JSON.parse(doc) as { url: string }).url };
+  const where = JSON.parse(doc) as { url: string; caFile: string | null };
+  trustServerCa(where.caFile);
+  return { process: server, url: where.url };
 }
 
 /** The numbers the job prints must run 1, 2, 3... with nothing missing or repeated. */
@@ -55,7 +58,11 @@ describe('defect 20: logs -f across a server restart', () => {
       jobPid = job.pid;
       follower = new CliProcess(
         ['logs', '-f', job.id],
-        baseEnv({ JOBWORKER_URL: server.url, JOBWORKER_TOKEN: token }),
+        baseEnv({
+          JOBWORKER_URL: server.url,
+          JOBWORKER_TOKEN: token,
+          JOBWORKER_CA: join(dataDir, 'tls', 'ca.pem'),
+        }),
       );
       await follower.waitForStdout('\n20\n');
 
@@ -109,6 +116,14 @@ describe('how long a follower keeps reconnecting', () => {
       token,
       tokenSource: 'none',
       tokenFile: '/nonexistent/admin.token',
+      tls: {
+        ca: undefined,
+        caFiles: [],
+        caExplicit: false,
+        cert: undefined,
+        key: undefined,
+        certFile: undefined,
+      },
     });
 
   it('gives up once --reconnect-for has passed with the server unreachable, saying how long it tried', async () => {

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type RunningServer, runServer } from '../../src/main.ts';
+import { testServerOptions } from '../api/api-harness.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 /**
@@ -37,9 +39,15 @@ const quiet = () =>
 /** A real server on an ephemeral port with a fresh data directory. */
 export async function startTestServer(): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'jw-cli-'));
-  let server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream: quiet() });
+  const accounts = await testServerOptions();
+  let server = await runServer({ listen: '127.0.0.1:0', dataDir, logStream: quiet(), ...accounts });
+  trustServerCa(server.caFile);
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
-  const env = baseEnv({ JOBWORKER_URL: server.url, JOBWORKER_TOKEN: token });
+  const env = baseEnv({
+    JOBWORKER_URL: server.url,
+    JOBWORKER_TOKEN: token,
+    JOBWORKER_CA: server.caFile ?? '',
+  });
   return {
     get server() {
       return server;
@@ -50,7 +58,7 @@ export async function startTestServer(): Promise<TestServer> {
     async restart() {
       const { host } = new URL(server.url);
       await server.close();
-      server = await runServer({ listen: host, dataDir, logStream: quiet() });
+      server = await runServer({ listen: host, dataDir, logStream: quiet(), ...accounts });
     },
     async close() {
       // A test that failed half-way may have left jobs running: they must not outlive the suite.
@@ -67,13 +75,24 @@ export async function startTestServer(): Promise<TestServer> {
       }
       await server.close();
       await rm(dataDir, { recursive: true, force: true, maxRetries: 10 });
+      await rm(accounts.homesDir!, { recursive: true, force: true, maxRetries: 10 });
     },
   };
 }
 
-/** PATH and HOME only, plus `extra`: no JOBWORKER_* or NO_COLOR from the developer's shell. */
+/**
+ * PATH and HOME only, plus `extra`: no JOBWORKER_* or NO_COLOR from the developer's shell, but for
+ * `JOBWORKER_ADMIN_RUN_AS=root`: a server started with it runs admin jobs as root, as the suites'
+ * jobs expect (see `testServerOptions`).
+ */
 export function baseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, HOME: tmpdir(), LANG: 'C.UTF-8', ...extra };
+  return {
+    PATH: process.env.PATH,
+    HOME: tmpdir(),
+    LANG: 'C.UTF-8',
+    JOBWORKER_ADMIN_RUN_AS: 'root',
+    ...extra,
+  };
 }
 
 export interface CliResult {

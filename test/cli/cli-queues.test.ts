@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TokenStore } from '../../src/auth/token-store.ts';
 import type { ApiJob, ApiQueue, DrainState } from '../../src/cli/api-types.ts';
 import { CliProcess, jobworker, jobworkerJson, startTestServer, type TestServer } from './cli-harness.ts';
 
@@ -357,9 +356,10 @@ describe('jobworker pause and resume', () => {
 
 describe('queue settings and drain need an admin', () => {
   it('a user token is refused with FORBIDDEN', async () => {
-    const tokens = await TokenStore.open(t.dataDir);
-    const { token } = await tokens.issue('bob', 'user');
-    await t.restart();
+    assert.equal((await jobworker(['user', 'add', 'bob', '--role', 'user'], t.env)).code, 0);
+    const created = await jobworker(['token', 'create', '--user', 'bob'], t.env);
+    assert.equal(created.code, 0, created.stderr);
+    const token = created.stdout.trim();
     const env = { ...t.env, JOBWORKER_TOKEN: token };
     const adminOnly = [
       ['queue', 'set', 'q', '--concurrency', '1'],

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { ApiJob } from '../../src/cli/api-types.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 import { pidAlive } from '../helpers/wait.ts';
 import { baseEnv, CliProcess, jobworker, jobworkerJson, LAUNCHER } from './cli-harness.ts';
 
@@ -33,8 +34,16 @@ describe('jobworker serve', () => {
         return false;
       }
     }, 'its address as JSON');
-    const where = JSON.parse(ready) as { url: string; dataDir: string; adminTokenFile: string };
+    const where = JSON.parse(ready) as {
+      url: string;
+      dataDir: string;
+      adminTokenFile: string;
+      caFile: string;
+    };
     assert.equal(where.adminTokenFile, join(dataDir, 'admin.token'));
+    assert.equal(where.caFile, join(dataDir, 'tls', 'ca.pem'));
+    assert.match(where.url, /^https:/);
+    trustServerCa(where.caFile);
     const health = await fetch(new URL('healthz', where.url));
     assert.equal(health.status, 200);
 
@@ -72,10 +81,11 @@ describe('jobworker serve', () => {
     assert.equal(usage.code, 2);
   });
 
-  it('a bad --listen, --log-level or --output-cap is a usage error: one line, exit 2, nothing left running', async () => {
+  it('a bad --listen, --insecure-http off loopback, --log-level or --output-cap is a usage error: one line, exit 2, nothing left running', async () => {
     const dataDir = await tempDir();
     for (const [args, pattern] of [
-      [['--listen', '0.0.0.0:8080'], /no TLS yet/],
+      [['--listen', '0.0.0.0:8080', '--insecure-http'], /Refusing to serve plain HTTP on 0\.0\.0\.0:8080/],
+      [['--listen', 'nowhere'], /Expected `listen` to be an address/],
       [['--log-level', 'loud'], /logLevel/],
       [['--log-format', 'fancy'], /Expected `logFormat` to be `pretty` or `json`, got `fancy`/],
       [['--output-cap', '10'], /outputCap.*64K/],

@@ -74,6 +74,7 @@ describe('spec validation', () => {
       retry: null,
       dedupeKey: null,
       dedupeScope: null,
+      account: null,
     });
     assert.deepEqual(check({ command: 'ls', retry: { attempts: 3 } }).retry, {
       attempts: 3,
@@ -111,6 +112,7 @@ describe('spec validation', () => {
     fails({ command: 'ls', extra: 1 }, 'extra', /Unknown field/);
     fails({ command: 'ls', args: Array(5000).fill('x') }, 'args', /at most 4096/);
     fails('ls', 'spec');
+    fails({ command: 'ls', runAsRoot: 'yes' }, 'runAsRoot', /a boolean/);
   });
 });
 
@@ -124,6 +126,23 @@ describe('outcome', () => {
     assert.equal(
       decideOutcome({ ...base, record: { kind: 'status', status: 3 } }).exit.reason,
       'exited with code 3',
+    );
+  });
+  it('a failure to switch accounts or to enter the cwd names the account and the directory', () => {
+    const failed = (stage: 'user' | 'chdir', message: string) =>
+      decideOutcome({
+        ...base,
+        cwd: '/srv/x',
+        account: 'jw-alice',
+        record: { kind: 'failed', stage, message },
+      }).exit.reason;
+    assert.equal(
+      failed('user', 'Invalid argument'),
+      'could not switch to its account jw-alice: Invalid argument',
+    );
+    assert.equal(
+      failed('chdir', 'Permission denied'),
+      'could not enter its working directory /srv/x as jw-alice: Permission denied',
     );
   });
   it('death by signal, a forced stop, a timeout, a missing command', () => {

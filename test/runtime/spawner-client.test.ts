@@ -58,6 +58,20 @@ describe('spawner failure paths', () => {
     );
   });
 
+  it('an account the kernel refuses fails at the `user` stage, before the working directory and the exec', async () => {
+    const dir = await mkdtemp(join(root, 'job-'));
+    const spec = normalizeSpec({ command: 'touch', args: ['ran'] }, { cwd: dir });
+    const request = jobSpawnRequest(spec, 'job', dir, []);
+    // More supplementary groups than NGROUPS_MAX (65536): setgroups(2) answers EINVAL.
+    const groups = Array.from({ length: 65_537 }, (_, i) => 70_000 + i);
+    const reply = await spawner.start({ ...request, user: { uid: 61_500, gid: 61_500, groups } });
+    assert.equal(reply.kind, 'started');
+    if (reply.kind === 'started') await reply.exited;
+    const record = await readExitRecord(dir);
+    assert.equal(record?.kind === 'failed' && `${record.stage}: ${record.message}`, 'user: Invalid argument');
+    await assert.rejects(readFile(join(dir, 'ran')), { code: 'ENOENT' });
+  });
+
   it('a field holding a NUL byte is refused before anything is sent', async () => {
     const dir = await mkdtemp(join(root, 'job-'));
     const spec = normalizeSpec({ command: 'true' }, { cwd: dir });

@@ -32,6 +32,7 @@ export function makeJob(overrides: JobOverrides = {}): Job {
       retry: null,
       dedupeKey: null,
       dedupeScope: null,
+      account: null,
       ...spec,
     },
     status,

@@ -1,6 +1,9 @@
+import { RateLimitedError } from '../../auth/auth-errors.ts';
+import { redactTokens } from '../../auth/token.ts';
 import { DuplicateJobError, type ErrorCode, JobworkerError, ValidationError } from '../../core/errors.ts';
 import { AlreadyFinishedError } from '../../service/service-errors.ts';
 import { type JobJson, jobToJson } from './job-json.ts';
+import { MethodNotAllowedError } from './method-not-allowed.ts';
 import { type RequestPart, type SchemaError, schemaValidationError } from './request-errors.ts';
 
 /**
@@ -13,16 +16,21 @@ export const HTTP_STATUS = {
   BAD_CURSOR: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
+  ACCOUNT_UNAVAILABLE: 403,
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
   DUPLICATE: 409,
   ILLEGAL_TRANSITION: 409,
   ALREADY_FINISHED: 409,
   NOT_FINISHED: 409,
   IN_USE: 409,
   AMBIGUOUS: 409,
+  ALREADY_EXISTS: 409,
+  LAST_ADMIN: 409,
   PAYLOAD_TOO_LARGE: 413,
   CAPACITY_EXHAUSTED: 429,
   QUEUE_FULL: 429,
+  RATE_LIMITED: 429,
   SPAWN_FAILED: 500,
   INSUFFICIENT_STORAGE: 507,
   INTERNAL: 500,
@@ -39,6 +47,8 @@ export interface ErrorResponse {
   readonly body: ErrorBody;
   /** True for errors nobody raised on purpose: log them with their stack (never sent). */
   readonly unexpected: boolean;
+  /** Headers the answer carries besides its body (`Retry-After`, `WWW-Authenticate`). */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /** What the mapping may need of the request to name a field (the data that failed a schema). */
@@ -69,19 +79,24 @@ interface FastifyLikeError {
 export function toErrorResponse(err: unknown, request: RequestData = {}): ErrorResponse {
   const known = knownError(err, request);
   if (known) {
-    const error: ErrorBody['error'] = { code: known.code, message: known.message };
+    const error: ErrorBody['error'] = { code: known.code, message: redactTokens(known.message) };
     const field = (known as { field?: unknown }).field;
     if (typeof field === 'string') error.field = field;
     const body: ErrorBody = { error };
     if (known instanceof AlreadyFinishedError || known instanceof DuplicateJobError) {
       body.job = jobToJson(known.job);
     }
-    return { status: HTTP_STATUS[known.code], body, unexpected: known.code === 'INTERNAL' };
+    const headers: Record<string, string> = {};
+    if (known.code === 'UNAUTHENTICATED') headers['WWW-Authenticate'] = 'Bearer';
+    if (known instanceof RateLimitedError) headers['Retry-After'] = String(known.retryAfterSeconds);
+    if (known instanceof MethodNotAllowedError) headers.Allow = known.allowed.join(', ');
+    return { status: HTTP_STATUS[known.code], body, unexpected: known.code === 'INTERNAL', headers };
   }
   return {
     status: 500,
     body: { error: { code: 'INTERNAL', message: 'Internal server error; the server log has the details' } },
     unexpected: true,
+    headers: {},
   };
 }
 

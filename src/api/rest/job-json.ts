@@ -35,6 +35,8 @@ export interface JobJson {
   dedupeScope: string | null;
   pausedAt: string | null;
   waitingFor: WaitingFor | null;
+  /** The OS account its processes run as; null for the server's own. */
+  account: { name: string; uid: number; gid: number } | null;
 }
 
 /** Why a queued job has not started: see docs/queues.md. */
@@ -74,6 +76,9 @@ export function jobToJson(job: Job): JobJson {
     dedupeScope: dedupeScopeOf(job),
     pausedAt: iso(job.pausedAt),
     waitingFor: waitingFor(job),
+    account: job.spec.account
+      ? { name: job.spec.account.name, uid: job.spec.account.uid, gid: job.spec.account.gid }
+      : null,
   };
 }
 

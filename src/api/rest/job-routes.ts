@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { ValidationError } from '../../core/errors.ts';
 import type { JobStatus } from '../../core/job.ts';
 import type { JobService, ListJobsRequest } from '../../service/job-service.ts';
-import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
 import { principalOf } from './authentication.ts';
 import { jobToJson } from './job-json.ts';
 import {
@@ -22,7 +21,7 @@ interface ListQuery {
   name?: string;
   idPrefix?: string;
   label?: string;
-  limit?: string;
+  limit?: number;
   cursor?: string;
 }
 
@@ -110,13 +109,8 @@ function listRequest(query: ListQuery): ListJobsRequest {
     if (eq <= 0) throw ValidationError.expected('label', 'a label as `key=value`', query.label);
     request.label = { key: query.label.slice(0, eq), value: query.label.slice(eq + 1) };
   }
-  if (query.limit !== undefined) {
-    const limit = /^[0-9]{1,4}$/.test(query.limit) ? Number(query.limit) : Number.NaN;
-    if (!(limit >= 1 && limit <= MAX_PAGE_SIZE)) {
-      throw ValidationError.expected('limit', `an integer from 1 to ${MAX_PAGE_SIZE}`, query.limit);
-    }
-    request.limit = limit;
-  }
+  // An integer from 1 to MAX_PAGE_SIZE: the schema checked it.
+  if (query.limit !== undefined) request.limit = query.limit;
   if (query.cursor !== undefined) request.cursor = query.cursor;
   return request;
 }

@@ -4,6 +4,8 @@
  * a log even when a client puts one where it does not belong.
  */
 
+import { redactTokens } from '../../auth/token.ts';
+
 const SECRET_PARAMS = /^(token|access_token|api_key|apikey|password|secret)$/i;
 
 /** Paths pino blanks out wherever they appear in a log line. */
@@ -16,10 +18,13 @@ export const REDACT_PATHS = [
   '*.token',
 ];
 
-/** The URL with the values of secret-looking query parameters replaced by `[redacted]`. */
+/**
+ * The URL with the values of secret-looking query parameters replaced by `[redacted]`, and any
+ * token-shaped part of it (a token pasted into a path) too.
+ */
 export function redactUrl(url: string): string {
   const q = url.indexOf('?');
-  if (q === -1) return url;
+  if (q === -1) return redactTokens(url);
   const params = url
     .slice(q + 1)
     .split('&')
@@ -32,7 +37,7 @@ export function redactUrl(url: string): string {
       } catch {}
       return SECRET_PARAMS.test(name) ? `${key}=[redacted]` : pair;
     });
-  return `${url.slice(0, q)}?${params.join('&')}`;
+  return redactTokens(`${url.slice(0, q)}?${params.join('&')}`);
 }
 
 interface RequestLike {

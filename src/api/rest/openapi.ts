@@ -9,6 +9,10 @@ export interface DocumentedRoute {
 }
 
 export interface RouteSchema {
+  /** The operation's name in the document and in generated clients (`createJob`). */
+  readonly operationId?: string;
+  /** What a status means on this route, where the general wording (`STATUS_TEXT`) would not say. */
+  readonly responseDescriptions?: Readonly<Record<string, string>>;
   readonly summary?: string;
   readonly description?: string;
   readonly body?: unknown;
@@ -29,8 +33,9 @@ const STATUS_TEXT: Record<string, string> = {
   202: 'Accepted: the stop is recorded and under way',
   400: 'Bad input: `error.field` names the field',
   401: 'No valid credentials',
-  404: 'No such job (or not one the caller may see)',
-  409: 'Conflict with the state of the job (see `error.code`)',
+  403: 'The caller may not do this (see `error.message`)',
+  404: 'No such job, user or token (or not one the caller may see)',
+  409: 'Conflict with the current state (see `error.code`)',
   413: 'Body larger than 1 MiB',
   429: 'The server is at a limit; retry later',
   500: 'Internal error (details only in the server log)',
@@ -58,13 +63,14 @@ export function buildOpenApi(
     const responses: Record<string, unknown> = {};
     for (const [status, body] of Object.entries(schema.response ?? {})) {
       responses[status] = {
-        description: STATUS_TEXT[status] ?? status,
+        description: schema.responseDescriptions?.[status] ?? STATUS_TEXT[status] ?? status,
         content: { 'application/json': { schema: body } },
       };
     }
     Object.assign(responses, route.extraResponses);
     paths[path] ??= {};
     paths[path][route.method.toLowerCase()] = {
+      operationId: schema.operationId ?? operationIdOf(route.method, route.url),
       summary: schema.summary,
       ...(schema.description ? { description: schema.description } : {}),
       ...(route.isPublic ? { security: [] } : {}),
@@ -87,7 +93,10 @@ export function buildOpenApi(
       title: 'jobworker REST API',
       version,
       description: 'Run commands as durable jobs, follow their output live, stop them. See docs/api.md.',
+      license: { name: 'MIT', identifier: 'MIT' },
     },
+    // Relative: the server that served this document (its address is the client's choice).
+    servers: [{ url: '/', description: 'The jobworker server that served this document' }],
     security: [{ bearer: [] }],
     paths,
     components: {
@@ -97,6 +106,15 @@ export function buildOpenApi(
       },
     },
   });
+}
+
+/**
+ * A name for a route whose schema gives none (`GET /v1/jobs/:id/output` → `getV1JobsIdOutput`), so
+ * that every operation has one; the routes of the REST API v1 all name theirs.
+ */
+function operationIdOf(method: string, url: string): string {
+  const words = url.split(/[^A-Za-z0-9]+/).filter(Boolean);
+  return method.toLowerCase() + words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
 }
 
 function parametersOf(schema: unknown, where: 'path' | 'query' | 'header'): object[] {

@@ -1,17 +1,18 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CursorError } from '../../core/errors.ts';
+import { isFinal } from '../../core/job.ts';
 import type { FollowEvent } from '../../engine/job-engine.ts';
 import { parseCursor } from '../../output/cursor.ts';
 import type { OutputSelector } from '../../output/output-types.ts';
 import type { JobService } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
-import { OUTPUT_HEADERS, type StreamSummary, writeRaw, writeSse } from './output-writers.ts';
+import { END_ID_SUFFIX, OUTPUT_HEADERS, type StreamSummary, writeRaw, writeSse } from './output-writers.ts';
 import { OUTPUT_SCHEMA, RUN_SCHEMA } from './schemas.ts';
 
 interface OutputQuery {
   stream?: OutputSelector;
   cursor?: string;
-  follow?: 'true' | 'false';
+  follow?: boolean;
 }
 
 /** GET /v1/jobs/:id/output (raw or SSE) and POST /run, the two routes that stream a job's output. */
@@ -44,33 +45,58 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService):
       const who = principalOf(request);
       const { id } = request.params as { id: string };
       const query = request.query as OutputQuery;
+      const head = request.method === 'HEAD';
       const sse = wantsEventStream(request);
       const lastEventId = request.headers['last-event-id'];
       // An EventSource reconnecting sends Last-Event-ID with the URL it first used: the header wins.
-      const [cursorText, field] =
-        sse && typeof lastEventId === 'string' ? [lastEventId, 'Last-Event-ID'] : [query.cursor, 'cursor'];
+      const reconnect = sse && typeof lastEventId === 'string' ? parseLastEventId(lastEventId) : undefined;
+      const [cursorText, field] = reconnect ? [reconnect.cursor, 'Last-Event-ID'] : [query.cursor, 'cursor'];
+      // HEAD reads nothing, so it never follows; what it answers is decided as for GET.
+      const follow = query.follow === true && !head;
       const signal = untilClosed(reply);
       let cursor = 0;
       let events: AsyncGenerator<FollowEvent>;
       try {
         cursor = cursorText === undefined ? 0 : parseCursor(cursorText);
+        // A client that has seen the `end` of a finished job has everything there will ever be,
+        // unless it asks for bytes before it (the stream was cut, or `end` came early).
+        const mayBeSpent = reconnect?.sawEnd === true && isFinal((await service.get(who, id)).status);
         events = await service.openOutput(who, id, {
           selector: query.stream ?? 'all',
           cursor,
-          follow: query.follow === 'true',
+          follow,
           signal,
         });
+        if (mayBeSpent) {
+          const first = await events.next();
+          if (first.done || first.value.type === 'end') {
+            await events.return(undefined);
+            // The SSE specification's "stop reconnecting": a 200 would only repeat what the client
+            // has, and its EventSource would come back for it again every few seconds, forever.
+            return reply
+              .code(204)
+              .headers({ 'Cache-Control': 'no-store', [OUTPUT_HEADERS.jobId]: id })
+              .send();
+          }
+          events = prepend(first.value, events);
+        }
       } catch (err) {
         throw err instanceof CursorError && field !== 'cursor' ? renamedCursorError(err, field) : err;
       }
-      await streamResponse(request, reply, sse ? 'sse' : 'raw', signal, () =>
+      if (head) {
+        // HEAD: the same checks, status and headers as GET, and not one byte read.
+        await events.return(undefined);
+        events = (async function* () {})();
+      }
+      await streamResponse(request, reply, head ? 'head' : sse ? 'sse' : 'raw', signal, () =>
         sse
           ? writeSse(reply.raw, events, { jobId: id, cursor, signal })
           : writeRaw(reply.raw, events, {
               jobId: id,
               cursor,
               contentType: 'application/octet-stream',
-              trailers: request.raw.httpVersion !== '1.0',
+              // Node refuses a `Trailer` header without a chunked body, which HEAD has not.
+              trailers: request.raw.httpVersion !== '1.0' && !head,
               signal,
             }),
       );
@@ -125,6 +151,22 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService):
       );
     },
   );
+}
+
+/** `Last-Event-ID`: a cursor, or the `end` event's id (its cursor and `END_ID_SUFFIX`). */
+function parseLastEventId(text: string): { cursor: string; sawEnd: boolean } {
+  return text.endsWith(END_ID_SUFFIX)
+    ? { cursor: text.slice(0, -END_ID_SUFFIX.length), sawEnd: true }
+    : { cursor: text, sawEnd: false };
+}
+
+async function* prepend(first: FollowEvent, rest: AsyncGenerator<FollowEvent>): AsyncGenerator<FollowEvent> {
+  try {
+    yield first;
+    yield* rest;
+  } finally {
+    await rest.return(undefined);
+  }
 }
 
 function wantsEventStream(request: FastifyRequest): boolean {

@@ -104,6 +104,19 @@ export async function writeRaw(
   return { bytes, cursor, end };
 }
 
+/**
+ * The SSE `retry:` sent first on every event stream: an EventSource cut short (server restart,
+ * network) reconnects after this many ms, with `Last-Event-ID`; once it has seen `end`, that
+ * reconnect is answered 204 and it stops.
+ */
+export const SSE_RETRY_MS = 2000;
+
+/**
+ * Ends the id of the `end` event (`1234.end`): a client reconnecting with it has seen the end and
+ * is answered 204, while one whose last id is the bare end cursor still gets the `end` event.
+ */
+export const END_ID_SUFFIX = '.end';
+
 export interface SseOptions {
   readonly jobId: string;
   readonly cursor: number;
@@ -112,8 +125,9 @@ export interface SseOptions {
 
 /**
  * Writes a view as server-sent events: `output` (base64 bytes of one stream), `truncated`, and a
- * last `end` carrying the job. Each event's `id` is the cursor just after it, so a client that
- * reconnects with `Last-Event-ID` resumes with no gap and no duplicate. Adjacent bytes of one
+ * last `end` carrying the job. Each event's `id` is the cursor just after it (`end`'s with
+ * `END_ID_SUFFIX`), so a client that reconnects with `Last-Event-ID` resumes with no gap and no
+ * duplicate. Adjacent bytes of one
  * stream in a batch go out as one event, and a whole batch as one write.
  */
 export async function writeSse(
@@ -128,7 +142,9 @@ export async function writeSse(
     [OUTPUT_HEADERS.jobId]: options.jobId,
     [OUTPUT_HEADERS.cursor]: formatCursor(options.cursor),
   });
-  res.flushHeaders();
+  // Goes out with the headers: how long a client waits before it reconnects after a cut. A block
+  // with no `data` dispatches no event.
+  res.write(`retry: ${SSE_RETRY_MS}\n\n`);
   let cursor = options.cursor;
   let bytes = 0;
   let end: Job | undefined;
@@ -136,7 +152,7 @@ export async function writeSse(
     if (event.type === 'end') {
       end = event.job;
       const data = JSON.stringify({ job: jobToJson(event.job), cursor: formatCursor(cursor) });
-      await write(res, sseEvent('end', cursor, data), options.signal);
+      await write(res, sseEvent('end', `${formatCursor(cursor)}${END_ID_SUFFIX}`, data), options.signal);
       continue;
     }
     let text = '';
@@ -145,10 +161,10 @@ export async function writeSse(
       if (e.type === 'data') {
         bytes += e.data.length;
         const data = { stream: e.stream, data: e.data.toString('base64'), cursor: formatCursor(e.cursor) };
-        text += sseEvent('output', e.cursor, JSON.stringify(data));
+        text += sseEvent('output', formatCursor(e.cursor), JSON.stringify(data));
       } else {
         const data = { stream: e.stream, skippedBytes: e.skippedBytes, cursor: formatCursor(e.cursor) };
-        text += sseEvent('truncated', e.cursor, JSON.stringify(data));
+        text += sseEvent('truncated', formatCursor(e.cursor), JSON.stringify(data));
       }
     }
     if (text !== '') await write(res, text, options.signal);
@@ -157,8 +173,8 @@ export async function writeSse(
   return { bytes, cursor, end };
 }
 
-function sseEvent(name: string, cursor: number, data: string): string {
-  return `event: ${name}\nid: ${formatCursor(cursor)}\ndata: ${data}\n\n`;
+function sseEvent(name: string, id: string, data: string): string {
+  return `event: ${name}\nid: ${id}\ndata: ${data}\n\n`;
 }
 
 /** Merges adjacent data events of the same stream. */

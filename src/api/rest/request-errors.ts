@@ -46,6 +46,15 @@ export function schemaValidationError(
       const allowed = (error.params.allowedValues as unknown[] | undefined) ?? [];
       return ValidationError.expected(field, `one of ${allowed.map(String).join(', ')}`, value);
     }
+    case 'minimum':
+    case 'maximum': {
+      const field = fieldName(data, segments) || part;
+      return ValidationError.expected(
+        field,
+        `a number ${error.params.comparison} ${error.params.limit}`,
+        value,
+      );
+    }
     default: {
       const field = fieldName(data, segments) || part;
       return new ValidationError(

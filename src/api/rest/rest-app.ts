@@ -1,22 +1,40 @@
+import type { SecureServerOptions } from 'node:http2';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import { redactTokens } from '../../auth/token.ts';
+import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
+import type { UserService } from '../../service/user-service.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
+import { registerCertRoutes } from './cert-routes.ts';
 import { toErrorResponse } from './error-mapping.ts';
+import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
+import { MethodNotAllowedError, RouteMethods } from './method-not-allowed.ts';
 import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
 import { registerOutputRoutes } from './output-routes.ts';
+import { registerQueryCoercion } from './query-coercion.ts';
 import { registerQueueRoutes } from './queue-routes.ts';
 import { RequestLogController } from './request-log-controller.ts';
-import { HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
+import { ACCOUNT_SCHEMAS, HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
+import { registerUserRoutes } from './user-routes.ts';
 
 export interface RestAppOptions {
   readonly service: JobService;
+  /** Users, tokens and the audit trail. */
+  readonly users: UserService;
   readonly authenticator: Authenticator;
   readonly logger: FastifyBaseLogger;
   /** The version shown in the OpenAPI document. */
   readonly version: string;
+  /**
+   * TLS options: the app then serves HTTPS with HTTP/2 (ALPN `h2`) and HTTP/1.1 on the same port.
+   * Without them, plain HTTP/1.1.
+   */
+  readonly https?: SecureServerOptions;
+  /** Client certificates for `/v1/certs`. */
+  readonly certificates: CertificateService;
 }
 
 /** Largest request body accepted: 1 MiB. Larger is 413 PAYLOAD_TOO_LARGE. */
@@ -28,10 +46,17 @@ export const BODY_LIMIT = 1024 * 1024;
  * included, goes through `toErrorResponse`, the one place codes become statuses.
  */
 export async function buildRestApp(options: RestAppOptions): Promise<FastifyInstance> {
+  const transport = options.https
+    ? { http2: true as const, https: { ...options.https, allowHTTP1: true } }
+    : {};
+  // Typed as the HTTP/1.1 instance every route module takes: their handlers use only what both share.
   const app = Fastify({
+    ...(transport as object),
     loggerInstance: options.logger,
     bodyLimit: BODY_LIMIT,
-    exposeHeadRoutes: false,
+    // Every GET route answers HEAD (same status and headers, no body): uptime monitors and load
+    // balancers probe with it. The output route handles its HEAD itself (it streams).
+    exposeHeadRoutes: true,
     // While closing, requests already on open connections are still answered (with
     // `Connection: close`), not given Fastify's own 503 body, which is not in our error format.
     return503OnClosing: false,
@@ -40,8 +65,10 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
-  });
-  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  }) as unknown as FastifyInstance;
+  answerExpectContinue(app.server, BODY_LIMIT);
+  const shared = [...SHARED_SCHEMAS, ...ACCOUNT_SCHEMAS];
+  for (const schema of shared) app.addSchema(schema);
   // JSON only: a text/plain body is refused (400 on `Content-Type`) instead of reaching a handler.
   app.removeContentTypeParser('text/plain');
   // Our own JSON parser, so that a refused body says why (Fastify's says "not valid JSON" for all).
@@ -55,10 +82,14 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   });
 
   const documented: DocumentedRoute[] = [];
+  const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => {
     const config = (route.config ?? {}) as PublicRouteConfig & { openapi?: Record<string, unknown> };
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
+      routeMethods.add(method, route.url);
+      // HEAD is every GET's, by HTTP's rules: not an operation of its own in the document.
+      if (method === 'HEAD') continue;
       documented.push({
         method,
         url: route.url,
@@ -70,27 +101,38 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const { status, body, unexpected } = toErrorResponse(error, request);
+    const { status, body, unexpected, headers } = toErrorResponse(error, request);
     if (unexpected) request.log.error({ err: error }, 'request failed');
     // With the request, since requests themselves are logged only at debug (its URL is redacted).
     else
       request.log.info({ req: request, code: body.error.code, field: body.error.field }, body.error.message);
-    if (status === 401) reply.header('WWW-Authenticate', 'Bearer');
-    return reply.code(status).send(body);
+    return reply.code(status).headers(headers).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    const message = `No route ${request.method} ${request.url.split('?')[0]}`;
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routeMethods.allowed(path);
+    if (allowed.length > 0) throw new MethodNotAllowedError(request.method, redactTokens(path), allowed);
+    const message = redactTokens(`No route ${request.method} ${path}`);
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message } });
   });
 
   registerAuthentication(app, options.authenticator);
+  registerQueryCoercion(app);
   app.get('/healthz', { schema: HEALTH_SCHEMA, config: { public: true } }, async () => ({ status: 'ok' }));
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service);
   registerQueueRoutes(app, options.service);
+  registerUserRoutes(app, options.users);
+  registerCertRoutes(app, options.certificates);
   let openapi: object | undefined;
-  app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA }, async () => {
-    openapi ??= buildOpenApi(documented, SHARED_SCHEMAS, options.version);
+  const openapiResponse = {
+    200: {
+      description: 'This document',
+      content: { 'application/json': { schema: { type: 'object' } } },
+    },
+  };
+  app.get('/v1/openapi.json', { schema: OPENAPI_SCHEMA, config: { openapi: openapiResponse } }, async () => {
+    openapi ??= buildOpenApi(documented, shared, options.version);
     return openapi;
   });
   await app.ready();

@@ -1,5 +1,4 @@
 import { chmod, rm } from 'node:fs/promises';
-import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 
 /** The server's Unix socket, in its data directory. */
@@ -9,14 +8,14 @@ export const SOCKET_FILE = 'server.sock';
 export const MAX_SOCKET_PATH_BYTES = 107;
 
 /**
- * Serves `http` on a Unix socket at `path` too: the same app, plain HTTP, which only the data
+ * Serves `http` on a Unix socket at `path` too: the same app (TLS when the server is), which only the data
  * directory's owner can reach (the directory is 0700, the socket 0600). Local clients that talk
  * over it know they reach the server that owns the data directory, so the CLI may send the admin
  * token there; a loopback TCP port proves nothing (another user may have bound it first).
  * Connections are handed to `http` itself, so its connection tracking and closing cover them.
  * A socket file already at `path` is a stale one (the caller holds the data directory's lock).
  */
-export async function listenOnSocket(http: HttpServer, path: string): Promise<Server> {
+export async function listenOnSocket(http: Server, path: string): Promise<Server> {
   await rm(path, { force: true });
   const listener = createServer((socket) => http.emit('connection', socket));
   await new Promise<void>((resolve, reject) => {

@@ -16,6 +16,13 @@ interface ServeOptions {
   keepJobs?: string;
   keepFor?: string;
   resetStore?: boolean;
+  homesDir?: string;
+  singleAccount?: boolean;
+  adminRunAs?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
+  insecureHttp?: boolean;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -29,7 +36,23 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'or to stderr with --json, whose one document on stdout says where the server is. ' +
         'Besides its address it listens on <data-dir>/server.sock, which local clients use.',
     )
-    .option('--listen <host:port>', 'address to listen on (default: 127.0.0.1:8080; port 0 picks a free one)')
+    .option(
+      '--listen <host:port>',
+      'address to listen on, any with TLS (default: $JOBWORKER_LISTEN, else 127.0.0.1:8080; port 0 picks a free one)',
+    )
+    .option(
+      '--tls-cert <file>',
+      "own server certificate, PEM (default: $JOBWORKER_TLS_CERT, else one the server's CA in <data-dir>/tls/ issues)",
+    )
+    .option('--tls-key <file>', 'key of --tls-cert, PEM (default: $JOBWORKER_TLS_KEY)')
+    .option(
+      '--client-ca <file>',
+      "CA that client certificates must chain to (default: $JOBWORKER_CLIENT_CA, else the server's own CA)",
+    )
+    .option(
+      '--insecure-http',
+      'serve plain HTTP instead of HTTPS, only on a loopback address (default: $JOBWORKER_INSECURE_HTTP=1)',
+    )
     .option(
       '--data-dir <dir>',
       'database, job files and admin token (default: $JOBWORKER_DATA_DIR, else $XDG_DATA_HOME/jobworker or ~/.local/share/jobworker)',
@@ -62,6 +85,18 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--reset-store',
       'when jobworker.db is missing but job directories remain: accept the loss, stop those jobs and move their directories aside',
+    )
+    .option(
+      '--homes-dir <dir>',
+      "where pool accounts' homes are made, outside the data directory (default: $JOBWORKER_HOMES_DIR, else /var/lib/jobworker/homes)",
+    )
+    .option(
+      '--single-account',
+      "for a server that is not root: accept that every job, users' included, runs as the server's own account (default: $JOBWORKER_SINGLE_ACCOUNT)",
+    )
+    .option(
+      '--admin-run-as <account>',
+      'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
   addCommonOptions(command).action(async (options: ServeOptions) => {
     const json = commonOptions(command).json === true;
@@ -85,6 +120,13 @@ export function registerServe(program: Command, ctx: CliContext): void {
       keepJobs: options.keepJobs,
       keepFor: options.keepFor,
       resetStore: options.resetStore === true,
+      ...(options.homesDir === undefined ? {} : { homesDir: resolve(ctx.cwd, options.homesDir) }),
+      ...(options.singleAccount ? { singleAccount: true } : {}),
+      ...(options.adminRunAs === undefined ? {} : { adminRunAs: options.adminRunAs }),
+      tlsCert: options.tlsCert === undefined ? undefined : resolve(ctx.cwd, options.tlsCert),
+      tlsKey: options.tlsKey === undefined ? undefined : resolve(ctx.cwd, options.tlsKey),
+      clientCa: options.clientCa === undefined ? undefined : resolve(ctx.cwd, options.clientCa),
+      ...(options.insecureHttp === true ? { insecureHttp: true } : {}),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -98,6 +140,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'defaultTimeout',
         'keepJobs',
         'keepFor',
+        'homesDir',
+        'insecureHttp',
       ];
       if (field !== undefined && flagFields.includes(field)) {
         throw new UsageError((err as Error).message);
@@ -109,13 +153,15 @@ export function registerServe(program: Command, ctx: CliContext): void {
       socketPath: server.socketPath,
       dataDir: server.dataDir,
       adminTokenFile: server.adminTokenFile,
+      caFile: server.caFile,
     };
     if (json) await printJson(ctx, where);
     else {
       await notice(
         ctx,
         `jobworker: listening on ${server.url}${server.socketPath ? ` and ${server.socketPath}` : ''}\n` +
-          `jobworker: data in ${server.dataDir}; admin token in ${server.adminTokenFile}\n`,
+          `jobworker: data in ${server.dataDir}; admin token in ${server.adminTokenFile}\n` +
+          (server.caFile ? `jobworker: clients verify the server with ${server.caFile}\n` : ''),
       );
     }
     const signal = await stopped.promise;

@@ -38,6 +38,7 @@ interface StartOptions extends ScheduleOptions {
   shell?: boolean;
   follow?: boolean;
   raw?: boolean;
+  asRoot?: boolean;
 }
 
 export function registerStart(program: Command, ctx: CliContext): void {
@@ -99,6 +100,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       ]),
     )
     .option('--shell', 'run <command> with /bin/sh -c even without whitespace in it')
+    .option('--as-root', "admins: run it as root instead of the admin's own account")
     .option('-f, --follow', "print the job's output until it ends, then exit with its exit code")
     .option('--raw', 'with --follow: keep escape sequences when printing to a terminal')
     .passThroughOptions();
@@ -110,6 +112,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     const body: CreateJobBody = { command: cmd, args, ...schedule };
     if (options.shell === true || (args.length === 0 && /\s/.test(cmd))) body.shell = true;
     if (body.args?.length === 0) delete body.args;
+    if (options.asRoot === true) body.runAsRoot = true;
     if (options.name !== undefined) body.name = options.name;
     if (options.env !== undefined) body.env = parseEnv(options.env, ctx);
     if (options.label !== undefined) body.labels = parsePairs('--label', options.label);

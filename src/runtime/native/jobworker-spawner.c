@@ -7,8 +7,10 @@
  * this small program does all three with a fixed footprint.
  *
  * Request (stdin): a 4-byte little-endian length, then that many bytes of NUL-terminated fields:
- *   request id, job id, job dir, cwd, executable path, stdout path, stderr path,
- *   argc, argv..., envc, env..., cgroup count, cgroup.procs paths...
+ *   request id, job id, job dir, cwd, executable path, stdout path, stderr path, uid, gid,
+ *   argc, argv..., envc, env..., cgroup count, cgroup.procs paths..., group count, gids...
+ * uid -1 keeps the spawner's own account (no switch: the server does not run as root, or the
+ * job is the embedding program's own); any other uid is switched to with gid and the groups.
  * Replies (stdout), one line each:
  *   ok REQ WRAPPER_PID WRAPPER_TICKS JOB_PID JOB_TICKS
  *   err REQ STAGE ERRNO TEXT          the job's process never existed
@@ -17,7 +19,8 @@
  * For each request the spawner forks a wrapper, which calls setsid(), renames itself
  * `jobworker-wrapper JOB_ID`, creates the output files and forks the job's process. That one
  * becomes its own process group leader, joins the job's cgroups, takes /dev/null and the output
- * files as fds 0-2, enters cwd, waits for the wrapper's go, resets signals and execve()s the
+ * files as fds 0-2, drops to the job's account (setgroups, setgid, setuid, then checks that
+ * setuid(0) fails), enters cwd as that account, waits for the wrapper's go, resets signals and execve()s the
  * resolved path with the exact argv and env. Before the go, the wrapper writes the job's identity
  * (JOB_DIR/process) so that a server that dies before recording the start can find the job. It
  * then waits for the job, writes JOB_DIR/exit (tmp + rename) and exits. It writes nothing into
@@ -27,12 +30,13 @@
  *
  * Identity file: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n".
  * Exit record: "exit CODE\n", "signal NUM\n", "notstarted\n" or "error STAGE ERRNO TEXT\n"
- * (STAGE: cgroup, stdio, chdir, exec). A record that could be written only after the disk had
+ * (STAGE: cgroup, stdio, user, chdir, exec). A record that could be written only after the disk had
  * room again ends with " @MS": when the job ended, in Unix milliseconds (see write_exit_record).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -52,13 +56,20 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-enum stage { STAGE_CGROUP = 1, STAGE_STDIO, STAGE_CHDIR, STAGE_EXEC };
-static const char *stage_names[] = {"", "cgroup", "stdio", "chdir", "exec"};
+/* STAGE_USER comes last so that the numbers of the others stay what they were. */
+enum stage { STAGE_CGROUP = 1, STAGE_STDIO, STAGE_CHDIR, STAGE_EXEC, STAGE_USER };
+static const char *stage_names[] = {"", "cgroup", "stdio", "chdir", "exec", "user"};
 
 struct request {
   char *id, *job_id, *dir, *cwd, *path, *out, *err;
   char **argv, **envp, **cgroups;
   int ncgroups;
+  /* The account to switch to; switch_user is 0 when uid was -1 (stay the spawner's account). */
+  int switch_user;
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  int ngroups;
 };
 
 static char *argv_area;
@@ -184,6 +195,26 @@ static void job_fail(int errfd, int stage) {
   _exit(127);
 }
 
+/* Becomes the job's account for good: groups first (they need root), then the gid, then the uid,
+   each set as real, effective and saved id so that nothing can switch back. A uid other than 0
+   that could still setuid(0) kept a capability somehow: that is refused rather than run. */
+static void drop_to(const struct request *r, int errfd) {
+  if (setgroups((size_t)r->ngroups, r->groups) < 0) job_fail(errfd, STAGE_USER);
+  if (setresgid(r->gid, r->gid, r->gid) < 0) job_fail(errfd, STAGE_USER);
+  if (setresuid(r->uid, r->uid, r->uid) < 0) job_fail(errfd, STAGE_USER);
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0) job_fail(errfd, STAGE_USER);
+  if (ru != r->uid || eu != r->uid || su != r->uid || rg != r->gid || eg != r->gid || sg != r->gid) {
+    errno = EPERM;
+    job_fail(errfd, STAGE_USER);
+  }
+  if (r->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+    errno = EPERM;
+    job_fail(errfd, STAGE_USER);
+  }
+}
+
 static void run_job(const struct request *r, int out, int err, int gofd, int errfd) {
   setpgid(0, 0);
   for (int i = 0; i < r->ncgroups; i++) {
@@ -197,6 +228,8 @@ static void run_job(const struct request *r, int out, int err, int gofd, int err
   if (null > 2) close(null);
   close(out);
   close(err);
+  if (r->switch_user) drop_to(r, errfd);
+  /* After the drop: the working directory is entered with the job's own permissions. */
   if (chdir(r->cwd) < 0) job_fail(errfd, STAGE_CHDIR);
   /* The wrapper says go once the job's identity is on disk; no go (EOF): it was told to stop. */
   char go = 0;
@@ -259,6 +292,11 @@ static void run_wrapper(const struct request *r, int reportfd) {
   if (out < 0) wrapper_fail(reportfd, r, STAGE_STDIO, errno);
   int err = open(r->err, flags, 0600);
   if (err < 0) wrapper_fail(reportfd, r, STAGE_STDIO, errno);
+  /* The job's account owns its output files: a job that reopens its own stdout by path
+     (`tee /dev/stdout`, `echo x > /dev/stderr` go through /proc/self/fd) is checked against the
+     file's owner. The files stay unreachable to it by name: the job directory is the server's. */
+  if (r->switch_user && (fchown(out, r->uid, r->gid) < 0 || fchown(err, r->uid, r->gid) < 0))
+    wrapper_fail(reportfd, r, STAGE_STDIO, errno);
   int errpipe[2], gopipe[2];
   if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0)
     wrapper_fail(reportfd, r, STAGE_EXEC, errno);
@@ -310,7 +348,7 @@ static void run_wrapper(const struct request *r, int reportfd) {
   while (waitpid(job, &status, 0) < 0 && errno == EINTR) {
   }
   long long ended_ms = wall_ms();
-  if (n == (ssize_t)sizeof failure && failure[0] >= STAGE_CGROUP && failure[0] <= STAGE_EXEC) {
+  if (n == (ssize_t)sizeof failure && failure[0] >= STAGE_CGROUP && failure[0] <= STAGE_USER) {
     snprintf(text, sizeof text, "error %s %d %s\n", stage_names[failure[0]], failure[1], strerror(failure[1]));
   } else if (stopped) {
     snprintf(text, sizeof text, "notstarted\n");
@@ -342,7 +380,7 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
   }
   size_t i = 0;
   if (nfields >= 1) r->id = fields[0];
-  if (nfields < 8) return -1;
+  if (nfields < 13) return -1;
   i = 1;
   r->job_id = fields[i++];
   r->dir = fields[i++];
@@ -350,9 +388,18 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
   r->path = fields[i++];
   r->out = fields[i++];
   r->err = fields[i++];
-  char **lists[3] = {NULL, NULL, NULL};
-  int counts[3] = {0, 0, 0};
-  for (int l = 0; l < 3; l++) {
+  char *end;
+  long long uid = strtoll(fields[i++], &end, 10);
+  if (*end != '\0' || uid < -1 || uid >= 0xffffffffLL) return -1;
+  long long gid = strtoll(fields[i++], &end, 10);
+  if (*end != '\0' || gid < -1 || gid >= 0xffffffffLL) return -1;
+  r->switch_user = uid != -1;
+  if (r->switch_user && gid == -1) return -1;
+  r->uid = (uid_t)uid;
+  r->gid = (gid_t)gid;
+  char **lists[4] = {NULL, NULL, NULL, NULL};
+  int counts[4] = {0, 0, 0, 0};
+  for (int l = 0; l < 4; l++) {
     if (i >= nfields) return -1;
     long count = strtol(fields[i++], NULL, 10);
     if (count < 0 || (size_t)count > nfields - i) return -1;
@@ -363,7 +410,7 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
   }
   /* Shift each list down over its count field, leaving room for the terminating NULLs. */
   char **out = fields;
-  for (int l = 0; l < 3; l++) {
+  for (int l = 0; l < 4; l++) {
     char **start = out;
     memmove(out, lists[l], sizeof(char *) * (size_t)counts[l]);
     out += counts[l];
@@ -374,6 +421,14 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
   r->envp = lists[1];
   r->cgroups = lists[2];
   r->ncgroups = counts[2];
+  r->ngroups = counts[3];
+  r->groups = malloc(sizeof(gid_t) * (size_t)(counts[3] + 1));
+  if (!r->groups) return -1;
+  for (int g = 0; g < counts[3]; g++) {
+    long long value = strtoll(lists[3][g], &end, 10);
+    if (*end != '\0' || value < 0 || value >= 0xffffffffLL) return -1;
+    r->groups[g] = (gid_t)value;
+  }
   return counts[0] > 0 ? 0 : -1;
 }
 
@@ -390,6 +445,7 @@ static void start_one(char *payload, size_t len) {
     snprintf(line, sizeof line, "err %s request %d malformed start request\n", r.id ? r.id : "?", EINVAL);
     write_all(1, line, strlen(line));
     free(fields);
+    free(r.groups);
     return;
   }
   int rp[2];
@@ -420,6 +476,7 @@ static void start_one(char *payload, size_t len) {
     close(rp[0]);
   }
   free(fields);
+  free(r.groups);
 }
 
 static void reap(void) {

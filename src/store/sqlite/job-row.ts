@@ -77,7 +77,11 @@ export function rowToJob(row: JobRow): Job {
 function specOf(json: string): JobSpec {
   const spec = JSON.parse(json) as JobSpec;
   // A spec stored before dedupe scopes existed has none: its key was its owner's, which is null.
-  return spec.dedupeScope === undefined ? { ...spec, dedupeScope: null } : spec;
+  // One stored before run-as accounts ran as the server's account, which is null.
+  if (spec.dedupeScope === undefined || spec.account === undefined) {
+    return { ...spec, dedupeScope: spec.dedupeScope ?? null, account: spec.account ?? null };
+  }
+  return spec;
 }
 
 /** A date as integer Unix milliseconds, the unit every time column uses. */

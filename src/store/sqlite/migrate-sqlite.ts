@@ -4,6 +4,7 @@ import * as jobs from './migrations/0001-jobs.ts';
 import * as queues from './migrations/0002-queues.ts';
 import * as dedupeScope from './migrations/0003-dedupe-scope.ts';
 import * as retention from './migrations/0004-retention.ts';
+import * as users from './migrations/0005-users.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -14,6 +15,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0002-queues': queues,
   '0003-dedupe-scope': dedupeScope,
   '0004-retention': retention,
+  '0005-users': users,
 };
 
 const provider: MigrationProvider = {

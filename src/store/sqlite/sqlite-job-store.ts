@@ -22,6 +22,7 @@ import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
+import { SqliteUserStore } from './sqlite-user-store.ts';
 
 /** What a state change decides from: the columns its checks read. */
 type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
@@ -43,9 +44,13 @@ export class SqliteJobStore implements JobStore {
   /** `getJob`, compiled once: it is the API's hottest read and its SQL never changes. */
   readonly #getJob: ReturnType<typeof compileGetJob>;
 
+  /** Users, tokens and the audit trail, in the same database and on the same connection. */
+  readonly users: SqliteUserStore;
+
   private constructor(db: Kysely<SqliteSchema>) {
     this.#db = db;
     this.#getJob = compileGetJob(db);
+    this.users = new SqliteUserStore(db);
   }
 
   /** Opens (creating if needed) the database file at `path` and brings its schema up to date. */

@@ -1,3 +1,4 @@
+import type { Generated } from 'kysely';
 import type { JobHold, JobStatus } from '../../core/job.ts';
 
 /**
@@ -10,6 +11,44 @@ export interface SqliteSchema {
   queues: QueueRow;
   job_deps: JobDepRow;
   job_dirs_to_remove: JobDirToRemoveRow;
+  users: UserRow;
+  tokens: TokenRow;
+  audit: AuditRow;
+}
+
+/** A user (migration 0005). */
+export interface UserRow {
+  name: string;
+  role: 'admin' | 'user' | 'viewer';
+  run_as: string | null;
+  /** 0 or 1. */
+  disabled: number;
+  created_at: number;
+}
+
+/** A token, by its SHA-256 (never the token). */
+export interface TokenRow {
+  id: string;
+  user: string;
+  label: string | null;
+  sha256: string;
+  created_at: number;
+  last_used_at: number | null;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+/** One audit entry; `id` is assigned by SQLite in the order entries are appended. */
+export interface AuditRow {
+  id: Generated<number>;
+  at: number;
+  user: string | null;
+  role: string | null;
+  source: string | null;
+  transport: string | null;
+  action: string;
+  target: string | null;
+  result: string;
 }
 
 /** A deleted job whose directory is still to be removed (written with the delete, for crash safety). */

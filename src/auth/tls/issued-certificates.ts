@@ -1,0 +1,162 @@
+import { join } from 'node:path';
+import type { Clock } from '../../core/clock.ts';
+import { NotFoundError, ValidationError } from '../../core/errors.ts';
+import { writeFileAtomic } from '../atomic-file.ts';
+import type { CertificateAuthority, IssuedPair } from './certificate-authority.ts';
+import { CRL_DAYS, readIfThere, TLS_FILES, tlsDir } from './tls-files.ts';
+
+/** A client certificate the server issued: never its key, which only the caller got. */
+export interface IssuedCertificate {
+  /** Lower-case hex. */
+  readonly serial: string;
+  readonly user: string;
+  readonly issuedAt: string;
+  readonly notAfter: string;
+  /** When it was revoked, or null. */
+  readonly revokedAt: string | null;
+}
+
+interface IssuedFile {
+  readonly version: 1;
+  readonly certificates: IssuedCertificate[];
+}
+
+/** Longest life of a client certificate: about 10 years. */
+export const MAX_CLIENT_CERT_DAYS = 3650;
+
+/**
+ * The client certificates this server's CA issued (`<data-dir>/tls/issued.json`) and the
+ * revocation list it signs from them (`crl.pem`), which the server hands to TLS. One server per
+ * data directory writes both; every change replaces the files atomically.
+ */
+export class IssuedCertificates {
+  readonly #dataDir: string;
+  readonly #ca: CertificateAuthority;
+  readonly #clock: Clock;
+  #certificates: IssuedCertificate[];
+  /** Called with the new CRL after a revocation. */
+  onRevoked: ((crlPem: string) => void) | undefined;
+
+  private constructor(
+    dataDir: string,
+    ca: CertificateAuthority,
+    clock: Clock,
+    certificates: IssuedCertificate[],
+  ) {
+    this.#dataDir = dataDir;
+    this.#ca = ca;
+    this.#clock = clock;
+    this.#certificates = certificates;
+  }
+
+  /** Reads `issued.json` and makes sure a signed `crl.pem` exists. */
+  static async open(dataDir: string, ca: CertificateAuthority, clock: Clock): Promise<IssuedCertificates> {
+    const path = join(tlsDir(dataDir), TLS_FILES.issued);
+    const text = await readIfThere(path);
+    const issued = new IssuedCertificates(
+      dataDir,
+      ca,
+      clock,
+      text === undefined ? [] : parseIssued(path, text),
+    );
+    if ((await readIfThere(issued.crlPath)) === undefined) await issued.#writeCrl();
+    return issued;
+  }
+
+  get crlPath(): string {
+    return join(tlsDir(this.#dataDir), TLS_FILES.crl);
+  }
+
+  list(): readonly IssuedCertificate[] {
+    return this.#certificates;
+  }
+
+  /** A key pair and certificate for `user`, valid `days`; the key is not kept. */
+  async issue(user: string, days: number): Promise<{ pair: IssuedPair; record: IssuedCertificate }> {
+    checkCertificateUser(user);
+    if (!(Number.isSafeInteger(days) && days >= 1 && days <= MAX_CLIENT_CERT_DAYS)) {
+      throw ValidationError.expected(
+        'days',
+        `a whole number of days from 1 to ${MAX_CLIENT_CERT_DAYS}`,
+        days,
+      );
+    }
+    const now = this.#clock.now();
+    const pair = await this.#ca.issueClient(user, now, days);
+    const record: IssuedCertificate = {
+      serial: normalSerial(pair.serial),
+      user,
+      issuedAt: now.toISOString(),
+      notAfter: pair.notAfter.toISOString(),
+      revokedAt: null,
+    };
+    await this.#save([...this.#certificates, record]);
+    return { pair, record };
+  }
+
+  /** Revokes a certificate this CA issued; revoking it again changes nothing. */
+  async revoke(serial: string): Promise<IssuedCertificate> {
+    const wanted = normalSerial(serial);
+    const found = this.#certificates.find((c) => c.serial === wanted);
+    if (!found) throw new NotFoundError(`No certificate with serial ${wanted} was issued by this server`);
+    if (found.revokedAt !== null) return found;
+    const revoked = { ...found, revokedAt: this.#clock.now().toISOString() };
+    await this.#save(this.#certificates.map((c) => (c === found ? revoked : c)));
+    const crl = await this.#writeCrl();
+    this.onRevoked?.(crl);
+    return revoked;
+  }
+
+  async #save(certificates: IssuedCertificate[]): Promise<void> {
+    const file: IssuedFile = { version: 1, certificates };
+    const path = join(tlsDir(this.#dataDir), TLS_FILES.issued);
+    await writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
+    this.#certificates = certificates;
+  }
+
+  async #writeCrl(): Promise<string> {
+    const revoked = this.#certificates
+      .filter((c) => c.revokedAt !== null)
+      .map((c) => ({ serial: c.serial, revokedAt: new Date(c.revokedAt as string) }));
+    const crl = await this.#ca.revocationList(revoked, this.#clock.now(), CRL_DAYS);
+    await writeFileAtomic(this.crlPath, crl, 0o644);
+    return crl;
+  }
+}
+
+/** Hex, any case, with or without colons and leading zeros; the serial as stored. */
+/** A user name a client certificate can carry (in its URI SAN and CN). */
+export function checkCertificateUser(user: unknown): string {
+  if (typeof user !== 'string' || !/^[A-Za-z0-9._@-]{1,128}$/.test(user)) {
+    throw ValidationError.expected(
+      'user',
+      'a user name of 1 to 128 letters, digits, `.`, `_`, `@` or `-`',
+      user,
+    );
+  }
+  return user;
+}
+
+export function normalSerial(text: string): string {
+  const hex = text.replaceAll(':', '').toLowerCase();
+  if (!/^[0-9a-f]{1,40}$/.test(hex)) {
+    throw ValidationError.expected('serial', 'a certificate serial number in hex', text);
+  }
+  return hex.replace(/^0+(?=.)/, '');
+}
+
+function parseIssued(path: string, text: string): IssuedCertificate[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  const file = parsed as Partial<IssuedFile> | null;
+  if (file?.version !== 1 || !Array.isArray(file.certificates)) {
+    throw new Error(
+      `${path} is not a jobworker issued-certificates file (expected {"version": 1, "certificates": [...]})`,
+    );
+  }
+  return file.certificates.map((c) => ({ ...c, serial: normalSerial(c.serial) }));
+}

@@ -1,0 +1,246 @@
+import { randomUUID } from 'node:crypto';
+import { type Clock, systemClock } from '../core/clock.ts';
+import { JobworkerError } from '../core/errors.ts';
+import type { TokenRecord, UserChanges, UserRecord, UserStore } from '../store/user-store.ts';
+import type { Principal, Role } from './principal.ts';
+import { generateToken, hashToken } from './token.ts';
+
+/** `last_used_at` is written at most this often per token: a token used in a loop costs no writes. */
+export const TOUCH_INTERVAL_MS = 60_000;
+
+/** Why a token authenticated nobody (for the audit trail and the log; never told to the client). */
+export type TokenRefusal = 'unknown' | 'expired' | 'revoked' | 'user-disabled' | 'user-removed';
+
+/** What a presented token stands for: a principal, or why not (with the token's id and user when known). */
+export type TokenVerdict =
+  | { readonly ok: true; readonly principal: Principal; readonly tokenId: string }
+  | { readonly ok: false; readonly reason: TokenRefusal; readonly tokenId?: string; readonly user?: string };
+
+interface TokenEntry {
+  readonly id: string;
+  readonly user: string;
+  readonly label: string | null;
+  readonly expiresAt: number | null;
+  revoked: boolean;
+  /** What `last_used_at` holds (or is about to), in ms. */
+  lastUsedAt: number | null;
+}
+
+interface UserEntry {
+  readonly record: UserRecord;
+  /** Frozen, shared by every request of the user; undefined while the user is disabled. */
+  readonly principal: Principal | undefined;
+}
+
+/** A new user as `addUser` takes it. */
+export interface NewUser {
+  readonly name: string;
+  readonly role: Role;
+  readonly runAs?: string | null;
+}
+
+/** A new token as `issueToken` takes it. */
+export interface NewToken {
+  readonly user: string;
+  readonly label?: string | null;
+  /** Milliseconds from now; absent or null: never expires. */
+  readonly lifetimeMs?: number | null;
+}
+
+/**
+ * The users and tokens the server knows, held in memory in step with the store: every change is
+ * written to the store first and applied to the index once the write committed, so a revoke, a
+ * disable or a removal takes effect on the very next request. A token is looked up by its SHA-256
+ * (one hash and one map lookup per request, whatever the number of tokens; the lookup's timing says
+ * nothing about how much of a wrong token was right), and its expiry checked against the clock at
+ * each use. One server per store writes it (the data directory lock): changes made by another
+ * process are seen after a restart.
+ */
+export class UserDirectory {
+  readonly #store: UserStore;
+  readonly #clock: Clock;
+  readonly #onError: (err: unknown) => void;
+  readonly #users = new Map<string, UserEntry>();
+  readonly #byHash = new Map<string, TokenEntry>();
+  readonly #byId = new Map<string, TokenEntry>();
+  readonly #writes = new Set<Promise<void>>();
+
+  private constructor(store: UserStore, clock: Clock, onError: (err: unknown) => void) {
+    this.#store = store;
+    this.#clock = clock;
+    this.#onError = onError;
+  }
+
+  /** Loads every user and token of `store`. `onError` hears of `last_used_at` writes that failed. */
+  static async open(
+    store: UserStore,
+    options: { clock?: Clock; onError?: (err: unknown) => void } = {},
+  ): Promise<UserDirectory> {
+    const accounts = new UserDirectory(
+      store,
+      options.clock ?? systemClock,
+      options.onError ?? (() => undefined),
+    );
+    for (const user of await store.listUsers()) accounts.#setUserEntry(user);
+    for (const token of await store.listTokens()) accounts.#addTokenEntry(token);
+    return accounts;
+  }
+
+  /** The principal a bearer token stands for, or undefined. */
+  authenticate(token: string): Principal | undefined {
+    const verdict = this.verify(token);
+    return verdict.ok ? verdict.principal : undefined;
+  }
+
+  /** What a bearer token stands for, or why it stands for nobody. Marks the token used. */
+  verify(token: string): TokenVerdict {
+    const entry = this.#byHash.get(hashToken(token));
+    if (!entry) return { ok: false, reason: 'unknown' };
+    const refused = (reason: TokenRefusal): TokenVerdict => ({
+      ok: false,
+      reason,
+      tokenId: entry.id,
+      user: entry.user,
+    });
+    if (entry.revoked) return refused('revoked');
+    const now = this.#clock.now().getTime();
+    if (entry.expiresAt !== null && now >= entry.expiresAt) return refused('expired');
+    const user = this.#users.get(entry.user);
+    if (!user) return refused('user-removed');
+    if (!user.principal) return refused('user-disabled');
+    if (entry.lastUsedAt === null || now - entry.lastUsedAt >= TOUCH_INTERVAL_MS) {
+      entry.lastUsedAt = now;
+      this.#track(this.#store.touchTokens([{ id: entry.id, at: new Date(now) }]));
+    }
+    return { ok: true, principal: user.principal, tokenId: entry.id };
+  }
+
+  /** The principal of a known, enabled user (a client certificate names one), else undefined. */
+  principalOfUser(name: string): Principal | undefined {
+    return this.#users.get(name)?.principal;
+  }
+
+  /** The user, or undefined. */
+  user(name: string): UserRecord | undefined {
+    return this.#users.get(name)?.record;
+  }
+
+  /** Every user, by name. */
+  listUsers(): UserRecord[] {
+    return [...this.#users.values()].map((u) => u.record).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Creates a user; `ALREADY_EXISTS` when the name is taken. Names and roles are checked by the caller. */
+  async addUser(input: NewUser): Promise<UserRecord> {
+    const record: UserRecord = {
+      name: input.name,
+      role: input.role,
+      runAs: input.runAs ?? null,
+      disabled: false,
+      createdAt: this.#clock.now(),
+    };
+    await this.#store.addUser(record);
+    this.#setUserEntry(record);
+    return record;
+  }
+
+  async setUser(name: string, changes: UserChanges): Promise<UserRecord> {
+    const record = await this.#store.setUser(name, changes);
+    this.#setUserEntry(record);
+    return record;
+  }
+
+  /** Removes a user and revokes its tokens; its jobs stay. */
+  async removeUser(name: string): Promise<UserRecord> {
+    const { user, revoked } = await this.#store.removeUser(name, this.#clock.now());
+    this.#users.delete(name);
+    for (const token of revoked) {
+      const entry = this.#byId.get(token.id);
+      if (entry) entry.revoked = true;
+    }
+    return user;
+  }
+
+  /**
+   * Issues a token for a known user (`NOT_FOUND` otherwise). The token is returned once and never
+   * kept: only its SHA-256 is stored. `revokeLabelled` revokes, in the same write, the user's live
+   * tokens with the same label (the way `admin.token` is rotated). `beforeSave` gets the token
+   * before its hash is stored, to hand it out first.
+   */
+  async issueToken(
+    input: NewToken,
+    options: { revokeLabelled?: boolean; beforeSave?: (token: string) => Promise<void> } = {},
+  ): Promise<{ token: string; record: TokenRecord }> {
+    if (!this.#users.has(input.user)) throw new JobworkerError('NOT_FOUND', `No user named ${input.user}`);
+    const token = generateToken();
+    const now = this.#clock.now();
+    const label = input.label ?? null;
+    const lifetime = input.lifetimeMs ?? null;
+    const record: TokenRecord = {
+      id: randomUUID(),
+      user: input.user,
+      label,
+      sha256: hashToken(token),
+      createdAt: now,
+      lastUsedAt: null,
+      expiresAt: lifetime === null ? null : new Date(now.getTime() + lifetime),
+      revokedAt: null,
+    };
+    const revoke = options.revokeLabelled
+      ? [...this.#byId.values()]
+          .filter((t) => t.user === input.user && !t.revoked && t.label === label)
+          .map((t) => t.id)
+      : [];
+    await options.beforeSave?.(token);
+    await this.#store.addToken(record, revoke);
+    for (const id of revoke) {
+      const entry = this.#byId.get(id);
+      if (entry) entry.revoked = true;
+    }
+    this.#addTokenEntry(record);
+    return { token, record };
+  }
+
+  /** Tokens oldest first (never the secret), of one user when `user` is given. */
+  listTokens(user?: string): Promise<TokenRecord[]> {
+    return this.#store.listTokens(user === undefined ? {} : { user });
+  }
+
+  /** Revokes a token; refused from the next request on. `NOT_FOUND` for an unknown id. */
+  async revokeToken(id: string): Promise<TokenRecord> {
+    const record = await this.#store.revokeToken(id, this.#clock.now());
+    const entry = this.#byId.get(id);
+    if (entry) entry.revoked = true;
+    return record;
+  }
+
+  /** Resolves once every `last_used_at` write started so far has ended. */
+  async flush(): Promise<void> {
+    while (this.#writes.size > 0) await Promise.all(this.#writes);
+  }
+
+  #setUserEntry(record: UserRecord): void {
+    const principal = record.disabled
+      ? undefined
+      : Object.freeze({ user: record.name, role: record.role, runAs: record.runAs });
+    this.#users.set(record.name, { record, principal });
+  }
+
+  #addTokenEntry(token: TokenRecord): void {
+    const entry: TokenEntry = {
+      id: token.id,
+      user: token.user,
+      label: token.label,
+      expiresAt: token.expiresAt?.getTime() ?? null,
+      revoked: token.revokedAt !== null,
+      lastUsedAt: token.lastUsedAt?.getTime() ?? null,
+    };
+    this.#byHash.set(token.sha256, entry);
+    this.#byId.set(token.id, entry);
+  }
+
+  #track(write: Promise<void>): void {
+    const tracked = write.catch(this.#onError).finally(() => this.#writes.delete(tracked));
+    this.#writes.add(tracked);
+  }
+}

@@ -1,0 +1,103 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+import type { ApiCertificate } from '../api-types.ts';
+import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
+import { UsageError } from '../errors.ts';
+import { writeTo } from '../output-writer.ts';
+import { renderTable } from '../table.ts';
+
+/** The Job Worker design's file names, which the CLI also looks for in ./cert/. */
+const FILES = { cert: 'client-cert.pem', key: 'client-key.pem', ca: 'ca-cert.pem' } as const;
+
+/** `certs issue|list|revoke`: client certificates made by the server's CA (admins only). */
+export function registerCerts(program: Command, ctx: CliContext): void {
+  const certs = program
+    .command('certs')
+    .summary('issue, list and revoke client certificates (admins only)')
+    .description(
+      "Client certificates authenticate a user without a token (mTLS). The server's own CA issues them; " +
+        'a revoked one fails the TLS handshake from then on.',
+    );
+
+  const issue = certs
+    .command('issue')
+    .summary('make a key pair and certificate for a user')
+    .requiredOption('--user <name>', 'the user the certificate authenticates')
+    .requiredOption('--out <dir>', `directory to write ${FILES.cert}, ${FILES.key} (0600) and ${FILES.ca} to`)
+    .option('--days <n>', 'how long it is valid (default: 90)', parseDays);
+  addCommonOptions(issue).action(async (options: { user: string; out: string; days?: number }) => {
+    const common = commonOptions(issue);
+    const issued = await (await connect(ctx, common)).issueCertificate(options.user, options.days);
+    const dir = resolve(ctx.cwd, options.out);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, FILES.key), issued.keyPem, { mode: 0o600 });
+    await writeFile(join(dir, FILES.cert), issued.certPem, { mode: 0o644 });
+    await writeFile(join(dir, FILES.ca), issued.caPem, { mode: 0o644 });
+    if (common.json === true) return printJson(ctx, { ...issued.certificate, dir });
+    await writeTo(
+      ctx.stdout,
+      `Issued certificate ${issued.certificate.serial} for ${issued.certificate.user}, valid until ` +
+        `${issued.certificate.notAfter}, in ${dir}\n`,
+    );
+  });
+
+  const list = certs.command('list').alias('ls').summary('the client certificates the server issued');
+  addCommonOptions(list).action(async () => {
+    const common = commonOptions(list);
+    const found = await (await connect(ctx, common)).listCertificates();
+    if (common.json === true) return printJson(ctx, { certificates: found });
+    if (found.length === 0) return writeTo(ctx.stdout, 'No certificates.\n');
+    await writeTo(ctx.stdout, certificateTable(found));
+  });
+
+  const revoke = certs
+    .command('revoke')
+    .summary('revoke a client certificate: its next handshake fails')
+    .option('--serial <hex>', 'the serial number (see `certs list`)')
+    .option('--cert <file>', 'the certificate file to revoke');
+  addCommonOptions(revoke, { clientCert: false }).action(
+    async (options: { serial?: string; cert?: string }) => {
+      const common = commonOptions(revoke);
+      if ((options.serial === undefined) === (options.cert === undefined)) {
+        throw new UsageError('Expected one of --serial HEX or --cert FILE');
+      }
+      const serial = options.serial ?? (await serialOf(resolve(ctx.cwd, options.cert as string)));
+      // `--cert` here names the certificate to revoke; the client's own comes from JOBWORKER_CERT.
+      const revoked = await (
+        await connect(ctx, { ...common, cert: undefined, key: undefined })
+      ).revokeCertificate(serial);
+      if (common.json === true) return printJson(ctx, revoked);
+      await writeTo(ctx.stdout, `Revoked certificate ${revoked.serial} of ${revoked.user}\n`);
+    },
+  );
+}
+
+function parseDays(text: string): number {
+  const days = /^[0-9]{1,4}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(days >= 1 && days <= 3650))
+    throw new InvalidArgumentError('Expected a whole number of days from 1 to 3650.');
+  return days;
+}
+
+async function serialOf(file: string): Promise<string> {
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`Cannot read --cert ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  try {
+    return new X509Certificate(pem).serialNumber;
+  } catch {
+    throw new UsageError(`Expected --cert to be a PEM certificate, got ${file}`);
+  }
+}
+
+function certificateTable(certs: readonly ApiCertificate[]): string {
+  return renderTable(
+    ['SERIAL', 'USER', 'ISSUED', 'NOT AFTER', 'REVOKED'].map((header) => ({ header })),
+    certs.map((c) => [c.serial, c.user, c.issuedAt, c.notAfter, c.revokedAt ?? '-']),
+  );
+}

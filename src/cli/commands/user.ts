@@ -1,0 +1,81 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { userTable } from '../account-format.ts';
+import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
+import { writeTo } from '../output-writer.ts';
+
+const ROLES = ['admin', 'user', 'viewer'];
+
+/** `user add|list|disable|enable|rm`: manage who may call the server (admins only, over the API). */
+export function registerUser(program: Command, ctx: CliContext): void {
+  const user = program
+    .command('user')
+    .summary('add, list, disable, enable and remove users (admins only)')
+    .description(
+      "Users live in the server's store; every change goes through the API, so it works remotely " +
+        'and takes effect on the next request. Roles: admin (everything), user (starts jobs; sees and ' +
+        'acts on its own), viewer (reads every job, its output and the queues; changes nothing). A new ' +
+        'user has no token: `jobworker token create --user NAME`.',
+    );
+  const width = () =>
+    ctx.stdout.isTTY === true && (ctx.stdout.columns ?? 0) > 0 ? ctx.stdout.columns : undefined;
+
+  const add = user
+    .command('add')
+    .summary('add a user')
+    .argument('<name>', 'the user name (letters, digits, _ . @ -)')
+    .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`, parseRole)
+    .option('--run-as <account>', 'the OS account its jobs run as');
+  addCommonOptions(add).action(async (name: string, options: { role: string; runAs?: string }) => {
+    const common = commonOptions(add);
+    const created = await (await connect(ctx, common)).addUser({
+      name,
+      role: options.role,
+      ...(options.runAs === undefined ? {} : { runAs: options.runAs }),
+    });
+    if (common.json === true) return printJson(ctx, created);
+    await writeTo(ctx.stdout, `added user ${created.name} (${created.role})\n`);
+  });
+
+  const list = user.command('list').alias('ls').summary('every user with its role and state');
+  addCommonOptions(list).action(async () => {
+    const common = commonOptions(list);
+    const users = await (await connect(ctx, common)).listUsers();
+    if (common.json === true) return printJson(ctx, { users });
+    await writeTo(ctx.stdout, userTable(users, width()));
+  });
+
+  for (const verb of ['disable', 'enable'] as const) {
+    const sub = user
+      .command(verb)
+      .summary(
+        verb === 'disable'
+          ? 'refuse every credential of a user (its tokens are kept)'
+          : 'accept a disabled user again',
+      )
+      .argument('<name>', 'the user');
+    addCommonOptions(sub).action(async (name: string) => {
+      const common = commonOptions(sub);
+      const changed = await (await connect(ctx, common)).setUser(name, { disabled: verb === 'disable' });
+      if (common.json === true) return printJson(ctx, changed);
+      await writeTo(ctx.stdout, `${verb}d user ${changed.name}\n`);
+    });
+  }
+
+  const rm = user
+    .command('rm')
+    .summary('remove a user and revoke its tokens; its jobs stay in the history')
+    .argument('<name>', 'the user');
+  addCommonOptions(rm).action(async (name: string) => {
+    const common = commonOptions(rm);
+    const removed = await (await connect(ctx, common)).removeUser(name);
+    if (common.json === true) return printJson(ctx, removed);
+    await writeTo(ctx.stdout, `removed user ${removed.name}; its tokens are revoked\n`);
+  });
+}
+
+function parseRole(text: string): string {
+  if (!ROLES.includes(text)) {
+    throw new InvalidArgumentError(`Expected one of ${ROLES.join(', ')}, got ${JSON.stringify(text)}.`);
+  }
+  return text;
+}

@@ -1,0 +1,107 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { UsageError } from './errors.ts';
+
+/** How the CLI verifies the server and, optionally, proves who it is with a certificate. */
+export interface TlsTrust {
+  /** PEM CA certificates to trust instead of the system's; undefined: the system's. */
+  readonly ca: readonly string[] | undefined;
+  /** The files `ca` came from, for error messages. */
+  readonly caFiles: readonly string[];
+  /** True when `--ca`/`JOBWORKER_CA` named the CA (no other is tried). */
+  readonly caExplicit: boolean;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly certFile: string | undefined;
+}
+
+/** The Job Worker design's defaults, relative to the current directory. */
+export const CERT_DIR_FILES = {
+  cert: join('cert', 'client-cert.pem'),
+  key: join('cert', 'client-key.pem'),
+  ca: join('cert', 'ca-cert.pem'),
+} as const;
+
+export interface TlsFlags {
+  readonly ca?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+}
+
+/**
+ * The CA: `--ca`, else `JOBWORKER_CA`, else every one of `./cert/ca-cert.pem` and the local
+ * server's `<dataDir>/tls/ca.pem` that can be read (none: the system's CAs, for a server with a
+ * public certificate). The client certificate: `--cert`/`--key`, else the variables, else
+ * `./cert/client-cert.pem` and `./cert/client-key.pem` when both exist. There is no way to skip
+ * verifying the server.
+ */
+export async function resolveTlsTrust(
+  flags: TlsFlags,
+  env: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined; dataDir: string },
+  cwd: string,
+): Promise<TlsTrust> {
+  const explicitCa = flags.ca ?? env.ca;
+  let caFiles: string[];
+  let ca: string[];
+  if (explicitCa !== undefined) {
+    const file = resolve(cwd, explicitCa);
+    const source = flags.ca !== undefined ? '--ca' : 'JOBWORKER_CA';
+    ca = [await readOrFail(file, `${source} ${explicitCa}`)];
+    caFiles = [file];
+  } else {
+    const candidates = [resolve(cwd, CERT_DIR_FILES.ca), join(env.dataDir, 'tls', 'ca.pem')];
+    const found = await Promise.all(candidates.map((file) => readIfReadable(file)));
+    caFiles = candidates.filter((_, i) => found[i] !== undefined);
+    ca = found.filter((pem): pem is string => pem !== undefined);
+  }
+
+  let certFile = flags.cert ?? env.cert;
+  let keyFile = flags.key ?? env.key;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new UsageError(
+      certFile === undefined
+        ? 'Expected --cert (or JOBWORKER_CERT) with --key: give the certificate and its key'
+        : 'Expected --key (or JOBWORKER_KEY) with --cert: give the certificate and its key',
+    );
+  }
+  let cert: string | undefined;
+  let key: string | undefined;
+  if (certFile !== undefined && keyFile !== undefined) {
+    certFile = resolve(cwd, certFile);
+    cert = await readOrFail(certFile, `--cert ${certFile}`);
+    key = await readOrFail(resolve(cwd, keyFile), `--key ${keyFile}`);
+  } else {
+    const [defaultCert, defaultKey] = await Promise.all([
+      readIfReadable(resolve(cwd, CERT_DIR_FILES.cert)),
+      readIfReadable(resolve(cwd, CERT_DIR_FILES.key)),
+    ]);
+    if (defaultCert !== undefined && defaultKey !== undefined) {
+      cert = defaultCert;
+      key = defaultKey;
+      certFile = resolve(cwd, CERT_DIR_FILES.cert);
+      keyFile = resolve(cwd, CERT_DIR_FILES.key);
+    }
+  }
+  return {
+    ca: ca.length === 0 ? undefined : ca,
+    caFiles,
+    caExplicit: explicitCa !== undefined,
+    cert,
+    key,
+    certFile: cert === undefined ? undefined : certFile,
+  };
+}
+
+async function readIfReadable(file: string): Promise<string | undefined> {
+  return readFile(file, 'utf8').catch(() => undefined);
+}
+
+async function readOrFail(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(
+      `Cannot read ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+}

@@ -1,0 +1,248 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { UID_POOL } from '../../src/accounts/uid-pool.ts';
+import { outputPaths } from '../../src/output/output-files.ts';
+import { type ApiHarness, addUserToken, type JobJson, openApi, rawGet } from '../api/api-harness.ts';
+import { baseEnv } from '../cli/cli-harness.ts';
+import { runCliInProcess } from '../cli/cli-in-process.ts';
+
+/**
+ * Jobs run as their owner's OS account (docs/security.md, "What a job can reach"), with real uids:
+ * this suite runs as root, as the server must to switch accounts. Admin jobs here use the pool
+ * too (`adminRunAs: undefined`), as they do on a server started without `--admin-run-as`.
+ */
+
+interface Job extends JobJson {
+  account: { name: string; uid: number; gid: number } | null;
+}
+
+interface Ran {
+  readonly job: Job;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+let h: ApiHarness;
+let alice: Record<string, string>;
+let bob: Record<string, string>;
+
+before(async () => {
+  h = await openApi(undefined, { adminRunAs: undefined });
+  alice = { authorization: `Bearer ${await addUserToken(h, 'alice')}` };
+  bob = { authorization: `Bearer ${await addUserToken(h, 'bob')}` };
+});
+after(() => h.destroy());
+
+async function submit(spec: object, headers?: Record<string, string>): Promise<Job> {
+  const { status, body } = await h.json<Job>('/v1/jobs', { body: spec, ...(headers ? { headers } : {}) });
+  assert.equal(status, 201, JSON.stringify(body));
+  return body;
+}
+
+/** Runs a job to its end: the job as it ended and what it wrote. */
+async function run(spec: object, headers?: Record<string, string>): Promise<Ran> {
+  const job = await submit(spec, headers);
+  const auth = headers ?? {};
+  const stdout = await h.api(`/v1/jobs/${job.id}/output?stream=stdout&follow=true`, { headers: auth });
+  const out = await stdout.text();
+  const err = await (await h.api(`/v1/jobs/${job.id}/output?stream=stderr`, { headers: auth })).text();
+  const ended = await h.json<Job>(`/v1/jobs/${job.id}`, { headers: auth });
+  return { job: ended.body, stdout: out, stderr: err };
+}
+
+/** Starts `sleep` as `headers`' user and resolves once it runs (it announces itself). */
+async function running(headers: Record<string, string>): Promise<Job> {
+  const job = await submit({ command: 'echo ready; exec sleep 600', shell: true }, headers);
+  await rawGet(h.url(`/v1/jobs/${job.id}/output?stream=stdout&follow=true`), headers, (body) =>
+    body.includes('ready'),
+  );
+  return (await h.json<Job>(`/v1/jobs/${job.id}`, { headers })).body;
+}
+
+async function stopped(job: Job, headers: Record<string, string>): Promise<Job> {
+  await h.json(`/v1/jobs/${job.id}/stop`, { method: 'POST', body: { graceMs: 0 }, headers });
+  await h.api(`/v1/jobs/${job.id}/output?follow=true`, { headers }).then((r) => r.text());
+  return (await h.json<Job>(`/v1/jobs/${job.id}`, { headers })).body;
+}
+
+const whoAmI = 'id -u; id -g; id -G; echo "$HOME"; pwd; echo "$USER $LOGNAME"';
+
+describe('a user job runs as its pool account', () => {
+  it("its uid, gid, groups, HOME, cwd and USER are its account's, and status shows the account", async () => {
+    const { job, stdout } = await run({ command: whoAmI, shell: true }, alice);
+    assert.equal(job.status, 'succeeded', job.reason ?? '');
+    const account = job.account!;
+    assert.ok(account.uid >= UID_POOL.first && account.uid <= UID_POOL.last, `pool uid, got ${account.uid}`);
+    assert.deepEqual(account, { name: 'jw-alice', uid: account.uid, gid: account.uid });
+    const home = join(h.homesDir, 'alice');
+    assert.equal(
+      stdout,
+      `${account.uid}\n${account.uid}\n${account.uid}\n${home}\n${home}\njw-alice jw-alice\n`,
+    );
+    assert.equal(job.cwd, home, 'the default working directory is the account home');
+    const info = await stat(home);
+    assert.deepEqual([info.uid, info.gid, info.mode & 0o777], [account.uid, account.uid, 0o700]);
+  });
+
+  it('different users get different uids; the same user the same uid after a restart', async () => {
+    const a = (await run({ command: 'id', args: ['-u'] }, alice)).job.account!;
+    const b = (await run({ command: 'id', args: ['-u'] }, bob)).job.account!;
+    const admin = (await run({ command: 'id', args: ['-u'] })).job.account!;
+    assert.equal(new Set([a.uid, b.uid, admin.uid]).size, 3, 'alice, bob and admin apart');
+    assert.equal(admin.name, 'jw-admin', 'admin jobs run as a pool account unless asked otherwise');
+    await h.restart();
+    const again = await run({ command: 'id', args: ['-u'] }, alice);
+    assert.equal(again.stdout, `${a.uid}\n`);
+    assert.equal(again.job.account!.uid, a.uid);
+    const kept = JSON.parse(await readFile(join(h.dataDir, 'accounts.json'), 'utf8')) as {
+      accounts: { user: string; uid: number }[];
+    };
+    assert.deepEqual(kept.accounts.map(({ user, uid }) => [user, uid]).sort(), [
+      ['admin', admin.uid],
+      ['alice', a.uid],
+      ['bob', b.uid],
+    ]);
+    assert.equal((await stat(join(h.dataDir, 'accounts.json'))).mode & 0o777, 0o600);
+  });
+});
+
+describe('what a user job cannot reach', () => {
+  it("reading admin.token, jobworker.db, another user's output or the server's environ: permission denied", async () => {
+    const bobs = await run({ command: 'echo', args: ['secret of bob'] }, bob);
+    assert.equal(bobs.stdout, 'secret of bob\n');
+    const targets = [
+      join(h.dataDir, 'admin.token'),
+      join(h.dataDir, 'jobworker.db'),
+      outputPaths(join(h.dataDir, 'jobs', bobs.job.id)).stdout,
+      `/proc/${process.pid}/environ`,
+    ];
+    for (const target of targets) {
+      const { job, stdout, stderr } = await run({ command: 'cat', args: [target] }, alice);
+      assert.equal(job.status, 'failed', target);
+      assert.equal(job.exitCode, 1, target);
+      assert.equal(stdout, '', target);
+      assert.match(stderr, /Permission denied/, `${target}: ${stderr}`);
+    }
+    const listing = await run({ command: 'ls', args: [h.dataDir] }, alice);
+    assert.match(listing.stderr, /Permission denied/);
+  });
+
+  it("cannot signal another user's job (kill -0: EPERM), nor the server", async () => {
+    const bobs = await running(bob);
+    try {
+      const { job, stderr } = await run(
+        {
+          command: `kill -0 ${bobs.pid} && echo reached; kill -0 ${process.pid} && echo reached`,
+          shell: true,
+        },
+        alice,
+      );
+      assert.equal(job.status, 'failed');
+      assert.doesNotMatch(stderr + job.reason, /reached/);
+      assert.equal((stderr.match(/Operation not permitted/g) ?? []).length, 2, stderr);
+    } finally {
+      assert.equal((await stopped(bobs, bob)).status, 'stopped');
+    }
+  });
+
+  it('the job directories, the database and the socket are owner-only (root)', async () => {
+    const { job } = await run({ command: 'true' }, alice);
+    for (const [path, mode] of [
+      [h.dataDir, 0o700],
+      [join(h.dataDir, 'jobs'), 0o700],
+      [join(h.dataDir, 'jobs', job.id), 0o700],
+      [join(h.dataDir, 'jobworker.db'), 0o600],
+      [join(h.dataDir, 'server.sock'), 0o600],
+    ] as const) {
+      const info = await stat(path);
+      assert.deepEqual([info.uid, info.mode & 0o777], [0, mode], path);
+    }
+    // Its output files are its account's (a job may reopen /dev/stdout), behind the root-only directory.
+    const out = await stat(outputPaths(join(h.dataDir, 'jobs', job.id)).stdout);
+    assert.equal(out.uid, job.account!.uid);
+  });
+
+  it('a job that reopens its own stdout by path (tee /dev/stdout) can', async () => {
+    const { job, stdout } = await run({ command: 'echo hi | tee -a /dev/stdout', shell: true }, alice);
+    assert.equal(job.status, 'succeeded', job.reason ?? '');
+    assert.equal(stdout, 'hi\nhi\n');
+  });
+});
+
+describe('root, only for admins who ask', () => {
+  it('runAsRoot from an admin runs as root; from a user it is refused on the field', async () => {
+    const root = await run({ command: 'id', args: ['-u'], runAsRoot: true });
+    assert.equal(root.stdout, '0\n');
+    assert.deepEqual(root.job.account, { name: 'root', uid: 0, gid: 0 });
+    const refused = await h.json<{ error: { code: string; field: string; message: string } }>('/v1/jobs', {
+      body: { command: 'id', runAsRoot: true },
+      headers: alice,
+    });
+    assert.equal(refused.status, 403);
+    assert.deepEqual(
+      { code: refused.body.error.code, field: refused.body.error.field },
+      { code: 'FORBIDDEN', field: 'runAsRoot' },
+    );
+    const bad = await h.json<{ error: { code: string; field: string } }>('/v1/jobs', {
+      body: { command: 'id', runAsRoot: 'yes' },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.field, 'runAsRoot');
+  });
+});
+
+describe('the CLI', () => {
+  it('start --as-root runs an admin job as root, status shows the account; a user is refused', async () => {
+    const env = (token: string) => baseEnv({ JOBWORKER_URL: h.url(''), JOBWORKER_TOKEN: token });
+    const started = await runCliInProcess(['start', '--json', '--as-root', '--', 'id', '-u'], env(h.token));
+    assert.equal(started.code, 0, started.stderr);
+    const job = JSON.parse(started.stdout) as Job;
+    await h.api(`/v1/jobs/${job.id}/output?follow=true`).then((r) => r.text());
+    const status = await runCliInProcess(['status', job.id], env(h.token));
+    assert.match(status.stdout, /^Account +root \(uid 0, gid 0\)$/m);
+    const pooled = await run({ command: 'true' }, alice);
+    const shown = await runCliInProcess(['status', pooled.job.id], env(h.token));
+    const { uid } = pooled.job.account!;
+    assert.match(shown.stdout, new RegExp(`^Account +jw-alice \\(uid ${uid}, gid ${uid}\\)$`, 'm'));
+
+    const aliceToken = alice.authorization!.slice('Bearer '.length);
+    const refused = await runCliInProcess(['start', '--as-root', '--', 'id'], env(aliceToken));
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Only an admin may run a job as root/);
+  });
+});
+
+describe('a working directory the account cannot enter', () => {
+  it('fails the start with the directory, the account and the reason', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-root-only-')); // 0700, root's
+    try {
+      const { job, stdout } = await run({ command: 'touch', args: ['ran'], cwd: dir }, alice);
+      assert.equal(job.status, 'failed');
+      assert.equal(stdout, '');
+      assert.equal(job.reason, `could not enter its working directory ${dir} as jw-alice: Permission denied`);
+      await assert.rejects(stat(join(dir, 'ran')), { code: 'ENOENT' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('stop, pause, timeout and adoption of jobs under other uids', () => {
+  it('a pool job is paused, resumed, timed out, adopted after a restart and stopped', async () => {
+    const paused = await running(alice);
+    const frozen = await h.json<Job>(`/v1/jobs/${paused.id}/pause`, { method: 'POST', headers: alice });
+    assert.equal(frozen.body.status, 'paused');
+    const thawed = await h.json<Job>(`/v1/jobs/${paused.id}/resume`, { method: 'POST', headers: alice });
+    assert.equal(thawed.body.status, 'running');
+    await h.restart();
+    const adopted = await h.json<Job>(`/v1/jobs/${paused.id}`, { headers: alice });
+    assert.equal(adopted.body.status, 'running');
+    assert.equal((await stopped(paused, alice)).status, 'stopped');
+
+    const timed = await run({ command: 'sleep', args: ['600'], timeoutMs: 200 }, alice);
+    assert.equal(timed.job.status, 'timed_out');
+  });
+});

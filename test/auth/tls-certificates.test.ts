@@ -1,0 +1,323 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { CertificateAuthority } from '../../src/auth/tls/certificate-authority.ts';
+import {
+  ensureServerCertificate,
+  openCertificateAuthority,
+  serverNames,
+} from '../../src/auth/tls/tls-files.ts';
+import { runServer } from '../../src/main.ts';
+import { type ApiHarness, addUserToken, openApi } from '../api/api-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+
+const DAY_MS = 86_400_000;
+
+interface ClientPems {
+  cert: string;
+  key: string;
+}
+
+/** GET with a client certificate over HTTP/1.1; rejects when the connection is refused or cut. */
+function getWithCert(
+  url: string,
+  ca: string,
+  client: ClientPems,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      { ca, cert: client.cert, key: client.key, agent: false, headers },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The serial of the certificate the server presents now. */
+async function servedSerial(url: string, ca: string): Promise<string> {
+  const { hostname: host, port } = new URL(url);
+  const socket = tlsConnect({ host, port: Number(port), ca, servername: 'localhost' });
+  await once(socket, 'secureConnect');
+  const serial = socket.getPeerX509Certificate()!.serialNumber;
+  socket.destroy();
+  return serial;
+}
+
+describe('TLS certificates: the server CA, its certificate, renewal', () => {
+  it('creates the CA and server certificate once (0700 dir, 0600 keys) and keeps them across restarts', async () => {
+    const h = await openApi();
+    try {
+      const dir = join(h.dataDir, 'tls');
+      assert.equal((await stat(dir)).mode & 0o777, 0o700);
+      assert.equal((await stat(join(dir, 'ca-key.pem'))).mode & 0o777, 0o600);
+      assert.equal((await stat(join(dir, 'server-key.pem'))).mode & 0o777, 0o600);
+      const before = await Promise.all(
+        ['ca.pem', 'server-cert.pem'].map((f) => readFile(join(dir, f), 'utf8')),
+      );
+      await h.restart();
+      const afterRestart = await Promise.all(
+        ['ca.pem', 'server-cert.pem'].map((f) => readFile(join(dir, f), 'utf8')),
+      );
+      assert.deepEqual(afterRestart, before);
+
+      const ca = new X509Certificate(before[0]!);
+      const cert = new X509Certificate(before[1]!);
+      assert.equal(ca.ca, true);
+      assert.ok(cert.checkIssued(ca) && cert.verify(ca.publicKey));
+      assert.match(ca.publicKey.asymmetricKeyType ?? '', /^ec$/);
+      for (const name of ['localhost', hostname()]) assert.ok(cert.checkHost(name), name);
+      for (const ip of ['127.0.0.1', '::1']) assert.ok(cert.checkIP(ip), ip);
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it('issues a new server certificate when the listen host is not among its names', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-tls-'));
+    try {
+      const now = new Date();
+      const ca = await openCertificateAuthority(dataDir, now);
+      const first = await ensureServerCertificate(dataDir, ca, serverNames('127.0.0.1'), now);
+      const same = await ensureServerCertificate(dataDir, ca, serverNames('127.0.0.1'), now);
+      assert.equal(same.fresh, false);
+      assert.equal(same.certPem, first.certPem);
+      const moved = await ensureServerCertificate(dataDir, ca, serverNames('10.11.12.13'), now);
+      assert.equal(moved.fresh, true);
+      assert.ok(new X509Certificate(moved.certPem).checkIP('10.11.12.13'));
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('renews the server certificate in its renewal window while running, and serves the new one', async () => {
+    // Starts in the past, so that once moved on it is now again and every certificate verifies.
+    const clock = new ManualClock(new Date(Date.now() - 61 * DAY_MS));
+    const h = await openApi(undefined, { clock });
+    try {
+      const ca = await readFile(h.server.caFile!, 'utf8');
+      const first = await servedSerial(h.server.url, ca);
+      clock.advance(61 * DAY_MS); // past two thirds of 90 days
+      await h.logged(/server certificate renewed/);
+      const second = await servedSerial(h.server.url, ca);
+      assert.notEqual(second, first);
+      assert.equal(
+        new X509Certificate(await readFile(join(h.dataDir, 'tls', 'server-cert.pem'))).serialNumber,
+        second,
+      );
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it('renews at start a certificate already in its renewal window', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-tls-'));
+    try {
+      const past = new Date(Date.now() - 70 * DAY_MS);
+      const ca = await openCertificateAuthority(dataDir, past);
+      const old = await ensureServerCertificate(dataDir, ca, serverNames('127.0.0.1'), past);
+      const now = await ensureServerCertificate(dataDir, ca, serverNames('127.0.0.1'), new Date());
+      assert.equal(now.fresh, true);
+      assert.notEqual(now.certPem, old.certPem);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('TLS certificates: --tls-cert/--tls-key', () => {
+  let dir: string;
+  let own: { certPem: string; keyPem: string; caPem: string };
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'jw-own-'));
+    const { ca } = await CertificateAuthority.create('operator CA', new Date(), 30);
+    const pair = await ca.issueServer(['localhost', '127.0.0.1'], new Date(), 30);
+    own = { certPem: pair.certPem, keyPem: pair.keyPem, caPem: ca.certPem };
+    const other = await ca.issueServer(['localhost'], new Date(), 30);
+    const expiredCa = (await CertificateAuthority.create('old CA', new Date(Date.now() - 400 * DAY_MS), 3650))
+      .ca;
+    const expired = await expiredCa.issueServer(['localhost'], new Date(Date.now() - 200 * DAY_MS), 90);
+    await Promise.all([
+      writeFile(join(dir, 'cert.pem'), pair.certPem),
+      writeFile(join(dir, 'key.pem'), pair.keyPem),
+      writeFile(join(dir, 'other-key.pem'), other.keyPem),
+      writeFile(join(dir, 'garbage.pem'), 'not a certificate\n'),
+      writeFile(join(dir, 'expired.pem'), expired.certPem),
+      writeFile(join(dir, 'expired-key.pem'), expired.keyPem),
+    ]);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const refused = async (tlsCert: string, tlsKey: string, field: string, message: RegExp) => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-own-data-'));
+    try {
+      await assert.rejects(
+        runServer({ listen: '127.0.0.1:0', dataDir, tlsCert: join(dir, tlsCert), tlsKey: join(dir, tlsKey) }),
+        (err: Error & { field?: string }) => {
+          assert.equal(err.field, field);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  };
+
+  it('refuses to start with a bad PEM, a key of another certificate, or an expired certificate', async () => {
+    await refused('garbage.pem', 'key.pem', 'tlsCert', /Expected `tlsCert` to be a PEM certificate/);
+    await refused(
+      'cert.pem',
+      'garbage.pem',
+      'tlsKey',
+      /Expected `tlsKey` to be an unencrypted PEM private key/,
+    );
+    await refused('cert.pem', 'other-key.pem', 'tlsKey', /does not match the certificate/);
+    await refused('expired.pem', 'expired-key.pem', 'tlsCert', /expired on/);
+    await refused('missing.pem', 'key.pem', 'tlsCert', /Cannot read --tls-cert .*ENOENT/);
+  });
+
+  it("serves the operator's certificate, verified with the operator's CA", async () => {
+    const h = await openApi(undefined, { tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'key.pem') });
+    try {
+      assert.equal(h.server.caFile, null);
+      const serial = await servedSerial(h.server.url, own.caPem);
+      assert.equal(serial, new X509Certificate(own.certPem).serialNumber);
+    } finally {
+      await h.destroy();
+    }
+  });
+});
+
+describe('mTLS: client certificates', () => {
+  let h: ApiHarness;
+  let ca: string;
+  let aliceToken: string;
+  before(async () => {
+    h = await openApi();
+    aliceToken = await addUserToken(h, 'alice');
+    ca = await readFile(h.server.caFile!, 'utf8');
+  });
+  after(() => h.destroy());
+
+  const issue = async (user: string): Promise<ClientPems & { serial: string }> => {
+    const { status, body } = await h.json<{
+      certPem: string;
+      keyPem: string;
+      caPem: string;
+      certificate: { serial: string };
+    }>('/v1/certs', { body: { user, days: 7 } });
+    assert.equal(status, 201);
+    assert.equal(body.caPem, ca);
+    return { cert: body.certPem, key: body.keyPem, serial: body.certificate.serial };
+  };
+
+  it('authenticates the user a certificate names, who becomes the owner of the jobs it starts', async () => {
+    const alice = await issue('alice');
+    const x = new X509Certificate(alice.cert);
+    assert.match(x.subjectAltName ?? '', /URI:jobworker:\/\/user\/alice/);
+    const created = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpsRequest(
+        `${h.server.url}/v1/jobs`,
+        {
+          method: 'POST',
+          ca,
+          cert: alice.cert,
+          key: alice.key,
+          agent: false,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ command: 'true' }));
+    });
+    assert.equal(created.status, 201, created.body);
+    assert.equal((JSON.parse(created.body) as { owner: string }).owner, 'alice');
+    // The user's own view: the admin's jobs are not in it.
+    const list = await getWithCert(`${h.server.url}/v1/jobs`, ca, alice);
+    const owners = (JSON.parse(list.body) as { jobs: { owner: string }[] }).jobs.map((j) => j.owner);
+    assert.deepEqual([...new Set(owners)], ['alice']);
+  });
+
+  it('answers 401 for a certificate that names an unknown user', async () => {
+    await addUserToken(h, 'bob');
+    const bob = await issue('bob');
+    assert.equal((await h.json('/v1/users/bob', { method: 'DELETE' })).status, 200);
+    const res = await getWithCert(`${h.server.url}/v1/jobs`, ca, bob);
+    assert.equal(res.status, 401);
+    assert.match(res.body, /names user \\"bob\\", who is unknown or disabled/);
+  });
+
+  it('fails the handshake for a certificate from another CA, and keeps serving others', async () => {
+    const { ca: foreign } = await CertificateAuthority.create('someone else', new Date(), 30);
+    const mallory = await foreign.issueClient('admin', new Date(), 30);
+    await assert.rejects(
+      getWithCert(`${h.server.url}/v1/jobs`, ca, { cert: mallory.certPem, key: mallory.keyPem }),
+      (err: NodeJS.ErrnoException) => {
+        assert.match(String(err.code ?? err.message), /ECONNRESET|EPIPE|socket hang up|ERR_SSL/i);
+        return true;
+      },
+    );
+    await h.logged(/client certificate refused/);
+    assert.equal((await h.json('/healthz')).status, 200);
+  });
+
+  it('fails the handshake for a revoked certificate (certs revoke); the CRL is signed by the CA', async () => {
+    const carol = await issue('alice');
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, carol)).status, 200);
+    const revoked = await h.json<{ serial: string; revokedAt: string | null }>(
+      `/v1/certs/${carol.serial}/revoke`,
+      { body: {} },
+    );
+    assert.equal(revoked.status, 200);
+    assert.equal(revoked.body.serial, carol.serial);
+    assert.ok(revoked.body.revokedAt);
+    await assert.rejects(getWithCert(`${h.server.url}/v1/jobs`, ca, carol));
+    const listed = await h.json<{ certificates: { serial: string; revokedAt: string | null }[] }>(
+      '/v1/certs',
+    );
+    assert.ok(listed.body.certificates.find((c) => c.serial === carol.serial)?.revokedAt);
+    // Other certificates of the same user still work.
+    const fresh = await issue('alice');
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, fresh)).status, 200);
+  });
+
+  it('lets only admins issue, list and revoke certificates; bad input is named', async () => {
+    const asAlice = { authorization: `Bearer ${aliceToken}` };
+    assert.equal((await h.json('/v1/certs', { headers: asAlice })).status, 403);
+    assert.equal((await h.json('/v1/certs', { body: { user: 'alice' }, headers: asAlice })).status, 403);
+    const bad = await h.json<{ error: { code: string; field: string } }>('/v1/certs', {
+      body: { user: 'a b' },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.field, 'user');
+    const days = await h.json<{ error: { field: string } }>('/v1/certs', {
+      body: { user: 'alice', days: 0 },
+    });
+    assert.equal(days.body.error.field, 'days');
+    const nobody = await h.json<{ error: { code: string } }>('/v1/certs', { body: { user: 'no-such-user' } });
+    assert.deepEqual([nobody.status, nobody.body.error.code], [404, 'NOT_FOUND']);
+    const unknown = await h.json<{ error: { code: string } }>('/v1/certs/abcdef/revoke', { body: {} });
+    assert.equal(unknown.status, 404);
+    const notHex = await h.json<{ error: { field: string } }>('/v1/certs/xyz/revoke', { body: {} });
+    assert.equal(notHex.body.error.field, 'serial');
+  });
+});

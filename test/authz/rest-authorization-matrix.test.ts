@@ -1,0 +1,350 @@
+import assert from 'node:assert/strict';
+import { request as httpsRequest } from 'node:https';
+import { after, before, describe, it } from 'node:test';
+import { HTTP_STATUS } from '../../src/api/rest/error-mapping.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
+import {
+  expectedOutcome,
+  IDENTITIES,
+  type Identity,
+  OPERATIONS,
+  type Operation,
+} from './authorization-table.ts';
+
+/** What a REST case acts on: a finished job of its owner, and fresh things to change. */
+interface Fixture {
+  /** A finished job of the case's owner (alice, or bob for "another user's job"). */
+  readonly job: string;
+  /** A finished job of the case's owner made for this case alone (it may be deleted). */
+  freshJob(): Promise<string>;
+  /** A user made for this case alone (it may be removed). */
+  freshUser(): Promise<string>;
+  /** The id of a token made for this case alone (it may be revoked). */
+  freshToken(): Promise<string>;
+  /** The serial of a client certificate of bob's made for this case alone (it may be revoked). */
+  freshCertificate(): Promise<string>;
+  /** A name no user has yet. */
+  newName(): string;
+}
+
+interface RestCase {
+  readonly operation: Operation;
+  request(f: Fixture): Promise<{ url: string; body?: unknown }> | { url: string; body?: unknown };
+  /** The answer when allowed: a status, and the code when the allowed answer is an error (state). */
+  readonly ok: number | readonly [number, string];
+  /** Undoes what an allowed call changed, so later cases see the server as it was. */
+  cleanup?(a: AppHarness): Promise<void>;
+}
+
+/**
+ * Every REST route, as the app registers it, onto its operation. A route missing here fails the
+ * test: a new route must say who may call it.
+ */
+const REST: Record<string, RestCase> = {
+  'GET /healthz': { operation: 'health', request: () => ({ url: '/healthz' }), ok: 200 },
+  'GET /v1/openapi.json': {
+    operation: 'api:describe',
+    request: () => ({ url: '/v1/openapi.json' }),
+    ok: 200,
+  },
+  'POST /v1/jobs': {
+    operation: 'job:submit',
+    request: () => ({ url: '/v1/jobs', body: { command: 'true' } }),
+    ok: 201,
+  },
+  'POST /run': { operation: 'job:run', request: () => ({ url: '/run', body: { command: 'true' } }), ok: 200 },
+  'GET /v1/jobs': { operation: 'job:list', request: () => ({ url: '/v1/jobs' }), ok: 200 },
+  'GET /v1/jobs/resolve': {
+    operation: 'job:resolve',
+    request: (f) => ({ url: `/v1/jobs/resolve?ref=${f.job}` }),
+    ok: 200,
+  },
+  'GET /v1/jobs/:id': { operation: 'job:get', request: (f) => ({ url: `/v1/jobs/${f.job}` }), ok: 200 },
+  'GET /v1/jobs/:id/output': {
+    operation: 'job:output',
+    request: (f) => ({ url: `/v1/jobs/${f.job}/output` }),
+    ok: 200,
+  },
+  'POST /v1/jobs/:id/stop': {
+    operation: 'job:stop',
+    request: (f) => ({ url: `/v1/jobs/${f.job}/stop`, body: {} }),
+    ok: [409, 'ALREADY_FINISHED'],
+  },
+  'POST /v1/jobs/:id/pause': {
+    operation: 'job:pause',
+    request: (f) => ({ url: `/v1/jobs/${f.job}/pause` }),
+    ok: [409, 'ILLEGAL_TRANSITION'],
+  },
+  'POST /v1/jobs/:id/resume': {
+    operation: 'job:resume',
+    request: (f) => ({ url: `/v1/jobs/${f.job}/resume` }),
+    ok: [409, 'ILLEGAL_TRANSITION'],
+  },
+  'DELETE /v1/jobs/:id': {
+    operation: 'job:delete',
+    request: async (f) => ({ url: `/v1/jobs/${await f.freshJob()}` }),
+    ok: 200,
+  },
+  'POST /v1/prune': {
+    operation: 'jobs:prune',
+    // Only jobs finished ten years ago: allowed, and deletes nothing the other cases need.
+    request: () => ({ url: '/v1/prune', body: { olderThanMs: 10 * 365 * 86_400_000 } }),
+    ok: 200,
+  },
+  'GET /v1/queues': { operation: 'queue:list', request: () => ({ url: '/v1/queues' }), ok: 200 },
+  'GET /v1/queues/:name': { operation: 'queue:get', request: () => ({ url: '/v1/queues/matrix' }), ok: 200 },
+  'PUT /v1/queues/:name': {
+    operation: 'queue:set',
+    request: () => ({ url: '/v1/queues/matrix', body: { concurrency: 3 } }),
+    ok: 200,
+  },
+  'POST /v1/queues/:name/pause': {
+    operation: 'queue:pause',
+    request: () => ({ url: '/v1/queues/matrix/pause' }),
+    ok: 200,
+  },
+  'POST /v1/queues/:name/resume': {
+    operation: 'queue:resume',
+    request: () => ({ url: '/v1/queues/matrix/resume' }),
+    ok: 200,
+  },
+  'GET /v1/drain': { operation: 'server:drain-state', request: () => ({ url: '/v1/drain' }), ok: 200 },
+  'POST /v1/drain': {
+    operation: 'server:drain',
+    request: () => ({ url: '/v1/drain', body: { wait: false } }),
+    ok: 200,
+    cleanup: async (a) => {
+      await a.service.undrain({ user: 'admin', role: 'admin' });
+    },
+  },
+  'POST /v1/undrain': { operation: 'server:undrain', request: () => ({ url: '/v1/undrain' }), ok: 200 },
+  'GET /v1/users': { operation: 'user:list', request: () => ({ url: '/v1/users' }), ok: 200 },
+  'POST /v1/users': {
+    operation: 'user:add',
+    request: (f) => ({ url: '/v1/users', body: { name: f.newName(), role: 'user' } }),
+    ok: 201,
+  },
+  'PATCH /v1/users/:name': {
+    operation: 'user:set',
+    request: async (f) => ({ url: `/v1/users/${await f.freshUser()}`, body: { role: 'viewer' } }),
+    ok: 200,
+  },
+  'DELETE /v1/users/:name': {
+    operation: 'user:remove',
+    request: async (f) => ({ url: `/v1/users/${await f.freshUser()}` }),
+    ok: 200,
+  },
+  'GET /v1/tokens': { operation: 'token:list', request: () => ({ url: '/v1/tokens' }), ok: 200 },
+  'POST /v1/tokens': {
+    operation: 'token:create',
+    request: async (f) => ({ url: '/v1/tokens', body: { user: await f.freshUser() } }),
+    ok: 201,
+  },
+  'DELETE /v1/tokens/:id': {
+    operation: 'token:revoke',
+    request: async (f) => ({ url: `/v1/tokens/${await f.freshToken()}` }),
+    ok: 200,
+  },
+  'GET /v1/audit': { operation: 'audit:list', request: () => ({ url: '/v1/audit' }), ok: 200 },
+  'GET /v1/certs': { operation: 'cert:list', request: () => ({ url: '/v1/certs' }), ok: 200 },
+  'POST /v1/certs': {
+    operation: 'cert:issue',
+    request: () => ({ url: '/v1/certs', body: { user: 'bob', days: 1 } }),
+    ok: 201,
+  },
+  'POST /v1/certs/:serial/revoke': {
+    operation: 'cert:revoke',
+    request: async (f) => ({ url: `/v1/certs/${await f.freshCertificate()}/revoke` }),
+    ok: 200,
+  },
+};
+
+/** What the cases read of an answer, from `inject()` or from a real connection. */
+interface Answer {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+  json(): unknown;
+}
+
+/**
+ * One request over a real TLS connection that presents a client certificate and no token: only a
+ * handshake carries a certificate, which `inject()` cannot make.
+ */
+function overTls(
+  base: string,
+  method: string,
+  path: string,
+  body: unknown,
+  pems: { cert: string; key: string; ca: string },
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      new URL(path, base),
+      {
+        method,
+        ...pems,
+        agent: false,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({
+            statusCode: res.statusCode ?? 0,
+            headers: res.headers,
+            body: text,
+            json: () => JSON.parse(text),
+          });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+describe('the authorization matrix over REST', () => {
+  let h: Harness;
+  let a: AppHarness;
+  const clock = new ManualClock();
+  const tokens = {} as Record<Identity, string | undefined>;
+  const finished: Record<string, string> = {};
+  let names = 0;
+  let aliceCertificate: { cert: string; key: string; ca: string };
+
+  async function finishedJob(owner: string): Promise<string> {
+    const job = await a.service.start({ user: owner, role: 'user' }, { command: 'true' });
+    await h.engine.waitFor(job.id);
+    return job.id;
+  }
+
+  before(async () => {
+    h = await openHarness();
+    // Hundreds of bad credentials from one address, on purpose: no rate limit in the way.
+    a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 }, tls: true });
+    const admin = await a.issue('admin', 'admin');
+    const alice = await a.issue('alice', 'user');
+    await a.issue('bob', 'user');
+    const viewer = await a.issue('vera', 'viewer');
+    const expired = await a.accounts.issueToken({ user: 'alice', lifetimeMs: 1000 });
+    const revoked = await a.accounts.issueToken({ user: 'alice' });
+    await a.accounts.revokeToken(revoked.record.id);
+    clock.advance(1000);
+    Object.assign(tokens, {
+      'no credential': undefined,
+      'wrong token': 'jw_wrongwrongwrongwrongwrongwrongwrongwrongwro',
+      'expired token': expired.token,
+      'revoked token': revoked.token,
+      viewer,
+      'user on own job': alice,
+      "user on another user's job": alice,
+      admin,
+      'mTLS user': undefined,
+    });
+    const pems = await a.certificates.issue({ user: 'admin', role: 'admin' }, 'alice', 1);
+    aliceCertificate = { cert: pems.certPem, key: pems.keyPem, ca: a.caPem };
+    finished.alice = await finishedJob('alice');
+    finished.bob = await finishedJob('bob');
+  });
+  after(async () => {
+    await a.close();
+    await h.destroy();
+  });
+
+  it('has a row for every route of the app, and no row for a route it does not have', async () => {
+    const res = await a.app.inject({
+      method: 'GET',
+      url: '/v1/openapi.json',
+      headers: { authorization: `Bearer ${tokens.admin}` },
+    });
+    const paths = (res.json() as { paths: Record<string, Record<string, unknown>> }).paths;
+    const routes = Object.entries(paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ':$1')}`),
+    );
+    assert.deepEqual([...routes].sort(), Object.keys(REST).sort());
+    for (const route of routes)
+      assert.ok(a.app.hasRoute({ method: route.split(' ')[0]!, url: route.split(' ')[1]! }));
+  });
+
+  for (const [route, rest] of Object.entries(REST)) {
+    it(`${route} (${rest.operation}: ${OPERATIONS[rest.operation]})`, async () => {
+      const [method] = route.split(' ') as [string];
+      for (const identity of IDENTITIES) {
+        const owner = identity === "user on another user's job" ? 'bob' : 'alice';
+        const fixture: Fixture = {
+          job: finished[owner]!,
+          freshJob: () => finishedJob(owner),
+          freshUser: async () => (await a.accounts.addUser({ name: fixture.newName(), role: 'user' })).name,
+          freshToken: async () => (await a.accounts.issueToken({ user: 'bob' })).record.id,
+          freshCertificate: async () =>
+            (await a.certificates.issue({ user: 'admin', role: 'admin' }, 'bob', 1)).certificate.serial,
+          newName: () => `matrix-${++names}`,
+        };
+        const { url, body } = await rest.request(fixture);
+        const token = tokens[identity];
+        const res =
+          identity === 'mTLS user'
+            ? await overTls(a.url!, method, url, body, aliceCertificate)
+            : await a.app.inject({
+                method: method as 'GET',
+                url,
+                headers: {
+                  ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+                  ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+                },
+                ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+              });
+        const outcome = expectedOutcome(OPERATIONS[rest.operation], identity);
+        const [status, code] =
+          outcome === 'ok'
+            ? typeof rest.ok === 'number'
+              ? [rest.ok]
+              : rest.ok
+            : [HTTP_STATUS[outcome], outcome];
+        const got = res.headers['content-type']?.toString().startsWith('application/json')
+          ? (res.json() as { error?: { code?: string } }).error?.code
+          : undefined;
+        assert.equal(res.statusCode, status, `${route} as ${identity}: ${res.body.slice(0, 200)}`);
+        if (code !== undefined) assert.equal(got, code, `${route} as ${identity}`);
+        if (outcome === 'NOT_FOUND') {
+          // Exactly like an unknown id: the same answer with only the id changed.
+          const unknown = '01900000-0000-7000-8000-000000000000';
+          const probe = await a.app.inject({
+            method: method as 'GET',
+            url: url.replace(fixture.job, unknown),
+            headers: {
+              authorization: `Bearer ${token}`,
+              ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+            },
+            ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+          });
+          assert.equal(probe.statusCode, res.statusCode);
+          assert.equal(
+            probe.body.replaceAll(unknown, fixture.job),
+            res.body,
+            `${route}: another's job = unknown id`,
+          );
+        }
+        if (method === 'GET') {
+          // Its HEAD (not a row of its own: HEAD is every GET's) answers as GET does, for everyone.
+          const head =
+            identity === 'mTLS user'
+              ? await overTls(a.url!, 'HEAD', url, undefined, aliceCertificate)
+              : await a.app.inject({
+                  method: 'HEAD',
+                  url,
+                  headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+                });
+          assert.equal(head.statusCode, res.statusCode, `HEAD of ${route} as ${identity}`);
+        }
+        if (outcome === 'ok') await rest.cleanup?.(a);
+      }
+    });
+  }
+});

@@ -1,0 +1,110 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { buildRestApp } from '../../src/api/rest/rest-app.ts';
+import { Authenticator } from '../../src/auth/authenticator.ts';
+import type { FailedAuthLimits } from '../../src/auth/failed-auth-limiter.ts';
+import type { Role } from '../../src/auth/principal.ts';
+import { IssuedCertificates } from '../../src/auth/tls/issued-certificates.ts';
+import { ServerTls } from '../../src/auth/tls/server-tls.ts';
+import { openCertificateAuthority } from '../../src/auth/tls/tls-files.ts';
+import { UserDirectory } from '../../src/auth/user-directory.ts';
+import { type Clock, systemClock } from '../../src/core/clock.ts';
+import { silentLogger } from '../../src/core/logger.ts';
+import { AuditLog } from '../../src/service/audit-log.ts';
+import { CertificateService } from '../../src/service/certificate-service.ts';
+import { JobService } from '../../src/service/job-service.ts';
+import { UserService } from '../../src/service/user-service.ts';
+import type { Harness } from './engine-harness.ts';
+
+/** The REST app over an engine harness, wired as `runServer` wires it, for `inject()` tests. */
+export interface AppHarness {
+  readonly app: FastifyInstance;
+  readonly accounts: UserDirectory;
+  readonly service: JobService;
+  readonly users: UserService;
+  readonly certificates: CertificateService;
+  /** The app's HTTPS address when opened with `tls: true`. */
+  readonly url: string | undefined;
+  /** The CA that issued the server's and the clients' certificates. */
+  readonly caPem: string;
+  readonly audit: AuditLog;
+  /** Adds a user (unless it exists) and issues it a token; resolves with the token. */
+  issue(user: string, role: Role, lifetimeMs?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function openApp(
+  h: Harness,
+  options: {
+    logger?: FastifyBaseLogger;
+    clock?: Clock;
+    limits?: FailedAuthLimits;
+    /**
+     * Also listen on 127.0.0.1 with the server's TLS, as `runServer` does (client certificates
+     * asked for and checked), for the calls only a real TLS connection can make (mTLS).
+     */
+    tls?: boolean;
+  } = {},
+): Promise<AppHarness> {
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const clock = options.clock;
+  const accounts = await UserDirectory.open(h.store.users, clock ? { clock } : {});
+  const audit = new AuditLog(h.store.users);
+  const service = new JobService(h.engine, { audit, ...(clock ? { clock } : {}) });
+  const users = new UserService(accounts, audit, clock ? { clock } : {});
+  // A real CA in the harness's data directory, as `jobworker serve` makes it.
+  const ca = await openCertificateAuthority(h.dataDir, new Date());
+  const tls = options.tls
+    ? await ServerTls.open({
+        dataDir: h.dataDir,
+        listenHost: '127.0.0.1',
+        clock: clock ?? systemClock,
+        logger: silentLogger,
+      })
+    : undefined;
+  const issued = tls?.issued ?? (await IssuedCertificates.open(h.dataDir, ca, clock ?? systemClock));
+  const certificates = new CertificateService({ issued, caPem: ca.certPem }, accounts, {
+    audit,
+    ...(clock ? { clock } : {}),
+  });
+  const app = await buildRestApp({
+    service,
+    users,
+    certificates,
+    authenticator: new Authenticator(accounts, {
+      audit,
+      ...(clock ? { clock } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
+    }),
+    logger,
+    version: 'test',
+    ...(tls ? { https: tls.serverOptions() } : {}),
+  });
+  let url: string | undefined;
+  if (tls) {
+    tls.attach(app.server as unknown as Parameters<typeof tls.attach>[0]);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  }
+  return {
+    app,
+    accounts,
+    service,
+    users,
+    certificates,
+    audit,
+    issue: async (user, role, lifetimeMs) => {
+      if (!accounts.user(user)) await accounts.addUser({ name: user, role });
+      return (await accounts.issueToken({ user, lifetimeMs: lifetimeMs ?? null })).token;
+    },
+    url,
+    caPem: ca.certPem,
+    close: async () => {
+      tls?.close();
+      await app.close();
+      await audit.flush();
+      await accounts.flush();
+    },
+  };
+}
