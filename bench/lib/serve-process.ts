@@ -31,7 +31,9 @@ export class ServeProcess {
 
   static async start(options: { logLevel: string }): Promise<ServeProcess> {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-serve-'));
-    const args = ['serve', '--json', '--listen', '127.0.0.1:0', '--data-dir', dataDir];
+    // Plain HTTP on loopback, like the bench's other servers (bench/server-process.ts): the bench's
+    // client speaks it, and TLS would not change what the idle server holds by much.
+    const args = ['serve', '--json', '--insecure-http', '--listen', '127.0.0.1:0', '--data-dir', dataDir];
     args.push('--log-level', options.logLevel);
     const child = spawn(LAUNCHER, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
