@@ -14,7 +14,9 @@ import { catchUpRead } from './scenarios/catch-up-read.ts';
 import { cliLatency } from './scenarios/cli-latency.ts';
 import { fanOut } from './scenarios/fan-out.ts';
 import { followLatency } from './scenarios/follow-latency.ts';
+import { followerChurn } from './scenarios/follower-churn.ts';
 import { history } from './scenarios/history.ts';
+import { idleMemory } from './scenarios/idle-memory.ts';
 import { memoryPerJob } from './scenarios/memory-per-job.ts';
 import { outputCapture } from './scenarios/output-capture.ts';
 import { queueBacklog } from './scenarios/queue-backlog.ts';
@@ -26,11 +28,13 @@ const SCENARIOS: readonly Scenario[] = [
   catchUpRead,
   followLatency,
   fanOut,
+  followerChurn,
   memoryPerJob,
   apiGet,
   history,
   queueBacklog,
   cliLatency,
+  idleMemory,
 ];
 
 function usage(): string {

@@ -40,6 +40,7 @@ import { ValidationError } from './core/errors.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
+import { MemoryRelief } from './memory-relief.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
@@ -346,6 +347,14 @@ async function startOnDataDir({
   const changes = new EventEmitter();
   const tracker = new ConnectionTracker(app.server, tls !== undefined, () => changes.emit('change'));
   service.on('follower:close', () => changes.emit('change'));
+  // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`), never
+  // while an output stream is open: its pause would reach the client.
+  const relief = MemoryRelief.forThisProcess(systemClock, () => service.followers > 0);
+  if (relief) {
+    service.on('follower:close', () => relief.activity());
+    engine.on('job:finished', () => relief.activity());
+    relief.activity(); // starting up is a burst too
+  }
   if (tls) tls.attach(app.server as unknown as Http2SecureServer);
 
   const socketPath = join(dataDir, SOCKET_FILE);
@@ -395,6 +404,7 @@ async function startOnDataDir({
       await app.close();
     } finally {
       clearTimeout(force);
+      relief?.close();
       await engine.close();
       await audit.flush();
       await accounts.flush();

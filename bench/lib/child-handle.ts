@@ -14,10 +14,16 @@ export class ChildHandle {
     this.ready = ready;
   }
 
-  /** Forks `module` with `args` and waits for its `ready` message. Its stdout goes to /dev/null. */
-  static async start(module: string, args: readonly string[], execArgv: readonly string[] = []) {
+  /** Forks `module` with `args` (and `env` added) and waits for its `ready` message. Its stdout goes to /dev/null. */
+  static async start(
+    module: string,
+    args: readonly string[],
+    execArgv: readonly string[] = [],
+    env: Readonly<Record<string, string>> = {},
+  ) {
     const child = fork(module, [...args], {
       execArgv: [...execArgv],
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
     const ready = await new Promise<Extract<ChildReply, { type: 'ready' }>>((resolve, reject) => {

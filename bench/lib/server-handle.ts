@@ -7,6 +7,14 @@ import { cpuSeconds, rssBytes } from './proc.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
+/** The Node flags `bin/jobworker` gives `jobworker serve`, so that the bench measures the same heap. */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'] as const;
+/** The malloc tuning `bin/jobworker` gives `jobworker serve`. */
+export const SERVER_ENV = {
+  MALLOC_MMAP_THRESHOLD_: '65536',
+  MALLOC_TRIM_THRESHOLD_: '131072',
+  MALLOC_ARENA_MAX: '2',
+} as const;
 
 export interface ServerStartOptions {
   /** pino level of the server; `info` is what `jobworker serve` runs with. Logs go to /dev/null. */
@@ -40,13 +48,14 @@ export class ServerHandle {
   static async start(options: ServerStartOptions): Promise<ServerHandle> {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-'));
     try {
-      // --expose-gc lets a scenario ask for a collection before reading the RSS it retains;
-      // JW_BENCH_SERVER_ARGS adds Node options for the server alone (e.g. `--cpu-prof`).
+      // SERVER_NODE_FLAGS (--expose-gc among them) also lets a scenario ask for a collection before
+      // reading the RSS; JW_BENCH_SERVER_ARGS adds Node options for the server alone (`--cpu-prof`).
       const extra = process.env.JW_BENCH_SERVER_ARGS?.split(' ').filter(Boolean) ?? [];
       const child = await ChildHandle.start(
         SERVER_PROCESS,
         [dataDir, options.logLevel],
-        ['--expose-gc', ...extra],
+        [...SERVER_NODE_FLAGS, ...extra],
+        SERVER_ENV,
       );
       const token = (await readFile(child.ready.adminTokenFile!, 'utf8')).trim();
       return new ServerHandle(child, dataDir, token, options);

@@ -9,6 +9,7 @@ import { median } from '../lib/stats.ts';
 
 const NAME = 'catch-up-read';
 const ROUNDS = 2;
+const LAUNCHER = new URL('../../bin/jobworker', import.meta.url).pathname;
 
 export const catchUpRead: Scenario = {
   name: NAME,
@@ -16,7 +17,7 @@ export const catchUpRead: Scenario = {
   async run(options, emit) {
     const { bytes, headArg } = OUTPUT_SIZES[options.full ? 'full' : 'default'];
     const server = await ServerHandle.start({ logLevel: options.logLevel });
-    const rates = { all: [] as number[], stdout: [] as number[], cat: [] as number[] };
+    const rates = { all: [] as number[], stdout: [] as number[], logs: [] as number[], cat: [] as number[] };
     try {
       const { id } = await runCaptureJob(server, options.full);
       const file = join(server.jobDir(id), 'stdout');
@@ -24,6 +25,7 @@ export const catchUpRead: Scenario = {
       for (let round = 0; round < ROUNDS; round++) {
         rates.all.push(bytes / 1e6 / (await readSeconds(server, id, 'all', bytes)));
         rates.stdout.push(bytes / 1e6 / (await readSeconds(server, id, 'stdout', bytes)));
+        rates.logs.push(bytes / 1e6 / (await logsSeconds(server, id)));
         rates.cat.push(bytes / 1e6 / (await catSeconds(file)));
       }
     } finally {
@@ -50,6 +52,17 @@ export const catchUpRead: Scenario = {
         baseline: { name: 'cat > /dev/null', value: cat },
       }),
     );
+    const logs = median(rates.logs);
+    emit(
+      row({
+        scenario: NAME,
+        metric: '`jobworker logs ID > /dev/null`, same bytes (the whole CLI process)',
+        value: logs,
+        format: fmt.mbps,
+        baseline: { name: 'cat > /dev/null', value: cat },
+        budget: { text: '>= 0.40x', pass: logs >= 0.4 * cat },
+      }),
+    );
   },
 };
 
@@ -64,6 +77,16 @@ async function readSeconds(server: ServerHandle, id: string, stream: string, exp
     throw new Error(`GET output answered ${res.statusCode} with ${received} bytes, expected ${expected}`);
   }
   return seconds;
+}
+
+/** `jobworker logs ID > /dev/null` as a user runs it (bin/jobworker); seconds to its exit. */
+async function logsSeconds(server: ServerHandle, id: string): Promise<number> {
+  const env = { ...process.env, JOBWORKER_URL: server.url, JOBWORKER_TOKEN: server.token };
+  const started = performance.now();
+  const child = spawn('/bin/sh', ['-c', `'${LAUNCHER}' logs '${id}' > /dev/null`], { stdio: 'ignore', env });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`jobworker logs exited with ${code}`);
+  return (performance.now() - started) / 1000;
 }
 
 async function catSeconds(file: string): Promise<number> {

@@ -10,7 +10,8 @@ export interface ServerSentEvent {
  * as it arrives, get back the events it completed. Lines end with LF, CRLF or CR.
  */
 export class SseParser {
-  private buffer = '';
+  /** Text after the last line end, in the chunks it came in. */
+  private parts: string[] = [];
   private event = '';
   private data: string[] = [];
   private lastId: string | null = null;
@@ -22,21 +23,35 @@ export class SseParser {
     // A CR at the end of the previous chunk may have been the first half of CRLF.
     if (this.pendingCr && input.startsWith('\n')) input = input.slice(1);
     this.pendingCr = false;
-    this.buffer += input;
+    // An event of megabytes (a catch-up page) comes in many chunks: they are kept apart until a
+    // line end comes, and only new text is searched for one, so reading it stays linear.
+    let lf = input.indexOf('\n');
+    let cr = input.indexOf('\r');
+    if (lf === -1 && cr === -1) {
+      if (input !== '') this.parts.push(input);
+      return events;
+    }
+    const before = this.parts.join('');
+    this.parts = [];
+    const buffer = before + input;
+    if (lf !== -1) lf += before.length;
+    if (cr !== -1) cr += before.length;
     let start = 0;
-    for (let i = 0; i < this.buffer.length; i++) {
-      const c = this.buffer.charCodeAt(i);
-      if (c !== 10 && c !== 13) continue;
-      const line = this.buffer.slice(start, i);
-      if (c === 13) {
-        if (i + 1 === this.buffer.length) this.pendingCr = true;
-        else if (this.buffer.charCodeAt(i + 1) === 10) i++;
+    while (lf !== -1 || cr !== -1) {
+      const i = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
+      const line = buffer.slice(start, i);
+      let next = i + 1;
+      if (i === cr) {
+        if (next === buffer.length) this.pendingCr = true;
+        else if (buffer.charCodeAt(next) === 10) next++;
       }
-      start = i + 1;
+      start = next;
+      if (lf !== -1 && lf < start) lf = buffer.indexOf('\n', start);
+      if (cr !== -1 && cr < start) cr = buffer.indexOf('\r', start);
       const event = this.line(line);
       if (event !== null) events.push(event);
     }
-    this.buffer = this.buffer.slice(start);
+    if (start < buffer.length) this.parts.push(buffer.slice(start));
     return events;
   }
 

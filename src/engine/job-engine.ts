@@ -117,6 +117,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#monitor = new OutputMonitor({
       capBytes: options.outputCapBytes,
       onError: (err, jobId) => options.logger.warn({ err, jobId }, 'output monitoring failed'),
+      clock: options.clock,
     });
     this.#supervisor = new Supervisor({
       store: this.#store,
@@ -473,7 +474,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Reads a page of a job's output from a cursor. */
   async readOutput(id: string, options: ReadOptions): Promise<OutputRead> {
-    await this.get(id);
+    await this.#lookUpForRead(id);
     return readOutput(this.#jobDir(id), options);
   }
 
@@ -482,8 +483,18 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * is looked up once, here). The caller closes it.
    */
   async openReader(id: string, selector: OutputSelector): Promise<OutputReader> {
-    await this.get(id);
+    await this.#lookUpForRead(id);
     return OutputReader.open(this.#jobDir(id), selector);
+  }
+
+  /**
+   * Throws NotFoundError for an unknown job. A job nobody follows is observed only now and then:
+   * its combined index is brought up to date first, so that a read sees every byte written before it.
+   */
+  async #lookUpForRead(id: string): Promise<void> {
+    const job = isJobId(id) ? await this.#store.getJob(id) : undefined;
+    if (!job) throw new NotFoundError(id);
+    if (isActive(job.status)) await this.#monitor.refresh(id);
   }
 
   /**

@@ -80,8 +80,8 @@ export class Supervisor {
       end === 'orphaned' ? this.#deps.adopted.exited(endWatchedProcess(spawned.identity)) : undefined,
     );
     const started = await this.#deps.store.markStarted(job.id, spawned.identity, this.#deps.now());
-    // Watched only once it is on record: a failed markStarted leaves no watch that nothing ends.
-    // Bytes written before the watch are picked up by its first observation.
+    // Tracked only once it is on record: a failed markStarted leaves nothing that nothing ends.
+    // Bytes written before are picked up by its first observation (a follower's, the sweep's).
     this.#deps.monitor.watch(job.id, dir);
     const s = this.#supervise(started, spawned.identity, dir, exited, {
       adopted: false,
@@ -164,6 +164,8 @@ export class Supervisor {
       const identity = job.process ?? { pid: 0, startTicks: -1, bootId: '', cgroups: [] };
       try {
         this.#deps.monitor.watch(job.id, dir);
+        // It may have written while no server ran: index that now, not at the first sweep.
+        void this.#deps.monitor.refresh(job.id);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;

@@ -1,8 +1,8 @@
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import type { OutputBytes } from '../core/job.ts';
 import { encodeRecord, endsAt, type IndexRecord, RECORD_BYTES, readTail } from './index-record.ts';
 import { OUTPUT_STREAMS } from './output-files.ts';
+import { SyncFile } from './sync-file.ts';
 
 export interface Observation {
   /** Whether the index grew: some stream had bytes that were not in the combined view yet. */
@@ -17,9 +17,10 @@ export interface Observation {
  * named by the last record extends that record in place, keeping the index small for jobs that
  * write mostly to one stream. Only one writer per job may call this (the job's monitor), one
  * call at a time. The file is opened and closed here: no descriptor is held between observations.
+ * Its few small reads and writes are synchronous (see `SyncFile`): no thread-pool round trips.
  */
 export async function appendObserved(indexPath: string, sizes: OutputBytes): Promise<Observation> {
-  const file = await open(indexPath, constants.O_RDWR | constants.O_CREAT, 0o600);
+  const file = SyncFile.open(indexPath, constants.O_RDWR | constants.O_CREAT, 0o600);
   try {
     const tail = await readTail(file);
     // Drop a torn or partial record left by a crash, so that nothing stale follows the new tail.

@@ -1,5 +1,5 @@
-import type { FileHandle } from 'node:fs/promises';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
+import type { IndexFile } from './sync-file.ts';
 
 /**
  * One record of `combined.idx`: "up to combined position `combinedEnd`, the view continued with
@@ -75,7 +75,7 @@ export interface IndexTail {
  * it is left out (the writer overwrites it; the bytes it covered are indexed again on the next
  * observation, in the same position).
  */
-export async function readTail(file: FileHandle, attempts = 5): Promise<IndexTail> {
+export async function readTail(file: IndexFile, attempts = 5): Promise<IndexTail> {
   const buffer = Buffer.alloc(2 * RECORD_BYTES);
   for (let attempt = 1; ; attempt++) {
     const bytes = (await file.stat()).size;
@@ -94,7 +94,7 @@ export async function readTail(file: FileHandle, attempts = 5): Promise<IndexTai
   }
 }
 
-export async function readRecord(file: FileHandle, index: number): Promise<IndexRecord> {
+export async function readRecord(file: IndexFile, index: number): Promise<IndexRecord> {
   const buffer = Buffer.alloc(RECORD_BYTES);
   const { bytesRead } = await file.read(buffer, 0, RECORD_BYTES, index * RECORD_BYTES);
   if (bytesRead < RECORD_BYTES) throw new Error(`combined.idx has no record ${index}`);

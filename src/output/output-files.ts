@@ -1,4 +1,4 @@
-import { close, constants, open } from 'node:fs';
+import { close, constants, open, statSync } from 'node:fs';
 import { type FileHandle, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -64,6 +64,16 @@ export async function readOutputSizes(dir: string): Promise<OutputBytes> {
   const paths = outputPaths(dir);
   const [stdout, stderr] = await Promise.all([fileSize(paths.stdout), fileSize(paths.stderr)]);
   return { stdout, stderr };
+}
+
+/**
+ * `readOutputSizes` with two synchronous `stat` calls: the monitor's observation of a followed job,
+ * where a thread-pool round trip would cost a follower more than the calls themselves.
+ */
+export function readOutputSizesSync(dir: string): OutputBytes {
+  const paths = outputPaths(dir);
+  const size = (path: string) => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+  return { stdout: size(paths.stdout), stderr: size(paths.stderr) };
 }
 
 export async function fileSize(path: string): Promise<number> {

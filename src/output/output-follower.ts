@@ -1,5 +1,4 @@
 import type { OutputMonitor } from './output-monitor.ts';
-import { readOutput } from './output-reader.ts';
 import type { OutputEvent, OutputSelector } from './output-types.ts';
 
 export interface FollowOutputOptions {
@@ -18,6 +17,7 @@ export const DEFAULT_BATCH_BYTES = 64 * 1024;
  * Follows a job's output from a cursor: yields batches of events as they reach disk, each read
  * when the consumer asks for the next one, so a slow consumer only slows itself and holds at
  * most one batch. When caught up it waits for the monitor's next notice (no polling, no timers).
+ * Followers at the same position share one read per growth (`OutputMonitor.read`).
  * It ends once the job is finished (the monitor sealed it, or does not watch it at all) and
  * every byte up to the final end was delivered. An aborted follow ends quietly: check
  * `signal.aborted` to tell it from a finished job. Breaking out of the loop releases everything.
@@ -52,7 +52,7 @@ export async function* followOutput(
       // Only a read that started after the end was announced can prove there is nothing more.
       const lastRead = finished;
       noticed = false;
-      const read = await readOutput(dir, { selector, cursor, limitBytes });
+      const read = await monitor.read(jobId, dir, { selector, cursor, limitBytes });
       if (read.events.length > 0) {
         cursor = read.cursor;
         yield read.events;

@@ -1,9 +1,11 @@
-import { type FSWatcher, watch } from 'node:fs';
+import { type FSWatcher, statSync, watch } from 'node:fs';
+import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { OutputBytes } from '../core/job.ts';
 import { appendObserved } from './index-appender.ts';
-import { OUTPUT_FILE_NAMES, outputPaths, readOutputSizes } from './output-files.ts';
-import type { OutputListener, OutputNotice } from './output-types.ts';
+import { OUTPUT_FILE_NAMES, outputPaths, readOutputSizes, readOutputSizesSync } from './output-files.ts';
+import { type ReadOutputOptions, readOutput } from './output-reader.ts';
+import type { OutputListener, OutputNotice, OutputRead } from './output-types.ts';
 import { type JobRetention, newJobRetention, RetentionEnforcer } from './retention-enforcer.ts';
 
 export interface OutputMonitorOptions {
@@ -13,34 +15,59 @@ export interface OutputMonitorOptions {
   readonly onError?: (err: Error, jobId: string) => void;
   /** The fallocate(1) to run (default: `fallocate` on PATH). */
   readonly fallocatePath?: string;
+  /** Timers of the sweep that observes jobs nobody follows (default: the system clock). */
+  readonly clock?: Clock;
 }
 
-interface Watched {
+/** The sweep looks at unfollowed jobs this often, each at most this often... */
+export const SWEEP_MIN_MS = 1000;
+/**
+ * ...and backs off, doubling, to this while a job writes nothing. Short, because it bounds how far
+ * past its output cap a quiet job that bursts can write before retention trims it.
+ */
+export const SWEEP_MAX_MS = 2000;
+/** Reads shared between a job's followers, kept per job (a catching-up follower must not pin its pages). */
+const SHARED_READS = 8;
+
+interface Tracked {
   readonly jobId: string;
   readonly dir: string;
   readonly listeners: Set<OutputListener>;
+  /** The kernel watch: open only while the job has followers. */
   watcher: FSWatcher | undefined;
   /** The observation in flight; `again` asks for one more when events came during it. */
   observing?: Promise<void>;
   again: boolean;
   finishing?: Promise<void>;
   readonly retention: JobRetention;
+  /** Reads started since the last observation that found new bytes, by selector, cursor and limit. */
+  readonly shared: Map<string, Promise<OutputRead>>;
+  /** When the sweep observes this job next, and the wait after that. */
+  sweepDueAt: number;
+  sweepEveryMs: number;
 }
 
 // Events about other files of the job directory (our own index and kept window) are not output.
 const STREAM_FILES = new Set<string>([OUTPUT_FILE_NAMES.stdout, OUTPUT_FILE_NAMES.stderr]);
 
 /**
- * Observes the output of running jobs: one kernel watch per job (on its directory), however many
- * followers it has. Each observation stats both streams, appends what grew to the combined index,
- * enforces retention, then tells the job's followers. Observations of a job never overlap: events
- * during one ask for one more. No descriptor is held per job between observations.
+ * Observes the output of running jobs. A job nobody follows costs nothing while it writes: no
+ * kernel watch, no event per write; a sweep on the clock observes it now and then (every
+ * `SWEEP_MIN_MS`, backing off to `SWEEP_MAX_MS` while it is quiet), which keeps retention within
+ * the cap plus what a job can write in that time. A followed job gets one kernel watch (on its
+ * directory), opened by its first follower and closed when its last one leaves, however many it
+ * has. Each observation stats both streams, appends what grew to the combined index, enforces
+ * retention, then tells the job's followers. Observations of a job never overlap: events during
+ * one ask for one more, so a job writing fast wakes its followers once per observation, not once
+ * per write. No descriptor is held per job between observations.
  * One monitor per engine: it is the only writer of each job's index and kept window.
  */
 export class OutputMonitor {
   readonly #onError: (err: Error, jobId: string) => void;
   readonly #retention: RetentionEnforcer;
-  readonly #jobs = new Map<string, Watched>();
+  readonly #clock: Clock;
+  readonly #jobs = new Map<string, Tracked>();
+  #sweep: ClockTimer | undefined;
 
   constructor(options: OutputMonitorOptions) {
     const { capBytes } = options;
@@ -49,22 +76,20 @@ export class OutputMonitor {
     }
     this.#onError = options.onError ?? (() => {});
     this.#retention = new RetentionEnforcer(capBytes, options.fallocatePath ?? 'fallocate');
+    this.#clock = options.clock ?? systemClock;
   }
 
-  /** Starts watching a running job's directory (which must exist). A job already watched is left as it is. */
+  /**
+   * Starts tracking a running job (its directory must exist): no kernel watch until it has a
+   * follower; the sweep observes it meanwhile. A job already tracked is left as it is. An adopted
+   * job may have written while no server ran: `refresh` it.
+   */
   watch(jobId: string, dir: string): void {
     if (this.#jobs.has(jobId)) return;
-    const job = this.#track(jobId, dir);
-    try {
-      job.watcher = watch(dir, (_event, name) => {
-        if (name === null || STREAM_FILES.has(name)) this.#observe(job);
-      });
-    } catch (err) {
-      this.#jobs.delete(jobId);
-      throw err;
-    }
-    job.watcher.on('error', (err) => this.#report(err, jobId));
-    this.#observe(job); // bytes written before the watch began raised no event
+    // A directory that is gone (ENOENT) is refused here, as a kernel watch on it would be.
+    statSync(dir);
+    this.#track(jobId, dir);
+    this.#armSweep();
   }
 
   /**
@@ -82,7 +107,7 @@ export class OutputMonitor {
     return job.finishing;
   }
 
-  /** Current byte counts (logical sizes) of a job's streams, by watched job id or by directory. */
+  /** Current byte counts (logical sizes) of a job's streams, by tracked job id or by directory. */
   sizes(jobIdOrDir: string): Promise<OutputBytes> {
     const dir = this.#jobs.get(jobIdOrDir)?.dir ?? (jobIdOrDir.includes('/') ? jobIdOrDir : undefined);
     if (dir === undefined) {
@@ -92,15 +117,57 @@ export class OutputMonitor {
   }
 
   /**
+   * Brings a tracked job's combined index up to what its streams hold now (an unfollowed job is
+   * otherwise observed only by the sweep), so that a read of what exists sees every byte written
+   * before it. Resolves at once for a job not tracked.
+   */
+  async refresh(jobId: string): Promise<void> {
+    const job = this.#jobs.get(jobId);
+    if (!job) return;
+    this.#observe(job);
+    await job.observing;
+  }
+
+  /**
+   * Reads a page of a job's output, shared with every other reader of the same page of a tracked
+   * job since its last growth: a thousand followers woken by the same write cause one read, and
+   * get the same events (whose buffers they must not modify).
+   */
+  read(jobId: string, dir: string, options: ReadOutputOptions): Promise<OutputRead> {
+    const job = this.#jobs.get(jobId);
+    if (!job) return readOutput(dir, options);
+    const key = `${options.selector} ${options.cursor} ${options.limitBytes}`;
+    let read = job.shared.get(key);
+    if (!read) {
+      read = readOutput(dir, options);
+      if (job.shared.size >= SHARED_READS) job.shared.delete(job.shared.keys().next().value!);
+      job.shared.set(key, read);
+      read.catch(() => {
+        if (job.shared.get(key) === read) job.shared.delete(key);
+      });
+    }
+    return read;
+  }
+
+  /**
    * Calls `listener` after each observation that found new bytes, and once with `output:finish`.
-   * Returns the unsubscribe function, or undefined when the job is not watched: it has finished.
+   * The job's first listener opens its kernel watch (and observes at once: bytes written before
+   * raised no event); its last one leaving closes it. Returns the unsubscribe function, or
+   * undefined when the job is not tracked: it has finished.
    */
   subscribe(jobId: string, listener: OutputListener): (() => void) | undefined {
     const job = this.#jobs.get(jobId);
     if (!job) return undefined;
     job.listeners.add(listener);
+    if (job.listeners.size === 1 && !job.finishing) this.#openWatch(job);
     return () => {
-      job.listeners.delete(listener);
+      if (!job.listeners.delete(listener) || job.listeners.size > 0) return;
+      this.#closeWatch(job);
+      if (this.#jobs.get(jobId) === job && !job.finishing) {
+        job.sweepEveryMs = SWEEP_MIN_MS;
+        job.sweepDueAt = this.#now() + SWEEP_MIN_MS;
+        this.#armSweep();
+      }
     };
   }
 
@@ -114,62 +181,127 @@ export class OutputMonitor {
     return jobs.reduce((count, job) => count + (job?.listeners.size ?? 0), 0);
   }
 
-  /** Kernel watches currently open. */
+  /** Kernel watches currently open (one per followed running job). */
   get watchCount(): number {
     return [...this.#jobs.values()].filter((job) => job.watcher).length;
   }
 
   /**
-   * Closes every watch. Jobs are not marked finished (they outlive the server); their followers
-   * get no more notices and end only when aborted. An observation in flight completes on its own.
+   * Closes every watch and the sweep. Jobs are not marked finished (they outlive the server); their
+   * followers get no more notices and end only when aborted. An observation in flight completes.
    */
   close(): void {
-    for (const job of this.#jobs.values()) {
-      job.watcher?.close();
-      job.watcher = undefined;
-    }
+    this.#sweep?.clear();
+    this.#sweep = undefined;
+    for (const job of this.#jobs.values()) this.#closeWatch(job);
     this.#jobs.clear();
   }
 
-  #track(jobId: string, dir: string): Watched {
-    const retention = newJobRetention();
-    const job: Watched = { jobId, dir, listeners: new Set(), watcher: undefined, again: false, retention };
+  #track(jobId: string, dir: string): Tracked {
+    const job: Tracked = {
+      jobId,
+      dir,
+      listeners: new Set(),
+      watcher: undefined,
+      again: false,
+      retention: newJobRetention(),
+      shared: new Map(),
+      sweepDueAt: this.#now() + SWEEP_MIN_MS,
+      sweepEveryMs: SWEEP_MIN_MS,
+    };
     this.#jobs.set(jobId, job);
     return job;
   }
 
-  #observe(job: Watched): void {
+  #openWatch(job: Tracked): void {
+    try {
+      job.watcher = watch(job.dir, (_event, name) => {
+        if (name === null || STREAM_FILES.has(name)) this.#observe(job);
+      });
+      job.watcher.on('error', (err) => this.#report(err, job.jobId));
+    } catch (err) {
+      // No watch (inotify limits, say): the sweep goes on observing it, at its quickest.
+      job.watcher = undefined;
+      job.sweepEveryMs = SWEEP_MIN_MS;
+      this.#report(err, job.jobId);
+    }
+    this.#observe(job);
+  }
+
+  #closeWatch(job: Tracked): void {
+    job.watcher?.close();
+    job.watcher = undefined;
+  }
+
+  #now(): number {
+    return this.#clock.now().getTime();
+  }
+
+  /** Arms the sweep timer while some tracked job has no watch. */
+  #armSweep(): void {
+    if (this.#sweep) return;
+    let due = Number.POSITIVE_INFINITY;
+    for (const job of this.#jobs.values()) {
+      if (!job.watcher && !job.finishing) due = Math.min(due, job.sweepDueAt);
+    }
+    if (due === Number.POSITIVE_INFINITY) return;
+    this.#sweep = this.#clock.setTimer(
+      () => {
+        this.#sweep = undefined;
+        this.#sweepDue();
+        this.#armSweep();
+      },
+      Math.max(SWEEP_MIN_MS, due - this.#now()),
+    );
+  }
+
+  #sweepDue(): void {
+    const now = this.#now();
+    for (const job of this.#jobs.values()) {
+      if (job.watcher || job.finishing || job.sweepDueAt > now) continue;
+      job.sweepDueAt = now + job.sweepEveryMs;
+      this.#observe(job, true);
+    }
+  }
+
+  #observe(job: Tracked, swept = false): void {
     if (job.observing) {
       job.again = true;
       return;
     }
-    job.observing = this.#observeUntilQuiet(job).finally(() => {
+    job.observing = this.#observeUntilQuiet(job, swept).finally(() => {
       job.observing = undefined;
     });
   }
 
-  async #observeUntilQuiet(job: Watched): Promise<void> {
+  async #observeUntilQuiet(job: Tracked, swept: boolean): Promise<void> {
     do {
       job.again = false;
-      await this.#observeOnce(job);
+      const grew = await this.#observeOnce(job);
+      // A quiet job is swept less and less often; one that writes, or is followed, at the quickest.
+      if (swept) {
+        job.sweepEveryMs =
+          grew || job.listeners.size > 0 ? SWEEP_MIN_MS : Math.min(2 * job.sweepEveryMs, SWEEP_MAX_MS);
+      }
     } while (job.again);
   }
 
-  async #observeOnce(job: Watched): Promise<void> {
+  async #observeOnce(job: Tracked): Promise<boolean> {
     try {
-      const sizes = await readOutputSizes(job.dir);
+      const sizes = readOutputSizesSync(job.dir);
       const { grew } = await appendObserved(outputPaths(job.dir).combinedIndex, sizes);
       await this.#retention.advance(job.dir, sizes, job.retention);
       if (grew) this.#notify(job, 'output:grow');
       await this.#retention.punch(job.dir, job.retention);
+      return grew;
     } catch (err) {
       this.#report(err, job.jobId);
+      return false;
     }
   }
 
-  async #seal(job: Watched): Promise<void> {
-    job.watcher?.close();
-    job.watcher = undefined;
+  async #seal(job: Tracked): Promise<void> {
+    this.#closeWatch(job);
     while (job.observing) await job.observing;
     await this.#observeOnce(job);
     if (this.#jobs.get(job.jobId) === job) this.#jobs.delete(job.jobId);
@@ -177,7 +309,9 @@ export class OutputMonitor {
     job.listeners.clear();
   }
 
-  #notify(job: Watched, notice: OutputNotice): void {
+  #notify(job: Tracked, notice: OutputNotice): void {
+    // Reads started before this growth may have missed it: later readers start their own.
+    job.shared.clear();
     for (const listener of [...job.listeners]) {
       try {
         listener(notice);

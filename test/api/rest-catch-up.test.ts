@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { CombinedIndex } from '../../src/output/combined-index.ts';
 import { requestFor } from '../helpers/trust-server.ts';
 import { type ApiHarness, openApi, openFdCount, rawGet, within } from './api-harness.ts';
 
 const MiB = 1024 * 1024;
+const execFileAsync = promisify(execFile);
+const READY = 'ready\n'.length;
 // Alternating blocks of random bytes, 6 MiB per stream: several pages of a catch-up read, many
 // stretches in the combined index, and more than the socket buffers hold.
 const BLOCKS = 48;
@@ -38,21 +42,37 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
   before(async () => {
     h = await openApi();
     auth = { authorization: `Bearer ${h.token}` };
-    // POST /run answers once the job ended, with its combined view read from cursor 0. Over
-    // node:http without keep-alive (not fetch), so that no pooled socket stays open.
+    // The combined view is ordered as the server observed it, and a job is observed closely only
+    // while followed: the job says `ready`, waits on a fifo until a follower has seen that, and
+    // only then alternates its streams. Over node:http without keep-alive (not fetch), so that
+    // no pooled socket stays open.
+    const gate = join(h.dataDir, 'gate');
+    await execFileAsync('mkfifo', [gate]);
     id = await new Promise<string>((resolve, reject) => {
       const req = requestFor(h.server.url)(
-        h.url('/run'),
+        h.url('/v1/jobs'),
         { method: 'POST', agent: false, headers: { ...auth, 'content-type': 'application/json' } },
         (res) => {
-          assert.equal(res.statusCode, 200);
-          res.resume();
-          res.once('end', () => resolve(String(res.headers['x-jobworker-job-id'])));
+          assert.equal(res.statusCode, 201);
+          let text = '';
+          res.setEncoding('utf8').on('data', (chunk: string) => {
+            text += chunk;
+          });
+          res.once('end', () => resolve((JSON.parse(text) as { id: string }).id));
         },
       );
       req.once('error', reject);
-      req.end(JSON.stringify({ command: 'sh', args: ['-c', SCRIPT] }));
+      req.end(JSON.stringify({ command: 'sh', args: ['-c', `echo ready; read _ < '${gate}'; ${SCRIPT}`] }));
     });
+    let opened = false;
+    const followed = await rawGet(h.url(`/v1/jobs/${id}/output?follow=true`), auth, () => {
+      if (!opened) {
+        opened = true;
+        void writeFile(gate, 'go\n');
+      }
+      return false;
+    });
+    assert.equal(followed.trailers['x-jobworker-status'], 'succeeded');
     dir = join(h.dataDir, 'jobs', id);
   });
   after(() => h.destroy());
@@ -60,11 +80,11 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
   it('is byte-exact per stream and in combined order', async () => {
     const stdout = await readFile(join(dir, 'stdout'));
     const stderr = await readFile(join(dir, 'stderr'));
-    assert.equal(stdout.length, BLOCKS * 128 * 1024);
+    assert.equal(stdout.length, BLOCKS * 128 * 1024 + READY);
     assert.equal(stderr.length, BLOCKS * 128 * 1024);
     const { all, stretches } = await expectedCombined(dir);
     assert.ok(stretches > 2, `the streams interleave in the combined view (${stretches} stretches)`);
-    assert.equal(all.length, 12 * MiB);
+    assert.equal(all.length, 12 * MiB + READY);
 
     for (const [view, expected] of [
       ['stdout', stdout],

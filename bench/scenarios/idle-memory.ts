@@ -1,0 +1,57 @@
+import { startJob, waitNoneRunning } from '../lib/jobs.ts';
+import { runPool, sleep } from '../lib/pool.ts';
+import { fmt, row } from '../lib/report.ts';
+import type { Scenario } from '../lib/scenario.ts';
+import { ServeProcess } from '../lib/serve-process.ts';
+
+const NAME = 'idle-memory';
+const CONCURRENCY = 16;
+/** How long the server is left alone before its RSS is read: what a user sees a moment later (after its memory relief, 2 s into a quiet spell). */
+const SETTLE_MS = 5000;
+
+/**
+ * The RSS of `jobworker serve` (started by `bin/jobworker`, as a user starts it: no forced
+ * collection) idle after start, then idle again after N `/bin/true` jobs have run to their end.
+ */
+export const idleMemory: Scenario = {
+  name: NAME,
+  summary: 'RSS of `jobworker serve` idle after start and after 10,000 finished jobs (--full: 50,000)',
+  async run(options, emit) {
+    const jobs = options.full ? 50_000 : 10_000;
+    const server = await ServeProcess.start({ logLevel: options.logLevel });
+    let idle = 0;
+    let after = 0;
+    try {
+      await sleep(SETTLE_MS);
+      idle = server.rss();
+      await runPool(
+        jobs,
+        CONCURRENCY,
+        async () => void (await startJob(server.api, { command: '/bin/true' })),
+      );
+      await waitNoneRunning(server.api, 50, 600_000);
+      await sleep(SETTLE_MS);
+      after = server.rss();
+    } finally {
+      await server.close();
+    }
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'server RSS idle after start',
+        value: idle,
+        format: fmt.mb,
+        budget: { text: '< 70 MB', pass: idle < 70e6 },
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `server RSS idle after ${fmt.count(jobs)} finished jobs`,
+        value: after,
+        format: fmt.mb,
+        budget: { text: '< 90 MB', pass: after < 90e6 },
+      }),
+    );
+  },
+};

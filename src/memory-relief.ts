@@ -1,0 +1,66 @@
+import type { Clock, ClockTimer } from './core/clock.ts';
+
+/** How long the server stays quiet (no follow or job ending) before it gives memory back. */
+export const RELIEF_QUIET_MS = 2000;
+
+/**
+ * Gives memory back to the system once a burst of work is over. V8 keeps the pages a burst grew
+ * its heap by (big follows, thousands of jobs) pooled or merely discarded after an ordinary
+ * collection, so the server's RSS stayed at its peak for good; a collection of the "last resort"
+ * flavour releases them. It pauses the server for tens of milliseconds, so it runs once per quiet
+ * spell: `RELIEF_QUIET_MS` after the last `activity()`, never while `busy()` says a pause would be
+ * felt (a follower waits for its next line), and not again until there is more activity.
+ */
+export class MemoryRelief {
+  readonly #clock: Clock;
+  readonly #collect: () => void;
+  readonly #quietMs: number;
+  readonly #busy: () => boolean;
+  #timer: ClockTimer | undefined;
+  #lastActivity = 0;
+
+  constructor(clock: Clock, collect: () => void, options: { quietMs?: number; busy?: () => boolean } = {}) {
+    this.#clock = clock;
+    this.#collect = collect;
+    this.#quietMs = options.quietMs ?? RELIEF_QUIET_MS;
+    this.#busy = options.busy ?? (() => false);
+  }
+
+  /**
+   * A relief for this process: it needs V8's `gc()`, which `bin/jobworker` exposes to `serve`
+   * (`--expose-gc`). Undefined without it (a server embedded in another program).
+   */
+  static forThisProcess(clock: Clock, busy: () => boolean): MemoryRelief | undefined {
+    const gc = (globalThis as { gc?: (options?: object) => unknown }).gc;
+    if (typeof gc !== 'function') return undefined;
+    const collect = () => void gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    return new MemoryRelief(clock, collect, { busy });
+  }
+
+  /** Something that allocated a lot has ended: relief once the server has been quiet a while. */
+  activity(): void {
+    this.#lastActivity = this.#clock.now().getTime();
+    // One timer per quiet spell, not one per call: thousands of jobs may end each second.
+    this.#timer ??= this.#clock.setTimer(() => this.#due(), this.#quietMs);
+  }
+
+  close(): void {
+    this.#timer?.clear();
+    this.#timer = undefined;
+  }
+
+  #due(): void {
+    const quietFor = this.#clock.now().getTime() - this.#lastActivity;
+    if (this.#busy()) {
+      // Busy now: the relief waits for the next quiet spell (its end is an activity too).
+      this.#timer = undefined;
+      return;
+    }
+    if (quietFor < this.#quietMs) {
+      this.#timer = this.#clock.setTimer(() => this.#due(), this.#quietMs - quietFor);
+      return;
+    }
+    this.#timer = undefined;
+    this.#collect();
+  }
+}

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { watch } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CursorError } from '../../src/core/errors.ts';
+import { followOutput } from '../../src/output/output-follower.ts';
+import { OutputMonitor, SWEEP_MIN_MS } from '../../src/output/output-monitor.ts';
+import { readOutput } from '../../src/output/output-reader.ts';
+import type { OutputEvent } from '../../src/output/output-types.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { collect, fixture, type Job, jobDir, startJob } from './output-helpers.ts';
+
+/** Resolves once the file at `path` holds `size` bytes, woken by a kernel watch on its directory. */
+async function untilSize(dir: string, name: string, size: number): Promise<void> {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const check = () =>
+    stat(join(dir, name)).then(
+      (s) => s.size >= size && resolve(),
+      () => undefined,
+    );
+  const watcher = watch(dir, () => void check());
+  try {
+    await check();
+    await promise;
+  } finally {
+    watcher.close();
+  }
+}
+
+/** The job's input: `out TEXT` prints TEXT on stdout, `err TEXT` on stderr. */
+async function alternating(dir: string): Promise<Job> {
+  return startJob(dir, ['sh', fixture('output-alternate.sh')], 'pipe');
+}
+
+const combinedEnd = async (dir: string) =>
+  (await readOutput(dir, { selector: 'all', cursor: 0, limitBytes: 1 })).end;
+
+function runs(events: readonly OutputEvent[]): string[] {
+  return events.flatMap((e) => (e.type === 'data' ? [`${e.stream}:${e.data.toString()}`] : []));
+}
+
+test('a job nobody follows has no kernel watch; a follower that attaches after it wrote gets every byte', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock: new ManualClock() });
+  t.after(() => monitor.close());
+  const job = await alternating(dir);
+  monitor.watch('late', dir);
+  job.child.stdin!.write('out one\nerr two\n');
+  await untilSize(dir, 'stderr', 4);
+  assert.equal(monitor.watchCount, 0, 'no watch while nobody follows');
+  assert.equal(await combinedEnd(dir), 0, 'and nothing observed yet');
+
+  const following = collect(followOutput(monitor, dir, 'late', { selector: 'all', cursor: 0 }));
+  assert.equal(monitor.watchCount, 1, 'the first follower opened the watch');
+  job.child.stdin!.end('out three\n');
+  assert.equal(await job.exited, 0);
+  await monitor.finish('late');
+  // Written before the watch: observed at once, stdout first; then what came after.
+  assert.deepEqual(runs(await following), ['stdout:one\n', 'stderr:two\n', 'stdout:three\n']);
+  assert.equal(monitor.watchCount, 0);
+  assert.equal(monitor.listenerCount(), 0);
+});
+
+test('the watch goes when the last follower leaves, also when the follow throws after it subscribed', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock: new ManualClock() });
+  t.after(() => monitor.close());
+  const job = await alternating(dir);
+  t.after(() => job.child.stdin!.end());
+  monitor.watch('busy', dir);
+
+  const first = new AbortController();
+  const a = collect(
+    followOutput(monitor, dir, 'busy', { selector: 'stdout', cursor: 0, signal: first.signal }),
+  );
+  const b = followOutput(monitor, dir, 'busy', { selector: 'stderr', cursor: 0 });
+  const bNext = b.next();
+  assert.equal(monitor.watchCount, 1, 'one watch for both');
+  first.abort();
+  assert.deepEqual(await a, []);
+  assert.equal(monitor.watchCount, 1, 'the other follower still holds it');
+  job.child.stdin!.write('err x\n');
+  assert.equal((await bNext).done, false);
+  await b.return();
+  assert.equal(monitor.watchCount, 0, 'released with the last follower');
+
+  // Past the end: the follow subscribes, then its first read throws.
+  await assert.rejects(
+    collect(followOutput(monitor, dir, 'busy', { selector: 'stdout', cursor: 99 })),
+    CursorError,
+  );
+  assert.equal(monitor.watchCount, 0);
+  assert.equal(monitor.listenerCount(), 0);
+});
+
+test('the sweep indexes a job nobody follows, and a refresh does so at once', async (t) => {
+  const dir = await jobDir(t);
+  const clock = new ManualClock();
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock });
+  t.after(() => monitor.close());
+  const job = await alternating(dir);
+  t.after(() => job.child.stdin!.end());
+  monitor.watch('quiet', dir);
+  job.child.stdin!.write('out a\n');
+  await untilSize(dir, 'stdout', 2);
+  assert.equal(await combinedEnd(dir), 0);
+  await monitor.refresh('quiet');
+  assert.equal(await combinedEnd(dir), 2);
+
+  job.child.stdin!.write('err bc\n');
+  await untilSize(dir, 'stderr', 3);
+  clock.advance(SWEEP_MIN_MS - 1);
+  assert.equal(await combinedEnd(dir), 2, 'not due yet');
+  // Due: the sweep observes it. Its few calls on small files are synchronous, so the observation is
+  // over by the time this asynchronous read of the index starts.
+  clock.advance(1);
+  assert.equal(await combinedEnd(dir), 5, 'observed by the sweep');
+  assert.equal(monitor.watchCount, 0);
+});
+
+test('followers at the same position share one read and its buffers', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock: new ManualClock() });
+  t.after(() => monitor.close());
+  const job = await alternating(dir);
+  t.after(() => job.child.stdin!.end());
+  monitor.watch('shared', dir);
+  job.child.stdin!.write('out hello\n');
+  await untilSize(dir, 'stdout', 6);
+  const one = followOutput(monitor, dir, 'shared', { selector: 'stdout', cursor: 0 });
+  const two = followOutput(monitor, dir, 'shared', { selector: 'stdout', cursor: 0 });
+  const [a, b] = await Promise.all([one.next(), two.next()]);
+  assert.equal(a.value, b.value, 'the same batch, not an equal one');
+  assert.equal(runs(a.value ?? []).join(''), 'stdout:hello\n');
+  await Promise.all([one.return(), two.return()]);
+  assert.equal(monitor.watchCount, 0);
+});
