@@ -23,6 +23,8 @@ export const GRPC_STATUS = {
   FORBIDDEN: Code.PermissionDenied,
   ACCOUNT_UNAVAILABLE: Code.FailedPrecondition,
   NOT_FOUND: Code.NotFound,
+  // REST only (a path with another method); an RPC path answers only POST.
+  METHOD_NOT_ALLOWED: Code.Unimplemented,
   DUPLICATE: Code.AlreadyExists,
   ILLEGAL_TRANSITION: Code.FailedPrecondition,
   ALREADY_FINISHED: Code.FailedPrecondition,
