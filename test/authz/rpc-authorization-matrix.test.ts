@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { DescService } from '@bufbuild/protobuf';
 import { ConnectError, createClient, type Transport } from '@connectrpc/connect';
@@ -131,10 +130,10 @@ async function outcomeOf(transport: Transport, service: DescService, method: str
   }
 }
 
-describe('the authorization matrix over RPC (Connect protocol)', () => {
+describe('the authorization matrix over RPC (Connect protocol over TLS)', () => {
   let h: Harness;
   let a: AppHarness;
-  let url: string;
+  let aliceCertificate: { cert: string; key: string };
   const clock = new ManualClock();
   const tokens = {} as Record<Identity, string | undefined>;
   const finished: Record<string, string> = {};
@@ -146,11 +145,13 @@ describe('the authorization matrix over RPC (Connect protocol)', () => {
     return job.id;
   }
 
+  /** Connect over HTTP/1.1 and TLS; the mTLS user presents alice's client certificate and no token. */
   function transportAs(identity: Identity): Transport {
     const token = tokens[identity];
     return createConnectTransport({
-      baseUrl: url,
+      baseUrl: a.url!,
       httpVersion: '1.1',
+      nodeOptions: { ca: a.caPem, ...(identity === 'mTLS user' ? aliceCertificate : {}) },
       interceptors: [
         (next) => (req) => {
           if (token !== undefined) req.header.set('authorization', `Bearer ${token}`);
@@ -162,9 +163,7 @@ describe('the authorization matrix over RPC (Connect protocol)', () => {
 
   before(async () => {
     h = await openHarness();
-    a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 } });
-    await a.app.listen({ host: '127.0.0.1', port: 0 });
-    url = `http://127.0.0.1:${(a.app.server.address() as AddressInfo).port}`;
+    a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 }, tls: true });
     const admin = await a.issue('admin', 'admin');
     const alice = await a.issue('alice', 'user');
     await a.issue('bob', 'user');
@@ -182,7 +181,10 @@ describe('the authorization matrix over RPC (Connect protocol)', () => {
       'user on own job': alice,
       "user on another user's job": alice,
       admin,
+      'mTLS user': undefined,
     });
+    const pems = await a.certificates.issue({ user: 'admin', role: 'admin' }, 'alice', 1);
+    aliceCertificate = { cert: pems.certPem, key: pems.keyPem };
     finished.alice = await finishedJob('alice');
     finished.bob = await finishedJob('bob');
   });
