@@ -12,6 +12,8 @@ bash scripts/build-native.sh
 bash scripts/build.sh
 echo "== typecheck" && tsc --noEmit -p .
 echo "== lint" && biome check .
+# The RPC contract: buf lint, and buf breaking against the committed baseline (scripts/proto.sh).
+echo "== proto" && bash scripts/proto.sh check
 echo "== tests (node $(node --version))"
 # Test files are independent processes; two at a time fits the 2-core machine.
 exec node --test --test-concurrency=2 --test-timeout=120000 "${@:-test/**/*.test.ts}"

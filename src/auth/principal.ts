@@ -20,8 +20,11 @@ export interface Principal {
   readonly runAs?: string | null;
 }
 
-/** How a call reached the server, for the audit trail. */
-export type Transport = 'tcp' | 'unix' | 'internal';
+/**
+ * How a call reached the server, for the audit trail: REST over `tcp` or the `unix` socket, an
+ * in-process call (`internal`), or an RPC by its protocol (`grpc`, `grpc-web`, `connect`).
+ */
+export type Transport = 'tcp' | 'unix' | 'internal' | 'grpc' | 'grpc-web' | 'connect';
 
 /** Where a call came from: set by the adapter that received it. */
 export interface CallOrigin {

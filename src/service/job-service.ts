@@ -397,8 +397,22 @@ export class JobService extends EventEmitter<ServiceEvents> {
    */
   async run(who: Caller, input: unknown, signal?: AbortSignal): Promise<Job> {
     const job = await this.start(who, input);
+    return this.#untilFinal(job.id, signal);
+  }
+
+  /**
+   * Waits for a job the caller may see to reach a final status. Resolves with the final job, or
+   * with the job as it is if `signal` or shutdown ends the wait first.
+   */
+  async waitFor(who: Principal, id: string, signal?: AbortSignal): Promise<Job> {
+    const job = await this.get(who, id);
+    if (isFinal(job.status)) return job;
+    return this.#untilFinal(id, signal);
+  }
+
+  async #untilFinal(id: string, signal?: AbortSignal): Promise<Job> {
     const stop = AbortSignal.any(signal ? [signal, this.#shutdown.signal] : [this.#shutdown.signal]);
-    if (stop.aborted) return this.#engine.get(job.id);
+    if (stop.aborted) return this.#engine.get(id);
     const cancelled = new AbortController();
     const aborted = once(stop, 'abort', { signal: cancelled.signal }).then(
       () => undefined,
@@ -407,10 +421,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     try {
       // The wait ends with the request: no listener outlives it.
       const finished = await Promise.race([
-        this.#engine.waitFor(job.id, AbortSignal.any([stop, cancelled.signal])).catch(() => undefined),
+        this.#engine.waitFor(id, AbortSignal.any([stop, cancelled.signal])).catch(() => undefined),
         aborted,
       ]);
-      return finished ?? (await this.#engine.get(job.id));
+      return finished ?? (await this.#engine.get(id));
     } finally {
       cancelled.abort();
     }

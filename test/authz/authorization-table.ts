@@ -2,7 +2,7 @@
  * The authorization matrix (docs/security.md, "Who may do what"), independent of any adapter: for
  * every operation of the service, what each kind of caller gets. An adapter's test maps each of
  * its routes or methods onto one operation and checks every cell through the real adapter; REST
- * does it in rest-authorization-matrix.test.ts, and gRPC will do the same with this table.
+ * does it in rest-authorization-matrix.test.ts, RPC in rpc-authorization-matrix.test.ts.
  */
 
 /** The callers every operation is tried as. */
@@ -49,6 +49,7 @@ export const OPERATIONS = {
   'job:resolve': 'job reader',
   'job:get': 'job reader',
   'job:output': 'job reader',
+  'job:wait': 'job reader',
   'job:stop': 'job writer',
   'job:pause': 'job writer',
   'job:resume': 'job writer',

@@ -5,6 +5,8 @@ import { redactTokens } from '../../auth/token.ts';
 import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
 import type { UserService } from '../../service/user-service.ts';
+import { rpcPlugin } from '../rpc/rpc-plugin.ts';
+import { registerRpcServices } from '../rpc/rpc-services.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { registerCertRoutes } from './cert-routes.ts';
 import { registerJobWorkerRoutes } from './compat/job-worker-routes.ts';
@@ -99,7 +101,12 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   const documented: DocumentedRoute[] = [];
   const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => {
-    const config = (route.config ?? {}) as PublicRouteConfig & { openapi?: Record<string, unknown> };
+    const config = (route.config ?? {}) as PublicRouteConfig & {
+      openapi?: Record<string, unknown>;
+      rpc?: true;
+    };
+    // The RPC methods are described by proto/jobworker/v1, not by the OpenAPI document.
+    if (config.rpc) return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       routeMethods.add(method, route.url);
@@ -146,6 +153,17 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerCertRoutes(app, options.certificates);
   registerJobWorkerRoutes(app, options.service);
   registerWorkerctlRoutes(app, options.service, options.authenticator);
+  // gRPC, gRPC-Web and Connect on the same port (src/api/rpc), over the same services.
+  await app.register(rpcPlugin, {
+    authenticator: options.authenticator,
+    readMaxBytes: BODY_LIMIT,
+    routes: (router) =>
+      registerRpcServices(router, {
+        jobs: options.service,
+        users: options.users,
+        certificates: options.certificates,
+      }),
+  });
   let openapi: object | undefined;
   const openapiResponse = {
     200: {

@@ -1,0 +1,75 @@
+import type { ServiceImpl } from '@connectrpc/connect';
+import type { JobService as Jobs } from '../../service/job-service.ts';
+import type { JobService } from './gen/jobworker/v1/job_service_pb.ts';
+import { callerOf } from './rpc-authentication.ts';
+import {
+  endToProto,
+  jobToProto,
+  listRequest,
+  outputCursor,
+  outputSelector,
+  outputToProto,
+  startInput,
+} from './rpc-mapping.ts';
+
+/** jobworker.v1.JobService over the service every adapter calls (authorization and audit there). */
+export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
+  return {
+    async start(req, ctx) {
+      const { job, created } = await jobs.submit(callerOf(ctx), startInput(req));
+      return { job: jobToProto(job), created };
+    },
+    async get(req, ctx) {
+      return { job: jobToProto(await jobs.get(callerOf(ctx), req.id)) };
+    },
+    async list(req, ctx) {
+      const page = await jobs.list(callerOf(ctx), listRequest(req));
+      return { jobs: page.jobs.map(jobToProto), nextPageToken: page.nextCursor ?? '' };
+    },
+    async resolve(req, ctx) {
+      return { job: jobToProto(await jobs.resolve(callerOf(ctx), req.ref)) };
+    },
+    async stop(req, ctx) {
+      const graceMs = req.graceMs === undefined ? {} : { graceMs: Number(req.graceMs) };
+      return { job: jobToProto(await jobs.stop(callerOf(ctx), req.id, graceMs)) };
+    },
+    async pause(req, ctx) {
+      return { job: jobToProto(await jobs.pause(callerOf(ctx), req.id)) };
+    },
+    async resume(req, ctx) {
+      return { job: jobToProto(await jobs.resume(callerOf(ctx), req.id)) };
+    },
+    async delete(req, ctx) {
+      return { job: jobToProto(await jobs.delete(callerOf(ctx), req.id)) };
+    },
+    async prune(req, ctx) {
+      const olderThanMs = req.olderThanMs === undefined ? {} : { olderThanMs: Number(req.olderThanMs) };
+      return { deleted: BigInt(await jobs.prune(callerOf(ctx), olderThanMs)) };
+    },
+    async waitFor(req, ctx) {
+      return { job: jobToProto(await jobs.waitFor(callerOf(ctx), req.id, ctx.signal)) };
+    },
+    async *streamOutput(req, ctx) {
+      // Checked before the first message (access, id, cursor, capacity), so a refusal is a status.
+      const events = await jobs.openOutput(callerOf(ctx), req.id, {
+        selector: outputSelector(req.view),
+        cursor: outputCursor(req.cursor),
+        follow: req.follow,
+        signal: ctx.signal,
+      });
+      // Pulled one message at a time: a client that reads slowly holds the next disk read back
+      // (HTTP/2 flow control, then the socket's drain), so nothing piles up in the server.
+      try {
+        for await (const event of events) {
+          if (event.type === 'end') {
+            yield endToProto(event.job);
+            return;
+          }
+          for (const output of event.events) yield outputToProto(output);
+        }
+      } finally {
+        await events.return(undefined);
+      }
+    },
+  };
+}

@@ -1,0 +1,345 @@
+/**
+ * The one mapping between the proto messages (src/api/rpc/gen) and the service's own types: jobs,
+ * queues, users, tokens, audit entries and certificates out; requests in, as the same plain input
+ * the REST routes hand the service, so that the service validates both alike and its errors name
+ * the same fields (by their JSON names: `timeoutMs`, `pageSize`).
+ */
+import { create } from '@bufbuild/protobuf';
+import { type Timestamp, timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { Role as RoleName } from '../../auth/principal.ts';
+import type { IssuedCertificate } from '../../auth/tls/issued-certificates.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { dedupeScopeOf, type Job, type JobStatus as StatusName } from '../../core/job.ts';
+import type { DrainState } from '../../engine/job-engine.ts';
+import type { OutputEvent, OutputSelector } from '../../output/output-types.ts';
+import type { ListJobsRequest } from '../../service/job-service.ts';
+import type { AuditRequest, TokenView } from '../../service/user-service.ts';
+import type { QueueSettings, QueueState } from '../../store/job-store.ts';
+import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
+import type { AuditRecord, UserRecord } from '../../store/user-store.ts';
+import {
+  type AuditEntry,
+  AuditEntrySchema,
+  type ListAuditEntriesRequest,
+} from './gen/jobworker/v1/audit_service_pb.ts';
+import { type Certificate, CertificateSchema } from './gen/jobworker/v1/certificate_service_pb.ts';
+import { type Job as JobMessage, JobSchema, JobStatus, WaitingFor } from './gen/jobworker/v1/job_pb.ts';
+import {
+  type ListRequest,
+  OnDuplicate,
+  OutputStream,
+  OutputView,
+  type StartRequest,
+  type StreamOutputResponse,
+  StreamOutputResponseSchema,
+} from './gen/jobworker/v1/job_service_pb.ts';
+import {
+  type DrainState as DrainStateMessage,
+  DrainStateSchema,
+  type Queue,
+  QueueSchema,
+  type UpdateQueueRequest,
+} from './gen/jobworker/v1/queue_service_pb.ts';
+import { type Token, TokenSchema, TokenState } from './gen/jobworker/v1/token_service_pb.ts';
+import {
+  type CreateUserRequest,
+  Role,
+  type UpdateUserRequest,
+  type User,
+  UserSchema,
+} from './gen/jobworker/v1/user_service_pb.ts';
+
+const STATUS: Record<StatusName, JobStatus> = {
+  queued: JobStatus.QUEUED,
+  running: JobStatus.RUNNING,
+  paused: JobStatus.PAUSED,
+  succeeded: JobStatus.SUCCEEDED,
+  failed: JobStatus.FAILED,
+  stopped: JobStatus.STOPPED,
+  timed_out: JobStatus.TIMED_OUT,
+  cancelled: JobStatus.CANCELLED,
+  lost: JobStatus.LOST,
+};
+
+const ROLE: Record<RoleName, Role> = { admin: Role.ADMIN, user: Role.USER, viewer: Role.VIEWER };
+
+const VIEW: Partial<Record<OutputView, OutputSelector>> = {
+  [OutputView.UNSPECIFIED]: 'all',
+  [OutputView.COMBINED]: 'all',
+  [OutputView.STDOUT]: 'stdout',
+  [OutputView.STDERR]: 'stderr',
+};
+
+/** The service's field names where the proto's differ (the REST API's names on the left). */
+const FIELD_NAMES: Readonly<Record<string, string>> = { runAt: 'runTime', limit: 'pageSize' };
+
+/** The name a client knows a field by, from the name the service gave it. */
+export function fieldName(field: string): string {
+  return FIELD_NAMES[field] ?? field;
+}
+
+/** The job as every RPC shows it: the REST API's job JSON, field for field (job-json.ts). */
+export function jobToProto(job: Job): JobMessage {
+  const { spec } = job;
+  return create(JobSchema, {
+    id: job.id,
+    name: spec.name ?? undefined,
+    command: spec.command,
+    args: [...spec.args],
+    shell: spec.shell,
+    cwd: spec.cwd,
+    timeoutMs: spec.timeoutMs === null ? undefined : BigInt(spec.timeoutMs),
+    labels: { ...spec.labels },
+    status: STATUS[job.status],
+    exitCode: job.exit?.exitCode ?? undefined,
+    signal: job.exit?.signal ?? undefined,
+    reason: job.exit?.reason ?? undefined,
+    owner: job.owner,
+    pid: job.process?.pid ?? undefined,
+    createTime: timestampFromDate(job.createdAt),
+    startTime: time(job.startedAt),
+    finishTime: time(job.finishedAt),
+    stopRequestTime: time(job.stop?.at ?? null),
+    outputBytes: { stdout: BigInt(job.outputBytes.stdout), stderr: BigInt(job.outputBytes.stderr) },
+    queue: spec.queue,
+    priority: spec.priority,
+    runTime: time(job.runAt),
+    after: [...spec.after],
+    attempt: job.attempt,
+    maxAttempts: spec.retry?.attempts ?? 1,
+    retryOf: job.retryOf ?? undefined,
+    retriedAs: job.retriedAs ?? undefined,
+    dedupeKey: spec.dedupeKey ?? undefined,
+    dedupeScope: dedupeScopeOf(job) ?? undefined,
+    pauseTime: time(job.pausedAt),
+    waitingFor: waitingFor(job),
+    ...(spec.account
+      ? { account: { name: spec.account.name, uid: spec.account.uid, gid: spec.account.gid } }
+      : {}),
+  });
+}
+
+function waitingFor(job: Job): WaitingFor {
+  if (job.status !== 'queued') return WaitingFor.UNSPECIFIED;
+  if (job.hold === 'after') return WaitingFor.DEPENDENCIES;
+  if (job.hold === 'delay') return WaitingFor.TIME;
+  return WaitingFor.QUEUE;
+}
+
+/** A start request as the submission the service checks (the body of REST's POST /v1/jobs). */
+export function startInput(req: StartRequest): Record<string, unknown> {
+  const input: Record<string, unknown> = { command: req.command };
+  if (req.args.length > 0) input.args = req.args;
+  if (req.shell) input.shell = true;
+  if (Object.keys(req.env).length > 0) input.env = req.env;
+  if (req.cwd !== undefined) input.cwd = req.cwd;
+  if (req.noTimeout) {
+    if (req.timeoutMs !== undefined) {
+      throw new ValidationError('noTimeout', 'Give `timeoutMs` or `noTimeout`, not both');
+    }
+    input.timeoutMs = null;
+  } else if (req.timeoutMs !== undefined) input.timeoutMs = Number(req.timeoutMs);
+  if (req.name !== undefined) input.name = req.name;
+  if (Object.keys(req.labels).length > 0) input.labels = req.labels;
+  if (req.limits) {
+    const limits: Record<string, number> = {};
+    if (req.limits.memoryBytes !== undefined) limits.memoryBytes = Number(req.limits.memoryBytes);
+    if (req.limits.cpuMillis !== undefined) limits.cpuMillis = req.limits.cpuMillis;
+    input.limits = limits;
+  }
+  if (req.queue !== undefined) input.queue = req.queue;
+  if (req.priority !== undefined) input.priority = req.priority;
+  if (req.after.length > 0) input.after = req.after;
+  if (req.retry) {
+    const backoff: Record<string, number> = {};
+    if (req.retry.backoffInitialMs !== undefined) backoff.initialMs = Number(req.retry.backoffInitialMs);
+    if (req.retry.backoffFactor !== undefined) backoff.factor = req.retry.backoffFactor;
+    if (req.retry.backoffMaxMs !== undefined) backoff.maxMs = Number(req.retry.backoffMaxMs);
+    input.retry = { attempts: req.retry.attempts, ...(Object.keys(backoff).length > 0 ? { backoff } : {}) };
+  }
+  if (req.dedupeKey !== undefined) input.dedupeKey = req.dedupeKey;
+  if (req.dedupeScope !== undefined) input.dedupeScope = req.dedupeScope;
+  if (req.runTime) input.runAt = timestampDate(req.runTime).toISOString();
+  if (req.delayMs !== undefined) input.delayMs = Number(req.delayMs);
+  if (req.onDuplicate === OnDuplicate.REJECT) input.onDuplicate = 'reject';
+  else if (req.onDuplicate === OnDuplicate.RETURN) input.onDuplicate = 'return';
+  else if (req.onDuplicate !== OnDuplicate.UNSPECIFIED) {
+    throw ValidationError.expected(
+      'onDuplicate',
+      'ON_DUPLICATE_REJECT or ON_DUPLICATE_RETURN',
+      req.onDuplicate,
+    );
+  }
+  if (req.runAsRoot) input.runAsRoot = true;
+  return input;
+}
+
+export function listRequest(req: ListRequest): ListJobsRequest {
+  const statuses = req.statuses.map((status, i) => {
+    const name = (Object.keys(STATUS) as StatusName[]).find((key) => STATUS[key] === status);
+    if (name === undefined) throw ValidationError.expected(`statuses[${i}]`, 'a job status', status);
+    return name;
+  });
+  return {
+    ...(statuses.length > 0 ? { status: statuses } : {}),
+    ...(req.name !== undefined ? { name: req.name } : {}),
+    ...(req.idPrefix !== undefined ? { idPrefix: req.idPrefix.toLowerCase() } : {}),
+    ...(req.label ? { label: { key: req.label.key, value: req.label.value } } : {}),
+    ...(req.pageSize !== 0 ? { limit: pageSize(req.pageSize) } : {}),
+    ...(req.pageToken !== '' ? { cursor: req.pageToken } : {}),
+  };
+}
+
+function pageSize(size: number): number {
+  if (size < 1 || size > MAX_PAGE_SIZE) {
+    throw ValidationError.expected('pageSize', `an integer from 1 to ${MAX_PAGE_SIZE}, or 0 for 50`, size);
+  }
+  return size;
+}
+
+export function outputSelector(view: OutputView): OutputSelector {
+  const selector = VIEW[view];
+  if (selector === undefined) {
+    throw ValidationError.expected(
+      'view',
+      'OUTPUT_VIEW_COMBINED, OUTPUT_VIEW_STDOUT or OUTPUT_VIEW_STDERR',
+      view,
+    );
+  }
+  return selector;
+}
+
+/** A cursor as the service takes it: a whole number of bytes. */
+export function outputCursor(cursor: bigint): number {
+  if (cursor < 0n || cursor > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw ValidationError.expected('cursor', 'a position from 0', String(cursor));
+  }
+  return Number(cursor);
+}
+
+/** Output events as stream messages, one each, in view order. */
+export function outputToProto(event: OutputEvent): StreamOutputResponse {
+  const stream = event.stream === 'stdout' ? OutputStream.STDOUT : OutputStream.STDERR;
+  const cursor = BigInt(event.cursor);
+  return create(StreamOutputResponseSchema, {
+    event:
+      event.type === 'data'
+        ? { case: 'data', value: { stream, data: event.data, cursor } }
+        : { case: 'truncated', value: { stream, skippedBytes: BigInt(event.skippedBytes), cursor } },
+  });
+}
+
+export function endToProto(job: Job): StreamOutputResponse {
+  return create(StreamOutputResponseSchema, { event: { case: 'end', value: jobToProto(job) } });
+}
+
+export function queueToProto(queue: QueueState): Queue {
+  return create(QueueSchema, {
+    name: queue.name,
+    concurrency: queue.concurrency ?? undefined,
+    maxWaiting: queue.maxWaiting ?? undefined,
+    paused: queue.paused,
+    running: queue.running,
+    waiting: queue.waiting,
+  });
+}
+
+/** The settings an update names; a `Limit` without a value is "no limit". */
+export function queueSettings(req: UpdateQueueRequest): Partial<QueueSettings> {
+  return {
+    ...(req.concurrency ? { concurrency: req.concurrency.value ?? null } : {}),
+    ...(req.maxWaiting ? { maxWaiting: req.maxWaiting.value ?? null } : {}),
+    ...(req.paused !== undefined ? { paused: req.paused } : {}),
+  };
+}
+
+export function drainToProto(state: DrainState): DrainStateMessage {
+  return create(DrainStateSchema, { draining: state.draining, running: state.running });
+}
+
+export function userToProto(user: UserRecord): User {
+  return create(UserSchema, {
+    name: user.name,
+    role: ROLE[user.role],
+    runAs: user.runAs ?? undefined,
+    disabled: user.disabled,
+    createTime: timestampFromDate(user.createdAt),
+  });
+}
+
+/** A role as the service's input: UNSPECIFIED is left out, so that the service says it is missing. */
+function roleName(role: Role): string | undefined {
+  if (role === Role.UNSPECIFIED) return undefined;
+  return (Object.keys(ROLE) as RoleName[]).find((key) => ROLE[key] === role) ?? `ROLE ${role}`;
+}
+
+export function createUserInput(req: CreateUserRequest): Record<string, unknown> {
+  return {
+    name: req.name,
+    role: roleName(req.role),
+    ...(req.runAs !== undefined ? { runAs: req.runAs } : {}),
+  };
+}
+
+/** An empty `run_as` clears it. */
+export function updateUserInput(req: UpdateUserRequest): Record<string, unknown> {
+  return {
+    ...(req.role !== undefined ? { role: roleName(req.role) ?? 'ROLE_UNSPECIFIED' } : {}),
+    ...(req.runAs !== undefined ? { runAs: req.runAs === '' ? null : req.runAs } : {}),
+    ...(req.disabled !== undefined ? { disabled: req.disabled } : {}),
+  };
+}
+
+const TOKEN_STATE = { active: TokenState.ACTIVE, expired: TokenState.EXPIRED, revoked: TokenState.REVOKED };
+
+export function tokenToProto(token: TokenView): Token {
+  return create(TokenSchema, {
+    id: token.id,
+    user: token.user,
+    label: token.label ?? undefined,
+    state: TOKEN_STATE[token.state],
+    createTime: timestampFromDate(token.createdAt),
+    lastUseTime: time(token.lastUsedAt),
+    expireTime: time(token.expiresAt),
+    revokeTime: time(token.revokedAt),
+  });
+}
+
+export function auditToProto(entry: AuditRecord): AuditEntry {
+  return create(AuditEntrySchema, {
+    id: entry.id,
+    time: timestampFromDate(entry.at),
+    user: entry.user ?? undefined,
+    role: entry.role ?? undefined,
+    source: entry.source ?? undefined,
+    transport: entry.transport ?? undefined,
+    action: entry.action,
+    target: entry.target ?? undefined,
+    result: entry.result,
+  });
+}
+
+export function auditRequest(req: ListAuditEntriesRequest): AuditRequest {
+  return {
+    ...(req.user !== undefined ? { user: req.user } : {}),
+    ...(req.action !== undefined ? { action: req.action } : {}),
+    ...(req.since ? { since: timestampDate(req.since).toISOString() } : {}),
+    ...(req.until ? { until: timestampDate(req.until).toISOString() } : {}),
+    ...(req.pageSize !== 0 ? { limit: req.pageSize } : {}),
+    ...(req.pageToken !== '' ? { cursor: req.pageToken } : {}),
+  };
+}
+
+export function certificateToProto(cert: IssuedCertificate): Certificate {
+  return create(CertificateSchema, {
+    serial: cert.serial,
+    user: cert.user,
+    issueTime: timestampFromDate(new Date(cert.issuedAt)),
+    expireTime: timestampFromDate(new Date(cert.notAfter)),
+    revokeTime: cert.revokedAt === null ? undefined : timestampFromDate(new Date(cert.revokedAt)),
+  });
+}
+
+function time(date: Date | null): Timestamp | undefined {
+  return date === null ? undefined : timestampFromDate(date);
+}
