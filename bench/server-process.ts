@@ -15,7 +15,16 @@ if (dataDir === undefined) throw new Error('Expected a data directory as the fir
 
 // Plain HTTP on loopback: the benchmarks measure the server's own work against baselines that
 // speak plain HTTP (bench/baselines/), so TLS would only add a constant cost to both sides' gap.
-const server = await runServer({ listen: '127.0.0.1:0', dataDir, logLevel, insecureHttp: true });
+// Admin jobs run as root (as the test harness runs them), so that fixtures may read the files the
+// bench puts in the server's data directory (the `go` file of follow-latency and fan-out); the
+// account switch a pool account adds to a start is three system calls in the job's own process.
+const server = await runServer({
+  listen: '127.0.0.1:0',
+  dataDir,
+  logLevel,
+  insecureHttp: true,
+  adminRunAs: 'root',
+});
 process.send?.({ type: 'ready', url: server.url, adminTokenFile: server.adminTokenFile });
 
 process.on('message', (message: ChildRequest) => {
