@@ -56,6 +56,9 @@ export class TaskManager extends EventEmitter<TaskEvents> {
   #threadsBusy = 0;
   #polls = 0;
   #closed = false;
+  /** Tasks not yet finished; while there are any, #keepAlive holds the process open. */
+  #active = 0;
+  #keepAlive: NodeJS.Timeout | undefined;
 
   constructor(options: TaskManagerOptions = {}) {
     super();
@@ -168,6 +171,10 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     };
     this.#tasks.set(record.id, record);
     this.#queue.push(record);
+    // Clock timers do not keep the process alive (a server has its sockets for that); a program
+    // awaiting `wait()` on a polling task would exit with the task unfinished. This handle is
+    // not a schedule, only a reference, so it bypasses the Clock on purpose.
+    if (this.#active++ === 0) this.#keepAlive = setInterval(() => undefined, 2 ** 30);
     this.emit('task:submit', snapshot(record));
     this.#pump();
     return record.id;
@@ -304,6 +311,10 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     record.intervalMs = undefined;
     record.entry = undefined;
     if (wasRunning) this.#running--;
+    if (--this.#active === 0) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
     const info = snapshot(record);
     this.#remember(record);
     record.done.resolve(info);
