@@ -4,6 +4,7 @@ import { newJobId } from '../core/ids.ts';
 import { BlockingPool, toBlockingCall } from './blocking-pool.ts';
 import type { BlockingCall } from './blocking-worker.ts';
 import { type PollEntry, PollScheduler } from './poll-scheduler.ts';
+import { PollerThread } from './poller-thread.ts';
 import { type ResolvedTaskOptions, resolveTaskOptions } from './task-defaults.ts';
 import { TaskQueue } from './task-queue.ts';
 import type {
@@ -52,6 +53,7 @@ export class TaskManager extends EventEmitter<TaskEvents> {
   readonly #queue = new TaskQueue<TaskRecord>();
   readonly #scheduler: PollScheduler;
   readonly #pool: BlockingPool;
+  readonly #pollerThread = new PollerThread();
   #running = 0;
   #threadsBusy = 0;
   #polls = 0;
@@ -92,6 +94,17 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     }
     const name = typeof task.name === 'string' && task.name !== '' ? task.name : 'polling';
     return this.#submit({ kind: 'polling', name, task });
+  }
+
+  /**
+   * A polling task whose `run` and `poll` may block: `module`'s export `factoryName`, called
+   * with `args` on the poller thread, makes the task object, which stays there; the manager
+   * schedules its polls as for any polling task. Returns the task id.
+   */
+  submitPollingModule(module: string | URL, factoryName: string, ...args: unknown[]): string {
+    const call = toBlockingCall({ module, export: factoryName, args });
+    const id = newJobId(this.#options.clock.now().getTime());
+    return this.#submit({ kind: 'polling', name: call.export, task: this.#pollerThread.task(id, call) }, id);
   }
 
   /** The task's status, or undefined for an unknown (or evicted) id. */
@@ -155,15 +168,15 @@ export class TaskManager extends EventEmitter<TaskEvents> {
       if (!isFinal(record.status)) this.cancel(record.id);
     }
     this.#scheduler.close();
-    await this.#pool.close();
+    await Promise.all([this.#pool.close(), this.#pollerThread.close()]);
   }
 
-  #submit(init: Pick<TaskRecord, 'kind' | 'name' | 'call' | 'task'>): string {
+  #submit(init: Pick<TaskRecord, 'kind' | 'name' | 'call' | 'task'>, id?: string): string {
     if (this.#closed) throw new JobworkerError('ILLEGAL_TRANSITION', 'The task manager is closed');
     const now = this.#options.clock.now();
     const record: TaskRecord = {
       ...init,
-      id: newJobId(now.getTime()),
+      id: id ?? newJobId(now.getTime()),
       status: 'queued',
       submittedAt: now,
       polls: 0,

@@ -305,3 +305,43 @@ describe('TaskManager: history', () => {
     assert.throws(() => new TaskManager({ historySize: -1 }), { field: 'historySize' });
   });
 });
+
+describe("TaskManager: the library design's status report", () => {
+  it('reports running and finished tasks of both kinds at once', async () => {
+    const clock = new ManualClock();
+    const tm = new TaskManager({ clock, threads: 2, pollInitialMs: 100, pollMaxMs: 100 });
+    try {
+      const flag = new SharedArrayBuffer(4);
+      const blockingDone = tm.submitBlocking(GEN, 'blockingDouble', 1, 0);
+      await tm.wait(blockingDone);
+      const blockingRunning = tm.submitBlocking(GEN, 'blockUntilReleased', flag);
+      const pollingDone = tm.submitPolling(new PollingGenTask(3, 1));
+      const pollingRunning = tm.submitPolling(new PollingGenTask(4, 5, true));
+      clock.advance(100);
+      const report = tm
+        .list()
+        .map((t) => ({ id: t.id, kind: t.kind, status: t.status, value: t.value, progress: t.progress }));
+      assert.deepEqual(report, [
+        { id: blockingDone, kind: 'blocking', status: 'succeeded', value: 2, progress: undefined },
+        { id: blockingRunning, kind: 'blocking', status: 'running', value: undefined, progress: undefined },
+        { id: pollingDone, kind: 'polling', status: 'succeeded', value: 6, progress: undefined },
+        {
+          id: pollingRunning,
+          kind: 'polling',
+          status: 'running',
+          value: undefined,
+          progress: { done: 1, total: 5 },
+        },
+      ]);
+      assert.deepEqual(
+        tm.list({ status: 'running' }).map((t) => t.id),
+        [blockingRunning, pollingRunning],
+      );
+      Atomics.store(new Int32Array(flag), 0, 1);
+      Atomics.notify(new Int32Array(flag), 0);
+      await tm.wait(blockingRunning);
+    } finally {
+      await tm.close();
+    }
+  });
+});
