@@ -20,7 +20,7 @@ export class BlockingPool {
   /** Runs one call; `signal` aborts it, terminating its thread if it already runs. */
   run(call: BlockingCall, signal: AbortSignal): Promise<unknown> {
     this.#pool ??= new Piscina({
-      filename: new URL('./blocking-worker.ts', import.meta.url).href,
+      filename: siblingModule('blocking-worker').href,
       minThreads: this.#threads,
       maxThreads: this.#threads,
     });
@@ -49,4 +49,9 @@ export function toBlockingCall(spec: BlockingSpec): BlockingCall {
     throw ValidationError.expected('args', 'an array', spec.args);
   }
   return { module, export: spec.export, args: spec.args ?? [] };
+}
+
+/** This folder's `name` module, as .ts from the sources or .js from dist/ (the build keeps the layout). */
+function siblingModule(name: string): URL {
+  return new URL(`./${name}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 }

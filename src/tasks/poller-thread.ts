@@ -45,7 +45,7 @@ export class PollerThread {
   }
 
   #start(): Worker {
-    const worker = new Worker(new URL('./poller-thread-main.ts', import.meta.url));
+    const worker = new Worker(siblingModule('poller-thread-main'));
     // The manager's own keep-alive holds the process while tasks are pending; the thread must not.
     worker.unref();
     worker.on('message', (reply: PollerReply) => {
@@ -64,4 +64,9 @@ export class PollerThread {
     worker.on('exit', (code) => failAll(new Error(`The poller thread exited (code ${code})`)));
     return worker;
   }
+}
+
+/** This folder's `name` module, as .ts from the sources or .js from dist/ (the build keeps the layout). */
+function siblingModule(name: string): URL {
+  return new URL(`./${name}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 }
