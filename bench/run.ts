@@ -21,6 +21,7 @@ import { memoryPerJob } from './scenarios/memory-per-job.ts';
 import { outputCapture } from './scenarios/output-capture.ts';
 import { queueBacklog } from './scenarios/queue-backlog.ts';
 import { startRate } from './scenarios/start-rate.ts';
+import { taskManager } from './scenarios/task-manager.ts';
 
 const SCENARIOS: readonly Scenario[] = [
   startRate,
@@ -35,6 +36,7 @@ const SCENARIOS: readonly Scenario[] = [
   queueBacklog,
   cliLatency,
   idleMemory,
+  taskManager,
 ];
 
 function usage(): string {

@@ -1,0 +1,385 @@
+import { EventEmitter } from 'node:events';
+import { describe, JobworkerError, ValidationError } from '../core/errors.ts';
+import { newJobId } from '../core/ids.ts';
+import { BlockingPool, toBlockingCall } from './blocking-pool.ts';
+import type { BlockingCall } from './blocking-worker.ts';
+import { type PollEntry, PollScheduler } from './poll-scheduler.ts';
+import { PollerThread } from './poller-thread.ts';
+import { type ResolvedTaskOptions, resolveTaskOptions } from './task-defaults.ts';
+import { TaskQueue } from './task-queue.ts';
+import type {
+  BlockingSpec,
+  PollingTask,
+  PollResult,
+  TaskEvents,
+  TaskInfo,
+  TaskKind,
+  TaskManagerOptions,
+  TaskManagerStats,
+  TaskStatus,
+} from './task-types.ts';
+
+interface TaskRecord {
+  readonly id: string;
+  readonly kind: TaskKind;
+  readonly name: string;
+  status: TaskStatus;
+  value?: unknown;
+  error?: { name: string; message: string };
+  progress?: unknown;
+  progressKey?: string;
+  readonly submittedAt: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+  polls: number;
+  intervalMs?: number;
+  readonly call?: BlockingCall;
+  readonly task?: PollingTask;
+  abort?: AbortController;
+  entry?: PollEntry;
+  readonly done: PromiseWithResolvers<TaskInfo>;
+}
+
+/**
+ * Runs functions, not processes, inside this program, with the job states: blocking tasks on a
+ * pool of worker threads, polling tasks checked on one shared timer with backoff. See
+ * docs/tasks.md.
+ */
+export class TaskManager extends EventEmitter<TaskEvents> {
+  readonly #options: ResolvedTaskOptions;
+  readonly #tasks = new Map<string, TaskRecord>();
+  /** Finished task ids, oldest first (a Set keeps insertion order): evicted from the front. */
+  readonly #history = new Set<string>();
+  readonly #queue = new TaskQueue<TaskRecord>();
+  readonly #scheduler: PollScheduler;
+  readonly #pool: BlockingPool;
+  readonly #pollerThread = new PollerThread();
+  #running = 0;
+  #threadsBusy = 0;
+  #polls = 0;
+  #closed = false;
+  /** Tasks not yet finished; while there are any, #keepAlive holds the process open. */
+  #active = 0;
+  #keepAlive: NodeJS.Timeout | undefined;
+
+  constructor(options: TaskManagerOptions = {}) {
+    super();
+    this.#options = resolveTaskOptions(options);
+    this.#scheduler = new PollScheduler(this.#options.clock);
+    this.#pool = new BlockingPool(this.#options.threads);
+  }
+
+  /**
+   * Runs `module`'s export `exportName` with `args` on a worker thread. `module` is an absolute
+   * path or a `file:` URL (`new URL('./work.ts', import.meta.url)`); `args` must be
+   * structured-cloneable. Returns the task id.
+   */
+  submitBlocking(module: string | URL, exportName: string, ...args: unknown[]): string {
+    return this.submitBlockingSpec({ module, export: exportName, args });
+  }
+
+  /** `submitBlocking` with the call as data (what the HTTP routes' task factories return). */
+  submitBlockingSpec(spec: BlockingSpec): string {
+    const call = toBlockingCall(spec);
+    return this.#submit({ kind: 'blocking', name: call.export, call });
+  }
+
+  /** Starts `task.run()` when a slot is free, then polls it until it reports `done`. */
+  submitPolling(task: PollingTask): string {
+    if (typeof task !== 'object' || task === null || typeof task.run !== 'function') {
+      throw ValidationError.expected('task', 'an object with a run() method', task);
+    }
+    if (typeof task.poll !== 'function' && typeof task.checkOutput !== 'function') {
+      throw ValidationError.expected('task.poll', 'a poll() or checkOutput() method', task.poll);
+    }
+    const name = typeof task.name === 'string' && task.name !== '' ? task.name : 'polling';
+    return this.#submit({ kind: 'polling', name, task });
+  }
+
+  /**
+   * A polling task whose `run` and `poll` may block: `module`'s export `factoryName`, called
+   * with `args` on the poller thread, makes the task object, which stays there; the manager
+   * schedules its polls as for any polling task. Returns the task id.
+   */
+  submitPollingModule(module: string | URL, factoryName: string, ...args: unknown[]): string {
+    const call = toBlockingCall({ module, export: factoryName, args });
+    const id = newJobId(this.#options.clock.now().getTime());
+    return this.#submit({ kind: 'polling', name: call.export, task: this.#pollerThread.task(id, call) }, id);
+  }
+
+  /** The task's status, or undefined for an unknown (or evicted) id. */
+  get(id: string): TaskInfo | undefined {
+    const record = this.#tasks.get(id);
+    return record && snapshot(record);
+  }
+
+  /** Every task the manager knows, in submission order; optionally only those in `status`. */
+  list(filter: { status?: TaskStatus } = {}): TaskInfo[] {
+    const out: TaskInfo[] = [];
+    for (const record of this.#tasks.values()) {
+      if (filter.status === undefined || record.status === filter.status) out.push(snapshot(record));
+    }
+    return out;
+  }
+
+  /** Resolves with the task's final status (whatever it is: failed is not a rejection). */
+  wait(id: string): Promise<TaskInfo> {
+    const record = this.#tasks.get(id);
+    if (!record) return Promise.reject(notFound(id));
+    return record.done.promise;
+  }
+
+  /**
+   * Cancels a queued or running task and answers its new status. A running blocking task's
+   * thread is terminated; a running polling task is polled no more and its `cancel()` called.
+   */
+  cancel(id: string): TaskInfo {
+    const record = this.#tasks.get(id);
+    if (!record) throw notFound(id);
+    if (isFinal(record.status)) {
+      throw new JobworkerError('ALREADY_FINISHED', `Task ${id} is ${record.status}: nothing to cancel`);
+    }
+    const wasRunning = record.status === 'running';
+    record.abort?.abort();
+    if (record.entry) record.entry.cancelled = true;
+    if (wasRunning && record.task?.cancel) {
+      try {
+        void Promise.resolve(record.task.cancel()).catch(() => undefined);
+      } catch {
+        // A task's own cancel failing does not undo the cancel.
+      }
+    }
+    this.#finish(record, 'cancelled', {
+      error: { name: 'CancelledError', message: `Task ${id} was cancelled` },
+    });
+    return snapshot(record);
+  }
+
+  /** What polling cost so far. */
+  stats(): TaskManagerStats {
+    return { polls: this.#polls, wakeUps: this.#scheduler.wakeUps, scheduled: this.#scheduler.size };
+  }
+
+  /** Cancels every queued and running task, stops the poll timer and the threads. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const record of [...this.#tasks.values()]) {
+      if (!isFinal(record.status)) this.cancel(record.id);
+    }
+    this.#scheduler.close();
+    await Promise.all([this.#pool.close(), this.#pollerThread.close()]);
+  }
+
+  #submit(init: Pick<TaskRecord, 'kind' | 'name' | 'call' | 'task'>, id?: string): string {
+    if (this.#closed) throw new JobworkerError('ILLEGAL_TRANSITION', 'The task manager is closed');
+    const now = this.#options.clock.now();
+    const record: TaskRecord = {
+      ...init,
+      id: id ?? newJobId(now.getTime()),
+      status: 'queued',
+      submittedAt: now,
+      polls: 0,
+      done: Promise.withResolvers<TaskInfo>(),
+    };
+    this.#tasks.set(record.id, record);
+    this.#queue.push(record);
+    // Clock timers do not keep the process alive (a server has its sockets for that); a program
+    // awaiting `wait()` on a polling task would exit with the task unfinished. This handle is
+    // not a schedule, only a reference, so it bypasses the Clock on purpose.
+    if (this.#active++ === 0) this.#keepAlive = setInterval(() => undefined, 2 ** 30);
+    this.emit('task:submit', snapshot(record));
+    this.#pump();
+    return record.id;
+  }
+
+  /** Starts queued tasks while slots (and, for blocking ones, threads) are free. */
+  #pump(): void {
+    while (this.#running < this.#options.concurrency) {
+      const threadFree = this.#threadsBusy < this.#options.threads;
+      const next = this.#queue.take(
+        (r) => r.status === 'queued' && (r.kind === 'polling' || threadFree),
+        (r) => r.status !== 'queued',
+      );
+      if (!next) return;
+      this.#start(next);
+    }
+  }
+
+  #start(record: TaskRecord): void {
+    record.status = 'running';
+    record.startedAt = this.#options.clock.now();
+    this.#running++;
+    this.emit('task:start', snapshot(record));
+    if (record.kind === 'blocking') this.#startBlocking(record);
+    else this.#startPolling(record);
+  }
+
+  #startBlocking(record: TaskRecord): void {
+    const abort = new AbortController();
+    record.abort = abort;
+    this.#threadsBusy++;
+    this.#pool
+      .run(record.call as BlockingCall, abort.signal)
+      .then(
+        (value) => this.#finish(record, 'succeeded', { value }),
+        (error: unknown) => this.#finish(record, 'failed', { error: errorOf(error) }),
+      )
+      .finally(() => {
+        // The thread is free only now, even when the task was cancelled earlier.
+        this.#threadsBusy--;
+        this.#pump();
+      });
+  }
+
+  #startPolling(record: TaskRecord): void {
+    const task = record.task as PollingTask;
+    let started: unknown;
+    try {
+      started = task.run();
+    } catch (error) {
+      this.#finish(record, 'failed', { error: errorOf(error) });
+      return;
+    }
+    const schedule = () => {
+      if (record.status !== 'running') return;
+      record.intervalMs = this.#options.pollInitialMs;
+      this.#schedulePoll(record);
+    };
+    if (isPromiseLike(started)) {
+      started.then(schedule, (error: unknown) => this.#finish(record, 'failed', { error: errorOf(error) }));
+    } else schedule();
+  }
+
+  #schedulePoll(record: TaskRecord): void {
+    const entry: PollEntry = {
+      dueAt: this.#options.clock.now().getTime() + (record.intervalMs ?? this.#options.pollInitialMs),
+      cancelled: false,
+      fire: () => this.#poll(record),
+    };
+    record.entry = entry;
+    this.#scheduler.schedule(entry);
+  }
+
+  #poll(record: TaskRecord): void {
+    if (record.status !== 'running') return;
+    const task = record.task as PollingTask;
+    record.polls++;
+    this.#polls++;
+    let result: unknown;
+    try {
+      result = task.poll ? task.poll() : task.checkOutput?.();
+    } catch (error) {
+      this.#finish(record, 'failed', { error: errorOf(error) });
+      return;
+    }
+    if (isPromiseLike(result)) {
+      result.then(
+        (r) => this.#polled(record, r),
+        (error: unknown) => this.#finish(record, 'failed', { error: errorOf(error) }),
+      );
+    } else this.#polled(record, result);
+  }
+
+  #polled(record: TaskRecord, result: unknown): void {
+    if (record.status !== 'running') return;
+    if (typeof result !== 'object' || result === null || typeof (result as PollResult).done !== 'boolean') {
+      this.#finish(record, 'failed', {
+        error: {
+          name: 'ValidationError',
+          message: `Expected \`poll()\` to return {done: boolean}, got ${describe(result)}`,
+        },
+      });
+      return;
+    }
+    const r = result as PollResult;
+    const { pollInitialMs, pollMaxMs } = this.#options;
+    const progressed = r.progress !== undefined && JSON.stringify(r.progress) !== record.progressKey;
+    if (progressed) {
+      record.progress = r.progress;
+      record.progressKey = JSON.stringify(r.progress);
+      this.emit('task:progress', snapshot(record));
+    }
+    if (r.done) {
+      this.#finish(record, 'succeeded', { value: r.value });
+      return;
+    }
+    // No news: check less often, up to the cap. News: back to the quick interval.
+    const interval = record.intervalMs ?? pollInitialMs;
+    record.intervalMs = progressed ? pollInitialMs : Math.min(interval * 2, pollMaxMs);
+    this.#schedulePoll(record);
+  }
+
+  #finish(
+    record: TaskRecord,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    outcome: { value?: unknown; error?: { name: string; message: string } },
+  ): void {
+    if (isFinal(record.status)) return;
+    const wasRunning = record.status === 'running';
+    record.status = status;
+    record.finishedAt = this.#options.clock.now();
+    if (status === 'succeeded') record.value = outcome.value;
+    else if (outcome.error) record.error = outcome.error;
+    record.intervalMs = undefined;
+    record.entry = undefined;
+    if (wasRunning) this.#running--;
+    if (--this.#active === 0) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+    const info = snapshot(record);
+    this.#remember(record);
+    record.done.resolve(info);
+    this.emit(
+      status === 'succeeded' ? 'task:succeed' : status === 'failed' ? 'task:fail' : 'task:cancel',
+      info,
+    );
+    if (!this.#closed) this.#pump();
+  }
+
+  #remember(record: TaskRecord): void {
+    this.#history.add(record.id);
+    while (this.#history.size > this.#options.historySize) {
+      const oldest = this.#history.values().next().value as string;
+      this.#history.delete(oldest);
+      const evicted = this.#tasks.get(oldest);
+      this.#tasks.delete(oldest);
+      if (evicted) this.emit('task:evict', snapshot(evicted));
+    }
+  }
+}
+
+function snapshot(r: TaskRecord): TaskInfo {
+  return {
+    id: r.id,
+    kind: r.kind,
+    name: r.name,
+    status: r.status,
+    ...(r.status === 'succeeded' ? { value: r.value } : {}),
+    ...(r.error ? { error: { ...r.error } } : {}),
+    ...(r.progress !== undefined ? { progress: r.progress } : {}),
+    submittedAt: r.submittedAt,
+    ...(r.startedAt ? { startedAt: r.startedAt } : {}),
+    ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}),
+    polls: r.polls,
+    ...(r.intervalMs !== undefined ? { pollIntervalMs: r.intervalMs } : {}),
+  };
+}
+
+function isFinal(status: TaskStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
+}
+
+function errorOf(error: unknown): { name: string; message: string } {
+  if (error instanceof Error) return { name: error.name, message: error.message };
+  return { name: 'Error', message: String(error) };
+}
+
+function notFound(id: string): JobworkerError {
+  return new JobworkerError('NOT_FOUND', `No task with id ${id}`);
+}

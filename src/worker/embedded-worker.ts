@@ -1,0 +1,148 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ValidationError } from '../core/errors.ts';
+import type { Job, OutputStream } from '../core/job.ts';
+import type { Logger } from '../core/logger.ts';
+import type { JobSpecInput } from '../core/spec.ts';
+import { JobEngine } from '../engine/job-engine.ts';
+import { DATABASE_FILE } from '../lost-database.ts';
+import type { JobListQuery, JobPage } from '../store/job-store.ts';
+import { SqliteJobStore } from '../store/sqlite/sqlite-job-store.ts';
+
+export interface WorkerOptions {
+  /**
+   * Where jobs and their output live (`<dataDir>/jobworker.db`, `<dataDir>/jobs/<id>`), the same
+   * layout as `jobworker serve --data-dir`. Reopening the directory reattaches to its jobs.
+   */
+  readonly dataDir: string;
+  /** Recorded as the owner of every job and stop. Default `worker`. */
+  readonly user?: string;
+  /** Grace between SIGTERM and SIGKILL when `stop` names none. Default 10 s. */
+  readonly defaultGraceMs?: number;
+  /** Jobs running at once; more wait queued. Default 10,000. */
+  readonly maxRunning?: number;
+  readonly logger?: Logger;
+}
+
+/** A piece of a job's output, in order; `cursor` is where reading resumes after it. */
+export interface OutputChunk {
+  readonly stream: OutputStream;
+  readonly data: Buffer;
+  readonly cursor: number;
+}
+
+export interface OutputOptions {
+  /** `stdout`, `stderr`, or `all` (both, in the order written). Default `all`. */
+  readonly stream?: 'stdout' | 'stderr' | 'all';
+  /** Resume from a chunk's `cursor`. Default 0, the beginning. */
+  readonly cursor?: number;
+  /** Keep yielding until the job ends (true, the default) or stop at what is written now. */
+  readonly follow?: boolean;
+  /** Ends the iteration early. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * jobworker's runtime without a server: start commands as durable jobs, stop them (the whole
+ * process tree), read their status and output, wait for them. Jobs outlive the program: `close()`
+ * leaves them running and the next `openWorker` on the same `dataDir` reattaches to them.
+ */
+export class Worker {
+  readonly #engine: JobEngine;
+  readonly #store: SqliteJobStore;
+  readonly #user: string;
+
+  private constructor(engine: JobEngine, store: SqliteJobStore, user: string) {
+    this.#engine = engine;
+    this.#store = store;
+    this.#user = user;
+  }
+
+  /** Opens (or creates) `dataDir` and reattaches to the jobs it holds. */
+  static async open(options: WorkerOptions): Promise<Worker> {
+    if (typeof options?.dataDir !== 'string' || options.dataDir === '') {
+      throw ValidationError.expected('dataDir', 'a directory path', options?.dataDir);
+    }
+    await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+    const store = await SqliteJobStore.open(join(options.dataDir, DATABASE_FILE));
+    try {
+      const engine = await JobEngine.open({
+        dataDir: options.dataDir,
+        store,
+        ...(options.defaultGraceMs === undefined ? {} : { defaultGraceMs: options.defaultGraceMs }),
+        ...(options.maxRunning === undefined ? {} : { maxRunning: options.maxRunning }),
+        ...(options.logger === undefined ? {} : { logger: options.logger }),
+      });
+      return new Worker(engine, store, options.user ?? 'worker');
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Starts a command (`{ command, args?, cwd?, env?, timeoutMs?, ... }`, the job spec of
+   * docs/api.md) and resolves with the job once it is admitted; `wait` for its end. A bad spec
+   * throws a `ValidationError` naming the field.
+   */
+  start(spec: JobSpecInput): Promise<Job> {
+    return this.#engine.start(spec, { user: this.#user });
+  }
+
+  /** Stops a job and its whole process tree (SIGTERM, then SIGKILL after `graceMs`); resolves once it ended. */
+  async stop(id: string, options: { graceMs?: number } = {}): Promise<Job> {
+    await this.#engine.stop(id, { user: this.#user }, options);
+    return this.#engine.waitFor(id);
+  }
+
+  /** The job as it is now (`NOT_FOUND` for an unknown id). */
+  status(id: string): Promise<Job> {
+    return this.#engine.get(id);
+  }
+
+  /** A page of jobs, newest first (`{ limit, cursor, status }`; `limit` default 100). */
+  list(query: Partial<JobListQuery> = {}): Promise<JobPage> {
+    return this.#engine.list({ limit: 100, ...query });
+  }
+
+  /** Resolves with the job once it has finished, whatever its status. */
+  wait(id: string, signal?: AbortSignal): Promise<Job> {
+    return this.#engine.waitFor(id, signal);
+  }
+
+  /** The job's output as chunks: live until the job ends when `follow` (the default). */
+  async *output(id: string, options: OutputOptions = {}): AsyncGenerator<OutputChunk> {
+    const selector = options.stream ?? 'all';
+    let cursor = options.cursor ?? 0;
+    if (options.follow === false) {
+      for (;;) {
+        const page = await this.#engine.readOutput(id, { selector, cursor, limitBytes: 1024 * 1024 });
+        for (const e of page.events)
+          if (e.type === 'data') yield { stream: e.stream, data: e.data, cursor: e.cursor };
+        if (page.cursor === cursor) return;
+        cursor = page.cursor;
+      }
+    }
+    const follow = this.#engine.follow(id, {
+      selector,
+      cursor,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    for await (const event of follow) {
+      if (event.type === 'end') return;
+      for (const e of event.events)
+        if (e.type === 'data') yield { stream: e.stream, data: e.data, cursor: e.cursor };
+    }
+  }
+
+  /** Stops supervising: jobs keep running, and the next `openWorker` on this `dataDir` adopts them. */
+  async close(): Promise<void> {
+    await this.#engine.close();
+    await this.#store.close();
+  }
+}
+
+/** `const w = await openWorker({ dataDir })`: see `Worker`. */
+export function openWorker(options: WorkerOptions): Promise<Worker> {
+  return Worker.open(options);
+}

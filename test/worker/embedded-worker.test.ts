@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { openWorker, type Worker } from 'jobworker/worker';
+
+async function collect(w: Worker, id: string, stream: 'stdout' | 'stderr' | 'all' = 'all'): Promise<string> {
+  let text = '';
+  for await (const chunk of w.output(id, { stream })) text += chunk.data.toString();
+  return text;
+}
+
+describe('openWorker', () => {
+  const dirs: string[] = [];
+  const fresh = async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-worker-'));
+    dirs.push(dir);
+    return dir;
+  };
+  after(async () => {
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true, maxRetries: 10 });
+  });
+
+  it('starts a command, follows its output, waits for its end', async () => {
+    const w = await openWorker({ dataDir: await fresh() });
+    try {
+      const job = await w.start({ command: '/bin/sh', args: ['-c', 'echo out; echo err >&2; exit 3'] });
+      const [all, end] = await Promise.all([collect(w, job.id), w.wait(job.id)]);
+      assert.equal(end.status, 'failed');
+      assert.equal(end.exit?.exitCode, 3);
+      assert.equal(all.split('\n').sort().join(','), ',err,out');
+      assert.equal(await collect(w, job.id, 'stdout'), 'out\n');
+      let unfollowed = '';
+      for await (const c of w.output(job.id, { stream: 'stderr', follow: false }))
+        unfollowed += c.data.toString();
+      assert.equal(unfollowed, 'err\n');
+      assert.equal((await w.status(job.id)).status, 'failed');
+      assert.deepEqual(
+        (await w.list()).jobs.map((j) => j.id),
+        [job.id],
+      );
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('stops a job with its process tree', async () => {
+    const w = await openWorker({ dataDir: await fresh(), defaultGraceMs: 1000 });
+    try {
+      const job = await w.start({ command: '/bin/sh', args: ['-c', 'sleep 60 & sleep 60; wait'] });
+      const stopped = await w.stop(job.id);
+      assert.equal(stopped.status, 'stopped');
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('reattaches after a restart: the job kept running and its output goes on', async () => {
+    const dataDir = await fresh();
+    const go = join(dataDir, 'go');
+    const first = await openWorker({ dataDir });
+    const job = await first.start({
+      command: '/bin/sh',
+      args: ['-c', `echo one; while [ ! -e ${go} ]; do sleep 0.05; done; echo two`],
+    });
+    // Read until the first line is there: the job is running before the program "restarts".
+    for await (const chunk of first.output(job.id)) if (chunk.data.toString().includes('one')) break;
+    await first.close();
+
+    const second = await openWorker({ dataDir });
+    try {
+      assert.equal((await second.status(job.id)).status, 'running');
+      await writeFile(go, '');
+      const end = await second.wait(job.id);
+      assert.equal(end.status, 'succeeded');
+      assert.equal(await collect(second, job.id, 'stdout'), 'one\ntwo\n');
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('names a bad field', async () => {
+    await assert.rejects(openWorker({ dataDir: '' }), {
+      message: 'Expected `dataDir` to be a directory path, got ``',
+    });
+    const w = await openWorker({ dataDir: await fresh() });
+    try {
+      await assert.rejects(w.start({ command: '' }), { code: 'VALIDATION_FAILED', field: 'command' });
+      await assert.rejects(w.status('nope'), { code: 'NOT_FOUND' });
+    } finally {
+      await w.close();
+    }
+  });
+});
