@@ -7,6 +7,7 @@ import { CliError, EXIT, UsageError } from './errors.ts';
 import { jobExitStatus } from './exit-status.ts';
 import { type OutputEvent, readOutputEvents } from './output-events.ts';
 import { OutputWriter } from './output-writer.ts';
+import { printable } from './terminal-sanitizer.ts';
 
 export interface ShowOutputOptions {
   readonly view: OutputView;
@@ -76,6 +77,10 @@ export async function showOutput(
   if (options.follow && job === null)
     throw new CliError(`The output of job ${id} ended without its final status`);
   if (options.json) await printJson(ctx, { job: job ?? (await client.getJob(id)), ...doc });
+  else if (options.follow && job !== null && job.status !== 'succeeded' && job.reason) {
+    // The exit status alone does not say why (a job that never ran exits 127 like a missing command).
+    note(ctx, `job ${id} ${job.status}: ${printable(job.reason)}`);
+  }
   return options.follow && job !== null ? jobExitStatus(job) : EXIT.ok;
 }
 

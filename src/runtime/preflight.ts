@@ -17,10 +17,47 @@ export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>):
   }
   if (!cwdStat.isDirectory())
     throw new ValidationError('cwd', `Working directory is not a directory: ${spec.cwd}`);
+  const blocked = spec.account ? firstUnsearchable(spec.cwd, spec.account) : undefined;
+  if (blocked !== undefined && spec.account) {
+    throw new ValidationError(
+      'cwd',
+      `The job would run as ${spec.account.name}, which cannot enter its working directory ${spec.cwd} ` +
+        `(${blocked} is not searchable by it): pass a working directory it can enter (\`cwd\`, ` +
+        '`jobworker start --cwd DIR`), or run it from one',
+    );
+  }
   if (spec.shell) return;
   if (resolveCommand(spec.command, spec.cwd, env.PATH ?? '') === undefined) {
     throw new ValidationError('command', commandNotFound(spec.command), 'COMMAND_NOT_FOUND');
   }
+}
+
+/**
+ * The first directory on the way to `dir` that `account` may not search (execute permission by
+ * its owner, group and other bits), or undefined when it may enter `dir`. Root may enter any.
+ * ACLs are not read: a directory opened to the account by an ACL alone is refused here (the
+ * message says which, so a `cwd` elsewhere or a mode bit fixes it).
+ */
+function firstUnsearchable(dir: string, account: NonNullable<JobSpec['account']>): string | undefined {
+  if (account.uid === 0) return undefined;
+  const parts = resolve(dir).split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const path = `/${parts.slice(0, i).join('/')}`;
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(path);
+    } catch {
+      return undefined; // gone meanwhile: the start reports it
+    }
+    const bit =
+      st.uid === account.uid
+        ? 0o100
+        : st.gid === account.gid || account.groups.includes(st.gid)
+          ? 0o010
+          : 0o001;
+    if ((st.mode & bit) === 0) return path;
+  }
+  return undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -216,13 +216,47 @@ describe('the CLI', () => {
 });
 
 describe('a working directory the account cannot enter', () => {
-  it('fails the start with the directory, the account and the reason', async () => {
+  it('is refused at submit, naming `cwd`, the account and the directory, with nothing created', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'jw-root-only-')); // 0700, root's
     try {
-      const { job, stdout } = await run({ command: 'touch', args: ['ran'], cwd: dir }, alice);
-      assert.equal(job.status, 'failed');
-      assert.equal(stdout, '');
-      assert.equal(job.reason, `could not enter its working directory ${dir} as jw-alice: Permission denied`);
+      const before = (await h.json<{ jobs: Job[] }>('/v1/jobs?limit=200', { headers: alice })).body.jobs
+        .length;
+      const refused = await h.json<{ error: { code: string; field: string; message: string } }>('/v1/jobs', {
+        body: { command: 'touch', args: ['ran'], cwd: dir },
+        headers: alice,
+      });
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error.field, 'cwd');
+      assert.match(
+        refused.body.error.message,
+        new RegExp(
+          `run as jw-alice, which cannot enter its working directory ${dir} \\(${dir} is not searchable`,
+        ),
+      );
+      const after = (await h.json<{ jobs: Job[] }>('/v1/jobs?limit=200', { headers: alice })).body.jobs
+        .length;
+      assert.equal(after, before, 'no job was created');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails the start with the directory, the account and the reason when it closed after submit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-closing-'));
+    await chmod(dir, 0o755);
+    try {
+      // Held in a paused queue while the directory closes: the wrapper's chdir, as the account, decides.
+      assert.equal((await h.json('/v1/queues/closing/pause', { method: 'POST' })).status, 200);
+      const job = await submit({ command: 'touch', args: ['ran'], cwd: dir, queue: 'closing' }, alice);
+      await chmod(dir, 0o700);
+      assert.equal((await h.json('/v1/queues/closing/resume', { method: 'POST' })).status, 200);
+      await h.api(`/v1/jobs/${job.id}/output?follow=true`, { headers: alice }).then((r) => r.text());
+      const ended = (await h.json<Job>(`/v1/jobs/${job.id}`, { headers: alice })).body;
+      assert.equal(ended.status, 'failed');
+      assert.equal(
+        ended.reason,
+        `could not enter its working directory ${dir} as jw-alice: Permission denied`,
+      );
       await assert.rejects(stat(join(dir, 'ran')), { code: 'ENOENT' });
     } finally {
       await rm(dir, { recursive: true, force: true });

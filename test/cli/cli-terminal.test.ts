@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ApiJob } from '../../src/cli/api-types.ts';
 import { CLI_MAIN, jobworker, jobworkerJson, startTestServer, type TestServer } from './cli-harness.ts';
@@ -70,5 +73,21 @@ describe('output on a terminal', () => {
     assert.ok(lines.length >= 2);
     for (const line of lines) assert.ok([...line].length <= 200, `${[...line].length}: ${line}`);
     assert.ok(lines[1]!.endsWith('…'));
+  });
+});
+
+describe('start -f of a job that never ran, on a terminal', () => {
+  it('says why it failed: its exit status alone does not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-badinterp-'));
+    const script = join(dir, 'script');
+    try {
+      // Executable by its mode bits, so the preflight passes; exec fails: its interpreter is missing.
+      await writeFile(script, '#!/nonexistent/interpreter\n', { mode: 0o755 });
+      const { code, output } = await onTerminal(['start', '-f', '--', script], t.env);
+      assert.equal(code, 127);
+      assert.match(output, /jobworker: job [0-9a-f-]{36} failed: command not found: \S+\/script/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
