@@ -114,6 +114,7 @@ export class JobworkerClient {
   #events(id: string, options: { view: OutputView; follow: boolean; signal: AbortSignal | undefined }) {
     return readOutputEvents(this.#api, id, {
       ...options,
+      reconnectSetting: 'the option `reconnectForMs`',
       ...(this.#reconnectForMs === undefined ? {} : { reconnectForMs: this.#reconnectForMs }),
     });
   }

@@ -111,6 +111,17 @@ describe('JobworkerClient against a real server over TLS', () => {
     const port = new URL(h.server.url).port;
     const nobody = new JobworkerClient({ url: `https://127.0.0.2:${port}`, token: h.token, ca });
     await assert.rejects(nobody.get('x'), JobworkerConnectionError);
+    // A follower keeps reconnecting for `reconnectForMs`, then gives up naming that option.
+    const impatient = new JobworkerClient({
+      url: `https://127.0.0.2:${port}`,
+      token: h.token,
+      ca,
+      reconnectForMs: 200,
+    });
+    await assert.rejects(
+      impatient.output('01900000-0000-7000-8000-000000000000').next(),
+      (error: unknown) => error instanceof JobworkerConnectionError && /`reconnectForMs`/.test(error.message),
+    );
   });
 
   it('authenticates with a client certificate the server issued', async () => {
