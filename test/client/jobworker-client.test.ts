@@ -56,7 +56,12 @@ describe('JobworkerClient against a real server over TLS', () => {
   });
 
   it('stops a running job with a grace and waits for it', async () => {
-    const job = await jw.start({ command: '/bin/sleep', args: ['600'] });
+    // It announces it runs, so the stop finds it running rather than still starting (`cancelled`).
+    const job = await jw.start({ command: '/bin/sh', args: ['-c', 'echo ready; exec sleep 600'] });
+    for await (const chunk of jw.output(job.id, { stream: 'stdout' })) {
+      assert.equal(chunk.toString(), 'ready\n');
+      break;
+    }
     const stopping = await jw.stop(job.id, { graceMs: 2000 });
     assert.equal(stopping.id, job.id);
     const done = await jw.wait(job.id);
