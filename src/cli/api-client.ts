@@ -25,11 +25,16 @@ type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export class ApiClient {
   readonly connection: Connection;
   readonly #debug: ((line: string) => void) | undefined;
+  readonly #cliHints: boolean;
 
-  /** `debug` receives one line per request and its answer (`--debug`). */
-  constructor(connection: Connection, options: { debug?: (line: string) => void } = {}) {
+  /**
+   * `debug` receives one line per request and its answer (`--debug`). `cliHints: false` leaves
+   * out the hints about flags and variables in error messages (the library client has neither).
+   */
+  constructor(connection: Connection, options: { debug?: (line: string) => void; cliHints?: boolean } = {}) {
     this.connection = connection;
     this.#debug = options.debug;
+    this.#cliHints = options.cliHints ?? true;
   }
 
   /** `created` is false when `onDuplicate: 'return'` answered with the job already there (200, not 201). */
@@ -279,7 +284,7 @@ export class ApiClient {
     if (status === 409 && error === undefined && job !== null) {
       message = `Job ${String(job.id)} had already finished (${String(job.status)}); nothing changed`;
     }
-    if (status === 401) message += this.authHint();
+    if (status === 401 && this.#cliHints) message += this.authHint();
     if (code === 'DUPLICATE' && job !== null && !message.includes(String(job.id))) {
       message += `: job ${String(job.id)} (${String(job.status)})`;
     }

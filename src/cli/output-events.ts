@@ -34,6 +34,8 @@ export interface ReadOutputOptions {
   readonly backoffMs?: number;
   readonly onRetry?: (attempt: number, error: Error) => void;
   readonly signal?: AbortSignal;
+  /** What sets `reconnectForMs`, named when the reader gives up (default: the CLI's flag). */
+  readonly reconnectSetting?: string;
 }
 
 /** How long a follower keeps reconnecting by default: longer than a server restart plausibly takes. */
@@ -95,7 +97,7 @@ export async function* readOutputEvents(
       if (now - failingSince >= reconnectForMs) {
         throw new CliError(
           `${(error as Error).message} (gave up after reconnecting for ${formatDuration(now - failingSince)}, ` +
-            `${failures} attempts; --reconnect-for sets how long)`,
+            `${failures} attempts; ${options.reconnectSetting ?? '--reconnect-for'} sets how long)`,
         );
       }
       options.onRetry?.(failures, error as Error);

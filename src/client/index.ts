@@ -1,0 +1,14 @@
+/**
+ * `jobworker/client`: a typed client for a jobworker server's REST API v1. See docs/library.md.
+ */
+export type { ApiJob, CreateJobBody, JobPage, OutputView, RetryBody } from '../cli/api-types.ts';
+export type { JobStatus } from '../core/job.ts';
+export type {
+  CertificateOptions,
+  ClientOptions,
+  Pem,
+  SocketOptions,
+  TokenOptions,
+} from './client-options.ts';
+export { JobworkerApiError, JobworkerConnectionError } from './errors.ts';
+export { type ClientOutputOptions, JobworkerClient, type ListFilter } from './jobworker-client.ts';

@@ -1,0 +1,129 @@
+import { ApiClient } from '../cli/api-client.ts';
+import type { ApiJob, CreateJobBody, JobPage, OutputView } from '../cli/api-types.ts';
+import { readOutputEvents } from '../cli/output-events.ts';
+import { isFinal } from '../core/job.ts';
+import { type ClientOptions, toConnection } from './client-options.ts';
+import { toClientError } from './errors.ts';
+
+/** Which jobs `list` and `jobs` return: the filters of `GET /v1/jobs`. */
+export interface ListFilter {
+  /** One status (`running`, `succeeded`, ...). */
+  readonly status?: string;
+  readonly name?: string;
+  /** `key=value` labels, all of which a job must carry. */
+  readonly label?: readonly string[];
+  /** Jobs per page (the server's default and cap apply). */
+  readonly limit?: number;
+  /** Where to start: a page's `nextCursor`. */
+  readonly cursor?: string;
+}
+
+export interface ClientOutputOptions {
+  /** Keep reading until the job ends (default), or stop at what is written now (`false`). */
+  readonly follow?: boolean;
+  /** One stream, or both interleaved in the order the server saw them (default `all`). */
+  readonly stream?: OutputView;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A typed client for jobworker's REST API v1 (docs/api.md), over HTTPS verified by the server's
+ * CA. Every method rejects with `JobworkerApiError` (typed by `code`) for an error answer and
+ * `JobworkerConnectionError` when the server cannot be reached.
+ */
+export class JobworkerClient {
+  readonly #api: ApiClient;
+  readonly #reconnectForMs: number | undefined;
+
+  constructor(options: ClientOptions) {
+    this.#api = new ApiClient(toConnection(options), { cliHints: false });
+    this.#reconnectForMs = options.reconnectForMs;
+  }
+
+  /** Submits a job (the spec of docs/api.md); resolves with it as admitted (`queued` or `running`). */
+  start(spec: CreateJobBody): Promise<ApiJob> {
+    return call(async () => (await this.#api.createJob(spec)).job);
+  }
+
+  /** The job now; `NOT_FOUND` for an id the caller cannot see. */
+  get(id: string): Promise<ApiJob> {
+    return call(() => this.#api.getJob(id));
+  }
+
+  /** The pages of jobs matching `filter`, newest first, fetched one at a time as iterated. */
+  async *list(filter: ListFilter = {}): AsyncGenerator<JobPage> {
+    let cursor = filter.cursor;
+    for (;;) {
+      const page = await call(() =>
+        this.#api.listJobs({ ...filter, label: filter.label ? [...filter.label] : undefined, cursor }),
+      );
+      yield page;
+      if (page.nextCursor === null) return;
+      cursor = page.nextCursor;
+    }
+  }
+
+  /** The jobs of every page of `list(filter)`, one by one. */
+  async *jobs(filter: ListFilter = {}): AsyncGenerator<ApiJob> {
+    for await (const page of this.list(filter)) yield* page.jobs;
+  }
+
+  /**
+   * Stops a job: SIGTERM to its process tree, SIGKILL after `graceMs` (the server's default when
+   * left out). A queued job is cancelled at once; one already finished is a 409.
+   */
+  stop(id: string, options: { graceMs?: number } = {}): Promise<ApiJob> {
+    return call(() => this.#api.stopJob(id, options.graceMs));
+  }
+
+  /**
+   * Resolves with the job once it has finished, whatever its status. It follows the job's output
+   * stream to its `end` event rather than polling, so it learns of the end at once and rides out
+   * a server restart the way `output` does; the price is that the output crosses the wire.
+   */
+  async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ApiJob> {
+    const now = await this.get(id);
+    if (isFinal(now.status)) return now;
+    return call(async () => {
+      for await (const event of this.#events(id, { view: 'all', follow: true, signal: options.signal })) {
+        if (event.type === 'end') return event.job;
+      }
+      // The stream only ends early without `follow`; read the job as it is.
+      return this.#api.getJob(id);
+    });
+  }
+
+  /**
+   * The job's output as chunks of bytes, exactly as written. Following, a dropped connection (a
+   * server restart) is resumed from the cursor of the last chunk, so every byte comes once, in
+   * order.
+   */
+  async *output(id: string, options: ClientOutputOptions = {}): AsyncGenerator<Buffer> {
+    const events = this.#events(id, {
+      view: options.stream ?? 'all',
+      follow: options.follow ?? true,
+      signal: options.signal,
+    });
+    try {
+      for await (const event of events) if (event.type === 'output') yield event.data;
+    } catch (error) {
+      throw toClientError(error);
+    }
+  }
+
+  #events(id: string, options: { view: OutputView; follow: boolean; signal: AbortSignal | undefined }) {
+    return readOutputEvents(this.#api, id, {
+      ...options,
+      reconnectSetting: 'the option `reconnectForMs`',
+      ...(this.#reconnectForMs === undefined ? {} : { reconnectForMs: this.#reconnectForMs }),
+    });
+  }
+}
+
+async function call<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    throw toClientError(error);
+  }
+}
