@@ -364,6 +364,7 @@ async function startOnDataDir({
     await app.listen({ host: listen.host, port: listen.port });
     if (socketFits) socket = await listenOnSocket(app.server, socketPath);
   } catch (err) {
+    relief?.close();
     tls?.close();
     await app.close();
     await engine.close();

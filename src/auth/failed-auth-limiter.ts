@@ -22,9 +22,11 @@ interface Window {
 
 /**
  * Counts failed authentications per source address in fixed windows read from the clock (no
- * timer). Once a source has failed `maxFailures` times in its window, every attempt from it is
- * refused until the window ends, valid credentials included: answering a good token differently
- * would let a guesser tell when it guessed right.
+ * timer). Once a source has failed `maxFailures` times in its window, its failing attempts are
+ * answered 429 until the window ends (the Authenticator asks). Valid credentials still pass: all
+ * local users and jobs share the loopback address, and a lockout of a whole address would let any
+ * of them shut the others out; a guesser learns nothing useful from a right guess of a 256-bit
+ * token, which it will not make.
  */
 export class FailedAuthLimiter {
   readonly #clock: Clock;

@@ -117,6 +117,14 @@ export function parseServerUrl(text: string, fromEnv: boolean): URL {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(`Expected ${source} to be an http:// or https:// URL, got ${JSON.stringify(text)}`);
   }
+  // A token or job output must never cross a network in clear text: the server serves plain HTTP
+  // only on loopback (`serve --insecure-http`), so the client speaks it only there too.
+  if (url.protocol === 'http:' && !isLoopbackUrl(url)) {
+    throw new UsageError(
+      `Expected ${source} to be an https:// URL for a server on another machine, got ${JSON.stringify(text)}: ` +
+        'plain HTTP would send the token in clear text (a server serves it on loopback only)',
+    );
+  }
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   url.search = '';
   url.hash = '';

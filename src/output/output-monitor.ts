@@ -218,7 +218,17 @@ export class OutputMonitor {
       job.watcher = watch(job.dir, (_event, name) => {
         if (name === null || STREAM_FILES.has(name)) this.#observe(job);
       });
-      job.watcher.on('error', (err) => this.#report(err, job.jobId));
+      const watcher = job.watcher;
+      watcher.on('error', (err) => {
+        this.#report(err, job.jobId);
+        // Node closes a watcher that errs: without this the job, still marked as watched, would be
+        // skipped by the sweep and its followers told of nothing more. The sweep takes it over.
+        if (job.watcher !== watcher) return;
+        this.#closeWatch(job);
+        job.sweepEveryMs = SWEEP_MIN_MS;
+        job.sweepDueAt = this.#now();
+        this.#armSweep();
+      });
     } catch (err) {
       // No watch (inotify limits, say): the sweep goes on observing it, at its quickest.
       job.watcher = undefined;

@@ -70,6 +70,19 @@ describe('server address', () => {
       assert.ok(!isLoopbackUrl(new URL(url)), url);
     }
   });
+
+  it('refuses plain http:// to another machine: the token would cross the network in clear text', () => {
+    assert.throws(
+      () => parseServerUrl('http://jobs.example.com:8080', false),
+      /Expected --server to be an https:\/\/ URL for a server on another machine.*clear text/,
+    );
+    assert.throws(() => parseServerUrl('http://10.0.0.1', true), /JOBWORKER_URL/);
+    assert.equal(
+      parseServerUrl('https://jobs.example.com:8080', false).href,
+      'https://jobs.example.com:8080/',
+    );
+    assert.equal(parseServerUrl('http://localhost:8080', false).href, 'http://localhost:8080/');
+  });
 });
 
 describe('SSE parser', () => {

@@ -53,6 +53,15 @@ describe("the take-home starter's POST /run, --run-without-token and --run-cwd",
     assert.equal(res.body, '/\n');
   });
 
+  it("acts as admin's user without an admin's powers: runAsRoot and another user's scope are refused", async () => {
+    // Any local process may call it, every job included: it must not be a way to root.
+    const root = await run({ command: 'id', runAsRoot: true });
+    assert.equal(root.statusCode, 403, root.body);
+    assert.match(root.body, /Only an admin may run a job as root/);
+    const scope = await run({ command: 'true', dedupeKey: 'k', dedupeScope: 'bob' });
+    assert.equal(scope.statusCode, 403, scope.body);
+  });
+
   it('a token, when sent, is checked as usual', async () => {
     const res = await run({ command: 'true' }, { token: 'jw_notatokennotatokennotatokennotatoken1' });
     assert.equal(res.statusCode, 401);

@@ -119,7 +119,7 @@ describe("the workerctl design's action API", () => {
       assert.equal(res.status, 401);
       assert.deepEqual(res.body, { error: 'Invalid token' });
     }
-    const limited = await act({ action: 'start', token: alice, command: 'true' }, { from });
+    const limited = await act({ action: 'start', token: 'jw_nope', command: 'true' }, { from });
     assert.equal(limited.status, 429);
     assert.equal(limited.headers['x-jobworker-error-code'], 'RATE_LIMITED');
     assert.ok(limited.headers['retry-after']);

