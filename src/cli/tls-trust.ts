@@ -1,4 +1,4 @@
-import { readFile as readFileCallback } from 'node:fs';
+import { readFile as readFileCallback, stat as statCallback } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { UsageError } from './errors.ts';
@@ -50,7 +50,11 @@ export async function resolveTlsTrust(
     ca = [await readOrFail(file, `${source} ${explicitCa}`)];
     caFiles = [file];
   } else {
-    const candidates = [resolve(cwd, CERT_DIR_FILES.ca), join(env.dataDir, 'tls', 'ca.pem')];
+    const ownCertDir = await isOwnCertDir(cwd);
+    const candidates = [
+      ...(ownCertDir ? [resolve(cwd, CERT_DIR_FILES.ca)] : []),
+      join(env.dataDir, 'tls', 'ca.pem'),
+    ];
     const found = await Promise.all(candidates.map((file) => readIfReadable(file)));
     caFiles = candidates.filter((_, i) => found[i] !== undefined);
     ca = found.filter((pem): pem is string => pem !== undefined);
@@ -71,7 +75,7 @@ export async function resolveTlsTrust(
     certFile = resolve(cwd, certFile);
     cert = await readOrFail(certFile, `--cert ${certFile}`);
     key = await readOrFail(resolve(cwd, keyFile), `--key ${keyFile}`);
-  } else {
+  } else if (await isOwnCertDir(cwd)) {
     const [defaultCert, defaultKey] = await Promise.all([
       readIfReadable(resolve(cwd, CERT_DIR_FILES.cert)),
       readIfReadable(resolve(cwd, CERT_DIR_FILES.key)),
@@ -96,6 +100,20 @@ export async function resolveTlsTrust(
 // The callback API of node:fs, which Node has loaded already: node:fs/promises would load a dozen
 // more built-in modules into every CLI command.
 const readFile = promisify(readFileCallback);
+
+const stat = promisify(statCallback);
+
+/**
+ * True when `./cert` is the caller's own: a directory owned by this user (or root) that no one
+ * else may write. A CA found in a directory someone else controls (a cloned repository, another
+ * user's directory) would let that someone pose as the server and collect the token.
+ */
+async function isOwnCertDir(cwd: string): Promise<boolean> {
+  const info = await stat(resolve(cwd, 'cert')).catch(() => undefined);
+  if (!info?.isDirectory()) return false;
+  const uid = process.getuid?.() ?? -1;
+  return (info.uid === uid || info.uid === 0) && (info.mode & 0o022) === 0;
+}
 
 async function readIfReadable(file: string): Promise<string | undefined> {
   return readFile(file, 'utf8').catch(() => undefined);

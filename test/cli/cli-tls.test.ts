@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -67,6 +67,17 @@ describe('CLI over TLS: always verifies the server', () => {
       env: baseEnv({ JOBWORKER_URL: t.server.url, JOBWORKER_DATA_DIR: join(work, 'no-data-dir') }),
     });
     assert.ok(Array.isArray((JSON.parse(stdout) as { jobs: unknown[] }).jobs));
+
+    // A ./cert that others may write is not the caller's own: its CA is not trusted, nor its key used.
+    await chmod(out, 0o777);
+    await assert.rejects(
+      run(process.execPath, [CLI_MAIN, 'list'], {
+        cwd: work,
+        env: baseEnv({ JOBWORKER_URL: t.server.url, JOBWORKER_DATA_DIR: join(work, 'no-data-dir') }),
+      }),
+      /Cannot verify the server/,
+    );
+    await chmod(out, 0o755);
 
     const listed = await jobworker(['certs', 'list', '--json'], t.env);
     const certs = (JSON.parse(listed.stdout) as { certificates: { serial: string; user: string }[] })
