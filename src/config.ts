@@ -1,7 +1,7 @@
-import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from './core/errors.ts';
+import { isLoopbackHost } from './core/loopback.ts';
 import { SPEC_LIMITS } from './core/spec.ts';
 import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
 
@@ -129,7 +129,7 @@ export function parseListen(text: string): ListenAddress {
  * job output would cross the network in clear text.
  */
 export function checkInsecureHttp(listen: ListenAddress, insecureHttp: boolean): boolean {
-  if (insecureHttp && !isLoopback(listen.host)) {
+  if (insecureHttp && !isLoopbackHost(listen.host)) {
     throw new ValidationError(
       'insecureHttp',
       `Refusing to serve plain HTTP on ${listen.host}:${listen.port}: --insecure-http is allowed only on a ` +
@@ -145,7 +145,7 @@ export function checkInsecureHttp(listen: ListenAddress, insecureHttp: boolean):
  * reach the port run commands, which is for local use only (docs/compat.md).
  */
 export function checkRunWithoutToken(listen: ListenAddress, runWithoutToken: boolean): boolean {
-  if (runWithoutToken && !isLoopback(listen.host)) {
+  if (runWithoutToken && !isLoopbackHost(listen.host)) {
     throw new ValidationError(
       'runWithoutToken',
       `Refusing --run-without-token on ${listen.host}:${listen.port}: it is allowed only on a loopback ` +
@@ -248,11 +248,4 @@ export function checkLogLevel(level: string): string {
     throw ValidationError.expected('logLevel', `one of ${LOG_LEVELS.join(', ')}`, level);
   }
   return level;
-}
-
-function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || /^(0{0,4}:){7}0{0,3}1$/.test(host);
-  return false;
 }

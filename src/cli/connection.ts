@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { isLoopbackHost } from '../core/loopback.ts';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
 import { UsageError } from './errors.ts';
 import { resolveTlsTrust, type TlsFlags, type TlsTrust } from './tls-trust.ts';
@@ -133,9 +133,5 @@ export function parseServerUrl(text: string, fromEnv: boolean): URL {
 
 /** True for `localhost`, 127.0.0.0/8 and ::1: a server whose data directory is on this machine. */
 export function isLoopbackUrl(url: URL): boolean {
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || /^::ffff:127\./.test(host);
-  return false;
+  return isLoopbackHost(url.hostname);
 }

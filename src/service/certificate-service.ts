@@ -10,6 +10,7 @@ import type { AuditSink } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { JobworkerError } from '../core/errors.ts';
 import { type AuditContext, auditedCall } from './audited-call.ts';
+import { requireAdmin } from './require-admin.ts';
 
 /** Default life of a client certificate. */
 export const DEFAULT_CLIENT_CERT_DAYS = 90;
@@ -73,7 +74,7 @@ export class CertificateService {
   }
 
   #use(who: Principal, what: string): CertificateIssuer {
-    if (who.role !== 'admin') throw new JobworkerError('FORBIDDEN', `Only an admin may ${what}`);
+    requireAdmin(who, what);
     if (this.#issuer === null) {
       throw new JobworkerError(
         'FORBIDDEN',

@@ -11,6 +11,7 @@ import type { OutputRead, OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
 import { resolveJobRef } from './job-ref.ts';
+import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
 
 /** What the service needs of the engine. */
@@ -515,10 +516,6 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
   }
-}
-
-function requireAdmin(who: Principal, what: string): void {
-  if (who.role !== 'admin') throw new JobworkerError('FORBIDDEN', `Only an admin may ${what}`);
 }
 
 /** Admins and users change things; a viewer reads only. */

@@ -9,10 +9,11 @@ import type { Caller, Principal, Role } from '../auth/principal.ts';
 import type { UserDirectory } from '../auth/user-directory.ts';
 import { AUDIT_ACTIONS, type AuditAction } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
-import { JobworkerError, ValidationError } from '../core/errors.ts';
+import { ValidationError } from '../core/errors.ts';
 import type { AuditPage, TokenRecord, UserChanges, UserRecord } from '../store/user-store.ts';
 import type { AuditLog } from './audit-log.ts';
 import { type AuditContext, auditedCall } from './audited-call.ts';
+import { requireAdmin } from './require-admin.ts';
 
 /** Page size of the audit list when the caller names none. */
 const DEFAULT_AUDIT_PAGE = 50;
@@ -191,10 +192,6 @@ export class UserService {
       ...(request.cursor === undefined ? {} : { cursor: request.cursor }),
     });
   }
-}
-
-function requireAdmin(who: Principal, what: string): void {
-  if (who.role !== 'admin') throw new JobworkerError('FORBIDDEN', `Only an admin may ${what}`);
 }
 
 function record(input: unknown): Record<string, unknown> {

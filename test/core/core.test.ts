@@ -4,6 +4,7 @@ import { nextAttempt } from '../../src/core/attempts.ts';
 import { ERROR_CODES, IllegalTransitionError, ValidationError } from '../../src/core/errors.ts';
 import { isJobId, jobIdTime, newJobId } from '../../src/core/ids.ts';
 import { JOB_STATUSES } from '../../src/core/job.ts';
+import { isLoopbackHost } from '../../src/core/loopback.ts';
 import { decideOutcome } from '../../src/core/outcome.ts';
 import { normalizeSpec } from '../../src/core/spec.ts';
 import { assertTransition, canTransition, TRANSITIONS } from '../../src/core/states.ts';
@@ -263,5 +264,34 @@ describe('submission and attempts', () => {
     assert.equal(nextAttempt({ ...job, attempt: 3 }, 'failed', now, 'x'), null);
     assert.equal(nextAttempt(job, 'stopped', now, 'x'), null);
     assert.equal(nextAttempt(job, 'succeeded', now, 'x'), null);
+  });
+});
+
+describe('isLoopbackHost', () => {
+  it('knows loopback in every spelling, and nothing else', () => {
+    for (const host of [
+      'localhost',
+      'a.localhost',
+      '127.0.0.1',
+      '127.9.8.7',
+      '::1',
+      '[::1]',
+      '0:0:0:0:0:0:0:1',
+      '::ffff:127.0.0.1',
+    ]) {
+      assert.ok(isLoopbackHost(host), host);
+    }
+    for (const host of [
+      '10.0.0.1',
+      'example.com',
+      '::2',
+      '1::1',
+      '::ffff:10.0.0.1',
+      '0.0.0.0',
+      '::',
+      'localhost.example.com',
+    ]) {
+      assert.ok(!isLoopbackHost(host), host);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import type { Caller, CallOrigin } from '../../auth/principal.ts';
+import { isLoopbackHost } from '../../core/loopback.ts';
 import { certificateUserOf } from './client-certificate.ts';
 
 /** Query parameters that look like credentials: refused outright, since URLs end up in logs and histories. */
@@ -112,8 +113,7 @@ function headerCaller(request: FastifyRequest, authenticator: Authenticator, ori
 /** A TCP peer on 127.0.0.0/8 or ::1 (the Unix socket is the data directory owner's own). */
 function isLoopbackOrigin(origin: CallOrigin): boolean {
   if (origin.transport === 'unix') return true;
-  const source = origin.source ?? '';
-  return source === '::1' || source.startsWith('127.') || source.startsWith('::ffff:127.');
+  return origin.source !== null && isLoopbackHost(origin.source);
 }
 
 /**
