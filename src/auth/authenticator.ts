@@ -3,7 +3,7 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import { RateLimitedError, UnauthenticatedError } from './auth-errors.ts';
 import { FailedAuthLimiter, type FailedAuthLimits } from './failed-auth-limiter.ts';
-import type { CallOrigin, Principal } from './principal.ts';
+import type { Caller, CallOrigin, Principal } from './principal.ts';
 import type { TokenVerdict } from './user-directory.ts';
 
 /** Where tokens and users are looked up: `UserDirectory` fits. */
@@ -122,6 +122,22 @@ export class Authenticator {
       'authentication failed',
     );
     return new UnauthenticatedError(message);
+  }
+
+  /**
+   * The caller of one call, whatever its adapter: the `Authorization` header (or metadata) when
+   * sent, else the user a verified client certificate names (`certificateUser`, undefined without
+   * one), with where the call came from. A token, when sent, wins.
+   */
+  authenticateCall(
+    authorization: string | undefined,
+    certificateUser: () => string | undefined,
+    origin: CallOrigin,
+  ): Caller {
+    const user = authorization === undefined ? certificateUser() : undefined;
+    const principal =
+      user === undefined ? this.authenticate(authorization, origin) : this.authenticateUser(user, origin);
+    return Object.freeze({ ...principal, ...origin });
   }
 
   /**

@@ -68,7 +68,14 @@ export function registerAuthentication(
         const principal = authenticator.authenticateUser(tokenless.user, origin);
         callers.set(request, Object.freeze({ ...principal, role: 'user', runAs: null, ...origin }));
       } else {
-        callers.set(request, headerCaller(request, authenticator, origin));
+        callers.set(
+          request,
+          authenticator.authenticateCall(
+            request.headers.authorization,
+            () => certificateUserOf(request),
+            origin,
+          ),
+        );
       }
     } catch (err) {
       return done(err as Error);
@@ -94,20 +101,15 @@ export function authenticateWithBody(
       throw authenticator.refuse(origin, 'not-a-token', 'Expected `token` to be a token string');
     }
     caller = Object.freeze({ ...authenticator.authenticateToken(token, origin), ...origin });
-  } else caller = headerCaller(request, authenticator, origin);
+  } else {
+    caller = authenticator.authenticateCall(
+      request.headers.authorization,
+      () => certificateUserOf(request),
+      origin,
+    );
+  }
   callers.set(request, caller);
   return caller;
-}
-
-/** A verified client certificate stands in for a token; a token, when sent, wins. */
-function headerCaller(request: FastifyRequest, authenticator: Authenticator, origin: CallOrigin): Caller {
-  const authorization = request.headers.authorization;
-  const certificateUser = authorization === undefined ? certificateUserOf(request) : undefined;
-  const principal =
-    certificateUser === undefined
-      ? authenticator.authenticate(authorization, origin)
-      : authenticator.authenticateUser(certificateUser, origin);
-  return Object.freeze({ ...principal, ...origin });
 }
 
 /** A TCP peer on 127.0.0.0/8 or ::1 (the Unix socket is the data directory owner's own). */

@@ -42,13 +42,12 @@ export function rpcInterceptor(authenticator: Authenticator, logger: Logger): In
         source: connection?.source ?? null,
         transport: protocolOf(req.header.get('content-type')),
       };
-      const authorization = req.header.get('authorization') ?? undefined;
-      const certificateUser = authorization === undefined ? connection?.certificateUser : undefined;
-      const principal =
-        certificateUser === undefined
-          ? authenticator.authenticate(authorization, origin)
-          : authenticator.authenticateUser(certificateUser, origin);
-      req.contextValues.set(CALLER, Object.freeze({ ...principal, ...origin }));
+      const caller = authenticator.authenticateCall(
+        req.header.get('authorization') ?? undefined,
+        () => connection?.certificateUser,
+        origin,
+      );
+      req.contextValues.set(CALLER, caller);
       const res = await next(req);
       if (!res.stream) return res;
       return { ...res, message: mapStreamErrors(res.message, logger) };
