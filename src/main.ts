@@ -69,7 +69,10 @@ export interface ServerOptions {
   clientCa?: string;
   /** Plain HTTP instead of HTTPS (loopback only); default `JOBWORKER_INSECURE_HTTP=1`. */
   insecureHttp?: boolean;
-  /** Time for certificate renewal; the system clock by default (tests move a manual one). */
+  /**
+   * Time and timers of the whole server (certificate renewal, token expiry, the rate limit, the
+   * engine's schedules, the audit trail's times); the system clock by default (tests move a manual one).
+   */
   clock?: Clock;
   /** Default `JOBWORKER_DATA_DIR`, else `$XDG_DATA_HOME/jobworker` or `~/.local/share/jobworker`. */
   dataDir?: string;
@@ -221,6 +224,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
             ...tlsFiles,
           });
       return await startOnDataDir({
+        clock,
         listen,
         tls,
         dataDir,
@@ -258,7 +262,9 @@ async function startOnDataDir({
   accounts: accountOptions,
   authLimits,
   run,
+  clock,
 }: {
+  clock: Clock;
   run: RunRouteOptions;
   accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
@@ -280,6 +286,7 @@ async function startOnDataDir({
     const imported = await importLegacyTokens(dataDir, store.users);
     if (imported > 0) logger.info({ tokens: imported }, `imported ${TOKENS_FILE} into the user store`);
     accounts = await UserDirectory.open(store.users, {
+      clock,
       onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
     });
     admin = await ensureAdminToken(dataDir, accounts);
@@ -312,20 +319,23 @@ async function startOnDataDir({
       maxRunning,
       defaultTimeoutMs,
       ...retention,
+      clock,
       logger: logger.child({ component: 'engine' }),
     });
   } catch (err) {
     await store.close();
     throw err;
   }
-  const service = new JobService(engine, { accounts: jobAccounts, audit });
+  const service = new JobService(engine, { accounts: jobAccounts, audit, clock });
   const app = await buildRestApp({
     service,
     users: new UserService(accounts, audit, {
+      clock,
       checkRunAs: (name, role) => jobAccounts.checkRunAs(name, role),
     }),
     authenticator: new Authenticator(accounts, {
       audit,
+      clock,
       logger: logger.child({ component: 'auth' }),
       limits: authLimits,
     }),
@@ -336,7 +346,7 @@ async function startOnDataDir({
     certificates: new CertificateService(
       tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
       accounts,
-      { audit },
+      { audit, clock },
     ),
   }).catch(async (err: unknown) => {
     await engine.close();
@@ -349,7 +359,7 @@ async function startOnDataDir({
   service.on('follower:close', () => changes.emit('change'));
   // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`), never
   // while an output stream is open: its pause would reach the client.
-  const relief = MemoryRelief.forThisProcess(systemClock, () => service.followers > 0);
+  const relief = MemoryRelief.forThisProcess(clock, () => service.followers > 0);
   if (relief) {
     service.on('follower:close', () => relief.activity());
     engine.on('job:finished', () => relief.activity());
@@ -395,7 +405,7 @@ async function startOnDataDir({
 
   let closed: Promise<void> | undefined;
   const close = async (): Promise<void> => {
-    const force = setTimeout(() => tracker.closeAll(), CLOSE_GRACE_MS).unref();
+    const force = clock.setTimer(() => tracker.closeAll(), CLOSE_GRACE_MS);
     try {
       tls?.close();
       if (socket) await closeSocket(socket, socketPath);
@@ -404,7 +414,7 @@ async function startOnDataDir({
       tracker.closeIdle();
       await app.close();
     } finally {
-      clearTimeout(force);
+      force.clear();
       relief?.close();
       await engine.close();
       await audit.flush();
