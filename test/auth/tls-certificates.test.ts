@@ -272,13 +272,38 @@ describe('mTLS: client certificates', () => {
     assert.deepEqual([...new Set(owners)], ['alice']);
   });
 
-  it('answers 401 for a certificate that names an unknown user', async () => {
+  it('answers 401 for a certificate that names a disabled user', async () => {
+    await addUserToken(h, 'erin');
+    const erin = await issue('erin');
+    assert.equal((await h.json('/v1/users/erin', { method: 'PATCH', body: { disabled: true } })).status, 200);
+    const res = await getWithCert(`${h.server.url}/v1/jobs`, ca, erin);
+    assert.equal(res.status, 401);
+    assert.match(res.body, /names user \\"erin\\", who is unknown or disabled/);
+  });
+
+  it('revokes the certificates of a removed user: a new user of the same name cannot use them', async () => {
     await addUserToken(h, 'bob');
     const bob = await issue('bob');
+    const bob2 = await issue('bob');
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, bob)).status, 200);
     assert.equal((await h.json('/v1/users/bob', { method: 'DELETE' })).status, 200);
-    const res = await getWithCert(`${h.server.url}/v1/jobs`, ca, bob);
-    assert.equal(res.status, 401);
-    assert.match(res.body, /names user \\"bob\\", who is unknown or disabled/);
+    await addUserToken(h, 'bob');
+    await assert.rejects(getWithCert(`${h.server.url}/v1/jobs`, ca, bob));
+    await assert.rejects(getWithCert(`${h.server.url}/v1/jobs`, ca, bob2));
+    const listed = await h.json<{ certificates: { serial: string; revokedAt: string | null }[] }>(
+      '/v1/certs',
+    );
+    for (const serial of [bob.serial, bob2.serial]) {
+      assert.ok(listed.body.certificates.find((c) => c.serial === serial)?.revokedAt, serial);
+    }
+    const audit = await h.json<{ entries: { target: string | null; result: string }[] }>(
+      '/v1/audit?action=cert:revoke',
+    );
+    const targets = audit.body.entries.filter((e) => e.result === 'ok').map((e) => e.target);
+    assert.ok(targets.includes(bob.serial) && targets.includes(bob2.serial), JSON.stringify(targets));
+    // The new bob gets certificates of his own that work.
+    const fresh = await issue('bob');
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, fresh)).status, 200);
   });
 
   it('fails the handshake for a certificate from another CA, and keeps serving others', async () => {
