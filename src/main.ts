@@ -327,11 +327,19 @@ async function startOnDataDir({
     throw err;
   }
   const service = new JobService(engine, { accounts: jobAccounts, audit, clock });
+  const certificates = new CertificateService(
+    tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
+    accounts,
+    { audit },
+  );
   const app = await buildRestApp({
     service,
     users: new UserService(accounts, audit, {
       clock,
       checkRunAs: (name, role) => jobAccounts.checkRunAs(name, role),
+      onUserRemoved: async (name, who) => {
+        await certificates.revokeAllOf(who, name);
+      },
     }),
     authenticator: new Authenticator(accounts, {
       audit,
@@ -343,11 +351,7 @@ async function startOnDataDir({
     version: packageJson.version,
     run,
     ...(tls ? { https: tls.serverOptions() } : {}),
-    certificates: new CertificateService(
-      tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
-      accounts,
-      { audit, clock },
-    ),
+    certificates,
   }).catch(async (err: unknown) => {
     await engine.close();
     await store.close();

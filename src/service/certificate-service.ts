@@ -73,6 +73,18 @@ export class CertificateService {
     );
   }
 
+  /**
+   * Revokes every valid certificate issued for `user` (its removal: the name may be given to
+   * someone else later), each audited as `cert:revoke`; nothing to do without a CA of our own.
+   */
+  async revokeAllOf(who: Caller, user: string): Promise<IssuedCertificate[]> {
+    if (this.#issuer === null) return [];
+    const valid = this.#issuer.issued.list().filter((c) => c.user === user && c.revokedAt === null);
+    const revoked: IssuedCertificate[] = [];
+    for (const c of valid) revoked.push(await this.revoke(who, c.serial));
+    return revoked;
+  }
+
   #use(who: Principal, what: string): CertificateIssuer {
     requireAdmin(who, what);
     if (this.#issuer === null) {

@@ -50,6 +50,7 @@ export class UserService {
   readonly #audit: AuditContext;
   readonly #clock: Clock;
   readonly #checkRunAs: ((name: string, role: Role) => Promise<void>) | undefined;
+  readonly #onUserRemoved: ((name: string, who: Caller) => Promise<void>) | undefined;
 
   constructor(
     accounts: UserDirectory,
@@ -61,12 +62,19 @@ export class UserService {
        * `JobAccounts.checkRunAs`); absent: any well-formed name is kept.
        */
       checkRunAs?: (name: string, role: Role) => Promise<void>;
+      /**
+       * Called after a user is removed, before the removal answers: revokes what else names the
+       * user (its client certificates), which would otherwise work again for anyone later given
+       * the same name.
+       */
+      onUserRemoved?: (name: string, who: Caller) => Promise<void>;
     } = {},
   ) {
     this.#accounts = accounts;
     this.#log = log;
     this.#clock = options.clock ?? systemClock;
     this.#checkRunAs = options.checkRunAs;
+    this.#onUserRemoved = options.onUserRemoved;
     this.#audit = { sink: log, clock: this.#clock };
   }
 
@@ -112,12 +120,17 @@ export class UserService {
     });
   }
 
-  /** Removes a user and revokes its tokens; its jobs stay in the history. */
+  /**
+   * Removes a user and revokes its tokens and (through `onUserRemoved`) its client certificates;
+   * its jobs stay in the history.
+   */
   removeUser(who: Caller, name: string): Promise<UserRecord> {
-    return auditedCall(this.#audit, who, 'user:remove', name, () => {
+    return auditedCall(this.#audit, who, 'user:remove', name, async () => {
       requireAdmin(who, 'remove users');
       checkUserName(name);
-      return this.#accounts.removeUser(name);
+      const removed = await this.#accounts.removeUser(name);
+      await this.#onUserRemoved?.(name, who);
+      return removed;
     });
   }
 

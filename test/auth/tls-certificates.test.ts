@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
+import { type ClientHttp2Session, connect as http2Connect } from 'node:http2';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -44,6 +46,19 @@ function getWithCert(
     );
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** GET over an open HTTP/2 session; rejects when the session is closed or the stream fails. */
+function getOnSession(session: ClientHttp2Session, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path });
+    stream.on('response', (headers) => {
+      stream.resume();
+      stream.on('end', () => resolve(Number(headers[':status'])));
+    });
+    stream.on('error', reject);
+    stream.end();
   });
 }
 
@@ -257,13 +272,38 @@ describe('mTLS: client certificates', () => {
     assert.deepEqual([...new Set(owners)], ['alice']);
   });
 
-  it('answers 401 for a certificate that names an unknown user', async () => {
+  it('answers 401 for a certificate that names a disabled user', async () => {
+    await addUserToken(h, 'erin');
+    const erin = await issue('erin');
+    assert.equal((await h.json('/v1/users/erin', { method: 'PATCH', body: { disabled: true } })).status, 200);
+    const res = await getWithCert(`${h.server.url}/v1/jobs`, ca, erin);
+    assert.equal(res.status, 401);
+    assert.match(res.body, /names user \\"erin\\", who is unknown or disabled/);
+  });
+
+  it('revokes the certificates of a removed user: a new user of the same name cannot use them', async () => {
     await addUserToken(h, 'bob');
     const bob = await issue('bob');
+    const bob2 = await issue('bob');
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, bob)).status, 200);
     assert.equal((await h.json('/v1/users/bob', { method: 'DELETE' })).status, 200);
-    const res = await getWithCert(`${h.server.url}/v1/jobs`, ca, bob);
-    assert.equal(res.status, 401);
-    assert.match(res.body, /names user \\"bob\\", who is unknown or disabled/);
+    await addUserToken(h, 'bob');
+    await assert.rejects(getWithCert(`${h.server.url}/v1/jobs`, ca, bob));
+    await assert.rejects(getWithCert(`${h.server.url}/v1/jobs`, ca, bob2));
+    const listed = await h.json<{ certificates: { serial: string; revokedAt: string | null }[] }>(
+      '/v1/certs',
+    );
+    for (const serial of [bob.serial, bob2.serial]) {
+      assert.ok(listed.body.certificates.find((c) => c.serial === serial)?.revokedAt, serial);
+    }
+    const audit = await h.json<{ entries: { target: string | null; result: string }[] }>(
+      '/v1/audit?action=cert:revoke',
+    );
+    const targets = audit.body.entries.filter((e) => e.result === 'ok').map((e) => e.target);
+    assert.ok(targets.includes(bob.serial) && targets.includes(bob2.serial), JSON.stringify(targets));
+    // The new bob gets certificates of his own that work.
+    const fresh = await issue('bob');
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, fresh)).status, 200);
   });
 
   it('fails the handshake for a certificate from another CA, and keeps serving others', async () => {
@@ -298,6 +338,54 @@ describe('mTLS: client certificates', () => {
     // Other certificates of the same user still work.
     const fresh = await issue('alice');
     assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, fresh)).status, 200);
+  });
+
+  it('cuts open connections of a certificate when it is revoked: HTTP/2 session and HTTP/1.1 keep-alive', async () => {
+    const dave = await issue('alice');
+    const session = http2Connect(h.server.url, { ca, cert: dave.cert, key: dave.key });
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca, cert: dave.cert, key: dave.key });
+    try {
+      assert.equal(await getOnSession(session, '/v1/jobs'), 200);
+      const kept = await new Promise<{ status: number; socket: Socket }>((resolve, reject) => {
+        const req = httpsRequest(`${h.server.url}/v1/jobs`, { agent }, (res) => {
+          const socket = res.socket;
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, socket }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(kept.status, 200);
+      assert.equal(kept.socket.destroyed, false, 'the keep-alive connection stays open');
+      const sessionClosed = once(session, 'close');
+      const socketClosed = once(kept.socket, 'close');
+
+      assert.equal((await h.json(`/v1/certs/${dave.serial}/revoke`, { body: {} })).status, 200);
+      // The server, not the client, ends both connections.
+      await Promise.all([sessionClosed, socketClosed]);
+      await h.logged(/connection of a revoked client certificate closed/);
+      assert.equal(session.destroyed, true);
+      await assert.rejects(getOnSession(session, '/v1/jobs'));
+      // A new connection with it fails at the handshake.
+      await assert.rejects(getWithCert(`${h.server.url}/v1/jobs`, ca, dave));
+      const again = http2Connect(h.server.url, { ca, cert: dave.cert, key: dave.key });
+      again.on('error', () => undefined);
+      await once(again, 'close');
+      // Connections of other certificates are untouched.
+      const other = await issue('alice');
+      const otherSession = http2Connect(h.server.url, { ca, cert: other.cert, key: other.key });
+      try {
+        assert.equal(await getOnSession(otherSession, '/v1/jobs'), 200);
+        const third = await issue('alice');
+        assert.equal((await h.json(`/v1/certs/${third.serial}/revoke`, { body: {} })).status, 200);
+        assert.equal(await getOnSession(otherSession, '/v1/jobs'), 200);
+      } finally {
+        otherSession.close();
+      }
+    } finally {
+      session.destroy();
+      agent.destroy();
+    }
   });
 
   it('lets only admins issue, list and revoke certificates; bad input is named', async () => {

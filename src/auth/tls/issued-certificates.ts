@@ -34,8 +34,8 @@ export class IssuedCertificates {
   readonly #ca: CertificateAuthority;
   readonly #clock: Clock;
   #certificates: IssuedCertificate[];
-  /** Called with the new CRL after a revocation. */
-  onRevoked: ((crlPem: string) => void) | undefined;
+  /** Called with the new CRL and the certificate just revoked, after a revocation. */
+  onRevoked: ((crlPem: string, revoked: IssuedCertificate) => void) | undefined;
 
   private constructor(
     dataDir: string,
@@ -103,7 +103,7 @@ export class IssuedCertificates {
     const revoked = { ...found, revokedAt: this.#clock.now().toISOString() };
     await this.#save(this.#certificates.map((c) => (c === found ? revoked : c)));
     const crl = await this.#writeCrl();
-    this.onRevoked?.(crl);
+    this.onRevoked?.(crl, revoked);
     return revoked;
   }
 

@@ -6,7 +6,7 @@ import type { Clock, ClockTimer } from '../../core/clock.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { CertificateAuthority } from './certificate-authority.ts';
-import { IssuedCertificates } from './issued-certificates.ts';
+import { type IssuedCertificate, IssuedCertificates, normalSerial } from './issued-certificates.ts';
 import { readClientCa, readOwnCertificate } from './own-certificate.ts';
 import {
   ensureServerCertificate,
@@ -55,6 +55,8 @@ export class ServerTls {
   #server: TlsServer | undefined;
   #timer: ClockTimer | undefined;
   #watcher: FSWatcher | undefined;
+  /** Open connections that authenticated with a client certificate, by its serial (as stored). */
+  readonly #byCertificate = new Map<TLSSocket, string>();
 
   private constructor(
     options: ServerTlsOptions,
@@ -126,11 +128,21 @@ export class ServerTls {
     };
   }
 
-  /** Starts renewing, watching the revocation list and checking client certificates on `server`. */
+  /**
+   * Starts renewing, watching the revocation list and checking client certificates on `server`.
+   * A revocation through `issued` also cuts the open connections that authenticated with that
+   * certificate: the revocation list alone only reaches handshakes still to come.
+   */
   attach(server: TlsServer): void {
     this.#server = server;
     server.on('secureConnection', (socket: TLSSocket) => {
-      if (socket.authorized || socket.getPeerX509Certificate() === undefined) return;
+      const peer = socket.getPeerX509Certificate();
+      if (peer === undefined) return;
+      if (socket.authorized) {
+        this.#byCertificate.set(socket, normalSerial(peer.serialNumber));
+        socket.once('close', () => this.#byCertificate.delete(socket));
+        return;
+      }
       // Node would do the same with `rejectUnauthorized: true`, which would refuse token clients too.
       this.#options.logger.info(
         { remoteAddress: socket.remoteAddress, reason: String(socket.authorizationError) },
@@ -139,7 +151,10 @@ export class ServerTls {
       socket.destroy();
     });
     if (this.issued) {
-      this.issued.onRevoked = (crl) => this.#setCrl(crl);
+      this.issued.onRevoked = (crl, revoked) => {
+        this.#setCrl(crl);
+        this.#cutConnectionsOf(revoked);
+      };
       this.#watchCrl(this.issued.crlPath);
     }
     this.#scheduleRenewal();
@@ -170,6 +185,18 @@ export class ServerTls {
 
   #reload(): void {
     this.#server?.setSecureContext({ ...this.#secureContext(), minVersion: MIN_TLS_VERSION });
+  }
+
+  #cutConnectionsOf(revoked: IssuedCertificate): void {
+    for (const [socket, serial] of this.#byCertificate) {
+      if (serial !== revoked.serial) continue;
+      this.#byCertificate.delete(socket);
+      socket.destroy();
+      this.#options.logger.info(
+        { remoteAddress: socket.remoteAddress, serial, user: revoked.user },
+        'connection of a revoked client certificate closed',
+      );
+    }
   }
 
   #setCrl(crl: string): void {
