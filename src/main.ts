@@ -330,7 +330,7 @@ async function startOnDataDir({
   const certificates = new CertificateService(
     tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
     accounts,
-    { audit },
+    { audit, clock },
   );
   const app = await buildRestApp({
     service,
