@@ -19,6 +19,7 @@ import {
   sseBytes,
   startJob,
 } from '../api/api-harness.ts';
+import { waitForFileText } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const COUNTER = join(FIXTURES, 'counter.sh');
@@ -187,14 +188,19 @@ describe('TLS transport: HTTPS on TLS 1.3, HTTP/2 and HTTP/1.1', () => {
     stream.resume();
     await once(stream, 'response');
     const h1 = rawGet(other.url(`/v1/jobs/${job.id}/output?follow=true`), otherAuth, () => false);
-    const { body } = await other.json<{ pid: number }>(`/v1/jobs/${job.id}`);
+    // Running and writing: its wrapper has recorded who its processes are (its output may show
+    // before its start is on record, so the job's own `pid` may still be null here).
+    await rawGet(other.url(`/v1/jobs/${job.id}/output?follow=true`), otherAuth, (body) =>
+      body.includes('1\n'),
+    );
+    const [pid] = (await waitForFileText(join(other.dataDir, 'jobs', job.id, 'process'), '\n')).split(' ');
     const ended = once(stream, 'end');
     await other.server.close();
     await ended;
     assert.equal((await h1).status, 200);
     await other.server.diagnostics.idle();
     session.close();
-    process.kill(-body.pid, 'SIGKILL');
+    process.kill(-Number(pid), 'SIGKILL');
     await other.destroy();
   });
 });
