@@ -2,32 +2,9 @@ import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { HTTP_STATUS } from '../../src/api/rest/error-mapping.ts';
-import { type Harness, openHarness } from '../helpers/engine-harness.ts';
-import { ManualClock } from '../helpers/manual-clock.ts';
-import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
-import {
-  expectedOutcome,
-  IDENTITIES,
-  type Identity,
-  OPERATIONS,
-  type Operation,
-} from './authorization-table.ts';
-
-/** What a REST case acts on: a finished job of its owner, and fresh things to change. */
-interface Fixture {
-  /** A finished job of the case's owner (alice, or bob for "another user's job"). */
-  readonly job: string;
-  /** A finished job of the case's owner made for this case alone (it may be deleted). */
-  freshJob(): Promise<string>;
-  /** A user made for this case alone (it may be removed). */
-  freshUser(): Promise<string>;
-  /** The id of a token made for this case alone (it may be revoked). */
-  freshToken(): Promise<string>;
-  /** The serial of a client certificate of bob's made for this case alone (it may be revoked). */
-  freshCertificate(): Promise<string>;
-  /** A name no user has yet. */
-  newName(): string;
-}
+import type { AppHarness } from '../helpers/rest-app-harness.ts';
+import { expectedOutcome, IDENTITIES, OPERATIONS, type Operation } from './authorization-table.ts';
+import { type Fixture, type MatrixWorld, openMatrixWorld } from './matrix-world.ts';
 
 interface RestCase {
   readonly operation: Operation;
@@ -277,52 +254,17 @@ function codeOf(res: { headers: Record<string, unknown>; json(): unknown }): str
 }
 
 describe('the authorization matrix over REST', () => {
-  let h: Harness;
+  let w: MatrixWorld;
+  // Read in the cases below; set once the world is open.
   let a: AppHarness;
-  const clock = new ManualClock();
-  const tokens = {} as Record<Identity, string | undefined>;
-  const finished: Record<string, string> = {};
-  let names = 0;
-  let aliceCertificate: { cert: string; key: string; ca: string };
-
-  async function finishedJob(owner: string): Promise<string> {
-    const job = await a.service.start({ user: owner, role: 'user' }, { command: 'true' });
-    await h.engine.waitFor(job.id);
-    return job.id;
-  }
+  let tokens: MatrixWorld['tokens'];
+  let aliceCertificate: MatrixWorld['aliceCertificate'];
 
   before(async () => {
-    h = await openHarness();
-    // Hundreds of bad credentials from one address, on purpose: no rate limit in the way.
-    a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 }, tls: true });
-    const admin = await a.issue('admin', 'admin');
-    const alice = await a.issue('alice', 'user');
-    await a.issue('bob', 'user');
-    const viewer = await a.issue('vera', 'viewer');
-    const expired = await a.accounts.issueToken({ user: 'alice', lifetimeMs: 1000 });
-    const revoked = await a.accounts.issueToken({ user: 'alice' });
-    await a.accounts.revokeToken(revoked.record.id);
-    clock.advance(1000);
-    Object.assign(tokens, {
-      'no credential': undefined,
-      'wrong token': 'jw_wrongwrongwrongwrongwrongwrongwrongwrongwro',
-      'expired token': expired.token,
-      'revoked token': revoked.token,
-      viewer,
-      'user on own job': alice,
-      "user on another user's job": alice,
-      admin,
-      'mTLS user': undefined,
-    });
-    const pems = await a.certificates.issue({ user: 'admin', role: 'admin' }, 'alice', 1);
-    aliceCertificate = { cert: pems.certPem, key: pems.keyPem, ca: a.caPem };
-    finished.alice = await finishedJob('alice');
-    finished.bob = await finishedJob('bob');
+    w = await openMatrixWorld();
+    ({ a, tokens, aliceCertificate } = w);
   });
-  after(async () => {
-    await a.close();
-    await h.destroy();
-  });
+  after(() => w.close());
 
   it('has a row for every route of the app, and no row for a route it does not have', async () => {
     const res = await a.app.inject({
@@ -356,16 +298,7 @@ describe('the authorization matrix over REST', () => {
         });
       };
       for (const identity of IDENTITIES) {
-        const owner = identity === "user on another user's job" ? 'bob' : 'alice';
-        const fixture: Fixture = {
-          job: finished[owner]!,
-          freshJob: () => finishedJob(owner),
-          freshUser: async () => (await a.accounts.addUser({ name: fixture.newName(), role: 'user' })).name,
-          freshToken: async () => (await a.accounts.issueToken({ user: 'bob' })).record.id,
-          freshCertificate: async () =>
-            (await a.certificates.issue({ user: 'admin', role: 'admin' }, 'bob', 1)).certificate.serial,
-          newName: () => `matrix-${++names}`,
-        };
+        const fixture = w.fixtureFor(identity);
         const { url, body } = await rest.request(fixture);
         const token = tokens[identity];
         const res =

@@ -10,9 +10,7 @@ import { JobService } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts
 import { QueueService } from '../../src/api/rpc/gen/jobworker/v1/queue_service_pb.ts';
 import { TokenService } from '../../src/api/rpc/gen/jobworker/v1/token_service_pb.ts';
 import { Role, UserService } from '../../src/api/rpc/gen/jobworker/v1/user_service_pb.ts';
-import { type Harness, openHarness } from '../helpers/engine-harness.ts';
-import { ManualClock } from '../helpers/manual-clock.ts';
-import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
+import type { AppHarness } from '../helpers/rest-app-harness.ts';
 import {
   expectedOutcome,
   IDENTITIES,
@@ -20,16 +18,7 @@ import {
   OPERATIONS,
   type Operation,
 } from './authorization-table.ts';
-
-/** What an RPC case acts on (as in the REST matrix). */
-interface Fixture {
-  readonly job: string;
-  freshJob(): Promise<string>;
-  freshUser(): Promise<string>;
-  freshToken(): Promise<string>;
-  freshCertificate(): Promise<string>;
-  newName(): string;
-}
+import { type Fixture, type MatrixWorld, openMatrixWorld } from './matrix-world.ts';
 
 interface RpcCase {
   readonly operation: Operation;
@@ -131,19 +120,11 @@ async function outcomeOf(transport: Transport, service: DescService, method: str
 }
 
 describe('the authorization matrix over RPC (Connect protocol over TLS)', () => {
-  let h: Harness;
+  let w: MatrixWorld;
+  // Read in the cases below; set once the world is open.
   let a: AppHarness;
-  let aliceCertificate: { cert: string; key: string };
-  const clock = new ManualClock();
-  const tokens = {} as Record<Identity, string | undefined>;
-  const finished: Record<string, string> = {};
-  let names = 0;
-
-  async function finishedJob(owner: string): Promise<string> {
-    const job = await a.service.start({ user: owner, role: 'user' }, { command: 'true' });
-    await h.engine.waitFor(job.id);
-    return job.id;
-  }
+  let tokens: MatrixWorld['tokens'];
+  let aliceCertificate: MatrixWorld['aliceCertificate'];
 
   /** Connect over HTTP/1.1 and TLS; the mTLS user presents alice's client certificate and no token. */
   function transportAs(identity: Identity): Transport {
@@ -162,36 +143,10 @@ describe('the authorization matrix over RPC (Connect protocol over TLS)', () => 
   }
 
   before(async () => {
-    h = await openHarness();
-    a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 }, tls: true });
-    const admin = await a.issue('admin', 'admin');
-    const alice = await a.issue('alice', 'user');
-    await a.issue('bob', 'user');
-    const viewer = await a.issue('vera', 'viewer');
-    const expired = await a.accounts.issueToken({ user: 'alice', lifetimeMs: 1000 });
-    const revoked = await a.accounts.issueToken({ user: 'alice' });
-    await a.accounts.revokeToken(revoked.record.id);
-    clock.advance(1000);
-    Object.assign(tokens, {
-      'no credential': undefined,
-      'wrong token': 'jw_wrongwrongwrongwrongwrongwrongwrongwrongwro',
-      'expired token': expired.token,
-      'revoked token': revoked.token,
-      viewer,
-      'user on own job': alice,
-      "user on another user's job": alice,
-      admin,
-      'mTLS user': undefined,
-    });
-    const pems = await a.certificates.issue({ user: 'admin', role: 'admin' }, 'alice', 1);
-    aliceCertificate = { cert: pems.certPem, key: pems.keyPem };
-    finished.alice = await finishedJob('alice');
-    finished.bob = await finishedJob('bob');
+    w = await openMatrixWorld();
+    ({ a, tokens, aliceCertificate } = w);
   });
-  after(async () => {
-    await a.close();
-    await h.destroy();
-  });
+  after(() => w.close());
 
   it('has a row for every RPC method, and no row for a method there is not', () => {
     const methods = SERVICES.flatMap((s) => s.methods.map((m) => `${s.name}.${m.name}`));
@@ -203,16 +158,7 @@ describe('the authorization matrix over RPC (Connect protocol over TLS)', () => 
       const [serviceName, method] = name.split('.') as [string, string];
       const service = SERVICES.find((s) => s.name === serviceName)!;
       for (const identity of IDENTITIES) {
-        const owner = identity === "user on another user's job" ? 'bob' : 'alice';
-        const fixture: Fixture = {
-          job: finished[owner]!,
-          freshJob: () => finishedJob(owner),
-          freshUser: async () => (await a.accounts.addUser({ name: fixture.newName(), role: 'user' })).name,
-          freshToken: async () => (await a.accounts.issueToken({ user: 'bob' })).record.id,
-          freshCertificate: async () =>
-            (await a.certificates.issue({ user: 'admin', role: 'admin' }, 'bob', 1)).certificate.serial,
-          newName: () => `matrix-${++names}`,
-        };
+        const fixture = w.fixtureFor(identity);
         const request = await rpc.request(fixture);
         const got = await outcomeOf(transportAs(identity), service, method, request);
         const outcome = expectedOutcome(OPERATIONS[rpc.operation], identity);
