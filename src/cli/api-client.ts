@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { OUTPUT_FRAMES_TYPE } from '../core/output-frames.ts';
 import type {
   ApiAuditEntry,
   ApiCertificate,
@@ -16,7 +17,7 @@ import type {
   QueueSettings,
 } from './api-types.ts';
 import type { Connection } from './connection.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, CliError } from './errors.ts';
 import { readBody, send } from './http.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -191,24 +192,33 @@ export class ApiClient {
     return this.json('POST', `v1/certs/${encodeURIComponent(serial)}/revoke`, {});
   }
 
-  /** Opens the server-sent-event form of a job's output; the caller reads the body. */
-  async openOutputEvents(
+  /**
+   * Opens the binary frame form of a job's output (src/core/output-frames.ts) from `cursor`
+   * (null: the start of the view); the caller reads the body.
+   */
+  async openOutputFrames(
     id: string,
-    options: { view: OutputView; follow: boolean; lastEventId: string | null; signal?: AbortSignal },
+    options: { view: OutputView; follow: boolean; cursor: string | null; signal?: AbortSignal },
   ): Promise<IncomingMessage> {
     const params = new URLSearchParams({ stream: options.view, follow: String(options.follow) });
-    const headers: Record<string, string> = { accept: 'text/event-stream' };
-    if (options.lastEventId !== null) headers['last-event-id'] = options.lastEventId;
+    if (options.cursor !== null) params.set('cursor', options.cursor);
     const response = await send({
       method: 'GET',
       url: this.url(`v1/jobs/${encodeURIComponent(id)}/output?${params}`),
       socketPath: this.connection.socketPath,
       tls: this.connection.tls,
-      headers: this.headers(headers),
+      headers: this.headers({ accept: OUTPUT_FRAMES_TYPE }),
       signal: options.signal,
     });
     this.#debug?.(`GET /v1/jobs/${id}/output?${params} -> ${response.statusCode}`);
     if (response.statusCode !== 200) throw await this.errorFrom(response);
+    const type = response.headers['content-type'] ?? '';
+    if (!type.startsWith(OUTPUT_FRAMES_TYPE)) {
+      response.destroy();
+      throw new CliError(
+        `The server answered the output as ${type || 'no type'}, not as frames: is it older than this CLI?`,
+      );
+    }
     return response;
   }
 

@@ -1,9 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { FRAME_KIND, FrameDecoder, type OutputFrame } from '../core/output-frames.ts';
 import type { ApiClient } from './api-client.ts';
 import type { ApiJob, OutputView } from './api-types.ts';
 import { formatDuration } from './durations.ts';
 import { ApiError, CliError, ConnectionError } from './errors.ts';
-import { SseParser } from './sse-parser.ts';
 
 /** What a reader of a job's output receives. `cursor` is where to resume after this event. */
 export type OutputEvent =
@@ -45,8 +45,9 @@ export const DEFAULT_RECONNECT_FOR_MS = 60_000;
 const MAX_BACKOFF_MS = 1000;
 
 /**
- * Reads a job's output as server-sent events. A follower whose connection drops (the server
- * restarted, a proxy cut it) resumes from the last event id, so it sees no gap and no duplicate.
+ * Reads a job's output as binary frames (src/core/output-frames.ts). A follower whose connection
+ * drops (the server restarted, a proxy cut it) resumes from the cursor of the last frame, so it
+ * sees no gap and no duplicate.
  * It keeps reconnecting, with backoff, for `reconnectForMs` since it last received an event,
  * however many attempts that takes: a server that is closing may accept a connection and end it
  * at once, which must not use up the follower's patience faster than time does. Only an answer
@@ -61,25 +62,24 @@ export async function* readOutputEvents(
 ): AsyncGenerator<OutputEvent> {
   const reconnectForMs = options.reconnectForMs ?? DEFAULT_RECONNECT_FOR_MS;
   const backoffMs = options.backoffMs ?? 100;
-  let lastEventId: string | null = null;
+  let cursor: string | null = null;
   let failures = 0;
   /** When the current run of failures began (`performance.now()`), or null while all is well. */
   let failingSince: number | null = null;
   for (;;) {
     try {
-      const response = await client.openOutputEvents(id, {
+      const response = await client.openOutputFrames(id, {
         view: options.view,
         follow: options.follow,
-        lastEventId,
+        cursor,
         signal: options.signal,
       });
-      response.setEncoding('utf8');
-      const parser = new SseParser();
-      for await (const text of response) {
-        for (const sse of parser.push(text as string)) {
-          if (sse.id !== null) lastEventId = sse.id;
-          const event = decodeEvent(sse.event, sse.data, sse.id);
+      const decoder = new FrameDecoder();
+      for await (const chunk of response) {
+        for (const frame of decoder.push(chunk as Buffer)) {
+          const event = decodeFrame(frame);
           if (event === null) continue;
+          if (event.type !== 'end') cursor = event.cursor;
           // Progress: the server is back and serving this job.
           failures = 0;
           failingSince = null;
@@ -87,6 +87,8 @@ export async function* readOutputEvents(
           if (event.type === 'end') return;
         }
       }
+      if (decoder.pendingBytes > 0)
+        throw new ConnectionError('The output stream was cut in the middle of a frame');
       if (!options.follow) return;
       throw new ConnectionError('The server closed the output stream before the job ended');
     } catch (error) {
@@ -124,29 +126,41 @@ function isRetryable(error: unknown): boolean {
   );
 }
 
-function decodeEvent(name: string, data: string, id: string | null): OutputEvent | null {
-  if (name !== 'output' && name !== 'truncated' && name !== 'end') return null;
-  let body: Record<string, unknown>;
+function decodeFrame(frame: OutputFrame): OutputEvent | null {
+  const cursor = String(frame.cursor);
+  switch (frame.kind) {
+    case FRAME_KIND.stdout:
+      return { type: 'output', stream: 'stdout', data: frame.payload, cursor };
+    case FRAME_KIND.stderr:
+      return { type: 'output', stream: 'stderr', data: frame.payload, cursor };
+    case FRAME_KIND.truncated: {
+      const body = parseFrameJson(frame, 'truncated');
+      return {
+        type: 'truncated',
+        stream: typeof body.stream === 'string' ? body.stream : null,
+        skippedBytes: typeof body.skippedBytes === 'number' ? body.skippedBytes : null,
+        cursor,
+      };
+    }
+    case FRAME_KIND.end: {
+      const body = parseFrameJson(frame, 'end');
+      return {
+        type: 'end',
+        job: (typeof body.job === 'object' && body.job !== null ? body.job : body) as ApiJob,
+      };
+    }
+    default:
+      // A frame of a later server: skipped, as the format says.
+      return null;
+  }
+}
+
+function parseFrameJson(frame: OutputFrame, name: string): Record<string, unknown> {
   try {
-    body = JSON.parse(data) as Record<string, unknown>;
+    const body = JSON.parse(frame.payload.toString('utf8')) as unknown;
+    if (typeof body === 'object' && body !== null) return body as Record<string, unknown>;
   } catch {
-    throw new CliError(`The server sent a malformed ${name} event`);
+    // Answered below.
   }
-  if (name === 'end') {
-    const job = (typeof body.job === 'object' && body.job !== null ? body.job : body) as ApiJob;
-    return { type: 'end', job };
-  }
-  const cursor =
-    typeof body.cursor === 'string' || typeof body.cursor === 'number' ? String(body.cursor) : (id ?? '');
-  if (name === 'truncated') {
-    return {
-      type: 'truncated',
-      stream: typeof body.stream === 'string' ? body.stream : null,
-      skippedBytes: typeof body.skippedBytes === 'number' ? body.skippedBytes : null,
-      cursor,
-    };
-  }
-  const stream = body.stream === 'stderr' ? 'stderr' : 'stdout';
-  const data64 = typeof body.data === 'string' ? body.data : '';
-  return { type: 'output', stream, data: Buffer.from(data64, 'base64'), cursor };
+  throw new CliError(`The server sent a malformed ${name} frame`);
 }

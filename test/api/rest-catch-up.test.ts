@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
 import { CombinedIndex } from '../../src/output/combined-index.ts';
 import { requestFor } from '../helpers/trust-server.ts';
 import { type ApiHarness, openApi, openFdCount, rawGet, within } from './api-harness.ts';
@@ -101,6 +102,48 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
     const from = 5 * MiB + 12345;
     const rest = await rawGet(h.url(`/v1/jobs/${id}/output?cursor=${from}`), auth);
     assert.ok(rest.body.equals(all.subarray(from)), 'the rest of the combined view from a cursor');
+  });
+
+  it('as frames, keeps each run of the combined view with its stream and cursor', async () => {
+    const stdout = await readFile(join(dir, 'stdout'));
+    const stderr = await readFile(join(dir, 'stderr'));
+    const { all } = await expectedCombined(dir);
+    for (const from of [0, 5 * MiB + 12345]) {
+      const res = await rawGet(h.url(`/v1/jobs/${id}/output?cursor=${from}`), {
+        ...auth,
+        accept: OUTPUT_FRAMES_TYPE,
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['content-type'], OUTPUT_FRAMES_TYPE);
+      const decoder = new FrameDecoder();
+      const frames = decoder.push(res.body);
+      assert.equal(decoder.pendingBytes, 0, 'the body is whole frames');
+      const end = frames.at(-1)!;
+      assert.equal(end.kind, FRAME_KIND.end);
+      assert.equal(
+        (JSON.parse(end.payload.toString()) as { job: { status: string } }).job.status,
+        'succeeded',
+      );
+      const data = frames.slice(0, -1);
+      // Each run ends where its cursor says, and the runs rebuild the view and both streams.
+      let cursor = from;
+      const perStream = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+      for (const frame of data) {
+        assert.ok(frame.kind === FRAME_KIND.stdout || frame.kind === FRAME_KIND.stderr);
+        cursor += frame.payload.length;
+        assert.equal(frame.cursor, cursor);
+        perStream[frame.kind === FRAME_KIND.stdout ? 'stdout' : 'stderr'].push(frame.payload);
+      }
+      assert.equal(end.cursor, all.length);
+      assert.ok(
+        Buffer.concat(data.map((f) => f.payload)).equals(all.subarray(from)),
+        'the combined view, exact',
+      );
+      if (from === 0) {
+        assert.ok(Buffer.concat(perStream.stdout).equals(stdout), 'stdout runs are stdout');
+        assert.ok(Buffer.concat(perStream.stderr).equals(stderr), 'stderr runs are stderr');
+      }
+    }
   });
 
   it('releases its descriptors when the client goes away mid-read', async () => {

@@ -1,12 +1,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CursorError } from '../../core/errors.ts';
 import { isFinal } from '../../core/job.ts';
+import { OUTPUT_FRAMES_TYPE } from '../../core/output-frames.ts';
 import type { FollowEvent } from '../../engine/job-engine.ts';
 import { parseCursor } from '../../output/cursor.ts';
 import type { OutputSelector } from '../../output/output-types.ts';
 import type { JobService } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
-import { END_ID_SUFFIX, OUTPUT_HEADERS, type StreamSummary, writeRaw, writeSse } from './output-writers.ts';
+import {
+  END_ID_SUFFIX,
+  OUTPUT_HEADERS,
+  type StreamSummary,
+  writeFrames,
+  writeRaw,
+  writeSse,
+} from './output-writers.ts';
 import { OUTPUT_SCHEMA, RUN_SCHEMA } from './schemas.ts';
 
 interface OutputQuery {
@@ -36,6 +44,13 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
             content: {
               'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
               'text/event-stream': { schema: { type: 'string' } },
+              [OUTPUT_FRAMES_TYPE]: {
+                schema: {
+                  type: 'string',
+                  format: 'binary',
+                  description: 'Binary frames, each a run of one stream with its cursor (docs/output.md).',
+                },
+              },
             },
           },
         },
@@ -88,17 +103,21 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
         await events.return(undefined);
         events = (async function* () {})();
       }
-      await streamResponse(request, reply, head ? 'head' : sse ? 'sse' : 'raw', signal, () =>
+      const frames = !sse && wantsFrames(request);
+      const mode = head ? 'head' : sse ? 'sse' : frames ? 'frames' : 'raw';
+      await streamResponse(request, reply, mode, signal, () =>
         sse
           ? writeSse(reply.raw, events, { jobId: id, cursor, signal })
-          : writeRaw(reply.raw, events, {
-              jobId: id,
-              cursor,
-              contentType: 'application/octet-stream',
-              // Node refuses a `Trailer` header without a chunked body, which HEAD has not.
-              trailers: request.raw.httpVersion !== '1.0' && !head,
-              signal,
-            }),
+          : frames && !head
+            ? writeFrames(reply.raw, events, { jobId: id, cursor, signal })
+            : writeRaw(reply.raw, events, {
+                jobId: id,
+                cursor,
+                contentType: frames ? OUTPUT_FRAMES_TYPE : 'application/octet-stream',
+                // Node refuses a `Trailer` header without a chunked body, which HEAD has not.
+                trailers: request.raw.httpVersion !== '1.0' && !head,
+                signal,
+              }),
       );
     },
   );
@@ -175,6 +194,10 @@ async function* prepend(first: FollowEvent, rest: AsyncGenerator<FollowEvent>): 
 
 function wantsEventStream(request: FastifyRequest): boolean {
   return (request.headers.accept ?? '').toLowerCase().includes('text/event-stream');
+}
+
+function wantsFrames(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? '').toLowerCase().includes(OUTPUT_FRAMES_TYPE);
 }
 
 function renamedCursorError(err: CursorError, field: string): CursorError {

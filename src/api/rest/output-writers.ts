@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { Job } from '../../core/job.ts';
+import { FRAME_KIND, frameHeader, jsonFrame, OUTPUT_FRAMES_TYPE } from '../../core/output-frames.ts';
 import type { FollowEvent } from '../../engine/job-engine.ts';
 import { formatCursor } from '../../output/cursor.ts';
 import type { OutputEvent } from '../../output/output-types.ts';
@@ -99,6 +100,58 @@ export async function writeRaw(
     if (end) values[OUTPUT_HEADERS.status] = end.status;
     if (end?.exit?.exitCode != null) values[OUTPUT_HEADERS.exitCode] = String(end.exit.exitCode);
     res.addTrailers(values);
+  }
+  res.end();
+  return { bytes, cursor, end };
+}
+
+export interface FramesOptions {
+  readonly jobId: string;
+  readonly cursor: number;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Writes a view as binary frames (src/core/output-frames.ts): the bytes as they are, each run
+ * tagged with its stream and the cursor after it, then an `end` frame with the job. As cheap to
+ * read as raw bytes, yet the `all` view keeps stdout and stderr apart: the CLI reads output so.
+ */
+export async function writeFrames(
+  res: ServerResponse,
+  events: AsyncGenerator<FollowEvent>,
+  options: FramesOptions,
+): Promise<StreamSummary> {
+  res.writeHead(200, {
+    'Content-Type': OUTPUT_FRAMES_TYPE,
+    'Cache-Control': 'no-store',
+    ...NO_BUFFERING,
+    [OUTPUT_HEADERS.jobId]: options.jobId,
+    [OUTPUT_HEADERS.cursor]: formatCursor(options.cursor),
+  });
+  res.flushHeaders();
+  let cursor = options.cursor;
+  let bytes = 0;
+  let end: Job | undefined;
+  for await (const event of events) {
+    if (event.type === 'end') {
+      end = event.job;
+      await write(res, jsonFrame(FRAME_KIND.end, cursor, { job: jobToJson(event.job) }), options.signal);
+      continue;
+    }
+    // Headers and payloads written in turn: the payloads are not copied into one buffer.
+    const parts: Buffer[] = [];
+    for (const e of coalesce(event.events)) {
+      cursor = e.cursor;
+      if (e.type === 'data') {
+        bytes += e.data.length;
+        parts.push(frameHeader(FRAME_KIND[e.stream], e.cursor, e.data.length), e.data);
+      } else {
+        parts.push(
+          jsonFrame(FRAME_KIND.truncated, e.cursor, { stream: e.stream, skippedBytes: e.skippedBytes }),
+        );
+      }
+    }
+    for (const part of parts) await write(res, part, options.signal);
   }
   res.end();
   return { bytes, cursor, end };

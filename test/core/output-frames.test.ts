@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  FRAME_HEADER_BYTES,
+  FRAME_KIND,
+  FrameDecoder,
+  FrameFormatError,
+  frameHeader,
+  jsonFrame,
+  type OutputFrame,
+} from '../../src/core/output-frames.ts';
+
+function dataFrame(kind: 1 | 2, cursor: number, payload: Buffer): Buffer {
+  return Buffer.concat([frameHeader(kind, cursor, payload.length), payload]);
+}
+
+function plain(frames: readonly OutputFrame[]) {
+  return frames.map((f) => ({ kind: f.kind, cursor: f.cursor, payload: f.payload.toString('latin1') }));
+}
+
+describe('output frames', () => {
+  const big = Buffer.alloc(3 * 1024 * 1024 + 7, 0x41);
+  const stream = Buffer.concat([
+    dataFrame(FRAME_KIND.stdout, 5, Buffer.from('hello')),
+    dataFrame(FRAME_KIND.stderr, 8, Buffer.from('err')),
+    dataFrame(FRAME_KIND.stdout, 8, Buffer.alloc(0)),
+    jsonFrame(FRAME_KIND.truncated, 100, { stream: 'stdout', skippedBytes: 92 }),
+    Buffer.concat([frameHeader(9 as 1, 100, 2), Buffer.from('??')]),
+    dataFrame(FRAME_KIND.stdout, 100 + big.length, big),
+    jsonFrame(FRAME_KIND.end, 100 + big.length, { job: { id: 'x' } }),
+  ]);
+  const expected = plain(new FrameDecoder().push(stream));
+
+  it('decodes every kind, unknown ones included, with its cursor', () => {
+    assert.deepEqual(
+      expected.map(({ kind, cursor }) => [kind, cursor]),
+      [
+        [1, 5],
+        [2, 8],
+        [1, 8],
+        [3, 100],
+        [9, 100],
+        [1, 100 + big.length],
+        [4, 100 + big.length],
+      ],
+    );
+    assert.equal(expected[0]!.payload, 'hello');
+    assert.deepEqual(JSON.parse(expected[3]!.payload), { stream: 'stdout', skippedBytes: 92 });
+    assert.equal(expected[5]!.payload.length, big.length);
+  });
+
+  it('decodes the same frames whatever the chunking, a split header included', () => {
+    for (const size of [1, 2, 12, 13, 14, 1000, 65536, 1_000_003]) {
+      // Single bytes through a 3 MiB frame would be slow: cover the small frames bytewise only.
+      const input = size < 1000 ? stream.subarray(0, 60) : stream;
+      const decoder = new FrameDecoder();
+      const frames: OutputFrame[] = [];
+      for (let at = 0; at < input.length; at += size)
+        frames.push(...decoder.push(input.subarray(at, at + size)));
+      const want = size < 1000 ? plain(new FrameDecoder().push(input)) : expected;
+      assert.deepEqual(plain(frames), want, `chunks of ${size}`);
+      assert.equal(decoder.pendingBytes, size < 1000 ? input.length - sum(frames) : 0);
+    }
+  });
+
+  it('returns a payload that came in one chunk without copying it', () => {
+    const chunk = dataFrame(FRAME_KIND.stdout, 3, Buffer.from('abc'));
+    const [frame] = new FrameDecoder().push(chunk);
+    assert.equal(frame!.payload.buffer, chunk.buffer);
+  });
+
+  it('refuses a frame that announces an absurd length, naming it', () => {
+    const header = frameHeader(FRAME_KIND.stdout, 0, 0);
+    header.writeUInt32BE(0xffffffff, 9);
+    assert.throws(() => new FrameDecoder().push(header), FrameFormatError);
+    assert.throws(() => new FrameDecoder().push(header), /4294967295 bytes/);
+  });
+});
+
+function sum(frames: readonly OutputFrame[]): number {
+  return frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.payload.length, 0);
+}
