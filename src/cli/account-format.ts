@@ -1,4 +1,4 @@
-import type { ApiAuditEntry, ApiToken, ApiUser } from './api-types.ts';
+import type { ApiAuditEntry, ApiToken, ApiUser } from '../client/api-types.ts';
 import { renderTable } from './table.ts';
 import { printable } from './terminal-sanitizer.ts';
 

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { ApiClient } from './api-client.ts';
+import { ApiClient } from '../client/api-client.ts';
 import type { CliEnvironment } from './cli-env.ts';
 import { addressUrl, resolveConnection } from './connection.ts';
 import { UsageError } from './errors.ts';

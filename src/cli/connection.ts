@@ -1,29 +1,16 @@
 import { readFile, stat } from 'node:fs';
 import { join } from 'node:path';
+import type { Connection } from '../client/connection.ts';
 import { isLoopbackHost } from '../core/loopback.ts';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
 import { UsageError } from './errors.ts';
-import { resolveTlsTrust, type TlsFlags, type TlsTrust } from './tls-trust.ts';
+
+export type { Connection };
+
+import { resolveTlsTrust, type TlsFlags } from './tls-trust.ts';
 
 /** The file the server writes its admin token to, in its data directory. */
 const ADMIN_TOKEN_FILE = 'admin.token';
-
-/** Where the server is and how to authenticate to it. */
-export interface Connection {
-  /** The URL requests are made against; `http://localhost/` when they go over `socketPath`. */
-  readonly baseUrl: URL;
-  /** The server's Unix socket in the data directory, when requests go over it; else null. */
-  readonly socketPath: string | null;
-  /** True when the server is on this machine (its socket, or a loopback address). */
-  readonly local: boolean;
-  readonly token: string | null;
-  /** Where the token came from, for error hints. */
-  readonly tokenSource: 'env' | 'file' | 'none';
-  /** The admin token file of the local data directory (read only when talking over its socket). */
-  readonly tokenFile: string;
-  /** The CA that verifies the server and the client certificate, for an https:// server. */
-  readonly tls: TlsTrust;
-}
 
 /** The server's socket in its data directory (see src/api/rest/socket-listener.ts). */
 export const SOCKET_FILE = 'server.sock';

@@ -1,4 +1,7 @@
 import { InvalidArgumentError } from 'commander';
+import { formatDuration } from '../core/format-duration.ts';
+
+export { formatDuration };
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
@@ -21,19 +24,6 @@ export function parsePositiveDuration(text: string): number {
   const ms = parseDuration(text);
   if (ms <= 0) throw new InvalidArgumentError('Expected a duration greater than zero.');
   return ms;
-}
-
-/** "850ms", "4.2s", "12s", "3m 05s", "2h 03m", "3d 04h". */
-export function formatDuration(ms: number): string {
-  const value = Math.max(0, ms);
-  if (value < 1000) return `${Math.round(value)}ms`;
-  if (value < 10_000) return `${Math.floor(value / 100) / 10}s`;
-  const s = Math.floor(value / 1000);
-  if (s < 60) return `${s}s`;
-  const pad = (n: number) => String(n).padStart(2, '0');
-  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
-  return `${Math.floor(s / 86_400)}d ${pad(Math.floor((s % 86_400) / 3600))}h`;
 }
 
 /** "just now", "12s ago", "3m ago", "2h ago", "4d ago". */

@@ -22,37 +22,9 @@ export class UsageError extends Error {
 export class CliError extends Error {
   override name = 'CliError';
   static override [Symbol.hasInstance](value: unknown): boolean {
-    return named(value, ['CliError', 'ConnectionError', 'ApiError']);
+    // The client's errors (src/client/wire-errors.ts) read as the CLI's: one line, exit 1.
+    return named(value, ['CliError', 'ConnectionError', 'ApiError', 'ProtocolError']);
   }
 }
 
-/** The server could not be reached (refused, reset, DNS): a follower may retry it. */
-export class ConnectionError extends CliError {
-  override name = 'ConnectionError';
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return named(value, ['ConnectionError']);
-  }
-}
-
-/** An error answer from the server: `{"error": {"code", "message", "field"?}}`. */
-export class ApiError extends CliError {
-  override name = 'ApiError';
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return named(value, ['ApiError']);
-  }
-  readonly status: number;
-  readonly code: string | null;
-  readonly field: string | null;
-  constructor(status: number, message: string, code: string | null = null, field: string | null = null) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.field = field;
-  }
-
-  /** "No job with id x (NOT_FOUND)", "Expected ... (VALIDATION_FAILED, field timeoutMs)". */
-  describe(): string {
-    const context = [this.code, this.field === null ? null : `field ${this.field}`].filter(Boolean);
-    return context.length === 0 ? this.message : `${this.message} (${context.join(', ')})`;
-  }
-}
+export { ApiError, ConnectionError, ProtocolError } from '../client/wire-errors.ts';

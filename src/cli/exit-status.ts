@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { ApiJob } from './api-types.ts';
+import type { ApiJob } from '../client/api-types.ts';
 
 /**
  * The exit status of `start -f` and `logs -f`, like `docker run`: 0 when the job succeeded, its

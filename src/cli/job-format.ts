@@ -1,4 +1,4 @@
-import type { ApiJob } from './api-types.ts';
+import type { ApiJob } from '../client/api-types.ts';
 import { formatAgo, formatDuration } from './durations.ts';
 import type { Style } from './style.ts';
 import { printable } from './terminal-sanitizer.ts';

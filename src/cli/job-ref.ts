@@ -1,6 +1,6 @@
+import type { ApiClient } from '../client/api-client.ts';
+import type { ApiJob } from '../client/api-types.ts';
 import { isJobId } from '../core/ids.ts';
-import type { ApiClient } from './api-client.ts';
-import type { ApiJob } from './api-types.ts';
 
 /**
  * What every command that takes a job accepts (docs/cli.md, "Naming a job"): a whole id, a unique

@@ -1,4 +1,4 @@
-import type { ApiQueue } from './api-types.ts';
+import type { ApiQueue } from '../client/api-types.ts';
 import type { Style } from './style.ts';
 import { renderTable } from './table.ts';
 import { printable } from './terminal-sanitizer.ts';

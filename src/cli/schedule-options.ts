@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from 'commander';
+import type { CreateJobBody, OnDuplicate, RetryBody } from '../client/api-types.ts';
 import { isJobId } from '../core/ids.ts';
 import { QUEUE_NAME, RETRY_BACKOFF_DEFAULTS, SPEC_LIMITS } from '../core/spec.ts';
-import type { CreateJobBody, OnDuplicate, RetryBody } from './api-types.ts';
 import { parseDuration } from './durations.ts';
 import { UsageError } from './errors.ts';
 

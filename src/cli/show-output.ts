@@ -1,11 +1,11 @@
-import type { ApiClient } from './api-client.ts';
-import type { ApiJob, OutputView } from './api-types.ts';
+import type { ApiClient } from '../client/api-client.ts';
+import type { ApiJob, OutputView } from '../client/api-types.ts';
+import { type OutputEvent, readOutputEvents } from '../client/output-events.ts';
 import { type CliContext, note, printJson } from './cli-context.ts';
 import type { CliEnvironment } from './cli-env.ts';
 import { parsePositiveDuration } from './durations.ts';
 import { CliError, EXIT, UsageError } from './errors.ts';
 import { jobExitStatus } from './exit-status.ts';
-import { type OutputEvent, readOutputEvents } from './output-events.ts';
 import { OutputWriter } from './output-writer.ts';
 import { printable } from './terminal-sanitizer.ts';
 

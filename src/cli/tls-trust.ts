@@ -1,20 +1,8 @@
 import { readFile as readFileCallback, stat as statCallback } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import type { TlsTrust } from '../client/connection.ts';
 import { UsageError } from './errors.ts';
-
-/** How the CLI verifies the server and, optionally, proves who it is with a certificate. */
-export interface TlsTrust {
-  /** PEM CA certificates to trust instead of the system's; undefined: the system's. */
-  readonly ca: readonly string[] | undefined;
-  /** The files `ca` came from, for error messages. */
-  readonly caFiles: readonly string[];
-  /** True when `--ca`/`JOBWORKER_CA` named the CA (no other is tried). */
-  readonly caExplicit: boolean;
-  readonly cert: string | undefined;
-  readonly key: string | undefined;
-  readonly certFile: string | undefined;
-}
 
 /** The Job Worker design's defaults, relative to the current directory. */
 export const CERT_DIR_FILES = {

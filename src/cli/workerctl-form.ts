@@ -1,5 +1,5 @@
+import type { ApiJob } from '../client/api-types.ts';
 import { WORKERCTL_STATUS } from '../core/design-statuses.ts';
-import type { ApiJob } from './api-types.ts';
 import type { CliContext } from './cli-context.ts';
 
 /**

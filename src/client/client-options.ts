@@ -1,5 +1,5 @@
-import type { Connection } from '../cli/connection.ts';
 import { ValidationError } from '../core/errors.ts';
+import type { Connection } from './connection.ts';
 
 /** PEM text (a string or the bytes of a .pem file). */
 export type Pem = string | Buffer;

@@ -1,4 +1,4 @@
-import { ApiError, CliError, ConnectionError } from '../cli/errors.ts';
+import { ApiError, ConnectionError, ProtocolError } from './wire-errors.ts';
 
 /**
  * An error answer from the server, typed by its stable `code` (the catalogue of docs/errors.md:
@@ -31,13 +31,13 @@ export class JobworkerConnectionError extends Error {
   override name = 'JobworkerConnectionError';
 }
 
-/** The CLI layer's errors as the client's own: callers never see a CLI type. */
+/** The transport's errors as the library's own: callers see only the `Jobworker*` types. */
 export function toClientError(error: unknown): unknown {
   if (error instanceof ApiError) {
     return new JobworkerApiError(error.status, error.message, error.code, error.field, { cause: error });
   }
-  // A follower that gave up reconnecting throws a plain CliError: the server stayed unreachable.
-  if (error instanceof ConnectionError || error instanceof CliError) {
+  // A follower that gave up reconnecting throws a ConnectionError: the server stayed unreachable.
+  if (error instanceof ConnectionError || error instanceof ProtocolError) {
     return new JobworkerConnectionError(error.message, { cause: error });
   }
   return error;

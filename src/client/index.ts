@@ -1,8 +1,9 @@
 /**
  * `jobworker/client`: a typed client for a jobworker server's REST API v1. See docs/library.md.
  */
-export type { ApiJob, CreateJobBody, JobPage, OutputView, RetryBody } from '../cli/api-types.ts';
+
 export type { JobStatus } from '../core/job.ts';
+export type { ApiJob, CreateJobBody, JobPage, OutputView, RetryBody } from './api-types.ts';
 export type {
   CertificateOptions,
   ClientOptions,

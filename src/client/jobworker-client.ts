@@ -1,9 +1,9 @@
-import { ApiClient } from '../cli/api-client.ts';
-import type { ApiJob, CreateJobBody, JobPage, OutputView } from '../cli/api-types.ts';
-import { readOutputEvents } from '../cli/output-events.ts';
 import { isFinal } from '../core/job.ts';
+import { ApiClient } from './api-client.ts';
+import type { ApiJob, CreateJobBody, JobPage, OutputView } from './api-types.ts';
 import { type ClientOptions, toConnection } from './client-options.ts';
 import { toClientError } from './errors.ts';
+import { readOutputEvents } from './output-events.ts';
 
 /** Which jobs `list` and `jobs` return: the filters of `GET /v1/jobs`. */
 export interface ListFilter {

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ApiJob, JobPage } from '../../src/cli/api-types.ts';
+import type { ApiJob, JobPage } from '../../src/client/api-types.ts';
 import {
   baseEnv,
   CliProcess,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ApiJob, ApiQueue, DrainState } from '../../src/cli/api-types.ts';
+import type { ApiJob, ApiQueue, DrainState } from '../../src/client/api-types.ts';
 import { CliProcess, jobworker, jobworkerJson, startTestServer, type TestServer } from './cli-harness.ts';
 
 // End to end: the CLI as a process against a real server, for the queues and scheduling of

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ApiJob } from '../../src/cli/api-types.ts';
+import type { ApiJob } from '../../src/client/api-types.ts';
 import { parseKeepFor, parseKeepJobs } from '../../src/config.ts';
 import { waitForFileText } from '../helpers/wait.ts';
 import { baseEnv, jobworker, startTestServer, type TestServer } from './cli-harness.ts';

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ApiJob, ApiQueue } from '../../src/cli/api-types.ts';
 import { describeJob } from '../../src/cli/job-format.ts';
 import { describeQueue, queueTable } from '../../src/cli/queue-format.ts';
 import {
@@ -14,6 +13,7 @@ import {
   scheduleBody,
 } from '../../src/cli/schedule-options.ts';
 import { Style } from '../../src/cli/style.ts';
+import type { ApiJob, ApiQueue } from '../../src/client/api-types.ts';
 import { baseEnv, jobworker } from './cli-harness.ts';
 
 // Option parsing needs no server: these run the CLI against an address where nothing listens.

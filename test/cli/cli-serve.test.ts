@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { ApiJob } from '../../src/cli/api-types.ts';
+import type { ApiJob } from '../../src/client/api-types.ts';
 import { trustServerCa } from '../helpers/trust-server.ts';
 import { pidAlive } from '../helpers/wait.ts';
 import { baseEnv, CliProcess, jobworker, jobworkerJson, LAUNCHER } from './cli-harness.ts';

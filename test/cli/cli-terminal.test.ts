@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ApiJob } from '../../src/cli/api-types.ts';
+import type { ApiJob } from '../../src/client/api-types.ts';
 import { CLI_MAIN, jobworker, jobworkerJson, startTestServer, type TestServer } from './cli-harness.ts';
 
 const ESC = '\x1b';

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ApiJob } from '../../src/cli/api-types.ts';
 import { isLoopbackUrl, parseServerUrl } from '../../src/cli/connection.ts';
 import { formatAgo, formatDuration, parseDuration } from '../../src/cli/durations.ts';
 import { jobExitStatus } from '../../src/cli/exit-status.ts';
 import { commandLine } from '../../src/cli/job-format.ts';
 import { renderTable } from '../../src/cli/table.ts';
+import type { ApiJob } from '../../src/client/api-types.ts';
 
 describe('durations', () => {
   it('parses 500ms, 10s, 5m, 1h and plain seconds', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { ApiAuditEntry, ApiToken, ApiUser } from '../../src/cli/api-types.ts';
+import type { ApiAuditEntry, ApiToken, ApiUser } from '../../src/client/api-types.ts';
 import { jobworker, startTestServer, type TestServer } from './cli-harness.ts';
 import { runCliInProcess } from './cli-in-process.ts';
 

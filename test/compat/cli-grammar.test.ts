@@ -3,7 +3,7 @@ import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ApiJob } from '../../src/cli/api-types.ts';
+import type { ApiJob } from '../../src/client/api-types.ts';
 import { CliProcess, LAUNCHER, startTestServer, type TestServer } from '../cli/cli-harness.ts';
 import { runCliInProcess } from '../cli/cli-in-process.ts';
 

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import type { ApiCertificate } from '../api-types.ts';
+import type { ApiCertificate } from '../../client/api-types.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
 import { UsageError } from '../errors.ts';
 import { writeTo } from '../output-writer.ts';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import type { ApiClient } from '../api-client.ts';
-import type { DrainState } from '../api-types.ts';
+import type { ApiClient } from '../../client/api-client.ts';
+import type { DrainState } from '../../client/api-types.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
 import { writeTo } from '../output-writer.ts';
 

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import type { ApiJob } from '../../client/api-types.ts';
 import { JOB_WORKER_LIST_FILTERS, type JobWorkerListFilter } from '../../core/design-statuses.ts';
 import { JOB_STATUSES } from '../../core/job.ts';
-import type { ApiJob } from '../api-types.ts';
 import {
   addCommonOptions,
   type CliContext,

@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import type { OutputView } from '../api-types.ts';
+import type { OutputView } from '../../client/api-types.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect } from '../cli-context.ts';
 import { parsePositiveDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';

@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import type { QueueSettings } from '../api-types.ts';
+import type { QueueSettings } from '../../client/api-types.ts';
 import {
   addCommonOptions,
   type CliContext,

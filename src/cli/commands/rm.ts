@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ApiJob } from '../api-types.ts';
+import type { ApiJob } from '../../client/api-types.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
 import { ApiError, EXIT } from '../errors.ts';
 import { resolveJobId } from '../job-ref.ts';

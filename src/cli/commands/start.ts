@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import type { ApiClient } from '../api-client.ts';
-import type { CreateJobBody } from '../api-types.ts';
+import type { ApiClient } from '../../client/api-client.ts';
+import type { CreateJobBody } from '../../client/api-types.ts';
 import {
   addCommonOptions,
   type CliContext,

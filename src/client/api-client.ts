@@ -17,12 +17,12 @@ import type {
   QueueSettings,
 } from './api-types.ts';
 import type { Connection } from './connection.ts';
-import { ApiError, CliError } from './errors.ts';
 import { readBody, send } from './http.ts';
+import { ApiError, ProtocolError } from './wire-errors.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** REST v1 as the CLI uses it. Every method throws `ApiError` for an error answer. */
+/** REST v1, every route the CLI and the library use. Every method throws `ApiError` for an error answer. */
 export class ApiClient {
   readonly connection: Connection;
   readonly #debug: ((line: string) => void) | undefined;
@@ -215,8 +215,8 @@ export class ApiClient {
     const type = response.headers['content-type'] ?? '';
     if (!type.startsWith(OUTPUT_FRAMES_TYPE)) {
       response.destroy();
-      throw new CliError(
-        `The server answered the output as ${type || 'no type'}, not as frames: is it older than this CLI?`,
+      throw new ProtocolError(
+        `The server answered the output as ${type || 'no type'}, not as frames: is it older than this client?`,
       );
     }
     return response;

@@ -1,9 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { formatDuration } from '../core/format-duration.ts';
 import { FRAME_KIND, FrameDecoder, type OutputFrame } from '../core/output-frames.ts';
 import type { ApiClient } from './api-client.ts';
 import type { ApiJob, OutputView } from './api-types.ts';
-import { formatDuration } from './durations.ts';
-import { ApiError, CliError, ConnectionError } from './errors.ts';
+import { ApiError, ConnectionError, ProtocolError } from './wire-errors.ts';
 
 /** What a reader of a job's output receives. `cursor` is where to resume after this event. */
 export type OutputEvent =
@@ -97,7 +97,7 @@ export async function* readOutputEvents(
       const now = performance.now();
       failingSince ??= now;
       if (now - failingSince >= reconnectForMs) {
-        throw new CliError(
+        throw new ConnectionError(
           `${(error as Error).message} (gave up after reconnecting for ${formatDuration(now - failingSince)}, ` +
             `${failures} attempts; ${options.reconnectSetting ?? '--reconnect-for'} sets how long)`,
         );
@@ -162,5 +162,5 @@ function parseFrameJson(frame: OutputFrame, name: string): Record<string, unknow
   } catch {
     // Answered below.
   }
-  throw new CliError(`The server sent a malformed ${name} frame`);
+  throw new ProtocolError(`The server sent a malformed ${name} frame`);
 }

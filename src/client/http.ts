@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { ConnectionError } from './errors.ts';
-import type { TlsTrust } from './tls-trust.ts';
+import type { TlsTrust } from './connection.ts';
+import { ConnectionError } from './wire-errors.ts';
 
 // Built-ins taken as CommonJS modules: an ESM `import` of node:http evaluates every export,
 // which loads undici, worker_threads and zlib: a fifth of a CLI command's start-up. https (and
