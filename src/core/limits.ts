@@ -236,3 +236,38 @@ export function describeLimits(limits: JobLimits): string {
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/**
+ * Checks limit settings as an admin writes them (a queue's, a user's): each of `defaultLimits` and
+ * `maxLimits` as a spec's `limits`, and no default over its maximum. Absent parts stay absent.
+ */
+export function normalizeLimitSettings(input: { defaultLimits?: unknown; maxLimits?: unknown }): {
+  defaults?: JobLimits;
+  maxima?: JobLimits;
+} {
+  const defaults =
+    input.defaultLimits === undefined || input.defaultLimits === null
+      ? input.defaultLimits === null
+        ? {}
+        : undefined
+      : normalizeLimits('defaultLimits', input.defaultLimits);
+  const maxima =
+    input.maxLimits === undefined || input.maxLimits === null
+      ? input.maxLimits === null
+        ? {}
+        : undefined
+      : normalizeLimits('maxLimits', input.maxLimits);
+  if (defaults && maxima) {
+    for (const key of ['cpu', 'memory', 'memorySwap', 'pids'] as const) {
+      const value = defaults[key];
+      const max = maxima[key];
+      if (value !== undefined && max !== undefined && value > max) {
+        throw new ValidationError(
+          `defaultLimits.${key}`,
+          `Expected \`defaultLimits.${key}\` to be at most \`maxLimits.${key}\` (${formatLimit(key, max)}), got ${formatLimit(key, value)}`,
+        );
+      }
+    }
+  }
+  return { ...(defaults ? { defaults } : {}), ...(maxima ? { maxima } : {}) };
+}
