@@ -165,21 +165,35 @@ export function resolveLimits(
       }
     }
   }
+  // A limit still missing under a maximum becomes the tightest maximum of all layers.
+  for (const key of ['cpu', 'memory', 'memorySwap', 'pids'] as const) {
+    if (out[key] !== undefined) continue;
+    const maxima = layers.map(({ settings }) => settings.maxima[key]).filter((m) => m !== undefined);
+    if (maxima.length > 0) out[key] = Math.min(...maxima);
+  }
   for (const { source, settings } of layers) {
     const max = settings.maxima;
     for (const key of ['cpu', 'memory', 'memorySwap', 'pids'] as const) {
       const limit = max[key];
-      if (limit === undefined) continue;
       const value = out[key];
-      if (value === undefined) out[key] = limit;
-      else if (value > limit) throw overMaximum(`limits.${key}`, value, limit, source, key);
+      if (limit !== undefined && value !== undefined && value > limit) {
+        throw overMaximum(`limits.${key}`, value, limit, source, key);
+      }
     }
-    if (max.io) out.io = capIo(out.io, max.io, source);
+  }
+  // IO maxima fill in and check throttles layer by layer; a filled-in throttle takes the tightest.
+  for (const { source, settings } of layers) {
+    if (settings.maxima.io) out.io = capIo(out.io, settings.maxima.io, source, layers);
   }
   return out;
 }
 
-function capIo(io: IoLimits | undefined, max: IoLimits, source: string): IoLimits | undefined {
+function capIo(
+  io: IoLimits | undefined,
+  max: IoLimits,
+  source: string,
+  layers: readonly { readonly settings: LimitSettings }[],
+): IoLimits | undefined {
   const out: { -readonly [K in keyof IoLimits]: IoLimits[K] } = { ...io };
   for (const key of ['readBps', 'writeBps', 'readIops', 'writeIops', 'weight'] as const) {
     const limit = max[key];
@@ -190,7 +204,10 @@ function capIo(io: IoLimits | undefined, max: IoLimits, source: string): IoLimit
     }
     // A weight is no throttle, and a throttle no weight: a missing throttle under a maximum is
     // filled in only for a job that asked for no weight.
-    if (value === undefined && key !== 'weight' && out.weight === undefined) out[key] = limit;
+    if (value === undefined && key !== 'weight' && out.weight === undefined) {
+      const all = layers.map(({ settings }) => settings.maxima.io?.[key]).filter((m) => m !== undefined);
+      out[key] = Math.min(...all);
+    }
   }
   if (out.device === undefined && max.device !== undefined && out.weight === undefined)
     out.device = max.device;

@@ -22,6 +22,13 @@ export function parseBytes(field: string, value: unknown, min = 0): number {
     if (!match)
       throw ValidationError.expected(field, 'a size like `256M`, `1G`, `512Ki` or a number of bytes', value);
     const power = POWERS[match[2]!.toUpperCase()] ?? 0;
+    if (power === 0 && match[1]!.includes('.')) {
+      throw ValidationError.expected(
+        field,
+        'a whole number of bytes, or a size with a unit like `1.5G`',
+        value,
+      );
+    }
     bytes = Math.round(Number(match[1]) * 1024 ** power);
   } else {
     throw ValidationError.expected(field, 'a size like `256M`, `1G`, `512Ki` or a number of bytes', value);

@@ -60,3 +60,16 @@ function splitDev(dev: bigint): { major: number; minor: number } {
   const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
   return { major, minor };
 }
+
+/**
+ * The IO scheduler the kernel runs for a disk (`bfq`, `mq-deadline`, `none`), from
+ * /sys/dev/block/M:m/queue/scheduler; undefined when unreadable. Only some keep IO weights.
+ */
+export function diskScheduler(majorMinor: string, sysDevBlock = '/sys/dev/block'): string | undefined {
+  try {
+    const text = readFileSync(join(sysDevBlock, majorMinor, 'queue', 'scheduler'), 'utf8');
+    return /\[([^\]]+)\]/.exec(text)?.[1] ?? text.trim();
+  } catch {
+    return undefined;
+  }
+}

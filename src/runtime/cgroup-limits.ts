@@ -38,6 +38,7 @@ export function writeV2Limits(
   controller: V2Controller,
   limits: JobLimits,
   ioDevice?: string,
+  weightFile?: string,
 ): void {
   switch (controller) {
     case 'cpu':
@@ -56,7 +57,8 @@ export function writeV2Limits(
       const io = limits.io;
       if (!io) break;
       if (io.weight !== undefined) {
-        write(dir, 'io.weight', `default ${io.weight}`);
+        if (weightFile === 'io.bfq.weight') write(dir, weightFile, `default ${bfqWeight(io.weight)}`);
+        else if (weightFile === 'io.weight') write(dir, weightFile, `default ${io.weight}`);
         break;
       }
       const parts = [
@@ -75,7 +77,13 @@ export function writeV2Limits(
 }
 
 /** Writes the limits of one v1 hierarchy (`cpu`, `memory`, `blkio`, `pids`) into the job's cgroup there. */
-export function writeV1Limits(dir: string, hierarchy: string, limits: JobLimits, ioDevice?: string): void {
+export function writeV1Limits(
+  dir: string,
+  hierarchy: string,
+  limits: JobLimits,
+  ioDevice?: string,
+  weightFile?: string,
+): void {
   switch (hierarchy) {
     case 'cpu':
       if (limits.cpu !== undefined) {
@@ -96,13 +104,10 @@ export function writeV1Limits(dir: string, hierarchy: string, limits: JobLimits,
       const io = limits.io;
       if (!io) break;
       if (io.weight !== undefined) {
-        // CFQ's blkio.weight is 10-1000, BFQ's 1-1000: the v2 scale (1-10000, default 100) maps onto it.
-        const weight = Math.max(10, Math.min(1000, Math.round(io.weight / 10)));
-        write(
-          dir,
-          existsSync(join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight',
-          String(weight),
-        );
+        if (weightFile === 'blkio.bfq.weight') write(dir, weightFile, String(bfqWeight(io.weight)));
+        // CFQ's scale is 10 to 1000.
+        else if (weightFile === 'blkio.weight')
+          write(dir, weightFile, String(Math.max(10, bfqWeight(io.weight))));
         break;
       }
       if (!ioDevice) break;
@@ -120,6 +125,11 @@ export function writeV1Limits(dir: string, hierarchy: string, limits: JobLimits,
       if (limits.pids !== undefined) write(dir, 'pids.max', String(limits.pids));
       break;
   }
+}
+
+/** The v2 weight scale (1 to 10000, default 100) on BFQ's (1 to 1000, default 100). */
+function bfqWeight(weight: number): number {
+  return Math.max(1, Math.min(1000, weight <= 100 ? weight : Math.round(100 + (weight - 100) / 10.9)));
 }
 
 function cpuQuotaUs(cores: number): number {

@@ -12,7 +12,7 @@ import { rmdir as rmdirAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ValidationError } from '../core/errors.ts';
 import type { JobLimits, JobUsage } from '../core/job.ts';
-import { ioDeviceFor } from './block-device.ts';
+import { diskScheduler, ioDeviceFor } from './block-device.ts';
 import { controllersFor, V1_EQUIVALENT, writeV1Limits, writeV2Limits } from './cgroup-limits.ts';
 import { type CgroupMounts, readCgroupMounts } from './cgroup-mounts.ts';
 import { readUsage } from './cgroup-usage.ts';
@@ -54,6 +54,8 @@ export class Cgroups {
   readonly mode: CgroupMode;
   /** Our directory in the v2 hierarchy, when usable. */
   readonly #v2Root: string | null;
+  /** The v2 hierarchy's mount point (its root holds io.cost.qos). */
+  readonly #v2Mount: string | null;
   readonly #v2Kill: boolean;
   readonly #v2Controllers: ReadonlySet<string>;
   /** Our directory in each usable v1 controller hierarchy. */
@@ -63,6 +65,7 @@ export class Cgroups {
     const name = options.name ?? 'jobworker';
     const mounts = options.mounts ?? readCgroupMounts();
     const want = options.mode;
+    this.#v2Mount = mounts.v2;
     this.#v2Root = want === 'none' || want === 'v1' || !mounts.v2 ? null : makeRoot(join(mounts.v2, name));
     this.#v2Kill = this.#v2Root !== null && existsSync(join(this.#v2Root, 'cgroup.kill'));
     this.#v2Controllers = this.#v2Root ? enableControllers(this.#v2Root) : new Set();
@@ -105,14 +108,8 @@ export class Cgroups {
       );
     }
     const io = limits.io;
-    if (io?.weight !== undefined && !this.#ioWeightable()) {
-      throw new ValidationError(
-        'limits.io.weight',
-        'This host has no IO weight in its io (v2) or blkio (v1) cgroup controller (no `io.weight`, ' +
-          '`blkio.weight` or `blkio.bfq.weight`: the disk scheduler keeps none): `limits.io.weight` cannot be enforced here',
-      );
-    }
-    if (io && io.weight === undefined) ioDeviceFor(io.device, cwd);
+    if (io?.weight !== undefined) this.#ioWeightFile(io.device, cwd);
+    else if (io) ioDeviceFor(io.device, cwd);
   }
 
   /**
@@ -124,15 +121,17 @@ export class Cgroups {
    */
   create(jobId: string, limits: JobLimits, cwd: string): string[] {
     const dirs: string[] = [];
-    const ioDevice =
-      limits.io && limits.io.weight === undefined ? ioDeviceFor(limits.io.device, cwd) : undefined;
+    const io = limits.io;
+    const ioDevice = io && io.weight === undefined ? ioDeviceFor(io.device, cwd) : undefined;
+    const weightFile = io?.weight !== undefined ? this.#ioWeightFile(io.device, cwd) : undefined;
     try {
       if (this.#v2Root) {
         const dir = join(this.#v2Root, jobId);
         mkdirSync(dir);
         dirs.push(dir);
         for (const { controller } of controllersFor(limits)) {
-          if (this.#v2Controllers.has(controller)) writeV2Limits(dir, controller, limits, ioDevice);
+          if (this.#v2Controllers.has(controller))
+            writeV2Limits(dir, controller, limits, ioDevice, weightFile);
         }
       }
       const needed = new Set(controllersFor(limits).map(({ controller }) => V1_EQUIVALENT[controller]));
@@ -145,7 +144,7 @@ export class Cgroups {
         if (!always && !needed.has(hierarchy)) continue;
         const dir = mk(join(root, jobId));
         dirs.push(dir);
-        writeV1Limits(dir, hierarchy, limits, ioDevice);
+        writeV1Limits(dir, hierarchy, limits, ioDevice, weightFile);
       }
       return dirs;
     } catch (err) {
@@ -176,13 +175,36 @@ export class Cgroups {
     );
   }
 
-  #ioWeightable(): boolean {
-    if (this.#v2Controllers.has('io'))
-      return this.#v2Root !== null && existsSync(join(this.#v2Root, 'io.weight'));
+  /**
+   * The file that keeps an IO weight for the job's disk: `io.bfq.weight` or `io.weight` (v2),
+   * `blkio.bfq.weight` or `blkio.weight` (v1). A weight is kept only by the BFQ (or CFQ) disk
+   * scheduler, or by v2's io.cost where it is enabled for the disk: anywhere else the file may
+   * exist and change nothing, so such a weight is refused naming why.
+   */
+  #ioWeightFile(device: string | undefined, cwd: string): string {
+    const disk = ioDeviceFor(device, cwd);
+    const scheduler = diskScheduler(disk);
+    const v2 = this.#v2Controllers.has('io') ? this.#v2Root : null;
     const blkio = this.#v1Roots.get('blkio');
-    return (
-      blkio !== undefined &&
-      (existsSync(join(blkio, 'blkio.weight')) || existsSync(join(blkio, 'blkio.bfq.weight')))
+    if (scheduler === 'bfq') {
+      if (v2 && existsSync(join(v2, 'io.bfq.weight'))) return 'io.bfq.weight';
+      if (blkio && existsSync(join(blkio, 'blkio.bfq.weight'))) return 'blkio.bfq.weight';
+    }
+    if (scheduler === 'cfq' && blkio && existsSync(join(blkio, 'blkio.weight'))) return 'blkio.weight';
+    if (v2 && this.#v2Mount && existsSync(join(v2, 'io.weight'))) {
+      let qos: string[] = [];
+      try {
+        qos = readFileSync(join(this.#v2Mount, 'io.cost.qos'), 'utf8').split('\n');
+      } catch {
+        // no io.cost on this kernel: io.weight keeps nothing
+      }
+      if (qos.some((line) => line.startsWith(`${disk} `) && line.includes('enable=1'))) return 'io.weight';
+    }
+    throw new ValidationError(
+      'limits.io.weight',
+      `No io (v2) or blkio (v1) cgroup controller here keeps IO weights for disk ${disk}: its scheduler is ` +
+        `${scheduler ?? 'unknown'} (weights need bfq, or io.cost enabled on cgroup v2): \`limits.io.weight\` cannot be enforced here; ` +
+        'use throttles (readBps, writeBps, readIops, writeIops) instead',
     );
   }
 

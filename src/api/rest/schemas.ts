@@ -19,8 +19,14 @@ const nullable = (type: string, extra: object = {}) => ({ type: [type, 'null'], 
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
 const time = (description: string) => nullable('string', { format: 'date-time', description });
 
+/** A number or text with units: `anyOf`, as Ajv's strict mode allows no other union of types. */
+const numberOrText = (number: 'integer' | 'number', description: string) => ({
+  anyOf: [{ type: number }, { type: 'string' }],
+  description,
+});
+
 const sizeInput = (description: string) => ({
-  type: ['integer', 'string'],
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
   description: `${description} Bytes, or text with a binary unit: \`256M\`, \`1G\`, \`512Ki\`.`,
 });
 
@@ -34,10 +40,7 @@ export const LIMITS_INPUT = {
   description:
     'cgroup resource limits; a limit this host cannot enforce is refused (400, naming the controller).',
   properties: {
-    cpu: {
-      type: ['number', 'string'],
-      description: 'CPU quota in cores (`0.5`, `2`) or millicores (`"500m"`); at least 0.01.',
-    },
+    cpu: numberOrText('number', 'CPU quota in cores (`0.5`, `2`) or millicores (`"500m"`); at least 0.01.'),
     memory: sizeInput('Hard memory limit; the OOM killer ends the job beyond it.'),
     memorySwap: sizeInput('Swap it may use beyond `memory` (default 0 when `memory` is set).'),
     io: {
@@ -48,16 +51,13 @@ export const LIMITS_INPUT = {
       properties: {
         readBps: sizeInput('Read bytes per second.'),
         writeBps: sizeInput('Written bytes per second.'),
-        readIops: { type: ['integer', 'string'], description: 'Read operations per second.' },
-        writeIops: { type: ['integer', 'string'], description: 'Write operations per second.' },
+        readIops: numberOrText('integer', 'Read operations per second.'),
+        writeIops: numberOrText('integer', 'Write operations per second.'),
         device: { type: 'string', description: 'A block device path, such as `/dev/vda`.' },
-        weight: {
-          type: ['integer', 'string'],
-          description: 'Proportional weight, 1 to 10000 (default 100).',
-        },
+        weight: numberOrText('integer', 'Proportional weight, 1 to 10000 (default 100).'),
       },
     },
-    pids: { type: ['integer', 'string'], description: 'Most processes and threads at once (`pids.max`).' },
+    pids: numberOrText('integer', 'Most processes and threads at once (`pids.max`).'),
     memoryBytes: { type: 'integer', description: 'API v1 form of `memory`, in bytes.' },
     cpuMillis: { type: 'integer', description: 'API v1 form of `cpu`, in thousandths of a core.' },
   },
