@@ -50,7 +50,7 @@ describe('limits over RPC', { skip: noCgroups }, () => {
     assert.equal(job?.limits?.cpu, 0.5);
     assert.equal(job?.limits?.pids, 32);
     assert.equal(job?.limits?.io?.writeBps, BigInt(MiB));
-    let end: typeof job;
+    let end: typeof job | undefined;
     for await (const message of jobs.streamOutput({ id: job!.id, follow: true })) {
       if (message.event.case === 'end') end = message.event.value;
     }
