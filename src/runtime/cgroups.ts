@@ -115,9 +115,9 @@ export class Cgroups {
   /**
    * Creates the job's cgroups and applies its limits. Returns their directories, the
    * tracking one (v2, else v1 freezer) first; empty when the host has none. On failure
-   * removes what it made and throws. On a v1 hierarchy the job joins `memory` and `blkio`
-   * whatever its limits, so that its peak memory and IO are measured; `cpu` and `pids` only
-   * when limited (`cpuacct` counts its CPU time where no v2 cgroup does).
+   * removes what it made and throws. On v1 hierarchies a job joins those of its limits, and a job
+   * with any limit also `memory`, `blkio` and (where no v2 cgroup counts CPU time) `cpuacct`, so
+   * that its usage is measured whole; a job without limits pays for no v1 cgroup but the freezer.
    */
   create(jobId: string, limits: JobLimits, cwd: string): string[] {
     const dirs: string[] = [];
@@ -135,13 +135,13 @@ export class Cgroups {
         }
       }
       const needed = new Set(controllersFor(limits).map(({ controller }) => V1_EQUIVALENT[controller]));
+      const limited = needed.size > 0;
       for (const [hierarchy, root] of this.#v1Roots) {
-        const always =
-          hierarchy === 'freezer' ||
-          hierarchy === 'memory' ||
-          hierarchy === 'blkio' ||
-          hierarchy === 'cpuacct';
-        if (!always && !needed.has(hierarchy)) continue;
+        // A v1 cgroup costs a mkdir and an rmdir per job (a memory one ~0.5 ms here): only a job
+        // with limits pays for the ones that measure it whole.
+        const measures =
+          limited && (hierarchy === 'memory' || hierarchy === 'blkio' || hierarchy === 'cpuacct');
+        if (hierarchy !== 'freezer' && !measures && !needed.has(hierarchy)) continue;
         const dir = mk(join(root, jobId));
         dirs.push(dir);
         writeV1Limits(dir, hierarchy, limits, ioDevice, weightFile);
