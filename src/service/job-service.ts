@@ -258,18 +258,19 @@ export class JobService extends EventEmitter<ServiceEvents> {
     ) {
       throw ValidationError.expected('maxWaiting', 'an integer from 0, or null for no limit', maxWaiting);
     }
+    const { defaultLimits: _d, maxLimits: _m, ...plain } = settings;
     const { defaults, maxima } = normalizeLimitSettings(settings);
-    const current = defaults && maxima ? undefined : await this.#engine.queue(queueName('name', name));
+    if (!defaults && !maxima) return this.#engine.setQueue(queueName('name', name), plain);
     // A default is checked against the maximum it will sit under, whichever of the two changes.
-    const checked = normalizeLimitSettings({
+    const current = defaults && maxima ? undefined : await this.#engine.queue(queueName('name', name));
+    normalizeLimitSettings({
       defaultLimits: defaults ?? current?.defaultLimits,
       maxLimits: maxima ?? current?.maxLimits,
     });
-    const { defaultLimits: _d, maxLimits: _m, ...plain } = settings;
     return this.#engine.setQueue(queueName('name', name), {
       ...plain,
-      ...(defaults ? { defaultLimits: checked.defaults } : {}),
-      ...(maxima ? { maxLimits: checked.maxima } : {}),
+      ...(defaults ? { defaultLimits: defaults } : {}),
+      ...(maxima ? { maxLimits: maxima } : {}),
     });
   }
 

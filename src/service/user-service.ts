@@ -119,8 +119,9 @@ export class UserService {
       if (body.defaultLimits !== undefined || body.maxLimits !== undefined) {
         const current = this.#accounts.user(name)?.limits ?? NO_LIMIT_SETTINGS;
         const { defaults, maxima } = normalizeLimitSettings({
-          defaultLimits: body.defaultLimits ?? current.defaults,
-          maxLimits: body.maxLimits ?? current.maxima,
+          // Absent: kept; null or {}: cleared (normalizeLimitSettings reads null as none).
+          defaultLimits: body.defaultLimits !== undefined ? body.defaultLimits : current.defaults,
+          maxLimits: body.maxLimits !== undefined ? body.maxLimits : current.maxima,
         });
         changes.limits = { defaults: defaults ?? {}, maxima: maxima ?? {} };
       }

@@ -155,6 +155,15 @@ describe('limits over REST', { skip: noCgroups }, () => {
     assert.match(over.body.error.message, /the maximum of user `alice`/);
     const listed = await h.json<{ users: Json[] }>('/v1/users');
     assert.deepEqual(listed.body.users.find((u) => u.name === 'alice')?.maxLimits, { cpu: 1 });
+    // null clears one of the two and keeps the other; a default over the maximum is refused.
+    const cleared = await h.json<Json>('/v1/users/alice', { method: 'PATCH', body: { defaultLimits: null } });
+    assert.deepEqual([cleared.body.defaultLimits, cleared.body.maxLimits], [{}, { cpu: 1 }]);
+    const tooHigh = await h.json<ErrorJson>('/v1/users/alice', {
+      method: 'PATCH',
+      body: { defaultLimits: { cpu: 2 } },
+    });
+    assert.equal(tooHigh.status, 400);
+    assert.equal(tooHigh.body.error.field, 'defaultLimits.cpu');
   });
 
   it('refuses IO limits for a directory on no block device, naming the field', async (t) => {
