@@ -60,6 +60,10 @@ export interface ServerConfig {
   readonly clientCa: string | undefined;
   /** Plain HTTP instead of HTTPS: `JOBWORKER_INSECURE_HTTP=1`. */
   readonly insecureHttp: boolean;
+  /** Limits of a job that sets none, after its queue's and its user's: `memory=1G,cpu=2,pids=512`. */
+  readonly defaultLimits: string;
+  /** Limits no job may exceed, in the same form. */
+  readonly maxLimits: string;
 }
 
 export const SERVER_DEFAULTS = {
@@ -71,6 +75,8 @@ export const SERVER_DEFAULTS = {
   keepJobs: '100000',
   keepFor: '30d',
   homesDir: '/var/lib/jobworker/homes',
+  defaultLimits: '',
+  maxLimits: '',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -95,6 +101,8 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     tlsKey: value('JOBWORKER_TLS_KEY'),
     clientCa: value('JOBWORKER_CLIENT_CA'),
     insecureHttp: ['1', 'true', 'yes'].includes(value('JOBWORKER_INSECURE_HTTP')?.toLowerCase() ?? ''),
+    defaultLimits: value('JOBWORKER_DEFAULT_LIMITS') ?? SERVER_DEFAULTS.defaultLimits,
+    maxLimits: value('JOBWORKER_MAX_LIMITS') ?? SERVER_DEFAULTS.maxLimits,
   };
 }
 

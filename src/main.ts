@@ -37,6 +37,7 @@ import {
 } from './config.ts';
 import { type Clock, systemClock } from './core/clock.ts';
 import { ValidationError } from './core/errors.ts';
+import { type LimitSettings, normalizeLimitSettings, parseLimitsList } from './core/limits.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
@@ -94,6 +95,10 @@ export interface ServerOptions {
   maxRunning?: string;
   /** Timeout of a job that sets none (`60s`, `none`); default `JOBWORKER_DEFAULT_TIMEOUT`, else none. */
   defaultTimeout?: string;
+  /** Limits of a job that sets none (`memory=1G,cpu=2,pids=512`); default `JOBWORKER_DEFAULT_LIMITS`. */
+  defaultLimits?: string;
+  /** Limits no job may exceed, in the same form; default `JOBWORKER_MAX_LIMITS`. */
+  maxLimits?: string;
   /** Most finished jobs kept (`none`: any number); default `JOBWORKER_KEEP_JOBS`, else 100000. */
   keepJobs?: string;
   /** How long finished jobs are kept (`30d`, `none`); default `JOBWORKER_KEEP_FOR`, else 30d. */
@@ -191,6 +196,11 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
   const defaultTimeoutMs = parseDefaultTimeout(options.defaultTimeout ?? config.defaultTimeout);
+  const limits = normalizeLimitSettings({
+    defaultLimits: parseLimitsList('defaultLimits', options.defaultLimits ?? config.defaultLimits),
+    maxLimits: parseLimitsList('maxLimits', options.maxLimits ?? config.maxLimits),
+  });
+  const serverLimits = { defaults: limits.defaults ?? {}, maxima: limits.maxima ?? {} };
   const retention = {
     keepJobs: parseKeepJobs(options.keepJobs ?? config.keepJobs),
     keepForMs: parseKeepFor(options.keepFor ?? config.keepFor),
@@ -233,6 +243,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         outputCapBytes,
         maxRunning,
         defaultTimeoutMs,
+        serverLimits,
         retention,
         accounts,
         authLimits: options.authLimits ?? {},
@@ -258,6 +269,7 @@ async function startOnDataDir({
   outputCapBytes,
   maxRunning,
   defaultTimeoutMs,
+  serverLimits,
   retention,
   accounts: accountOptions,
   authLimits,
@@ -275,6 +287,7 @@ async function startOnDataDir({
   outputCapBytes: number;
   maxRunning: number;
   defaultTimeoutMs: number | null;
+  serverLimits: LimitSettings;
   retention: { keepJobs: number | null; keepForMs: number | null };
   authLimits: FailedAuthLimits;
 }): Promise<RunningServer> {
@@ -318,6 +331,7 @@ async function startOnDataDir({
       outputCapBytes,
       maxRunning,
       defaultTimeoutMs,
+      limits: serverLimits,
       ...retention,
       clock,
       logger: logger.child({ component: 'engine' }),
@@ -326,7 +340,12 @@ async function startOnDataDir({
     await store.close();
     throw err;
   }
-  const service = new JobService(engine, { accounts: jobAccounts, audit, clock });
+  const service = new JobService(engine, {
+    accounts: jobAccounts,
+    audit,
+    clock,
+    userLimits: (name) => accounts.user(name)?.limits,
+  });
   const certificates = new CertificateService(
     tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
     accounts,

@@ -1,7 +1,32 @@
 import type { ApiJob } from '../client/api-types.ts';
+import type { JobUsage } from '../core/job.ts';
+import { describeLimits } from '../core/limits.ts';
 import { formatAgo, formatDuration } from './durations.ts';
 import type { Style } from './style.ts';
 import { printable } from './terminal-sanitizer.ts';
+
+/** `CPU 1.25 s (throttled 0.5 s), memory peak 64 MiB, IO read 0 B written 12 MiB`. */
+function describeUsage(usage: JobUsage): string {
+  const parts: string[] = [];
+  if (usage.cpuSeconds !== null) {
+    const throttled = usage.cpuThrottledSeconds ? ` (throttled ${seconds(usage.cpuThrottledSeconds)})` : '';
+    parts.push(`CPU ${seconds(usage.cpuSeconds)}${throttled}`);
+  }
+  if (usage.memoryPeakBytes !== null) parts.push(`memory peak ${formatBytes(usage.memoryPeakBytes)}`);
+  if (usage.ioReadBytes !== null || usage.ioWriteBytes !== null) {
+    parts.push(
+      `IO read ${formatBytes(usage.ioReadBytes ?? 0)} written ${formatBytes(usage.ioWriteBytes ?? 0)}`,
+    );
+  }
+  if (usage.oomKills > 0) parts.push(`${usage.oomKills} OOM kill${usage.oomKills === 1 ? '' : 's'}`);
+  if (usage.pidsLimitHits > 0)
+    parts.push(
+      `${usage.pidsLimitHits} fork${usage.pidsLimitHits === 1 ? '' : 's'} refused at its pids limit`,
+    );
+  return parts.join(', ') || 'not measured';
+}
+
+const seconds = (s: number) => `${Number(s.toFixed(2))} s`;
 
 /** The job's command line as a shell user would type it, on one safe line. */
 export function commandLine(job: ApiJob): string {
@@ -67,6 +92,8 @@ export function describeJob(job: ApiJob, style: Style, now: Date): string {
     ['Duration', duration === null ? '-' : formatDuration(duration)],
   );
   if (job.timeoutMs != null) rows.push(['Timeout', formatDuration(job.timeoutMs)]);
+  if (job.limits && Object.keys(job.limits).length > 0) rows.push(['Limits', describeLimits(job.limits)]);
+  if (job.usage) rows.push(['Usage', describeUsage(job.usage)]);
   if (job.pausedAt != null) rows.push(['Paused', when(job.pausedAt)]);
   if (job.stopRequestedAt !== null) rows.push(['Stop asked', when(job.stopRequestedAt)]);
   if (job.reason !== null) rows.push(['Result', printable(job.reason)]);

@@ -1,4 +1,5 @@
 import type { ApiQueue } from '../client/api-types.ts';
+import { describeLimits } from '../core/limits.ts';
 import type { Style } from './style.ts';
 import { renderTable } from './table.ts';
 import { printable } from './terminal-sanitizer.ts';
@@ -35,6 +36,8 @@ export function describeQueue(queue: ApiQueue, style: Style): string {
     ['Concurrency', queue.concurrency === null ? 'no limit' : String(queue.concurrency)],
     ['Max waiting', queue.maxWaiting === null ? 'no limit' : String(queue.maxWaiting)],
     ['Paused', queue.paused ? 'yes: nothing new starts' : 'no'],
+    ['Default limits', describeLimits(queue.defaultLimits ?? {})],
+    ['Max limits', describeLimits(queue.maxLimits ?? {})],
     ['Running', String(queue.running)],
     ['Waiting', String(queue.waiting)],
   ];

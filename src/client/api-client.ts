@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { JobLimits } from '../core/job.ts';
 import { OUTPUT_FRAMES_TYPE } from '../core/output-frames.ts';
 import type {
   ApiAuditEntry,
@@ -146,7 +147,13 @@ export class ApiClient {
 
   setUser(
     name: string,
-    changes: { role?: string; disabled?: boolean; runAs?: string | null },
+    changes: {
+      role?: string;
+      disabled?: boolean;
+      runAs?: string | null;
+      defaultLimits?: JobLimits | null;
+      maxLimits?: JobLimits | null;
+    },
   ): Promise<ApiUser> {
     return this.json('PATCH', `v1/users/${encodeURIComponent(name)}`, changes);
   }

@@ -1,4 +1,5 @@
-import type { JobStatus } from '../core/job.ts';
+import type { JobLimits, JobStatus, JobUsage } from '../core/job.ts';
+import type { LimitsInput } from '../core/spec.ts';
 
 /**
  * Why a queued job has not started (docs/queues.md): `dependencies` (a job in `after` has not
@@ -53,6 +54,10 @@ export interface ApiJob {
   readonly waitingFor: WaitingFor | null;
   /** The OS account its processes run as; null for the server's own (absent from older servers). */
   readonly account?: { readonly name: string; readonly uid: number; readonly gid: number } | null;
+  /** Its resource limits as they apply (absent from older servers). */
+  readonly limits?: JobLimits;
+  /** What it used, from its cgroups (absent from older servers). */
+  readonly usage?: JobUsage | null;
 }
 
 /** The body of `POST /v1/jobs`. */
@@ -76,6 +81,7 @@ export interface CreateJobBody {
   onDuplicate?: OnDuplicate;
   /** Admins: run as root instead of the admin's own account. */
   runAsRoot?: boolean;
+  limits?: LimitsInput;
 }
 
 /** `attempts` counts every run, the first included; backoff fields left out take the server's defaults. */
@@ -112,6 +118,10 @@ export interface ApiQueue {
   readonly maxWaiting: number | null;
   /** Nothing new starts from it while paused. */
   readonly paused: boolean;
+  /** Limits its jobs get where they set none (absent from older servers). */
+  readonly defaultLimits?: JobLimits;
+  /** Limits none of its jobs may exceed (absent from older servers). */
+  readonly maxLimits?: JobLimits;
   /** Running and paused jobs. */
   readonly running: number;
   /** Queued jobs. */
@@ -123,6 +133,8 @@ export interface QueueSettings {
   concurrency?: number | null;
   maxWaiting?: number | null;
   paused?: boolean;
+  defaultLimits?: JobLimits;
+  maxLimits?: JobLimits;
 }
 
 /** The answer of `POST /v1/drain` and `GET /v1/drain`. */
@@ -139,6 +151,10 @@ export interface ApiUser {
   readonly runAs: string | null;
   readonly disabled: boolean;
   readonly createdAt: string;
+  /** Limits its jobs get where neither they nor their queue set one (absent from older servers). */
+  readonly defaultLimits?: JobLimits;
+  /** Limits none of its jobs may exceed (absent from older servers). */
+  readonly maxLimits?: JobLimits;
 }
 
 /** A token as listed: never the secret. */

@@ -56,12 +56,55 @@ export const JOB_STATUSES: readonly JobStatus[] = [
 /** The two streams a job writes. */
 export type OutputStream = 'stdout' | 'stderr';
 
-/** Resource limits applied through the job's cgroup where the host supports them. */
+/**
+ * Resource limits applied through the job's cgroup (docs/isolation.md, "Limits"): the normalized
+ * form, in plain units. Submissions may write them with units (`"256M"`, `"500m"`); see
+ * `normalizeLimits` in core/limits.ts, the one parser. Absent fields are not limited.
+ */
 export interface JobLimits {
+  /** CPU quota in cores (0.5 = half of one core), to a thousandth; `cpu.max` / `cpu.cfs_quota_us`. */
+  readonly cpu?: number;
   /** Hard memory limit in bytes; the kernel OOM-kills the job's processes beyond it. */
-  readonly memoryBytes?: number;
-  /** CPU quota in thousandths of a CPU (1000 = one full core). */
-  readonly cpuMillis?: number;
+  readonly memory?: number;
+  /** Swap the job may use beyond `memory`, in bytes (0 when `memory` is set and this is not). */
+  readonly memorySwap?: number;
+  /** Disk bandwidth: throttles on one device, or a proportional weight. */
+  readonly io?: IoLimits;
+  /** Most processes and threads the job may have at once; `pids.max`. */
+  readonly pids?: number;
+}
+
+/**
+ * IO limits: either throttles (bytes or operations per second, on `device`, by default the
+ * block device holding the job's working directory) or a `weight` (1 to 10000), never both.
+ */
+export interface IoLimits {
+  readonly readBps?: number;
+  readonly writeBps?: number;
+  readonly readIops?: number;
+  readonly writeIops?: number;
+  /** A block device path (`/dev/vda`); a partition is throttled on its whole disk. */
+  readonly device?: string;
+  readonly weight?: number;
+}
+
+/**
+ * What a job used, read from its cgroups: at its end (stored) and, while it runs, live. A figure
+ * the host's cgroups do not measure for the job is null.
+ */
+export interface JobUsage {
+  /** CPU time of all its processes, user and system. */
+  readonly cpuSeconds: number | null;
+  /** Time its processes were held back by its CPU quota. */
+  readonly cpuThrottledSeconds: number | null;
+  /** The most memory it held at once (page cache included, as the kernel charges it). */
+  readonly memoryPeakBytes: number | null;
+  readonly ioReadBytes: number | null;
+  readonly ioWriteBytes: number | null;
+  /** Processes the OOM killer ended because of its memory limit. */
+  readonly oomKills: number;
+  /** Forks refused because it was at its pids limit. */
+  readonly pidsLimitHits: number;
 }
 
 /** What to run: the validated, normalized form (see `normalizeSpec`). */
@@ -214,6 +257,8 @@ export interface Job {
   readonly retriedAs: string | null;
   /** Set while the job is `paused`. */
   readonly pausedAt: Date | null;
+  /** What its processes used (their cgroups' counters); null before it started or where not measured. */
+  readonly usage: JobUsage | null;
 }
 
 export interface OutputBytes {

@@ -1,4 +1,5 @@
-import type { JobExit, JobStatus } from './job.ts';
+import type { JobExit, JobLimits, JobStatus, JobUsage } from './job.ts';
+import { formatBytes } from './units.ts';
 
 /**
  * The wrapper's record of how the command ended (see src/runtime/exit-record.ts): an exit code,
@@ -37,6 +38,10 @@ export interface EndFacts {
   readonly supervisorKilled?: boolean;
   /** Signal names by number (the runtime supplies the host's table). */
   readonly signalName: (num: number) => string | undefined;
+  /** The job's limits, named in the reason when it ran into them. */
+  readonly limits?: JobLimits;
+  /** What its cgroups counted: OOM kills and refused forks are told in the reason. */
+  readonly usage?: JobUsage;
 }
 
 export interface Outcome {
@@ -50,6 +55,35 @@ export interface Outcome {
  * processes are gone, which is all a stop promises).
  */
 export function decideOutcome(facts: EndFacts): Outcome {
+  return noteLimits(decideFromRecord(facts), facts);
+}
+
+/**
+ * Says in the reason that the job ran into its limits: a main process killed by the OOM killer
+ * reads `out of memory (limit 64 MiB)` rather than `killed by SIGKILL`; OOM kills of other
+ * processes and forks refused at the pids limit are added to whatever the reason was.
+ */
+function noteLimits(outcome: Outcome, facts: EndFacts): Outcome {
+  const { usage, limits } = facts;
+  if (!usage) return outcome;
+  let { reason } = outcome.exit;
+  if (usage.oomKills > 0) {
+    const oom = `out of memory (limit ${limits?.memory === undefined ? 'of its cgroup' : formatBytes(limits.memory)})`;
+    if (outcome.status === 'failed' && outcome.exit.signal === 'SIGKILL') reason = oom;
+    else reason = `${reason}; ${oom}: ${plural(usage.oomKills, 'process', 'processes')} killed`;
+  }
+  if (usage.pidsLimitHits > 0) {
+    const limit = limits?.pids === undefined ? '' : ` (${limits.pids})`;
+    reason = `${reason}; reached its pids limit${limit}: ${plural(usage.pidsLimitHits, 'fork', 'forks')} refused`;
+  }
+  return reason === outcome.exit.reason ? outcome : { ...outcome, exit: { ...outcome.exit, reason } };
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function decideFromRecord(facts: EndFacts): Outcome {
   const { record } = facts;
   let exit = recordedExit(facts);
   if (!exit && facts.forcedAfterMs !== undefined) {

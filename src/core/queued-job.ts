@@ -36,5 +36,6 @@ export function queuedJob(fields: NewJob): Job {
     retryOf: fields.retryOf ?? null,
     retriedAs: null,
     pausedAt: null,
+    usage: null,
   };
 }

@@ -1,6 +1,30 @@
 import { ValidationError } from './errors.ts';
 import { isJobId } from './ids.ts';
 import type { JobLimits, JobSpec, RetryPolicy } from './job.ts';
+import { normalizeLimits } from './limits.ts';
+
+/**
+ * Limits as a caller may write them: sizes as numbers of bytes or text with units (`"256M"`),
+ * CPU as cores or millicores (`"500m"`), and API v1's `memoryBytes` and `cpuMillis`.
+ */
+export interface LimitsInput {
+  cpu?: number | string;
+  memory?: number | string;
+  memorySwap?: number | string;
+  io?: {
+    readBps?: number | string;
+    writeBps?: number | string;
+    readIops?: number | string;
+    writeIops?: number | string;
+    device?: string;
+    weight?: number | string;
+  };
+  pids?: number | string;
+  /** API v1: `memory` in bytes. */
+  memoryBytes?: number;
+  /** API v1: `cpu` in thousandths of a core. */
+  cpuMillis?: number;
+}
 
 /** What a caller may submit: every field but `command` is optional. */
 export interface JobSpecInput {
@@ -12,7 +36,8 @@ export interface JobSpecInput {
   timeoutMs?: number | null;
   name?: string | null;
   labels?: Record<string, string>;
-  limits?: JobLimits;
+  /** As written: units allowed (`normalizeLimits`). */
+  limits?: LimitsInput;
   queue?: string;
   priority?: number;
   after?: string[];
@@ -208,21 +233,7 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     return Object.fromEntries(entries);
   });
 
-  const limits = optional(input.limits, {}, (value): JobLimits => {
-    if (!isPlainObject(value)) throw ValidationError.expected('limits', 'an object', value);
-    const out: { memoryBytes?: number; cpuMillis?: number } = {};
-    for (const [key, val] of Object.entries(value)) {
-      if (key !== 'memoryBytes' && key !== 'cpuMillis') {
-        throw new ValidationError(`limits.${key}`, `Unknown field \`limits.${key}\``);
-      }
-      const min = key === 'memoryBytes' ? 1024 * 1024 : 10;
-      if (typeof val !== 'number' || !Number.isSafeInteger(val) || val < min) {
-        throw ValidationError.expected(`limits.${key}`, `an integer of at least ${min}`, val);
-      }
-      out[key] = val;
-    }
-    return out;
-  });
+  const limits = optional(input.limits, {}, (value): JobLimits => normalizeLimits('limits', value));
 
   const queue = optional(input.queue, DEFAULT_QUEUE, (value) => queueName('queue', value));
 

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../core/clock.ts';
+import { type LimitSettings, NO_LIMIT_SETTINGS } from '../core/limits.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
 import type { JobStore } from '../store/job-store.ts';
@@ -49,6 +50,11 @@ export interface EngineOptions {
   readonly retentionIntervalMs?: number;
   /** Jobs deleted per retention transaction. Default 1,000. */
   readonly retentionBatch?: number;
+  /**
+   * The server's limit defaults and maxima, the last to apply after the queue's and the user's
+   * (docs/isolation.md). Default none. `jobworker serve --default-limits` sets the defaults.
+   */
+  readonly limits?: LimitSettings;
 }
 
 export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
@@ -64,6 +70,7 @@ export const ENGINE_DEFAULTS = {
   keepForMs: 30 * 24 * 3600 * 1000,
   retentionIntervalMs: 5 * 60 * 1000,
   retentionBatch: 1000,
+  limits: NO_LIMIT_SETTINGS,
 } as const satisfies Partial<EngineOptions>;
 
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
 import { isActive, isFinal, type Job, type JobAccount } from '../core/job.ts';
+import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/limits.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { followOutput } from '../output/output-follower.ts';
@@ -33,6 +34,8 @@ export interface Caller {
    * server's own account, as for a program that embeds the engine.
    */
   readonly account?: JobAccount;
+  /** The caller's own limit defaults and maxima (set by an admin); absent: none. */
+  readonly limits?: LimitSettings;
 }
 
 export interface StopOptions {
@@ -226,8 +229,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       now,
     });
     const { runAt, onDuplicate } = submission;
-    const spec = { ...submission.spec, account: caller.account ?? null };
-    this.#cgroups.checkLimits(spec.limits);
+    const queueLimits = await this.#store.queueLimits(submission.spec.queue);
+    const limits = resolveLimits(submission.spec.limits, [
+      { source: `queue \`${submission.spec.queue}\``, settings: queueLimits },
+      { source: `user \`${caller.user}\``, settings: caller.limits ?? NO_LIMIT_SETTINGS },
+      { source: 'the server', settings: this.#options.limits },
+    ]);
+    const spec = { ...submission.spec, limits, account: caller.account ?? null };
+    this.#cgroups.checkLimits(spec.limits, spec.cwd);
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));
     const admission = await this.#store.admitJob(
@@ -400,7 +409,12 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async get(id: string): Promise<Job> {
     const job = isJobId(id) ? await this.#store.getJob(id) : undefined;
     if (!job) throw new NotFoundError(id);
-    if (isActive(job.status)) return { ...job, outputBytes: await this.#monitor.sizes(this.#jobDir(id)) };
+    if (isActive(job.status)) {
+      // Live figures, where its processes run on this node (their cgroups are here).
+      const usage =
+        job.node === this.#options.node && job.process ? this.#cgroups.usage(job.process.cgroups) : job.usage;
+      return { ...job, outputBytes: await this.#monitor.sizes(this.#jobDir(id)), usage };
+    }
     return job;
   }
 

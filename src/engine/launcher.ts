@@ -72,7 +72,7 @@ export class Launcher {
       // The directory is made last before the spawn: after a crash, a claimed job whose
       // directory exists may have been sent to the spawner (see recoverClaims).
       await mkdir(dir, { mode: 0o700 });
-      dirs = this.#deps.cgroups.create(id, spec.limits);
+      dirs = this.#deps.cgroups.create(id, spec.limits, spec.cwd);
       const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs));
       if (reply.kind === 'started') {
         const identity: ProcessIdentity = {

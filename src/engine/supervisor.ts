@@ -302,6 +302,8 @@ export class Supervisor {
     // The job ended when its main process did (its wrapper recorded that and exited); whatever it
     // left behind goes with it. A wrapper killed before it recorded may leave the main process too.
     await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted);
+    // Read before the cgroups are removed below: their counters go with them.
+    const usage = s.identity.cgroups.length > 0 ? this.#deps.cgroups.usage(s.identity.cgroups) : undefined;
     const record = await readExitRecord(s.dir);
     await this.#deps.monitor.finish(s.job.id, s.dir);
     const outputBytes = await this.#deps.monitor.sizes(s.dir);
@@ -317,6 +319,8 @@ export class Supervisor {
       forcedAfterMs: forced && s.stop ? s.stop.graceMs : undefined,
       supervisorKilled: !record && s.wrapperWatched,
       signalName,
+      limits: s.job.spec.limits,
+      ...(usage ? { usage } : {}),
     });
     await this.#deps.cgroups
       .removeAsync(s.identity.cgroups)
@@ -328,6 +332,7 @@ export class Supervisor {
       // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
       ...(s.job.stop ? { stop: s.job.stop } : {}),
       stopForced: forced,
+      ...(usage ? { usage } : {}),
     });
     if (finished === undefined) return s.job;
     this.#jobs.delete(s.job.id);

@@ -11,9 +11,24 @@ import {
 import { rmdir as rmdirAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ValidationError } from '../core/errors.ts';
-import type { JobLimits } from '../core/job.ts';
+import type { JobLimits, JobUsage } from '../core/job.ts';
+import { diskScheduler, ioDeviceFor } from './block-device.ts';
+import { controllersFor, V1_EQUIVALENT, writeV1Limits, writeV2Limits } from './cgroup-limits.ts';
 import { type CgroupMounts, readCgroupMounts } from './cgroup-mounts.ts';
+import { readUsage } from './cgroup-usage.ts';
 import { sendSignal } from './signals.ts';
+
+/** The v1 hierarchies jobworker uses, each where the v2 hierarchy lacks its controller. */
+const V1_HIERARCHIES = ['freezer', 'memory', 'cpu', 'cpuacct', 'blkio', 'pids'] as const;
+/** Each v1 hierarchy's controller as the v2 hierarchy names it. */
+const V2_NAME: Readonly<Record<(typeof V1_HIERARCHIES)[number], string>> = {
+  freezer: 'freeze',
+  memory: 'memory',
+  cpu: 'cpu',
+  cpuacct: 'cpu',
+  blkio: 'io',
+  pids: 'pids',
+};
 
 /** How this host lets jobworker contain a job's processes. */
 export type CgroupMode = 'v2' | 'v1' | 'none';
@@ -32,12 +47,15 @@ export interface CgroupOptions {
  * The unified (v2) hierarchy is preferred: `cgroup.kill` ends every process at once and
  * `cgroup.events` tells, by a kernel notification, when the cgroup is empty. On v1 (or
  * hybrid hosts whose v2 hierarchy lacks a controller) the job also joins the v1 `freezer`
- * (for a race-free kill) and, when it asks for limits, `memory` and `cpu`.
+ * (for a race-free kill), and the v1 hierarchies of the limits it asks for and of the usage it
+ * measures (`memory`, `cpu`, `cpuacct`, `blkio`, `pids`: see `create`).
  */
 export class Cgroups {
   readonly mode: CgroupMode;
   /** Our directory in the v2 hierarchy, when usable. */
   readonly #v2Root: string | null;
+  /** The v2 hierarchy's mount point (its root holds io.cost.qos). */
+  readonly #v2Mount: string | null;
   readonly #v2Kill: boolean;
   readonly #v2Controllers: ReadonlySet<string>;
   /** Our directory in each usable v1 controller hierarchy. */
@@ -47,13 +65,16 @@ export class Cgroups {
     const name = options.name ?? 'jobworker';
     const mounts = options.mounts ?? readCgroupMounts();
     const want = options.mode;
+    this.#v2Mount = mounts.v2;
     this.#v2Root = want === 'none' || want === 'v1' || !mounts.v2 ? null : makeRoot(join(mounts.v2, name));
     this.#v2Kill = this.#v2Root !== null && existsSync(join(this.#v2Root, 'cgroup.kill'));
     this.#v2Controllers = this.#v2Root ? enableControllers(this.#v2Root) : new Set();
     const v1 = new Map<string, string>();
     if (want !== 'none' && want !== 'v2') {
-      for (const controller of ['freezer', 'memory', 'cpu']) {
-        if (this.#v2Controllers.has(controller === 'freezer' ? 'freeze' : controller)) continue;
+      for (const controller of V1_HIERARCHIES) {
+        // cpuacct only counts CPU time, which every v2 cgroup's cpu.stat counts already.
+        if (controller === 'cpuacct' ? this.#v2Root !== null : this.#v2Controllers.has(V2_NAME[controller]))
+          continue;
         const mount = mounts.v1.get(controller);
         const root = mount ? makeRoot(join(mount, name)) : null;
         if (root) v1.set(controller, root);
@@ -63,64 +84,128 @@ export class Cgroups {
     this.mode = this.#v2Root ? 'v2' : v1.has('freezer') ? 'v1' : 'none';
   }
 
-  /** Throws a ValidationError when the host cannot enforce a requested limit. */
-  checkLimits(limits: JobLimits): void {
-    if (
-      limits.memoryBytes !== undefined &&
-      !this.#v2Controllers.has('memory') &&
-      !this.#v1Roots.has('memory')
-    ) {
+  /**
+   * Throws a `ValidationError` naming the limit and the controller when the host cannot enforce a
+   * requested limit (no cgroup, or the controller in neither hierarchy), and when an IO limit has
+   * no block device to apply to. A limit is never silently ignored.
+   */
+  checkLimits(limits: JobLimits, cwd: string): void {
+    for (const { controller, field } of controllersFor(limits)) {
+      const v1 = V1_EQUIVALENT[controller];
+      if (!this.#v2Controllers.has(controller) && !this.#v1Roots.has(v1)) {
+        throw new ValidationError(
+          field,
+          `This host gives jobworker no ${controller} cgroup controller (not enabled in the cgroup v2 ` +
+            `hierarchy, no v1 \`${v1}\` hierarchy): \`${field}\` cannot be enforced here`,
+        );
+      }
+    }
+    if (limits.memorySwap !== undefined && !this.#swapLimitable(limits)) {
       throw new ValidationError(
-        'limits.memoryBytes',
-        'This host gives jobworker no memory cgroup controller',
+        'limits.memorySwap',
+        'This host cannot limit swap (cgroup v2 `memory.swap.max` missing, or v1 `memory.memsw` without ' +
+          '`limits.memory`: swap accounting is off): `limits.memorySwap` cannot be enforced here',
       );
     }
-    if (limits.cpuMillis !== undefined && !this.#v2Controllers.has('cpu') && !this.#v1Roots.has('cpu')) {
-      throw new ValidationError('limits.cpuMillis', 'This host gives jobworker no cpu cgroup controller');
-    }
+    const io = limits.io;
+    if (io?.weight !== undefined) this.#ioWeightFile(io.device, cwd);
+    else if (io) ioDeviceFor(io.device, cwd);
   }
 
   /**
    * Creates the job's cgroups and applies its limits. Returns their directories, the
    * tracking one (v2, else v1 freezer) first; empty when the host has none. On failure
-   * removes what it made and throws.
+   * removes what it made and throws. On v1 hierarchies a job joins those of its limits, and a job
+   * with any limit also `memory`, `blkio` and (where no v2 cgroup counts CPU time) `cpuacct`, so
+   * that its usage is measured whole; a job without limits pays for no v1 cgroup but the freezer.
    */
-  create(jobId: string, limits: JobLimits): string[] {
+  create(jobId: string, limits: JobLimits, cwd: string): string[] {
     const dirs: string[] = [];
+    const io = limits.io;
+    const ioDevice = io && io.weight === undefined ? ioDeviceFor(io.device, cwd) : undefined;
+    const weightFile = io?.weight !== undefined ? this.#ioWeightFile(io.device, cwd) : undefined;
     try {
       if (this.#v2Root) {
         const dir = join(this.#v2Root, jobId);
         mkdirSync(dir);
         dirs.push(dir);
-        if (limits.memoryBytes !== undefined && this.#v2Controllers.has('memory')) {
-          writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes));
-          // Without swap off, a job over its limit swaps instead of being stopped by the limit.
-          if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0');
-        }
-        if (limits.cpuMillis !== undefined && this.#v2Controllers.has('cpu')) {
-          writeFileSync(join(dir, 'cpu.max'), `${limits.cpuMillis * 100} 100000`);
+        for (const { controller } of controllersFor(limits)) {
+          if (this.#v2Controllers.has(controller))
+            writeV2Limits(dir, controller, limits, ioDevice, weightFile);
         }
       }
-      const freezer = this.#v1Roots.get('freezer');
-      if (freezer) dirs.push(mk(join(freezer, jobId)));
-      const memory = this.#v1Roots.get('memory');
-      if (memory && limits.memoryBytes !== undefined) {
-        const dir = mk(join(memory, jobId));
+      const needed = new Set(controllersFor(limits).map(({ controller }) => V1_EQUIVALENT[controller]));
+      const limited = needed.size > 0;
+      for (const [hierarchy, root] of this.#v1Roots) {
+        // A v1 cgroup costs a mkdir and an rmdir per job (a memory one ~0.5 ms here): only a job
+        // with limits pays for the ones that measure it whole.
+        const measures =
+          limited && (hierarchy === 'memory' || hierarchy === 'blkio' || hierarchy === 'cpuacct');
+        if (hierarchy !== 'freezer' && !measures && !needed.has(hierarchy)) continue;
+        const dir = mk(join(root, jobId));
         dirs.push(dir);
-        writeFileSync(join(dir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-      }
-      const cpu = this.#v1Roots.get('cpu');
-      if (cpu && limits.cpuMillis !== undefined) {
-        const dir = mk(join(cpu, jobId));
-        dirs.push(dir);
-        writeFileSync(join(dir, 'cpu.cfs_period_us'), '100000');
-        writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(limits.cpuMillis * 100));
+        writeV1Limits(dir, hierarchy, limits, ioDevice, weightFile);
       }
       return dirs;
     } catch (err) {
       this.remove(dirs);
       throw err;
     }
+  }
+
+  /** What the job's processes used so far, from its cgroups' counters (docs/isolation.md). */
+  usage(dirs: readonly string[]): JobUsage {
+    const v2 = this.#v2Dir(dirs);
+    const v1 = new Map<string, string>();
+    for (const [hierarchy, root] of this.#v1Roots) {
+      const dir = dirs.find((d) => d.startsWith(`${root}/`));
+      if (dir) v1.set(hierarchy, dir);
+    }
+    return readUsage({ ...(v2 ? { v2 } : {}), v1 });
+  }
+
+  #swapLimitable(limits: JobLimits): boolean {
+    if (this.#v2Controllers.has('memory'))
+      return this.#v2Root !== null && existsSync(join(this.#v2Root, 'memory.swap.max'));
+    const memory = this.#v1Roots.get('memory');
+    return (
+      memory !== undefined &&
+      limits.memory !== undefined &&
+      existsSync(join(memory, 'memory.memsw.limit_in_bytes'))
+    );
+  }
+
+  /**
+   * The file that keeps an IO weight for the job's disk: `io.bfq.weight` or `io.weight` (v2),
+   * `blkio.bfq.weight` or `blkio.weight` (v1). A weight is kept only by the BFQ (or CFQ) disk
+   * scheduler, or by v2's io.cost where it is enabled for the disk: anywhere else the file may
+   * exist and change nothing, so such a weight is refused naming why.
+   */
+  #ioWeightFile(device: string | undefined, cwd: string): string {
+    const disk = ioDeviceFor(device, cwd);
+    const scheduler = diskScheduler(disk);
+    const v2 = this.#v2Controllers.has('io') ? this.#v2Root : null;
+    const blkio = this.#v1Roots.get('blkio');
+    if (scheduler === 'bfq') {
+      if (v2 && existsSync(join(v2, 'io.bfq.weight'))) return 'io.bfq.weight';
+      if (blkio && existsSync(join(blkio, 'blkio.bfq.weight'))) return 'blkio.bfq.weight';
+    }
+    if (scheduler === 'cfq' && blkio && existsSync(join(blkio, 'blkio.weight'))) return 'blkio.weight';
+    if (v2 && this.#v2Mount && existsSync(join(v2, 'io.weight'))) {
+      let qos: string[] = [];
+      try {
+        qos = readFileSync(join(this.#v2Mount, 'io.cost.qos'), 'utf8').split('\n');
+      } catch {
+        // no io.cost on this kernel: io.weight keeps nothing
+      }
+      if (qos.some((line) => line.startsWith(`${disk} `) && line.includes('enable=1'))) return 'io.weight';
+    }
+    throw new ValidationError(
+      'limits.io.weight',
+      `No io (v2) or blkio (v1) cgroup controller here keeps IO weights for disk ${disk}: its scheduler is ` +
+        `${scheduler ?? 'unknown'} (weights need bfq, or io.cost enabled on cgroup v2): \`limits.io.weight\` cannot be enforced here; ` +
+        'use throttles (readBps, writeBps, readIops, writeIops) instead',
+    );
   }
 
   /** Pids of every process in the job's tracking cgroup. */
@@ -276,7 +361,7 @@ function mk(dir: string): string {
   return dir;
 }
 
-/** Enables the memory and cpu controllers for job cgroups where the parent offers them. */
+/** Enables the memory, cpu, io and pids controllers for job cgroups where the parent offers them. */
 function enableControllers(root: string): Set<string> {
   const enabled = new Set<string>(['freeze']);
   let available: string[] = [];
@@ -285,7 +370,7 @@ function enableControllers(root: string): Set<string> {
   } catch {
     return enabled;
   }
-  for (const controller of ['memory', 'cpu', 'pids']) {
+  for (const controller of ['memory', 'cpu', 'io', 'pids']) {
     if (!available.includes(controller)) continue;
     try {
       writeFileSync(join(root, 'cgroup.subtree_control'), `+${controller}`);

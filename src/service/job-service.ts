@@ -5,6 +5,7 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import { DuplicateJobError, JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
 import { isFinal, type Job, type JobAccount, type JobStatus } from '../core/job.ts';
+import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputRead, OutputSelector } from '../output/output-types.ts';
@@ -58,6 +59,11 @@ export interface JobServiceOptions {
   readonly audit?: AuditSink;
   /** The time audit entries carry. Default: the system clock. */
   readonly clock?: Clock;
+  /**
+   * A user's limit defaults and maxima (set by an admin: `UserService.setUser`), applied to the
+   * jobs it submits after its queue's (docs/isolation.md). Absent: users have none.
+   */
+  readonly userLimits?: (user: string) => LimitSettings | undefined;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -65,7 +71,7 @@ export const SERVICE_DEFAULTS = {
   defaultPageSize: 50,
   audit: NO_AUDIT,
   clock: systemClock,
-} as const satisfies Required<Omit<JobServiceOptions, 'accounts'>>;
+} as const satisfies Required<Omit<JobServiceOptions, 'accounts' | 'userLimits'>>;
 
 /** The longest grace a stop may ask for: one day. */
 export const MAX_GRACE_MS = 24 * 3600 * 1000;
@@ -76,6 +82,15 @@ export const MAX_GRACE_MS = 24 * 3600 * 1000;
  * large: 1 MiB read 4x faster than 64 KiB (docs/performance.md); memory per reader stays bounded.
  */
 const PAGE_BYTES = 1024 * 1024;
+
+/**
+ * A queue's settings as an admin changes them: the limits as a spec writes them (units allowed,
+ * `normalizeLimits`); `null` or `{}` clears them.
+ */
+export type QueueSettingsInput = Partial<Omit<QueueSettings, 'defaultLimits' | 'maxLimits'>> & {
+  readonly defaultLimits?: unknown;
+  readonly maxLimits?: unknown;
+};
 
 export interface ListJobsRequest {
   readonly status?: readonly JobStatus[];
@@ -112,8 +127,9 @@ export interface ServiceEvents {
  */
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
-  readonly #options: Required<Omit<JobServiceOptions, 'accounts'>>;
+  readonly #options: Required<Omit<JobServiceOptions, 'accounts' | 'userLimits'>>;
   readonly #accounts: AccountResolver | undefined;
+  readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
   readonly #shutdown = new AbortController();
   #followers = 0;
 
@@ -122,6 +138,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#engine = engine;
     this.#options = { ...SERVICE_DEFAULTS, ...options };
     this.#accounts = options.accounts;
+    this.#userLimits = options.userLimits;
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */
@@ -177,7 +194,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     const account = await this.#accounts?.accountFor(who, runAsRoot === true);
     try {
-      const result = await this.#engine.submit(input, { user: who.user, ...(account ? { account } : {}) });
+      const limits = this.#userLimits?.(who.user);
+      const result = await this.#engine.submit(input, {
+        user: who.user,
+        ...(account ? { account } : {}),
+        ...(limits ? { limits } : {}),
+      });
       if (!result.created && !maySee(who, result.job)) throw new DuplicateJobError(result.job);
       return result;
     } catch (err) {
@@ -215,11 +237,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** Changes a queue's settings: admins only. */
-  setQueue(who: Caller, name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+  setQueue(who: Caller, name: string, settings: QueueSettingsInput): Promise<QueueState> {
     return this.#audited(who, 'queue:set', name, () => this.#setQueue(who, name, settings));
   }
 
-  async #setQueue(who: Caller, name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+  async #setQueue(who: Caller, name: string, settings: QueueSettingsInput): Promise<QueueState> {
     requireAdmin(who, 'change a queue');
     const { concurrency, maxWaiting } = settings;
     if (
@@ -236,7 +258,20 @@ export class JobService extends EventEmitter<ServiceEvents> {
     ) {
       throw ValidationError.expected('maxWaiting', 'an integer from 0, or null for no limit', maxWaiting);
     }
-    return this.#engine.setQueue(queueName('name', name), settings);
+    const { defaultLimits: _d, maxLimits: _m, ...plain } = settings;
+    const { defaults, maxima } = normalizeLimitSettings(settings);
+    if (!defaults && !maxima) return this.#engine.setQueue(queueName('name', name), plain);
+    // A default is checked against the maximum it will sit under, whichever of the two changes.
+    const current = defaults && maxima ? undefined : await this.#engine.queue(queueName('name', name));
+    normalizeLimitSettings({
+      defaultLimits: defaults ?? current?.defaultLimits,
+      maxLimits: maxima ?? current?.maxLimits,
+    });
+    return this.#engine.setQueue(queueName('name', name), {
+      ...plain,
+      ...(defaults ? { defaultLimits: defaults } : {}),
+      ...(maxima ? { maxLimits: maxima } : {}),
+    });
   }
 
   /**

@@ -10,6 +10,7 @@ import type { UserDirectory } from '../auth/user-directory.ts';
 import { AUDIT_ACTIONS, type AuditAction } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
+import { NO_LIMIT_SETTINGS, normalizeLimitSettings } from '../core/limits.ts';
 import type { AuditPage, TokenRecord, UserChanges, UserRecord } from '../store/user-store.ts';
 import type { AuditLog } from './audit-log.ts';
 import { type AuditContext, auditedCall } from './audited-call.ts';
@@ -97,7 +98,11 @@ export class UserService {
     });
   }
 
-  /** `{role?, disabled?, runAs?}`; `LAST_ADMIN` when it would leave no enabled admin. */
+  /**
+   * `{role?, disabled?, runAs?, defaultLimits?, maxLimits?}`; `LAST_ADMIN` when it would leave no
+   * enabled admin. The limits are written as a spec's (units allowed) and replace the user's;
+   * `null` or `{}` clears them.
+   */
   setUser(who: Caller, name: string, input: unknown): Promise<UserRecord> {
     return auditedCall(this.#audit, who, 'user:set', name, async () => {
       requireAdmin(who, 'change users');
@@ -110,6 +115,15 @@ export class UserService {
         if (typeof body.disabled !== 'boolean')
           throw ValidationError.expected('disabled', 'a boolean', body.disabled);
         changes.disabled = body.disabled;
+      }
+      if (body.defaultLimits !== undefined || body.maxLimits !== undefined) {
+        const current = this.#accounts.user(name)?.limits ?? NO_LIMIT_SETTINGS;
+        const { defaults, maxima } = normalizeLimitSettings({
+          // Absent: kept; null or {}: cleared (normalizeLimitSettings reads null as none).
+          defaultLimits: body.defaultLimits !== undefined ? body.defaultLimits : current.defaults,
+          maxLimits: body.maxLimits !== undefined ? body.maxLimits : current.maxima,
+        });
+        changes.limits = { defaults: defaults ?? {}, maxima: maxima ?? {} };
       }
       const existing = this.#accounts.user(name);
       const runAs = changes.runAs !== undefined ? changes.runAs : existing?.runAs;

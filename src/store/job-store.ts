@@ -1,4 +1,14 @@
-import type { Job, JobExit, JobStatus, OutputBytes, ProcessIdentity, StopRequest } from '../core/job.ts';
+import type {
+  Job,
+  JobExit,
+  JobLimits,
+  JobStatus,
+  JobUsage,
+  OutputBytes,
+  ProcessIdentity,
+  StopRequest,
+} from '../core/job.ts';
+import type { LimitSettings } from '../core/limits.ts';
 
 /** A queue's settings. */
 export interface QueueSettings {
@@ -8,6 +18,10 @@ export interface QueueSettings {
   readonly maxWaiting: number | null;
   /** Nothing new starts from a paused queue. */
   readonly paused: boolean;
+  /** Limits its jobs get where they set none (docs/isolation.md); `{}` for none. */
+  readonly defaultLimits: JobLimits;
+  /** Limits none of its jobs may exceed; `{}` for none. */
+  readonly maxLimits: JobLimits;
 }
 
 /** A queue as listed: its settings and what is in it now. */
@@ -89,6 +103,8 @@ export interface JobFinish {
   readonly stop?: StopRequest;
   /** The stop had to kill processes that outlived its grace (recorded with the end if not before). */
   readonly stopForced?: boolean;
+  /** What the job used, read from its cgroups at its end; absent where nothing measured it. */
+  readonly usage?: JobUsage;
 }
 
 /**
@@ -177,6 +193,8 @@ export interface JobStore {
   markResumed(id: string): Promise<Job>;
   /** A queue's settings and counts (the defaults for a queue never configured). */
   getQueue(name: string): Promise<QueueState>;
+  /** A queue's limit defaults and maxima alone: one row read by key (what every submission asks). */
+  queueLimits(name: string): Promise<LimitSettings>;
   /** Changes the settings given, keeping the others. */
   putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState>;
   /** Every queue that has a settings row, by name, with its counts (which cost O(jobs in it)). */

@@ -1,5 +1,6 @@
 import type { Role } from '../auth/principal.ts';
 import type { AuditEntry } from '../core/audit.ts';
+import type { LimitSettings } from '../core/limits.ts';
 
 /** A user as stored. */
 export interface UserRecord {
@@ -10,6 +11,8 @@ export interface UserRecord {
   /** A disabled user's tokens and certificates authenticate nobody until it is enabled again. */
   readonly disabled: boolean;
   readonly createdAt: Date;
+  /** Defaults and maxima of its jobs' resource limits, set by an admin; absent: none. */
+  readonly limits?: LimitSettings;
 }
 
 /** What `setUser` may change; an absent field is left as it is. */
@@ -17,6 +20,8 @@ export interface UserChanges {
   readonly role?: Role;
   readonly runAs?: string | null;
   readonly disabled?: boolean;
+  /** Replaces its limit defaults and maxima. */
+  readonly limits?: LimitSettings;
 }
 
 /** A token as stored: its SHA-256, never the token itself. */

@@ -42,6 +42,8 @@ describe('REST API: queues and scheduling', () => {
       concurrency: 2,
       maxWaiting: 1,
       paused: true,
+      defaultLimits: {},
+      maxLimits: {},
       running: 0,
       waiting: 0,
     });

@@ -63,6 +63,8 @@ const JOB_FIELDS = [
   'pausedAt',
   'waitingFor',
   'account',
+  'limits',
+  'usage',
 ];
 
 describe('REST API routes', () => {

@@ -96,6 +96,8 @@ describe('start with scheduling options', () => {
       concurrency: 1,
       maxWaiting: null,
       paused: false,
+      defaultLimits: {},
+      maxLimits: {},
       running: 0,
       waiting: 0,
     });
@@ -307,6 +309,8 @@ describe('jobworker queue', () => {
       concurrency: null,
       maxWaiting: null,
       paused: false,
+      defaultLimits: {},
+      maxLimits: {},
       running: 0,
       waiting: 0,
     });

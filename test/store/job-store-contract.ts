@@ -255,6 +255,29 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal(kept.stopForced, false);
         }));
 
+      it('records what a job used with its end, on both paths of markFinished', () =>
+        withStore(async (store) => {
+          const usage = {
+            cpuSeconds: 1.25,
+            cpuThrottledSeconds: 0.5,
+            memoryPeakBytes: 64 * 1024 * 1024,
+            ioReadBytes: null,
+            ioWriteBytes: 12_582_912,
+            oomKills: 1,
+            pidsLimitHits: 0,
+          };
+          const plain = await inserted(store, { status: 'running' });
+          const ended = await store.markFinished(plain.id, { ...finish('failed'), usage });
+          assert.deepStrictEqual(ended.usage, usage);
+          assert.deepStrictEqual((await store.getJob(plain.id))?.usage, usage);
+          const withStop = await inserted(store, { status: 'running' });
+          const stop = { at: AT, by: 'alice', graceMs: 0 };
+          const stopped = await store.markFinished(withStop.id, { ...finish('stopped'), stop, usage });
+          assert.deepStrictEqual(stopped.usage, usage);
+          const none = await inserted(store, { status: 'running' });
+          assert.equal((await store.markFinished(none.id, finish('succeeded'))).usage, null);
+        }));
+
       it('marks a stop forced once; a second call returns the job unchanged', () =>
         withStore(async (store) => {
           const job = await inserted(store, { status: 'running' });
@@ -767,6 +790,8 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
             concurrency: null,
             maxWaiting: null,
             paused: false,
+            defaultLimits: {},
+            maxLimits: {},
             running: 0,
             waiting: 0,
           });
@@ -775,6 +800,20 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.deepEqual([changed.concurrency, changed.maxWaiting, changed.paused], [3, 10, true]);
           const cleared = await store.putQueue('fresh', { concurrency: null });
           assert.equal(cleared.concurrency, null);
+          const limited = await store.putQueue('fresh', {
+            defaultLimits: { memory: 1024 ** 3 },
+            maxLimits: { memory: 4 * 1024 ** 3, cpu: 2 },
+          });
+          assert.deepEqual(
+            [limited.defaultLimits, limited.maxLimits, limited.maxWaiting],
+            [{ memory: 1024 ** 3 }, { memory: 4 * 1024 ** 3, cpu: 2 }, 10],
+          );
+          assert.deepEqual(await store.queueLimits('fresh'), {
+            defaults: { memory: 1024 ** 3 },
+            maxima: { memory: 4 * 1024 ** 3, cpu: 2 },
+          });
+          assert.deepEqual(await store.queueLimits('never-named'), { defaults: {}, maxima: {} });
+          await store.putQueue('fresh', { defaultLimits: {}, maxLimits: {} });
           assert.deepEqual(
             (await store.listQueues()).map((q) => q.name),
             ['default', 'fresh'],

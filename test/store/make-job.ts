@@ -57,6 +57,7 @@ export function makeJob(overrides: JobOverrides = {}): Job {
     retryOf: null,
     retriedAs: null,
     pausedAt: status === 'paused' ? new Date(createdAt.getTime() + 500) : null,
+    usage: null,
     ...rest,
   };
 }
@@ -77,7 +78,7 @@ export function makeRichJob(): Job {
       timeoutMs: 60_000,
       name: 'nightly backfill',
       labels: { team: 'data', 'app.kubernetes.io/name': 'backfill', empty: '' },
-      limits: { memoryBytes: 512 * 1024 * 1024, cpuMillis: 1500 },
+      limits: { memory: 512 * 1024 * 1024, cpu: 1.5, pids: 100, io: { writeBps: 1048576 } },
     },
     createdAt: new Date(Date.UTC(2025, 5, 30, 23, 59, 59, 1)),
     startedAt: new Date(Date.UTC(2025, 5, 30, 23, 59, 59, 999)),
@@ -93,5 +94,14 @@ export function makeRichJob(): Job {
     exit: { exitCode: null, signal: 'SIGKILL', reason: 'killed by SIGKILL after 10 s grace (timed out)' },
     node: 'node-ü-1',
     outputBytes: { stdout: 2 ** 40 + 3, stderr: 17 },
+    usage: {
+      cpuSeconds: 12.345678,
+      cpuThrottledSeconds: 0.25,
+      memoryPeakBytes: 2 ** 33,
+      ioReadBytes: 0,
+      ioWriteBytes: null,
+      oomKills: 0,
+      pidsLimitHits: 3,
+    },
   });
 }

@@ -223,6 +223,29 @@ describe('SqliteJobStore on SQLite', () => {
       await reopened.close();
     }));
 
+  it('reads the limits of a job stored with API v1 names (memoryBytes, cpuMillis) in the documented form', () =>
+    withDatabaseFile(async (path) => {
+      const old = makeJob({ status: 'succeeded' });
+      const store = await SqliteJobStore.open(path);
+      await store.close();
+      await withConnection(path, async (db) => {
+        const spec = { ...old.spec, limits: { memoryBytes: 256 * 1024 * 1024, cpuMillis: 500 } };
+        await db
+          .insertInto('jobs')
+          .values({ ...jobToRow(old), spec: JSON.stringify(spec) })
+          .execute();
+      });
+      const reopened = await SqliteJobStore.open(path);
+      try {
+        assert.deepEqual((await reopened.getJob(old.id))?.spec.limits, {
+          memory: 256 * 1024 * 1024,
+          cpu: 0.5,
+        });
+      } finally {
+        await reopened.close();
+      }
+    }));
+
   it("defect 10: a database from before dedupe scopes keeps each key, now in its owner's scope", () =>
     withDatabaseFile(async (path) => {
       const old = makeJob({ owner: 'alice', spec: { dedupeKey: 'nightly' } });
@@ -236,7 +259,7 @@ describe('SqliteJobStore on SQLite', () => {
         }).migrateToLatest();
         assert.equal(migrated.error, undefined);
         // The row as the 0.1 schema stored it: no scope column, no scope in the spec.
-        const { dedupe_scope: _scope, ...row } = jobToRow(old);
+        const { dedupe_scope: _scope, usage: _usage, ...row } = jobToRow(old);
         const { dedupeScope: _none, ...spec } = old.spec;
         await db
           .insertInto('jobs')

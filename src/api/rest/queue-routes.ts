@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { JobService } from '../../service/job-service.ts';
-import type { QueueSettings } from '../../store/job-store.ts';
+import type { JobService, QueueSettingsInput } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
 import {
   DRAIN_SCHEMA,
@@ -24,7 +23,7 @@ export function registerQueueRoutes(app: FastifyInstance, service: JobService): 
 
   app.put('/v1/queues/:name', { schema: PUT_QUEUE_SCHEMA }, async (request) => {
     const { name } = request.params as { name: string };
-    return service.setQueue(principalOf(request), name, (request.body ?? {}) as Partial<QueueSettings>);
+    return service.setQueue(principalOf(request), name, (request.body ?? {}) as QueueSettingsInput);
   });
 
   app.post('/v1/queues/:name/pause', { schema: PAUSE_QUEUE_SCHEMA }, async (request) => {

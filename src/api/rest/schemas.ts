@@ -19,6 +19,99 @@ const nullable = (type: string, extra: object = {}) => ({ type: [type, 'null'], 
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
 const time = (description: string) => nullable('string', { format: 'date-time', description });
 
+/** A number or text with units: `anyOf`, as Ajv's strict mode allows no other union of types. */
+const numberOrText = (number: 'integer' | 'number', description: string) => ({
+  anyOf: [{ type: number }, { type: 'string' }],
+  description,
+});
+
+const sizeInput = (description: string) => ({
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
+  description: `${description} Bytes, or text with a binary unit: \`256M\`, \`1G\`, \`512Ki\`.`,
+});
+
+/**
+ * Resource limits as a request writes them (a spec's `limits`, a queue's or a user's
+ * `defaultLimits` and `maxLimits`): units allowed, parsed by core/limits.ts (docs/isolation.md).
+ */
+export const LIMITS_INPUT = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    'cgroup resource limits; a limit this host cannot enforce is refused (400, naming the controller).',
+  properties: {
+    cpu: numberOrText('number', 'CPU quota in cores (`0.5`, `2`) or millicores (`"500m"`); at least 0.01.'),
+    memory: sizeInput('Hard memory limit; the OOM killer ends the job beyond it.'),
+    memorySwap: sizeInput('Swap it may use beyond `memory` (default 0 when `memory` is set).'),
+    io: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'Throttles on one block device (by default the one holding `cwd`; a partition counts as its disk), or `{weight}` alone.',
+      properties: {
+        readBps: sizeInput('Read bytes per second.'),
+        writeBps: sizeInput('Written bytes per second.'),
+        readIops: numberOrText('integer', 'Read operations per second.'),
+        writeIops: numberOrText('integer', 'Write operations per second.'),
+        device: { type: 'string', description: 'A block device path, such as `/dev/vda`.' },
+        weight: numberOrText('integer', 'Proportional weight, 1 to 10000 (default 100).'),
+      },
+    },
+    pids: numberOrText('integer', 'Most processes and threads at once (`pids.max`).'),
+    memoryBytes: { type: 'integer', description: 'API v1 form of `memory`, in bytes.' },
+    cpuMillis: { type: 'integer', description: 'API v1 form of `cpu`, in thousandths of a core.' },
+  },
+} as const;
+
+/** Limits as the API answers them: normalized, in bytes and cores. */
+export const LIMITS_OUTPUT = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    cpu: { type: 'number', description: 'Cores.' },
+    memory: { type: 'integer', description: 'Bytes.' },
+    memorySwap: { type: 'integer', description: 'Bytes of swap beyond `memory`.' },
+    io: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        readBps: { type: 'integer' },
+        writeBps: { type: 'integer' },
+        readIops: { type: 'integer' },
+        writeIops: { type: 'integer' },
+        device: { type: 'string' },
+        weight: { type: 'integer' },
+      },
+    },
+    pids: { type: 'integer' },
+  },
+} as const;
+
+const USAGE_SCHEMA = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  required: [
+    'cpuSeconds',
+    'cpuThrottledSeconds',
+    'memoryPeakBytes',
+    'ioReadBytes',
+    'ioWriteBytes',
+    'oomKills',
+    'pidsLimitHits',
+  ],
+  description:
+    "What its processes used, from its cgroups: live while it runs, as recorded once it ended; null before it started. A figure this host's cgroups do not measure is null.",
+  properties: {
+    cpuSeconds: nullable('number', { description: 'CPU time, user and system.' }),
+    cpuThrottledSeconds: nullable('number', { description: 'Time held back by its CPU quota.' }),
+    memoryPeakBytes: nullable('integer', { description: 'Most memory held at once.' }),
+    ioReadBytes: nullable('integer'),
+    ioWriteBytes: nullable('integer'),
+    oomKills: { type: 'integer', description: 'Processes the OOM killer ended at its memory limit.' },
+    pidsLimitHits: { type: 'integer', description: 'Forks refused at its pids limit.' },
+  },
+} as const;
+
 export const JOB_SCHEMA = {
   $id: 'Job',
   type: 'object',
@@ -57,6 +150,8 @@ export const JOB_SCHEMA = {
     'pausedAt',
     'waitingFor',
     'account',
+    'limits',
+    'usage',
   ],
   properties: {
     id: { type: 'string', description: 'Time-sortable UUIDv7.' },
@@ -118,6 +213,12 @@ export const JOB_SCHEMA = {
       description:
         "The OS account its processes run as (docs/security.md); null for the server's own account.",
     },
+    limits: {
+      ...LIMITS_OUTPUT,
+      description:
+        "Its resource limits: its own, else its queue's, its user's, the server's defaults (docs/isolation.md).",
+    },
+    usage: USAGE_SCHEMA,
   },
 } as const;
 
@@ -126,12 +227,23 @@ export const QUEUE_SCHEMA = {
   type: 'object',
   description: 'A queue: its settings and what is in it now.',
   additionalProperties: false,
-  required: ['name', 'concurrency', 'maxWaiting', 'paused', 'running', 'waiting'],
+  required: [
+    'name',
+    'concurrency',
+    'maxWaiting',
+    'paused',
+    'defaultLimits',
+    'maxLimits',
+    'running',
+    'waiting',
+  ],
   properties: {
     name: { type: 'string' },
     concurrency: nullable('integer', { description: 'Most jobs running at once; null for no limit.' }),
     maxWaiting: nullable('integer', { description: 'Most jobs waiting; null for no limit.' }),
     paused: { type: 'boolean', description: 'Nothing new starts from a paused queue.' },
+    defaultLimits: { ...LIMITS_OUTPUT, description: 'Limits its jobs get where they set none.' },
+    maxLimits: { ...LIMITS_OUTPUT, description: 'Limits none of its jobs may exceed.' },
     running: { type: 'integer', description: 'Jobs holding a slot: running, paused or starting.' },
     waiting: { type: 'integer', description: 'Queued jobs.' },
   },
@@ -208,14 +320,7 @@ export const JOB_SPEC_BODY = {
     }),
     name: nullable('string', { description: `A human name, 1 to ${SPEC_LIMITS.nameChars} characters.` }),
     labels: { ...stringMap, description: `At most ${SPEC_LIMITS.labels} key/value labels, for filtering.` },
-    limits: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        memoryBytes: { type: 'integer', description: 'Hard memory limit (cgroup).' },
-        cpuMillis: { type: 'integer', description: 'CPU quota in thousandths of a CPU (cgroup).' },
-      },
-    },
+    limits: LIMITS_INPUT,
     queue: { type: 'string', description: 'The queue to wait in (default `default`).' },
     priority: {
       type: 'integer',
@@ -345,6 +450,17 @@ export const PUT_QUEUE_SCHEMA = {
       concurrency: nullable('integer', { description: 'Most jobs running at once, from 1; null: no limit.' }),
       maxWaiting: nullable('integer', { description: 'Most jobs waiting, from 0; null: no limit.' }),
       paused: { type: 'boolean' },
+      defaultLimits: {
+        ...LIMITS_INPUT,
+        type: ['object', 'null'],
+        description: 'Replaces the limits its jobs get where they set none; null or {} clears them.',
+      },
+      maxLimits: {
+        ...LIMITS_INPUT,
+        type: ['object', 'null'],
+        description:
+          'Replaces the limits none of its jobs may exceed (a job over one: 400 naming it); null or {} clears them.',
+      },
     },
   },
   response: { 200: queueRef, ...errors(400, 403) },
@@ -588,13 +704,18 @@ export const USER_SCHEMA = {
   type: 'object',
   description: 'A user: its role, the OS account its jobs run as, and whether it may authenticate.',
   additionalProperties: false,
-  required: ['name', 'role', 'runAs', 'disabled', 'createdAt'],
+  required: ['name', 'role', 'runAs', 'disabled', 'createdAt', 'defaultLimits', 'maxLimits'],
   properties: {
     name: { type: 'string' },
     role: { type: 'string', enum: ROLES },
     runAs: nullable('string', { description: 'The OS account its jobs run as; null when none is set.' }),
     disabled: { type: 'boolean', description: 'A disabled user authenticates with nothing.' },
     createdAt: { type: 'string', format: 'date-time' },
+    defaultLimits: {
+      ...LIMITS_OUTPUT,
+      description: 'Limits its jobs get where neither they nor their queue set one.',
+    },
+    maxLimits: { ...LIMITS_OUTPUT, description: 'Limits none of its jobs may exceed.' },
   },
 } as const;
 
@@ -700,6 +821,17 @@ export const PATCH_USER_SCHEMA = {
       role: { type: 'string', description: `One of ${ROLES.join(', ')}.` },
       disabled: { type: 'boolean' },
       runAs: nullable('string', { description: 'The OS account its jobs run as; null for none.' }),
+      defaultLimits: {
+        ...LIMITS_INPUT,
+        type: ['object', 'null'],
+        description:
+          'Replaces the limits its jobs get where neither they nor their queue set one; null or {} clears them.',
+      },
+      maxLimits: {
+        ...LIMITS_INPUT,
+        type: ['object', 'null'],
+        description: 'Replaces the limits none of its jobs may exceed; null or {} clears them.',
+      },
     },
   },
   responseDescriptions: { 409: 'LAST_ADMIN: the change would leave no enabled admin' },

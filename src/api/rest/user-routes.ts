@@ -74,6 +74,8 @@ function userToJson(user: UserRecord) {
     runAs: user.runAs,
     disabled: user.disabled,
     createdAt: user.createdAt.toISOString(),
+    defaultLimits: user.limits?.defaults ?? {},
+    maxLimits: user.limits?.maxima ?? {},
   };
 }
 

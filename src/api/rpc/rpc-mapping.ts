@@ -12,9 +12,9 @@ import { ValidationError } from '../../core/errors.ts';
 import { dedupeScopeOf, type Job, type JobStatus as StatusName } from '../../core/job.ts';
 import type { DrainState } from '../../engine/job-engine.ts';
 import type { OutputEvent, OutputSelector } from '../../output/output-types.ts';
-import type { ListJobsRequest } from '../../service/job-service.ts';
+import type { ListJobsRequest, QueueSettingsInput } from '../../service/job-service.ts';
 import type { AuditRequest, TokenView } from '../../service/user-service.ts';
-import type { QueueSettings, QueueState } from '../../store/job-store.ts';
+import type { QueueState } from '../../store/job-store.ts';
 import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
 import type { AuditRecord, UserRecord } from '../../store/user-store.ts';
 import {
@@ -48,6 +48,7 @@ import {
   type User,
   UserSchema,
 } from './gen/jobworker/v1/user_service_pb.ts';
+import { limitsInput, limitsToProto, startLimitsInput, usageToProto } from './limits-mapping.ts';
 
 const STATUS: Record<StatusName, JobStatus> = {
   queued: JobStatus.QUEUED,
@@ -116,6 +117,8 @@ export function jobToProto(job: Job): JobMessage {
     ...(spec.account
       ? { account: { name: spec.account.name, uid: spec.account.uid, gid: spec.account.gid } }
       : {}),
+    limits: limitsToProto(spec.limits),
+    ...(job.usage ? { usage: usageToProto(job.usage) } : {}),
   });
 }
 
@@ -141,12 +144,7 @@ export function startInput(req: StartRequest): Record<string, unknown> {
   } else if (req.timeoutMs !== undefined) input.timeoutMs = Number(req.timeoutMs);
   if (req.name !== undefined) input.name = req.name;
   if (Object.keys(req.labels).length > 0) input.labels = req.labels;
-  if (req.limits) {
-    const limits: Record<string, number> = {};
-    if (req.limits.memoryBytes !== undefined) limits.memoryBytes = Number(req.limits.memoryBytes);
-    if (req.limits.cpuMillis !== undefined) limits.cpuMillis = req.limits.cpuMillis;
-    input.limits = limits;
-  }
+  if (req.limits) input.limits = startLimitsInput(req.limits);
   if (req.queue !== undefined) input.queue = req.queue;
   if (req.priority !== undefined) input.priority = req.priority;
   if (req.after.length > 0) input.after = req.after;
@@ -241,15 +239,19 @@ export function queueToProto(queue: QueueState): Queue {
     paused: queue.paused,
     running: queue.running,
     waiting: queue.waiting,
+    defaultLimits: limitsToProto(queue.defaultLimits),
+    maxLimits: limitsToProto(queue.maxLimits),
   });
 }
 
 /** The settings an update names; a `Limit` without a value is "no limit". */
-export function queueSettings(req: UpdateQueueRequest): Partial<QueueSettings> {
+export function queueSettings(req: UpdateQueueRequest): QueueSettingsInput {
   return {
     ...(req.concurrency ? { concurrency: req.concurrency.value ?? null } : {}),
     ...(req.maxWaiting ? { maxWaiting: req.maxWaiting.value ?? null } : {}),
     ...(req.paused !== undefined ? { paused: req.paused } : {}),
+    ...(req.defaultLimits ? { defaultLimits: limitsInput(req.defaultLimits) } : {}),
+    ...(req.maxLimits ? { maxLimits: limitsInput(req.maxLimits) } : {}),
   };
 }
 
@@ -264,6 +266,8 @@ export function userToProto(user: UserRecord): User {
     runAs: user.runAs ?? undefined,
     disabled: user.disabled,
     createTime: timestampFromDate(user.createdAt),
+    defaultLimits: limitsToProto(user.limits?.defaults ?? {}),
+    maxLimits: limitsToProto(user.limits?.maxima ?? {}),
   });
 }
 
@@ -287,6 +291,8 @@ export function updateUserInput(req: UpdateUserRequest): Record<string, unknown>
     ...(req.role !== undefined ? { role: roleName(req.role) ?? 'ROLE_UNSPECIFIED' } : {}),
     ...(req.runAs !== undefined ? { runAs: req.runAs === '' ? null : req.runAs } : {}),
     ...(req.disabled !== undefined ? { disabled: req.disabled } : {}),
+    ...(req.defaultLimits ? { defaultLimits: limitsInput(req.defaultLimits) } : {}),
+    ...(req.maxLimits ? { maxLimits: limitsInput(req.maxLimits) } : {}),
   };
 }
 

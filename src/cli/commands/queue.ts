@@ -9,6 +9,7 @@ import {
   stdoutStyle,
 } from '../cli-context.ts';
 import { UsageError } from '../errors.ts';
+import { addLimitOptions, limitsFromOptions, mergeLimits } from '../limit-options.ts';
 import { writeTo } from '../output-writer.ts';
 import { describeQueue, queueTable } from '../queue-format.ts';
 import { parseQueueName } from '../schedule-options.ts';
@@ -17,6 +18,7 @@ interface SetOptions {
   concurrency?: Limit;
   maxWaiting?: Limit;
   paused?: boolean;
+  clearLimits?: boolean;
 }
 
 export function registerQueue(program: Command, ctx: CliContext): void {
@@ -56,17 +58,31 @@ export function registerQueue(program: Command, ctx: CliContext): void {
     .option('--concurrency <n|none>', 'at most this many of its jobs run at once', limitParser(1))
     .option('--max-waiting <n|none>', 'at most this many of its jobs wait; more are refused', limitParser(0))
     .option('--paused', 'start nothing new from it')
-    .option('--no-paused', 'start its jobs again');
+    .option('--no-paused', 'start its jobs again')
+    .option('--clear-limits', 'remove its default and maximum limits (before any given here)');
+  addLimitOptions(set, 'default', 'limit its jobs get where they set none');
+  addLimitOptions(set, 'max', 'limit none of its jobs may exceed');
   addCommonOptions(set).action(async (name: string, options: SetOptions) => {
     const common = commonOptions(set);
+    const client = await connect(ctx, common);
     const settings: QueueSettings = {};
+    const defaults = limitsFromOptions(options, 'default');
+    const maxima = limitsFromOptions(options, 'max');
+    if (defaults !== undefined || maxima !== undefined || options.clearLimits === true) {
+      // Each flag changes its own limit: the others of the queue are kept (unless cleared).
+      const current = options.clearLimits === true ? undefined : await client.getQueue(name);
+      settings.defaultLimits = mergeLimits(current?.defaultLimits, defaults);
+      settings.maxLimits = mergeLimits(current?.maxLimits, maxima);
+    }
     if (options.concurrency !== undefined) settings.concurrency = limitValue(options.concurrency);
     if (options.maxWaiting !== undefined) settings.maxWaiting = limitValue(options.maxWaiting);
     if (options.paused !== undefined) settings.paused = options.paused;
     if (Object.keys(settings).length === 0) {
-      throw new UsageError('Expected at least one of --concurrency, --max-waiting, --paused, --no-paused');
+      throw new UsageError(
+        'Expected at least one of --concurrency, --max-waiting, --paused, --no-paused, --clear-limits, --default-<limit>, --max-<limit>',
+      );
     }
-    const updated = await (await connect(ctx, common)).setQueue(name, settings);
+    const updated = await client.setQueue(name, settings);
     if (common.json === true) return printJson(ctx, updated);
     await writeTo(ctx.stdout, describeQueue(updated, stdoutStyle(ctx)));
   });

@@ -13,6 +13,8 @@ interface ServeOptions {
   outputCap?: string;
   maxRunning?: string;
   defaultTimeout?: string;
+  defaultLimits?: string;
+  maxLimits?: string;
   keepJobs?: string;
   keepFor?: string;
   resetStore?: boolean;
@@ -77,6 +79,14 @@ export function registerServe(program: Command, ctx: CliContext): void {
       'timeout of a job that sets none: 60s, 5m, 2h... or none (default: $JOBWORKER_DEFAULT_TIMEOUT, else none)',
     )
     .option(
+      '--default-limits <limits>',
+      "limits of a job that sets none, after its queue's and its user's defaults: memory=1G,cpu=2,pids=512,io.writeBps=10M (default: $JOBWORKER_DEFAULT_LIMITS, else none)",
+    )
+    .option(
+      '--max-limits <limits>',
+      'limits no job may exceed, in the same form; a job with none gets these (default: $JOBWORKER_MAX_LIMITS, else none)',
+    )
+    .option(
       '--keep-jobs <n>',
       'most finished jobs kept, the newest; older ones are deleted with their output; none: any number (default: $JOBWORKER_KEEP_JOBS, else 100000)',
     )
@@ -127,6 +137,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
       defaultTimeout: options.defaultTimeout,
+      defaultLimits: options.defaultLimits,
+      maxLimits: options.maxLimits,
       keepJobs: options.keepJobs,
       keepFor: options.keepFor,
       resetStore: options.resetStore === true,
@@ -150,13 +162,15 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'maxRunning',
         'logFormat',
         'defaultTimeout',
+        'defaultLimits',
+        'maxLimits',
         'keepJobs',
         'keepFor',
         'homesDir',
         'insecureHttp',
         'runWithoutToken',
       ];
-      if (field !== undefined && flagFields.includes(field)) {
+      if (field !== undefined && flagFields.includes(field.split('.')[0] ?? field)) {
         throw new UsageError((err as Error).message);
       }
       throw err;

@@ -14,6 +14,7 @@ import {
 import { parseDuration, parsePositiveDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';
 import { resolveJobId } from '../job-ref.ts';
+import { addLimitOptions, limitsFromOptions } from '../limit-options.ts';
 import { writeTo } from '../output-writer.ts';
 import {
   collectJobRef,
@@ -105,9 +106,12 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option('-f, --follow', "print the job's output until it ends, then exit with its exit code")
     .option('--raw', 'with --follow: keep escape sequences when printing to a terminal')
     .passThroughOptions();
+  // Limits (docs/isolation.md): --cpu, --memory, --memory-swap, --io-*, --pids.
+  addLimitOptions(command);
   addCommonOptions(command).action(async (cmd: string, args: string[], options: StartOptions) => {
     const common = commonOptions(command);
     const schedule = scheduleBody(options);
+    const limits = limitsFromOptions(options);
     const client = await connect(ctx, common);
     if (schedule.after !== undefined) schedule.after = await resolveAfter(client, schedule.after);
     const body: CreateJobBody = { command: cmd, args, ...schedule };
@@ -120,6 +124,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     if (options.cwd !== undefined) body.cwd = resolve(ctx.cwd, options.cwd);
     else if (client.connection.local) body.cwd = ctx.cwd;
     if (options.timeout !== undefined) body.timeoutMs = options.timeout;
+    if (limits !== undefined) body.limits = limits;
 
     const { job, created } = await client.createJob(body);
     if (!created && common.json !== true) {

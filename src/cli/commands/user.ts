@@ -1,6 +1,9 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { describeLimits } from '../../core/limits.ts';
 import { userTable } from '../account-format.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
+import { UsageError } from '../errors.ts';
+import { addLimitOptions, limitsFromOptions, mergeLimits } from '../limit-options.ts';
 import { writeTo } from '../output-writer.ts';
 
 const ROLES = ['admin', 'user', 'viewer'];
@@ -60,6 +63,40 @@ export function registerUser(program: Command, ctx: CliContext): void {
       await writeTo(ctx.stdout, `${verb}d user ${changed.name}\n`);
     });
   }
+
+  const setLimits = user
+    .command('set-limits')
+    .summary("set a user's default and maximum job limits")
+    .description(
+      "A user's defaults apply to its jobs that set a limit neither themselves nor through their queue; " +
+        'its maxima bound every job it starts (a job over one is refused, one without the limit gets the ' +
+        'maximum). Each flag changes its own limit; --clear removes them all first (docs/isolation.md).',
+    )
+    .argument('<name>', 'the user')
+    .option('--clear', "remove the user's default and maximum limits (before any given here)");
+  addLimitOptions(setLimits, 'default', 'limit its jobs get where they set none');
+  addLimitOptions(setLimits, 'max', 'limit none of its jobs may exceed');
+  addCommonOptions(setLimits).action(async (name: string, options: { clear?: boolean }) => {
+    const common = commonOptions(setLimits);
+    const defaults = limitsFromOptions(options, 'default');
+    const maxima = limitsFromOptions(options, 'max');
+    if (defaults === undefined && maxima === undefined && options.clear !== true) {
+      throw new UsageError('Expected --clear, or at least one --default-<limit> or --max-<limit>');
+    }
+    const client = await connect(ctx, common);
+    const current =
+      options.clear === true ? undefined : (await client.listUsers()).find((u) => u.name === name);
+    const changed = await client.setUser(name, {
+      defaultLimits: mergeLimits(current?.defaultLimits, defaults),
+      maxLimits: mergeLimits(current?.maxLimits, maxima),
+    });
+    if (common.json === true) return printJson(ctx, changed);
+    await writeTo(
+      ctx.stdout,
+      `user ${changed.name}: default limits ${describeLimits(changed.defaultLimits ?? {})}; ` +
+        `max limits ${describeLimits(changed.maxLimits ?? {})}\n`,
+    );
+  });
 
   const rm = user
     .command('rm')

@@ -40,7 +40,7 @@ export function compileMarkStarted(db: Kysely<SqliteSchema>) {
  */
 export function compileMarkFinished(db: Kysely<SqliteSchema>, status: JobStatus) {
   return sql<JobRow>`update jobs set status = ${sql.lit(status)}, exit_code = ${0}, exit_signal = ${''},
-    exit_reason = ${''}, finished_at = ${0}, stdout_bytes = ${0}, stderr_bytes = ${0}, hold = null,
+    exit_reason = ${''}, finished_at = ${0}, stdout_bytes = ${0}, stderr_bytes = ${0}, usage = ${''}, hold = null,
     paused_at = null, stop_forced = max(stop_forced, ${0})
     where id = ${''} and status in (${sql.raw(fromStatuses(status))}) returning *`.compile(db);
 }

@@ -1,6 +1,13 @@
 import { ValidationError } from '../../core/errors.ts';
 import { isJobId } from '../../core/ids.ts';
-import { dedupeScopeOf, JOB_STATUSES, type Job, type JobSpec, type ProcessIdentity } from '../../core/job.ts';
+import {
+  dedupeScopeOf,
+  JOB_STATUSES,
+  type Job,
+  type JobSpec,
+  type JobUsage,
+  type ProcessIdentity,
+} from '../../core/job.ts';
 import type { JobRow } from './sqlite-schema.ts';
 
 /** The row that stores `job`; a `ValidationError` for what the schema relies on (id, status, dates). */
@@ -41,6 +48,7 @@ export function jobToRow(job: Job): JobRow {
     retry_of: job.retryOf,
     retried_as: job.retriedAs,
     paused_at: job.pausedAt === null ? null : toMillis('pausedAt', job.pausedAt),
+    usage: job.usage === null ? null : JSON.stringify(job.usage),
   };
 }
 
@@ -71,11 +79,23 @@ export function rowToJob(row: JobRow): Job {
     retryOf: row.retry_of,
     retriedAs: row.retried_as,
     pausedAt: row.paused_at === null ? null : new Date(row.paused_at),
+    usage: row.usage === null || row.usage === undefined ? null : (JSON.parse(row.usage) as JobUsage),
   };
 }
 
 function specOf(json: string): JobSpec {
   const spec = JSON.parse(json) as JobSpec;
+  // Limits stored before the documented form (API v1's `memoryBytes`, `cpuMillis`) read as it.
+  const legacy = spec.limits as { memoryBytes?: number; cpuMillis?: number } | undefined;
+  if (legacy && (legacy.memoryBytes !== undefined || legacy.cpuMillis !== undefined)) {
+    const { memoryBytes, cpuMillis, ...rest } = legacy;
+    const limits = {
+      ...rest,
+      ...(memoryBytes !== undefined ? { memory: memoryBytes } : {}),
+      ...(cpuMillis !== undefined ? { cpu: cpuMillis / 1000 } : {}),
+    };
+    return specOf(JSON.stringify({ ...spec, limits }));
+  }
   // A spec stored before dedupe scopes existed has none: its key was its owner's, which is null.
   // One stored before run-as accounts ran as the server's account, which is null.
   if (spec.dedupeScope === undefined || spec.account === undefined) {

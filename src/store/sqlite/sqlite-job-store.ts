@@ -8,6 +8,7 @@ import {
   type ProcessIdentity,
   type StopRequest,
 } from '../../core/job.ts';
+import type { LimitSettings } from '../../core/limits.ts';
 import { assertTransition } from '../../core/states.ts';
 import { dependencyVerdict } from '../dependency-verdict.ts';
 import type {
@@ -33,6 +34,7 @@ import {
   queueRow,
 } from './compiled-statements.ts';
 import { jobToRow, rowToJob, toMillis } from './job-row.ts';
+import { limitColumns, limitsOfColumns } from './limit-columns.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
@@ -233,6 +235,10 @@ export class SqliteJobStore implements JobStore {
     return this.#db.transaction().execute(async (trx) => queueState(trx, name, await queueRow(trx, name)));
   }
 
+  async queueLimits(name: string): Promise<LimitSettings> {
+    return limitsOfColumns((await queueRow(this.#db, name)) ?? {});
+  }
+
   async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
     return this.#db.transaction().execute(async (trx) => {
       const current = await queueRow(trx, name);
@@ -242,6 +248,10 @@ export class SqliteJobStore implements JobStore {
           settings.concurrency !== undefined ? settings.concurrency : (current?.concurrency ?? null),
         max_waiting: settings.maxWaiting !== undefined ? settings.maxWaiting : (current?.max_waiting ?? null),
         paused: settings.paused !== undefined ? (settings.paused ? 1 : 0) : (current?.paused ?? 0),
+        ...limitColumns({
+          defaults: settings.defaultLimits ?? limitsOfColumns(current ?? {}).defaults,
+          maxima: settings.maxLimits ?? limitsOfColumns(current ?? {}).maxima,
+        }),
       };
       await trx
         .insertInto('queues')
@@ -251,6 +261,8 @@ export class SqliteJobStore implements JobStore {
             concurrency: row.concurrency,
             max_waiting: row.max_waiting,
             paused: row.paused,
+            default_limits: row.default_limits,
+            max_limits: row.max_limits,
           }),
         )
         .execute();
@@ -278,7 +290,7 @@ export class SqliteJobStore implements JobStore {
                 where status = 'queued' and hold is null and queue > ready.name)
         from ready where ready.name is not null
       )
-      select q.name, q.concurrency, q.max_waiting, q.paused
+      select q.name, q.concurrency, q.max_waiting, q.paused, q.default_limits, q.max_limits
       from ready cross join queues q on q.name = ready.name
       where ready.name is not null
       order by q.name`.execute(this.#db);
@@ -287,6 +299,8 @@ export class SqliteJobStore implements JobStore {
       concurrency: r.concurrency,
       maxWaiting: r.max_waiting,
       paused: r.paused === 1,
+      defaultLimits: limitsOfColumns(r).defaults,
+      maxLimits: limitsOfColumns(r).maxima,
     }));
   }
 
@@ -376,6 +390,7 @@ export class SqliteJobStore implements JobStore {
           toMillis('finishedAt', finish.finishedAt),
           finish.outputBytes.stdout,
           finish.outputBytes.stderr,
+          finish.usage ? JSON.stringify(finish.usage) : null,
           finish.stopForced === true ? 1 : 0,
           id,
         ],
@@ -460,6 +475,7 @@ export class SqliteJobStore implements JobStore {
       finished_at: toMillis('finishedAt', finish.finishedAt),
       stdout_bytes: finish.outputBytes.stdout,
       stderr_bytes: finish.outputBytes.stderr,
+      usage: finish.usage ? JSON.stringify(finish.usage) : null,
       hold: null,
       paused_at: null,
       ...extra,
@@ -625,6 +641,8 @@ async function queueState(db: Db, name: string, row: QueueRow | undefined): Prom
     concurrency: row?.concurrency ?? null,
     maxWaiting: row?.max_waiting ?? null,
     paused: row?.paused === 1,
+    defaultLimits: limitsOfColumns(row ?? {}).defaults,
+    maxLimits: limitsOfColumns(row ?? {}).maxima,
     running,
     // Jobs being started are counted as running, not twice.
     waiting: Number(n) - (await countStarting(db, name)),

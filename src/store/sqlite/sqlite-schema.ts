@@ -24,6 +24,9 @@ export interface UserRow {
   /** 0 or 1. */
   disabled: number;
   created_at: number;
+  /** The user's default and maximum limits, `JobLimits` JSON (migration 0007); null: none. */
+  default_limits: string | null;
+  max_limits: string | null;
 }
 
 /** A token, by its SHA-256 (never the token). */
@@ -65,6 +68,9 @@ export interface QueueRow {
   max_waiting: number | null;
   /** 0 or 1. */
   paused: number;
+  /** The queue's default and maximum limits, `JobLimits` JSON (migration 0007); null: none. */
+  default_limits: string | null;
+  max_limits: string | null;
 }
 
 /** "job_id waits for dep_id": the edge points at the dependency's latest attempt. */
@@ -112,6 +118,8 @@ export interface JobRow {
   retry_of: string | null;
   retried_as: string | null;
   paused_at: number | null;
+  /** `JobUsage` JSON, recorded at the end (migration 0007); null before, or for older jobs. */
+  usage: string | null;
 }
 
 /**

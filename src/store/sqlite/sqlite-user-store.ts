@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Role } from '../../auth/principal.ts';
 import type { AuditAction, AuditEntry } from '../../core/audit.ts';
 import { AlreadyExistsError, JobworkerError, LastAdminError, ValidationError } from '../../core/errors.ts';
+import { NO_LIMIT_SETTINGS } from '../../core/limits.ts';
 import type {
   AuditPage,
   AuditQuery,
@@ -11,6 +12,7 @@ import type {
   UserRecord,
   UserStore,
 } from '../user-store.ts';
+import { limitColumns, limitsOfColumns } from './limit-columns.ts';
 import type { AuditRow, SqliteSchema, TokenRow, UserRow } from './sqlite-schema.ts';
 
 type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
@@ -49,6 +51,7 @@ export class SqliteUserStore implements UserStore {
         ...(changes.role === undefined ? {} : { role: changes.role }),
         ...(changes.runAs === undefined ? {} : { run_as: changes.runAs }),
         ...(changes.disabled === undefined ? {} : { disabled: changes.disabled ? 1 : 0 }),
+        ...(changes.limits === undefined ? {} : limitColumns(changes.limits)),
       };
       if (isEnabledAdmin(current) && !isEnabledAdmin(next) && (await enabledAdmins(trx)) <= 1) {
         throw new LastAdminError(name, next.disabled === 1 ? 'disable' : 'change the role of');
@@ -209,6 +212,7 @@ function userToRow(user: UserRecord): UserRow {
     run_as: user.runAs,
     disabled: user.disabled ? 1 : 0,
     created_at: user.createdAt.getTime(),
+    ...limitColumns(user.limits ?? NO_LIMIT_SETTINGS),
   };
 }
 
@@ -219,6 +223,7 @@ function rowToUser(row: UserRow): UserRecord {
     runAs: row.run_as,
     disabled: row.disabled === 1,
     createdAt: new Date(row.created_at),
+    limits: limitsOfColumns(row),
   };
 }
 

@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file jobworker/v1/job.proto.
  */
 export const file_jobworker_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEizwgKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDQoLX3RpbWVvdXRfbXNCDAoKX2V4aXRfY29kZUIJCgdfc2lnbmFsQgkKB19yZWFzb25CBgoEX3BpZEILCglfcmV0cnlfb2ZCDQoLX3JldHJpZWRfYXNCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZSItCgtPdXRwdXRCeXRlcxIOCgZzdGRvdXQYASABKAMSDgoGc3RkZXJyGAIgASgDIjQKCkpvYkFjY291bnQSDAoEbmFtZRgBIAEoCRILCgN1aWQYAiABKA0SCwoDZ2lkGAMgASgNKv8BCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISFQoRSk9CX1NUQVRVU19QQVVTRUQQAxIYChRKT0JfU1RBVFVTX1NVQ0NFRURFRBAEEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAUSFgoSSk9CX1NUQVRVU19TVE9QUEVEEAYSGAoUSk9CX1NUQVRVU19USU1FRF9PVVQQBxIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAIEhMKD0pPQl9TVEFUVVNfTE9TVBAJKnQKCldhaXRpbmdGb3ISGwoXV0FJVElOR19GT1JfVU5TUEVDSUZJRUQQABIcChhXQUlUSU5HX0ZPUl9ERVBFTkRFTkNJRVMQARIUChBXQUlUSU5HX0ZPUl9USU1FEAISFQoRV0FJVElOR19GT1JfUVVFVUUQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEipAkKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50EiwKBmxpbWl0cxghIAEoCzIcLmpvYndvcmtlci52MS5SZXNvdXJjZUxpbWl0cxIlCgV1c2FnZRgiIAEoCzIWLmpvYndvcmtlci52MS5Kb2JVc2FnZRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgcKBV9uYW1lQg0KC190aW1lb3V0X21zQgwKCl9leGl0X2NvZGVCCQoHX3NpZ25hbEIJCgdfcmVhc29uQgYKBF9waWRCCwoJX3JldHJ5X29mQg0KC19yZXRyaWVkX2FzQg0KC19kZWR1cGVfa2V5Qg8KDV9kZWR1cGVfc2NvcGUitAEKDlJlc291cmNlTGltaXRzEhAKA2NwdRgBIAEoAUgAiAEBEhMKBm1lbW9yeRgCIAEoA0gBiAEBEhgKC21lbW9yeV9zd2FwGAMgASgDSAKIAQESIgoCaW8YBCABKAsyFi5qb2J3b3JrZXIudjEuSW9MaW1pdHMSEQoEcGlkcxgFIAEoBUgDiAEBQgYKBF9jcHVCCQoHX21lbW9yeUIOCgxfbWVtb3J5X3N3YXBCBwoFX3BpZHMi4gEKCElvTGltaXRzEhUKCHJlYWRfYnBzGAEgASgDSACIAQESFgoJd3JpdGVfYnBzGAIgASgDSAGIAQESFgoJcmVhZF9pb3BzGAMgASgDSAKIAQESFwoKd3JpdGVfaW9wcxgEIAEoA0gDiAEBEhMKBmRldmljZRgFIAEoCUgEiAEBEhMKBndlaWdodBgGIAEoBUgFiAEBQgsKCV9yZWFkX2Jwc0IMCgpfd3JpdGVfYnBzQgwKCl9yZWFkX2lvcHNCDQoLX3dyaXRlX2lvcHNCCQoHX2RldmljZUIJCgdfd2VpZ2h0IrICCghKb2JVc2FnZRIYCgtjcHVfc2Vjb25kcxgBIAEoAUgAiAEBEiIKFWNwdV90aHJvdHRsZWRfc2Vjb25kcxgCIAEoAUgBiAEBEh4KEW1lbW9yeV9wZWFrX2J5dGVzGAMgASgDSAKIAQESGgoNaW9fcmVhZF9ieXRlcxgEIAEoA0gDiAEBEhsKDmlvX3dyaXRlX2J5dGVzGAUgASgDSASIAQESEQoJb29tX2tpbGxzGAYgASgFEhcKD3BpZHNfbGltaXRfaGl0cxgHIAEoBUIOCgxfY3B1X3NlY29uZHNCGAoWX2NwdV90aHJvdHRsZWRfc2Vjb25kc0IUChJfbWVtb3J5X3BlYWtfYnl0ZXNCEAoOX2lvX3JlYWRfYnl0ZXNCEQoPX2lvX3dyaXRlX2J5dGVzIi0KC091dHB1dEJ5dGVzEg4KBnN0ZG91dBgBIAEoAxIOCgZzdGRlcnIYAiABKAMiNAoKSm9iQWNjb3VudBIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoDRILCgNnaWQYAyABKA0q/wEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRVU19RVUVVRUQQARIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAhIVChFKT0JfU1RBVFVTX1BBVVNFRBADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIWChJKT0JfU1RBVFVTX1NUT1BQRUQQBhIYChRKT0JfU1RBVFVTX1RJTUVEX09VVBAHEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAgSEwoPSk9CX1NUQVRVU19MT1NUEAkqdAoKV2FpdGluZ0ZvchIbChdXQUlUSU5HX0ZPUl9VTlNQRUNJRklFRBAAEhwKGFdBSVRJTkdfRk9SX0RFUEVOREVOQ0lFUxABEhQKEFdBSVRJTkdfRk9SX1RJTUUQAhIVChFXQUlUSU5HX0ZPUl9RVUVVRRADYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One job, as every API shows it (the REST API's job JSON, field for field).
@@ -196,6 +196,20 @@ export type Job = Message<"jobworker.v1.Job"> & {
    * @generated from field: jobworker.v1.JobAccount account = 32;
    */
   account?: JobAccount | undefined;
+
+  /**
+   * Its resource limits as they apply (docs/isolation.md).
+   *
+   * @generated from field: jobworker.v1.ResourceLimits limits = 33;
+   */
+  limits?: ResourceLimits | undefined;
+
+  /**
+   * What its processes used, from its cgroups: live while it runs; absent before it started.
+   *
+   * @generated from field: jobworker.v1.JobUsage usage = 34;
+   */
+  usage?: JobUsage | undefined;
 };
 
 /**
@@ -204,6 +218,154 @@ export type Job = Message<"jobworker.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_jobworker_v1_job, 0);
+
+/**
+ * Resource limits enforced through cgroups, normalized: cores and bytes. Absent: not limited.
+ *
+ * @generated from message jobworker.v1.ResourceLimits
+ */
+export type ResourceLimits = Message<"jobworker.v1.ResourceLimits"> & {
+  /**
+   * CPU quota in cores, to a thousandth (0.5 = half a core).
+   *
+   * @generated from field: optional double cpu = 1;
+   */
+  cpu?: number | undefined;
+
+  /**
+   * Hard memory limit in bytes.
+   *
+   * @generated from field: optional int64 memory = 2;
+   */
+  memory?: bigint | undefined;
+
+  /**
+   * Swap allowed beyond `memory`, in bytes.
+   *
+   * @generated from field: optional int64 memory_swap = 3;
+   */
+  memorySwap?: bigint | undefined;
+
+  /**
+   * @generated from field: jobworker.v1.IoLimits io = 4;
+   */
+  io?: IoLimits | undefined;
+
+  /**
+   * Most processes and threads at once.
+   *
+   * @generated from field: optional int32 pids = 5;
+   */
+  pids?: number | undefined;
+};
+
+/**
+ * Describes the message jobworker.v1.ResourceLimits.
+ * Use `create(ResourceLimitsSchema)` to create a new message.
+ */
+export const ResourceLimitsSchema: GenMessage<ResourceLimits> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 1);
+
+/**
+ * IO throttles on one block device, or a proportional `weight` alone.
+ *
+ * @generated from message jobworker.v1.IoLimits
+ */
+export type IoLimits = Message<"jobworker.v1.IoLimits"> & {
+  /**
+   * @generated from field: optional int64 read_bps = 1;
+   */
+  readBps?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 write_bps = 2;
+   */
+  writeBps?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 read_iops = 3;
+   */
+  readIops?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 write_iops = 4;
+   */
+  writeIops?: bigint | undefined;
+
+  /**
+   * A block device path (`/dev/vda`); default: the one holding the job's directory.
+   *
+   * @generated from field: optional string device = 5;
+   */
+  device?: string | undefined;
+
+  /**
+   * 1 to 10000.
+   *
+   * @generated from field: optional int32 weight = 6;
+   */
+  weight?: number | undefined;
+};
+
+/**
+ * Describes the message jobworker.v1.IoLimits.
+ * Use `create(IoLimitsSchema)` to create a new message.
+ */
+export const IoLimitsSchema: GenMessage<IoLimits> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 2);
+
+/**
+ * What a job used, from its cgroups' counters; a figure not measured on the host is absent.
+ *
+ * @generated from message jobworker.v1.JobUsage
+ */
+export type JobUsage = Message<"jobworker.v1.JobUsage"> & {
+  /**
+   * @generated from field: optional double cpu_seconds = 1;
+   */
+  cpuSeconds?: number | undefined;
+
+  /**
+   * @generated from field: optional double cpu_throttled_seconds = 2;
+   */
+  cpuThrottledSeconds?: number | undefined;
+
+  /**
+   * @generated from field: optional int64 memory_peak_bytes = 3;
+   */
+  memoryPeakBytes?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 io_read_bytes = 4;
+   */
+  ioReadBytes?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 io_write_bytes = 5;
+   */
+  ioWriteBytes?: bigint | undefined;
+
+  /**
+   * Processes the OOM killer ended at its memory limit.
+   *
+   * @generated from field: int32 oom_kills = 6;
+   */
+  oomKills: number;
+
+  /**
+   * Forks refused at its pids limit.
+   *
+   * @generated from field: int32 pids_limit_hits = 7;
+   */
+  pidsLimitHits: number;
+};
+
+/**
+ * Describes the message jobworker.v1.JobUsage.
+ * Use `create(JobUsageSchema)` to create a new message.
+ */
+export const JobUsageSchema: GenMessage<JobUsage> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 3);
 
 /**
  * Bytes written per stream, including any dropped by retention.
@@ -227,7 +389,7 @@ export type OutputBytes = Message<"jobworker.v1.OutputBytes"> & {
  * Use `create(OutputBytesSchema)` to create a new message.
  */
 export const OutputBytesSchema: GenMessage<OutputBytes> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 1);
+  messageDesc(file_jobworker_v1_job, 4);
 
 /**
  * The OS account a job runs as.
@@ -256,7 +418,7 @@ export type JobAccount = Message<"jobworker.v1.JobAccount"> & {
  * Use `create(JobAccountSchema)` to create a new message.
  */
 export const JobAccountSchema: GenMessage<JobAccount> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 2);
+  messageDesc(file_jobworker_v1_job, 5);
 
 /**
  * Where a job is in its life (docs/api.md, "The job").

@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ResourceLimits } from "./job_pb.ts";
+import { file_jobworker_v1_job } from "./job_pb.ts";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file jobworker/v1/user_service.proto.
  */
 export const file_jobworker_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9qb2J3b3JrZXIvdjEvdXNlcl9zZXJ2aWNlLnByb3RvEgxqb2J3b3JrZXIudjEimQEKBFVzZXISDAoEbmFtZRgBIAEoCRIgCgRyb2xlGAIgASgOMhIuam9id29ya2VyLnYxLlJvbGUSEwoGcnVuX2FzGAMgASgJSACIAQESEAoIZGlzYWJsZWQYBCABKAgSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgkKB19ydW5fYXMiEgoQTGlzdFVzZXJzUmVxdWVzdCI2ChFMaXN0VXNlcnNSZXNwb25zZRIhCgV1c2VycxgBIAMoCzISLmpvYndvcmtlci52MS5Vc2VyImMKEUNyZWF0ZVVzZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkSIAoEcm9sZRgCIAEoDjISLmpvYndvcmtlci52MS5Sb2xlEhMKBnJ1bl9hcxgDIAEoCUgAiAEBQgkKB19ydW5fYXMiNgoSQ3JlYXRlVXNlclJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi5qb2J3b3JrZXIudjEuVXNlciKVAQoRVXBkYXRlVXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRIlCgRyb2xlGAIgASgOMhIuam9id29ya2VyLnYxLlJvbGVIAIgBARITCgZydW5fYXMYAyABKAlIAYgBARIVCghkaXNhYmxlZBgEIAEoCEgCiAEBQgcKBV9yb2xlQgkKB19ydW5fYXNCCwoJX2Rpc2FibGVkIjYKElVwZGF0ZVVzZXJSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuam9id29ya2VyLnYxLlVzZXIiIQoRRGVsZXRlVXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCSI2ChJEZWxldGVVc2VyUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmpvYndvcmtlci52MS5Vc2VyKkwKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg4KClJPTEVfQURNSU4QARINCglST0xFX1VTRVIQAhIPCgtST0xFX1ZJRVdFUhADMs4CCgtVc2VyU2VydmljZRJMCglMaXN0VXNlcnMSHi5qb2J3b3JrZXIudjEuTGlzdFVzZXJzUmVxdWVzdBofLmpvYndvcmtlci52MS5MaXN0VXNlcnNSZXNwb25zZRJPCgpDcmVhdGVVc2VyEh8uam9id29ya2VyLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiAuam9id29ya2VyLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJPCgpVcGRhdGVVc2VyEh8uam9id29ya2VyLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0GiAuam9id29ya2VyLnYxLlVwZGF0ZVVzZXJSZXNwb25zZRJPCgpEZWxldGVVc2VyEh8uam9id29ya2VyLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GiAuam9id29ya2VyLnYxLkRlbGV0ZVVzZXJSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9qb2J3b3JrZXIvdjEvdXNlcl9zZXJ2aWNlLnByb3RvEgxqb2J3b3JrZXIudjEigQIKBFVzZXISDAoEbmFtZRgBIAEoCRIgCgRyb2xlGAIgASgOMhIuam9id29ya2VyLnYxLlJvbGUSEwoGcnVuX2FzGAMgASgJSACIAQESEAoIZGlzYWJsZWQYBCABKAgSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKDmRlZmF1bHRfbGltaXRzGAYgASgLMhwuam9id29ya2VyLnYxLlJlc291cmNlTGltaXRzEjAKCm1heF9saW1pdHMYByABKAsyHC5qb2J3b3JrZXIudjEuUmVzb3VyY2VMaW1pdHNCCQoHX3J1bl9hcyISChBMaXN0VXNlcnNSZXF1ZXN0IjYKEUxpc3RVc2Vyc1Jlc3BvbnNlEiEKBXVzZXJzGAEgAygLMhIuam9id29ya2VyLnYxLlVzZXIiYwoRQ3JlYXRlVXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRIgCgRyb2xlGAIgASgOMhIuam9id29ya2VyLnYxLlJvbGUSEwoGcnVuX2FzGAMgASgJSACIAQFCCQoHX3J1bl9hcyI2ChJDcmVhdGVVc2VyUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmpvYndvcmtlci52MS5Vc2VyIv0BChFVcGRhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEiUKBHJvbGUYAiABKA4yEi5qb2J3b3JrZXIudjEuUm9sZUgAiAEBEhMKBnJ1bl9hcxgDIAEoCUgBiAEBEhUKCGRpc2FibGVkGAQgASgISAKIAQESNAoOZGVmYXVsdF9saW1pdHMYBSABKAsyHC5qb2J3b3JrZXIudjEuUmVzb3VyY2VMaW1pdHMSMAoKbWF4X2xpbWl0cxgGIAEoCzIcLmpvYndvcmtlci52MS5SZXNvdXJjZUxpbWl0c0IHCgVfcm9sZUIJCgdfcnVuX2FzQgsKCV9kaXNhYmxlZCI2ChJVcGRhdGVVc2VyUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmpvYndvcmtlci52MS5Vc2VyIiEKEURlbGV0ZVVzZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkiNgoSRGVsZXRlVXNlclJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi5qb2J3b3JrZXIudjEuVXNlcipMCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIOCgpST0xFX0FETUlOEAESDQoJUk9MRV9VU0VSEAISDwoLUk9MRV9WSUVXRVIQAzLOAgoLVXNlclNlcnZpY2USTAoJTGlzdFVzZXJzEh4uam9id29ya2VyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHy5qb2J3b3JrZXIudjEuTGlzdFVzZXJzUmVzcG9uc2USTwoKQ3JlYXRlVXNlchIfLmpvYndvcmtlci52MS5DcmVhdGVVc2VyUmVxdWVzdBogLmpvYndvcmtlci52MS5DcmVhdGVVc2VyUmVzcG9uc2USTwoKVXBkYXRlVXNlchIfLmpvYndvcmtlci52MS5VcGRhdGVVc2VyUmVxdWVzdBogLmpvYndvcmtlci52MS5VcGRhdGVVc2VyUmVzcG9uc2USTwoKRGVsZXRlVXNlchIfLmpvYndvcmtlci52MS5EZWxldGVVc2VyUmVxdWVzdBogLmpvYndvcmtlci52MS5EZWxldGVVc2VyUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_jobworker_v1_job]);
 
 /**
  * @generated from message jobworker.v1.User
@@ -44,6 +46,20 @@ export type User = Message<"jobworker.v1.User"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 5;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Limits its jobs get where neither they nor their queue set one.
+   *
+   * @generated from field: jobworker.v1.ResourceLimits default_limits = 6;
+   */
+  defaultLimits?: ResourceLimits | undefined;
+
+  /**
+   * Limits none of its jobs may exceed.
+   *
+   * @generated from field: jobworker.v1.ResourceLimits max_limits = 7;
+   */
+  maxLimits?: ResourceLimits | undefined;
 };
 
 /**
@@ -154,6 +170,20 @@ export type UpdateUserRequest = Message<"jobworker.v1.UpdateUserRequest"> & {
    * @generated from field: optional bool disabled = 4;
    */
   disabled?: boolean | undefined;
+
+  /**
+   * Absent: unchanged; present: replaces them (empty: none).
+   *
+   * @generated from field: jobworker.v1.ResourceLimits default_limits = 5;
+   */
+  defaultLimits?: ResourceLimits | undefined;
+
+  /**
+   * Absent: unchanged; present: replaces them (empty: none).
+   *
+   * @generated from field: jobworker.v1.ResourceLimits max_limits = 6;
+   */
+  maxLimits?: ResourceLimits | undefined;
 };
 
 /**
