@@ -1,6 +1,7 @@
 import { ValidationError } from './errors.ts';
 import { isJobId } from './ids.ts';
-import type { JobLimits, JobSpec, RetryPolicy } from './job.ts';
+import { normalizeIsolation } from './isolation.ts';
+import type { JobIsolation, JobLimits, JobSpec, RetryPolicy } from './job.ts';
 
 /** What a caller may submit: every field but `command` is optional. */
 export interface JobSpecInput {
@@ -13,6 +14,8 @@ export interface JobSpecInput {
   name?: string | null;
   labels?: Record<string, string>;
   limits?: JobLimits;
+  /** Namespaces to run in (src/core/isolation.ts); left out: the queue's, the user's or the server's default. */
+  isolation?: JobIsolation;
   queue?: string;
   priority?: number;
   after?: string[];
@@ -73,6 +76,7 @@ const SPEC_FIELDS = new Set([
   'name',
   'labels',
   'limits',
+  'isolation',
   'queue',
   'priority',
   'after',
@@ -224,6 +228,8 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     return out;
   });
 
+  const isolation = input.isolation === undefined ? undefined : normalizeIsolation(input.isolation);
+
   const queue = optional(input.queue, DEFAULT_QUEUE, (value) => queueName('queue', value));
 
   const priority = optional(input.priority, 0, (value) => {
@@ -294,6 +300,7 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     name,
     labels,
     limits,
+    ...(isolation ? { isolation } : {}),
     queue,
     priority,
     after,
