@@ -13,7 +13,8 @@ export const ISOLATE_PRESET: JobIsolation = { pid: true, network: 'none', mount:
 export const ISOLATION_LIMITS = { paths: 64, pathBytes: 4096, hostnameChars: 64 } as const;
 
 /** RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens. */
-const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOSTNAME =
+  /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /**
  * Checks an `isolation` object and returns its normalized form (fields that ask for nothing are
