@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
+import type { HostCapabilities } from '../runtime/host-capabilities.ts';
 import type { JobStore } from '../store/job-store.ts';
 
 export interface EngineOptions {
@@ -17,6 +18,11 @@ export interface EngineOptions {
   /** How often jobs adopted from an earlier server are checked for exit. Default 250 ms. */
   readonly adoptedCheckMs?: number;
   readonly cgroups?: CgroupOptions;
+  /**
+   * What this host can give a job (namespaces, cgroup controllers): a job asking for more is
+   * refused at submit. Default: probed when the engine opens (`probeHost`).
+   */
+  readonly host?: HostCapabilities;
   readonly logger?: Logger;
   /** The clock; tests inject one. Default: `clock.now`. */
   readonly now?: () => Date;
@@ -51,7 +57,10 @@ export interface EngineOptions {
   readonly retentionBatch?: number;
 }
 
-export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
+export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups' | 'host'>> & {
+  cgroups: CgroupOptions;
+  host?: HostCapabilities;
+};
 
 export const ENGINE_DEFAULTS = {
   outputCapBytes: 1024 ** 3,

@@ -12,6 +12,7 @@ import { OutputMonitor } from '../output/output-monitor.ts';
 import { type OutputRead, OutputReader, readOutput } from '../output/output-reader.ts';
 import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
+import { checkIsolation, type HostCapabilities, probeHost } from '../runtime/host-capabilities.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
 import { preflight } from '../runtime/preflight.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
@@ -89,6 +90,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
   readonly #spawner: SpawnerClient;
+  #host: HostCapabilities | undefined;
   readonly #launcher: Launcher;
   readonly #retention: HistoryRetention;
   /**
@@ -184,6 +186,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Opens the engine and reconciles every job this node left running (adopt, or record how it ended). */
   static async open(options: EngineOptions): Promise<JobEngine> {
     const engine = new JobEngine(resolveEngineOptions(options));
+    engine.#host = options.host ?? (await probeHost());
     await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
     const running = await engine.#store.listRunning(engine.#options.node);
     await engine.#supervisor.recover(running);
@@ -197,6 +200,12 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     await engine.#dispatcher.kick();
     engine.#retention.start();
     return engine;
+  }
+
+  /** What this host can give a job (probed when the engine opened, unless given). */
+  get host(): HostCapabilities {
+    if (!this.#host) throw new Error('The job engine is not open');
+    return this.#host;
   }
 
   /** How this host contains jobs: `v2`, `v1` or `none` (process groups only). */
@@ -228,6 +237,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     const { runAt, onDuplicate } = submission;
     const spec = { ...submission.spec, account: caller.account ?? null };
     this.#cgroups.checkLimits(spec.limits);
+    checkIsolation(spec.isolation, this.host);
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));
     const admission = await this.#store.admitJob(

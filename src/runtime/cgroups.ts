@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { ValidationError } from '../core/errors.ts';
 import type { JobLimits } from '../core/job.ts';
 import { type CgroupMounts, readCgroupMounts } from './cgroup-mounts.ts';
+import { cgroupParent } from './delegated-cgroup.ts';
 import { sendSignal } from './signals.ts';
 
 /** How this host lets jobworker contain a job's processes. */
@@ -47,7 +48,9 @@ export class Cgroups {
     const name = options.name ?? 'jobworker';
     const mounts = options.mounts ?? readCgroupMounts();
     const want = options.mode;
-    this.#v2Root = want === 'none' || want === 'v1' || !mounts.v2 ? null : makeRoot(join(mounts.v2, name));
+    // As root: the hierarchy's root; as another account: its own delegated cgroup (cgroupParent).
+    const v2Parent = want === 'none' || want === 'v1' || !mounts.v2 ? null : cgroupParent(mounts.v2);
+    this.#v2Root = v2Parent === null ? null : makeRoot(join(v2Parent, name));
     this.#v2Kill = this.#v2Root !== null && existsSync(join(this.#v2Root, 'cgroup.kill'));
     this.#v2Controllers = this.#v2Root ? enableControllers(this.#v2Root) : new Set();
     const v1 = new Map<string, string>();

@@ -786,7 +786,28 @@ static void reap(void) {
   }
 }
 
+/* `jobworker-spawner --probe-namespaces`: whether this process may create each kind of
+   namespace, by trying in a child that exits at once. One line each: "NAME ERRNO" (0: it can).
+   src/runtime/host-capabilities.ts reads it; a try is the only sure answer (sysctls, seccomp,
+   LSMs and the container we may run in all have a say). */
+static int probe_namespaces(void) {
+  static const struct {
+    const char *name;
+    int flag;
+  } kinds[] = {{"user", CLONE_NEWUSER}, {"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    int result = ENOSYS;
+    pid_t p = fork();
+    if (p == 0) _exit(unshare(kinds[i].flag) == 0 ? 0 : (errno & 0xff));
+    int status;
+    if (p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status)) result = WEXITSTATUS(status);
+    printf("%s %d\n", kinds[i].name, result);
+  }
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--probe-namespaces") == 0) return probe_namespaces();
   /* The wrapper's title is written over our argv area: the server starts us with padding. */
   argv_area = argv[0];
   argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
