@@ -1,4 +1,4 @@
-import type { JobStatus } from '../core/job.ts';
+import type { JobIsolation, JobStatus } from '../core/job.ts';
 
 /**
  * Why a queued job has not started (docs/queues.md): `dependencies` (a job in `after` has not
@@ -76,6 +76,8 @@ export interface CreateJobBody {
   onDuplicate?: OnDuplicate;
   /** Admins: run as root instead of the admin's own account. */
   runAsRoot?: boolean;
+  /** Linux namespaces to run in (docs/isolation.md). */
+  isolation?: JobIsolation;
 }
 
 /** `attempts` counts every run, the first included; backoff fields left out take the server's defaults. */
@@ -112,6 +114,8 @@ export interface ApiQueue {
   readonly maxWaiting: number | null;
   /** Nothing new starts from it while paused. */
   readonly paused: boolean;
+  /** The isolation of its jobs whose spec names none; null for none. */
+  readonly isolation?: JobIsolation | null;
   /** Running and paused jobs. */
   readonly running: number;
   /** Queued jobs. */
@@ -123,6 +127,8 @@ export interface QueueSettings {
   concurrency?: number | null;
   maxWaiting?: number | null;
   paused?: boolean;
+  /** The isolation of the queue's jobs whose spec names none; null for none. */
+  isolation?: JobIsolation | null;
 }
 
 /** The answer of `POST /v1/drain` and `GET /v1/drain`. */

@@ -35,6 +35,10 @@ export function describeQueue(queue: ApiQueue, style: Style): string {
     ['Concurrency', queue.concurrency === null ? 'no limit' : String(queue.concurrency)],
     ['Max waiting', queue.maxWaiting === null ? 'no limit' : String(queue.maxWaiting)],
     ['Paused', queue.paused ? 'yes: nothing new starts' : 'no'],
+    [
+      'Isolation',
+      queue.isolation ? JSON.stringify(queue.isolation) : "none (the user's or the server's default)",
+    ],
     ['Running', String(queue.running)],
     ['Waiting', String(queue.waiting)],
   ];

@@ -89,9 +89,34 @@ function pathList(value: unknown, field: string): string[] {
   });
 }
 
+/**
+ * Both isolations at once: each namespace either asks for, the paths of both, `a`'s host name
+ * unless it has none. Used to add a forced isolation to what a job would get anyway.
+ */
+export function mergeIsolation(
+  a: JobIsolation | null | undefined,
+  b: JobIsolation | null | undefined,
+): JobIsolation | undefined {
+  if (!a || !b) return a ?? b ?? undefined;
+  const readOnly = [...new Set([...(a.mount?.readOnly ?? []), ...(b.mount?.readOnly ?? [])])];
+  const hide = [...new Set([...(a.mount?.hide ?? []), ...(b.mount?.hide ?? [])])];
+  const mount: JobMountIsolation = {
+    ...(a.mount?.privateTmp || b.mount?.privateTmp ? { privateTmp: true } : {}),
+    ...(readOnly.length > 0 ? { readOnly } : {}),
+    ...(hide.length > 0 ? { hide } : {}),
+  };
+  const hostname = a.hostname ?? b.hostname;
+  return {
+    ...(a.pid || b.pid ? { pid: true } : {}),
+    ...(a.network === 'none' || b.network === 'none' ? { network: 'none' as const } : {}),
+    ...(Object.keys(mount).length > 0 ? { mount } : {}),
+    ...(hostname !== undefined ? { hostname } : {}),
+  };
+}
+
 /** True when the isolation asks for any namespace at all. */
-export function isIsolated(isolation: JobIsolation | undefined): boolean {
-  return isolation !== undefined && Object.keys(isolation).length > 0;
+export function isIsolated(isolation: JobIsolation | null | undefined): isolation is JobIsolation {
+  return isolation !== undefined && isolation !== null && Object.keys(isolation).length > 0;
 }
 
 /** The Linux namespaces an isolation needs, by their `/proc/self/ns` names. */

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../core/clock.ts';
+import type { JobIsolation } from '../core/job.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
 import type { HostCapabilities } from '../runtime/host-capabilities.ts';
@@ -23,6 +24,11 @@ export interface EngineOptions {
    * refused at submit. Default: probed when the engine opens (`probeHost`).
    */
   readonly host?: HostCapabilities;
+  /**
+   * The isolation of a job whose spec, queue and user name none (`serve --default-isolation`);
+   * null for none (the host's namespaces). Default null.
+   */
+  readonly defaultIsolation?: JobIsolation | null;
   readonly logger?: Logger;
   /** The clock; tests inject one. Default: `clock.now`. */
   readonly now?: () => Date;
@@ -69,6 +75,7 @@ export const ENGINE_DEFAULTS = {
   dispatchBatch: 64,
   maxRunning: 10_000,
   defaultTimeoutMs: null,
+  defaultIsolation: null,
   keepJobs: 100_000,
   keepForMs: 30 * 24 * 3600 * 1000,
   retentionIntervalMs: 5 * 60 * 1000,

@@ -4,7 +4,15 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
-import { isActive, isFinal, type Job, type JobAccount } from '../core/job.ts';
+import { isIsolated, mergeIsolation } from '../core/isolation.ts';
+import {
+  isActive,
+  isFinal,
+  type Job,
+  type JobAccount,
+  type JobIsolation,
+  type JobSpec,
+} from '../core/job.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { followOutput } from '../output/output-follower.ts';
@@ -34,6 +42,13 @@ export interface Caller {
    * server's own account, as for a program that embeds the engine.
    */
   readonly account?: JobAccount;
+  /** The caller's own default isolation (the user's, `user set --isolation`): after the queue's. */
+  readonly defaultIsolation?: JobIsolation | null;
+  /**
+   * Isolation every job of this caller gets whatever it asks (`serve --force-isolation` for
+   * non-admins): added to what its spec or the defaults give (docs/isolation.md, "Policy").
+   */
+  readonly forcedIsolation?: JobIsolation | null;
 }
 
 export interface StopOptions {
@@ -235,7 +250,21 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       now,
     });
     const { runAt, onDuplicate } = submission;
-    const spec = { ...submission.spec, account: caller.account ?? null };
+    // The job's own isolation, else its queue's, else its user's, else the server's; plus what
+    // the server forces on the caller. The job records what it got.
+    const { isolation: own, ...rest } = submission.spec;
+    const isolation = mergeIsolation(
+      own ??
+        (await this.#store.queueIsolation(rest.queue)) ??
+        caller.defaultIsolation ??
+        this.#options.defaultIsolation,
+      caller.forcedIsolation,
+    );
+    const spec: JobSpec = {
+      ...rest,
+      ...(isIsolated(isolation) ? { isolation } : {}),
+      account: caller.account ?? null,
+    };
     this.#cgroups.checkLimits(spec.limits);
     checkIsolation(spec.isolation, this.host);
     const id = newJobId(now.getTime());
@@ -401,6 +430,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Changes a queue's settings; a raised limit or a resume starts what may start now. */
   async setQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+    // A default the host cannot give would fail every job of the queue: refused now instead.
+    if (settings.isolation) checkIsolation(settings.isolation, this.host);
     await this.#store.putQueue(name, settings);
     await this.#dispatcher.kick();
     return this.#store.getQueue(name);

@@ -4,7 +4,8 @@ import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { DuplicateJobError, JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
-import { isFinal, type Job, type JobAccount, type JobStatus } from '../core/job.ts';
+import { normalizeIsolation } from '../core/isolation.ts';
+import { isFinal, type Job, type JobAccount, type JobIsolation, type JobStatus } from '../core/job.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputRead, OutputSelector } from '../output/output-types.ts';
@@ -58,6 +59,12 @@ export interface JobServiceOptions {
   readonly audit?: AuditSink;
   /** The time audit entries carry. Default: the system clock. */
   readonly clock?: Clock;
+  /**
+   * Isolation every job of a non-admin gets, on top of what it asks for (`serve
+   * --force-isolation`: `ISOLATE_PRESET`); a non-admin asking for less of it is refused
+   * (FORBIDDEN, naming the field). Null: no policy. Default null.
+   */
+  readonly forceIsolation?: JobIsolation | null;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -65,6 +72,7 @@ export const SERVICE_DEFAULTS = {
   defaultPageSize: 50,
   audit: NO_AUDIT,
   clock: systemClock,
+  forceIsolation: null,
 } as const satisfies Required<Omit<JobServiceOptions, 'accounts'>>;
 
 /** The longest grace a stop may ask for: one day. */
@@ -175,9 +183,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
         if (!dep || !maySee(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
       }
     }
+    const forced = who.role === 'admin' ? null : this.#options.forceIsolation;
+    if (forced) refuseLessIsolation((input as { isolation?: unknown } | null)?.isolation, forced);
     const account = await this.#accounts?.accountFor(who, runAsRoot === true);
     try {
-      const result = await this.#engine.submit(input, { user: who.user, ...(account ? { account } : {}) });
+      const result = await this.#engine.submit(input, {
+        user: who.user,
+        ...(account ? { account } : {}),
+        ...(who.isolation ? { defaultIsolation: who.isolation } : {}),
+        ...(forced ? { forcedIsolation: forced } : {}),
+      });
       if (!result.created && !maySee(who, result.job)) throw new DuplicateJobError(result.job);
       return result;
     } catch (err) {
@@ -236,7 +251,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
     ) {
       throw ValidationError.expected('maxWaiting', 'an integer from 0, or null for no limit', maxWaiting);
     }
-    return this.#engine.setQueue(queueName('name', name), settings);
+    const { isolation } = settings as { isolation?: unknown };
+    const checked =
+      isolation === undefined || isolation === null
+        ? settings
+        : { ...settings, isolation: normalizeIsolation(isolation, 'isolation') };
+    return this.#engine.setQueue(queueName('name', name), checked);
   }
 
   /**
@@ -536,5 +556,30 @@ function checkId(id: string): void {
       'a job id (a UUIDv7 such as 0190f3a2-7c4e-7d1a-9b2c-3f4e5a6b7c8d)',
       id,
     );
+  }
+}
+
+/**
+ * Under a forced isolation a non-admin may ask for more, never for less: a field that turns off
+ * what is forced is refused by name. (Malformed values are left to the spec check: 400.)
+ */
+function refuseLessIsolation(asked: unknown, forced: JobIsolation): void {
+  if (typeof asked !== 'object' || asked === null) return;
+  const { pid, network, mount } = asked as {
+    pid?: unknown;
+    network?: unknown;
+    mount?: { privateTmp?: unknown };
+  };
+  const refuse = (field: string, what: string) => {
+    throw new ValidationError(
+      field,
+      `This server forces isolation on non-admin users: ${what} is for admins only`,
+      'FORBIDDEN',
+    );
+  };
+  if (forced.pid && pid === false) refuse('isolation.pid', '`pid: false`');
+  if (forced.network === 'none' && network === 'host') refuse('isolation.network', '`network: "host"`');
+  if (forced.mount?.privateTmp && typeof mount === 'object' && mount?.privateTmp === false) {
+    refuse('isolation.mount.privateTmp', '`privateTmp: false`');
   }
 }

@@ -10,6 +10,7 @@ import type { UserDirectory } from '../auth/user-directory.ts';
 import { AUDIT_ACTIONS, type AuditAction } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
+import { normalizeIsolation } from '../core/isolation.ts';
 import type { AuditPage, TokenRecord, UserChanges, UserRecord } from '../store/user-store.ts';
 import type { AuditLog } from './audit-log.ts';
 import { type AuditContext, auditedCall } from './audited-call.ts';
@@ -97,7 +98,7 @@ export class UserService {
     });
   }
 
-  /** `{role?, disabled?, runAs?}`; `LAST_ADMIN` when it would leave no enabled admin. */
+  /** `{role?, disabled?, runAs?, isolation?}`; `LAST_ADMIN` when it would leave no enabled admin. */
   setUser(who: Caller, name: string, input: unknown): Promise<UserRecord> {
     return auditedCall(this.#audit, who, 'user:set', name, async () => {
       requireAdmin(who, 'change users');
@@ -106,6 +107,9 @@ export class UserService {
       const changes: { -readonly [K in keyof UserChanges]: UserChanges[K] } = {};
       if (body.role !== undefined) changes.role = checkRole(body.role);
       if (body.runAs !== undefined) changes.runAs = checkRunAs(body.runAs);
+      if (body.isolation !== undefined) {
+        changes.isolation = body.isolation === null ? null : normalizeIsolation(body.isolation, 'isolation');
+      }
       if (body.disabled !== undefined) {
         if (typeof body.disabled !== 'boolean')
           throw ValidationError.expected('disabled', 'a boolean', body.disabled);

@@ -1,4 +1,12 @@
-import type { Job, JobExit, JobStatus, OutputBytes, ProcessIdentity, StopRequest } from '../core/job.ts';
+import type {
+  Job,
+  JobExit,
+  JobIsolation,
+  JobStatus,
+  OutputBytes,
+  ProcessIdentity,
+  StopRequest,
+} from '../core/job.ts';
 
 /** A queue's settings. */
 export interface QueueSettings {
@@ -8,6 +16,11 @@ export interface QueueSettings {
   readonly maxWaiting: number | null;
   /** Nothing new starts from a paused queue. */
   readonly paused: boolean;
+  /**
+   * The namespaces a job of the queue runs in when its spec names none (docs/isolation.md);
+   * null for none (the job's user's default, else the server's, applies).
+   */
+  readonly isolation: JobIsolation | null;
 }
 
 /** A queue as listed: its settings and what is in it now. */
@@ -177,6 +190,8 @@ export interface JobStore {
   markResumed(id: string): Promise<Job>;
   /** A queue's settings and counts (the defaults for a queue never configured). */
   getQueue(name: string): Promise<QueueState>;
+  /** A queue's default isolation, without its counts (read at each submit); null for none. */
+  queueIsolation(name: string): Promise<JobIsolation | null>;
   /** Changes the settings given, keeping the others. */
   putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState>;
   /** Every queue that has a settings row, by name, with its counts (which cost O(jobs in it)). */

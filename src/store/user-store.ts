@@ -1,5 +1,6 @@
 import type { Role } from '../auth/principal.ts';
 import type { AuditEntry } from '../core/audit.ts';
+import type { JobIsolation } from '../core/job.ts';
 
 /** A user as stored. */
 export interface UserRecord {
@@ -10,6 +11,11 @@ export interface UserRecord {
   /** A disabled user's tokens and certificates authenticate nobody until it is enabled again. */
   readonly disabled: boolean;
   readonly createdAt: Date;
+  /**
+   * The namespaces the user's jobs run in when neither their spec nor their queue names any
+   * (docs/isolation.md); null or absent for none.
+   */
+  readonly isolation?: JobIsolation | null;
 }
 
 /** What `setUser` may change; an absent field is left as it is. */
@@ -17,6 +23,7 @@ export interface UserChanges {
   readonly role?: Role;
   readonly runAs?: string | null;
   readonly disabled?: boolean;
+  readonly isolation?: JobIsolation | null;
 }
 
 /** A token as stored: its SHA-256, never the token itself. */

@@ -1,4 +1,4 @@
-import { dedupeScopeOf, type Job, type JobStatus } from '../../core/job.ts';
+import { dedupeScopeOf, type Job, type JobIsolation, type JobStatus } from '../../core/job.ts';
 
 /** A job as the REST API shows it: the one serializer (schema: `JOB_SCHEMA`). */
 export interface JobJson {
@@ -37,6 +37,8 @@ export interface JobJson {
   waitingFor: WaitingFor | null;
   /** The OS account its processes run as; null for the server's own. */
   account: { name: string; uid: number; gid: number } | null;
+  /** The namespaces it runs in (docs/isolation.md); absent when none. */
+  isolation?: JobIsolation;
 }
 
 /** Why a queued job has not started: see docs/queues.md. */
@@ -79,6 +81,7 @@ export function jobToJson(job: Job): JobJson {
     account: job.spec.account
       ? { name: job.spec.account.name, uid: job.spec.account.uid, gid: job.spec.account.gid }
       : null,
+    ...(job.spec.isolation ? { isolation: job.spec.isolation } : {}),
   };
 }
 

@@ -19,6 +19,44 @@ const nullable = (type: string, extra: object = {}) => ({ type: [type, 'null'], 
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
 const time = (description: string) => nullable('string', { format: 'date-time', description });
 
+/**
+ * Namespaces of a job (docs/isolation.md, "Namespaces"): the spec's `isolation`, a queue's or a
+ * user's default. src/core/isolation.ts checks the values and names a bad field.
+ */
+export const ISOLATION_PROPERTY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    pid: { type: 'boolean', description: 'Its own PID namespace: the job sees only its own processes.' },
+    network: {
+      type: 'string',
+      enum: ['none', 'host'],
+      description:
+        '`none`: its own network namespace with only a loopback; `host` (default): the host network.',
+    },
+    mount: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        privateTmp: { type: 'boolean', description: 'An empty tmpfs of its own on /tmp and /var/tmp.' },
+        readOnly: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'Absolute paths the job can read but not write.',
+        },
+        hide: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'Absolute paths whose content the job cannot see (empty directory or file).',
+        },
+      },
+    },
+    hostname: { type: 'string', description: 'Its own UTS namespace with this host name.' },
+  },
+  description:
+    'Linux namespaces the job runs in; refused (400, naming the field) when this host cannot create them (`jobworker doctor`).',
+} as const;
+
 export const JOB_SCHEMA = {
   $id: 'Job',
   type: 'object',
@@ -118,6 +156,11 @@ export const JOB_SCHEMA = {
       description:
         "The OS account its processes run as (docs/security.md); null for the server's own account.",
     },
+    isolation: {
+      ...ISOLATION_PROPERTY,
+      description:
+        "The namespaces it runs in: its own, else its queue's, user's or the server's default, plus any forced by the server; absent when none.",
+    },
   },
 } as const;
 
@@ -132,6 +175,13 @@ export const QUEUE_SCHEMA = {
     concurrency: nullable('integer', { description: 'Most jobs running at once; null for no limit.' }),
     maxWaiting: nullable('integer', { description: 'Most jobs waiting; null for no limit.' }),
     paused: { type: 'boolean', description: 'Nothing new starts from a paused queue.' },
+    isolation: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      properties: ISOLATION_PROPERTY.properties,
+      description:
+        "The isolation of its jobs whose spec names none; null for none (the user's or the server's).",
+    },
     running: { type: 'integer', description: 'Jobs holding a slot: running, paused or starting.' },
     waiting: { type: 'integer', description: 'Queued jobs.' },
   },
@@ -215,6 +265,11 @@ export const JOB_SPEC_BODY = {
         memoryBytes: { type: 'integer', description: 'Hard memory limit (cgroup).' },
         cpuMillis: { type: 'integer', description: 'CPU quota in thousandths of a CPU (cgroup).' },
       },
+    },
+    isolation: {
+      ...ISOLATION_PROPERTY,
+      description:
+        "Linux namespaces to run in (docs/isolation.md); absent: the queue's, else the user's, else the server's default. 400 naming the field when this host cannot create them.",
     },
     queue: { type: 'string', description: 'The queue to wait in (default `default`).' },
     priority: {
@@ -345,6 +400,12 @@ export const PUT_QUEUE_SCHEMA = {
       concurrency: nullable('integer', { description: 'Most jobs running at once, from 1; null: no limit.' }),
       maxWaiting: nullable('integer', { description: 'Most jobs waiting, from 0; null: no limit.' }),
       paused: { type: 'boolean' },
+      isolation: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: ISOLATION_PROPERTY.properties,
+        description: 'The isolation of its jobs whose spec names none; null: none.',
+      },
     },
   },
   response: { 200: queueRef, ...errors(400, 403) },
@@ -594,6 +655,12 @@ export const USER_SCHEMA = {
     role: { type: 'string', enum: ROLES },
     runAs: nullable('string', { description: 'The OS account its jobs run as; null when none is set.' }),
     disabled: { type: 'boolean', description: 'A disabled user authenticates with nothing.' },
+    isolation: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      properties: ISOLATION_PROPERTY.properties,
+      description: 'The isolation of its jobs when neither their spec nor their queue names one; null: none.',
+    },
     createdAt: { type: 'string', format: 'date-time' },
   },
 } as const;
@@ -700,6 +767,13 @@ export const PATCH_USER_SCHEMA = {
       role: { type: 'string', description: `One of ${ROLES.join(', ')}.` },
       disabled: { type: 'boolean' },
       runAs: nullable('string', { description: 'The OS account its jobs run as; null for none.' }),
+      isolation: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: ISOLATION_PROPERTY.properties,
+        description:
+          'The isolation of its jobs when neither their spec nor their queue names one; null: none.',
+      },
     },
   },
   responseDescriptions: { 409: 'LAST_ADMIN: the change would leave no enabled admin' },

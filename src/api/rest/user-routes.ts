@@ -74,6 +74,7 @@ function userToJson(user: UserRecord) {
     runAs: user.runAs,
     disabled: user.disabled,
     createdAt: user.createdAt.toISOString(),
+    isolation: user.isolation ?? null,
   };
 }
 

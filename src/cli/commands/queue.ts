@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import type { JobIsolation } from '../../core/job.ts';
 import type { QueueSettings } from '../api-types.ts';
 import {
   addCommonOptions,
@@ -9,6 +10,7 @@ import {
   stdoutStyle,
 } from '../cli-context.ts';
 import { UsageError } from '../errors.ts';
+import { parseIsolationJson } from '../isolation-options.ts';
 import { writeTo } from '../output-writer.ts';
 import { describeQueue, queueTable } from '../queue-format.ts';
 import { parseQueueName } from '../schedule-options.ts';
@@ -17,6 +19,7 @@ interface SetOptions {
   concurrency?: Limit;
   maxWaiting?: Limit;
   paused?: boolean;
+  isolation?: JobIsolation | null;
 }
 
 export function registerQueue(program: Command, ctx: CliContext): void {
@@ -56,15 +59,23 @@ export function registerQueue(program: Command, ctx: CliContext): void {
     .option('--concurrency <n|none>', 'at most this many of its jobs run at once', limitParser(1))
     .option('--max-waiting <n|none>', 'at most this many of its jobs wait; more are refused', limitParser(0))
     .option('--paused', 'start nothing new from it')
-    .option('--no-paused', 'start its jobs again');
+    .option('--no-paused', 'start its jobs again')
+    .option(
+      '--isolation <isolation>',
+      'namespaces of its jobs whose spec names none: isolate (as start --isolate), none, or the JSON of an isolation object',
+      parseIsolationJson,
+    );
   addCommonOptions(set).action(async (name: string, options: SetOptions) => {
     const common = commonOptions(set);
     const settings: QueueSettings = {};
     if (options.concurrency !== undefined) settings.concurrency = limitValue(options.concurrency);
     if (options.maxWaiting !== undefined) settings.maxWaiting = limitValue(options.maxWaiting);
     if (options.paused !== undefined) settings.paused = options.paused;
+    if (options.isolation !== undefined) settings.isolation = options.isolation;
     if (Object.keys(settings).length === 0) {
-      throw new UsageError('Expected at least one of --concurrency, --max-waiting, --paused, --no-paused');
+      throw new UsageError(
+        'Expected at least one of --concurrency, --max-waiting, --paused, --no-paused, --isolation',
+      );
     }
     const updated = await (await connect(ctx, common)).setQueue(name, settings);
     if (common.json === true) return printJson(ctx, updated);

@@ -13,6 +13,7 @@ import {
 } from '../cli-context.ts';
 import { parseDuration, parsePositiveDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';
+import { addIsolationOptions, type IsolationOptions, isolationBody } from '../isolation-options.ts';
 import { resolveJobId } from '../job-ref.ts';
 import { writeTo } from '../output-writer.ts';
 import {
@@ -30,7 +31,7 @@ import { reconnectForFromEnv, showOutput } from '../show-output.ts';
 import { printable } from '../terminal-sanitizer.ts';
 import { workerctlForm, workerctlLines } from '../workerctl-form.ts';
 
-interface StartOptions extends ScheduleOptions {
+interface StartOptions extends ScheduleOptions, IsolationOptions {
   name?: string;
   env?: string[];
   label?: string[];
@@ -105,6 +106,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option('-f, --follow', "print the job's output until it ends, then exit with its exit code")
     .option('--raw', 'with --follow: keep escape sequences when printing to a terminal')
     .passThroughOptions();
+  addIsolationOptions(command);
   addCommonOptions(command).action(async (cmd: string, args: string[], options: StartOptions) => {
     const common = commonOptions(command);
     const schedule = scheduleBody(options);
@@ -120,6 +122,8 @@ export function registerStart(program: Command, ctx: CliContext): void {
     if (options.cwd !== undefined) body.cwd = resolve(ctx.cwd, options.cwd);
     else if (client.connection.local) body.cwd = ctx.cwd;
     if (options.timeout !== undefined) body.timeoutMs = options.timeout;
+    const isolation = isolationBody(options);
+    if (isolation !== undefined) body.isolation = isolation;
 
     const { job, created } = await client.createJob(body);
     if (!created && common.json !== true) {

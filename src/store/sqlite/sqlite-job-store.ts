@@ -4,6 +4,7 @@ import {
   dedupeScopeOf,
   isFinal,
   type Job,
+  type JobIsolation,
   type JobStatus,
   type ProcessIdentity,
   type StopRequest,
@@ -233,6 +234,15 @@ export class SqliteJobStore implements JobStore {
     return this.#db.transaction().execute(async (trx) => queueState(trx, name, await queueRow(trx, name)));
   }
 
+  async queueIsolation(name: string): Promise<JobIsolation | null> {
+    const row = await this.#db
+      .selectFrom('queues')
+      .select('isolation')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return parseIsolation(row?.isolation ?? null);
+  }
+
   async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
     return this.#db.transaction().execute(async (trx) => {
       const current = await queueRow(trx, name);
@@ -242,6 +252,10 @@ export class SqliteJobStore implements JobStore {
           settings.concurrency !== undefined ? settings.concurrency : (current?.concurrency ?? null),
         max_waiting: settings.maxWaiting !== undefined ? settings.maxWaiting : (current?.max_waiting ?? null),
         paused: settings.paused !== undefined ? (settings.paused ? 1 : 0) : (current?.paused ?? 0),
+        isolation:
+          settings.isolation !== undefined
+            ? settings.isolation && JSON.stringify(settings.isolation)
+            : (current?.isolation ?? null),
       };
       await trx
         .insertInto('queues')
@@ -251,6 +265,7 @@ export class SqliteJobStore implements JobStore {
             concurrency: row.concurrency,
             max_waiting: row.max_waiting,
             paused: row.paused,
+            isolation: row.isolation,
           }),
         )
         .execute();
@@ -278,7 +293,7 @@ export class SqliteJobStore implements JobStore {
                 where status = 'queued' and hold is null and queue > ready.name)
         from ready where ready.name is not null
       )
-      select q.name, q.concurrency, q.max_waiting, q.paused
+      select q.name, q.concurrency, q.max_waiting, q.paused, q.isolation
       from ready cross join queues q on q.name = ready.name
       where ready.name is not null
       order by q.name`.execute(this.#db);
@@ -287,6 +302,7 @@ export class SqliteJobStore implements JobStore {
       concurrency: r.concurrency,
       maxWaiting: r.max_waiting,
       paused: r.paused === 1,
+      isolation: parseIsolation(r.isolation),
     }));
   }
 
@@ -612,6 +628,11 @@ async function countActiveIn(db: Db, queue: string): Promise<number> {
   return Number(n);
 }
 
+/** A stored `isolation` default (written from a normalized one, so read back as is). */
+function parseIsolation(json: string | null): JobIsolation | null {
+  return json === null ? null : (JSON.parse(json) as JobIsolation);
+}
+
 async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
   const { n } = await db
     .selectFrom('jobs')
@@ -625,6 +646,7 @@ async function queueState(db: Db, name: string, row: QueueRow | undefined): Prom
     concurrency: row?.concurrency ?? null,
     maxWaiting: row?.max_waiting ?? null,
     paused: row?.paused === 1,
+    isolation: parseIsolation(row?.isolation ?? null),
     running,
     // Jobs being started are counted as running, not twice.
     waiting: Number(n) - (await countStarting(db, name)),

@@ -23,6 +23,8 @@ export interface UserRow {
   run_as: string | null;
   /** 0 or 1. */
   disabled: number;
+  /** JSON of the user's default `isolation`; null for none (migration 0009). */
+  isolation: string | null;
   created_at: number;
 }
 
@@ -65,6 +67,8 @@ export interface QueueRow {
   max_waiting: number | null;
   /** 0 or 1. */
   paused: number;
+  /** JSON of the queue's default `isolation`; null for none (migration 0009). */
+  isolation: string | null;
 }
 
 /** "job_id waits for dep_id": the edge points at the dependency's latest attempt. */
