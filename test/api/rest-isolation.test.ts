@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { ErrorDetailSchema } from '../../src/api/rpc/gen/jobworker/v1/errors_pb.ts';
+import { JobService } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
 import { type ApiHarness, addUserToken, type JobJson, openApi } from './api-harness.ts';
 
 type Job = JobJson & { isolation?: Record<string, unknown> };
@@ -11,7 +16,7 @@ const needsRoot = { skip: process.getuid?.() === 0 ? false : 'namespaces need ro
 
 /** Submits a job and resolves with it once it has ended (its output followed to the end). */
 async function run(h: ApiHarness, spec: object, token?: string): Promise<{ job: Job; output: string }> {
-  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   const created = await h.json<Job>('/v1/jobs', { body: spec, headers });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const output = await h
@@ -155,7 +160,10 @@ describe('REST API: serve --default-isolation', needsRoot, () => {
   it('applies to every job that names none, and a bad value stops the server from starting', async () => {
     const h = await openApi(undefined, { defaultIsolation: '{"network":"none"}' });
     try {
-      const { job, output } = await run(h, { command: 'sh', args: ['-c', "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"] });
+      const { job, output } = await run(h, {
+        command: 'sh',
+        args: ['-c', "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"],
+      });
       assert.deepEqual(job.isolation, { network: 'none' });
       assert.equal(output, 'lo\n');
     } finally {
@@ -165,5 +173,44 @@ describe('REST API: serve --default-isolation', needsRoot, () => {
       code: 'VALIDATION_FAILED',
       field: 'defaultIsolation.network',
     });
+  });
+});
+
+describe('RPC: isolation', needsRoot, () => {
+  it('StartRequest.isolation runs the job isolated and Job.isolation shows it; a bad value names its field', async () => {
+    const h = await openApi();
+    try {
+      const ca = await readFile(h.server.caFile!, 'utf8');
+      const transport = createConnectTransport({
+        baseUrl: h.server.url,
+        httpVersion: '1.1',
+        nodeOptions: { ca },
+        interceptors: [
+          (next) => (req) => {
+            req.header.set('authorization', `Bearer ${h.token}`);
+            return next(req);
+          },
+        ],
+      });
+      const jobs = createClient(JobService, transport);
+      const { job } = await jobs.start({
+        command: 'sh',
+        args: ['-c', 'ps ax -o pid= | wc -l'],
+        isolation: { pid: true, network: 'none', mount: { privateTmp: true, readOnly: ['/etc'] } },
+      });
+      assert.equal(job?.isolation?.pid, true);
+      assert.equal(job?.isolation?.network, 'none');
+      assert.deepEqual(job?.isolation?.mount?.readOnly, ['/etc']);
+      const { job: done } = await jobs.waitFor({ id: job!.id });
+      assert.equal(done?.exitCode, 0);
+      const bad = await jobs
+        .start({ command: 'true', isolation: { network: 'off' } })
+        .catch((e: unknown) => e);
+      assert.ok(bad instanceof ConnectError);
+      assert.equal(bad.code, Code.InvalidArgument);
+      assert.equal(bad.findDetails(ErrorDetailSchema)[0]?.field, 'isolation.network');
+    } finally {
+      await h.destroy();
+    }
   });
 });

@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file jobworker/v1/job.proto.
  */
 export const file_jobworker_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEizwgKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDQoLX3RpbWVvdXRfbXNCDAoKX2V4aXRfY29kZUIJCgdfc2lnbmFsQgkKB19yZWFzb25CBgoEX3BpZEILCglfcmV0cnlfb2ZCDQoLX3JldHJpZWRfYXNCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZSItCgtPdXRwdXRCeXRlcxIOCgZzdGRvdXQYASABKAMSDgoGc3RkZXJyGAIgASgDIjQKCkpvYkFjY291bnQSDAoEbmFtZRgBIAEoCRILCgN1aWQYAiABKA0SCwoDZ2lkGAMgASgNKv8BCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISFQoRSk9CX1NUQVRVU19QQVVTRUQQAxIYChRKT0JfU1RBVFVTX1NVQ0NFRURFRBAEEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAUSFgoSSk9CX1NUQVRVU19TVE9QUEVEEAYSGAoUSk9CX1NUQVRVU19USU1FRF9PVVQQBxIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAIEhMKD0pPQl9TVEFUVVNfTE9TVBAJKnQKCldhaXRpbmdGb3ISGwoXV0FJVElOR19GT1JfVU5TUEVDSUZJRUQQABIcChhXQUlUSU5HX0ZPUl9ERVBFTkRFTkNJRVMQARIUChBXQUlUSU5HX0ZPUl9USU1FEAISFQoRV0FJVElOR19GT1JfUVVFVUUQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEi/ggKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50Ei0KCWlzb2xhdGlvbhgoIAEoCzIaLmpvYndvcmtlci52MS5Kb2JJc29sYXRpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHCgVfbmFtZUINCgtfdGltZW91dF9tc0IMCgpfZXhpdF9jb2RlQgkKB19zaWduYWxCCQoHX3JlYXNvbkIGCgRfcGlkQgsKCV9yZXRyeV9vZkINCgtfcmV0cmllZF9hc0INCgtfZGVkdXBlX2tleUIPCg1fZGVkdXBlX3Njb3BlIi0KC091dHB1dEJ5dGVzEg4KBnN0ZG91dBgBIAEoAxIOCgZzdGRlcnIYAiABKAMiNAoKSm9iQWNjb3VudBIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoDRILCgNnaWQYAyABKA0ikQEKDEpvYklzb2xhdGlvbhILCgNwaWQYASABKAgSFAoHbmV0d29yaxgCIAEoCUgAiAEBEi4KBW1vdW50GAMgASgLMh8uam9id29ya2VyLnYxLkpvYk1vdW50SXNvbGF0aW9uEhUKCGhvc3RuYW1lGAQgASgJSAGIAQFCCgoIX25ldHdvcmtCCwoJX2hvc3RuYW1lIkkKEUpvYk1vdW50SXNvbGF0aW9uEhMKC3ByaXZhdGVfdG1wGAEgASgIEhEKCXJlYWRfb25seRgCIAMoCRIMCgRoaWRlGAMgAygJKv8BCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISFQoRSk9CX1NUQVRVU19QQVVTRUQQAxIYChRKT0JfU1RBVFVTX1NVQ0NFRURFRBAEEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAUSFgoSSk9CX1NUQVRVU19TVE9QUEVEEAYSGAoUSk9CX1NUQVRVU19USU1FRF9PVVQQBxIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAIEhMKD0pPQl9TVEFUVVNfTE9TVBAJKnQKCldhaXRpbmdGb3ISGwoXV0FJVElOR19GT1JfVU5TUEVDSUZJRUQQABIcChhXQUlUSU5HX0ZPUl9ERVBFTkRFTkNJRVMQARIUChBXQUlUSU5HX0ZPUl9USU1FEAISFQoRV0FJVElOR19GT1JfUVVFVUUQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One job, as every API shows it (the REST API's job JSON, field for field).
@@ -196,6 +196,13 @@ export type Job = Message<"jobworker.v1.Job"> & {
    * @generated from field: jobworker.v1.JobAccount account = 32;
    */
   account?: JobAccount | undefined;
+
+  /**
+   * The namespaces it runs in (docs/isolation.md); absent: none.
+   *
+   * @generated from field: jobworker.v1.JobIsolation isolation = 40;
+   */
+  isolation?: JobIsolation | undefined;
 };
 
 /**
@@ -257,6 +264,83 @@ export type JobAccount = Message<"jobworker.v1.JobAccount"> & {
  */
 export const JobAccountSchema: GenMessage<JobAccount> = /*@__PURE__*/
   messageDesc(file_jobworker_v1_job, 2);
+
+/**
+ * Linux namespaces of a job (docs/isolation.md, "Namespaces"). Unset fields
+ * are the host's.
+ *
+ * @generated from message jobworker.v1.JobIsolation
+ */
+export type JobIsolation = Message<"jobworker.v1.JobIsolation"> & {
+  /**
+   * Its own PID namespace: it sees only its own processes.
+   *
+   * @generated from field: bool pid = 1;
+   */
+  pid: boolean;
+
+  /**
+   * "none": its own network namespace with only a loopback; "host" or absent:
+   * the host network.
+   *
+   * @generated from field: optional string network = 2;
+   */
+  network?: string | undefined;
+
+  /**
+   * @generated from field: jobworker.v1.JobMountIsolation mount = 3;
+   */
+  mount?: JobMountIsolation | undefined;
+
+  /**
+   * Its own UTS namespace with this host name.
+   *
+   * @generated from field: optional string hostname = 4;
+   */
+  hostname?: string | undefined;
+};
+
+/**
+ * Describes the message jobworker.v1.JobIsolation.
+ * Use `create(JobIsolationSchema)` to create a new message.
+ */
+export const JobIsolationSchema: GenMessage<JobIsolation> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 3);
+
+/**
+ * What an isolated job sees of the host's files.
+ *
+ * @generated from message jobworker.v1.JobMountIsolation
+ */
+export type JobMountIsolation = Message<"jobworker.v1.JobMountIsolation"> & {
+  /**
+   * An empty tmpfs of its own on /tmp and /var/tmp.
+   *
+   * @generated from field: bool private_tmp = 1;
+   */
+  privateTmp: boolean;
+
+  /**
+   * Absolute paths it can read but not write.
+   *
+   * @generated from field: repeated string read_only = 2;
+   */
+  readOnly: string[];
+
+  /**
+   * Absolute paths whose content it cannot see.
+   *
+   * @generated from field: repeated string hide = 3;
+   */
+  hide: string[];
+};
+
+/**
+ * Describes the message jobworker.v1.JobMountIsolation.
+ * Use `create(JobMountIsolationSchema)` to create a new message.
+ */
+export const JobMountIsolationSchema: GenMessage<JobMountIsolation> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 4);
 
 /**
  * Where a job is in its life (docs/api.md, "The job").
