@@ -42,6 +42,7 @@ describe('REST API: queues and scheduling', () => {
       concurrency: 2,
       maxWaiting: 1,
       paused: true,
+      isolation: null,
       running: 0,
       waiting: 0,
     });

@@ -96,6 +96,7 @@ describe('start with scheduling options', () => {
       concurrency: 1,
       maxWaiting: null,
       paused: false,
+      isolation: null,
       running: 0,
       waiting: 0,
     });
@@ -307,6 +308,7 @@ describe('jobworker queue', () => {
       concurrency: null,
       maxWaiting: null,
       paused: false,
+      isolation: null,
       running: 0,
       waiting: 0,
     });

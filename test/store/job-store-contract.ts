@@ -767,6 +767,7 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
             concurrency: null,
             maxWaiting: null,
             paused: false,
+            isolation: null,
             running: 0,
             waiting: 0,
           });
@@ -775,6 +776,14 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.deepEqual([changed.concurrency, changed.maxWaiting, changed.paused], [3, 10, true]);
           const cleared = await store.putQueue('fresh', { concurrency: null });
           assert.equal(cleared.concurrency, null);
+          // An isolation default is kept as given, read alone at each submit, and cleared by null.
+          const isolation = { pid: true, mount: { readOnly: ['/etc'] } };
+          assert.deepEqual((await store.putQueue('fresh', { isolation })).isolation, isolation);
+          assert.deepEqual((await store.putQueue('fresh', { paused: false })).isolation, isolation);
+          assert.deepEqual(await store.queueIsolation('fresh'), isolation);
+          assert.equal(await store.queueIsolation('never-named'), null);
+          await store.putQueue('fresh', { isolation: null, paused: true });
+          assert.equal(await store.queueIsolation('fresh'), null);
           assert.deepEqual(
             (await store.listQueues()).map((q) => q.name),
             ['default', 'fresh'],
