@@ -47,6 +47,17 @@ export function cgroupParent(v2Mount: string, uid = process.geteuid?.() ?? 0): s
     const leaf = join(dir, SERVER_LEAF);
     mkdirSync(leaf, { recursive: true });
     writeFileSync(join(leaf, 'cgroup.procs'), String(process.pid));
+    // Hand the delegated controllers on to the children (jobworker/ and its jobs); one the
+    // delegation does not include is left out, and limits needing it are refused at submit.
+    const offered = readFileSync(join(dir, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+    for (const controller of ['cpu', 'memory', 'pids', 'io']) {
+      if (!offered.includes(controller)) continue;
+      try {
+        writeFileSync(join(dir, 'cgroup.subtree_control'), `+${controller}`);
+      } catch {
+        // not delegated after all
+      }
+    }
     return dir;
   } catch {
     return null;
