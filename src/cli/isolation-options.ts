@@ -79,9 +79,12 @@ function flagOf(field: string): string {
   return '--isolate';
 }
 
-/** For commander parsers that take one isolation object as JSON (`queue set --isolation`). */
-export function parseIsolationJson(text: string): JobIsolation | null {
-  if (text.trim() === 'none') return null;
+/**
+ * For commander parsers that take one isolation object as JSON (`queue set --isolation`). `none`
+ * is the string `none` (commander would turn a null into ''): the caller sends null for it.
+ */
+export function parseIsolationJson(text: string): JobIsolation | 'none' {
+  if (text.trim() === 'none') return 'none';
   if (text.trim() === 'isolate') return ISOLATE_PRESET;
   try {
     return normalizeIsolation(JSON.parse(text));

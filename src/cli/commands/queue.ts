@@ -19,7 +19,7 @@ interface SetOptions {
   concurrency?: Limit;
   maxWaiting?: Limit;
   paused?: boolean;
-  isolation?: JobIsolation | null;
+  isolation?: JobIsolation | 'none';
 }
 
 export function registerQueue(program: Command, ctx: CliContext): void {
@@ -71,7 +71,8 @@ export function registerQueue(program: Command, ctx: CliContext): void {
     if (options.concurrency !== undefined) settings.concurrency = limitValue(options.concurrency);
     if (options.maxWaiting !== undefined) settings.maxWaiting = limitValue(options.maxWaiting);
     if (options.paused !== undefined) settings.paused = options.paused;
-    if (options.isolation !== undefined) settings.isolation = options.isolation;
+    if (options.isolation !== undefined)
+      settings.isolation = options.isolation === 'none' ? null : options.isolation;
     if (Object.keys(settings).length === 0) {
       throw new UsageError(
         'Expected at least one of --concurrency, --max-waiting, --paused, --no-paused, --isolation',
