@@ -220,6 +220,37 @@ describe('isolated jobs: everything jobworker does still works', needsRoot, () =
   });
 });
 
+describe('isolated jobs on a host without cgroups', needsRoot, () => {
+  it('with `pid`, stop still ends a setsid escapee: the namespace ends with its pid 1', async () => {
+    const bare = await openHarness({ cgroups: { mode: 'none' } });
+    try {
+      const dir = await newDir('jw-iso-nocg-');
+      const pidsFile = join(dir, 'pids');
+      const job = await startRunning(bare.engine, {
+        command: join(FIXTURES, 'stubborn-tree.sh'),
+        args: [pidsFile],
+        isolation: { pid: true },
+      });
+      await waitForFileText(join(bare.dataDir, 'jobs', job.id, 'stdout'), 'ready');
+      // The escapee's pid as the host sees it: the namespace's pids mean nothing here.
+      const escapees = (await readFile(`/proc/${job.process!.pid}/task/${job.process!.pid}/children`, 'utf8'))
+        .trim()
+        .split(' ')
+        .map(Number);
+      assert.ok(escapees.length >= 1, 'the setsid escapee is a child of the job process');
+      assert.equal(job.process!.cgroups.length, 0, 'no cgroup');
+      await bare.engine.stop(job.id, { user: 'tester' }, { graceMs: 100 });
+      const done = await bare.engine.waitFor(job.id);
+      assert.equal(done.status, 'stopped');
+      for (const pid of escapees) assert.equal(await pidAlive(pid), false);
+      const all = (await readFile(pidsFile, 'utf8')).trim().split(' ').map(Number);
+      assert.equal(all.length, 2);
+    } finally {
+      await bare.destroy();
+    }
+  });
+});
+
 describe('isolated jobs across a server restart', needsRoot, () => {
   /** Starts a job from a separate engine process, then SIGKILLs that process. */
   async function startThenCrash(dataDir: string, spec: object) {
