@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { JobIsolation } from '../core/job.ts';
 import type {
   ApiAuditEntry,
   ApiCertificate,
@@ -145,7 +146,7 @@ export class ApiClient {
 
   setUser(
     name: string,
-    changes: { role?: string; disabled?: boolean; runAs?: string | null },
+    changes: { role?: string; disabled?: boolean; runAs?: string | null; isolation?: JobIsolation | null },
   ): Promise<ApiUser> {
     return this.json('PATCH', `v1/users/${encodeURIComponent(name)}`, changes);
   }

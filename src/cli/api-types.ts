@@ -145,6 +145,8 @@ export interface ApiUser {
   readonly runAs: string | null;
   readonly disabled: boolean;
   readonly createdAt: string;
+  /** The isolation of its jobs when neither their spec nor their queue names one; null for none. */
+  readonly isolation?: JobIsolation | null;
 }
 
 /** A token as listed: never the secret. */

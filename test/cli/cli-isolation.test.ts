@@ -96,4 +96,17 @@ describe('jobworker start --isolate, queue set --isolation', needsRoot, () => {
     const cleared = await jobworkerJson<ApiQueue>(['queue', 'set', 'boxed', '--isolation', 'none'], t.env);
     assert.equal(cleared.isolation, null);
   });
+
+  it("user set --isolation gives a user's jobs a default; none clears it", async () => {
+    const added = await jobworker(['user', 'add', 'dora', '--role', 'user'], t.env);
+    assert.equal(added.code, 0, added.stderr);
+    const set = await jobworker(['user', 'set', 'dora', '--isolation', '{"network":"none"}'], t.env);
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal(set.stdout, 'user dora: default isolation {"network":"none"}\n');
+    const cleared = await jobworkerJson<{ isolation: unknown }>(
+      ['user', 'set', 'dora', '--isolation', 'none'],
+      t.env,
+    );
+    assert.equal(cleared.isolation, null);
+  });
 });
