@@ -169,7 +169,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'runWithoutToken',
         'defaultIsolation',
       ];
-      if (field !== undefined && flagFields.includes(field)) {
+      if (field !== undefined && flagFields.includes(field.split('.')[0] ?? field)) {
         throw new UsageError((err as Error).message);
       }
       throw err;
