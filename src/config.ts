@@ -1,6 +1,8 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from './core/errors.ts';
+import { ISOLATE_PRESET, normalizeIsolation } from './core/isolation.ts';
+import type { JobIsolation } from './core/job.ts';
 import { isLoopbackHost } from './core/loopback.ts';
 import { SPEC_LIMITS } from './core/spec.ts';
 import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
@@ -256,4 +258,25 @@ export function checkLogLevel(level: string): string {
     throw ValidationError.expected('logLevel', `one of ${LOG_LEVELS.join(', ')}`, level);
   }
   return level;
+}
+
+/**
+ * `serve --default-isolation`: `isolate` (what `start --isolate` asks for), `none`, or the JSON of
+ * an `isolation` object; null for none.
+ */
+export function parseDefaultIsolation(text: string): JobIsolation | null {
+  const trimmed = text.trim();
+  if (trimmed === 'none') return null;
+  if (trimmed === 'isolate') return ISOLATE_PRESET;
+  let value: unknown;
+  try {
+    value = JSON.parse(trimmed);
+  } catch {
+    throw ValidationError.expected(
+      'defaultIsolation',
+      '`isolate`, `none` or the JSON of an isolation object',
+      text,
+    );
+  }
+  return normalizeIsolation(value, 'defaultIsolation');
 }

@@ -26,6 +26,7 @@ import {
   checkLogLevel,
   checkRunWithoutToken,
   type ListenAddress,
+  parseDefaultIsolation,
   parseDefaultTimeout,
   parseKeepFor,
   parseKeepJobs,
@@ -37,6 +38,8 @@ import {
 } from './config.ts';
 import { type Clock, systemClock } from './core/clock.ts';
 import { ValidationError } from './core/errors.ts';
+import { ISOLATE_PRESET } from './core/isolation.ts';
+import type { JobIsolation } from './core/job.ts';
 import { type LimitSettings, normalizeLimitSettings, parseLimitsList } from './core/limits.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
@@ -44,6 +47,7 @@ import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
 import { MemoryRelief } from './memory-relief.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
+import { checkIsolation } from './runtime/host-capabilities.ts';
 import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
 import { AuditLog } from './service/audit-log.ts';
 import { CertificateService } from './service/certificate-service.ts';
@@ -137,6 +141,16 @@ export interface ServerOptions {
   runWithoutToken?: boolean;
   /** Working directory of `POST /run` jobs that name none; default the server's own (`process.cwd()`). */
   runCwd?: string;
+  /**
+   * The isolation of a job whose spec, queue and user name none: `isolate`, `none` or the JSON of an
+   * `isolation` object (docs/isolation.md); default none.
+   */
+  defaultIsolation?: string;
+  /**
+   * Every job of a non-admin user gets at least what `start --isolate` asks for (its own PIDs,
+   * its own /tmp, no network); asking for less is refused. Default off.
+   */
+  forceIsolation?: boolean;
 }
 
 export interface RunningServer {
@@ -201,6 +215,10 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
     maxLimits: parseLimitsList('maxLimits', options.maxLimits ?? config.maxLimits),
   });
   const serverLimits = { defaults: limits.defaults ?? {}, maxima: limits.maxima ?? {} };
+  const isolation = {
+    defaultIsolation: parseDefaultIsolation(options.defaultIsolation ?? 'none'),
+    forceIsolation: options.forceIsolation === true ? ISOLATE_PRESET : null,
+  };
   const retention = {
     keepJobs: parseKeepJobs(options.keepJobs ?? config.keepJobs),
     keepForMs: parseKeepFor(options.keepFor ?? config.keepFor),
@@ -244,6 +262,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         maxRunning,
         defaultTimeoutMs,
         serverLimits,
+        isolation,
         retention,
         accounts,
         authLimits: options.authLimits ?? {},
@@ -270,6 +289,7 @@ async function startOnDataDir({
   maxRunning,
   defaultTimeoutMs,
   serverLimits,
+  isolation,
   retention,
   accounts: accountOptions,
   authLimits,
@@ -288,6 +308,7 @@ async function startOnDataDir({
   maxRunning: number;
   defaultTimeoutMs: number | null;
   serverLimits: LimitSettings;
+  isolation: { defaultIsolation: JobIsolation | null; forceIsolation: JobIsolation | null };
   retention: { keepJobs: number | null; keepForMs: number | null };
   authLimits: FailedAuthLimits;
 }): Promise<RunningServer> {
@@ -332,6 +353,7 @@ async function startOnDataDir({
       maxRunning,
       defaultTimeoutMs,
       limits: serverLimits,
+      defaultIsolation: isolation.defaultIsolation,
       ...retention,
       clock,
       logger: logger.child({ component: 'engine' }),
@@ -340,11 +362,21 @@ async function startOnDataDir({
     await store.close();
     throw err;
   }
+  try {
+    // A policy this host cannot carry out would refuse every job: refuse to start instead.
+    checkIsolation(isolation.defaultIsolation ?? undefined, engine.host);
+    checkIsolation(isolation.forceIsolation ?? undefined, engine.host);
+  } catch (err) {
+    await engine.close();
+    await store.close();
+    throw err;
+  }
   const service = new JobService(engine, {
     accounts: jobAccounts,
     audit,
     clock,
     userLimits: (name) => accounts.user(name)?.limits,
+    forceIsolation: isolation.forceIsolation,
   });
   const certificates = new CertificateService(
     tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,

@@ -1,3 +1,5 @@
+import type { JobIsolation } from '../core/job.ts';
+
 /**
  * Who is calling, once authenticated (docs/security.md has the whole matrix).
  * - `admin`: sees and acts on every job, configures queues and the server, manages users and tokens.
@@ -18,6 +20,8 @@ export interface Principal {
    * when none is set. Stored and passed on only: the runtime decides what it means.
    */
   readonly runAs?: string | null;
+  /** The user's default isolation for its jobs (`user set --isolation`); null or absent for none. */
+  readonly isolation?: JobIsolation | null;
 }
 
 /**

@@ -222,7 +222,12 @@ export class UserDirectory {
   #setUserEntry(record: UserRecord): void {
     const principal = record.disabled
       ? undefined
-      : Object.freeze({ user: record.name, role: record.role, runAs: record.runAs });
+      : Object.freeze({
+          user: record.name,
+          role: record.role,
+          runAs: record.runAs,
+          ...(record.isolation ? { isolation: record.isolation } : {}),
+        });
     this.#users.set(record.name, { record, principal });
   }
 

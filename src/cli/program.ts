@@ -28,6 +28,7 @@ const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () 
   { names: ['user'], load: async () => (await import('./commands/user.ts')).registerUser },
   { names: ['token'], load: async () => (await import('./commands/token.ts')).registerToken },
   { names: ['audit'], load: async () => (await import('./commands/audit.ts')).registerAudit },
+  { names: ['doctor'], load: async () => (await import('./commands/doctor.ts')).registerDoctor },
   { names: ['certs'], load: async () => (await import('./commands/certs.ts')).registerCerts },
 ];
 

@@ -38,6 +38,10 @@ export function describeQueue(queue: ApiQueue, style: Style): string {
     ['Paused', queue.paused ? 'yes: nothing new starts' : 'no'],
     ['Default limits', describeLimits(queue.defaultLimits ?? {})],
     ['Max limits', describeLimits(queue.maxLimits ?? {})],
+    [
+      'Isolation',
+      queue.isolation ? JSON.stringify(queue.isolation) : "none (the user's or the server's default)",
+    ],
     ['Running', String(queue.running)],
     ['Waiting', String(queue.waiting)],
   ];

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { JobLimits } from '../core/job.ts';
+import type { JobIsolation, JobLimits } from '../core/job.ts';
 import { OUTPUT_FRAMES_TYPE } from '../core/output-frames.ts';
 import type {
   ApiAuditEntry,
@@ -153,6 +153,7 @@ export class ApiClient {
       runAs?: string | null;
       defaultLimits?: JobLimits | null;
       maxLimits?: JobLimits | null;
+      isolation?: JobIsolation | null;
     },
   ): Promise<ApiUser> {
     return this.json('PATCH', `v1/users/${encodeURIComponent(name)}`, changes);

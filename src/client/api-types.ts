@@ -1,4 +1,4 @@
-import type { JobLimits, JobStatus, JobUsage } from '../core/job.ts';
+import type { JobIsolation, JobLimits, JobStatus, JobUsage } from '../core/job.ts';
 import type { LimitsInput } from '../core/spec.ts';
 
 /**
@@ -82,6 +82,8 @@ export interface CreateJobBody {
   /** Admins: run as root instead of the admin's own account. */
   runAsRoot?: boolean;
   limits?: LimitsInput;
+  /** Linux namespaces to run in (docs/isolation.md). */
+  isolation?: JobIsolation;
 }
 
 /** `attempts` counts every run, the first included; backoff fields left out take the server's defaults. */
@@ -122,6 +124,8 @@ export interface ApiQueue {
   readonly defaultLimits?: JobLimits;
   /** Limits none of its jobs may exceed (absent from older servers). */
   readonly maxLimits?: JobLimits;
+  /** The isolation of its jobs whose spec names none; null for none. */
+  readonly isolation?: JobIsolation | null;
   /** Running and paused jobs. */
   readonly running: number;
   /** Queued jobs. */
@@ -135,6 +139,8 @@ export interface QueueSettings {
   paused?: boolean;
   defaultLimits?: JobLimits;
   maxLimits?: JobLimits;
+  /** The isolation of the queue's jobs whose spec names none; null for none. */
+  isolation?: JobIsolation | null;
 }
 
 /** The answer of `POST /v1/drain` and `GET /v1/drain`. */
@@ -155,6 +161,8 @@ export interface ApiUser {
   readonly defaultLimits?: JobLimits;
   /** Limits none of its jobs may exceed (absent from older servers). */
   readonly maxLimits?: JobLimits;
+  /** The isolation of its jobs when neither their spec nor their queue names one; null for none. */
+  readonly isolation?: JobIsolation | null;
 }
 
 /** A token as listed: never the secret. */

@@ -107,6 +107,31 @@ export interface JobUsage {
   readonly pidsLimitHits: number;
 }
 
+/**
+ * Linux namespaces a job runs in (docs/isolation.md, "Namespaces"). A field left out is the
+ * host's: no PID namespace, the host's network, mounts and host name.
+ */
+export interface JobIsolation {
+  /** Its own PID namespace: the job sees only its own processes (`ps ax`), under a small pid 1. */
+  readonly pid?: boolean;
+  /** `none`: a network namespace with only a loopback of its own; `host` (default): the host's. */
+  readonly network?: 'none' | 'host';
+  /** Its own mount namespace, with these changes to what it sees of the host's files. */
+  readonly mount?: JobMountIsolation;
+  /** Its own UTS namespace with this host name. */
+  readonly hostname?: string;
+}
+
+/** What an isolated job sees of the host's files. */
+export interface JobMountIsolation {
+  /** An empty tmpfs of its own on /tmp and /var/tmp, gone when the job ends. */
+  readonly privateTmp?: boolean;
+  /** Absolute paths the job can read but not write. */
+  readonly readOnly?: readonly string[];
+  /** Absolute paths whose content the job cannot see (an empty directory, or an empty file). */
+  readonly hide?: readonly string[];
+}
+
 /** What to run: the validated, normalized form (see `normalizeSpec`). */
 export interface JobSpec {
   /** The program to execute (looked up in the job's PATH), or a shell script when `shell` is true. */
@@ -127,6 +152,8 @@ export interface JobSpec {
   readonly labels: Readonly<Record<string, string>>;
   /** cgroup resource limits. */
   readonly limits: JobLimits;
+  /** Namespaces the job runs in; absent (jobs before isolation existed) or `{}`: none. */
+  readonly isolation?: JobIsolation;
   /** The queue the job waits in (`default` unless named). */
   readonly queue: string;
   /** Higher starts first within its queue; then first come, first served. -1000 to 1000, default 0. */

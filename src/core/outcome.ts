@@ -11,7 +11,7 @@ export type EndRecord =
   | { readonly kind: 'signaled'; readonly signal: number }
   | {
       readonly kind: 'failed';
-      readonly stage: 'cgroup' | 'stdio' | 'user' | 'chdir' | 'exec';
+      readonly stage: 'cgroup' | 'stdio' | 'user' | 'chdir' | 'exec' | 'namespace';
       readonly message: string;
     }
   | { readonly kind: 'status'; readonly status: number }
@@ -176,6 +176,9 @@ function failureReason(record: Extract<EndRecord, { kind: 'failed' }>, facts: En
       return `could not join its cgroup${why}`;
     case 'stdio':
       return `could not set up its standard streams${why}`;
+    case 'namespace':
+      // A path of `isolation.mount` that does not exist reads ENOENT here.
+      return `could not set up its isolation (namespaces, mounts)${why}`;
   }
 }
 

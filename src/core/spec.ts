@@ -1,6 +1,7 @@
 import { ValidationError } from './errors.ts';
 import { isJobId } from './ids.ts';
-import type { JobLimits, JobSpec, RetryPolicy } from './job.ts';
+import { normalizeIsolation } from './isolation.ts';
+import type { JobIsolation, JobLimits, JobSpec, RetryPolicy } from './job.ts';
 import { normalizeLimits } from './limits.ts';
 
 /**
@@ -38,6 +39,8 @@ export interface JobSpecInput {
   labels?: Record<string, string>;
   /** As written: units allowed (`normalizeLimits`). */
   limits?: LimitsInput;
+  /** Namespaces to run in (src/core/isolation.ts); left out: the queue's, the user's or the server's default. */
+  isolation?: JobIsolation;
   queue?: string;
   priority?: number;
   after?: string[];
@@ -98,6 +101,7 @@ const SPEC_FIELDS = new Set([
   'name',
   'labels',
   'limits',
+  'isolation',
   'queue',
   'priority',
   'after',
@@ -235,6 +239,8 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
 
   const limits = optional(input.limits, {}, (value): JobLimits => normalizeLimits('limits', value));
 
+  const isolation = input.isolation === undefined ? undefined : normalizeIsolation(input.isolation);
+
   const queue = optional(input.queue, DEFAULT_QUEUE, (value) => queueName('queue', value));
 
   const priority = optional(input.priority, 0, (value) => {
@@ -305,6 +311,7 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     name,
     labels,
     limits,
+    ...(isolation ? { isolation } : {}),
     queue,
     priority,
     after,

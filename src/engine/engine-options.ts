@@ -1,8 +1,10 @@
 import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../core/clock.ts';
+import type { JobIsolation } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS } from '../core/limits.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
+import type { HostCapabilities } from '../runtime/host-capabilities.ts';
 import type { JobStore } from '../store/job-store.ts';
 
 export interface EngineOptions {
@@ -18,6 +20,16 @@ export interface EngineOptions {
   /** How often jobs adopted from an earlier server are checked for exit. Default 250 ms. */
   readonly adoptedCheckMs?: number;
   readonly cgroups?: CgroupOptions;
+  /**
+   * What this host can give a job (namespaces, cgroup controllers): a job asking for more is
+   * refused at submit. Default: probed when the engine opens (`probeHost`).
+   */
+  readonly host?: HostCapabilities;
+  /**
+   * The isolation of a job whose spec, queue and user name none (`serve --default-isolation`);
+   * null for none (the host's namespaces). Default null.
+   */
+  readonly defaultIsolation?: JobIsolation | null;
   readonly logger?: Logger;
   /** The clock; tests inject one. Default: `clock.now`. */
   readonly now?: () => Date;
@@ -57,7 +69,10 @@ export interface EngineOptions {
   readonly limits?: LimitSettings;
 }
 
-export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups'>> & { cgroups: CgroupOptions };
+export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups' | 'host'>> & {
+  cgroups: CgroupOptions;
+  host?: HostCapabilities;
+};
 
 export const ENGINE_DEFAULTS = {
   outputCapBytes: 1024 ** 3,
@@ -66,6 +81,7 @@ export const ENGINE_DEFAULTS = {
   dispatchBatch: 64,
   maxRunning: 10_000,
   defaultTimeoutMs: null,
+  defaultIsolation: null,
   keepJobs: 100_000,
   keepForMs: 30 * 24 * 3600 * 1000,
   retentionIntervalMs: 5 * 60 * 1000,

@@ -4,7 +4,15 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
-import { isActive, isFinal, type Job, type JobAccount } from '../core/job.ts';
+import { isIsolated, mergeIsolation } from '../core/isolation.ts';
+import {
+  isActive,
+  isFinal,
+  type Job,
+  type JobAccount,
+  type JobIsolation,
+  type JobSpec,
+} from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/limits.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
@@ -13,6 +21,7 @@ import { OutputMonitor } from '../output/output-monitor.ts';
 import { type OutputRead, OutputReader, readOutput } from '../output/output-reader.ts';
 import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
+import { checkIsolation, type HostCapabilities, probeHost } from '../runtime/host-capabilities.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
 import { preflight } from '../runtime/preflight.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
@@ -36,6 +45,13 @@ export interface Caller {
   readonly account?: JobAccount;
   /** The caller's own limit defaults and maxima (set by an admin); absent: none. */
   readonly limits?: LimitSettings;
+  /** The caller's own default isolation (the user's, `user set --isolation`): after the queue's. */
+  readonly defaultIsolation?: JobIsolation | null;
+  /**
+   * Isolation every job of this caller gets whatever it asks (`serve --force-isolation` for
+   * non-admins): added to what its spec or the defaults give (docs/isolation.md, "Policy").
+   */
+  readonly forcedIsolation?: JobIsolation | null;
 }
 
 export interface StopOptions {
@@ -92,6 +108,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #supervisor: Supervisor;
   readonly #dispatcher: Dispatcher;
   readonly #spawner: SpawnerClient;
+  #host: HostCapabilities | undefined;
   readonly #launcher: Launcher;
   readonly #retention: HistoryRetention;
   /**
@@ -187,6 +204,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Opens the engine and reconciles every job this node left running (adopt, or record how it ended). */
   static async open(options: EngineOptions): Promise<JobEngine> {
     const engine = new JobEngine(resolveEngineOptions(options));
+    engine.#host = options.host ?? (await probeHost());
     await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
     const running = await engine.#store.listRunning(engine.#options.node);
     await engine.#supervisor.recover(running);
@@ -200,6 +218,12 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     await engine.#dispatcher.kick();
     engine.#retention.start();
     return engine;
+  }
+
+  /** What this host can give a job (probed when the engine opened, unless given). */
+  get host(): HostCapabilities {
+    if (!this.#host) throw new Error('The job engine is not open');
+    return this.#host;
   }
 
   /** How this host contains jobs: `v2`, `v1` or `none` (process groups only). */
@@ -235,8 +259,24 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       { source: `user \`${caller.user}\``, settings: caller.limits ?? NO_LIMIT_SETTINGS },
       { source: 'the server', settings: this.#options.limits },
     ]);
-    const spec = { ...submission.spec, limits, account: caller.account ?? null };
+    // The job's own isolation, else its queue's, else its user's, else the server's; plus what
+    // the server forces on the caller. The job records what it got.
+    const { isolation: own, ...rest } = submission.spec;
+    const isolation = mergeIsolation(
+      own ??
+        (await this.#store.queueIsolation(rest.queue)) ??
+        caller.defaultIsolation ??
+        this.#options.defaultIsolation,
+      caller.forcedIsolation,
+    );
+    const spec: JobSpec = {
+      ...rest,
+      limits,
+      ...(isIsolated(isolation) ? { isolation } : {}),
+      account: caller.account ?? null,
+    };
     this.#cgroups.checkLimits(spec.limits, spec.cwd);
+    checkIsolation(spec.isolation, this.host);
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));
     const admission = await this.#store.admitJob(
@@ -400,6 +440,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Changes a queue's settings; a raised limit or a resume starts what may start now. */
   async setQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+    // A default the host cannot give would fail every job of the queue: refused now instead.
+    if (settings.isolation) checkIsolation(settings.isolation, this.host);
     await this.#store.putQueue(name, settings);
     await this.#dispatcher.kick();
     return this.#store.getQueue(name);

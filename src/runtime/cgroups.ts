@@ -16,6 +16,7 @@ import { diskScheduler, ioDeviceFor } from './block-device.ts';
 import { controllersFor, V1_EQUIVALENT, writeV1Limits, writeV2Limits } from './cgroup-limits.ts';
 import { type CgroupMounts, readCgroupMounts } from './cgroup-mounts.ts';
 import { readUsage } from './cgroup-usage.ts';
+import { cgroupParent } from './delegated-cgroup.ts';
 import { sendSignal } from './signals.ts';
 
 /** The v1 hierarchies jobworker uses, each where the v2 hierarchy lacks its controller. */
@@ -66,7 +67,9 @@ export class Cgroups {
     const mounts = options.mounts ?? readCgroupMounts();
     const want = options.mode;
     this.#v2Mount = mounts.v2;
-    this.#v2Root = want === 'none' || want === 'v1' || !mounts.v2 ? null : makeRoot(join(mounts.v2, name));
+    // As root: the hierarchy's root; as another account: its own delegated cgroup (cgroupParent).
+    const v2Parent = want === 'none' || want === 'v1' || !mounts.v2 ? null : cgroupParent(mounts.v2);
+    this.#v2Root = v2Parent === null ? null : makeRoot(join(v2Parent, name));
     this.#v2Kill = this.#v2Root !== null && existsSync(join(this.#v2Root, 'cgroup.kill'));
     this.#v2Controllers = this.#v2Root ? enableControllers(this.#v2Root) : new Set();
     const v1 = new Map<string, string>();

@@ -5,7 +5,7 @@ import { readRecordFile } from './record-file.ts';
 export const EXIT_FILE = 'exit';
 
 /** Where a job's process failed before its command ran (see src/runtime/native/jobworker-spawner.c). */
-export type StartStage = 'cgroup' | 'stdio' | 'user' | 'chdir' | 'exec';
+export type StartStage = 'cgroup' | 'stdio' | 'user' | 'chdir' | 'exec' | 'namespace';
 
 /**
  * When a record says the job ended. `at` is the record's own time when it carries one (it was
@@ -36,7 +36,7 @@ type RecordKind =
  */
 export type ExitRecord = RecordTime & RecordKind;
 
-const STAGES = new Set<string>(['cgroup', 'stdio', 'user', 'chdir', 'exec']);
+const STAGES = new Set<string>(['cgroup', 'stdio', 'user', 'chdir', 'exec', 'namespace']);
 
 /** Reads the wrapper's exit record; undefined while there is none (or it is incomplete). */
 export async function readExitRecord(dir: string): Promise<ExitRecord | undefined> {

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { JobAccount, JobSpec } from '../core/job.ts';
+import type { JobAccount, JobIsolation, JobSpec } from '../core/job.ts';
 import { outputPaths } from '../output/output-files.ts';
 import { jobEnvironment } from './job-environment.ts';
 import { resolveCommand } from './preflight.ts';
@@ -27,6 +27,7 @@ export function jobSpawnRequest(
     stdoutPath: paths.stdout,
     stderrPath: paths.stderr,
     ...spawnUser(spec.account),
+    ...(spec.isolation ? { isolation: isolationOptions(spec.isolation) } : {}),
   };
   if (spec.shell) {
     return { ...common, path: '/bin/sh', argv: ['/bin/sh', '-c', spec.command, 'sh', ...spec.args] };
@@ -38,6 +39,18 @@ export function jobSpawnRequest(
     ? resolve(spec.cwd, spec.command)
     : (resolveCommand(spec.command, spec.cwd, env.PATH ?? '') ?? '');
   return { ...common, path, argv: [spec.command, ...spec.args] };
+}
+
+/** A job's isolation as the spawner's options (src/runtime/native/jobworker-spawner.c). */
+export function isolationOptions(isolation: JobIsolation): string[] {
+  const out: string[] = [];
+  if (isolation.pid) out.push('pid');
+  if (isolation.network === 'none') out.push('net');
+  if (isolation.mount?.privateTmp) out.push('tmp');
+  if (isolation.hostname !== undefined) out.push(`uts=${isolation.hostname}`);
+  for (const path of isolation.mount?.readOnly ?? []) out.push(`ro=${path}`);
+  for (const path of isolation.mount?.hide ?? []) out.push(`hide=${path}`);
+  return out;
 }
 
 /**

@@ -36,6 +36,7 @@ const STAGE_TEXT: Record<string, string> = {
   exec: 'could not create its process',
   stdio: 'could not create its output files',
   request: 'could not send it to the spawner',
+  namespace: 'could not create its namespaces',
 };
 
 /** One spawner process and what is waiting on it. */

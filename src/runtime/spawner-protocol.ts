@@ -26,6 +26,11 @@ export interface SpawnRequest {
    * its own too); absent: it stays the spawner's account. Only a root spawner can switch.
    */
   readonly user?: SpawnUser;
+  /**
+   * The namespaces the job's process enters before the drop, as the spawner's options: `pid`,
+   * `net`, `tmp`, `uts=NAME`, `ro=PATH`, `hide=PATH` (see `isolationOptions`). Absent: none.
+   */
+  readonly isolation?: readonly string[];
 }
 
 /** Ids a job's process takes before exec: real, effective and saved uid and gid, and its groups. */
@@ -76,6 +81,8 @@ export function encodeRequest(id: string, request: SpawnRequest): Buffer {
     ...request.cgroupProcs,
     String(request.user?.groups.length ?? 0),
     ...(request.user?.groups ?? []).map(String),
+    String(request.isolation?.length ?? 0),
+    ...(request.isolation ?? []),
   ];
   for (const field of fields) {
     // A NUL would shift every field after it; the spec refuses them, this is the last guard.

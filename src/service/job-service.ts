@@ -4,7 +4,8 @@ import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { DuplicateJobError, JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
-import { isFinal, type Job, type JobAccount, type JobStatus } from '../core/job.ts';
+import { normalizeIsolation } from '../core/isolation.ts';
+import { isFinal, type Job, type JobAccount, type JobIsolation, type JobStatus } from '../core/job.ts';
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
@@ -64,6 +65,12 @@ export interface JobServiceOptions {
    * jobs it submits after its queue's (docs/isolation.md). Absent: users have none.
    */
   readonly userLimits?: (user: string) => LimitSettings | undefined;
+  /**
+   * Isolation every job of a non-admin gets, on top of what it asks for (`serve
+   * --force-isolation`: `ISOLATE_PRESET`); a non-admin asking for less of it is refused
+   * (FORBIDDEN, naming the field). Null: no policy. Default null.
+   */
+  readonly forceIsolation?: JobIsolation | null;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -71,6 +78,7 @@ export const SERVICE_DEFAULTS = {
   defaultPageSize: 50,
   audit: NO_AUDIT,
   clock: systemClock,
+  forceIsolation: null,
 } as const satisfies Required<Omit<JobServiceOptions, 'accounts' | 'userLimits'>>;
 
 /** The longest grace a stop may ask for: one day. */
@@ -192,6 +200,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
         if (!dep || !maySee(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
       }
     }
+    const forced = who.role === 'admin' ? null : this.#options.forceIsolation;
+    if (forced) refuseLessIsolation((input as { isolation?: unknown } | null)?.isolation, forced);
     const account = await this.#accounts?.accountFor(who, runAsRoot === true);
     try {
       const limits = this.#userLimits?.(who.user);
@@ -199,6 +209,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
         user: who.user,
         ...(account ? { account } : {}),
         ...(limits ? { limits } : {}),
+        ...(who.isolation ? { defaultIsolation: who.isolation } : {}),
+        ...(forced ? { forcedIsolation: forced } : {}),
       });
       if (!result.created && !maySee(who, result.job)) throw new DuplicateJobError(result.job);
       return result;
@@ -258,8 +270,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
     ) {
       throw ValidationError.expected('maxWaiting', 'an integer from 0, or null for no limit', maxWaiting);
     }
-    const { defaultLimits: _d, maxLimits: _m, ...plain } = settings;
-    const { defaults, maxima } = normalizeLimitSettings(settings);
+    const { isolation } = settings as { isolation?: unknown };
+    const checked =
+      isolation === undefined || isolation === null
+        ? settings
+        : { ...settings, isolation: normalizeIsolation(isolation, 'isolation') };
+    const { defaultLimits: _d, maxLimits: _m, ...plain } = checked;
+    const { defaults, maxima } = normalizeLimitSettings(checked);
     if (!defaults && !maxima) return this.#engine.setQueue(queueName('name', name), plain);
     // A default is checked against the maximum it will sit under, whichever of the two changes.
     const current = defaults && maxima ? undefined : await this.#engine.queue(queueName('name', name));
@@ -571,5 +588,30 @@ function checkId(id: string): void {
       'a job id (a UUIDv7 such as 0190f3a2-7c4e-7d1a-9b2c-3f4e5a6b7c8d)',
       id,
     );
+  }
+}
+
+/**
+ * Under a forced isolation a non-admin may ask for more, never for less: a field that turns off
+ * what is forced is refused by name. (Malformed values are left to the spec check: 400.)
+ */
+function refuseLessIsolation(asked: unknown, forced: JobIsolation): void {
+  if (typeof asked !== 'object' || asked === null) return;
+  const { pid, network, mount } = asked as {
+    pid?: unknown;
+    network?: unknown;
+    mount?: { privateTmp?: unknown };
+  };
+  const refuse = (field: string, what: string) => {
+    throw new ValidationError(
+      field,
+      `This server forces isolation on non-admin users: ${what} is for admins only`,
+      'FORBIDDEN',
+    );
+  };
+  if (forced.pid && pid === false) refuse('isolation.pid', '`pid: false`');
+  if (forced.network === 'none' && network === 'host') refuse('isolation.network', '`network: "host"`');
+  if (forced.mount?.privateTmp && typeof mount === 'object' && mount?.privateTmp === false) {
+    refuse('isolation.mount.privateTmp', '`privateTmp: false`');
   }
 }

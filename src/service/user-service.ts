@@ -10,6 +10,7 @@ import type { UserDirectory } from '../auth/user-directory.ts';
 import { AUDIT_ACTIONS, type AuditAction } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
+import { normalizeIsolation } from '../core/isolation.ts';
 import { NO_LIMIT_SETTINGS, normalizeLimitSettings } from '../core/limits.ts';
 import type { AuditPage, TokenRecord, UserChanges, UserRecord } from '../store/user-store.ts';
 import type { AuditLog } from './audit-log.ts';
@@ -99,9 +100,9 @@ export class UserService {
   }
 
   /**
-   * `{role?, disabled?, runAs?, defaultLimits?, maxLimits?}`; `LAST_ADMIN` when it would leave no
-   * enabled admin. The limits are written as a spec's (units allowed) and replace the user's;
-   * `null` or `{}` clears them.
+   * `{role?, disabled?, runAs?, defaultLimits?, maxLimits?, isolation?}`; `LAST_ADMIN` when it
+   * would leave no enabled admin. The limits are written as a spec's (units allowed) and replace
+   * the user's; `null` or `{}` clears them. `isolation` (null clears it) is the user's default.
    */
   setUser(who: Caller, name: string, input: unknown): Promise<UserRecord> {
     return auditedCall(this.#audit, who, 'user:set', name, async () => {
@@ -111,6 +112,9 @@ export class UserService {
       const changes: { -readonly [K in keyof UserChanges]: UserChanges[K] } = {};
       if (body.role !== undefined) changes.role = checkRole(body.role);
       if (body.runAs !== undefined) changes.runAs = checkRunAs(body.runAs);
+      if (body.isolation !== undefined) {
+        changes.isolation = body.isolation === null ? null : normalizeIsolation(body.isolation, 'isolation');
+      }
       if (body.disabled !== undefined) {
         if (typeof body.disabled !== 'boolean')
           throw ValidationError.expected('disabled', 'a boolean', body.disabled);

@@ -1,6 +1,7 @@
 import type {
   Job,
   JobExit,
+  JobIsolation,
   JobLimits,
   JobStatus,
   JobUsage,
@@ -22,6 +23,11 @@ export interface QueueSettings {
   readonly defaultLimits: JobLimits;
   /** Limits none of its jobs may exceed; `{}` for none. */
   readonly maxLimits: JobLimits;
+  /**
+   * The namespaces a job of the queue runs in when its spec names none (docs/isolation.md);
+   * null for none (the job's user's default, else the server's, applies).
+   */
+  readonly isolation: JobIsolation | null;
 }
 
 /** A queue as listed: its settings and what is in it now. */
@@ -195,6 +201,8 @@ export interface JobStore {
   getQueue(name: string): Promise<QueueState>;
   /** A queue's limit defaults and maxima alone: one row read by key (what every submission asks). */
   queueLimits(name: string): Promise<LimitSettings>;
+  /** A queue's default isolation, without its counts (read at each submit); null for none. */
+  queueIsolation(name: string): Promise<JobIsolation | null>;
   /** Changes the settings given, keeping the others. */
   putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState>;
   /** Every queue that has a settings row, by name, with its counts (which cost O(jobs in it)). */

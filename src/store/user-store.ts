@@ -1,5 +1,6 @@
 import type { Role } from '../auth/principal.ts';
 import type { AuditEntry } from '../core/audit.ts';
+import type { JobIsolation } from '../core/job.ts';
 import type { LimitSettings } from '../core/limits.ts';
 
 /** A user as stored. */
@@ -13,6 +14,11 @@ export interface UserRecord {
   readonly createdAt: Date;
   /** Defaults and maxima of its jobs' resource limits, set by an admin; absent: none. */
   readonly limits?: LimitSettings;
+  /**
+   * The namespaces the user's jobs run in when neither their spec nor their queue names any
+   * (docs/isolation.md); null or absent for none.
+   */
+  readonly isolation?: JobIsolation | null;
 }
 
 /** What `setUser` may change; an absent field is left as it is. */
@@ -22,6 +28,7 @@ export interface UserChanges {
   readonly disabled?: boolean;
   /** Replaces its limit defaults and maxima. */
   readonly limits?: LimitSettings;
+  readonly isolation?: JobIsolation | null;
 }
 
 /** A token as stored: its SHA-256, never the token itself. */

@@ -44,6 +44,7 @@ describe('REST API: queues and scheduling', () => {
       paused: true,
       defaultLimits: {},
       maxLimits: {},
+      isolation: null,
       running: 0,
       waiting: 0,
     });

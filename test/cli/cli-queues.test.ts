@@ -98,6 +98,7 @@ describe('start with scheduling options', () => {
       paused: false,
       defaultLimits: {},
       maxLimits: {},
+      isolation: null,
       running: 0,
       waiting: 0,
     });
@@ -311,6 +312,7 @@ describe('jobworker queue', () => {
       paused: false,
       defaultLimits: {},
       maxLimits: {},
+      isolation: null,
       running: 0,
       waiting: 0,
     });

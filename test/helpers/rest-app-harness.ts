@@ -10,6 +10,7 @@ import { ServerTls } from '../../src/auth/tls/server-tls.ts';
 import { openCertificateAuthority } from '../../src/auth/tls/tls-files.ts';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
+import type { JobIsolation } from '../../src/core/job.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
 import { CertificateService } from '../../src/service/certificate-service.ts';
@@ -46,13 +47,19 @@ export async function openApp(
      */
     tls?: boolean;
     run?: RunRouteOptions;
+    /** The service's `forceIsolation` policy (`serve --force-isolation`). */
+    forceIsolation?: JobIsolation;
   } = {},
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const clock = options.clock;
   const accounts = await UserDirectory.open(h.store.users, clock ? { clock } : {});
   const audit = new AuditLog(h.store.users);
-  const service = new JobService(h.engine, { audit, ...(clock ? { clock } : {}) });
+  const service = new JobService(h.engine, {
+    audit,
+    ...(clock ? { clock } : {}),
+    ...(options.forceIsolation ? { forceIsolation: options.forceIsolation } : {}),
+  });
   const users = new UserService(accounts, audit, clock ? { clock } : {});
   // A real CA in the harness's data directory, as `jobworker serve` makes it.
   const ca = await openCertificateAuthority(h.dataDir, new Date());

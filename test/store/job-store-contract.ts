@@ -792,6 +792,7 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
             paused: false,
             defaultLimits: {},
             maxLimits: {},
+            isolation: null,
             running: 0,
             waiting: 0,
           });
@@ -814,6 +815,14 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           });
           assert.deepEqual(await store.queueLimits('never-named'), { defaults: {}, maxima: {} });
           await store.putQueue('fresh', { defaultLimits: {}, maxLimits: {} });
+          // An isolation default is kept as given, read alone at each submit, and cleared by null.
+          const isolation = { pid: true, mount: { readOnly: ['/etc'] } };
+          assert.deepEqual((await store.putQueue('fresh', { isolation })).isolation, isolation);
+          assert.deepEqual((await store.putQueue('fresh', { paused: false })).isolation, isolation);
+          assert.deepEqual(await store.queueIsolation('fresh'), isolation);
+          assert.equal(await store.queueIsolation('never-named'), null);
+          await store.putQueue('fresh', { isolation: null, paused: true });
+          assert.equal(await store.queueIsolation('fresh'), null);
           assert.deepEqual(
             (await store.listQueues()).map((q) => q.name),
             ['default', 'fresh'],

@@ -1,4 +1,11 @@
-import { dedupeScopeOf, type Job, type JobLimits, type JobStatus, type JobUsage } from '../../core/job.ts';
+import {
+  dedupeScopeOf,
+  type Job,
+  type JobIsolation,
+  type JobLimits,
+  type JobStatus,
+  type JobUsage,
+} from '../../core/job.ts';
 
 /** A job as the REST API shows it: the one serializer (schema: `JOB_SCHEMA`). */
 export interface JobJson {
@@ -40,6 +47,8 @@ export interface JobJson {
   /** Its resource limits as they apply (normalized: bytes, cores). */
   limits: JobLimits;
   usage: JobUsage | null;
+  /** The namespaces it runs in (docs/isolation.md); absent when none. */
+  isolation?: JobIsolation;
 }
 
 /** Why a queued job has not started: see docs/queues.md. */
@@ -84,6 +93,7 @@ export function jobToJson(job: Job): JobJson {
       : null,
     limits: job.spec.limits,
     usage: job.usage,
+    ...(job.spec.isolation ? { isolation: job.spec.isolation } : {}),
   };
 }
 

@@ -112,6 +112,44 @@ const USAGE_SCHEMA = {
   },
 } as const;
 
+/**
+ * Namespaces of a job (docs/isolation.md, "Namespaces"): the spec's `isolation`, a queue's or a
+ * user's default. src/core/isolation.ts checks the values and names a bad field.
+ */
+export const ISOLATION_PROPERTY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    pid: { type: 'boolean', description: 'Its own PID namespace: the job sees only its own processes.' },
+    network: {
+      type: 'string',
+      enum: ['none', 'host'],
+      description:
+        '`none`: its own network namespace with only a loopback; `host` (default): the host network.',
+    },
+    mount: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        privateTmp: { type: 'boolean', description: 'An empty tmpfs of its own on /tmp and /var/tmp.' },
+        readOnly: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'Absolute paths the job can read but not write.',
+        },
+        hide: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'Absolute paths whose content the job cannot see (empty directory or file).',
+        },
+      },
+    },
+    hostname: { type: 'string', description: 'Its own UTS namespace with this host name.' },
+  },
+  description:
+    'Linux namespaces the job runs in; refused (400, naming the field) when this host cannot create them (`jobworker doctor`).',
+} as const;
+
 export const JOB_SCHEMA = {
   $id: 'Job',
   type: 'object',
@@ -219,6 +257,11 @@ export const JOB_SCHEMA = {
         "Its resource limits: its own, else its queue's, its user's, the server's defaults (docs/isolation.md).",
     },
     usage: USAGE_SCHEMA,
+    isolation: {
+      ...ISOLATION_PROPERTY,
+      description:
+        "The namespaces it runs in: its own, else its queue's, user's or the server's default, plus any forced by the server; absent when none.",
+    },
   },
 } as const;
 
@@ -244,6 +287,13 @@ export const QUEUE_SCHEMA = {
     paused: { type: 'boolean', description: 'Nothing new starts from a paused queue.' },
     defaultLimits: { ...LIMITS_OUTPUT, description: 'Limits its jobs get where they set none.' },
     maxLimits: { ...LIMITS_OUTPUT, description: 'Limits none of its jobs may exceed.' },
+    isolation: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      properties: ISOLATION_PROPERTY.properties,
+      description:
+        "The isolation of its jobs whose spec names none; null for none (the user's or the server's).",
+    },
     running: { type: 'integer', description: 'Jobs holding a slot: running, paused or starting.' },
     waiting: { type: 'integer', description: 'Queued jobs.' },
   },
@@ -321,6 +371,11 @@ export const JOB_SPEC_BODY = {
     name: nullable('string', { description: `A human name, 1 to ${SPEC_LIMITS.nameChars} characters.` }),
     labels: { ...stringMap, description: `At most ${SPEC_LIMITS.labels} key/value labels, for filtering.` },
     limits: LIMITS_INPUT,
+    isolation: {
+      ...ISOLATION_PROPERTY,
+      description:
+        "Linux namespaces to run in (docs/isolation.md); absent: the queue's, else the user's, else the server's default. 400 naming the field when this host cannot create them.",
+    },
     queue: { type: 'string', description: 'The queue to wait in (default `default`).' },
     priority: {
       type: 'integer',
@@ -460,6 +515,12 @@ export const PUT_QUEUE_SCHEMA = {
         type: ['object', 'null'],
         description:
           'Replaces the limits none of its jobs may exceed (a job over one: 400 naming it); null or {} clears them.',
+      },
+      isolation: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: ISOLATION_PROPERTY.properties,
+        description: 'The isolation of its jobs whose spec names none; null: none.',
       },
     },
   },
@@ -710,6 +771,12 @@ export const USER_SCHEMA = {
     role: { type: 'string', enum: ROLES },
     runAs: nullable('string', { description: 'The OS account its jobs run as; null when none is set.' }),
     disabled: { type: 'boolean', description: 'A disabled user authenticates with nothing.' },
+    isolation: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      properties: ISOLATION_PROPERTY.properties,
+      description: 'The isolation of its jobs when neither their spec nor their queue names one; null: none.',
+    },
     createdAt: { type: 'string', format: 'date-time' },
     defaultLimits: {
       ...LIMITS_OUTPUT,
@@ -831,6 +898,13 @@ export const PATCH_USER_SCHEMA = {
         ...LIMITS_INPUT,
         type: ['object', 'null'],
         description: 'Replaces the limits none of its jobs may exceed; null or {} clears them.',
+      },
+      isolation: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: ISOLATION_PROPERTY.properties,
+        description:
+          'The isolation of its jobs when neither their spec nor their queue names one; null: none.',
       },
     },
   },

@@ -76,6 +76,7 @@ function userToJson(user: UserRecord) {
     createdAt: user.createdAt.toISOString(),
     defaultLimits: user.limits?.defaults ?? {},
     maxLimits: user.limits?.maxima ?? {},
+    isolation: user.isolation ?? null,
   };
 }
 

@@ -9,7 +9,7 @@ import { type Timestamp, timestampDate, timestampFromDate } from '@bufbuild/prot
 import type { Role as RoleName } from '../../auth/principal.ts';
 import type { IssuedCertificate } from '../../auth/tls/issued-certificates.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { dedupeScopeOf, type Job, type JobStatus as StatusName } from '../../core/job.ts';
+import { dedupeScopeOf, type Job, type JobIsolation, type JobStatus as StatusName } from '../../core/job.ts';
 import type { DrainState } from '../../engine/job-engine.ts';
 import type { OutputEvent, OutputSelector } from '../../output/output-types.ts';
 import type { ListJobsRequest, QueueSettingsInput } from '../../service/job-service.ts';
@@ -23,7 +23,14 @@ import {
   type ListAuditEntriesRequest,
 } from './gen/jobworker/v1/audit_service_pb.ts';
 import { type Certificate, CertificateSchema } from './gen/jobworker/v1/certificate_service_pb.ts';
-import { type Job as JobMessage, JobSchema, JobStatus, WaitingFor } from './gen/jobworker/v1/job_pb.ts';
+import {
+  type JobIsolation as JobIsolationMessage,
+  JobIsolationSchema,
+  type Job as JobMessage,
+  JobSchema,
+  JobStatus,
+  WaitingFor,
+} from './gen/jobworker/v1/job_pb.ts';
 import {
   type ListRequest,
   OnDuplicate,
@@ -119,7 +126,42 @@ export function jobToProto(job: Job): JobMessage {
       : {}),
     limits: limitsToProto(spec.limits),
     ...(job.usage ? { usage: usageToProto(job.usage) } : {}),
+    ...(spec.isolation ? { isolation: isolationToProto(spec.isolation) } : {}),
   });
+}
+
+/** An isolation as the proto's `JobIsolation` (unset fields: the host's). */
+function isolationToProto(isolation: JobIsolation): JobIsolationMessage {
+  return create(JobIsolationSchema, {
+    pid: isolation.pid === true,
+    ...(isolation.network ? { network: isolation.network } : {}),
+    ...(isolation.mount
+      ? {
+          mount: {
+            privateTmp: isolation.mount.privateTmp === true,
+            readOnly: [...(isolation.mount.readOnly ?? [])],
+            hide: [...(isolation.mount.hide ?? [])],
+          },
+        }
+      : {}),
+    ...(isolation.hostname !== undefined ? { hostname: isolation.hostname } : {}),
+  });
+}
+
+/** A proto `JobIsolation` as the submission's `isolation` (checked by the service, as REST's). */
+function isolationInput(message: JobIsolationMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (message.pid) out.pid = true;
+  if (message.network !== undefined) out.network = message.network;
+  if (message.mount) {
+    const mount: Record<string, unknown> = {};
+    if (message.mount.privateTmp) mount.privateTmp = true;
+    if (message.mount.readOnly.length > 0) mount.readOnly = message.mount.readOnly;
+    if (message.mount.hide.length > 0) mount.hide = message.mount.hide;
+    out.mount = mount;
+  }
+  if (message.hostname !== undefined) out.hostname = message.hostname;
+  return out;
 }
 
 function waitingFor(job: Job): WaitingFor {
@@ -169,6 +211,7 @@ export function startInput(req: StartRequest): Record<string, unknown> {
     );
   }
   if (req.runAsRoot) input.runAsRoot = true;
+  if (req.isolation) input.isolation = isolationInput(req.isolation);
   return input;
 }
 

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { QueueSettings } from '../../client/api-types.ts';
+import type { JobIsolation } from '../../core/job.ts';
 import {
   addCommonOptions,
   type CliContext,
@@ -9,6 +10,7 @@ import {
   stdoutStyle,
 } from '../cli-context.ts';
 import { UsageError } from '../errors.ts';
+import { parseIsolationJson } from '../isolation-options.ts';
 import { addLimitOptions, limitsFromOptions, mergeLimits } from '../limit-options.ts';
 import { writeTo } from '../output-writer.ts';
 import { describeQueue, queueTable } from '../queue-format.ts';
@@ -19,6 +21,7 @@ interface SetOptions {
   maxWaiting?: Limit;
   paused?: boolean;
   clearLimits?: boolean;
+  isolation?: JobIsolation | 'none';
 }
 
 export function registerQueue(program: Command, ctx: CliContext): void {
@@ -59,7 +62,12 @@ export function registerQueue(program: Command, ctx: CliContext): void {
     .option('--max-waiting <n|none>', 'at most this many of its jobs wait; more are refused', limitParser(0))
     .option('--paused', 'start nothing new from it')
     .option('--no-paused', 'start its jobs again')
-    .option('--clear-limits', 'remove its default and maximum limits (before any given here)');
+    .option('--clear-limits', 'remove its default and maximum limits (before any given here)')
+    .option(
+      '--isolation <isolation>',
+      'namespaces of its jobs whose spec names none: isolate (as start --isolate), none, or the JSON of an isolation object',
+      parseIsolationJson,
+    );
   addLimitOptions(set, 'default', 'limit its jobs get where they set none');
   addLimitOptions(set, 'max', 'limit none of its jobs may exceed');
   addCommonOptions(set).action(async (name: string, options: SetOptions) => {
@@ -77,9 +85,11 @@ export function registerQueue(program: Command, ctx: CliContext): void {
     if (options.concurrency !== undefined) settings.concurrency = limitValue(options.concurrency);
     if (options.maxWaiting !== undefined) settings.maxWaiting = limitValue(options.maxWaiting);
     if (options.paused !== undefined) settings.paused = options.paused;
+    if (options.isolation !== undefined)
+      settings.isolation = options.isolation === 'none' ? null : options.isolation;
     if (Object.keys(settings).length === 0) {
       throw new UsageError(
-        'Expected at least one of --concurrency, --max-waiting, --paused, --no-paused, --clear-limits, --default-<limit>, --max-<limit>',
+        'Expected at least one of --concurrency, --max-waiting, --paused, --no-paused, --isolation, --clear-limits, --default-<limit>, --max-<limit>',
       );
     }
     const updated = await client.setQueue(name, settings);

@@ -15,6 +15,8 @@ interface ServeOptions {
   defaultTimeout?: string;
   defaultLimits?: string;
   maxLimits?: string;
+  defaultIsolation?: string;
+  forceIsolation?: boolean;
   keepJobs?: string;
   keepFor?: string;
   resetStore?: boolean;
@@ -115,6 +117,14 @@ export function registerServe(program: Command, ctx: CliContext): void {
       "working directory of POST /run jobs that name none (default: the server's current directory)",
     )
     .option(
+      '--default-isolation <isolation>',
+      'namespaces of a job whose spec, queue and user name none: isolate (as start --isolate), none, or the JSON of an isolation object (default: none; docs/isolation.md)',
+    )
+    .option(
+      '--force-isolation',
+      'every job of a non-admin user gets at least what start --isolate asks for (its own processes, /tmp, no network); asking for less is refused',
+    )
+    .option(
       '--admin-run-as <account>',
       'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
@@ -151,6 +161,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
       ...(options.insecureHttp === true ? { insecureHttp: true } : {}),
       ...(options.runWithoutToken === true ? { runWithoutToken: true } : {}),
       runCwd: resolve(ctx.cwd, options.runCwd ?? '.'),
+      ...(options.defaultIsolation === undefined ? {} : { defaultIsolation: options.defaultIsolation }),
+      ...(options.forceIsolation === true ? { forceIsolation: true } : {}),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -169,6 +181,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'homesDir',
         'insecureHttp',
         'runWithoutToken',
+        'defaultIsolation',
       ];
       if (field !== undefined && flagFields.includes(field.split('.')[0] ?? field)) {
         throw new UsageError((err as Error).message);

@@ -13,6 +13,7 @@ import {
 } from '../cli-context.ts';
 import { parseDuration, parsePositiveDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';
+import { addIsolationOptions, type IsolationOptions, isolationBody } from '../isolation-options.ts';
 import { resolveJobId } from '../job-ref.ts';
 import { addLimitOptions, limitsFromOptions } from '../limit-options.ts';
 import { writeTo } from '../output-writer.ts';
@@ -31,7 +32,7 @@ import { reconnectForFromEnv, showOutput } from '../show-output.ts';
 import { printable } from '../terminal-sanitizer.ts';
 import { workerctlForm, workerctlLines } from '../workerctl-form.ts';
 
-interface StartOptions extends ScheduleOptions {
+interface StartOptions extends ScheduleOptions, IsolationOptions {
   name?: string;
   env?: string[];
   label?: string[];
@@ -108,6 +109,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .passThroughOptions();
   // Limits (docs/isolation.md): --cpu, --memory, --memory-swap, --io-*, --pids.
   addLimitOptions(command);
+  addIsolationOptions(command);
   addCommonOptions(command).action(async (cmd: string, args: string[], options: StartOptions) => {
     const common = commonOptions(command);
     const schedule = scheduleBody(options);
@@ -125,6 +127,8 @@ export function registerStart(program: Command, ctx: CliContext): void {
     else if (client.connection.local) body.cwd = ctx.cwd;
     if (options.timeout !== undefined) body.timeoutMs = options.timeout;
     if (limits !== undefined) body.limits = limits;
+    const isolation = isolationBody(options);
+    if (isolation !== undefined) body.isolation = isolation;
 
     const { job, created } = await client.createJob(body);
     if (!created && common.json !== true) {

@@ -1,18 +1,20 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import type { JobIsolation } from '../../core/job.ts';
 import { describeLimits } from '../../core/limits.ts';
 import { userTable } from '../account-format.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
 import { UsageError } from '../errors.ts';
+import { parseIsolationJson } from '../isolation-options.ts';
 import { addLimitOptions, limitsFromOptions, mergeLimits } from '../limit-options.ts';
 import { writeTo } from '../output-writer.ts';
 
 const ROLES = ['admin', 'user', 'viewer'];
 
-/** `user add|list|disable|enable|rm`: manage who may call the server (admins only, over the API). */
+/** `user add|list|set|disable|enable|rm`: manage who may call the server (admins only, over the API). */
 export function registerUser(program: Command, ctx: CliContext): void {
   const user = program
     .command('user')
-    .summary('add, list, disable, enable and remove users (admins only)')
+    .summary('add, list, change, disable, enable and remove users (admins only)')
     .description(
       "Users live in the server's store; every change goes through the API, so it works remotely " +
         'and takes effect on the next request. Roles: admin (everything), user (starts jobs; sees and ' +
@@ -95,6 +97,26 @@ export function registerUser(program: Command, ctx: CliContext): void {
       ctx.stdout,
       `user ${changed.name}: default limits ${describeLimits(changed.defaultLimits ?? {})}; ` +
         `max limits ${describeLimits(changed.maxLimits ?? {})}\n`,
+    );
+  });
+
+  const set = user
+    .command('set')
+    .summary("change a user's default isolation")
+    .argument('<name>', 'the user')
+    .requiredOption(
+      '--isolation <isolation>',
+      'namespaces of its jobs when neither their spec nor their queue names one: isolate (as start --isolate), none, or the JSON of an isolation object',
+      parseIsolationJson,
+    );
+  addCommonOptions(set).action(async (name: string, options: { isolation: JobIsolation | 'none' }) => {
+    const common = commonOptions(set);
+    const isolation = options.isolation === 'none' ? null : options.isolation;
+    const changed = await (await connect(ctx, common)).setUser(name, { isolation });
+    if (common.json === true) return printJson(ctx, changed);
+    await writeTo(
+      ctx.stdout,
+      `user ${changed.name}: default isolation ${changed.isolation ? JSON.stringify(changed.isolation) : 'none'}\n`,
     );
   });
 

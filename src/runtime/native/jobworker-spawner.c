@@ -8,7 +8,8 @@
  *
  * Request (stdin): a 4-byte little-endian length, then that many bytes of NUL-terminated fields:
  *   request id, job id, job dir, cwd, executable path, stdout path, stderr path, uid, gid,
- *   argc, argv..., envc, env..., cgroup count, cgroup.procs paths..., group count, gids...
+ *   argc, argv..., envc, env..., cgroup count, cgroup.procs paths..., group count, gids...,
+ *   isolation count, isolation options...
  * uid -1 keeps the spawner's own account (no switch: the server does not run as root, or the
  * job is the embedding program's own); any other uid is switched to with gid and the groups.
  * Replies (stdout), one line each:
@@ -28,9 +29,19 @@
  * identity file (or given up), so the server reads end-of-file only when every start in flight
  * has been decided either way.
  *
+ * Isolation options (docs/isolation.md, "Namespaces"): "pid" (a PID namespace), "net" (a network
+ * namespace with only loopback), "tmp" (a private tmpfs on /tmp and /var/tmp), "uts=NAME" (a UTS
+ * namespace with that host name), "ro=PATH" (PATH read-only), "hide=PATH" (an empty read-only
+ * tmpfs, or /dev/null for a file, over PATH). Any of the last four needs a mount namespace, which
+ * is made private first so nothing reaches the host's mounts. The job's process enters them
+ * (as root, before the drop) after joining its cgroups. With "pid" the wrapper forks a pid 1
+ * (run_init) instead, which enters them, mounts a fresh /proc and forks the job's process as its
+ * pid 2; the identity file and the "ok" reply carry that process's host pid (passed back as
+ * SCM_CREDENTIALS), so stop, pause and reattach see the job's process as without a namespace.
+ *
  * Identity file: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n".
  * Exit record: "exit CODE\n", "signal NUM\n", "notstarted\n" or "error STAGE ERRNO TEXT\n"
- * (STAGE: cgroup, stdio, user, chdir, exec). A record that could be written only after the disk had
+ * (STAGE: cgroup, stdio, user, chdir, exec, namespace). A record that could be written only after the disk had
  * room again ends with " @MS": when the job ended, in Unix milliseconds (see write_exit_record).
  */
 #define _GNU_SOURCE
@@ -43,7 +54,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -57,8 +75,16 @@
 #endif
 
 /* STAGE_USER comes last so that the numbers of the others stay what they were. */
-enum stage { STAGE_CGROUP = 1, STAGE_STDIO, STAGE_CHDIR, STAGE_EXEC, STAGE_USER };
-static const char *stage_names[] = {"", "cgroup", "stdio", "chdir", "exec", "user"};
+enum stage { STAGE_CGROUP = 1, STAGE_STDIO, STAGE_CHDIR, STAGE_EXEC, STAGE_USER, STAGE_NAMESPACE };
+static const char *stage_names[] = {"", "cgroup", "stdio", "chdir", "exec", "user", "namespace"};
+
+/* The namespaces a job asked for (its isolation list, see the header). */
+struct isolation {
+  int pid, net, tmp;
+  const char *hostname; /* NULL: the host's UTS namespace */
+  char **ro, **hide;    /* NULL-terminated, each an absolute path */
+  int nro, nhide;
+};
 
 struct request {
   char *id, *job_id, *dir, *cwd, *path, *out, *err;
@@ -70,6 +96,7 @@ struct request {
   gid_t gid;
   gid_t *groups;
   int ngroups;
+  struct isolation iso;
 };
 
 static char *argv_area;
@@ -215,14 +242,17 @@ static void drop_to(const struct request *r, int errfd) {
   }
 }
 
-static void run_job(const struct request *r, int out, int err, int gofd, int errfd) {
-  setpgid(0, 0);
+static void join_cgroups(const struct request *r, int errfd) {
   for (int i = 0; i < r->ncgroups; i++) {
     int fd = open(r->cgroups[i], O_WRONLY | O_CLOEXEC);
     if (fd < 0) job_fail(errfd, STAGE_CGROUP);
     if (write_all(fd, "0\n", 2) < 0) job_fail(errfd, STAGE_CGROUP);
     close(fd);
   }
+}
+
+/* The rest of a job's start, as the job's account: stdio, drop, cwd, the go, exec. */
+static void exec_job(const struct request *r, int out, int err, int gofd, int errfd) {
   int null = open("/dev/null", O_RDONLY);
   if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) job_fail(errfd, STAGE_STDIO);
   if (null > 2) close(null);
@@ -246,6 +276,214 @@ static void run_job(const struct request *r, int out, int err, int gofd, int err
   sigprocmask(SIG_SETMASK, &none, NULL);
   execve(r->path, r->argv, r->envp);
   job_fail(errfd, STAGE_EXEC);
+}
+
+/* ---------- namespaces (isolation) ---------- */
+
+static int wants_namespaces(const struct isolation *iso) {
+  return iso->pid || iso->net || iso->tmp || iso->hostname || iso->nro > 0 || iso->nhide > 0;
+}
+
+static int wants_mount_ns(const struct isolation *iso) {
+  return iso->pid || iso->tmp || iso->nro > 0 || iso->nhide > 0;
+}
+
+/* Binds PATH (a directory or a file) over itself, or SOURCE over PATH, then makes that mount
+   read-only. The remount keeps the flags the path already had (nosuid, nodev, noexec): a
+   read-only view must not be a way to lift them. */
+static int bind_read_only(const char *source, const char *path) {
+  if (mount(source, path, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+  struct statvfs st;
+  unsigned long keep = 0;
+  if (statvfs(path, &st) == 0) {
+    if (st.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+    if (st.f_flag & ST_NODEV) keep |= MS_NODEV;
+    if (st.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+  }
+  return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+}
+
+/* What the job sees of the filesystem, in its own mount namespace: nothing here reaches the
+   host's mounts (everything is made private first). Order matters: read-only and hidden paths
+   first, then the fresh /tmp and /proc on top, so `readOnly: ["/var"]` still gets a writable
+   private /var/tmp. */
+static int set_up_mounts(const struct isolation *iso) {
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
+  for (int i = 0; i < iso->nro; i++)
+    if (bind_read_only(iso->ro[i], iso->ro[i]) < 0) return -1;
+  for (int i = 0; i < iso->nhide; i++) {
+    struct stat st;
+    if (stat(iso->hide[i], &st) < 0) return -1;
+    if (S_ISDIR(st.st_mode)) {
+      if (mount("tmpfs", iso->hide[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
+        return -1;
+    } else if (bind_read_only("/dev/null", iso->hide[i]) < 0) {
+      return -1;
+    }
+  }
+  if (iso->tmp) {
+    const char *dirs[] = {"/tmp", "/var/tmp"};
+    for (int i = 0; i < 2; i++) {
+      struct stat st;
+      if (stat(dirs[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+        if (i == 0) return -1;
+        continue; /* no /var/tmp on this host: nothing to hide there */
+      }
+      if (mount("tmpfs", dirs[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) return -1;
+    }
+  }
+  /* A /proc of the job's own PID namespace: `ps` lists the job's tree and nothing else. */
+  if (iso->pid && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
+  return 0;
+}
+
+/* A new network namespace holds only a loopback interface, down: it is brought up so that the
+   job can talk to itself on 127.0.0.1 (which is not the host's). */
+static int loopback_up(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  int e = errno;
+  close(fd);
+  errno = e;
+  return rc;
+}
+
+/* Enters the mount, network and UTS namespaces the job asked for (the PID namespace is the
+   wrapper's to create: see run_wrapper) and sets them up. Runs as root, before the drop. */
+static void enter_namespaces(const struct request *r, int errfd) {
+  const struct isolation *iso = &r->iso;
+  int flags = (wants_mount_ns(iso) ? CLONE_NEWNS : 0) | (iso->net ? CLONE_NEWNET : 0) |
+              (iso->hostname ? CLONE_NEWUTS : 0);
+  if (flags == 0) return;
+  if (unshare(flags) < 0) job_fail(errfd, STAGE_NAMESPACE);
+  if (iso->hostname && sethostname(iso->hostname, strlen(iso->hostname)) < 0) job_fail(errfd, STAGE_NAMESPACE);
+  if (iso->net && loopback_up() < 0) job_fail(errfd, STAGE_NAMESPACE);
+  if ((flags & CLONE_NEWNS) && set_up_mounts(iso) < 0) job_fail(errfd, STAGE_NAMESPACE);
+}
+
+/* Sends one byte on FD: the kernel attaches this process's credentials, and gives the receiver
+   (the wrapper, in the host's PID namespace) this process's pid as the host knows it. */
+static void send_own_pid(int fd) {
+  char byte = 'p';
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  while (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+/* The pid of the process that sent on FD, in our own PID namespace; -1 when none sent. */
+static pid_t receive_pid(int fd) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(struct ucred))];
+  } ctl;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  ssize_t n;
+  while ((n = recvmsg(fd, &msg, 0)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) return -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+      struct ucred uc;
+      memcpy(&uc, CMSG_DATA(c), sizeof uc);
+      return uc.pid;
+    }
+  }
+  return -1;
+}
+
+/* pid 1 of a job's PID namespace. It joins the job's cgroups, sets up the namespaces (a fresh
+   /proc among them), forks the job's process (pid 2, its own process group, which is what the
+   server records and signals, by its host pid), drops to the job's account too, forwards any
+   signal sent to it to the job's process and reaps every orphan of the namespace until the job's
+   process ends. Then it hands the job's wait status to the wrapper (STATUSFD) and exits: the
+   kernel ends whatever else is left in the namespace. pid 1 cannot die of its own signal, hence
+   the pipe. */
+static void run_init(const struct request *r, int out, int err, int gofd, int errfd, int credfd, int statusfd) {
+  prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
+  if (argv_area && argv_area_len > 2) {
+    memset(argv_area, 0, argv_area_len);
+    snprintf(argv_area, argv_area_len - 1, "jobworker-init %s", r->job_id);
+  }
+  setpgid(0, 0);
+  join_cgroups(r, errfd);
+  enter_namespaces(r, errfd);
+  pid_t job = fork();
+  if (job < 0) job_fail(errfd, STAGE_NAMESPACE);
+  if (job == 0) {
+    close(statusfd);
+    setpgid(0, 0);
+    send_own_pid(credfd);
+    close(credfd);
+    exec_job(r, out, err, gofd, errfd);
+  }
+  close(out);
+  close(err);
+  close(gofd);
+  close(errfd);
+  close(credfd);
+  if (r->switch_user) {
+    /* Best effort: the job's process made the same calls and succeeded. */
+    if (setgroups((size_t)r->ngroups, r->groups) < 0 || setresgid(r->gid, r->gid, r->gid) < 0 ||
+        setresuid(r->uid, r->uid, r->uid) < 0) {
+      kill(job, SIGKILL);
+    }
+  }
+  /* Every signal stays blocked (as the wrapper forked us): they are taken here one by one. A
+     blocked signal reaches pid 1 even without a handler. */
+  sigset_t all;
+  sigfillset(&all);
+  int status = 0;
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&all, &info);
+    if (sig < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (sig != SIGCHLD) {
+      kill(job, sig);
+      continue;
+    }
+    int st;
+    pid_t p;
+    int ended = 0;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (p == job) {
+        status = st;
+        ended = 1;
+      }
+    }
+    if (ended) break;
+  }
+  write_all(statusfd, (const char *)&status, sizeof status);
+  _exit(0);
+}
+
+/* The job's process, forked by the wrapper (without a PID namespace). */
+static void run_job(const struct request *r, int out, int err, int gofd, int errfd) {
+  setpgid(0, 0);
+  join_cgroups(r, errfd);
+  if (wants_namespaces(&r->iso)) enter_namespaces(r, errfd);
+  exec_job(r, out, err, gofd, errfd);
 }
 
 /* ---------- the wrapper (child of the spawner) ---------- */
@@ -300,34 +538,60 @@ static void run_wrapper(const struct request *r, int reportfd) {
   int errpipe[2], gopipe[2];
   if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0)
     wrapper_fail(reportfd, r, STAGE_EXEC, errno);
+  /* With a PID namespace our child is its pid 1 (run_init), and the job's process is its child:
+     CREDSOCK tells us that one's host pid, STATUSPIPE how it ended. */
+  int credsock[2] = {-1, -1}, statuspipe[2] = {-1, -1};
+  if (r->iso.pid) {
+    int on = 1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, credsock) < 0 ||
+        setsockopt(credsock[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0 || pipe2(statuspipe, O_CLOEXEC) < 0)
+      wrapper_fail(reportfd, r, STAGE_NAMESPACE, errno);
+    if (unshare(CLONE_NEWPID) < 0) wrapper_fail(reportfd, r, STAGE_NAMESPACE, errno);
+  }
 
   /* Signals stay blocked in the job's process until just before its exec: a stop sent to its
      group in that window is then delivered with the default action, never swallowed. */
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
-  pid_t job = fork();
-  if (job < 0) wrapper_fail(reportfd, r, STAGE_EXEC, errno);
-  if (job == 0) {
+  pid_t child = fork();
+  if (child < 0) wrapper_fail(reportfd, r, r->iso.pid ? STAGE_NAMESPACE : STAGE_EXEC, errno);
+  if (child == 0) {
     close(errpipe[0]);
     close(gopipe[1]);
     close(reportfd);
+    if (r->iso.pid) {
+      close(credsock[0]);
+      close(statuspipe[0]);
+      run_init(r, out, err, gopipe[0], errpipe[1], credsock[1], statuspipe[1]);
+    }
     run_job(r, out, err, gopipe[0], errpipe[1]);
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
-  setpgid(job, job); /* as the child does: whichever runs first, the group exists before the go */
+  setpgid(child, child); /* as the child does: whichever runs first, the group exists before the go */
   close(out);
   close(err);
   close(errpipe[1]);
   close(gopipe[0]);
+  /* The job's process: our child, or the child of the namespace's pid 1, known by its host pid
+     once it exists (it sends only after it made its own process group). When the namespace's
+     setup failed there is none: the pid 1 is recorded, and its failure waits in errpipe. */
+  pid_t job = child;
+  if (r->iso.pid) {
+    close(credsock[1]);
+    close(statuspipe[1]);
+    pid_t host = receive_pid(credsock[0]);
+    close(credsock[0]);
+    if (host > 0) job = host;
+  }
 
   long long wticks = start_ticks(getpid()), jticks = start_ticks(job);
   char text[256];
   snprintf(text, sizeof text, "%d %lld %d %lld %s\n", (int)job, jticks, (int)getpid(), wticks, boot_id);
   if (write_file_atomic(r->dir, "process", text) < 0) {
     int e = errno;
-    kill(job, SIGKILL);
-    waitpid(job, NULL, 0);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
     wrapper_fail(reportfd, r, STAGE_STDIO, e);
   }
   /* A stop before the go keeps the command from running. A job process that already failed
@@ -345,10 +609,17 @@ static void run_wrapper(const struct request *r, int reportfd) {
   ssize_t n = read_full(errpipe[0], failure, sizeof failure);
   close(errpipe[0]);
   int status = 0;
-  while (waitpid(job, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (r->iso.pid) {
+    /* How the job's process ended, as its pid 1 saw it; nothing when pid 1 itself was killed
+       (cgroup.kill ends them together): then pid 1's own end tells. */
+    int job_status;
+    if (read_full(statuspipe[0], &job_status, sizeof job_status) == (ssize_t)sizeof job_status) status = job_status;
+    close(statuspipe[0]);
   }
   long long ended_ms = wall_ms();
-  if (n == (ssize_t)sizeof failure && failure[0] >= STAGE_CGROUP && failure[0] <= STAGE_USER) {
+  if (n == (ssize_t)sizeof failure && failure[0] >= STAGE_CGROUP && failure[0] <= STAGE_NAMESPACE) {
     snprintf(text, sizeof text, "error %s %d %s\n", stage_names[failure[0]], failure[1], strerror(failure[1]));
   } else if (stopped) {
     snprintf(text, sizeof text, "notstarted\n");
@@ -364,6 +635,27 @@ static void run_wrapper(const struct request *r, int reportfd) {
 }
 
 /* ---------- the spawner ---------- */
+
+/* Reads the isolation list: "pid", "net", "tmp", "uts=NAME", "ro=PATH", "hide=PATH" (see the
+   header); -1 for anything else, so that an isolation this spawner does not know is refused
+   rather than silently not applied. */
+static int parse_isolation(char **opts, int n, struct isolation *iso) {
+  memset(iso, 0, sizeof *iso);
+  iso->ro = calloc((size_t)n + 1, sizeof(char *));
+  iso->hide = calloc((size_t)n + 1, sizeof(char *));
+  if (!iso->ro || !iso->hide) return -1;
+  for (int i = 0; i < n; i++) {
+    char *o = opts[i];
+    if (strcmp(o, "pid") == 0) iso->pid = 1;
+    else if (strcmp(o, "net") == 0) iso->net = 1;
+    else if (strcmp(o, "tmp") == 0) iso->tmp = 1;
+    else if (strncmp(o, "uts=", 4) == 0 && o[4] != '\0') iso->hostname = o + 4;
+    else if (strncmp(o, "ro=", 3) == 0 && o[3] == '/') iso->ro[iso->nro++] = o + 3;
+    else if (strncmp(o, "hide=", 5) == 0 && o[5] == '/') iso->hide[iso->nhide++] = o + 5;
+    else return -1;
+  }
+  return 0;
+}
 
 /* Splits a request into its fields; -1 when malformed (r->id is set when it could be read). */
 static int parse_request(char *buf, size_t len, struct request *r, char ***fields_out) {
@@ -397,9 +689,9 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
   if (r->switch_user && gid == -1) return -1;
   r->uid = (uid_t)uid;
   r->gid = (gid_t)gid;
-  char **lists[4] = {NULL, NULL, NULL, NULL};
-  int counts[4] = {0, 0, 0, 0};
-  for (int l = 0; l < 4; l++) {
+  char **lists[5] = {NULL, NULL, NULL, NULL, NULL};
+  int counts[5] = {0, 0, 0, 0, 0};
+  for (int l = 0; l < 5; l++) {
     if (i >= nfields) return -1;
     long count = strtol(fields[i++], NULL, 10);
     if (count < 0 || (size_t)count > nfields - i) return -1;
@@ -410,7 +702,7 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
   }
   /* Shift each list down over its count field, leaving room for the terminating NULLs. */
   char **out = fields;
-  for (int l = 0; l < 4; l++) {
+  for (int l = 0; l < 5; l++) {
     char **start = out;
     memmove(out, lists[l], sizeof(char *) * (size_t)counts[l]);
     out += counts[l];
@@ -429,6 +721,7 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
     if (*end != '\0' || value < 0 || value >= 0xffffffffLL) return -1;
     r->groups[g] = (gid_t)value;
   }
+  if (parse_isolation(lists[4], counts[4], &r->iso) < 0) return -1;
   return counts[0] > 0 ? 0 : -1;
 }
 
@@ -446,6 +739,8 @@ static void start_one(char *payload, size_t len) {
     write_all(1, line, strlen(line));
     free(fields);
     free(r.groups);
+    free(r.iso.ro);
+    free(r.iso.hide);
     return;
   }
   int rp[2];
@@ -477,6 +772,8 @@ static void start_one(char *payload, size_t len) {
   }
   free(fields);
   free(r.groups);
+  free(r.iso.ro);
+  free(r.iso.hide);
 }
 
 static void reap(void) {
@@ -489,7 +786,28 @@ static void reap(void) {
   }
 }
 
+/* `jobworker-spawner --probe-namespaces`: whether this process may create each kind of
+   namespace, by trying in a child that exits at once. One line each: "NAME ERRNO" (0: it can).
+   src/runtime/host-capabilities.ts reads it; a try is the only sure answer (sysctls, seccomp,
+   LSMs and the container we may run in all have a say). */
+static int probe_namespaces(void) {
+  static const struct {
+    const char *name;
+    int flag;
+  } kinds[] = {{"user", CLONE_NEWUSER}, {"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    int result = ENOSYS;
+    pid_t p = fork();
+    if (p == 0) _exit(unshare(kinds[i].flag) == 0 ? 0 : (errno & 0xff));
+    int status;
+    if (p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status)) result = WEXITSTATUS(status);
+    printf("%s %d\n", kinds[i].name, result);
+  }
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--probe-namespaces") == 0) return probe_namespaces();
   /* The wrapper's title is written over our argv area: the server starts us with padding. */
   argv_area = argv[0];
   argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);

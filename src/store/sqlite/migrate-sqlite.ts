@@ -6,6 +6,7 @@ import * as dedupeScope from './migrations/0003-dedupe-scope.ts';
 import * as retention from './migrations/0004-retention.ts';
 import * as users from './migrations/0005-users.ts';
 import * as limits from './migrations/0007-limits.ts';
+import * as isolationDefaults from './migrations/0009-isolation-defaults.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -18,6 +19,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0004-retention': retention,
   '0005-users': users,
   '0007-limits': limits,
+  '0009-isolation-defaults': isolationDefaults,
 };
 
 const provider: MigrationProvider = {

@@ -4,6 +4,7 @@ import {
   dedupeScopeOf,
   isFinal,
   type Job,
+  type JobIsolation,
   type JobStatus,
   type ProcessIdentity,
   type StopRequest,
@@ -239,6 +240,15 @@ export class SqliteJobStore implements JobStore {
     return limitsOfColumns((await queueRow(this.#db, name)) ?? {});
   }
 
+  async queueIsolation(name: string): Promise<JobIsolation | null> {
+    const row = await this.#db
+      .selectFrom('queues')
+      .select('isolation')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return parseIsolation(row?.isolation ?? null);
+  }
+
   async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
     return this.#db.transaction().execute(async (trx) => {
       const current = await queueRow(trx, name);
@@ -252,6 +262,10 @@ export class SqliteJobStore implements JobStore {
           defaults: settings.defaultLimits ?? limitsOfColumns(current ?? {}).defaults,
           maxima: settings.maxLimits ?? limitsOfColumns(current ?? {}).maxima,
         }),
+        isolation:
+          settings.isolation !== undefined
+            ? settings.isolation && JSON.stringify(settings.isolation)
+            : (current?.isolation ?? null),
       };
       await trx
         .insertInto('queues')
@@ -263,6 +277,7 @@ export class SqliteJobStore implements JobStore {
             paused: row.paused,
             default_limits: row.default_limits,
             max_limits: row.max_limits,
+            isolation: row.isolation,
           }),
         )
         .execute();
@@ -290,7 +305,7 @@ export class SqliteJobStore implements JobStore {
                 where status = 'queued' and hold is null and queue > ready.name)
         from ready where ready.name is not null
       )
-      select q.name, q.concurrency, q.max_waiting, q.paused, q.default_limits, q.max_limits
+      select q.name, q.concurrency, q.max_waiting, q.paused, q.default_limits, q.max_limits, q.isolation
       from ready cross join queues q on q.name = ready.name
       where ready.name is not null
       order by q.name`.execute(this.#db);
@@ -301,6 +316,7 @@ export class SqliteJobStore implements JobStore {
       paused: r.paused === 1,
       defaultLimits: limitsOfColumns(r).defaults,
       maxLimits: limitsOfColumns(r).maxima,
+      isolation: parseIsolation(r.isolation),
     }));
   }
 
@@ -628,6 +644,11 @@ async function countActiveIn(db: Db, queue: string): Promise<number> {
   return Number(n);
 }
 
+/** A stored `isolation` default (written from a normalized one, so read back as is). */
+function parseIsolation(json: string | null): JobIsolation | null {
+  return json === null ? null : (JSON.parse(json) as JobIsolation);
+}
+
 async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
   const { n } = await db
     .selectFrom('jobs')
@@ -643,6 +664,7 @@ async function queueState(db: Db, name: string, row: QueueRow | undefined): Prom
     paused: row?.paused === 1,
     defaultLimits: limitsOfColumns(row ?? {}).defaults,
     maxLimits: limitsOfColumns(row ?? {}).maxima,
+    isolation: parseIsolation(row?.isolation ?? null),
     running,
     // Jobs being started are counted as running, not twice.
     waiting: Number(n) - (await countStarting(db, name)),

@@ -23,6 +23,8 @@ export interface UserRow {
   run_as: string | null;
   /** 0 or 1. */
   disabled: number;
+  /** JSON of the user's default `isolation`; null for none (migration 0009). */
+  isolation: string | null;
   created_at: number;
   /** The user's default and maximum limits, `JobLimits` JSON (migration 0007); null: none. */
   default_limits: string | null;
@@ -71,6 +73,8 @@ export interface QueueRow {
   /** The queue's default and maximum limits, `JobLimits` JSON (migration 0007); null: none. */
   default_limits: string | null;
   max_limits: string | null;
+  /** JSON of the queue's default `isolation`; null for none (migration 0009). */
+  isolation: string | null;
 }
 
 /** "job_id waits for dep_id": the edge points at the dependency's latest attempt. */

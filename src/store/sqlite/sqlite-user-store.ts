@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Role } from '../../auth/principal.ts';
 import type { AuditAction, AuditEntry } from '../../core/audit.ts';
 import { AlreadyExistsError, JobworkerError, LastAdminError, ValidationError } from '../../core/errors.ts';
+import type { JobIsolation } from '../../core/job.ts';
 import { NO_LIMIT_SETTINGS } from '../../core/limits.ts';
 import type {
   AuditPage,
@@ -52,13 +53,16 @@ export class SqliteUserStore implements UserStore {
         ...(changes.runAs === undefined ? {} : { run_as: changes.runAs }),
         ...(changes.disabled === undefined ? {} : { disabled: changes.disabled ? 1 : 0 }),
         ...(changes.limits === undefined ? {} : limitColumns(changes.limits)),
+        ...(changes.isolation === undefined
+          ? {}
+          : { isolation: changes.isolation && JSON.stringify(changes.isolation) }),
       };
       if (isEnabledAdmin(current) && !isEnabledAdmin(next) && (await enabledAdmins(trx)) <= 1) {
         throw new LastAdminError(name, next.disabled === 1 ? 'disable' : 'change the role of');
       }
       await trx
         .updateTable('users')
-        .set({ role: next.role, run_as: next.run_as, disabled: next.disabled })
+        .set({ role: next.role, run_as: next.run_as, disabled: next.disabled, isolation: next.isolation })
         .where('name', '=', name)
         .execute();
       return rowToUser(next);
@@ -213,6 +217,7 @@ function userToRow(user: UserRecord): UserRow {
     disabled: user.disabled ? 1 : 0,
     created_at: user.createdAt.getTime(),
     ...limitColumns(user.limits ?? NO_LIMIT_SETTINGS),
+    isolation: user.isolation ? JSON.stringify(user.isolation) : null,
   };
 }
 
@@ -224,6 +229,7 @@ function rowToUser(row: UserRow): UserRecord {
     disabled: row.disabled === 1,
     createdAt: new Date(row.created_at),
     limits: limitsOfColumns(row),
+    isolation: row.isolation === null ? null : (JSON.parse(row.isolation) as JobIsolation),
   };
 }
 

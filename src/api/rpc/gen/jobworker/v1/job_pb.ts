@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file jobworker/v1/job.proto.
  */
 export const file_jobworker_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEipAkKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50EiwKBmxpbWl0cxghIAEoCzIcLmpvYndvcmtlci52MS5SZXNvdXJjZUxpbWl0cxIlCgV1c2FnZRgiIAEoCzIWLmpvYndvcmtlci52MS5Kb2JVc2FnZRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgcKBV9uYW1lQg0KC190aW1lb3V0X21zQgwKCl9leGl0X2NvZGVCCQoHX3NpZ25hbEIJCgdfcmVhc29uQgYKBF9waWRCCwoJX3JldHJ5X29mQg0KC19yZXRyaWVkX2FzQg0KC19kZWR1cGVfa2V5Qg8KDV9kZWR1cGVfc2NvcGUitAEKDlJlc291cmNlTGltaXRzEhAKA2NwdRgBIAEoAUgAiAEBEhMKBm1lbW9yeRgCIAEoA0gBiAEBEhgKC21lbW9yeV9zd2FwGAMgASgDSAKIAQESIgoCaW8YBCABKAsyFi5qb2J3b3JrZXIudjEuSW9MaW1pdHMSEQoEcGlkcxgFIAEoBUgDiAEBQgYKBF9jcHVCCQoHX21lbW9yeUIOCgxfbWVtb3J5X3N3YXBCBwoFX3BpZHMi4gEKCElvTGltaXRzEhUKCHJlYWRfYnBzGAEgASgDSACIAQESFgoJd3JpdGVfYnBzGAIgASgDSAGIAQESFgoJcmVhZF9pb3BzGAMgASgDSAKIAQESFwoKd3JpdGVfaW9wcxgEIAEoA0gDiAEBEhMKBmRldmljZRgFIAEoCUgEiAEBEhMKBndlaWdodBgGIAEoBUgFiAEBQgsKCV9yZWFkX2Jwc0IMCgpfd3JpdGVfYnBzQgwKCl9yZWFkX2lvcHNCDQoLX3dyaXRlX2lvcHNCCQoHX2RldmljZUIJCgdfd2VpZ2h0IrICCghKb2JVc2FnZRIYCgtjcHVfc2Vjb25kcxgBIAEoAUgAiAEBEiIKFWNwdV90aHJvdHRsZWRfc2Vjb25kcxgCIAEoAUgBiAEBEh4KEW1lbW9yeV9wZWFrX2J5dGVzGAMgASgDSAKIAQESGgoNaW9fcmVhZF9ieXRlcxgEIAEoA0gDiAEBEhsKDmlvX3dyaXRlX2J5dGVzGAUgASgDSASIAQESEQoJb29tX2tpbGxzGAYgASgFEhcKD3BpZHNfbGltaXRfaGl0cxgHIAEoBUIOCgxfY3B1X3NlY29uZHNCGAoWX2NwdV90aHJvdHRsZWRfc2Vjb25kc0IUChJfbWVtb3J5X3BlYWtfYnl0ZXNCEAoOX2lvX3JlYWRfYnl0ZXNCEQoPX2lvX3dyaXRlX2J5dGVzIi0KC091dHB1dEJ5dGVzEg4KBnN0ZG91dBgBIAEoAxIOCgZzdGRlcnIYAiABKAMiNAoKSm9iQWNjb3VudBIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoDRILCgNnaWQYAyABKA0q/wEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRVU19RVUVVRUQQARIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAhIVChFKT0JfU1RBVFVTX1BBVVNFRBADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIWChJKT0JfU1RBVFVTX1NUT1BQRUQQBhIYChRKT0JfU1RBVFVTX1RJTUVEX09VVBAHEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAgSEwoPSk9CX1NUQVRVU19MT1NUEAkqdAoKV2FpdGluZ0ZvchIbChdXQUlUSU5HX0ZPUl9VTlNQRUNJRklFRBAAEhwKGFdBSVRJTkdfRk9SX0RFUEVOREVOQ0lFUxABEhQKEFdBSVRJTkdfRk9SX1RJTUUQAhIVChFXQUlUSU5HX0ZPUl9RVUVVRRADYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEi0wkKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50EiwKBmxpbWl0cxghIAEoCzIcLmpvYndvcmtlci52MS5SZXNvdXJjZUxpbWl0cxIlCgV1c2FnZRgiIAEoCzIWLmpvYndvcmtlci52MS5Kb2JVc2FnZRItCglpc29sYXRpb24YIyABKAsyGi5qb2J3b3JrZXIudjEuSm9iSXNvbGF0aW9uGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDQoLX3RpbWVvdXRfbXNCDAoKX2V4aXRfY29kZUIJCgdfc2lnbmFsQgkKB19yZWFzb25CBgoEX3BpZEILCglfcmV0cnlfb2ZCDQoLX3JldHJpZWRfYXNCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZSK0AQoOUmVzb3VyY2VMaW1pdHMSEAoDY3B1GAEgASgBSACIAQESEwoGbWVtb3J5GAIgASgDSAGIAQESGAoLbWVtb3J5X3N3YXAYAyABKANIAogBARIiCgJpbxgEIAEoCzIWLmpvYndvcmtlci52MS5Jb0xpbWl0cxIRCgRwaWRzGAUgASgFSAOIAQFCBgoEX2NwdUIJCgdfbWVtb3J5Qg4KDF9tZW1vcnlfc3dhcEIHCgVfcGlkcyLiAQoISW9MaW1pdHMSFQoIcmVhZF9icHMYASABKANIAIgBARIWCgl3cml0ZV9icHMYAiABKANIAYgBARIWCglyZWFkX2lvcHMYAyABKANIAogBARIXCgp3cml0ZV9pb3BzGAQgASgDSAOIAQESEwoGZGV2aWNlGAUgASgJSASIAQESEwoGd2VpZ2h0GAYgASgFSAWIAQFCCwoJX3JlYWRfYnBzQgwKCl93cml0ZV9icHNCDAoKX3JlYWRfaW9wc0INCgtfd3JpdGVfaW9wc0IJCgdfZGV2aWNlQgkKB193ZWlnaHQisgIKCEpvYlVzYWdlEhgKC2NwdV9zZWNvbmRzGAEgASgBSACIAQESIgoVY3B1X3Rocm90dGxlZF9zZWNvbmRzGAIgASgBSAGIAQESHgoRbWVtb3J5X3BlYWtfYnl0ZXMYAyABKANIAogBARIaCg1pb19yZWFkX2J5dGVzGAQgASgDSAOIAQESGwoOaW9fd3JpdGVfYnl0ZXMYBSABKANIBIgBARIRCglvb21fa2lsbHMYBiABKAUSFwoPcGlkc19saW1pdF9oaXRzGAcgASgFQg4KDF9jcHVfc2Vjb25kc0IYChZfY3B1X3Rocm90dGxlZF9zZWNvbmRzQhQKEl9tZW1vcnlfcGVha19ieXRlc0IQCg5faW9fcmVhZF9ieXRlc0IRCg9faW9fd3JpdGVfYnl0ZXMiLQoLT3V0cHV0Qnl0ZXMSDgoGc3Rkb3V0GAEgASgDEg4KBnN0ZGVychgCIAEoAyI0CgpKb2JBY2NvdW50EgwKBG5hbWUYASABKAkSCwoDdWlkGAIgASgNEgsKA2dpZBgDIAEoDSKRAQoMSm9iSXNvbGF0aW9uEgsKA3BpZBgBIAEoCBIUCgduZXR3b3JrGAIgASgJSACIAQESLgoFbW91bnQYAyABKAsyHy5qb2J3b3JrZXIudjEuSm9iTW91bnRJc29sYXRpb24SFQoIaG9zdG5hbWUYBCABKAlIAYgBAUIKCghfbmV0d29ya0ILCglfaG9zdG5hbWUiSQoRSm9iTW91bnRJc29sYXRpb24SEwoLcHJpdmF0ZV90bXAYASABKAgSEQoJcmVhZF9vbmx5GAIgAygJEgwKBGhpZGUYAyADKAkq/wEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRVU19RVUVVRUQQARIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAhIVChFKT0JfU1RBVFVTX1BBVVNFRBADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIWChJKT0JfU1RBVFVTX1NUT1BQRUQQBhIYChRKT0JfU1RBVFVTX1RJTUVEX09VVBAHEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAgSEwoPSk9CX1NUQVRVU19MT1NUEAkqdAoKV2FpdGluZ0ZvchIbChdXQUlUSU5HX0ZPUl9VTlNQRUNJRklFRBAAEhwKGFdBSVRJTkdfRk9SX0RFUEVOREVOQ0lFUxABEhQKEFdBSVRJTkdfRk9SX1RJTUUQAhIVChFXQUlUSU5HX0ZPUl9RVUVVRRADYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One job, as every API shows it (the REST API's job JSON, field for field).
@@ -210,6 +210,13 @@ export type Job = Message<"jobworker.v1.Job"> & {
    * @generated from field: jobworker.v1.JobUsage usage = 34;
    */
   usage?: JobUsage | undefined;
+
+  /**
+   * The namespaces it runs in (docs/isolation.md); absent: none.
+   *
+   * @generated from field: jobworker.v1.JobIsolation isolation = 35;
+   */
+  isolation?: JobIsolation | undefined;
 };
 
 /**
@@ -419,6 +426,83 @@ export type JobAccount = Message<"jobworker.v1.JobAccount"> & {
  */
 export const JobAccountSchema: GenMessage<JobAccount> = /*@__PURE__*/
   messageDesc(file_jobworker_v1_job, 5);
+
+/**
+ * Linux namespaces of a job (docs/isolation.md, "Namespaces"). Unset fields
+ * are the host's.
+ *
+ * @generated from message jobworker.v1.JobIsolation
+ */
+export type JobIsolation = Message<"jobworker.v1.JobIsolation"> & {
+  /**
+   * Its own PID namespace: it sees only its own processes.
+   *
+   * @generated from field: bool pid = 1;
+   */
+  pid: boolean;
+
+  /**
+   * "none": its own network namespace with only a loopback; "host" or absent:
+   * the host network.
+   *
+   * @generated from field: optional string network = 2;
+   */
+  network?: string | undefined;
+
+  /**
+   * @generated from field: jobworker.v1.JobMountIsolation mount = 3;
+   */
+  mount?: JobMountIsolation | undefined;
+
+  /**
+   * Its own UTS namespace with this host name.
+   *
+   * @generated from field: optional string hostname = 4;
+   */
+  hostname?: string | undefined;
+};
+
+/**
+ * Describes the message jobworker.v1.JobIsolation.
+ * Use `create(JobIsolationSchema)` to create a new message.
+ */
+export const JobIsolationSchema: GenMessage<JobIsolation> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 6);
+
+/**
+ * What an isolated job sees of the host's files.
+ *
+ * @generated from message jobworker.v1.JobMountIsolation
+ */
+export type JobMountIsolation = Message<"jobworker.v1.JobMountIsolation"> & {
+  /**
+   * An empty tmpfs of its own on /tmp and /var/tmp.
+   *
+   * @generated from field: bool private_tmp = 1;
+   */
+  privateTmp: boolean;
+
+  /**
+   * Absolute paths it can read but not write.
+   *
+   * @generated from field: repeated string read_only = 2;
+   */
+  readOnly: string[];
+
+  /**
+   * Absolute paths whose content it cannot see.
+   *
+   * @generated from field: repeated string hide = 3;
+   */
+  hide: string[];
+};
+
+/**
+ * Describes the message jobworker.v1.JobMountIsolation.
+ * Use `create(JobMountIsolationSchema)` to create a new message.
+ */
+export const JobMountIsolationSchema: GenMessage<JobMountIsolation> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 7);
 
 /**
  * Where a job is in its life (docs/api.md, "The job").
