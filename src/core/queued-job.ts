@@ -36,5 +36,7 @@ export function queuedJob(fields: NewJob): Job {
     retryOf: fields.retryOf ?? null,
     retriedAs: null,
     pausedAt: null,
+    resultError: null,
+    progress: null,
   };
 }

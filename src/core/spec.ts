@@ -301,6 +301,7 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     dedupeKey,
     dedupeScope,
     account: null,
+    task: null,
   };
 }
 

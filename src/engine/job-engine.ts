@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
-import { isActive, isFinal, type Job, type JobAccount } from '../core/job.ts';
+import { isActive, isFinal, type Job, type JobAccount, type JobTaskRun } from '../core/job.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { followOutput } from '../output/output-follower.ts';
@@ -13,6 +13,7 @@ import { type OutputRead, OutputReader, readOutput } from '../output/output-read
 import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
+import { type JobIoPaths, jobIoPaths, prepareIoDir } from '../runtime/job-io.ts';
 import { preflight } from '../runtime/preflight.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
 import { spawnerPath } from '../runtime/spawner-path.ts';
@@ -23,6 +24,7 @@ import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
 import { HistoryRetention } from './history-retention.ts';
 import { Launcher } from './launcher.ts';
+import { ProgressWatcher } from './progress-watcher.ts';
 import { Supervisor } from './supervisor.ts';
 
 /** Who is asking: recorded on the job and on its stop. */
@@ -33,6 +35,8 @@ export interface Caller {
    * server's own account, as for a program that embeds the engine.
    */
   readonly account?: JobAccount;
+  /** The named task the job runs, with its validated parameters (the service's task runs). */
+  readonly task?: JobTaskRun;
 }
 
 export interface StopOptions {
@@ -128,6 +132,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       clock: options.clock,
       defaultGraceMs: options.defaultGraceMs,
       jobDir: (id) => this.#jobDir(id),
+      ioPaths: (id) => this.ioPaths(id),
+      progress: new ProgressWatcher({
+        store: this.#store,
+        clock: options.clock,
+        paths: (id) => this.ioPaths(id),
+        changed: (job) => this.emit('job:progress', job),
+        onError: (err, jobId) => options.logger.warn({ err, jobId }, 'progress could not be read'),
+      }),
       emit: (event, job) => {
         this.emit(event, job);
         if (event === 'job:finished') this.#afterFinish(job);
@@ -148,6 +160,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       spawner: this.#spawner,
       node: options.node,
       jobDir: (id) => this.#jobDir(id),
+      ioPaths: (id) => this.ioPaths(id),
       changed: (job) => this.#changed(job),
     });
     this.#dispatcher = new Dispatcher({
@@ -185,6 +198,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   static async open(options: EngineOptions): Promise<JobEngine> {
     const engine = new JobEngine(resolveEngineOptions(options));
     await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
+    await prepareIoDir(engine.#options.ioDir);
     const running = await engine.#store.listRunning(engine.#options.node);
     await engine.#supervisor.recover(running);
     await engine.#launcher.recoverClaims();
@@ -226,7 +240,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       now,
     });
     const { runAt, onDuplicate } = submission;
-    const spec = { ...submission.spec, account: caller.account ?? null };
+    const spec = { ...submission.spec, account: caller.account ?? null, task: caller.task ?? null };
     this.#cgroups.checkLimits(spec.limits);
     const id = newJobId(now.getTime());
     preflight(spec, jobEnvironment(spec, id));
@@ -551,6 +565,16 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#spawner.close();
     this.#supervisor.close();
     this.#monitor.close();
+  }
+
+  /** Where a job leaves its result and progress: `<ioDir>/<id>` (see `prepareIoDir`). */
+  ioPaths(id: string): JobIoPaths {
+    return jobIoPaths(this.#options.ioDir, id);
+  }
+
+  /** The JSON text of the result a job left, or undefined when it left none. */
+  result(id: string): Promise<string | undefined> {
+    return this.#store.getResult(id);
   }
 
   #jobDir(id: string): string {

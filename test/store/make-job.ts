@@ -33,6 +33,7 @@ export function makeJob(overrides: JobOverrides = {}): Job {
       dedupeKey: null,
       dedupeScope: null,
       account: null,
+      task: null,
       ...spec,
     },
     status,
@@ -57,6 +58,8 @@ export function makeJob(overrides: JobOverrides = {}): Job {
     retryOf: null,
     retriedAs: null,
     pausedAt: status === 'paused' ? new Date(createdAt.getTime() + 500) : null,
+    resultError: null,
+    progress: null,
     ...rest,
   };
 }

@@ -235,8 +235,9 @@ describe('SqliteJobStore on SQLite', () => {
           provider: { getMigrations: async () => before },
         }).migrateToLatest();
         assert.equal(migrated.error, undefined);
-        // The row as the 0.1 schema stored it: no scope column, no scope in the spec.
-        const { dedupe_scope: _scope, ...row } = jobToRow(old);
+        // The row as the 0.1 schema stored it: no scope column, no scope in the spec (nor the
+        // result columns of 0006).
+        const { dedupe_scope: _scope, result: _r, result_error: _e, progress: _p, ...row } = jobToRow(old);
         const { dedupeScope: _none, ...spec } = old.spec;
         await db
           .insertInto('jobs')

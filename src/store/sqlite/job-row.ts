@@ -1,6 +1,13 @@
 import { ValidationError } from '../../core/errors.ts';
 import { isJobId } from '../../core/ids.ts';
-import { dedupeScopeOf, JOB_STATUSES, type Job, type JobSpec, type ProcessIdentity } from '../../core/job.ts';
+import {
+  dedupeScopeOf,
+  JOB_STATUSES,
+  type Job,
+  type JobProgress,
+  type JobSpec,
+  type ProcessIdentity,
+} from '../../core/job.ts';
 import type { JobRow } from './sqlite-schema.ts';
 
 /** The row that stores `job`; a `ValidationError` for what the schema relies on (id, status, dates). */
@@ -41,6 +48,9 @@ export function jobToRow(job: Job): JobRow {
     retry_of: job.retryOf,
     retried_as: job.retriedAs,
     paused_at: job.pausedAt === null ? null : toMillis('pausedAt', job.pausedAt),
+    result: null,
+    result_error: job.resultError,
+    progress: progressToText(job.progress),
   };
 }
 
@@ -71,15 +81,35 @@ export function rowToJob(row: JobRow): Job {
     retryOf: row.retry_of,
     retriedAs: row.retried_as,
     pausedAt: row.paused_at === null ? null : new Date(row.paused_at),
+    resultError: row.result_error ?? null,
+    progress: progressOf(row.progress ?? null),
   };
+}
+
+/** A job's progress as its column stores it: JSON, with `at` in Unix milliseconds. */
+export function progressToText(progress: JobProgress | null): string | null {
+  if (progress === null) return null;
+  return JSON.stringify({ ...progress, at: toMillis('progress.at', progress.at) });
+}
+
+function progressOf(text: string | null): JobProgress | null {
+  if (text === null) return null;
+  const stored = JSON.parse(text) as Omit<JobProgress, 'at'> & { at: number };
+  return { ...stored, at: new Date(stored.at) };
 }
 
 function specOf(json: string): JobSpec {
   const spec = JSON.parse(json) as JobSpec;
   // A spec stored before dedupe scopes existed has none: its key was its owner's, which is null.
   // One stored before run-as accounts ran as the server's account, which is null.
-  if (spec.dedupeScope === undefined || spec.account === undefined) {
-    return { ...spec, dedupeScope: spec.dedupeScope ?? null, account: spec.account ?? null };
+  // One stored before named tasks ran no task.
+  if (spec.dedupeScope === undefined || spec.account === undefined || spec.task === undefined) {
+    return {
+      ...spec,
+      dedupeScope: spec.dedupeScope ?? null,
+      account: spec.account ?? null,
+      task: spec.task ?? null,
+    };
   }
   return spec;
 }

@@ -4,6 +4,7 @@ import {
   dedupeScopeOf,
   isFinal,
   type Job,
+  type JobProgress,
   type JobStatus,
   type ProcessIdentity,
   type StopRequest,
@@ -32,7 +33,7 @@ import {
   insertJobRow,
   queueRow,
 } from './compiled-statements.ts';
-import { jobToRow, rowToJob, toMillis } from './job-row.ts';
+import { jobToRow, progressToText, rowToJob, toMillis } from './job-row.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
@@ -361,7 +362,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markFinished(id: string, finish: JobFinish): Promise<Job> {
-    if (finish.stop === undefined && isFinal(finish.status)) {
+    if (finish.stop === undefined && finish.result === undefined && isFinal(finish.status)) {
       let statement = this.#markFinished.get(finish.status);
       if (statement === undefined) {
         statement = compileMarkFinished(this.#db, finish.status);
@@ -385,6 +386,22 @@ export class SqliteJobStore implements JobStore {
     }
     // A stop to record with the end, or not a legal end: the general path (which names the reason).
     return this.#db.transaction().execute((trx) => this.#finishIn(trx, id, finish, {}));
+  }
+
+  async setProgress(id: string, progress: JobProgress): Promise<Job | undefined> {
+    const row = await this.#db
+      .updateTable('jobs')
+      .set({ progress: progressToText(progress) })
+      .where('id', '=', id)
+      .where('status', 'in', ['queued', 'running', 'paused'])
+      .returningAll()
+      .executeTakeFirst();
+    return row === undefined ? undefined : rowToJob(row);
+  }
+
+  async getResult(id: string): Promise<string | undefined> {
+    const row = await this.#db.selectFrom('jobs').select('result').where('id', '=', id).executeTakeFirst();
+    return row?.result ?? undefined;
   }
 
   async listRunning(node: string): Promise<Job[]> {
@@ -462,6 +479,7 @@ export class SqliteJobStore implements JobStore {
       stderr_bytes: finish.outputBytes.stderr,
       hold: null,
       paused_at: null,
+      ...resultColumns(finish),
       ...extra,
     };
     const stop =
@@ -484,6 +502,15 @@ export class SqliteJobStore implements JobStore {
 }
 
 type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
+
+/** The result columns a finish sets: none when it carries no result. */
+function resultColumns(finish: JobFinish): Updateable<JobRow> {
+  const { result } = finish;
+  if (result === undefined) return {};
+  return 'json' in result
+    ? { result: result.json, result_error: null }
+    : { result: null, result_error: result.error };
+}
 
 /** The admission of one job (see `JobStore.admitJob`), inside the caller's transaction. */
 async function admitIn(trx: Transaction<SqliteSchema>, job: Job, now: Date): Promise<Admission> {

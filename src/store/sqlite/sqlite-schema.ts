@@ -112,6 +112,12 @@ export interface JobRow {
   retry_of: string | null;
   retried_as: string | null;
   paused_at: number | null;
+  /** The JSON value the job wrote to `JOBWORKER_RESULT`, as text (migration 0006); read apart. */
+  result: string | null;
+  /** Why the job's result was not kept; null otherwise. */
+  result_error: string | null;
+  /** The latest `JobProgress` as JSON (its `at` in Unix milliseconds). */
+  progress: string | null;
 }
 
 /**
