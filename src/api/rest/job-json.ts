@@ -37,6 +37,14 @@ export interface JobJson {
   waitingFor: WaitingFor | null;
   /** The OS account its processes run as; null for the server's own. */
   account: { name: string; uid: number; gid: number } | null;
+  /** The named task it runs; null for a plain job. */
+  task: string | null;
+  /** The task's parameters; null for a plain job. */
+  params: Record<string, string | number | boolean> | null;
+  /** Why its result was not kept; null otherwise. */
+  resultError: string | null;
+  /** Its latest progress; null for none. */
+  progress: { done: number; total: number | null; message: string | null; at: string } | null;
 }
 
 /** Why a queued job has not started: see docs/queues.md. */
@@ -79,6 +87,10 @@ export function jobToJson(job: Job): JobJson {
     account: job.spec.account
       ? { name: job.spec.account.name, uid: job.spec.account.uid, gid: job.spec.account.gid }
       : null,
+    task: job.spec.task?.name ?? null,
+    params: job.spec.task ? { ...job.spec.task.params } : null,
+    resultError: job.resultError,
+    progress: job.progress ? { ...job.progress, at: job.progress.at.toISOString() } : null,
   };
 }
 

@@ -19,6 +19,7 @@ interface ServeOptions {
   homesDir?: string;
   singleAccount?: boolean;
   adminRunAs?: string;
+  tasks?: string;
   tlsCert?: string;
   tlsKey?: string;
   clientCa?: string;
@@ -105,6 +106,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
       "working directory of POST /run jobs that name none (default: the server's current directory)",
     )
     .option(
+      '--tasks <file>',
+      'named task definitions and their queues, JSON or YAML (docs/tasks.md); SIGHUP reads it again (default: $JOBWORKER_TASKS)',
+    )
+    .option(
       '--admin-run-as <account>',
       'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
@@ -139,6 +144,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       ...(options.insecureHttp === true ? { insecureHttp: true } : {}),
       ...(options.runWithoutToken === true ? { runWithoutToken: true } : {}),
       runCwd: resolve(ctx.cwd, options.runCwd ?? '.'),
+      ...(options.tasks === undefined ? {} : { tasks: resolve(ctx.cwd, options.tasks) }),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -177,7 +183,13 @@ export function registerServe(program: Command, ctx: CliContext): void {
           (server.caFile ? `jobworker: clients verify the server with ${server.caFile}\n` : ''),
       );
     }
+    // SIGHUP reads the tasks file again; a bad one is logged and the definitions in force are kept.
+    const reload = () => {
+      server.reloadTasks().catch(() => undefined);
+    };
+    process.on('SIGHUP', reload);
     const signal = await stopped.promise;
+    process.off('SIGHUP', reload);
     // A second signal while closing ends the process at once.
     const force = () => process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
     process.once('SIGINT', force).once('SIGTERM', force);
