@@ -4,6 +4,7 @@
 # step to JOBWORKER_PROGRESS and leaves the result, a JSON number, at JOBWORKER_RESULT.
 set -eu
 a=$1 b=$2 delay=$3
+echo "power_sim: $a^$b, one multiplication every $delay s"
 result=1
 step=0
 while [ "$step" -lt "$b" ]; do

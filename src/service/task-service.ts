@@ -80,7 +80,7 @@ export class TaskService {
   /** One definition; NOT_FOUND naming the known ones. */
   get(name: string): TaskDefinition {
     const task = this.#tasks.get(name);
-    if (!task) throw new UnknownTaskError(name, [...this.#tasks.keys()]);
+    if (!task) throw new UnknownTaskError(name, [...this.#tasks.keys()].sort());
     return task;
   }
 

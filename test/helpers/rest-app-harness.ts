@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/core/logger.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
 import { CertificateService } from '../../src/service/certificate-service.ts';
 import { JobService } from '../../src/service/job-service.ts';
+import { TaskService } from '../../src/service/task-service.ts';
 import { UserService } from '../../src/service/user-service.ts';
 import type { Harness } from './engine-harness.ts';
 
@@ -29,6 +30,8 @@ export interface AppHarness {
   /** The CA that issued the server's and the clients' certificates. */
   readonly caPem: string;
   readonly audit: AuditLog;
+  /** Named tasks, from `tasksFile` when one was given. */
+  readonly tasks: TaskService;
   /** Adds a user (unless it exists) and issues it a token; resolves with the token. */
   issue(user: string, role: Role, lifetimeMs?: number): Promise<string>;
   close(): Promise<void>;
@@ -46,6 +49,8 @@ export async function openApp(
      */
     tls?: boolean;
     run?: RunRouteOptions;
+    /** A tasks file to load (docs/tasks.md), as `serve --tasks`. */
+    tasksFile?: string;
   } = {},
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
@@ -54,6 +59,12 @@ export async function openApp(
   const audit = new AuditLog(h.store.users);
   const service = new JobService(h.engine, { audit, ...(clock ? { clock } : {}) });
   const users = new UserService(accounts, audit, clock ? { clock } : {});
+  const tasks = await TaskService.open(service, {
+    ...(options.tasksFile ? { file: options.tasksFile } : {}),
+    setQueue: (name, settings) => h.engine.setQueue(name, settings),
+    audit,
+    ...(clock ? { clock } : {}),
+  });
   // A real CA in the harness's data directory, as `jobworker serve` makes it.
   const ca = await openCertificateAuthority(h.dataDir, new Date());
   const tls = options.tls
@@ -82,6 +93,7 @@ export async function openApp(
     version: 'test',
     ...(tls ? { https: tls.serverOptions() } : {}),
     ...(options.run ? { run: options.run } : {}),
+    tasks,
   });
   let url: string | undefined;
   if (tls) {
@@ -96,6 +108,7 @@ export async function openApp(
     users,
     certificates,
     audit,
+    tasks,
     issue: async (user, role, lifetimeMs) => {
       if (!accounts.user(user)) await accounts.addUser({ name: user, role });
       return (await accounts.issueToken({ user, lifetimeMs: lifetimeMs ?? null })).token;
