@@ -66,6 +66,11 @@ export interface FollowOptions {
   readonly selector: OutputSelector;
   readonly cursor: number;
   readonly signal?: AbortSignal;
+  /**
+   * Also yield `progress` events: the job each time it reports progress (and first its latest,
+   * when it has one). Off by default, for followers that show only output.
+   */
+  readonly progress?: boolean;
 }
 
 /** What a submission did: created a job, or found the queued or running one with its dedupe key. */
@@ -77,6 +82,8 @@ export interface SubmitResult {
 /** What a follower receives: output batches, then exactly one `end` with the final job. */
 export type FollowEvent =
   | { readonly type: 'output'; readonly events: OutputEvent[] }
+  /** Only with `progress: true`: the job, carrying the progress it just reported. */
+  | { readonly type: 'progress'; readonly job: Job }
   | { readonly type: 'end'; readonly job: Job };
 
 /**
@@ -522,11 +529,54 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       throw err;
     });
     if (!job) return;
-    for await (const events of followOutput(this.#monitor, this.#jobDir(id), id, options)) {
-      yield { type: 'output', events };
+    const output = followOutput(this.#monitor, this.#jobDir(id), id, options);
+    if (options.progress) {
+      yield* this.#withProgress(job, output);
+    } else {
+      for await (const events of output) yield { type: 'output', events };
     }
     if (options.signal?.aborted) return;
     yield { type: 'end', job: await this.waitFor(id) };
+  }
+
+  /**
+   * A job's output batches merged with its progress reports, each yielded as it comes: a report
+   * while no output is written is not held back until the next byte. Reports that come faster than
+   * the follower reads collapse into the latest.
+   */
+  async *#withProgress(job: Job, output: AsyncGenerator<OutputEvent[]>): AsyncGenerator<FollowEvent> {
+    let latest: Job | undefined = job.progress ? job : undefined;
+    let wake = (): void => {};
+    const listener = (changed: Job): void => {
+      if (changed.id !== job.id) return;
+      latest = changed;
+      wake();
+    };
+    this.on('job:progress', listener);
+    let pending: Promise<IteratorResult<OutputEvent[]>> | undefined;
+    try {
+      for (;;) {
+        if (latest) {
+          const reported = latest;
+          latest = undefined;
+          yield { type: 'progress', job: reported };
+          continue;
+        }
+        pending ??= output.next();
+        const woken = new Promise<'progress'>((resolve) => {
+          wake = () => resolve('progress');
+        });
+        const next = await Promise.race([pending, woken]);
+        if (next === 'progress') continue;
+        pending = undefined;
+        if (next.done) return;
+        yield { type: 'output', events: next.value };
+      }
+    } finally {
+      this.off('job:progress', listener);
+      // A read still pending ends with the follow's signal; the output generator closes after it.
+      void output.return(undefined).catch(() => undefined);
+    }
   }
 
   /**

@@ -101,6 +101,8 @@ export interface OutputRequest {
   readonly follow: boolean;
   /** Ends the stream early (the client went away); it then ends without its `end` event. */
   readonly signal?: AbortSignal;
+  /** With `follow`: also `progress` events, as the job reports progress (docs/tasks.md). */
+  readonly progress?: boolean;
 }
 
 /** How a submission came to be, besides its spec. */
@@ -553,8 +555,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
     try {
       const { selector, cursor } = request;
       const signal = controller.signal;
-      if (request.follow) yield* this.#engine.follow(id, { selector, cursor, signal });
-      else yield* this.#readToEnd(id, selector, cursor, signal);
+      if (request.follow) {
+        yield* this.#engine.follow(id, { selector, cursor, signal, progress: request.progress === true });
+      } else yield* this.#readToEnd(id, selector, cursor, signal);
     } finally {
       for (const source of sources) source.removeEventListener('abort', abort);
       release();

@@ -3,7 +3,10 @@ import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ApiHarness, addUserToken, type JobJson, openApi } from './api-harness.ts';
+import { createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { JobService } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
+import { type ApiHarness, addUserToken, type JobJson, openApi, readSse } from './api-harness.ts';
 
 const EXAMPLES = new URL('../../examples/tasks/', import.meta.url).pathname;
 
@@ -113,6 +116,56 @@ describe('REST API: named tasks, results and the async task manager interface', 
     const plain = await h.json<Job>('/v1/jobs', { body: { command: 'true' }, headers: asAlice() });
     assert.equal(plain.body.task, null, 'a plain job has no task');
     assert.equal(plain.body.params, null);
+  });
+
+  it('followers get progress as it is reported: SSE `progress` events, and the RPC stream', async () => {
+    const run = async () =>
+      (
+        await h.json<Job>('/v1/tasks/power_sim/runs', {
+          body: { a: 2, b: 3, delay_seconds: 0.05 },
+          headers: asAlice(),
+        })
+      ).body;
+    const sseJob = await run();
+    const res = await h.api(`/v1/jobs/${sseJob.id}/output?follow=true`, {
+      headers: { ...asAlice(), accept: 'text/event-stream' },
+    });
+    const events = await readSse(res, (e) => e.event === 'end');
+    const reports = events.filter((e) => e.event === 'progress').map((e) => JSON.parse(e.data));
+    assert.ok(reports.length > 0, 'at least one progress event while it ran');
+    for (const report of reports) {
+      assert.equal(report.progress.total, 3);
+      assert.match(report.progress.message, /^2\^\d = \d+$/);
+    }
+    const end = JSON.parse(events.at(-1)!.data) as { job: Job };
+    assert.equal(end.job.progress?.done, 3, 'the end carries the last report');
+
+    const ca = await readFile(h.server.caFile!, 'utf8');
+    const transport = createConnectTransport({
+      baseUrl: h.server.url,
+      httpVersion: '1.1',
+      nodeOptions: { ca },
+      interceptors: [
+        (next) => (req) => {
+          req.header.set('authorization', `Bearer ${alice}`);
+          return next(req);
+        },
+      ],
+    });
+    const rpcJob = await run();
+    const jobs = createClient(JobService, transport);
+    const dones: number[] = [];
+    let last: number | undefined;
+    for await (const message of jobs.streamOutput({ id: rpcJob.id, follow: true, progress: true })) {
+      if (message.event.case === 'progress') dones.push(message.event.value.progress?.done ?? -1);
+      if (message.event.case === 'end') {
+        last = message.event.value.progress?.done;
+        assert.equal(message.event.value.task, 'power_sim');
+        assert.deepEqual(message.event.value.params, { a: 2, b: 3, delay_seconds: 0.05 });
+      }
+    }
+    assert.ok(dones.length > 0 && dones.every((d) => d >= 1 && d <= 3), String(dones));
+    assert.equal(last, 3);
   });
 
   it('parameters are checked: a wrong type, a missing one, an unknown one is 400 naming it', async () => {

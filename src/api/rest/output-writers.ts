@@ -77,6 +77,7 @@ export async function writeRaw(
   let truncated = 0;
   let end: Job | undefined;
   for await (const event of events) {
+    if (event.type === 'progress') continue; // raw output carries bytes only
     if (event.type === 'end') {
       end = event.job;
       continue;
@@ -153,6 +154,12 @@ export async function writeSse(
       end = event.job;
       const data = JSON.stringify({ job: jobToJson(event.job), cursor: formatCursor(cursor) });
       await write(res, sseEvent('end', `${formatCursor(cursor)}${END_ID_SUFFIX}`, data), options.signal);
+      continue;
+    }
+    if (event.type === 'progress') {
+      // Its id is the cursor so far: a client reconnecting after it resumes where its output was.
+      const data = JSON.stringify({ progress: jobToJson(event.job).progress, cursor: formatCursor(cursor) });
+      await write(res, sseEvent('progress', formatCursor(cursor), data), options.signal);
       continue;
     }
     let text = '';

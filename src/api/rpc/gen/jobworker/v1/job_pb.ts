@@ -5,14 +5,14 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message, UnknownEnum } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file jobworker/v1/job.proto.
  */
 export const file_jobworker_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEizwgKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDQoLX3RpbWVvdXRfbXNCDAoKX2V4aXRfY29kZUIJCgdfc2lnbmFsQgkKB19yZWFzb25CBgoEX3BpZEILCglfcmV0cnlfb2ZCDQoLX3JldHJpZWRfYXNCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZSItCgtPdXRwdXRCeXRlcxIOCgZzdGRvdXQYASABKAMSDgoGc3RkZXJyGAIgASgDIjQKCkpvYkFjY291bnQSDAoEbmFtZRgBIAEoCRILCgN1aWQYAiABKA0SCwoDZ2lkGAMgASgNKv8BCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISFQoRSk9CX1NUQVRVU19QQVVTRUQQAxIYChRKT0JfU1RBVFVTX1NVQ0NFRURFRBAEEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAUSFgoSSk9CX1NUQVRVU19TVE9QUEVEEAYSGAoUSk9CX1NUQVRVU19USU1FRF9PVVQQBxIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAIEhMKD0pPQl9TVEFUVVNfTE9TVBAJKnQKCldhaXRpbmdGb3ISGwoXV0FJVElOR19GT1JfVU5TUEVDSUZJRUQQABIcChhXQUlUSU5HX0ZPUl9ERVBFTkRFTkNJRVMQARIUChBXQUlUSU5HX0ZPUl9USU1FEAISFQoRV0FJVElOR19GT1JfUVVFVUUQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEi7QkKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50EhEKBHRhc2sYISABKAlICogBARInCgZwYXJhbXMYIiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhkKDHJlc3VsdF9lcnJvchgjIAEoCUgLiAEBEisKCHByb2dyZXNzGCQgASgLMhkuam9id29ya2VyLnYxLkpvYlByb2dyZXNzGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDQoLX3RpbWVvdXRfbXNCDAoKX2V4aXRfY29kZUIJCgdfc2lnbmFsQgkKB19yZWFzb25CBgoEX3BpZEILCglfcmV0cnlfb2ZCDQoLX3JldHJpZWRfYXNCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZUIHCgVfdGFza0IPCg1fcmVzdWx0X2Vycm9yIowBCgtKb2JQcm9ncmVzcxIMCgRkb25lGAEgASgBEhIKBXRvdGFsGAIgASgBSACIAQESFAoHbWVzc2FnZRgDIAEoCUgBiAEBEi8KC3JlcG9ydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZfdG90YWxCCgoIX21lc3NhZ2UiLQoLT3V0cHV0Qnl0ZXMSDgoGc3Rkb3V0GAEgASgDEg4KBnN0ZGVychgCIAEoAyI0CgpKb2JBY2NvdW50EgwKBG5hbWUYASABKAkSCwoDdWlkGAIgASgNEgsKA2dpZBgDIAEoDSr/AQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVFVTX1FVRVVFRBABEhYKEkpPQl9TVEFUVVNfUlVOTklORxACEhUKEUpPQl9TVEFUVVNfUEFVU0VEEAMSGAoUSk9CX1NUQVRVU19TVUNDRUVERUQQBBIVChFKT0JfU1RBVFVTX0ZBSUxFRBAFEhYKEkpPQl9TVEFUVVNfU1RPUFBFRBAGEhgKFEpPQl9TVEFUVVNfVElNRURfT1VUEAcSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQCBITCg9KT0JfU1RBVFVTX0xPU1QQCSp0CgpXYWl0aW5nRm9yEhsKF1dBSVRJTkdfRk9SX1VOU1BFQ0lGSUVEEAASHAoYV0FJVElOR19GT1JfREVQRU5ERU5DSUVTEAESFAoQV0FJVElOR19GT1JfVElNRRACEhUKEVdBSVRJTkdfRk9SX1FVRVVFEANiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One job, as every API shows it (the REST API's job JSON, field for field).
@@ -196,6 +196,34 @@ export type Job = Message<"jobworker.v1.Job"> & {
    * @generated from field: jobworker.v1.JobAccount account = 32;
    */
   account?: JobAccount | undefined;
+
+  /**
+   * The named task it runs (docs/tasks.md); absent for a plain job.
+   *
+   * @generated from field: optional string task = 33;
+   */
+  task?: string | undefined;
+
+  /**
+   * The task's parameters, defaults filled in; absent for a plain job.
+   *
+   * @generated from field: google.protobuf.Struct params = 34;
+   */
+  params?: JsonObject | undefined;
+
+  /**
+   * Why the value it left at JOBWORKER_RESULT was not kept (over 1 MiB, not JSON).
+   *
+   * @generated from field: optional string result_error = 35;
+   */
+  resultError?: string | undefined;
+
+  /**
+   * The last valid line it wrote to JOBWORKER_PROGRESS; absent for none.
+   *
+   * @generated from field: jobworker.v1.JobProgress progress = 36;
+   */
+  progress?: JobProgress | undefined;
 };
 
 /**
@@ -204,6 +232,42 @@ export type Job = Message<"jobworker.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_jobworker_v1_job, 0);
+
+/**
+ * How far a job says it is (docs/tasks.md, "Progress").
+ *
+ * @generated from message jobworker.v1.JobProgress
+ */
+export type JobProgress = Message<"jobworker.v1.JobProgress"> & {
+  /**
+   * @generated from field: double done = 1;
+   */
+  done: number;
+
+  /**
+   * @generated from field: optional double total = 2;
+   */
+  total?: number | undefined;
+
+  /**
+   * @generated from field: optional string message = 3;
+   */
+  message?: string | undefined;
+
+  /**
+   * When the server read it.
+   *
+   * @generated from field: google.protobuf.Timestamp report_time = 4;
+   */
+  reportTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message jobworker.v1.JobProgress.
+ * Use `create(JobProgressSchema)` to create a new message.
+ */
+export const JobProgressSchema: GenMessage<JobProgress> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 1);
 
 /**
  * Bytes written per stream, including any dropped by retention.
@@ -227,7 +291,7 @@ export type OutputBytes = Message<"jobworker.v1.OutputBytes"> & {
  * Use `create(OutputBytesSchema)` to create a new message.
  */
 export const OutputBytesSchema: GenMessage<OutputBytes> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 1);
+  messageDesc(file_jobworker_v1_job, 2);
 
 /**
  * The OS account a job runs as.
@@ -256,7 +320,7 @@ export type JobAccount = Message<"jobworker.v1.JobAccount"> & {
  * Use `create(JobAccountSchema)` to create a new message.
  */
 export const JobAccountSchema: GenMessage<JobAccount> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 2);
+  messageDesc(file_jobworker_v1_job, 3);
 
 /**
  * Where a job is in its life (docs/api.md, "The job").
