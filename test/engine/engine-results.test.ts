@@ -134,3 +134,37 @@ describe('engine: job progress (JOBWORKER_PROGRESS)', () => {
     });
   });
 });
+
+describe('engine: results and progress across a restart, and deletion', () => {
+  it('a job adopted by a new engine still leaves its result and progress; deleting the job deletes them', async () => {
+    const h = await openHarness();
+    const go = join(h.dataDir, 'go');
+    const job = await h.engine.start(
+      {
+        command: [
+          `echo '{"done": 1}' >> "$JOBWORKER_PROGRESS"`,
+          `while [ ! -e ${go} ]; do sleep 0.02; done`,
+          `echo '{"done": 2, "total": 2}' >> "$JOBWORKER_PROGRESS"`,
+          `echo '["after", "restart"]' > "$JOBWORKER_RESULT"`,
+        ].join('\n'),
+        shell: true,
+      },
+      me,
+    );
+    await h.engine.untilStarted(job.id);
+    await h.close();
+    const again = await h.reopen();
+    try {
+      assert.equal((await again.engine.get(job.id)).status, 'running', 'adopted');
+      await writeFile(go, '');
+      const done = await again.engine.waitFor(job.id);
+      assert.equal(done.status, 'succeeded');
+      assert.equal(await again.engine.result(job.id), '["after","restart"]');
+      assert.equal(done.progress?.done, 2);
+      await again.engine.delete(job.id);
+      assert.equal(await again.engine.result(job.id), undefined, 'gone with its job');
+    } finally {
+      await again.destroy();
+    }
+  });
+});
