@@ -53,6 +53,18 @@ export interface ApiJob {
   readonly waitingFor: WaitingFor | null;
   /** The OS account its processes run as; null for the server's own (absent from older servers). */
   readonly account?: { readonly name: string; readonly uid: number; readonly gid: number } | null;
+  /** The named task it runs, and its parameters; null for a plain job (absent from older servers). */
+  readonly task?: string | null;
+  readonly params?: Readonly<Record<string, string | number | boolean>> | null;
+  /** Why its result was not kept; null otherwise. */
+  readonly resultError?: string | null;
+  /** Its latest progress report; null for none. */
+  readonly progress?: {
+    readonly done: number;
+    readonly total: number | null;
+    readonly message: string | null;
+    readonly at: string;
+  } | null;
 }
 
 /** The body of `POST /v1/jobs`. */
