@@ -5,7 +5,7 @@ import { PROGRESS_LINE_BYTES, parseProgressLine } from '../core/progress.ts';
 import { type JobIoPaths, readProgressBytes } from '../runtime/job-io.ts';
 import type { JobStore } from '../store/job-store.ts';
 
-/** Bytes of a progress file read per observation; a job that wrote more is read again at once. */
+/** Bytes of a progress file read per observation: its tail, where the latest line is. */
 const READ_BYTES = 64 * 1024;
 /** How often a job is looked at when its directory cannot be watched (inotify watches exhausted). */
 export const PROGRESS_POLL_MS = 1000;
@@ -122,7 +122,7 @@ export class ProgressWatcher {
       try {
         do {
           w.again = false;
-          if (await this.#observeOnce(w)) w.again = true;
+          await this.#observeOnce(w);
         } while (w.again && !w.closed);
       } catch (err) {
         this.#deps.onError(err as Error, w.id);
@@ -132,13 +132,20 @@ export class ProgressWatcher {
     })();
   }
 
-  /** One read of what the job appended; true when there may be more to read. */
-  async #observeOnce(w: Watched): Promise<boolean> {
+  /** One read of the last of what the job appended; its last valid line is recorded. */
+  async #observeOnce(w: Watched): Promise<void> {
     const read = await readProgressBytes(w.paths, w.account, w.offset, READ_BYTES);
-    if (!read || read.bytes.length === 0) return false;
-    if (read.from !== w.offset) w.partial = '';
+    if (!read || read.bytes.length === 0) return;
+    let text = read.bytes.toString('utf8');
+    if (read.from !== w.offset) {
+      // Truncated, or a stretch was skipped: what comes before the first newline may be the end
+      // of a line whose start was not read, so it is not a line.
+      w.partial = '';
+      const newline = text.indexOf('\n');
+      if (read.from > 0) text = newline === -1 ? '' : text.slice(newline + 1);
+    }
     w.offset = read.from + read.bytes.length;
-    const lines = (w.partial + read.bytes.toString('utf8')).split('\n');
+    const lines = (w.partial + text).split('\n');
     const rest = lines.pop() ?? '';
     // A line longer than any valid one is dropped as it comes, so a job cannot grow our memory.
     w.partial = rest.length > PROGRESS_LINE_BYTES ? '' : rest;
@@ -151,6 +158,5 @@ export class ProgressWatcher {
       const job = await this.#deps.store.setProgress(w.id, latest);
       if (job) this.#deps.changed(job);
     }
-    return read.bytes.length === READ_BYTES;
   }
 }

@@ -129,8 +129,9 @@ export async function readJobResult(
 }
 
 /**
- * Reads what a job appended to its progress file since `offset`, at most `maxBytes`. A file that
- * shrank (the job truncated it) is read again from its start. Undefined when there is no file.
+ * Reads what a job appended to its progress file since `offset`: at most its last `maxBytes`
+ * (`from` says where the bytes start). A file that shrank (the job truncated it) is read again
+ * from its start. Undefined when there is no file.
  */
 export async function readProgressBytes(
   paths: JobIoPaths,
@@ -142,7 +143,8 @@ export async function readProgressBytes(
   if (!handle) return undefined;
   try {
     const { size } = await handle.stat();
-    const from = size < offset ? 0 : offset;
+    // Only the last line counts: of a long stretch appended since, only its last `maxBytes` are read.
+    const from = size < offset ? 0 : Math.max(offset, size - maxBytes);
     const buffer = Buffer.alloc(Math.min(maxBytes, size - from));
     let length = 0;
     while (length < buffer.length) {

@@ -70,4 +70,31 @@ describe('ProgressWatcher', () => {
     assert.equal((await store.getJob(job.id))?.progress?.done, 5);
     assert.deepEqual(errors, []);
   });
+
+  it('of a long stretch written at once, reads only its tail, where the latest line is', async () => {
+    const clock = new ManualClock();
+    const ioDir = join(dir, 'io-long');
+    const watcher = new ProgressWatcher({
+      store,
+      clock,
+      paths: (id) => jobIoPaths(ioDir, id),
+      changed: () => {},
+      onError: (err) => assert.fail(err),
+    });
+    const job = makeJob({ status: 'running' });
+    await store.insertJob(job);
+    const paths = jobIoPaths(ioDir, job.id);
+    await mkdir(paths.dir, { recursive: true });
+    watcher.watch(job);
+    const many = Array.from({ length: 20_000 }, (_, i) => `{"done": ${i}, "message": "step ${i}"}\n`).join(
+      '',
+    );
+    await appendFile(paths.progress, `${many}{"done": 20000, "total": 20000}\n`);
+    await watcher.finish(job.id);
+    const progress = (await store.getJob(job.id))?.progress;
+    assert.deepEqual(progress && { done: progress.done, total: progress.total }, {
+      done: 20000,
+      total: 20000,
+    });
+  });
 });

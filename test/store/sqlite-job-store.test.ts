@@ -237,7 +237,7 @@ describe('SqliteJobStore on SQLite', () => {
         assert.equal(migrated.error, undefined);
         // The row as the 0.1 schema stored it: no scope column, no scope in the spec (nor the
         // result columns of 0006).
-        const { dedupe_scope: _scope, result: _r, result_error: _e, progress: _p, ...row } = jobToRow(old);
+        const { dedupe_scope: _scope, result_error: _e, progress: _p, ...row } = jobToRow(old);
         const { dedupeScope: _none, ...spec } = old.spec;
         await db
           .insertInto('jobs')

@@ -48,7 +48,6 @@ export function jobToRow(job: Job): JobRow {
     retry_of: job.retryOf,
     retried_as: job.retriedAs,
     paused_at: job.pausedAt === null ? null : toMillis('pausedAt', job.pausedAt),
-    result: null,
     result_error: job.resultError,
     progress: progressToText(job.progress),
   };

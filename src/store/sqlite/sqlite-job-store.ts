@@ -400,8 +400,12 @@ export class SqliteJobStore implements JobStore {
   }
 
   async getResult(id: string): Promise<string | undefined> {
-    const row = await this.#db.selectFrom('jobs').select('result').where('id', '=', id).executeTakeFirst();
-    return row?.result ?? undefined;
+    const row = await this.#db
+      .selectFrom('job_results')
+      .select('json')
+      .where('job_id', '=', id)
+      .executeTakeFirst();
+    return row?.json;
   }
 
   async listRunning(node: string): Promise<Job[]> {
@@ -490,7 +494,7 @@ export class SqliteJobStore implements JobStore {
             stop_by: finish.stop.by,
             stop_grace_ms: finish.stop.graceMs,
           };
-    return changeIn(trx, id, (current) => {
+    const finished = await changeIn(trx, id, (current) => {
       assertTransition(id, current.status, finish.status);
       return {
         ...changes,
@@ -498,18 +502,29 @@ export class SqliteJobStore implements JobStore {
         ...(finish.stopForced === true ? { stop_forced: 1 } : {}),
       };
     });
+    await insertResult(trx, id, finish);
+    return finished;
   }
 }
 
 type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
 
-/** The result columns a finish sets: none when it carries no result. */
+/** The result column a finish sets on the job: none when it carries no result. */
 function resultColumns(finish: JobFinish): Updateable<JobRow> {
   const { result } = finish;
   if (result === undefined) return {};
-  return 'json' in result
-    ? { result: result.json, result_error: null }
-    : { result: null, result_error: result.error };
+  return { result_error: 'error' in result ? result.error : null };
+}
+
+/** Stores the value of a finish's result, in the transaction that records the end. */
+async function insertResult(trx: Transaction<SqliteSchema>, id: string, finish: JobFinish): Promise<void> {
+  const { result } = finish;
+  if (result === undefined || !('json' in result)) return;
+  await trx
+    .insertInto('job_results')
+    .values({ job_id: id, json: result.json })
+    .onConflict((oc) => oc.column('job_id').doUpdateSet({ json: result.json }))
+    .execute();
 }
 
 /** The admission of one job (see `JobStore.admitJob`), inside the caller's transaction. */

@@ -11,6 +11,7 @@ export interface SqliteSchema {
   queues: QueueRow;
   job_deps: JobDepRow;
   job_dirs_to_remove: JobDirToRemoveRow;
+  job_results: JobResultRow;
   users: UserRow;
   tokens: TokenRow;
   audit: AuditRow;
@@ -49,6 +50,13 @@ export interface AuditRow {
   action: string;
   target: string | null;
   result: string;
+}
+
+/** The result a job left (migration 0006); deleted with its job (`on delete cascade`). */
+export interface JobResultRow {
+  job_id: string;
+  /** One JSON value, as text. */
+  json: string;
 }
 
 /** A deleted job whose directory is still to be removed (written with the delete, for crash safety). */
@@ -112,9 +120,7 @@ export interface JobRow {
   retry_of: string | null;
   retried_as: string | null;
   paused_at: number | null;
-  /** The JSON value the job wrote to `JOBWORKER_RESULT`, as text (migration 0006); read apart. */
-  result: string | null;
-  /** Why the job's result was not kept; null otherwise. */
+  /** Why the job's result was not kept (migration 0006); null otherwise. */
   result_error: string | null;
   /** The latest `JobProgress` as JSON (its `at` in Unix milliseconds). */
   progress: string | null;
