@@ -248,7 +248,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         accounts,
         authLimits: options.authLimits ?? {},
         run,
-        tasksFile: options.tasks ?? process.env.JOBWORKER_TASKS,
+        tasksFile: options.tasks ?? config.tasks,
       });
     } catch (err) {
       await lock.release();

@@ -213,6 +213,7 @@ export class Supervisor {
       finishedAt: this.#deps.now(),
       outputBytes: { stdout: 0, stderr: 0 },
     });
+    await this.#removeIo(job.id);
     this.#deps.emit('job:finished', lost);
   }
 
