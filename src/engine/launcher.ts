@@ -74,9 +74,11 @@ export class Launcher {
     try {
       // The directory is made last before the spawn: after a crash, a claimed job whose
       // directory exists may have been sent to the spawner (see recoverClaims).
+      await mkdir(dir, { mode: 0o700 });
+      // Where it may leave its result and progress, made (owned by its account) before it runs. A
+      // crash right here leaves a directory without a start: recorded failed, never run twice.
       const io = this.#deps.ioPaths(id);
       await createJobIo(io, spec.account);
-      await mkdir(dir, { mode: 0o700 });
       dirs = this.#deps.cgroups.create(id, spec.limits);
       const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs, io));
       if (reply.kind === 'started') {
