@@ -26,6 +26,7 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `JOBWORKER_HOMES_DIR` | `/var/lib/jobworker/homes`: where pool accounts' homes are made |
  * | `JOBWORKER_SINGLE_ACCOUNT` | unset: `1` or `true` runs every job as a non-root server's own account |
  * | `JOBWORKER_ADMIN_RUN_AS` | unset: the account of admin jobs without a run-as of their own (else a pool account) |
+ * | `JOBWORKER_TASKS` | unset: the tasks file, named task definitions (docs/tasks.md); none when unset |
  * | `JOBWORKER_TLS_CERT`, `JOBWORKER_TLS_KEY` | unset: the server's own CA issues its certificate |
  * | `JOBWORKER_CLIENT_CA` | unset: client certificates chain to the server's own CA |
  * | `JOBWORKER_INSECURE_HTTP` | unset: HTTPS; `1` serves plain HTTP (loopback only) |
@@ -55,6 +56,8 @@ export interface ServerConfig {
   readonly singleAccount: boolean;
   /** The OS account admin jobs run as when their admin has none configured; undefined: the pool. */
   readonly adminRunAs: string | undefined;
+  /** The tasks file (`serve --tasks`), or undefined for none. */
+  readonly tasks: string | undefined;
   /** The server's own certificate and key (PEM files), instead of one its CA issues. */
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
@@ -99,6 +102,7 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     homesDir: value('JOBWORKER_HOMES_DIR') ?? SERVER_DEFAULTS.homesDir,
     singleAccount: ['1', 'true', 'yes'].includes(value('JOBWORKER_SINGLE_ACCOUNT')?.toLowerCase() ?? ''),
     adminRunAs: value('JOBWORKER_ADMIN_RUN_AS'),
+    tasks: value('JOBWORKER_TASKS'),
     tlsCert: value('JOBWORKER_TLS_CERT'),
     tlsKey: value('JOBWORKER_TLS_KEY'),
     clientCa: value('JOBWORKER_CLIENT_CA'),

@@ -52,6 +52,7 @@ import { type PrettyLogOptions, prettyLogDestination } from './server-log-format
 import { AuditLog } from './service/audit-log.ts';
 import { CertificateService } from './service/certificate-service.ts';
 import { JobService } from './service/job-service.ts';
+import { TaskService, type TasksLoaded } from './service/task-service.ts';
 import { UserService } from './service/user-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 
@@ -151,6 +152,11 @@ export interface ServerOptions {
    * its own /tmp, no network); asking for less is refused. Default off.
    */
   forceIsolation?: boolean;
+  /**
+   * The tasks file: named task definitions and their queues' settings, JSON or YAML (docs/tasks.md);
+   * default `JOBWORKER_TASKS`, else none. A bad file keeps the server from starting.
+   */
+  tasks?: string;
 }
 
 export interface RunningServer {
@@ -167,6 +173,11 @@ export interface RunningServer {
   dataDir: string;
   /** The file holding the admin token (mode 0600). */
   adminTokenFile: string;
+  /**
+   * Reads the tasks file again (what `SIGHUP` and `POST /v1/tasks/reload` do), as the server itself;
+   * a bad file keeps the definitions in force and rejects with a `ValidationError` naming it.
+   */
+  reloadTasks(): Promise<TasksLoaded>;
   /**
    * Stops accepting connections, ends open output streams cleanly (raw streams get their trailers;
    * clients resume by cursor), waits for requests in flight, then closes the engine and the store.
@@ -267,6 +278,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         accounts,
         authLimits: options.authLimits ?? {},
         run,
+        tasksFile: options.tasks ?? config.tasks,
       });
     } catch (err) {
       await lock.release();
@@ -295,8 +307,10 @@ async function startOnDataDir({
   authLimits,
   run,
   clock,
+  tasksFile,
 }: {
   clock: Clock;
+  tasksFile: string | undefined;
   run: RunRouteOptions;
   accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
@@ -378,6 +392,16 @@ async function startOnDataDir({
     userLimits: (name) => accounts.user(name)?.limits,
     forceIsolation: isolation.forceIsolation,
   });
+  const tasks = await TaskService.open(service, {
+    ...(tasksFile ? { file: resolve(tasksFile) } : {}),
+    setQueue: (name, settings) => engine.setQueue(name, settings),
+    audit,
+    clock,
+  }).catch(async (err: unknown) => {
+    await engine.close();
+    await store.close();
+    throw err;
+  });
   const certificates = new CertificateService(
     tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
     accounts,
@@ -403,6 +427,7 @@ async function startOnDataDir({
     run,
     ...(tls ? { https: tls.serverOptions() } : {}),
     certificates,
+    tasks,
   }).catch(async (err: unknown) => {
     await engine.close();
     await store.close();
@@ -490,6 +515,16 @@ async function startOnDataDir({
     socketPath: socket ? socketPath : null,
     dataDir,
     adminTokenFile: admin.path,
+    reloadTasks: async () => {
+      try {
+        const loaded = await tasks.reload({ user: 'system', role: 'admin', transport: 'internal' });
+        logger.info({ file: loaded.file, tasks: loaded.tasks.length }, 'task definitions reloaded');
+        return loaded;
+      } catch (err) {
+        logger.error({ err }, 'task definitions not reloaded; the ones in force are kept');
+        throw err;
+      }
+    },
     close: () => {
       closed ??= close();
       return closed;

@@ -49,6 +49,16 @@ export class ApiClient {
     return this.json('GET', `v1/jobs/${encodeURIComponent(id)}`);
   }
 
+  /** Starts a run of a named task with these parameters (docs/tasks.md); answers its job. */
+  runTask(name: string, params: Readonly<Record<string, unknown>>): Promise<ApiJob> {
+    return this.json('POST', `v1/tasks/${encodeURIComponent(name)}/runs`, params);
+  }
+
+  /** The JSON value a finished, succeeded job left at JOBWORKER_RESULT (`null` for none). */
+  getJobResult(id: string): Promise<unknown> {
+    return this.json('GET', `v1/jobs/${encodeURIComponent(id)}/result`);
+  }
+
   /**
    * The job a person means by `ref`: a whole id, a unique id prefix (6 characters or more), the
    * name of one of the caller's jobs, or `last`. A 404 when nothing matches, a 409 `AMBIGUOUS`

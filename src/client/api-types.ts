@@ -58,6 +58,18 @@ export interface ApiJob {
   readonly limits?: JobLimits;
   /** What it used, from its cgroups (absent from older servers). */
   readonly usage?: JobUsage | null;
+  /** The named task it runs, and its parameters; null for a plain job (absent from older servers). */
+  readonly task?: string | null;
+  readonly params?: Readonly<Record<string, string | number | boolean>> | null;
+  /** Why its result was not kept; null otherwise. */
+  readonly resultError?: string | null;
+  /** Its latest progress report; null for none. */
+  readonly progress?: {
+    readonly done: number;
+    readonly total: number | null;
+    readonly message: string | null;
+    readonly at: string;
+  } | null;
 }
 
 /** The body of `POST /v1/jobs`. */

@@ -94,6 +94,27 @@ export class JobworkerClient {
   }
 
   /**
+   * Runs a named task of the server (docs/tasks.md) and resolves with its result: the JSON value
+   * it left at `JOBWORKER_RESULT` (`null` when it left none). A run that does not succeed rejects
+   * with `JobworkerApiError` code `JOB_FAILED`, whose message names its exit and the last lines of
+   * its stderr; bad parameters with `VALIDATION_FAILED` naming `params.<name>`.
+   */
+  async runTask<T = unknown>(
+    name: string,
+    params: Readonly<Record<string, unknown>> = {},
+    options: { signal?: AbortSignal } = {},
+  ): Promise<T> {
+    const job = await call(() => this.#api.runTask(name, params));
+    await this.wait(job.id, options);
+    return call(() => this.#api.getJobResult(job.id)) as Promise<T>;
+  }
+
+  /** The result a finished job left (see `runTask`); `NOT_FINISHED` before it ends. */
+  result<T = unknown>(id: string): Promise<T> {
+    return call(() => this.#api.getJobResult(id)) as Promise<T>;
+  }
+
+  /**
    * The job's output as chunks of bytes, exactly as written. Following, a dropped connection (a
    * server restart) is resumed from the cursor of the last chunk, so every byte comes once, in
    * order.

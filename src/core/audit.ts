@@ -11,6 +11,7 @@ export const AUDIT_ACTIONS = [
   'job:delete',
   'jobs:prune',
   'queue:set',
+  'tasks:reload',
   'server:drain',
   'server:undrain',
   'user:add',

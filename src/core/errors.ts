@@ -12,7 +12,10 @@ export const ERROR_CODES = {
   BAD_CURSOR: 'an output cursor that is malformed or past the end of the output',
   ILLEGAL_TRANSITION: 'the job cannot move from its current status to the requested one',
   ALREADY_FINISHED: 'the job had already finished; nothing changed',
-  NOT_FINISHED: 'the job is queued, running or paused: only a finished job can be deleted',
+  NOT_FINISHED:
+    'the job is queued, running or paused: only a finished job can be deleted, or have its result read',
+  JOB_FAILED:
+    'the job did not succeed, or the result it left could not be kept: there is no result; the message says why',
   IN_USE: 'a queued job waits for this job (`after`): it cannot be deleted until that one starts or ends',
   AMBIGUOUS: 'a job id prefix or name matches more than one job; the message lists them',
   SPAWN_FAILED: 'the operating system refused to start the job',
@@ -81,8 +84,12 @@ export class IllegalTransitionError extends JobworkerError {
 export class NotFinishedError extends JobworkerError {
   readonly jobId: string;
   readonly status: JobStatus;
-  constructor(jobId: string, status: JobStatus) {
-    super('NOT_FINISHED', `Job ${jobId} is ${status}: only a finished job can be deleted (stop it first)`);
+  constructor(
+    jobId: string,
+    status: JobStatus,
+    message = `Job ${jobId} is ${status}: only a finished job can be deleted (stop it first)`,
+  ) {
+    super('NOT_FINISHED', message);
     this.jobId = jobId;
     this.status = status;
   }

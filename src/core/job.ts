@@ -174,6 +174,29 @@ export interface JobSpec {
    * null for the server's own account (a job of a program that embeds the engine).
    */
   readonly account: JobAccount | null;
+  /**
+   * The named task this job runs and the parameters it was started with (docs/tasks.md, "Named
+   * tasks"); null for a plain job. Set by the server, never by a submitted spec.
+   */
+  readonly task: JobTaskRun | null;
+}
+
+/** A run of a named task: the task's name and its validated parameters (defaults filled in). */
+export interface JobTaskRun {
+  readonly name: string;
+  readonly params: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** How far a job says it is, from the last valid line it wrote to `JOBWORKER_PROGRESS`. */
+export interface JobProgress {
+  /** Units done so far. */
+  readonly done: number;
+  /** Units in all, when the job knows; null otherwise. */
+  readonly total: number | null;
+  /** A human line about the current step; null for none. */
+  readonly message: string | null;
+  /** When the server read it. */
+  readonly at: Date;
 }
 
 /**
@@ -286,6 +309,14 @@ export interface Job {
   readonly pausedAt: Date | null;
   /** What its processes used (their cgroups' counters); null before it started or where not measured. */
   readonly usage: JobUsage | null;
+  /**
+   * Why the value the job wrote to `JOBWORKER_RESULT` was not kept (too large, not JSON, not a
+   * regular file); null when it was kept or none was written. The value itself is read apart
+   * (`JobStore.getResult`): it may be up to 1 MiB.
+   */
+  readonly resultError: string | null;
+  /** The latest progress the job reported; null when it reported none. */
+  readonly progress: JobProgress | null;
 }
 
 export interface OutputBytes {

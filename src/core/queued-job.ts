@@ -37,5 +37,7 @@ export function queuedJob(fields: NewJob): Job {
     retriedAs: null,
     pausedAt: null,
     usage: null,
+    resultError: null,
+    progress: null,
   };
 }

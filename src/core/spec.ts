@@ -319,6 +319,7 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     dedupeKey,
     dedupeScope,
     account: null,
+    task: null,
   };
 }
 

@@ -13,6 +13,11 @@ export interface EngineEvents {
   'job:adopted': [job: Job];
   /** A stop (or timeout) was recorded; the job is still running until its processes are gone. */
   'job:stopping': [job: Job];
+  /**
+   * A running job reported progress (a new last valid line in its `JOBWORKER_PROGRESS`): the job
+   * carries it as `progress`.
+   */
+  'job:progress': [job: Job];
   /** The job reached a final status. */
   'job:finished': [job: Job];
   /** A retention pass ended, having deleted this many finished jobs (and their output). */

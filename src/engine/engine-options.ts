@@ -1,4 +1,6 @@
-import { hostname } from 'node:os';
+import { createHash } from 'node:crypto';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { JobIsolation } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS } from '../core/limits.ts';
@@ -11,6 +13,12 @@ export interface EngineOptions {
   /** Where job directories live (`<dataDir>/jobs/<id>`). */
   readonly dataDir: string;
   readonly store: JobStore;
+  /**
+   * Where each job gets a directory of its own, owned by its account, for the result and progress
+   * it may leave (`JOBWORKER_RESULT`, `JOBWORKER_PROGRESS`; docs/tasks.md). Outside the data
+   * directory, which no job may enter. Default: `<tmpdir>/jobworker-io-<hash of dataDir>`.
+   */
+  readonly ioDir?: string;
   /** This node's name, recorded on every job it runs. Default: the host name. */
   readonly node?: string;
   /** Newest bytes kept per stream of each job; older ones are freed. Default 1 GiB. */
@@ -93,6 +101,7 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   return {
     node: hostname(),
+    ioDir: defaultIoDir(options.dataDir),
     logger: silentLogger,
     cgroups: {},
     ...ENGINE_DEFAULTS,
@@ -100,4 +109,10 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     clock,
     now: options.now ?? (() => clock.now()),
   };
+}
+
+/** One io directory per data directory, stable across restarts (adopted jobs keep their paths). */
+function defaultIoDir(dataDir: string): string {
+  const hash = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16);
+  return join(tmpdir(), `jobworker-io-${hash}`);
 }

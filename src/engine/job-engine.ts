@@ -12,6 +12,7 @@ import {
   type JobAccount,
   type JobIsolation,
   type JobSpec,
+  type JobTaskRun,
 } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/limits.ts';
 import { queuedJob } from '../core/queued-job.ts';
@@ -23,6 +24,7 @@ import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
 import { checkIsolation, type HostCapabilities, probeHost } from '../runtime/host-capabilities.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
+import { type JobIoPaths, jobIoPaths, prepareIoDir } from '../runtime/job-io.ts';
 import { preflight } from '../runtime/preflight.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
 import { spawnerPath } from '../runtime/spawner-path.ts';
@@ -33,6 +35,7 @@ import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
 import { HistoryRetention } from './history-retention.ts';
 import { Launcher } from './launcher.ts';
+import { ProgressWatcher } from './progress-watcher.ts';
 import { Supervisor } from './supervisor.ts';
 
 /** Who is asking: recorded on the job and on its stop. */
@@ -52,6 +55,8 @@ export interface Caller {
    * non-admins): added to what its spec or the defaults give (docs/isolation.md, "Policy").
    */
   readonly forcedIsolation?: JobIsolation | null;
+  /** The named task the job runs, with its validated parameters (the service's task runs). */
+  readonly task?: JobTaskRun;
 }
 
 export interface StopOptions {
@@ -81,6 +86,11 @@ export interface FollowOptions {
   readonly selector: OutputSelector;
   readonly cursor: number;
   readonly signal?: AbortSignal;
+  /**
+   * Also yield `progress` events: the job each time it reports progress (and first its latest,
+   * when it has one). Off by default, for followers that show only output.
+   */
+  readonly progress?: boolean;
 }
 
 /** What a submission did: created a job, or found the queued or running one with its dedupe key. */
@@ -92,6 +102,8 @@ export interface SubmitResult {
 /** What a follower receives: output batches, then exactly one `end` with the final job. */
 export type FollowEvent =
   | { readonly type: 'output'; readonly events: OutputEvent[] }
+  /** Only with `progress: true`: the job, carrying the progress it just reported. */
+  | { readonly type: 'progress'; readonly job: Job }
   | { readonly type: 'end'; readonly job: Job };
 
 /**
@@ -148,6 +160,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       clock: options.clock,
       defaultGraceMs: options.defaultGraceMs,
       jobDir: (id) => this.#jobDir(id),
+      ioPaths: (id) => this.ioPaths(id),
+      progress: new ProgressWatcher({
+        store: this.#store,
+        clock: options.clock,
+        paths: (id) => this.ioPaths(id),
+        changed: (job) => this.emit('job:progress', job),
+        onError: (err, jobId) => options.logger.warn({ err, jobId }, 'progress could not be read'),
+      }),
       emit: (event, job) => {
         this.emit(event, job);
         if (event === 'job:finished') this.#afterFinish(job);
@@ -168,6 +188,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       spawner: this.#spawner,
       node: options.node,
       jobDir: (id) => this.#jobDir(id),
+      ioPaths: (id) => this.ioPaths(id),
       changed: (job) => this.#changed(job),
     });
     this.#dispatcher = new Dispatcher({
@@ -206,6 +227,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     const engine = new JobEngine(resolveEngineOptions(options));
     engine.#host = options.host ?? (await probeHost());
     await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
+    await prepareIoDir(engine.#options.ioDir);
     const running = await engine.#store.listRunning(engine.#options.node);
     await engine.#supervisor.recover(running);
     await engine.#launcher.recoverClaims();
@@ -274,6 +296,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       limits,
       ...(isIsolated(isolation) ? { isolation } : {}),
       account: caller.account ?? null,
+      task: caller.task ?? null,
     };
     this.#cgroups.checkLimits(spec.limits, spec.cwd);
     checkIsolation(spec.isolation, this.host);
@@ -564,11 +587,54 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       throw err;
     });
     if (!job) return;
-    for await (const events of followOutput(this.#monitor, this.#jobDir(id), id, options)) {
-      yield { type: 'output', events };
+    const output = followOutput(this.#monitor, this.#jobDir(id), id, options);
+    if (options.progress) {
+      yield* this.#withProgress(job, output);
+    } else {
+      for await (const events of output) yield { type: 'output', events };
     }
     if (options.signal?.aborted) return;
     yield { type: 'end', job: await this.waitFor(id) };
+  }
+
+  /**
+   * A job's output batches merged with its progress reports, each yielded as it comes: a report
+   * while no output is written is not held back until the next byte. Reports that come faster than
+   * the follower reads collapse into the latest.
+   */
+  async *#withProgress(job: Job, output: AsyncGenerator<OutputEvent[]>): AsyncGenerator<FollowEvent> {
+    let latest: Job | undefined = job.progress ? job : undefined;
+    let wake = (): void => {};
+    const listener = (changed: Job): void => {
+      if (changed.id !== job.id) return;
+      latest = changed;
+      wake();
+    };
+    this.on('job:progress', listener);
+    let pending: Promise<IteratorResult<OutputEvent[]>> | undefined;
+    try {
+      for (;;) {
+        if (latest) {
+          const reported = latest;
+          latest = undefined;
+          yield { type: 'progress', job: reported };
+          continue;
+        }
+        pending ??= output.next();
+        const woken = new Promise<'progress'>((resolve) => {
+          wake = () => resolve('progress');
+        });
+        const next = await Promise.race([pending, woken]);
+        if (next === 'progress') continue;
+        pending = undefined;
+        if (next.done) return;
+        yield { type: 'output', events: next.value };
+      }
+    } finally {
+      this.off('job:progress', listener);
+      // A read still pending ends with the follow's signal; the output generator closes after it.
+      void output.return(undefined).catch(() => undefined);
+    }
   }
 
   /**
@@ -607,6 +673,16 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#spawner.close();
     this.#supervisor.close();
     this.#monitor.close();
+  }
+
+  /** Where a job leaves its result and progress: `<ioDir>/<id>` (see `prepareIoDir`). */
+  ioPaths(id: string): JobIoPaths {
+    return jobIoPaths(this.#options.ioDir, id);
+  }
+
+  /** The JSON text of the result a job left, or undefined when it left none. */
+  result(id: string): Promise<string | undefined> {
+    return this.#store.getResult(id);
   }
 
   #jobDir(id: string): string {

@@ -3,6 +3,7 @@ import { SpawnError } from '../core/errors.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { readIdentityFile } from '../runtime/identity-file.ts';
+import { createJobIo, type JobIoPaths } from '../runtime/job-io.ts';
 import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
 import { bootId } from '../runtime/process-identity.ts';
 import type { SpawnerClient } from '../runtime/spawner-client.ts';
@@ -17,6 +18,8 @@ export interface LauncherDeps {
   readonly spawner: SpawnerClient;
   readonly node: string;
   readonly jobDir: (id: string) => string;
+  /** Where the job leaves its result and progress: made, owned by its account, before it is spawned. */
+  readonly ioPaths: (id: string) => JobIoPaths;
   /** A job that ended without supervision (a claim cancelled): events and what follows. */
   readonly changed: (job: Job) => void;
 }
@@ -72,8 +75,12 @@ export class Launcher {
       // The directory is made last before the spawn: after a crash, a claimed job whose
       // directory exists may have been sent to the spawner (see recoverClaims).
       await mkdir(dir, { mode: 0o700 });
+      // Where it may leave its result and progress, made (owned by its account) before it runs. A
+      // crash right here leaves a directory without a start: recorded failed, never run twice.
+      const io = this.#deps.ioPaths(id);
+      await createJobIo(io, spec.account);
       dirs = this.#deps.cgroups.create(id, spec.limits, spec.cwd);
-      const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs));
+      const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs, io));
       if (reply.kind === 'started') {
         const identity: ProcessIdentity = {
           pid: reply.jobPid,

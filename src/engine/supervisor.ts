@@ -8,6 +8,7 @@ import type { OutputMonitor } from '../output/output-monitor.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { type ExitRecord, readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
+import { type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
 import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
 import type { WrapperEnd } from '../runtime/spawner-client.ts';
@@ -15,6 +16,7 @@ import { killLeftovers, type StopResult, stopProcesses } from '../runtime/stop-p
 import type { JobFinish, JobStore } from '../store/job-store.ts';
 import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import type { StopResponse } from './job-engine.ts';
+import type { ProgressWatcher } from './progress-watcher.ts';
 import { mayHeal, untilWritten } from './until-written.ts';
 
 export interface SupervisorDeps {
@@ -30,6 +32,9 @@ export interface SupervisorDeps {
   readonly clock: Clock;
   readonly defaultGraceMs: number;
   readonly jobDir: (id: string) => string;
+  /** Where each job leaves its result and progress (`JOBWORKER_RESULT`, `JOBWORKER_PROGRESS`). */
+  readonly ioPaths: (id: string) => JobIoPaths;
+  readonly progress: ProgressWatcher;
   readonly emit: (event: 'job:started' | 'job:adopted' | 'job:stopping' | 'job:finished', job: Job) => void;
   readonly onError: (err: Error, jobId: string) => void;
 }
@@ -83,6 +88,7 @@ export class Supervisor {
     // Tracked only once it is on record: a failed markStarted leaves nothing that nothing ends.
     // Bytes written before are picked up by its first observation (a follower's, the sweep's).
     this.#deps.monitor.watch(job.id, dir);
+    this.#deps.progress.watch(started);
     const s = this.#supervise(started, spawned.identity, dir, exited, {
       adopted: false,
       wrapperWatched: true,
@@ -113,6 +119,7 @@ export class Supervisor {
       options.retry !== false,
     );
     if (failed === undefined) return job;
+    await this.#removeIo(job.id);
     this.#deps.emit('job:finished', failed);
     return failed;
   }
@@ -178,6 +185,7 @@ export class Supervisor {
       const wrapperWatched = identity.wrapper !== undefined && isSameProcessAlive(watched);
       const exited = this.#deps.adopted.exited(watched);
       const s = this.#supervise(job, identity, dir, exited, { adopted: true, wrapperWatched });
+      this.#deps.progress.watch(job);
       // The processes are made to match the record: a pause or resume cut short by a crash
       // may have left them frozen while recorded running, or the other way round.
       freezeProcesses(identity, this.#deps.cgroups, job.status === 'paused');
@@ -205,6 +213,7 @@ export class Supervisor {
       finishedAt: this.#deps.now(),
       outputBytes: { stdout: 0, stderr: 0 },
     });
+    await this.#removeIo(job.id);
     this.#deps.emit('job:finished', lost);
   }
 
@@ -227,6 +236,7 @@ export class Supervisor {
     this.#closing.abort();
     for (const s of this.#jobs.values()) s.timer?.clear();
     this.#jobs.clear();
+    this.#deps.progress.close();
     this.#deps.adopted.close();
   }
 
@@ -307,6 +317,8 @@ export class Supervisor {
     const record = await readExitRecord(s.dir);
     await this.#deps.monitor.finish(s.job.id, s.dir);
     const outputBytes = await this.#deps.monitor.sizes(s.dir);
+    await this.#deps.progress.finish(s.job.id);
+    const result = await readJobResult(this.#deps.ioPaths(s.job.id), s.job.spec.account);
     if (this.#closed) return s.job;
     const forced = stopResult?.forced ?? s.job.stopForced;
     const outcome = decideOutcome({
@@ -333,11 +345,18 @@ export class Supervisor {
       ...(s.job.stop ? { stop: s.job.stop } : {}),
       stopForced: forced,
       ...(usage ? { usage } : {}),
+      ...(result ? { result } : {}),
     });
     if (finished === undefined) return s.job;
+    await this.#removeIo(s.job.id);
     this.#jobs.delete(s.job.id);
     this.#deps.emit('job:finished', finished);
     return finished;
+  }
+
+  /** Removes a job's io directory once its end (and result) is on record. */
+  async #removeIo(id: string): Promise<void> {
+    await removeJobIo(this.#deps.ioPaths(id)).catch((err: unknown) => this.#deps.onError(err as Error, id));
   }
 
   /**

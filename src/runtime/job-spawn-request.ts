@@ -2,21 +2,23 @@ import { resolve } from 'node:path';
 import type { JobAccount, JobIsolation, JobSpec } from '../core/job.ts';
 import { outputPaths } from '../output/output-files.ts';
 import { jobEnvironment } from './job-environment.ts';
+import type { JobIoPaths } from './job-io.ts';
 import { resolveCommand } from './preflight.ts';
 import type { SpawnRequest, SpawnUser } from './spawner-protocol.ts';
 
 /**
  * What the spawner runs for a job: the command's resolved path exec'd with the exact argv
  * (argv[0] as the user wrote it) and the job's whole environment; a shell only for
- * `shell: true`, as `/bin/sh -c SCRIPT sh ARGS...`.
+ * `shell: true`, as `/bin/sh -c SCRIPT sh ARGS...`. `io`: where it may leave its result and progress.
  */
 export function jobSpawnRequest(
   spec: JobSpec,
   jobId: string,
   dir: string,
   cgroups: readonly string[],
+  io?: JobIoPaths,
 ): SpawnRequest {
-  const env = jobEnvironment(spec, jobId);
+  const env = jobEnvironment(spec, jobId, io);
   const paths = outputPaths(dir);
   const common = {
     jobId,

@@ -2,10 +2,23 @@ import { EventEmitter, once } from 'node:events';
 import { type Caller, type Principal, seesEveryJob } from '../auth/principal.ts';
 import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
-import { DuplicateJobError, JobworkerError, NotFoundError, ValidationError } from '../core/errors.ts';
+import {
+  DuplicateJobError,
+  JobworkerError,
+  NotFinishedError,
+  NotFoundError,
+  ValidationError,
+} from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
 import { normalizeIsolation } from '../core/isolation.ts';
-import { isFinal, type Job, type JobAccount, type JobIsolation, type JobStatus } from '../core/job.ts';
+import {
+  isFinal,
+  type Job,
+  type JobAccount,
+  type JobIsolation,
+  type JobStatus,
+  type JobTaskRun,
+} from '../core/job.ts';
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
@@ -14,7 +27,7 @@ import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
 import { resolveJobRef } from './job-ref.ts';
 import { requireAdmin } from './require-admin.ts';
-import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
+import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
 
 /** What the service needs of the engine. */
 export type JobEnginePort = Pick<
@@ -39,6 +52,7 @@ export type JobEnginePort = Pick<
   | 'drained'
   | 'delete'
   | 'prune'
+  | 'result'
 >;
 
 /** Picks the OS account of a submitted job: `JobAccounts` fits (src/accounts/job-accounts.ts). */
@@ -117,7 +131,24 @@ export interface OutputRequest {
   readonly follow: boolean;
   /** Ends the stream early (the client went away); it then ends without its `end` event. */
   readonly signal?: AbortSignal;
+  /** With `follow`: also `progress` events, as the job reports progress (docs/tasks.md). */
+  readonly progress?: boolean;
 }
+
+/** How a submission came to be, besides its spec. */
+export interface SubmitOptions {
+  /** The named task it runs, with its validated parameters (`TaskService.run`). */
+  readonly task?: JobTaskRun;
+}
+
+/** A succeeded job and the JSON text of its result (`null` when it wrote none). */
+export interface JobResult {
+  readonly job: Job;
+  readonly json: string;
+}
+
+/** Lines of stderr a failed job's result error shows. */
+export const STDERR_TAIL_LINES = 10;
 
 /** Lifecycle events of the service, named `noun:verb`; tests and diagnostics listen to them. */
 export interface ServiceEvents {
@@ -160,16 +191,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * among the caller's own jobs; only an admin may name another user's scope (`dedupeScope`). The
    * job runs as the caller's OS account (see `AccountResolver`); only an admin may ask for root.
    */
-  submit(who: Caller, input: unknown): Promise<SubmitResult> {
+  submit(who: Caller, input: unknown, options: SubmitOptions = {}): Promise<SubmitResult> {
     return this.#audited(
       who,
       'job:submit',
       (result) => result?.job.id ?? null,
-      () => this.#submit(who, input),
+      () => this.#submit(who, input, options),
     );
   }
 
-  async #submit(who: Caller, input: unknown): Promise<SubmitResult> {
+  async #submit(who: Caller, input: unknown, options: SubmitOptions): Promise<SubmitResult> {
     requireWriter(who, 'start a job');
     const { after, dedupeScope, runAsRoot } = (input ?? {}) as {
       after?: unknown;
@@ -211,6 +242,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         ...(limits ? { limits } : {}),
         ...(who.isolation ? { defaultIsolation: who.isolation } : {}),
         ...(forced ? { forcedIsolation: forced } : {}),
+        ...(options.task ? { task: options.task } : {}),
       });
       if (!result.created && !maySee(who, result.job)) throw new DuplicateJobError(result.job);
       return result;
@@ -221,6 +253,56 @@ export class JobService extends EventEmitter<ServiceEvents> {
       }
       throw err;
     }
+  }
+
+  /**
+   * The result a job the caller may see left at `JOBWORKER_RESULT` (docs/tasks.md): its JSON
+   * text once it succeeded (`null` when it wrote none). Before it ends, `NOT_FINISHED` naming its
+   * status; when it did not succeed, `JOB_FAILED` naming its status, exit and the last lines of
+   * its stderr; when its result could not be kept, `JOB_FAILED` saying why.
+   */
+  async result(who: Principal, id: string): Promise<JobResult> {
+    const job = await this.get(who, id);
+    if (!isFinal(job.status)) {
+      throw new NotFinishedError(
+        job.id,
+        job.status,
+        `Job ${job.id} is ${job.status}: its result is known once it has finished`,
+      );
+    }
+    if (job.status !== 'succeeded') {
+      const tail = await this.#stderrTail(job);
+      const why = job.exit?.reason ?? job.status;
+      throw new JobFailedError(
+        job,
+        `Job ${job.id} ${job.status === 'failed' ? 'failed' : `ended ${job.status}`} (${why}): it has no result` +
+          (tail === '' ? '' : `; the last lines of its stderr:\n${tail}`),
+        tail,
+      );
+    }
+    if (job.resultError !== null) {
+      throw new JobFailedError(
+        job,
+        `Job ${job.id} succeeded but its result was not kept: ${job.resultError}`,
+        '',
+      );
+    }
+    return { job, json: (await this.#engine.result(job.id)) ?? 'null' };
+  }
+
+  /** The last lines of a job's stderr (at most `STDERR_TAIL_LINES` of its last 4 KiB), as text. */
+  async #stderrTail(job: Job): Promise<string> {
+    const end = job.outputBytes.stderr;
+    if (end === 0) return '';
+    const read = await this.#engine
+      .readOutput(job.id, { selector: 'stderr', cursor: Math.max(0, end - 4096), limitBytes: 4096 })
+      .catch(() => undefined);
+    if (!read) return '';
+    const text = Buffer.concat(read.events.flatMap((e) => (e.type === 'data' ? [e.data] : []))).toString(
+      'utf8',
+    );
+    const lines = text.replace(/\n$/, '').split('\n');
+    return lines.slice(-STDERR_TAIL_LINES).join('\n');
   }
 
   /** Freezes a running job of the caller's (`ILLEGAL_TRANSITION` when it is not running). */
@@ -529,8 +611,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
     try {
       const { selector, cursor } = request;
       const signal = controller.signal;
-      if (request.follow) yield* this.#engine.follow(id, { selector, cursor, signal });
-      else yield* this.#readToEnd(id, selector, cursor, signal);
+      if (request.follow) {
+        yield* this.#engine.follow(id, { selector, cursor, signal, progress: request.progress === true });
+      } else yield* this.#readToEnd(id, selector, cursor, signal);
     } finally {
       for (const source of sources) source.removeEventListener('abort', abort);
       release();

@@ -33,3 +33,17 @@ export class AmbiguousRefError extends JobworkerError {
     this.candidates = candidates;
   }
 }
+
+/**
+ * A result asked of a job that did not succeed, or whose result could not be kept: there is none.
+ * Carries the job (its status, exit) and the last lines of its stderr.
+ */
+export class JobFailedError extends JobworkerError {
+  readonly job: Job;
+  readonly stderrTail: string;
+  constructor(job: Job, message: string, stderrTail: string) {
+    super('JOB_FAILED', message);
+    this.job = job;
+    this.stderrTail = stderrTail;
+  }
+}

@@ -3,6 +3,7 @@ import type {
   JobExit,
   JobIsolation,
   JobLimits,
+  JobProgress,
   JobStatus,
   JobUsage,
   OutputBytes,
@@ -111,6 +112,11 @@ export interface JobFinish {
   readonly stopForced?: boolean;
   /** What the job used, read from its cgroups at its end; absent where nothing measured it. */
   readonly usage?: JobUsage;
+  /**
+   * What the job left at `JOBWORKER_RESULT`: its JSON value as text, or why it was not kept.
+   * Absent: it wrote none.
+   */
+  readonly result?: { readonly json: string } | { readonly error: string };
 }
 
 /**
@@ -193,6 +199,13 @@ export interface JobStore {
   settleDependents(id: string, now: Date): Promise<Job[]>;
   /** Jobs waiting on dependencies that have all ended: settles them (recovery after a crash). */
   settleAll(now: Date): Promise<Job[]>;
+  /**
+   * Records the latest progress of a job that is not final (a late report of a finished job
+   * changes nothing); returns the job, or undefined for an unknown or finished one.
+   */
+  setProgress(id: string, progress: JobProgress): Promise<Job | undefined>;
+  /** The JSON text of the result a job left, or undefined for none (or an unknown job). */
+  getResult(id: string): Promise<string | undefined>;
   /** `running → paused`, recording when. */
   markPaused(id: string, at: Date): Promise<Job>;
   /** `paused → running`. */

@@ -130,6 +130,7 @@ export class Worker {
     });
     for await (const event of follow) {
       if (event.type === 'end') return;
+      if (event.type === 'progress') continue;
       for (const e of event.events)
         if (e.type === 'data') yield { stream: e.stream, data: e.data, cursor: e.cursor };
     }

@@ -65,6 +65,10 @@ const JOB_FIELDS = [
   'account',
   'limits',
   'usage',
+  'task',
+  'params',
+  'resultError',
+  'progress',
 ];
 
 describe('REST API routes', () => {
@@ -288,6 +292,15 @@ describe('REST API routes', () => {
         '/status/{jobId}/',
         '/stop',
         '/stop/',
+        // The async task manager design's (docs/tasks.md).
+        '/start/{task}',
+        '/cancel',
+        '/status',
+        '/result',
+        '/v1/tasks',
+        '/v1/tasks/reload',
+        '/v1/tasks/{name}/runs',
+        '/v1/jobs/{id}/result',
         '/v1/certs',
         '/v1/certs/{serial}/revoke',
         '/v1/drain',

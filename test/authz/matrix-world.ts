@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
@@ -39,8 +41,11 @@ export interface MatrixWorld {
 export async function openMatrixWorld(): Promise<MatrixWorld> {
   const clock = new ManualClock();
   const h = await openHarness();
+  // One named task, `noop`, for the task routes.
+  const tasksFile = join(h.dataDir, 'tasks.json');
+  await writeFile(tasksFile, JSON.stringify({ tasks: { noop: { command: ['true'] } } }));
   // Hundreds of bad credentials from one address, on purpose: no rate limit in the way.
-  const a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 }, tls: true });
+  const a = await openApp(h, { clock, limits: { maxFailures: 1_000_000 }, tls: true, tasksFile });
   const finishedJob = async (owner: string): Promise<string> => {
     const job = await a.service.start({ user: owner, role: 'user' }, { command: 'true' });
     await h.engine.waitFor(job.id);

@@ -138,6 +138,31 @@ const REST: Record<string, RestCase> = {
     request: async (f) => ({ url: `/v1/certs/${await f.freshCertificate()}/revoke` }),
     ok: 200,
   },
+  'GET /v1/jobs/:id/result': {
+    operation: 'job:result',
+    request: (f) => ({ url: `/v1/jobs/${f.job}/result` }),
+    ok: 200,
+  },
+  'GET /v1/tasks': { operation: 'task:list', request: () => ({ url: '/v1/tasks' }), ok: 200 },
+  'POST /v1/tasks/:name/runs': {
+    operation: 'task:run',
+    request: () => ({ url: '/v1/tasks/noop/runs', body: {} }),
+    ok: 201,
+  },
+  'POST /v1/tasks/reload': {
+    operation: 'tasks:reload',
+    request: () => ({ url: '/v1/tasks/reload' }),
+    ok: 200,
+  },
+  // The async task manager design's routes (docs/tasks.md).
+  'POST /start/:task': { operation: 'task:run', request: () => ({ url: '/start/noop' }), ok: 201 },
+  'POST /cancel': {
+    operation: 'job:stop',
+    request: (f) => ({ url: `/cancel?id=${f.job}` }),
+    ok: [409, 'ALREADY_FINISHED'],
+  },
+  'GET /status': { operation: 'job:get', request: (f) => ({ url: `/status?id=${f.job}` }), ok: 200 },
+  'GET /result': { operation: 'job:result', request: (f) => ({ url: `/result?id=${f.job}` }), ok: 200 },
   ...compatRows(),
 };
 
@@ -249,7 +274,8 @@ function codeOf(res: { headers: Record<string, unknown>; json(): unknown }): str
   const header = res.headers['x-jobworker-error-code'];
   if (typeof header === 'string') return header;
   if (!String(res.headers['content-type'] ?? '').startsWith('application/json')) return undefined;
-  const error = (res.json() as { error?: unknown }).error;
+  // A job's result may be any JSON value, `null` included.
+  const error = (res.json() as { error?: unknown } | null)?.error;
   return typeof error === 'object' && error !== null ? (error as { code?: string }).code : undefined;
 }
 

@@ -76,6 +76,7 @@ describe('spec validation', () => {
       dedupeKey: null,
       dedupeScope: null,
       account: null,
+      task: null,
     });
     assert.deepEqual(check({ command: 'ls', retry: { attempts: 3 } }).retry, {
       attempts: 3,

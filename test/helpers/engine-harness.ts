@@ -50,6 +50,7 @@ export async function followAll(
   let truncated = 0;
   for await (const event of engine.follow(id, { selector, cursor })) {
     if (event.type === 'end') return { data: Buffer.concat(chunks), end: event.job, truncated };
+    if (event.type === 'progress') continue;
     for (const e of event.events) {
       if (e.type === 'data') chunks.push(e.data);
       else truncated += e.skippedBytes;

@@ -15,6 +15,7 @@ import { silentLogger } from '../../src/core/logger.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
 import { CertificateService } from '../../src/service/certificate-service.ts';
 import { JobService } from '../../src/service/job-service.ts';
+import { TaskService } from '../../src/service/task-service.ts';
 import { UserService } from '../../src/service/user-service.ts';
 import type { Harness } from './engine-harness.ts';
 
@@ -30,6 +31,8 @@ export interface AppHarness {
   /** The CA that issued the server's and the clients' certificates. */
   readonly caPem: string;
   readonly audit: AuditLog;
+  /** Named tasks, from `tasksFile` when one was given. */
+  readonly tasks: TaskService;
   /** Adds a user (unless it exists) and issues it a token; resolves with the token. */
   issue(user: string, role: Role, lifetimeMs?: number): Promise<string>;
   close(): Promise<void>;
@@ -49,6 +52,8 @@ export async function openApp(
     run?: RunRouteOptions;
     /** The service's `forceIsolation` policy (`serve --force-isolation`). */
     forceIsolation?: JobIsolation;
+    /** A tasks file to load (docs/tasks.md), as `serve --tasks`. */
+    tasksFile?: string;
   } = {},
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
@@ -61,6 +66,12 @@ export async function openApp(
     ...(options.forceIsolation ? { forceIsolation: options.forceIsolation } : {}),
   });
   const users = new UserService(accounts, audit, clock ? { clock } : {});
+  const tasks = await TaskService.open(service, {
+    ...(options.tasksFile ? { file: options.tasksFile } : {}),
+    setQueue: (name, settings) => h.engine.setQueue(name, settings),
+    audit,
+    ...(clock ? { clock } : {}),
+  });
   // A real CA in the harness's data directory, as `jobworker serve` makes it.
   const ca = await openCertificateAuthority(h.dataDir, new Date());
   const tls = options.tls
@@ -89,6 +100,7 @@ export async function openApp(
     version: 'test',
     ...(tls ? { https: tls.serverOptions() } : {}),
     ...(options.run ? { run: options.run } : {}),
+    tasks,
   });
   let url: string | undefined;
   if (tls) {
@@ -103,6 +115,7 @@ export async function openApp(
     users,
     certificates,
     audit,
+    tasks,
     issue: async (user, role, lifetimeMs) => {
       if (!accounts.user(user)) await accounts.addUser({ name: user, role });
       return (await accounts.issueToken({ user, lifetimeMs: lifetimeMs ?? null })).token;

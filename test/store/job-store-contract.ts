@@ -278,6 +278,36 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal((await store.markFinished(none.id, finish('succeeded'))).usage, null);
         }));
 
+      it('records a result or its error with the end, and progress only before it (migration 0006)', () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running' });
+          const progress = { done: 3, total: 10, message: 'step 3', at: AT };
+          const reported = await store.setProgress(job.id, progress);
+          assert.deepStrictEqual(reported?.progress, progress);
+          const ended = await store.markFinished(job.id, {
+            ...finish('succeeded'),
+            result: { json: '{"a":1}' },
+          });
+          assert.deepStrictEqual(ended.progress, progress);
+          assert.equal(ended.resultError, null);
+          assert.equal(await store.getResult(job.id), '{"a":1}');
+          assert.equal(
+            await store.setProgress(job.id, { ...progress, done: 4 }),
+            undefined,
+            'not after the end',
+          );
+          assert.deepStrictEqual(await store.getJob(job.id), ended);
+
+          const refused = await inserted(store, { status: 'running' });
+          const failed = await store.markFinished(refused.id, {
+            ...finish('succeeded'),
+            result: { error: 'the result is not valid JSON' },
+          });
+          assert.equal(failed.resultError, 'the result is not valid JSON');
+          assert.equal(await store.getResult(refused.id), undefined);
+          assert.equal(await store.getResult('01900000-0000-7000-8000-000000000000'), undefined);
+        }));
+
       it('marks a stop forced once; a second call returns the job unchanged', () =>
         withStore(async (store) => {
           const job = await inserted(store, { status: 'running' });

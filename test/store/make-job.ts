@@ -33,6 +33,7 @@ export function makeJob(overrides: JobOverrides = {}): Job {
       dedupeKey: null,
       dedupeScope: null,
       account: null,
+      task: null,
       ...spec,
     },
     status,
@@ -58,6 +59,8 @@ export function makeJob(overrides: JobOverrides = {}): Job {
     retriedAs: null,
     pausedAt: status === 'paused' ? new Date(createdAt.getTime() + 500) : null,
     usage: null,
+    resultError: null,
+    progress: null,
     ...rest,
   };
 }

@@ -258,8 +258,9 @@ describe('SqliteJobStore on SQLite', () => {
           provider: { getMigrations: async () => before },
         }).migrateToLatest();
         assert.equal(migrated.error, undefined);
-        // The row as the 0.1 schema stored it: no scope column, no scope in the spec.
-        const { dedupe_scope: _scope, usage: _usage, ...row } = jobToRow(old);
+        // The row as the 0.1 schema stored it: no scope column, no scope in the spec (nor the
+        // result columns of 0006).
+        const { dedupe_scope: _scope, result_error: _e, progress: _p, usage: _usage, ...row } = jobToRow(old);
         const { dedupeScope: _none, ...spec } = old.spec;
         await db
           .insertInto('jobs')

@@ -49,6 +49,14 @@ export interface JobJson {
   usage: JobUsage | null;
   /** The namespaces it runs in (docs/isolation.md); absent when none. */
   isolation?: JobIsolation;
+  /** The named task it runs; null for a plain job. */
+  task: string | null;
+  /** The task's parameters; null for a plain job. */
+  params: Record<string, string | number | boolean> | null;
+  /** Why its result was not kept; null otherwise. */
+  resultError: string | null;
+  /** Its latest progress; null for none. */
+  progress: { done: number; total: number | null; message: string | null; at: string } | null;
 }
 
 /** Why a queued job has not started: see docs/queues.md. */
@@ -94,6 +102,10 @@ export function jobToJson(job: Job): JobJson {
     limits: job.spec.limits,
     usage: job.usage,
     ...(job.spec.isolation ? { isolation: job.spec.isolation } : {}),
+    task: job.spec.task?.name ?? null,
+    params: job.spec.task ? { ...job.spec.task.params } : null,
+    resultError: job.resultError,
+    progress: job.progress ? { ...job.progress, at: job.progress.at.toISOString() } : null,
   };
 }
 

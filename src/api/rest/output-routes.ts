@@ -81,6 +81,8 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
           cursor,
           follow,
           signal,
+          // An event stream also tells of the job's progress (`progress` events: docs/tasks.md).
+          progress: sse,
         });
         if (mayBeSpent) {
           const first = await events.next();

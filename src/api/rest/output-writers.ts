@@ -78,6 +78,7 @@ export async function writeRaw(
   let truncated = 0;
   let end: Job | undefined;
   for await (const event of events) {
+    if (event.type === 'progress') continue; // raw output carries bytes only
     if (event.type === 'end') {
       end = event.job;
       continue;
@@ -138,6 +139,8 @@ export async function writeFrames(
       await write(res, jsonFrame(FRAME_KIND.end, cursor, { job: jobToJson(event.job) }), options.signal);
       continue;
     }
+    // Frames carry bytes; progress is asked for by server-sent events (or read from the job).
+    if (event.type === 'progress') continue;
     // Headers and payloads written in turn: the payloads are not copied into one buffer.
     const parts: Buffer[] = [];
     for (const e of coalesce(event.events)) {
@@ -206,6 +209,12 @@ export async function writeSse(
       end = event.job;
       const data = JSON.stringify({ job: jobToJson(event.job), cursor: formatCursor(cursor) });
       await write(res, sseEvent('end', `${formatCursor(cursor)}${END_ID_SUFFIX}`, data), options.signal);
+      continue;
+    }
+    if (event.type === 'progress') {
+      // Its id is the cursor so far: a client reconnecting after it resumes where its output was.
+      const data = JSON.stringify({ progress: jobToJson(event.job).progress, cursor: formatCursor(cursor) });
+      await write(res, sseEvent('progress', formatCursor(cursor), data), options.signal);
       continue;
     }
     let text = '';

@@ -4,12 +4,14 @@ import type { Authenticator } from '../../auth/authenticator.ts';
 import { redactTokens } from '../../auth/token.ts';
 import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
+import { TaskService } from '../../service/task-service.ts';
 import type { UserService } from '../../service/user-service.ts';
 import { rpcPlugin } from '../rpc/rpc-plugin.ts';
 import { registerRpcServices } from '../rpc/rpc-services.ts';
 import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { registerCertRoutes } from './cert-routes.ts';
 import { registerJobWorkerRoutes } from './compat/job-worker-routes.ts';
+import { registerTaskManagerRoutes } from './compat/task-manager-routes.ts';
 import { registerWorkerctlRoutes } from './compat/workerctl-routes.ts';
 import { toErrorResponse } from './error-mapping.ts';
 import { answerExpectContinue } from './expect-continue.ts';
@@ -22,6 +24,7 @@ import { registerQueryCoercion } from './query-coercion.ts';
 import { registerQueueRoutes } from './queue-routes.ts';
 import { RequestLogController } from './request-log-controller.ts';
 import { ACCOUNT_SCHEMAS, HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
+import { registerTaskRoutes } from './task-routes.ts';
 import { registerUserRoutes } from './user-routes.ts';
 
 export interface RestAppOptions {
@@ -41,6 +44,8 @@ export interface RestAppOptions {
   readonly certificates: CertificateService;
   /** `POST /run`, the take-home starter's route (docs/compat.md). */
   readonly run?: RunRouteOptions;
+  /** Named tasks (docs/tasks.md); absent, none is defined. */
+  readonly tasks?: TaskService;
 }
 
 /** How `POST /run` treats the starter's requests. */
@@ -151,7 +156,14 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerQueueRoutes(app, options.service);
   registerUserRoutes(app, options.users);
   registerCertRoutes(app, options.certificates);
+  const tasks =
+    options.tasks ??
+    (await TaskService.open(options.service, {
+      setQueue: () => Promise.reject(new Error('no tasks file, no queue settings')),
+    }));
+  registerTaskRoutes(app, tasks);
   registerJobWorkerRoutes(app, options.service);
+  registerTaskManagerRoutes(app, tasks);
   registerWorkerctlRoutes(app, options.service, options.authenticator);
   // gRPC, gRPC-Web and Connect on the same port (src/api/rpc), over the same services.
   await app.register(rpcPlugin, {

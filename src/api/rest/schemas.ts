@@ -2,6 +2,7 @@ import { ROLES } from '../../auth/principal.ts';
 import { AUDIT_ACTIONS } from '../../core/audit.ts';
 import { JOB_STATUSES } from '../../core/job.ts';
 import { SPEC_LIMITS } from '../../core/spec.ts';
+import { TASK_DEFINITION_SCHEMA, TASK_PARAM_SCHEMA } from '../../core/task-definition.ts';
 import { OUTPUT_SELECTORS } from '../../output/cursor.ts';
 import { MAX_GRACE_MS } from '../../service/job-service.ts';
 import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
@@ -190,6 +191,10 @@ export const JOB_SCHEMA = {
     'account',
     'limits',
     'usage',
+    'task',
+    'params',
+    'resultError',
+    'progress',
   ],
   properties: {
     id: { type: 'string', description: 'Time-sortable UUIDv7.' },
@@ -262,6 +267,31 @@ export const JOB_SCHEMA = {
       description:
         "The namespaces it runs in: its own, else its queue's, user's or the server's default, plus any forced by the server; absent when none.",
     },
+    task: nullable('string', {
+      description: 'The named task it runs (docs/tasks.md); null for a plain job.',
+    }),
+    params: {
+      type: ['object', 'null'],
+      additionalProperties: { type: ['string', 'number', 'boolean'] },
+      description: "The task's parameters, defaults filled in; null for a plain job.",
+    },
+    resultError: nullable('string', {
+      description:
+        'Why the value it left at JOBWORKER_RESULT was not kept (over 1 MiB, not JSON); null otherwise. ' +
+        'The value itself: GET /v1/jobs/{id}/result.',
+    }),
+    progress: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['done', 'total', 'message', 'at'],
+      properties: {
+        done: { type: 'number' },
+        total: nullable('number'),
+        message: nullable('string'),
+        at: { type: 'string', format: 'date-time', description: 'When the server read it.' },
+      },
+      description: 'The last valid line it wrote to JOBWORKER_PROGRESS; null for none.',
+    },
   },
 } as const;
 
@@ -322,8 +352,14 @@ export const ERROR_SCHEMA = {
   },
 } as const;
 
-/** Shared schemas, added to Fastify once and referenced as `Job#` and `Error#`. */
-export const SHARED_SCHEMAS = [JOB_SCHEMA, QUEUE_SCHEMA, ERROR_SCHEMA] as const;
+/** Shared schemas, added to Fastify once and referenced as `Job#` and `Error#` (and `Task#`). */
+export const SHARED_SCHEMAS = [
+  JOB_SCHEMA,
+  QUEUE_SCHEMA,
+  ERROR_SCHEMA,
+  TASK_PARAM_SCHEMA,
+  TASK_DEFINITION_SCHEMA,
+] as const;
 
 const errorRef = { $ref: 'Error#' } as const;
 const jobRef = { $ref: 'Job#' } as const;
@@ -1016,4 +1052,71 @@ export const LIST_AUDIT_SCHEMA = {
     },
     ...errors(400, 403),
   },
+} as const;
+
+const taskRef = { $ref: 'Task#' } as const;
+const taskParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: { name: { type: 'string', description: 'The task name.' } },
+} as const;
+
+export const LIST_TASKS_SCHEMA = {
+  operationId: 'listTasks',
+  summary: "List the server's named tasks, with their parameter schemas",
+  response: {
+    200: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['tasks'],
+      properties: { tasks: { type: 'array', items: taskRef } },
+    },
+    ...errors(),
+  },
+} as const;
+
+export const RELOAD_TASKS_SCHEMA = {
+  operationId: 'reloadTasks',
+  summary: 'Read the tasks file again (admins only)',
+  description:
+    "200 with the definitions now in force. 400 VALIDATION_FAILED naming the file and the field when the file doesn't " +
+    'check out: the definitions in force are kept. 403 for anyone but an admin.',
+  response: {
+    200: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['file', 'tasks'],
+      properties: { file: { type: 'string' }, tasks: { type: 'array', items: taskRef } },
+    },
+    ...errors(400, 403),
+  },
+} as const;
+
+export const RUN_TASK_SCHEMA = {
+  operationId: 'runTask',
+  summary: 'Start a run of a named task',
+  description:
+    'The body is the parameters, `{"a": 2, "b": 20}`, checked against the task: a missing, unknown or wrong one ' +
+    'is 400 naming `params.<name>`. 201 with the job (its `task` and `params` set). The rules of starting a job ' +
+    'apply (viewers may not; 429 QUEUE_FULL when its queue is full). 404 for an unknown task.',
+  params: taskParams,
+  body: { type: 'object', description: 'Parameter values by name.' },
+  response: { 201: jobRef, ...errors(400, 403, 404, 413, 429) },
+} as const;
+
+export const JOB_RESULT_SCHEMA = {
+  operationId: 'getJobResult',
+  summary: 'The JSON value a job left at JOBWORKER_RESULT',
+  description:
+    '200 with the value itself once the job succeeded (`null` when it wrote none). 409 NOT_FINISHED (naming its ' +
+    'status) before it ends. 422 JOB_FAILED when it did not succeed (naming its status, exit and the last lines ' +
+    'of its stderr), or its result could not be kept (over 1 MiB, not JSON). Readable by whoever may read the job.',
+  params: idParams,
+  responseDescriptions: {
+    200: 'The value the job wrote, as it wrote it (any JSON value)',
+    409: 'NOT_FINISHED: the job is queued, running or paused',
+    422: 'JOB_FAILED: the job did not succeed, or its result was not kept',
+  },
+  response: { 200: {}, ...errors(400, 404, 409, 422) },
 } as const;

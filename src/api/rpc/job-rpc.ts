@@ -9,6 +9,7 @@ import {
   outputCursor,
   outputSelector,
   outputToProto,
+  progressToProto,
   startInput,
 } from './rpc-mapping.ts';
 
@@ -56,6 +57,7 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
         cursor: outputCursor(req.cursor),
         follow: req.follow,
         signal: ctx.signal,
+        progress: req.progress,
       });
       // Pulled one message at a time: a client that reads slowly holds the next disk read back
       // (HTTP/2 flow control, then the socket's drain), so nothing piles up in the server.
@@ -64,6 +66,10 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
           if (event.type === 'end') {
             yield endToProto(event.job);
             return;
+          }
+          if (event.type === 'progress') {
+            yield progressToProto(event.job);
+            continue;
           }
           for (const output of event.events) yield outputToProto(output);
         }

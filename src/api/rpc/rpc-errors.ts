@@ -29,6 +29,7 @@ export const GRPC_STATUS = {
   ILLEGAL_TRANSITION: Code.FailedPrecondition,
   ALREADY_FINISHED: Code.FailedPrecondition,
   NOT_FINISHED: Code.FailedPrecondition,
+  JOB_FAILED: Code.FailedPrecondition,
   IN_USE: Code.FailedPrecondition,
   AMBIGUOUS: Code.InvalidArgument,
   ALREADY_EXISTS: Code.AlreadyExists,

@@ -127,6 +127,18 @@ export function jobToProto(job: Job): JobMessage {
     limits: limitsToProto(spec.limits),
     ...(job.usage ? { usage: usageToProto(job.usage) } : {}),
     ...(spec.isolation ? { isolation: isolationToProto(spec.isolation) } : {}),
+    ...(spec.task ? { task: spec.task.name, params: { ...spec.task.params } } : {}),
+    resultError: job.resultError ?? undefined,
+    ...(job.progress
+      ? {
+          progress: {
+            done: job.progress.done,
+            total: job.progress.total ?? undefined,
+            message: job.progress.message ?? undefined,
+            reportTime: timestampFromDate(job.progress.at),
+          },
+        }
+      : {}),
   });
 }
 
@@ -272,6 +284,11 @@ export function outputToProto(event: OutputEvent): StreamOutputResponse {
 
 export function endToProto(job: Job): StreamOutputResponse {
   return create(StreamOutputResponseSchema, { event: { case: 'end', value: jobToProto(job) } });
+}
+
+/** A progress report of a followed job: the job, carrying it. */
+export function progressToProto(job: Job): StreamOutputResponse {
+  return create(StreamOutputResponseSchema, { event: { case: 'progress', value: jobToProto(job) } });
 }
 
 export function queueToProto(queue: QueueState): Queue {

@@ -23,6 +23,7 @@ interface ServeOptions {
   homesDir?: string;
   singleAccount?: boolean;
   adminRunAs?: string;
+  tasks?: string;
   tlsCert?: string;
   tlsKey?: string;
   clientCa?: string;
@@ -125,6 +126,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
       'every job of a non-admin user gets at least what start --isolate asks for (its own processes, /tmp, no network); asking for less is refused',
     )
     .option(
+      '--tasks <file>',
+      'named task definitions and their queues, JSON or YAML (docs/tasks.md); SIGHUP reads it again (default: $JOBWORKER_TASKS)',
+    )
+    .option(
       '--admin-run-as <account>',
       'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
@@ -163,6 +168,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       runCwd: resolve(ctx.cwd, options.runCwd ?? '.'),
       ...(options.defaultIsolation === undefined ? {} : { defaultIsolation: options.defaultIsolation }),
       ...(options.forceIsolation === true ? { forceIsolation: true } : {}),
+      ...(options.tasks === undefined ? {} : { tasks: resolve(ctx.cwd, options.tasks) }),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -204,7 +210,13 @@ export function registerServe(program: Command, ctx: CliContext): void {
           (server.caFile ? `jobworker: clients verify the server with ${server.caFile}\n` : ''),
       );
     }
+    // SIGHUP reads the tasks file again; a bad one is logged and the definitions in force are kept.
+    const reload = () => {
+      server.reloadTasks().catch(() => undefined);
+    };
+    process.on('SIGHUP', reload);
     const signal = await stopped.promise;
+    process.off('SIGHUP', reload);
     // A second signal while closing ends the process at once.
     const force = () => process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
     process.once('SIGINT', force).once('SIGTERM', force);

@@ -4,6 +4,7 @@ import {
   dedupeScopeOf,
   JOB_STATUSES,
   type Job,
+  type JobProgress,
   type JobSpec,
   type JobUsage,
   type ProcessIdentity,
@@ -49,6 +50,8 @@ export function jobToRow(job: Job): JobRow {
     retried_as: job.retriedAs,
     paused_at: job.pausedAt === null ? null : toMillis('pausedAt', job.pausedAt),
     usage: job.usage === null ? null : JSON.stringify(job.usage),
+    result_error: job.resultError,
+    progress: progressToText(job.progress),
   };
 }
 
@@ -80,7 +83,21 @@ export function rowToJob(row: JobRow): Job {
     retriedAs: row.retried_as,
     pausedAt: row.paused_at === null ? null : new Date(row.paused_at),
     usage: row.usage === null || row.usage === undefined ? null : (JSON.parse(row.usage) as JobUsage),
+    resultError: row.result_error ?? null,
+    progress: progressOf(row.progress ?? null),
   };
+}
+
+/** A job's progress as its column stores it: JSON, with `at` in Unix milliseconds. */
+export function progressToText(progress: JobProgress | null): string | null {
+  if (progress === null) return null;
+  return JSON.stringify({ ...progress, at: toMillis('progress.at', progress.at) });
+}
+
+function progressOf(text: string | null): JobProgress | null {
+  if (text === null) return null;
+  const stored = JSON.parse(text) as Omit<JobProgress, 'at'> & { at: number };
+  return { ...stored, at: new Date(stored.at) };
 }
 
 function specOf(json: string): JobSpec {
@@ -98,8 +115,14 @@ function specOf(json: string): JobSpec {
   }
   // A spec stored before dedupe scopes existed has none: its key was its owner's, which is null.
   // One stored before run-as accounts ran as the server's account, which is null.
-  if (spec.dedupeScope === undefined || spec.account === undefined) {
-    return { ...spec, dedupeScope: spec.dedupeScope ?? null, account: spec.account ?? null };
+  // One stored before named tasks ran no task.
+  if (spec.dedupeScope === undefined || spec.account === undefined || spec.task === undefined) {
+    return {
+      ...spec,
+      dedupeScope: spec.dedupeScope ?? null,
+      account: spec.account ?? null,
+      task: spec.task ?? null,
+    };
   }
   return spec;
 }

@@ -5,6 +5,7 @@ import * as queues from './migrations/0002-queues.ts';
 import * as dedupeScope from './migrations/0003-dedupe-scope.ts';
 import * as retention from './migrations/0004-retention.ts';
 import * as users from './migrations/0005-users.ts';
+import * as taskResults from './migrations/0006-task-results.ts';
 import * as limits from './migrations/0007-limits.ts';
 import * as isolationDefaults from './migrations/0009-isolation-defaults.ts';
 
@@ -18,6 +19,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003-dedupe-scope': dedupeScope,
   '0004-retention': retention,
   '0005-users': users,
+  '0006-task-results': taskResults,
   '0007-limits': limits,
   '0009-isolation-defaults': isolationDefaults,
 };

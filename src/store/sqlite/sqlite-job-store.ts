@@ -5,6 +5,7 @@ import {
   isFinal,
   type Job,
   type JobIsolation,
+  type JobProgress,
   type JobStatus,
   type ProcessIdentity,
   type StopRequest,
@@ -34,7 +35,7 @@ import {
   insertJobRow,
   queueRow,
 } from './compiled-statements.ts';
-import { jobToRow, rowToJob, toMillis } from './job-row.ts';
+import { jobToRow, progressToText, rowToJob, toMillis } from './job-row.ts';
 import { limitColumns, limitsOfColumns } from './limit-columns.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
@@ -391,7 +392,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markFinished(id: string, finish: JobFinish): Promise<Job> {
-    if (finish.stop === undefined && isFinal(finish.status)) {
+    if (finish.stop === undefined && finish.result === undefined && isFinal(finish.status)) {
       let statement = this.#markFinished.get(finish.status);
       if (statement === undefined) {
         statement = compileMarkFinished(this.#db, finish.status);
@@ -416,6 +417,26 @@ export class SqliteJobStore implements JobStore {
     }
     // A stop to record with the end, or not a legal end: the general path (which names the reason).
     return this.#db.transaction().execute((trx) => this.#finishIn(trx, id, finish, {}));
+  }
+
+  async setProgress(id: string, progress: JobProgress): Promise<Job | undefined> {
+    const row = await this.#db
+      .updateTable('jobs')
+      .set({ progress: progressToText(progress) })
+      .where('id', '=', id)
+      .where('status', 'in', ['queued', 'running', 'paused'])
+      .returningAll()
+      .executeTakeFirst();
+    return row === undefined ? undefined : rowToJob(row);
+  }
+
+  async getResult(id: string): Promise<string | undefined> {
+    const row = await this.#db
+      .selectFrom('job_results')
+      .select('json')
+      .where('job_id', '=', id)
+      .executeTakeFirst();
+    return row?.json;
   }
 
   async listRunning(node: string): Promise<Job[]> {
@@ -494,6 +515,7 @@ export class SqliteJobStore implements JobStore {
       usage: finish.usage ? JSON.stringify(finish.usage) : null,
       hold: null,
       paused_at: null,
+      ...resultColumns(finish),
       ...extra,
     };
     const stop =
@@ -504,7 +526,7 @@ export class SqliteJobStore implements JobStore {
             stop_by: finish.stop.by,
             stop_grace_ms: finish.stop.graceMs,
           };
-    return changeIn(trx, id, (current) => {
+    const finished = await changeIn(trx, id, (current) => {
       assertTransition(id, current.status, finish.status);
       return {
         ...changes,
@@ -512,10 +534,30 @@ export class SqliteJobStore implements JobStore {
         ...(finish.stopForced === true ? { stop_forced: 1 } : {}),
       };
     });
+    await insertResult(trx, id, finish);
+    return finished;
   }
 }
 
 type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
+
+/** The result column a finish sets on the job: none when it carries no result. */
+function resultColumns(finish: JobFinish): Updateable<JobRow> {
+  const { result } = finish;
+  if (result === undefined) return {};
+  return { result_error: 'error' in result ? result.error : null };
+}
+
+/** Stores the value of a finish's result, in the transaction that records the end. */
+async function insertResult(trx: Transaction<SqliteSchema>, id: string, finish: JobFinish): Promise<void> {
+  const { result } = finish;
+  if (result === undefined || !('json' in result)) return;
+  await trx
+    .insertInto('job_results')
+    .values({ job_id: id, json: result.json })
+    .onConflict((oc) => oc.column('job_id').doUpdateSet({ json: result.json }))
+    .execute();
+}
 
 /** The admission of one job (see `JobStore.admitJob`), inside the caller's transaction. */
 async function admitIn(trx: Transaction<SqliteSchema>, job: Job, now: Date): Promise<Admission> {

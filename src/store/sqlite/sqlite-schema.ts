@@ -11,6 +11,7 @@ export interface SqliteSchema {
   queues: QueueRow;
   job_deps: JobDepRow;
   job_dirs_to_remove: JobDirToRemoveRow;
+  job_results: JobResultRow;
   users: UserRow;
   tokens: TokenRow;
   audit: AuditRow;
@@ -54,6 +55,13 @@ export interface AuditRow {
   action: string;
   target: string | null;
   result: string;
+}
+
+/** The result a job left (migration 0006); deleted with its job (`on delete cascade`). */
+export interface JobResultRow {
+  job_id: string;
+  /** One JSON value, as text. */
+  json: string;
 }
 
 /** A deleted job whose directory is still to be removed (written with the delete, for crash safety). */
@@ -124,6 +132,10 @@ export interface JobRow {
   paused_at: number | null;
   /** `JobUsage` JSON, recorded at the end (migration 0007); null before, or for older jobs. */
   usage: string | null;
+  /** Why the job's result was not kept (migration 0006); null otherwise. */
+  result_error: string | null;
+  /** The latest `JobProgress` as JSON (its `at` in Unix milliseconds). */
+  progress: string | null;
 }
 
 /**

@@ -150,3 +150,95 @@ export const WORKERCTL_ACTION_SCHEMA = {
     ...Object.fromEntries([...errorStatuses, 403, 404, 409, 413].map((s) => [String(s), workerctlError])),
   },
 } as const;
+
+/** The async task manager design's answer about one task (its status, and progress while it runs). */
+const taskManagerStatus = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'task', 'status'],
+  properties: {
+    id: { type: 'string', description: 'The job id of the run.' },
+    task: { type: ['string', 'null'], description: 'The task it runs.' },
+    status: {
+      type: 'string',
+      description: 'The job status: queued, running, succeeded, failed, cancelled, ...',
+    },
+    progress: {
+      type: ['object', 'null'],
+      properties: {
+        done: { type: 'number' },
+        total: { type: ['number', 'null'] },
+        message: { type: ['string', 'null'] },
+      },
+    },
+  },
+} as const;
+
+const idQuery = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: { id: { type: 'string', description: 'The id `/start/{task}` answered.' } },
+} as const;
+
+/** Errors of the task manager routes: REST v1's (`{"error": {"code", "message"}}`). */
+const taskManagerErrors = (...statuses: number[]) =>
+  Object.fromEntries(
+    [...new Set([...errorStatuses, ...statuses])].map((s) => [String(s), { $ref: 'Error#' }]),
+  );
+
+export const TASK_MANAGER_START_SCHEMA = {
+  operationId: 'taskManagerStart',
+  summary: 'Async task manager design: start a named task, parameters in the query',
+  description:
+    '`POST /start/power_sim?a=2&b=20`: the query holds the parameters, read as the types the task declares. ' +
+    '201 with the run (`queued` until a slot of its queue frees); 429 QUEUE_FULL when its queue is full.',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['task'],
+    properties: { task: { type: 'string', description: 'The task name.' } },
+  },
+  querystring: { type: 'object', additionalProperties: { type: 'string' } },
+  response: { 201: taskManagerStatus, ...taskManagerErrors(403, 404) },
+} as const;
+
+export const TASK_MANAGER_CANCEL_SCHEMA = {
+  operationId: 'taskManagerCancel',
+  summary: 'Async task manager design: cancel a task',
+  description:
+    'A queued task becomes `cancelled` (and stays known as such); a running one is stopped (`running` until ' +
+    'its processes are gone, then `stopped`). 409 ALREADY_FINISHED on a task that had ended.',
+  querystring: idQuery,
+  response: { 200: taskManagerStatus, ...taskManagerErrors(403, 404, 409) },
+} as const;
+
+export const TASK_MANAGER_STATUS_SCHEMA = {
+  operationId: 'taskManagerStatus',
+  summary: 'Async task manager design: the status of a task',
+  querystring: idQuery,
+  response: { 200: taskManagerStatus, ...taskManagerErrors(404) },
+} as const;
+
+export const TASK_MANAGER_RESULT_SCHEMA = {
+  operationId: 'taskManagerResult',
+  summary: 'Async task manager design: the result of a task',
+  description:
+    '200 `{id, task, status: "succeeded", result}`; 409 NOT_FINISHED before it ends; 422 JOB_FAILED when it failed ' +
+    '(the message names its exit and the last lines of its stderr).',
+  querystring: idQuery,
+  response: {
+    200: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'task', 'status', 'result'],
+      properties: {
+        id: { type: 'string' },
+        task: { type: ['string', 'null'] },
+        status: { type: 'string', enum: ['succeeded'] },
+        result: { description: 'The value the task wrote to JOBWORKER_RESULT.' },
+      },
+    },
+    ...taskManagerErrors(404, 409, 422),
+  },
+} as const;

@@ -5,14 +5,14 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message, UnknownEnum } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file jobworker/v1/job.proto.
  */
 export const file_jobworker_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEi0wkKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50EiwKBmxpbWl0cxghIAEoCzIcLmpvYndvcmtlci52MS5SZXNvdXJjZUxpbWl0cxIlCgV1c2FnZRgiIAEoCzIWLmpvYndvcmtlci52MS5Kb2JVc2FnZRItCglpc29sYXRpb24YIyABKAsyGi5qb2J3b3JrZXIudjEuSm9iSXNvbGF0aW9uGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDQoLX3RpbWVvdXRfbXNCDAoKX2V4aXRfY29kZUIJCgdfc2lnbmFsQgkKB19yZWFzb25CBgoEX3BpZEILCglfcmV0cnlfb2ZCDQoLX3JldHJpZWRfYXNCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZSK0AQoOUmVzb3VyY2VMaW1pdHMSEAoDY3B1GAEgASgBSACIAQESEwoGbWVtb3J5GAIgASgDSAGIAQESGAoLbWVtb3J5X3N3YXAYAyABKANIAogBARIiCgJpbxgEIAEoCzIWLmpvYndvcmtlci52MS5Jb0xpbWl0cxIRCgRwaWRzGAUgASgFSAOIAQFCBgoEX2NwdUIJCgdfbWVtb3J5Qg4KDF9tZW1vcnlfc3dhcEIHCgVfcGlkcyLiAQoISW9MaW1pdHMSFQoIcmVhZF9icHMYASABKANIAIgBARIWCgl3cml0ZV9icHMYAiABKANIAYgBARIWCglyZWFkX2lvcHMYAyABKANIAogBARIXCgp3cml0ZV9pb3BzGAQgASgDSAOIAQESEwoGZGV2aWNlGAUgASgJSASIAQESEwoGd2VpZ2h0GAYgASgFSAWIAQFCCwoJX3JlYWRfYnBzQgwKCl93cml0ZV9icHNCDAoKX3JlYWRfaW9wc0INCgtfd3JpdGVfaW9wc0IJCgdfZGV2aWNlQgkKB193ZWlnaHQisgIKCEpvYlVzYWdlEhgKC2NwdV9zZWNvbmRzGAEgASgBSACIAQESIgoVY3B1X3Rocm90dGxlZF9zZWNvbmRzGAIgASgBSAGIAQESHgoRbWVtb3J5X3BlYWtfYnl0ZXMYAyABKANIAogBARIaCg1pb19yZWFkX2J5dGVzGAQgASgDSAOIAQESGwoOaW9fd3JpdGVfYnl0ZXMYBSABKANIBIgBARIRCglvb21fa2lsbHMYBiABKAUSFwoPcGlkc19saW1pdF9oaXRzGAcgASgFQg4KDF9jcHVfc2Vjb25kc0IYChZfY3B1X3Rocm90dGxlZF9zZWNvbmRzQhQKEl9tZW1vcnlfcGVha19ieXRlc0IQCg5faW9fcmVhZF9ieXRlc0IRCg9faW9fd3JpdGVfYnl0ZXMiLQoLT3V0cHV0Qnl0ZXMSDgoGc3Rkb3V0GAEgASgDEg4KBnN0ZGVychgCIAEoAyI0CgpKb2JBY2NvdW50EgwKBG5hbWUYASABKAkSCwoDdWlkGAIgASgNEgsKA2dpZBgDIAEoDSKRAQoMSm9iSXNvbGF0aW9uEgsKA3BpZBgBIAEoCBIUCgduZXR3b3JrGAIgASgJSACIAQESLgoFbW91bnQYAyABKAsyHy5qb2J3b3JrZXIudjEuSm9iTW91bnRJc29sYXRpb24SFQoIaG9zdG5hbWUYBCABKAlIAYgBAUIKCghfbmV0d29ya0ILCglfaG9zdG5hbWUiSQoRSm9iTW91bnRJc29sYXRpb24SEwoLcHJpdmF0ZV90bXAYASABKAgSEQoJcmVhZF9vbmx5GAIgAygJEgwKBGhpZGUYAyADKAkq/wEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRVU19RVUVVRUQQARIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAhIVChFKT0JfU1RBVFVTX1BBVVNFRBADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIWChJKT0JfU1RBVFVTX1NUT1BQRUQQBhIYChRKT0JfU1RBVFVTX1RJTUVEX09VVBAHEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAgSEwoPSk9CX1NUQVRVU19MT1NUEAkqdAoKV2FpdGluZ0ZvchIbChdXQUlUSU5HX0ZPUl9VTlNQRUNJRklFRBAAEhwKGFdBSVRJTkdfRk9SX0RFUEVOREVOQ0lFUxABEhQKEFdBSVRJTkdfRk9SX1RJTUUQAhIVChFXQUlUSU5HX0ZPUl9RVUVVRRADYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEi8QoKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50EiwKBmxpbWl0cxghIAEoCzIcLmpvYndvcmtlci52MS5SZXNvdXJjZUxpbWl0cxIlCgV1c2FnZRgiIAEoCzIWLmpvYndvcmtlci52MS5Kb2JVc2FnZRItCglpc29sYXRpb24YIyABKAsyGi5qb2J3b3JrZXIudjEuSm9iSXNvbGF0aW9uEhEKBHRhc2sYJCABKAlICogBARInCgZwYXJhbXMYJSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhkKDHJlc3VsdF9lcnJvchgmIAEoCUgLiAEBEisKCHByb2dyZXNzGCcgASgLMhkuam9id29ya2VyLnYxLkpvYlByb2dyZXNzGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDQoLX3RpbWVvdXRfbXNCDAoKX2V4aXRfY29kZUIJCgdfc2lnbmFsQgkKB19yZWFzb25CBgoEX3BpZEILCglfcmV0cnlfb2ZCDQoLX3JldHJpZWRfYXNCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZUIHCgVfdGFza0IPCg1fcmVzdWx0X2Vycm9yIrQBCg5SZXNvdXJjZUxpbWl0cxIQCgNjcHUYASABKAFIAIgBARITCgZtZW1vcnkYAiABKANIAYgBARIYCgttZW1vcnlfc3dhcBgDIAEoA0gCiAEBEiIKAmlvGAQgASgLMhYuam9id29ya2VyLnYxLklvTGltaXRzEhEKBHBpZHMYBSABKAVIA4gBAUIGCgRfY3B1QgkKB19tZW1vcnlCDgoMX21lbW9yeV9zd2FwQgcKBV9waWRzIuIBCghJb0xpbWl0cxIVCghyZWFkX2JwcxgBIAEoA0gAiAEBEhYKCXdyaXRlX2JwcxgCIAEoA0gBiAEBEhYKCXJlYWRfaW9wcxgDIAEoA0gCiAEBEhcKCndyaXRlX2lvcHMYBCABKANIA4gBARITCgZkZXZpY2UYBSABKAlIBIgBARITCgZ3ZWlnaHQYBiABKAVIBYgBAUILCglfcmVhZF9icHNCDAoKX3dyaXRlX2Jwc0IMCgpfcmVhZF9pb3BzQg0KC193cml0ZV9pb3BzQgkKB19kZXZpY2VCCQoHX3dlaWdodCKyAgoISm9iVXNhZ2USGAoLY3B1X3NlY29uZHMYASABKAFIAIgBARIiChVjcHVfdGhyb3R0bGVkX3NlY29uZHMYAiABKAFIAYgBARIeChFtZW1vcnlfcGVha19ieXRlcxgDIAEoA0gCiAEBEhoKDWlvX3JlYWRfYnl0ZXMYBCABKANIA4gBARIbCg5pb193cml0ZV9ieXRlcxgFIAEoA0gEiAEBEhEKCW9vbV9raWxscxgGIAEoBRIXCg9waWRzX2xpbWl0X2hpdHMYByABKAVCDgoMX2NwdV9zZWNvbmRzQhgKFl9jcHVfdGhyb3R0bGVkX3NlY29uZHNCFAoSX21lbW9yeV9wZWFrX2J5dGVzQhAKDl9pb19yZWFkX2J5dGVzQhEKD19pb193cml0ZV9ieXRlcyKMAQoLSm9iUHJvZ3Jlc3MSDAoEZG9uZRgBIAEoARISCgV0b3RhbBgCIAEoAUgAiAEBEhQKB21lc3NhZ2UYAyABKAlIAYgBARIvCgtyZXBvcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGX3RvdGFsQgoKCF9tZXNzYWdlIi0KC091dHB1dEJ5dGVzEg4KBnN0ZG91dBgBIAEoAxIOCgZzdGRlcnIYAiABKAMiNAoKSm9iQWNjb3VudBIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoDRILCgNnaWQYAyABKA0ikQEKDEpvYklzb2xhdGlvbhILCgNwaWQYASABKAgSFAoHbmV0d29yaxgCIAEoCUgAiAEBEi4KBW1vdW50GAMgASgLMh8uam9id29ya2VyLnYxLkpvYk1vdW50SXNvbGF0aW9uEhUKCGhvc3RuYW1lGAQgASgJSAGIAQFCCgoIX25ldHdvcmtCCwoJX2hvc3RuYW1lIkkKEUpvYk1vdW50SXNvbGF0aW9uEhMKC3ByaXZhdGVfdG1wGAEgASgIEhEKCXJlYWRfb25seRgCIAMoCRIMCgRoaWRlGAMgAygJKv8BCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISFQoRSk9CX1NUQVRVU19QQVVTRUQQAxIYChRKT0JfU1RBVFVTX1NVQ0NFRURFRBAEEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAUSFgoSSk9CX1NUQVRVU19TVE9QUEVEEAYSGAoUSk9CX1NUQVRVU19USU1FRF9PVVQQBxIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAIEhMKD0pPQl9TVEFUVVNfTE9TVBAJKnQKCldhaXRpbmdGb3ISGwoXV0FJVElOR19GT1JfVU5TUEVDSUZJRUQQABIcChhXQUlUSU5HX0ZPUl9ERVBFTkRFTkNJRVMQARIUChBXQUlUSU5HX0ZPUl9USU1FEAISFQoRV0FJVElOR19GT1JfUVVFVUUQA2IGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One job, as every API shows it (the REST API's job JSON, field for field).
@@ -217,6 +217,34 @@ export type Job = Message<"jobworker.v1.Job"> & {
    * @generated from field: jobworker.v1.JobIsolation isolation = 35;
    */
   isolation?: JobIsolation | undefined;
+
+  /**
+   * The named task it runs (docs/tasks.md); absent for a plain job.
+   *
+   * @generated from field: optional string task = 36;
+   */
+  task?: string | undefined;
+
+  /**
+   * The task's parameters, defaults filled in; absent for a plain job.
+   *
+   * @generated from field: google.protobuf.Struct params = 37;
+   */
+  params?: JsonObject | undefined;
+
+  /**
+   * Why the value it left at JOBWORKER_RESULT was not kept (over 1 MiB, not JSON).
+   *
+   * @generated from field: optional string result_error = 38;
+   */
+  resultError?: string | undefined;
+
+  /**
+   * The last valid line it wrote to JOBWORKER_PROGRESS; absent for none.
+   *
+   * @generated from field: jobworker.v1.JobProgress progress = 39;
+   */
+  progress?: JobProgress | undefined;
 };
 
 /**
@@ -375,6 +403,42 @@ export const JobUsageSchema: GenMessage<JobUsage> = /*@__PURE__*/
   messageDesc(file_jobworker_v1_job, 3);
 
 /**
+ * How far a job says it is (docs/tasks.md, "Progress").
+ *
+ * @generated from message jobworker.v1.JobProgress
+ */
+export type JobProgress = Message<"jobworker.v1.JobProgress"> & {
+  /**
+   * @generated from field: double done = 1;
+   */
+  done: number;
+
+  /**
+   * @generated from field: optional double total = 2;
+   */
+  total?: number | undefined;
+
+  /**
+   * @generated from field: optional string message = 3;
+   */
+  message?: string | undefined;
+
+  /**
+   * When the server read it.
+   *
+   * @generated from field: google.protobuf.Timestamp report_time = 4;
+   */
+  reportTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message jobworker.v1.JobProgress.
+ * Use `create(JobProgressSchema)` to create a new message.
+ */
+export const JobProgressSchema: GenMessage<JobProgress> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 4);
+
+/**
  * Bytes written per stream, including any dropped by retention.
  *
  * @generated from message jobworker.v1.OutputBytes
@@ -396,7 +460,7 @@ export type OutputBytes = Message<"jobworker.v1.OutputBytes"> & {
  * Use `create(OutputBytesSchema)` to create a new message.
  */
 export const OutputBytesSchema: GenMessage<OutputBytes> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 4);
+  messageDesc(file_jobworker_v1_job, 5);
 
 /**
  * The OS account a job runs as.
@@ -425,7 +489,7 @@ export type JobAccount = Message<"jobworker.v1.JobAccount"> & {
  * Use `create(JobAccountSchema)` to create a new message.
  */
 export const JobAccountSchema: GenMessage<JobAccount> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 5);
+  messageDesc(file_jobworker_v1_job, 6);
 
 /**
  * Linux namespaces of a job (docs/isolation.md, "Namespaces"). Unset fields
@@ -467,7 +531,7 @@ export type JobIsolation = Message<"jobworker.v1.JobIsolation"> & {
  * Use `create(JobIsolationSchema)` to create a new message.
  */
 export const JobIsolationSchema: GenMessage<JobIsolation> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 6);
+  messageDesc(file_jobworker_v1_job, 7);
 
 /**
  * What an isolated job sees of the host's files.
@@ -502,7 +566,7 @@ export type JobMountIsolation = Message<"jobworker.v1.JobMountIsolation"> & {
  * Use `create(JobMountIsolationSchema)` to create a new message.
  */
 export const JobMountIsolationSchema: GenMessage<JobMountIsolation> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 7);
+  messageDesc(file_jobworker_v1_job, 8);
 
 /**
  * Where a job is in its life (docs/api.md, "The job").

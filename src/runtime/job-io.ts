@@ -1,0 +1,159 @@
+import { constants } from 'node:fs';
+import { chmod, chown, type FileHandle, lstat, mkdir, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { JobAccount } from '../core/job.ts';
+
+/** The largest result a job may leave at `JOBWORKER_RESULT`: 1 MiB. */
+export const RESULT_MAX_BYTES = 1024 * 1024;
+
+/** Where one job leaves its result and its progress (the environment's `JOBWORKER_RESULT` and `JOBWORKER_PROGRESS`). */
+export interface JobIoPaths {
+  /** `<ioDir>/<id>`: the job's own directory, owned by its account. */
+  readonly dir: string;
+  readonly result: string;
+  readonly progress: string;
+}
+
+/** What the server found at a job's `JOBWORKER_RESULT` once it ended. */
+export type ResultRead = { readonly json: string } | { readonly error: string };
+
+export function jobIoPaths(ioDir: string, id: string): JobIoPaths {
+  const dir = join(ioDir, id);
+  return { dir, result: join(dir, 'result.json'), progress: join(dir, 'progress.jsonl') };
+}
+
+/**
+ * Makes the directory that holds every job's io directory: owned by the server, 0711, so that a
+ * job can reach its own directory by name but can neither list the others nor rename, replace or
+ * plant anything next to them. One that exists must already be ours, a real directory (not a
+ * symlink) that nobody else may write: it may sit in a shared place such as /tmp.
+ */
+export async function prepareIoDir(ioDir: string): Promise<void> {
+  await mkdir(ioDir, { recursive: true, mode: 0o711 });
+  const stats = await lstat(ioDir);
+  const uid = process.getuid?.() ?? stats.uid;
+  if (!stats.isDirectory() || stats.uid !== uid || (stats.mode & 0o022) !== 0) {
+    throw new Error(
+      `The job io directory ${ioDir} must be a directory owned by this server's account (uid ${uid}) that no one else may write`,
+    );
+  }
+  await chmod(ioDir, 0o711);
+}
+
+/**
+ * Makes a job's io directory, 0700 and owned by the account its processes run as, so that only
+ * that job (and the server) may write in it. A server that is not root runs every job as its own
+ * account, and keeps the directory.
+ */
+export async function createJobIo(paths: JobIoPaths, account: JobAccount | null): Promise<void> {
+  // Left by a server that died while starting the job (its claim went back to the queue): reused.
+  await mkdir(paths.dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  if (!(await lstat(paths.dir)).isDirectory()) throw new Error(`${paths.dir} is not a directory`);
+  if (account && process.getuid?.() === 0 && account.uid !== 0) {
+    await chown(paths.dir, account.uid, account.gid);
+  }
+}
+
+/** Removes a job's io directory (never following a link the job left in it). */
+export async function removeJobIo(paths: JobIoPaths): Promise<void> {
+  await rm(paths.dir, { recursive: true, force: true });
+}
+
+/**
+ * Opens a file the job wrote, as data only: not through a symlink the job planted (O_NOFOLLOW),
+ * without blocking on a FIFO (O_NONBLOCK), and only a regular file that the job's account owns
+ * (a hard link to someone else's file is refused). Undefined when there is none.
+ */
+async function openJobFile(path: string, account: JobAccount | null): Promise<FileHandle | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw new Error(`${path} is a symbolic link, not a file`);
+    throw err;
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new Error(`${path} is not a regular file`);
+    const owner = account && process.getuid?.() === 0 ? account.uid : process.getuid?.();
+    if (owner !== undefined && stats.uid !== owner) {
+      throw new Error(`${path} is not owned by the job's account (uid ${owner})`);
+    }
+    return handle;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/**
+ * Reads the value a job left at `JOBWORKER_RESULT`: at most `RESULT_MAX_BYTES` + 1 bytes are read,
+ * and more, or text that is not one JSON value, is an error to record on the job. An absent or
+ * empty file is no result (undefined).
+ */
+export async function readJobResult(
+  paths: JobIoPaths,
+  account: JobAccount | null,
+): Promise<ResultRead | undefined> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await openJobFile(paths.result, account);
+    if (!handle) return undefined;
+    const buffer = Buffer.alloc(RESULT_MAX_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > RESULT_MAX_BYTES) {
+      return { error: `the result is larger than ${RESULT_MAX_BYTES} bytes (1 MiB), its limit` };
+    }
+    const text = buffer.subarray(0, length).toString('utf8');
+    if (text.trim() === '') return undefined;
+    try {
+      // Stored as the server writes it: compact, and proven to be one JSON value.
+      return { json: JSON.stringify(JSON.parse(text)) };
+    } catch (err) {
+      return { error: `the result is not valid JSON: ${(err as Error).message}` };
+    }
+  } catch (err) {
+    return { error: `the result could not be read: ${(err as Error).message}` };
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
+ * Reads what a job appended to its progress file since `offset`: at most its last `maxBytes`
+ * (`from` says where the bytes start). A file that shrank (the job truncated it) is read again
+ * from its start. Undefined when there is no file.
+ */
+export async function readProgressBytes(
+  paths: JobIoPaths,
+  account: JobAccount | null,
+  offset: number,
+  maxBytes: number,
+): Promise<{ readonly bytes: Buffer; readonly from: number } | undefined> {
+  const handle = await openJobFile(paths.progress, account);
+  if (!handle) return undefined;
+  try {
+    const { size } = await handle.stat();
+    // Only the last line counts: of a long stretch appended since, only its last `maxBytes` are read.
+    const from = size < offset ? 0 : Math.max(offset, size - maxBytes);
+    const buffer = Buffer.alloc(Math.min(maxBytes, size - from));
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, from + length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    return { bytes: buffer.subarray(0, length), from };
+  } finally {
+    await handle.close();
+  }
+}

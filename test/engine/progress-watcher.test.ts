@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Job } from '../../src/core/job.ts';
+import { PROGRESS_POLL_MS, ProgressWatcher } from '../../src/engine/progress-watcher.ts';
+import { jobIoPaths } from '../../src/runtime/job-io.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { makeJob } from '../store/make-job.ts';
+
+describe('ProgressWatcher', () => {
+  let dir = '';
+  let store: SqliteJobStore;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'jw-progress-'));
+    store = await SqliteJobStore.open(join(dir, 'jobworker.db'));
+  });
+  after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('polls on the clock a job whose directory cannot be watched, and stops at finish', async () => {
+    const clock = new ManualClock();
+    const ioDir = join(dir, 'io');
+    const changed: Job[] = [];
+    const errors: Error[] = [];
+    const { promise: reported, resolve: report } = Promise.withResolvers<Job>();
+    const watcher = new ProgressWatcher({
+      store,
+      clock,
+      paths: (id) => jobIoPaths(ioDir, id),
+      changed: (job) => {
+        changed.push(job);
+        report(job);
+      },
+      onError: (err) => errors.push(err),
+    });
+    const job = makeJob({ status: 'running' });
+    await store.insertJob(job);
+    // No directory yet: the kernel watch cannot be set, so the clock takes over.
+    watcher.watch(job);
+    const paths = jobIoPaths(ioDir, job.id);
+    await mkdir(paths.dir, { recursive: true });
+    await appendFile(paths.progress, '{"done": 4, "total": 8, "message": "half"}\n{"done": 5');
+    clock.advance(PROGRESS_POLL_MS);
+    const first = await reported;
+    assert.deepEqual(
+      first.progress && {
+        done: first.progress.done,
+        total: first.progress.total,
+        message: first.progress.message,
+      },
+      { done: 4, total: 8, message: 'half' },
+      'the unfinished last line is not read as progress',
+    );
+    // The rest of the line arrives; finish reads it once more and stops the polling.
+    await appendFile(paths.progress, ', "total": 8}\n');
+    await watcher.finish(job.id);
+    assert.equal((await store.getJob(job.id))?.progress?.done, 5);
+    assert.equal(watcher.size, 0);
+    const count = changed.length;
+    await appendFile(paths.progress, '{"done": 6}\n');
+    clock.advance(PROGRESS_POLL_MS * 3);
+    // Its timer is cleared: advancing the clock reads nothing (a read would have reported 6).
+    await watcher.finish(job.id);
+    assert.equal(changed.length, count, 'no poll after finish');
+    assert.equal((await store.getJob(job.id))?.progress?.done, 5);
+    assert.deepEqual(errors, []);
+  });
+
+  it('of a long stretch written at once, reads only its tail, where the latest line is', async () => {
+    const clock = new ManualClock();
+    const ioDir = join(dir, 'io-long');
+    const watcher = new ProgressWatcher({
+      store,
+      clock,
+      paths: (id) => jobIoPaths(ioDir, id),
+      changed: () => {},
+      onError: (err) => assert.fail(err),
+    });
+    const job = makeJob({ status: 'running' });
+    await store.insertJob(job);
+    const paths = jobIoPaths(ioDir, job.id);
+    await mkdir(paths.dir, { recursive: true });
+    watcher.watch(job);
+    const many = Array.from({ length: 20_000 }, (_, i) => `{"done": ${i}, "message": "step ${i}"}\n`).join(
+      '',
+    );
+    await appendFile(paths.progress, `${many}{"done": 20000, "total": 20000}\n`);
+    await watcher.finish(job.id);
+    const progress = (await store.getJob(job.id))?.progress;
+    assert.deepEqual(progress && { done: progress.done, total: progress.total }, {
+      done: 20000,
+      total: 20000,
+    });
+  });
+});
