@@ -1,6 +1,7 @@
 import { ValidationError } from './errors.ts';
 import { isJobId } from './ids.ts';
 import type { JobLimits, JobSpec, RetryPolicy } from './job.ts';
+import { type JobNotify, jobNotify } from './webhook.ts';
 
 /** What a caller may submit: every field but `command` is optional. */
 export interface JobSpecInput {
@@ -31,6 +32,8 @@ export interface JobSpecInput {
    * account the job ran as is recorded on its spec (`account`).
    */
   runAsRoot?: boolean;
+  /** Where to POST this job's events (docs/webhooks.md). */
+  notify?: { url: string; events?: string[] };
 }
 
 /** Bounds that keep one submission from exhausting the server. */
@@ -79,6 +82,7 @@ const SPEC_FIELDS = new Set([
   'retry',
   'dedupeKey',
   'dedupeScope',
+  'notify',
   // Checked by normalizeSubmission: they say when and how to admit, not what to run.
   'runAt',
   'delayMs',
@@ -280,6 +284,8 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     throw ValidationError.expected('runAsRoot', 'a boolean', input.runAsRoot);
   }
 
+  const notify: JobNotify | undefined = input.notify === undefined ? undefined : jobNotify(input.notify);
+
   if (dedupeScope !== null && dedupeKey === null) {
     throw ValidationError.expected('dedupeScope', 'given only with a `dedupeKey`', dedupeScope);
   }
@@ -301,6 +307,7 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     dedupeKey,
     dedupeScope,
     account: null,
+    ...(notify ? { notify } : {}),
   };
 }
 

@@ -37,6 +37,8 @@ export interface JobJson {
   waitingFor: WaitingFor | null;
   /** The OS account its processes run as; null for the server's own. */
   account: { name: string; uid: number; gid: number } | null;
+  /** The job's own webhook (docs/webhooks.md); absent when it has none. */
+  notify?: { url: string; events: string[] };
 }
 
 /** Why a queued job has not started: see docs/queues.md. */
@@ -79,6 +81,7 @@ export function jobToJson(job: Job): JobJson {
     account: job.spec.account
       ? { name: job.spec.account.name, uid: job.spec.account.uid, gid: job.spec.account.gid }
       : null,
+    ...(job.spec.notify ? { notify: { url: job.spec.notify.url, events: [...job.spec.notify.events] } } : {}),
   };
 }
 

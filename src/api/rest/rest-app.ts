@@ -2,12 +2,14 @@ import type { SecureServerOptions } from 'node:http2';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import { redactTokens } from '../../auth/token.ts';
+import type { ServerMetrics } from '../../metrics/server-metrics.ts';
 import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
 import type { UserService } from '../../service/user-service.ts';
+import type { WebhookService } from '../../service/webhook-service.ts';
 import { rpcPlugin } from '../rpc/rpc-plugin.ts';
 import { registerRpcServices } from '../rpc/rpc-services.ts';
-import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
+import { type MetricsTokenCheck, type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { registerCertRoutes } from './cert-routes.ts';
 import { registerJobWorkerRoutes } from './compat/job-worker-routes.ts';
 import { registerWorkerctlRoutes } from './compat/workerctl-routes.ts';
@@ -16,6 +18,7 @@ import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
 import { MethodNotAllowedError, RouteMethods } from './method-not-allowed.ts';
+import { registerMetricsRoutes } from './metrics-routes.ts';
 import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
 import { registerOutputRoutes } from './output-routes.ts';
 import { registerQueryCoercion } from './query-coercion.ts';
@@ -23,6 +26,7 @@ import { registerQueueRoutes } from './queue-routes.ts';
 import { RequestLogController } from './request-log-controller.ts';
 import { ACCOUNT_SCHEMAS, HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
 import { registerUserRoutes } from './user-routes.ts';
+import { registerWebhookRoutes } from './webhook-routes.ts';
 
 export interface RestAppOptions {
   readonly service: JobService;
@@ -41,6 +45,12 @@ export interface RestAppOptions {
   readonly certificates: CertificateService;
   /** `POST /run`, the take-home starter's route (docs/compat.md). */
   readonly run?: RunRouteOptions;
+  /** Server-wide webhooks and deliveries (`/v1/webhooks`); absent: no such routes. */
+  readonly webhooks?: WebhookService;
+  /** `GET /metrics` and the request histogram; absent: no such route. */
+  readonly metrics?: ServerMetrics;
+  /** The dedicated metrics token, accepted on `GET /metrics` only. */
+  readonly metricsToken?: MetricsTokenCheck;
 }
 
 /** How `POST /run` treats the starter's requests. */
@@ -143,14 +153,18 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     app,
     options.authenticator,
     tokenless === undefined ? undefined : { user: tokenless },
+    options.metricsToken,
   );
   registerQueryCoercion(app);
+  // First, so that its request hook sees every route registered after it, RPC included.
+  if (options.metrics) registerMetricsRoutes(app, options.metrics);
   app.get('/healthz', { schema: HEALTH_SCHEMA, config: { public: true } }, async () => ({ status: 'ok' }));
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service, options.run?.cwd);
   registerQueueRoutes(app, options.service);
   registerUserRoutes(app, options.users);
   registerCertRoutes(app, options.certificates);
+  if (options.webhooks) registerWebhookRoutes(app, options.webhooks);
   registerJobWorkerRoutes(app, options.service);
   registerWorkerctlRoutes(app, options.service, options.authenticator);
   // gRPC, gRPC-Web and Connect on the same port (src/api/rpc), over the same services.

@@ -5,6 +5,7 @@ import { SPEC_LIMITS } from '../../core/spec.ts';
 import { OUTPUT_SELECTORS } from '../../output/cursor.ts';
 import { MAX_GRACE_MS } from '../../service/job-service.ts';
 import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
+import { NOTIFY_SCHEMA } from './notify-schema.ts';
 
 /**
  * JSON schemas of the REST API v1: the routes validate requests and serialize responses with
@@ -118,6 +119,7 @@ export const JOB_SCHEMA = {
       description:
         "The OS account its processes run as (docs/security.md); null for the server's own account.",
     },
+    notify: NOTIFY_SCHEMA,
   },
 } as const;
 
@@ -258,6 +260,7 @@ export const JOB_SPEC_BODY = {
       description:
         '`reject` (409 DUPLICATE, default) or `return` (200 with the existing job); needs `dedupeKey`.',
     },
+    notify: NOTIFY_SCHEMA,
     runAsRoot: {
       type: 'boolean',
       description:

@@ -25,6 +25,8 @@ interface ServeOptions {
   insecureHttp?: boolean;
   runWithoutToken?: boolean;
   runCwd?: string;
+  metricsListen?: string;
+  webhookAllow?: string[];
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -105,6 +107,14 @@ export function registerServe(program: Command, ctx: CliContext): void {
       "working directory of POST /run jobs that name none (default: the server's current directory)",
     )
     .option(
+      '--metrics-listen <host:port>',
+      'also serve GET /metrics on this loopback address, plain HTTP without credentials (default: $JOBWORKER_METRICS_LISTEN; docs/metrics.md)',
+    )
+    .option(
+      '--webhook-allow <cidr...>',
+      "private or loopback networks users' own webhooks may reach, e.g. 10.0.0.0/8 (default: $JOBWORKER_WEBHOOK_ALLOW; docs/webhooks.md)",
+    )
+    .option(
       '--admin-run-as <account>',
       'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
@@ -139,6 +149,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
       ...(options.insecureHttp === true ? { insecureHttp: true } : {}),
       ...(options.runWithoutToken === true ? { runWithoutToken: true } : {}),
       runCwd: resolve(ctx.cwd, options.runCwd ?? '.'),
+      ...(options.metricsListen === undefined ? {} : { metricsListen: options.metricsListen }),
+      ...(options.webhookAllow === undefined ? {} : { webhookAllow: options.webhookAllow }),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -155,6 +167,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'homesDir',
         'insecureHttp',
         'runWithoutToken',
+        'metricsListen',
+        'webhookAllow',
       ];
       if (field !== undefined && flagFields.includes(field)) {
         throw new UsageError((err as Error).message);
@@ -167,6 +181,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       dataDir: server.dataDir,
       adminTokenFile: server.adminTokenFile,
       caFile: server.caFile,
+      metricsUrl: server.metricsUrl,
     };
     if (json) await printJson(ctx, where);
     else {

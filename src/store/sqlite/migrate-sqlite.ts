@@ -5,6 +5,7 @@ import * as queues from './migrations/0002-queues.ts';
 import * as dedupeScope from './migrations/0003-dedupe-scope.ts';
 import * as retention from './migrations/0004-retention.ts';
 import * as users from './migrations/0005-users.ts';
+import * as webhooks from './migrations/0008-webhooks.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -16,6 +17,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003-dedupe-scope': dedupeScope,
   '0004-retention': retention,
   '0005-users': users,
+  '0008-webhooks': webhooks,
 };
 
 const provider: MigrationProvider = {
