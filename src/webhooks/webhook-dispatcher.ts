@@ -226,8 +226,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     let nextAt: Date | null = null;
     if (!ok) {
       const next = now.getTime() + retryDelayMs(this.#retry, delivery.attempts + 1);
-      if (secret === undefined || next > delivery.createdAt.getTime() + this.#retry.maxAgeMs)
-        status = 'failed';
+      const hopeless = secret === undefined || ('error' in result && result.refused === true);
+      if (hopeless || next > delivery.createdAt.getTime() + this.#retry.maxAgeMs) status = 'failed';
       else nextAt = new Date(next);
     }
     const recorded = await this.#o.store.recordAttempt(delivery.id, {

@@ -14,8 +14,11 @@ export interface WebhookPost {
   readonly trusted: boolean;
 }
 
-/** What the receiver answered: its status, or why no answer came. */
-export type PostResult = { readonly status: number } | { readonly error: string };
+/**
+ * What the receiver answered: its status, or why no answer came. `refused`: the address policy
+ * forbade the address, which trying again will not change (the delivery fails at once).
+ */
+export type PostResult = { readonly status: number } | { readonly error: string; readonly refused?: true };
 
 export interface SenderOptions {
   readonly clock: Clock;
@@ -35,9 +38,10 @@ export function postWebhook(post: WebhookPost, options: SenderOptions): Promise<
   // An address written in the URL is connected to without a lookup: checked here instead.
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const refusal = isIP(host) === 0 ? null : options.policy.refusal(host, post.trusted);
-  if (refusal) return Promise.resolve({ error: refusal });
+  if (refusal) return Promise.resolve({ error: refusal, refused: true });
   return new Promise((resolve) => {
     let settled = false;
+    let refused = false;
     const done = (result: PostResult) => {
       if (settled) return;
       settled = true;
@@ -57,7 +61,10 @@ export function postWebhook(post: WebhookPost, options: SenderOptions): Promise<
         if (err) return callback(err, []);
         for (const a of addresses) {
           const refusal = options.policy.refusal(a.address, post.trusted);
-          if (refusal) return callback(Object.assign(new Error(refusal), { code: 'EWEBHOOKADDRESS' }), []);
+          if (refusal) {
+            refused = true;
+            return callback(Object.assign(new Error(refusal), { code: 'EWEBHOOKADDRESS' }), []);
+          }
         }
         if (opts.all) return callback(null, addresses);
         const first = addresses[0];
@@ -90,7 +97,7 @@ export function postWebhook(post: WebhookPost, options: SenderOptions): Promise<
       () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)),
       options.timeoutMs,
     );
-    req.on('error', (err) => done({ error: err.message }));
+    req.on('error', (err) => done(refused ? { error: err.message, refused: true } : { error: err.message }));
     req.end(post.body);
   });
 }
