@@ -138,6 +138,23 @@ const REST: Record<string, RestCase> = {
     request: async (f) => ({ url: `/v1/certs/${await f.freshCertificate()}/revoke` }),
     ok: 200,
   },
+  'GET /metrics': { operation: 'metrics:scrape', request: () => ({ url: '/metrics' }), ok: 200 },
+  'GET /v1/webhooks': { operation: 'webhook:list', request: () => ({ url: '/v1/webhooks' }), ok: 200 },
+  'POST /v1/webhooks': {
+    operation: 'webhook:add',
+    request: () => ({ url: '/v1/webhooks', body: { url: 'https://hooks.example.com/jobworker' } }),
+    ok: 201,
+  },
+  'DELETE /v1/webhooks/:id': {
+    operation: 'webhook:remove',
+    request: async (f) => ({ url: `/v1/webhooks/${await f.freshWebhook()}` }),
+    ok: 200,
+  },
+  'GET /v1/webhooks/deliveries': {
+    operation: 'webhook:deliveries',
+    request: () => ({ url: '/v1/webhooks/deliveries' }),
+    ok: 200,
+  },
   ...compatRows(),
 };
 

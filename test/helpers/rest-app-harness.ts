@@ -11,10 +11,12 @@ import { openCertificateAuthority } from '../../src/auth/tls/tls-files.ts';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
 import { silentLogger } from '../../src/core/logger.ts';
+import { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
 import { CertificateService } from '../../src/service/certificate-service.ts';
 import { JobService } from '../../src/service/job-service.ts';
 import { UserService } from '../../src/service/user-service.ts';
+import { WebhookService } from '../../src/service/webhook-service.ts';
 import type { Harness } from './engine-harness.ts';
 
 /** The REST app over an engine harness, wired as `runServer` wires it, for `inject()` tests. */
@@ -29,6 +31,8 @@ export interface AppHarness {
   /** The CA that issued the server's and the clients' certificates. */
   readonly caPem: string;
   readonly audit: AuditLog;
+  /** Server-wide webhooks and deliveries (`/v1/webhooks`), on the harness's store. */
+  readonly webhooks: WebhookService;
   /** Adds a user (unless it exists) and issues it a token; resolves with the token. */
   issue(user: string, role: Role, lifetimeMs?: number): Promise<string>;
   close(): Promise<void>;
@@ -69,10 +73,18 @@ export async function openApp(
     audit,
     ...(clock ? { clock } : {}),
   });
+  const webhooks = new WebhookService(h.store.webhooks, { audit, ...(clock ? { clock } : {}) });
+  const metrics = new ServerMetrics({
+    engine: h.engine,
+    countJobsByStatus: () => h.store.webhooks.countJobsByStatus(),
+    followers: () => service.followers,
+  });
   const app = await buildRestApp({
     service,
     users,
     certificates,
+    webhooks,
+    metrics,
     authenticator: new Authenticator(accounts, {
       audit,
       ...(clock ? { clock } : {}),
@@ -96,6 +108,7 @@ export async function openApp(
     users,
     certificates,
     audit,
+    webhooks,
     issue: async (user, role, lifetimeMs) => {
       if (!accounts.user(user)) await accounts.addUser({ name: user, role });
       return (await accounts.issueToken({ user, lifetimeMs: lifetimeMs ?? null })).token;
