@@ -76,6 +76,8 @@ export interface CreateJobBody {
   onDuplicate?: OnDuplicate;
   /** Admins: run as root instead of the admin's own account. */
   runAsRoot?: boolean;
+  /** The job's own webhook (docs/webhooks.md). */
+  notify?: { url: string; events?: string[] };
 }
 
 /** `attempts` counts every run, the first included; backoff fields left out take the server's defaults. */
@@ -189,4 +191,29 @@ export interface IssuedCertificatePems {
   readonly certPem: string;
   readonly keyPem: string;
   readonly caPem: string;
+}
+
+/** A server-wide webhook as REST v1 lists it (never its secret): docs/webhooks.md. */
+export interface ApiWebhook {
+  readonly id: string;
+  readonly url: string;
+  readonly events: readonly string[];
+  readonly createdAt: string;
+  readonly createdBy: string;
+}
+
+/** One webhook delivery with its attempts and last answer. */
+export interface ApiDelivery {
+  readonly id: string;
+  readonly event: string;
+  readonly jobId: string;
+  readonly webhookId: string | null;
+  readonly url: string;
+  readonly status: 'pending' | 'delivered' | 'failed';
+  readonly attempts: number;
+  readonly createdAt: string;
+  readonly nextAttemptAt: string | null;
+  readonly lastAttemptAt: string | null;
+  readonly lastStatus: number | null;
+  readonly lastError: string | null;
 }

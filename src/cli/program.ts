@@ -29,6 +29,7 @@ const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () 
   { names: ['token'], load: async () => (await import('./commands/token.ts')).registerToken },
   { names: ['audit'], load: async () => (await import('./commands/audit.ts')).registerAudit },
   { names: ['certs'], load: async () => (await import('./commands/certs.ts')).registerCerts },
+  { names: ['webhook'], load: async () => (await import('./commands/webhook.ts')).registerWebhook },
 ];
 
 /**
