@@ -3,6 +3,9 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { JobService } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
 import { type ApiHarness, addUserToken, type JobJson, openApi, startJob } from '../api/api-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -220,6 +223,29 @@ describe('webhooks', () => {
     // Webhooks are an admin's: a user may neither list nor add them.
     assert.equal((await h.api('/v1/webhooks', { headers })).status, 403);
     assert.equal((await h.api('/v1/webhooks', { headers, body: { url: receiver.url() } })).status, 403);
+  });
+
+  it('takes notify over RPC too (StartRequest.notify), and shows it on the Job', async () => {
+    const transport = createConnectTransport({
+      baseUrl: h.server.url,
+      httpVersion: '1.1',
+      nodeOptions: { ca: await readFile(h.server.caFile!, 'utf8') },
+      interceptors: [
+        (next) => (req) => {
+          req.header.set('authorization', `Bearer ${h.token}`);
+          return next(req);
+        },
+      ],
+    });
+    const start = receiver.received.length;
+    const { job } = await createClient(JobService, transport).start({
+      command: 'true',
+      notify: { url: receiver.url('/rpc'), events: [] },
+    });
+    assert.deepEqual([job?.notify?.url, job?.notify?.events], [receiver.url('/rpc'), ['job:finished']]);
+    const got = await receiver.nth(start + 1);
+    assert.equal(got.path, '/rpc');
+    assert.equal((JSON.parse(got.body) as { job: JobJson }).job.id, job?.id);
   });
 
   it('refuses a bad notify at submission, naming the field, creating nothing', async () => {

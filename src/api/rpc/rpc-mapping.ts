@@ -116,6 +116,7 @@ export function jobToProto(job: Job): JobMessage {
     ...(spec.account
       ? { account: { name: spec.account.name, uid: spec.account.uid, gid: spec.account.gid } }
       : {}),
+    ...(spec.notify ? { notify: { url: spec.notify.url, events: [...spec.notify.events] } } : {}),
   });
 }
 
@@ -171,6 +172,12 @@ export function startInput(req: StartRequest): Record<string, unknown> {
     );
   }
   if (req.runAsRoot) input.runAsRoot = true;
+  if (req.notify) {
+    input.notify = {
+      url: req.notify.url,
+      ...(req.notify.events.length > 0 ? { events: req.notify.events } : {}),
+    };
+  }
   return input;
 }
 

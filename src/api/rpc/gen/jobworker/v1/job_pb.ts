@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file jobworker/v1/job.proto.
  */
 export const file_jobworker_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEizwgKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCDQoLX3RpbWVvdXRfbXNCDAoKX2V4aXRfY29kZUIJCgdfc2lnbmFsQgkKB19yZWFzb25CBgoEX3BpZEILCglfcmV0cnlfb2ZCDQoLX3JldHJpZWRfYXNCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZSItCgtPdXRwdXRCeXRlcxIOCgZzdGRvdXQYASABKAMSDgoGc3RkZXJyGAIgASgDIjQKCkpvYkFjY291bnQSDAoEbmFtZRgBIAEoCRILCgN1aWQYAiABKA0SCwoDZ2lkGAMgASgNKv8BCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFUVVNfUVVFVUVEEAESFgoSSk9CX1NUQVRVU19SVU5OSU5HEAISFQoRSk9CX1NUQVRVU19QQVVTRUQQAxIYChRKT0JfU1RBVFVTX1NVQ0NFRURFRBAEEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAUSFgoSSk9CX1NUQVRVU19TVE9QUEVEEAYSGAoUSk9CX1NUQVRVU19USU1FRF9PVVQQBxIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAIEhMKD0pPQl9TVEFUVVNfTE9TVBAJKnQKCldhaXRpbmdGb3ISGwoXV0FJVElOR19GT1JfVU5TUEVDSUZJRUQQABIcChhXQUlUSU5HX0ZPUl9ERVBFTkRFTkNJRVMQARIUChBXQUlUSU5HX0ZPUl9USU1FEAISFQoRV0FJVElOR19GT1JfUVVFVUUQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZqb2J3b3JrZXIvdjEvam9iLnByb3RvEgxqb2J3b3JrZXIudjEi+AgKA0pvYhIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDwoHY29tbWFuZBgDIAEoCRIMCgRhcmdzGAQgAygJEg0KBXNoZWxsGAUgASgIEgsKA2N3ZBgGIAEoCRIXCgp0aW1lb3V0X21zGAcgASgDSAGIAQESLQoGbGFiZWxzGAggAygLMh0uam9id29ya2VyLnYxLkpvYi5MYWJlbHNFbnRyeRInCgZzdGF0dXMYCSABKA4yFy5qb2J3b3JrZXIudjEuSm9iU3RhdHVzEhYKCWV4aXRfY29kZRgKIAEoBUgCiAEBEhMKBnNpZ25hbBgLIAEoCUgDiAEBEhMKBnJlYXNvbhgMIAEoCUgEiAEBEg0KBW93bmVyGA0gASgJEhAKA3BpZBgOIAEoBUgFiAEBEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRc3RvcF9yZXF1ZXN0X3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDG91dHB1dF9ieXRlcxgTIAEoCzIZLmpvYndvcmtlci52MS5PdXRwdXRCeXRlcxINCgVxdWV1ZRgUIAEoCRIQCghwcmlvcml0eRgVIAEoBRIsCghydW5fdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWZ0ZXIYFyADKAkSDwoHYXR0ZW1wdBgYIAEoBRIUCgxtYXhfYXR0ZW1wdHMYGSABKAUSFQoIcmV0cnlfb2YYGiABKAlIBogBARIXCgpyZXRyaWVkX2FzGBsgASgJSAeIAQESFwoKZGVkdXBlX2tleRgcIAEoCUgIiAEBEhkKDGRlZHVwZV9zY29wZRgdIAEoCUgJiAEBEi4KCnBhdXNlX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KC3dhaXRpbmdfZm9yGB8gASgOMhguam9id29ya2VyLnYxLldhaXRpbmdGb3ISKQoHYWNjb3VudBggIAEoCzIYLmpvYndvcmtlci52MS5Kb2JBY2NvdW50EicKBm5vdGlmeRgoIAEoCzIXLmpvYndvcmtlci52MS5Kb2JOb3RpZnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHCgVfbmFtZUINCgtfdGltZW91dF9tc0IMCgpfZXhpdF9jb2RlQgkKB19zaWduYWxCCQoHX3JlYXNvbkIGCgRfcGlkQgsKCV9yZXRyeV9vZkINCgtfcmV0cmllZF9hc0INCgtfZGVkdXBlX2tleUIPCg1fZGVkdXBlX3Njb3BlIigKCUpvYk5vdGlmeRILCgN1cmwYASABKAkSDgoGZXZlbnRzGAIgAygJIi0KC091dHB1dEJ5dGVzEg4KBnN0ZG91dBgBIAEoAxIOCgZzdGRlcnIYAiABKAMiNAoKSm9iQWNjb3VudBIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoDRILCgNnaWQYAyABKA0q/wEKCUpvYlN0YXR1cxIaChZKT0JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRVU19RVUVVRUQQARIWChJKT0JfU1RBVFVTX1JVTk5JTkcQAhIVChFKT0JfU1RBVFVTX1BBVVNFRBADEhgKFEpPQl9TVEFUVVNfU1VDQ0VFREVEEAQSFQoRSk9CX1NUQVRVU19GQUlMRUQQBRIWChJKT0JfU1RBVFVTX1NUT1BQRUQQBhIYChRKT0JfU1RBVFVTX1RJTUVEX09VVBAHEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAgSEwoPSk9CX1NUQVRVU19MT1NUEAkqdAoKV2FpdGluZ0ZvchIbChdXQUlUSU5HX0ZPUl9VTlNQRUNJRklFRBAAEhwKGFdBSVRJTkdfRk9SX0RFUEVOREVOQ0lFUxABEhQKEFdBSVRJTkdfRk9SX1RJTUUQAhIVChFXQUlUSU5HX0ZPUl9RVUVVRRADYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One job, as every API shows it (the REST API's job JSON, field for field).
@@ -196,6 +196,14 @@ export type Job = Message<"jobworker.v1.Job"> & {
    * @generated from field: jobworker.v1.JobAccount account = 32;
    */
   account?: JobAccount | undefined;
+
+  /**
+   * The job's own webhook (docs/webhooks.md); absent when it has none. Numbered from 40 so that
+   * fields other branches add below it do not collide.
+   *
+   * @generated from field: jobworker.v1.JobNotify notify = 40;
+   */
+  notify?: JobNotify | undefined;
 };
 
 /**
@@ -204,6 +212,34 @@ export type Job = Message<"jobworker.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_jobworker_v1_job, 0);
+
+/**
+ * Where a job's events are POSTed, signed (docs/webhooks.md).
+ *
+ * @generated from message jobworker.v1.JobNotify
+ */
+export type JobNotify = Message<"jobworker.v1.JobNotify"> & {
+  /**
+   * http(s) URL.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * `job:queued`, `job:started`, `job:progress`, `job:finished`; empty: `job:finished`.
+   *
+   * @generated from field: repeated string events = 2;
+   */
+  events: string[];
+};
+
+/**
+ * Describes the message jobworker.v1.JobNotify.
+ * Use `create(JobNotifySchema)` to create a new message.
+ */
+export const JobNotifySchema: GenMessage<JobNotify> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job, 1);
 
 /**
  * Bytes written per stream, including any dropped by retention.
@@ -227,7 +263,7 @@ export type OutputBytes = Message<"jobworker.v1.OutputBytes"> & {
  * Use `create(OutputBytesSchema)` to create a new message.
  */
 export const OutputBytesSchema: GenMessage<OutputBytes> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 1);
+  messageDesc(file_jobworker_v1_job, 2);
 
 /**
  * The OS account a job runs as.
@@ -256,7 +292,7 @@ export type JobAccount = Message<"jobworker.v1.JobAccount"> & {
  * Use `create(JobAccountSchema)` to create a new message.
  */
 export const JobAccountSchema: GenMessage<JobAccount> = /*@__PURE__*/
-  messageDesc(file_jobworker_v1_job, 2);
+  messageDesc(file_jobworker_v1_job, 3);
 
 /**
  * Where a job is in its life (docs/api.md, "The job").
