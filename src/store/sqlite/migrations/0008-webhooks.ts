@@ -75,9 +75,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .columns(['job_id', 'id'])
     .execute();
 
-  const wanted = sql.raw(
-    "(json_extract(new.spec, '$.notify') is not null or exists (select 1 from webhooks))",
-  );
+  // A substring look rather than json_extract, which would parse the spec on every change: the
+  // spec is written by JSON.stringify, where `"notify":` can only be a key (inside a string its
+  // quotes would be escaped). A `notify` label key matches too: its outbox row then fans out to
+  // no target, harmlessly.
+  const wanted = sql.raw(`(exists (select 1 from webhooks) or instr(new.spec, '"notify":') > 0)`);
   const snapshot = sql.raw(
     `json_object(${[
       'id',
@@ -137,16 +139,29 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('n', 'integer', (c) => c.notNull())
     .modifyEnd(sql`without rowid, strict`)
     .execute();
-  await sql`insert into job_status_counts (status, n)
-    select status, count(*) from jobs group by status`.execute(db);
+  // One row per status, so that the triggers only update (a migration that adds a status seeds
+  // its row). Seeded with one count over the table, the last one ever made.
+  const statuses = [
+    'queued',
+    'running',
+    'paused',
+    'succeeded',
+    'failed',
+    'stopped',
+    'timed_out',
+    'cancelled',
+    'lost',
+  ];
+  for (const status of statuses) {
+    await sql`insert into job_status_counts (status, n)
+      values (${status}, (select count(*) from jobs where status = ${status}))`.execute(db);
+  }
   await sql`create trigger jobs_count_insert after insert on jobs begin
-    insert or ignore into job_status_counts (status, n) values (new.status, 0);
     update job_status_counts set n = n + 1 where status = new.status;
   end`.execute(db);
   await sql`create trigger jobs_count_update after update of status on jobs
     when old.status is not new.status begin
     update job_status_counts set n = n - 1 where status = old.status;
-    insert or ignore into job_status_counts (status, n) values (new.status, 0);
     update job_status_counts set n = n + 1 where status = new.status;
   end`.execute(db);
   await sql`create trigger jobs_count_delete after delete on jobs begin
