@@ -41,6 +41,7 @@ import {
 } from './config.ts';
 import { type Clock, systemClock } from './core/clock.ts';
 import { ValidationError } from './core/errors.ts';
+import type { Job } from './core/job.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
@@ -391,9 +392,14 @@ async function startOnDataDir({
   for (const event of ['job:queued', 'job:started', 'job:finished'] as const) {
     engine.on(event, () => dispatcher.kick());
   }
-  // HOOK(job:progress): when the engine has a `job:progress` event (the named-tasks branch adds it),
-  // subscribe here: engine.on('job:progress', (job) => void dispatcher.record('job:progress', job));
-  // progress is not a state change, so it is recorded by `record`, not by the store's triggers.
+  // HOOK(job:progress): the named-tasks branch adds the engine's `job:progress` event. Subscribed by
+  // name through a plain EventEmitter view so that this compiles before it lands and works once it
+  // has (drop the cast then). Progress is no state change: `record` writes it, not the triggers.
+  (engine as EventEmitter).on('job:progress', (job: Job) => {
+    dispatcher.record('job:progress', job).catch((err: unknown) => {
+      logger.error({ err, jobId: job.id }, 'could not record a job:progress webhook event');
+    });
+  });
   const webhooks = new WebhookService(store.webhooks, { audit, clock, onChange: () => dispatcher.kick() });
   const metrics = new ServerMetrics({
     engine,

@@ -65,6 +65,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   #again = false;
   #timer: ClockTimer | null = null;
   #closed = false;
+  /** Events some server-wide webhook wants, as of the last pass (see `record`). */
+  #wantedByWebhooks = new Set<WebhookEvent>();
 
   constructor(options: WebhookDispatcherOptions) {
     super();
@@ -87,10 +89,13 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   }
 
   /**
-   * Records an event that is not a state change (the engine's `job:progress`) and delivers it.
-   * State changes need no call: the store records them with the change itself.
+   * Records an event that is not a state change (the engine's `job:progress`) and delivers it,
+   * when someone wants it: the job's own `notify`, or a server-wide webhook (as of the last pass;
+   * adding a webhook runs one). State changes need no call: the store records them with the
+   * change itself.
    */
   async record(event: WebhookEvent, job: Job): Promise<void> {
+    if (!job.spec.notify?.events.includes(event) && !this.#wantedByWebhooks.has(event)) return;
     await this.#o.store.appendOutbox(event, job, this.#o.clock.now());
     this.kick();
   }
@@ -125,10 +130,12 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   }
 
   async #fanOut(): Promise<void> {
+    let webhooks = await this.#o.store.listWebhooks();
+    this.#wantedByWebhooks = new Set(webhooks.flatMap((w) => w.events));
     for (;;) {
       const events = await this.#o.store.readOutbox(100);
       if (events.length === 0) return;
-      const webhooks = await this.#o.store.listWebhooks();
+      webhooks = await this.#o.store.listWebhooks();
       for (const event of events) {
         const targets: { url: string; webhookId: string | null; trusted: boolean }[] = [];
         const notify = event.job.spec.notify;

@@ -99,6 +99,25 @@ describe('webhook dispatch', () => {
     assert.equal(w.receiver.received.length, 0);
   });
 
+  it('records job:progress (no state change) only for jobs or webhooks that want it, and delivers it', async () => {
+    const w = await world();
+    const wants = await w.h.engine.start(
+      { command: 'true', notify: { url: w.receiver.url('/progress'), events: ['job:progress'] } },
+      { user: 'u' },
+    );
+    const ignores = await w.h.engine.start({ command: 'true' }, { user: 'u' });
+    await w.h.engine.waitFor(wants.id);
+    await w.h.engine.waitFor(ignores.id);
+    await w.dispatcher.settled();
+    assert.equal(w.receiver.received.length, 0, 'it wants job:progress only');
+    await w.dispatcher.record('job:progress', await w.h.engine.get(ignores.id));
+    assert.deepEqual(await w.h.store.webhooks.readOutbox(10), [], 'nobody wants it: nothing written');
+    await w.dispatcher.record('job:progress', await w.h.engine.get(wants.id));
+    const got = await w.receiver.nth(1);
+    assert.deepEqual([got.path, got.headers['jobworker-event']], ['/progress', 'job:progress']);
+    assert.equal((JSON.parse(got.body) as { job: { id: string } }).job.id, wants.id);
+  });
+
   it('keeps a delivery pending when its attempt cannot be recorded (the store went away), and closes', async () => {
     const w = await world();
     w.receiver.answers = ['hang'];

@@ -61,11 +61,24 @@ export class SqliteWebhookStore implements WebhookStore {
       .orderBy('seq')
       .limit(limit)
       .execute();
+    if (rows.length === 0) return [];
+    // The snapshot holds the columns jobs had when migration 0008 wrote its triggers; columns
+    // added since come from the row as it is now (or their defaults, if the job is gone).
+    const current = await this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where(
+        'id',
+        'in',
+        rows.map((r) => r.job_id),
+      )
+      .execute();
+    const byId = new Map(current.map((r) => [r.id, r]));
     return rows.map((row) => ({
       seq: row.seq,
       event: row.event as WebhookEvent,
       at: new Date(row.at),
-      job: rowToJob(JSON.parse(row.snapshot) as JobRow),
+      job: rowToJob({ ...byId.get(row.job_id), ...(JSON.parse(row.snapshot) as JobRow) }),
     }));
   }
 
