@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { JobService } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
+import { WebhookService } from '../../src/api/rpc/gen/jobworker/v1/webhook_service_pb.ts';
 import { type ApiHarness, addUserToken, type JobJson, openApi, startJob } from '../api/api-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -246,6 +247,12 @@ describe('webhooks', () => {
     const got = await receiver.nth(start + 1);
     assert.equal(got.path, '/rpc');
     assert.equal((JSON.parse(got.body) as { job: JobJson }).job.id, job?.id);
+    await h.server.diagnostics.webhooksSettled();
+    const { deliveries } = await createClient(WebhookService, transport).listDeliveries({ jobId: job!.id });
+    assert.deepEqual(
+      deliveries.map((d) => [d.id, d.event, d.status, d.attempts, d.lastStatus, d.webhookId]),
+      [[got.headers['jobworker-delivery'], 'job:finished', 'delivered', 1, 200, undefined]],
+    );
   });
 
   it('refuses a bad notify at submission, naming the field, creating nothing', async () => {

@@ -176,6 +176,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
         jobs: options.service,
         users: options.users,
         certificates: options.certificates,
+        ...(options.webhooks ? { webhooks: options.webhooks } : {}),
       }),
   });
   let openapi: object | undefined;
