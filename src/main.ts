@@ -376,7 +376,12 @@ async function startOnDataDir({
     await store.close();
     throw err;
   }
-  const service = new JobService(engine, { accounts: jobAccounts, audit, clock });
+  const service = new JobService(engine, {
+    accounts: jobAccounts,
+    audit,
+    clock,
+    webhookPolicy: webhookOptions.policy,
+  });
   const dispatcher = new WebhookDispatcher({
     store: store.webhooks,
     clock,

@@ -1,4 +1,5 @@
 import { EventEmitter, once } from 'node:events';
+import { isIP } from 'node:net';
 import { type Caller, type Principal, seesEveryJob } from '../auth/principal.ts';
 import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -58,6 +59,12 @@ export interface JobServiceOptions {
   readonly audit?: AuditSink;
   /** The time audit entries carry. Default: the system clock. */
   readonly clock?: Clock;
+  /**
+   * Which addresses a job's own webhook may reach (docs/webhooks.md, "SSRF"): a `notify.url` whose
+   * host is an address the caller may not reach is refused at submission, with nothing created
+   * (names are checked when delivered). Default: no check here.
+   */
+  readonly webhookPolicy?: { refusal(address: string, trusted: boolean): string | null };
 }
 
 export const SERVICE_DEFAULTS = {
@@ -65,7 +72,7 @@ export const SERVICE_DEFAULTS = {
   defaultPageSize: 50,
   audit: NO_AUDIT,
   clock: systemClock,
-} as const satisfies Required<Omit<JobServiceOptions, 'accounts'>>;
+} as const satisfies Required<Omit<JobServiceOptions, 'accounts' | 'webhookPolicy'>>;
 
 /** The longest grace a stop may ask for: one day. */
 export const MAX_GRACE_MS = 24 * 3600 * 1000;
@@ -112,7 +119,8 @@ export interface ServiceEvents {
  */
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
-  readonly #options: Required<Omit<JobServiceOptions, 'accounts'>>;
+  readonly #options: Required<Omit<JobServiceOptions, 'accounts' | 'webhookPolicy'>>;
+  readonly #webhookPolicy: JobServiceOptions['webhookPolicy'];
   readonly #accounts: AccountResolver | undefined;
   readonly #shutdown = new AbortController();
   #followers = 0;
@@ -122,6 +130,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#engine = engine;
     this.#options = { ...SERVICE_DEFAULTS, ...options };
     this.#accounts = options.accounts;
+    this.#webhookPolicy = options.webhookPolicy;
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */
@@ -175,6 +184,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         if (!dep || !maySee(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
       }
     }
+    this.#checkNotifyAddress(who, (input as { notify?: unknown } | null)?.notify);
     const account = await this.#accounts?.accountFor(who, runAsRoot === true);
     try {
       const result = await this.#engine.submit(input, { user: who.user, ...(account ? { account } : {}) });
@@ -187,6 +197,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
       }
       throw err;
     }
+  }
+
+  /** A `notify.url` naming an address the caller's webhooks may not reach: refused now, not at delivery. */
+  #checkNotifyAddress(who: Caller, notify: unknown): void {
+    const url = (notify as { url?: unknown } | null | undefined)?.url;
+    if (this.#webhookPolicy === undefined || typeof url !== 'string' || !URL.canParse(url)) return;
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host) === 0) return;
+    const refusal = this.#webhookPolicy.refusal(host, who.role === 'admin');
+    if (refusal) throw new ValidationError('notify.url', `Refused \`notify.url\`: ${refusal}`);
   }
 
   /** Freezes a running job of the caller's (`ILLEGAL_TRANSITION` when it is not running). */

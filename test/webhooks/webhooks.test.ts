@@ -205,7 +205,8 @@ describe('webhooks', () => {
     const start = receiver.received.length;
     const created = await h.json<JobJson>('/v1/jobs', {
       headers,
-      body: { command: 'true', notify: { url: receiver.url('/ssrf') } },
+      // A name, so that the check falls to delivery time, on the address it resolves to then.
+      body: { command: 'true', notify: { url: receiver.url('/ssrf').replace('127.0.0.1', 'localhost') } },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     await waitForJob(h, created.body.id);
@@ -218,8 +219,22 @@ describe('webhooks', () => {
     assert.equal(refused!.status, 'failed', 'not retried: the address will not become allowed');
     assert.equal(refused!.attempts, 1);
     assert.equal(refused!.lastStatus, null);
-    assert.match(refused!.lastError ?? '', /127\.0\.0\.1 is a loopback, private or reserved address/);
+    assert.match(refused!.lastError ?? '', /(127\.0\.0\.1|::1) is a loopback, private or reserved address/);
     assert.equal(receiver.received.length, start, 'nothing reached the loopback receiver');
+
+    // An address written in the URL is refused at once, creating nothing.
+    const literal = await h.json<{ error: { code: string; field: string; message: string } }>('/v1/jobs', {
+      headers,
+      body: { command: 'true', notify: { url: 'http://169.254.169.254/latest/meta-data/' } },
+    });
+    assert.equal(literal.status, 400);
+    assert.equal(literal.body.error.field, 'notify.url');
+    assert.match(literal.body.error.message, /169\.254\.169\.254 is a loopback, private or reserved address/);
+    const listed = await h.json<{ jobs: JobJson[] }>('/v1/jobs', { headers });
+    assert.deepEqual(
+      listed.body.jobs.map((j) => j.id),
+      [created.body.id],
+    );
 
     // Webhooks are an admin's: a user may neither list nor add them.
     assert.equal((await h.api('/v1/webhooks', { headers })).status, 403);
