@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../../src/core/errors.ts';
 import { runServer } from '../../src/main.ts';
-import { type ApiHarness, addUserToken, openApi, startJob } from '../api/api-harness.ts';
+import { type ApiHarness, addUserToken, openApi, startJob, testServerOptions } from '../api/api-harness.ts';
 
 /** The samples of a scrape: `name{labels}` → value, labels as the exposition writes them. */
 function parse(text: string): Map<string, number> {
@@ -133,6 +139,29 @@ describe('serve --metrics-listen', () => {
       assert.equal((await fetch(url!.replace('/metrics', '/v1/jobs'))).status, 404);
     } finally {
       await h.destroy();
+    }
+  });
+
+  it('a metrics address in use fails the start and leaves nothing behind: the data directory starts again', async () => {
+    const blocker = createServer(() => {});
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const { port } = blocker.address() as AddressInfo;
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-metrics-busy-'));
+    try {
+      const options = {
+        ...(await testServerOptions()),
+        dataDir,
+        listen: '127.0.0.1:0',
+        logStream: new PassThrough(),
+      };
+      await assert.rejects(runServer({ ...options, metricsListen: `127.0.0.1:${port}` }), /EADDRINUSE/);
+      const server = await runServer(options);
+      assert.equal(server.metricsUrl, null);
+      await server.close();
+    } finally {
+      blocker.close();
+      await rm(dataDir, { recursive: true, force: true, maxRetries: 10 });
     }
   });
 
