@@ -30,6 +30,8 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `JOBWORKER_TLS_CERT`, `JOBWORKER_TLS_KEY` | unset: the server's own CA issues its certificate |
  * | `JOBWORKER_CLIENT_CA` | unset: client certificates chain to the server's own CA |
  * | `JOBWORKER_INSECURE_HTTP` | unset: HTTPS; `1` serves plain HTTP (loopback only) |
+ * | `JOBWORKER_METRICS_LISTEN` | unset: `/metrics` only on the main address; a loopback `host:port` also serves it there, plain HTTP, no credentials |
+ * | `JOBWORKER_WEBHOOK_ALLOW` | unset: comma-separated CIDRs users' own webhooks may reach although private (docs/webhooks.md) |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -69,6 +71,10 @@ export interface ServerConfig {
   readonly defaultLimits: string;
   /** Limits no job may exceed, in the same form. */
   readonly maxLimits: string;
+  /** A loopback `host:port` that serves `/metrics` without credentials (docs/metrics.md). */
+  readonly metricsListen: string | undefined;
+  /** CIDRs users' own webhooks may reach although private or loopback (docs/webhooks.md). */
+  readonly webhookAllow: readonly string[];
 }
 
 export const SERVER_DEFAULTS = {
@@ -109,6 +115,11 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     insecureHttp: ['1', 'true', 'yes'].includes(value('JOBWORKER_INSECURE_HTTP')?.toLowerCase() ?? ''),
     defaultLimits: value('JOBWORKER_DEFAULT_LIMITS') ?? SERVER_DEFAULTS.defaultLimits,
     maxLimits: value('JOBWORKER_MAX_LIMITS') ?? SERVER_DEFAULTS.maxLimits,
+    metricsListen: value('JOBWORKER_METRICS_LISTEN'),
+    webhookAllow: (value('JOBWORKER_WEBHOOK_ALLOW') ?? '')
+      .split(',')
+      .map((c) => c.trim())
+      .filter(Boolean),
   };
 }
 
@@ -152,6 +163,27 @@ export function checkInsecureHttp(listen: ListenAddress, insecureHttp: boolean):
     );
   }
   return insecureHttp;
+}
+
+/**
+ * The metrics address (`serve --metrics-listen`): loopback only, since it answers plain HTTP with no
+ * credentials; a remote Prometheus scrapes the main address with the metrics token instead.
+ */
+export function parseMetricsListen(text: string): ListenAddress {
+  let address: ListenAddress;
+  try {
+    address = parseListen(text);
+  } catch {
+    throw ValidationError.expected('metricsListen', 'a loopback address like 127.0.0.1:9464', text);
+  }
+  if (!isLoopbackHost(address.host)) {
+    throw new ValidationError(
+      'metricsListen',
+      `Refusing to serve metrics without credentials on ${text}: --metrics-listen takes a loopback address ` +
+        '(127.0.0.1, ::1 or localhost). Scrape the main address with the metrics token from elsewhere (docs/metrics.md).',
+    );
+  }
+  return address;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { EventEmitter, once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server } from 'node:net';
 import { join, relative, resolve } from 'node:path';
@@ -7,6 +8,7 @@ import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
 import { ConnectionTracker } from './api/rest/connection-tracker.ts';
+import { jobToJson } from './api/rest/job-json.ts';
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp, type RunRouteOptions } from './api/rest/rest-app.ts';
 import {
@@ -19,6 +21,7 @@ import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import type { FailedAuthLimits } from './auth/failed-auth-limiter.ts';
 import { importLegacyTokens, TOKENS_FILE } from './auth/legacy-token-file.ts';
+import { MetricsToken } from './auth/metrics-token.ts';
 import { ServerTls } from './auth/tls/server-tls.ts';
 import { UserDirectory } from './auth/user-directory.ts';
 import {
@@ -33,18 +36,20 @@ import {
   parseListen,
   parseLogFormat,
   parseMaxRunning,
+  parseMetricsListen,
   parseOutputCap,
   readServerConfig,
 } from './config.ts';
 import { type Clock, systemClock } from './core/clock.ts';
 import { ValidationError } from './core/errors.ts';
 import { ISOLATE_PRESET } from './core/isolation.ts';
-import type { JobIsolation } from './core/job.ts';
+import type { Job, JobIsolation } from './core/job.ts';
 import { type LimitSettings, normalizeLimitSettings, parseLimitsList } from './core/limits.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
 import { MemoryRelief } from './memory-relief.ts';
+import { ServerMetrics } from './metrics/server-metrics.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { checkIsolation } from './runtime/host-capabilities.ts';
@@ -54,7 +59,12 @@ import { CertificateService } from './service/certificate-service.ts';
 import { JobService } from './service/job-service.ts';
 import { TaskService, type TasksLoaded } from './service/task-service.ts';
 import { UserService } from './service/user-service.ts';
+import { WebhookService } from './service/webhook-service.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
+import { WebhookAddressPolicy } from './webhooks/address-policy.ts';
+import { loadSigningSecret } from './webhooks/signing-secret.ts';
+import type { WebhookRetryPolicy } from './webhooks/webhook-backoff.ts';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
 
 /**
  * The composition root: the only module that knows which store, engine and adapters make up a
@@ -157,6 +167,18 @@ export interface ServerOptions {
    * default `JOBWORKER_TASKS`, else none. A bad file keeps the server from starting.
    */
   tasks?: string;
+  /**
+   * A loopback `host:port` that also serves `GET /metrics`, plain HTTP without credentials (for a
+   * local Prometheus or agent); default `JOBWORKER_METRICS_LISTEN`, else none. Refused off loopback.
+   */
+  metricsListen?: string;
+  /**
+   * CIDRs that users' own webhooks may reach although they are private or loopback (docs/webhooks.md,
+   * "SSRF"); default `JOBWORKER_WEBHOOK_ALLOW` (comma-separated), else none.
+   */
+  webhookAllow?: readonly string[];
+  /** Retry schedule of webhook deliveries (default: from 10 s, doubling to 1 h, for 24 h). */
+  webhookRetry?: Partial<WebhookRetryPolicy>;
 }
 
 export interface RunningServer {
@@ -173,6 +195,10 @@ export interface RunningServer {
   dataDir: string;
   /** The file holding the admin token (mode 0600). */
   adminTokenFile: string;
+  /** The file holding the dedicated metrics token (mode 0600): it reads `GET /metrics` only. */
+  metricsTokenFile: string;
+  /** `http://127.0.0.1:PORT/metrics` with `metricsListen`; else null. */
+  metricsUrl: string | null;
   /**
    * Reads the tasks file again (what `SIGHUP` and `POST /v1/tasks/reload` do), as the server itself;
    * a bad file keeps the definitions in force and rejects with a `ValidationError` naming it.
@@ -195,6 +221,11 @@ export interface RunningServer {
     connections(): number;
     /** Resolves once no output stream and no HTTP connection is open. */
     idle(): Promise<void>;
+    /**
+     * Resolves once webhook dispatch is at rest: no pass running, no attempt in flight, the timer
+     * of the next retry (if any) armed. Tests move a manual clock only then.
+     */
+    webhooksSettled(): Promise<void>;
   };
 }
 
@@ -215,6 +246,9 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
     clientCaFile: options.clientCa ?? config.clientCa,
   };
   const clock = options.clock ?? systemClock;
+  const metricsListenText = options.metricsListen ?? config.metricsListen;
+  const metricsListen = metricsListenText === undefined ? undefined : parseMetricsListen(metricsListenText);
+  const webhookPolicy = new WebhookAddressPolicy(options.webhookAllow ?? config.webhookAllow);
   const dataDir = resolve(options.dataDir ?? config.dataDir);
   const pretty = prettyLogOptions(options.logFormat ?? config.logFormat, options.logStream, config.noColor);
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream, pretty);
@@ -279,6 +313,8 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         authLimits: options.authLimits ?? {},
         run,
         tasksFile: options.tasks ?? config.tasks,
+        metricsListen,
+        webhooks: { policy: webhookPolicy, retry: options.webhookRetry ?? {} },
       });
     } catch (err) {
       await lock.release();
@@ -308,9 +344,13 @@ async function startOnDataDir({
   run,
   clock,
   tasksFile,
+  metricsListen,
+  webhooks: webhookOptions,
 }: {
   clock: Clock;
   tasksFile: string | undefined;
+  metricsListen: ListenAddress | undefined;
+  webhooks: { policy: WebhookAddressPolicy; retry: Partial<WebhookRetryPolicy> };
   run: RunRouteOptions;
   accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
@@ -338,6 +378,15 @@ async function startOnDataDir({
       onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
     });
     admin = await ensureAdminToken(dataDir, accounts);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  let metricsToken: MetricsToken;
+  let signing: { path: string; secret: string };
+  try {
+    metricsToken = await MetricsToken.open(dataDir);
+    signing = await loadSigningSecret(dataDir);
   } catch (err) {
     await store.close();
     throw err;
@@ -391,6 +440,7 @@ async function startOnDataDir({
     clock,
     userLimits: (name) => accounts.user(name)?.limits,
     forceIsolation: isolation.forceIsolation,
+    webhookPolicy: webhookOptions.policy,
   });
   const tasks = await TaskService.open(service, {
     ...(tasksFile ? { file: resolve(tasksFile) } : {}),
@@ -401,6 +451,34 @@ async function startOnDataDir({
     await engine.close();
     await store.close();
     throw err;
+  });
+  const dispatcher = new WebhookDispatcher({
+    store: store.webhooks,
+    clock,
+    policy: webhookOptions.policy,
+    signingSecret: signing.secret,
+    isTrusted: (owner) => accounts.user(owner)?.role === 'admin',
+    jobJson: jobToJson,
+    userAgent: `jobworker/${packageJson.version}`,
+    logger: logger.child({ component: 'webhooks' }),
+    retry: webhookOptions.retry,
+  });
+  // The store wrote each change's outbox row with the change; these only say "look now".
+  for (const event of ['job:queued', 'job:started', 'job:finished'] as const) {
+    engine.on(event, () => dispatcher.kick());
+  }
+  // Progress is no state change: `record` writes it, not the triggers.
+  engine.on('job:progress', (job: Job) => {
+    dispatcher.record('job:progress', job).catch((err: unknown) => {
+      logger.error({ err, jobId: job.id }, 'could not record a job:progress webhook event');
+    });
+  });
+  const webhooks = new WebhookService(store.webhooks, { audit, clock, onChange: () => dispatcher.kick() });
+  const metrics = new ServerMetrics({
+    engine,
+    countJobsByStatus: () => store.webhooks.countJobsByStatus(),
+    followers: () => service.followers,
+    onDeliveryAttempt: (listener) => dispatcher.on('delivery:attempt', listener),
   });
   const certificates = new CertificateService(
     tls?.issued ? { issued: tls.issued, caPem: tls.certificateAuthority.certPem } : null,
@@ -428,7 +506,11 @@ async function startOnDataDir({
     ...(tls ? { https: tls.serverOptions() } : {}),
     certificates,
     tasks,
+    webhooks,
+    metrics,
+    metricsToken,
   }).catch(async (err: unknown) => {
+    await dispatcher.close();
     await engine.close();
     await store.close();
     throw err;
@@ -450,10 +532,15 @@ async function startOnDataDir({
   const socketPath = join(dataDir, SOCKET_FILE);
   const socketFits = Buffer.byteLength(socketPath) <= MAX_SOCKET_PATH_BYTES;
   let socket: Server | undefined;
+  let metricsServer: HttpServer | undefined;
   try {
     await app.listen({ host: listen.host, port: listen.port });
     if (socketFits) socket = await listenOnSocket(app.server, socketPath);
+    if (metricsListen) metricsServer = await listenForMetrics(metrics, metricsListen);
   } catch (err) {
+    metricsServer?.close();
+    if (socket) await closeSocket(socket, socketPath);
+    await dispatcher.close();
     relief?.close();
     tls?.close();
     await app.close();
@@ -470,6 +557,9 @@ async function startOnDataDir({
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
+  const metricsUrl = metricsServer ? `${httpUrlOf(metricsServer)}/metrics` : null;
+  // What a killed server left undelivered goes out now.
+  dispatcher.kick();
   logger.info(
     {
       url,
@@ -477,6 +567,7 @@ async function startOnDataDir({
       tls: tls ? 'TLSv1.3' : 'off (--insecure-http)',
       dataDir,
       adminTokenFile: admin.path,
+      metrics: metricsUrl,
       cgroups: engine.cgroupMode,
       jobAccounts: describeAccounts(jobAccounts.server),
     },
@@ -489,6 +580,7 @@ async function startOnDataDir({
     try {
       tls?.close();
       if (socket) await closeSocket(socket, socketPath);
+      if (metricsServer) await closeHttp(metricsServer);
       await service.shutdown();
       // Idle connections end now, busy ones once their requests are answered.
       tracker.closeIdle();
@@ -496,6 +588,7 @@ async function startOnDataDir({
     } finally {
       force.clear();
       relief?.close();
+      await dispatcher.close();
       await engine.close();
       await audit.flush();
       await accounts.flush();
@@ -525,6 +618,8 @@ async function startOnDataDir({
         throw err;
       }
     },
+    metricsTokenFile: metricsToken.path,
+    metricsUrl,
     close: () => {
       closed ??= close();
       return closed;
@@ -533,8 +628,41 @@ async function startOnDataDir({
       followers: () => service.followers,
       connections: () => tracker.count,
       idle,
+      webhooksSettled: () => dispatcher.settled(),
     },
   };
+}
+
+/**
+ * `--metrics-listen`: a second, loopback-only listener that answers `GET /metrics` (and nothing
+ * else) without credentials, so a local agent needs no token.
+ */
+async function listenForMetrics(metrics: ServerMetrics, address: ListenAddress): Promise<HttpServer> {
+  const server = createHttpServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Only GET /metrics is served here\n');
+      return;
+    }
+    metrics.scrape().then(
+      ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  server.listen(address.port, address.host);
+  await once(server, 'listening');
+  return server;
+}
+
+function httpUrlOf(server: HttpServer): string {
+  const a = server.address() as AddressInfo;
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+}
+
+function closeHttp(server: HttpServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }
 
 /** The homes of job accounts must be reachable by them: never inside the owner-only data directory. */

@@ -30,6 +30,7 @@ const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () 
   { names: ['audit'], load: async () => (await import('./commands/audit.ts')).registerAudit },
   { names: ['doctor'], load: async () => (await import('./commands/doctor.ts')).registerDoctor },
   { names: ['certs'], load: async () => (await import('./commands/certs.ts')).registerCerts },
+  { names: ['webhook'], load: async () => (await import('./commands/webhook.ts')).registerWebhook },
 ];
 
 /**

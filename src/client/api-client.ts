@@ -4,10 +4,12 @@ import { OUTPUT_FRAMES_TYPE } from '../core/output-frames.ts';
 import type {
   ApiAuditEntry,
   ApiCertificate,
+  ApiDelivery,
   ApiJob,
   ApiQueue,
   ApiToken,
   ApiUser,
+  ApiWebhook,
   AuditQuery,
   CreateJobBody,
   DrainState,
@@ -208,6 +210,34 @@ export class ApiClient {
 
   revokeCertificate(serial: string): Promise<ApiCertificate> {
     return this.json('POST', `v1/certs/${encodeURIComponent(serial)}/revoke`, {});
+  }
+
+  /** Admins only: a server-wide webhook; the answer holds its secret, shown this once. */
+  addWebhook(body: {
+    url: string;
+    events?: string[];
+    secret?: string;
+  }): Promise<{ webhook: ApiWebhook; secret: string }> {
+    return this.json('POST', 'v1/webhooks', body);
+  }
+
+  async listWebhooks(): Promise<readonly ApiWebhook[]> {
+    return (await this.json<{ webhooks: readonly ApiWebhook[] }>('GET', 'v1/webhooks')).webhooks;
+  }
+
+  removeWebhook(id: string): Promise<ApiWebhook> {
+    return this.json('DELETE', `v1/webhooks/${encodeURIComponent(id)}`);
+  }
+
+  listDeliveries(query: {
+    jobId?: string;
+    webhookId?: string;
+    status?: string;
+    limit?: number;
+  }): Promise<{ deliveries: readonly ApiDelivery[]; nextCursor: string | null }> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+    return this.json('GET', `v1/webhooks/deliveries${params.size === 0 ? '' : `?${params}`}`);
   }
 
   /**

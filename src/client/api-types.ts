@@ -96,6 +96,8 @@ export interface CreateJobBody {
   limits?: LimitsInput;
   /** Linux namespaces to run in (docs/isolation.md). */
   isolation?: JobIsolation;
+  /** The job's own webhook (docs/webhooks.md). */
+  notify?: { url: string; events?: string[] };
 }
 
 /** `attempts` counts every run, the first included; backoff fields left out take the server's defaults. */
@@ -225,4 +227,29 @@ export interface IssuedCertificatePems {
   readonly certPem: string;
   readonly keyPem: string;
   readonly caPem: string;
+}
+
+/** A server-wide webhook as REST v1 lists it (never its secret): docs/webhooks.md. */
+export interface ApiWebhook {
+  readonly id: string;
+  readonly url: string;
+  readonly events: readonly string[];
+  readonly createdAt: string;
+  readonly createdBy: string;
+}
+
+/** One webhook delivery with its attempts and last answer. */
+export interface ApiDelivery {
+  readonly id: string;
+  readonly event: string;
+  readonly jobId: string;
+  readonly webhookId: string | null;
+  readonly url: string;
+  readonly status: 'pending' | 'delivered' | 'failed';
+  readonly attempts: number;
+  readonly createdAt: string;
+  readonly nextAttemptAt: string | null;
+  readonly lastAttemptAt: string | null;
+  readonly lastStatus: number | null;
+  readonly lastError: string | null;
 }

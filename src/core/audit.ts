@@ -21,6 +21,8 @@ export const AUDIT_ACTIONS = [
   'token:revoke',
   'cert:issue',
   'cert:revoke',
+  'webhook:add',
+  'webhook:remove',
   'auth:fail',
 ] as const;
 

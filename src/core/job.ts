@@ -15,8 +15,10 @@
  *   previous one by `retryOf` and to the next by `retriedAs`.
  * - dependency: a job named in another's `after`; that one starts only once all of them succeeded.
  *
- * This module imports nothing: it is shared by every layer.
+ * This module imports nothing but core/webhook.ts's types: it is shared by every layer.
  */
+
+import type { JobNotify } from './webhook.ts';
 
 /**
  * Where a job is in its life.
@@ -174,6 +176,11 @@ export interface JobSpec {
    * null for the server's own account (a job of a program that embeds the engine).
    */
   readonly account: JobAccount | null;
+  /**
+   * The job's own webhook (docs/webhooks.md): where its events are POSTed. Absent when the spec
+   * named none (and on jobs stored before webhooks existed).
+   */
+  readonly notify?: JobNotify;
   /**
    * The named task this job runs and the parameters it was started with (docs/tasks.md, "Named
    * tasks"); null for a plain job. Set by the server, never by a submitted spec.

@@ -3,6 +3,7 @@ import { isJobId } from './ids.ts';
 import { normalizeIsolation } from './isolation.ts';
 import type { JobIsolation, JobLimits, JobSpec, RetryPolicy } from './job.ts';
 import { normalizeLimits } from './limits.ts';
+import { type JobNotify, jobNotify } from './webhook.ts';
 
 /**
  * Limits as a caller may write them: sizes as numbers of bytes or text with units (`"256M"`),
@@ -59,6 +60,8 @@ export interface JobSpecInput {
    * account the job ran as is recorded on its spec (`account`).
    */
   runAsRoot?: boolean;
+  /** Where to POST this job's events (docs/webhooks.md). */
+  notify?: { url: string; events?: string[] };
 }
 
 /** Bounds that keep one submission from exhausting the server. */
@@ -108,6 +111,7 @@ const SPEC_FIELDS = new Set([
   'retry',
   'dedupeKey',
   'dedupeScope',
+  'notify',
   // Checked by normalizeSubmission: they say when and how to admit, not what to run.
   'runAt',
   'delayMs',
@@ -297,6 +301,8 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     throw ValidationError.expected('runAsRoot', 'a boolean', input.runAsRoot);
   }
 
+  const notify: JobNotify | undefined = input.notify === undefined ? undefined : jobNotify(input.notify);
+
   if (dedupeScope !== null && dedupeKey === null) {
     throw ValidationError.expected('dedupeScope', 'given only with a `dedupeKey`', dedupeScope);
   }
@@ -320,6 +326,7 @@ export function normalizeSpec(input: unknown, defaults: SpecDefaults): JobSpec {
     dedupeScope,
     account: null,
     task: null,
+    ...(notify ? { notify } : {}),
   };
 }
 

@@ -248,6 +248,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     return this.#host;
   }
 
+  /** The spawner process: whether one runs now, and how many were started (metrics). */
+  get spawner(): { readonly running: boolean; readonly launches: number } {
+    return { running: this.#spawner.pid !== undefined, launches: this.#spawner.launches };
+  }
+
   /** How this host contains jobs: `v2`, `v1` or `none` (process groups only). */
   get cgroupMode(): string {
     return this.#cgroups.mode;

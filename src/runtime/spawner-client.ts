@@ -64,9 +64,15 @@ export class SpawnerClient {
   #gen: Generation | undefined;
   #nextId = 1;
   #closed = false;
+  #launches = 0;
 
   constructor(options: SpawnerClientOptions) {
     this.#options = options;
+  }
+
+  /** How many spawner processes were started (it starts at the first job; more means restarts). */
+  get launches(): number {
+    return this.#launches;
   }
 
   /** The running spawner's pid, if one runs. */
@@ -107,6 +113,7 @@ export class SpawnerClient {
   }
 
   #launch(): Generation {
+    this.#launches++;
     // The padding argument is room for the wrappers' titles (`jobworker-wrapper <job id>`),
     // which they write over the argv area they inherit.
     const proc = spawn(this.#options.path, [' '.repeat(64)], {

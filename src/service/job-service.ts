@@ -1,4 +1,5 @@
 import { EventEmitter, once } from 'node:events';
+import { isIP } from 'node:net';
 import { type Caller, type Principal, seesEveryJob } from '../auth/principal.ts';
 import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -85,6 +86,12 @@ export interface JobServiceOptions {
    * (FORBIDDEN, naming the field). Null: no policy. Default null.
    */
   readonly forceIsolation?: JobIsolation | null;
+  /**
+   * Which addresses a job's own webhook may reach (docs/webhooks.md, "SSRF"): a `notify.url` whose
+   * host is an address the caller may not reach is refused at submission, with nothing created
+   * (names are checked when delivered). Default: no check here.
+   */
+  readonly webhookPolicy?: { refusal(address: string, trusted: boolean): string | null };
 }
 
 export const SERVICE_DEFAULTS = {
@@ -93,7 +100,7 @@ export const SERVICE_DEFAULTS = {
   audit: NO_AUDIT,
   clock: systemClock,
   forceIsolation: null,
-} as const satisfies Required<Omit<JobServiceOptions, 'accounts' | 'userLimits'>>;
+} as const satisfies Required<Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy'>>;
 
 /** The longest grace a stop may ask for: one day. */
 export const MAX_GRACE_MS = 24 * 3600 * 1000;
@@ -166,7 +173,8 @@ export interface ServiceEvents {
  */
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
-  readonly #options: Required<Omit<JobServiceOptions, 'accounts' | 'userLimits'>>;
+  readonly #options: Required<Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy'>>;
+  readonly #webhookPolicy: JobServiceOptions['webhookPolicy'];
   readonly #accounts: AccountResolver | undefined;
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
   readonly #shutdown = new AbortController();
@@ -178,6 +186,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#options = { ...SERVICE_DEFAULTS, ...options };
     this.#accounts = options.accounts;
     this.#userLimits = options.userLimits;
+    this.#webhookPolicy = options.webhookPolicy;
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */
@@ -233,6 +242,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     const forced = who.role === 'admin' ? null : this.#options.forceIsolation;
     if (forced) refuseLessIsolation((input as { isolation?: unknown } | null)?.isolation, forced);
+    this.#checkNotifyAddress(who, (input as { notify?: unknown } | null)?.notify);
     const account = await this.#accounts?.accountFor(who, runAsRoot === true);
     try {
       const limits = this.#userLimits?.(who.user);
@@ -303,6 +313,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
     );
     const lines = text.replace(/\n$/, '').split('\n');
     return lines.slice(-STDERR_TAIL_LINES).join('\n');
+  }
+
+  /** A `notify.url` naming an address the caller's webhooks may not reach: refused now, not at delivery. */
+  #checkNotifyAddress(who: Caller, notify: unknown): void {
+    const url = (notify as { url?: unknown } | null | undefined)?.url;
+    if (this.#webhookPolicy === undefined || typeof url !== 'string' || !URL.canParse(url)) return;
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host) === 0) return;
+    const refusal = this.#webhookPolicy.refusal(host, who.role === 'admin');
+    if (refusal) throw new ValidationError('notify.url', `Refused \`notify.url\`: ${refusal}`);
   }
 
   /** Freezes a running job of the caller's (`ILLEGAL_TRANSITION` when it is not running). */

@@ -323,6 +323,11 @@ describe('REST API routes', () => {
         '/v1/undrain',
         '/v1/users',
         '/v1/users/{name}',
+        // docs/webhooks.md, docs/metrics.md
+        '/v1/webhooks',
+        '/v1/webhooks/{id}',
+        '/v1/webhooks/deliveries',
+        '/metrics',
       ].sort(),
     );
     assert.deepEqual(Object.keys(body.paths['/v1/users/{name}'] ?? {}).sort(), ['delete', 'patch']);

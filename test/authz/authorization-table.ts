@@ -78,6 +78,12 @@ export const OPERATIONS = {
   'cert:list': 'admin',
   'cert:issue': 'admin',
   'cert:revoke': 'admin',
+  'metrics:scrape': 'admin',
+  'webhook:list': 'admin',
+  'webhook:add': 'admin',
+  'webhook:remove': 'admin',
+  /** Every caller; a user sees the deliveries of its own jobs only. */
+  'webhook:deliveries': 'anyone',
 } as const satisfies Record<string, Access>;
 
 export type Operation = keyof typeof OPERATIONS;

@@ -17,6 +17,8 @@ export interface Fixture {
   freshToken(): Promise<string>;
   /** The serial of a client certificate of bob's made for this case alone (it may be revoked). */
   freshCertificate(): Promise<string>;
+  /** The id of a server-wide webhook made for this case alone (it may be removed). */
+  freshWebhook(): Promise<string>;
   /** A name no user has yet. */
   newName(): string;
 }
@@ -91,6 +93,13 @@ export async function openMatrixWorld(): Promise<MatrixWorld> {
         freshToken: async () => (await a.accounts.issueToken({ user: 'bob' })).record.id,
         freshCertificate: async () =>
           (await a.certificates.issue({ user: 'admin', role: 'admin' }, 'bob', 1)).certificate.serial,
+        freshWebhook: async () =>
+          (
+            await a.webhooks.add(
+              { user: 'admin', role: 'admin' },
+              { url: 'https://hooks.example.com/matrix' },
+            )
+          ).webhook.id,
         newName: () => `matrix-${++names}`,
       };
       return fixture;

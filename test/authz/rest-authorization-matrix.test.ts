@@ -163,6 +163,23 @@ const REST: Record<string, RestCase> = {
   },
   'GET /status': { operation: 'job:get', request: (f) => ({ url: `/status?id=${f.job}` }), ok: 200 },
   'GET /result': { operation: 'job:result', request: (f) => ({ url: `/result?id=${f.job}` }), ok: 200 },
+  'GET /metrics': { operation: 'metrics:scrape', request: () => ({ url: '/metrics' }), ok: 200 },
+  'GET /v1/webhooks': { operation: 'webhook:list', request: () => ({ url: '/v1/webhooks' }), ok: 200 },
+  'POST /v1/webhooks': {
+    operation: 'webhook:add',
+    request: () => ({ url: '/v1/webhooks', body: { url: 'https://hooks.example.com/jobworker' } }),
+    ok: 201,
+  },
+  'DELETE /v1/webhooks/:id': {
+    operation: 'webhook:remove',
+    request: async (f) => ({ url: `/v1/webhooks/${await f.freshWebhook()}` }),
+    ok: 200,
+  },
+  'GET /v1/webhooks/deliveries': {
+    operation: 'webhook:deliveries',
+    request: () => ({ url: '/v1/webhooks/deliveries' }),
+    ok: 200,
+  },
   ...compatRows(),
 };
 

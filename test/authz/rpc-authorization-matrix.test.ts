@@ -10,6 +10,7 @@ import { JobService } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts
 import { QueueService } from '../../src/api/rpc/gen/jobworker/v1/queue_service_pb.ts';
 import { TokenService } from '../../src/api/rpc/gen/jobworker/v1/token_service_pb.ts';
 import { Role, UserService } from '../../src/api/rpc/gen/jobworker/v1/user_service_pb.ts';
+import { WebhookService } from '../../src/api/rpc/gen/jobworker/v1/webhook_service_pb.ts';
 import type { AppHarness } from '../helpers/rest-app-harness.ts';
 import {
   expectedOutcome,
@@ -35,6 +36,7 @@ const SERVICES: readonly DescService[] = [
   TokenService,
   AuditService,
   CertificateService,
+  WebhookService,
 ];
 
 /** Every RPC method, `Service.Method`, onto its operation. A method missing here fails the test. */
@@ -99,6 +101,16 @@ const RPC: Record<string, RpcCase> = {
     operation: 'cert:revoke',
     request: async (f) => ({ serial: await f.freshCertificate() }),
   },
+  'WebhookService.AddWebhook': {
+    operation: 'webhook:add',
+    request: () => ({ url: 'https://hooks.example.com/rpc' }),
+  },
+  'WebhookService.ListWebhooks': { operation: 'webhook:list', request: () => ({}) },
+  'WebhookService.RemoveWebhook': {
+    operation: 'webhook:remove',
+    request: async (f) => ({ id: await f.freshWebhook() }),
+  },
+  'WebhookService.ListDeliveries': { operation: 'webhook:deliveries', request: () => ({}) },
 };
 
 /** Calls a method by its descriptor, reading a server stream to its end. Resolves with the error code, or `ok`. */

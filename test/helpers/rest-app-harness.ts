@@ -12,11 +12,13 @@ import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
 import type { JobIsolation } from '../../src/core/job.ts';
 import { silentLogger } from '../../src/core/logger.ts';
+import { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
 import { CertificateService } from '../../src/service/certificate-service.ts';
 import { JobService } from '../../src/service/job-service.ts';
 import { TaskService } from '../../src/service/task-service.ts';
 import { UserService } from '../../src/service/user-service.ts';
+import { WebhookService } from '../../src/service/webhook-service.ts';
 import type { Harness } from './engine-harness.ts';
 
 /** The REST app over an engine harness, wired as `runServer` wires it, for `inject()` tests. */
@@ -33,6 +35,8 @@ export interface AppHarness {
   readonly audit: AuditLog;
   /** Named tasks, from `tasksFile` when one was given. */
   readonly tasks: TaskService;
+  /** Server-wide webhooks and deliveries (`/v1/webhooks`), on the harness's store. */
+  readonly webhooks: WebhookService;
   /** Adds a user (unless it exists) and issues it a token; resolves with the token. */
   issue(user: string, role: Role, lifetimeMs?: number): Promise<string>;
   close(): Promise<void>;
@@ -87,10 +91,18 @@ export async function openApp(
     audit,
     ...(clock ? { clock } : {}),
   });
+  const webhooks = new WebhookService(h.store.webhooks, { audit, ...(clock ? { clock } : {}) });
+  const metrics = new ServerMetrics({
+    engine: h.engine,
+    countJobsByStatus: () => h.store.webhooks.countJobsByStatus(),
+    followers: () => service.followers,
+  });
   const app = await buildRestApp({
     service,
     users,
     certificates,
+    webhooks,
+    metrics,
     authenticator: new Authenticator(accounts, {
       audit,
       ...(clock ? { clock } : {}),
@@ -116,6 +128,7 @@ export async function openApp(
     certificates,
     audit,
     tasks,
+    webhooks,
     issue: async (user, role, lifetimeMs) => {
       if (!accounts.user(user)) await accounts.addUser({ name: user, role });
       return (await accounts.issueToken({ user, lifetimeMs: lifetimeMs ?? null })).token;

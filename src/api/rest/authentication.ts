@@ -8,6 +8,13 @@ import { certificateUserOf } from './client-certificate.ts';
 const QUERY_CREDENTIALS = new Set(['token', 'access_token']);
 
 const callers = new WeakMap<FastifyRequest, Caller>();
+/** Requests authenticated by the dedicated metrics token (on `metricsToken` routes only). */
+const metricsScrapes = new WeakSet<FastifyRequest>();
+
+/** Checks the dedicated metrics token (`MetricsToken` fits). */
+export interface MetricsTokenCheck {
+  matches(authorization: string | undefined): boolean;
+}
 
 /** Route config flags read by the authentication hook. */
 export interface PublicRouteConfig {
@@ -20,6 +27,8 @@ export interface PublicRouteConfig {
   readonly tokenInBody?: boolean;
   /** `POST /run`: answered without credentials from loopback when the server runs with `--run-without-token`. */
   readonly tokenless?: boolean;
+  /** `GET /metrics`: also answered for the dedicated metrics token (docs/metrics.md), which works nowhere else. */
+  readonly metricsToken?: boolean;
 }
 
 /** How the hook treats routes marked `tokenless` (docs/compat.md, "The take-home starter"). */
@@ -38,11 +47,16 @@ export function registerAuthentication(
   app: FastifyInstance,
   authenticator: Authenticator,
   tokenless?: TokenlessOptions,
+  metricsToken?: MetricsTokenCheck,
 ): void {
   // A callback hook, not an async one: it runs on every request, and has nothing to await.
   app.addHook('onRequest', (request, _reply, done) => {
     const config = request.routeOptions.config as PublicRouteConfig;
     if (config.public === true || config.tokenInBody === true) return done();
+    if (config.metricsToken === true && metricsToken?.matches(request.headers.authorization)) {
+      metricsScrapes.add(request);
+      return done();
+    }
     try {
       const origin = originOf(request);
       const query = request.query as Record<string, unknown> | undefined;
@@ -126,6 +140,11 @@ export function originOf(request: FastifyRequest): CallOrigin {
   const address = request.raw.socket?.remoteAddress;
   if (address === undefined) return { source: 'local', transport: 'unix' };
   return { source: request.ip ?? address, transport: 'tcp' };
+}
+
+/** True when the request was authenticated by the dedicated metrics token (it has no principal). */
+export function isMetricsScrape(request: FastifyRequest): boolean {
+  return metricsScrapes.has(request);
 }
 
 /** The caller of an authenticated route: its principal and where the request came from. */

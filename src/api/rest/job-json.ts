@@ -57,6 +57,8 @@ export interface JobJson {
   resultError: string | null;
   /** Its latest progress; null for none. */
   progress: { done: number; total: number | null; message: string | null; at: string } | null;
+  /** The job's own webhook (docs/webhooks.md); absent when it has none. */
+  notify?: { url: string; events: string[] };
 }
 
 /** Why a queued job has not started: see docs/queues.md. */
@@ -106,6 +108,7 @@ export function jobToJson(job: Job): JobJson {
     params: job.spec.task ? { ...job.spec.task.params } : null,
     resultError: job.resultError,
     progress: job.progress ? { ...job.progress, at: job.progress.at.toISOString() } : null,
+    ...(job.spec.notify ? { notify: { url: job.spec.notify.url, events: [...job.spec.notify.events] } } : {}),
   };
 }
 

@@ -2,13 +2,15 @@ import type { SecureServerOptions } from 'node:http2';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import { redactTokens } from '../../auth/token.ts';
+import type { ServerMetrics } from '../../metrics/server-metrics.ts';
 import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
 import { TaskService } from '../../service/task-service.ts';
 import type { UserService } from '../../service/user-service.ts';
+import type { WebhookService } from '../../service/webhook-service.ts';
 import { rpcPlugin } from '../rpc/rpc-plugin.ts';
 import { registerRpcServices } from '../rpc/rpc-services.ts';
-import { type PublicRouteConfig, registerAuthentication } from './authentication.ts';
+import { type MetricsTokenCheck, type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { registerCertRoutes } from './cert-routes.ts';
 import { registerJobWorkerRoutes } from './compat/job-worker-routes.ts';
 import { registerTaskManagerRoutes } from './compat/task-manager-routes.ts';
@@ -18,6 +20,7 @@ import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
 import { MethodNotAllowedError, RouteMethods } from './method-not-allowed.ts';
+import { registerMetricsRoutes } from './metrics-routes.ts';
 import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
 import { registerOutputRoutes } from './output-routes.ts';
 import { registerQueryCoercion } from './query-coercion.ts';
@@ -26,6 +29,7 @@ import { RequestLogController } from './request-log-controller.ts';
 import { ACCOUNT_SCHEMAS, HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
 import { registerTaskRoutes } from './task-routes.ts';
 import { registerUserRoutes } from './user-routes.ts';
+import { registerWebhookRoutes } from './webhook-routes.ts';
 
 export interface RestAppOptions {
   readonly service: JobService;
@@ -46,6 +50,12 @@ export interface RestAppOptions {
   readonly run?: RunRouteOptions;
   /** Named tasks (docs/tasks.md); absent, none is defined. */
   readonly tasks?: TaskService;
+  /** Server-wide webhooks and deliveries (`/v1/webhooks`); absent: no such routes. */
+  readonly webhooks?: WebhookService;
+  /** `GET /metrics` and the request histogram; absent: no such route. */
+  readonly metrics?: ServerMetrics;
+  /** The dedicated metrics token, accepted on `GET /metrics` only. */
+  readonly metricsToken?: MetricsTokenCheck;
 }
 
 /** How `POST /run` treats the starter's requests. */
@@ -148,8 +158,11 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     app,
     options.authenticator,
     tokenless === undefined ? undefined : { user: tokenless },
+    options.metricsToken,
   );
   registerQueryCoercion(app);
+  // First, so that its request hook sees every route registered after it, RPC included.
+  if (options.metrics) registerMetricsRoutes(app, options.metrics);
   app.get('/healthz', { schema: HEALTH_SCHEMA, config: { public: true } }, async () => ({ status: 'ok' }));
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service, options.run?.cwd);
@@ -162,6 +175,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
       setQueue: () => Promise.reject(new Error('no tasks file, no queue settings')),
     }));
   registerTaskRoutes(app, tasks);
+  if (options.webhooks) registerWebhookRoutes(app, options.webhooks);
   registerJobWorkerRoutes(app, options.service);
   registerTaskManagerRoutes(app, tasks);
   registerWorkerctlRoutes(app, options.service, options.authenticator);
@@ -174,6 +188,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
         jobs: options.service,
         users: options.users,
         certificates: options.certificates,
+        ...(options.webhooks ? { webhooks: options.webhooks } : {}),
       }),
   });
   let openapi: object | undefined;

@@ -6,6 +6,7 @@ import { TASK_DEFINITION_SCHEMA, TASK_PARAM_SCHEMA } from '../../core/task-defin
 import { OUTPUT_SELECTORS } from '../../output/cursor.ts';
 import { MAX_GRACE_MS } from '../../service/job-service.ts';
 import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
+import { NOTIFY_SCHEMA } from './notify-schema.ts';
 
 /**
  * JSON schemas of the REST API v1: the routes validate requests and serialize responses with
@@ -292,6 +293,7 @@ export const JOB_SCHEMA = {
       },
       description: 'The last valid line it wrote to JOBWORKER_PROGRESS; null for none.',
     },
+    notify: NOTIFY_SCHEMA,
   },
 } as const;
 
@@ -454,6 +456,7 @@ export const JOB_SPEC_BODY = {
       description:
         '`reject` (409 DUPLICATE, default) or `return` (200 with the existing job); needs `dedupeKey`.',
     },
+    notify: NOTIFY_SCHEMA,
     runAsRoot: {
       type: 'boolean',
       description:

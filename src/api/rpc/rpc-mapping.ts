@@ -139,6 +139,7 @@ export function jobToProto(job: Job): JobMessage {
           },
         }
       : {}),
+    ...(spec.notify ? { notify: { url: spec.notify.url, events: [...spec.notify.events] } } : {}),
   });
 }
 
@@ -224,6 +225,12 @@ export function startInput(req: StartRequest): Record<string, unknown> {
   }
   if (req.runAsRoot) input.runAsRoot = true;
   if (req.isolation) input.isolation = isolationInput(req.isolation);
+  if (req.notify) {
+    input.notify = {
+      url: req.notify.url,
+      ...(req.notify.events.length > 0 ? { events: req.notify.events } : {}),
+    };
+  }
   return input;
 }
 

@@ -30,6 +30,8 @@ interface ServeOptions {
   insecureHttp?: boolean;
   runWithoutToken?: boolean;
   runCwd?: string;
+  metricsListen?: string;
+  webhookAllow?: string[];
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -130,6 +132,14 @@ export function registerServe(program: Command, ctx: CliContext): void {
       'named task definitions and their queues, JSON or YAML (docs/tasks.md); SIGHUP reads it again (default: $JOBWORKER_TASKS)',
     )
     .option(
+      '--metrics-listen <host:port>',
+      'also serve GET /metrics on this loopback address, plain HTTP without credentials (default: $JOBWORKER_METRICS_LISTEN; docs/metrics.md)',
+    )
+    .option(
+      '--webhook-allow <cidr...>',
+      "private or loopback networks users' own webhooks may reach, e.g. 10.0.0.0/8 (default: $JOBWORKER_WEBHOOK_ALLOW; docs/webhooks.md)",
+    )
+    .option(
       '--admin-run-as <account>',
       'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
@@ -169,6 +179,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
       ...(options.defaultIsolation === undefined ? {} : { defaultIsolation: options.defaultIsolation }),
       ...(options.forceIsolation === true ? { forceIsolation: true } : {}),
       ...(options.tasks === undefined ? {} : { tasks: resolve(ctx.cwd, options.tasks) }),
+      ...(options.metricsListen === undefined ? {} : { metricsListen: options.metricsListen }),
+      ...(options.webhookAllow === undefined ? {} : { webhookAllow: options.webhookAllow }),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -188,6 +200,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'insecureHttp',
         'runWithoutToken',
         'defaultIsolation',
+        'metricsListen',
+        'webhookAllow',
       ];
       if (field !== undefined && flagFields.includes(field.split('.')[0] ?? field)) {
         throw new UsageError((err as Error).message);
@@ -200,6 +214,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       dataDir: server.dataDir,
       adminTokenFile: server.adminTokenFile,
       caFile: server.caFile,
+      metricsUrl: server.metricsUrl,
     };
     if (json) await printJson(ctx, where);
     else {

@@ -42,6 +42,8 @@ interface StartOptions extends ScheduleOptions, IsolationOptions {
   follow?: boolean;
   raw?: boolean;
   asRoot?: boolean;
+  notify?: string;
+  notifyEvent?: string[];
 }
 
 export function registerStart(program: Command, ctx: CliContext): void {
@@ -104,6 +106,12 @@ export function registerStart(program: Command, ctx: CliContext): void {
     )
     .option('--shell', 'run <command> with /bin/sh -c even without whitespace in it')
     .option('--as-root', "admins: run it as root instead of the admin's own account")
+    .option('--notify <url>', 'POST its events to this URL, signed (docs/webhooks.md)')
+    .option(
+      '--notify-event <event>',
+      'with --notify: job:queued, job:started, job:progress or job:finished (repeatable; default: job:finished)',
+      collect,
+    )
     .option('-f, --follow', "print the job's output until it ends, then exit with its exit code")
     .option('--raw', 'with --follow: keep escape sequences when printing to a terminal')
     .passThroughOptions();
@@ -120,6 +128,15 @@ export function registerStart(program: Command, ctx: CliContext): void {
     if (options.shell === true || (args.length === 0 && /\s/.test(cmd))) body.shell = true;
     if (body.args?.length === 0) delete body.args;
     if (options.asRoot === true) body.runAsRoot = true;
+    if (options.notifyEvent !== undefined && options.notify === undefined) {
+      throw new UsageError('--notify-event needs --notify URL');
+    }
+    if (options.notify !== undefined) {
+      body.notify = {
+        url: options.notify,
+        ...(options.notifyEvent === undefined ? {} : { events: options.notifyEvent }),
+      };
+    }
     if (options.name !== undefined) body.name = options.name;
     if (options.env !== undefined) body.env = parseEnv(options.env, ctx);
     if (options.label !== undefined) body.labels = parsePairs('--label', options.label);

@@ -7,6 +7,7 @@ import * as retention from './migrations/0004-retention.ts';
 import * as users from './migrations/0005-users.ts';
 import * as taskResults from './migrations/0006-task-results.ts';
 import * as limits from './migrations/0007-limits.ts';
+import * as webhooks from './migrations/0008-webhooks.ts';
 import * as isolationDefaults from './migrations/0009-isolation-defaults.ts';
 
 /**
@@ -22,6 +23,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0006-task-results': taskResults,
   '0007-limits': limits,
   '0009-isolation-defaults': isolationDefaults,
+  '0008-webhooks': webhooks,
 };
 
 const provider: MigrationProvider = {

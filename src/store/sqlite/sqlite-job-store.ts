@@ -43,6 +43,7 @@ import { openSqliteConnection } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
 import { SqliteUserStore } from './sqlite-user-store.ts';
+import { SqliteWebhookStore } from './sqlite-webhook-store.ts';
 import { WriteBatch } from './write-batch.ts';
 
 /** What a state change decides from: the columns its checks read. */
@@ -79,6 +80,8 @@ export class SqliteJobStore implements JobStore {
 
   /** Users, tokens and the audit trail, in the same database and on the same connection. */
   readonly users: SqliteUserStore;
+  /** Webhooks, their outbox (filled by triggers on `jobs`) and deliveries; the same connection. */
+  readonly webhooks: SqliteWebhookStore;
 
   private constructor(db: Kysely<SqliteSchema>) {
     this.#db = db;
@@ -87,6 +90,7 @@ export class SqliteJobStore implements JobStore {
     this.#markStarted = compileMarkStarted(db);
     this.#hasDependents = compileHasDependents(db);
     this.users = new SqliteUserStore(db);
+    this.webhooks = new SqliteWebhookStore(db);
   }
 
   /** Opens (creating if needed) the database file at `path` and brings its schema up to date. */

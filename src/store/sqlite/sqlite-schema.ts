@@ -15,6 +15,57 @@ export interface SqliteSchema {
   users: UserRow;
   tokens: TokenRow;
   audit: AuditRow;
+  webhooks: WebhookRow;
+  webhook_outbox: WebhookOutboxRow;
+  webhook_deliveries: WebhookDeliveryRow;
+  job_status_counts: JobStatusCountRow;
+}
+
+/** A server-wide webhook (migration 0008). `events` is a JSON array of event names. */
+export interface WebhookRow {
+  id: string;
+  url: string;
+  events: string;
+  secret: string;
+  created_at: number;
+  created_by: string;
+}
+
+/** A job event written by the triggers of migration 0008, waiting to be fanned out. */
+export interface WebhookOutboxRow {
+  seq: Generated<number>;
+  event: string;
+  job_id: string;
+  at: number;
+  /** The job row as JSON (`JobRow`'s columns) when the event happened. */
+  snapshot: string;
+}
+
+/** One event for one target, with its attempts. */
+export interface WebhookDeliveryRow {
+  id: string;
+  event: string;
+  job_id: string;
+  owner: string;
+  /** null: the job's own `notify`. */
+  webhook_id: string | null;
+  url: string;
+  /** 1: may reach private addresses (an admin's job, or a server-wide webhook). */
+  trusted: number;
+  body: string;
+  created_at: number;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_at: number | null;
+  last_at: number | null;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+/** Jobs per status, kept by triggers (migration 0008). */
+export interface JobStatusCountRow {
+  status: string;
+  n: number;
 }
 
 /** A user (migration 0005). */

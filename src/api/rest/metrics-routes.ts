@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import type { ServerMetrics } from '../../metrics/server-metrics.ts';
+import { requireAdmin } from '../../service/require-admin.ts';
+import { isMetricsScrape, principalOf } from './authentication.ts';
+import { METRICS_OPENAPI_RESPONSE, METRICS_SCHEMA } from './webhook-schemas.ts';
+
+/**
+ * `GET /metrics` (docs/metrics.md): admins, or the dedicated metrics token. Every answered request
+ * is counted by its route pattern (a hook on the whole app, so RPC calls are counted too).
+ */
+export function registerMetricsRoutes(app: FastifyInstance, metrics: ServerMetrics): void {
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(
+      request.method,
+      request.routeOptions.url,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+  app.get(
+    '/metrics',
+    { schema: METRICS_SCHEMA, config: { metricsToken: true, openapi: METRICS_OPENAPI_RESPONSE } },
+    async (request, reply) => {
+      if (!isMetricsScrape(request)) requireAdmin(principalOf(request), 'read the metrics');
+      const { contentType, body } = await metrics.scrape();
+      return reply.type(contentType).send(body);
+    },
+  );
+}

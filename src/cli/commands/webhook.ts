@@ -1,0 +1,108 @@
+import type { Command } from 'commander';
+import type { ApiDelivery, ApiWebhook } from '../../client/api-types.ts';
+import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
+import { writeTo } from '../output-writer.ts';
+import { renderTable } from '../table.ts';
+
+/** `webhook add|list|rm|deliveries`: server-wide webhooks (admins) and deliveries (docs/webhooks.md). */
+export function registerWebhook(program: Command, ctx: CliContext): void {
+  const webhook = program
+    .command('webhook')
+    .summary('server-wide webhooks (admins only) and their deliveries')
+    .description(
+      "A server-wide webhook gets the events it names of every job, POSTed as JSON and signed with its secret. A job's own webhook is `start --notify URL`.",
+    );
+
+  const add = webhook
+    .command('add')
+    .summary('add a webhook; prints its secret once')
+    .argument('<url>', 'http(s) URL to POST the events to')
+    .option(
+      '--events <list>',
+      'comma-separated: job:queued, job:started, job:progress, job:finished (default: job:finished)',
+    )
+    .option('--secret <secret>', 'the signing secret, 16 to 256 characters (default: a random one, printed)');
+  addCommonOptions(add).action(async (url: string, options: { events?: string; secret?: string }) => {
+    const common = commonOptions(add);
+    const events = options.events
+      ?.split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
+    const created = await (await connect(ctx, common)).addWebhook({
+      url,
+      ...(events === undefined ? {} : { events }),
+      ...(options.secret === undefined ? {} : { secret: options.secret }),
+    });
+    if (common.json === true) return printJson(ctx, created);
+    await writeTo(
+      ctx.stdout,
+      `Added webhook ${created.webhook.id} for ${created.webhook.events.join(', ')} to ${created.webhook.url}\n` +
+        (options.secret === undefined ? `Its signing secret (shown once): ${created.secret}\n` : ''),
+    );
+  });
+
+  const list = webhook.command('list').alias('ls').summary('the server-wide webhooks (never their secrets)');
+  addCommonOptions(list).action(async () => {
+    const common = commonOptions(list);
+    const found = await (await connect(ctx, common)).listWebhooks();
+    if (common.json === true) return printJson(ctx, { webhooks: found });
+    if (found.length === 0) return writeTo(ctx.stdout, 'No webhooks.\n');
+    await writeTo(ctx.stdout, webhookTable(found));
+  });
+
+  const rm = webhook
+    .command('rm')
+    .summary('remove a webhook; its pending deliveries fail')
+    .argument('<id>', 'the webhook id (see `webhook list`)');
+  addCommonOptions(rm).action(async (id: string) => {
+    const common = commonOptions(rm);
+    const removed = await (await connect(ctx, common)).removeWebhook(id);
+    if (common.json === true) return printJson(ctx, removed);
+    await writeTo(ctx.stdout, `Removed webhook ${removed.id} (${removed.url})\n`);
+  });
+
+  const deliveries = webhook
+    .command('deliveries')
+    .summary('deliveries, newest first, with their attempts and last answer')
+    .option('--job <id>', "only this job's")
+    .option('--webhook <id>', "only this webhook's")
+    .option('--status <status>', 'pending, delivered or failed')
+    .option('--limit <n>', 'at most this many (default 50)', (text) => Number(text));
+  addCommonOptions(deliveries).action(
+    async (options: { job?: string; webhook?: string; status?: string; limit?: number }) => {
+      const common = commonOptions(deliveries);
+      const page = await (await connect(ctx, common)).listDeliveries({
+        ...(options.job === undefined ? {} : { jobId: options.job }),
+        ...(options.webhook === undefined ? {} : { webhookId: options.webhook }),
+        ...(options.status === undefined ? {} : { status: options.status }),
+        ...(options.limit === undefined ? {} : { limit: options.limit }),
+      });
+      if (common.json === true) return printJson(ctx, page);
+      if (page.deliveries.length === 0) return writeTo(ctx.stdout, 'No deliveries.\n');
+      await writeTo(ctx.stdout, deliveryTable(page.deliveries));
+    },
+  );
+}
+
+function webhookTable(webhooks: readonly ApiWebhook[]): string {
+  return renderTable(
+    ['ID', 'URL', 'EVENTS', 'CREATED', 'BY'].map((header) => ({ header })),
+    webhooks.map((w) => [w.id, w.url, w.events.join(','), w.createdAt, w.createdBy]),
+  );
+}
+
+function deliveryTable(deliveries: readonly ApiDelivery[]): string {
+  return renderTable(
+    ['ID', 'EVENT', 'JOB', 'STATUS', 'ATTEMPTS', 'LAST', 'NEXT', 'URL'].map((header) => ({ header })),
+    deliveries.map((d) => [
+      d.id,
+      d.event,
+      d.jobId,
+      d.status,
+      String(d.attempts),
+      d.lastStatus !== null ? String(d.lastStatus) : (d.lastError ?? '-'),
+      d.nextAttemptAt ?? '-',
+      d.url,
+    ]),
+  );
+}

@@ -1,0 +1,212 @@
+import { type Kysely, sql } from 'kysely';
+import { ValidationError } from '../../core/errors.ts';
+import type { Job, JobStatus } from '../../core/job.ts';
+import type { WebhookEvent } from '../../core/webhook.ts';
+import type {
+  AttemptResult,
+  DeliveryPage,
+  DeliveryQuery,
+  DeliveryRecord,
+  OutboxEvent,
+  WebhookRecord,
+  WebhookStore,
+} from '../webhook-store.ts';
+import { jobToRow, rowToJob } from './job-row.ts';
+import type { JobRow, SqliteSchema, WebhookDeliveryRow, WebhookRow } from './sqlite-schema.ts';
+
+/**
+ * Webhooks, their outbox and deliveries in the job database (`SqliteJobStore.webhooks`), on the same
+ * connection as the jobs, whose triggers write the outbox (migration 0008).
+ */
+export class SqliteWebhookStore implements WebhookStore {
+  readonly #db: Kysely<SqliteSchema>;
+
+  constructor(db: Kysely<SqliteSchema>) {
+    this.#db = db;
+  }
+
+  async addWebhook(webhook: WebhookRecord): Promise<void> {
+    await this.#db
+      .insertInto('webhooks')
+      .values({
+        id: webhook.id,
+        url: webhook.url,
+        events: JSON.stringify(webhook.events),
+        secret: webhook.secret,
+        created_at: webhook.createdAt.getTime(),
+        created_by: webhook.createdBy,
+      })
+      .execute();
+  }
+
+  async listWebhooks(): Promise<WebhookRecord[]> {
+    const rows = await this.#db.selectFrom('webhooks').selectAll().orderBy('id').execute();
+    return rows.map(rowToWebhook);
+  }
+
+  async getWebhook(id: string): Promise<WebhookRecord | undefined> {
+    const row = await this.#db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && rowToWebhook(row);
+  }
+
+  async removeWebhook(id: string): Promise<boolean> {
+    const result = await this.#db.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async readOutbox(limit: number): Promise<OutboxEvent[]> {
+    const rows = await this.#db
+      .selectFrom('webhook_outbox')
+      .selectAll()
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+    if (rows.length === 0) return [];
+    // The snapshot holds the columns jobs had when migration 0008 wrote its triggers; columns
+    // added since come from the row as it is now (or their defaults, if the job is gone).
+    const current = await this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where(
+        'id',
+        'in',
+        rows.map((r) => r.job_id),
+      )
+      .execute();
+    const byId = new Map(current.map((r) => [r.id, r]));
+    return rows.map((row) => ({
+      seq: row.seq,
+      event: row.event as WebhookEvent,
+      at: new Date(row.at),
+      job: rowToJob({ ...byId.get(row.job_id), ...(JSON.parse(row.snapshot) as JobRow) }),
+    }));
+  }
+
+  async fanOut(seq: number, deliveries: readonly DeliveryRecord[]): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      if (deliveries.length > 0)
+        await trx.insertInto('webhook_deliveries').values(deliveries.map(deliveryToRow)).execute();
+      await trx.deleteFrom('webhook_outbox').where('seq', '=', seq).execute();
+    });
+  }
+
+  async dueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]> {
+    const rows = await this.#db
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('status', '=', 'pending')
+      .where('next_at', '<=', now.getTime())
+      .orderBy('next_at')
+      .limit(limit)
+      .execute();
+    return rows.map(rowToDelivery);
+  }
+
+  async nextDueAt(excluding: readonly string[]): Promise<Date | null> {
+    const skip = excluding.length === 0 ? sql`` : sql`and id not in (${sql.join([...excluding])})`;
+    const { rows } = await sql<{ next_at: number }>`select next_at from webhook_deliveries
+      where status = 'pending' ${skip} order by next_at limit 1`.execute(this.#db);
+    return rows[0] ? new Date(rows[0].next_at) : null;
+  }
+
+  async appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void> {
+    await this.#db
+      .insertInto('webhook_outbox')
+      .values({ event, job_id: job.id, at: at.getTime(), snapshot: JSON.stringify(jobToRow(job)) })
+      .execute();
+  }
+
+  async recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord> {
+    const row = await this.#db
+      .updateTable('webhook_deliveries')
+      .set((eb) => ({
+        status: result.status,
+        attempts: eb('attempts', '+', 1),
+        next_at: result.nextAt === null ? null : result.nextAt.getTime(),
+        last_at: result.at.getTime(),
+        last_status: result.httpStatus,
+        last_error: result.error,
+      }))
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return rowToDelivery(row);
+  }
+
+  async listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
+    if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > 1000) {
+      throw ValidationError.expected('limit', 'an integer from 1 to 1000', query.limit);
+    }
+    let q = this.#db.selectFrom('webhook_deliveries').selectAll();
+    if (query.owner !== undefined) q = q.where('owner', '=', query.owner);
+    if (query.jobId !== undefined) q = q.where('job_id', '=', query.jobId);
+    if (query.webhookId !== undefined) q = q.where('webhook_id', '=', query.webhookId);
+    if (query.status !== undefined) q = q.where('status', '=', query.status);
+    if (query.cursor !== undefined) q = q.where('id', '<', query.cursor);
+    const rows = await q
+      .orderBy('id', 'desc')
+      .limit(query.limit + 1)
+      .execute();
+    const page = rows.slice(0, query.limit).map(rowToDelivery);
+    return {
+      deliveries: page,
+      nextCursor: rows.length > query.limit ? (page[page.length - 1]?.id ?? null) : null,
+    };
+  }
+
+  async countJobsByStatus(): Promise<Partial<Record<JobStatus, number>>> {
+    const rows = await this.#db.selectFrom('job_status_counts').selectAll().execute();
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+}
+
+function rowToWebhook(row: WebhookRow): WebhookRecord {
+  return {
+    id: row.id,
+    url: row.url,
+    events: JSON.parse(row.events) as WebhookEvent[],
+    secret: row.secret,
+    createdAt: new Date(row.created_at),
+    createdBy: row.created_by,
+  };
+}
+
+function deliveryToRow(d: DeliveryRecord): WebhookDeliveryRow {
+  return {
+    id: d.id,
+    event: d.event,
+    job_id: d.jobId,
+    owner: d.owner,
+    webhook_id: d.webhookId,
+    url: d.url,
+    trusted: d.trusted ? 1 : 0,
+    body: d.body,
+    created_at: d.createdAt.getTime(),
+    status: d.status,
+    attempts: d.attempts,
+    next_at: d.nextAt === null ? null : d.nextAt.getTime(),
+    last_at: d.lastAt === null ? null : d.lastAt.getTime(),
+    last_status: d.lastStatus,
+    last_error: d.lastError,
+  };
+}
+
+function rowToDelivery(row: WebhookDeliveryRow): DeliveryRecord {
+  return {
+    id: row.id,
+    event: row.event as WebhookEvent,
+    jobId: row.job_id,
+    owner: row.owner,
+    webhookId: row.webhook_id,
+    url: row.url,
+    trusted: row.trusted === 1,
+    body: row.body,
+    createdAt: new Date(row.created_at),
+    status: row.status,
+    attempts: row.attempts,
+    nextAt: row.next_at === null ? null : new Date(row.next_at),
+    lastAt: row.last_at === null ? null : new Date(row.last_at),
+    lastStatus: row.last_status,
+    lastError: row.last_error,
+  };
+}

@@ -1,0 +1,111 @@
+import type { Job, JobStatus } from '../core/job.ts';
+import type { WebhookEvent } from '../core/webhook.ts';
+
+/** A server-wide webhook, as stored (its secret included: it signs with it). */
+export interface WebhookRecord {
+  readonly id: string;
+  readonly url: string;
+  readonly events: readonly WebhookEvent[];
+  readonly secret: string;
+  readonly createdAt: Date;
+  /** The admin who added it. */
+  readonly createdBy: string;
+}
+
+/** A job event recorded in the same transaction as the job's change, not yet fanned out. */
+export interface OutboxEvent {
+  readonly seq: number;
+  readonly event: WebhookEvent;
+  readonly at: Date;
+  /** The job as it was at that moment. */
+  readonly job: Job;
+}
+
+/** Where a delivery is: waiting for (another) attempt, answered 2xx, or given up. */
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'failed'];
+
+/** One event for one target. */
+export interface DeliveryRecord {
+  /** UUIDv7; also the idempotency id the receiver sees (`Jobworker-Delivery`), the same on every attempt. */
+  readonly id: string;
+  readonly event: WebhookEvent;
+  readonly jobId: string;
+  /** The job's owner: a user lists the deliveries of its own jobs. */
+  readonly owner: string;
+  /** The server-wide webhook's id; null for the job's own `notify`. */
+  readonly webhookId: string | null;
+  readonly url: string;
+  /** May reach private and loopback addresses (docs/webhooks.md, "SSRF"). */
+  readonly trusted: boolean;
+  /** The JSON body, the same on every attempt. */
+  readonly body: string;
+  readonly createdAt: Date;
+  readonly status: DeliveryStatus;
+  readonly attempts: number;
+  /** When the next attempt is due; null once delivered or failed. */
+  readonly nextAt: Date | null;
+  readonly lastAt: Date | null;
+  /** The HTTP status of the last answer; null when none came (connection refused, timeout, ...). */
+  readonly lastStatus: number | null;
+  /** Why the last attempt failed; null after a 2xx. */
+  readonly lastError: string | null;
+}
+
+/** What one attempt ended with. */
+export interface AttemptResult {
+  readonly at: Date;
+  readonly status: DeliveryStatus;
+  readonly httpStatus: number | null;
+  readonly error: string | null;
+  /** When to try again (status `pending`); null otherwise. */
+  readonly nextAt: Date | null;
+}
+
+export interface DeliveryQuery {
+  readonly owner?: string;
+  readonly jobId?: string;
+  readonly webhookId?: string;
+  readonly status?: DeliveryStatus;
+  /** 1 to 1000. */
+  readonly limit: number;
+  /** `nextCursor` of the previous page (newest first). */
+  readonly cursor?: string;
+}
+
+export interface DeliveryPage {
+  readonly deliveries: DeliveryRecord[];
+  readonly nextCursor: string | null;
+}
+
+/**
+ * The storage port of webhooks (docs/webhooks.md). The outbox is filled by the store itself, in the
+ * transaction of each job change (for SQLite: triggers of migration 0008), for jobs with a `notify`
+ * and for every job while a server-wide webhook exists.
+ */
+export interface WebhookStore {
+  addWebhook(webhook: WebhookRecord): Promise<void>;
+  listWebhooks(): Promise<WebhookRecord[]>;
+  getWebhook(id: string): Promise<WebhookRecord | undefined>;
+  /** Removes it (its pending deliveries then fail at their next attempt); false for an unknown id. */
+  removeWebhook(id: string): Promise<boolean>;
+  /** The oldest `limit` outbox events. */
+  readOutbox(limit: number): Promise<OutboxEvent[]>;
+  /** Replaces one outbox event by its deliveries, in one transaction. */
+  fanOut(seq: number, deliveries: readonly DeliveryRecord[]): Promise<void>;
+  /** Pending deliveries due at `now`, earliest first. */
+  dueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]>;
+  /** The earliest `nextAt` of a pending delivery not among `excluding` (those in flight), or null. */
+  nextDueAt(excluding: readonly string[]): Promise<Date | null>;
+  /**
+   * Records an event that is not a state change (`job:progress`) in the outbox; the state changes
+   * are recorded by the store itself, in their own transactions.
+   */
+  appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void>;
+  /** Records an attempt; returns the delivery as it is now. */
+  recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord>;
+  listDeliveries(query: DeliveryQuery): Promise<DeliveryPage>;
+  /** Jobs per status, kept as jobs change (no count over the table). */
+  countJobsByStatus(): Promise<Partial<Record<JobStatus, number>>>;
+}

@@ -1,0 +1,271 @@
+import { EventEmitter } from 'node:events';
+import type { Clock, ClockTimer } from '../core/clock.ts';
+import { newJobId } from '../core/ids.ts';
+import type { Job } from '../core/job.ts';
+import type { Logger } from '../core/logger.ts';
+import type { WebhookEvent } from '../core/webhook.ts';
+import type { DeliveryRecord, OutboxEvent, WebhookStore } from '../store/webhook-store.ts';
+import type { WebhookAddressPolicy } from './address-policy.ts';
+import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS, type WebhookRetryPolicy } from './webhook-backoff.ts';
+import { type PostResult, postWebhook } from './webhook-sender.ts';
+import { SIGNATURE_HEADER, signWebhook } from './webhook-signature.ts';
+
+export interface WebhookDispatcherOptions {
+  readonly store: WebhookStore;
+  readonly clock: Clock;
+  readonly policy: WebhookAddressPolicy;
+  /** Signs the deliveries of jobs' own `notify` (server-wide webhooks have their own secrets). */
+  readonly signingSecret: string;
+  /** True when `owner`'s own webhooks may reach private addresses (an admin's). */
+  readonly isTrusted: (owner: string) => boolean;
+  /** The job as the API shows it, for the body. */
+  readonly jobJson: (job: Job) => unknown;
+  /** `User-Agent` of the POSTs, e.g. `jobworker/0.1.0`. */
+  readonly userAgent: string;
+  readonly logger: Logger;
+  readonly retry?: Partial<WebhookRetryPolicy>;
+  /** An attempt without an answer after this long fails. Default 10 s. */
+  readonly timeoutMs?: number;
+  /** Attempts in flight at once. Default 16. */
+  readonly concurrency?: number;
+}
+
+/** Lifecycle events of the dispatcher; tests and metrics listen to them. */
+export interface WebhookDispatcherEvents {
+  /** An attempt ended; the delivery as recorded after it. */
+  'delivery:attempt': [delivery: DeliveryRecord];
+  'dispatcher:error': [error: Error];
+}
+
+/** The body every delivery POSTs (docs/webhooks.md, "Body"). */
+export interface WebhookBody {
+  /** The delivery id, also in `Jobworker-Delivery`: the same on every attempt (idempotency). */
+  readonly id: string;
+  readonly event: WebhookEvent;
+  /** When the event happened (ISO 8601). */
+  readonly at: string;
+  readonly job: unknown;
+}
+
+/**
+ * Delivers webhooks at least once. Each pass first fans the outbox out into deliveries (one per
+ * event and target, written with the outbox row's removal in one transaction), then attempts every
+ * delivery that is due, up to `concurrency` at once. A failed attempt is retried with exponential
+ * backoff and jitter on the injected clock until 24 h after its event, then recorded `failed`.
+ * Passes run when told (`kick`: after each job change and at start, which picks up what a killed
+ * server left) and when the next retry is due (one timer, never one per delivery).
+ */
+export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
+  readonly #o: WebhookDispatcherOptions;
+  readonly #retry: WebhookRetryPolicy;
+  readonly #timeoutMs: number;
+  readonly #concurrency: number;
+  readonly #inFlight = new Map<string, Promise<void>>();
+  #pass: Promise<void> | null = null;
+  #again = false;
+  #timer: ClockTimer | null = null;
+  #closed = false;
+  /** Events some server-wide webhook wants, as of the last pass (see `record`). */
+  #wantedByWebhooks = new Set<WebhookEvent>();
+
+  constructor(options: WebhookDispatcherOptions) {
+    super();
+    this.#o = options;
+    this.#retry = { ...WEBHOOK_RETRY_DEFAULTS, ...options.retry };
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#concurrency = options.concurrency ?? 16;
+  }
+
+  /** Runs a pass soon (or another after the one running). Never throws. */
+  kick(): void {
+    if (this.#closed) return;
+    if (this.#pass) {
+      this.#again = true;
+      return;
+    }
+    this.#pass = this.#loop().finally(() => {
+      this.#pass = null;
+    });
+  }
+
+  /**
+   * Records an event that is not a state change (the engine's `job:progress`) and delivers it,
+   * when someone wants it: the job's own `notify`, or a server-wide webhook (as of the last pass;
+   * adding a webhook runs one). State changes need no call: the store records them with the
+   * change itself.
+   */
+  async record(event: WebhookEvent, job: Job): Promise<void> {
+    if (!job.spec.notify?.events.includes(event) && !this.#wantedByWebhooks.has(event)) return;
+    await this.#o.store.appendOutbox(event, job, this.#o.clock.now());
+    this.kick();
+  }
+
+  /** Resolves once the pass running now (if any) and the attempts in flight have ended. */
+  async settled(): Promise<void> {
+    while (this.#pass || this.#inFlight.size > 0) {
+      await this.#pass;
+      await Promise.all(this.#inFlight.values());
+    }
+  }
+
+  /** Stops passes and the timer; attempts in flight end by themselves (or time out). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#timer?.clear();
+    await this.settled();
+  }
+
+  async #loop(): Promise<void> {
+    do {
+      this.#again = false;
+      try {
+        await this.#fanOut();
+        await this.#deliverDue();
+        await this.#arm();
+      } catch (err) {
+        this.#o.logger.error({ err }, 'webhook dispatch failed');
+        this.emit('dispatcher:error', err as Error);
+      }
+    } while (this.#again && !this.#closed);
+  }
+
+  async #fanOut(): Promise<void> {
+    let webhooks = await this.#o.store.listWebhooks();
+    this.#wantedByWebhooks = new Set(webhooks.flatMap((w) => w.events));
+    for (;;) {
+      const events = await this.#o.store.readOutbox(100);
+      if (events.length === 0) return;
+      webhooks = await this.#o.store.listWebhooks();
+      for (const event of events) {
+        const targets: { url: string; webhookId: string | null; trusted: boolean }[] = [];
+        const notify = event.job.spec.notify;
+        if (notify?.events.includes(event.event)) {
+          targets.push({ url: notify.url, webhookId: null, trusted: this.#o.isTrusted(event.job.owner) });
+        }
+        for (const w of webhooks) {
+          if (w.events.includes(event.event)) targets.push({ url: w.url, webhookId: w.id, trusted: true });
+        }
+        const now = this.#o.clock.now();
+        await this.#o.store.fanOut(
+          event.seq,
+          targets.map((t) => this.#delivery(event, t, now)),
+        );
+      }
+    }
+  }
+
+  #delivery(
+    event: OutboxEvent,
+    target: { url: string; webhookId: string | null; trusted: boolean },
+    now: Date,
+  ): DeliveryRecord {
+    const id = newJobId(now.getTime());
+    const body: WebhookBody = {
+      id,
+      event: event.event,
+      at: event.at.toISOString(),
+      job: this.#o.jobJson(event.job),
+    };
+    return {
+      id,
+      event: event.event,
+      jobId: event.job.id,
+      owner: event.job.owner,
+      webhookId: target.webhookId,
+      url: target.url,
+      trusted: target.trusted,
+      body: JSON.stringify(body),
+      createdAt: now,
+      status: 'pending',
+      attempts: 0,
+      nextAt: now,
+      lastAt: null,
+      lastStatus: null,
+      lastError: null,
+    };
+  }
+
+  async #deliverDue(): Promise<void> {
+    const room = this.#concurrency - this.#inFlight.size;
+    if (room <= 0 || this.#closed) return;
+    const due = await this.#o.store.dueDeliveries(this.#o.clock.now(), room + this.#inFlight.size);
+    for (const delivery of due) {
+      if (this.#inFlight.has(delivery.id) || this.#inFlight.size >= this.#concurrency) continue;
+      const attempt = this.#attempt(delivery)
+        .catch((err: Error) => {
+          this.#o.logger.error({ err, deliveryId: delivery.id }, 'webhook attempt failed to record');
+          this.emit('dispatcher:error', err);
+        })
+        .finally(() => {
+          this.#inFlight.delete(delivery.id);
+          this.kick();
+        });
+      this.#inFlight.set(delivery.id, attempt);
+    }
+  }
+
+  async #attempt(delivery: DeliveryRecord): Promise<void> {
+    const secret =
+      delivery.webhookId === null
+        ? this.#o.signingSecret
+        : (await this.#o.store.getWebhook(delivery.webhookId))?.secret;
+    const at = this.#o.clock.now();
+    const result: PostResult =
+      secret === undefined
+        ? { error: `webhook ${delivery.webhookId} was removed` }
+        : await postWebhook(
+            {
+              url: delivery.url,
+              body: delivery.body,
+              trusted: delivery.trusted,
+              headers: {
+                'user-agent': this.#o.userAgent,
+                'jobworker-event': delivery.event,
+                'jobworker-delivery': delivery.id,
+                [SIGNATURE_HEADER]: signWebhook(secret, at, delivery.body),
+              },
+            },
+            { clock: this.#o.clock, policy: this.#o.policy, timeoutMs: this.#timeoutMs },
+          );
+    const now = this.#o.clock.now();
+    const ok = 'status' in result && result.status >= 200 && result.status < 300;
+    let status: DeliveryRecord['status'] = ok ? 'delivered' : 'pending';
+    let nextAt: Date | null = null;
+    if (!ok) {
+      const next = now.getTime() + retryDelayMs(this.#retry, delivery.attempts + 1);
+      const hopeless = secret === undefined || ('error' in result && result.refused === true);
+      if (hopeless || next > delivery.createdAt.getTime() + this.#retry.maxAgeMs) status = 'failed';
+      else nextAt = new Date(next);
+    }
+    const recorded = await this.#o.store.recordAttempt(delivery.id, {
+      at,
+      status,
+      httpStatus: 'status' in result ? result.status : null,
+      error: ok ? null : 'error' in result ? result.error : `answered HTTP ${result.status}`,
+      nextAt,
+    });
+    if (status === 'failed') {
+      this.#o.logger.warn(
+        { deliveryId: delivery.id, jobId: delivery.jobId, url: delivery.url, attempts: recorded.attempts },
+        `webhook delivery gave up: ${recorded.lastError}`,
+      );
+    }
+    this.emit('delivery:attempt', recorded);
+  }
+
+  /** One timer for the next retry due that is not in flight (those kick when they end). */
+  async #arm(): Promise<void> {
+    this.#timer?.clear();
+    this.#timer = null;
+    if (this.#closed) return;
+    const next = await this.#o.store.nextDueAt([...this.#inFlight.keys()]);
+    if (next === null) return;
+    const wait = next.getTime() - this.#o.clock.now().getTime();
+    if (wait <= 0) {
+      // Due now: another pass, unless every slot is busy (an attempt that ends kicks one).
+      if (this.#inFlight.size < this.#concurrency) this.#again = true;
+      return;
+    }
+    this.#timer = this.#o.clock.setTimer(() => this.kick(), wait);
+  }
+}

@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { Job } from '../../src/core/job.ts';
+import { silentLogger } from '../../src/core/logger.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+import { WebhookAddressPolicy } from '../../src/webhooks/address-policy.ts';
+import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS } from '../../src/webhooks/webhook-backoff.ts';
+import { WebhookDispatcher, type WebhookDispatcherOptions } from '../../src/webhooks/webhook-dispatcher.ts';
+import { signWebhook, verifyWebhookSignature } from '../../src/webhooks/webhook-signature.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
+
+const open: { close(): Promise<void> }[] = [];
+after(async () => {
+  for (const thing of open.reverse()) await thing.close();
+});
+
+/** An engine on a fresh store, a receiver, and a dispatcher over that store on a manual clock. */
+async function world(options: Partial<WebhookDispatcherOptions> = {}) {
+  const h: Harness = await openHarness();
+  const receiver = await WebhookReceiver.open();
+  const clock = new ManualClock();
+  const dispatcher = new WebhookDispatcher({
+    store: h.store.webhooks,
+    clock,
+    policy: new WebhookAddressPolicy(),
+    signingSecret: 'the-signing-secret',
+    isTrusted: () => true,
+    jobJson: (job: Job) => ({ id: job.id, status: job.status }),
+    userAgent: 'jobworker/test',
+    logger: silentLogger,
+    ...options,
+  });
+  h.engine.on('job:finished', () => dispatcher.kick());
+  open.push({ close: () => h.destroy() }, receiver, { close: () => dispatcher.close() });
+  const finished = async (url: string) => {
+    const job = await h.engine.start({ command: 'true', notify: { url } }, { user: 'u' });
+    await h.engine.waitFor(job.id);
+    return job;
+  };
+  return { h, receiver, clock, dispatcher, finished };
+}
+
+describe('webhook dispatch', () => {
+  it('fails an attempt that gets no answer in time (on the clock) and tries again', async () => {
+    const w = await world({ timeoutMs: 5000, retry: { initialMs: 1000, maxMs: 1000 } });
+    w.receiver.answers = ['hang'];
+    const job = await w.finished(w.receiver.url('/slow'));
+    await w.receiver.nth(1);
+    const attempted = once(w.dispatcher, 'delivery:attempt');
+    w.clock.advance(5000);
+    const [first] = (await attempted) as [{ status: string; lastError: string; attempts: number }];
+    assert.deepEqual(
+      [first.status, first.attempts, first.lastError],
+      ['pending', 1, 'no answer within 5000 ms'],
+    );
+    await w.dispatcher.settled();
+    w.clock.advance(1000);
+    await w.receiver.nth(2);
+    await w.dispatcher.settled();
+    const { deliveries } = await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 10 });
+    assert.deepEqual(
+      deliveries.map((d) => [d.status, d.attempts, d.lastStatus]),
+      [['delivered', 2, 200]],
+    );
+  });
+
+  it('gives up a delivery still failing past its maximum age, and arms no timer for it', async () => {
+    const w = await world({ retry: { initialMs: 3_600_000, maxMs: 3_600_000, maxAgeMs: 2 * 3_600_000 } });
+    w.receiver.answers = [500, 500, 500, 500];
+    const job = await w.finished(w.receiver.url('/down'));
+    for (let n = 1; ; n++) {
+      await w.receiver.nth(n);
+      await w.dispatcher.settled();
+      const [d] = (await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
+      if (d!.status === 'failed') break;
+      assert.ok(n < 4, 'gave up within its age');
+      w.clock.advance(3_600_000);
+    }
+    const [gaveUp] = (await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
+    assert.equal(gaveUp!.nextAt, null);
+    assert.equal(gaveUp!.lastError, 'answered HTTP 500');
+    assert.equal(await w.h.store.webhooks.nextDueAt([]), null);
+  });
+
+  it('refuses a name that resolves to loopback, and IPv4-mapped loopback, for an untrusted owner', async () => {
+    const w = await world({ isTrusted: () => false });
+    const port = new URL(w.receiver.url()).port;
+    for (const url of [`http://localhost:${port}/x`, `http://[::ffff:127.0.0.1]:${port}/x`]) {
+      const job = await w.finished(url);
+      await w.dispatcher.settled();
+      const [d] = (await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
+      assert.equal(d!.status, 'failed', url);
+      assert.match(d!.lastError ?? '', /is a loopback, private or reserved address/);
+    }
+    assert.equal(w.receiver.received.length, 0);
+  });
+
+  it('records job:progress (no state change) only for jobs or webhooks that want it, and delivers it', async () => {
+    const w = await world();
+    const wants = await w.h.engine.start(
+      { command: 'true', notify: { url: w.receiver.url('/progress'), events: ['job:progress'] } },
+      { user: 'u' },
+    );
+    const ignores = await w.h.engine.start({ command: 'true' }, { user: 'u' });
+    await w.h.engine.waitFor(wants.id);
+    await w.h.engine.waitFor(ignores.id);
+    await w.dispatcher.settled();
+    assert.equal(w.receiver.received.length, 0, 'it wants job:progress only');
+    await w.dispatcher.record('job:progress', await w.h.engine.get(ignores.id));
+    assert.deepEqual(await w.h.store.webhooks.readOutbox(10), [], 'nobody wants it: nothing written');
+    await w.dispatcher.record('job:progress', await w.h.engine.get(wants.id));
+    const got = await w.receiver.nth(1);
+    assert.deepEqual([got.path, got.headers['jobworker-event']], ['/progress', 'job:progress']);
+    assert.equal((JSON.parse(got.body) as { job: { id: string } }).job.id, wants.id);
+  });
+
+  it('keeps a delivery pending when its attempt cannot be recorded (the store went away), and closes', async () => {
+    const w = await world();
+    w.receiver.answers = ['hang'];
+    const job = await w.finished(w.receiver.url('/lost'));
+    await w.receiver.nth(1);
+    const [pending] = (await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
+    assert.deepEqual([pending!.status, pending!.attempts], ['pending', 0]);
+    const failed = once(w.dispatcher, 'dispatcher:error');
+    await w.h.close();
+    // The receiver now answers (its connection is cut): the record of that attempt fails.
+    await w.receiver.close();
+    const [err] = (await failed) as [Error];
+    assert.ok(err instanceof Error);
+    await w.dispatcher.close();
+    // At least once: the unrecorded attempt is still due, for the next server to make.
+    const store = await SqliteJobStore.open(join(w.h.dataDir, 'jobworker.db'));
+    try {
+      const [still] = (await store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
+      assert.deepEqual([still!.status, still!.attempts, still!.id], ['pending', 0, pending!.id]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('webhook parts', () => {
+  it('backoff doubles from initialMs to maxMs, with jitter in the upper half', () => {
+    const p = WEBHOOK_RETRY_DEFAULTS;
+    assert.deepEqual(
+      [1, 2, 3, 4].map((n) => retryDelayMs(p, n, () => 0)),
+      [5_000, 10_000, 20_000, 40_000],
+    );
+    assert.equal(
+      retryDelayMs(p, 1, () => 0.999_999),
+      10_000,
+    );
+    assert.equal(
+      retryDelayMs(p, 30, () => 0.5),
+      2_700_000,
+    );
+    assert.equal(
+      retryDelayMs(p, 30, () => 0),
+      1_800_000,
+    );
+  });
+
+  it('signs with t and v1 over "t.body"; a change of body, secret or an old time fails', () => {
+    const at = new Date('2026-12-02T12:00:00Z');
+    const header = signWebhook('k', at, '{"a":1}');
+    assert.match(header, new RegExp(`^t=${at.getTime() / 1000},v1=[0-9a-f]{64}$`));
+    assert.ok(verifyWebhookSignature(header, '{"a":1}', 'k', at));
+    assert.equal(verifyWebhookSignature(header, '{"a":2}', 'k', at), false);
+    assert.equal(verifyWebhookSignature(header, '{"a":1}', 'K', at), false);
+    assert.equal(verifyWebhookSignature(header, '{"a":1}', 'k', new Date(at.getTime() + 301_000)), false);
+  });
+
+  it('the address policy: private ranges refused unless trusted or allowed; bad CIDRs named', () => {
+    const policy = new WebhookAddressPolicy(['10.20.0.0/16', 'fd00::/8']);
+    for (const ip of [
+      '127.0.0.1',
+      '10.0.0.1',
+      '172.16.5.4',
+      '192.168.1.1',
+      '169.254.169.254',
+      '::1',
+      'fe80::1',
+      '::ffff:10.0.0.1',
+      '0.0.0.0',
+      '100.64.0.1',
+    ]) {
+      assert.ok(policy.refusal(ip, false), ip);
+      assert.equal(policy.refusal(ip, true), null, `${ip} trusted`);
+    }
+    for (const ip of ['93.184.216.34', '2606:4700::1', '10.20.3.4', 'fd12::1', '::ffff:10.20.0.9']) {
+      assert.equal(policy.refusal(ip, false), null, ip);
+    }
+    assert.throws(() => new WebhookAddressPolicy(['10.0.0.0/33']), /Expected `webhookAllow` to be CIDRs/);
+    assert.throws(() => new WebhookAddressPolicy(['example.com/8']), /Expected `webhookAllow` to be CIDRs/);
+  });
+});
