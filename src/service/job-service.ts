@@ -10,6 +10,8 @@ import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine
 import type { OutputRead, OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
+import { watchEvents } from './event-watch.ts';
+import { JobEventFeed, type WatchMessage } from './job-event-feed.ts';
 import { resolveJobRef } from './job-ref.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError } from './service-errors.ts';
@@ -37,6 +39,8 @@ export type JobEnginePort = Pick<
   | 'drained'
   | 'delete'
   | 'prune'
+  | 'on'
+  | 'off'
 >;
 
 /** Picks the OS account of a submitted job: `JobAccounts` fits (src/accounts/job-accounts.ts). */
@@ -56,8 +60,14 @@ export interface JobServiceOptions {
   readonly defaultPageSize?: number;
   /** Where every state-changing call is recorded (docs/security.md, "Audit trail"). Default: nowhere. */
   readonly audit?: AuditSink;
-  /** The time audit entries carry. Default: the system clock. */
+  /** The time audit entries carry, and the timer of event heartbeats. Default: the system clock. */
   readonly clock?: Clock;
+  /** Recent job events kept so that an event watcher can resume (`Last-Event-ID`). Default 1000. */
+  readonly eventHistory?: number;
+  /** An event watcher gets a heartbeat after this long without a message. Default 15 s. */
+  readonly eventHeartbeatMs?: number;
+  /** Event watches open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 1024. */
+  readonly maxWatchers?: number;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -65,6 +75,9 @@ export const SERVICE_DEFAULTS = {
   defaultPageSize: 50,
   audit: NO_AUDIT,
   clock: systemClock,
+  eventHistory: 1000,
+  eventHeartbeatMs: 15_000,
+  maxWatchers: 1024,
 } as const satisfies Required<Omit<JobServiceOptions, 'accounts'>>;
 
 /** The longest grace a stop may ask for: one day. */
@@ -116,12 +129,70 @@ export class JobService extends EventEmitter<ServiceEvents> {
   readonly #accounts: AccountResolver | undefined;
   readonly #shutdown = new AbortController();
   #followers = 0;
+  #watchers = 0;
+  readonly #events: JobEventFeed;
 
   constructor(engine: JobEnginePort, options: JobServiceOptions = {}) {
     super();
     this.#engine = engine;
     this.#options = { ...SERVICE_DEFAULTS, ...options };
     this.#accounts = options.accounts;
+    this.#events = new JobEventFeed(engine, {
+      clock: this.#options.clock,
+      capacity: this.#options.eventHistory,
+    });
+  }
+
+  /**
+   * Watches the job events the caller may see (a user its own jobs, admins and viewers every job),
+   * from now or, with `lastEventId`, from after that event (see `WatchMessage`). Refusals (too many
+   * watchers) come before the stream; `signal` or shutdown ends it.
+   */
+  async watchEvents(
+    who: Principal,
+    request: { lastEventId?: string | undefined; signal?: AbortSignal } = {},
+  ): Promise<AsyncGenerator<WatchMessage>> {
+    if (this.#watchers >= this.#options.maxWatchers) {
+      throw new CapacityError(`The server already has ${this.#watchers} event watchers, its limit; try again later`);
+    }
+    this.#watchers++;
+    const signals = [this.#shutdown.signal, ...(request.signal ? [request.signal] : [])];
+    const inner = watchEvents({
+      feed: this.#events,
+      visible: (job) => maySee(who, job),
+      lastEventId: request.lastEventId,
+      clock: this.#options.clock,
+      heartbeatMs: this.#options.eventHeartbeatMs,
+      backlog: this.#options.eventHistory,
+      signal: AbortSignal.any(signals),
+    });
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#watchers--;
+    };
+    async function* counted(): AsyncGenerator<WatchMessage> {
+      try {
+        yield* inner;
+      } finally {
+        release();
+      }
+    }
+    const stream = counted();
+    const close = stream.return.bind(stream);
+    // A generator closed before it ever ran skips its `finally`: release the slot here too.
+    stream.return = async (value) => {
+      release();
+      await inner.return(undefined);
+      return close(value);
+    };
+    return stream;
+  }
+
+  /** Event watches open right now. */
+  get watchers(): number {
+    return this.#watchers;
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */

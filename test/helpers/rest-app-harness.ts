@@ -46,13 +46,17 @@ export async function openApp(
      */
     tls?: boolean;
     run?: RunRouteOptions;
+    /** The built dashboard to serve at `/` (dist/web). */
+    webRoot?: string;
+    /** JobService options beyond the harness's own (event heartbeats, ...). */
+    service?: { eventHeartbeatMs?: number; eventHistory?: number };
   } = {},
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const clock = options.clock;
   const accounts = await UserDirectory.open(h.store.users, clock ? { clock } : {});
   const audit = new AuditLog(h.store.users);
-  const service = new JobService(h.engine, { audit, ...(clock ? { clock } : {}) });
+  const service = new JobService(h.engine, { audit, ...(clock ? { clock } : {}), ...options.service });
   const users = new UserService(accounts, audit, clock ? { clock } : {});
   // A real CA in the harness's data directory, as `jobworker serve` makes it.
   const ca = await openCertificateAuthority(h.dataDir, new Date());
@@ -82,6 +86,7 @@ export async function openApp(
     version: 'test',
     ...(tls ? { https: tls.serverOptions() } : {}),
     ...(options.run ? { run: options.run } : {}),
+    ...(options.webRoot ? { webRoot: options.webRoot } : {}),
   });
   let url: string | undefined;
   if (tls) {

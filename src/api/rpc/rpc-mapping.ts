@@ -12,6 +12,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { dedupeScopeOf, type Job, type JobStatus as StatusName } from '../../core/job.ts';
 import type { DrainState } from '../../engine/job-engine.ts';
 import type { OutputEvent, OutputSelector } from '../../output/output-types.ts';
+import type { JobEventType as EventTypeName, WatchMessage } from '../../service/job-event-feed.ts';
 import type { ListJobsRequest } from '../../service/job-service.ts';
 import type { AuditRequest, TokenView } from '../../service/user-service.ts';
 import type { QueueSettings, QueueState } from '../../store/job-store.ts';
@@ -25,6 +26,7 @@ import {
 import { type Certificate, CertificateSchema } from './gen/jobworker/v1/certificate_service_pb.ts';
 import { type Job as JobMessage, JobSchema, JobStatus, WaitingFor } from './gen/jobworker/v1/job_pb.ts';
 import {
+  JobEventType,
   type ListRequest,
   OnDuplicate,
   OutputStream,
@@ -32,6 +34,8 @@ import {
   type StartRequest,
   type StreamOutputResponse,
   StreamOutputResponseSchema,
+  type WatchEventsResponse,
+  WatchEventsResponseSchema,
 } from './gen/jobworker/v1/job_service_pb.ts';
 import {
   type DrainState as DrainStateMessage,
@@ -231,6 +235,40 @@ export function outputToProto(event: OutputEvent): StreamOutputResponse {
 
 export function endToProto(job: Job): StreamOutputResponse {
   return create(StreamOutputResponseSchema, { event: { case: 'end', value: jobToProto(job) } });
+}
+
+const EVENT_TYPES: Record<EventTypeName, JobEventType> = {
+  'job:queued': JobEventType.QUEUED,
+  'job:started': JobEventType.STARTED,
+  'job:progress': JobEventType.PROGRESS,
+  'job:finished': JobEventType.FINISHED,
+};
+
+/** One message of a watch (`JobService.watchEvents`), as `WatchEvents` sends it. */
+export function watchMessageToProto(message: WatchMessage): WatchEventsResponse {
+  switch (message.kind) {
+    case 'ready':
+      return create(WatchEventsResponseSchema, {
+        message: { case: 'ready', value: { lastEventId: message.lastEventId } },
+      });
+    case 'reset':
+      return create(WatchEventsResponseSchema, {
+        message: { case: 'reset', value: { lastEventId: message.lastEventId, reason: message.reason } },
+      });
+    case 'heartbeat':
+      return create(WatchEventsResponseSchema, { message: { case: 'heartbeat', value: {} } });
+    case 'event':
+      return create(WatchEventsResponseSchema, {
+        message: {
+          case: 'event',
+          value: {
+            id: message.event.id,
+            type: EVENT_TYPES[message.event.type],
+            job: jobToProto(message.event.job),
+          },
+        },
+      });
+  }
 }
 
 export function queueToProto(queue: QueueState): Queue {

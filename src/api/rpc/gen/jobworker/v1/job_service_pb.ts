@@ -14,7 +14,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file jobworker/v1/job_service.proto.
  */
 export const file_jobworker_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5qb2J3b3JrZXIvdjEvam9iX3NlcnZpY2UucHJvdG8SDGpvYndvcmtlci52MSKDBgoMU3RhcnRSZXF1ZXN0Eg8KB2NvbW1hbmQYASABKAkSDAoEYXJncxgCIAMoCRINCgVzaGVsbBgDIAEoCBIwCgNlbnYYBCADKAsyIy5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0LkVudkVudHJ5EhAKA2N3ZBgFIAEoCUgAiAEBEhcKCnRpbWVvdXRfbXMYBiABKANIAYgBARISCgpub190aW1lb3V0GAcgASgIEhEKBG5hbWUYCCABKAlIAogBARI2CgZsYWJlbHMYCSADKAsyJi5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0LkxhYmVsc0VudHJ5EicKBmxpbWl0cxgKIAEoCzIXLmpvYndvcmtlci52MS5Kb2JMaW1pdHMSEgoFcXVldWUYCyABKAlIA4gBARIVCghwcmlvcml0eRgMIAEoBUgEiAEBEg0KBWFmdGVyGA0gAygJEigKBXJldHJ5GA4gASgLMhkuam9id29ya2VyLnYxLlJldHJ5UG9saWN5EhcKCmRlZHVwZV9rZXkYDyABKAlIBYgBARIZCgxkZWR1cGVfc2NvcGUYECABKAlIBogBARIsCghydW5fdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoIZGVsYXlfbXMYEiABKANIB4gBARIvCgxvbl9kdXBsaWNhdGUYEyABKA4yGS5qb2J3b3JrZXIudjEuT25EdXBsaWNhdGUSEwoLcnVuX2FzX3Jvb3QYFCABKAgaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBF9jd2RCDQoLX3RpbWVvdXRfbXNCBwoFX25hbWVCCAoGX3F1ZXVlQgsKCV9wcmlvcml0eUINCgtfZGVkdXBlX2tleUIPCg1fZGVkdXBlX3Njb3BlQgsKCV9kZWxheV9tcyJfCglKb2JMaW1pdHMSGQoMbWVtb3J5X2J5dGVzGAEgASgDSACIAQESFwoKY3B1X21pbGxpcxgCIAEoBUgBiAEBQg8KDV9tZW1vcnlfYnl0ZXNCDQoLX2NwdV9taWxsaXMitwEKC1JldHJ5UG9saWN5EhAKCGF0dGVtcHRzGAEgASgFEh8KEmJhY2tvZmZfaW5pdGlhbF9tcxgCIAEoA0gAiAEBEhsKDmJhY2tvZmZfZmFjdG9yGAMgASgBSAGIAQESGwoOYmFja29mZl9tYXhfbXMYBCABKANIAogBAUIVChNfYmFja29mZl9pbml0aWFsX21zQhEKD19iYWNrb2ZmX2ZhY3RvckIRCg9fYmFja29mZl9tYXhfbXMiQAoNU3RhcnRSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiGAoKR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSItCgtHZXRSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIsUBCgtMaXN0UmVxdWVzdBIpCghzdGF0dXNlcxgBIAMoDjIXLmpvYndvcmtlci52MS5Kb2JTdGF0dXMSEQoEbmFtZRgCIAEoCUgAiAEBEhYKCWlkX3ByZWZpeBgDIAEoCUgBiAEBEiIKBWxhYmVsGAQgASgLMhMuam9id29ya2VyLnYxLkxhYmVsEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJQgcKBV9uYW1lQgwKCl9pZF9wcmVmaXgiIwoFTGFiZWwSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIkgKDExpc3RSZXNwb25zZRIfCgRqb2JzGAEgAygLMhEuam9id29ya2VyLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHQoOUmVzb2x2ZVJlcXVlc3QSCwoDcmVmGAEgASgJIjEKD1Jlc29sdmVSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIj0KC1N0b3BSZXF1ZXN0EgoKAmlkGAEgASgJEhUKCGdyYWNlX21zGAIgASgDSACIAQFCCwoJX2dyYWNlX21zIi4KDFN0b3BSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIhoKDFBhdXNlUmVxdWVzdBIKCgJpZBgBIAEoCSIvCg1QYXVzZVJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IiGwoNUmVzdW1lUmVxdWVzdBIKCgJpZBgBIAEoCSIwCg5SZXN1bWVSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIhsKDURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkiMAoORGVsZXRlUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id29ya2VyLnYxLkpvYiI8CgxQcnVuZVJlcXVlc3QSGgoNb2xkZXJfdGhhbl9tcxgBIAEoA0gAiAEBQhAKDl9vbGRlcl90aGFuX21zIiAKDVBydW5lUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoAyIcCg5XYWl0Rm9yUmVxdWVzdBIKCgJpZBgBIAEoCSIxCg9XYWl0Rm9yUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id29ya2VyLnYxLkpvYiJpChNTdHJlYW1PdXRwdXRSZXF1ZXN0EgoKAmlkGAEgASgJEiYKBHZpZXcYAiABKA4yGC5qb2J3b3JrZXIudjEuT3V0cHV0VmlldxIOCgZjdXJzb3IYAyABKAMSDgoGZm9sbG93GAQgASgIIp8BChRTdHJlYW1PdXRwdXRSZXNwb25zZRIoCgRkYXRhGAEgASgLMhguam9id29ya2VyLnYxLk91dHB1dERhdGFIABIyCgl0cnVuY2F0ZWQYAiABKAsyHS5qb2J3b3JrZXIudjEuT3V0cHV0VHJ1bmNhdGVkSAASIAoDZW5kGAMgASgLMhEuam9id29ya2VyLnYxLkpvYkgAQgcKBWV2ZW50IlYKCk91dHB1dERhdGESKgoGc3RyZWFtGAEgASgOMhouam9id29ya2VyLnYxLk91dHB1dFN0cmVhbRIMCgRkYXRhGAIgASgMEg4KBmN1cnNvchgDIAEoAyJkCg9PdXRwdXRUcnVuY2F0ZWQSKgoGc3RyZWFtGAEgASgOMhouam9id29ya2VyLnYxLk91dHB1dFN0cmVhbRIVCg1za2lwcGVkX2J5dGVzGAIgASgDEg4KBmN1cnNvchgDIAEoAypdCgtPbkR1cGxpY2F0ZRIcChhPTl9EVVBMSUNBVEVfVU5TUEVDSUZJRUQQABIXChNPTl9EVVBMSUNBVEVfUkVKRUNUEAESFwoTT05fRFVQTElDQVRFX1JFVFVSThACKnMKCk91dHB1dFZpZXcSGwoXT1VUUFVUX1ZJRVdfVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfVklFV19DT01CSU5FRBABEhYKEk9VVFBVVF9WSUVXX1NURE9VVBACEhYKEk9VVFBVVF9WSUVXX1NUREVSUhADKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACMv8FCgpKb2JTZXJ2aWNlEkAKBVN0YXJ0Ehouam9id29ya2VyLnYxLlN0YXJ0UmVxdWVzdBobLmpvYndvcmtlci52MS5TdGFydFJlc3BvbnNlEjoKA0dldBIYLmpvYndvcmtlci52MS5HZXRSZXF1ZXN0Ghkuam9id29ya2VyLnYxLkdldFJlc3BvbnNlEj0KBExpc3QSGS5qb2J3b3JrZXIudjEuTGlzdFJlcXVlc3QaGi5qb2J3b3JrZXIudjEuTGlzdFJlc3BvbnNlEkYKB1Jlc29sdmUSHC5qb2J3b3JrZXIudjEuUmVzb2x2ZVJlcXVlc3QaHS5qb2J3b3JrZXIudjEuUmVzb2x2ZVJlc3BvbnNlEj0KBFN0b3ASGS5qb2J3b3JrZXIudjEuU3RvcFJlcXVlc3QaGi5qb2J3b3JrZXIudjEuU3RvcFJlc3BvbnNlEkAKBVBhdXNlEhouam9id29ya2VyLnYxLlBhdXNlUmVxdWVzdBobLmpvYndvcmtlci52MS5QYXVzZVJlc3BvbnNlEkMKBlJlc3VtZRIbLmpvYndvcmtlci52MS5SZXN1bWVSZXF1ZXN0Ghwuam9id29ya2VyLnYxLlJlc3VtZVJlc3BvbnNlEkMKBkRlbGV0ZRIbLmpvYndvcmtlci52MS5EZWxldGVSZXF1ZXN0Ghwuam9id29ya2VyLnYxLkRlbGV0ZVJlc3BvbnNlEkAKBVBydW5lEhouam9id29ya2VyLnYxLlBydW5lUmVxdWVzdBobLmpvYndvcmtlci52MS5QcnVuZVJlc3BvbnNlEkYKB1dhaXRGb3ISHC5qb2J3b3JrZXIudjEuV2FpdEZvclJlcXVlc3QaHS5qb2J3b3JrZXIudjEuV2FpdEZvclJlc3BvbnNlElcKDFN0cmVhbU91dHB1dBIhLmpvYndvcmtlci52MS5TdHJlYW1PdXRwdXRSZXF1ZXN0GiIuam9id29ya2VyLnYxLlN0cmVhbU91dHB1dFJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_jobworker_v1_job]);
+  fileDesc("Ch5qb2J3b3JrZXIvdjEvam9iX3NlcnZpY2UucHJvdG8SDGpvYndvcmtlci52MSKDBgoMU3RhcnRSZXF1ZXN0Eg8KB2NvbW1hbmQYASABKAkSDAoEYXJncxgCIAMoCRINCgVzaGVsbBgDIAEoCBIwCgNlbnYYBCADKAsyIy5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0LkVudkVudHJ5EhAKA2N3ZBgFIAEoCUgAiAEBEhcKCnRpbWVvdXRfbXMYBiABKANIAYgBARISCgpub190aW1lb3V0GAcgASgIEhEKBG5hbWUYCCABKAlIAogBARI2CgZsYWJlbHMYCSADKAsyJi5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0LkxhYmVsc0VudHJ5EicKBmxpbWl0cxgKIAEoCzIXLmpvYndvcmtlci52MS5Kb2JMaW1pdHMSEgoFcXVldWUYCyABKAlIA4gBARIVCghwcmlvcml0eRgMIAEoBUgEiAEBEg0KBWFmdGVyGA0gAygJEigKBXJldHJ5GA4gASgLMhkuam9id29ya2VyLnYxLlJldHJ5UG9saWN5EhcKCmRlZHVwZV9rZXkYDyABKAlIBYgBARIZCgxkZWR1cGVfc2NvcGUYECABKAlIBogBARIsCghydW5fdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoIZGVsYXlfbXMYEiABKANIB4gBARIvCgxvbl9kdXBsaWNhdGUYEyABKA4yGS5qb2J3b3JrZXIudjEuT25EdXBsaWNhdGUSEwoLcnVuX2FzX3Jvb3QYFCABKAgaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBF9jd2RCDQoLX3RpbWVvdXRfbXNCBwoFX25hbWVCCAoGX3F1ZXVlQgsKCV9wcmlvcml0eUINCgtfZGVkdXBlX2tleUIPCg1fZGVkdXBlX3Njb3BlQgsKCV9kZWxheV9tcyJfCglKb2JMaW1pdHMSGQoMbWVtb3J5X2J5dGVzGAEgASgDSACIAQESFwoKY3B1X21pbGxpcxgCIAEoBUgBiAEBQg8KDV9tZW1vcnlfYnl0ZXNCDQoLX2NwdV9taWxsaXMitwEKC1JldHJ5UG9saWN5EhAKCGF0dGVtcHRzGAEgASgFEh8KEmJhY2tvZmZfaW5pdGlhbF9tcxgCIAEoA0gAiAEBEhsKDmJhY2tvZmZfZmFjdG9yGAMgASgBSAGIAQESGwoOYmFja29mZl9tYXhfbXMYBCABKANIAogBAUIVChNfYmFja29mZl9pbml0aWFsX21zQhEKD19iYWNrb2ZmX2ZhY3RvckIRCg9fYmFja29mZl9tYXhfbXMiQAoNU3RhcnRSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiGAoKR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSItCgtHZXRSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIsUBCgtMaXN0UmVxdWVzdBIpCghzdGF0dXNlcxgBIAMoDjIXLmpvYndvcmtlci52MS5Kb2JTdGF0dXMSEQoEbmFtZRgCIAEoCUgAiAEBEhYKCWlkX3ByZWZpeBgDIAEoCUgBiAEBEiIKBWxhYmVsGAQgASgLMhMuam9id29ya2VyLnYxLkxhYmVsEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJQgcKBV9uYW1lQgwKCl9pZF9wcmVmaXgiIwoFTGFiZWwSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIkgKDExpc3RSZXNwb25zZRIfCgRqb2JzGAEgAygLMhEuam9id29ya2VyLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHQoOUmVzb2x2ZVJlcXVlc3QSCwoDcmVmGAEgASgJIjEKD1Jlc29sdmVSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIj0KC1N0b3BSZXF1ZXN0EgoKAmlkGAEgASgJEhUKCGdyYWNlX21zGAIgASgDSACIAQFCCwoJX2dyYWNlX21zIi4KDFN0b3BSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIhoKDFBhdXNlUmVxdWVzdBIKCgJpZBgBIAEoCSIvCg1QYXVzZVJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IiGwoNUmVzdW1lUmVxdWVzdBIKCgJpZBgBIAEoCSIwCg5SZXN1bWVSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIhsKDURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkiMAoORGVsZXRlUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id29ya2VyLnYxLkpvYiI8CgxQcnVuZVJlcXVlc3QSGgoNb2xkZXJfdGhhbl9tcxgBIAEoA0gAiAEBQhAKDl9vbGRlcl90aGFuX21zIiAKDVBydW5lUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoAyIcCg5XYWl0Rm9yUmVxdWVzdBIKCgJpZBgBIAEoCSIxCg9XYWl0Rm9yUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id29ya2VyLnYxLkpvYiJpChNTdHJlYW1PdXRwdXRSZXF1ZXN0EgoKAmlkGAEgASgJEiYKBHZpZXcYAiABKA4yGC5qb2J3b3JrZXIudjEuT3V0cHV0VmlldxIOCgZjdXJzb3IYAyABKAMSDgoGZm9sbG93GAQgASgIIp8BChRTdHJlYW1PdXRwdXRSZXNwb25zZRIoCgRkYXRhGAEgASgLMhguam9id29ya2VyLnYxLk91dHB1dERhdGFIABIyCgl0cnVuY2F0ZWQYAiABKAsyHS5qb2J3b3JrZXIudjEuT3V0cHV0VHJ1bmNhdGVkSAASIAoDZW5kGAMgASgLMhEuam9id29ya2VyLnYxLkpvYkgAQgcKBWV2ZW50IlYKCk91dHB1dERhdGESKgoGc3RyZWFtGAEgASgOMhouam9id29ya2VyLnYxLk91dHB1dFN0cmVhbRIMCgRkYXRhGAIgASgMEg4KBmN1cnNvchgDIAEoAyJkCg9PdXRwdXRUcnVuY2F0ZWQSKgoGc3RyZWFtGAEgASgOMhouam9id29ya2VyLnYxLk91dHB1dFN0cmVhbRIVCg1za2lwcGVkX2J5dGVzGAIgASgDEg4KBmN1cnNvchgDIAEoAyIrChJXYXRjaEV2ZW50c1JlcXVlc3QSFQoNbGFzdF9ldmVudF9pZBgBIAEoCSLSAQoTV2F0Y2hFdmVudHNSZXNwb25zZRIpCgVyZWFkeRgBIAEoCzIYLmpvYndvcmtlci52MS5XYXRjaFJlYWR5SAASKQoFcmVzZXQYAiABKAsyGC5qb2J3b3JrZXIudjEuV2F0Y2hSZXNldEgAEicKBWV2ZW50GAMgASgLMhYuam9id29ya2VyLnYxLkpvYkV2ZW50SAASMQoJaGVhcnRiZWF0GAQgASgLMhwuam9id29ya2VyLnYxLldhdGNoSGVhcnRiZWF0SABCCQoHbWVzc2FnZSIjCgpXYXRjaFJlYWR5EhUKDWxhc3RfZXZlbnRfaWQYASABKAkiMwoKV2F0Y2hSZXNldBIVCg1sYXN0X2V2ZW50X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIQCg5XYXRjaEhlYXJ0YmVhdCJgCghKb2JFdmVudBIKCgJpZBgBIAEoCRIoCgR0eXBlGAIgASgOMhouam9id29ya2VyLnYxLkpvYkV2ZW50VHlwZRIeCgNqb2IYAyABKAsyES5qb2J3b3JrZXIudjEuSm9iKl0KC09uRHVwbGljYXRlEhwKGE9OX0RVUExJQ0FURV9VTlNQRUNJRklFRBAAEhcKE09OX0RVUExJQ0FURV9SRUpFQ1QQARIXChNPTl9EVVBMSUNBVEVfUkVUVVJOEAIqcwoKT3V0cHV0VmlldxIbChdPVVRQVVRfVklFV19VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9WSUVXX0NPTUJJTkVEEAESFgoST1VUUFVUX1ZJRVdfU1RET1VUEAISFgoST1VUUFVUX1ZJRVdfU1RERVJSEAMqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIqnwEKDEpvYkV2ZW50VHlwZRIeChpKT0JfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUpPQl9FVkVOVF9UWVBFX1FVRVVFRBABEhoKFkpPQl9FVkVOVF9UWVBFX1NUQVJURUQQAhIbChdKT0JfRVZFTlRfVFlQRV9QUk9HUkVTUxADEhsKF0pPQl9FVkVOVF9UWVBFX0ZJTklTSEVEEAQy1QYKCkpvYlNlcnZpY2USQAoFU3RhcnQSGi5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0Ghsuam9id29ya2VyLnYxLlN0YXJ0UmVzcG9uc2USOgoDR2V0Ehguam9id29ya2VyLnYxLkdldFJlcXVlc3QaGS5qb2J3b3JrZXIudjEuR2V0UmVzcG9uc2USPQoETGlzdBIZLmpvYndvcmtlci52MS5MaXN0UmVxdWVzdBoaLmpvYndvcmtlci52MS5MaXN0UmVzcG9uc2USRgoHUmVzb2x2ZRIcLmpvYndvcmtlci52MS5SZXNvbHZlUmVxdWVzdBodLmpvYndvcmtlci52MS5SZXNvbHZlUmVzcG9uc2USPQoEU3RvcBIZLmpvYndvcmtlci52MS5TdG9wUmVxdWVzdBoaLmpvYndvcmtlci52MS5TdG9wUmVzcG9uc2USQAoFUGF1c2USGi5qb2J3b3JrZXIudjEuUGF1c2VSZXF1ZXN0Ghsuam9id29ya2VyLnYxLlBhdXNlUmVzcG9uc2USQwoGUmVzdW1lEhsuam9id29ya2VyLnYxLlJlc3VtZVJlcXVlc3QaHC5qb2J3b3JrZXIudjEuUmVzdW1lUmVzcG9uc2USQwoGRGVsZXRlEhsuam9id29ya2VyLnYxLkRlbGV0ZVJlcXVlc3QaHC5qb2J3b3JrZXIudjEuRGVsZXRlUmVzcG9uc2USQAoFUHJ1bmUSGi5qb2J3b3JrZXIudjEuUHJ1bmVSZXF1ZXN0Ghsuam9id29ya2VyLnYxLlBydW5lUmVzcG9uc2USRgoHV2FpdEZvchIcLmpvYndvcmtlci52MS5XYWl0Rm9yUmVxdWVzdBodLmpvYndvcmtlci52MS5XYWl0Rm9yUmVzcG9uc2USVwoMU3RyZWFtT3V0cHV0EiEuam9id29ya2VyLnYxLlN0cmVhbU91dHB1dFJlcXVlc3QaIi5qb2J3b3JrZXIudjEuU3RyZWFtT3V0cHV0UmVzcG9uc2UwARJUCgtXYXRjaEV2ZW50cxIgLmpvYndvcmtlci52MS5XYXRjaEV2ZW50c1JlcXVlc3QaIS5qb2J3b3JrZXIudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp, file_jobworker_v1_job]);
 
 /**
  * What to run, and when. Only `command` is required; absent fields take the
@@ -758,6 +758,158 @@ export const OutputTruncatedSchema: GenMessage<OutputTruncated> = /*@__PURE__*/
   messageDesc(file_jobworker_v1_job_service, 26);
 
 /**
+ * @generated from message jobworker.v1.WatchEventsRequest
+ */
+export type WatchEventsRequest = Message<"jobworker.v1.WatchEventsRequest"> & {
+  /**
+   * Resume after this event (an `id` received earlier); empty: from now.
+   *
+   * @generated from field: string last_event_id = 1;
+   */
+  lastEventId: string;
+};
+
+/**
+ * Describes the message jobworker.v1.WatchEventsRequest.
+ * Use `create(WatchEventsRequestSchema)` to create a new message.
+ */
+export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 27);
+
+/**
+ * @generated from message jobworker.v1.WatchEventsResponse
+ */
+export type WatchEventsResponse = Message<"jobworker.v1.WatchEventsResponse"> & {
+  /**
+   * @generated from oneof jobworker.v1.WatchEventsResponse.message
+   */
+  message: {
+    /**
+     * Nothing was missed: the events after `last_event_id` follow.
+     *
+     * @generated from field: jobworker.v1.WatchReady ready = 1;
+     */
+    value: WatchReady;
+    case: "ready";
+  } | {
+    /**
+     * Events were missed (or the id is unknown): reload what you show, then
+     * resume from `last_event_id`.
+     *
+     * @generated from field: jobworker.v1.WatchReset reset = 2;
+     */
+    value: WatchReset;
+    case: "reset";
+  } | {
+    /**
+     * A change of one job.
+     *
+     * @generated from field: jobworker.v1.JobEvent event = 3;
+     */
+    value: JobEvent;
+    case: "event";
+  } | {
+    /**
+     * Nothing happened for a while; the stream is alive.
+     *
+     * @generated from field: jobworker.v1.WatchHeartbeat heartbeat = 4;
+     */
+    value: WatchHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message jobworker.v1.WatchEventsResponse.
+ * Use `create(WatchEventsResponseSchema)` to create a new message.
+ */
+export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 28);
+
+/**
+ * @generated from message jobworker.v1.WatchReady
+ */
+export type WatchReady = Message<"jobworker.v1.WatchReady"> & {
+  /**
+   * @generated from field: string last_event_id = 1;
+   */
+  lastEventId: string;
+};
+
+/**
+ * Describes the message jobworker.v1.WatchReady.
+ * Use `create(WatchReadySchema)` to create a new message.
+ */
+export const WatchReadySchema: GenMessage<WatchReady> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 29);
+
+/**
+ * @generated from message jobworker.v1.WatchReset
+ */
+export type WatchReset = Message<"jobworker.v1.WatchReset"> & {
+  /**
+   * @generated from field: string last_event_id = 1;
+   */
+  lastEventId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message jobworker.v1.WatchReset.
+ * Use `create(WatchResetSchema)` to create a new message.
+ */
+export const WatchResetSchema: GenMessage<WatchReset> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 30);
+
+/**
+ * @generated from message jobworker.v1.WatchHeartbeat
+ */
+export type WatchHeartbeat = Message<"jobworker.v1.WatchHeartbeat"> & {
+};
+
+/**
+ * Describes the message jobworker.v1.WatchHeartbeat.
+ * Use `create(WatchHeartbeatSchema)` to create a new message.
+ */
+export const WatchHeartbeatSchema: GenMessage<WatchHeartbeat> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 31);
+
+/**
+ * @generated from message jobworker.v1.JobEvent
+ */
+export type JobEvent = Message<"jobworker.v1.JobEvent"> & {
+  /**
+   * Resume from it: `<epoch>.<sequence>`, opaque to clients.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: jobworker.v1.JobEventType type = 2;
+   */
+  type: JobEventType;
+
+  /**
+   * The job as stored right after the change.
+   *
+   * @generated from field: jobworker.v1.Job job = 3;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message jobworker.v1.JobEvent.
+ * Use `create(JobEventSchema)` to create a new message.
+ */
+export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 32);
+
+/**
  * What a duplicate `dedupe_key` answers.
  *
  * @generated from enum jobworker.v1.OnDuplicate
@@ -878,6 +1030,51 @@ export const OutputStreamSchema: GenEnum<OutputStream> = /*@__PURE__*/
   enumDesc(file_jobworker_v1_job_service, 2);
 
 /**
+ * Which change a job event reports.
+ *
+ * @generated from enum jobworker.v1.JobEventType
+ */
+export const JobEventType = {
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_QUEUED = 1;
+   */
+  QUEUED: 1,
+
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_STARTED = 2;
+   */
+  STARTED: 2,
+
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_PROGRESS = 3;
+   */
+  PROGRESS: 3,
+
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_FINISHED = 4;
+   */
+  FINISHED: 4,
+} as const;
+
+/**
+ * Which change a job event reports.
+ *
+ * @generated from enum jobworker.v1.JobEventType
+ */
+export type JobEventType = (typeof JobEventType)[keyof typeof JobEventType] | UnknownEnum;
+
+/**
+ * Describes the enum jobworker.v1.JobEventType.
+ */
+export const JobEventTypeSchema: GenEnum<JobEventType> = /*@__PURE__*/
+  enumDesc(file_jobworker_v1_job_service, 3);
+
+/**
  * Jobs: start, look up, list, stop, pause, resume, delete, wait for and
  * stream the output of. A user sees and acts on only its own jobs, and
  * another user's job answers exactly like an unknown id (NOT_FOUND).
@@ -996,6 +1193,19 @@ export const JobService: GenService<{
     methodKind: "server_streaming";
     input: typeof StreamOutputRequestSchema;
     output: typeof StreamOutputResponseSchema;
+  },
+  /**
+   * Job events of every job the caller may see, as they happen: first `ready`
+   * (resumed, or from now) or `reset` (events were missed: reload), then
+   * events, and a heartbeat while nothing happens. The same events as
+   * REST's GET /v1/events; resume with the id of the last event received.
+   *
+   * @generated from rpc jobworker.v1.JobService.WatchEvents
+   */
+  watchEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchEventsRequestSchema;
+    output: typeof WatchEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jobworker_v1_job_service, 0);
