@@ -7,8 +7,8 @@ import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
 import { ConnectionTracker } from './api/rest/connection-tracker.ts';
-import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { defaultWebRoot } from './api/rest/dashboard-routes.ts';
+import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp, type RunRouteOptions } from './api/rest/rest-app.ts';
 import {
   closeSocket,

@@ -153,7 +153,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
     request: { lastEventId?: string | undefined; signal?: AbortSignal } = {},
   ): Promise<AsyncGenerator<WatchMessage>> {
     if (this.#watchers >= this.#options.maxWatchers) {
-      throw new CapacityError(`The server already has ${this.#watchers} event watchers, its limit; try again later`);
+      throw new CapacityError(
+        `The server already has ${this.#watchers} event watchers, its limit; try again later`,
+      );
     }
     this.#watchers++;
     const signals = [this.#shutdown.signal, ...(request.signal ? [request.signal] : [])];

@@ -22,7 +22,8 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
       config: {
         openapi: {
           200: {
-            description: 'Server-sent events `ready`, `reset`, `job:queued`, `job:started`, `job:progress`, `job:finished`.',
+            description:
+              'Server-sent events `ready`, `reset`, `job:queued`, `job:started`, `job:progress`, `job:finished`.',
             content: { 'text/event-stream': { schema: { type: 'string' } } },
           },
         },
