@@ -96,6 +96,8 @@ export interface ListJobsRequest {
   /** Jobs whose id starts with this. */
   readonly idPrefix?: string;
   readonly label?: { readonly key: string; readonly value: string };
+  /** Jobs of this user; a user names only itself (another's name lists nothing, as if it had none). */
+  readonly owner?: string;
   readonly limit?: number;
   readonly cursor?: string;
 }
@@ -392,7 +394,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** One page of the jobs the caller may see, newest first. */
-  list(who: Principal, request: ListJobsRequest): Promise<JobPage> {
+  async list(who: Principal, request: ListJobsRequest): Promise<JobPage> {
+    if (request.owner !== undefined && !seesEveryJob(who.role) && request.owner !== who.user) {
+      return { jobs: [], nextCursor: null };
+    }
     return this.#engine.list({
       ...request,
       limit: request.limit ?? this.#options.defaultPageSize,

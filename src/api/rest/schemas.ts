@@ -414,6 +414,10 @@ export const LIST_JOBS_SCHEMA = {
         description: 'Jobs whose id starts with this (lower-case hex digits and dashes).',
       },
       label: { type: 'string', description: 'One label as `key=value`.' },
+      owner: {
+        type: 'string',
+        description: "Jobs of this user (a user sees only its own: another's name lists none).",
+      },
       limit: {
         type: 'integer',
         minimum: 1,
