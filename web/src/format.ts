@@ -38,7 +38,8 @@ export function bytes(n: number): string {
 
 /** The command line as one would type it (for display only: shown as text, never as HTML). */
 export function commandLine(job: { command: string; args: readonly string[] }): string {
-  return [job.command, ...job.args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`))].join(
-    ' ',
-  );
+  return [
+    job.command,
+    ...job.args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)),
+  ].join(' ');
 }

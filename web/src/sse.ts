@@ -10,8 +10,12 @@ export interface SseEvent {
  * enough of it for this server: LF or CRLF line ends, `event`, `id`, `data`, comments).
  * An `EventSource` cannot send an `Authorization` header, so the dashboard streams with fetch.
  */
-export async function* readSse(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<SseEvent> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+export async function* readSse(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): AsyncGenerator<SseEvent> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
   const onAbort = () => {
     reader.cancel().catch(() => undefined);
   };
@@ -24,7 +28,7 @@ export async function* readSse(body: ReadableStream<Uint8Array>, signal: AbortSi
     while (!signal.aborted) {
       const { value, done } = await reader.read();
       if (done) return;
-      buffer += value;
+      buffer += decoder.decode(value, { stream: true });
       let end = buffer.indexOf('\n');
       while (end !== -1) {
         const line = buffer.slice(0, end).replace(/\r$/, '');

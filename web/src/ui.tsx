@@ -25,14 +25,8 @@ export function Confirm(props: {
     return () => removeEventListener('keydown', onKey);
   }, [props.onCancel]);
   return (
-    <div class="modal-backdrop" role="presentation" onClick={props.onCancel}>
-      <div
-        class="modal"
-        role="dialog"
-        aria-modal="true"
-        aria-label={props.title}
-        onClick={(e) => e.stopPropagation()}
-      >
+    <div class="modal-backdrop">
+      <div class="modal" role="dialog" aria-modal="true" aria-label={props.title}>
         <h2>{props.title}</h2>
         {props.children}
         <div class="modal-actions">
