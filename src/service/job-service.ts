@@ -111,6 +111,12 @@ export interface OutputRequest {
   readonly signal?: AbortSignal;
 }
 
+/** A view of a job's output as `openOutput` opens it. */
+export type OutputStream = AsyncGenerator<FollowEvent> & {
+  /** The view's end when it was opened: its length so far (a client reads a tail from it). */
+  readonly end: number;
+};
+
 /** Lifecycle events of the service, named `noun:verb`; tests and diagnostics listen to them. */
 export interface ServiceEvents {
   'follower:open': [jobId: string];
@@ -440,10 +446,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * following, as it is now otherwise. A stream cut short by `signal` or by shutdown ends without
    * its `end` event, and its client resumes from the last cursor it received.
    */
-  async openOutput(who: Principal, id: string, request: OutputRequest): Promise<AsyncGenerator<FollowEvent>> {
+  async openOutput(who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
     await this.get(who, id);
     // Validates the selector and the cursor (past the end is BAD_CURSOR) before any byte is sent.
-    await this.#engine.readOutput(id, { selector: request.selector, cursor: request.cursor, limitBytes: 1 });
+    const probe = await this.#engine.readOutput(id, {
+      selector: request.selector,
+      cursor: request.cursor,
+      limitBytes: 1,
+    });
     if (this.#followers >= this.#options.maxFollowers) {
       throw new CapacityError(
         `The server already streams ${this.#followers} outputs, its limit; try again later`,
@@ -467,7 +477,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       release();
       return close(value);
     };
-    return stream;
+    return Object.assign(stream, { end: probe.end });
   }
 
   /**

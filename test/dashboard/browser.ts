@@ -45,7 +45,9 @@ export function serverSpki(url: string, caPem: string): Promise<string> {
  * server's key; certificate errors are not ignored otherwise. Pages of the context are separate
  * tabs: each has its own sessionStorage, so each signs in by itself.
  */
-export async function launchChromium(spki: string): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+export async function launchChromium(
+  spki: string,
+): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   requireChromium();
   const profile = await mkdtemp(join(tmpdir(), 'jw-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {

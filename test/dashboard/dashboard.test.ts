@@ -96,13 +96,15 @@ describe('the dashboard in Chromium', () => {
     // Only the dashboard's files are public: the API, and any other path, still want credentials.
     assert.equal((await a.app.inject({ url: '/v1/jobs' })).statusCode, 401);
     assert.equal((await a.app.inject({ url: '/nope.js' })).statusCode, 401);
-    const unknown = await a.app.inject({ url: '/nope.js', headers: { authorization: `Bearer ${adminToken}` } });
+    const unknown = await a.app.inject({
+      url: '/nope.js',
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
     assert.equal(unknown.json().error.code, 'NOT_FOUND');
   });
 
   it('signs in, starts a job from the form, shows its lines live, stops it, and the list follows', async () => {
     const list = await signedIn(adminToken);
-    await shot(list, 'jobs');
     const page = await signedIn(adminToken);
     const urls: string[] = [];
     page.on('request', (req) => urls.push(req.url()));
@@ -124,7 +126,10 @@ describe('the dashboard in Chromium', () => {
     const rows = page.locator('.xterm-rows');
     await rows.filter({ hasText: 'tick 3' }).waitFor();
     await rows.filter({ hasText: 'tick 5' }).waitFor();
-    assert.ok((await page.locator('.xterm-rows span.xterm-fg-2').count()) > 0, 'ANSI green rendered as colour');
+    assert.ok(
+      (await page.locator('.xterm-rows span.xterm-fg-2').count()) > 0,
+      'ANSI green rendered as colour',
+    );
     const id = decodeURIComponent(new URL(page.url()).hash.split('/')[2]!);
     // The new job reached the other tab's list by the event stream, running.
     const row = list.locator(`tr[data-job-id="${id}"]`);
@@ -178,8 +183,39 @@ describe('the dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('opens a long output at its end, reading only its tail', async () => {
+    // About 15 MB: the page reads the last 512 KiB of it, whatever the size.
+    const job = await a.service.start(
+      { user: 'admin', role: 'admin' },
+      { name: 'long', command: 'seq', args: ['1', '2000000'] },
+    );
+    await h.engine.waitFor(job.id);
+    const head = await a.app.inject({
+      method: 'HEAD',
+      url: `/v1/jobs/${job.id}/output`,
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const end = Number(head.headers['x-jobworker-end']);
+    assert.equal(end, (await h.engine.get(job.id)).outputBytes.stdout);
+    const page = await signedIn(adminToken);
+    let read = 0;
+    page.on('response', (res) => {
+      if (res.url().includes('/output') && res.request().method() === 'GET') {
+        read += Number(new URL(res.url()).searchParams.get('cursor'));
+      }
+    });
+    await page.goto(`${a.url}/#/jobs/${job.id}`);
+    await page.locator('.xterm-rows').filter({ hasText: '2000000' }).waitFor();
+    await page.getByTestId('output-state').filter({ hasText: 'complete' }).waitFor();
+    // It started a tail before the end: everything before was never asked for.
+    assert.equal(read, end - 512 * 1024);
+    await page.close();
+  });
+
   it('has keyboard shortcuts, the queues page, and the admin pages (users and tokens, audit)', async () => {
     const page = await signedIn(adminToken);
+    await page.locator('tr[data-job-id]').nth(2).waitFor();
+    await shot(page, 'jobs');
     await page.keyboard.press('?');
     await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
     await page.keyboard.press('Escape');

@@ -13,8 +13,18 @@ export type OutputView = 'all' | 'stdout' | 'stderr';
 /** Bytes shown when a view opens: its last 512 KiB, read from a cursor near the end. */
 const TAIL_BYTES = 512 * 1024;
 
-/** How long the view is at a job's current state, from the job (it counts every byte written). */
-function viewEnd(job: Job, view: OutputView): number {
+/**
+ * How long the view is now: a HEAD of the output answers it (`X-Jobworker-End`) without reading
+ * a byte. Failing that, the job's own counts (final once it has finished).
+ */
+async function viewEnd(job: Job, view: OutputView, signal: AbortSignal): Promise<number> {
+  try {
+    const head = await request(`/v1/jobs/${job.id}/output?stream=${view}`, { method: 'HEAD', signal });
+    const end = Number(head.headers.get('X-Jobworker-End'));
+    if (Number.isSafeInteger(end) && end >= 0) return end;
+  } catch {
+    // the read below reports what is wrong
+  }
   const { stdout, stderr } = job.outputBytes;
   return view === 'stdout' ? stdout : view === 'stderr' ? stderr : stdout + stderr;
 }
@@ -147,7 +157,8 @@ async function stream(
   report: (state: 'loading' | 'following' | 'done' | 'error', message?: string) => void,
 ): Promise<void> {
   const follow = job.finishedAt === null;
-  let cursor = Math.max(0, viewEnd(job, view) - TAIL_BYTES);
+  let cursor = Math.max(0, (await viewEnd(job, view, signal)) - TAIL_BYTES);
+  if (signal.aborted) return;
   if (cursor > 0) {
     terminal.write(`\x1b[2m[${bytes(cursor)} before this not shown: Download has all of it]\x1b[0m\r\n`);
   }
