@@ -544,11 +544,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /**
-   * Ends every open follow and every `run` wait, and resolves once every stream is closed (reads of
+   * Ends every open follow, every event watch and every `run` wait, and resolves once every stream is closed (reads of
    * what exists are let finish). Jobs keep running. Idempotent. Follows opened afterwards end at once.
    */
   async shutdown(): Promise<void> {
     this.#shutdown.abort();
+    // Watches end with the abort; the feed stops listening to the engine.
+    this.#events.close();
     while (this.#followers > 0) await once(this, 'follower:close');
   }
 
