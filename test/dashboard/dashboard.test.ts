@@ -157,18 +157,24 @@ describe('the dashboard in Chromium', () => {
     const osc8 = '\x1b]8;;javascript:alert(2)\x1b\\click-me\x1b]8;;\x1b\\';
     const osc52 = `\x1b]52;c;${Buffer.from('pwned').toString('base64')}\x07`;
     const title = `\x1b]0;${XSS}\x07`;
+    // 24-bit colour: xterm draws it with a style attribute (the CSP's style-src-attr).
+    const truecolor = '\x1b[38;2;255;120;0mtruecolor\x1b[0m';
     const job = await a.service.start(
       { user: 'alice', role: 'user' },
-      { name: XSS, command: 'printf', args: ['%s\n%s\n%s%s\n', XSS, osc8, osc52, title], labels: { x: XSS } },
+      { name: XSS, command: 'printf', args: ['%s\n%s\n%s%s\n%s\n', XSS, osc8, osc52, title, truecolor], labels: { x: XSS } },
     );
     await h.engine.waitFor(job.id);
     const page = await signedIn(aliceToken);
     await page.locator(`tr[data-job-id="${job.id}"]`).waitFor();
     assert.equal(await page.locator(`tr[data-job-id="${job.id}"] td[data-label="Name"]`).textContent(), XSS);
+    // Escape sequences in the command line show as text (`\x1b`), not as what they would do.
+    const command = await page.locator(`tr[data-job-id="${job.id}"] td[data-label="Command"]`).textContent();
+    assert.ok(command?.includes('\\x1b]8;;javascript:alert(2)'), command ?? '');
     await page.goto(`${a.url}/#/jobs/${job.id}`);
     await page.getByTestId('job-name').filter({ hasText: XSS }).waitFor();
     await page.locator('.xterm-rows').filter({ hasText: XSS }).waitFor();
     await page.locator('.xterm-rows').filter({ hasText: 'click-me' }).waitFor();
+    await page.locator('.xterm-rows span', { hasText: 'truecolor' }).waitFor();
     // Clicking the OSC 8 link does nothing: no navigation, no dialog, no new page.
     const pages = context.pages().length;
     // The terminal's screen takes the pointer: click where the link is drawn, as a person would.

@@ -36,10 +36,19 @@ export function bytes(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
-/** The command line as one would type it (for display only: shown as text, never as HTML). */
+/**
+ * The command line as one would type it (for display only: shown as text, never as HTML), with
+ * control characters (an escape sequence in an argument) shown as `\xNN` instead of acting.
+ */
 export function commandLine(job: { command: string; args: readonly string[] }): string {
-  return [
-    job.command,
-    ...job.args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)),
-  ].join(' ');
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`);
+  return visible([job.command, ...job.args.map(quote)].join(' '));
+}
+
+/** Control characters as `\xNN` (a newline as `\n`), so that text shows what it holds. */
+export function visible(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) =>
+    c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
