@@ -161,7 +161,12 @@ describe('the dashboard in Chromium', () => {
     const truecolor = '\x1b[38;2;255;120;0mtruecolor\x1b[0m';
     const job = await a.service.start(
       { user: 'alice', role: 'user' },
-      { name: XSS, command: 'printf', args: ['%s\n%s\n%s%s\n%s\n', XSS, osc8, osc52, title, truecolor], labels: { x: XSS } },
+      {
+        name: XSS,
+        command: 'printf',
+        args: ['%s\n%s\n%s%s\n%s\n', XSS, osc8, osc52, title, truecolor],
+        labels: { x: XSS },
+      },
     );
     await h.engine.waitFor(job.id);
     const page = await signedIn(aliceToken);
