@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
 
 /**
  * The dashboard's Content-Security-Policy (docs/dashboard.md, "Security"). Scripts only from the
@@ -58,7 +58,8 @@ export async function registerDashboard(app: FastifyInstance, root: string): Pro
       route.config = { ...(route.config ?? {}), public: true, dashboard: true } as typeof route.config;
     });
     if (!existsSync(`${root}/index.html`)) {
-      scope.get('/', async (_request, reply) =>
+      // Hidden from the OpenAPI document, like the built files (@fastify/static hides its routes).
+      scope.get('/', { schema: { hide: true } as FastifySchema }, async (_request, reply) =>
         reply
           .code(404)
           .headers(DASHBOARD_HEADERS)
