@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import type { WatchMessage } from '../../service/job-event-feed.ts';
 import type { JobService } from '../../service/job-service.ts';
@@ -6,11 +5,11 @@ import { principalOf } from './authentication.ts';
 import { jobToJson } from './job-json.ts';
 import { EVENTS_SCHEMA } from './schemas.ts';
 
-/** The kinds of stream writers the route needs: Node's HTTP/1.1 and HTTP/2 compat responses both fit. */
+/** What the route needs of a response: Node's HTTP/1.1 and HTTP/2 compat responses both fit. */
 interface EventSink {
   write(chunk: string): boolean;
-  once(event: 'drain' | 'close', listener: () => void): unknown;
-  destroyed?: boolean;
+  on(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
 }
 
 /** GET /v1/events: job events as server-sent events (docs/api.md, "Events"). */
@@ -55,9 +54,8 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
       const sink = reply.raw as unknown as EventSink;
       try {
         for await (const message of messages) {
-          if (!sink.write(frame(message))) {
-            await Promise.race([once(sink as never, 'drain'), once(sink as never, 'close')]);
-          }
+          // A slow client holds the next message back (its backlog is the service's, bounded).
+          if (!sink.write(frame(message))) await drained(sink, gone.signal);
           if (gone.signal.aborted) break;
         }
       } catch (err) {
@@ -70,6 +68,20 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
       if (!gone.signal.aborted) reply.raw.end();
     },
   );
+}
+
+/** Resolves once the response can take more, or the client has gone; leaves no listener behind. */
+function drained(sink: EventSink, gone: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      sink.off('drain', done);
+      gone.removeEventListener('abort', done);
+      resolve();
+    };
+    sink.on('drain', done);
+    gone.addEventListener('abort', done, { once: true });
+    if (gone.aborted) done();
+  });
 }
 
 /** One message as an SSE frame; data is one line of JSON, so no payload can forge a field. */
