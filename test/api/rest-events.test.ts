@@ -20,6 +20,7 @@ class EventStream {
   readonly events: SseEvent[] = [];
   comments = 0;
   status = 0;
+  headers: Record<string, string | string[] | undefined> = {};
   #waiters: (() => void)[] = [];
   #close: () => void = () => undefined;
 
@@ -39,6 +40,7 @@ class EventStream {
         },
         (res) => {
           stream.status = res.statusCode ?? 0;
+          stream.headers = res.headers;
           const parser = new SseParser();
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => {
@@ -190,6 +192,24 @@ describe('GET /v1/events and WatchEvents', () => {
     s.close();
     while (a.service.watchers > 0) await new Promise((resolve) => setImmediate(resolve));
     assert.equal(a.service.watchers, 0);
+  });
+
+  it('answers HEAD with the status and headers of GET, and no body', async () => {
+    const get = await EventStream.open(a, viewer);
+    await get.until((x) => x.events.length > 0);
+    get.close();
+    const head = await a.app.inject({
+      method: 'HEAD',
+      url: '/v1/events',
+      headers: { authorization: `Bearer ${viewer}` },
+    });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.body, '');
+    const comparable = (headers: Record<string, unknown>) => {
+      const { date: _d, connection: _c, 'transfer-encoding': _e, 'keep-alive': _k, ...rest } = headers;
+      return rest;
+    };
+    assert.deepEqual(comparable(head.headers), comparable(get.headers));
   });
 
   it('needs credentials', async () => {
