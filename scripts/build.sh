@@ -8,6 +8,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=scripts/node-env.sh
 . scripts/node-env.sh
+# The dashboard (web/ -> dist/web), with its own stamp: it does not depend on src/ being rebuilt.
+bash scripts/build-web.sh
 stamp=dist/.built
 if [ -f "$stamp" ] && [ -z "$(find src package.json tsconfig.json tsconfig.build.json scripts/bundle-cli.ts scripts/bundle -newer "$stamp" -print -quit)" ]; then
   exit 0

@@ -5,6 +5,9 @@
 #  2. The project's npm dependencies, exactly as package-lock.json pins them.
 #  3. The native job spawner (src/runtime/native/jobworker-spawner.c), compiled with the
 #     machine's C compiler into dist/native/ (scripts/build-native.sh).
+#  4. The dashboard, built with Vite into dist/web (scripts/build-web.sh, run by scripts/build.sh).
+#  5. Chromium from the distribution (apt), which the dashboard's browser tests drive: only when
+#     missing, only where apt is (never a downloaded browser build). JOBWORKER_NO_CHROMIUM=1 skips it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -44,3 +47,16 @@ fi
 bash scripts/build.sh
 # The native job spawner, in dist/native/ (scripts/build.sh leaves it alone).
 bash scripts/build-native.sh
+
+# Chromium for the browser tests (test/dashboard), from the distribution's packages.
+if [ "${JOBWORKER_NO_CHROMIUM:-0}" != 1 ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo -n"
+    echo "setup: installing chromium (apt) for the dashboard's browser tests" >&2
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "setup: chromium is missing and there is no apt-get: install Chromium so that /usr/bin/chromium exists, or the dashboard's browser tests fail" >&2
+  fi
+fi

@@ -10,7 +10,7 @@ PATH="$root/node_modules/.bin:$PATH"
 # bin/jobworker does); each is rebuilt only when its sources changed.
 bash scripts/build-native.sh
 bash scripts/build.sh
-echo "== typecheck" && tsc --noEmit -p .
+echo "== typecheck" && tsc --noEmit -p . && tsc --noEmit -p web
 echo "== lint" && biome check .
 # The RPC contract: buf lint, and buf breaking against the committed baseline (scripts/proto.sh).
 echo "== proto" && bash scripts/proto.sh check

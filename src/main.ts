@@ -8,6 +8,7 @@ import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
 import { ConnectionTracker } from './api/rest/connection-tracker.ts';
+import { defaultWebRoot } from './api/rest/dashboard-routes.ts';
 import { jobToJson } from './api/rest/job-json.ts';
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp, type RunRouteOptions } from './api/rest/rest-app.ts';
@@ -503,6 +504,7 @@ async function startOnDataDir({
     logger,
     version: packageJson.version,
     run,
+    webRoot: defaultWebRoot(),
     ...(tls ? { https: tls.serverOptions() } : {}),
     certificates,
     tasks,

@@ -26,6 +26,8 @@ import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine
 import type { OutputRead, OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
+import { watchEvents } from './event-watch.ts';
+import { JobEventFeed, type WatchMessage } from './job-event-feed.ts';
 import { resolveJobRef } from './job-ref.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
@@ -54,6 +56,8 @@ export type JobEnginePort = Pick<
   | 'delete'
   | 'prune'
   | 'result'
+  | 'on'
+  | 'off'
 >;
 
 /** Picks the OS account of a submitted job: `JobAccounts` fits (src/accounts/job-accounts.ts). */
@@ -73,7 +77,7 @@ export interface JobServiceOptions {
   readonly defaultPageSize?: number;
   /** Where every state-changing call is recorded (docs/security.md, "Audit trail"). Default: nowhere. */
   readonly audit?: AuditSink;
-  /** The time audit entries carry. Default: the system clock. */
+  /** The time audit entries carry, and the timer of event heartbeats. Default: the system clock. */
   readonly clock?: Clock;
   /**
    * A user's limit defaults and maxima (set by an admin: `UserService.setUser`), applied to the
@@ -92,6 +96,12 @@ export interface JobServiceOptions {
    * (names are checked when delivered). Default: no check here.
    */
   readonly webhookPolicy?: { refusal(address: string, trusted: boolean): string | null };
+  /** Recent job events kept so that an event watcher can resume (`Last-Event-ID`). Default 1000. */
+  readonly eventHistory?: number;
+  /** An event watcher gets a heartbeat after this long without a message. Default 15 s. */
+  readonly eventHeartbeatMs?: number;
+  /** Event watches open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 1024. */
+  readonly maxWatchers?: number;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -100,6 +110,9 @@ export const SERVICE_DEFAULTS = {
   audit: NO_AUDIT,
   clock: systemClock,
   forceIsolation: null,
+  eventHistory: 1000,
+  eventHeartbeatMs: 15_000,
+  maxWatchers: 1024,
 } as const satisfies Required<Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy'>>;
 
 /** The longest grace a stop may ask for: one day. */
@@ -127,6 +140,8 @@ export interface ListJobsRequest {
   /** Jobs whose id starts with this. */
   readonly idPrefix?: string;
   readonly label?: { readonly key: string; readonly value: string };
+  /** Jobs of this user; a user names only itself (another's name lists nothing, as if it had none). */
+  readonly owner?: string;
   readonly limit?: number;
   readonly cursor?: string;
 }
@@ -156,6 +171,11 @@ export interface JobResult {
 
 /** Lines of stderr a failed job's result error shows. */
 export const STDERR_TAIL_LINES = 10;
+/** A view of a job's output as `openOutput` opens it. */
+export type OutputStream = AsyncGenerator<FollowEvent> & {
+  /** The view's end when it was opened: its length so far (a client reads a tail from it). */
+  readonly end: number;
+};
 
 /** Lifecycle events of the service, named `noun:verb`; tests and diagnostics listen to them. */
 export interface ServiceEvents {
@@ -179,6 +199,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
   readonly #shutdown = new AbortController();
   #followers = 0;
+  #watchers = 0;
+  readonly #events: JobEventFeed;
 
   constructor(engine: JobEnginePort, options: JobServiceOptions = {}) {
     super();
@@ -187,6 +209,64 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#accounts = options.accounts;
     this.#userLimits = options.userLimits;
     this.#webhookPolicy = options.webhookPolicy;
+    this.#events = new JobEventFeed(engine, {
+      clock: this.#options.clock,
+      capacity: this.#options.eventHistory,
+    });
+  }
+
+  /**
+   * Watches the job events the caller may see (a user its own jobs, admins and viewers every job),
+   * from now or, with `lastEventId`, from after that event (see `WatchMessage`). Refusals (too many
+   * watchers) come before the stream; `signal` or shutdown ends it.
+   */
+  async watchEvents(
+    who: Principal,
+    request: { lastEventId?: string | undefined; signal?: AbortSignal } = {},
+  ): Promise<AsyncGenerator<WatchMessage>> {
+    if (this.#watchers >= this.#options.maxWatchers) {
+      throw new CapacityError(
+        `The server already has ${this.#watchers} event watchers, its limit; try again later`,
+      );
+    }
+    this.#watchers++;
+    const signals = [this.#shutdown.signal, ...(request.signal ? [request.signal] : [])];
+    const inner = watchEvents({
+      feed: this.#events,
+      visible: (job) => maySee(who, job),
+      lastEventId: request.lastEventId,
+      clock: this.#options.clock,
+      heartbeatMs: this.#options.eventHeartbeatMs,
+      backlog: this.#options.eventHistory,
+      signal: AbortSignal.any(signals),
+    });
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#watchers--;
+    };
+    async function* counted(): AsyncGenerator<WatchMessage> {
+      try {
+        yield* inner;
+      } finally {
+        release();
+      }
+    }
+    const stream = counted();
+    const close = stream.return.bind(stream);
+    // A generator closed before it ever ran skips its `finally`: release the slot here too.
+    stream.return = async (value) => {
+      release();
+      await inner.return(undefined);
+      return close(value);
+    };
+    return stream;
+  }
+
+  /** Event watches open right now. */
+  get watchers(): number {
+    return this.#watchers;
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */
@@ -473,7 +553,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** One page of the jobs the caller may see, newest first. */
-  list(who: Principal, request: ListJobsRequest): Promise<JobPage> {
+  async list(who: Principal, request: ListJobsRequest): Promise<JobPage> {
+    if (request.owner !== undefined && !seesEveryJob(who.role) && request.owner !== who.user) {
+      return { jobs: [], nextCursor: null };
+    }
     return this.#engine.list({
       ...request,
       limit: request.limit ?? this.#options.defaultPageSize,
@@ -516,10 +599,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * following, as it is now otherwise. A stream cut short by `signal` or by shutdown ends without
    * its `end` event, and its client resumes from the last cursor it received.
    */
-  async openOutput(who: Principal, id: string, request: OutputRequest): Promise<AsyncGenerator<FollowEvent>> {
+  async openOutput(who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
     await this.get(who, id);
     // Validates the selector and the cursor (past the end is BAD_CURSOR) before any byte is sent.
-    await this.#engine.readOutput(id, { selector: request.selector, cursor: request.cursor, limitBytes: 1 });
+    const probe = await this.#engine.readOutput(id, {
+      selector: request.selector,
+      cursor: request.cursor,
+      limitBytes: 1,
+    });
     if (this.#followers >= this.#options.maxFollowers) {
       throw new CapacityError(
         `The server already streams ${this.#followers} outputs, its limit; try again later`,
@@ -543,7 +630,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       release();
       return close(value);
     };
-    return stream;
+    return Object.assign(stream, { end: probe.end });
   }
 
   /**
@@ -610,11 +697,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /**
-   * Ends every open follow and every `run` wait, and resolves once every stream is closed (reads of
+   * Ends every open follow, every event watch and every `run` wait, and resolves once every stream is closed (reads of
    * what exists are let finish). Jobs keep running. Idempotent. Follows opened afterwards end at once.
    */
   async shutdown(): Promise<void> {
     this.#shutdown.abort();
+    // Watches end with the abort; the feed stops listening to the engine.
+    this.#events.close();
     while (this.#followers > 0) await once(this, 'follower:close');
   }
 

@@ -44,7 +44,9 @@ describe('REST HTTP edges', () => {
     it('answers on every GET route with the status and headers of GET, and no body', async () => {
       const paths = (await openApi()).paths;
       const gets = Object.entries(paths)
-        .filter(([, methods]) => 'get' in methods)
+        // GET /v1/events streams until the client leaves, which inject() cannot do: its HEAD is
+        // compared with a real GET in rest-events.test.ts.
+        .filter(([path, methods]) => 'get' in methods && path !== '/v1/events')
         .map(([path]) =>
           path
             .replace('{id}', done)

@@ -304,6 +304,7 @@ describe('REST API routes', () => {
         '/v1/certs',
         '/v1/certs/{serial}/revoke',
         '/v1/drain',
+        '/v1/events',
         '/v1/jobs',
         '/v1/jobs/resolve',
         '/v1/jobs/{id}',

@@ -46,6 +46,8 @@ export const OPERATIONS = {
   'job:submit': 'writer',
   'job:run': 'writer',
   'job:list': 'anyone',
+  /** Watch job events: everyone, each hearing of the jobs it may see (`job reader` per event). */
+  'job:events': 'anyone',
   'job:resolve': 'job reader',
   'job:get': 'job reader',
   'job:output': 'job reader',

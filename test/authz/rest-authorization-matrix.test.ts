@@ -15,6 +15,11 @@ interface RestCase {
   readonly ok: number | readonly [number, string];
   /** Undoes what an allowed call changed, so later cases see the server as it was. */
   cleanup?(a: AppHarness): Promise<void>;
+  /**
+   * An allowed call streams until the client leaves (`inject()` would wait forever): it is made
+   * over a real connection and judged by its status and first bytes.
+   */
+  readonly stream?: true;
 }
 
 /**
@@ -35,6 +40,12 @@ const REST: Record<string, RestCase> = {
   },
   'POST /run': { operation: 'job:run', request: () => ({ url: '/run', body: { command: 'true' } }), ok: 200 },
   'GET /v1/jobs': { operation: 'job:list', request: () => ({ url: '/v1/jobs' }), ok: 200 },
+  'GET /v1/events': {
+    operation: 'job:events',
+    request: () => ({ url: '/v1/events' }),
+    ok: 200,
+    stream: true,
+  },
   'GET /v1/jobs/resolve': {
     operation: 'job:resolve',
     request: (f) => ({ url: `/v1/jobs/resolve?ref=${f.job}` }),
@@ -200,7 +211,8 @@ function overTls(
   method: string,
   path: string,
   body: unknown,
-  pems: { cert: string; key: string; ca: string },
+  pems: { cert?: string; key?: string; ca: string },
+  options: { token?: string | undefined; stream?: boolean } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -209,11 +221,22 @@ function overTls(
         method,
         ...pems,
         agent: false,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          // A 200 stream never ends by itself: its first bytes are the answer.
+          if (options.stream && res.statusCode === 200) {
+            const text = Buffer.concat(chunks).toString('utf8');
+            req.destroy();
+            resolve({ statusCode: 200, headers: res.headers, body: text, json: () => JSON.parse(text) });
+          }
+        });
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           resolve({
@@ -346,8 +369,10 @@ describe('the authorization matrix over REST', () => {
         const token = tokens[identity];
         const res =
           identity === 'mTLS user'
-            ? await overTls(a.url!, method, url, body, aliceCertificate)
-            : await send(token, url, body);
+            ? await overTls(a.url!, method, url, body, aliceCertificate, { stream: rest.stream === true })
+            : rest.stream
+              ? await overTls(a.url!, method, url, body, { ca: a.caPem }, { token, stream: true })
+              : await send(token, url, body);
         const outcome = expectedOutcome(OPERATIONS[rest.operation], identity);
         const [status, code] =
           outcome === 'ok'

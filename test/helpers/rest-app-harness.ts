@@ -58,6 +58,10 @@ export async function openApp(
     forceIsolation?: JobIsolation;
     /** A tasks file to load (docs/tasks.md), as `serve --tasks`. */
     tasksFile?: string;
+    /** The built dashboard to serve at `/` (dist/web). */
+    webRoot?: string;
+    /** JobService options beyond the harness's own (event heartbeats, ...). */
+    service?: { eventHeartbeatMs?: number; eventHistory?: number };
   } = {},
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
@@ -68,6 +72,7 @@ export async function openApp(
     audit,
     ...(clock ? { clock } : {}),
     ...(options.forceIsolation ? { forceIsolation: options.forceIsolation } : {}),
+    ...options.service,
   });
   const users = new UserService(accounts, audit, clock ? { clock } : {});
   const tasks = await TaskService.open(service, {
@@ -113,6 +118,7 @@ export async function openApp(
     ...(tls ? { https: tls.serverOptions() } : {}),
     ...(options.run ? { run: options.run } : {}),
     tasks,
+    ...(options.webRoot ? { webRoot: options.webRoot } : {}),
   });
   let url: string | undefined;
   if (tls) {

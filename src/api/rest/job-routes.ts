@@ -24,6 +24,7 @@ interface ListQuery {
   name?: string;
   idPrefix?: string;
   label?: string;
+  owner?: string;
   limit?: number;
   cursor?: string;
 }
@@ -106,6 +107,7 @@ function listRequest(query: ListQuery): ListJobsRequest {
     name?: string;
     idPrefix?: string;
     label?: { key: string; value: string };
+    owner?: string;
     limit?: number;
     cursor?: string;
   } = {};
@@ -114,6 +116,7 @@ function listRequest(query: ListQuery): ListJobsRequest {
     request.status = query.status.split(',').map((s) => s.trim()) as JobStatus[];
   }
   if (query.name !== undefined) request.name = query.name;
+  if (query.owner !== undefined) request.owner = query.owner;
   if (query.idPrefix !== undefined) request.idPrefix = query.idPrefix.toLowerCase();
   if (query.label !== undefined) {
     const eq = query.label.indexOf('=');

@@ -40,6 +40,10 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
                 schema: { type: 'string' },
               },
               [OUTPUT_HEADERS.jobId]: { schema: { type: 'string' } },
+              [OUTPUT_HEADERS.end]: {
+                description: "The view's end when the response started: its length so far.",
+                schema: { type: 'string' },
+              },
             },
             content: {
               'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
@@ -71,12 +75,13 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
       const signal = untilClosed(reply);
       let cursor = 0;
       let events: AsyncGenerator<FollowEvent>;
+      let end = 0;
       try {
         cursor = cursorText === undefined ? 0 : parseCursor(cursorText);
         // A client that has seen the `end` of a finished job has everything there will ever be,
         // unless it asks for bytes before it (the stream was cut, or `end` came early).
         const mayBeSpent = reconnect?.sawEnd === true && isFinal((await service.get(who, id)).status);
-        events = await service.openOutput(who, id, {
+        const opened = await service.openOutput(who, id, {
           selector: query.stream ?? 'all',
           cursor,
           follow,
@@ -84,6 +89,8 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
           // An event stream also tells of the job's progress (`progress` events: docs/tasks.md).
           progress: sse,
         });
+        end = opened.end;
+        events = opened;
         if (mayBeSpent) {
           const first = await events.next();
           if (first.done || first.value.type === 'end') {
@@ -109,12 +116,18 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
       const mode = head ? 'head' : sse ? 'sse' : frames ? 'frames' : 'raw';
       await streamResponse(request, reply, mode, signal, () =>
         sse
-          ? writeSse(reply.raw, events, { jobId: id, cursor, signal })
+          ? writeSse(reply.raw, events, {
+              jobId: id,
+              cursor,
+              signal,
+              headers: { [OUTPUT_HEADERS.end]: String(end) },
+            })
           : frames && !head
             ? writeFrames(reply.raw, events, { jobId: id, cursor, signal })
             : writeRaw(reply.raw, events, {
                 jobId: id,
                 cursor,
+                headers: { [OUTPUT_HEADERS.end]: String(end) },
                 contentType: frames ? OUTPUT_FRAMES_TYPE : 'application/octet-stream',
                 // Node refuses a `Trailer` header without a chunked body, which HEAD has not.
                 trailers: request.raw.httpVersion !== '1.0' && !head,

@@ -12,6 +12,11 @@ export const OUTPUT_HEADERS = {
   jobId: 'X-Jobworker-Job-Id',
   /** Header: where this response starts. Trailer (raw): where it ended, to resume from. */
   cursor: 'X-Jobworker-Cursor',
+  /**
+   * Header: the view's end when the response started (its length so far), so that a client can
+   * read only the tail of a long output: a HEAD tells it, then a read from end minus the tail.
+   */
+  end: 'X-Jobworker-End',
   /** Trailer (raw): bytes of the view skipped because retention had freed them. */
   truncatedBytes: 'X-Jobworker-Truncated-Bytes',
   /** Trailer (raw): the job's status, present only when the response reached its end. */
@@ -176,6 +181,7 @@ export const END_ID_SUFFIX = '.end';
 export interface SseOptions {
   readonly jobId: string;
   readonly cursor: number;
+  readonly headers?: Readonly<Record<string, string>>;
   readonly signal: AbortSignal;
 }
 
@@ -197,6 +203,7 @@ export async function writeSse(
     ...NO_BUFFERING,
     [OUTPUT_HEADERS.jobId]: options.jobId,
     [OUTPUT_HEADERS.cursor]: formatCursor(options.cursor),
+    ...options.headers,
   });
   // Goes out with the headers: how long a client waits before it reconnects after a cut. A block
   // with no `data` dispatches no event.

@@ -15,7 +15,9 @@ import { registerCertRoutes } from './cert-routes.ts';
 import { registerJobWorkerRoutes } from './compat/job-worker-routes.ts';
 import { registerTaskManagerRoutes } from './compat/task-manager-routes.ts';
 import { registerWorkerctlRoutes } from './compat/workerctl-routes.ts';
+import { registerDashboard } from './dashboard-routes.ts';
 import { toErrorResponse } from './error-mapping.ts';
+import { registerEventRoutes } from './event-routes.ts';
 import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
@@ -56,6 +58,8 @@ export interface RestAppOptions {
   readonly metrics?: ServerMetrics;
   /** The dedicated metrics token, accepted on `GET /metrics` only. */
   readonly metricsToken?: MetricsTokenCheck;
+  /** The built dashboard served at `/` (docs/dashboard.md); absent: none. */
+  readonly webRoot?: string;
 }
 
 /** How `POST /run` treats the starter's requests. */
@@ -120,8 +124,9 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
       openapi?: Record<string, unknown>;
       rpc?: true;
     };
-    // The RPC methods are described by proto/jobworker/v1, not by the OpenAPI document.
-    if (config.rpc) return;
+    // The RPC methods are described by proto/jobworker/v1, not by the OpenAPI document; the
+    // dashboard's files (hidden by @fastify/static) are a web page, not the API.
+    if (config.rpc || (route.schema as { hide?: boolean } | undefined)?.hide === true) return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       routeMethods.add(method, route.url);
@@ -167,6 +172,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service, options.run?.cwd);
   registerQueueRoutes(app, options.service);
+  registerEventRoutes(app, options.service);
   registerUserRoutes(app, options.users);
   registerCertRoutes(app, options.certificates);
   const tasks =
@@ -180,6 +186,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerTaskManagerRoutes(app, tasks);
   registerWorkerctlRoutes(app, options.service, options.authenticator);
   // gRPC, gRPC-Web and Connect on the same port (src/api/rpc), over the same services.
+  if (options.webRoot !== undefined) await registerDashboard(app, options.webRoot);
   await app.register(rpcPlugin, {
     authenticator: options.authenticator,
     readMaxBytes: BODY_LIMIT,

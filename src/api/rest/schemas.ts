@@ -630,6 +630,10 @@ export const LIST_JOBS_SCHEMA = {
         description: 'Jobs whose id starts with this (lower-case hex digits and dashes).',
       },
       label: { type: 'string', description: 'One label as `key=value`.' },
+      owner: {
+        type: 'string',
+        description: "Jobs of this user (a user sees only its own: another's name lists none).",
+      },
       limit: {
         type: 'integer',
         minimum: 1,
@@ -767,6 +771,23 @@ export const OUTPUT_SCHEMA = {
     },
   },
   response: errors(400, 404, 429),
+} as const;
+
+export const EVENTS_SCHEMA = {
+  operationId: 'watchEvents',
+  summary: 'Watch job events (server-sent events)',
+  description:
+    'Server-sent events of every job the caller may see: `job:queued`, `job:started`, `job:progress` and ' +
+    '`job:finished`, each with the job (as `GET /v1/jobs/{id}` answers it) as data. The stream starts ' +
+    'with `ready` (resumed: the missed events follow) or `reset` (events were missed: reload). A comment ' +
+    'line is a heartbeat. Resume with `Last-Event-ID`. See docs/api.md, "Events".',
+  headers: {
+    type: 'object',
+    properties: {
+      'last-event-id': { type: 'string', description: 'Resume after this event.' },
+    },
+  },
+  response: errors(429),
 } as const;
 
 export const RUN_SCHEMA = {

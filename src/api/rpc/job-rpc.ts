@@ -11,6 +11,7 @@ import {
   outputToProto,
   progressToProto,
   startInput,
+  watchMessageToProto,
 } from './rpc-mapping.ts';
 
 /** jobworker.v1.JobService over the service every adapter calls (authorization and audit there). */
@@ -75,6 +76,18 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
         }
       } finally {
         await events.return(undefined);
+      }
+    },
+    async *watchEvents(req, ctx) {
+      // Refusals (capacity) come before the first message, as a status.
+      const messages = await jobs.watchEvents(callerOf(ctx), {
+        lastEventId: req.lastEventId === '' ? undefined : req.lastEventId,
+        signal: ctx.signal,
+      });
+      try {
+        for await (const message of messages) yield watchMessageToProto(message);
+      } finally {
+        await messages.return(undefined);
       }
     },
   };

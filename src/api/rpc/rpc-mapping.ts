@@ -12,6 +12,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { dedupeScopeOf, type Job, type JobIsolation, type JobStatus as StatusName } from '../../core/job.ts';
 import type { DrainState } from '../../engine/job-engine.ts';
 import type { OutputEvent, OutputSelector } from '../../output/output-types.ts';
+import type { JobEventType as EventTypeName, WatchMessage } from '../../service/job-event-feed.ts';
 import type { ListJobsRequest, QueueSettingsInput } from '../../service/job-service.ts';
 import type { AuditRequest, TokenView } from '../../service/user-service.ts';
 import type { QueueState } from '../../store/job-store.ts';
@@ -32,6 +33,7 @@ import {
   WaitingFor,
 } from './gen/jobworker/v1/job_pb.ts';
 import {
+  JobEventType,
   type ListRequest,
   OnDuplicate,
   OutputStream,
@@ -39,6 +41,8 @@ import {
   type StartRequest,
   type StreamOutputResponse,
   StreamOutputResponseSchema,
+  type WatchEventsResponse,
+  WatchEventsResponseSchema,
 } from './gen/jobworker/v1/job_service_pb.ts';
 import {
   type DrainState as DrainStateMessage,
@@ -296,6 +300,40 @@ export function endToProto(job: Job): StreamOutputResponse {
 /** A progress report of a followed job: the job, carrying it. */
 export function progressToProto(job: Job): StreamOutputResponse {
   return create(StreamOutputResponseSchema, { event: { case: 'progress', value: jobToProto(job) } });
+}
+
+const EVENT_TYPES: Record<EventTypeName, JobEventType> = {
+  'job:queued': JobEventType.QUEUED,
+  'job:started': JobEventType.STARTED,
+  'job:progress': JobEventType.PROGRESS,
+  'job:finished': JobEventType.FINISHED,
+};
+
+/** One message of a watch (`JobService.watchEvents`), as `WatchEvents` sends it. */
+export function watchMessageToProto(message: WatchMessage): WatchEventsResponse {
+  switch (message.kind) {
+    case 'ready':
+      return create(WatchEventsResponseSchema, {
+        message: { case: 'ready', value: { lastEventId: message.lastEventId } },
+      });
+    case 'reset':
+      return create(WatchEventsResponseSchema, {
+        message: { case: 'reset', value: { lastEventId: message.lastEventId, reason: message.reason } },
+      });
+    case 'heartbeat':
+      return create(WatchEventsResponseSchema, { message: { case: 'heartbeat', value: {} } });
+    case 'event':
+      return create(WatchEventsResponseSchema, {
+        message: {
+          case: 'event',
+          value: {
+            id: message.event.id,
+            type: EVENT_TYPES[message.event.type],
+            job: jobToProto(message.event.job),
+          },
+        },
+      });
+  }
 }
 
 export function queueToProto(queue: QueueState): Queue {

@@ -14,7 +14,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file jobworker/v1/job_service.proto.
  */
 export const file_jobworker_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5qb2J3b3JrZXIvdjEvam9iX3NlcnZpY2UucHJvdG8SDGpvYndvcmtlci52MSLbBgoMU3RhcnRSZXF1ZXN0Eg8KB2NvbW1hbmQYASABKAkSDAoEYXJncxgCIAMoCRINCgVzaGVsbBgDIAEoCBIwCgNlbnYYBCADKAsyIy5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0LkVudkVudHJ5EhAKA2N3ZBgFIAEoCUgAiAEBEhcKCnRpbWVvdXRfbXMYBiABKANIAYgBARISCgpub190aW1lb3V0GAcgASgIEhEKBG5hbWUYCCABKAlIAogBARI2CgZsYWJlbHMYCSADKAsyJi5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0LkxhYmVsc0VudHJ5EicKBmxpbWl0cxgKIAEoCzIXLmpvYndvcmtlci52MS5Kb2JMaW1pdHMSEgoFcXVldWUYCyABKAlIA4gBARIVCghwcmlvcml0eRgMIAEoBUgEiAEBEg0KBWFmdGVyGA0gAygJEigKBXJldHJ5GA4gASgLMhkuam9id29ya2VyLnYxLlJldHJ5UG9saWN5EhcKCmRlZHVwZV9rZXkYDyABKAlIBYgBARIZCgxkZWR1cGVfc2NvcGUYECABKAlIBogBARIsCghydW5fdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoIZGVsYXlfbXMYEiABKANIB4gBARIvCgxvbl9kdXBsaWNhdGUYEyABKA4yGS5qb2J3b3JrZXIudjEuT25EdXBsaWNhdGUSEwoLcnVuX2FzX3Jvb3QYFCABKAgSLQoJaXNvbGF0aW9uGB4gASgLMhouam9id29ya2VyLnYxLkpvYklzb2xhdGlvbhInCgZub3RpZnkYKCABKAsyFy5qb2J3b3JrZXIudjEuSm9iTm90aWZ5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRfY3dkQg0KC190aW1lb3V0X21zQgcKBV9uYW1lQggKBl9xdWV1ZUILCglfcHJpb3JpdHlCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZUILCglfZGVsYXlfbXMi7wEKCUpvYkxpbWl0cxIZCgxtZW1vcnlfYnl0ZXMYASABKANIAIgBARIXCgpjcHVfbWlsbGlzGAIgASgFSAGIAQESEAoDY3B1GAMgASgBSAKIAQESHgoRbWVtb3J5X3N3YXBfYnl0ZXMYBCABKANIA4gBARIiCgJpbxgFIAEoCzIWLmpvYndvcmtlci52MS5Jb0xpbWl0cxIRCgRwaWRzGAYgASgFSASIAQFCDwoNX21lbW9yeV9ieXRlc0INCgtfY3B1X21pbGxpc0IGCgRfY3B1QhQKEl9tZW1vcnlfc3dhcF9ieXRlc0IHCgVfcGlkcyK3AQoLUmV0cnlQb2xpY3kSEAoIYXR0ZW1wdHMYASABKAUSHwoSYmFja29mZl9pbml0aWFsX21zGAIgASgDSACIAQESGwoOYmFja29mZl9mYWN0b3IYAyABKAFIAYgBARIbCg5iYWNrb2ZmX21heF9tcxgEIAEoA0gCiAEBQhUKE19iYWNrb2ZmX2luaXRpYWxfbXNCEQoPX2JhY2tvZmZfZmFjdG9yQhEKD19iYWNrb2ZmX21heF9tcyJACg1TdGFydFJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2ISDwoHY3JlYXRlZBgCIAEoCCIYCgpHZXRSZXF1ZXN0EgoKAmlkGAEgASgJIi0KC0dldFJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IixQEKC0xpc3RSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcuam9id29ya2VyLnYxLkpvYlN0YXR1cxIRCgRuYW1lGAIgASgJSACIAQESFgoJaWRfcHJlZml4GAMgASgJSAGIAQESIgoFbGFiZWwYBCABKAsyEy5qb2J3b3JrZXIudjEuTGFiZWwSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAlCBwoFX25hbWVCDAoKX2lkX3ByZWZpeCIjCgVMYWJlbBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiSAoMTGlzdFJlc3BvbnNlEh8KBGpvYnMYASADKAsyES5qb2J3b3JrZXIudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIdCg5SZXNvbHZlUmVxdWVzdBILCgNyZWYYASABKAkiMQoPUmVzb2x2ZVJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IiPQoLU3RvcFJlcXVlc3QSCgoCaWQYASABKAkSFQoIZ3JhY2VfbXMYAiABKANIAIgBAUILCglfZ3JhY2VfbXMiLgoMU3RvcFJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IiGgoMUGF1c2VSZXF1ZXN0EgoKAmlkGAEgASgJIi8KDVBhdXNlUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id29ya2VyLnYxLkpvYiIbCg1SZXN1bWVSZXF1ZXN0EgoKAmlkGAEgASgJIjAKDlJlc3VtZVJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IiGwoNRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSIwCg5EZWxldGVSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIjwKDFBydW5lUmVxdWVzdBIaCg1vbGRlcl90aGFuX21zGAEgASgDSACIAQFCEAoOX29sZGVyX3RoYW5fbXMiIAoNUHJ1bmVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgDIhwKDldhaXRGb3JSZXF1ZXN0EgoKAmlkGAEgASgJIjEKD1dhaXRGb3JSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iInsKE1N0cmVhbU91dHB1dFJlcXVlc3QSCgoCaWQYASABKAkSJgoEdmlldxgCIAEoDjIYLmpvYndvcmtlci52MS5PdXRwdXRWaWV3Eg4KBmN1cnNvchgDIAEoAxIOCgZmb2xsb3cYBCABKAgSEAoIcHJvZ3Jlc3MYBSABKAgixgEKFFN0cmVhbU91dHB1dFJlc3BvbnNlEigKBGRhdGEYASABKAsyGC5qb2J3b3JrZXIudjEuT3V0cHV0RGF0YUgAEjIKCXRydW5jYXRlZBgCIAEoCzIdLmpvYndvcmtlci52MS5PdXRwdXRUcnVuY2F0ZWRIABIgCgNlbmQYAyABKAsyES5qb2J3b3JrZXIudjEuSm9iSAASJQoIcHJvZ3Jlc3MYBCABKAsyES5qb2J3b3JrZXIudjEuSm9iSABCBwoFZXZlbnQiVgoKT3V0cHV0RGF0YRIqCgZzdHJlYW0YASABKA4yGi5qb2J3b3JrZXIudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAiABKAwSDgoGY3Vyc29yGAMgASgDImQKD091dHB1dFRydW5jYXRlZBIqCgZzdHJlYW0YASABKA4yGi5qb2J3b3JrZXIudjEuT3V0cHV0U3RyZWFtEhUKDXNraXBwZWRfYnl0ZXMYAiABKAMSDgoGY3Vyc29yGAMgASgDKl0KC09uRHVwbGljYXRlEhwKGE9OX0RVUExJQ0FURV9VTlNQRUNJRklFRBAAEhcKE09OX0RVUExJQ0FURV9SRUpFQ1QQARIXChNPTl9EVVBMSUNBVEVfUkVUVVJOEAIqcwoKT3V0cHV0VmlldxIbChdPVVRQVVRfVklFV19VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9WSUVXX0NPTUJJTkVEEAESFgoST1VUUFVUX1ZJRVdfU1RET1VUEAISFgoST1VUUFVUX1ZJRVdfU1RERVJSEAMqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIy/wUKCkpvYlNlcnZpY2USQAoFU3RhcnQSGi5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0Ghsuam9id29ya2VyLnYxLlN0YXJ0UmVzcG9uc2USOgoDR2V0Ehguam9id29ya2VyLnYxLkdldFJlcXVlc3QaGS5qb2J3b3JrZXIudjEuR2V0UmVzcG9uc2USPQoETGlzdBIZLmpvYndvcmtlci52MS5MaXN0UmVxdWVzdBoaLmpvYndvcmtlci52MS5MaXN0UmVzcG9uc2USRgoHUmVzb2x2ZRIcLmpvYndvcmtlci52MS5SZXNvbHZlUmVxdWVzdBodLmpvYndvcmtlci52MS5SZXNvbHZlUmVzcG9uc2USPQoEU3RvcBIZLmpvYndvcmtlci52MS5TdG9wUmVxdWVzdBoaLmpvYndvcmtlci52MS5TdG9wUmVzcG9uc2USQAoFUGF1c2USGi5qb2J3b3JrZXIudjEuUGF1c2VSZXF1ZXN0Ghsuam9id29ya2VyLnYxLlBhdXNlUmVzcG9uc2USQwoGUmVzdW1lEhsuam9id29ya2VyLnYxLlJlc3VtZVJlcXVlc3QaHC5qb2J3b3JrZXIudjEuUmVzdW1lUmVzcG9uc2USQwoGRGVsZXRlEhsuam9id29ya2VyLnYxLkRlbGV0ZVJlcXVlc3QaHC5qb2J3b3JrZXIudjEuRGVsZXRlUmVzcG9uc2USQAoFUHJ1bmUSGi5qb2J3b3JrZXIudjEuUHJ1bmVSZXF1ZXN0Ghsuam9id29ya2VyLnYxLlBydW5lUmVzcG9uc2USRgoHV2FpdEZvchIcLmpvYndvcmtlci52MS5XYWl0Rm9yUmVxdWVzdBodLmpvYndvcmtlci52MS5XYWl0Rm9yUmVzcG9uc2USVwoMU3RyZWFtT3V0cHV0EiEuam9id29ya2VyLnYxLlN0cmVhbU91dHB1dFJlcXVlc3QaIi5qb2J3b3JrZXIudjEuU3RyZWFtT3V0cHV0UmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_jobworker_v1_job]);
+  fileDesc("Ch5qb2J3b3JrZXIvdjEvam9iX3NlcnZpY2UucHJvdG8SDGpvYndvcmtlci52MSLbBgoMU3RhcnRSZXF1ZXN0Eg8KB2NvbW1hbmQYASABKAkSDAoEYXJncxgCIAMoCRINCgVzaGVsbBgDIAEoCBIwCgNlbnYYBCADKAsyIy5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0LkVudkVudHJ5EhAKA2N3ZBgFIAEoCUgAiAEBEhcKCnRpbWVvdXRfbXMYBiABKANIAYgBARISCgpub190aW1lb3V0GAcgASgIEhEKBG5hbWUYCCABKAlIAogBARI2CgZsYWJlbHMYCSADKAsyJi5qb2J3b3JrZXIudjEuU3RhcnRSZXF1ZXN0LkxhYmVsc0VudHJ5EicKBmxpbWl0cxgKIAEoCzIXLmpvYndvcmtlci52MS5Kb2JMaW1pdHMSEgoFcXVldWUYCyABKAlIA4gBARIVCghwcmlvcml0eRgMIAEoBUgEiAEBEg0KBWFmdGVyGA0gAygJEigKBXJldHJ5GA4gASgLMhkuam9id29ya2VyLnYxLlJldHJ5UG9saWN5EhcKCmRlZHVwZV9rZXkYDyABKAlIBYgBARIZCgxkZWR1cGVfc2NvcGUYECABKAlIBogBARIsCghydW5fdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoIZGVsYXlfbXMYEiABKANIB4gBARIvCgxvbl9kdXBsaWNhdGUYEyABKA4yGS5qb2J3b3JrZXIudjEuT25EdXBsaWNhdGUSEwoLcnVuX2FzX3Jvb3QYFCABKAgSLQoJaXNvbGF0aW9uGB4gASgLMhouam9id29ya2VyLnYxLkpvYklzb2xhdGlvbhInCgZub3RpZnkYKCABKAsyFy5qb2J3b3JrZXIudjEuSm9iTm90aWZ5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRfY3dkQg0KC190aW1lb3V0X21zQgcKBV9uYW1lQggKBl9xdWV1ZUILCglfcHJpb3JpdHlCDQoLX2RlZHVwZV9rZXlCDwoNX2RlZHVwZV9zY29wZUILCglfZGVsYXlfbXMi7wEKCUpvYkxpbWl0cxIZCgxtZW1vcnlfYnl0ZXMYASABKANIAIgBARIXCgpjcHVfbWlsbGlzGAIgASgFSAGIAQESEAoDY3B1GAMgASgBSAKIAQESHgoRbWVtb3J5X3N3YXBfYnl0ZXMYBCABKANIA4gBARIiCgJpbxgFIAEoCzIWLmpvYndvcmtlci52MS5Jb0xpbWl0cxIRCgRwaWRzGAYgASgFSASIAQFCDwoNX21lbW9yeV9ieXRlc0INCgtfY3B1X21pbGxpc0IGCgRfY3B1QhQKEl9tZW1vcnlfc3dhcF9ieXRlc0IHCgVfcGlkcyK3AQoLUmV0cnlQb2xpY3kSEAoIYXR0ZW1wdHMYASABKAUSHwoSYmFja29mZl9pbml0aWFsX21zGAIgASgDSACIAQESGwoOYmFja29mZl9mYWN0b3IYAyABKAFIAYgBARIbCg5iYWNrb2ZmX21heF9tcxgEIAEoA0gCiAEBQhUKE19iYWNrb2ZmX2luaXRpYWxfbXNCEQoPX2JhY2tvZmZfZmFjdG9yQhEKD19iYWNrb2ZmX21heF9tcyJACg1TdGFydFJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2ISDwoHY3JlYXRlZBgCIAEoCCIYCgpHZXRSZXF1ZXN0EgoKAmlkGAEgASgJIi0KC0dldFJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IixQEKC0xpc3RSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcuam9id29ya2VyLnYxLkpvYlN0YXR1cxIRCgRuYW1lGAIgASgJSACIAQESFgoJaWRfcHJlZml4GAMgASgJSAGIAQESIgoFbGFiZWwYBCABKAsyEy5qb2J3b3JrZXIudjEuTGFiZWwSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAlCBwoFX25hbWVCDAoKX2lkX3ByZWZpeCIjCgVMYWJlbBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiSAoMTGlzdFJlc3BvbnNlEh8KBGpvYnMYASADKAsyES5qb2J3b3JrZXIudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIdCg5SZXNvbHZlUmVxdWVzdBILCgNyZWYYASABKAkiMQoPUmVzb2x2ZVJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IiPQoLU3RvcFJlcXVlc3QSCgoCaWQYASABKAkSFQoIZ3JhY2VfbXMYAiABKANIAIgBAUILCglfZ3JhY2VfbXMiLgoMU3RvcFJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IiGgoMUGF1c2VSZXF1ZXN0EgoKAmlkGAEgASgJIi8KDVBhdXNlUmVzcG9uc2USHgoDam9iGAEgASgLMhEuam9id29ya2VyLnYxLkpvYiIbCg1SZXN1bWVSZXF1ZXN0EgoKAmlkGAEgASgJIjAKDlJlc3VtZVJlc3BvbnNlEh4KA2pvYhgBIAEoCzIRLmpvYndvcmtlci52MS5Kb2IiGwoNRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSIwCg5EZWxldGVSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iIjwKDFBydW5lUmVxdWVzdBIaCg1vbGRlcl90aGFuX21zGAEgASgDSACIAQFCEAoOX29sZGVyX3RoYW5fbXMiIAoNUHJ1bmVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgDIhwKDldhaXRGb3JSZXF1ZXN0EgoKAmlkGAEgASgJIjEKD1dhaXRGb3JSZXNwb25zZRIeCgNqb2IYASABKAsyES5qb2J3b3JrZXIudjEuSm9iInsKE1N0cmVhbU91dHB1dFJlcXVlc3QSCgoCaWQYASABKAkSJgoEdmlldxgCIAEoDjIYLmpvYndvcmtlci52MS5PdXRwdXRWaWV3Eg4KBmN1cnNvchgDIAEoAxIOCgZmb2xsb3cYBCABKAgSEAoIcHJvZ3Jlc3MYBSABKAgixgEKFFN0cmVhbU91dHB1dFJlc3BvbnNlEigKBGRhdGEYASABKAsyGC5qb2J3b3JrZXIudjEuT3V0cHV0RGF0YUgAEjIKCXRydW5jYXRlZBgCIAEoCzIdLmpvYndvcmtlci52MS5PdXRwdXRUcnVuY2F0ZWRIABIgCgNlbmQYAyABKAsyES5qb2J3b3JrZXIudjEuSm9iSAASJQoIcHJvZ3Jlc3MYBCABKAsyES5qb2J3b3JrZXIudjEuSm9iSABCBwoFZXZlbnQiVgoKT3V0cHV0RGF0YRIqCgZzdHJlYW0YASABKA4yGi5qb2J3b3JrZXIudjEuT3V0cHV0U3RyZWFtEgwKBGRhdGEYAiABKAwSDgoGY3Vyc29yGAMgASgDImQKD091dHB1dFRydW5jYXRlZBIqCgZzdHJlYW0YASABKA4yGi5qb2J3b3JrZXIudjEuT3V0cHV0U3RyZWFtEhUKDXNraXBwZWRfYnl0ZXMYAiABKAMSDgoGY3Vyc29yGAMgASgDIisKEldhdGNoRXZlbnRzUmVxdWVzdBIVCg1sYXN0X2V2ZW50X2lkGAEgASgJItIBChNXYXRjaEV2ZW50c1Jlc3BvbnNlEikKBXJlYWR5GAEgASgLMhguam9id29ya2VyLnYxLldhdGNoUmVhZHlIABIpCgVyZXNldBgCIAEoCzIYLmpvYndvcmtlci52MS5XYXRjaFJlc2V0SAASJwoFZXZlbnQYAyABKAsyFi5qb2J3b3JrZXIudjEuSm9iRXZlbnRIABIxCgloZWFydGJlYXQYBCABKAsyHC5qb2J3b3JrZXIudjEuV2F0Y2hIZWFydGJlYXRIAEIJCgdtZXNzYWdlIiMKCldhdGNoUmVhZHkSFQoNbGFzdF9ldmVudF9pZBgBIAEoCSIzCgpXYXRjaFJlc2V0EhUKDWxhc3RfZXZlbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIhAKDldhdGNoSGVhcnRiZWF0ImAKCEpvYkV2ZW50EgoKAmlkGAEgASgJEigKBHR5cGUYAiABKA4yGi5qb2J3b3JrZXIudjEuSm9iRXZlbnRUeXBlEh4KA2pvYhgDIAEoCzIRLmpvYndvcmtlci52MS5Kb2IqXQoLT25EdXBsaWNhdGUSHAoYT05fRFVQTElDQVRFX1VOU1BFQ0lGSUVEEAASFwoTT05fRFVQTElDQVRFX1JFSkVDVBABEhcKE09OX0RVUExJQ0FURV9SRVRVUk4QAipzCgpPdXRwdXRWaWV3EhsKF09VVFBVVF9WSUVXX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1ZJRVdfQ09NQklORUQQARIWChJPVVRQVVRfVklFV19TVERPVVQQAhIWChJPVVRQVVRfVklFV19TVERFUlIQAyphCgxPdXRwdXRTdHJlYW0SHQoZT1VUUFVUX1NUUkVBTV9VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9TVFJFQU1fU1RET1VUEAESGAoUT1VUUFVUX1NUUkVBTV9TVERFUlIQAiqfAQoMSm9iRXZlbnRUeXBlEh4KGkpPQl9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVSk9CX0VWRU5UX1RZUEVfUVVFVUVEEAESGgoWSk9CX0VWRU5UX1RZUEVfU1RBUlRFRBACEhsKF0pPQl9FVkVOVF9UWVBFX1BST0dSRVNTEAMSGwoXSk9CX0VWRU5UX1RZUEVfRklOSVNIRUQQBDLVBgoKSm9iU2VydmljZRJACgVTdGFydBIaLmpvYndvcmtlci52MS5TdGFydFJlcXVlc3QaGy5qb2J3b3JrZXIudjEuU3RhcnRSZXNwb25zZRI6CgNHZXQSGC5qb2J3b3JrZXIudjEuR2V0UmVxdWVzdBoZLmpvYndvcmtlci52MS5HZXRSZXNwb25zZRI9CgRMaXN0Ehkuam9id29ya2VyLnYxLkxpc3RSZXF1ZXN0Ghouam9id29ya2VyLnYxLkxpc3RSZXNwb25zZRJGCgdSZXNvbHZlEhwuam9id29ya2VyLnYxLlJlc29sdmVSZXF1ZXN0Gh0uam9id29ya2VyLnYxLlJlc29sdmVSZXNwb25zZRI9CgRTdG9wEhkuam9id29ya2VyLnYxLlN0b3BSZXF1ZXN0Ghouam9id29ya2VyLnYxLlN0b3BSZXNwb25zZRJACgVQYXVzZRIaLmpvYndvcmtlci52MS5QYXVzZVJlcXVlc3QaGy5qb2J3b3JrZXIudjEuUGF1c2VSZXNwb25zZRJDCgZSZXN1bWUSGy5qb2J3b3JrZXIudjEuUmVzdW1lUmVxdWVzdBocLmpvYndvcmtlci52MS5SZXN1bWVSZXNwb25zZRJDCgZEZWxldGUSGy5qb2J3b3JrZXIudjEuRGVsZXRlUmVxdWVzdBocLmpvYndvcmtlci52MS5EZWxldGVSZXNwb25zZRJACgVQcnVuZRIaLmpvYndvcmtlci52MS5QcnVuZVJlcXVlc3QaGy5qb2J3b3JrZXIudjEuUHJ1bmVSZXNwb25zZRJGCgdXYWl0Rm9yEhwuam9id29ya2VyLnYxLldhaXRGb3JSZXF1ZXN0Gh0uam9id29ya2VyLnYxLldhaXRGb3JSZXNwb25zZRJXCgxTdHJlYW1PdXRwdXQSIS5qb2J3b3JrZXIudjEuU3RyZWFtT3V0cHV0UmVxdWVzdBoiLmpvYndvcmtlci52MS5TdHJlYW1PdXRwdXRSZXNwb25zZTABElQKC1dhdGNoRXZlbnRzEiAuam9id29ya2VyLnYxLldhdGNoRXZlbnRzUmVxdWVzdBohLmpvYndvcmtlci52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_jobworker_v1_job]);
 
 /**
  * What to run, and when. Only `command` is required; absent fields take the
@@ -815,6 +815,158 @@ export const OutputTruncatedSchema: GenMessage<OutputTruncated> = /*@__PURE__*/
   messageDesc(file_jobworker_v1_job_service, 26);
 
 /**
+ * @generated from message jobworker.v1.WatchEventsRequest
+ */
+export type WatchEventsRequest = Message<"jobworker.v1.WatchEventsRequest"> & {
+  /**
+   * Resume after this event (an `id` received earlier); empty: from now.
+   *
+   * @generated from field: string last_event_id = 1;
+   */
+  lastEventId: string;
+};
+
+/**
+ * Describes the message jobworker.v1.WatchEventsRequest.
+ * Use `create(WatchEventsRequestSchema)` to create a new message.
+ */
+export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 27);
+
+/**
+ * @generated from message jobworker.v1.WatchEventsResponse
+ */
+export type WatchEventsResponse = Message<"jobworker.v1.WatchEventsResponse"> & {
+  /**
+   * @generated from oneof jobworker.v1.WatchEventsResponse.message
+   */
+  message: {
+    /**
+     * Nothing was missed: the events after `last_event_id` follow.
+     *
+     * @generated from field: jobworker.v1.WatchReady ready = 1;
+     */
+    value: WatchReady;
+    case: "ready";
+  } | {
+    /**
+     * Events were missed (or the id is unknown): reload what you show, then
+     * resume from `last_event_id`.
+     *
+     * @generated from field: jobworker.v1.WatchReset reset = 2;
+     */
+    value: WatchReset;
+    case: "reset";
+  } | {
+    /**
+     * A change of one job.
+     *
+     * @generated from field: jobworker.v1.JobEvent event = 3;
+     */
+    value: JobEvent;
+    case: "event";
+  } | {
+    /**
+     * Nothing happened for a while; the stream is alive.
+     *
+     * @generated from field: jobworker.v1.WatchHeartbeat heartbeat = 4;
+     */
+    value: WatchHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message jobworker.v1.WatchEventsResponse.
+ * Use `create(WatchEventsResponseSchema)` to create a new message.
+ */
+export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 28);
+
+/**
+ * @generated from message jobworker.v1.WatchReady
+ */
+export type WatchReady = Message<"jobworker.v1.WatchReady"> & {
+  /**
+   * @generated from field: string last_event_id = 1;
+   */
+  lastEventId: string;
+};
+
+/**
+ * Describes the message jobworker.v1.WatchReady.
+ * Use `create(WatchReadySchema)` to create a new message.
+ */
+export const WatchReadySchema: GenMessage<WatchReady> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 29);
+
+/**
+ * @generated from message jobworker.v1.WatchReset
+ */
+export type WatchReset = Message<"jobworker.v1.WatchReset"> & {
+  /**
+   * @generated from field: string last_event_id = 1;
+   */
+  lastEventId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message jobworker.v1.WatchReset.
+ * Use `create(WatchResetSchema)` to create a new message.
+ */
+export const WatchResetSchema: GenMessage<WatchReset> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 30);
+
+/**
+ * @generated from message jobworker.v1.WatchHeartbeat
+ */
+export type WatchHeartbeat = Message<"jobworker.v1.WatchHeartbeat"> & {
+};
+
+/**
+ * Describes the message jobworker.v1.WatchHeartbeat.
+ * Use `create(WatchHeartbeatSchema)` to create a new message.
+ */
+export const WatchHeartbeatSchema: GenMessage<WatchHeartbeat> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 31);
+
+/**
+ * @generated from message jobworker.v1.JobEvent
+ */
+export type JobEvent = Message<"jobworker.v1.JobEvent"> & {
+  /**
+   * Resume from it: `<epoch>.<sequence>`, opaque to clients.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: jobworker.v1.JobEventType type = 2;
+   */
+  type: JobEventType;
+
+  /**
+   * The job as stored right after the change.
+   *
+   * @generated from field: jobworker.v1.Job job = 3;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message jobworker.v1.JobEvent.
+ * Use `create(JobEventSchema)` to create a new message.
+ */
+export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
+  messageDesc(file_jobworker_v1_job_service, 32);
+
+/**
  * What a duplicate `dedupe_key` answers.
  *
  * @generated from enum jobworker.v1.OnDuplicate
@@ -935,6 +1087,51 @@ export const OutputStreamSchema: GenEnum<OutputStream> = /*@__PURE__*/
   enumDesc(file_jobworker_v1_job_service, 2);
 
 /**
+ * Which change a job event reports.
+ *
+ * @generated from enum jobworker.v1.JobEventType
+ */
+export const JobEventType = {
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_QUEUED = 1;
+   */
+  QUEUED: 1,
+
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_STARTED = 2;
+   */
+  STARTED: 2,
+
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_PROGRESS = 3;
+   */
+  PROGRESS: 3,
+
+  /**
+   * @generated from enum value: JOB_EVENT_TYPE_FINISHED = 4;
+   */
+  FINISHED: 4,
+} as const;
+
+/**
+ * Which change a job event reports.
+ *
+ * @generated from enum jobworker.v1.JobEventType
+ */
+export type JobEventType = (typeof JobEventType)[keyof typeof JobEventType] | UnknownEnum;
+
+/**
+ * Describes the enum jobworker.v1.JobEventType.
+ */
+export const JobEventTypeSchema: GenEnum<JobEventType> = /*@__PURE__*/
+  enumDesc(file_jobworker_v1_job_service, 3);
+
+/**
  * Jobs: start, look up, list, stop, pause, resume, delete, wait for and
  * stream the output of. A user sees and acts on only its own jobs, and
  * another user's job answers exactly like an unknown id (NOT_FOUND).
@@ -1053,6 +1250,19 @@ export const JobService: GenService<{
     methodKind: "server_streaming";
     input: typeof StreamOutputRequestSchema;
     output: typeof StreamOutputResponseSchema;
+  },
+  /**
+   * Job events of every job the caller may see, as they happen: first `ready`
+   * (resumed, or from now) or `reset` (events were missed: reload), then
+   * events, and a heartbeat while nothing happens. The same events as
+   * REST's GET /v1/events; resume with the id of the last event received.
+   *
+   * @generated from rpc jobworker.v1.JobService.WatchEvents
+   */
+  watchEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchEventsRequestSchema;
+    output: typeof WatchEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jobworker_v1_job_service, 0);

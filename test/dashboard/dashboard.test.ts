@@ -1,0 +1,290 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import type { BrowserContext, Page } from 'playwright-core';
+import { DASHBOARD_CSP, defaultWebRoot } from '../../src/api/rest/dashboard-routes.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
+import { launchChromium, requireChromium, serverSpki } from './browser.ts';
+
+/**
+ * The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
+ * server on loopback over TLS: the REST app of the harness listening with the server's own TLS
+ * (Chromium trusts exactly its key). Screenshots of each page go to docs/img/.
+ */
+const SCREENSHOTS = new URL('../../docs/img/', import.meta.url);
+const XSS = '<img src=x onerror=alert(1)>';
+
+describe('the dashboard in Chromium', () => {
+  let h: Harness;
+  let a: AppHarness;
+  let context: BrowserContext;
+  let closeBrowser: () => Promise<void>;
+  let adminToken: string;
+  let aliceToken: string;
+  const dialogs: string[] = [];
+  const cspViolations: string[] = [];
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    requireChromium();
+    const webRoot = defaultWebRoot();
+    if (!existsSync(`${webRoot}/index.html`)) {
+      throw new Error(`The dashboard is not built (${webRoot}/index.html): run npm run build`);
+    }
+    h = await openHarness();
+    a = await openApp(h, { tls: true, webRoot });
+    adminToken = await a.issue('admin', 'admin');
+    aliceToken = await a.issue('alice', 'user');
+    ({ context, close: closeBrowser } = await launchChromium(await serverSpki(a.url!, a.caPem)));
+    context.on('page', watch);
+    await mkdir(SCREENSHOTS, { recursive: true });
+  });
+
+  after(async () => {
+    await closeBrowser?.();
+    // Anything still running (a test that failed half-way) is stopped, not left behind.
+    for (const job of (await h.engine.list({ limit: 100, status: ['running', 'paused'] })).jobs) {
+      await h.engine.stop(job.id, { user: 'admin' }).catch(() => undefined);
+      await h.engine.waitFor(job.id).catch(() => undefined);
+    }
+    await a.service.shutdown();
+    await a.close();
+    await h.destroy();
+  });
+
+  /** Every page records dialogs (and dismisses them), CSP violations and uncaught errors. */
+  function watch(page: Page): void {
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    page.on('console', (message) => {
+      if (message.text().includes('Content Security Policy')) cspViolations.push(message.text());
+    });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  }
+
+  async function signedIn(token: string, viewport = { width: 1280, height: 800 }): Promise<Page> {
+    const page = await context.newPage();
+    await page.setViewportSize(viewport);
+    await page.goto(`${a.url}/`);
+    await page.getByLabel('Token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Jobs' }).waitFor();
+    await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+    return page;
+  }
+
+  async function shot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: new URL(`${name}.png`, SCREENSHOTS).pathname });
+  }
+
+  it('serves the page with a strict Content-Security-Policy, the token never in a URL', async () => {
+    const page = await a.app.inject({ url: '/' });
+    assert.equal(page.statusCode, 200);
+    assert.equal(page.headers['content-security-policy'], DASHBOARD_CSP);
+    assert.match(DASHBOARD_CSP, /script-src 'self'(;|$)/);
+    assert.doesNotMatch(DASHBOARD_CSP, /unsafe-eval/);
+    assert.doesNotMatch(page.body, /<script>(?!<\/script>)|<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script');
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(page.body)?.[1];
+    assert.ok(asset);
+    const js = await a.app.inject({ url: asset });
+    assert.equal(js.statusCode, 200);
+    assert.equal(js.headers['content-security-policy'], DASHBOARD_CSP);
+    // Only the dashboard's files are public: the API, and any other path, still want credentials.
+    assert.equal((await a.app.inject({ url: '/v1/jobs' })).statusCode, 401);
+    assert.equal((await a.app.inject({ url: '/nope.js' })).statusCode, 401);
+    const unknown = await a.app.inject({
+      url: '/nope.js',
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    assert.equal(unknown.json().error.code, 'NOT_FOUND');
+  });
+
+  it('signs in, starts a job from the form, shows its lines live, stops it, and the list follows', async () => {
+    const list = await signedIn(adminToken);
+    const page = await signedIn(adminToken);
+    const urls: string[] = [];
+    page.on('request', (req) => urls.push(req.url()));
+
+    await page.keyboard.press('g');
+    await page.keyboard.press('s');
+    await page.getByRole('heading', { name: 'Start a job' }).waitFor();
+    await page
+      .getByLabel('Command')
+      .fill("i=0; while true; do i=$((i+1)); printf '\\033[32mtick %s\\033[0m\\n' $i; sleep 0.2; done");
+    await page.getByLabel('Run with /bin/sh -c').check();
+    await page.getByLabel('Name').fill('ticker');
+    await page.getByLabel('Queue').fill('web');
+    await shot(page, 'start');
+    await page.getByRole('button', { name: 'Start', exact: true }).click();
+
+    // The job page: its lines arrive in the terminal as the job prints them, in colour.
+    await page.getByTestId('job-name').filter({ hasText: 'ticker' }).waitFor();
+    const rows = page.locator('.xterm-rows');
+    await rows.filter({ hasText: 'tick 3' }).waitFor();
+    await rows.filter({ hasText: 'tick 5' }).waitFor();
+    assert.ok(
+      (await page.locator('.xterm-rows span.xterm-fg-2').count()) > 0,
+      'ANSI green rendered as colour',
+    );
+    const id = decodeURIComponent(new URL(page.url()).hash.split('/')[2]!);
+    // The new job reached the other tab's list by the event stream, running.
+    const row = list.locator(`tr[data-job-id="${id}"]`);
+    await row.locator('.badge', { hasText: 'running' }).waitFor();
+    await shot(page, 'job');
+
+    await page.locator('[data-action="stop"]').click();
+    await page.getByRole('dialog', { name: 'Stop this job?' }).waitFor();
+    await page.getByTestId('confirm').click();
+    await page.locator('.job-title .badge', { hasText: 'stopped' }).waitFor();
+    await page.getByTestId('output-state').filter({ hasText: 'complete' }).waitFor();
+    // ... and in the list, without a reload.
+    await row.locator('.badge', { hasText: 'stopped' }).waitFor();
+    assert.equal((await h.engine.get(id)).status, 'stopped');
+
+    for (const url of urls) {
+      assert.ok(!url.includes(adminToken), `the token went into a URL: ${url}`);
+      assert.doesNotMatch(url, /token=/i);
+    }
+    await list.close();
+    await page.close();
+  });
+
+  it(`renders a job named ${XSS} that prints it, OSC 8 and OSC 52 sequences, as inert text`, async () => {
+    const osc8 = '\x1b]8;;javascript:alert(2)\x1b\\click-me\x1b]8;;\x1b\\';
+    const osc52 = `\x1b]52;c;${Buffer.from('pwned').toString('base64')}\x07`;
+    const title = `\x1b]0;${XSS}\x07`;
+    // 24-bit colour: xterm draws it with a style attribute (the CSP's style-src-attr).
+    const truecolor = '\x1b[38;2;255;120;0mtruecolor\x1b[0m';
+    const job = await a.service.start(
+      { user: 'alice', role: 'user' },
+      {
+        name: XSS,
+        command: 'printf',
+        args: ['%s\n%s\n%s%s\n%s\n', XSS, osc8, osc52, title, truecolor],
+        labels: { x: XSS },
+      },
+    );
+    await h.engine.waitFor(job.id);
+    const page = await signedIn(aliceToken);
+    await page.locator(`tr[data-job-id="${job.id}"]`).waitFor();
+    assert.equal(await page.locator(`tr[data-job-id="${job.id}"] td[data-label="Name"]`).textContent(), XSS);
+    // Escape sequences in the command line show as text (`\x1b`), not as what they would do.
+    const command = await page.locator(`tr[data-job-id="${job.id}"] td[data-label="Command"]`).textContent();
+    assert.ok(command?.includes('\\x1b]8;;javascript:alert(2)'), command ?? '');
+    await page.goto(`${a.url}/#/jobs/${job.id}`);
+    await page.getByTestId('job-name').filter({ hasText: XSS }).waitFor();
+    await page.locator('.xterm-rows').filter({ hasText: XSS }).waitFor();
+    await page.locator('.xterm-rows').filter({ hasText: 'click-me' }).waitFor();
+    await page.locator('.xterm-rows span', { hasText: 'truecolor' }).waitFor();
+    // Clicking the OSC 8 link does nothing: no navigation, no dialog, no new page.
+    const pages = context.pages().length;
+    // The terminal's screen takes the pointer: click where the link is drawn, as a person would.
+    const box = (await page.locator('.xterm-rows span', { hasText: 'click-me' }).first().boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    assert.equal(await page.evaluate('document.querySelectorAll("img").length'), 0);
+    assert.equal(await page.evaluate('document.title'), 'jobworker');
+    assert.equal(context.pages().length, pages);
+    assert.ok(page.url().includes(`#/jobs/${job.id}`));
+    assert.deepEqual(dialogs, []);
+    await page.close();
+  });
+
+  it('opens a long output at its end, reading only its tail', async () => {
+    // About 15 MB: the page reads the last 512 KiB of it, whatever the size.
+    const job = await a.service.start(
+      { user: 'admin', role: 'admin' },
+      { name: 'long', command: 'seq', args: ['1', '2000000'] },
+    );
+    await h.engine.waitFor(job.id);
+    const head = await a.app.inject({
+      method: 'HEAD',
+      url: `/v1/jobs/${job.id}/output`,
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const end = Number(head.headers['x-jobworker-end']);
+    assert.equal(end, (await h.engine.get(job.id)).outputBytes.stdout);
+    const page = await signedIn(adminToken);
+    let read = 0;
+    page.on('response', (res) => {
+      if (res.url().includes('/output') && res.request().method() === 'GET') {
+        read += Number(new URL(res.url()).searchParams.get('cursor'));
+      }
+    });
+    await page.goto(`${a.url}/#/jobs/${job.id}`);
+    await page.locator('.xterm-rows').filter({ hasText: '2000000' }).waitFor();
+    await page.getByTestId('output-state').filter({ hasText: 'complete' }).waitFor();
+    // It started a tail before the end: everything before was never asked for.
+    assert.equal(read, end - 512 * 1024);
+    await page.close();
+  });
+
+  it('has keyboard shortcuts, the queues page, and the admin pages (users and tokens, audit)', async () => {
+    const page = await signedIn(adminToken);
+    await page.locator('tr[data-job-id]').nth(2).waitFor();
+    await shot(page, 'jobs');
+    await page.keyboard.press('?');
+    await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('g');
+    await page.keyboard.press('q');
+    await page.getByRole('heading', { name: 'Queues' }).waitFor();
+    await page.locator('tr[data-queue="web"]').waitFor();
+    // Change the limit of a queue from the page.
+    await page.locator('tr[data-queue="web"]').getByRole('button', { name: 'Limit…' }).click();
+    await page.getByRole('dialog').locator('input').fill('3');
+    await page.getByTestId('confirm').click();
+    await page.locator('tr[data-queue="web"] td[data-label="Limit"]', { hasText: '3' }).waitFor();
+    assert.equal((await a.service.queue('web')).concurrency, 3);
+    await shot(page, 'queues');
+    await page.keyboard.press('g');
+    await page.keyboard.press('u');
+    await page.getByRole('heading', { name: 'Users and tokens' }).waitFor();
+    await page.getByRole('cell', { name: 'alice' }).first().waitFor();
+    await shot(page, 'users');
+    await page.keyboard.press('g');
+    await page.keyboard.press('a');
+    await page.getByRole('heading', { name: 'Audit' }).waitFor();
+    await page.getByRole('cell', { name: 'queue:set' }).first().waitFor();
+    await shot(page, 'audit');
+    await page.close();
+
+    // A user has no admin pages.
+    const user = await signedIn(aliceToken);
+    assert.equal(await user.getByRole('link', { name: 'Users' }).count(), 0);
+    await user.close();
+  });
+
+  it('fits a phone-sized screen', async () => {
+    const phone = { width: 390, height: 844 };
+    const page = await signedIn(adminToken, phone);
+    const overflow = () =>
+      page.evaluate('document.documentElement.scrollWidth - window.innerWidth') as Promise<number>;
+    assert.ok((await overflow()) <= 0, 'no sideways scrolling on the list');
+    await shot(page, 'jobs-phone');
+    const id = (await h.engine.list({ limit: 1, name: 'ticker' })).jobs[0]!.id;
+    await page.goto(`${a.url}/#/jobs/${id}`);
+    await page.locator('.xterm-rows').filter({ hasText: 'tick 1' }).waitFor();
+    assert.ok((await overflow()) <= 0, 'no sideways scrolling on a job');
+    await shot(page, 'job-phone');
+    await page.close();
+  });
+
+  it('shows the sign-in page and saw no dialog, no CSP violation and no page error anywhere', async () => {
+    const page = await context.newPage();
+    await page.goto(`${a.url}/`);
+    await page.getByLabel('Token').waitFor();
+    await shot(page, 'signin');
+    await page.getByLabel('Token').fill('jw_not_a_real_token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').waitFor();
+    await page.close();
+    assert.deepEqual(dialogs, []);
+    assert.deepEqual(cspViolations, []);
+    assert.deepEqual(pageErrors, []);
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * Calls to the REST API. The token lives in sessionStorage (gone when the tab closes, never in a
+ * URL, never in localStorage where every tab and later session would find it) and goes out only
+ * as the `Authorization` header. Without a token, the browser's client certificate (mTLS), if it
+ * has one, authenticates the same calls.
+ */
+const TOKEN_KEY = 'jobworker.token';
+
+export const session = {
+  token(): string | null {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
+  signIn(token: string): void {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  },
+  signOut(): void {
+    sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+/** An error answer of the API: its status and `error.code`, `error.field`, `error.message`. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly field: string | undefined;
+  constructor(status: number, code: string, message: string, field?: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+/** Listeners told when the API answers 401 (the token expired or was revoked). */
+const unauthenticated = new Set<() => void>();
+export function onUnauthenticated(listener: () => void): () => void {
+  unauthenticated.add(listener);
+  return () => unauthenticated.delete(listener);
+}
+
+export function authHeaders(): Record<string, string> {
+  const token = session.token();
+  return token === null ? {} : { Authorization: `Bearer ${token}` };
+}
+
+/** A fetch with the caller's credentials; a non-2xx answer becomes an `ApiError`. */
+export async function request(path: string, init: RequestInit = {}): Promise<Response> {
+  const res = await fetch(path, {
+    ...init,
+    credentials: 'same-origin',
+    cache: 'no-store',
+    headers: { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) },
+  });
+  if (res.ok) return res;
+  let code = `HTTP_${res.status}`;
+  let message = res.statusText;
+  let field: string | undefined;
+  try {
+    const body = (await res.json()) as { error?: { code?: string; message?: string; field?: string } };
+    code = body.error?.code ?? code;
+    message = body.error?.message ?? message;
+    field = body.error?.field;
+  } catch {
+    // not JSON: keep the status line
+  }
+  if (res.status === 401) for (const listener of unauthenticated) listener();
+  throw new ApiError(res.status, code, message, field);
+}
+
+export async function getJson<T>(path: string): Promise<T> {
+  return (await (await request(path)).json()) as T;
+}
+
+export async function sendJson<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await request(path, {
+    method,
+    ...(body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
+  });
+  return (await res.json()) as T;
+}
+
+/** A query string from the defined, non-empty values. */
+export function query(params: Record<string, string | number | undefined | null>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text === '' ? '' : `?${text}`;
+}

@@ -1,0 +1,230 @@
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, getJson, onUnauthenticated, request, session } from './api.ts';
+import { live } from './live.ts';
+import { AuditPage, UsersPage } from './pages/admin.tsx';
+import { JobPage } from './pages/job.tsx';
+import { JobsPage } from './pages/jobs.tsx';
+import { QueuesPage } from './pages/queues.tsx';
+import { StartPage } from './pages/start.tsx';
+import { go, useRoute } from './router.ts';
+import { ErrorLine } from './ui.tsx';
+
+type Auth =
+  | { state: 'checking' }
+  | { state: 'signed-out'; error?: unknown }
+  | { state: 'signed-in'; admin: boolean };
+
+/** Keyboard shortcuts: two-key `g` moves, `/` search, `?` this help. */
+const SHORTCUTS: [string, string][] = [
+  ['g j', 'jobs'],
+  ['g q', 'queues'],
+  ['g s', 'start a job'],
+  ['g u', 'users and tokens (admin)'],
+  ['g a', 'audit (admin)'],
+  ['/', 'search (the list, or the output)'],
+  ['?', 'this help'],
+  ['Esc', 'close a dialog'],
+];
+
+async function check(): Promise<Auth> {
+  try {
+    await request('/v1/jobs?limit=1');
+  } catch (err) {
+    return { state: 'signed-out', ...(session.token() === null ? {} : { error: err }) };
+  }
+  // Admin: the users list answers (403 for the others).
+  const admin = await getJson('/v1/users').then(
+    () => true,
+    () => false,
+  );
+  return { state: 'signed-in', admin };
+}
+
+export function App() {
+  const [auth, setAuth] = useState<Auth>({ state: 'checking' });
+  const [help, setHelp] = useState(false);
+  const [connected, setConnected] = useState(false);
+  const route = useRoute();
+
+  useEffect(() => {
+    void check().then(setAuth);
+    return onUnauthenticated(() => {
+      live.stop();
+      setAuth({ state: 'signed-out', error: new Error('Signed out: the token expired or was revoked') });
+    });
+  }, []);
+
+  useEffect(() => {
+    if (auth.state !== 'signed-in') return;
+    live.start();
+    setConnected(live.connected);
+    return live.subscribe((e) => {
+      if (e.type === 'connected') setConnected(true);
+      if (e.type === 'disconnected') setConnected(false);
+    });
+  }, [auth.state]);
+
+  useEffect(() => {
+    let pendingG = false;
+    const onKey = (e: KeyboardEvent) => {
+      const target = e.target as HTMLElement;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName) || target.closest('.xterm')) {
+        if (e.key === 'Escape') target.blur();
+        return;
+      }
+      if (pendingG) {
+        pendingG = false;
+        const to = { j: 'jobs', q: 'queues', s: 'start', u: 'users', a: 'audit' }[e.key];
+        if (to) {
+          e.preventDefault();
+          go(to);
+        }
+        return;
+      }
+      if (e.key === 'g') pendingG = true;
+      else if (e.key === '?') setHelp((h) => !h);
+      else if (e.key === 'Escape') setHelp(false);
+      else if (e.key === '/') {
+        e.preventDefault();
+        dispatchEvent(new Event('jobworker:search'));
+      }
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, []);
+
+  if (auth.state === 'checking') return <p class="muted center">Loading…</p>;
+  if (auth.state === 'signed-out') return <SignIn error={auth.error} onSignedIn={setAuth} />;
+
+  const [page, id] = route;
+  const signOut = () => {
+    session.signOut();
+    live.stop();
+    setAuth({ state: 'signed-out' });
+  };
+  const nav: [string, string, boolean][] = [
+    ['jobs', 'Jobs', true],
+    ['start', 'Start', true],
+    ['queues', 'Queues', true],
+    ['users', 'Users', auth.admin],
+    ['audit', 'Audit', auth.admin],
+  ];
+  return (
+    <div class="layout">
+      <header class="top">
+        <a class="brand" href="#/jobs">
+          jobworker
+        </a>
+        <nav>
+          {nav
+            .filter(([, , show]) => show)
+            .map(([to, label]) => (
+              <a href={`#/${to}`} class={page === to ? 'active' : ''}>
+                {label}
+              </a>
+            ))}
+        </nav>
+        <span
+          class={`live-dot ${connected ? 'on' : 'off'}`}
+          title={connected ? 'Live' : 'Reconnecting'}
+          data-testid="live"
+        >
+          {connected ? 'live' : 'offline'}
+        </span>
+        <button type="button" class="link" onClick={() => setHelp(true)} title="Keyboard shortcuts (?)">
+          ?
+        </button>
+        <button type="button" class="link" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <main>
+        {page === 'jobs' && id ? (
+          <JobPage id={id} key={id} />
+        ) : page === 'start' ? (
+          <StartPage />
+        ) : page === 'queues' ? (
+          <QueuesPage />
+        ) : page === 'users' && auth.admin ? (
+          <UsersPage />
+        ) : page === 'audit' && auth.admin ? (
+          <AuditPage />
+        ) : (
+          <JobsPage />
+        )}
+      </main>
+      {help ? (
+        <div class="modal-backdrop">
+          <div class="modal" role="dialog" aria-label="Keyboard shortcuts">
+            <h2>Keyboard shortcuts</h2>
+            <table class="shortcuts">
+              <tbody>
+                {SHORTCUTS.map(([keys, what]) => (
+                  <tr>
+                    <td>
+                      <kbd>{keys}</kbd>
+                    </td>
+                    <td>{what}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <div class="modal-actions">
+              <button type="button" onClick={() => setHelp(false)}>
+                Close
+              </button>
+            </div>
+          </div>
+        </div>
+      ) : null}
+    </div>
+  );
+}
+
+function SignIn({ error, onSignedIn }: { error?: unknown; onSignedIn: (auth: Auth) => void }) {
+  const [problem, setProblem] = useState<unknown>(error);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const token = String(new FormData(e.target as HTMLFormElement).get('token') ?? '').trim();
+    if (token === '') {
+      // No token: the browser's client certificate, if it presented one, is the credential.
+      session.signOut();
+    } else {
+      session.signIn(token);
+    }
+    const auth = await check();
+    if (auth.state === 'signed-in') {
+      onSignedIn(auth);
+      return;
+    }
+    session.signOut();
+    const failure = auth.state === 'signed-out' ? auth.error : undefined;
+    setProblem(
+      token !== ''
+        ? (failure ?? new Error('Not signed in'))
+        : failure instanceof ApiError
+          ? failure
+          : new Error('No client certificate was accepted: paste a token'),
+    );
+  };
+  return (
+    <main class="signin">
+      <form onSubmit={(e) => void submit(e)} autocomplete="off">
+        <h1>jobworker</h1>
+        <label>
+          Token
+          <input name="token" type="password" placeholder="jw_…" autocomplete="off" />
+        </label>
+        <p class="muted">
+          Kept for this tab only (sessionStorage) and sent as the Authorization header. Leave it empty to sign
+          in with the client certificate your browser presents.
+        </p>
+        <ErrorLine error={problem} />
+        <button type="submit" class="primary">
+          Sign in
+        </button>
+      </form>
+    </main>
+  );
+}

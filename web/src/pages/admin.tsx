@@ -1,0 +1,246 @@
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { getJson, query, sendJson } from '../api.ts';
+import { time } from '../format.ts';
+import type { AuditEntry, Token, User } from '../types.ts';
+import { Confirm, ErrorLine } from '../ui.tsx';
+
+/** Users and their tokens (admins only): add a user, issue and revoke tokens. */
+export function UsersPage() {
+  const [users, setUsers] = useState<User[]>([]);
+  const [tokens, setTokens] = useState<Token[]>([]);
+  const [error, setError] = useState<unknown>();
+  const [issued, setIssued] = useState<string | null>(null);
+  const [revoking, setRevoking] = useState<Token | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      setUsers((await getJson<{ users: User[] }>('/v1/users')).users);
+      setTokens((await getJson<{ tokens: Token[] }>('/v1/tokens')).tokens);
+      setError(undefined);
+    } catch (err) {
+      setError(err);
+    }
+  }, []);
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const addUser = async (e: Event) => {
+    e.preventDefault();
+    const form = new FormData(e.target as HTMLFormElement);
+    try {
+      await sendJson('POST', '/v1/users', { name: String(form.get('name')), role: String(form.get('role')) });
+      (e.target as HTMLFormElement).reset();
+      await load();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const issue = async (user: string) => {
+    try {
+      const answer = await sendJson<{ token: string }>('POST', '/v1/tokens', { user });
+      setIssued(answer.token);
+      await load();
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  return (
+    <section>
+      <h1>Users and tokens</h1>
+      <ErrorLine error={error} />
+      {issued ? (
+        <div class="notice" role="status">
+          New token (shown once; copy it now): <code class="secret">{issued}</code>{' '}
+          <button type="button" onClick={() => setIssued(null)}>
+            Done
+          </button>
+        </div>
+      ) : null}
+      <form class="filters" onSubmit={(e) => void addUser(e)}>
+        <label>
+          Name
+          <input name="name" required />
+        </label>
+        <label>
+          Role
+          <select name="role">
+            <option value="user">user</option>
+            <option value="viewer">viewer</option>
+            <option value="admin">admin</option>
+          </select>
+        </label>
+        <button type="submit">Add user</button>
+      </form>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>User</th>
+              <th>Role</th>
+              <th>Runs as</th>
+              <th>Created</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {users.map((u) => (
+              <tr key={u.name}>
+                <td data-label="User">
+                  {u.name}
+                  {u.disabled ? ' (disabled)' : ''}
+                </td>
+                <td data-label="Role">{u.role}</td>
+                <td data-label="Runs as">{u.runAs ?? ''}</td>
+                <td data-label="Created">{time(u.createdAt)}</td>
+                <td>
+                  <button type="button" onClick={() => void issue(u.name)}>
+                    New token
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <h2>Tokens</h2>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>Id</th>
+              <th>User</th>
+              <th>Label</th>
+              <th>Last used</th>
+              <th>Expires</th>
+              <th>State</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {tokens.map((t) => (
+              <tr key={t.id}>
+                <td data-label="Id" class="mono">
+                  {t.id}
+                </td>
+                <td data-label="User">{t.user}</td>
+                <td data-label="Label">{t.label ?? ''}</td>
+                <td data-label="Last used">{time(t.lastUsedAt)}</td>
+                <td data-label="Expires">{t.expiresAt ? time(t.expiresAt) : 'never'}</td>
+                <td data-label="State">{t.state}</td>
+                <td>
+                  {t.state === 'active' ? (
+                    <button type="button" class="danger" onClick={() => setRevoking(t)}>
+                      Revoke
+                    </button>
+                  ) : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {revoking ? (
+        <Confirm
+          title={`Revoke token ${revoking.id} of ${revoking.user}?`}
+          action="Revoke"
+          danger
+          onCancel={() => setRevoking(null)}
+          onConfirm={() => {
+            const t = revoking;
+            setRevoking(null);
+            void sendJson('DELETE', `/v1/tokens/${encodeURIComponent(t.id)}`).then(load, setError);
+          }}
+        >
+          <p>Every client using it is refused from now on.</p>
+        </Confirm>
+      ) : null}
+    </section>
+  );
+}
+
+/** The audit trail (admins only), newest first, paged by cursor. */
+export function AuditPage() {
+  const [entries, setEntries] = useState<AuditEntry[]>([]);
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [next, setNext] = useState<string | null>(null);
+  const [user, setUser] = useState('');
+  const [error, setError] = useState<unknown>();
+  const cursor = cursors.at(-1);
+
+  useEffect(() => {
+    getJson<{ entries: AuditEntry[]; nextCursor: string | null }>(
+      `/v1/audit${query({ user: user.trim(), cursor, limit: 100 })}`,
+    ).then((page) => {
+      setEntries(page.entries);
+      setNext(page.nextCursor);
+      setError(undefined);
+    }, setError);
+  }, [cursor, user]);
+
+  return (
+    <section>
+      <h1>Audit</h1>
+      <form class="filters" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          User
+          <input
+            value={user}
+            onChange={(e) => {
+              setCursors([]);
+              setUser((e.target as HTMLInputElement).value);
+            }}
+          />
+        </label>
+      </form>
+      <ErrorLine error={error} />
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>At</th>
+              <th>User</th>
+              <th>From</th>
+              <th>Action</th>
+              <th>Target</th>
+              <th>Result</th>
+            </tr>
+          </thead>
+          <tbody>
+            {entries.map((e) => (
+              <tr key={e.id}>
+                <td data-label="At">{time(e.at)}</td>
+                <td data-label="User">
+                  {e.user ?? ''} {e.role ? `(${e.role})` : ''}
+                </td>
+                <td data-label="From">
+                  {e.source ?? ''} {e.transport ?? ''}
+                </td>
+                <td data-label="Action">{e.action}</td>
+                <td data-label="Target" class="mono">
+                  {e.target ?? ''}
+                </td>
+                <td data-label="Result" class={e.result === 'ok' ? '' : 'error'}>
+                  {e.result}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <div class="pager">
+        <button
+          type="button"
+          disabled={cursors.length === 0}
+          onClick={() => setCursors(cursors.slice(0, -1))}
+        >
+          Newer
+        </button>
+        <button type="button" disabled={next === null} onClick={() => next && setCursors([...cursors, next])}>
+          Older
+        </button>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,216 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { getJson, query } from '../api.ts';
+import { commandLine, runTime, time } from '../format.ts';
+import { live } from '../live.ts';
+import { go } from '../router.ts';
+import type { Job, JobStatus } from '../types.ts';
+import { ErrorLine, StatusBadge } from '../ui.tsx';
+
+const STATUSES: JobStatus[] = [
+  'queued',
+  'running',
+  'paused',
+  'succeeded',
+  'failed',
+  'stopped',
+  'timed_out',
+  'cancelled',
+  'lost',
+];
+
+const PAGE = 50;
+
+interface Filters {
+  status: string;
+  owner: string;
+  label: string;
+  text: string;
+}
+
+/**
+ * The list: one page of GET /v1/jobs at a time, paged by `nextCursor` (an index range on the
+ * server, as fast on page 20 000 as on page 1), kept current by the live events.
+ */
+export function JobsPage() {
+  const [filters, setFilters] = useState<Filters>({ status: '', owner: '', label: '', text: '' });
+  const [jobs, setJobs] = useState<Job[]>([]);
+  // The cursors of the pages before this one (to go back), and of the next.
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [next, setNext] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>();
+  const [now, setNow] = useState(Date.now());
+  const search = useRef<HTMLInputElement>(null);
+  const cursor = cursors.at(-1);
+
+  const load = useCallback(async () => {
+    try {
+      const text = filters.text.trim();
+      // One box for both: what looks like the start of an id is one, anything else a name.
+      const byId = /^[0-9a-f-]{4,36}$/i.test(text);
+      const page = await getJson<{ jobs: Job[]; nextCursor: string | null }>(
+        `/v1/jobs${query({
+          status: filters.status,
+          owner: filters.owner.trim(),
+          label: filters.label.trim(),
+          idPrefix: byId ? text.toLowerCase() : undefined,
+          name: byId ? undefined : text,
+          limit: PAGE,
+          cursor,
+        })}`,
+      );
+      setJobs(page.jobs);
+      setNext(page.nextCursor);
+      setError(undefined);
+    } catch (err) {
+      setError(err);
+    }
+  }, [filters, cursor]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  // Live: a job on this page changes in place; a new job appears on the first page; a reset reloads.
+  useEffect(
+    () =>
+      live.subscribe((event) => {
+        if (event.type === 'reset') {
+          void load();
+          return;
+        }
+        if (event.type !== 'job') return;
+        const changed = event.job;
+        setJobs((list) => {
+          const i = list.findIndex((j) => j.id === changed.id);
+          if (i !== -1) return list.map((j) => (j.id === changed.id ? changed : j));
+          if (event.kind !== 'job:queued' || cursor !== undefined || !matches(changed, filters)) return list;
+          return [changed, ...list].slice(0, PAGE);
+        });
+      }),
+    [load, cursor, filters],
+  );
+
+  // Running durations tick.
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+
+  useEffect(() => {
+    const onFocusSearch = () => search.current?.focus();
+    addEventListener('jobworker:search', onFocusSearch);
+    return () => removeEventListener('jobworker:search', onFocusSearch);
+  }, []);
+
+  const set = (key: keyof Filters) => (e: Event) => {
+    setCursors([]);
+    setFilters({ ...filters, [key]: (e.target as HTMLInputElement).value });
+  };
+
+  return (
+    <section>
+      <div class="page-head">
+        <h1>Jobs</h1>
+        <button type="button" class="primary" onClick={() => go('start')}>
+          Start a job
+        </button>
+      </div>
+      <form class="filters" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Status
+          <select value={filters.status} onChange={set('status')} name="status">
+            <option value="">any</option>
+            {STATUSES.map((s) => (
+              <option value={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Owner
+          <input value={filters.owner} onChange={set('owner')} name="owner" placeholder="user" />
+        </label>
+        <label>
+          Label
+          <input value={filters.label} onChange={set('label')} name="label" placeholder="key=value" />
+        </label>
+        <label class="grow">
+          Name or id
+          <input
+            ref={search}
+            value={filters.text}
+            onChange={set('text')}
+            name="text"
+            placeholder="exact name, or start of an id  ( / )"
+          />
+        </label>
+      </form>
+      <ErrorLine error={error} />
+      <div class="table-wrap">
+        <table class="jobs">
+          <thead>
+            <tr>
+              <th>Status</th>
+              <th>Name</th>
+              <th>Command</th>
+              <th>Owner</th>
+              <th>Queue</th>
+              <th>Started</th>
+              <th>Duration</th>
+              <th>Exit</th>
+            </tr>
+          </thead>
+          <tbody>
+            {jobs.map((job) => (
+              <tr key={job.id} data-job-id={job.id} onClick={() => go(`jobs/${job.id}`)}>
+                <td data-label="Status">
+                  <StatusBadge status={job.status} />
+                </td>
+                <td data-label="Name">
+                  <a href={`#/jobs/${job.id}`}>{job.name ?? job.id.slice(0, 8)}</a>
+                </td>
+                <td data-label="Command" class="mono ellipsis">
+                  {commandLine(job)}
+                </td>
+                <td data-label="Owner">{job.owner}</td>
+                <td data-label="Queue">{job.queue}</td>
+                <td data-label="Started">{time(job.startedAt)}</td>
+                <td data-label="Duration">{runTime(job, now)}</td>
+                <td data-label="Exit">{job.exitCode ?? job.signal ?? ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        {jobs.length === 0 && error === undefined ? <p class="empty">No jobs.</p> : null}
+      </div>
+      <div class="pager">
+        <button
+          type="button"
+          disabled={cursors.length === 0}
+          onClick={() => setCursors(cursors.slice(0, -1))}
+        >
+          Newer
+        </button>
+        <button type="button" disabled={next === null} onClick={() => next && setCursors([...cursors, next])}>
+          Older
+        </button>
+      </div>
+    </section>
+  );
+}
+
+/** Whether a new job belongs in the list as filtered (what the server would have answered). */
+function matches(job: Job, f: Filters): boolean {
+  if (f.status !== '' && job.status !== f.status) return false;
+  if (f.owner.trim() !== '' && job.owner !== f.owner.trim()) return false;
+  const label = f.label.trim();
+  if (label !== '') {
+    const eq = label.indexOf('=');
+    if (job.labels[label.slice(0, eq)] !== label.slice(eq + 1)) return false;
+  }
+  const text = f.text.trim();
+  if (text !== '') {
+    if (/^[0-9a-f-]{4,36}$/i.test(text)) return job.id.startsWith(text.toLowerCase());
+    return job.name === text;
+  }
+  return true;
+}

@@ -1,0 +1,59 @@
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef } from 'preact/hooks';
+import type { JobStatus } from './types.ts';
+
+export function StatusBadge({ status }: { status: JobStatus }) {
+  return <span class={`badge status-${status}`}>{status.replace('_', ' ')}</span>;
+}
+
+/** A modal asking to confirm an action; Enter confirms, Escape cancels. */
+export function Confirm(props: {
+  title: string;
+  children?: ComponentChildren;
+  action: string;
+  danger?: boolean;
+  onConfirm: () => void;
+  onCancel: () => void;
+}) {
+  const button = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    button.current?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') props.onCancel();
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, [props.onCancel]);
+  return (
+    <div class="modal-backdrop">
+      <div class="modal" role="dialog" aria-modal="true" aria-label={props.title}>
+        <h2>{props.title}</h2>
+        {props.children}
+        <div class="modal-actions">
+          <button type="button" onClick={props.onCancel}>
+            Cancel
+          </button>
+          <button
+            type="button"
+            ref={button}
+            class={props.danger ? 'danger' : 'primary'}
+            data-testid="confirm"
+            onClick={props.onConfirm}
+          >
+            {props.action}
+          </button>
+        </div>
+      </div>
+    </div>
+  );
+}
+
+export function ErrorLine({ error }: { error: unknown }) {
+  if (error === undefined || error === null) return null;
+  const message = error instanceof Error ? error.message : String(error);
+  return (
+    <p class="error" role="alert">
+      {message}
+    </p>
+  );
+}
