@@ -22,8 +22,8 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0005-users': users,
   '0006-task-results': taskResults,
   '0007-limits': limits,
-  '0009-isolation-defaults': isolationDefaults,
   '0008-webhooks': webhooks,
+  '0009-isolation-defaults': isolationDefaults,
 };
 
 const provider: MigrationProvider = {
