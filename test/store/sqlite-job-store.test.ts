@@ -80,6 +80,9 @@ const LIST_FORMS: { form: string; query: Omit<JobListQuery, 'limit' | 'cursor'>;
   // No index holds a substring: text filters the rows of the range the other filters read.
   { form: 'text', query: { text: 'backup' }, indexes: ['sqlite_autoindex_jobs_1'] },
   { form: 'queue + text', query: { queue: 'batch', text: 'backup' }, indexes: ['jobs_by_queue'] },
+  // Either index reads in id order; which one depends on SQLite's guess of the narrower range.
+  { form: 'queue + statuses', query: { queue: 'batch', status: ['failed', 'lost'] }, indexes: [] },
+  { form: 'owner + queue + text', query: { owner: 'alice', queue: 'batch', text: 'x' }, indexes: [] },
   {
     form: 'label',
     query: { label: { key: 'team', value: 'data' } },
