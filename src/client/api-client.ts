@@ -85,6 +85,8 @@ export class ApiClient {
     const params = new URLSearchParams();
     if (query.status !== undefined) params.set('status', query.status);
     if (query.name !== undefined) params.set('name', query.name);
+    if (query.queue !== undefined) params.set('queue', query.queue);
+    if (query.text !== undefined) params.set('text', query.text);
     for (const label of query.label ?? []) params.append('label', label);
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.cursor !== undefined) params.set('cursor', query.cursor);

@@ -117,6 +117,10 @@ export interface JobPage {
 export interface ListQuery {
   status?: string;
   name?: string;
+  /** Exact queue name. */
+  queue?: string;
+  /** Case-insensitive substring of the name or the command line; 1 to 200 characters. */
+  text?: string;
   label?: string[];
   limit?: number;
   cursor?: string;

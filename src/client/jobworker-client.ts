@@ -10,6 +10,10 @@ export interface ListFilter {
   /** One status (`running`, `succeeded`, ...). */
   readonly status?: string;
   readonly name?: string;
+  /** Exact queue name. */
+  readonly queue?: string;
+  /** The name or the command line contains this, ignoring case; 1 to 200 characters. */
+  readonly text?: string;
   /** `key=value` labels, all of which a job must carry. */
   readonly label?: readonly string[];
   /** Jobs per page (the server's default and cap apply). */

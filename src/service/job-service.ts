@@ -137,6 +137,10 @@ export type QueueSettingsInput = Partial<Omit<QueueSettings, 'defaultLimits' | '
 export interface ListJobsRequest {
   readonly status?: readonly JobStatus[];
   readonly name?: string;
+  /** Exact queue name. */
+  readonly queue?: string;
+  /** Case-insensitive substring of the name or the command line (`JobListQuery.text`). */
+  readonly text?: string;
   /** Jobs whose id starts with this. */
   readonly idPrefix?: string;
   readonly label?: { readonly key: string; readonly value: string };

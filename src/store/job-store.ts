@@ -52,6 +52,13 @@ export interface JobListQuery {
   readonly owner?: string;
   /** Exact name. */
   readonly name?: string;
+  /** Exact queue name. */
+  readonly queue?: string;
+  /**
+   * Jobs whose name or command line (`command` and `args` joined by spaces) contains this text,
+   * ignoring ASCII case (SQLite's `lower`); 1 to 200 characters, no wildcards.
+   */
+  readonly text?: string;
   /**
    * Jobs whose id starts with this text (lower-case hex digits and dashes, 1 to 36 characters):
    * one range of the primary key (or of the owner index), as ids are time-sortable strings.

@@ -6,12 +6,19 @@ import type { JobListQuery, JobPage } from './job-store.ts';
 /** The largest page `listJobs` returns. */
 export const MAX_PAGE_SIZE = 1000;
 
+/** The longest `text` filter: a search box, not a document. */
+export const MAX_TEXT_CHARS = 200;
+
 /** A `JobListQuery` that passed `checkListQuery`, in canonical form: what stores build their SQL from. */
 export interface CheckedListQuery {
   /** Distinct statuses in `JOB_STATUSES` order, or null for any status. */
   readonly statuses: readonly JobStatus[] | null;
   readonly owner: string | null;
   readonly name: string | null;
+  /** Exact queue name. */
+  readonly queue: string | null;
+  /** 1 to `MAX_TEXT_CHARS` characters, matched case-insensitively in the name or the command line. */
+  readonly text: string | null;
   /** Lower-case id prefix: the range `[idPrefix, idPrefix + 'g')`. */
   readonly idPrefix: string | null;
   readonly label: { readonly key: string; readonly value: string } | null;
@@ -22,7 +29,7 @@ export interface CheckedListQuery {
 
 /**
  * Checks a list query and returns its canonical form, or throws a `ValidationError` naming the
- * field (`limit`, `cursor`, `status`, `owner`, `name`, `idPrefix`, `label`). A malformed cursor is a
+ * field (`limit`, `cursor`, `status`, `owner`, `name`, `queue`, `text`, `idPrefix`, `label`). A malformed cursor is a
  * `ValidationError` on `cursor`, not a `CursorError`: BAD_CURSOR means an output cursor.
  */
 export function checkListQuery(query: JobListQuery): CheckedListQuery {
@@ -34,6 +41,8 @@ export function checkListQuery(query: JobListQuery): CheckedListQuery {
     statuses: query.status === undefined ? null : checkStatuses(query.status),
     owner: optionalText('owner', query.owner),
     name: optionalText('name', query.name),
+    queue: optionalText('queue', query.queue),
+    text: query.text === undefined ? null : checkText(query.text),
     idPrefix: query.idPrefix === undefined ? null : checkIdPrefix(query.idPrefix),
     label: query.label === undefined ? null : checkLabel(query.label),
     limit,
@@ -79,6 +88,13 @@ function checkStatuses(value: unknown): JobStatus[] {
 function optionalText(field: string, value: unknown): string | null {
   if (value === undefined) return null;
   if (typeof value !== 'string') throw ValidationError.expected(field, 'a string', value);
+  return value;
+}
+
+function checkText(value: unknown): string {
+  if (typeof value !== 'string' || value.length < 1 || value.length > MAX_TEXT_CHARS) {
+    throw ValidationError.expected('text', `a string of 1 to ${MAX_TEXT_CHARS} characters`, value);
+  }
   return value;
 }
 

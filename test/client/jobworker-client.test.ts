@@ -55,6 +55,19 @@ describe('JobworkerClient against a real server over TLS', () => {
     assert.deepEqual(one, listed);
   });
 
+  it('lists by queue and by text in the command line', async () => {
+    const mark = `Mark-${Date.now()}`;
+    const queued = await jw.start({ command: '/bin/true', args: [mark], queue: 'client-lf' });
+    const plain = await jw.start({ command: '/bin/true', args: [mark.toLowerCase()] });
+    const ids = async (filter: Parameters<typeof jw.jobs>[0]) => {
+      const out = [];
+      for await (const job of jw.jobs(filter)) out.push(job.id);
+      return out;
+    };
+    assert.deepEqual(await ids({ text: mark.toUpperCase(), limit: 1 }), [plain.id, queued.id]);
+    assert.deepEqual(await ids({ text: mark, queue: 'client-lf' }), [queued.id]);
+  });
+
   it('stops a running job with a grace and waits for it', async () => {
     // It announces it runs, so the stop finds it running rather than still starting (`cancelled`).
     const job = await jw.start({ command: '/bin/sh', args: ['-c', 'echo ready; exec sleep 600'] });

@@ -153,6 +153,31 @@ describe('the dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('filters the list by queue and by a search of command lines, from the server and live', async () => {
+    const admin = { user: 'admin', role: 'admin' } as const;
+    const start = (args: string[], queue?: string) =>
+      a.service.start(admin, { command: 'true', args, ...(queue === undefined ? {} : { queue }) });
+    const old = await start(['Find-Me-Old'], 'dash-q');
+    const page = await signedIn(adminToken);
+    await page.locator('input[name="queue"]').fill('dash-q');
+    await page.locator('input[name="queue"]').press('Tab');
+    await page.locator('input[name="text"]').fill('FIND-me');
+    await page.locator('input[name="text"]').press('Tab');
+    await page.locator(`tr[data-job-id="${old.id}"]`).waitFor();
+
+    // New jobs arrive by the event stream; only those the server would list join the page.
+    const elsewhere = await start(['find-me-elsewhere']);
+    const unrelated = await start(['nothing'], 'dash-q');
+    const matching = await start(['find-me-live'], 'dash-q');
+    await page.locator(`tr[data-job-id="${matching.id}"]`).waitFor();
+    // Events come in order: by the time the last job shows, the two before it were judged.
+    for (const job of [elsewhere, unrelated]) {
+      assert.equal(await page.locator(`tr[data-job-id="${job.id}"]`).count(), 0, job.spec.args[0]);
+    }
+    assert.equal(await page.locator('tbody tr[data-job-id]').count(), 2);
+    await page.close();
+  });
+
   it(`renders a job named ${XSS} that prints it, OSC 8 and OSC 52 sequences, as inert text`, async () => {
     const osc8 = '\x1b]8;;javascript:alert(2)\x1b\\click-me\x1b]8;;\x1b\\';
     const osc52 = `\x1b]52;c;${Buffer.from('pwned').toString('base64')}\x07`;

@@ -87,6 +87,13 @@ function newestFirst(jobs: readonly Job[]): string[] {
   return jobs.map((j) => j.id).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
 }
 
+/** The `text` filter's rule: in the name or the command line, ignoring (ASCII) case. */
+function matchesText(job: Job, text: string): boolean {
+  const needle = text.toLowerCase();
+  const commandLine = [job.spec.command, ...job.spec.args].join(' ');
+  return (job.spec.name ?? '').toLowerCase().includes(needle) || commandLine.toLowerCase().includes(needle);
+}
+
 /** A fixed permutation, so that insertion order differs from id order. */
 function shuffled<T>(items: readonly T[]): T[] {
   const out = [...items];
@@ -503,9 +510,10 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.ok(!page.jobs.some((j) => j.id === newer.id));
         }));
 
-      it('filters by status, owner, name and label, alone and combined, across pages', () =>
+      it('filters by status, owner, name, queue, text and label, alone and combined, across pages', () =>
         withStore(async (store) => {
           const owners = ['alice', 'bob', 'carol'];
+          const queues = ['default', 'batch', 'fast'];
           const jobs = Array.from({ length: 160 }, (_, i) =>
             makeJob({
               // Every owner gets every status, whatever the number of statuses.
@@ -513,6 +521,9 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
               owner: owners[i % 3]!,
               spec: {
                 name: i % 4 === 0 ? null : `name-${i % 5}`,
+                queue: queues[Math.floor(i / 2) % 3]!,
+                command: i % 6 === 0 ? '/opt/Backup.sh' : 'echo',
+                args: i % 5 === 0 ? ['50%', `Part-${i % 7}`] : [`part-${i % 7}`],
                 labels: {
                   ...(i % 2 === 0 ? { team: i % 7 < 3 ? 'a' : 'b' } : {}),
                   ...(i % 3 === 0 ? { env: 'prod' } : {}),
@@ -546,8 +557,26 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
               name: 'name-1',
               label: { key: 'env', value: 'prod' },
             },
+            { queue: 'batch' },
+            { queue: 'fast', status: ['failed', 'succeeded'] },
+            { queue: 'default', label: { key: 'team', value: 'a' } },
+            { text: 'backup' },
+            { text: 'PART-3' },
+            // Spans the command and its first argument; a name matches too.
+            { text: 'echo part-1' },
+            { text: 'ME-2' },
+            { text: '50%' },
+            { text: 'backup', status: ['running', 'queued', 'failed'] },
+            { text: 'part-2', label: { key: 'team', value: 'a' } },
+            { text: 'part', queue: 'batch', owner: 'alice', status: ['succeeded', 'failed'] },
           ];
           const matchingNothing: typeof queries = [
+            { queue: 'nope' },
+            { queue: 'Batch' },
+            // LIKE wildcards are plain characters.
+            { text: 'b_ckup' },
+            { text: 'back%' },
+            { text: 'backup part' },
             { owner: 'nobody' },
             { label: { key: 'team', value: 'prod' } },
             { label: { key: 'prod', value: 'team' } },
@@ -559,6 +588,8 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
                 (query.status === undefined || query.status.includes(j.status)) &&
                 (query.owner === undefined || j.owner === query.owner) &&
                 (query.name === undefined || j.spec.name === query.name) &&
+                (query.queue === undefined || j.spec.queue === query.queue) &&
+                (query.text === undefined || matchesText(j, query.text)) &&
                 (query.label === undefined || j.spec.labels[query.label.key] === query.label.value),
             );
             const what = JSON.stringify(query);
@@ -613,6 +644,25 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
               String(cursor),
             );
           }
+        }));
+
+      it('rejects a queue that is not a string and a text that is not 1 to 200 characters', () =>
+        withStore(async (store) => {
+          for (const queue of [42, null, ['a']]) {
+            await assert.rejects(
+              store.listJobs({ limit: 5, queue } as unknown as JobListQuery),
+              invalid('queue'),
+              JSON.stringify(queue),
+            );
+          }
+          for (const text of ['', 'x'.repeat(201), 7, null]) {
+            await assert.rejects(
+              store.listJobs({ limit: 5, text } as unknown as JobListQuery),
+              invalid('text'),
+              JSON.stringify(text),
+            );
+          }
+          await store.listJobs({ limit: 5, text: 'x'.repeat(200) });
         }));
 
       it('rejects an empty status list and unknown statuses', () =>

@@ -22,6 +22,8 @@ const finishedJson = new WeakMap<Job, string>();
 interface ListQuery {
   status?: string;
   name?: string;
+  queue?: string;
+  text?: string;
   idPrefix?: string;
   label?: string;
   owner?: string;
@@ -105,6 +107,8 @@ function listRequest(query: ListQuery): ListJobsRequest {
   const request: {
     status?: JobStatus[];
     name?: string;
+    queue?: string;
+    text?: string;
     idPrefix?: string;
     label?: { key: string; value: string };
     owner?: string;
@@ -117,6 +121,9 @@ function listRequest(query: ListQuery): ListJobsRequest {
   }
   if (query.name !== undefined) request.name = query.name;
   if (query.owner !== undefined) request.owner = query.owner;
+  if (query.queue !== undefined) request.queue = query.queue;
+  // 1 to MAX_TEXT_CHARS characters: the schema checked it (and the store checks again).
+  if (query.text !== undefined) request.text = query.text;
   if (query.idPrefix !== undefined) request.idPrefix = query.idPrefix.toLowerCase();
   if (query.label !== undefined) {
     const eq = query.label.indexOf('=');

@@ -5,7 +5,7 @@ import { SPEC_LIMITS } from '../../core/spec.ts';
 import { TASK_DEFINITION_SCHEMA, TASK_PARAM_SCHEMA } from '../../core/task-definition.ts';
 import { OUTPUT_SELECTORS } from '../../output/cursor.ts';
 import { MAX_GRACE_MS } from '../../service/job-service.ts';
-import { MAX_PAGE_SIZE } from '../../store/list-query.ts';
+import { MAX_PAGE_SIZE, MAX_TEXT_CHARS } from '../../store/list-query.ts';
 import { NOTIFY_SCHEMA } from './notify-schema.ts';
 
 /**
@@ -625,6 +625,15 @@ export const LIST_JOBS_SCHEMA = {
         description: `Comma-separated statuses: ${JOB_STATUSES.join(', ')}.`,
       },
       name: { type: 'string', description: 'Exact job name.' },
+      queue: { type: 'string', description: 'Exact queue name.' },
+      text: {
+        type: 'string',
+        minLength: 1,
+        maxLength: MAX_TEXT_CHARS,
+        description:
+          'Jobs whose name or command line (command and args joined by spaces) contains this text, ' +
+          `ignoring ASCII case; 1 to ${MAX_TEXT_CHARS} characters, no wildcards.`,
+      },
       idPrefix: {
         type: 'string',
         description: 'Jobs whose id starts with this (lower-case hex digits and dashes).',

@@ -247,6 +247,8 @@ export function listRequest(req: ListRequest): ListJobsRequest {
   return {
     ...(statuses.length > 0 ? { status: statuses } : {}),
     ...(req.name !== undefined ? { name: req.name } : {}),
+    ...(req.queue !== undefined ? { queue: req.queue } : {}),
+    ...(req.text !== undefined ? { text: req.text } : {}),
     ...(req.idPrefix !== undefined ? { idPrefix: req.idPrefix.toLowerCase() } : {}),
     ...(req.label ? { label: { key: req.label.key, value: req.label.value } } : {}),
     ...(req.pageSize !== 0 ? { limit: pageSize(req.pageSize) } : {}),

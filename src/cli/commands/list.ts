@@ -20,6 +20,8 @@ import { printable } from '../terminal-sanitizer.ts';
 interface ListOptions {
   status?: string;
   name?: string;
+  queue?: string;
+  text?: string;
   label?: string;
   limit?: number;
   cursor?: string;
@@ -40,6 +42,11 @@ export function registerList(program: Command, ctx: CliContext): void {
       parseStatuses,
     )
     .option('--name <name>', 'only jobs with this name')
+    .option('--queue <queue>', 'only jobs of this queue')
+    .option(
+      '--text <text>',
+      'only jobs whose name or command line contains this text, ignoring case (1 to 200 characters)',
+    )
     .option('--label <KEY=VALUE>', 'only jobs with this label')
     .option('--limit <n>', "at most this many jobs (default: the server's)", parseLimit)
     .option('--cursor <cursor>', 'continue a previous list where it stopped');
@@ -50,6 +57,8 @@ export function registerList(program: Command, ctx: CliContext): void {
     const page = await client.listJobs({
       status,
       name: options.name,
+      queue: options.queue,
+      text: options.text,
       label: options.label === undefined ? undefined : [options.label],
       limit: options.limit,
       cursor: options.cursor,

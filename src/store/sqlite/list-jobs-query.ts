@@ -47,6 +47,8 @@ function jobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery, status: Jo
   if (status !== null) q = q.where('status', '=', status);
   if (query.owner !== null) q = q.where('owner', '=', query.owner);
   if (query.name !== null) q = q.where('name', '=', query.name);
+  if (query.queue !== null) q = q.where('queue', '=', query.queue);
+  if (query.text !== null) q = q.where(textMatch('jobs', query.text));
   if (query.before !== null) q = q.where('id', '<', query.before);
   if (query.idPrefix !== null) {
     q = q.where('id', '>=', query.idPrefix).where('id', '<', idPrefixEnd(query.idPrefix));
@@ -69,9 +71,24 @@ function labelQuery(
   if (query.owner !== null) q = q.where('l.owner', '=', query.owner);
   if (query.statuses !== null) q = q.where('j.status', 'in', query.statuses);
   if (query.name !== null) q = q.where('j.name', '=', query.name);
+  if (query.queue !== null) q = q.where('j.queue', '=', query.queue);
+  if (query.text !== null) q = q.where(textMatch('j', query.text));
   if (query.before !== null) q = q.where('l.job_id', '<', query.before);
   if (query.idPrefix !== null) {
     q = q.where('l.job_id', '>=', query.idPrefix).where('l.job_id', '<', idPrefixEnd(query.idPrefix));
   }
   return q.orderBy('l.job_id', 'desc');
+}
+
+/**
+ * The `text` filter: a case-insensitive substring of the name or of the command line, `command`
+ * and `args` joined by single spaces (the command is only in the spec JSON). `instr` rather than
+ * LIKE, so `%` and `_` in the text are plain characters; `lower` folds ASCII letters only. No
+ * index serves a substring: the filter checks each row of the range the other filters read.
+ */
+function textMatch(table: 'jobs' | 'j', text: string) {
+  const spec = sql.ref(`${table}.spec`);
+  const name = sql.ref(`${table}.name`);
+  const commandLine = sql`json_extract(${spec}, '$.command') || coalesce((select ' ' || group_concat(a.value, ' ') from json_each(${spec}, '$.args') as a), '')`;
+  return sql<boolean>`(instr(lower(coalesce(${name}, '')), lower(${text})) > 0 or instr(lower(${commandLine}), lower(${text})) > 0)`;
 }

@@ -9,6 +9,7 @@ import * as taskResults from './migrations/0006-task-results.ts';
 import * as limits from './migrations/0007-limits.ts';
 import * as webhooks from './migrations/0008-webhooks.ts';
 import * as isolationDefaults from './migrations/0009-isolation-defaults.ts';
+import * as listFilters from './migrations/0010-list-filters.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -24,6 +25,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0007-limits': limits,
   '0008-webhooks': webhooks,
   '0009-isolation-defaults': isolationDefaults,
+  '0010-list-filters': listFilters,
 };
 
 const provider: MigrationProvider = {

@@ -45,6 +45,26 @@ describe('Connect and gRPC-Web over HTTP/1.1 (@connectrpc/connect-node)', () => 
     assert.equal(end, JobStatus.SUCCEEDED);
   });
 
+  it('lists jobs by queue and by text, and names `text` when it is empty', async () => {
+    const jobs = createClient(JobService, connectTransport);
+    const { job: tagged } = await jobs.start({ command: 'true', args: ['Rpc-Filter-Mark'], queue: 'rpc-q' });
+    const { job: plain } = await jobs.start({ command: 'true', args: ['rpc-filter-mark'] });
+    const byQueue = await jobs.list({ queue: 'rpc-q' });
+    assert.deepEqual(
+      byQueue.jobs.map((j) => j.id),
+      [tagged!.id],
+    );
+    const byText = await jobs.list({ text: 'RPC-FILTER-MARK' });
+    assert.deepEqual(
+      byText.jobs.map((j) => j.id),
+      [plain!.id, tagged!.id],
+    );
+    const bad = await jobs.list({ text: '' }).catch((e: unknown) => e);
+    assert.ok(bad instanceof ConnectError);
+    assert.equal(bad.code, Code.InvalidArgument);
+    assert.equal(bad.findDetails(ErrorDetailSchema)[0]?.field, 'text');
+  });
+
   it('answers errors as Connect errors with our code in the details', async () => {
     const jobs = createClient(JobService, connectTransport);
     const err = await jobs.get({ id: '01900000-0000-7000-8000-000000000000' }).catch((e: unknown) => e);

@@ -20,11 +20,31 @@ const STATUSES: JobStatus[] = [
 
 const PAGE = 50;
 
+/** The server's longest `text` filter (src/store/list-query.ts, MAX_TEXT_CHARS). */
+const MAX_TEXT = 200;
+
 interface Filters {
   status: string;
   owner: string;
+  queue: string;
   label: string;
   text: string;
+}
+
+/**
+ * One box for both: what looks like the start of an id (4 or more hex digits and dashes) is an
+ * id prefix, anything else a text search of names and command lines.
+ */
+function searchOf(text: string): { idPrefix?: string; text?: string } {
+  const trimmed = text.trim();
+  if (trimmed === '') return {};
+  if (/^[0-9a-f-]{4,36}$/i.test(trimmed)) return { idPrefix: trimmed.toLowerCase() };
+  return { text: trimmed };
+}
+
+/** Lower-cases ASCII letters only, as SQLite's `lower` does for the server's text filter. */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
 
 /**
@@ -32,7 +52,13 @@ interface Filters {
  * server, as fast on page 20 000 as on page 1), kept current by the live events.
  */
 export function JobsPage() {
-  const [filters, setFilters] = useState<Filters>({ status: '', owner: '', label: '', text: '' });
+  const [filters, setFilters] = useState<Filters>({
+    status: '',
+    owner: '',
+    queue: '',
+    label: '',
+    text: '',
+  });
   const [jobs, setJobs] = useState<Job[]>([]);
   // The cursors of the pages before this one (to go back), and of the next.
   const [cursors, setCursors] = useState<string[]>([]);
@@ -44,16 +70,15 @@ export function JobsPage() {
 
   const load = useCallback(async () => {
     try {
-      const text = filters.text.trim();
-      // One box for both: what looks like the start of an id is one, anything else a name.
-      const byId = /^[0-9a-f-]{4,36}$/i.test(text);
+      const find = searchOf(filters.text);
       const page = await getJson<{ jobs: Job[]; nextCursor: string | null }>(
         `/v1/jobs${query({
           status: filters.status,
           owner: filters.owner.trim(),
+          queue: filters.queue.trim(),
           label: filters.label.trim(),
-          idPrefix: byId ? text.toLowerCase() : undefined,
-          name: byId ? undefined : text,
+          idPrefix: find.idPrefix,
+          text: find.text,
           limit: PAGE,
           cursor,
         })}`,
@@ -130,17 +155,22 @@ export function JobsPage() {
           <input value={filters.owner} onChange={set('owner')} name="owner" placeholder="user" />
         </label>
         <label>
+          Queue
+          <input value={filters.queue} onChange={set('queue')} name="queue" placeholder="queue" />
+        </label>
+        <label>
           Label
           <input value={filters.label} onChange={set('label')} name="label" placeholder="key=value" />
         </label>
         <label class="grow">
-          Name or id
+          Search
           <input
             ref={search}
             value={filters.text}
             onChange={set('text')}
             name="text"
-            placeholder="exact name, or start of an id  ( / )"
+            maxLength={MAX_TEXT}
+            placeholder="name or command line, or start of an id  ( / )"
           />
         </label>
       </form>
@@ -207,10 +237,16 @@ function matches(job: Job, f: Filters): boolean {
     const eq = label.indexOf('=');
     if (job.labels[label.slice(0, eq)] !== label.slice(eq + 1)) return false;
   }
-  const text = f.text.trim();
-  if (text !== '') {
-    if (/^[0-9a-f-]{4,36}$/i.test(text)) return job.id.startsWith(text.toLowerCase());
-    return job.name === text;
+  if (f.queue.trim() !== '' && job.queue !== f.queue.trim()) return false;
+  const search = searchOf(f.text);
+  if (search.idPrefix !== undefined) return job.id.startsWith(search.idPrefix);
+  if (search.text !== undefined) {
+    // The server's rule: in the name, or in the command and args joined by single spaces.
+    const needle = asciiLower(search.text);
+    return (
+      asciiLower(job.name ?? '').includes(needle) ||
+      asciiLower([job.command, ...job.args].join(' ')).includes(needle)
+    );
   }
   return true;
 }
