@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import { DASHBOARD_CSP, defaultWebRoot } from '../../src/api/rest/dashboard-routes.ts';
@@ -11,9 +13,14 @@ import { launchChromium, requireChromium, serverSpki } from './browser.ts';
 /**
  * The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
  * server on loopback over TLS: the REST app of the harness listening with the server's own TLS
- * (Chromium trusts exactly its key). Screenshots of each page go to docs/img/.
+ * (Chromium trusts exactly its key). Screenshots of each page are taken into a temporary
+ * directory, and into docs/img/ (the README's pictures) with JOBWORKER_UPDATE_SCREENSHOTS=1: a
+ * plain test run leaves the tracked files alone.
  */
-const SCREENSHOTS = new URL('../../docs/img/', import.meta.url);
+const SCREENSHOTS =
+  process.env.JOBWORKER_UPDATE_SCREENSHOTS === '1'
+    ? new URL('../../docs/img/', import.meta.url).pathname
+    : mkdtempSync(join(tmpdir(), 'jobworker-screenshots-'));
 const XSS = '<img src=x onerror=alert(1)>';
 
 describe('the dashboard in Chromium', () => {
@@ -44,6 +51,8 @@ describe('the dashboard in Chromium', () => {
 
   after(async () => {
     await closeBrowser?.();
+    if (process.env.JOBWORKER_UPDATE_SCREENSHOTS !== '1')
+      await rm(SCREENSHOTS, { recursive: true, force: true });
     // Anything still running (a test that failed half-way) is stopped, not left behind.
     for (const job of (await h.engine.list({ limit: 100, status: ['running', 'paused'] })).jobs) {
       await h.engine.stop(job.id, { user: 'admin' }).catch(() => undefined);
@@ -78,7 +87,9 @@ describe('the dashboard in Chromium', () => {
   }
 
   async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: new URL(`${name}.png`, SCREENSHOTS).pathname });
+    const path = join(SCREENSHOTS, `${name}.png`);
+    await page.screenshot({ path });
+    assert.ok(statSync(path).size > 0, `the ${name} screenshot was written`);
   }
 
   it('serves the page with a strict Content-Security-Policy, the token never in a URL', async () => {
