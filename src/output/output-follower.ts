@@ -7,23 +7,11 @@ export interface FollowOutputOptions {
   readonly cursor: number;
   /** Ends the follow (without error) and releases its listeners at once, even between batches. */
   readonly signal?: AbortSignal;
-  /**
-   * The most bytes of data read into one batch while the follower keeps up (default 64 KiB). A
-   * follower that is behind (its last batch came back full) doubles it, up to
-   * `CATCH_UP_BATCH_BYTES`, and drops back once it has caught up.
-   */
+  /** The most bytes of data read ahead into one batch; the follower's whole buffer (default 64 KiB). */
   readonly batchBytes?: number;
 }
 
 export const DEFAULT_BATCH_BYTES = 64 * 1024;
-
-/**
- * The largest batch of a follower that is catching up. Each batch of a finished job costs a few
- * file opens and reads of the kept window, so 64 KiB batches held a catch-up read of a long
- * output to a few hundred MB/s; 1 MiB ones make that overhead small. It is also what such a
- * follower holds at most, and only while it is behind.
- */
-export const CATCH_UP_BATCH_BYTES = 1024 * 1024;
 
 /**
  * Follows a job's output from a cursor: yields batches of events as they reach disk, each read
@@ -41,8 +29,7 @@ export async function* followOutput(
   options: FollowOutputOptions,
 ): AsyncGenerator<OutputEvent[], void, undefined> {
   const { selector, signal } = options;
-  const baseBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
-  let limitBytes = baseBytes;
+  const limitBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
   if (signal?.aborted) return;
   let cursor = options.cursor;
   let noticed = false;
@@ -67,9 +54,6 @@ export async function* followOutput(
       noticed = false;
       const read = await monitor.read(jobId, dir, { selector, cursor, limitBytes });
       if (read.events.length > 0) {
-        // A full batch means more is waiting: read the next in a bigger one.
-        const behind = read.cursor - cursor >= limitBytes;
-        limitBytes = behind ? Math.min(limitBytes * 2, Math.max(baseBytes, CATCH_UP_BATCH_BYTES)) : baseBytes;
         cursor = read.cursor;
         yield read.events;
         continue;
