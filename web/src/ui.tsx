@@ -57,3 +57,25 @@ export function ErrorLine({ error }: { error: unknown }) {
     </p>
   );
 }
+
+/**
+ * Newer/Older buttons over a cursor-paged list: `cursors` is the stack of cursors of the pages
+ * before this one (empty on the newest page), `next` the cursor of the page after it (null: none).
+ */
+export function Pager(props: {
+  cursors: readonly string[];
+  next: string | null;
+  onChange: (cursors: string[]) => void;
+}) {
+  const { cursors, next, onChange } = props;
+  return (
+    <div class="pager">
+      <button type="button" disabled={cursors.length === 0} onClick={() => onChange(cursors.slice(0, -1))}>
+        Newer
+      </button>
+      <button type="button" disabled={next === null} onClick={() => next && onChange([...cursors, next])}>
+        Older
+      </button>
+    </div>
+  );
+}

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { getJson, query, sendJson } from '../api.ts';
 import { time } from '../format.ts';
 import type { AuditEntry, Token, User } from '../types.ts';
-import { Confirm, ErrorLine } from '../ui.tsx';
+import { Confirm, ErrorLine, Pager } from '../ui.tsx';
 
 /** Users and their tokens (admins only): add a user, issue and revoke tokens. */
 export function UsersPage() {
@@ -229,18 +229,7 @@ export function AuditPage() {
           </tbody>
         </table>
       </div>
-      <div class="pager">
-        <button
-          type="button"
-          disabled={cursors.length === 0}
-          onClick={() => setCursors(cursors.slice(0, -1))}
-        >
-          Newer
-        </button>
-        <button type="button" disabled={next === null} onClick={() => next && setCursors([...cursors, next])}>
-          Older
-        </button>
-      </div>
+      <Pager cursors={cursors} next={next} onChange={setCursors} />
     </section>
   );
 }

@@ -4,7 +4,7 @@ import { commandLine, runTime, time } from '../format.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
 import type { Job, JobStatus } from '../types.ts';
-import { ErrorLine, StatusBadge } from '../ui.tsx';
+import { ErrorLine, Pager, StatusBadge } from '../ui.tsx';
 
 const STATUSES: JobStatus[] = [
   'queued',
@@ -212,18 +212,7 @@ export function JobsPage() {
         </table>
         {jobs.length === 0 && error === undefined ? <p class="empty">No jobs.</p> : null}
       </div>
-      <div class="pager">
-        <button
-          type="button"
-          disabled={cursors.length === 0}
-          onClick={() => setCursors(cursors.slice(0, -1))}
-        >
-          Newer
-        </button>
-        <button type="button" disabled={next === null} onClick={() => next && setCursors([...cursors, next])}>
-          Older
-        </button>
-      </div>
+      <Pager cursors={cursors} next={next} onChange={setCursors} />
     </section>
   );
 }
