@@ -115,6 +115,11 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
       });
       assert.equal(res.status, 200);
       assert.equal(res.headers['content-type'], OUTPUT_FRAMES_TYPE);
+      assert.equal(
+        res.headers['x-jobworker-end'],
+        String(all.length),
+        'the view end, as raw and SSE give it',
+      );
       const decoder = new FrameDecoder();
       const frames = decoder.push(res.body);
       assert.equal(decoder.pendingBytes, 0, 'the body is whole frames');

@@ -123,7 +123,12 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
               headers: { [OUTPUT_HEADERS.end]: String(end) },
             })
           : frames && !head
-            ? writeFrames(reply.raw, events, { jobId: id, cursor, signal })
+            ? writeFrames(reply.raw, events, {
+                jobId: id,
+                cursor,
+                signal,
+                headers: { [OUTPUT_HEADERS.end]: String(end) },
+              })
             : writeRaw(reply.raw, events, {
                 jobId: id,
                 cursor,

@@ -115,6 +115,7 @@ export interface FramesOptions {
   readonly jobId: string;
   readonly cursor: number;
   readonly signal: AbortSignal;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -131,6 +132,7 @@ export async function writeFrames(
     'Content-Type': OUTPUT_FRAMES_TYPE,
     'Cache-Control': 'no-store',
     ...NO_BUFFERING,
+    ...options.headers,
     [OUTPUT_HEADERS.jobId]: options.jobId,
     [OUTPUT_HEADERS.cursor]: formatCursor(options.cursor),
   });
