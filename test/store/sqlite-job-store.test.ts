@@ -11,7 +11,7 @@ import { newJobId } from '../../src/core/ids.ts';
 import type { Job } from '../../src/core/job.ts';
 import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
-import { jobToRow } from '../../src/store/sqlite/job-row.ts';
+import { jobToRow } from '../../src/store/job-row.ts';
 import { listActiveQuery, listJobsQuery } from '../../src/store/sqlite/list-jobs-query.ts';
 import { migrateSqlite, SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import {
@@ -19,7 +19,7 @@ import {
   SQLITE_BUSY_TIMEOUT_MS,
 } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import type { SqliteSchema } from '../../src/store/sqlite/sqlite-schema.ts';
+import type { StoreSchema } from '../../src/store/schema.ts';
 import { describeJobStoreContract } from './job-store-contract.ts';
 import { makeJob, makeRichJob } from './make-job.ts';
 
@@ -47,7 +47,7 @@ async function withDatabaseFile(test: (path: string) => Promise<void>): Promise<
 
 async function withConnection(
   path: string,
-  test: (db: Kysely<SqliteSchema>) => Promise<void>,
+  test: (db: Kysely<StoreSchema>) => Promise<void>,
 ): Promise<void> {
   const db = openSqliteConnection(path);
   try {
@@ -57,14 +57,14 @@ async function withConnection(
   }
 }
 
-async function queryPlan(db: Kysely<SqliteSchema>, query: CompiledQuery): Promise<string[]> {
+async function queryPlan(db: Kysely<StoreSchema>, query: CompiledQuery): Promise<string[]> {
   const { rows } = await db.executeQuery<{ detail: string }>(
     CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
   );
   return rows.map((r) => r.detail);
 }
 
-async function schemaOf(db: Kysely<SqliteSchema>): Promise<unknown[]> {
+async function schemaOf(db: Kysely<StoreSchema>): Promise<unknown[]> {
   const { rows } = await sql`select type, name, tbl_name, sql from sqlite_schema order by name`.execute(db);
   return rows;
 }

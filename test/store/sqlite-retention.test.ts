@@ -9,7 +9,7 @@ import type { Job } from '../../src/core/job.ts';
 import { openSqliteConnection } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { countBoundQuery, deleteBatchQuery } from '../../src/store/sqlite/sqlite-retention.ts';
-import type { SqliteSchema } from '../../src/store/sqlite/sqlite-schema.ts';
+import type { StoreSchema } from '../../src/store/schema.ts';
 import { makeJob } from './make-job.ts';
 
 const ROWS = 200_000;
@@ -48,7 +48,7 @@ function fillFinished(path: string, template: Job, count: number): void {
 const ID_SQL = `substr(printf('%012x', ms), 1, 8) || '-' || substr(printf('%012x', ms), 9, 4) || '-7000-'
   || printf('%04x', 32768 + abs(random()) % 16384) || '-' || printf('%012x', abs(random()) % 281474976710656)`;
 
-async function queryPlan(db: Kysely<SqliteSchema>, query: CompiledQuery): Promise<string[]> {
+async function queryPlan(db: Kysely<StoreSchema>, query: CompiledQuery): Promise<string[]> {
   const { rows } = await db.executeQuery<{ detail: string }>(
     CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]),
   );

@@ -7,11 +7,11 @@ import { type Kysely, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import type { ProcessIdentity } from '../../src/core/job.ts';
 import type { JobFinish } from '../../src/store/job-store.ts';
-import { jobToRow } from '../../src/store/sqlite/job-row.ts';
+import { jobToRow } from '../../src/store/job-row.ts';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import { openSqliteConnection } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import type { SqliteSchema } from '../../src/store/sqlite/sqlite-schema.ts';
+import type { StoreSchema } from '../../src/store/schema.ts';
 import { makeJob } from './make-job.ts';
 
 const NOW = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
@@ -36,7 +36,7 @@ async function withStore(test: (store: SqliteJobStore, path: string) => Promise<
 
 /** The truth the kept counts must equal: a count over the table. */
 async function counted(path: string): Promise<Record<string, number>> {
-  const db: Kysely<SqliteSchema> = openSqliteConnection(path);
+  const db: Kysely<StoreSchema> = openSqliteConnection(path);
   try {
     const { rows } = await sql<{
       status: string;
@@ -60,7 +60,7 @@ describe('SQLite job status counts (migration 0008)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'jw-counts-'));
     const path = join(dir, 'jobs.db');
     try {
-      const db: Kysely<SqliteSchema> = openSqliteConnection(path);
+      const db: Kysely<StoreSchema> = openSqliteConnection(path);
       try {
         const before = Object.fromEntries(
           Object.entries(SQLITE_MIGRATIONS).filter(([name]) => name < '0008'),

@@ -1,7 +1,7 @@
 import { type CompiledQuery, type Kysely, sql, type Transaction } from 'kysely';
 import type { JobStatus } from '../../core/job.ts';
 import { TRANSITIONS } from '../../core/states.ts';
-import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
+import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
 
 /**
  * The statements of the store's hot paths (a job's admission, start, end and reads), compiled
@@ -9,10 +9,10 @@ import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
  * its parameters through Kysely (`executeQuery`), so it still waits its turn on the connection.
  */
 
-type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
+type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 
 /** `select * from jobs where id = ?`; the id is given as the one parameter at each run. */
-export function compileGetJob(db: Kysely<SqliteSchema>) {
+export function compileGetJob(db: Kysely<StoreSchema>) {
   return db.selectFrom('jobs').selectAll().where('id', '=', '').compile();
 }
 
@@ -28,7 +28,7 @@ function fromStatuses(to: JobStatus): string {
  * The start of a job as one statement: the checked transition is in its `where`, so it needs no
  * read before it nor a transaction around it. Parameters: process, started_at, id.
  */
-export function compileMarkStarted(db: Kysely<SqliteSchema>) {
+export function compileMarkStarted(db: Kysely<StoreSchema>) {
   return sql<JobRow>`update jobs set status = 'running', hold = null, process = ${''}, started_at = ${0}
     where id = ${''} and status in (${sql.raw(fromStatuses('running'))}) returning *`.compile(db);
 }
@@ -38,7 +38,7 @@ export function compileMarkStarted(db: Kysely<SqliteSchema>) {
  * already on record is kept. Parameters: exit_code, exit_signal, exit_reason, finished_at,
  * stdout_bytes, stderr_bytes, stop_forced (0 or 1), id.
  */
-export function compileMarkFinished(db: Kysely<SqliteSchema>, status: JobStatus) {
+export function compileMarkFinished(db: Kysely<StoreSchema>, status: JobStatus) {
   return sql<JobRow>`update jobs set status = ${sql.lit(status)}, exit_code = ${0}, exit_signal = ${''},
     exit_reason = ${''}, finished_at = ${0}, stdout_bytes = ${0}, stderr_bytes = ${0}, usage = ${''}, hold = null,
     paused_at = null, stop_forced = max(stop_forced, ${0})
@@ -46,7 +46,7 @@ export function compileMarkFinished(db: Kysely<SqliteSchema>, status: JobStatus)
 }
 
 /** Whether a job has dependents at all: most have none, and then there is nothing to settle. */
-export function compileHasDependents(db: Kysely<SqliteSchema>) {
+export function compileHasDependents(db: Kysely<StoreSchema>) {
   return sql<{ one: number }>`select 1 as one from job_deps where dep_id = ${''} limit 1`.compile(db);
 }
 
@@ -72,7 +72,7 @@ function compileQueueRow(db: Db) {
 }
 
 /** Inserts a jobs row. */
-export async function insertJobRow(trx: Transaction<SqliteSchema>, row: JobRow): Promise<void> {
+export async function insertJobRow(trx: Transaction<StoreSchema>, row: JobRow): Promise<void> {
   const columns = Object.keys(row).join(',');
   const values = Object.values(row);
   if (insertJobQuery?.columns === columns) {
@@ -88,7 +88,7 @@ export async function insertJobRow(trx: Transaction<SqliteSchema>, row: JobRow):
 }
 
 /** Makes the queue a job names exist (for the dispatcher), if it does not yet. */
-export async function ensureQueue(trx: Transaction<SqliteSchema>, name: string): Promise<void> {
+export async function ensureQueue(trx: Transaction<StoreSchema>, name: string): Promise<void> {
   ensureQueueQuery ??= compileEnsureQueue(trx);
   const query: ReturnType<typeof compileEnsureQueue> = { ...ensureQueueQuery, parameters: [name, 0] };
   await trx.executeQuery(query);

@@ -1,7 +1,7 @@
 import { type CompiledQuery, type Kysely, sql } from 'kysely';
 import type { JobStatus } from '../../core/job.ts';
 import { type CheckedListQuery, idPrefixEnd } from '../list-query.ts';
-import type { JobRow, SqliteSchema } from './sqlite-schema.ts';
+import type { JobRow, StoreSchema } from '../schema.ts';
 
 /**
  * The SQL of one history page: `limit + 1` rows, newest first. Each form reads one index range in
@@ -12,7 +12,7 @@ import type { JobRow, SqliteSchema } from './sqlite-schema.ts';
  *   (`MERGE (UNION ALL)`). `status IN (...)` would read each status's range and then sort.
  * - otherwise one branch: the index on the equality columns given, then id.
  */
-export function listJobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery): CompiledQuery<JobRow> {
+export function listJobsQuery(db: Kysely<StoreSchema>, query: CheckedListQuery): CompiledQuery<JobRow> {
   const fetch = query.limit + 1;
   if (query.label !== null) return labelQuery(db, query, query.label).limit(fetch).compile();
   const [first, ...rest] = (query.statuses ?? [null]).map((status) => jobsQuery(db, query, status));
@@ -26,7 +26,7 @@ export function listJobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery)
  * of such jobs (whose condition the query must repeat word for word).
  */
 export function listActiveQuery(
-  db: Kysely<SqliteSchema>,
+  db: Kysely<StoreSchema>,
   node: string,
   which: 'running' | 'starting',
 ): CompiledQuery<JobRow> {
@@ -42,7 +42,7 @@ export function listActiveQuery(
     .compile();
 }
 
-function jobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery, status: JobStatus | null) {
+function jobsQuery(db: Kysely<StoreSchema>, query: CheckedListQuery, status: JobStatus | null) {
   let q = db.selectFrom('jobs').selectAll();
   if (status !== null) q = q.where('status', '=', status);
   if (query.owner !== null) q = q.where('owner', '=', query.owner);
@@ -57,7 +57,7 @@ function jobsQuery(db: Kysely<SqliteSchema>, query: CheckedListQuery, status: Jo
 }
 
 function labelQuery(
-  db: Kysely<SqliteSchema>,
+  db: Kysely<StoreSchema>,
   query: CheckedListQuery,
   label: { readonly key: string; readonly value: string },
 ) {

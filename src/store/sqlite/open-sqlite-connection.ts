@@ -1,9 +1,9 @@
 import { closeSync, openSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { Kysely } from 'kysely';
+import type { StoreSchema } from '../schema.ts';
 import { NodeSqliteDatabase } from './node-sqlite-database.ts';
 import { NodeSqliteDialect } from './node-sqlite-dialect.ts';
-import type { SqliteSchema } from './sqlite-schema.ts';
 
 /** How long a statement waits for another connection's write lock before failing with SQLITE_BUSY. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
@@ -24,7 +24,7 @@ const PRAGMAS = [
 ];
 
 /** Opens (creating if needed) the SQLite file at `path` as a Kysely instance over `node:sqlite`. */
-export function openSqliteConnection(path: string): Kysely<SqliteSchema> {
+export function openSqliteConnection(path: string): Kysely<StoreSchema> {
   // Created owner-only (it holds every job's spec, environment values included); SQLite would
   // use the umask, and gives the -wal and -shm files the mode of the database file.
   if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
@@ -41,5 +41,5 @@ export function openSqliteConnection(path: string): Kysely<SqliteSchema> {
     db.close();
     throw error;
   }
-  return new Kysely<SqliteSchema>({ dialect: new NodeSqliteDialect(new NodeSqliteDatabase(db)) });
+  return new Kysely<StoreSchema>({ dialect: new NodeSqliteDialect(new NodeSqliteDatabase(db)) });
 }

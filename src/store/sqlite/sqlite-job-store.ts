@@ -13,6 +13,7 @@ import {
 import type { LimitSettings } from '../../core/limits.ts';
 import { assertTransition } from '../../core/states.ts';
 import { dependencyVerdict } from '../dependency-verdict.ts';
+import { jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
 import type {
   Admission,
   DeleteFinishedQuery,
@@ -25,7 +26,9 @@ import type {
   QueueState,
   RetentionLimits,
 } from '../job-store.ts';
+import { limitColumns, limitsOfColumns } from '../limit-columns.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
+import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
 import {
   compileGetJob,
   compileHasDependents,
@@ -35,13 +38,10 @@ import {
   insertJobRow,
   queueRow,
 } from './compiled-statements.ts';
-import { jobToRow, progressToText, rowToJob, toMillis } from './job-row.ts';
-import { limitColumns, limitsOfColumns } from './limit-columns.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
 import { openSqliteConnection } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
-import type { JobRow, QueueRow, SqliteSchema } from './sqlite-schema.ts';
 import { SqliteUserStore } from './sqlite-user-store.ts';
 import { SqliteWebhookStore } from './sqlite-webhook-store.ts';
 import { WriteBatch } from './write-batch.ts';
@@ -60,7 +60,7 @@ const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
  * file per process: the instance serializes its own transactions on its single connection.
  */
 export class SqliteJobStore implements JobStore {
-  readonly #db: Kysely<SqliteSchema>;
+  readonly #db: Kysely<StoreSchema>;
   /** `getJob`, compiled once: it is the API's hottest read and its SQL never changes. */
   readonly #getJob: ReturnType<typeof compileGetJob>;
   /** The statements of the start path (a start, an end, a look for dependents), compiled once. */
@@ -68,7 +68,7 @@ export class SqliteJobStore implements JobStore {
   readonly #markFinished = new Map<JobStatus, ReturnType<typeof compileMarkFinished>>();
   readonly #hasDependents: ReturnType<typeof compileHasDependents>;
   /** Starts and ends that come in one turn are committed together. */
-  readonly #writes: WriteBatch<SqliteSchema>;
+  readonly #writes: WriteBatch<StoreSchema>;
   /**
    * Finished jobs read lately, by id. A finished job's row never changes again (a retry is a new
    * job; a finished one refuses every change); it only goes, by `deleteJob` or `deleteFinished`,
@@ -83,7 +83,7 @@ export class SqliteJobStore implements JobStore {
   /** Webhooks, their outbox (filled by triggers on `jobs`) and deliveries; the same connection. */
   readonly webhooks: SqliteWebhookStore;
 
-  private constructor(db: Kysely<SqliteSchema>) {
+  private constructor(db: Kysely<StoreSchema>) {
     this.#db = db;
     this.#writes = new WriteBatch(db);
     this.#getJob = compileGetJob(db);
@@ -500,7 +500,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async #finishIn(
-    trx: Transaction<SqliteSchema>,
+    trx: Transaction<StoreSchema>,
     id: string,
     finish: JobFinish,
     extra: Updateable<JobRow>,
@@ -543,7 +543,7 @@ export class SqliteJobStore implements JobStore {
   }
 }
 
-type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
+type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 
 /** The result column a finish sets on the job: none when it carries no result. */
 function resultColumns(finish: JobFinish): Updateable<JobRow> {
@@ -553,7 +553,7 @@ function resultColumns(finish: JobFinish): Updateable<JobRow> {
 }
 
 /** Stores the value of a finish's result, in the transaction that records the end. */
-async function insertResult(trx: Transaction<SqliteSchema>, id: string, finish: JobFinish): Promise<void> {
+async function insertResult(trx: Transaction<StoreSchema>, id: string, finish: JobFinish): Promise<void> {
   const { result } = finish;
   if (result === undefined || !('json' in result)) return;
   await trx
@@ -564,7 +564,7 @@ async function insertResult(trx: Transaction<SqliteSchema>, id: string, finish: 
 }
 
 /** The admission of one job (see `JobStore.admitJob`), inside the caller's transaction. */
-async function admitIn(trx: Transaction<SqliteSchema>, job: Job, now: Date): Promise<Admission> {
+async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Promise<Admission> {
   const scope = dedupeScopeOf(job);
   if (job.spec.dedupeKey !== null && scope !== null) {
     const existing = await trx
@@ -632,7 +632,7 @@ async function admitIn(trx: Transaction<SqliteSchema>, job: Job, now: Date): Pro
 
 /** One state change inside a transaction (see `#change`). */
 async function changeIn(
-  trx: Transaction<SqliteSchema>,
+  trx: Transaction<StoreSchema>,
   id: string,
   decide: (current: CurrentState) => Updateable<JobRow> | null,
 ): Promise<Job> {
@@ -655,7 +655,7 @@ async function changeIn(
   return rowToJob(row);
 }
 
-async function insertRow(trx: Transaction<SqliteSchema>, job: Job): Promise<void> {
+async function insertRow(trx: Transaction<StoreSchema>, job: Job): Promise<void> {
   const row = jobToRow(job);
   const labels = Object.entries(job.spec.labels).map(([key, value]) => ({
     job_id: job.id,
@@ -732,7 +732,7 @@ async function countStarting(db: Db, queue: string): Promise<number> {
  * A dependent is released when every dependency (latest attempt) succeeded, cancelled when one
  * ended otherwise, and left waiting while one is not done.
  */
-async function settle(trx: Transaction<SqliteSchema>, ended: readonly string[], now: Date): Promise<Job[]> {
+async function settle(trx: Transaction<StoreSchema>, ended: readonly string[], now: Date): Promise<Job[]> {
   const changed: Job[] = [];
   const work = [...ended];
   const nowMs = toMillis('now', now);

@@ -1,9 +1,9 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { InUseError, NotFinishedError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { isFinal, type Job } from '../../core/job.ts';
+import { rowToJob, toMillis } from '../job-row.ts';
 import type { DeleteFinishedQuery, FinishedBound, RetentionLimits } from '../job-store.ts';
-import { rowToJob, toMillis } from './job-row.ts';
-import type { SqliteSchema } from './sqlite-schema.ts';
+import type { StoreSchema } from '../schema.ts';
 
 /**
  * Deleting finished jobs (docs/storage.md, "Retention"): the SQL behind `deleteJob`,
@@ -18,7 +18,7 @@ export const MAX_DELETE_BATCH = 10_000;
 const END_OF_TIME = 8.64e15;
 
 /** The ids of the queued jobs waiting for `id` (at most 10, for the error message). */
-async function waitingFor(trx: Transaction<SqliteSchema>, id: string): Promise<string[]> {
+async function waitingFor(trx: Transaction<StoreSchema>, id: string): Promise<string[]> {
   const rows = await trx
     .selectFrom('job_deps as d')
     .crossJoin('jobs as w')
@@ -32,7 +32,7 @@ async function waitingFor(trx: Transaction<SqliteSchema>, id: string): Promise<s
 }
 
 /** Deletes the rows of these finished jobs and records their directories, inside `trx`. */
-async function deleteRows(trx: Transaction<SqliteSchema>, ids: readonly string[]): Promise<void> {
+async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
   // Labels and the jobs' own edges go by `on delete cascade`; edges from finished dependents to
   // them would dangle, so they go too (no queued job waits for them: the callers checked).
@@ -45,7 +45,7 @@ async function deleteRows(trx: Transaction<SqliteSchema>, ids: readonly string[]
     .execute();
 }
 
-export function deleteJobIn(db: Kysely<SqliteSchema>, id: string): Promise<Job> {
+export function deleteJobIn(db: Kysely<StoreSchema>, id: string): Promise<Job> {
   return db.transaction().execute(async (trx) => {
     const row = await trx.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
     if (row === undefined) throw new NotFoundError(id);
@@ -58,7 +58,7 @@ export function deleteJobIn(db: Kysely<SqliteSchema>, id: string): Promise<Job> 
 }
 
 export async function retentionBoundIn(
-  db: Kysely<SqliteSchema>,
+  db: Kysely<StoreSchema>,
   limits: RetentionLimits,
 ): Promise<FinishedBound | null> {
   const bounds: FinishedBound[] = [];
@@ -122,7 +122,7 @@ export function deleteBatchQuery(query: DeleteFinishedQuery) {
 }
 
 export async function deleteFinishedIn(
-  db: Kysely<SqliteSchema>,
+  db: Kysely<StoreSchema>,
   query: DeleteFinishedQuery,
 ): Promise<string[]> {
   if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_DELETE_BATCH) {

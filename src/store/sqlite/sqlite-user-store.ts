@@ -4,6 +4,8 @@ import type { AuditAction, AuditEntry } from '../../core/audit.ts';
 import { AlreadyExistsError, JobworkerError, LastAdminError, ValidationError } from '../../core/errors.ts';
 import type { JobIsolation } from '../../core/job.ts';
 import { NO_LIMIT_SETTINGS } from '../../core/limits.ts';
+import { limitColumns, limitsOfColumns } from '../limit-columns.ts';
+import type { AuditRow, StoreSchema, TokenRow, UserRow } from '../schema.ts';
 import type {
   AuditPage,
   AuditQuery,
@@ -13,19 +15,17 @@ import type {
   UserRecord,
   UserStore,
 } from '../user-store.ts';
-import { limitColumns, limitsOfColumns } from './limit-columns.ts';
-import type { AuditRow, SqliteSchema, TokenRow, UserRow } from './sqlite-schema.ts';
 
-type Db = Kysely<SqliteSchema> | Transaction<SqliteSchema>;
+type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 
 /**
  * Users, tokens and the audit trail in the job database (`SqliteJobStore.users`): the same
  * connection, so its transactions are serialized with the job store's.
  */
 export class SqliteUserStore implements UserStore {
-  readonly #db: Kysely<SqliteSchema>;
+  readonly #db: Kysely<StoreSchema>;
 
-  constructor(db: Kysely<SqliteSchema>) {
+  constructor(db: Kysely<StoreSchema>) {
     this.#db = db;
   }
 

@@ -2,6 +2,8 @@ import { type Kysely, sql } from 'kysely';
 import { ValidationError } from '../../core/errors.ts';
 import type { Job, JobStatus } from '../../core/job.ts';
 import type { WebhookEvent } from '../../core/webhook.ts';
+import { jobToRow, rowToJob } from '../job-row.ts';
+import type { JobRow, StoreSchema, WebhookDeliveryRow, WebhookRow } from '../schema.ts';
 import type {
   AttemptResult,
   DeliveryPage,
@@ -11,17 +13,15 @@ import type {
   WebhookRecord,
   WebhookStore,
 } from '../webhook-store.ts';
-import { jobToRow, rowToJob } from './job-row.ts';
-import type { JobRow, SqliteSchema, WebhookDeliveryRow, WebhookRow } from './sqlite-schema.ts';
 
 /**
  * Webhooks, their outbox and deliveries in the job database (`SqliteJobStore.webhooks`), on the same
  * connection as the jobs, whose triggers write the outbox (migration 0008).
  */
 export class SqliteWebhookStore implements WebhookStore {
-  readonly #db: Kysely<SqliteSchema>;
+  readonly #db: Kysely<StoreSchema>;
 
-  constructor(db: Kysely<SqliteSchema>) {
+  constructor(db: Kysely<StoreSchema>) {
     this.#db = db;
   }
 

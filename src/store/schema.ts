@@ -1,11 +1,11 @@
 import type { Generated } from 'kysely';
-import type { JobHold, JobStatus } from '../../core/job.ts';
+import type { JobHold, JobStatus } from '../core/job.ts';
 
 /**
  * The tables as Kysely sees them (see migrations/ for the DDL and docs/storage.md for why).
  * Times are integer Unix milliseconds, so a `Date` round-trips exactly.
  */
-export interface SqliteSchema {
+export interface StoreSchema {
   jobs: JobRow;
   job_labels: JobLabelRow;
   queues: QueueRow;

@@ -1,5 +1,5 @@
-import { ValidationError } from '../../core/errors.ts';
-import { isJobId } from '../../core/ids.ts';
+import { ValidationError } from '../core/errors.ts';
+import { isJobId } from '../core/ids.ts';
 import {
   dedupeScopeOf,
   JOB_STATUSES,
@@ -8,8 +8,8 @@ import {
   type JobSpec,
   type JobUsage,
   type ProcessIdentity,
-} from '../../core/job.ts';
-import type { JobRow } from './sqlite-schema.ts';
+} from '../core/job.ts';
+import type { JobRow } from './schema.ts';
 
 /** The row that stores `job`; a `ValidationError` for what the schema relies on (id, status, dates). */
 export function jobToRow(job: Job): JobRow {

@@ -1,5 +1,5 @@
-import type { JobLimits } from '../../core/job.ts';
-import type { LimitSettings } from '../../core/limits.ts';
+import type { JobLimits } from '../core/job.ts';
+import type { LimitSettings } from '../core/limits.ts';
 
 /** The two JSON columns (migration 0007) that hold a queue's or a user's limit settings. */
 export interface LimitColumns {
