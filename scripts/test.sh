@@ -14,6 +14,9 @@ echo "== typecheck" && tsc --noEmit -p . && tsc --noEmit -p web
 echo "== lint" && biome check .
 # The RPC contract: buf lint, and buf breaking against the committed baseline (scripts/proto.sh).
 echo "== proto" && bash scripts/proto.sh check
+# The PostgreSQL store's tests need the local server: start it if it is down (a failure to start
+# shows in those tests, which name the way to start it).
+bash scripts/start-postgres.sh || true
 echo "== tests (node $(node --version))"
 # Test files are independent processes; two at a time fits the 2-core machine.
 exec node --test --test-concurrency=2 --test-timeout=120000 "${@:-test/**/*.test.ts}"

@@ -32,6 +32,11 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `JOBWORKER_INSECURE_HTTP` | unset: HTTPS; `1` serves plain HTTP (loopback only) |
  * | `JOBWORKER_METRICS_LISTEN` | unset: `/metrics` only on the main address; a loopback `host:port` also serves it there, plain HTTP, no credentials |
  * | `JOBWORKER_WEBHOOK_ALLOW` | unset: comma-separated CIDRs users' own webhooks may reach although private (docs/webhooks.md) |
+ * | `JOBWORKER_STORE` | unset: SQLite in the data directory; `postgres://user@host/db` for PostgreSQL (docs/storage.md) |
+ * | `JOBWORKER_STORE_POOL` | `10`: most connections to PostgreSQL this server opens |
+ * | `JOBWORKER_NODE_ID` | the host name: this node's id in a cluster (docs/cluster.md) |
+ * | `JOBWORKER_ADVERTISE_URL` | unset: the URL other nodes reach this one at (required with PostgreSQL) |
+ * | `JOBWORKER_NODE_TIMEOUT` | `30s`: a node silent this long is declared lost |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -75,6 +80,16 @@ export interface ServerConfig {
   readonly metricsListen: string | undefined;
   /** CIDRs users' own webhooks may reach although private or loopback (docs/webhooks.md). */
   readonly webhookAllow: readonly string[];
+  /** The store: undefined for SQLite in the data directory, or a `postgres://` URL (docs/storage.md). */
+  readonly store: string | undefined;
+  /** Most PostgreSQL connections this server opens. */
+  readonly storePool: string;
+  /** This node's id in a cluster; undefined: the host name. */
+  readonly nodeId: string | undefined;
+  /** The base URL other nodes reach this node at (docs/cluster.md). */
+  readonly advertiseUrl: string | undefined;
+  /** How long a node may go without a heartbeat before it is declared lost (`30s`). */
+  readonly nodeTimeout: string;
 }
 
 export const SERVER_DEFAULTS = {
@@ -88,6 +103,8 @@ export const SERVER_DEFAULTS = {
   homesDir: '/var/lib/jobworker/homes',
   defaultLimits: '',
   maxLimits: '',
+  storePool: '10',
+  nodeTimeout: '30s',
 } as const satisfies Partial<ServerConfig>;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -120,6 +137,11 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
       .split(',')
       .map((c) => c.trim())
       .filter(Boolean),
+    store: value('JOBWORKER_STORE'),
+    storePool: value('JOBWORKER_STORE_POOL') ?? SERVER_DEFAULTS.storePool,
+    nodeId: value('JOBWORKER_NODE_ID'),
+    advertiseUrl: value('JOBWORKER_ADVERTISE_URL'),
+    nodeTimeout: value('JOBWORKER_NODE_TIMEOUT') ?? SERVER_DEFAULTS.nodeTimeout,
   };
 }
 
@@ -315,4 +337,69 @@ export function parseDefaultIsolation(text: string): JobIsolation | null {
     );
   }
   return normalizeIsolation(value, 'defaultIsolation');
+}
+
+/** `serve --store`: a `postgres://` or `postgresql://` URL naming a database. */
+export function parseStoreUrl(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || !/^postgres(ql)?:$/.test(url.protocol) || url.pathname.length <= 1) {
+    throw ValidationError.expected(
+      'store',
+      'a PostgreSQL URL naming a database, such as postgres://jobworker@db.example:5432/jobworker (leave it out for SQLite in the data directory)',
+      url?.password ? text.replace(url.password, '***') : text,
+    );
+  }
+  return text;
+}
+
+/** `serve --store-pool`: connections to PostgreSQL, 1 to 1000. */
+export function parseStorePool(text: string): number {
+  const n = /^[0-9]{1,4}$/.test(text.trim()) ? Number(text) : Number.NaN;
+  if (!(n >= 1 && n <= 1000))
+    throw ValidationError.expected('storePool', 'a whole number of connections from 1 to 1000', text);
+  return n;
+}
+
+/** `serve --node-id`: 1 to 63 letters, digits, dots, dashes or underscores (it names the node in job records). */
+export function parseNodeId(text: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(text)) {
+    throw ValidationError.expected(
+      'nodeId',
+      'a node id of 1 to 63 letters, digits, dots, dashes or underscores',
+      text,
+    );
+  }
+  return text;
+}
+
+/** `serve --advertise-url`: the `https://` (or loopback `http://`) base URL peers reach this node at. */
+export function parseAdvertiseUrl(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    !['http:', 'https:'].includes(url.protocol) ||
+    (url.pathname !== '/' && url.pathname !== '')
+  ) {
+    throw ValidationError.expected('advertiseUrl', 'a base URL such as https://node1.example:8443', text);
+  }
+  return url.origin;
+}
+
+/** `serve --node-timeout`: from 2 s to 1 h. */
+export function parseNodeTimeout(text: string): number {
+  const ms = durationMs(text.trim());
+  if (!(ms >= 2000 && ms <= 3_600_000)) {
+    throw ValidationError.expected('nodeTimeout', 'a duration from 2s to 1h, such as 30s', text);
+  }
+  return ms;
 }

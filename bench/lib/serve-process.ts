@@ -29,12 +29,13 @@ export class ServeProcess {
     this.api = new ApiClient(url, token, { maxSockets: 64 });
   }
 
-  static async start(options: { logLevel: string }): Promise<ServeProcess> {
+  /** `args`: more `serve` options (`--store URL --node-id n1` for a node of a cluster). */
+  static async start(options: { logLevel: string; args?: readonly string[] }): Promise<ServeProcess> {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-serve-'));
     // Plain HTTP on loopback, like the bench's other servers (bench/server-process.ts): the bench's
     // client speaks it, and TLS would not change what the idle server holds by much.
     const args = ['serve', '--json', '--insecure-http', '--listen', '127.0.0.1:0', '--data-dir', dataDir];
-    args.push('--log-level', options.logLevel);
+    args.push('--log-level', options.logLevel, ...(options.args ?? []));
     const child = spawn(LAUNCHER, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       // One JSON document on stdout says where the server is; stdout stays open after it.

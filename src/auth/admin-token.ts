@@ -26,9 +26,22 @@ export interface AdminTokenResult {
  * stored, so a crash in between leaves a file whose token does not work yet, which the next start
  * replaces.
  */
-export async function ensureAdminToken(dataDir: string, accounts: UserDirectory): Promise<AdminTokenResult> {
+export async function ensureAdminToken(
+  dataDir: string,
+  accounts: UserDirectory,
+  options: { readonly node?: string } = {},
+): Promise<AdminTokenResult> {
+  // Nodes of a cluster share the users: each keeps a token of its own, labelled with its id, so
+  // that one node issuing its file's token never revokes another node's (docs/cluster.md).
+  const label = options.node === undefined ? LABEL : `${LABEL}@${options.node}`;
   const path = join(dataDir, ADMIN_TOKEN_FILE);
-  if (!accounts.user(BOOTSTRAP_ADMIN)) await accounts.addUser({ name: BOOTSTRAP_ADMIN, role: 'admin' });
+  if (!accounts.user(BOOTSTRAP_ADMIN)) {
+    // Nodes of a cluster starting together race to create it: the loser finds it made.
+    await accounts.addUser({ name: BOOTSTRAP_ADMIN, role: 'admin' }).catch(async (err: unknown) => {
+      if ((err as { code?: unknown }).code !== 'ALREADY_EXISTS') throw err;
+      await accounts.reload();
+    });
+  }
   const disabled = accounts.user(BOOTSTRAP_ADMIN)?.disabled === true;
   const existing = await stat(path).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
@@ -43,7 +56,7 @@ export async function ensureAdminToken(dataDir: string, accounts: UserDirectory)
     }
   }
   await accounts.issueToken(
-    { user: BOOTSTRAP_ADMIN, label: LABEL },
+    { user: BOOTSTRAP_ADMIN, label },
     { revokeLabelled: true, beforeSave: (token) => writeFileAtomic(path, `${token}\n`, 0o600) },
   );
   return { path, created: true, disabled };

@@ -53,8 +53,9 @@ export interface NewToken {
  * disable or a removal takes effect on the very next request. A token is looked up by its SHA-256
  * (one hash and one map lookup per request, whatever the number of tokens; the lookup's timing says
  * nothing about how much of a wrong token was right), and its expiry checked against the clock at
- * each use. One server per store writes it (the data directory lock): changes made by another
- * process are seen after a restart.
+ * each use. With SQLite one server writes the store (the data directory lock); with PostgreSQL
+ * the nodes of a cluster share it, and each reloads its directory when the store says the users or
+ * tokens changed (`reload`, on a notification: docs/cluster.md).
  */
 export class UserDirectory {
   readonly #store: UserStore;
@@ -84,6 +85,26 @@ export class UserDirectory {
     for (const user of await store.listUsers()) accounts.#setUserEntry(user);
     for (const token of await store.listTokens()) accounts.#addTokenEntry(token);
     return accounts;
+  }
+
+  /**
+   * Reads every user and token again (another node of the cluster changed them) and swaps them in
+   * at once: a request sees either the old directory or the new one. When a token was last used
+   * is kept as the later of the two, so a reload never makes this node write it again early.
+   */
+  async reload(): Promise<void> {
+    const [users, tokens] = await Promise.all([this.#store.listUsers(), this.#store.listTokens()]);
+    const lastUsed = new Map([...this.#byId.values()].map((t) => [t.id, t.lastUsedAt]));
+    this.#users.clear();
+    this.#byHash.clear();
+    this.#byId.clear();
+    for (const user of users) this.#setUserEntry(user);
+    for (const token of tokens) {
+      this.#addTokenEntry(token);
+      const entry = this.#byId.get(token.id)!;
+      const mine = lastUsed.get(token.id) ?? null;
+      if (mine !== null && (entry.lastUsedAt === null || mine > entry.lastUsedAt)) entry.lastUsedAt = mine;
+    }
   }
 
   /** The principal a bearer token stands for, or undefined. */

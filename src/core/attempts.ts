@@ -2,8 +2,11 @@ import type { Job, JobStatus } from './job.ts';
 import { queuedJob } from './queued-job.ts';
 import { retryDelayMs } from './spec.ts';
 
-/** Statuses a retry policy runs again; a stop or a cancel is what a user asked for, never retried. */
-export const RETRIED_STATUSES: readonly JobStatus[] = ['failed', 'timed_out'];
+/**
+ * Statuses a retry policy runs again: a failure, a timeout, and a run whose node or processes were
+ * lost (a crash, a node declared lost). A stop or a cancel is what a user asked for, never retried.
+ */
+export const RETRIED_STATUSES: readonly JobStatus[] = ['failed', 'timed_out', 'lost'];
 
 /**
  * The next attempt of a job that just ended as `status`, or null when there is none: no policy,

@@ -24,6 +24,8 @@ export interface EngineEvents {
   'history:pruned': [deleted: number];
   /** A finished job was deleted on request, with its output. */
   'job:deleted': [job: Job];
+  /** The node was drained (`draining: true`: it starts nothing new) or undrained. */
+  'node:drain': [draining: boolean];
   /** Something failed in the background (a job whose end could not be recorded, ...). */
   'engine:error': [error: Error, jobId: string | null];
 }

@@ -26,8 +26,10 @@ import { checkIsolation, type HostCapabilities, probeHost } from '../runtime/hos
 import { jobEnvironment } from '../runtime/job-environment.ts';
 import { type JobIoPaths, jobIoPaths, prepareIoDir } from '../runtime/job-io.ts';
 import { preflight } from '../runtime/preflight.ts';
+import { isSameProcessAlive } from '../runtime/process-identity.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
 import { spawnerPath } from '../runtime/spawner-path.ts';
+import { killLeftovers, stopProcesses } from '../runtime/stop-processes.ts';
 import type { JobListQuery, JobPage, JobStore, QueueSettings, QueueState } from '../store/job-store.ts';
 import { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import { Dispatcher } from './dispatcher.ts';
@@ -428,14 +430,51 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     throw new IllegalTransitionError(id, job.status, 'running');
   }
 
+  /**
+   * After this node was cut off from its cluster and declared lost (docs/cluster.md): every job it
+   * still supervises that the store now records as ended (decided by another node) is given up,
+   * its processes killed, nothing recorded. Returns the jobs given up.
+   */
+  async relinquishDecided(): Promise<Job[]> {
+    const given: Job[] = [];
+    for (const id of this.#supervisor.ids()) {
+      const stored = await this.#store.getJob(id);
+      if (stored === undefined || !isFinal(stored.status)) continue;
+      if (await this.#supervisor.relinquish(stored)) given.push(stored);
+    }
+    return given;
+  }
+
+  /**
+   * Kills what is left of jobs this node ran that another node decided while this one was down
+   * (a node restarted after it was declared lost): their processes may have outlived the server.
+   * Only processes that are still the ones recorded (same pid and start time) are signalled.
+   */
+  async endLeftovers(jobs: readonly Job[]): Promise<number> {
+    let ended = 0;
+    for (const job of jobs) {
+      if (job.process === null || job.node !== this.#options.node) continue;
+      if (!isSameProcessAlive(job.process) && job.process.cgroups.length === 0) continue;
+      await stopProcesses(job.process, this.#cgroups, 0, false);
+      await killLeftovers(job.process, this.#cgroups, false);
+      await this.#cgroups.removeAsync(job.process.cgroups).catch(() => undefined);
+      ended++;
+    }
+    return ended;
+  }
+
   /** Stops dispatching on this node; running jobs go on. */
   drain(): DrainState {
+    const was = this.#dispatcher.draining;
     this.#dispatcher.drain();
+    if (!was) this.emit('node:drain', true);
     return this.drainState;
   }
 
   undrain(): DrainState {
+    const was = this.#dispatcher.draining;
     this.#dispatcher.undrain();
+    if (was) this.emit('node:drain', false);
     return this.drainState;
   }
 

@@ -57,6 +57,8 @@ interface Supervised {
   finishing: boolean;
   /** Adopted from an earlier server: its exit was not seen as it happened. */
   readonly adopted: boolean;
+  /** Decided by another node while this one was cut off (docs/cluster.md): its end is not recorded here. */
+  relinquished?: Job;
   /** Its wrapper was alive while this server watched it: if it ends with no record, it was killed. */
   readonly wrapperWatched: boolean;
   finished?: Promise<Job>;
@@ -226,6 +228,37 @@ export class Supervisor {
     return { job: await recorded, changed: true };
   }
 
+  /**
+   * Gives up a job that another node has already decided (this node was declared lost while it ran
+   * it; docs/cluster.md): its processes are killed at once, its watches and cgroups go, and nothing
+   * is recorded, since the store already holds its end (`decided`). False when not supervised here.
+   */
+  async relinquish(decided: Job): Promise<boolean> {
+    const s = this.#jobs.get(decided.id);
+    if (!s || s.relinquished) return false;
+    s.relinquished = decided;
+    s.finishing = true;
+    s.timer?.clear();
+    if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
+    await stopProcesses(s.identity, this.#deps.cgroups, 0, !s.adopted);
+    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted);
+    const id = decided.id;
+    await this.#deps.monitor.finish(id, s.dir).catch((err: unknown) => this.#deps.onError(err as Error, id));
+    await this.#deps.progress.finish(id).catch((err: unknown) => this.#deps.onError(err as Error, id));
+    await this.#deps.cgroups
+      .removeAsync(s.identity.cgroups)
+      .catch((err: unknown) => this.#deps.onError(err as Error, id));
+    await this.#removeIo(id);
+    this.#jobs.delete(id);
+    this.#deps.emit('job:finished', decided);
+    return true;
+  }
+
+  /** Ids of the jobs supervised here now. */
+  ids(): string[] {
+    return [...this.#jobs.keys()];
+  }
+
   /** The final job once it has ended, for jobs supervised here. */
   finished(id: string): Promise<Job> | undefined {
     return this.#jobs.get(id)?.finished;
@@ -308,6 +341,7 @@ export class Supervisor {
     s.finishing = true;
     s.timer?.clear();
     if (this.#closed) return s.job;
+    if (s.relinquished) return s.relinquished;
     const stopResult = s.stop ? await s.stop.done.catch(() => undefined) : undefined;
     // The job ended when its main process did (its wrapper recorded that and exited); whatever it
     // left behind goes with it. A wrapper killed before it recorded may leave the main process too.

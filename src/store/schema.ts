@@ -19,6 +19,18 @@ export interface StoreSchema {
   webhook_outbox: WebhookOutboxRow;
   webhook_deliveries: WebhookDeliveryRow;
   job_status_counts: JobStatusCountRow;
+  /** PostgreSQL only: the nodes of a cluster (migration 0004-cluster). */
+  nodes: NodeRow;
+}
+
+/** A node of a cluster (PostgreSQL migration 0004-cluster); see `NodeRecord`. */
+export interface NodeRow {
+  id: string;
+  url: string;
+  state: 'active' | 'draining' | 'left' | 'lost';
+  joined_at: number;
+  heartbeat_at: number;
+  reason: string | null;
 }
 
 /** A server-wide webhook (migration 0008). `events` is a JSON array of event names. */
