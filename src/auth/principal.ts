@@ -44,6 +44,12 @@ export interface CallOrigin {
 export interface Caller extends Principal {
   readonly source?: string | null;
   readonly transport?: Transport;
+  /**
+   * The node that forwarded this call to this one (docs/cluster.md, "Forwarding between nodes"),
+   * having authenticated and authorised it there; absent for a call a client made here. A
+   * forwarded call is never forwarded again.
+   */
+  readonly via?: string;
 }
 
 /** True for the roles that may see every job (and its output). */
