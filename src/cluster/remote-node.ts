@@ -3,15 +3,9 @@ import type { Principal } from '../auth/principal.ts';
 import { readBody, send } from '../client/http.ts';
 import { ConnectionError } from '../client/wire-errors.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
-import {
-  CursorError,
-  ERROR_CODES,
-  type ErrorCode,
-  JobworkerError,
-  ValidationError,
-} from '../core/errors.ts';
+import { CursorError, ERROR_CODES, type ErrorCode, JobworkerError, ValidationError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
-import { FRAME_KIND, FrameDecoder, type OutputFrame, OUTPUT_FRAMES_TYPE } from '../core/output-frames.ts';
+import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE, type OutputFrame } from '../core/output-frames.ts';
 import type { FollowEvent } from '../engine/job-engine.ts';
 import type { OutputEvent } from '../output/output-types.ts';
 import type { NodePeer, RemoteOutput, RemoteOutputRequest } from './cluster-routing.ts';
@@ -71,7 +65,9 @@ export class RemoteNode implements NodePeer {
     const type = response.headers['content-type'] ?? '';
     if (!type.startsWith(OUTPUT_FRAMES_TYPE)) {
       response.destroy();
-      throw this.#unavailable(`it answered the output as ${type || 'no type'}, not as frames (an older version?)`);
+      throw this.#unavailable(
+        `it answered the output as ${type || 'no type'}, not as frames (an older version?)`,
+      );
     }
     const end = Number(response.headers['x-jobworker-end'] ?? request.cursor);
     const stream = this.#events(id, response, request);
@@ -101,7 +97,11 @@ export class RemoteNode implements NodePeer {
     await readBody(response);
   }
 
-  async *#events(id: string, response: IncomingMessage, request: RemoteOutputRequest): AsyncGenerator<FollowEvent> {
+  async *#events(
+    id: string,
+    response: IncomingMessage,
+    request: RemoteOutputRequest,
+  ): AsyncGenerator<FollowEvent> {
     const decoder = new FrameDecoder();
     try {
       // `for await` pulls one chunk at a time: while the consumer holds an event, the response
@@ -175,7 +175,10 @@ export class RemoteNode implements NodePeer {
     } catch (err) {
       if (options.signal?.aborted) throw err;
       if (timeout.signal.aborted) {
-        throw this.#unavailable(`it did not answer within ${this.#options.answerTimeoutMs ?? 10_000} ms`, err);
+        throw this.#unavailable(
+          `it did not answer within ${this.#options.answerTimeoutMs ?? 10_000} ms`,
+          err,
+        );
       }
       const why = err instanceof ConnectionError ? err.message : String(err);
       throw this.#unavailable(why, err);

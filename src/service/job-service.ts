@@ -1,6 +1,7 @@
 import { EventEmitter, once } from 'node:events';
 import { isIP } from 'node:net';
 import { type Caller, type Principal, seesEveryJob } from '../auth/principal.ts';
+import type { ClusterRouting, NodePeer } from '../cluster/cluster-routing.ts';
 import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import {
@@ -13,6 +14,7 @@ import {
 import { isJobId } from '../core/ids.ts';
 import { normalizeIsolation } from '../core/isolation.ts';
 import {
+  isActive,
   isFinal,
   type Job,
   type JobAccount,
@@ -23,7 +25,7 @@ import {
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
-import type { OutputRead, OutputSelector } from '../output/output-types.ts';
+import type { OutputEvent, OutputRead, OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
 import { watchEvents } from './event-watch.ts';
@@ -102,6 +104,12 @@ export interface JobServiceOptions {
   readonly eventHeartbeatMs?: number;
   /** Event watches open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 1024. */
   readonly maxWatchers?: number;
+  /**
+   * This node's place in a cluster (docs/cluster.md, "Forwarding between nodes"): the output of a
+   * job that ran on another node, and the stop, pause and resume of one running there, are
+   * forwarded to that node, and waits for it read the store. Absent: every job is this server's.
+   */
+  readonly cluster?: ClusterRouting;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -113,7 +121,12 @@ export const SERVICE_DEFAULTS = {
   eventHistory: 1000,
   eventHeartbeatMs: 15_000,
   maxWatchers: 1024,
-} as const satisfies Required<Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy'>>;
+} as const satisfies Required<
+  Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster'>
+>;
+
+/** How often a wait for a job on another node reads it from the store, by default. */
+const CLUSTER_POLL_MS = 1000;
 
 /** The longest grace a stop may ask for: one day. */
 export const MAX_GRACE_MS = 24 * 3600 * 1000;
@@ -197,7 +210,10 @@ export interface ServiceEvents {
  */
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
-  readonly #options: Required<Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy'>>;
+  readonly #options: Required<
+    Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster'>
+  >;
+  readonly #cluster: ClusterRouting | undefined;
   readonly #webhookPolicy: JobServiceOptions['webhookPolicy'];
   readonly #accounts: AccountResolver | undefined;
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
@@ -213,6 +229,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#accounts = options.accounts;
     this.#userLimits = options.userLimits;
     this.#webhookPolicy = options.webhookPolicy;
+    this.#cluster = options.cluster;
     this.#events = new JobEventFeed(engine, {
       clock: this.#options.clock,
       capacity: this.#options.eventHistory,
@@ -365,7 +382,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       );
     }
     if (job.status !== 'succeeded') {
-      const tail = await this.#stderrTail(job);
+      const tail = await this.#stderrTail(who, job);
       const why = job.exit?.reason ?? job.status;
       throw new JobFailedError(
         job,
@@ -385,16 +402,29 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** The last lines of a job's stderr (at most `STDERR_TAIL_LINES` of its last 4 KiB), as text. */
-  async #stderrTail(job: Job): Promise<string> {
+  async #stderrTail(who: Principal, job: Job): Promise<string> {
     const end = job.outputBytes.stderr;
     if (end === 0) return '';
-    const read = await this.#engine
-      .readOutput(job.id, { selector: 'stderr', cursor: Math.max(0, end - 4096), limitBytes: 4096 })
+    const cursor = Math.max(0, end - 4096);
+    const events = await this.#outputPeer(who, job)
+      .then(async (peer) => {
+        if (!peer) {
+          return (await this.#engine.readOutput(job.id, { selector: 'stderr', cursor, limitBytes: 4096 }))
+            .events;
+        }
+        const read: OutputEvent[] = [];
+        for await (const event of await peer.openOutput(who, job.id, {
+          selector: 'stderr',
+          cursor,
+          follow: false,
+        })) {
+          if (event.type === 'output') read.push(...event.events);
+        }
+        return read;
+      })
       .catch(() => undefined);
-    if (!read) return '';
-    const text = Buffer.concat(read.events.flatMap((e) => (e.type === 'data' ? [e.data] : []))).toString(
-      'utf8',
-    );
+    if (!events) return '';
+    const text = Buffer.concat(events.flatMap((e) => (e.type === 'data' ? [e.data] : []))).toString('utf8');
     const lines = text.replace(/\n$/, '').split('\n');
     return lines.slice(-STDERR_TAIL_LINES).join('\n');
   }
@@ -412,16 +442,18 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** Freezes a running job of the caller's (`ILLEGAL_TRANSITION` when it is not running). */
   pause(who: Caller, id: string): Promise<Job> {
     return this.#audited(who, 'job:pause', id, async () => {
-      await this.#getToChange(who, id, 'pause a job');
-      return this.#engine.pause(id);
+      const job = await this.#getToChange(who, id, 'pause a job');
+      const peer = await this.#processPeer(who, job);
+      return peer ? peer.pause(who, id) : this.#engine.pause(id);
     });
   }
 
   /** Thaws a paused job of the caller's (`ILLEGAL_TRANSITION` when it is not paused). */
   resume(who: Caller, id: string): Promise<Job> {
     return this.#audited(who, 'job:resume', id, async () => {
-      await this.#getToChange(who, id, 'resume a job');
-      return this.#engine.resume(id);
+      const job = await this.#getToChange(who, id, 'resume a job');
+      const peer = await this.#processPeer(who, job);
+      return peer ? peer.resume(who, id) : this.#engine.resume(id);
     });
   }
 
@@ -585,7 +617,19 @@ export class JobService extends EventEmitter<ServiceEvents> {
         graceMs,
       );
     }
-    await this.#getToChange(who, id, 'stop a job');
+    const current = await this.#getToChange(who, id, 'stop a job');
+    const peer = await this.#processPeer(who, current);
+    if (peer) {
+      try {
+        return await peer.stop(who, id, graceMs);
+      } catch (err) {
+        // It ended on its node meanwhile: answered as a local stop would, with the job as recorded.
+        if (err instanceof JobworkerError && err.code === 'ALREADY_FINISHED') {
+          throw new AlreadyFinishedError(await this.#engine.get(id));
+        }
+        throw err;
+      }
+    }
     const { job, changed } = await this.#engine.stop(
       id,
       { user: who.user },
@@ -604,29 +648,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * its `end` event, and its client resumes from the last cursor it received.
    */
   async openOutput(who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
-    await this.get(who, id);
+    const job = await this.get(who, id);
+    const peer = await this.#outputPeer(who, job);
+    if (peer) return this.#openRemote(peer, who, id, request);
     // Validates the selector and the cursor (past the end is BAD_CURSOR) before any byte is sent.
     const probe = await this.#engine.readOutput(id, {
       selector: request.selector,
       cursor: request.cursor,
       limitBytes: 1,
     });
-    if (this.#followers >= this.#options.maxFollowers) {
-      throw new CapacityError(
-        `The server already streams ${this.#followers} outputs, its limit; try again later`,
-      );
-    }
-    // The slot is taken in the same synchronous step as the check, so a burst of opens cannot all
-    // pass it; the stream gives it back when it ends, or when it is closed before its first read.
-    this.#followers++;
-    this.emit('follower:open', id);
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.#followers--;
-      this.emit('follower:close', id);
-    };
+    const release = this.#takeFollower(id);
     const stream = this.#stream(id, request, release);
     const close = stream.return.bind(stream);
     // A generator closed before it ever ran skips its `finally`: release the slot here too.
@@ -635,6 +666,121 @@ export class JobService extends EventEmitter<ServiceEvents> {
       return close(value);
     };
     return Object.assign(stream, { end: probe.end });
+  }
+
+  /**
+   * Takes a follower slot, or refuses with CAPACITY_EXHAUSTED; resolves with what gives it back
+   * (idempotent). The slot is taken in the same synchronous step as the check, so a burst of opens
+   * cannot all pass it; the stream gives it back when it ends, or when it is closed before its
+   * first read.
+   */
+  #takeFollower(id: string): () => void {
+    if (this.#followers >= this.#options.maxFollowers) {
+      throw new CapacityError(
+        `The server already streams ${this.#followers} outputs, its limit; try again later`,
+      );
+    }
+    this.#followers++;
+    this.emit('follower:open', id);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#followers--;
+      this.emit('follower:close', id);
+    };
+  }
+
+  /**
+   * The output of a job on another node, relayed from it: a follower here like a local one (it
+   * counts toward `maxFollowers` and ends at shutdown). The peer checks the selector and the cursor
+   * before this resolves, so refusals still come before the stream. Progress events are not
+   * relayed: frames carry output only (the job's progress is in the store).
+   */
+  async #openRemote(
+    peer: NodePeer,
+    who: Principal,
+    id: string,
+    request: OutputRequest,
+  ): Promise<OutputStream> {
+    const release = this.#takeFollower(id);
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    const shutdown = request.follow ? this.#shutdown.signal : undefined;
+    const sources = [request.signal, shutdown].filter((s) => s !== undefined);
+    for (const source of sources) {
+      if (source.aborted) controller.abort();
+      else source.addEventListener('abort', abort, { once: true });
+    }
+    const done = (): void => {
+      for (const source of sources) source.removeEventListener('abort', abort);
+      release();
+    };
+    let remote: Awaited<ReturnType<NodePeer['openOutput']>>;
+    try {
+      remote = await peer.openOutput(who, id, {
+        selector: request.selector,
+        cursor: request.cursor,
+        follow: request.follow,
+        signal: controller.signal,
+      });
+    } catch (err) {
+      done();
+      throw err;
+    }
+    async function* relay(): AsyncGenerator<FollowEvent> {
+      try {
+        yield* remote;
+      } finally {
+        done();
+      }
+    }
+    const stream = relay();
+    const close = stream.return.bind(stream);
+    // Closed before it ever ran: give the slot back and close the peer's response too.
+    stream.return = async (value) => {
+      done();
+      await remote.return(undefined);
+      return close(value);
+    };
+    return Object.assign(stream, { end: remote.end });
+  }
+
+  /**
+   * The node a job's output must be read from, when it is not this one: every job that has run
+   * holds its output on the node that ran it (a queued job has none yet).
+   */
+  #outputPeer(who: Caller, job: Job): Promise<NodePeer | undefined> {
+    if (job.status === 'queued') return Promise.resolve(undefined);
+    return this.#peerOf(who, job);
+  }
+
+  /** The node whose processes a stop, pause or resume must reach: only a running or paused job has any. */
+  #processPeer(who: Caller, job: Job): Promise<NodePeer | undefined> {
+    if (!isActive(job.status)) return Promise.resolve(undefined);
+    return this.#peerOf(who, job);
+  }
+
+  async #peerOf(who: Caller, job: Job): Promise<NodePeer | undefined> {
+    const cluster = this.#cluster;
+    if (cluster === undefined || job.node === cluster.node) return undefined;
+    if (who.via !== undefined) {
+      // Never forwarded twice: two nodes that disagree on where a job runs must not bounce it.
+      throw new JobworkerError(
+        'NODE_UNAVAILABLE',
+        `Node ${JSON.stringify(who.via)} forwarded job ${job.id} to this node (${JSON.stringify(cluster.node)}), ` +
+          `but it runs on node ${JSON.stringify(job.node)}; a forwarded call is not forwarded again`,
+      );
+    }
+    const peer = await cluster.peer(job.node);
+    if (peer === undefined) {
+      throw new JobworkerError(
+        'NODE_UNAVAILABLE',
+        `Job ${job.id} runs on node ${JSON.stringify(job.node)}, which is not a known node of the cluster now ` +
+          '(it left, or has not joined yet)',
+      );
+    }
+    return peer;
   }
 
   /**
@@ -669,11 +815,37 @@ export class JobService extends EventEmitter<ServiceEvents> {
       const finished = await Promise.race([
         this.#engine.waitFor(id, AbortSignal.any([stop, cancelled.signal])).catch(() => undefined),
         aborted,
+        ...(this.#cluster ? [this.#pollUntilFinal(id, this.#cluster, cancelled.signal)] : []),
       ]);
       return finished ?? (await this.#engine.get(id));
     } finally {
       cancelled.abort();
     }
+  }
+
+  /**
+   * Reads the job from the store on the clock until it is final: the engine hears only of the jobs
+   * this node runs, and in a cluster another node may claim a job submitted here, or run the one
+   * waited for. Polling rather than following the job's output from its node: it holds no
+   * connection, costs one get by id a second, and still ends when that node is lost and the job
+   * is decided in the store without it. Never resolves once `signal` aborts.
+   */
+  async #pollUntilFinal(id: string, cluster: ClusterRouting, signal: AbortSignal): Promise<Job | undefined> {
+    const clock = this.#options.clock;
+    while (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const cancel = () => timer.clear();
+        const timer = clock.setTimer(() => {
+          signal.removeEventListener('abort', cancel);
+          resolve();
+        }, cluster.pollMs ?? CLUSTER_POLL_MS);
+        signal.addEventListener('abort', cancel, { once: true });
+      });
+      if (signal.aborted) break;
+      const job = await this.#engine.get(id).catch(() => undefined);
+      if (job && isFinal(job.status)) return job;
+    }
+    return new Promise(() => undefined);
   }
 
   /**

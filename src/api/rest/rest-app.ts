@@ -1,8 +1,8 @@
 import type { SecureServerOptions } from 'node:http2';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
-import type { NodeCredentials } from '../../cluster/node-credentials.ts';
 import { redactTokens } from '../../auth/token.ts';
+import type { NodeCredentials } from '../../cluster/node-credentials.ts';
 import type { ServerMetrics } from '../../metrics/server-metrics.ts';
 import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
