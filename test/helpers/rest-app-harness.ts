@@ -9,6 +9,7 @@ import { IssuedCertificates } from '../../src/auth/tls/issued-certificates.ts';
 import { ServerTls } from '../../src/auth/tls/server-tls.ts';
 import { openCertificateAuthority } from '../../src/auth/tls/tls-files.ts';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
+import type { NodeCredentials } from '../../src/cluster/node-credentials.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
 import type { JobIsolation } from '../../src/core/job.ts';
 import { silentLogger } from '../../src/core/logger.ts';
@@ -62,6 +63,8 @@ export async function openApp(
     webRoot?: string;
     /** JobService options beyond the harness's own (event heartbeats, ...). */
     service?: { eventHeartbeatMs?: number; eventHistory?: number };
+    /** Accept requests forwarded by other nodes, signed with this cluster secret (docs/cluster.md). */
+    nodes?: NodeCredentials;
   } = {},
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
@@ -119,6 +122,7 @@ export async function openApp(
     ...(options.run ? { run: options.run } : {}),
     tasks,
     ...(options.webRoot ? { webRoot: options.webRoot } : {}),
+    ...(options.nodes ? { nodes: options.nodes } : {}),
   });
   let url: string | undefined;
   if (tls) {
