@@ -71,6 +71,12 @@ export class RemoteNode implements NodePeer {
     }
     const end = Number(response.headers['x-jobworker-end'] ?? request.cursor);
     const stream = this.#events(id, response, request);
+    const close = stream.return.bind(stream);
+    // A generator closed before it ever ran skips its `finally`: close the peer's response here too.
+    stream.return = (value) => {
+      response.destroy();
+      return close(value);
+    };
     return Object.assign(stream, { end: Number.isSafeInteger(end) ? end : request.cursor });
   }
 

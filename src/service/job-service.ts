@@ -630,6 +630,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
         throw err;
       }
     }
+    // Another node's finished job: nothing to reach, and this node's engine never ran it.
+    if (this.#cluster && current.node !== this.#cluster.node && isFinal(current.status)) {
+      throw new AlreadyFinishedError(current);
+    }
     const { job, changed } = await this.#engine.stop(
       id,
       { user: who.user },
@@ -813,7 +817,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     try {
       // The wait ends with the request: no listener outlives it.
       const finished = await Promise.race([
-        this.#engine.waitFor(id, AbortSignal.any([stop, cancelled.signal])).catch(() => undefined),
+        // In a cluster the engine may not know the job (another node runs it): the store's poll answers.
+        this.#engine
+          .waitFor(id, AbortSignal.any([stop, cancelled.signal]))
+          .catch(() => (this.#cluster ? new Promise<undefined>(() => undefined) : undefined)),
         aborted,
         ...(this.#cluster ? [this.#pollUntilFinal(id, this.#cluster, cancelled.signal)] : []),
       ]);
