@@ -11,29 +11,14 @@ import { RemoteNode } from '../../src/cluster/remote-node.ts';
 import type { JobworkerError } from '../../src/core/errors.ts';
 import type { Job } from '../../src/core/job.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
-import { type JobEnginePort, JobService } from '../../src/service/job-service.ts';
+import { JobService } from '../../src/service/job-service.ts';
 import { within } from '../api/api-harness.ts';
 import { type Harness, openHarness, readAll } from '../helpers/engine-harness.ts';
 import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+import { sharedRecords } from './shared-records.ts';
 
 const ALICE: Principal = Object.freeze({ user: 'alice', role: 'user' });
-
-/**
- * Node A's engine, reading job records as a shared store would: its own first, then node C's. Until
- * the shared PostgreSQL store is on this branch, this is how A learns of a job that only C runs;
- * everything else is A's own real engine. (The integrator's 3-node test runs the real thing.)
- */
-function sharedRecords(a: Harness, c: Harness): JobEnginePort {
-  const get = (id: string): Promise<Job> => a.engine.get(id).catch(() => c.engine.get(id));
-  return new Proxy(a.engine, {
-    get(target, key) {
-      if (key === 'get') return get;
-      const value = Reflect.get(target, key, target) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  }) as JobEnginePort;
-}
 
 /** A port nobody listens on. */
 async function closedPort(): Promise<number> {
