@@ -90,7 +90,7 @@ describe('REST through node A for a job on node C', () => {
     assert.equal(a.service.followers, 0);
   });
 
-  it('stops a job on C; a second stop says it had finished; another user's job is unknown', async () => {
+  it('stops a job on C; a second stop says it had finished; another user’s job is unknown', async () => {
     const job = await startOnC({ command: 'sleep', args: ['1000'] });
     const stopped = await call('POST', `/v1/jobs/${job.id}/stop`);
     assert.equal(stopped.status, 202);
