@@ -14,7 +14,6 @@ import {
 import { isJobId } from '../core/ids.ts';
 import { normalizeIsolation } from '../core/isolation.ts';
 import {
-  isActive,
   isFinal,
   type Job,
   type JobAccount,
@@ -31,6 +30,7 @@ import { auditedCall } from './audited-call.ts';
 import { watchEvents } from './event-watch.ts';
 import { JobEventFeed, type WatchMessage } from './job-event-feed.ts';
 import { resolveJobRef } from './job-ref.ts';
+import { JobRouting, pollUntilFinal, relayRemoteOutput } from './job-routing.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
 
@@ -214,6 +214,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster'>
   >;
   readonly #cluster: ClusterRouting | undefined;
+  readonly #routing: JobRouting;
   readonly #webhookPolicy: JobServiceOptions['webhookPolicy'];
   readonly #accounts: AccountResolver | undefined;
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
@@ -230,6 +231,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#userLimits = options.userLimits;
     this.#webhookPolicy = options.webhookPolicy;
     this.#cluster = options.cluster;
+    this.#routing = new JobRouting(options.cluster);
     this.#events = new JobEventFeed(engine, {
       clock: this.#options.clock,
       capacity: this.#options.eventHistory,
@@ -406,7 +408,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const end = job.outputBytes.stderr;
     if (end === 0) return '';
     const cursor = Math.max(0, end - 4096);
-    const events = await this.#outputPeer(who, job)
+    const events = await this.#routing
+      .outputPeer(who, job)
       .then(async (peer) => {
         if (!peer) {
           return (await this.#engine.readOutput(job.id, { selector: 'stderr', cursor, limitBytes: 4096 }))
@@ -443,7 +446,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   pause(who: Caller, id: string): Promise<Job> {
     return this.#audited(who, 'job:pause', id, async () => {
       const job = await this.#getToChange(who, id, 'pause a job');
-      const peer = await this.#processPeer(who, job);
+      const peer = await this.#routing.processPeer(who, job);
       return peer ? peer.pause(who, id) : this.#engine.pause(id);
     });
   }
@@ -452,7 +455,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   resume(who: Caller, id: string): Promise<Job> {
     return this.#audited(who, 'job:resume', id, async () => {
       const job = await this.#getToChange(who, id, 'resume a job');
-      const peer = await this.#processPeer(who, job);
+      const peer = await this.#routing.processPeer(who, job);
       return peer ? peer.resume(who, id) : this.#engine.resume(id);
     });
   }
@@ -618,7 +621,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       );
     }
     const current = await this.#getToChange(who, id, 'stop a job');
-    const peer = await this.#processPeer(who, current);
+    const peer = await this.#routing.processPeer(who, current);
     if (peer) {
       try {
         return await peer.stop(who, id, graceMs);
@@ -631,7 +634,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       }
     }
     // Another node's finished job: nothing to reach, and this node's engine never ran it.
-    if (this.#cluster && current.node !== this.#cluster.node && isFinal(current.status)) {
+    if (this.#routing.elsewhere(current) && isFinal(current.status)) {
       throw new AlreadyFinishedError(current);
     }
     const { job, changed } = await this.#engine.stop(
@@ -653,7 +656,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    */
   async openOutput(who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
     const job = await this.get(who, id);
-    const peer = await this.#outputPeer(who, job);
+    const peer = await this.#routing.outputPeer(who, job);
     if (peer) return this.#openRemote(peer, who, id, request);
     // Validates the selector and the cursor (past the end is BAD_CURSOR) before any byte is sent.
     const probe = await this.#engine.readOutput(id, {
@@ -697,94 +700,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /**
    * The output of a job on another node, relayed from it: a follower here like a local one (it
-   * counts toward `maxFollowers` and ends at shutdown). The peer checks the selector and the cursor
-   * before this resolves, so refusals still come before the stream. Progress events are not
-   * relayed: frames carry output only (the job's progress is in the store).
+   * counts toward `maxFollowers` and, when it follows, ends at shutdown).
    */
-  async #openRemote(
-    peer: NodePeer,
-    who: Principal,
-    id: string,
-    request: OutputRequest,
-  ): Promise<OutputStream> {
+  #openRemote(peer: NodePeer, who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
     const release = this.#takeFollower(id);
-    const controller = new AbortController();
-    const abort = () => controller.abort();
-    const shutdown = request.follow ? this.#shutdown.signal : undefined;
-    const sources = [request.signal, shutdown].filter((s) => s !== undefined);
-    for (const source of sources) {
-      if (source.aborted) controller.abort();
-      else source.addEventListener('abort', abort, { once: true });
-    }
-    const done = (): void => {
-      for (const source of sources) source.removeEventListener('abort', abort);
-      release();
-    };
-    let remote: Awaited<ReturnType<NodePeer['openOutput']>>;
-    try {
-      remote = await peer.openOutput(who, id, {
-        selector: request.selector,
-        cursor: request.cursor,
-        follow: request.follow,
-        signal: controller.signal,
-      });
-    } catch (err) {
-      done();
-      throw err;
-    }
-    async function* relay(): AsyncGenerator<FollowEvent> {
-      try {
-        yield* remote;
-      } finally {
-        done();
-      }
-    }
-    const stream = relay();
-    const close = stream.return.bind(stream);
-    // Closed before it ever ran: give the slot back and close the peer's response too.
-    stream.return = async (value) => {
-      done();
-      await remote.return(undefined);
-      return close(value);
-    };
-    return Object.assign(stream, { end: remote.end });
-  }
-
-  /**
-   * The node a job's output must be read from, when it is not this one: every job that has run
-   * holds its output on the node that ran it (a queued job has none yet).
-   */
-  #outputPeer(who: Caller, job: Job): Promise<NodePeer | undefined> {
-    if (job.status === 'queued') return Promise.resolve(undefined);
-    return this.#peerOf(who, job);
-  }
-
-  /** The node whose processes a stop, pause or resume must reach: only a running or paused job has any. */
-  #processPeer(who: Caller, job: Job): Promise<NodePeer | undefined> {
-    if (!isActive(job.status)) return Promise.resolve(undefined);
-    return this.#peerOf(who, job);
-  }
-
-  async #peerOf(who: Caller, job: Job): Promise<NodePeer | undefined> {
-    const cluster = this.#cluster;
-    if (cluster === undefined || job.node === cluster.node) return undefined;
-    if (who.via !== undefined) {
-      // Never forwarded twice: two nodes that disagree on where a job runs must not bounce it.
-      throw new JobworkerError(
-        'NODE_UNAVAILABLE',
-        `Node ${JSON.stringify(who.via)} forwarded job ${job.id} to this node (${JSON.stringify(cluster.node)}), ` +
-          `but it runs on node ${JSON.stringify(job.node)}; a forwarded call is not forwarded again`,
-      );
-    }
-    const peer = await cluster.peer(job.node);
-    if (peer === undefined) {
-      throw new JobworkerError(
-        'NODE_UNAVAILABLE',
-        `Job ${job.id} runs on node ${JSON.stringify(job.node)}, which is not a known node of the cluster now ` +
-          '(it left, or has not joined yet)',
-      );
-    }
-    return peer;
+    return relayRemoteOutput(peer, who, id, {
+      ...request,
+      release,
+      ...(request.follow ? { shutdown: this.#shutdown.signal } : {}),
+    });
   }
 
   /**
@@ -822,37 +746,20 @@ export class JobService extends EventEmitter<ServiceEvents> {
           .waitFor(id, AbortSignal.any([stop, cancelled.signal]))
           .catch(() => (this.#cluster ? new Promise<undefined>(() => undefined) : undefined)),
         aborted,
-        ...(this.#cluster ? [this.#pollUntilFinal(id, this.#cluster, cancelled.signal)] : []),
+        ...(this.#cluster
+          ? [
+              pollUntilFinal((job) => this.#engine.get(job), id, {
+                clock: this.#options.clock,
+                intervalMs: this.#cluster.pollMs ?? CLUSTER_POLL_MS,
+                signal: cancelled.signal,
+              }),
+            ]
+          : []),
       ]);
       return finished ?? (await this.#engine.get(id));
     } finally {
       cancelled.abort();
     }
-  }
-
-  /**
-   * Reads the job from the store on the clock until it is final: the engine hears only of the jobs
-   * this node runs, and in a cluster another node may claim a job submitted here, or run the one
-   * waited for. Polling rather than following the job's output from its node: it holds no
-   * connection, costs one get by id a second, and still ends when that node is lost and the job
-   * is decided in the store without it. Never resolves once `signal` aborts.
-   */
-  async #pollUntilFinal(id: string, cluster: ClusterRouting, signal: AbortSignal): Promise<Job | undefined> {
-    const clock = this.#options.clock;
-    while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const cancel = () => timer.clear();
-        const timer = clock.setTimer(() => {
-          signal.removeEventListener('abort', cancel);
-          resolve();
-        }, cluster.pollMs ?? CLUSTER_POLL_MS);
-        signal.addEventListener('abort', cancel, { once: true });
-      });
-      if (signal.aborted) break;
-      const job = await this.#engine.get(id).catch(() => undefined);
-      if (job && isFinal(job.status)) return job;
-    }
-    return new Promise(() => undefined);
   }
 
   /**

@@ -25,7 +25,6 @@ const forwarded = new WeakMap<FastifyRequest, ForwardedCall>();
  * no more than forwarding needs.
  */
 const FORWARDABLE_ROUTES = new Set([
-  'GET /v1/jobs/:id',
   'GET /v1/jobs/:id/output',
   'HEAD /v1/jobs/:id/output',
   'POST /v1/jobs/:id/stop',
