@@ -26,9 +26,11 @@ export interface Principal {
 
 /**
  * How a call reached the server, for the audit trail: REST over `tcp` or the `unix` socket, an
- * in-process call (`internal`), or an RPC by its protocol (`grpc`, `grpc-web`, `connect`).
+ * in-process call (`internal`), an RPC by its protocol (`grpc`, `grpc-web`, `connect`), or a call
+ * another node of a cluster forwarded (`node`), which that node recorded too, with its client's
+ * own transport and address.
  */
-export type Transport = 'tcp' | 'unix' | 'internal' | 'grpc' | 'grpc-web' | 'connect';
+export type Transport = 'tcp' | 'unix' | 'internal' | 'grpc' | 'grpc-web' | 'connect' | 'node';
 
 /** Where a call came from: set by the adapter that received it. */
 export interface CallOrigin {

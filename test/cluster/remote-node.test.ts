@@ -205,6 +205,17 @@ describe('RemoteNode: a job on another node, through its REST API', () => {
       remote.stop(ALICE, job.id),
       (err: JobworkerError) => err.code === 'ALREADY_FINISHED',
     );
+    // C records what was forwarded to it as the user's, with transport `node`.
+    const stops = (await c.audit.list({ action: 'job:stop', limit: 10 })).entries.filter(
+      (e) => e.target === job.id,
+    );
+    assert.deepEqual(
+      stops.map((e) => [e.user, e.transport, e.result]),
+      [
+        ['alice', 'node', 'ALREADY_FINISHED'],
+        ['alice', 'node', 'ok'],
+      ],
+    );
   });
 
   it('refuses a wrong secret, a stale signature, a tampered path and unsigned routes with a clear answer', async () => {

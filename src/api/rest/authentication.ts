@@ -165,7 +165,7 @@ function authenticateNode(
     );
   }
   forwarded.set(request, call);
-  return Object.freeze({ ...call.principal, ...origin, via: call.node });
+  return Object.freeze({ ...call.principal, source: origin.source, transport: 'node', via: call.node });
 }
 
 /**
