@@ -177,6 +177,46 @@ describe('RemoteNode: a job on another node, through its REST API', () => {
     }
   });
 
+  it('pulls: a consumer that stops reading holds node C back, and reads the rest byte for byte later', async () => {
+    // More than the kernel may queue on both ends of a loopback connection (tcp_rmem max 32 MiB here).
+    const total = 96 * MIB;
+    const job = await start({ command: 'sh', args: ['-c', `yes '${PATTERN.trimEnd()}' | head -c ${total}`] });
+    const follow = await remote.openOutput(ALICE, job.id, { selector: 'stdout', cursor: 0, follow: true });
+    const first = await collect(follow, (bytes) => bytes > 0);
+    await hc.engine.waitFor(job.id);
+    // Wait until both kernel queues of the connection hold bytes nobody has read: C's writer is
+    // then blocked by the window, not by the disk or by the job.
+    const port = Number(new URL(c.url!).port).toString(16).toUpperCase().padStart(4, '0');
+    const queued = async (): Promise<{ tx: number; rx: number }> => {
+      const lines = (await readFile('/proc/net/tcp', 'utf8')).split('\n').slice(1);
+      let tx = 0;
+      let rx = 0;
+      for (const line of lines) {
+        const f = line.trim().split(/\s+/);
+        if (f.length < 5 || f[3] !== '01') continue;
+        const [txq, rxq] = f[4]!.split(':').map((h) => Number.parseInt(h, 16)) as [number, number];
+        if (f[1]!.endsWith(`:${port}`)) tx += txq; // C's side of the connection
+        if (f[2]!.endsWith(`:${port}`)) rx += rxq; // A's side
+      }
+      return { tx, rx };
+    };
+    await within(
+      (async () => {
+        for (let q = await queued(); q.tx === 0 || q.rx === 0; q = await queued()) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })(),
+      20_000,
+      'both ends of the connection to hold unread bytes',
+    );
+    const { tx, rx } = await queued();
+    assert.ok(first.stdout.length + tx + rx < total, `${first.stdout.length} + ${tx} + ${rx} < ${total}`);
+    assert.equal(c.service.followers, 1, 'C still has bytes to send: it waits for the window');
+    const rest = await collect(follow);
+    assert.equal(rest.end?.status, 'succeeded');
+    assert.ok(Buffer.concat([first.stdout, rest.stdout]).equals(patternOf(total)));
+  });
+
   it('stops a job with its whole tree, pauses and resumes it', async () => {
     const pids = join(hc.dataDir, 'tree-pids');
     const job = await start({
