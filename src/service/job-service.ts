@@ -6,6 +6,7 @@ import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import {
   DuplicateJobError,
+  IllegalTransitionError,
   JobworkerError,
   NotFinishedError,
   NotFoundError,
@@ -447,7 +448,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return this.#audited(who, 'job:pause', id, async () => {
       const job = await this.#getToChange(who, id, 'pause a job');
       const peer = await this.#routing.processPeer(who, job);
-      return peer ? peer.pause(who, id) : this.#engine.pause(id);
+      if (peer) return peer.pause(who, id);
+      // Another node's job with no processes: refused as the engine refuses its own.
+      if (this.#routing.elsewhere(job)) throw new IllegalTransitionError(id, job.status, 'paused');
+      return this.#engine.pause(id);
     });
   }
 
@@ -456,7 +460,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return this.#audited(who, 'job:resume', id, async () => {
       const job = await this.#getToChange(who, id, 'resume a job');
       const peer = await this.#routing.processPeer(who, job);
-      return peer ? peer.resume(who, id) : this.#engine.resume(id);
+      if (peer) return peer.resume(who, id);
+      if (this.#routing.elsewhere(job)) throw new IllegalTransitionError(id, job.status, 'running');
+      return this.#engine.resume(id);
     });
   }
 

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Code, type ConnectError, createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { JobStatus } from '../../src/api/rpc/gen/jobworker/v1/job_pb.ts';
+import { JobService } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
 import type { Principal } from '../../src/auth/principal.ts';
 import { readBody, send } from '../../src/client/http.ts';
 import { NodeCredentials } from '../../src/cluster/node-credentials.ts';
@@ -103,5 +107,42 @@ describe('REST through node A for a job on node C', () => {
     const bobs = await c.service.start({ user: 'bob', role: 'user' }, { command: 'echo', args: ['x'] });
     const hidden = await call('GET', `/v1/jobs/${bobs.id}/output`);
     assert.equal(hidden.status, 404);
+  });
+
+  it('answers RPC (Connect) the same way: output, pause, resume and stop of a job on C', async () => {
+    const jobs = createClient(
+      JobService,
+      createConnectTransport({
+        baseUrl: a.url!,
+        httpVersion: '1.1',
+        nodeOptions: { ca: a.caPem },
+        interceptors: [
+          (next) => (req) => {
+            req.header.set('authorization', `Bearer ${token}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
+    const done = await startOnC({ command: 'sh', args: ['-c', 'echo over-rpc; echo rpc-err >&2'] });
+    await hc.engine.waitFor(done.id);
+    const text: string[] = [];
+    let end: JobStatus | undefined;
+    for await (const message of jobs.streamOutput({ id: done.id, follow: true })) {
+      if (message.event.case === 'data') text.push(Buffer.from(message.event.value.data).toString());
+      if (message.event.case === 'end') end = message.event.value.status;
+    }
+    assert.equal(text.join(''), (await readAll(hc.engine, done.id, 'all')).toString());
+    assert.equal(end, JobStatus.SUCCEEDED);
+
+    const job = await startOnC({ command: 'sleep', args: ['1000'] });
+    assert.equal((await jobs.pause({ id: job.id })).job?.status, JobStatus.PAUSED);
+    assert.equal((await jobs.resume({ id: job.id })).job?.status, JobStatus.RUNNING);
+    await jobs.stop({ id: job.id });
+    assert.equal((await jobs.waitFor({ id: job.id })).job?.status, JobStatus.STOPPED);
+    await assert.rejects(
+      jobs.pause({ id: job.id }),
+      (err: ConnectError) => err.code === Code.FailedPrecondition,
+    );
   });
 });
