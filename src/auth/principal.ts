@@ -26,9 +26,11 @@ export interface Principal {
 
 /**
  * How a call reached the server, for the audit trail: REST over `tcp` or the `unix` socket, an
- * in-process call (`internal`), or an RPC by its protocol (`grpc`, `grpc-web`, `connect`).
+ * in-process call (`internal`), an RPC by its protocol (`grpc`, `grpc-web`, `connect`), or a call
+ * another node of a cluster forwarded (`node`), which that node recorded too, with its client's
+ * own transport and address.
  */
-export type Transport = 'tcp' | 'unix' | 'internal' | 'grpc' | 'grpc-web' | 'connect';
+export type Transport = 'tcp' | 'unix' | 'internal' | 'grpc' | 'grpc-web' | 'connect' | 'node';
 
 /** Where a call came from: set by the adapter that received it. */
 export interface CallOrigin {
@@ -44,6 +46,12 @@ export interface CallOrigin {
 export interface Caller extends Principal {
   readonly source?: string | null;
   readonly transport?: Transport;
+  /**
+   * The node that forwarded this call to this one (docs/cluster.md, "Forwarding between nodes"),
+   * having authenticated and authorised it there; absent for a call a client made here. A
+   * forwarded call is never forwarded again.
+   */
+  readonly via?: string;
 }
 
 /** True for the roles that may see every job (and its output). */

@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   LAST_ADMIN: 'the change would leave no enabled admin',
   PAYLOAD_TOO_LARGE: 'the request body is larger than allowed',
   INSUFFICIENT_STORAGE: "the server's disk is full: nothing was created or changed",
+  NODE_UNAVAILABLE:
+    'the job runs on another node of the cluster, which cannot be reached now; the message names it and its URL',
   INTERNAL: 'an unexpected server error',
 } as const;
 

@@ -1,10 +1,12 @@
 import { EventEmitter, once } from 'node:events';
 import { isIP } from 'node:net';
 import { type Caller, type Principal, seesEveryJob } from '../auth/principal.ts';
+import type { ClusterRouting, NodePeer } from '../cluster/cluster-routing.ts';
 import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import {
   DuplicateJobError,
+  IllegalTransitionError,
   JobworkerError,
   NotFinishedError,
   NotFoundError,
@@ -23,12 +25,13 @@ import {
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
-import type { OutputRead, OutputSelector } from '../output/output-types.ts';
+import type { OutputEvent, OutputRead, OutputSelector } from '../output/output-types.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
 import { watchEvents } from './event-watch.ts';
 import { JobEventFeed, type WatchMessage } from './job-event-feed.ts';
 import { resolveJobRef } from './job-ref.ts';
+import { JobRouting, pollUntilFinal, relayRemoteOutput } from './job-routing.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
 
@@ -102,6 +105,12 @@ export interface JobServiceOptions {
   readonly eventHeartbeatMs?: number;
   /** Event watches open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 1024. */
   readonly maxWatchers?: number;
+  /**
+   * This node's place in a cluster (docs/cluster.md, "Forwarding between nodes"): the output of a
+   * job that ran on another node, and the stop, pause and resume of one running there, are
+   * forwarded to that node, and waits for it read the store. Absent: every job is this server's.
+   */
+  readonly cluster?: ClusterRouting;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -113,7 +122,12 @@ export const SERVICE_DEFAULTS = {
   eventHistory: 1000,
   eventHeartbeatMs: 15_000,
   maxWatchers: 1024,
-} as const satisfies Required<Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy'>>;
+} as const satisfies Required<
+  Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster'>
+>;
+
+/** How often a wait for a job on another node reads it from the store, by default. */
+const CLUSTER_POLL_MS = 1000;
 
 /** The longest grace a stop may ask for: one day. */
 export const MAX_GRACE_MS = 24 * 3600 * 1000;
@@ -197,7 +211,11 @@ export interface ServiceEvents {
  */
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
-  readonly #options: Required<Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy'>>;
+  readonly #options: Required<
+    Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster'>
+  >;
+  readonly #cluster: ClusterRouting | undefined;
+  readonly #routing: JobRouting;
   readonly #webhookPolicy: JobServiceOptions['webhookPolicy'];
   readonly #accounts: AccountResolver | undefined;
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
@@ -213,6 +231,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#accounts = options.accounts;
     this.#userLimits = options.userLimits;
     this.#webhookPolicy = options.webhookPolicy;
+    this.#cluster = options.cluster;
+    this.#routing = new JobRouting(options.cluster);
     this.#events = new JobEventFeed(engine, {
       clock: this.#options.clock,
       capacity: this.#options.eventHistory,
@@ -365,7 +385,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       );
     }
     if (job.status !== 'succeeded') {
-      const tail = await this.#stderrTail(job);
+      const tail = await this.#stderrTail(who, job);
       const why = job.exit?.reason ?? job.status;
       throw new JobFailedError(
         job,
@@ -385,16 +405,30 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** The last lines of a job's stderr (at most `STDERR_TAIL_LINES` of its last 4 KiB), as text. */
-  async #stderrTail(job: Job): Promise<string> {
+  async #stderrTail(who: Principal, job: Job): Promise<string> {
     const end = job.outputBytes.stderr;
     if (end === 0) return '';
-    const read = await this.#engine
-      .readOutput(job.id, { selector: 'stderr', cursor: Math.max(0, end - 4096), limitBytes: 4096 })
+    const cursor = Math.max(0, end - 4096);
+    const events = await this.#routing
+      .outputPeer(who, job)
+      .then(async (peer) => {
+        if (!peer) {
+          return (await this.#engine.readOutput(job.id, { selector: 'stderr', cursor, limitBytes: 4096 }))
+            .events;
+        }
+        const read: OutputEvent[] = [];
+        for await (const event of await peer.openOutput(who, job.id, {
+          selector: 'stderr',
+          cursor,
+          follow: false,
+        })) {
+          if (event.type === 'output') read.push(...event.events);
+        }
+        return read;
+      })
       .catch(() => undefined);
-    if (!read) return '';
-    const text = Buffer.concat(read.events.flatMap((e) => (e.type === 'data' ? [e.data] : []))).toString(
-      'utf8',
-    );
+    if (!events) return '';
+    const text = Buffer.concat(events.flatMap((e) => (e.type === 'data' ? [e.data] : []))).toString('utf8');
     const lines = text.replace(/\n$/, '').split('\n');
     return lines.slice(-STDERR_TAIL_LINES).join('\n');
   }
@@ -412,7 +446,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** Freezes a running job of the caller's (`ILLEGAL_TRANSITION` when it is not running). */
   pause(who: Caller, id: string): Promise<Job> {
     return this.#audited(who, 'job:pause', id, async () => {
-      await this.#getToChange(who, id, 'pause a job');
+      const job = await this.#getToChange(who, id, 'pause a job');
+      const peer = await this.#routing.processPeer(who, job);
+      if (peer) return peer.pause(who, id);
+      // Another node's job with no processes: refused as the engine refuses its own.
+      if (this.#routing.elsewhere(job)) throw new IllegalTransitionError(id, job.status, 'paused');
       return this.#engine.pause(id);
     });
   }
@@ -420,7 +458,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** Thaws a paused job of the caller's (`ILLEGAL_TRANSITION` when it is not paused). */
   resume(who: Caller, id: string): Promise<Job> {
     return this.#audited(who, 'job:resume', id, async () => {
-      await this.#getToChange(who, id, 'resume a job');
+      const job = await this.#getToChange(who, id, 'resume a job');
+      const peer = await this.#routing.processPeer(who, job);
+      if (peer) return peer.resume(who, id);
+      if (this.#routing.elsewhere(job)) throw new IllegalTransitionError(id, job.status, 'running');
       return this.#engine.resume(id);
     });
   }
@@ -585,7 +626,23 @@ export class JobService extends EventEmitter<ServiceEvents> {
         graceMs,
       );
     }
-    await this.#getToChange(who, id, 'stop a job');
+    const current = await this.#getToChange(who, id, 'stop a job');
+    const peer = await this.#routing.processPeer(who, current);
+    if (peer) {
+      try {
+        return await peer.stop(who, id, graceMs);
+      } catch (err) {
+        // It ended on its node meanwhile: answered as a local stop would, with the job as recorded.
+        if (err instanceof JobworkerError && err.code === 'ALREADY_FINISHED') {
+          throw new AlreadyFinishedError(await this.#engine.get(id));
+        }
+        throw err;
+      }
+    }
+    // Another node's finished job: nothing to reach, and this node's engine never ran it.
+    if (this.#routing.elsewhere(current) && isFinal(current.status)) {
+      throw new AlreadyFinishedError(current);
+    }
     const { job, changed } = await this.#engine.stop(
       id,
       { user: who.user },
@@ -604,29 +661,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * its `end` event, and its client resumes from the last cursor it received.
    */
   async openOutput(who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
-    await this.get(who, id);
+    const job = await this.get(who, id);
+    const peer = await this.#routing.outputPeer(who, job);
+    if (peer) return this.#openRemote(peer, who, id, request);
     // Validates the selector and the cursor (past the end is BAD_CURSOR) before any byte is sent.
     const probe = await this.#engine.readOutput(id, {
       selector: request.selector,
       cursor: request.cursor,
       limitBytes: 1,
     });
-    if (this.#followers >= this.#options.maxFollowers) {
-      throw new CapacityError(
-        `The server already streams ${this.#followers} outputs, its limit; try again later`,
-      );
-    }
-    // The slot is taken in the same synchronous step as the check, so a burst of opens cannot all
-    // pass it; the stream gives it back when it ends, or when it is closed before its first read.
-    this.#followers++;
-    this.emit('follower:open', id);
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.#followers--;
-      this.emit('follower:close', id);
-    };
+    const release = this.#takeFollower(id);
     const stream = this.#stream(id, request, release);
     const close = stream.return.bind(stream);
     // A generator closed before it ever ran skips its `finally`: release the slot here too.
@@ -635,6 +679,42 @@ export class JobService extends EventEmitter<ServiceEvents> {
       return close(value);
     };
     return Object.assign(stream, { end: probe.end });
+  }
+
+  /**
+   * Takes a follower slot, or refuses with CAPACITY_EXHAUSTED; resolves with what gives it back
+   * (idempotent). The slot is taken in the same synchronous step as the check, so a burst of opens
+   * cannot all pass it; the stream gives it back when it ends, or when it is closed before its
+   * first read.
+   */
+  #takeFollower(id: string): () => void {
+    if (this.#followers >= this.#options.maxFollowers) {
+      throw new CapacityError(
+        `The server already streams ${this.#followers} outputs, its limit; try again later`,
+      );
+    }
+    this.#followers++;
+    this.emit('follower:open', id);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#followers--;
+      this.emit('follower:close', id);
+    };
+  }
+
+  /**
+   * The output of a job on another node, relayed from it: a follower here like a local one (it
+   * counts toward `maxFollowers` and, when it follows, ends at shutdown).
+   */
+  #openRemote(peer: NodePeer, who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
+    const release = this.#takeFollower(id);
+    return relayRemoteOutput(peer, who, id, {
+      ...request,
+      release,
+      ...(request.follow ? { shutdown: this.#shutdown.signal } : {}),
+    });
   }
 
   /**
@@ -667,8 +747,20 @@ export class JobService extends EventEmitter<ServiceEvents> {
     try {
       // The wait ends with the request: no listener outlives it.
       const finished = await Promise.race([
-        this.#engine.waitFor(id, AbortSignal.any([stop, cancelled.signal])).catch(() => undefined),
+        // In a cluster the engine may not know the job (another node runs it): the store's poll answers.
+        this.#engine
+          .waitFor(id, AbortSignal.any([stop, cancelled.signal]))
+          .catch(() => (this.#cluster ? new Promise<undefined>(() => undefined) : undefined)),
         aborted,
+        ...(this.#cluster
+          ? [
+              pollUntilFinal((job) => this.#engine.get(job), id, {
+                clock: this.#options.clock,
+                intervalMs: this.#cluster.pollMs ?? CLUSTER_POLL_MS,
+                signal: cancelled.signal,
+              }),
+            ]
+          : []),
       ]);
       return finished ?? (await this.#engine.get(id));
     } finally {

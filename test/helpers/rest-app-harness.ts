@@ -9,13 +9,15 @@ import { IssuedCertificates } from '../../src/auth/tls/issued-certificates.ts';
 import { ServerTls } from '../../src/auth/tls/server-tls.ts';
 import { openCertificateAuthority } from '../../src/auth/tls/tls-files.ts';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
+import type { ClusterRouting } from '../../src/cluster/cluster-routing.ts';
+import type { NodeCredentials } from '../../src/cluster/node-credentials.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
 import type { JobIsolation } from '../../src/core/job.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
 import { CertificateService } from '../../src/service/certificate-service.ts';
-import { JobService } from '../../src/service/job-service.ts';
+import { type JobEnginePort, JobService } from '../../src/service/job-service.ts';
 import { TaskService } from '../../src/service/task-service.ts';
 import { UserService } from '../../src/service/user-service.ts';
 import { WebhookService } from '../../src/service/webhook-service.ts';
@@ -62,13 +64,20 @@ export async function openApp(
     webRoot?: string;
     /** JobService options beyond the harness's own (event heartbeats, ...). */
     service?: { eventHeartbeatMs?: number; eventHistory?: number };
+    /** Accept requests forwarded by other nodes, signed with this cluster secret (docs/cluster.md). */
+    nodes?: NodeCredentials;
+    /** The service's cluster routing: forward calls about other nodes' jobs (docs/cluster.md). */
+    cluster?: ClusterRouting;
+    /** What the service uses as its engine, instead of the harness's own (a view of a shared store). */
+    engine?: JobEnginePort;
   } = {},
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const clock = options.clock;
   const accounts = await UserDirectory.open(h.store.users, clock ? { clock } : {});
   const audit = new AuditLog(h.store.users);
-  const service = new JobService(h.engine, {
+  const service = new JobService(options.engine ?? h.engine, {
+    ...(options.cluster ? { cluster: options.cluster } : {}),
     audit,
     ...(clock ? { clock } : {}),
     ...(options.forceIsolation ? { forceIsolation: options.forceIsolation } : {}),
@@ -119,6 +128,7 @@ export async function openApp(
     ...(options.run ? { run: options.run } : {}),
     tasks,
     ...(options.webRoot ? { webRoot: options.webRoot } : {}),
+    ...(options.nodes ? { nodes: options.nodes } : {}),
   });
   let url: string | undefined;
   if (tls) {

@@ -1,6 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import type { Caller, CallOrigin } from '../../auth/principal.ts';
+import {
+  bodyDigestOf,
+  type ForwardedCall,
+  NODE_HEADERS,
+  type NodeCredentials,
+  NodeSignatureError,
+} from '../../cluster/node-credentials.ts';
+import { JobworkerError } from '../../core/errors.ts';
 import { isLoopbackHost } from '../../core/loopback.ts';
 import { certificateUserOf } from './client-certificate.ts';
 
@@ -8,6 +16,21 @@ import { certificateUserOf } from './client-certificate.ts';
 const QUERY_CREDENTIALS = new Set(['token', 'access_token']);
 
 const callers = new WeakMap<FastifyRequest, Caller>();
+/** Requests forwarded by another node: their body is checked against the signed digest once parsed. */
+const forwarded = new WeakMap<FastifyRequest, ForwardedCall>();
+
+/**
+ * The routes another node may forward to (docs/cluster.md): what a node cannot answer from the
+ * shared store. A signed request to any other route is refused, so that the cluster secret opens
+ * no more than forwarding needs.
+ */
+const FORWARDABLE_ROUTES = new Set([
+  'GET /v1/jobs/:id/output',
+  'HEAD /v1/jobs/:id/output',
+  'POST /v1/jobs/:id/stop',
+  'POST /v1/jobs/:id/pause',
+  'POST /v1/jobs/:id/resume',
+]);
 /** Requests authenticated by the dedicated metrics token (on `metricsToken` routes only). */
 const metricsScrapes = new WeakSet<FastifyRequest>();
 
@@ -48,10 +71,19 @@ export function registerAuthentication(
   authenticator: Authenticator,
   tokenless?: TokenlessOptions,
   metricsToken?: MetricsTokenCheck,
+  nodes?: NodeCredentials,
 ): void {
   // A callback hook, not an async one: it runs on every request, and has nothing to await.
   app.addHook('onRequest', (request, _reply, done) => {
     const config = request.routeOptions.config as PublicRouteConfig;
+    if (request.headers[NODE_HEADERS.signature] !== undefined) {
+      try {
+        callers.set(request, authenticateNode(request, authenticator, nodes));
+      } catch (err) {
+        return done(err as Error);
+      }
+      return done();
+    }
     if (config.public === true || config.tokenInBody === true) return done();
     if (config.metricsToken === true && metricsToken?.matches(request.headers.authorization)) {
       metricsScrapes.add(request);
@@ -93,6 +125,67 @@ export function registerAuthentication(
       }
     } catch (err) {
       return done(err as Error);
+    }
+    done();
+  });
+  if (nodes !== undefined) registerForwardedBodyCheck(app, authenticator);
+}
+
+/**
+ * The caller of a request another node forwarded (signed with the cluster secret): the principal
+ * it names, without a token, since the forwarding node authenticated and authorised the call. A
+ * bad signature is refused like a bad token (counted, audited, logged).
+ */
+function authenticateNode(
+  request: FastifyRequest,
+  authenticator: Authenticator,
+  nodes: NodeCredentials | undefined,
+): Caller {
+  const origin = originOf(request);
+  if (nodes === undefined) {
+    throw authenticator.refuse(
+      origin,
+      'node-forwarding-off',
+      'This server takes no forwarded requests: it runs without a cluster secret (--cluster-secret-file)',
+    );
+  }
+  let call: ForwardedCall;
+  try {
+    call = nodes.verify(request.method, request.url, request.headers);
+  } catch (err) {
+    if (!(err instanceof NodeSignatureError)) throw err;
+    throw authenticator.refuse(origin, err.reason, err.message);
+  }
+  const route = `${request.method} ${request.routeOptions.url ?? ''}`;
+  if (!FORWARDABLE_ROUTES.has(route)) {
+    throw new JobworkerError(
+      'FORBIDDEN',
+      `A request forwarded by node ${JSON.stringify(call.node)} may not call ${request.method} ${request.url.split('?')[0]}: ` +
+        'nodes forward only the output, stop, pause and resume of jobs',
+    );
+  }
+  forwarded.set(request, call);
+  return Object.freeze({ ...call.principal, source: origin.source, transport: 'node', via: call.node });
+}
+
+/**
+ * Checks, once the body is parsed, that a forwarded request's body is the one its signature covers
+ * (the signature was checked before the body arrived). Bodies of forwarded calls are small JSON
+ * objects that `JSON.stringify` writes back byte for byte as the forwarding node sent them.
+ */
+function registerForwardedBodyCheck(app: FastifyInstance, authenticator: Authenticator): void {
+  app.addHook('preValidation', (request, _reply, done) => {
+    const call = forwarded.get(request);
+    if (call === undefined) return done();
+    const body = request.body === undefined || request.body === null ? '' : JSON.stringify(request.body);
+    if (bodyDigestOf(body) !== call.bodyDigest) {
+      return done(
+        authenticator.refuse(
+          originOf(request),
+          'node-body-changed',
+          `The body of the request forwarded by node ${JSON.stringify(call.node)} is not the one it signed`,
+        ),
+      );
     }
     done();
   });

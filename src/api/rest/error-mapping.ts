@@ -34,6 +34,7 @@ export const HTTP_STATUS = {
   RATE_LIMITED: 429,
   SPAWN_FAILED: 500,
   INSUFFICIENT_STORAGE: 507,
+  NODE_UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const satisfies Record<ErrorCode, number>;
 

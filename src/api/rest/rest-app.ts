@@ -2,6 +2,7 @@ import type { SecureServerOptions } from 'node:http2';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import { redactTokens } from '../../auth/token.ts';
+import type { NodeCredentials } from '../../cluster/node-credentials.ts';
 import type { ServerMetrics } from '../../metrics/server-metrics.ts';
 import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
@@ -60,6 +61,11 @@ export interface RestAppOptions {
   readonly metricsToken?: MetricsTokenCheck;
   /** The built dashboard served at `/` (docs/dashboard.md); absent: none. */
   readonly webRoot?: string;
+  /**
+   * Checks requests other nodes of a cluster forward here (docs/cluster.md, "Forwarding between
+   * nodes"); absent: a forwarded request is refused (401).
+   */
+  readonly nodes?: NodeCredentials;
 }
 
 /** How `POST /run` treats the starter's requests. */
@@ -164,6 +170,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     options.authenticator,
     tokenless === undefined ? undefined : { user: tokenless },
     options.metricsToken,
+    options.nodes,
   );
   registerQueryCoercion(app);
   // First, so that its request hook sees every route registered after it, RPC included.

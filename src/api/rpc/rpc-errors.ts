@@ -40,6 +40,7 @@ export const GRPC_STATUS = {
   RATE_LIMITED: Code.ResourceExhausted,
   SPAWN_FAILED: Code.Internal,
   INSUFFICIENT_STORAGE: Code.ResourceExhausted,
+  NODE_UNAVAILABLE: Code.Unavailable,
   INTERNAL: Code.Internal,
 } as const satisfies Record<ErrorCode, Code>;
 

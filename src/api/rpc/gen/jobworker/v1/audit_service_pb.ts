@@ -48,7 +48,7 @@ export type AuditEntry = Message<"jobworker.v1.AuditEntry"> & {
   source?: string | undefined;
 
   /**
-   * `tcp`, `unix`, `internal`, `grpc`, `grpc-web`, `connect`.
+   * `tcp`, `unix`, `internal`, `grpc`, `grpc-web`, `connect`, `node`.
    *
    * @generated from field: optional string transport = 6;
    */

@@ -1,0 +1,19 @@
+import type { Job } from '../../src/core/job.ts';
+import type { JobEnginePort } from '../../src/service/job-service.ts';
+import type { Harness } from '../helpers/engine-harness.ts';
+
+/**
+ * Node A's engine, reading job records as a shared store would: its own first, then node C's. Until
+ * the shared PostgreSQL store is on this branch, this is how A learns of a job that only C runs;
+ * everything else is A's own real engine. (The integrator's 3-node test runs the real thing.)
+ */
+export function sharedRecords(a: Harness, c: Harness): JobEnginePort {
+  const get = (id: string): Promise<Job> => a.engine.get(id).catch(() => c.engine.get(id));
+  return new Proxy(a.engine, {
+    get(target, key) {
+      if (key === 'get') return get;
+      const value = Reflect.get(target, key, target) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as JobEnginePort;
+}
