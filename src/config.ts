@@ -37,6 +37,8 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `JOBWORKER_NODE_ID` | the host name: this node's id in a cluster (docs/cluster.md) |
  * | `JOBWORKER_ADVERTISE_URL` | unset: the URL other nodes reach this one at (required with PostgreSQL) |
  * | `JOBWORKER_NODE_TIMEOUT` | `30s`: a node silent this long is declared lost |
+ * | `JOBWORKER_CLUSTER_SECRET_FILE` | unset: the secret nodes sign forwarded calls with (docs/cluster.md) |
+ * | `JOBWORKER_CLUSTER_CA` | unset: the CA peers' HTTPS certificates chain to (else the system's) |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -90,6 +92,10 @@ export interface ServerConfig {
   readonly advertiseUrl: string | undefined;
   /** How long a node may go without a heartbeat before it is declared lost (`30s`). */
   readonly nodeTimeout: string;
+  /** The cluster secret's file (docs/cluster.md). */
+  readonly clusterSecretFile: string | undefined;
+  /** The CA (PEM) peers' HTTPS certificates chain to. */
+  readonly clusterCa: string | undefined;
 }
 
 export const SERVER_DEFAULTS = {
@@ -142,6 +148,8 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     nodeId: value('JOBWORKER_NODE_ID'),
     advertiseUrl: value('JOBWORKER_ADVERTISE_URL'),
     nodeTimeout: value('JOBWORKER_NODE_TIMEOUT') ?? SERVER_DEFAULTS.nodeTimeout,
+    clusterSecretFile: value('JOBWORKER_CLUSTER_SECRET_FILE'),
+    clusterCa: value('JOBWORKER_CLUSTER_CA'),
   };
 }
 

@@ -1,5 +1,6 @@
 import { EventEmitter, once } from 'node:events';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server } from 'node:net';
@@ -38,7 +39,12 @@ import {
   parseLogFormat,
   parseMaxRunning,
   parseMetricsListen,
+  parseAdvertiseUrl,
+  parseNodeId,
+  parseNodeTimeout,
   parseOutputCap,
+  parseStorePool,
+  parseStoreUrl,
   readServerConfig,
 } from './config.ts';
 import { type Clock, systemClock } from './core/clock.ts';
@@ -48,7 +54,7 @@ import type { Job, JobIsolation } from './core/job.ts';
 import { type LimitSettings, normalizeLimitSettings, parseLimitsList } from './core/limits.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
-import { checkForLostDatabase, DATABASE_FILE } from './lost-database.ts';
+import { checkForLostDatabase } from './lost-database.ts';
 import { MemoryRelief } from './memory-relief.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
@@ -61,7 +67,10 @@ import { JobService } from './service/job-service.ts';
 import { TaskService, type TasksLoaded } from './service/task-service.ts';
 import { UserService } from './service/user-service.ts';
 import { WebhookService } from './service/webhook-service.ts';
-import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
+import { type StoreChoice, openServerStore } from './server-store.ts';
+import type { PgJobStore } from './store/postgres/pg-job-store.ts';
+import { ClusterNode } from './cluster/cluster-node.ts';
+import { loadClusterSecret, NodeCredentials } from './cluster/node-credentials.ts';
 import { WebhookAddressPolicy } from './webhooks/address-policy.ts';
 import { loadSigningSecret } from './webhooks/signing-secret.ts';
 import type { WebhookRetryPolicy } from './webhooks/webhook-backoff.ts';
@@ -180,6 +189,32 @@ export interface ServerOptions {
   webhookAllow?: readonly string[];
   /** Retry schedule of webhook deliveries (default: from 10 s, doubling to 1 h, for 24 h). */
   webhookRetry?: Partial<WebhookRetryPolicy>;
+  /**
+   * The store: a `postgres://` URL for PostgreSQL, shared by the nodes of a cluster (docs/cluster.md);
+   * default `JOBWORKER_STORE`, else SQLite in the data directory.
+   */
+  store?: string;
+  /** Most PostgreSQL connections (default `JOBWORKER_STORE_POOL`, else 10). */
+  storePool?: string;
+  /** This node's id (default `JOBWORKER_NODE_ID`, else the host name): what `Job.node` names. */
+  nodeId?: string;
+  /**
+   * The base URL other nodes reach this one at (default `JOBWORKER_ADVERTISE_URL`, else the URL
+   * it listens at, which only suits nodes on one host).
+   */
+  advertiseUrl?: string;
+  /** A node silent this long is declared lost (`30s`; default `JOBWORKER_NODE_TIMEOUT`). */
+  nodeTimeout?: string;
+  /** How often this node beats; default a third of the node timeout, at most 5 s. */
+  heartbeatMs?: number;
+  /**
+   * The cluster secret (a file of at least 32 random bytes, hex, owner-only), shared by the nodes:
+   * it signs forwarded calls (docs/cluster.md). Default `JOBWORKER_CLUSTER_SECRET_FILE`; without
+   * one, this node neither forwards nor accepts forwarded calls.
+   */
+  clusterSecretFile?: string;
+  /** A PEM file of the CA that peers' HTTPS certificates chain to (default: the system's CAs). */
+  clusterCa?: string;
 }
 
 export interface RunningServer {
@@ -251,6 +286,33 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const metricsListen = metricsListenText === undefined ? undefined : parseMetricsListen(metricsListenText);
   const webhookPolicy = new WebhookAddressPolicy(options.webhookAllow ?? config.webhookAllow);
   const dataDir = resolve(options.dataDir ?? config.dataDir);
+  const storeUrl = options.store ?? config.store;
+  const storeChoice: StoreChoice =
+    storeUrl === undefined
+      ? { kind: 'sqlite' }
+      : {
+          kind: 'postgres',
+          url: parseStoreUrl(storeUrl),
+          poolMax: parseStorePool(options.storePool ?? config.storePool),
+        };
+  const nodeIdText = options.nodeId ?? config.nodeId;
+  const nodeId = nodeIdText === undefined ? undefined : parseNodeId(nodeIdText);
+  const advertiseText = options.advertiseUrl ?? config.advertiseUrl;
+  const cluster: ClusterSettings | undefined =
+    storeChoice.kind === 'postgres'
+      ? {
+          nodeId: nodeId ?? parseNodeId(hostname().split('.')[0] ?? 'node'),
+          ...(advertiseText === undefined ? {} : { advertiseUrl: parseAdvertiseUrl(advertiseText) }),
+          timeoutMs: parseNodeTimeout(options.nodeTimeout ?? config.nodeTimeout),
+          ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+          ...((options.clusterSecretFile ?? config.clusterSecretFile) === undefined
+            ? {}
+            : { secretFile: resolve((options.clusterSecretFile ?? config.clusterSecretFile)!) }),
+          ...((options.clusterCa ?? config.clusterCa) === undefined
+            ? {}
+            : { caFile: resolve((options.clusterCa ?? config.clusterCa)!) }),
+        }
+      : undefined;
   const pretty = prettyLogOptions(options.logFormat ?? config.logFormat, options.logStream, config.noColor);
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream, pretty);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
@@ -287,7 +349,8 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
           `data directory was readable by others; made owner-only: ${describeLooser(looser)}`,
         );
       }
-      await checkForLostDatabase(dataDir, options.resetStore === true, logger);
+      // The SQLite file is the data directory's own; a shared PostgreSQL store is not in it.
+      if (storeChoice.kind === 'sqlite') await checkForLostDatabase(dataDir, options.resetStore === true, logger);
       const tls = insecureHttp
         ? undefined
         : await ServerTls.open({
@@ -316,6 +379,9 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         tasksFile: options.tasks ?? config.tasks,
         metricsListen,
         webhooks: { policy: webhookPolicy, retry: options.webhookRetry ?? {} },
+        storeChoice,
+        cluster,
+        ...(nodeId === undefined ? {} : { nodeId }),
       });
     } catch (err) {
       await lock.release();
@@ -347,7 +413,13 @@ async function startOnDataDir({
   tasksFile,
   metricsListen,
   webhooks: webhookOptions,
+  storeChoice,
+  cluster: clusterSettings,
+  nodeId,
 }: {
+  storeChoice: StoreChoice;
+  cluster: ClusterSettings | undefined;
+  nodeId?: string;
   clock: Clock;
   tasksFile: string | undefined;
   metricsListen: ListenAddress | undefined;
@@ -367,7 +439,20 @@ async function startOnDataDir({
   retention: { keepJobs: number | null; keepForMs: number | null };
   authLimits: FailedAuthLimits;
 }): Promise<RunningServer> {
-  const store = await SqliteJobStore.open(join(dataDir, DATABASE_FILE));
+  const { store, shared } = await openServerStore(storeChoice, dataDir, clock);
+  // A node of a cluster: joined before its engine claims anything (docs/cluster.md).
+  let clusterNode: ClusterNode | undefined;
+  let decidedWhileLost: Job[] = [];
+  if (shared && clusterSettings) {
+    try {
+      const joined = await joinCluster(shared, clusterSettings, { listen, tls: tls !== undefined, clock, logger });
+      clusterNode = joined.node;
+      decidedWhileLost = joined.decidedWhileLost;
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   const audit = new AuditLog(store.users, { logger: logger.child({ component: 'audit' }) });
   let admin: Awaited<ReturnType<typeof ensureAdminToken>>;
   let accounts: UserDirectory;
@@ -378,7 +463,7 @@ async function startOnDataDir({
       clock,
       onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
     });
-    admin = await ensureAdminToken(dataDir, accounts);
+    admin = await ensureAdminToken(dataDir, accounts, clusterNode ? { node: clusterNode.id } : {});
   } catch (err) {
     await store.close();
     throw err;
@@ -421,6 +506,7 @@ async function startOnDataDir({
       ...retention,
       clock,
       logger: logger.child({ component: 'engine' }),
+      ...((clusterNode?.id ?? nodeId) === undefined ? {} : { node: clusterNode?.id ?? nodeId }),
     });
   } catch (err) {
     await store.close();
@@ -435,7 +521,15 @@ async function startOnDataDir({
     await store.close();
     throw err;
   }
+  if (decidedWhileLost.length > 0) {
+    const ended = await engine.endLeftovers(decidedWhileLost);
+    logger.warn(
+      { jobs: decidedWhileLost.length, ended },
+      'this node had been declared lost: its jobs were decided by other nodes; processes left of them were ended',
+    );
+  }
   const service = new JobService(engine, {
+    ...(clusterNode ? { cluster: clusterNode.routing } : {}),
     accounts: jobAccounts,
     audit,
     clock,
@@ -511,6 +605,7 @@ async function startOnDataDir({
     webhooks,
     metrics,
     metricsToken,
+    ...(clusterNode?.credentials ? { nodes: clusterNode.credentials } : {}),
   }).catch(async (err: unknown) => {
     await dispatcher.close();
     await engine.close();
@@ -562,6 +657,23 @@ async function startOnDataDir({
   const metricsUrl = metricsServer ? `${httpUrlOf(metricsServer)}/metrics` : null;
   // What a killed server left undelivered goes out now.
   dispatcher.kick();
+  if (clusterNode) {
+    try {
+      await clusterNode.advertise(clusterSettings?.advertiseUrl ?? url);
+      await clusterNode.start({ engine, reloadAccounts: () => accounts.reload() });
+    } catch (err) {
+      await clusterNode.close();
+      metricsServer?.close();
+      if (socket) await closeSocket(socket, socketPath);
+      await dispatcher.close();
+      relief?.close();
+      tls?.close();
+      await app.close();
+      await engine.close();
+      await store.close();
+      throw err;
+    }
+  }
   logger.info(
     {
       url,
@@ -591,6 +703,12 @@ async function startOnDataDir({
       force.clear();
       relief?.close();
       await dispatcher.close();
+      // A node that runs nothing (a drained one, say) leaves the cluster; one with jobs stays a
+      // member, to adopt them at its next start (or be declared lost if it does not come back in time).
+      const leaving = engine.drainState.running === 0;
+      await clusterNode
+        ?.close(leaving ? { leave: 'shut down with no job running' } : {})
+        .catch((err: unknown) => logger.error({ err }, 'could not record leaving the cluster'));
       await engine.close();
       await audit.flush();
       await accounts.flush();
@@ -665,6 +783,62 @@ function closeHttp(server: HttpServer): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/** A node's cluster settings, checked (`serve --node-id`, `--advertise-url`, ...). */
+interface ClusterSettings {
+  readonly nodeId: string;
+  readonly advertiseUrl?: string;
+  readonly timeoutMs: number;
+  readonly heartbeatMs?: number;
+  readonly secretFile?: string;
+  readonly caFile?: string;
+}
+
+/**
+ * Joins the cluster of a shared store: the node's credentials (the cluster secret), its routing to
+ * peers, and its membership. Returns the jobs decided while it was lost, to end what is left of them.
+ */
+async function joinCluster(
+  store: PgJobStore,
+  settings: ClusterSettings,
+  context: { listen: ListenAddress; tls: boolean; clock: Clock; logger: pino.Logger },
+): Promise<{ node: ClusterNode; decidedWhileLost: Job[] }> {
+  const { clock, logger } = context;
+  const log = logger.child({ component: 'cluster', node: settings.nodeId });
+  let credentials: NodeCredentials | undefined;
+  if (settings.secretFile !== undefined) {
+    credentials = new NodeCredentials({
+      node: settings.nodeId,
+      secret: await loadClusterSecret(settings.secretFile),
+      clock,
+    });
+  } else {
+    log.warn(
+      {},
+      'no --cluster-secret-file: this node neither forwards calls about jobs on other nodes nor accepts them (docs/cluster.md)',
+    );
+  }
+  const peerCa = settings.caFile === undefined ? undefined : [await readFile(settings.caFile, 'utf8')];
+  const scheme = context.tls ? 'https' : 'http';
+  const host = context.listen.host.includes(':') ? `[${context.listen.host}]` : context.listen.host;
+  const node = new ClusterNode({
+    store,
+    // Until it listens (port 0 picks one), the address it was told to listen at.
+    self: { id: settings.nodeId, url: settings.advertiseUrl ?? `${scheme}://${host}:${context.listen.port}` },
+    ...(credentials ? { credentials } : {}),
+    ...(peerCa ? { peerCa } : {}),
+    clock,
+    timeoutMs: settings.timeoutMs,
+    ...(settings.heartbeatMs === undefined ? {} : { heartbeatMs: settings.heartbeatMs }),
+    log,
+  });
+  const decidedWhileLost = await node.join();
+  log.info(
+    { previous: node.previous?.state ?? 'new', timeoutMs: settings.timeoutMs },
+    `joined the cluster as ${settings.nodeId}`,
+  );
+  return { node, decidedWhileLost };
 }
 
 /** The homes of job accounts must be reachable by them: never inside the owner-only data directory. */

@@ -16,7 +16,6 @@ export interface NodeMembershipOptions {
   readonly jobs: JobStore;
   /** This node. */
   readonly self: { readonly id: string; readonly url: string };
-  readonly engine: MembershipEngine;
   readonly clock: Clock;
   /** A node silent this long is declared lost (`serve --node-timeout`). */
   readonly timeoutMs: number;
@@ -44,9 +43,11 @@ export function heartbeatIntervalMs(timeoutMs: number): number {
  * records that it went on purpose.
  */
 export class NodeMembership {
-  readonly #options: NodeMembershipOptions;
+  #options: NodeMembershipOptions;
   readonly #heartbeatMs: number;
   #timer: ClockTimer | undefined;
+  /** Set by `start`: the engine exists only after the node joined. */
+  #engine: MembershipEngine | undefined;
   #beating: Promise<void> | undefined;
   #closed = false;
 
@@ -67,12 +68,18 @@ export class NodeMembership {
     return { membership: new NodeMembership(options), ...(previous ? { previous } : {}) };
   }
 
+  /** This node's URL changed (known once it listens): rejoins say the new one. */
+  advertise(self: { readonly id: string; readonly url: string }): void {
+    this.#options = { ...this.#options, self };
+  }
+
   get heartbeatMs(): number {
     return this.#heartbeatMs;
   }
 
-  /** Starts beating and sweeping. */
-  start(): void {
+  /** Starts beating and sweeping, for this node's engine. */
+  start(engine: MembershipEngine): void {
+    this.#engine = engine;
     this.#arm();
   }
 
@@ -136,9 +143,9 @@ export class NodeMembership {
 
   /** Found declared lost (or gone): give up what was decided without us, then join again. */
   async #rejoin(state: NodeState | undefined): Promise<void> {
-    const relinquished = state === 'lost' ? await this.#options.engine.relinquishDecided() : [];
+    const relinquished = state === 'lost' && this.#engine ? await this.#engine.relinquishDecided() : [];
     await this.#options.nodes.join(this.#options.self, this.#options.clock.now());
-    if (this.#options.engine.drainState.draining) await this.setDraining(true);
+    if (this.#engine?.drainState.draining) await this.setDraining(true);
     this.#options.onRejoined?.(relinquished);
   }
 }

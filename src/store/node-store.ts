@@ -1,3 +1,5 @@
+import type { Job } from '../core/job.ts';
+
 /**
  * What a node of a cluster is in: `active` claims and runs jobs; `draining` runs what it has and
  * claims nothing new; `left` drained and went away on purpose; `lost` went silent for longer than
@@ -56,4 +58,9 @@ export interface NodeStore {
    * node is returned to exactly one caller, which then decides its jobs.
    */
   declareLost(silentSince: Date, reason: (node: NodeRecord) => string): Promise<NodeRecord[]>;
+  /**
+   * The jobs of node `id` recorded `lost` since `since`: what other nodes decided while it was
+   * lost, whose processes a restarted node must end. A scan of that node's jobs ended since then.
+   */
+  jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]>;
 }

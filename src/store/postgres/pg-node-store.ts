@@ -1,4 +1,6 @@
 import { type Kysely, sql } from 'kysely';
+import type { Job } from '../../core/job.ts';
+import { rowToJob } from '../job-row.ts';
 import type { NodeRecord, NodeState, NodeStore } from '../node-store.ts';
 import type { NodeRow, StoreSchema } from '../schema.ts';
 
@@ -83,6 +85,10 @@ export class PgNodeStore implements NodeStore {
     return rows.map(recordOf);
   }
 
+  jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]> {
+    return jobsDecidedWhileLostIn(this.#db, id, since);
+  }
+
   async declareLost(silentSince: Date, reason: (node: NodeRecord) => string): Promise<NodeRecord[]> {
     return this.#db.transaction().execute(async (trx) => {
       // SKIP LOCKED: a node that another sweeper is declaring right now is that sweeper's.
@@ -108,6 +114,18 @@ export class PgNodeStore implements NodeStore {
       return lost;
     });
   }
+}
+
+/** The jobs of one node a sweep recorded `lost` since a time (see `NodeStore.jobsDecidedWhileLost`). */
+export async function jobsDecidedWhileLostIn(db: Kysely<StoreSchema>, id: string, since: Date): Promise<Job[]> {
+  const rows = await db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('node', '=', id)
+    .where('status', '=', 'lost')
+    .where('finished_at', '>=', since.getTime())
+    .execute();
+  return rows.map(rowToJob);
 }
 
 function recordOf(row: NodeRow): NodeRecord {

@@ -1,0 +1,178 @@
+import type { Clock } from '../core/clock.ts';
+import { NotFoundError } from '../core/errors.ts';
+import type { Job } from '../core/job.ts';
+import type { NodeRecord, NodeStore } from '../store/node-store.ts';
+import type { ClusterRouting, NodePeer } from './cluster-routing.ts';
+import type { LostNodeOutcome } from './lost-node-jobs.ts';
+import type { NodeCredentials } from './node-credentials.ts';
+import { type MembershipEngine, NodeMembership } from './node-membership.ts';
+import { RemoteNode } from './remote-node.ts';
+import type { JobStore } from '../store/job-store.ts';
+
+/** A wake-up from the shared store (`PgJobStore.watch`). */
+export interface StoreWakeUp {
+  readonly channel: 'work' | 'ended' | 'accounts';
+  readonly payload: string;
+}
+
+/** What a node of a cluster needs of its store: the jobs, the nodes, and wake-ups. */
+export interface SharedStore extends JobStore {
+  readonly nodes: NodeStore;
+  watch(listener: (event: StoreWakeUp) => void): Promise<() => Promise<void>>;
+}
+
+/** What the node drives once its engine and user directory exist. */
+export interface ClusterParts {
+  readonly engine: MembershipEngine & {
+    dispatch(): Promise<void>;
+    on(event: 'node:drain', listener: (draining: boolean) => void): unknown;
+  };
+  /** Reloads the users and tokens (another node changed them). */
+  readonly reloadAccounts: () => Promise<void>;
+}
+
+export interface ClusterNodeOptions {
+  readonly store: SharedStore;
+  readonly self: { readonly id: string; readonly url: string };
+  /** Signs forwarded calls and checks those forwarded here; absent: this node does neither. */
+  readonly credentials?: NodeCredentials;
+  /** PEM CA certificates that verify peers' HTTPS certificates (`serve --cluster-ca`); absent: the system's. */
+  readonly peerCa?: readonly string[];
+  readonly clock: Clock;
+  readonly timeoutMs: number;
+  readonly heartbeatMs?: number;
+  readonly log: {
+    info(fields: object, message: string): void;
+    warn(fields: object, message: string): void;
+    error(fields: object, message: string): void;
+  };
+}
+
+/**
+ * This server as a node of a cluster (docs/cluster.md): its membership (join, heartbeat, sweep of
+ * lost nodes), its routing to peers (for the service's forwarding), and the store's wake-ups
+ * wired to what they wake: new work to the dispatcher, users' and tokens' changes to the directory.
+ * The composition root makes one when the store is shared; a server on SQLite has none.
+ */
+export class ClusterNode {
+  readonly #options: ClusterNodeOptions;
+  readonly #peers = new Map<string, RemoteNode>();
+  /** This node: its URL is known for sure only once it listens (`advertise`). */
+  #self: { readonly id: string; readonly url: string };
+  #membership: NodeMembership | undefined;
+  #unwatch: (() => Promise<void>) | undefined;
+  /** Set by `join`: the node's record before it joined, when it had one. */
+  previous: NodeRecord | undefined;
+
+  constructor(options: ClusterNodeOptions) {
+    this.#options = options;
+    this.#self = options.self;
+  }
+
+  get credentials(): NodeCredentials | undefined {
+    return this.#options.credentials;
+  }
+
+  get id(): string {
+    return this.#options.self.id;
+  }
+
+  /** How the service reaches peers. */
+  get routing(): ClusterRouting {
+    return { node: this.#options.self.id, peer: (id) => this.#peer(id) };
+  }
+
+  /**
+   * Records this node as active (before its engine claims anything). Returns the jobs of this node
+   * that were decided without it while it was lost, whose processes may have outlived it
+   * (`JobEngine.endLeftovers` ends them).
+   */
+  async join(): Promise<Job[]> {
+    const { store, clock, timeoutMs, heartbeatMs, log } = this.#options;
+    const self = this.#self;
+    const joined = await NodeMembership.join({
+      nodes: store.nodes,
+      jobs: store,
+      self,
+      clock,
+      timeoutMs,
+      ...(heartbeatMs === undefined ? {} : { heartbeatMs }),
+      onLostNode: (node: NodeRecord, outcome: LostNodeOutcome) =>
+        log.warn(
+          { node: node.id, url: node.url, lost: outcome.lost.length, released: outcome.released.length },
+          `node ${node.id} declared lost: ${node.reason ?? ''}`,
+        ),
+      onRejoined: (relinquished: Job[]) =>
+        log.warn(
+          { relinquished: relinquished.map((j) => j.id) },
+          'this node had been declared lost; it gave up the jobs decided without it and joined again',
+        ),
+      onError: (err: Error) => log.error({ err }, 'cluster heartbeat failed; trying again at the next beat'),
+    });
+    this.#membership = joined.membership;
+    this.previous = joined.previous;
+    if (joined.previous?.state !== 'lost') return [];
+    return store.nodes.jobsDecidedWhileLost(self.id, joined.previous.joinedAt);
+  }
+
+  /** Starts beating, and listening to the store. */
+  async start(parts: ClusterParts): Promise<void> {
+    const membership = this.#membership;
+    if (!membership) throw new Error('ClusterNode.start before join');
+    this.#unwatch = await this.#options.store.watch((event) => {
+      if (event.channel === 'work') {
+        parts.engine.dispatch().catch((err: unknown) => this.#options.log.error({ err }, 'dispatch failed'));
+      } else if (event.channel === 'accounts') {
+        parts.reloadAccounts().catch((err: unknown) =>
+          this.#options.log.error({ err }, 'could not reload users and tokens changed by another node'),
+        );
+      }
+    });
+    parts.engine.on('node:drain', (draining) => {
+      membership
+        .setDraining(draining)
+        .catch((err: unknown) => this.#options.log.error({ err }, 'could not record the drain in the cluster'));
+    });
+    membership.start(parts.engine);
+  }
+
+  /** Records the URL this node listens at, once known (a port picked at listen). */
+  async advertise(url: string): Promise<void> {
+    if (url === this.#self.url) return;
+    this.#self = { id: this.#self.id, url };
+    this.#membership?.advertise(this.#self);
+    await this.#options.store.nodes.join(this.#self, this.#options.clock.now());
+  }
+
+  /**
+   * Stops beating and listening. With `leave` (a drained node that runs nothing), records that it
+   * left on purpose; otherwise it stays active and is declared lost unless it comes back in time.
+   */
+  async close(options: { leave?: string } = {}): Promise<void> {
+    await this.#unwatch?.();
+    await this.#membership?.close(options);
+  }
+
+  async #peer(id: string): Promise<NodePeer | undefined> {
+    const record = await this.#options.store.nodes.getNode(id);
+    if (record === undefined || record.state === 'left') return undefined;
+    const credentials = this.#options.credentials;
+    if (credentials === undefined) return undefined;
+    const cached = this.#peers.get(id);
+    if (cached && cached.url === record.url) return cached;
+    const peer = new RemoteNode({
+      node: id,
+      url: record.url,
+      ...(this.#options.peerCa ? { ca: this.#options.peerCa } : {}),
+      credentials,
+      records: async (jobId) => {
+        const job = await this.#options.store.getJob(jobId);
+        if (!job) throw new NotFoundError(jobId);
+        return job;
+      },
+      clock: this.#options.clock,
+    });
+    this.#peers.set(id, peer);
+    return peer;
+  }
+}

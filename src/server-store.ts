@@ -1,0 +1,30 @@
+import { join } from 'node:path';
+import type { Clock } from './core/clock.ts';
+import { DATABASE_FILE } from './lost-database.ts';
+import type { JobStore } from './store/job-store.ts';
+import { PgJobStore } from './store/postgres/pg-job-store.ts';
+import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
+import type { UserStore } from './store/user-store.ts';
+import type { WebhookStore } from './store/webhook-store.ts';
+
+/** Where a server keeps its jobs, users and webhooks (docs/storage.md). */
+export type StoreChoice =
+  | { readonly kind: 'sqlite' }
+  | { readonly kind: 'postgres'; readonly url: string; readonly poolMax: number };
+
+/** Every store a server uses, behind one connection (SQLite) or one pool (PostgreSQL). */
+export type ServerStore = JobStore & { readonly users: UserStore; readonly webhooks: WebhookStore };
+
+/**
+ * Opens the store the server was told to use: SQLite in the data directory (one node), or a
+ * PostgreSQL database that the nodes of a cluster share (then `shared` is the same store).
+ */
+export async function openServerStore(
+  choice: StoreChoice,
+  dataDir: string,
+  clock: Clock,
+): Promise<{ store: ServerStore; shared?: PgJobStore }> {
+  if (choice.kind === 'sqlite') return { store: await SqliteJobStore.open(join(dataDir, DATABASE_FILE)) };
+  const store = await PgJobStore.open(choice.url, { max: choice.poolMax, clock });
+  return { store, shared: store };
+}
