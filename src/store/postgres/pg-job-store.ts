@@ -122,11 +122,11 @@ export class PgJobStore implements JobStore {
     }
   }
 
-  insertJob(job: Job): Promise<void> {
+  async insertJob(job: Job): Promise<void> {
     return this.#run(() => this.#db.transaction().execute((trx) => insertRow(trx, job)));
   }
 
-  admitJob(job: Job, now: Date): Promise<Admission> {
+  async admitJob(job: Job, now: Date): Promise<Admission> {
     return this.#run(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -145,7 +145,7 @@ export class PgJobStore implements JobStore {
    * the slots in use counted, and at most the free ones claimed. `skip locked` passes over a
    * ready job whose row another transaction holds (being cancelled, say) rather than waiting.
    */
-  claimReady(queue: string, node: string, max: number): Promise<Job[]> {
+  async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
     if (max <= 0) return Promise.resolve([]);
     return this.#run(() =>
       this.#db.transaction().execute(async (trx) => {
@@ -173,21 +173,21 @@ export class PgJobStore implements JobStore {
     );
   }
 
-  listStarting(node: string): Promise<Job[]> {
+  async listStarting(node: string): Promise<Job[]> {
     return this.#run(async () => {
       const { rows } = await this.#db.executeQuery(pgListActiveQuery(this.#db, node, 'starting'));
       return rows.map(rowToJob);
     });
   }
 
-  releaseClaim(id: string): Promise<Job> {
+  async releaseClaim(id: string): Promise<Job> {
     return this.#change(id, (current) => {
       assertTransition(id, current.status, 'running');
       return current.hold === 'starting' ? { hold: null } : null;
     });
   }
 
-  promoteDue(now: Date): Promise<number> {
+  async promoteDue(now: Date): Promise<number> {
     return this.#run(async () => {
       const result = await this.#db
         .updateTable('jobs')
@@ -199,7 +199,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  nextRunAt(): Promise<Date | null> {
+  async nextRunAt(): Promise<Date | null> {
     return this.#run(async () => {
       const row = await this.#db
         .selectFrom('jobs')
@@ -212,7 +212,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  cancelQueued(id: string, stop: StopRequest, reason: string): Promise<Job> {
+  async cancelQueued(id: string, stop: StopRequest, reason: string): Promise<Job> {
     const recorded = { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs };
     return this.#change(id, (current) => {
       assertTransition(id, current.status, 'cancelled');
@@ -222,7 +222,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  markRetried(id: string, finish: JobFinish, next: Job): Promise<Job> {
+  async markRetried(id: string, finish: JobFinish, next: Job): Promise<Job> {
     return this.#run(() =>
       this.#db.transaction().execute(async (trx) => {
         const finished = await finishIn(trx, id, finish, { retried_as: next.id });
@@ -233,7 +233,7 @@ export class PgJobStore implements JobStore {
     );
   }
 
-  settleDependents(id: string, now: Date): Promise<Job[]> {
+  async settleDependents(id: string, now: Date): Promise<Job[]> {
     return this.#run(async () => {
       // Most jobs have no dependents: one indexed read, no transaction. A dependent admitted
       // after this read locked this job first, so it saw it ended and was never held.
@@ -248,7 +248,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  settleAll(now: Date): Promise<Job[]> {
+  async settleAll(now: Date): Promise<Job[]> {
     return this.#run(() =>
       this.#db.transaction().execute(async (trx) => {
         const ended = await trx
@@ -272,14 +272,14 @@ export class PgJobStore implements JobStore {
     );
   }
 
-  markPaused(id: string, at: Date): Promise<Job> {
+  async markPaused(id: string, at: Date): Promise<Job> {
     return this.#change(id, (current) => {
       assertTransition(id, current.status, 'paused');
       return { status: 'paused', paused_at: toMillis('pausedAt', at) };
     });
   }
 
-  markResumed(id: string): Promise<Job> {
+  async markResumed(id: string): Promise<Job> {
     return this.#change(id, (current) => {
       // Only a paused job resumes: running → running is no move at all.
       if (current.status !== 'paused') throw new IllegalTransitionError(id, current.status, 'running');
@@ -287,15 +287,15 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  getQueue(name: string): Promise<QueueState> {
+  async getQueue(name: string): Promise<QueueState> {
     return this.#run(async () => queueState(this.#db, name, await queueRow(this.#db, name)));
   }
 
-  queueLimits(name: string): Promise<LimitSettings> {
+  async queueLimits(name: string): Promise<LimitSettings> {
     return this.#run(async () => limitsOfColumns((await queueRow(this.#db, name)) ?? {}));
   }
 
-  queueIsolation(name: string): Promise<JobIsolation | null> {
+  async queueIsolation(name: string): Promise<JobIsolation | null> {
     return this.#run(async () => {
       const row = await this.#db
         .selectFrom('queues')
@@ -306,7 +306,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+  async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
     return this.#run(() =>
       this.#db.transaction().execute(async (trx) => {
         // Create-then-lock, so two nodes changing different settings at once both keep theirs.
@@ -338,7 +338,7 @@ export class PgJobStore implements JobStore {
     );
   }
 
-  listQueues(): Promise<QueueState[]> {
+  async listQueues(): Promise<QueueState[]> {
     return this.#run(async () => {
       const rows = await this.#db.selectFrom('queues').selectAll().orderBy('name').execute();
       const out: QueueState[] = [];
@@ -347,7 +347,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  listReadyQueues(): Promise<(QueueSettings & { readonly name: string })[]> {
+  async listReadyQueues(): Promise<(QueueSettings & { readonly name: string })[]> {
     return this.#run(async () => {
       // A skip scan of `jobs_ready`: each step finds the next queue name after the last with one
       // index probe, so the cost is per queue with ready jobs, not per ready job or queue ever named.
@@ -374,11 +374,11 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  countActive(queue: string): Promise<number> {
+  async countActive(queue: string): Promise<number> {
     return this.#run(() => countActiveIn(this.#db, queue));
   }
 
-  getJob(id: string): Promise<Job | undefined> {
+  async getJob(id: string): Promise<Job | undefined> {
     // No cache of finished jobs as in SQLite: another node may delete one at any time.
     return this.#run(async () => {
       const row = await this.#db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
@@ -386,7 +386,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  listJobs(query: JobListQuery): Promise<JobPage> {
+  async listJobs(query: JobListQuery): Promise<JobPage> {
     const checked = checkListQuery(query);
     return this.#run(async () => {
       const { rows } = await this.#db.executeQuery(pgListJobsQuery(this.#db, checked));
@@ -394,7 +394,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  markStarted(id: string, process: ProcessIdentity, startedAt: Date): Promise<Job> {
+  async markStarted(id: string, process: ProcessIdentity, startedAt: Date): Promise<Job> {
     const changes = {
       status: 'running',
       hold: null,
@@ -421,7 +421,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  markStopRequested(id: string, stop: StopRequest): Promise<Job> {
+  async markStopRequested(id: string, stop: StopRequest): Promise<Job> {
     const changes = { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs };
     return this.#change(id, (current) => {
       assertTransition(id, current.status, current.status === 'queued' ? 'cancelled' : 'stopped');
@@ -429,18 +429,18 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  markStopForced(id: string): Promise<Job> {
+  async markStopForced(id: string): Promise<Job> {
     return this.#change(id, (current) => {
       assertTransition(id, current.status, 'stopped');
       return current.stop_forced === 1 ? null : { stop_forced: 1 };
     });
   }
 
-  markFinished(id: string, finish: JobFinish): Promise<Job> {
+  async markFinished(id: string, finish: JobFinish): Promise<Job> {
     return this.#run(() => this.#db.transaction().execute((trx) => finishIn(trx, id, finish, {})));
   }
 
-  setProgress(id: string, progress: JobProgress): Promise<Job | undefined> {
+  async setProgress(id: string, progress: JobProgress): Promise<Job | undefined> {
     const text = progressToText(progress);
     return this.#run(async () => {
       const row = await this.#db
@@ -454,7 +454,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  getResult(id: string): Promise<string | undefined> {
+  async getResult(id: string): Promise<string | undefined> {
     return this.#run(async () => {
       const row = await this.#db
         .selectFrom('job_results')
@@ -465,26 +465,26 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  listRunning(node: string): Promise<Job[]> {
+  async listRunning(node: string): Promise<Job[]> {
     return this.#run(async () => {
       const { rows } = await this.#db.executeQuery(pgListActiveQuery(this.#db, node, 'running'));
       return rows.map(rowToJob);
     });
   }
 
-  deleteJob(id: string): Promise<Job> {
+  async deleteJob(id: string): Promise<Job> {
     return this.#run(() => pgDeleteJob(this.#db, id));
   }
 
-  retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
+  async retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
     return this.#run(() => pgRetentionBound(this.#db, limits));
   }
 
-  deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
+  async deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
     return this.#run(() => pgDeleteFinished(this.#db, query));
   }
 
-  listDirsToRemove(limit: number): Promise<string[]> {
+  async listDirsToRemove(limit: number): Promise<string[]> {
     return this.#run(async () => {
       const rows = await this.#db
         .selectFrom('job_dirs_to_remove')
@@ -496,7 +496,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  forgetDirsRemoved(ids: readonly string[]): Promise<void> {
+  async forgetDirsRemoved(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
     return this.#run(async () => {
       await this.#db.deleteFrom('job_dirs_to_remove').where('id', 'in', ids).execute();

@@ -8,16 +8,20 @@ import type { JobRow, StoreSchema } from '../schema.ts';
  * range read backwards in id order and stopped after the page (test/store/pg-job-store.test.ts
  * checks the plans have neither a sort nor a sequential scan):
  * - label: the label index drives, each job is then read by its primary key;
- * - several statuses: one branch per status, merged in id order (`Merge Append`);
+ * - several statuses: one branch per status, each ordered and limited, merged in id order
+ *   (`Merge Append`);
  * - otherwise the index on the equality columns given, then id (the primary key with none).
  */
 export function pgListJobsQuery(db: Kysely<StoreSchema>, query: CheckedListQuery): CompiledQuery<JobRow> {
   const fetch = query.limit + 1;
   if (query.label !== null) return labelQuery(db, query, query.label).limit(fetch).compile();
-  const [first, ...rest] = (query.statuses ?? [null]).map((status) => jobsQuery(db, query, status));
-  let compound = first!;
-  for (const branch of rest) compound = compound.unionAll(branch);
-  return compound.orderBy('id', 'desc').limit(fetch).compile();
+  const branches = (query.statuses ?? [null]).map((status) =>
+    jobsQuery(db, query, status).orderBy('id', 'desc').limit(fetch),
+  );
+  if (branches.length === 1) return branches[0]!.compile();
+  // Each branch ordered and limited in its own parentheses: PostgreSQL merges such branches
+  // (`Merge Append`), where `a union all b order by id` would read both whole and sort.
+  return sql<JobRow>`${sql.join(branches, sql` union all `)} order by id desc limit ${fetch}`.compile(db);
 }
 
 /**
