@@ -44,7 +44,11 @@ describeJobStoreContract('PgJobStore', async () => {
 });
 
 /** Polls `check` until it holds, or fails after `timeoutMs`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
@@ -89,7 +93,9 @@ describe('PgJobStore on PostgreSQL', () => {
       await a.putQueue('limited', { concurrency: 5 });
       const ids = new Set<string>();
       for (let i = 0; i < 100; i++) {
-        const { job } = (await a.admitJob(makeJob({ spec: { queue: 'limited' } }), new Date())) as { job: Job };
+        const { job } = (await a.admitJob(makeJob({ spec: { queue: 'limited' } }), new Date())) as {
+          job: Job;
+        };
         ids.add(job.id);
       }
       const claimedBy = new Map<string, string>();
@@ -134,10 +140,7 @@ describe('PgJobStore on PostgreSQL', () => {
       }
       assert.equal(maxSeen, 5, 'the limit was reached');
       assert.deepEqual(new Set(claimedBy.keys()), ids);
-      assert.ok(
-        new Set(claimedBy.values()).size === 2,
-        'both stores claimed some jobs',
-      );
+      assert.ok(new Set(claimedBy.values()).size === 2, 'both stores claimed some jobs');
     } finally {
       await a.close();
       await b.close();
@@ -186,7 +189,9 @@ describe('PgJobStore on PostgreSQL', () => {
         events.some((e) => e.channel === 'work' && e.payload === 'wake'),
       );
       await b.cancelQueued(job.id, { at: new Date(), by: 'bob', graceMs: 0 }, 'cancelled by bob');
-      await until('an ended wake-up', () => events.some((e) => e.channel === 'ended' && e.payload === job.id));
+      await until('an ended wake-up', () =>
+        events.some((e) => e.channel === 'ended' && e.payload === job.id),
+      );
     } finally {
       await stop();
       await a.close();
@@ -296,7 +301,11 @@ describe('PgJobStore on PostgreSQL', () => {
         }
         const byId = await explain(
           kysely,
-          kysely.selectFrom('jobs').selectAll().where('id', '=', '00000010-0000-7000-8000-000000000000').compile(),
+          kysely
+            .selectFrom('jobs')
+            .selectAll()
+            .where('id', '=', '00000010-0000-7000-8000-000000000000')
+            .compile(),
         );
         assert.match(byId, /Index Scan using jobs_pkey/);
         const page = await store.listJobs({ queue: 'default', idPrefix: '00004e', limit: 3 });

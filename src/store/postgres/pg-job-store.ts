@@ -158,7 +158,9 @@ export class PgJobStore implements JobStore {
         // Every queue a job named has a row: none means no job to claim.
         if (settings === undefined || settings.paused === 1) return [];
         const free =
-          settings.concurrency === null ? max : Math.min(max, settings.concurrency - (await countActiveIn(trx, queue)));
+          settings.concurrency === null
+            ? max
+            : Math.min(max, settings.concurrency - (await countActiveIn(trx, queue)));
         if (free <= 0) return [];
         const { rows } = await sql<JobRow>`update jobs set hold = 'starting', node = ${node}
           where id in (
@@ -218,7 +220,13 @@ export class PgJobStore implements JobStore {
       assertTransition(id, current.status, 'cancelled');
       const first = current.stop_at === null ? recorded : {};
       if (current.hold === 'starting') return current.stop_at === null ? recorded : null;
-      return { ...first, status: 'cancelled', hold: null, exit_reason: reason, finished_at: recorded.stop_at };
+      return {
+        ...first,
+        status: 'cancelled',
+        hold: null,
+        exit_reason: reason,
+        finished_at: recorded.stop_at,
+      };
     });
   }
 
@@ -554,7 +562,11 @@ async function finishIn(
   const stop =
     finish.stop === undefined
       ? {}
-      : { stop_at: toMillis('stop.at', finish.stop.at), stop_by: finish.stop.by, stop_grace_ms: finish.stop.graceMs };
+      : {
+          stop_at: toMillis('stop.at', finish.stop.at),
+          stop_by: finish.stop.by,
+          stop_grace_ms: finish.stop.graceMs,
+        };
   const finished = await changeIn(trx, id, (current) => {
     assertTransition(id, current.status, finish.status);
     return {
@@ -587,7 +599,12 @@ async function changeIn(
   id: string,
   decide: (current: CurrentState) => Updateable<JobRow> | null,
 ): Promise<Job> {
-  const current = await trx.selectFrom('jobs').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  const current = await trx
+    .selectFrom('jobs')
+    .selectAll()
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
   if (current === undefined) throw new NotFoundError(id);
   const changes = decide(current);
   if (changes === null) return rowToJob(current);

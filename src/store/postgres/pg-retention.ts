@@ -114,7 +114,10 @@ function deleteBatchQuery(query: DeleteFinishedQuery) {
     for update of j skip locked`;
 }
 
-export async function pgDeleteFinished(db: Kysely<StoreSchema>, query: DeleteFinishedQuery): Promise<string[]> {
+export async function pgDeleteFinished(
+  db: Kysely<StoreSchema>,
+  query: DeleteFinishedQuery,
+): Promise<string[]> {
   if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_DELETE_BATCH) {
     throw ValidationError.expected('limit', `an integer from 1 to ${MAX_DELETE_BATCH}`, query.limit);
   }

@@ -21,7 +21,14 @@ export interface PgErrorFields {
 }
 
 /** Node's codes for a connection that could not be made or was cut. */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EPIPE',
+]);
 
 /** Whether `err` is PostgreSQL's unique_violation on the named constraint (or index). */
 export function isUniqueViolation(err: unknown, constraint: string): boolean {
@@ -48,7 +55,8 @@ export function pgStoreError(err: unknown, url: string): unknown {
     );
   }
   const lost =
-    (typeof code === 'string' && (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) ||
+    (typeof code === 'string' &&
+      (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) ||
     (typeof code === 'string' && NETWORK_CODES.has(code)) ||
     /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
       text,

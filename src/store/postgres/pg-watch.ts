@@ -57,7 +57,8 @@ export class PgWatch {
       this.#scheduleReconnect();
     };
     client.on('notification', (message) => {
-      const channel = message.channel === WORK_CHANNEL ? 'work' : message.channel === ENDED_CHANNEL ? 'ended' : null;
+      const channel =
+        message.channel === WORK_CHANNEL ? 'work' : message.channel === ENDED_CHANNEL ? 'ended' : null;
       if (channel !== null) this.#listener({ channel, payload: message.payload ?? '' });
     });
     try {
