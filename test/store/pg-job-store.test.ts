@@ -4,6 +4,7 @@ import { CompiledQuery, sql } from 'kysely';
 import pg from 'pg';
 import { InsufficientStorageError } from '../../src/core/errors.ts';
 import type { Job } from '../../src/core/job.ts';
+import { jobToRow } from '../../src/store/job-row.ts';
 import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
 import { openPostgres } from '../../src/store/postgres/open-postgres.ts';
@@ -168,6 +169,48 @@ describe('PgJobStore on PostgreSQL', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('an admission that loses a dedupe race in flight (waiting on the unique index) returns the winner', async () => {
+    const store = await PgJobStore.open(db.url, { max: 2 });
+    // Two connections: one holds the winner's transaction open, the other watches the locks.
+    const other = openPostgres(db.url, { max: 2 });
+    let commit = () => {};
+    try {
+      const winner = makeJob({ owner: 'alice', spec: { dedupeKey: 'in-flight' } });
+      const committed = new Promise<void>((resolve) => {
+        commit = resolve;
+      });
+      let inserted!: () => void;
+      const insertedYet = new Promise<void>((resolve) => {
+        inserted = resolve;
+      });
+      const holder = other.transaction().execute(async (trx) => {
+        await trx.insertInto('jobs').values(jobToRow(winner)).execute();
+        inserted();
+        await committed;
+      });
+      await insertedYet;
+      // Its look finds nothing committed; its insert then waits for the holder's transaction.
+      const racing = store.admitJob(
+        makeJob({ owner: 'alice', spec: { dedupeKey: 'in-flight' } }),
+        new Date(),
+      );
+      await until('the admission to wait on the lock', async () => {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(other);
+        return (rows[0]?.n ?? 0) > 0;
+      });
+      commit();
+      await holder;
+      const admission = await racing;
+      assert.ok(!admission.admitted, 'the second admission is refused');
+      assert.equal(admission.existing.id, winner.id);
+    } finally {
+      commit();
+      await other.destroy();
+      await store.close();
     }
   });
 
