@@ -11,6 +11,8 @@ import { openPostgres } from '../../src/store/postgres/open-postgres.ts';
 import { PgJobStore, type StoreWakeUp } from '../../src/store/postgres/pg-job-store.ts';
 import { pgListJobsQuery } from '../../src/store/postgres/pg-list-jobs-query.ts';
 import { PostgresUnavailableError, pgStoreError } from '../../src/store/postgres/pg-storage-error.ts';
+import { WATCH_RETRY_MS } from '../../src/store/postgres/pg-watch.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { describeJobStoreContract } from './job-store-contract.ts';
 import { makeJob } from './make-job.ts';
@@ -242,8 +244,9 @@ describe('PgJobStore on PostgreSQL', () => {
     }
   });
 
-  it('reconnects a watch whose connection was cut, and says to look at every queue', async () => {
-    const a = await PgJobStore.open(db.url, { max: 2 });
+  it('reconnects a watch whose connection was cut, on its clock, and says to look at every queue', async () => {
+    const clock = new ManualClock();
+    const a = await PgJobStore.open(db.url, { max: 2, clock });
     const events: StoreWakeUp[] = [];
     const stop = await a.watch((event) => events.push(event));
     try {
@@ -258,9 +261,11 @@ describe('PgJobStore on PostgreSQL', () => {
       } finally {
         await admin.end();
       }
-      await until('the catch-all wake-up after reconnecting', () =>
-        events.some((e) => e.channel === 'work' && e.payload === ''),
-      );
+      // The reconnection waits on the store's clock: time moves only as the test moves it.
+      await until('the catch-all wake-up after reconnecting', () => {
+        clock.advance(WATCH_RETRY_MS.first);
+        return events.some((e) => e.channel === 'work' && e.payload === '');
+      });
       await a.admitJob(makeJob({ spec: { queue: 'after-cut' } }), new Date());
       await until('a wake-up on the new connection', () =>
         events.some((e) => e.channel === 'work' && e.payload === 'after-cut'),
@@ -268,6 +273,34 @@ describe('PgJobStore on PostgreSQL', () => {
     } finally {
       await stop();
       await a.close();
+    }
+  });
+
+  it('keeps a dependent admitted on one store while another ends its dependency from being stranded', async () => {
+    const a = await PgJobStore.open(db.url, { max: 4 });
+    const b = await PgJobStore.open(db.url, { max: 4 });
+    try {
+      for (let round = 0; round < 20; round++) {
+        const dep = makeJob({ status: 'running', node: 'node-b' });
+        await b.insertJob(dep);
+        const [admission] = await Promise.all([
+          a.admitJob(makeJob({ spec: { after: [dep.id] } }), new Date()),
+          b
+            .markFinished(dep.id, {
+              status: 'succeeded',
+              exit: { exitCode: 0, signal: null, reason: 'exited with code 0' },
+              finishedAt: new Date(),
+              outputBytes: { stdout: 0, stderr: 0 },
+            })
+            .then(() => b.settleDependents(dep.id, new Date())),
+        ]);
+        assert.ok(admission.admitted);
+        const now = await a.getJob(admission.job.id);
+        assert.equal(now?.hold, null, `round ${round}: the dependent still waits for a job that ended`);
+      }
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 
