@@ -9,9 +9,10 @@ import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { newJobId } from '../../src/core/ids.ts';
 import type { Job } from '../../src/core/job.ts';
+import { jobToRow } from '../../src/store/job-row.ts';
 import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
-import { jobToRow } from '../../src/store/job-row.ts';
+import type { StoreSchema } from '../../src/store/schema.ts';
 import { listActiveQuery, listJobsQuery } from '../../src/store/sqlite/list-jobs-query.ts';
 import { migrateSqlite, SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import {
@@ -19,7 +20,6 @@ import {
   SQLITE_BUSY_TIMEOUT_MS,
 } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import type { StoreSchema } from '../../src/store/schema.ts';
 import { describeJobStoreContract } from './job-store-contract.ts';
 import { makeJob, makeRichJob } from './make-job.ts';
 
@@ -45,10 +45,7 @@ async function withDatabaseFile(test: (path: string) => Promise<void>): Promise<
   }
 }
 
-async function withConnection(
-  path: string,
-  test: (db: Kysely<StoreSchema>) => Promise<void>,
-): Promise<void> {
+async function withConnection(path: string, test: (db: Kysely<StoreSchema>) => Promise<void>): Promise<void> {
   const db = openSqliteConnection(path);
   try {
     await test(db);

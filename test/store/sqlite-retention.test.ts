@@ -6,10 +6,10 @@ import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
 import type { Job } from '../../src/core/job.ts';
+import type { StoreSchema } from '../../src/store/schema.ts';
 import { openSqliteConnection } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { countBoundQuery, deleteBatchQuery } from '../../src/store/sqlite/sqlite-retention.ts';
-import type { StoreSchema } from '../../src/store/schema.ts';
 import { makeJob } from './make-job.ts';
 
 const ROWS = 200_000;

@@ -6,12 +6,12 @@ import { describe, it } from 'node:test';
 import { type Kysely, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import type { ProcessIdentity } from '../../src/core/job.ts';
-import type { JobFinish } from '../../src/store/job-store.ts';
 import { jobToRow } from '../../src/store/job-row.ts';
+import type { JobFinish } from '../../src/store/job-store.ts';
+import type { StoreSchema } from '../../src/store/schema.ts';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import { openSqliteConnection } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import type { StoreSchema } from '../../src/store/schema.ts';
 import { makeJob } from './make-job.ts';
 
 const NOW = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
