@@ -752,17 +752,14 @@ function parseIsolation(json: string | null): JobIsolation | null {
 }
 
 async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
-  // One statement, so the two counts come from one snapshot.
-  const { waiting, starting, running } = await db
-    .selectFrom('jobs')
-    .select([
-      sql<number>`count(*) filter (where status = 'queued')`.as('waiting'),
-      sql<number>`count(*) filter (where status = 'queued' and hold = 'starting')`.as('starting'),
-      sql<number>`count(*) filter (where status in ('running', 'paused') or hold = 'starting')`.as('running'),
-    ])
-    .where('queue', '=', name)
-    .where(sql<boolean>`(status in ('queued', 'running', 'paused'))`)
-    .executeTakeFirstOrThrow();
+  // One statement, so the counts come from one snapshot; each subquery is a range of a partial
+  // index (`jobs_waiting_by_queue`, `jobs_active_by_queue`), never the queue's whole history.
+  const { rows } = await sql<{ waiting: number; starting: number; running: number }>`select
+    (select count(*) from jobs where queue = ${name} and status = 'queued') as waiting,
+    (select count(*) from jobs where queue = ${name} and status = 'queued' and hold = 'starting') as starting,
+    (select count(*) from jobs where queue = ${name}
+      and (status in ('running', 'paused') or hold = 'starting')) as running`.execute(db);
+  const counts = rows[0]!;
   return {
     name,
     concurrency: row?.concurrency ?? null,
@@ -771,9 +768,9 @@ async function queueState(db: Db, name: string, row: QueueRow | undefined): Prom
     defaultLimits: limitsOfColumns(row ?? {}).defaults,
     maxLimits: limitsOfColumns(row ?? {}).maxima,
     isolation: parseIsolation(row?.isolation ?? null),
-    running: Number(running),
+    running: Number(counts.running),
     // Jobs being started are counted as running, not twice.
-    waiting: Number(waiting) - Number(starting),
+    waiting: Number(counts.waiting) - Number(counts.starting),
   };
 }
 

@@ -48,6 +48,7 @@ export class PgWatch {
 
   async #connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.#url, application_name: 'jobworker-listen' });
+    let started = false;
     let dropped = false;
     const onDrop = () => {
       if (dropped) return;
@@ -56,6 +57,14 @@ export class PgWatch {
       client.end().catch(() => {});
       this.#scheduleReconnect();
     };
+    // Attached before connecting: an 'error' without a listener would end the process. Until the
+    // LISTENs are in place, the failing call rejects instead and `start` (or the retry) handles it.
+    client.on('error', () => {
+      if (started) onDrop();
+    });
+    client.on('end', () => {
+      if (started) onDrop();
+    });
     client.on('notification', (message) => {
       const channel =
         message.channel === WORK_CHANNEL ? 'work' : message.channel === ENDED_CHANNEL ? 'ended' : null;
@@ -74,8 +83,7 @@ export class PgWatch {
       await client.end().catch(() => {});
       return;
     }
-    client.on('error', onDrop);
-    client.on('end', onDrop);
+    started = true;
     this.#client = client;
     this.#retryMs = WATCH_RETRY_MS.first;
   }
@@ -114,9 +122,7 @@ export class PgWatch {
     const client = this.#client;
     this.#client = null;
     if (client !== null) {
-      client.removeAllListeners('end');
-      client.removeAllListeners('error');
-      client.on('error', () => {});
+      // `#closed` is set, so the 'end' this causes schedules nothing.
       await client.end().catch(() => {});
     }
   }
