@@ -325,6 +325,20 @@ describe('PgJobStore on PostgreSQL', () => {
     });
   });
 
+  it('a database that does not exist is named in the error', async () => {
+    const url = new URL(db.url);
+    url.pathname = '/jobworker_test_no_such_database';
+    await assert.rejects(PgJobStore.open(url.toString()), (error: unknown) => {
+      assert.ok(error instanceof PostgresUnavailableError, String(error));
+      assert.match(
+        error.message,
+        /Cannot open the job database postgres:\/\/.*jobworker_test_no_such_database/,
+      );
+      assert.match(error.message, /3D000/);
+      return true;
+    });
+  });
+
   it('a full disk (SQLSTATE 53100) is an InsufficientStorageError naming the database', () => {
     const error = pgStoreError(
       Object.assign(new Error('could not extend file: No space left on device'), { code: '53100' }),

@@ -2,7 +2,8 @@ import { InsufficientStorageError } from '../../core/errors.ts';
 import { redactPostgresUrl } from './open-postgres.ts';
 
 /**
- * The job database could not be reached (refused, timed out, dropped mid-query, shut down). The
+ * The job database could not be reached (refused, timed out, dropped mid-query, shut down), or
+ * refused us (no such database, authentication failed). The
  * message names the database with its password redacted; `cause` is the driver's error. Whether
  * the request was done is unknown only when the connection dropped during a commit.
  */
@@ -61,6 +62,15 @@ export function pgStoreError(err: unknown, url: string): unknown {
     /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
       text,
     );
+  // The server answered but will not let us in: no such database, or bad credentials.
+  if (typeof code === 'string' && (code === '3D000' || code.startsWith('28'))) {
+    return new PostgresUnavailableError(
+      `Cannot open the job database ${where}: ${text} (PostgreSQL ${code})`,
+      {
+        cause: err,
+      },
+    );
+  }
   if (lost) {
     return new PostgresUnavailableError(`The job database ${where} is unreachable: ${text}`, { cause: err });
   }
