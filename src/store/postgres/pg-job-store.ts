@@ -32,6 +32,12 @@ import { checkListQuery, pageOf } from '../list-query.ts';
 import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
 import { migratePostgres } from './migrate-postgres.ts';
 import { openPostgres, type PostgresPoolOptions } from './open-postgres.ts';
+import {
+  claimStatement,
+  countActiveQuery,
+  nextRunAtQuery,
+  readyQueuesStatement,
+} from './pg-dispatch-queries.ts';
 import { pgListActiveQuery, pgListJobsQuery } from './pg-list-jobs-query.ts';
 import { pgDeleteFinished, pgDeleteJob, pgRetentionBound } from './pg-retention.ts';
 import { isUniqueViolation, pgStoreError } from './pg-storage-error.ts';
@@ -142,8 +148,7 @@ export class PgJobStore implements JobStore {
 
   /**
    * One transaction: the queue's row locked (so claims of the queue, from every node, take turns),
-   * the slots in use counted, and at most the free ones claimed. `skip locked` passes over a
-   * ready job whose row another transaction holds (being cancelled, say) rather than waiting.
+   * the slots in use counted, and at most the free ones claimed (`claimStatement`).
    */
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
     if (max <= 0) return Promise.resolve([]);
@@ -162,11 +167,7 @@ export class PgJobStore implements JobStore {
             ? max
             : Math.min(max, settings.concurrency - (await countActiveIn(trx, queue)));
         if (free <= 0) return [];
-        const { rows } = await sql<JobRow>`update jobs set hold = 'starting', node = ${node}
-          where id in (
-            select id from jobs where queue = ${queue} and status = 'queued' and hold is null
-            order by priority desc, id limit ${free} for update skip locked)
-          returning *`.execute(trx);
+        const { rows } = await claimStatement(queue, node, free).execute(trx);
         // The claim order is the start order: priority, then arrival.
         return rows
           .map(rowToJob)
@@ -203,13 +204,7 @@ export class PgJobStore implements JobStore {
 
   async nextRunAt(): Promise<Date | null> {
     return this.#run(async () => {
-      const row = await this.#db
-        .selectFrom('jobs')
-        .select('run_at')
-        .where(sql<boolean>`status = 'queued' and hold = 'delay'`)
-        .orderBy('run_at')
-        .limit(1)
-        .executeTakeFirst();
+      const row = await nextRunAtQuery(this.#db).executeTakeFirst();
       return row?.run_at != null ? new Date(row.run_at) : null;
     });
   }
@@ -357,19 +352,7 @@ export class PgJobStore implements JobStore {
 
   async listReadyQueues(): Promise<(QueueSettings & { readonly name: string })[]> {
     return this.#run(async () => {
-      // A skip scan of `jobs_ready`: each step finds the next queue name after the last with one
-      // index probe, so the cost is per queue with ready jobs, not per ready job or queue ever named.
-      const { rows } = await sql<QueueRow>`
-        with recursive ready(name) as (
-          select (select min(queue) from jobs where status = 'queued' and hold is null)
-          union all
-          select (select min(queue) from jobs
-                  where status = 'queued' and hold is null and queue > ready.name)
-          from ready where ready.name is not null
-        )
-        select q.name, q.concurrency, q.max_waiting, q.paused, q.default_limits, q.max_limits, q.isolation
-        from ready join queues q on q.name = ready.name
-        order by q.name`.execute(this.#db);
+      const { rows } = await readyQueuesStatement().execute(this.#db);
       return rows.map((r) => ({
         name: r.name,
         concurrency: r.concurrency,
@@ -737,12 +720,7 @@ function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
 }
 
 async function countActiveIn(db: Db, queue: string): Promise<number> {
-  const { n } = await db
-    .selectFrom('jobs')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('queue', '=', queue)
-    .where(sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`)
-    .executeTakeFirstOrThrow();
+  const { n } = await countActiveQuery(db, queue).executeTakeFirstOrThrow();
   return Number(n);
 }
 
