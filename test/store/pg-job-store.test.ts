@@ -243,6 +243,24 @@ describe('PgJobStore on PostgreSQL', () => {
       await until('an ended wake-up', () =>
         events.some((e) => e.channel === 'ended' && e.payload === job.id),
       );
+      // A running job that ends gives its slot back: work for its queue, and its end.
+      const { job: second } = (await b.admitJob(makeJob({ spec: { queue: 'wake' } }), new Date())) as {
+        job: Job;
+      };
+      await b.claimReady('wake', 'node-b', 1);
+      await b.markStarted(second.id, { pid: 1, startTicks: 1, bootId: 'b', cgroups: [] }, new Date());
+      events.length = 0;
+      await b.markFinished(second.id, {
+        status: 'failed',
+        exit: { exitCode: 1, signal: null, reason: 'exited with code 1' },
+        finishedAt: new Date(),
+        outputBytes: { stdout: 0, stderr: 0 },
+      });
+      await until('work and ended wake-ups for the end of a running job', () =>
+        ['work:wake', `ended:${second.id}`].every((want) =>
+          events.some((e) => `${e.channel}:${e.payload}` === want),
+        ),
+      );
     } finally {
       await stop();
       await a.close();
