@@ -151,7 +151,7 @@ export class PgJobStore implements JobStore {
    * the slots in use counted, and at most the free ones claimed (`claimStatement`).
    */
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
-    if (max <= 0) return Promise.resolve([]);
+    if (max <= 0) return [];
     return this.#run(() =>
       this.#db.transaction().execute(async (trx) => {
         const settings = await trx
@@ -488,7 +488,7 @@ export class PgJobStore implements JobStore {
   }
 
   async forgetDirsRemoved(ids: readonly string[]): Promise<void> {
-    if (ids.length === 0) return Promise.resolve();
+    if (ids.length === 0) return;
     return this.#run(async () => {
       await this.#db.deleteFrom('job_dirs_to_remove').where('id', 'in', ids).execute();
     });
