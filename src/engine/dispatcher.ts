@@ -131,6 +131,8 @@ export class Dispatcher {
         if (this.#draining || this.#stopped) break;
         const nodeFree = this.#deps.nodeFree();
         if (nodeFree <= 0) break; // a job that ends kicks a new pass
+        // A fast path only: `claimReady` enforces the queue's concurrency (and pause) itself, in
+        // the claim's transaction, so other processes or nodes claiming at once cannot exceed it.
         const free =
           queue.concurrency === null ? batch : queue.concurrency - (await store.countActive(queue.name));
         if (free <= 0) continue;

@@ -130,7 +130,7 @@ export interface JobFinish {
  * The storage port, in domain terms. Each method is one transaction; each state change
  * checks the transition against the job's current status inside it (and throws
  * `IllegalTransitionError` naming that status), so two callers racing cannot both win.
- * Implementations: SQLite (`store/sqlite`), PostgreSQL later; `test/store/job-store-contract.ts`
+ * Implementations: SQLite (`store/sqlite`), PostgreSQL (`store/postgres`); `test/store/job-store-contract.ts`
  * is the one suite both must pass.
  */
 export interface JobStore {
@@ -177,6 +177,11 @@ export interface JobStore {
   /**
    * Claims up to `max` jobs of a queue that wait only for a slot, highest priority then oldest
    * first, for `node` to start (`hold: 'starting'`). Claimed jobs count as running for the queue.
+   * The queue's limits are enforced inside the claim, in one transaction: it never makes the jobs
+   * holding a slot of the queue (running, paused, being started) exceed its `concurrency`, however
+   * many callers, processes or nodes claim at once (it claims at most `concurrency - active`), and a
+   * paused queue (or one without a settings row, hence without jobs) gives nothing. A caller's own
+   * check of the free slots beforehand is only a fast path.
    */
   claimReady(queue: string, node: string, max: number): Promise<Job[]>;
   /** Jobs that `node` claimed and had not started yet. */

@@ -717,6 +717,31 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.deepEqual([q.running, q.waiting], [4, 1]);
         }));
 
+      it("enforces the queue's concurrency and pause inside the claim, whatever the caller asks", () =>
+        withStore(async (store) => {
+          await store.putQueue('two', { concurrency: 2 });
+          for (let i = 0; i < 5; i++) await store.admitJob(queued({ spec: { queue: 'two' } }), NOW);
+          const claimed = await store.claimReady('two', 'node-a', 10);
+          assert.equal(claimed.length, 2, 'a queue limited to 2 gives 2 of its 5 ready jobs');
+          assert.deepEqual(await store.claimReady('two', 'node-b', 10), [], 'no slot is free');
+          await store.markStarted(claimed[0]!.id, PROCESS, AT);
+          await store.markPaused(claimed[0]!.id, AT);
+          assert.deepEqual(await store.claimReady('two', 'node-b', 10), [], 'a paused job keeps its slot');
+          await store.markFinished(claimed[0]!.id, finish('succeeded'));
+          assert.equal(
+            (await store.claimReady('two', 'node-b', 10)).length,
+            1,
+            'an ended job frees its slot',
+          );
+          assert.equal(await store.countActive('two'), 2);
+
+          await store.putQueue('held', { paused: true });
+          await store.admitJob(queued({ spec: { queue: 'held' } }), NOW);
+          assert.deepEqual(await store.claimReady('held', 'node-a', 10), [], 'a paused queue gives nothing');
+          await store.putQueue('held', { paused: false });
+          assert.equal((await store.claimReady('held', 'node-a', 10)).length, 1);
+        }));
+
       it('refuses a duplicate dedupe key while the first is queued or running, and a full queue', () =>
         withStore(async (store) => {
           const first = await store.admitJob(queued({ spec: { dedupeKey: 'k' } }), NOW);

@@ -116,7 +116,16 @@ export class SqliteJobStore implements JobStore {
 
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
     if (max <= 0) return [];
+    // One transaction on the one connection: no other claim can come between the count and the
+    // claim, so the queue's concurrency holds whoever calls (see `JobStore.claimReady`).
     return this.#db.transaction().execute(async (trx) => {
+      const settings = await queueRow(trx, queue);
+      if (settings === undefined || settings.paused === 1) return [];
+      const free =
+        settings.concurrency === null
+          ? max
+          : Math.min(max, settings.concurrency - (await countActiveIn(trx, queue)));
+      if (free <= 0) return [];
       const ids = await trx
         .selectFrom('jobs')
         .select('id')
@@ -124,7 +133,7 @@ export class SqliteJobStore implements JobStore {
         .where(sql<boolean>`status = 'queued' and hold is null`)
         .orderBy('priority', 'desc')
         .orderBy('id')
-        .limit(max)
+        .limit(free)
         .execute();
       if (ids.length === 0) return [];
       const rows = await trx
