@@ -11,48 +11,49 @@ import { type Kysely, sql } from 'kysely';
  * - `tokens.sha256` is unique: authentication looks a token up by it. No foreign key to `users`:
  *   a removed user's tokens keep their rows, revoked, for their history.
  * - `audit.id` is an identity column, so entries are numbered in the order they are appended;
- *   pages are read newest first by it.
+ *   pages are read newest first by it. Numbers are taken at insert, not at commit, so an entry
+ *   committed late by another node can land under a page already read: the trail is complete,
+ *   its paging is a best effort under concurrent appends.
  *
  * Written out rather than derived from the code: a later change is a new migration.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema
-    .createTable('users')
-    .addColumn('name', 'text', (c) => c.primaryKey())
-    .addColumn('role', 'text', (c) => c.notNull().check(sql`role in ('admin', 'user', 'viewer')`))
-    .addColumn('run_as', 'text')
-    .addColumn('disabled', 'smallint', (c) => c.notNull().defaultTo(0).check(sql`disabled in (0, 1)`))
-    .addColumn('created_at', 'bigint', (c) => c.notNull())
-    .addColumn('default_limits', 'text')
-    .addColumn('max_limits', 'text')
-    .addColumn('isolation', 'text')
-    .execute();
-  await db.schema
-    .createTable('tokens')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('user', 'text', (c) => c.notNull())
-    .addColumn('label', 'text')
-    .addColumn('sha256', 'text', (c) => c.notNull().unique())
-    .addColumn('created_at', 'bigint', (c) => c.notNull())
-    .addColumn('last_used_at', 'bigint')
-    .addColumn('expires_at', 'bigint')
-    .addColumn('revoked_at', 'bigint')
-    .execute();
-  await db.schema.createIndex('tokens_by_user').on('tokens').columns(['user', 'created_at']).execute();
-  await db.schema
-    .createTable('audit')
-    .addColumn('id', 'bigint', (c) => c.primaryKey().generatedAlwaysAsIdentity())
-    .addColumn('at', 'bigint', (c) => c.notNull())
-    .addColumn('user', 'text')
-    .addColumn('role', 'text')
-    .addColumn('source', 'text')
-    .addColumn('transport', 'text')
-    .addColumn('action', 'text', (c) => c.notNull())
-    .addColumn('target', 'text')
-    .addColumn('result', 'text', (c) => c.notNull())
-    .execute();
-  await db.schema.createIndex('audit_by_user').on('audit').columns(['user', 'id']).execute();
-  await db.schema.createIndex('audit_by_action').on('audit').columns(['action', 'id']).execute();
+  // Names, ids and actions in the "C" collation, as in 0001: they order and compare byte by byte
+  // as in SQLite (the user list by name, the audit filters), whatever the database's locale.
+  await sql`create table users (
+    name text collate "C" primary key,
+    role text not null check (role in ('admin', 'user', 'viewer')),
+    run_as text,
+    disabled smallint not null default 0 check (disabled in (0, 1)),
+    created_at bigint not null,
+    default_limits text,
+    max_limits text,
+    isolation text
+  )`.execute(db);
+  await sql`create table tokens (
+    id text collate "C" primary key,
+    "user" text collate "C" not null,
+    label text,
+    sha256 text collate "C" not null unique,
+    created_at bigint not null,
+    last_used_at bigint,
+    expires_at bigint,
+    revoked_at bigint
+  )`.execute(db);
+  await sql`create index tokens_by_user on tokens ("user", created_at)`.execute(db);
+  await sql`create table audit (
+    id bigint generated always as identity primary key,
+    at bigint not null,
+    "user" text collate "C",
+    role text,
+    source text,
+    transport text,
+    action text collate "C" not null,
+    target text,
+    result text not null
+  )`.execute(db);
+  await sql`create index audit_by_user on audit ("user", id)`.execute(db);
+  await sql`create index audit_by_action on audit (action, id)`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
