@@ -1,0 +1,29 @@
+import type { Kysely } from 'kysely';
+import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import * as jobs from './migrations/0001-jobs.ts';
+
+/**
+ * Every PostgreSQL migration, by name, in the order they run. The PostgreSQL schema started at
+ * the SQLite schema's 0010 state, so its numbering is its own: one migration per area.
+ */
+export const POSTGRES_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001-jobs': jobs,
+};
+
+const provider: MigrationProvider = {
+  getMigrations: async () => ({ ...POSTGRES_MIGRATIONS }),
+};
+
+/**
+ * Brings the schema to the latest migration and returns the names of those it ran. Kysely's
+ * migrator on PostgreSQL runs them in one transaction while holding a session advisory lock,
+ * so nodes of a cluster starting together migrate once: the others wait, then find nothing to do.
+ */
+export async function migratePostgres<DB>(db: Kysely<DB>): Promise<string[]> {
+  const { error, results = [] } = await new Migrator({ db, provider }).migrateToLatest();
+  if (error !== undefined) {
+    const failed = results.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(`PostgreSQL migration ${failed ?? '(setup)'} failed: ${String(error)}`, { cause: error });
+  }
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

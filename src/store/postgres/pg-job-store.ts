@@ -1,0 +1,808 @@
+import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
+import { type Clock, systemClock } from '../../core/clock.ts';
+import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
+import {
+  dedupeScopeOf,
+  isFinal,
+  type Job,
+  type JobIsolation,
+  type JobProgress,
+  type JobStatus,
+  type ProcessIdentity,
+  type StopRequest,
+} from '../../core/job.ts';
+import type { LimitSettings } from '../../core/limits.ts';
+import { assertTransition, TRANSITIONS } from '../../core/states.ts';
+import { dependencyVerdict } from '../dependency-verdict.ts';
+import { jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
+import type {
+  Admission,
+  DeleteFinishedQuery,
+  FinishedBound,
+  JobFinish,
+  JobListQuery,
+  JobPage,
+  JobStore,
+  QueueSettings,
+  QueueState,
+  RetentionLimits,
+} from '../job-store.ts';
+import { limitColumns, limitsOfColumns } from '../limit-columns.ts';
+import { checkListQuery, pageOf } from '../list-query.ts';
+import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
+import { migratePostgres } from './migrate-postgres.ts';
+import { openPostgres, type PostgresPoolOptions } from './open-postgres.ts';
+import { pgListActiveQuery, pgListJobsQuery } from './pg-list-jobs-query.ts';
+import { pgDeleteFinished, pgDeleteJob, pgRetentionBound } from './pg-retention.ts';
+import { isUniqueViolation, pgStoreError } from './pg-storage-error.ts';
+import { PgWatch, type StoreWakeUpListener } from './pg-watch.ts';
+
+export type { StoreWakeUp, StoreWakeUpListener } from './pg-watch.ts';
+
+/** How a `PgJobStore` is opened: its pool, and the clock that times `watch`'s reconnections. */
+export interface PgJobStoreOptions extends PostgresPoolOptions {
+  /** Default: the system clock. */
+  readonly clock?: Clock;
+}
+
+/** What a state change decides from: the columns its checks read. */
+type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
+
+type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
+
+/** The active statuses: a job in one holds its dedupe key. */
+const ACTIVE = ['queued', 'running', 'paused'] as const;
+
+/** How many times an admission that lost a dedupe race is read again (it then sees the winner). */
+const DEDUPE_RACE_RETRIES = 3;
+
+/**
+ * The job store on PostgreSQL, shared by every node of a cluster. Each state change is one
+ * transaction that locks the job's row (`FOR UPDATE`) before checking the transition, or one
+ * guarded `UPDATE ... RETURNING` whose `where` is the check, so that of two nodes racing, one
+ * wins and the other sees the new status. Claims lock the queue's row, so a queue's concurrency
+ * holds across nodes; dedupe keys rest on a unique partial index.
+ */
+export class PgJobStore implements JobStore {
+  readonly #db: Kysely<StoreSchema>;
+  readonly #url: string;
+  readonly #clock: Clock;
+  readonly #watches = new Set<PgWatch>();
+
+  private constructor(db: Kysely<StoreSchema>, url: string, clock: Clock) {
+    this.#db = db;
+    this.#url = url;
+    this.#clock = clock;
+  }
+
+  /**
+   * Opens a pool on the database at `url`, brings its schema up to date (under an advisory lock,
+   * so nodes starting together migrate once) and returns the store. An unreachable database:
+   * `PostgresUnavailableError` naming it, password redacted.
+   */
+  static async open(url: string, options: PgJobStoreOptions = {}): Promise<PgJobStore> {
+    const { clock = systemClock, ...pool } = options;
+    const db = openPostgres(url, pool);
+    try {
+      await migratePostgres(db);
+    } catch (error) {
+      await db.destroy().catch(() => {});
+      const cause = (error as { cause?: unknown }).cause ?? error;
+      const mapped = pgStoreError(cause, url);
+      throw mapped === cause ? error : mapped;
+    }
+    return new PgJobStore(db, url, clock);
+  }
+
+  /**
+   * Calls `listener` on each wake-up of the cluster (see `StoreWakeUp`) until the returned
+   * function is called. Holds one connection of its own with LISTEN, reopened with backoff if it
+   * drops. Rejects if the first connection cannot be made.
+   */
+  async watch(listener: StoreWakeUpListener): Promise<() => Promise<void>> {
+    const watch = new PgWatch(this.#url, this.#clock, listener);
+    try {
+      await watch.start();
+    } catch (error) {
+      throw pgStoreError(error, this.#url);
+    }
+    this.#watches.add(watch);
+    return async () => {
+      this.#watches.delete(watch);
+      await watch.close();
+    };
+  }
+
+  /** Runs `work`, reporting a full disk or a lost database as such (see `pgStoreError`). */
+  async #run<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw pgStoreError(error, this.#url);
+    }
+  }
+
+  insertJob(job: Job): Promise<void> {
+    return this.#run(() => this.#db.transaction().execute((trx) => insertRow(trx, job)));
+  }
+
+  admitJob(job: Job, now: Date): Promise<Admission> {
+    return this.#run(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.#db.transaction().execute((trx) => admitIn(trx, job, now));
+        } catch (error) {
+          // Another node admitted the same key between our look and our insert: look again, in
+          // a new transaction, which now sees the winner (unless it ended meanwhile).
+          if (!isUniqueViolation(error, 'jobs_dedupe') || attempt >= DEDUPE_RACE_RETRIES) throw error;
+        }
+      }
+    });
+  }
+
+  /**
+   * One transaction: the queue's row locked (so claims of the queue, from every node, take turns),
+   * the slots in use counted, and at most the free ones claimed. `skip locked` passes over a
+   * ready job whose row another transaction holds (being cancelled, say) rather than waiting.
+   */
+  claimReady(queue: string, node: string, max: number): Promise<Job[]> {
+    if (max <= 0) return Promise.resolve([]);
+    return this.#run(() =>
+      this.#db.transaction().execute(async (trx) => {
+        const settings = await trx
+          .selectFrom('queues')
+          .select(['concurrency', 'paused'])
+          .where('name', '=', queue)
+          .forUpdate()
+          .executeTakeFirst();
+        // Every queue a job named has a row: none means no job to claim.
+        if (settings === undefined || settings.paused === 1) return [];
+        const free =
+          settings.concurrency === null ? max : Math.min(max, settings.concurrency - (await countActiveIn(trx, queue)));
+        if (free <= 0) return [];
+        const { rows } = await sql<JobRow>`update jobs set hold = 'starting', node = ${node}
+          where id in (
+            select id from jobs where queue = ${queue} and status = 'queued' and hold is null
+            order by priority desc, id limit ${free} for update skip locked)
+          returning *`.execute(trx);
+        // The claim order is the start order: priority, then arrival.
+        return rows
+          .map(rowToJob)
+          .sort((a, b) => b.spec.priority - a.spec.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      }),
+    );
+  }
+
+  listStarting(node: string): Promise<Job[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#db.executeQuery(pgListActiveQuery(this.#db, node, 'starting'));
+      return rows.map(rowToJob);
+    });
+  }
+
+  releaseClaim(id: string): Promise<Job> {
+    return this.#change(id, (current) => {
+      assertTransition(id, current.status, 'running');
+      return current.hold === 'starting' ? { hold: null } : null;
+    });
+  }
+
+  promoteDue(now: Date): Promise<number> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable('jobs')
+        .set({ hold: null })
+        .where(sql<boolean>`status = 'queued' and hold = 'delay'`)
+        .where('run_at', '<=', toMillis('now', now))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  nextRunAt(): Promise<Date | null> {
+    return this.#run(async () => {
+      const row = await this.#db
+        .selectFrom('jobs')
+        .select('run_at')
+        .where(sql<boolean>`status = 'queued' and hold = 'delay'`)
+        .orderBy('run_at')
+        .limit(1)
+        .executeTakeFirst();
+      return row?.run_at != null ? new Date(row.run_at) : null;
+    });
+  }
+
+  cancelQueued(id: string, stop: StopRequest, reason: string): Promise<Job> {
+    const recorded = { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs };
+    return this.#change(id, (current) => {
+      assertTransition(id, current.status, 'cancelled');
+      const first = current.stop_at === null ? recorded : {};
+      if (current.hold === 'starting') return current.stop_at === null ? recorded : null;
+      return { ...first, status: 'cancelled', hold: null, exit_reason: reason, finished_at: recorded.stop_at };
+    });
+  }
+
+  markRetried(id: string, finish: JobFinish, next: Job): Promise<Job> {
+    return this.#run(() =>
+      this.#db.transaction().execute(async (trx) => {
+        const finished = await finishIn(trx, id, finish, { retried_as: next.id });
+        await insertRow(trx, next);
+        await trx.updateTable('job_deps').set({ dep_id: next.id }).where('dep_id', '=', id).execute();
+        return finished;
+      }),
+    );
+  }
+
+  settleDependents(id: string, now: Date): Promise<Job[]> {
+    return this.#run(async () => {
+      // Most jobs have no dependents: one indexed read, no transaction. A dependent admitted
+      // after this read locked this job first, so it saw it ended and was never held.
+      const any = await this.#db
+        .selectFrom('job_deps')
+        .select(sql.lit(1).as('one'))
+        .where('dep_id', '=', id)
+        .limit(1)
+        .executeTakeFirst();
+      if (any === undefined) return [];
+      return this.#db.transaction().execute((trx) => settle(trx, [id], now));
+    });
+  }
+
+  settleAll(now: Date): Promise<Job[]> {
+    return this.#run(() =>
+      this.#db.transaction().execute(async (trx) => {
+        const ended = await trx
+          .selectFrom('job_deps as d')
+          .innerJoin('jobs as w', 'w.id', 'd.job_id')
+          .innerJoin('jobs as dep', 'dep.id', 'd.dep_id')
+          .select('d.dep_id')
+          .distinct()
+          .where('w.status', '=', 'queued')
+          .where('w.hold', '=', 'after')
+          .where('dep.status', 'not in', ACTIVE)
+          .where('dep.retried_as', 'is', null)
+          .orderBy('d.dep_id')
+          .execute();
+        return settle(
+          trx,
+          ended.map((r) => r.dep_id),
+          now,
+        );
+      }),
+    );
+  }
+
+  markPaused(id: string, at: Date): Promise<Job> {
+    return this.#change(id, (current) => {
+      assertTransition(id, current.status, 'paused');
+      return { status: 'paused', paused_at: toMillis('pausedAt', at) };
+    });
+  }
+
+  markResumed(id: string): Promise<Job> {
+    return this.#change(id, (current) => {
+      // Only a paused job resumes: running → running is no move at all.
+      if (current.status !== 'paused') throw new IllegalTransitionError(id, current.status, 'running');
+      return { status: 'running', paused_at: null };
+    });
+  }
+
+  getQueue(name: string): Promise<QueueState> {
+    return this.#run(async () => queueState(this.#db, name, await queueRow(this.#db, name)));
+  }
+
+  queueLimits(name: string): Promise<LimitSettings> {
+    return this.#run(async () => limitsOfColumns((await queueRow(this.#db, name)) ?? {}));
+  }
+
+  queueIsolation(name: string): Promise<JobIsolation | null> {
+    return this.#run(async () => {
+      const row = await this.#db
+        .selectFrom('queues')
+        .select('isolation')
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return parseIsolation(row?.isolation ?? null);
+    });
+  }
+
+  putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+    return this.#run(() =>
+      this.#db.transaction().execute(async (trx) => {
+        // Create-then-lock, so two nodes changing different settings at once both keep theirs.
+        await ensureQueue(trx, name);
+        const current = await trx
+          .selectFrom('queues')
+          .selectAll()
+          .where('name', '=', name)
+          .forUpdate()
+          .executeTakeFirstOrThrow();
+        const row: QueueRow = {
+          name,
+          concurrency: settings.concurrency !== undefined ? settings.concurrency : current.concurrency,
+          max_waiting: settings.maxWaiting !== undefined ? settings.maxWaiting : current.max_waiting,
+          paused: settings.paused !== undefined ? (settings.paused ? 1 : 0) : current.paused,
+          ...limitColumns({
+            defaults: settings.defaultLimits ?? limitsOfColumns(current).defaults,
+            maxima: settings.maxLimits ?? limitsOfColumns(current).maxima,
+          }),
+          isolation:
+            settings.isolation !== undefined
+              ? settings.isolation && JSON.stringify(settings.isolation)
+              : current.isolation,
+        };
+        const { name: _, ...changes } = row;
+        await trx.updateTable('queues').set(changes).where('name', '=', name).execute();
+        return queueState(trx, name, row);
+      }),
+    );
+  }
+
+  listQueues(): Promise<QueueState[]> {
+    return this.#run(async () => {
+      const rows = await this.#db.selectFrom('queues').selectAll().orderBy('name').execute();
+      const out: QueueState[] = [];
+      for (const row of rows) out.push(await queueState(this.#db, row.name, row));
+      return out;
+    });
+  }
+
+  listReadyQueues(): Promise<(QueueSettings & { readonly name: string })[]> {
+    return this.#run(async () => {
+      // A skip scan of `jobs_ready`: each step finds the next queue name after the last with one
+      // index probe, so the cost is per queue with ready jobs, not per ready job or queue ever named.
+      const { rows } = await sql<QueueRow>`
+        with recursive ready(name) as (
+          select (select min(queue) from jobs where status = 'queued' and hold is null)
+          union all
+          select (select min(queue) from jobs
+                  where status = 'queued' and hold is null and queue > ready.name)
+          from ready where ready.name is not null
+        )
+        select q.name, q.concurrency, q.max_waiting, q.paused, q.default_limits, q.max_limits, q.isolation
+        from ready join queues q on q.name = ready.name
+        order by q.name`.execute(this.#db);
+      return rows.map((r) => ({
+        name: r.name,
+        concurrency: r.concurrency,
+        maxWaiting: r.max_waiting,
+        paused: r.paused === 1,
+        defaultLimits: limitsOfColumns(r).defaults,
+        maxLimits: limitsOfColumns(r).maxima,
+        isolation: parseIsolation(r.isolation),
+      }));
+    });
+  }
+
+  countActive(queue: string): Promise<number> {
+    return this.#run(() => countActiveIn(this.#db, queue));
+  }
+
+  getJob(id: string): Promise<Job | undefined> {
+    // No cache of finished jobs as in SQLite: another node may delete one at any time.
+    return this.#run(async () => {
+      const row = await this.#db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+      return row === undefined ? undefined : rowToJob(row);
+    });
+  }
+
+  listJobs(query: JobListQuery): Promise<JobPage> {
+    const checked = checkListQuery(query);
+    return this.#run(async () => {
+      const { rows } = await this.#db.executeQuery(pgListJobsQuery(this.#db, checked));
+      return pageOf(rows, checked.limit, rowToJob);
+    });
+  }
+
+  markStarted(id: string, process: ProcessIdentity, startedAt: Date): Promise<Job> {
+    const changes = {
+      status: 'running',
+      hold: null,
+      process: JSON.stringify(process),
+      started_at: toMillis('startedAt', startedAt),
+    } as const;
+    return this.#run(async () => {
+      // The common case as one guarded statement: the legal transition is its `where`.
+      const row = await this.#db
+        .updateTable('jobs')
+        .set(changes)
+        .where('id', '=', id)
+        .where('status', 'in', fromStatuses('running'))
+        .returningAll()
+        .executeTakeFirst();
+      if (row !== undefined) return rowToJob(row);
+      // Not a legal start (or no such job): the general path names the reason.
+      return this.#db.transaction().execute((trx) =>
+        changeIn(trx, id, (current) => {
+          assertTransition(id, current.status, 'running');
+          return changes;
+        }),
+      );
+    });
+  }
+
+  markStopRequested(id: string, stop: StopRequest): Promise<Job> {
+    const changes = { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs };
+    return this.#change(id, (current) => {
+      assertTransition(id, current.status, current.status === 'queued' ? 'cancelled' : 'stopped');
+      return current.stop_at === null ? changes : null;
+    });
+  }
+
+  markStopForced(id: string): Promise<Job> {
+    return this.#change(id, (current) => {
+      assertTransition(id, current.status, 'stopped');
+      return current.stop_forced === 1 ? null : { stop_forced: 1 };
+    });
+  }
+
+  markFinished(id: string, finish: JobFinish): Promise<Job> {
+    return this.#run(() => this.#db.transaction().execute((trx) => finishIn(trx, id, finish, {})));
+  }
+
+  setProgress(id: string, progress: JobProgress): Promise<Job | undefined> {
+    const text = progressToText(progress);
+    return this.#run(async () => {
+      const row = await this.#db
+        .updateTable('jobs')
+        .set({ progress: text })
+        .where('id', '=', id)
+        .where('status', 'in', ACTIVE)
+        .returningAll()
+        .executeTakeFirst();
+      return row === undefined ? undefined : rowToJob(row);
+    });
+  }
+
+  getResult(id: string): Promise<string | undefined> {
+    return this.#run(async () => {
+      const row = await this.#db
+        .selectFrom('job_results')
+        .select('json')
+        .where('job_id', '=', id)
+        .executeTakeFirst();
+      return row?.json;
+    });
+  }
+
+  listRunning(node: string): Promise<Job[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#db.executeQuery(pgListActiveQuery(this.#db, node, 'running'));
+      return rows.map(rowToJob);
+    });
+  }
+
+  deleteJob(id: string): Promise<Job> {
+    return this.#run(() => pgDeleteJob(this.#db, id));
+  }
+
+  retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
+    return this.#run(() => pgRetentionBound(this.#db, limits));
+  }
+
+  deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
+    return this.#run(() => pgDeleteFinished(this.#db, query));
+  }
+
+  listDirsToRemove(limit: number): Promise<string[]> {
+    return this.#run(async () => {
+      const rows = await this.#db
+        .selectFrom('job_dirs_to_remove')
+        .select('id')
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+      return rows.map((r) => r.id);
+    });
+  }
+
+  forgetDirsRemoved(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return Promise.resolve();
+    return this.#run(async () => {
+      await this.#db.deleteFrom('job_dirs_to_remove').where('id', 'in', ids).execute();
+    });
+  }
+
+  /** Ends every `watch` and the pool. */
+  async close(): Promise<void> {
+    for (const watch of [...this.#watches]) await watch.close();
+    this.#watches.clear();
+    await this.#db.destroy();
+  }
+
+  /**
+   * One state change as one transaction: the job's row read `FOR UPDATE` (a second node changing
+   * it waits, then reads the new state), `decide` checks it (it throws to refuse) and returns the
+   * columns to change, or null to change nothing.
+   */
+  #change(id: string, decide: (current: CurrentState) => Updateable<JobRow> | null): Promise<Job> {
+    return this.#run(() => this.#db.transaction().execute((trx) => changeIn(trx, id, decide)));
+  }
+}
+
+/** The statuses a job may move to `to` from. */
+function fromStatuses(to: JobStatus): JobStatus[] {
+  return (Object.keys(TRANSITIONS) as JobStatus[]).filter((status) =>
+    (TRANSITIONS[status] as readonly JobStatus[]).includes(to),
+  );
+}
+
+/** The end of a job (see `JobStore.markFinished`) inside `trx`. */
+async function finishIn(
+  trx: Transaction<StoreSchema>,
+  id: string,
+  finish: JobFinish,
+  extra: Updateable<JobRow>,
+): Promise<Job> {
+  if (!isFinal(finish.status)) {
+    throw ValidationError.expected('status', 'a final status', finish.status);
+  }
+  const changes: Updateable<JobRow> = {
+    status: finish.status,
+    exit_code: finish.exit.exitCode,
+    exit_signal: finish.exit.signal,
+    exit_reason: finish.exit.reason,
+    finished_at: toMillis('finishedAt', finish.finishedAt),
+    stdout_bytes: finish.outputBytes.stdout,
+    stderr_bytes: finish.outputBytes.stderr,
+    usage: finish.usage ? JSON.stringify(finish.usage) : null,
+    hold: null,
+    paused_at: null,
+    ...resultColumns(finish),
+    ...extra,
+  };
+  const stop =
+    finish.stop === undefined
+      ? {}
+      : { stop_at: toMillis('stop.at', finish.stop.at), stop_by: finish.stop.by, stop_grace_ms: finish.stop.graceMs };
+  const finished = await changeIn(trx, id, (current) => {
+    assertTransition(id, current.status, finish.status);
+    return {
+      ...changes,
+      ...(current.stop_at === null ? stop : {}),
+      ...(finish.stopForced === true ? { stop_forced: 1 } : {}),
+    };
+  });
+  const { result } = finish;
+  if (result !== undefined && 'json' in result) {
+    await trx
+      .insertInto('job_results')
+      .values({ job_id: id, json: result.json })
+      .onConflict((oc) => oc.column('job_id').doUpdateSet({ json: result.json }))
+      .execute();
+  }
+  return finished;
+}
+
+/** The result column a finish sets on the job: none when it carries no result. */
+function resultColumns(finish: JobFinish): Updateable<JobRow> {
+  const { result } = finish;
+  if (result === undefined) return {};
+  return { result_error: 'error' in result ? result.error : null };
+}
+
+/** One state change inside a transaction, on the row locked `FOR UPDATE`. */
+async function changeIn(
+  trx: Transaction<StoreSchema>,
+  id: string,
+  decide: (current: CurrentState) => Updateable<JobRow> | null,
+): Promise<Job> {
+  const current = await trx.selectFrom('jobs').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  if (current === undefined) throw new NotFoundError(id);
+  const changes = decide(current);
+  if (changes === null) return rowToJob(current);
+  const row = await trx
+    .updateTable('jobs')
+    .set(changes)
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return rowToJob(row);
+}
+
+/**
+ * The admission of one job (see `JobStore.admitJob`) inside `trx`. Across nodes: the dedupe key
+ * rests on the unique index `jobs_dedupe` (the loser of a race gets 23505 and reads again); a
+ * queue's `maxWaiting` is counted with its row locked; each dependency is locked `FOR SHARE`, so
+ * its end (which updates it) waits for this admission, and the settling that follows sees the edge.
+ */
+async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Promise<Admission> {
+  const scope = dedupeScopeOf(job);
+  if (job.spec.dedupeKey !== null && scope !== null) {
+    const existing = await trx
+      .selectFrom('jobs')
+      .selectAll()
+      .where('dedupe_scope', '=', scope)
+      .where('dedupe_key', '=', job.spec.dedupeKey)
+      .where(sql<boolean>`dedupe_key is not null and status in ('queued', 'running', 'paused')`)
+      .executeTakeFirst();
+    if (existing) return { admitted: false, existing: rowToJob(existing) };
+  }
+  const queue = await queueRow(trx, job.spec.queue);
+  if (queue?.max_waiting != null) {
+    const locked = await trx
+      .selectFrom('queues')
+      .select('max_waiting')
+      .where('name', '=', job.spec.queue)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
+    const max = locked.max_waiting;
+    if (max !== null) {
+      const { n } = await trx
+        .selectFrom(
+          trx
+            .selectFrom('jobs')
+            .select(sql.lit(1).as('one'))
+            .where('queue', '=', job.spec.queue)
+            .where('status', '=', sql.lit('queued'))
+            // Counted as the queue's `waiting` is: jobs being started hold a slot instead.
+            .where(sql<boolean>`hold is distinct from 'starting'`)
+            .limit(max)
+            .as('w'),
+        )
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
+      if (Number(n) >= max) throw new QueueFullError(job.spec.queue, max);
+    }
+  }
+
+  // Each dependency, followed along its retries to its latest attempt, locked.
+  const deps: Job[] = [];
+  for (const [i, id] of job.spec.after.entries()) {
+    let dep = await lockShared(trx, id);
+    if (!dep) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
+    for (let hops = 0; dep.retried_as !== null && hops < 1000; hops++) {
+      dep = (await lockShared(trx, dep.retried_as)) ?? dep;
+      if (dep.retried_as === null) break;
+    }
+    deps.push(rowToJob(dep));
+  }
+  const verdict = dependencyVerdict(deps);
+  let stored: Job;
+  if (verdict.kind === 'failed') {
+    stored = {
+      ...job,
+      status: 'cancelled',
+      hold: null,
+      finishedAt: now,
+      exit: { exitCode: null, signal: null, reason: verdict.reason },
+    };
+  } else {
+    const hold = verdict.kind === 'waiting' ? 'after' : job.runAt && job.runAt > now ? 'delay' : null;
+    stored = { ...job, hold };
+  }
+  await insertRow(trx, stored);
+  if (stored.status === 'queued' && deps.length > 0) {
+    await trx
+      .insertInto('job_deps')
+      .values(deps.map((dep) => ({ job_id: job.id, dep_id: dep.id })))
+      .onConflict((oc) => oc.columns(['job_id', 'dep_id']).doNothing())
+      .execute();
+  }
+  return { admitted: true, job: stored };
+}
+
+function lockShared(trx: Transaction<StoreSchema>, id: string): Promise<JobRow | undefined> {
+  return trx.selectFrom('jobs').selectAll().where('id', '=', id).forShare().executeTakeFirst();
+}
+
+async function insertRow(trx: Transaction<StoreSchema>, job: Job): Promise<void> {
+  const row = jobToRow(job);
+  const labels = Object.entries(job.spec.labels).map(([key, value]) => ({
+    job_id: job.id,
+    key,
+    value,
+    owner: job.owner,
+  }));
+  try {
+    await trx.insertInto('jobs').values(row).execute();
+  } catch (error) {
+    if (isUniqueViolation(error, 'jobs_pkey')) {
+      throw new ValidationError('id', `A job with id ${job.id} already exists`);
+    }
+    throw error;
+  }
+  if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
+  // A queue exists for the dispatcher once a job names it.
+  await ensureQueue(trx, job.spec.queue);
+}
+
+async function ensureQueue(trx: Transaction<StoreSchema>, name: string): Promise<void> {
+  await trx
+    .insertInto('queues')
+    .values({ name, paused: 0 })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .execute();
+}
+
+function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
+  return db.selectFrom('queues').selectAll().where('name', '=', name).executeTakeFirst();
+}
+
+async function countActiveIn(db: Db, queue: string): Promise<number> {
+  const { n } = await db
+    .selectFrom('jobs')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('queue', '=', queue)
+    .where(sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`)
+    .executeTakeFirstOrThrow();
+  return Number(n);
+}
+
+/** A stored `isolation` default (written from a normalized one, so read back as is). */
+function parseIsolation(json: string | null): JobIsolation | null {
+  return json === null ? null : (JSON.parse(json) as JobIsolation);
+}
+
+async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
+  // One statement, so the two counts come from one snapshot.
+  const { waiting, starting, running } = await db
+    .selectFrom('jobs')
+    .select([
+      sql<number>`count(*) filter (where status = 'queued')`.as('waiting'),
+      sql<number>`count(*) filter (where status = 'queued' and hold = 'starting')`.as('starting'),
+      sql<number>`count(*) filter (where status in ('running', 'paused') or hold = 'starting')`.as('running'),
+    ])
+    .where('queue', '=', name)
+    .where(sql<boolean>`(status in ('queued', 'running', 'paused'))`)
+    .executeTakeFirstOrThrow();
+  return {
+    name,
+    concurrency: row?.concurrency ?? null,
+    maxWaiting: row?.max_waiting ?? null,
+    paused: row?.paused === 1,
+    defaultLimits: limitsOfColumns(row ?? {}).defaults,
+    maxLimits: limitsOfColumns(row ?? {}).maxima,
+    isolation: parseIsolation(row?.isolation ?? null),
+    running: Number(running),
+    // Jobs being started are counted as running, not twice.
+    waiting: Number(waiting) - Number(starting),
+  };
+}
+
+/**
+ * Settles the dependents of jobs that ended, and of those it cancels, until nothing changes.
+ * Each dependent is locked `FOR UPDATE` before it is judged: two nodes settling the same one
+ * take turns, and the second finds it no longer waiting.
+ */
+async function settle(trx: Transaction<StoreSchema>, ended: readonly string[], now: Date): Promise<Job[]> {
+  const changed: Job[] = [];
+  const work = [...ended];
+  const nowMs = toMillis('now', now);
+  while (work.length > 0) {
+    const depId = work.shift()!;
+    const dependents = await trx
+      .selectFrom('job_deps as d')
+      .innerJoin('jobs as j', 'j.id', 'd.job_id')
+      .selectAll('j')
+      .where('d.dep_id', '=', depId)
+      .where('j.status', '=', 'queued')
+      .where('j.hold', '=', 'after')
+      .orderBy('j.id')
+      .forUpdate('j')
+      .execute();
+    for (const waiting of dependents) {
+      const deps = await trx
+        .selectFrom('job_deps as d')
+        .innerJoin('jobs as j', 'j.id', 'd.dep_id')
+        .selectAll('j')
+        .where('d.job_id', '=', waiting.id)
+        .execute();
+      const verdict = dependencyVerdict(deps.map(rowToJob));
+      if (verdict.kind === 'waiting') continue;
+      const changes: Updateable<JobRow> =
+        verdict.kind === 'failed'
+          ? { status: 'cancelled', hold: null, exit_reason: verdict.reason, finished_at: nowMs }
+          : { hold: waiting.run_at !== null && waiting.run_at > nowMs ? 'delay' : null };
+      const row = await trx
+        .updateTable('jobs')
+        .set(changes)
+        .where('id', '=', waiting.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      changed.push(rowToJob(row));
+      if (verdict.kind === 'failed') work.push(waiting.id);
+    }
+  }
+  return changed;
+}

@@ -1,0 +1,127 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { InUseError, NotFinishedError, NotFoundError, ValidationError } from '../../core/errors.ts';
+import { isFinal, type Job } from '../../core/job.ts';
+import { rowToJob, toMillis } from '../job-row.ts';
+import type { DeleteFinishedQuery, FinishedBound, RetentionLimits } from '../job-store.ts';
+import type { StoreSchema } from '../schema.ts';
+
+/**
+ * Deleting finished jobs on PostgreSQL (docs/storage.md, "Retention"), as the SQLite store does:
+ * every question is one range of `jobs_finished` (or `jobs_finished_by_owner`). Rows are locked
+ * before they go, so an admission naming one of them in `after` (which locks it `FOR SHARE`)
+ * and its deletion are ordered: either the admission sees no job, or the delete sees its
+ * waiting dependent.
+ */
+
+/** The most jobs one `deleteFinished` call deletes. */
+export const MAX_DELETE_BATCH = 10_000;
+
+/** A bound past every real time: "everything finished" (`keepNewest: 0`). */
+const END_OF_TIME = 8.64e15;
+
+/** The ids of the queued jobs waiting for `id` (at most 10, for the error message). */
+async function waitingFor(trx: Transaction<StoreSchema>, id: string): Promise<string[]> {
+  const rows = await trx
+    .selectFrom('job_deps as d')
+    .innerJoin('jobs as w', 'w.id', 'd.job_id')
+    .select('w.id')
+    .where('d.dep_id', '=', id)
+    .where('w.status', '=', 'queued')
+    .limit(10)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Deletes the rows of these finished jobs and records their directories, inside `trx`. */
+async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  // Labels, results and the jobs' own edges go by `on delete cascade`; edges from finished
+  // dependents to them would dangle, so they go too (no queued job waits for them).
+  await trx.deleteFrom('job_deps').where('dep_id', 'in', ids).execute();
+  await trx.deleteFrom('jobs').where('id', 'in', ids).execute();
+  await trx
+    .insertInto('job_dirs_to_remove')
+    .values(ids.map((id) => ({ id })))
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+}
+
+export function pgDeleteJob(db: Kysely<StoreSchema>, id: string): Promise<Job> {
+  return db.transaction().execute(async (trx) => {
+    const row = await trx.selectFrom('jobs').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+    if (row === undefined) throw new NotFoundError(id);
+    if (!isFinal(row.status)) throw new NotFinishedError(id, row.status);
+    const dependents = await waitingFor(trx, id);
+    if (dependents.length > 0) throw new InUseError(id, dependents);
+    await deleteRows(trx, [id]);
+    return rowToJob(row);
+  });
+}
+
+export async function pgRetentionBound(
+  db: Kysely<StoreSchema>,
+  limits: RetentionLimits,
+): Promise<FinishedBound | null> {
+  const bounds: FinishedBound[] = [];
+  if (limits.finishedBefore !== null) {
+    bounds.push({ finishedAt: new Date(toMillis('finishedBefore', limits.finishedBefore)), id: '' });
+  }
+  const keep = limits.keepNewest;
+  if (keep !== null) {
+    if (!Number.isSafeInteger(keep) || keep < 0) {
+      throw ValidationError.expected('keepNewest', 'a whole number from 0, or null for no limit', keep);
+    }
+    if (keep === 0) {
+      bounds.push({ finishedAt: new Date(END_OF_TIME), id: '' });
+    } else {
+      // The keep-th newest finished job: a backward walk of `keep` entries of jobs_finished.
+      const { rows } = await sql<{ finished_at: number; id: string }>`
+        select finished_at, id from jobs
+        where finished_at is not null
+        order by finished_at desc, id desc
+        limit 1 offset ${keep - 1}`.execute(db);
+      const row = rows[0];
+      if (row !== undefined) bounds.push({ finishedAt: new Date(row.finished_at), id: row.id });
+    }
+  }
+  if (bounds.length === 0) return null;
+  // Both limits hold: cut at the later of the two bounds.
+  return bounds.reduce((a, b) => (compareBounds(a, b) >= 0 ? a : b));
+}
+
+function compareBounds(a: FinishedBound, b: FinishedBound): number {
+  const dt = a.finishedAt.getTime() - b.finishedAt.getTime();
+  return dt !== 0 ? dt : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/**
+ * The ids of one batch: finished jobs strictly before the bound, oldest first, that no queued job
+ * waits for, locked. `skip locked`: a job another node is deleting (or an admission is naming)
+ * right now is left to the next pass rather than waited for.
+ */
+function deleteBatchQuery(query: DeleteFinishedQuery) {
+  const at = toMillis('before.finishedAt', query.before.finishedAt);
+  const owned = query.owner !== undefined;
+  return sql<{ id: string }>`
+    select j.id from jobs as j
+    where ${owned ? sql`j.owner = ${query.owner} and` : sql``}
+      j.finished_at is not null and (j.finished_at, j.id) < (${at}::bigint, ${query.before.id}::text)
+      and not exists (
+        select 1 from job_deps d join jobs w on w.id = d.job_id
+        where d.dep_id = j.id and w.status = 'queued')
+    order by j.finished_at, j.id
+    limit ${query.limit}
+    for update of j skip locked`;
+}
+
+export async function pgDeleteFinished(db: Kysely<StoreSchema>, query: DeleteFinishedQuery): Promise<string[]> {
+  if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_DELETE_BATCH) {
+    throw ValidationError.expected('limit', `an integer from 1 to ${MAX_DELETE_BATCH}`, query.limit);
+  }
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await deleteBatchQuery(query).execute(trx);
+    const ids = rows.map((r) => r.id);
+    await deleteRows(trx, ids);
+    return ids;
+  });
+}

@@ -1,0 +1,60 @@
+import { InsufficientStorageError } from '../../core/errors.ts';
+import { redactPostgresUrl } from './open-postgres.ts';
+
+/**
+ * The job database could not be reached (refused, timed out, dropped mid-query, shut down). The
+ * message names the database with its password redacted; `cause` is the driver's error. Whether
+ * the request was done is unknown only when the connection dropped during a commit.
+ */
+export class PostgresUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PostgresUnavailableError';
+  }
+}
+
+/** What `pg` puts on a server error: its SQLSTATE and, for a constraint, the constraint's name. */
+export interface PgErrorFields {
+  readonly code?: unknown;
+  readonly constraint?: unknown;
+  readonly message?: unknown;
+}
+
+/** Node's codes for a connection that could not be made or was cut. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE']);
+
+/** Whether `err` is PostgreSQL's unique_violation on the named constraint (or index). */
+export function isUniqueViolation(err: unknown, constraint: string): boolean {
+  const { code, constraint: name } = (err ?? {}) as PgErrorFields;
+  return code === '23505' && name === constraint;
+}
+
+/**
+ * `err` as the store reports it: a full disk (SQLSTATE 53100, or 53000 from the server) becomes an
+ * `InsufficientStorageError` (a client gets 507 with the real cause; PostgreSQL rolled the
+ * transaction back, so nothing of the write is left); a connection that could not be made or was
+ * lost becomes a `PostgresUnavailableError`. Both name the database with the password redacted.
+ * Any other error is returned as it is.
+ */
+export function pgStoreError(err: unknown, url: string): unknown {
+  if (err instanceof InsufficientStorageError || err instanceof PostgresUnavailableError) return err;
+  const { code, message } = (err ?? {}) as PgErrorFields;
+  const text = typeof message === 'string' ? message : String(err);
+  const where = redactPostgresUrl(url);
+  if (code === '53100' || code === '53000') {
+    return new InsufficientStorageError(
+      `Cannot write to the job database ${where}: ${text} (PostgreSQL ${code}); free space on the database server and try again`,
+      { cause: err },
+    );
+  }
+  const lost =
+    (typeof code === 'string' && (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) ||
+    (typeof code === 'string' && NETWORK_CODES.has(code)) ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
+      text,
+    );
+  if (lost) {
+    return new PostgresUnavailableError(`The job database ${where} is unreachable: ${text}`, { cause: err });
+  }
+  return err;
+}

@@ -1,0 +1,122 @@
+import pg from 'pg';
+import type { Clock, ClockTimer } from '../../core/clock.ts';
+
+/** The channels the `jobs_notify` trigger (migration 0001-jobs) sends on. */
+export const WORK_CHANNEL = 'jobworker_work';
+export const ENDED_CHANNEL = 'jobworker_job_ended';
+
+/**
+ * A wake-up from the store. `work`: a job of the queue named by `payload` became ready to claim,
+ * or one gave its slot back; an empty payload means "look at every queue" (sent after the
+ * connection was restored, as notifications sent while it was down are lost). `ended`: the job
+ * whose id is `payload` reached a final status.
+ */
+export interface StoreWakeUp {
+  readonly channel: 'work' | 'ended';
+  readonly payload: string;
+}
+
+export type StoreWakeUpListener = (event: StoreWakeUp) => void;
+
+/** The first wait before reconnecting, doubled after each failure up to the maximum. */
+export const WATCH_RETRY_MS = { first: 100, max: 10_000 } as const;
+
+/**
+ * One connection of its own (a pooled one would be handed to queries) with LISTEN on both
+ * channels. When it drops it is opened again after a backoff timed by `clock`, and the listener
+ * gets a `work` wake-up with an empty payload once it is back. `close` ends it for good.
+ */
+export class PgWatch {
+  readonly #url: string;
+  readonly #clock: Clock;
+  readonly #listener: StoreWakeUpListener;
+  #client: pg.Client | null = null;
+  #timer: ClockTimer | null = null;
+  #closed = false;
+  #retryMs: number = WATCH_RETRY_MS.first;
+
+  constructor(url: string, clock: Clock, listener: StoreWakeUpListener) {
+    this.#url = url;
+    this.#clock = clock;
+    this.#listener = listener;
+  }
+
+  /** Connects and listens; the first connection's failure is thrown (later ones are retried). */
+  async start(): Promise<void> {
+    await this.#connect();
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#url, application_name: 'jobworker-listen' });
+    let dropped = false;
+    const onDrop = () => {
+      if (dropped) return;
+      dropped = true;
+      if (this.#client === client) this.#client = null;
+      client.end().catch(() => {});
+      this.#scheduleReconnect();
+    };
+    client.on('notification', (message) => {
+      const channel = message.channel === WORK_CHANNEL ? 'work' : message.channel === ENDED_CHANNEL ? 'ended' : null;
+      if (channel !== null) this.#listener({ channel, payload: message.payload ?? '' });
+    });
+    try {
+      await client.connect();
+      await client.query(`listen ${WORK_CHANNEL}`);
+      await client.query(`listen ${ENDED_CHANNEL}`);
+    } catch (err) {
+      dropped = true;
+      await client.end().catch(() => {});
+      throw err;
+    }
+    if (this.#closed) {
+      await client.end().catch(() => {});
+      return;
+    }
+    client.on('error', onDrop);
+    client.on('end', onDrop);
+    this.#client = client;
+    this.#retryMs = WATCH_RETRY_MS.first;
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#timer !== null) return;
+    const wait = this.#retryMs;
+    this.#retryMs = Math.min(this.#retryMs * 2, WATCH_RETRY_MS.max);
+    this.#timer = this.#clock.setTimer(() => {
+      this.#timer = null;
+      if (this.#closed) return;
+      this.#connect().then(
+        // What was sent while the connection was down is lost: look at everything once.
+        () => {
+          if (!this.#closed) this.#listener({ channel: 'work', payload: '' });
+        },
+        () => this.#scheduleReconnect(),
+      );
+    }, wait);
+  }
+
+  /** Whether a LISTEN connection is open now. */
+  get connected(): boolean {
+    return this.#client !== null;
+  }
+
+  /** The backend pid of the LISTEN connection (for tests that cut it), or null while down. */
+  get backendPid(): number | null {
+    return (this.#client as unknown as { processID?: number } | null)?.processID ?? null;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#timer?.clear();
+    this.#timer = null;
+    const client = this.#client;
+    this.#client = null;
+    if (client !== null) {
+      client.removeAllListeners('end');
+      client.removeAllListeners('error');
+      client.on('error', () => {});
+      await client.end().catch(() => {});
+    }
+  }
+}

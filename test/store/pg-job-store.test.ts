@@ -1,0 +1,317 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CompiledQuery, sql } from 'kysely';
+import pg from 'pg';
+import { InsufficientStorageError } from '../../src/core/errors.ts';
+import type { Job } from '../../src/core/job.ts';
+import type { JobListQuery } from '../../src/store/job-store.ts';
+import { checkListQuery } from '../../src/store/list-query.ts';
+import { openPostgres } from '../../src/store/postgres/open-postgres.ts';
+import { PgJobStore, type StoreWakeUp } from '../../src/store/postgres/pg-job-store.ts';
+import { pgListJobsQuery } from '../../src/store/postgres/pg-list-jobs-query.ts';
+import { PostgresUnavailableError, pgStoreError } from '../../src/store/postgres/pg-storage-error.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+import { describeJobStoreContract } from './job-store-contract.ts';
+import { makeJob } from './make-job.ts';
+
+/** Every table of 0001-jobs, emptied between the contract's tests (a migration per test costs more). */
+const TABLES = 'jobs, job_labels, queues, job_deps, job_dirs_to_remove, job_results';
+
+let contractDb: TestDatabase;
+
+async function truncate(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`truncate ${TABLES}`);
+    await client.query(`insert into queues (name, paused) values ('default', 0)`);
+  } finally {
+    await client.end();
+  }
+}
+
+before(async () => {
+  contractDb = await createTestDatabase('pg_job_store');
+});
+after(async () => {
+  await contractDb?.drop();
+});
+
+describeJobStoreContract('PgJobStore', async () => {
+  const store = await PgJobStore.open(contractDb.url, { max: 4 });
+  await truncate(contractDb.url);
+  return { store, cleanup: () => store.close() };
+});
+
+/** Polls `check` until it holds, or fails after `timeoutMs`. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('PgJobStore on PostgreSQL', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase('pg_store_specific');
+  });
+  after(async () => {
+    await db?.drop();
+  });
+
+  it('three stores opening a fresh database at once migrate it once, and all open', async () => {
+    const fresh = await createTestDatabase('pg_migrate_race');
+    try {
+      const stores = await Promise.all([0, 1, 2].map(() => PgJobStore.open(fresh.url, { max: 2 })));
+      const client = new pg.Client({ connectionString: fresh.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query('select name from kysely_migration order by name');
+        assert.deepEqual(
+          rows.map((r) => r.name),
+          ['0001-jobs'],
+        );
+      } finally {
+        await client.end();
+      }
+      await Promise.all(stores.map((s) => s.close()));
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('two stores claiming from a queue limited to 5 never hold more than 5 slots, and claim each job once', async () => {
+    const a = await PgJobStore.open(db.url, { max: 4 });
+    const b = await PgJobStore.open(db.url, { max: 4 });
+    try {
+      await a.putQueue('limited', { concurrency: 5 });
+      const ids = new Set<string>();
+      for (let i = 0; i < 100; i++) {
+        const { job } = (await a.admitJob(makeJob({ spec: { queue: 'limited' } }), new Date())) as { job: Job };
+        ids.add(job.id);
+      }
+      const claimedBy = new Map<string, string>();
+      let maxSeen = 0;
+      // Each round, both stores claim (several calls each, at once); then some claimed jobs end.
+      const nodes = [
+        { store: a, node: 'node-a' },
+        { store: b, node: 'node-b' },
+      ];
+      for (let round = 0; claimedBy.size < ids.size; round++) {
+        assert.ok(round < 500, 'the claims do not make progress');
+        const batches = await Promise.all(
+          nodes.flatMap(({ store, node }) => [0, 1, 2].map(() => store.claimReady('limited', node, 4))),
+        );
+        const active = await a.countActive('limited');
+        maxSeen = Math.max(maxSeen, active);
+        assert.ok(active <= 5, `${active} jobs hold a slot of a queue limited to 5`);
+        for (const job of batches.flat()) {
+          assert.equal(claimedBy.get(job.id), undefined, `job ${job.id} claimed twice`);
+          claimedBy.set(job.id, job.node);
+          const started = await (job.node === 'node-a' ? a : b).markStarted(
+            job.id,
+            { pid: 1, startTicks: 1, bootId: 'b', cgroups: [] },
+            new Date(),
+          );
+          assert.equal(started.status, 'running');
+        }
+        assert.ok(
+          (await a.countActive('limited')) <= 5,
+          'starting a claimed job keeps the count within the limit',
+        );
+        // End the running jobs, half from each store.
+        const running = [...(await a.listRunning('node-a')), ...(await b.listRunning('node-b'))];
+        for (const [i, job] of running.entries()) {
+          await (i % 2 === 0 ? a : b).markFinished(job.id, {
+            status: 'succeeded',
+            exit: { exitCode: 0, signal: null, reason: 'exited with code 0' },
+            finishedAt: new Date(),
+            outputBytes: { stdout: 0, stderr: 0 },
+          });
+        }
+      }
+      assert.equal(maxSeen, 5, 'the limit was reached');
+      assert.deepEqual(new Set(claimedBy.keys()), ids);
+      assert.ok(
+        new Set(claimedBy.values()).size === 2,
+        'both stores claimed some jobs',
+      );
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('admits one of many racing admissions with the same dedupe key, from two stores', async () => {
+    const a = await PgJobStore.open(db.url, { max: 8 });
+    const b = await PgJobStore.open(db.url, { max: 8 });
+    try {
+      for (let round = 0; round < 5; round++) {
+        const key = `nightly-${round}`;
+        const admissions = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            (i % 2 === 0 ? a : b).admitJob(makeJob({ owner: 'alice', spec: { dedupeKey: key } }), new Date()),
+          ),
+        );
+        const admitted = admissions.filter((x) => x.admitted);
+        assert.equal(admitted.length, 1, `round ${round}: ${admitted.length} admitted`);
+        const winner = (admitted[0] as { job: Job }).job.id;
+        for (const x of admissions) {
+          if (!x.admitted) assert.equal(x.existing.id, winner);
+        }
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('an admission on one store wakes the listener of another; an end is told too', async () => {
+    const a = await PgJobStore.open(db.url, { max: 2 });
+    const b = await PgJobStore.open(db.url, { max: 2 });
+    const events: StoreWakeUp[] = [];
+    const stop = await a.watch((event) => events.push(event));
+    try {
+      const { job } = (await b.admitJob(makeJob({ spec: { queue: 'wake' } }), new Date())) as { job: Job };
+      await until('a work wake-up for queue wake', () =>
+        events.some((e) => e.channel === 'work' && e.payload === 'wake'),
+      );
+      const [claimed] = await b.claimReady('wake', 'node-b', 1);
+      assert.equal(claimed?.id, job.id);
+      events.length = 0;
+      await b.releaseClaim(job.id);
+      await until('a work wake-up after a released claim', () =>
+        events.some((e) => e.channel === 'work' && e.payload === 'wake'),
+      );
+      await b.cancelQueued(job.id, { at: new Date(), by: 'bob', graceMs: 0 }, 'cancelled by bob');
+      await until('an ended wake-up', () => events.some((e) => e.channel === 'ended' && e.payload === job.id));
+    } finally {
+      await stop();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('reconnects a watch whose connection was cut, and says to look at every queue', async () => {
+    const a = await PgJobStore.open(db.url, { max: 2 });
+    const events: StoreWakeUp[] = [];
+    const stop = await a.watch((event) => events.push(event));
+    try {
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      try {
+        const { rowCount } = await admin.query(
+          `select pg_terminate_backend(pid) from pg_stat_activity
+           where datname = current_database() and application_name = 'jobworker-listen'`,
+        );
+        assert.ok((rowCount ?? 0) >= 1);
+      } finally {
+        await admin.end();
+      }
+      await until('the catch-all wake-up after reconnecting', () =>
+        events.some((e) => e.channel === 'work' && e.payload === ''),
+      );
+      await a.admitJob(makeJob({ spec: { queue: 'after-cut' } }), new Date());
+      await until('a wake-up on the new connection', () =>
+        events.some((e) => e.channel === 'work' && e.payload === 'after-cut'),
+      );
+    } finally {
+      await stop();
+      await a.close();
+    }
+  });
+
+  it('an id already stored is a ValidationError on id', async () => {
+    const store = await PgJobStore.open(db.url, { max: 2 });
+    try {
+      const job = makeJob();
+      await store.insertJob(job);
+      await assert.rejects(store.insertJob(job), { name: 'ValidationError', field: 'id' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('an unreachable database is named in the error, without its password', async () => {
+    const url = 'postgres://postgres:s3cret@127.0.0.1:1/nowhere';
+    await assert.rejects(PgJobStore.open(url, { connectionTimeoutMs: 2000 }), (error: unknown) => {
+      assert.ok(error instanceof PostgresUnavailableError, String(error));
+      assert.match(error.message, /postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/nowhere/);
+      assert.doesNotMatch(error.message, /s3cret/);
+      return true;
+    });
+  });
+
+  it('a full disk (SQLSTATE 53100) is an InsufficientStorageError naming the database', () => {
+    const error = pgStoreError(
+      Object.assign(new Error('could not extend file: No space left on device'), { code: '53100' }),
+      'postgres://u:pw@db.example/jobs',
+    );
+    assert.ok(error instanceof InsufficientStorageError);
+    assert.match(error.message, /u:\*\*\*@db\.example\/jobs/);
+    assert.match(error.message, /No space left on device/);
+  });
+
+  describe('history plans at scale', () => {
+    const FORMS: { form: string; query: Omit<JobListQuery, 'limit' | 'cursor'> }[] = [
+      { form: 'no filter', query: {} },
+      { form: 'status', query: { status: ['running'] } },
+      { form: 'statuses', query: { status: ['queued', 'failed', 'lost'] } },
+      { form: 'owner', query: { owner: 'alice' } },
+      { form: 'owner and status', query: { owner: 'alice', status: ['succeeded'] } },
+      { form: 'name', query: { name: 'backup' } },
+      { form: 'queue', query: { queue: 'batch' } },
+      { form: 'label', query: { label: { key: 'env', value: 'prod' } } },
+      { form: 'id prefix', query: { idPrefix: '0190' } },
+    ];
+
+    it('reads the newest page and a job by id from an index, with no sort and no sequential scan', async () => {
+      const store = await PgJobStore.open(db.url, { max: 2 });
+      const kysely = openPostgres(db.url, { max: 1 });
+      try {
+        // 20,000 jobs, then statistics: the planner then picks what it would at scale.
+        await sql`insert into jobs (id, status, owner, name, node, created_at, spec, queue, finished_at)
+          select lpad(to_hex(i), 8, '0') || '-0000-7000-8000-000000000000',
+                 (array['queued','running','succeeded','failed'])[1 + i % 4],
+                 (array['alice','bob','carol'])[1 + i % 3],
+                 case when i % 10 = 0 then 'backup' end, 'n', i, '{"command":"echo","args":[]}',
+                 (array['default','batch'])[1 + i % 2],
+                 case when i % 4 >= 2 then i end
+          from generate_series(1, 20000) as i`.execute(kysely);
+        await sql`insert into job_labels (job_id, key, value, owner)
+          select id, 'env', 'prod', owner from jobs where created_at % 7 = 0`.execute(kysely);
+        await sql`analyze`.execute(kysely);
+        for (const { form, query } of FORMS) {
+          for (const cursor of [undefined, '00002000-0000-7000-8000-000000000000']) {
+            const compiled = pgListJobsQuery(
+              kysely,
+              checkListQuery({ ...query, limit: 50, ...(cursor ? { cursor } : {}) }),
+            );
+            const plan = await explain(kysely, compiled);
+            assert.doesNotMatch(plan, /Seq Scan/, `${form}: ${plan}`);
+            assert.doesNotMatch(plan, /\bSort\b/, `${form}: ${plan}`);
+          }
+        }
+        const byId = await explain(
+          kysely,
+          kysely.selectFrom('jobs').selectAll().where('id', '=', '00000010-0000-7000-8000-000000000000').compile(),
+        );
+        assert.match(byId, /Index Scan using jobs_pkey/);
+        const page = await store.listJobs({ queue: 'batch', idPrefix: '00004e', limit: 3 });
+        assert.equal(page.jobs[0]?.id, '00004e20-0000-7000-8000-000000000000');
+      } finally {
+        await kysely.destroy();
+        await store.close();
+      }
+    });
+  });
+});
+
+async function explain(db: ReturnType<typeof openPostgres>, query: CompiledQuery): Promise<string> {
+  const { rows } = await db.executeQuery<{ 'QUERY PLAN': string }>(
+    CompiledQuery.raw(`explain ${query.sql}`, [...query.parameters]),
+  );
+  return rows.map((r) => r['QUERY PLAN']).join('\n');
+}
