@@ -79,8 +79,8 @@ export function describeUserStoreContract(name: string, open: () => Promise<Open
       assert.deepEqual(stored, changed, 'what setUser returns is what is stored');
       assert.deepEqual(stored, { ...user('alice'), runAs: 'alice-os', limits, isolation });
       await users.setUser('alice', { role: 'viewer' });
-      const after = (await users.listUsers()).find((u) => u.name === 'alice');
-      assert.deepEqual(after, { ...user('alice'), role: 'viewer', runAs: 'alice-os', limits, isolation });
+      const demoted = (await users.listUsers()).find((u) => u.name === 'alice');
+      assert.deepEqual(demoted, { ...user('alice'), role: 'viewer', runAs: 'alice-os', limits, isolation });
       await users.setUser('alice', {
         role: 'user',
         runAs: null,
