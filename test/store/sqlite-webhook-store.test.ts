@@ -13,6 +13,7 @@ import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import { openSqliteConnection } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { makeJob } from './make-job.ts';
+import { describeWebhookStoreContract } from './webhook-store-contract.ts';
 
 const NOW = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
 const PROCESS: ProcessIdentity = { pid: 1234, startTicks: 1, bootId: 'b', cgroups: [] };
@@ -21,6 +22,21 @@ const finish = (status: 'succeeded' | 'failed'): JobFinish => ({
   exit: { exitCode: status === 'succeeded' ? 0 : 1, signal: null, reason: status },
   finishedAt: NOW,
   outputBytes: { stdout: 0, stderr: 0 },
+});
+
+describeWebhookStoreContract('SqliteWebhookStore', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'jw-webhook-contract-'));
+  const store = await SqliteJobStore.open(join(dir, 'jobs.db'));
+  const db = openSqliteConnection(join(dir, 'jobs.db'));
+  return {
+    store: store.webhooks,
+    db,
+    async cleanup() {
+      await db.destroy();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 });
 
 async function withStore(test: (store: SqliteJobStore, path: string) => Promise<void>): Promise<void> {

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 import * as jobs from './migrations/0001-jobs.ts';
+import * as users from './migrations/0002-users.ts';
+import * as webhooks from './migrations/0003-webhooks.ts';
 
 /**
  * Every PostgreSQL migration, by name, in the order they run. The PostgreSQL schema started at
@@ -8,6 +10,8 @@ import * as jobs from './migrations/0001-jobs.ts';
  */
 export const POSTGRES_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-jobs': jobs,
+  '0002-users': users,
+  '0003-webhooks': webhooks,
 };
 
 const provider: MigrationProvider = {

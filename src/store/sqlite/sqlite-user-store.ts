@@ -1,15 +1,22 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { Role } from '../../auth/principal.ts';
-import type { AuditAction, AuditEntry } from '../../core/audit.ts';
-import { AlreadyExistsError, JobworkerError, LastAdminError, ValidationError } from '../../core/errors.ts';
-import type { JobIsolation } from '../../core/job.ts';
-import { NO_LIMIT_SETTINGS } from '../../core/limits.ts';
-import { limitColumns, limitsOfColumns } from '../limit-columns.ts';
-import type { AuditRow, StoreSchema, TokenRow, UserRow } from '../schema.ts';
+import type { AuditEntry } from '../../core/audit.ts';
+import { AlreadyExistsError, JobworkerError, LastAdminError } from '../../core/errors.ts';
+import type { StoreSchema, UserRow } from '../schema.ts';
+import {
+  auditToRow,
+  changedUserRow,
+  checkAuditQuery,
+  isEnabledAdmin,
+  rowToAudit,
+  rowToToken,
+  rowToUser,
+  tokenToRow,
+  userChangeColumns,
+  userToRow,
+} from '../user-row.ts';
 import type {
   AuditPage,
   AuditQuery,
-  AuditRecord,
   TokenRecord,
   UserChanges,
   UserRecord,
@@ -47,24 +54,11 @@ export class SqliteUserStore implements UserStore {
     return this.#db.transaction().execute(async (trx) => {
       const current = await getUser(trx, name);
       if (!current) throw noSuchUser(name);
-      const next: UserRow = {
-        ...current,
-        ...(changes.role === undefined ? {} : { role: changes.role }),
-        ...(changes.runAs === undefined ? {} : { run_as: changes.runAs }),
-        ...(changes.disabled === undefined ? {} : { disabled: changes.disabled ? 1 : 0 }),
-        ...(changes.limits === undefined ? {} : limitColumns(changes.limits)),
-        ...(changes.isolation === undefined
-          ? {}
-          : { isolation: changes.isolation && JSON.stringify(changes.isolation) }),
-      };
+      const next = changedUserRow(current, changes);
       if (isEnabledAdmin(current) && !isEnabledAdmin(next) && (await enabledAdmins(trx)) <= 1) {
         throw new LastAdminError(name, next.disabled === 1 ? 'disable' : 'change the role of');
       }
-      await trx
-        .updateTable('users')
-        .set({ role: next.role, run_as: next.run_as, disabled: next.disabled, isolation: next.isolation })
-        .where('name', '=', name)
-        .execute();
+      await trx.updateTable('users').set(userChangeColumns(next)).where('name', '=', name).execute();
       return rowToUser(next);
     });
   }
@@ -161,20 +155,13 @@ export class SqliteUserStore implements UserStore {
 
   async listAudit(query: AuditQuery): Promise<AuditPage> {
     const limit = query.limit;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
-      throw ValidationError.expected('limit', 'an integer from 1 to 1000', limit);
-    }
+    const below = checkAuditQuery(query);
     let select = this.#db.selectFrom('audit').selectAll();
     if (query.user !== undefined) select = select.where('user', '=', query.user);
     if (query.action !== undefined) select = select.where('action', '=', query.action);
     if (query.since !== undefined) select = select.where('at', '>=', query.since.getTime());
     if (query.until !== undefined) select = select.where('at', '<', query.until.getTime());
-    if (query.cursor !== undefined) {
-      if (!/^[1-9][0-9]{0,15}$/.test(query.cursor)) {
-        throw ValidationError.expected('cursor', 'the `nextCursor` of a previous page', query.cursor);
-      }
-      select = select.where('id', '<', Number(query.cursor));
-    }
+    if (below !== undefined) select = select.where('id', '<', below);
     const rows = await select
       .orderBy('id', 'desc')
       .limit(limit + 1)
@@ -195,10 +182,6 @@ function getUser(db: Db, name: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
 }
 
-function isEnabledAdmin(row: Pick<UserRow, 'role' | 'disabled'>): boolean {
-  return row.role === 'admin' && row.disabled === 0;
-}
-
 async function enabledAdmins(db: Db): Promise<number> {
   const { n } = await db
     .selectFrom('users')
@@ -207,82 +190,4 @@ async function enabledAdmins(db: Db): Promise<number> {
     .where('disabled', '=', 0)
     .executeTakeFirstOrThrow();
   return Number(n);
-}
-
-function userToRow(user: UserRecord): UserRow {
-  return {
-    name: user.name,
-    role: user.role,
-    run_as: user.runAs,
-    disabled: user.disabled ? 1 : 0,
-    created_at: user.createdAt.getTime(),
-    ...limitColumns(user.limits ?? NO_LIMIT_SETTINGS),
-    isolation: user.isolation ? JSON.stringify(user.isolation) : null,
-  };
-}
-
-function rowToUser(row: UserRow): UserRecord {
-  return {
-    name: row.name,
-    role: row.role as Role,
-    runAs: row.run_as,
-    disabled: row.disabled === 1,
-    createdAt: new Date(row.created_at),
-    limits: limitsOfColumns(row),
-    isolation: row.isolation === null ? null : (JSON.parse(row.isolation) as JobIsolation),
-  };
-}
-
-function tokenToRow(token: TokenRecord): TokenRow {
-  return {
-    id: token.id,
-    user: token.user,
-    label: token.label,
-    sha256: token.sha256,
-    created_at: token.createdAt.getTime(),
-    last_used_at: token.lastUsedAt?.getTime() ?? null,
-    expires_at: token.expiresAt?.getTime() ?? null,
-    revoked_at: token.revokedAt?.getTime() ?? null,
-  };
-}
-
-function rowToToken(row: TokenRow): TokenRecord {
-  const date = (ms: number | null) => (ms === null ? null : new Date(ms));
-  return {
-    id: row.id,
-    user: row.user,
-    label: row.label,
-    sha256: row.sha256,
-    createdAt: new Date(row.created_at),
-    lastUsedAt: date(row.last_used_at),
-    expiresAt: date(row.expires_at),
-    revokedAt: date(row.revoked_at),
-  };
-}
-
-function auditToRow(entry: AuditEntry): Omit<AuditRow, 'id'> {
-  return {
-    at: entry.at.getTime(),
-    user: entry.user,
-    role: entry.role,
-    source: entry.source,
-    transport: entry.transport,
-    action: entry.action,
-    target: entry.target,
-    result: entry.result,
-  };
-}
-
-function rowToAudit(row: { id: number } & Omit<AuditRow, 'id'>): AuditRecord {
-  return {
-    id: String(row.id),
-    at: new Date(row.at),
-    user: row.user,
-    role: row.role,
-    source: row.source,
-    transport: row.transport,
-    action: row.action as AuditAction,
-    target: row.target,
-    result: row.result,
-  };
 }

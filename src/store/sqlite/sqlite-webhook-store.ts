@@ -2,8 +2,15 @@ import { type Kysely, sql } from 'kysely';
 import { ValidationError } from '../../core/errors.ts';
 import type { Job, JobStatus } from '../../core/job.ts';
 import type { WebhookEvent } from '../../core/webhook.ts';
-import { jobToRow, rowToJob } from '../job-row.ts';
-import type { JobRow, StoreSchema, WebhookDeliveryRow, WebhookRow } from '../schema.ts';
+import { jobToRow } from '../job-row.ts';
+import type { StoreSchema } from '../schema.ts';
+import {
+  deliveryToRow,
+  rowToDelivery,
+  rowToOutboxEvent,
+  rowToWebhook,
+  webhookToRow,
+} from '../webhook-row.ts';
 import type {
   AttemptResult,
   DeliveryPage,
@@ -26,17 +33,7 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async addWebhook(webhook: WebhookRecord): Promise<void> {
-    await this.#db
-      .insertInto('webhooks')
-      .values({
-        id: webhook.id,
-        url: webhook.url,
-        events: JSON.stringify(webhook.events),
-        secret: webhook.secret,
-        created_at: webhook.createdAt.getTime(),
-        created_by: webhook.createdBy,
-      })
-      .execute();
+    await this.#db.insertInto('webhooks').values(webhookToRow(webhook)).execute();
   }
 
   async listWebhooks(): Promise<WebhookRecord[]> {
@@ -74,19 +71,15 @@ export class SqliteWebhookStore implements WebhookStore {
       )
       .execute();
     const byId = new Map(current.map((r) => [r.id, r]));
-    return rows.map((row) => ({
-      seq: row.seq,
-      event: row.event as WebhookEvent,
-      at: new Date(row.at),
-      job: rowToJob({ ...byId.get(row.job_id), ...(JSON.parse(row.snapshot) as JobRow) }),
-    }));
+    return rows.map((row) => rowToOutboxEvent(row, byId.get(row.job_id)));
   }
 
   async fanOut(seq: number, deliveries: readonly DeliveryRecord[]): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
-      if (deliveries.length > 0)
+      // An event already fanned out (its row gone) adds nothing: a repeated call is harmless.
+      const taken = await trx.deleteFrom('webhook_outbox').where('seq', '=', seq).executeTakeFirst();
+      if (Number(taken.numDeletedRows) > 0 && deliveries.length > 0)
         await trx.insertInto('webhook_deliveries').values(deliveries.map(deliveryToRow)).execute();
-      await trx.deleteFrom('webhook_outbox').where('seq', '=', seq).execute();
     });
   }
 
@@ -158,55 +151,4 @@ export class SqliteWebhookStore implements WebhookStore {
     const rows = await this.#db.selectFrom('job_status_counts').selectAll().execute();
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
-}
-
-function rowToWebhook(row: WebhookRow): WebhookRecord {
-  return {
-    id: row.id,
-    url: row.url,
-    events: JSON.parse(row.events) as WebhookEvent[],
-    secret: row.secret,
-    createdAt: new Date(row.created_at),
-    createdBy: row.created_by,
-  };
-}
-
-function deliveryToRow(d: DeliveryRecord): WebhookDeliveryRow {
-  return {
-    id: d.id,
-    event: d.event,
-    job_id: d.jobId,
-    owner: d.owner,
-    webhook_id: d.webhookId,
-    url: d.url,
-    trusted: d.trusted ? 1 : 0,
-    body: d.body,
-    created_at: d.createdAt.getTime(),
-    status: d.status,
-    attempts: d.attempts,
-    next_at: d.nextAt === null ? null : d.nextAt.getTime(),
-    last_at: d.lastAt === null ? null : d.lastAt.getTime(),
-    last_status: d.lastStatus,
-    last_error: d.lastError,
-  };
-}
-
-function rowToDelivery(row: WebhookDeliveryRow): DeliveryRecord {
-  return {
-    id: row.id,
-    event: row.event as WebhookEvent,
-    jobId: row.job_id,
-    owner: row.owner,
-    webhookId: row.webhook_id,
-    url: row.url,
-    trusted: row.trusted === 1,
-    body: row.body,
-    createdAt: new Date(row.created_at),
-    status: row.status,
-    attempts: row.attempts,
-    nextAt: row.next_at === null ? null : new Date(row.next_at),
-    lastAt: row.last_at === null ? null : new Date(row.last_at),
-    lastStatus: row.last_status,
-    lastError: row.last_error,
-  };
 }

@@ -1,0 +1,161 @@
+import type { Kysely } from 'kysely';
+import { ValidationError } from '../../core/errors.ts';
+import type { Job, JobStatus } from '../../core/job.ts';
+import type { WebhookEvent } from '../../core/webhook.ts';
+import { jobToRow } from '../job-row.ts';
+import type { StoreSchema } from '../schema.ts';
+import {
+  deliveryToRow,
+  rowToDelivery,
+  rowToOutboxEvent,
+  rowToWebhook,
+  webhookToRow,
+} from '../webhook-row.ts';
+import type {
+  AttemptResult,
+  DeliveryPage,
+  DeliveryQuery,
+  DeliveryRecord,
+  OutboxEvent,
+  WebhookRecord,
+  WebhookStore,
+} from '../webhook-store.ts';
+import { countJobsByStatus } from './pg-job-status-counts.ts';
+
+/**
+ * Webhooks, their outbox and deliveries in PostgreSQL (migration 0003-webhooks), whose triggers on
+ * `jobs` write the outbox and the status counts in the transaction of every job change, whichever
+ * node or path made it.
+ */
+export class PgWebhookStore implements WebhookStore {
+  readonly #db: Kysely<StoreSchema>;
+
+  constructor(db: Kysely<StoreSchema>) {
+    this.#db = db;
+  }
+
+  async addWebhook(webhook: WebhookRecord): Promise<void> {
+    await this.#db.insertInto('webhooks').values(webhookToRow(webhook)).execute();
+  }
+
+  async listWebhooks(): Promise<WebhookRecord[]> {
+    const rows = await this.#db.selectFrom('webhooks').selectAll().orderBy('id').execute();
+    return rows.map(rowToWebhook);
+  }
+
+  async getWebhook(id: string): Promise<WebhookRecord | undefined> {
+    const row = await this.#db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && rowToWebhook(row);
+  }
+
+  async removeWebhook(id: string): Promise<boolean> {
+    const result = await this.#db.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async readOutbox(limit: number): Promise<OutboxEvent[]> {
+    const rows = await this.#db
+      .selectFrom('webhook_outbox')
+      .selectAll()
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+    if (rows.length === 0) return [];
+    // The snapshot is the whole row (to_jsonb); the current row only fills columns a later
+    // migration may add to jobs.
+    const current = await this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where(
+        'id',
+        'in',
+        rows.map((r) => r.job_id),
+      )
+      .execute();
+    const byId = new Map(current.map((r) => [r.id, r]));
+    return rows.map((row) => rowToOutboxEvent(row, byId.get(row.job_id)));
+  }
+
+  async fanOut(seq: number, deliveries: readonly DeliveryRecord[]): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      // Delete first: when two nodes fan out the same event, the second waits for the first's
+      // commit, then finds the row gone and adds nothing, so an event is fanned out once.
+      const taken = await trx
+        .deleteFrom('webhook_outbox')
+        .where('seq', '=', seq)
+        .returning('seq')
+        .executeTakeFirst();
+      if (taken && deliveries.length > 0) {
+        await trx.insertInto('webhook_deliveries').values(deliveries.map(deliveryToRow)).execute();
+      }
+    });
+  }
+
+  async dueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]> {
+    const rows = await this.#db
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('status', '=', 'pending')
+      .where('next_at', '<=', now.getTime())
+      .orderBy('next_at')
+      .limit(limit)
+      .execute();
+    return rows.map(rowToDelivery);
+  }
+
+  async nextDueAt(excluding: readonly string[]): Promise<Date | null> {
+    let q = this.#db.selectFrom('webhook_deliveries').select('next_at').where('status', '=', 'pending');
+    if (excluding.length > 0) q = q.where('id', 'not in', [...excluding]);
+    const row = await q.orderBy('next_at').limit(1).executeTakeFirst();
+    return row?.next_at == null ? null : new Date(row.next_at);
+  }
+
+  async appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void> {
+    await this.#db
+      .insertInto('webhook_outbox')
+      .values({ event, job_id: job.id, at: at.getTime(), snapshot: JSON.stringify(jobToRow(job)) })
+      .execute();
+  }
+
+  async recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord> {
+    const row = await this.#db
+      .updateTable('webhook_deliveries')
+      .set((eb) => ({
+        status: result.status,
+        attempts: eb('attempts', '+', 1),
+        next_at: result.nextAt === null ? null : result.nextAt.getTime(),
+        last_at: result.at.getTime(),
+        last_status: result.httpStatus,
+        last_error: result.error,
+      }))
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return rowToDelivery(row);
+  }
+
+  async listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
+    if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > 1000) {
+      throw ValidationError.expected('limit', 'an integer from 1 to 1000', query.limit);
+    }
+    let q = this.#db.selectFrom('webhook_deliveries').selectAll();
+    if (query.owner !== undefined) q = q.where('owner', '=', query.owner);
+    if (query.jobId !== undefined) q = q.where('job_id', '=', query.jobId);
+    if (query.webhookId !== undefined) q = q.where('webhook_id', '=', query.webhookId);
+    if (query.status !== undefined) q = q.where('status', '=', query.status);
+    if (query.cursor !== undefined) q = q.where('id', '<', query.cursor);
+    const rows = await q
+      .orderBy('id', 'desc')
+      .limit(query.limit + 1)
+      .execute();
+    const page = rows.slice(0, query.limit).map(rowToDelivery);
+    return {
+      deliveries: page,
+      nextCursor: rows.length > query.limit ? (page[page.length - 1]?.id ?? null) : null,
+    };
+  }
+
+  countJobsByStatus(): Promise<Partial<Record<JobStatus, number>>> {
+    return countJobsByStatus(this.#db);
+  }
+}
