@@ -12,6 +12,7 @@ import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { apiGet } from './scenarios/api-get.ts';
 import { catchUpRead } from './scenarios/catch-up-read.ts';
 import { cliLatency } from './scenarios/cli-latency.ts';
+import { cluster } from './scenarios/cluster.ts';
 import { fanOut } from './scenarios/fan-out.ts';
 import { followLatency } from './scenarios/follow-latency.ts';
 import { followerChurn } from './scenarios/follower-churn.ts';
@@ -37,6 +38,7 @@ const SCENARIOS: readonly Scenario[] = [
   cliLatency,
   idleMemory,
   taskManager,
+  cluster,
 ];
 
 function usage(): string {

@@ -1,9 +1,9 @@
 import { EventEmitter, once } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server } from 'node:net';
+import { hostname } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
@@ -26,11 +26,14 @@ import { importLegacyTokens, TOKENS_FILE } from './auth/legacy-token-file.ts';
 import { MetricsToken } from './auth/metrics-token.ts';
 import { ServerTls } from './auth/tls/server-tls.ts';
 import { UserDirectory } from './auth/user-directory.ts';
+import { ClusterNode } from './cluster/cluster-node.ts';
+import { loadClusterSecret, NodeCredentials } from './cluster/node-credentials.ts';
 import {
   checkInsecureHttp,
   checkLogLevel,
   checkRunWithoutToken,
   type ListenAddress,
+  parseAdvertiseUrl,
   parseDefaultIsolation,
   parseDefaultTimeout,
   parseKeepFor,
@@ -39,7 +42,6 @@ import {
   parseLogFormat,
   parseMaxRunning,
   parseMetricsListen,
-  parseAdvertiseUrl,
   parseNodeId,
   parseNodeTimeout,
   parseOutputCap,
@@ -61,16 +63,14 @@ import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
 import { checkIsolation } from './runtime/host-capabilities.ts';
 import { type PrettyLogOptions, prettyLogDestination } from './server-log-format.ts';
+import { openServerStore, type StoreChoice } from './server-store.ts';
 import { AuditLog } from './service/audit-log.ts';
 import { CertificateService } from './service/certificate-service.ts';
 import { JobService } from './service/job-service.ts';
 import { TaskService, type TasksLoaded } from './service/task-service.ts';
 import { UserService } from './service/user-service.ts';
 import { WebhookService } from './service/webhook-service.ts';
-import { type StoreChoice, openServerStore } from './server-store.ts';
 import type { PgJobStore } from './store/postgres/pg-job-store.ts';
-import { ClusterNode } from './cluster/cluster-node.ts';
-import { loadClusterSecret, NodeCredentials } from './cluster/node-credentials.ts';
 import { WebhookAddressPolicy } from './webhooks/address-policy.ts';
 import { loadSigningSecret } from './webhooks/signing-secret.ts';
 import type { WebhookRetryPolicy } from './webhooks/webhook-backoff.ts';
@@ -350,7 +350,8 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         );
       }
       // The SQLite file is the data directory's own; a shared PostgreSQL store is not in it.
-      if (storeChoice.kind === 'sqlite') await checkForLostDatabase(dataDir, options.resetStore === true, logger);
+      if (storeChoice.kind === 'sqlite')
+        await checkForLostDatabase(dataDir, options.resetStore === true, logger);
       const tls = insecureHttp
         ? undefined
         : await ServerTls.open({
@@ -445,7 +446,12 @@ async function startOnDataDir({
   let decidedWhileLost: Job[] = [];
   if (shared && clusterSettings) {
     try {
-      const joined = await joinCluster(shared, clusterSettings, { listen, tls: tls !== undefined, clock, logger });
+      const joined = await joinCluster(shared, clusterSettings, {
+        listen,
+        tls: tls !== undefined,
+        clock,
+        logger,
+      });
       clusterNode = joined.node;
       decidedWhileLost = joined.decidedWhileLost;
     } catch (err) {

@@ -50,6 +50,8 @@ export interface ApiJob {
   readonly dedupeScope?: string | null;
   /** Set while the job is `paused`. */
   readonly pausedAt: string | null;
+  /** The node that runs it, ran it, or claimed it last (docs/cluster.md). */
+  readonly node: string;
   /** Set while the job is `queued`. */
   readonly waitingFor: WaitingFor | null;
   /** The OS account its processes run as; null for the server's own (absent from older servers). */

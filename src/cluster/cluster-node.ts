@@ -1,13 +1,13 @@
 import type { Clock } from '../core/clock.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
+import type { JobStore } from '../store/job-store.ts';
 import type { NodeRecord, NodeStore } from '../store/node-store.ts';
 import type { ClusterRouting, NodePeer } from './cluster-routing.ts';
 import type { LostNodeOutcome } from './lost-node-jobs.ts';
 import type { NodeCredentials } from './node-credentials.ts';
 import { type MembershipEngine, NodeMembership } from './node-membership.ts';
 import { RemoteNode } from './remote-node.ts';
-import type { JobStore } from '../store/job-store.ts';
 
 /** A wake-up from the shared store (`PgJobStore.watch`). */
 export interface StoreWakeUp {
@@ -123,15 +123,19 @@ export class ClusterNode {
       if (event.channel === 'work') {
         parts.engine.dispatch().catch((err: unknown) => this.#options.log.error({ err }, 'dispatch failed'));
       } else if (event.channel === 'accounts') {
-        parts.reloadAccounts().catch((err: unknown) =>
-          this.#options.log.error({ err }, 'could not reload users and tokens changed by another node'),
-        );
+        parts
+          .reloadAccounts()
+          .catch((err: unknown) =>
+            this.#options.log.error({ err }, 'could not reload users and tokens changed by another node'),
+          );
       }
     });
     parts.engine.on('node:drain', (draining) => {
       membership
         .setDraining(draining)
-        .catch((err: unknown) => this.#options.log.error({ err }, 'could not record the drain in the cluster'));
+        .catch((err: unknown) =>
+          this.#options.log.error({ err }, 'could not record the drain in the cluster'),
+        );
     });
     membership.start(parts.engine);
   }

@@ -218,6 +218,7 @@ describe('human output of the queue fields', () => {
     retriedAs: null,
     dedupeKey: null,
     pausedAt: null,
+    node: 'test',
     waitingFor: null,
     ...fields,
   });

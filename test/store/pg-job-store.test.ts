@@ -7,6 +7,7 @@ import type { Job } from '../../src/core/job.ts';
 import { jobToRow } from '../../src/store/job-row.ts';
 import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
+import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrate-postgres.ts';
 import { openPostgres } from '../../src/store/postgres/open-postgres.ts';
 import {
   claimStatement,
@@ -84,7 +85,7 @@ describe('PgJobStore on PostgreSQL', () => {
         const { rows } = await client.query('select name from kysely_migration order by name');
         assert.deepEqual(
           rows.map((r) => r.name),
-          ['0001-jobs'],
+          Object.keys(POSTGRES_MIGRATIONS),
         );
       } finally {
         await client.end();

@@ -41,6 +41,8 @@ export interface JobJson {
   /** The user among whose queued or running jobs `dedupeKey` is unique; null without a key. */
   dedupeScope: string | null;
   pausedAt: string | null;
+  /** The node that runs it, or ran it, or claimed it last (docs/cluster.md): the host name on one machine. */
+  node: string;
   waitingFor: WaitingFor | null;
   /** The OS account its processes run as; null for the server's own. */
   account: { name: string; uid: number; gid: number } | null;
@@ -97,6 +99,7 @@ export function jobToJson(job: Job): JobJson {
     dedupeKey: job.spec.dedupeKey,
     dedupeScope: dedupeScopeOf(job),
     pausedAt: iso(job.pausedAt),
+    node: job.node,
     waitingFor: waitingFor(job),
     account: job.spec.account
       ? { name: job.spec.account.name, uid: job.spec.account.uid, gid: job.spec.account.gid }

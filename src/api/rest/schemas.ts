@@ -188,6 +188,7 @@ export const JOB_SCHEMA = {
     'dedupeKey',
     'dedupeScope',
     'pausedAt',
+    'node',
     'waitingFor',
     'account',
     'limits',
@@ -241,6 +242,11 @@ export const JOB_SCHEMA = {
       description: 'The user among whose queued or running jobs `dedupeKey` is unique; null without a key.',
     }),
     pausedAt: time('When it was paused, while it is paused.'),
+    node: {
+      type: 'string',
+      description:
+        "The node that runs it, ran it, or claimed it last (docs/cluster.md); on one machine, the server's host name.",
+    },
     waitingFor: nullable('string', {
       enum: ['dependencies', 'time', 'queue', null],
       description: 'Why a queued job has not started yet.',

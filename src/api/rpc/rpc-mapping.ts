@@ -124,6 +124,7 @@ export function jobToProto(job: Job): JobMessage {
     dedupeKey: spec.dedupeKey ?? undefined,
     dedupeScope: dedupeScopeOf(job) ?? undefined,
     pauseTime: time(job.pausedAt),
+    node: job.node,
     waitingFor: waitingFor(job),
     ...(spec.account
       ? { account: { name: spec.account.name, uid: spec.account.uid, gid: spec.account.gid } }

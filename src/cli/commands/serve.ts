@@ -32,6 +32,13 @@ interface ServeOptions {
   runCwd?: string;
   metricsListen?: string;
   webhookAllow?: string[];
+  store?: string;
+  storePool?: string;
+  nodeId?: string;
+  advertiseUrl?: string;
+  nodeTimeout?: string;
+  clusterSecretFile?: string;
+  clusterCa?: string;
 }
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -140,6 +147,31 @@ export function registerServe(program: Command, ctx: CliContext): void {
       "private or loopback networks users' own webhooks may reach, e.g. 10.0.0.0/8 (default: $JOBWORKER_WEBHOOK_ALLOW; docs/webhooks.md)",
     )
     .option(
+      '--store <url>',
+      'keep jobs, users and webhooks in PostgreSQL (postgres://user@host/db), shared by the nodes of a cluster (default: $JOBWORKER_STORE, else SQLite in the data directory; docs/storage.md)',
+    )
+    .option('--store-pool <n>', 'most connections to PostgreSQL (default: $JOBWORKER_STORE_POOL, else 10)')
+    .option(
+      '--node-id <id>',
+      "this node's id in a cluster (default: $JOBWORKER_NODE_ID, else the host name; docs/cluster.md)",
+    )
+    .option(
+      '--advertise-url <url>',
+      'the base URL other nodes reach this one at, e.g. https://node1.example:8443 (default: $JOBWORKER_ADVERTISE_URL, else the address it listens at)',
+    )
+    .option(
+      '--node-timeout <duration>',
+      'a node silent this long is declared lost and its jobs decided (default: $JOBWORKER_NODE_TIMEOUT, else 30s)',
+    )
+    .option(
+      '--cluster-secret-file <file>',
+      'the secret the nodes of a cluster share to forward calls to each other: 32+ random bytes as hex, owner-only (default: $JOBWORKER_CLUSTER_SECRET_FILE)',
+    )
+    .option(
+      '--cluster-ca <file>',
+      "the CA (PEM) other nodes' HTTPS certificates chain to (default: $JOBWORKER_CLUSTER_CA, else the system's CAs)",
+    )
+    .option(
       '--admin-run-as <account>',
       'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
@@ -181,6 +213,15 @@ export function registerServe(program: Command, ctx: CliContext): void {
       ...(options.tasks === undefined ? {} : { tasks: resolve(ctx.cwd, options.tasks) }),
       ...(options.metricsListen === undefined ? {} : { metricsListen: options.metricsListen }),
       ...(options.webhookAllow === undefined ? {} : { webhookAllow: options.webhookAllow }),
+      ...(options.store === undefined ? {} : { store: options.store }),
+      ...(options.storePool === undefined ? {} : { storePool: options.storePool }),
+      ...(options.nodeId === undefined ? {} : { nodeId: options.nodeId }),
+      ...(options.advertiseUrl === undefined ? {} : { advertiseUrl: options.advertiseUrl }),
+      ...(options.nodeTimeout === undefined ? {} : { nodeTimeout: options.nodeTimeout }),
+      ...(options.clusterSecretFile === undefined
+        ? {}
+        : { clusterSecretFile: resolve(ctx.cwd, options.clusterSecretFile) }),
+      ...(options.clusterCa === undefined ? {} : { clusterCa: resolve(ctx.cwd, options.clusterCa) }),
       ...(json ? { logStream: ctx.stderr } : {}),
     }).catch((err: unknown) => {
       // A bad value of any flag above is a usage error (exit 2), like any bad option.
@@ -202,6 +243,11 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'defaultIsolation',
         'metricsListen',
         'webhookAllow',
+        'store',
+        'storePool',
+        'nodeId',
+        'advertiseUrl',
+        'nodeTimeout',
       ];
       if (field !== undefined && flagFields.includes(field.split('.')[0] ?? field)) {
         throw new UsageError((err as Error).message);

@@ -3,6 +3,7 @@ import { type Migration, type MigrationProvider, Migrator } from 'kysely/migrati
 import * as jobs from './migrations/0001-jobs.ts';
 import * as users from './migrations/0002-users.ts';
 import * as webhooks from './migrations/0003-webhooks.ts';
+import * as cluster from './migrations/0004-cluster.ts';
 
 /**
  * Every PostgreSQL migration, by name, in the order they run. The PostgreSQL schema started at
@@ -12,6 +13,7 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-jobs': jobs,
   '0002-users': users,
   '0003-webhooks': webhooks,
+  '0004-cluster': cluster,
 };
 
 const provider: MigrationProvider = {

@@ -39,9 +39,12 @@ import {
   readyQueuesStatement,
 } from './pg-dispatch-queries.ts';
 import { pgListActiveQuery, pgListJobsQuery } from './pg-list-jobs-query.ts';
+import { PgNodeStore } from './pg-node-store.ts';
 import { pgDeleteFinished, pgDeleteJob, pgRetentionBound } from './pg-retention.ts';
 import { isUniqueViolation, pgStoreError } from './pg-storage-error.ts';
+import { PgUserStore } from './pg-user-store.ts';
 import { PgWatch, type StoreWakeUpListener } from './pg-watch.ts';
+import { PgWebhookStore } from './pg-webhook-store.ts';
 
 export type { StoreWakeUp, StoreWakeUpListener } from './pg-watch.ts';
 
@@ -75,10 +78,20 @@ export class PgJobStore implements JobStore {
   readonly #clock: Clock;
   readonly #watches = new Set<PgWatch>();
 
+  /** Users, tokens and the audit trail, in the same database and pool. */
+  readonly users: PgUserStore;
+  /** Webhooks, their outbox (filled by triggers on `jobs`) and deliveries. */
+  readonly webhooks: PgWebhookStore;
+  /** The nodes of the cluster (docs/cluster.md). */
+  readonly nodes: PgNodeStore;
+
   private constructor(db: Kysely<StoreSchema>, url: string, clock: Clock) {
     this.#db = db;
     this.#url = url;
     this.#clock = clock;
+    this.users = new PgUserStore(db);
+    this.webhooks = new PgWebhookStore(db);
+    this.nodes = new PgNodeStore(db);
   }
 
   /**

@@ -117,7 +117,11 @@ export class PgNodeStore implements NodeStore {
 }
 
 /** The jobs of one node a sweep recorded `lost` since a time (see `NodeStore.jobsDecidedWhileLost`). */
-export async function jobsDecidedWhileLostIn(db: Kysely<StoreSchema>, id: string, since: Date): Promise<Job[]> {
+export async function jobsDecidedWhileLostIn(
+  db: Kysely<StoreSchema>,
+  id: string,
+  since: Date,
+): Promise<Job[]> {
   const rows = await db
     .selectFrom('jobs')
     .selectAll()

@@ -4,15 +4,18 @@ import type { Clock, ClockTimer } from '../../core/clock.ts';
 /** The channels the `jobs_notify` trigger (migration 0001-jobs) sends on. */
 export const WORK_CHANNEL = 'jobworker_work';
 export const ENDED_CHANNEL = 'jobworker_job_ended';
+/** The channel the triggers on `users` and `tokens` send on (migration 0004-cluster). */
+export const ACCOUNTS_CHANNEL = 'jobworker_accounts';
 
 /**
  * A wake-up from the store. `work`: a job of the queue named by `payload` became ready to claim,
  * or one gave its slot back; an empty payload means "look at every queue" (sent after the
- * connection was restored, as notifications sent while it was down are lost). `ended`: the job
+ * connection was restored, as notifications sent while it was down are lost; `accounts` likewise).
+ * `accounts`: users or tokens changed (the payload names the table). `ended`: the job
  * whose id is `payload` reached a final status.
  */
 export interface StoreWakeUp {
-  readonly channel: 'work' | 'ended';
+  readonly channel: 'work' | 'ended' | 'accounts';
   readonly payload: string;
 }
 
@@ -67,13 +70,20 @@ export class PgWatch {
     });
     client.on('notification', (message) => {
       const channel =
-        message.channel === WORK_CHANNEL ? 'work' : message.channel === ENDED_CHANNEL ? 'ended' : null;
+        message.channel === WORK_CHANNEL
+          ? 'work'
+          : message.channel === ENDED_CHANNEL
+            ? 'ended'
+            : message.channel === ACCOUNTS_CHANNEL
+              ? 'accounts'
+              : null;
       if (channel !== null) this.#listener({ channel, payload: message.payload ?? '' });
     });
     try {
       await client.connect();
       await client.query(`listen ${WORK_CHANNEL}`);
       await client.query(`listen ${ENDED_CHANNEL}`);
+      await client.query(`listen ${ACCOUNTS_CHANNEL}`);
     } catch (err) {
       dropped = true;
       await client.end().catch(() => {});
@@ -98,7 +108,9 @@ export class PgWatch {
       this.#connect().then(
         // What was sent while the connection was down is lost: look at everything once.
         () => {
-          if (!this.#closed) this.#listener({ channel: 'work', payload: '' });
+          if (this.#closed) return;
+          this.#listener({ channel: 'work', payload: '' });
+          this.#listener({ channel: 'accounts', payload: '' });
         },
         () => this.#scheduleReconnect(),
       );
