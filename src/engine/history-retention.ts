@@ -20,6 +20,11 @@ export interface HistoryRetentionOptions extends RetentionSettings {
   readonly clock: Clock;
   /** The directory of a job: removed after its row. */
   readonly jobDir: (id: string) => string;
+  /**
+   * This node: of the directories to remove, it removes those on its own disk (a store shared by
+   * a cluster records each with its job's node; every node removes its own at its passes).
+   */
+  readonly node?: string;
   /** Called after each pass with how many jobs it deleted. */
   readonly onPass: (deleted: number) => void;
   readonly onError: (err: Error) => void;
@@ -67,8 +72,16 @@ export class HistoryRetention {
     return this.#deleteBefore(before, request.owner);
   }
 
-  /** Removes the directories of deleted jobs (their rows are gone already), then forgets them. */
-  async removeDirs(ids: readonly string[]): Promise<void> {
+  /**
+   * Removes the directories of jobs just deleted that are on this node's disk (their rows are gone
+   * already), then forgets them. On a shared store, jobs of other nodes wait for those nodes.
+   */
+  async removeDeletedDirs(): Promise<void> {
+    await this.#removeLeftDirs();
+  }
+
+  /** Removes these directories (their rows are gone already), then forgets them. */
+  async #removeDirs(ids: readonly string[]): Promise<void> {
     const removed: string[] = [];
     for (const id of ids) {
       try {
@@ -121,8 +134,8 @@ export class HistoryRetention {
   /** Directories whose rows went in an earlier pass that did not see them removed (a crash). */
   async #removeLeftDirs(): Promise<void> {
     for (;;) {
-      const ids = await this.#options.store.listDirsToRemove(this.#options.batch);
-      await this.removeDirs(ids);
+      const ids = await this.#options.store.listDirsToRemove(this.#options.batch, this.#options.node);
+      await this.#removeDirs(ids);
       if (ids.length < this.#options.batch || this.#closed) return;
       await nextTurn();
     }
@@ -137,8 +150,8 @@ export class HistoryRetention {
         limit: batch,
         ...(owner === undefined ? {} : { owner }),
       });
-      await this.removeDirs(ids);
       deleted += ids.length;
+      if (ids.length > 0) await this.#removeLeftDirs();
       if (ids.length < batch || this.#closed) return deleted;
       // A long prune shares the event loop with requests: one batch per turn.
       await nextTurn();

@@ -213,6 +213,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       intervalMs: options.retentionIntervalMs,
       batch: options.retentionBatch,
       jobDir: (id) => this.#jobDir(id),
+      node: options.node,
       onPass: (deleted) => {
         if (deleted > 0) options.logger.info({ deleted }, 'retention deleted finished jobs');
         this.emit('history:pruned', deleted);
@@ -688,7 +689,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async delete(id: string): Promise<Job> {
     if (!isJobId(id)) throw new NotFoundError(id);
     const job = await this.#store.deleteJob(id);
-    await this.#retention.removeDirs([id]);
+    await this.#retention.removeDeletedDirs();
     this.emit('job:deleted', job);
     return job;
   }

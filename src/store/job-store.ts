@@ -260,8 +260,11 @@ export interface JobStore {
    * than `limit` means none is left before the bound.
    */
   deleteFinished(query: DeleteFinishedQuery): Promise<string[]>;
-  /** Up to `limit` ids of deleted jobs whose directories are still to be removed. */
-  listDirsToRemove(limit: number): Promise<string[]>;
+  /**
+   * Up to `limit` ids of deleted jobs whose directories are still to be removed; with `node`, only
+   * those on that node's disk (a store shared by a cluster: each node removes its own).
+   */
+  listDirsToRemove(limit: number, node?: string): Promise<string[]>;
   /** Forgets these ids once their directories are gone. */
   forgetDirsRemoved(ids: readonly string[]): Promise<void>;
   close(): Promise<void>;

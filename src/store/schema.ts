@@ -130,6 +130,11 @@ export interface JobResultRow {
 /** A deleted job whose directory is still to be removed (written with the delete, for crash safety). */
 export interface JobDirToRemoveRow {
   id: string;
+  /**
+   * PostgreSQL only: the node whose disk holds the directory (the job's `node`), since only that
+   * node can remove it. SQLite's table has no such column: its one server holds every directory.
+   */
+  node?: string | null;
 }
 
 /** A queue's settings; a queue without a row has the defaults. Every queue a job named has one. */

@@ -61,12 +61,11 @@ function untilStatus(
   );
 }
 
-/** Only `runner` claims while the others are drained: the next job started anywhere runs there. */
-async function onlyOn(
-  runner: TestNode,
-  others: readonly TestNode[],
-  run: () => Promise<void>,
-): Promise<void> {
+/**
+ * Runs `run` while `others` are drained, so that the one node left claims every job started in
+ * it, whichever node takes the request.
+ */
+async function whileDrained(others: readonly TestNode[], run: () => Promise<void>): Promise<void> {
   for (const node of others) assert.equal((await node.api('POST', '/v1/drain', {})).status, 200);
   try {
     await run();
@@ -162,7 +161,7 @@ describe('three nodes on one PostgreSQL database', () => {
 
   it('follows through node A, byte for byte, a job running on node C, and reads it after its end', async () => {
     let id = '';
-    await onlyOn(c, [a, b], async () => {
+    await whileDrained([a, b], async () => {
       const started = await startJob(a, {
         command: 'sh',
         args: ['-c', 'seq 1 50000; echo to-stderr >&2; sleep 0.3; seq 50001 100000'],
@@ -194,7 +193,7 @@ describe('three nodes on one PostgreSQL database', () => {
   it('stops through node B a job on node C, with its whole tree', async () => {
     const pidFile = join(work, 'child.pid');
     let id = '';
-    await onlyOn(c, [a, b], async () => {
+    await whileDrained([a, b], async () => {
       const started = await startJob(b, {
         command: 'sh',
         args: ['-c', `sleep 1000 & echo $! > ${pidFile}; wait`],
@@ -221,7 +220,7 @@ describe('three nodes on one PostgreSQL database', () => {
   it('decides the jobs of node C when it is killed, while A and B go on; C ends their leftovers when it comes back', async () => {
     const pidFile = join(work, 'orphan.pid');
     let id = '';
-    await onlyOn(c, [a, b], async () => {
+    await whileDrained([a, b], async () => {
       const started = await startJob(a, {
         command: 'sh',
         args: ['-c', `echo $$ > ${pidFile}; exec sleep 1000`],

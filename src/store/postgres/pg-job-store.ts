@@ -488,11 +488,12 @@ export class PgJobStore implements JobStore {
     return this.#run(() => pgDeleteFinished(this.#db, query));
   }
 
-  async listDirsToRemove(limit: number): Promise<string[]> {
+  async listDirsToRemove(limit: number, node?: string): Promise<string[]> {
     return this.#run(async () => {
       const rows = await this.#db
         .selectFrom('job_dirs_to_remove')
         .select('id')
+        .$if(node !== undefined, (q) => q.where('node', '=', node!))
         .orderBy('id')
         .limit(limit)
         .execute();

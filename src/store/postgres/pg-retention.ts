@@ -38,10 +38,11 @@ async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[])
   // Labels, results and the jobs' own edges go by `on delete cascade`; edges from finished
   // dependents to them would dangle, so they go too (no queued job waits for them).
   await trx.deleteFrom('job_deps').where('dep_id', 'in', ids).execute();
-  await trx.deleteFrom('jobs').where('id', 'in', ids).execute();
+  const gone = await trx.deleteFrom('jobs').where('id', 'in', ids).returning(['id', 'node']).execute();
+  if (gone.length === 0) return;
   await trx
     .insertInto('job_dirs_to_remove')
-    .values(ids.map((id) => ({ id })))
+    .values(gone.map(({ id, node }) => ({ id, node })))
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
 }

@@ -121,7 +121,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   // Ids whose rows were deleted and whose directories are still to be removed (written with the
   // delete, so a crash between the two leaves a row here).
-  await sql`create table job_dirs_to_remove (id text collate "C" primary key)`.execute(db);
+  // `node`: the node whose disk holds the directory; only that node can remove it.
+  await sql`create table job_dirs_to_remove (id text collate "C" primary key, node text collate "C")`.execute(
+    db,
+  );
+  await sql`create index job_dirs_to_remove_by_node on job_dirs_to_remove (node, id)`.execute(db);
 
   // The JSON a job left at JOBWORKER_RESULT, apart so that reading jobs never loads it.
   await sql`create table job_results (
