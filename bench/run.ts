@@ -17,6 +17,7 @@ import { fanOut } from './scenarios/fan-out.ts';
 import { followLatency } from './scenarios/follow-latency.ts';
 import { followerChurn } from './scenarios/follower-churn.ts';
 import { history } from './scenarios/history.ts';
+import { historyPostgres } from './scenarios/history-postgres.ts';
 import { idleMemory } from './scenarios/idle-memory.ts';
 import { memoryPerJob } from './scenarios/memory-per-job.ts';
 import { outputCapture } from './scenarios/output-capture.ts';
@@ -34,6 +35,7 @@ const SCENARIOS: readonly Scenario[] = [
   memoryPerJob,
   apiGet,
   history,
+  historyPostgres,
   queueBacklog,
   cliLatency,
   idleMemory,
