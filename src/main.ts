@@ -67,6 +67,7 @@ import { openServerStore, type StoreChoice } from './server-store.ts';
 import { AuditLog } from './service/audit-log.ts';
 import { CertificateService } from './service/certificate-service.ts';
 import { JobService } from './service/job-service.ts';
+import { NodeService } from './service/node-service.ts';
 import { TaskService, type TasksLoaded } from './service/task-service.ts';
 import { UserService } from './service/user-service.ts';
 import { WebhookService } from './service/webhook-service.ts';
@@ -586,7 +587,13 @@ async function startOnDataDir({
     accounts,
     { audit, clock },
   );
+  let listening = '';
+  const nodeList =
+    shared && clusterNode
+      ? NodeService.cluster(shared.nodes, clusterNode.id)
+      : NodeService.alone(engine, { url: () => listening, clock });
   const app = await buildRestApp({
+    nodeList,
     service,
     users: new UserService(accounts, audit, {
       clock,
@@ -660,6 +667,7 @@ async function startOnDataDir({
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
+  listening = url;
   const metricsUrl = metricsServer ? `${httpUrlOf(metricsServer)}/metrics` : null;
   // What a killed server left undelivered goes out now.
   dispatcher.kick();

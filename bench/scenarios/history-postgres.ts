@@ -48,10 +48,18 @@ export const historyPostgres: Scenario = {
       }
       await sql`analyze`.execute(db);
       const seconds = (performance.now() - t0) / 1000;
-      emit(row({ scenario: NAME, metric: `history filled: ${fmt.count(count)} rows`, value: count / seconds, format: fmt.rate('rows/s') }));
-      const deep = await bare.query<{ id: string }>('select id from jobs order by id desc limit 1 offset $1', [
-        Math.floor(count * 0.9),
-      ]);
+      emit(
+        row({
+          scenario: NAME,
+          metric: `history filled: ${fmt.count(count)} rows`,
+          value: count / seconds,
+          format: fmt.rate('rows/s'),
+        }),
+      );
+      const deep = await bare.query<{ id: string }>(
+        'select id from jobs order by id desc limit 1 offset $1',
+        [Math.floor(count * 0.9)],
+      );
       const cursor = deep.rows[0]!.id;
       let next = 0;
       const someId = () => ids[next++ % ids.length]!;
@@ -64,12 +72,14 @@ export const historyPostgres: Scenario = {
         {
           metric: `newest ${PAGE} with status=failed (5% of rows)`,
           store: () => store.listJobs({ limit: PAGE, status: ['failed'] }),
-          bare: () => bare.query(`select * from jobs where status = $1 order by id desc limit ${PAGE + 1}`, ['failed']),
+          bare: () =>
+            bare.query(`select * from jobs where status = $1 order by id desc limit ${PAGE + 1}`, ['failed']),
         },
         {
           metric: `a page ${fmt.count(count * 0.9)} jobs deep (by cursor)`,
           store: () => store.listJobs({ limit: PAGE, cursor }),
-          bare: () => bare.query(`select * from jobs where id < $1 order by id desc limit ${PAGE + 1}`, [cursor]),
+          bare: () =>
+            bare.query(`select * from jobs where id < $1 order by id desc limit ${PAGE + 1}`, [cursor]),
         },
         {
           metric: 'get by id',
@@ -80,7 +90,15 @@ export const historyPostgres: Scenario = {
       for (const c of cases) {
         const jw = summarize(await time(c.store));
         const base = summarize(await time(c.bare));
-        emit(row({ scenario: NAME, metric: `${c.metric} p50`, value: jw.p50, format: fmt.ms, baseline: { name: 'bare SQL', value: base.p50 } }));
+        emit(
+          row({
+            scenario: NAME,
+            metric: `${c.metric} p50`,
+            value: jw.p50,
+            format: fmt.ms,
+            baseline: { name: 'bare SQL', value: base.p50 },
+          }),
+        );
         emit(
           row({
             scenario: NAME,

@@ -23,6 +23,7 @@ const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () 
   { names: ['pause', 'resume'], load: async () => (await import('./commands/pause.ts')).registerPause },
   { names: ['queue'], load: async () => (await import('./commands/queue.ts')).registerQueue },
   { names: ['drain', 'undrain'], load: async () => (await import('./commands/drain.ts')).registerDrain },
+  { names: ['nodes'], load: async () => (await import('./commands/nodes.ts')).registerNodes },
   { names: ['rm'], load: async () => (await import('./commands/rm.ts')).registerRm },
   { names: ['prune'], load: async () => (await import('./commands/prune.ts')).registerPrune },
   { names: ['user'], load: async () => (await import('./commands/user.ts')).registerUser },

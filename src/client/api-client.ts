@@ -6,6 +6,7 @@ import type {
   ApiCertificate,
   ApiDelivery,
   ApiJob,
+  ApiNode,
   ApiQueue,
   ApiToken,
   ApiUser,
@@ -118,6 +119,12 @@ export class ApiClient {
   async listQueues(): Promise<readonly ApiQueue[]> {
     const { queues } = await this.json<{ queues: readonly ApiQueue[] }>('GET', 'v1/queues');
     return queues;
+  }
+
+  /** The nodes of the cluster (this server alone on SQLite); admins and viewers. */
+  async listNodes(): Promise<readonly ApiNode[]> {
+    const { nodes } = await this.json<{ nodes: readonly ApiNode[] }>('GET', 'v1/nodes');
+    return nodes;
   }
 
   getQueue(name: string): Promise<ApiQueue> {

@@ -131,6 +131,21 @@ export interface ListQuery {
 /** A view of a job's output: one stream, or both interleaved in the order the server observed. */
 export type OutputView = 'stdout' | 'stderr' | 'all';
 
+/** A node of the cluster as `GET /v1/nodes` answers it (docs/cluster.md). */
+export interface ApiNode {
+  readonly id: string;
+  readonly url: string;
+  readonly state: 'active' | 'draining' | 'left' | 'lost';
+  readonly joinedAt: string;
+  readonly heartbeatAt: string;
+  /** Why it is `lost` or `left`. */
+  readonly reason: string | null;
+  /** Its jobs running or paused now. */
+  readonly running: number;
+  /** It is the node that answered. */
+  readonly self: boolean;
+}
+
 /** A queue as `GET /v1/queues/{name}` answers it. */
 export interface ApiQueue {
   readonly name: string;

@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   INSUFFICIENT_STORAGE: "the server's disk is full: nothing was created or changed",
   NODE_UNAVAILABLE:
     'the job runs on another node of the cluster, which cannot be reached now; the message names it and its URL',
+  STORE_UNAVAILABLE:
+    'the PostgreSQL store cannot be reached, or refuses this server, now; the message names it (password hidden)',
   INTERNAL: 'an unexpected server error',
 } as const;
 

@@ -245,6 +245,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     return engine;
   }
 
+  /** This node's id: the `node` of the jobs it runs. */
+  get node(): string {
+    return this.#options.node;
+  }
+
   /** What this host can give a job (probed when the engine opened, unless given). */
   get host(): HostCapabilities {
     if (!this.#host) throw new Error('The job engine is not open');

@@ -10,12 +10,16 @@ export const WRITE_RETRY_FIRST_MS = 100;
 export const WRITE_RETRY_MAX_MS = 2000;
 
 /**
- * Whether a failed write may succeed later: the disk is full, or the store failed in a way
+ * Whether a failed write may succeed later: the disk is full, the database is unreachable for now, or the store failed in a way
  * nobody raised on purpose (I/O, a lock held too long). A deliberate refusal (the job is gone,
  * the transition is illegal) never heals, so it is not retried.
  */
 export function mayHeal(err: unknown): boolean {
-  return !(err instanceof JobworkerError) || err.code === 'INSUFFICIENT_STORAGE';
+  return (
+    !(err instanceof JobworkerError) ||
+    err.code === 'INSUFFICIENT_STORAGE' ||
+    err.code === 'STORE_UNAVAILABLE'
+  );
 }
 
 export interface UntilWrittenOptions {

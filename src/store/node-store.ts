@@ -63,4 +63,6 @@ export interface NodeStore {
    * lost, whose processes a restarted node must end. A scan of that node's jobs ended since then.
    */
   jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]>;
+  /** Jobs running or paused, per node (nodes running none are left out). */
+  runningPerNode(): Promise<Map<string, number>>;
 }

@@ -61,6 +61,7 @@ const JOB_FIELDS = [
   'dedupeKey',
   'dedupeScope',
   'pausedAt',
+  'node',
   'waitingFor',
   'account',
   'limits',
@@ -322,6 +323,7 @@ describe('REST API routes', () => {
         '/v1/tokens',
         '/v1/tokens/{id}',
         '/v1/undrain',
+        '/v1/nodes',
         '/v1/users',
         '/v1/users/{name}',
         // docs/webhooks.md, docs/metrics.md

@@ -67,6 +67,7 @@ export const OPERATIONS = {
   'queue:pause': 'admin',
   'queue:resume': 'admin',
   'server:drain-state': 'observer',
+  'server:nodes': 'observer',
   'server:drain': 'admin',
   'server:undrain': 'admin',
   'user:list': 'admin',

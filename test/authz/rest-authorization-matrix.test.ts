@@ -101,6 +101,7 @@ const REST: Record<string, RestCase> = {
     ok: 200,
   },
   'GET /v1/drain': { operation: 'server:drain-state', request: () => ({ url: '/v1/drain' }), ok: 200 },
+  'GET /v1/nodes': { operation: 'server:nodes', request: () => ({ url: '/v1/nodes' }), ok: 200 },
   'POST /v1/drain': {
     operation: 'server:drain',
     request: () => ({ url: '/v1/drain', body: { wait: false } }),

@@ -101,6 +101,21 @@ describe('three nodes on one PostgreSQL database', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
+  it('lists the three nodes from any node, each active at the URL it listens at', async () => {
+    const { status, body } = await b.api<{
+      nodes: { id: string; url: string; state: string; self: boolean }[];
+    }>('GET', '/v1/nodes');
+    assert.equal(status, 200);
+    assert.deepEqual(
+      body.nodes.map((n) => [n.id, n.url, n.state, n.self]),
+      [
+        ['node-a', a.url, 'active', false],
+        ['node-b', b.url, 'active', true],
+        ['node-c', c.url, 'active', false],
+      ],
+    );
+  });
+
   it('runs 300 jobs of a queue limited to 5 exactly once, never more than 5 at a time across nodes', async () => {
     assert.equal((await a.api('PUT', '/v1/queues/limited', { concurrency: 5 })).status, 200);
     const marks = join(work, 'marks');
@@ -248,6 +263,13 @@ describe('three nodes on one PostgreSQL database', () => {
     );
     assert.match(rows[0]!.exit_reason, /node node-c .*was lost: no heartbeat since/);
     assert.equal(rows[0]!.state, 'lost');
+    const listed = await a.api<{ nodes: { id: string; state: string; reason: string | null }[] }>(
+      'GET',
+      '/v1/nodes',
+    );
+    const nodeC = listed.body.nodes.find((n) => n.id === 'node-c');
+    assert.equal(nodeC?.state, 'lost');
+    assert.match(nodeC?.reason ?? '', /no heartbeat since .* declared by node-[ab]/);
     // Reported, not asserted: timing depends on the machine's load (the bench measures it).
     console.log(
       `# node-c's job decided ${decidedAfterMs} ms after the kill (node timeout ${NODE_TIMEOUT_S} s)`,

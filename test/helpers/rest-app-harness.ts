@@ -18,6 +18,7 @@ import { ServerMetrics } from '../../src/metrics/server-metrics.ts';
 import { AuditLog } from '../../src/service/audit-log.ts';
 import { CertificateService } from '../../src/service/certificate-service.ts';
 import { type JobEnginePort, JobService } from '../../src/service/job-service.ts';
+import { NodeService } from '../../src/service/node-service.ts';
 import { TaskService } from '../../src/service/task-service.ts';
 import { UserService } from '../../src/service/user-service.ts';
 import { WebhookService } from '../../src/service/webhook-service.ts';
@@ -129,6 +130,7 @@ export async function openApp(
     tasks,
     ...(options.webRoot ? { webRoot: options.webRoot } : {}),
     ...(options.nodes ? { nodes: options.nodes } : {}),
+    nodeList: NodeService.alone(h.engine, { url: () => 'http://127.0.0.1', clock: clock ?? systemClock }),
   });
   let url: string | undefined;
   if (tls) {

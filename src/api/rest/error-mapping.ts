@@ -35,6 +35,7 @@ export const HTTP_STATUS = {
   SPAWN_FAILED: 500,
   INSUFFICIENT_STORAGE: 507,
   NODE_UNAVAILABLE: 503,
+  STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const satisfies Record<ErrorCode, number>;
 

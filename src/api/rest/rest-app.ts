@@ -6,6 +6,7 @@ import type { NodeCredentials } from '../../cluster/node-credentials.ts';
 import type { ServerMetrics } from '../../metrics/server-metrics.ts';
 import type { CertificateService } from '../../service/certificate-service.ts';
 import type { JobService } from '../../service/job-service.ts';
+import type { NodeService } from '../../service/node-service.ts';
 import { TaskService } from '../../service/task-service.ts';
 import type { UserService } from '../../service/user-service.ts';
 import type { WebhookService } from '../../service/webhook-service.ts';
@@ -24,6 +25,7 @@ import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
 import { MethodNotAllowedError, RouteMethods } from './method-not-allowed.ts';
 import { registerMetricsRoutes } from './metrics-routes.ts';
+import { registerNodeRoutes } from './node-routes.ts';
 import { buildOpenApi, type DocumentedRoute, type RouteSchema } from './openapi.ts';
 import { registerOutputRoutes } from './output-routes.ts';
 import { registerQueryCoercion } from './query-coercion.ts';
@@ -66,6 +68,8 @@ export interface RestAppOptions {
    * nodes"); absent: a forwarded request is refused (401).
    */
   readonly nodes?: NodeCredentials;
+  /** `GET /v1/nodes`: the nodes of the cluster (this server alone on SQLite); absent: no such route. */
+  readonly nodeList?: NodeService;
 }
 
 /** How `POST /run` treats the starter's requests. */
@@ -179,6 +183,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   registerJobRoutes(app, options.service);
   registerOutputRoutes(app, options.service, options.run?.cwd);
   registerQueueRoutes(app, options.service);
+  if (options.nodeList) registerNodeRoutes(app, options.nodeList);
   registerEventRoutes(app, options.service);
   registerUserRoutes(app, options.users);
   registerCertRoutes(app, options.certificates);

@@ -6,6 +6,7 @@ import { TASK_DEFINITION_SCHEMA, TASK_PARAM_SCHEMA } from '../../core/task-defin
 import { OUTPUT_SELECTORS } from '../../output/cursor.ts';
 import { MAX_GRACE_MS } from '../../service/job-service.ts';
 import { MAX_PAGE_SIZE, MAX_TEXT_CHARS } from '../../store/list-query.ts';
+import { NODE_STATES } from '../../store/node-store.ts';
 import { NOTIFY_SCHEMA } from './notify-schema.ts';
 
 /**
@@ -605,6 +606,42 @@ export const DRAIN_SCHEMA = {
     properties: { wait: { type: 'boolean', description: 'Answer once `running` is 0.' } },
   },
   response: { 200: drainState, ...errors(400, 403) },
+} as const;
+
+/** A node of the cluster (`GET /v1/nodes`; docs/cluster.md). */
+const nodeJson = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'url', 'state', 'joinedAt', 'heartbeatAt', 'reason', 'running', 'self'],
+  properties: {
+    id: { type: 'string', description: 'The node id (`serve --node-id`): what jobs name as their `node`.' },
+    url: { type: 'string', description: 'Where the other nodes reach it (`serve --advertise-url`).' },
+    state: {
+      type: 'string',
+      enum: [...NODE_STATES],
+      description:
+        '`active` claims and runs jobs; `draining` runs what it has and claims nothing; `left` went on purpose; `lost` went silent past the node timeout, and its jobs were decided without it.',
+    },
+    joinedAt: { type: 'string', format: 'date-time', description: 'When it last joined.' },
+    heartbeatAt: { type: 'string', format: 'date-time', description: 'Its last heartbeat.' },
+    reason: { type: ['string', 'null'], description: 'Why it is `lost` or `left`.' },
+    running: { type: 'integer', description: 'Its jobs running or paused now.' },
+    self: { type: 'boolean', description: 'It is the node that answered.' },
+  },
+} as const;
+
+export const LIST_NODES_SCHEMA = {
+  operationId: 'listNodes',
+  summary: 'The nodes of the cluster; on SQLite, this server alone (admins and viewers)',
+  response: {
+    200: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['nodes'],
+      properties: { nodes: { type: 'array', items: nodeJson } },
+    },
+    ...errors(403),
+  },
 } as const;
 
 export const DRAIN_STATE_SCHEMA = {

@@ -41,6 +41,7 @@ export const GRPC_STATUS = {
   SPAWN_FAILED: Code.Internal,
   INSUFFICIENT_STORAGE: Code.ResourceExhausted,
   NODE_UNAVAILABLE: Code.Unavailable,
+  STORE_UNAVAILABLE: Code.Unavailable,
   INTERNAL: Code.Internal,
 } as const satisfies Record<ErrorCode, Code>;
 

@@ -85,6 +85,16 @@ export class PgNodeStore implements NodeStore {
     return rows.map(recordOf);
   }
 
+  async runningPerNode(): Promise<Map<string, number>> {
+    const rows = await this.#db
+      .selectFrom('jobs')
+      .select(['node', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('status', 'in', ['running', 'paused'])
+      .groupBy('node')
+      .execute();
+    return new Map(rows.map((r) => [r.node, Number(r.n)]));
+  }
+
   jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]> {
     return jobsDecidedWhileLostIn(this.#db, id, since);
   }

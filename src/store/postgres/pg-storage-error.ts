@@ -1,4 +1,4 @@
-import { InsufficientStorageError } from '../../core/errors.ts';
+import { InsufficientStorageError, JobworkerError } from '../../core/errors.ts';
 import { redactPostgresUrl } from './open-postgres.ts';
 
 /**
@@ -7,10 +7,9 @@ import { redactPostgresUrl } from './open-postgres.ts';
  * message names the database with its password redacted; `cause` is the driver's error. Whether
  * the request was done is unknown only when the connection dropped during a commit.
  */
-export class PostgresUnavailableError extends Error {
+export class PostgresUnavailableError extends JobworkerError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'PostgresUnavailableError';
+    super('STORE_UNAVAILABLE', message, options);
   }
 }
 
