@@ -359,10 +359,16 @@ export function parseStoreUrl(text: string): string {
     throw ValidationError.expected(
       'store',
       'a PostgreSQL URL naming a database, such as postgres://jobworker@db.example:5432/jobworker (leave it out for SQLite in the data directory)',
-      url?.password ? text.replace(url.password, '***') : text,
+      redactUrlPassword(text),
     );
   }
   return text;
+}
+
+/** `text` with whatever stands between `user:` and `@` replaced by `***`, parsable or not. */
+function redactUrlPassword(text: string): string {
+  // Greedy up to the last `@` before the host's `/`: a password may hold an unencoded `@`.
+  return text.replace(/\/\/([^:@/]*):[^/]*@/, '//$1:***@');
 }
 
 /** `serve --store-pool`: connections to PostgreSQL, 1 to 1000. */

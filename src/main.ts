@@ -54,6 +54,7 @@ import { ValidationError } from './core/errors.ts';
 import { ISOLATE_PRESET } from './core/isolation.ts';
 import type { Job, JobIsolation } from './core/job.ts';
 import { type LimitSettings, normalizeLimitSettings, parseLimitsList } from './core/limits.ts';
+import { isLoopbackHost } from './core/loopback.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase } from './lost-database.ts';
@@ -299,6 +300,16 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const nodeIdText = options.nodeId ?? config.nodeId;
   const nodeId = nodeIdText === undefined ? undefined : parseNodeId(nodeIdText);
   const advertiseText = options.advertiseUrl ?? config.advertiseUrl;
+  if (
+    storeChoice.kind === 'postgres' &&
+    advertiseText === undefined &&
+    ['0.0.0.0', '::'].includes(listen.host)
+  ) {
+    throw new ValidationError(
+      'advertiseUrl',
+      `Expected --advertise-url for a node listening on ${listen.host}: the other nodes of the cluster cannot reach "any address"; give the URL they reach this one at, such as https://node1.example:${listen.port}`,
+    );
+  }
   const cluster: ClusterSettings | undefined =
     storeChoice.kind === 'postgres'
       ? {
@@ -834,6 +845,12 @@ async function joinCluster(
     );
   }
   const peerCa = settings.caFile === undefined ? undefined : [await readFile(settings.caFile, 'utf8')];
+  if (settings.advertiseUrl === undefined && isLoopbackHost(context.listen.host)) {
+    log.warn(
+      { listen: context.listen.host },
+      'no --advertise-url: this node advertises its loopback address, which only nodes on this host can reach',
+    );
+  }
   const scheme = context.tls ? 'https' : 'http';
   const host = context.listen.host.includes(':') ? `[${context.listen.host}]` : context.listen.host;
   const node = new ClusterNode({

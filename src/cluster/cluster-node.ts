@@ -9,6 +9,9 @@ import type { NodeCredentials } from './node-credentials.ts';
 import { type MembershipEngine, NodeMembership } from './node-membership.ts';
 import { RemoteNode } from './remote-node.ts';
 
+/** How far back a starting node looks for its jobs decided `lost` by others (the default retention). */
+const LEFTOVER_WINDOW_MS = 30 * 24 * 3600 * 1000;
+
 /** A wake-up from the shared store (`PgJobStore.watch`). */
 export interface StoreWakeUp {
   readonly channel: 'work' | 'ended' | 'accounts';
@@ -61,6 +64,8 @@ export class ClusterNode {
   #self: { readonly id: string; readonly url: string };
   #membership: NodeMembership | undefined;
   #unwatch: (() => Promise<void>) | undefined;
+  #reloading: Promise<void> | undefined;
+  #reloadAgain = false;
   /** Set by `join`: the node's record before it joined, when it had one. */
   previous: NodeRecord | undefined;
 
@@ -111,8 +116,9 @@ export class ClusterNode {
     });
     this.#membership = joined.membership;
     this.previous = joined.previous;
-    if (joined.previous?.state !== 'lost') return [];
-    return store.nodes.jobsDecidedWhileLost(self.id, joined.previous.joinedAt);
+    // At every start, not only after a loss seen now: a start that failed after it rejoined would
+    // otherwise hide the loss from the next. Lost jobs are few (a partial index finds them).
+    return store.nodes.jobsDecidedWhileLost(self.id, new Date(clock.now().getTime() - LEFTOVER_WINDOW_MS));
   }
 
   /** Starts beating, and listening to the store. */
@@ -123,11 +129,7 @@ export class ClusterNode {
       if (event.channel === 'work') {
         parts.engine.dispatch().catch((err: unknown) => this.#options.log.error({ err }, 'dispatch failed'));
       } else if (event.channel === 'accounts') {
-        parts
-          .reloadAccounts()
-          .catch((err: unknown) =>
-            this.#options.log.error({ err }, 'could not reload users and tokens changed by another node'),
-          );
+        this.#reloadAccounts(parts.reloadAccounts);
       }
     });
     parts.engine.on('node:drain', (draining) => {
@@ -137,24 +139,44 @@ export class ClusterNode {
           this.#options.log.error({ err }, 'could not record the drain in the cluster'),
         );
     });
-    membership.start(parts.engine);
+    await membership.start(parts.engine);
+  }
+
+  /**
+   * One reload at a time, and one more after it when a change came meanwhile: a reload that began
+   * before a revoke committed can never finish after the one that saw it and put the token back.
+   */
+  #reloadAccounts(reload: () => Promise<void>): void {
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return;
+    }
+    this.#reloading = (async () => {
+      do {
+        this.#reloadAgain = false;
+        await reload().catch((err: unknown) =>
+          this.#options.log.error({ err }, 'could not reload users and tokens changed by another node'),
+        );
+      } while (this.#reloadAgain);
+      this.#reloading = undefined;
+    })();
   }
 
   /** Records the URL this node listens at, once known (a port picked at listen). */
   async advertise(url: string): Promise<void> {
     if (url === this.#self.url) return;
     this.#self = { id: this.#self.id, url };
-    this.#membership?.advertise(this.#self);
-    await this.#options.store.nodes.join(this.#self, this.#options.clock.now());
+    await this.#membership?.advertise(this.#self);
   }
 
   /**
    * Stops beating and listening. With `leave` (a drained node that runs nothing), records that it
    * left on purpose; otherwise it stays active and is declared lost unless it comes back in time.
    */
-  async close(options: { leave?: string } = {}): Promise<void> {
+  async close(options: { leave?: string } = {}): Promise<boolean> {
     await this.#unwatch?.();
-    await this.#membership?.close(options);
+    await this.#reloading;
+    return (await this.#membership?.close(options)) ?? false;
   }
 
   async #peer(id: string): Promise<NodePeer | undefined> {

@@ -35,107 +35,147 @@ export function heartbeatIntervalMs(timeoutMs: number): number {
 }
 
 /**
- * This node's membership of its cluster (docs/cluster.md): it joins, beats every `heartbeatMs`
- * (through the injected Clock), and at each beat also sweeps: every node silent for longer than
- * the timeout is declared lost and its jobs are decided here (one sweeper wins each node). A node
- * that finds itself declared lost (it was cut off, or frozen) gives up the jobs decided without it,
- * kills their processes, and joins again. A drain is recorded as the node's state; `leave`
- * records that it went on purpose.
+ * This node's membership of its cluster (docs/cluster.md). It joins, then beats every
+ * `heartbeatMs` through the injected Clock, from the moment it joined (its engine is attached
+ * later, by `start`). After each beat it sweeps, in the background so that a long decision never
+ * delays its next beat: every node silent for longer than the timeout is declared lost and its
+ * jobs decided here (one sweeper per node, under the node's row lock). It sweeps only once its
+ * own beats have succeeded for a whole timeout: after an outage of the store, every node gets a
+ * full timeout to beat again before anyone is declared lost. A node that finds itself declared
+ * lost (it was cut off, or frozen) gives up the jobs decided without it, kills their processes,
+ * and joins again.
  */
 export class NodeMembership {
   #options: NodeMembershipOptions;
   readonly #heartbeatMs: number;
   #timer: ClockTimer | undefined;
+  #beating: Promise<void> | undefined;
+  #sweeping: Promise<void> | undefined;
+  /** Since when every beat succeeded (undefined after a failure): sweeps wait for a whole timeout of it. */
+  #healthySince: number | undefined;
+  #closed = false;
   /** Set by `start`: the engine exists only after the node joined. */
   #engine: MembershipEngine | undefined;
-  #beating: Promise<void> | undefined;
-  #closed = false;
+  /** Found lost before the engine was attached: it gives up what was decided once it is. */
+  #lostBeforeStart = false;
 
   private constructor(options: NodeMembershipOptions) {
     this.#options = options;
     this.#heartbeatMs = options.heartbeatMs ?? heartbeatIntervalMs(options.timeoutMs);
+    this.#healthySince = options.clock.now().getTime();
   }
 
   /**
-   * Joins the cluster (before the engine starts claiming). `previous` is the state the node had:
-   * `lost` means its jobs were decided while it was away.
+   * Joins the cluster (before the engine starts claiming) and starts beating. `previous` is the
+   * node's record before, read under its row's lock: `lost` means its jobs were decided while it
+   * was away.
    */
   static async join(
     options: NodeMembershipOptions,
   ): Promise<{ membership: NodeMembership; previous?: NodeRecord }> {
-    const previous = await options.nodes.getNode(options.self.id);
-    await options.nodes.join(options.self, options.clock.now());
-    return { membership: new NodeMembership(options), ...(previous ? { previous } : {}) };
+    const { previous } = await options.nodes.join(options.self, options.clock.now());
+    const membership = new NodeMembership(options);
+    membership.#arm();
+    return { membership, ...(previous ? { previous } : {}) };
   }
 
-  /** This node's URL changed (known once it listens): rejoins say the new one. */
-  advertise(self: { readonly id: string; readonly url: string }): void {
+  /** This node's URL changed (known once it listens): recorded now, and said by later rejoins. */
+  async advertise(self: { readonly id: string; readonly url: string }): Promise<void> {
     this.#options = { ...this.#options, self };
+    await this.#options.nodes.setUrl(self.id, self.url);
   }
 
   get heartbeatMs(): number {
     return this.#heartbeatMs;
   }
 
-  /** Starts beating and sweeping, for this node's engine. */
-  start(engine: MembershipEngine): void {
+  /** Attaches this node's engine: what a rejoin gives up jobs through. */
+  async start(engine: MembershipEngine): Promise<void> {
     this.#engine = engine;
-    this.#arm();
+    if (this.#lostBeforeStart) {
+      this.#lostBeforeStart = false;
+      const relinquished = await engine.relinquishDecided();
+      this.#options.onRejoined?.(relinquished);
+    }
   }
 
-  /** One beat and one sweep, now (what the timer runs; tests call it too). */
-  beat(): Promise<void> {
+  /** One beat, then one sweep (what the timer runs; tests call it too). Resolves once both ended. */
+  async beat(): Promise<void> {
     this.#beating ??= this.#beat().finally(() => {
       this.#beating = undefined;
     });
-    return this.#beating;
+    await this.#beating;
+    await this.#sweeping;
   }
 
-  /** Records the node's drain (`draining`) or its end (`active`). */
+  /** Records the node's drain (`draining`) or its end (`active`); a lost node is left as it is. */
   async setDraining(draining: boolean): Promise<void> {
-    await this.#options.nodes.setState(this.#options.self.id, draining ? 'draining' : 'active');
+    await this.#options.nodes.setDraining(this.#options.self.id, draining);
   }
 
   /**
-   * Stops beating; with `leave`, records that the node left on purpose (it runs nothing; its
-   * peers stop expecting beats). Without it the node stays `active` and, unless it comes back
-   * within the timeout, is declared lost: its jobs, left running for the next start to adopt,
-   * cannot be supervised meanwhile.
+   * Stops beating; with `leave`, records that the node left on purpose, when the store holds no job
+   * of it (else it stays a member, to be declared lost unless it comes back within the timeout:
+   * its jobs, left running for the next start to adopt, cannot be supervised meanwhile).
+   * Resolves with whether it left.
    */
-  async close(options: { leave?: string } = {}): Promise<void> {
+  async close(options: { leave?: string } = {}): Promise<boolean> {
     this.#closed = true;
     this.#timer?.clear();
     await this.#beating;
-    if (options.leave !== undefined) {
-      await this.#options.nodes.setState(this.#options.self.id, 'left', options.leave);
-    }
+    await this.#sweeping;
+    if (options.leave === undefined) return false;
+    return this.#options.nodes.leave(this.#options.self.id, options.leave);
   }
 
   #arm(): void {
     if (this.#closed) return;
     this.#timer = this.#options.clock.setTimer(() => {
-      void this.beat().finally(() => this.#arm());
+      void this.#tick();
     }, this.#heartbeatMs);
   }
 
+  async #tick(): Promise<void> {
+    this.#beating ??= this.#beat().finally(() => {
+      this.#beating = undefined;
+    });
+    await this.#beating;
+    this.#arm();
+  }
+
   async #beat(): Promise<void> {
-    const { nodes, jobs, self, clock, timeoutMs } = this.#options;
+    const { nodes, self, clock, timeoutMs } = this.#options;
     try {
-      const now = clock.now();
-      const record = await nodes.heartbeat(self.id, now);
+      const now = clock.now().getTime();
+      const record = await nodes.heartbeat(self.id, new Date(now));
       if (record === undefined || (record.state !== 'active' && record.state !== 'draining')) {
         await this.#rejoin(record?.state);
       }
-      const lost = await nodes.declareLost(
-        new Date(now.getTime() - timeoutMs),
+      this.#healthySince ??= now;
+      if (now - this.#healthySince >= timeoutMs && this.#sweeping === undefined) {
+        this.#sweeping = this.#sweep().finally(() => {
+          this.#sweeping = undefined;
+        });
+      }
+    } catch (err) {
+      this.#healthySince = undefined;
+      this.#options.onError?.(err as Error);
+    }
+  }
+
+  async #sweep(): Promise<void> {
+    const { nodes, jobs, self, clock, timeoutMs } = this.#options;
+    try {
+      await nodes.declareLost(
+        new Date(clock.now().getTime() - timeoutMs),
         (node) =>
           `no heartbeat since ${node.heartbeatAt.toISOString()} (node timeout ${timeoutMs / 1000} s), declared by ${self.id}`,
+        async (node) => {
+          if (node.id === self.id) return;
+          const outcome = await decideLostNodeJobs(jobs, node, clock.now());
+          this.#options.onLostNode?.(node, outcome);
+        },
       );
-      for (const node of lost) {
-        if (node.id === self.id) continue;
-        const outcome = await decideLostNodeJobs(jobs, node, clock.now());
-        this.#options.onLostNode?.(node, outcome);
-      }
     } catch (err) {
       this.#options.onError?.(err as Error);
     }
@@ -143,9 +183,16 @@ export class NodeMembership {
 
   /** Found declared lost (or gone): give up what was decided without us, then join again. */
   async #rejoin(state: NodeState | undefined): Promise<void> {
-    const relinquished = state === 'lost' && this.#engine ? await this.#engine.relinquishDecided() : [];
+    // Joined first: the join waits for the sweep that declared us (it holds our row) to finish
+    // deciding, so that every job it decided is final by the time we look.
     await this.#options.nodes.join(this.#options.self, this.#options.clock.now());
+    if (state === 'lost') {
+      if (this.#engine) {
+        // Given up first, told after: an optional call would skip evaluating its argument.
+        const relinquished = await this.#engine.relinquishDecided();
+        this.#options.onRejoined?.(relinquished);
+      } else this.#lostBeforeStart = true;
+    }
     if (this.#engine?.drainState.draining) await this.setDraining(true);
-    this.#options.onRejoined?.(relinquished);
   }
 }

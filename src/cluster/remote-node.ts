@@ -31,6 +31,9 @@ export interface RemoteNodeOptions {
   readonly clock?: Clock;
 }
 
+/** Idle time before TCP keepalive probes a forwarded connection. */
+const KEEPALIVE_IDLE_MS = 15_000;
+
 /** Codes of the peer's answer that say it refused or failed this node, not the caller's request. */
 const PEER_FAULTS = new Set<string>(['UNAUTHENTICATED', 'RATE_LIMITED', 'INTERNAL', 'NODE_UNAVAILABLE']);
 
@@ -191,6 +194,10 @@ export class RemoteNode implements NodePeer {
     } finally {
       timer.clear();
     }
+    // A peer cut off without a word (a partition: no FIN, no RST) would leave a quiet follow open
+    // for ever: TCP keepalive probes the connection once it has been idle for a while, and the
+    // kernel ends it when the probes go unanswered (docs/cluster.md, "Failures").
+    response.socket?.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     const status = response.statusCode ?? 0;
     if (status >= 200 && status <= 299) return response;
     throw await this.#errorFrom(response);

@@ -84,6 +84,22 @@ export class IllegalTransitionError extends JobworkerError {
   }
 }
 
+/**
+ * A node went to record the start of a job it had claimed, and the claim was no longer its own:
+ * another node decided it was lost and gave the job back to its queue (docs/cluster.md). Nothing
+ * was recorded; the node must end what it spawned.
+ */
+export class ClaimLostError extends JobworkerError {
+  readonly jobId: string;
+  constructor(jobId: string, node: string) {
+    super(
+      'ILLEGAL_TRANSITION',
+      `Job ${jobId} is no longer claimed by node ${node}: it went back to its queue`,
+    );
+    this.jobId = jobId;
+  }
+}
+
 /** A delete of a job that has not finished: nothing was deleted. */
 export class NotFinishedError extends JobworkerError {
   readonly jobId: string;

@@ -1,5 +1,5 @@
-import { mkdir, stat } from 'node:fs/promises';
-import { SpawnError } from '../core/errors.ts';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { ClaimLostError, SpawnError } from '../core/errors.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { readIdentityFile } from '../runtime/identity-file.ts';
@@ -124,6 +124,12 @@ export class Launcher {
       // Its processes run but nothing supervises them: end them before recording the failure.
       await stopProcesses(spawn.spawned.identity, cgroups, 0, true).catch(() => undefined);
       this.#removeCgroups(spawn.dirs);
+      // The claim went back to its queue while this node was cut off (docs/cluster.md): the job is
+      // not this node's to record; another node runs it.
+      if (err instanceof ClaimLostError) {
+        await rm(spawn.dir, { recursive: true, force: true }).catch(() => undefined);
+        return job;
+      }
       return supervisor.failedToStart(job, err as Error);
     }
   }
@@ -142,7 +148,7 @@ export class Launcher {
       const dirs = cgroups.existing(job.id);
       const found = await readIdentityFile(dir, dirs);
       if (found) {
-        await supervisor.recover([await store.markStarted(job.id, found.identity, found.at)]);
+        await supervisor.recover([await store.markStarted(job.id, found.identity, found.at, job.node)]);
         continue;
       }
       if (dirs.length > 0) {

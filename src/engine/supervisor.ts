@@ -86,7 +86,8 @@ export class Supervisor {
     const exited = spawned.exited.then((end) =>
       end === 'orphaned' ? this.#deps.adopted.exited(endWatchedProcess(spawned.identity)) : undefined,
     );
-    const started = await this.#deps.store.markStarted(job.id, spawned.identity, this.#deps.now());
+    // Recorded only while this node's claim stands (`job.node` is the claimer, set by the claim).
+    const started = await this.#deps.store.markStarted(job.id, spawned.identity, this.#deps.now(), job.node);
     // Tracked only once it is on record: a failed markStarted leaves nothing that nothing ends.
     // Bytes written before are picked up by its first observation (a follower's, the sweep's).
     this.#deps.monitor.watch(job.id, dir);

@@ -147,8 +147,12 @@ export interface JobStore {
    * on `limit`, `cursor` or `status`.
    */
   listJobs(query: JobListQuery): Promise<JobPage>;
-  /** `queued → running`, recording where its processes are. */
-  markStarted(id: string, process: ProcessIdentity, startedAt: Date): Promise<Job>;
+  /**
+   * `queued → running`, recording where its processes are. With `claimedBy` (the node that claimed
+   * and spawned it), only while that node's claim stands (`hold: 'starting'`, `node`); otherwise
+   * `ClaimLostError`, nothing recorded. A store only one node uses may skip that check.
+   */
+  markStarted(id: string, process: ProcessIdentity, startedAt: Date, claimedBy?: string): Promise<Job>;
   /**
    * Records the first stop request of a queued or running job; a second request leaves the first in
    * place and returns the job. On a finished job: `IllegalTransitionError` (to `stopped`), nothing recorded.

@@ -26,41 +26,55 @@ export interface NodeRecord {
 
 /**
  * The storage port of cluster membership: only a shared store (PostgreSQL) has one, since a node
- * of an SQLite store is alone. Every method is one transaction.
+ * of an SQLite store is alone. Every method is one transaction, and every change of a node's row
+ * holds its lock: a node's own join, beat or drain waits while another node decides its jobs.
  */
 export interface NodeStore {
   /**
    * Records that node `id` runs now at `url`: a new row, or the node's row made `active` again
-   * (after a restart, a drain or a loss). `previous` is the state it had, undefined for a new node:
-   * `lost` tells a node that came back that its jobs were decided without it.
+   * (after a restart, a drain or a loss). `previous` is its record before, read under the row's
+   * lock; undefined for a new node.
    */
   join(
     node: { readonly id: string; readonly url: string },
     at: Date,
-  ): Promise<{ record: NodeRecord; previous?: NodeState }>;
+  ): Promise<{ record: NodeRecord; previous?: NodeRecord }>;
   /**
    * Records a heartbeat of an `active` or `draining` node and returns its record; a node found
    * `lost` (or `left`, or gone) is not touched, and its record (or undefined) tells it so.
    */
   heartbeat(id: string, at: Date): Promise<NodeRecord | undefined>;
-  /** Moves a node to `draining`, back to `active`, or to `left` (with a reason). */
-  setState(
-    id: string,
-    state: 'active' | 'draining' | 'left',
-    reason?: string,
-  ): Promise<NodeRecord | undefined>;
+  /**
+   * Moves an `active` or `draining` node to `draining` or back to `active`; a `lost` or `left`
+   * node is left as it is (it learns at its next beat). Returns the record as it is after.
+   */
+  setDraining(id: string, draining: boolean): Promise<NodeRecord | undefined>;
+  /** Changes the URL of an `active` or `draining` node (known once it listens). */
+  setUrl(id: string, url: string): Promise<NodeRecord | undefined>;
+  /**
+   * Records that an `active` or `draining` node left on purpose, only if the store holds no job of
+   * it running, paused or being started; true when it was recorded.
+   */
+  leave(id: string, reason: string): Promise<boolean>;
   getNode(id: string): Promise<NodeRecord | undefined>;
   /** Every node ever joined, by id. */
   listNodes(): Promise<NodeRecord[]>;
   /**
-   * Declares `lost`, with `reason(node)`, every `active` or `draining` node whose last heartbeat is
-   * before `silentSince`, and returns them. Nodes racing to declare the same node lose quietly: each
-   * node is returned to exactly one caller, which then decides its jobs.
+   * Declares `lost`, with `reason(node)`, each `active` or `draining` node whose last heartbeat is
+   * before `silentSince`, and each `lost` one that still holds jobs (claimed after it was swept,
+   * or left over by a sweep cut short), and calls `decide(node)` for it while holding the node's
+   * row locked: its own beat or join waits until its jobs are decided, and a sweep that fails
+   * part-way rolls the declaration back, so a later sweep decides what is left. Nodes being
+   * declared by another sweeper are skipped. Returns the nodes declared.
    */
-  declareLost(silentSince: Date, reason: (node: NodeRecord) => string): Promise<NodeRecord[]>;
+  declareLost(
+    silentSince: Date,
+    reason: (node: NodeRecord) => string,
+    decide: (node: NodeRecord) => Promise<void>,
+  ): Promise<NodeRecord[]>;
   /**
-   * The jobs of node `id` recorded `lost` since `since`: what other nodes decided while it was
-   * lost, whose processes a restarted node must end. A scan of that node's jobs ended since then.
+   * The jobs of node `id` recorded `lost` since `since`: what other nodes decided, whose processes
+   * a node must end when it starts again (it may have been lost while it was down).
    */
   jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]>;
   /** Jobs running or paused, per node (nodes running none are left out). */

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { decideLostNodeJobs } from '../../src/cluster/lost-node-jobs.ts';
 import { NodeMembership } from '../../src/cluster/node-membership.ts';
+import { ClaimLostError } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { PgJobStore } from '../../src/store/postgres/pg-job-store.ts';
@@ -41,12 +42,19 @@ describe('cluster membership on PostgreSQL', () => {
     const one = await PgJobStore.open(database.url, { clock });
     const two = await PgJobStore.open(database.url, { clock });
     try {
+      const decided: { node: string; lost: string[]; released: string[] }[] = [];
       const a = await NodeMembership.join({
         nodes: one.nodes,
         jobs: one,
         self: { id: 'a', url: 'http://a' },
         clock,
         timeoutMs: TIMEOUT_MS,
+        onLostNode: (node, outcome) =>
+          decided.push({
+            node: node.id,
+            lost: outcome.lost.map((j) => j.id),
+            released: outcome.released.map((j) => j.id),
+          }),
       });
       const b = await NodeMembership.join({
         nodes: two.nodes,
@@ -56,6 +64,7 @@ describe('cluster membership on PostgreSQL', () => {
         timeoutMs: TIMEOUT_MS,
       });
       assert.equal(a.previous, undefined);
+      await a.membership.start(NOT_DRAINING);
       // Node b runs one job without a retry policy and one with, and holds a claim it never started.
       const plain = makeJob({ spec: { queue: 'q' } });
       const retried = makeJob({
@@ -63,51 +72,146 @@ describe('cluster membership on PostgreSQL', () => {
       });
       const claimed = makeJob({ spec: { queue: 'q' } });
       for (const job of [plain, retried, claimed]) await two.admitJob(job, T0);
-      const claims = await two.claimReady('q', 'b', 3);
-      assert.equal(claims.length, 3);
+      assert.equal((await two.claimReady('q', 'b', 3)).length, 3);
       for (const job of [plain, retried]) {
-        await two.markStarted(job.id, { pid: 999_999, startTicks: 1, bootId: 'x', cgroups: [] }, T0);
+        await two.markStarted(job.id, { pid: 999_999, startTicks: 1, bootId: 'x', cgroups: [] }, T0, 'b');
       }
-      // a keeps beating; b falls silent past the timeout.
+      // b falls silent; a beats on (its timer, on the manual clock) and, healthy for a whole
+      // timeout, sweeps.
+      await b.membership.close();
       clock.advance(TIMEOUT_MS + 1);
-      const outcomes: string[] = [];
-      const lost = await one.nodes.declareLost(new Date(clock.now().getTime() - TIMEOUT_MS), () => 'test');
-      // Declared by one sweeper only: the second sweep finds nothing to declare.
-      assert.deepEqual(lost.map((n) => n.id).sort(), ['a', 'b']);
+      await a.membership.beat();
       assert.deepEqual(
-        await two.nodes.declareLost(new Date(clock.now().getTime() - TIMEOUT_MS), () => 'again'),
-        [],
+        decided.map((d) => d.node),
+        ['b'],
       );
-      const nodeB = lost.find((n) => n.id === 'b')!;
-      const outcome = await decideLostNodeJobs(one, nodeB, clock.now());
-      outcomes.push(...outcome.lost.map((j) => `${j.id === plain.id ? 'plain' : 'retried'}:${j.status}`));
-      assert.deepEqual(outcomes.sort(), ['plain:lost', 'retried:lost']);
-      const decided = (await one.getJob(plain.id))!;
-      assert.match(decided.exit!.reason!, /^node b \(http:\/\/b\) was lost: no heartbeat since /);
+      assert.deepEqual(decided[0]!.lost.sort(), [plain.id, retried.id].sort());
+      assert.deepEqual(decided[0]!.released, [claimed.id]);
+      assert.equal((await one.nodes.getNode('b'))?.state, 'lost');
+      assert.equal((await one.nodes.getNode('a'))?.state, 'active');
+      const lostPlain = (await one.getJob(plain.id))!;
+      assert.equal(lostPlain.status, 'lost');
+      assert.match(lostPlain.exit!.reason!, /^node b \(http:\/\/b\) was lost: no heartbeat since /);
       const first = (await one.getJob(retried.id))!;
+      assert.equal(first.status, 'lost');
       assert.ok(first.retriedAs, 'the job with a retry policy got its next attempt');
       const next = (await one.getJob(first.retriedAs))!;
       assert.equal(next.status, 'queued');
       assert.equal(next.attempt, 2);
-      assert.deepEqual(
-        outcome.released.map((j) => j.id),
-        [claimed.id],
-      );
       assert.equal((await one.getJob(claimed.id))!.hold, null);
+      // Nothing is left to decide: a second sweeper finds nothing.
+      const silentSince = new Date(clock.now().getTime() - TIMEOUT_MS);
+      assert.deepEqual(
+        await two.nodes.declareLost(
+          silentSince,
+          () => 'again',
+          async () => {},
+        ),
+        [],
+      );
+
+      // b, still running somewhere, claims again before it learns it was lost; it cannot start
+      // the job whose claim it lost, and a later sweep gives its new claim back.
+      await assert.rejects(
+        two.markStarted(claimed.id, { pid: 1, startTicks: 1, bootId: 'x', cgroups: [] }, clock.now(), 'b'),
+        ClaimLostError,
+      );
+      const late = await two.claimReady('q', 'b', 1);
+      assert.equal(late.length, 1);
+      const again: string[] = [];
+      const swept = await one.nodes.declareLost(
+        silentSince,
+        () => 'unused',
+        async (node) => {
+          again.push(...(await decideLostNodeJobs(one, node, clock.now())).released.map((j) => j.id));
+        },
+      );
+      assert.deepEqual(
+        swept.map((n) => n.id),
+        ['b'],
+      );
+      assert.deepEqual(again, [late[0]!.id]);
+
+      // A drain of a lost node does not hide its loss from it; leaving needs no job on record.
+      await two.nodes.setDraining('b', true);
+      assert.equal((await one.nodes.getNode('b'))?.state, 'lost');
+      assert.equal(await two.nodes.leave('b', 'nope'), false);
       // The jobs decided while b was lost, as b finds them when it comes back.
       const whileLost = await two.nodes.jobsDecidedWhileLost('b', T0);
       assert.deepEqual(whileLost.map((j) => j.id).sort(), [plain.id, retried.id].sort());
-      // b's heartbeat does not revive it: its record says it was lost, and its next beat rejoins.
-      assert.equal((await two.nodes.heartbeat('b', clock.now()))?.state, 'lost');
-      b.membership.start(NOT_DRAINING);
-      await b.membership.beat();
+      // b comes back: it learns it was lost (read under its row's lock), and joins as active.
+      const back = await NodeMembership.join({
+        nodes: two.nodes,
+        jobs: two,
+        self: { id: 'b', url: 'http://b' },
+        clock,
+        timeoutMs: TIMEOUT_MS,
+      });
+      assert.equal(back.previous?.state, 'lost');
       assert.equal((await one.nodes.getNode('b'))?.state, 'active');
-      await b.membership.close({ leave: 'test over' });
-      await a.membership.close();
+      assert.equal(await back.membership.close({ leave: 'test over' }), true);
       assert.equal((await one.nodes.getNode('b'))?.state, 'left');
+      await a.membership.close();
     } finally {
       await one.close();
       await two.close();
+    }
+  });
+
+  it("holds a lost node's row while its jobs are decided: its beat waits, then finds it lost", async () => {
+    const clock = new ManualClock(T0);
+    const store = await PgJobStore.open(database.url, { clock });
+    const other = await PgJobStore.open(database.url, { clock });
+    try {
+      await store.nodes.join({ id: 'held', url: 'http://held' }, T0);
+      const order: string[] = [];
+      let beat: Promise<unknown> | undefined;
+      await other.nodes.declareLost(
+        new Date(T0.getTime() + 1),
+        () => 'held for the test',
+        async (node) => {
+          if (node.id !== 'held') return;
+          beat = store.nodes
+            .heartbeat('held', clock.now())
+            .then((record) => order.push(`beat: ${record?.state}`));
+          // Give the beat every chance to get through while the row is held.
+          for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+          await store.getJob(newJobId());
+          order.push('decided');
+        },
+      );
+      await beat;
+      assert.deepEqual(order, ['decided', 'beat: lost']);
+    } finally {
+      await store.close();
+      await other.close();
+    }
+  });
+
+  it('a sweep that fails part-way is rolled back, and the next sweep declares the node again', async () => {
+    const store = await PgJobStore.open(database.url);
+    try {
+      await store.nodes.join({ id: 'flaky', url: 'http://flaky' }, T0);
+      const since = new Date(T0.getTime() + 1);
+      await assert.rejects(
+        store.nodes.declareLost(
+          since,
+          () => 'first',
+          async (node) => {
+            if (node.id === 'flaky') throw new Error('the store went away');
+          },
+        ),
+        /went away/,
+      );
+      assert.equal((await store.nodes.getNode('flaky'))?.state, 'active');
+      const declared = await store.nodes.declareLost(
+        since,
+        () => 'second',
+        async () => {},
+      );
+      assert.ok(declared.some((n) => n.id === 'flaky' && n.reason === 'second'));
+    } finally {
+      await store.close();
     }
   });
 
@@ -118,14 +222,16 @@ describe('cluster membership on PostgreSQL', () => {
     const other = await PgJobStore.open(database.url, { clock });
     const engine = await JobEngine.open({ node: 'frozen', dataDir, store, clock });
     try {
+      const errors: Error[] = [];
       const { membership } = await NodeMembership.join({
         nodes: store.nodes,
         jobs: store,
         self: { id: 'frozen', url: 'http://frozen' },
         clock,
         timeoutMs: TIMEOUT_MS,
+        onError: (err) => errors.push(err),
       });
-      membership.start(engine);
+      await membership.start(engine);
       const pidFile = join(dataDir, 'pid');
       const job = await engine.start(
         { command: 'sh', args: ['-c', `echo $$ > ${pidFile}; exec sleep 1000`] },
@@ -139,12 +245,18 @@ describe('cluster membership on PostgreSQL', () => {
       const pid = Number((await readFile(pidFile, 'utf8')).trim());
       assert.equal(await pidAlive(pid), true);
       // Cut off: the others declare it lost and decide its job.
-      const [lost] = await other.nodes.declareLost(new Date(clock.now().getTime() + 1), () => 'cut off');
-      assert.equal(lost?.id, 'frozen');
-      await decideLostNodeJobs(other, lost, clock.now());
+      const declared = await other.nodes.declareLost(
+        new Date(clock.now().getTime() + 1),
+        () => 'cut off',
+        async (node) => {
+          if (node.id === 'frozen') await decideLostNodeJobs(other, node, clock.now());
+        },
+      );
+      assert.ok(declared.some((n) => n.id === 'frozen'));
       assert.equal((await other.getJob(job.id))?.status, 'lost');
       // Its next beat finds out: the process goes, the record stays as decided, and it rejoins.
       await membership.beat();
+      assert.deepEqual(errors, []);
       await until('the process to be gone', async () => !(await pidAlive(pid)));
       const stored = (await store.getJob(job.id))!;
       assert.equal(stored.status, 'lost');

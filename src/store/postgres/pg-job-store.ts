@@ -1,6 +1,12 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { type Clock, systemClock } from '../../core/clock.ts';
-import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
+import {
+  ClaimLostError,
+  IllegalTransitionError,
+  NotFoundError,
+  QueueFullError,
+  ValidationError,
+} from '../../core/errors.ts';
 import {
   dedupeScopeOf,
   isFinal,
@@ -62,6 +68,9 @@ type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 /** The active statuses: a job in one holds its dedupe key. */
 const ACTIVE = ['queued', 'running', 'paused'] as const;
 
+/** Connections of the nodes' pool: a sweep's held declaration, a heartbeat, a listing. */
+const NODES_POOL_SIZE = 3;
+
 /** How many times an admission that lost a dedupe race is read again (it then sees the winner). */
 const DEDUPE_RACE_RETRIES = 3;
 
@@ -82,8 +91,14 @@ export class PgJobStore implements JobStore {
   readonly users: PgUserStore;
   /** Webhooks, their outbox (filled by triggers on `jobs`) and deliveries. */
   readonly webhooks: PgWebhookStore;
-  /** The nodes of the cluster (docs/cluster.md). */
+  /** The nodes of the cluster (docs/cluster.md), on a pool of their own. */
   readonly nodes: PgNodeStore;
+  /**
+   * The nodes' pool: a heartbeat never waits for a connection behind this node's own queries, and
+   * a sweep's declaration holds one while its jobs are decided on the main pool. Connections are
+   * opened only when used (a store that is no cluster's node opens none).
+   */
+  readonly #nodesDb: Kysely<StoreSchema>;
 
   private constructor(db: Kysely<StoreSchema>, url: string, clock: Clock) {
     this.#db = db;
@@ -91,7 +106,8 @@ export class PgJobStore implements JobStore {
     this.#clock = clock;
     this.users = new PgUserStore(db);
     this.webhooks = new PgWebhookStore(db);
-    this.nodes = new PgNodeStore(db);
+    this.#nodesDb = openPostgres(url, { max: NODES_POOL_SIZE });
+    this.nodes = new PgNodeStore(this.#nodesDb);
   }
 
   /**
@@ -398,7 +414,7 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  async markStarted(id: string, process: ProcessIdentity, startedAt: Date): Promise<Job> {
+  async markStarted(id: string, process: ProcessIdentity, startedAt: Date, claimedBy?: string): Promise<Job> {
     const changes = {
       status: 'running',
       hold: null,
@@ -412,16 +428,29 @@ export class PgJobStore implements JobStore {
         .set(changes)
         .where('id', '=', id)
         .where('status', 'in', fromStatuses('running'))
+        // A claim another node gave back (this one was declared lost) is not this node's to start.
+        .$if(claimedBy !== undefined, (q) => q.where('node', '=', claimedBy!).where('hold', '=', 'starting'))
         .returningAll()
         .executeTakeFirst();
       if (row !== undefined) return rowToJob(row);
       // Not a legal start (or no such job): the general path names the reason.
-      return this.#db.transaction().execute((trx) =>
-        changeIn(trx, id, (current) => {
+      return this.#db.transaction().execute(async (trx) => {
+        if (claimedBy !== undefined) {
+          const current = await trx
+            .selectFrom('jobs')
+            .select(['status', 'node', 'hold'])
+            .where('id', '=', id)
+            .forUpdate()
+            .executeTakeFirst();
+          if (current?.status === 'queued' && (current.node !== claimedBy || current.hold !== 'starting')) {
+            throw new ClaimLostError(id, claimedBy);
+          }
+        }
+        return changeIn(trx, id, (current) => {
           assertTransition(id, current.status, 'running');
           return changes;
-        }),
-      );
+        });
+      });
     });
   }
 
@@ -512,6 +541,7 @@ export class PgJobStore implements JobStore {
   async close(): Promise<void> {
     for (const watch of [...this.#watches]) await watch.close();
     this.#watches.clear();
+    await this.#nodesDb.destroy();
     await this.#db.destroy();
   }
 

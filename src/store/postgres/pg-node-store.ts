@@ -1,10 +1,17 @@
 import { type Kysely, sql } from 'kysely';
 import type { Job } from '../../core/job.ts';
 import { rowToJob } from '../job-row.ts';
-import type { NodeRecord, NodeState, NodeStore } from '../node-store.ts';
+import type { NodeRecord, NodeStore } from '../node-store.ts';
 import type { NodeRow, StoreSchema } from '../schema.ts';
 
-/** Cluster membership in the PostgreSQL store (`PgJobStore.nodes`). */
+/** The states of a node that beats: it claims (or drains) and runs jobs. */
+const LIVE = ['active', 'draining'] as const;
+
+/**
+ * Cluster membership in the PostgreSQL store (`PgJobStore.nodes`), on a small pool of its own
+ * (`db`): a node's heartbeat never waits behind its own long list queries for a connection, and a
+ * sweep's declaration holds one connection while the jobs are decided on the main pool.
+ */
 export class PgNodeStore implements NodeStore {
   readonly #db: Kysely<StoreSchema>;
 
@@ -15,64 +22,88 @@ export class PgNodeStore implements NodeStore {
   async join(
     node: { readonly id: string; readonly url: string },
     at: Date,
-  ): Promise<{ record: NodeRecord; previous?: NodeState }> {
+  ): Promise<{ record: NodeRecord; previous?: NodeRecord }> {
     return this.#db.transaction().execute(async (trx) => {
+      // Under the row's lock: a sweep deciding this node's jobs holds it, and this waits for it.
       const before = await trx
         .selectFrom('nodes')
-        .select('state')
+        .selectAll()
         .where('id', '=', node.id)
         .forUpdate()
         .executeTakeFirst();
+      const fields = {
+        url: node.url,
+        state: 'active' as const,
+        joined_at: at.getTime(),
+        heartbeat_at: at.getTime(),
+        reason: null,
+      };
       const row = await trx
         .insertInto('nodes')
-        .values({
-          id: node.id,
-          url: node.url,
-          state: 'active',
-          joined_at: at.getTime(),
-          heartbeat_at: at.getTime(),
-          reason: null,
-        })
-        .onConflict((oc) =>
-          oc.column('id').doUpdateSet({
-            url: node.url,
-            state: 'active',
-            joined_at: at.getTime(),
-            heartbeat_at: at.getTime(),
-            reason: null,
-          }),
-        )
+        .values({ id: node.id, ...fields })
+        .onConflict((oc) => oc.column('id').doUpdateSet(fields))
         .returningAll()
         .executeTakeFirstOrThrow();
-      return { record: recordOf(row), ...(before ? { previous: before.state } : {}) };
+      return { record: recordOf(row), ...(before ? { previous: recordOf(before) } : {}) };
     });
   }
 
   async heartbeat(id: string, at: Date): Promise<NodeRecord | undefined> {
-    // One statement: the update happens only for a live node; a lost one is read back as it is.
-    const { rows } = await sql<NodeRow>`
-      with beat as (
-        update nodes set heartbeat_at = greatest(heartbeat_at, ${at.getTime()})
-        where id = ${id} and state in ('active', 'draining') returning *
-      )
-      select * from beat
-      union all
-      select * from nodes where id = ${id} and not exists (select 1 from beat)`.execute(this.#db);
-    return rows[0] ? recordOf(rows[0]) : undefined;
-  }
-
-  async setState(
-    id: string,
-    state: 'active' | 'draining' | 'left',
-    reason?: string,
-  ): Promise<NodeRecord | undefined> {
-    const row = await this.#db
+    // The update happens only for a live node. It waits while a sweep holds the row; then, if the
+    // sweep declared the node lost, it changes nothing, and a second statement (a snapshot taken
+    // after that commit, which one statement's own snapshot would predate) reads the row as it is.
+    const beat = await this.#db
       .updateTable('nodes')
-      .set({ state, reason: state === 'left' ? (reason ?? 'left the cluster') : null })
+      .set({ heartbeat_at: sql<number>`greatest(heartbeat_at, ${at.getTime()})` })
       .where('id', '=', id)
+      .where('state', 'in', LIVE)
       .returningAll()
       .executeTakeFirst();
-    return row ? recordOf(row) : undefined;
+    return beat ? recordOf(beat) : this.getNode(id);
+  }
+
+  async setDraining(id: string, draining: boolean): Promise<NodeRecord | undefined> {
+    await this.#db
+      .updateTable('nodes')
+      .set({ state: draining ? 'draining' : 'active' })
+      .where('id', '=', id)
+      .where('state', 'in', LIVE)
+      .execute();
+    return this.getNode(id);
+  }
+
+  async setUrl(id: string, url: string): Promise<NodeRecord | undefined> {
+    await this.#db
+      .updateTable('nodes')
+      .set({ url })
+      .where('id', '=', id)
+      .where('state', 'in', LIVE)
+      .execute();
+    return this.getNode(id);
+  }
+
+  async leave(id: string, reason: string): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('nodes')
+        .select('state')
+        .where('id', '=', id)
+        .forUpdate()
+        .executeTakeFirst();
+      if (row === undefined || !(LIVE as readonly string[]).includes(row.state)) return false;
+      // A job of it still on record (an adoption that failed, a claim never started) would be
+      // stranded by a node nobody sweeps: such a node stays a member, to be declared lost.
+      const busy = await trx
+        .selectFrom('jobs')
+        .select('id')
+        .where('node', '=', id)
+        .where(sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`)
+        .limit(1)
+        .executeTakeFirst();
+      if (busy) return false;
+      await trx.updateTable('nodes').set({ state: 'left', reason }).where('id', '=', id).execute();
+      return true;
+    });
   }
 
   async getNode(id: string): Promise<NodeRecord | undefined> {
@@ -95,51 +126,75 @@ export class PgNodeStore implements NodeStore {
     return new Map(rows.map((r) => [r.node, Number(r.n)]));
   }
 
-  jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]> {
-    return jobsDecidedWhileLostIn(this.#db, id, since);
+  async jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]> {
+    // The partial index `jobs_lost_by_node` (migration 0004-cluster): lost jobs are few.
+    const rows = await this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('node', '=', id)
+      .where('status', '=', 'lost')
+      .where('finished_at', '>=', since.getTime())
+      .execute();
+    return rows.map(rowToJob);
   }
 
-  async declareLost(silentSince: Date, reason: (node: NodeRecord) => string): Promise<NodeRecord[]> {
-    return this.#db.transaction().execute(async (trx) => {
-      // SKIP LOCKED: a node that another sweeper is declaring right now is that sweeper's.
-      const silent = await trx
-        .selectFrom('nodes')
-        .selectAll()
-        .where('state', 'in', ['active', 'draining'])
-        .where('heartbeat_at', '<', silentSince.getTime())
-        .forUpdate()
-        .skipLocked()
-        .execute();
-      const lost: NodeRecord[] = [];
-      for (const row of silent) {
-        const why = reason(recordOf(row));
-        const updated = await trx
-          .updateTable('nodes')
-          .set({ state: 'lost', reason: why })
-          .where('id', '=', row.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        lost.push(recordOf(updated));
-      }
-      return lost;
-    });
+  async declareLost(
+    silentSince: Date,
+    reason: (node: NodeRecord) => string,
+    decide: (node: NodeRecord) => Promise<void>,
+  ): Promise<NodeRecord[]> {
+    const declared: NodeRecord[] = [];
+    // One node per transaction, each held while its jobs are decided: `FOR UPDATE SKIP LOCKED`
+    // skips a node another sweeper holds, and the next pick sees this one's commit.
+    for (;;) {
+      const done = await this.#db.transaction().execute(async (trx) => {
+        const row = await trx
+          .selectFrom('nodes as n')
+          .selectAll('n')
+          .where('n.heartbeat_at', '<', silentSince.getTime())
+          .where((eb) =>
+            eb.or([
+              eb('n.state', 'in', LIVE),
+              eb.and([
+                eb('n.state', '=', 'lost'),
+                eb.exists(
+                  eb
+                    .selectFrom('jobs as j')
+                    .select('j.id')
+                    .whereRef('j.node', '=', 'n.id')
+                    .where(sql<boolean>`(j.status in ('running', 'paused') or j.hold = 'starting')`),
+                ),
+              ]),
+            ]),
+          )
+          .where('n.id', 'not in', declared.length === 0 ? [''] : declared.map((d) => d.id))
+          .orderBy('n.id')
+          .limit(1)
+          .forUpdate()
+          .skipLocked()
+          .executeTakeFirst();
+        if (row === undefined) return true;
+        const lost =
+          row.state === 'lost'
+            ? recordOf(row)
+            : recordOf(
+                await trx
+                  .updateTable('nodes')
+                  .set({ state: 'lost', reason: reason(recordOf(row)) })
+                  .where('id', '=', row.id)
+                  .returningAll()
+                  .executeTakeFirstOrThrow(),
+              );
+        // Decided through the job store's own transactions (its pool) while this one holds the
+        // node's row. A throw rolls the declaration back: the decisions already made stand (each
+        // is a checked transition, never made twice) and a later sweep decides the rest.
+        await decide(lost);
+        declared.push(lost);
+        return false;
+      });
+      if (done) return declared;
+    }
   }
-}
-
-/** The jobs of one node a sweep recorded `lost` since a time (see `NodeStore.jobsDecidedWhileLost`). */
-export async function jobsDecidedWhileLostIn(
-  db: Kysely<StoreSchema>,
-  id: string,
-  since: Date,
-): Promise<Job[]> {
-  const rows = await db
-    .selectFrom('jobs')
-    .selectAll()
-    .where('node', '=', id)
-    .where('status', '=', 'lost')
-    .where('finished_at', '>=', since.getTime())
-    .execute();
-  return rows.map(rowToJob);
 }
 
 function recordOf(row: NodeRow): NodeRecord {

@@ -364,7 +364,13 @@ export class SqliteJobStore implements JobStore {
     return pageOf(rows, checked.limit, rowToJob);
   }
 
-  async markStarted(id: string, process: ProcessIdentity, startedAt: Date): Promise<Job> {
+  /** `claimedBy` is not checked: one server claims and starts every job of an SQLite store. */
+  async markStarted(
+    id: string,
+    process: ProcessIdentity,
+    startedAt: Date,
+    _claimedBy?: string,
+  ): Promise<Job> {
     const changes = {
       status: 'running',
       hold: null,

@@ -28,8 +28,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       perform pg_notify('jobworker_accounts', tg_table_name);
       return null;
     end $$`.execute(db);
-  for (const table of ['users', 'tokens']) {
-    await sql`create trigger ${sql.id(`${table}_notify`)} after insert or update or delete on ${sql.id(table)}
-      for each statement execute function jobworker_accounts_changed()`.execute(db);
-  }
+  await sql`create trigger users_notify after insert or update or delete on users
+    for each statement execute function jobworker_accounts_changed()`.execute(db);
+  // Not on `last_used_at`: every node writes it as tokens are used, and a reload of every node's
+  // directory at each such write would be a storm for nothing.
+  await sql`create trigger tokens_notify after insert or delete
+    or update of "user", label, sha256, expires_at, revoked_at on tokens
+    for each statement execute function jobworker_accounts_changed()`.execute(db);
+  // What a node that starts again looks for: its jobs decided \`lost\` by others (few, so a small index).
+  await sql`create index jobs_lost_by_node on jobs (node, finished_at) where status = 'lost'`.execute(db);
 }
