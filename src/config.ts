@@ -367,8 +367,9 @@ export function parseStoreUrl(text: string): string {
 
 /** `text` with whatever stands between `user:` and `@` replaced by `***`, parsable or not. */
 function redactUrlPassword(text: string): string {
-  // Greedy up to the last `@` before the host's `/`: a password may hold an unencoded `@`.
-  return text.replace(/\/\/([^:@/]*):[^/]*@/, '//$1:***@');
+  // Greedy up to the last `@`: a password may hold an unencoded `@` or `/` (a generated one often
+  // does), and hiding a little of the host is better than showing any of the password.
+  return text.replace(/\/\/([^:@/]*):.*@/, '//$1:***@');
 }
 
 /** `serve --store-pool`: connections to PostgreSQL, 1 to 1000. */

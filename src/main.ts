@@ -2,7 +2,7 @@ import { EventEmitter, once } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
-import type { AddressInfo, Server } from 'node:net';
+import { type AddressInfo, isIP, type Server, SocketAddress } from 'node:net';
 import { hostname } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import pino from 'pino';
@@ -300,11 +300,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const nodeIdText = options.nodeId ?? config.nodeId;
   const nodeId = nodeIdText === undefined ? undefined : parseNodeId(nodeIdText);
   const advertiseText = options.advertiseUrl ?? config.advertiseUrl;
-  if (
-    storeChoice.kind === 'postgres' &&
-    advertiseText === undefined &&
-    ['0.0.0.0', '::'].includes(listen.host)
-  ) {
+  if (storeChoice.kind === 'postgres' && advertiseText === undefined && isUnspecifiedAddress(listen.host)) {
     throw new ValidationError(
       'advertiseUrl',
       `Expected --advertise-url for a node listening on ${listen.host}: the other nodes of the cluster cannot reach "any address"; give the URL they reach this one at, such as https://node1.example:${listen.port}`,
@@ -471,6 +467,12 @@ async function startOnDataDir({
       throw err;
     }
   }
+  // Every failure from here on closes the store, and first the node's membership, whose beats
+  // began at the join (else they would go on against a closed pool).
+  const closeStore = async (): Promise<void> => {
+    await clusterNode?.close().catch(() => undefined);
+    await store.close();
+  };
   const audit = new AuditLog(store.users, { logger: logger.child({ component: 'audit' }) });
   let admin: Awaited<ReturnType<typeof ensureAdminToken>>;
   let accounts: UserDirectory;
@@ -483,7 +485,7 @@ async function startOnDataDir({
     });
     admin = await ensureAdminToken(dataDir, accounts, clusterNode ? { node: clusterNode.id } : {});
   } catch (err) {
-    await store.close();
+    await closeStore();
     throw err;
   }
   let metricsToken: MetricsToken;
@@ -492,7 +494,7 @@ async function startOnDataDir({
     metricsToken = await MetricsToken.open(dataDir);
     signing = await loadSigningSecret(dataDir);
   } catch (err) {
-    await store.close();
+    await closeStore();
     throw err;
   }
   if (admin.created) logger.info({ adminTokenFile: admin.path }, 'admin token created');
@@ -507,7 +509,7 @@ async function startOnDataDir({
       onHomesWarning: (message) => logger.warn({ homesDir: accountOptions.homesDir }, message),
     });
   } catch (err) {
-    await store.close();
+    await closeStore();
     throw err;
   }
 
@@ -527,7 +529,7 @@ async function startOnDataDir({
       ...((clusterNode?.id ?? nodeId) === undefined ? {} : { node: clusterNode?.id ?? nodeId }),
     });
   } catch (err) {
-    await store.close();
+    await closeStore();
     throw err;
   }
   try {
@@ -536,7 +538,7 @@ async function startOnDataDir({
     checkIsolation(isolation.forceIsolation ?? undefined, engine.host);
   } catch (err) {
     await engine.close();
-    await store.close();
+    await closeStore();
     throw err;
   }
   if (decidedWhileLost.length > 0) {
@@ -562,7 +564,7 @@ async function startOnDataDir({
     clock,
   }).catch(async (err: unknown) => {
     await engine.close();
-    await store.close();
+    await closeStore();
     throw err;
   });
   const dispatcher = new WebhookDispatcher({
@@ -633,7 +635,7 @@ async function startOnDataDir({
   }).catch(async (err: unknown) => {
     await dispatcher.close();
     await engine.close();
-    await store.close();
+    await closeStore();
     throw err;
   });
 
@@ -666,7 +668,7 @@ async function startOnDataDir({
     tls?.close();
     await app.close();
     await engine.close();
-    await store.close();
+    await closeStore();
     throw err;
   }
   if (!socketFits) {
@@ -695,7 +697,7 @@ async function startOnDataDir({
       tls?.close();
       await app.close();
       await engine.close();
-      await store.close();
+      await closeStore();
       throw err;
     }
   }
@@ -731,9 +733,18 @@ async function startOnDataDir({
       // A node that runs nothing (a drained one, say) leaves the cluster; one with jobs stays a
       // member, to adopt them at its next start (or be declared lost if it does not come back in time).
       const leaving = engine.drainState.running === 0;
-      await clusterNode
+      const left = await clusterNode
         ?.close(leaving ? { leave: 'shut down with no job running' } : {})
-        .catch((err: unknown) => logger.error({ err }, 'could not record leaving the cluster'));
+        .catch((err: unknown) => {
+          logger.error({ err }, 'could not record leaving the cluster');
+          return false;
+        });
+      if (clusterNode && leaving && left === false) {
+        logger.warn(
+          { node: clusterNode.id },
+          'this node stays a member of the cluster: the store still records jobs of it (running, paused or being started); unless it starts again within the node timeout, another node declares it lost and decides them',
+        );
+      }
       await engine.close();
       await audit.flush();
       await accounts.flush();
@@ -808,6 +819,14 @@ function closeHttp(server: HttpServer): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/** `0.0.0.0`, `::` and their other spellings: "every address", which no peer can connect to. */
+function isUnspecifiedAddress(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (isIP(bare) === 4) return bare.split('.').every((part) => Number(part) === 0);
+  if (isIP(bare) === 6) return new SocketAddress({ address: bare, family: 'ipv6' }).address === '::';
+  return false;
 }
 
 /** A node's cluster settings, checked (`serve --node-id`, `--advertise-url`, ...). */

@@ -151,6 +151,10 @@ export class NodeMembership {
       if (record === undefined || (record.state !== 'active' && record.state !== 'draining')) {
         await this.#rejoin(record?.state);
       }
+      // A beat that hung (a store that froze rather than failed) is no sign of health: its peers'
+      // beats hung too, and get a whole timeout from now before this node sweeps.
+      const done = clock.now().getTime();
+      if (done - now > this.#heartbeatMs) this.#healthySince = done;
       this.#healthySince ??= now;
       if (now - this.#healthySince >= timeoutMs && this.#sweeping === undefined) {
         this.#sweeping = this.#sweep().finally(() => {

@@ -192,6 +192,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       jobDir: (id) => this.#jobDir(id),
       ioPaths: (id) => this.ioPaths(id),
       changed: (job) => this.#changed(job),
+      claimLost: (job, err) =>
+        options.logger.warn(
+          { jobId: job.id, err },
+          'a claim of this node went back to its queue while it was cut off; what it had spawned was ended',
+        ),
     });
     this.#dispatcher = new Dispatcher({
       store: this.#store,

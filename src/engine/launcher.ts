@@ -3,7 +3,7 @@ import { ClaimLostError, SpawnError } from '../core/errors.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { readIdentityFile } from '../runtime/identity-file.ts';
-import { createJobIo, type JobIoPaths } from '../runtime/job-io.ts';
+import { createJobIo, type JobIoPaths, removeJobIo } from '../runtime/job-io.ts';
 import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
 import { bootId } from '../runtime/process-identity.ts';
 import type { SpawnerClient } from '../runtime/spawner-client.ts';
@@ -22,6 +22,8 @@ export interface LauncherDeps {
   readonly ioPaths: (id: string) => JobIoPaths;
   /** A job that ended without supervision (a claim cancelled): events and what follows. */
   readonly changed: (job: Job) => void;
+  /** A claim this node spawned had gone back to its queue (docs/cluster.md): what it spawned was ended. */
+  readonly claimLost?: (job: Job, err: ClaimLostError) => void;
 }
 
 /** What `#spawn` made of a claimed job: its processes, or why it could not start. */
@@ -128,6 +130,8 @@ export class Launcher {
       // not this node's to record; another node runs it.
       if (err instanceof ClaimLostError) {
         await rm(spawn.dir, { recursive: true, force: true }).catch(() => undefined);
+        await removeJobIo(this.#deps.ioPaths(job.id)).catch(() => undefined);
+        this.#deps.claimLost?.(job, err);
         return job;
       }
       return supervisor.failedToStart(job, err as Error);

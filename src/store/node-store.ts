@@ -63,9 +63,10 @@ export interface NodeStore {
    * Declares `lost`, with `reason(node)`, each `active` or `draining` node whose last heartbeat is
    * before `silentSince`, and each `lost` one that still holds jobs (claimed after it was swept,
    * or left over by a sweep cut short), and calls `decide(node)` for it while holding the node's
-   * row locked: its own beat or join waits until its jobs are decided, and a sweep that fails
-   * part-way rolls the declaration back, so a later sweep decides what is left. Nodes being
-   * declared by another sweeper are skipped. Returns the nodes declared.
+   * row locked: its own beat or join waits until its jobs are decided. A `decide` that throws
+   * keeps the declaration (the node learns it was lost; a later sweep decides what is left) and
+   * its error is thrown once every silent node was visited. Nodes being declared by another
+   * sweeper are skipped. Returns the nodes declared.
    */
   declareLost(
     silentSince: Date,

@@ -188,10 +188,14 @@ describe('cluster membership on PostgreSQL', () => {
     }
   });
 
-  it('a sweep that fails part-way is rolled back, and the next sweep declares the node again', async () => {
+  it('a sweep whose decisions fail keeps the declaration: the node learns it was lost, and the next sweep decides the rest', async () => {
     const store = await PgJobStore.open(database.url);
     try {
       await store.nodes.join({ id: 'flaky', url: 'http://flaky' }, T0);
+      const job = makeJob({ spec: { queue: 'flaky-q' } });
+      await store.admitJob(job, T0);
+      assert.equal((await store.claimReady('flaky-q', 'flaky', 1)).length, 1);
+      await store.markStarted(job.id, { pid: 999_999, startTicks: 1, bootId: 'x', cgroups: [] }, T0, 'flaky');
       const since = new Date(T0.getTime() + 1);
       await assert.rejects(
         store.nodes.declareLost(
@@ -203,13 +207,41 @@ describe('cluster membership on PostgreSQL', () => {
         ),
         /went away/,
       );
-      assert.equal((await store.nodes.getNode('flaky'))?.state, 'active');
-      const declared = await store.nodes.declareLost(
+      assert.equal((await store.nodes.getNode('flaky'))?.state, 'lost');
+      assert.equal((await store.nodes.heartbeat('flaky', T0))?.state, 'lost');
+      // Still holding a running job: swept again, and decided this time.
+      const again = await store.nodes.declareLost(
         since,
-        () => 'second',
-        async () => {},
+        () => 'unused',
+        async (node) => {
+          if (node.id === 'flaky') await decideLostNodeJobs(store, node, T0);
+        },
       );
-      assert.ok(declared.some((n) => n.id === 'flaky' && n.reason === 'second'));
+      assert.ok(again.some((n) => n.id === 'flaky' && n.reason === 'first'));
+      assert.equal((await store.getJob(job.id))?.status, 'lost');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses the start of a job whose claim went to another node, whatever that job is now', async () => {
+    const store = await PgJobStore.open(database.url);
+    try {
+      const job = makeJob({ spec: { queue: 'moved-q' } });
+      await store.admitJob(job, T0);
+      assert.equal((await store.claimReady('moved-q', 'x', 1)).length, 1);
+      // x is swept: its claim goes back, and y claims and starts the job.
+      await store.releaseClaim(job.id);
+      assert.equal((await store.claimReady('moved-q', 'y', 1)).length, 1);
+      const process = { pid: 999_998, startTicks: 1, bootId: 'x', cgroups: [] };
+      await store.markStarted(job.id, process, T0, 'y');
+      await assert.rejects(store.markStarted(job.id, { ...process, pid: 999_997 }, T0, 'x'), ClaimLostError);
+      await store.markPaused(job.id, T0);
+      await assert.rejects(store.markStarted(job.id, { ...process, pid: 999_997 }, T0, 'x'), ClaimLostError);
+      const kept = (await store.getJob(job.id))!;
+      assert.equal(kept.status, 'paused');
+      assert.equal(kept.node, 'y');
+      assert.equal(kept.process?.pid, 999_998);
     } finally {
       await store.close();
     }

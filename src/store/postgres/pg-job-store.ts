@@ -107,7 +107,7 @@ export class PgJobStore implements JobStore {
     this.users = new PgUserStore(db);
     this.webhooks = new PgWebhookStore(db);
     this.#nodesDb = openPostgres(url, { max: NODES_POOL_SIZE });
-    this.nodes = new PgNodeStore(this.#nodesDb);
+    this.nodes = new PgNodeStore(this.#nodesDb, db);
   }
 
   /**
@@ -436,15 +436,11 @@ export class PgJobStore implements JobStore {
       // Not a legal start (or no such job): the general path names the reason.
       return this.#db.transaction().execute(async (trx) => {
         if (claimedBy !== undefined) {
-          const current = await trx
-            .selectFrom('jobs')
-            .select(['status', 'node', 'hold'])
-            .where('id', '=', id)
-            .forUpdate()
-            .executeTakeFirst();
-          if (current?.status === 'queued' && (current.node !== claimedBy || current.hold !== 'starting')) {
-            throw new ClaimLostError(id, claimedBy);
-          }
+          // The guarded update found no claim of this node: whatever the job is now (queued again,
+          // claimed, running or paused on another node, ended), it is not this node's to start.
+          const current = await trx.selectFrom('jobs').select('id').where('id', '=', id).executeTakeFirst();
+          if (current === undefined) throw new NotFoundError(id);
+          throw new ClaimLostError(id, claimedBy);
         }
         return changeIn(trx, id, (current) => {
           assertTransition(id, current.status, 'running');

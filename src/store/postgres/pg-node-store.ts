@@ -13,10 +13,14 @@ const LIVE = ['active', 'draining'] as const;
  * sweep's declaration holds one connection while the jobs are decided on the main pool.
  */
 export class PgNodeStore implements NodeStore {
+  /** The nodes' own pool: joins, beats, drains, leaves and sweeps' declarations. */
   readonly #db: Kysely<StoreSchema>;
+  /** The main pool: reads that serve requests (routing, listings), so they never take a beat's place. */
+  readonly #reads: Kysely<StoreSchema>;
 
-  constructor(db: Kysely<StoreSchema>) {
+  constructor(db: Kysely<StoreSchema>, reads: Kysely<StoreSchema> = db) {
     this.#db = db;
+    this.#reads = reads;
   }
 
   async join(
@@ -59,7 +63,9 @@ export class PgNodeStore implements NodeStore {
       .where('state', 'in', LIVE)
       .returningAll()
       .executeTakeFirst();
-    return beat ? recordOf(beat) : this.getNode(id);
+    if (beat) return recordOf(beat);
+    const row = await this.#db.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? recordOf(row) : undefined;
   }
 
   async setDraining(id: string, draining: boolean): Promise<NodeRecord | undefined> {
@@ -69,7 +75,7 @@ export class PgNodeStore implements NodeStore {
       .where('id', '=', id)
       .where('state', 'in', LIVE)
       .execute();
-    return this.getNode(id);
+    return this.#own(id);
   }
 
   async setUrl(id: string, url: string): Promise<NodeRecord | undefined> {
@@ -79,7 +85,13 @@ export class PgNodeStore implements NodeStore {
       .where('id', '=', id)
       .where('state', 'in', LIVE)
       .execute();
-    return this.getNode(id);
+    return this.#own(id);
+  }
+
+  /** A node's row read on the nodes' pool (after a change made on it). */
+  async #own(id: string): Promise<NodeRecord | undefined> {
+    const row = await this.#db.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? recordOf(row) : undefined;
   }
 
   async leave(id: string, reason: string): Promise<boolean> {
@@ -107,17 +119,17 @@ export class PgNodeStore implements NodeStore {
   }
 
   async getNode(id: string): Promise<NodeRecord | undefined> {
-    const row = await this.#db.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.#reads.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? recordOf(row) : undefined;
   }
 
   async listNodes(): Promise<NodeRecord[]> {
-    const rows = await this.#db.selectFrom('nodes').selectAll().orderBy('id').execute();
+    const rows = await this.#reads.selectFrom('nodes').selectAll().orderBy('id').execute();
     return rows.map(recordOf);
   }
 
   async runningPerNode(): Promise<Map<string, number>> {
-    const rows = await this.#db
+    const rows = await this.#reads
       .selectFrom('jobs')
       .select(['node', (eb) => eb.fn.countAll<number>().as('n')])
       .where('status', 'in', ['running', 'paused'])
@@ -128,7 +140,7 @@ export class PgNodeStore implements NodeStore {
 
   async jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]> {
     // The partial index `jobs_lost_by_node` (migration 0004-cluster): lost jobs are few.
-    const rows = await this.#db
+    const rows = await this.#reads
       .selectFrom('jobs')
       .selectAll()
       .where('node', '=', id)
@@ -144,6 +156,7 @@ export class PgNodeStore implements NodeStore {
     decide: (node: NodeRecord) => Promise<void>,
   ): Promise<NodeRecord[]> {
     const declared: NodeRecord[] = [];
+    let failure: unknown;
     // One node per transaction, each held while its jobs are decided: `FOR UPDATE SKIP LOCKED`
     // skips a node another sweeper holds, and the next pick sees this one's commit.
     for (;;) {
@@ -186,13 +199,21 @@ export class PgNodeStore implements NodeStore {
                   .executeTakeFirstOrThrow(),
               );
         // Decided through the job store's own transactions (its pool) while this one holds the
-        // node's row. A throw rolls the declaration back: the decisions already made stand (each
-        // is a checked transition, never made twice) and a later sweep decides the rest.
-        await decide(lost);
+        // node's row. A decision that fails keeps the declaration (committed all the same): the
+        // node learns at its next beat that it was lost, and the next sweep decides what is left
+        // (a lost node that still holds jobs is swept again).
         declared.push(lost);
+        try {
+          await decide(lost);
+        } catch (err) {
+          failure ??= err;
+        }
         return false;
       });
-      if (done) return declared;
+      if (done) {
+        if (failure !== undefined) throw failure;
+        return declared;
+      }
     }
   }
 }
