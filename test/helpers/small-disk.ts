@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { mkdtemp, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,13 +61,17 @@ export function makeFifo(path: string): Promise<void> {
 }
 
 /**
- * Resolves once the wrapper of the job in `jobDir` tried to write its exit record (its temporary
- * file appeared): the job's main process has ended by then. Listen before releasing the job.
+ * Resolves once the wrapper of the job in `jobDir` has made a try to write its exit record and
+ * that try is over: its temporary file came and went (on a full disk the try failed and the file
+ * was removed; had it succeeded, it was renamed to `exit`). The job's main process has ended by
+ * then. Waiting for the file to go, not for it to appear, matters: a disk freed between the
+ * wrapper's open and its write would let that first try succeed. Listen before releasing the job.
  */
 export function whenWrapperTriesToRecord(jobDir: string): Promise<void> {
+  const tmp = join(jobDir, 'exit.tmp');
   return new Promise<void>((resolve, reject) => {
     const watcher = watch(jobDir, (_event, name) => {
-      if (name !== 'exit.tmp') return;
+      if (name !== 'exit.tmp' || existsSync(tmp)) return;
       watcher.close();
       resolve();
     });
