@@ -19,7 +19,7 @@ import {
 } from '../../core/job.ts';
 import type { LimitSettings } from '../../core/limits.ts';
 import { assertTransition, TRANSITIONS } from '../../core/states.ts';
-import { dependencyVerdict } from '../dependency-verdict.ts';
+import { admittedAs, dependencyVerdict, settledColumns } from '../dependency-verdict.ts';
 import { jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
 import type {
   Admission,
@@ -697,20 +697,7 @@ async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Prom
     }
     deps.push(rowToJob(dep));
   }
-  const verdict = dependencyVerdict(deps);
-  let stored: Job;
-  if (verdict.kind === 'failed') {
-    stored = {
-      ...job,
-      status: 'cancelled',
-      hold: null,
-      finishedAt: now,
-      exit: { exitCode: null, signal: null, reason: verdict.reason },
-    };
-  } else {
-    const hold = verdict.kind === 'waiting' ? 'after' : job.runAt && job.runAt > now ? 'delay' : null;
-    stored = { ...job, hold };
-  }
+  const stored = admittedAs(job, dependencyVerdict(deps), now);
   await insertRow(trx, stored);
   if (stored.status === 'queued' && deps.length > 0) {
     await trx
@@ -822,10 +809,7 @@ async function settle(trx: Transaction<StoreSchema>, ended: readonly string[], n
         .execute();
       const verdict = dependencyVerdict(deps.map(rowToJob));
       if (verdict.kind === 'waiting') continue;
-      const changes: Updateable<JobRow> =
-        verdict.kind === 'failed'
-          ? { status: 'cancelled', hold: null, exit_reason: verdict.reason, finished_at: nowMs }
-          : { hold: waiting.run_at !== null && waiting.run_at > nowMs ? 'delay' : null };
+      const changes = settledColumns(verdict, waiting.run_at, nowMs);
       const row = await trx
         .updateTable('jobs')
         .set(changes)
