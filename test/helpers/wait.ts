@@ -1,12 +1,38 @@
-import { watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+
+/**
+ * Resolves once `dir` exists: a kernel watch on the nearest directory above it that does (a job's
+ * directory appears only once the job is launched, after its submission was answered).
+ */
+export async function waitForDirectory(dir: string, timeoutMs = 20_000): Promise<void> {
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  if (parent !== dir) await waitForDirectory(parent, timeoutMs);
+  await new Promise<void>((resolve, reject) => {
+    const watcher = watch(parent);
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(new Error(`Timed out waiting for ${dir} to exist`));
+    }, timeoutMs);
+    const check = () => {
+      if (!existsSync(dir)) return;
+      clearTimeout(timer);
+      watcher.close();
+      resolve();
+    };
+    watcher.on('change', check);
+    check();
+  });
+}
 
 /** Resolves with a file's content once it contains `text` (a kernel watch on its directory; no sleeping). */
 export async function waitForFileText(path: string, text: string, timeoutMs = 20_000): Promise<string> {
   const read = () => readFile(path, 'utf8').catch(() => '');
   const first = await read();
   if (first.includes(text)) return first;
+  await waitForDirectory(dirname(path), timeoutMs);
   return new Promise((resolve, reject) => {
     const watcher = watch(dirname(path));
     const timer = setTimeout(() => {
