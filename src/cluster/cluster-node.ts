@@ -139,6 +139,9 @@ export class ClusterNode {
           this.#options.log.error({ err }, 'could not record the drain in the cluster'),
         );
     });
+    // What other nodes changed between this node's first read of the users and the LISTEN above
+    // (nodes starting together issue their admin tokens then) is read once more now.
+    this.#reloadAccounts(parts.reloadAccounts);
     await membership.start(parts.engine);
   }
 
