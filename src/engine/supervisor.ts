@@ -224,7 +224,13 @@ export class Supervisor {
   async requestStop(id: string, by: string, graceMs: number): Promise<StopResponse | undefined> {
     const s = this.#jobs.get(id);
     if (!s) return undefined;
-    if (s.stop || s.finishing) return { job: s.job, changed: false };
+    // A job whose end is being recorded answers with that end once it is on record: its `s.job`
+    // still says running, and a stop of it must read as one of a finished job.
+    if (s.finishing && s.finished) {
+      const ended = await s.finished.catch(() => s.job);
+      return { job: ended, changed: false };
+    }
+    if (s.stop) return { job: s.job, changed: false };
     const recorded = this.#beginStop(s, by, graceMs);
     return { job: await recorded, changed: true };
   }
