@@ -65,6 +65,8 @@ export class ClusterNode {
   #membership: NodeMembership | undefined;
   #unwatch: (() => Promise<void>) | undefined;
   #reloading: Promise<void> | undefined;
+  /** Waits for the end of jobs, by id: what `ended` notifications resolve. */
+  readonly #endWaiters = new Map<string, Set<() => void>>();
   #reloadAgain = false;
   /** Set by `join`: the node's record before it joined, when it had one. */
   previous: NodeRecord | undefined;
@@ -82,9 +84,32 @@ export class ClusterNode {
     return this.#options.self.id;
   }
 
-  /** How the service reaches peers. */
+  /** How the service reaches peers, and hears that a job ended on one. */
   get routing(): ClusterRouting {
-    return { node: this.#options.self.id, peer: (id) => this.#peer(id) };
+    return {
+      node: this.#options.self.id,
+      peer: (id) => this.#peer(id),
+      ended: (id, signal) => this.#whenEnded(id, signal),
+    };
+  }
+
+  /** Resolves when the store notifies the end of job `id` (after `start`); see `ClusterRouting.ended`. */
+  #whenEnded(id: string, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (signal.aborted) return;
+      let waiting = this.#endWaiters.get(id);
+      if (!waiting) this.#endWaiters.set(id, (waiting = new Set()));
+      const waiter = () => {
+        signal.removeEventListener('abort', forget);
+        resolve();
+      };
+      const forget = () => {
+        waiting.delete(waiter);
+        if (waiting.size === 0) this.#endWaiters.delete(id);
+      };
+      waiting.add(waiter);
+      signal.addEventListener('abort', forget, { once: true });
+    });
   }
 
   /**
@@ -126,7 +151,11 @@ export class ClusterNode {
     const membership = this.#membership;
     if (!membership) throw new Error('ClusterNode.start before join');
     this.#unwatch = await this.#options.store.watch((event) => {
-      if (event.channel === 'work') {
+      if (event.channel === 'ended') {
+        const waiting = this.#endWaiters.get(event.payload);
+        this.#endWaiters.delete(event.payload);
+        for (const waiter of waiting ?? []) waiter();
+      } else if (event.channel === 'work') {
         parts.engine.dispatch().catch((err: unknown) => this.#options.log.error({ err }, 'dispatch failed'));
       } else if (event.channel === 'accounts') {
         this.#reloadAccounts(parts.reloadAccounts);

@@ -55,7 +55,12 @@ export interface ClusterRouting {
   peer(nodeId: string): Promise<NodePeer | undefined>;
   /**
    * How often a wait (`waitFor`, `run`) for a job on a peer reads the job from the store, in ms.
-   * Default 1000.
+   * Default 1000. With `ended`, the poll only covers a notification that was lost.
    */
   readonly pollMs?: number;
+  /**
+   * Resolves once the store says job `id` reached a final status (`NOTIFY jobworker_job_ended`),
+   * so that a wait ends at once rather than at the next poll; never resolves once `signal` aborts.
+   */
+  ended?(id: string, signal: AbortSignal): Promise<void>;
 }

@@ -752,6 +752,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
           .waitFor(id, AbortSignal.any([stop, cancelled.signal]))
           .catch(() => (this.#cluster ? new Promise<undefined>(() => undefined) : undefined)),
         aborted,
+        ...(this.#cluster?.ended
+          ? [this.#cluster.ended(id, cancelled.signal).then(() => this.#engine.get(id))]
+          : []),
         ...(this.#cluster
           ? [
               pollUntilFinal((job) => this.#engine.get(job), id, {

@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
+import { ClusterNode } from '../../src/cluster/cluster-node.ts';
 import { decideLostNodeJobs } from '../../src/cluster/lost-node-jobs.ts';
 import { NodeMembership } from '../../src/cluster/node-membership.ts';
+import { systemClock } from '../../src/core/clock.ts';
 import { ClaimLostError } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
@@ -299,6 +301,44 @@ describe('cluster membership on PostgreSQL', () => {
       await engine.close();
       await store.close();
       await other.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('tells a wait on this node that a job ended on another, as the store notifies it', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-ended-'));
+    const here = await PgJobStore.open(database.url);
+    const there = await PgJobStore.open(database.url);
+    const engine = await JobEngine.open({ node: 'here', dataDir, store: here });
+    const node = new ClusterNode({
+      store: here,
+      self: { id: 'here', url: 'http://here' },
+      clock: systemClock,
+      timeoutMs: TIMEOUT_MS,
+      log: { info: () => {}, warn: () => {}, error: () => {} },
+    });
+    try {
+      await node.join();
+      await node.start({ engine, reloadAccounts: async () => {} });
+      const job = makeJob({ spec: { queue: 'elsewhere-q' } });
+      await there.admitJob(job, T0);
+      assert.equal((await there.claimReady('elsewhere-q', 'there', 1)).length, 1);
+      await there.markStarted(job.id, { pid: 999_996, startTicks: 1, bootId: 'x', cgroups: [] }, T0, 'there');
+      const waits = new AbortController();
+      const ended = node.routing.ended!(job.id, waits.signal);
+      const finished = await there.markFinished(job.id, {
+        status: 'succeeded',
+        exit: { exitCode: 0, signal: null, reason: 'exited 0' },
+        finishedAt: T0,
+        outputBytes: { stdout: 0, stderr: 0 },
+      });
+      assert.equal(finished.status, 'succeeded');
+      await ended;
+    } finally {
+      await node.close();
+      await engine.close();
+      await here.close();
+      await there.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });
