@@ -97,8 +97,8 @@ export class ClusterNode {
   #whenEnded(id: string, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
       if (signal.aborted) return;
-      let waiting = this.#endWaiters.get(id);
-      if (!waiting) this.#endWaiters.set(id, (waiting = new Set()));
+      const waiting = this.#endWaiters.get(id) ?? new Set<() => void>();
+      this.#endWaiters.set(id, waiting);
       const waiter = () => {
         signal.removeEventListener('abort', forget);
         resolve();
