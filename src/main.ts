@@ -656,11 +656,8 @@ async function startOnDataDir({
   const socketFits = Buffer.byteLength(socketPath) <= MAX_SOCKET_PATH_BYTES;
   let socket: Server | undefined;
   let metricsServer: HttpServer | undefined;
-  try {
-    await app.listen({ host: listen.host, port: listen.port });
-    if (socketFits) socket = await listenOnSocket(app.server, socketPath);
-    if (metricsListen) metricsServer = await listenForMetrics(metrics, metricsListen);
-  } catch (err) {
+  /** Undoes a start that failed once the app existed: every listener, then engine and store. */
+  const abandon = async (): Promise<void> => {
     metricsServer?.close();
     if (socket) await closeSocket(socket, socketPath);
     await dispatcher.close();
@@ -669,6 +666,13 @@ async function startOnDataDir({
     await app.close();
     await engine.close();
     await closeStore();
+  };
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+    if (socketFits) socket = await listenOnSocket(app.server, socketPath);
+    if (metricsListen) metricsServer = await listenForMetrics(metrics, metricsListen);
+  } catch (err) {
+    await abandon();
     throw err;
   }
   if (!socketFits) {
@@ -689,15 +693,7 @@ async function startOnDataDir({
       await clusterNode.advertise(clusterSettings?.advertiseUrl ?? url);
       await clusterNode.start({ engine, reloadAccounts: () => accounts.reload() });
     } catch (err) {
-      await clusterNode.close();
-      metricsServer?.close();
-      if (socket) await closeSocket(socket, socketPath);
-      await dispatcher.close();
-      relief?.close();
-      tls?.close();
-      await app.close();
-      await engine.close();
-      await closeStore();
+      await abandon();
       throw err;
     }
   }

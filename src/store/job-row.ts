@@ -1,3 +1,4 @@
+import type { Updateable } from 'kysely';
 import { ValidationError } from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
 import {
@@ -9,6 +10,7 @@ import {
   type JobUsage,
   type ProcessIdentity,
 } from '../core/job.ts';
+import type { JobFinish } from './job-store.ts';
 import type { JobRow } from './schema.ts';
 
 /** The row that stores `job`; a `ValidationError` for what the schema relies on (id, status, dates). */
@@ -132,4 +134,35 @@ export function toMillis(field: string, date: Date): number {
   const ms = date instanceof Date ? date.getTime() : Number.NaN;
   if (!Number.isFinite(ms)) throw ValidationError.expected(field, 'a valid Date', date);
   return ms;
+}
+
+/**
+ * The columns that record a job's end, given the stop already on record (`current.stop_at`): the
+ * finish's status, exit, sizes, usage and result error, and its stop only when none was recorded
+ * before. Shared by every store (each checks the transition first).
+ */
+export function finishColumns(
+  finish: JobFinish,
+  current: { readonly stop_at: number | null },
+  extra: Updateable<JobRow> = {},
+): Updateable<JobRow> {
+  const { stop, result } = finish;
+  return {
+    status: finish.status,
+    exit_code: finish.exit.exitCode,
+    exit_signal: finish.exit.signal,
+    exit_reason: finish.exit.reason,
+    finished_at: toMillis('finishedAt', finish.finishedAt),
+    stdout_bytes: finish.outputBytes.stdout,
+    stderr_bytes: finish.outputBytes.stderr,
+    usage: finish.usage ? JSON.stringify(finish.usage) : null,
+    hold: null,
+    paused_at: null,
+    ...(result === undefined ? {} : { result_error: 'error' in result ? result.error : null }),
+    ...extra,
+    ...(stop !== undefined && current.stop_at === null
+      ? { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs }
+      : {}),
+    ...(finish.stopForced === true ? { stop_forced: 1 } : {}),
+  };
 }

@@ -13,7 +13,7 @@ import {
 import type { LimitSettings } from '../../core/limits.ts';
 import { assertTransition } from '../../core/states.ts';
 import { admittedAs, dependencyVerdict, settledColumns } from '../dependency-verdict.ts';
-import { jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
+import { finishColumns, jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
 import type {
   Admission,
   DeleteFinishedQuery,
@@ -523,35 +523,9 @@ export class SqliteJobStore implements JobStore {
     if (!isFinal(finish.status)) {
       throw ValidationError.expected('status', 'a final status', finish.status);
     }
-    const changes = {
-      status: finish.status,
-      exit_code: finish.exit.exitCode,
-      exit_signal: finish.exit.signal,
-      exit_reason: finish.exit.reason,
-      finished_at: toMillis('finishedAt', finish.finishedAt),
-      stdout_bytes: finish.outputBytes.stdout,
-      stderr_bytes: finish.outputBytes.stderr,
-      usage: finish.usage ? JSON.stringify(finish.usage) : null,
-      hold: null,
-      paused_at: null,
-      ...resultColumns(finish),
-      ...extra,
-    };
-    const stop =
-      finish.stop === undefined
-        ? {}
-        : {
-            stop_at: toMillis('stop.at', finish.stop.at),
-            stop_by: finish.stop.by,
-            stop_grace_ms: finish.stop.graceMs,
-          };
     const finished = await changeIn(trx, id, (current) => {
       assertTransition(id, current.status, finish.status);
-      return {
-        ...changes,
-        ...(current.stop_at === null ? stop : {}),
-        ...(finish.stopForced === true ? { stop_forced: 1 } : {}),
-      };
+      return finishColumns(finish, current, extra);
     });
     await insertResult(trx, id, finish);
     return finished;
@@ -559,13 +533,6 @@ export class SqliteJobStore implements JobStore {
 }
 
 type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
-
-/** The result column a finish sets on the job: none when it carries no result. */
-function resultColumns(finish: JobFinish): Updateable<JobRow> {
-  const { result } = finish;
-  if (result === undefined) return {};
-  return { result_error: 'error' in result ? result.error : null };
-}
 
 /** Stores the value of a finish's result, in the transaction that records the end. */
 async function insertResult(trx: Transaction<StoreSchema>, id: string, finish: JobFinish): Promise<void> {
