@@ -26,6 +26,14 @@ import type {
   QueueState,
   RetentionLimits,
 } from '../job-store.ts';
+import {
+  cancelQueuedDecision,
+  pausedDecision,
+  releaseClaimDecision,
+  resumedDecision,
+  stopForcedDecision,
+  stopRequestedDecision,
+} from '../job-transitions.ts';
 import { limitColumns, limitsOfColumns } from '../limit-columns.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
 import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
@@ -157,10 +165,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async releaseClaim(id: string): Promise<Job> {
-    return this.#change(id, (current) => {
-      assertTransition(id, current.status, 'running');
-      return current.hold === 'starting' ? { hold: null } : null;
-    });
+    return this.#change(id, releaseClaimDecision(id));
   }
 
   // `indexed by`: without statistics SQLite would read every queued job by status instead of
@@ -178,19 +183,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async cancelQueued(id: string, stop: StopRequest, reason: string): Promise<Job> {
-    const recorded = { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs };
-    return this.#change(id, (current) => {
-      assertTransition(id, current.status, 'cancelled');
-      const first = current.stop_at === null ? recorded : {};
-      if (current.hold === 'starting') return current.stop_at === null ? recorded : null;
-      return {
-        ...first,
-        status: 'cancelled',
-        hold: null,
-        exit_reason: reason,
-        finished_at: recorded.stop_at,
-      };
-    });
+    return this.#change(id, cancelQueuedDecision(id, stop, reason));
   }
 
   async markRetried(id: string, finish: JobFinish, next: Job): Promise<Job> {
@@ -232,18 +225,11 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markPaused(id: string, at: Date): Promise<Job> {
-    return this.#change(id, (current) => {
-      assertTransition(id, current.status, 'paused');
-      return { status: 'paused', paused_at: toMillis('pausedAt', at) };
-    });
+    return this.#change(id, pausedDecision(id, at));
   }
 
   async markResumed(id: string): Promise<Job> {
-    return this.#change(id, (current) => {
-      // Only a paused job resumes: running → running is no move at all.
-      if (current.status !== 'paused') throw new IllegalTransitionError(id, current.status, 'running');
-      return { status: 'running', paused_at: null };
-    });
+    return this.#change(id, resumedDecision(id));
   }
 
   async getQueue(name: string): Promise<QueueState> {
@@ -395,19 +381,12 @@ export class SqliteJobStore implements JobStore {
    * On a finished job it throws `IllegalTransitionError` (from its final status, to `stopped`).
    */
   async markStopRequested(id: string, stop: StopRequest): Promise<Job> {
-    const changes = { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs };
-    return this.#change(id, (current) => {
-      assertTransition(id, current.status, current.status === 'queued' ? 'cancelled' : 'stopped');
-      return current.stop_at === null ? changes : null;
-    });
+    return this.#change(id, stopRequestedDecision(id, stop));
   }
 
   /** Only while the job is running (else `IllegalTransitionError` to `stopped`); idempotent. */
   async markStopForced(id: string): Promise<Job> {
-    return this.#change(id, (current) => {
-      assertTransition(id, current.status, 'stopped');
-      return current.stop_forced === 1 ? null : { stop_forced: 1 };
-    });
+    return this.#change(id, stopForcedDecision(id));
   }
 
   async markFinished(id: string, finish: JobFinish): Promise<Job> {
