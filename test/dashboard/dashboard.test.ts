@@ -169,12 +169,17 @@ describe('the dashboard in Chromium', () => {
     const start = (args: string[], queue?: string) =>
       a.service.start(admin, { command: 'true', args, ...(queue === undefined ? {} : { queue }) });
     const old = await start(['Find-Me-Old'], 'dash-q');
+    const otherOld = await start(['other-old'], 'dash-q');
     const page = await signedIn(adminToken);
     await page.locator('input[name="queue"]').fill('dash-q');
     await page.locator('input[name="queue"]').press('Tab');
+    await page.locator(`tr[data-job-id="${otherOld.id}"]`).waitFor();
     await page.locator('input[name="text"]').fill('FIND-me');
     await page.locator('input[name="text"]').press('Tab');
     await page.locator(`tr[data-job-id="${old.id}"]`).waitFor();
+    // The text filter is in force (a job of the queue that does not match has left the page)
+    // before live jobs arrive: they are judged by both filters.
+    await page.locator(`tr[data-job-id="${otherOld.id}"]`).waitFor({ state: 'detached' });
 
     // New jobs arrive by the event stream; only those the server would list join the page.
     const elsewhere = await start(['find-me-elsewhere']);
