@@ -580,7 +580,7 @@ async function startOnDataDir({
   });
   // The store wrote each change's outbox row with the change; these only say "look now".
   for (const event of ['job:queued', 'job:started', 'job:finished'] as const) {
-    engine.on(event, () => dispatcher.kick());
+    engine.on(event, (job: Job) => dispatcher.notice(job));
   }
   // Progress is no state change: `record` writes it, not the triggers.
   engine.on('job:progress', (job: Job) => {

@@ -30,6 +30,13 @@ export interface WebhookDispatcherOptions {
   readonly concurrency?: number;
 }
 
+/**
+ * While there is nothing to deliver, job changes that cannot have made a delivery run a pass at
+ * most this often (see `notice`): a webhook added by another node of a cluster writes outbox rows
+ * here through the store's triggers, and this bounds how long they wait.
+ */
+export const QUIET_RECHECK_MS = 1000;
+
 /** Lifecycle events of the dispatcher; tests and metrics listen to them. */
 export interface WebhookDispatcherEvents {
   /** An attempt ended; the delivery as recorded after it. */
@@ -67,6 +74,13 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   #closed = false;
   /** Events some server-wide webhook wants, as of the last pass (see `record`). */
   #wantedByWebhooks = new Set<WebhookEvent>();
+  /**
+   * When the last pass ended having found no webhook, no event in the outbox and no delivery
+   * pending or in flight (ms on the clock); null when it found something (or none ran yet).
+   */
+  #quietAt: number | null = null;
+  /** The one pass owed to changes `notice` let by while quiet. */
+  #recheck: ClockTimer | null = null;
 
   constructor(options: WebhookDispatcherOptions) {
     super();
@@ -86,6 +100,32 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#pass = this.#loop().finally(() => {
       this.#pass = null;
     });
+  }
+
+  /**
+   * Tells of a job's state change, whose outbox row (if anyone wants one) the store wrote with it.
+   * A pass costs four queries; a server with no webhook would pay them for every start and end.
+   * So while the last pass found nothing to do, a change of a job without its own `notify` runs no
+   * pass of its own: webhooks added here kick a pass (`kick`), and what another node's webhook
+   * made the triggers write is picked up by one pass at most `QUIET_RECHECK_MS` after the last.
+   */
+  notice(job: Job): void {
+    if (this.#closed) return;
+    const quietAt = this.#quietAt;
+    if (job.spec.notify || quietAt === null) {
+      this.kick();
+      return;
+    }
+    if (this.#recheck) return;
+    const wait = quietAt + QUIET_RECHECK_MS - this.#o.clock.now().getTime();
+    if (wait <= 0) {
+      this.kick();
+      return;
+    }
+    this.#recheck = this.#o.clock.setTimer(() => {
+      this.#recheck = null;
+      this.kick();
+    }, wait);
   }
 
   /**
@@ -112,6 +152,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   async close(): Promise<void> {
     this.#closed = true;
     this.#timer?.clear();
+    this.#recheck?.clear();
+    this.#recheck = null;
     await this.settled();
   }
 
@@ -119,22 +161,30 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     do {
       this.#again = false;
       try {
-        await this.#fanOut();
-        await this.#deliverDue();
-        await this.#arm();
+        const found = await this.#fanOut();
+        const due = await this.#deliverDue();
+        const next = await this.#arm();
+        // The verdict of the last pass holds while the next one runs: a webhook added meanwhile
+        // kicked one more, which decides again.
+        const quiet = !found && !due && next === null && this.#inFlight.size === 0;
+        this.#quietAt = quiet ? this.#o.clock.now().getTime() : null;
       } catch (err) {
+        this.#quietAt = null;
         this.#o.logger.error({ err }, 'webhook dispatch failed');
         this.emit('dispatcher:error', err as Error);
       }
     } while (this.#again && !this.#closed);
   }
 
-  async #fanOut(): Promise<void> {
+  /** Fans the outbox out into deliveries; true when there was a webhook or an event. */
+  async #fanOut(): Promise<boolean> {
     let webhooks = await this.#o.store.listWebhooks();
     this.#wantedByWebhooks = new Set(webhooks.flatMap((w) => w.events));
+    let found = webhooks.length > 0;
     for (;;) {
       const events = await this.#o.store.readOutbox(100);
-      if (events.length === 0) return;
+      if (events.length === 0) return found;
+      found = true;
       webhooks = await this.#o.store.listWebhooks();
       for (const event of events) {
         const targets: { url: string; webhookId: string | null; trusted: boolean }[] = [];
@@ -185,9 +235,10 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     };
   }
 
-  async #deliverDue(): Promise<void> {
+  /** Attempts what is due; true when something was (or every slot is busy). */
+  async #deliverDue(): Promise<boolean> {
     const room = this.#concurrency - this.#inFlight.size;
-    if (room <= 0 || this.#closed) return;
+    if (room <= 0 || this.#closed) return room <= 0;
     const due = await this.#o.store.dueDeliveries(this.#o.clock.now(), room + this.#inFlight.size);
     for (const delivery of due) {
       if (this.#inFlight.has(delivery.id) || this.#inFlight.size >= this.#concurrency) continue;
@@ -202,6 +253,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
         });
       this.#inFlight.set(delivery.id, attempt);
     }
+    return due.length > 0;
   }
 
   async #attempt(delivery: DeliveryRecord): Promise<void> {
@@ -253,19 +305,23 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.emit('delivery:attempt', recorded);
   }
 
-  /** One timer for the next retry due that is not in flight (those kick when they end). */
-  async #arm(): Promise<void> {
+  /**
+   * One timer for the next retry due that is not in flight (those kick when they end). Resolves
+   * with when that is, or null for none.
+   */
+  async #arm(): Promise<Date | null> {
     this.#timer?.clear();
     this.#timer = null;
-    if (this.#closed) return;
+    if (this.#closed) return null;
     const next = await this.#o.store.nextDueAt([...this.#inFlight.keys()]);
-    if (next === null) return;
+    if (next === null) return null;
     const wait = next.getTime() - this.#o.clock.now().getTime();
     if (wait <= 0) {
       // Due now: another pass, unless every slot is busy (an attempt that ends kicks one).
       if (this.#inFlight.size < this.#concurrency) this.#again = true;
-      return;
+      return next;
     }
     this.#timer = this.#o.clock.setTimer(() => this.kick(), wait);
+    return next;
   }
 }

@@ -7,7 +7,11 @@ import { silentLogger } from '../../src/core/logger.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { WebhookAddressPolicy } from '../../src/webhooks/address-policy.ts';
 import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS } from '../../src/webhooks/webhook-backoff.ts';
-import { WebhookDispatcher, type WebhookDispatcherOptions } from '../../src/webhooks/webhook-dispatcher.ts';
+import {
+  QUIET_RECHECK_MS,
+  WebhookDispatcher,
+  type WebhookDispatcherOptions,
+} from '../../src/webhooks/webhook-dispatcher.ts';
 import { signWebhook, verifyWebhookSignature } from '../../src/webhooks/webhook-signature.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -140,6 +144,101 @@ describe('webhook dispatch', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('webhook dispatch while nothing is to deliver', () => {
+  /** A world whose dispatcher hears job changes by `notice`, as the server wires it, counting passes. */
+  async function quietWorld() {
+    const h: Harness = await openHarness();
+    const receiver = await WebhookReceiver.open();
+    const clock = new ManualClock();
+    const store = h.store.webhooks;
+    let passes = 0;
+    // The real store; only its first call of each pass is counted.
+    const counted = new Proxy(store, {
+      get(target, key) {
+        const value = Reflect.get(target, key) as unknown;
+        if (key === 'listWebhooks') passes++;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const dispatcher = new WebhookDispatcher({
+      store: counted,
+      clock,
+      policy: new WebhookAddressPolicy(),
+      signingSecret: 'the-signing-secret',
+      isTrusted: () => true,
+      jobJson: (job: Job) => ({ id: job.id, status: job.status }),
+      userAgent: 'jobworker/test',
+      logger: silentLogger,
+    });
+    for (const event of ['job:queued', 'job:started', 'job:finished'] as const) {
+      h.engine.on(event, (job: Job) => dispatcher.notice(job));
+    }
+    open.push({ close: () => h.destroy() }, receiver, { close: () => dispatcher.close() });
+    dispatcher.kick();
+    await dispatcher.settled();
+    const run = async (spec: Parameters<Harness['engine']['start']>[0]) => {
+      const job = await h.engine.start(spec, { user: 'u' });
+      await h.engine.waitFor(job.id);
+      await dispatcher.settled();
+      return job;
+    };
+    return { h, receiver, clock, dispatcher, run, passes: () => passes };
+  }
+
+  it('runs no pass per job change, and one at most every QUIET_RECHECK_MS', async () => {
+    const w = await quietWorld();
+    assert.equal(w.passes(), 1, 'the first pass found nothing');
+    for (let i = 0; i < 5; i++) await w.run({ command: 'true' });
+    assert.equal(w.passes(), 1, 'fifteen changes of jobs nobody wants ran no pass');
+    w.clock.advance(QUIET_RECHECK_MS);
+    await w.dispatcher.settled();
+    assert.equal(w.passes(), 2, 'the changes let by are looked at once, on the clock');
+    w.clock.advance(10 * QUIET_RECHECK_MS);
+    await w.dispatcher.settled();
+    assert.equal(w.passes(), 2, 'no change, no pass');
+  });
+
+  it("delivers a job's own notify at once, quiet or not", async () => {
+    const w = await quietWorld();
+    const job = await w.run({ command: 'true', notify: { url: w.receiver.url('/mine') } });
+    const got = await w.receiver.nth(1);
+    assert.equal((JSON.parse(got.body) as { job: { id: string } }).job.id, job.id);
+  });
+
+  it('delivers what a webhook added behind its back (another node) made the store record, within QUIET_RECHECK_MS', async () => {
+    const w = await quietWorld();
+    // Added straight to the store, as another node of a cluster would: no kick here.
+    await w.h.store.webhooks.addWebhook({
+      id: '01900000-0000-7000-8000-000000000001',
+      url: w.receiver.url('/all'),
+      events: ['job:finished'],
+      secret: 'x'.repeat(16),
+      createdAt: new Date(),
+      createdBy: 'admin',
+    });
+    const job = await w.run({ command: 'true' });
+    assert.equal(w.receiver.received.length, 0, 'not yet: the dispatcher still believes nothing is to do');
+    w.clock.advance(QUIET_RECHECK_MS);
+    const got = await w.receiver.nth(1);
+    assert.equal(got.path, '/all');
+    assert.equal((JSON.parse(got.body) as { job: { id: string } }).job.id, job.id);
+    await w.dispatcher.settled();
+    const before = w.passes();
+    await w.run({ command: 'true' });
+    assert.ok(w.passes() > before, 'with a webhook, every change runs a pass');
+    await w.receiver.nth(2);
+  });
+
+  it('closes with a recheck pending: its timer goes, and no pass runs after', async () => {
+    const w = await quietWorld();
+    await w.run({ command: 'true' });
+    await w.dispatcher.close();
+    w.clock.advance(QUIET_RECHECK_MS);
+    await w.dispatcher.settled();
+    assert.equal(w.passes(), 1);
   });
 });
 
