@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -78,6 +78,36 @@ describe('exit records', () => {
       late: true,
     });
     assert.equal(parseExitRecord(`@${ms}`, written), undefined, 'a time alone is no record');
+  });
+
+  it('reads a record from disk; nothing that is not a whole regular file counts, and none blocks', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-record-'));
+    try {
+      assert.equal(await readExitRecord(dir), undefined, 'no record yet');
+      await writeFile(join(dir, 'exit'), 'exit 3');
+      assert.equal(await readExitRecord(dir), undefined, 'not whole: no newline yet');
+      await writeFile(join(dir, 'exit'), 'exit 3 @1767323045000\n');
+      assert.deepEqual(await readExitRecord(dir), {
+        kind: 'exited',
+        code: 3,
+        at: new Date(1767323045000),
+        late: true,
+      });
+      await rm(join(dir, 'exit'));
+      // What a job running as the server's own account could plant: a FIFO would block a read
+      // forever, a link would read another file. Neither is a record.
+      await makeFifo(join(dir, 'exit'));
+      assert.equal(await readExitRecord(dir), undefined, 'a FIFO');
+      await rm(join(dir, 'exit'));
+      await writeFile(join(dir, 'elsewhere'), 'exit 0\n');
+      await symlink(join(dir, 'elsewhere'), join(dir, 'exit'));
+      assert.equal(await readExitRecord(dir), undefined, 'a link');
+      await rm(join(dir, 'exit'));
+      await writeFile(join(dir, 'exit'), `exit 0 ${'x'.repeat(70_000)}\n`);
+      assert.equal(await readExitRecord(dir), undefined, 'far longer than any record');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
