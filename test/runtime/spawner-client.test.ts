@@ -8,6 +8,7 @@ import { readExitRecord } from '../../src/runtime/exit-record.ts';
 import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import { spawnerPath } from '../../src/runtime/spawner-path.ts';
+import { makeFifo } from '../helpers/small-disk.ts';
 
 let root: string;
 let spawner: SpawnerClient;
@@ -28,6 +29,37 @@ async function start(input: object) {
   if (reply.kind === 'started') await reply.exited;
   return { dir, reply, record: await readExitRecord(dir) };
 }
+
+describe('spawner concurrency', () => {
+  it('a wrapper slow to answer holds up no other start: answers come as each is ready', async () => {
+    // Wrapper A blocks writing its identity file: a FIFO stands where it writes it first, and its
+    // open waits for a reader. The spawner must start B meanwhile, and relay B's answer first.
+    const slowDir = await mkdtemp(join(root, 'job-'));
+    await makeFifo(join(slowDir, 'process.tmp'));
+    const slowSpec = normalizeSpec({ command: 'true' }, { cwd: slowDir });
+    let slowAnswered = false;
+    const slow = spawner.start(jobSpawnRequest(slowSpec, 'slow', slowDir, [])).then((reply) => {
+      slowAnswered = true;
+      return reply;
+    });
+    let identity: string | undefined;
+    try {
+      const quick = await start({ command: 'true' });
+      assert.equal(quick.reply.kind, 'started');
+      assert.equal(quick.record?.kind, 'exited', 'B ran to its end');
+      assert.equal(slowAnswered, false, 'A is still writing its identity');
+    } finally {
+      // Reading the FIFO lets A write its identity through it (also when the test failed, so that
+      // no wrapper is left blocked); A then answers and its job runs.
+      identity = await readFile(join(slowDir, 'process.tmp'), 'utf8');
+    }
+    assert.match(identity, /^\d+ \d+ \d+ \d+ \S+\n$/);
+    const reply = await slow;
+    assert.equal(reply.kind, 'started');
+    if (reply.kind === 'started') await reply.exited;
+    assert.equal((await readExitRecord(slowDir))?.kind, 'exited');
+  });
+});
 
 describe('spawner failure paths', () => {
   it('a working directory gone before the start: the exact errno is recorded and nothing ran', async () => {

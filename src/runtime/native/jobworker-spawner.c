@@ -17,7 +17,9 @@
  *   err REQ STAGE ERRNO TEXT          the job's process never existed
  *   exit WRAPPER_PID WAIT_STATUS      a wrapper ended (the spawner reaps its children)
  *
- * For each request the spawner forks a wrapper, which calls setsid(), renames itself
+ * For each request the spawner forks a wrapper, without waiting for the wrapper before it to
+ * answer (up to MAX_STARTING at once; answers may come in any order, each names its request).
+ * The wrapper calls setsid(), renames itself
  * `jobworker-wrapper JOB_ID`, creates the output files and forks the job's process. That one
  * becomes its own process group leader, joins the job's cgroups, takes /dev/null and the output
  * files as fds 0-2, drops to the job's account (setgroups, setgid, setuid, then checks that
@@ -727,7 +729,55 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
 
 static int sigfd = -1;
 
-/* Forks a wrapper for one request and relays its answer (ok or err) to stdout. */
+/* Wrappers forked and not yet answered. The spawner does not wait for one wrapper's answer before
+   forking the next: each wrapper's work up to its answer (its output files, the job's fork, the
+   identity file) runs beside the others', on every core, and the spawner's own share of a start is
+   one fork. Bounded, so that a burst of requests waits in the pipe rather than in wrappers. */
+#define MAX_STARTING 64
+struct starting {
+  int fd; /* the read end of the wrapper's report pipe */
+  pid_t pid;
+  size_t used;
+  char id[64];
+  char line[512];
+};
+static struct starting starting[MAX_STARTING];
+static int nstarting = 0;
+
+/* Relays what wrapper I answered (its report ends at end-of-file: it closes the pipe after its
+   line), or that it died before answering, then forgets it. */
+static void relay_answer(int i) {
+  struct starting *s = &starting[i];
+  if (s->used == 0) {
+    /* The wrapper died before it answered (killed, or out of memory): nothing ran. */
+    char line[160];
+    snprintf(line, sizeof line, "err %s fork %d wrapper ended before the job started\n", s->id, ECHILD);
+    write_all(1, line, strlen(line));
+  } else {
+    write_all(1, s->line, s->used);
+  }
+  close(s->fd);
+  starting[i] = starting[--nstarting];
+}
+
+/* Reads what wrapper I wrote; true once its report is whole (end-of-file). With BLOCK, reads to
+   the end: used only once the wrapper is gone, or when the spawner is closing. */
+static int read_answer(int i, int block) {
+  struct starting *s = &starting[i];
+  for (;;) {
+    ssize_t n = read(s->fd, s->line + s->used, sizeof s->line - 1 - s->used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN && !block) return 0;
+    if (n <= 0 || s->used + (size_t)n >= sizeof s->line - 1) {
+      if (n > 0) s->used += (size_t)n;
+      return 1;
+    }
+    s->used += (size_t)n;
+    if (!block) return 0;
+  }
+}
+
+/* Forks a wrapper for one request; its answer (ok or err) is relayed when it comes. */
 static void start_one(char *payload, size_t len) {
   struct request r;
   memset(&r, 0, sizeof r);
@@ -744,7 +794,10 @@ static void start_one(char *payload, size_t len) {
     return;
   }
   int rp[2];
-  if (pipe2(rp, O_CLOEXEC) < 0) {
+  if (strlen(r.id) >= sizeof starting[0].id) {
+    snprintf(line, sizeof line, "err ? request %d request id too long\n", EINVAL);
+    write_all(1, line, strlen(line));
+  } else if (pipe2(rp, O_CLOEXEC) < 0) {
     snprintf(line, sizeof line, "err %s fork %d %s\n", r.id, errno, strerror(errno));
     write_all(1, line, strlen(line));
   } else {
@@ -752,23 +805,23 @@ static void start_one(char *payload, size_t len) {
     if (w == 0) {
       close(rp[0]);
       close(sigfd);
+      for (int i = 0; i < nstarting; i++) close(starting[i].fd);
       run_wrapper(&r, rp[1]);
     }
     int e = errno;
     close(rp[1]);
     if (w < 0) {
+      close(rp[0]);
       snprintf(line, sizeof line, "err %s fork %d %s\n", r.id, e, strerror(e));
       write_all(1, line, strlen(line));
     } else {
-      ssize_t n = read_full(rp[0], line, sizeof line - 1);
-      if (n <= 0) {
-        /* The wrapper died before it answered (killed, or out of memory): nothing ran. */
-        snprintf(line, sizeof line, "err %s fork %d wrapper ended before the job started\n", r.id, ECHILD);
-        n = (ssize_t)strlen(line);
-      }
-      write_all(1, line, (size_t)n);
+      struct starting *s = &starting[nstarting++];
+      s->fd = rp[0];
+      s->pid = w;
+      s->used = 0;
+      strcpy(s->id, r.id);
+      fcntl(rp[0], F_SETFL, fcntl(rp[0], F_GETFL) | O_NONBLOCK);
     }
-    close(rp[0]);
   }
   free(fields);
   free(r.groups);
@@ -781,6 +834,14 @@ static void reap(void) {
   pid_t pid;
   char line[64];
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    /* A wrapper's answer always goes out before its exit line (the server listens for the exit
+       once it has the answer): one that ended unanswered is answered now, from what it wrote. */
+    for (int i = 0; i < nstarting; i++) {
+      if (starting[i].pid != pid) continue;
+      read_answer(i, 1);
+      relay_answer(i);
+      break;
+    }
     snprintf(line, sizeof line, "exit %d %d\n", (int)pid, status);
     write_all(1, line, strlen(line));
   }
@@ -833,19 +894,28 @@ int main(int argc, char **argv) {
   char *buf = malloc(cap);
   if (!buf) return 1;
   for (;;) {
-    struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
-    if (poll(fds, 2, -1) < 0) {
+    /* The wrappers' report pipes first, then signals, then new requests (while there is room). */
+    struct pollfd fds[MAX_STARTING + 2];
+    int n_watch = nstarting;
+    for (int i = 0; i < n_watch; i++) fds[i] = (struct pollfd){.fd = starting[i].fd, .events = POLLIN};
+    fds[n_watch] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+    fds[n_watch + 1] = (struct pollfd){.fd = nstarting < MAX_STARTING ? 0 : -1, .events = POLLIN};
+    if (poll(fds, (nfds_t)n_watch + 2, -1) < 0) {
       if (errno == EINTR) continue;
       perror("jobworker-spawner: poll");
       return 1;
     }
-    if (fds[1].revents & POLLIN) {
+    /* Backwards: relaying moves the last entry into the place of the one answered. */
+    for (int i = n_watch - 1; i >= 0; i--) {
+      if (fds[i].revents && read_answer(i, 0)) relay_answer(i);
+    }
+    if (fds[n_watch].revents & POLLIN) {
       struct signalfd_siginfo info;
       while (read(sigfd, &info, sizeof info) > 0) {
       }
       reap();
     }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (fds[n_watch + 1].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (used == cap) {
         char *bigger = realloc(buf, cap * 2);
         if (!bigger) return 1;
@@ -856,29 +926,37 @@ int main(int argc, char **argv) {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break; /* the server is gone or closed us: wrappers and jobs go on */
       used += (size_t)n;
-      size_t off = 0;
-      while (used - off >= 4) {
-        uint32_t len = (uint32_t)(unsigned char)buf[off] | (uint32_t)(unsigned char)buf[off + 1] << 8 |
-                       (uint32_t)(unsigned char)buf[off + 2] << 16 |
-                       (uint32_t)(unsigned char)buf[off + 3] << 24;
-        if (used - off - 4 < len) {
-          if (len + 4 > cap) {
-            size_t want = cap;
-            while (want < (size_t)len + 4) want *= 2;
-            char *bigger = realloc(buf, want);
-            if (!bigger) return 1;
-            buf = bigger;
-            cap = want;
-          }
-          break;
+    }
+    /* Whole requests are started while there is room; the rest wait in the buffer (and stdin is
+       not read) until wrappers answer. */
+    size_t off = 0;
+    while (used - off >= 4 && nstarting < MAX_STARTING) {
+      uint32_t len = (uint32_t)(unsigned char)buf[off] | (uint32_t)(unsigned char)buf[off + 1] << 8 |
+                     (uint32_t)(unsigned char)buf[off + 2] << 16 | (uint32_t)(unsigned char)buf[off + 3] << 24;
+      if (used - off - 4 < len) {
+        if (len + 4 > cap) {
+          size_t want = cap;
+          while (want < (size_t)len + 4) want *= 2;
+          char *bigger = realloc(buf, want);
+          if (!bigger) return 1;
+          buf = bigger;
+          cap = want;
         }
-        start_one(buf + off + 4, len);
-        off += 4 + len;
+        break;
       }
+      start_one(buf + off + 4, len);
+      off += 4 + len;
+    }
+    if (off > 0) {
       memmove(buf, buf + off, used - off);
       used -= off;
       reap();
     }
+  }
+  /* Closed by the server: the starts under way are still answered before the spawner goes. */
+  while (nstarting > 0) {
+    read_answer(nstarting - 1, 1);
+    relay_answer(nstarting - 1);
   }
   return 0;
 }
