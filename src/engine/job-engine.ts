@@ -293,9 +293,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       now,
     });
     const { runAt, onDuplicate } = submission;
-    const queueLimits = await this.#store.queueLimits(submission.spec.queue);
+    const queue = await this.#store.queueDefaults(submission.spec.queue);
     const limits = resolveLimits(submission.spec.limits, [
-      { source: `queue \`${submission.spec.queue}\``, settings: queueLimits },
+      { source: `queue \`${submission.spec.queue}\``, settings: queue.limits },
       { source: `user \`${caller.user}\``, settings: caller.limits ?? NO_LIMIT_SETTINGS },
       { source: 'the server', settings: this.#options.limits },
     ]);
@@ -303,10 +303,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     // the server forces on the caller. The job records what it got.
     const { isolation: own, ...rest } = submission.spec;
     const isolation = mergeIsolation(
-      own ??
-        (await this.#store.queueIsolation(rest.queue)) ??
-        caller.defaultIsolation ??
-        this.#options.defaultIsolation,
+      own ?? queue.isolation ?? caller.defaultIsolation ?? this.#options.defaultIsolation,
       caller.forcedIsolation,
     );
     const spec: JobSpec = {

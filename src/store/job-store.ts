@@ -13,6 +13,12 @@ import type {
 import type { LimitSettings } from '../core/limits.ts';
 
 /** A queue's settings. */
+/** What a submission takes from its queue (`JobStore.queueDefaults`). */
+export interface QueueDefaults {
+  readonly limits: LimitSettings;
+  readonly isolation: JobIsolation | null;
+}
+
 export interface QueueSettings {
   /** Most jobs of the queue running (or paused) at once; null for no limit. */
   readonly concurrency: number | null;
@@ -228,10 +234,11 @@ export interface JobStore {
   markResumed(id: string): Promise<Job>;
   /** A queue's settings and counts (the defaults for a queue never configured). */
   getQueue(name: string): Promise<QueueState>;
-  /** A queue's limit defaults and maxima alone: one row read by key (what every submission asks). */
-  queueLimits(name: string): Promise<LimitSettings>;
-  /** A queue's default isolation, without its counts (read at each submit); null for none. */
-  queueIsolation(name: string): Promise<JobIsolation | null>;
+  /**
+   * What a submission takes from its queue, without the queue's counts: its limit defaults and
+   * maxima, and its default isolation (null for none). One row read by key, at every submit.
+   */
+  queueDefaults(name: string): Promise<QueueDefaults>;
   /** Changes the settings given, keeping the others. */
   putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState>;
   /** Every queue that has a settings row, by name, with its counts (which cost O(jobs in it)). */

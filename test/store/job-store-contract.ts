@@ -914,20 +914,25 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
             [limited.defaultLimits, limited.maxLimits, limited.maxWaiting],
             [{ memory: 1024 ** 3 }, { memory: 4 * 1024 ** 3, cpu: 2 }, 10],
           );
-          assert.deepEqual(await store.queueLimits('fresh'), {
+          assert.deepEqual((await store.queueDefaults('fresh')).limits, {
             defaults: { memory: 1024 ** 3 },
             maxima: { memory: 4 * 1024 ** 3, cpu: 2 },
           });
-          assert.deepEqual(await store.queueLimits('never-named'), { defaults: {}, maxima: {} });
+          assert.deepEqual(await store.queueDefaults('never-named'), {
+            limits: { defaults: {}, maxima: {} },
+            isolation: null,
+          });
           await store.putQueue('fresh', { defaultLimits: {}, maxLimits: {} });
           // An isolation default is kept as given, read alone at each submit, and cleared by null.
           const isolation = { pid: true, mount: { readOnly: ['/etc'] } };
           assert.deepEqual((await store.putQueue('fresh', { isolation })).isolation, isolation);
           assert.deepEqual((await store.putQueue('fresh', { paused: false })).isolation, isolation);
-          assert.deepEqual(await store.queueIsolation('fresh'), isolation);
-          assert.equal(await store.queueIsolation('never-named'), null);
+          assert.deepEqual(await store.queueDefaults('fresh'), {
+            limits: { defaults: {}, maxima: {} },
+            isolation,
+          });
           await store.putQueue('fresh', { isolation: null, paused: true });
-          assert.equal(await store.queueIsolation('fresh'), null);
+          assert.equal((await store.queueDefaults('fresh')).isolation, null);
           assert.deepEqual(
             (await store.listQueues()).map((q) => q.name),
             ['default', 'fresh'],

@@ -1,23 +1,15 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
 import { type Clock, systemClock } from '../../core/clock.ts';
-import {
-  ClaimLostError,
-  IllegalTransitionError,
-  NotFoundError,
-  QueueFullError,
-  ValidationError,
-} from '../../core/errors.ts';
+import { ClaimLostError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import {
   dedupeScopeOf,
   isFinal,
   type Job,
-  type JobIsolation,
   type JobProgress,
   type JobStatus,
   type ProcessIdentity,
   type StopRequest,
 } from '../../core/job.ts';
-import type { LimitSettings } from '../../core/limits.ts';
 import { assertTransition, TRANSITIONS } from '../../core/states.ts';
 import { admittedAs, dependencyVerdict, settledColumns } from '../dependency-verdict.ts';
 import { finishColumns, jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
@@ -29,6 +21,7 @@ import type {
   JobListQuery,
   JobPage,
   JobStore,
+  QueueDefaults,
   QueueSettings,
   QueueState,
   RetentionLimits,
@@ -43,6 +36,7 @@ import {
 } from '../job-transitions.ts';
 import { limitColumns, limitsOfColumns } from '../limit-columns.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
+import { parseIsolation, queueDefaultsOf } from '../queue-row.ts';
 import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
 import { migratePostgres } from './migrate-postgres.ts';
 import { openPostgres, type PostgresPoolOptions } from './open-postgres.ts';
@@ -309,19 +303,8 @@ export class PgJobStore implements JobStore {
     return this.#run(async () => queueState(this.#db, name, await queueRow(this.#db, name)));
   }
 
-  async queueLimits(name: string): Promise<LimitSettings> {
-    return this.#run(async () => limitsOfColumns((await queueRow(this.#db, name)) ?? {}));
-  }
-
-  async queueIsolation(name: string): Promise<JobIsolation | null> {
-    return this.#run(async () => {
-      const row = await this.#db
-        .selectFrom('queues')
-        .select('isolation')
-        .where('name', '=', name)
-        .executeTakeFirst();
-      return parseIsolation(row?.isolation ?? null);
-    });
+  async queueDefaults(name: string): Promise<QueueDefaults> {
+    return this.#run(async () => queueDefaultsOf(await queueRow(this.#db, name)));
   }
 
   async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
@@ -695,11 +678,6 @@ function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
 async function countActiveIn(db: Db, queue: string): Promise<number> {
   const { n } = await countActiveQuery(db, queue).executeTakeFirstOrThrow();
   return Number(n);
-}
-
-/** A stored `isolation` default (written from a normalized one, so read back as is). */
-function parseIsolation(json: string | null): JobIsolation | null {
-  return json === null ? null : (JSON.parse(json) as JobIsolation);
 }
 
 async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {

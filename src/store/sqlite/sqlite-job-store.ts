@@ -1,16 +1,14 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
-import { IllegalTransitionError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
+import { NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import {
   dedupeScopeOf,
   isFinal,
   type Job,
-  type JobIsolation,
   type JobProgress,
   type JobStatus,
   type ProcessIdentity,
   type StopRequest,
 } from '../../core/job.ts';
-import type { LimitSettings } from '../../core/limits.ts';
 import { assertTransition } from '../../core/states.ts';
 import { admittedAs, dependencyVerdict, settledColumns } from '../dependency-verdict.ts';
 import { finishColumns, jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
@@ -22,6 +20,7 @@ import type {
   JobListQuery,
   JobPage,
   JobStore,
+  QueueDefaults,
   QueueSettings,
   QueueState,
   RetentionLimits,
@@ -36,6 +35,7 @@ import {
 } from '../job-transitions.ts';
 import { limitColumns, limitsOfColumns } from '../limit-columns.ts';
 import { checkListQuery, pageOf } from '../list-query.ts';
+import { parseIsolation, queueDefaultsOf } from '../queue-row.ts';
 import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
 import {
   compileGetJob,
@@ -236,17 +236,8 @@ export class SqliteJobStore implements JobStore {
     return this.#db.transaction().execute(async (trx) => queueState(trx, name, await queueRow(trx, name)));
   }
 
-  async queueLimits(name: string): Promise<LimitSettings> {
-    return limitsOfColumns((await queueRow(this.#db, name)) ?? {});
-  }
-
-  async queueIsolation(name: string): Promise<JobIsolation | null> {
-    const row = await this.#db
-      .selectFrom('queues')
-      .select('isolation')
-      .where('name', '=', name)
-      .executeTakeFirst();
-    return parseIsolation(row?.isolation ?? null);
+  async queueDefaults(name: string): Promise<QueueDefaults> {
+    return queueDefaultsOf(await queueRow(this.#db, name));
   }
 
   async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
@@ -636,11 +627,6 @@ async function countActiveIn(db: Db, queue: string): Promise<number> {
     .where(sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`)
     .executeTakeFirstOrThrow();
   return Number(n);
-}
-
-/** A stored `isolation` default (written from a normalized one, so read back as is). */
-function parseIsolation(json: string | null): JobIsolation | null {
-  return json === null ? null : (JSON.parse(json) as JobIsolation);
 }
 
 async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
