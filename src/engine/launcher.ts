@@ -81,7 +81,7 @@ export class Launcher {
       // crash right here leaves a directory without a start: recorded failed, never run twice.
       const io = this.#deps.ioPaths(id);
       await createJobIo(io, spec.account);
-      dirs = this.#deps.cgroups.create(id, spec.limits, spec.cwd);
+      dirs = await this.#deps.cgroups.create(id, spec.limits, spec.cwd);
       const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs, io));
       if (reply.kind === 'started') {
         const identity: ProcessIdentity = {

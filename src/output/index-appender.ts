@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import type { OutputBytes } from '../core/job.ts';
 import { encodeRecord, endsAt, type IndexRecord, RECORD_BYTES, readTail } from './index-record.ts';
-import { OUTPUT_STREAMS } from './output-files.ts';
+import { isNotFound, OUTPUT_STREAMS } from './output-files.ts';
 import { SyncFile } from './sync-file.ts';
 
 export interface Observation {
@@ -20,7 +20,16 @@ export interface Observation {
  * Its few small reads and writes are synchronous (see `SyncFile`): no thread-pool round trips.
  */
 export async function appendObserved(indexPath: string, sizes: OutputBytes): Promise<Observation> {
-  const file = SyncFile.open(indexPath, constants.O_RDWR | constants.O_CREAT, 0o600);
+  // A job that printed nothing needs no index (a missing one is an empty one): most short jobs end
+  // so, and creating a file is a journal transaction of the filesystem on the event loop.
+  const silent = OUTPUT_STREAMS.every((stream) => sizes[stream] === 0);
+  let file: SyncFile;
+  try {
+    file = SyncFile.open(indexPath, constants.O_RDWR | (silent ? 0 : constants.O_CREAT), 0o600);
+  } catch (err) {
+    if (silent && isNotFound(err)) return { grew: false, observed: { stdout: 0, stderr: 0 } };
+    throw err;
+  }
   try {
     const tail = await readTail(file);
     // Drop a torn or partial record left by a crash, so that nothing stale follows the new tail.

@@ -8,7 +8,7 @@ import {
   watch,
   writeFileSync,
 } from 'node:fs';
-import { rmdir as rmdirAsync } from 'node:fs/promises';
+import { mkdir as mkdirAsync, rmdir as rmdirAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ValidationError } from '../core/errors.ts';
 import type { JobLimits, JobUsage } from '../core/job.ts';
@@ -121,8 +121,10 @@ export class Cgroups {
    * removes what it made and throws. On v1 hierarchies a job joins those of its limits, and a job
    * with any limit also `memory`, `blkio` and (where no v2 cgroup counts CPU time) `cpuacct`, so
    * that its usage is measured whole; a job without limits pays for no v1 cgroup but the freezer.
+   * The directories are made off the event loop: a cgroup's mkdir is kernel work (a memory one
+   * ~0.5 ms here) that every start would otherwise block the server for.
    */
-  create(jobId: string, limits: JobLimits, cwd: string): string[] {
+  async create(jobId: string, limits: JobLimits, cwd: string): Promise<string[]> {
     const dirs: string[] = [];
     const io = limits.io;
     const ioDevice = io && io.weight === undefined ? ioDeviceFor(io.device, cwd) : undefined;
@@ -130,7 +132,7 @@ export class Cgroups {
     try {
       if (this.#v2Root) {
         const dir = join(this.#v2Root, jobId);
-        mkdirSync(dir);
+        await mkdirAsync(dir);
         dirs.push(dir);
         for (const { controller } of controllersFor(limits)) {
           if (this.#v2Controllers.has(controller))
@@ -145,7 +147,8 @@ export class Cgroups {
         const measures =
           limited && (hierarchy === 'memory' || hierarchy === 'blkio' || hierarchy === 'cpuacct');
         if (hierarchy !== 'freezer' && !measures && !needed.has(hierarchy)) continue;
-        const dir = mk(join(root, jobId));
+        const dir = join(root, jobId);
+        await mkdirAsync(dir);
         dirs.push(dir);
         writeV1Limits(dir, hierarchy, limits, ioDevice, weightFile);
       }
@@ -357,11 +360,6 @@ function makeRoot(dir: string): string | null {
   } catch {
     return null;
   }
-}
-
-function mk(dir: string): string {
-  mkdirSync(dir);
-  return dir;
 }
 
 /** Enables the memory, cpu, io and pids controllers for job cgroups where the parent offers them. */

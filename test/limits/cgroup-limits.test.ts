@@ -23,9 +23,9 @@ describe('cgroup files of a job with limits', { skip: cgroups.mode === 'none' &&
     for (const dirs of made) cgroups.remove(dirs);
   });
 
-  it('writes every limit to the hierarchy that has its controller, and reads usage back', () => {
+  it('writes every limit to the hierarchy that has its controller, and reads usage back', async () => {
     const id = `files-${process.pid}-${Date.now()}`;
-    const dirs = cgroups.create(
+    const dirs = await cgroups.create(
       id,
       { cpu: 0.25, memory: 64 * MiB, pids: 32, io: { writeBps: 5 * MiB, readIops: 100 } },
       tmpdir(),
@@ -73,7 +73,7 @@ describe('cgroup files of a job with limits', { skip: cgroups.mode === 'none' &&
       const v1 = new Map(mounts.v1);
       v1.set('pids', fake);
       const broken = new Cgroups({ name: NAME, mounts: { v2: mounts.v2, v1 } });
-      assert.throws(() => broken.create(id, { pids: 10 }, tmpdir()), { code: 'EEXIST' });
+      await assert.rejects(broken.create(id, { pids: 10 }, tmpdir()), { code: 'EEXIST' });
       // Only the directory that was there before is left.
       assert.deepEqual(broken.existing(id), [join(fake, NAME, id)]);
       assert.deepEqual(cgroups.existing(id), []);

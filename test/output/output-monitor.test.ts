@@ -136,3 +136,26 @@ test('followers at the same position share one read and its buffers', async (t) 
   await Promise.all([one.return(), two.return()]);
   assert.equal(monitor.watchCount, 0);
 });
+
+test('a job that printed nothing ends with no index file; its output reads empty and a follower ends', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock: new ManualClock() });
+  t.after(() => monitor.close());
+  const job = await startJob(dir, ['true'], 'pipe');
+  monitor.watch('silent', dir);
+  const following = collect(followOutput(monitor, dir, 'silent', { selector: 'all', cursor: 0 }));
+  assert.equal(await job.exited, 0);
+  await monitor.finish('silent');
+  assert.deepEqual(await following, [], 'no data, and the follow ended');
+  await assert.rejects(stat(join(dir, 'combined.idx')), { code: 'ENOENT' });
+  assert.equal(await combinedEnd(dir), 0);
+
+  // One that printed a byte still gets its index at the end.
+  const other = await jobDir(t);
+  const printer = await startJob(other, ['sh', '-c', 'printf x'], 'pipe');
+  monitor.watch('printer', other);
+  assert.equal(await printer.exited, 0);
+  await monitor.finish('printer');
+  assert.equal((await stat(join(other, 'combined.idx'))).size > 0, true);
+  assert.equal(await combinedEnd(other), 1);
+});

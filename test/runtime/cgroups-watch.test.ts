@@ -13,7 +13,7 @@ describe('cgroups: waiting for a cgroup to empty', () => {
   it('defect 7: an error from the cgroup.events watch neither crashes the server nor ends the wait', {
     skip: cgroups.mode !== 'v2' && 'this host has no writable cgroup v2 hierarchy',
   }, async (t) => {
-    const dirs = cgroups.create(`watch-${process.pid}-${Date.now()}`, {}, '/');
+    const dirs = await cgroups.create(`watch-${process.pid}-${Date.now()}`, {}, '/');
     const child = spawn('sleep', ['60'], { stdio: 'ignore' });
     await once(child, 'spawn');
     writeFileSync(join(dirs[0]!, 'cgroup.procs'), String(child.pid));

@@ -32,7 +32,7 @@ async function launch(cgroups: Cgroups, input: object) {
   const dir = await mkdtemp(join(root, 'job-'));
   const spec = normalizeSpec(input, { cwd: dir });
   const id = dir.slice(-6);
-  const dirs = cgroups.create(`t-${process.pid}-${id}`, spec.limits, spec.cwd);
+  const dirs = await cgroups.create(`t-${process.pid}-${id}`, spec.limits, spec.cwd);
   const reply = await spawner.start(jobSpawnRequest(spec, id, dir, dirs));
   assert.equal(reply.kind, 'started');
   if (reply.kind !== 'started') throw new Error('not started');
