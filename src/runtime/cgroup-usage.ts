@@ -70,9 +70,11 @@ export function readUsage(dirs: JobCgroupDirs): JobUsage {
     }
   }
 
-  let pidsLimitHits = 0;
-  const pidsDir = v2 && read(join(v2, 'pids.events')) !== undefined ? v2 : v1.get('pids');
-  if (pidsDir) pidsLimitHits = keyed(read(join(pidsDir, 'pids.events'))).get('max') ?? 0;
+  const v1Pids = v1.get('pids');
+  const pidsEvents =
+    (v2 ? read(join(v2, 'pids.events')) : undefined) ??
+    (v1Pids ? read(join(v1Pids, 'pids.events')) : undefined);
+  const pidsLimitHits = keyed(pidsEvents).get('max') ?? 0;
 
   return {
     cpuSeconds,

@@ -20,6 +20,15 @@ describe('job ids', () => {
     assert.deepEqual([...ids].sort(), ids);
     assert.equal(jobIdTime(newJobId(1_800_000_000_000)).getTime(), 1_800_000_000_000);
   });
+
+  it('carry fresh random bits in every id, across refills of the random pool', () => {
+    // One id a millisecond: the counter starts at random each time and the tail is random.
+    const ids = Array.from({ length: 2000 }, (_, i) => newJobId(1_900_000_000_000 + i));
+    const tails = new Set(ids.map((id) => id.slice(19)));
+    assert.equal(tails.size, ids.length);
+    const counters = new Set(ids.map((id) => id.slice(15, 18)));
+    assert.ok(counters.size > 100, `only ${counters.size} distinct counter starts`);
+  });
 });
 
 describe('states', () => {

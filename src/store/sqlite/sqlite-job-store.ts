@@ -559,7 +559,7 @@ async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Prom
     deps.push(rowToJob(dep));
   }
   const stored = admittedAs(job, dependencyVerdict(deps), now);
-  await insertRow(trx, stored);
+  await insertRow(trx, stored, queue !== undefined);
   if (stored.status === 'queued' && deps.length > 0) {
     await trx
       .insertInto('job_deps')
@@ -594,7 +594,8 @@ async function changeIn(
   return rowToJob(row);
 }
 
-async function insertRow(trx: Transaction<StoreSchema>, job: Job): Promise<void> {
+/** `queueExists`: the caller read the job's queue row in this transaction (no insert needed). */
+async function insertRow(trx: Transaction<StoreSchema>, job: Job, queueExists = false): Promise<void> {
   const row = jobToRow(job);
   const labels = Object.entries(job.spec.labels).map(([key, value]) => ({
     job_id: job.id,
@@ -612,7 +613,7 @@ async function insertRow(trx: Transaction<StoreSchema>, job: Job): Promise<void>
   }
   if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
   // A queue exists for the dispatcher once a job names it.
-  await ensureQueue(trx, job.spec.queue);
+  if (!queueExists) await ensureQueue(trx, job.spec.queue);
 }
 
 function getRow(db: Db, id: string): Promise<JobRow | undefined> {

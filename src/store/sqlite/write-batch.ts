@@ -1,4 +1,4 @@
-import { type CompiledQuery, type Kysely, type QueryResult, sql, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type QueryResult, type Transaction } from 'kysely';
 
 /** A unit of writes that must be all or nothing, as one transaction of its own would make it. */
 export type Work<DB, T> = (trx: Transaction<DB>) => Promise<T>;
@@ -8,6 +8,12 @@ interface Pending<DB> {
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: unknown) => void;
 }
+
+// Compiled once: each unit of a batch pays for two of them, and a raw template is rebuilt and
+// compiled on every execution.
+const SAVEPOINT = CompiledQuery.raw('savepoint unit');
+const ROLLBACK_TO = CompiledQuery.raw('rollback to unit');
+const RELEASE = CompiledQuery.raw('release unit');
 
 /** The outcome of one unit inside a batch. */
 type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly err: unknown };
@@ -67,15 +73,15 @@ export class WriteBatch<DB> {
       outcomes = await this.#db.transaction().execute(async (trx) => {
         const out: Outcome[] = [];
         for (const unit of units) {
-          await sql`savepoint unit`.execute(trx);
+          await trx.executeQuery(SAVEPOINT);
           try {
             out.push({ ok: true, value: await unit.work(trx) });
           } catch (err) {
             // Throws (and so ends the batch) when SQLite has already ended the transaction.
-            await sql`rollback to unit`.execute(trx);
+            await trx.executeQuery(ROLLBACK_TO);
             out.push({ ok: false, err });
           }
-          await sql`release unit`.execute(trx);
+          await trx.executeQuery(RELEASE);
         }
         return out;
       });
