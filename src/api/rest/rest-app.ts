@@ -23,6 +23,7 @@ import { registerEventRoutes } from './event-routes.ts';
 import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
+import { lazySerializers } from './lazy-serializers.ts';
 import { MethodNotAllowedError, RouteMethods } from './method-not-allowed.ts';
 import { registerMetricsRoutes } from './metrics-routes.ts';
 import { registerNodeRoutes } from './node-routes.ts';
@@ -107,6 +108,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     // `Connection: close`), not given Fastify's own 503 body, which is not in our error format.
     return503OnClosing: false,
     logController: new RequestLogController(),
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
     routerOptions: { maxParamLength: 1000 },
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
