@@ -5,6 +5,12 @@ import type { JobUsage } from '../core/job.ts';
 /** A job's cgroup directories by what they hold: its v2 cgroup, and one per v1 hierarchy. */
 export interface JobCgroupDirs {
   readonly v2?: string;
+  /**
+   * The controllers enabled in the v2 cgroup (`memory`, `io`, `pids`; `cpu.stat` is always there).
+   * Files of the others are not looked for: three failed opens at every job's end otherwise, on
+   * hosts that do not delegate them. Unset: every file is looked for.
+   */
+  readonly v2Controllers?: ReadonlySet<string>;
   /** By v1 hierarchy name (`memory`, `cpu`, `cpuacct`, `blkio`, `pids`, `freezer`). */
   readonly v1: ReadonlyMap<string, string>;
 }
@@ -15,7 +21,10 @@ export interface JobCgroupDirs {
  * Cheap (a handful of small reads): done live on GET and once at the job's end.
  */
 export function readUsage(dirs: JobCgroupDirs): JobUsage {
-  const { v2, v1 } = dirs;
+  const { v1 } = dirs;
+  const v2 = dirs.v2;
+  const v2With = (controller: string): string | undefined =>
+    v2 !== undefined && (dirs.v2Controllers?.has(controller) ?? true) ? v2 : undefined;
   const cpuStat = v2 ? keyed(read(join(v2, 'cpu.stat'))) : undefined;
   const v1Cpu = v1.get('cpu');
   const v1CpuStat = v1Cpu ? keyed(read(join(v1Cpu, 'cpu.stat'))) : undefined;
@@ -32,9 +41,10 @@ export function readUsage(dirs: JobCgroupDirs): JobUsage {
   let memoryPeakBytes: number | null = null;
   let oomKills = 0;
   const v1Memory = v1.get('memory');
-  const v2Events = v2 ? keyed(read(join(v2, 'memory.events'))) : undefined;
-  if (v2 && v2Events?.size) {
-    const peak = read(join(v2, 'memory.peak'));
+  const v2Memory = v2With('memory');
+  const v2Events = v2Memory ? keyed(read(join(v2Memory, 'memory.events'))) : undefined;
+  if (v2Memory && v2Events?.size) {
+    const peak = read(join(v2Memory, 'memory.peak'));
     memoryPeakBytes = peak === undefined ? null : num(peak);
     oomKills = v2Events.get('oom_kill') ?? 0;
   } else if (v1Memory) {
@@ -45,7 +55,8 @@ export function readUsage(dirs: JobCgroupDirs): JobUsage {
 
   let ioReadBytes: number | null = null;
   let ioWriteBytes: number | null = null;
-  const ioStat = v2 ? read(join(v2, 'io.stat')) : undefined;
+  const v2Io = v2With('io');
+  const ioStat = v2Io ? read(join(v2Io, 'io.stat')) : undefined;
   const blkio = v1.get('blkio');
   if (ioStat !== undefined) {
     ioReadBytes = 0;
@@ -71,8 +82,9 @@ export function readUsage(dirs: JobCgroupDirs): JobUsage {
   }
 
   const v1Pids = v1.get('pids');
+  const v2Pids = v2With('pids');
   const pidsEvents =
-    (v2 ? read(join(v2, 'pids.events')) : undefined) ??
+    (v2Pids ? read(join(v2Pids, 'pids.events')) : undefined) ??
     (v1Pids ? read(join(v1Pids, 'pids.events')) : undefined);
   const pidsLimitHits = keyed(pidsEvents).get('max') ?? 0;
 

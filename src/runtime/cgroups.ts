@@ -167,7 +167,7 @@ export class Cgroups {
       const dir = dirs.find((d) => d.startsWith(`${root}/`));
       if (dir) v1.set(hierarchy, dir);
     }
-    return readUsage({ ...(v2 ? { v2 } : {}), v1 });
+    return readUsage({ ...(v2 ? { v2, v2Controllers: this.#v2Controllers } : {}), v1 });
   }
 
   #swapLimitable(limits: JobLimits): boolean {

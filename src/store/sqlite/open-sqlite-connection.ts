@@ -14,6 +14,9 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5000;
  * - synchronous=NORMAL: with WAL a commit survives a crash of the process; a power cut may lose the
  *   last commits but never corrupts the database.
  * - journal_size_limit: the WAL file shrinks back to 64 MiB after a burst of writes.
+ * - temp_store=memory: statement journals (a statement inside a batch's transaction that may have
+ *   to be undone alone) and sort files in memory, not in files created and deleted in /var/tmp
+ *   on the event loop.
  */
 const PRAGMAS = [
   'pragma journal_mode = wal',
@@ -21,6 +24,7 @@ const PRAGMAS = [
   `pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
   'pragma foreign_keys = on',
   `pragma journal_size_limit = ${64 * 1024 * 1024}`,
+  'pragma temp_store = memory',
 ];
 
 /** Opens (creating if needed) the SQLite file at `path` as a Kysely instance over `node:sqlite`. */
