@@ -11,6 +11,8 @@
  *   library's worker threads, which run from dist/src/) resolve as they do from there.
  * - keepNames: error classes name themselves from `new.target.name` (src/core/errors.ts), which
  *   minified identifiers would change.
+ * - The script is pure ASCII (licence comments in a file beside it), which V8 keeps one byte a
+ *   character.
  * - piscina stays a package: it finds its own worker file next to its sources.
  *
  * The inputs (dist/jobworker-serve.inputs.json) also list the sources of those worker threads:
@@ -43,6 +45,10 @@ const server = await build({
   outfile: `${root}dist/jobworker-serve.cjs`,
   minify: true,
   keepNames: true,
+  // The packages' licence comments go to dist/jobworker-serve.cjs.LEGAL.txt: one non-ASCII letter
+  // among them made V8 hold the whole script as two-byte text, twice its size in the heap.
+  legalComments: 'external',
+  charset: 'ascii',
   plugins: [
     {
       name: 'import-meta-url-of-dist-src',
