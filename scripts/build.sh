@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Emits the sources as JavaScript into dist/ (tsconfig.build.json), so that the CLI and the server
-# start without Node stripping TypeScript on every run: a CLI command is then about as quick to
-# answer as `node -e 0`. bin/jobworker runs dist/ while it is newer than every file of src/, and
-# src/ directly otherwise, so a stale build is never run.
+# Emits the sources as JavaScript into dist/ (tsconfig.build.json) and bundles the CLI and the
+# server (scripts/bundle-cli.ts, scripts/bundle-server.ts), so that the CLI and the server start
+# without Node stripping TypeScript on every run: a CLI command is then about as quick to answer as
+# `node -e 0`. bin/jobworker runs dist/jobworker.cjs, which checks the bundles against the sources
+# they were made from and runs src/ directly when one changed, so a stale build is never run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,17 +12,22 @@ cd "$root"
 # The dashboard (web/ -> dist/web), with its own stamp: it does not depend on src/ being rebuilt.
 bash scripts/build-web.sh
 stamp=dist/.built
-if [ -f "$stamp" ] && [ -z "$(find src package.json tsconfig.json tsconfig.build.json scripts/bundle-cli.ts scripts/bundle -newer "$stamp" -print -quit)" ]; then
+if [ -f "$stamp" ] && [ -z "$(find src package.json tsconfig.json tsconfig.build.json scripts/bundle-cli.ts scripts/bundle-server.ts scripts/bundle -newer "$stamp" -print -quit)" ]; then
   exit 0
 fi
 rm -rf dist/src
 mkdir -p dist
 touch "$stamp.next"
 node_modules/.bin/tsc -p tsconfig.build.json
-# The CLI as one file (dist/jobworker.cjs); without esbuild installed, bin/jobworker runs dist/src/.
-rm -f dist/jobworker.cjs
+# The bundles (dist/jobworker*.cjs); without esbuild installed, bin/jobworker runs src/.
+rm -f dist/jobworker*.cjs dist/jobworker*.inputs.json
 if [ -d node_modules/esbuild ]; then
   node scripts/bundle-cli.ts
+  node scripts/bundle-server.ts
 fi
 mv "$stamp.next" "$stamp"
+# Fills Node's compile cache with the CLI's and the server's bundles (the first run of each
+# compiles them): the next command, or a server's start, loads them from it. Not worth failing the
+# build for: without it the first command is slower, that is all.
+bin/jobworker serve --help >/dev/null 2>&1 || echo "build: warming the compile cache failed (harmless)" >&2
 echo "build: dist/ emitted" >&2

@@ -1,39 +1,59 @@
 /**
- * Bundles the CLI into one CommonJS file, dist/jobworker.cjs, which bin/jobworker runs: a CLI
- * command is a whole process start, and loading ~30 ES modules through Node's ESM loader (with
- * the built-ins it pulls in) cost more than the command itself (issue 9, docs/performance.md).
- * esbuild is the bundler because it is one dependency with no plugins to configure, bundles in
- * tens of milliseconds and keeps the emitted code readable. `serve` and `doctor` are left out: their
- * imports stay dynamic and load dist/src/cli/commands/{serve,doctor}.js, which tsc emitted beside it.
+ * Bundles the CLI into CommonJS files in dist/, which bin/jobworker runs: a CLI command is a whole
+ * process start, and loading ~30 ES modules through Node's ESM loader (with the built-ins it pulls
+ * in) cost more than the command itself (issue 9, docs/performance.md).
+ *
+ * - dist/jobworker.cjs: a few hundred bytes (src/cli/bundle-entry.ts) that enable the compile cache
+ *   and check the bundles against their sources before the CLI's bundle is compiled.
+ * - dist/jobworker-cli.cjs: every command but `serve` and `doctor` (src/cli/bundle-main.ts).
+ * - dist/jobworker-serve.cjs: those two, with the whole server (scripts/bundle-server.ts), loaded
+ *   by the CLI's bundle only when asked for.
+ *
+ * esbuild is the bundler because it is one dependency with no plugins to configure and bundles in
+ * tens of milliseconds. Each bundle's inputs go to dist/<name>.inputs.json (scripts/bundle/).
  *
  *   node scripts/bundle-cli.ts            (run by scripts/build.sh after tsc)
  */
 import { build } from 'esbuild';
+import { buildStartedAt, writeBundleInputs } from './bundle/bundle-inputs.ts';
 
 const root = new URL('../', import.meta.url).pathname;
-
-await build({
-  entryPoints: [`${root}src/cli/bundle-main.ts`],
-  outfile: `${root}dist/jobworker.cjs`,
+const builtAt = buildStartedAt(root);
+const common = {
+  absWorkingDir: root,
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node24',
   logLevel: 'warning',
+  metafile: true,
+} as const;
+
+const entry = await build({
+  ...common,
+  entryPoints: [`${root}src/cli/bundle-entry.ts`],
+  outfile: `${root}dist/jobworker.cjs`,
+});
+
+const cli = await build({
+  ...common,
+  entryPoints: [`${root}src/cli/bundle-main.ts`],
+  outfile: `${root}dist/jobworker-cli.cjs`,
   // commander loads child_process for a feature jobworker does not use (see the file).
   alias: { 'node:child_process': `${root}scripts/bundle/lazy-child-process.cjs` },
   plugins: [
     {
-      name: 'serve-from-dist',
+      name: 'serve-bundle',
       setup(b) {
-        // `import('./commands/serve.ts')` in src/cli/program.ts, resolved at run time from dist/;
-        // `doctor` too: it probes the host with the native spawner, found from its own module's
-        // URL (import.meta, which a CommonJS bundle does not have).
-        b.onResolve({ filter: /\/commands\/(serve|doctor)\.ts$/ }, (args) => ({
-          path: `./src/cli/commands/${args.path.includes('doctor') ? 'doctor' : 'serve'}.js`,
+        // `import('./commands/serve.ts')` (and doctor) in src/cli/program.ts: the server's bundle,
+        // beside this one, loaded only by those two commands.
+        b.onResolve({ filter: /\/commands\/(serve|doctor)\.ts$/ }, () => ({
+          path: './jobworker-serve.cjs',
           external: true,
         }));
       },
     },
   ],
 });
+
+writeBundleInputs(root, 'jobworker-cli', builtAt, [entry.metafile, cli.metafile]);

@@ -43,7 +43,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# The sources as JavaScript in dist/, which bin/jobworker runs while it is current (quick start-up).
+# The sources as JavaScript in dist/ and the bundles bin/jobworker runs (quick start-up; it runs
+# src/ instead while they are older than a source).
 bash scripts/build.sh
 # The native job spawner, in dist/native/ (scripts/build.sh leaves it alone).
 bash scripts/build-native.sh

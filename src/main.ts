@@ -26,7 +26,7 @@ import { importLegacyTokens, TOKENS_FILE } from './auth/legacy-token-file.ts';
 import { MetricsToken } from './auth/metrics-token.ts';
 import { ServerTls } from './auth/tls/server-tls.ts';
 import { UserDirectory } from './auth/user-directory.ts';
-import { ClusterNode } from './cluster/cluster-node.ts';
+import type { ClusterNode } from './cluster/cluster-node.ts';
 import { loadClusterSecret, NodeCredentials } from './cluster/node-credentials.ts';
 import {
   checkInsecureHttp,
@@ -845,6 +845,8 @@ async function joinCluster(
   context: { listen: ListenAddress; tls: boolean; clock: Clock; logger: pino.Logger },
 ): Promise<{ node: ClusterNode; decidedWhileLost: Job[] }> {
   const { clock, logger } = context;
+  // Loaded only by a node of a cluster, like the PostgreSQL store it needs (server-store.ts).
+  const { ClusterNode } = await import('./cluster/cluster-node.ts');
   const log = logger.child({ component: 'cluster', node: settings.nodeId });
   let credentials: NodeCredentials | undefined;
   if (settings.secretFile !== undefined) {

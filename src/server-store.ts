@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Clock } from './core/clock.ts';
 import { DATABASE_FILE } from './lost-database.ts';
 import type { JobStore } from './store/job-store.ts';
-import { PgJobStore } from './store/postgres/pg-job-store.ts';
+import type { PgJobStore } from './store/postgres/pg-job-store.ts';
 import { SqliteJobStore } from './store/sqlite/sqlite-job-store.ts';
 import type { UserStore } from './store/user-store.ts';
 import type { WebhookStore } from './store/webhook-store.ts';
@@ -25,6 +25,9 @@ export async function openServerStore(
   clock: Clock,
 ): Promise<{ store: ServerStore; shared?: PgJobStore }> {
   if (choice.kind === 'sqlite') return { store: await SqliteJobStore.open(join(dataDir, DATABASE_FILE)) };
+  // Loaded only here: pg, its pool and the cluster's queries are a large part of the server's code,
+  // which a server on SQLite (most of them) would otherwise hold for nothing.
+  const { PgJobStore } = await import('./store/postgres/pg-job-store.ts');
   const store = await PgJobStore.open(choice.url, { max: choice.poolMax, clock });
   return { store, shared: store };
 }

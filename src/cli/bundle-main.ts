@@ -1,22 +1,11 @@
 /**
- * The entry of the bundled CLI, `dist/jobworker.cjs` (scripts/bundle-cli.ts), which bin/jobworker
- * runs while it is current. It does what main.ts does, from one CommonJS file: no module graph to
- * resolve, no ESM loader, and no top-level await (CommonJS has none). `serve` stays out of the
- * bundle and is loaded from dist/src/ when asked for: the server's code is most of the project's.
+ * The bundled CLI, `dist/jobworker-cli.cjs` (scripts/bundle-cli.ts), which dist/jobworker.cjs
+ * (bundle-entry.ts: Node's version, the compile cache, the staleness check) loads while it is
+ * current. It does what main.ts does, from one CommonJS file: no module graph to resolve, no ESM
+ * loader, and no top-level await (CommonJS has none). `serve` and `doctor` are in a bundle of their
+ * own, loaded when asked for: the server's code is most of the project's.
  */
-import { enableCompileCache } from 'node:module';
 import packageJson from '../../package.json' with { type: 'json' };
-
-// bin/jobworker runs `node` from PATH when setup did not unpack Node 24: say so plainly.
-if (Number(process.versions.node.split('.')[0]) < 24) {
-  process.stderr.write(
-    `jobworker: needs Node 24 or newer, this is ${process.version}: run scripts/setup.sh\n`,
-  );
-  process.exit(1);
-}
-
-// Modules loaded later (`serve` and the server) come from the compile cache.
-enableCompileCache();
 
 // `--version` alone needs none of the CLI: answered before commander and the commands are set up
 // (the bundle initializes a module only when it is first imported), with commander's own output.

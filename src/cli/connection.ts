@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs';
 import { join } from 'node:path';
-import type { Connection } from '../client/connection.ts';
+import type { Connection, TlsTrust } from '../client/connection.ts';
 import { isLoopbackHost } from '../core/loopback.ts';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
 import { UsageError } from './errors.ts';
@@ -31,8 +31,9 @@ export async function resolveConnection(
 ): Promise<Connection> {
   const tokenFile = join(env.dataDir, ADMIN_TOKEN_FILE);
   const fromEnv = env.token ?? null;
-  const tls = await resolveTlsTrust(flags, env, flags.cwd ?? process.cwd());
+  const cwd = flags.cwd ?? process.cwd();
   if (server === undefined && env.url === undefined) {
+    const tls = await resolveTlsTrust(flags, env, cwd);
     const socketPath = join(env.dataDir, SOCKET_FILE);
     if (await isSocket(socketPath)) {
       const fromFile =
@@ -50,6 +51,13 @@ export async function resolveConnection(
     }
   }
   const baseUrl = parseServerUrl(server ?? env.url ?? DEFAULT_SERVER_URL, server === undefined);
+  // Plain HTTP (a loopback server with --insecure-http) verifies nothing: the default CA and client
+  // certificate files are not looked for (a few file reads on every command). Files named by a flag
+  // or a variable are still read, so that a wrong one is still reported.
+  const tls =
+    baseUrl.protocol === 'http:' && !namesTlsFiles(flags, env)
+      ? NO_TLS
+      : await resolveTlsTrust(flags, env, cwd);
   return {
     baseUrl,
     socketPath: null,
@@ -59,6 +67,19 @@ export async function resolveConnection(
     tokenFile,
     tls,
   };
+}
+
+const NO_TLS: TlsTrust = {
+  ca: undefined,
+  caFiles: [],
+  caExplicit: false,
+  cert: undefined,
+  key: undefined,
+  certFile: undefined,
+};
+
+function namesTlsFiles(flags: TlsFlags, env: TlsFlags): boolean {
+  return [flags.ca, flags.cert, flags.key, env.ca, env.cert, env.key].some((file) => file !== undefined);
 }
 
 // The callback API of node:fs, which Node has loaded already: node:fs/promises would load a

@@ -3,8 +3,8 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 /**
  * True for an error of one of these names. `instanceof` goes by name for the CLI's errors: the
- * bundled CLI (dist/jobworker.cjs) loads `serve` from dist/src/, which has its own copy of this
- * module, and an error of that copy must exit as one of the bundle's would.
+ * bundled CLI (dist/jobworker-cli.cjs) loads `serve` from a bundle of its own, which has its own
+ * copy of this module, and an error of that copy must exit as one of the bundle's would.
  */
 function named(value: unknown, names: readonly string[]): boolean {
   return value instanceof Error && names.includes(value.name);

@@ -132,5 +132,6 @@ function defaultContext(): CliContext {
     stderr: process.stderr,
     cwd: process.cwd(),
     exitCode: EXIT.ok,
+    ownsProcess: true,
   };
 }

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ValidationError } from '../core/errors.ts';
 import { parseTaskDefinitions, type TaskDefinition } from '../core/task-definition.ts';
 import type { QueueSettings } from '../store/job-store.ts';
@@ -29,7 +28,11 @@ export async function loadTasksFile(path: string): Promise<TasksFile> {
   }
   let data: unknown;
   try {
-    data = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
+    // The YAML parser is loaded for a tasks file in YAML only: it is a fair share of the server's
+    // code, which every other server would hold for nothing (issue 9, idle memory).
+    data = path.endsWith('.json')
+      ? JSON.parse(text)
+      : (await import('yaml')).parse(text, { prettyErrors: true });
   } catch (err) {
     const kind = path.endsWith('.json') ? 'JSON' : 'YAML';
     throw new ValidationError('tasks', `${path}: not valid ${kind}: ${(err as Error).message}`);

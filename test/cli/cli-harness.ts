@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,9 +11,10 @@ import { trustServerCa } from '../helpers/trust-server.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 /**
- * The CLI as `bin/jobworker` runs it: the bundle, else the JavaScript in dist/, while
- * `scripts/build.sh` has made them current (scripts/test.sh does), else the TypeScript sources.
- * Hundreds of CLI processes start in the suite, and loading modules is most of their cost.
+ * The CLI as `bin/jobworker` runs it: the bundle `scripts/build.sh` made (scripts/test.sh runs
+ * it), which runs the TypeScript sources itself when they changed since (src/cli/bundle-entry.ts),
+ * else the sources. Hundreds of CLI processes start in the suite, and loading modules is most of
+ * their cost.
  */
 export const CLI_MAIN = cliMain();
 export const LAUNCHER = join(REPO, 'bin/jobworker');
@@ -164,26 +165,6 @@ export async function jobworkerJson<T>(args: readonly string[], env: NodeJS.Proc
 }
 
 function cliMain(): string {
-  if (!distIsCurrent()) return join(REPO, 'src/cli/main.ts');
   const bundle = join(REPO, 'dist/jobworker.cjs');
-  return existsSync(bundle) ? bundle : join(REPO, 'dist/src/cli/main.js');
-}
-
-/**
- * True when dist/ was built after the last change to any file or directory under src/ (the
- * launcher's rule).
- */
-function distIsCurrent(): boolean {
-  let built: number;
-  try {
-    built = statSync(join(REPO, 'dist/.built')).mtimeMs;
-  } catch {
-    return false;
-  }
-  const newer = (dir: string): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((entry) => {
-      const path = join(dir, entry.name);
-      return statSync(path).mtimeMs > built || (entry.isDirectory() && newer(path));
-    });
-  return !newer(join(REPO, 'src'));
+  return existsSync(bundle) ? bundle : join(REPO, 'src/cli/main.ts');
 }

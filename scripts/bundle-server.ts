@@ -1,0 +1,77 @@
+/**
+ * Bundles `serve` and `doctor` with the whole server into one minified CommonJS file,
+ * dist/jobworker-serve.cjs, which the CLI's bundle loads for those two commands
+ * (scripts/bundle-cli.ts). A server started from ~400 ES modules and their packages held each
+ * module's record and full source text for good; one minified script is a fraction of that in
+ * the idle server's heap, and starts without resolving a module graph (issue 9, `npm run bench --
+ * idle-memory`).
+ *
+ * - `import.meta.url` (CommonJS has none) becomes the URL of the module's emitted twin in
+ *   dist/src/, which tsc writes beside: paths found from it (dist/native, dist/web, the task
+ *   library's worker threads, which run from dist/src/) resolve as they do from there.
+ * - keepNames: error classes name themselves from `new.target.name` (src/core/errors.ts), which
+ *   minified identifiers would change.
+ * - The script is pure ASCII (licence comments in a file beside it), which V8 keeps one byte a
+ *   character.
+ * - piscina stays a package: it finds its own worker file next to its sources.
+ *
+ * The inputs (dist/jobworker-serve.inputs.json) also list the sources of those worker threads:
+ * they run from dist/src/ and must be as current as the bundle.
+ *
+ *   node scripts/bundle-server.ts            (run by scripts/build.sh after tsc)
+ */
+import { readFile } from 'node:fs/promises';
+import { relative } from 'node:path';
+import { build } from 'esbuild';
+import { buildStartedAt, writeBundleInputs } from './bundle/bundle-inputs.ts';
+
+const root = new URL('../', import.meta.url).pathname;
+const builtAt = buildStartedAt(root);
+const common = {
+  absWorkingDir: root,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node24',
+  logLevel: 'warning',
+  metafile: true,
+} as const;
+const external = ['piscina', 'pg-native'];
+
+const server = await build({
+  ...common,
+  external,
+  entryPoints: [`${root}src/cli/server-commands.ts`],
+  outfile: `${root}dist/jobworker-serve.cjs`,
+  minify: true,
+  keepNames: true,
+  // The packages' licence comments go to dist/jobworker-serve.cjs.LEGAL.txt: one non-ASCII letter
+  // among them made V8 hold the whole script as two-byte text, twice its size in the heap.
+  legalComments: 'external',
+  charset: 'ascii',
+  plugins: [
+    {
+      name: 'import-meta-url-of-dist-src',
+      setup(b) {
+        b.onLoad({ filter: /\/src\/.*\.ts$/ }, async (args) => {
+          const text = await readFile(args.path, 'utf8');
+          if (!text.includes('import.meta.url')) return undefined;
+          const twin = relative(root, args.path).replace(/\.ts$/, '.js');
+          const url = `require('node:url').pathToFileURL(__dirname + ${JSON.stringify(`/${twin}`)}).href`;
+          return { contents: text.replaceAll('import.meta.url', url), loader: 'ts' };
+        });
+      },
+    },
+  ],
+});
+
+// The worker threads' entries, only for their inputs (they run from dist/src/).
+const workers = await build({
+  ...common,
+  external,
+  entryPoints: [`${root}src/tasks/poller-thread-main.ts`, `${root}src/tasks/blocking-worker.ts`],
+  outdir: `${root}dist/unused`,
+  write: false,
+});
+
+writeBundleInputs(root, 'jobworker-serve', builtAt, [server.metafile, workers.metafile]);
