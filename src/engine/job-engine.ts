@@ -36,6 +36,7 @@ import { Dispatcher } from './dispatcher.ts';
 import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
 import { HistoryRetention } from './history-retention.ts';
+import { JobListeners } from './job-listeners.ts';
 import { Launcher } from './launcher.ts';
 import { ProgressWatcher } from './progress-watcher.ts';
 import { Supervisor } from './supervisor.ts';
@@ -137,6 +138,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * that failed to start is reported finished while its launch still holds its slot).
    */
   readonly #slots = new EventEmitter<{ change: [] }>();
+  /** Followers told of their own job's progress (`follow` with `progress`). */
+  readonly #progressListeners = new JobListeners<Job>();
 
   private constructor(options: ResolvedEngineOptions) {
     super();
@@ -167,7 +170,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         store: this.#store,
         clock: options.clock,
         paths: (id) => this.ioPaths(id),
-        changed: (job) => this.emit('job:progress', job),
+        changed: (job) => {
+          this.#progressListeners.notify(job.id, job);
+          this.emit('job:progress', job);
+        },
         onError: (err, jobId) => options.logger.warn({ err, jobId }, 'progress could not be read'),
       }),
       emit: (event, job) => {
@@ -657,12 +663,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async *#withProgress(job: Job, output: AsyncGenerator<OutputEvent[]>): AsyncGenerator<FollowEvent> {
     let latest: Job | undefined = job.progress ? job : undefined;
     let wake = (): void => {};
-    const listener = (changed: Job): void => {
-      if (changed.id !== job.id) return;
+    const removeListener = this.#progressListeners.add(job.id, (changed) => {
       latest = changed;
       wake();
-    };
-    this.on('job:progress', listener);
+    });
     let pending: Promise<IteratorResult<OutputEvent[]>> | undefined;
     try {
       for (;;) {
@@ -683,10 +687,15 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         yield { type: 'output', events: next.value };
       }
     } finally {
-      this.off('job:progress', listener);
+      removeListener();
       // A read still pending ends with the follow's signal; the output generator closes after it.
       void output.return(undefined).catch(() => undefined);
     }
+  }
+
+  /** Progress listeners of followers, of one job or of all (leak checks). */
+  progressListenerCount(jobId?: string): number {
+    return this.#progressListeners.count(jobId);
   }
 
   /**
