@@ -2,6 +2,7 @@ import { type FSWatcher, statSync, watch } from 'node:fs';
 import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { OutputBytes } from '../core/job.ts';
+import { SYNC_FILES } from './file-access.ts';
 import { appendObserved } from './index-appender.ts';
 import { OUTPUT_FILE_NAMES, outputPaths, readOutputSizes, readOutputSizesSync } from './output-files.ts';
 import { type ReadOutputOptions, readOutput } from './output-reader.ts';
@@ -139,7 +140,8 @@ export class OutputMonitor {
     const key = `${options.selector} ${options.cursor} ${options.limitBytes}`;
     let read = job.shared.get(key);
     if (!read) {
-      read = readOutput(dir, options);
+      // The live tail: a few KiB just written, still in the page cache (see SYNC_FILES).
+      read = readOutput(dir, options, SYNC_FILES);
       if (job.shared.size >= SHARED_READS) job.shared.delete(job.shared.keys().next().value!);
       job.shared.set(key, read);
       read.catch(() => {

@@ -113,3 +113,50 @@ test('following from a cursor past the end is a CursorError', async (t) => {
     CursorError,
   );
 });
+
+test('a follower across the moment the job ends gets every byte once, in order', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 64 * 1024 * 1024, onError: (err) => assert.fail(err) });
+  t.after(() => monitor.close());
+  // Writes, waits for a line on stdin, then writes on both streams and exits.
+  const script =
+    'head -c 100000 /dev/urandom; read go; head -c 300000 /dev/urandom; head -c 100000 /dev/urandom >&2';
+  const job = await startJob(dir, ['sh', '-c', script], 'pipe');
+  monitor.watch('ending', dir);
+  const views = ['stdout', 'all'] as const;
+  // Each takes one batch before the job goes on, and is mid-view when it ends.
+  const paused = views.map((selector) =>
+    followOutput(monitor, dir, 'ending', { selector, cursor: 0, batchBytes: 4096 }),
+  );
+  const firsts = await Promise.all(paused.map((follower) => follower.next()));
+  // This one reads all along, so it is caught up and waiting when the end comes.
+  const steady = collect(
+    followOutput(monitor, dir, 'ending', { selector: 'all', cursor: 0, batchBytes: 65536 }),
+  );
+  job.child.stdin!.end('go\n');
+  assert.equal(await job.exited, 0);
+  await monitor.finish('ending');
+  const rests = await Promise.all(
+    paused.map((follower) => collect({ [Symbol.asyncIterator]: () => follower })),
+  );
+
+  const stdout = await readFile(join(dir, 'stdout'));
+  const stderr = await readFile(join(dir, 'stderr'));
+  assert.equal(stdout.length, 400000);
+  assert.equal(stderr.length, 100000);
+  for (const [i, selector] of views.entries()) {
+    const events = [...(firsts[i]!.value ?? []), ...rests[i]!];
+    assert.ok(bytesOf(events, 'stdout').equals(stdout), selector);
+    if (selector === 'all') assert.ok(bytesOf(events, 'stderr').equals(stderr));
+    // Cursors rise by exactly each event's length: no gap, no duplicate.
+    let cursor = 0;
+    for (const e of events) {
+      assert.equal(e.type, 'data');
+      if (e.type === 'data') cursor += e.data.length;
+      assert.equal(e.cursor, cursor);
+    }
+  }
+  const all = await steady;
+  assert.ok(bytesOf(all).equals(Buffer.concat([stdout, stderr])));
+  assert.equal(monitor.listenerCount(), 0);
+});
