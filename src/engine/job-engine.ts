@@ -104,7 +104,16 @@ export interface SubmitResult {
 
 /** What a follower receives: output batches, then exactly one `end` with the final job. */
 export type FollowEvent =
-  | { readonly type: 'output'; readonly events: OutputEvent[] }
+  | {
+      readonly type: 'output';
+      readonly events: OutputEvent[];
+      /**
+       * Present when the events' bytes lie in a pooled page (a read to the end): call it once
+       * nothing reads those bytes any more (they went to the socket) so that the page is reused.
+       * Not calling it is safe (the page is collected); using the bytes after it is not.
+       */
+      readonly release?: () => void;
+    }
   /** Only with `progress: true`: the job, carrying the progress it just reported. */
   | { readonly type: 'progress'; readonly job: Job }
   | { readonly type: 'end'; readonly job: Job };
