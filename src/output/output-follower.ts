@@ -67,7 +67,11 @@ export async function* followOutput(
       if (read.events.length > 0) {
         cursor = read.cursor;
         yield read.events;
-        continue;
+        // Caught up with what was observed when it read: only a notice can bring more. Reading
+        // again at once would cost every follower an empty read per growth, and keep a follower
+        // that is only just behind rereading, one write at a time, instead of waiting for the
+        // wakeup that carries several (see OutputListeners).
+        if (read.cursor < read.end || noticed || finished) continue;
       }
       if (!noticed && !signal?.aborted) {
         await new Promise<void>((resolve) => {

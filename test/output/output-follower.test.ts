@@ -160,3 +160,25 @@ test('a follower across the moment the job ends gets every byte once, in order',
   assert.ok(bytesOf(all).equals(Buffer.concat([stdout, stderr])));
   assert.equal(monitor.listenerCount(), 0);
 });
+
+test('sixty followers of a live job (wakeups spaced out) each get every byte, in order', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024 * 1024, onError: (err) => assert.fail(err) });
+  t.after(() => monitor.close());
+  const job = await startJob(dir, ['sh', '-c', CHATTY]);
+  monitor.watch('crowd', dir);
+  const followers = Array.from({ length: 60 }, (_, i) =>
+    collect(followOutput(monitor, dir, 'crowd', { selector: i % 2 ? 'all' : 'stdout', cursor: 0 })),
+  );
+  assert.equal(monitor.listenerCount('crowd'), 60);
+  assert.equal(await job.exited, 0);
+  await monitor.finish('crowd');
+  const received = await Promise.all(followers);
+  const stdout = await readFile(join(dir, 'stdout'));
+  const stderr = await readFile(join(dir, 'stderr'));
+  for (const [i, events] of received.entries()) {
+    assert.ok(bytesOf(events, 'stdout').equals(stdout), `follower ${i}`);
+    if (i % 2) assert.ok(bytesOf(events, 'stderr').equals(stderr), `follower ${i}`);
+  }
+  assert.equal(monitor.listenerCount(), 0);
+});
