@@ -629,18 +629,20 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * is looked up once, here). The caller closes it.
    */
   async openReader(id: string, selector: OutputSelector): Promise<OutputReader> {
-    await this.#lookUpForRead(id);
-    return OutputReader.open(this.#jobDir(id), selector);
+    const job = await this.#lookUpForRead(id);
+    // A job is recorded final only after the monitor sealed its output: its kept window is fixed.
+    return OutputReader.open(this.#jobDir(id), selector, { sealed: isFinal(job.status) });
   }
 
   /**
    * Throws NotFoundError for an unknown job. A job nobody follows is observed only now and then:
    * its combined index is brought up to date first, so that a read sees every byte written before it.
    */
-  async #lookUpForRead(id: string): Promise<void> {
+  async #lookUpForRead(id: string): Promise<Job> {
     const job = isJobId(id) ? await this.#store.getJob(id) : undefined;
     if (!job) throw new NotFoundError(id);
     if (isActive(job.status)) await this.#monitor.refresh(id);
+    return job;
   }
 
   /**

@@ -55,7 +55,7 @@ export async function* followOutput(
     while (!signal?.aborted) {
       if (finished) {
         // Opened after the end was announced, so its end is the final one.
-        rest ??= await OutputReader.open(dir, selector);
+        rest ??= await OutputReader.open(dir, selector, { sealed: true });
         const read = await rest.read(cursor, limitBytes);
         if (read.events.length === 0) return;
         cursor = read.cursor;

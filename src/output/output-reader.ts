@@ -18,6 +18,16 @@ export interface ReadOutputOptions {
 
 export type { OutputRead };
 
+export interface ReaderOptions {
+  /** How files are opened and read (default: `ASYNC_FILES`). */
+  readonly files?: FileAccess;
+  /**
+   * The job has ended and its monitor has sealed it: its kept window no longer moves, so it is
+   * read once, not after every page (a page of a finished job costs one read, not three).
+   */
+  readonly sealed?: boolean;
+}
+
 // Bounds the work of one read of the combined view when it alternates in tiny stretches.
 const MAX_EVENTS = 1024;
 
@@ -35,7 +45,7 @@ export async function readOutput(
   checkSelector(selector);
   assertCursor(cursor);
   checkLimit(limitBytes);
-  const reader = await OutputReader.open(dir, selector, files);
+  const reader = await OutputReader.open(dir, selector, { files });
   try {
     return await reader.read(cursor, limitBytes);
   } finally {
@@ -47,8 +57,8 @@ export async function readOutput(
  * Pages through one view of a job's output with its files held open: a catch-up read of a long
  * output opens them once, not once per page. The view's end is fixed when the reader is opened
  * (the index snapshot, or the stream's size then); bytes written later need a new reader. The
- * kept window is read again on every page, so retention stays exact while the reader is open.
- * Close it when done: it holds up to three descriptors.
+ * kept window is read again on every page, so retention stays exact while the reader is open
+ * (a sealed job's only once). Close it when done: it holds up to three descriptors.
  */
 export class OutputReader {
   readonly #dir: string;
@@ -57,6 +67,7 @@ export class OutputReader {
   readonly #access: FileAccess;
   readonly #files = new Map<OutputStream, ReadableFile | undefined>();
   readonly #streamEnd: number;
+  readonly #sealed: boolean;
   // The kept window as last read. It only moves forward, so the one read after a page serves as
   // the one before the next: a punch in between is caught by the check after that read.
   #kept: KeptWindow | undefined;
@@ -66,9 +77,10 @@ export class OutputReader {
     selector: OutputSelector,
     index: CombinedIndex | undefined,
     streamEnd: number,
-    access: FileAccess,
+    options: ReaderOptions,
   ) {
-    this.#access = access;
+    this.#access = options.files ?? ASYNC_FILES;
+    this.#sealed = options.sealed ?? false;
     this.#dir = dir;
     this.#selector = selector;
     this.#index = index;
@@ -78,16 +90,17 @@ export class OutputReader {
   static async open(
     dir: string,
     selector: OutputSelector,
-    files: FileAccess = ASYNC_FILES,
+    options: ReaderOptions = {},
   ): Promise<OutputReader> {
     checkSelector(selector);
+    const files = options.files ?? ASYNC_FILES;
     if (selector === 'all') {
-      return new OutputReader(dir, selector, await CombinedIndex.open(dir, files), 0, files);
+      return new OutputReader(dir, selector, await CombinedIndex.open(dir, files), 0, options);
     }
     const file = await openIfExists(files, outputPaths(dir)[selector]);
     try {
       const size = file ? (await file.stat()).size : 0;
-      const reader = new OutputReader(dir, selector, undefined, size, files);
+      const reader = new OutputReader(dir, selector, undefined, size, options);
       reader.#files.set(selector, file);
       return reader;
     } catch (err) {
@@ -146,7 +159,7 @@ export class OutputReader {
       events.push({ type: 'data', stream, data, cursor: position + length });
     }
     // A punch may have raced this read: whatever now lies before the kept window is not data.
-    const after = await this.#access.keptWindow(this.#dir);
+    const after = await this.#keptAfter(kept);
     this.#kept = after;
     if (after[stream] > kept[stream]) events = dropBefore(events, cursor, after[stream], stream);
     return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
@@ -181,13 +194,18 @@ export class OutputReader {
       remaining -= length;
       events.push({ type: 'data', stream: entry.stream, data, cursor: position });
     }
-    const after = await this.#access.keptWindow(this.#dir);
+    const after = await this.#keptAfter(kept);
     this.#kept = after;
     if (after.stdout > kept.stdout || after.stderr > kept.stderr) {
       const moved = await keptStartOf(index, after);
       events = dropBefore(events, cursor, moved.start, moved.stream);
     }
     return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
+  }
+
+  /** The kept window after a read: as before it for a sealed job, whose window no longer moves. */
+  #keptAfter(before: KeptWindow): Promise<KeptWindow> {
+    return this.#sealed ? Promise.resolve(before) : this.#access.keptWindow(this.#dir);
   }
 
   /** A stream's file, opened the first time the combined view reaches it and kept open. */

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createServer, get, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { writeFrames, writeRaw } from '../../src/api/rest/output-writers.ts';
+import { outputJson, writeFrames, writeRaw } from '../../src/api/rest/output-writers.ts';
 import type { FollowEvent } from '../../src/engine/job-engine.ts';
 
 type Writer = (res: ServerResponse, signal: AbortSignal) => Promise<unknown>;
@@ -87,5 +88,17 @@ describe('output writers give pooled pages back', () => {
       await finished.catch(() => undefined);
       assert.equal(page.count(), 1, 'given back once');
     });
+  }
+});
+
+it('an SSE output event carries exactly what JSON.stringify would give', () => {
+  for (const [stream, size, cursor] of [
+    ['stdout', 0, 0],
+    ['stderr', 1, 7],
+    ['stdout', 65536, Number.MAX_SAFE_INTEGER],
+  ] as const) {
+    const data = randomBytes(size);
+    const expected = JSON.stringify({ stream, data: data.toString('base64'), cursor: String(cursor) });
+    assert.equal(outputJson(stream, data, cursor), expected);
   }
 });

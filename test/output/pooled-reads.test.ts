@@ -16,7 +16,7 @@ async function readWithPage(
   pageBytes: number,
   synchronous: boolean,
 ): Promise<OutputEvent[]> {
-  const reader = await OutputReader.open(dir, selector, synchronous ? SYNC_FILES : ASYNC_FILES);
+  const reader = await OutputReader.open(dir, selector, { files: synchronous ? SYNC_FILES : ASYNC_FILES });
   const page = Buffer.alloc(pageBytes);
   const events: OutputEvent[] = [];
   try {
@@ -71,4 +71,31 @@ test('a page smaller than the limit is refused before any read', async (t) => {
 test('a synchronous open of a missing file is a rejection, not a throw', async () => {
   await assert.rejects(SYNC_FILES.open('/nonexistent/jobworker/stdout'), { code: 'ENOENT' });
   assert.deepEqual(await SYNC_FILES.keptWindow('/nonexistent/jobworker'), { stdout: 0, stderr: 0 });
+});
+
+test('a sealed reader of a job whose output was trimmed reads what a plain read does', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 64 * 1024, onError: (err) => assert.fail(err) });
+  t.after(() => monitor.close());
+  const job = await startJob(dir, ['seq', '1', '200000']);
+  monitor.watch('trimmed', dir);
+  assert.equal(await job.exited, 0);
+  await monitor.finish('trimmed');
+  for (const selector of ['stdout', 'all'] as const) {
+    const plain = await readAll(dir, selector, 4096);
+    assert.equal(plain[0]?.type, 'truncated', 'retention dropped the start');
+    const reader = await OutputReader.open(dir, selector, { sealed: true });
+    const events: OutputEvent[] = [];
+    try {
+      for (let cursor = 0; ; ) {
+        const read = await reader.read(cursor, 4096);
+        if (read.events.length === 0) break;
+        events.push(...read.events);
+        cursor = read.cursor;
+      }
+    } finally {
+      await reader.close();
+    }
+    assert.deepEqual(events, plain, selector);
+  }
 });

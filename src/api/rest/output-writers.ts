@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import type { Job } from '../../core/job.ts';
+import type { Job, OutputStream } from '../../core/job.ts';
 import { FRAME_KIND, frameHeader, jsonFrame, OUTPUT_FRAMES_TYPE } from '../../core/output-frames.ts';
 import type { FollowEvent } from '../../engine/job-engine.ts';
 import { formatCursor } from '../../output/cursor.ts';
@@ -238,8 +238,7 @@ export async function writeSse(
       cursor = e.cursor;
       if (e.type === 'data') {
         bytes += e.data.length;
-        const data = { stream: e.stream, data: e.data.toString('base64'), cursor: formatCursor(e.cursor) };
-        text += sseEvent('output', formatCursor(e.cursor), JSON.stringify(data));
+        text += sseEvent('output', formatCursor(e.cursor), outputJson(e.stream, e.data, e.cursor));
       } else {
         const data = { stream: e.stream, skippedBytes: e.skippedBytes, cursor: formatCursor(e.cursor) };
         text += sseEvent('truncated', formatCursor(e.cursor), JSON.stringify(data));
@@ -251,6 +250,16 @@ export async function writeSse(
   }
   res.end();
   return { bytes, cursor, end };
+}
+
+/**
+ * An `output` event's data: what `JSON.stringify({ stream, data: base64, cursor })` gives, built by
+ * concatenation, as base64, a stream name and a decimal cursor need no escaping. The base64 text,
+ * most of an event, is then not copied again (V8 joins the parts without copying them until the
+ * socket write), which saves the collector most of its work on a busy event stream.
+ */
+export function outputJson(stream: OutputStream, data: Buffer, cursor: number): string {
+  return `{"stream":"${stream}","data":"${data.toString('base64')}","cursor":"${formatCursor(cursor)}"}`;
 }
 
 function sseEvent(name: string, id: string, data: string): string {
