@@ -36,6 +36,7 @@ import { Dispatcher } from './dispatcher.ts';
 import type { EngineEvents } from './engine-events.ts';
 import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './engine-options.ts';
 import { HistoryRetention } from './history-retention.ts';
+import { JobListeners } from './job-listeners.ts';
 import { Launcher } from './launcher.ts';
 import { ProgressWatcher } from './progress-watcher.ts';
 import { Supervisor } from './supervisor.ts';
@@ -103,7 +104,16 @@ export interface SubmitResult {
 
 /** What a follower receives: output batches, then exactly one `end` with the final job. */
 export type FollowEvent =
-  | { readonly type: 'output'; readonly events: OutputEvent[] }
+  | {
+      readonly type: 'output';
+      readonly events: OutputEvent[];
+      /**
+       * Present when the events' bytes lie in a pooled page (a read to the end): call it once
+       * nothing reads those bytes any more (they went to the socket) so that the page is reused.
+       * Not calling it is safe (the page is collected); using the bytes after it is not.
+       */
+      readonly release?: () => void;
+    }
   /** Only with `progress: true`: the job, carrying the progress it just reported. */
   | { readonly type: 'progress'; readonly job: Job }
   | { readonly type: 'end'; readonly job: Job };
@@ -137,6 +147,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * that failed to start is reported finished while its launch still holds its slot).
    */
   readonly #slots = new EventEmitter<{ change: [] }>();
+  /** Followers told of their own job's progress (`follow` with `progress`). */
+  readonly #progressListeners = new JobListeners<Job>();
 
   private constructor(options: ResolvedEngineOptions) {
     super();
@@ -167,7 +179,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         store: this.#store,
         clock: options.clock,
         paths: (id) => this.ioPaths(id),
-        changed: (job) => this.emit('job:progress', job),
+        changed: (job) => {
+          this.#progressListeners.notify(job.id, job);
+          this.emit('job:progress', job);
+        },
         onError: (err, jobId) => options.logger.warn({ err, jobId }, 'progress could not be read'),
       }),
       emit: (event, job) => {
@@ -614,18 +629,20 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * is looked up once, here). The caller closes it.
    */
   async openReader(id: string, selector: OutputSelector): Promise<OutputReader> {
-    await this.#lookUpForRead(id);
-    return OutputReader.open(this.#jobDir(id), selector);
+    const job = await this.#lookUpForRead(id);
+    // A job is recorded final only after the monitor sealed its output: its kept window is fixed.
+    return OutputReader.open(this.#jobDir(id), selector, { sealed: isFinal(job.status) });
   }
 
   /**
    * Throws NotFoundError for an unknown job. A job nobody follows is observed only now and then:
    * its combined index is brought up to date first, so that a read sees every byte written before it.
    */
-  async #lookUpForRead(id: string): Promise<void> {
+  async #lookUpForRead(id: string): Promise<Job> {
     const job = isJobId(id) ? await this.#store.getJob(id) : undefined;
     if (!job) throw new NotFoundError(id);
     if (isActive(job.status)) await this.#monitor.refresh(id);
+    return job;
   }
 
   /**
@@ -657,12 +674,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async *#withProgress(job: Job, output: AsyncGenerator<OutputEvent[]>): AsyncGenerator<FollowEvent> {
     let latest: Job | undefined = job.progress ? job : undefined;
     let wake = (): void => {};
-    const listener = (changed: Job): void => {
-      if (changed.id !== job.id) return;
+    const removeListener = this.#progressListeners.add(job.id, (changed) => {
       latest = changed;
       wake();
-    };
-    this.on('job:progress', listener);
+    });
     let pending: Promise<IteratorResult<OutputEvent[]>> | undefined;
     try {
       for (;;) {
@@ -683,10 +698,15 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         yield { type: 'output', events: next.value };
       }
     } finally {
-      this.off('job:progress', listener);
+      removeListener();
       // A read still pending ends with the follow's signal; the output generator closes after it.
       void output.return(undefined).catch(() => undefined);
     }
+  }
+
+  /** Progress listeners of followers, of one job or of all (leak checks). */
+  progressListenerCount(jobId?: string): number {
+    return this.#progressListeners.count(jobId);
   }
 
   /**

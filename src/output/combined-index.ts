@@ -1,5 +1,5 @@
-import { type FileHandle, open } from 'node:fs/promises';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
+import { ASYNC_FILES, type FileAccess, type ReadableFile } from './file-access.ts';
 import {
   decodeRecord,
   endsAt,
@@ -30,21 +30,21 @@ const BLOCK_RECORDS = 256;
  */
 export class CombinedIndex {
   readonly count: number;
-  private readonly file: FileHandle | undefined;
+  private readonly file: ReadableFile | undefined;
   private readonly tail: IndexRecord | undefined;
   private block: { first: number; data: Buffer } | undefined;
 
-  private constructor(file: FileHandle | undefined, count: number, tail: IndexRecord | undefined) {
+  private constructor(file: ReadableFile | undefined, count: number, tail: IndexRecord | undefined) {
     this.file = file;
     this.count = count;
     this.tail = tail;
   }
 
   /** Opens the job's index; a job without one (nothing observed yet) has an empty index. */
-  static async open(dir: string): Promise<CombinedIndex> {
-    let file: FileHandle;
+  static async open(dir: string, files: FileAccess = ASYNC_FILES): Promise<CombinedIndex> {
+    let file: ReadableFile;
     try {
-      file = await open(outputPaths(dir).combinedIndex, 'r');
+      file = await files.open(outputPaths(dir).combinedIndex);
     } catch (err) {
       if (isNotFound(err)) return new CombinedIndex(undefined, 0, undefined);
       throw err;

@@ -1,8 +1,9 @@
 import { close, constants, open, statSync } from 'node:fs';
-import { type FileHandle, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
+import type { IndexFile } from './sync-file.ts';
 
 /**
  * The files of a job directory that belong to the output layer.
@@ -89,9 +90,19 @@ export function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 }
 
-/** Reads exactly `length` bytes at `position`; the caller knows they were written. */
-export async function readExactly(file: FileHandle, length: number, position: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafe(length);
+/**
+ * Reads exactly `length` bytes at `position`; the caller knows they were written. Into the start
+ * of `into` when given (a pooled page, at least `length` long), else into a new buffer.
+ */
+export async function readExactly(
+  file: IndexFile,
+  length: number,
+  position: number,
+  into?: Buffer,
+): Promise<Buffer> {
+  if (into && into.length < length)
+    throw new RangeError(`A page of ${into.length} bytes cannot hold ${length}`);
+  const data = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
   let filled = 0;
   while (filled < length) {
     const { bytesRead } = await file.read(data, filled, length - filled, position + filled);

@@ -1,4 +1,5 @@
 import type { OutputMonitor } from './output-monitor.ts';
+import { OutputReader } from './output-reader.ts';
 import type { OutputEvent, OutputSelector } from './output-types.ts';
 
 export interface FollowOutputOptions {
@@ -47,18 +48,31 @@ export async function* followOutput(
     wake?.();
   };
   signal?.addEventListener('abort', release, { once: true });
+  // Once the job has ended its view is final: the rest is paged through one reader, its files
+  // opened once, not once per batch (a follower of a finished job is a catch-up read).
+  let rest: OutputReader | undefined;
   try {
     while (!signal?.aborted) {
-      // Only a read that started after the end was announced can prove there is nothing more.
-      const lastRead = finished;
+      if (finished) {
+        // Opened after the end was announced, so its end is the final one.
+        rest ??= await OutputReader.open(dir, selector, { sealed: true });
+        const read = await rest.read(cursor, limitBytes);
+        if (read.events.length === 0) return;
+        cursor = read.cursor;
+        yield read.events;
+        continue;
+      }
       noticed = false;
       const read = await monitor.read(jobId, dir, { selector, cursor, limitBytes });
       if (read.events.length > 0) {
         cursor = read.cursor;
         yield read.events;
-        continue;
+        // Caught up with what was observed when it read: only a notice can bring more. Reading
+        // again at once would cost every follower an empty read per growth, and keep a follower
+        // that is only just behind rereading, one write at a time, instead of waiting for the
+        // wakeup that carries several (see OutputListeners).
+        if (read.cursor < read.end || noticed || finished) continue;
       }
-      if (lastRead) return;
       if (!noticed && !signal?.aborted) {
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -69,5 +83,6 @@ export async function* followOutput(
   } finally {
     signal?.removeEventListener('abort', release);
     release();
+    await rest?.close();
   }
 }

@@ -1,12 +1,15 @@
-import { type FSWatcher, statSync, watch } from 'node:fs';
+import { statSync } from 'node:fs';
 import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { OutputBytes } from '../core/job.ts';
+import { SYNC_FILES } from './file-access.ts';
 import { appendObserved } from './index-appender.ts';
-import { OUTPUT_FILE_NAMES, outputPaths, readOutputSizes, readOutputSizesSync } from './output-files.ts';
+import { outputPaths, readOutputSizes, readOutputSizesSync } from './output-files.ts';
 import { type ReadOutputOptions, readOutput } from './output-reader.ts';
 import type { OutputListener, OutputNotice, OutputRead } from './output-types.ts';
-import { type JobRetention, newJobRetention, RetentionEnforcer } from './retention-enforcer.ts';
+import { RetentionEnforcer } from './retention-enforcer.ts';
+import { newTracked, SWEEP_MAX_MS, SWEEP_MIN_MS, type Tracked } from './tracked-job.ts';
+import { watchStreams } from './watch-streams.ts';
 
 export interface OutputMonitorOptions {
   /** Each stream keeps at most this many of its newest bytes; `Infinity` keeps everything. */
@@ -19,36 +22,7 @@ export interface OutputMonitorOptions {
   readonly clock?: Clock;
 }
 
-/** The sweep looks at unfollowed jobs this often, each at most this often... */
-export const SWEEP_MIN_MS = 1000;
-/**
- * ...and backs off, doubling, to this while a job writes nothing. Short, because it bounds how far
- * past its output cap a quiet job that bursts can write before retention trims it.
- */
-export const SWEEP_MAX_MS = 2000;
-/** Reads shared between a job's followers, kept per job (a catching-up follower must not pin its pages). */
-const SHARED_READS = 8;
-
-interface Tracked {
-  readonly jobId: string;
-  readonly dir: string;
-  readonly listeners: Set<OutputListener>;
-  /** The kernel watch: open only while the job has followers. */
-  watcher: FSWatcher | undefined;
-  /** The observation in flight; `again` asks for one more when events came during it. */
-  observing?: Promise<void>;
-  again: boolean;
-  finishing?: Promise<void>;
-  readonly retention: JobRetention;
-  /** Reads started since the last observation that found new bytes, by selector, cursor and limit. */
-  readonly shared: Map<string, Promise<OutputRead>>;
-  /** When the sweep observes this job next, and the wait after that. */
-  sweepDueAt: number;
-  sweepEveryMs: number;
-}
-
-// Events about other files of the job directory (our own index and kept window) are not output.
-const STREAM_FILES = new Set<string>([OUTPUT_FILE_NAMES.stdout, OUTPUT_FILE_NAMES.stderr]);
+export { SWEEP_MAX_MS, SWEEP_MIN_MS };
 
 /**
  * Observes the output of running jobs. A job nobody follows costs nothing while it writes: no
@@ -59,7 +33,9 @@ const STREAM_FILES = new Set<string>([OUTPUT_FILE_NAMES.stdout, OUTPUT_FILE_NAME
  * has. Each observation stats both streams, appends what grew to the combined index, enforces
  * retention, then tells the job's followers. Observations of a job never overlap: events during
  * one ask for one more, so a job writing fast wakes its followers once per observation, not once
- * per write. No descriptor is held per job between observations.
+ * per write; with many followers their wakeups are spaced out further (`OutputListeners`). Their
+ * reads of the same page are shared (`SharedReads`) and synchronous (`SYNC_FILES`). No descriptor
+ * is held per job between observations.
  * One monitor per engine: it is the only writer of each job's index and kept window.
  */
 export class OutputMonitor {
@@ -137,16 +113,8 @@ export class OutputMonitor {
     const job = this.#jobs.get(jobId);
     if (!job) return readOutput(dir, options);
     const key = `${options.selector} ${options.cursor} ${options.limitBytes}`;
-    let read = job.shared.get(key);
-    if (!read) {
-      read = readOutput(dir, options);
-      if (job.shared.size >= SHARED_READS) job.shared.delete(job.shared.keys().next().value!);
-      job.shared.set(key, read);
-      read.catch(() => {
-        if (job.shared.get(key) === read) job.shared.delete(key);
-      });
-    }
-    return read;
+    // The live tail: a few KiB just written, still in the page cache (see SYNC_FILES).
+    return job.shared.get(key, () => readOutput(dir, options, SYNC_FILES));
   }
 
   /**
@@ -193,31 +161,22 @@ export class OutputMonitor {
   close(): void {
     this.#sweep?.clear();
     this.#sweep = undefined;
-    for (const job of this.#jobs.values()) this.#closeWatch(job);
+    for (const job of this.#jobs.values()) {
+      this.#closeWatch(job);
+      job.listeners.clear();
+    }
     this.#jobs.clear();
   }
 
   #track(jobId: string, dir: string): Tracked {
-    const job: Tracked = {
-      jobId,
-      dir,
-      listeners: new Set(),
-      watcher: undefined,
-      again: false,
-      retention: newJobRetention(),
-      shared: new Map(),
-      sweepDueAt: this.#now() + SWEEP_MIN_MS,
-      sweepEveryMs: SWEEP_MIN_MS,
-    };
+    const job = newTracked(jobId, dir, this.#clock, (err) => this.#report(err, jobId));
     this.#jobs.set(jobId, job);
     return job;
   }
 
   #openWatch(job: Tracked): void {
     try {
-      job.watcher = watch(job.dir, (_event, name) => {
-        if (name === null || STREAM_FILES.has(name)) this.#observe(job);
-      });
+      job.watcher = watchStreams(job.dir, () => this.#observe(job));
       const watcher = job.watcher;
       watcher.on('error', (err) => {
         this.#report(err, job.jobId);
@@ -322,13 +281,7 @@ export class OutputMonitor {
   #notify(job: Tracked, notice: OutputNotice): void {
     // Reads started before this growth may have missed it: later readers start their own.
     job.shared.clear();
-    for (const listener of [...job.listeners]) {
-      try {
-        listener(notice);
-      } catch (err) {
-        this.#report(err, job.jobId);
-      }
-    }
+    job.listeners.notify(notice);
   }
 
   #report(err: unknown, jobId: string): void {

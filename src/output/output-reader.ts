@@ -1,12 +1,12 @@
-import { type FileHandle, open } from 'node:fs/promises';
 import { ValidationError } from '../core/errors.ts';
 import type { OutputStream } from '../core/job.ts';
 import { CombinedIndex } from './combined-index.ts';
 import { assertCursor, OUTPUT_SELECTORS, pastEndError } from './cursor.ts';
 import { dropBefore } from './drop-before.ts';
+import { ASYNC_FILES, type FileAccess, type ReadableFile } from './file-access.ts';
 import { isNotFound, outputPaths, readExactly } from './output-files.ts';
 import type { OutputEvent, OutputRead, OutputSelector } from './output-types.ts';
-import { type KeptWindow, readKeptWindow } from './retention.ts';
+import type { KeptWindow } from './retention.ts';
 
 export interface ReadOutputOptions {
   readonly selector: OutputSelector;
@@ -18,6 +18,16 @@ export interface ReadOutputOptions {
 
 export type { OutputRead };
 
+export interface ReaderOptions {
+  /** How files are opened and read (default: `ASYNC_FILES`). */
+  readonly files?: FileAccess;
+  /**
+   * The job has ended and its monitor has sealed it: its kept window no longer moves, so it is
+   * read once, not after every page (a page of a finished job costs one read, not three).
+   */
+  readonly sealed?: boolean;
+}
+
 // Bounds the work of one read of the combined view when it alternates in tiny stretches.
 const MAX_EVENTS = 1024;
 
@@ -26,12 +36,16 @@ const MAX_EVENTS = 1024;
  * closed before it returns: the server holds no descriptor per job between reads. A cursor
  * before the kept window gets one `truncated` event, then the kept bytes.
  */
-export async function readOutput(dir: string, options: ReadOutputOptions): Promise<OutputRead> {
+export async function readOutput(
+  dir: string,
+  options: ReadOutputOptions,
+  files: FileAccess = ASYNC_FILES,
+): Promise<OutputRead> {
   const { selector, cursor, limitBytes } = options;
   checkSelector(selector);
   assertCursor(cursor);
   checkLimit(limitBytes);
-  const reader = await OutputReader.open(dir, selector);
+  const reader = await OutputReader.open(dir, selector, { files });
   try {
     return await reader.read(cursor, limitBytes);
   } finally {
@@ -43,15 +57,17 @@ export async function readOutput(dir: string, options: ReadOutputOptions): Promi
  * Pages through one view of a job's output with its files held open: a catch-up read of a long
  * output opens them once, not once per page. The view's end is fixed when the reader is opened
  * (the index snapshot, or the stream's size then); bytes written later need a new reader. The
- * kept window is read again on every page, so retention stays exact while the reader is open.
- * Close it when done: it holds up to three descriptors.
+ * kept window is read again on every page, so retention stays exact while the reader is open
+ * (a sealed job's only once). Close it when done: it holds up to three descriptors.
  */
 export class OutputReader {
   readonly #dir: string;
   readonly #selector: OutputSelector;
   readonly #index: CombinedIndex | undefined;
-  readonly #files = new Map<OutputStream, FileHandle | undefined>();
+  readonly #access: FileAccess;
+  readonly #files = new Map<OutputStream, ReadableFile | undefined>();
   readonly #streamEnd: number;
+  readonly #sealed: boolean;
   // The kept window as last read. It only moves forward, so the one read after a page serves as
   // the one before the next: a punch in between is caught by the check after that read.
   #kept: KeptWindow | undefined;
@@ -61,19 +77,30 @@ export class OutputReader {
     selector: OutputSelector,
     index: CombinedIndex | undefined,
     streamEnd: number,
+    options: ReaderOptions,
   ) {
+    this.#access = options.files ?? ASYNC_FILES;
+    this.#sealed = options.sealed ?? false;
     this.#dir = dir;
     this.#selector = selector;
     this.#index = index;
     this.#streamEnd = streamEnd;
   }
 
-  static async open(dir: string, selector: OutputSelector): Promise<OutputReader> {
+  static async open(
+    dir: string,
+    selector: OutputSelector,
+    options: ReaderOptions = {},
+  ): Promise<OutputReader> {
     checkSelector(selector);
-    if (selector === 'all') return new OutputReader(dir, selector, await CombinedIndex.open(dir), 0);
-    const file = await openIfExists(outputPaths(dir)[selector]);
+    const files = options.files ?? ASYNC_FILES;
+    if (selector === 'all') {
+      return new OutputReader(dir, selector, await CombinedIndex.open(dir, files), 0, options);
+    }
+    const file = await openIfExists(files, outputPaths(dir)[selector]);
     try {
-      const reader = new OutputReader(dir, selector, undefined, file ? (await file.stat()).size : 0);
+      const size = file ? (await file.stat()).size : 0;
+      const reader = new OutputReader(dir, selector, undefined, size, options);
       reader.#files.set(selector, file);
       return reader;
     } catch (err) {
@@ -87,13 +114,20 @@ export class OutputReader {
     return this.#index ? this.#index.end : this.#streamEnd;
   }
 
-  /** Reads up to `limitBytes` of data from `cursor`; past `end` is a `CursorError`. */
-  async read(cursor: number, limitBytes: number): Promise<OutputRead> {
+  /**
+   * Reads up to `limitBytes` of data from `cursor`; past `end` is a `CursorError`. Given `page`
+   * (at least `limitBytes` long), the data events are views of it, not new buffers: the caller
+   * owns the page and must not reuse it while it uses those events.
+   */
+  async read(cursor: number, limitBytes: number, page?: Buffer): Promise<OutputRead> {
     assertCursor(cursor);
     checkLimit(limitBytes);
+    if (page && page.length < limitBytes) {
+      throw new RangeError(`A page of ${page.length} bytes cannot hold ${limitBytes}`);
+    }
     return this.#selector === 'all'
-      ? this.#readCombined(this.#index!, cursor, limitBytes)
-      : this.#readStream(this.#selector, cursor, limitBytes);
+      ? this.#readCombined(this.#index!, cursor, limitBytes, page)
+      : this.#readStream(this.#selector, cursor, limitBytes, page);
   }
 
   async close(): Promise<void> {
@@ -102,10 +136,15 @@ export class OutputReader {
     await Promise.all([this.#index?.close(), ...files.map((file) => file?.close())]);
   }
 
-  async #readStream(stream: OutputStream, cursor: number, limit: number): Promise<OutputRead> {
+  async #readStream(
+    stream: OutputStream,
+    cursor: number,
+    limit: number,
+    page: Buffer | undefined,
+  ): Promise<OutputRead> {
     const end = this.#streamEnd;
     if (cursor > end) throw pastEndError(stream, cursor, end);
-    const kept = this.#kept ?? (await readKeptWindow(this.#dir));
+    const kept = this.#kept ?? (await this.#access.keptWindow(this.#dir));
     const file = this.#files.get(stream);
     let events: OutputEvent[] = [];
     let position = cursor;
@@ -116,20 +155,25 @@ export class OutputReader {
     }
     const length = Math.min(end - position, limit);
     if (file && length > 0) {
-      const data = await readExactly(file, length, position);
+      const data = await readExactly(file, length, position, page);
       events.push({ type: 'data', stream, data, cursor: position + length });
     }
     // A punch may have raced this read: whatever now lies before the kept window is not data.
-    const after = await readKeptWindow(this.#dir);
+    const after = await this.#keptAfter(kept);
     this.#kept = after;
     if (after[stream] > kept[stream]) events = dropBefore(events, cursor, after[stream], stream);
     return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
   }
 
-  async #readCombined(index: CombinedIndex, cursor: number, limit: number): Promise<OutputRead> {
+  async #readCombined(
+    index: CombinedIndex,
+    cursor: number,
+    limit: number,
+    page: Buffer | undefined,
+  ): Promise<OutputRead> {
     const end = index.end;
     if (cursor > end) throw pastEndError('all', cursor, end);
-    const kept = this.#kept ?? (await readKeptWindow(this.#dir));
+    const kept = this.#kept ?? (await this.#access.keptWindow(this.#dir));
     let events: OutputEvent[] = [];
     let position = cursor;
     const window = await keptStartOf(index, kept);
@@ -144,12 +188,13 @@ export class OutputReader {
       const entry = await index.entry(next++);
       const length = Math.min(entry.combinedEnd - position, remaining);
       const file = await this.#fileOf(entry.stream);
-      const data = await readExactly(file, length, entry.streamStart + (position - entry.combinedStart));
+      const at = entry.streamStart + (position - entry.combinedStart);
+      const data = await readExactly(file, length, at, page?.subarray(limit - remaining));
       position += length;
       remaining -= length;
       events.push({ type: 'data', stream: entry.stream, data, cursor: position });
     }
-    const after = await readKeptWindow(this.#dir);
+    const after = await this.#keptAfter(kept);
     this.#kept = after;
     if (after.stdout > kept.stdout || after.stderr > kept.stderr) {
       const moved = await keptStartOf(index, after);
@@ -158,11 +203,16 @@ export class OutputReader {
     return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
   }
 
+  /** The kept window after a read: as before it for a sealed job, whose window no longer moves. */
+  #keptAfter(before: KeptWindow): Promise<KeptWindow> {
+    return this.#sealed ? Promise.resolve(before) : this.#access.keptWindow(this.#dir);
+  }
+
   /** A stream's file, opened the first time the combined view reaches it and kept open. */
-  async #fileOf(stream: OutputStream): Promise<FileHandle> {
+  async #fileOf(stream: OutputStream): Promise<ReadableFile> {
     let file = this.#files.get(stream);
     if (!file) {
-      file = await open(outputPaths(this.#dir)[stream], 'r');
+      file = await this.#access.open(outputPaths(this.#dir)[stream]);
       this.#files.set(stream, file);
     }
     return file;
@@ -195,9 +245,9 @@ async function keptStartOf(
   return stdout >= stderr ? { start: stdout, stream: 'stdout' } : { start: stderr, stream: 'stderr' };
 }
 
-async function openIfExists(path: string): Promise<FileHandle | undefined> {
+async function openIfExists(files: FileAccess, path: string): Promise<ReadableFile | undefined> {
   try {
-    return await open(path, 'r');
+    return await files.open(path);
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;

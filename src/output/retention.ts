@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { open, readFile, rename } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
@@ -46,6 +47,22 @@ export async function readKeptWindow(dir: string): Promise<KeptWindow> {
     if (isNotFound(err)) return { stdout: 0, stderr: 0 };
     throw err;
   }
+  return parseKeptWindow(dir, text);
+}
+
+/** `readKeptWindow` in one synchronous call: a few bytes of a page-cached file, for live-tail reads. */
+export function readKeptWindowSync(dir: string): KeptWindow {
+  let text: string;
+  try {
+    text = readFileSync(outputPaths(dir).kept, 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) return { stdout: 0, stderr: 0 };
+    throw err;
+  }
+  return parseKeptWindow(dir, text);
+}
+
+function parseKeptWindow(dir: string, text: string): KeptWindow {
   const value = JSON.parse(text) as Partial<Record<OutputStream, unknown>>;
   const start = (stream: OutputStream): number => {
     const n = value[stream];

@@ -26,6 +26,7 @@ import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputEvent, OutputRead, OutputSelector } from '../output/output-types.ts';
+import { PagePool } from '../output/page-pool.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
 import { watchEvents } from './event-watch.ts';
@@ -138,6 +139,8 @@ export const MAX_GRACE_MS = 24 * 3600 * 1000;
  * large: 1 MiB read 4x faster than 64 KiB (docs/performance.md); memory per reader stays bounded.
  */
 const PAGE_BYTES = 1024 * 1024;
+/** Pages kept for reuse between reads to the end: two per reader (one written, one read ahead). */
+const IDLE_PAGES = 8;
 
 /**
  * A queue's settings as an admin changes them: the limits as a spec writes them (units allowed,
@@ -220,6 +223,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   readonly #accounts: AccountResolver | undefined;
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
   readonly #shutdown = new AbortController();
+  readonly #pages = new PagePool(PAGE_BYTES, IDLE_PAGES);
   #followers = 0;
   #watchers = 0;
   readonly #events: JobEventFeed;
@@ -837,28 +841,51 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // One reader for the whole response: the job is looked up and its files opened once, and
     // the view ends where it ended when the reader opened (a later byte needs a follow).
     // The next page is read while the consumer writes this one, so disk and socket overlap.
+    // Each page is read into a pooled buffer, which the consumer releases once written.
     const reader = await this.#engine.openReader(id, selector);
-    let next: Promise<OutputRead> | undefined;
+    const pages = this.#pages;
+    const readPage = (cursor: number): Promise<PooledRead> => {
+      const page = pages.take();
+      return reader.read(cursor, PAGE_BYTES, page).then(
+        (read) => ({ read, page }),
+        (err: unknown) => {
+          pages.give(page);
+          throw err;
+        },
+      );
+    };
+    let next: Promise<PooledRead> | undefined;
     try {
-      if (from < reader.end) next = reader.read(from, PAGE_BYTES);
+      if (from < reader.end) next = readPage(from);
       while (next && !signal.aborted) {
-        const page = await next;
+        const { read, page } = await next;
         next = undefined;
-        if (page.events.length === 0) break;
-        if (page.cursor < reader.end) {
-          next = reader.read(page.cursor, PAGE_BYTES);
+        if (read.events.length === 0) {
+          pages.give(page);
+          break;
+        }
+        if (read.cursor < reader.end) {
+          next = readPage(read.cursor);
           // Its failure is thrown by the await above on the next turn, not reported as unhandled meanwhile.
           next.catch(() => undefined);
         }
-        yield { type: 'output', events: page.events };
+        yield { type: 'output', events: read.events, release: () => pages.give(page) };
       }
     } finally {
-      // A page read ahead for a consumer that left is dropped, but it must end before the files close.
-      await next?.catch(() => undefined);
+      // A page read ahead for a consumer that left is dropped, but it must end before the files
+      // close; its bytes were never handed out, so its page goes back at once.
+      const ahead = await next?.catch(() => undefined);
+      if (ahead) pages.give(ahead.page);
       await reader.close();
     }
     if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
   }
+}
+
+/** A page read to the end, and the pooled buffer its bytes lie in. */
+interface PooledRead {
+  readonly read: OutputRead;
+  readonly page: Buffer;
 }
 
 /** Admins and users change things; a viewer reads only. */

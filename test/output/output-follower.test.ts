@@ -113,3 +113,72 @@ test('following from a cursor past the end is a CursorError', async (t) => {
     CursorError,
   );
 });
+
+test('a follower across the moment the job ends gets every byte once, in order', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 64 * 1024 * 1024, onError: (err) => assert.fail(err) });
+  t.after(() => monitor.close());
+  // Writes, waits for a line on stdin, then writes on both streams and exits.
+  const script =
+    'head -c 100000 /dev/urandom; read go; head -c 300000 /dev/urandom; head -c 100000 /dev/urandom >&2';
+  const job = await startJob(dir, ['sh', '-c', script], 'pipe');
+  monitor.watch('ending', dir);
+  const views = ['stdout', 'all'] as const;
+  // Each takes one batch before the job goes on, and is mid-view when it ends.
+  const paused = views.map((selector) =>
+    followOutput(monitor, dir, 'ending', { selector, cursor: 0, batchBytes: 4096 }),
+  );
+  const firsts = await Promise.all(paused.map((follower) => follower.next()));
+  // This one reads all along, so it is caught up and waiting when the end comes.
+  const steady = collect(
+    followOutput(monitor, dir, 'ending', { selector: 'all', cursor: 0, batchBytes: 65536 }),
+  );
+  job.child.stdin!.end('go\n');
+  assert.equal(await job.exited, 0);
+  await monitor.finish('ending');
+  const rests = await Promise.all(
+    paused.map((follower) => collect({ [Symbol.asyncIterator]: () => follower })),
+  );
+
+  const stdout = await readFile(join(dir, 'stdout'));
+  const stderr = await readFile(join(dir, 'stderr'));
+  assert.equal(stdout.length, 400000);
+  assert.equal(stderr.length, 100000);
+  for (const [i, selector] of views.entries()) {
+    const events = [...(firsts[i]!.value ?? []), ...rests[i]!];
+    assert.ok(bytesOf(events, 'stdout').equals(stdout), selector);
+    if (selector === 'all') assert.ok(bytesOf(events, 'stderr').equals(stderr));
+    // Cursors rise by exactly each event's length: no gap, no duplicate.
+    let cursor = 0;
+    for (const e of events) {
+      assert.equal(e.type, 'data');
+      if (e.type === 'data') cursor += e.data.length;
+      assert.equal(e.cursor, cursor);
+    }
+  }
+  const all = await steady;
+  assert.ok(bytesOf(all).equals(Buffer.concat([stdout, stderr])));
+  assert.equal(monitor.listenerCount(), 0);
+});
+
+test('sixty followers of a live job (wakeups spaced out) each get every byte, in order', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024 * 1024, onError: (err) => assert.fail(err) });
+  t.after(() => monitor.close());
+  const job = await startJob(dir, ['sh', '-c', CHATTY]);
+  monitor.watch('crowd', dir);
+  const followers = Array.from({ length: 60 }, (_, i) =>
+    collect(followOutput(monitor, dir, 'crowd', { selector: i % 2 ? 'all' : 'stdout', cursor: 0 })),
+  );
+  assert.equal(monitor.listenerCount('crowd'), 60);
+  assert.equal(await job.exited, 0);
+  await monitor.finish('crowd');
+  const received = await Promise.all(followers);
+  const stdout = await readFile(join(dir, 'stdout'));
+  const stderr = await readFile(join(dir, 'stderr'));
+  for (const [i, events] of received.entries()) {
+    assert.ok(bytesOf(events, 'stdout').equals(stdout), `follower ${i}`);
+    if (i % 2) assert.ok(bytesOf(events, 'stderr').equals(stderr), `follower ${i}`);
+  }
+  assert.equal(monitor.listenerCount(), 0);
+});

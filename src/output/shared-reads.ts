@@ -1,0 +1,33 @@
+import type { OutputRead } from './output-types.ts';
+
+/** Reads shared between a job's followers, kept per job (a catching-up follower must not pin its pages). */
+const SHARED_READS = 8;
+
+/**
+ * The reads of one followed job started since its last growth, by view, cursor and limit: a
+ * thousand followers woken by the same write cause one read, and get the same events (whose
+ * buffers they must not modify). Cleared at each growth: reads started before it may have missed
+ * it, so later readers start their own.
+ */
+export class SharedReads {
+  readonly #reads = new Map<string, Promise<OutputRead>>();
+
+  /** The read of this key started since the last growth, or a new one from `start`. */
+  get(key: string, start: () => Promise<OutputRead>): Promise<OutputRead> {
+    let read = this.#reads.get(key);
+    if (!read) {
+      read = start();
+      if (this.#reads.size >= SHARED_READS) this.#reads.delete(this.#reads.keys().next().value!);
+      this.#reads.set(key, read);
+      // A failed read is not shared: the next reader tries again.
+      read.catch(() => {
+        if (this.#reads.get(key) === read) this.#reads.delete(key);
+      });
+    }
+    return read;
+  }
+
+  clear(): void {
+    this.#reads.clear();
+  }
+}

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, get, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { outputJson, writeFrames, writeRaw } from '../../src/api/rest/output-writers.ts';
+import type { FollowEvent } from '../../src/engine/job-engine.ts';
+
+type Writer = (res: ServerResponse, signal: AbortSignal) => Promise<unknown>;
+
+/** One output event whose bytes lie in a "page": `released` settles when the writer gives it back. */
+function pooledEvent(bytes: number): {
+  events: AsyncGenerator<FollowEvent>;
+  released: Promise<number>;
+  count: () => number;
+} {
+  let count = 0;
+  const { promise, resolve } = Promise.withResolvers<number>();
+  const data = Buffer.alloc(bytes, 7);
+  const release = () => {
+    count++;
+    resolve(count);
+  };
+  async function* events(): AsyncGenerator<FollowEvent> {
+    yield { type: 'output', events: [{ type: 'data', stream: 'stdout', data, cursor: bytes }], release };
+  }
+  return { events: events(), released: promise, count: () => count };
+}
+
+describe('output writers give pooled pages back', () => {
+  let server: Server;
+  let url: string;
+  let writer: Writer = async () => {};
+  let finished: Promise<unknown> = Promise.resolve();
+  before(async () => {
+    server = createServer((req, res) => {
+      const controller = new AbortController();
+      res.once('close', () => controller.abort());
+      finished = writer(res, controller.signal);
+      req.resume();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const open = () =>
+    new Promise<IncomingMessage>((resolve, reject) => get(url, resolve).once('error', reject));
+
+  for (const [name, write] of [
+    [
+      'raw',
+      (res: ServerResponse, events: AsyncGenerator<FollowEvent>, signal: AbortSignal) =>
+        writeRaw(res, events, {
+          jobId: 'j',
+          cursor: 0,
+          contentType: 'application/octet-stream',
+          trailers: true,
+          signal,
+        }),
+    ],
+    [
+      'frames',
+      (res: ServerResponse, events: AsyncGenerator<FollowEvent>, signal: AbortSignal) =>
+        writeFrames(res, events, { jobId: 'j', cursor: 0, signal }),
+    ],
+  ] as const) {
+    it(`${name}: once its bytes were written, whole`, async () => {
+      const page = pooledEvent(3 * 1024 * 1024);
+      writer = (res, signal) => write(res, page.events, signal);
+      const res = await open();
+      let received = 0;
+      for await (const chunk of res) received += (chunk as Buffer).length;
+      assert.ok(received >= 3 * 1024 * 1024);
+      assert.equal(await page.released, 1);
+      await finished;
+      assert.equal(page.count(), 1, 'given back once');
+    });
+
+    it(`${name}: once, when the client left during the write (a failed write)`, async () => {
+      // Far more than the socket buffers hold, so the write is still queued when the client goes.
+      const page = pooledEvent(64 * 1024 * 1024);
+      writer = (res, signal) => write(res, page.events, signal);
+      const res = await open();
+      await new Promise<void>((resolve) => res.once('data', () => resolve()));
+      res.destroy();
+      assert.equal(await page.released, 1);
+      await finished.catch(() => undefined);
+      assert.equal(page.count(), 1, 'given back once');
+    });
+  }
+});
+
+it('an SSE output event carries exactly what JSON.stringify would give', () => {
+  for (const [stream, size, cursor] of [
+    ['stdout', 0, 0],
+    ['stderr', 1, 7],
+    ['stdout', 65536, Number.MAX_SAFE_INTEGER],
+  ] as const) {
+    const data = randomBytes(size);
+    const expected = JSON.stringify({ stream, data: data.toString('base64'), cursor: String(cursor) });
+    assert.equal(outputJson(stream, data, cursor), expected);
+  }
+});
