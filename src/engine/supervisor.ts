@@ -356,8 +356,9 @@ export class Supervisor {
     // Read before the cgroups are removed below: their counters go with them.
     const usage = s.identity.cgroups.length > 0 ? this.#deps.cgroups.usage(s.identity.cgroups) : undefined;
     const record = await readExitRecord(s.dir);
-    await this.#deps.monitor.finish(s.job.id, s.dir);
-    const outputBytes = await this.#deps.monitor.sizes(s.dir);
+    // The seal's last observation read the final sizes; read again only when it could not.
+    const outputBytes =
+      (await this.#deps.monitor.finish(s.job.id, s.dir)) ?? (await this.#deps.monitor.sizes(s.dir));
     await this.#deps.progress.finish(s.job.id);
     const result = await readJobResult(this.#deps.ioPaths(s.job.id), s.job.spec.account);
     if (this.#closed) return s.job;

@@ -71,12 +71,14 @@ export class OutputMonitor {
   /**
    * Seals a job whose main process has exited: one last observation, the watch closed, followers
    * told that no more bytes will come. Idempotent. Given `dir`, it also seals a job that was never
-   * watched (one that ended while no server ran), so that the index covers every byte.
+   * watched (one that ended while no server ran), so that the index covers every byte. Resolves
+   * with the streams' final sizes as that observation found them (what `sizes` would read, without
+   * reading again), or undefined when it could not observe them or the job is not tracked.
    */
-  finish(jobId: string, dir?: string): Promise<void> {
+  finish(jobId: string, dir?: string): Promise<OutputBytes | undefined> {
     let job = this.#jobs.get(jobId);
     if (!job) {
-      if (dir === undefined) return Promise.resolve();
+      if (dir === undefined) return Promise.resolve(undefined);
       job = this.#track(jobId, dir);
     }
     job.finishing ??= this.#seal(job);
@@ -246,7 +248,7 @@ export class OutputMonitor {
   async #observeUntilQuiet(job: Tracked, swept: boolean): Promise<void> {
     do {
       job.again = false;
-      const grew = await this.#observeOnce(job);
+      const { grew } = await this.#observeOnce(job);
       // A quiet job is swept less and less often; one that writes, or is followed, at the quickest.
       if (swept) {
         job.sweepEveryMs =
@@ -255,27 +257,34 @@ export class OutputMonitor {
     } while (job.again);
   }
 
-  async #observeOnce(job: Tracked): Promise<boolean> {
+  /** `sizes`: what the streams held, when the observation completed. */
+  async #observeOnce(job: Tracked): Promise<{ grew: boolean; sizes?: OutputBytes }> {
     try {
       const sizes = readOutputSizesSync(job.dir);
+      // Nothing written since the last complete observation: the sweep of a quiet job (most of
+      // thousands running) is two stats, not an index open and retention's checks.
+      const last = job.observed;
+      if (last?.stdout === sizes.stdout && last.stderr === sizes.stderr) return { grew: false, sizes };
       const { grew } = await appendObserved(outputPaths(job.dir).combinedIndex, sizes);
       await this.#retention.advance(job.dir, sizes, job.retention);
       if (grew) this.#notify(job, 'output:grow');
       await this.#retention.punch(job.dir, job.retention);
-      return grew;
+      job.observed = sizes;
+      return { grew, sizes };
     } catch (err) {
       this.#report(err, job.jobId);
-      return false;
+      return { grew: false };
     }
   }
 
-  async #seal(job: Tracked): Promise<void> {
+  async #seal(job: Tracked): Promise<OutputBytes | undefined> {
     this.#closeWatch(job);
     while (job.observing) await job.observing;
-    await this.#observeOnce(job);
+    const { sizes } = await this.#observeOnce(job);
     if (this.#jobs.get(job.jobId) === job) this.#jobs.delete(job.jobId);
     this.#notify(job, 'output:finish');
     job.listeners.clear();
+    return sizes;
   }
 
   #notify(job: Tracked, notice: OutputNotice): void {

@@ -1,5 +1,6 @@
 import type { FSWatcher } from 'node:fs';
 import type { Clock } from '../core/clock.ts';
+import type { OutputBytes } from '../core/job.ts';
 import { OutputListeners } from './output-listeners.ts';
 import { type JobRetention, newJobRetention } from './retention-enforcer.ts';
 import { SharedReads } from './shared-reads.ts';
@@ -22,7 +23,13 @@ export interface Tracked {
   /** The observation in flight; `again` asks for one more when events came during it. */
   observing?: Promise<void>;
   again: boolean;
-  finishing?: Promise<void>;
+  /** The seal: resolves with the streams' sizes it observed (undefined if that observation failed). */
+  finishing?: Promise<OutputBytes | undefined>;
+  /**
+   * The sizes of the last observation that completed: the index covers them and retention has
+   * acted on them, so an observation that finds the same sizes has nothing to do.
+   */
+  observed: OutputBytes | undefined;
   readonly retention: JobRetention;
   readonly shared: SharedReads;
   /** When the sweep observes this job next, and the wait after that. */
@@ -43,6 +50,7 @@ export function newTracked(
     listeners: new OutputListeners(clock, onError),
     watcher: undefined,
     again: false,
+    observed: undefined,
     retention: newJobRetention(),
     shared: new SharedReads(),
     sweepDueAt: clock.now().getTime() + SWEEP_MIN_MS,

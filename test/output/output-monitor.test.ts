@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { watch } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CursorError } from '../../src/core/errors.ts';
@@ -158,4 +158,44 @@ test('a job that printed nothing ends with no index file; its output reads empty
   await monitor.finish('printer');
   assert.equal((await stat(join(other, 'combined.idx'))).size > 0, true);
   assert.equal(await combinedEnd(other), 1);
+});
+
+test('an observation that finds the sizes of the last one does nothing; the seal resolves with the final sizes', async (t) => {
+  const dir = await jobDir(t);
+  const errors: Error[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock: new ManualClock(),
+    onError: (err) => errors.push(err),
+  });
+  t.after(() => monitor.close());
+  const job = await alternating(dir);
+  monitor.watch('steady', dir);
+  job.child.stdin!.write('out abc\n');
+  await untilSize(dir, 'stdout', 4);
+  await monitor.refresh('steady');
+  assert.equal(await combinedEnd(dir), 4);
+
+  // An index that cannot be opened any more: only an observation that goes to it can tell.
+  await rm(join(dir, 'combined.idx'));
+  await mkdir(join(dir, 'combined.idx'));
+  await monitor.refresh('steady');
+  assert.deepEqual(errors, [], 'same sizes: the index was not opened');
+
+  job.child.stdin!.end('err de\n');
+  assert.equal(await job.exited, 0);
+  // Grown: the observation goes to the index, fails, and says so; the seal has no sizes to give.
+  assert.equal(await monitor.finish('steady'), undefined);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!.message, /EISDIR|illegal operation on a directory/);
+  assert.deepEqual(await monitor.sizes(dir), { stdout: 4, stderr: 3 });
+
+  // A sound job's seal resolves with what its streams hold, as often as it is asked.
+  const other = await jobDir(t);
+  const printer = await startJob(other, ['sh', '-c', 'printf abc; printf de >&2'], 'pipe');
+  monitor.watch('printer', other);
+  assert.equal(await printer.exited, 0);
+  assert.deepEqual(await monitor.finish('printer'), { stdout: 3, stderr: 2 });
+  assert.deepEqual(await monitor.finish('printer', other), { stdout: 3, stderr: 2 });
+  assert.equal(await monitor.finish('unknown'), undefined);
 });
