@@ -10,10 +10,16 @@ PATH="$root/node_modules/.bin:$PATH"
 # bin/jobworker does); each is rebuilt only when its sources changed.
 bash scripts/build-native.sh
 bash scripts/build.sh
-echo "== typecheck" && tsc --noEmit -p . && tsc --noEmit -p web
-echo "== lint" && biome check .
+# One command a line: under `set -e` a failure inside an `a && b` list does not stop the script
+# (a type error went by unnoticed that way).
+echo "== typecheck"
+tsc --noEmit -p .
+tsc --noEmit -p web
+echo "== lint"
+biome check .
 # The RPC contract: buf lint, and buf breaking against the committed baseline (scripts/proto.sh).
-echo "== proto" && bash scripts/proto.sh check
+echo "== proto"
+bash scripts/proto.sh check
 # The PostgreSQL store's tests need the local server: start it if it is down (a failure to start
 # shows in those tests, which name the way to start it).
 bash scripts/start-postgres.sh || true

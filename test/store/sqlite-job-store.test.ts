@@ -13,6 +13,7 @@ import { jobToRow } from '../../src/store/job-row.ts';
 import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
 import type { StoreSchema } from '../../src/store/schema.ts';
+import { countInQueue, QUEUE_COUNTS } from '../../src/store/sqlite/compiled-statements.ts';
 import { listActiveQuery, listJobsQuery } from '../../src/store/sqlite/list-jobs-query.ts';
 import { migrateSqlite, SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import {
@@ -167,6 +168,31 @@ describe('SqliteJobStore on SQLite', () => {
             active.some((l) => usesIndex(l, 'jobs_active_by_node')),
             active.join('\n'),
           );
+        }
+      });
+    }));
+
+  it("counts a queue's jobs through the partial index of just those jobs, not every job of the queue", () =>
+    withDatabaseFile(async (path) => {
+      await (await SqliteJobStore.open(path)).close();
+      await withConnection(path, async (db) => {
+        const indexOf = {
+          active: 'jobs_active_by_queue',
+          queued: 'jobs_waiting_by_queue',
+          starting: 'jobs_waiting_by_queue',
+          waitingUpTo: 'jobs_waiting_by_queue',
+        } as const;
+        for (const [count, sqlText] of Object.entries(QUEUE_COUNTS)) {
+          const parameters = count === 'waitingUpTo' ? ['batch', 10] : ['batch'];
+          const plan = await queryPlan(db, CompiledQuery.raw(sqlText, parameters));
+          const index = indexOf[count as keyof typeof indexOf];
+          assert.ok(
+            plan.some((l) => usesIndex(l, index)),
+            `${count} reads ${index}:\n${plan.join('\n')}`,
+          );
+          // And SQLite can run it (an index it cannot use for the query is an error, not a scan).
+          const limit = count === 'waitingUpTo' ? 10 : undefined;
+          assert.equal(await countInQueue(db, count as keyof typeof QUEUE_COUNTS, 'batch', limit), 0);
         }
       });
     }));

@@ -1,4 +1,4 @@
-import { type CompiledQuery, type Kysely, sql, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, sql, type Transaction } from 'kysely';
 import type { JobStatus } from '../../core/job.ts';
 import { TRANSITIONS } from '../../core/states.ts';
 import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
@@ -43,6 +43,41 @@ export function compileMarkFinished(db: Kysely<StoreSchema>, status: JobStatus) 
     exit_reason = ${''}, finished_at = ${0}, stdout_bytes = ${0}, stderr_bytes = ${0}, usage = ${''}, hold = null,
     paused_at = null, stop_forced = max(stop_forced, ${0})
     where id = ${''} and status in (${sql.raw(fromStatuses(status))}) returning *`.compile(db);
+}
+
+/**
+ * Counts of one queue's jobs, each through the partial index that holds just those jobs.
+ * `indexed by`: without statistics SQLite picks `jobs_by_queue` for `queue = ?`, which holds
+ * every job the queue ever had, and a claim behind 100,000 queued jobs counted its few running
+ * ones by reading all of them (16 ms a claim, 15 jobs/s through a limit of 2).
+ */
+export const QUEUE_COUNTS = {
+  /** Jobs holding one of the queue's slots: running, paused, or being started. */
+  active: `select count(*) as n from jobs indexed by jobs_active_by_queue
+    where queue = ? and (status in ('running', 'paused') or hold = 'starting')`,
+  /** Queued jobs, those being started included. */
+  queued: `select count(*) as n from jobs indexed by jobs_waiting_by_queue where queue = ? and status = 'queued'`,
+  /** Queued jobs being started (they hold a slot, and are counted as running). */
+  starting: `select count(*) as n from jobs indexed by jobs_waiting_by_queue
+    where queue = ? and status = 'queued' and hold = 'starting'`,
+  /**
+   * Waiting jobs as the Queue's `waiting` counts them (those being started hold a slot instead),
+   * only up to the second parameter: a full queue need not be counted whole to be known full.
+   */
+  waitingUpTo: `select count(*) as n from (select 1 from jobs indexed by jobs_waiting_by_queue
+    where queue = ? and status = 'queued' and hold is not 'starting' limit ?)`,
+} as const;
+
+/** One of `QUEUE_COUNTS` for `queue` (and the limit of `waitingUpTo`). */
+export async function countInQueue(
+  db: Db,
+  count: keyof typeof QUEUE_COUNTS,
+  queue: string,
+  limit?: number,
+): Promise<number> {
+  const parameters = limit === undefined ? [queue] : [queue, limit];
+  const { rows } = await db.executeQuery<{ n: number }>(CompiledQuery.raw(QUEUE_COUNTS[count], parameters));
+  return Number(rows[0]?.n ?? 0);
 }
 
 /** Whether a job has dependents at all: most have none, and then there is nothing to settle. */

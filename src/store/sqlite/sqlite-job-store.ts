@@ -42,6 +42,7 @@ import {
   compileHasDependents,
   compileMarkFinished,
   compileMarkStarted,
+  countInQueue,
   ensureQueue,
   insertJobRow,
   queueRow,
@@ -530,21 +531,8 @@ async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Prom
   }
   const queue = await queueRow(trx, job.spec.queue);
   if (queue?.max_waiting != null) {
-    const { n } = await trx
-      .selectFrom(
-        trx
-          .selectFrom('jobs')
-          .select(sql.lit(1).as('one'))
-          .where('queue', '=', job.spec.queue)
-          .where('status', '=', sql.lit('queued'))
-          // Counted as the Queue's `waiting` is: jobs being started hold a slot instead.
-          .where(sql<boolean>`hold is not 'starting'`)
-          .limit(queue.max_waiting)
-          .as('w'),
-      )
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    if (Number(n) >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
+    const waiting = await countInQueue(trx, 'waitingUpTo', job.spec.queue, queue.max_waiting);
+    if (waiting >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
   }
 
   // Each dependency, followed along its retries to its latest attempt.
@@ -620,23 +608,12 @@ function getRow(db: Db, id: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-async function countActiveIn(db: Db, queue: string): Promise<number> {
-  const { n } = await db
-    .selectFrom('jobs')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('queue', '=', queue)
-    .where(sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`)
-    .executeTakeFirstOrThrow();
-  return Number(n);
+function countActiveIn(db: Db, queue: string): Promise<number> {
+  return countInQueue(db, 'active', queue);
 }
 
 async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
-  const { n } = await db
-    .selectFrom('jobs')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('queue', '=', name)
-    .where('status', '=', sql.lit('queued'))
-    .executeTakeFirstOrThrow();
+  const queued = await countInQueue(db, 'queued', name);
   const running = await countActiveIn(db, name);
   return {
     name,
@@ -648,18 +625,8 @@ async function queueState(db: Db, name: string, row: QueueRow | undefined): Prom
     isolation: parseIsolation(row?.isolation ?? null),
     running,
     // Jobs being started are counted as running, not twice.
-    waiting: Number(n) - (await countStarting(db, name)),
+    waiting: queued - (await countInQueue(db, 'starting', name)),
   };
-}
-
-async function countStarting(db: Db, queue: string): Promise<number> {
-  const { n } = await db
-    .selectFrom('jobs')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('queue', '=', queue)
-    .where(sql<boolean>`status = 'queued' and hold = 'starting'`)
-    .executeTakeFirstOrThrow();
-  return Number(n);
 }
 
 /**
