@@ -16,18 +16,11 @@
  */
 import { build } from 'esbuild';
 import { buildStartedAt, writeBundleInputs } from './bundle/bundle-inputs.ts';
+import { commonBuildOptions } from './bundle/esbuild-options.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const builtAt = buildStartedAt(root);
-const common = {
-  absWorkingDir: root,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node24',
-  logLevel: 'warning',
-  metafile: true,
-} as const;
+const common = commonBuildOptions(root);
 
 const entry = await build({
   ...common,

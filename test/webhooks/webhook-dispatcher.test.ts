@@ -22,13 +22,14 @@ after(async () => {
   for (const thing of open.reverse()) await thing.close();
 });
 
-/** An engine on a fresh store, a receiver, and a dispatcher over that store on a manual clock. */
-async function world(options: Partial<WebhookDispatcherOptions> = {}) {
-  const h: Harness = await openHarness();
-  const receiver = await WebhookReceiver.open();
-  const clock = new ManualClock();
-  const dispatcher = new WebhookDispatcher({
-    store: h.store.webhooks,
+/** A dispatcher as the tests use it: every address trusted, jobs as their id and status. */
+function dispatcherOver(
+  store: WebhookDispatcherOptions['store'],
+  clock: ManualClock,
+  options: Partial<WebhookDispatcherOptions> = {},
+): WebhookDispatcher {
+  return new WebhookDispatcher({
+    store,
     clock,
     policy: new WebhookAddressPolicy(),
     signingSecret: 'the-signing-secret',
@@ -38,6 +39,14 @@ async function world(options: Partial<WebhookDispatcherOptions> = {}) {
     logger: silentLogger,
     ...options,
   });
+}
+
+/** An engine on a fresh store, a receiver, and a dispatcher over that store on a manual clock. */
+async function world(options: Partial<WebhookDispatcherOptions> = {}) {
+  const h: Harness = await openHarness();
+  const receiver = await WebhookReceiver.open();
+  const clock = new ManualClock();
+  const dispatcher = dispatcherOver(h.store.webhooks, clock, options);
   h.engine.on('job:finished', () => dispatcher.kick());
   open.push({ close: () => h.destroy() }, receiver, { close: () => dispatcher.close() });
   const finished = async (url: string) => {
@@ -163,16 +172,7 @@ describe('webhook dispatch while nothing is to deliver', () => {
         return typeof value === 'function' ? value.bind(target) : value;
       },
     });
-    const dispatcher = new WebhookDispatcher({
-      store: counted,
-      clock,
-      policy: new WebhookAddressPolicy(),
-      signingSecret: 'the-signing-secret',
-      isTrusted: () => true,
-      jobJson: (job: Job) => ({ id: job.id, status: job.status }),
-      userAgent: 'jobworker/test',
-      logger: silentLogger,
-    });
+    const dispatcher = dispatcherOver(counted, clock);
     for (const event of ['job:queued', 'job:started', 'job:finished'] as const) {
       h.engine.on(event, (job: Job) => dispatcher.notice(job));
     }
