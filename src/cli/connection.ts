@@ -69,7 +69,8 @@ export async function resolveConnection(
   };
 }
 
-const NO_TLS: TlsTrust = {
+/** The trust of a connection over `http://` or a socket: no CA, no client certificate. */
+export const NO_TLS: TlsTrust = {
   ca: undefined,
   caFiles: [],
   caExplicit: false,

@@ -5,6 +5,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { NO_TLS } from '../../src/cli/connection.ts';
 import { ApiClient } from '../../src/client/api-client.ts';
 import { readOutputEvents } from '../../src/client/output-events.ts';
 import { trustServerCa } from '../helpers/trust-server.ts';
@@ -116,14 +117,7 @@ describe('how long a follower keeps reconnecting', () => {
       token,
       tokenSource: 'none',
       tokenFile: '/nonexistent/admin.token',
-      tls: {
-        ca: undefined,
-        caFiles: [],
-        caExplicit: false,
-        cert: undefined,
-        key: undefined,
-        certFile: undefined,
-      },
+      tls: NO_TLS,
     });
 
   it('gives up once --reconnect-for has passed with the server unreachable, saying how long it tried', async () => {
