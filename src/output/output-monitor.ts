@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { OutputBytes } from '../core/job.ts';
-import { SYNC_FILES } from './file-access.ts';
+import { ASYNC_FILES, SYNC_FILES } from './file-access.ts';
 import { appendObserved } from './index-appender.ts';
 import { outputPaths, readOutputSizes, readOutputSizesSync } from './output-files.ts';
 import { type ReadOutputOptions, readOutput } from './output-reader.ts';
@@ -115,8 +115,11 @@ export class OutputMonitor {
     const job = this.#jobs.get(jobId);
     if (!job) return readOutput(dir, options);
     const key = `${options.selector} ${options.cursor} ${options.limitBytes}`;
-    // The live tail: a few KiB just written, still in the page cache (see SYNC_FILES).
-    return job.shared.get(key, () => readOutput(dir, options, SYNC_FILES));
+    // The live tail, just written and still in the page cache, is read synchronously (see
+    // SYNC_FILES); a follower further behind reads through the thread pool, since its pages may
+    // have to come from the disk, which the event loop must not wait for.
+    const files = isLiveTail(job.observed, options) ? SYNC_FILES : ASYNC_FILES;
+    return job.shared.get(key, () => readOutput(dir, options, files));
   }
 
   /**
@@ -296,4 +299,14 @@ export class OutputMonitor {
   #report(err: unknown, jobId: string): void {
     this.#onError(err instanceof Error ? err : new Error(String(err)), jobId);
   }
+}
+
+/** How far behind the observed end a read still counts as the live tail. */
+export const LIVE_TAIL_BYTES = 1024 * 1024;
+
+/** Whether a read starts within `LIVE_TAIL_BYTES` of what the last observation saw of its view. */
+export function isLiveTail(observed: OutputBytes | undefined, options: ReadOutputOptions): boolean {
+  if (observed === undefined) return false;
+  const end = options.selector === 'all' ? observed.stdout + observed.stderr : observed[options.selector];
+  return end - options.cursor <= LIVE_TAIL_BYTES;
 }

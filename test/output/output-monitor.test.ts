@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CursorError } from '../../src/core/errors.ts';
 import { followOutput } from '../../src/output/output-follower.ts';
-import { OutputMonitor, SWEEP_MIN_MS } from '../../src/output/output-monitor.ts';
+import { isLiveTail, LIVE_TAIL_BYTES, OutputMonitor, SWEEP_MIN_MS } from '../../src/output/output-monitor.ts';
 import { readOutput } from '../../src/output/output-reader.ts';
 import type { OutputEvent } from '../../src/output/output-types.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -198,4 +198,25 @@ test('an observation that finds the sizes of the last one does nothing; the seal
   assert.deepEqual(await monitor.finish('printer'), { stdout: 3, stderr: 2 });
   assert.deepEqual(await monitor.finish('printer', other), { stdout: 3, stderr: 2 });
   assert.equal(await monitor.finish('unknown'), undefined);
+});
+
+test('only a read near the observed end of its view is the live tail (read synchronously)', () => {
+  const observed = { stdout: 5 * LIVE_TAIL_BYTES, stderr: LIVE_TAIL_BYTES };
+  const at = (selector: 'all' | 'stdout' | 'stderr', cursor: number) =>
+    isLiveTail(observed, { selector, cursor, limitBytes: 65536 });
+  assert.equal(at('all', 6 * LIVE_TAIL_BYTES - 10), true);
+  assert.equal(at('all', 5 * LIVE_TAIL_BYTES), true);
+  assert.equal(
+    at('all', 0),
+    false,
+    'a follower from the start of a long output reads through the thread pool',
+  );
+  assert.equal(at('stdout', 4 * LIVE_TAIL_BYTES), true);
+  assert.equal(at('stdout', LIVE_TAIL_BYTES), false);
+  assert.equal(at('stderr', 0), true);
+  assert.equal(
+    isLiveTail(undefined, { selector: 'all', cursor: 0, limitBytes: 65536 }),
+    false,
+    'nothing observed yet',
+  );
 });
