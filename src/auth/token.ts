@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 /** Random bytes in a token: 256 bits, twice the 128 the security model asks for. */
 export const TOKEN_BYTES = 32;
@@ -11,9 +11,12 @@ export function generateToken(): string {
   return TOKEN_PREFIX + randomBytes(TOKEN_BYTES).toString('base64url');
 }
 
-/** What is stored instead of a token: its SHA-256, in hex. */
+/**
+ * What is stored instead of a token: its SHA-256, in hex. Every authenticated request hashes its
+ * token: the one-shot `crypto.hash` makes no Hash object for it.
+ */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 /** Anything shaped like a token: the prefix and at least 16 base64url characters. */

@@ -1,8 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, preValidationHookHandler, RouteOptions } from 'fastify';
 
 interface QuerySchema {
   readonly properties?: Readonly<Record<string, { readonly type?: unknown }>>;
 }
+
+type Coercible = ReadonlyMap<string, 'integer' | 'boolean'>;
 
 const INTEGER = /^-?[0-9]{1,15}$/;
 
@@ -13,17 +15,38 @@ const INTEGER = /^-?[0-9]{1,15}$/;
  * `false` for a `boolean` one becomes that boolean; anything else is left as sent, so the schema
  * refuses it with the field's name ("Expected `limit` to be an integer, got `ten`"). Only the
  * query is coerced: JSON bodies stay strict.
+ *
+ * The hook goes only on routes whose query schema has such a field, as a callback: an app-wide
+ * async hook ran on every request (a `GET /v1/jobs/{id}` included) for nothing. Must be
+ * registered before the routes (it is an `onRoute` hook).
  */
 export function registerQueryCoercion(app: FastifyInstance): void {
-  app.addHook('preValidation', async (request) => {
-    const properties = (request.routeOptions.schema?.querystring as QuerySchema | undefined)?.properties;
-    const query = request.query as Record<string, unknown> | undefined;
-    if (!properties || !query) return;
-    for (const [name, value] of Object.entries(query)) {
-      if (typeof value !== 'string') continue;
-      const type = properties[name]?.type;
-      if (type === 'integer' && INTEGER.test(value)) query[name] = Number(value);
-      else if (type === 'boolean' && (value === 'true' || value === 'false')) query[name] = value === 'true';
-    }
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const fields = coercibleFields(route.schema?.querystring as QuerySchema | undefined);
+    if (fields.size === 0) return;
+    const coerce: preValidationHookHandler = (request, _reply, done) => {
+      coerceQuery(request.query as Record<string, unknown> | undefined, fields);
+      done();
+    };
+    const own = route.preValidation;
+    route.preValidation = own === undefined ? [coerce] : [coerce, ...(Array.isArray(own) ? own : [own])];
   });
+}
+
+function coercibleFields(schema: QuerySchema | undefined): Coercible {
+  const fields = new Map<string, 'integer' | 'boolean'>();
+  for (const [name, property] of Object.entries(schema?.properties ?? {})) {
+    if (property.type === 'integer' || property.type === 'boolean') fields.set(name, property.type);
+  }
+  return fields;
+}
+
+function coerceQuery(query: Record<string, unknown> | undefined, fields: Coercible): void {
+  if (!query) return;
+  for (const [name, type] of fields) {
+    const value = query[name];
+    if (typeof value !== 'string') continue;
+    if (type === 'integer' && INTEGER.test(value)) query[name] = Number(value);
+    else if (type === 'boolean' && (value === 'true' || value === 'false')) query[name] = value === 'true';
+  }
 }
