@@ -36,13 +36,15 @@ const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () 
 
 /**
  * The commands a run needs: the one its first word names, or all of them when it names none
- * (help, a misspelt command that deserves a suggestion, options before the command).
+ * (help, a misspelt command that deserves a suggestion, options before the command). `named`:
+ * the first word is the command, so no option comes before it.
  */
-async function commandsFor(argv: readonly string[]): Promise<Register[]> {
+async function commandsFor(argv: readonly string[]): Promise<{ registers: Register[]; named: boolean }> {
   const first = argv[0];
-  if (argv.length === 1 && (first === '--version' || first === '-V')) return [];
+  if (argv.length === 1 && (first === '--version' || first === '-V')) return { registers: [], named: false };
   const named = COMMANDS.find((command) => first !== undefined && command.names.includes(first));
-  return Promise.all((named ? [named] : COMMANDS).map((command) => command.load()));
+  const registers = await Promise.all((named ? [named] : COMMANDS).map((command) => command.load()));
+  return { registers, named: named !== undefined };
 }
 
 /** Builds the `jobworker` command line with every command. Commands set `ctx.exitCode`; errors are thrown. */
@@ -50,7 +52,7 @@ export async function buildProgram(
   ctx: CliContext,
   options: { jsonErrors?: boolean; argv?: readonly string[] } = {},
 ): Promise<Command> {
-  const registers = await commandsFor(options.argv ?? []);
+  const { registers, named } = await commandsFor(options.argv ?? []);
   const program = new Command(ctx.env.invokedAs)
     .description(
       'Run any Linux command as a job: start it, follow its output live, stop it with everything it spawned.',
@@ -84,7 +86,10 @@ export async function buildProgram(
                 .replaceAll('\n', ' ')}\n`,
             ),
     });
-  addCommonOptions(program);
+  // The options every command takes, also before its name: only a run that does not start with the
+  // command's name can have them there (or show them, in the program's help). Each option costs
+  // commander some parsing of its flags on every run.
+  if (!named) addCommonOptions(program);
   for (const register of registers) register(program, ctx);
   return program;
 }

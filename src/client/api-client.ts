@@ -22,6 +22,7 @@ import type {
 } from './api-types.ts';
 import type { Connection } from './connection.ts';
 import { readBody, send } from './http.ts';
+import { exchange } from './http1-client.ts';
 import { ApiError, ProtocolError } from './wire-errors.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -268,7 +269,10 @@ export class ApiClient {
       signal: options.signal,
     });
     this.#debug?.(`GET /v1/jobs/${id}/output?${params} -> ${response.statusCode}`);
-    if (response.statusCode !== 200) throw await this.errorFrom(response);
+    if (response.statusCode !== 200) {
+      const body = await readBody(response).catch(() => Buffer.alloc(0));
+      throw this.errorFrom(response.statusCode ?? 0, response.statusMessage ?? '', body);
+    }
     const type = response.headers['content-type'] ?? '';
     if (!type.startsWith(OUTPUT_FRAMES_TYPE)) {
       response.destroy();
@@ -297,7 +301,7 @@ export class ApiClient {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; value: T }> {
-    const response = await send({
+    const answer = await exchange({
       method,
       url: this.url(path),
       socketPath: this.connection.socketPath,
@@ -305,10 +309,10 @@ export class ApiClient {
       headers: this.headers({ accept: 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    const status = response.statusCode ?? 0;
+    const status = answer.status;
     this.#debug?.(`${method} /${path} -> ${status}`);
-    if (status < 200 || status > 299) throw await this.errorFrom(response);
-    const text = (await readBody(response)).toString('utf8');
+    if (status < 200 || status > 299) throw this.errorFrom(status, answer.statusMessage, answer.body);
+    const text = answer.body.toString('utf8');
     if (text === '' && status === 204) return { status, value: undefined as T };
     try {
       return { status, value: JSON.parse(text) as T };
@@ -326,9 +330,8 @@ export class ApiClient {
     return token === null ? extra : { ...extra, authorization: `Bearer ${token}` };
   }
 
-  private async errorFrom(response: IncomingMessage): Promise<ApiError> {
-    const status = response.statusCode ?? 0;
-    const text = (await readBody(response).catch(() => Buffer.alloc(0))).toString('utf8');
+  private errorFrom(status: number, statusMessage: string, body: Buffer): ApiError {
+    const text = body.toString('utf8');
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -339,9 +342,7 @@ export class ApiClient {
     const code = typeof error?.code === 'string' ? error.code : null;
     const field = typeof error?.field === 'string' ? error.field : null;
     let message =
-      typeof error?.message === 'string'
-        ? error.message
-        : `HTTP ${status} ${response.statusMessage ?? ''}`.trim();
+      typeof error?.message === 'string' ? error.message : `HTTP ${status} ${statusMessage}`.trim();
     const job =
       isRecord(parsed) && isRecord(parsed.job)
         ? parsed.job

@@ -1,13 +1,17 @@
 import type { IncomingMessage } from 'node:http';
 import type { TlsTrust } from './connection.ts';
-import { ConnectionError } from './wire-errors.ts';
+import { connectionError } from './network-errors.ts';
 
-// Built-ins taken as CommonJS modules: an ESM `import` of node:http evaluates every export,
-// which loads undici, worker_threads and zlib: a fifth of a CLI command's start-up. https (and
-// with it TLS) is loaded only for an https:// server.
-const httpRequest = process.getBuiltinModule('node:http').request;
-const httpsRequest = (...args: Parameters<typeof httpRequest>) =>
-  process.getBuiltinModule('node:https').request(...args);
+// Built-ins taken as CommonJS modules, on first use: an ESM `import` of node:http evaluates every
+// export, which loads undici, worker_threads and zlib; and a CLI command that makes only plain
+// requests (http1-client.ts) loads no node:http at all. https (and with it TLS) is loaded only for
+// an https:// server.
+type RequestOptions = import('node:http').RequestOptions;
+type OnResponse = (response: IncomingMessage) => void;
+const httpRequest = (url: URL, options: RequestOptions, onResponse: OnResponse) =>
+  process.getBuiltinModule('node:http').request(url, options, onResponse);
+const httpsRequest = (url: URL, options: RequestOptions, onResponse: OnResponse) =>
+  process.getBuiltinModule('node:https').request(url, options, onResponse);
 
 export interface HttpRequest {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -22,8 +26,10 @@ export interface HttpRequest {
 }
 
 /**
- * One HTTP request through `node:http`, resolving with the response once its head arrived.
- * Not `fetch`: its body timeout would cut a quiet follow after five minutes.
+ * One HTTP request through `node:http`, resolving with the response once its head arrived: for
+ * an answer read as a stream (a job's output; the cluster's proxying). A request whose answer is
+ * read whole goes through http1-client.ts instead. Not `fetch`: its body timeout would cut a quiet
+ * follow after five minutes.
  */
 export function send(req: HttpRequest): Promise<IncomingMessage> {
   const request = req.url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -41,13 +47,7 @@ export function send(req: HttpRequest): Promise<IncomingMessage> {
       resolve,
     );
     clientRequest.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.name === 'AbortError') reject(error);
-      else {
-        const message = isVerifyError(error)
-          ? describeVerifyError(req.url, req.tls, error)
-          : describeNetworkError(req.url, socketPath, error);
-        reject(new ConnectionError(message, { cause: error }));
-      }
+      reject(error.name === 'AbortError' ? error : connectionError(req.url, socketPath, req.tls, error));
     });
     clientRequest.end(req.body);
   });
@@ -67,54 +67,4 @@ function tlsOptions(trust: TlsTrust | undefined): Record<string, unknown> {
     ...(trust?.ca ? { ca: trust.ca } : {}),
     ...(trust?.cert !== undefined && trust.key !== undefined ? { cert: trust.cert, key: trust.key } : {}),
   };
-}
-
-const VERIFY_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_SIGNATURE_FAILURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-function isVerifyError(error: NodeJS.ErrnoException): boolean {
-  return error.code !== undefined && VERIFY_CODES.has(error.code);
-}
-
-/** Which CA was tried and how to name another: there is no switch to skip the check. */
-function describeVerifyError(url: URL, trust: TlsTrust | undefined, error: NodeJS.ErrnoException): string {
-  const tried =
-    (trust?.caFiles.length ?? 0) > 0
-      ? `verified with ${trust?.caFiles.join(' and ')}`
-      : "verified with the system's CAs (no --ca, no JOBWORKER_CA, no local <data-dir>/tls/ca.pem)";
-  return (
-    `Cannot verify the server at ${url.origin}: ${error.code} (${error.message}); ${tried}. ` +
-    "Pass the server's CA with --ca FILE or JOBWORKER_CA (a server's own CA is <data-dir>/tls/ca.pem on its machine)"
-  );
-}
-
-function describeNetworkError(
-  url: URL,
-  socketPath: string | undefined,
-  error: NodeJS.ErrnoException,
-): string {
-  const where = socketPath === undefined ? url.origin : `its socket ${socketPath}`;
-  switch (error.code) {
-    case 'ECONNREFUSED':
-    case 'ENOENT':
-      return `Cannot reach the server at ${where}: connection refused (is \`jobworker serve\` running?)`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `Cannot reach the server at ${where}: unknown host ${url.hostname}`;
-    case 'ECONNRESET':
-      return `Lost the connection to the server at ${where}`;
-    case 'EPROTO':
-      return `Cannot talk to the server at ${where}: ${error.message.split('\n')[0]} (an http:// server behind an https:// URL, or a client certificate it refused?)`;
-    default:
-      return `Cannot reach the server at ${where}: ${error.code ?? error.message}`;
-  }
 }

@@ -96,6 +96,24 @@ describe('dist/jobworker.cjs: the bundle or the sources', { skip: !existsSync(EN
     }
   });
 
+  it('runs a command with the code cache of its last run, and never with a cache of another bundle', async () => {
+    const cache = join(root, 'dist/code-cache/jobworker-cli.list.bin');
+    rmSync(join(root, 'dist/code-cache'), { recursive: true, force: true });
+    assert.equal(await ran('list'), 'bundle');
+    assert.ok(existsSync(cache), 'the first run wrote its cache');
+    assert.equal(await ran('list'), 'bundle');
+    // A rebuilt bundle of the very same length (which V8's own check of a cache would accept).
+    const bundle = join(root, 'dist/jobworker-cli.cjs');
+    writeFileSync(bundle, "process.stdout.write('BUNDLE');\n");
+    utimesSync(bundle, after1, after1);
+    try {
+      assert.equal(await ran('list'), 'BUNDLE');
+      assert.equal(await ran('list'), 'BUNDLE');
+    } finally {
+      writeFileSync(bundle, "process.stdout.write('bundle');\n");
+    }
+  });
+
   it('checks nothing in an install without sources', async () => {
     const src = join(root, 'src');
     const moved = join(root, 'src-away');

@@ -1,0 +1,280 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer as createHttpServer, type RequestListener } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { CertificateAuthority } from '../../src/auth/tls/certificate-authority.ts';
+import { NO_TLS } from '../../src/cli/connection.ts';
+import { ApiClient } from '../../src/client/api-client.ts';
+import { exchange } from '../../src/client/http1-client.ts';
+import { ApiError, ConnectionError, ProtocolError } from '../../src/client/wire-errors.ts';
+
+/**
+ * The request/response client on node:net and node:tls (src/client/http1-client.ts), against real
+ * servers on loopback: node:http's own server for what a real server sends, a raw TCP server for
+ * what only a misbehaving one does.
+ */
+
+async function listen(server: Server): Promise<URL> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  assert.ok(address !== null && typeof address === 'object');
+  return new URL(`http://127.0.0.1:${address.port}/`);
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.close();
+  await once(server, 'close');
+}
+
+describe('exchange over plain HTTP', () => {
+  let server: Server;
+  let base: URL;
+  const seen: { method?: string; url?: string; headers?: Record<string, unknown>; body?: string }[] = [];
+  const routes: Record<string, RequestListener> = {
+    '/length': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'),
+    '/chunked': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      // Two writes before the end: node:http sends them as two chunks.
+      res.write('first ');
+      res.write('second ');
+      res.end('third');
+    },
+    '/error': (_req, res) =>
+      res
+        .writeHead(404, 'Not Found', { 'content-type': 'application/json' })
+        .end('{"error":{"code":"NOT_FOUND","message":"No job with id x"}}'),
+    '/empty': (_req, res) => res.writeHead(204).end(),
+    '/echo': (req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+        res.writeHead(201, { 'content-type': 'application/json' }).end(body);
+      });
+    },
+  };
+
+  before(async () => {
+    server = createHttpServer((req, res) => {
+      // By the first segment: ApiClient's requests under /error/ get the error route.
+      const route = routes[`/${new URL(req.url ?? '/', 'http://x').pathname.split('/')[1]}`];
+      if (route) route(req, res);
+      else res.writeHead(500).end();
+    });
+    base = await listen(server);
+  });
+  after(() => closeServer(server));
+
+  it('reads a body framed by Content-Length', async () => {
+    const answer = await exchange({ method: 'GET', url: new URL('length', base) });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers['content-type'], 'application/json');
+    assert.equal(answer.body.toString(), '{"ok":true}');
+  });
+
+  it('reads a chunked body', async () => {
+    const answer = await exchange({ method: 'GET', url: new URL('chunked', base) });
+    assert.equal(answer.headers['transfer-encoding'], 'chunked');
+    assert.equal(answer.body.toString(), 'first second third');
+  });
+
+  it('answers an error status with its body, and ApiClient reads its JSON error', async () => {
+    const answer = await exchange({ method: 'GET', url: new URL('error', base) });
+    assert.equal(answer.status, 404);
+    assert.equal(answer.statusMessage, 'Not Found');
+    const client = new ApiClient(connectionTo(new URL('error/', base)));
+    await assert.rejects(client.getJob('x'), (error: ApiError) => {
+      assert.ok(error instanceof ApiError);
+      assert.equal(error.status, 404);
+      assert.equal(error.code, 'NOT_FOUND');
+      assert.equal(error.message, 'No job with id x');
+      return true;
+    });
+  });
+
+  it('reads an answer with no body (204)', async () => {
+    const answer = await exchange({ method: 'POST', url: new URL('empty', base), body: '{}' });
+    assert.equal(answer.status, 204);
+    assert.equal(answer.body.length, 0);
+  });
+
+  it('sends the method, the path with its query, the headers and a JSON body', async () => {
+    const body = JSON.stringify({ command: 'écho', args: ['a b'] });
+    const answer = await exchange({
+      method: 'POST',
+      url: new URL('echo?x=1&y=%20', base),
+      headers: { authorization: 'Bearer t0ken' },
+      body,
+    });
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body.toString(), body);
+    const last = seen.at(-1);
+    assert.equal(last?.method, 'POST');
+    assert.equal(last?.url, '/echo?x=1&y=%20');
+    assert.equal(last?.headers?.authorization, 'Bearer t0ken');
+    assert.equal(last?.headers?.['content-type'], 'application/json');
+    assert.equal(last?.headers?.['content-length'], String(Buffer.byteLength(body)));
+    assert.equal(last?.body, body);
+  });
+
+  it('refuses a header value with a line break instead of sending it', async () => {
+    await assert.rejects(
+      exchange({
+        method: 'GET',
+        url: new URL('length', base),
+        headers: { authorization: 'Bearer a\r\nx: y' },
+      }),
+      /Expected the header "authorization" to be one line/,
+    );
+  });
+});
+
+describe('exchange with a server that breaks HTTP or the connection', () => {
+  let server: Server;
+  let base: URL;
+  /** What the raw server writes for each request line's path. */
+  const replies: Record<string, (socket: Socket) => void> = {
+    '/cut': (socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789');
+      socket.end();
+    },
+    '/cut-chunked': (socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
+      socket.end();
+    },
+    '/until-close': (socket) => {
+      socket.write('HTTP/1.0 200 OK\r\n\r\nall of it');
+      socket.end();
+    },
+    '/continue': (socket) => {
+      socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    },
+    '/chunk-extension': (socket) => {
+      socket.write(
+        'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;name=value\r\nabc\r\n0\r\nx-trailer: 1\r\n\r\n',
+      );
+    },
+    '/garbage': (socket) => {
+      socket.end('SSH-2.0-OpenSSH_9.6\r\n\r\n');
+    },
+    '/silent': (socket) => socket.end(),
+  };
+
+  before(async () => {
+    server = createTcpServer((socket) => {
+      let head = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        head += chunk;
+        if (!head.includes('\r\n\r\n')) return;
+        const path = head.split(' ')[1] ?? '';
+        replies[path]?.(socket);
+      });
+      socket.on('error', () => {});
+    });
+    base = await listen(server);
+  });
+  after(() => closeServer(server));
+
+  it('names a connection that closed in the middle of the body, with how much came', async () => {
+    await assert.rejects(exchange({ method: 'GET', url: new URL('cut', base) }), (error: ConnectionError) => {
+      assert.ok(error instanceof ConnectionError);
+      assert.match(error.message, /^Lost the connection to the server at http:\/\/127\.0\.0\.1:\d+: /);
+      assert.match(error.message, /after 10 of the answer's 100 bytes/);
+      return true;
+    });
+    await assert.rejects(
+      exchange({ method: 'GET', url: new URL('cut-chunked', base) }),
+      /after 5 bytes of the answer, before its last chunk/,
+    );
+    await assert.rejects(exchange({ method: 'GET', url: new URL('silent', base) }), /before it answered/);
+  });
+
+  it('reads a body that runs to the end of the connection, skips 1xx answers and chunk extensions', async () => {
+    assert.equal(
+      (await exchange({ method: 'GET', url: new URL('until-close', base) })).body.toString(),
+      'all of it',
+    );
+    const continued = await exchange({ method: 'GET', url: new URL('continue', base) });
+    assert.equal(continued.status, 200);
+    assert.equal(continued.body.toString(), 'ok');
+    const extended = await exchange({ method: 'GET', url: new URL('chunk-extension', base) });
+    assert.equal(extended.body.toString(), 'abc');
+  });
+
+  it('rejects an answer that is not HTTP with a ProtocolError', async () => {
+    await assert.rejects(exchange({ method: 'GET', url: new URL('garbage', base) }), (error: Error) => {
+      assert.ok(error instanceof ProtocolError);
+      assert.match(error.message, /not HTTP\/1\.1: a status line "SSH-2\.0-OpenSSH_9\.6"/);
+      return true;
+    });
+  });
+
+  it('says plainly that nothing listens on a refused port', async () => {
+    const closed = createTcpServer();
+    const url = await listen(closed);
+    await closeServer(closed);
+    await assert.rejects(exchange({ method: 'GET', url }), (error: ConnectionError) => {
+      assert.ok(error instanceof ConnectionError);
+      assert.equal(
+        error.message,
+        `Cannot reach the server at ${url.origin}: connection refused (is \`jobworker serve\` running?)`,
+      );
+      return true;
+    });
+  });
+});
+
+describe('exchange over TLS 1.3', () => {
+  let server: Server;
+  let base: URL;
+  let caPem: string;
+
+  before(async () => {
+    const now = new Date();
+    const { ca } = await CertificateAuthority.create('test CA', now, 1);
+    const pair = await ca.issueServer(['localhost', '127.0.0.1'], now, 1);
+    caPem = ca.certPem;
+    server = createHttpsServer({ cert: pair.certPem, key: pair.keyPem, minVersion: 'TLSv1.3' }, (req, res) =>
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`over ${req.socket.constructor.name}`),
+    );
+    const url = await listen(server);
+    base = new URL(`https://localhost:${url.port}/`);
+  });
+  after(() => closeServer(server));
+
+  it('verifies the server with the given CA, by host name and by address', async () => {
+    const tls = { ...NO_TLS, ca: [caPem], caFiles: ['ca.pem'] };
+    const byName = await exchange({ method: 'GET', url: base, tls });
+    assert.equal(byName.body.toString(), 'over TLSSocket');
+    const byAddress = await exchange({ method: 'GET', url: new URL(`https://127.0.0.1:${base.port}/`), tls });
+    assert.equal(byAddress.status, 200);
+  });
+
+  it('refuses a server its CA does not vouch for, naming the CA it tried', async () => {
+    await assert.rejects(exchange({ method: 'GET', url: base, tls: NO_TLS }), (error: ConnectionError) => {
+      assert.ok(error instanceof ConnectionError);
+      assert.match(error.message, /^Cannot verify the server at https:\/\/localhost:\d+: /);
+      assert.match(error.message, /verified with the system's CAs/);
+      return true;
+    });
+  });
+});
+
+function connectionTo(baseUrl: URL) {
+  return {
+    baseUrl,
+    socketPath: null,
+    local: true,
+    token: null,
+    tokenSource: 'none' as const,
+    tokenFile: '/nonexistent/admin.token',
+    tls: NO_TLS,
+  };
+}
