@@ -8,7 +8,7 @@ import { stopAllJobs } from './stop-all-jobs.ts';
 
 const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
 /** The Node flags `bin/jobworker` gives `jobworker serve`, so that the bench measures the same heap. */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'] as const;
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16', '--expose-gc'] as const;
 /** The malloc tuning `bin/jobworker` gives `jobworker serve`. */
 export const SERVER_ENV = {
   MALLOC_MMAP_THRESHOLD_: '65536',
