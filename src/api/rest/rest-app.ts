@@ -24,6 +24,7 @@ import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
 import { lazySerializers } from './lazy-serializers.ts';
+import { lazyValidators, REST_AJV_OPTIONS } from './lazy-validators.ts';
 import { MethodNotAllowedError, RouteMethods } from './method-not-allowed.ts';
 import { registerMetricsRoutes } from './metrics-routes.ts';
 import { registerNodeRoutes } from './node-routes.ts';
@@ -108,10 +109,12 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     // `Connection: close`), not given Fastify's own 503 body, which is not in our error format.
     return503OnClosing: false,
     logController: new RequestLogController(),
-    schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
+    schemaController: {
+      compilersFactory: { buildSerializer: lazySerializers(), buildValidator: lazyValidators() },
+    },
     routerOptions: { maxParamLength: 1000 },
     ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+      customOptions: REST_AJV_OPTIONS,
     },
   }) as unknown as FastifyInstance;
   answerExpectContinue(app.server, BODY_LIMIT);
