@@ -11,7 +11,6 @@ import { TaskService } from '../../service/task-service.ts';
 import type { UserService } from '../../service/user-service.ts';
 import type { WebhookService } from '../../service/webhook-service.ts';
 import { rpcPlugin } from '../rpc/rpc-plugin.ts';
-import { registerRpcServices } from '../rpc/rpc-services.ts';
 import { type MetricsTokenCheck, type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { registerCertRoutes } from './cert-routes.ts';
 import { registerJobWorkerRoutes } from './compat/job-worker-routes.ts';
@@ -207,13 +206,12 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   await app.register(rpcPlugin, {
     authenticator: options.authenticator,
     readMaxBytes: BODY_LIMIT,
-    routes: (router) =>
-      registerRpcServices(router, {
-        jobs: options.service,
-        users: options.users,
-        certificates: options.certificates,
-        ...(options.webhooks ? { webhooks: options.webhooks } : {}),
-      }),
+    services: {
+      jobs: options.service,
+      users: options.users,
+      certificates: options.certificates,
+      ...(options.webhooks ? { webhooks: options.webhooks } : {}),
+    },
   });
   let openapi: object | undefined;
   const openapiResponse = {
