@@ -633,6 +633,7 @@ async function startOnDataDir({
     metricsToken,
     ...(clusterNode?.credentials ? { nodes: clusterNode.credentials } : {}),
   }).catch(async (err: unknown) => {
+    metrics.close();
     await dispatcher.close();
     await engine.close();
     await closeStore();
@@ -662,6 +663,7 @@ async function startOnDataDir({
     if (socket) await closeSocket(socket, socketPath);
     await dispatcher.close();
     relief?.close();
+    metrics.close();
     tls?.close();
     await app.close();
     await engine.close();
@@ -725,6 +727,7 @@ async function startOnDataDir({
     } finally {
       force.clear();
       relief?.close();
+      metrics.close();
       await dispatcher.close();
       // A node that runs nothing (a drained one, say) leaves the cluster; one with jobs stays a
       // member, to adopt them at its next start (or be declared lost if it does not come back in time).

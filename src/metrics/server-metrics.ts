@@ -1,10 +1,11 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Job, JobStatus } from '../core/job.ts';
-import { JOB_STATUSES } from '../core/job.ts';
 import type { EngineEvents } from '../engine/engine-events.ts';
 import type { DrainState } from '../engine/job-engine.ts';
 import type { QueueState } from '../store/job-store.ts';
 import type { DeliveryRecord } from '../store/webhook-store.ts';
+import { CounterRecord, HistogramRecord, type MetricRecord } from './metric-records.ts';
+import { ProcessWatch } from './process-watch.ts';
 
 /** What the metrics read of the engine: its events, its spawner and this node's load. */
 export interface MetricsEngine {
@@ -33,140 +34,63 @@ const RUN_BUCKETS = [0.01, 0.1, 1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 
 /**
  * The server's Prometheus metrics (docs/metrics.md lists every one), in a registry of its own so
  * that several servers in one process (tests) do not share counters. Counters and histograms are
- * fed by the engine's lifecycle events and the HTTP hook; gauges are read when scraped, each from
- * something cheap: the store's kept counts, the queues, in-memory sizes.
+ * fed by the engine's lifecycle events and the HTTP hook from the start; gauges are read when
+ * scraped, each from something cheap: the store's kept counts, the queues, in-memory sizes.
+ * prom-client, and the registry that writes the exposition, are loaded at the first scrape: a
+ * server nobody scrapes never pays for them (src/metrics/metric-records.ts).
  */
 export class ServerMetrics {
-  readonly registry = new Registry();
-  readonly #requests: Histogram<'transport' | 'method' | 'route' | 'status'>;
+  readonly #sources: MetricsSources;
+  readonly #watch = new ProcessWatch();
+  readonly #records: MetricRecord[] = [];
+  readonly #requests: HistogramRecord<'transport' | 'method' | 'route' | 'status'>;
+  #registry: Promise<Registry> | undefined;
 
   constructor(sources: MetricsSources) {
-    const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
-
-    let storeUp = 1;
-    new Gauge({
-      name: 'jobworker_jobs',
-      help: 'Jobs on record, by status (every node of the store).',
-      labelNames: ['status'],
-      registers,
-      async collect() {
-        try {
-          const counts = await sources.countJobsByStatus();
-          for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
-          storeUp = 1;
-        } catch {
-          storeUp = 0;
-        }
-      },
-    });
-    new Gauge({
-      name: 'jobworker_store_up',
-      help: '1 when the store answered the last scrape, 0 when it failed.',
-      registers,
-      collect() {
-        this.set(storeUp);
-      },
-    });
-    const queueWaiting = new Gauge({
-      name: 'jobworker_queue_waiting',
-      help: 'Queued jobs per queue.',
-      labelNames: ['queue'],
-      registers,
-    });
-    new Gauge({
-      name: 'jobworker_queue_running',
-      help: 'Jobs holding a slot per queue: running, paused or being started.',
-      labelNames: ['queue'],
-      registers,
-      async collect() {
-        this.reset();
-        queueWaiting.reset();
-        for (const q of await sources.engine.queues()) {
-          this.set({ queue: q.name }, q.running);
-          queueWaiting.set({ queue: q.name }, q.waiting);
-        }
-      },
-    });
-    new Gauge({
-      name: 'jobworker_node_running',
-      help: 'Jobs this node runs now, all queues together.',
-      registers,
-      collect() {
-        this.set(sources.engine.drainState.running);
-      },
-    });
-    new Gauge({
-      name: 'jobworker_node_draining',
-      help: '1 while this node is drained (starts no new job).',
-      registers,
-      collect() {
-        this.set(sources.engine.drainState.draining ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'jobworker_followers',
-      help: 'Output streams (follows) open now.',
-      registers,
-      collect() {
-        this.set(sources.followers());
-      },
-    });
-    new Gauge({
-      name: 'jobworker_spawner_running',
-      help: '1 while the spawner process runs (it starts with the first job, and again after it died).',
-      registers,
-      collect() {
-        this.set(sources.engine.spawner.running ? 1 : 0);
-      },
-    });
-    new Counter({
-      name: 'jobworker_spawner_starts_total',
-      help: 'Spawner processes started; more than 1 means it died and was restarted.',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(sources.engine.spawner.launches);
-      },
-    });
-
-    const started = new Counter({
-      name: 'jobworker_jobs_started_total',
-      help: 'Jobs started by this node, by queue.',
-      labelNames: ['queue'],
-      registers,
-    });
-    const finished = new Counter({
-      name: 'jobworker_jobs_finished_total',
-      help: 'Jobs that reached a final status on this node, by queue and status.',
-      labelNames: ['queue', 'status'],
-      registers,
-    });
-    const startLatency = new Histogram({
-      name: 'jobworker_job_start_latency_seconds',
-      help: 'From admission (createdAt) to running (startedAt), by queue.',
-      labelNames: ['queue'],
-      buckets: FAST_BUCKETS,
-      registers,
-    });
-    const runDuration = new Histogram({
-      name: 'jobworker_job_run_duration_seconds',
-      help: 'From running (startedAt) to a final status (finishedAt), by queue and status.',
-      labelNames: ['queue', 'status'],
-      buckets: RUN_BUCKETS,
-      registers,
-    });
-    const outputBytes = new Counter({
-      name: 'jobworker_output_bytes_total',
-      help: 'Output bytes written by jobs that finished on this node, by stream.',
-      labelNames: ['stream'],
-      registers,
-    });
-    const engineErrors = new Counter({
-      name: 'jobworker_engine_errors_total',
-      help: 'Background failures of the engine (a job end that could not be recorded, ...).',
-      registers,
-    });
+    this.#sources = sources;
+    const started = this.#record(
+      new CounterRecord<'queue'>({
+        name: 'jobworker_jobs_started_total',
+        help: 'Jobs started by this node, by queue.',
+        labelNames: ['queue'],
+      }),
+    );
+    const finished = this.#record(
+      new CounterRecord<'queue' | 'status'>({
+        name: 'jobworker_jobs_finished_total',
+        help: 'Jobs that reached a final status on this node, by queue and status.',
+        labelNames: ['queue', 'status'],
+      }),
+    );
+    const startLatency = this.#record(
+      new HistogramRecord<'queue'>({
+        name: 'jobworker_job_start_latency_seconds',
+        help: 'From admission (createdAt) to running (startedAt), by queue.',
+        labelNames: ['queue'],
+        buckets: FAST_BUCKETS,
+      }),
+    );
+    const runDuration = this.#record(
+      new HistogramRecord<'queue' | 'status'>({
+        name: 'jobworker_job_run_duration_seconds',
+        help: 'From running (startedAt) to a final status (finishedAt), by queue and status.',
+        labelNames: ['queue', 'status'],
+        buckets: RUN_BUCKETS,
+      }),
+    );
+    const outputBytes = this.#record(
+      new CounterRecord<'stream'>({
+        name: 'jobworker_output_bytes_total',
+        help: 'Output bytes written by jobs that finished on this node, by stream.',
+        labelNames: ['stream'],
+      }),
+    );
+    const engineErrors = this.#record(
+      new CounterRecord({
+        name: 'jobworker_engine_errors_total',
+        help: 'Background failures of the engine (a job end that could not be recorded, ...).',
+      }),
+    );
     sources.engine.on('job:started', (job: Job) => {
       started.inc({ queue: job.spec.queue });
       if (job.startedAt) {
@@ -187,27 +111,29 @@ export class ServerMetrics {
       outputBytes.inc({ stream: 'stdout' }, job.outputBytes.stdout);
       outputBytes.inc({ stream: 'stderr' }, job.outputBytes.stderr);
     });
-    sources.engine.on('engine:error', () => engineErrors.inc());
+    sources.engine.on('engine:error', () => engineErrors.inc({}));
 
     if (sources.onDeliveryAttempt) {
-      const attempts = new Counter({
-        name: 'jobworker_webhook_attempts_total',
-        help: 'Webhook delivery attempts, by event and result (delivered, retry, failed).',
-        labelNames: ['event', 'result'],
-        registers,
-      });
+      const attempts = this.#record(
+        new CounterRecord<'event' | 'result'>({
+          name: 'jobworker_webhook_attempts_total',
+          help: 'Webhook delivery attempts, by event and result (delivered, retry, failed).',
+          labelNames: ['event', 'result'],
+        }),
+      );
       sources.onDeliveryAttempt((d) => {
         attempts.inc({ event: d.event, result: d.status === 'pending' ? 'retry' : d.status });
       });
     }
 
-    this.#requests = new Histogram({
-      name: 'jobworker_http_request_duration_seconds',
-      help: 'HTTP and RPC requests by transport (rest, rpc), method, route pattern and status.',
-      labelNames: ['transport', 'method', 'route', 'status'],
-      buckets: FAST_BUCKETS,
-      registers,
-    });
+    this.#requests = this.#record(
+      new HistogramRecord<'transport' | 'method' | 'route' | 'status'>({
+        name: 'jobworker_http_request_duration_seconds',
+        help: 'HTTP and RPC requests by transport (rest, rpc), method, route pattern and status.',
+        labelNames: ['transport', 'method', 'route', 'status'],
+        buckets: FAST_BUCKETS,
+      }),
+    );
   }
 
   /**
@@ -222,6 +148,20 @@ export class ServerMetrics {
 
   /** The text exposition format, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    this.#registry ??= import('./prometheus-registry.ts').then(({ buildRegistry }) =>
+      buildRegistry({ sources: this.#sources, watch: this.#watch, records: this.#records }),
+    );
+    const registry = await this.#registry;
+    return { contentType: registry.contentType, body: await registry.metrics() };
+  }
+
+  /** Stops watching the process (collections, event-loop delay); the counts stay readable. */
+  close(): void {
+    this.#watch.close();
+  }
+
+  #record<R extends MetricRecord>(record: R): R {
+    this.#records.push(record);
+    return record;
   }
 }

@@ -42,6 +42,38 @@ describe('JobService.watchEvents', () => {
     await service.shutdown();
   });
 
+  it('keeps events from the first watch on: a resumed watch gets what it missed, none from before', async () => {
+    const service = new JobService(h.engine, { clock: new ManualClock() });
+    // Before any watch: nothing is kept, since no client can hold an id of this server yet.
+    await h.engine.waitFor((await service.start(alice, { command: 'true' })).id);
+    const first = await service.watchEvents(admin);
+    const ready = (await first.next()).value;
+    assert.equal(ready?.kind, 'ready');
+    const seen = ready?.kind === 'ready' ? ready.lastEventId : '';
+    const [epoch, seq] = [
+      seen.slice(0, seen.lastIndexOf('.')),
+      Number(seen.slice(seen.lastIndexOf('.') + 1)),
+    ];
+    assert.ok(seq >= 3, `three events of the job before the watch, got ${seen}`);
+    await first.return(undefined);
+
+    const job = await service.start(alice, { command: 'true' });
+    await h.engine.waitFor(job.id);
+    const resumed = await service.watchEvents(admin, { lastEventId: seen });
+    const messages = [];
+    for (let i = 0; i < 4; i++) messages.push((await resumed.next()).value);
+    await resumed.return(undefined);
+    assert.deepEqual(
+      messages.map((m) => (m?.kind === 'event' ? `${m.event.type} ${m.event.job.id === job.id}` : m?.kind)),
+      ['ready', 'job:queued true', 'job:started true', 'job:finished true'],
+    );
+
+    const before = await service.watchEvents(admin, { lastEventId: `${epoch}.${seq - 1}` });
+    assert.equal((await before.next()).value?.kind, 'reset');
+    await before.return(undefined);
+    await service.shutdown();
+  });
+
   it('ends every watch at shutdown', async () => {
     const service = new JobService(h.engine, { clock: new ManualClock() });
     const watch = await service.watchEvents(alice);

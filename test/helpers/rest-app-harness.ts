@@ -155,6 +155,7 @@ export async function openApp(
     caPem: ca.certPem,
     close: async () => {
       tls?.close();
+      metrics.close();
       await app.close();
       await audit.flush();
       await accounts.flush();

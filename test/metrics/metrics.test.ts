@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ValidationError } from '../../src/core/errors.ts';
 import { runServer } from '../../src/main.ts';
 import { type ApiHarness, addUserToken, openApi, startJob, testServerOptions } from '../api/api-harness.ts';
@@ -123,6 +124,71 @@ describe('GET /metrics', () => {
     assert.deepEqual(await code(await as(viewer)), [403, 'FORBIDDEN']);
     assert.deepEqual(await code(await as(metricsToken, '/v1/jobs')), [401, 'UNAUTHENTICATED']);
     assert.deepEqual(await code(await as(metricsToken, '/v1/queues')), [401, 'UNAUTHENTICATED']);
+  });
+});
+
+describe('GET /metrics, the first scrape', () => {
+  it('counts what happened before it: jobs, requests, RPC calls and the event loop since the start', async () => {
+    // prom-client is loaded at the first scrape; the counts were kept from the server's start.
+    const h = await openApi();
+    try {
+      for (const spec of [
+        { command: 'sh', args: ['-c', 'echo hello'], queue: 'early' },
+        { command: 'sh', args: ['-c', 'exit 3'], queue: 'early' },
+      ]) {
+        const job = await startJob(h, spec);
+        await (await h.api(`/v1/jobs/${job.id}/output?follow=true`)).arrayBuffer();
+      }
+      const rpc = await h.api('/jobworker.v1.JobService/List', {
+        body: {},
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(rpc.status, 200);
+      const first = await scrape(h);
+      assert.equal(value(first, 'jobworker_jobs_started_total{queue="early"}'), 2);
+      assert.equal(value(first, 'jobworker_jobs_finished_total{queue="early",status="succeeded"}'), 1);
+      assert.equal(value(first, 'jobworker_jobs_finished_total{queue="early",status="failed"}'), 1);
+      assert.equal(value(first, 'jobworker_job_start_latency_seconds_count{queue="early"}'), 2);
+      assert.equal(
+        value(first, 'jobworker_job_run_duration_seconds_count{queue="early",status="failed"}'),
+        1,
+      );
+      assert.equal(value(first, 'jobworker_output_bytes_total{stream="stdout"}'), 'hello\n'.length);
+      assert.equal(
+        value(
+          first,
+          'jobworker_http_request_duration_seconds_count{transport="rest",method="POST",route="/v1/jobs",status="201"}',
+        ),
+        2,
+      );
+      assert.equal(
+        value(
+          first,
+          'jobworker_http_request_duration_seconds_count{transport="rpc",method="POST",route="/jobworker.v1.JobService/List",status="200"}',
+        ),
+        1,
+      );
+      // The delay histogram watched since the start: an empty one would say its minimum is ~9.2e9 s.
+      assert.ok(value(first, 'nodejs_eventloop_lag_min_seconds') < 60);
+      assert.ok(value(first, 'process_cpu_seconds_total') > 0);
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it("writes prom-client's default metrics, in their order, before the server's own", async () => {
+    const h = await openApi();
+    try {
+      const res = await h.api('/metrics');
+      const families = (await res.text()).split('\n').filter((line) => line.startsWith('# '));
+      const defaults = new Registry();
+      collectDefaultMetrics({ register: defaults });
+      const expected = (await defaults.metrics()).split('\n').filter((line) => line.startsWith('# '));
+      assert.deepEqual(families.slice(0, expected.length), expected);
+      assert.ok(families.slice(expected.length).every((line) => /^# (HELP|TYPE) jobworker_/.test(line)));
+    } finally {
+      await h.destroy();
+    }
   });
 });
 

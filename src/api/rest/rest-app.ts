@@ -11,7 +11,6 @@ import { TaskService } from '../../service/task-service.ts';
 import type { UserService } from '../../service/user-service.ts';
 import type { WebhookService } from '../../service/webhook-service.ts';
 import { rpcPlugin } from '../rpc/rpc-plugin.ts';
-import { registerRpcServices } from '../rpc/rpc-services.ts';
 import { type MetricsTokenCheck, type PublicRouteConfig, registerAuthentication } from './authentication.ts';
 import { registerCertRoutes } from './cert-routes.ts';
 import { registerJobWorkerRoutes } from './compat/job-worker-routes.ts';
@@ -24,6 +23,7 @@ import { answerExpectContinue } from './expect-continue.ts';
 import { registerJobRoutes } from './job-routes.ts';
 import { parseJsonBody } from './json-body.ts';
 import { lazySerializers } from './lazy-serializers.ts';
+import { lazyValidators, REST_AJV_OPTIONS } from './lazy-validators.ts';
 import { MethodNotAllowedError, RouteMethods } from './method-not-allowed.ts';
 import { registerMetricsRoutes } from './metrics-routes.ts';
 import { registerNodeRoutes } from './node-routes.ts';
@@ -108,10 +108,12 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     // `Connection: close`), not given Fastify's own 503 body, which is not in our error format.
     return503OnClosing: false,
     logController: new RequestLogController(),
-    schemaController: { compilersFactory: { buildSerializer: lazySerializers() } },
+    schemaController: {
+      compilersFactory: { buildSerializer: lazySerializers(), buildValidator: lazyValidators() },
+    },
     routerOptions: { maxParamLength: 1000 },
     ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+      customOptions: REST_AJV_OPTIONS,
     },
   }) as unknown as FastifyInstance;
   answerExpectContinue(app.server, BODY_LIMIT);
@@ -204,13 +206,12 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   await app.register(rpcPlugin, {
     authenticator: options.authenticator,
     readMaxBytes: BODY_LIMIT,
-    routes: (router) =>
-      registerRpcServices(router, {
-        jobs: options.service,
-        users: options.users,
-        certificates: options.certificates,
-        ...(options.webhooks ? { webhooks: options.webhooks } : {}),
-      }),
+    services: {
+      jobs: options.service,
+      users: options.users,
+      certificates: options.certificates,
+      ...(options.webhooks ? { webhooks: options.webhooks } : {}),
+    },
   });
   let openapi: object | undefined;
   const openapiResponse = {

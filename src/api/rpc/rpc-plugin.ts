@@ -1,17 +1,9 @@
-import type { ConnectRouter } from '@connectrpc/connect';
-import { createConnectRouter, createContextValues } from '@connectrpc/connect';
-import * as connectProtocol from '@connectrpc/connect/protocol-connect';
-import * as grpcProtocol from '@connectrpc/connect/protocol-grpc';
-import * as grpcWebProtocol from '@connectrpc/connect/protocol-grpc-web';
-import {
-  compressionGzip,
-  universalRequestFromNodeRequest,
-  universalResponseToNodeResponse,
-} from '@connectrpc/connect-node';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
-import { certificateUserOf } from '../rest/client-certificate.ts';
-import { CONNECTION, rpcInterceptor } from './rpc-authentication.ts';
+import { RPC_CONTENT_TYPE_PATTERNS, RPC_CONTENT_TYPES } from './rpc-content-types.ts';
+import type { RpcHandle } from './rpc-handlers.ts';
+import { rpcPaths } from './rpc-paths.ts';
+import type { RpcServices } from './rpc-services.ts';
 
 /** Route config of the RPC routes: they authenticate themselves and are not in the OpenAPI document. */
 export interface RpcRouteConfig {
@@ -21,8 +13,8 @@ export interface RpcRouteConfig {
 
 export interface RpcPluginOptions {
   readonly authenticator: Authenticator;
-  /** Registers the services (see `registerRpcServices`). */
-  readonly routes: (router: ConnectRouter) => void;
+  /** The services the methods call: the same instances REST calls. */
+  readonly services: RpcServices;
   /** Largest request message accepted, as for REST bodies. */
   readonly readMaxBytes: number;
 }
@@ -34,58 +26,46 @@ export interface RpcPluginOptions {
  * skip the REST authentication hook (the interceptor authenticates, answering in the protocol's
  * own error format), stay out of the OpenAPI document, and its failures go to the server log.
  * Register it with `app.register` so its content-type parsers stay inside it.
+ *
+ * The routes are registered at start from the list of methods (rpc-paths.ts); Connect itself, the
+ * router and the services' descriptors are loaded by the first call (rpc-handlers.ts).
  */
 export function rpcPlugin(
   app: FastifyInstance,
   options: RpcPluginOptions,
   done: (err?: Error) => void,
 ): void {
-  const router = createConnectRouter({
-    interceptors: [rpcInterceptor(options.authenticator, app.log)],
-    readMaxBytes: options.readMaxBytes,
-    acceptCompression: [compressionGzip],
-  });
-  options.routes(router);
+  let loading: Promise<Map<string, RpcHandle>> | undefined;
+  const handlers = (): Promise<Map<string, RpcHandle>> => {
+    loading ??= import('./rpc-handlers.ts')
+      .then(({ buildRpcHandlers }) =>
+        buildRpcHandlers({
+          authenticator: options.authenticator,
+          services: options.services,
+          readMaxBytes: options.readMaxBytes,
+          log: app.log,
+        }),
+      )
+      .catch((err: unknown) => {
+        // Tried again by the next call instead of failing every call for good.
+        loading = undefined;
+        throw err;
+      });
+    return loading;
+  };
   const noop = (_request: FastifyRequest, _payload: unknown, parsed: (err: null, body: undefined) => void) =>
     parsed(null, undefined);
   // Connect reads the bodies itself; inside this plugin only, REST's JSON parser steps aside.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    [
-      connectProtocol.contentTypeUnaryJson,
-      connectProtocol.contentTypeStreamJson,
-      grpcWebProtocol.contentTypeProto,
-      grpcWebProtocol.contentTypeJson,
-      grpcProtocol.contentTypeProto,
-      grpcProtocol.contentTypeJson,
-    ],
-    noop,
-  );
-  for (const type of [
-    grpcProtocol.contentTypeRegExp,
-    grpcWebProtocol.contentTypeRegExp,
-    connectProtocol.contentTypeRegExp,
-  ]) {
-    app.addContentTypeParser(type, noop);
-  }
+  app.addContentTypeParser([...RPC_CONTENT_TYPES], noop);
+  for (const type of RPC_CONTENT_TYPE_PATTERNS) app.addContentTypeParser(type, noop);
   const config: RpcRouteConfig = { public: true, rpc: true };
-  for (const handler of router.handlers) {
-    app.post(handler.requestPath, { config }, async (request, reply) => {
-      reply.hijack();
-      const values = createContextValues().set(CONNECTION, {
-        source: request.raw.socket?.remoteAddress === undefined ? 'local' : request.ip,
-        certificateUser: certificateUserOf(request),
-      });
-      try {
-        const response = await handler(
-          universalRequestFromNodeRequest(request.raw, reply.raw, undefined, values),
-        );
-        await universalResponseToNodeResponse(response, reply.raw);
-      } catch (err) {
-        // The client went away mid-stream, or the connection broke: nothing left to answer.
-        request.log.debug({ err, rpc: handler.requestPath }, 'rpc response cut short');
-        reply.raw.destroy();
-      }
+  for (const path of rpcPaths({ webhooks: options.services.webhooks !== undefined })) {
+    app.post(path, { config }, async (request, reply) => {
+      const handle = (await handlers()).get(path);
+      if (handle === undefined)
+        throw new Error(`No RPC handler for ${path}: src/api/rpc/rpc-paths.ts is out of date`);
+      await handle(request, reply);
     });
   }
   done();

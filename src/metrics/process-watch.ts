@@ -1,0 +1,47 @@
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { HistogramRecord } from './metric-records.ts';
+
+/** prom-client's names of V8's collection kinds (`nodejs_gc_duration_seconds{kind}`). */
+const GC_KINDS: Record<number, string> = {
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+/**
+ * The two process metrics of prom-client's defaults that observe the process over time instead of
+ * reading it at a scrape: collection pauses and event-loop delay. They watch from the server's
+ * start, as prom-client's did when it was loaded at start; prom-client itself now loads at the
+ * first scrape (src/metrics/prometheus-registry.ts), whose figures then cover the time before it.
+ */
+export class ProcessWatch {
+  /** `nodejs_gc_duration_seconds`, as prom-client's `collectDefaultMetrics` defines it. */
+  readonly gc = new HistogramRecord<'kind'>({
+    name: 'nodejs_gc_duration_seconds',
+    help: 'Garbage collection duration by kind, one of major, minor, incremental or weakcb.',
+    labelNames: ['kind'],
+    buckets: [0.001, 0.01, 0.1, 1, 2, 5],
+  });
+  /** Event-loop delay since the last scrape (the scrape resets it), at prom-client's 10 ms resolution. */
+  readonly eventLoopDelay: ReturnType<typeof monitorEventLoopDelay>;
+  readonly #observer: PerformanceObserver;
+
+  constructor() {
+    this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.eventLoopDelay.enable();
+    this.#observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const detail = (entry as { detail?: { kind?: number } }).detail;
+        const kind = GC_KINDS[detail?.kind ?? -1] ?? 'unknown';
+        this.gc.observe({ kind }, entry.duration / 1000);
+      }
+    });
+    this.#observer.observe({ entryTypes: ['gc'] });
+  }
+
+  close(): void {
+    this.eventLoopDelay.disable();
+    this.#observer.disconnect();
+  }
+}

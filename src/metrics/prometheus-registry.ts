@@ -1,0 +1,235 @@
+import { Counter, Gauge, type Metric, Registry } from 'prom-client';
+import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
+import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
+import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
+import processHandles from 'prom-client/lib/metrics/processHandles.js';
+import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
+import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
+import processRequests from 'prom-client/lib/metrics/processRequests.js';
+import processResources from 'prom-client/lib/metrics/processResources.js';
+import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
+import version from 'prom-client/lib/metrics/version.js';
+import { JOB_STATUSES } from '../core/job.ts';
+import type { MetricRecord } from './metric-records.ts';
+import type { ProcessWatch } from './process-watch.ts';
+import type { MetricsSources } from './server-metrics.ts';
+
+/**
+ * The Prometheus registry of a server, made at its first scrape: this module is what loads
+ * prom-client. The exposition is what `collectDefaultMetrics` and the server's own metrics wrote
+ * when they were registered at start, in the same order; what counts over time was counted from
+ * the start by the records and the process watch, and is registered here as it is.
+ */
+export function buildRegistry(parts: {
+  readonly sources: MetricsSources;
+  readonly watch: ProcessWatch;
+  /** The server's counters and histograms, in their order of the exposition. */
+  readonly records: readonly MetricRecord[];
+}): Registry {
+  const registry = new Registry();
+  registerDefaultMetrics(registry, parts.watch);
+  registerServerGauges(registry, parts.sources);
+  // The records answer `get()` as prom-client's Counter and Histogram do, which is all the registry reads.
+  for (const record of parts.records) registry.registerMetric(record as unknown as Metric);
+  return registry;
+}
+
+/**
+ * prom-client's `collectDefaultMetrics`, collector by collector in its order, except three that
+ * would count from now instead of from the process's start: CPU time (prom-client counts the
+ * difference since its registration), event-loop delay and collection pauses (the process watch).
+ */
+function registerDefaultMetrics(registry: Registry, watch: ProcessWatch): void {
+  const config = { eventLoopMonitoringPrecision: 10 };
+  registerCpuTotal(registry);
+  processStartTime(registry, config);
+  osMemoryHeap(registry, config);
+  processOpenFileDescriptors(registry, config);
+  processMaxFileDescriptors(registry, config);
+  registerEventLoopLag(registry, watch);
+  processResources(registry, config);
+  processHandles(registry, config);
+  processRequests(registry, config);
+  heapSizeAndUsed(registry, config);
+  heapSpacesSizeAndUsed(registry, config);
+  version(registry, config);
+  registry.registerMetric(watch.gc as unknown as Metric);
+}
+
+/** prom-client's CPU counters, as totals since the process started. */
+function registerCpuTotal(registry: Registry): void {
+  const registers = [registry];
+  const system = new Counter({
+    name: 'process_cpu_system_seconds_total',
+    help: 'Total system CPU time spent in seconds.',
+    registers: [],
+  });
+  const both = new Counter({
+    name: 'process_cpu_seconds_total',
+    help: 'Total user and system CPU time spent in seconds.',
+    registers: [],
+  });
+  new Counter({
+    name: 'process_cpu_user_seconds_total',
+    help: 'Total user CPU time spent in seconds.',
+    registers,
+    // One read sets all three, as in prom-client.
+    collect() {
+      const usage = process.cpuUsage();
+      for (const [counter, micros] of [
+        [this, usage.user],
+        [system, usage.system],
+        [both, usage.user + usage.system],
+      ] as const) {
+        counter.reset();
+        counter.inc(micros / 1e6);
+      }
+    },
+  });
+  registry.registerMetric(system);
+  registry.registerMetric(both);
+}
+
+/** prom-client's event-loop lag gauges, read from the process watch's histogram. */
+function registerEventLoopLag(registry: Registry, watch: ProcessWatch): void {
+  const registers = [registry];
+  const delay = watch.eventLoopDelay;
+  const gauge = (name: string, help: string, aggregator: 'min' | 'max' | 'average') =>
+    new Gauge({ name, help, registers, aggregator });
+  const lag: Gauge = new Gauge({
+    name: 'nodejs_eventloop_lag_seconds',
+    help: 'Lag of event loop in seconds.',
+    registers,
+    aggregator: 'average',
+    collect() {
+      // As in prom-client: the lag of one turn of the loop, which the next scrape shows.
+      const start = process.hrtime.bigint();
+      setImmediate(() => lag.set(Number(process.hrtime.bigint() - start) / 1e9));
+      min.set(delay.min / 1e9);
+      max.set(delay.max / 1e9);
+      mean.set(delay.mean / 1e9);
+      stddev.set(delay.stddev / 1e9);
+      p50.set(delay.percentile(50) / 1e9);
+      p90.set(delay.percentile(90) / 1e9);
+      p99.set(delay.percentile(99) / 1e9);
+      delay.reset();
+    },
+  });
+  const min = gauge('nodejs_eventloop_lag_min_seconds', 'The minimum recorded event loop delay.', 'min');
+  const max = gauge('nodejs_eventloop_lag_max_seconds', 'The maximum recorded event loop delay.', 'max');
+  const mean = gauge(
+    'nodejs_eventloop_lag_mean_seconds',
+    'The mean of the recorded event loop delays.',
+    'average',
+  );
+  const stddev = gauge(
+    'nodejs_eventloop_lag_stddev_seconds',
+    'The standard deviation of the recorded event loop delays.',
+    'average',
+  );
+  const p50 = gauge(
+    'nodejs_eventloop_lag_p50_seconds',
+    'The 50th percentile of the recorded event loop delays.',
+    'average',
+  );
+  const p90 = gauge(
+    'nodejs_eventloop_lag_p90_seconds',
+    'The 90th percentile of the recorded event loop delays.',
+    'average',
+  );
+  const p99 = gauge(
+    'nodejs_eventloop_lag_p99_seconds',
+    'The 99th percentile of the recorded event loop delays.',
+    'average',
+  );
+}
+
+/** The server's gauges (and one counter), each read at the scrape from something cheap. */
+function registerServerGauges(registry: Registry, sources: MetricsSources): void {
+  const registers = [registry];
+  let storeUp = 1;
+  new Gauge({
+    name: 'jobworker_jobs',
+    help: 'Jobs on record, by status (every node of the store).',
+    labelNames: ['status'],
+    registers,
+    async collect() {
+      try {
+        const counts = await sources.countJobsByStatus();
+        for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
+        storeUp = 1;
+      } catch {
+        storeUp = 0;
+      }
+    },
+  });
+  new Gauge({
+    name: 'jobworker_store_up',
+    help: '1 when the store answered the last scrape, 0 when it failed.',
+    registers,
+    collect() {
+      this.set(storeUp);
+    },
+  });
+  const queueWaiting = new Gauge({
+    name: 'jobworker_queue_waiting',
+    help: 'Queued jobs per queue.',
+    labelNames: ['queue'],
+    registers,
+  });
+  new Gauge({
+    name: 'jobworker_queue_running',
+    help: 'Jobs holding a slot per queue: running, paused or being started.',
+    labelNames: ['queue'],
+    registers,
+    async collect() {
+      this.reset();
+      queueWaiting.reset();
+      for (const q of await sources.engine.queues()) {
+        this.set({ queue: q.name }, q.running);
+        queueWaiting.set({ queue: q.name }, q.waiting);
+      }
+    },
+  });
+  new Gauge({
+    name: 'jobworker_node_running',
+    help: 'Jobs this node runs now, all queues together.',
+    registers,
+    collect() {
+      this.set(sources.engine.drainState.running);
+    },
+  });
+  new Gauge({
+    name: 'jobworker_node_draining',
+    help: '1 while this node is drained (starts no new job).',
+    registers,
+    collect() {
+      this.set(sources.engine.drainState.draining ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'jobworker_followers',
+    help: 'Output streams (follows) open now.',
+    registers,
+    collect() {
+      this.set(sources.followers());
+    },
+  });
+  new Gauge({
+    name: 'jobworker_spawner_running',
+    help: '1 while the spawner process runs (it starts with the first job, and again after it died).',
+    registers,
+    collect() {
+      this.set(sources.engine.spawner.running ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'jobworker_spawner_starts_total',
+    help: 'Spawner processes started; more than 1 means it died and was restarted.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(sources.engine.spawner.launches);
+    },
+  });
+}

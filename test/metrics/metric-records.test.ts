@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Counter, Histogram, type Metric, Registry } from 'prom-client';
+import { CounterRecord, HistogramRecord, type MetricRecord } from '../../src/metrics/metric-records.ts';
+
+/** The exposition of one metric alone in a registry. */
+async function exposition(metric: Metric | MetricRecord): Promise<string> {
+  const registry = new Registry();
+  registry.registerMetric(metric as Metric);
+  return registry.metrics();
+}
+
+const BUCKETS = [0.001, 0.01, 0.1, 1];
+/** Label values that need escaping, a value on a bound, one past the last bound, a zero. */
+const OBSERVATIONS: ReadonlyArray<[Record<'queue' | 'status', string>, number]> = [
+  [{ queue: 'default', status: 'succeeded' }, 0.01],
+  [{ queue: 'q"uote\\back\nline', status: 'failed' }, 7.5],
+  [{ queue: 'default', status: 'succeeded' }, 0.0004],
+  [{ queue: 'default', status: 'failed' }, 0],
+  [{ queue: 'default', status: 'succeeded' }, 2],
+];
+
+describe('metric records write what prom-client writes', () => {
+  it('a counter with labels, in the order its label sets came', async () => {
+    const record = new CounterRecord<'queue' | 'status'>({
+      name: 'c_total',
+      help: 'C.',
+      labelNames: ['queue', 'status'],
+    });
+    const counter = new Counter({
+      name: 'c_total',
+      help: 'C.',
+      labelNames: ['queue', 'status'],
+      registers: [],
+    });
+    for (const [labels, value] of OBSERVATIONS) {
+      record.inc(labels, value);
+      counter.inc(labels, value);
+    }
+    record.inc({ queue: 'default', status: 'failed' });
+    counter.inc({ queue: 'default', status: 'failed' });
+    assert.equal(await exposition(record), await exposition(counter));
+  });
+
+  it('a counter without labels shows 0 before its first increment', async () => {
+    const record = new CounterRecord({ name: 'e_total', help: 'E.' });
+    const counter = new Counter({ name: 'e_total', help: 'E.', registers: [] });
+    assert.equal(await exposition(record), await exposition(counter));
+    record.inc({}, 2);
+    counter.inc(2);
+    assert.equal(await exposition(record), await exposition(counter));
+  });
+
+  it('a histogram with labels: cumulative buckets, +Inf, sum and count per label set', async () => {
+    const config = {
+      name: 'h_seconds',
+      help: 'H.',
+      labelNames: ['queue', 'status'] as const,
+      buckets: BUCKETS,
+    };
+    const record = new HistogramRecord<'queue' | 'status'>(config);
+    const histogram = new Histogram({ ...config, labelNames: [...config.labelNames], registers: [] });
+    for (const [labels, value] of OBSERVATIONS) {
+      record.observe(labels, value);
+      histogram.observe(labels, value);
+    }
+    const text = await exposition(record);
+    assert.equal(text, await exposition(histogram));
+    assert.match(text, /h_seconds_bucket\{le="\+Inf",queue="default",status="succeeded"\} 3/);
+  });
+
+  it('a histogram without labels shows its empty buckets before the first observation', async () => {
+    const record = new HistogramRecord({ name: 'g_seconds', help: 'G.', buckets: BUCKETS });
+    const histogram = new Histogram({ name: 'g_seconds', help: 'G.', buckets: BUCKETS, registers: [] });
+    assert.equal(await exposition(record), await exposition(histogram));
+  });
+});
