@@ -69,14 +69,15 @@ export async function connect(ctx: CliContext, options: CommonOptions): Promise<
   const server = options.address !== undefined ? addressUrl(options.address) : options.server;
   const resolved = await resolveConnection(server, ctx.env, { ...options, cwd: ctx.cwd });
   const connection = ctx.ownsProcess === true ? trustCaByDefault(resolved) : resolved;
-  if (options.debug !== true) return new ApiClient(connection);
+  // A command makes a request or two and exits: each on a connection of its own, without node:http.
+  if (options.debug !== true) return new ApiClient(connection, { oneShot: true });
   const debug = (line: string) => ctx.stderr.write(`jobworker: debug: ${line}\n`);
   debug(
     `server ${connection.socketPath === null ? connection.baseUrl.origin : `${connection.baseUrl.protocol}// over ${connection.socketPath}`}; ` +
       `CA ${connection.tls.caFiles.join(', ') || "the system's"}; ` +
       `client certificate ${connection.tls.certFile ?? 'none'}; token ${connection.tokenSource === 'none' ? 'none' : `from ${connection.tokenSource}`}`,
   );
-  return new ApiClient(connection, { debug });
+  return new ApiClient(connection, { debug, oneShot: true });
 }
 
 /**

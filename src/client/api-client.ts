@@ -21,26 +21,39 @@ import type {
   QueueSettings,
 } from './api-types.ts';
 import type { Connection } from './connection.ts';
-import { readBody, send } from './http.ts';
+import { readBody, send, sendWhole } from './http.ts';
 import { exchange } from './http1-client.ts';
 import { ApiError, ProtocolError } from './wire-errors.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface ApiClientOptions {
+  /** Receives one line per request and its answer (`--debug`). */
+  readonly debug?: (line: string) => void;
+  /** False leaves out the hints about flags and variables in error messages (the library client has neither). */
+  readonly cliHints?: boolean;
+  /**
+   * Each request read whole on a connection of its own, through a small HTTP/1.1 client that
+   * loads no `node:http` (http1-client.ts): for a process that makes a request or two and exits,
+   * the CLI. Default false: `node:http` with its keep-alive agent, for a client that lives on and
+   * polls (the library, the task manager), which would otherwise open and close a connection per
+   * request (`npm run bench -- task-manager`: 0.7 % of a core against 4.3 %).
+   */
+  readonly oneShot?: boolean;
+}
 
 /** REST v1, every route the CLI and the library use. Every method throws `ApiError` for an error answer. */
 export class ApiClient {
   readonly connection: Connection;
   readonly #debug: ((line: string) => void) | undefined;
   readonly #cliHints: boolean;
+  readonly #oneShot: boolean;
 
-  /**
-   * `debug` receives one line per request and its answer (`--debug`). `cliHints: false` leaves
-   * out the hints about flags and variables in error messages (the library client has neither).
-   */
-  constructor(connection: Connection, options: { debug?: (line: string) => void; cliHints?: boolean } = {}) {
+  constructor(connection: Connection, options: ApiClientOptions = {}) {
     this.connection = connection;
     this.#debug = options.debug;
     this.#cliHints = options.cliHints ?? true;
+    this.#oneShot = options.oneShot ?? false;
   }
 
   /** `created` is false when `onDuplicate: 'return'` answered with the job already there (200, not 201). */
@@ -301,14 +314,15 @@ export class ApiClient {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; value: T }> {
-    const answer = await exchange({
+    const req = {
       method,
       url: this.url(path),
       socketPath: this.connection.socketPath,
       tls: this.connection.tls,
       headers: this.headers({ accept: 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    };
+    const answer = this.#oneShot ? await exchange(req) : await sendWhole(req);
     const status = answer.status;
     this.#debug?.(`${method} /${path} -> ${status}`);
     if (status < 200 || status > 299) throw this.errorFrom(status, answer.statusMessage, answer.body);

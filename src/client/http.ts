@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { TlsTrust } from './connection.ts';
+import type { HttpAnswer } from './http1-response-parser.ts';
 import { connectionError } from './network-errors.ts';
 
 // Built-ins taken as CommonJS modules, on first use: an ESM `import` of node:http evaluates every
@@ -51,6 +52,17 @@ export function send(req: HttpRequest): Promise<IncomingMessage> {
     });
     clientRequest.end(req.body);
   });
+}
+
+/** One request through `node:http` (its keep-alive agent), the answer read whole. */
+export async function sendWhole(req: HttpRequest): Promise<HttpAnswer> {
+  const response = await send(req);
+  const body = await readBody(response);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return { status: response.statusCode ?? 0, statusMessage: response.statusMessage ?? '', headers, body };
 }
 
 export async function readBody(response: IncomingMessage): Promise<Buffer> {

@@ -47,6 +47,7 @@ describe('exchange over plain HTTP', () => {
         .writeHead(404, 'Not Found', { 'content-type': 'application/json' })
         .end('{"error":{"code":"NOT_FOUND","message":"No job with id x"}}'),
     '/empty': (_req, res) => res.writeHead(204).end(),
+    '/job': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"x"}'),
     '/echo': (req, res) => {
       let body = '';
       req.setEncoding('utf8');
@@ -88,14 +89,36 @@ describe('exchange over plain HTTP', () => {
     const answer = await exchange({ method: 'GET', url: new URL('error', base) });
     assert.equal(answer.status, 404);
     assert.equal(answer.statusMessage, 'Not Found');
-    const client = new ApiClient(connectionTo(new URL('error/', base)));
-    await assert.rejects(client.getJob('x'), (error: ApiError) => {
-      assert.ok(error instanceof ApiError);
-      assert.equal(error.status, 404);
-      assert.equal(error.code, 'NOT_FOUND');
-      assert.equal(error.message, 'No job with id x');
-      return true;
-    });
+    // The same error through both of ApiClient's transports.
+    for (const oneShot of [true, false]) {
+      const client = new ApiClient(connectionTo(new URL('error/', base)), { oneShot });
+      await assert.rejects(client.getJob('x'), (error: ApiError) => {
+        assert.ok(error instanceof ApiError);
+        assert.equal(error.status, 404);
+        assert.equal(error.code, 'NOT_FOUND');
+        assert.equal(error.message, 'No job with id x');
+        return true;
+      });
+    }
+  });
+
+  it("keeps one connection for a long-lived client's requests, and opens one per request for the CLI's", async () => {
+    // Keep-alive: at most one new connection (Node's global agent may still hold one from a test before).
+    for (const [oneShot, most] of [
+      [false, 1],
+      [true, 3],
+    ] as const) {
+      let connections = 0;
+      const count = () => {
+        connections++;
+      };
+      server.on('connection', count);
+      const client = new ApiClient(connectionTo(new URL('job/', base)), { oneShot });
+      for (let i = 0; i < 3; i++) assert.equal((await client.getJob('x')).id, 'x');
+      server.off('connection', count);
+      assert.ok(connections <= most, `${connections} connections with oneShot: ${oneShot}`);
+      if (oneShot) assert.equal(connections, 3);
+    }
   });
 
   it('reads an answer with no body (204)', async () => {
