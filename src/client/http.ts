@@ -57,12 +57,17 @@ export function send(req: HttpRequest): Promise<IncomingMessage> {
 /** One request through `node:http` (its keep-alive agent), the answer read whole. */
 export async function sendWhole(req: HttpRequest): Promise<HttpAnswer> {
   const response = await send(req);
-  const body = await readBody(response);
+  const status = response.statusCode ?? 0;
+  const body = await readBody(response).catch((error: NodeJS.ErrnoException) => {
+    // An error answer cut short still says its status; a success cut short is a lost connection.
+    if (status >= 300) return Buffer.alloc(0);
+    throw connectionError(req.url, req.socketPath ?? undefined, req.tls, error);
+  });
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(response.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
   }
-  return { status: response.statusCode ?? 0, statusMessage: response.statusMessage ?? '', headers, body };
+  return { status, statusMessage: response.statusMessage ?? '', headers, body };
 }
 
 export async function readBody(response: IncomingMessage): Promise<Buffer> {

@@ -50,24 +50,27 @@ export function exchange(req: HttpRequest): Promise<HttpAnswer> {
         settle(() => reject(protocolError(req, socketPath, error)));
       }
     });
+    // An error answer whose body was cut short is still answered with its status.
+    const cutShort = (error: () => Error) => {
+      const head = parser.errorHead();
+      settle(() => (head ? resolve(head) : reject(error())));
+    };
     socket.on('end', () => {
       const answer = parser.end();
       if (typeof answer !== 'string') settle(() => resolve(answer));
       else {
         const message = `Lost the connection to the server at ${serverPlace(req.url, socketPath)}: it closed the connection ${answer}`;
-        settle(() => reject(new ConnectionError(message)));
+        cutShort(() => new ConnectionError(message));
       }
     });
     socket.on('error', (error: NodeJS.ErrnoException) =>
-      settle(() => reject(connectionError(req.url, socketPath, req.tls, error))),
+      cutShort(() => connectionError(req.url, socketPath, req.tls, error)),
     );
     // A connection that closed without an `end` (destroyed by the peer's reset after `error`, or
     // by TLS): whatever came first has settled already.
     socket.on('close', () =>
-      settle(() =>
-        reject(
-          new ConnectionError(`Lost the connection to the server at ${serverPlace(req.url, socketPath)}`),
-        ),
+      cutShort(
+        () => new ConnectionError(`Lost the connection to the server at ${serverPlace(req.url, socketPath)}`),
       ),
     );
     // Written at once: the socket holds it until it is connected (and, over TLS, until the
@@ -116,10 +119,17 @@ function requestHead(req: HttpRequest): Buffer {
   }
   let text = `${req.method} ${req.url.pathname}${req.url.search} HTTP/1.1\r\n`;
   for (const [name, value] of Object.entries(headers)) {
-    // A line break in a value (a token pasted with its newline) would split the request.
-    if (/[\r\n]/.test(value) || /[^!#$%&'*+.^_`|~0-9A-Za-z-]/.test(name)) {
+    // A line break in a value (a token pasted with its newline) would split the request; other
+    // control characters are refused as node:http refuses them. The value is not quoted: it may be
+    // a token.
+    if (/[^!#$%&'*+.^_`|~0-9A-Za-z-]/.test(name)) {
       throw new TypeError(
-        `Expected the header ${JSON.stringify(name)} to be one line, got ${JSON.stringify(value)}`,
+        `Expected a header name of letters, digits and !#$%&'*+.^_\`|~-, got ${JSON.stringify(name)}`,
+      );
+    }
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) {
+      throw new TypeError(
+        `Expected the header \`${name}\` to be one line of printable characters; its value has a line break or another control character`,
       );
     }
     text += `${name}: ${value}\r\n`;

@@ -80,6 +80,21 @@ export class Http1ResponseParser {
     return `after ${this.#received} bytes of the answer, before its last chunk`;
   }
 
+  /**
+   * The head of an error answer (status 300 and up) whose body was cut short, with an empty body:
+   * its status says more than the lost body would (as node:http's callers saw it). Undefined for
+   * any other answer, or before the head was read.
+   */
+  errorHead(): HttpAnswer | undefined {
+    if (this.#phase === 'head' || this.#status < 300) return undefined;
+    return {
+      status: this.#status,
+      statusMessage: this.#statusMessage,
+      headers: this.#headers,
+      body: Buffer.alloc(0),
+    };
+  }
+
   /** One step of parsing; false when it needs more bytes. */
   #step(): boolean {
     switch (this.#phase) {

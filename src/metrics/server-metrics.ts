@@ -148,9 +148,15 @@ export class ServerMetrics {
 
   /** The text exposition format, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    this.#registry ??= import('./prometheus-registry.ts').then(({ buildRegistry }) =>
-      buildRegistry({ sources: this.#sources, watch: this.#watch, records: this.#records }),
-    );
+    this.#registry ??= import('./prometheus-registry.ts')
+      .then(({ buildRegistry }) =>
+        buildRegistry({ sources: this.#sources, watch: this.#watch, records: this.#records }),
+      )
+      .catch((err: unknown) => {
+        // Tried again by the next scrape instead of failing every scrape until a restart.
+        this.#registry = undefined;
+        throw err;
+      });
     const registry = await this.#registry;
     return { contentType: registry.contentType, body: await registry.metrics() };
   }

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +121,50 @@ describe('dist/jobworker.cjs: the bundle or the sources', { skip: !existsSync(EN
       assert.equal(await ran('list'), 'BUNDLE');
       assert.equal(await ran('list'), 'BUNDLE');
     } finally {
+      writeFileSync(bundle, "process.stdout.write('bundle');\n");
+    }
+  });
+
+  it("writes its cache for the bundle's owner alone, and never uses one that others could have written", async () => {
+    const dir = join(root, 'dist/code-cache');
+    const cache = join(dir, 'jobworker-cli.prune.bin');
+    const bundle = join(root, 'dist/jobworker-cli.cjs');
+    rmSync(dir, { recursive: true, force: true });
+    // Made as the owner's, whatever the umask (a server or CI running with umask 0).
+    const umask = process.umask(0);
+    try {
+      assert.equal(await ran('prune'), 'bundle');
+    } finally {
+      process.umask(umask);
+    }
+    assert.equal(statSync(dir).mode & 0o777, 0o755);
+    assert.equal(statSync(cache).mode & 0o777, 0o644);
+    // A forged cache: the code of another bundle of the same length, under this bundle's stamp.
+    const stamp = readFileSync(cache).subarray(0, readFileSync(cache).indexOf(0x0a) + 1);
+    writeFileSync(bundle, "process.stdout.write('FORGED');\n");
+    rmSync(cache);
+    try {
+      assert.equal(await ran('prune'), 'FORGED');
+      const forged = readFileSync(cache);
+      const code = forged.subarray(forged.indexOf(0x0a) + 1);
+      writeFileSync(bundle, "process.stdout.write('bundle');\n");
+      const stats = statSync(bundle);
+      const now = Buffer.from(`${stats.size}:${stats.mtimeMs}\n`);
+      assert.notDeepEqual(now, stamp, 'the bundle was rewritten');
+      writeFileSync(cache, Buffer.concat([now, code]));
+      // Written by the owner alone, it is trusted as the bundle is (and so it runs).
+      chmodSync(cache, 0o644);
+      assert.equal(await ran('prune'), 'FORGED');
+      writeFileSync(cache, Buffer.concat([now, code]));
+      // Writable by others, or in a directory others may write to: never used.
+      chmodSync(cache, 0o666);
+      assert.equal(await ran('prune'), 'bundle');
+      writeFileSync(cache, Buffer.concat([now, code]));
+      chmodSync(cache, 0o644);
+      chmodSync(dir, 0o777);
+      assert.equal(await ran('prune'), 'bundle');
+    } finally {
+      chmodSync(dir, 0o755);
       writeFileSync(bundle, "process.stdout.write('bundle');\n");
     }
   });

@@ -153,7 +153,19 @@ describe('exchange over plain HTTP', () => {
         url: new URL('length', base),
         headers: { authorization: 'Bearer a\r\nx: y' },
       }),
-      /Expected the header "authorization" to be one line/,
+      (error: Error) => {
+        assert.match(
+          error.message,
+          /Expected the header `authorization` to be one line of printable characters/,
+        );
+        // The value may be a token: it is not repeated in the message.
+        assert.doesNotMatch(error.message, /Bearer/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      exchange({ method: 'GET', url: new URL('length', base), headers: { 'x-a': 'nul\u0000here' } }),
+      /Expected the header `x-a` to be one line of printable characters/,
     );
   });
 });
@@ -187,7 +199,13 @@ describe('exchange with a server that breaks HTTP or the connection', () => {
       socket.end('SSH-2.0-OpenSSH_9.6\r\n\r\n');
     },
     '/silent': (socket) => socket.end(),
+    '/cut-error': (socket) => cutError(socket),
+    '/cut-error/v1/jobs/x': (socket) => cutError(socket),
   };
+  function cutError(socket: Socket): void {
+    socket.write('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 100\r\n\r\n{"error":');
+    socket.end();
+  }
 
   before(async () => {
     server = createTcpServer((socket) => {
@@ -217,6 +235,21 @@ describe('exchange with a server that breaks HTTP or the connection', () => {
       /after 5 bytes of the answer, before its last chunk/,
     );
     await assert.rejects(exchange({ method: 'GET', url: new URL('silent', base) }), /before it answered/);
+  });
+
+  it('answers an error status whose body was cut short with its status, through both transports', async () => {
+    const answer = await exchange({ method: 'GET', url: new URL('cut-error', base) });
+    assert.equal(answer.status, 503);
+    assert.equal(answer.body.length, 0);
+    for (const oneShot of [true, false]) {
+      const client = new ApiClient(connectionTo(new URL('cut-error/', base)), { oneShot });
+      await assert.rejects(client.getJob('x'), (error: ApiError) => {
+        assert.ok(error instanceof ApiError, `oneShot ${oneShot}: ${String(error)}`);
+        assert.equal(error.status, 503);
+        assert.match(error.message, /HTTP 503 Service Unavailable/);
+        return true;
+      });
+    }
   });
 
   it('reads a body that runs to the end of the connection, skips 1xx answers and chunk extensions', async () => {
