@@ -33,6 +33,20 @@ async function scrape(h: ApiHarness, token = h.token): Promise<Map<string, numbe
 /** One sample of a scrape; 0 when the series does not exist yet. */
 const value = (m: Map<string, number>, key: string) => m.get(key) ?? 0;
 
+/** Runs each job to its end (its followed output ends with it), then makes one RPC call (`List`). */
+async function runJobsAndAnRpc(h: ApiHarness, specs: readonly Record<string, unknown>[]): Promise<void> {
+  for (const spec of specs) {
+    const job = await startJob(h, spec);
+    // The stream ends once the job has ended.
+    await (await h.api(`/v1/jobs/${job.id}/output?follow=true`)).arrayBuffer();
+  }
+  const rpc = await h.api('/jobworker.v1.JobService/List', {
+    body: {},
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(rpc.status, 200);
+}
+
 describe('GET /metrics', () => {
   let h: ApiHarness;
   before(async () => {
@@ -46,16 +60,7 @@ describe('GET /metrics', () => {
       ...[1, 2, 3].map(() => ({ command: 'sh', args: ['-c', 'echo hello'], queue: 'mq' })),
       ...[1, 2].map(() => ({ command: 'sh', args: ['-c', 'echo oops >&2; exit 1'], queue: 'mq' })),
     ];
-    for (const spec of jobs) {
-      const job = await startJob(h, spec);
-      // The stream ends once the job has ended.
-      await (await h.api(`/v1/jobs/${job.id}/output?follow=true`)).arrayBuffer();
-    }
-    const rpc = await h.api('/jobworker.v1.JobService/List', {
-      body: {},
-      headers: { 'content-type': 'application/json' },
-    });
-    assert.equal(rpc.status, 200);
+    await runJobsAndAnRpc(h, jobs);
     const afterScrape = await scrape(h);
     const delta = (key: string) => value(afterScrape, key) - value(before, key);
 
@@ -132,18 +137,10 @@ describe('GET /metrics, the first scrape', () => {
     // prom-client is loaded at the first scrape; the counts were kept from the server's start.
     const h = await openApi();
     try {
-      for (const spec of [
+      await runJobsAndAnRpc(h, [
         { command: 'sh', args: ['-c', 'echo hello'], queue: 'early' },
         { command: 'sh', args: ['-c', 'exit 3'], queue: 'early' },
-      ]) {
-        const job = await startJob(h, spec);
-        await (await h.api(`/v1/jobs/${job.id}/output?follow=true`)).arrayBuffer();
-      }
-      const rpc = await h.api('/jobworker.v1.JobService/List', {
-        body: {},
-        headers: { 'content-type': 'application/json' },
-      });
-      assert.equal(rpc.status, 200);
+      ]);
       const first = await scrape(h);
       assert.equal(value(first, 'jobworker_jobs_started_total{queue="early"}'), 2);
       assert.equal(value(first, 'jobworker_jobs_finished_total{queue="early",status="succeeded"}'), 1);
