@@ -107,12 +107,34 @@ export async function openApi(
       server = await runServer({ ...options, listen: `127.0.0.1:${port}`, dataDir, logStream });
     },
     destroy: async () => {
+      // Jobs outlive their server by design: a test that failed before stopping its own (a
+      // counter.sh that runs until stopped) would leave them running with their data directory
+      // gone. Best effort: the server may be closed already, or the admin token revoked.
+      await stopLiveJobs(harness).catch(() => {});
       await server.close();
       await rm(dataDir, { recursive: true, force: true, maxRetries: 10 });
       await rm(homesDir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
   return harness;
+}
+
+/**
+ * Stops every queued, running or paused job of the harness's server (grace 0) and waits for each
+ * to end (its followed output ends with it), for at most 10 s.
+ */
+async function stopLiveJobs(h: ApiHarness): Promise<void> {
+  const { status, body } = await h.json<{ jobs: { id: string }[] }>(
+    '/v1/jobs?status=queued,running,paused&limit=1000',
+  );
+  if (status !== 200) return;
+  const signal = AbortSignal.timeout(10_000);
+  await Promise.all(
+    body.jobs.map(async (job) => {
+      await (await h.api(`/v1/jobs/${job.id}/stop`, { method: 'POST', body: { graceMs: 0 } })).arrayBuffer();
+      await (await h.api(`/v1/jobs/${job.id}/output?follow=true`, { signal })).arrayBuffer();
+    }),
+  );
 }
 
 /** The job JSON as the API answers it. */
