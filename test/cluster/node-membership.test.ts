@@ -310,6 +310,9 @@ describe('cluster membership on PostgreSQL', () => {
     const here = await PgJobStore.open(database.url);
     const there = await PgJobStore.open(database.url);
     const engine = await JobEngine.open({ node: 'here', dataDir, store: here });
+    // The job is to run on the other node: this one must not claim it first (its dispatcher, told
+    // of the admission, won that race on a loaded machine).
+    engine.drain();
     const node = new ClusterNode({
       store: here,
       self: { id: 'here', url: 'http://here' },
