@@ -32,11 +32,26 @@ export async function openHarness(options: Partial<EngineOptions> = {}, dataDir?
     reopen: () => openHarness(options, dir),
     close,
     destroy: async () => {
+      // Jobs outlive their engine by design: a test that failed before stopping its own would
+      // leave them running with their data directory gone. Best effort (the engine may be closed).
+      await stopLiveJobs(engine).catch(() => {});
       await close();
       // A job that just ended may still be writing its exit record: rm retries ENOTEMPTY.
       await rm(dir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
+}
+
+/** Stops every queued, running or paused job (grace 0) and waits for each to end, for at most 10 s. */
+async function stopLiveJobs(engine: JobEngine): Promise<void> {
+  const { jobs } = await engine.list({ status: ['queued', 'running', 'paused'], limit: 1000 });
+  const signal = AbortSignal.timeout(10_000);
+  await Promise.all(
+    jobs.map(async (job) => {
+      await engine.stop(job.id, { user: job.owner }, { graceMs: 0 });
+      await engine.waitFor(job.id, signal);
+    }),
+  );
 }
 
 /** Collects a whole stream by following it from `cursor` to the job's end. */
