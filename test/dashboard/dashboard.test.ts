@@ -194,6 +194,39 @@ describe('the dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('shows the answer to the latest filters when the answer to earlier ones comes late', async () => {
+    const admin = { user: 'admin', role: 'admin' } as const;
+    const wanted = await a.service.start(admin, { command: 'true', args: ['late-wanted'], queue: 'late-q' });
+    const other = await a.service.start(admin, { command: 'true', args: ['late-other'], queue: 'late-q' });
+    const page = await signedIn(adminToken);
+    await page.locator(`tr[data-job-id="${other.id}"]`).waitFor();
+    // The list for the queue alone is held back until the list for the queue and the text is shown.
+    const { promise: held, resolve: release } = Promise.withResolvers<void>();
+    const queueOnly = (url: URL) =>
+      url.searchParams.get('queue') === 'late-q' && !url.searchParams.has('text');
+    await page.route(
+      (url) => url.pathname === '/v1/jobs' && queueOnly(url),
+      async (route) => {
+        await held;
+        await route.continue();
+      },
+    );
+    const lateAnswer = page.waitForResponse((res) => queueOnly(new URL(res.url())));
+    await page.locator('input[name="queue"]').fill('late-q');
+    await page.locator('input[name="queue"]').press('Tab');
+    await page.locator('input[name="text"]').fill('late-wanted');
+    await page.locator('input[name="text"]').press('Tab');
+    await page.locator(`tr[data-job-id="${other.id}"]`).waitFor({ state: 'detached' });
+    await page.locator(`tr[data-job-id="${wanted.id}"]`).waitFor();
+    release();
+    await lateAnswer;
+    // A frame after the late answer: had it been shown, its rows would be on the page by now.
+    await page.evaluate('new Promise((resolve) => requestAnimationFrame(resolve))');
+    assert.equal(await page.locator(`tr[data-job-id="${other.id}"]`).count(), 0);
+    assert.equal(await page.locator('tbody tr[data-job-id]').count(), 1);
+    await page.close();
+  });
+
   it(`renders a job named ${XSS} that prints it, OSC 8 and OSC 52 sequences, as inert text`, async () => {
     const osc8 = '\x1b]8;;javascript:alert(2)\x1b\\click-me\x1b]8;;\x1b\\';
     const osc52 = `\x1b]52;c;${Buffer.from('pwned').toString('base64')}\x07`;

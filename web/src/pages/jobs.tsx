@@ -68,7 +68,11 @@ export function JobsPage() {
   const search = useRef<HTMLInputElement>(null);
   const cursor = cursors.at(-1);
 
+  // Answers may come out of order (filters typed while a list is on its way): only the answer to
+  // the latest request is shown, or a late one would put back rows the filters now exclude.
+  const latest = useRef(0);
   const load = useCallback(async () => {
+    const mine = ++latest.current;
     try {
       const find = searchOf(filters.text);
       const page = await getJson<{ jobs: Job[]; nextCursor: string | null }>(
@@ -83,11 +87,12 @@ export function JobsPage() {
           cursor,
         })}`,
       );
+      if (mine !== latest.current) return;
       setJobs(page.jobs);
       setNext(page.nextCursor);
       setError(undefined);
     } catch (err) {
-      setError(err);
+      if (mine === latest.current) setError(err);
     }
   }, [filters, cursor]);
 
