@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { ConnectionOptions } from 'node:tls';
 import type { TlsTrust } from './connection.ts';
 import type { HttpAnswer } from './http1-response-parser.ts';
 import { connectionError } from './network-errors.ts';
@@ -34,11 +35,7 @@ export interface HttpRequest {
  */
 export function send(req: HttpRequest): Promise<IncomingMessage> {
   const request = req.url.protocol === 'https:' ? httpsRequest : httpRequest;
-  const headers: Record<string, string> = { ...req.headers };
-  if (req.body !== undefined) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(Buffer.byteLength(req.body));
-  }
+  const headers = requestHeaders(req);
   return new Promise((resolve, reject) => {
     const socketPath = req.socketPath ?? undefined;
     const tls = req.url.protocol === 'https:' ? tlsOptions(req.tls) : {};
@@ -76,12 +73,28 @@ export async function readBody(response: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** TLS 1.3, the server always verified (Node's default), the client certificate when there is one. */
-function tlsOptions(trust: TlsTrust | undefined): Record<string, unknown> {
+/** The request's headers, with the JSON body's type and length when it has one (both clients). */
+export function requestHeaders(
+  req: HttpRequest,
+  extra: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  const headers: Record<string, string> = { ...extra, ...req.headers };
+  if (req.body !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(Buffer.byteLength(req.body));
+  }
+  return headers;
+}
+
+/**
+ * TLS 1.3, the server always verified (Node's default), the client certificate when there is one:
+ * for node:https and for the request client's own `tls.connect` alike.
+ */
+export function tlsOptions(trust: TlsTrust | undefined): ConnectionOptions {
   return {
     minVersion: 'TLSv1.3',
     rejectUnauthorized: true,
-    ...(trust?.ca ? { ca: trust.ca } : {}),
+    ...(trust?.ca ? { ca: [...trust.ca] } : {}),
     ...(trust?.cert !== undefined && trust.key !== undefined ? { cert: trust.cert, key: trust.key } : {}),
   };
 }

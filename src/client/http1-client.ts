@@ -14,7 +14,7 @@
  */
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import type { HttpRequest } from './http.ts';
+import { type HttpRequest, requestHeaders, tlsOptions } from './http.ts';
 import { Http1ResponseParser, type HttpAnswer, MalformedResponseError } from './http1-response-parser.ts';
 import { connectionError, serverPlace } from './network-errors.ts';
 import { ConnectionError, ProtocolError } from './wire-errors.ts';
@@ -96,10 +96,7 @@ function open(url: URL, socketPath: string | undefined, trust: HttpRequest['tls'
     host,
     ...(net.isIP(host) === 0 ? { servername: host } : {}),
     ALPNProtocols: ['http/1.1'],
-    minVersion: 'TLSv1.3',
-    rejectUnauthorized: true,
-    ...(trust?.ca ? { ca: [...trust.ca] } : {}),
-    ...(trust?.cert !== undefined && trust.key !== undefined ? { cert: trust.cert, key: trust.key } : {}),
+    ...tlsOptions(trust),
   };
   return socketPath === undefined
     ? tls.connect({ ...options, port: Number(url.port || 443) })
@@ -108,15 +105,7 @@ function open(url: URL, socketPath: string | undefined, trust: HttpRequest['tls'
 
 /** The request line and headers (and the body): one write. */
 function requestHead(req: HttpRequest): Buffer {
-  const headers: Record<string, string> = {
-    host: req.url.host,
-    connection: 'close',
-    ...req.headers,
-  };
-  if (req.body !== undefined) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(Buffer.byteLength(req.body));
-  }
+  const headers = requestHeaders(req, { host: req.url.host, connection: 'close' });
   let text = `${req.method} ${req.url.pathname}${req.url.search} HTTP/1.1\r\n`;
   for (const [name, value] of Object.entries(headers)) {
     // A line break in a value (a token pasted with its newline) would split the request; other
