@@ -211,7 +211,8 @@ describe('the dashboard in Chromium', () => {
         await route.continue();
       },
     );
-    const lateAnswer = page.waitForResponse((res) => queueOnly(new URL(res.url())));
+    // Its whole body received, not only its head: the page has it to show from then on.
+    const lateAnswer = page.waitForEvent('requestfinished', (req) => queueOnly(new URL(req.url())));
     await page.locator('input[name="queue"]').fill('late-q');
     await page.locator('input[name="queue"]').press('Tab');
     await page.locator('input[name="text"]').fill('late-wanted');
@@ -220,8 +221,10 @@ describe('the dashboard in Chromium', () => {
     await page.locator(`tr[data-job-id="${wanted.id}"]`).waitFor();
     release();
     await lateAnswer;
-    // A frame after the late answer: had it been shown, its rows would be on the page by now.
-    await page.evaluate('new Promise((resolve) => requestAnimationFrame(resolve))');
+    // Two frames after the late answer: had it been shown, its rows would be on the page by now.
+    await page.evaluate(
+      'new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))',
+    );
     assert.equal(await page.locator(`tr[data-job-id="${other.id}"]`).count(), 0);
     assert.equal(await page.locator('tbody tr[data-job-id]').count(), 1);
     await page.close();
