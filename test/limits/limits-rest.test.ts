@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../../src/core/errors.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
-import { type ApiHarness, addUserToken, FIXTURES, openApi } from '../api/api-harness.ts';
+import { type ApiHarness, addUserToken, FIXTURES, openApi, readSse } from '../api/api-harness.ts';
 import { openHarness } from '../helpers/engine-harness.ts';
 import { waitForFileText } from '../helpers/wait.ts';
 
@@ -199,6 +199,13 @@ describe('limits over REST', { skip: noCgroups }, () => {
 
   it("shows a running job's usage live on GET", async () => {
     const work = await mkdtemp(join('/tmp', 'jw-live-'));
+    // Its start as the server records it: the job may print before that (it runs as soon as it is
+    // spawned), and a GET between the two still says `queued`.
+    const watching = new AbortController();
+    const events = await h.api('/v1/events', {
+      headers: { accept: 'text/event-stream' },
+      signal: watching.signal,
+    });
     try {
       const { body } = await h.json<JobBody>('/v1/jobs', {
         body: {
@@ -208,6 +215,10 @@ describe('limits over REST', { skip: noCgroups }, () => {
           limits: { memory: '64M' },
         },
       });
+      await readSse(
+        events,
+        (event) => event.event === 'job:started' && (JSON.parse(event.data) as { id: string }).id === body.id,
+      );
       await waitForFileText(join(h.dataDir, 'jobs', body.id, 'stdout'), 'line 1');
       const live = await h.json<JobBody>(`/v1/jobs/${body.id}`);
       assert.equal(live.body.status, 'running');
@@ -219,6 +230,7 @@ describe('limits over REST', { skip: noCgroups }, () => {
       assert.equal(end.status, 'stopped');
       assert.ok(end.usage);
     } finally {
+      watching.abort();
       await rm(work, { recursive: true, force: true });
     }
   });
