@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { runCaptureJob } from '../lib/capture-job.ts';
+import { runNodeScript } from '../lib/node-script.ts';
 import { OUTPUT_SIZES } from '../lib/output-sizes.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
@@ -10,6 +11,7 @@ import { median } from '../lib/stats.ts';
 const NAME = 'catch-up-read';
 const ROUNDS = 2;
 const LAUNCHER = new URL('../../bin/jobworker', import.meta.url).pathname;
+const RAW_READER = new URL('../lib/raw-http-read.ts', import.meta.url).pathname;
 
 export const catchUpRead: Scenario = {
   name: NAME,
@@ -17,14 +19,21 @@ export const catchUpRead: Scenario = {
   async run(options, emit) {
     const { bytes, headArg } = OUTPUT_SIZES[options.full ? 'full' : 'default'];
     const server = await ServerHandle.start({ logLevel: options.logLevel });
-    const rates = { all: [] as number[], stdout: [] as number[], logs: [] as number[], cat: [] as number[] };
+    const rates = {
+      all: [] as number[],
+      stdout: [] as number[],
+      nodeHttp: [] as number[],
+      logs: [] as number[],
+      cat: [] as number[],
+    };
     try {
       const { id } = await runCaptureJob(server, options.full);
       const file = join(server.jobDir(id), 'stdout');
       await catSeconds(file); // both read from a warm page cache
       for (let round = 0; round < ROUNDS; round++) {
-        rates.all.push(bytes / 1e6 / (await readSeconds(server, id, 'all', bytes)));
-        rates.stdout.push(bytes / 1e6 / (await readSeconds(server, id, 'stdout', bytes)));
+        rates.all.push(bytes / 1e6 / (await rawReadSeconds(server, id, 'all', bytes)));
+        rates.stdout.push(bytes / 1e6 / (await rawReadSeconds(server, id, 'stdout', bytes)));
+        rates.nodeHttp.push(bytes / 1e6 / (await readSeconds(server, id, 'all', bytes)));
         rates.logs.push(bytes / 1e6 / (await logsSeconds(server, id)));
         rates.cat.push(bytes / 1e6 / (await catSeconds(file)));
       }
@@ -36,7 +45,7 @@ export const catchUpRead: Scenario = {
     emit(
       row({
         scenario: NAME,
-        metric: `GET output (default view \`all\`), ${headArg} from cursor 0`,
+        metric: `GET output (default view \`all\`), ${headArg} from cursor 0, raw HTTP client`,
         value: all,
         format: fmt.mbps,
         baseline: { name: 'cat > /dev/null', value: cat },
@@ -48,6 +57,15 @@ export const catchUpRead: Scenario = {
         scenario: NAME,
         metric: 'GET output ?stream=stdout, same bytes',
         value: median(rates.stdout),
+        format: fmt.mbps,
+        baseline: { name: 'cat > /dev/null', value: cat },
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'GET output (`all`) through node:http in the bench process, same bytes',
+        value: median(rates.nodeHttp),
         format: fmt.mbps,
         baseline: { name: 'cat > /dev/null', value: cat },
       }),
@@ -66,7 +84,27 @@ export const catchUpRead: Scenario = {
   },
 };
 
-/** Reads the whole view over HTTP, counting bytes; seconds from request to the last byte. */
+/**
+ * Reads the whole view with the raw HTTP client (bench/lib/raw-http-read.ts) in a process of its
+ * own, as `cat` runs in its own; seconds from its connection's start to the body's last byte.
+ */
+async function rawReadSeconds(server: ServerHandle, id: string, stream: string, expected: number) {
+  const result = await runNodeScript<{
+    status: number;
+    bytes: number;
+    seconds: number;
+    trailers: Record<string, string>;
+  }>(RAW_READER, [`${server.url}/v1/jobs/${id}/output?stream=${stream}`, server.token]);
+  const status = result.trailers['x-jobworker-status'];
+  if (result.status !== 200 || result.bytes !== expected || status !== 'succeeded') {
+    throw new Error(
+      `GET output answered ${result.status} with ${result.bytes} bytes (job ${status}), expected ${expected}`,
+    );
+  }
+  return result.seconds;
+}
+
+/** Reads the whole view through node:http in this process, counting bytes; seconds from request to the last byte. */
 async function readSeconds(server: ServerHandle, id: string, stream: string, expected: number) {
   const started = performance.now();
   const res = await server.api.open('GET', `/v1/jobs/${id}/output?stream=${stream}`);
