@@ -45,9 +45,10 @@ export const DEFAULT_RECONNECT_FOR_MS = 60_000;
 const MAX_BACKOFF_MS = 1000;
 
 /**
- * Reads a job's output as binary frames (src/core/output-frames.ts). A follower whose connection
- * drops (the server restarted, a proxy cut it) resumes from the cursor of the last frame, so it
- * sees no gap and no duplicate.
+ * Reads a job's output as binary frames (src/core/output-frames.ts), each frame's data handed
+ * on as it arrives (in pieces of a socket read, never joined into a whole frame first). A reader
+ * whose connection drops (the server restarted, a proxy cut it) resumes from the cursor just
+ * after the last byte it received, mid-frame too, so it sees no gap and no duplicate.
  * It keeps reconnecting, with backoff, for `reconnectForMs` since it last received an event,
  * however many attempts that takes: a server that is closing may accept a connection and end it
  * at once, which must not use up the follower's patience faster than time does. Only an answer
@@ -74,7 +75,7 @@ export async function* readOutputEvents(
         cursor,
         signal: options.signal,
       });
-      const decoder = new FrameDecoder();
+      const decoder = new FrameDecoder({ splitData: true });
       for await (const chunk of response) {
         for (const frame of decoder.push(chunk as Buffer)) {
           const event = decodeFrame(frame);

@@ -54,40 +54,67 @@ export function jsonFrame(kind: FrameKind, cursor: number, value: unknown): Buff
 
 export class FrameFormatError extends Error {}
 
+export interface FrameDecoderOptions {
+  /**
+   * Return the payload of a stdout or stderr frame in pieces as its bytes arrive, each piece a
+   * frame of the same kind whose `cursor` is the view's position just after its last byte (a
+   * position in the view like any other, to resume from). Nothing is copied or held back: a
+   * reader printing a catch-up of hundreds of megabytes writes each socket read as it comes,
+   * instead of joining a megabyte of reads per frame first. Other frames come whole. Default false.
+   */
+  readonly splitData?: boolean;
+}
+
 /**
  * Splits a byte stream into frames, whatever the chunking: feed it chunks as they arrive and it
  * returns the frames they completed. A payload that arrived in one chunk is returned as a view
- * of that chunk (no copy); only a payload split across chunks is copied once.
+ * of that chunk (no copy); only a payload split across chunks is copied once (or, with
+ * `splitData`, returned piece by piece).
  */
 export class FrameDecoder {
+  readonly #splitData: boolean;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** splitData: the data frame being returned in pieces (its kind, and the view's position after it), and the bytes of it still to come. */
+  #data: { readonly kind: number; readonly cursor: number; left: number } | undefined;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    this.#splitData = options.splitData === true;
+  }
 
   push(chunk: Buffer): OutputFrame[] {
+    const frames: OutputFrame[] = [];
     let buffer = chunk;
+    if (this.#data !== undefined) {
+      buffer = this.#continueData(buffer, frames);
+      if (buffer.length === 0) return frames;
+    }
     if (this.#pendingBytes > 0) {
-      this.#pending.push(chunk);
-      this.#pendingBytes += chunk.length;
-      // Join only once the whole frame is here, so a large payload in many chunks is copied once.
-      if (!this.#complete()) return [];
+      this.#pending.push(buffer);
+      this.#pendingBytes += buffer.length;
+      // Join only once the whole frame is here (or, splitting data, its header), so a large
+      // payload in many chunks is copied once.
+      if (!this.#complete()) return frames;
       buffer = Buffer.concat(this.#pending, this.#pendingBytes);
       this.#pending = [];
       this.#pendingBytes = 0;
     }
-    const frames: OutputFrame[] = [];
     let offset = 0;
     while (buffer.length - offset >= FRAME_HEADER_BYTES) {
+      const kind = buffer[offset]!;
       const length = payloadLength(buffer, offset);
       const end = offset + FRAME_HEADER_BYTES + length;
-      if (end > buffer.length) break;
       const cursor = Number(buffer.readBigUInt64BE(offset + 1));
       if (!Number.isSafeInteger(cursor))
         throw new FrameFormatError(`A frame's cursor ${cursor} is out of range`);
-      frames.push({
-        kind: buffer[offset]!,
-        cursor,
-        payload: buffer.subarray(offset + FRAME_HEADER_BYTES, end),
-      });
+      if (end > buffer.length) {
+        if (!this.#splitData || !isData(kind)) break;
+        // The first piece of a data frame: what of its payload this chunk holds.
+        this.#data = { kind, cursor, left: length };
+        this.#continueData(buffer.subarray(offset + FRAME_HEADER_BYTES), frames);
+        return frames;
+      }
+      frames.push({ kind, cursor, payload: buffer.subarray(offset + FRAME_HEADER_BYTES, end) });
       offset = end;
     }
     if (offset < buffer.length) {
@@ -100,18 +127,35 @@ export class FrameDecoder {
 
   /** Bytes of an incomplete frame held back: nonzero when a stream ends, it was cut mid-frame. */
   get pendingBytes(): number {
-    return this.#pendingBytes;
+    return this.#pendingBytes + (this.#data?.left ?? 0);
   }
 
-  /** Whether the held-back chunks hold at least one whole frame. */
+  /** Returns the next piece of the data frame being split; what follows it in `chunk`, if anything. */
+  #continueData(chunk: Buffer, frames: OutputFrame[]): Buffer {
+    const data = this.#data!;
+    const take = Math.min(data.left, chunk.length);
+    data.left -= take;
+    if (take > 0) {
+      frames.push({ kind: data.kind, cursor: data.cursor - data.left, payload: chunk.subarray(0, take) });
+    }
+    if (data.left === 0) this.#data = undefined;
+    return chunk.subarray(take);
+  }
+
+  /** Whether the held-back chunks hold at least one whole frame (or, splitting, a data frame's header). */
   #complete(): boolean {
     if (this.#pendingBytes < FRAME_HEADER_BYTES) return false;
     const head =
       this.#pending[0]!.length >= FRAME_HEADER_BYTES
         ? this.#pending[0]!
         : Buffer.concat(this.#pending, this.#pendingBytes).subarray(0, FRAME_HEADER_BYTES);
+    if (this.#splitData && isData(head[0]!)) return true;
     return this.#pendingBytes >= FRAME_HEADER_BYTES + payloadLength(head, 0);
   }
+}
+
+function isData(kind: number): boolean {
+  return kind === FRAME_KIND.stdout || kind === FRAME_KIND.stderr;
 }
 
 function payloadLength(buffer: Buffer, offset: number): number {

@@ -69,6 +69,52 @@ describe('output frames', () => {
     assert.equal(frame!.payload.buffer, chunk.buffer);
   });
 
+  it('with splitData, returns data as it arrives, each piece with the position after it', () => {
+    for (const size of [1, 7, 13, 14, 1000, 65536, 1_000_003]) {
+      const input = size < 1000 ? stream.subarray(0, 60) : stream;
+      const decoder = new FrameDecoder({ splitData: true });
+      const pieces: OutputFrame[] = [];
+      for (let at = 0; at < input.length; at += size) {
+        const chunk = input.subarray(at, at + size);
+        for (const piece of decoder.push(chunk)) {
+          pieces.push(piece);
+          // Data comes as views of the chunk it arrived in, never copied.
+          if (piece.kind <= FRAME_KIND.stderr && piece.payload.length > 0 && size >= 1000)
+            assert.equal(piece.payload.buffer, chunk.buffer, `chunks of ${size}`);
+        }
+      }
+      // Joined back by frame (a piece ends its frame when its cursor is the frame's), the pieces
+      // are the frames; each piece's cursor is where its last byte ends in the view.
+      const whole = size < 1000 ? plain(new FrameDecoder().push(input)) : expected;
+      const joined: { kind: number; cursor: number; payload: string }[] = [];
+      let open: { kind: number; cursor: number; payload: string } | undefined;
+      for (const piece of plain(pieces)) {
+        if (open && open.kind === piece.kind && piece.cursor - piece.payload.length === open.cursor) {
+          open.payload += piece.payload;
+          open.cursor = piece.cursor;
+        } else {
+          open = { ...piece };
+          joined.push(open);
+        }
+        if (piece.kind > FRAME_KIND.stderr) open = undefined;
+      }
+      assert.deepEqual(joined, whole, `chunks of ${size}`);
+      const frameBytes = size < 1000 ? sum(new FrameDecoder().push(input)) : input.length;
+      const dataSplit = size < 1000 ? input.length - frameBytes : 0;
+      assert.equal(decoder.pendingBytes > 0, dataSplit > 0, `chunks of ${size}`);
+    }
+  });
+
+  it('with splitData, still holds a JSON frame back until it is whole', () => {
+    const end = jsonFrame(FRAME_KIND.end, 9, { job: { id: 'x' } });
+    const decoder = new FrameDecoder({ splitData: true });
+    assert.deepEqual(decoder.push(end.subarray(0, 20)), []);
+    assert.equal(decoder.pendingBytes, 20);
+    const [frame] = decoder.push(end.subarray(20));
+    assert.deepEqual(JSON.parse(frame!.payload.toString()), { job: { id: 'x' } });
+    assert.equal(decoder.pendingBytes, 0);
+  });
+
   it('refuses a frame that announces an absurd length, naming it', () => {
     const header = frameHeader(FRAME_KIND.stdout, 0, 0);
     header.writeUInt32BE(0xffffffff, 9);

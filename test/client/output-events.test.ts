@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApiClient } from '../../src/client/api-client.ts';
+import { type OutputEvent, readOutputEvents } from '../../src/client/output-events.ts';
+import { type ApiHarness, openApi } from '../api/api-harness.ts';
+
+/**
+ * A TCP proxy in front of the real server that cuts its first connection once `cutAfter` bytes
+ * of the server's answer went through (TLS included: it only forwards bytes), and forwards the
+ * later ones whole.
+ */
+async function cuttingProxy(
+  target: URL,
+  cutAfter: number,
+): Promise<{ server: Server; url: URL; connections: number }> {
+  const state = { server: undefined as unknown as Server, url: undefined as unknown as URL, connections: 0 };
+  const sockets = new Set<Socket>();
+  state.server = createServer((client) => {
+    const first = state.connections++ === 0;
+    const upstream = netConnect({ host: target.hostname, port: Number(target.port) });
+    sockets.add(client).add(upstream);
+    let sent = 0;
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      if (!first) return void client.write(chunk);
+      const room = cutAfter - sent;
+      sent += chunk.length;
+      if (room > 0) client.write(chunk.subarray(0, room));
+      if (sent >= cutAfter) {
+        client.destroy();
+        upstream.destroy();
+      }
+    });
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+  });
+  state.server.on('close', () => {
+    for (const socket of sockets) socket.destroy();
+  });
+  await new Promise<void>((resolve) => state.server.listen(0, '127.0.0.1', resolve));
+  const address = state.server.address() as { port: number };
+  state.url = new URL(target.href);
+  state.url.port = String(address.port);
+  return state;
+}
+
+describe('readOutputEvents', () => {
+  let h: ApiHarness;
+  let ca: string;
+  before(async () => {
+    h = await openApi();
+    ca = await readFile(h.server.caFile!, 'utf8');
+  });
+  after(async () => {
+    await h.destroy();
+  });
+
+  it('resumes a read cut in the middle of a frame where it was cut: every byte once, in order', async () => {
+    // 3 MiB of random bytes: the server sends it in frames of up to 1 MiB.
+    const submitted = await h.json<{ id: string }>('/v1/jobs', {
+      method: 'POST',
+      body: { command: 'head', args: ['-c', String(3 * 1024 * 1024), '/dev/urandom'] },
+    });
+    assert.equal(submitted.status, 201);
+    const { id } = submitted.body;
+    // A follow answers once the job ended.
+    await h.api(`/v1/jobs/${id}/output?follow=true`).then((r) => r.arrayBuffer());
+    assert.equal((await h.json<{ status: string }>(`/v1/jobs/${id}`)).body.status, 'succeeded');
+    const expected = await readFile(join(h.dataDir, 'jobs', id, 'stdout'));
+    assert.equal(expected.length, 3 * 1024 * 1024);
+
+    const proxy = await cuttingProxy(new URL(h.server.url), 1_500_000);
+    try {
+      const client = new ApiClient({
+        baseUrl: proxy.url,
+        socketPath: null,
+        local: true,
+        token: h.token,
+        tokenSource: 'env',
+        tokenFile: join(h.dataDir, 'admin.token'),
+        tls: {
+          ca: [ca],
+          caFiles: [],
+          caExplicit: true,
+          cert: undefined,
+          key: undefined,
+          certFile: undefined,
+        },
+      });
+      const events: OutputEvent[] = [];
+      const retries: string[] = [];
+      for await (const event of readOutputEvents(client, id, {
+        view: 'all',
+        follow: false,
+        backoffMs: 1,
+        onRetry: (_attempt, error) => retries.push(error.message),
+      })) {
+        events.push(event);
+      }
+      assert.equal(proxy.connections, 2, `one cut, one resumed read (retries: ${retries.join('; ')})`);
+      const data = events.flatMap((e) => (e.type === 'output' ? [e] : []));
+      assert.ok(data.every((e) => e.stream === 'stdout'));
+      assert.ok(Buffer.concat(data.map((e) => e.data)).equals(expected), 'every byte once, in order');
+      // Each event's cursor is the position after its bytes; the cut fell inside the second frame,
+      // and the read resumed from the last byte received, not from a frame's start.
+      let position = 0;
+      for (const event of data) {
+        position += event.data.length;
+        assert.equal(event.cursor, String(position));
+      }
+      assert.ok(
+        data.some((e) => Number(e.cursor) % (1024 * 1024) !== 0 && Number(e.cursor) < 2 * 1024 * 1024),
+        'some data arrived in pieces smaller than a frame',
+      );
+    } finally {
+      await new Promise((resolve) => proxy.server.close(resolve));
+    }
+  });
+});
