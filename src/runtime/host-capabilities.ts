@@ -92,8 +92,7 @@ export async function probeHost(options: ProbeOptions = {}): Promise<HostCapabil
   const cgroups = probeCgroups(mounts, uid);
   const controllers = LIMIT_CONTROLLERS.map((name): ControllerSupport => {
     const v2Name = name === 'freezer' ? 'freeze' : name;
-    // cgroup.freeze is a core file of v2 (no controller to enable); the others are listed.
-    // cgroup.freeze is a core file of every v2 cgroup but the root (no controller to enable).
+    // cgroup.freeze is a core file of every v2 cgroup but the root (no controller to enable); the others are listed.
     const inV2 =
       cgroups.v2Writable && (v2Name === 'freeze' ? cgroups.v2Freeze : cgroups.v2Controllers.includes(v2Name));
     const inV1 = cgroups.v1.some((h) => h.controller === (V1_NAME[name] ?? name) && h.writable);

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { normalizeSpec } from '../../src/core/spec.ts';
+import { readCgroupMounts } from '../../src/runtime/cgroup-mounts.ts';
 import { type CgroupMode, Cgroups } from '../../src/runtime/cgroups.ts';
 import { readExitRecord } from '../../src/runtime/exit-record.ts';
 import { jobEnvironment } from '../../src/runtime/job-environment.ts';
@@ -113,6 +115,58 @@ for (const mode of modes) {
         'command not found',
       ]);
       cgroups.remove(missing.dirs);
+    });
+
+    it("runs the job's processes in each of its cgroups, and in no v1 freezer where v2 freezes", async () => {
+      const job = await launch(cgroups, {
+        command: 'sh',
+        args: ['-c', 'cat /proc/self/cgroup; sleep 0.1 & cat /proc/$!/cgroup; wait'],
+        limits: { pids: 50 },
+      });
+      await job.exited;
+      const record = await readExitRecord(job.dir);
+      assert.equal(record?.kind === 'exited' && record.code, 0);
+      const lines = (await readFile(join(job.dir, 'stdout'), 'utf8')).trim().split('\n');
+      const mounts = readCgroupMounts();
+      const expected = job.dirs.map((dir) => {
+        if (mounts.v2 && dir.startsWith(`${mounts.v2}/`)) return `0::${dir.slice(mounts.v2.length)}`;
+        const [hierarchy, mount] = [...mounts.v1].find(([, m]) => dir.startsWith(`${m}/`)) ?? [];
+        assert.ok(hierarchy && mount, `${dir} is in a mounted hierarchy`);
+        return `:${hierarchy}:${dir.slice(mount.length)}`;
+      });
+      // The shell (the job's own process, created by clone3 straight into its v2 cgroup where it
+      // has one) and a child it forked: each in every cgroup of the job.
+      const halves = [lines.slice(0, lines.length / 2), lines.slice(lines.length / 2)];
+      for (const half of halves) {
+        for (const want of expected) {
+          assert.ok(
+            half.some((line) => (want.startsWith('0::') ? line === want : line.endsWith(want))),
+            `${want} in ${half.join(' | ')}`,
+          );
+        }
+      }
+      if (mode === 'v2' && existsSync(join(job.dirs[0]!, 'cgroup.freeze'))) {
+        const freezer = mounts.v1.get('freezer');
+        assert.ok(!freezer || !job.dirs.some((dir) => dir.startsWith(`${freezer}/`)), 'no v1 freezer cgroup');
+      }
+      cgroups.remove(job.dirs);
+    });
+
+    it('fails the start at its cgroup, naming why, when a cgroup of the job is gone', {
+      skip: mode === 'none',
+    }, async () => {
+      const dir = await mkdtemp(join(root, 'job-'));
+      const spec = normalizeSpec({ command: 'true' }, { cwd: dir });
+      const dirs = await cgroups.create(`t-${process.pid}-gone-${dir.slice(-6)}`, spec.limits, spec.cwd);
+      // Gone before the start: neither created into (clone3) nor joined.
+      cgroups.remove(dirs);
+      const reply = await spawner.start(jobSpawnRequest(spec, dir.slice(-6), dir, dirs));
+      assert.equal(reply.kind, 'started');
+      if (reply.kind !== 'started') return;
+      await reply.exited;
+      const record = await readExitRecord(dir);
+      assert.deepEqual(record?.kind === 'failed' && record.stage, 'cgroup');
+      assert.match(record?.kind === 'failed' ? record.message : '', /No such file or directory/);
     });
 
     it('runs a shell script only when asked, with args as positional parameters', async () => {
