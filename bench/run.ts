@@ -23,12 +23,14 @@ import { idleMemory } from './scenarios/idle-memory.ts';
 import { memoryPerJob } from './scenarios/memory-per-job.ts';
 import { outputCapture } from './scenarios/output-capture.ts';
 import { queueBacklog } from './scenarios/queue-backlog.ts';
+import { runLatency } from './scenarios/run-latency.ts';
 import { startRate } from './scenarios/start-rate.ts';
 import { taskManager } from './scenarios/task-manager.ts';
 
 const SCENARIOS: readonly Scenario[] = [
   startRate,
   outputCapture,
+  runLatency,
   catchUpRead,
   followLatency,
   fanOut,
