@@ -6,6 +6,7 @@ import {
   nextKeptWindow,
   punchHole,
   readKeptWindow,
+  withinCap,
   writeKeptWindow,
 } from './retention.ts';
 
@@ -44,6 +45,10 @@ export class RetentionEnforcer {
   /** Moves the kept window for the sizes just observed, and persists it before any punch. */
   async advance(dir: string, sizes: OutputBytes, state: JobRetention): Promise<void> {
     if (!Number.isFinite(this.#capBytes)) return;
+    // Streams within the cap keep whatever window they have (see `nextKeptWindow`): most jobs
+    // never reach it, and looking for their kept file cost each one's first observation a failed
+    // open through the thread pool. One that did drop before a restart is read when it grows past.
+    if (state.kept === undefined && withinCap(sizes, this.#capBytes)) return;
     const kept = state.kept ?? (await readKeptWindow(dir));
     state.kept = kept;
     const next = nextKeptWindow(kept, sizes, this.#capBytes);

@@ -38,6 +38,15 @@ export function nextKeptWindow(kept: KeptWindow, sizes: OutputBytes, capBytes: n
   return { stdout: next('stdout'), stderr: next('stderr') };
 }
 
+/**
+ * Whether no stream of `sizes` holds more than the cap and its slack: then the kept window stays
+ * as it is, whatever it is (`nextKeptWindow` moves a stream only past `kept + cap + slack`).
+ */
+export function withinCap(sizes: OutputBytes, capBytes: number): boolean {
+  const most = capBytes + retentionSlack(capBytes);
+  return sizes.stdout <= most && sizes.stderr <= most;
+}
+
 /** The job's kept window; all zeros for a job that never dropped anything. */
 export async function readKeptWindow(dir: string): Promise<KeptWindow> {
   let text: string;
