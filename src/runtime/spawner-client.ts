@@ -28,6 +28,11 @@ export interface SpawnerClientOptions {
   readonly path: string;
   /** Receives each line the spawner writes to its stderr, and news of its restarts. */
   readonly log: (line: string) => void;
+  /**
+   * Fork each job's process and have it join its cgroups, never creating it in its v2 cgroup with
+   * clone3: what the spawner does on kernels before 5.7, for tests of that path. Default false.
+   */
+  readonly forkOnly?: boolean;
 }
 
 /** What a stage of a failed start means, for the job's reason. */
@@ -118,7 +123,7 @@ export class SpawnerClient {
     // which they write over the argv area they inherit.
     const proc = spawn(this.#options.path, [' '.repeat(64)], {
       argv0: 'jobworker-spawner',
-      env: {},
+      env: this.#options.forkOnly === true ? { JOBWORKER_SPAWNER_FORK: '1' } : {},
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const gen: Generation = {

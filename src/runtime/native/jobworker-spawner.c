@@ -42,6 +42,9 @@
  * pid 2; the identity file and the "ok" reply carry that process's host pid (passed back as
  * SCM_CREDENTIALS), so stop, pause and reattach see the job's process as without a namespace.
  *
+ * Environment: JOBWORKER_SPAWNER_FORK=1 makes it fork every job's process and join its cgroups as
+ * on kernels before 5.7, never clone3 (for tests of that path); the server gives it nothing else.
+ *
  * Identity file: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n".
  * Exit record: "exit CODE\n", "signal NUM\n", "notstarted\n" or "error STAGE ERRNO TEXT\n"
  * (STAGE: cgroup, stdio, user, chdir, exec, namespace). A record that could be written only after the disk had
@@ -545,9 +548,11 @@ static int open_v2_cgroup(const struct request *r, int *index) {
    the join, which reports what is wrong with the cgroup. The wrapper has one thread, so a child
    of the raw system call is as sound as a fork's for what the child does (no atfork handlers, no
    locks held). */
+static int fork_only; /* JOBWORKER_SPAWNER_FORK=1: never clone3 (the path of older kernels, for tests) */
+
 static pid_t fork_job_process(struct request *r) {
   int index = -1;
-  int cgroup = open_v2_cgroup(r, &index);
+  int cgroup = fork_only ? -1 : open_v2_cgroup(r, &index);
   if (cgroup >= 0) {
     struct clone_args_v2 args;
     memset(&args, 0, sizeof args);
@@ -950,6 +955,8 @@ int main(int argc, char **argv) {
   argv_area = argv[0];
   argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
   signal(SIGPIPE, SIG_IGN);
+  const char *fork_env = getenv("JOBWORKER_SPAWNER_FORK");
+  fork_only = fork_env != NULL && strcmp(fork_env, "1") == 0;
   int bfd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
   if (bfd >= 0) {
     ssize_t n = read_full(bfd, boot_id, sizeof boot_id - 1);
