@@ -2,7 +2,6 @@ import { constants, lstatSync } from 'node:fs';
 import { chmod, chown, type FileHandle, lstat, mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JobAccount } from '../core/job.ts';
-import { SERVER_UID } from './server-uid.ts';
 
 /** The largest result a job may leave at `JOBWORKER_RESULT`: 1 MiB. */
 export const RESULT_MAX_BYTES = 1024 * 1024;
@@ -57,7 +56,7 @@ export async function createJobIo(paths: JobIoPaths, account: JobAccount | null)
     },
   );
   if (!made && !(await lstat(paths.dir)).isDirectory()) throw new Error(`${paths.dir} is not a directory`);
-  if (account && SERVER_UID === 0 && account.uid !== 0) {
+  if (account && process.getuid?.() === 0 && account.uid !== 0) {
     await chown(paths.dir, account.uid, account.gid);
   }
 }
@@ -93,7 +92,7 @@ async function openJobFile(path: string, account: JobAccount | null): Promise<Fi
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw new Error(`${path} is not a regular file`);
-    const owner = account && SERVER_UID === 0 ? account.uid : SERVER_UID;
+    const owner = account && process.getuid?.() === 0 ? account.uid : process.getuid?.();
     if (owner !== undefined && stats.uid !== owner) {
       throw new Error(`${path} is not owned by the job's account (uid ${owner})`);
     }

@@ -4,7 +4,6 @@ import { outputPaths } from '../output/output-files.ts';
 import { jobEnvironment } from './job-environment.ts';
 import type { JobIoPaths } from './job-io.ts';
 import { resolveCommand } from './preflight.ts';
-import { SERVER_UID } from './server-uid.ts';
 import type { SpawnRequest, SpawnUser } from './spawner-protocol.ts';
 
 /**
@@ -64,6 +63,6 @@ export function isolationOptions(isolation: JobIsolation): string[] {
  */
 function spawnUser(account: JobAccount | null): { user?: SpawnUser } {
   if (!account) return {};
-  if (SERVER_UID !== 0 && account.uid === SERVER_UID) return {};
+  if (process.getuid?.() !== 0 && account.uid === process.getuid?.()) return {};
   return { user: { uid: account.uid, gid: account.gid, groups: account.groups } };
 }
