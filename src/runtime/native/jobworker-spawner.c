@@ -545,9 +545,12 @@ static int open_v2_cgroup(const struct request *r, int *index) {
    whenever starts are not back to back), and holds up every fork on the host meanwhile. clone3
    with CLONE_INTO_CGROUP creates the process in the cgroup without a move (0.3 ms with the fork).
    A kernel without it (before 5.7: ENOSYS, E2BIG), or a cgroup it refuses, gets a plain fork and
-   the join, which reports what is wrong with the cgroup. The wrapper has one thread, so a child
-   of the raw system call is as sound as a fork's for what the child does (no atfork handlers, no
-   locks held). */
+   the join, which reports what is wrong with the cgroup. With a PID namespace the clone3 makes it
+   too (CLONE_NEWPID): a namespace unshared first would be left without a pid 1 by a clone3 that
+   failed after allocating one (the kernel allocates the pid before it checks the cgroup), and
+   the fallback fork would then fail with ENOMEM. The wrapper has one thread, so a child of the
+   raw system call is as sound as a fork's for what the child does (no atfork handlers, no locks
+   held, nothing that reads glibc's cached thread id). Returns -1 with errno set on failure. */
 static int fork_only; /* JOBWORKER_SPAWNER_FORK=1: never clone3 (the path of older kernels, for tests) */
 
 static pid_t fork_job_process(struct request *r) {
@@ -556,18 +559,20 @@ static pid_t fork_job_process(struct request *r) {
   if (cgroup >= 0) {
     struct clone_args_v2 args;
     memset(&args, 0, sizeof args);
-    args.flags = CLONE_INTO_CGROUP;
+    args.flags = CLONE_INTO_CGROUP | (r->iso.pid ? (uint64_t)CLONE_NEWPID : 0);
     args.exit_signal = SIGCHLD;
     args.cgroup = (uint64_t)cgroup;
     r->joined_at_fork = index;
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (pid >= 0) {
-      if (pid > 0) close(cgroup);
+      /* The child too: a namespace's pid 1 (run_init) never execs, so CLOEXEC would not close it. */
+      close(cgroup);
       return pid;
     }
     close(cgroup);
   }
   r->joined_at_fork = -1;
+  if (r->iso.pid && unshare(CLONE_NEWPID) < 0) return -1;
   return fork();
 }
 
@@ -629,7 +634,7 @@ static void run_wrapper(struct request *r, int reportfd) {
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, credsock) < 0 ||
         setsockopt(credsock[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0 || pipe2(statuspipe, O_CLOEXEC) < 0)
       wrapper_fail(reportfd, r, STAGE_NAMESPACE, errno);
-    if (unshare(CLONE_NEWPID) < 0) wrapper_fail(reportfd, r, STAGE_NAMESPACE, errno);
+    /* The PID namespace itself is made with the child (fork_job_process). */
   }
 
   /* Signals stay blocked in the job's process until just before its exec: a stop sent to its
