@@ -45,12 +45,11 @@ export interface CgroupOptions {
 /**
  * Creates, watches, kills and removes per-job cgroups.
  *
- * The unified (v2) hierarchy is preferred: `cgroup.kill` ends every process at once,
- * `cgroup.freeze` holds them, and `cgroup.events` tells, by a kernel notification, when the
- * cgroup is empty. On v1 (or hybrid hosts whose v2 hierarchy lacks a controller) the job also
- * joins the v1 `freezer` where v2 has no `cgroup.freeze` (for a race-free kill and pause), and
- * the v1 hierarchies of the limits it asks for and of the usage it measures (`memory`, `cpu`,
- * `cpuacct`, `blkio`, `pids`: see `create`).
+ * The unified (v2) hierarchy is preferred: `cgroup.kill` ends every process at once and
+ * `cgroup.events` tells, by a kernel notification, when the cgroup is empty. On v1 (or
+ * hybrid hosts whose v2 hierarchy lacks a controller) the job also joins the v1 `freezer`
+ * (for a race-free kill), and the v1 hierarchies of the limits it asks for and of the usage it
+ * measures (`memory`, `cpu`, `cpuacct`, `blkio`, `pids`: see `create`).
  */
 export class Cgroups {
   readonly mode: CgroupMode;
@@ -73,22 +72,12 @@ export class Cgroups {
     this.#v2Root = v2Parent === null ? null : makeRoot(join(v2Parent, name));
     this.#v2Kill = this.#v2Root !== null && existsSync(join(this.#v2Root, 'cgroup.kill'));
     this.#v2Controllers = this.#v2Root ? enableControllers(this.#v2Root) : new Set();
-    // Our v2 directory is a cgroup of its own, so it has v2's core files when the kernel does.
-    const v2Freeze = this.#v2Root !== null && existsSync(join(this.#v2Root, 'cgroup.freeze'));
     const v1 = new Map<string, string>();
     if (want !== 'none' && want !== 'v2') {
       for (const controller of V1_HIERARCHIES) {
-        // cpuacct only counts CPU time, which every v2 cgroup's cpu.stat counts already. The v1
-        // freezer only where v2 cannot freeze (before Linux 5.2): joining a cgroup costs a job's
-        // start a wait for the kernel's RCU grace period (7-20 ms measured here) unless starts
-        // come back to back, and the v2 cgroup is joined at the fork instead (the spawner's clone3).
-        const inV2 =
-          controller === 'cpuacct'
-            ? this.#v2Root !== null
-            : controller === 'freezer'
-              ? v2Freeze
-              : this.#v2Controllers.has(V2_NAME[controller]);
-        if (inV2) continue;
+        // cpuacct only counts CPU time, which every v2 cgroup's cpu.stat counts already.
+        if (controller === 'cpuacct' ? this.#v2Root !== null : this.#v2Controllers.has(V2_NAME[controller]))
+          continue;
         const mount = mounts.v1.get(controller);
         const root = mount ? makeRoot(join(mount, name)) : null;
         if (root) v1.set(controller, root);
