@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { open, readFile, rename } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
@@ -38,13 +38,9 @@ export function nextKeptWindow(kept: KeptWindow, sizes: OutputBytes, capBytes: n
   return { stdout: next('stdout'), stderr: next('stderr') };
 }
 
-/**
- * Whether no stream of `sizes` holds more than the cap and its slack: then the kept window stays
- * as it is, whatever it is (`nextKeptWindow` moves a stream only past `kept + cap + slack`).
- */
-export function withinCap(sizes: OutputBytes, capBytes: number): boolean {
-  const most = capBytes + retentionSlack(capBytes);
-  return sizes.stdout <= most && sizes.stderr <= most;
+/** Whether the job has a kept file (it dropped output once): one synchronous stat, no exception. */
+export function hasKeptWindow(dir: string): boolean {
+  return statSync(outputPaths(dir).kept, { throwIfNoEntry: false }) !== undefined;
 }
 
 /** The job's kept window; all zeros for a job that never dropped anything. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,12 +21,12 @@ describe('RetentionEnforcer.advance', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('leaves a job within the cap alone: no kept window read, none written', async () => {
+  it('leaves a job within the cap alone: no kept window written', async () => {
     const dir = await mkdtemp(join(root, 'job-'));
     const enforcer = new RetentionEnforcer(CAP, 'fallocate');
     const state = newJobRetention();
     await enforcer.advance(dir, { stdout: MOST, stderr: 10 }, state);
-    assert.equal(state.kept, undefined);
+    assert.deepEqual(state.kept, { stdout: 0, stderr: 0 });
     assert.equal(existsSync(outputPaths(dir).kept), false);
     // Past the cap: the window moves, and is on disk before any punch.
     await enforcer.advance(dir, { stdout: MOST + 5 * MiB, stderr: 10 }, state);
@@ -35,7 +35,20 @@ describe('RetentionEnforcer.advance', () => {
     assert.equal(state.kept!.stderr, 0);
   });
 
-  it('a job that dropped before a restart keeps its window: read once it grows past the cap', async () => {
+  it('a job that dropped before a restart starts from its kept window, and punches it again', async () => {
+    const dir = await mkdtemp(join(root, 'job-'));
+    await writeKeptWindow(dir, { stdout: 64 * 1024, stderr: 0 });
+    const enforcer = new RetentionEnforcer(2 * CAP, 'fallocate');
+    const state = newJobRetention();
+    // Within a cap raised across the restart: the window stays, and what it hides is punched once more.
+    await writeFile(outputPaths(dir).stdout, Buffer.alloc(128 * 1024, 0x41));
+    await enforcer.advance(dir, { stdout: 128 * 1024, stderr: 0 }, state);
+    assert.deepEqual(state.kept, { stdout: 64 * 1024, stderr: 0 });
+    await enforcer.punch(dir, state);
+    assert.equal(state.punched.stdout, 64 * 1024);
+  });
+
+  it('a job that dropped before a restart keeps its window when it grows past the cap', async () => {
     const dir = await mkdtemp(join(root, 'job-'));
     await writeKeptWindow(dir, { stdout: 0, stderr: 5 * MiB });
     const enforcer = new RetentionEnforcer(CAP, 'fallocate');
