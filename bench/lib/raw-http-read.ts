@@ -26,6 +26,8 @@ class BodyCounter {
   bytes = 0;
   readonly trailers: Record<string, string> = {};
   done = false;
+  /** Neither a length nor chunks: the body is whatever comes before the connection ends. */
+  untilClose = false;
   #head = Buffer.alloc(0);
   #inHead = true;
   /** Chunked: bytes left of the current chunk's data; sized: bytes left of the body. */
@@ -68,9 +70,9 @@ class BodyCounter {
         if (line !== '') throw new Error(`Expected CRLF after a chunk, got ${JSON.stringify(line)}`);
         this.#expect = 'size';
       } else if (this.#expect === 'size') {
-        const size = Number.parseInt(line.split(';')[0]!, 16);
-        if (!Number.isSafeInteger(size) || size < 0)
-          throw new Error(`Bad chunk size line ${JSON.stringify(line)}`);
+        const hex = line.split(';')[0]!.trim();
+        const size = /^[0-9a-fA-F]{1,13}$/.test(hex) ? Number.parseInt(hex, 16) : Number.NaN;
+        if (!Number.isSafeInteger(size)) throw new Error(`Bad chunk size line ${JSON.stringify(line)}`);
         if (size === 0) this.#expect = 'trailer';
         else this.#left = size;
       } else if (line === '') {
@@ -85,14 +87,19 @@ class BodyCounter {
   #startBody(head: string): void {
     const [statusLine, ...headers] = head.split('\r\n');
     this.status = Number(statusLine?.split(' ')[1]);
+    let length: number | undefined;
     for (const header of headers) {
       const colon = header.indexOf(':');
       const name = header.slice(0, colon).trim().toLowerCase();
       const value = header.slice(colon + 1).trim();
-      if (name === 'transfer-encoding' && value.toLowerCase() === 'chunked') this.#chunked = true;
-      if (name === 'content-length') this.#left = Number(value);
+      if (name === 'transfer-encoding' && value.toLowerCase().endsWith('chunked')) this.#chunked = true;
+      if (name === 'content-length') length = Number(value);
     }
-    if (!this.#chunked && this.#left === 0) this.done = true;
+    // Chunked framing wins over a length (RFC 9112); with neither, the body runs to the close.
+    if (this.#chunked) return;
+    if (length === undefined) this.untilClose = true;
+    else if (length === 0) this.done = true;
+    this.#left = length ?? Number.POSITIVE_INFINITY;
   }
 }
 
@@ -124,7 +131,11 @@ function read(url: URL, token: string): Promise<Result> {
     });
     socket.on('error', reject);
     socket.on('end', () => {
-      if (!counter.done) reject(new Error(`The connection ended after ${counter.bytes} bytes of the body`));
+      if (counter.untilClose && !counter.done) {
+        const seconds = (performance.now() - started) / 1000;
+        resolve({ status: counter.status, bytes: counter.bytes, seconds, trailers: counter.trailers });
+      } else if (!counter.done)
+        reject(new Error(`The connection ended after ${counter.bytes} bytes of the body`));
     });
     socket.write(
       `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
