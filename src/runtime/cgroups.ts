@@ -250,9 +250,9 @@ export class Cgroups {
       }
     }
     // Freeze first (v1 freezer, or v2 cgroup.freeze) so nothing can fork while we kill.
-    const freezer = dirs.find(
-      (d) => this.#v1Roots.get('freezer') && d.startsWith(this.#v1Roots.get('freezer')!),
-    );
+    const freezerRoot = this.#v1Roots.get('freezer');
+    // With its separator: a root `.../jobworker` is not the start of `.../jobworker-test/...`.
+    const freezer = freezerRoot ? dirs.find((d) => d.startsWith(`${freezerRoot}/`)) : undefined;
     const freeze = (on: boolean) => {
       try {
         if (freezer) writeFileSync(join(freezer, 'freezer.state'), on ? 'FROZEN' : 'THAWED');
