@@ -723,6 +723,11 @@ async function startOnDataDir({
       await service.shutdown();
       // Idle connections end now, busy ones once their requests are answered.
       tracker.closeIdle();
+      // The streams the shutdown ended are still writing their last bytes (a raw stream's
+      // trailers, the end of an SSE stream): closing the server first destroyed their
+      // connections, and their clients saw a cut stream instead of an ended one (test
+      // rest-restart, under load). Bounded by the grace timer above, which cuts what is left.
+      await tracker.requestsAnswered();
       await app.close();
     } finally {
       force.clear();

@@ -16,6 +16,8 @@ export class ConnectionTracker {
   readonly #sessions = new Set<Http2Session>();
   #closing = false;
   readonly #onChange: () => void;
+  /** Waiting for every HTTP/1.1 request in flight to be answered (`requestsAnswered`). */
+  #answered: (() => void)[] = [];
 
   /** `secure`: connections speak HTTP after a TLS handshake (`secureConnection`), not at once. */
   constructor(server: Server, secure: boolean, onChange: () => void) {
@@ -48,6 +50,7 @@ export class ConnectionTracker {
         const left = (this.#http1.get(socket) ?? 1) - 1;
         if (this.#http1.has(socket)) this.#http1.set(socket, left);
         if (this.#closing && left === 0) setImmediate(() => this.#endIfIdle(socket));
+        this.#checkAnswered();
       });
     });
   }
@@ -64,6 +67,18 @@ export class ConnectionTracker {
     for (const session of this.#sessions) session.close();
   }
 
+  /**
+   * Resolves once no HTTP/1.1 request is in flight on any connection (a connection that closes
+   * takes its requests with it). A stream the server ended is in flight until its last bytes are
+   * written: closing the server before would cut them off (HTTP/2 streams end with GOAWAY).
+   */
+  requestsAnswered(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#answered.push(resolve);
+      this.#checkAnswered();
+    });
+  }
+
   /** Cuts every connection, busy or not. */
   closeAll(): void {
     this.#closing = true;
@@ -71,9 +86,18 @@ export class ConnectionTracker {
     for (const socket of this.#raw) socket.destroy();
   }
 
+  #checkAnswered(): void {
+    if (this.#answered.length === 0) return;
+    for (const inFlight of this.#http1.values()) if (inFlight > 0) return;
+    for (const resolve of this.#answered.splice(0)) resolve();
+  }
+
   #addHttp1(socket: Socket): void {
     this.#http1.set(socket, 0);
-    socket.once('close', () => this.#http1.delete(socket));
+    socket.once('close', () => {
+      this.#http1.delete(socket);
+      this.#checkAnswered();
+    });
     if (this.#closing) setImmediate(() => this.#endIfIdle(socket));
   }
 
