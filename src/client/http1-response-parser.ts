@@ -1,7 +1,7 @@
 /**
  * Reads one HTTP/1.1 response from the bytes of a connection, as they come: the status line, the
  * headers, and a body framed by `Content-Length`, by `Transfer-Encoding: chunked` (trailers
- * skipped), or by the end of the connection. Interim 1xx answers are skipped. The request/response
+ * kept apart), or by the end of the connection. Interim 1xx answers are skipped. The request/response
  * client of http1-client.ts feeds it; docs/performance.md says why that client exists.
  */
 
@@ -41,15 +41,41 @@ export class Http1ResponseParser {
   #status = 0;
   #statusMessage = '';
   #headers: Record<string, string> = {};
+  #trailers: Record<string, string> = {};
   #body: Buffer[] = [];
   #received = 0;
   /** Bytes still to read of the fixed body or of the current chunk. */
   #remaining = 0;
   #expected: number | undefined;
 
+  /**
+   * Body bytes, as they come, instead of the whole body in the answer (a body too large to hold:
+   * the catch-up bench's raw reader). Each piece is a view of a chunk given to `push`.
+   */
+  readonly #onBody: ((piece: Buffer) => void) | undefined;
+
   /** `method`: a HEAD request's answer has no body whatever its headers say. */
-  constructor(method: string) {
+  constructor(method: string, options: { onBody?: (piece: Buffer) => void } = {}) {
     this.#method = method;
+    this.#onBody = options.onBody;
+  }
+
+  /** The trailers of a chunked body (lower-case names), once read. */
+  get trailers(): Readonly<Record<string, string>> {
+    return this.#trailers;
+  }
+
+  /** Whether the whole answer was read. */
+  get done(): boolean {
+    return this.#phase === 'done';
+  }
+
+  /**
+   * Copies what is held for the next `push` (a line cut by the end of a read) out of the chunk
+   * it came in: for a caller that reads into one reused buffer.
+   */
+  detachPending(): void {
+    if (this.#pending.length > 0) this.#pending = Buffer.from(this.#pending);
   }
 
   /** The answer once it is whole, else undefined (more bytes needed). Throws MalformedResponseError. */
@@ -206,8 +232,13 @@ export class Http1ResponseParser {
         throw malformed(`trailers longer than ${MAX_HEAD_BYTES} bytes`);
       return false;
     }
+    const line = this.#pending.subarray(0, end).toString('latin1');
     this.#pending = this.#pending.subarray(end + 2);
     if (end === 0) this.#phase = 'done';
+    else {
+      const colon = line.indexOf(':');
+      if (colon > 0) this.#trailers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
     return true;
   }
 
@@ -218,7 +249,8 @@ export class Http1ResponseParser {
 
   #take(n: number): void {
     if (n === 0) return;
-    this.#body.push(this.#pending.subarray(0, n));
+    if (this.#onBody) this.#onBody(this.#pending.subarray(0, n));
+    else this.#body.push(this.#pending.subarray(0, n));
     this.#received += n;
     this.#pending = this.#pending.subarray(n);
   }

@@ -8,6 +8,7 @@ import { CertificateAuthority } from '../../src/auth/tls/certificate-authority.t
 import { NO_TLS } from '../../src/cli/connection.ts';
 import { ApiClient } from '../../src/client/api-client.ts';
 import { exchange } from '../../src/client/http1-client.ts';
+import { Http1ResponseParser } from '../../src/client/http1-response-parser.ts';
 import { ApiError, ConnectionError, ProtocolError } from '../../src/client/wire-errors.ts';
 
 /**
@@ -334,3 +335,32 @@ function connectionTo(baseUrl: URL) {
     tls: NO_TLS,
   };
 }
+
+describe('Http1ResponseParser with a body sink', () => {
+  it('hands the body on as it comes and keeps the trailers, from one reused read buffer', () => {
+    const body = 'x'.repeat(300);
+    const wire = Buffer.from(
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Status\r\n\r\n' +
+        `64;ext=1\r\n${body.slice(0, 100)}\r\n${(200).toString(16)}\r\n${body.slice(100)}\r\n` +
+        '0\r\nX-Status: succeeded\r\nX-Cursor: 300\r\n\r\n',
+    );
+    for (const size of [1, 3, 7, 64, wire.length]) {
+      const pieces: Buffer[] = [];
+      const parser = new Http1ResponseParser('GET', { onBody: (piece) => pieces.push(Buffer.from(piece)) });
+      const reused = Buffer.alloc(size);
+      let answer: ReturnType<Http1ResponseParser['push']>;
+      for (let at = 0; at < wire.length; at += size) {
+        const n = wire.copy(reused, 0, at, at + size);
+        answer = parser.push(reused.subarray(0, n));
+        parser.detachPending();
+        // The next read overwrites the buffer: whatever the parser kept must survive it.
+        reused.fill(0x21);
+      }
+      assert.equal(answer?.status, 200, `reads of ${size}`);
+      assert.equal(parser.done, true);
+      assert.equal(Buffer.concat(pieces).toString(), body, `reads of ${size}`);
+      assert.equal(answer?.body.length, 0, 'the body went to the sink, not into the answer');
+      assert.deepEqual(parser.trailers, { 'x-status': 'succeeded', 'x-cursor': '300' });
+    }
+  });
+});
