@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { ConnectionTracker } from '../../src/api/rest/connection-tracker.ts';
+
+describe('ConnectionTracker.requestsAnswered', () => {
+  const held: ServerResponse[] = [];
+  const arrived: (() => void)[] = [];
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('streaming');
+    held.push(res);
+    for (const resolve of arrived.splice(0)) resolve();
+  });
+  const tracker = new ConnectionTracker(server, false, () => {});
+  let port = 0;
+  before(async () => {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => {
+    tracker.closeAll();
+    server.close();
+  });
+
+  /** A GET the server holds open after its first bytes; resolves once the server has it. */
+  async function held1(): Promise<{ res: ServerResponse; body: Promise<string>; destroy: () => void }> {
+    const there = new Promise<void>((resolve) => arrived.push(resolve));
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: false });
+    const body = new Promise<string>((resolve, reject) => {
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve(text));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+    req.end();
+    await there;
+    return { res: held.at(-1)!, body, destroy: () => req.destroy() };
+  }
+
+  it('resolves at once with nothing in flight', async () => {
+    await tracker.requestsAnswered();
+  });
+
+  it('waits for a held response to be written out whole, not just ended', async () => {
+    const { res, body } = await held1();
+    let answered = false;
+    const waiting = tracker.requestsAnswered().then(() => {
+      answered = true;
+    });
+    // Still in flight: a turn of the event loop changes nothing.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(answered, false);
+    res.end(' and the end');
+    await waiting;
+    assert.equal(res.writableFinished, true, 'the last bytes were written before it resolved');
+    assert.equal(await body, 'streaming and the end');
+  });
+
+  it('resolves when the client of a held response goes away', async () => {
+    const { res, body, destroy } = await held1();
+    body.catch(() => undefined);
+    const waiting = tracker.requestsAnswered();
+    destroy();
+    await waiting;
+    assert.equal(res.writableFinished, false);
+  });
+});
