@@ -12,43 +12,48 @@ import { type ApiHarness, openApi } from '../api/api-harness.ts';
  * of the server's answer went through (TLS included: it only forwards bytes), and forwards the
  * later ones whole.
  */
-async function cuttingProxy(
-  target: URL,
-  cutAfter: number,
-): Promise<{ server: Server; url: URL; connections: number }> {
-  const state = { server: undefined as unknown as Server, url: undefined as unknown as URL, connections: 0 };
-  const sockets = new Set<Socket>();
-  state.server = createServer((client) => {
-    const first = state.connections++ === 0;
-    const upstream = netConnect({ host: target.hostname, port: Number(target.port) });
-    sockets.add(client).add(upstream);
-    let sent = 0;
-    client.on('data', (chunk) => upstream.write(chunk));
-    upstream.on('data', (chunk: Buffer) => {
-      if (!first) return void client.write(chunk);
-      const room = cutAfter - sent;
-      sent += chunk.length;
-      if (room > 0) client.write(chunk.subarray(0, room));
-      if (sent >= cutAfter) {
+class CuttingProxy {
+  readonly server: Server;
+  connections = 0;
+  readonly #sockets = new Set<Socket>();
+  readonly #target: URL;
+
+  constructor(target: URL, cutAfter: number) {
+    this.#target = target;
+    this.server = createServer((client) => {
+      const first = this.connections++ === 0;
+      const upstream = netConnect({ host: target.hostname, port: Number(target.port) });
+      this.#sockets.add(client).add(upstream);
+      let sent = 0;
+      client.on('data', (chunk) => upstream.write(chunk));
+      upstream.on('data', (chunk: Buffer) => {
+        if (!first) return void client.write(chunk);
+        const room = cutAfter - sent;
+        sent += chunk.length;
+        if (room > 0) client.write(chunk.subarray(0, room));
+        if (sent >= cutAfter) close();
+      });
+      const close = () => {
         client.destroy();
         upstream.destroy();
-      }
+      };
+      client.on('error', close).on('close', close);
+      upstream.on('error', close).on('close', close);
     });
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close).on('close', close);
-    upstream.on('error', close).on('close', close);
-  });
-  state.server.on('close', () => {
-    for (const socket of sockets) socket.destroy();
-  });
-  await new Promise<void>((resolve) => state.server.listen(0, '127.0.0.1', resolve));
-  const address = state.server.address() as { port: number };
-  state.url = new URL(target.href);
-  state.url.port = String(address.port);
-  return state;
+  }
+
+  /** Listens on loopback; resolves with the target's URL on the proxy's port. */
+  async listen(): Promise<URL> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const url = new URL(this.#target.href);
+    url.port = String((this.server.address() as { port: number }).port);
+    return url;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
 }
 
 describe('readOutputEvents', () => {
@@ -76,10 +81,11 @@ describe('readOutputEvents', () => {
     const expected = await readFile(join(h.dataDir, 'jobs', id, 'stdout'));
     assert.equal(expected.length, 3 * 1024 * 1024);
 
-    const proxy = await cuttingProxy(new URL(h.server.url), 1_500_000);
+    const proxy = new CuttingProxy(new URL(h.server.url), 1_500_000);
+    const proxyUrl = await proxy.listen();
     try {
       const client = new ApiClient({
-        baseUrl: proxy.url,
+        baseUrl: proxyUrl,
         socketPath: null,
         local: true,
         token: h.token,
@@ -120,7 +126,7 @@ describe('readOutputEvents', () => {
         'some data arrived in pieces smaller than a frame',
       );
     } finally {
-      await new Promise((resolve) => proxy.server.close(resolve));
+      await proxy.close();
     }
   });
 });
