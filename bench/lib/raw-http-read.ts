@@ -16,14 +16,15 @@ import { Http1ResponseParser } from '../../src/client/http1-response-parser.ts';
 
 const READ_BUFFER_BYTES = 1024 * 1024;
 
-interface Result {
+/** What the reader prints, as one JSON document. */
+export interface RawRead {
   status: number;
   bytes: number;
   seconds: number;
   trailers: Readonly<Record<string, string>>;
 }
 
-function read(url: URL, token: string): Promise<Result> {
+function read(url: URL, token: string): Promise<RawRead> {
   let bytes = 0;
   const parser = new Http1ResponseParser('GET', {
     onBody: (piece) => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { runCaptureJob } from '../lib/capture-job.ts';
 import { runNodeScript } from '../lib/node-script.ts';
 import { OUTPUT_SIZES } from '../lib/output-sizes.ts';
+import type { RawRead } from '../lib/raw-http-read.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
 import { ServerHandle } from '../lib/server-handle.ts';
@@ -92,12 +93,10 @@ export const catchUpRead: Scenario = {
  * own, as `cat` runs in its own; seconds from its connection's start to the body's last byte.
  */
 async function rawReadSeconds(server: ServerHandle, id: string, stream: string, expected: number) {
-  const result = await runNodeScript<{
-    status: number;
-    bytes: number;
-    seconds: number;
-    trailers: Record<string, string>;
-  }>(RAW_READER, [`${server.url}/v1/jobs/${id}/output?stream=${stream}`, server.token]);
+  const result = await runNodeScript<RawRead>(RAW_READER, [
+    `${server.url}/v1/jobs/${id}/output?stream=${stream}`,
+    server.token,
+  ]);
   const status = result.trailers['x-jobworker-status'];
   if (result.status !== 200 || result.bytes !== expected || status !== 'succeeded') {
     throw new Error(
