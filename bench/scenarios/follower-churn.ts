@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { RELIEF_QUIET_MS } from '../../src/memory-relief.ts';
+import { RELIEF_QUIET_MS } from '../../src/memory/memory-relief.ts';
 import { runPool, sleep } from '../lib/pool.ts';
 import { RssSampler } from '../lib/proc.ts';
 import { fmt, row } from '../lib/report.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MemoryRelief } from '../src/memory-relief.ts';
-import { ManualClock } from './helpers/manual-clock.ts';
+import { MemoryRelief } from '../../src/memory/memory-relief.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 
 test('memory relief collects once per quiet spell, after the last activity', () => {
   const clock = new ManualClock();
