@@ -8,7 +8,6 @@
  * `{type: 'gc:done'}`), `{type: 'elu'}` (answers `{type: 'elu:done', active, idle}`) and `{type: 'close'}` (closes the server, answers `{type: 'closed'}`, exits).
  */
 import { runServer } from '../src/main.ts';
-import { releaseThisProcess } from '../src/memory/memory-relief.ts';
 import type { ChildRequest } from './lib/child-protocol.ts';
 
 const [dataDir, logLevel = 'info'] = process.argv.slice(2);
@@ -26,7 +25,6 @@ const server = await runServer({
   insecureHttp: true,
   adminRunAs: 'root',
 });
-const release = releaseThisProcess((message) => console.error(message));
 process.send?.({ type: 'ready', url: server.url, adminTokenFile: server.adminTokenFile });
 
 process.on('message', (message: ChildRequest) => {
@@ -34,8 +32,13 @@ process.on('message', (message: ChildRequest) => {
     // What the server's own memory relief does once quiet (a last-resort collection, which also
     // gives back the young generation a burst grew, then malloc_trim), so that RSS readings taken
     // after it compare like with like.
-    release?.();
-    process.send?.({ type: 'gc:done' });
+    server.releaseMemory().then(
+      () => process.send?.({ type: 'gc:done' }),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
   } else if (message.type === 'elu') {
     const { active, idle } = performance.eventLoopUtilization();
     process.send?.({ type: 'elu:done', active, idle });

@@ -58,7 +58,7 @@ import { isLoopbackHost } from './core/loopback.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase } from './lost-database.ts';
-import { MemoryRelief } from './memory/memory-relief.ts';
+import { MemoryRelief, releaseThisProcess } from './memory/memory-relief.ts';
 import { ServerMetrics } from './metrics/server-metrics.ts';
 import { type DataDirLock, lockDataDir } from './runtime/data-dir-lock.ts';
 import { describeLooser, restrictDataDir } from './runtime/data-dir-permissions.ts';
@@ -242,6 +242,12 @@ export interface RunningServer {
    * a bad file keeps the definitions in force and rejects with a `ValidationError` naming it.
    */
   reloadTasks(): Promise<TasksLoaded>;
+  /**
+   * What the server's memory relief does once quiet, now: the store's page cache, then (when Node
+   * runs with `--expose-gc`, as `jobworker serve` does) a full collection and glibc's
+   * `malloc_trim`. For a program that embeds the server and knows a quiet moment when it sees one.
+   */
+  releaseMemory(): Promise<void>;
   /**
    * Stops accepting connections, ends open output streams cleanly (raw streams get their trailers;
    * clients resume by cursor), waits for requests in flight, then closes the engine and the store.
@@ -645,11 +651,12 @@ async function startOnDataDir({
   service.on('follower:close', () => changes.emit('change'));
   // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`), never
   // while an output stream is open: its pause would reach the client.
-  const relief = MemoryRelief.forThisProcess(
-    clock,
-    () => service.followers > 0,
-    (message) => logger.info(message),
-  );
+  const releaseNow = releaseThisProcess({
+    log: (message) => logger.info(message),
+    caches: () => store.releaseMemory(),
+  });
+  const relief =
+    releaseNow && new MemoryRelief(clock, () => void releaseNow(), { busy: () => service.followers > 0 });
   if (relief) {
     service.on('follower:close', () => relief.activity());
     engine.on('job:finished', () => relief.activity());
@@ -782,6 +789,7 @@ async function startOnDataDir({
         throw err;
       }
     },
+    releaseMemory: () => (releaseNow ? releaseNow() : store.releaseMemory()),
     metricsTokenFile: metricsToken.path,
     metricsUrl,
     close: () => {

@@ -27,20 +27,6 @@ export class MemoryRelief {
     this.#busy = options.busy ?? (() => false);
   }
 
-  /**
-   * A relief for this process (see `releaseThisProcess`): undefined without V8's `gc()`, which
-   * `bin/jobworker` exposes to `serve` (`--expose-gc`), as in a server embedded in another program,
-   * whose memory is its own business.
-   */
-  static forThisProcess(
-    clock: Clock,
-    busy: () => boolean,
-    log?: (message: string) => void,
-  ): MemoryRelief | undefined {
-    const release = releaseThisProcess(log);
-    return release && new MemoryRelief(clock, release, { busy });
-  }
-
   /** Something that allocated a lot has ended: relief once the server has been quiet a while. */
   activity(): void {
     this.#lastActivity = this.#clock.now().getTime();
@@ -70,20 +56,29 @@ export class MemoryRelief {
 }
 
 /**
- * What a relief does in this process, or undefined without V8's `gc()` (`--expose-gc`): a
- * collection of the "last resort" flavour, which also gives back the pages V8 keeps pooled and
- * the young generation a burst grew, then glibc's `malloc_trim(0)` (src/memory/native/
- * malloc-trim.c), which gives back the free memory inside malloc's heaps that freeing alone left
- * resident below a block still in use (10,000 finished jobs: ~24 MB). Without the addon the
- * collection alone runs, and `log` hears why once.
+ * What a relief does in this process, or undefined without V8's `gc()` (`--expose-gc`): first
+ * `caches` gives back what the server keeps only to be quicker (the store's page cache), then a
+ * collection of the "last resort" flavour, which also gives back the pages V8 keeps pooled and the
+ * young generation a burst grew, then glibc's `malloc_trim(0)` (src/memory/native/malloc-trim.c),
+ * which gives back the free memory inside malloc's heaps that freeing alone left resident below a
+ * block still in use (10,000 finished jobs: ~24 MB). Without the addon the rest still runs, and
+ * `log` hears why once; a failure of `caches` is logged and the rest runs all the same.
  */
-export function releaseThisProcess(log?: (message: string) => void): (() => void) | undefined {
+export function releaseThisProcess(
+  options: { log?: (message: string) => void; caches?: () => Promise<void> } = {},
+): (() => Promise<void>) | undefined {
   const gc = (globalThis as { gc?: (options?: object) => unknown }).gc;
   if (typeof gc !== 'function') return undefined;
+  const { log, caches } = options;
   const malloc = loadMallocTrim();
   if ('reason' in malloc) log?.(`memory relief runs without malloc_trim: ${malloc.reason}`);
   const trim = 'trim' in malloc ? malloc.trim : undefined;
-  return () => {
+  return async () => {
+    try {
+      await caches?.();
+    } catch (err) {
+      log?.(`memory relief: the caches could not be released: ${(err as Error).message}`);
+    }
     gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     // After the collection: the buffers it freed are malloc's, and only now free.
     trim?.();

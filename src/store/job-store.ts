@@ -278,5 +278,10 @@ export interface JobStore {
   listDirsToRemove(limit: number, node?: string): Promise<string[]>;
   /** Forgets these ids once their directories are gone. */
   forgetDirsRemoved(ids: readonly string[]): Promise<void>;
+  /**
+   * Gives back the memory the store holds only to be quicker (a page cache), once the server is
+   * quiet (src/memory/memory-relief.ts); it fills again as it is used. Nothing else changes.
+   */
+  releaseMemory(): Promise<void>;
   close(): Promise<void>;
 }

@@ -35,7 +35,7 @@ test('the relief gives back malloc memory that freeing left resident below a blo
     import { releaseThisProcess } from ${JSON.stringify(RELIEF)};
     const rssAnon = () => Number(/RssAnon:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
     const messages = [];
-    const release = releaseThisProcess((m) => messages.push(m));
+    const release = releaseThisProcess({ log: (m) => messages.push(m) });
     let buffers = Array.from({ length: 20000 }, () => Buffer.alloc(2048, 1));
     const pin = buffers.at(-1);
     buffers = undefined;
@@ -46,7 +46,7 @@ test('the relief gives back malloc memory that freeing left resident below a blo
       await new Promise((resolve) => setImmediate(resolve));
     }
     const before = rssAnon();
-    release();
+    await release();
     const after = rssAnon();
     console.log(JSON.stringify({ before, after, messages, pinned: pin.length }));
   `;
@@ -65,4 +65,25 @@ test('the relief gives back malloc memory that freeing left resident below a blo
     givenBack > 20 * 1024 * 1024,
     `expected > 20 MB given back of ~40 MB freed, got ${givenBack} bytes`,
   );
+});
+
+test('the relief releases the caches first; one that fails is logged and the rest still runs', async () => {
+  const script = `
+    import { releaseThisProcess } from ${JSON.stringify(RELIEF)};
+    const events = [];
+    const realGc = globalThis.gc;
+    globalThis.gc = (options) => { events.push('gc ' + options.flavor); realGc(options); };
+    const ok = releaseThisProcess({ log: (m) => events.push(m), caches: async () => { events.push('caches'); } });
+    await ok();
+    const failing = releaseThisProcess({ log: (m) => events.push(m), caches: async () => { throw new Error('database is closed'); } });
+    await failing();
+    console.log(JSON.stringify(events));
+  `;
+  const { stdout } = await run(process.execPath, ['--expose-gc', '--input-type=module', '-e', script]);
+  assert.deepEqual(JSON.parse(stdout), [
+    'caches',
+    'gc last-resort',
+    'memory relief: the caches could not be released: database is closed',
+    'gc last-resort',
+  ]);
 });

@@ -37,9 +37,3 @@ test('memory relief waits while busy, until the next quiet spell', () => {
   clock.advance(2000);
   assert.equal(collections, 1);
 });
-
-test('without an exposed gc() there is no relief', () => {
-  // node --test runs without --expose-gc: forThisProcess has nothing to call.
-  const exposed = typeof (globalThis as { gc?: unknown }).gc === 'function';
-  assert.equal(MemoryRelief.forThisProcess(new ManualClock(), () => false) === undefined, !exposed);
-});

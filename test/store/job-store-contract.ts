@@ -161,6 +161,16 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           }
         }));
 
+      it('releases its caches and answers as before, also in a write burst', () =>
+        withStore(async (store) => {
+          const jobs = await Promise.all(Array.from({ length: 50 }, () => inserted(store)));
+          // A release while writes are still queued waits its turn: it never cuts into them.
+          const more = Array.from({ length: 20 }, () => makeJob());
+          await Promise.all([...more.map((job) => store.insertJob(job)), store.releaseMemory()]);
+          await store.releaseMemory();
+          for (const job of [...jobs, ...more]) assert.deepStrictEqual(await store.getJob(job.id), job);
+        }));
+
       it('answers undefined for an unknown or malformed id', () =>
         withStore(async (store) => {
           await inserted(store);

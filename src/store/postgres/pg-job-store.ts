@@ -495,6 +495,12 @@ export class PgJobStore implements JobStore {
     });
   }
 
+  releaseMemory(): Promise<void> {
+    // Nothing to give: PostgreSQL caches pages in its own server, and the pool ends the connections
+    // that stay idle by itself.
+    return Promise.resolve();
+  }
+
   /** Ends every `watch` and the pool. */
   async close(): Promise<void> {
     for (const watch of [...this.#watches]) await watch.close();
