@@ -13,15 +13,21 @@ describe('request logs', () => {
   });
   after(() => h.destroy());
 
-  /** An app logging at `level` into an array of parsed lines. */
+  /** An app logging at `level` into an array of parsed lines; `children` counts pino children made. */
   async function appAt(level: string) {
     const lines: Record<string, unknown>[] = [];
     const logger = pino(
       { level, serializers: LOG_SERIALIZERS },
       { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
     );
+    const counter = { children: 0 };
+    const child = logger.child.bind(logger);
+    logger.child = ((...args: Parameters<typeof child>) => {
+      counter.children++;
+      return child(...args);
+    }) as typeof logger.child;
     const { app } = await openApp(h, { logger });
-    return { app, lines };
+    return { app, lines, logger, counter };
   }
 
   it('at info, logs no line for a request answered 200, and the request with an error answer', async () => {
@@ -53,6 +59,43 @@ describe('request logs', () => {
       assert.deepEqual(completed[0]?.res, { statusCode: 200 });
       assert.equal(typeof completed[0]?.responseTime, 'number');
       assert.equal(completed[0]?.level, 20);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('makes no child logger for a request that logs nothing; one that logs gets its request id', async () => {
+    const { app, lines, counter } = await appAt('info');
+    try {
+      const before = counter.children;
+      for (let i = 0; i < 5; i++)
+        assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+      assert.equal(counter.children, before, 'a request that logs nothing costs no child logger');
+      const refused = await app.inject({ method: 'GET', url: '/v1/jobs' }); // no token: logged at info
+      assert.equal(refused.statusCode, 401);
+      assert.equal(counter.children, before + 1);
+      assert.equal(lines.length, 1, JSON.stringify(lines));
+      assert.match(
+        String(lines[0]?.reqId),
+        /^req-/,
+        'the line carries the request id, as an eager child did',
+      );
+      assert.equal(lines[0]?.code, 'UNAUTHENTICATED');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('follows the root level as it changes: debug lines appear once debug is on', async () => {
+    const { app, lines, logger } = await appAt('info');
+    try {
+      await app.inject({ method: 'GET', url: '/healthz' });
+      assert.equal(lines.filter((l) => l.msg === 'request completed').length, 0);
+      logger.level = 'debug';
+      await app.inject({ method: 'GET', url: '/healthz' });
+      const completed = lines.filter((l) => l.msg === 'request completed');
+      assert.equal(completed.length, 1, JSON.stringify(lines));
+      assert.match(String(completed[0]?.reqId), /^req-/);
     } finally {
       await app.close();
     }

@@ -32,6 +32,7 @@ import { registerOutputRoutes } from './output-routes.ts';
 import { registerQueryCoercion } from './query-coercion.ts';
 import { registerQueueRoutes } from './queue-routes.ts';
 import { RequestLogController } from './request-log-controller.ts';
+import { lazyChildLogger } from './request-logger.ts';
 import { ACCOUNT_SCHEMAS, HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
 import { registerTaskRoutes } from './task-routes.ts';
 import { registerUserRoutes } from './user-routes.ts';
@@ -108,6 +109,8 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     // `Connection: close`), not given Fastify's own 503 body, which is not in our error format.
     return503OnClosing: false,
     logController: new RequestLogController(),
+    // The request's child logger is made when the request first logs (most never do).
+    childLoggerFactory: lazyChildLogger,
     schemaController: {
       compilersFactory: { buildSerializer: lazySerializers(), buildValidator: lazyValidators() },
     },
