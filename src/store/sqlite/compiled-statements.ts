@@ -1,4 +1,4 @@
-import { CompiledQuery, type Kysely, sql, type Transaction } from 'kysely';
+import { CompiledQuery, type Insertable, type Kysely, sql, type Transaction } from 'kysely';
 import type { JobStatus } from '../../core/job.ts';
 import { TRANSITIONS } from '../../core/states.ts';
 import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
@@ -87,10 +87,13 @@ export function compileHasDependents(db: Kysely<StoreSchema>) {
 
 /**
  * Statements of every admission, compiled once (building a query costs more than running it):
- * their SQL is the same for every job. The jobs row's insert is kept with its columns, and used
- * only for a row with exactly those columns, every one set.
+ * their SQL is the same for every job. A row's insert is kept per table with its columns (see
+ * `insertRow`).
  */
-let insertJobQuery: { readonly columns: string; readonly query: CompiledQuery } | undefined;
+const insertQueries = new Map<
+  keyof StoreSchema,
+  { readonly columns: string; readonly query: CompiledQuery }
+>();
 let ensureQueueQuery: ReturnType<typeof compileEnsureQueue> | undefined;
 let queueRowQuery: ReturnType<typeof compileQueueRow> | undefined;
 
@@ -107,19 +110,37 @@ function compileQueueRow(db: Db) {
 }
 
 /** Inserts a jobs row. */
-export async function insertJobRow(trx: Transaction<StoreSchema>, row: JobRow): Promise<void> {
+export function insertJobRow(trx: Transaction<StoreSchema>, row: JobRow): Promise<void> {
+  return insertRow(trx, 'jobs', row);
+}
+
+/**
+ * Inserts one row into `table` through a statement compiled once per table: Kysely's insert
+ * builder parses every value of every row it is given, which cost the audit trail's batches more
+ * than SQLite's inserts did. The statement is kept with its columns, and used only for a row with
+ * exactly those columns, every one set (Kysely leaves out a column whose value is undefined).
+ */
+export async function insertRow<T extends keyof StoreSchema & string>(
+  db: Db,
+  table: T,
+  row: Insertable<StoreSchema[T]>,
+): Promise<void> {
   const columns = Object.keys(row).join(',');
   const values = Object.values(row);
-  if (insertJobQuery?.columns === columns) {
-    await trx.executeQuery({ ...insertJobQuery.query, parameters: values });
+  const kept = insertQueries.get(table);
+  if (kept?.columns === columns) {
+    await db.executeQuery({ ...kept.query, parameters: values });
     return;
   }
-  const query = trx.insertInto('jobs').values(row).compile();
+  const query = db
+    .insertInto(table)
+    .values(row as never)
+    .compile();
   // Kept only when Kysely took every column, in order, with its value as it is.
   const same =
     query.parameters.length === values.length && query.parameters.every((value, i) => value === values[i]);
-  if (same && insertJobQuery === undefined) insertJobQuery = { columns, query };
-  await trx.executeQuery(query);
+  if (same && kept === undefined) insertQueries.set(table, { columns, query });
+  await db.executeQuery(query);
 }
 
 /** Makes the queue a job names exist (for the dispatcher), if it does not yet. */

@@ -22,6 +22,7 @@ import type {
   UserRecord,
   UserStore,
 } from '../user-store.ts';
+import { insertRow } from './compiled-statements.ts';
 
 type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 
@@ -142,14 +143,10 @@ export class SqliteUserStore implements UserStore {
 
   async appendAudit(entries: readonly AuditEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    // One statement per batch of up to 100 rows (9 parameters each, under SQLite's 32766).
+    // One transaction per batch, a row at a time through one compiled statement: Kysely's
+    // multi-row insert parsed every value of the batch, which cost more than the inserts.
     await this.#db.transaction().execute(async (trx) => {
-      for (let i = 0; i < entries.length; i += 100) {
-        await trx
-          .insertInto('audit')
-          .values(entries.slice(i, i + 100).map(auditToRow))
-          .execute();
-      }
+      for (const entry of entries) await insertRow(trx, 'audit', auditToRow(entry));
     });
   }
 
