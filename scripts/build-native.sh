@@ -1,51 +1,64 @@
 #!/usr/bin/env bash
-# Compiles jobworker's native parts into dist/native/, each when it is missing or older than its
-# source:
+# Compiles jobworker's native parts into dist/native/, each only when it is missing or older than
+# its source (nothing, not even a compiler, is needed when both are current):
 # - the spawner (src/runtime/native/jobworker-spawner.c -> jobworker-spawner), which the server
-#   needs to start jobs;
+#   needs to start jobs: without a C compiler this fails and says how to get one;
 # - malloc-trim.node (src/memory/native/malloc-trim.c), a Node-API addon that lets the server give
-#   glibc's free heap memory back once quiet. Optional: without the Node-API headers (the
-#   node-api-headers package, or Node's own include/node) it is skipped with a message and the
-#   server runs without it.
+#   glibc's free heap memory back once quiet. Optional: without a compiler, without the Node-API
+#   headers (the node-api-headers package, or Node's own include/node), or when it does not
+#   compile, it is skipped with a message and the server runs without it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CC:-cc}
-if ! command -v "$cc" >/dev/null 2>&1; then
+
+spawner_src="$root/src/runtime/native/jobworker-spawner.c"
+spawner_out="$root/dist/native/jobworker-spawner"
+trim_src="$root/src/memory/native/malloc-trim.c"
+trim_out="$root/dist/native/malloc-trim.node"
+
+current() { [ -f "$1" ] && [ "$1" -nt "$2" ]; }
+
+have_cc() {
+  command -v "$cc" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "build-native: no C compiler; installing gcc with apt-get" >&2
-    apt-get install -y gcc >&2 || { apt-get update >&2 && apt-get install -y gcc >&2; }
+    apt-get install -y gcc >&2 || { apt-get update >&2 && apt-get install -y gcc >&2; } || true
   fi
-fi
-if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "build-native: no C compiler found (set CC, or install gcc: apt-get install gcc);" \
-    "jobworker needs one to build its spawner" >&2
-  exit 1
-fi
+  command -v "$cc" >/dev/null 2>&1
+}
+
 mkdir -p "$root/dist/native"
 
-src="$root/src/runtime/native/jobworker-spawner.c"
-out="$root/dist/native/jobworker-spawner"
-if ! { [ -x "$out" ] && [ "$out" -nt "$src" ]; }; then
-  "$cc" -std=c99 -O2 -Wall -Wextra -o "$out.tmp" "$src"
-  mv "$out.tmp" "$out"
-  echo "build-native: built $out" >&2
+if ! { current "$spawner_out" "$spawner_src" && [ -x "$spawner_out" ]; }; then
+  if ! have_cc; then
+    echo "build-native: no C compiler found (set CC, or install gcc: apt-get install gcc);" \
+      "jobworker needs one to build its spawner" >&2
+    exit 1
+  fi
+  "$cc" -std=c99 -O2 -Wall -Wextra -o "$spawner_out.tmp" "$spawner_src"
+  mv "$spawner_out.tmp" "$spawner_out"
+  echo "build-native: built $spawner_out" >&2
 fi
 
-src="$root/src/memory/native/malloc-trim.c"
-out="$root/dist/native/malloc-trim.node"
-if ! { [ -f "$out" ] && [ "$out" -nt "$src" ]; }; then
+if ! current "$trim_out" "$trim_src"; then
   include=$root/node_modules/node-api-headers/include
   if [ ! -f "$include/node_api.h" ]; then
     node=$(command -v node || true)
     include=${node:+$(dirname "$(dirname "$node")")/include/node}
   fi
-  if [ -n "$include" ] && [ -f "$include/node_api.h" ]; then
-    # Node-API functions are resolved against the node binary when the addon is loaded.
-    "$cc" -std=c99 -O2 -Wall -Wextra -shared -fPIC -I"$include" -o "$out.tmp" "$src"
-    mv "$out.tmp" "$out"
-    echo "build-native: built $out" >&2
-  else
+  if [ -z "$include" ] || [ ! -f "$include/node_api.h" ]; then
     echo "build-native: no Node-API headers (npm install brings node-api-headers);" \
+      "the server will run without giving free malloc memory back" >&2
+  elif ! have_cc; then
+    echo "build-native: no C compiler for malloc-trim.node;" \
+      "the server will run without giving free malloc memory back" >&2
+  # Node-API functions are resolved against the node binary when the addon is loaded.
+  elif "$cc" -std=c99 -O2 -Wall -Wextra -shared -fPIC -I"$include" -o "$trim_out.tmp" "$trim_src"; then
+    mv "$trim_out.tmp" "$trim_out"
+    echo "build-native: built $trim_out" >&2
+  else
+    rm -f "$trim_out.tmp"
+    echo "build-native: malloc-trim.node did not compile (above);" \
       "the server will run without giving free malloc memory back" >&2
   fi
 fi

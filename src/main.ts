@@ -246,6 +246,7 @@ export interface RunningServer {
    * What the server's memory relief does once quiet, now: the store's page cache, then (when Node
    * runs with `--expose-gc`, as `jobworker serve` does) a full collection and glibc's
    * `malloc_trim`. For a program that embeds the server and knows a quiet moment when it sees one.
+   * Does nothing once `close()` was called.
    */
   releaseMemory(): Promise<void>;
   /**
@@ -651,12 +652,13 @@ async function startOnDataDir({
   service.on('follower:close', () => changes.emit('change'));
   // RSS back down after a burst of follows or jobs (see MemoryRelief; needs `--expose-gc`), never
   // while an output stream is open: its pause would reach the client.
+  const followed = () => service.followers > 0;
   const releaseNow = releaseThisProcess({
     log: (message) => logger.info(message),
     caches: () => store.releaseMemory(),
+    busy: followed,
   });
-  const relief =
-    releaseNow && new MemoryRelief(clock, () => void releaseNow(), { busy: () => service.followers > 0 });
+  const relief = releaseNow && new MemoryRelief(clock, () => void releaseNow(), { busy: followed });
   if (relief) {
     service.on('follower:close', () => relief.activity());
     engine.on('job:finished', () => relief.activity());
@@ -725,7 +727,11 @@ async function startOnDataDir({
   );
 
   let closed: Promise<void> | undefined;
+  let closing = false;
   const close = async (): Promise<void> => {
+    closing = true;
+    // First: jobs that end while it closes must not arm a relief that would find the store closed.
+    relief?.close();
     const force = clock.setTimer(() => tracker.closeAll(), CLOSE_GRACE_MS);
     try {
       tls?.close();
@@ -742,7 +748,6 @@ async function startOnDataDir({
       await app.close();
     } finally {
       force.clear();
-      relief?.close();
       metrics.close();
       await dispatcher.close();
       // A node that runs nothing (a drained one, say) leaves the cluster; one with jobs stays a
@@ -789,7 +794,10 @@ async function startOnDataDir({
         throw err;
       }
     },
-    releaseMemory: () => (releaseNow ? releaseNow() : store.releaseMemory()),
+    releaseMemory: async () => {
+      if (closing) return; // its store may be closed already
+      await (releaseNow ? releaseNow() : store.releaseMemory());
+    },
     metricsTokenFile: metricsToken.path,
     metricsUrl,
     close: () => {

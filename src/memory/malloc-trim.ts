@@ -37,7 +37,9 @@ export function loadMallocTrim(
     try {
       addon = load(path) as MallocTrimAddon;
     } catch (err) {
-      lastError = err;
+      // A file that is there but does not load says more than a place where none was built.
+      if (lastError === undefined || (err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND')
+        lastError = err;
       continue;
     }
     if (!addon.available()) return { reason: 'the C library is not glibc' };

@@ -19,6 +19,7 @@ export class MemoryRelief {
   readonly #busy: () => boolean;
   #timer: ClockTimer | undefined;
   #lastActivity = 0;
+  #closed = false;
 
   constructor(clock: Clock, collect: () => void, options: { quietMs?: number; busy?: () => boolean } = {}) {
     this.#clock = clock;
@@ -29,12 +30,16 @@ export class MemoryRelief {
 
   /** Something that allocated a lot has ended: relief once the server has been quiet a while. */
   activity(): void {
+    // Jobs still end while the server closes: a relief then would find its store closed.
+    if (this.#closed) return;
     this.#lastActivity = this.#clock.now().getTime();
     // One timer per quiet spell, not one per call: thousands of jobs may end each second.
     this.#timer ??= this.#clock.setTimer(() => this.#due(), this.#quietMs);
   }
 
+  /** For good: activity after it arms nothing. */
   close(): void {
+    this.#closed = true;
     this.#timer?.clear();
     this.#timer = undefined;
   }
@@ -62,14 +67,15 @@ export class MemoryRelief {
  * young generation a burst grew, then glibc's `malloc_trim(0)` (src/memory/native/malloc-trim.c),
  * which gives back the free memory inside malloc's heaps that freeing alone left resident below a
  * block still in use (10,000 finished jobs: ~24 MB). Without the addon the rest still runs, and
- * `log` hears why once; a failure of `caches` is logged and the rest runs all the same.
+ * `log` hears why once; a failure of `caches` is logged and the rest runs all the same. When
+ * `busy()` says so once the caches are released, the rest is skipped.
  */
 export function releaseThisProcess(
-  options: { log?: (message: string) => void; caches?: () => Promise<void> } = {},
+  options: { log?: (message: string) => void; caches?: () => Promise<void>; busy?: () => boolean } = {},
 ): (() => Promise<void>) | undefined {
   const gc = (globalThis as { gc?: (options?: object) => unknown }).gc;
   if (typeof gc !== 'function') return undefined;
-  const { log, caches } = options;
+  const { log, caches, busy } = options;
   const malloc = loadMallocTrim();
   if ('reason' in malloc) log?.(`memory relief runs without malloc_trim: ${malloc.reason}`);
   const trim = 'trim' in malloc ? malloc.trim : undefined;
@@ -79,6 +85,9 @@ export function releaseThisProcess(
     } catch (err) {
       log?.(`memory relief: the caches could not be released: ${(err as Error).message}`);
     }
+    // The caches waited their turn on the store: a follow may have opened meanwhile, which the
+    // collection's pause would reach. The next quiet spell will do.
+    if (busy?.()) return;
     gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     // After the collection: the buffers it freed are malloc's, and only now free.
     trim?.();

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { loadMallocTrim } from '../../src/memory/malloc-trim.ts';
@@ -17,6 +20,20 @@ test('the malloc-trim addon is built by setup and loads on this glibc machine', 
 test('without the addon, loading says it is not built and how to build it', () => {
   const loaded = loadMallocTrim(['./no-such-dir/malloc-trim.node']);
   assert.deepEqual(loaded, { reason: 'malloc-trim.node: not built (scripts/build-native.sh)' });
+});
+
+test('an addon that is there but does not load is named, not taken for one not built', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'jw-trim-'));
+  try {
+    const broken = join(dir, 'malloc-trim.node');
+    await writeFile(broken, 'not an ELF file');
+    const loaded = loadMallocTrim([broken, join(dir, 'missing', 'malloc-trim.node')]);
+    assert.ok('reason' in loaded);
+    assert.doesNotMatch(loaded.reason, /not built/);
+    assert.match(loaded.reason, /malloc-trim\.node: .*(invalid ELF|too short)/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('no relief in a process without gc exposed (a server embedded in another program)', () => {
@@ -67,7 +84,7 @@ test('the relief gives back malloc memory that freeing left resident below a blo
   );
 });
 
-test('the relief releases the caches first; one that fails is logged and the rest still runs', async () => {
+test('the relief releases the caches first; one that fails is logged and the rest still runs; busy skips the rest', async () => {
   const script = `
     import { releaseThisProcess } from ${JSON.stringify(RELIEF)};
     const events = [];
@@ -77,6 +94,11 @@ test('the relief releases the caches first; one that fails is logged and the res
     await ok();
     const failing = releaseThisProcess({ log: (m) => events.push(m), caches: async () => { throw new Error('database is closed'); } });
     await failing();
+    // A follow opened while the caches were released: no collection to pause it.
+    let followed = false;
+    const busy = releaseThisProcess({ caches: async () => { followed = true; }, busy: () => followed });
+    await busy();
+    events.push('after busy');
     console.log(JSON.stringify(events));
   `;
   const { stdout } = await run(process.execPath, ['--expose-gc', '--input-type=module', '-e', script]);
@@ -85,5 +107,6 @@ test('the relief releases the caches first; one that fails is logged and the res
     'gc last-resort',
     'memory relief: the caches could not be released: database is closed',
     'gc last-resort',
+    'after busy',
   ]);
 });

@@ -37,3 +37,13 @@ test('memory relief waits while busy, until the next quiet spell', () => {
   clock.advance(2000);
   assert.equal(collections, 1);
 });
+
+test('memory relief arms nothing once closed: jobs that end while the server closes', () => {
+  const clock = new ManualClock();
+  let collections = 0;
+  const relief = new MemoryRelief(clock, () => collections++, { quietMs: 2000 });
+  relief.close();
+  relief.activity();
+  clock.advance(10_000);
+  assert.equal(collections, 0);
+});

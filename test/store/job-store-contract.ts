@@ -164,7 +164,7 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
       it('releases its caches and answers as before, also in a write burst', () =>
         withStore(async (store) => {
           const jobs = await Promise.all(Array.from({ length: 50 }, () => inserted(store)));
-          // A release while writes are still queued waits its turn: it never cuts into them.
+          // A release beside writes in flight takes its own turn on the connection and leaves them whole.
           const more = Array.from({ length: 20 }, () => makeJob());
           await Promise.all([...more.map((job) => store.insertJob(job)), store.releaseMemory()]);
           await store.releaseMemory();

@@ -128,7 +128,7 @@ export async function insertRow<T extends keyof StoreSchema & string>(
   const columns = Object.keys(row).join(',');
   const values = Object.values(row);
   const kept = insertQueries.get(table);
-  if (kept?.columns === columns) {
+  if (kept?.columns === columns && !values.includes(undefined)) {
     await db.executeQuery({ ...kept.query, parameters: values });
     return;
   }
