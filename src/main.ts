@@ -727,9 +727,7 @@ async function startOnDataDir({
   );
 
   let closed: Promise<void> | undefined;
-  let closing = false;
   const close = async (): Promise<void> => {
-    closing = true;
     // First: jobs that end while it closes must not arm a relief that would find the store closed.
     relief?.close();
     const force = clock.setTimer(() => tracker.closeAll(), CLOSE_GRACE_MS);
@@ -795,7 +793,7 @@ async function startOnDataDir({
       }
     },
     releaseMemory: async () => {
-      if (closing) return; // its store may be closed already
+      if (closed !== undefined) return; // closing: its store may be closed already
       await (releaseNow ? releaseNow() : store.releaseMemory());
     },
     metricsTokenFile: metricsToken.path,

@@ -2,7 +2,6 @@ import type { OutputBytes, OutputStream } from '../core/job.ts';
 import { OUTPUT_STREAMS, outputPaths } from './output-files.ts';
 import {
   HolePunchError,
-  hasKeptWindow,
   type KeptWindow,
   nextKeptWindow,
   punchHole,
@@ -45,10 +44,7 @@ export class RetentionEnforcer {
   /** Moves the kept window for the sizes just observed, and persists it before any punch. */
   async advance(dir: string, sizes: OutputBytes, state: JobRetention): Promise<void> {
     if (!Number.isFinite(this.#capBytes)) return;
-    // Most jobs never drop anything and have no kept file: a synchronous stat says so (a few
-    // microseconds), where reading it failed through the thread pool and built an ENOENT error at
-    // every job's first observation (2.6 % of the server's busy time in `npm run bench -- start-rate`).
-    const kept = state.kept ?? (hasKeptWindow(dir) ? await readKeptWindow(dir) : { stdout: 0, stderr: 0 });
+    const kept = state.kept ?? (await readKeptWindow(dir));
     state.kept = kept;
     const next = nextKeptWindow(kept, sizes, this.#capBytes);
     if (next.stdout === kept.stdout && next.stderr === kept.stderr) return;
