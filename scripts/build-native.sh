@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Compiles jobworker's native parts into dist/native/, each only when it is missing or older than
-# its source (nothing, not even a compiler, is needed when both are current):
+# its source (nothing, not even a compiler, is needed when all are current):
 # - the spawner (src/runtime/native/jobworker-spawner.c -> jobworker-spawner), which the server
 #   needs to start jobs: without a C compiler this fails and says how to get one;
-# - malloc-trim.node (src/memory/native/malloc-trim.c), a Node-API addon that lets the server give
-#   glibc's free heap memory back once quiet. Optional: without a compiler, without the Node-API
-#   headers (the node-api-headers package, or Node's own include/node), or when it does not
-#   compile, it is skipped with a message and the server runs without it.
+# - two Node-API addons, each optional: without a compiler, without the Node-API headers (the
+#   node-api-headers package, or Node's own include/node), or when it does not compile, it is
+#   skipped with a message and the server runs without it:
+#   - malloc-trim.node (src/memory/native/malloc-trim.c) lets the server give glibc's free heap
+#     memory back once quiet;
+#   - send-file.node (src/api/rest/native/send-file.c) lets it send a finished output's bytes to
+#     a client with sendfile(2), inside the kernel.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CC:-cc}
@@ -15,6 +18,8 @@ spawner_src="$root/src/runtime/native/jobworker-spawner.c"
 spawner_out="$root/dist/native/jobworker-spawner"
 trim_src="$root/src/memory/native/malloc-trim.c"
 trim_out="$root/dist/native/malloc-trim.node"
+send_src="$root/src/api/rest/native/send-file.c"
+send_out="$root/dist/native/send-file.node"
 
 current() { [ -f "$1" ] && [ "$1" -nt "$2" ]; }
 
@@ -40,25 +45,31 @@ if ! { current "$spawner_out" "$spawner_src" && [ -x "$spawner_out" ]; }; then
   echo "build-native: built $spawner_out" >&2
 fi
 
-if ! current "$trim_out" "$trim_src"; then
+# An optional Node-API addon: built when a compiler and the headers are there, else skipped with
+# why and what the server does without it ($3).
+build_addon() {
+  local src=$1 out=$2 without=$3 include node
+  current "$out" "$src" && return 0
   include=$root/node_modules/node-api-headers/include
   if [ ! -f "$include/node_api.h" ]; then
     node=$(command -v node || true)
     include=${node:+$(dirname "$(dirname "$node")")/include/node}
   fi
   if [ -z "$include" ] || [ ! -f "$include/node_api.h" ]; then
-    echo "build-native: no Node-API headers (npm install brings node-api-headers);" \
-      "the server will run without giving free malloc memory back" >&2
+    echo "build-native: no Node-API headers for $(basename "$out") (npm install brings" \
+      "node-api-headers); $without" >&2
   elif ! have_cc; then
-    echo "build-native: no C compiler for malloc-trim.node;" \
-      "the server will run without giving free malloc memory back" >&2
+    echo "build-native: no C compiler for $(basename "$out"); $without" >&2
   # Node-API functions are resolved against the node binary when the addon is loaded.
-  elif "$cc" -std=c99 -O2 -Wall -Wextra -shared -fPIC -I"$include" -o "$trim_out.tmp" "$trim_src"; then
-    mv "$trim_out.tmp" "$trim_out"
-    echo "build-native: built $trim_out" >&2
+  elif "$cc" -std=c99 -O2 -Wall -Wextra -shared -fPIC -I"$include" -o "$out.tmp" "$src"; then
+    mv "$out.tmp" "$out"
+    echo "build-native: built $out" >&2
   else
-    rm -f "$trim_out.tmp"
-    echo "build-native: malloc-trim.node did not compile (above);" \
-      "the server will run without giving free malloc memory back" >&2
+    rm -f "$out.tmp"
+    echo "build-native: $(basename "$out") did not compile (above); $without" >&2
   fi
-fi
+}
+
+build_addon "$trim_src" "$trim_out" "the server will run without giving free malloc memory back"
+build_addon "$send_src" "$send_out" \
+  "the server will copy catch-up reads through its own buffers (slower, same bytes)"

@@ -13,6 +13,7 @@ import { defaultWebRoot } from './api/rest/dashboard-routes.ts';
 import { jobToJson } from './api/rest/job-json.ts';
 import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
 import { buildRestApp, type RunRouteOptions } from './api/rest/rest-app.ts';
+import { loadSendFile } from './api/rest/send-file.ts';
 import {
   closeSocket,
   listenOnSocket,
@@ -612,6 +613,10 @@ async function startOnDataDir({
     shared && clusterNode
       ? NodeService.cluster(shared.nodes, clusterNode.id)
       : NodeService.alone(engine, { url: () => listening, clock });
+  // Catch-up reads of finished output through sendfile(2); without the addon, through pooled pages.
+  const sendFile = loadSendFile();
+  if ('reason' in sendFile)
+    logger.info(`catch-up reads copy through the server's memory: ${sendFile.reason}`);
   const app = await buildRestApp({
     nodeList,
     service,
@@ -631,6 +636,7 @@ async function startOnDataDir({
     logger,
     version: packageJson.version,
     run,
+    ...('addon' in sendFile ? { sendFile: sendFile.addon } : {}),
     webRoot: defaultWebRoot(),
     ...(tls ? { https: tls.serverOptions() } : {}),
     certificates,

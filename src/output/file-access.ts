@@ -5,6 +5,8 @@ import { type IndexFile, SyncFile } from './sync-file.ts';
 
 /** An output file open for reading: a `FileHandle`, or a `SyncFile`. */
 export interface ReadableFile extends IndexFile {
+  /** The descriptor, for a consumer that has the kernel copy the file's bytes (`OutputReader.spans`). */
+  readonly fd: number;
   close(): Promise<void>;
 }
 

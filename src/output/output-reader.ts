@@ -5,7 +5,7 @@ import { assertCursor, OUTPUT_SELECTORS, pastEndError } from './cursor.ts';
 import { dropBefore } from './drop-before.ts';
 import { ASYNC_FILES, type FileAccess, type ReadableFile } from './file-access.ts';
 import { isNotFound, outputPaths, readExactly } from './output-files.ts';
-import type { OutputEvent, OutputRead, OutputSelector } from './output-types.ts';
+import type { OutputEvent, OutputRead, OutputSelector, OutputSpan, OutputSpans } from './output-types.ts';
 import type { KeptWindow } from './retention.ts';
 
 export interface ReadOutputOptions {
@@ -30,6 +30,26 @@ export interface ReaderOptions {
 
 // Bounds the work of one read of the combined view when it alternates in tiny stretches.
 const MAX_EVENTS = 1024;
+
+/** Where one event of a read lies: a stretch of a stream's file, or a `truncated` marker. */
+type Piece =
+  | {
+      type: 'data';
+      stream: OutputStream;
+      file: ReadableFile;
+      /** Where the bytes start in the stream's file. */
+      position: number;
+      length: number;
+      cursor: number;
+    }
+  | Extract<OutputEvent, { type: 'truncated' }>;
+
+/** A read planned against the kept window as it was then, up to the view's `end`. */
+interface Plan {
+  readonly kept: KeptWindow;
+  readonly pieces: Piece[];
+  readonly end: number;
+}
 
 /**
  * Reads one page of a view of a job's output from a cursor. Files are opened for this read and
@@ -114,6 +134,11 @@ export class OutputReader {
     return this.#index ? this.#index.end : this.#streamEnd;
   }
 
+  /** Whether the reader was opened sealed (a finished job): its kept window no longer moves. */
+  get sealed(): boolean {
+    return this.#sealed;
+  }
+
   /**
    * Reads up to `limitBytes` of data from `cursor`; past `end` is a `CursorError`. Given `page`
    * (at least `limitBytes` long), the data events are views of it, not new buffers: the caller
@@ -125,9 +150,58 @@ export class OutputReader {
     if (page && page.length < limitBytes) {
       throw new RangeError(`A page of ${page.length} bytes cannot hold ${limitBytes}`);
     }
-    return this.#selector === 'all'
-      ? this.#readCombined(this.#index!, cursor, limitBytes, page)
-      : this.#readStream(this.#selector, cursor, limitBytes, page);
+    const { kept, pieces, end } = await this.#plan(cursor, limitBytes);
+    let events: OutputEvent[] = [];
+    let filled = 0;
+    for (const piece of pieces) {
+      if (piece.type === 'truncated') {
+        events.push(piece);
+        continue;
+      }
+      const data = await readExactly(piece.file, piece.length, piece.position, page?.subarray(filled));
+      filled += piece.length;
+      events.push({ type: 'data', stream: piece.stream, data, cursor: piece.cursor });
+    }
+    // A punch may have raced this read: whatever now lies before the kept window is not data.
+    const after = await this.#keptAfter(kept);
+    this.#kept = after;
+    if (after.stdout > kept.stdout || after.stderr > kept.stderr) {
+      const moved = this.#index
+        ? await keptStartOf(this.#index, after)
+        : { start: after[this.#selector as OutputStream], stream: this.#selector as OutputStream };
+      events = dropBefore(events, cursor, moved.start, moved.stream);
+    }
+    return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
+  }
+
+  /**
+   * Like `read`, but leaves the bytes where they lie: each data span names the open file they are
+   * in, for a consumer that has the kernel copy them (sendfile). Only a sealed reader gives spans:
+   * a live job's kept window may move while the bytes are copied, and bytes handed to the kernel
+   * cannot be taken back as `read` takes back a raced page. The spans' descriptors are the
+   * reader's own: valid until it is closed, and never to be closed by the consumer.
+   */
+  async spans(cursor: number, limitBytes: number): Promise<OutputSpans> {
+    if (!this.#sealed) {
+      throw new Error("Only a sealed reader (a finished job's output) gives spans");
+    }
+    assertCursor(cursor);
+    checkLimit(limitBytes);
+    const { pieces, end } = await this.#plan(cursor, limitBytes);
+    const spans = pieces.map(
+      (piece): OutputSpan =>
+        piece.type === 'truncated'
+          ? piece
+          : {
+              type: 'data',
+              stream: piece.stream,
+              fd: piece.file.fd,
+              position: piece.position,
+              length: piece.length,
+              cursor: piece.cursor,
+            },
+    );
+    return { spans, cursor: spans.at(-1)?.cursor ?? cursor, end };
   }
 
   async close(): Promise<void> {
@@ -136,71 +210,56 @@ export class OutputReader {
     await Promise.all([this.#index?.close(), ...files.map((file) => file?.close())]);
   }
 
-  async #readStream(
-    stream: OutputStream,
-    cursor: number,
-    limit: number,
-    page: Buffer | undefined,
-  ): Promise<OutputRead> {
+  /** Where the bytes of a read lie, in view order, with the kept window it was planned against. */
+  #plan(cursor: number, limit: number): Promise<Plan> {
+    return this.#selector === 'all'
+      ? this.#planCombined(this.#index!, cursor, limit)
+      : this.#planStream(this.#selector, cursor, limit);
+  }
+
+  async #planStream(stream: OutputStream, cursor: number, limit: number): Promise<Plan> {
     const end = this.#streamEnd;
     if (cursor > end) throw pastEndError(stream, cursor, end);
     const kept = this.#kept ?? (await this.#access.keptWindow(this.#dir));
     const file = this.#files.get(stream);
-    let events: OutputEvent[] = [];
+    const pieces: Piece[] = [];
     let position = cursor;
     const keptStart = Math.min(kept[stream], end);
     if (position < keptStart) {
-      events.push({ type: 'truncated', stream, skippedBytes: keptStart - position, cursor: keptStart });
+      pieces.push({ type: 'truncated', stream, skippedBytes: keptStart - position, cursor: keptStart });
       position = keptStart;
     }
     const length = Math.min(end - position, limit);
     if (file && length > 0) {
-      const data = await readExactly(file, length, position, page);
-      events.push({ type: 'data', stream, data, cursor: position + length });
+      pieces.push({ type: 'data', stream, file, position, length, cursor: position + length });
     }
-    // A punch may have raced this read: whatever now lies before the kept window is not data.
-    const after = await this.#keptAfter(kept);
-    this.#kept = after;
-    if (after[stream] > kept[stream]) events = dropBefore(events, cursor, after[stream], stream);
-    return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
+    return { kept, pieces, end };
   }
 
-  async #readCombined(
-    index: CombinedIndex,
-    cursor: number,
-    limit: number,
-    page: Buffer | undefined,
-  ): Promise<OutputRead> {
+  async #planCombined(index: CombinedIndex, cursor: number, limit: number): Promise<Plan> {
     const end = index.end;
     if (cursor > end) throw pastEndError('all', cursor, end);
     const kept = this.#kept ?? (await this.#access.keptWindow(this.#dir));
-    let events: OutputEvent[] = [];
+    const pieces: Piece[] = [];
     let position = cursor;
     const window = await keptStartOf(index, kept);
     if (position < window.start) {
       const skippedBytes = window.start - position;
-      events.push({ type: 'truncated', stream: window.stream, skippedBytes, cursor: window.start });
+      pieces.push({ type: 'truncated', stream: window.stream, skippedBytes, cursor: window.start });
       position = window.start;
     }
     let remaining = limit;
     let next = position < end ? await index.locate(position) : index.count;
-    while (next < index.count && remaining > 0 && events.length < MAX_EVENTS) {
+    while (next < index.count && remaining > 0 && pieces.length < MAX_EVENTS) {
       const entry = await index.entry(next++);
       const length = Math.min(entry.combinedEnd - position, remaining);
       const file = await this.#fileOf(entry.stream);
       const at = entry.streamStart + (position - entry.combinedStart);
-      const data = await readExactly(file, length, at, page?.subarray(limit - remaining));
       position += length;
       remaining -= length;
-      events.push({ type: 'data', stream: entry.stream, data, cursor: position });
+      pieces.push({ type: 'data', stream: entry.stream, file, position: at, length, cursor: position });
     }
-    const after = await this.#keptAfter(kept);
-    this.#kept = after;
-    if (after.stdout > kept.stdout || after.stderr > kept.stderr) {
-      const moved = await keptStartOf(index, after);
-      events = dropBefore(events, cursor, moved.start, moved.stream);
-    }
-    return { events, cursor: events.at(-1)?.cursor ?? cursor, end };
+    return { kept, pieces, end };
   }
 
   /** The kept window after a read: as before it for a sealed job, whose window no longer moves. */

@@ -19,6 +19,23 @@ export type OutputEvent =
   | { type: 'data'; stream: OutputStream; data: Buffer; cursor: number }
   | { type: 'truncated'; stream: OutputStream; skippedBytes: number; cursor: number };
 
+/**
+ * A stretch of a view left where it lies (`OutputReader.spans`), for a consumer that has the
+ * kernel copy it (sendfile): a `data` span is `length` bytes of one stream at `position` in its
+ * file, open as `fd` (the reader's own descriptor: valid while the reader is open, never closed by
+ * the consumer); `truncated` is as in `OutputEvent`. `cursor` is as in `OutputEvent`.
+ */
+export type OutputSpan =
+  | { type: 'data'; stream: OutputStream; fd: number; position: number; length: number; cursor: number }
+  | Extract<OutputEvent, { type: 'truncated' }>;
+
+/** One read of a view as spans: like `OutputRead`. */
+export interface OutputSpans {
+  spans: OutputSpan[];
+  cursor: number;
+  end: number;
+}
+
 /** One read of a view. */
 export interface OutputRead {
   events: OutputEvent[];

@@ -24,6 +24,10 @@ export class SyncFile implements IndexFile {
     this.#fd = fd;
   }
 
+  get fd(): number {
+    return this.#fd;
+  }
+
   static open(path: string, flags: number, mode?: number): SyncFile {
     return new SyncFile(openSync(path, flags, mode));
   }

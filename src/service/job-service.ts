@@ -25,7 +25,7 @@ import {
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
-import type { OutputEvent, OutputRead, OutputSelector } from '../output/output-types.ts';
+import type { OutputEvent, OutputRead, OutputSelector, OutputSpan } from '../output/output-types.ts';
 import { PagePool } from '../output/page-pool.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
@@ -141,6 +141,11 @@ export const MAX_GRACE_MS = 24 * 3600 * 1000;
 const PAGE_BYTES = 1024 * 1024;
 /** Pages kept for reuse between reads to the end: two per reader (one written, one read ahead). */
 const IDLE_PAGES = 8;
+/**
+ * Bytes of a finished output described per `spans` event: nothing is read, so a batch costs only
+ * the index lookups; large, so that a catch-up read is a few events, not one per megabyte.
+ */
+const SPAN_BYTES = 64 * 1024 * 1024;
 
 /**
  * A queue's settings as an admin changes them: the limits as a spec writes them (units allowed,
@@ -176,6 +181,22 @@ export interface OutputRequest {
   readonly signal?: AbortSignal;
   /** With `follow`: also `progress` events, as the job reports progress (docs/tasks.md). */
   readonly progress?: boolean;
+  /**
+   * Without `follow`: the bytes of a finished job of this node may come as `spans` events (where
+   * they lie in its files) instead of `output` events, for an adapter that has the kernel copy
+   * them to its client (REST's sendfile). A running job's, or another node's, come as `output`.
+   */
+  readonly spans?: boolean;
+}
+
+/**
+ * Bytes of a finished job's output where they lie in its files (`OutputRequest.spans`). The
+ * descriptors stay open until the consumer asks for the next event: it must be done with every
+ * copy from them by then (a copy still in flight must be waited for, not abandoned).
+ */
+export interface SpansEvent {
+  readonly type: 'spans';
+  readonly spans: readonly OutputSpan[];
 }
 
 /** How a submission came to be, besides its spec. */
@@ -193,7 +214,7 @@ export interface JobResult {
 /** Lines of stderr a failed job's result error shows. */
 export const STDERR_TAIL_LINES = 10;
 /** A view of a job's output as `openOutput` opens it. */
-export type OutputStream = AsyncGenerator<FollowEvent> & {
+export type OutputStream<E = FollowEvent> = AsyncGenerator<E> & {
   /** The view's end when it was opened: its length so far (a client reads a tail from it). */
   readonly end: number;
 };
@@ -664,7 +685,21 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * following, as it is now otherwise. A stream cut short by `signal` or by shutdown ends without
    * its `end` event, and its client resumes from the last cursor it received.
    */
-  async openOutput(who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
+  async openOutput(
+    who: Principal,
+    id: string,
+    request: OutputRequest & { readonly spans: boolean },
+  ): Promise<OutputStream<FollowEvent | SpansEvent>>;
+  async openOutput(
+    who: Principal,
+    id: string,
+    request: OutputRequest & { readonly spans?: false },
+  ): Promise<OutputStream>;
+  async openOutput(
+    who: Principal,
+    id: string,
+    request: OutputRequest,
+  ): Promise<OutputStream<FollowEvent | SpansEvent>> {
     const job = await this.get(who, id);
     const peer = await this.#routing.outputPeer(who, job);
     if (peer) return this.#openRemote(peer, who, id, request);
@@ -810,7 +845,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
     while (this.#followers > 0) await once(this, 'follower:close');
   }
 
-  async *#stream(id: string, request: OutputRequest, release: () => void): AsyncGenerator<FollowEvent> {
+  async *#stream(
+    id: string,
+    request: OutputRequest,
+    release: () => void,
+  ): AsyncGenerator<FollowEvent | SpansEvent> {
     const controller = new AbortController();
     const abort = () => controller.abort();
     // Shutdown ends follows, which could last forever; a read of what exists ends soon on its own.
@@ -825,7 +864,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       const signal = controller.signal;
       if (request.follow) {
         yield* this.#engine.follow(id, { selector, cursor, signal, progress: request.progress === true });
-      } else yield* this.#readToEnd(id, selector, cursor, signal);
+      } else yield* this.#readToEnd(id, selector, cursor, signal, request.spans === true);
     } finally {
       for (const source of sources) source.removeEventListener('abort', abort);
       release();
@@ -837,12 +876,29 @@ export class JobService extends EventEmitter<ServiceEvents> {
     selector: OutputSelector,
     from: number,
     signal: AbortSignal,
-  ): AsyncGenerator<FollowEvent> {
+    spans: boolean,
+  ): AsyncGenerator<FollowEvent | SpansEvent> {
     // One reader for the whole response: the job is looked up and its files opened once, and
     // the view ends where it ended when the reader opened (a later byte needs a follow).
+    const reader = await this.#engine.openReader(id, selector);
+    if (spans && reader.sealed) {
+      try {
+        // Nothing is read here: the consumer has the kernel copy each span from the files.
+        let cursor = from;
+        while (cursor < reader.end && !signal.aborted) {
+          const read = await reader.spans(cursor, SPAN_BYTES);
+          if (read.spans.length === 0) break;
+          cursor = read.cursor;
+          yield { type: 'spans', spans: read.spans };
+        }
+      } finally {
+        await reader.close();
+      }
+      if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
+      return;
+    }
     // The next page is read while the consumer writes this one, so disk and socket overlap.
     // Each page is read into a pooled buffer, which the consumer releases once written.
-    const reader = await this.#engine.openReader(id, selector);
     const pages = this.#pages;
     const readPage = (cursor: number): Promise<PooledRead> => {
       const page = pages.take();

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type RunningServer, runServer, type ServerOptions } from '../../src/main.ts';
+import { CombinedIndex } from '../../src/output/combined-index.ts';
 import { requestFor, trustServerCa } from '../helpers/trust-server.ts';
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -19,8 +20,8 @@ export interface ApiHarness {
   readonly token: string;
   /** The server's log lines (JSON), for redaction checks. */
   readonly logs: string[];
-  /** Resolves with the first log line (already logged or to come) that matches. */
-  logged(pattern: RegExp): Promise<string>;
+  /** Resolves with the first log line (already logged or to come; from line `from` on) that matches. */
+  logged(pattern: RegExp, from?: number): Promise<string>;
   url(path: string): string;
   /** fetch with the admin token (unless `headers.authorization` says otherwise) and JSON bodies. */
   api(path: string, init?: ApiInit): Promise<Response>;
@@ -60,9 +61,9 @@ export async function openApi(
   const logs: string[] = [];
   const logStream = new PassThrough();
   logStream.on('data', (chunk: Buffer) => logs.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
-  const logged = async (pattern: RegExp): Promise<string> => {
+  const logged = async (pattern: RegExp, from = 0): Promise<string> => {
     for (;;) {
-      const line = logs.find((l) => pattern.test(l));
+      const line = logs.find((l, i) => i >= from && pattern.test(l));
       if (line !== undefined) return line;
       await once(logStream, 'data');
     }
@@ -264,6 +265,23 @@ export function sseBytes(events: readonly SseEvent[]): Buffer {
       .filter((e) => e.event === 'output')
       .map((e) => Buffer.from((JSON.parse(e.data) as { data: string }).data, 'base64')),
   );
+}
+
+/** A job's combined view rebuilt from its stream files and combined.idx, apart from the server's reader. */
+export async function expectedCombined(dir: string): Promise<{ all: Buffer; stretches: number }> {
+  const stdout = await readFile(join(dir, 'stdout'));
+  const stderr = await readFile(join(dir, 'stderr'));
+  const index = await CombinedIndex.open(dir);
+  try {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < index.count; i++) {
+      const entry = await index.entry(i);
+      parts.push((entry.stream === 'stdout' ? stdout : stderr).subarray(entry.streamStart, entry.streamEnd));
+    }
+    return { all: Buffer.concat(parts), stretches: index.count };
+  } finally {
+    await index.close();
+  }
 }
 
 export async function openFdCount(): Promise<number> {

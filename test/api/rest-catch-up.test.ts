@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
-import { CombinedIndex } from '../../src/output/combined-index.ts';
 import { requestFor } from '../helpers/trust-server.ts';
-import { type ApiHarness, openApi, openFdCount, rawGet, within } from './api-harness.ts';
+import { type ApiHarness, expectedCombined, openApi, openFdCount, rawGet, within } from './api-harness.ts';
 
 const MiB = 1024 * 1024;
 const execFileAsync = promisify(execFile);
@@ -16,23 +15,6 @@ const READY = 'ready\n'.length;
 // stretches in the combined index, and more than the socket buffers hold.
 const BLOCKS = 48;
 const SCRIPT = `i=0; while [ $i -lt ${BLOCKS} ]; do head -c 131072 /dev/urandom; head -c 131072 /dev/urandom >&2; i=$((i+1)); done`;
-
-/** The combined view rebuilt from the stream files and combined.idx, apart from the server's reader. */
-async function expectedCombined(dir: string): Promise<{ all: Buffer; stretches: number }> {
-  const stdout = await readFile(join(dir, 'stdout'));
-  const stderr = await readFile(join(dir, 'stderr'));
-  const index = await CombinedIndex.open(dir);
-  try {
-    const parts: Buffer[] = [];
-    for (let i = 0; i < index.count; i++) {
-      const entry = await index.entry(i);
-      parts.push((entry.stream === 'stdout' ? stdout : stderr).subarray(entry.streamStart, entry.streamEnd));
-    }
-    return { all: Buffer.concat(parts), stretches: index.count };
-  } finally {
-    await index.close();
-  }
-}
 
 // This file uses node:http without keep-alive only: a pooled socket would keep a connection open.
 describe('REST API: catch-up read of a finished multi-MiB output', () => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { followOutput } from '../../src/output/output-follower.ts';
 import { OutputMonitor } from '../../src/output/output-monitor.ts';
-import { readOutput } from '../../src/output/output-reader.ts';
+import { OutputReader, readOutput } from '../../src/output/output-reader.ts';
 import { bytesOf, collect, jobDir, readAll, sha256, startJob } from './output-helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -77,4 +78,43 @@ test('a job directory without output reads as empty', async (t) => {
       end: 0,
     });
   }
+});
+
+test('spans of a sealed reader name where the bytes of a read lie; an unsealed reader gives none', async (t) => {
+  const dir = await jobDir(t);
+  const job = await startJob(dir, ['sh', '-c', 'printf hello; printf oops >&2; printf world']);
+  await job.exited;
+  const monitor = new OutputMonitor({ capBytes: MiB });
+  // Observed after the end: the combined view is stdout then stderr, in two stretches.
+  await monitor.finish('done', dir);
+
+  const live = await OutputReader.open(dir, 'all');
+  t.after(() => live.close());
+  assert.equal(live.sealed, false);
+  await assert.rejects(live.spans(0, 10), /Only a sealed reader/);
+
+  const reader = await OutputReader.open(dir, 'all', { sealed: true });
+  t.after(() => reader.close());
+  const read = await reader.read(2, 20);
+  const spans = await reader.spans(2, 20);
+  assert.equal(spans.end, read.end);
+  assert.equal(spans.cursor, read.cursor);
+  // Each data span, read from its descriptor at its position, is the data event `read` gave.
+  assert.equal(spans.spans.length, read.events.length);
+  for (const [i, span] of spans.spans.entries()) {
+    const event = read.events[i]!;
+    assert.equal(span.type, 'data');
+    assert.equal(event.type, 'data');
+    if (span.type !== 'data' || event.type !== 'data') continue;
+    assert.equal(span.stream, event.stream);
+    assert.equal(span.cursor, event.cursor);
+    const bytes = Buffer.alloc(span.length);
+    assert.equal(readSync(span.fd, bytes, 0, span.length, span.position), span.length);
+    assert.deepEqual(bytes, event.data);
+  }
+  assert.deepEqual(
+    read.events.map((e) => (e.type === 'data' ? `${e.stream}:${e.data}` : e.type)),
+    ['stdout:lloworld', 'stderr:oops'],
+  );
+  await assert.rejects(reader.spans(read.end + 1, 10), /cursor/i);
 });

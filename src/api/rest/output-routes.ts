@@ -5,7 +5,7 @@ import { OUTPUT_FRAMES_TYPE } from '../../core/output-frames.ts';
 import type { FollowEvent } from '../../engine/job-engine.ts';
 import { parseCursor } from '../../output/cursor.ts';
 import type { OutputSelector } from '../../output/output-types.ts';
-import type { JobService } from '../../service/job-service.ts';
+import type { JobService, SpansEvent } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
 import {
   END_ID_SUFFIX,
@@ -16,6 +16,7 @@ import {
   writeSse,
 } from './output-writers.ts';
 import { OUTPUT_SCHEMA, RUN_SCHEMA } from './schemas.ts';
+import { FileSender, type SendFileAddon } from './send-file.ts';
 
 interface OutputQuery {
   stream?: OutputSelector;
@@ -23,8 +24,23 @@ interface OutputQuery {
   follow?: boolean;
 }
 
+export interface OutputRouteOptions {
+  /** Where `POST /run` runs a command that names no `cwd` (the starter's form). */
+  readonly runCwd?: string;
+  /**
+   * The send-file addon: a finished job's output read over a plain socket goes from its files to
+   * the client inside the kernel. Without it, through the server's pooled pages.
+   */
+  readonly sendFile?: SendFileAddon;
+}
+
 /** GET /v1/jobs/:id/output (raw or SSE) and POST /run, the two routes that stream a job's output. */
-export function registerOutputRoutes(app: FastifyInstance, service: JobService, runCwd?: string): void {
+export function registerOutputRoutes(
+  app: FastifyInstance,
+  service: JobService,
+  options: OutputRouteOptions = {},
+): void {
+  const { runCwd, sendFile } = options;
   app.get(
     '/v1/jobs/:id/output',
     {
@@ -73,72 +89,82 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
       // HEAD reads nothing, so it never follows; what it answers is decided as for GET.
       const follow = query.follow === true && !head;
       const signal = untilClosed(reply);
-      let cursor = 0;
-      let events: AsyncGenerator<FollowEvent>;
-      let end = 0;
+      // A finished job's bytes go from its files to the socket inside the kernel where they can
+      // (a plain socket; not SSE, whose events are base64); its descriptor goes back once done.
+      const sender = sse || head || follow ? undefined : FileSender.for(reply.raw, sendFile);
       try {
-        cursor = cursorText === undefined ? 0 : parseCursor(cursorText);
-        // A client that has seen the `end` of a finished job has everything there will ever be,
-        // unless it asks for bytes before it (the stream was cut, or `end` came early).
-        const mayBeSpent = reconnect?.sawEnd === true && isFinal((await service.get(who, id)).status);
-        const opened = await service.openOutput(who, id, {
-          selector: query.stream ?? 'all',
-          cursor,
-          follow,
-          signal,
-          // An event stream also tells of the job's progress (`progress` events: docs/tasks.md).
-          progress: sse,
-        });
-        end = opened.end;
-        events = opened;
-        if (mayBeSpent) {
-          const first = await events.next();
-          if (first.done || first.value.type === 'end') {
-            await events.return(undefined);
-            // The SSE specification's "stop reconnecting": a 200 would only repeat what the client
-            // has, and its EventSource would come back for it again every few seconds, forever.
-            return reply
-              .code(204)
-              .headers({ 'Cache-Control': 'no-store', [OUTPUT_HEADERS.jobId]: id })
-              .send();
+        let cursor = 0;
+        let events: AsyncGenerator<FollowEvent | SpansEvent>;
+        let end = 0;
+        try {
+          cursor = cursorText === undefined ? 0 : parseCursor(cursorText);
+          // A client that has seen the `end` of a finished job has everything there will ever be,
+          // unless it asks for bytes before it (the stream was cut, or `end` came early).
+          const mayBeSpent = reconnect?.sawEnd === true && isFinal((await service.get(who, id)).status);
+          const opened = await service.openOutput(who, id, {
+            selector: query.stream ?? 'all',
+            cursor,
+            follow,
+            signal,
+            // An event stream also tells of the job's progress (`progress` events: docs/tasks.md).
+            progress: sse,
+            spans: sender !== undefined,
+          });
+          end = opened.end;
+          events = opened;
+          if (mayBeSpent) {
+            const first = await events.next();
+            if (first.done || first.value.type === 'end') {
+              await events.return(undefined);
+              // The SSE specification's "stop reconnecting": a 200 would only repeat what the client
+              // has, and its EventSource would come back for it again every few seconds, forever.
+              return reply
+                .code(204)
+                .headers({ 'Cache-Control': 'no-store', [OUTPUT_HEADERS.jobId]: id })
+                .send();
+            }
+            events = prepend(first.value, events);
           }
-          events = prepend(first.value, events);
+        } catch (err) {
+          throw err instanceof CursorError && field !== 'cursor' ? renamedCursorError(err, field) : err;
         }
-      } catch (err) {
-        throw err instanceof CursorError && field !== 'cursor' ? renamedCursorError(err, field) : err;
-      }
-      if (head) {
-        // HEAD: the same checks, status and headers as GET, and not one byte read.
-        await events.return(undefined);
-        events = (async function* () {})();
-      }
-      const frames = !sse && wantsFrames(request);
-      const mode = head ? 'head' : sse ? 'sse' : frames ? 'frames' : 'raw';
-      await streamResponse(request, reply, mode, signal, () =>
-        sse
-          ? writeSse(reply.raw, events, {
-              jobId: id,
-              cursor,
-              signal,
-              headers: { [OUTPUT_HEADERS.end]: String(end) },
-            })
-          : frames && !head
-            ? writeFrames(reply.raw, events, {
+        if (head) {
+          // HEAD: the same checks, status and headers as GET, and not one byte read.
+          await events.return(undefined);
+          events = (async function* () {})();
+        }
+        const frames = !sse && wantsFrames(request);
+        const mode = head ? 'head' : sse ? 'sse' : frames ? 'frames' : 'raw';
+        await streamResponse(request, reply, mode, signal, () =>
+          sse
+            ? writeSse(reply.raw, events, {
                 jobId: id,
                 cursor,
                 signal,
                 headers: { [OUTPUT_HEADERS.end]: String(end) },
               })
-            : writeRaw(reply.raw, events, {
-                jobId: id,
-                cursor,
-                headers: { [OUTPUT_HEADERS.end]: String(end) },
-                contentType: frames ? OUTPUT_FRAMES_TYPE : 'application/octet-stream',
-                // Node refuses a `Trailer` header without a chunked body, which HEAD has not.
-                trailers: request.raw.httpVersion !== '1.0' && !head,
-                signal,
-              }),
-      );
+            : frames && !head
+              ? writeFrames(reply.raw, events, {
+                  jobId: id,
+                  cursor,
+                  signal,
+                  headers: { [OUTPUT_HEADERS.end]: String(end) },
+                  sender,
+                })
+              : writeRaw(reply.raw, events, {
+                  jobId: id,
+                  cursor,
+                  headers: { [OUTPUT_HEADERS.end]: String(end) },
+                  contentType: frames ? OUTPUT_FRAMES_TYPE : 'application/octet-stream',
+                  // Node refuses a `Trailer` header without a chunked body, which HEAD has not.
+                  trailers: request.raw.httpVersion !== '1.0' && !head,
+                  signal,
+                  sender,
+                }),
+        );
+      } finally {
+        sender?.close();
+      }
     },
   );
 
@@ -174,24 +200,31 @@ export function registerOutputRoutes(app: FastifyInstance, service: JobService, 
       const body = request.body as Record<string, unknown>;
       const spec = runCwd !== undefined && body.cwd === undefined ? { ...body, cwd: runCwd } : body;
       const job = await service.run(who, spec, signal);
-      const events = await service.openOutput(who, job.id, {
-        selector: 'all',
-        cursor: 0,
-        follow: false,
-        signal,
-      });
-      const headers: Record<string, string> = { [OUTPUT_HEADERS.status]: job.status };
-      if (job.exit?.exitCode != null) headers[OUTPUT_HEADERS.exitCode] = String(job.exit.exitCode);
-      await streamResponse(request, reply, 'run', signal, () =>
-        writeRaw(reply.raw, events, {
-          jobId: job.id,
+      const sender = FileSender.for(reply.raw, sendFile);
+      try {
+        const events = await service.openOutput(who, job.id, {
+          selector: 'all',
           cursor: 0,
-          contentType: 'text/plain; charset=utf-8',
-          trailers: false,
-          headers,
+          follow: false,
           signal,
-        }),
-      );
+          spans: sender !== undefined,
+        });
+        const headers: Record<string, string> = { [OUTPUT_HEADERS.status]: job.status };
+        if (job.exit?.exitCode != null) headers[OUTPUT_HEADERS.exitCode] = String(job.exit.exitCode);
+        await streamResponse(request, reply, 'run', signal, () =>
+          writeRaw(reply.raw, events, {
+            jobId: job.id,
+            cursor: 0,
+            contentType: 'text/plain; charset=utf-8',
+            trailers: false,
+            headers,
+            signal,
+            sender,
+          }),
+        );
+      } finally {
+        sender?.close();
+      }
     },
   );
 }
@@ -203,7 +236,7 @@ function parseLastEventId(text: string): { cursor: string; sawEnd: boolean } {
     : { cursor: text, sawEnd: false };
 }
 
-async function* prepend(first: FollowEvent, rest: AsyncGenerator<FollowEvent>): AsyncGenerator<FollowEvent> {
+async function* prepend<E>(first: E, rest: AsyncGenerator<E>): AsyncGenerator<E> {
   try {
     yield first;
     yield* rest;
@@ -252,6 +285,8 @@ async function streamResponse(
         res: { statusCode: 200 },
         mode,
         bytes: summary.bytes,
+        // Copied by the kernel from the output files (sendfile) rather than through memory.
+        ...(summary.fromFiles ? { fromFiles: summary.fromFiles } : {}),
         cursor: summary.cursor,
         ended: summary.end ? summary.end.status : signal.aborted ? 'client-gone' : 'cut-short',
         responseTime: Date.now() - started,

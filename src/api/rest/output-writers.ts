@@ -4,8 +4,10 @@ import type { Job, OutputStream } from '../../core/job.ts';
 import { FRAME_KIND, frameHeader, jsonFrame, OUTPUT_FRAMES_TYPE } from '../../core/output-frames.ts';
 import type { FollowEvent } from '../../engine/job-engine.ts';
 import { formatCursor } from '../../output/cursor.ts';
-import type { OutputEvent } from '../../output/output-types.ts';
+import type { OutputEvent, OutputSpan } from '../../output/output-types.ts';
+import type { SpansEvent } from '../../service/job-service.ts';
 import { jobToJson } from './job-json.ts';
+import type { FileSender } from './send-file.ts';
 
 /** Headers and trailers of the output routes. */
 export const OUTPUT_HEADERS = {
@@ -38,6 +40,8 @@ export interface RawOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
+  /** Sends `spans` events' bytes from their files (required when the stream may yield them). */
+  readonly sender?: FileSender;
 }
 
 export interface StreamSummary {
@@ -45,6 +49,8 @@ export interface StreamSummary {
   readonly cursor: number;
   /** The job at the end; undefined when the stream was cut short (client gone, server closing). */
   readonly end: Job | undefined;
+  /** Of `bytes`, those the kernel copied from the output files (sendfile), not through memory. */
+  readonly fromFiles?: number;
 }
 
 /**
@@ -55,7 +61,7 @@ export interface StreamSummary {
  */
 export async function writeRaw(
   res: ServerResponse,
-  events: AsyncGenerator<FollowEvent>,
+  events: AsyncGenerator<FollowEvent | SpansEvent>,
   options: RawOptions,
 ): Promise<StreamSummary> {
   const { cursor: start, trailers } = options;
@@ -81,11 +87,23 @@ export async function writeRaw(
   let cursor = start;
   let bytes = 0;
   let truncated = 0;
+  let fromFiles = 0;
   let end: Job | undefined;
   for await (const event of events) {
     if (event.type === 'progress') continue; // raw output carries bytes only
     if (event.type === 'end') {
       end = event.job;
+      continue;
+    }
+    if (event.type === 'spans') {
+      for (const span of event.spans) {
+        cursor = span.cursor;
+        if (span.type === 'truncated') truncated += span.skippedBytes;
+        else if (await sendSpan(res, options.sender, undefined, span)) {
+          bytes += span.length;
+          fromFiles += span.length;
+        }
+      }
       continue;
     }
     const chunks: Buffer[] = [];
@@ -111,7 +129,7 @@ export async function writeRaw(
     res.addTrailers(values);
   }
   res.end();
-  return { bytes, cursor, end };
+  return { bytes, cursor, end, fromFiles };
 }
 
 export interface FramesOptions {
@@ -119,6 +137,8 @@ export interface FramesOptions {
   readonly cursor: number;
   readonly signal: AbortSignal;
   readonly headers?: Readonly<Record<string, string>>;
+  /** Sends `spans` events' bytes from their files (required when the stream may yield them). */
+  readonly sender?: FileSender;
 }
 
 /**
@@ -128,7 +148,7 @@ export interface FramesOptions {
  */
 export async function writeFrames(
   res: ServerResponse,
-  events: AsyncGenerator<FollowEvent>,
+  events: AsyncGenerator<FollowEvent | SpansEvent>,
   options: FramesOptions,
 ): Promise<StreamSummary> {
   res.writeHead(200, {
@@ -142,6 +162,7 @@ export async function writeFrames(
   res.flushHeaders();
   let cursor = options.cursor;
   let bytes = 0;
+  let fromFiles = 0;
   let end: Job | undefined;
   for await (const event of events) {
     if (event.type === 'end') {
@@ -151,6 +172,22 @@ export async function writeFrames(
     }
     // Frames carry bytes; progress is asked for by server-sent events (or read from the job).
     if (event.type === 'progress') continue;
+    if (event.type === 'spans') {
+      for (const span of event.spans) {
+        cursor = span.cursor;
+        if (span.type === 'data') {
+          const header = frameHeader(FRAME_KIND[span.stream], span.cursor, span.length);
+          if (await sendSpan(res, options.sender, header, span)) {
+            bytes += span.length;
+            fromFiles += span.length;
+          }
+        } else {
+          const body = { stream: span.stream, skippedBytes: span.skippedBytes };
+          await write(res, jsonFrame(FRAME_KIND.truncated, span.cursor, body), options.signal);
+        }
+      }
+      continue;
+    }
     // Headers and payloads written in turn: the payloads are not copied into one buffer.
     const parts: Buffer[] = [];
     for (const e of coalesce(event.events)) {
@@ -171,7 +208,7 @@ export async function writeFrames(
     if (parts.length === 0) event.release?.();
   }
   res.end();
-  return { bytes, cursor, end };
+  return { bytes, cursor, end, fromFiles };
 }
 
 /**
@@ -203,7 +240,7 @@ export interface SseOptions {
  */
 export async function writeSse(
   res: ServerResponse,
-  events: AsyncGenerator<FollowEvent>,
+  events: AsyncGenerator<FollowEvent | SpansEvent>,
   options: SseOptions,
 ): Promise<StreamSummary> {
   res.writeHead(200, {
@@ -233,6 +270,8 @@ export async function writeSse(
       await write(res, sseEvent('progress', formatCursor(cursor), data), options.signal);
       continue;
     }
+    // Events carry base64 text, made from bytes in memory: such a stream is opened without spans.
+    if (event.type === 'spans') throw new Error('An event stream cannot send file spans');
     let text = '';
     for (const e of coalesce(event.events)) {
       cursor = e.cursor;
@@ -290,6 +329,24 @@ function coalesce(events: readonly OutputEvent[]): OutputEvent[] {
   }
   flush();
   return out;
+}
+
+/**
+ * Sends one data span (after `prefix`) from its file; true when it went out, false when the client
+ * was gone. Throws when the copy failed otherwise, which breaks the response.
+ */
+async function sendSpan(
+  res: ServerResponse,
+  sender: FileSender | undefined,
+  prefix: Buffer | undefined,
+  span: Extract<OutputSpan, { type: 'data' }>,
+): Promise<boolean> {
+  if (!sender) throw new Error('A stream of file spans needs a FileSender');
+  if (res.destroyed) return false;
+  if (await sender.send(prefix, span.fd, span.position, span.length)) return true;
+  // The client is gone, and Node may not know yet: closing now ends the read (its signal) at once.
+  res.destroy();
+  return false;
 }
 
 /**

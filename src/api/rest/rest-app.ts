@@ -34,6 +34,7 @@ import { registerQueueRoutes } from './queue-routes.ts';
 import { RequestLogController } from './request-log-controller.ts';
 import { lazyChildLogger } from './request-logger.ts';
 import { ACCOUNT_SCHEMAS, HEALTH_SCHEMA, OPENAPI_SCHEMA, SHARED_SCHEMAS } from './schemas.ts';
+import type { SendFileAddon } from './send-file.ts';
 import { registerTaskRoutes } from './task-routes.ts';
 import { registerUserRoutes } from './user-routes.ts';
 import { registerWebhookRoutes } from './webhook-routes.ts';
@@ -55,6 +56,11 @@ export interface RestAppOptions {
   readonly certificates: CertificateService;
   /** `POST /run`, the take-home starter's route (docs/compat.md). */
   readonly run?: RunRouteOptions;
+  /**
+   * The send-file addon (`loadSendFile`): a finished job's output read over a plain socket goes
+   * from its files to the client inside the kernel. Absent: through the server's pooled pages.
+   */
+  readonly sendFile?: SendFileAddon;
   /** Named tasks (docs/tasks.md); absent, none is defined. */
   readonly tasks?: TaskService;
   /** Server-wide webhooks and deliveries (`/v1/webhooks`); absent: no such routes. */
@@ -188,7 +194,10 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
   if (options.metrics) registerMetricsRoutes(app, options.metrics);
   app.get('/healthz', { schema: HEALTH_SCHEMA, config: { public: true } }, async () => ({ status: 'ok' }));
   registerJobRoutes(app, options.service);
-  registerOutputRoutes(app, options.service, options.run?.cwd);
+  registerOutputRoutes(app, options.service, {
+    ...(options.run?.cwd !== undefined ? { runCwd: options.run.cwd } : {}),
+    ...(options.sendFile ? { sendFile: options.sendFile } : {}),
+  });
   registerQueueRoutes(app, options.service);
   if (options.nodeList) registerNodeRoutes(app, options.nodeList);
   registerEventRoutes(app, options.service);

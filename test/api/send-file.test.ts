@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Fastify from 'fastify';
+import { FileSender, loadSendFile, type SendFileAddon } from '../../src/api/rest/send-file.ts';
+import { openFdCount, within } from './api-harness.ts';
+
+const MiB = 1024 * 1024;
+
+function realAddon(): SendFileAddon {
+  const loaded = loadSendFile();
+  assert.ok('addon' in loaded, `expected the addon, got: ${'reason' in loaded ? loaded.reason : ''}`);
+  return loaded.addon;
+}
+
+/**
+ * The real addon, counting what it did: how many copies stopped on a full socket. `full` resolves
+ * at the first such stop, so a test can hold its client back until the wait path has run.
+ */
+function countingAddon(addon: SendFileAddon) {
+  let fullStops = 0;
+  const { promise: full, resolve } = Promise.withResolvers<void>();
+  const counted: SendFileAddon = {
+    duplicate: (fd) => addon.duplicate(fd),
+    sendFile: async (...args) => {
+      const result = await addon.sendFile(...args);
+      if (result.full) {
+        fullStops++;
+        resolve();
+      }
+      return result;
+    },
+  };
+  return { addon: counted, full, fullStops: () => fullStops };
+}
+
+describe('FileSender: a response body sent from a file inside the kernel', () => {
+  let dir: string;
+  let path: string;
+  let content: Buffer;
+  let handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  const server = createServer((req, res) => {
+    handler(req, res).catch((err: unknown) => {
+      res.destroy(err as Error);
+    });
+  });
+  let port: number;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'jw-sendfile-'));
+    path = join(dir, 'output');
+    // More than loopback's socket buffers hold, so that a client that does not read fills them.
+    content = randomBytes(24 * MiB);
+    await writeFile(path, content);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as AddressInfo).port;
+  });
+  after(async () => {
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * Serves `prefix` and `content[from, from + length)` as one span, through `addon`. Settles with
+   * what `send` answered once the response is closed and the sender and the file are given back.
+   */
+  function serveSpan(addon: SendFileAddon, from: number, length: number, prefix?: Buffer) {
+    const outcome = Promise.withResolvers<boolean>();
+    handler = async (_req, res) => {
+      const closed = once(res, 'close');
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.flushHeaders();
+      const sender = FileSender.for(res, addon);
+      assert.ok(sender, 'a plain TCP response gets a sender');
+      const file = await open(path, 'r');
+      let result: { sent: boolean } | { error: unknown };
+      try {
+        const sent = await sender.send(prefix, file.fd, from, length);
+        result = { sent };
+        if (sent) res.end();
+        else res.destroy();
+      } catch (error) {
+        result = { error };
+        res.destroy();
+      } finally {
+        sender.close();
+        await file.close();
+      }
+      await closed;
+      if ('sent' in result) outcome.resolve(result.sent);
+      else outcome.reject(result.error);
+    };
+    return outcome.promise;
+  }
+
+  function get(httpVersion = '1.1'): Promise<{ body: Buffer; headers: string }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('close', () => {
+        const whole = Buffer.concat(chunks);
+        const split = whole.indexOf('\r\n\r\n');
+        resolve({ headers: whole.subarray(0, split).toString('latin1'), body: whole.subarray(split + 4) });
+      });
+      socket.on('error', reject);
+      // Not end(): Node's server takes a half-closed connection for a client gone.
+      socket.write(`GET / HTTP/${httpVersion}\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    });
+  }
+
+  it('sends the prefix and the stretch as one HTTP chunk, exact, the rest of the response after it', async () => {
+    const prefix = Buffer.from('frame-header');
+    const sent = serveSpan(realAddon(), 1234, 5 * MiB, prefix);
+    const { body, headers } = await get();
+    assert.equal(await sent, true);
+    assert.match(headers, /transfer-encoding: chunked/i);
+    const size = prefix.length + 5 * MiB;
+    const expected = Buffer.concat([
+      Buffer.from(`${size.toString(16)}\r\n`),
+      prefix,
+      content.subarray(1234, 1234 + 5 * MiB),
+      Buffer.from('\r\n0\r\n\r\n'),
+    ]);
+    assert.ok(body.equals(expected), `the chunked body, exact (${body.length} of ${expected.length} bytes)`);
+  });
+
+  it('sends the bytes as they are to an HTTP/1.0 client (no chunks: the body ends with the connection)', async () => {
+    const sent = serveSpan(realAddon(), 0, 3 * MiB);
+    const { body, headers } = await get('1.0');
+    assert.equal(await sent, true);
+    assert.doesNotMatch(headers, /transfer-encoding/i);
+    assert.ok(body.equals(content.subarray(0, 3 * MiB)), 'the raw bytes, exact');
+  });
+
+  it('waits for a client that does not read, through Node, and then sends the rest exactly', async () => {
+    const counting = countingAddon(realAddon());
+    const sent = serveSpan(counting.addon, 0, content.length);
+    const socket = connect(port, '127.0.0.1');
+    socket.pause();
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    // The socket filled up while this client read nothing: the copy handed the wait to Node.
+    await within(counting.full, 10_000, 'a copy stopped on a full socket');
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.resume();
+    await once(socket, 'close');
+    assert.equal(await sent, true);
+    assert.ok(counting.fullStops() >= 1);
+    const whole = Buffer.concat(chunks);
+    const body = whole.subarray(whole.indexOf('\r\n\r\n') + 4);
+    const head = `${content.length.toString(16)}\r\n`;
+    assert.equal(body.subarray(0, head.length).toString(), head);
+    assert.ok(
+      body.subarray(head.length, head.length + content.length).equals(content),
+      'every byte, in order, across the waits',
+    );
+    assert.equal(body.subarray(head.length + content.length).toString(), '\r\n0\r\n\r\n');
+  });
+
+  it('answers false when the client goes away mid-send, and gives its descriptor back', async () => {
+    const fdsBefore = await openFdCount();
+    const counting = countingAddon(realAddon());
+    const sent = serveSpan(counting.addon, 0, content.length);
+    const socket = connect(port, '127.0.0.1');
+    socket.pause();
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await within(counting.full, 10_000, 'the socket filled up');
+    // A reset, not a polite close: the server's next write finds the connection gone.
+    socket.resetAndDestroy();
+    assert.equal(await within(sent, 10_000, 'the send ended'), false);
+    // Both ends are closed and the server gave back the file and its duplicate of the socket.
+    assert.equal(await openFdCount(), fdsBefore, 'descriptors back to where they were');
+  });
+
+  it('rejects a stretch past the end of the file, naming where the file ended', async () => {
+    const sent = serveSpan(realAddon(), content.length - 100, 200);
+    const rejected = assert.rejects(
+      sent,
+      new RegExp(`Output file ended at ${content.length}, before ${content.length + 100}`),
+    );
+    await get().catch(() => undefined);
+    await rejected;
+  });
+
+  it('gives no sender for a response without a socket of its own (an injected request)', async () => {
+    let sender: FileSender | undefined | null = null;
+    const app = Fastify();
+    app.get('/', async (_request, reply) => {
+      sender = FileSender.for(reply.raw, realAddon());
+      return 'ok';
+    });
+    const res = await app.inject({ method: 'GET', url: '/' });
+    assert.equal(res.body, 'ok');
+    assert.equal(sender, undefined);
+    await app.close();
+  });
+
+  it('gives no sender without the addon', async () => {
+    handler = async (_req, res) => {
+      assert.equal(FileSender.for(res, undefined), undefined);
+      res.end('ok');
+    };
+    const { body } = await get();
+    assert.match(body.toString(), /ok/);
+  });
+});
+
+describe('loadSendFile', () => {
+  it('is built by setup and loads', () => {
+    assert.equal(typeof realAddon().sendFile, 'function');
+  });
+
+  it('without the addon, says it is not built and how to build it', () => {
+    assert.deepEqual(loadSendFile(['./no-such-dir/send-file.node']), {
+      reason: 'send-file.node: not built (scripts/build-native.sh)',
+    });
+  });
+
+  it('refuses bad arguments with a TypeError instead of copying anything', () => {
+    const addon = realAddon();
+    assert.throws(() => addon.sendFile(-1, 0, 0, 1), TypeError);
+    assert.ok(addon.duplicate(-1) < 0, 'a bad descriptor answers -errno');
+  });
+});
