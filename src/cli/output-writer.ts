@@ -1,5 +1,9 @@
+import { writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { TerminalSanitizer } from './terminal-sanitizer.ts';
+
+/** A stream of this process on a file descriptor (process.stdout, process.stderr). */
+type FdStream = Writable & { isTTY?: boolean; fd?: unknown };
 
 export interface OutputWriterOptions {
   readonly stdout: Writable & { isTTY?: boolean };
@@ -23,10 +27,29 @@ export class OutputWriter {
     this.options = options;
   }
 
+  /**
+   * Whether `write` is done with its data when it returns, keeping no reference: both targets are
+   * file descriptors written with `writeSync`, and nothing is sanitized (a sanitizer may hold
+   * back the last bytes). A reader may then hand it views of a reused buffer (`borrowData`).
+   */
+  get writesAtOnce(): boolean {
+    return [this.target('stdout'), this.target('stderr')].every(
+      (target) => descriptorOf(target) !== undefined && this.sanitizer('stdout', target) === null,
+    );
+  }
+
   async write(stream: 'stdout' | 'stderr', data: Buffer): Promise<void> {
     const target = this.target(stream);
     const bytes = this.sanitizer(stream, target)?.write(data) ?? data;
-    if (bytes.length > 0) await writeTo(target, bytes);
+    if (bytes.length === 0) return;
+    const fd = descriptorOf(target);
+    if (fd === undefined || bytes !== data) {
+      await writeTo(target, bytes);
+      return;
+    }
+    const written = writeAtOnce(fd, bytes);
+    // The rest goes the stream's way, as a copy: the caller may reuse `data` once this returns.
+    if (written < bytes.length) await writeTo(target, Buffer.from(bytes.subarray(written)));
   }
 
   /** Flushes what a sanitizer held back (an incomplete UTF-8 lead byte). */
@@ -37,7 +60,7 @@ export class OutputWriter {
     }
   }
 
-  private target(stream: 'stdout' | 'stderr'): Writable & { isTTY?: boolean } {
+  private target(stream: 'stdout' | 'stderr'): FdStream {
     return stream === 'stdout' || this.options.allToStdout ? this.options.stdout : this.options.stderr;
   }
 
@@ -50,6 +73,28 @@ export class OutputWriter {
     }
     return sanitizer;
   }
+}
+
+/** The descriptor of a stream of this process that Node writes synchronously (on Linux: all of them). */
+function descriptorOf(target: FdStream): number | undefined {
+  return process.platform === 'linux' && typeof target.fd === 'number' ? target.fd : undefined;
+}
+
+/**
+ * Writes `data` to `fd` at once; the bytes written, fewer when the descriptor would block (a
+ * non-blocking pipe shared with another process), which the caller then writes the slow way.
+ */
+function writeAtOnce(fd: number, data: Buffer): number {
+  let written = 0;
+  while (written < data.length) {
+    try {
+      written += writeSync(fd, data, written);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      break;
+    }
+  }
+  return written;
 }
 
 /** Writes and waits for the stream to accept more, so a slow reader slows us instead of our memory growing. */

@@ -56,6 +56,8 @@ export async function showOutput(
       follow: options.follow,
       signal: abort.signal,
       ...(options.reconnectForMs === undefined ? {} : { reconnectForMs: options.reconnectForMs }),
+      // Written to a descriptor before the next event is asked for: no copy of each read needed.
+      borrowData: !options.json && writer.writesAtOnce,
       onRetry: (attempt, error) => note(ctx, `${error.message}; reconnecting (${attempt})`),
     });
     for await (const event of events) {

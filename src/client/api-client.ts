@@ -21,8 +21,8 @@ import type {
   QueueSettings,
 } from './api-types.ts';
 import type { Connection } from './connection.ts';
-import { readBody, send, sendWhole } from './http.ts';
-import { exchange } from './http1-client.ts';
+import { send, sendWhole } from './http.ts';
+import { exchange, openStream } from './http1-client.ts';
 import { ApiError, ProtocolError } from './wire-errors.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -270,30 +270,35 @@ export class ApiClient {
   async openOutputFrames(
     id: string,
     options: { view: OutputView; follow: boolean; cursor: string | null; signal?: AbortSignal },
-  ): Promise<IncomingMessage> {
+  ): Promise<OutputFramesAnswer> {
     const params = new URLSearchParams({ stream: options.view, follow: String(options.follow) });
     if (options.cursor !== null) params.set('cursor', options.cursor);
-    const response = await send({
+    const req = {
       method: 'GET',
       url: this.url(`v1/jobs/${encodeURIComponent(id)}/output?${params}`),
       socketPath: this.connection.socketPath,
       tls: this.connection.tls,
       headers: this.headers({ accept: OUTPUT_FRAMES_TYPE }),
       signal: options.signal,
-    });
-    this.#debug?.(`GET /v1/jobs/${id}/output?${params} -> ${response.statusCode}`);
-    if (response.statusCode !== 200) {
-      const body = await readBody(response).catch(() => Buffer.alloc(0));
-      throw this.errorFrom(response.statusCode ?? 0, response.statusMessage ?? '', body);
+    } as const;
+    // A one-shot client (the CLI) reads into one reused buffer; a long-lived one through node:http,
+    // whose buffers its caller may keep.
+    const answer: OutputFramesAnswer = this.#oneShot
+      ? { ...(await openStream(req, STREAM_READ_BYTES)), borrowed: true }
+      : fromIncoming(await send(req));
+    this.#debug?.(`GET /v1/jobs/${id}/output?${params} -> ${answer.status}`);
+    if (answer.status !== 200) {
+      const body = await readAll(answer.body).catch(() => Buffer.alloc(0));
+      throw this.errorFrom(answer.status, answer.statusMessage, body);
     }
-    const type = response.headers['content-type'] ?? '';
+    const type = answer.headers['content-type'] ?? '';
     if (!type.startsWith(OUTPUT_FRAMES_TYPE)) {
-      response.destroy();
+      answer.destroy();
       throw new ProtocolError(
         `The server answered the output as ${type || 'no type'}, not as frames: is it older than this client?`,
       );
     }
-    return response;
+    return answer;
   }
 
   private async json<T>(method: Method, path: string, body?: unknown): Promise<T> {
@@ -397,4 +402,43 @@ function queuePath(name: string): string {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Bytes per read of a one-shot client's output stream: large, so a catch-up is few reads. */
+const STREAM_READ_BYTES = 1024 * 1024;
+
+/** The answer to `openOutputFrames`: its head, then its body as it comes. */
+export interface OutputFramesAnswer {
+  readonly status: number;
+  readonly statusMessage: string;
+  /** Lower-case names. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  readonly body: AsyncIterable<Buffer>;
+  /**
+   * True when each body piece is valid only until the next is asked for (it lies in a reused
+   * read buffer): a reader must copy what it keeps longer.
+   */
+  readonly borrowed: boolean;
+  destroy(): void;
+}
+
+function fromIncoming(response: IncomingMessage): OutputFramesAnswer {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return {
+    status: response.statusCode ?? 0,
+    statusMessage: response.statusMessage ?? '',
+    headers,
+    body: response,
+    borrowed: false,
+    destroy: () => response.destroy(),
+  };
+}
+
+async function readAll(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
 }

@@ -8,9 +8,9 @@
  * llhttp parser) cost a `jobworker status ID` about a quarter of a bare `node -e 0` on the
  * development machine (docs/performance.md: a bare node:http GET 1.43x `node -e 0`, the same GET on
  * node:net 1.16x), which was what stood between the command and its budget of 1.5x. What it
- * replaces is small: write a request head, parse one answer (http1-response-parser.ts). Streams
- * (`openOutputFrames`, the cluster's proxy) stay on node:http (http.ts), where its flow control
- * matters and the start-up cost is paid once.
+ * replaces is small: write a request head, parse one answer (http1-response-parser.ts). The
+ * CLI's output stream goes through `openStream` below (one reused read buffer); the library's
+ * streams and the cluster's proxy stay on node:http (http.ts), whose buffers a caller may keep.
  */
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
@@ -80,13 +80,30 @@ export function exchange(req: HttpRequest): Promise<HttpAnswer> {
   });
 }
 
-function open(url: URL, socketPath: string | undefined, trust: HttpRequest['tls']): Socket {
+/**
+ * Reads into one caller's buffer (`net.connect`'s `onread`); `callback` gets each read (a view of
+ * `buffer`, or over TLS a decrypted buffer of its own) and answers false to stop reading.
+ */
+interface ReadInto {
+  readonly buffer: Buffer;
+  readonly callback: (data: Buffer) => boolean;
+}
+
+function open(url: URL, socketPath: string | undefined, trust: HttpRequest['tls'], into?: ReadInto): Socket {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (url.protocol !== 'https:') {
     const net = process.getBuiltinModule('node:net');
+    const onread = into
+      ? {
+          onread: {
+            buffer: into.buffer,
+            callback: (length: number) => into.callback(into.buffer.subarray(0, length)),
+          },
+        }
+      : {};
     return socketPath === undefined
-      ? net.connect({ host, port: Number(url.port || 80) })
-      : net.connect({ path: socketPath });
+      ? net.connect({ host, port: Number(url.port || 80), ...onread })
+      : net.connect({ path: socketPath, ...onread });
   }
   const tls = process.getBuiltinModule('node:tls');
   const net = process.getBuiltinModule('node:net');
@@ -98,9 +115,17 @@ function open(url: URL, socketPath: string | undefined, trust: HttpRequest['tls'
     ALPNProtocols: ['http/1.1'],
     ...tlsOptions(trust),
   };
-  return socketPath === undefined
-    ? tls.connect({ ...options, port: Number(url.port || 443) })
-    : tls.connect({ ...options, path: socketPath });
+  const socket =
+    socketPath === undefined
+      ? tls.connect({ ...options, port: Number(url.port || 443) })
+      : tls.connect({ ...options, path: socketPath });
+  // TLS decrypts into buffers of its own, each handed on as it is.
+  if (into) {
+    socket.on('data', (chunk: Buffer) => {
+      if (!into.callback(chunk)) socket.pause();
+    });
+  }
+  return socket;
 }
 
 /** The request line and headers (and the body): one write. */
@@ -132,4 +157,128 @@ function protocolError(req: HttpRequest, socketPath: string | undefined, error: 
     `${error.message} (from ${serverPlace(req.url, socketPath)}: an https:// server behind an http:// URL?)`,
     { cause: error },
   );
+}
+
+/** An answer whose body is read as it comes (`openStream`). */
+export interface StreamedAnswer extends Omit<HttpAnswer, 'body'> {
+  /**
+   * The body's pieces, each a view of the one read buffer: valid only until the next piece is
+   * asked for (copy what must outlive that). Ends with the body; a connection lost before then is
+   * a ConnectionError. Breaking out of the loop closes the connection.
+   */
+  readonly body: AsyncIterable<Buffer>;
+  /** The trailers of a chunked body (lower-case names), once it ended. */
+  readonly trailers: Readonly<Record<string, string>>;
+  /** Closes the connection; the body then ends. */
+  destroy(): void;
+}
+
+/**
+ * Sends `req` and resolves once the answer's head arrived, its body to be read as it comes:
+ * a catch-up read of hundreds of megabytes. The connection reads into one buffer of `readBytes`
+ * and stops reading while a piece is handed out, so nothing is allocated per read and the
+ * server is held back by the kernel's flow control, not by this process's memory (node:http
+ * allocates a buffer per 64 KiB read: `jobworker logs` read ~0.5 GB/s through it).
+ */
+export function openStream(req: HttpRequest, readBytes: number): Promise<StreamedAnswer> {
+  const socketPath = req.socketPath ?? undefined;
+  const where = () => serverPlace(req.url, socketPath);
+  const buffer = Buffer.allocUnsafe(readBytes);
+  const pieces: Buffer[] = [];
+  let failure: Error | undefined;
+  let finished = false;
+  let wake: (() => void) | undefined;
+  const {
+    promise: headRead,
+    resolve: resolveHead,
+    reject: rejectHead,
+  } = Promise.withResolvers<Omit<HttpAnswer, 'body'>>();
+  const parser = new Http1ResponseParser(req.method, { onBody: (piece) => pieces.push(piece) });
+  const head = requestHead(req);
+  const socket = open(req.url, socketPath, req.tls, {
+    buffer,
+    callback: (data) => {
+      try {
+        const answer = parser.push(data);
+        // The next read reuses the buffer: what the parser keeps for it must not be in it.
+        parser.detachPending();
+        const answered = parser.head;
+        if (answered) resolveHead(answered);
+        if (answer !== undefined) finish();
+      } catch (error) {
+        fail(protocolError(req, socketPath, error) as Error);
+      }
+      wake?.();
+      // Hold further reads while pieces of this one are handed out: they live in the buffer.
+      return pieces.length === 0;
+    },
+  });
+  const finish = (): void => {
+    finished = true;
+    req.signal?.removeEventListener('abort', onAbort);
+    socket.destroy();
+  };
+  const fail = (error: Error): void => {
+    if (finished || failure) return;
+    failure = error;
+    rejectHead(error);
+    finish();
+    wake?.();
+  };
+  const onAbort = () => fail(req.signal?.reason as Error);
+  if (req.signal?.aborted) onAbort();
+  else req.signal?.addEventListener('abort', onAbort, { once: true });
+  socket.on('end', () => {
+    const answer = parser.end();
+    if (typeof answer !== 'string') {
+      resolveHead(answer);
+      finish();
+      wake?.();
+    } else
+      fail(
+        new ConnectionError(
+          `Lost the connection to the server at ${where()}: it closed the connection ${answer}`,
+        ),
+      );
+  });
+  socket.on('error', (error: NodeJS.ErrnoException) =>
+    fail(connectionError(req.url, socketPath, req.tls, error)),
+  );
+  socket.on('close', () => fail(new ConnectionError(`Lost the connection to the server at ${where()}`)));
+  // Flowing from the start (no `data` events with `onread`), so that the end of the connection
+  // is seen even while no piece is asked for.
+  socket.resume();
+  socket.write(head);
+
+  async function* body(): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        const piece = pieces.shift();
+        if (piece !== undefined) {
+          yield piece;
+          continue;
+        }
+        if (failure) throw failure;
+        if (finished) return;
+        // Every piece of the last read was used: read on.
+        const { promise, resolve } = Promise.withResolvers<void>();
+        wake = resolve;
+        // A read held by `onread` leaves the stream flowing: pause first, so that resume reads.
+        socket.pause();
+        socket.resume();
+        await promise;
+        wake = undefined;
+      }
+    } finally {
+      if (!finished) fail(new ConnectionError('The answer was not read to its end'));
+    }
+  }
+  return headRead.then((answered) => ({
+    ...answered,
+    body: body(),
+    get trailers() {
+      return parser.trailers;
+    },
+    destroy: () => fail(new ConnectionError('Closed by the client')),
+  }));
 }

@@ -65,6 +65,12 @@ export class Http1ResponseParser {
     return this.#trailers;
   }
 
+  /** The status line and headers, once read (a streamed body's answer starts with them). */
+  get head(): Omit<HttpAnswer, 'body'> | undefined {
+    if (this.#phase === 'head') return undefined;
+    return { status: this.#status, statusMessage: this.#statusMessage, headers: this.#headers };
+  }
+
   /** Whether the whole answer was read. */
   get done(): boolean {
     return this.#phase === 'done';

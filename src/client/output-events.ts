@@ -36,6 +36,12 @@ export interface ReadOutputOptions {
   readonly signal?: AbortSignal;
   /** What sets `reconnectForMs`, named when the reader gives up (default: the CLI's flag). */
   readonly reconnectSetting?: string;
+  /**
+   * The reader uses each event's `data` before it asks for the next event and keeps no reference
+   * to it (it writes it to a file descriptor at once): the data may then be a view of the
+   * client's reused read buffer instead of a copy. Default false: every `data` is the reader's own.
+   */
+  readonly borrowData?: boolean;
 }
 
 /** How long a follower keeps reconnecting by default: longer than a server restart plausibly takes. */
@@ -76,9 +82,14 @@ export async function* readOutputEvents(
         signal: options.signal,
       });
       const decoder = new FrameDecoder({ splitData: true });
-      for await (const chunk of response) {
-        for (const frame of decoder.push(chunk as Buffer)) {
-          const event = decodeFrame(frame);
+      // Pieces in the client's reused buffer are copied unless the reader takes them borrowed.
+      const copy = response.borrowed && options.borrowData !== true;
+      for await (const chunk of response.body) {
+        const frames = decoder.push(chunk);
+        // The next piece overwrites this one: what the decoder holds for it must not lie in it.
+        if (response.borrowed) decoder.detachPending();
+        for (const frame of frames) {
+          const event = decodeFrame(frame, copy);
           if (event === null) continue;
           if (event.type !== 'end') cursor = event.cursor;
           // Progress: the server is back and serving this job.
@@ -127,13 +138,14 @@ function isRetryable(error: unknown): boolean {
   );
 }
 
-function decodeFrame(frame: OutputFrame): OutputEvent | null {
+function decodeFrame(frame: OutputFrame, copy: boolean): OutputEvent | null {
   const cursor = String(frame.cursor);
   switch (frame.kind) {
     case FRAME_KIND.stdout:
-      return { type: 'output', stream: 'stdout', data: frame.payload, cursor };
-    case FRAME_KIND.stderr:
-      return { type: 'output', stream: 'stderr', data: frame.payload, cursor };
+    case FRAME_KIND.stderr: {
+      const stream = frame.kind === FRAME_KIND.stdout ? 'stdout' : 'stderr';
+      return { type: 'output', stream, data: copy ? Buffer.from(frame.payload) : frame.payload, cursor };
+    }
     case FRAME_KIND.truncated: {
       const body = parseFrameJson(frame, 'truncated');
       return {

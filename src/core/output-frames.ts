@@ -125,6 +125,14 @@ export class FrameDecoder {
     return frames;
   }
 
+  /**
+   * Copies what is held for the next `push` (the start of a frame cut by the end of a chunk) out
+   * of the chunk it came in: for a caller that reads into one reused buffer.
+   */
+  detachPending(): void {
+    if (this.#pendingBytes > 0) this.#pending = [Buffer.concat(this.#pending, this.#pendingBytes)];
+  }
+
   /** Bytes of an incomplete frame held back: nonzero when a stream ends, it was cut mid-frame. */
   get pendingBytes(): number {
     return this.#pendingBytes + (this.#data?.left ?? 0);

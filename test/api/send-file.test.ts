@@ -2,13 +2,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
+import { writeFrames } from '../../src/api/rest/output-writers.ts';
 import { FileSender, loadSendFile, type SendFileAddon } from '../../src/api/rest/send-file.ts';
+import { FRAME_KIND, FrameDecoder, MAX_FRAME_PAYLOAD } from '../../src/core/output-frames.ts';
+import type { SpansEvent } from '../../src/service/job-service.ts';
 import { openFdCount, within } from './api-harness.ts';
 
 const MiB = 1024 * 1024;
@@ -228,5 +231,79 @@ describe('loadSendFile', () => {
     const addon = realAddon();
     assert.throws(() => addon.sendFile(-1, 0, 0, 1), TypeError);
     assert.ok(addon.duplicate(-1) < 0, 'a bad descriptor answers -errno');
+  });
+});
+
+describe('writeFrames with file spans', () => {
+  it('splits a span longer than a frame may be into frames a reader accepts, each with its cursor', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-frames-'));
+    const path = join(dir, 'stdout');
+    // Sparse: 64 MiB + 5 bytes that cost no disk, the last 5 written.
+    const total = MAX_FRAME_PAYLOAD + 5;
+    const file = await open(path, 'w+');
+    await file.truncate(total);
+    await file.write(Buffer.from('tail!'), 0, 5, MAX_FRAME_PAYLOAD);
+    const server = createServer((_req, res) => {
+      const sender = FileSender.for(res, realAddon());
+      async function* events(): AsyncGenerator<SpansEvent> {
+        yield {
+          type: 'spans',
+          spans: [
+            { type: 'data', stream: 'stdout', fd: file.fd, position: 0, length: total, cursor: 100 + total },
+          ],
+        };
+      }
+      void writeFrames(res, events(), {
+        jobId: 'j',
+        cursor: 100,
+        signal: new AbortController().signal,
+        ...(sender ? { sender } : {}),
+      }).finally(() => sender?.close());
+    });
+    try {
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const { port } = server.address() as AddressInfo;
+      // Whole frames: the decoder refuses one that announces more than MAX_FRAME_PAYLOAD.
+      const decoder = new FrameDecoder();
+      const frames: { kind: number; cursor: number; length: number; last: string }[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const req = request({ port, host: '127.0.0.1', agent: false }, (res) => {
+          res.on('data', (chunk: Buffer) => {
+            for (const frame of decoder.push(chunk)) {
+              const { kind, cursor, payload } = frame;
+              frames.push({
+                kind,
+                cursor,
+                length: payload.length,
+                last: payload.subarray(-5).toString('latin1'),
+              });
+            }
+          });
+          res.on('end', () => resolve());
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(decoder.pendingBytes, 0);
+      assert.equal(frames.length, 2, 'two frames: the reader refuses one larger than MAX_FRAME_PAYLOAD');
+      assert.deepEqual(
+        frames.map(({ kind, cursor }) => [kind, cursor]),
+        [
+          [FRAME_KIND.stdout, 100 + MAX_FRAME_PAYLOAD],
+          [FRAME_KIND.stdout, 100 + total],
+        ],
+      );
+      assert.deepEqual(
+        frames.map((f) => f.length),
+        [MAX_FRAME_PAYLOAD, 5],
+      );
+      assert.equal(frames[1]!.last, 'tail!', 'the last bytes, from where they lie');
+    } finally {
+      server.close();
+      await file.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { CertificateAuthority } from '../../src/auth/tls/certificate-authority.ts';
 import { NO_TLS } from '../../src/cli/connection.ts';
 import { ApiClient } from '../../src/client/api-client.ts';
-import { exchange } from '../../src/client/http1-client.ts';
+import { exchange, openStream } from '../../src/client/http1-client.ts';
 import { Http1ResponseParser } from '../../src/client/http1-response-parser.ts';
 import { ApiError, ConnectionError, ProtocolError } from '../../src/client/wire-errors.ts';
 
@@ -314,6 +314,14 @@ describe('exchange over TLS 1.3', () => {
     assert.equal(byAddress.status, 200);
   });
 
+  it('streams a body over TLS too', async () => {
+    const tls = { ...NO_TLS, ca: [caPem], caFiles: ['ca.pem'] };
+    const answer = await openStream({ method: 'GET', url: base, tls }, 64 * 1024);
+    const parts: Buffer[] = [];
+    for await (const piece of answer.body) parts.push(Buffer.from(piece));
+    assert.equal(Buffer.concat(parts).toString(), 'over TLSSocket');
+  });
+
   it('refuses a server its CA does not vouch for, naming the CA it tried', async () => {
     await assert.rejects(exchange({ method: 'GET', url: base, tls: NO_TLS }), (error: ConnectionError) => {
       assert.ok(error instanceof ConnectionError);
@@ -362,5 +370,117 @@ describe('Http1ResponseParser with a body sink', () => {
       assert.equal(answer?.body.length, 0, 'the body went to the sink, not into the answer');
       assert.deepEqual(parser.trailers, { 'x-status': 'succeeded', 'x-cursor': '300' });
     }
+  });
+});
+
+describe('openStream: a body read as it comes, into one reused buffer', () => {
+  const MiB = 1024 * 1024;
+  // Distinct bytes at every position, so that a piece overwritten by a later read shows.
+  const body = Buffer.alloc(6 * MiB);
+  for (let i = 0; i < body.length; i += 4) body.writeUInt32BE(i, i);
+  let server: Server;
+  let base: URL;
+  let cutAt = 0;
+  before(async () => {
+    server = createHttpServer((req, res) => {
+      if (req.url === '/missing') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"NOT_FOUND"}}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', trailer: 'x-done' });
+      // Many writes of odd sizes: chunks that no read lines up with.
+      let at = 0;
+      const more = (): void => {
+        while (at < body.length) {
+          const end = Math.min(at + 100_003, body.length);
+          if (req.url === '/cut' && end > cutAt) {
+            res.write(body.subarray(at, cutAt));
+            res.socket?.destroy();
+            return;
+          }
+          const room = res.write(body.subarray(at, end));
+          at = end;
+          if (!room) {
+            res.once('drain', more);
+            return;
+          }
+        }
+        res.addTrailers({ 'x-done': 'yes' });
+        res.end();
+      };
+      more();
+    });
+    base = await listen(server);
+  });
+  after(() => closeServer(server));
+
+  it('hands every byte on exactly, each piece a view of the same buffer, then the trailers', async () => {
+    const answer = await openStream({ method: 'GET', url: new URL('/whole', base) }, 256 * 1024);
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers['content-type'], 'application/octet-stream');
+    let at = 0;
+    const buffers = new Set<ArrayBufferLike>();
+    for await (const piece of answer.body) {
+      // Checked before the next piece is asked for: it must be what was sent there.
+      assert.ok(piece.equals(body.subarray(at, at + piece.length)), `the piece at ${at}`);
+      at += piece.length;
+      buffers.add(piece.buffer);
+    }
+    assert.equal(at, body.length);
+    assert.equal(buffers.size, 1, 'one read buffer for the whole body');
+    assert.deepEqual(answer.trailers, { 'x-done': 'yes' });
+  });
+
+  it('gives an error answer its head and body', async () => {
+    const answer = await openStream({ method: 'GET', url: new URL('/missing', base) }, 64 * 1024);
+    assert.equal(answer.status, 404);
+    const parts: Buffer[] = [];
+    for await (const piece of answer.body) parts.push(Buffer.from(piece));
+    assert.match(Buffer.concat(parts).toString(), /NOT_FOUND/);
+  });
+
+  it('ends a body cut short with a ConnectionError, after the bytes that came', async () => {
+    cutAt = 2 * MiB + 17;
+    const answer = await openStream({ method: 'GET', url: new URL('/cut', base) }, 64 * 1024);
+    let at = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const piece of answer.body) {
+          assert.ok(piece.equals(body.subarray(at, at + piece.length)));
+          at += piece.length;
+        }
+      })(),
+      (error: Error) => error instanceof ConnectionError && /Lost the connection/.test(error.message),
+    );
+    assert.ok(at <= cutAt && at > 0, `${at} bytes came before the cut`);
+  });
+
+  it('stops at once when its signal is aborted mid-body, with the abort reason', async () => {
+    const controller = new AbortController();
+    const answer = await openStream(
+      { method: 'GET', url: new URL('/whole', base), signal: controller.signal },
+      64 * 1024,
+    );
+    const reason = new Error('the user pressed Ctrl-C');
+    await assert.rejects(
+      (async () => {
+        for await (const _piece of answer.body) controller.abort(reason);
+      })(),
+      reason,
+    );
+  });
+
+  it('closes the connection when the reader breaks out of the body', async () => {
+    const accepted = once(server, 'connection') as Promise<[Socket]>;
+    const answer = await openStream({ method: 'GET', url: new URL('/whole', base) }, 64 * 1024);
+    const [serverSide] = await accepted;
+    // Not events.once: the server's socket may see the close as a reset ('error' first).
+    const serverClosed = new Promise<void>((resolve) => {
+      if (serverSide.destroyed) resolve();
+      else serverSide.once('close', () => resolve());
+    });
+    for await (const _piece of answer.body) break;
+    // The server sees the connection closed although it had megabytes left to send.
+    await serverClosed;
   });
 });

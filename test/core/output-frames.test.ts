@@ -63,6 +63,35 @@ describe('output frames', () => {
     }
   });
 
+  it('decodes chunks read into one reused buffer when what it holds back is detached after each', () => {
+    for (const splitData of [false, true]) {
+      for (const size of [7, 13, 20, 4096]) {
+        const input = stream.subarray(0, 200);
+        const reused = Buffer.alloc(size);
+        const decoder = new FrameDecoder({ splitData });
+        const frames: ReturnType<typeof plain> = [];
+        for (let at = 0; at < input.length; at += size) {
+          const length = input.copy(reused, 0, at, at + size);
+          // Used before the next read, as a borrowing reader does; then the buffer is overwritten.
+          frames.push(...plain(decoder.push(reused.subarray(0, length))));
+          decoder.detachPending();
+          reused.fill(0xee);
+        }
+        const whole = plain(new FrameDecoder({ splitData }).push(input));
+        if (splitData) {
+          // Data comes in pieces: compare what each stream's runs add up to, and the other frames.
+          const joined = (list: typeof frames, kind: number) =>
+            list
+              .filter((f) => f.kind === kind)
+              .map((f) => f.payload)
+              .join('');
+          for (const kind of [FRAME_KIND.stdout, FRAME_KIND.stderr, FRAME_KIND.truncated, 9])
+            assert.equal(joined(frames, kind), joined(whole, kind), `kind ${kind}, reads of ${size}`);
+        } else assert.deepEqual(frames, whole, `reads of ${size}`);
+      }
+    }
+  });
+
   it('returns a payload that came in one chunk without copying it', () => {
     const chunk = dataFrame(FRAME_KIND.stdout, 3, Buffer.from('abc'));
     const [frame] = new FrameDecoder().push(chunk);

@@ -1,7 +1,13 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { Job, OutputStream } from '../../core/job.ts';
-import { FRAME_KIND, frameHeader, jsonFrame, OUTPUT_FRAMES_TYPE } from '../../core/output-frames.ts';
+import {
+  FRAME_KIND,
+  frameHeader,
+  jsonFrame,
+  MAX_FRAME_PAYLOAD,
+  OUTPUT_FRAMES_TYPE,
+} from '../../core/output-frames.ts';
 import type { FollowEvent } from '../../engine/job-engine.ts';
 import { formatCursor } from '../../output/cursor.ts';
 import type { OutputEvent, OutputSpan } from '../../output/output-types.ts';
@@ -176,10 +182,17 @@ export async function writeFrames(
       for (const span of event.spans) {
         cursor = span.cursor;
         if (span.type === 'data') {
-          const header = frameHeader(FRAME_KIND[span.stream], span.cursor, span.length);
-          if (await sendSpan(res, options.sender, header, span)) {
-            bytes += span.length;
-            fromFiles += span.length;
+          // A frame carries at most MAX_FRAME_PAYLOAD bytes (what a reader accepts): a longer
+          // span goes as several, each with the cursor after its own last byte.
+          for (let done = 0; done < span.length; ) {
+            const length = Math.min(span.length - done, MAX_FRAME_PAYLOAD);
+            const end = span.cursor - span.length + done + length;
+            const header = frameHeader(FRAME_KIND[span.stream], end, length);
+            const part = { ...span, position: span.position + done, length, cursor: end };
+            if (!(await sendSpan(res, options.sender, header, part))) break;
+            done += length;
+            bytes += length;
+            fromFiles += length;
           }
         } else {
           const body = { stream: span.stream, skippedBytes: span.skippedBytes };
