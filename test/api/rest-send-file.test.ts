@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
+import { requestFor } from '../helpers/trust-server.ts';
 import { type ApiHarness, expectedCombined, openApi, openFdCount, rawGet, within } from './api-harness.ts';
 
 const MiB = 1024 * 1024;
@@ -10,14 +11,42 @@ const MiB = 1024 * 1024;
 const SCRIPT =
   'i=0; while [ $i -lt 12 ]; do head -c 1048576 /dev/urandom; head -c 65536 /dev/urandom >&2; i=$((i+1)); done';
 
-/** Starts `script` and waits for its end (its followed output ends with it); resolves with its id. */
+/**
+ * Starts `script` and waits for its end (its followed output ends with it); resolves with its id.
+ * Over node:http without keep-alive (not fetch), so that no idle connection outlives it and the
+ * server's `diagnostics.idle()` means what the tests need.
+ */
 async function finishedJob(h: ApiHarness, script: string): Promise<string> {
-  const { status, body } = await h.json<{ id: string }>('/v1/jobs', {
-    body: { command: 'sh', args: ['-c', script] },
+  const auth = { authorization: `Bearer ${h.token}` };
+  const id = await new Promise<string>((resolve, reject) => {
+    const req = requestFor(h.server.url)(
+      h.url('/v1/jobs'),
+      { method: 'POST', agent: false, headers: { ...auth, 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.once('end', () => {
+          if (res.statusCode === 201) resolve((JSON.parse(text) as { id: string }).id);
+          else reject(new Error(`POST /v1/jobs answered ${res.statusCode}: ${text}`));
+        });
+      },
+    );
+    req.once('error', reject);
+    req.end(JSON.stringify({ command: 'sh', args: ['-c', script] }));
   });
-  assert.equal(status, 201);
-  await (await h.api(`/v1/jobs/${body.id}/output?follow=true`)).arrayBuffer();
-  return body.id;
+  const followed = await rawGet(h.url(`/v1/jobs/${id}/output?follow=true`), auth);
+  assert.equal(followed.trailers['x-jobworker-status'], 'succeeded');
+  return id;
+}
+
+/** Most of a read's bytes went from the files (the rest through Node, while the socket was full). */
+function mostlyFromFiles(line: { bytes: number; fromFiles?: number }, what: string): void {
+  assert.ok(
+    line.fromFiles !== undefined && line.fromFiles <= line.bytes && line.fromFiles >= line.bytes / 2,
+    `${what}: ${line.fromFiles} of ${line.bytes} bytes copied by the kernel`,
+  );
 }
 
 /** The `stream completed` log line, logged from line `mark` on, of the read that sent `bytes` bytes. */
@@ -45,7 +74,7 @@ describe('REST API: a finished output sent from its files, over plain HTTP', () 
   });
   after(() => h.destroy());
 
-  it('sends every view exactly, from cursor 0 and from the middle of a stretch, all of it by the kernel', async () => {
+  it('sends every view exactly, from cursor 0 and from the middle of a stretch, most of it by the kernel', async () => {
     const stdout = await readFile(join(dir, 'stdout'));
     const stderr = await readFile(join(dir, 'stderr'));
     const { all } = await expectedCombined(dir);
@@ -68,8 +97,7 @@ describe('REST API: a finished output sent from its files, over plain HTTP', () 
       assert.equal(res.trailers['x-jobworker-cursor'], String(expected.length));
       assert.equal(res.trailers['x-jobworker-truncated-bytes'], '0');
       assert.equal(res.trailers['x-jobworker-status'], 'succeeded');
-      const line = await completed(h, mark, want.length);
-      assert.equal(line.fromFiles, want.length, `${view}: every byte copied by the kernel`);
+      mostlyFromFiles(await completed(h, mark, want.length), view);
     }
   });
 
@@ -92,18 +120,7 @@ describe('REST API: a finished output sent from its files, over plain HTTP', () 
     }
     assert.ok(Buffer.concat(perStream.stdout).equals(stdout), 'stdout runs are stdout');
     assert.ok(Buffer.concat(perStream.stderr).equals(stderr), 'stderr runs are stderr');
-    assert.equal((await completed(h, mark, cursor)).fromFiles, cursor);
-  });
-
-  it('sends POST /run output from the files too', async () => {
-    const mark = h.logs.length;
-    const res = await h.api('/run', {
-      body: { command: 'sh', args: ['-c', 'head -c 3000000 /dev/zero | tr "\\0" x'] },
-    });
-    assert.equal(res.status, 200);
-    const body = Buffer.from(await res.arrayBuffer());
-    assert.ok(body.equals(Buffer.alloc(3_000_000, 'x')), 'the output, exact');
-    assert.equal((await completed(h, mark, 3_000_000)).fromFiles, 3_000_000);
+    mostlyFromFiles(await completed(h, mark, cursor), 'frames');
   });
 
   it('gives back its descriptors, the socket duplicate too, when the client goes away mid-read', async () => {
@@ -123,6 +140,18 @@ describe('REST API: a finished output sent from its files, over plain HTTP', () 
     // And the server still answers a whole read.
     const res = await rawGet(h.url(`/v1/jobs/${id}/output?stream=stdout`), auth);
     assert.equal(res.body.length, 12 * MiB);
+  });
+
+  // After the descriptor test: fetch keeps its connection open, which `diagnostics.idle()` awaits.
+  it('sends POST /run output from the files too', async () => {
+    const mark = h.logs.length;
+    const res = await h.api('/run', {
+      body: { command: 'sh', args: ['-c', 'head -c 3000000 /dev/zero | tr "\\0" x'] },
+    });
+    assert.equal(res.status, 200);
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.ok(body.equals(Buffer.alloc(3_000_000, 'x')), 'the output, exact');
+    mostlyFromFiles(await completed(h, mark, 3_000_000), '/run');
   });
 
   it('reads a running job through memory: its kept window may still move', async () => {
@@ -165,7 +194,7 @@ describe('REST API: a finished output whose start retention dropped, over plain 
     const file = await readFile(join(h.dataDir, 'jobs', id, 'stdout'));
     assert.ok(res.body.equals(file.subarray(truncated)), 'the kept bytes, exact');
     assert.ok(!res.body.subarray(0, 4096).every((b) => b === 0), 'not the zeros of a punched hole');
-    assert.equal((await completed(h, mark, res.body.length)).fromFiles, res.body.length);
+    mostlyFromFiles(await completed(h, mark, res.body.length), 'the kept bytes');
   });
 });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { closeSync } from 'node:fs';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
@@ -23,24 +24,39 @@ function realAddon(): SendFileAddon {
 }
 
 /**
- * The real addon, counting what it did: how many copies stopped on a full socket. `full` resolves
- * at the first such stop, so a test can hold its client back until the wait path has run.
+ * The real addon, counting what it did: how many copies stopped on a full socket, and the most
+ * copies in flight at once. `full` resolves at the first such stop, so a test can hold its client
+ * back until the wait path has run. Given `refuseFirst`, the first copy is not made and answers
+ * that errno instead, as the kernel does for a file it cannot copy from.
  */
-function countingAddon(addon: SendFileAddon) {
+function countingAddon(addon: SendFileAddon, refuseFirst?: number) {
   let fullStops = 0;
+  let inFlight = 0;
+  let mostInFlight = 0;
+  let refused = refuseFirst === undefined;
   const { promise: full, resolve } = Promise.withResolvers<void>();
   const counted: SendFileAddon = {
     duplicate: (fd) => addon.duplicate(fd),
     sendFile: async (...args) => {
-      const result = await addon.sendFile(...args);
-      if (result.full) {
-        fullStops++;
-        resolve();
+      if (!refused) {
+        refused = true;
+        return { sent: 0, full: false, errno: refuseFirst! };
       }
-      return result;
+      inFlight++;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      try {
+        const result = await addon.sendFile(...args);
+        if (result.full) {
+          fullStops++;
+          resolve();
+        }
+        return result;
+      } finally {
+        inFlight--;
+      }
     },
   };
-  return { addon: counted, full, fullStops: () => fullStops };
+  return { addon: counted, full, fullStops: () => fullStops, mostInFlight: () => mostInFlight };
 }
 
 describe('FileSender: a response body sent from a file inside the kernel', () => {
@@ -183,6 +199,110 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
     assert.equal(await openFdCount(), fdsBefore, 'descriptors back to where they were');
   });
 
+  it('copies from a duplicate: Node closing its socket never makes a copy write to another file', async () => {
+    const addon = realAddon();
+    const result = Promise.withResolvers<{ reused: boolean; size: number }>();
+    handler = async (_req, res) => {
+      const socket = res.socket!;
+      const original = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+      const own = addon.duplicate(original);
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.destroy();
+      await closed;
+      // The lowest free number is taken first: most likely the one Node just closed.
+      const other = await open(join(dir, 'other'), 'w+');
+      try {
+        const source = await open(path, 'r');
+        await addon.sendFile(own, source.fd, 0, 100_000);
+        await source.close();
+        const { size } = await other.stat();
+        result.resolve({ reused: other.fd === original, size });
+      } finally {
+        await other.close();
+        closeSync(own);
+      }
+    };
+    await get().catch(() => undefined);
+    const { reused, size } = await result.promise;
+    assert.equal(
+      size,
+      0,
+      `nothing was written into the file that took ${reused ? 'the closed number' : 'a number'}`,
+    );
+  });
+
+  it('where the kernel cannot copy from a file, sends its bytes through Node, exact', async () => {
+    const counting = countingAddon(realAddon(), 22 /* EINVAL */);
+    const sent = serveSpan(counting.addon, 4096, 3 * MiB + 5);
+    const { body } = await get();
+    assert.equal(await sent, true);
+    const head = `${(3 * MiB + 5).toString(16)}\r\n`;
+    assert.equal(body.subarray(0, head.length).toString(), head);
+    assert.ok(
+      body
+        .subarray(head.length, head.length + 3 * MiB + 5)
+        .equals(content.subarray(4096, 4096 + 3 * MiB + 5)),
+    );
+  });
+
+  it('leaves a kept-alive connection ready for the next response, which is exact too', async () => {
+    const first = serveSpan(realAddon(), 0, 2 * MiB);
+    const firstHandler = handler;
+    const second = serveSpan(realAddon(), 2 * MiB, MiB + 3);
+    const secondHandler = handler;
+    const handlers = [firstHandler, secondHandler];
+    handler = async (req, res) => handlers.shift()!(req, res);
+    const socket = connect(port, '127.0.0.1');
+    const parser = { buffer: Buffer.alloc(0) };
+    socket.on('data', (chunk: Buffer) => {
+      parser.buffer = Buffer.concat([parser.buffer, chunk]);
+    });
+    const request = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';
+    /** The body of the next whole chunked answer in what came, once it is all there. */
+    const nextAnswer = async (): Promise<Buffer> => {
+      for (;;) {
+        const end = parser.buffer.indexOf('\r\n0\r\n\r\n');
+        if (end >= 0) {
+          // Head, one chunk's size line, its data up to `end`, then the last chunk.
+          const bodyStart = parser.buffer.indexOf('\r\n\r\n') + 4;
+          const dataStart = parser.buffer.indexOf('\r\n', bodyStart) + 2;
+          const data = Buffer.from(parser.buffer.subarray(dataStart, end));
+          parser.buffer = parser.buffer.subarray(end + 7);
+          return data;
+        }
+        await once(socket, 'data');
+      }
+    };
+    socket.write(request);
+    assert.ok((await nextAnswer()).equals(content.subarray(0, 2 * MiB)), 'the first answer, exact');
+    assert.equal(await first, true);
+    socket.write(request);
+    assert.ok((await nextAnswer()).equals(content.subarray(2 * MiB, 3 * MiB + 3)), 'the second, exact');
+    assert.equal(await second, true);
+    socket.destroy();
+  });
+
+  it('runs at most two copies at once, however many responses are sent', async () => {
+    const counting = countingAddon(realAddon());
+    const senders: Promise<boolean>[] = [];
+    const clients: Promise<{ body: Buffer }>[] = [];
+    // Six responses at once, each its own handler call.
+    const pending: Array<(req: IncomingMessage, res: ServerResponse) => Promise<void>> = [];
+    for (let i = 0; i < 6; i++) {
+      senders.push(serveSpan(counting.addon, i * MiB, 4 * MiB));
+      pending.push(handler);
+    }
+    handler = async (req, res) => pending.shift()!(req, res);
+    for (let i = 0; i < 6; i++) clients.push(get());
+    const bodies = await Promise.all(clients);
+    assert.deepEqual(await Promise.all(senders), [true, true, true, true, true, true]);
+    for (const { body } of bodies) assert.ok(body.length > 4 * MiB, 'a whole body');
+    assert.ok(
+      counting.mostInFlight() >= 1 && counting.mostInFlight() <= 2,
+      `at most 2 (${counting.mostInFlight()})`,
+    );
+  });
+
   it('rejects a stretch past the end of the file, naming where the file ended', async () => {
     const sent = serveSpan(realAddon(), content.length - 100, 200);
     const rejected = assert.rejects(
@@ -229,8 +349,18 @@ describe('loadSendFile', () => {
 
   it('refuses bad arguments with a TypeError instead of copying anything', () => {
     const addon = realAddon();
-    assert.throws(() => addon.sendFile(-1, 0, 0, 1), TypeError);
-    assert.ok(addon.duplicate(-1) < 0, 'a bad descriptor answers -errno');
+    // Descriptors that are not open: were a bad argument let through, the copy would fail, not
+    // copy this process's stdin to its stdout.
+    const none = 1_000_000;
+    for (const bad of [-1, Number.NaN, 2 ** 32 + 1, 1.5, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => addon.sendFile(bad, none, 0, 1), TypeError, `socket ${bad}`);
+      assert.throws(() => addon.duplicate(bad), TypeError, `duplicate ${bad}`);
+    }
+    for (const bad of [-1, Number.NaN, 2 ** 53, 1.5, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => addon.sendFile(none, none, bad, 1), TypeError, `position ${bad}`);
+      assert.throws(() => addon.sendFile(none, none, 0, bad), TypeError, `length ${bad}`);
+    }
+    assert.ok(addon.duplicate(1_000_000) < 0, 'a descriptor not open answers -errno');
   });
 });
 

@@ -93,7 +93,6 @@ export async function writeRaw(
   let cursor = start;
   let bytes = 0;
   let truncated = 0;
-  let fromFiles = 0;
   let end: Job | undefined;
   for await (const event of events) {
     if (event.type === 'progress') continue; // raw output carries bytes only
@@ -103,12 +102,10 @@ export async function writeRaw(
     }
     if (event.type === 'spans') {
       for (const span of event.spans) {
-        cursor = span.cursor;
         if (span.type === 'truncated') truncated += span.skippedBytes;
-        else if (await sendSpan(res, options.sender, undefined, span)) {
-          bytes += span.length;
-          fromFiles += span.length;
-        }
+        else if (await sendSpan(res, options.sender, undefined, span)) bytes += span.length;
+        else break;
+        cursor = span.cursor;
       }
       continue;
     }
@@ -135,7 +132,7 @@ export async function writeRaw(
     res.addTrailers(values);
   }
   res.end();
-  return { bytes, cursor, end, fromFiles };
+  return { bytes, cursor, end, fromFiles: options.sender?.kernelBytes ?? 0 };
 }
 
 export interface FramesOptions {
@@ -168,7 +165,6 @@ export async function writeFrames(
   res.flushHeaders();
   let cursor = options.cursor;
   let bytes = 0;
-  let fromFiles = 0;
   let end: Job | undefined;
   for await (const event of events) {
     if (event.type === 'end') {
@@ -180,7 +176,6 @@ export async function writeFrames(
     if (event.type === 'progress') continue;
     if (event.type === 'spans') {
       for (const span of event.spans) {
-        cursor = span.cursor;
         if (span.type === 'data') {
           // A frame carries at most MAX_FRAME_PAYLOAD bytes (what a reader accepts): a longer
           // span goes as several, each with the cursor after its own last byte.
@@ -192,11 +187,13 @@ export async function writeFrames(
             if (!(await sendSpan(res, options.sender, header, part))) break;
             done += length;
             bytes += length;
-            fromFiles += length;
+            cursor = end;
           }
+          if (res.destroyed) break;
         } else {
           const body = { stream: span.stream, skippedBytes: span.skippedBytes };
           await write(res, jsonFrame(FRAME_KIND.truncated, span.cursor, body), options.signal);
+          cursor = span.cursor;
         }
       }
       continue;
@@ -221,7 +218,7 @@ export async function writeFrames(
     if (parts.length === 0) event.release?.();
   }
   res.end();
-  return { bytes, cursor, end, fromFiles };
+  return { bytes, cursor, end, fromFiles: options.sender?.kernelBytes ?? 0 };
 }
 
 /**

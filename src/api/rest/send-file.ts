@@ -1,6 +1,6 @@
 import { closeSync, read } from 'node:fs';
 import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
 import { loadNativeAddon } from '../../core/native-addon.ts';
 
@@ -33,8 +33,45 @@ export function loadSendFile(places?: readonly string[]): { addon: SendFileAddon
 const COPY_BYTES = 16 * 1024 * 1024;
 /** Bytes written through Node, copied, when the socket is full: the wait for room. */
 const PIECE_BYTES = 64 * 1024;
-/** errno values that mean the client went away; any other failure of a copy is an error. */
-const CLIENT_GONE = new Set(['EPIPE', 'ECONNRESET']);
+/** Bytes read and written through Node per piece where the kernel cannot copy the file. */
+const FALLBACK_PIECE_BYTES = 1024 * 1024;
+/** errno values that mean the connection is gone; any other failure of a copy is an error. */
+const CLIENT_GONE = new Set([
+  'EPIPE',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTCONN',
+  'ESHUTDOWN',
+]);
+/** errno values of a file sendfile(2) cannot read (some file systems): its bytes go through Node. */
+const NOT_SUPPORTED = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ENOTSUP']);
+
+/**
+ * Copies in flight at once, server-wide: libuv's pool has four threads, shared with every file
+ * operation, and catch-up reads must leave some of them free (a copy of 16 MiB holds one for a
+ * few milliseconds).
+ */
+const MAX_COPIES = 2;
+let copying = 0;
+const waitingToCopy: (() => void)[] = [];
+
+async function takeCopySlot(): Promise<void> {
+  if (copying < MAX_COPIES) {
+    copying++;
+    return;
+  }
+  await new Promise<void>((resolve) => waitingToCopy.push(resolve));
+}
+
+/** Hands the slot to the next waiting copy, if any. */
+function giveCopySlot(): void {
+  const next = waitingToCopy.shift();
+  if (next) next();
+  else copying--;
+}
 
 /**
  * Sends the body of one streamed response partly from files, inside the kernel (sendfile(2)):
@@ -54,6 +91,10 @@ export class FileSender {
   readonly #fd: number;
   #piece: Buffer | undefined;
   #closed = false;
+  /** Set once the kernel refused to copy from a file: the rest goes through Node. */
+  #throughNode = false;
+  /** Bytes the kernel copied from files (not the pieces written through Node). */
+  #kernelBytes = 0;
 
   private constructor(addon: SendFileAddon, res: ServerResponse, socket: Socket, fd: number) {
     this.#addon = addon;
@@ -69,7 +110,11 @@ export class FileSender {
    */
   static for(res: ServerResponse, addon: SendFileAddon | undefined): FileSender | undefined {
     const socket = res.socket;
-    if (!addon || !socket || socket.destroyed || 'encrypted' in socket) return undefined;
+    if (!addon || !socket || socket.destroyed) return undefined;
+    // Only a plain socket (TCP or Unix), never a subclass (TLSSocket, HTTP/2's proxies), and only
+    // the response that socket is writing now (not a pipelined one waiting for its turn).
+    if (Object.getPrototypeOf(socket) !== Socket.prototype) return undefined;
+    if ((socket as unknown as { _httpMessage?: unknown })._httpMessage !== res) return undefined;
     const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
     if (typeof fd !== 'number' || fd < 0) return undefined;
     const own = addon.duplicate(fd);
@@ -98,13 +143,32 @@ export class FileSender {
     let left = length;
     while (left > 0) {
       if (this.#res.destroyed) return false;
+      if (this.#throughNode) {
+        const piece = await this.#readPiece(fd, at, Math.min(left, FALLBACK_PIECE_BYTES));
+        if (!(await this.#write(piece))) return false;
+        at += piece.length;
+        left -= piece.length;
+        continue;
+      }
       const want = Math.min(left, COPY_BYTES);
-      const { sent, full, errno } = await this.#addon.sendFile(this.#fd, fd, at, want);
+      await takeCopySlot();
+      let copied: { sent: number; full: boolean; errno: number };
+      try {
+        copied = await this.#addon.sendFile(this.#fd, fd, at, want);
+      } finally {
+        giveCopySlot();
+      }
+      const { sent, full, errno } = copied;
       at += sent;
       left -= sent;
+      this.#kernelBytes += sent;
       if (errno !== 0) {
         const code = getSystemErrorName(-errno);
         if (CLIENT_GONE.has(code)) return false;
+        if (NOT_SUPPORTED.has(code) && sent === 0) {
+          this.#throughNode = true;
+          continue;
+        }
         throw Object.assign(new Error(`sendfile to the client failed: ${code}`), { code, errno: -errno });
       }
       if (left === 0) break;
@@ -120,9 +184,16 @@ export class FileSender {
         left -= piece.length;
       }
     }
+    // Closed by the server meanwhile (it shuts down): the copy went out, the response did not.
+    if (this.#res.destroyed) return false;
     // The chunk's end; the next write through Node (or the response's own end) follows it.
     if (chunked) this.#socket.write('\r\n');
     return true;
+  }
+
+  /** Bytes the kernel copied from files so far (the pieces written through Node not counted). */
+  get kernelBytes(): number {
+    return this.#kernelBytes;
   }
 
   /** Gives back the socket's duplicate descriptor. Call it once no `send` is in flight. */
@@ -141,7 +212,7 @@ export class FileSender {
 
   #readPiece(fd: number, position: number, length: number): Promise<Buffer> {
     // One piece per sender: the previous one was written (its callback ran) before this read.
-    this.#piece ??= Buffer.allocUnsafe(PIECE_BYTES);
+    if (!this.#piece || this.#piece.length < length) this.#piece = Buffer.allocUnsafe(length);
     const piece = this.#piece;
     return new Promise((resolve, reject) => {
       read(fd, piece, 0, length, position, (err, bytesRead) => {
