@@ -205,7 +205,13 @@ export function rawGet(
           req.destroy();
         }
       });
-      res.on('end', () => resolve(result()));
+      // Once the connection is closed too (no keep-alive): a descriptor count taken after a
+      // request then does not count a socket still closing.
+      res.on('end', () => {
+        const socket = res.socket;
+        if (!socket || socket.closed) resolve(result());
+        else socket.once('close', () => resolve(result()));
+      });
       res.on('error', () => undefined);
     });
     req.on('error', (err) => {
