@@ -29,12 +29,12 @@ export class OutputWriter {
 
   /**
    * Whether `write` is done with its data when it returns, keeping no reference: both targets are
-   * file descriptors written with `writeSync`, and nothing is sanitized (a sanitizer may hold
-   * back the last bytes). A reader may then hand it views of a reused buffer (`borrowData`).
+   * this process's stdout or stderr, written with `writeSync` (a sanitizer, for a terminal, makes
+   * a new buffer of its own). A reader may then hand it views of a reused buffer (`borrowData`).
    */
   get writesAtOnce(): boolean {
-    return [this.target('stdout'), this.target('stderr')].every(
-      (target) => descriptorOf(target) !== undefined && this.sanitizer('stdout', target) === null,
+    return (
+      descriptorOf(this.target('stdout')) !== undefined && descriptorOf(this.target('stderr')) !== undefined
     );
   }
 
@@ -75,22 +75,28 @@ export class OutputWriter {
   }
 }
 
-/** The descriptor of a stream of this process that Node writes synchronously (on Linux: all of them). */
+/**
+ * The descriptor of this process's stdout or stderr, which Node writes synchronously on Linux
+ * (files, pipes and terminals alike), so that a `writeSync` beside it keeps the order. Any other
+ * stream (a test's, a file stream with a queue of its own) is written its own way.
+ */
 function descriptorOf(target: FdStream): number | undefined {
-  return process.platform === 'linux' && typeof target.fd === 'number' ? target.fd : undefined;
+  if (process.platform !== 'linux' || (target !== process.stdout && target !== process.stderr))
+    return undefined;
+  return typeof target.fd === 'number' ? target.fd : undefined;
 }
 
 /**
- * Writes `data` to `fd` at once; the bytes written, fewer when the descriptor would block (a
- * non-blocking pipe shared with another process), which the caller then writes the slow way.
+ * Writes `data` to `fd` at once; the bytes written, fewer when the write failed: the descriptor
+ * would block (a non-blocking pipe shared with another process), or the reader went away (EPIPE).
+ * The caller writes the rest the stream's way, where the CLI handles a closed pipe (quietly).
  */
 function writeAtOnce(fd: number, data: Buffer): number {
   let written = 0;
   while (written < data.length) {
     try {
       written += writeSync(fd, data, written);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+    } catch {
       break;
     }
   }

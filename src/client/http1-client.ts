@@ -183,7 +183,8 @@ export interface StreamedAnswer extends Omit<HttpAnswer, 'body'> {
 export function openStream(req: HttpRequest, readBytes: number): Promise<StreamedAnswer> {
   const socketPath = req.socketPath ?? undefined;
   const where = () => serverPlace(req.url, socketPath);
-  const buffer = Buffer.allocUnsafe(readBytes);
+  // Over TLS each decrypted buffer is handed on as it is: no read buffer of our own.
+  const buffer = Buffer.allocUnsafe(req.url.protocol === 'https:' ? 0 : readBytes);
   const pieces: Buffer[] = [];
   let failure: Error | undefined;
   let finished = false;
@@ -218,14 +219,16 @@ export function openStream(req: HttpRequest, readBytes: number): Promise<Streame
     req.signal?.removeEventListener('abort', onAbort);
     socket.destroy();
   };
-  const fail = (error: Error): void => {
+  /** Ends the answer with `error`; `drop`: the reader wants nothing more (it aborted, or closed it). */
+  const fail = (error: Error, drop = false): void => {
+    if (drop) pieces.length = 0;
     if (finished || failure) return;
     failure = error;
     rejectHead(error);
     finish();
     wake?.();
   };
-  const onAbort = () => fail(req.signal?.reason as Error);
+  const onAbort = () => fail(req.signal?.reason as Error, true);
   if (req.signal?.aborted) onAbort();
   else req.signal?.addEventListener('abort', onAbort, { once: true });
   socket.on('end', () => {
@@ -279,6 +282,6 @@ export function openStream(req: HttpRequest, readBytes: number): Promise<Streame
     get trailers() {
       return parser.trailers;
     },
-    destroy: () => fail(new ConnectionError('Closed by the client')),
+    destroy: () => fail(new ConnectionError('Closed by the client'), true),
   }));
 }

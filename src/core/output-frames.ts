@@ -75,6 +75,8 @@ export class FrameDecoder {
   readonly #splitData: boolean;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** How many of the first `#pending` chunks are copies of their own (`detachPending`). */
+  #detached = 0;
   /** splitData: the data frame being returned in pieces (its kind, and the view's position after it), and the bytes of it still to come. */
   #data: { readonly kind: number; readonly cursor: number; left: number } | undefined;
 
@@ -98,6 +100,7 @@ export class FrameDecoder {
       buffer = Buffer.concat(this.#pending, this.#pendingBytes);
       this.#pending = [];
       this.#pendingBytes = 0;
+      this.#detached = 0;
     }
     let offset = 0;
     while (buffer.length - offset >= FRAME_HEADER_BYTES) {
@@ -121,6 +124,7 @@ export class FrameDecoder {
       const rest = buffer.subarray(offset);
       this.#pending = [rest];
       this.#pendingBytes = rest.length;
+      this.#detached = 0;
     }
     return frames;
   }
@@ -130,7 +134,10 @@ export class FrameDecoder {
    * of the chunk it came in: for a caller that reads into one reused buffer.
    */
   detachPending(): void {
-    if (this.#pendingBytes > 0) this.#pending = [Buffer.concat(this.#pending, this.#pendingBytes)];
+    // Only what came since the last call: the rest was copied then (each byte is copied once).
+    for (let i = this.#detached; i < this.#pending.length; i++)
+      this.#pending[i] = Buffer.from(this.#pending[i]!);
+    this.#detached = this.#pending.length;
   }
 
   /** Bytes of an incomplete frame held back: nonzero when a stream ends, it was cut mid-frame. */

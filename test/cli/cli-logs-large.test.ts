@@ -88,6 +88,23 @@ describe('jobworker logs: a multi-MiB finished output, written by a real CLI pro
     await rm(work, { recursive: true, force: true });
   });
 
+  it('exits 0 without a word when its reader closes the pipe (`jobworker logs ID | head -c1`)', async () => {
+    const env = baseEnv({ JOBWORKER_URL: plain.url, JOBWORKER_TOKEN: plainToken });
+    const id = await finishedJob(plain.url, plainToken);
+    for (let round = 0; round < 3; round++) {
+      const child = spawn(LAUNCHER, ['logs', id], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (text: string) => {
+        stderr += text;
+      });
+      // The reader takes the first bytes and goes away, as `head -c1` does.
+      child.stdout.once('data', () => child.stdout.destroy());
+      const [code] = (await once(child, 'close')) as [number | null];
+      assert.equal(code, 0, `exit status (round ${round}); stderr: ${stderr}`);
+      assert.equal(stderr, '', 'no error message');
+    }
+  });
+
   for (const over of ['plain HTTP (read into one reused buffer)', 'TLS'] as const) {
     it(`over ${over}: each stream exact, to a file and to a pipe`, async () => {
       const isTls = over === 'TLS';

@@ -462,12 +462,54 @@ describe('openStream: a body read as it comes, into one reused buffer', () => {
       64 * 1024,
     );
     const reason = new Error('the user pressed Ctrl-C');
+    let afterAbort = 0;
     await assert.rejects(
       (async () => {
-        for await (const _piece of answer.body) controller.abort(reason);
+        for await (const _piece of answer.body) {
+          if (controller.signal.aborted) afterAbort++;
+          controller.abort(reason);
+        }
       })(),
       reason,
     );
+    assert.equal(afterAbort, 0, 'no piece handed out after the abort, not even one already read');
+  });
+
+  it('reads an answer whose head, chunk sizes and trailers are cut by reads of a few bytes', async () => {
+    const small = body.subarray(0, 50_000);
+    for (const framing of ['chunked', 'length', 'until-close'] as const) {
+      const tiny = createHttpServer((_req, res) => {
+        if (framing === 'length')
+          res.writeHead(200, { 'content-length': small.length, 'x-pad': 'p'.repeat(300) });
+        else if (framing === 'until-close') {
+          // HTTP/1.0-style: no length, no chunks; the body ends with the connection.
+          res.useChunkedEncodingByDefault = false;
+          res.shouldKeepAlive = false;
+          res.writeHead(200, { connection: 'close' });
+        } else res.writeHead(200, { trailer: 'x-done', 'x-pad': 'p'.repeat(300) });
+        for (let at = 0; at < small.length; at += 977) res.write(small.subarray(at, at + 977));
+        if (framing === 'chunked') res.addTrailers({ 'x-done': 'yes' });
+        res.end();
+      });
+      const url = await listen(tiny);
+      try {
+        for (const readBytes of [1, 3, 7, 64]) {
+          const answer = await openStream({ method: 'GET', url }, readBytes);
+          let at = 0;
+          for await (const piece of answer.body) {
+            assert.ok(
+              piece.equals(small.subarray(at, at + piece.length)),
+              `${framing}, reads of ${readBytes}: at ${at}`,
+            );
+            at += piece.length;
+          }
+          assert.equal(at, small.length, `${framing}, reads of ${readBytes}`);
+          if (framing === 'chunked') assert.deepEqual(answer.trailers, { 'x-done': 'yes' });
+        }
+      } finally {
+        await closeServer(tiny);
+      }
+    }
   });
 
   it('closes the connection when the reader breaks out of the body', async () => {
