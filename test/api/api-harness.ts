@@ -273,6 +273,35 @@ export function sseBytes(events: readonly SseEvent[]): Buffer {
   );
 }
 
+/**
+ * Starts a job through `POST /v1/jobs` over node:http without keep-alive (not fetch, whose pooled
+ * connection would stay open and keep `diagnostics.idle()` waiting); resolves with its id.
+ */
+export function postJob(h: ApiHarness, spec: Record<string, unknown>): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const req = requestFor(h.server.url)(
+      h.url('/v1/jobs'),
+      {
+        method: 'POST',
+        agent: false,
+        headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.once('end', () => {
+          if (res.statusCode === 201) resolve((JSON.parse(text) as { id: string }).id);
+          else reject(new Error(`POST /v1/jobs answered ${res.statusCode}: ${text}`));
+        });
+      },
+    );
+    req.once('error', reject);
+    req.end(JSON.stringify(spec));
+  });
+}
+
 /** A job's combined view rebuilt from its stream files and combined.idx, apart from the server's reader. */
 export async function expectedCombined(dir: string): Promise<{ all: Buffer; stretches: number }> {
   const stdout = await readFile(join(dir, 'stdout'));

@@ -6,7 +6,15 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
 import { requestFor } from '../helpers/trust-server.ts';
-import { type ApiHarness, expectedCombined, openApi, openFdCount, rawGet, within } from './api-harness.ts';
+import {
+  type ApiHarness,
+  expectedCombined,
+  openApi,
+  openFdCount,
+  postJob,
+  rawGet,
+  within,
+} from './api-harness.ts';
 
 const MiB = 1024 * 1024;
 const execFileAsync = promisify(execFile);
@@ -31,22 +39,7 @@ describe('REST API: catch-up read of a finished multi-MiB output', () => {
     // no pooled socket stays open.
     const gate = join(h.dataDir, 'gate');
     await execFileAsync('mkfifo', [gate]);
-    id = await new Promise<string>((resolve, reject) => {
-      const req = requestFor(h.server.url)(
-        h.url('/v1/jobs'),
-        { method: 'POST', agent: false, headers: { ...auth, 'content-type': 'application/json' } },
-        (res) => {
-          assert.equal(res.statusCode, 201);
-          let text = '';
-          res.setEncoding('utf8').on('data', (chunk: string) => {
-            text += chunk;
-          });
-          res.once('end', () => resolve((JSON.parse(text) as { id: string }).id));
-        },
-      );
-      req.once('error', reject);
-      req.end(JSON.stringify({ command: 'sh', args: ['-c', `echo ready; read _ < '${gate}'; ${SCRIPT}`] }));
-    });
+    id = await postJob(h, { command: 'sh', args: ['-c', `echo ready; read _ < '${gate}'; ${SCRIPT}`] });
     let opened = false;
     const followed = await rawGet(h.url(`/v1/jobs/${id}/output?follow=true`), auth, () => {
       if (!opened) {

@@ -3,8 +3,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
-import { requestFor } from '../helpers/trust-server.ts';
-import { type ApiHarness, expectedCombined, openApi, openFdCount, rawGet, within } from './api-harness.ts';
+import {
+  type ApiHarness,
+  expectedCombined,
+  openApi,
+  openFdCount,
+  postJob,
+  rawGet,
+  within,
+} from './api-harness.ts';
 
 const MiB = 1024 * 1024;
 // Stretches of both streams, more than loopback's socket buffers hold in all.
@@ -13,29 +20,11 @@ const SCRIPT =
 
 /**
  * Starts `script` and waits for its end (its followed output ends with it); resolves with its id.
- * Over node:http without keep-alive (not fetch), so that no idle connection outlives it and the
- * server's `diagnostics.idle()` means what the tests need.
+ * Without keep-alive, so that no idle connection outlives it (`diagnostics.idle()` waits for none).
  */
 async function finishedJob(h: ApiHarness, script: string): Promise<string> {
   const auth = { authorization: `Bearer ${h.token}` };
-  const id = await new Promise<string>((resolve, reject) => {
-    const req = requestFor(h.server.url)(
-      h.url('/v1/jobs'),
-      { method: 'POST', agent: false, headers: { ...auth, 'content-type': 'application/json' } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => {
-          text += chunk;
-        });
-        res.once('end', () => {
-          if (res.statusCode === 201) resolve((JSON.parse(text) as { id: string }).id);
-          else reject(new Error(`POST /v1/jobs answered ${res.statusCode}: ${text}`));
-        });
-      },
-    );
-    req.once('error', reject);
-    req.end(JSON.stringify({ command: 'sh', args: ['-c', script] }));
-  });
+  const id = await postJob(h, { command: 'sh', args: ['-c', script] });
   const followed = await rawGet(h.url(`/v1/jobs/${id}/output?follow=true`), auth);
   assert.equal(followed.trailers['x-jobworker-status'], 'succeeded');
   return id;

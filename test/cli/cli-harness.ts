@@ -30,7 +30,8 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-const quiet = () =>
+/** A log stream that drops everything (a test server's logs). */
+export const quiet = () =>
   new Writable({
     write(_chunk, _encoding, callback) {
       callback();
