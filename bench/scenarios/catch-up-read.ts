@@ -25,6 +25,7 @@ export const catchUpRead: Scenario = {
       stdout: [] as number[],
       nodeHttp: [] as number[],
       logs: [] as number[],
+      logsSocket: [] as number[],
       cat: [] as number[],
     };
     try {
@@ -38,7 +39,8 @@ export const catchUpRead: Scenario = {
         rates.all.push(bytes / 1e6 / (await rawReadSeconds(server, id, 'all', bytes)));
         rates.stdout.push(bytes / 1e6 / (await rawReadSeconds(server, id, 'stdout', bytes)));
         rates.nodeHttp.push(bytes / 1e6 / (await readSeconds(server, id, 'all', bytes)));
-        rates.logs.push(bytes / 1e6 / (await logsSeconds(server, id)));
+        rates.logs.push(bytes / 1e6 / (await logsSeconds(server, id, 'url')));
+        rates.logsSocket.push(bytes / 1e6 / (await logsSeconds(server, id, 'socket')));
         rates.cat.push(bytes / 1e6 / (await catSeconds(file)));
       }
     } finally {
@@ -85,6 +87,15 @@ export const catchUpRead: Scenario = {
         budget: { text: '>= 0.40x', pass: logs >= 0.4 * cat },
       }),
     );
+    emit(
+      row({
+        scenario: NAME,
+        metric: "`jobworker logs ID > /dev/null` through the server's Unix socket (a local CLI's default)",
+        value: median(rates.logsSocket),
+        format: fmt.mbps,
+        baseline: { name: 'cat > /dev/null', value: cat },
+      }),
+    );
   },
 };
 
@@ -119,13 +130,21 @@ async function readSeconds(server: ServerHandle, id: string, stream: string, exp
   return seconds;
 }
 
-/** `jobworker logs ID > /dev/null` as a user runs it (bin/jobworker); seconds to its exit. */
-async function logsSeconds(server: ServerHandle, id: string): Promise<number> {
-  const env = { ...process.env, JOBWORKER_URL: server.url, JOBWORKER_TOKEN: server.token };
+/**
+ * `jobworker logs ID > /dev/null` as a user runs it (bin/jobworker); seconds to its exit. `url`:
+ * over the server's address with its token, as from another machine; `socket`: as on the server's
+ * own machine, through `<data-dir>/server.sock` with the admin token file beside it.
+ */
+async function logsSeconds(server: ServerHandle, id: string, via: 'url' | 'socket'): Promise<number> {
+  const { JOBWORKER_URL: _url, JOBWORKER_TOKEN: _token, ...inherited } = process.env;
+  const env =
+    via === 'url'
+      ? { ...inherited, JOBWORKER_URL: server.url, JOBWORKER_TOKEN: server.token }
+      : { ...inherited, JOBWORKER_DATA_DIR: server.dataDir };
   const started = performance.now();
   const child = spawn('/bin/sh', ['-c', `'${LAUNCHER}' logs '${id}' > /dev/null`], { stdio: 'ignore', env });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`jobworker logs exited with ${code}`);
+  if (code !== 0) throw new Error(`jobworker logs (${via}) exited with ${code}`);
   return (performance.now() - started) / 1000;
 }
 
