@@ -21,7 +21,7 @@ import type {
   QueueSettings,
 } from './api-types.ts';
 import type { Connection } from './connection.ts';
-import { send, sendWhole } from './http.ts';
+import { flatHeaders, readBody, send, sendWhole } from './http.ts';
 import { exchange, openStream } from './http1-client.ts';
 import { ApiError, ProtocolError } from './wire-errors.ts';
 
@@ -288,7 +288,7 @@ export class ApiClient {
       : fromIncoming(await send(req));
     this.#debug?.(`GET /v1/jobs/${id}/output?${params} -> ${answer.status}`);
     if (answer.status !== 200) {
-      const body = await readAll(answer.body).catch(() => Buffer.alloc(0));
+      const body = await readBody(answer.body, answer.borrowed).catch(() => Buffer.alloc(0));
       throw this.errorFrom(answer.status, answer.statusMessage, body);
     }
     const type = answer.headers['content-type'] ?? '';
@@ -423,22 +423,12 @@ export interface OutputFramesAnswer {
 }
 
 function fromIncoming(response: IncomingMessage): OutputFramesAnswer {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
   return {
     status: response.statusCode ?? 0,
     statusMessage: response.statusMessage ?? '',
-    headers,
+    headers: flatHeaders(response),
     body: response,
     borrowed: false,
     destroy: () => response.destroy(),
   };
-}
-
-async function readAll(body: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
 }

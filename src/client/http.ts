@@ -60,16 +60,25 @@ export async function sendWhole(req: HttpRequest): Promise<HttpAnswer> {
     if (status >= 300) return Buffer.alloc(0);
     throw connectionError(req.url, req.socketPath ?? undefined, req.tls, error);
   });
+  return { status, statusMessage: response.statusMessage ?? '', headers: flatHeaders(response), body };
+}
+
+/** A response's headers as one string each (lower-case names; a repeated one's values joined by ", "). */
+export function flatHeaders(response: IncomingMessage): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(response.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
   }
-  return { status, statusMessage: response.statusMessage ?? '', headers, body };
+  return headers;
 }
 
-export async function readBody(response: IncomingMessage): Promise<Buffer> {
+/**
+ * A body read whole. `borrowed`: each piece is valid only until the next is read (a reused read
+ * buffer, `openStream`), so each is copied as it comes.
+ */
+export async function readBody(body: AsyncIterable<Buffer>, borrowed = false): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of response) chunks.push(chunk as Buffer);
+  for await (const chunk of body) chunks.push(borrowed ? Buffer.from(chunk) : chunk);
   return Buffer.concat(chunks);
 }
 

@@ -59,8 +59,7 @@ export function exchange(req: HttpRequest): Promise<HttpAnswer> {
       const answer = parser.end();
       if (typeof answer !== 'string') settle(() => resolve(answer));
       else {
-        const message = `Lost the connection to the server at ${serverPlace(req.url, socketPath)}: it closed the connection ${answer}`;
-        cutShort(() => new ConnectionError(message));
+        cutShort(() => lostConnection(req, socketPath, answer));
       }
     });
     socket.on('error', (error: NodeJS.ErrnoException) =>
@@ -68,11 +67,7 @@ export function exchange(req: HttpRequest): Promise<HttpAnswer> {
     );
     // A connection that closed without an `end` (destroyed by the peer's reset after `error`, or
     // by TLS): whatever came first has settled already.
-    socket.on('close', () =>
-      cutShort(
-        () => new ConnectionError(`Lost the connection to the server at ${serverPlace(req.url, socketPath)}`),
-      ),
-    );
+    socket.on('close', () => cutShort(() => lostConnection(req, socketPath)));
     // Written at once: the socket holds it until it is connected (and, over TLS, until the
     // handshake). Not `end()`: a half-closed connection is one some servers (and TLS) take for a
     // whole close before answering.
@@ -151,6 +146,12 @@ function requestHead(req: HttpRequest): Buffer {
   return Buffer.from(`${text}\r\n${req.body ?? ''}`, 'utf8');
 }
 
+/** The connection ended before the answer did; `how`: what the parser says of where it was cut. */
+function lostConnection(req: HttpRequest, socketPath: string | undefined, how?: string): ConnectionError {
+  const where = `Lost the connection to the server at ${serverPlace(req.url, socketPath)}`;
+  return new ConnectionError(how === undefined ? where : `${where}: it closed the connection ${how}`);
+}
+
 function protocolError(req: HttpRequest, socketPath: string | undefined, error: unknown): unknown {
   if (!(error instanceof MalformedResponseError)) return error;
   return new ProtocolError(
@@ -182,7 +183,6 @@ export interface StreamedAnswer extends Omit<HttpAnswer, 'body'> {
  */
 export function openStream(req: HttpRequest, readBytes: number): Promise<StreamedAnswer> {
   const socketPath = req.socketPath ?? undefined;
-  const where = () => serverPlace(req.url, socketPath);
   // Over TLS each decrypted buffer is handed on as it is: no read buffer of our own.
   const buffer = Buffer.allocUnsafe(req.url.protocol === 'https:' ? 0 : readBytes);
   const pieces: Buffer[] = [];
@@ -237,17 +237,12 @@ export function openStream(req: HttpRequest, readBytes: number): Promise<Streame
       resolveHead(answer);
       finish();
       wake?.();
-    } else
-      fail(
-        new ConnectionError(
-          `Lost the connection to the server at ${where()}: it closed the connection ${answer}`,
-        ),
-      );
+    } else fail(lostConnection(req, socketPath, answer));
   });
   socket.on('error', (error: NodeJS.ErrnoException) =>
     fail(connectionError(req.url, socketPath, req.tls, error)),
   );
-  socket.on('close', () => fail(new ConnectionError(`Lost the connection to the server at ${where()}`)));
+  socket.on('close', () => fail(lostConnection(req, socketPath)));
   // Flowing from the start (no `data` events with `onread`), so that the end of the connection
   // is seen even while no piece is asked for.
   socket.resume();

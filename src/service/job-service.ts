@@ -25,6 +25,7 @@ import {
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
+import type { OutputReader } from '../output/output-reader.ts';
 import type { OutputEvent, OutputRead, OutputSelector, OutputSpan } from '../output/output-types.ts';
 import { PagePool } from '../output/page-pool.ts';
 import type { JobPage, QueueSettings, QueueState } from '../store/job-store.ts';
@@ -881,60 +882,78 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // One reader for the whole response: the job is looked up and its files opened once, and
     // the view ends where it ended when the reader opened (a later byte needs a follow).
     const reader = await this.#engine.openReader(id, selector);
-    if (spans && reader.sealed) {
-      try {
-        // Nothing is read here: the consumer has the kernel copy each span from the files.
-        let cursor = from;
-        while (cursor < reader.end && !signal.aborted) {
-          const read = await reader.spans(cursor, SPAN_BYTES);
-          if (read.spans.length === 0) break;
-          cursor = read.cursor;
-          yield { type: 'spans', spans: read.spans };
-        }
-      } finally {
-        await reader.close();
-      }
-      if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
-      return;
-    }
-    // The next page is read while the consumer writes this one, so disk and socket overlap.
-    // Each page is read into a pooled buffer, which the consumer releases once written.
-    const pages = this.#pages;
-    const readPage = (cursor: number): Promise<PooledRead> => {
-      const page = pages.take();
-      return reader.read(cursor, PAGE_BYTES, page).then(
-        (read) => ({ read, page }),
-        (err: unknown) => {
-          pages.give(page);
-          throw err;
-        },
-      );
-    };
-    let next: Promise<PooledRead> | undefined;
     try {
-      if (from < reader.end) next = readPage(from);
-      while (next && !signal.aborted) {
-        const { read, page } = await next;
-        next = undefined;
-        if (read.events.length === 0) {
-          pages.give(page);
-          break;
-        }
-        if (read.cursor < reader.end) {
-          next = readPage(read.cursor);
-          // Its failure is thrown by the await above on the next turn, not reported as unhandled meanwhile.
-          next.catch(() => undefined);
-        }
-        yield { type: 'output', events: read.events, release: () => pages.give(page) };
-      }
+      yield* spans && reader.sealed
+        ? spansToEnd(reader, from, signal)
+        : pagesToEnd(reader, from, signal, this.#pages);
     } finally {
-      // A page read ahead for a consumer that left is dropped, but it must end before the files
-      // close; its bytes were never handed out, so its page goes back at once.
-      const ahead = await next?.catch(() => undefined);
-      if (ahead) pages.give(ahead.page);
       await reader.close();
     }
     if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
+  }
+}
+
+/**
+ * A sealed view to its end as spans: nothing is read here, the consumer has the kernel copy each
+ * span from the reader's files (which stay open until it asks for the next event).
+ */
+async function* spansToEnd(
+  reader: OutputReader,
+  from: number,
+  signal: AbortSignal,
+): AsyncGenerator<SpansEvent> {
+  let cursor = from;
+  while (cursor < reader.end && !signal.aborted) {
+    const read = await reader.spans(cursor, SPAN_BYTES);
+    if (read.spans.length === 0) return;
+    cursor = read.cursor;
+    yield { type: 'spans', spans: read.spans };
+  }
+}
+
+/**
+ * A view to its end as pages: the next page is read while the consumer writes this one, so disk
+ * and socket overlap. Each page is read into a pooled buffer, which the consumer releases once
+ * written. Ends only once a page read ahead has settled: the caller closes the files after it.
+ */
+async function* pagesToEnd(
+  reader: OutputReader,
+  from: number,
+  signal: AbortSignal,
+  pages: PagePool,
+): AsyncGenerator<FollowEvent> {
+  const readPage = (cursor: number): Promise<PooledRead> => {
+    const page = pages.take();
+    return reader.read(cursor, PAGE_BYTES, page).then(
+      (read) => ({ read, page }),
+      (err: unknown) => {
+        pages.give(page);
+        throw err;
+      },
+    );
+  };
+  let next: Promise<PooledRead> | undefined;
+  try {
+    if (from < reader.end) next = readPage(from);
+    while (next && !signal.aborted) {
+      const { read, page } = await next;
+      next = undefined;
+      if (read.events.length === 0) {
+        pages.give(page);
+        break;
+      }
+      if (read.cursor < reader.end) {
+        next = readPage(read.cursor);
+        // Its failure is thrown by the await above on the next turn, not reported as unhandled meanwhile.
+        next.catch(() => undefined);
+      }
+      yield { type: 'output', events: read.events, release: () => pages.give(page) };
+    }
+  } finally {
+    // A page read ahead for a consumer that left is dropped, but it must end before the files
+    // close; its bytes were never handed out, so its page goes back at once.
+    const ahead = await next?.catch(() => undefined);
+    if (ahead) pages.give(ahead.page);
   }
 }
 

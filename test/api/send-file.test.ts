@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync } from 'node:fs';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -201,7 +201,7 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
 
   it('copies from a duplicate: Node closing its socket never makes a copy write to another file', async () => {
     const addon = realAddon();
-    const result = Promise.withResolvers<{ reused: boolean; size: number }>();
+    const result = Promise.withResolvers<{ viaDuplicate: number; viaNodesNumber: number }>();
     handler = async (_req, res) => {
       const socket = res.socket!;
       const original = (socket as unknown as { _handle: { fd: number } })._handle.fd;
@@ -209,26 +209,35 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
       const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
       socket.destroy();
       await closed;
-      // The lowest free number is taken first: most likely the one Node just closed.
-      const other = await open(join(dir, 'other'), 'w+');
+      // Open files until one takes the number Node just closed (the lowest free number goes first).
+      const opened: FileHandle[] = [];
       try {
+        for (let i = 0; i < 64 && opened.at(-1)?.fd !== original; i++) {
+          opened.push(await open(join(dir, `other-${i}`), 'w+'));
+        }
+        const other = opened.at(-1)!;
+        assert.equal(other.fd, original, "a file took the socket's old number");
         const source = await open(path, 'r');
-        await addon.sendFile(own, source.fd, 0, 100_000);
-        await source.close();
-        const { size } = await other.stat();
-        result.resolve({ reused: other.fd === original, size });
+        try {
+          await addon.sendFile(own, source.fd, 0, 100_000);
+          const viaDuplicate = (await other.stat()).size;
+          // What a copy on Node's own number would have done: written into that file.
+          const { sent } = await addon.sendFile(original, source.fd, 0, 100);
+          result.resolve({ viaDuplicate, viaNodesNumber: sent });
+        } finally {
+          await source.close();
+        }
+      } catch (error) {
+        result.reject(error);
       } finally {
-        await other.close();
+        for (const file of opened) await file.close();
         closeSync(own);
       }
     };
     await get().catch(() => undefined);
-    const { reused, size } = await result.promise;
-    assert.equal(
-      size,
-      0,
-      `nothing was written into the file that took ${reused ? 'the closed number' : 'a number'}`,
-    );
+    const { viaDuplicate, viaNodesNumber } = await result.promise;
+    assert.equal(viaDuplicate, 0, 'nothing was written into the file that took the closed number');
+    assert.equal(viaNodesNumber, 100, "the same copy on Node's number lands in that file");
   });
 
   it('where the kernel cannot copy from a file, sends its bytes through Node, exact', async () => {

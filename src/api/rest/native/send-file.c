@@ -72,6 +72,16 @@ static int set_number(napi_env env, napi_value object, const char *name, double 
          napi_set_named_property(env, object, name, v) == napi_ok;
 }
 
+/* Settles a copy's promise with an Error of `message`, and frees the copy. */
+static void reject_and_free(napi_env env, copy_t *copy, const char *message) {
+  napi_value text, error;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, NULL, text, &error);
+  napi_reject_deferred(env, copy->deferred, error);
+  napi_delete_async_work(env, copy->work);
+  free(copy);
+}
+
 static void settle_on_loop(napi_env env, napi_status status, void *data) {
   copy_t *copy = data;
   napi_value result;
@@ -82,14 +92,11 @@ static void settle_on_loop(napi_env env, napi_status status, void *data) {
     napi_get_boolean(env, copy->full != 0, &full);
     napi_set_named_property(env, result, "full", full);
     napi_resolve_deferred(env, copy->deferred, result);
-  } else {
-    napi_value message, error;
-    napi_create_string_utf8(env, "sendFile: the copy could not be completed", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &error);
-    napi_reject_deferred(env, copy->deferred, error);
+    napi_delete_async_work(env, copy->work);
+    free(copy);
+    return;
   }
-  napi_delete_async_work(env, copy->work);
-  free(copy);
+  reject_and_free(env, copy, "sendFile: the copy could not be completed");
 }
 
 static napi_value throw_type_error(napi_env env, const char *message) {
@@ -143,14 +150,8 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "sendFile: could not queue the copy");
     return NULL;
   }
-  if (napi_queue_async_work(env, copy->work) != napi_ok) {
-    napi_value error, message;
-    napi_create_string_utf8(env, "sendFile: could not queue the copy", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &error);
-    napi_reject_deferred(env, copy->deferred, error);
-    napi_delete_async_work(env, copy->work);
-    free(copy);
-  }
+  if (napi_queue_async_work(env, copy->work) != napi_ok)
+    reject_and_free(env, copy, "sendFile: could not queue the copy");
   return promise;
 }
 
