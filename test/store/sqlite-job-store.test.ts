@@ -19,6 +19,7 @@ import { migrateSqlite, SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate
 import {
   openSqliteConnection,
   SQLITE_BUSY_TIMEOUT_MS,
+  WAL_CHECKPOINT_PAGES,
 } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { describeJobStoreContract } from './job-store-contract.ts';
@@ -335,6 +336,34 @@ describe('SqliteJobStore on SQLite', () => {
         assert.equal(await pragma('synchronous'), 1); // NORMAL
         assert.equal(await pragma('busy_timeout'), SQLITE_BUSY_TIMEOUT_MS);
         assert.equal(await pragma('foreign_keys'), 1);
+        assert.equal(await pragma('wal_autocheckpoint'), WAL_CHECKPOINT_PAGES);
+      });
+    }));
+
+  it(`copies the WAL into the database only once it passes ${WAL_CHECKPOINT_PAGES} pages, inside the commit that does`, () =>
+    withDatabaseFile(async (path) => {
+      await withConnection(path, async (db) => {
+        const pageSize = Number(Object.values((await sql`pragma page_size`.execute(db)).rows[0] as object)[0]);
+        await sql`create table filler (page blob not null)`.execute(db);
+        // The database file grows only when a checkpoint copies pages into it; until then they
+        // are in the WAL.
+        const dbBytes = () => statSync(path).size;
+        const before = dbBytes();
+        let committed = 0;
+        const commitPages = async (pages: number) => {
+          await db.transaction().execute(async (trx) => {
+            for (let i = 0; i < pages; i++) {
+              await sql`insert into filler (page) values (randomblob(${pageSize - 200}))`.execute(trx);
+            }
+          });
+          committed += pages;
+        };
+        // Past the default threshold (1,000 pages) and well short of ours: still all in the WAL.
+        while (committed < WAL_CHECKPOINT_PAGES / 2) await commitPages(500);
+        assert.equal(dbBytes(), before, `a checkpoint by ${committed} pages`);
+        // Past ours: the commit that crossed it copied the WAL into the database.
+        while (dbBytes() === before && committed < WAL_CHECKPOINT_PAGES + 1000) await commitPages(500);
+        assert.ok(dbBytes() >= (WAL_CHECKPOINT_PAGES - 600) * pageSize, 'the pages are in the database');
       });
     }));
 
