@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { runCaptureJob } from '../lib/capture-job.ts';
+import { ChildHandle } from '../lib/child-handle.ts';
 import { runNodeScript } from '../lib/node-script.ts';
 import { OUTPUT_SIZES } from '../lib/output-sizes.ts';
 import type { RawRead } from '../lib/raw-http-read.ts';
@@ -12,11 +13,13 @@ import { median } from '../lib/stats.ts';
 const NAME = 'catch-up-read';
 const ROUNDS = 3;
 const LAUNCHER = new URL('../../bin/jobworker', import.meta.url).pathname;
+const LOOPBACK_SENDER = new URL('../baselines/loopback-sender.ts', import.meta.url).pathname;
 const RAW_READER = new URL('../lib/raw-http-read.ts', import.meta.url).pathname;
 
 export const catchUpRead: Scenario = {
   name: NAME,
-  summary: 'read a finished 256M job output (--full: 1G) from cursor 0 over HTTP vs `cat file > /dev/null`',
+  summary:
+    'read a finished 256M job output (--full: 1G) from cursor 0 over HTTP vs `cat file > /dev/null` and vs a bare loopback sender',
   async run(options, emit) {
     const { bytes, headArg } = OUTPUT_SIZES[options.full ? 'full' : 'default'];
     const server = await ServerHandle.start({ logLevel: options.logLevel });
@@ -27,7 +30,9 @@ export const catchUpRead: Scenario = {
       logs: [] as number[],
       logsSocket: [] as number[],
       cat: [] as number[],
+      transport: [] as number[],
     };
+    let sender: ChildHandle | undefined;
     try {
       const { id } = await runCaptureJob(server, options.full);
       const file = join(server.jobDir(id), 'stdout');
@@ -35,7 +40,11 @@ export const catchUpRead: Scenario = {
       // timed (cat has nothing to compile): the first read of a fresh server ran ~20 % slower.
       await catSeconds(file);
       await rawReadSeconds(server, id, 'all', bytes);
+      // The same bytes from memory through a bare sender to the same client: the transport's own limit.
+      sender = await ChildHandle.start(LOOPBACK_SENDER, [file]);
+      await transportSeconds(sender.ready.url, bytes);
       for (let round = 0; round < ROUNDS; round++) {
+        rates.transport.push(bytes / 1e6 / (await transportSeconds(sender.ready.url, bytes)));
         rates.all.push(bytes / 1e6 / (await rawReadSeconds(server, id, 'all', bytes)));
         rates.stdout.push(bytes / 1e6 / (await rawReadSeconds(server, id, 'stdout', bytes)));
         rates.nodeHttp.push(bytes / 1e6 / (await readSeconds(server, id, 'all', bytes)));
@@ -44,6 +53,7 @@ export const catchUpRead: Scenario = {
         rates.cat.push(bytes / 1e6 / (await catSeconds(file)));
       }
     } finally {
+      await sender?.close();
       await server.close();
     }
     const cat = median(rates.cat);
@@ -56,6 +66,26 @@ export const catchUpRead: Scenario = {
         format: fmt.mbps,
         baseline: { name: 'cat > /dev/null', value: cat },
         budget: { text: '>= 0.50x', pass: all >= 0.5 * cat },
+      }),
+    );
+    const transport = median(rates.transport);
+    emit(
+      row({
+        scenario: NAME,
+        metric:
+          'the same bytes from memory, bare Node sender -> same raw client over loopback TCP (the transport here)',
+        value: transport,
+        format: fmt.mbps,
+        baseline: { name: 'cat > /dev/null', value: cat },
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'GET output (`all`), raw HTTP client, against that transport',
+        value: all,
+        format: fmt.mbps,
+        baseline: { name: 'bare loopback sender', value: transport },
       }),
     );
     emit(
@@ -112,6 +142,17 @@ async function rawReadSeconds(server: ServerHandle, id: string, stream: string, 
   if (result.status !== 200 || result.bytes !== expected || status !== 'succeeded') {
     throw new Error(
       `GET output answered ${result.status} with ${result.bytes} bytes (job ${status}), expected ${expected}`,
+    );
+  }
+  return result.seconds;
+}
+
+/** Reads the bare sender's answer with the same raw client, in a process of its own. */
+async function transportSeconds(url: string, expected: number): Promise<number> {
+  const result = await runNodeScript<RawRead>(RAW_READER, [`${url}/`, '-']);
+  if (result.status !== 200 || result.bytes !== expected) {
+    throw new Error(
+      `The bare sender answered ${result.status} with ${result.bytes} bytes, expected ${expected}`,
     );
   }
   return result.seconds;
