@@ -1,10 +1,12 @@
 /**
- * Baseline of the catch-up scenario: what loopback TCP itself carries on this machine. A bare
- * `node:net` server, in its own process like jobworker's, holds a file's bytes in memory and
- * answers every connection, once its request head has arrived, with a plain HTTP/1.1 200 of
- * exactly those bytes (Content-Length, then the connection closes). No file is read, no chunk is
- * framed and nothing is checked: no HTTP server sending these bytes over TCP can do better, so
- * jobworker's catch-up read is judged against it as well as against `cat`. Speaks
+ * Baseline of the catch-up scenario: what loopback TCP carries on this machine for a plain Node
+ * server. A bare `node:net` server, in its own process like jobworker's, holds a file's bytes in
+ * memory and answers every connection, once its request head has arrived, with a plain HTTP/1.1
+ * 200 of exactly those bytes (Content-Length, then the connection closes): no file is read, no
+ * chunk framed and nothing checked. It is not a hard ceiling: a server that has the kernel copy
+ * from the page cache (sendfile, as jobworker does over plain HTTP) skips one copy and may do
+ * somewhat better. On the machine of docs/performance.md `iperf3 -Z` (sendfile, C at both ends)
+ * carried about as much (2.45 GB/s against this sender's 2.50 GB/s). Speaks
  * `lib/child-protocol.ts` (ready, close) over IPC.
  *
  *   node bench/baselines/loopback-sender.ts FILE
@@ -27,8 +29,10 @@ function answerOnceAsked(socket: Socket): void {
     asked += piece.toString('latin1');
     if (!asked.includes('\r\n\r\n')) return;
     answered = true;
+    socket.cork();
     socket.write(head);
     socket.end(body);
+    socket.uncork();
   });
 }
 

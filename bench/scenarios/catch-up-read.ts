@@ -40,7 +40,8 @@ export const catchUpRead: Scenario = {
       // timed (cat has nothing to compile): the first read of a fresh server ran ~20 % slower.
       await catSeconds(file);
       await rawReadSeconds(server, id, 'all', bytes);
-      // The same bytes from memory through a bare sender to the same client: the transport's own limit.
+      // The same bytes from memory through a bare sender to the same client: what loopback TCP
+      // carries here for a plain Node server.
       sender = await ChildHandle.start(LOOPBACK_SENDER, [file]);
       await transportSeconds(sender.ready.url, bytes);
       for (let round = 0; round < ROUNDS; round++) {
@@ -53,8 +54,11 @@ export const catchUpRead: Scenario = {
         rates.cat.push(bytes / 1e6 / (await catSeconds(file)));
       }
     } finally {
-      await sender?.close();
-      await server.close();
+      try {
+        await sender?.close();
+      } finally {
+        await server.close();
+      }
     }
     const cat = median(rates.cat);
     const all = median(rates.all);
@@ -73,7 +77,7 @@ export const catchUpRead: Scenario = {
       row({
         scenario: NAME,
         metric:
-          'the same bytes from memory, bare Node sender -> same raw client over loopback TCP (the transport here)',
+          'the same bytes written from memory by a bare Node server to the same raw client (loopback TCP here)',
         value: transport,
         format: fmt.mbps,
         baseline: { name: 'cat > /dev/null', value: cat },
@@ -82,10 +86,10 @@ export const catchUpRead: Scenario = {
     emit(
       row({
         scenario: NAME,
-        metric: 'GET output (`all`), raw HTTP client, against that transport',
+        metric: 'GET output (`all`), raw HTTP client, against the bare Node server',
         value: all,
         format: fmt.mbps,
-        baseline: { name: 'bare loopback sender', value: transport },
+        baseline: { name: 'bare Node server', value: transport },
       }),
     );
     emit(

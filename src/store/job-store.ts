@@ -280,7 +280,9 @@ export interface JobStore {
   forgetDirsRemoved(ids: readonly string[]): Promise<void>;
   /**
    * Gives back the memory the store holds only to be quicker (a page cache), once the server is
-   * quiet (src/memory/memory-relief.ts); it fills again as it is used. Nothing else changes.
+   * quiet (src/memory/memory-relief.ts); it fills again as it is used. A store that keeps recent
+   * writes apart from their place (SQLite's write-ahead log) also moves them there now, while
+   * nothing waits. Nothing a reader sees changes.
    */
   releaseMemory(): Promise<void>;
   close(): Promise<void>;

@@ -343,7 +343,9 @@ describe('SqliteJobStore on SQLite', () => {
   it(`copies the WAL into the database only once it passes ${WAL_CHECKPOINT_PAGES} pages, inside the commit that does`, () =>
     withDatabaseFile(async (path) => {
       await withConnection(path, async (db) => {
-        const pageSize = Number(Object.values((await sql`pragma page_size`.execute(db)).rows[0] as object)[0]);
+        const pageSize = Number(
+          Object.values((await sql`pragma page_size`.execute(db)).rows[0] as object)[0],
+        );
         await sql`create table filler (page blob not null)`.execute(db);
         // The database file grows only when a checkpoint copies pages into it; until then they
         // are in the WAL.
@@ -361,10 +363,36 @@ describe('SqliteJobStore on SQLite', () => {
         // Past the default threshold (1,000 pages) and well short of ours: still all in the WAL.
         while (committed < WAL_CHECKPOINT_PAGES / 2) await commitPages(500);
         assert.equal(dbBytes(), before, `a checkpoint by ${committed} pages`);
-        // Past ours: the commit that crossed it copied the WAL into the database.
-        while (dbBytes() === before && committed < WAL_CHECKPOINT_PAGES + 1000) await commitPages(500);
+        // Past ours: the commit that took the WAL past it copied the WAL into the database, and
+        // none before it did. The WAL file is reused from its start after a checkpoint, so its
+        // size counts the frames (a 32-byte header, then a 24-byte header and a page each) that
+        // the last commit before a checkpoint left there.
+        const walFrames = () => (statSync(`${path}-wal`).size - 32) / (pageSize + 24);
+        let framesBefore = walFrames();
+        while (dbBytes() === before && committed < WAL_CHECKPOINT_PAGES + 1000) {
+          framesBefore = walFrames();
+          await commitPages(500);
+        }
+        assert.ok(framesBefore < WAL_CHECKPOINT_PAGES, `no checkpoint until ${framesBefore} frames`);
+        assert.ok(walFrames() >= WAL_CHECKPOINT_PAGES, `a checkpoint at ${walFrames()} frames`);
         assert.ok(dbBytes() >= (WAL_CHECKPOINT_PAGES - 600) * pageSize, 'the pages are in the database');
       });
+    }));
+
+  it('moves the WAL into the database when the server is quiet (releaseMemory), not before', () =>
+    withDatabaseFile(async (path) => {
+      const store = await SqliteJobStore.open(path);
+      try {
+        await store.releaseMemory(); // the migrations' pages
+        const before = statSync(path).size;
+        for (let i = 0; i < 300; i++) await store.insertJob(makeRichJob());
+        assert.equal(statSync(path).size, before, 'the jobs are in the WAL only');
+        await store.releaseMemory();
+        assert.ok(statSync(path).size > before, 'the jobs are in the database file');
+        assert.equal((await store.listJobs({ limit: 500 })).jobs.length, 300);
+      } finally {
+        await store.close();
+      }
     }));
 
   it('writes a job and its labels in one transaction: a failing label leaves no job', () =>

@@ -25,8 +25,11 @@ export const WAL_CHECKPOINT_PAGES = 8000;
  *   burst of starts paid for one every ~100 jobs, each copying the same hot index pages again;
  *   at 8,000 pages (~32 MB of WAL) it copies them once where it copied them eight times
  *   (`npm run bench -- start-rate`, a CPU profile of the server: commits 713 -> 411 ms over 7,000
- *   starts, against 385 ms with no checkpoint at all). Readers find a page in a longer WAL by its
- *   hash index, at the same cost.
+ *   starts, against 385 ms with no checkpoint at all). The price: a page a reader looks for
+ *   is searched in two of the WAL's 4,096-frame hash indexes instead of one, a WAL file of up to
+ *   ~32 MB (under journal_size_limit, so it stays that size while the server runs), and up to
+ *   8,000 pages of commits not yet fsynced (the memory relief checkpoints once the server is
+ *   quiet: SqliteJobStore.releaseMemory).
  */
 const PRAGMAS = [
   'pragma journal_mode = wal',

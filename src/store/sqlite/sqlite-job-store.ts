@@ -472,6 +472,11 @@ export class SqliteJobStore implements JobStore {
   }
 
   async releaseMemory(): Promise<void> {
+    // Quiet now: the WAL's pages go to their place in the database (a passive checkpoint waits for
+    // no reader) instead of inside a commit of the next burst, once the WAL passes its threshold
+    // (WAL_CHECKPOINT_PAGES); and since a checkpoint fsyncs, the commits before it are on disk,
+    // which synchronous=NORMAL otherwise leaves to the next checkpoint.
+    await sql`pragma wal_checkpoint(passive)`.execute(this.#db);
     // SQLite's page cache grows to its 2 MB bound with the database and stays so: every page not
     // in use is freed (sqlite3_db_release_memory), and comes back from the kernel's page cache.
     await sql`pragma shrink_memory`.execute(this.#db);
