@@ -13,12 +13,27 @@ export function peakRssBytes(pid: number): number {
   return statusField(pid, 'VmHWM');
 }
 
-/** User + system CPU time the process has used, in seconds. */
+/** User + system CPU time the process has used (all its threads), in seconds. */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/**
+ * The scheduler's account of the process's main thread alone (its event loop and what runs on it,
+ * not libuv's pool, V8's helper threads or GC threads), from /proc/<pid>/task/<pid>/schedstat, in
+ * seconds: time it ran on a core, and time it was ready to run but waited for one.
+ */
+export function mainThreadSchedule(pid: number): { running: number; waiting: number } {
+  const [running, waiting] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8')
+    .split(' ')
+    .map(Number);
+  if (running === undefined || waiting === undefined || Number.isNaN(running) || Number.isNaN(waiting)) {
+    throw new Error(`Unexpected /proc/${pid}/task/${pid}/schedstat`);
+  }
+  return { running: running / 1e9, waiting: waiting / 1e9 };
 }
 
 /** Descriptors the process holds open now. */

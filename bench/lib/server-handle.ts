@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from './api-client.ts';
 import { ChildHandle } from './child-handle.ts';
-import { cpuSeconds, rssBytes } from './proc.ts';
+import { cpuSeconds, mainThreadSchedule, rssBytes } from './proc.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
@@ -80,6 +80,11 @@ export class ServerHandle {
 
   cpu(): number {
     return cpuSeconds(this.pid);
+  }
+
+  /** Seconds the server's main thread (its event loop) ran on a core, and waited for one. */
+  mainThread(): { running: number; waiting: number } {
+    return mainThreadSchedule(this.pid);
   }
 
   /** Runs a full garbage collection in the server. */
