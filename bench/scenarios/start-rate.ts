@@ -168,6 +168,22 @@ export const startRate: Scenario = {
         format: fmt.ms,
       }),
     );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `server main thread on a core per job with ${fmt.count(RUNNING)} running (schedstat)`,
+        value: busy.mainCpuMsPerJob,
+        format: fmt.ms,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `server main thread waiting for a core per job with ${fmt.count(RUNNING)} running (schedstat)`,
+        value: busy.mainWaitMsPerJob,
+        format: fmt.ms,
+      }),
+    );
   },
 };
 
