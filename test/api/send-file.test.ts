@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { closeSync } from 'node:fs';
 import { type FileHandle, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -57,6 +57,14 @@ function countingAddon(addon: SendFileAddon, refuseFirst?: number) {
     },
   };
   return { addon: counted, full, fullStops: () => fullStops, mostInFlight: () => mostInFlight };
+}
+
+/** A client that asks the test server for its body and reads none of it until resumed. */
+function askWithoutReading(port: number): Socket {
+  const socket = connect(port, '127.0.0.1');
+  socket.pause();
+  socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  return socket;
 }
 
 describe('FileSender: a response body sent from a file inside the kernel', () => {
@@ -162,9 +170,7 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
   it('waits for a client that does not read, through Node, and then sends the rest exactly', async () => {
     const counting = countingAddon(realAddon());
     const sent = serveSpan(counting.addon, 0, content.length);
-    const socket = connect(port, '127.0.0.1');
-    socket.pause();
-    socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const socket = askWithoutReading(port);
     // The socket filled up while this client read nothing: the copy handed the wait to Node.
     await within(counting.full, 10_000, 'a copy stopped on a full socket');
     const chunks: Buffer[] = [];
@@ -188,9 +194,7 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
     const fdsBefore = await openFdCount();
     const counting = countingAddon(realAddon());
     const sent = serveSpan(counting.addon, 0, content.length);
-    const socket = connect(port, '127.0.0.1');
-    socket.pause();
-    socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const socket = askWithoutReading(port);
     await within(counting.full, 10_000, 'the socket filled up');
     // A reset, not a polite close: the server's next write finds the connection gone.
     socket.resetAndDestroy();
@@ -252,6 +256,64 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
         .subarray(head.length, head.length + 3 * MiB + 5)
         .equals(content.subarray(4096, 4096 + 3 * MiB + 5)),
     );
+  });
+
+  /** The real addon with its duplicates counted, or refused with `refuse` (a -errno). */
+  function duplicatesCounted(refuse?: number) {
+    const addon = realAddon();
+    let duplicates = 0;
+    let copies = 0;
+    const counted: SendFileAddon = {
+      duplicate: (fd) => {
+        duplicates++;
+        return refuse ?? addon.duplicate(fd);
+      },
+      sendFile: (...args) => {
+        copies++;
+        return addon.sendFile(...args);
+      },
+    };
+    return { addon: counted, duplicates: () => duplicates, copies: () => copies };
+  }
+
+  it('holds no descriptor until its first copy, then one for all its copies', async () => {
+    const counted = duplicatesCounted();
+    const answered = Promise.withResolvers<void>();
+    handler = async (_req, res) => {
+      const sender = FileSender.for(res, counted.addon);
+      assert.ok(sender, 'a plain TCP response gets a sender');
+      // A read that sends nothing from files (a running job's, through memory).
+      res.end('from memory');
+      sender.close();
+      answered.resolve();
+    };
+    assert.equal((await get()).body.toString(), 'from memory');
+    await answered.promise;
+    assert.equal(counted.duplicates(), 0, 'no duplicate for a response that copied nothing');
+    // Two copies of at most 16 MiB each, on one duplicate.
+    const sent = serveSpan(counted.addon, 0, 20 * MiB);
+    const { body } = await get();
+    assert.equal(await sent, true);
+    const expected = Buffer.concat([
+      Buffer.from(`${(20 * MiB).toString(16)}\r\n`),
+      content.subarray(0, 20 * MiB),
+      Buffer.from('\r\n0\r\n\r\n'),
+    ]);
+    assert.ok(body.equals(expected), 'the span, exact');
+    assert.ok(counted.copies() >= 2, `${counted.copies()} copies`);
+    assert.equal(counted.duplicates(), 1);
+  });
+
+  it('without a descriptor to spare for its duplicate, sends the bytes through Node, exact', async () => {
+    const counted = duplicatesCounted(-24 /* EMFILE */);
+    const sent = serveSpan(counted.addon, 100, 3 * MiB);
+    const { body } = await get();
+    assert.equal(await sent, true);
+    const head = `${(3 * MiB).toString(16)}\r\n`;
+    assert.equal(body.subarray(0, head.length).toString(), head);
+    assert.ok(body.subarray(head.length, head.length + 3 * MiB).equals(content.subarray(100, 100 + 3 * MiB)));
+    assert.equal(body.subarray(head.length + 3 * MiB).toString(), '\r\n0\r\n\r\n');
+    assert.equal(counted.copies(), 0, 'nothing copied by the kernel');
   });
 
   it('leaves a kept-alive connection ready for the next response, which is exact too', async () => {

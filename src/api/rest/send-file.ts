@@ -88,7 +88,10 @@ export class FileSender {
   readonly #addon: SendFileAddon;
   readonly #res: ServerResponse;
   readonly #socket: Socket;
-  readonly #fd: number;
+  /** Node's descriptor of the socket, duplicated at the first copy (`#own`). */
+  readonly #socketFd: number;
+  /** The duplicate: undefined until the first copy, -1 when it could not be made. */
+  #fd: number | undefined;
   #piece: Buffer | undefined;
   #closed = false;
   /** Set once the kernel refused to copy from a file: the rest goes through Node. */
@@ -96,17 +99,18 @@ export class FileSender {
   /** Bytes the kernel copied from files (not the pieces written through Node). */
   #kernelBytes = 0;
 
-  private constructor(addon: SendFileAddon, res: ServerResponse, socket: Socket, fd: number) {
+  private constructor(addon: SendFileAddon, res: ServerResponse, socket: Socket, socketFd: number) {
     this.#addon = addon;
     this.#res = res;
     this.#socket = socket;
-    this.#fd = fd;
+    this.#socketFd = socketFd;
   }
 
   /**
    * A sender for this response, or undefined when its bytes must go through Node: no addon, a
    * TLS socket (the bytes must be encrypted in this process), a socket without a descriptor (an
-   * injected request in tests), or one already gone.
+   * injected request in tests), or one already gone. It holds nothing until its first copy: a
+   * read that never sends from files (a running job's) costs no descriptor.
    */
   static for(res: ServerResponse, addon: SendFileAddon | undefined): FileSender | undefined {
     const socket = res.socket;
@@ -117,8 +121,7 @@ export class FileSender {
     if ((socket as unknown as { _httpMessage?: unknown })._httpMessage !== res) return undefined;
     const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
     if (typeof fd !== 'number' || fd < 0) return undefined;
-    const own = addon.duplicate(fd);
-    return own < 0 ? undefined : new FileSender(addon, res, socket, own);
+    return new FileSender(addon, res, socket, fd);
   }
 
   /**
@@ -150,11 +153,17 @@ export class FileSender {
         left -= piece.length;
         continue;
       }
+      const own = this.#own();
+      if (own < 0) {
+        // No descriptor to spare (EMFILE): the same bytes go through Node.
+        this.#throughNode = true;
+        continue;
+      }
       const want = Math.min(left, COPY_BYTES);
       await takeCopySlot();
       let copied: { sent: number; full: boolean; errno: number };
       try {
-        copied = await this.#addon.sendFile(this.#fd, fd, at, want);
+        copied = await this.#addon.sendFile(own, fd, at, want);
       } finally {
         giveCopySlot();
       }
@@ -200,7 +209,17 @@ export class FileSender {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    closeSync(this.#fd);
+    if (this.#fd !== undefined && this.#fd >= 0) closeSync(this.#fd);
+  }
+
+  /**
+   * The socket's duplicate, made at the first copy. Never of a destroyed socket: Node may have
+   * closed its number already, and a duplicate of it would be of whatever file took it.
+   */
+  #own(): number {
+    if (this.#fd === undefined && this.#socket.destroyed) return -1;
+    this.#fd ??= this.#addon.duplicate(this.#socketFd);
+    return this.#fd;
   }
 
   /** Writes through Node; true once the bytes reached the kernel, false when the socket failed. */

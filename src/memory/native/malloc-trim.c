@@ -12,6 +12,7 @@
  * without it, or off glibc, the server runs as before.
  */
 #include <node_api.h>
+#include "../../core/native/napi-export.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -39,12 +40,6 @@ static napi_value available(napi_env env, napi_callback_info info) {
   napi_value result;
   if (napi_get_boolean(env, yes, &result) != napi_ok) return NULL;
   return result;
-}
-
-static int export_function(napi_env env, napi_value exports, const char *name, napi_callback fn) {
-  napi_value value;
-  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &value) != napi_ok) return 0;
-  return napi_set_named_property(env, exports, name, value) == napi_ok;
 }
 
 NAPI_MODULE_INIT() {

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include "../../../core/native/napi-export.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
@@ -169,12 +170,6 @@ static napi_value duplicate(napi_env env, napi_callback_info info) {
   napi_value result;
   if (napi_create_int32(env, copy < 0 ? -errno : copy, &result) != napi_ok) return NULL;
   return result;
-}
-
-static int export_function(napi_env env, napi_value exports, const char *name, napi_callback fn) {
-  napi_value value;
-  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &value) != napi_ok) return 0;
-  return napi_set_named_property(env, exports, name, value) == napi_ok;
 }
 
 NAPI_MODULE_INIT() {
