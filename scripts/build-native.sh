@@ -3,13 +3,15 @@
 # its source (nothing, not even a compiler, is needed when all are current):
 # - the spawner (src/runtime/native/jobworker-spawner.c -> jobworker-spawner), which the server
 #   needs to start jobs: without a C compiler this fails and says how to get one;
-# - two Node-API addons, each optional: without a compiler, without the Node-API headers (the
+# - three Node-API addons, each optional: without a compiler, without the Node-API headers (the
 #   node-api-headers package, or Node's own include/node), or when it does not compile, it is
 #   skipped with a message and the server runs without it:
 #   - malloc-trim.node (src/memory/native/malloc-trim.c) lets the server give glibc's free heap
 #     memory back once quiet;
 #   - send-file.node (src/api/rest/native/send-file.c) lets it send a finished output's bytes to
-#     a client with sendfile(2), inside the kernel.
+#     a client with sendfile(2), inside the kernel;
+#   - file-sizes.node (src/output/native/file-sizes.c) lets the output sweep stat the streams of
+#     the jobs nobody follows on a pool thread, one call per sweep, instead of on the event loop.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CC:-cc}
@@ -20,6 +22,8 @@ trim_src="$root/src/memory/native/malloc-trim.c"
 trim_out="$root/dist/native/malloc-trim.node"
 send_src="$root/src/api/rest/native/send-file.c"
 send_out="$root/dist/native/send-file.node"
+sizes_src="$root/src/output/native/file-sizes.c"
+sizes_out="$root/dist/native/file-sizes.node"
 # What every addon includes (its export helper): an addon older than it is rebuilt too.
 napi_export_h="$root/src/core/native/napi-export.h"
 
@@ -75,3 +79,5 @@ build_addon() {
 build_addon "$trim_src" "$trim_out" "the server will run without giving free malloc memory back"
 build_addon "$send_src" "$send_out" \
   "the server will copy catch-up reads through its own buffers (slower, same bytes)"
+build_addon "$sizes_src" "$sizes_out" \
+  "the output sweep will stat the files of unfollowed jobs on the event loop (slower with thousands running)"

@@ -17,6 +17,7 @@ import {
 import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/limits.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
+import { loadBatchSizes } from '../output/batch-sizes.ts';
 import { followOutput } from '../output/output-follower.ts';
 import { OutputMonitor } from '../output/output-monitor.ts';
 import { type OutputRead, OutputReader, readOutput } from '../output/output-reader.ts';
@@ -160,10 +161,15 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#options = options;
     this.#store = options.store;
     this.#cgroups = new Cgroups(options.cgroups);
+    // The sweep's stats off the event loop; without the addon, on it (slower with thousands running).
+    const sizes = loadBatchSizes();
+    if ('reason' in sizes)
+      options.logger.info({ reason: sizes.reason }, 'the output sweep stats files on the event loop');
     this.#monitor = new OutputMonitor({
       capBytes: options.outputCapBytes,
       onError: (err, jobId) => options.logger.warn({ err, jobId }, 'output monitoring failed'),
       clock: options.clock,
+      ...('batchSizes' in sizes ? { batchSizes: sizes.batchSizes } : {}),
     });
     this.#supervisor = new Supervisor({
       store: this.#store,

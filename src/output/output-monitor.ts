@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { OutputBytes } from '../core/job.ts';
+import type { BatchSizes } from './batch-sizes.ts';
 import { ASYNC_FILES, SYNC_FILES } from './file-access.ts';
 import { appendObserved } from './index-appender.ts';
 import { outputPaths, readOutputSizes, readOutputSizesSync } from './output-files.ts';
@@ -14,12 +15,20 @@ import { watchStreams } from './watch-streams.ts';
 export interface OutputMonitorOptions {
   /** Each stream keeps at most this many of its newest bytes; `Infinity` keeps everything. */
   readonly capBytes: number;
-  /** Told about failed observations and punches; the monitor carries on either way. */
-  readonly onError?: (err: Error, jobId: string) => void;
+  /**
+   * Told about failed observations and punches (with the job's id; without one for a failure of the
+   * sweep as a whole); the monitor carries on either way.
+   */
+  readonly onError?: (err: Error, jobId?: string) => void;
   /** The fallocate(1) to run (default: `fallocate` on PATH). */
   readonly fallocatePath?: string;
   /** Timers of the sweep that observes jobs nobody follows (default: the system clock). */
   readonly clock?: Clock;
+  /**
+   * How the sweep reads the sizes of the jobs due: all of them in one call off the event loop
+   * (`loadBatchSizes`, the server's), or, when absent, two synchronous stats per job on it.
+   */
+  readonly batchSizes?: BatchSizes;
 }
 
 export { SWEEP_MAX_MS, SWEEP_MIN_MS };
@@ -28,7 +37,8 @@ export { SWEEP_MAX_MS, SWEEP_MIN_MS };
  * Observes the output of running jobs. A job nobody follows costs nothing while it writes: no
  * kernel watch, no event per write; a sweep on the clock observes it now and then (every
  * `SWEEP_MIN_MS`, backing off to `SWEEP_MAX_MS` while it is quiet), which keeps retention within
- * the cap plus what a job can write in that time. A followed job gets one kernel watch (on its
+ * the cap plus what a job can write in that time. Given `batchSizes`, a sweep reads the sizes of
+ * all the jobs due in one call off the event loop and observes only those that grew. A followed job gets one kernel watch (on its
  * directory), opened by its first follower and closed when its last one leaves, however many it
  * has. Each observation stats both streams, appends what grew to the combined index, enforces
  * retention, then tells the job's followers. Observations of a job never overlap: events during
@@ -39,11 +49,14 @@ export { SWEEP_MAX_MS, SWEEP_MIN_MS };
  * One monitor per engine: it is the only writer of each job's index and kept window.
  */
 export class OutputMonitor {
-  readonly #onError: (err: Error, jobId: string) => void;
+  readonly #onError: (err: Error, jobId?: string) => void;
   readonly #retention: RetentionEnforcer;
   readonly #clock: Clock;
   readonly #jobs = new Map<string, Tracked>();
+  readonly #batchSizes: BatchSizes | undefined;
   #sweep: ClockTimer | undefined;
+  /** The sweep in flight (its batch of sizes, then the observations it started): no timer meanwhile. */
+  #sweeping: Promise<void> | undefined;
 
   constructor(options: OutputMonitorOptions) {
     const { capBytes } = options;
@@ -53,6 +66,7 @@ export class OutputMonitor {
     this.#onError = options.onError ?? (() => {});
     this.#retention = new RetentionEnforcer(capBytes, options.fallocatePath ?? 'fallocate');
     this.#clock = options.clock ?? systemClock;
+    this.#batchSizes = options.batchSizes;
   }
 
   /**
@@ -144,6 +158,14 @@ export class OutputMonitor {
     };
   }
 
+  /**
+   * Resolves once the sweep in flight is over: its sizes read and the observations they called
+   * for done (at once when there is none). The sweep goes on by its timer meanwhile.
+   */
+  async swept(): Promise<void> {
+    await this.#sweeping;
+  }
+
   isWatching(jobId: string): boolean {
     return this.#jobs.has(jobId);
   }
@@ -164,6 +186,7 @@ export class OutputMonitor {
    * followers get no more notices and end only when aborted. An observation in flight completes.
    */
   close(): void {
+    // A sweep in flight finds no job tracked when its sizes come, and arms no timer.
     this.#sweep?.clear();
     this.#sweep = undefined;
     for (const job of this.#jobs.values()) {
@@ -211,9 +234,9 @@ export class OutputMonitor {
     return this.#clock.now().getTime();
   }
 
-  /** Arms the sweep timer while some tracked job has no watch. */
+  /** Arms the sweep timer while some tracked job has no watch (once the sweep in flight is over). */
   #armSweep(): void {
-    if (this.#sweep) return;
+    if (this.#sweep || this.#sweeping) return;
     let due = Number.POSITIVE_INFINITY;
     for (const job of this.#jobs.values()) {
       if (!job.watcher && !job.finishing) due = Math.min(due, job.sweepDueAt);
@@ -231,43 +254,94 @@ export class OutputMonitor {
 
   #sweepDue(): void {
     const now = this.#now();
+    const due: Tracked[] = [];
     for (const job of this.#jobs.values()) {
       if (job.watcher || job.finishing || job.sweepDueAt > now) continue;
       job.sweepDueAt = now + job.sweepEveryMs;
-      this.#observe(job, true);
+      due.push(job);
     }
+    if (due.length === 0) return;
+    if (!this.#batchSizes) {
+      for (const job of due) this.#observe(job, true);
+      return;
+    }
+    this.#sweeping = this.#sweepThrough(this.#batchSizes, due).finally(() => {
+      this.#sweeping = undefined;
+      this.#armSweep();
+    });
   }
 
-  #observe(job: Tracked, swept = false): void {
+  /**
+   * Reads the sizes of the jobs due in one batch, off the event loop, and observes only those that
+   * grew: a quiet job costs the event loop no stat. A job followed, finishing or untracked by the
+   * time the sizes come is left to what observes it now. Should the batch fail as a whole, every
+   * job due is observed the synchronous way, as without it.
+   */
+  async #sweepThrough(batchSizes: BatchSizes, due: readonly Tracked[]): Promise<void> {
+    let results: readonly (OutputBytes | Error)[] | undefined;
+    try {
+      results = await batchSizes(due.map((job) => job.dir));
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.#report(
+        new Error(`the sweep could not read ${due.length} jobs' sizes at once (${reason}); observing each`),
+      );
+    }
+    const observing: Promise<void>[] = [];
+    due.forEach((job, i) => {
+      if (this.#jobs.get(job.jobId) !== job || job.watcher || job.finishing) return;
+      const sizes = results?.[i];
+      if (sizes instanceof Error) {
+        this.#report(sizes, job.jobId);
+        return;
+      }
+      if (sizes && !job.observing && sameSizes(job, sizes)) {
+        this.#backOff(job, false);
+        return;
+      }
+      this.#observe(job, true, sizes);
+      if (job.observing) observing.push(job.observing);
+    });
+    await Promise.all(observing);
+  }
+
+  /** After a swept observation: a quiet job is swept less and less often; one that writes, or is followed, at the quickest. */
+  #backOff(job: Tracked, grew: boolean): void {
+    job.sweepEveryMs =
+      grew || job.listeners.size > 0 ? SWEEP_MIN_MS : Math.min(2 * job.sweepEveryMs, SWEEP_MAX_MS);
+  }
+
+  /** `sizes`: what the streams hold, just read (by the sweep's batch); else the observation reads them. */
+  #observe(job: Tracked, swept = false, sizes?: OutputBytes): void {
     if (job.observing) {
       job.again = true;
       return;
     }
-    job.observing = this.#observeUntilQuiet(job, swept).finally(() => {
+    job.observing = this.#observeUntilQuiet(job, swept, sizes).finally(() => {
       job.observing = undefined;
     });
   }
 
-  async #observeUntilQuiet(job: Tracked, swept: boolean): Promise<void> {
+  async #observeUntilQuiet(job: Tracked, swept: boolean, sizes?: OutputBytes): Promise<void> {
+    let known = sizes;
     do {
       job.again = false;
-      const { grew } = await this.#observeOnce(job);
-      // A quiet job is swept less and less often; one that writes, or is followed, at the quickest.
-      if (swept) {
-        job.sweepEveryMs =
-          grew || job.listeners.size > 0 ? SWEEP_MIN_MS : Math.min(2 * job.sweepEveryMs, SWEEP_MAX_MS);
-      }
+      const { grew } = await this.#observeOnce(job, known);
+      known = undefined;
+      if (swept) this.#backOff(job, grew);
     } while (job.again);
   }
 
-  /** `sizes`: what the streams held, when the observation completed. */
-  async #observeOnce(job: Tracked): Promise<{ grew: boolean; sizes?: OutputBytes }> {
+  /**
+   * Given `known` sizes (read moments ago), observes up to them; else reads them now. Resolves with
+   * `sizes`: what the streams held, as far as the index and retention now cover them.
+   */
+  async #observeOnce(job: Tracked, known?: OutputBytes): Promise<{ grew: boolean; sizes?: OutputBytes }> {
     try {
-      const sizes = readOutputSizesSync(job.dir);
+      const sizes = known ?? readOutputSizesSync(job.dir);
       // Nothing written since the last complete observation: the sweep of a quiet job (most of
       // thousands running) is two stats, not an index open and retention's checks.
-      const last = job.observed;
-      if (last?.stdout === sizes.stdout && last.stderr === sizes.stderr) return { grew: false, sizes };
+      if (sameSizes(job, sizes)) return { grew: false, sizes };
       const { grew } = await appendObserved(outputPaths(job.dir).combinedIndex, sizes);
       await this.#retention.advance(job.dir, sizes, job.retention);
       if (grew) this.#notify(job, 'output:grow');
@@ -296,10 +370,22 @@ export class OutputMonitor {
     job.listeners.notify(notice);
   }
 
-  #report(err: unknown, jobId: string): void {
+  #report(err: unknown, jobId?: string): void {
     this.#onError(err instanceof Error ? err : new Error(String(err)), jobId);
   }
 }
+
+/**
+ * Whether a job's streams hold what its last complete observation saw: nothing to index or trim.
+ * Before its first, a job has observed nothing, which is what streams of 0 bytes hold (and their
+ * index, if a past server made one, covers).
+ */
+function sameSizes(job: Tracked, sizes: OutputBytes): boolean {
+  const last = job.observed ?? NOTHING;
+  return last.stdout === sizes.stdout && last.stderr === sizes.stderr;
+}
+
+const NOTHING: OutputBytes = { stdout: 0, stderr: 0 };
 
 /** How far behind the observed end a read still counts as the live tail. */
 export const LIVE_TAIL_BYTES = 1024 * 1024;

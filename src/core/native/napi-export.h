@@ -1,7 +1,8 @@
 /*
  * napi-export.h: how jobworker's Node-API addons (src/memory/native/malloc-trim.c,
- * src/api/rest/native/send-file.c) export their functions. scripts/build-native.sh rebuilds an
- * addon when this file is newer than it, as it does when the addon's own source is.
+ * src/api/rest/native/send-file.c, src/output/native/file-sizes.c) export their functions.
+ * scripts/build-native.sh rebuilds an addon when this file is newer than it, as it does when the
+ * addon's own source is.
  */
 #ifndef JOBWORKER_NAPI_EXPORT_H
 #define JOBWORKER_NAPI_EXPORT_H

@@ -1,0 +1,64 @@
+import { constants } from 'node:os';
+import type { OutputBytes } from '../core/job.ts';
+import { loadNativeAddon } from '../core/native-addon.ts';
+import { OUTPUT_FILE_NAMES } from './output-files.ts';
+
+/** What src/output/native/file-sizes.c exports. */
+export interface FileSizesAddon {
+  /**
+   * Stats each `dir/name` on a pool thread: the size of dirs[i]/names[j] at
+   * `i * names.length + j`, or -errno for a file that could not be stat'ed. At most 65,536 dirs
+   * and 16 names per call; a TypeError for anything but arrays of strings without NUL.
+   */
+  fileSizes(dirs: readonly string[], names: readonly string[]): Promise<Float64Array>;
+}
+
+/**
+ * The stream sizes of many job directories at once, each as `readOutputSizes` reads it (a stream
+ * file that is not there counts 0), or the error that kept one directory's from being read.
+ */
+export type BatchSizes = (dirs: readonly string[]) => Promise<(OutputBytes | Error)[]>;
+
+/** Directories per call of the addon: one call holds one of libuv's four pool threads while it stats. */
+export const DIRS_PER_CALL = 1024;
+
+const STREAM_NAMES = [OUTPUT_FILE_NAMES.stdout, OUTPUT_FILE_NAMES.stderr];
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, errno]) => [errno, name]));
+
+/**
+ * `BatchSizes` through `dist/native/file-sizes.node` (scripts/build-native.sh; `places` relative to
+ * src/core/ for tests), or why it cannot be had. Calls are made one after another, `DIRS_PER_CALL`
+ * directories each, so that a sweep of many thousands leaves the pool's other threads to the
+ * server's file operations.
+ */
+export function loadBatchSizes(places?: readonly string[]): { batchSizes: BatchSizes } | { reason: string } {
+  const loaded = loadNativeAddon<FileSizesAddon>('file-sizes.node', places);
+  if ('reason' in loaded) return loaded;
+  return { batchSizes: batchSizesThrough(loaded.addon) };
+}
+
+/** `BatchSizes` over an addon's `fileSizes` (the real one, or one a test wraps). */
+export function batchSizesThrough(addon: FileSizesAddon): BatchSizes {
+  return async (dirs) => {
+    const results: (OutputBytes | Error)[] = [];
+    for (let first = 0; first < dirs.length; first += DIRS_PER_CALL) {
+      const chunk = dirs.slice(first, first + DIRS_PER_CALL);
+      const sizes = await addon.fileSizes(chunk, STREAM_NAMES);
+      for (let i = 0; i < chunk.length; i++) {
+        const stdout = sizes[2 * i]!;
+        const stderr = sizes[2 * i + 1]!;
+        const failed = statError(stdout, chunk[i]!, 'stdout') ?? statError(stderr, chunk[i]!, 'stderr');
+        results.push(failed ?? { stdout: Math.max(0, stdout), stderr: Math.max(0, stderr) });
+      }
+    }
+    return results;
+  };
+}
+
+/** The error of a failed stat (-errno), as fs.statSync would throw it; none for a size or ENOENT. */
+function statError(result: number, dir: string, name: string): Error | undefined {
+  if (result >= 0 || -result === constants.errno.ENOENT) return undefined;
+  const code = ERRNO_NAMES.get(-result) ?? `errno ${-result}`;
+  const path = `${dir}/${name}`;
+  return Object.assign(new Error(`${code}: stat '${path}'`), { code, errno: result, syscall: 'stat', path });
+}

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loadNativeAddon } from '../../src/core/native-addon.ts';
+import {
+  type BatchSizes,
+  batchSizesThrough,
+  DIRS_PER_CALL,
+  type FileSizesAddon,
+  loadBatchSizes,
+} from '../../src/output/batch-sizes.ts';
+import { readOutputSizesSync } from '../../src/output/output-files.ts';
+import { jobDir } from './output-helpers.ts';
+
+/** The addon as built by setup (its raw `fileSizes`, for the argument checks). */
+function realAddon(): FileSizesAddon {
+  const loaded = loadNativeAddon<FileSizesAddon>('file-sizes.node');
+  assert.ok('addon' in loaded, `expected the addon, got: ${'reason' in loaded ? loaded.reason : ''}`);
+  return loaded.addon;
+}
+
+function realBatchSizes(): BatchSizes {
+  const loaded = loadBatchSizes();
+  assert.ok('batchSizes' in loaded, `expected the addon, got: ${'reason' in loaded ? loaded.reason : ''}`);
+  return loaded.batchSizes;
+}
+
+test('the batch reads what the synchronous stats read: sizes, 0 for a stream or directory not there', async (t) => {
+  const dir = await jobDir(t);
+  const both = join(dir, 'both');
+  const outOnly = join(dir, 'out-only');
+  const gone = join(dir, 'gone');
+  await mkdir(both);
+  await mkdir(outOnly);
+  await writeFile(join(both, 'stdout'), 'hello\n');
+  await writeFile(join(both, 'stderr'), Buffer.alloc(70_000));
+  await writeFile(join(outOnly, 'stdout'), 'x');
+  const dirs = [both, outOnly, gone, both];
+  const sizes = await realBatchSizes()(dirs);
+  assert.deepEqual(sizes, [
+    { stdout: 6, stderr: 70_000 },
+    { stdout: 1, stderr: 0 },
+    { stdout: 0, stderr: 0 },
+    { stdout: 6, stderr: 70_000 },
+  ]);
+  assert.deepEqual(
+    sizes,
+    dirs.map((d) => readOutputSizesSync(d)),
+  );
+  assert.deepEqual(await realBatchSizes()([]), []);
+});
+
+test('a directory whose streams cannot be stat-ed gets its own error; the others their sizes', async (t) => {
+  const dir = await jobDir(t);
+  const file = join(dir, 'a-file');
+  await writeFile(file, 'not a directory');
+  await writeFile(join(dir, 'stdout'), 'abc');
+  const long = join(dir, 'x'.repeat(5000));
+  const [notDir, sound, tooLong] = await realBatchSizes()([file, dir, long]);
+  assert.ok(notDir instanceof Error);
+  assert.equal((notDir as NodeJS.ErrnoException).code, 'ENOTDIR');
+  assert.equal((notDir as NodeJS.ErrnoException).path, `${file}/stdout`);
+  assert.match(notDir.message, /^ENOTDIR: stat '.*a-file\/stdout'$/);
+  assert.deepEqual(sound, { stdout: 3, stderr: 0 });
+  assert.ok(tooLong instanceof Error);
+  assert.equal((tooLong as NodeJS.ErrnoException).code, 'ENAMETOOLONG');
+});
+
+test('many directories go in calls of DIRS_PER_CALL, one after another, in order', async (t) => {
+  const dir = await jobDir(t);
+  const count = 2 * DIRS_PER_CALL + 3;
+  const dirs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const d = join(dir, String(i));
+    await mkdir(d);
+    await writeFile(join(d, 'stdout'), Buffer.alloc(i));
+    dirs.push(d);
+  }
+  const addon = realAddon();
+  const calls: number[] = [];
+  let inFlight = 0;
+  let mostInFlight = 0;
+  const counted = batchSizesThrough({
+    fileSizes: async (chunk, names) => {
+      calls.push(chunk.length);
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      try {
+        return await addon.fileSizes(chunk, names);
+      } finally {
+        inFlight--;
+      }
+    },
+  });
+  const sizes = await counted(dirs);
+  assert.deepEqual(calls, [DIRS_PER_CALL, DIRS_PER_CALL, 3]);
+  assert.equal(mostInFlight, 1, 'one pool thread at a time');
+  assert.deepEqual(
+    sizes,
+    dirs.map((_, i) => ({ stdout: i, stderr: 0 })),
+  );
+});
+
+test('the addon refuses bad arguments with a TypeError before it stats anything', () => {
+  const addon = realAddon();
+  const bad: [unknown, unknown][] = [
+    ['/tmp', ['stdout']],
+    [['/tmp'], 'stdout'],
+    [[42], ['stdout']],
+    [['/tmp'], [null]],
+    [['/tmp\0/etc'], ['passwd']],
+    [['/tmp'], Array.from({ length: 17 }, () => 'stdout')],
+    [Array.from({ length: 65537 }, () => '/tmp'), ['stdout']],
+  ];
+  for (const [dirs, names] of bad) {
+    assert.throws(
+      () => addon.fileSizes(dirs as string[], names as string[]),
+      TypeError,
+      `${String(dirs).slice(0, 20)} / ${String(names).slice(0, 20)}`,
+    );
+  }
+  assert.throws(() => (addon.fileSizes as unknown as (d: string[]) => unknown)(['/tmp']), TypeError);
+});
+
+test('without the addon, loading says it is not built and how to build it', () => {
+  assert.deepEqual(loadBatchSizes(['./no-such-dir/file-sizes.node']), {
+    reason: 'file-sizes.node: not built (scripts/build-native.sh)',
+  });
+});

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { type BatchSizes, loadBatchSizes } from '../../src/output/batch-sizes.ts';
+import { OutputMonitor, SWEEP_MAX_MS, SWEEP_MIN_MS } from '../../src/output/output-monitor.ts';
+import { readOutput } from '../../src/output/output-reader.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { jobDir } from './output-helpers.ts';
+
+// The sweep through the batch addon (the server's way): the sizes of every job due in one call
+// off the event loop; only jobs that grew are observed. Stream files are written directly: the
+// monitor sees nothing but their sizes.
+
+function realBatchSizes(): BatchSizes {
+  const loaded = loadBatchSizes();
+  assert.ok('batchSizes' in loaded, `expected the addon, got: ${'reason' in loaded ? loaded.reason : ''}`);
+  return loaded.batchSizes;
+}
+
+/** The real batch, recording the directories of each call and when (by the clock) it was made. */
+function recording(clock: ManualClock, inner: BatchSizes = realBatchSizes()) {
+  const calls: { at: number; dirs: readonly string[] }[] = [];
+  const batchSizes: BatchSizes = (dirs) => {
+    calls.push({ at: clock.now().getTime(), dirs });
+    return inner(dirs);
+  };
+  return { calls, batchSizes };
+}
+
+const combinedEnd = async (dir: string) =>
+  (await readOutput(dir, { selector: 'all', cursor: 0, limitBytes: 1 })).end;
+
+/** Moves the clock on and waits for the sweep it started (if any) to be over. */
+async function sweepAfter(clock: ManualClock, monitor: OutputMonitor, ms: number): Promise<void> {
+  clock.advance(ms);
+  await monitor.swept();
+}
+
+test('a sweep reads every due job in one batch and observes only those that grew; quiet ones back off', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  const start = clock.now().getTime();
+  const { calls, batchSizes } = recording(clock);
+  const errors: Error[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock,
+    batchSizes,
+    onError: (err) => errors.push(err),
+  });
+  t.after(() => monitor.close());
+  const [busy, quiet] = [join(root, 'busy'), join(root, 'quiet')];
+  for (const dir of [busy, quiet]) await mkdir(dir);
+  monitor.watch('busy', busy);
+  monitor.watch('quiet', quiet);
+  await appendFile(join(busy, 'stdout'), 'one\n');
+  // The quiet job's index cannot be opened: an observation that went to it would say so.
+  await mkdir(join(quiet, 'combined.idx'));
+
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.deepEqual(
+    calls.map((c) => c.dirs),
+    [[busy, quiet]],
+    'both due: one call',
+  );
+  assert.equal(await combinedEnd(busy), 4, 'the job that grew was observed up to what the batch read');
+  assert.deepEqual(errors, [], 'the quiet one was not observed: its sizes had not changed');
+
+  await appendFile(join(busy, 'stderr'), 'two\n');
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.equal(await combinedEnd(busy), 8);
+  // A quiet job is swept every SWEEP_MIN_MS, doubling up to SWEEP_MAX_MS, each time from the batch
+  // alone: the quiet one from the start, the busy one once it stopped writing.
+  for (let i = 0; i < 4; i++) await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  const seen = (dir: string) => calls.filter((c) => c.dirs.includes(dir)).map((c) => c.at - start);
+  assert.equal(SWEEP_MAX_MS, 2 * SWEEP_MIN_MS);
+  assert.deepEqual(seen(quiet), [1000, 2000, 4000, 6000]);
+  assert.deepEqual(seen(busy), [1000, 2000, 3000, 4000, 6000]);
+  assert.deepEqual(errors, []);
+  assert.equal(await combinedEnd(busy), 8);
+});
+
+test('a job followed, finished or untracked while the batch was out is not observed by the sweep', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  const held = Promise.withResolvers<void>();
+  const real = realBatchSizes();
+  const { calls, batchSizes } = recording(clock, async (dirs) => {
+    await held.promise;
+    return real(dirs);
+  });
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock, batchSizes });
+  t.after(() => monitor.close());
+  const dirs = ['followed', 'finished', 'plain'].map((name) => join(root, name));
+  for (const dir of dirs) {
+    await mkdir(dir);
+    await appendFile(join(dir, 'stdout'), 'abc');
+  }
+  const [followed, finished, plain] = dirs as [string, string, string];
+  monitor.watch('followed', followed);
+  monitor.watch('finished', finished);
+  monitor.watch('plain', plain);
+
+  clock.advance(SWEEP_MIN_MS);
+  assert.equal(calls.length, 1);
+  const notices: string[] = [];
+  const unsubscribe = monitor.subscribe('followed', (notice) => notices.push(notice));
+  t.after(() => unsubscribe?.());
+  // The job's end seals it with an observation of its own; it is untracked once sealed.
+  assert.deepEqual(await monitor.finish('finished'), { stdout: 3, stderr: 0 });
+  // Meanwhile, no second sweep while the first is out, however far the clock goes.
+  clock.advance(10 * SWEEP_MAX_MS);
+  assert.equal(calls.length, 1);
+
+  // The followed job's watch observed it at once; make its index unopenable so that a second,
+  // swept observation (which would find the sizes grown) would fail visibly.
+  await monitor.refresh('followed');
+  assert.equal(await combinedEnd(followed), 3);
+  await appendFile(join(followed, 'stdout'), 'more');
+  held.resolve();
+  await monitor.swept();
+  assert.equal(await combinedEnd(plain), 3, 'the plain job was observed from the batch');
+  assert.equal(await combinedEnd(finished), 3, 'the sealed job kept its seal, observed once');
+  // The next sweep is armed again once the first is over, and asks only for the unfollowed job.
+  await sweepAfter(clock, monitor, SWEEP_MAX_MS);
+  assert.deepEqual(calls.at(-1)?.dirs, [plain]);
+});
+
+test('a batch that fails as a whole is reported once; each due job is observed the synchronous way; the sweep goes on', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  let fail = true;
+  const real = realBatchSizes();
+  const { calls, batchSizes } = recording(clock, (dirs) =>
+    fail ? Promise.reject(new Error('pool exhausted')) : real(dirs),
+  );
+  const errors: { message: string; jobId: string | undefined }[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock,
+    batchSizes,
+    onError: (err, jobId) => errors.push({ message: err.message, jobId }),
+  });
+  t.after(() => monitor.close());
+  const [a, b] = [join(root, 'a'), join(root, 'b')];
+  for (const dir of [a, b]) {
+    await mkdir(dir);
+    await appendFile(join(dir, 'stderr'), 'ab');
+  }
+  monitor.watch('a', a);
+  monitor.watch('b', b);
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.deepEqual(errors, [
+    {
+      message: "the sweep could not read 2 jobs' sizes at once (pool exhausted); observing each",
+      jobId: undefined,
+    },
+  ]);
+  assert.equal(await combinedEnd(a), 2);
+  assert.equal(await combinedEnd(b), 2);
+
+  fail = false;
+  await appendFile(join(a, 'stdout'), 'c');
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.equal(calls.length, 2, 'the timer was armed again after the failure');
+  assert.equal(await combinedEnd(a), 3);
+  assert.equal(errors.length, 1);
+});
+
+test('one job whose sizes cannot be read is reported with its id; the sweep keeps trying it and observes the others', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  const { calls, batchSizes } = recording(clock);
+  const errors: { code: string | undefined; jobId: string | undefined }[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock,
+    batchSizes,
+    onError: (err, jobId) => errors.push({ code: (err as NodeJS.ErrnoException).code, jobId }),
+  });
+  t.after(() => monitor.close());
+  const [broken, sound] = [join(root, 'broken'), join(root, 'sound')];
+  await mkdir(sound);
+  await mkdir(broken);
+  await appendFile(join(sound, 'stdout'), 'ok');
+  monitor.watch('broken', broken);
+  monitor.watch('sound', sound);
+  // Its directory replaced by a file: stat of broken/stdout fails with ENOTDIR.
+  await rm(broken, { recursive: true });
+  await appendFile(broken, 'x');
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.deepEqual(errors, [{ code: 'ENOTDIR', jobId: 'broken' }]);
+  assert.equal(await combinedEnd(sound), 2);
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.ok(calls.at(-1)?.dirs.includes(broken), 'still swept');
+  assert.equal(errors.length, 2);
+});
+
+test('closing while a batch is out: nothing is observed when it comes back and no timer is armed', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  const held = Promise.withResolvers<void>();
+  const real = realBatchSizes();
+  const { calls, batchSizes } = recording(clock, async (dirs) => {
+    await held.promise;
+    return real(dirs);
+  });
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock, batchSizes });
+  const dir = join(root, 'job');
+  await mkdir(dir);
+  await appendFile(join(dir, 'stdout'), 'abc');
+  monitor.watch('job', dir);
+  clock.advance(SWEEP_MIN_MS);
+  monitor.close();
+  held.resolve();
+  await monitor.swept();
+  assert.equal(await combinedEnd(dir), 0, 'not observed after close');
+  clock.advance(10 * SWEEP_MAX_MS);
+  await monitor.swept();
+  assert.equal(calls.length, 1);
+});
