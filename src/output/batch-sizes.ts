@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { getSystemErrorMessage, getSystemErrorName } from 'node:util';
 import type { OutputBytes } from '../core/job.ts';
 import { loadNativeAddon } from '../core/native-addon.ts';
 import { OUTPUT_FILE_NAMES } from './output-files.ts';
@@ -23,7 +24,6 @@ export type BatchSizes = (dirs: readonly string[]) => Promise<(OutputBytes | Err
 export const DIRS_PER_CALL = 1024;
 
 const STREAM_NAMES = [OUTPUT_FILE_NAMES.stdout, OUTPUT_FILE_NAMES.stderr];
-const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, errno]) => [errno, name]));
 
 /**
  * `BatchSizes` through `dist/native/file-sizes.node` (scripts/build-native.sh; `places` relative to
@@ -55,10 +55,14 @@ export function batchSizesThrough(addon: FileSizesAddon): BatchSizes {
   };
 }
 
-/** The error of a failed stat (-errno), as fs.statSync would throw it; none for a size or ENOENT. */
+/**
+ * The error of a failed stat (-errno), worded and named as fs.statSync's; none for a size or
+ * ENOENT.
+ */
 function statError(result: number, dir: string, name: string): Error | undefined {
   if (result >= 0 || -result === constants.errno.ENOENT) return undefined;
-  const code = ERRNO_NAMES.get(-result) ?? `errno ${-result}`;
+  const code = getSystemErrorName(result);
   const path = `${dir}/${name}`;
-  return Object.assign(new Error(`${code}: stat '${path}'`), { code, errno: result, syscall: 'stat', path });
+  const message = `${code}: ${getSystemErrorMessage(result)}, stat '${path}'`;
+  return Object.assign(new Error(message), { code, errno: result, syscall: 'stat', path });
 }

@@ -55,8 +55,10 @@ export class OutputMonitor {
   readonly #jobs = new Map<string, Tracked>();
   readonly #batchSizes: BatchSizes | undefined;
   #sweep: ClockTimer | undefined;
-  /** The sweep in flight (its batch of sizes, then the observations it started): no timer meanwhile. */
+  /** The sweep's batch of sizes in flight: no timer meanwhile. */
   #sweeping: Promise<void> | undefined;
+  /** The last sweep: its batch, then the observations it started (`swept`). */
+  #lastSweep: Promise<void> = Promise.resolve();
 
   constructor(options: OutputMonitorOptions) {
     const { capBytes } = options;
@@ -163,7 +165,7 @@ export class OutputMonitor {
    * for done (at once when there is none). The sweep goes on by its timer meanwhile.
    */
   async swept(): Promise<void> {
-    await this.#sweeping;
+    await this.#lastSweep;
   }
 
   isWatching(jobId: string): boolean {
@@ -265,19 +267,38 @@ export class OutputMonitor {
       for (const job of due) this.#observe(job, true);
       return;
     }
-    this.#sweeping = this.#sweepThrough(this.#batchSizes, due).finally(() => {
-      this.#sweeping = undefined;
-      this.#armSweep();
-    });
+    const { promise: observed, resolve } = Promise.withResolvers<void>();
+    this.#lastSweep = observed;
+    // The next sweep waits for this one's sizes, not for the observations they start: one of them
+    // hung (a punch on a stalled disk) holds up only its own job, as without the batch.
+    this.#sweeping = this.#sweepThrough(this.#batchSizes, due)
+      .then(
+        ({ observations }) => {
+          // Not returned: the next sweep must not wait for them.
+          void observations.then(resolve);
+        },
+        (err: unknown) => {
+          this.#report(err);
+          resolve();
+        },
+      )
+      .finally(() => {
+        this.#sweeping = undefined;
+        this.#armSweep();
+      });
   }
 
   /**
-   * Reads the sizes of the jobs due in one batch, off the event loop, and observes only those that
-   * grew: a quiet job costs the event loop no stat. A job followed, finishing or untracked by the
-   * time the sizes come is left to what observes it now. Should the batch fail as a whole, every
-   * job due is observed the synchronous way, as without it.
+   * Reads the sizes of the jobs due in one batch, off the event loop, and starts observations of
+   * only those that grew: a quiet job costs the event loop no stat. A job followed, finishing or
+   * untracked by the time the sizes come is left to what observes it now. Should the batch fail as
+   * a whole, every job due is observed the synchronous way, as without it. Resolves once the sizes
+   * are in, with the observations started (which never reject).
    */
-  async #sweepThrough(batchSizes: BatchSizes, due: readonly Tracked[]): Promise<void> {
+  async #sweepThrough(
+    batchSizes: BatchSizes,
+    due: readonly Tracked[],
+  ): Promise<{ observations: Promise<void> }> {
     let results: readonly (OutputBytes | Error)[] | undefined;
     try {
       results = await batchSizes(due.map((job) => job.dir));
@@ -293,25 +314,34 @@ export class OutputMonitor {
       const sizes = results?.[i];
       if (sizes instanceof Error) {
         this.#report(sizes, job.jobId);
-        return;
-      }
-      if (sizes && !job.observing && sameSizes(job, sizes)) {
         this.#backOff(job, false);
         return;
       }
+      // Sizes no further than what the job's last observation saw (a refresh may have come back
+      // first with newer ones): nothing to do.
+      if (sizes && !job.observing && !isAhead(sizes, job.observed)) {
+        this.#backOff(job, false);
+        return;
+      }
+      // One in flight already (a refresh) takes this in with one more round; only the observations
+      // started here are this sweep's.
+      const started = !job.observing;
       this.#observe(job, true, sizes);
-      if (job.observing) observing.push(job.observing);
+      if (started && job.observing) observing.push(job.observing);
     });
-    await Promise.all(observing);
+    return { observations: Promise.all(observing).then(() => undefined) };
   }
 
-  /** After a swept observation: a quiet job is swept less and less often; one that writes, or is followed, at the quickest. */
+  /**
+   * After a swept observation: a quiet job is swept less and less often; one that writes, or is
+   * followed, at the quickest.
+   */
   #backOff(job: Tracked, grew: boolean): void {
     job.sweepEveryMs =
       grew || job.listeners.size > 0 ? SWEEP_MIN_MS : Math.min(2 * job.sweepEveryMs, SWEEP_MAX_MS);
   }
 
-  /** `sizes`: what the streams hold, just read (by the sweep's batch); else the observation reads them. */
+  /** `sizes`: what the streams held moments ago (the sweep's batch); else the observation reads them. */
   #observe(job: Tracked, swept = false, sizes?: OutputBytes): void {
     if (job.observing) {
       job.again = true;
@@ -338,10 +368,11 @@ export class OutputMonitor {
    */
   async #observeOnce(job: Tracked, known?: OutputBytes): Promise<{ grew: boolean; sizes?: OutputBytes }> {
     try {
-      const sizes = known ?? readOutputSizesSync(job.dir);
+      // Known sizes may be older than an observation that completed meanwhile: never go back.
+      const sizes = known ? furthest(known, job.observed) : readOutputSizesSync(job.dir);
       // Nothing written since the last complete observation: the sweep of a quiet job (most of
       // thousands running) is two stats, not an index open and retention's checks.
-      if (sameSizes(job, sizes)) return { grew: false, sizes };
+      if (!isAhead(sizes, job.observed)) return { grew: false, sizes };
       const { grew } = await appendObserved(outputPaths(job.dir).combinedIndex, sizes);
       await this.#retention.advance(job.dir, sizes, job.retention);
       if (grew) this.#notify(job, 'output:grow');
@@ -376,13 +407,17 @@ export class OutputMonitor {
 }
 
 /**
- * Whether a job's streams hold what its last complete observation saw: nothing to index or trim.
- * Before its first, a job has observed nothing, which is what streams of 0 bytes hold (and their
- * index, if a past server made one, covers).
+ * Whether some stream holds more than a job's last complete observation saw: else there is nothing
+ * to index or trim. Before its first, a job has observed nothing, which is what streams of 0 bytes
+ * hold (and what their index, if a past server made one, covers).
  */
-function sameSizes(job: Tracked, sizes: OutputBytes): boolean {
-  const last = job.observed ?? NOTHING;
-  return last.stdout === sizes.stdout && last.stderr === sizes.stderr;
+function isAhead(sizes: OutputBytes, observed: OutputBytes = NOTHING): boolean {
+  return sizes.stdout > observed.stdout || sizes.stderr > observed.stderr;
+}
+
+/** Each stream's larger size: a stream file never shrinks, so the larger is the newer. */
+function furthest(sizes: OutputBytes, observed: OutputBytes = NOTHING): OutputBytes {
+  return { stdout: Math.max(sizes.stdout, observed.stdout), stderr: Math.max(sizes.stderr, observed.stderr) };
 }
 
 const NOTHING: OutputBytes = { stdout: 0, stderr: 0 };

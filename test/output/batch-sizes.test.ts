@@ -61,7 +61,8 @@ test('a directory whose streams cannot be stat-ed gets its own error; the others
   assert.ok(notDir instanceof Error);
   assert.equal((notDir as NodeJS.ErrnoException).code, 'ENOTDIR');
   assert.equal((notDir as NodeJS.ErrnoException).path, `${file}/stdout`);
-  assert.match(notDir.message, /^ENOTDIR: stat '.*a-file\/stdout'$/);
+  // As fs.statSync words it.
+  assert.match(notDir.message, /^ENOTDIR: not a directory, stat '.*a-file\/stdout'$/);
   assert.deepEqual(sound, { stdout: 3, stderr: 0 });
   assert.ok(tooLong instanceof Error);
   assert.equal((tooLong as NodeJS.ErrnoException).code, 'ENAMETOOLONG');
@@ -119,7 +120,23 @@ test('the addon refuses bad arguments with a TypeError before it stats anything'
       `${String(dirs).slice(0, 20)} / ${String(names).slice(0, 20)}`,
     );
   }
+  assert.throws(() => addon.fileSizes(['/tmp'], ['std\0out']), TypeError, 'a NUL in a name');
+  assert.throws(() => addon.fileSizes([''], ['stdout']), TypeError, 'an empty directory');
   assert.throws(() => (addon.fileSizes as unknown as (d: string[]) => unknown)(['/tmp']), TypeError);
+  // An element whose getter throws: its own error comes through, not a TypeError over it.
+  const trap: string[] = [];
+  Object.defineProperty(trap, 0, {
+    get: () => {
+      throw new Error('getter said no');
+    },
+  });
+  assert.throws(() => addon.fileSizes(trap, ['stdout']), /getter said no/);
+});
+
+test('the addon answers empty arrays with an empty array', async () => {
+  const addon = realAddon();
+  assert.deepEqual([...(await addon.fileSizes([], ['stdout']))], []);
+  assert.deepEqual([...(await addon.fileSizes(['/tmp'], []))], []);
 });
 
 test('without the addon, loading says it is not built and how to build it', () => {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type BatchSizes, loadBatchSizes } from '../../src/output/batch-sizes.ts';
@@ -18,15 +20,22 @@ function realBatchSizes(): BatchSizes {
   return loaded.batchSizes;
 }
 
-/** The real batch, recording the directories of each call and when (by the clock) it was made. */
+/**
+ * The real batch, recording the directories of each call, when (by the clock) it was made, and
+ * its answer (`answered`, which settles once the sweep has its sizes).
+ */
 function recording(clock: ManualClock, inner: BatchSizes = realBatchSizes()) {
-  const calls: { at: number; dirs: readonly string[] }[] = [];
+  const calls: { at: number; dirs: readonly string[]; answered: Promise<unknown> }[] = [];
   const batchSizes: BatchSizes = (dirs) => {
-    calls.push({ at: clock.now().getTime(), dirs });
-    return inner(dirs);
+    const answer = inner(dirs);
+    calls.push({ at: clock.now().getTime(), dirs, answered: answer.catch(() => undefined) });
+    return answer;
   };
   return { calls, batchSizes };
 }
+
+/** One turn of the event loop: what a settled promise set off (the next sweep's timer) has run. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const combinedEnd = async (dir: string) =>
   (await readOutput(dir, { selector: 'all', cursor: 0, limitBytes: 1 })).end;
@@ -81,25 +90,32 @@ test('a sweep reads every due job in one batch and observes only those that grew
   assert.equal(await combinedEnd(busy), 8);
 });
 
-test('a job followed, finished or untracked while the batch was out is not observed by the sweep', async (t) => {
+test('a job followed, sealed or untracked while the batch was out is left to what observes it now', async (t) => {
   const root = await jobDir(t);
   const clock = new ManualClock();
   const held = Promise.withResolvers<void>();
   const real = realBatchSizes();
+  // Held before it stats: the sizes it brings back are those of the moment it is let go.
   const { calls, batchSizes } = recording(clock, async (dirs) => {
     await held.promise;
     return real(dirs);
   });
-  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock, batchSizes });
+  const errors: Error[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock,
+    batchSizes,
+    onError: (err) => errors.push(err),
+  });
   t.after(() => monitor.close());
-  const dirs = ['followed', 'finished', 'plain'].map((name) => join(root, name));
+  const dirs = ['followed', 'sealed', 'plain'].map((name) => join(root, name));
   for (const dir of dirs) {
     await mkdir(dir);
     await appendFile(join(dir, 'stdout'), 'abc');
   }
-  const [followed, finished, plain] = dirs as [string, string, string];
+  const [followed, sealed, plain] = dirs as [string, string, string];
   monitor.watch('followed', followed);
-  monitor.watch('finished', finished);
+  monitor.watch('sealed', sealed);
   monitor.watch('plain', plain);
 
   clock.advance(SWEEP_MIN_MS);
@@ -107,24 +123,115 @@ test('a job followed, finished or untracked while the batch was out is not obser
   const notices: string[] = [];
   const unsubscribe = monitor.subscribe('followed', (notice) => notices.push(notice));
   t.after(() => unsubscribe?.());
-  // The job's end seals it with an observation of its own; it is untracked once sealed.
-  assert.deepEqual(await monitor.finish('finished'), { stdout: 3, stderr: 0 });
-  // Meanwhile, no second sweep while the first is out, however far the clock goes.
+  await monitor.refresh('followed');
+  assert.deepEqual(notices, ['output:grow'], 'its watch observed it');
+  // The job's end seals it with an observation of its own, and untracks it. A process it left
+  // behind writes on; its index is made unopenable, so that a swept observation of the sealed job
+  // (which would find its sizes grown) would say so.
+  assert.deepEqual(await monitor.finish('sealed'), { stdout: 3, stderr: 0 });
+  await appendFile(join(sealed, 'stdout'), 'late');
+  await rm(join(sealed, 'combined.idx'));
+  await mkdir(join(sealed, 'combined.idx'));
+  // No second sweep while the first is out, however far the clock goes.
   clock.advance(10 * SWEEP_MAX_MS);
   assert.equal(calls.length, 1);
 
-  // The followed job's watch observed it at once; make its index unopenable so that a second,
-  // swept observation (which would find the sizes grown) would fail visibly.
-  await monitor.refresh('followed');
-  assert.equal(await combinedEnd(followed), 3);
-  await appendFile(join(followed, 'stdout'), 'more');
   held.resolve();
   await monitor.swept();
+  assert.deepEqual(errors, [], 'the sealed job was not observed again');
   assert.equal(await combinedEnd(plain), 3, 'the plain job was observed from the batch');
-  assert.equal(await combinedEnd(finished), 3, 'the sealed job kept its seal, observed once');
   // The next sweep is armed again once the first is over, and asks only for the unfollowed job.
   await sweepAfter(clock, monitor, SWEEP_MAX_MS);
   assert.deepEqual(calls.at(-1)?.dirs, [plain]);
+});
+
+test('sizes a batch brought back after a newer observation never take the job back', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  const stale = Promise.withResolvers<void>();
+  const real = realBatchSizes();
+  // Stats at once, then holds its answer back while the job writes on and is refreshed.
+  const statted = Promise.withResolvers<void>();
+  const { batchSizes } = recording(clock, async (dirs) => {
+    const sizes = await real(dirs);
+    statted.resolve();
+    await stale.promise;
+    return sizes;
+  });
+  const errors: Error[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock,
+    batchSizes,
+    onError: (err) => errors.push(err),
+  });
+  t.after(() => monitor.close());
+  const dir = join(root, 'job');
+  await mkdir(dir);
+  await appendFile(join(dir, 'stdout'), 'ab');
+  monitor.watch('job', dir);
+  clock.advance(SWEEP_MIN_MS);
+  // The batch has stat-ed (2 bytes) before the job writes on.
+  await statted.promise;
+  await appendFile(join(dir, 'stdout'), 'cdef');
+  await monitor.refresh('job');
+  assert.equal(await combinedEnd(dir), 6);
+  // Were the stale sizes observed, the index (now unopenable) would be opened: an error.
+  await rm(join(dir, 'combined.idx'));
+  await mkdir(join(dir, 'combined.idx'));
+  stale.resolve();
+  await monitor.swept();
+  assert.deepEqual(errors, []);
+  // Nor did they take what the job is known to hold back to 2 bytes: the next sweep, finding 6,
+  // would then observe it again.
+  await sweepAfter(clock, monitor, SWEEP_MAX_MS);
+  assert.deepEqual(errors, []);
+});
+
+test('an observation that hangs does not hold up the sweep of the other jobs', async (t) => {
+  const root = await jobDir(t);
+  // The punch of retention runs fallocate(1), a child process: this one waits until let go (a
+  // line on a FIFO), as a punch on a stalled disk would, then punches.
+  const gate = join(root, 'gate');
+  execFileSync('mkfifo', [gate]);
+  const fallocate = join(root, 'slow-fallocate');
+  // At most 20 s: a regression fails this test instead of leaving a child that holds the run.
+  const script = `#!/bin/sh\ntimeout 20 sh -c 'read line < "$0"' '${gate}'\nexec fallocate "$@"\n`;
+  await writeFile(fallocate, script, { mode: 0o755 });
+  // Without blocking: ENXIO while the script is not (or no longer) reading; ENOENT once removed.
+  const letGo = () => {
+    try {
+      const fd = openSync(gate, constants.O_WRONLY | constants.O_NONBLOCK);
+      writeSync(fd, 'go\n');
+      closeSync(fd);
+    } catch (err) {
+      if (!['ENXIO', 'ENOENT'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    }
+  };
+  t.after(letGo);
+  const clock = new ManualClock();
+  const { calls, batchSizes } = recording(clock);
+  const monitor = new OutputMonitor({ capBytes: 1024, clock, batchSizes, fallocatePath: fallocate });
+  t.after(() => monitor.close());
+  const [slow, other] = [join(root, 'slow'), join(root, 'other')];
+  for (const dir of [slow, other]) await mkdir(dir);
+  monitor.watch('slow', slow);
+  monitor.watch('other', other);
+  // Past its cap by more than the slack (64 KiB): its observation punches, and hangs there.
+  await appendFile(join(slow, 'stdout'), Buffer.alloc(200 * 1024, 'a'));
+  clock.advance(SWEEP_MIN_MS);
+  assert.equal(calls.length, 1);
+  await calls[0]!.answered;
+  await nextTurn();
+
+  await appendFile(join(other, 'stderr'), 'still swept\n');
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.equal(calls.length, 2, 'the next sweep came on time');
+  assert.deepEqual(calls[1]!.dirs, [slow, other]);
+  assert.equal(await combinedEnd(other), 12, 'and observed the other job');
+  letGo();
+  await monitor.refresh('slow');
+  assert.equal(await combinedEnd(slow), 200 * 1024);
 });
 
 test('a batch that fails as a whole is reported once; each due job is observed the synchronous way; the sweep goes on', async (t) => {

@@ -73,10 +73,18 @@ static void stat_in_pool(napi_env env, void *data) {
   }
 }
 
+/*
+ * Settles a batch's promise with an Error of `message`, or with the exception a failed call left
+ * pending (which would otherwise keep the rejection from going through), and frees the batch.
+ */
 static void reject_and_free(napi_env env, batch_t *batch, const char *message) {
   napi_value text, error;
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, NULL, text, &error);
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending ||
+      napi_get_and_clear_last_exception(env, &error) != napi_ok) {
+    napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, NULL, text, &error);
+  }
   napi_reject_deferred(env, batch->deferred, error);
   napi_delete_async_work(env, batch->work);
   free_batch(batch);
@@ -113,8 +121,9 @@ static int array_length(napi_env env, napi_value value, uint32_t max, uint32_t *
 }
 
 /*
- * Copies the strings of `array` (which must all be strings without NUL) into batch->text from
- * *used on, recording their starts from starts[first]. 0 when one is not such a string.
+ * Copies the strings of `array` (which must all be non-empty strings without NUL) into
+ * batch->text from *used on, recording their starts from starts[first]. 0 when one is not such a
+ * string.
  */
 static int copy_strings(napi_env env, napi_value array, uint32_t count, batch_t *batch, size_t first,
                         size_t *used, size_t *capacity) {
@@ -134,8 +143,8 @@ static int copy_strings(napi_env env, napi_value array, uint32_t count, batch_t 
     size_t copied;
     if (napi_get_value_string_utf8(env, element, batch->text + *used, length + 1, &copied) != napi_ok)
       return 0;
-    /* A NUL inside would cut the path short and stat another file. */
-    if (strlen(batch->text + *used) != copied) return 0;
+    /* A NUL inside would cut the path short and stat another file; an empty one, another too. */
+    if (copied == 0 || strlen(batch->text + *used) != copied) return 0;
     batch->starts[first + i] = *used;
     *used += copied + 1;
   }
@@ -149,7 +158,8 @@ static napi_value file_sizes(napi_env env, napi_callback_info info) {
   uint32_t dir_count, name_count;
   if (argc < 2 || !array_length(env, argv[0], MAX_DIRS, &dir_count) ||
       !array_length(env, argv[1], MAX_NAMES, &name_count))
-    return throw_type_error(env, "fileSizes(dirs, names): expected two arrays of strings, of at most 65536 and 16");
+    return throw_type_error(env,
+                            "fileSizes(dirs, names): expected two arrays of strings, at most 65536 and 16 of them");
   batch_t *batch = calloc(1, sizeof *batch);
   size_t capacity = (size_t)(dir_count + name_count) * 64 + 1, used = 0;
   if (batch != NULL) {
@@ -170,7 +180,7 @@ static napi_value file_sizes(napi_env env, napi_callback_info info) {
     /* Node-API may have left its own exception (a getter that threw): that one says more. */
     bool pending;
     if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return NULL;
-    return throw_type_error(env, "fileSizes(dirs, names): every element must be a string without NUL");
+    return throw_type_error(env, "fileSizes(dirs, names): every element must be a non-empty string without NUL");
   }
   napi_value promise, name;
   /* The work first: a promise made before a failure to queue would never be settled. */
