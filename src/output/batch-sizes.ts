@@ -16,7 +16,9 @@ export interface FileSizesAddon {
 
 /**
  * The stream sizes of many job directories at once, each as `readOutputSizes` reads it (a stream
- * file that is not there counts 0), or the error that kept one directory's from being read.
+ * file that is not there counts 0), or the error that kept one directory's from being read. Unlike
+ * `readOutputSizesSync`, whose `throwIfNoEntry: false` also counts ENOTDIR as absent, a job
+ * directory replaced by a file is an error here, which the monitor reports.
  */
 export type BatchSizes = (dirs: readonly string[]) => Promise<(OutputBytes | Error)[]>;
 

@@ -38,9 +38,9 @@ export { SWEEP_MAX_MS, SWEEP_MIN_MS };
  * kernel watch, no event per write; a sweep on the clock observes it now and then (every
  * `SWEEP_MIN_MS`, backing off to `SWEEP_MAX_MS` while it is quiet), which keeps retention within
  * the cap plus what a job can write in that time. Given `batchSizes`, a sweep reads the sizes of
- * all the jobs due in one call off the event loop and observes only those that grew. A followed job gets one kernel watch (on its
- * directory), opened by its first follower and closed when its last one leaves, however many it
- * has. Each observation stats both streams, appends what grew to the combined index, enforces
+ * all the jobs due in one call off the event loop and observes only those that grew. A followed
+ * job gets one kernel watch (on its directory), opened by its first follower and closed when its
+ * last one leaves, however many it has. Each observation stats both streams, appends what grew to the combined index, enforces
  * retention, then tells the job's followers. Observations of a job never overlap: events during
  * one ask for one more, so a job writing fast wakes its followers once per observation, not once
  * per write; with many followers their wakeups are spaced out further (`OutputListeners`). Their
@@ -161,8 +161,9 @@ export class OutputMonitor {
   }
 
   /**
-   * Resolves once the sweep in flight is over: its sizes read and the observations they called
-   * for done (at once when there is none). The sweep goes on by its timer meanwhile.
+   * Resolves once the last sweep through `batchSizes` is over: its sizes read and the observations
+   * it started done (at once when there was none; without `batchSizes`, at once). The sweep goes on
+   * by its timer meanwhile. For tests: an observation goes on as long as its job keeps writing.
    */
   async swept(): Promise<void> {
     await this.#lastSweep;
@@ -275,7 +276,7 @@ export class OutputMonitor {
       .then(
         ({ observations }) => {
           // Not returned: the next sweep must not wait for them.
-          void observations.then(resolve);
+          void observations.then(resolve, resolve);
         },
         (err: unknown) => {
           this.#report(err);
@@ -402,7 +403,11 @@ export class OutputMonitor {
   }
 
   #report(err: unknown, jobId?: string): void {
-    this.#onError(err instanceof Error ? err : new Error(String(err)), jobId);
+    try {
+      this.#onError(err instanceof Error ? err : new Error(String(err)), jobId);
+    } catch {
+      // A listener that throws must not end an observation or a sweep half-way: told is told.
+    }
   }
 }
 

@@ -90,7 +90,7 @@ test('a sweep reads every due job in one batch and observes only those that grew
   assert.equal(await combinedEnd(busy), 8);
 });
 
-test('a job followed, sealed or untracked while the batch was out is left to what observes it now', async (t) => {
+test('a job sealed while the batch was out is not observed again; a followed one is not in the next batch', async (t) => {
   const root = await jobDir(t);
   const clock = new ManualClock();
   const held = Promise.withResolvers<void>();
@@ -188,6 +188,41 @@ test('sizes a batch brought back after a newer observation never take the job ba
   assert.deepEqual(errors, []);
 });
 
+test('sizes partly older than the last observation are taken stream by stream, the furthest of each', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  const real = realBatchSizes();
+  // The first batch answers with stdout as it was before the refresh below, stderr as it is now.
+  let first = true;
+  const { batchSizes } = recording(clock, (dirs) => {
+    if (!first) return real(dirs);
+    first = false;
+    return Promise.resolve([{ stdout: 2, stderr: 5 }]);
+  });
+  const errors: Error[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock,
+    batchSizes,
+    onError: (err) => errors.push(err),
+  });
+  t.after(() => monitor.close());
+  const dir = join(root, 'job');
+  await mkdir(dir);
+  await appendFile(join(dir, 'stdout'), 'abcdef');
+  monitor.watch('job', dir);
+  await monitor.refresh('job');
+  await appendFile(join(dir, 'stderr'), '12345');
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.equal(await combinedEnd(dir), 11, 'stdout kept at 6, stderr taken to 5');
+  // What the job is known to hold is 6 and 5, not 2 and 5: the next sweep, finding 6 and 5, has
+  // nothing to do (else it would open the index, now unopenable).
+  await rm(join(dir, 'combined.idx'));
+  await mkdir(join(dir, 'combined.idx'));
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.deepEqual(errors, []);
+});
+
 test('an observation that hangs does not hold up the sweep of the other jobs', async (t) => {
   const root = await jobDir(t);
   // The punch of retention runs fallocate(1), a child process: this one waits until let go (a
@@ -198,17 +233,19 @@ test('an observation that hangs does not hold up the sweep of the other jobs', a
   // At most 20 s: a regression fails this test instead of leaving a child that holds the run.
   const script = `#!/bin/sh\ntimeout 20 sh -c 'read line < "$0"' '${gate}'\nexec fallocate "$@"\n`;
   await writeFile(fallocate, script, { mode: 0o755 });
-  // Without blocking: ENXIO while the script is not (or no longer) reading; ENOENT once removed.
+  // Held open both ways from the start: the line is kept in the pipe for the script however late
+  // it opens the FIFO, and can be written after the directory is gone (after hooks run in order).
+  const gateFd = openSync(gate, constants.O_RDWR | constants.O_NONBLOCK);
+  let gone = false;
   const letGo = () => {
-    try {
-      const fd = openSync(gate, constants.O_WRONLY | constants.O_NONBLOCK);
-      writeSync(fd, 'go\n');
-      closeSync(fd);
-    } catch (err) {
-      if (!['ENXIO', 'ENOENT'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
-    }
+    if (gone) return;
+    gone = true;
+    writeSync(gateFd, 'go\n');
   };
-  t.after(letGo);
+  t.after(() => {
+    letGo();
+    closeSync(gateFd);
+  });
   const clock = new ManualClock();
   const { calls, batchSizes } = recording(clock);
   const monitor = new OutputMonitor({ capBytes: 1024, clock, batchSizes, fallocatePath: fallocate });
@@ -302,6 +339,41 @@ test('one job whose sizes cannot be read is reported with its id; the sweep keep
   await sweepAfter(clock, monitor, SWEEP_MIN_MS);
   assert.ok(calls.at(-1)?.dirs.includes(broken), 'still swept');
   assert.equal(errors.length, 2);
+  // ...less and less often, as a quiet job: not at the third second, again at the fourth.
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  const start = calls[0]!.at - SWEEP_MIN_MS;
+  assert.deepEqual(
+    calls.filter((c) => c.dirs.includes(broken)).map((c) => c.at - start),
+    [1000, 2000, 4000],
+  );
+  assert.equal(errors.length, 3);
+});
+
+test('a listener of errors that throws does not end the sweep', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  let told = 0;
+  const { calls, batchSizes } = recording(clock, () => Promise.reject(new Error('no pool')));
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock,
+    batchSizes,
+    onError: () => {
+      told++;
+      throw new Error('the listener failed too');
+    },
+  });
+  t.after(() => monitor.close());
+  const dir = join(root, 'job');
+  await mkdir(dir);
+  await appendFile(join(dir, 'stdout'), 'abc');
+  monitor.watch('job', dir);
+  await sweepAfter(clock, monitor, SWEEP_MIN_MS);
+  assert.equal(told, 1);
+  assert.equal(await combinedEnd(dir), 3, 'observed the synchronous way all the same');
+  await sweepAfter(clock, monitor, SWEEP_MAX_MS);
+  assert.equal(calls.length, 2, 'and swept again');
 });
 
 test('closing while a batch is out: nothing is observed when it comes back and no timer is armed', async (t) => {
