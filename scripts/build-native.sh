@@ -24,8 +24,8 @@ send_src="$root/src/api/rest/native/send-file.c"
 send_out="$root/dist/native/send-file.node"
 sizes_src="$root/src/output/native/file-sizes.c"
 sizes_out="$root/dist/native/file-sizes.node"
-# What every addon includes (its export helper): an addon older than it is rebuilt too.
-napi_export_h="$root/src/core/native/napi-export.h"
+# What every addon includes (its shared helpers): an addon older than it is rebuilt too.
+napi_helpers_h="$root/src/core/native/napi-helpers.h"
 
 current() { [ -f "$1" ] && [ "$1" -nt "$2" ]; }
 
@@ -55,7 +55,7 @@ fi
 # why and what the server does without it ($3).
 build_addon() {
   local src=$1 out=$2 without=$3 include node
-  current "$out" "$src" && current "$out" "$napi_export_h" && return 0
+  current "$out" "$src" && current "$out" "$napi_helpers_h" && return 0
   include=$root/node_modules/node-api-headers/include
   if [ ! -f "$include/node_api.h" ]; then
     node=$(command -v node || true)

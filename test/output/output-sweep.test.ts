@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { type BatchSizes, loadBatchSizes } from '../../src/output/batch-sizes.ts';
 import { OutputMonitor, SWEEP_MAX_MS, SWEEP_MIN_MS } from '../../src/output/output-monitor.ts';
 import { readOutput } from '../../src/output/output-reader.ts';
@@ -40,6 +40,27 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const combinedEnd = async (dir: string) =>
   (await readOutput(dir, { selector: 'all', cursor: 0, limitBytes: 1 })).end;
 
+/** A monitor sweeping through `batchSizes` on `clock`, closed when the test ends, and what it reported. */
+function reportingMonitor(t: TestContext, clock: ManualClock, batchSizes: BatchSizes) {
+  const errors: { err: Error; jobId: string | undefined }[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 1024 * 1024,
+    clock,
+    batchSizes,
+    onError: (err, jobId) => errors.push({ err, jobId }),
+  });
+  t.after(() => monitor.close());
+  return { monitor, errors };
+}
+
+/** A job directory `name` under `root`, its `stream` holding `text`. */
+async function jobWriting(root: string, name: string, stream: 'stdout' | 'stderr', text: string) {
+  const dir = join(root, name);
+  await mkdir(dir);
+  await appendFile(join(dir, stream), text);
+  return dir;
+}
+
 /** Moves the clock on and waits for the sweep it started (if any) to be over. */
 async function sweepAfter(clock: ManualClock, monitor: OutputMonitor, ms: number): Promise<void> {
   clock.advance(ms);
@@ -51,14 +72,7 @@ test('a sweep reads every due job in one batch and observes only those that grew
   const clock = new ManualClock();
   const start = clock.now().getTime();
   const { calls, batchSizes } = recording(clock);
-  const errors: Error[] = [];
-  const monitor = new OutputMonitor({
-    capBytes: 1024 * 1024,
-    clock,
-    batchSizes,
-    onError: (err) => errors.push(err),
-  });
-  t.after(() => monitor.close());
+  const { monitor, errors } = reportingMonitor(t, clock, batchSizes);
   const [busy, quiet] = [join(root, 'busy'), join(root, 'quiet')];
   for (const dir of [busy, quiet]) await mkdir(dir);
   monitor.watch('busy', busy);
@@ -100,20 +114,10 @@ test('a job sealed while the batch was out is not observed again; a followed one
     await held.promise;
     return real(dirs);
   });
-  const errors: Error[] = [];
-  const monitor = new OutputMonitor({
-    capBytes: 1024 * 1024,
-    clock,
-    batchSizes,
-    onError: (err) => errors.push(err),
-  });
-  t.after(() => monitor.close());
-  const dirs = ['followed', 'sealed', 'plain'].map((name) => join(root, name));
-  for (const dir of dirs) {
-    await mkdir(dir);
-    await appendFile(join(dir, 'stdout'), 'abc');
-  }
-  const [followed, sealed, plain] = dirs as [string, string, string];
+  const { monitor, errors } = reportingMonitor(t, clock, batchSizes);
+  const followed = await jobWriting(root, 'followed', 'stdout', 'abc');
+  const sealed = await jobWriting(root, 'sealed', 'stdout', 'abc');
+  const plain = await jobWriting(root, 'plain', 'stdout', 'abc');
   monitor.watch('followed', followed);
   monitor.watch('sealed', sealed);
   monitor.watch('plain', plain);
@@ -158,17 +162,8 @@ test('sizes a batch brought back after a newer observation never take the job ba
     await stale.promise;
     return sizes;
   });
-  const errors: Error[] = [];
-  const monitor = new OutputMonitor({
-    capBytes: 1024 * 1024,
-    clock,
-    batchSizes,
-    onError: (err) => errors.push(err),
-  });
-  t.after(() => monitor.close());
-  const dir = join(root, 'job');
-  await mkdir(dir);
-  await appendFile(join(dir, 'stdout'), 'ab');
+  const { monitor, errors } = reportingMonitor(t, clock, batchSizes);
+  const dir = await jobWriting(root, 'job', 'stdout', 'ab');
   monitor.watch('job', dir);
   clock.advance(SWEEP_MIN_MS);
   // The batch has stat-ed (2 bytes) before the job writes on.
@@ -199,17 +194,8 @@ test('sizes partly older than the last observation are taken stream by stream, t
     first = false;
     return Promise.resolve([{ stdout: 2, stderr: 5 }]);
   });
-  const errors: Error[] = [];
-  const monitor = new OutputMonitor({
-    capBytes: 1024 * 1024,
-    clock,
-    batchSizes,
-    onError: (err) => errors.push(err),
-  });
-  t.after(() => monitor.close());
-  const dir = join(root, 'job');
-  await mkdir(dir);
-  await appendFile(join(dir, 'stdout'), 'abcdef');
+  const { monitor, errors } = reportingMonitor(t, clock, batchSizes);
+  const dir = await jobWriting(root, 'job', 'stdout', 'abcdef');
   monitor.watch('job', dir);
   await monitor.refresh('job');
   await appendFile(join(dir, 'stderr'), '12345');
@@ -279,28 +265,21 @@ test('a batch that fails as a whole is reported once; each due job is observed t
   const { calls, batchSizes } = recording(clock, (dirs) =>
     fail ? Promise.reject(new Error('pool exhausted')) : real(dirs),
   );
-  const errors: { message: string; jobId: string | undefined }[] = [];
-  const monitor = new OutputMonitor({
-    capBytes: 1024 * 1024,
-    clock,
-    batchSizes,
-    onError: (err, jobId) => errors.push({ message: err.message, jobId }),
-  });
-  t.after(() => monitor.close());
-  const [a, b] = [join(root, 'a'), join(root, 'b')];
-  for (const dir of [a, b]) {
-    await mkdir(dir);
-    await appendFile(join(dir, 'stderr'), 'ab');
-  }
+  const { monitor, errors } = reportingMonitor(t, clock, batchSizes);
+  const a = await jobWriting(root, 'a', 'stderr', 'ab');
+  const b = await jobWriting(root, 'b', 'stderr', 'ab');
   monitor.watch('a', a);
   monitor.watch('b', b);
   await sweepAfter(clock, monitor, SWEEP_MIN_MS);
-  assert.deepEqual(errors, [
-    {
-      message: "the sweep could not read 2 jobs' sizes at once (pool exhausted); observing each",
-      jobId: undefined,
-    },
-  ]);
+  assert.deepEqual(
+    errors.map(({ err, jobId }) => ({ message: err.message, jobId })),
+    [
+      {
+        message: "the sweep could not read 2 jobs' sizes at once (pool exhausted); observing each",
+        jobId: undefined,
+      },
+    ],
+  );
   assert.equal(await combinedEnd(a), 2);
   assert.equal(await combinedEnd(b), 2);
 
@@ -316,14 +295,7 @@ test('one job whose sizes cannot be read is reported with its id; the sweep keep
   const root = await jobDir(t);
   const clock = new ManualClock();
   const { calls, batchSizes } = recording(clock);
-  const errors: { code: string | undefined; jobId: string | undefined }[] = [];
-  const monitor = new OutputMonitor({
-    capBytes: 1024 * 1024,
-    clock,
-    batchSizes,
-    onError: (err, jobId) => errors.push({ code: (err as NodeJS.ErrnoException).code, jobId }),
-  });
-  t.after(() => monitor.close());
+  const { monitor, errors } = reportingMonitor(t, clock, batchSizes);
   const [broken, sound] = [join(root, 'broken'), join(root, 'sound')];
   await mkdir(sound);
   await mkdir(broken);
@@ -334,7 +306,10 @@ test('one job whose sizes cannot be read is reported with its id; the sweep keep
   await rm(broken, { recursive: true });
   await appendFile(broken, 'x');
   await sweepAfter(clock, monitor, SWEEP_MIN_MS);
-  assert.deepEqual(errors, [{ code: 'ENOTDIR', jobId: 'broken' }]);
+  assert.deepEqual(
+    errors.map(({ err, jobId }) => ({ code: (err as NodeJS.ErrnoException).code, jobId })),
+    [{ code: 'ENOTDIR', jobId: 'broken' }],
+  );
   assert.equal(await combinedEnd(sound), 2);
   await sweepAfter(clock, monitor, SWEEP_MIN_MS);
   assert.ok(calls.at(-1)?.dirs.includes(broken), 'still swept');
@@ -365,9 +340,7 @@ test('a listener of errors that throws does not end the sweep', async (t) => {
     },
   });
   t.after(() => monitor.close());
-  const dir = join(root, 'job');
-  await mkdir(dir);
-  await appendFile(join(dir, 'stdout'), 'abc');
+  const dir = await jobWriting(root, 'job', 'stdout', 'abc');
   monitor.watch('job', dir);
   await sweepAfter(clock, monitor, SWEEP_MIN_MS);
   assert.equal(told, 1);
@@ -386,9 +359,7 @@ test('closing while a batch is out: nothing is observed when it comes back and n
     return real(dirs);
   });
   const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock, batchSizes });
-  const dir = join(root, 'job');
-  await mkdir(dir);
-  await appendFile(join(dir, 'stdout'), 'abc');
+  const dir = await jobWriting(root, 'job', 'stdout', 'abc');
   monitor.watch('job', dir);
   clock.advance(SWEEP_MIN_MS);
   monitor.close();

@@ -12,7 +12,7 @@
  * without it, or off glibc, the server runs as before.
  */
 #include <node_api.h>
-#include "../../core/native/napi-export.h"
+#include "../../core/native/napi-helpers.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>

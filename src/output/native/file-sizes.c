@@ -20,7 +20,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <node_api.h>
-#include "../../core/native/napi-export.h"
+#include "../../core/native/napi-helpers.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,19 +73,9 @@ static void stat_in_pool(napi_env env, void *data) {
   }
 }
 
-/*
- * Settles a batch's promise with an Error of `message`, or with the exception a failed call left
- * pending (which would otherwise keep the rejection from going through), and frees the batch.
- */
+/* Settles a batch's promise with an error (`reject_with`), and frees the batch. */
 static void reject_and_free(napi_env env, batch_t *batch, const char *message) {
-  napi_value text, error;
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending ||
-      napi_get_and_clear_last_exception(env, &error) != napi_ok) {
-    napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
-    napi_create_error(env, NULL, text, &error);
-  }
-  napi_reject_deferred(env, batch->deferred, error);
+  reject_with(env, batch->deferred, message);
   napi_delete_async_work(env, batch->work);
   free_batch(batch);
 }
@@ -182,22 +172,10 @@ static napi_value file_sizes(napi_env env, napi_callback_info info) {
     if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return NULL;
     return throw_type_error(env, "fileSizes(dirs, names): every element must be a non-empty string without NUL");
   }
-  napi_value promise, name;
-  /* The work first: a promise made before a failure to queue would never be settled. */
-  if (napi_create_string_utf8(env, "jobworker:fileSizes", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, stat_in_pool, settle_on_loop, batch, &batch->work) != napi_ok) {
-    free_batch(batch);
-    napi_throw_error(env, NULL, "fileSizes: could not queue the stats");
-    return NULL;
-  }
-  if (napi_create_promise(env, &batch->deferred, &promise) != napi_ok) {
-    napi_delete_async_work(env, batch->work);
-    free_batch(batch);
-    napi_throw_error(env, NULL, "fileSizes: could not queue the stats");
-    return NULL;
-  }
-  if (napi_queue_async_work(env, batch->work) != napi_ok)
-    reject_and_free(env, batch, "fileSizes: could not queue the stats");
+  int queued;
+  napi_value promise = queue_in_pool(env, "jobworker:fileSizes", stat_in_pool, settle_on_loop, batch, &batch->work,
+                                     &batch->deferred, "fileSizes: could not queue the stats", &queued);
+  if (!queued) free_batch(batch);
   return promise;
 }
 

@@ -25,7 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
-#include "../../../core/native/napi-export.h"
+#include "../../../core/native/napi-helpers.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
@@ -73,12 +73,9 @@ static int set_number(napi_env env, napi_value object, const char *name, double 
          napi_set_named_property(env, object, name, v) == napi_ok;
 }
 
-/* Settles a copy's promise with an Error of `message`, and frees the copy. */
+/* Settles a copy's promise with an error (`reject_with`), and frees the copy. */
 static void reject_and_free(napi_env env, copy_t *copy, const char *message) {
-  napi_value text, error;
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, NULL, text, &error);
-  napi_reject_deferred(env, copy->deferred, error);
+  reject_with(env, copy->deferred, message);
   napi_delete_async_work(env, copy->work);
   free(copy);
 }
@@ -137,22 +134,10 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
   copy->file_fd = (int)file_fd;
   copy->position = position;
   copy->length = length;
-  napi_value promise, name;
-  /* The work first: a promise made before a failure to queue would never be settled. */
-  if (napi_create_string_utf8(env, "jobworker:sendFile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, copy_in_pool, settle_on_loop, copy, &copy->work) != napi_ok) {
-    free(copy);
-    napi_throw_error(env, NULL, "sendFile: could not queue the copy");
-    return NULL;
-  }
-  if (napi_create_promise(env, &copy->deferred, &promise) != napi_ok) {
-    napi_delete_async_work(env, copy->work);
-    free(copy);
-    napi_throw_error(env, NULL, "sendFile: could not queue the copy");
-    return NULL;
-  }
-  if (napi_queue_async_work(env, copy->work) != napi_ok)
-    reject_and_free(env, copy, "sendFile: could not queue the copy");
+  int queued;
+  napi_value promise = queue_in_pool(env, "jobworker:sendFile", copy_in_pool, settle_on_loop, copy, &copy->work,
+                                     &copy->deferred, "sendFile: could not queue the copy", &queued);
+  if (!queued) free(copy);
   return promise;
 }
 
