@@ -2,14 +2,15 @@ import { constants } from 'node:os';
 import { getSystemErrorMessage, getSystemErrorName } from 'node:util';
 import type { OutputBytes } from '../core/job.ts';
 import { loadNativeAddon } from '../core/native-addon.ts';
-import { OUTPUT_FILE_NAMES } from './output-files.ts';
+import { OUTPUT_FILE_NAMES, STAT_ORDER } from './output-files.ts';
 
 /** What src/output/native/file-sizes.c exports. */
 export interface FileSizesAddon {
   /**
-   * Stats each `dir/name` on a pool thread: the size of dirs[i]/names[j] at
-   * `i * names.length + j`, or -errno for a file that could not be stat'ed. At most 65,536 dirs
-   * and 16 names per call; a TypeError for anything but arrays of strings without NUL.
+   * Stats each `dir/name` on a pool thread, each directory's names in the order given: the size
+   * of dirs[i]/names[j] at `i * names.length + j`, or -errno for a file that could not be
+   * stat'ed. At most 65,536 dirs and 16 names per call; a TypeError for anything but arrays of
+   * strings without NUL.
    */
   fileSizes(dirs: readonly string[], names: readonly string[]): Promise<Float64Array>;
 }
@@ -25,7 +26,10 @@ export type BatchSizes = (dirs: readonly string[]) => Promise<(OutputBytes | Err
 /** Directories per call of the addon: one call holds one of libuv's four pool threads while it stats. */
 export const DIRS_PER_CALL = 1024;
 
-const STREAM_NAMES = [OUTPUT_FILE_NAMES.stdout, OUTPUT_FILE_NAMES.stderr];
+/** The file names in the order the addon stats them in each directory (see `STAT_ORDER`). */
+const STREAM_NAMES = STAT_ORDER.map((stream) => OUTPUT_FILE_NAMES[stream]);
+const STDOUT_AT = STAT_ORDER.indexOf('stdout');
+const STDERR_AT = STAT_ORDER.indexOf('stderr');
 
 /**
  * `BatchSizes` through `dist/native/file-sizes.node` (scripts/build-native.sh; `places` relative to
@@ -47,8 +51,8 @@ export function batchSizesThrough(addon: FileSizesAddon): BatchSizes {
       const chunk = dirs.slice(first, first + DIRS_PER_CALL);
       const sizes = await addon.fileSizes(chunk, STREAM_NAMES);
       for (let i = 0; i < chunk.length; i++) {
-        const stdout = sizes[2 * i]!;
-        const stderr = sizes[2 * i + 1]!;
+        const stdout = sizes[2 * i + STDOUT_AT]!;
+        const stderr = sizes[2 * i + STDERR_AT]!;
         const failed = statError(stdout, chunk[i]!, 'stdout') ?? statError(stderr, chunk[i]!, 'stderr');
         results.push(failed ?? { stdout: Math.max(0, stdout), stderr: Math.max(0, stderr) });
       }

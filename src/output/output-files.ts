@@ -68,13 +68,27 @@ export async function readOutputSizes(dir: string): Promise<OutputBytes> {
 }
 
 /**
- * `readOutputSizes` with two synchronous `stat` calls: the monitor's observation of a followed job,
- * where a thread-pool round trip would cost a follower more than the calls themselves.
+ * The order in which an observation reads the streams' sizes: the reverse of the order in which
+ * the combined index records two streams that both grew (stdout, then stderr). The job writes
+ * while the sizes are read, so whatever stderr bytes the first read counts were written before the
+ * second read began, and with them every stdout byte written before them: `echo a; echo b >&2`
+ * can never be recorded as b before a. Read the other way, a job could write both lines between
+ * the two reads, the stdout read would see neither and the stderr one both, and the index would
+ * put b first.
+ */
+export const STAT_ORDER: readonly OutputStream[] = ['stderr', 'stdout'];
+
+/**
+ * `readOutputSizes` with two synchronous `stat` calls, in `STAT_ORDER`: the monitor's observation
+ * of a followed job, where a thread-pool round trip would cost a follower more than the calls
+ * themselves.
  */
 export function readOutputSizesSync(dir: string): OutputBytes {
   const paths = outputPaths(dir);
-  const size = (path: string) => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
-  return { stdout: size(paths.stdout), stderr: size(paths.stderr) };
+  const sizes = { stdout: 0, stderr: 0 };
+  for (const stream of STAT_ORDER)
+    sizes[stream] = statSync(paths[stream], { throwIfNoEntry: false })?.size ?? 0;
+  return sizes;
 }
 
 export async function fileSize(path: string): Promise<number> {

@@ -102,6 +102,31 @@ test('many directories go in calls of DIRS_PER_CALL, one after another, in order
   );
 });
 
+test('stderr is stat-ed before stdout: lines a job writes between the two reads keep their order', async (t) => {
+  // The job writes "hello" to stdout and then "oops" to stderr while the sizes are read, between
+  // the read of the first stream and that of the second. The combined index records stdout before
+  // stderr, so the batch must never count the stderr line without the stdout line before it.
+  const dir = await jobDir(t);
+  const addon = realAddon();
+  const named: string[][] = [];
+  const interleaved = batchSizesThrough({
+    fileSizes: async (chunk, names) => {
+      named.push([...names]);
+      const sizes: number[] = [];
+      for (const [j, name] of names.entries()) {
+        sizes.push((await addon.fileSizes(chunk, [name]))[0]!);
+        if (j === 0) {
+          await writeFile(join(dir, 'stdout'), 'hello\n');
+          await writeFile(join(dir, 'stderr'), 'oops\n');
+        }
+      }
+      return new Float64Array(sizes);
+    },
+  });
+  assert.deepEqual(await interleaved([dir]), [{ stdout: 6, stderr: 0 }]);
+  assert.deepEqual(named, [['stderr', 'stdout']]);
+});
+
 test('the addon refuses bad arguments with a TypeError before it stats anything', () => {
   const addon = realAddon();
   const bad: [unknown, unknown][] = [
