@@ -60,6 +60,18 @@ export class NodeSqliteDatabase implements SqliteDatabase {
     return statement;
   }
 
+  /**
+   * Runs `sql` at once on the connection, through the statement cache: its rows, or none for a
+   * statement without result columns. Bypasses Kysely and its turn on the connection, so it is for
+   * a caller that already holds that turn (inside a transaction Kysely runs: see `WriteBatch`).
+   */
+  runNow(sql: string, parameters: readonly unknown[]): unknown[] {
+    const statement = this.prepare(sql);
+    if (statement.reader) return statement.all(parameters);
+    statement.run(parameters);
+    return [];
+  }
+
   close(): void {
     this.#statements.clear();
     if (this.#db.isOpen) this.#db.close();

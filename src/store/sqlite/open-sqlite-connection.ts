@@ -43,6 +43,15 @@ const PRAGMAS = [
 
 /** Opens (creating if needed) the SQLite file at `path` as a Kysely instance over `node:sqlite`. */
 export function openSqliteConnection(path: string): Kysely<StoreSchema> {
+  return openSqlite(path).db;
+}
+
+/**
+ * `openSqliteConnection`, with the wrapped connection Kysely drives (`database`): the store's write
+ * batch runs its savepoints and one-statement units on it directly, inside the transaction Kysely
+ * holds (see `WriteBatch`).
+ */
+export function openSqlite(path: string): { db: Kysely<StoreSchema>; database: NodeSqliteDatabase } {
   // Created owner-only (it holds every job's spec, environment values included); SQLite would
   // use the umask, and gives the -wal and -shm files the mode of the database file.
   if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
@@ -59,5 +68,6 @@ export function openSqliteConnection(path: string): Kysely<StoreSchema> {
     db.close();
     throw error;
   }
-  return new Kysely<StoreSchema>({ dialect: new NodeSqliteDialect(new NodeSqliteDatabase(db)) });
+  const database = new NodeSqliteDatabase(db);
+  return { db: new Kysely<StoreSchema>({ dialect: new NodeSqliteDialect(database) }), database };
 }

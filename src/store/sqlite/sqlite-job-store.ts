@@ -49,11 +49,11 @@ import {
 } from './compiled-statements.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
-import { openSqliteConnection } from './open-sqlite-connection.ts';
+import { openSqlite } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import { SqliteUserStore } from './sqlite-user-store.ts';
 import { SqliteWebhookStore } from './sqlite-webhook-store.ts';
-import { WriteBatch } from './write-batch.ts';
+import { type RunNow, WriteBatch } from './write-batch.ts';
 
 /** What a state change decides from: the columns its checks read. */
 type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
@@ -92,9 +92,9 @@ export class SqliteJobStore implements JobStore {
   /** Webhooks, their outbox (filled by triggers on `jobs`) and deliveries; the same connection. */
   readonly webhooks: SqliteWebhookStore;
 
-  private constructor(db: Kysely<StoreSchema>) {
+  private constructor(db: Kysely<StoreSchema>, runNow: RunNow) {
     this.#db = db;
-    this.#writes = new WriteBatch(db);
+    this.#writes = new WriteBatch(db, runNow);
     this.#getJob = compileGetJob(db);
     this.#markStarted = compileMarkStarted(db);
     this.#hasDependents = compileHasDependents(db);
@@ -104,14 +104,14 @@ export class SqliteJobStore implements JobStore {
 
   /** Opens (creating if needed) the database file at `path` and brings its schema up to date. */
   static async open(path: string): Promise<SqliteJobStore> {
-    const db = openSqliteConnection(path);
+    const { db, database } = openSqlite(path);
     try {
       await migrateSqlite(db);
     } catch (error) {
       await db.destroy();
       throw error;
     }
-    return new SqliteJobStore(db);
+    return new SqliteJobStore(db, (sql, parameters) => database.runNow(sql, parameters));
   }
 
   async insertJob(job: Job): Promise<void> {

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { CompiledQuery, type Kysely } from 'kysely';
+import { openSqlite } from '../../src/store/sqlite/open-sqlite-connection.ts';
+import { type RunNow, WriteBatch } from '../../src/store/sqlite/write-batch.ts';
+
+// Tables of this test only: WriteBatch works on any schema.
+interface TestSchema {
+  t: { x: number };
+}
+
+describe('WriteBatch with statements run at once on the connection', () => {
+  let dir: string;
+  let db: Kysely<TestSchema>;
+  let ran: string[];
+  let runNow: RunNow;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'jobworker-batch-'));
+    const opened = openSqlite(join(dir, 'batch.db'));
+    db = opened.db as unknown as Kysely<TestSchema>;
+    await db.executeQuery(CompiledQuery.raw('create table t (x integer not null unique)'));
+    ran = [];
+    runNow = (sql, parameters) => {
+      ran.push(sql);
+      return opened.database.runNow(sql, parameters);
+    };
+  });
+
+  afterEach(async () => {
+    await db.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const insert = (x: number) =>
+    CompiledQuery.raw('insert into t (x) values (?) returning x', [x]) as CompiledQuery<{ x: number }>;
+  // node:sqlite's rows have no prototype.
+  const plain = (rows: readonly unknown[]) => rows.map((row) => ({ ...(row as object) }));
+  const rows = async () => (await db.selectFrom('t').select('x').orderBy('x').execute()).map((r) => r.x);
+
+  it('runs a turn in one transaction, each unit in its savepoint, without Kysely; a failing unit is undone alone', async () => {
+    const batch = new WriteBatch(db, runNow);
+    const outcomes = await Promise.allSettled([
+      batch.execute(insert(1)),
+      batch.execute(insert(1)), // breaks the unique constraint
+      batch.execute(insert(2)),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => (o.status === 'fulfilled' ? plain(o.value.rows) : String(o.reason))),
+      [[{ x: 1 }], 'Error: UNIQUE constraint failed: t.x', [{ x: 2 }]],
+    );
+    assert.deepEqual(await rows(), [1, 2]);
+    assert.deepEqual(ran, [
+      'savepoint unit',
+      'insert into t (x) values (?) returning x',
+      'release unit',
+      'savepoint unit',
+      'insert into t (x) values (?) returning x',
+      'rollback to unit',
+      'release unit',
+      'savepoint unit',
+      'insert into t (x) values (?) returning x',
+      'release unit',
+    ]);
+  });
+
+  it('mixes units of Kysely (`run`) with statements run at once, in order, in one transaction', async () => {
+    const batch = new WriteBatch(db, runNow);
+    const [a, b] = await Promise.all([
+      batch.execute(insert(1)),
+      batch.run(async (trx) => {
+        // The unit before it is visible here: same transaction, same connection.
+        const seen = await trx.selectFrom('t').select('x').execute();
+        await trx.insertInto('t').values({ x: 3 }).execute();
+        return seen.map((r) => r.x);
+      }),
+    ]);
+    assert.deepEqual(plain(a.rows), [{ x: 1 }]);
+    assert.deepEqual(b, [1]);
+    assert.deepEqual(await rows(), [1, 3]);
+  });
+
+  it('runs a lone unit in a transaction of its own, and gives its error to its caller', async () => {
+    const batch = new WriteBatch(db, runNow);
+    assert.deepEqual(plain((await batch.execute(insert(5))).rows), [{ x: 5 }]);
+    await assert.rejects(batch.execute(insert(5)), /UNIQUE constraint failed: t\.x/);
+    assert.deepEqual(ran, [
+      'insert into t (x) values (?) returning x',
+      'insert into t (x) values (?) returning x',
+    ]);
+    assert.deepEqual(await rows(), [5]);
+  });
+
+  it('without a runner, runs the same batch through Kysely with the same outcomes', async () => {
+    const batch = new WriteBatch(db);
+    const outcomes = await Promise.allSettled([batch.execute(insert(1)), batch.execute(insert(1))]);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['fulfilled', 'rejected'],
+    );
+    assert.deepEqual(ran, []);
+    assert.deepEqual(await rows(), [1]);
+  });
+});
