@@ -60,7 +60,11 @@ export async function openOutputFiles(dir: string): Promise<{ stdout: number; st
   }
 }
 
-/** The logical size of each stream file (bytes written so far, including any retention dropped); 0 when absent. */
+/**
+ * The logical size of each stream file (bytes written so far, including any retention dropped); 0
+ * when absent. Both are read at once, in no order: for a job's byte counts, never for the combined
+ * index (see `STAT_ORDER`).
+ */
 export async function readOutputSizes(dir: string): Promise<OutputBytes> {
   const paths = outputPaths(dir);
   const [stdout, stderr] = await Promise.all([fileSize(paths.stdout), fileSize(paths.stderr)]);

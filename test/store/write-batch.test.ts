@@ -17,14 +17,17 @@ describe('WriteBatch with statements run at once on the connection', () => {
   let db: Kysely<TestSchema>;
   let ran: string[];
   let runNow: RunNow;
+  let opened: ReturnType<typeof openSqlite>;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'jobworker-batch-'));
-    const opened = openSqlite(join(dir, 'batch.db'));
+    opened = openSqlite(join(dir, 'batch.db'));
     db = opened.db as unknown as Kysely<TestSchema>;
     await db.executeQuery(CompiledQuery.raw('create table t (x integer not null unique)'));
     ran = [];
     runNow = (sql, parameters) => {
+      // Only ever inside the batch's transaction: a savepoint outside one would begin its own.
+      assert.ok(opened.database.inTransaction, `${sql} ran outside a transaction`);
       ran.push(sql);
       return opened.database.runNow(sql, parameters);
     };
@@ -83,6 +86,32 @@ describe('WriteBatch with statements run at once on the connection', () => {
     assert.deepEqual(await rows(), [1, 3]);
   });
 
+  it('undoes alone a unit of Kysely that wrote and then threw; a query from outside waits for the commit', async () => {
+    const batch = new WriteBatch(db, runNow);
+    let outside: Promise<number[]> | undefined;
+    const outcomes = await Promise.allSettled([
+      batch.execute(insert(1)),
+      batch.run(async (trx) => {
+        await trx.insertInto('t').values({ x: 2 }).execute();
+        // Not in the batch: it must wait for the connection until the batch has committed.
+        outside = rows();
+        throw new Error('after writing');
+      }),
+      batch.execute(insert(3)),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.deepEqual(
+      await outside,
+      [1, 3],
+      'the outside read saw the committed batch, without the undone row',
+    );
+    assert.ok(ran.includes('rollback to unit'));
+    assert.deepEqual(await rows(), [1, 3]);
+  });
+
   it('runs a lone unit in a transaction of its own, and gives its error to its caller', async () => {
     const batch = new WriteBatch(db, runNow);
     assert.deepEqual(plain((await batch.execute(insert(5))).rows), [{ x: 5 }]);
@@ -94,6 +123,14 @@ describe('WriteBatch with statements run at once on the connection', () => {
     assert.deepEqual(await rows(), [5]);
   });
 
+  it('refuses to run a statement at once outside a transaction', () => {
+    const { database } = opened;
+    assert.throws(
+      () => database.runNow('savepoint unit', []),
+      /runNow outside a transaction: savepoint unit/,
+    );
+  });
+
   it('without a runner, runs the same batch through Kysely with the same outcomes', async () => {
     const batch = new WriteBatch(db);
     const outcomes = await Promise.allSettled([batch.execute(insert(1)), batch.execute(insert(1))]);
@@ -101,7 +138,6 @@ describe('WriteBatch with statements run at once on the connection', () => {
       outcomes.map((o) => o.status),
       ['fulfilled', 'rejected'],
     );
-    assert.deepEqual(ran, []);
     assert.deepEqual(await rows(), [1]);
   });
 });

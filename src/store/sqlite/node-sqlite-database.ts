@@ -62,10 +62,12 @@ export class NodeSqliteDatabase implements SqliteDatabase {
 
   /**
    * Runs `sql` at once on the connection, through the statement cache: its rows, or none for a
-   * statement without result columns. Bypasses Kysely and its turn on the connection, so it is for
+   * statement without result columns (no count of changed rows: callers use `returning`). Bypasses Kysely and its turn on the connection, so it is for
    * a caller that already holds that turn (inside a transaction Kysely runs: see `WriteBatch`).
    */
   runNow(sql: string, parameters: readonly unknown[]): unknown[] {
+    // Outside a transaction nobody holds the connection's turn (and a savepoint would begin one).
+    if (!this.inTransaction) throw new Error(`runNow outside a transaction: ${sql}`);
     const statement = this.prepare(sql);
     if (statement.reader) return statement.all(parameters);
     statement.run(parameters);

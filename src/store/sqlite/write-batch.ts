@@ -51,7 +51,11 @@ export class WriteBatch<DB> {
     this.#runNow = runNow;
   }
 
-  /** Runs `work` in the next batch; resolves with its result once the batch is committed. */
+  /**
+   * Runs `work` in the next batch; resolves with its result once the batch is committed. `work`
+   * must await every query it starts before it settles: the savepoint that follows it (run at once
+   * with a `RunNow`) would otherwise come before a query still waiting for the connection.
+   */
   run<T>(work: Work<DB, T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#pending.push({ work, resolve: resolve as (value: unknown) => void, reject });
@@ -59,7 +63,10 @@ export class WriteBatch<DB> {
     });
   }
 
-  /** One statement as a unit of work; run at once on the connection when the batch has a `RunNow`. */
+  /**
+   * One statement as a unit of work; run at once on the connection when the batch has a `RunNow`,
+   * and then its result has `rows` only (use `returning` for what changed).
+   */
   execute<R>(query: CompiledQuery<R>): Promise<QueryResult<R>> {
     const runNow = this.#runNow;
     if (runNow === undefined) return this.run((trx) => trx.executeQuery(query));
