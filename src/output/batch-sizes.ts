@@ -51,8 +51,8 @@ export function batchSizesThrough(addon: FileSizesAddon): BatchSizes {
       const chunk = dirs.slice(first, first + DIRS_PER_CALL);
       const sizes = await addon.fileSizes(chunk, STREAM_NAMES);
       for (let i = 0; i < chunk.length; i++) {
-        const stdout = sizes[2 * i + STDOUT_AT]!;
-        const stderr = sizes[2 * i + STDERR_AT]!;
+        const stdout = sizes[STREAM_NAMES.length * i + STDOUT_AT]!;
+        const stderr = sizes[STREAM_NAMES.length * i + STDERR_AT]!;
         const failed = statError(stdout, chunk[i]!, 'stdout') ?? statError(stderr, chunk[i]!, 'stderr');
         results.push(failed ?? { stdout: Math.max(0, stdout), stderr: Math.max(0, stderr) });
       }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import fs, { type StatSyncOptions } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { syncBuiltinESMExports } from 'node:module';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { loadNativeAddon } from '../../src/core/native-addon.ts';
 import {
@@ -125,6 +127,30 @@ test('stderr is stat-ed before stdout: lines a job writes between the two reads 
   });
   assert.deepEqual(await interleaved([dir]), [{ stdout: 6, stderr: 0 }]);
   assert.deepEqual(named, [['stderr', 'stdout']]);
+});
+
+test('the synchronous stats read stderr before stdout too, with the same lines between them', async (t) => {
+  const dir = await jobDir(t);
+  const real = fs.statSync;
+  const stated: string[] = [];
+  // The named import of output-files.ts sees the mock once the built-in's exports are synced.
+  t.mock.method(fs, 'statSync', ((path: string, options?: StatSyncOptions) => {
+    const result = real(path, options);
+    stated.push(basename(path));
+    if (stated.length === 1) {
+      fs.writeFileSync(join(dir, 'stdout'), 'hello\n');
+      fs.writeFileSync(join(dir, 'stderr'), 'oops\n');
+    }
+    return result;
+  }) as typeof fs.statSync);
+  syncBuiltinESMExports();
+  try {
+    assert.deepEqual(readOutputSizesSync(dir), { stdout: 6, stderr: 0 });
+  } finally {
+    t.mock.restoreAll();
+    syncBuiltinESMExports();
+  }
+  assert.deepEqual(stated, ['stderr', 'stdout']);
 });
 
 test('the addon refuses bad arguments with a TypeError before it stats anything', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CompiledQuery, type Kysely } from 'kysely';
-import { openSqlite } from '../../src/store/sqlite/open-sqlite-connection.ts';
+import { openSqliteWithConnection } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { type RunNow, WriteBatch } from '../../src/store/sqlite/write-batch.ts';
 
 // Tables of this test only: WriteBatch works on any schema.
@@ -17,19 +17,19 @@ describe('WriteBatch with statements run at once on the connection', () => {
   let db: Kysely<TestSchema>;
   let ran: string[];
   let runNow: RunNow;
-  let opened: ReturnType<typeof openSqlite>;
+  let opened: ReturnType<typeof openSqliteWithConnection>;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'jobworker-batch-'));
-    opened = openSqlite(join(dir, 'batch.db'));
+    opened = openSqliteWithConnection(join(dir, 'batch.db'));
     db = opened.db as unknown as Kysely<TestSchema>;
     await db.executeQuery(CompiledQuery.raw('create table t (x integer not null unique)'));
     ran = [];
     runNow = (sql, parameters) => {
       // Only ever inside the batch's transaction: a savepoint outside one would begin its own.
-      assert.ok(opened.database.inTransaction, `${sql} ran outside a transaction`);
+      assert.ok(opened.connection.inTransaction, `${sql} ran outside a transaction`);
       ran.push(sql);
-      return opened.database.runNow(sql, parameters);
+      return opened.connection.runNow(sql, parameters);
     };
   });
 
@@ -84,6 +84,14 @@ describe('WriteBatch with statements run at once on the connection', () => {
     assert.deepEqual(plain(a.rows), [{ x: 1 }]);
     assert.deepEqual(b, [1]);
     assert.deepEqual(await rows(), [1, 3]);
+    // One batch (savepoints around both units), not each unit alone.
+    assert.deepEqual(ran, [
+      'savepoint unit',
+      'insert into t (x) values (?) returning x',
+      'release unit',
+      'savepoint unit',
+      'release unit',
+    ]);
   });
 
   it('undoes alone a unit of Kysely that wrote and then threw; a query from outside waits for the commit', async () => {
@@ -124,9 +132,9 @@ describe('WriteBatch with statements run at once on the connection', () => {
   });
 
   it('refuses to run a statement at once outside a transaction', () => {
-    const { database } = opened;
+    const { connection } = opened;
     assert.throws(
-      () => database.runNow('savepoint unit', []),
+      () => connection.runNow('savepoint unit', []),
       /runNow outside a transaction: savepoint unit/,
     );
   });

@@ -62,8 +62,9 @@ export class NodeSqliteDatabase implements SqliteDatabase {
 
   /**
    * Runs `sql` at once on the connection, through the statement cache: its rows, or none for a
-   * statement without result columns (no count of changed rows: callers use `returning`). Bypasses Kysely and its turn on the connection, so it is for
-   * a caller that already holds that turn (inside a transaction Kysely runs: see `WriteBatch`).
+   * statement without result columns (no count of changed rows: callers use `returning`).
+   * Bypasses Kysely and its turn on the connection, so it is for a caller that already holds that
+   * turn: inside a transaction Kysely runs (see `WriteBatch`).
    */
   runNow(sql: string, parameters: readonly unknown[]): unknown[] {
     // Outside a transaction nobody holds the connection's turn (and a savepoint would begin one).

@@ -43,15 +43,18 @@ const PRAGMAS = [
 
 /** Opens (creating if needed) the SQLite file at `path` as a Kysely instance over `node:sqlite`. */
 export function openSqliteConnection(path: string): Kysely<StoreSchema> {
-  return openSqlite(path).db;
+  return openSqliteWithConnection(path).db;
 }
 
 /**
- * `openSqliteConnection`, with the wrapped connection Kysely drives (`database`): the store's write
+ * `openSqliteConnection`, with the wrapped connection Kysely drives (`connection`): the store's write
  * batch runs its savepoints and one-statement units on it directly, inside the transaction Kysely
  * holds (see `WriteBatch`).
  */
-export function openSqlite(path: string): { db: Kysely<StoreSchema>; database: NodeSqliteDatabase } {
+export function openSqliteWithConnection(path: string): {
+  db: Kysely<StoreSchema>;
+  connection: NodeSqliteDatabase;
+} {
   // Created owner-only (it holds every job's spec, environment values included); SQLite would
   // use the umask, and gives the -wal and -shm files the mode of the database file.
   if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
@@ -68,6 +71,6 @@ export function openSqlite(path: string): { db: Kysely<StoreSchema>; database: N
     db.close();
     throw error;
   }
-  const database = new NodeSqliteDatabase(db);
-  return { db: new Kysely<StoreSchema>({ dialect: new NodeSqliteDialect(database) }), database };
+  const connection = new NodeSqliteDatabase(db);
+  return { db: new Kysely<StoreSchema>({ dialect: new NodeSqliteDialect(connection) }), connection };
 }

@@ -49,7 +49,7 @@ import {
 } from './compiled-statements.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
 import { migrateSqlite } from './migrate-sqlite.ts';
-import { openSqlite } from './open-sqlite-connection.ts';
+import { openSqliteWithConnection } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import { SqliteUserStore } from './sqlite-user-store.ts';
 import { SqliteWebhookStore } from './sqlite-webhook-store.ts';
@@ -104,14 +104,14 @@ export class SqliteJobStore implements JobStore {
 
   /** Opens (creating if needed) the database file at `path` and brings its schema up to date. */
   static async open(path: string): Promise<SqliteJobStore> {
-    const { db, database } = openSqlite(path);
+    const { db, connection } = openSqliteWithConnection(path);
     try {
       await migrateSqlite(db);
     } catch (error) {
       await db.destroy();
       throw error;
     }
-    return new SqliteJobStore(db, (sql, parameters) => database.runNow(sql, parameters));
+    return new SqliteJobStore(db, (sql, parameters) => connection.runNow(sql, parameters));
   }
 
   async insertJob(job: Job): Promise<void> {

@@ -16,12 +16,12 @@ const ROLLBACK_TO = CompiledQuery.raw('rollback to unit');
 const RELEASE = CompiledQuery.raw('release unit');
 
 /**
- * Runs one statement at once on the connection the batch's transaction holds, and returns its rows
- * (see `NodeSqliteDatabase.runNow`). node:sqlite is synchronous, and each statement Kysely runs
- * costs the event loop several promise hops and its turn on the connection (~1.6 us in a hot loop here, more than
- * SQLite takes for a savepoint): a batch with one runs its savepoints and its one-statement units
- * (`execute`) through it, only ever inside its transaction, where nothing else can take the
- * connection.
+ * Runs one statement at once on the connection a transaction holds, and returns its rows (see
+ * `NodeSqliteDatabase.runNow`). node:sqlite is synchronous, and each statement Kysely runs costs
+ * the event loop several promise hops and its turn on the connection (~1.6 us in a hot loop here,
+ * more than SQLite takes for a savepoint): a batch with one runs its savepoints and its
+ * one-statement units (`execute`) through it, only ever inside a transaction (the batch's, or a
+ * unit's own when it runs alone), where nothing else can take the connection.
  */
 export type RunNow = (sql: string, parameters: readonly unknown[]) => unknown[];
 
@@ -70,7 +70,7 @@ export class WriteBatch<DB> {
   execute<R>(query: CompiledQuery<R>): Promise<QueryResult<R>> {
     const runNow = this.#runNow;
     if (runNow === undefined) return this.run((trx) => trx.executeQuery(query));
-    // Called only as a unit of the batch, so inside its transaction.
+    // Called only as a unit, so inside a transaction: the batch's, or its own (`#alone`).
     return this.run(async () => ({ rows: runNow(query.sql, query.parameters) as R[] }));
   }
 
@@ -95,15 +95,18 @@ export class WriteBatch<DB> {
       outcomes = await this.#db.transaction().execute(async (trx) => {
         const out: Outcome[] = [];
         for (const unit of units) {
-          await this.#control(trx, SAVEPOINT);
+          const saved = this.#control(trx, SAVEPOINT);
+          if (saved) await saved;
           try {
             out.push({ ok: true, value: await unit.work(trx) });
           } catch (err) {
             // Throws (and so ends the batch) when SQLite has already ended the transaction.
-            await this.#control(trx, ROLLBACK_TO);
+            const undone = this.#control(trx, ROLLBACK_TO);
+            if (undone) await undone;
             out.push({ ok: false, err });
           }
-          await this.#control(trx, RELEASE);
+          const released = this.#control(trx, RELEASE);
+          if (released) await released;
         }
         return out;
       });
@@ -118,10 +121,14 @@ export class WriteBatch<DB> {
     }
   }
 
-  /** A savepoint's statement, inside the batch's transaction. */
-  async #control(trx: Transaction<DB>, query: CompiledQuery): Promise<void> {
-    if (this.#runNow !== undefined) this.#runNow(query.sql, query.parameters);
-    else await trx.executeQuery(query);
+  /**
+   * A savepoint's statement, inside the batch's transaction: run at once with a `RunNow` (then
+   * nothing to await), else through Kysely (its promise).
+   */
+  #control(trx: Transaction<DB>, query: CompiledQuery): Promise<unknown> | undefined {
+    if (this.#runNow === undefined) return trx.executeQuery(query);
+    this.#runNow(query.sql, query.parameters);
+    return undefined;
   }
 
   /** One unit in a transaction of its own. */
