@@ -47,9 +47,9 @@ export function openSqliteConnection(path: string): Kysely<StoreSchema> {
 }
 
 /**
- * `openSqliteConnection`, with the wrapped connection Kysely drives (`connection`): the store's write
- * batch runs its savepoints and one-statement units on it directly, inside the transaction Kysely
- * holds (see `WriteBatch`).
+ * `openSqliteConnection`, with the wrapped connection Kysely drives (`connection`): the store's
+ * write batch runs its savepoints and one-statement units on it directly, inside the transaction
+ * Kysely holds (see `WriteBatch`).
  */
 export function openSqliteWithConnection(path: string): {
   db: Kysely<StoreSchema>;
