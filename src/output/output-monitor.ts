@@ -40,12 +40,13 @@ export { SWEEP_MAX_MS, SWEEP_MIN_MS };
  * the cap plus what a job can write in that time. Given `batchSizes`, a sweep reads the sizes of
  * all the jobs due in one call off the event loop and observes only those that grew. A followed
  * job gets one kernel watch (on its directory), opened by its first follower and closed when its
- * last one leaves, however many it has. Each observation stats both streams, appends what grew to the combined index, enforces
- * retention, then tells the job's followers. Observations of a job never overlap: events during
- * one ask for one more, so a job writing fast wakes its followers once per observation, not once
- * per write; with many followers their wakeups are spaced out further (`OutputListeners`). Their
- * reads of the same page are shared (`SharedReads`) and synchronous (`SYNC_FILES`). No descriptor
- * is held per job between observations.
+ * last one leaves, however many it has. Each observation stats both streams (stderr first: see
+ * `STAT_ORDER`), appends what grew to the combined index, enforces retention, then tells the
+ * job's followers. Observations of a job never overlap: events during one ask for one more, so a
+ * job writing fast wakes its followers once per observation, not once per write; with many
+ * followers their wakeups are spaced out further (`OutputListeners`). Their reads of the same page
+ * are shared (`SharedReads`) and synchronous (`SYNC_FILES`). No descriptor is held per job between
+ * observations.
  * One monitor per engine: it is the only writer of each job's index and kept window.
  */
 export class OutputMonitor {
