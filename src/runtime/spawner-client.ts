@@ -30,7 +30,8 @@ export interface SpawnerClientOptions {
   readonly log: (line: string) => void;
   /**
    * Fork each job's process and have it join its cgroups, never creating it in its v2 cgroup with
-   * clone3: what the spawner does on kernels before 5.7, for tests of that path. Default false.
+   * clone3 nor sharing the wrapper's memory: what the spawner does on kernels before 5.7, for
+   * tests of that path. Default false.
    */
   readonly forkOnly?: boolean;
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,22 +12,65 @@ import { makeFifo } from '../helpers/small-disk.ts';
 
 let root: string;
 let spawner: SpawnerClient;
+/** Forks each job's process, as on kernels before 5.7 and for jobs with namespaces. */
+let forking: SpawnerClient;
 const logged: string[] = [];
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'jw-spawner-'));
   spawner = new SpawnerClient({ path: spawnerPath(), log: (line) => logged.push(line) });
+  forking = new SpawnerClient({ path: spawnerPath(), log: (line) => logged.push(line), forkOnly: true });
 });
 after(async () => {
   spawner.close();
+  forking.close();
   await rm(root, { recursive: true, force: true });
 });
 
-async function start(input: object) {
+async function start(input: object, through = spawner) {
   const dir = await mkdtemp(join(root, 'job-'));
   const spec = normalizeSpec(input, { cwd: dir });
-  const reply = await spawner.start(jobSpawnRequest(spec, 'job', dir, []));
+  const reply = await through.start(jobSpawnRequest(spec, 'job', dir, []));
   if (reply.kind === 'started') await reply.exited;
   return { dir, reply, record: await readExitRecord(dir) };
+}
+
+/**
+ * The two ways the wrapper creates a job's process: by default sharing its memory until the exec
+ * (clone3 with CLONE_VM | CLONE_VFORK, x86-64), the job's process then writing its identity file
+ * itself; and forked, the wrapper writing it and then saying go. Each test runs through both.
+ */
+const WAYS = [
+  { way: "created sharing the wrapper's memory (the default)", client: () => spawner, writer: 'job' },
+  { way: 'forked', client: () => forking, writer: 'wrapper' },
+] as const;
+
+/**
+ * The pid of the process blocked opening PATH: /proc/PID/syscall names openat (257 on x86-64)
+ * and where the path is in its memory, which /proc/PID/mem reads. Looked for until found.
+ */
+async function blockedOpener(path: string, timeoutMs = 20_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const name of await readdir('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      const call = (await readFile(`/proc/${name}/syscall`, 'utf8').catch(() => '')).split(' ');
+      if (call[0] !== '257' || !call[2]) continue;
+      const mem = await open(`/proc/${name}/mem`, 'r').catch(() => undefined);
+      if (!mem) continue;
+      try {
+        const buf = Buffer.alloc(path.length + 1);
+        await mem.read(buf, 0, buf.length, Number(BigInt(call[2])));
+        if (buf.toString('latin1') === `${path}\0`) return Number(name);
+      } catch {
+        // Gone, or moved on: look again.
+      } finally {
+        await mem.close();
+      }
+    }
+    // The writer gets to its open in its own time: look again shortly.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no process blocked opening ${path}`);
 }
 
 describe('spawner concurrency', () => {
@@ -61,49 +104,126 @@ describe('spawner concurrency', () => {
   });
 });
 
-describe('spawner failure paths', () => {
-  it('a working directory gone before the start: the exact errno is recorded and nothing ran', async () => {
-    const { dir, reply, record } = await start({ command: 'touch', args: ['ran'], cwd: '/no/such/dir' });
-    assert.equal(reply.kind, 'started');
-    assert.deepEqual(record && { ...record, at: undefined }, {
-      kind: 'failed',
-      stage: 'chdir',
-      message: 'No such file or directory',
-      at: undefined,
-      late: false,
+for (const { way, client, writer } of WAYS) {
+  describe(`failures of the job's process ${way}`, () => {
+    it('a working directory gone before the start: the exact errno is recorded and nothing ran', async () => {
+      const { dir, reply, record } = await start(
+        { command: 'touch', args: ['ran'], cwd: '/no/such/dir' },
+        client(),
+      );
+      assert.equal(reply.kind, 'started');
+      assert.deepEqual(record && { ...record, at: undefined }, {
+        kind: 'failed',
+        stage: 'chdir',
+        message: 'No such file or directory',
+        at: undefined,
+        late: false,
+      });
+      assert.equal(
+        await readFile(join(dir, 'stdout'), 'utf8'),
+        '',
+        'the wrapper wrote nothing into the output',
+      );
     });
-    assert.equal(
-      await readFile(join(dir, 'stdout'), 'utf8'),
-      '',
-      'the wrapper wrote nothing into the output',
-    );
+
+    it('a file that is not executable fails with "Permission denied", not "command not found"', async () => {
+      const script = join(root, 'not-executable.sh');
+      await writeFile(script, '#!/bin/sh\necho ran\n');
+      await chmod(script, 0o644);
+      const { record } = await start({ command: script }, client());
+      assert.equal(
+        record?.kind === 'failed' && `${record.stage}: ${record.message}`,
+        'exec: Permission denied',
+      );
+    });
+
+    it('an account the kernel refuses fails at the `user` stage, before the working directory and the exec', async () => {
+      const dir = await mkdtemp(join(root, 'job-'));
+      const spec = normalizeSpec({ command: 'touch', args: ['ran'] }, { cwd: dir });
+      const request = jobSpawnRequest(spec, 'job', dir, []);
+      // More supplementary groups than NGROUPS_MAX (65536): setgroups(2) answers EINVAL.
+      const groups = Array.from({ length: 65_537 }, (_, i) => 70_000 + i);
+      const reply = await client().start({ ...request, user: { uid: 61_500, gid: 61_500, groups } });
+      assert.equal(reply.kind, 'started');
+      if (reply.kind === 'started') await reply.exited;
+      const record = await readExitRecord(dir);
+      assert.equal(
+        record?.kind === 'failed' && `${record.stage}: ${record.message}`,
+        'user: Invalid argument',
+      );
+      await assert.rejects(readFile(join(dir, 'ran')), { code: 'ENOENT' });
+    });
   });
 
-  it('a file that is not executable fails with "Permission denied", not "command not found"', async () => {
-    const script = join(root, 'not-executable.sh');
-    await writeFile(script, '#!/bin/sh\necho ran\n');
-    await chmod(script, 0o644);
-    const { record } = await start({ command: script });
-    assert.equal(
-      record?.kind === 'failed' && `${record.stage}: ${record.message}`,
-      'exec: Permission denied',
-    );
-  });
+  describe(`the identity file, the job's process ${way}`, () => {
+    it("holds the job's and the wrapper's pids and start times, as the answer does, before the command runs", async () => {
+      const dir = await mkdtemp(join(root, 'job-'));
+      // The job reads the identity file as its first act: it was on disk before the exec.
+      const spec = normalizeSpec({ command: 'cat', args: [join(dir, 'process')] }, { cwd: dir });
+      const reply = await client().start(jobSpawnRequest(spec, 'job', dir, []));
+      assert.equal(reply.kind, 'started');
+      if (reply.kind !== 'started') return;
+      await reply.exited;
+      assert.equal((await readExitRecord(dir))?.kind, 'exited');
+      const [jobPid, jobTicks, wrapperPid, wrapperTicks, bootId] = (
+        await readFile(join(dir, 'process'), 'utf8')
+      )
+        .trim()
+        .split(' ');
+      assert.deepEqual([jobPid, jobTicks, wrapperPid, wrapperTicks].map(Number), [
+        reply.jobPid,
+        reply.jobTicks,
+        reply.wrapperPid,
+        reply.wrapperTicks,
+      ]);
+      assert.equal(bootId, (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim());
+      assert.ok(reply.jobTicks > 0 && reply.wrapperTicks > 0 && reply.jobTicks >= reply.wrapperTicks);
+      assert.equal(await readFile(join(dir, 'stdout'), 'utf8'), await readFile(join(dir, 'process'), 'utf8'));
+    });
 
-  it('an account the kernel refuses fails at the `user` stage, before the working directory and the exec', async () => {
-    const dir = await mkdtemp(join(root, 'job-'));
-    const spec = normalizeSpec({ command: 'touch', args: ['ran'] }, { cwd: dir });
-    const request = jobSpawnRequest(spec, 'job', dir, []);
-    // More supplementary groups than NGROUPS_MAX (65536): setgroups(2) answers EINVAL.
-    const groups = Array.from({ length: 65_537 }, (_, i) => 70_000 + i);
-    const reply = await spawner.start({ ...request, user: { uid: 61_500, gid: 61_500, groups } });
-    assert.equal(reply.kind, 'started');
-    if (reply.kind === 'started') await reply.exited;
-    const record = await readExitRecord(dir);
-    assert.equal(record?.kind === 'failed' && `${record.stage}: ${record.message}`, 'user: Invalid argument');
-    await assert.rejects(readFile(join(dir, 'ran')), { code: 'ENOENT' });
-  });
+    it(`is written before the exec by the ${writer === 'job' ? "job's process itself" : 'wrapper'}`, async (t) => {
+      if (process.arch !== 'x64') {
+        t.skip(
+          "the job process shares the wrapper's memory only on x86-64, and the look reads x86-64 numbers",
+        );
+        return;
+      }
+      const dir = await mkdtemp(join(root, 'job-'));
+      const tmp = join(dir, 'process.tmp');
+      await makeFifo(tmp);
+      const spec = normalizeSpec({ command: 'true' }, { cwd: dir });
+      const started = client().start(jobSpawnRequest(spec, 'job', dir, []));
+      let opener: number;
+      try {
+        opener = await blockedOpener(tmp);
+      } finally {
+        await readFile(tmp, 'utf8'); // lets the writer through, also when the look failed
+      }
+      const reply = await started;
+      assert.equal(reply.kind, 'started');
+      if (reply.kind !== 'started') return;
+      await reply.exited;
+      assert.equal(opener, writer === 'job' ? reply.jobPid : reply.wrapperPid);
+    });
 
+    it('one that cannot be written refuses the start with the reason: nothing ran, no record', async () => {
+      const dir = await mkdtemp(join(root, 'job-'));
+      // A directory where the identity file's temporary name goes: its open fails (EISDIR).
+      await mkdir(join(dir, 'process.tmp'));
+      const spec = normalizeSpec({ command: 'touch', args: ['ran'] }, { cwd: dir });
+      const reply = await client().start(jobSpawnRequest(spec, 'job', dir, []));
+      assert.deepEqual(reply, {
+        kind: 'refused',
+        reason: 'could not create its output files: Is a directory',
+      });
+      await assert.rejects(readFile(join(dir, 'ran')), { code: 'ENOENT' });
+      assert.equal(await readExitRecord(dir), undefined);
+      await assert.rejects(readFile(join(dir, 'process')), { code: 'ENOENT' });
+    });
+  });
+}
+
+describe('spawner failure paths', () => {
   it('a field holding a NUL byte is refused before anything is sent', async () => {
     const dir = await mkdtemp(join(root, 'job-'));
     const spec = normalizeSpec({ command: 'true' }, { cwd: dir });

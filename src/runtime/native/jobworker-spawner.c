@@ -20,15 +20,18 @@
  * For each request the spawner forks a wrapper, without waiting for the wrapper before it to
  * answer (up to MAX_STARTING at once; answers may come in any order, each names its request).
  * The wrapper calls setsid(), renames itself
- * `jobworker-wrapper JOB_ID`, creates the output files and forks the job's process, straight into
+ * `jobworker-wrapper JOB_ID`, creates the output files and creates the job's process, straight into
  * the job's cgroup v2 where the kernel can (clone3 with CLONE_INTO_CGROUP, Linux 5.7). That one
  * becomes its own process group leader, joins the job's other cgroups, takes /dev/null and the output
  * files as fds 0-2, drops to the job's account (setgroups, setgid, setuid, then checks that
- * setuid(0) fails), enters cwd as that account, waits for the wrapper's go, resets signals and execve()s the
- * resolved path with the exact argv and env. Before the go, the wrapper writes the job's identity
- * (JOB_DIR/process) so that a server that dies before recording the start can find the job. It
- * then waits for the job, writes JOB_DIR/exit (tmp + rename) and exits. It writes nothing into
- * the job's output. Each wrapper keeps the spawner's stdout open until it has written the
+ * setuid(0) fails), enters cwd as that account, resets signals and execve()s the resolved path
+ * with the exact argv and env. Before that exec the job's identity (JOB_DIR/process) is on disk, so
+ * that a server that dies before recording the start can find the job. Where it can (x86-64, no
+ * namespaces) the wrapper creates the job's process sharing its memory until the exec, as vfork()
+ * does, and that process writes the identity itself first (see vfork_job_process); otherwise it
+ * forks it, writes the identity and then says go, which the job's process waits for before its
+ * exec. The wrapper then waits for the job, writes JOB_DIR/exit (tmp + rename) and exits. It
+ * writes nothing into the job's output. Each wrapper keeps the spawner's stdout open until it has written the
  * identity file (or given up), so the server reads end-of-file only when every start in flight
  * has been decided either way.
  *
@@ -233,6 +236,9 @@ static void write_exit_record(const char *dir, const char *text, long long ended
   }
 }
 
+/* The wrapper's: set by its handler of SIGTERM, SIGINT, SIGHUP and SIGQUIT (see run_wrapper). */
+static volatile sig_atomic_t stop_requested;
+
 static void set_title(const char *job_id) {
   prctl(PR_SET_NAME, "jobworker-wrap", 0, 0, 0);
   if (!argv_area || argv_area_len < 2) return;
@@ -278,7 +284,14 @@ static void join_cgroups(const struct request *r, int errfd) {
   }
 }
 
-/* The rest of a job's start, as the job's account: stdio, drop, cwd, the go, exec. */
+/* Set by a job's process that shares the wrapper's memory (created with CLONE_VM, see
+   vfork_job_process) when it found the wrapper told to stop before its exec: it then ends without
+   running the command, and the wrapper reads this once it runs again. */
+static volatile sig_atomic_t stopped_before_exec;
+
+/* The rest of a job's start, as the job's account: stdio, drop, cwd, the go, exec. GOFD -1: no
+   go to wait for (the wrapper cannot send one: it is suspended until this exec), the wrapper's
+   own stop flag, in the memory they share, is read instead. */
 static void exec_job(const struct request *r, int out, int err, int gofd, int errfd) {
   int null = open("/dev/null", O_RDONLY);
   if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) job_fail(errfd, STAGE_STDIO);
@@ -289,9 +302,14 @@ static void exec_job(const struct request *r, int out, int err, int gofd, int er
   /* After the drop: the working directory is entered with the job's own permissions. */
   if (chdir(r->cwd) < 0) job_fail(errfd, STAGE_CHDIR);
   /* The wrapper says go once the job's identity is on disk; no go (EOF): it was told to stop. */
-  char go = 0;
-  if (read_full(gofd, &go, 1) != 1 || go != 'g') _exit(127);
-  close(gofd);
+  if (gofd >= 0) {
+    char go = 0;
+    if (read_full(gofd, &go, 1) != 1 || go != 'g') _exit(127);
+    close(gofd);
+  } else if (stop_requested) {
+    stopped_before_exec = 1;
+    _exit(127);
+  }
   for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
   /* Nothing but 0-2 reaches the job (errfd closes on exec, telling the wrapper it worked). */
   if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
@@ -576,7 +594,113 @@ static pid_t fork_job_process(struct request *r) {
   return fork();
 }
 
-static volatile sig_atomic_t stop_requested;
+/* The job's process created sharing the wrapper's memory, as vfork() does: clone3 with CLONE_VM |
+   CLONE_VFORK (and CLONE_INTO_CGROUP where the job has a v2 cgroup, as above). A fork copies the
+   wrapper's page tables, then faults on each page either side writes and tears the copy down at
+   the exec; on a VM where every page-table change traps to the hypervisor that was a quarter of
+   the wrapper's CPU per start (docs/performance.md, tenth pass). The wrapper is suspended until
+   the child has exec'd or ended, so the child writes the job's identity file itself, before it
+   drops to the job's account, and the "go" of a forked job becomes a look at the wrapper's stop
+   flag. Only for jobs without namespaces (run_init forks, and never execs), and only where this
+   file has the few instructions that clone3 needs with a new stack (x86-64): glibc has no clone3
+   wrapper, and its clone() cannot take CLONE_INTO_CGROUP. Elsewhere jobs are forked as above. */
+#if defined(__x86_64__)
+#define HAVE_VFORK_JOB 1
+
+/* What the job's process and the wrapper share: set up by the wrapper, filled in by the child
+   before its exec (the wrapper runs again only after it). */
+struct vfork_job {
+  struct request *r;
+  int out, err, errfd, reportfd;
+  pid_t wrapper;
+  long long wrapper_ticks;
+  long long job_ticks;
+  int identity_written;
+  int identity_errno; /* the identity file could not be written: the child ended, nothing ran */
+};
+
+/* The child's own stack: with CLONE_VM, a child that returned into the caller's frames would
+   overwrite the suspended parent's. Its path is short and has no recursion (write_file_atomic's
+   two paths, 8 KiB, are the biggest frame). */
+static char vfork_stack[64 * 1024] __attribute__((aligned(16)));
+
+/* clone3 with ARGS; the child runs FN(ARG) on the stack ARGS name and exits with what it returns.
+   The parent gets the child's pid, or -1 with errno. */
+static pid_t clone3_run(struct clone_args_v2 *args, int (*fn)(void *), void *arg) {
+  long ret;
+  register int (*call)(void *) __asm__("r12") = fn;
+  register void *call_arg __asm__("r13") = arg;
+  __asm__ volatile(
+      "syscall\n\t"
+      "testq %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      /* The child, on its own stack (the kernel set %rsp to its top): no frame to return to. */
+      "xorl %%ebp, %%ebp\n\t"
+      "andq $-16, %%rsp\n\t"
+      "movq %%r13, %%rdi\n\t"
+      "callq *%%r12\n\t"
+      "movl %%eax, %%edi\n\t"
+      "movl $60, %%eax\n\t" /* SYS_exit */
+      "syscall\n\t"
+      "hlt\n\t"
+      "1:\n\t"
+      : "=a"(ret)
+      : "0"((long)SYS_clone3), "D"(args), "S"(sizeof *args), "r"(call), "r"(call_arg)
+      : "rcx", "r11", "memory");
+  if (ret < 0) {
+    errno = (int)-ret;
+    return -1;
+  }
+  return (pid_t)ret;
+}
+
+/* The job's process: its own group, its identity on disk (as the wrapper's account, which owns
+   the job directory), its other cgroups, then the rest of the start as for a forked one. */
+static int vfork_job_main(void *arg) {
+  struct vfork_job *v = arg;
+  struct request *r = v->r;
+  close(v->reportfd);
+  setpgid(0, 0);
+  pid_t self = getpid();
+  v->job_ticks = start_ticks(self);
+  char text[256];
+  snprintf(text, sizeof text, "%d %lld %d %lld %s\n", (int)self, v->job_ticks, (int)v->wrapper, v->wrapper_ticks,
+           boot_id);
+  if (write_file_atomic(r->dir, "process", text) < 0) {
+    v->identity_errno = errno;
+    _exit(127);
+  }
+  v->identity_written = 1;
+  join_cgroups(r, v->errfd);
+  exec_job(r, v->out, v->err, -1, v->errfd);
+  return 127;
+}
+
+/* Creates the job's process as above; -1 with errno when clone3 refused (an older kernel, a
+   cgroup it will not create a process in), for the caller to fork it instead. */
+static pid_t vfork_job_process(struct vfork_job *v) {
+  struct request *r = v->r;
+  int index = -1;
+  int cgroup = open_v2_cgroup(r, &index);
+  struct clone_args_v2 args;
+  memset(&args, 0, sizeof args);
+  args.flags = CLONE_VM | CLONE_VFORK | (cgroup >= 0 ? CLONE_INTO_CGROUP : 0);
+  args.exit_signal = SIGCHLD;
+  args.stack = (uint64_t)(uintptr_t)vfork_stack;
+  args.stack_size = sizeof vfork_stack;
+  if (cgroup >= 0) args.cgroup = (uint64_t)cgroup;
+  r->joined_at_fork = cgroup >= 0 ? index : -1;
+  pid_t pid = clone3_run(&args, vfork_job_main, v);
+  int e = errno;
+  if (cgroup >= 0) close(cgroup);
+  if (pid < 0) {
+    r->joined_at_fork = -1;
+    errno = e;
+  }
+  return pid;
+}
+#endif
+
 static void on_stop(int sig) {
   (void)sig;
   stop_requested = 1;
@@ -623,9 +747,8 @@ static void run_wrapper(struct request *r, int reportfd) {
      file's owner. The files stay unreachable to it by name: the job directory is the server's. */
   if (r->switch_user && (fchown(out, r->uid, r->gid) < 0 || fchown(err, r->uid, r->gid) < 0))
     wrapper_fail(reportfd, r, STAGE_STDIO, errno);
-  int errpipe[2], gopipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0)
-    wrapper_fail(reportfd, r, STAGE_EXEC, errno);
+  int errpipe[2], gopipe[2] = {-1, -1};
+  if (pipe2(errpipe, O_CLOEXEC) < 0) wrapper_fail(reportfd, r, STAGE_EXEC, errno);
   /* With a PID namespace our child is its pid 1 (run_init), and the job's process is its child:
      CREDSOCK tells us that one's host pid, STATUSPIPE how it ended. */
   int credsock[2] = {-1, -1}, statuspipe[2] = {-1, -1};
@@ -642,7 +765,20 @@ static void run_wrapper(struct request *r, int reportfd) {
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
-  pid_t child = fork_job_process(r);
+  long long wticks = start_ticks(getpid());
+  struct vfork_job v;
+  memset(&v, 0, sizeof v);
+  pid_t child = -1;
+#ifdef HAVE_VFORK_JOB
+  if (!fork_only && !wants_namespaces(&r->iso)) {
+    v = (struct vfork_job){.r = r, .out = out, .err = err, .errfd = errpipe[1], .reportfd = reportfd,
+                           .wrapper = getpid(), .wrapper_ticks = wticks};
+    child = vfork_job_process(&v);
+  }
+#endif
+  int vforked = child > 0;
+  if (!vforked && pipe2(gopipe, O_CLOEXEC) < 0) wrapper_fail(reportfd, r, STAGE_EXEC, errno);
+  if (!vforked) child = fork_job_process(r);
   if (child < 0) wrapper_fail(reportfd, r, r->iso.pid ? STAGE_NAMESPACE : STAGE_EXEC, errno);
   if (child == 0) {
     close(errpipe[0]);
@@ -656,11 +792,13 @@ static void run_wrapper(struct request *r, int reportfd) {
     run_job(r, out, err, gopipe[0], errpipe[1]);
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
-  setpgid(child, child); /* as the child does: whichever runs first, the group exists before the go */
+  /* As a forked child does: whichever runs first, the group exists before the go. (A vforked one
+     has made it, and exec'd, by now.) */
+  if (!vforked) setpgid(child, child);
   close(out);
   close(err);
   close(errpipe[1]);
-  close(gopipe[0]);
+  if (!vforked) close(gopipe[0]);
   /* The job's process: our child, or the child of the namespace's pid 1, known by its host pid
      once it exists (it sends only after it made its own process group). When the namespace's
      setup failed there is none: the pid 1 is recorded, and its failure waits in errpipe. */
@@ -673,20 +811,34 @@ static void run_wrapper(struct request *r, int reportfd) {
     if (host > 0) job = host;
   }
 
-  long long wticks = start_ticks(getpid()), jticks = start_ticks(job);
   char text[256];
-  snprintf(text, sizeof text, "%d %lld %d %lld %s\n", (int)job, jticks, (int)getpid(), wticks, boot_id);
-  if (write_file_atomic(r->dir, "process", text) < 0) {
-    int e = errno;
-    kill(child, SIGKILL);
+  long long jticks = v.identity_written ? v.job_ticks : start_ticks(job);
+  if (v.identity_errno) {
+    /* A vforked child that could not write the identity file ended at once: nothing ran. */
     waitpid(child, NULL, 0);
-    wrapper_fail(reportfd, r, STAGE_STDIO, e);
+    wrapper_fail(reportfd, r, STAGE_STDIO, v.identity_errno);
+  }
+  if (!v.identity_written) {
+    /* A forked child (or a vforked one killed before it wrote it): the wrapper writes it. */
+    snprintf(text, sizeof text, "%d %lld %d %lld %s\n", (int)job, jticks, (int)getpid(), wticks, boot_id);
+    if (write_file_atomic(r->dir, "process", text) < 0) {
+      int e = errno;
+      kill(child, SIGKILL);
+      waitpid(child, NULL, 0);
+      wrapper_fail(reportfd, r, STAGE_STDIO, e);
+    }
   }
   /* A stop before the go keeps the command from running. A job process that already failed
-     (its cgroup, cwd) does not read the go: its failure is waiting in errpipe. */
-  int stopped = stop_requested;
-  if (!stopped) write_all(gopipe[1], "g", 1);
-  close(gopipe[1]);
+     (its cgroup, cwd) does not read the go: its failure is waiting in errpipe. A vforked child
+     looked at the stop flag itself, just before its exec. */
+  int stopped;
+  if (vforked) {
+    stopped = stopped_before_exec;
+  } else {
+    stopped = stop_requested;
+    if (!stopped) write_all(gopipe[1], "g", 1);
+    close(gopipe[1]);
+  }
   snprintf(text, sizeof text, "ok %s %d %lld %d %lld\n", r->id, (int)getpid(), wticks, (int)job, jticks);
   report(reportfd, text);
   close(reportfd);
