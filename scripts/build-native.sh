@@ -46,19 +46,16 @@ if ! { current "$spawner_out" "$spawner_src" && [ -x "$spawner_out" ]; }; then
       "jobworker needs one to build its spawner" >&2
     exit 1
   fi
-  # Linked statically where the C library allows it (Debian's libc6-dev has libc.a): every
+  # Linked statically where there is a static C library (Debian's libc6-dev has libc.a): every
   # wrapper is a fork of the spawner, and a static one has a few mappings where a dynamic one has
-  # the loader's and libc's, fewer page tables for each fork to copy and fewer pages written after
-  # it (~15 % of the CPU of a start here, docs/performance.md). Where there is no static libc the
-  # same program is linked dynamically.
-  if ! "$cc" -std=c99 -O2 -Wall -Wextra -static -o "$spawner_out.tmp" "$spawner_src" 2>"$spawner_out.log"; then
-    echo "build-native: the spawner does not link statically here (no static C library?);" \
-      "linking it dynamically" >&2
-    "$cc" -std=c99 -O2 -Wall -Wextra -o "$spawner_out.tmp" "$spawner_src"
-  else
-    cat "$spawner_out.log" >&2
-  fi
-  rm -f "$spawner_out.log"
+  # the loader's and libc's: fewer page tables for each fork to copy, fewer pages written after it
+  # (docs/performance.md, tenth pass). Without one the same program is linked dynamically.
+  static=
+  case $("$cc" -print-file-name=libc.a 2>/dev/null) in
+    /*) static=-static ;;
+    *) echo "build-native: no static C library (libc.a); linking the spawner dynamically" >&2 ;;
+  esac
+  "$cc" -std=c99 -O2 -Wall -Wextra ${static:+"$static"} -o "$spawner_out.tmp" "$spawner_src"
   mv "$spawner_out.tmp" "$spawner_out"
   echo "build-native: built $spawner_out" >&2
 fi

@@ -284,15 +284,10 @@ static void join_cgroups(const struct request *r, int errfd) {
   }
 }
 
-/* Set by a job's process that shares the wrapper's memory (created with CLONE_VM, see
-   vfork_job_process) when it found the wrapper told to stop before its exec: it then ends without
-   running the command, and the wrapper reads this once it runs again. */
-static volatile sig_atomic_t stopped_before_exec;
-
 /* The rest of a job's start, as the job's account: stdio, drop, cwd, the go, exec. GOFD -1: no
-   go to wait for (the wrapper cannot send one: it is suspended until this exec), the wrapper's
-   own stop flag, in the memory they share, is read instead. */
-static void exec_job(const struct request *r, int out, int err, int gofd, int errfd) {
+   go to wait for (the wrapper cannot send one: it is suspended until this exec, see
+   vfork_job_process); the exec then happens only while WRAPPER is still this process's parent. */
+static void exec_job(const struct request *r, int out, int err, int gofd, int errfd, pid_t wrapper) {
   int null = open("/dev/null", O_RDONLY);
   if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) job_fail(errfd, STAGE_STDIO);
   if (null > 2) close(null);
@@ -306,8 +301,9 @@ static void exec_job(const struct request *r, int out, int err, int gofd, int er
     char go = 0;
     if (read_full(gofd, &go, 1) != 1 || go != 'g') _exit(127);
     close(gofd);
-  } else if (stop_requested) {
-    stopped_before_exec = 1;
+  } else if (getppid() != wrapper) {
+    /* The wrapper was killed meanwhile (it cannot die otherwise while suspended): nobody would
+       record the job's end, so the command does not run, as a forked one reads no go then. */
     _exit(127);
   }
   for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
@@ -478,7 +474,7 @@ static void run_init(const struct request *r, int out, int err, int gofd, int er
     setpgid(0, 0);
     send_own_pid(credfd);
     close(credfd);
-    exec_job(r, out, err, gofd, errfd);
+    exec_job(r, out, err, gofd, errfd, 0);
   }
   close(out);
   close(err);
@@ -528,7 +524,7 @@ static void run_job(const struct request *r, int out, int err, int gofd, int err
   setpgid(0, 0);
   join_cgroups(r, errfd);
   if (wants_namespaces(&r->iso)) enter_namespaces(r, errfd);
-  exec_job(r, out, err, gofd, errfd);
+  exec_job(r, out, err, gofd, errfd, 0);
 }
 
 /* ---------- the wrapper (child of the spawner) ---------- */
@@ -599,14 +595,13 @@ static pid_t fork_job_process(struct request *r) {
    wrapper's page tables, then faults on each page either side writes and tears the copy down at
    the exec; on a VM where every page-table change traps to the hypervisor that was a quarter of
    the wrapper's CPU per start (docs/performance.md, tenth pass). The wrapper is suspended until
-   the child has exec'd or ended, so the child writes the job's identity file itself, before it
-   drops to the job's account, and the "go" of a forked job becomes a look at the wrapper's stop
-   flag. Only for jobs without namespaces (run_init forks, and never execs), and only where this
-   file has the few instructions that clone3 needs with a new stack (x86-64): glibc has no clone3
-   wrapper, and its clone() cannot take CLONE_INTO_CGROUP. Elsewhere jobs are forked as above. */
-#if defined(__x86_64__)
-#define HAVE_VFORK_JOB 1
-
+   the child has exec'd or ended, with every signal blocked, so it cannot say go: the child writes
+   the job's identity file itself, before it drops to the job's account, and the wrapper looks for
+   a stop before it creates the child instead (a stop that comes later no longer keeps the
+   command from running; see run_wrapper). Only for jobs without namespaces (run_init forks, and
+   never execs), and only where this file has the few instructions that clone3 needs with a new
+   stack (x86-64): glibc has no clone3 wrapper, and its clone() cannot take CLONE_INTO_CGROUP.
+   Elsewhere jobs are forked as above. */
 /* What the job's process and the wrapper share: set up by the wrapper, filled in by the child
    before its exec (the wrapper runs again only after it). */
 struct vfork_job {
@@ -618,6 +613,9 @@ struct vfork_job {
   int identity_written;
   int identity_errno; /* the identity file could not be written: the child ended, nothing ran */
 };
+
+#if defined(__x86_64__)
+#define HAVE_VFORK_JOB 1
 
 /* The child's own stack: with CLONE_VM, a child that returned into the caller's frames would
    overwrite the suspended parent's. Its path is short and has no recursion (write_file_atomic's
@@ -672,7 +670,7 @@ static int vfork_job_main(void *arg) {
   }
   v->identity_written = 1;
   join_cgroups(r, v->errfd);
-  exec_job(r, v->out, v->err, -1, v->errfd);
+  exec_job(r, v->out, v->err, -1, v->errfd, v->wrapper);
   return 127;
 }
 
@@ -695,11 +693,23 @@ static pid_t vfork_job_process(struct vfork_job *v) {
   if (cgroup >= 0) close(cgroup);
   if (pid < 0) {
     r->joined_at_fork = -1;
+    /* A kernel without clone3 (or a seccomp filter that answers ENOSYS for it, as container
+       runtimes' defaults do): fork_job_process need not try it again. */
+    if (e == ENOSYS || e == E2BIG) fork_only = 1;
     errno = e;
   }
   return pid;
 }
+/* True when the wrapper was told to stop: its flag, or a stop signal pending while blocked. */
+static int stop_pending(void) {
+  sigset_t pending;
+  if (stop_requested) return 1;
+  if (sigpending(&pending) < 0) return 0;
+  return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1 ||
+         sigismember(&pending, SIGHUP) == 1 || sigismember(&pending, SIGQUIT) == 1;
+}
 #endif
+
 
 static void on_stop(int sig) {
   (void)sig;
@@ -770,7 +780,10 @@ static void run_wrapper(struct request *r, int reportfd) {
   memset(&v, 0, sizeof v);
   pid_t child = -1;
 #ifdef HAVE_VFORK_JOB
-  if (!fork_only && !wants_namespaces(&r->iso)) {
+  /* A wrapper already told to stop forks, so that its child waits for a go that never comes
+     (notstarted). One told later, while a child that shares its memory runs, hears of it only
+     after the exec: the command then runs, and the stop that reaches it is recorded. */
+  if (!fork_only && !wants_namespaces(&r->iso) && !stop_pending()) {
     v = (struct vfork_job){.r = r, .out = out, .err = err, .errfd = errpipe[1], .reportfd = reportfd,
                            .wrapper = getpid(), .wrapper_ticks = wticks};
     child = vfork_job_process(&v);
@@ -793,7 +806,7 @@ static void run_wrapper(struct request *r, int reportfd) {
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
   /* As a forked child does: whichever runs first, the group exists before the go. (A vforked one
-     has made it, and exec'd, by now.) */
+     has made it, and exec'd or ended, by now.) */
   if (!vforked) setpgid(child, child);
   close(out);
   close(err);
@@ -830,11 +843,9 @@ static void run_wrapper(struct request *r, int reportfd) {
   }
   /* A stop before the go keeps the command from running. A job process that already failed
      (its cgroup, cwd) does not read the go: its failure is waiting in errpipe. A vforked child
-     looked at the stop flag itself, just before its exec. */
-  int stopped;
-  if (vforked) {
-    stopped = stopped_before_exec;
-  } else {
+     reads no go: the stop was looked for before it was made. */
+  int stopped = 0;
+  if (!vforked) {
     stopped = stop_requested;
     if (!stopped) write_all(gopipe[1], "g", 1);
     close(gopipe[1]);
