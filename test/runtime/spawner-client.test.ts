@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { constants, readFileSync } from 'node:fs';
+import { constants, readdirSync, readFileSync } from 'node:fs';
 import {
   chmod,
   type FileHandle,
+  lstat,
   mkdir,
   mkdtemp,
   open,
@@ -52,9 +53,27 @@ async function start(input: object, through = spawner) {
  * itself; and forked, the wrapper writing it and then saying go. Each test runs through both.
  */
 const WAYS = [
-  { way: "created sharing the wrapper's memory (the default)", client: () => spawner, writer: 'job' },
-  { way: 'forked', client: () => forking, writer: 'wrapper' },
+  {
+    way: "created sharing the wrapper's memory (the default)",
+    client: () => spawner,
+    writer: 'job',
+    skip: sharingHere() ? false : 'the spawner forks here (not x86-64, or clone3 may be filtered)',
+  },
+  { way: 'forked', client: () => forking, writer: 'wrapper', skip: false },
 ] as const;
+
+/**
+ * Whether the spawner can make a job's process sharing the wrapper's memory here: on x86-64, and
+ * with no seccomp filter on this process (container runtimes' default filters answer ENOSYS to
+ * clone3, and the spawner then forks).
+ */
+function sharingHere(): boolean {
+  return process.arch === 'x64' && /^Seccomp:\s+0$/m.test(readFileSync('/proc/self/status', 'utf8'));
+}
+
+/** The look for a blocked open reads x86-64 system call numbers. */
+const CANNOT_LOOK =
+  process.arch === 'x64' ? false : 'finding a blocked open reads x86-64 system call numbers';
 
 /**
  * The pid of the process blocked opening PATH: /proc/PID/syscall names openat (257 on x86-64)
@@ -91,6 +110,20 @@ function parentOf(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
+/** The one child of PID, found by the parent pid in every process's /proc/PID/stat. */
+function onlyChildOf(pid: number): number {
+  const children = readdirSync('/proc').filter((name) => {
+    if (!/^\d+$/.test(name)) return false;
+    try {
+      return parentOf(Number(name)) === pid;
+    } catch {
+      return false; // ended meanwhile
+    }
+  });
+  assert.equal(children.length, 1, `process ${pid} has children ${children.join(', ')}`);
+  return Number(children[0]);
+}
+
 /** Resolves once PID has ended (a zombie counts as ended). */
 async function untilGone(pid: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -106,16 +139,6 @@ async function untilGone(pid: number, timeoutMs = 20_000): Promise<void> {
  */
 function releaseFifo(path: string): Promise<FileHandle> {
   return open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-}
-
-/**
- * Whether the job's process can be seen sharing the wrapper's memory here: on x86-64, and with no
- * seccomp filter on this process (container runtimes' default filters answer ENOSYS to clone3,
- * and the spawner then forks).
- */
-async function sharingVisible(): Promise<boolean> {
-  if (process.arch !== 'x64') return false;
-  return /^Seccomp:\s+0$/m.test(await readFile('/proc/self/status', 'utf8'));
 }
 
 describe('spawner concurrency', () => {
@@ -149,8 +172,8 @@ describe('spawner concurrency', () => {
   });
 });
 
-for (const { way, client, writer } of WAYS) {
-  describe(`failures of the job's process ${way}`, () => {
+for (const { way, client, writer, skip } of WAYS) {
+  describe(`failures of the job's process ${way}`, { skip }, () => {
     it('a working directory gone before the start: the exact errno is recorded and nothing ran', async () => {
       const { dir, reply, record } = await start(
         { command: 'touch', args: ['ran'], cwd: '/no/such/dir' },
@@ -200,7 +223,7 @@ for (const { way, client, writer } of WAYS) {
     });
   });
 
-  describe(`the identity file, the job's process ${way}`, () => {
+  describe(`the identity file, the job's process ${way}`, { skip }, () => {
     it("holds the job's and the wrapper's pids and start times, as the answer does, before the command runs", async () => {
       const dir = await mkdtemp(join(root, 'job-'));
       // The job reads the identity file as its first act: it was on disk before the exec.
@@ -226,66 +249,80 @@ for (const { way, client, writer } of WAYS) {
       assert.equal(await readFile(join(dir, 'stdout'), 'utf8'), await readFile(join(dir, 'process'), 'utf8'));
     });
 
-    it(`is written before the exec by the ${writer === 'job' ? "job's process itself" : 'wrapper'}`, async (t) => {
-      if (!(await sharingVisible())) {
-        t.skip('not x86-64, or clone3 may be filtered here (and the look reads x86-64 numbers)');
-        return;
-      }
+    it(`is written before the exec by the ${writer === 'job' ? "job's process itself" : 'wrapper'}`, {
+      skip: CANNOT_LOOK,
+    }, async () => {
       const dir = await mkdtemp(join(root, 'job-'));
       const tmp = join(dir, 'process.tmp');
       await makeFifo(tmp);
       const spec = normalizeSpec({ command: 'true' }, { cwd: dir });
       const started = client().start(jobSpawnRequest(spec, 'job', dir, []));
-      let opener: number;
       let fifo: FileHandle | undefined;
       try {
-        opener = await blockedOpener(tmp);
+        let opener: number;
+        try {
+          opener = await blockedOpener(tmp);
+        } finally {
+          fifo = await releaseFifo(tmp); // also when the look failed: no writer is left blocked
+        }
+        const reply = await started;
+        assert.equal(reply.kind, 'started');
+        if (reply.kind !== 'started') return;
+        await reply.exited;
+        assert.equal(opener, writer === 'job' ? reply.jobPid : reply.wrapperPid);
       } finally {
-        fifo = await releaseFifo(tmp); // also when the look failed: no writer is left blocked
+        await fifo?.close();
       }
-      const reply = await started;
-      await fifo.close();
-      assert.equal(reply.kind, 'started');
-      if (reply.kind !== 'started') return;
-      await reply.exited;
-      assert.equal(opener, writer === 'job' ? reply.jobPid : reply.wrapperPid);
     });
 
-    it('a wrapper killed while the start is under way: the command never runs', async (t) => {
-      if (!(await sharingVisible())) {
-        t.skip('not x86-64, or clone3 may be filtered here (and the look reads x86-64 numbers)');
-        return;
-      }
+    it('a wrapper killed while the start is under way: the command never runs, and the record says so', {
+      skip: CANNOT_LOOK,
+    }, async () => {
       const dir = await mkdtemp(join(root, 'job-'));
       const tmp = join(dir, 'process.tmp');
       await makeFifo(tmp);
       const spec = normalizeSpec({ command: 'touch', args: ['ran'] }, { cwd: dir });
       const started = client().start(jobSpawnRequest(spec, 'job', dir, []));
-      let job: number;
       let fifo: FileHandle | undefined;
+      let identity = '';
       try {
-        // Blocked writing the identity file: the job's process (the wrapper suspended, its
-        // parent) or the wrapper (the job's process, its child, waiting for the go).
-        const opener = await blockedOpener(tmp);
-        const wrapper = writer === 'job' ? parentOf(opener) : opener;
-        job =
-          writer === 'job'
-            ? opener
-            : Number(await readFile(`/proc/${wrapper}/task/${wrapper}/children`, 'utf8'));
-        process.kill(wrapper, 'SIGKILL');
-        await untilGone(wrapper); // its children are handed on before it is a zombie
+        let job: number;
+        try {
+          // Blocked writing the identity file: the job's process (the wrapper suspended, its
+          // parent) or the wrapper (the job's process, its child, waiting for the go).
+          const opener = await blockedOpener(tmp);
+          const wrapper = writer === 'job' ? parentOf(opener) : opener;
+          job = writer === 'job' ? opener : onlyChildOf(wrapper);
+          process.kill(wrapper, 'SIGKILL');
+          await untilGone(wrapper); // its children are handed on before it is a zombie
+        } finally {
+          fifo = await releaseFifo(tmp);
+        }
+        const reply = await started;
+        assert.deepEqual(reply, {
+          kind: 'refused',
+          reason: 'could not create its process: wrapper ended before the job started',
+        });
+        await untilGone(job);
+        // What went through the FIFO (renamed to the identity file's name once written).
+        const { bytesRead, buffer } = await fifo.read(Buffer.alloc(4096), 0, 4096, null);
+        identity = buffer.toString('utf8', 0, bytesRead);
       } finally {
-        fifo = await releaseFifo(tmp);
+        await fifo?.close();
       }
-      const reply = await started;
-      assert.deepEqual(reply, {
-        kind: 'refused',
-        reason: 'could not create its process: wrapper ended before the job started',
-      });
-      await untilGone(job);
-      await fifo.close();
       await assert.rejects(readFile(join(dir, 'ran')), { code: 'ENOENT' }, 'the command ran');
-      assert.equal(await readExitRecord(dir), undefined);
+      if (writer === 'job') {
+        // It wrote its identity before the kill (the server finds the job by it), and then that
+        // it never began: the server records it not started, not lost.
+        assert.match(identity, /^\d+ \d+ \d+ \d+ \S+\n$/);
+        assert.ok((await lstat(join(dir, 'process'))).isFIFO(), 'the identity was renamed into place');
+        assert.equal((await readExitRecord(dir))?.kind, 'notstarted');
+      } else {
+        // The wrapper died writing the identity: no identity, no record (the server: not started).
+        assert.equal(identity, '');
+        await assert.rejects(lstat(join(dir, 'process')), { code: 'ENOENT' });
+        assert.equal(await readExitRecord(dir), undefined);
+      }
     });
 
     it('one that cannot be written refuses the start with the reason: nothing ran, no record', async () => {

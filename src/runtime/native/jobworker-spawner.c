@@ -31,9 +31,9 @@
  * does, and that process writes the identity itself first (see vfork_job_process); otherwise it
  * forks it, writes the identity and then says go, which the job's process waits for before its
  * exec. The wrapper then waits for the job, writes JOB_DIR/exit (tmp + rename) and exits. It
- * writes nothing into the job's output. Each wrapper keeps the spawner's stdout open until it has written the
- * identity file (or given up), so the server reads end-of-file only when every start in flight
- * has been decided either way.
+ * writes nothing into the job's output. Each wrapper keeps the spawner's stdout open until the
+ * identity file is written (or the start given up), so the server reads end-of-file only when
+ * every start in flight has been decided either way.
  *
  * Isolation options (docs/isolation.md, "Namespaces"): "pid" (a PID namespace), "net" (a network
  * namespace with only loopback), "tmp" (a private tmpfs on /tmp and /var/tmp), "uts=NAME" (a UTS
@@ -302,8 +302,10 @@ static void exec_job(const struct request *r, int out, int err, int gofd, int er
     if (read_full(gofd, &go, 1) != 1 || go != 'g') _exit(127);
     close(gofd);
   } else if (getppid() != wrapper) {
-    /* The wrapper was killed meanwhile (it cannot die otherwise while suspended): nobody would
-       record the job's end, so the command does not run, as a forked one reads no go then. */
+    /* The wrapper was killed since vfork_job_main looked (it dies of nothing else while
+       suspended): nobody would record the job's end, so the command does not run, as a forked
+       one reads no go then. A kill after this look lets it run, unrecorded, as a kill of the
+       wrapper after the go does. */
     _exit(127);
   }
   for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
@@ -565,7 +567,17 @@ static int open_v2_cgroup(const struct request *r, int *index) {
    the fallback fork would then fail with ENOMEM. The wrapper has one thread, so a child of the
    raw system call is as sound as a fork's for what the child does (no atfork handlers, no locks
    held, nothing that reads glibc's cached thread id). Returns -1 with errno set on failure. */
-static int fork_only; /* JOBWORKER_SPAWNER_FORK=1: never clone3 (the path of older kernels, for tests) */
+/* Never clone3: set by JOBWORKER_SPAWNER_FORK=1 (the path of older kernels, for tests), and in a
+   wrapper whose clone3 the kernel does not know (then its fork need not ask again). */
+static int fork_only;
+
+/* The identity file's line: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n" (see the
+   header), written by the wrapper or by a job's process that shares its memory. */
+static int write_identity(const char *dir, pid_t job, long long job_ticks, pid_t wrapper, long long wrapper_ticks) {
+  char text[256];
+  snprintf(text, sizeof text, "%d %lld %d %lld %s\n", (int)job, job_ticks, (int)wrapper, wrapper_ticks, boot_id);
+  return write_file_atomic(dir, "process", text);
+}
 
 static pid_t fork_job_process(struct request *r) {
   int index = -1;
@@ -593,12 +605,13 @@ static pid_t fork_job_process(struct request *r) {
 /* The job's process created sharing the wrapper's memory, as vfork() does: clone3 with CLONE_VM |
    CLONE_VFORK (and CLONE_INTO_CGROUP where the job has a v2 cgroup, as above). A fork copies the
    wrapper's page tables, then faults on each page either side writes and tears the copy down at
-   the exec; on a VM where every page-table change traps to the hypervisor that was a quarter of
-   the wrapper's CPU per start (docs/performance.md, tenth pass). The wrapper is suspended until
-   the child has exec'd or ended, with every signal blocked, so it cannot say go: the child writes
-   the job's identity file itself, before it drops to the job's account, and the wrapper looks for
-   a stop before it creates the child instead (a stop that comes later no longer keeps the
-   command from running; see run_wrapper). Only for jobs without namespaces (run_init forks, and
+   the exec; on a VM where every page-table change traps to the hypervisor, the wrappers' share of
+   the CPU of a start went from 38 % to 22 % without it (docs/performance.md, tenth pass). The
+   wrapper is suspended until the child has exec'd or ended, with every signal blocked, so it
+   cannot say go: the child writes the job's identity file itself, before it drops to the job's
+   account, and the wrapper looks for a stop before it creates the child instead (one that comes
+   later is ignored, as one after the go always was; see run_wrapper). Only for jobs without
+   namespaces (run_init forks, and
    never execs), and only where this file has the few instructions that clone3 needs with a new
    stack (x86-64): glibc has no clone3 wrapper, and its clone() cannot take CLONE_INTO_CGROUP.
    Elsewhere jobs are forked as above. */
@@ -619,8 +632,10 @@ struct vfork_job {
 
 /* The child's own stack: with CLONE_VM, a child that returned into the caller's frames would
    overwrite the suspended parent's. Its path is short and has no recursion (write_file_atomic's
-   two paths, 8 KiB, are the biggest frame). */
-static char vfork_stack[64 * 1024] __attribute__((aligned(16)));
+   two paths, 8 KiB, are the biggest frame). clone3 is given its upper half: kernels since the
+   stack checks of 5.5 (and their stable backports) start the child at stack + stack_size, the
+   top; the first 5.3 and 5.4 kernels started it at stack itself, the middle. Either is safe. */
+static char vfork_stack[128 * 1024] __attribute__((aligned(16)));
 
 /* clone3 with ARGS; the child runs FN(ARG) on the stack ARGS name and exits with what it returns.
    The parent gets the child's pid, or -1 with errno. */
@@ -661,44 +676,55 @@ static int vfork_job_main(void *arg) {
   setpgid(0, 0);
   pid_t self = getpid();
   v->job_ticks = start_ticks(self);
-  char text[256];
-  snprintf(text, sizeof text, "%d %lld %d %lld %s\n", (int)self, v->job_ticks, (int)v->wrapper, v->wrapper_ticks,
-           boot_id);
-  if (write_file_atomic(r->dir, "process", text) < 0) {
+  if (write_identity(r->dir, self, v->job_ticks, v->wrapper, v->wrapper_ticks) < 0) {
     v->identity_errno = errno;
     _exit(127);
   }
   v->identity_written = 1;
   join_cgroups(r, v->errfd);
+  if (getppid() != v->wrapper) {
+    /* The wrapper was killed meanwhile (a suspended wrapper dies of nothing else): nobody would
+       record the job's end. The command does not run, and, while this process may still write
+       the job directory, says so: the server finds the identity and reads that it never began. */
+    write_exit_record(r->dir, "notstarted\n", wall_ms());
+    _exit(127);
+  }
   exec_job(r, v->out, v->err, -1, v->errfd, v->wrapper);
   return 127;
 }
 
-/* Creates the job's process as above; -1 with errno when clone3 refused (an older kernel, a
-   cgroup it will not create a process in), for the caller to fork it instead. */
+/* Creates the job's process as above, in its v2 cgroup where it has one. A cgroup that clone3
+   will not create a process in (EAGAIN at its pids.max, say) gets the same clone3 without it:
+   the child then joins every cgroup itself, and that join reports what is wrong. -1 with errno
+   when the kernel has no clone3 (before 5.3, or a seccomp filter that answers ENOSYS, as
+   container runtimes' defaults do), for the caller to fork the child instead. */
 static pid_t vfork_job_process(struct vfork_job *v) {
   struct request *r = v->r;
   int index = -1;
   int cgroup = open_v2_cgroup(r, &index);
-  struct clone_args_v2 args;
-  memset(&args, 0, sizeof args);
-  args.flags = CLONE_VM | CLONE_VFORK | (cgroup >= 0 ? CLONE_INTO_CGROUP : 0);
-  args.exit_signal = SIGCHLD;
-  args.stack = (uint64_t)(uintptr_t)vfork_stack;
-  args.stack_size = sizeof vfork_stack;
-  if (cgroup >= 0) args.cgroup = (uint64_t)cgroup;
-  r->joined_at_fork = cgroup >= 0 ? index : -1;
-  pid_t pid = clone3_run(&args, vfork_job_main, v);
-  int e = errno;
-  if (cgroup >= 0) close(cgroup);
-  if (pid < 0) {
-    r->joined_at_fork = -1;
-    /* A kernel without clone3 (or a seccomp filter that answers ENOSYS for it, as container
-       runtimes' defaults do): fork_job_process need not try it again. */
-    if (e == ENOSYS || e == E2BIG) fork_only = 1;
-    errno = e;
+  for (;;) {
+    struct clone_args_v2 args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_VM | CLONE_VFORK | (cgroup >= 0 ? CLONE_INTO_CGROUP : 0);
+    args.exit_signal = SIGCHLD;
+    args.stack = (uint64_t)(uintptr_t)(vfork_stack + sizeof vfork_stack / 2);
+    args.stack_size = sizeof vfork_stack / 2;
+    if (cgroup >= 0) args.cgroup = (uint64_t)cgroup;
+    r->joined_at_fork = cgroup >= 0 ? index : -1;
+    pid_t pid = clone3_run(&args, vfork_job_main, v);
+    int e = errno;
+    if (pid >= 0 || cgroup < 0 || e == ENOSYS || e == E2BIG) {
+      if (cgroup >= 0) close(cgroup);
+      if (pid < 0) {
+        r->joined_at_fork = -1;
+        fork_only = 1; /* fork_job_process need not ask again */
+        errno = e;
+      }
+      return pid;
+    }
+    close(cgroup);
+    cgroup = -1;
   }
-  return pid;
 }
 /* True when the wrapper was told to stop: its flag, or a stop signal pending while blocked. */
 static int stop_pending(void) {
@@ -781,8 +807,9 @@ static void run_wrapper(struct request *r, int reportfd) {
   pid_t child = -1;
 #ifdef HAVE_VFORK_JOB
   /* A wrapper already told to stop forks, so that its child waits for a go that never comes
-     (notstarted). One told later, while a child that shares its memory runs, hears of it only
-     after the exec: the command then runs, and the stop that reaches it is recorded. */
+     (notstarted). A stop sent to the wrapper alone while a child that shares its memory is being
+     set up (its files and cgroups: milliseconds at times) is ignored, as one after the go always
+     was: the command runs, and a stop of the job reaches its process group as any other. */
   if (!fork_only && !wants_namespaces(&r->iso) && !stop_pending()) {
     v = (struct vfork_job){.r = r, .out = out, .err = err, .errfd = errpipe[1], .reportfd = reportfd,
                            .wrapper = getpid(), .wrapper_ticks = wticks};
@@ -833,8 +860,7 @@ static void run_wrapper(struct request *r, int reportfd) {
   }
   if (!v.identity_written) {
     /* A forked child (or a vforked one killed before it wrote it): the wrapper writes it. */
-    snprintf(text, sizeof text, "%d %lld %d %lld %s\n", (int)job, jticks, (int)getpid(), wticks, boot_id);
-    if (write_file_atomic(r->dir, "process", text) < 0) {
+    if (write_identity(r->dir, job, jticks, getpid(), wticks) < 0) {
       int e = errno;
       kill(child, SIGKILL);
       waitpid(child, NULL, 0);
