@@ -104,6 +104,18 @@ async function blockedOpener(path: string, timeoutMs = 20_000): Promise<number> 
   throw new Error(`no process blocked opening ${path}`);
 }
 
+/**
+ * Starts INPUT with a FIFO where its identity file's temporary name goes: whoever writes the
+ * identity blocks in its open until the FIFO is released (`releaseFifo`).
+ */
+async function startBlockedOnIdentity(through: SpawnerClient, input: object) {
+  const dir = await mkdtemp(join(root, 'job-'));
+  const tmp = join(dir, 'process.tmp');
+  await makeFifo(tmp);
+  const spec = normalizeSpec(input, { cwd: dir });
+  return { dir, tmp, started: through.start(jobSpawnRequest(spec, 'job', dir, [])) };
+}
+
 /** The parent's pid of PID, from /proc/PID/stat. */
 function parentOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -252,11 +264,7 @@ for (const { way, client, writer, skip } of WAYS) {
     it(`is written before the exec by the ${writer === 'job' ? "job's process itself" : 'wrapper'}`, {
       skip: CANNOT_LOOK,
     }, async () => {
-      const dir = await mkdtemp(join(root, 'job-'));
-      const tmp = join(dir, 'process.tmp');
-      await makeFifo(tmp);
-      const spec = normalizeSpec({ command: 'true' }, { cwd: dir });
-      const started = client().start(jobSpawnRequest(spec, 'job', dir, []));
+      const { tmp, started } = await startBlockedOnIdentity(client(), { command: 'true' });
       let fifo: FileHandle | undefined;
       try {
         let opener: number;
@@ -278,11 +286,10 @@ for (const { way, client, writer, skip } of WAYS) {
     it('a wrapper killed while the start is under way: the command never runs, and the record says so', {
       skip: CANNOT_LOOK,
     }, async () => {
-      const dir = await mkdtemp(join(root, 'job-'));
-      const tmp = join(dir, 'process.tmp');
-      await makeFifo(tmp);
-      const spec = normalizeSpec({ command: 'touch', args: ['ran'] }, { cwd: dir });
-      const started = client().start(jobSpawnRequest(spec, 'job', dir, []));
+      const { dir, tmp, started } = await startBlockedOnIdentity(client(), {
+        command: 'touch',
+        args: ['ran'],
+      });
       let fifo: FileHandle | undefined;
       let identity = '';
       try {

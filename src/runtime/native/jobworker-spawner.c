@@ -579,16 +579,22 @@ static int write_identity(const char *dir, pid_t job, long long job_ticks, pid_t
   return write_file_atomic(dir, "process", text);
 }
 
+/* clone3's arguments for the job's process: FLAGS, and CLONE_INTO_CGROUP with CGROUP (the v2
+   cgroup at INDEX of the request's) unless it is -1; notes in R which cgroup it will not join. */
+static void job_clone_args(struct clone_args_v2 *args, uint64_t flags, int cgroup, int index, struct request *r) {
+  memset(args, 0, sizeof *args);
+  args->flags = flags | (cgroup >= 0 ? CLONE_INTO_CGROUP : 0);
+  args->exit_signal = SIGCHLD;
+  if (cgroup >= 0) args->cgroup = (uint64_t)cgroup;
+  r->joined_at_fork = cgroup >= 0 ? index : -1;
+}
+
 static pid_t fork_job_process(struct request *r) {
   int index = -1;
   int cgroup = fork_only ? -1 : open_v2_cgroup(r, &index);
   if (cgroup >= 0) {
     struct clone_args_v2 args;
-    memset(&args, 0, sizeof args);
-    args.flags = CLONE_INTO_CGROUP | (r->iso.pid ? (uint64_t)CLONE_NEWPID : 0);
-    args.exit_signal = SIGCHLD;
-    args.cgroup = (uint64_t)cgroup;
-    r->joined_at_fork = index;
+    job_clone_args(&args, r->iso.pid ? (uint64_t)CLONE_NEWPID : 0, cgroup, index, r);
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (pid >= 0) {
       /* The child too: a namespace's pid 1 (run_init) never execs, so CLOEXEC would not close it. */
@@ -704,13 +710,9 @@ static pid_t vfork_job_process(struct vfork_job *v) {
   int cgroup = open_v2_cgroup(r, &index);
   for (;;) {
     struct clone_args_v2 args;
-    memset(&args, 0, sizeof args);
-    args.flags = CLONE_VM | CLONE_VFORK | (cgroup >= 0 ? CLONE_INTO_CGROUP : 0);
-    args.exit_signal = SIGCHLD;
+    job_clone_args(&args, CLONE_VM | CLONE_VFORK, cgroup, index, r);
     args.stack = (uint64_t)(uintptr_t)(vfork_stack + sizeof vfork_stack / 2);
     args.stack_size = sizeof vfork_stack / 2;
-    if (cgroup >= 0) args.cgroup = (uint64_t)cgroup;
-    r->joined_at_fork = cgroup >= 0 ? index : -1;
     pid_t pid = clone3_run(&args, vfork_job_main, v);
     int e = errno;
     if (pid >= 0 || cgroup < 0 || e == ENOSYS || e == E2BIG) {
