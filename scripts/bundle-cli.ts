@@ -17,6 +17,7 @@
 import { build } from 'esbuild';
 import { buildStartedAt, writeBundleInputs } from './bundle/bundle-inputs.ts';
 import { commonBuildOptions } from './bundle/esbuild-options.ts';
+import { lazyBuiltins } from './bundle/lazy-builtins.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const builtAt = buildStartedAt(root);
@@ -32,9 +33,9 @@ const cli = await build({
   ...common,
   entryPoints: [`${root}src/cli/bundle-main.ts`],
   outfile: `${root}dist/jobworker-cli.cjs`,
-  // commander loads child_process for a feature jobworker does not use (see the file).
-  alias: { 'node:child_process': `${root}scripts/bundle/lazy-child-process.cjs` },
   plugins: [
+    // commander loads child_process for a feature jobworker does not use (see the file).
+    lazyBuiltins(['child_process']),
     {
       name: 'serve-bundle',
       setup(b) {

@@ -25,6 +25,7 @@ import { relative } from 'node:path';
 import { build } from 'esbuild';
 import { buildStartedAt, writeBundleInputs } from './bundle/bundle-inputs.ts';
 import { commonBuildOptions } from './bundle/esbuild-options.ts';
+import { lazyBuiltins } from './bundle/lazy-builtins.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const builtAt = buildStartedAt(root);
@@ -43,6 +44,8 @@ const server = await build({
   legalComments: 'external',
   charset: 'ascii',
   plugins: [
+    // Fastify's and Connect's, unused by a server on plain HTTP (see the file).
+    lazyBuiltins(['http2', 'https', 'tls']),
     {
       name: 'import-meta-url-of-dist-src',
       setup(b) {
