@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { appendFile, open, stat } from 'node:fs/promises';
+import { appendFile, open, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { OutputStream } from '../../src/core/job.ts';
+import { CombinedIndex } from '../../src/output/combined-index.ts';
+import { SYNC_FILES } from '../../src/output/file-access.ts';
 import { encodeRecord, RECORD_BYTES } from '../../src/output/index-record.ts';
 import { OutputMonitor } from '../../src/output/output-monitor.ts';
 import { readOutput } from '../../src/output/output-reader.ts';
@@ -120,4 +122,52 @@ test('a torn last record left by a crash is ignored, then indexed again in the s
     ['stdout', 'abc'],
     ['stderr', 'de'],
   ]);
+});
+
+test('locate and positionAfter find every position, near the end and far from it, as a scan does', async (t) => {
+  const dir = await jobDir(t);
+  // 1,000 records (three blocks and a part), of lengths 1 to 7, as the monitor writes them: each of
+  // the other stream than the one before (a run of one stream is one record, extended in place).
+  const records: { stream: OutputStream; combinedEnd: number; streamEnd: number }[] = [];
+  const ends = { stdout: 0, stderr: 0 };
+  let combined = 0;
+  for (let i = 0; i < 1000; i++) {
+    const stream: OutputStream = i % 2 === 0 ? 'stdout' : 'stderr';
+    const length = 1 + (i % 7);
+    combined += length;
+    ends[stream] += length;
+    records.push({ stream, combinedEnd: combined, streamEnd: ends[stream] });
+  }
+  for (const count of [0, 1, 2, 3, 255, 256, 257, 1000]) {
+    const file = Buffer.alloc(count * RECORD_BYTES);
+    records.slice(0, count).forEach((record, i) => encodeRecord(record, file, i * RECORD_BYTES));
+    await writeFile(join(dir, 'combined.idx'), file);
+    const index = await CombinedIndex.open(dir, SYNC_FILES);
+    try {
+      assert.equal(index.count, count);
+      for (let position = 0; position < index.end; position++) {
+        const expected = records.findIndex((record) => record.combinedEnd > position);
+        assert.equal(await index.locate(position), expected, `locate(${position}) of ${count}`);
+      }
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const last = records.slice(0, count).findLast((record) => record.stream === stream)?.streamEnd ?? 0;
+        for (let offset = 0; offset <= last + 1; offset++) {
+          const at = records.slice(0, count).findIndex((r) => r.stream === stream && r.streamEnd >= offset);
+          const expected =
+            offset <= 0
+              ? 0
+              : at === -1
+                ? index.end
+                : records[at]!.combinedEnd - (records[at]!.streamEnd - offset);
+          assert.equal(
+            await index.positionAfter(stream, offset),
+            expected,
+            `positionAfter(${stream}, ${offset}) of ${count}`,
+          );
+        }
+      }
+    } finally {
+      await index.close();
+    }
+  }
 });
