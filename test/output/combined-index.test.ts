@@ -140,7 +140,7 @@ test('locate and positionAfter find every position, near the end and far from it
   }
   for (const count of [0, 1, 2, 3, 255, 256, 257, 1000]) {
     const file = Buffer.alloc(count * RECORD_BYTES);
-    records.slice(0, count).forEach((record, i) => encodeRecord(record, file, i * RECORD_BYTES));
+    for (const [i, record] of records.slice(0, count).entries()) encodeRecord(record, file, i * RECORD_BYTES);
     await writeFile(join(dir, 'combined.idx'), file);
     const index = await CombinedIndex.open(dir, SYNC_FILES);
     try {
