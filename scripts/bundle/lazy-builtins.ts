@@ -11,16 +11,20 @@
  *   (`npm run bench -- idle-memory`; docs/performance.md). With TLS they load as the server starts,
  *   as before.
  *
- * Each import of a listed module gets a stand-in: a Proxy whose first property read loads the real
- * module and reads from it. Its own keys are the module's export names as this Node has them at
- * build time, so that an `import * as` (which esbuild turns into a copy of each key as a getter)
- * copies getters without loading anything; a name that is not among them is still read from the
- * real module. Only modules whose exports are a plain object qualify (a callable one, like
- * `assert`, cannot be stood in for by a Proxy of an object): asking for another fails the build.
+ * Each import of a listed module gets a stand-in: a Proxy whose first use (a property read, write,
+ * definition or deletion, an `in`) loads the real module and acts on it. Its own keys are the
+ * module's export names as the Node that built the bundle has them, so that an `import * as`
+ * (which esbuild turns into a copy of each key as a getter) copies getters without loading
+ * anything. A `require` or default import of the stand-in reads any name from the real module;
+ * a named or `import * as` import sees only the names of the build's Node (the bundle is built by
+ * the Node it runs on: scripts/build.sh, run by setup and by every test run). Only modules whose
+ * exports are a plain object qualify (a callable one, like `assert`, cannot be stood in for by a
+ * Proxy of an object): asking for another fails the build.
  */
 import type { Plugin } from 'esbuild';
 
-const NAMESPACE = 'lazy-builtin';
+/** The namespace of the stand-ins in esbuild's metafile (`lazy-builtin:http2`): bundle-inputs.ts. */
+export const LAZY_BUILTIN_NAMESPACE = 'lazy-builtin';
 
 export function lazyBuiltins(names: readonly string[]): Plugin {
   const wanted = new Set(names);
@@ -33,11 +37,12 @@ export function lazyBuiltins(names: readonly string[]): Plugin {
   return {
     name: 'lazy-builtins',
     setup(build) {
-      build.onResolve({ filter: /^(node:)?[a-z_0-9/]+$/ }, (args) => {
-        const name = args.path.replace(/^node:/, '');
-        return wanted.has(name) ? { path: name, namespace: NAMESPACE } : undefined;
-      });
-      build.onLoad({ filter: /.*/, namespace: NAMESPACE }, (args) => ({
+      const filter = new RegExp(`^(node:)?(${[...wanted].join('|')})$`);
+      build.onResolve({ filter }, (args) => ({
+        path: args.path.replace(/^node:/, ''),
+        namespace: LAZY_BUILTIN_NAMESPACE,
+      }));
+      build.onLoad({ filter: /.*/, namespace: LAZY_BUILTIN_NAMESPACE }, (args) => ({
         contents: standIn(args.path),
         loader: 'js',
       }));
@@ -59,6 +64,10 @@ module.exports = new Proxy({}, {
   get: (_target, key) => (key === '__esModule' ? undefined : load()[key]),
   set: (_target, key, value) => { load()[key] = value; return true; },
   has: (_target, key) => key in load(),
+  // Never on the empty target, which the stand-in's keys do not come from (a non-configurable
+  // property still cannot be defined through it: a Proxy's invariants forbid that).
+  defineProperty: (_target, key, descriptor) => Reflect.defineProperty(load(), key, descriptor),
+  deleteProperty: (_target, key) => Reflect.deleteProperty(load(), key),
   ownKeys: () => [...keys],
   getOwnPropertyDescriptor: (_target, key) =>
     keys.includes(key) ? { configurable: true, enumerable: true, get: () => load()[key] } : undefined,

@@ -19,13 +19,13 @@ export interface IndexEntry {
   readonly streamEnd: number;
 }
 
-// Records are read a block at a time: sequential scans and the tail of a binary search stay in one block.
+// Records are read a block at a time: sequential scans and the last steps of a search stay in one block.
 const BLOCK_RECORDS = 256;
 
 /**
  * A read-only snapshot of a job's `combined.idx`: the records present when it was opened.
  * Records before the last never change; the last one is read once, checked, and kept, since the
- * monitor may extend it in place while this snapshot is open. Binary searches map a combined
+ * monitor may extend it in place while this snapshot is open. Searches from the end map a combined
  * position or a stream offset to its record in O(log n) reads. Close it after each read.
  */
 export class CombinedIndex {
@@ -123,11 +123,13 @@ export class CombinedIndex {
   /**
    * The first index whose record satisfies a predicate that is monotonic over the index, or
    * `count`. Searched from the end, in steps that double (1, 2, 4, ... records back) until one
-   * fails, then by halves between the last two probes. Most reads start near the newest bytes (a
-   * follower at the live tail starts where its last read ended, a record or two back): found in a
-   * few records of the last block, where a search by halves of the whole index read log2(count)
-   * records spread over the file, each an await and often a block read (13 for a job that wrote a
-   * line a millisecond for ten seconds). A record n from the end costs about 2 log2(n) reads.
+   * fails, then by halves between the last two probes: a record n from the end costs about
+   * 2 log2(n) reads. The index gains a record each time the job switches streams, and most reads
+   * start near its end (a follower at the live tail starts where its last read ended, a record or
+   * two back), which this finds among the last few records, in the block beside the in-memory
+   * tail, where a search by halves of the whole index read log2(count) records spread over the
+   * file, each an await and often a block read. A read far from the end (a catch-up from the
+   * start) costs up to twice the reads it did.
    */
   private async firstWhere(test: (record: IndexRecord) => boolean): Promise<number> {
     // Every index from `high` on satisfies the test; none below `low` does.

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { lazyBuiltins } from '../../scripts/bundle/lazy-builtins.ts';
+import { baseEnv, CliProcess, LAUNCHER, REPO } from './cli-harness.ts';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -37,6 +38,7 @@ const LOADED = `const loaded = (name) => process.moduleLoadList.includes('Native
 
 describe('lazyBuiltins (the bundles\u2019 built-ins loaded on first use)', () => {
   it('loads a module at its first property read, through every form of import', async () => {
+    // In the order that tells them apart: https loads tls, and http2 loads both.
     const lines = await bundleAndRun(
       `${LOADED}
 import * as http2 from 'node:http2';
@@ -44,31 +46,33 @@ import { connect } from 'node:tls';
 import https from 'https';
 console.log('before', loaded('http2'), loaded('tls'), loaded('https'));
 console.log('keys', Object.keys(http2).includes('createSecureServer'), loaded('http2'));
+console.log('tls', typeof connect, loaded('tls'), loaded('https'), loaded('http2'));
+console.log('https', typeof https.createServer, https.globalAgent instanceof https.Agent, loaded('https'), loaded('http2'));
 console.log('http2', http2.constants.HTTP2_HEADER_STATUS, loaded('http2'));
-console.log('tls', typeof connect, loaded('tls'));
-console.log('https', typeof https.createServer, https.globalAgent instanceof https.Agent, loaded('https'));
 `,
       ['http2', 'tls', 'https'],
     );
     assert.deepEqual(lines, [
       'before false false false',
       'keys true false',
+      'tls function true false false',
+      'https function true true false',
       'http2 :status true',
-      'tls function true',
-      'https function true true',
     ]);
   });
 
-  it("reads names this Node's exports did not have at build time from the module, and writes through", async () => {
+  it("reads names this Node's exports did not have at build time from the module, and writes, defines and deletes through", async () => {
     const lines = await bundleAndRun(
       `const os = require('node:os');
 os.jobworkerMark = 42;
+Object.defineProperty(os, 'jobworkerDefined', { value: 7, configurable: true, enumerable: true });
 console.log(os.jobworkerMark, 'jobworkerMark' in os, os.EOL === require('os').EOL);
-console.log(process.getBuiltinModule('node:os').jobworkerMark);
+const real = process.getBuiltinModule('node:os');
+console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefined, 'jobworkerDefined' in real);
 `,
       ['os'],
     );
-    assert.deepEqual(lines, ['42 true true', '42']);
+    assert.deepEqual(lines, ['42 true true', '42 7 true false']);
   });
 
   it('refuses a module whose exports cannot be stood in for, and one that does not exist', () => {
@@ -77,5 +81,44 @@ console.log(process.getBuiltinModule('node:os').jobworkerMark);
       /node:assert is not a built-in module whose exports are an object/,
     );
     assert.throws(() => lazyBuiltins(['no-such-module']), /node:no-such-module/);
+  });
+
+  it('keeps http2, https and tls unloaded in `jobworker serve --insecure-http`, run from its bundle', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-serve-'));
+    dirs.push(dir);
+    const record = join(dir, 'loaded.txt');
+    const env = baseEnv({
+      NODE_OPTIONS: `--require ${join(REPO, 'test/fixtures/record-builtins.cjs')}`,
+      JW_RECORD_BUILTINS: record,
+    });
+    const args = [
+      'serve',
+      '--insecure-http',
+      '--listen',
+      '127.0.0.1:0',
+      '--data-dir',
+      join(dir, 'data'),
+      '--json',
+    ];
+    const serve = new CliProcess(args, env, LAUNCHER);
+    const ready = await serve.waitUntil(
+      (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
+      'its address as JSON',
+    );
+    const { url } = JSON.parse(ready) as { url: string };
+    // A request through the whole app (routing, authentication, the store) loads nothing more.
+    assert.equal((await fetch(new URL('healthz', url))).status, 200);
+    assert.equal((await fetch(new URL('v1/jobs', url))).status, 401);
+    serve.child.kill('SIGTERM');
+    assert.equal((await serve.result()).code, 0);
+    const lines = (await readFile(record, 'utf8')).split('\n');
+    assert.ok(
+      lines.includes(join(REPO, 'dist/jobworker-serve.cjs')),
+      'the server ran from its sources, not dist/jobworker-serve.cjs: run scripts/build.sh first',
+    );
+    for (const name of ['http2', 'https', 'tls']) {
+      assert.ok(!lines.includes(`NativeModule ${name}`), `node:${name} was loaded`);
+    }
+    assert.ok(lines.includes('NativeModule http'), 'the record lists what was loaded');
   });
 });
