@@ -22,38 +22,50 @@ export class ServeProcess {
   readonly api: ApiClient;
   #closed: Promise<void> | undefined;
 
-  private constructor(child: ChildProcess, dataDir: string, url: string, token: string) {
+  private constructor(child: ChildProcess, dataDir: string, url: string, token: string, ca?: string) {
     this.#child = child;
     this.dataDir = dataDir;
     this.url = url;
-    this.api = new ApiClient(url, token, { maxSockets: 64 });
+    this.api = new ApiClient(url, token, { maxSockets: 64, ...(ca === undefined ? {} : { ca }) });
   }
 
-  /** `args`: more `serve` options (`--store URL --node-id n1` for a node of a cluster). */
-  static async start(options: { logLevel: string; args?: readonly string[] }): Promise<ServeProcess> {
+  /**
+   * `args`: more `serve` options (`--store URL --node-id n1` for a node of a cluster). Plain HTTP on
+   * loopback, like the bench's other servers (bench/server-process.ts), unless `tls`: then as
+   * `serve` starts by default, with TLS and a CA of its own, which the client trusts.
+   */
+  static async start(options: {
+    logLevel: string;
+    args?: readonly string[];
+    tls?: boolean;
+  }): Promise<ServeProcess> {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-serve-'));
-    // Plain HTTP on loopback, like the bench's other servers (bench/server-process.ts): the bench's
-    // client speaks it, and TLS would not change what the idle server holds by much.
-    const args = ['serve', '--json', '--insecure-http', '--listen', '127.0.0.1:0', '--data-dir', dataDir];
+    const args = ['serve', '--json', ...(options.tls ? [] : ['--insecure-http']), '--listen', '127.0.0.1:0'];
+    args.push('--data-dir', dataDir);
     args.push('--log-level', options.logLevel, ...(options.args ?? []));
     const child = spawn(LAUNCHER, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       // One JSON document on stdout says where the server is; stdout stays open after it.
-      const where = await new Promise<{ url: string; adminTokenFile: string }>((resolve, reject) => {
-        let text = '';
-        child.stdout!.setEncoding('utf8');
-        child.stdout!.on('data', (chunk: string) => {
-          text += chunk;
-          try {
-            resolve(JSON.parse(text));
-          } catch {
-            // Not the whole document yet.
-          }
-        });
-        child.once('exit', (code) => reject(new Error(`jobworker serve exited with ${String(code)} first`)));
-      });
+      const where = await new Promise<{ url: string; adminTokenFile: string; caFile: string | null }>(
+        (resolve, reject) => {
+          let text = '';
+          child.stdout!.setEncoding('utf8');
+          child.stdout!.on('data', (chunk: string) => {
+            text += chunk;
+            try {
+              resolve(JSON.parse(text));
+            } catch {
+              // Not the whole document yet.
+            }
+          });
+          child.once('exit', (code) =>
+            reject(new Error(`jobworker serve exited with ${String(code)} first`)),
+          );
+        },
+      );
       const token = (await readFile(where.adminTokenFile, 'utf8')).trim();
-      return new ServeProcess(child, dataDir, where.url, token);
+      const ca = where.caFile === null ? undefined : await readFile(where.caFile, 'utf8');
+      return new ServeProcess(child, dataDir, where.url, token, ca);
     } catch (err) {
       child.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });

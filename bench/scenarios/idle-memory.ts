@@ -11,16 +11,20 @@ const SETTLE_MS = 5000;
 
 /**
  * The RSS of `jobworker serve` (started by `bin/jobworker`, as a user starts it: no forced
- * collection) idle after start, then idle again after N `/bin/true` jobs have run to their end.
+ * collection) idle after start, then idle again after N `/bin/true` jobs have run to their end;
+ * on plain HTTP, like the bench's other servers. Then (INFO) idle after start with TLS, `serve`'s
+ * default, which loads Node's TLS and HTTP/2 modules a server on plain HTTP never loads.
  */
 export const idleMemory: Scenario = {
   name: NAME,
-  summary: 'RSS of `jobworker serve` idle after start and after 10,000 finished jobs (--full: 50,000)',
+  summary:
+    'RSS of `jobworker serve` idle after start and after 10,000 finished jobs (--full: 50,000), and idle with TLS',
   async run(options, emit) {
     const jobs = options.full ? 50_000 : 10_000;
     const server = await ServeProcess.start({ logLevel: options.logLevel });
     let idle = 0;
     let after = 0;
+    let idleTls = 0;
     try {
       await sleep(SETTLE_MS);
       idle = server.rss();
@@ -34,6 +38,13 @@ export const idleMemory: Scenario = {
       after = server.rss();
     } finally {
       await server.close();
+    }
+    const tls = await ServeProcess.start({ logLevel: options.logLevel, tls: true });
+    try {
+      await sleep(SETTLE_MS);
+      idleTls = tls.rss();
+    } finally {
+      await tls.close();
     }
     emit(
       row({
@@ -51,6 +62,14 @@ export const idleMemory: Scenario = {
         value: after,
         format: fmt.mb,
         budget: { text: '< 90 MB', pass: after < 90e6 },
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: "server RSS idle after start, with TLS (`serve`'s default)",
+        value: idleTls,
+        format: fmt.mb,
       }),
     );
   },

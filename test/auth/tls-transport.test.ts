@@ -19,7 +19,7 @@ import {
   sseBytes,
   startJob,
 } from '../api/api-harness.ts';
-import { waitForFileText } from '../helpers/wait.ts';
+import { killProcessGroup, waitForFileText } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const COUNTER = join(FIXTURES, 'counter.sh');
@@ -200,7 +200,7 @@ describe('TLS transport: HTTPS on TLS 1.3, HTTP/2 and HTTP/1.1', () => {
     assert.equal((await h1).status, 200);
     await other.server.diagnostics.idle();
     session.close();
-    process.kill(-Number(pid), 'SIGKILL');
+    killProcessGroup(Number(pid));
     await other.destroy();
   });
 });

@@ -9,6 +9,7 @@ import { NO_TLS } from '../../src/cli/connection.ts';
 import { ApiClient } from '../../src/client/api-client.ts';
 import { readOutputEvents } from '../../src/client/output-events.ts';
 import { trustServerCa } from '../helpers/trust-server.ts';
+import { killProcessGroup } from '../helpers/wait.ts';
 import { baseEnv, CliProcess, startTestServer } from './cli-harness.ts';
 import { runCliInProcess } from './cli-in-process.ts';
 
@@ -94,13 +95,7 @@ describe('defect 20: logs -f across a server restart', () => {
     } finally {
       if (cutter.listening) cutter.close();
       follower?.child.kill('SIGKILL');
-      if (jobPid !== null) {
-        try {
-          process.kill(-jobPid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
+      if (jobPid !== null) killProcessGroup(jobPid);
       server.process.child.kill('SIGTERM');
       await server.process.result();
       await rm(dataDir, { recursive: true, force: true, maxRetries: 10 });

@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { type RunningServer, runServer } from '../../src/main.ts';
 import { testServerOptions } from '../api/api-harness.ts';
 import { trustServerCa } from '../helpers/trust-server.ts';
+import { killProcessGroup } from '../helpers/wait.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 /**
@@ -70,7 +71,7 @@ export async function startTestServer(): Promise<TestServer> {
       const { jobs } = (await running.json()) as { jobs: { pid: number | null }[] };
       for (const { pid } of jobs) {
         try {
-          if (pid !== null) process.kill(-pid, 'SIGKILL');
+          if (pid !== null) killProcessGroup(pid);
         } catch {
           // Gone already.
         }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { ApiJob } from '../../src/client/api-types.ts';
 import { trustServerCa } from '../helpers/trust-server.ts';
-import { pidAlive } from '../helpers/wait.ts';
+import { killProcessGroup, pidAlive } from '../helpers/wait.ts';
 import { baseEnv, CliProcess, jobworker, jobworkerJson, LAUNCHER } from './cli-harness.ts';
 
 const dirs: string[] = [];
@@ -66,7 +66,7 @@ describe('jobworker serve', () => {
     try {
       assert.ok(await pidAlive(pid), 'the job outlived the server');
     } finally {
-      process.kill(-pid, 'SIGKILL');
+      killProcessGroup(pid);
     }
   });
 

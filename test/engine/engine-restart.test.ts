@@ -10,7 +10,7 @@ import type { Job } from '../../src/core/job.ts';
 import { isSameProcessAlive } from '../../src/runtime/process-identity.ts';
 import { followAll, openHarness } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+import { killProcessGroup, pidAlive, waitForFileText } from '../helpers/wait.ts';
 import { makeJob } from '../store/make-job.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -130,7 +130,7 @@ describe('engine restart', () => {
     // The wrapper first, so nothing is left to record the job's end; then the job's group.
     const { wrapper, bootId } = recorded!.process!;
     process.kill(wrapper!.pid, 'SIGKILL');
-    process.kill(-recorded!.process!.pid, 'SIGKILL');
+    killProcessGroup(recorded!.process!.pid);
     while (isSameProcessAlive(recorded!.process!) || isSameProcessAlive({ ...wrapper!, bootId })) {
       await new Promise((r) => setImmediate(r));
     }

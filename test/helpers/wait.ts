@@ -61,3 +61,19 @@ export async function pidAlive(pid: number): Promise<boolean> {
   const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   return state !== 'Z' && state !== 'X';
 }
+
+/**
+ * SIGKILLs the process group a job leads, if it is still there. Refuses anything but a pid above
+ * 1: `process.kill(-0)` (a pid of `null` or `0` negated) signals the caller's own process group,
+ * which is the test runner's and, under CI, every process of the run.
+ */
+export function killProcessGroup(pid: unknown): void {
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 1) {
+    throw new Error(`killProcessGroup: ${String(pid)} is not the pid of a job's process group`);
+  }
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
