@@ -50,4 +50,4 @@ const cli = await build({
   ],
 });
 
-writeBundleInputs(root, 'jobworker-cli', builtAt, [entry.metafile, cli.metafile]);
+writeBundleInputs(root, 'jobworker-cli', 'scripts/bundle-cli.ts', builtAt, [entry.metafile, cli.metafile]);

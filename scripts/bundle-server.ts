@@ -70,4 +70,7 @@ const workers = await build({
   write: false,
 });
 
-writeBundleInputs(root, 'jobworker-serve', builtAt, [server.metafile, workers.metafile]);
+writeBundleInputs(root, 'jobworker-serve', 'scripts/bundle-server.ts', builtAt, [
+  server.metafile,
+  workers.metafile,
+]);

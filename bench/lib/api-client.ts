@@ -17,6 +17,8 @@ export class ApiClient {
   readonly #agent: Agent;
 
   readonly #request: typeof request;
+  /** Also given with each request: one on a socket of its own (`agent: false`) trusts it too. */
+  readonly #ca: string | undefined;
 
   constructor(url: string, token: string, options: { maxSockets?: number; ca?: string } = {}) {
     this.url = url;
@@ -27,6 +29,7 @@ export class ApiClient {
         ? new Agent(agentOptions)
         : new HttpsAgent({ ...agentOptions, ca: options.ca });
     this.#request = options.ca === undefined ? request : (httpsRequest as typeof request);
+    this.#ca = options.ca;
   }
 
   get authorization(): string {
@@ -54,6 +57,7 @@ export class ApiClient {
         method,
         headers,
         agent: options.agent ?? this.#agent,
+        ...(this.#ca === undefined ? {} : { ca: this.#ca }),
       });
       req.once('response', resolve);
       req.once('error', reject);

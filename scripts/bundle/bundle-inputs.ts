@@ -19,8 +19,16 @@ export function buildStartedAt(root: string): number {
   return statSync(`${root}dist/.built.next`, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
 }
 
-export function writeBundleInputs(root: string, name: string, builtAt: number, metafiles: Metafile[]): void {
-  const inputs = new Set<string>();
+/** `script`: the script that made the bundle (relative to `root`), an input too. */
+export function writeBundleInputs(
+  root: string,
+  name: string,
+  script: string,
+  builtAt: number,
+  metafiles: Metafile[],
+): void {
+  // The script that made the bundle chooses what goes in it (its plugins, which built-ins are lazy).
+  const inputs = new Set<string>([script]);
   for (const metafile of metafiles) {
     for (const input of Object.keys(metafile.inputs)) {
       const namespace = /^([a-z-]+):/.exec(input)?.[1];

@@ -346,3 +346,42 @@ export async function addUserToken(h: ApiHarness, name: string, role = 'user'): 
   if (status !== 201) throw new Error(`token create failed: ${status} ${JSON.stringify(body)}`);
   return body.token;
 }
+
+/**
+ * Resolves with job `id` (as `GET /v1/jobs/{id}` shows it) once its output holds `text`, read
+ * through a follow: a follow starts only once the job's start is on record, with its pid, where
+ * its stdout file may hold the text before the server has recorded the start. Gives up after
+ * `ms`. The job's pid is checked to be on record.
+ */
+export async function untilJobSaid(
+  baseUrl: string,
+  token: string,
+  id: string,
+  text: string,
+  ms = 20_000,
+): Promise<JobJson> {
+  const stop = new AbortController();
+  const headers = { authorization: `Bearer ${token}` };
+  const said = async (): Promise<void> => {
+    const res = await fetch(`${baseUrl}/v1/jobs/${id}/output?follow=true`, { headers, signal: stop.signal });
+    if (res.status !== 200) throw new Error(`following ${id} answered ${res.status}`);
+    let seen = '';
+    for await (const chunk of res.body!) {
+      seen += Buffer.from(chunk).toString('utf8');
+      if (seen.includes(text)) return;
+    }
+    throw new Error(`${id}'s output ended without ${JSON.stringify(text)}: ${JSON.stringify(seen)}`);
+  };
+  try {
+    await within(said(), ms, `job ${id} to say ${JSON.stringify(text)}`);
+  } finally {
+    stop.abort();
+  }
+  const job = (await (await fetch(`${baseUrl}/v1/jobs/${id}`, { headers })).json()) as JobJson;
+  if (job.status !== 'running' || !(typeof job.pid === 'number' && job.pid > 1)) {
+    throw new Error(
+      `job ${id} said ${JSON.stringify(text)} but is ${job.status} with pid ${String(job.pid)}`,
+    );
+  }
+  return job;
+}

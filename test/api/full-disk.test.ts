@@ -11,7 +11,7 @@ import { baseEnv, LAUNCHER } from '../cli/cli-harness.ts';
 import { makeFifo, mountSmallDisk, type SmallDisk, whenWrapperTriesToRecord } from '../helpers/small-disk.ts';
 import { trustServerCa } from '../helpers/trust-server.ts';
 import { killProcessGroup, pidAlive, waitForFileText } from '../helpers/wait.ts';
-import { type JobJson, readSse, testServerOptions, within } from './api-harness.ts';
+import { type JobJson, readSse, testServerOptions, untilJobSaid, within } from './api-harness.ts';
 
 /**
  * Defect 15 (issue 8): a full disk hung the server or made it lie. Each case runs on a small
@@ -113,10 +113,14 @@ describe('defect 15: with the data directory on a full disk', () => {
   /** Job process groups, ended in `after` should a test fail half way. */
   const jobPids: number[] = [];
   after(async () => {
-    await disk.free();
-    await server.close();
-    for (const pid of jobPids) killProcessGroup(pid);
-    await disk.destroy();
+    try {
+      await disk.free();
+      await server.close();
+      // Only the groups still there: a group of a job that ended may be another's by now.
+      for (const pid of jobPids) if (await pidAlive(pid)) killProcessGroup(pid);
+    } finally {
+      await disk.destroy();
+    }
   });
 
   const api = (path: string, body?: unknown, headers: Record<string, string> = {}) =>
@@ -140,33 +144,8 @@ describe('defect 15: with the data directory on a full disk', () => {
     assert.equal(end?.event, 'end');
     return (JSON.parse(end.data) as { job: JobJson }).job;
   };
-  /**
-   * Resolves with the job once it said `ready`, read through a follow of its output: a follow
-   * starts once the job's start is on record, with its pid, where its stdout file may say `ready`
-   * before the server has recorded the start.
-   */
-  const ready = async (id: string): Promise<JobJson> => {
-    const stop = new AbortController();
-    const res = await fetch(`${server.url}/v1/jobs/${id}/output?follow=true`, {
-      headers: { authorization: `Bearer ${token}` },
-      signal: stop.signal,
-    });
-    assert.equal(res.status, 200);
-    let text = '';
-    try {
-      for await (const chunk of res.body!) {
-        text += Buffer.from(chunk).toString('utf8');
-        if (text.includes('ready\n')) break;
-      }
-    } finally {
-      stop.abort();
-    }
-    assert.match(text, /ready\n/);
-    const job = (await (await api(`/v1/jobs/${id}`)).json()) as JobJson;
-    assert.equal(job.status, 'running');
-    assert.ok(typeof job.pid === 'number' && job.pid > 1, `the job's pid is on record: ${String(job.pid)}`);
-    return job;
-  };
+  /** Resolves with the job once it said `ready`, its start (and pid) on record. */
+  const ready = (id: string): Promise<JobJson> => untilJobSaid(server.url, token, id, 'ready\n');
   it('defect 15: a submit on a full disk answers 507 INSUFFICIENT_STORAGE with the real cause and creates nothing', async () => {
     const before = (await readdir(join(dataDir, 'jobs'))).length;
     await disk.fill();

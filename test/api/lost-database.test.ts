@@ -9,7 +9,8 @@ import { runServer } from '../../src/main.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { baseEnv, jobworker } from '../cli/cli-harness.ts';
 import { trustServerCa } from '../helpers/trust-server.ts';
-import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+import { killProcessGroup, pidAlive } from '../helpers/wait.ts';
+import { untilJobSaid } from './api-harness.ts';
 
 const dirs: string[] = [];
 after(async () => {
@@ -41,10 +42,8 @@ describe('a data directory whose database is gone', () => {
     const job = (await started.json()) as { id: string; pid: number };
     let pid: number | undefined;
     try {
-      await waitForFileText(join(dataDir, 'jobs', job.id, 'stdout'), 'up');
       // The submission answered once the job was admitted (no pid yet): its pid once it runs.
-      const running = await fetch(`${first.url}/v1/jobs/${job.id}`, { headers: auth });
-      pid = ((await running.json()) as { pid: number }).pid;
+      pid = (await untilJobSaid(first.url, token, job.id, 'up')).pid!;
       await first.close();
       for (const suffix of ['', '-wal', '-shm'])
         await rm(join(dataDir, `jobworker.db${suffix}`), { force: true });
@@ -97,7 +96,7 @@ describe('a data directory whose database is gone', () => {
         await reset.close();
       }
     } finally {
-      if (pid !== undefined && (await pidAlive(pid))) process.kill(-pid, 'SIGKILL');
+      if (pid !== undefined && (await pidAlive(pid))) killProcessGroup(pid);
     }
   });
 });

@@ -55,9 +55,8 @@ describe('defect 20: logs -f across a server restart', () => {
         headers: auth,
         body: JSON.stringify({ command: 'sh', args: ['-c', script, 'sh', go] }),
       });
-      const job = (await created.json()) as { id: string; pid: number | null };
+      const job = (await created.json()) as { id: string };
       assert.equal(created.status, 201, JSON.stringify(job));
-      jobPid = job.pid;
       follower = new CliProcess(
         ['logs', '-f', job.id],
         baseEnv({
@@ -67,6 +66,10 @@ describe('defect 20: logs -f across a server restart', () => {
         }),
       );
       await follower.waitForStdout('\n20\n');
+      // The submission answered before the start (no pid); the follow shows it is on record now.
+      const running = await fetch(`${server.url}/v1/jobs/${job.id}`, { headers: auth });
+      jobPid = ((await running.json()) as { pid: number | null }).pid;
+      assert.ok(jobPid !== null, 'the running job has its pid on record');
 
       // The server stops; while it is down, whatever answers on its port cuts every connection
       // (a server still starting, a proxy in front of it), and the test counts the attempts.

@@ -107,6 +107,7 @@ describe('jobworker serve on a terminal', () => {
     const terminal = new CliProcess(['-qefc', line, '/dev/null'], baseEnv(), 'script');
     await terminal.waitForStdout('jobworker listening');
     const { pid } = JSON.parse(await readFile(join(dataDir, 'server.pid'), 'utf8')) as { pid: number };
+    assert.ok(Number.isSafeInteger(pid) && pid > 1, `server.pid names a process: ${String(pid)}`);
     process.kill(pid, 'SIGTERM');
     const { code, stdout } = await terminal.result();
     assert.equal(code, 0, stdout);

@@ -101,16 +101,24 @@ console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefine
       '--json',
     ];
     const serve = new CliProcess(args, env, LAUNCHER);
-    const ready = await serve.waitUntil(
-      (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
-      'its address as JSON',
-    );
-    const { url } = JSON.parse(ready) as { url: string };
-    // A request through the whole app (routing, authentication, the store) loads nothing more.
-    assert.equal((await fetch(new URL('healthz', url))).status, 200);
-    assert.equal((await fetch(new URL('v1/jobs', url))).status, 401);
-    serve.child.kill('SIGTERM');
-    assert.equal((await serve.result()).code, 0);
+    try {
+      const ready = await serve.waitUntil(
+        (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
+        'its address as JSON',
+      );
+      const { url, adminTokenFile } = JSON.parse(ready) as { url: string; adminTokenFile: string };
+      const token = (await readFile(adminTokenFile, 'utf8')).trim();
+      // Requests through the whole app (routing, authentication, the store) load nothing more.
+      assert.equal((await fetch(new URL('healthz', url))).status, 200);
+      const listed = await fetch(new URL('v1/jobs', url), { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(listed.status, 200);
+      serve.child.kill('SIGTERM');
+      const exited = await serve.result();
+      assert.equal(exited.code, 0, exited.stderr);
+    } finally {
+      // A step that failed must not leave the server running (the test file would never end).
+      if (serve.child.exitCode === null && serve.child.signalCode === null) serve.child.kill('SIGKILL');
+    }
     const lines = (await readFile(record, 'utf8')).split('\n');
     assert.ok(
       lines.includes(join(REPO, 'dist/jobworker-serve.cjs')),
