@@ -11,7 +11,7 @@ import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
 import { ConnectionTracker } from './api/rest/connection-tracker.ts';
 import { defaultWebRoot } from './api/rest/dashboard-routes.ts';
 import { jobToJson } from './api/rest/job-json.ts';
-import { LOG_SERIALIZERS, REDACT_PATHS } from './api/rest/log-serializers.ts';
+import { LOG_SERIALIZERS, REDACT_PATHS, typedByName } from './api/rest/log-serializers.ts';
 import { buildRestApp, type RunRouteOptions } from './api/rest/rest-app.ts';
 import { loadSendFile } from './api/rest/send-file.ts';
 import {
@@ -962,7 +962,7 @@ function createLogger(
   const options: pino.LoggerOptions = {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    serializers: { ...LOG_SERIALIZERS, err: pino.stdSerializers.err },
+    serializers: { ...LOG_SERIALIZERS, err: typedByName(pino.stdSerializers.err) },
   };
   let logger: pino.Logger | undefined;
   const destination = new LogDestination(logTarget(stream), {

@@ -59,6 +59,7 @@ export interface ForwardedCall {
 
 /** Why a forwarded request was refused: `reason` for the log, `message` for the client. */
 export class NodeSignatureError extends Error {
+  override name = 'NodeSignatureError';
   readonly reason: string;
   constructor(reason: string, message: string) {
     super(message);

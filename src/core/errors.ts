@@ -40,18 +40,24 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** Base of every error jobworker raises on purpose. `code` is stable; `message` is for humans. */
+/**
+ * Base of every error jobworker raises on purpose. `code` is stable; `message` is for humans.
+ * Every subclass names itself (`override name = 'ItsClassName'`): the server's bundle minifies
+ * class names (scripts/bundle-server.ts), so `new.target.name` would say `Xe` there.
+ * test/core/error-names.test.ts checks that none is left out.
+ */
 export class JobworkerError extends Error {
+  override name = 'JobworkerError';
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
-    this.name = new.target.name;
   }
 }
 
 /** Bad input. `field` is a path into the request (`args[2]`, `env.PATH`). */
 export class ValidationError extends JobworkerError {
+  override name = 'ValidationError';
   readonly field: string;
   constructor(field: string, message: string, code: ErrorCode = 'VALIDATION_FAILED') {
     super(code, message);
@@ -65,6 +71,7 @@ export class ValidationError extends JobworkerError {
 }
 
 export class NotFoundError extends JobworkerError {
+  override name = 'NotFoundError';
   readonly id: string;
   constructor(id: string) {
     super('NOT_FOUND', `No job with id ${id}`);
@@ -73,6 +80,7 @@ export class NotFoundError extends JobworkerError {
 }
 
 export class IllegalTransitionError extends JobworkerError {
+  override name = 'IllegalTransitionError';
   readonly jobId: string;
   readonly from: JobStatus;
   readonly to: JobStatus;
@@ -90,6 +98,7 @@ export class IllegalTransitionError extends JobworkerError {
  * was recorded; the node must end what it spawned.
  */
 export class ClaimLostError extends JobworkerError {
+  override name = 'ClaimLostError';
   readonly jobId: string;
   constructor(jobId: string, node: string) {
     super(
@@ -102,6 +111,7 @@ export class ClaimLostError extends JobworkerError {
 
 /** A delete of a job that has not finished: nothing was deleted. */
 export class NotFinishedError extends JobworkerError {
+  override name = 'NotFinishedError';
   readonly jobId: string;
   readonly status: JobStatus;
   constructor(
@@ -117,6 +127,7 @@ export class NotFinishedError extends JobworkerError {
 
 /** A delete of a finished job that a queued job still waits for (`after`): nothing was deleted. */
 export class InUseError extends JobworkerError {
+  override name = 'InUseError';
   readonly jobId: string;
   /** The queued jobs waiting for it. */
   readonly dependents: readonly string[];
@@ -133,6 +144,7 @@ export class InUseError extends JobworkerError {
 
 /** A submission whose `dedupeKey` a queued or running job already has. Carries that job. */
 export class DuplicateJobError extends JobworkerError {
+  override name = 'DuplicateJobError';
   readonly job: Job;
   constructor(job: Job) {
     super('DUPLICATE', `Job ${job.id} with dedupeKey ${JSON.stringify(job.spec.dedupeKey)} is ${job.status}`);
@@ -142,6 +154,7 @@ export class DuplicateJobError extends JobworkerError {
 
 /** A submission to a queue that holds its maximum of waiting jobs; nothing was created. */
 export class QueueFullError extends JobworkerError {
+  override name = 'QueueFullError';
   readonly queue: string;
   constructor(queue: string, maxWaiting: number) {
     super(
@@ -154,6 +167,7 @@ export class QueueFullError extends JobworkerError {
 
 /** A user name taken already: nothing was created. */
 export class AlreadyExistsError extends JobworkerError {
+  override name = 'AlreadyExistsError';
   readonly field: string;
   constructor(field: string, message: string) {
     super('ALREADY_EXISTS', message);
@@ -163,6 +177,7 @@ export class AlreadyExistsError extends JobworkerError {
 
 /** Removing, disabling or demoting the last enabled admin: refused, nothing changed. */
 export class LastAdminError extends JobworkerError {
+  override name = 'LastAdminError';
   constructor(user: string, what: string) {
     super(
       'LAST_ADMIN',
@@ -172,6 +187,7 @@ export class LastAdminError extends JobworkerError {
 }
 
 export class SpawnError extends JobworkerError {
+  override name = 'SpawnError';
   constructor(message: string, options?: ErrorOptions) {
     super('SPAWN_FAILED', message, options);
   }
@@ -184,12 +200,14 @@ export class SpawnError extends JobworkerError {
  * original error; the message names it.
  */
 export class InsufficientStorageError extends JobworkerError {
+  override name = 'InsufficientStorageError';
   constructor(message: string, options?: ErrorOptions) {
     super('INSUFFICIENT_STORAGE', message, options);
   }
 }
 
 export class CursorError extends JobworkerError {
+  override name = 'CursorError';
   readonly field: string;
   constructor(message: string, field = 'cursor') {
     super('BAD_CURSOR', message);

@@ -52,7 +52,9 @@ export function jsonFrame(kind: FrameKind, cursor: number, value: unknown): Buff
   return Buffer.concat([frameHeader(kind, cursor, payload.length), payload]);
 }
 
-export class FrameFormatError extends Error {}
+export class FrameFormatError extends Error {
+  override name = 'FrameFormatError';
+}
 
 export interface FrameDecoderOptions {
   /**

@@ -64,3 +64,18 @@ export const LOG_SERIALIZERS = {
     return { statusCode: res.statusCode };
   },
 };
+
+/**
+ * An error serializer (pino's) whose `type` is the error's `name` when it has one of its own: pino
+ * takes the constructor's name, which the server's bundle minifies (scripts/bundle-server.ts);
+ * jobworker's errors name themselves (src/core/errors.ts).
+ */
+export function typedByName<T extends { type?: string }>(serialize: (err: Error) => T): (err: Error) => T {
+  return (err) => {
+    const out = serialize(err);
+    if (err instanceof Error && err.name !== 'Error' && typeof out === 'object' && out !== null) {
+      out.type = err.name;
+    }
+    return out;
+  };
+}
