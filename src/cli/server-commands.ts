@@ -5,3 +5,11 @@
  */
 export { registerDoctor } from './commands/doctor.ts';
 export { registerServe } from './commands/serve.ts';
+
+/**
+ * The server's `runServer`, loaded from this bundle on first call (as `serve` loads it): for the
+ * benchmarks, which measure the server as users run it (bench/server-process.ts).
+ */
+export async function loadRunServer(): Promise<typeof import('../main.ts').runServer> {
+  return (await import('../main.ts')).runServer;
+}
