@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -42,5 +42,77 @@ describe('the dashboard files when the dashboard is not built', () => {
     // `/` in the document is the workerctl design's POST only; the page is not an API operation.
     assert.deepEqual(Object.keys(paths['/'] ?? {}), ['post']);
     assert.ok(paths['/v1/events']?.get);
+  });
+});
+
+describe('the dashboard files of a build', () => {
+  let h: Harness;
+  let a: AppHarness;
+  let web: string;
+  const html = '<!doctype html><script type="module" src="/assets/app-1.js"></script>\n';
+  const js = `console.log(${JSON.stringify('x'.repeat(1000))});\n`;
+
+  before(async () => {
+    h = await openHarness();
+    web = await mkdtemp(join(tmpdir(), 'jw-web-'));
+    await mkdir(join(web, 'assets'));
+    await mkdir(join(web, '.hidden'));
+    await writeFile(join(web, 'index.html'), html);
+    await writeFile(join(web, 'assets', 'app-1.js'), js);
+    await writeFile(join(web, 'assets', 'gone-1.css'), 'body{}');
+    await writeFile(join(web, '.built'), '');
+    await writeFile(join(web, '.hidden', 'secret.txt'), 'no');
+    a = await openApp(h, { webRoot: web });
+  });
+  after(async () => {
+    await a.close();
+    await h.destroy();
+    await rm(web, { recursive: true, force: true });
+  });
+
+  it('serves index.html at / and at /index.html, never cached stale, under the CSP', async () => {
+    for (const url of ['/', '/index.html']) {
+      const res = await a.app.inject({ url });
+      assert.equal(res.statusCode, 200, url);
+      assert.equal(res.body, html);
+      assert.match(String(res.headers['content-type']), /^text\/html/);
+      assert.equal(res.headers['cache-control'], 'no-cache');
+      assert.equal(res.headers['content-security-policy'], DASHBOARD_CSP);
+      assert.equal(res.headers['x-frame-options'], 'DENY');
+    }
+  });
+
+  it('serves an asset for a year, answers its ETag with 304, a range with 206, HEAD without a body', async () => {
+    const res = await a.app.inject({ url: '/assets/app-1.js' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.body, js);
+    assert.match(String(res.headers['content-type']), /javascript/);
+    assert.equal(res.headers['cache-control'], 'public, max-age=31536000, immutable');
+    const etag = String(res.headers.etag);
+    assert.ok(etag.length > 2);
+    const again = await a.app.inject({ url: '/assets/app-1.js', headers: { 'if-none-match': etag } });
+    assert.equal(again.statusCode, 304);
+    assert.equal(again.body, '');
+    const part = await a.app.inject({ url: '/assets/app-1.js', headers: { range: 'bytes=0-11' } });
+    assert.equal(part.statusCode, 206);
+    assert.equal(part.body, js.slice(0, 12));
+    assert.equal(part.headers['content-range'], `bytes 0-11/${js.length}`);
+    const head = await a.app.inject({ method: 'HEAD', url: '/assets/app-1.js' });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.body, '');
+    assert.equal(Number(head.headers['content-length']), js.length);
+  });
+
+  it('serves no dotfile, and any other path still wants credentials', async () => {
+    for (const url of ['/.built', '/.hidden/secret.txt', '/assets/', '/assets/nope.js']) {
+      assert.equal((await a.app.inject({ url })).statusCode, 401, url);
+    }
+  });
+
+  it('answers a file removed since the start like an unknown path', async () => {
+    await rm(join(web, 'assets', 'gone-1.css'));
+    const res = await a.app.inject({ url: '/assets/gone-1.css' });
+    assert.equal(res.statusCode, 404);
+    assert.equal(res.json().error.code, 'NOT_FOUND');
   });
 });

@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fastifyStatic from '@fastify/static';
-import type { FastifyInstance, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 
 /**
  * The dashboard's Content-Security-Policy (docs/dashboard.md, "Security"). Scripts only from the
@@ -48,18 +48,24 @@ export function defaultWebRoot(): string {
 
 /**
  * The dashboard at `/`: the files of `root` (the Vite build), each a route of its own so that
- * every other path still gets the API's own 404. The files are public (they hold no data; every
- * API call they make carries credentials). Not in the OpenAPI document. Without a build, `GET /`
- * says how to make one.
+ * every other path still gets the API's own 404 (`index.html` also at `/`; dotfiles are not
+ * served). The files are public (they hold no data; every API call they make carries
+ * credentials). Not in the OpenAPI document. Without a build, `GET /` says how to make one.
+ *
+ * Each file is sent by @fastify/send (ETag, Last-Modified, conditional GET, ranges), loaded on the
+ * first request for a file: @fastify/static, which registered these routes before, loads glob
+ * and the rest of its own dependencies at start, memory an idle server held for nothing (issue 9,
+ * `npm run bench -- idle-memory`).
  */
 export async function registerDashboard(app: FastifyInstance, root: string): Promise<void> {
   await app.register(async (scope) => {
     scope.addHook('onRoute', (route) => {
       route.config = { ...(route.config ?? {}), public: true, dashboard: true } as typeof route.config;
     });
+    const hidden = { hide: true } as FastifySchema;
     if (!existsSync(`${root}/index.html`)) {
-      // Hidden from the OpenAPI document, like the built files (@fastify/static hides its routes).
-      scope.get('/', { schema: { hide: true } as FastifySchema }, async (_request, reply) =>
+      // Hidden from the OpenAPI document, like the built files.
+      scope.get('/', { schema: hidden }, async (_request, reply) =>
         reply
           .code(404)
           .headers(DASHBOARD_HEADERS)
@@ -68,22 +74,53 @@ export async function registerDashboard(app: FastifyInstance, root: string): Pro
       );
       return;
     }
-    await scope.register(fastifyStatic, {
-      root,
-      prefix: '/',
-      wildcard: false,
-      index: 'index.html',
-      decorateReply: false,
-      cacheControl: false,
-      etag: true,
-      setHeaders: (res, path) => {
-        for (const [name, value] of Object.entries(DASHBOARD_HEADERS)) res.setHeader(name, value);
-        // Vite names assets by their content: a new build has new names, so they never go stale.
-        res.setHeader(
-          'Cache-Control',
-          path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
-        );
-      },
-    });
+    for (const file of builtFiles(root)) {
+      const urls = file === 'index.html' ? ['/', '/index.html'] : [`/${file}`];
+      for (const url of urls) {
+        scope.get(url, { schema: hidden }, (request, reply) => sendBuiltFile(request, reply, root, file));
+      }
+    }
   });
+}
+
+/** The files of the build, as paths relative to `root` with `/`, without dotfiles or dot-directories. */
+function builtFiles(root: string): string[] {
+  return readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(root, join(entry.parentPath, entry.name)).split(sep).join('/'))
+    .filter((file) => !file.split('/').some((part) => part.startsWith('.')))
+    .sort();
+}
+
+const loadSend = () => import('@fastify/send');
+let sendModule: ReturnType<typeof loadSend> | undefined;
+
+async function sendBuiltFile(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  root: string,
+  file: string,
+): Promise<FastifyReply> {
+  const { send } = await (sendModule ??= loadSend());
+  const sent = await send(request.raw, `/${file.split('/').map(encodeURIComponent).join('/')}`, {
+    root,
+    index: false,
+    dotfiles: 'deny',
+    etag: true,
+    lastModified: true,
+    cacheControl: false,
+  });
+  // The file went away since the routes were made (a rebuild): as any unknown path.
+  if (sent.type === 'error' && sent.statusCode === 404) {
+    reply.callNotFound();
+    return reply;
+  }
+  if (sent.type === 'error') throw sent.metadata.error;
+  reply.code(sent.statusCode).headers(sent.headers).headers(DASHBOARD_HEADERS);
+  // Vite names assets by their content: a new build has new names, so they never go stale.
+  reply.header(
+    'Cache-Control',
+    file.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+  );
+  return reply.send(sent.stream);
 }

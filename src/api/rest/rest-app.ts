@@ -148,7 +148,7 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
       rpc?: true;
     };
     // The RPC methods are described by proto/jobworker/v1, not by the OpenAPI document; the
-    // dashboard's files (hidden by @fastify/static) are a web page, not the API.
+    // dashboard's files (hidden: `schema.hide`) are a web page, not the API.
     if (config.rpc || (route.schema as { hide?: boolean } | undefined)?.hide === true) return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
