@@ -29,13 +29,16 @@ type Validate = ((data: unknown, options?: unknown) => unknown) & { errors?: unk
 export function lazyValidators(): ValidatorFactory {
   const build = AjvCompiler();
   return (externalSchemas, options) => {
-    const compile: RouteValidatorCompiler = build(externalSchemas, options);
+    // The Ajv instance itself (its formats, the shared schemas, the meta-schema it compiles) is
+    // made by the first request that needs a validator: an idle server holds none of it.
+    let compile: RouteValidatorCompiler | undefined;
     return (route) => {
       // Fastify lowercases a headers schema's names for its own compiler only, not for a custom one.
       if (route.httpPart === 'headers') checkLowerCaseHeaders(route.schema, route.url ?? '');
       let validate: Validate | undefined;
       const lazy: Validate & { schemaEnv: object } = Object.assign(
         (data: unknown, callOptions?: unknown) => {
+          compile ??= build(externalSchemas, options);
           validate ??= compile(route) as unknown as Validate;
           const result = validate(data, callOptions);
           lazy.errors = validate.errors;
