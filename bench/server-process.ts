@@ -17,10 +17,15 @@ if (dataDir === undefined) throw new Error('Expected a data directory as the fir
 // The server as users run it: the minified bundle bin/jobworker runs (bench/run.ts builds it
 // first), not the TypeScript sources, whose speed and memory differ from it (the bundle once
 // spent a fifth more CPU per request than the sources did; see scripts/bundle-server.ts).
-const bundle = createRequire(import.meta.url)('../dist/jobworker-serve.cjs') as {
-  loadRunServer: typeof loadRunServer;
-};
-const runServer = await bundle.loadRunServer();
+// JW_BENCH_FROM_SOURCES=1 runs the sources instead: a profile then names every function.
+const runServer =
+  process.env.JW_BENCH_FROM_SOURCES === '1'
+    ? (await import('../src/main.ts')).runServer
+    : await (
+        createRequire(import.meta.url)('../dist/jobworker-serve.cjs') as {
+          loadRunServer: typeof loadRunServer;
+        }
+      ).loadRunServer();
 
 // Plain HTTP on loopback: the benchmarks measure the server's own work against baselines that
 // speak plain HTTP (bench/baselines/), so TLS would only add a constant cost to both sides' gap.
