@@ -13,8 +13,10 @@
  *   Object.defineProperty), also each time a closure is made, as Fastify's hook runner makes three
  *   per hook per request; that cost the server a fifth of its CPU per `GET /v1/jobs/{id}`
  *   (50-52 -> 40-42 us). The names that show (errors' `name`, the log's `err.type`) are set
- *   explicitly (src/core/errors.ts, test/core/error-names.test.ts); stack traces show minified
- *   names either way (V8 takes them from the source, not from `name`).
+ *   explicitly (src/core/errors.ts, test/core/error-names.test.ts). Stack traces name functions
+ *   by their minified names (V8 used the restored `name`): the source map written beside the
+ *   bundle (no cost unless used) gives them the sources' files, lines and names when the server
+ *   runs with `NODE_OPTIONS=--enable-source-maps` (docs/operations.md, "Logs").
  * - The script is pure ASCII (licence comments in a file beside it), which V8 keeps one byte a
  *   character.
  * - piscina stays a package: it finds its own worker file next to its sources.
@@ -42,6 +44,10 @@ const server = await build({
   entryPoints: [`${root}src/cli/server-commands.ts`],
   outfile: `${root}dist/jobworker-serve.cjs`,
   minify: true,
+  // dist/jobworker-serve.cjs.map, read only under --enable-source-maps. Without the sources' text
+  // (they are in the checkout beside dist/): a map of positions and names, 2.6 MB less to write.
+  sourcemap: 'linked',
+  sourcesContent: false,
   // The packages' licence comments go to dist/jobworker-serve.cjs.LEGAL.txt: one non-ASCII letter
   // among them made V8 hold the whole script as two-byte text, twice its size in the heap.
   legalComments: 'external',

@@ -2,7 +2,7 @@ import { JobworkerError } from '../core/errors.ts';
 
 /** No credentials, unknown credentials, or credentials sent where they are never accepted. */
 export class UnauthenticatedError extends JobworkerError {
-  override name = 'UnauthenticatedError';
+  static override readonly errorName = 'UnauthenticatedError';
   constructor(message: string) {
     super('UNAUTHENTICATED', message);
   }
@@ -10,7 +10,7 @@ export class UnauthenticatedError extends JobworkerError {
 
 /** Too many failed authentications from one address: refused without looking at the credentials. */
 export class RateLimitedError extends JobworkerError {
-  override name = 'RateLimitedError';
+  static override readonly errorName = 'RateLimitedError';
   /** Whole seconds until the address may try again (the `Retry-After` header). */
   readonly retryAfterSeconds: number;
   constructor(retryAfterSeconds: number) {

@@ -42,22 +42,27 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 
 /**
  * Base of every error jobworker raises on purpose. `code` is stable; `message` is for humans.
- * Every subclass names itself (`override name = 'ItsClassName'`): the server's bundle minifies
- * class names (scripts/bundle-server.ts), so `new.target.name` would say `Xe` there.
- * test/core/error-names.test.ts checks that none is left out.
+ * An error is named after its class. Each class of src/ also says its name (`static readonly
+ * errorName = 'ItsClassName'`): the server's bundle minifies class names
+ * (scripts/bundle-server.ts), where `new.target.name` would say `Xe`; test/core/error-names.test.ts
+ * checks that none is left out. A subclass without its own `errorName` (a task library user's
+ * `MyError` that extends `ValidationError`) is named by its class's name.
  */
 export class JobworkerError extends Error {
-  override name = 'JobworkerError';
+  static readonly errorName: string = 'JobworkerError';
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
+    this.name = Object.hasOwn(new.target, 'errorName')
+      ? (new.target as typeof JobworkerError).errorName
+      : new.target.name;
   }
 }
 
 /** Bad input. `field` is a path into the request (`args[2]`, `env.PATH`). */
 export class ValidationError extends JobworkerError {
-  override name = 'ValidationError';
+  static override readonly errorName = 'ValidationError';
   readonly field: string;
   constructor(field: string, message: string, code: ErrorCode = 'VALIDATION_FAILED') {
     super(code, message);
@@ -71,7 +76,7 @@ export class ValidationError extends JobworkerError {
 }
 
 export class NotFoundError extends JobworkerError {
-  override name = 'NotFoundError';
+  static override readonly errorName = 'NotFoundError';
   readonly id: string;
   constructor(id: string) {
     super('NOT_FOUND', `No job with id ${id}`);
@@ -80,7 +85,7 @@ export class NotFoundError extends JobworkerError {
 }
 
 export class IllegalTransitionError extends JobworkerError {
-  override name = 'IllegalTransitionError';
+  static override readonly errorName = 'IllegalTransitionError';
   readonly jobId: string;
   readonly from: JobStatus;
   readonly to: JobStatus;
@@ -98,7 +103,7 @@ export class IllegalTransitionError extends JobworkerError {
  * was recorded; the node must end what it spawned.
  */
 export class ClaimLostError extends JobworkerError {
-  override name = 'ClaimLostError';
+  static override readonly errorName = 'ClaimLostError';
   readonly jobId: string;
   constructor(jobId: string, node: string) {
     super(
@@ -111,7 +116,7 @@ export class ClaimLostError extends JobworkerError {
 
 /** A delete of a job that has not finished: nothing was deleted. */
 export class NotFinishedError extends JobworkerError {
-  override name = 'NotFinishedError';
+  static override readonly errorName = 'NotFinishedError';
   readonly jobId: string;
   readonly status: JobStatus;
   constructor(
@@ -127,7 +132,7 @@ export class NotFinishedError extends JobworkerError {
 
 /** A delete of a finished job that a queued job still waits for (`after`): nothing was deleted. */
 export class InUseError extends JobworkerError {
-  override name = 'InUseError';
+  static override readonly errorName = 'InUseError';
   readonly jobId: string;
   /** The queued jobs waiting for it. */
   readonly dependents: readonly string[];
@@ -144,7 +149,7 @@ export class InUseError extends JobworkerError {
 
 /** A submission whose `dedupeKey` a queued or running job already has. Carries that job. */
 export class DuplicateJobError extends JobworkerError {
-  override name = 'DuplicateJobError';
+  static override readonly errorName = 'DuplicateJobError';
   readonly job: Job;
   constructor(job: Job) {
     super('DUPLICATE', `Job ${job.id} with dedupeKey ${JSON.stringify(job.spec.dedupeKey)} is ${job.status}`);
@@ -154,7 +159,7 @@ export class DuplicateJobError extends JobworkerError {
 
 /** A submission to a queue that holds its maximum of waiting jobs; nothing was created. */
 export class QueueFullError extends JobworkerError {
-  override name = 'QueueFullError';
+  static override readonly errorName = 'QueueFullError';
   readonly queue: string;
   constructor(queue: string, maxWaiting: number) {
     super(
@@ -167,7 +172,7 @@ export class QueueFullError extends JobworkerError {
 
 /** A user name taken already: nothing was created. */
 export class AlreadyExistsError extends JobworkerError {
-  override name = 'AlreadyExistsError';
+  static override readonly errorName = 'AlreadyExistsError';
   readonly field: string;
   constructor(field: string, message: string) {
     super('ALREADY_EXISTS', message);
@@ -177,7 +182,7 @@ export class AlreadyExistsError extends JobworkerError {
 
 /** Removing, disabling or demoting the last enabled admin: refused, nothing changed. */
 export class LastAdminError extends JobworkerError {
-  override name = 'LastAdminError';
+  static override readonly errorName = 'LastAdminError';
   constructor(user: string, what: string) {
     super(
       'LAST_ADMIN',
@@ -187,7 +192,7 @@ export class LastAdminError extends JobworkerError {
 }
 
 export class SpawnError extends JobworkerError {
-  override name = 'SpawnError';
+  static override readonly errorName = 'SpawnError';
   constructor(message: string, options?: ErrorOptions) {
     super('SPAWN_FAILED', message, options);
   }
@@ -200,14 +205,14 @@ export class SpawnError extends JobworkerError {
  * original error; the message names it.
  */
 export class InsufficientStorageError extends JobworkerError {
-  override name = 'InsufficientStorageError';
+  static override readonly errorName = 'InsufficientStorageError';
   constructor(message: string, options?: ErrorOptions) {
     super('INSUFFICIENT_STORAGE', message, options);
   }
 }
 
 export class CursorError extends JobworkerError {
-  override name = 'CursorError';
+  static override readonly errorName = 'CursorError';
   readonly field: string;
   constructor(message: string, field = 'cursor') {
     super('BAD_CURSOR', message);

@@ -3,7 +3,7 @@ import type { Job } from '../core/job.ts';
 
 /** A stop on a job that had already finished: nothing changed. Carries the job as it is. */
 export class AlreadyFinishedError extends JobworkerError {
-  override name = 'AlreadyFinishedError';
+  static override readonly errorName = 'AlreadyFinishedError';
   readonly job: Job;
   constructor(job: Job) {
     super('ALREADY_FINISHED', `Job ${job.id} had already finished (${job.status}); nothing changed`);
@@ -13,7 +13,7 @@ export class AlreadyFinishedError extends JobworkerError {
 
 /** The server is at a limit (open follows, ...); retrying later may work. */
 export class CapacityError extends JobworkerError {
-  override name = 'CapacityError';
+  static override readonly errorName = 'CapacityError';
   constructor(message: string) {
     super('CAPACITY_EXHAUSTED', message);
   }
@@ -21,7 +21,7 @@ export class CapacityError extends JobworkerError {
 
 /** A job reference (id prefix or name) that matches more than one job the caller may see. */
 export class AmbiguousRefError extends JobworkerError {
-  override name = 'AmbiguousRefError';
+  static override readonly errorName = 'AmbiguousRefError';
   readonly ref: string;
   /** Some of the jobs it matches, newest first. */
   readonly candidates: readonly Job[];
@@ -42,7 +42,7 @@ export class AmbiguousRefError extends JobworkerError {
  * Carries the job (its status, exit) and the last lines of its stderr.
  */
 export class JobFailedError extends JobworkerError {
-  override name = 'JobFailedError';
+  static override readonly errorName = 'JobFailedError';
   readonly job: Job;
   readonly stderrTail: string;
   constructor(job: Job, message: string, stderrTail: string) {

@@ -13,7 +13,7 @@ import { loadTasksFile, type TasksFile } from './tasks-file.ts';
 
 /** A task name nobody defined. */
 export class UnknownTaskError extends JobworkerError {
-  override name = 'UnknownTaskError';
+  static override readonly errorName = 'UnknownTaskError';
   constructor(name: string, known: readonly string[]) {
     super(
       'NOT_FOUND',

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -62,6 +62,8 @@ describe('the dashboard files of a build', () => {
     await writeFile(join(web, 'assets', 'gone-1.css'), 'body{}');
     await writeFile(join(web, '.built'), '');
     await writeFile(join(web, '.hidden', 'secret.txt'), 'no');
+    await writeFile(join(web, 'assets', 'data-1.bin42'), 'raw');
+    await symlink(join(web, 'assets', 'app-1.js'), join(web, 'assets', 'linked-1.js'));
     a = await openApp(h, { webRoot: web });
   });
   after(async () => {
@@ -101,6 +103,25 @@ describe('the dashboard files of a build', () => {
     assert.equal(head.statusCode, 200);
     assert.equal(head.body, '');
     assert.equal(Number(head.headers['content-length']), js.length);
+  });
+
+  it('answers a range past the end with 416 and a failed If-Match with 412, as HTTP says', async () => {
+    const past = await a.app.inject({ url: '/assets/app-1.js', headers: { range: 'bytes=99999-' } });
+    assert.equal(past.statusCode, 416);
+    assert.equal(past.headers['content-range'], `bytes */${js.length}`);
+    assert.equal(past.headers['content-security-policy'], DASHBOARD_CSP);
+    const changed = await a.app.inject({ url: '/assets/app-1.js', headers: { 'if-match': '"other"' } });
+    assert.equal(changed.statusCode, 412);
+  });
+
+  it('serves a file through a symbolic link, and one of an unknown type as bytes', async () => {
+    const linked = await a.app.inject({ url: '/assets/linked-1.js' });
+    assert.equal(linked.statusCode, 200);
+    assert.equal(linked.body, js);
+    const raw = await a.app.inject({ url: '/assets/data-1.bin42' });
+    assert.equal(raw.statusCode, 200);
+    assert.equal(raw.headers['content-type'], 'application/octet-stream');
+    assert.equal(raw.body, 'raw');
   });
 
   it('serves no dotfile, and any other path still wants credentials', async () => {

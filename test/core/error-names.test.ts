@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
 import { typedByName } from '../../src/api/rest/log-serializers.ts';
-import { NotFoundError, ValidationError } from '../../src/core/errors.ts';
+import * as coreErrors from '../../src/core/errors.ts';
+import { JobworkerError, NotFoundError, ValidationError } from '../../src/core/errors.ts';
+import * as serviceErrors from '../../src/service/service-errors.ts';
 import { CapacityError } from '../../src/service/service-errors.ts';
 
-const SRC = new URL('../../src/', import.meta.url).pathname;
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
 /** Every error class declared in src/: a class whose base's name ends in `Error`. */
 function errorClasses(): { file: string; name: string; body: string }[] {
@@ -15,7 +19,8 @@ function errorClasses(): { file: string; name: string; body: string }[] {
     if (!entry.isFile() || !entry.name.endsWith('.ts') || entry.name.endsWith('.d.ts')) continue;
     const file = join(entry.parentPath, entry.name);
     const text = readFileSync(file, 'utf8');
-    for (const match of text.matchAll(/class (\w+) extends (\w*Error)\b[^{]*\{/g)) {
+    // Generic or not, `extends` on the same line or the next, a base named `...Error` or `Error...`.
+    for (const match of text.matchAll(/class (\w+)(?:<[^>]*>)?\s+extends\s+([\w.]*Error\w*)\b[^{]*\{/g)) {
       // The class body up to the next top-level declaration: enough to find its `name`.
       const rest = text.slice(match.index + match[0].length);
       const end = rest.search(/\n(export |class |function |const )/);
@@ -31,14 +36,38 @@ describe('error names', () => {
   it('every error class in src/ names itself after its class', () => {
     const classes = errorClasses();
     assert.ok(classes.length >= 30, `found ${classes.length} error classes: is the scan still right?`);
-    const unnamed = classes.filter(
-      (c) => !c.body.includes(`name = '${c.name}'`) && !c.body.includes(`name = "${c.name}"`),
-    );
+    const says = (c: { name: string; body: string }, member: string) =>
+      new RegExp(
+        `^\\s*(static )?(override )?(readonly )?(this\\.)?${member}(: string)? = '${c.name}';`,
+        'm',
+      ).test(c.body);
+    const unnamed = classes.filter((c) => !says(c, 'errorName') && !says(c, 'name'));
     assert.deepEqual(
       unnamed.map((c) => `${c.file.slice(SRC.length)}: ${c.name}`),
       [],
-      "each needs `override name = 'ItsClassName';`",
+      "each needs `static override readonly errorName = 'ItsClassName';` (a JobworkerError) or `override name = 'ItsClassName';`",
     );
+  });
+
+  it("every JobworkerError class exported by core and service says its own class's name", () => {
+    const classes = [...Object.values(coreErrors), ...Object.values(serviceErrors)].filter(
+      (value): value is typeof JobworkerError =>
+        typeof value === 'function' &&
+        (value === JobworkerError || value.prototype instanceof JobworkerError),
+    );
+    assert.ok(classes.length >= 15);
+    for (const cls of classes) {
+      assert.ok(Object.hasOwn(cls, 'errorName'), `${cls.name} has an errorName of its own`);
+      assert.equal(cls.errorName, cls.name);
+    }
+  });
+
+  it("a subclass of a library user's, without an errorName, is named after its own class", () => {
+    class QuotaError extends ValidationError {}
+    class GoneError extends NotFoundError {}
+    assert.equal(new QuotaError('quota', 'over').name, 'QuotaError');
+    assert.equal(new GoneError('x').name, 'GoneError');
+    assert.match(String(new GoneError('x').stack), /^GoneError: No job with id x/);
   });
 
   it('the name holds for subclasses of subclasses and through the constructor', () => {
@@ -56,5 +85,22 @@ describe('error names', () => {
     });
     assert.deepEqual(serialize(new Error('plain')), { type: 'Minified', message: 'plain' });
     assert.equal(serialize(new TypeError('t')).type, 'TypeError');
+    // pg names its server errors `error`: not a class name, pino's type stays.
+    assert.equal(serialize(Object.assign(new Error('pg'), { name: 'error' })).type, 'Minified');
+  });
+
+  it("retypes the errors of an AggregateError, as pino's own serializer writes them", () => {
+    const serialize = typedByName(pino.stdSerializers.err);
+    const out = serialize(
+      new AggregateError([new NotFoundError('a'), new RangeError('b')], 'both'),
+    ) as unknown as {
+      type: string;
+      aggregateErrors: { type: string }[];
+    };
+    assert.equal(out.type, 'AggregateError');
+    assert.deepEqual(
+      out.aggregateErrors.map((e) => e.type),
+      ['NotFoundError', 'RangeError'],
+    );
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
@@ -83,10 +83,19 @@ export async function registerDashboard(app: FastifyInstance, root: string): Pro
   });
 }
 
-/** The files of the build, as paths relative to `root` with `/`, without dotfiles or dot-directories. */
+/**
+ * The files of the build, as paths relative to `root` with `/`, without dotfiles or what is in a
+ * dot-directory; a symbolic link counts when it leads to a file.
+ */
 function builtFiles(root: string): string[] {
   return readdirSync(root, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
+    .filter((entry) => {
+      if (entry.isFile()) return true;
+      return (
+        entry.isSymbolicLink() &&
+        statSync(join(entry.parentPath, entry.name), { throwIfNoEntry: false })?.isFile() === true
+      );
+    })
     .map((entry) => relative(root, join(entry.parentPath, entry.name)).split(sep).join('/'))
     .filter((file) => !file.split('/').some((part) => part.startsWith('.')))
     .sort();
@@ -115,8 +124,11 @@ async function sendBuiltFile(
     reply.callNotFound();
     return reply;
   }
-  if (sent.type === 'error') throw sent.metadata.error;
+  // A server error (an unreadable file) is the app's error; a refusal of this request (416 for a
+  // range past the end, 412 for a failed If-Match) is answered as @fastify/send says, headers too.
+  if (sent.type === 'error' && sent.statusCode >= 500) throw sent.metadata.error;
   reply.code(sent.statusCode).headers(sent.headers).headers(DASHBOARD_HEADERS);
+  if (!reply.hasHeader('content-type')) reply.type('application/octet-stream');
   // Vite names assets by their content: a new build has new names, so they never go stale.
   reply.header(
     'Cache-Control',

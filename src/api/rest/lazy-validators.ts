@@ -24,7 +24,9 @@ type Validate = ((data: unknown, options?: unknown) => unknown) & { errors?: unk
  *
  * The validator made on first use is the same one, called the same way: `schemaEnv` tells Fastify
  * to pass the parent data, as it does to Ajv's functions, and `errors` is the last call's. A
- * schema that cannot be compiled fails that route's requests with the compiler's error (500).
+ * schema that cannot be compiled fails that route's requests with the compiler's error (500), and
+ * shared schemas that Ajv refuses fail every validated request (test/api/lazy-validators.test.ts
+ * compiles every route's schemas with them, so CI finds either).
  */
 export function lazyValidators(): ValidatorFactory {
   const build = AjvCompiler();

@@ -66,16 +66,28 @@ export const LOG_SERIALIZERS = {
 };
 
 /**
- * An error serializer (pino's) whose `type` is the error's `name` when it has one of its own: pino
- * takes the constructor's name, which the server's bundle minifies (scripts/bundle-server.ts);
- * jobworker's errors name themselves (src/core/errors.ts).
+ * An error serializer (pino's) whose `type` is the error's `name` when that is a class name of its
+ * own: pino takes the constructor's name, which the server's bundle minifies
+ * (scripts/bundle-server.ts); jobworker's errors, Node's and most packages' set `name`. An error
+ * named `Error`, or by something that is not a class name (pg's server errors are named `error`),
+ * keeps pino's. The errors of an AggregateError (`aggregateErrors`) are typed the same way.
  */
-export function typedByName<T extends { type?: string }>(serialize: (err: Error) => T): (err: Error) => T {
+export function typedByName<T extends { type?: string; aggregateErrors?: unknown[] }>(
+  serialize: (err: Error) => T,
+): (err: Error) => T {
   return (err) => {
     const out = serialize(err);
-    if (err instanceof Error && err.name !== 'Error' && typeof out === 'object' && out !== null) {
-      out.type = err.name;
+    retype(out, err);
+    if (err instanceof AggregateError && Array.isArray(out?.aggregateErrors)) {
+      out.aggregateErrors.forEach((inner, i) => retype(inner, err.errors[i]));
     }
     return out;
   };
+}
+
+const CLASS_NAME = /^[A-Z][\w$]*$/;
+
+function retype(out: unknown, err: unknown): void {
+  if (!(err instanceof Error) || typeof out !== 'object' || out === null) return;
+  if (err.name !== 'Error' && CLASS_NAME.test(err.name)) (out as { type?: string }).type = err.name;
 }

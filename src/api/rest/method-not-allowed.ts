@@ -2,7 +2,7 @@ import { JobworkerError } from '../../core/errors.ts';
 
 /** A request whose path has routes, none of them for its method: 405 with `Allow`. */
 export class MethodNotAllowedError extends JobworkerError {
-  override name = 'MethodNotAllowedError';
+  static override readonly errorName = 'MethodNotAllowedError';
   /** The methods the path has, for the `Allow` header. */
   readonly allowed: readonly string[];
   constructor(method: string, path: string, allowed: readonly string[]) {

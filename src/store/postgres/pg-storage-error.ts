@@ -8,7 +8,7 @@ import { redactPostgresUrl } from './open-postgres.ts';
  * the request was done is unknown only when the connection dropped during a commit.
  */
 export class PostgresUnavailableError extends JobworkerError {
-  override name = 'PostgresUnavailableError';
+  static override readonly errorName = 'PostgresUnavailableError';
   constructor(message: string, options?: ErrorOptions) {
     super('STORE_UNAVAILABLE', message, options);
   }
