@@ -110,7 +110,8 @@ async function sendBuiltFile(
   root: string,
   file: string,
 ): Promise<FastifyReply> {
-  const { send } = await (sendModule ??= loadSend());
+  sendModule ??= loadSend();
+  const { send } = await sendModule;
   const sent = await send(request.raw, `/${file.split('/').map(encodeURIComponent).join('/')}`, {
     root,
     index: false,

@@ -79,7 +79,7 @@ export function typedByName<T extends { type?: string; aggregateErrors?: unknown
     const out = serialize(err);
     retype(out, err);
     if (err instanceof AggregateError && Array.isArray(out?.aggregateErrors)) {
-      out.aggregateErrors.forEach((inner, i) => retype(inner, err.errors[i]));
+      for (const [i, inner] of out.aggregateErrors.entries()) retype(inner, err.errors[i]);
     }
     return out;
   };
