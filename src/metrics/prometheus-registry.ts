@@ -90,10 +90,15 @@ function registerCpuTotal(registry: Registry): void {
   registry.registerMetric(both);
 }
 
-/** prom-client's event-loop lag gauges, read from the process watch's histogram. */
+/**
+ * prom-client's event-loop lag gauges, read from the process watch's histogram, which measures
+ * from the first scrape on: that scrape has no delay measured yet and says NaN (Prometheus's "no
+ * value"), where an empty histogram would say a minimum of 9.2e9 s.
+ */
 function registerEventLoopLag(registry: Registry, watch: ProcessWatch): void {
   const registers = [registry];
   const delay = watch.eventLoopDelay;
+  watch.watchDelay();
   const gauge = (name: string, help: string, aggregator: 'min' | 'max' | 'average') =>
     new Gauge({ name, help, registers, aggregator });
   const lag: Gauge = new Gauge({
@@ -105,13 +110,15 @@ function registerEventLoopLag(registry: Registry, watch: ProcessWatch): void {
       // As in prom-client: the lag of one turn of the loop, which the next scrape shows.
       const start = process.hrtime.bigint();
       setImmediate(() => lag.set(Number(process.hrtime.bigint() - start) / 1e9));
-      min.set(delay.min / 1e9);
-      max.set(delay.max / 1e9);
-      mean.set(delay.mean / 1e9);
-      stddev.set(delay.stddev / 1e9);
-      p50.set(delay.percentile(50) / 1e9);
-      p90.set(delay.percentile(90) / 1e9);
-      p99.set(delay.percentile(99) / 1e9);
+      const measured = delay.count > 0;
+      const seconds = (ns: number) => (measured ? ns / 1e9 : Number.NaN);
+      min.set(seconds(delay.min));
+      max.set(seconds(delay.max));
+      mean.set(seconds(delay.mean));
+      stddev.set(seconds(delay.stddev));
+      p50.set(seconds(delay.percentile(50)));
+      p90.set(seconds(delay.percentile(90)));
+      p99.set(seconds(delay.percentile(99)));
       delay.reset();
     },
   });
