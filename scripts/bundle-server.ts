@@ -15,8 +15,8 @@
  *   (50-52 -> 40-42 us). The names that show (errors' `name`, the log's `err.type`) are set
  *   explicitly (src/core/errors.ts, test/core/error-names.test.ts). Stack traces name functions
  *   by their minified names (V8 used the restored `name`): the source map written beside the
- *   bundle (no cost unless used) gives them the sources' files, lines and names when the server
- *   runs with `NODE_OPTIONS=--enable-source-maps` (docs/operations.md, "Logs").
+ *   bundle (no cost unless used) gives them the sources' files and lines, and most names, when
+ *   the server runs with `NODE_OPTIONS=--enable-source-maps` (docs/operations.md, "Logs").
  * - The script is pure ASCII (licence comments in a file beside it), which V8 keeps one byte a
  *   character.
  * - piscina stays a package: it finds its own worker file next to its sources.

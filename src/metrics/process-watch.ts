@@ -44,12 +44,15 @@ export class ProcessWatch {
     this.#observer.observe({ entryTypes: ['gc'] });
   }
 
-  /** Starts measuring event-loop delay (idempotent): called by the first scrape. */
+  #closed = false;
+
+  /** Starts measuring event-loop delay (idempotent): called by the first scrape; not once closed. */
   watchDelay(): void {
-    this.eventLoopDelay.enable();
+    if (!this.#closed) this.eventLoopDelay.enable();
   }
 
   close(): void {
+    this.#closed = true;
     this.eventLoopDelay.disable();
     this.#observer.disconnect();
   }

@@ -18,7 +18,8 @@ import type { MetricsSources } from './server-metrics.ts';
  * The Prometheus registry of a server, made at its first scrape: this module is what loads
  * prom-client. The exposition is what `collectDefaultMetrics` and the server's own metrics wrote
  * when they were registered at start, in the same order; what counts over time was counted from
- * the start by the records and the process watch, and is registered here as it is.
+ * the start by the records and the process watch (event-loop delay only from this first scrape
+ * on: process-watch.ts), and is registered here as it is.
  */
 export function buildRegistry(parts: {
   readonly sources: MetricsSources;
@@ -37,7 +38,8 @@ export function buildRegistry(parts: {
 /**
  * prom-client's `collectDefaultMetrics`, collector by collector in its order, except three that
  * would count from now instead of from the process's start: CPU time (prom-client counts the
- * difference since its registration), event-loop delay and collection pauses (the process watch).
+ * difference since its registration) and collection pauses (the process watch); event-loop delay
+ * comes from the process watch too, which measures it from the first scrape on.
  */
 function registerDefaultMetrics(registry: Registry, watch: ProcessWatch): void {
   const config = { eventLoopMonitoringPrecision: 10 };

@@ -64,6 +64,7 @@ describe('the dashboard files of a build', () => {
     await writeFile(join(web, '.hidden', 'secret.txt'), 'no');
     await writeFile(join(web, 'assets', 'data-1.bin42'), 'raw');
     await symlink(join(web, 'assets', 'app-1.js'), join(web, 'assets', 'linked-1.js'));
+    await symlink(join(web, 'assets', 'nowhere.js'), join(web, 'assets', 'broken-1.js'));
     a = await openApp(h, { webRoot: web });
   });
   after(async () => {
@@ -95,6 +96,8 @@ describe('the dashboard files of a build', () => {
     const again = await a.app.inject({ url: '/assets/app-1.js', headers: { 'if-none-match': etag } });
     assert.equal(again.statusCode, 304);
     assert.equal(again.body, '');
+    assert.equal(again.headers['content-type'], undefined, 'a 304 has no body, and no type');
+    assert.equal(again.headers['cache-control'], 'public, max-age=31536000, immutable');
     const part = await a.app.inject({ url: '/assets/app-1.js', headers: { range: 'bytes=0-11' } });
     assert.equal(part.statusCode, 206);
     assert.equal(part.body, js.slice(0, 12));
@@ -110,8 +113,10 @@ describe('the dashboard files of a build', () => {
     assert.equal(past.statusCode, 416);
     assert.equal(past.headers['content-range'], `bytes */${js.length}`);
     assert.equal(past.headers['content-security-policy'], DASHBOARD_CSP);
+    assert.equal(past.headers['cache-control'], 'no-store', 'no cache keeps a refusal as the file');
     const changed = await a.app.inject({ url: '/assets/app-1.js', headers: { 'if-match': '"other"' } });
     assert.equal(changed.statusCode, 412);
+    assert.equal(changed.headers['cache-control'], 'no-store');
   });
 
   it('serves a file through a symbolic link, and one of an unknown type as bytes', async () => {
@@ -124,8 +129,14 @@ describe('the dashboard files of a build', () => {
     assert.equal(raw.body, 'raw');
   });
 
-  it('serves no dotfile, and any other path still wants credentials', async () => {
-    for (const url of ['/.built', '/.hidden/secret.txt', '/assets/', '/assets/nope.js']) {
+  it('serves no dotfile nor broken link, and any other path still wants credentials', async () => {
+    for (const url of [
+      '/.built',
+      '/.hidden/secret.txt',
+      '/assets/',
+      '/assets/nope.js',
+      '/assets/broken-1.js',
+    ]) {
       assert.equal((await a.app.inject({ url })).statusCode, 401, url);
     }
   });

@@ -91,17 +91,28 @@ function builtFiles(root: string): string[] {
   return readdirSync(root, { recursive: true, withFileTypes: true })
     .filter((entry) => {
       if (entry.isFile()) return true;
-      return (
-        entry.isSymbolicLink() &&
-        statSync(join(entry.parentPath, entry.name), { throwIfNoEntry: false })?.isFile() === true
-      );
+      return entry.isSymbolicLink() && leadsToFile(join(entry.parentPath, entry.name));
     })
     .map((entry) => relative(root, join(entry.parentPath, entry.name)).split(sep).join('/'))
     .filter((file) => !file.split('/').some((part) => part.startsWith('.')))
     .sort();
 }
 
-const loadSend = () => import('@fastify/send');
+/** True when the link leads to a file; a broken link, a loop or one not to be read is left out. */
+function leadsToFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+// A failed load is tried again by the next request, not kept as every request's failure.
+const loadSend = () =>
+  import('@fastify/send').catch((err: unknown) => {
+    sendModule = undefined;
+    throw err;
+  });
 let sendModule: ReturnType<typeof loadSend> | undefined;
 
 async function sendBuiltFile(
@@ -129,7 +140,13 @@ async function sendBuiltFile(
   // range past the end, 412 for a failed If-Match) is answered as @fastify/send says, headers too.
   if (sent.type === 'error' && sent.statusCode >= 500) throw sent.metadata.error;
   reply.code(sent.statusCode).headers(sent.headers).headers(DASHBOARD_HEADERS);
-  if (!reply.hasHeader('content-type')) reply.type('application/octet-stream');
+  if (sent.type !== 'file') {
+    // A refusal is not the file: no cache may keep it in the file's place.
+    reply.header('Cache-Control', 'no-store');
+    return reply.send(sent.stream);
+  }
+  // 200 and 206 (a 304 has no body, and so no type).
+  if (sent.statusCode !== 304 && !reply.hasHeader('content-type')) reply.type('application/octet-stream');
   // Vite names assets by their content: a new build has new names, so they never go stale.
   reply.header(
     'Cache-Control',
