@@ -42,8 +42,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 
 /**
  * Base of every error jobworker raises on purpose. `code` is stable; `message` is for humans.
- * An error is named after its class. Each class of src/ also says its name (`static readonly
- * errorName = 'ItsClassName'`): the server's bundle minifies class names
+ * An error is named after its class. Each class of src/ also says its name (`static override
+ * readonly errorName = 'ItsClassName'`): the server's bundle minifies class names
  * (scripts/bundle-server.ts), where `new.target.name` would say `Xe`; test/core/error-names.test.ts
  * checks that none is left out. A subclass without its own `errorName` (a task library user's
  * `MyError` that extends `ValidationError`) is named by its class's name.

@@ -31,6 +31,7 @@ export class ProcessWatch {
    */
   readonly eventLoopDelay: ReturnType<typeof monitorEventLoopDelay>;
   readonly #observer: PerformanceObserver;
+  #closed = false;
 
   constructor() {
     this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -43,8 +44,6 @@ export class ProcessWatch {
     });
     this.#observer.observe({ entryTypes: ['gc'] });
   }
-
-  #closed = false;
 
   /** Starts measuring event-loop delay (idempotent): called by the first scrape; not once closed. */
   watchDelay(): void {

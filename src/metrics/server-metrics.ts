@@ -1,5 +1,5 @@
-import type { Registry } from 'prom-client';
 import type { Job, JobStatus } from '../core/job.ts';
+import { loadOnce } from '../core/load-once.ts';
 import type { EngineEvents } from '../engine/engine-events.ts';
 import type { DrainState } from '../engine/job-engine.ts';
 import type { QueueState } from '../store/job-store.ts';
@@ -44,7 +44,12 @@ export class ServerMetrics {
   readonly #watch = new ProcessWatch();
   readonly #records: MetricRecord[] = [];
   readonly #requests: HistogramRecord<'transport' | 'method' | 'route' | 'status'>;
-  #registry: Promise<Registry> | undefined;
+  /** Tried again by the next scrape when it fails, instead of failing every scrape until a restart. */
+  readonly #registry = loadOnce(() =>
+    import('./prometheus-registry.ts').then(({ buildRegistry }) =>
+      buildRegistry({ sources: this.#sources, watch: this.#watch, records: this.#records }),
+    ),
+  );
 
   constructor(sources: MetricsSources) {
     this.#sources = sources;
@@ -148,16 +153,7 @@ export class ServerMetrics {
 
   /** The text exposition format, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    this.#registry ??= import('./prometheus-registry.ts')
-      .then(({ buildRegistry }) =>
-        buildRegistry({ sources: this.#sources, watch: this.#watch, records: this.#records }),
-      )
-      .catch((err: unknown) => {
-        // Tried again by the next scrape instead of failing every scrape until a restart.
-        this.#registry = undefined;
-        throw err;
-      });
-    const registry = await this.#registry;
+    const registry = await this.#registry();
     return { contentType: registry.contentType, body: await registry.metrics() };
   }
 

@@ -7,20 +7,32 @@ import { DASHBOARD_CSP } from '../../src/api/rest/dashboard-routes.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
 
-describe('the dashboard files when the dashboard is not built', () => {
+/**
+ * An app whose dashboard is `web`, a fresh directory that `fill` writes first; closed, with the
+ * directory, after the suite.
+ */
+function dashboardApp(fill: (web: string) => Promise<void>): { a: AppHarness; web: string } {
   let h: Harness;
-  let a: AppHarness;
-  let empty: string;
-
+  const app = { a: undefined as unknown as AppHarness, web: '' };
   before(async () => {
     h = await openHarness();
-    empty = await mkdtemp(join(tmpdir(), 'jw-noweb-'));
-    a = await openApp(h, { webRoot: empty });
+    app.web = await mkdtemp(join(tmpdir(), 'jw-web-'));
+    await fill(app.web);
+    app.a = await openApp(h, { webRoot: app.web });
   });
   after(async () => {
-    await a.close();
+    await app.a.close();
     await h.destroy();
-    await rm(empty, { recursive: true, force: true });
+    await rm(app.web, { recursive: true, force: true });
+  });
+  return app;
+}
+
+describe('the dashboard files when the dashboard is not built', () => {
+  const app = dashboardApp(async () => {});
+  let a: AppHarness;
+  before(() => {
+    a = app.a;
   });
 
   it('answers GET / with how to build it, under the same CSP, without credentials', async () => {
@@ -46,15 +58,9 @@ describe('the dashboard files when the dashboard is not built', () => {
 });
 
 describe('the dashboard files of a build', () => {
-  let h: Harness;
-  let a: AppHarness;
-  let web: string;
   const html = '<!doctype html><script type="module" src="/assets/app-1.js"></script>\n';
   const js = `console.log(${JSON.stringify('x'.repeat(1000))});\n`;
-
-  before(async () => {
-    h = await openHarness();
-    web = await mkdtemp(join(tmpdir(), 'jw-web-'));
+  const app = dashboardApp(async (web) => {
     await mkdir(join(web, 'assets'));
     await mkdir(join(web, '.hidden'));
     await writeFile(join(web, 'index.html'), html);
@@ -65,12 +71,11 @@ describe('the dashboard files of a build', () => {
     await writeFile(join(web, 'assets', 'data-1.bin42'), 'raw');
     await symlink(join(web, 'assets', 'app-1.js'), join(web, 'assets', 'linked-1.js'));
     await symlink(join(web, 'assets', 'nowhere.js'), join(web, 'assets', 'broken-1.js'));
-    a = await openApp(h, { webRoot: web });
   });
-  after(async () => {
-    await a.close();
-    await h.destroy();
-    await rm(web, { recursive: true, force: true });
+  let a: AppHarness;
+  let web: string;
+  before(() => {
+    ({ a, web } = app);
   });
 
   it('serves index.html at / and at /index.html, never cached stale, under the CSP', async () => {

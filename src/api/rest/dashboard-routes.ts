@@ -2,6 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+import { loadOnce } from '../../core/load-once.ts';
 
 /**
  * The dashboard's Content-Security-Policy (docs/dashboard.md, "Security"). Scripts only from the
@@ -75,9 +76,13 @@ export async function registerDashboard(app: FastifyInstance, root: string): Pro
       return;
     }
     for (const file of builtFiles(root)) {
+      // The path as @fastify/send takes it (URL-encoded, which it decodes), made once.
+      const encoded = `/${file.split('/').map(encodeURIComponent).join('/')}`;
       const urls = file === 'index.html' ? ['/', '/index.html'] : [`/${file}`];
       for (const url of urls) {
-        scope.get(url, { schema: hidden }, (request, reply) => sendBuiltFile(request, reply, root, file));
+        scope.get(url, { schema: hidden }, (request, reply) =>
+          sendBuiltFile(request, reply, root, file, encoded),
+        );
       }
     }
   });
@@ -107,23 +112,18 @@ function leadsToFile(path: string): boolean {
   }
 }
 
-// A failed load is tried again by the next request, not kept as every request's failure.
-const loadSend = () =>
-  import('@fastify/send').catch((err: unknown) => {
-    sendModule = undefined;
-    throw err;
-  });
-let sendModule: ReturnType<typeof loadSend> | undefined;
+// Tried again by the next request when it fails, not kept as every request's failure.
+const loadSend = loadOnce(() => import('@fastify/send'));
 
 async function sendBuiltFile(
   request: FastifyRequest,
   reply: FastifyReply,
   root: string,
   file: string,
+  encoded: string,
 ): Promise<FastifyReply> {
-  sendModule ??= loadSend();
-  const { send } = await sendModule;
-  const sent = await send(request.raw, `/${file.split('/').map(encodeURIComponent).join('/')}`, {
+  const { send } = await loadSend();
+  const sent = await send(request.raw, encoded, {
     root,
     index: false,
     dotfiles: 'deny',

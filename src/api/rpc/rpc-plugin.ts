@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import { loadOnce } from '../../core/load-once.ts';
 import { RPC_CONTENT_TYPE_PATTERNS, RPC_CONTENT_TYPES } from './rpc-content-types.ts';
-import type { RpcHandle } from './rpc-handlers.ts';
 import { rpcPaths } from './rpc-paths.ts';
 import type { RpcServices } from './rpc-services.ts';
 
@@ -35,24 +35,17 @@ export function rpcPlugin(
   options: RpcPluginOptions,
   done: (err?: Error) => void,
 ): void {
-  let loading: Promise<Map<string, RpcHandle>> | undefined;
-  const handlers = (): Promise<Map<string, RpcHandle>> => {
-    loading ??= import('./rpc-handlers.ts')
-      .then(({ buildRpcHandlers }) =>
-        buildRpcHandlers({
-          authenticator: options.authenticator,
-          services: options.services,
-          readMaxBytes: options.readMaxBytes,
-          log: app.log,
-        }),
-      )
-      .catch((err: unknown) => {
-        // Tried again by the next call instead of failing every call for good.
-        loading = undefined;
-        throw err;
-      });
-    return loading;
-  };
+  // Tried again by the next call when it fails, instead of failing every call for good.
+  const handlers = loadOnce(() =>
+    import('./rpc-handlers.ts').then(({ buildRpcHandlers }) =>
+      buildRpcHandlers({
+        authenticator: options.authenticator,
+        services: options.services,
+        readMaxBytes: options.readMaxBytes,
+        log: app.log,
+      }),
+    ),
+  );
   const noop = (_request: FastifyRequest, _payload: unknown, parsed: (err: null, body: undefined) => void) =>
     parsed(null, undefined);
   // Connect reads the bodies itself; inside this plugin only, REST's JSON parser steps aside.
