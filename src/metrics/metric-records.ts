@@ -82,6 +82,19 @@ export class CounterRecord<L extends string = never> implements MetricRecord {
   }
 }
 
+/** One label set of a histogram: what a caller that observes it often keeps, to skip the lookup. */
+export interface HistogramSeries {
+  observe(value: number): void;
+}
+
+interface SeriesData {
+  readonly labels: Record<string, string>;
+  /** The count of each bucket (not cumulative). */
+  readonly counts: number[];
+  sum: number;
+  count: number;
+}
+
 export class HistogramRecord<L extends string = never> implements MetricRecord {
   readonly name: string;
   readonly help: string;
@@ -89,11 +102,7 @@ export class HistogramRecord<L extends string = never> implements MetricRecord {
   readonly aggregator = 'sum' as const;
   readonly #labelNames: readonly L[];
   readonly #buckets: readonly number[];
-  /** Per label set: the count of each bucket (not cumulative), the sum and the count. */
-  readonly #series = new Map<
-    string,
-    { labels: Record<string, string>; counts: number[]; sum: number; count: number }
-  >();
+  readonly #series = new Map<string, SeriesData>();
 
   constructor(config: RecordConfig<L> & { readonly buckets: readonly number[] }) {
     this.name = config.name;
@@ -104,17 +113,44 @@ export class HistogramRecord<L extends string = never> implements MetricRecord {
   }
 
   observe(labels: Record<L, string>, value: number): void {
+    this.#add(this.#seriesData(labels), value);
+  }
+
+  /**
+   * The series of one label set. It shows in the exposition from its first observation on, as
+   * prom-client's own does, not from this call.
+   */
+  series(labels: Record<L, string>): HistogramSeries {
+    let data: SeriesData | undefined;
+    return {
+      observe: (value) => {
+        data ??= this.#seriesData(labels);
+        this.#add(data, value);
+      },
+    };
+  }
+
+  #seriesData(labels: Record<L, string>): SeriesData {
     const key = keyOf(this.#labelNames, labels);
     let series = this.#series.get(key);
     if (!series) {
       series = this.#empty(copyOf(this.#labelNames, labels));
       this.#series.set(key, series);
     }
+    return series;
+  }
+
+  #add(series: SeriesData, value: number): void {
     series.sum += value;
     series.count += 1;
     // Past the last bound: only in +Inf, which is the count.
-    const bucket = this.#buckets.findIndex((bound) => value <= bound);
-    if (bucket >= 0) series.counts[bucket]! += 1;
+    const buckets = this.#buckets;
+    for (let i = 0; i < buckets.length; i++) {
+      if (value <= buckets[i]!) {
+        series.counts[i]! += 1;
+        return;
+      }
+    }
   }
 
   async get(): Promise<RecordData> {
@@ -133,7 +169,7 @@ export class HistogramRecord<L extends string = never> implements MetricRecord {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
-  #empty(labels: Record<string, string>) {
+  #empty(labels: Record<string, string>): SeriesData {
     return { labels, counts: this.#buckets.map(() => 0), sum: 0, count: 0 };
   }
 }

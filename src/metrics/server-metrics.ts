@@ -4,8 +4,11 @@ import type { EngineEvents } from '../engine/engine-events.ts';
 import type { DrainState } from '../engine/job-engine.ts';
 import type { QueueState } from '../store/job-store.ts';
 import type { DeliveryRecord } from '../store/webhook-store.ts';
-import { CounterRecord, HistogramRecord, type MetricRecord } from './metric-records.ts';
+import { CounterRecord, HistogramRecord, type HistogramSeries, type MetricRecord } from './metric-records.ts';
 import { ProcessWatch } from './process-watch.ts';
+
+/** Counts one answered request of a route: its method, status and duration in seconds. */
+export type RequestCounter = (method: string, status: number, seconds: number) => void;
 
 /** What the metrics read of the engine: its events, its spawner and this node's load. */
 export interface MetricsEngine {
@@ -142,13 +145,28 @@ export class ServerMetrics {
   }
 
   /**
-   * Counts one answered request. `route` is the route's pattern (`/v1/jobs/:id`), never the URL,
-   * so the label set stays bounded; requests that matched no route are `(unmatched)`.
+   * What counts the answered requests of one route, made once per route when it is registered.
+   * `route` is the route's pattern (`/v1/jobs/:id`), never the URL, so the label set stays
+   * bounded; requests that matched no route are `(unmatched)`. Each method and status keeps its
+   * series, so that counting a request looks up no label set.
    */
-  observeRequest(method: string, route: string | undefined, status: number, seconds: number): void {
+  requestsOf(route: string | undefined): RequestCounter {
     const pattern = route ?? '(unmatched)';
     const transport = pattern.startsWith('/jobworker.') ? 'rpc' : 'rest';
-    this.#requests.observe({ transport, method, route: pattern, status: String(status) }, seconds);
+    const byMethod = new Map<string, Map<number, HistogramSeries>>();
+    return (method, status, seconds) => {
+      let byStatus = byMethod.get(method);
+      if (byStatus === undefined) {
+        byStatus = new Map();
+        byMethod.set(method, byStatus);
+      }
+      let series = byStatus.get(status);
+      if (series === undefined) {
+        series = this.#requests.series({ transport, method, route: pattern, status: String(status) });
+        byStatus.set(status, series);
+      }
+      series.observe(seconds);
+    };
   }
 
   /** The text exposition format, and its content type. */

@@ -69,6 +69,34 @@ describe('metric records write what prom-client writes', () => {
     assert.match(text, /h_seconds_bucket\{le="\+Inf",queue="default",status="succeeded"\} 3/);
   });
 
+  it('a histogram series kept by its caller counts as observe() does, and shows only once observed', async () => {
+    const config = {
+      name: 's_seconds',
+      help: 'S.',
+      labelNames: ['queue', 'status'] as const,
+      buckets: BUCKETS,
+    };
+    const record = new HistogramRecord<'queue' | 'status'>(config);
+    const histogram = new Histogram({ ...config, labelNames: [...config.labelNames], registers: [] });
+    // Taken before any observation, as a route's counter is at registration.
+    const unused = record.series({ queue: 'never', status: 'observed' });
+    const kept = new Map<string, ReturnType<typeof record.series>>();
+    for (const [labels, value] of OBSERVATIONS) {
+      const key = `${labels.queue}/${labels.status}`;
+      if (!kept.has(key)) kept.set(key, record.series(labels));
+      kept.get(key)!.observe(value);
+      histogram.observe(labels, value);
+    }
+    // A series and observe() with the same labels add to one label set.
+    record.observe({ queue: 'default', status: 'failed' }, 0.5);
+    histogram.observe({ queue: 'default', status: 'failed' }, 0.5);
+    const text = await exposition(record);
+    assert.equal(text, await exposition(histogram));
+    assert.doesNotMatch(text, /never/);
+    unused.observe(0.002);
+    assert.match(await exposition(record), /s_seconds_count\{queue="never",status="observed"\} 1/);
+  });
+
   it('a histogram without labels shows its empty buckets before the first observation', async () => {
     const record = new HistogramRecord({ name: 'g_seconds', help: 'G.', buckets: BUCKETS });
     const histogram = new Histogram({ name: 'g_seconds', help: 'G.', buckets: BUCKETS, registers: [] });

@@ -2,6 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2Session } from 'node:http2';
 import type { Server, Socket } from 'node:net';
 
+/** Requests in flight on an HTTP/1.1 connection, kept on the socket itself. */
+const IN_FLIGHT = Symbol('jobworker.requestsInFlight');
+/** The connection a response goes out on (its `socket` is gone by the time it emits `close`). */
+const CONNECTION = Symbol('jobworker.connection');
+type TrackedSocket = Socket & { [IN_FLIGHT]?: number };
+type TrackedResponse = ServerResponse & { [CONNECTION]?: TrackedSocket };
+
 /**
  * The connections of the server, HTTP/1.1 and HTTP/2 alike, for a graceful close: an HTTP/2
  * server has neither `closeIdleConnections` nor `closeAllConnections`, so they are tracked here.
@@ -11,8 +18,8 @@ import type { Server, Socket } from 'node:net';
 export class ConnectionTracker {
   #count = 0;
   readonly #raw = new Set<Socket>();
-  /** HTTP/1.1 connections (the TLS socket when secure) and their requests in flight. */
-  readonly #http1 = new Map<Socket, number>();
+  /** HTTP/1.1 connections (the TLS socket when secure); each counts its requests in flight. */
+  readonly #http1 = new Set<TrackedSocket>();
   readonly #sessions = new Set<Http2Session>();
   #closing = false;
   readonly #onChange: () => void;
@@ -42,16 +49,18 @@ export class ConnectionTracker {
       session.once('close', () => this.#sessions.delete(session));
       if (this.#closing) session.close();
     });
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // Every request passes here: one listener function for all responses, and counts kept on
+    // the sockets, instead of a closure, a once-wrapper and two map updates per request.
+    const tracker = this;
+    const onResponseClose = function (this: TrackedResponse): void {
+      tracker.#responseClosed(this);
+    };
+    server.on('request', (req: IncomingMessage, res: TrackedResponse) => {
       if (req.httpVersionMajor !== 1) return;
-      const socket = req.socket;
-      this.#http1.set(socket, (this.#http1.get(socket) ?? 0) + 1);
-      res.once('close', () => {
-        const left = (this.#http1.get(socket) ?? 1) - 1;
-        if (this.#http1.has(socket)) this.#http1.set(socket, left);
-        if (this.#closing && left === 0) setImmediate(() => this.#endIfIdle(socket));
-        this.#checkAnswered();
-      });
+      const socket = req.socket as TrackedSocket;
+      socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 0) + 1;
+      res[CONNECTION] = socket;
+      res.on('close', onResponseClose);
     });
   }
 
@@ -63,7 +72,7 @@ export class ConnectionTracker {
   /** From now on a connection is closed as soon as it is idle; idle ones are closed now. */
   closeIdle(): void {
     this.#closing = true;
-    for (const socket of this.#http1.keys()) this.#endIfIdle(socket);
+    for (const socket of this.#http1) this.#endIfIdle(socket);
     for (const session of this.#sessions) session.close();
   }
 
@@ -86,14 +95,24 @@ export class ConnectionTracker {
     for (const socket of this.#raw) socket.destroy();
   }
 
+  #responseClosed(res: TrackedResponse): void {
+    const socket = res[CONNECTION];
+    if (socket === undefined) return;
+    res[CONNECTION] = undefined;
+    const left = (socket[IN_FLIGHT] ?? 1) - 1;
+    socket[IN_FLIGHT] = left;
+    if (this.#closing && left === 0 && this.#http1.has(socket)) setImmediate(() => this.#endIfIdle(socket));
+    this.#checkAnswered();
+  }
+
   #checkAnswered(): void {
     if (this.#answered.length === 0) return;
-    for (const inFlight of this.#http1.values()) if (inFlight > 0) return;
+    for (const socket of this.#http1) if ((socket[IN_FLIGHT] ?? 0) > 0) return;
     for (const resolve of this.#answered.splice(0)) resolve();
   }
 
-  #addHttp1(socket: Socket): void {
-    this.#http1.set(socket, 0);
+  #addHttp1(socket: TrackedSocket): void {
+    this.#http1.add(socket);
     socket.once('close', () => {
       this.#http1.delete(socket);
       this.#checkAnswered();
@@ -101,7 +120,7 @@ export class ConnectionTracker {
     if (this.#closing) setImmediate(() => this.#endIfIdle(socket));
   }
 
-  #endIfIdle(socket: Socket): void {
-    if (this.#http1.get(socket) === 0) socket.end();
+  #endIfIdle(socket: TrackedSocket): void {
+    if (this.#http1.has(socket) && (socket[IN_FLIGHT] ?? 0) === 0) socket.end();
   }
 }

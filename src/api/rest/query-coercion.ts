@@ -1,4 +1,5 @@
 import type { FastifyInstance, preValidationHookHandler, RouteOptions } from 'fastify';
+import { prependRouteHook } from './route-hooks.ts';
 
 interface QuerySchema {
   readonly properties?: Readonly<Record<string, { readonly type?: unknown }>>;
@@ -28,8 +29,7 @@ export function registerQueryCoercion(app: FastifyInstance): void {
       coerceQuery(request.query as Record<string, unknown> | undefined, fields);
       done();
     };
-    const own = route.preValidation;
-    route.preValidation = own === undefined ? [coerce] : [coerce, ...(Array.isArray(own) ? own : [own])];
+    prependRouteHook(route, 'preValidation', coerce);
   });
 }
 
