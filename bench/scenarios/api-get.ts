@@ -11,10 +11,11 @@ const BARE_FASTIFY = new URL('../baselines/bare-fastify-process.ts', import.meta
 const CONNECTIONS = 50;
 
 /**
- * Rounds of load, each on jobworker and on the bare route back to back (the order alternating),
- * so that a noisy neighbour on this shared host weighs on both sides of a pair alike; the figures
- * are the medians of the rounds. One 5 s run of each, one after the other, gave ratios from 0.55x
- * to 0.84x on the same build.
+ * Rounds of load on jobworker and on the bare route in turn (the order alternating), so that both
+ * sides sample the same stretches of this shared host's noise; each side's figure is the median
+ * of its rounds, which leaves out the rounds a burst of noise hit, as the CLI and capture
+ * scenarios do. One 5 s run of each, one after the other, gave ratios from 0.55x to 0.84x on the
+ * same build.
  */
 export const apiGet: Scenario = {
   name: NAME,

@@ -135,7 +135,8 @@ describe('REST API routes', () => {
 
   it('authenticates every route the OpenAPI document lists, its HEAD twin, and requests no route matches', async () => {
     // Each route gets its own authentication hook when it is registered (an `onRoute` hook): this
-    // walks what was registered rather than a list, so that a route added without one shows here.
+    // walks the OpenAPI document, which every API route is in, rather than a list kept by hand.
+    // The dashboard's public files: test/api/rest-dashboard-files.test.ts; RPC: test/api/rpc.
     const job = await startJob(h, { command: 'true' });
     const { body: doc } = await h.json<{
       paths: Record<string, Record<string, { security?: unknown[] }>>;

@@ -17,16 +17,19 @@ import { prependRouteHook } from './route-hooks.ts';
 const QUERY_CREDENTIALS = new Set(['token', 'access_token']);
 
 /**
- * The caller of a request and, for a request another node forwarded, its signed call (whose body
- * is checked against the signed digest once parsed): request decorations under keys no other
- * module holds. A decoration is a slot every request has from its start, which a WeakMap entry
+ * The caller of a request, for a request another node forwarded its signed call (whose body is
+ * checked against the signed digest once parsed), and whether the metrics token authenticated it:
+ * request decorations under keys no other module holds. A decoration is a slot every request has from its start, which a WeakMap entry
  * per request was not (it cost the API's busiest route about 3 % of its CPU).
  */
 const CALLER = Symbol('jobworker.caller');
 const FORWARDED = Symbol('jobworker.forwarded');
+/** Authenticated by the dedicated metrics token (on `metricsToken` routes only): no principal. */
+const METRICS_SCRAPE = Symbol('jobworker.metricsScrape');
 interface AuthenticatedRequest extends FastifyRequest {
   [CALLER]: Caller | null;
   [FORWARDED]: ForwardedCall | null;
+  [METRICS_SCRAPE]: boolean;
 }
 
 /**
@@ -41,8 +44,6 @@ const FORWARDABLE_ROUTES = new Set([
   'POST /v1/jobs/:id/pause',
   'POST /v1/jobs/:id/resume',
 ]);
-/** Requests authenticated by the dedicated metrics token (on `metricsToken` routes only). */
-const metricsScrapes = new WeakSet<FastifyRequest>();
 
 /** Checks the dedicated metrics token (`MetricsToken` fits). */
 export interface MetricsTokenCheck {
@@ -85,15 +86,16 @@ export function registerAuthentication(
 ): void {
   app.decorateRequest(CALLER, null);
   app.decorateRequest(FORWARDED, null);
-  const hookFor = (config: PublicRouteConfig, url: string | undefined) =>
-    authenticationHook(config, url, authenticator, tokenless, metricsToken, nodes);
-  // Each route gets its own hook, made with its config and URL; a request no route matched (the
+  app.decorateRequest(METRICS_SCRAPE, false);
+  const hookFor = (route: { readonly config?: unknown; readonly url?: string }) =>
+    authenticationHook(route, authenticator, tokenless, metricsToken, nodes);
+  // Each route gets its own hook, which knows the route; a request no route matched (the
   // not-found and method-not-allowed answers) is authenticated by the app-wide one, before the
-  // not-found handler looks at it.
-  app.addHook('onRoute', (route) => {
-    prependRouteHook(route, 'onRequest', hookFor((route.config ?? {}) as PublicRouteConfig, route.url));
-  });
-  const unrouted = hookFor({}, undefined);
+  // not-found handler looks at it. Route hooks run after every app-wide `onRequest` hook, and only
+  // routes registered after this get one: buildRestApp calls it before any route. A route without
+  // one still fails closed wherever it asks for its caller (`principalOf` throws).
+  app.addHook('onRoute', (route) => prependRouteHook(route, 'onRequest', hookFor(route)));
+  const unrouted = hookFor({});
   app.addHook('onRequest', function authenticateUnrouted(request, reply, done) {
     if (request.is404) return unrouted.call(this, request, reply, done);
     done();
@@ -101,18 +103,27 @@ export function registerAuthentication(
   if (nodes !== undefined) registerForwardedBodyCheck(app, authenticator);
 }
 
-/** The authentication of the requests of one route (`url` undefined: of those no route matched). */
+/**
+ * The authentication of the requests of one route (`route.url` undefined: of those no route
+ * matched). The route's config is read at its first request, when every `onRoute` hook has had
+ * its say (the dashboard's scope used to mark its routes public from one of its own).
+ */
 function authenticationHook(
-  config: PublicRouteConfig,
-  url: string | undefined,
+  route: { readonly config?: unknown; readonly url?: string },
   authenticator: Authenticator,
   tokenless: TokenlessOptions | undefined,
   metricsToken: MetricsTokenCheck | undefined,
   nodes: NodeCredentials | undefined,
 ): onRequestHookHandler {
-  const tokenlessUser = config.tokenless === true ? tokenless?.user : undefined;
+  const url = route.url;
+  let config: PublicRouteConfig | undefined;
+  let tokenlessUser: string | undefined;
   // A callback hook, not an async one: it runs on every request, and has nothing to await.
-  return (request, _reply, done) => {
+  return function authenticate(request, _reply, done) {
+    if (config === undefined) {
+      config = (route.config ?? {}) as PublicRouteConfig;
+      tokenlessUser = config.tokenless === true ? tokenless?.user : undefined;
+    }
     const slots = request as AuthenticatedRequest;
     if (request.headers[NODE_HEADERS.signature] !== undefined) {
       try {
@@ -124,7 +135,7 @@ function authenticationHook(
     }
     if (config.public === true || config.tokenInBody === true) return done();
     if (config.metricsToken === true && metricsToken?.matches(request.headers.authorization)) {
-      metricsScrapes.add(request);
+      slots[METRICS_SCRAPE] = true;
       return done();
     }
     try {
@@ -281,7 +292,7 @@ export function originOf(request: FastifyRequest): CallOrigin {
 
 /** True when the request was authenticated by the dedicated metrics token (it has no principal). */
 export function isMetricsScrape(request: FastifyRequest): boolean {
-  return metricsScrapes.has(request);
+  return (request as AuthenticatedRequest)[METRICS_SCRAPE];
 }
 
 /** The caller of an authenticated route: its principal and where the request came from. */

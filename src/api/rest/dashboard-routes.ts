@@ -60,13 +60,10 @@ export function defaultWebRoot(): string {
  */
 export async function registerDashboard(app: FastifyInstance, root: string): Promise<void> {
   await app.register(async (scope) => {
-    scope.addHook('onRoute', (route) => {
-      route.config = { ...(route.config ?? {}), public: true, dashboard: true } as typeof route.config;
-    });
-    const hidden = { hide: true } as FastifySchema;
+    // Hidden from the OpenAPI document; public (src/api/rest/authentication.ts).
+    const options = { schema: { hide: true } as FastifySchema, config: { public: true } };
     if (!existsSync(`${root}/index.html`)) {
-      // Hidden from the OpenAPI document, like the built files.
-      scope.get('/', { schema: hidden }, async (_request, reply) =>
+      scope.get('/', options, async (_request, reply) =>
         reply
           .code(404)
           .headers(DASHBOARD_HEADERS)
@@ -80,9 +77,7 @@ export async function registerDashboard(app: FastifyInstance, root: string): Pro
       const encoded = `/${file.split('/').map(encodeURIComponent).join('/')}`;
       const urls = file === 'index.html' ? ['/', '/index.html'] : [`/${file}`];
       for (const url of urls) {
-        scope.get(url, { schema: hidden }, (request, reply) =>
-          sendBuiltFile(request, reply, root, file, encoded),
-        );
+        scope.get(url, options, (request, reply) => sendBuiltFile(request, reply, root, file, encoded));
       }
     }
   });

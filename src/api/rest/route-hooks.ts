@@ -4,8 +4,8 @@ type LifecycleHook = 'onRequest' | 'preValidation' | 'onResponse';
 
 /**
  * Puts `hook` first among the route's own `name` hooks (which run after the app-wide ones), from
- * an `onRoute` hook. A hook made per route knows the route's config and URL when it is made:
- * reading them per request through `request.routeOptions` builds a 13-field object every time.
+ * an `onRoute` hook. A hook made per route knows its route: reading the route's URL or config per
+ * request through `request.routeOptions` builds a 12-field object every time.
  * The array is replaced, never changed in place: Fastify copied the options for the route's
  * HEAD twin before the `onRoute` hooks ran, and that twin gets its own hook when its turn comes.
  */
