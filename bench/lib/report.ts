@@ -19,6 +19,11 @@ export interface CompareInput {
   readonly value: number;
   readonly format: (value: number) => string;
   readonly baseline?: { readonly name: string; readonly value: number };
+  /**
+   * The ratio, when it is not `value / baseline`: the median of the ratios of rounds run in pairs,
+   * which a stretch of noise that slows both sides of a pair leaves alone.
+   */
+  readonly ratio?: number;
   /** Text of the budget and whether the figures meet it; omitted for an informative row. */
   readonly budget?: { readonly text: string; readonly pass: boolean };
 }
@@ -30,7 +35,7 @@ export function row(input: CompareInput): Row {
     metric: input.metric,
     jobworker: input.format(input.value),
     baseline: baseline ? `${baseline.name}: ${input.format(baseline.value)}` : '-',
-    ratio: baseline ? `${(input.value / baseline.value).toFixed(2)}x` : '-',
+    ratio: baseline ? `${(input.ratio ?? input.value / baseline.value).toFixed(2)}x` : '-',
     budget: budget?.text ?? '-',
     verdict: budget === undefined ? 'INFO' : budget.pass ? 'PASS' : 'MISS',
   };

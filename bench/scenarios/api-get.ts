@@ -11,17 +11,17 @@ const BARE_FASTIFY = new URL('../baselines/bare-fastify-process.ts', import.meta
 const CONNECTIONS = 50;
 
 /**
- * Rounds of load on jobworker and on the bare route in turn (the order alternating), so that both
- * sides sample the same stretches of this shared host's noise; each side's figure is the median
- * of its rounds, which leaves out the rounds a burst of noise hit, as the CLI and capture
- * scenarios do. One 5 s run of each, one after the other, gave ratios from 0.55x to 0.84x on the
- * same build.
+ * Rounds of load on jobworker and on the bare route in turn (the order alternating), each round a
+ * pair. The ratio judged is the median of the pairs' ratios: a stretch of this shared host's noise
+ * slows both sides of a pair, and a burst that hits one side only is left out by the median. Each
+ * side's figure shown is the median of its rounds. One 5 s run of each, one after the other, gave
+ * ratios from 0.55x to 0.84x on the same build; medians of each side's 5 rounds, 0.56x to 1.01x.
  */
 export const apiGet: Scenario = {
   name: NAME,
-  summary: `GET /v1/jobs/{id} at ${CONNECTIONS} connections (autocannon), 5 rounds of 1 s (--full: 15 of 2 s) each side, vs a bare Fastify route`,
+  summary: `GET /v1/jobs/{id} at ${CONNECTIONS} connections (autocannon), 9 rounds of 1 s (--full: 15 of 2 s) on each side in pairs, vs a bare Fastify route`,
   async run(options, emit) {
-    const rounds = options.full ? 15 : 5;
+    const rounds = options.full ? 15 : 9;
     const seconds = options.full ? 2 : 1;
     const server = await ServerHandle.start({ logLevel: options.logLevel });
     let bare: ChildHandle | undefined;
@@ -55,14 +55,16 @@ export const apiGet: Scenario = {
     }
     const value = median(rates.jw);
     const baseline = median(rates.bare);
+    const ratio = median(rates.jw.map((jw, round) => jw / rates.bare[round]!));
     emit(
       row({
         scenario: NAME,
-        metric: `GET /v1/jobs/{id}, ${CONNECTIONS} connections, median of ${rounds} rounds of ${seconds} s`,
+        metric: `GET /v1/jobs/{id}, ${CONNECTIONS} connections, ${rounds} paired rounds of ${seconds} s (ratio: the pairs' median)`,
         value,
         format: fmt.rate('req/s'),
         baseline: { name: 'bare Fastify route', value: baseline },
-        budget: { text: '>= 0.60x', pass: value >= 0.6 * baseline },
+        ratio,
+        budget: { text: '>= 0.60x', pass: ratio >= 0.6 },
       }),
     );
     emit(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, request, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ConnectionTracker } from '../../src/api/rest/connection-tracker.ts';
 
@@ -73,5 +73,65 @@ describe('ConnectionTracker.requestsAnswered', () => {
     destroy();
     await waiting;
     assert.equal(res.writableFinished, false);
+  });
+});
+
+describe('ConnectionTracker.closeIdle', () => {
+  it('ends an idle keep-alive connection at once and a busy one once its response is written', async (t) => {
+    const held: ServerResponse[] = [];
+    let arrived: (() => void) | undefined;
+    const server = createServer((req, res) => {
+      if (req.url === '/hold') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('held');
+        held.push(res);
+        arrived?.();
+      } else res.end('quick');
+    });
+    const tracker = new ConnectionTracker(server, false, () => {});
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => {
+      tracker.closeAll();
+      server.close();
+    });
+    const port = (server.address() as AddressInfo).port;
+    /** A raw keep-alive connection: what it received, and a promise of its end. */
+    const connect = async () => {
+      const socket = new Socket();
+      socket.connect(port, '127.0.0.1');
+      await once(socket, 'connect');
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      const ended = once(socket, 'close');
+      return { socket, received: () => text, ended };
+    };
+    const idle = await connect();
+    idle.socket.write('GET /quick HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (!idle.received().endsWith('quick')) await once(idle.socket, 'data');
+    const busy = await connect();
+    const there = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    busy.socket.write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+    await there;
+
+    tracker.closeIdle();
+    await idle.ended;
+    let busyEnded = false;
+    void busy.ended.then(() => {
+      busyEnded = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(busyEnded, false, 'the busy connection stays while its response is written');
+    const answered = tracker.requestsAnswered();
+    held[0]!.end(' and done');
+    await answered;
+    await busy.ended;
+    assert.match(busy.received(), /held/);
+    assert.match(busy.received(), / and done/);
   });
 });
