@@ -135,3 +135,61 @@ describe('ConnectionTracker.closeIdle', () => {
     assert.match(busy.received(), / and done/);
   });
 });
+
+describe('ConnectionTracker and pipelined requests', () => {
+  it('waits for every response received on a connection, and not for one destroyed while it waited', async (t) => {
+    const held: ServerResponse[] = [];
+    const handled: string[] = [];
+    let both: (() => void) | undefined;
+    const server = createServer((req, res) => {
+      handled.push(req.url ?? '');
+      if (req.url === '/hold') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('held');
+        held.push(res);
+      } else if (req.url === '/drop') {
+        // Destroyed before it was ended while it waits behind /hold (the error path of a stream).
+        res.destroy();
+      } else res.end('after');
+      if (handled.length === 3) both?.();
+    });
+    const tracker = new ConnectionTracker(server, false, () => {});
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => {
+      tracker.closeAll();
+      server.close();
+    });
+    const socket = new Socket();
+    socket.connect((server.address() as AddressInfo).port, '127.0.0.1');
+    await once(socket, 'connect');
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    const ended = once(socket, 'close');
+    const handledAll = new Promise<void>((resolve) => {
+      both = resolve;
+    });
+    const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    socket.write(get('/hold') + get('/after') + get('/drop'));
+    await handledAll;
+
+    let answered = false;
+    const waiting = tracker.requestsAnswered().then(() => {
+      answered = true;
+    });
+    tracker.closeIdle();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(answered, false, '/hold and /after are still to be written');
+    held[0]!.end(' and done');
+    // Before: a response destroyed while it waited became the connection's response once the
+    // ones ahead were written, never finished, and the close waited for its grace period.
+    await waiting;
+    await ended;
+    assert.match(text, /held/);
+    assert.match(text, / and done/);
+    assert.match(text, /after/);
+  });
+});

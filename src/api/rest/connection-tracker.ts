@@ -4,17 +4,20 @@ import type { Server, Socket } from 'node:net';
 
 /**
  * An HTTP/1.1 connection, with the response Node's HTTP server is writing on it: `_httpMessage`,
- * set when a request's response is assigned the socket and cleared once that response has been
- * written out whole (undocumented, stable since Node's first releases, and what graceful-close
- * packages such as http-terminator read). Reading it when the server closes, instead of counting
- * every request as it comes and goes, took a listener and its bookkeeping off every request: 5 to
- * 7 % of the CPU of the API's busiest route (`npm run bench -- api-get`).
+ * set when a request's response is assigned the socket (before its `request` event; a request
+ * pipelined behind it waits with its response unassigned) and cleared once that response has
+ * been written out whole (undocumented, stable since Node's first releases, and what graceful-
+ * close packages such as http-terminator read). It stays set on a connection that dies mid-
+ * response: the socket's own `close` covers that. Reading it when the server closes, instead of
+ * counting every request as it comes and goes, took a listener and its bookkeeping off every
+ * request: 5 to 7 % of the server's CPU per `GET /v1/jobs/{id}` (autocannon, paired runs).
  */
 type Http1Socket = Socket & { _httpMessage?: ServerResponse | null };
 
 /**
  * The connections of the server, HTTP/1.1 and HTTP/2 alike, for a graceful close: an HTTP/2
- * server has neither `closeIdleConnections` nor `closeAllConnections`, so they are tracked here.
+ * server has no `closeAllConnections` (and `closeIdleConnections` only with `allowHTTP1`, for its
+ * HTTP/1.1 connections), so they are tracked here.
  * An HTTP/1.1 connection is idle when no response is being written on it; an HTTP/2 session is
  * closed with GOAWAY, which lets its open streams finish.
  */
@@ -65,7 +68,7 @@ export class ConnectionTracker {
 
   /**
    * From now on a connection is closed as soon as it is idle; idle ones are closed now, busy ones
-   * once their response (and any request pipelined behind it) has been written.
+   * once their response (and those of requests already received behind it) has been written.
    */
   closeIdle(): void {
     this.#closing = true;
@@ -97,7 +100,7 @@ export class ConnectionTracker {
     if (this.#answered.length === 0) return;
     for (const socket of this.#http1) {
       const response = socket._httpMessage;
-      if (response) {
+      if (response && !neverFinishes(response)) {
         this.#afterResponse(response, this.#awaited, () => this.#checkAnswered());
         return;
       }
@@ -110,19 +113,22 @@ export class ConnectionTracker {
     if (!this.#http1.has(socket)) return;
     const response = socket._httpMessage;
     if (!response) socket.end();
-    // The turn after the response's `close`: Node has given the socket to a request pipelined
-    // behind it by then, if there is one.
+    // Nothing will be written on it again.
+    else if (neverFinishes(response)) socket.destroy();
+    // Node gives the socket to a response pipelined behind this one as this one finishes, before
+    // its `close`; the next turn is for what that `close` set off.
     else this.#afterResponse(response, this.#ending, () => setImmediate(() => this.#endWhenIdle(socket)));
   }
 
   /**
-   * Calls `then` once `response` closes (written out whole, or its connection gone), unless
-   * `watched` says it is already awaited for the same purpose.
+   * Calls `then` once `response` is done: closed (written out whole, or its connection gone), or,
+   * for one that closed while it waited behind a pipelined response after it was ended, finished.
+   * Not again when `watched` says it is already awaited for the same purpose.
    */
   #afterResponse(response: ServerResponse, watched: WeakSet<ServerResponse>, then: () => void): void {
     if (watched.has(response)) return;
     watched.add(response);
-    response.once('close', () => {
+    response.once(response.closed ? 'finish' : 'close', () => {
       watched.delete(response);
       then();
     });
@@ -136,4 +142,14 @@ export class ConnectionTracker {
     });
     if (this.#closing) setImmediate(() => this.#endWhenIdle(socket));
   }
+}
+
+/**
+ * A response destroyed before it was ended while it waited behind a pipelined one: it emitted
+ * `close` then, yet Node makes it the connection's `_httpMessage` once the one ahead is written,
+ * and it never finishes (nothing will be written on that connection again). The handlers that
+ * destroy a response on an error (the output, event and RPC streams) can leave one.
+ */
+function neverFinishes(response: ServerResponse): boolean {
+  return response.closed && !response.writableEnded;
 }
