@@ -6,7 +6,7 @@ export interface Row {
   readonly jobworker: string;
   /** `name: value`, or '-' where the budget is absolute. */
   readonly baseline: string;
-  /** jobworker / baseline, or '-'. */
+  /** jobworker / baseline (or `CompareInput.ratio` when given), or '-'. */
   readonly ratio: string;
   readonly budget: string;
   /** PASS or MISS against the budget; INFO for figures without one; SKIP when it could not run. */

@@ -133,7 +133,7 @@ describe('REST API routes', () => {
     assert.match(log, /token=\[redacted\]/);
   });
 
-  it('authenticates every route the OpenAPI document lists, its HEAD twin, and requests no route matches', async () => {
+  it('authenticates every authenticated route the OpenAPI document lists, its HEAD twin, and requests no route matches', async () => {
     // Each route gets its own authentication hook when it is registered (an `onRoute` hook): this
     // walks the OpenAPI document, which every API route is in, rather than a list kept by hand.
     // The dashboard's public files: test/api/rest-dashboard-files.test.ts; RPC: test/api/rpc.

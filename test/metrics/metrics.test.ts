@@ -107,6 +107,30 @@ describe('GET /metrics', () => {
     assert.ok(afterScrape.has('nodejs_heap_size_used_bytes'));
   });
 
+  it('counts each request once by its route, failures of its authentication and HEAD included, and unmatched ones apart', async () => {
+    const job = await startJob(h, { command: 'true' });
+    const before = await scrape(h);
+    const get = (path: string, init: RequestInit = {}) =>
+      fetch(h.url(path), init).then((res) => res.arrayBuffer().then(() => res.status));
+    const auth = { authorization: `Bearer ${h.token}` };
+    assert.equal(await get(`/v1/jobs/${job.id}`, { headers: auth }), 200);
+    assert.equal(await get(`/v1/jobs/${job.id}`, { method: 'HEAD', headers: auth }), 200);
+    assert.equal(await get('/v1/jobs'), 401);
+    assert.equal(await get('/no/such/route'), 401);
+    assert.equal(await get('/no/such/route', { headers: auth }), 404);
+    assert.equal(await get(`/v1/jobs/${job.id}`, { method: 'PATCH', headers: auth }), 405);
+    const afterScrape = await scrape(h);
+    const delta = (labels: string) =>
+      value(afterScrape, `jobworker_http_request_duration_seconds_count{${labels}}`) -
+      value(before, `jobworker_http_request_duration_seconds_count{${labels}}`);
+    assert.equal(delta('transport="rest",method="GET",route="/v1/jobs/:id",status="200"'), 1);
+    assert.equal(delta('transport="rest",method="HEAD",route="/v1/jobs/:id",status="200"'), 1);
+    assert.equal(delta('transport="rest",method="GET",route="/v1/jobs",status="401"'), 1);
+    assert.equal(delta('transport="rest",method="GET",route="(unmatched)",status="401"'), 1);
+    assert.equal(delta('transport="rest",method="GET",route="(unmatched)",status="404"'), 1);
+    assert.equal(delta('transport="rest",method="PATCH",route="(unmatched)",status="405"'), 1);
+  });
+
   it('answers admins and the metrics token only; the metrics token opens nothing else', async () => {
     const tokenFile = h.server.metricsTokenFile;
     assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);

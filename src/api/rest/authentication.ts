@@ -11,7 +11,7 @@ import {
 import { JobworkerError } from '../../core/errors.ts';
 import { isLoopbackHost } from '../../core/loopback.ts';
 import { certificateUserOf } from './client-certificate.ts';
-import { prependRouteHook } from './route-hooks.ts';
+import { addRouteHook, type RouteSeen } from './route-hooks.ts';
 
 /** Query parameters that look like credentials: refused outright, since URLs end up in logs and histories. */
 const QUERY_CREDENTIALS = new Set(['token', 'access_token']);
@@ -72,8 +72,8 @@ export interface TokenlessOptions {
 }
 
 /**
- * Authenticates every request before anything else looks at it (the 404 handler included), except
- * on routes marked `config: { public: true }`. A token in the query string is refused even when
+ * Authenticates every request before its route's own hooks, its body and its handler look at it
+ * (the 404 handler included), except on routes marked `config: { public: true }`. A token in the query string is refused even when
  * the header is right, so that a client that leaks tokens into URLs finds out at once. The caller
  * carries where the request came from (address and transport), for the service's audit trail.
  */
@@ -87,29 +87,24 @@ export function registerAuthentication(
   app.decorateRequest(CALLER, null);
   app.decorateRequest(FORWARDED, null);
   app.decorateRequest(METRICS_SCRAPE, false);
-  const hookFor = (route: { readonly config?: unknown; readonly url?: string }) =>
-    authenticationHook(route, authenticator, tokenless, metricsToken, nodes);
-  // Each route gets its own hook, which knows the route; a request no route matched (the
-  // not-found and method-not-allowed answers) is authenticated by the app-wide one, before the
-  // not-found handler looks at it. Route hooks run after every app-wide `onRequest` hook, and only
-  // routes registered after this get one: buildRestApp calls it before any route. A route without
-  // one still fails closed wherever it asks for its caller (`principalOf` throws).
-  app.addHook('onRoute', (route) => prependRouteHook(route, 'onRequest', hookFor(route)));
-  const unrouted = hookFor({});
-  app.addHook('onRequest', function authenticateUnrouted(request, reply, done) {
-    if (request.is404) return unrouted.call(this, request, reply, done);
-    done();
-  });
+  // Each route gets its own hook, made when it is registered; the requests no route matched get
+  // the app-wide one, before the not-found handler looks at them. Route hooks run after every
+  // app-wide `onRequest` hook, and only routes registered after this get one: buildRestApp calls
+  // it before any route. A route without one still fails closed wherever it asks for its caller
+  // (`principalOf` throws).
+  addRouteHook(app, 'onRequest', (route) =>
+    authenticationHook(route ?? {}, authenticator, tokenless, metricsToken, nodes),
+  );
   if (nodes !== undefined) registerForwardedBodyCheck(app, authenticator);
 }
 
 /**
  * The authentication of the requests of one route (`route.url` undefined: of those no route
- * matched). The route's config is read at its first request, when every `onRoute` hook has had
- * its say (the dashboard's scope used to mark its routes public from one of its own).
+ * matched). The route's config is read at its first request, so that an `onRoute` hook that runs
+ * after this module's (a plugin scope's own) can still change it.
  */
 function authenticationHook(
-  route: { readonly config?: unknown; readonly url?: string },
+  route: RouteSeen,
   authenticator: Authenticator,
   tokenless: TokenlessOptions | undefined,
   metricsToken: MetricsTokenCheck | undefined,

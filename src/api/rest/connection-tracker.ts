@@ -10,7 +10,7 @@ import type { Server, Socket } from 'node:net';
  * close packages such as http-terminator read). It stays set on a connection that dies mid-
  * response: the socket's own `close` covers that. Reading it when the server closes, instead of
  * counting every request as it comes and goes, took a listener and its bookkeeping off every
- * request: 5 to 7 % of the server's CPU per `GET /v1/jobs/{id}` (autocannon, paired runs).
+ * request: 0.93x of the server's CPU per `GET /v1/jobs/{id}` in a paired run (docs/performance.md).
  */
 type Http1Socket = Socket & { _httpMessage?: ServerResponse | null };
 

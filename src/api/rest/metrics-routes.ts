@@ -1,8 +1,8 @@
-import type { FastifyInstance, onResponseHookHandler } from 'fastify';
-import type { RequestCounter, ServerMetrics } from '../../metrics/server-metrics.ts';
+import type { FastifyInstance } from 'fastify';
+import type { ServerMetrics } from '../../metrics/server-metrics.ts';
 import { requireAdmin } from '../../service/require-admin.ts';
 import { isMetricsScrape, principalOf } from './authentication.ts';
-import { prependRouteHook } from './route-hooks.ts';
+import { addRouteHook } from './route-hooks.ts';
 import { METRICS_OPENAPI_RESPONSE, METRICS_SCHEMA } from './webhook-schemas.ts';
 
 /**
@@ -11,20 +11,14 @@ import { METRICS_OPENAPI_RESPONSE, METRICS_SCHEMA } from './webhook-schemas.ts';
  * registered: so this goes before the routes).
  */
 export function registerMetricsRoutes(app: FastifyInstance, metrics: ServerMetrics): void {
-  const counted = (count: RequestCounter): onResponseHookHandler =>
-    function countRequest(request, reply, done) {
+  // Each route counts its own requests (its hook knows its pattern), the requests no route
+  // matched are `(unmatched)`.
+  addRouteHook(app, 'onResponse', (route) => {
+    const count = metrics.requestsOf(route?.url);
+    return function countRequest(request, reply, done) {
       count(request.method, reply.statusCode, reply.elapsedTime / 1000);
       done();
     };
-  // Each route counts its own requests (its hook knows its pattern); the app-wide hook counts
-  // those no route matched.
-  app.addHook('onRoute', (route) => {
-    prependRouteHook(route, 'onResponse', counted(metrics.requestsOf(route.url)));
-  });
-  const unmatched = counted(metrics.requestsOf(undefined));
-  app.addHook('onResponse', function countUnmatched(request, reply, done) {
-    if (request.is404) return unmatched.call(this, request, reply, done);
-    done();
   });
   app.get(
     '/metrics',
