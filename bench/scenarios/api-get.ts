@@ -34,13 +34,14 @@ export const apiGet: Scenario = {
       const answer = await server.api.json<unknown>('GET', path);
       bare = await ChildHandle.start(BARE_FASTIFY, [JSON.stringify(answer.body)]);
       const sides = {
-        jw: () => load(`${server.url}${path}`, { authorization: `Bearer ${server.token}` }, seconds),
-        bare: () => load(`${bare!.ready.url}${path}`, {}, seconds),
+        jw: (duration = seconds) =>
+          load(`${server.url}${path}`, { authorization: `Bearer ${server.token}` }, duration),
+        bare: (duration = seconds) => load(`${bare!.ready.url}${path}`, {}, duration),
       };
       // Warm-up: both servers' code optimized and heaps grown before the first round counts (after
       // 1 s, jobworker's first round was still a quarter slower than the next ones).
-      await load(`${server.url}${path}`, { authorization: `Bearer ${server.token}` }, 2);
-      await load(`${bare.ready.url}${path}`, {}, 2);
+      await sides.jw(2);
+      await sides.bare(2);
       for (let round = 0; round < rounds; round++) {
         const order = round % 2 === 0 ? (['jw', 'bare'] as const) : (['bare', 'jw'] as const);
         for (const side of order) {

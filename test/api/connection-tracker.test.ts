@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, request, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { type AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ConnectionTracker } from '../../src/api/rest/connection-tracker.ts';
@@ -76,11 +76,43 @@ describe('ConnectionTracker.requestsAnswered', () => {
   });
 });
 
+/** A server with its tracker on a loopback port, closed (connections cut) when the test ends. */
+async function trackedServer(
+  t: { after(fn: () => void): void },
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ tracker: ConnectionTracker; port: number }> {
+  const server = createServer(handle);
+  const tracker = new ConnectionTracker(server, false, () => {});
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    tracker.closeAll();
+    server.close();
+  });
+  return { tracker, port: (server.address() as AddressInfo).port };
+}
+
+/** A raw keep-alive connection: its socket, what it received so far, and a promise of its end. */
+async function rawConnection(port: number) {
+  const socket = new Socket();
+  socket.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    text += chunk;
+  });
+  return { socket, received: () => text, ended: once(socket, 'close') };
+}
+
+/** The text of a GET request on a kept-alive HTTP/1.1 connection. */
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+
 describe('ConnectionTracker.closeIdle', () => {
   it('ends an idle keep-alive connection at once and a busy one once its response is written', async (t) => {
     const held: ServerResponse[] = [];
     let arrived: (() => void) | undefined;
-    const server = createServer((req, res) => {
+    const { tracker, port } = await trackedServer(t, (req, res) => {
       if (req.url === '/hold') {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write('held');
@@ -88,35 +120,14 @@ describe('ConnectionTracker.closeIdle', () => {
         arrived?.();
       } else res.end('quick');
     });
-    const tracker = new ConnectionTracker(server, false, () => {});
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    t.after(() => {
-      tracker.closeAll();
-      server.close();
-    });
-    const port = (server.address() as AddressInfo).port;
-    /** A raw keep-alive connection: what it received, and a promise of its end. */
-    const connect = async () => {
-      const socket = new Socket();
-      socket.connect(port, '127.0.0.1');
-      await once(socket, 'connect');
-      let text = '';
-      socket.setEncoding('utf8');
-      socket.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      const ended = once(socket, 'close');
-      return { socket, received: () => text, ended };
-    };
-    const idle = await connect();
-    idle.socket.write('GET /quick HTTP/1.1\r\nHost: x\r\n\r\n');
+    const idle = await rawConnection(port);
+    idle.socket.write(get('/quick'));
     while (!idle.received().endsWith('quick')) await once(idle.socket, 'data');
-    const busy = await connect();
+    const busy = await rawConnection(port);
     const there = new Promise<void>((resolve) => {
       arrived = resolve;
     });
-    busy.socket.write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+    busy.socket.write(get('/hold'));
     await there;
 
     tracker.closeIdle();
@@ -146,7 +157,7 @@ describe('ConnectionTracker and pipelined requests', () => {
     const held: ServerResponse[] = [];
     const handled: string[] = [];
     let both: (() => void) | undefined;
-    const server = createServer((req, res) => {
+    const { tracker, port } = await trackedServer(t, (req, res) => {
       handled.push(req.url ?? '');
       if (req.url === '/hold') {
         res.writeHead(200, { 'content-type': 'text/plain' });
@@ -158,27 +169,11 @@ describe('ConnectionTracker and pipelined requests', () => {
       } else res.end('after');
       if (handled.length === 3) both?.();
     });
-    const tracker = new ConnectionTracker(server, false, () => {});
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    t.after(() => {
-      tracker.closeAll();
-      server.close();
-    });
-    const socket = new Socket();
-    socket.connect((server.address() as AddressInfo).port, '127.0.0.1');
-    await once(socket, 'connect');
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      text += chunk;
-    });
-    const ended = once(socket, 'close');
+    const client = await rawConnection(port);
     const handledAll = new Promise<void>((resolve) => {
       both = resolve;
     });
-    const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
-    socket.write(get('/hold') + get('/after') + get('/drop'));
+    client.socket.write(get('/hold') + get('/after') + get('/drop'));
     await handledAll;
 
     let answered = false;
@@ -192,9 +187,9 @@ describe('ConnectionTracker and pipelined requests', () => {
     // Before: a response destroyed while it waited became the connection's response once the
     // ones ahead were written, never finished, and the close waited for its grace period.
     await waiting;
-    await ended;
-    assert.match(text, /held/);
-    assert.match(text, / and done/);
-    assert.match(text, /after/);
+    await client.ended;
+    assert.match(client.received(), /held/);
+    assert.match(client.received(), / and done/);
+    assert.match(client.received(), /after/);
   });
 });

@@ -11,6 +11,15 @@ async function exposition(metric: Metric | MetricRecord): Promise<string> {
 }
 
 const BUCKETS = [0.001, 0.01, 0.1, 1];
+
+/** A histogram record and prom-client's own histogram, both named `name`, labelled queue and status. */
+function histogramPair(name: string) {
+  const config = { name, help: 'H.', labelNames: ['queue', 'status'] as const, buckets: BUCKETS };
+  return {
+    record: new HistogramRecord<'queue' | 'status'>(config),
+    histogram: new Histogram({ ...config, labelNames: [...config.labelNames], registers: [] }),
+  };
+}
 /** Label values that need escaping, a value on a bound, one past the last bound, a zero. */
 const OBSERVATIONS: ReadonlyArray<[Record<'queue' | 'status', string>, number]> = [
   [{ queue: 'default', status: 'succeeded' }, 0.01],
@@ -52,14 +61,7 @@ describe('metric records write what prom-client writes', () => {
   });
 
   it('a histogram with labels: cumulative buckets, +Inf, sum and count per label set', async () => {
-    const config = {
-      name: 'h_seconds',
-      help: 'H.',
-      labelNames: ['queue', 'status'] as const,
-      buckets: BUCKETS,
-    };
-    const record = new HistogramRecord<'queue' | 'status'>(config);
-    const histogram = new Histogram({ ...config, labelNames: [...config.labelNames], registers: [] });
+    const { record, histogram } = histogramPair('h_seconds');
     for (const [labels, value] of OBSERVATIONS) {
       record.observe(labels, value);
       histogram.observe(labels, value);
@@ -70,14 +72,7 @@ describe('metric records write what prom-client writes', () => {
   });
 
   it('a histogram series kept by its caller counts as observe() does, and shows only once observed', async () => {
-    const config = {
-      name: 's_seconds',
-      help: 'S.',
-      labelNames: ['queue', 'status'] as const,
-      buckets: BUCKETS,
-    };
-    const record = new HistogramRecord<'queue' | 'status'>(config);
-    const histogram = new Histogram({ ...config, labelNames: [...config.labelNames], registers: [] });
+    const { record, histogram } = histogramPair('s_seconds');
     // Taken before any observation, as a route's counter is at registration.
     const unused = record.series({ queue: 'never', status: 'observed' });
     const kept = new Map<string, ReturnType<typeof record.series>>();

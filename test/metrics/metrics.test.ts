@@ -34,6 +34,10 @@ async function scrape(h: ApiHarness, token = h.token): Promise<Map<string, numbe
 /** One sample of a scrape; 0 when the series does not exist yet. */
 const value = (m: Map<string, number>, key: string) => m.get(key) ?? 0;
 
+/** How much each sample grew from one scrape to the next. */
+const deltaOf = (before: Map<string, number>, after: Map<string, number>) => (key: string) =>
+  value(after, key) - value(before, key);
+
 /** Runs each job to its end (its followed output ends with it), then makes one RPC call (`List`). */
 async function runJobsAndAnRpc(h: ApiHarness, specs: readonly Record<string, unknown>[]): Promise<void> {
   for (const spec of specs) {
@@ -63,7 +67,7 @@ describe('GET /metrics', () => {
     ];
     await runJobsAndAnRpc(h, jobs);
     const afterScrape = await scrape(h);
-    const delta = (key: string) => value(afterScrape, key) - value(before, key);
+    const delta = deltaOf(before, afterScrape);
 
     assert.equal(delta('jobworker_jobs{status="succeeded"}'), 3);
     assert.equal(delta('jobworker_jobs{status="failed"}'), 2);
@@ -119,10 +123,8 @@ describe('GET /metrics', () => {
     assert.equal(await get('/no/such/route'), 401);
     assert.equal(await get('/no/such/route', { headers: auth }), 404);
     assert.equal(await get(`/v1/jobs/${job.id}`, { method: 'PATCH', headers: auth }), 405);
-    const afterScrape = await scrape(h);
-    const delta = (labels: string) =>
-      value(afterScrape, `jobworker_http_request_duration_seconds_count{${labels}}`) -
-      value(before, `jobworker_http_request_duration_seconds_count{${labels}}`);
+    const grew = deltaOf(before, await scrape(h));
+    const delta = (labels: string) => grew(`jobworker_http_request_duration_seconds_count{${labels}}`);
     assert.equal(delta('transport="rest",method="GET",route="/v1/jobs/:id",status="200"'), 1);
     assert.equal(delta('transport="rest",method="HEAD",route="/v1/jobs/:id",status="200"'), 1);
     assert.equal(delta('transport="rest",method="GET",route="/v1/jobs",status="401"'), 1);

@@ -22,7 +22,6 @@ type Http1Socket = Socket & { _httpMessage?: ServerResponse | null };
  * closed with GOAWAY, which lets its open streams finish.
  */
 export class ConnectionTracker {
-  #count = 0;
   readonly #raw = new Set<Socket>();
   /** HTTP/1.1 connections (the TLS socket when secure). */
   readonly #http1 = new Set<Http1Socket>();
@@ -40,10 +39,8 @@ export class ConnectionTracker {
   constructor(server: Server, secure: boolean, onChange: () => void) {
     this.#onChange = onChange;
     server.on('connection', (socket: Socket) => {
-      this.#count++;
       this.#raw.add(socket);
       socket.once('close', () => {
-        this.#count--;
         this.#raw.delete(socket);
         this.#onChange();
       });
@@ -63,7 +60,7 @@ export class ConnectionTracker {
 
   /** Open connections (TCP and Unix socket, before and after their TLS handshake). */
   get count(): number {
-    return this.#count;
+    return this.#raw.size;
   }
 
   /**
