@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { OUTPUT_SIZES } from './output-sizes.ts';
+import { OUTPUT_SIZE } from './output-sizes.ts';
 import type { ServerHandle } from './server-handle.ts';
 
 export interface CaptureResult {
@@ -15,8 +15,8 @@ export interface CaptureResult {
  * ended: the time to its response headers is the time to finished. The body (the output) is
  * not read; the connection is cut.
  */
-export async function runCaptureJob(server: ServerHandle, full: boolean): Promise<CaptureResult> {
-  const { headArg } = OUTPUT_SIZES[full ? 'full' : 'default'];
+export async function runCaptureJob(server: ServerHandle): Promise<CaptureResult> {
+  const { headArg } = OUTPUT_SIZE;
   const cpu = server.cpu();
   const started = performance.now();
   const res = await server.api.open('POST', '/run', {
@@ -35,8 +35,8 @@ export async function runCaptureJob(server: ServerHandle, full: boolean): Promis
 }
 
 /** The baseline: the same command, its stdout redirected to `file` by the shell. Seconds to exit. */
-export async function runShellCapture(file: string, full: boolean): Promise<number> {
-  const { headArg } = OUTPUT_SIZES[full ? 'full' : 'default'];
+export async function runShellCapture(file: string): Promise<number> {
+  const { headArg } = OUTPUT_SIZE;
   const started = performance.now();
   const child = spawn('/bin/sh', ['-c', `head -c ${headArg} /dev/zero > '${file}'`], { stdio: 'ignore' });
   const code = await new Promise<number | null>((resolve, reject) => {

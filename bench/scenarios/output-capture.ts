@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCaptureJob, runShellCapture } from '../lib/capture-job.ts';
-import { OUTPUT_SIZES } from '../lib/output-sizes.ts';
+import { OUTPUT_SIZE } from '../lib/output-sizes.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
 import { ServerHandle } from '../lib/server-handle.ts';
@@ -11,10 +11,11 @@ const NAME = 'output-capture';
 
 export const outputCapture: Scenario = {
   name: NAME,
-  summary: 'one job `head -c 256M /dev/zero` (--full: 1G) to finished vs the shell redirecting to a file',
+  summary:
+    'one job `head -c 1G /dev/zero` to finished vs the shell redirecting to a file (3 rounds, --full: 5)',
   async run(options, emit) {
-    const { bytes, headArg } = OUTPUT_SIZES[options.full ? 'full' : 'default'];
-    const rounds = options.full ? 3 : 5;
+    const { bytes, headArg } = OUTPUT_SIZE;
+    const rounds = options.full ? 5 : 3;
     const server = await ServerHandle.start({ logLevel: options.logLevel });
     const baselineFile = join(server.dataDir, 'baseline-output');
     const jw: number[] = [];
@@ -23,11 +24,11 @@ export const outputCapture: Scenario = {
     try {
       // Alternating rounds, each file deleted before the next, so both see the same page cache state.
       for (let round = 0; round < rounds; round++) {
-        const job = await runCaptureJob(server, options.full);
+        const job = await runCaptureJob(server);
         jw.push(job.seconds);
         cpu.push(job.serverCpuSeconds);
         await rm(server.jobDir(job.id), { recursive: true, force: true });
-        shell.push(await runShellCapture(baselineFile, options.full));
+        shell.push(await runShellCapture(baselineFile));
         await rm(baselineFile, { force: true });
       }
     } finally {

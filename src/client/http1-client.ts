@@ -76,11 +76,13 @@ export function exchange(req: HttpRequest): Promise<HttpAnswer> {
 }
 
 /**
- * Reads into one caller's buffer (`net.connect`'s `onread`); `callback` gets each read (a view of
- * `buffer`, or over TLS a decrypted buffer of its own) and answers false to stop reading.
+ * Reads into the caller's buffers (`net.connect`'s `onread`): `buffer()` gives the one the next
+ * read goes into (asked for once at the start and after each read), `callback` gets each read (a
+ * view of that buffer, or over TLS a decrypted buffer of its own) and answers false to stop
+ * reading.
  */
 interface ReadInto {
-  readonly buffer: Buffer;
+  readonly buffer: () => Buffer;
   readonly callback: (data: Buffer) => boolean;
 }
 
@@ -92,7 +94,8 @@ function open(url: URL, socketPath: string | undefined, trust: HttpRequest['tls'
       ? {
           onread: {
             buffer: into.buffer,
-            callback: (length: number) => into.callback(into.buffer.subarray(0, length)),
+            callback: (length: number, buffer: Uint8Array) =>
+              into.callback(Buffer.from(buffer.buffer, buffer.byteOffset, length)),
           },
         }
       : {};
@@ -163,8 +166,8 @@ function protocolError(req: HttpRequest, socketPath: string | undefined, error: 
 /** An answer whose body is read as it comes (`openStream`). */
 export interface StreamedAnswer extends Omit<HttpAnswer, 'body'> {
   /**
-   * The body's pieces, each a view of the one read buffer: valid only until the next piece is
-   * asked for (copy what must outlive that). Ends with the body; a connection lost before then is
+   * The body's pieces, each a view of one of the two read buffers: valid only until the next
+   * piece is asked for (copy what must outlive that). Ends with the body; a connection lost before then is
    * a ConnectionError. Breaking out of the loop closes the connection.
    */
   readonly body: AsyncIterable<Buffer>;
@@ -176,16 +179,26 @@ export interface StreamedAnswer extends Omit<HttpAnswer, 'body'> {
 
 /**
  * Sends `req` and resolves once the answer's head arrived, its body to be read as it comes:
- * a catch-up read of hundreds of megabytes. The connection reads into one buffer of `readBytes`
- * and stops reading while a piece is handed out, so nothing is allocated per read and the
- * server is held back by the kernel's flow control, not by this process's memory (node:http
- * allocates a buffer per 64 KiB read: `jobworker logs` read ~0.5 GB/s through it).
+ * a catch-up read of hundreds of megabytes. The connection reads into two buffers of
+ * `readBytes` in turn, and stops reading only while both hold pieces not yet used, so nothing is
+ * allocated per read and the server is held back by the kernel's flow control, not by this
+ * process's memory (node:http allocates a buffer per 64 KiB read: `jobworker logs` read ~0.5 GB/s
+ * through it). Two, not one: with one, every read stopped the socket and started it again once
+ * its pieces were used (two epoll changes and a turn of the event loop per read); the reader
+ * has almost always used a read's pieces before the next arrives, so it never stops.
  */
 export function openStream(req: HttpRequest, readBytes: number): Promise<StreamedAnswer> {
   const socketPath = req.socketPath ?? undefined;
-  // Over TLS each decrypted buffer is handed on as it is: no read buffer of our own.
-  const buffer = Buffer.allocUnsafe(req.url.protocol === 'https:' ? 0 : readBytes);
-  const pieces: Buffer[] = [];
+  // Over TLS each decrypted buffer is handed on as it is: no read buffers of our own.
+  const buffers =
+    req.url.protocol === 'https:' ? [] : [Buffer.allocUnsafe(readBytes), Buffer.allocUnsafe(readBytes)];
+  /** Of each buffer, the pieces cut from it not yet used (handed out, or waiting to be). */
+  const inUse = [0, 0];
+  /** The buffer the next read goes into (or went into, for the read being handled). */
+  let reading = 1;
+  /** True while reading is stopped for want of a free buffer. */
+  let held = false;
+  const pieces: { data: Buffer; buffer: number }[] = [];
   let failure: Error | undefined;
   let finished = false;
   let wake: (() => void) | undefined;
@@ -194,14 +207,22 @@ export function openStream(req: HttpRequest, readBytes: number): Promise<Streame
     resolve: resolveHead,
     reject: rejectHead,
   } = Promise.withResolvers<Omit<HttpAnswer, 'body'>>();
-  const parser = new Http1ResponseParser(req.method, { onBody: (piece) => pieces.push(piece) });
+  const parser = new Http1ResponseParser(req.method, {
+    onBody: (data) => {
+      pieces.push({ data, buffer: reading });
+      if (buffers.length > 0) inUse[reading] = (inUse[reading] ?? 0) + 1;
+    },
+  });
   const head = requestHead(req);
   const socket = open(req.url, socketPath, req.tls, {
-    buffer,
+    buffer: () => {
+      reading = 1 - reading;
+      return buffers[reading] ?? Buffer.alloc(0);
+    },
     callback: (data) => {
       try {
         const answer = parser.push(data);
-        // The next read reuses the buffer: what the parser keeps for it must not be in it.
+        // A later read reuses the buffer: what the parser keeps for it must not be in it.
         parser.detachPending();
         const answered = parser.head;
         if (answered) resolveHead(answered);
@@ -210,10 +231,23 @@ export function openStream(req: HttpRequest, readBytes: number): Promise<Streame
         fail(protocolError(req, socketPath, error) as Error);
       }
       wake?.();
-      // Hold further reads while pieces of this one are handed out: they live in the buffer.
-      return pieces.length === 0;
+      // The next read goes into the other buffer: only while none of its pieces is in use.
+      // (Over TLS no piece is in a buffer of ours: hold reads while any waits to be used.)
+      held = buffers.length === 0 ? pieces.length > 0 : (inUse[1 - reading] ?? 0) > 0;
+      return !held;
     },
   });
+  /** A piece was used: its buffer may take a read again; start reading if that waited for it. */
+  const used = (piece: { buffer: number }): void => {
+    if (buffers.length === 0) return;
+    inUse[piece.buffer] = (inUse[piece.buffer] ?? 1) - 1;
+    if (held && inUse[reading] === 0) {
+      held = false;
+      // A read stopped by `onread` leaves the stream flowing: pause first, so that resume reads.
+      socket.pause();
+      socket.resume();
+    }
+  };
   const finish = (): void => {
     finished = true;
     req.signal?.removeEventListener('abort', onAbort);
@@ -253,17 +287,19 @@ export function openStream(req: HttpRequest, readBytes: number): Promise<Streame
       for (;;) {
         const piece = pieces.shift();
         if (piece !== undefined) {
-          yield piece;
+          yield piece.data;
+          used(piece);
           continue;
         }
         if (failure) throw failure;
         if (finished) return;
-        // Every piece of the last read was used: read on.
+        if (buffers.length === 0 && held) {
+          // Over TLS: every piece was used, read on.
+          held = false;
+          socket.resume();
+        }
         const { promise, resolve } = Promise.withResolvers<void>();
         wake = resolve;
-        // A read held by `onread` leaves the stream flowing: pause first, so that resume reads.
-        socket.pause();
-        socket.resume();
         await promise;
         wake = undefined;
       }

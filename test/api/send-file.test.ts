@@ -59,9 +59,12 @@ function countingAddon(addon: SendFileAddon, refuseFirst?: number) {
   return { addon: counted, full, fullStops: () => fullStops, mostInFlight: () => mostInFlight };
 }
 
-/** A client that asks the test server for its body and reads none of it until resumed. */
-function askWithoutReading(port: number): Socket {
-  const socket = connect(port, '127.0.0.1');
+/**
+ * A client that asks the test server for its body and reads none of it until resumed: on its
+ * port, or on its Unix socket.
+ */
+function askWithoutReading(where: number | string): Socket {
+  const socket = typeof where === 'number' ? connect(where, '127.0.0.1') : connect(where);
   socket.pause();
   socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   return socket;
@@ -78,19 +81,31 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
     });
   });
   let port: number;
+  // The same responses on a Unix socket: a local CLI's way in, whose send buffer the addon raises.
+  const localServer = createServer((req, res) => {
+    handler(req, res).catch((err: unknown) => {
+      res.destroy(err as Error);
+    });
+  });
+  let socketPath: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'jw-sendfile-'));
     path = join(dir, 'output');
-    // More than loopback's socket buffers hold, so that a client that does not read fills them.
+    // More than loopback's socket buffers hold (and the raised Unix one: 8 MiB at most), so that
+    // a client that does not read fills them.
     content = randomBytes(24 * MiB);
     await writeFile(path, content);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     port = (server.address() as AddressInfo).port;
+    socketPath = join(dir, 'server.sock');
+    localServer.listen(socketPath);
+    await once(localServer, 'listening');
   });
   after(async () => {
     server.close();
+    localServer.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -167,10 +182,17 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
     assert.ok(body.equals(content.subarray(0, 3 * MiB)), 'the raw bytes, exact');
   });
 
-  it('waits for a client that does not read, through Node, and then sends the rest exactly', async () => {
+  for (const via of ['TCP', 'a Unix socket'] as const) {
+    it(`waits for a client that does not read, through Node, and then sends the rest exactly (${via})`, async () => {
+      await clientThatWaits(via === 'TCP' ? port : socketPath);
+    });
+  }
+
+  /** Serves the whole file to a client that reads nothing until a copy stopped on a full socket. */
+  async function clientThatWaits(where: number | string): Promise<void> {
     const counting = countingAddon(realAddon());
     const sent = serveSpan(counting.addon, 0, content.length);
-    const socket = askWithoutReading(port);
+    const socket = askWithoutReading(where);
     // The socket filled up while this client read nothing: the copy handed the wait to Node.
     await within(counting.full, 10_000, 'a copy stopped on a full socket');
     const chunks: Buffer[] = [];
@@ -188,7 +210,7 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
       'every byte, in order, across the waits',
     );
     assert.equal(body.subarray(head.length + content.length).toString(), '\r\n0\r\n\r\n');
-  });
+  }
 
   it('answers false when the client goes away mid-send, and gives its descriptor back', async () => {
     const fdsBefore = await openFdCount();

@@ -373,7 +373,7 @@ describe('Http1ResponseParser with a body sink', () => {
   });
 });
 
-describe('openStream: a body read as it comes, into one reused buffer', () => {
+describe('openStream: a body read as it comes, into two reused buffers', () => {
   const MiB = 1024 * 1024;
   // Distinct bytes at every position, so that a piece overwritten by a later read shows.
   const body = Buffer.alloc(6 * MiB);
@@ -414,7 +414,7 @@ describe('openStream: a body read as it comes, into one reused buffer', () => {
   });
   after(() => closeServer(server));
 
-  it('hands every byte on exactly, each piece a view of the same buffer, then the trailers', async () => {
+  it('hands every byte on exactly, each piece a view of one of two buffers, then the trailers', async () => {
     const answer = await openStream({ method: 'GET', url: new URL('/whole', base) }, 256 * 1024);
     assert.equal(answer.status, 200);
     assert.equal(answer.headers['content-type'], 'application/octet-stream');
@@ -427,7 +427,23 @@ describe('openStream: a body read as it comes, into one reused buffer', () => {
       buffers.add(piece.buffer);
     }
     assert.equal(at, body.length);
-    assert.equal(buffers.size, 1, 'one read buffer for the whole body');
+    assert.equal(buffers.size, 2, 'two read buffers for the whole body, taken in turn');
+    assert.deepEqual(answer.trailers, { 'x-done': 'yes' });
+  });
+
+  it('never reads into a piece that is held: a reader that keeps each piece over many turns of the event loop gets it intact', async () => {
+    const answer = await openStream({ method: 'GET', url: new URL('/whole', base) }, 64 * 1024);
+    let at = 0;
+    let pieces = 0;
+    for await (const piece of answer.body) {
+      // Reads go on into the other buffer meanwhile; this piece's buffer must wait for it.
+      for (let turn = 0; turn < 5; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.ok(piece.equals(body.subarray(at, at + piece.length)), `the piece at ${at}, held`);
+      at += piece.length;
+      pieces++;
+    }
+    assert.equal(at, body.length);
+    assert.ok(pieces > 2, `read in ${pieces} pieces`);
     assert.deepEqual(answer.trailers, { 'x-done': 'yes' });
   });
 
