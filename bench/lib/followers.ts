@@ -29,7 +29,11 @@ let sharedReadBuffer: Buffer | undefined;
  */
 export function followRaw(api: ApiClient, id: string, onBytes: OnBytes): Follower {
   const url = new URL(api.url);
+  if (url.protocol !== 'http:' || url.port === '') {
+    throw new Error(`followRaw: expected a plain http:// server URL with a port, got ${api.url}`);
+  }
   const opened = Promise.withResolvers<void>();
+  let headChecked = false;
   const ended = Promise.withResolvers<string>();
   const parser = new Http1ResponseParser('GET', {
     onBody: (piece) => onBytes(piece.toString('latin1'), arrived),
@@ -52,9 +56,9 @@ export function followRaw(api: ApiClient, id: string, onBytes: OnBytes): Followe
         try {
           const answer = parser.push(buffer.subarray(0, length));
           parser.detachPending();
-          const head = parser.head;
-          if (head !== undefined) {
-            if (head.status !== 200) throw new Error(`Follow answered ${head.status}`);
+          if (!headChecked && parser.head !== undefined) {
+            headChecked = true;
+            if (parser.head.status !== 200) throw new Error(`Follow answered ${parser.head.status}`);
             opened.resolve();
           }
           if (answer !== undefined) {

@@ -281,7 +281,7 @@ export class ApiClient {
       headers: this.headers({ accept: OUTPUT_FRAMES_TYPE }),
       signal: options.signal,
     } as const;
-    // A one-shot client (the CLI) reads into one reused buffer; a long-lived one through node:http,
+    // A one-shot client (the CLI) reads into two reused buffers; a long-lived one through node:http,
     // whose buffers its caller may keep.
     const answer: OutputFramesAnswer = this.#oneShot
       ? { ...(await openStream(req, STREAM_READ_BYTES)), borrowed: true }

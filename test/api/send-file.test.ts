@@ -81,7 +81,7 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
     });
   });
   let port: number;
-  // The same responses on a Unix socket: a local CLI's way in, whose send buffer the addon raises.
+  // The same responses on a Unix socket: a local CLI's way in.
   const localServer = createServer((req, res) => {
     handler(req, res).catch((err: unknown) => {
       res.destroy(err as Error);
@@ -92,8 +92,8 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'jw-sendfile-'));
     path = join(dir, 'output');
-    // More than loopback's socket buffers hold (and the raised Unix one: 8 MiB at most), so that
-    // a client that does not read fills them.
+    // More than loopback's socket buffers hold (a Unix socket's: 8 MiB at most here), so that a
+    // client that does not read fills them.
     content = randomBytes(24 * MiB);
     await writeFile(path, content);
     server.listen(0, '127.0.0.1');

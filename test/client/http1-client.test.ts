@@ -289,6 +289,9 @@ describe('exchange with a server that breaks HTTP or the connection', () => {
 });
 
 describe('exchange over TLS 1.3', () => {
+  // Distinct bytes at every position, many TLS records' worth.
+  const BIG = Buffer.alloc(4 * 1024 * 1024);
+  for (let i = 0; i < BIG.length; i += 4) BIG.writeUInt32BE(i, i);
   let server: Server;
   let base: URL;
   let caPem: string;
@@ -298,8 +301,15 @@ describe('exchange over TLS 1.3', () => {
     const { ca } = await CertificateAuthority.create('test CA', now, 1);
     const pair = await ca.issueServer(['localhost', '127.0.0.1'], now, 1);
     caPem = ca.certPem;
-    server = createHttpsServer({ cert: pair.certPem, key: pair.keyPem, minVersion: 'TLSv1.3' }, (req, res) =>
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(`over ${req.socket.constructor.name}`),
+    server = createHttpsServer(
+      { cert: pair.certPem, key: pair.keyPem, minVersion: 'TLSv1.3' },
+      (req, res) => {
+        if (req.url === '/big') {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(BIG);
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`over ${req.socket.constructor.name}`);
+      },
     );
     const url = await listen(server);
     base = new URL(`https://localhost:${url.port}/`);
@@ -320,6 +330,18 @@ describe('exchange over TLS 1.3', () => {
     const parts: Buffer[] = [];
     for await (const piece of answer.body) parts.push(Buffer.from(piece));
     assert.equal(Buffer.concat(parts).toString(), 'over TLSSocket');
+  });
+
+  it('streams a body of many records to a reader that keeps each piece over turns of the event loop, exact', async () => {
+    const tls = { ...NO_TLS, ca: [caPem], caFiles: ['ca.pem'] };
+    const answer = await openStream({ method: 'GET', url: new URL('/big', base), tls }, 64 * 1024);
+    let at = 0;
+    for await (const piece of answer.body) {
+      for (let turn = 0; turn < 3; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.ok(piece.equals(BIG.subarray(at, at + piece.length)), `the piece at ${at}, held`);
+      at += piece.length;
+    }
+    assert.equal(at, BIG.length);
   });
 
   it('refuses a server its CA does not vouch for, naming the CA it tried', async () => {
@@ -419,12 +441,14 @@ describe('openStream: a body read as it comes, into two reused buffers', () => {
     assert.equal(answer.status, 200);
     assert.equal(answer.headers['content-type'], 'application/octet-stream');
     let at = 0;
+    const READ_BYTES = 256 * 1024;
+    // The read buffers (a piece the parser had to join across two reads is a copy of its own).
     const buffers = new Set<ArrayBufferLike>();
     for await (const piece of answer.body) {
       // Checked before the next piece is asked for: it must be what was sent there.
       assert.ok(piece.equals(body.subarray(at, at + piece.length)), `the piece at ${at}`);
       at += piece.length;
-      buffers.add(piece.buffer);
+      if (piece.buffer.byteLength === READ_BYTES) buffers.add(piece.buffer);
     }
     assert.equal(at, body.length);
     assert.equal(buffers.size, 2, 'two read buffers for the whole body, taken in turn');

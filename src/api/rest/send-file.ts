@@ -17,11 +17,7 @@ export interface SendFileAddon {
     position: number,
     length: number,
   ): Promise<{ sent: number; full: boolean; errno: number }>;
-  /**
-   * A new descriptor (closed on exec) of the same open file, or -errno. A Unix socket's send
-   * buffer is raised on the way (to 4 MiB, or net.core.wmem_max if lower): a local client's
-   * catch-up read then goes in turns of megabytes, not of 256 KiB.
-   */
+  /** A new descriptor (closed on exec) of the same open file, or -errno. */
   duplicate(fd: number): number;
 }
 

@@ -17,8 +17,7 @@
  * took the p99 of an fs.stat from 0.6 to 50 ms with 16 slow readers). The caller must keep both descriptors open until the promise settles, and
  * passes a duplicate of the socket's, not Node's own: Node may close its descriptor at any time
  * (the client reset the connection, the server closes), and a copy still queued for a pool thread
- * would then write into whatever file next got that number. The duplicate of a Unix socket (a
- * local CLI's) gets a larger send buffer: see widen_unix_send_buffer.
+ * would then write into whatever file next got that number.
  */
 #define _POSIX_C_SOURCE 200809L
 /* 64-bit file offsets everywhere: a position past 4 GiB must not wrap on a 32-bit build. */
@@ -30,7 +29,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 
 _Static_assert(sizeof(off_t) == 8, "send-file.c needs 64-bit file offsets");
@@ -143,23 +141,6 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/*
- * A local (Unix) socket's send buffer, raised to SEND_BUFFER_BYTES (the kernel caps it at
- * net.core.wmem_max): a Unix stream socket holds no more than its sender's buffer, 208 KiB by
- * default, so a catch-up read went in 256 KiB turns of sendfile, a wait and a read by the client,
- * each costing both processes a wake-up. TCP sockets are left alone: the kernel sizes theirs to
- * the connection (up to net.ipv4.tcp_wmem's largest, 4 MiB), and setting it would stop that.
- */
-#define SEND_BUFFER_BYTES (4 * 1024 * 1024)
-static void widen_unix_send_buffer(int fd) {
-  struct sockaddr_storage address;
-  socklen_t size = sizeof address;
-  if (getsockname(fd, (struct sockaddr *)&address, &size) != 0 || address.ss_family != AF_UNIX) return;
-  int bytes = SEND_BUFFER_BYTES;
-  /* Best effort: a smaller buffer only makes the copy take more turns. */
-  (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
-}
-
 /* duplicate(fd): a new descriptor of the same open file, closed on exec, or -errno. */
 static napi_value duplicate(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -171,7 +152,6 @@ static napi_value duplicate(napi_env env, napi_callback_info info) {
     return throw_type_error(env, "duplicate(fd): expected a descriptor, a whole number from 0");
   fd = (int32_t)whole;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy >= 0) widen_unix_send_buffer(copy);
   napi_value result;
   if (napi_create_int32(env, copy < 0 ? -errno : copy, &result) != napi_ok) return NULL;
   return result;
