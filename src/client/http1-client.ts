@@ -167,8 +167,8 @@ function protocolError(req: HttpRequest, socketPath: string | undefined, error: 
 export interface StreamedAnswer extends Omit<HttpAnswer, 'body'> {
   /**
    * The body's pieces, each a view of one of the two read buffers: valid only until the next
-   * piece is asked for (copy what must outlive that). Ends with the body; a connection lost before then is
-   * a ConnectionError. Breaking out of the loop closes the connection.
+   * piece is asked for (copy what must outlive that). Ends with the body; a connection lost
+   * before then is a ConnectionError. Breaking out of the loop closes the connection.
    */
   readonly body: AsyncIterable<Buffer>;
   /** The trailers of a chunked body (lower-case names), once it ended. */
