@@ -24,7 +24,7 @@ let sharedReadBuffer: Buffer | undefined;
  * Follows stdout as raw bytes (`?follow=true`); the final status is the `X-Jobworker-Status`
  * trailer. A plain `node:net` socket read into a shared buffer and parsed by the CLI's own parser
  * (src/client/http1-response-parser.ts), as the catch-up scenario's raw reader does: a thousand
- * `node:http` responses (their parser, chunk decoding and streams) took 83 % of the bench
+ * `node:http` responses (their parser, chunk decoding and streams) took 83-90 % of the bench
  * process's core in `fan-out`, which queued arrivals in this process, not in the server.
  */
 export function followRaw(api: ApiClient, id: string, onBytes: OnBytes): Follower {
