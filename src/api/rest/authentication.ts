@@ -1,4 +1,9 @@
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyRequest,
+  onRequestHookHandler,
+  preValidationHookHandler,
+} from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import type { Caller, CallOrigin } from '../../auth/principal.ts';
 import {
@@ -11,7 +16,7 @@ import {
 import { JobworkerError } from '../../core/errors.ts';
 import { isLoopbackHost } from '../../core/loopback.ts';
 import { certificateUserOf } from './client-certificate.ts';
-import { addRouteHook, type RouteSeen } from './route-hooks.ts';
+import { addRouteHook, prependRouteHook, type RouteSeen } from './route-hooks.ts';
 
 /** Query parameters that look like credentials: refused outright, since URLs end up in logs and histories. */
 const QUERY_CREDENTIALS = new Set(['token', 'access_token']);
@@ -74,8 +79,9 @@ export interface TokenlessOptions {
 /**
  * Authenticates every request before its route's own hooks, its body and its handler look at it
  * (the 404 handler included), except on routes marked `config: { public: true }`. A token in the
- * query string is refused even when the header is right, so that a client that leaks tokens into URLs finds out at once. The caller
- * carries where the request came from (address and transport), for the service's audit trail.
+ * query string is refused even when the header is right, so that a client that leaks tokens into
+ * URLs finds out at once. The caller carries where the request came from (address and
+ * transport), for the service's audit trail.
  */
 export function registerAuthentication(
   app: FastifyInstance,
@@ -221,10 +227,12 @@ function authenticateNode(
 /**
  * Checks, once the body is parsed, that a forwarded request's body is the one its signature covers
  * (the signature was checked before the body arrived). Bodies of forwarded calls are small JSON
- * objects that `JSON.stringify` writes back byte for byte as the forwarding node sent them.
+ * objects that `JSON.stringify` writes back byte for byte as the forwarding node sent them. A hook
+ * of the forwardable routes only (`FORWARDABLE_ROUTES`, registered after this): a signed request
+ * to any other route was refused before its body was read, and the others need no check at all.
  */
 function registerForwardedBodyCheck(app: FastifyInstance, authenticator: Authenticator): void {
-  app.addHook('preValidation', (request, _reply, done) => {
+  const check: preValidationHookHandler = function checkForwardedBody(request, _reply, done) {
     const call = (request as AuthenticatedRequest)[FORWARDED];
     if (call === null) return done();
     const body = request.body === undefined || request.body === null ? '' : JSON.stringify(request.body);
@@ -238,6 +246,12 @@ function registerForwardedBodyCheck(app: FastifyInstance, authenticator: Authent
       );
     }
     done();
+  };
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((method) => FORWARDABLE_ROUTES.has(`${method} ${route.url}`))) {
+      prependRouteHook(route, 'preValidation', check);
+    }
   });
 }
 
