@@ -10,6 +10,7 @@ import { LOG_LEVELS } from '../src/config.ts';
 import { runCommand } from './lib/node-script.ts';
 import { markdownTable, printRow, type Row, skipped } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
+import { removeScratchDirs } from './lib/scratch-dirs.ts';
 import { apiGet } from './scenarios/api-get.ts';
 import { catchUpRead } from './scenarios/catch-up-read.ts';
 import { cliLatency } from './scenarios/cli-latency.ts';
@@ -106,6 +107,7 @@ for (const scenario of chosen) {
   }
   console.log(`  (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
+await removeScratchDirs();
 console.log(`\n${markdownTable(rows)}`);
 const misses = rows.filter((r) => r.verdict === 'MISS').length;
 console.log(`\n${rows.filter((r) => r.verdict === 'PASS').length} PASS, ${misses} MISS`);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from './api-client.ts';
 import { rssBytes } from './proc.ts';
+import { removeAfterRun } from './scratch-dirs.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const LAUNCHER = new URL('../../bin/jobworker', import.meta.url).pathname;
@@ -81,7 +82,7 @@ export class ServeProcess {
     return rssBytes(this.pid);
   }
 
-  /** Stops every job still running, then the server (SIGTERM), and removes its data directory. */
+  /** Stops every job still running, then the server (SIGTERM); its data directory goes after the run. */
   close(): Promise<void> {
     this.#closed ??= this.#close();
     return this.#closed;
@@ -97,7 +98,7 @@ export class ServeProcess {
         this.#child.kill('SIGTERM');
         await exited;
       }
-      await rm(this.dataDir, { recursive: true, force: true });
+      removeAfterRun(this.dataDir);
     }
   }
 }

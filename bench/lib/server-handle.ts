@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ApiClient } from './api-client.ts';
 import { ChildHandle } from './child-handle.ts';
 import { cpuSeconds, mainThreadSchedule, rssBytes } from './proc.ts';
+import { removeAfterRun } from './scratch-dirs.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
@@ -98,7 +99,7 @@ export class ServerHandle {
     return { active, idle };
   }
 
-  /** Stops every job still running, closes the server and removes its data directory. Idempotent. */
+  /** Stops every job still running and closes the server; its data directory goes after the run. Idempotent. */
   close(): Promise<void> {
     this.#closed ??= this.#close();
     return this.#closed;
@@ -110,7 +111,7 @@ export class ServerHandle {
     } finally {
       this.api.close();
       await this.#child.close();
-      if (!this.#keepDataDir) await rm(this.dataDir, { recursive: true, force: true });
+      if (!this.#keepDataDir) removeAfterRun(this.dataDir);
     }
   }
 }

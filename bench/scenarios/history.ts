@@ -1,10 +1,10 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { fillHistory } from '../lib/history-fill.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
+import { removeAfterRun } from '../lib/scratch-dirs.ts';
 import { summarize } from '../lib/stats.ts';
 
 const NAME = 'history';
@@ -84,7 +84,7 @@ export const history: Scenario = {
     } finally {
       raw.close();
       await store.close();
-      await rm(dataDir, { recursive: true, force: true });
+      removeAfterRun(dataDir);
     }
   },
 };

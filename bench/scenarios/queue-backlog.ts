@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
+import { removeAfterRun } from '../lib/scratch-dirs.ts';
 import { summarize } from '../lib/stats.ts';
 
 const NAME = 'queue-backlog';
@@ -105,7 +106,7 @@ export const queueBacklog: Scenario = {
       await engine.drained();
       await engine.close();
       await store.close();
-      await rm(dataDir, { recursive: true, force: true });
+      removeAfterRun(dataDir);
     }
   },
 };

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countJobs, startJob, waitNoneQueued, waitNoneRunning } from '../lib/jobs.ts';
@@ -6,6 +6,7 @@ import { hasCommand, runCommand, runNodeScript } from '../lib/node-script.ts';
 import { runPool, sleep } from '../lib/pool.ts';
 import { fmt, row, skipped } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
+import { removeAfterRun } from '../lib/scratch-dirs.ts';
 import { ServerHandle } from '../lib/server-handle.ts';
 import { summarize } from '../lib/stats.ts';
 
@@ -284,6 +285,6 @@ async function measureTsp(count: number): Promise<number> {
     return (performance.now() - started) / 1000;
   } finally {
     await runCommand('tsp', ['-K'], env).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
+    removeAfterRun(dir);
   }
 }

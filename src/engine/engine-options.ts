@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
-import { hostname, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { JobIsolation } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS } from '../core/limits.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
+import { defaultIoDir } from '../runtime/default-io-dir.ts';
 import type { HostCapabilities } from '../runtime/host-capabilities.ts';
 import type { JobStore } from '../store/job-store.ts';
 
@@ -16,7 +15,8 @@ export interface EngineOptions {
   /**
    * Where each job gets a directory of its own, owned by its account, for the result and progress
    * it may leave (`JOBWORKER_RESULT`, `JOBWORKER_PROGRESS`; docs/tasks.md). Outside the data
-   * directory, which no job may enter. Default: `<tmpdir>/jobworker-io-<hash of dataDir>`.
+   * directory, which no job may enter. Default: `jobworker-io-<hash of dataDir>` in /dev/shm when
+   * it is a tmpfs of 1 GiB or more, else in the temp directory (see `defaultIoDir`).
    */
   readonly ioDir?: string;
   /** This node's name, recorded on every job it runs. Default: the host name. */
@@ -101,18 +101,12 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   return {
     node: hostname(),
-    ioDir: defaultIoDir(options.dataDir),
     logger: silentLogger,
     cgroups: {},
     ...ENGINE_DEFAULTS,
     ...options,
+    ioDir: options.ioDir ?? defaultIoDir(options.dataDir),
     clock,
     now: options.now ?? (() => clock.now()),
   };
-}
-
-/** One io directory per data directory, stable across restarts (adopted jobs keep their paths). */
-function defaultIoDir(dataDir: string): string {
-  const hash = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16);
-  return join(tmpdir(), `jobworker-io-${hash}`);
 }
