@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { watch } from 'node:fs';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineLatency, nowMicros } from '../lib/line-latency.ts';
+import { makeScratchDir } from '../lib/scratch-dirs.ts';
 
 const TICK_WRITER = new URL('../fixtures/tick-writer.ts', import.meta.url).pathname;
 
@@ -13,7 +13,7 @@ const TICK_WRITER = new URL('../fixtures/tick-writer.ts', import.meta.url).pathn
  * through a descriptor it keeps open. What is left over this is jobworker's own cost.
  */
 export async function followWatchedFile(intervalMs: number, durationMs: number, lineBytes: number) {
-  const dir = await mkdtemp(join(tmpdir(), 'jw-bench-watch-'));
+  const dir = await makeScratchDir('jw-bench-watch-');
   const out = join(dir, 'stdout');
   const goFile = join(dir, 'go');
   const lines = new LineLatency();

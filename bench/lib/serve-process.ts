@@ -1,11 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
 import { ApiClient } from './api-client.ts';
 import { rssBytes } from './proc.ts';
-import { removeAfterRun } from './scratch-dirs.ts';
+import { makeScratchDir, removeAfterRun } from './scratch-dirs.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const LAUNCHER = new URL('../../bin/jobworker', import.meta.url).pathname;
@@ -40,7 +38,7 @@ export class ServeProcess {
     args?: readonly string[];
     tls?: boolean;
   }): Promise<ServeProcess> {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-serve-'));
+    const dataDir = await makeScratchDir('jw-bench-serve-');
     const args = ['serve', '--json', ...(options.tls ? [] : ['--insecure-http']), '--listen', '127.0.0.1:0'];
     args.push('--data-dir', dataDir);
     args.push('--log-level', options.logLevel, ...(options.args ?? []));

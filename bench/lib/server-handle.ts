@@ -1,10 +1,9 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiClient } from './api-client.ts';
 import { ChildHandle } from './child-handle.ts';
 import { cpuSeconds, mainThreadSchedule, rssBytes } from './proc.ts';
-import { removeAfterRun } from './scratch-dirs.ts';
+import { makeScratchDir, removeAfterRun } from './scratch-dirs.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
@@ -47,7 +46,7 @@ export class ServerHandle {
   }
 
   static async start(options: ServerStartOptions): Promise<ServerHandle> {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-'));
+    const dataDir = await makeScratchDir('jw-bench-');
     try {
       // SERVER_NODE_FLAGS (--expose-gc among them) also lets a scenario ask for a collection before
       // reading the RSS; JW_BENCH_SERVER_ARGS adds Node options for the server alone (`--cpu-prof`).

@@ -1,11 +1,9 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
-import { removeAfterRun } from '../lib/scratch-dirs.ts';
+import { makeScratchDir, removeAfterRun } from '../lib/scratch-dirs.ts';
 import { summarize } from '../lib/stats.ts';
 
 const NAME = 'queue-backlog';
@@ -29,7 +27,7 @@ export const queueBacklog: Scenario = {
   async run(options, emit) {
     const total = options.full ? 500_000 : 100_000;
     const caller = { user: 'bench' };
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-bench-backlog-'));
+    const dataDir = await makeScratchDir('jw-bench-backlog-');
     const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
     const engine = await JobEngine.open({ dataDir, store, node: 'bench' });
     try {

@@ -1,12 +1,10 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countJobs, startJob, waitNoneQueued, waitNoneRunning } from '../lib/jobs.ts';
 import { hasCommand, runCommand, runNodeScript } from '../lib/node-script.ts';
 import { runPool, sleep } from '../lib/pool.ts';
 import { fmt, row, skipped } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
-import { removeAfterRun } from '../lib/scratch-dirs.ts';
+import { makeScratchDir, removeAfterRun } from '../lib/scratch-dirs.ts';
 import { ServerHandle } from '../lib/server-handle.ts';
 import { summarize } from '../lib/stats.ts';
 
@@ -264,7 +262,7 @@ async function waitNoneRunningOf(server: ServerHandle, running: number): Promise
 
 /** Seconds for tsp (task-spooler, 16 slots) to take and run `count` /bin/true, each through its client. */
 async function measureTsp(count: number): Promise<number> {
-  const dir = await mkdtemp(join(tmpdir(), 'jw-bench-tsp-'));
+  const dir = await makeScratchDir('jw-bench-tsp-');
   // Its own server (socket) and output files in the temp directory; keep every finished job listed.
   const env = {
     ...process.env,
