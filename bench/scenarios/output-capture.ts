@@ -12,10 +12,14 @@ const NAME = 'output-capture';
 export const outputCapture: Scenario = {
   name: NAME,
   summary:
-    'one job `head -c 1G /dev/zero` to finished vs the shell redirecting to a file (3 rounds, --full: 5)',
+    "one job `head -c 1G /dev/zero` to finished vs the shell redirecting to a file (7 rounds, --full: 11; the ratio is the median of the rounds' ratios)",
   async run(options, emit) {
     const { bytes, headArg } = OUTPUT_SIZE;
-    const rounds = options.full ? 5 : 3;
+    // The host's page-cache work for the same gigabyte varies by ±30 % from one write to the next
+    // (0.73-1.39 s for the shell alone here): with 3 rounds the verdict swung between 1.0x and
+    // 1.25x. Rounds are pairs in turn, and the ratio is the median of the pairs' ratios, as in
+    // api-get: a slow spell of the host lands on both sides of a pair.
+    const rounds = options.full ? 11 : 7;
     const server = await ServerHandle.start({ logLevel: options.logLevel });
     const baselineFile = join(server.dataDir, 'baseline-output');
     const jw: number[] = [];
@@ -36,14 +40,16 @@ export const outputCapture: Scenario = {
     }
     const value = median(jw);
     const baseline = median(shell);
+    const ratio = median(jw.map((seconds, i) => seconds / shell[i]!));
     emit(
       row({
         scenario: NAME,
-        metric: `time to finished, ${headArg} to stdout (median of ${rounds})`,
+        metric: `time to finished, ${headArg} to stdout (${rounds} paired rounds, medians; ratio: the pairs' median)`,
         value,
         format: fmt.s,
         baseline: { name: 'sh: head > file', value: baseline },
-        budget: { text: '<= 1.05x', pass: value <= 1.05 * baseline },
+        ratio,
+        budget: { text: '<= 1.05x', pass: ratio <= 1.05 },
       }),
     );
     emit(
