@@ -32,11 +32,28 @@ import { build } from 'esbuild';
 import { buildStartedAt, writeBundleInputs } from './bundle/bundle-inputs.ts';
 import { commonBuildOptions } from './bundle/esbuild-options.ts';
 import { lazyBuiltins } from './bundle/lazy-builtins.ts';
+import { lazyPackages, lazyPackagesEntry } from './bundle/lazy-packages.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const builtAt = buildStartedAt(root);
 const common = commonBuildOptions(root);
 const external = ['piscina', 'pg-native'];
+// Packages that only some servers load, each imported by a module loaded on first use: in a
+// bundle of their own beside the server's, dist/jobworker-serve-lazy.cjs (see the plugin).
+const LAZY_FILE = 'jobworker-serve-lazy.cjs';
+const lazy = lazyPackages(
+  [
+    '@bufbuild/protobuf',
+    '@connectrpc/connect',
+    '@connectrpc/connect-node',
+    '@fastify/send',
+    '@peculiar/x509',
+    'pg',
+    'prom-client',
+    'yaml',
+  ],
+  LAZY_FILE,
+);
 
 const server = await build({
   ...common,
@@ -55,6 +72,7 @@ const server = await build({
   plugins: [
     // Fastify's and Connect's, unused by a server on plain HTTP (see the file).
     lazyBuiltins(['http2', 'https', 'tls']),
+    lazy.plugin,
     {
       name: 'import-meta-url-of-dist-src',
       setup(b) {
@@ -70,6 +88,21 @@ const server = await build({
   ],
 });
 
+// The packages the server loads on first use, from the imports the server's bundle saw. Built
+// the same way; Connect's Node adapter requires http2 and https at its top, as in the first bundle.
+const lazyBundle = await build({
+  ...common,
+  external,
+  stdin: lazyPackagesEntry(lazy.imports, root),
+  outfile: `${root}dist/${LAZY_FILE}`,
+  minify: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  legalComments: 'external',
+  charset: 'ascii',
+  plugins: [lazyBuiltins(['http2', 'https', 'tls'])],
+});
+
 // The worker threads' entries, only for their inputs (they run from dist/src/).
 const workers = await build({
   ...common,
@@ -81,5 +114,6 @@ const workers = await build({
 
 writeBundleInputs(root, 'jobworker-serve', 'scripts/bundle-server.ts', builtAt, [
   server.metafile,
+  lazyBundle.metafile,
   workers.metafile,
 ]);

@@ -9,10 +9,12 @@
 import { statSync, writeFileSync } from 'node:fs';
 import type { Metafile } from 'esbuild';
 import { LAZY_BUILTIN_NAMESPACE } from './lazy-builtins.ts';
+import { LAZY_PACKAGE_NAMESPACE } from './lazy-packages.ts';
 
 /** The source file of each plugin that makes modules of its own, by their namespace. */
 const PLUGIN_FILES: Readonly<Record<string, string>> = {
   [LAZY_BUILTIN_NAMESPACE]: 'scripts/bundle/lazy-builtins.ts',
+  [LAZY_PACKAGE_NAMESPACE]: 'scripts/bundle/lazy-packages.ts',
 };
 
 export function buildStartedAt(root: string): number {

@@ -99,8 +99,7 @@ function registerCpuTotal(registry: Registry): void {
  */
 function registerEventLoopLag(registry: Registry, watch: ProcessWatch): void {
   const registers = [registry];
-  const delay = watch.eventLoopDelay;
-  watch.watchDelay();
+  const delay = watch.watchDelay();
   const gauge = (name: string, help: string, aggregator: 'min' | 'max' | 'average') =>
     new Gauge({ name, help, registers, aggregator });
   const lag: Gauge = new Gauge({

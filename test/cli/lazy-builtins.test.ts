@@ -34,6 +34,8 @@ async function bundleAndRun(source: string, names: readonly string[]): Promise<s
   return stdout.trimEnd().split('\n');
 }
 
+const LAZY_BUNDLE = join(REPO, 'dist/jobworker-serve-lazy.cjs');
+
 const LOADED = `const loaded = (name) => process.moduleLoadList.includes('NativeModule ' + name);`;
 
 describe('lazyBuiltins (the bundles\u2019 built-ins loaded on first use)', () => {
@@ -128,5 +130,72 @@ console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefine
       assert.ok(!lines.includes(`NativeModule ${name}`), `node:${name} was loaded`);
     }
     assert.ok(lines.includes('NativeModule http'), 'the record lists what was loaded');
+    // Nor the packages such a server loads on first use (scripts/bundle/lazy-packages.ts).
+    assert.ok(!lines.includes(LAZY_BUNDLE), `${LAZY_BUNDLE} was loaded`);
+  });
+
+  it('loads the packages of a first scrape and a first RPC call from the bundle beside the server', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-packages-'));
+    dirs.push(dir);
+    const record = join(dir, 'loaded.txt');
+    const env = baseEnv({
+      NODE_OPTIONS: `--require ${join(REPO, 'test/fixtures/record-builtins.cjs')}`,
+      JW_RECORD_BUILTINS: record,
+    });
+    const args = [
+      'serve',
+      '--insecure-http',
+      '--listen',
+      '127.0.0.1:0',
+      '--data-dir',
+      join(dir, 'data'),
+      '--json',
+    ];
+    const serve = new CliProcess(args, env, LAUNCHER);
+    try {
+      const ready = await serve.waitUntil(
+        (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
+        'its address as JSON',
+      );
+      const where = JSON.parse(ready) as { url: string; dataDir: string; adminTokenFile: string };
+      const bearer = async (file: string) => ({
+        authorization: `Bearer ${(await readFile(file, 'utf8')).trim()}`,
+      });
+      // prom-client, for the first scrape.
+      const metrics = await fetch(new URL('metrics', where.url), {
+        headers: await bearer(join(where.dataDir, 'metrics.token')),
+      });
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^nodejs_eventloop_lag_seconds /m);
+      // Connect and protobuf, for the first RPC call (Connect's JSON form over HTTP/1.1): it lists
+      // the job started through REST.
+      const admin = await bearer(where.adminTokenFile);
+      const started = await fetch(new URL('v1/jobs', where.url), {
+        method: 'POST',
+        headers: { ...admin, 'content-type': 'application/json' },
+        body: JSON.stringify({ command: '/bin/true' }),
+      });
+      assert.equal(started.status, 201);
+      const { id } = (await started.json()) as { id: string };
+      const listed = await fetch(new URL('jobworker.v1.JobService/List', where.url), {
+        method: 'POST',
+        headers: { ...admin, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(listed.status, 200, await listed.clone().text());
+      const { jobs } = (await listed.json()) as { jobs: { id: string }[] };
+      assert.deepEqual(
+        jobs.map((job) => job.id),
+        [id],
+      );
+      serve.child.kill('SIGTERM');
+      const exited = await serve.result();
+      assert.equal(exited.code, 0, exited.stderr);
+    } finally {
+      if (serve.child.exitCode === null && serve.child.signalCode === null) serve.child.kill('SIGKILL');
+    }
+    const lines = (await readFile(record, 'utf8')).split('\n');
+    assert.ok(lines.includes(join(REPO, 'dist/jobworker-serve.cjs')), 'run scripts/build.sh first');
+    assert.ok(lines.includes(LAZY_BUNDLE), `${LAZY_BUNDLE} was not loaded`);
   });
 });
