@@ -10,7 +10,7 @@ import { LOG_LEVELS } from '../src/config.ts';
 import { runCommand } from './lib/node-script.ts';
 import { markdownTable, printRow, type Row, skipped } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
-import { removeScratchDirs } from './lib/scratch-dirs.ts';
+import { awaitFreedInodes, removeScratchDirs } from './lib/scratch-dirs.ts';
 import { apiGet } from './scenarios/api-get.ts';
 import { catchUpRead } from './scenarios/catch-up-read.ts';
 import { cliLatency } from './scenarios/cli-latency.ts';
@@ -92,6 +92,7 @@ console.log(
 // sources instead (slower to start, ~30 MB more resident), so bring it up to date first (a no-op
 // when it is current).
 await runCommand('bash', [new URL('../scripts/build.sh', import.meta.url).pathname]);
+await awaitFreedInodes((line) => console.log(line));
 for (const scenario of chosen) {
   console.log(`\n== ${scenario.name}: ${scenario.summary}`);
   const started = performance.now();

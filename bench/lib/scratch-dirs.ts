@@ -1,5 +1,7 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sleep } from './pool.ts';
 
 /**
  * Where the bench makes its directories (servers' data, baselines' files): /var/tmp, on disk as a
@@ -10,14 +12,23 @@ import { join } from 'node:path';
  */
 export const BENCH_DIR = process.env.JW_BENCH_TMPDIR || '/var/tmp';
 
+/** When the last run removed its directories (ms since the epoch, as text). */
+const REMOVED_AT = join(BENCH_DIR, 'jw-bench-removed-at');
+/**
+ * How long after a removal the kernel still skips the freed inodes: 60 s from each inode's
+ * deletion once its inode-table block is written back (`sync` right after the removal sees to
+ * that; 360 s while it is dirty), and a margin.
+ */
+const INODES_AGE_MS = 70_000;
+
+/** Directories given up by scenarios, removed by `removeScratchDirs` once the run is over. */
+const pending = new Set<string>();
+
 /** A new directory in `BENCH_DIR` named `prefix` and six random characters. */
 export async function makeScratchDir(prefix: string): Promise<string> {
   await mkdir(BENCH_DIR, { recursive: true });
   return mkdtemp(join(BENCH_DIR, prefix));
 }
-
-/** Directories given up by scenarios, removed by `removeScratchDirs` once the run is over. */
-const pending = new Set<string>();
 
 /**
  * Removes `dir` once the whole run is over (`removeScratchDirs`), not as the scenario that made it
@@ -32,9 +43,33 @@ export function removeAfterRun(dir: string): void {
   pending.add(dir);
 }
 
-/** Removes every directory given to `removeAfterRun` (bench/run.ts calls it at the end). */
+/**
+ * Removes every directory given to `removeAfterRun` (bench/run.ts calls it at the end), writes
+ * what was removed back to disk and notes the time, for the next run's `awaitFreedInodes`.
+ */
 export async function removeScratchDirs(): Promise<void> {
   const dirs = [...pending];
   pending.clear();
+  if (dirs.length === 0) return;
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  spawnSync('sync', { stdio: 'ignore' });
+  await writeFile(REMOVED_AT, `${Date.now()}\n`);
+}
+
+/**
+ * Waits, when the last run removed its directories less than `INODES_AGE_MS` ago, for the rest
+ * of that time (bench/run.ts, before the first scenario): a run started right after another
+ * would otherwise pay for the inodes the other freed (see `removeAfterRun`), as `start-rate` did,
+ * 436 jobs/s a minute after a run against 880 alone.
+ */
+export async function awaitFreedInodes(log: (line: string) => void): Promise<void> {
+  const at = Number((await readFile(REMOVED_AT, 'utf8').catch(() => '0')).trim());
+  const wait = at + INODES_AGE_MS - Date.now();
+  if (!(wait > 0)) return;
+  log(
+    `waiting ${Math.ceil(wait / 1000)} s: the last run removed its directories in ${BENCH_DIR} ` +
+      `${Math.round((Date.now() - at) / 1000)} s ago, and until their inodes are a minute old the ` +
+      'kernel makes every new file nearby skip them (bench/lib/scratch-dirs.ts)',
+  );
+  await sleep(wait);
 }
