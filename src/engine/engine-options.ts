@@ -1,10 +1,11 @@
-import { hostname } from 'node:os';
+import { createHash } from 'node:crypto';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { JobIsolation } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS } from '../core/limits.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
-import { defaultIoDir } from '../runtime/default-io-dir.ts';
 import type { HostCapabilities } from '../runtime/host-capabilities.ts';
 import type { JobStore } from '../store/job-store.ts';
 
@@ -15,8 +16,7 @@ export interface EngineOptions {
   /**
    * Where each job gets a directory of its own, owned by its account, for the result and progress
    * it may leave (`JOBWORKER_RESULT`, `JOBWORKER_PROGRESS`; docs/tasks.md). Outside the data
-   * directory, which no job may enter. Default: `jobworker-io-<hash of dataDir>` in /dev/shm when
-   * it is a tmpfs of 1 GiB or more, else in the temp directory (see `defaultIoDir`).
+   * directory, which no job may enter. Default: `<tmpdir>/jobworker-io-<hash of dataDir>`.
    */
   readonly ioDir?: string;
   /** This node's name, recorded on every job it runs. Default: the host name. */
@@ -109,4 +109,10 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     clock,
     now: options.now ?? (() => clock.now()),
   };
+}
+
+/** One io directory per data directory, stable across restarts (adopted jobs keep their paths). */
+function defaultIoDir(dataDir: string): string {
+  const hash = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16);
+  return join(tmpdir(), `jobworker-io-${hash}`);
 }
