@@ -20,7 +20,7 @@ mkdir -p dist
 touch "$stamp.next"
 node_modules/.bin/tsc -p tsconfig.build.json
 # The bundles (dist/jobworker*.cjs); without esbuild installed, bin/jobworker runs src/.
-rm -rf dist/jobworker*.cjs dist/jobworker*.inputs.json dist/code-cache
+rm -rf dist/jobworker*.cjs dist/jobworker*.cjs.map dist/jobworker*.LEGAL.txt dist/jobworker*.inputs.json dist/code-cache
 if [ -d node_modules/esbuild ]; then
   node scripts/bundle-cli.ts
   node scripts/bundle-server.ts

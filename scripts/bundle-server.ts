@@ -1,6 +1,7 @@
 /**
  * Bundles `serve` and `doctor` with the whole server into one minified CommonJS file,
- * dist/jobworker-serve.cjs, which the CLI's bundle loads for those two commands
+ * dist/jobworker-serve.cjs (the packages only some servers load in a few beside it, loaded on
+ * first use: scripts/bundle/lazy-packages.ts), which the CLI's bundle loads for those two commands
  * (scripts/bundle-cli.ts). A server started from ~400 ES modules and their packages held each
  * module's record and full source text for good; one minified script is a fraction of that in
  * the idle server's heap, and starts without resolving a module graph (issue 9, `npm run bench --
@@ -38,40 +39,42 @@ const root = new URL('../', import.meta.url).pathname;
 const builtAt = buildStartedAt(root);
 const common = commonBuildOptions(root);
 const external = ['piscina', 'pg-native'];
-// Packages that only some servers load, each imported by a module loaded on first use: in a
-// bundle of their own beside the server's, dist/jobworker-serve-lazy.cjs (see the plugin).
-const LAZY_FILE = 'jobworker-serve-lazy.cjs';
-const lazy = lazyPackages(
-  [
-    '@bufbuild/protobuf',
-    '@connectrpc/connect',
-    '@connectrpc/connect-node',
-    '@fastify/send',
-    '@peculiar/x509',
-    'pg',
-    'prom-client',
-    'yaml',
-  ],
-  LAZY_FILE,
-);
+// Packages that only some servers load, each imported by a module loaded on first use: in
+// bundles of their own beside the server's, one per group that goes together (see the plugin).
+const lazy = lazyPackages({
+  'jobworker-serve-x509.cjs': ['@peculiar/x509'],
+  'jobworker-serve-rpc.cjs': ['@bufbuild/protobuf', '@connectrpc/connect', '@connectrpc/connect-node'],
+  'jobworker-serve-pg.cjs': ['pg'],
+  'jobworker-serve-metrics.cjs': ['prom-client'],
+  'jobworker-serve-yaml.cjs': ['yaml'],
+  'jobworker-serve-send.cjs': ['@fastify/send'],
+});
+
+/** What every bundle of the server is built with, written to `dist/<file>`. */
+function serverBundle(file: string) {
+  return {
+    ...common,
+    external,
+    outfile: `${root}dist/${file}`,
+    minify: true,
+    // dist/<file>.map, read only under --enable-source-maps. Without the sources' text (they are
+    // in the checkout beside dist/): a map of positions and names, a third of the size.
+    sourcemap: 'linked',
+    sourcesContent: false,
+    // The packages' licence comments go to dist/<file>.LEGAL.txt: one non-ASCII letter among them
+    // made V8 hold the whole script as two-byte text, twice its size in the heap.
+    legalComments: 'external',
+    charset: 'ascii',
+  } as const;
+}
+// Fastify's and Connect's, unused by a server on plain HTTP (see the file).
+const LAZY_BUILTINS = ['http2', 'https', 'tls'];
 
 const server = await build({
-  ...common,
-  external,
+  ...serverBundle('jobworker-serve.cjs'),
   entryPoints: [`${root}src/cli/server-commands.ts`],
-  outfile: `${root}dist/jobworker-serve.cjs`,
-  minify: true,
-  // dist/jobworker-serve.cjs.map, read only under --enable-source-maps. Without the sources' text
-  // (they are in the checkout beside dist/): a map of positions and names, 3.0 MB instead of 9.7.
-  sourcemap: 'linked',
-  sourcesContent: false,
-  // The packages' licence comments go to dist/jobworker-serve.cjs.LEGAL.txt: one non-ASCII letter
-  // among them made V8 hold the whole script as two-byte text, twice its size in the heap.
-  legalComments: 'external',
-  charset: 'ascii',
   plugins: [
-    // Fastify's and Connect's, unused by a server on plain HTTP (see the file).
-    lazyBuiltins(['http2', 'https', 'tls']),
+    lazyBuiltins(LAZY_BUILTINS),
     lazy.plugin,
     {
       name: 'import-meta-url-of-dist-src',
@@ -88,20 +91,16 @@ const server = await build({
   ],
 });
 
-// The packages the server loads on first use, from the imports the server's bundle saw. Built
-// the same way; Connect's Node adapter requires http2 and https at its top, as in the first bundle.
-const lazyBundle = await build({
-  ...common,
-  external,
-  stdin: lazyPackagesEntry(lazy.imports, root),
-  outfile: `${root}dist/${LAZY_FILE}`,
-  minify: true,
-  sourcemap: 'linked',
-  sourcesContent: false,
-  legalComments: 'external',
-  charset: 'ascii',
-  plugins: [lazyBuiltins(['http2', 'https', 'tls'])],
-});
+// The groups' bundles, from the imports the server's bundle saw (none of them uses import.meta).
+const groups = await Promise.all(
+  [...lazy.imports.keys()].map((file) =>
+    build({
+      ...serverBundle(file),
+      stdin: lazyPackagesEntry(lazy.imports, file, root),
+      plugins: [lazyBuiltins(LAZY_BUILTINS)],
+    }),
+  ),
+);
 
 // The worker threads' entries, only for their inputs (they run from dist/src/).
 const workers = await build({
@@ -114,6 +113,6 @@ const workers = await build({
 
 writeBundleInputs(root, 'jobworker-serve', 'scripts/bundle-server.ts', builtAt, [
   server.metafile,
-  lazyBundle.metafile,
+  ...groups.map((group) => group.metafile),
   workers.metafile,
 ]);

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { sleep } from './pool.ts';
 
 /**
@@ -12,8 +12,11 @@ import { sleep } from './pool.ts';
  */
 export const BENCH_DIR = process.env.JW_BENCH_TMPDIR || '/var/tmp';
 
-/** When the last run removed its directories (ms since the epoch, as text). */
-const REMOVED_AT = join(BENCH_DIR, 'jw-bench-removed-at');
+/**
+ * When the last run removed its directories (ms since the epoch, as text): in the checkout's
+ * node_modules/.cache, not in /var/tmp, where anyone could put a link at a name known in advance.
+ */
+const REMOVED_AT = new URL('../../node_modules/.cache/jobworker-bench/removed-at', import.meta.url).pathname;
 /**
  * How long after a removal the kernel still skips the freed inodes: 60 s from each inode's
  * deletion while its inode-table block is clean, 360 s while it is dirty, and a server making
@@ -56,6 +59,7 @@ export async function removeScratchDirs(): Promise<void> {
   if (dirs.length === 0) return;
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
   spawnSync('sync', { stdio: 'ignore' });
+  await mkdir(dirname(REMOVED_AT), { recursive: true });
   await writeFile(REMOVED_AT, `${Date.now()}\n`);
 }
 

@@ -27,13 +27,25 @@ export const outputCapture: Scenario = {
     const cpu: number[] = [];
     try {
       // Alternating rounds, each file deleted before the next, so both see the same page cache state.
+      // The pair's order turns every round (AB BA ...), so that neither side always follows the other.
       for (let round = 0; round < rounds; round++) {
-        const job = await runCaptureJob(server);
-        jw.push(job.seconds);
-        cpu.push(job.serverCpuSeconds);
-        await rm(server.jobDir(job.id), { recursive: true, force: true });
-        shell.push(await runShellCapture(baselineFile));
-        await rm(baselineFile, { force: true });
+        const runJob = async () => {
+          const job = await runCaptureJob(server);
+          jw.push(job.seconds);
+          cpu.push(job.serverCpuSeconds);
+          await rm(server.jobDir(job.id), { recursive: true, force: true });
+        };
+        const runShell = async () => {
+          shell.push(await runShellCapture(baselineFile));
+          await rm(baselineFile, { force: true });
+        };
+        if (round % 2 === 0) {
+          await runJob();
+          await runShell();
+        } else {
+          await runShell();
+          await runJob();
+        }
       }
     } finally {
       await server.close();

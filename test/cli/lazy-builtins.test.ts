@@ -34,7 +34,14 @@ async function bundleAndRun(source: string, names: readonly string[]): Promise<s
   return stdout.trimEnd().split('\n');
 }
 
-const LAZY_BUNDLE = join(REPO, 'dist/jobworker-serve-lazy.cjs');
+/** The groups' bundles (scripts/bundle/lazy-packages.ts) a server's record shows it loaded, by short name. */
+function groupsLoaded(lines: readonly string[]): string[] {
+  const prefix = join(REPO, 'dist/jobworker-serve-');
+  return lines
+    .filter((line) => line.startsWith(prefix) && line.endsWith('.cjs'))
+    .map((line) => line.slice(prefix.length, -'.cjs'.length))
+    .sort();
+}
 
 const LOADED = `const loaded = (name) => process.moduleLoadList.includes('NativeModule ' + name);`;
 
@@ -131,10 +138,10 @@ console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefine
     }
     assert.ok(lines.includes('NativeModule http'), 'the record lists what was loaded');
     // Nor the packages such a server loads on first use (scripts/bundle/lazy-packages.ts).
-    assert.ok(!lines.includes(LAZY_BUNDLE), `${LAZY_BUNDLE} was loaded`);
+    assert.deepEqual(groupsLoaded(lines), []);
   });
 
-  it('loads the packages of a first scrape and a first RPC call from the bundle beside the server', async () => {
+  it('loads the packages of a first scrape and a first RPC call from their bundles beside the server, and no others', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-packages-'));
     dirs.push(dir);
     const record = join(dir, 'loaded.txt');
@@ -196,6 +203,35 @@ console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefine
     }
     const lines = (await readFile(record, 'utf8')).split('\n');
     assert.ok(lines.includes(join(REPO, 'dist/jobworker-serve.cjs')), 'run scripts/build.sh first');
-    assert.ok(lines.includes(LAZY_BUNDLE), `${LAZY_BUNDLE} was not loaded`);
+    assert.deepEqual(groupsLoaded(lines), ['metrics', 'rpc']);
+  });
+
+  it('loads the X.509 group, and no other, as a server with TLS starts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-packages-'));
+    dirs.push(dir);
+    const record = join(dir, 'loaded.txt');
+    const env = baseEnv({
+      NODE_OPTIONS: `--require ${join(REPO, 'test/fixtures/record-builtins.cjs')}`,
+      JW_RECORD_BUILTINS: record,
+    });
+    const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--json'];
+    const serve = new CliProcess(args, env, LAUNCHER);
+    try {
+      const ready = await serve.waitUntil(
+        (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
+        'its address as JSON',
+      );
+      const { url, caFile } = JSON.parse(ready) as { url: string; caFile: string | null };
+      assert.match(url, /^https:/);
+      assert.ok(caFile, 'the server made its certificate authority');
+      serve.child.kill('SIGTERM');
+      const exited = await serve.result();
+      assert.equal(exited.code, 0, exited.stderr);
+    } finally {
+      if (serve.child.exitCode === null && serve.child.signalCode === null) serve.child.kill('SIGKILL');
+    }
+    const lines = (await readFile(record, 'utf8')).split('\n');
+    assert.ok(lines.includes(join(REPO, 'dist/jobworker-serve.cjs')), 'run scripts/build.sh first');
+    assert.deepEqual(groupsLoaded(lines), ['x509']);
   });
 });
