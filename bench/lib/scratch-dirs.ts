@@ -1,13 +1,16 @@
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sleep } from './pool.ts';
 
 /**
  * Where the bench makes its directories (servers' data, baselines' files): /var/tmp, on disk as a
  * server's data directory is, and away from /tmp, which test suites fill and empty by the
  * thousand directories (see `removeAfterRun` for what that costs the next files made nearby: the
- * same 2,000 starts took 6.0 s with the server's data in /tmp after a test run, 2.0 s in
+ * same 2,000 starts took 6.0-7.4 s with the server's files in /tmp after a test run, 2.0-2.2 s in
  * /var/tmp). `JW_BENCH_TMPDIR` names another.
  */
 export const BENCH_DIR = process.env.JW_BENCH_TMPDIR || '/var/tmp';
@@ -16,7 +19,9 @@ export const BENCH_DIR = process.env.JW_BENCH_TMPDIR || '/var/tmp';
  * When the last run removed its directories (ms since the epoch, as text): in the checkout's
  * node_modules/.cache, not in /var/tmp, where anyone could put a link at a name known in advance.
  */
-const REMOVED_AT = new URL('../../node_modules/.cache/jobworker-bench/removed-at', import.meta.url).pathname;
+const REMOVED_AT = fileURLToPath(
+  new URL('../../node_modules/.cache/jobworker-bench/removed-at', import.meta.url),
+);
 /**
  * How long after a removal the kernel still skips the freed inodes: 60 s from each inode's
  * deletion while its inode-table block is clean, 360 s while it is dirty, and a server making
@@ -42,16 +47,48 @@ export async function makeScratchDir(prefix: string): Promise<string> {
  * in the same block group first skips each of them (the kernel's `recently_deleted` in
  * `find_inode_bit`): right after another scenario's cleanup, each file and directory a job made
  * cost up to 1 ms of kernel time, and `start-rate` fell from 912 to 275 jobs/s. A user's server
- * does not start its work right after ten thousand jobs' directories were deleted beside it.
+ * meets that only in the minutes after its retention deleted many jobs (docs/performance.md), not
+ * at every start of its work. A run stopped by SIGINT or SIGTERM removes them at once.
  */
 export function removeAfterRun(dir: string): void {
+  if (pending.size === 0 && !removing) {
+    removing = true;
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        for (const left of pending) rmSync(left, { recursive: true, force: true });
+        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      });
+    }
+  }
   pending.add(dir);
 }
+let removing = false;
+
+/**
+ * The environment of the servers the bench starts: their temp directory (where each job's io
+ * directory is made and removed) in a scratch directory of `BENCH_DIR`, for the reason of
+ * `removeAfterRun`. A server started through `bin/jobworker` enables Node's compile cache in its
+ * temp directory (src/cli/bundle-entry.ts): `compileCache: true` keeps that cache where a user's
+ * server has it, in the temp directory `scripts/build.sh` warmed it in, so that the server starts
+ * as a user's does.
+ */
+export async function serverTempEnv(
+  options: { compileCache?: boolean } = {},
+): Promise<Readonly<Record<string, string>>> {
+  serverTemp ??= makeScratchDir('jw-bench-tmp-').then((dir) => {
+    removeAfterRun(dir);
+    return dir;
+  });
+  const dir = await serverTemp;
+  return options.compileCache
+    ? { TMPDIR: dir, NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache') }
+    : { TMPDIR: dir };
+}
+let serverTemp: Promise<string> | undefined;
 
 /**
  * Removes every directory given to `removeAfterRun` (bench/run.ts calls it at the end), writes
- * what was removed back to disk (the inode-table blocks clean: the shorter of the kernel's two
- * windows) and notes the time, for the next run's `awaitFreedInodes`.
+ * what was removed back to disk, and notes the time, for the next run's `awaitFreedInodes`.
  */
 export async function removeScratchDirs(): Promise<void> {
   const dirs = [...pending];
@@ -72,6 +109,8 @@ export async function removeScratchDirs(): Promise<void> {
 export async function awaitFreedInodes(log: (line: string) => void): Promise<void> {
   if (process.env.JW_BENCH_NO_WAIT === '1') return;
   const at = Number((await readFile(REMOVED_AT, 'utf8').catch(() => '0')).trim());
+  // A time to come (the clock was set back) or garbage: no wait.
+  if (!(at <= Date.now())) return;
   const wait = at + INODES_AGE_MS - Date.now();
   if (!(wait > 0)) return;
   log(

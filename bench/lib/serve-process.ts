@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFile, rm } from 'node:fs/promises';
 import { ApiClient } from './api-client.ts';
 import { rssBytes } from './proc.ts';
-import { makeScratchDir, removeAfterRun } from './scratch-dirs.ts';
+import { makeScratchDir, removeAfterRun, serverTempEnv } from './scratch-dirs.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const LAUNCHER = new URL('../../bin/jobworker', import.meta.url).pathname;
@@ -42,7 +42,8 @@ export class ServeProcess {
     const args = ['serve', '--json', ...(options.tls ? [] : ['--insecure-http']), '--listen', '127.0.0.1:0'];
     args.push('--data-dir', dataDir);
     args.push('--log-level', options.logLevel, ...(options.args ?? []));
-    const child = spawn(LAUNCHER, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    const env = { ...process.env, ...(await serverTempEnv({ compileCache: true })) };
+    const child = spawn(LAUNCHER, args, { stdio: ['ignore', 'pipe', 'ignore'], env });
     try {
       // One JSON document on stdout says where the server is; stdout stays open after it.
       const where = await new Promise<{ url: string; adminTokenFile: string; caFile: string | null }>(

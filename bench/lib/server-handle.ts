@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ApiClient } from './api-client.ts';
 import { ChildHandle } from './child-handle.ts';
 import { cpuSeconds, mainThreadSchedule, rssBytes } from './proc.ts';
-import { makeScratchDir, removeAfterRun } from './scratch-dirs.ts';
+import { makeScratchDir, removeAfterRun, serverTempEnv } from './scratch-dirs.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
 const SERVER_PROCESS = new URL('../server-process.ts', import.meta.url).pathname;
@@ -55,7 +55,7 @@ export class ServerHandle {
         SERVER_PROCESS,
         [dataDir, options.logLevel],
         [...SERVER_NODE_FLAGS, ...extra],
-        SERVER_ENV,
+        { ...SERVER_ENV, ...(await serverTempEnv()) },
       );
       const token = (await readFile(child.ready.adminTokenFile!, 'utf8')).trim();
       return new ServerHandle(child, dataDir, token, options);

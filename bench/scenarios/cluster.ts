@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { newJobId } from '../../src/core/ids.ts';
@@ -12,6 +11,7 @@ import { makeJob } from '../../test/store/make-job.ts';
 import { startJob, waitNoneRunning } from '../lib/jobs.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
+import { makeScratchDir, removeAfterRun } from '../lib/scratch-dirs.ts';
 import { ServeProcess } from '../lib/serve-process.ts';
 import { summarize } from '../lib/stats.ts';
 
@@ -77,7 +77,9 @@ export const cluster: Scenario = {
 /** Jobs/s of `count` jobs submitted round-robin through `nodes` nodes sharing one database. */
 async function throughput(nodes: number, count: number, logLevel: string): Promise<number> {
   const database = await createTestDatabase(`bench_cluster_${nodes}`);
-  const secretFile = join(tmpdir(), `jw-bench-cluster-secret-${randomBytes(4).toString('hex')}`);
+  const secretDir = await makeScratchDir('jw-bench-cluster-');
+  removeAfterRun(secretDir);
+  const secretFile = join(secretDir, 'secret');
   await writeFile(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   const servers: ServeProcess[] = [];
   try {

@@ -20,7 +20,7 @@
  * Only for packages whose importers are all loaded on first use: a listed package imported by a
  * module the server loads at its start loads its group at the start (correct, only without the
  * saving; `npm run bench -- idle-memory` shows it). A running server needs the group bundles of
- * its build until it has loaded them: rebuild, then restart (docs/operations.md, "Upgrades").
+ * its build until it has loaded them: rebuild, then restart (docs/operations.md, "Upgrading").
  */
 import type { BuildOptions, Plugin } from 'esbuild';
 

@@ -43,6 +43,56 @@ function groupsLoaded(lines: readonly string[]): string[] {
     .sort();
 }
 
+/** What `jobworker serve --json` prints once it listens. */
+interface Ready {
+  readonly url: string;
+  readonly dataDir: string;
+  readonly adminTokenFile: string;
+  readonly caFile: string | null;
+}
+
+/**
+ * Runs `jobworker serve` (its bundle, through bin/jobworker) on a new data directory with `args`,
+ * calls `use` once it listens, stops it (SIGTERM, exit 0), and returns what it loaded: the
+ * built-in modules and the files it required (test/fixtures/record-builtins.cjs).
+ */
+async function serveFromDist(
+  args: readonly string[],
+  use: (ready: Ready) => Promise<void>,
+): Promise<string[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-serve-'));
+  dirs.push(dir);
+  const record = join(dir, 'loaded.txt');
+  const env = baseEnv({
+    NODE_OPTIONS: `--require ${join(REPO, 'test/fixtures/record-builtins.cjs')}`,
+    JW_RECORD_BUILTINS: record,
+  });
+  const serve = new CliProcess(
+    ['serve', ...args, '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--json'],
+    env,
+    LAUNCHER,
+  );
+  try {
+    const ready = await serve.waitUntil(
+      (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
+      'its address as JSON',
+    );
+    await use(JSON.parse(ready) as Ready);
+    serve.child.kill('SIGTERM');
+    const exited = await serve.result();
+    assert.equal(exited.code, 0, exited.stderr);
+  } finally {
+    // A step that failed must not leave the server running (the test file would never end).
+    if (serve.child.exitCode === null && serve.child.signalCode === null) serve.child.kill('SIGKILL');
+  }
+  const lines = (await readFile(record, 'utf8')).split('\n');
+  assert.ok(
+    lines.includes(join(REPO, 'dist/jobworker-serve.cjs')),
+    'the server ran from its sources, not dist/jobworker-serve.cjs: run scripts/build.sh first',
+  );
+  return lines;
+}
+
 const LOADED = `const loaded = (name) => process.moduleLoadList.includes('NativeModule ' + name);`;
 
 describe('lazyBuiltins (the bundles\u2019 built-ins loaded on first use)', () => {
@@ -93,46 +143,13 @@ console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefine
   });
 
   it('keeps http2, https and tls unloaded in `jobworker serve --insecure-http`, run from its bundle', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-serve-'));
-    dirs.push(dir);
-    const record = join(dir, 'loaded.txt');
-    const env = baseEnv({
-      NODE_OPTIONS: `--require ${join(REPO, 'test/fixtures/record-builtins.cjs')}`,
-      JW_RECORD_BUILTINS: record,
-    });
-    const args = [
-      'serve',
-      '--insecure-http',
-      '--listen',
-      '127.0.0.1:0',
-      '--data-dir',
-      join(dir, 'data'),
-      '--json',
-    ];
-    const serve = new CliProcess(args, env, LAUNCHER);
-    try {
-      const ready = await serve.waitUntil(
-        (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
-        'its address as JSON',
-      );
-      const { url, adminTokenFile } = JSON.parse(ready) as { url: string; adminTokenFile: string };
+    const lines = await serveFromDist(['--insecure-http'], async ({ url, adminTokenFile }) => {
       const token = (await readFile(adminTokenFile, 'utf8')).trim();
       // Requests through the whole app (routing, authentication, the store) load nothing more.
       assert.equal((await fetch(new URL('healthz', url))).status, 200);
       const listed = await fetch(new URL('v1/jobs', url), { headers: { authorization: `Bearer ${token}` } });
       assert.equal(listed.status, 200);
-      serve.child.kill('SIGTERM');
-      const exited = await serve.result();
-      assert.equal(exited.code, 0, exited.stderr);
-    } finally {
-      // A step that failed must not leave the server running (the test file would never end).
-      if (serve.child.exitCode === null && serve.child.signalCode === null) serve.child.kill('SIGKILL');
-    }
-    const lines = (await readFile(record, 'utf8')).split('\n');
-    assert.ok(
-      lines.includes(join(REPO, 'dist/jobworker-serve.cjs')),
-      'the server ran from its sources, not dist/jobworker-serve.cjs: run scripts/build.sh first',
-    );
+    });
     for (const name of ['http2', 'https', 'tls']) {
       assert.ok(!lines.includes(`NativeModule ${name}`), `node:${name} was loaded`);
     }
@@ -142,49 +159,27 @@ console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefine
   });
 
   it('loads the packages of a first scrape and a first RPC call from their bundles beside the server, and no others', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-packages-'));
-    dirs.push(dir);
-    const record = join(dir, 'loaded.txt');
-    const env = baseEnv({
-      NODE_OPTIONS: `--require ${join(REPO, 'test/fixtures/record-builtins.cjs')}`,
-      JW_RECORD_BUILTINS: record,
-    });
-    const args = [
-      'serve',
-      '--insecure-http',
-      '--listen',
-      '127.0.0.1:0',
-      '--data-dir',
-      join(dir, 'data'),
-      '--json',
-    ];
-    const serve = new CliProcess(args, env, LAUNCHER);
-    try {
-      const ready = await serve.waitUntil(
-        (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
-        'its address as JSON',
-      );
-      const where = JSON.parse(ready) as { url: string; dataDir: string; adminTokenFile: string };
+    const lines = await serveFromDist(['--insecure-http'], async ({ url, dataDir, adminTokenFile }) => {
       const bearer = async (file: string) => ({
         authorization: `Bearer ${(await readFile(file, 'utf8')).trim()}`,
       });
       // prom-client, for the first scrape.
-      const metrics = await fetch(new URL('metrics', where.url), {
-        headers: await bearer(join(where.dataDir, 'metrics.token')),
+      const metrics = await fetch(new URL('metrics', url), {
+        headers: await bearer(join(dataDir, 'metrics.token')),
       });
       assert.equal(metrics.status, 200);
       assert.match(await metrics.text(), /^nodejs_eventloop_lag_seconds /m);
       // Connect and protobuf, for the first RPC call (Connect's JSON form over HTTP/1.1): it lists
       // the job started through REST.
-      const admin = await bearer(where.adminTokenFile);
-      const started = await fetch(new URL('v1/jobs', where.url), {
+      const admin = await bearer(adminTokenFile);
+      const started = await fetch(new URL('v1/jobs', url), {
         method: 'POST',
         headers: { ...admin, 'content-type': 'application/json' },
         body: JSON.stringify({ command: '/bin/true' }),
       });
       assert.equal(started.status, 201);
       const { id } = (await started.json()) as { id: string };
-      const listed = await fetch(new URL('jobworker.v1.JobService/List', where.url), {
+      const listed = await fetch(new URL('jobworker.v1.JobService/List', url), {
         method: 'POST',
         headers: { ...admin, 'content-type': 'application/json' },
         body: '{}',
@@ -195,43 +190,42 @@ console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefine
         jobs.map((job) => job.id),
         [id],
       );
-      serve.child.kill('SIGTERM');
-      const exited = await serve.result();
-      assert.equal(exited.code, 0, exited.stderr);
-    } finally {
-      if (serve.child.exitCode === null && serve.child.signalCode === null) serve.child.kill('SIGKILL');
-    }
-    const lines = (await readFile(record, 'utf8')).split('\n');
-    assert.ok(lines.includes(join(REPO, 'dist/jobworker-serve.cjs')), 'run scripts/build.sh first');
+    });
     assert.deepEqual(groupsLoaded(lines), ['metrics', 'rpc']);
   });
 
-  it('loads the X.509 group, and no other, as a server with TLS starts', async () => {
+  it("loads YAML for a tasks file in YAML, and @fastify/send for the dashboard's files, from their bundles", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-packages-'));
     dirs.push(dir);
-    const record = join(dir, 'loaded.txt');
-    const env = baseEnv({
-      NODE_OPTIONS: `--require ${join(REPO, 'test/fixtures/record-builtins.cjs')}`,
-      JW_RECORD_BUILTINS: record,
-    });
-    const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--json'];
-    const serve = new CliProcess(args, env, LAUNCHER);
-    try {
-      const ready = await serve.waitUntil(
-        (stdout) => stdout.includes('"adminTokenFile"') && stdout.trimEnd().endsWith('}'),
-        'its address as JSON',
-      );
-      const { url, caFile } = JSON.parse(ready) as { url: string; caFile: string | null };
+    const tasks = join(dir, 'tasks.yaml');
+    await writeFile(
+      tasks,
+      'tasks:\n  hello:\n    command: [/bin/echo, "hello {who}"]\n    params:\n      who: { type: string }\n',
+    );
+    const lines = await serveFromDist(
+      ['--insecure-http', '--tasks', tasks],
+      async ({ url, adminTokenFile }) => {
+        const token = (await readFile(adminTokenFile, 'utf8')).trim();
+        // The definition the YAML file made.
+        const defined = await fetch(new URL('v1/tasks', url), {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        assert.equal(defined.status, 200, await defined.clone().text());
+        assert.match(await defined.text(), /"hello"/);
+        const page = await fetch(new URL('index.html', url));
+        assert.equal(page.status, 200);
+        assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+        assert.match(await page.text(), /<html/i);
+      },
+    );
+    assert.deepEqual(groupsLoaded(lines), ['send', 'yaml']);
+  });
+
+  it('loads the X.509 group, and no other, as a server with TLS starts', async () => {
+    const lines = await serveFromDist([], async ({ url, caFile }) => {
       assert.match(url, /^https:/);
       assert.ok(caFile, 'the server made its certificate authority');
-      serve.child.kill('SIGTERM');
-      const exited = await serve.result();
-      assert.equal(exited.code, 0, exited.stderr);
-    } finally {
-      if (serve.child.exitCode === null && serve.child.signalCode === null) serve.child.kill('SIGKILL');
-    }
-    const lines = (await readFile(record, 'utf8')).split('\n');
-    assert.ok(lines.includes(join(REPO, 'dist/jobworker-serve.cjs')), 'run scripts/build.sh first');
+    });
     assert.deepEqual(groupsLoaded(lines), ['x509']);
   });
 });
