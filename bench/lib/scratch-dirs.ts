@@ -51,8 +51,8 @@ export async function makeScratchDir(prefix: string): Promise<string> {
  * at every start of its work. A run stopped by SIGINT or SIGTERM removes them at once.
  */
 export function removeAfterRun(dir: string): void {
-  if (pending.size === 0 && !removing) {
-    removing = true;
+  if (!removedOnSignal) {
+    removedOnSignal = true;
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.once(signal, () => {
         for (const left of pending) rmSync(left, { recursive: true, force: true });
@@ -62,7 +62,8 @@ export function removeAfterRun(dir: string): void {
   }
   pending.add(dir);
 }
-let removing = false;
+/** Whether the SIGINT and SIGTERM handlers that remove what is pending are installed. */
+let removedOnSignal = false;
 
 /**
  * The environment of the servers the bench starts: their temp directory (where each job's io

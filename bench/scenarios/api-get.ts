@@ -1,6 +1,7 @@
 import autocannon from 'autocannon';
 import { ChildHandle } from '../lib/child-handle.ts';
 import { startJob, waitNoneRunning } from '../lib/jobs.ts';
+import { pairedRound, pairsRatio } from '../lib/paired-rounds.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
 import { ServerHandle } from '../lib/server-handle.ts';
@@ -42,21 +43,19 @@ export const apiGet: Scenario = {
       // 1 s, jobworker's first round was still a quarter slower than the next ones).
       await sides.jw(2);
       await sides.bare(2);
-      for (let round = 0; round < rounds; round++) {
-        const order = round % 2 === 0 ? (['jw', 'bare'] as const) : (['bare', 'jw'] as const);
-        for (const side of order) {
-          const result = await sides[side]();
-          rates[side].push(result.requests.average);
-          p99[side].push(result.latency.p99);
-        }
-      }
+      const measure = (side: 'jw' | 'bare') => async () => {
+        const result = await sides[side]();
+        rates[side].push(result.requests.average);
+        p99[side].push(result.latency.p99);
+      };
+      for (let round = 0; round < rounds; round++) await pairedRound(round, measure('jw'), measure('bare'));
     } finally {
       await bare?.close();
       await server.close();
     }
     const value = median(rates.jw);
     const baseline = median(rates.bare);
-    const ratio = median(rates.jw.map((jw, round) => jw / rates.bare[round]!));
+    const ratio = pairsRatio(rates.jw, rates.bare);
     emit(
       row({
         scenario: NAME,

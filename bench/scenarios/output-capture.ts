@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCaptureJob, runShellCapture } from '../lib/capture-job.ts';
 import { OUTPUT_SIZE } from '../lib/output-sizes.ts';
+import { pairedRound, pairsRatio } from '../lib/paired-rounds.ts';
 import { fmt, row } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
 import { ServerHandle } from '../lib/server-handle.ts';
@@ -28,31 +29,23 @@ export const outputCapture: Scenario = {
     try {
       // Alternating rounds, each file deleted before the next, so both see the same page cache state.
       // The pair's order turns every round (AB BA ...), so that neither side always follows the other.
-      for (let round = 0; round < rounds; round++) {
-        const runJob = async () => {
-          const job = await runCaptureJob(server);
-          jw.push(job.seconds);
-          cpu.push(job.serverCpuSeconds);
-          await rm(server.jobDir(job.id), { recursive: true, force: true });
-        };
-        const runShell = async () => {
-          shell.push(await runShellCapture(baselineFile));
-          await rm(baselineFile, { force: true });
-        };
-        if (round % 2 === 0) {
-          await runJob();
-          await runShell();
-        } else {
-          await runShell();
-          await runJob();
-        }
-      }
+      const runJob = async () => {
+        const job = await runCaptureJob(server);
+        jw.push(job.seconds);
+        cpu.push(job.serverCpuSeconds);
+        await rm(server.jobDir(job.id), { recursive: true, force: true });
+      };
+      const runShell = async () => {
+        shell.push(await runShellCapture(baselineFile));
+        await rm(baselineFile, { force: true });
+      };
+      for (let round = 0; round < rounds; round++) await pairedRound(round, runJob, runShell);
     } finally {
       await server.close();
     }
     const value = median(jw);
     const baseline = median(shell);
-    const ratio = median(jw.map((seconds, i) => seconds / shell[i]!));
+    const ratio = pairsRatio(jw, shell);
     emit(
       row({
         scenario: NAME,

@@ -1,37 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { build } from 'esbuild';
+import { describe, it } from 'node:test';
 import { lazyBuiltins } from '../../scripts/bundle/lazy-builtins.ts';
+import { bundleAndRun, scratchDir } from './bundle-and-run.ts';
 import { baseEnv, CliProcess, LAUNCHER, REPO } from './cli-harness.ts';
 
-const run = promisify(execFile);
-const dirs: string[] = [];
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
 /** Bundles `source` (an ES module) with the plugin for `names`, runs it, and returns its stdout lines. */
-async function bundleAndRun(source: string, names: readonly string[]): Promise<string[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-builtins-'));
-  dirs.push(dir);
-  await writeFile(join(dir, 'entry.mjs'), source);
-  await build({
-    entryPoints: [join(dir, 'entry.mjs')],
-    outfile: join(dir, 'out.cjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    logLevel: 'silent',
-    plugins: [lazyBuiltins(names)],
-  });
-  const { stdout } = await run(process.execPath, [join(dir, 'out.cjs')]);
-  return stdout.trimEnd().split('\n');
+function bundleAndRunBuiltins(source: string, names: readonly string[]): Promise<string[]> {
+  return bundleAndRun({ 'entry.mjs': source }, [lazyBuiltins(names)]);
 }
 
 /** The groups' bundles (scripts/bundle/lazy-packages.ts) a server's record shows it loaded, by short name. */
@@ -60,8 +37,7 @@ async function serveFromDist(
   args: readonly string[],
   use: (ready: Ready) => Promise<void>,
 ): Promise<string[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-serve-'));
-  dirs.push(dir);
+  const dir = await scratchDir('jw-lazy-serve-');
   const record = join(dir, 'loaded.txt');
   const env = baseEnv({
     NODE_OPTIONS: `--require ${join(REPO, 'test/fixtures/record-builtins.cjs')}`,
@@ -98,7 +74,7 @@ const LOADED = `const loaded = (name) => process.moduleLoadList.includes('Native
 describe('lazyBuiltins (the bundles\u2019 built-ins loaded on first use)', () => {
   it('loads a module at its first property read, through every form of import', async () => {
     // In the order that tells them apart: https loads tls, and http2 loads both.
-    const lines = await bundleAndRun(
+    const lines = await bundleAndRunBuiltins(
       `${LOADED}
 import * as http2 from 'node:http2';
 import { connect } from 'node:tls';
@@ -121,7 +97,7 @@ console.log('http2', http2.constants.HTTP2_HEADER_STATUS, loaded('http2'));
   });
 
   it("reads names this Node's exports did not have at build time from the module, and writes, defines and deletes through", async () => {
-    const lines = await bundleAndRun(
+    const lines = await bundleAndRunBuiltins(
       `const os = require('node:os');
 os.jobworkerMark = 42;
 Object.defineProperty(os, 'jobworkerDefined', { value: 7, configurable: true, enumerable: true });
@@ -195,8 +171,7 @@ console.log(real.jobworkerMark, real.jobworkerDefined, delete os.jobworkerDefine
   });
 
   it("loads YAML for a tasks file in YAML, and @fastify/send for the dashboard's files, from their bundles", async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-packages-'));
-    dirs.push(dir);
+    const dir = await scratchDir('jw-lazy-packages-');
     const tasks = join(dir, 'tasks.yaml');
     await writeFile(
       tasks,

@@ -1,51 +1,33 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { type BuildOptions, build } from 'esbuild';
-import { commonBuildOptions } from '../../scripts/bundle/esbuild-options.ts';
+import { build } from 'esbuild';
 import { lazyPackages, lazyPackagesEntry } from '../../scripts/bundle/lazy-packages.ts';
+import { bundleAndRun, scratchDir, TEST_BUILD_OPTIONS } from './bundle-and-run.ts';
 import { REPO } from './cli-harness.ts';
 
 const run = promisify(execFile);
-const dirs: string[] = [];
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
 
 /**
- * Writes `files` (ES modules; `entry.mjs` first) to a new directory, bundles them with the groups
- * of packages moved to bundles beside it, as scripts/bundle-server.ts does, runs the bundle and
- * returns its stdout lines.
+ * Bundles `files` with the groups of packages moved to bundles beside it, as
+ * scripts/bundle-server.ts does, runs the bundle and returns its stdout lines.
  */
-async function bundleAndRun(
+function bundleAndRunGroups(
   files: Readonly<Record<string, string>>,
   groups: Readonly<Record<string, readonly string[]>>,
 ): Promise<string[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-packages-'));
-  dirs.push(dir);
-  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
-  // The server's options, with the packages found from the repository's node_modules.
-  const common: BuildOptions = {
-    ...commonBuildOptions(REPO),
-    logLevel: 'silent',
-    nodePaths: [join(REPO, 'node_modules')],
-  };
   const lazy = lazyPackages(groups);
-  await build({
-    ...common,
-    entryPoints: [join(dir, 'entry.mjs')],
-    outfile: join(dir, 'out.cjs'),
-    plugins: [lazy.plugin],
+  return bundleAndRun(files, [lazy.plugin], async (dir) => {
+    for (const file of lazy.imports.keys()) {
+      await build({
+        ...TEST_BUILD_OPTIONS,
+        stdin: lazyPackagesEntry(lazy.imports, file, REPO),
+        outfile: join(dir, file),
+      });
+    }
   });
-  for (const file of lazy.imports.keys()) {
-    await build({ ...common, stdin: lazyPackagesEntry(lazy.imports, file, REPO), outfile: join(dir, file) });
-  }
-  const { stdout } = await run(process.execPath, [join(dir, 'out.cjs')], { cwd: dir });
-  return stdout.trimEnd().split('\n');
 }
 
 /** Which of the groups' bundles the process has loaded so far. */
@@ -53,7 +35,7 @@ const LOADED = `const loaded = () => Object.keys(require.cache).map((f) => f.sli
 
 describe('lazyPackages (packages of the server bundle loaded from bundles beside it on first use)', () => {
   it('loads a group at the first import of one of its packages that runs, through every form of import', async () => {
-    const lines = await bundleAndRun(
+    const lines = await bundleAndRunGroups(
       {
         'entry.mjs': `${LOADED}
 console.log('start', loaded());
@@ -94,7 +76,7 @@ export function report() {
   });
 
   it('loads only the group whose package is used', async () => {
-    const lines = await bundleAndRun(
+    const lines = await bundleAndRunGroups(
       {
         'entry.mjs': `${LOADED}
 (async () => {
@@ -110,7 +92,7 @@ export function report() {
   });
 
   it('leaves a package no group lists in the first bundle', async () => {
-    const lines = await bundleAndRun(
+    const lines = await bundleAndRunGroups(
       {
         'entry.mjs': `${LOADED}
 import { parse } from 'yaml';
@@ -123,13 +105,11 @@ console.log(parse('b: 1').b, loaded());
   });
 
   it('names an import a group was not built with', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'jw-lazy-packages-'));
-    dirs.push(dir);
+    const dir = await scratchDir('jw-lazy-packages-');
     const lazy = lazyPackages({ 'group-yaml.cjs': ['yaml'] });
     lazy.imports.get('group-yaml.cjs')!.add('yaml');
     await build({
-      ...commonBuildOptions(REPO),
-      logLevel: 'silent',
+      ...TEST_BUILD_OPTIONS,
       stdin: lazyPackagesEntry(lazy.imports, 'group-yaml.cjs', REPO),
       outfile: join(dir, 'group-yaml.cjs'),
     });
