@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { type FileHandle, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import { type AddressInfo, connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -34,9 +34,15 @@ function countingAddon(addon: SendFileAddon, refuseFirst?: number) {
   let inFlight = 0;
   let mostInFlight = 0;
   let refused = refuseFirst === undefined;
+  const widened: number[] = [];
   const { promise: full, resolve } = Promise.withResolvers<void>();
   const counted: SendFileAddon = {
     duplicate: (fd) => addon.duplicate(fd),
+    widenSendBuffer: (fd, bytes) => {
+      const size = addon.widenSendBuffer(fd, bytes);
+      widened.push(size);
+      return size;
+    },
     sendFile: async (...args) => {
       if (!refused) {
         refused = true;
@@ -56,7 +62,14 @@ function countingAddon(addon: SendFileAddon, refuseFirst?: number) {
       }
     },
   };
-  return { addon: counted, full, fullStops: () => fullStops, mostInFlight: () => mostInFlight };
+  return {
+    addon: counted,
+    full,
+    fullStops: () => fullStops,
+    mostInFlight: () => mostInFlight,
+    /** What each `widenSendBuffer` answered, in order. */
+    widened: () => widened,
+  };
 }
 
 /**
@@ -184,12 +197,18 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
 
   for (const via of ['TCP', 'a Unix socket'] as const) {
     it(`waits for a client that does not read, through Node, and then sends the rest exactly (${via})`, async () => {
-      await clientThatWaits(via === 'TCP' ? port : socketPath);
+      const widened = await clientThatWaits(via === 'TCP' ? port : socketPath);
+      // Asked once, at the first copy: a Unix socket's buffer grows (to twice what was asked, or
+      // to twice net.core.wmem_max); TCP's is left to size itself.
+      assert.deepEqual(widened, [via === 'TCP' ? 0 : expectedSendBuffer(2 * MiB)]);
     });
   }
 
-  /** Serves the whole file to a client that reads nothing until a copy stopped on a full socket. */
-  async function clientThatWaits(where: number | string): Promise<void> {
+  /**
+   * Serves the whole file to a client that reads nothing until a copy stopped on a full socket.
+   * Resolves with what the sender's `widenSendBuffer` calls answered.
+   */
+  async function clientThatWaits(where: number | string): Promise<number[]> {
     const counting = countingAddon(realAddon());
     const sent = serveSpan(counting.addon, 0, content.length);
     const socket = askWithoutReading(where);
@@ -210,6 +229,7 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
       'every byte, in order, across the waits',
     );
     assert.equal(body.subarray(head.length + content.length).toString(), '\r\n0\r\n\r\n');
+    return counting.widened();
   }
 
   it('answers false when the client goes away mid-send, and gives its descriptor back', async () => {
@@ -290,6 +310,7 @@ describe('FileSender: a response body sent from a file inside the kernel', () =>
         duplicates++;
         return refuse ?? addon.duplicate(fd);
       },
+      widenSendBuffer: (fd, bytes) => addon.widenSendBuffer(fd, bytes),
       sendFile: (...args) => {
         copies++;
         return addon.sendFile(...args);
@@ -454,8 +475,55 @@ describe('loadSendFile', () => {
       assert.throws(() => addon.sendFile(none, none, 0, bad), TypeError, `length ${bad}`);
     }
     assert.ok(addon.duplicate(1_000_000) < 0, 'a descriptor not open answers -errno');
+    for (const bad of [-1, Number.NaN, 2 ** 32 + 1, 1.5]) {
+      assert.throws(() => addon.widenSendBuffer(bad, MiB), TypeError, `widen descriptor ${bad}`);
+      assert.throws(() => addon.widenSendBuffer(none, bad), TypeError, `widen bytes ${bad}`);
+    }
+    assert.ok(addon.widenSendBuffer(none, MiB) < 0, 'a descriptor not open answers -errno');
+  });
+
+  it("widens a Unix socket's send buffer, never shrinks it, and leaves TCP and other files alone", async () => {
+    const addon = realAddon();
+    const dir = await mkdtemp(join(tmpdir(), 'jw-widen-'));
+    const accepted: Socket[] = [];
+    const server = createNetServer((socket) => accepted.push(socket));
+    const tcp = createNetServer((socket) => accepted.push(socket));
+    try {
+      server.listen(join(dir, 'sock'));
+      tcp.listen(0, '127.0.0.1');
+      await Promise.all([once(server, 'listening'), once(tcp, 'listening')]);
+      const local = connect(join(dir, 'sock'));
+      const remote = connect((tcp.address() as AddressInfo).port, '127.0.0.1');
+      await Promise.all([once(local, 'connect'), once(remote, 'connect')]);
+      const fd = (socket: Socket) => (socket as unknown as { _handle: { fd: number } })._handle.fd;
+      assert.equal(addon.widenSendBuffer(fd(local), 2 * MiB), expectedSendBuffer(2 * MiB));
+      assert.equal(addon.widenSendBuffer(fd(local), 64 * 1024), expectedSendBuffer(2 * MiB), 'not shrunk');
+      assert.equal(addon.widenSendBuffer(fd(remote), 2 * MiB), 0, 'TCP left alone');
+      const file = await open(join(dir, 'file'), 'w');
+      try {
+        assert.ok(addon.widenSendBuffer(file.fd, MiB) < 0, 'a file that is not a socket answers -errno');
+      } finally {
+        await file.close();
+      }
+      local.destroy();
+      remote.destroy();
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      server.close();
+      tcp.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
+
+/**
+ * The send buffer a Unix socket has once `bytes` was asked for: the kernel keeps at most
+ * net.core.wmem_max of it, and doubles what it keeps (its own bookkeeping).
+ */
+function expectedSendBuffer(bytes: number): number {
+  const max = Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8'));
+  return 2 * Math.min(bytes, max);
+}
 
 describe('writeFrames with file spans', () => {
   it('splits a span longer than a frame may be into frames a reader accepts, each with its cursor', async () => {
