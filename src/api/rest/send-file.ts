@@ -20,11 +20,12 @@ export interface SendFileAddon {
   /** A new descriptor (closed on exec) of the same open file, or -errno. */
   duplicate(fd: number): number;
   /**
-   * Asks for a send buffer of `bytes` on a Unix stream socket, never a smaller one than it has:
-   * the size it then has (at most twice net.core.wmem_max), 0 for any other socket (left alone),
-   * or -errno.
+   * Asks for a send buffer of `bytes` on a Unix stream socket, never making it smaller than it
+   * is: the size it then has (at most twice net.core.wmem_max), 0 for any other socket (left
+   * alone), or -errno. Absent from an addon built before it (a rebuild that failed left the old
+   * one): the copies then go on without it.
    */
-  widenSendBuffer(fd: number, bytes: number): number;
+  widenSendBuffer?(fd: number, bytes: number): number;
 }
 
 /**
@@ -38,8 +39,11 @@ export function loadSendFile(places?: readonly string[]): { addon: SendFileAddon
 /**
  * The send buffer asked for on a local client's Unix socket at the first copy: each time it fills,
  * the copy waits for the client through the pool and Node (see `send`), so a larger one means
- * fewer waits. The default (208 KiB) held 1 GiB to 2.4-2.9 GB/s here, 2 MiB to 4.6-5.1 (see
- * send-file.c). Memory only while the client is behind, and only for its bytes in flight.
+ * fewer waits. The default (208 KiB) held 1 GiB to 2.4-2.9 GB/s here, 2 MiB asked (a 4 MiB
+ * buffer) to 4.6-5.1 (see send-file.c). It is kernel memory only for the bytes a client has not
+ * read yet; the setting stays with a kept-alive connection's later responses, where it only lets
+ * more of them wait in the kernel before Node's own backpressure applies. Only the server's own
+ * account reaches its Unix socket (docs/security.md).
  */
 const SEND_BUFFER_BYTES = 2 * 1024 * 1024;
 /** Bytes per call of the addon: bounds how long one copy holds a thread of libuv's pool. */
@@ -226,15 +230,16 @@ export class FileSender {
   }
 
   /**
-   * The socket's duplicate, made at the first copy. Never of a destroyed socket: Node may have
-   * closed its number already, and a duplicate of it would be of whatever file took it.
+   * The socket's duplicate, made at the first copy, with a Unix socket's send buffer widened
+   * (`SEND_BUFFER_BYTES`). Never of a destroyed socket: Node may have closed its number already,
+   * and a duplicate of it would be of whatever file took it.
    */
   #own(): number {
     if (this.#fd === undefined && this.#socket.destroyed) return -1;
     if (this.#fd === undefined) {
       this.#fd = this.#addon.duplicate(this.#socketFd);
       // A socket that cannot be widened is sent to all the same, only with more waits.
-      if (this.#fd >= 0) this.#addon.widenSendBuffer(this.#fd, SEND_BUFFER_BYTES);
+      if (this.#fd >= 0) this.#addon.widenSendBuffer?.(this.#fd, SEND_BUFFER_BYTES);
     }
     return this.#fd;
   }

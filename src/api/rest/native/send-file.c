@@ -32,6 +32,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 _Static_assert(sizeof(off_t) == 8, "send-file.c needs 64-bit file offsets");
 
@@ -160,16 +161,39 @@ static napi_value duplicate(napi_env env, napi_callback_info info) {
 }
 
 /*
- * widenSendBuffer(fd, bytes): asks the kernel for a send buffer of `bytes` on a Unix stream socket
- * and returns the size it then has (the kernel keeps at most net.core.wmem_max, doubled for its
- * bookkeeping); 0 for any other socket, left as it is; -errno when the socket cannot be asked.
+ * net.core.wmem_max, the most of a send buffer the kernel keeps when asked (it doubles what it
+ * keeps, for its own bookkeeping); read once, -1 when it cannot be read.
+ */
+static int64_t send_buffer_max(void) {
+  static int64_t max = -2;
+  if (max != -2) return max;
+  max = -1;
+  int fd = open("/proc/sys/net/core/wmem_max", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return max;
+  char text[32];
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return max;
+  text[n] = '\0';
+  char *end;
+  long long value = strtoll(text, &end, 10);
+  if (end != text && value > 0) max = value;
+  return max;
+}
+
+/*
+ * widenSendBuffer(fd, bytes): asks the kernel for a send buffer of `bytes` on a Unix stream socket,
+ * and returns the size the socket then has; 0 for any other socket, left as it is; -errno when
+ * the socket cannot be asked. The kernel keeps at most net.core.wmem_max and doubles what it
+ * keeps, so the call is made only when that would be larger than what the socket has: a buffer
+ * is never made smaller (wmem_default, what a socket starts with, may be above wmem_max), nor
+ * touched at all when wmem_max cannot be read. `bytes` 0 reads the size and changes nothing.
  *
- * Why: a Unix socket's buffer (wmem_default, 208 KiB) is what one copy can put in before the
- * client has to read and the copy has to wait (a round through the pool and Node, see
- * send-file.ts). 1 GiB to a reader of 1 MiB a read, measured with sendfile(2) here: 2.4-2.9
- * GB/s with the default, 4.6-5.1 with 2 MiB asked. TCP sizes its own buffers as the connection
- * goes (setting one turns that off, and gained nothing on loopback): it is left alone.
- * Leaves alone a buffer already as large as asked.
+ * Why: a Unix socket's buffer (wmem_default, 208 KiB on most hosts) is what one copy can put in
+ * before the client has to read and the copy has to wait (a round through the pool and Node, see
+ * send-file.ts). 1 GiB to a reader of 1 MiB a read, measured with sendfile(2) here: 2.4-2.9 GB/s
+ * with the default, 4.6-5.1 with 2 MiB asked (a 4 MiB buffer). TCP sizes its own buffers as the
+ * connection goes (setting one turns that off, and gained nothing on loopback): left alone.
  */
 static napi_value widen_send_buffer(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -177,9 +201,9 @@ static napi_value widen_send_buffer(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   int64_t fd, bytes;
   if (argc < 2 || !whole_number(env, argv[0], 2147483647.0, &fd) || !whole_number(env, argv[1], 1073741824.0, &bytes))
-    return throw_type_error(env,
-                            "widenSendBuffer(fd, bytes): expected a descriptor and a size in bytes, whole numbers from 0");
-  struct sockaddr_storage address;
+    return throw_type_error(
+        env, "widenSendBuffer(fd, bytes): expected a descriptor, and a size in bytes from 0 to 1 GiB, whole numbers");
+  struct sockaddr_storage address = {0};
   socklen_t len = sizeof address;
   int type = 0, size = 0;
   int result;
@@ -191,15 +215,18 @@ static napi_value widen_send_buffer(napi_env env, napi_callback_info info) {
     result = 0;
   } else if (len = sizeof size, getsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0) {
     result = -errno;
-  } else if (size >= bytes) {
-    result = size;
   } else {
-    int wanted = (int)bytes;
-    if (setsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &wanted, sizeof wanted) != 0 ||
-        (len = sizeof size, getsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0))
-      result = -errno;
-    else
-      result = size;
+    int64_t max = send_buffer_max();
+    int64_t kept = max < 0 ? 0 : 2 * (bytes < max ? bytes : max);
+    result = size;
+    if (kept > size) {
+      int wanted = (int)(bytes < max ? bytes : max);
+      if (setsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &wanted, sizeof wanted) != 0 ||
+          (len = sizeof size, getsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0))
+        result = -errno;
+      else
+        result = size;
+    }
   }
   napi_value value;
   if (napi_create_int32(env, result, &value) != napi_ok) return NULL;
