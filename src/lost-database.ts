@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { systemClock } from './core/clock.ts';
 import { ValidationError } from './core/errors.ts';
 import type { Logger } from './core/logger.ts';
 import { Cgroups } from './runtime/cgroups.ts';
@@ -34,7 +35,8 @@ export async function checkForLostDatabase(
         'first and moves their directories aside.',
     );
   }
-  const { killed, movedTo, unreachable } = await resetOrphanedJobs(dataDir, ids, cgroups(), new Date());
+  // At the server's start, before any engine (and its clock) exists: the system's time.
+  const { killed, movedTo, unreachable } = await resetOrphanedJobs(dataDir, ids, cgroups(), systemClock);
   logger.warn(
     { dataDir, jobs: ids.length, killed: killed.length, movedTo },
     `--reset-store: the database was missing; stopped ${killed.length} orphaned job(s) still running ` +

@@ -36,3 +36,24 @@ export const systemClock: Clock = {
     return { clear: () => clearTimeout(timer) };
   },
 };
+
+/** A deadline on a `Clock`: its signal aborts once `ms` have passed there; `clear` once it is not needed. */
+export interface ClockDeadline {
+  /** Aborted at the deadline, with a `TimeoutError` as `AbortSignal.timeout` gives. */
+  readonly signal: AbortSignal;
+  clear(): void;
+}
+
+/**
+ * `AbortSignal.timeout` on `clock`: a grace period or a give-up time that a test's manual clock
+ * moves, like every other timer of the server. Clear it once what it bounds is done, so that the
+ * timer does not outlive it.
+ */
+export function clockDeadline(clock: Clock, ms: number): ClockDeadline {
+  const controller = new AbortController();
+  const timer = clock.setTimer(
+    () => controller.abort(new DOMException(`The operation timed out after ${ms} ms`, 'TimeoutError')),
+    ms,
+  );
+  return { signal: controller.signal, clear: () => timer.clear() };
+}

@@ -1,14 +1,16 @@
+import { pollKernel } from '../runtime/kernel-poll.ts';
 import { isSameProcessAlive, type RecordedProcess } from '../runtime/process-identity.ts';
 
 /**
  * Notices when the wrapper of a job adopted from an earlier server (or orphaned by a spawner that
- * died) exits. No exit event reaches the engine for such a job; one shared timer checks every adopted job's
- * recorded identity (a /proc read each), never one timer per job.
+ * died) exits. No exit event reaches the engine for such a job; one shared real-time poll
+ * (kernel-poll.ts) checks every adopted job's recorded identity (a /proc read each), never one
+ * timer per job.
  */
 export class AdoptedExitWatch {
   readonly #intervalMs: number;
   readonly #watched = new Map<RecordedProcess, () => void>();
-  #timer: NodeJS.Timeout | undefined;
+  #stopPolling: (() => void) | undefined;
 
   constructor(intervalMs: number) {
     this.#intervalMs = intervalMs;
@@ -19,14 +21,13 @@ export class AdoptedExitWatch {
     if (!isSameProcessAlive(identity)) return Promise.resolve();
     return new Promise((resolve) => {
       this.#watched.set(identity, resolve);
-      this.#timer ??= setInterval(() => this.#check(), this.#intervalMs);
-      this.#timer.unref();
+      this.#stopPolling ??= pollKernel(() => this.#check(), this.#intervalMs, false);
     });
   }
 
   close(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stopPolling?.();
+    this.#stopPolling = undefined;
     this.#watched.clear();
   }
 

@@ -205,6 +205,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       log: (line) => options.logger.warn({ spawner: true }, line),
     });
     this.#launcher = new Launcher({
+      clock: options.clock,
       store: this.#store,
       cgroups: this.#cgroups,
       supervisor: this.#supervisor,
@@ -484,8 +485,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     for (const job of jobs) {
       if (job.process === null || job.node !== this.#options.node) continue;
       if (!isSameProcessAlive(job.process) && job.process.cgroups.length === 0) continue;
-      await stopProcesses(job.process, this.#cgroups, 0, false);
-      await killLeftovers(job.process, this.#cgroups, false);
+      await stopProcesses(job.process, this.#cgroups, 0, false, this.#options.clock);
+      await killLeftovers(job.process, this.#cgroups, false, this.#options.clock);
       await this.#cgroups.removeAsync(job.process.cgroups).catch(() => undefined);
       ended++;
     }

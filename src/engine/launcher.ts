@@ -1,4 +1,5 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
+import { type Clock, clockDeadline } from '../core/clock.ts';
 import { ClaimLostError, SpawnError } from '../core/errors.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
@@ -12,6 +13,8 @@ import type { JobStore } from '../store/job-store.ts';
 import type { SpawnedJob, Supervisor } from './supervisor.ts';
 
 export interface LauncherDeps {
+  /** Times the waits for a job's processes to go (the engine's clock). */
+  readonly clock: Clock;
   readonly store: JobStore;
   readonly cgroups: Cgroups;
   readonly supervisor: Supervisor;
@@ -124,7 +127,7 @@ export class Launcher {
       return await supervisor.started(job, spawn.spawned, spawn.dir);
     } catch (err) {
       // Its processes run but nothing supervises them: end them before recording the failure.
-      await stopProcesses(spawn.spawned.identity, cgroups, 0, true).catch(() => undefined);
+      await stopProcesses(spawn.spawned.identity, cgroups, 0, true, this.#deps.clock).catch(() => undefined);
       this.#removeCgroups(spawn.dirs);
       // The claim went back to its queue while this node was cut off (docs/cluster.md): the job is
       // not this node's to record; another node runs it.
@@ -157,7 +160,9 @@ export class Launcher {
       }
       if (dirs.length > 0) {
         cgroups.killAll(dirs);
-        await cgroups.whenEmpty(dirs, AbortSignal.timeout(30_000)).catch(() => {});
+        const deadline = clockDeadline(this.#deps.clock, 30_000);
+        await cgroups.whenEmpty(dirs, deadline.signal).catch(() => {});
+        deadline.clear();
         cgroups.remove(dirs);
       }
       const sent = await stat(dir).then(

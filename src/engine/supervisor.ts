@@ -204,7 +204,7 @@ export class Supervisor {
   /** Records as `lost` a job that cannot be supervised, after ending whatever of it still runs. */
   async #lose(job: Job, identity: ProcessIdentity, reason: string): Promise<void> {
     if (job.status === 'paused') freezeProcesses(identity, this.#deps.cgroups, false);
-    await stopProcesses(identity, this.#deps.cgroups, 0, false);
+    await stopProcesses(identity, this.#deps.cgroups, 0, false, this.#deps.clock);
     try {
       this.#deps.cgroups.remove(identity.cgroups);
     } catch (err) {
@@ -247,8 +247,8 @@ export class Supervisor {
     s.finishing = true;
     s.timer?.clear();
     if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
-    await stopProcesses(s.identity, this.#deps.cgroups, 0, !s.adopted);
-    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted);
+    await stopProcesses(s.identity, this.#deps.cgroups, 0, !s.adopted, this.#deps.clock);
+    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);
     const id = decided.id;
     await this.#deps.monitor.finish(id, s.dir).catch((err: unknown) => this.#deps.onError(err as Error, id));
     await this.#deps.progress.finish(id).catch((err: unknown) => this.#deps.onError(err as Error, id));
@@ -333,7 +333,7 @@ export class Supervisor {
   async #stopProcesses(s: Supervised, graceMs: number): Promise<StopResult> {
     // A frozen job would sit on its SIGTERM until the grace ran out: thaw it so it can exit cleanly.
     if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
-    const result = await stopProcesses(s.identity, this.#deps.cgroups, graceMs, !s.adopted);
+    const result = await stopProcesses(s.identity, this.#deps.cgroups, graceMs, !s.adopted, this.#deps.clock);
     if (result.forced && !this.#closed) {
       // Not on record when the disk is full: the end records it then (`stopForced` of the finish).
       s.job = await this.#deps.store.markStopForced(s.job.id).catch((err: unknown) => {
@@ -352,7 +352,7 @@ export class Supervisor {
     const stopResult = s.stop ? await s.stop.done.catch(() => undefined) : undefined;
     // The job ended when its main process did (its wrapper recorded that and exited); whatever it
     // left behind goes with it. A wrapper killed before it recorded may leave the main process too.
-    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted);
+    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);
     // Read before the cgroups are removed below: their counters go with them.
     const usage = s.identity.cgroups.length > 0 ? this.#deps.cgroups.usage(s.identity.cgroups) : undefined;
     const record = await readExitRecord(s.dir);

@@ -17,6 +17,7 @@ import { controllersFor, V1_EQUIVALENT, writeV1Limits, writeV2Limits } from './c
 import { type CgroupMounts, readCgroupMounts } from './cgroup-mounts.ts';
 import { readUsage } from './cgroup-usage.ts';
 import { cgroupParent } from './delegated-cgroup.ts';
+import { pollKernel } from './kernel-poll.ts';
 import { sendSignal } from './signals.ts';
 
 /** The v1 hierarchies jobworker uses, each where the v2 hierarchy lacks its controller. */
@@ -292,20 +293,23 @@ export class Cgroups {
     return roots.map((root) => join(root, jobId)).filter((dir) => existsSync(dir));
   }
 
-  /** Resolves once the job's cgroup has no process left (a kernel notification on v2). */
+  /**
+   * Resolves once the job's cgroup has no process left (a kernel notification on v2, a real-time
+   * poll on v1: see kernel-poll.ts); rejects with `signal`'s reason when it aborts first.
+   */
   whenEmpty(dirs: readonly string[], signal?: AbortSignal): Promise<void> {
     if (this.isEmpty(dirs)) return Promise.resolve();
     const v2 = this.#v2Dir(dirs);
     return new Promise((resolve, reject) => {
       const finish = () => {
         watcher?.close();
-        clearInterval(timer);
+        stopPolling();
         signal?.removeEventListener('abort', onAbort);
         resolve();
       };
       const onAbort = () => {
         watcher?.close();
-        clearInterval(timer);
+        stopPolling();
         reject(signal?.reason);
       };
       const check = () => {
@@ -313,10 +317,10 @@ export class Cgroups {
       };
       // v2 notifies; v1 has no notification we can use without a release agent, so poll.
       const watcher = v2 ? watch(join(v2, 'cgroup.events'), check) : undefined;
-      // An 'error' event with no listener would crash the server; the interval below still
+      // An 'error' event with no listener would crash the server; the poll below still
       // notices the cgroup empty, so a broken watch only makes the wait coarser.
       watcher?.on('error', () => watcher.close());
-      const timer = setInterval(check, v2 ? 1000 : 50);
+      const stopPolling = pollKernel(check, v2 ? 1000 : 50, true);
       signal?.addEventListener('abort', onAbort, { once: true });
       check();
     });

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Clock } from '../core/clock.ts';
 import type { ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from './cgroups.ts';
 import { EXIT_FILE } from './exit-record.ts';
@@ -45,7 +46,7 @@ export async function resetOrphanedJobs(
   dataDir: string,
   ids: readonly string[],
   cgroups: Cgroups,
-  now: Date,
+  clock: Clock,
 ): Promise<OrphanReset> {
   const killed: string[] = [];
   const unreachable: string[] = [];
@@ -60,11 +61,11 @@ export async function resetOrphanedJobs(
     const running =
       (dirs.length > 0 && !cgroups.isEmpty(dirs)) || (recorded !== undefined && isSameProcessAlive(recorded));
     // No grace: nothing supervises these jobs, nothing can record how they end.
-    const { forced } = await stopProcesses(identity, cgroups, 0, false);
+    const { forced } = await stopProcesses(identity, cgroups, 0, false, clock);
     if (running || forced) killed.push(id);
     cgroups.remove(dirs);
   }
-  const movedTo = join(dataDir, `jobs.orphaned-${now.toISOString().replaceAll(':', '-')}`);
+  const movedTo = join(dataDir, `jobs.orphaned-${clock.now().toISOString().replaceAll(':', '-')}`);
   await rename(join(dataDir, 'jobs'), movedTo);
   return { killed, movedTo, unreachable };
 }

@@ -1,5 +1,7 @@
+import { type Clock, clockDeadline } from '../core/clock.ts';
 import type { ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from './cgroups.ts';
+import { pauseBetweenLooks } from './kernel-poll.ts';
 import { isSameProcessAlive } from './process-identity.ts';
 import { groupExists, sendSignal } from './signals.ts';
 
@@ -13,26 +15,30 @@ export interface StopResult {
  * exit, then SIGKILL to everything in its cgroup (escapees from the group included) or,
  * on a host without cgroups, to the group. Resolves once nothing of the job remains.
  * The recorded identity is checked before each signal to the group, so a reused pid is
- * never signalled.
+ * never signalled. The grace, and each 30 s wait for a kill to take, are timed on `clock`.
  */
 export async function stopProcesses(
   identity: ProcessIdentity,
   cgroups: Cgroups,
   graceMs: number,
   groupIsOurs: boolean,
+  clock: Clock,
 ): Promise<StopResult> {
   const { pid } = identity;
   const dirs = identity.cgroups;
   if (isSameProcessAlive(identity)) sendSignal(-pid, 'SIGTERM');
-  if (await allGone(identity, cgroups, graceMs, groupIsOurs)) return { forced: false };
+  if (await allGone(identity, cgroups, graceMs, groupIsOurs, clock)) return { forced: false };
   // A stop is done only when nothing of the job is left: a process the kill has not ended yet
   // (one in uninterruptible sleep, say) is killed again until it is gone.
   do {
     if (dirs.length > 0) cgroups.killAll(dirs);
     else if (isSameProcessAlive(identity) || (groupIsOurs && groupExists(pid))) sendSignal(-pid, 'SIGKILL');
-  } while (!(await allGone(identity, cgroups, 30_000, groupIsOurs)));
+  } while (!(await allGone(identity, cgroups, KILL_WAIT_MS, groupIsOurs, clock)));
   return { forced: true };
 }
+
+/** How long a kill is given to take before it is sent again (or, for leftovers, given up on). */
+const KILL_WAIT_MS = 30_000;
 
 /**
  * Kills whatever a job left behind after its wrapper ended (its main process included, when a
@@ -44,40 +50,47 @@ export async function killLeftovers(
   identity: ProcessIdentity,
   cgroups: Cgroups,
   groupIsOurs: boolean,
+  clock: Clock,
 ): Promise<boolean> {
   const dirs = identity.cgroups;
   if (dirs.length > 0) {
     if (cgroups.isEmpty(dirs)) return false;
     cgroups.killAll(dirs);
-    await cgroups.whenEmpty(dirs, AbortSignal.timeout(30_000)).catch(() => {});
+    await allGone(identity, cgroups, KILL_WAIT_MS, groupIsOurs, clock);
     return true;
   }
   if (identity.pid <= 1) return false;
   if (!isSameProcessAlive(identity) && !(groupIsOurs && groupExists(identity.pid))) return false;
   sendSignal(-identity.pid, 'SIGKILL');
   // As with a cgroup: the end is recorded once they are gone, not while they are still dying.
-  await allGone(identity, cgroups, 30_000, groupIsOurs);
+  await allGone(identity, cgroups, KILL_WAIT_MS, groupIsOurs, clock);
   return true;
 }
 
+/** Whether nothing of the job is left within `timeoutMs` on `clock`. */
 async function allGone(
   identity: ProcessIdentity,
   cgroups: Cgroups,
   timeoutMs: number,
   groupIsOurs: boolean,
+  clock: Clock,
 ): Promise<boolean> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  if (identity.cgroups.length > 0) {
-    return cgroups.whenEmpty(identity.cgroups, signal).then(
-      () => true,
-      () => false,
-    );
+  const deadline = clockDeadline(clock, timeoutMs);
+  try {
+    if (identity.cgroups.length > 0) {
+      return await cgroups.whenEmpty(identity.cgroups, deadline.signal).then(
+        () => true,
+        () => false,
+      );
+    }
+    // No cgroup: no notification exists for "process group empty", so look every 20 ms.
+    // A group whose leader we did not see exit may be someone else's by now: judge by the leader.
+    while (!deadline.signal.aborted) {
+      if (!isSameProcessAlive(identity) && !(groupIsOurs && groupExists(identity.pid))) return true;
+      await pauseBetweenLooks(20);
+    }
+    return false;
+  } finally {
+    deadline.clear();
   }
-  // No cgroup: no notification exists for "process group empty", so look every 20 ms.
-  // A group whose leader we did not see exit may be someone else's by now: judge by the leader.
-  while (!signal.aborted) {
-    if (!isSameProcessAlive(identity) && !(groupIsOurs && groupExists(identity.pid))) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return false;
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -35,6 +36,32 @@ describe('engine stop and timeout', () => {
     // weaker guarantee docs/architecture.md states. With a cgroup, nothing of the tree is left.
     const tree = h.engine.cgroupMode === 'none' ? [job.process!.pid] : [job.process!.pid, ...pids];
     for (const pid of tree) assert.equal(await pidAlive(pid), false, `pid ${pid} is gone`);
+  });
+
+  it("times the grace on the engine's clock: a job that ignores SIGTERM is killed once the clock passes it", async () => {
+    const clock = new ManualClock();
+    const timed = await openHarness({ clock });
+    try {
+      const pidsFile = join(timed.dataDir, 'stubborn.pids');
+      const job = await startRunning(
+        timed.engine,
+        { command: join(FIXTURES, 'stubborn-tree.sh'), args: [pidsFile] },
+        me,
+      );
+      await waitForFileText(join(timed.dataDir, 'jobs', job.id, 'stdout'), 'ready');
+      const grace = 3_600_000;
+      await timed.engine.stop(job.id, me, { graceMs: grace });
+      // Its SIGTERM is ignored, and an hour has not passed on the clock: still running.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal((await timed.engine.get(job.id))?.status, 'running');
+      clock.advance(grace);
+      const done = await timed.engine.waitFor(job.id);
+      assert.equal(done.status, 'stopped');
+      assert.equal(done.stopForced, true);
+      assert.equal(done.exit?.reason, 'stopped by tester: killed by SIGKILL after 1 h grace');
+    } finally {
+      await timed.destroy();
+    }
   });
 
   it('a graceful stop is not forced; a stop on a finished job changes nothing and says so', async () => {

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/core/clock.ts';
 import { normalizeSpec } from '../../src/core/spec.ts';
 import { readCgroupMounts } from '../../src/runtime/cgroup-mounts.ts';
 import { type CgroupMode, Cgroups } from '../../src/runtime/cgroups.ts';
@@ -16,7 +17,19 @@ import { bootId, identify, isSameProcessAlive } from '../../src/runtime/process-
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import { spawnerPath } from '../../src/runtime/spawner-path.ts';
 import { stopProcesses } from '../../src/runtime/stop-processes.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+
+const HOUR_MS = 3_600_000;
+
+/** `stopping`'s result, or a failure naming the wait once `ms` of real time passed without one. */
+function stopWithin<T>(stopping: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the stop did not end within ${ms} ms of its grace`)), ms);
+  });
+  return Promise.race([stopping, late]).finally(() => clearTimeout(timer));
+}
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 let root: string;
@@ -57,7 +70,7 @@ for (const mode of modes) {
   describe(`runtime with cgroups: ${mode}`, () => {
     const cgroups = new Cgroups({ mode, name: 'jobworker-test' });
 
-    it('stops a tree that ignores SIGTERM and has a setsid grandchild, and says the kill was forced', async () => {
+    it('stops a tree that ignores SIGTERM and has a setsid grandchild once the grace has passed on the clock, and says the kill was forced', async () => {
       const pids = join(root, `pids-${mode}`);
       const { spawned, exited, dirs } = await launch(cgroups, {
         command: join(FIXTURES, 'stubborn-tree.sh'),
@@ -66,7 +79,17 @@ for (const mode of modes) {
       const [main, grandchild] = (await waitForFileText(pids, '\n')).trim().split(' ').map(Number);
       assert.ok(main && grandchild);
       assert.ok(await pidAlive(grandchild), 'the grandchild runs');
-      const result = await stopProcesses(spawned.identity, cgroups, 300, true);
+      // A grace of an hour, timed on the clock given: it passes when the clock says so.
+      const clock = new ManualClock();
+      let settled = false;
+      const stopping = stopProcesses(spawned.identity, cgroups, HOUR_MS, true, clock).finally(() => {
+        settled = true;
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(settled, false, 'the stop waits out its grace');
+      assert.ok(await pidAlive(main), 'SIGTERM is ignored');
+      clock.advance(HOUR_MS);
+      const result = await stopWithin(stopping, 20_000);
       await exited;
       if (mode === 'none') {
         // Without cgroups a setsid escapee cannot be found: the documented weaker guarantee.
@@ -87,7 +110,7 @@ for (const mode of modes) {
         args: ['-c', 'echo ready; exec sleep 60'],
       });
       await waitForFileText(join(dir, 'stdout'), 'ready');
-      const result = await stopProcesses(spawned.identity, cgroups, 10_000, true);
+      const result = await stopProcesses(spawned.identity, cgroups, 10_000, true, systemClock);
       await exited;
       assert.equal(result.forced, false);
       const record = await readExitRecord(dir);
@@ -226,7 +249,7 @@ describe('process identity', () => {
     // Same pid, different start time: what a reused pid looks like.
     const stale = { pid, startTicks: real.startTicks + 7, bootId: real.bootId, cgroups: [] };
     // As after a restart: the group is not known to be ours.
-    const result = await stopProcesses(stale, new Cgroups({ mode: 'none' }), 50, false);
+    const result = await stopProcesses(stale, new Cgroups({ mode: 'none' }), 50, false, systemClock);
     assert.equal(await pidAlive(pid), true, 'the unrelated process was not signalled');
     assert.equal(result.forced, false, 'nothing of the job was there to kill');
     bystander.kill('SIGKILL');
