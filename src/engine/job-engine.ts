@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
+import { checkGraceMs } from '../core/grace.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
 import { isIsolated, mergeIsolation } from '../core/isolation.ts';
 import {
@@ -410,6 +411,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * finished job changes nothing and says so (`changed: false`).
    */
   async stop(id: string, caller: Caller, options: StopOptions = {}): Promise<StopResponse> {
+    checkGraceMs(options.graceMs);
     const graceMs = options.graceMs ?? this.#options.defaultGraceMs;
     // A job moves on between the looks below (claimed, started, finished by another stop):
     // each refusal means "look again", and a few looks always settle it.

@@ -161,8 +161,11 @@ export class Launcher {
       if (dirs.length > 0) {
         cgroups.killAll(dirs);
         const deadline = clockDeadline(this.#deps.clock, 30_000);
-        await cgroups.whenEmpty(dirs, deadline.signal).catch(() => {});
-        deadline.clear();
+        try {
+          await cgroups.whenEmpty(dirs, deadline.signal).catch(() => {});
+        } finally {
+          deadline.clear();
+        }
         cgroups.remove(dirs);
       }
       const sent = await stat(dir).then(

@@ -48,6 +48,8 @@ export async function resetOrphanedJobs(
   cgroups: Cgroups,
   clock: Clock,
 ): Promise<OrphanReset> {
+  // Named for when the reset began, not for when its last kill was done.
+  const began = clock.now();
   const killed: string[] = [];
   const unreachable: string[] = [];
   for (const id of ids) {
@@ -65,7 +67,7 @@ export async function resetOrphanedJobs(
     if (running || forced) killed.push(id);
     cgroups.remove(dirs);
   }
-  const movedTo = join(dataDir, `jobs.orphaned-${clock.now().toISOString().replaceAll(':', '-')}`);
+  const movedTo = join(dataDir, `jobs.orphaned-${began.toISOString().replaceAll(':', '-')}`);
   await rename(join(dataDir, 'jobs'), movedTo);
   return { killed, movedTo, unreachable };
 }

@@ -37,7 +37,10 @@ export async function stopProcesses(
   return { forced: true };
 }
 
-/** How long a kill is given to take before it is sent again (or, for leftovers, given up on). */
+/**
+ * How long a kill is given to take before it is sent again (or, for leftovers, given up on), on
+ * the caller's clock: on a test's manual clock, only once the test moves it on.
+ */
 const KILL_WAIT_MS = 30_000;
 
 /**

@@ -12,6 +12,7 @@ import {
   NotFoundError,
   ValidationError,
 } from '../core/errors.ts';
+import { checkGraceMs } from '../core/grace.ts';
 import { isJobId } from '../core/ids.ts';
 import { normalizeIsolation } from '../core/isolation.ts';
 import {
@@ -130,9 +131,6 @@ export const SERVICE_DEFAULTS = {
 
 /** How often a wait for a job on another node reads it from the store, by default. */
 const CLUSTER_POLL_MS = 1000;
-
-/** The longest grace a stop may ask for: one day. */
-export const MAX_GRACE_MS = 24 * 3600 * 1000;
 
 /**
  * Bytes read per page when a view is read to its current end (not followed). Each page costs about
@@ -645,13 +643,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   async #stop(who: Caller, id: string, options: { graceMs?: number }): Promise<Job> {
     const { graceMs } = options;
-    if (graceMs !== undefined && (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_GRACE_MS)) {
-      throw ValidationError.expected(
-        'graceMs',
-        `an integer of milliseconds from 0 to ${MAX_GRACE_MS}`,
-        graceMs,
-      );
-    }
+    checkGraceMs(graceMs);
     const current = await this.#getToChange(who, id, 'stop a job');
     const peer = await this.#routing.processPeer(who, current);
     if (peer) {

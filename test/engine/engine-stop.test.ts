@@ -60,8 +60,29 @@ describe('engine stop and timeout', () => {
       assert.equal(done.stopForced, true);
       assert.equal(done.exit?.reason, 'stopped by tester: killed by SIGKILL after 1 h grace');
     } finally {
+      // A failed assertion above must not leave the stop waiting out its hour (and the file running).
+      clock.advance(3_600_000);
       await timed.destroy();
     }
+  });
+
+  it('refuses a grace that is not whole milliseconds from 0 to a day, naming graceMs, and records no stop', async () => {
+    const job = await startRunning(h.engine, { command: 'sleep', args: ['60'] }, me);
+    for (const graceMs of [-1, 1.5, Number.NaN, 24 * 3600 * 1000 + 1]) {
+      await assert.rejects(h.engine.stop(job.id, me, { graceMs }), (err: Error) => {
+        assert.equal(err.name, 'ValidationError');
+        assert.match(
+          err.message,
+          /^Expected `graceMs` to be an integer of milliseconds from 0 to 86400000, got /,
+        );
+        return true;
+      });
+    }
+    const still = await h.engine.get(job.id);
+    assert.equal(still.status, 'running');
+    assert.equal(still.stop, null, 'no stop was recorded');
+    await h.engine.stop(job.id, me, { graceMs: 0 });
+    assert.equal((await h.engine.waitFor(job.id)).status, 'stopped');
   });
 
   it('a graceful stop is not forced; a stop on a finished job changes nothing and says so', async () => {

@@ -1,10 +1,10 @@
 import { ROLES } from '../../auth/principal.ts';
 import { AUDIT_ACTIONS } from '../../core/audit.ts';
+import { MAX_GRACE_MS } from '../../core/grace.ts';
 import { JOB_STATUSES } from '../../core/job.ts';
 import { SPEC_LIMITS } from '../../core/spec.ts';
 import { TASK_DEFINITION_SCHEMA, TASK_PARAM_SCHEMA } from '../../core/task-definition.ts';
 import { OUTPUT_SELECTORS } from '../../output/cursor.ts';
-import { MAX_GRACE_MS } from '../../service/job-service.ts';
 import { MAX_PAGE_SIZE, MAX_TEXT_CHARS } from '../../store/list-query.ts';
 import { NODE_STATES } from '../../store/node-store.ts';
 import { NOTIFY_SCHEMA } from './notify-schema.ts';
