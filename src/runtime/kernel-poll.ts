@@ -2,10 +2,10 @@
  * Waits for the kernel's state where it gives no notification: a process gone, a process group
  * empty, a v1 cgroup empty, or (on v2, every second) a missed `cgroup.events` change. The one
  * kind of timer in the engine and the runtime that does not go through the engine's `Clock`, on
- * purpose: what it watches moves in
- * real time whatever clock schedules the jobs, and on a test's manual clock a poll would wait
- * for a tick that nobody gives (an adopted job's end would never be seen). How long to wait in
- * all (a grace period, a time to give up) is the caller's deadline, on its `Clock`.
+ * purpose: what it watches moves in real time whatever clock schedules the jobs, and on a test's
+ * manual clock a poll would wait for a tick that nobody gives (an adopted job's end would never
+ * be seen). How long to wait in all (a grace period, a time to give up) is the caller's
+ * deadline, on its `Clock`.
  */
 
 /**
