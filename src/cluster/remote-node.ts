@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../auth/principal.ts';
 import { readBody, send } from '../client/http.ts';
 import { ConnectionError } from '../client/wire-errors.ts';
-import { type Clock, systemClock } from '../core/clock.ts';
+import { type Clock, clockDeadline, systemClock } from '../core/clock.ts';
 import { CursorError, ERROR_CODES, type ErrorCode, JobworkerError, ValidationError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE, type OutputFrame } from '../core/output-frames.ts';
@@ -156,9 +156,10 @@ export class RemoteNode implements NodePeer {
       ...(options.accept ? { accept: options.accept } : {}),
     };
     // The answer must begin in time; once it has, a quiet follow may last as long as its job.
-    const timeout = new AbortController();
-    const clock = this.#options.clock ?? systemClock;
-    const timer = clock.setTimer(() => timeout.abort(), this.#options.answerTimeoutMs ?? 10_000);
+    const timeout = clockDeadline(
+      this.#options.clock ?? systemClock,
+      this.#options.answerTimeoutMs ?? 10_000,
+    );
     const signal = options.signal ? AbortSignal.any([options.signal, timeout.signal]) : timeout.signal;
     let response: IncomingMessage;
     try {
@@ -192,7 +193,7 @@ export class RemoteNode implements NodePeer {
       const why = err instanceof ConnectionError ? err.message : String(err);
       throw this.#unavailable(why, err);
     } finally {
-      timer.clear();
+      timeout.clear();
     }
     // A peer cut off without a word (a partition: no FIN, no RST) would leave a quiet follow open
     // for ever: TCP keepalive probes the connection once it has been idle for a while, and the

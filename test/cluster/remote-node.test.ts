@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Principal } from '../../src/auth/principal.ts';
@@ -15,6 +16,7 @@ import { OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
 import type { FollowEvent } from '../../src/engine/job-engine.ts';
 import { within } from '../api/api-harness.ts';
 import { type Harness, openHarness, readAll } from '../helpers/engine-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
@@ -329,5 +331,41 @@ describe('RemoteNode: a job on another node, through its REST API', () => {
     await c.audit.flush();
     const failures = (await c.audit.list({ action: 'auth:fail', limit: 100 })).entries;
     assert.ok(failures.length >= 4);
+  });
+});
+
+describe('RemoteNode: a peer that takes the connection and never answers', () => {
+  it('gives up once its answer timeout has passed on its clock: NODE_UNAVAILABLE naming the wait', async () => {
+    const sockets: Socket[] = [];
+    const silent = createNetServer((socket) => sockets.push(socket));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const clock = new ManualClock();
+    const remote = new RemoteNode({
+      node: 'node-c',
+      url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      credentials: new NodeCredentials({ node: 'node-a', secret: randomBytes(32) }),
+      records: () => Promise.reject(new Error('no job is recorded here')),
+      answerTimeoutMs: 60_000,
+      clock,
+    });
+    try {
+      let settled = false;
+      const stopping = remote.stop(ALICE, 'job-1').finally(() => {
+        settled = true;
+      });
+      const [peerSide] = await once(silent, 'connection');
+      await new Promise((resolve) => (peerSide as Socket).once('data', resolve));
+      assert.equal(settled, false, 'the request is out and waits for its answer');
+      clock.advance(60_000);
+      await assert.rejects(within(stopping, 10_000, 'the give-up'), (err: JobworkerError) => {
+        assert.equal(err.code, 'NODE_UNAVAILABLE');
+        assert.match(err.message, /did not answer within 60000 ms/);
+        return true;
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
