@@ -31,17 +31,23 @@ export const fanOut: Scenario = {
     let cpuSeconds = 0;
     let clientCpuSeconds = 0;
     let peakRss = 0;
+    let attachMs = 0;
+    let attachCpuMs = 0;
     const idleRss = server.rss();
     try {
       const goFile = join(server.dataDir, 'go');
       const args = [TICK_WRITER, goFile, String(INTERVAL_MS), String(durationMs), String(LINE_BYTES)];
       const job = await startJob(server.api, { command: process.execPath, args });
       const streams: Follower[] = [];
+      const attachCpu = server.cpu();
+      const attachStarted = performance.now();
       await runPool(FOLLOWERS, 50, async (i) => {
         const follower = followRaw(server.api, job.id, (text, at) => followers[i]!.push(text, at));
         streams.push(follower);
         await follower.opened;
       });
+      attachMs = performance.now() - attachStarted;
+      attachCpuMs = ((server.cpu() - attachCpu) * 1000) / FOLLOWERS;
       const rss = new RssSampler(server.pid, 50);
       const cpu = server.cpu();
       const clientCpu = process.cpuUsage();
@@ -70,6 +76,22 @@ export const fanOut: Scenario = {
         value: complete,
         format: (v) => `${fmt.count(v)} of ${FOLLOWERS}`,
         budget: { text: 'all', pass: complete === FOLLOWERS },
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `the ${fmt.count(FOLLOWERS)} followers attached to the running job (50 opening at a time), until the last answer head`,
+        value: attachMs,
+        format: fmt.ms,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'server CPU per follower attached',
+        value: attachCpuMs,
+        format: fmt.ms,
       }),
     );
     emit(

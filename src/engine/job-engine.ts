@@ -548,14 +548,25 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** The job (with live output sizes while it runs); throws NotFoundError. */
   async get(id: string): Promise<Job> {
-    const job = isJobId(id) ? await this.#store.getJob(id) : undefined;
-    if (!job) throw new NotFoundError(id);
+    const job = await this.getRecorded(id);
     if (isActive(job.status)) {
       // Live figures, where its processes run on this node (their cgroups are here).
       const usage =
         job.node === this.#options.node && job.process ? this.#cgroups.usage(job.process.cgroups) : job.usage;
       return { ...job, outputBytes: await this.#monitor.sizes(this.#jobDir(id)), usage };
     }
+    return job;
+  }
+
+  /**
+   * The job as its record says, without the live figures `get` adds while it runs (its output
+   * sizes and cgroup usage so far, read from their files at every call): for a caller that needs
+   * only its status, owner, node or progress, such as each of a thousand followers opening at once.
+   * Throws NotFoundError.
+   */
+  async getRecorded(id: string): Promise<Job> {
+    const job = isJobId(id) ? await this.#store.getJob(id) : undefined;
+    if (!job) throw new NotFoundError(id);
     return job;
   }
 
@@ -581,6 +592,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * for that start. Rejects with `signal`'s reason.
    */
   async untilStarted(id: string, signal?: AbortSignal): Promise<Job> {
+    signal?.throwIfAborted();
+    // Most jobs waited on have started already: one look at the record, nothing to listen for.
+    const first = await this.getRecorded(id);
+    if (first.status !== 'queued') return first;
     for (;;) {
       signal?.throwIfAborted();
       const looked = new AbortController();
@@ -589,7 +604,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       const event = this.#nextEventOf(id, stop);
       event.catch(() => {});
       try {
-        const job = await this.get(id);
+        const job = await this.getRecorded(id);
         if (job.status !== 'queued') return job;
         await event;
       } finally {
@@ -634,6 +649,18 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
+   * Checks a cursor of one view of a job's output (past the view's end is a `CursorError`) and
+   * answers the view's end so far: for a caller about to stream that view. For a running job the
+   * look is shared with every other of the same view and cursor since the job last wrote, as
+   * followers' reads are: a thousand clients opening a follow at once read its files once, not a
+   * thousand times (NotFoundError for an unknown job).
+   */
+  async viewEnd(id: string, selector: OutputSelector, cursor: number): Promise<number> {
+    await this.#lookUpForRead(id);
+    return (await this.#monitor.read(id, this.#jobDir(id), { selector, cursor, limitBytes: 1 })).end;
+  }
+
+  /**
    * Opens a reader of one view of a job's output that keeps its files open across pages (the job
    * is looked up once, here). The caller closes it.
    */
@@ -648,8 +675,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * its combined index is brought up to date first, so that a read sees every byte written before it.
    */
   async #lookUpForRead(id: string): Promise<Job> {
-    const job = isJobId(id) ? await this.#store.getJob(id) : undefined;
-    if (!job) throw new NotFoundError(id);
+    const job = await this.getRecorded(id);
     if (isActive(job.status)) await this.#monitor.refresh(id);
     return job;
   }

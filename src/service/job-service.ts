@@ -44,9 +44,11 @@ export type JobEnginePort = Pick<
   | 'start'
   | 'submit'
   | 'get'
+  | 'getRecorded'
   | 'list'
   | 'stop'
   | 'readOutput'
+  | 'viewEnd'
   | 'openReader'
   | 'follow'
   | 'waitFor'
@@ -364,7 +366,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (who.role !== 'admin' && Array.isArray(after)) {
       for (const [i, id] of after.entries()) {
         if (typeof id !== 'string' || !isJobId(id)) continue; // the spec check names it
-        const dep = await this.#engine.get(id).catch(() => undefined);
+        const dep = await this.#engine.getRecorded(id).catch(() => undefined);
         if (!dep || !maySee(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
       }
     }
@@ -580,6 +582,17 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /**
+   * Like `get`, without the live figures of a running job (see `JobEngine.getRecorded`): for the
+   * checks and routing of a call that answers with something else (an output stream, a wait).
+   */
+  async #getRecorded(who: Principal, id: string): Promise<Job> {
+    checkId(id);
+    const job = await this.#engine.getRecorded(id);
+    if (!maySee(who, job)) throw new NotFoundError(id);
+    return job;
+  }
+
+  /**
    * The job a reference names, among those the caller may see: a whole id, a unique id prefix of
    * at least 6 characters, the name of exactly one of the caller's own jobs, or `last` (the
    * caller's newest job). NOT_FOUND when nothing matches, AMBIGUOUS (listing some) when several do.
@@ -693,15 +706,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
     id: string,
     request: OutputRequest,
   ): Promise<OutputStream<FollowEvent | SpansEvent>> {
-    const job = await this.get(who, id);
+    const job = await this.#getRecorded(who, id);
     const peer = await this.#routing.outputPeer(who, job);
     if (peer) return this.#openRemote(peer, who, id, request);
-    // Validates the selector and the cursor (past the end is BAD_CURSOR) before any byte is sent.
-    const probe = await this.#engine.readOutput(id, {
-      selector: request.selector,
-      cursor: request.cursor,
-      limitBytes: 1,
-    });
+    // Validates the cursor (past the end is BAD_CURSOR) before any byte is sent.
+    const end = await this.#engine.viewEnd(id, request.selector, request.cursor);
     const release = this.#takeFollower(id);
     const stream = this.#stream(id, request, release);
     const close = stream.return.bind(stream);
@@ -710,7 +719,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       release();
       return close(value);
     };
-    return Object.assign(stream, { end: probe.end });
+    return Object.assign(stream, { end });
   }
 
   /**
@@ -763,7 +772,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * with the job as it is if `signal` or shutdown ends the wait first.
    */
   async waitFor(who: Principal, id: string, signal?: AbortSignal): Promise<Job> {
-    const job = await this.get(who, id);
+    // A final job's record is all of it; a running one's live figures would be read for nothing.
+    const job = await this.#getRecorded(who, id);
     if (isFinal(job.status)) return job;
     return this.#untilFinal(id, signal);
   }

@@ -38,6 +38,36 @@ describe('job service', () => {
     await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
   });
 
+  it("opens a running job's output, and waits for it, without reading its live figures; hides it from others", async () => {
+    const service = new JobService(h.engine);
+    const job = await service.start(alice, { command: 'sh', args: ['-c', 'printf ready; exec sleep 60'] });
+    await h.engine.untilStarted(job.id);
+    // `get` is the engine's lookup that reads a running job's output sizes and cgroup usage.
+    const original = h.engine.get;
+    let gets = 0;
+    h.engine.get = (id: string) => {
+      gets++;
+      return original.call(h.engine, id);
+    };
+    try {
+      await assert.rejects(service.openOutput(bob, job.id, { selector: 'all', cursor: 0, follow: true }), {
+        code: 'NOT_FOUND',
+      });
+      await assert.rejects(service.waitFor(bob, job.id), { code: 'NOT_FOUND' });
+      const stream = await service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: true });
+      const first = await stream.next();
+      assert.equal(first.done, false);
+      const waited = service.waitFor(alice, job.id);
+      // Stopped through the engine: the service's stop answers with the live job, so it reads them.
+      await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
+      assert.equal((await waited).status, 'stopped');
+      await stream.return(undefined);
+      assert.equal(gets, 0, 'the open, the follow and the wait looked up only the record');
+    } finally {
+      h.engine.get = original;
+    }
+  });
+
   it("authorizes by owner: another user's job is NOT_FOUND, exactly like an unknown id; admins see all", async () => {
     const service = new JobService(h.engine);
     const job = await service.start(alice, { command: 'true' });

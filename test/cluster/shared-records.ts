@@ -9,9 +9,12 @@ import type { Harness } from '../helpers/engine-harness.ts';
  */
 export function sharedRecords(a: Harness, c: Harness): JobEnginePort {
   const get = (id: string): Promise<Job> => a.engine.get(id).catch(() => c.engine.get(id));
+  const getRecorded = (id: string): Promise<Job> =>
+    a.engine.getRecorded(id).catch(() => c.engine.getRecorded(id));
   return new Proxy(a.engine, {
     get(target, key) {
       if (key === 'get') return get;
+      if (key === 'getRecorded') return getRecorded;
       const value = Reflect.get(target, key, target) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
