@@ -65,6 +65,7 @@ describe('job service', () => {
       assert.equal(gets, 0, 'the open, the follow and the wait looked up only the record');
     } finally {
       h.engine.get = original;
+      await service.shutdown();
     }
   });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { NotFoundError } from '../../src/core/errors.ts';
 import type { JobEngine } from '../../src/engine/job-engine.ts';
+import { OutputMonitor } from '../../src/output/output-monitor.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 
 const me = { user: 'tester' };
@@ -93,8 +94,25 @@ describe('engine: a job as recorded, without the live figures of a running one',
     const follow = h.engine.follow(job.id, { selector: 'stdout', cursor: 0 });
     await follow.next();
     await follow.return(undefined);
-    const ends = await Promise.all(Array.from({ length: 50 }, () => h.engine.viewEnd(job.id, 'stdout', 0)));
+    // Each check reads through the monitor, and those of one moment share one read of the files.
+    const original = OutputMonitor.prototype.read;
+    const reads = new Set<Promise<unknown>>();
+    let calls = 0;
+    OutputMonitor.prototype.read = function (this: OutputMonitor, ...args) {
+      calls++;
+      const read = original.apply(this, args);
+      reads.add(read);
+      return read;
+    };
+    let ends: number[];
+    try {
+      ends = await Promise.all(Array.from({ length: 50 }, () => h.engine.viewEnd(job.id, 'stdout', 0)));
+    } finally {
+      OutputMonitor.prototype.read = original;
+    }
     assert.deepEqual(new Set(ends), new Set([5]));
+    assert.equal(calls, 50);
+    assert.equal(reads.size, 1, 'fifty checks of the same view and cursor, one read of the files');
     assert.equal(await h.engine.viewEnd(job.id, 'stdout', 5), 5, 'its end is a cursor');
     assert.equal(await h.engine.viewEnd(job.id, 'stderr', 0), 0);
     const past = await Promise.allSettled(
