@@ -19,7 +19,7 @@ import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/li
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { loadBatchSizes } from '../output/batch-sizes.ts';
-import { followOutput } from '../output/output-follower.ts';
+import { DEFAULT_BATCH_BYTES, followOutput } from '../output/output-follower.ts';
 import { OutputMonitor } from '../output/output-monitor.ts';
 import { type OutputRead, OutputReader, readOutput } from '../output/output-reader.ts';
 import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
@@ -657,7 +657,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    */
   async viewEnd(id: string, selector: OutputSelector, cursor: number): Promise<number> {
     await this.#lookUpForRead(id);
-    return (await this.#monitor.read(id, this.#jobDir(id), { selector, cursor, limitBytes: 1 })).end;
+    // The first page a follower reads from there (`followOutput`'s batch): the follow that opens
+    // next takes it as its first read, and the check takes no place of its own among the reads
+    // a job keeps for its followers.
+    const read = { selector, cursor, limitBytes: DEFAULT_BATCH_BYTES };
+    return (await this.#monitor.read(id, this.#jobDir(id), read)).end;
   }
 
   /**

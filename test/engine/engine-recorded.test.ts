@@ -114,6 +114,24 @@ describe('engine: a job as recorded, without the live figures of a running one',
     assert.equal(calls, 50);
     assert.equal(reads.size, 1, 'fifty checks of the same view and cursor, one read of the files');
     assert.equal(await h.engine.viewEnd(job.id, 'stdout', 5), 5, 'its end is a cursor');
+    // A follow opened after the check takes the check's read as its first one.
+    const seen: Promise<unknown>[] = [];
+    OutputMonitor.prototype.read = function (this: OutputMonitor, ...args) {
+      const read = original.apply(this, args);
+      seen.push(read);
+      return read;
+    };
+    try {
+      await h.engine.viewEnd(job.id, 'stdout', 0);
+      const follower = h.engine.follow(job.id, { selector: 'stdout', cursor: 0 });
+      const page = await follower.next();
+      await follower.return(undefined);
+      assert.equal(page.done, false);
+    } finally {
+      OutputMonitor.prototype.read = original;
+    }
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0], seen[1], "the follower's first read is the check's");
     assert.equal(await h.engine.viewEnd(job.id, 'stderr', 0), 0);
     const past = await Promise.allSettled(
       Array.from({ length: 20 }, () => h.engine.viewEnd(job.id, 'stdout', 6)),
