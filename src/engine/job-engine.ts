@@ -656,12 +656,13 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * thousand times (NotFoundError for an unknown job).
    */
   async viewEnd(id: string, selector: OutputSelector, cursor: number): Promise<number> {
-    await this.#lookUpForRead(id);
-    // The first page a follower reads from there (`followOutput`'s batch): the follow that opens
-    // next takes it as its first read, and the check takes no place of its own among the reads
-    // a job keeps for its followers.
-    const read = { selector, cursor, limitBytes: DEFAULT_BATCH_BYTES };
-    return (await this.#monitor.read(id, this.#jobDir(id), read)).end;
+    const job = await this.#lookUpForRead(id);
+    // A running job's: the first page a follower reads from there (`followOutput`'s batch), so
+    // the follow that opens next takes it as its first read, and the check takes no place of its
+    // own among the reads the job keeps for its followers. A finished job's files are read once
+    // per call: a byte is enough.
+    const limitBytes = isActive(job.status) ? DEFAULT_BATCH_BYTES : 1;
+    return (await this.#monitor.read(id, this.#jobDir(id), { selector, cursor, limitBytes })).end;
   }
 
   /**
