@@ -653,15 +653,16 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * answers the view's end so far: for a caller about to stream that view. For a running job the
    * look is shared with every other of the same view and cursor since the job last wrote, as
    * followers' reads are: a thousand clients opening a follow at once read its files once, not a
-   * thousand times (NotFoundError for an unknown job).
+   * thousand times (NotFoundError for an unknown job). `forFollow`: the caller follows from there
+   * next (see below).
    */
-  async viewEnd(id: string, selector: OutputSelector, cursor: number): Promise<number> {
+  async viewEnd(id: string, selector: OutputSelector, cursor: number, forFollow = false): Promise<number> {
     const job = await this.#lookUpForRead(id);
-    // A running job's: the first page a follower reads from there (`followOutput`'s batch), so
-    // the follow that opens next takes it as its first read, and the check takes no place of its
-    // own among the reads the job keeps for its followers. A finished job's files are read once
-    // per call: a byte is enough.
-    const limitBytes = isActive(job.status) ? DEFAULT_BATCH_BYTES : 1;
+    // Before a follow of a running job, the check reads the page the follow reads first from there
+    // (`followOutput`'s batch): unless the job writes in between, the follow takes it as its first
+    // read, and the check takes no place of its own among the reads the job keeps for its
+    // followers. Any other check reads a byte: a page would be read for nothing.
+    const limitBytes = forFollow && isActive(job.status) ? DEFAULT_BATCH_BYTES : 1;
     return (await this.#monitor.read(id, this.#jobDir(id), { selector, cursor, limitBytes })).end;
   }
 

@@ -710,7 +710,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const peer = await this.#routing.outputPeer(who, job);
     if (peer) return this.#openRemote(peer, who, id, request);
     // Validates the cursor (past the end is BAD_CURSOR) before any byte is sent.
-    const end = await this.#engine.viewEnd(id, request.selector, request.cursor);
+    const end = await this.#engine.viewEnd(id, request.selector, request.cursor, request.follow);
     const release = this.#takeFollower(id);
     const stream = this.#stream(id, request, release);
     const close = stream.return.bind(stream);

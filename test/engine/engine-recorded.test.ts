@@ -98,8 +98,10 @@ describe('engine: a job as recorded, without the live figures of a running one',
     const original = OutputMonitor.prototype.read;
     const reads = new Set<Promise<unknown>>();
     let calls = 0;
+    const limits = new Set<number>();
     OutputMonitor.prototype.read = function (this: OutputMonitor, ...args) {
       calls++;
+      limits.add(args[2].limitBytes);
       const read = original.apply(this, args);
       reads.add(read);
       return read;
@@ -113,6 +115,7 @@ describe('engine: a job as recorded, without the live figures of a running one',
     assert.deepEqual(new Set(ends), new Set([5]));
     assert.equal(calls, 50);
     assert.equal(reads.size, 1, 'fifty checks of the same view and cursor, one read of the files');
+    assert.deepEqual([...limits], [1], 'a check for no follow reads a byte');
     assert.equal(await h.engine.viewEnd(job.id, 'stdout', 5), 5, 'its end is a cursor');
     // A follow opened after the check takes the check's read as its first one.
     const seen: Promise<unknown>[] = [];
@@ -122,7 +125,7 @@ describe('engine: a job as recorded, without the live figures of a running one',
       return read;
     };
     try {
-      await h.engine.viewEnd(job.id, 'stdout', 0);
+      await h.engine.viewEnd(job.id, 'stdout', 0, true);
       const follower = h.engine.follow(job.id, { selector: 'stdout', cursor: 0 });
       const page = await follower.next();
       await follower.return(undefined);
