@@ -1,5 +1,5 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { type Clock, clockDeadline } from '../core/clock.ts';
+import type { Clock } from '../core/clock.ts';
 import { ClaimLostError, SpawnError } from '../core/errors.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
@@ -8,7 +8,7 @@ import { createJobIo, type JobIoPaths, removeJobIo } from '../runtime/job-io.ts'
 import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
 import { bootId } from '../runtime/process-identity.ts';
 import type { SpawnerClient } from '../runtime/spawner-client.ts';
-import { stopProcesses } from '../runtime/stop-processes.ts';
+import { killCgroups, stopProcesses } from '../runtime/stop-processes.ts';
 import type { JobStore } from '../store/job-store.ts';
 import type { SpawnedJob, Supervisor } from './supervisor.ts';
 
@@ -159,13 +159,7 @@ export class Launcher {
         continue;
       }
       if (dirs.length > 0) {
-        cgroups.killAll(dirs);
-        const deadline = clockDeadline(this.#deps.clock, 30_000);
-        try {
-          await cgroups.whenEmpty(dirs, deadline.signal).catch(() => {});
-        } finally {
-          deadline.clear();
-        }
+        await killCgroups(dirs, cgroups, this.#deps.clock);
         cgroups.remove(dirs);
       }
       const sent = await stat(dir).then(

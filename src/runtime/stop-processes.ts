@@ -58,8 +58,7 @@ export async function killLeftovers(
   const dirs = identity.cgroups;
   if (dirs.length > 0) {
     if (cgroups.isEmpty(dirs)) return false;
-    cgroups.killAll(dirs);
-    await allGone(identity, cgroups, KILL_WAIT_MS, groupIsOurs, clock);
+    await killCgroups(dirs, cgroups, clock);
     return true;
   }
   if (identity.pid <= 1) return false;
@@ -70,6 +69,33 @@ export async function killLeftovers(
   return true;
 }
 
+/**
+ * SIGKILLs every process in `dirs` (a job's cgroups) and waits for them to empty, for at most
+ * `KILL_WAIT_MS` on `clock`; true once they are empty. For what was made for a job whose identity
+ * is not known (a claim cut short by a crash), as for a job's leftovers.
+ */
+export async function killCgroups(dirs: readonly string[], cgroups: Cgroups, clock: Clock): Promise<boolean> {
+  cgroups.killAll(dirs);
+  return whenEmptyWithin(dirs, cgroups, KILL_WAIT_MS, clock);
+}
+
+async function whenEmptyWithin(
+  dirs: readonly string[],
+  cgroups: Cgroups,
+  timeoutMs: number,
+  clock: Clock,
+): Promise<boolean> {
+  const deadline = clockDeadline(clock, timeoutMs);
+  try {
+    return await cgroups.whenEmpty(dirs, deadline.signal).then(
+      () => true,
+      () => false,
+    );
+  } finally {
+    deadline.clear();
+  }
+}
+
 /** Whether nothing of the job is left within `timeoutMs` on `clock`. */
 async function allGone(
   identity: ProcessIdentity,
@@ -78,14 +104,9 @@ async function allGone(
   groupIsOurs: boolean,
   clock: Clock,
 ): Promise<boolean> {
+  if (identity.cgroups.length > 0) return whenEmptyWithin(identity.cgroups, cgroups, timeoutMs, clock);
   const deadline = clockDeadline(clock, timeoutMs);
   try {
-    if (identity.cgroups.length > 0) {
-      return await cgroups.whenEmpty(identity.cgroups, deadline.signal).then(
-        () => true,
-        () => false,
-      );
-    }
     // No cgroup: no notification exists for "process group empty", so look every 20 ms.
     // A group whose leader we did not see exit may be someone else's by now: judge by the leader.
     while (!deadline.signal.aborted) {

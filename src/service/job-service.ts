@@ -574,20 +574,22 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** The job, if the caller may see it; NOT_FOUND otherwise, VALIDATION_FAILED (`id`) for a malformed id. */
-  async get(who: Principal, id: string): Promise<Job> {
-    checkId(id);
-    const job = await this.#engine.get(id);
-    if (!maySee(who, job)) throw new NotFoundError(id);
-    return job;
+  get(who: Principal, id: string): Promise<Job> {
+    return this.#visible(who, id, (known) => this.#engine.get(known));
   }
 
   /**
    * Like `get`, without the live figures of a running job (see `JobEngine.getRecorded`): for the
    * checks and routing of a call that answers with something else (an output stream, a wait).
    */
-  async #getRecorded(who: Principal, id: string): Promise<Job> {
+  #getRecorded(who: Principal, id: string): Promise<Job> {
+    return this.#visible(who, id, (known) => this.#engine.getRecorded(known));
+  }
+
+  /** The job `lookUp` finds, if the caller may see it; NOT_FOUND otherwise, as for an unknown id. */
+  async #visible(who: Principal, id: string, lookUp: (id: string) => Promise<Job>): Promise<Job> {
     checkId(id);
-    const job = await this.#engine.getRecorded(id);
+    const job = await lookUp(id);
     if (!maySee(who, job)) throw new NotFoundError(id);
     return job;
   }
