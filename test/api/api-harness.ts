@@ -8,6 +8,10 @@ import { PassThrough } from 'node:stream';
 import { type RunningServer, runServer, type ServerOptions } from '../../src/main.ts';
 import { CombinedIndex } from '../../src/output/combined-index.ts';
 import { requestFor, trustServerCa } from '../helpers/trust-server.ts';
+import { within } from '../helpers/wait.ts';
+
+// Most API tests take it from here.
+export { within };
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 
@@ -321,19 +325,6 @@ export async function expectedCombined(dir: string): Promise<{ all: Buffer; stre
 
 export async function openFdCount(): Promise<number> {
   return (await readdir('/proc/self/fd')).length;
-}
-
-/** Fails with `what` if `promise` has not settled within `ms` (a deadline, not a sleep). */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Adds a user through the API (as the admin) and issues it a token; resolves with the token. */

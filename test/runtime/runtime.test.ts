@@ -18,18 +18,9 @@ import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import { spawnerPath } from '../../src/runtime/spawner-path.ts';
 import { stopProcesses } from '../../src/runtime/stop-processes.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+import { pidAlive, waitForFileText, within } from '../helpers/wait.ts';
 
 const HOUR_MS = 3_600_000;
-
-/** `stopping`'s result, or a failure naming the wait once `ms` of real time passed without one. */
-function stopWithin<T>(stopping: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the stop did not end within ${ms} ms of its grace`)), ms);
-  });
-  return Promise.race([stopping, late]).finally(() => clearTimeout(timer));
-}
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 let root: string;
@@ -93,7 +84,7 @@ for (const mode of modes) {
         // Whatever failed above, the stop goes on to its kill: nothing is left running.
         clock.advance(HOUR_MS);
       }
-      const result = await stopWithin(stopping, 20_000);
+      const result = await within(stopping, 20_000, 'the stop, once its grace had passed');
       await exited;
       if (mode === 'none') {
         // Without cgroups a setsid escapee cannot be found: the documented weaker guarantee.
