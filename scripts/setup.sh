@@ -41,7 +41,18 @@ fi
 echo "setup: node $(node --version) at $(command -v node)" >&2
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # The registry can fail for a minute or more at a time (seen here: TLS errors from the
+  # network's proxy, SELF_SIGNED_CERT_IN_CHAIN, for every request of an install). npm retries each
+  # request; the whole install is tried twice more after a pause before setup gives up.
+  for attempt in 1 2 3; do
+    npm ci --no-audit --no-fund --loglevel=error && break
+    if [ "$attempt" = 3 ]; then
+      echo "setup: npm ci failed 3 times; is the npm registry reachable?" >&2
+      exit 1
+    fi
+    echo "setup: npm ci failed (attempt $attempt of 3); trying again in 30 s" >&2
+    sleep 30
+  done
 fi
 
 # The sources as JavaScript in dist/ and the bundles bin/jobworker runs (quick start-up; it runs
