@@ -12,6 +12,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# npm runs on Node, which trusts only its own list of CAs, not the system's. Behind a proxy that
+# signs TLS with a CA the system trusts (this network's, at times), every request of an install
+# would fail with SELF_SIGNED_CERT_IN_CHAIN where curl and apt succeed: trust the system's store
+# too, unless the caller named a file already.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 NODE_VERSION=24.21.0   # Node 24 LTS; bump deliberately, CI provisions exactly this
 
 major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
