@@ -376,8 +376,14 @@ export class OutputMonitor {
       // thousands running) is two stats, not an index open and retention's checks.
       if (!isAhead(sizes, job.observed)) return { grew: false, sizes };
       const { grew } = await appendObserved(outputPaths(job.dir).combinedIndex, sizes);
-      await this.#retention.advance(job.dir, sizes, job.retention);
-      if (grew) this.#notify(job, 'output:grow');
+      try {
+        await this.#retention.advance(job.dir, sizes, job.retention);
+      } finally {
+        // Told even when the kept window could not move: the index holds the new bytes, and
+        // followers (and reads shared from before) would otherwise wait for the job's next write.
+        // The window moves at the next observation, which finds the sizes still ahead.
+        if (grew) this.#notify(job, 'output:grow');
+      }
       await this.#retention.punch(job.dir, job.retention);
       job.observed = sizes;
       return { grew, sizes };

@@ -8,6 +8,7 @@ import { followOutput } from '../../src/output/output-follower.ts';
 import { isLiveTail, LIVE_TAIL_BYTES, OutputMonitor, SWEEP_MIN_MS } from '../../src/output/output-monitor.ts';
 import { readOutput } from '../../src/output/output-reader.ts';
 import type { OutputEvent } from '../../src/output/output-types.ts';
+import { readKeptWindow } from '../../src/output/retention.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { collect, fixture, type Job, jobDir, startJob } from './output-helpers.ts';
 
@@ -198,6 +199,54 @@ test('an observation that finds the sizes of the last one does nothing; the seal
   assert.deepEqual(await monitor.finish('printer'), { stdout: 3, stderr: 2 });
   assert.deepEqual(await monitor.finish('printer', other), { stdout: 3, stderr: 2 });
   assert.equal(await monitor.finish('unknown'), undefined);
+});
+
+test('followers are told of new bytes even when retention cannot move the kept window, and it moves at the next observation', async (t) => {
+  const dir = await jobDir(t);
+  const errors: Error[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 4096,
+    clock: new ManualClock(),
+    onError: (err) => errors.push(err),
+  });
+  t.after(() => monitor.close());
+  const job = await alternating(dir);
+  t.after(() => job.child.kill());
+  monitor.watch('capped', dir);
+  const notices: string[] = [];
+  const unsubscribe = monitor.subscribe('capped', (notice) => notices.push(notice));
+  t.after(() => unsubscribe?.());
+  const page = { selector: 'stdout', cursor: 0, limitBytes: 65536 } as const;
+  // A read shared among followers, made before the job wrote: growth must end its sharing.
+  assert.equal((await monitor.read('capped', dir, page)).end, 0);
+
+  // The kept window cannot be written (its temporary file's name is taken by a directory).
+  const temp = `${join(dir, 'kept.json')}.tmp`;
+  await mkdir(temp);
+  // Past the cap and its slack (64 KiB): the window would move.
+  job.child.stdin!.write(`out ${'x'.repeat(99_999)}\n`);
+  await untilSize(dir, 'stdout', 100_000);
+  await monitor.refresh('capped');
+  assert.ok(errors.length >= 1);
+  assert.match(errors[0]!.message, /EISDIR|illegal operation on a directory/);
+  assert.ok(notices.includes('output:grow'), 'the follower was told of the bytes the index now holds');
+  assert.equal((await monitor.read('capped', dir, page)).end, 100_000, 'not the read shared from before');
+
+  // Once the window can be written, the next observation moves it past the dropped bytes.
+  await rm(temp, { recursive: true });
+  job.child.stdin!.end('out k\n');
+  assert.equal(await job.exited, 0);
+  assert.deepEqual(await monitor.finish('capped'), { stdout: 100_002, stderr: 0 });
+  // The newest 4,096 bytes and more, from the block boundary before them.
+  assert.deepEqual(await readKeptWindow(dir), { stdout: 94_208, stderr: 0 });
+  const read = await readOutput(dir, page);
+  assert.equal(read.end, 100_002);
+  assert.deepEqual(read.events[0], {
+    type: 'truncated',
+    stream: 'stdout',
+    skippedBytes: 94_208,
+    cursor: 94_208,
+  });
 });
 
 test('only a read near the observed end of its view is the live tail (read synchronously)', () => {
