@@ -31,14 +31,16 @@ export class ServeProcess {
   /**
    * `args`: more `serve` options (`--store URL --node-id n1` for a node of a cluster). Plain HTTP on
    * loopback, like the bench's other servers (bench/server-process.ts), unless `tls`: then as
-   * `serve` starts by default, with TLS and a CA of its own, which the client trusts.
+   * `serve` starts by default, with TLS and a CA of its own, which the client trusts. `dataDir`:
+   * the data directory of a server started (and closed) before, to start it again; else a new one.
    */
   static async start(options: {
     logLevel: string;
     args?: readonly string[];
     tls?: boolean;
+    dataDir?: string;
   }): Promise<ServeProcess> {
-    const dataDir = await makeScratchDir('jw-bench-serve-');
+    const dataDir = options.dataDir ?? (await makeScratchDir('jw-bench-serve-'));
     const args = ['serve', '--json', ...(options.tls ? [] : ['--insecure-http']), '--listen', '127.0.0.1:0'];
     args.push('--data-dir', dataDir);
     args.push('--log-level', options.logLevel, ...(options.args ?? []));
@@ -68,7 +70,7 @@ export class ServeProcess {
       return new ServeProcess(child, dataDir, where.url, token, ca);
     } catch (err) {
       child.kill('SIGKILL');
-      await rm(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
       throw err;
     }
   }

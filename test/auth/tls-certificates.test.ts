@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
 import { CertificateAuthority } from '../../src/auth/tls/certificate-authority.ts';
 import {
   ensureServerCertificate,
@@ -20,6 +22,7 @@ import { type ApiHarness, addUserToken, openApi } from '../api/api-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 const DAY_MS = 86_400_000;
+const execFileAsync = promisify(execFile);
 
 interface ClientPems {
   cert: string;
@@ -136,6 +139,74 @@ describe('TLS certificates: the server CA, its certificate, renewal', () => {
     } finally {
       await h.destroy();
     }
+  });
+
+  it('reads a stored CA back without loading what signs, which comes at its first signature', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-tls-'));
+    try {
+      const now = new Date();
+      const made = await openCertificateAuthority(dataDir, now);
+      await ensureServerCertificate(dataDir, made, serverNames('127.0.0.1'), now);
+      // In a process of its own, which records every module it resolves: a start finds the CA and
+      // a current server certificate, and signs nothing.
+      const tlsFiles = new URL('../../src/auth/tls/tls-files.ts', import.meta.url).href;
+      const script = `
+        import { registerHooks } from 'node:module';
+        const seen = [];
+        registerHooks({ resolve: (specifier, context, next) => { const r = next(specifier, context); seen.push(r.url); return r; } });
+        const signing = () => seen.some((url) => url.includes('ca-signer') || url.includes('@peculiar'));
+        const { ensureServerCertificate, openCertificateAuthority, serverNames } = await import(${JSON.stringify(tlsFiles)});
+        const ca = await openCertificateAuthority(process.argv[1], new Date());
+        const material = await ensureServerCertificate(process.argv[1], ca, serverNames('127.0.0.1'), new Date());
+        const atStart = signing();
+        const pair = await ca.issueClient('ann', new Date(), 1);
+        console.log(JSON.stringify({ atStart, fresh: material.fresh, afterSigning: signing(), certPem: pair.certPem }));
+      `;
+      const { stdout } = await execFileAsync(process.execPath, [
+        '--input-type=module',
+        '-e',
+        script,
+        dataDir,
+      ]);
+      const seen = JSON.parse(stdout) as {
+        atStart: boolean;
+        fresh: boolean;
+        afterSigning: boolean;
+        certPem: string;
+      };
+      assert.deepEqual(
+        { atStart: seen.atStart, fresh: seen.fresh, afterSigning: seen.afterSigning },
+        { atStart: false, fresh: false, afterSigning: true },
+      );
+      // Signed with the stored key: it verifies against the CA that was made.
+      const issued = new X509Certificate(seen.certPem);
+      const caCert = new X509Certificate(made.certPem);
+      assert.ok(issued.checkIssued(caCert) && issued.verify(caCert.publicKey));
+
+      const loaded = await openCertificateAuthority(dataDir, now);
+      assert.equal(loaded.certPem, made.certPem);
+      assert.equal(loaded.notAfter.getTime(), made.notAfter.getTime());
+      const crl = await loaded.revocationList([{ serial: issued.serialNumber, revokedAt: now }], now, 1);
+      assert.match(crl, /^-----BEGIN X509 CRL-----/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses at load a CA whose key is not its certificate's, or whose certificate is not a CA's", async () => {
+    const { ca } = await CertificateAuthority.create('test CA', new Date(), 30);
+    const { ca: other, keyPem: otherKey } = await CertificateAuthority.create('other CA', new Date(), 30);
+    await assert.rejects(
+      CertificateAuthority.load(ca.certPem, otherKey),
+      /CA key is not the key of the CA certificate/,
+    );
+    const server = await ca.issueServer(['localhost'], new Date(), 1);
+    await assert.rejects(
+      CertificateAuthority.load(server.certPem, server.keyPem),
+      /is not a CA's certificate/,
+    );
+    await assert.rejects(CertificateAuthority.load('not a certificate\n', otherKey));
+    assert.ok((await CertificateAuthority.load(other.certPem, otherKey)).notAfter > new Date());
   });
 
   it('renews at start a certificate already in its renewal window', async () => {

@@ -1,12 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import {
-  type CryptoKey,
-  generateKeyPair,
-  importPrivateKeyPem,
-  privateKeyPem,
-  SIGNING_ALGORITHM,
-  x509,
-} from './x509.ts';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { CaSigner } from './ca-signer.ts';
 
 /** A certificate with its private key, both PEM. */
 export interface IssuedPair {
@@ -23,23 +16,27 @@ export interface RevokedSerial {
   readonly revokedAt: Date;
 }
 
-const DAY_MS = 86_400_000;
-/** Issued certificates start a little in the past, so a peer whose clock is behind accepts them. */
-const BACKDATE_MS = 5 * 60_000;
-
 /**
  * The server's private CA: ECDSA P-256, self-signed. It signs the server's certificate, the
  * client certificates `jobworker certs issue` makes, and the revocation list.
+ *
+ * What signs (`CaSigner`, on @peculiar/x509 and its dependencies: ~5 MB of the server's memory)
+ * is loaded at the first signature, not at start: a server whose certificate and revocation list
+ * are on disk and current signs nothing until a client certificate is issued or revoked, or its
+ * own certificate is renewed. The CA's files are checked at load all the same, with Node's own
+ * X.509 parser: a broken one is refused at start, not at the first signature.
  */
 export class CertificateAuthority {
   readonly certPem: string;
-  readonly #cert: x509.X509Certificate;
-  readonly #key: CryptoKey;
+  readonly notAfter: Date;
+  readonly #keyPem: string;
+  #signer: Promise<CaSigner> | undefined;
 
-  private constructor(cert: x509.X509Certificate, key: CryptoKey) {
-    this.#cert = cert;
-    this.#key = key;
-    this.certPem = `${cert.toString('pem')}\n`;
+  private constructor(certPem: string, keyPem: string, notAfter: Date, signer?: CaSigner) {
+    this.certPem = certPem;
+    this.#keyPem = keyPem;
+    this.notAfter = notAfter;
+    if (signer) this.#signer = Promise.resolve(signer);
   }
 
   /** A new CA named `name`, valid for `days` from `now`; also returns its key as PEM to store. */
@@ -48,126 +45,48 @@ export class CertificateAuthority {
     now: Date,
     days: number,
   ): Promise<{ ca: CertificateAuthority; keyPem: string }> {
-    const keys = await generateKeyPair();
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: newSerial(),
-      name: `CN=${escapeDn(name)}`,
-      notBefore: new Date(now.getTime() - BACKDATE_MS),
-      notAfter: new Date(now.getTime() + days * DAY_MS),
-      signingAlgorithm: SIGNING_ALGORITHM,
-      keys,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
-          true,
-        ),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
-    return {
-      ca: new CertificateAuthority(cert, keys.privateKey),
-      keyPem: await privateKeyPem(keys.privateKey),
-    };
+    const { CaSigner } = await import('./ca-signer.ts');
+    const { signer, keyPem } = await CaSigner.create(name, now, days);
+    const notAfter = new X509Certificate(signer.certPem).validToDate;
+    return { ca: new CertificateAuthority(signer.certPem, keyPem, notAfter, signer), keyPem };
   }
 
+  /**
+   * The CA stored as `certPem` and `keyPem`: refused when either is not one, when the certificate
+   * is not a CA's, or when the key is not the certificate's.
+   */
   static async load(certPem: string, keyPem: string): Promise<CertificateAuthority> {
-    return new CertificateAuthority(new x509.X509Certificate(certPem), await importPrivateKeyPem(keyPem));
-  }
-
-  get notAfter(): Date {
-    return this.#cert.notAfter;
+    const cert = new X509Certificate(certPem);
+    if (!cert.ca) throw new Error(`The CA certificate (${cert.subject}) is not a CA's certificate`);
+    if (!cert.checkPrivateKey(createPrivateKey(keyPem))) {
+      throw new Error(`The CA key is not the key of the CA certificate (${cert.subject})`);
+    }
+    return new CertificateAuthority(certPem, keyPem, cert.validToDate);
   }
 
   /** A server certificate for `hosts` (names and IP addresses), valid `days` from `now`. */
-  issueServer(hosts: readonly string[], now: Date, days: number): Promise<IssuedPair> {
-    const names = hosts.map((host) =>
-      isIpAddress(host) ? { type: 'ip' as const, value: host } : { type: 'dns' as const, value: host },
-    );
-    return this.#issue(`CN=${escapeDn(hosts[0] ?? 'localhost')}`, names, 'server', now, days);
+  async issueServer(hosts: readonly string[], now: Date, days: number): Promise<IssuedPair> {
+    return (await this.#signing()).issueServer(hosts, now, days);
   }
 
   /** A client certificate naming `user` (CN and URI SAN `jobworker://user/<user>`). */
-  issueClient(user: string, now: Date, days: number): Promise<IssuedPair> {
-    const uri = `jobworker://user/${encodeURIComponent(user)}`;
-    return this.#issue(`CN=${escapeDn(user)}`, [{ type: 'url', value: uri }], 'client', now, days);
+  async issueClient(user: string, now: Date, days: number): Promise<IssuedPair> {
+    return (await this.#signing()).issueClient(user, now, days);
   }
 
   /** A CRL signed by this CA listing `revoked`, next update `days` from `now`. */
   async revocationList(revoked: readonly RevokedSerial[], now: Date, days: number): Promise<string> {
-    const crl = await x509.X509CrlGenerator.create({
-      issuer: this.#cert.subject,
-      thisUpdate: now,
-      nextUpdate: new Date(now.getTime() + days * DAY_MS),
-      signingAlgorithm: SIGNING_ALGORITHM,
-      signingKey: this.#key,
-      // With a reason, each entry carries an extension: @peculiar/x509 writes an empty (invalid)
-      // extensions sequence for an entry without one, which OpenSSL refuses to load.
-      entries: revoked.map((r) => ({
-        serialNumber: r.serial,
-        revocationDate: r.revokedAt,
-        reason: x509.X509CrlReason.cessationOfOperation,
-      })),
-      extensions: [await x509.AuthorityKeyIdentifierExtension.create(this.#cert)],
-    });
-    // OpenSSL reads only the `X509 CRL` label; the library's own PEM says `CRL`.
-    return `${x509.PemConverter.encode(crl.rawData, 'X509 CRL')}\n`;
+    return (await this.#signing()).revocationList(revoked, now, days);
   }
 
-  async #issue(
-    subject: string,
-    names: x509.JsonGeneralName[],
-    use: 'server' | 'client',
-    now: Date,
-    days: number,
-  ): Promise<IssuedPair> {
-    const keys = await generateKeyPair();
-    const serial = newSerial();
-    const notAfter = new Date(now.getTime() + days * DAY_MS);
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serial,
-      subject,
-      issuer: this.#cert.subject,
-      notBefore: new Date(now.getTime() - BACKDATE_MS),
-      notAfter,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      publicKey: keys.publicKey,
-      signingKey: this.#key,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension(
-          [use === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth],
-          false,
-        ),
-        new x509.SubjectAlternativeNameExtension(names, false),
-        await x509.AuthorityKeyIdentifierExtension.create(this.#cert),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
-    return {
-      certPem: `${cert.toString('pem')}\n`,
-      keyPem: await privateKeyPem(keys.privateKey),
-      serial: cert.serialNumber.toLowerCase(),
-      notAfter: cert.notAfter,
-    };
+  /** The signer, loaded once (a failed load is tried again by the next signature). */
+  #signing(): Promise<CaSigner> {
+    this.#signer ??= import('./ca-signer.ts')
+      .then(({ CaSigner }) => CaSigner.load(this.certPem, this.#keyPem))
+      .catch((err: unknown) => {
+        this.#signer = undefined;
+        throw err;
+      });
+    return this.#signer;
   }
-}
-
-/**
- * 16 random bytes, the first from 0x10 to 0x7f: positive without DER padding, and no leading zero
- * digit, so the hex reads the same in `openssl x509 -serial`, Node and `certs list`.
- */
-function newSerial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = 0x10 + (bytes[0]! % 0x70);
-  return bytes.toString('hex');
-}
-
-function escapeDn(value: string): string {
-  return value.replace(/([,+"\\<>;=#])/g, '\\$1');
-}
-
-function isIpAddress(host: string): boolean {
-  return /^[0-9.]+$/.test(host) || host.includes(':');
 }

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.ts';
-import type { CertificateAuthority } from './certificate-authority.ts';
+import { CertificateAuthority } from './certificate-authority.ts';
 
 /** `<data-dir>/tls/`, mode 0700. */
 export const TLS_DIR = 'tls';
@@ -50,9 +50,6 @@ export function serverNames(listenHost: string): string[] {
 
 /** Opens `<data-dir>/tls/`, creating it (0700) and the CA on first start. */
 export async function openCertificateAuthority(dataDir: string, now: Date): Promise<CertificateAuthority> {
-  // @peculiar/x509 (with asn1js, tsyringe and reflect-metadata) is loaded when a CA is: a server
-  // with --insecure-http, or a client command, never needs one.
-  const { CertificateAuthority } = await import('./certificate-authority.ts');
   const dir = tlsDir(dataDir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
