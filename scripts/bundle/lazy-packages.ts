@@ -4,10 +4,10 @@
  * in the heap for as long as the server runs (V8 keeps a script's source for the functions it
  * compiles on first call), and ~0.8 MB of it were packages only some servers ever load, each
  * imported by a module the server itself loads on first use: PostgreSQL's client (a cluster's
- * store), Connect and protobuf (the first RPC call), the X.509 stack (the certificate authority,
- * which a server with TLS opens at its start), prom-client (the first scrape), YAML (a tasks file
- * in YAML), @fastify/send (the dashboard's files). A group of packages that go together is one
- * bundle: a server with TLS loads the X.509 group and nothing else.
+ * store), Connect and protobuf (the first RPC call), the X.509 stack (the certificate authority's
+ * signer, loaded at its first signature: a TLS server's first start, a client certificate issued
+ * or revoked, a renewal), prom-client (the first scrape), YAML (a tasks file in YAML),
+ * @fastify/send (the dashboard's files). A group of packages that go together is one bundle.
  *
  * Each import of a listed package, or of a path inside it, becomes a stand-in that requires its
  * group's bundle and asks it for that import. The group's bundle holds every import of its

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { type ClientHttp2Session, connect as http2Connect } from 'node:http2';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { CertificateAuthority } from '../../src/auth/tls/certificate-authority.ts';
+import { IssuedCertificates } from '../../src/auth/tls/issued-certificates.ts';
 import {
   ensureServerCertificate,
   openCertificateAuthority,
@@ -207,6 +208,58 @@ describe('TLS certificates: the server CA, its certificate, renewal', () => {
     );
     await assert.rejects(CertificateAuthority.load('not a certificate\n', otherKey));
     assert.ok((await CertificateAuthority.load(other.certPem, otherKey)).notAfter > new Date());
+    // Keys the signer could not use are refused at load, not at the first signature.
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey;
+    await assert.rejects(
+      CertificateAuthority.load(ca.certPem, p384.export({ type: 'pkcs8', format: 'pem' }) as string),
+      /must be an ECDSA P-256 key .*got an EC key on secp384r1/,
+    );
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    await assert.rejects(
+      CertificateAuthority.load(ca.certPem, rsa.export({ type: 'pkcs8', format: 'pem' }) as string),
+      /must be an ECDSA P-256 key .*got a key of type rsa/,
+    );
+  });
+
+  it('reads back a CA stored in other forms (SEC1 key, CRLF lines) as jobworker writes it, and signs with it', async () => {
+    const { ca, keyPem } = await CertificateAuthority.create('test CA', new Date(), 30);
+    const sec1 = createPrivateKey(keyPem).export({ type: 'sec1', format: 'pem' }) as string;
+    assert.match(sec1, /BEGIN EC PRIVATE KEY/);
+    const loaded = await CertificateAuthority.load(ca.certPem.replaceAll('\n', '\r\n'), sec1);
+    assert.equal(loaded.certPem, ca.certPem);
+    const pair = await loaded.issueClient('ann', new Date(), 1);
+    const issued = new X509Certificate(pair.certPem);
+    const caCert = new X509Certificate(ca.certPem);
+    assert.ok(issued.checkIssued(caCert) && issued.verify(caCert.publicKey));
+  });
+
+  it('records a revocation only once its revocation list is written: a failed one can be tried again', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-tls-'));
+    try {
+      const clock = new ManualClock();
+      const ca = await openCertificateAuthority(dataDir, clock.now());
+      const issued = await IssuedCertificates.open(dataDir, ca, clock);
+      const { record } = await issued.issue('ann', 1);
+      // The list cannot be written: its name is taken by a directory.
+      await rm(issued.crlPath);
+      await mkdir(issued.crlPath);
+      await assert.rejects(issued.revoke(record.serial));
+      assert.equal(issued.list()[0]!.revokedAt, null, 'not recorded revoked');
+      const stored = JSON.parse(await readFile(join(dataDir, 'tls', 'issued.json'), 'utf8'));
+      assert.equal(stored.certificates[0].revokedAt, null);
+
+      await rm(issued.crlPath, { recursive: true });
+      const told: string[] = [];
+      issued.onRevoked = (_crl, revoked) => told.push(revoked.serial);
+      const revoked = await issued.revoke(record.serial);
+      assert.ok(revoked.revokedAt);
+      assert.deepEqual(told, [record.serial]);
+      // The list names it: OpenSSL, which Node's TLS uses, reads it back.
+      const { stdout } = await execFileAsync('openssl', ['crl', '-in', issued.crlPath, '-noout', '-text']);
+      assert.match(stdout.toUpperCase(), new RegExp(`SERIAL NUMBER: ${record.serial.toUpperCase()}`));
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('renews at start a certificate already in its renewal window', async () => {

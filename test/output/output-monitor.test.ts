@@ -213,9 +213,6 @@ test('followers are told of new bytes even when retention cannot move the kept w
   const job = await alternating(dir);
   t.after(() => job.child.kill());
   monitor.watch('capped', dir);
-  const notices: string[] = [];
-  const unsubscribe = monitor.subscribe('capped', (notice) => notices.push(notice));
-  t.after(() => unsubscribe?.());
   const page = { selector: 'stdout', cursor: 0, limitBytes: 65536 } as const;
   // A read shared among followers, made before the job wrote: growth must end its sharing.
   assert.equal((await monitor.read('capped', dir, page)).end, 0);
@@ -223,9 +220,14 @@ test('followers are told of new bytes even when retention cannot move the kept w
   // The kept window cannot be written (its temporary file's name is taken by a directory).
   const temp = `${join(dir, 'kept.json')}.tmp`;
   await mkdir(temp);
-  // Past the cap and its slack (64 KiB): the window would move.
+  // Past the cap and its slack (64 KiB): the window would move. Written whole before anything
+  // observes it (a shell may write it in pieces), so that one observation sees it all.
   job.child.stdin!.write(`out ${'x'.repeat(99_999)}\n`);
   await untilSize(dir, 'stdout', 100_000);
+  const notices: string[] = [];
+  // Subscribed now: the first follower's observation (of all 100,000 bytes at once) is the one.
+  const unsubscribe = monitor.subscribe('capped', (notice) => notices.push(notice));
+  t.after(() => unsubscribe?.());
   await monitor.refresh('capped');
   assert.ok(errors.length >= 1);
   assert.match(errors[0]!.message, /EISDIR|illegal operation on a directory/);

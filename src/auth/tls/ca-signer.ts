@@ -16,7 +16,7 @@ const BACKDATE_MS = 5 * 60_000;
 /**
  * The signing half of the server's CA (`CertificateAuthority`), on @peculiar/x509: loaded only
  * when something is to be signed or the CA is made, since the library and its dependencies hold
- * ~5 MB of a server that, on most starts, signs nothing.
+ * ~3 MB of a server that, on most starts, signs nothing.
  */
 export class CaSigner {
   readonly certPem: string;

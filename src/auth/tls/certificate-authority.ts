@@ -20,7 +20,7 @@ export interface RevokedSerial {
  * The server's private CA: ECDSA P-256, self-signed. It signs the server's certificate, the
  * client certificates `jobworker certs issue` makes, and the revocation list.
  *
- * What signs (`CaSigner`, on @peculiar/x509 and its dependencies: ~5 MB of the server's memory)
+ * What signs (`CaSigner`, on @peculiar/x509 and its dependencies: ~3 MB of the server's memory)
  * is loaded at the first signature, not at start: a server whose certificate and revocation list
  * are on disk and current signs nothing until a client certificate is issued or revoked, or its
  * own certificate is renewed. The CA's files are checked at load all the same, with Node's own
@@ -53,15 +53,27 @@ export class CertificateAuthority {
 
   /**
    * The CA stored as `certPem` and `keyPem`: refused when either is not one, when the certificate
-   * is not a CA's, or when the key is not the certificate's.
+   * is not a CA's, when the key is not the certificate's, or when it is not an ECDSA P-256 key
+   * (the only kind the signer takes: anything else would fail at the first signature, a renewal
+   * or a revocation, not here). The certificate is kept as Node writes it (its first PEM block,
+   * in lines of 64 characters ending in `\n`: what the files jobworker writes hold), the key as
+   * PKCS#8, which the signer imports.
    */
   static async load(certPem: string, keyPem: string): Promise<CertificateAuthority> {
     const cert = new X509Certificate(certPem);
     if (!cert.ca) throw new Error(`The CA certificate (${cert.subject}) is not a CA's certificate`);
-    if (!cert.checkPrivateKey(createPrivateKey(keyPem))) {
+    const key = createPrivateKey(keyPem);
+    const curve = key.asymmetricKeyType === 'ec' ? key.asymmetricKeyDetails?.namedCurve : undefined;
+    if (curve !== 'prime256v1') {
+      throw new Error(
+        `The CA key must be an ECDSA P-256 key (the kind jobworker makes), got ${curve ? `an EC key on ${curve}` : `a key of type ${String(key.asymmetricKeyType)}`}`,
+      );
+    }
+    if (!cert.checkPrivateKey(key)) {
       throw new Error(`The CA key is not the key of the CA certificate (${cert.subject})`);
     }
-    return new CertificateAuthority(certPem, keyPem, cert.validToDate);
+    const pkcs8 = key.export({ type: 'pkcs8', format: 'pem' }) as string;
+    return new CertificateAuthority(cert.toString(), pkcs8, cert.validToDate);
   }
 
   /** A server certificate for `hosts` (names and IP addresses), valid `days` from `now`. */

@@ -101,8 +101,12 @@ export class IssuedCertificates {
     if (!found) throw new NotFoundError(`No certificate with serial ${wanted} was issued by this server`);
     if (found.revokedAt !== null) return found;
     const revoked = { ...found, revokedAt: this.#clock.now().toISOString() };
-    await this.#save(this.#certificates.map((c) => (c === found ? revoked : c)));
-    const crl = await this.#writeCrl();
+    const certificates = this.#certificates.map((c) => (c === found ? revoked : c));
+    // The revocation list first: should it fail, nothing says the certificate is revoked, and the
+    // next `revoke` tries again. Saved first, a failed list would leave the certificate working
+    // while `issued.json` says revoked, and every later `revoke` would return at once.
+    const crl = await this.#writeCrl(certificates);
+    await this.#save(certificates);
     this.onRevoked?.(crl, revoked);
     return revoked;
   }
@@ -114,8 +118,8 @@ export class IssuedCertificates {
     this.#certificates = certificates;
   }
 
-  async #writeCrl(): Promise<string> {
-    const revoked = this.#certificates
+  async #writeCrl(certificates: readonly IssuedCertificate[] = this.#certificates): Promise<string> {
+    const revoked = certificates
       .filter((c) => c.revokedAt !== null)
       .map((c) => ({ serial: c.serial, revokedAt: new Date(c.revokedAt as string) }));
     const crl = await this.#ca.revocationList(revoked, this.#clock.now(), CRL_DAYS);
