@@ -96,6 +96,19 @@ export interface FollowOptions {
    * when it has one). Off by default, for followers that show only output.
    */
   readonly progress?: boolean;
+  /**
+   * The job as its caller looked it up a moment ago (`getRecorded`): the follow starts from it
+   * instead of reading the record again. A queued one is waited for as without it.
+   */
+  readonly recorded?: Job;
+}
+
+/** How `viewEnd` checks a view. */
+export interface ViewEndOptions {
+  /** The caller follows the view from the cursor next (see `viewEnd`). */
+  readonly follow?: boolean;
+  /** The job as its caller looked it up a moment ago: not read again. */
+  readonly recorded?: Job;
 }
 
 /** What a submission did: created a job, or found the queued or running one with its dedupe key. */
@@ -589,12 +602,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /**
    * Resolves with the job once it is no longer queued: started (`running`), or ended without
    * starting (cancelled, failed to start). A submission answers before its job starts; this waits
-   * for that start. Rejects with `signal`'s reason.
+   * for that start. Rejects with `signal`'s reason. `recorded`: the job as the caller looked it up
+   * a moment ago, taken for the first look.
    */
-  async untilStarted(id: string, signal?: AbortSignal): Promise<Job> {
+  async untilStarted(id: string, signal?: AbortSignal, recorded?: Job): Promise<Job> {
     signal?.throwIfAborted();
-    // Most jobs waited on have started already: one look at the record, nothing to listen for.
-    const first = await this.getRecorded(id);
+    // Most jobs waited on have started already: one look at the record (the caller's, when it has
+    // one), nothing to listen for.
+    const first = recorded?.id === id ? recorded : await this.getRecorded(id);
     if (first.status !== 'queued') return first;
     for (;;) {
       signal?.throwIfAborted();
@@ -653,25 +668,30 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * answers the view's end so far: for a caller about to stream that view. For a running job the
    * look is shared with every other of the same view and cursor since the job last wrote, as
    * followers' reads are: a thousand clients opening a follow at once read its files once, not a
-   * thousand times (NotFoundError for an unknown job). `forFollow`: the caller follows from there
-   * next (see below).
+   * thousand times (NotFoundError for an unknown job). `follow`: the caller follows from there
+   * next (see below); `recorded`: the job as the caller looked it up, not read again.
    */
-  async viewEnd(id: string, selector: OutputSelector, cursor: number, forFollow = false): Promise<number> {
-    const job = await this.#lookUpForRead(id);
+  async viewEnd(
+    id: string,
+    selector: OutputSelector,
+    cursor: number,
+    options: ViewEndOptions = {},
+  ): Promise<number> {
+    const job = await this.#lookUpForRead(id, options.recorded);
     // Before a follow of a running job, the check reads the page the follow reads first from there
     // (`followOutput`'s batch): unless the job writes in between, the follow takes it as its first
     // read, and the check takes no place of its own among the reads the job keeps for its
     // followers. Any other check reads a byte: a page would be read for nothing.
-    const limitBytes = forFollow && isActive(job.status) ? DEFAULT_BATCH_BYTES : 1;
+    const limitBytes = options.follow === true && isActive(job.status) ? DEFAULT_BATCH_BYTES : 1;
     return (await this.#monitor.read(id, this.#jobDir(id), { selector, cursor, limitBytes })).end;
   }
 
   /**
    * Opens a reader of one view of a job's output that keeps its files open across pages (the job
-   * is looked up once, here). The caller closes it.
+   * is looked up once, here, unless the caller gives it as `recorded`). The caller closes it.
    */
-  async openReader(id: string, selector: OutputSelector): Promise<OutputReader> {
-    const job = await this.#lookUpForRead(id);
+  async openReader(id: string, selector: OutputSelector, recorded?: Job): Promise<OutputReader> {
+    const job = await this.#lookUpForRead(id, recorded);
     // A job is recorded final only after the monitor sealed its output: its kept window is fixed.
     return OutputReader.open(this.#jobDir(id), selector, { sealed: isFinal(job.status) });
   }
@@ -679,9 +699,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /**
    * Throws NotFoundError for an unknown job. A job nobody follows is observed only now and then:
    * its combined index is brought up to date first, so that a read sees every byte written before it.
+   * `recorded`: the job as the caller looked it up a moment ago, not read again.
    */
-  async #lookUpForRead(id: string): Promise<Job> {
-    const job = await this.getRecorded(id);
+  async #lookUpForRead(id: string, recorded?: Job): Promise<Job> {
+    const job = recorded?.id === id ? recorded : await this.getRecorded(id);
     if (isActive(job.status)) await this.#monitor.refresh(id);
     return job;
   }
@@ -692,7 +713,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    */
   async *follow(id: string, options: FollowOptions): AsyncGenerator<FollowEvent> {
     // A queued job has no output yet: wait for it to start (or to be cancelled).
-    const job = await this.untilStarted(id, options.signal).catch((err) => {
+    const job = await this.untilStarted(id, options.signal, options.recorded).catch((err) => {
       if (options.signal?.aborted) return undefined;
       throw err;
     });

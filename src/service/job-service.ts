@@ -712,9 +712,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const peer = await this.#routing.outputPeer(who, job);
     if (peer) return this.#openRemote(peer, who, id, request);
     // Validates the cursor (past the end is BAD_CURSOR) before any byte is sent.
-    const end = await this.#engine.viewEnd(id, request.selector, request.cursor, request.follow);
+    // The record just read serves the cursor check and the follow's start: a thousand followers
+    // opening at once read it a thousand times, not three thousand.
+    const end = await this.#engine.viewEnd(id, request.selector, request.cursor, {
+      follow: request.follow,
+      recorded: job,
+    });
     const release = this.#takeFollower(id);
-    const stream = this.#stream(id, request, release);
+    const stream = this.#stream(job, request, release);
     const close = stream.return.bind(stream);
     // A generator closed before it ever ran skips its `finally`: release the slot here too.
     stream.return = (value) => {
@@ -851,10 +856,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   async *#stream(
-    id: string,
+    recorded: Job,
     request: OutputRequest,
     release: () => void,
   ): AsyncGenerator<FollowEvent | SpansEvent> {
+    const { id } = recorded;
     const controller = new AbortController();
     const abort = () => controller.abort();
     // Shutdown ends follows, which could last forever; a read of what exists ends soon on its own.
@@ -868,8 +874,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
       const { selector, cursor } = request;
       const signal = controller.signal;
       if (request.follow) {
-        yield* this.#engine.follow(id, { selector, cursor, signal, progress: request.progress === true });
-      } else yield* this.#readToEnd(id, selector, cursor, signal, request.spans === true);
+        yield* this.#engine.follow(id, {
+          selector,
+          cursor,
+          signal,
+          progress: request.progress === true,
+          recorded,
+        });
+      } else yield* this.#readToEnd(recorded, selector, cursor, signal, request.spans === true);
     } finally {
       for (const source of sources) source.removeEventListener('abort', abort);
       release();
@@ -877,7 +889,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   async *#readToEnd(
-    id: string,
+    recorded: Job,
     selector: OutputSelector,
     from: number,
     signal: AbortSignal,
@@ -885,7 +897,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   ): AsyncGenerator<FollowEvent | SpansEvent> {
     // One reader for the whole response: the job is looked up and its files opened once, and
     // the view ends where it ended when the reader opened (a later byte needs a follow).
-    const reader = await this.#engine.openReader(id, selector);
+    const reader = await this.#engine.openReader(recorded.id, selector, recorded);
     try {
       yield* spans && reader.sealed
         ? spansToEnd(reader, from, signal)
@@ -893,7 +905,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     } finally {
       await reader.close();
     }
-    if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(id) };
+    if (!signal.aborted) yield { type: 'end', job: await this.#engine.get(recorded.id) };
   }
 }
 

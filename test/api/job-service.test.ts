@@ -69,6 +69,38 @@ describe('job service', () => {
     }
   });
 
+  it('reads the record of a job once to open a follow or a read of its output, however many steps need it', async () => {
+    const service = new JobService(h.engine);
+    const job = await service.start(alice, { command: 'sh', args: ['-c', 'printf ready; exec sleep 60'] });
+    await h.engine.untilStarted(job.id);
+    const original = h.engine.getRecorded;
+    let looks = 0;
+    h.engine.getRecorded = (id: string) => {
+      looks++;
+      return original.call(h.engine, id);
+    };
+    try {
+      // The visibility check, the cursor check and the follow's start: one look at the record.
+      const follow = await service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: true });
+      const first = await follow.next();
+      assert.equal(first.done, false);
+      assert.equal(looks, 1, 'a follow of a running job');
+      await follow.return(undefined);
+      looks = 0;
+      // A read of what exists: the same, and its end event reads the job as it is then.
+      const read = await service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: false });
+      assert.equal(read.end, 5);
+      const events = [];
+      for await (const event of read) events.push(event.type);
+      assert.deepEqual(events, ['output', 'end']);
+      assert.equal(looks, 2, 'one to open the read, one (through get) for its end');
+    } finally {
+      h.engine.getRecorded = original;
+      await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
+      await service.shutdown();
+    }
+  });
+
   it("authorizes by owner: another user's job is NOT_FOUND, exactly like an unknown id; admins see all", async () => {
     const service = new JobService(h.engine);
     const job = await service.start(alice, { command: 'true' });

@@ -125,7 +125,7 @@ describe('engine: a job as recorded, without the live figures of a running one',
       return read;
     };
     try {
-      await h.engine.viewEnd(job.id, 'stdout', 0, true);
+      await h.engine.viewEnd(job.id, 'stdout', 0, { follow: true });
       const follower = h.engine.follow(job.id, { selector: 'stdout', cursor: 0 });
       const page = await follower.next();
       await follower.return(undefined);
