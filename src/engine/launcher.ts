@@ -137,7 +137,9 @@ export class Launcher {
         this.#deps.claimLost?.(job, err);
         return job;
       }
-      return supervisor.failedToStart(job, err as Error);
+      // Its command began (the spawner answers once it is exec'd): a retry would run it again.
+      const reason = `its start could not be recorded, so it was stopped: ${(err as Error).message}`;
+      return supervisor.failedToStart(job, new Error(reason, { cause: err }), { retry: false });
     }
   }
 

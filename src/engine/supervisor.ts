@@ -51,7 +51,8 @@ interface Supervised {
   job: Job;
   readonly identity: ProcessIdentity;
   readonly dir: string;
-  stop?: { readonly by: string; readonly graceMs: number; readonly done: Promise<StopResult> };
+  /** `done` never rejects (a failure is reported): undefined when the processes were not stopped. */
+  stop?: { readonly by: string; readonly graceMs: number; readonly done: Promise<StopResult | undefined> };
   timer?: ClockTimer;
   /** Set once the end is being recorded: a stop arriving then changes nothing. */
   finishing: boolean;
@@ -321,8 +322,22 @@ export class Supervisor {
       return { ...s.job, stop: request };
     });
     // Signals go out only once the request is on record (or could not be), so history never lacks a cause.
-    const done = recorded.then(() => this.#stopProcesses(s, graceMs));
-    s.stop = { by, graceMs, done };
+    // One that could not be recorded for good (the job ended meanwhile, decided elsewhere) is the
+    // caller's error, nothing is signalled, and a later stop is tried afresh. `done` must not
+    // reject: nothing awaits it until the job's end is recorded, and a rejection nobody handles
+    // ends the server.
+    const stop: NonNullable<Supervised['stop']> = {
+      by,
+      graceMs,
+      done: recorded.then(
+        () => this.#stopProcesses(s, graceMs),
+        () => {
+          if (s.stop === stop) s.stop = undefined;
+          return undefined;
+        },
+      ),
+    };
+    s.stop = stop;
     return recorded.then((job) => {
       s.job = job;
       this.#deps.emit('job:stopping', job);
@@ -330,18 +345,40 @@ export class Supervisor {
     });
   }
 
-  async #stopProcesses(s: Supervised, graceMs: number): Promise<StopResult> {
-    // A frozen job would sit on its SIGTERM until the grace ran out: thaw it so it can exit cleanly.
-    if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
-    const result = await stopProcesses(s.identity, this.#deps.cgroups, graceMs, !s.adopted, this.#deps.clock);
-    if (result.forced && !this.#closed) {
-      // Not on record when the disk is full: the end records it then (`stopForced` of the finish).
-      s.job = await this.#deps.store.markStopForced(s.job.id).catch((err: unknown) => {
-        if (!mayHeal(err)) throw err;
-        return { ...s.job, stopForced: true };
-      });
+  /**
+   * Ends the job's processes: SIGTERM, and SIGKILL once `graceMs` has passed. Never rejects (its
+   * promise waits, unawaited, for the job's end): a failure is reported with the job's id, and then
+   * resolves undefined.
+   */
+  async #stopProcesses(s: Supervised, graceMs: number): Promise<StopResult | undefined> {
+    try {
+      // A frozen job would sit on its SIGTERM until the grace ran out: thaw it so it can exit cleanly.
+      if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
+      const result = await stopProcesses(
+        s.identity,
+        this.#deps.cgroups,
+        graceMs,
+        !s.adopted,
+        this.#deps.clock,
+      );
+      if (result.forced && !this.#closed) {
+        // Not on record when the disk is full: the end records it then (`stopForced` of the finish).
+        // Not recordable for good (the job was decided meanwhile): reported, and carried by the end.
+        s.job = await this.#deps.store.markStopForced(s.job.id).catch((err: unknown) => {
+          if (!mayHeal(err)) {
+            this.#deps.onError(
+              new Error(`the forced stop could not be recorded: ${String(err)}`, { cause: err }),
+              s.job.id,
+            );
+          }
+          return { ...s.job, stopForced: true };
+        });
+      }
+      return result;
+    } catch (err) {
+      this.#deps.onError(new Error(`the stop of the job failed: ${String(err)}`, { cause: err }), s.job.id);
+      return undefined;
     }
-    return result;
   }
 
   async #finish(s: Supervised): Promise<Job> {
@@ -349,7 +386,7 @@ export class Supervisor {
     s.timer?.clear();
     if (this.#closed) return s.job;
     if (s.relinquished) return s.relinquished;
-    const stopResult = s.stop ? await s.stop.done.catch(() => undefined) : undefined;
+    const stopResult = s.stop ? await s.stop.done : undefined;
     // The job ended when its main process did (its wrapper recorded that and exited); whatever it
     // left behind goes with it. A wrapper killed before it recorded may leave the main process too.
     await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);

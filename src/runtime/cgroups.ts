@@ -2,6 +2,7 @@ import {
   accessSync,
   constants,
   existsSync,
+  type FSWatcher,
   mkdirSync,
   readFileSync,
   rmdirSync,
@@ -316,11 +317,21 @@ export class Cgroups {
         if (this.isEmpty(dirs)) finish();
       };
       // v2 notifies; v1 has no notification we can use without a release agent, so poll.
-      const watcher = v2 ? watch(join(v2, 'cgroup.events'), check) : undefined;
-      // An 'error' event with no listener would crash the server; the poll below still
-      // notices the cgroup empty, so a broken watch only makes the wait coarser.
-      watcher?.on('error', () => watcher.close());
-      const stopPolling = pollKernel(check, v2 ? 1000 : 50, true);
+      let watcher: FSWatcher | undefined;
+      if (v2) {
+        try {
+          watcher = watch(join(v2, 'cgroup.events'), check);
+          // An 'error' event with no listener would crash the server; the poll below still
+          // notices the cgroup empty, so a broken watch only makes the wait coarser.
+          watcher.on('error', () => watcher?.close());
+        } catch {
+          // No watch to be had (the host's inotify watches are used up: ENOSPC): the poll alone,
+          // at v1's pace. Thrown here, it rejected the wait at once: a stop then skipped its
+          // grace, and its kill loop never yielded.
+          watcher = undefined;
+        }
+      }
+      const stopPolling = pollKernel(check, watcher ? 1000 : 50, true);
       signal?.addEventListener('abort', onAbort, { once: true });
       check();
     });

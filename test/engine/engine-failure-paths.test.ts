@@ -71,7 +71,10 @@ describe('engine failure paths', () => {
     await submitted;
     const { end } = await followed;
     assert.equal(end.status, 'failed');
-    assert.match(end.exit?.reason ?? '', /^failed to start: disk I\/O error \(injected\)/);
+    assert.match(
+      end.exit?.reason ?? '',
+      /^failed to start: its start could not be recorded, so it was stopped: disk I\/O error \(injected\)/,
+    );
   });
 
   it('defect 7: drained() waiting while a launch fails resolves once the launch is let go', {

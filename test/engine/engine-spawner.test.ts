@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Job } from '../../src/core/job.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
-import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+import { pidAlive, waitForFileText, within } from '../helpers/wait.ts';
 
 const me = { user: 'tester' };
 const run = promisify(execFile);
@@ -196,6 +196,40 @@ describe('the spawner dies mid-burst', () => {
       await h.destroy();
     }
   });
+});
+
+describe('the spawner dies while a job runs in a PID namespace', () => {
+  const needsRoot = { skip: process.getuid?.() === 0 ? false : 'namespaces need root here' };
+  it(
+    'the next start gets a new spawner at once: the namespace holds nothing of the dead one',
+    needsRoot,
+    async () => {
+      const h = await openHarness();
+      try {
+        // Its pid 1 lives as long as the job: it must not keep the spawner's stdout open.
+        const held = await startRunning(
+          h.engine,
+          { command: 'sleep', args: ['600'], isolation: { pid: true } },
+          me,
+        );
+        const killed = spawnerPid();
+        assert.ok(killed, 'a spawner runs');
+        process.kill(killed, 'SIGKILL');
+        const next = await within(
+          h.engine.start({ command: 'true' }, me).then((job) => h.engine.waitFor(job.id)),
+          30_000,
+          'a start after the spawner died, with a PID-namespace job still running',
+        );
+        assert.equal(next.status, 'succeeded');
+        assert.notEqual(spawnerPid(), killed, 'a new spawner took over');
+        assert.equal((await h.engine.get(held.id)).status, 'running', 'the namespace job runs on');
+        await h.engine.stop(held.id, me, { graceMs: 0 });
+        assert.equal((await h.engine.waitFor(held.id)).status, 'stopped');
+      } finally {
+        await h.destroy();
+      }
+    },
+  );
 });
 
 /** The running spawner: this process's child named jobworker-spawn(er). */

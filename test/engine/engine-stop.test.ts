@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { IllegalTransitionError } from '../../src/core/errors.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
@@ -83,6 +85,75 @@ describe('engine stop and timeout', () => {
     assert.equal(still.stop, null, 'no stop was recorded');
     await h.engine.stop(job.id, me, { graceMs: 0 });
     assert.equal((await h.engine.waitFor(job.id)).status, 'stopped');
+  });
+
+  it('a stop that cannot be recorded for good, or whose force cannot be, never leaves a rejection unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const errors: string[] = [];
+    const onError = (err: Error, jobId: string | null) => errors.push(`${jobId}: ${err.message}`);
+    h.engine.on('engine:error', onError);
+    const { markStopRequested, markStopForced } = h.store;
+    try {
+      // Decided meanwhile (by another node of a cluster, say): the caller gets the refusal.
+      // It ignores SIGTERM (an ignored signal stays ignored across exec): its stop is forced.
+      const job = await startRunning(
+        h.engine,
+        { command: 'sh', args: ['-c', "trap '' TERM; echo ready; exec sleep 60"] },
+        me,
+      );
+      await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready');
+      h.store.markStopRequested = () =>
+        Promise.reject(new IllegalTransitionError(job.id, 'succeeded', 'stopped'));
+      await assert.rejects(h.engine.stop(job.id, me, { graceMs: 0 }), IllegalTransitionError);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(unhandled, [], 'no rejection left unhandled');
+      assert.equal((await h.engine.get(job.id)).status, 'running', 'nothing was signalled');
+      h.store.markStopRequested = markStopRequested;
+
+      // The force cannot be recorded: reported, and the end records it all the same.
+      h.store.markStopForced = (id: string) =>
+        Promise.reject(new IllegalTransitionError(id, 'succeeded', 'stopped'));
+      await h.engine.stop(job.id, me, { graceMs: 0 });
+      const done = await h.engine.waitFor(job.id);
+      assert.equal(done.status, 'stopped');
+      assert.equal(done.stopForced, true);
+      assert.deepEqual(unhandled, []);
+      assert.ok(
+        errors.some((e) => e.startsWith(`${job.id}: the forced stop could not be recorded`)),
+        errors.join('\n'),
+      );
+    } finally {
+      h.store.markStopRequested = markStopRequested;
+      h.store.markStopForced = markStopForced;
+      h.engine.off('engine:error', onError);
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('a job whose start cannot be recorded is stopped and recorded failed, never retried: its command had begun', async () => {
+    const log = join(h.dataDir, `ran-${Date.now()}.log`);
+    const { markStarted } = h.store;
+    h.store.markStarted = () => Promise.reject(new IllegalTransitionError('x', 'queued', 'running'));
+    try {
+      const job = await h.engine.start(
+        { command: 'sh', args: ['-c', `echo ran >> ${log}; exec sleep 60`], retry: { attempts: 3 } },
+        me,
+      );
+      const done = await h.engine.waitFor(job.id);
+      assert.equal(done.status, 'failed');
+      assert.match(
+        done.exit?.reason ?? '',
+        /^failed to start: its start could not be recorded, so it was stopped: /,
+      );
+      assert.equal(done.retriedAs, null, 'not retried: the command had begun');
+    } finally {
+      h.store.markStarted = markStarted;
+    }
+    // It ran at most once (it may have been stopped before its first line).
+    const ran = await readFile(log, 'utf8').catch(() => '');
+    assert.ok(ran.split('\n').filter(Boolean).length <= 1, ran);
   });
 
   it('a graceful stop is not forced; a stop on a finished job changes nothing and says so', async () => {

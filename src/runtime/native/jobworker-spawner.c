@@ -483,6 +483,10 @@ static void run_init(const struct request *r, int out, int err, int gofd, int er
   close(gofd);
   close(errfd);
   close(credfd);
+  /* The spawner's stdout, which the wrapper holds until the start is decided (see the header):
+     this process never execs and lives as long as the job, so a copy kept here would keep a dead
+     spawner's stdout open that long, and the server would wait that long to start a new one. */
+  close(1);
   if (r->switch_user) {
     /* Best effort: the job's process made the same calls and succeeded. */
     if (setgroups((size_t)r->ngroups, r->groups) < 0 || setresgid(r->gid, r->gid, r->gid) < 0 ||
