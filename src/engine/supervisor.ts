@@ -387,18 +387,21 @@ export class Supervisor {
     if (this.#closed) return s.job;
     if (s.relinquished) return s.relinquished;
     const stopResult = s.stop ? await s.stop.done : undefined;
-    // The job ended when its main process did (its wrapper recorded that and exited); whatever it
-    // left behind goes with it. A wrapper killed before it recorded may leave the main process too.
-    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);
-    // Read before the cgroups are removed below: their counters go with them.
-    const usage = s.identity.cgroups.length > 0 ? this.#deps.cgroups.usage(s.identity.cgroups) : undefined;
-    const record = await readExitRecord(s.dir);
-    // The seal's last observation read the final sizes; read again only when it could not.
-    const outputBytes =
-      (await this.#deps.monitor.finish(s.job.id, s.dir)) ?? (await this.#deps.monitor.sizes(s.dir));
-    await this.#deps.progress.finish(s.job.id);
-    const result = await readJobResult(this.#deps.ioPaths(s.job.id), s.job.spec.account);
-    if (this.#closed) return s.job;
+    // Tried again, as the record is below, while it fails on what may pass (too many open files,
+    // say): a job whose end was seen must not stay recorded running, holding its queue's slot.
+    const end = await untilWritten(() => this.#readEnd(s), {
+      clock: this.#deps.clock,
+      signal: this.#closing.signal,
+      onFirstFailure: (err) =>
+        this.#deps.onError(
+          new Error(`the end of the job could not be read; retrying until it can: ${String(err)}`, {
+            cause: err,
+          }),
+          s.job.id,
+        ),
+    });
+    if (end === undefined || this.#closed) return s.job;
+    const { usage, record, outputBytes, result } = end;
     const forced = stopResult?.forced ?? s.job.stopForced;
     const outcome = decideOutcome({
       record,
@@ -431,6 +434,22 @@ export class Supervisor {
     this.#jobs.delete(s.job.id);
     this.#deps.emit('job:finished', finished);
     return finished;
+  }
+
+  /** What a job that ended left: leftovers killed first, then its usage, exit record, output and result. */
+  async #readEnd(s: Supervised) {
+    // The job ended when its main process did (its wrapper recorded that and exited); whatever it
+    // left behind goes with it. A wrapper killed before it recorded may leave the main process too.
+    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);
+    // Read before the cgroups are removed (after this): their counters go with them.
+    const usage = s.identity.cgroups.length > 0 ? this.#deps.cgroups.usage(s.identity.cgroups) : undefined;
+    const record = await readExitRecord(s.dir);
+    // The seal's last observation read the final sizes; read again only when it could not.
+    const outputBytes =
+      (await this.#deps.monitor.finish(s.job.id, s.dir)) ?? (await this.#deps.monitor.sizes(s.dir));
+    await this.#deps.progress.finish(s.job.id);
+    const result = await readJobResult(this.#deps.ioPaths(s.job.id), s.job.spec.account);
+    return { usage, record, outputBytes, result };
   }
 
   /** Removes a job's io directory once its end (and result) is on record. */

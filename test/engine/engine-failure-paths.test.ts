@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,7 +9,7 @@ import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import type { JobStore } from '../../src/store/job-store.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import { followAll } from '../helpers/engine-harness.ts';
+import { followAll, openHarness, startRunning } from '../helpers/engine-harness.ts';
 
 const me = { user: 'tester' };
 
@@ -86,5 +88,42 @@ describe('engine failure paths', () => {
     await submitted;
     assert.equal((await engine.waitFor(job.id)).status, 'failed');
     assert.deepEqual(await drained, { draining: false, running: 0 });
+  });
+});
+
+describe('engine failure paths: the end of a job', () => {
+  it('an end that cannot be read at first (too many open files) is read again and recorded, not left running', async (t) => {
+    const h = await openHarness();
+    t.after(() => h.destroy());
+    const errors: string[] = [];
+    h.engine.on('engine:error', (err, jobId) => errors.push(`${jobId}: ${err.message}`));
+    const job = await startRunning(h.engine, { command: 'sh', args: ['-c', 'read line; exit 3'] }, me);
+    // The first open of its exit record fails as a process out of descriptors does.
+    let refused = 0;
+    const realOpen = fs.openSync;
+    t.mock.method(fs, 'openSync', (...args: Parameters<typeof fs.openSync>) => {
+      if (String(args[0]).endsWith(`/${job.id}/exit`) && refused === 0) {
+        refused++;
+        throw Object.assign(new Error('EMFILE: too many open files, open (injected)'), { code: 'EMFILE' });
+      }
+      return realOpen(...args);
+    });
+    syncBuiltinESMExports();
+    t.after(() => {
+      t.mock.restoreAll();
+      syncBuiltinESMExports();
+    });
+    await h.engine.stop(job.id, me, { graceMs: 0 }).catch(() => undefined);
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(refused, 1, 'the first read failed');
+    assert.equal(done.status, 'stopped', 'recorded from the exit record read on the second try');
+    assert.ok(
+      errors.some(
+        (e) =>
+          e ===
+          `${job.id}: the end of the job could not be read; retrying until it can: Error: EMFILE: too many open files, open (injected)`,
+      ),
+      errors.join('\n'),
+    );
   });
 });
