@@ -389,17 +389,7 @@ export class Supervisor {
     const stopResult = s.stop ? await s.stop.done : undefined;
     // Tried again, as the record is below, while it fails on what may pass (too many open files,
     // say): a job whose end was seen must not stay recorded running, holding its queue's slot.
-    const end = await untilWritten(() => this.#readEnd(s), {
-      clock: this.#deps.clock,
-      signal: this.#closing.signal,
-      onFirstFailure: (err) =>
-        this.#deps.onError(
-          new Error(`the end of the job could not be read; retrying until it can: ${String(err)}`, {
-            cause: err,
-          }),
-          s.job.id,
-        ),
-    });
+    const end = await this.#retried(s.job.id, 'the end of the job could not be read', () => this.#readEnd(s));
     if (end === undefined || this.#closed) return s.job;
     const { usage, record, outputBytes, result } = end;
     const forced = stopResult?.forced ?? s.job.stopForced;
@@ -480,15 +470,24 @@ export class Supervisor {
    * that ended while no server ran).
    */
   #recordUntilWritten(job: Job, finish: JobFinish, retry = true): Promise<Job | undefined> {
-    return untilWritten(() => this.#record(job, finish, retry), {
+    return this.#retried(job.id, 'the end of the job could not be recorded', () =>
+      this.#record(job, finish, retry),
+    );
+  }
+
+  /**
+   * `attempt`, tried again with a doubling backoff on the engine's clock while it fails on what
+   * may pass (`untilWritten`); the first failure is reported as `what`. Undefined once the
+   * supervisor closes.
+   */
+  #retried<T>(jobId: string, what: string, attempt: () => Promise<T>): Promise<T | undefined> {
+    return untilWritten(attempt, {
       clock: this.#deps.clock,
       signal: this.#closing.signal,
       onFirstFailure: (err) =>
         this.#deps.onError(
-          new Error(`the end of the job could not be recorded; retrying until it can: ${String(err)}`, {
-            cause: err,
-          }),
-          job.id,
+          new Error(`${what}; retrying until it can: ${String(err)}`, { cause: err }),
+          jobId,
         ),
     });
   }

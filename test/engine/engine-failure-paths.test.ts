@@ -97,7 +97,7 @@ describe('engine failure paths: the end of a job', () => {
     t.after(() => h.destroy());
     const errors: string[] = [];
     h.engine.on('engine:error', (err, jobId) => errors.push(`${jobId}: ${err.message}`));
-    const job = await startRunning(h.engine, { command: 'sh', args: ['-c', 'read line; exit 3'] }, me);
+    const job = await startRunning(h.engine, { command: 'sleep', args: ['60'] }, me);
     // The first open of its exit record fails as a process out of descriptors does.
     let refused = 0;
     const realOpen = fs.openSync;
