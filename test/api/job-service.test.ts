@@ -38,17 +38,12 @@ describe('job service', () => {
     await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
   });
 
-  it("opens a running job's output, and waits for it, without reading its live figures; hides it from others", async () => {
+  it("opens a running job's output, and waits for it, without reading its live figures; hides it from others", async (t) => {
     const service = new JobService(h.engine);
     const job = await service.start(alice, { command: 'sh', args: ['-c', 'printf ready; exec sleep 60'] });
     await h.engine.untilStarted(job.id);
     // `get` is the engine's lookup that reads a running job's output sizes and cgroup usage.
-    const original = h.engine.get;
-    let gets = 0;
-    h.engine.get = (id: string) => {
-      gets++;
-      return original.call(h.engine, id);
-    };
+    const gets = t.mock.method(h.engine, 'get');
     try {
       await assert.rejects(service.openOutput(bob, job.id, { selector: 'all', cursor: 0, follow: true }), {
         code: 'NOT_FOUND',
@@ -62,40 +57,35 @@ describe('job service', () => {
       await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
       assert.equal((await waited).status, 'stopped');
       await stream.return(undefined);
-      assert.equal(gets, 0, 'the open, the follow and the wait looked up only the record');
+      assert.equal(gets.mock.callCount(), 0, 'the open, the follow and the wait looked up only the record');
     } finally {
-      h.engine.get = original;
+      gets.mock.restore();
       await service.shutdown();
     }
   });
 
-  it('reads the record of a job once to open a follow or a read of its output, however many steps need it', async () => {
+  it('reads the record of a job once to open a follow or a read of its output, however many steps need it', async (t) => {
     const service = new JobService(h.engine);
     const job = await service.start(alice, { command: 'sh', args: ['-c', 'printf ready; exec sleep 60'] });
     await h.engine.untilStarted(job.id);
-    const original = h.engine.getRecorded;
-    let looks = 0;
-    h.engine.getRecorded = (id: string) => {
-      looks++;
-      return original.call(h.engine, id);
-    };
+    const looks = t.mock.method(h.engine, 'getRecorded');
     try {
       // The visibility check, the cursor check and the follow's start: one look at the record.
       const follow = await service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: true });
       const first = await follow.next();
       assert.equal(first.done, false);
-      assert.equal(looks, 1, 'a follow of a running job');
+      assert.equal(looks.mock.callCount(), 1, 'a follow of a running job');
       await follow.return(undefined);
-      looks = 0;
+      looks.mock.resetCalls();
       // A read of what exists: the same, and its end event reads the job as it is then.
       const read = await service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: false });
       assert.equal(read.end, 5);
       const events = [];
       for await (const event of read) events.push(event.type);
       assert.deepEqual(events, ['output', 'end']);
-      assert.equal(looks, 2, 'one to open the read, one (through get) for its end');
+      assert.equal(looks.mock.callCount(), 2, 'one to open the read, one (through get) for its end');
     } finally {
-      h.engine.getRecorded = original;
+      looks.mock.restore();
       await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
       await service.shutdown();
     }
