@@ -702,7 +702,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * `recorded`: the job as the caller looked it up a moment ago, not read again.
    */
   async #lookUpForRead(id: string, recorded?: Job): Promise<Job> {
-    const job = recorded?.id === id ? recorded : await this.getRecorded(id);
+    // A record that said queued may be behind a start that wrote since: read again, so that the
+    // running job's index is brought up to date below.
+    const job = recorded?.id === id && recorded.status !== 'queued' ? recorded : await this.getRecorded(id);
     if (isActive(job.status)) await this.#monitor.refresh(id);
     return job;
   }

@@ -377,6 +377,8 @@ export class Supervisor {
       return result;
     } catch (err) {
       this.#deps.onError(new Error(`the stop of the job failed: ${String(err)}`, { cause: err }), s.job.id);
+      // Not carried out: a later stop is tried afresh instead of answering that one is under way.
+      s.stop = undefined;
       return undefined;
     }
   }
@@ -387,6 +389,10 @@ export class Supervisor {
     if (this.#closed) return s.job;
     if (s.relinquished) return s.relinquished;
     const stopResult = s.stop ? await s.stop.done : undefined;
+    // The job ended when its main process did (its wrapper recorded that and exited); whatever it
+    // left behind goes with it. A wrapper killed before it recorded may leave the main process too.
+    // Once, now: without cgroups the group is judged ours only right after its wrapper ended.
+    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);
     // Tried again, as the record is below, while it fails on what may pass (too many open files,
     // say): a job whose end was seen must not stay recorded running, holding its queue's slot.
     const end = await this.#retried(s.job.id, 'the end of the job could not be read', () => this.#readEnd(s));
@@ -426,11 +432,8 @@ export class Supervisor {
     return finished;
   }
 
-  /** What a job that ended left: leftovers killed first, then its usage, exit record, output and result. */
+  /** What a job that ended left (its leftovers killed): its usage, exit record, output and result. */
   async #readEnd(s: Supervised) {
-    // The job ended when its main process did (its wrapper recorded that and exited); whatever it
-    // left behind goes with it. A wrapper killed before it recorded may leave the main process too.
-    await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);
     // Read before the cgroups are removed (after this): their counters go with them.
     const usage = s.identity.cgroups.length > 0 ? this.#deps.cgroups.usage(s.identity.cgroups) : undefined;
     const record = await readExitRecord(s.dir);

@@ -113,10 +113,13 @@ describe('engine failure paths: the end of a job', () => {
       t.mock.restoreAll();
       syncBuiltinESMExports();
     });
-    await h.engine.stop(job.id, me, { graceMs: 0 }).catch(() => undefined);
-    const done = await h.engine.waitFor(job.id);
+    // A grace: `sleep` ends on the SIGTERM itself, which its exit record says.
+    await h.engine.stop(job.id, me, { graceMs: 10_000 });
+    // Bounded: without the retry the end is never recorded, and the wait would last forever.
+    const done = await h.engine.waitFor(job.id, AbortSignal.timeout(30_000));
     assert.equal(refused, 1, 'the first read failed');
-    assert.equal(done.status, 'stopped', 'recorded from the exit record read on the second try');
+    assert.equal(done.status, 'stopped');
+    assert.equal(done.exit?.signal, 'SIGTERM', 'from the exit record, read on the second try');
     assert.ok(
       errors.some(
         (e) =>

@@ -109,7 +109,9 @@ describe('engine stop and timeout', () => {
       await assert.rejects(h.engine.stop(job.id, me, { graceMs: 0 }), IllegalTransitionError);
       await new Promise((resolve) => setImmediate(resolve));
       assert.deepEqual(unhandled, [], 'no rejection left unhandled');
-      assert.equal((await h.engine.get(job.id)).status, 'running', 'nothing was signalled');
+      const still = await h.engine.get(job.id);
+      assert.equal(still.status, 'running');
+      assert.equal(still.stop, null, 'no stop on record, and none under way: the next one is carried out');
       h.store.markStopRequested = markStopRequested;
 
       // The force cannot be recorded: reported, and the end records it all the same.
