@@ -52,7 +52,13 @@ interface Supervised {
   readonly identity: ProcessIdentity;
   readonly dir: string;
   /** `done` never rejects (a failure is reported): undefined when the processes were not stopped. */
-  stop?: { readonly by: string; readonly graceMs: number; readonly done: Promise<StopResult | undefined> };
+  stop?: {
+    readonly by: string;
+    readonly graceMs: number;
+    readonly done: Promise<StopResult | undefined>;
+    /** A stop asked for here while its request is being recorded: the job once it is. */
+    readonly recorded?: Promise<Job>;
+  };
   timer?: ClockTimer;
   /** Set once the end is being recorded: a stop arriving then changes nothing. */
   finishing: boolean;
@@ -231,6 +237,12 @@ export class Supervisor {
       const ended = await s.finished.catch(() => s.job);
       return { job: ended, changed: false };
     }
+    if (s.stop?.recorded) {
+      // One under way whose request is still being recorded: answered with the job once it is.
+      // Should that fail (`#beginStop` then drops it), this stop is tried afresh, not lost.
+      const job = await s.stop.recorded.catch(() => undefined);
+      return job === undefined ? this.requestStop(id, by, graceMs) : { job, changed: false };
+    }
     if (s.stop) return { job: s.job, changed: false };
     const recorded = this.#beginStop(s, by, graceMs);
     return { job: await recorded, changed: true };
@@ -329,6 +341,7 @@ export class Supervisor {
     const stop: NonNullable<Supervised['stop']> = {
       by,
       graceMs,
+      recorded,
       done: recorded.then(
         () => this.#stopProcesses(s, graceMs),
         () => {

@@ -134,6 +134,35 @@ describe('engine stop and timeout', () => {
     }
   });
 
+  it('a stop asked while another is being recorded waits for it, and is carried out itself when that one fails', async () => {
+    const job = await startRunning(h.engine, { command: 'sleep', args: ['60'] }, me);
+    const { markStopRequested } = h.store;
+    const first = Promise.withResolvers<never>();
+    let calls = 0;
+    // The first request's record waits for the test, then fails for good; later ones are recorded.
+    h.store.markStopRequested = (...args: Parameters<typeof markStopRequested>) => {
+      calls++;
+      return calls === 1 ? first.promise : markStopRequested.apply(h.store, args);
+    };
+    try {
+      const a = h.engine.stop(job.id, me, { graceMs: 10_000 });
+      const b = h.engine.stop(job.id, { user: 'admin' }, { graceMs: 10_000 });
+      // Both have reached the supervisor (each looks the job up first) before the record fails.
+      while (calls === 0) await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      first.reject(new IllegalTransitionError(job.id, 'succeeded', 'stopped'));
+      await assert.rejects(a, IllegalTransitionError);
+      const second = await b;
+      assert.equal(second.changed, true, 'carried out itself');
+      assert.equal(second.job.stop?.by, 'admin');
+      assert.equal(calls, 2);
+    } finally {
+      h.store.markStopRequested = markStopRequested;
+    }
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.status, 'stopped');
+  });
+
   it('a job whose start cannot be recorded is stopped and recorded failed, never retried: its command had begun', async () => {
     const log = join(h.dataDir, `ran-${Date.now()}.log`);
     const { markStarted } = h.store;
