@@ -11,6 +11,8 @@ export interface DispatcherDeps {
    * cannot start is recorded as failed).
    */
   readonly launchAll: (jobs: readonly Job[]) => Promise<void>[];
+  /** Gives a claim back unlaunched (a drain or a shutdown came while claiming); see `Launcher.releaseClaim`. */
+  readonly releaseClaim: (id: string) => Promise<void>;
   /** Most jobs claimed from one queue in one go, so one busy queue cannot starve the rest. */
   readonly batch: number;
   /** How many more jobs this node may start now (its `maxRunning` less what it runs). */
@@ -141,7 +143,7 @@ export class Dispatcher {
         if (claimed.length === batch) more = true;
         if (this.#draining || this.#stopped) {
           // A drain or a shutdown came while claiming: what was claimed goes back unlaunched.
-          for (const left of claimed) await store.releaseClaim(left.id);
+          for (const left of claimed) await this.#deps.releaseClaim(left.id);
           return false;
         }
         // In claim order (priority, then arrival): the launcher records their starts in that order.

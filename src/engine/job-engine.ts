@@ -241,6 +241,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       batch: options.dispatchBatch,
       nodeFree: () => options.maxRunning - this.#supervisor.size - this.#launches.size,
       launchAll: (jobs) => this.#launchAll(jobs),
+      releaseClaim: (id) => this.#launcher.releaseClaim(id),
       onError: (err) => {
         options.logger.error({ err }, 'dispatch failed');
         this.emit('engine:error', err, null);

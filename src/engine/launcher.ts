@@ -169,12 +169,7 @@ export class Launcher {
         () => false,
       );
       if (!sent) {
-        await store.releaseClaim(job.id);
-        // A stop recorded while it was being started is a cancel now that it never started.
-        if (job.stop) {
-          const reason = `cancelled by ${job.stop.by} before it started`;
-          this.#deps.changed(await store.cancelQueued(job.id, job.stop, reason));
-        }
+        await this.releaseClaim(job.id);
         continue;
       }
       await supervisor.failedToStart(
@@ -183,6 +178,19 @@ export class Launcher {
         { retry: false },
       );
     }
+  }
+
+  /**
+   * Gives a claimed job that was never sent to the spawner back to its queue. A stop recorded
+   * while it was claimed (`cancelQueued` records it on the claim, for the launch to carry out)
+   * makes it a cancel: it never started, and must not start later only to be stopped.
+   */
+  async releaseClaim(id: string): Promise<void> {
+    const { store } = this.#deps;
+    const released = await store.releaseClaim(id);
+    if (!released.stop) return;
+    const reason = `cancelled by ${released.stop.by} before it started`;
+    this.#deps.changed(await store.cancelQueued(id, released.stop, reason));
   }
 
   #removeCgroups(dirs: readonly string[]): void {

@@ -163,6 +163,38 @@ describe('engine stop and timeout', () => {
     assert.equal(done.status, 'stopped');
   });
 
+  it('a stop of a job being claimed, whose claim a drain sends back, cancels it: it never runs', async () => {
+    const other = await openHarness();
+    try {
+      const log = join(other.dataDir, 'ran.log');
+      const { claimReady } = other.store;
+      const gate = Promise.withResolvers<void>();
+      const claimedOne = Promise.withResolvers<void>();
+      // The claim is made, then held until the test has stopped the job and begun a drain.
+      other.store.claimReady = async (...args: Parameters<typeof claimReady>) => {
+        const jobs = await claimReady.apply(other.store, args);
+        if (jobs.length > 0) {
+          claimedOne.resolve();
+          await gate.promise;
+        }
+        return jobs;
+      };
+      const job = await other.engine.start({ command: 'sh', args: ['-c', `echo ran >> ${log}`] }, me);
+      await claimedOne.promise;
+      other.store.claimReady = claimReady;
+      // Claimed, not launched: the stop is recorded on the claim, for the launch to carry out.
+      assert.equal((await other.engine.stop(job.id, me)).changed, true);
+      other.engine.drain();
+      gate.resolve();
+      const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
+      assert.equal(done.status, 'cancelled');
+      assert.equal(done.exit?.reason, 'cancelled by tester before it started');
+      assert.equal(await readFile(log, 'utf8').catch(() => ''), '', 'it never ran');
+    } finally {
+      await other.destroy();
+    }
+  });
+
   it('a job whose start cannot be recorded is stopped and recorded failed, never retried: its command had begun', async () => {
     const log = join(h.dataDir, `ran-${Date.now()}.log`);
     const { markStarted } = h.store;
