@@ -610,7 +610,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     signal?.throwIfAborted();
     // Most jobs waited on have started already: one look at the record (the caller's, when it has
     // one), nothing to listen for.
-    const first = recorded?.id === id ? recorded : await this.getRecorded(id);
+    const first = await this.#recordOf(id, recorded);
     if (first.status !== 'queued') return first;
     for (;;) {
       signal?.throwIfAborted();
@@ -703,11 +703,19 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * `recorded`: the job as the caller looked it up a moment ago, not read again.
    */
   async #lookUpForRead(id: string, recorded?: Job): Promise<Job> {
-    // A record that said queued may be behind a start that wrote since: read again, so that the
-    // running job's index is brought up to date below.
-    const job = recorded?.id === id && recorded.status !== 'queued' ? recorded : await this.getRecorded(id);
+    const job = await this.#recordOf(id, recorded);
     if (isActive(job.status)) await this.#monitor.refresh(id);
     return job;
+  }
+
+  /**
+   * The job's record: `recorded`, the caller's look of a moment ago, unless it said queued (a start
+   * may have come since, and what waits or reads must see it), else a read of the store.
+   */
+  #recordOf(id: string, recorded: Job | undefined): Promise<Job> {
+    return recorded?.id === id && recorded.status !== 'queued'
+      ? Promise.resolve(recorded)
+      : this.getRecorded(id);
   }
 
   /**

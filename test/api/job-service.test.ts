@@ -16,6 +16,14 @@ describe('job service', () => {
   });
   after(() => h.destroy());
 
+  /** A service, and a job of alice's that has printed `ready` and sleeps. */
+  async function runningForAlice() {
+    const service = new JobService(h.engine);
+    const job = await service.start(alice, { command: 'sh', args: ['-c', 'printf ready; exec sleep 60'] });
+    await h.engine.untilStarted(job.id);
+    return { service, job };
+  }
+
   it('refuses a follow beyond its limit with CAPACITY_EXHAUSTED (429), and ends follows at shutdown', async () => {
     const service = new JobService(h.engine, { maxFollowers: 1 });
     const job = await service.start(alice, { command: 'sleep', args: ['60'] });
@@ -39,9 +47,7 @@ describe('job service', () => {
   });
 
   it("opens a running job's output, and waits for it, without reading its live figures; hides it from others", async (t) => {
-    const service = new JobService(h.engine);
-    const job = await service.start(alice, { command: 'sh', args: ['-c', 'printf ready; exec sleep 60'] });
-    await h.engine.untilStarted(job.id);
+    const { service, job } = await runningForAlice();
     // `get` is the engine's lookup that reads a running job's output sizes and cgroup usage.
     const gets = t.mock.method(h.engine, 'get');
     try {
@@ -65,9 +71,7 @@ describe('job service', () => {
   });
 
   it('reads the record of a job once to open a follow or a read of its output, however many steps need it', async (t) => {
-    const service = new JobService(h.engine);
-    const job = await service.start(alice, { command: 'sh', args: ['-c', 'printf ready; exec sleep 60'] });
-    await h.engine.untilStarted(job.id);
+    const { service, job } = await runningForAlice();
     const looks = t.mock.method(h.engine, 'getRecorded');
     try {
       // The visibility check, the cursor check and the follow's start: one look at the record.

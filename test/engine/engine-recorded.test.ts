@@ -1,27 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { NotFoundError } from '../../src/core/errors.ts';
-import type { JobEngine } from '../../src/engine/job-engine.ts';
 import { OutputMonitor } from '../../src/output/output-monitor.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 
 const me = { user: 'tester' };
-
-/** Counts the engine's calls of `get`, the lookup that reads a running job's live figures. */
-function countGets(engine: JobEngine): { count: () => number; restore: () => void } {
-  const original = engine.get;
-  let count = 0;
-  engine.get = (id: string) => {
-    count++;
-    return original.call(engine, id);
-  };
-  return {
-    count: () => count,
-    restore: () => {
-      engine.get = original;
-    },
-  };
-}
 
 describe('engine: a job as recorded, without the live figures of a running one', () => {
   let h: Harness;
@@ -61,13 +44,14 @@ describe('engine: a job as recorded, without the live figures of a running one',
     }
   });
 
-  it('a follow and a wait of a running job read no live figures of it', async () => {
+  it('a follow and a wait of a running job read no live figures of it', async (t) => {
     const job = await startRunning(
       h.engine,
       { command: 'sh', args: ['-c', 'printf one; exec sleep 60'] },
       me,
     );
-    const gets = countGets(h.engine);
+    // `get` is the lookup that reads a running job's live figures.
+    const gets = t.mock.method(h.engine, 'get');
     try {
       const follow = h.engine.follow(job.id, { selector: 'stdout', cursor: 0 });
       const first = await follow.next();
@@ -79,9 +63,9 @@ describe('engine: a job as recorded, without the live figures of a running one',
       let end: unknown;
       for await (const event of follow) if (event.type === 'end') end = event.job;
       assert.deepEqual(end, ended);
-      assert.equal(gets.count(), 0, 'neither the follow nor the wait looked up the live job');
+      assert.equal(gets.mock.callCount(), 0, 'neither the follow nor the wait looked up the live job');
     } finally {
-      gets.restore();
+      gets.mock.restore();
     }
   });
 

@@ -138,17 +138,21 @@ describe('engine stop and timeout', () => {
     const job = await startRunning(h.engine, { command: 'sleep', args: ['60'] }, me);
     const { markStopRequested } = h.store;
     const first = Promise.withResolvers<never>();
+    const reached = Promise.withResolvers<void>();
     let calls = 0;
     // The first request's record waits for the test, then fails for good; later ones are recorded.
     h.store.markStopRequested = (...args: Parameters<typeof markStopRequested>) => {
       calls++;
-      return calls === 1 ? first.promise : markStopRequested.apply(h.store, args);
+      if (calls > 1) return markStopRequested.apply(h.store, args);
+      reached.resolve();
+      return first.promise;
     };
     try {
       const a = h.engine.stop(job.id, me, { graceMs: 10_000 });
       const b = h.engine.stop(job.id, { user: 'admin' }, { graceMs: 10_000 });
-      // Both have reached the supervisor (each looks the job up first) before the record fails.
-      while (calls === 0) await new Promise((resolve) => setImmediate(resolve));
+      // The first is being recorded; one turn of the event loop later the second, whose steps
+      // before the supervisor are all in memory and in SQLite, waits on it there.
+      await reached.promise;
       await new Promise((resolve) => setImmediate(resolve));
       first.reject(new IllegalTransitionError(job.id, 'succeeded', 'stopped'));
       await assert.rejects(a, IllegalTransitionError);
