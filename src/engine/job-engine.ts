@@ -233,6 +233,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
           { jobId: job.id, err },
           'a claim of this node went back to its queue while it was cut off; what it had spawned was ended',
         ),
+      onError: (err, jobId) => {
+        options.logger.error({ err, jobId }, 'job launch failed');
+        this.emit('engine:error', err, jobId);
+      },
     });
     this.#dispatcher = new Dispatcher({
       store: this.#store,

@@ -2,8 +2,9 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import type { Clock } from '../core/clock.ts';
 import { ClaimLostError, SpawnError } from '../core/errors.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
+import { outputPaths } from '../output/output-files.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
-import { readIdentityFile } from '../runtime/identity-file.ts';
+import { markUnrecorded, readIdentityFile, UNRECORDED_FILE } from '../runtime/identity-file.ts';
 import { createJobIo, type JobIoPaths, removeJobIo } from '../runtime/job-io.ts';
 import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
 import { bootId } from '../runtime/process-identity.ts';
@@ -27,6 +28,8 @@ export interface LauncherDeps {
   readonly changed: (job: Job) => void;
   /** A claim this node spawned had gone back to its queue (docs/cluster.md): what it spawned was ended. */
   readonly claimLost?: (job: Job, err: ClaimLostError) => void;
+  /** A failure that changes no outcome but should be known (a job's start not marked unrecorded). */
+  readonly onError: (err: Error, jobId: string) => void;
 }
 
 /** What `#spawn` made of a claimed job: its processes, or why it could not start. */
@@ -85,7 +88,13 @@ export class Launcher {
       const io = this.#deps.ioPaths(id);
       await createJobIo(io, spec.account);
       dirs = await this.#deps.cgroups.create(id, spec.limits, spec.cwd);
-      const reply = await this.#deps.spawner.start(jobSpawnRequest(spec, id, dir, dirs, io));
+      const request = jobSpawnRequest(spec, id, dir, dirs, io);
+      let reply = await this.#deps.spawner.start(request);
+      // The spawner died before any wrapper took the request (a wrapper's first act is to create
+      // the job's output files): nothing of it ran, so the spawner's successor gets it. Once only:
+      // a request that itself kills the spawner must not go round for ever.
+      if (reply.kind === 'unknown' && !(await wrapperTookIt(dir)))
+        reply = await this.#deps.spawner.start(request);
       if (reply.kind === 'started') {
         const identity: ProcessIdentity = {
           pid: reply.jobPid,
@@ -96,8 +105,9 @@ export class Launcher {
         };
         return { ok: true, dir, dirs, spawned: { identity, exited: reply.exited } };
       }
-      // The spawner died with the request in flight (every wrapper it was starting has decided
-      // by then), or refused it: a wrapper that recorded the job's identity began it all the same.
+      // The spawner died with the request in flight again, or after a wrapper took it (every
+      // wrapper it was starting has decided by then), or refused it: a wrapper that recorded the
+      // job's identity began it all the same.
       const found = await readIdentityFile(dir, dirs);
       if (!found) {
         throw new SpawnError(
@@ -127,6 +137,11 @@ export class Launcher {
       return await supervisor.started(job, spawn.spawned, spawn.dir);
     } catch (err) {
       // Its processes run but nothing supervises them: end them before recording the failure.
+      // Marked first, on disk: a server that dies before the failure is recorded (the record may
+      // wait for a full disk to have room) must not adopt the job at its restart (recoverClaims).
+      await markUnrecorded(spawn.dir).catch((markErr: unknown) =>
+        this.#deps.onError(markErr as Error, job.id),
+      );
       await stopProcesses(spawn.spawned.identity, cgroups, 0, true, this.#deps.clock).catch(() => undefined);
       this.#removeCgroups(spawn.dirs);
       // The claim went back to its queue while this node was cut off (docs/cluster.md): the job is
@@ -158,6 +173,21 @@ export class Launcher {
       const found = await readIdentityFile(dir, dirs);
       if (found) {
         await supervisor.recover([await store.markStarted(job.id, found.identity, found.at, job.node)]);
+        continue;
+      }
+      // Its command began, but its start could not be recorded and the server was stopping it
+      // when it died: whatever is left of it is ended, and it is recorded failed, not retried.
+      const unrecorded = await readIdentityFile(dir, dirs, UNRECORDED_FILE);
+      if (unrecorded) {
+        // Its process group is ours no more after a restart (a pgid may be reused once its
+        // members are gone): only the recorded process and the job's cgroups are signalled.
+        await stopProcesses(unrecorded.identity, cgroups, 0, false, this.#deps.clock);
+        if (dirs.length > 0) cgroups.remove(dirs);
+        await supervisor.failedToStart(
+          job,
+          new Error('its start could not be recorded, so it was stopped; it is not run again'),
+          { retry: false },
+        );
         continue;
       }
       if (dirs.length > 0) {
@@ -200,4 +230,12 @@ export class Launcher {
       // a cgroup the kernel still holds is removed by no one: it is empty and costs nothing
     }
   }
+}
+
+/** Whether a wrapper began on the job in `dir`: it creates the job's output files first of all. */
+async function wrapperTookIt(dir: string): Promise<boolean> {
+  return stat(outputPaths(dir).stdout).then(
+    () => true,
+    () => false,
+  );
 }

@@ -1,3 +1,4 @@
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessIdentity } from '../core/job.ts';
 import { readRecordFile } from './record-file.ts';
@@ -10,12 +11,20 @@ import { readRecordFile } from './record-file.ts';
  */
 export const IDENTITY_FILE = 'process';
 
+/**
+ * The identity file once the job's start could not be recorded and the server stopped it
+ * (`markUnrecorded`): a later server must not adopt such a job, since its end would then be
+ * recorded as any run's, and a retry policy would run its command again.
+ */
+export const UNRECORDED_FILE = 'process.unrecorded';
+
 /** The job's identity as its wrapper recorded it, with when; undefined when there is none. */
 export async function readIdentityFile(
   dir: string,
   cgroups: readonly string[],
+  file: typeof IDENTITY_FILE | typeof UNRECORDED_FILE = IDENTITY_FILE,
 ): Promise<{ identity: ProcessIdentity; at: Date } | undefined> {
-  const record = await readRecordFile(join(dir, IDENTITY_FILE));
+  const record = await readRecordFile(join(dir, file));
   if (!record) return undefined;
   const { line, at } = record;
   const [pid, startTicks, wrapperPid, wrapperTicks, bootId] = line.split(' ');
@@ -28,4 +37,13 @@ export async function readIdentityFile(
     identity: { pid: p, startTicks: t, bootId, cgroups: [...cgroups], wrapper: { pid: wp, startTicks: wt } },
     at,
   };
+}
+
+/**
+ * Marks the job in `dir` as begun, with a start that could not be recorded (`UNRECORDED_FILE`).
+ * A rename, so that it is on disk even when the disk is full, which is why a start may not
+ * be recordable in the first place.
+ */
+export async function markUnrecorded(dir: string): Promise<void> {
+  await rename(join(dir, IDENTITY_FILE), join(dir, UNRECORDED_FILE));
 }

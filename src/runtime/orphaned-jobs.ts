@@ -5,7 +5,7 @@ import type { Clock } from '../core/clock.ts';
 import type { ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from './cgroups.ts';
 import { EXIT_FILE } from './exit-record.ts';
-import { readIdentityFile } from './identity-file.ts';
+import { readIdentityFile, UNRECORDED_FILE } from './identity-file.ts';
 import { isSameProcessAlive } from './process-identity.ts';
 import { stopProcesses } from './stop-processes.ts';
 
@@ -39,7 +39,7 @@ export interface OrphanReset {
  * Ends every process of each orphaned job, then moves `jobs/` aside to `jobs.orphaned-<time>`
  * (kept for an operator to look at, or delete). A job's processes are found by its cgroups,
  * named after its id under jobworker's cgroup root, and by the identity its wrapper recorded in
- * the job directory's `process` file where there is one; on a host without cgroups and without
+ * the job directory's `process` file (or `process.unrecorded`) where there is one; on a host without cgroups and without
  * that file nothing can find them, and `unreachable` names them.
  */
 export async function resetOrphanedJobs(
@@ -54,9 +54,13 @@ export async function resetOrphanedJobs(
   const unreachable: string[] = [];
   for (const id of ids) {
     const dirs = cgroups.existing(id);
-    const recorded = (await readIdentityFile(join(dataDir, 'jobs', id), dirs).catch(() => undefined))
-      ?.identity;
-    if (dirs.length === 0 && !recorded && !existsSync(join(dataDir, 'jobs', id, EXIT_FILE))) {
+    const dir = join(dataDir, 'jobs', id);
+    // A job whose start could not be recorded was being stopped when its server died: found alike.
+    const recorded = (
+      (await readIdentityFile(dir, dirs).catch(() => undefined)) ??
+      (await readIdentityFile(dir, dirs, UNRECORDED_FILE).catch(() => undefined))
+    )?.identity;
+    if (dirs.length === 0 && !recorded && !existsSync(join(dir, EXIT_FILE))) {
       unreachable.push(id);
     }
     const identity: ProcessIdentity = recorded ?? { pid: 0, startTicks: -1, bootId: '', cgroups: dirs };

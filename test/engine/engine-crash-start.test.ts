@@ -82,7 +82,7 @@ describe('a server killed between spawning a job and recording its start', () =>
   it('defect 16: a server SIGKILLed while starting a burst records every job that ran with its real exit status, and runs each once', async () => {
     // A claimed batch is launched together, so other starts of the hung job's batch may be in
     // flight at the crash: a job whose command had not begun then is recorded failed to start
-    // (never run twice), like the jobs of a spawner that dies mid-burst (engine-spawner.test.ts).
+    // (never run twice).
     const dataDir = await newDataDir();
     const log = join(dataDir, 'ran.log');
     const count = 20;
@@ -123,6 +123,55 @@ describe('a server killed between spawning a job and recording its start', () =>
           .sort(),
         'each job recorded succeeded ran exactly once, and no other job ran',
       );
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it('a job stopped because its start could not be recorded is not adopted by the next server: failed, never retried', async () => {
+    const dataDir = await newDataDir();
+    const log = join(dataDir, 'ran.log');
+    const host = spawn(
+      process.execPath,
+      [
+        join(FIXTURES, 'engine-host.ts'),
+        dataDir,
+        JSON.stringify({
+          burst: 1,
+          spec: {
+            command: 'sh',
+            args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; exec sleep 60`],
+            retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
+          },
+        }),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HOST_UNRECORDABLE_START: '1' } },
+    );
+    const lines = createInterface({ input: host.stdout! });
+    const hung = await new Promise<string>((resolve) =>
+      lines.on('line', (line) => {
+        const message = JSON.parse(line) as { hung?: string };
+        if (message.hung) resolve(message.hung);
+      }),
+    );
+    // The job was stopped; only the record of its failure is missing when the server dies.
+    await crash(host);
+
+    const h = await openHarness({}, dataDir);
+    try {
+      const done = await h.engine.waitFor(hung);
+      assert.deepEqual(
+        { status: done.status, reason: done.exit?.reason, retriedAs: done.retriedAs },
+        {
+          status: 'failed',
+          reason: 'failed to start: its start could not be recorded, so it was stopped; it is not run again',
+          retriedAs: null,
+        },
+      );
+      assert.equal((await h.engine.list({ limit: 10 })).jobs.length, 1, 'no other attempt was made');
+      // Stopped at once, it may have been killed before its echo: once at most, never again.
+      const ran = await readFile(log, 'utf8').catch(() => '');
+      assert.ok(ran === '' || ran === `${hung}\n`, `its command ran once at most: ${JSON.stringify(ran)}`);
     } finally {
       await h.destroy();
     }
