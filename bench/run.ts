@@ -26,6 +26,7 @@ import { outputCapture } from './scenarios/output-capture.ts';
 import { queueBacklog } from './scenarios/queue-backlog.ts';
 import { runLatency } from './scenarios/run-latency.ts';
 import { startRate } from './scenarios/start-rate.ts';
+import { storeCheckpoints } from './scenarios/store-checkpoints.ts';
 import { taskManager } from './scenarios/task-manager.ts';
 
 const SCENARIOS: readonly Scenario[] = [
@@ -40,6 +41,7 @@ const SCENARIOS: readonly Scenario[] = [
   apiGet,
   history,
   historyPostgres,
+  storeCheckpoints,
   queueBacklog,
   cliLatency,
   idleMemory,

@@ -5,9 +5,10 @@
  *   node --expose-gc bench/server-process.ts DATA_DIR LOG_LEVEL
  *
  * It answers `{type: 'ready', url, adminTokenFile}`, then obeys `{type: 'gc'}` (answers
- * `{type: 'gc:done'}`), `{type: 'elu'}` (answers `{type: 'elu:done', active, idle}`) and `{type: 'close'}` (closes the server, answers `{type: 'closed'}`, exits).
+ * `{type: 'gc:done'}`), `{type: 'elu'}` (answers `{type: 'elu:done', active, idle, maxDelayMs}`: the longest event-loop stall since the last `elu`) and `{type: 'close'}` (closes the server, answers `{type: 'closed'}`, exits).
  */
 import { createRequire } from 'node:module';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { loadRunServer } from '../src/cli/server-commands.ts';
 import type { ChildRequest } from './lib/child-protocol.ts';
 
@@ -41,6 +42,11 @@ const server = await runServer({
 });
 process.send?.({ type: 'ready', url: server.url, adminTokenFile: server.adminTokenFile });
 
+// The longest stall of the server's event loop between two `elu` requests (a timer every 10 ms
+// measures how late it fires: a stall of 130 ms reads as ~130 ms).
+const delay = monitorEventLoopDelay({ resolution: 10 });
+delay.enable();
+
 process.on('message', (message: ChildRequest) => {
   if (message.type === 'gc') {
     // What the server's own memory relief does once quiet (a last-resort collection, which also
@@ -55,7 +61,9 @@ process.on('message', (message: ChildRequest) => {
     );
   } else if (message.type === 'elu') {
     const { active, idle } = performance.eventLoopUtilization();
-    process.send?.({ type: 'elu:done', active, idle });
+    const maxDelayMs = delay.count > 0 ? delay.max / 1e6 : 0;
+    delay.reset();
+    process.send?.({ type: 'elu:done', active, idle, maxDelayMs });
   } else if (message.type === 'close') {
     server.close().then(
       () => process.send?.({ type: 'closed' }, () => process.exit(0)),

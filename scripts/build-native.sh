@@ -11,7 +11,11 @@
 #   - send-file.node (src/api/rest/native/send-file.c) lets it send a finished output's bytes to
 #     a client with sendfile(2), inside the kernel;
 #   - file-sizes.node (src/output/native/file-sizes.c) lets the output sweep stat the streams of
-#     the jobs nobody follows on a pool thread, one call per sweep, instead of on the event loop.
+#     the jobs nobody follows on a pool thread, one call per sweep, instead of on the event loop;
+# - the checkpoint helper (src/store/sqlite/native/jobworker-checkpointer.c ->
+#   jobworker-checkpointer), optional too: it links SQLite's C library (Debian's libsqlite3-dev,
+#   installed with apt-get when missing and possible); without it the server takes SQLite's
+#   checkpoints on its event loop.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CC:-cc}
@@ -24,6 +28,8 @@ send_src="$root/src/api/rest/native/send-file.c"
 send_out="$root/dist/native/send-file.node"
 sizes_src="$root/src/output/native/file-sizes.c"
 sizes_out="$root/dist/native/file-sizes.node"
+checkpointer_src="$root/src/store/sqlite/native/jobworker-checkpointer.c"
+checkpointer_out="$root/dist/native/jobworker-checkpointer"
 # What every addon includes (its shared helpers): an addon older than it is rebuilt too.
 napi_helpers_h="$root/src/core/native/napi-helpers.h"
 
@@ -90,3 +96,31 @@ build_addon "$send_src" "$send_out" \
   "the server will copy catch-up reads through its own buffers (slower, same bytes)"
 build_addon "$sizes_src" "$sizes_out" \
   "the output sweep will stat the files of unfollowed jobs on the event loop (slower with thousands running)"
+
+# SQLite's headers and library for the checkpoint helper: Debian's libsqlite3-dev.
+have_sqlite() {
+  printf '#include <sqlite3.h>\nint main(void){return sqlite3_libversion_number()>0?0:1;}\n' |
+    "$cc" -x c -o /dev/null - -lsqlite3 >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "build-native: no SQLite development files; installing libsqlite3-dev with apt-get" >&2
+    apt-get install -y libsqlite3-dev >&2 || { apt-get update >&2 && apt-get install -y libsqlite3-dev >&2; } || true
+  fi
+  printf '#include <sqlite3.h>\nint main(void){return sqlite3_libversion_number()>0?0:1;}\n' |
+    "$cc" -x c -o /dev/null - -lsqlite3 >/dev/null 2>&1
+}
+
+if ! { current "$checkpointer_out" "$checkpointer_src" && [ -x "$checkpointer_out" ]; }; then
+  without="the server will take SQLite's checkpoints on its event loop (stalls of up to ~130 ms)"
+  if ! have_cc; then
+    echo "build-native: no C compiler for jobworker-checkpointer; $without" >&2
+  elif ! have_sqlite; then
+    echo "build-native: no SQLite development files (libsqlite3-dev) for jobworker-checkpointer; $without" >&2
+  # Linked dynamically: unlike the spawner, nothing forks it per job.
+  elif "$cc" -std=c99 -O2 -Wall -Wextra -o "$checkpointer_out.tmp" "$checkpointer_src" -lsqlite3; then
+    mv "$checkpointer_out.tmp" "$checkpointer_out"
+    echo "build-native: built $checkpointer_out" >&2
+  else
+    rm -f "$checkpointer_out.tmp"
+    echo "build-native: jobworker-checkpointer did not compile (above); $without" >&2
+  fi
+fi

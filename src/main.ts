@@ -456,7 +456,9 @@ async function startOnDataDir({
   retention: { keepJobs: number | null; keepForMs: number | null };
   authLimits: FailedAuthLimits;
 }): Promise<RunningServer> {
-  const { store, shared } = await openServerStore(storeChoice, dataDir, clock);
+  const { store, shared } = await openServerStore(storeChoice, dataDir, clock, (message) =>
+    logger.warn({ component: 'store' }, message),
+  );
   // A node of a cluster: joined before its engine claims anything (docs/cluster.md).
   let clusterNode: ClusterNode | undefined;
   let decidedWhileLost: Job[] = [];

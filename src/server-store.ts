@@ -23,8 +23,14 @@ export async function openServerStore(
   choice: StoreChoice,
   dataDir: string,
   clock: Clock,
+  log: (message: string) => void,
 ): Promise<{ store: ServerStore; shared?: PgJobStore }> {
-  if (choice.kind === 'sqlite') return { store: await SqliteJobStore.open(join(dataDir, DATABASE_FILE)) };
+  if (choice.kind === 'sqlite') {
+    // Its checkpoints off the event loop (the checkpoint helper), where it was built.
+    return {
+      store: await SqliteJobStore.open(join(dataDir, DATABASE_FILE), { checkpoints: { clock, log } }),
+    };
+  }
   // Loaded only here: pg, its pool and the cluster's queries are a large part of the server's code,
   // which a server on SQLite (most of them) would otherwise hold for nothing.
   const { PgJobStore } = await import('./store/postgres/pg-job-store.ts');

@@ -4,6 +4,9 @@ export type ChildRequest = { readonly type: 'gc' } | { readonly type: 'elu' } | 
 export type ChildReply =
   | { readonly type: 'ready'; readonly url: string; readonly adminTokenFile?: string }
   | { readonly type: 'gc:done' }
-  /** `performance.eventLoopUtilization()` of the child so far: ms its event loop was busy and idle. */
-  | { readonly type: 'elu:done'; readonly active: number; readonly idle: number }
+  /**
+   * `performance.eventLoopUtilization()` of the child so far: ms its event loop was busy and idle;
+   * and the longest stall of its event loop since the last `elu`, in ms.
+   */
+  | { readonly type: 'elu:done'; readonly active: number; readonly idle: number; readonly maxDelayMs: number }
   | { readonly type: 'closed' };

@@ -92,10 +92,13 @@ export class ServerHandle {
     await this.#child.ask({ type: 'gc' }, 'gc:done');
   }
 
-  /** How long the server's event loop has been busy and idle so far, in ms. */
-  async eventLoop(): Promise<{ active: number; idle: number }> {
-    const { active, idle } = await this.#child.ask({ type: 'elu' }, 'elu:done');
-    return { active, idle };
+  /**
+   * How long the server's event loop has been busy and idle so far, in ms, and the longest it
+   * stalled since the last call (`maxDelayMs`).
+   */
+  async eventLoop(): Promise<{ active: number; idle: number; maxDelayMs: number }> {
+    const { active, idle, maxDelayMs } = await this.#child.ask({ type: 'elu' }, 'elu:done');
+    return { active, idle, maxDelayMs };
   }
 
   /** Stops every job still running and closes the server; its data directory goes after the run. Idempotent. */

@@ -117,6 +117,14 @@ export const startRate: Scenario = {
         baseline: { name: 'bare spawn, grown', value: count / heavy.seconds },
       }),
     );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `longest event-loop stall of the server during the ${fmt.count(count)} starts`,
+        value: jw.longestStallMs,
+        format: fmt.ms,
+      }),
+    );
     const latency = summarize(jw.latenciesMs);
     const bareLatency = summarize(bare.latenciesMs);
     emit(
@@ -230,6 +238,7 @@ async function measureJobworker(count: number, logLevel: string, running: number
     if (bad > 0) throw new Error(`${bad} of the /bin/true jobs did not succeed`);
     const loopMsPerJob = (loopAfter.active - loopBefore.active) / count;
     return {
+      longestStallMs: loopAfter.maxDelayMs,
       startSeconds,
       finishSeconds,
       latenciesMs,

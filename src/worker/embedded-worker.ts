@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { Job, OutputStream } from '../core/job.ts';
 import type { Logger } from '../core/logger.ts';
@@ -64,7 +65,13 @@ export class Worker {
       throw ValidationError.expected('dataDir', 'a directory path', options?.dataDir);
     }
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-    const store = await SqliteJobStore.open(join(options.dataDir, DATABASE_FILE));
+    // Checkpoints off the embedding process's event loop too (the checkpoint helper).
+    const store = await SqliteJobStore.open(join(options.dataDir, DATABASE_FILE), {
+      checkpoints: {
+        clock: systemClock,
+        log: (message) => options.logger?.warn({ component: 'store' }, message),
+      },
+    });
     try {
       const engine = await JobEngine.open({
         dataDir: options.dataDir,

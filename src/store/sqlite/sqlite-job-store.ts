@@ -1,4 +1,5 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
+import type { Clock } from '../../core/clock.ts';
 import { NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import {
   dedupeScopeOf,
@@ -53,10 +54,20 @@ import { openSqliteWithConnection } from './open-sqlite-connection.ts';
 import { deleteFinishedIn, deleteJobIn, retentionBoundIn } from './sqlite-retention.ts';
 import { SqliteUserStore } from './sqlite-user-store.ts';
 import { SqliteWebhookStore } from './sqlite-webhook-store.ts';
+import { checkpointerPath, WalCheckpointer } from './wal-checkpointer.ts';
 import { type RunNow, WriteBatch } from './write-batch.ts';
 
 /** What a state change decides from: the columns its checks read. */
 type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
+
+/** How a store is opened (`SqliteJobStore.open`). */
+export interface SqliteStoreOptions {
+  /**
+   * Checkpoints by the checkpoint helper, asked for on `clock` while the store writes; `log`
+   * gets what goes wrong with it (a helper that dies hands the checkpoints back to SQLite).
+   */
+  readonly checkpoints?: { readonly clock: Clock; readonly log: (message: string) => void };
+}
 
 /** How many finished jobs `getJob` keeps at hand (a few hundred KiB at most). */
 const FINISHED_CACHE_SIZE = 512;
@@ -86,6 +97,8 @@ export class SqliteJobStore implements JobStore {
   readonly #finished = new Map<string, Job>();
   /** Bumped by every deletion: a read that began before one does not fill the cache. */
   #deletions = 0;
+  /** Takes the checkpoints off the event loop (`SqliteStoreOptions.checkpoints`). */
+  #checkpointer: WalCheckpointer | undefined;
 
   /** Users, tokens and the audit trail, in the same database and on the same connection. */
   readonly users: SqliteUserStore;
@@ -102,8 +115,13 @@ export class SqliteJobStore implements JobStore {
     this.webhooks = new SqliteWebhookStore(db);
   }
 
-  /** Opens (creating if needed) the database file at `path` and brings its schema up to date. */
-  static async open(path: string): Promise<SqliteJobStore> {
+  /**
+   * Opens (creating if needed) the database file at `path` and brings its schema up to date.
+   * With `checkpoints`, SQLite's checkpoints are taken off the event loop by the checkpoint
+   * helper when it was built (`WalCheckpointer`): what a server does; a store opened without
+   * checkpoints as SQLite does them, inside a commit.
+   */
+  static async open(path: string, options: SqliteStoreOptions = {}): Promise<SqliteJobStore> {
     const { db, connection } = openSqliteWithConnection(path);
     try {
       await migrateSqlite(db);
@@ -111,7 +129,23 @@ export class SqliteJobStore implements JobStore {
       await db.destroy();
       throw error;
     }
-    return new SqliteJobStore(db, (sql, parameters) => connection.runNow(sql, parameters));
+    const store = new SqliteJobStore(db, (sql, parameters) => connection.runNow(sql, parameters));
+    const helper = path === ':memory:' ? undefined : options.checkpoints && checkpointerPath();
+    if (helper && options.checkpoints) {
+      store.#checkpointer = await WalCheckpointer.start({
+        path: helper,
+        database: path,
+        connection: connection.connection,
+        clock: options.checkpoints.clock,
+        log: options.checkpoints.log,
+      });
+    }
+    return store;
+  }
+
+  /** The checkpoint helper, while one runs for this store (tests, metrics). */
+  get checkpointer(): WalCheckpointer | undefined {
+    return this.#checkpointer;
   }
 
   async insertJob(job: Job): Promise<void> {
@@ -476,7 +510,8 @@ export class SqliteJobStore implements JobStore {
     // no reader) instead of inside a commit of the next burst, once the WAL passes its threshold
     // (WAL_CHECKPOINT_PAGES); and since a checkpoint fsyncs, the commits before it are on disk,
     // which synchronous=NORMAL otherwise leaves to the next checkpoint.
-    await sql`pragma wal_checkpoint(passive)`.execute(this.#db);
+    if (!(await this.#checkpointer?.checkpoint()))
+      await sql`pragma wal_checkpoint(passive)`.execute(this.#db);
     // SQLite's page cache grows to its 2 MB bound with the database and stays so: every page not
     // in use is freed (sqlite3_db_release_memory), and comes back from the kernel's page cache.
     await sql`pragma shrink_memory`.execute(this.#db);
@@ -485,6 +520,9 @@ export class SqliteJobStore implements JobStore {
   async close(): Promise<void> {
     await this.#writes.settle();
     await this.#db.destroy();
+    // After the connection: the helper is then the last one, whose close copies the rest of the
+    // WAL into the database and removes it, as the server's own close would have.
+    await this.#checkpointer?.close();
   }
 
   /**

@@ -1,0 +1,74 @@
+/*
+ * jobworker-checkpointer: copies the server's SQLite WAL into its database on request, in a
+ * process of its own, so that the copy (and its fsyncs) never stalls the server's event loop.
+ *
+ * node:sqlite runs every statement on the event loop, and SQLite's automatic checkpoint runs
+ * inside the commit that takes the WAL past its threshold: with jobworker's 8,000 pages that was
+ * a 130 ms stall of every request and follower. The server turns its connection's automatic
+ * checkpoint off while this helper runs, and asks it for a passive checkpoint once a second when
+ * it has written (src/store/sqlite/checkpointer.ts). A passive checkpoint waits for no reader and
+ * no writer: the server's commits go on beside it, and SQLite's own locks on the database's files
+ * keep the two processes apart, as they do any two connections.
+ *
+ * Usage: jobworker-checkpointer DATABASE (the database exists, in WAL mode).
+ * Protocol, one line each way per request, on stdin and stdout:
+ *   server -> helper: "checkpoint\n"
+ *   helper -> server: "ok LOG CHECKPOINTED\n" (frames in the WAL, frames now in the database)
+ *                     or "err CODE MESSAGE\n" (SQLite's result code and message; it goes on)
+ * It ends at end of file on stdin. Anything it cannot recover from is written to stderr, and it
+ * exits non-zero: the server then checkpoints on its own connection again.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: jobworker-checkpointer DATABASE\n");
+    return 2;
+  }
+  sqlite3 *db = NULL;
+  /* Never created here: the server made it (and owns its mode and its migrations). */
+  int rc = sqlite3_open_v2(argv[1], &db, SQLITE_OPEN_READWRITE, NULL);
+  if (rc != SQLITE_OK) {
+    fprintf(stderr, "jobworker-checkpointer: cannot open %s: %s\n", argv[1], db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return 1;
+  }
+  /* The checkpoint takes the WAL's checkpoint lock, which only this process asks for: a busy
+     answer can come only from a server connection that checkpoints itself (at its close). */
+  sqlite3_busy_timeout(db, 5000);
+  /* A connection finds the WAL at its first read; until then a checkpoint is a no-op that answers
+     -1 frames. This read also refuses a database that is not in WAL mode. */
+  sqlite3_stmt *mode = NULL;
+  rc = sqlite3_prepare_v2(db, "pragma journal_mode", -1, &mode, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(mode);
+  const char *name = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(mode, 0) : NULL;
+  if (name == NULL || strcmp(name, "wal") != 0) {
+    fprintf(stderr, "jobworker-checkpointer: %s is not in WAL mode (%s)\n", argv[1],
+            name != NULL ? name : sqlite3_errmsg(db));
+    sqlite3_finalize(mode);
+    sqlite3_close(db);
+    return 1;
+  }
+  sqlite3_finalize(mode);
+  char line[64];
+  while (fgets(line, sizeof line, stdin) != NULL) {
+    if (strcmp(line, "checkpoint\n") != 0) {
+      fprintf(stderr, "jobworker-checkpointer: unknown request: %s", line);
+      sqlite3_close(db);
+      return 1;
+    }
+    int log = -1, done = -1;
+    rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc == SQLITE_OK)
+      printf("ok %d %d\n", log, done);
+    else
+      printf("err %d %s\n", rc, sqlite3_errmsg(db));
+    fflush(stdout);
+  }
+  /* The last connection to close checkpoints the whole WAL and removes it: when the server closed
+     first, that is this one, which is as it should be. */
+  sqlite3_close(db);
+  return 0;
+}

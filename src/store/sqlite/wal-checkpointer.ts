@@ -1,0 +1,244 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { fileURLToPath } from 'node:url';
+import type { Clock, ClockTimer } from '../../core/clock.ts';
+import { WAL_CHECKPOINT_PAGES } from './open-sqlite-connection.ts';
+
+/** How often the server asks for a checkpoint while it writes: the WAL holds about this much. */
+export const CHECKPOINT_INTERVAL_MS = 1000;
+
+/** What a passive checkpoint did: frames in the WAL, and how many of them are now in the database. */
+export interface CheckpointResult {
+  readonly log: number;
+  readonly checkpointed: number;
+}
+
+export interface WalCheckpointerOptions {
+  /** The helper executable (`checkpointerPath()`). */
+  readonly path: string;
+  /** The database file, open on `connection`, in WAL mode. */
+  readonly database: string;
+  /** The server's connection: read for its count of changes, and given its automatic checkpoint back. */
+  readonly connection: DatabaseSync;
+  /** Times the requests (the server's clock). */
+  readonly clock: Clock;
+  /** Receives what goes wrong: the helper's stderr, its end, a checkpoint that failed. */
+  readonly log: (message: string) => void;
+  /** Default `CHECKPOINT_INTERVAL_MS`. */
+  readonly intervalMs?: number;
+}
+
+/**
+ * Where the checkpoint helper is: `dist/native/jobworker-checkpointer`, built by
+ * scripts/build-native.sh from src/store/sqlite/native/jobworker-checkpointer.c. Undefined when it
+ * was not built (no SQLite headers there): the server then checkpoints on its own connection.
+ */
+export function checkpointerPath(): string | undefined {
+  const candidates = [
+    '../../../dist/native/jobworker-checkpointer',
+    '../../../native/jobworker-checkpointer',
+  ];
+  for (const relative of candidates) {
+    const path = fileURLToPath(new URL(relative, import.meta.url));
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Takes SQLite's checkpoints off the server's event loop. `node:sqlite` runs every statement
+ * there, and SQLite's automatic checkpoint runs inside the commit that takes the WAL past its
+ * threshold: a copy of up to 8,000 pages and two fsyncs, a stall of 130 ms for every request and
+ * follower (docs/performance.md). While the helper process
+ * (src/store/sqlite/native/jobworker-checkpointer.c) runs, the connection's automatic checkpoint
+ * is off, and once a second, if the connection changed anything since the last request, the
+ * helper is asked for a passive checkpoint (which waits for no reader nor writer). The gate is
+ * SQLite's `total_changes()`, a counter read in microseconds: an idle server wakes nobody.
+ *
+ * A helper that cannot start or that dies gives the connection its automatic checkpoint back, so
+ * the WAL never grows without bound; the server says so in its log and goes on as before.
+ */
+export class WalCheckpointer {
+  readonly #options: WalCheckpointerOptions;
+  readonly #proc: ChildProcess;
+  readonly #changes: StatementSync;
+  /** Replies still due, in the order asked (the helper answers one request at a time). */
+  readonly #waiting: ((result: CheckpointResult | undefined) => void)[] = [];
+  readonly #started: Promise<void>;
+  readonly #exited: Promise<void>;
+  #requests = 0;
+  #timer: ClockTimer | undefined;
+  #lastChanges: number;
+  #inFlight: Promise<CheckpointResult | undefined> | undefined;
+  #running = false;
+  #closing = false;
+  /** Its end was seen ('error' or 'close', whichever came first). */
+  #gone = false;
+  /** The last request failed: the next failures in a row are not logged again. */
+  #failing = false;
+
+  private constructor(options: WalCheckpointerOptions) {
+    this.#options = options;
+    this.#changes = options.connection.prepare('select total_changes() as n');
+    this.#lastChanges = this.#readChanges();
+    this.#proc = spawn(options.path, [options.database], {
+      argv0: 'jobworker-checkpointer',
+      env: {},
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.#proc.stdin?.on('error', () => {}); // EPIPE once it died: 'exit' below tells
+    createInterface({ input: this.#proc.stdout! }).on('line', (line) => this.#reply(line));
+    createInterface({ input: this.#proc.stderr! }).on('line', (line) => options.log(line));
+    this.#started = new Promise((resolve) => {
+      this.#proc.once('spawn', () => {
+        if (!this.#gone && !this.#closing) {
+          this.#running = true;
+          options.connection.exec('pragma wal_autocheckpoint = 0');
+          this.#schedule();
+        }
+        resolve();
+      });
+      this.#proc.once('error', () => resolve());
+    });
+    this.#exited = new Promise((resolve) => {
+      this.#proc.once('error', (err) => {
+        this.#fallBack(`could not start the checkpoint helper: ${err.message}`);
+        resolve();
+      });
+      this.#proc.once('close', (code, signal) => {
+        this.#fallBack(`the checkpoint helper ended (${signal ?? `code ${code}`})`);
+        resolve();
+      });
+    });
+    this.#hold(false);
+  }
+
+  /**
+   * Starts the helper for `database` (open on `connection`). Once this resolves the helper runs
+   * and the connection's automatic checkpoint is off, or it could not start (logged) and the
+   * connection checkpoints as before.
+   */
+  static async start(options: WalCheckpointerOptions): Promise<WalCheckpointer> {
+    const checkpointer = new WalCheckpointer(options);
+    await checkpointer.#started;
+    return checkpointer;
+  }
+
+  /** How many checkpoints the helper was asked for. */
+  get requests(): number {
+    return this.#requests;
+  }
+
+  /** Whether the helper runs (and the connection's automatic checkpoint is off). */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** The helper's pid while it runs. */
+  get pid(): number | undefined {
+    return this.#running ? this.#proc.pid : undefined;
+  }
+
+  /**
+   * A passive checkpoint by the helper: what it did, or undefined when the helper is gone or the
+   * checkpoint failed (logged). A request made while one is under way shares it.
+   */
+  checkpoint(): Promise<CheckpointResult | undefined> {
+    if (!this.#running) return Promise.resolve(undefined);
+    this.#inFlight ??= new Promise<CheckpointResult | undefined>((resolve) => {
+      this.#waiting.push(resolve);
+      this.#requests++;
+      this.#hold(true);
+      this.#proc.stdin?.write('checkpoint\n');
+    }).finally(() => {
+      this.#inFlight = undefined;
+    });
+    return this.#inFlight;
+  }
+
+  /**
+   * Ends the helper. Call it once the server's connection is closed: the helper is then the
+   * last connection, whose close copies what is left of the WAL and removes it.
+   */
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#timer?.clear();
+    // Held until it has gone: a caller awaiting this with nothing else alive must see it end.
+    if (!this.#gone) this.#hold(true);
+    this.#proc.stdin?.end();
+    await this.#exited;
+  }
+
+  #schedule(): void {
+    this.#timer = this.#options.clock.setTimer(() => {
+      this.#timer = undefined;
+      // The store closes its connection before it closes this: nothing to read then.
+      if (!this.#running || !this.#options.connection.isOpen) return;
+      const changes = this.#readChanges();
+      if (changes !== this.#lastChanges && this.#inFlight === undefined) {
+        // Counted as done only once done: a checkpoint that failed is asked for again.
+        void this.checkpoint().then((result) => {
+          if (result) this.#lastChanges = changes;
+        });
+      }
+      this.#schedule();
+    }, this.#options.intervalMs ?? CHECKPOINT_INTERVAL_MS);
+  }
+
+  #readChanges(): number {
+    return Number((this.#changes.get() as { n: number | bigint }).n);
+  }
+
+  #reply(line: string): void {
+    const resolve = this.#waiting.shift();
+    // Once closing, held until the helper has gone (`close`), whatever its last reply was.
+    if (this.#waiting.length === 0 && !this.#closing) this.#hold(false);
+    const ok = /^ok (-?\d+) (-?\d+)$/.exec(line);
+    if (ok) {
+      this.#failing = false;
+      resolve?.({ log: Number(ok[1]), checkpointed: Number(ok[2]) });
+      return;
+    }
+    // SQLITE_BUSY (5): another connection held a lock the checkpoint needs for a moment (the
+    // server's, resetting the WAL); it is asked again at the next tick, and says nothing.
+    if (!this.#failing && !line.startsWith('err 5 ')) {
+      this.#options.log(`a WAL checkpoint failed (tried again in a second): ${line}`);
+      this.#failing = true;
+    }
+    resolve?.(undefined);
+  }
+
+  /**
+   * Only a request waiting for its reply keeps the process alive (`true`): an idle server, or a
+   * test done with its store, exits as if the helper were not there.
+   */
+  #hold(waiting: boolean): void {
+    const handles = [this.#proc, this.#proc.stdin, this.#proc.stdout, this.#proc.stderr] as ({
+      ref?: () => void;
+      unref?: () => void;
+    } | null)[];
+    for (const handle of handles) (waiting ? handle?.ref : handle?.unref)?.call(handle);
+  }
+
+  /** The helper is gone: the connection checkpoints for itself again. */
+  #fallBack(why: string): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    const wasRunning = this.#running;
+    this.#running = false;
+    this.#timer?.clear();
+    for (const resolve of this.#waiting.splice(0)) resolve(undefined);
+    if (this.#closing) return;
+    if (wasRunning && this.#options.connection.isOpen) {
+      this.#options.connection.exec(`pragma wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+    }
+    this.#options.log(`${why}; SQLite checkpoints run on the server's event loop again`);
+  }
+}

@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { systemClock } from '../../src/core/clock.ts';
+import { WAL_CHECKPOINT_PAGES } from '../../src/store/sqlite/open-sqlite-connection.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+import { checkpointerPath, WalCheckpointer } from '../../src/store/sqlite/wal-checkpointer.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { describeJobStoreContract } from './job-store-contract.ts';
+import { makeJob } from './make-job.ts';
+
+const run = promisify(execFile);
+const helper = checkpointerPath();
+const built = { skip: helper === undefined ? 'the checkpoint helper is not built (libsqlite3-dev)' : false };
+const dirs: string[] = [];
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+const newDir = async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'jw-checkpointer-'));
+  dirs.push(dir);
+  return dir;
+};
+
+/** A log that remembers what it got, and resolves `said` once a message starts with `awaited`. */
+function logUntil(awaited: string) {
+  const logged: string[] = [];
+  let heard: () => void;
+  const said = new Promise<void>((resolve) => {
+    heard = resolve;
+  });
+  const log = (message: string) => {
+    logged.push(message);
+    if (message.startsWith(awaited)) heard();
+  };
+  return { logged, said, log };
+}
+
+/** A WAL database on a connection of its own, as the store opens one, with a table to fill. */
+async function walDatabase() {
+  const path = join(await newDir(), 'test.db');
+  const connection = new DatabaseSync(path);
+  connection.exec(`pragma journal_mode = wal; pragma wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+  connection.exec('create table t (id integer primary key, v text)');
+  const insert = connection.prepare('insert into t (v) values (?)');
+  /** Writes `rows` rows of a page each in one transaction: about as many WAL frames. */
+  const fill = (rows: number) => {
+    connection.exec('begin');
+    for (let i = 0; i < rows; i++) insert.run('x'.repeat(3000));
+    connection.exec('commit');
+  };
+  const autocheckpoint = () =>
+    Number(connection.prepare('pragma wal_autocheckpoint').get()?.wal_autocheckpoint);
+  return { path, connection, fill, autocheckpoint };
+}
+
+describe('WalCheckpointer', () => {
+  it(
+    'turns the automatic checkpoint off, asks the helper on the clock only after writes, and the helper copies every frame',
+    built,
+    async () => {
+      const db = await walDatabase();
+      const clock = new ManualClock();
+      const logged: string[] = [];
+      const checkpointer = await WalCheckpointer.start({
+        path: helper!,
+        database: db.path,
+        connection: db.connection,
+        clock,
+        log: (message) => logged.push(message),
+      });
+      try {
+        assert.equal(checkpointer.running, true);
+        assert.equal(db.autocheckpoint(), 0, "the connection's own checkpoint is off");
+        // Nothing written: a second passes and nobody is woken.
+        clock.advance(1000);
+        assert.equal(checkpointer.requests, 0);
+
+        db.fill(2 * WAL_CHECKPOINT_PAGES);
+        clock.advance(1000);
+        assert.equal(checkpointer.requests, 1, 'asked once the clock came round after the writes');
+        // A request made while one is under way shares it.
+        const result = await checkpointer.checkpoint();
+        assert.equal(checkpointer.requests, 1);
+        assert.ok(result, 'the helper answered');
+        // More frames than the automatic checkpoint allowed: the connection never copied them itself.
+        assert.ok(result.log > WAL_CHECKPOINT_PAGES, `WAL frames: ${result.log}`);
+        assert.equal(result.checkpointed, result.log, 'every frame is in the database');
+        assert.deepEqual(logged, []);
+      } finally {
+        await checkpointer.close();
+        db.connection.close();
+      }
+    },
+  );
+
+  it(
+    'a helper that dies gives the connection its automatic checkpoint back, and says so',
+    built,
+    async () => {
+      const db = await walDatabase();
+      const { logged, said, log } = logUntil('the checkpoint helper ended');
+      const checkpointer = await WalCheckpointer.start({
+        path: helper!,
+        database: db.path,
+        connection: db.connection,
+        clock: new ManualClock(),
+        log,
+      });
+      try {
+        const pid = checkpointer.pid;
+        assert.ok(pid);
+        process.kill(pid, 'SIGKILL');
+        await said;
+        assert.equal(checkpointer.running, false);
+        assert.equal(db.autocheckpoint(), WAL_CHECKPOINT_PAGES);
+        assert.deepEqual(logged, [
+          "the checkpoint helper ended (SIGKILL); SQLite checkpoints run on the server's event loop again",
+        ]);
+        assert.equal(await checkpointer.checkpoint(), undefined, 'no helper to ask');
+      } finally {
+        await checkpointer.close();
+        db.connection.close();
+      }
+    },
+  );
+
+  it('a helper that cannot start leaves the automatic checkpoint as it was', async () => {
+    const db = await walDatabase();
+    const logged: string[] = [];
+    const checkpointer = await WalCheckpointer.start({
+      path: join(await newDir(), 'no-such-helper'),
+      database: db.path,
+      connection: db.connection,
+      clock: new ManualClock(),
+      log: (message) => logged.push(message),
+    });
+    try {
+      assert.equal(checkpointer.running, false);
+      assert.equal(db.autocheckpoint(), WAL_CHECKPOINT_PAGES);
+      assert.equal(logged.length, 1);
+      assert.match(
+        logged[0]!,
+        /^could not start the checkpoint helper: spawn .* ENOENT; SQLite checkpoints run/,
+      );
+    } finally {
+      await checkpointer.close();
+      db.connection.close();
+    }
+  });
+
+  it(
+    'a helper given a database that is not in WAL mode says why and ends; the connection keeps its checkpoint',
+    built,
+    async () => {
+      const path = join(await newDir(), 'rollback.db');
+      const connection = new DatabaseSync(path);
+      connection.exec('create table t (id integer primary key)');
+      const { logged, said, log } = logUntil('the checkpoint helper ended');
+      const checkpointer = await WalCheckpointer.start({
+        path: helper!,
+        database: path,
+        connection,
+        clock: new ManualClock(),
+        log,
+      });
+      await said;
+      await checkpointer.close();
+      assert.deepEqual(logged, [
+        `jobworker-checkpointer: ${path} is not in WAL mode (delete)`,
+        "the checkpoint helper ended (code 1); SQLite checkpoints run on the server's event loop again",
+      ]);
+      assert.equal(
+        Number(connection.prepare('pragma wal_autocheckpoint').get()?.wal_autocheckpoint),
+        WAL_CHECKPOINT_PAGES,
+      );
+      connection.close();
+    },
+  );
+});
+
+describe('SqliteJobStore with the checkpoint helper', () => {
+  it(
+    'runs the helper, and closes leaving no WAL behind: the helper, last to close, copied it in',
+    built,
+    async () => {
+      const path = join(await newDir(), 'jobworker.db');
+      const store = await SqliteJobStore.open(path, {
+        checkpoints: { clock: new ManualClock(), log: () => {} },
+      });
+      const pid = store.checkpointer?.pid;
+      try {
+        assert.ok(pid, 'the helper runs');
+        for (let i = 0; i < 50; i++) await store.insertJob(makeJob());
+        await store.releaseMemory();
+        assert.equal(store.checkpointer?.requests, 1, 'the quiet-time checkpoint went to the helper');
+      } finally {
+        await store.close();
+      }
+      assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the helper ended with the store');
+      assert.equal(existsSync(`${path}-wal`), false);
+      const reopened = await SqliteJobStore.open(path);
+      try {
+        assert.equal((await reopened.listJobs({ limit: 100 })).jobs.length, 50);
+      } finally {
+        await reopened.close();
+      }
+    },
+  );
+});
+
+describe('closing with a checkpoint under way', () => {
+  it('the close waits for the helper to go even when its last answer comes meanwhile', built, async () => {
+    const fixture = new URL('../fixtures/store-closed-mid-checkpoint.ts', import.meta.url).pathname;
+    for (let round = 0; round < 3; round++) {
+      const { stdout, stderr } = await run(process.execPath, [fixture, join(await newDir(), 'jobworker.db')]);
+      assert.match(stdout, /^closed; the checkpoint asked before: /, stderr);
+    }
+  });
+});
+
+// The whole store contract with the helper checkpointing beside it on the real clock.
+describeJobStoreContract('SqliteJobStore, checkpoints by the helper', async () => {
+  const dir = await newDir();
+  const logged: string[] = [];
+  const store = await SqliteJobStore.open(join(dir, 'jobs.db'), {
+    checkpoints: { clock: systemClock, log: (message) => logged.push(message) },
+  });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      assert.deepEqual(logged, [], 'nothing went wrong with the helper');
+    },
+  };
+});
