@@ -1,8 +1,8 @@
-import { EventEmitter, once } from 'node:events';
+import { EventEmitter, once, setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { DuplicateJobError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
+import { DuplicateJobError, IllegalTransitionError, JobworkerError, NotFoundError } from '../core/errors.ts';
 import { checkGraceMs } from '../core/grace.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
 import { isIsolated, mergeIsolation } from '../core/isolation.ts';
@@ -157,6 +157,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #launches = new Map<string, Promise<void>>();
   /** Who waits for the next start or end of a job, by job id. */
   readonly #waiters = new Map<string, Set<() => void>>();
+  /**
+   * Aborted by `close`: a `waitFor` still waiting then rejects, where it would wait for ever.
+   * Every wait listens to it (no bound on their number: no leak warning).
+   */
+  readonly #closing = unboundedController();
   /**
    * Told whenever what this node runs may have shrunk: a job ended, or a launch was let go (a job
    * that failed to start is reported finished while its launch still holds its slot).
@@ -594,14 +599,29 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /**
    * Resolves with the job once it has reached a final status, waiting through its time in the
-   * queue. A job active on another node resolves as it is. Rejects with `signal`'s reason.
+   * queue. A job active on another node resolves as it is. Rejects with `signal`'s reason, and
+   * with an `ILLEGAL_TRANSITION` error when the engine is closed first.
    */
   async waitFor(id: string, signal?: AbortSignal): Promise<Job> {
-    const job = await this.untilStarted(id, signal);
-    if (isFinal(job.status)) return job;
-    // Started, perhaps not yet supervised: the launch ends once it is.
-    await this.#launches.get(id);
-    return (await this.#supervisor.finished(id)) ?? (await this.get(id));
+    // The engine's close ends the wait too: nothing would tell of the job's end after it (the job
+    // runs on, and a later engine on the same data directory adopts it).
+    const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+    try {
+      const job = await this.untilStarted(id, stop);
+      if (isFinal(job.status)) return job;
+      // Started, perhaps not yet supervised: the launch ends once it is.
+      await this.#launches.get(id);
+      // Closed meanwhile: the supervisor let go of the job, and its record says it runs.
+      stop.throwIfAborted();
+      const finished = this.#supervisor.finished(id);
+      return finished ? await untilAborted(finished, stop) : await this.get(id);
+    } catch (err) {
+      if (!this.#closing.signal.aborted || signal?.aborted) throw err;
+      throw new JobworkerError(
+        'ILLEGAL_TRANSITION',
+        `The job engine closed before job ${id} ended; the job runs on, and a server started on its data directory adopts it`,
+      );
+    }
   }
 
   /**
@@ -817,6 +837,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
+    this.#closing.abort();
     await this.#retention.close();
     await this.#dispatcher.close();
     this.#spawner.close();
@@ -837,4 +858,33 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   #jobDir(id: string): string {
     return join(this.#options.dataDir, 'jobs', id);
   }
+}
+
+/**
+ * `promise`, or `signal`'s reason once it aborts first. The listener goes once either settles:
+ * the engine's closing signal outlives every wait.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** An AbortController whose signal takes any number of listeners without a leak warning. */
+function unboundedController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

@@ -112,7 +112,11 @@ export class Worker {
     return this.#engine.list({ limit: 100, ...query });
   }
 
-  /** Resolves with the job once it has finished, whatever its status. */
+  /**
+   * Resolves with the job once it has finished, whatever its status. Rejects with `signal`'s
+   * reason when it aborts first, and with an `ILLEGAL_TRANSITION` error when the worker is
+   * closed first (the job runs on; a worker opened later on the same data directory reattaches).
+   */
   wait(id: string, signal?: AbortSignal): Promise<Job> {
     return this.#engine.waitFor(id, signal);
   }

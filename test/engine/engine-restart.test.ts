@@ -152,6 +152,63 @@ describe('engine restart', () => {
   });
 });
 
+describe('engine close', () => {
+  it('a waitFor still waiting rejects at close, for a running and a queued job; the running one runs on and is adopted', async () => {
+    const dataDir = await newDataDir();
+    const h = await openHarness({}, dataDir);
+    const me = { user: 'tester' };
+    const running = await h.engine.untilStarted(
+      (await h.engine.start({ command: 'sleep', args: ['600'] }, me)).id,
+    );
+    // Queued for an hour: nothing else would end the wait.
+    const queued = await h.engine.start(
+      { command: 'true', runAt: new Date(Date.now() + 3_600_000).toISOString() },
+      me,
+    );
+    const ids = [running.id, queued.id];
+    const waits = ids.map((id) =>
+      h.engine.waitFor(id).then(
+        (job) => `resolved: ${job.status}`,
+        (err: { code?: string; message?: string }) => `${err.code}: ${err.message}`,
+      ),
+    );
+    await h.engine.close();
+    assert.deepEqual(
+      await Promise.all(waits),
+      ids.map(
+        (id) =>
+          `ILLEGAL_TRANSITION: The job engine closed before job ${id} ended; the job runs on, and a server started on its data directory adopts it`,
+      ),
+    );
+    await h.store.close();
+    assert.equal(await pidAlive(running.process!.pid), true, 'the job runs on');
+    const next = await openHarness({}, dataDir);
+    try {
+      assert.equal((await next.engine.get(running.id)).status, 'running', 'adopted');
+      await next.engine.stop(running.id, me, { graceMs: 0 });
+      assert.equal((await next.engine.waitFor(running.id)).status, 'stopped');
+    } finally {
+      await next.destroy();
+    }
+  });
+
+  it("a waitFor aborted by its caller rejects with the caller's reason, not the close's", async () => {
+    const h = await openHarness();
+    try {
+      const queued = await h.engine.start(
+        { command: 'true', runAt: new Date(Date.now() + 3_600_000).toISOString() },
+        { user: 'tester' },
+      );
+      const controller = new AbortController();
+      const wait = h.engine.waitFor(queued.id, controller.signal);
+      controller.abort(new Error('the caller gave up'));
+      await assert.rejects(wait, { message: 'the caller gave up' });
+    } finally {
+      await h.destroy();
+    }
+  });
+});
+
 describe('engine restart with queued work', () => {
   it('after a SIGKILL with waiting, delayed, dependent and retrying jobs, a restart runs them all once', async () => {
     const dataDir = await newDataDir();
