@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Clock, ClockTimer } from '../../core/clock.ts';
 import { WAL_CHECKPOINT_PAGES } from './open-sqlite-connection.ts';
@@ -94,8 +94,9 @@ export class WalCheckpointer {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.#proc.stdin?.on('error', () => {}); // EPIPE once it died: 'exit' below tells
-    createInterface({ input: this.#proc.stdout! }).on('line', (line) => this.#reply(line));
-    createInterface({ input: this.#proc.stderr! }).on('line', (line) => options.log(line));
+    // Lines read by hand, as the spawner's are: node:readline is not loaded by an idle server.
+    onLines(this.#proc.stdout!, (line) => this.#reply(line));
+    onLines(this.#proc.stderr!, (line) => options.log(line));
     this.#started = new Promise((resolve) => {
       this.#proc.once('spawn', () => {
         if (!this.#gone && !this.#closing) {
@@ -241,4 +242,19 @@ export class WalCheckpointer {
     }
     this.#options.log(`${why}; SQLite checkpoints run on the server's event loop again`);
   }
+}
+
+/** Calls `each` with every whole line `stream` carries (without its newline). */
+function onLines(stream: Readable, each: (line: string) => void): void {
+  let text = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    text += chunk;
+    let newline = text.indexOf('\n');
+    while (newline >= 0) {
+      each(text.slice(0, newline));
+      text = text.slice(newline + 1);
+      newline = text.indexOf('\n');
+    }
+  });
 }
