@@ -14,6 +14,7 @@ interface WritesResult {
   readonly maxDelayMs: number;
   readonly p99DelayMs: number;
   readonly checkpoints: number;
+  readonly walBytes: number;
 }
 
 /**
@@ -70,6 +71,17 @@ export const storeCheckpoints: Scenario = {
         }),
       );
     }
+    const wal = figure((r) => r.walBytes);
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'largest WAL file meanwhile',
+        value: wal.value,
+        format: fmt.mb,
+        baseline: { name: base, value: wal.baseline },
+        ratio: wal.ratio,
+      }),
+    );
     const time = figure((r) => r.seconds);
     emit(
       row({

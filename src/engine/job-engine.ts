@@ -239,7 +239,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
           'a claim of this node went back to its queue while it was cut off; what it had spawned was ended',
         ),
       onError: (err, jobId) => {
-        options.logger.error({ err, jobId }, 'job launch failed');
+        options.logger.error(
+          { err, jobId },
+          'a job whose start could not be recorded could not be marked so on disk; a restart before its failure is recorded would adopt it',
+        );
         this.emit('engine:error', err, jobId);
       },
     });

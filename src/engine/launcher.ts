@@ -28,7 +28,7 @@ export interface LauncherDeps {
   readonly changed: (job: Job) => void;
   /** A claim this node spawned had gone back to its queue (docs/cluster.md): what it spawned was ended. */
   readonly claimLost?: (job: Job, err: ClaimLostError) => void;
-  /** A failure that changes no outcome but should be known (a job's start not marked unrecorded). */
+  /** A job's start could not be marked unrecorded on disk (`markUnrecorded`): what a restart would then do wrong is logged. */
   readonly onError: (err: Error, jobId: string) => void;
 }
 

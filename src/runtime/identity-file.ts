@@ -41,8 +41,8 @@ export async function readIdentityFile(
 
 /**
  * Marks the job in `dir` as begun, with a start that could not be recorded (`UNRECORDED_FILE`).
- * A rename, so that it is on disk even when the disk is full, which is why a start may not
- * be recordable in the first place.
+ * A rename, so that it is on disk even when the disk is full (which is why a start may not be
+ * recordable in the first place): it needs no new data blocks on most file systems.
  */
 export async function markUnrecorded(dir: string): Promise<void> {
   await rename(join(dir, IDENTITY_FILE), join(dir, UNRECORDED_FILE));

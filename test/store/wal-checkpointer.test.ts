@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,11 @@ import { promisify } from 'node:util';
 import { systemClock } from '../../src/core/clock.ts';
 import { WAL_CHECKPOINT_PAGES } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import { checkpointerPath, WalCheckpointer } from '../../src/store/sqlite/wal-checkpointer.ts';
+import {
+  BACKSTOP_CHECKPOINT_PAGES,
+  checkpointerPath,
+  WalCheckpointer,
+} from '../../src/store/sqlite/wal-checkpointer.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { describeJobStoreContract } from './job-store-contract.ts';
 import { makeJob } from './make-job.ts';
@@ -62,7 +66,7 @@ async function walDatabase() {
 
 describe('WalCheckpointer', () => {
   it(
-    'turns the automatic checkpoint off, asks the helper on the clock only after writes, and the helper copies every frame',
+    'turns the automatic checkpoint into a backstop, asks the helper on the clock only after writes, and the helper copies every frame',
     built,
     async () => {
       const db = await walDatabase();
@@ -77,12 +81,20 @@ describe('WalCheckpointer', () => {
       });
       try {
         assert.equal(checkpointer.running, true);
-        assert.equal(db.autocheckpoint(), 0, "the connection's own checkpoint is off");
-        // Nothing written: a second passes and nobody is woken.
+        assert.equal(
+          db.autocheckpoint(),
+          BACKSTOP_CHECKPOINT_PAGES,
+          "the connection's own checkpoint is only a distant backstop",
+        );
+        // Nothing written: the tick asks nothing, and schedules no other (the loop may sleep).
+        clock.advance(1000);
+        assert.equal(checkpointer.requests, 0);
         clock.advance(1000);
         assert.equal(checkpointer.requests, 0);
 
+        // Used again (the store's every statement says so): the ticks start over.
         db.fill(2 * WAL_CHECKPOINT_PAGES);
+        checkpointer.activity();
         clock.advance(1000);
         assert.equal(checkpointer.requests, 1, 'asked once the clock came round after the writes');
         // A request made while one is under way shares it.
@@ -97,6 +109,94 @@ describe('WalCheckpointer', () => {
         await checkpointer.close();
         db.connection.close();
       }
+    },
+  );
+
+  it(
+    'under steady writes the WAL starts over: the connection catches up after an answer that finds it long',
+    built,
+    async () => {
+      const db = await walDatabase();
+      const logged: string[] = [];
+      const restartAtFrames = 200;
+      const checkpointer = await WalCheckpointer.start({
+        path: helper!,
+        database: db.path,
+        connection: db.connection,
+        clock: systemClock,
+        log: (message) => logged.push(message),
+        intervalMs: 20,
+        restartAtFrames,
+      });
+      try {
+        // Writes without a pause but for a turn of the event loop (where the ticks come), until 30
+        // times the restart threshold went through the WAL: the helper is always a few commits
+        // behind, and only a restart keeps the file short. No restart: a WAL of every frame.
+        const rows = 30 * restartAtFrames;
+        for (let written = 0; written < rows; written += 20) {
+          db.fill(20);
+          checkpointer.activity();
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        const walFrames = statSync(`${db.path}-wal`).size / 4120;
+        assert.ok(checkpointer.catchUps > 0, 'the connection caught up at least once');
+        assert.ok(
+          walFrames < rows / 2,
+          `the WAL held ${Math.round(walFrames)} frames at most, of ${rows} written`,
+        );
+        assert.deepEqual(logged, []);
+      } finally {
+        await checkpointer.close();
+        db.connection.close();
+      }
+    },
+  );
+
+  it(
+    'closed after the connection, the helper is the last one: it copies the WAL in and removes it',
+    built,
+    async () => {
+      const db = await walDatabase();
+      const checkpointer = await WalCheckpointer.start({
+        path: helper!,
+        database: db.path,
+        connection: db.connection,
+        clock: new ManualClock(),
+        log: () => {},
+      });
+      db.fill(100);
+      db.connection.close();
+      assert.equal(existsSync(`${db.path}-wal`), true, 'the helper still holds the database: its WAL stays');
+      await checkpointer.close();
+      assert.equal(existsSync(`${db.path}-wal`), false);
+      const reopened = new DatabaseSync(db.path);
+      assert.equal(Number(reopened.prepare('select count(*) as n from t').get()?.n), 100);
+      reopened.close();
+    },
+  );
+
+  it(
+    'a database replaced while it ran is left alone at its close: the new files keep their WAL',
+    built,
+    async () => {
+      const db = await walDatabase();
+      const checkpointer = await WalCheckpointer.start({
+        path: helper!,
+        database: db.path,
+        connection: db.connection,
+        clock: new ManualClock(),
+        log: () => {},
+      });
+      db.connection.close();
+      // As an operator's `rm jobworker.db*` and a new server would: another database by that name.
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${db.path}${suffix}`, { force: true });
+      const fresh = new DatabaseSync(db.path);
+      fresh.exec('pragma journal_mode = wal; pragma wal_autocheckpoint = 0; create table u (x)');
+      fresh.exec("insert into u values ('kept')");
+      await checkpointer.close();
+      assert.equal(existsSync(`${db.path}-wal`), true, "the new database's WAL is still there");
+      assert.equal(fresh.prepare('select x from u').get()?.x, 'kept');
+      fresh.close();
     },
   );
 
@@ -187,7 +287,7 @@ describe('WalCheckpointer', () => {
 
 describe('SqliteJobStore with the checkpoint helper', () => {
   it(
-    'runs the helper, and closes leaving no WAL behind: the helper, last to close, copied it in',
+    'runs the helper, takes the quiet-time checkpoint through it, and closes it with the store',
     built,
     async () => {
       const path = join(await newDir(), 'jobworker.db');

@@ -43,7 +43,14 @@ export class NodeSqliteDatabase implements SqliteDatabase {
     return this.#statements.size;
   }
 
+  /**
+   * Called at every statement (each goes through `prepare`): what keeps the checkpoint helper's
+   * ticks going while the store is used, and lets them stop while it is not (`WalCheckpointer`).
+   */
+  onUse: (() => void) | undefined;
+
   prepare(sql: string): SqliteStatement {
+    this.onUse?.();
     const cached = this.#statements.get(sql);
     if (cached !== undefined) {
       // Re-insert so that Map order is least recently used first.

@@ -99,6 +99,8 @@ export class SqliteJobStore implements JobStore {
   #deletions = 0;
   /** Takes the checkpoints off the event loop (`SqliteStoreOptions.checkpoints`). */
   #checkpointer: WalCheckpointer | undefined;
+  /** Set by `close`: the memory relief, waiting on the helper, finds the connection gone. */
+  #closing = false;
 
   /** Users, tokens and the audit trail, in the same database and on the same connection. */
   readonly users: SqliteUserStore;
@@ -139,6 +141,8 @@ export class SqliteJobStore implements JobStore {
         clock: options.checkpoints.clock,
         log: options.checkpoints.log,
       });
+      const checkpointer = store.#checkpointer;
+      connection.onUse = () => checkpointer.activity();
     }
     return store;
   }
@@ -510,14 +514,17 @@ export class SqliteJobStore implements JobStore {
     // no reader) instead of inside a commit of the next burst, once the WAL passes its threshold
     // (WAL_CHECKPOINT_PAGES); and since a checkpoint fsyncs, the commits before it are on disk,
     // which synchronous=NORMAL otherwise leaves to the next checkpoint.
-    if (!(await this.#checkpointer?.checkpoint()))
-      await sql`pragma wal_checkpoint(passive)`.execute(this.#db);
+    const byHelper = await this.#checkpointer?.checkpoint();
+    // Closed while the helper answered: the connection is gone, and its close saw to the WAL.
+    if (this.#closing) return;
+    if (!byHelper) await sql`pragma wal_checkpoint(passive)`.execute(this.#db);
     // SQLite's page cache grows to its 2 MB bound with the database and stays so: every page not
     // in use is freed (sqlite3_db_release_memory), and comes back from the kernel's page cache.
     await sql`pragma shrink_memory`.execute(this.#db);
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     await this.#writes.settle();
     await this.#db.destroy();
     // After the connection: the helper is then the last one, whose close copies the rest of the

@@ -5,15 +5,16 @@
  * node:sqlite runs every statement on the event loop, and SQLite's automatic checkpoint runs
  * inside the commit that takes the WAL past its threshold: with jobworker's 8,000 pages that was
  * a 130 ms stall of every request and follower. The server turns its connection's automatic
- * checkpoint off while this helper runs, and asks it for a passive checkpoint once a second when
- * it has written (src/store/sqlite/checkpointer.ts). A passive checkpoint waits for no reader and
+ * checkpoint off while this helper runs (but for a distant backstop), and asks it for a passive
+ * checkpoint every 250 ms while it writes (src/store/sqlite/wal-checkpointer.ts). A passive checkpoint waits for no reader and
  * no writer: the server's commits go on beside it, and SQLite's own locks on the database's files
  * keep the two processes apart, as they do any two connections.
  *
  * Usage: jobworker-checkpointer DATABASE (the database exists, in WAL mode).
  * Protocol, one line each way per request, on stdin and stdout:
  *   server -> helper: "checkpoint\n"
- *   helper -> server: "ok LOG CHECKPOINTED\n" (frames in the WAL, frames now in the database)
+ *   helper -> server: "ok LOG CHECKPOINTED\n" (frames in the WAL, frames now in the database, as
+ *                     of the last of the request's passes)
  *                     or "err CODE MESSAGE\n" (SQLite's result code and message; it goes on)
  * It ends at end of file on stdin. Anything it cannot recover from is written to stderr, and it
  * exits non-zero: the server then checkpoints on its own connection again.
@@ -21,11 +22,22 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* Passes of one request at most, and the frames a pass may leave for the next request. */
+#define MAX_PASSES 8
+#define FEW_FRAMES 64
 
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: jobworker-checkpointer DATABASE\n");
     return 2;
+  }
+  /* The file it opens, to know it again at the end. */
+  struct stat opened;
+  if (stat(argv[1], &opened) != 0) {
+    perror("jobworker-checkpointer: stat");
+    return 1;
   }
   sqlite3 *db = NULL;
   /* Never created here: the server made it (and owns its mode and its migrations). */
@@ -59,16 +71,33 @@ int main(int argc, char **argv) {
       sqlite3_close(db);
       return 1;
     }
-    int log = -1, done = -1;
-    rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    /* A pass copies the frames there were when it began; the server commits meanwhile. Passes
+       follow one another while the one before left many behind (each is shorter than the one
+       before when copying outpaces writing), so that what is left for the server's own catch-up
+       (which lets its next write start the WAL over: wal-checkpointer.ts) is a few frames. */
+    int log = -1, done = -1, previous = -1, passes = 0;
+    for (;;) {
+      rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+      if (rc != SQLITE_OK || ++passes == MAX_PASSES) break;
+      /* Frames written since the last pass began (all of them, at the first); fewer than before
+         means the server started the WAL over meanwhile. */
+      int grown = previous < 0 ? log : log - previous;
+      previous = log;
+      if (grown <= FEW_FRAMES) break;
+    }
     if (rc == SQLITE_OK)
       printf("ok %d %d\n", log, done);
     else
       printf("err %d %s\n", rc, sqlite3_errmsg(db));
     fflush(stdout);
   }
-  /* The last connection to close checkpoints the whole WAL and removes it: when the server closed
-     first, that is this one, which is as it should be. */
+  /* The last connection to close checkpoints the whole WAL and removes its files, by name: when
+     the server closed first, that is this one, as it should be. But once the database at that
+     name is another file (deleted and made anew, as `--reset-store` after a crash may), those
+     names are the new database's: then this connection closes without touching them. */
+  struct stat now;
+  if (stat(argv[1], &now) != 0 || now.st_dev != opened.st_dev || now.st_ino != opened.st_ino)
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
   sqlite3_close(db);
   return 0;
 }
