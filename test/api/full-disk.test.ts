@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type RunningServer, runServer } from '../../src/main.ts';
@@ -148,6 +149,12 @@ describe('defect 15: with the data directory on a full disk', () => {
   const ready = (id: string): Promise<JobJson> => untilJobSaid(server.url, token, id, 'ready\n');
   it('defect 15: a submit on a full disk answers 507 INSUFFICIENT_STORAGE with the real cause and creates nothing', async () => {
     const before = (await readdir(join(dataDir, 'jobs'))).length;
+    // A reader holding a snapshot (as a backup would) keeps the WAL from starting over, so a
+    // commit needs new space: without it, a commit on a full disk may reuse the WAL's file (the
+    // checkpoint helper copies it into the database and the next write starts it over).
+    const reader = new DatabaseSync(join(dataDir, 'jobworker.db'));
+    reader.exec('begin');
+    reader.prepare('select count(*) from jobs').get();
     await disk.fill();
     try {
       const refused = await submit({ command: 'true', name: 'on-a-full-disk' });
@@ -163,6 +170,8 @@ describe('defect 15: with the data directory on a full disk', () => {
         'the cause is not hidden behind a failed ROLLBACK',
       );
     } finally {
+      reader.exec('commit');
+      reader.close();
       await disk.free();
     }
     const accepted = await submit({ command: 'true', name: 'on-a-full-disk' });
