@@ -608,23 +608,59 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async waitFor(id: string, signal?: AbortSignal): Promise<Job> {
     // The engine's close ends the wait too: nothing would tell of the job's end after it (the job
     // runs on, and a later engine on the same data directory adopts it).
-    const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+    const stop = this.#untilClosed(signal);
     try {
-      const job = await this.untilStarted(id, stop);
+      const job = await this.untilStarted(id, stop.signal);
       if (isFinal(job.status)) return job;
       // Started, perhaps not yet supervised: the launch ends once it is.
-      await this.#launches.get(id);
+      await untilAborted(this.#launches.get(id) ?? Promise.resolve(), stop.signal);
       // Closed meanwhile: the supervisor let go of the job, and its record says it runs.
-      stop.throwIfAborted();
+      stop.signal.throwIfAborted();
       const finished = this.#supervisor.finished(id);
-      return finished ? await untilAborted(finished, stop) : await this.get(id);
+      return finished ? await untilAborted(finished, stop.signal) : await this.get(id);
     } catch (err) {
-      if (!this.#closing.signal.aborted || signal?.aborted) throw err;
-      throw new JobworkerError(
-        'ILLEGAL_TRANSITION',
-        `The job engine closed before job ${id} ended; the job runs on, and a server started on its data directory adopts it`,
-      );
+      throw this.#closedOr(err, id, signal);
+    } finally {
+      stop.dispose();
     }
+  }
+
+  /**
+   * `signal` and the engine's close as one signal, whose listeners go with `dispose`. Made by
+   * hand rather than with `AbortSignal.any`: a combined signal that aborts while listened to may
+   * be kept by Node for good (nodejs/node#64476), and a follow's caller aborting (a client gone)
+   * is common.
+   */
+  #untilClosed(signal: AbortSignal | undefined): { signal: AbortSignal; dispose: () => void } {
+    if (!signal) return { signal: this.#closing.signal, dispose: () => {} };
+    const both = new AbortController();
+    const closing = this.#closing.signal;
+    const onAbort = (): void => both.abort(signal.aborted ? signal.reason : closing.reason);
+    const dispose = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      closing.removeEventListener('abort', onAbort);
+    };
+    if (signal.aborted || closing.aborted) onAbort();
+    else {
+      signal.addEventListener('abort', onAbort, { once: true });
+      closing.addEventListener('abort', onAbort, { once: true });
+    }
+    return { signal: both.signal, dispose };
+  }
+
+  /**
+   * What a wait or a follow that failed throws: the caller's own abort, or an error that did not
+   * come from the close, as it is; else (the engine closed under it) an error that says so.
+   */
+  #closedOr(err: unknown, id: string, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted || !this.#closing.signal.aborted) return err;
+    // Its reason, or an abort that wraps it (`events.once` rejects with an AbortError of its own).
+    if (err !== this.#closing.signal.reason && (err as { name?: unknown })?.name !== 'AbortError') return err;
+    return new JobworkerError(
+      'ILLEGAL_TRANSITION',
+      `The job engine closed before job ${id} ended; the job runs on, and a server started on its data directory adopts it`,
+      { cause: err },
+    );
   }
 
   /**
@@ -750,20 +786,27 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * event with the job's final status. Bounded memory per follower; no polling.
    */
   async *follow(id: string, options: FollowOptions): AsyncGenerator<FollowEvent> {
-    // A queued job has no output yet: wait for it to start (or to be cancelled).
-    const job = await this.untilStarted(id, options.signal, options.recorded).catch((err) => {
-      if (options.signal?.aborted) return undefined;
-      throw err;
-    });
-    if (!job) return;
-    const output = followOutput(this.#monitor, this.#jobDir(id), id, options);
-    if (options.progress) {
-      yield* this.#withProgress(job, output);
-    } else {
-      for await (const events of output) yield { type: 'output', events };
+    // The engine's close ends a follow too, with an error that says so (the job runs on).
+    const stop = this.#untilClosed(options.signal);
+    try {
+      // A queued job has no output yet: wait for it to start (or to be cancelled).
+      const job = await this.untilStarted(id, stop.signal, options.recorded).catch((err) => {
+        if (options.signal?.aborted) return undefined;
+        throw this.#closedOr(err, id, options.signal);
+      });
+      if (!job) return;
+      const output = followOutput(this.#monitor, this.#jobDir(id), id, { ...options, signal: stop.signal });
+      if (options.progress) {
+        yield* this.#withProgress(job, output);
+      } else {
+        for await (const events of output) yield { type: 'output', events };
+      }
+      if (options.signal?.aborted) return;
+      if (this.#closing.signal.aborted) throw this.#closedOr(this.#closing.signal.reason, id, undefined);
+      yield { type: 'end', job: await this.waitFor(id) };
+    } finally {
+      stop.dispose();
     }
-    if (options.signal?.aborted) return;
-    yield { type: 'end', job: await this.waitFor(id) };
   }
 
   /**
@@ -840,7 +883,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
-    this.#closing.abort();
+    this.#closing.abort(new DOMException('The job engine closed', 'AbortError'));
     await this.#retention.close();
     await this.#dispatcher.close();
     this.#spawner.close();

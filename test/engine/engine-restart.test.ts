@@ -200,10 +200,53 @@ describe('engine close', () => {
         { user: 'tester' },
       );
       const controller = new AbortController();
-      const wait = h.engine.waitFor(queued.id, controller.signal);
+      const wait = h.engine.waitFor(queued.id, controller.signal).catch((err: Error) => err.message);
       controller.abort(new Error('the caller gave up'));
-      await assert.rejects(wait, { message: 'the caller gave up' });
+      // The close comes before the wait has seen its caller's abort.
+      await h.engine.close();
+      assert.equal(await wait, 'the caller gave up');
     } finally {
+      await h.destroy();
+    }
+  });
+
+  it('a follow still open ends at close with an error that says so, for a running and a queued job', async () => {
+    const h = await openHarness();
+    try {
+      const me = { user: 'tester' };
+      const running = await h.engine.untilStarted(
+        (await h.engine.start({ command: 'sh', args: ['-c', 'echo up; exec sleep 600'] }, me)).id,
+      );
+      const queued = await h.engine.start(
+        { command: 'true', runAt: new Date(Date.now() + 3_600_000).toISOString() },
+        me,
+      );
+      const ended = [running.id, queued.id].map(async (id) => {
+        try {
+          for await (const _event of h.engine.follow(id, { selector: 'all', cursor: 0 })) {
+            // read on until the follow ends
+          }
+          return 'ended without an error';
+        } catch (err) {
+          return `${(err as { code?: string }).code}: ${(err as Error).message}`;
+        }
+      });
+      // The running job's output is being followed (its first line read) before the close.
+      await waitForFileText(join(h.dataDir, 'jobs', running.id, 'stdout'), 'up');
+      await h.engine.close();
+      assert.deepEqual(
+        await Promise.all(ended),
+        [running.id, queued.id].map(
+          (id) =>
+            `ILLEGAL_TRANSITION: The job engine closed before job ${id} ended; the job runs on, and a server started on its data directory adopts it`,
+        ),
+      );
+      assert.equal(h.engine.progressListenerCount(), 0);
+    } finally {
+      // The job runs on past the close, as it should: ended here by its process group.
+      const { jobs } = await h.store.listJobs({ limit: 10, status: ['running'] });
+      for (const job of jobs)
+        if (job.process && (await pidAlive(job.process.pid))) killProcessGroup(job.process.pid);
       await h.destroy();
     }
   });

@@ -12,6 +12,9 @@ export const CHECKPOINT_INTERVAL_MS = 250;
 /** How soon the next checkpoint is asked for when the last found a quarter of `restartAtFrames` or more in the WAL. */
 export const BUSY_INTERVAL_MS = 100;
 
+/** The longest wait before a checkpoint is asked for again after failures in a row. */
+export const FAILING_INTERVAL_MAX_MS = 5000;
+
 /**
  * The connection's own automatic checkpoint while the helper runs: a backstop only, for a helper
  * that stalls (or a clock that stands still, as a test's may), so that the WAL never grows
@@ -21,6 +24,13 @@ export const BACKSTOP_CHECKPOINT_PAGES = 4 * WAL_CHECKPOINT_PAGES;
 
 /** What a passive checkpoint did: frames in the WAL, and how many of them are now in the database. */
 export interface CheckpointResult {
+  readonly log: number;
+  readonly checkpointed: number;
+}
+
+/** The row of `pragma wal_checkpoint`. */
+interface CheckpointRow {
+  readonly busy: number;
   readonly log: number;
   readonly checkpointed: number;
 }
@@ -70,7 +80,7 @@ export function checkpointerPath(): string | undefined {
  * threshold: a copy of up to 8,000 pages and two fsyncs, a stall of 130 ms for every request and
  * follower (docs/performance.md). While the helper process
  * (src/store/sqlite/native/jobworker-checkpointer.c) runs, the connection's automatic checkpoint
- * is off (but for a distant backstop), and every 250 ms while the store is used, if the
+ * is only a distant backstop, and every 250 ms while the store is used, if the
  * connection changed anything since the last request (SQLite's `total_changes()`, a counter read
  * in microseconds), the helper is asked for a passive checkpoint, which waits for no reader nor
  * writer. An idle store schedules nothing: an idle server's main thread is not woken.
@@ -99,6 +109,8 @@ export class WalCheckpointer {
   readonly #interval: number;
   #requests = 0;
   #catchUps = 0;
+  /** Checkpoints failed in a row: the next is asked for later (`FAILING_INTERVAL_MAX_MS`). */
+  #failures = 0;
   /** A catch-up found the connection inside a transaction: done at the next tick. */
   #catchUpDue = false;
   #timer: ClockTimer | undefined;
@@ -152,7 +164,7 @@ export class WalCheckpointer {
 
   /**
    * Starts the helper for `database` (open on `connection`). Once this resolves the helper runs
-   * and the connection's automatic checkpoint is off, or it could not start (logged) and the
+   * and the connection's automatic checkpoint is only a backstop, or it could not start (logged) and the
    * connection checkpoints as before.
    */
   static async start(options: WalCheckpointerOptions): Promise<WalCheckpointer> {
@@ -166,12 +178,12 @@ export class WalCheckpointer {
     return this.#requests;
   }
 
-  /** How many times the connection caught up itself, so that the WAL started over. */
+  /** How many times the connection caught up itself (copied every frame left), so that its next write started the WAL over. */
   get catchUps(): number {
     return this.#catchUps;
   }
 
-  /** Whether the helper runs (and the connection's automatic checkpoint is off). */
+  /** Whether the helper runs (and the connection's automatic checkpoint is only a backstop). */
   get running(): boolean {
     return this.#running;
   }
@@ -238,11 +250,15 @@ export class WalCheckpointer {
         return;
       }
       void this.checkpoint().then((result) => {
-        // Counted as done only once done: a checkpoint that failed is asked for again.
+        // Counted as done only once done: a checkpoint that failed is asked for again, later
+        // each time it fails again (a full disk, a lock held elsewhere), so that an idle server
+        // whose helper keeps failing is not woken four times a second for ever.
         if (result) this.#lastChanges = changes;
+        this.#failures = result ? 0 : this.#failures + 1;
         if (this.#running && this.#timer === undefined) {
           const busy = result !== undefined && result.log >= this.#restartAt / 4;
-          this.#schedule(busy ? Math.min(BUSY_INTERVAL_MS, this.#interval) : this.#interval);
+          const backoff = Math.min(FAILING_INTERVAL_MAX_MS, this.#interval * 2 ** this.#failures);
+          this.#schedule(busy ? Math.min(BUSY_INTERVAL_MS, this.#interval) : backoff);
         }
       });
     }, ms);
@@ -287,8 +303,9 @@ export class WalCheckpointer {
       return;
     }
     try {
-      connection.exec('pragma wal_checkpoint(passive)');
-      this.#catchUps++;
+      const done = connection.prepare('pragma wal_checkpoint(passive)').get() as unknown as CheckpointRow;
+      // Counted only when it copied the rest: a checkpoint that found its lock taken does nothing.
+      if (done.busy === 0 && done.checkpointed === done.log) this.#catchUps++;
     } catch (err) {
       // Tried again after the next checkpoint; the backstop bounds the WAL meanwhile.
       if (!this.#failing)
