@@ -88,7 +88,7 @@ export function checkpointerPath(): string | undefined {
  * SQLite starts the WAL over from its beginning only at the start of a write, and only when
  * every frame in it is in the database by then. The helper copies the frames there were when its
  * pass began, and the server commits meanwhile, so under steady writes it never catches up, and
- * the WAL would grow for ever (measured: 1.9 GB for 40,000 jobs written without a pause). So the
+ * the WAL would grow for ever (measured: 1.99 GB for 40,000 jobs written without a pause). So the
  * helper makes passes while the last one left many frames behind, and once an answer finds the
  * WAL past `restartAtFrames`, the connection copies what is left itself (a passive checkpoint on
  * the event loop of the last few ms' commits, 3-9 ms measured, where SQLite's own copied 8,000
