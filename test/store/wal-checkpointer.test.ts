@@ -14,6 +14,7 @@ import {
   BACKSTOP_CHECKPOINT_PAGES,
   checkpointerPath,
   WalCheckpointer,
+  type WalCheckpointerOptions,
 } from '../../src/store/sqlite/wal-checkpointer.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { describeJobStoreContract } from './job-store-contract.ts';
@@ -64,6 +65,21 @@ async function walDatabase() {
   return { path, connection, fill, autocheckpoint };
 }
 
+/** The helper started on `db`'s database and connection; `options` as `WalCheckpointer.start` takes them. */
+function startOn(
+  db: { path: string; connection: DatabaseSync },
+  options: Partial<WalCheckpointerOptions> = {},
+): Promise<WalCheckpointer> {
+  return WalCheckpointer.start({
+    path: helper!,
+    database: db.path,
+    connection: db.connection,
+    clock: new ManualClock(),
+    log: () => {},
+    ...options,
+  });
+}
+
 describe('WalCheckpointer', () => {
   it(
     'turns the automatic checkpoint into a backstop, asks the helper on the clock only after writes, and the helper copies every frame',
@@ -72,13 +88,7 @@ describe('WalCheckpointer', () => {
       const db = await walDatabase();
       const clock = new ManualClock();
       const logged: string[] = [];
-      const checkpointer = await WalCheckpointer.start({
-        path: helper!,
-        database: db.path,
-        connection: db.connection,
-        clock,
-        log: (message) => logged.push(message),
-      });
+      const checkpointer = await startOn(db, { clock, log: (message) => logged.push(message) });
       try {
         assert.equal(checkpointer.running, true);
         assert.equal(
@@ -119,10 +129,7 @@ describe('WalCheckpointer', () => {
       const db = await walDatabase();
       const logged: string[] = [];
       const restartAtFrames = 200;
-      const checkpointer = await WalCheckpointer.start({
-        path: helper!,
-        database: db.path,
-        connection: db.connection,
+      const checkpointer = await startOn(db, {
         clock: systemClock,
         log: (message) => logged.push(message),
         intervalMs: 20,
@@ -157,13 +164,7 @@ describe('WalCheckpointer', () => {
     built,
     async () => {
       const db = await walDatabase();
-      const checkpointer = await WalCheckpointer.start({
-        path: helper!,
-        database: db.path,
-        connection: db.connection,
-        clock: new ManualClock(),
-        log: () => {},
-      });
+      const checkpointer = await startOn(db);
       db.fill(100);
       db.connection.close();
       assert.equal(existsSync(`${db.path}-wal`), true, 'the helper still holds the database: its WAL stays');
@@ -180,13 +181,7 @@ describe('WalCheckpointer', () => {
     built,
     async () => {
       const db = await walDatabase();
-      const checkpointer = await WalCheckpointer.start({
-        path: helper!,
-        database: db.path,
-        connection: db.connection,
-        clock: new ManualClock(),
-        log: () => {},
-      });
+      const checkpointer = await startOn(db);
       db.connection.close();
       // As an operator's `rm jobworker.db*` and a new server would: another database by that name.
       for (const suffix of ['', '-wal', '-shm']) rmSync(`${db.path}${suffix}`, { force: true });
@@ -206,13 +201,7 @@ describe('WalCheckpointer', () => {
     async () => {
       const db = await walDatabase();
       const { logged, said, log } = logUntil('the checkpoint helper ended');
-      const checkpointer = await WalCheckpointer.start({
-        path: helper!,
-        database: db.path,
-        connection: db.connection,
-        clock: new ManualClock(),
-        log,
-      });
+      const checkpointer = await startOn(db, { log });
       try {
         const pid = checkpointer.pid;
         assert.ok(pid);
@@ -234,11 +223,8 @@ describe('WalCheckpointer', () => {
   it('a helper that cannot start leaves the automatic checkpoint as it was', async () => {
     const db = await walDatabase();
     const logged: string[] = [];
-    const checkpointer = await WalCheckpointer.start({
+    const checkpointer = await startOn(db, {
       path: join(await newDir(), 'no-such-helper'),
-      database: db.path,
-      connection: db.connection,
-      clock: new ManualClock(),
       log: (message) => logged.push(message),
     });
     try {
@@ -263,13 +249,7 @@ describe('WalCheckpointer', () => {
       const connection = new DatabaseSync(path);
       connection.exec('create table t (id integer primary key)');
       const { logged, said, log } = logUntil('the checkpoint helper ended');
-      const checkpointer = await WalCheckpointer.start({
-        path: helper!,
-        database: path,
-        connection,
-        clock: new ManualClock(),
-        log,
-      });
+      const checkpointer = await startOn({ path, connection }, { log });
       await said;
       await checkpointer.close();
       assert.deepEqual(logged, [
