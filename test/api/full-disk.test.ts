@@ -151,8 +151,13 @@ describe('defect 15: with the data directory on a full disk', () => {
     const before = (await readdir(join(dataDir, 'jobs'))).length;
     // A reader holding a snapshot (as a backup would) keeps the WAL from starting over, so a
     // commit needs new space: without it, a commit on a full disk may reuse the WAL's file (the
-    // checkpoint helper copies it into the database and the next write starts it over).
+    // checkpoint helper copies it into the database and the next write starts it over). Its
+    // snapshot must take in a frame of the WAL: a reader that finds every frame copied reads the
+    // database file alone and holds nothing. So it writes one first (a table made and dropped).
     const reader = new DatabaseSync(join(dataDir, 'jobworker.db'));
+    // Its own commit must not checkpoint the WAL (SQLite's default past 1,000 frames) either.
+    reader.exec('pragma wal_autocheckpoint = 0');
+    reader.exec('begin immediate; create table test_pin (x); drop table test_pin; commit');
     reader.exec('begin');
     reader.prepare('select count(*) from jobs').get();
     await disk.fill();
