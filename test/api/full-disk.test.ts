@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { statSync } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,15 +150,19 @@ describe('defect 15: with the data directory on a full disk', () => {
   const ready = (id: string): Promise<JobJson> => untilJobSaid(server.url, token, id, 'ready\n');
   it('defect 15: a submit on a full disk answers 507 INSUFFICIENT_STORAGE with the real cause and creates nothing', async () => {
     const before = (await readdir(join(dataDir, 'jobs'))).length;
-    // A reader holding a snapshot (as a backup would) keeps the WAL from starting over, so a
-    // commit needs new space: without it, a commit on a full disk may reuse the WAL's file (the
-    // checkpoint helper copies it into the database and the next write starts it over). Its
-    // snapshot must take in a frame of the WAL: a reader that finds every frame copied reads the
-    // database file alone and holds nothing. So it writes one first (a table made and dropped).
+    // A commit on a full disk succeeds when it fits in the WAL file's own space: after the
+    // checkpoints started the WAL over, the file is longer than what it holds. So the WAL is
+    // first written to its end and past it (a blob as long as the file, in a table made and
+    // dropped), and a reader then holds a snapshot that takes in those frames (as a backup
+    // would), so that the WAL cannot start over: the next commit must grow the file. The
+    // reader's own autocheckpoint is off: its commit must not copy the WAL in (SQLite's default
+    // past 1,000 frames), after which its snapshot would hold nothing.
     const reader = new DatabaseSync(join(dataDir, 'jobworker.db'));
-    // Its own commit must not checkpoint the WAL (SQLite's default past 1,000 frames) either.
     reader.exec('pragma wal_autocheckpoint = 0');
-    reader.exec('begin immediate; create table test_pin (x); drop table test_pin; commit');
+    const walBytes = statSync(join(dataDir, 'jobworker.db-wal')).size;
+    reader.exec(
+      `begin immediate; create table test_pin (x blob); insert into test_pin values (zeroblob(${walBytes + 65536})); drop table test_pin; commit`,
+    );
     reader.exec('begin');
     reader.prepare('select count(*) from jobs').get();
     await disk.fill();
