@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -36,4 +37,22 @@ export function loadNativeAddon<T>(
       ? 'not built (scripts/build-native.sh)'
       : String((lastError as Error | undefined)?.message ?? lastError);
   return { reason: `${file}: ${detail}` };
+}
+
+/**
+ * The path of one of jobworker's native programs (`file`, e.g. `jobworker-spawner`) in the first
+ * of the places the addons are built to where it is an executable file; undefined when it was
+ * not built. Its caller says what that means (the spawner is needed, the checkpointer optional).
+ */
+export function nativeExecutablePath(file: string): string | undefined {
+  for (const place of PLACES) {
+    const path = fileURLToPath(new URL(place + file, import.meta.url));
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
 }

@@ -1,5 +1,5 @@
-import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { nativeExecutablePath } from '../core/native-addon.ts';
 
 /**
  * Where the native spawner is: `dist/native/jobworker-spawner` of this checkout, built by
@@ -8,18 +8,9 @@ import { fileURLToPath } from 'node:url';
  * Throws a message that says how to build it when it is missing.
  */
 export function spawnerPath(): string {
-  const candidates = ['../../dist/native/jobworker-spawner', '../../native/jobworker-spawner'].map(
-    (relative) => fileURLToPath(new URL(relative, import.meta.url)),
-  );
-  for (const path of candidates) {
-    try {
-      accessSync(path, constants.X_OK);
-      return path;
-    } catch {
-      // not this one
-    }
-  }
+  const path = nativeExecutablePath('jobworker-spawner');
+  if (path !== undefined) return path;
   throw new Error(
-    `The job spawner is not built (${candidates[0]} is missing): run scripts/setup.sh, which compiles it from src/runtime/native/jobworker-spawner.c`,
+    `The job spawner is not built (${fileURLToPath(new URL('../../dist/native/jobworker-spawner', import.meta.url))} is missing): run scripts/setup.sh, which compiles it from src/runtime/native/jobworker-spawner.c`,
   );
 }

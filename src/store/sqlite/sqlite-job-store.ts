@@ -132,8 +132,8 @@ export class SqliteJobStore implements JobStore {
       throw error;
     }
     const store = new SqliteJobStore(db, (sql, parameters) => connection.runNow(sql, parameters));
-    const helper = path === ':memory:' ? undefined : options.checkpoints && checkpointerPath();
-    if (helper && options.checkpoints) {
+    const helper = options.checkpoints && path !== ':memory:' ? checkpointerPath() : undefined;
+    if (helper !== undefined && options.checkpoints) {
       store.#checkpointer = await WalCheckpointer.start({
         path: helper,
         database: path,

@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Clock, ClockTimer } from '../../core/clock.ts';
+import { nativeExecutablePath } from '../../core/native-addon.ts';
 import { WAL_CHECKPOINT_PAGES } from './open-sqlite-connection.ts';
 
 /** How often the server asks for a checkpoint while it writes: the WAL holds about this much. */
@@ -58,20 +57,7 @@ export interface WalCheckpointerOptions {
  * was not built (no SQLite headers there): the server then checkpoints on its own connection.
  */
 export function checkpointerPath(): string | undefined {
-  const candidates = [
-    '../../../dist/native/jobworker-checkpointer',
-    '../../../native/jobworker-checkpointer',
-  ];
-  for (const relative of candidates) {
-    const path = fileURLToPath(new URL(relative, import.meta.url));
-    try {
-      accessSync(path, constants.X_OK);
-      return path;
-    } catch {
-      // not this one
-    }
-  }
-  return undefined;
+  return nativeExecutablePath('jobworker-checkpointer');
 }
 
 /**
@@ -101,6 +87,8 @@ export class WalCheckpointer {
   readonly #options: WalCheckpointerOptions;
   readonly #proc: ChildProcess;
   readonly #changes: StatementSync;
+  /** The connection's own passive checkpoint (`#catchUp`). */
+  readonly #checkpointHere: StatementSync;
   /** Replies still due, in the order asked (the helper answers one request at a time). */
   readonly #waiting: ((result: CheckpointResult | undefined) => void)[] = [];
   readonly #started: Promise<void>;
@@ -128,6 +116,7 @@ export class WalCheckpointer {
     this.#restartAt = options.restartAtFrames ?? WAL_CHECKPOINT_PAGES;
     this.#interval = options.intervalMs ?? CHECKPOINT_INTERVAL_MS;
     this.#changes = options.connection.prepare('select total_changes() as n');
+    this.#checkpointHere = options.connection.prepare('pragma wal_checkpoint(passive)');
     this.#lastChanges = this.#readChanges();
     this.#proc = spawn(options.path, [options.database], {
       argv0: 'jobworker-checkpointer',
@@ -303,7 +292,7 @@ export class WalCheckpointer {
       return;
     }
     try {
-      const done = connection.prepare('pragma wal_checkpoint(passive)').get() as unknown as CheckpointRow;
+      const done = this.#checkpointHere.get() as unknown as CheckpointRow;
       // Counted only when it copied the rest: a checkpoint that found its lock taken does nothing.
       if (done.busy === 0 && done.checkpointed === done.log) this.#catchUps++;
     } catch (err) {
