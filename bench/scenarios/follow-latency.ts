@@ -22,6 +22,7 @@ export const followLatency: Scenario = {
     const server = await ServerHandle.start({ logLevel: options.logLevel });
     const raw = new LineLatency();
     const sse = new LineLatency();
+    let cpuSeconds = 0;
     try {
       const goFile = join(server.dataDir, 'go');
       const args = [TICK_WRITER, goFile, String(INTERVAL_MS), String(durationMs), String(LINE_BYTES)];
@@ -31,8 +32,10 @@ export const followLatency: Scenario = {
         followSse(server.api, job.id, (text, at) => sse.push(text, at)),
       ];
       await Promise.all(followers.map((f) => f.opened));
+      const cpu = server.cpu();
       await writeFile(goFile, '');
       const statuses = await Promise.all(followers.map((f) => f.ended));
+      cpuSeconds = server.cpu() - cpu;
       if (statuses.some((s) => s !== 'succeeded'))
         throw new Error(`Followers ended with ${statuses.join(', ')}`);
     } finally {
@@ -85,5 +88,14 @@ export const followLatency: Scenario = {
         }),
       );
     }
+    // What each line costs the server: its observation, the followers' shared read, two writes.
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'server CPU per line written (both followers, all threads)',
+        value: (cpuSeconds * 1e6) / Math.max(raw.lines, 1),
+        format: (us) => `${us.toFixed(1)} us`,
+      }),
+    );
   },
 };

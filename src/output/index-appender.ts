@@ -11,60 +11,94 @@ export interface Observation {
   readonly observed: OutputBytes;
 }
 
+/** Where an index ends: how many records it holds and the last of them. */
+export interface IndexEnd {
+  readonly count: number;
+  readonly last: IndexRecord | undefined;
+}
+
 /**
  * Records in `combined.idx` whatever the streams grew by since the last observation, stdout
  * before stderr when both grew, so that the combined view covers `sizes`. Growth of the stream
  * named by the last record extends that record in place, keeping the index small for jobs that
  * write mostly to one stream. Only one writer per job may call this (the job's monitor), one
- * call at a time. The file is opened and closed here: no descriptor is held between observations.
- * Its few small reads and writes are synchronous (see `SyncFile`): no thread-pool round trips.
+ * call at a time. The file is opened and closed here: a job nobody follows holds no descriptor
+ * between observations (a followed one's index is held open: `HeldFiles`). Its few small reads and
+ * writes are synchronous (see `SyncFile`): no thread-pool round trips.
  */
 export async function appendObserved(indexPath: string, sizes: OutputBytes): Promise<Observation> {
-  // A job that printed nothing needs no index (a missing one is an empty one): most short jobs end
-  // so, and creating a file is a journal transaction of the filesystem on the event loop.
-  const silent = OUTPUT_STREAMS.every((stream) => sizes[stream] === 0);
-  let file: SyncFile;
+  const file = openIndexForAppend(indexPath, sizes);
+  if (!file) return { grew: false, observed: { stdout: 0, stderr: 0 } };
   try {
-    file = SyncFile.open(indexPath, constants.O_RDWR | (silent ? 0 : constants.O_CREAT), 0o600);
-  } catch (err) {
-    if (silent && isNotFound(err)) return { grew: false, observed: { stdout: 0, stderr: 0 } };
-    throw err;
-  }
-  try {
-    const tail = await readTail(file);
-    // Drop a torn or partial record left by a crash, so that nothing stale follows the new tail.
-    if ((await file.stat()).size !== tail.count * RECORD_BYTES)
-      await file.truncate(tail.count * RECORD_BYTES);
-    let count = tail.count;
-    let last = tail.last;
-    const observed = { ...endsAt(last) };
-    const changed: IndexRecord[] = [];
-    let firstChanged = -1;
-    for (const stream of OUTPUT_STREAMS) {
-      // A stream file never shrinks; a smaller size can only be a stale stat, so it is ignored.
-      if (sizes[stream] <= observed[stream]) continue;
-      const record: IndexRecord = {
-        stream,
-        streamEnd: sizes[stream],
-        combinedEnd: observed.stdout + observed.stderr + (sizes[stream] - observed[stream]),
-      };
-      observed[stream] = sizes[stream];
-      // Streams are visited in a fixed order, so only the first change can extend the last record.
-      if (last?.stream === stream) {
-        firstChanged = count - 1;
-      } else {
-        if (firstChanged < 0) firstChanged = count;
-        count++;
-      }
-      changed.push(record);
-      last = record;
-    }
-    if (changed.length === 0) return { grew: false, observed };
-    const buffer = Buffer.alloc(changed.length * RECORD_BYTES);
-    for (const [i, record] of changed.entries()) encodeRecord(record, buffer, i * RECORD_BYTES);
-    await file.write(buffer, 0, buffer.length, firstChanged * RECORD_BYTES);
-    return { grew: true, observed };
+    return (await appendRecords(file, await readIndexEnd(file), sizes)).observation;
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Opens the index for appending, created when some stream has bytes; none (undefined) for a job
+ * that printed nothing and has none. A job that printed nothing needs no index (a missing one is
+ * an empty one): most short jobs end so, and creating a file is a journal transaction of the
+ * filesystem on the event loop.
+ */
+export function openIndexForAppend(indexPath: string, sizes: OutputBytes): SyncFile | undefined {
+  const silent = OUTPUT_STREAMS.every((stream) => sizes[stream] === 0);
+  try {
+    return SyncFile.open(indexPath, constants.O_RDWR | (silent ? 0 : constants.O_CREAT), 0o600);
+  } catch (err) {
+    if (silent && isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Where an index open for appending ends, with a torn or partial record that a crash left at its
+ * end dropped (the file truncated after the last whole one), so that nothing stale follows the
+ * records appended next.
+ */
+export async function readIndexEnd(file: SyncFile): Promise<IndexEnd> {
+  const tail = await readTail(file);
+  if ((await file.stat()).size !== tail.count * RECORD_BYTES) await file.truncate(tail.count * RECORD_BYTES);
+  return { count: tail.count, last: tail.last };
+}
+
+/**
+ * Appends to an index that ends at `end` (as `readIndexEnd` read it, or as the last append left
+ * it) what `sizes` holds past it; resolves with the observation and where the index ends now.
+ */
+export async function appendRecords(
+  file: SyncFile,
+  end: IndexEnd,
+  sizes: OutputBytes,
+): Promise<{ observation: Observation; end: IndexEnd }> {
+  let count = end.count;
+  let last = end.last;
+  const observed = { ...endsAt(last) };
+  const changed: IndexRecord[] = [];
+  let firstChanged = -1;
+  for (const stream of OUTPUT_STREAMS) {
+    // A stream file never shrinks; a smaller size can only be a stale stat, so it is ignored.
+    if (sizes[stream] <= observed[stream]) continue;
+    const record: IndexRecord = {
+      stream,
+      streamEnd: sizes[stream],
+      combinedEnd: observed.stdout + observed.stderr + (sizes[stream] - observed[stream]),
+    };
+    observed[stream] = sizes[stream];
+    // Streams are visited in a fixed order, so only the first change can extend the last record.
+    if (last?.stream === stream) {
+      firstChanged = count - 1;
+    } else {
+      if (firstChanged < 0) firstChanged = count;
+      count++;
+    }
+    changed.push(record);
+    last = record;
+  }
+  if (changed.length === 0) return { observation: { grew: false, observed }, end };
+  const buffer = Buffer.alloc(changed.length * RECORD_BYTES);
+  for (const [i, record] of changed.entries()) encodeRecord(record, buffer, i * RECORD_BYTES);
+  await file.write(buffer, 0, buffer.length, firstChanged * RECORD_BYTES);
+  return { observation: { grew: true, observed }, end: { count, last } };
 }

@@ -4,6 +4,7 @@ import { ValidationError } from '../core/errors.ts';
 import type { OutputBytes } from '../core/job.ts';
 import type { BatchSizes } from './batch-sizes.ts';
 import { ASYNC_FILES, SYNC_FILES } from './file-access.ts';
+import { HeldFiles } from './held-files.ts';
 import { appendObserved } from './index-appender.ts';
 import { outputPaths, readOutputSizes, readOutputSizesSync } from './output-files.ts';
 import { type ReadOutputOptions, readOutput } from './output-reader.ts';
@@ -40,13 +41,13 @@ export { SWEEP_MAX_MS, SWEEP_MIN_MS };
  * the cap plus what a job can write in that time. Given `batchSizes`, a sweep reads the sizes of
  * all the jobs due in one call off the event loop and observes only those that grew. A followed
  * job gets one kernel watch (on its directory), opened by its first follower and closed when its
- * last one leaves, however many it has. Each observation stats both streams (stderr first: see
- * `STAT_ORDER`), appends what grew to the combined index, enforces retention, then tells the
- * job's followers. Observations of a job never overlap: events during one ask for one more, so a
- * job writing fast wakes its followers once per observation, not once per write; with many
- * followers their wakeups are spaced out further (`OutputListeners`). Their reads of the same page
- * are shared (`SharedReads`) and synchronous (`SYNC_FILES`). No descriptor is held per job between
- * observations.
+ * last one leaves, however many it has; its files are held open as long (`HeldFiles`). Each
+ * observation reads both streams' sizes (stderr first: see `STAT_ORDER`), appends what grew to the
+ * combined index, enforces retention, then tells the job's followers. Observations of a job never
+ * overlap: events during one ask for one more, so a job writing fast wakes its followers once per
+ * observation, not once per write; with many followers their wakeups are spaced out further
+ * (`OutputListeners`). Their reads of the same page are shared (`SharedReads`) and synchronous,
+ * through the held files. A job nobody follows holds no descriptor between observations.
  * One monitor per engine: it is the only writer of each job's index and kept window.
  */
 export class OutputMonitor {
@@ -132,11 +133,18 @@ export class OutputMonitor {
     const job = this.#jobs.get(jobId);
     if (!job) return readOutput(dir, options);
     const key = `${options.selector} ${options.cursor} ${options.limitBytes}`;
+    // A follower further behind than the live tail reads through the thread pool, since its pages
+    // may have to come from the disk, which the event loop must not wait for.
+    if (!isLiveTail(job.observed, options))
+      return job.shared.get(key, () => readOutput(dir, options, ASYNC_FILES));
     // The live tail, just written and still in the page cache, is read synchronously (see
-    // SYNC_FILES); a follower further behind reads through the thread pool, since its pages may
-    // have to come from the disk, which the event loop must not wait for.
-    const files = isLiveTail(job.observed, options) ? SYNC_FILES : ASYNC_FILES;
-    return job.shared.get(key, () => readOutput(dir, options, files));
+    // SYNC_FILES), through the files a followed job holds open.
+    const held = job.held;
+    if (!held) return job.shared.get(key, () => readOutput(dir, options, SYNC_FILES));
+    return job.shared.get(key, () => {
+      const release = held.lease();
+      return readOutput(dir, options, held.files).finally(release);
+    });
   }
 
   /**
@@ -149,10 +157,14 @@ export class OutputMonitor {
     const job = this.#jobs.get(jobId);
     if (!job) return undefined;
     job.listeners.add(listener);
-    if (job.listeners.size === 1 && !job.finishing) this.#openWatch(job);
+    if (job.listeners.size === 1 && !job.finishing) {
+      job.held = new HeldFiles(job.dir, () => job.retention.kept);
+      this.#openWatch(job);
+    }
     return () => {
       if (!job.listeners.delete(listener) || job.listeners.size > 0) return;
       this.#closeWatch(job);
+      this.#release(job);
       if (this.#jobs.get(jobId) === job && !job.finishing) {
         job.sweepEveryMs = SWEEP_MIN_MS;
         job.sweepDueAt = this.#now() + SWEEP_MIN_MS;
@@ -195,6 +207,7 @@ export class OutputMonitor {
     this.#sweep = undefined;
     for (const job of this.#jobs.values()) {
       this.#closeWatch(job);
+      this.#release(job);
       job.listeners.clear();
     }
     this.#jobs.clear();
@@ -232,6 +245,12 @@ export class OutputMonitor {
   #closeWatch(job: Tracked): void {
     job.watcher?.close();
     job.watcher = undefined;
+  }
+
+  /** Lets go of a job's held files: closed now, or once the work that leased them is over. */
+  #release(job: Tracked): void {
+    job.held?.close();
+    job.held = undefined;
   }
 
   #now(): number {
@@ -370,12 +389,20 @@ export class OutputMonitor {
    */
   async #observeOnce(job: Tracked, known?: OutputBytes): Promise<{ grew: boolean; sizes?: OutputBytes }> {
     try {
-      // Known sizes may be older than an observation that completed meanwhile: never go back.
-      const sizes = known ? furthest(known, job.observed) : readOutputSizesSync(job.dir);
-      // Nothing written since the last complete observation: the sweep of a quiet job (most of
-      // thousands running) is two stats, not an index open and retention's checks.
-      if (!isAhead(sizes, job.observed)) return { grew: false, sizes };
-      const { grew } = await appendObserved(outputPaths(job.dir).combinedIndex, sizes);
+      const held = job.held;
+      const release = held?.lease();
+      let sizes: OutputBytes;
+      let grew: boolean;
+      try {
+        // Known sizes may be older than an observation that completed meanwhile: never go back.
+        sizes = known ? furthest(known, job.observed) : (held?.sizes() ?? readOutputSizesSync(job.dir));
+        // Nothing written since the last complete observation: the sweep of a quiet job (most of
+        // thousands running) is two stats, not an index open and retention's checks.
+        if (!isAhead(sizes, job.observed)) return { grew: false, sizes };
+        ({ grew } = await (held?.append(sizes) ?? appendObserved(outputPaths(job.dir).combinedIndex, sizes)));
+      } finally {
+        release?.();
+      }
       try {
         await this.#retention.advance(job.dir, sizes, job.retention);
       } finally {
@@ -395,6 +422,7 @@ export class OutputMonitor {
 
   async #seal(job: Tracked): Promise<OutputBytes | undefined> {
     this.#closeWatch(job);
+    this.#release(job);
     while (job.observing) await job.observing;
     const { sizes } = await this.#observeOnce(job);
     if (this.#jobs.get(job.jobId) === job) this.#jobs.delete(job.jobId);

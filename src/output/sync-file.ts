@@ -32,6 +32,11 @@ export class SyncFile implements IndexFile {
     return new SyncFile(openSync(path, flags, mode));
   }
 
+  /** The file's size now, synchronously. */
+  size(): number {
+    return fstatSync(this.#fd).size;
+  }
+
   stat(): Promise<{ size: number }> {
     return settle(() => ({ size: fstatSync(this.#fd).size }));
   }

@@ -1,6 +1,7 @@
 import type { FSWatcher } from 'node:fs';
 import type { Clock } from '../core/clock.ts';
 import type { OutputBytes } from '../core/job.ts';
+import type { HeldFiles } from './held-files.ts';
 import { OutputListeners } from './output-listeners.ts';
 import { type JobRetention, newJobRetention } from './retention-enforcer.ts';
 import { SharedReads } from './shared-reads.ts';
@@ -20,6 +21,8 @@ export interface Tracked {
   readonly listeners: OutputListeners;
   /** The kernel watch: open only while the job has followers. */
   watcher: FSWatcher | undefined;
+  /** Its files, held open only while it has followers (`HeldFiles`). */
+  held: HeldFiles | undefined;
   /** The observation in flight; `again` asks for one more when events came during it. */
   observing?: Promise<void>;
   again: boolean;
@@ -49,6 +52,7 @@ export function newTracked(
     dir,
     listeners: new OutputListeners(clock, onError),
     watcher: undefined,
+    held: undefined,
     again: false,
     observed: undefined,
     retention: newJobRetention(),

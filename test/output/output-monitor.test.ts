@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { watch } from 'node:fs';
+import { readdirSync, readlinkSync, watch } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -270,4 +270,78 @@ test('only a read near the observed end of its view is the live tail (read synch
     false,
     'nothing observed yet',
   );
+});
+
+/** This process's descriptors open on files of `dir`, by file name. */
+function openIn(dir: string): string[] {
+  const names: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // the descriptor readdir itself used, closed by now
+    }
+    if (target.startsWith(`${dir}/`)) names.push(target.slice(dir.length + 1));
+  }
+  return names.sort();
+}
+
+test('a followed job holds its files open until its last follower leaves; a read under way keeps them to its end', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 1024 * 1024, clock: new ManualClock() });
+  t.after(() => monitor.close());
+  const job = await alternating(dir);
+  t.after(() => job.child.stdin!.end());
+  monitor.watch('held', dir);
+  job.child.stdin!.write('out one\n');
+  await untilSize(dir, 'stdout', 4);
+  await monitor.refresh('held');
+  assert.deepEqual(openIn(dir), [], 'nobody follows: nothing held between observations');
+
+  const unsubscribe = monitor.subscribe('held', () => {});
+  assert.ok(unsubscribe);
+  job.child.stdin!.write('err two\n');
+  await untilSize(dir, 'stderr', 4);
+  await monitor.refresh('held');
+  assert.deepEqual(openIn(dir), ['combined.idx', 'stderr', 'stdout']);
+  const page = { selector: 'all', cursor: 0, limitBytes: 1024 } as const;
+  assert.deepEqual(runs((await monitor.read('held', dir, page)).events), ['stdout:one\n', 'stderr:two\n']);
+  assert.deepEqual(openIn(dir), ['combined.idx', 'stderr', 'stdout'], 'the read left them open');
+
+  // The last follower leaves while a read is under way (it goes on in later microtasks).
+  const reading = monitor.read('held', dir, { ...page, cursor: 4 });
+  unsubscribe();
+  assert.deepEqual(runs((await reading).events), ['stderr:two\n']);
+  assert.deepEqual(openIn(dir), [], 'closed once the read was over');
+  assert.equal(monitor.watchCount, 0);
+});
+
+test('a followed job with a cap: a read from before its kept window gets the marker, then only kept bytes', async (t) => {
+  const dir = await jobDir(t);
+  const monitor = new OutputMonitor({ capBytes: 4096, clock: new ManualClock() });
+  t.after(() => monitor.close());
+  const job = await alternating(dir);
+  t.after(() => job.child.kill());
+  monitor.watch('capped', dir);
+  const unsubscribe = monitor.subscribe('capped', () => {});
+  t.after(() => unsubscribe?.());
+  job.child.stdin!.write(`out ${'a'.repeat(50_000)}${'z'.repeat(49_999)}\n`);
+  await untilSize(dir, 'stdout', 100_000);
+  await monitor.refresh('capped');
+  assert.deepEqual(await readKeptWindow(dir), { stdout: 94_208, stderr: 0 });
+  const read = await monitor.read('capped', dir, { selector: 'stdout', cursor: 0, limitBytes: 65536 });
+  assert.deepEqual(read.events[0], {
+    type: 'truncated',
+    stream: 'stdout',
+    skippedBytes: 94_208,
+    cursor: 94_208,
+  });
+  const data = Buffer.concat(read.events.flatMap((e) => (e.type === 'data' ? [e.data] : [])));
+  assert.equal(data.toString(), `${'z'.repeat(5_791)}\n`, 'the kept bytes, none of the dropped');
+  assert.equal(openIn(dir).includes('stdout'), true, 'read through the held files');
+  job.child.stdin!.end();
+  await job.exited;
+  await monitor.finish('capped');
+  assert.deepEqual(openIn(dir), [], 'the seal let them go');
 });
