@@ -179,15 +179,7 @@ export class Launcher {
       // when it died: whatever is left of it is ended, and it is recorded failed, not retried.
       const unrecorded = await readIdentityFile(dir, dirs, UNRECORDED_FILE);
       if (unrecorded) {
-        // Its process group is ours no more after a restart (a pgid may be reused once its
-        // members are gone): only the recorded process and the job's cgroups are signalled.
-        await stopProcesses(unrecorded.identity, cgroups, 0, false, this.#deps.clock);
-        if (dirs.length > 0) cgroups.remove(dirs);
-        await supervisor.failedToStart(
-          job,
-          new Error('its start could not be recorded, so it was stopped; it is not run again'),
-          { retry: false },
-        );
+        await supervisor.endUnrecorded(job, unrecorded.identity);
         continue;
       }
       if (dirs.length > 0) {

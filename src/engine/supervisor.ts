@@ -8,6 +8,7 @@ import type { OutputMonitor } from '../output/output-monitor.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { type ExitRecord, readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
+import { readIdentityFile, UNRECORDED_FILE } from '../runtime/identity-file.ts';
 import { type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
 import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
@@ -179,6 +180,14 @@ export class Supervisor {
     for (const job of jobs) {
       const dir = this.#deps.jobDir(job.id);
       const identity = job.process ?? { pid: 0, startTicks: -1, bootId: '', cgroups: [] };
+      // Its start was recorded after all (the answer to that commit was lost: a connection to
+      // PostgreSQL cut, say), but the server that started it took it for unrecorded, stopped it,
+      // marked it so, and died before it recorded that: it ends as such a job's claim does, as a
+      // failure that is never retried (its command did begin; a retry would run it again).
+      if (await readIdentityFile(dir, identity.cgroups, UNRECORDED_FILE).catch(() => undefined)) {
+        await this.endUnrecorded(job, identity);
+        continue;
+      }
       try {
         this.#deps.monitor.watch(job.id, dir);
         // It may have written while no server ran: index that now, not at the first sweep.
@@ -206,6 +215,28 @@ export class Supervisor {
       }
       this.#deps.emit('job:adopted', job);
     }
+  }
+
+  /**
+   * Ends a job whose start the server that ran it could not record, and which it stopped and marked
+   * so (`markUnrecorded`) before it died: whatever is left of it is ended (only the recorded
+   * process and the job's cgroups: its process group is no longer known to be its own after a
+   * restart, as a pgid may be reused once its members are gone), and it is recorded failed, with
+   * no retry.
+   */
+  async endUnrecorded(job: Job, identity: ProcessIdentity): Promise<Job> {
+    if (job.status === 'paused') freezeProcesses(identity, this.#deps.cgroups, false);
+    await stopProcesses(identity, this.#deps.cgroups, 0, false, this.#deps.clock);
+    try {
+      this.#deps.cgroups.remove(identity.cgroups);
+    } catch (err) {
+      this.#deps.onError(err as Error, job.id);
+    }
+    return this.failedToStart(
+      job,
+      new Error('its start could not be recorded, so it was stopped; it is not run again'),
+      { retry: false },
+    );
   }
 
   /** Records as `lost` a job that cannot be supervised, after ending whatever of it still runs. */

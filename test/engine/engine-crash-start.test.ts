@@ -128,52 +128,67 @@ describe('a server killed between spawning a job and recording its start', () =>
     }
   });
 
-  it('a job stopped because its start could not be recorded is not adopted by the next server: failed, never retried', async () => {
-    const dataDir = await newDataDir();
-    const log = join(dataDir, 'ran.log');
-    const host = spawn(
-      process.execPath,
-      [
-        join(FIXTURES, 'engine-host.ts'),
-        dataDir,
-        JSON.stringify({
-          burst: 1,
-          spec: {
-            command: 'sh',
-            args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; exec sleep 60`],
-            retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
-          },
-        }),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HOST_UNRECORDABLE_START: '1' } },
-    );
-    const lines = createInterface({ input: host.stdout! });
-    const hung = await new Promise<string>((resolve) =>
-      lines.on('line', (line) => {
-        const message = JSON.parse(line) as { hung?: string };
-        if (message.hung) resolve(message.hung);
-      }),
-    );
-    // The job was stopped; only the record of its failure is missing when the server dies.
-    await crash(host);
-
-    const h = await openHarness({}, dataDir);
-    try {
-      const done = await h.engine.waitFor(hung);
-      assert.deepEqual(
-        { status: done.status, reason: done.exit?.reason, retriedAs: done.retriedAs },
+  for (const [unrecordable, title] of [
+    [
+      '1',
+      'a job stopped because its start could not be recorded is not adopted by the next server: failed, never retried',
+    ],
+    [
+      'committed',
+      'a job stopped because its recorded start answered with an error (a lost connection) is not adopted by the next server either',
+    ],
+  ] as const) {
+    it(title, async () => {
+      const dataDir = await newDataDir();
+      const log = join(dataDir, 'ran.log');
+      const host = spawn(
+        process.execPath,
+        [
+          join(FIXTURES, 'engine-host.ts'),
+          dataDir,
+          JSON.stringify({
+            burst: 1,
+            spec: {
+              command: 'sh',
+              args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; exec sleep 60`],
+              retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
+            },
+          }),
+        ],
         {
-          status: 'failed',
-          reason: 'failed to start: its start could not be recorded, so it was stopped; it is not run again',
-          retriedAs: null,
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, HOST_UNRECORDABLE_START: unrecordable },
         },
       );
-      assert.equal((await h.engine.list({ limit: 10 })).jobs.length, 1, 'no other attempt was made');
-      // Stopped at once, it may have been killed before its echo: once at most, never again.
-      const ran = await readFile(log, 'utf8').catch(() => '');
-      assert.ok(ran === '' || ran === `${hung}\n`, `its command ran once at most: ${JSON.stringify(ran)}`);
-    } finally {
-      await h.destroy();
-    }
-  });
+      const lines = createInterface({ input: host.stdout! });
+      const hung = await new Promise<string>((resolve) =>
+        lines.on('line', (line) => {
+          const message = JSON.parse(line) as { hung?: string };
+          if (message.hung) resolve(message.hung);
+        }),
+      );
+      // The job was stopped; only the record of its failure is missing when the server dies.
+      await crash(host);
+
+      const h = await openHarness({}, dataDir);
+      try {
+        const done = await h.engine.waitFor(hung);
+        assert.deepEqual(
+          { status: done.status, reason: done.exit?.reason, retriedAs: done.retriedAs },
+          {
+            status: 'failed',
+            reason:
+              'failed to start: its start could not be recorded, so it was stopped; it is not run again',
+            retriedAs: null,
+          },
+        );
+        assert.equal((await h.engine.list({ limit: 10 })).jobs.length, 1, 'no other attempt was made');
+        // Stopped at once, it may have been killed before its echo: once at most, never again.
+        const ran = await readFile(log, 'utf8').catch(() => '');
+        assert.ok(ran === '' || ran === `${hung}\n`, `its command ran once at most: ${JSON.stringify(ran)}`);
+      } finally {
+        await h.destroy();
+      }
+    });
+  }
 });
