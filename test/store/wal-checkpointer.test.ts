@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -263,6 +263,64 @@ describe('WalCheckpointer', () => {
       connection.close();
     },
   );
+});
+
+describe('a helper whose checkpoints fail', () => {
+  it('is asked again later each time it fails in a row, up to FAILING_INTERVAL_MAX_MS, and at the pace of the clock once one passes', async () => {
+    const db = await walDatabase();
+    // A helper that speaks the protocol and fails its first checkpoints (a disk error, say),
+    // then succeeds: the failures come from a real process, in its real answers.
+    const fake = join(await newDir(), 'failing-checkpointer');
+    writeFileSync(
+      fake,
+      '#!/bin/sh\nn=0\nwhile read request; do\n  n=$((n + 1))\n  if [ $n -le 6 ]; then echo "err 10 disk I/O error"; else echo "ok 0 0"; fi\ndone\n',
+      { mode: 0o755 },
+    );
+    const clock = new ManualClock();
+    const logged: string[] = [];
+    const checkpointer = await startOn(
+      { path: fake, connection: db.connection },
+      {
+        path: fake,
+        clock,
+        log: (message) => logged.push(message),
+      },
+    );
+    try {
+      db.fill(10);
+      checkpointer.activity();
+      // Each wait before the next request, after 0, 1, ... 6 failures in a row: doubled each
+      // time, capped; then, once a checkpoint passed and nothing changed, no request at all.
+      const waits = [250, 500, 1000, 2000, 4000, 5000, 5000];
+      for (const [i, wait] of waits.entries()) {
+        clock.advance(wait - 1);
+        assert.equal(checkpointer.requests, i, `not before ${wait} ms`);
+        clock.advance(1);
+        assert.equal(checkpointer.requests, i + 1, `asked after ${wait} ms`);
+        // The request under way (shared, not a new one): its answer schedules the next tick.
+        await checkpointer.checkpoint();
+      }
+      assert.equal(checkpointer.requests, waits.length);
+      assert.deepEqual(logged, [
+        'a WAL checkpoint failed (tried again at the next one): err 10 disk I/O error',
+      ]);
+      // The seventh passed: the changes are done with, and the next tick asks nothing.
+      clock.advance(250);
+      assert.equal(checkpointer.requests, waits.length);
+      // A write (the store's statements say so): asked again after the plain interval, not a
+      // backed-off one.
+      db.fill(1);
+      checkpointer.activity();
+      clock.advance(249);
+      assert.equal(checkpointer.requests, waits.length);
+      clock.advance(1);
+      assert.equal(checkpointer.requests, waits.length + 1);
+      await checkpointer.checkpoint();
+    } finally {
+      await checkpointer.close();
+      db.connection.close();
+    }
+  });
 });
 
 describe('SqliteJobStore with the checkpoint helper', () => {
