@@ -16,6 +16,7 @@ import {
   type JobTaskRun,
 } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/limits.ts';
+import { type LinkedSignal, linkSignals } from '../core/linked-signal.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { loadBatchSizes } from '../output/batch-sizes.ts';
@@ -626,26 +627,12 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
-   * `signal` and the engine's close as one signal, whose listeners go with `dispose`. Made by
-   * hand rather than with `AbortSignal.any`: a combined signal that aborts while listened to may
-   * be kept by Node for good (nodejs/node#64476), and a follow's caller aborting (a client gone)
-   * is common.
+   * `signal` and the engine's close as one signal, whose listeners go with `dispose` (linked by
+   * hand: `linkSignals`, not `AbortSignal.any`, which keeps memory for each signal it makes with
+   * the long-lived close among its sources).
    */
-  #untilClosed(signal: AbortSignal | undefined): { signal: AbortSignal; dispose: () => void } {
-    if (!signal) return { signal: this.#closing.signal, dispose: () => {} };
-    const both = new AbortController();
-    const closing = this.#closing.signal;
-    const onAbort = (): void => both.abort(signal.aborted ? signal.reason : closing.reason);
-    const dispose = (): void => {
-      signal.removeEventListener('abort', onAbort);
-      closing.removeEventListener('abort', onAbort);
-    };
-    if (signal.aborted || closing.aborted) onAbort();
-    else {
-      signal.addEventListener('abort', onAbort, { once: true });
-      closing.addEventListener('abort', onAbort, { once: true });
-    }
-    return { signal: both.signal, dispose };
+  #untilClosed(signal: AbortSignal | undefined): LinkedSignal {
+    return linkSignals([signal, this.#closing.signal]);
   }
 
   /**
@@ -678,9 +665,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     for (;;) {
       signal?.throwIfAborted();
       const looked = new AbortController();
-      const stop = signal ? AbortSignal.any([signal, looked.signal]) : looked.signal;
+      const stop = linkSignals([signal, looked.signal]);
       // Listening before the look, so that no event falls between the two.
-      const event = this.#nextEventOf(id, stop);
+      const event = this.#nextEventOf(id, stop.signal);
       event.catch(() => {});
       try {
         const job = await this.getRecorded(id);
@@ -688,6 +675,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         await event;
       } finally {
         looked.abort();
+        stop.dispose();
       }
     }
   }

@@ -24,6 +24,7 @@ import {
   type JobTaskRun,
 } from '../core/job.ts';
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
+import { linkSignals } from '../core/linked-signal.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputReader } from '../output/output-reader.ts';
@@ -280,7 +281,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       );
     }
     this.#watchers++;
-    const signals = [this.#shutdown.signal, ...(request.signal ? [request.signal] : [])];
+    const stop = linkSignals([this.#shutdown.signal, request.signal]);
     const inner = watchEvents({
       feed: this.#events,
       visible: (job) => maySee(who, job),
@@ -288,13 +289,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
       clock: this.#options.clock,
       heartbeatMs: this.#options.eventHeartbeatMs,
       backlog: this.#options.eventHistory,
-      signal: AbortSignal.any(signals),
+      signal: stop.signal,
     });
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
       this.#watchers--;
+      stop.dispose();
     };
     async function* counted(): AsyncGenerator<WatchMessage> {
       try {
@@ -554,8 +556,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
       return this.#engine.drain();
     });
     if (!options.wait) return state;
-    const stop = AbortSignal.any([this.#shutdown.signal, ...(options.signal ? [options.signal] : [])]);
-    return this.#engine.drained(stop).catch(() => this.#engine.drainState);
+    const stop = linkSignals([this.#shutdown.signal, options.signal]);
+    try {
+      return await this.#engine.drained(stop.signal).catch(() => this.#engine.drainState);
+    } finally {
+      stop.dispose();
+    }
   }
 
   undrain(who: Caller): Promise<DrainState> {
@@ -786,10 +792,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   async #untilFinal(id: string, signal?: AbortSignal): Promise<Job> {
-    const stop = AbortSignal.any(signal ? [signal, this.#shutdown.signal] : [this.#shutdown.signal]);
-    if (stop.aborted) return this.#engine.get(id);
+    const stop = linkSignals([signal, this.#shutdown.signal]);
+    if (stop.signal.aborted) return this.#engine.get(id);
     const cancelled = new AbortController();
-    const aborted = once(stop, 'abort', { signal: cancelled.signal }).then(
+    const aborted = once(stop.signal, 'abort', { signal: cancelled.signal }).then(
       () => undefined,
       () => undefined,
     );
@@ -797,8 +803,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
       // The wait ends with the request: no listener outlives it.
       const finished = await Promise.race([
         // In a cluster the engine may not know the job (another node runs it): the store's poll answers.
+        // Ended by `cancelled` alone: an abort of `stop` ends the race, and so the wait.
         this.#engine
-          .waitFor(id, AbortSignal.any([stop, cancelled.signal]))
+          .waitFor(id, cancelled.signal)
           .catch(() => (this.#cluster ? new Promise<undefined>(() => undefined) : undefined)),
         aborted,
         ...(this.#cluster?.ended
@@ -817,6 +824,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       return finished ?? (await this.#engine.get(id));
     } finally {
       cancelled.abort();
+      stop.dispose();
     }
   }
 
