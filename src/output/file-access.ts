@@ -23,9 +23,10 @@ export const ASYNC_FILES: FileAccess = {
 };
 
 /**
- * Synchronous calls behind the same promises: for the live tail of a followed job, a few KiB of
+ * Synchronous calls behind the same promises: for the live tail of a running job read by a client
+ * that does not follow it (a followed one's goes through its held files, `HeldFiles`), a few KiB of
  * page-cached bytes each time, where each call takes microseconds and a trip through the thread
- * pool would cost a follower tens to hundreds of them (and queue behind every other file call).
+ * pool would cost a reader tens to hundreds of them (and queue behind every other file call).
  */
 export const SYNC_FILES: FileAccess = {
   open: async (path) => SyncFile.open(path, constants.O_RDONLY),

@@ -19,7 +19,7 @@ import { SyncFile } from './sync-file.ts';
  * nine more system calls per write on the event loop (an open and close of the index and of the
  * stream, stats by path, the index's tail read again, two stats of `kept.json`): a quarter of
  * the server's CPU per line while it followed a job that wrote a line every millisecond (`npm run
- * bench -- follow-latency`, docs/performance.md). A job nobody follows holds nothing.
+ * bench -- follow-latency`, CHANGELOG). A job nobody follows holds nothing.
  *
  * Up to three descriptors: the two streams (read-only) and the index (read-write: the monitor is
  * its only writer, so where it ends is kept here, and not read again before each append). The
@@ -39,6 +39,8 @@ export class HeldFiles {
   /** Where the index ends, as this holder last read or wrote it; undefined: read it again. */
   #indexEnd: IndexEnd | undefined;
   #keptOnDisk: KeptWindow | undefined;
+  /** Descriptors let go of (an index whose append failed), closed once no lease is out. */
+  readonly #retired: SyncFile[] = [];
   #leases = 0;
   #closed = false;
 
@@ -75,7 +77,9 @@ export class HeldFiles {
       if (returned) return;
       returned = true;
       this.#leases--;
-      if (this.#closed && this.#leases === 0) this.#closeAll();
+      if (this.#leases > 0) return;
+      if (this.#closed) this.#closeAll();
+      else this.#closeRetired();
     };
   }
 
@@ -102,9 +106,13 @@ export class HeldFiles {
       this.#indexEnd = end;
       return observation;
     } catch (err) {
-      // A write that failed part-way may have left a torn record: the next append reads the end
-      // again, which drops it.
+      // A write that failed part-way may have left a torn record: the next append opens the index
+      // again (a descriptor that failed, on a network filesystem say, may keep failing) and reads
+      // its end, which drops that record. The old descriptor goes once nothing holds a lease.
+      if (this.#index) this.#retired.push(this.#index);
+      this.#index = undefined;
       this.#indexEnd = undefined;
+      if (this.#leases === 0) this.#closeRetired();
       throw err;
     }
   }
@@ -117,10 +125,15 @@ export class HeldFiles {
   }
 
   #closeAll(): void {
-    const files = [...this.#streams.values(), ...(this.#index ? [this.#index] : [])];
+    this.#retired.push(...this.#streams.values(), ...(this.#index ? [this.#index] : []));
     this.#streams.clear();
     this.#index = undefined;
     this.#indexEnd = undefined;
+    this.#closeRetired();
+  }
+
+  #closeRetired(): void {
+    const files = this.#retired.splice(0);
     // A close that fails (EIO from a network filesystem) has released the descriptor all the same.
     for (const file of files) void file.close().catch(() => undefined);
   }

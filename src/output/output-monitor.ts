@@ -157,7 +157,7 @@ export class OutputMonitor {
     const job = this.#jobs.get(jobId);
     if (!job) return undefined;
     job.listeners.add(listener);
-    if (job.listeners.size === 1 && !job.finishing) {
+    if (job.listeners.size === 1 && !job.finishing && !job.held) {
       job.held = new HeldFiles(job.dir, () => job.retention.kept);
       this.#openWatch(job);
     }

@@ -52,9 +52,10 @@ interface Plan {
 }
 
 /**
- * Reads one page of a view of a job's output from a cursor. Files are opened for this read and
- * closed before it returns: the server holds no descriptor per job between reads. A cursor
- * before the kept window gets one `truncated` event, then the kept bytes.
+ * Reads one page of a view of a job's output from a cursor. Files are opened for this read (by
+ * `files`: the held files of a followed job give their own descriptors, which stay open) and
+ * closed before it returns. A cursor before the kept window gets one `truncated` event, then the
+ * kept bytes.
  */
 export async function readOutput(
   dir: string,

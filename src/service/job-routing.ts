@@ -8,6 +8,7 @@ import type {
 import type { Clock } from '../core/clock.ts';
 import { JobworkerError } from '../core/errors.ts';
 import { isActive, isFinal, type Job } from '../core/job.ts';
+import { linkSignals } from '../core/linked-signal.ts';
 import type { FollowEvent } from '../engine/job-engine.ts';
 
 /**
@@ -82,15 +83,9 @@ export async function relayRemoteOutput(
   id: string,
   request: RelayRequest,
 ): Promise<RemoteOutput> {
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  const sources = [request.signal, request.shutdown].filter((s) => s !== undefined);
-  for (const source of sources) {
-    if (source.aborted) controller.abort();
-    else source.addEventListener('abort', abort, { once: true });
-  }
+  const stop = linkSignals([request.signal, request.shutdown]);
   const done = (): void => {
-    for (const source of sources) source.removeEventListener('abort', abort);
+    stop.dispose();
     request.release();
   };
   let remote: RemoteOutput;
@@ -99,7 +94,7 @@ export async function relayRemoteOutput(
       selector: request.selector,
       cursor: request.cursor,
       follow: request.follow,
-      signal: controller.signal,
+      signal: stop.signal,
     });
   } catch (err) {
     done();

@@ -869,18 +869,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
     release: () => void,
   ): AsyncGenerator<FollowEvent | SpansEvent> {
     const { id } = recorded;
-    const controller = new AbortController();
-    const abort = () => controller.abort();
     // Shutdown ends follows, which could last forever; a read of what exists ends soon on its own.
-    const shutdown = request.follow ? this.#shutdown.signal : undefined;
-    const sources = [request.signal, shutdown].filter((s) => s !== undefined);
-    for (const source of sources) {
-      if (source.aborted) controller.abort();
-      else source.addEventListener('abort', abort, { once: true });
-    }
+    const stop = linkSignals([request.signal, request.follow ? this.#shutdown.signal : undefined]);
     try {
       const { selector, cursor } = request;
-      const signal = controller.signal;
+      const signal = stop.signal;
       if (request.follow) {
         yield* this.#engine.follow(id, {
           selector,
@@ -891,7 +884,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         });
       } else yield* this.#readToEnd(recorded, selector, cursor, signal, request.spans === true);
     } finally {
-      for (const source of sources) source.removeEventListener('abort', abort);
+      stop.dispose();
       release();
     }
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -7,22 +7,7 @@ import { HeldFiles } from '../../src/output/held-files.ts';
 import { appendObserved } from '../../src/output/index-appender.ts';
 import { readOutput } from '../../src/output/output-reader.ts';
 import { writeKeptWindow } from '../../src/output/retention.ts';
-import { jobDir } from './output-helpers.ts';
-
-/** This process's descriptors open on files of `dir`, by file name. */
-function openIn(dir: string): string[] {
-  const names: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target: string;
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      continue; // the descriptor readdir itself used, closed by now
-    }
-    if (target.startsWith(`${dir}/`)) names.push(target.slice(dir.length + 1));
-  }
-  return names.sort();
-}
+import { jobDir, openIn } from './output-helpers.ts';
 
 const text = (events: Awaited<ReturnType<typeof readOutput>>['events']) =>
   events.map((e) => (e.type === 'data' ? `${e.stream}:${e.data.toString()}` : `truncated:${e.skippedBytes}`));
@@ -119,4 +104,22 @@ test('an index that cannot be opened fails the append, and the next one, once it
   assert.deepEqual(await held.append(held.sizes()), { grew: true, observed: { stdout: 5, stderr: 0 } });
   const read = await readOutput(dir, { selector: 'all', cursor: 0, limitBytes: 64 });
   assert.deepEqual(text(read.events), ['stdout:late\n']);
+});
+
+test('an append that fails lets go of the index: the next one opens it again, reads its end and indexes every byte', async (t) => {
+  const dir = await jobDir(t);
+  await writeFile(join(dir, 'stdout'), 'one\n');
+  const held = new HeldFiles(dir, () => undefined);
+  t.after(() => held.close());
+  await held.append(held.sizes());
+  // The held index's descriptor goes bad (closed behind the holder's back: its writes fail EBADF).
+  const index = await held.files.open(join(dir, 'combined.idx'));
+  closeSync(index.fd);
+  await appendFile(join(dir, 'stdout'), 'two\n');
+  await assert.rejects(held.append(held.sizes()), /EBADF/);
+  assert.deepEqual(openIn(dir), ['stdout'], 'the bad descriptor was let go of');
+  assert.deepEqual(await held.append(held.sizes()), { grew: true, observed: { stdout: 8, stderr: 0 } });
+  assert.deepEqual(openIn(dir), ['combined.idx', 'stdout']);
+  const read = await readOutput(dir, { selector: 'all', cursor: 0, limitBytes: 64 });
+  assert.deepEqual(text(read.events), ['stdout:one\ntwo\n']);
 });

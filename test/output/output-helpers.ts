@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync } from 'node:fs';
+import { closeSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,4 +105,19 @@ export async function until(
   } finally {
     unsubscribe?.();
   }
+}
+
+/** This process's descriptors open on files of `dir`, by file name. */
+export function openIn(dir: string): string[] {
+  const names: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // the descriptor readdir itself used, closed by now
+    }
+    if (target.startsWith(`${dir}/`)) names.push(target.slice(dir.length + 1));
+  }
+  return names.sort();
 }
