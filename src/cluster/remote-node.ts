@@ -5,6 +5,7 @@ import { ConnectionError } from '../client/wire-errors.ts';
 import { type Clock, clockDeadline, systemClock } from '../core/clock.ts';
 import { CursorError, ERROR_CODES, type ErrorCode, JobworkerError, ValidationError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
+import { linkSignals } from '../core/linked-signal.ts';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE, type OutputFrame } from '../core/output-frames.ts';
 import type { FollowEvent } from '../engine/job-engine.ts';
 import type { OutputEvent } from '../output/output-types.ts';
@@ -160,7 +161,10 @@ export class RemoteNode implements NodePeer {
       this.#options.clock ?? systemClock,
       this.#options.answerTimeoutMs ?? 10_000,
     );
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout.signal]) : timeout.signal;
+    // Linked by hand (see linkSignals): the caller's signal may live as long as the server, and
+    // the link must last while the response streams (a follow), so it goes when the response does.
+    const linked = linkSignals([options.signal, timeout.signal]);
+    const signal = linked.signal;
     let response: IncomingMessage;
     try {
       response = await send({
@@ -183,6 +187,7 @@ export class RemoteNode implements NodePeer {
           : {}),
       });
     } catch (err) {
+      linked.dispose();
       if (options.signal?.aborted) throw err;
       if (timeout.signal.aborted) {
         throw this.#unavailable(
@@ -199,6 +204,7 @@ export class RemoteNode implements NodePeer {
     // for ever: TCP keepalive probes the connection once it has been idle for a while, and the
     // kernel ends it when the probes go unanswered (docs/cluster.md, "Failures").
     response.socket?.setKeepAlive(true, KEEPALIVE_IDLE_MS);
+    response.once('close', linked.dispose);
     const status = response.statusCode ?? 0;
     if (status >= 200 && status <= 299) return response;
     throw await this.#errorFrom(response);

@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /** Signals linked into one (`linkSignals`), and how to let go of them. */
 export interface LinkedSignal {
   /** Aborts, with that signal's reason, when the first of the linked signals aborts. */
@@ -33,4 +35,15 @@ export function linkSignals(signals: readonly (AbortSignal | undefined)[]): Link
   };
   for (const source of sources) source.addEventListener('abort', onAbort, { once: true });
   return { signal: linked.signal, dispose };
+}
+
+/**
+ * An AbortController whose signal takes any number of listeners without Node's leak warning: for
+ * a signal that lives as long as the server (its shutdown, its engine's close), which every wait
+ * or follow under way listens on through `linkSignals`.
+ */
+export function unboundedController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

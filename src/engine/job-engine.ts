@@ -1,4 +1,4 @@
-import { EventEmitter, once, setMaxListeners } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import {
   type JobTaskRun,
 } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/limits.ts';
-import { type LinkedSignal, linkSignals } from '../core/linked-signal.ts';
+import { type LinkedSignal, linkSignals, unboundedController } from '../core/linked-signal.ts';
 import { queuedJob } from '../core/queued-job.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { loadBatchSizes } from '../output/batch-sizes.ts';
@@ -914,11 +914,4 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
-}
-
-/** An AbortController whose signal takes any number of listeners without a leak warning. */
-function unboundedController(): AbortController {
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal);
-  return controller;
 }

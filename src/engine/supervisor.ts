@@ -80,6 +80,8 @@ interface Supervised {
 export class Supervisor {
   readonly #deps: SupervisorDeps;
   readonly #jobs = new Map<string, Supervised>();
+  /** Jobs marked unrecorded that `recover` is ending in the background, by id. */
+  readonly #ending = new Map<string, Promise<Job>>();
   #closed = false;
   /** Aborted by `close`: ends the retries of records that could not be written. */
   readonly #closing = new AbortController();
@@ -177,6 +179,7 @@ export class Supervisor {
 
   /** Reconciles jobs recorded as running: adopts live ones, records how the others ended. */
   async recover(jobs: readonly Job[]): Promise<void> {
+    const unrecorded: [Job, ProcessIdentity][] = [];
     for (const job of jobs) {
       const dir = this.#deps.jobDir(job.id);
       const identity = job.process ?? { pid: 0, startTicks: -1, bootId: '', cgroups: [] };
@@ -184,8 +187,12 @@ export class Supervisor {
       // PostgreSQL cut, say), but the server that started it took it for unrecorded, stopped it,
       // marked it so, and died before it recorded that: it ends as such a job's claim does, as a
       // failure that is never retried (its command did begin; a retry would run it again).
-      if (await readIdentityFile(dir, identity.cgroups, UNRECORDED_FILE).catch(() => undefined)) {
-        await this.endUnrecorded(job, identity);
+      const marked = await readIdentityFile(dir, identity.cgroups, UNRECORDED_FILE).catch((err: unknown) => {
+        this.#deps.onError(err as Error, job.id);
+        return undefined;
+      });
+      if (marked) {
+        unrecorded.push([job, identity]);
         continue;
       }
       try {
@@ -214,6 +221,18 @@ export class Supervisor {
         s.stop = { by: job.stop.by, graceMs: job.stop.graceMs, done: this.#stopProcesses(s, left) };
       }
       this.#deps.emit('job:adopted', job);
+    }
+    // Once the others are supervised, and not awaited: a failure that cannot be recorded yet (a
+    // full disk, the database away) is retried on the clock, and must keep neither the other jobs
+    // unsupervised nor the server from starting.
+    for (const [job, identity] of unrecorded) {
+      const ending = this.endUnrecorded(job, identity)
+        .catch((err: unknown) => {
+          this.#deps.onError(err as Error, job.id);
+          return job;
+        })
+        .finally(() => this.#ending.delete(job.id));
+      this.#ending.set(job.id, ending);
     }
   }
 
@@ -310,9 +329,9 @@ export class Supervisor {
     return [...this.#jobs.keys()];
   }
 
-  /** The final job once it has ended, for jobs supervised here. */
+  /** The final job once it has ended, for jobs supervised here (or being ended: `recover`). */
   finished(id: string): Promise<Job> | undefined {
-    return this.#jobs.get(id)?.finished;
+    return this.#jobs.get(id)?.finished ?? this.#ending.get(id);
   }
 
   close(): void {

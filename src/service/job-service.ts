@@ -1,4 +1,4 @@
-import { EventEmitter, once } from 'node:events';
+import { EventEmitter, getEventListeners, once } from 'node:events';
 import { isIP } from 'node:net';
 import { type Caller, type Principal, seesEveryJob } from '../auth/principal.ts';
 import type { ClusterRouting, NodePeer } from '../cluster/cluster-routing.ts';
@@ -24,7 +24,7 @@ import {
   type JobTaskRun,
 } from '../core/job.ts';
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
-import { linkSignals } from '../core/linked-signal.ts';
+import { linkSignals, unboundedController } from '../core/linked-signal.ts';
 import { queueName } from '../core/spec.ts';
 import type { DrainState, FollowEvent, JobEngine, SubmitResult } from '../engine/job-engine.ts';
 import type { OutputReader } from '../output/output-reader.ts';
@@ -245,7 +245,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
   readonly #webhookPolicy: JobServiceOptions['webhookPolicy'];
   readonly #accounts: AccountResolver | undefined;
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
-  readonly #shutdown = new AbortController();
+  /**
+   * Aborted at shutdown. Every wait, follow, event watch and drain wait listens on it while it
+   * lasts (`linkSignals`): hundreds at once are expected, so it takes any number without Node's
+   * leak warning.
+   */
+  readonly #shutdown = unboundedController();
   readonly #pages = new PagePool(PAGE_BYTES, IDLE_PAGES);
   #followers = 0;
   #watchers = 0;
@@ -319,6 +324,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** Event watches open right now. */
   get watchers(): number {
     return this.#watchers;
+  }
+
+  /** Listeners on the shutdown signal: one per wait, follow, event watch or drain wait under way (leak checks). */
+  get shutdownListeners(): number {
+    return getEventListeners(this.#shutdown.signal, 'abort').length;
   }
 
   /** Starts a job owned by the caller. Bad input is a `ValidationError` and creates nothing. */

@@ -95,6 +95,40 @@ describe('job service', () => {
     }
   });
 
+  it('leaves no listener on its shutdown signal once waits, follows, event watches and drain waits end, however they end', async () => {
+    const { service, job } = await runningForAlice();
+    assert.equal(service.shutdownListeners, 0);
+    // A wait its caller gives up on, and one that sees the job end.
+    const gone = new AbortController();
+    const waiting = service.waitFor(alice, job.id, gone.signal);
+    const waitingToEnd = service.waitFor(alice, job.id);
+    // A follow, read once, then left.
+    const follow = await service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: true });
+    assert.equal((await follow.next()).done, false);
+    // Event watches, one of them closed before it was ever read.
+    const events = await service.watchEvents(admin, {});
+    const unread = await service.watchEvents(admin, {});
+    const firstEvent = events.next();
+    // A drain wait, ended when its caller goes.
+    const drainGone = new AbortController();
+    const draining = service.drain(admin, { wait: true, signal: drainGone.signal });
+    assert.ok(service.shutdownListeners >= 3, `listening while under way: ${service.shutdownListeners}`);
+    gone.abort();
+    assert.equal((await waiting).status, 'running', 'the wait ended as its caller left');
+    await follow.return(undefined);
+    await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
+    assert.equal((await waitingToEnd).status, 'stopped');
+    assert.equal((await firstEvent).done, false, 'the watch saw the stop');
+    await events.return(undefined);
+    await unread.return(undefined);
+    drainGone.abort();
+    await draining;
+    await service.undrain(admin);
+    // And a run (start and wait) that sees its job to the end.
+    assert.equal((await service.run(alice, { command: 'true' })).status, 'succeeded');
+    assert.equal(service.shutdownListeners, 0);
+  });
+
   it("authorizes by owner: another user's job is NOT_FOUND, exactly like an unknown id; admins see all", async () => {
     const service = new JobService(h.engine);
     const job = await service.start(alice, { command: 'true' });

@@ -39,33 +39,36 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
         lastEventId: typeof header === 'string' && header !== '' ? header : undefined,
         signal: gone.signal,
       });
-      reply.hijack();
-      reply.raw.writeHead(200, {
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-store',
-        // Proxies that buffer (nginx) would hold the events back.
-        'X-Accel-Buffering': 'no',
-      });
-      if (head) {
-        await messages.return(undefined);
-        reply.raw.end();
-        return;
-      }
-      const sink = reply.raw as unknown as EventSink;
+      // Given back on every path from here (a throw before the loop included): the watch holds a
+      // slot and a listener on the server's shutdown until then.
       try {
-        for await (const message of messages) {
-          // A slow client holds the next message back (its backlog is the service's, bounded).
-          if (!sink.write(frame(message))) await drained(sink, gone.signal);
-          if (gone.signal.aborted) break;
+        reply.hijack();
+        reply.raw.writeHead(200, {
+          'Content-Type': 'text/event-stream; charset=utf-8',
+          'Cache-Control': 'no-store',
+          // Proxies that buffer (nginx) would hold the events back.
+          'X-Accel-Buffering': 'no',
+        });
+        if (head) {
+          reply.raw.end();
+          return;
         }
-      } catch (err) {
-        request.log.error({ err }, 'event stream failed');
-        reply.raw.destroy();
-        return;
+        const sink = reply.raw as unknown as EventSink;
+        try {
+          for await (const message of messages) {
+            // A slow client holds the next message back (its backlog is the service's, bounded).
+            if (!sink.write(frame(message))) await drained(sink, gone.signal);
+            if (gone.signal.aborted) break;
+          }
+        } catch (err) {
+          request.log.error({ err }, 'event stream failed');
+          reply.raw.destroy();
+          return;
+        }
+        if (!gone.signal.aborted) reply.raw.end();
       } finally {
         await messages.return(undefined);
       }
-      if (!gone.signal.aborted) reply.raw.end();
     },
   );
 }
