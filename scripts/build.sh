@@ -27,7 +27,8 @@ if [ -d node_modules/esbuild ]; then
 fi
 mv "$stamp.next" "$stamp"
 # Fills Node's compile cache with the CLI's and the server's bundles (the first run of each
-# compiles them): the next command, or a server's start, loads them from it. Not worth failing the
-# build for: without it the first command is slower, that is all.
-bin/jobworker serve --help >/dev/null 2>&1 || echo "build: warming the compile cache failed (harmless)" >&2
+# compiles them): the next `doctor` loads them from it (`serve` compiles its bundle: see
+# src/cli/bundle-entry.ts). Not worth failing the build for: without it the first `doctor` is
+# slower, that is all.
+bin/jobworker doctor --help >/dev/null 2>&1 || echo "build: warming the compile cache failed (harmless)" >&2
 echo "build: dist/ emitted" >&2

@@ -33,6 +33,13 @@ const cli = await build({
   ...common,
   entryPoints: [`${root}src/cli/bundle-main.ts`],
   outfile: `${root}dist/jobworker-cli.cjs`,
+  // Minified, as the server's bundle is (scripts/bundle-server.ts, which says what that changes):
+  // `serve` loads this bundle first and holds its text for as long as it runs.
+  minify: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  legalComments: 'external',
+  charset: 'ascii',
   plugins: [
     // commander loads child_process for a feature jobworker does not use (see the file).
     lazyBuiltins(['child_process']),

@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './pool.ts';
@@ -68,22 +67,17 @@ let removedOnSignal = false;
 /**
  * The environment of the servers the bench starts: their temp directory (where each job's io
  * directory is made and removed) in a scratch directory of `BENCH_DIR`, for the reason of
- * `removeAfterRun`. A server started through `bin/jobworker` enables Node's compile cache in its
- * temp directory (src/cli/bundle-entry.ts): `compileCache: true` keeps that cache where a user's
- * server has it, in the temp directory `scripts/build.sh` warmed it in, so that the server starts
- * as a user's does.
+ * `removeAfterRun`. No `NODE_COMPILE_CACHE`: it would turn on Node's compile cache, which
+ * `jobworker serve` leaves off (src/cli/bundle-entry.ts), so the server would not start as a
+ * user's does.
  */
-export async function serverTempEnv(
-  options: { compileCache?: boolean } = {},
-): Promise<Readonly<Record<string, string>>> {
+export async function serverTempEnv(): Promise<Readonly<Record<string, string>>> {
   serverTemp ??= makeScratchDir('jw-bench-tmp-').then((dir) => {
     removeAfterRun(dir);
     return dir;
   });
   const dir = await serverTemp;
-  return options.compileCache
-    ? { TMPDIR: dir, NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache') }
-    : { TMPDIR: dir };
+  return { TMPDIR: dir };
 }
 let serverTemp: Promise<string> | undefined;
 

@@ -44,7 +44,7 @@ export class ServeProcess {
     const args = ['serve', '--json', ...(options.tls ? [] : ['--insecure-http']), '--listen', '127.0.0.1:0'];
     args.push('--data-dir', dataDir);
     args.push('--log-level', options.logLevel, ...(options.args ?? []));
-    const env = { ...process.env, ...(await serverTempEnv({ compileCache: true })) };
+    const env = { ...process.env, ...(await serverTempEnv()) };
     const child = spawn(LAUNCHER, args, { stdio: ['ignore', 'pipe', 'ignore'], env });
     try {
       // One JSON document on stdout says where the server is; stdout stays open after it.

@@ -4,8 +4,9 @@
  * things that must happen before the bundle itself is compiled:
  *
  * - The CLI's bundle (~270 kB) runs with a V8 code cache of the same command's earlier run
- *   (bundle-code-cache.ts), and Node's compile cache is enabled for the rest (for `serve`, the
- *   server's bundle), so neither is compiled on every run.
+ *   (bundle-code-cache.ts), and Node's compile cache is enabled for the rest (for `doctor`, the
+ *   server's bundle), so neither is compiled on every run; `serve`, which starts once and then
+ *   runs, compiles its bundle (see below).
  * - The build is checked against its sources. Each bundle lists the files it was made from
  *   (esbuild's metafile, written at build time into `dist/<bundle>.inputs.json` with the time the
  *   build began); when one of them changed since, or is gone, the bundle is stale and the CLI runs
@@ -35,12 +36,14 @@ const bundles =
   first === 'serve' || first === 'doctor' ? ['jobworker-cli', 'jobworker-serve'] : ['jobworker-cli'];
 
 if (staleInput(bundles) === undefined) {
-  // serve and doctor load the server's bundle too, through the compile cache: a start-up that is
-  // paid once per server, not per command.
-  // Node's compile cache (a directory in /tmp made or checked on every run) only where it is used.
+  // Node's compile cache (a directory in /tmp made or checked on every run) only where it is used:
+  // `doctor`, a command, loads the server's bundle through it. `serve` does not: the cache saved
+  // a server 0-30 ms of its start (by hand, ~620 ms to its first line either way) and cost it
+  // 0.2-0.5 MB of resident memory for as long as it runs (the top level of its bundle held as
+  // deserialized code: docs/performance.md, twentieth pass).
   if (bundles.length === 1) runWithCodeCache(`${dist}/jobworker-cli.cjs`, first);
   else {
-    enableCompileCache();
+    if (first !== 'serve') enableCompileCache();
     require(`${dist}/jobworker-cli.cjs`);
   }
 } else {
