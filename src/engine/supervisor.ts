@@ -244,13 +244,7 @@ export class Supervisor {
    * no retry.
    */
   async endUnrecorded(job: Job, identity: ProcessIdentity): Promise<Job> {
-    if (job.status === 'paused') freezeProcesses(identity, this.#deps.cgroups, false);
-    await stopProcesses(identity, this.#deps.cgroups, 0, false, this.#deps.clock);
-    try {
-      this.#deps.cgroups.remove(identity.cgroups);
-    } catch (err) {
-      this.#deps.onError(err as Error, job.id);
-    }
+    await this.#endLeftovers(job, identity);
     return this.failedToStart(
       job,
       new Error('its start could not be recorded, so it was stopped; it is not run again'),
@@ -258,8 +252,11 @@ export class Supervisor {
     );
   }
 
-  /** Records as `lost` a job that cannot be supervised, after ending whatever of it still runs. */
-  async #lose(job: Job, identity: ProcessIdentity, reason: string): Promise<void> {
+  /**
+   * Ends whatever is left of a job this server does not supervise (thawed first if it was paused),
+   * by its recorded process and its cgroups only, and removes its cgroups.
+   */
+  async #endLeftovers(job: Job, identity: ProcessIdentity): Promise<void> {
     if (job.status === 'paused') freezeProcesses(identity, this.#deps.cgroups, false);
     await stopProcesses(identity, this.#deps.cgroups, 0, false, this.#deps.clock);
     try {
@@ -267,6 +264,11 @@ export class Supervisor {
     } catch (err) {
       this.#deps.onError(err as Error, job.id);
     }
+  }
+
+  /** Records as `lost` a job that cannot be supervised, after ending whatever of it still runs. */
+  async #lose(job: Job, identity: ProcessIdentity, reason: string): Promise<void> {
+    await this.#endLeftovers(job, identity);
     const lost = await this.#record(job, {
       status: 'lost',
       exit: { exitCode: null, signal: null, reason },

@@ -63,11 +63,6 @@ export class HeldFiles {
     return this.#closed;
   }
 
-  /** Descriptors open now (tests). */
-  get openCount(): number {
-    return this.#streams.size + (this.#index ? 1 : 0);
-  }
-
   /** Takes a lease for one piece of work; the returned function gives it back (once). */
   lease(): () => void {
     if (this.#closed) throw new Error(`The held files of ${this.#dir} are closed`);
