@@ -6,6 +6,7 @@
  * of every row closes the run. Exit status: 0 when every scenario ran (budget misses included),
  * 1 when one failed to run, 2 for bad arguments.
  */
+import { staleInput } from '../src/cli/stale-bundle.ts';
 import { LOG_LEVELS } from '../src/config.ts';
 import { runCommand } from './lib/node-script.ts';
 import { markdownTable, printRow, type Row, skipped } from './lib/report.ts';
@@ -94,6 +95,8 @@ console.log(
 // sources instead (slower to start, ~30 MB more resident), so bring it up to date first (a no-op
 // when it is current).
 await runCommand('bash', [new URL('../scripts/build.sh', import.meta.url).pathname]);
+/** The repository, whose build the run measures. */
+const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 await awaitFreedInodes((line) => console.log(line));
 for (const scenario of chosen) {
   console.log(`\n== ${scenario.name}: ${scenario.summary}`);
@@ -109,6 +112,18 @@ for (const scenario of chosen) {
     rows.push(skipped(scenario.name, 'run', `failed: ${(err as Error).message}`));
   }
   console.log(`  (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  // A source edited during the run makes what the bench starts through bin/jobworker run from the
+  // TypeScript sources, not the build: its figures would not be the build's. Stop there.
+  const changed = staleInput(ROOT, ['jobworker-cli', 'jobworker-serve']);
+  if (changed !== undefined) {
+    failed = true;
+    console.error(
+      `\n  the build went stale during ${scenario.name} (${changed} changed): what this run starts ` +
+        'through bin/jobworker from now on would run from the TypeScript sources; the run stops here ' +
+        '(rows of this scenario may be from the sources too)',
+    );
+    break;
+  }
 }
 console.log(`\n${markdownTable(rows)}`);
 const misses = rows.filter((r) => r.verdict === 'MISS').length;

@@ -14,10 +14,10 @@
  *   its own bundle only (~60 stats); `serve` and `doctor` check the server's too. An install
  *   without src/ (from a package) has nothing to check.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { runWithCodeCache } from './bundle-code-cache.ts';
+import { staleInput } from './stale-bundle.ts';
 
 // bin/jobworker runs `node` from PATH when setup did not unpack Node 24: say so plainly.
 if (Number(process.versions.node.split('.')[0]) < 24) {
@@ -35,7 +35,7 @@ const first = process.argv[2];
 const bundles =
   first === 'serve' || first === 'doctor' ? ['jobworker-cli', 'jobworker-serve'] : ['jobworker-cli'];
 
-if (staleInput(bundles) === undefined) {
+if (staleInput(root, bundles) === undefined) {
   // Node's compile cache (a directory in /tmp made or checked on every run) only where it is used:
   // `doctor`, a command, loads the server's bundle through it. `serve` does not: the cache saved
   // a server 0-30 ms of its start (by hand, ~620 ms to its first line either way) and cost it
@@ -51,31 +51,4 @@ if (staleInput(bundles) === undefined) {
     console.error(err);
     process.exit(1);
   });
-}
-
-/** What a bundle was built from, as scripts/bundle-cli.ts writes it. */
-interface BundleInputs {
-  /** When the build began (ms since the epoch): a source changed after it makes the bundle stale. */
-  readonly builtAt: number;
-  /** The bundle's source files, relative to the repository. */
-  readonly inputs: readonly string[];
-}
-
-/** The first source file newer than its bundle (or gone, or the list itself missing); undefined: all current. */
-function staleInput(names: readonly string[]): string | undefined {
-  if (!existsSync(`${root}/src`)) return undefined;
-  for (const name of names) {
-    const listFile = `${dist}/${name}.inputs.json`;
-    let list: BundleInputs;
-    try {
-      list = JSON.parse(readFileSync(listFile, 'utf8')) as BundleInputs;
-    } catch {
-      return listFile;
-    }
-    for (const input of list.inputs) {
-      const stats = statSync(`${root}/${input}`, { throwIfNoEntry: false });
-      if (stats === undefined || stats.mtimeMs > list.builtAt) return input;
-    }
-  }
-  return undefined;
 }
