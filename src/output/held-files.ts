@@ -163,8 +163,8 @@ export class HeldFiles {
       this.#index ??= SyncFile.open(path, constants.O_RDWR);
       return borrowed(this.#index);
     }
-    // Not one of the held files: the reader's own, closed by it.
-    return SyncFile.open(path, constants.O_RDONLY);
+    // A reader opens only a job's streams and its index (`kept.json` comes from `keptWindow`).
+    throw new Error(`${path} is none of the output files of ${this.#dir} that HeldFiles holds`);
   }
 
   #kept(): KeptWindow {
