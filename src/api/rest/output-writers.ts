@@ -12,6 +12,7 @@ import type { FollowEvent } from '../../engine/job-engine.ts';
 import { formatCursor } from '../../output/cursor.ts';
 import type { OutputEvent, OutputSpan } from '../../output/output-types.ts';
 import type { SpansEvent } from '../../service/job-service.ts';
+import { DirectChunks } from './direct-chunks.ts';
 import { jobToJson } from './job-json.ts';
 import type { FileSender } from './send-file.ts';
 
@@ -90,6 +91,8 @@ export async function writeRaw(
       : {}),
   });
   res.flushHeaders();
+  // Not for a body sent partly from files: the sender writes to the socket itself.
+  const direct = options.sender ? undefined : DirectChunks.for(res);
   let cursor = start;
   let bytes = 0;
   let truncated = 0;
@@ -119,8 +122,12 @@ export async function writeRaw(
     bytes += chunk.length;
     // A copy made by concat frees the page at once; the page itself only once it was written.
     if (chunk.length === 0 || chunk !== chunks[0]) event.release?.();
-    if (chunk.length > 0)
-      await write(res, chunk, options.signal, chunk === chunks[0] ? event.release : undefined);
+    if (chunk.length === 0) continue;
+    const page = chunk === chunks[0] ? event.release : undefined;
+    // A pooled page goes through Node, which tells when it is done with it; a follow's buffer,
+    // shared by every follower at its cursor, is framed once and written as it is.
+    if (direct && !page) await direct.write(chunk, options.signal);
+    else await write(res, chunk, options.signal, page);
   }
   if (trailers && !res.destroyed) {
     const values: Record<string, string> = {

@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { DirectChunks, framedChunk } from '../../src/api/rest/direct-chunks.ts';
+
+/** Sends `request` on a fresh connection and resolves with everything the server sent until it closed. */
+async function exchange(port: number, request: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  const parts: Buffer[] = [];
+  socket.on('data', (part: Buffer) => parts.push(part));
+  socket.end(request);
+  await once(socket, 'close');
+  return Buffer.concat(parts).toString('latin1');
+}
+
+/** The body of a chunked HTTP/1.1 response (after its head), parsed strictly: chunks, then trailers. */
+function parseChunked(response: string): { chunks: string[]; trailers: string } {
+  let rest = response.slice(response.indexOf('\r\n\r\n') + 4);
+  const chunks: string[] = [];
+  for (;;) {
+    const eol = rest.indexOf('\r\n');
+    assert.ok(eol > 0, `a chunk size line in ${JSON.stringify(rest.slice(0, 40))}`);
+    const size = Number.parseInt(rest.slice(0, eol), 16);
+    rest = rest.slice(eol + 2);
+    if (size === 0) return { chunks, trailers: rest };
+    chunks.push(rest.slice(0, size));
+    assert.equal(rest.slice(size, size + 2), '\r\n', 'each chunk ends with CRLF');
+    rest = rest.slice(size + 2);
+  }
+}
+
+describe('DirectChunks: a chunked body written straight to its socket', () => {
+  let server: Server;
+  let port: number;
+  let handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  before(async () => {
+    server = createServer((req, res) => {
+      handle(req, res).catch((err: unknown) => res.destroy(err as Error));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => server.close());
+
+  it('frames a buffer once as an HTTP/1.1 chunk, and refuses an empty one', () => {
+    const data = Buffer.from('hello, world\n');
+    const chunk = framedChunk(data);
+    assert.equal(chunk.toString('latin1'), 'd\r\nhello, world\n\r\n');
+    assert.equal(framedChunk(data), chunk, 'the same buffer for the same data');
+    assert.notEqual(framedChunk(Buffer.from('hello, world\n')), chunk, 'another buffer is framed anew');
+    assert.throws(() => framedChunk(Buffer.alloc(0)), RangeError);
+  });
+
+  it('writes through the socket, one write per chunk, and Node ends the body after it with its trailers', async () => {
+    const socketWrites: number[] = [];
+    handle = async (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', Trailer: 'X-End' });
+      res.flushHeaders();
+      const direct = DirectChunks.for(res);
+      assert.ok(direct, 'a live chunked response gets a direct writer');
+      const socket = res.socket!;
+      const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
+      socket.write = ((chunk: Buffer, ...rest: unknown[]) => {
+        socketWrites.push(chunk.length);
+        return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+      }) as typeof socket.write;
+      const signal = new AbortController().signal;
+      const shared = Buffer.from('a line every follower gets\n');
+      await direct.write(shared, signal);
+      await direct.write(shared, signal);
+      await direct.write(Buffer.from('x'.repeat(300)), signal);
+      await direct.write(Buffer.alloc(0), signal); // nothing: an empty chunk would end the body
+      socket.write = write as typeof socket.write;
+      res.addTrailers({ 'X-End': '3' });
+      res.end();
+    };
+    const response = await exchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.match(response, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(response, /\r\nTransfer-Encoding: chunked\r\n/i);
+    const { chunks, trailers } = parseChunked(response);
+    assert.deepEqual(chunks, [
+      'a line every follower gets\n',
+      'a line every follower gets\n',
+      'x'.repeat(300),
+    ]);
+    assert.equal(trailers, 'X-End: 3\r\n\r\n');
+    assert.deepEqual(socketWrites, [33, 33, 307], 'one socket write per chunk, framed');
+  });
+
+  it('lets bytes Node still holds in the response go first, by writing through it', async () => {
+    handle = async (_req, res) => {
+      res.writeHead(200);
+      res.flushHeaders();
+      const direct = DirectChunks.for(res);
+      assert.ok(direct);
+      res.cork(); // Node now holds the next write in the response itself
+      res.write('first ');
+      await direct.write(Buffer.from('second'), new AbortController().signal);
+      res.uncork();
+      res.end();
+    };
+    const response = await exchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(parseChunked(response).chunks.join(''), 'first second');
+  });
+
+  it('is not had for a HEAD, for an HTTP/1.0 client (no chunks), nor before the headers went out', async () => {
+    const seen: (DirectChunks | undefined)[] = [];
+    handle = async (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      const early = DirectChunks.for(res);
+      res.flushHeaders();
+      seen.push(early, DirectChunks.for(res));
+      res.end();
+    };
+    await exchange(port, 'HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const old = await exchange(port, 'GET / HTTP/1.0\r\nHost: x\r\n\r\n');
+    assert.doesNotMatch(old, /chunked/i);
+    await exchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.deepEqual(
+      seen.map((writer) => writer !== undefined),
+      [false, false, false, false, false, true],
+      'HEAD: none; HTTP/1.0: none; GET/1.1: none before the headers, one after',
+    );
+  });
+
+  it('waits for a full socket to drain, and stops waiting when the signal aborts', async () => {
+    const controller = new AbortController();
+    const { promise: done, resolve } = Promise.withResolvers<boolean>();
+    handle = async (_req, res) => {
+      res.writeHead(200);
+      res.flushHeaders();
+      const direct = DirectChunks.for(res)!;
+      // The client reads nothing: the socket's buffers fill, and a write is left waiting.
+      let waiting: Promise<void> | undefined;
+      for (let i = 0; i < 64 && res.socket!.writableLength === 0; i++) {
+        waiting = direct.write(Buffer.alloc(4 * 1024 * 1024, 'y'), controller.signal);
+      }
+      const full = res.socket!.writableLength > 0;
+      controller.abort();
+      await waiting;
+      res.destroy();
+      resolve(full);
+    };
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.pause();
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(await done, true, 'the socket filled up, and the wait for room ended with the signal');
+    socket.destroy();
+  });
+});
