@@ -9,6 +9,8 @@ export function nowMicros(): number {
  */
 export class LineLatency {
   readonly latenciesMs: number[] = [];
+  /** When each line arrived (µs, CLOCK_MONOTONIC), by its sequence number. */
+  readonly arrivedMicros: number[] = [];
   bytes = 0;
   lines = 0;
   #partial = '';
@@ -26,6 +28,7 @@ export class LineLatency {
       if (seq !== this.lines) this.#problem ??= `line ${this.lines} came as ${seq}`;
       this.lines++;
       this.latenciesMs.push((arrivedMicros - stamp) / 1000);
+      this.arrivedMicros.push(arrivedMicros);
       start = nl + 1;
     }
     this.#partial = all.slice(start);

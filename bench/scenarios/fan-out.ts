@@ -69,6 +69,7 @@ export const fanOut: Scenario = {
     const complete = followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes).length;
     const received = followers.reduce((sum, f) => sum + f.bytes, 0);
     const latency = summarize(followers.flatMap((f) => f.latenciesMs));
+    const spread = summarize(arrivalSpreads(followers));
     emit(
       row({
         scenario: NAME,
@@ -113,6 +114,24 @@ export const fanOut: Scenario = {
       }),
     );
     emit(row({ scenario: NAME, metric: 'write -> arrival max', value: latency.max, format: fmt.ms }));
+    // How long one wakeup takes to reach every follower: the part of a line's latency that its
+    // place in the round decides, on top of the wait for the round (docs/performance.md).
+    emit(
+      row({
+        scenario: NAME,
+        metric: `one line's arrivals, first to last of the ${fmt.count(FOLLOWERS)} followers, p50`,
+        value: spread.p50,
+        format: fmt.ms,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: "one line's arrivals, first to last, p99",
+        value: spread.p99,
+        format: fmt.ms,
+      }),
+    );
     emit(
       row({
         scenario: NAME,
@@ -140,3 +159,20 @@ export const fanOut: Scenario = {
     );
   },
 };
+
+/** For each line every follower got, the time from its first arrival to its last (ms). */
+function arrivalSpreads(followers: readonly LineLatency[]): number[] {
+  const lines = Math.min(...followers.map((f) => f.arrivedMicros.length));
+  const spreads: number[] = [];
+  for (let line = 0; line < lines; line++) {
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const f of followers) {
+      const at = f.arrivedMicros[line]!;
+      if (at < first) first = at;
+      if (at > last) last = at;
+    }
+    spreads.push((last - first) / 1000);
+  }
+  return spreads;
+}
