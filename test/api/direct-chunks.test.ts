@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { DirectChunks, framedChunk } from '../../src/api/rest/direct-chunks.ts';
+import { DirectChunks, framedChunk, framedText } from '../../src/api/rest/direct-chunks.ts';
 
 /** Sends `request` on a fresh connection and resolves with everything the server sent until it closed. */
 async function exchange(port: number, request: string): Promise<string> {
@@ -45,17 +45,17 @@ describe('DirectChunks: a chunked body written straight to its socket', () => {
   });
   after(() => server.close());
 
-  it('frames a buffer once as an HTTP/1.1 chunk, and refuses an empty one', () => {
-    const data = Buffer.from('hello, world\n');
-    const chunk = framedChunk(data);
+  it('frames parts as one HTTP/1.1 chunk in one buffer, and text by its length in UTF-8 bytes', () => {
+    const chunk = framedChunk([Buffer.from('hello, '), Buffer.from('world\n')]);
     assert.equal(chunk.toString('latin1'), 'd\r\nhello, world\n\r\n');
-    assert.equal(framedChunk(data), chunk, 'the same buffer for the same data');
-    assert.notEqual(framedChunk(Buffer.from('hello, world\n')), chunk, 'another buffer is framed anew');
-    assert.throws(() => framedChunk(Buffer.alloc(0)), RangeError);
+    assert.throws(() => framedChunk([]), RangeError);
+    assert.throws(() => framedChunk([Buffer.alloc(0)]), RangeError);
+    assert.equal(framedText('data: é\n\n').toString('utf8'), 'a\r\ndata: é\n\n\r\n');
+    assert.throws(() => framedText(''), RangeError);
   });
 
-  it('writes through the socket, one write per chunk, and Node ends the body after it with its trailers', async () => {
-    const socketWrites: number[] = [];
+  it('writes through the socket, one write per chunk framed once per shared read, and Node ends the body after it', async () => {
+    const socketWrites: Buffer[] = [];
     handle = async (_req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/octet-stream', Trailer: 'X-End' });
       res.flushHeaders();
@@ -64,17 +64,20 @@ describe('DirectChunks: a chunked body written straight to its socket', () => {
       const socket = res.socket!;
       const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
       socket.write = ((chunk: Buffer, ...rest: unknown[]) => {
-        socketWrites.push(chunk.length);
+        socketWrites.push(chunk);
         return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
       }) as typeof socket.write;
       const signal = new AbortController().signal;
-      const shared = Buffer.from('a line every follower gets\n');
-      await direct.write(shared, signal);
-      await direct.write(shared, signal);
-      await direct.write(Buffer.from('x'.repeat(300)), signal);
-      await direct.write(Buffer.alloc(0), signal); // nothing: an empty chunk would end the body
+      const line = Buffer.from('a line every follower gets\n');
+      const read = [line]; // one shared read's events, as two followers get them
+      await direct.write([line], signal, read);
+      await direct.write([line], signal, read);
+      await direct.write([Buffer.from('out,'), Buffer.from('err')], signal);
+      await direct.writeText('event: é\n', signal);
+      await direct.write([Buffer.alloc(0)], signal); // nothing: an empty chunk would end the body
+      await direct.writeText('', signal);
       socket.write = write as typeof socket.write;
-      res.addTrailers({ 'X-End': '3' });
+      res.addTrailers({ 'X-End': '4' });
       res.end();
     };
     const response = await exchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
@@ -84,10 +87,16 @@ describe('DirectChunks: a chunked body written straight to its socket', () => {
     assert.deepEqual(chunks, [
       'a line every follower gets\n',
       'a line every follower gets\n',
-      'x'.repeat(300),
+      'out,err',
+      Buffer.from('event: é\n').toString('latin1'),
     ]);
-    assert.equal(trailers, 'X-End: 3\r\n\r\n');
-    assert.deepEqual(socketWrites, [33, 33, 307], 'one socket write per chunk, framed');
+    assert.equal(trailers, 'X-End: 4\r\n\r\n');
+    assert.deepEqual(
+      socketWrites.map((chunk) => chunk.length),
+      [33, 33, 12, 15],
+      'one socket write per chunk, framed',
+    );
+    assert.equal(socketWrites[0], socketWrites[1], 'the same read is framed once, into one buffer');
   });
 
   it('lets bytes Node still holds in the response go first, by writing through it', async () => {
@@ -98,7 +107,7 @@ describe('DirectChunks: a chunked body written straight to its socket', () => {
       assert.ok(direct);
       res.cork(); // Node now holds the next write in the response itself
       res.write('first ');
-      await direct.write(Buffer.from('second'), new AbortController().signal);
+      await direct.write([Buffer.from('second')], new AbortController().signal);
       res.uncork();
       res.end();
     };
@@ -126,29 +135,56 @@ describe('DirectChunks: a chunked body written straight to its socket', () => {
     );
   });
 
-  it('waits for a full socket to drain, and stops waiting when the signal aborts', async () => {
-    const controller = new AbortController();
-    const { promise: done, resolve } = Promise.withResolvers<boolean>();
+  it('waits for a full socket to drain: until the client reads, or until the signal aborts', async () => {
+    for (const ending of ['client reads', 'signal aborts'] as const) {
+      const controller = new AbortController();
+      const { promise: reading, resolve: read } = Promise.withResolvers<void>();
+      const { promise: done, resolve } = Promise.withResolvers<string>();
+      handle = async (_req, res) => {
+        res.writeHead(200);
+        res.flushHeaders();
+        const direct = DirectChunks.for(res)!;
+        // The client reads nothing yet: the socket's buffers fill, and a write is left waiting.
+        let waiting: Promise<void> = Promise.resolve();
+        for (let i = 0; i < 64 && res.socket!.writableLength === 0; i++) {
+          waiting = direct.write([Buffer.alloc(4 * 1024 * 1024, 'y')], controller.signal);
+        }
+        const settled = waiting.then(() => 'settled');
+        const before = await Promise.race([settled, new Promise((r) => setImmediate(() => r('pending')))]);
+        if (ending === 'client reads') read();
+        else controller.abort();
+        resolve(`${before}, then ${await settled}`);
+        res.destroy();
+      };
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.on('data', () => undefined);
+      socket.pause();
+      socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      void reading.then(() => socket.resume());
+      assert.equal(await done, 'pending, then settled', ending);
+      socket.destroy();
+    }
+  });
+
+  it('writes through Node once the socket takes no more writes (a client that half-closed)', async () => {
+    const clientErrors: unknown[] = [];
+    server.on('clientError', (err) => clientErrors.push(err));
+    const { promise: done, resolve } = Promise.withResolvers<void>();
     handle = async (_req, res) => {
       res.writeHead(200);
       res.flushHeaders();
       const direct = DirectChunks.for(res)!;
-      // The client reads nothing: the socket's buffers fill, and a write is left waiting.
-      let waiting: Promise<void> | undefined;
-      for (let i = 0; i < 64 && res.socket!.writableLength === 0; i++) {
-        waiting = direct.write(Buffer.alloc(4 * 1024 * 1024, 'y'), controller.signal);
-      }
-      const full = res.socket!.writableLength > 0;
-      controller.abort();
-      await waiting;
-      res.destroy();
-      resolve(full);
+      res.socket!.end(); // what Node does when the client ends its side mid-response
+      await direct.write([Buffer.from('late')], new AbortController().signal);
+      resolve();
     };
     const socket = connect(port, '127.0.0.1');
     socket.on('error', () => undefined);
-    socket.pause();
+    socket.on('data', () => undefined);
     socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    assert.equal(await done, true, 'the socket filled up, and the wait for room ended with the signal');
+    await done;
     socket.destroy();
+    assert.deepEqual(clientErrors, [], 'no write after end');
   });
 });

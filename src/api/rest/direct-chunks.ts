@@ -1,40 +1,53 @@
 import { once } from 'node:events';
-import type { ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 
 /**
- * Each data buffer's HTTP/1.1 chunk (its length in hex, CRLF, the bytes, CRLF), made once: the
- * followers of one job at one cursor share one read (`SharedReads`), so a thousand of them get
- * the same buffer, and each would otherwise have Node frame it again. Kept as long as the buffer.
+ * Batches framed as HTTP/1.1 chunks, by what they were framed from: a data buffer, or the events
+ * array of a read. The followers of one job at one cursor share one read (`SharedReads`): a
+ * thousand of them get the same array and buffers, and each would otherwise frame them again. A
+ * framed copy lives as long as what it was framed from (a shared read is kept until the job's next
+ * growth: up to 8 of 64 KiB per followed job).
  */
-const chunks = new WeakMap<Buffer, Buffer>();
+const framedBy = new WeakMap<object, Buffer>();
 
-/** `data` framed as one HTTP/1.1 chunk; the same buffer for the same `data`. Empty data has none. */
-export function framedChunk(data: Buffer): Buffer {
-  if (data.length === 0) throw new RangeError('An empty chunk would end the body');
-  let chunk = chunks.get(data);
-  if (!chunk) {
-    const head = `${data.length.toString(16)}\r\n`;
-    chunk = Buffer.allocUnsafe(head.length + data.length + 2);
-    chunk.write(head, 0, 'latin1');
-    data.copy(chunk, head.length);
-    chunk.write('\r\n', head.length + data.length, 'latin1');
-    chunks.set(data, chunk);
-  }
+/** `parts`, in order, as one HTTP/1.1 chunk (length in hex, CRLF, the bytes, CRLF) in one buffer. */
+export function framedChunk(parts: readonly Buffer[]): Buffer {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  if (length === 0) throw new RangeError('An empty chunk would end the body');
+  const head = `${length.toString(16)}\r\n`;
+  const chunk = Buffer.allocUnsafe(head.length + length + 2);
+  let at = chunk.write(head, 0, 'latin1');
+  for (const part of parts) at += part.copy(chunk, at);
+  chunk.write('\r\n', at, 'latin1');
+  return chunk;
+}
+
+/** `text` (UTF-8) framed as one HTTP/1.1 chunk: one buffer, the text encoded straight into it. */
+export function framedText(text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  if (length === 0) throw new RangeError('An empty chunk would end the body');
+  const head = `${length.toString(16)}\r\n`;
+  const chunk = Buffer.allocUnsafe(head.length + length + 2);
+  chunk.write(head, 0, 'latin1');
+  chunk.write(text, head.length, 'utf8');
+  chunk.write('\r\n', head.length + length, 'latin1');
   return chunk;
 }
 
 /**
- * Writes the body of a chunked response straight to its socket, each buffer framed once
- * (`framedChunk`) and written as one buffer. Why: a followed job's every wakeup is a write per
- * follower, and through `res.write` each costs Node four writes corked into one writev, a tick to
- * uncork, and the length converted from a string; with a thousand followers (`npm run bench --
- * fan-out`) that machinery was a sizeable share of the server's CPU per round. The bytes on the
- * wire are the same: Node's own chunk framing, and its end of the body (`res.end()`, with any
- * trailers) written after them through the same socket.
+ * Writes the body of a chunked HTTP/1.1 response straight to its socket, each batch framed once
+ * (`framedChunk`, `framedText`) and written as one buffer. Why: a followed job's every wakeup is a
+ * write per follower, and through `res.write` each costs Node four writes corked into one writev,
+ * a tick to uncork, and the length converted from a string; with a thousand followers (`npm run
+ * bench -- fan-out`) that machinery was a sizeable share of the server's CPU per round. The bytes
+ * on the wire are the same: Node's own chunk framing, and its end of the body (`res.end()`, with
+ * any trailers) written after them through the same socket. The cost: a batch is copied once into
+ * its chunk, where `res.write` hands the kernel its buffers as they are.
  *
- * Only for a response that Node has nothing of buffered and whose socket writes it now (see
- * `for`); anything else goes through `res.write`.
+ * A write goes through `res.write` instead whenever Node might hold bytes of the response that
+ * must go first, or no longer writes this response to that socket (see `#direct`).
  */
 export class DirectChunks {
   readonly #res: ServerResponse;
@@ -46,36 +59,73 @@ export class DirectChunks {
   }
 
   /**
-   * A writer for `res`, once its head was written to the socket (`flushHeaders`), or undefined
-   * when its body must go through Node: not chunked (an HTTP/1.0 client), a HEAD (no body), no
-   * socket, one gone, a stand-in (an injected request's), or a socket that writes another
-   * response first (pipelining).
+   * A writer for `res` once its head was handed on (`flushHeaders` or a first write: Node then
+   * wrote it to the socket, or holds it in the response, which `#direct` sees), or undefined
+   * before that, or when its body must go through Node:
+   * not an HTTP/1 response on a real socket (HTTP/2's responses, an injected request's stand-in),
+   * a socket gone, or a body without chunks (HEAD, 204 and 304 have none; an HTTP/1.0 client gets
+   * the bytes unframed). A pipelined response has no socket until its turn, so it gets none.
    */
   static for(res: ServerResponse): DirectChunks | undefined {
+    if (!(res instanceof ServerResponse)) return undefined;
     const socket = res.socket;
-    // `headersSent` is true once the head is made; `_headerSent` once it was written to the socket.
-    const headWritten = (res as unknown as { _headerSent?: boolean })._headerSent === true;
-    // A real socket (TCP, Unix, TLS), not a stand-in such as an injected request's, whose
-    // response collects only what goes through `res.write`.
-    if (!(socket instanceof Socket) || socket.destroyed || !headWritten || !res.chunkedEncoding)
+    // Not `headersSent`, true as soon as the head is made: a byte written then would precede it.
+    const headHandedOn = (res as unknown as { _headerSent?: boolean })._headerSent === true;
+    if (!(socket instanceof Socket) || socket.destroyed || !headHandedOn || !res.chunkedEncoding) {
       return undefined;
-    if (res.req?.method === 'HEAD') return undefined;
-    if ((socket as unknown as { _httpMessage?: unknown })._httpMessage !== res) return undefined;
+    }
     return new DirectChunks(res, socket);
   }
 
   /**
-   * Writes `data` as the body's next chunk, then waits for the socket to drain if it is full (or
-   * for `signal`: the client left). Falls back to `res.write` for bytes Node holds in the
-   * response itself, so that nothing overtakes them.
+   * Writes `parts` as the body's next chunk (`shared`: what they came from, the same for every
+   * follower of one read, so that they are framed once), then waits for room if the socket is full
+   * (or for `signal`: the client left).
    */
-  async write(data: Buffer, signal: AbortSignal): Promise<void> {
+  write(parts: readonly Buffer[], signal: AbortSignal, shared?: object): Promise<void> {
+    if (this.#res.destroyed || parts.every((part) => part.length === 0)) return Promise.resolve();
+    if (!this.#direct())
+      return this.#throughNode(parts.length === 1 ? parts[0]! : Buffer.concat(parts), signal);
+    const key = shared ?? (parts.length === 1 ? parts[0]! : undefined);
+    let chunk = key && framedBy.get(key);
+    if (!chunk) {
+      chunk = framedChunk(parts);
+      if (key) framedBy.set(key, chunk);
+    }
+    return this.#toSocket(chunk, signal);
+  }
+
+  /** `write` for text (UTF-8): an event stream's events, encoded once into their chunk. */
+  writeText(text: string, signal: AbortSignal): Promise<void> {
+    if (this.#res.destroyed || text === '') return Promise.resolve();
+    return this.#direct() ? this.#toSocket(framedText(text), signal) : this.#throughNode(text, signal);
+  }
+
+  /**
+   * Whether a write may go to the socket now: Node still writes this response to it, nothing has
+   * ended it, and Node holds none of its bytes (a head not yet flushed, corked chunks: the
+   * response's `writableLength` counts them, the socket's does not). Checked at each write: a
+   * client that half-closes makes Node end the socket, after which it takes no more writes.
+   */
+  #direct(): boolean {
     const res = this.#res;
     const socket = this.#socket;
-    if (res.destroyed || socket.destroyed || data.length === 0) return;
-    const written =
-      res.writableLength === socket.writableLength ? socket.write(framedChunk(data)) : res.write(data);
-    if (written) return;
-    await once(socket, 'drain', { signal }).catch(() => undefined);
+    return (
+      (socket as unknown as { _httpMessage?: unknown })._httpMessage === res &&
+      socket.writable &&
+      !res.writableEnded &&
+      res.writableLength === socket.writableLength
+    );
+  }
+
+  async #toSocket(chunk: Buffer, signal: AbortSignal): Promise<void> {
+    if (this.#socket.write(chunk)) return;
+    await once(this.#socket, 'drain', { signal }).catch(() => undefined);
+  }
+
+  /** Through the response, which then holds what it cannot write yet, and says when it drained. */
+  async #throughNode(data: Buffer | string, signal: AbortSignal): Promise<void> {
+    if (this.#res.write(data)) return;
+    await once(this.#res, 'drain', { signal }).catch(() => undefined);
   }
 }

@@ -118,16 +118,20 @@ export async function writeRaw(
       else truncated += e.skippedBytes;
       cursor = e.cursor;
     }
+    // A follow's batch (no pooled page) goes straight to the socket, framed once for every
+    // follower that shares its read (the same events array); a pooled page through Node, which
+    // tells when it is done with it.
+    if (direct && !event.release) {
+      for (const chunk of chunks) bytes += chunk.length;
+      await direct.write(chunks, options.signal, event.events);
+      continue;
+    }
     const chunk = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     bytes += chunk.length;
     // A copy made by concat frees the page at once; the page itself only once it was written.
     if (chunk.length === 0 || chunk !== chunks[0]) event.release?.();
-    if (chunk.length === 0) continue;
-    const page = chunk === chunks[0] ? event.release : undefined;
-    // A pooled page goes through Node, which tells when it is done with it; a follow's buffer,
-    // shared by every follower at its cursor, is framed once and written as it is.
-    if (direct && !page) await direct.write(chunk, options.signal);
-    else await write(res, chunk, options.signal, page);
+    if (chunk.length > 0)
+      await write(res, chunk, options.signal, chunk === chunks[0] ? event.release : undefined);
   }
   if (trailers && !res.destroyed) {
     const values: Record<string, string> = {
@@ -271,6 +275,9 @@ export async function writeSse(
   // Goes out with the headers: how long a client waits before it reconnects after a cut. A block
   // with no `data` dispatches no event.
   res.write(`retry: ${SSE_RETRY_MS}\n\n`);
+  // Output events, the stream's bulk, go straight to the socket (see writeRaw); `end` and
+  // `progress` through Node.
+  const direct = DirectChunks.for(res);
   let cursor = options.cursor;
   let bytes = 0;
   let end: Job | undefined;
@@ -302,7 +309,9 @@ export async function writeSse(
     }
     // The text holds its own copy (base64) of the bytes.
     event.release?.();
-    if (text !== '') await write(res, text, options.signal);
+    if (text === '') continue;
+    if (direct) await direct.writeText(text, options.signal);
+    else await write(res, text, options.signal);
   }
   res.end();
   return { bytes, cursor, end };
