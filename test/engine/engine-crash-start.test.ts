@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
+import { IDENTITY_FILE, UNRECORDED_FILE } from '../../src/runtime/identity-file.ts';
 import { openHarness } from '../helpers/engine-harness.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
@@ -125,6 +126,60 @@ describe('a server killed between spawning a job and recording its start', () =>
       );
     } finally {
       await h.destroy();
+    }
+  });
+
+  it('a job marked unrecorded whose processes still run when the next server opens is ended by it, all its processes with it: failed, never retried', async () => {
+    // The server that started it marked it unrecorded (its start answered with an error, the
+    // commit done) and died before it stopped it: its command and a child of its still run.
+    const dataDir = await newDataDir();
+    const log = join(dataDir, 'ran.log');
+    const childPid = join(dataDir, 'child.pid');
+    const host = spawn(
+      process.execPath,
+      [
+        join(FIXTURES, 'engine-host.ts'),
+        dataDir,
+        JSON.stringify({
+          command: 'sh',
+          args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; sleep 60 & echo $! > ${childPid}; wait`],
+          retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
+        }),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const lines = createInterface({ input: host.stdout! });
+    const id = await new Promise<string>((resolve) =>
+      lines.on('line', (line) => {
+        const message = JSON.parse(line) as { id?: string };
+        if (message.id) resolve(message.id);
+      }),
+    );
+    const child = Number((await waitForFileText(childPid, '\n')).trim());
+    await crash(host);
+    const jobDir = join(dataDir, 'jobs', id);
+    // "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID", written before the command began.
+    const pid = Number((await readFile(join(jobDir, IDENTITY_FILE), 'utf8')).split(' ')[0]);
+    assert.equal(await pidAlive(pid), true, 'its command outlived the server');
+    await rename(join(jobDir, IDENTITY_FILE), join(jobDir, UNRECORDED_FILE)); // as markUnrecorded
+    const h = await openHarness({}, dataDir);
+    try {
+      const done = await h.engine.waitFor(id);
+      assert.deepEqual(
+        { status: done.status, reason: done.exit?.reason, retriedAs: done.retriedAs },
+        {
+          status: 'failed',
+          reason: 'failed to start: its start could not be recorded, so it was stopped; it is not run again',
+          retriedAs: null,
+        },
+      );
+      assert.equal(await pidAlive(pid), false, 'its command is gone');
+      assert.equal(await pidAlive(child), false, 'and the child it started, in its cgroup');
+      assert.equal((await h.engine.list({ limit: 10 })).jobs.length, 1, 'no other attempt was made');
+      assert.equal(await readFile(log, 'utf8'), `${id}\n`, 'its command ran once');
+    } finally {
+      await h.destroy();
+      if (await pidAlive(child)) process.kill(child, 'SIGKILL');
     }
   });
 
