@@ -79,8 +79,9 @@ export class DirectChunks {
 
   /**
    * Writes `parts` as the body's next chunk (`shared`: what they came from, the same for every
-   * follower of one read, so that they are framed once), then waits for room if the socket is full
-   * (or for `signal`: the client left).
+   * follower of one read, so that they are framed once; it must stand for these same parts
+   * wherever it is given, so only one kind of writer may key by a read's events array: the raw
+   * one), then waits for room if the socket is full (or for `signal`: the client left).
    */
   write(parts: readonly Buffer[], signal: AbortSignal, shared?: object): Promise<void> {
     if (this.#res.destroyed || parts.every((part) => part.length === 0)) return Promise.resolve();
