@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
 import {
   type ApiHarness,
   counterOutput,
@@ -130,6 +131,41 @@ describe('REST API: following output', () => {
     const part2 = sseBytes(part2Events);
     assert.deepEqual(part2, expected.subarray(part1.length), 'exactly the missing bytes');
     assert.deepEqual(Buffer.concat([part1, part2]), expected);
+  });
+
+  it('follows as frames: followers sharing each read get whole frames, each run with its stream and cursor, then the end', async () => {
+    // A job that writes both streams in turn, so that batches hold runs of each.
+    const job = await startJob(h, {
+      command: 'sh',
+      args: ['-c', 'i=0; while [ $i -lt 200 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done'],
+    });
+    const follow = () =>
+      rawGet(h.url(`/v1/jobs/${job.id}/output?follow=true`), { ...auth, accept: OUTPUT_FRAMES_TYPE });
+    const responses = await Promise.all([follow(), follow(), follow()]);
+    const bodies: string[] = [];
+    for (const res of responses) {
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['content-type'], OUTPUT_FRAMES_TYPE);
+      const decoder = new FrameDecoder();
+      const frames = decoder.push(res.body);
+      assert.equal(decoder.pendingBytes, 0, 'the body is whole frames');
+      const end = frames.at(-1)!;
+      assert.equal(end.kind, FRAME_KIND.end);
+      let cursor = 0;
+      const streams = { stdout: '', stderr: '' };
+      for (const frame of frames.slice(0, -1)) {
+        assert.ok(frame.kind === FRAME_KIND.stdout || frame.kind === FRAME_KIND.stderr);
+        cursor += frame.payload.length;
+        assert.equal(frame.cursor, cursor, 'each run ends where its cursor says');
+        streams[frame.kind === FRAME_KIND.stdout ? 'stdout' : 'stderr'] += frame.payload.toString();
+      }
+      assert.equal(end.cursor, cursor);
+      const lines = (prefix: string) => Array.from({ length: 200 }, (_, i) => `${prefix} ${i}\n`).join('');
+      assert.equal(streams.stdout, lines('out'));
+      assert.equal(streams.stderr, lines('err'));
+      bodies.push(Buffer.concat(frames.slice(0, -1).map((f) => f.payload)).toString());
+    }
+    assert.equal(new Set(bodies).size, 1, 'every follower got the same view');
   });
 
   it('20 concurrent followers all get identical bytes', async () => {

@@ -174,6 +174,7 @@ export async function writeFrames(
     [OUTPUT_HEADERS.cursor]: formatCursor(options.cursor),
   });
   res.flushHeaders();
+  const direct = options.sender ? undefined : DirectChunks.for(res);
   let cursor = options.cursor;
   let bytes = 0;
   let end: Job | undefined;
@@ -209,20 +210,18 @@ export async function writeFrames(
       }
       continue;
     }
-    // Headers and payloads written in turn: the payloads are not copied into one buffer.
-    const parts: Buffer[] = [];
-    for (const e of coalesce(event.events)) {
-      cursor = e.cursor;
-      if (e.type === 'data') {
-        bytes += e.data.length;
-        parts.push(frameHeader(FRAME_KIND[e.stream], e.cursor, e.data.length), e.data);
-      } else {
-        parts.push(
-          jsonFrame(FRAME_KIND.truncated, e.cursor, { stream: e.stream, skippedBytes: e.skippedBytes }),
-        );
-      }
+    const frames = framesOf(event.events);
+    bytes += frames.bytes;
+    cursor = frames.cursor ?? cursor;
+    const { parts } = frames;
+    // A follow's batch goes straight to the socket as one chunk, framed once for every follower
+    // that shares its read (see writeRaw).
+    if (direct && !event.release) {
+      await direct.write(parts, options.signal, parts);
+      continue;
     }
-    // The page goes back once the last part written from it has gone to the socket.
+    // Headers and payloads written in turn: the payloads are not copied into one buffer. The
+    // page goes back once the last part written from it has gone to the socket.
     for (const [i, part] of parts.entries()) {
       await write(res, part, options.signal, i === parts.length - 1 ? event.release : undefined);
     }
@@ -230,6 +229,42 @@ export async function writeFrames(
   }
   res.end();
   return { bytes, cursor, end, fromFiles: options.sender?.kernelBytes ?? 0 };
+}
+
+/** A batch as frames: the parts to write in order, its data bytes, and the cursor after it. */
+interface BatchFrames {
+  readonly parts: Buffer[];
+  readonly bytes: number;
+  /** Undefined for a batch without events. */
+  readonly cursor: number | undefined;
+}
+
+/**
+ * The frames of each batch, made once: the followers of one job at one cursor get the same
+ * events array (`SharedReads`). Kept as long as the batch.
+ */
+const framesByBatch = new WeakMap<readonly OutputEvent[], BatchFrames>();
+
+function framesOf(events: readonly OutputEvent[]): BatchFrames {
+  let frames = framesByBatch.get(events);
+  if (frames) return frames;
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  let cursor: number | undefined;
+  for (const e of coalesce(events)) {
+    cursor = e.cursor;
+    if (e.type === 'data') {
+      bytes += e.data.length;
+      parts.push(frameHeader(FRAME_KIND[e.stream], e.cursor, e.data.length), e.data);
+    } else {
+      parts.push(
+        jsonFrame(FRAME_KIND.truncated, e.cursor, { stream: e.stream, skippedBytes: e.skippedBytes }),
+      );
+    }
+  }
+  frames = { parts, bytes, cursor };
+  framesByBatch.set(events, frames);
+  return frames;
 }
 
 /**
