@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
@@ -133,17 +134,39 @@ describe('REST API: following output', () => {
     assert.deepEqual(Buffer.concat([part1, part2]), expected);
   });
 
-  it('follows as frames: followers sharing each read get whole frames, each run with its stream and cursor, then the end', async () => {
-    // A job that writes both streams in turn, so that batches hold runs of each.
+  it('follows as frames beside raw followers of the same reads: whole frames, each run with its stream and cursor, the same bytes', async () => {
+    // The job prints "ready", then waits at a FIFO until every follower has that first batch:
+    // from then on they are caught up at one cursor and share each read, raw and frames alike.
+    const gate = join(h.dataDir, `gate-${process.hrtime.bigint()}`);
+    execFileSync('mkfifo', [gate]);
     const job = await startJob(h, {
       command: 'sh',
-      args: ['-c', 'i=0; while [ $i -lt 200 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done'],
+      args: [
+        '-c',
+        `echo ready; read go < ${gate}; i=0; while [ $i -lt 200 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done`,
+      ],
     });
-    const follow = () =>
-      rawGet(h.url(`/v1/jobs/${job.id}/output?follow=true`), { ...auth, accept: OUTPUT_FRAMES_TYPE });
-    const responses = await Promise.all([follow(), follow(), follow()]);
-    const bodies: string[] = [];
-    for (const res of responses) {
+    let attached = 0;
+    const { promise: allAttached, resolve } = Promise.withResolvers<void>();
+    const onFirst = () => {
+      let seen = false;
+      return (body: Buffer) => {
+        if (!seen && body.length > 0) {
+          seen = true;
+          if (++attached === 5) resolve();
+        }
+        return false;
+      };
+    };
+    const url = (query: string) => h.url(`/v1/jobs/${job.id}/output?follow=true${query}`);
+    const framed = [1, 2, 3].map(() => rawGet(url(''), { ...auth, accept: OUTPUT_FRAMES_TYPE }, onFirst()));
+    const raw = rawGet(url(''), auth, onFirst());
+    const rawStdout = rawGet(url('&stream=stdout'), auth, onFirst());
+    await allAttached;
+    await writeFile(gate, 'go\n');
+    const lines = (prefix: string) => Array.from({ length: 200 }, (_, i) => `${prefix} ${i}\n`).join('');
+    const rawBody = (await raw).body.toString();
+    for (const res of await Promise.all(framed)) {
       assert.equal(res.status, 200);
       assert.equal(res.headers['content-type'], OUTPUT_FRAMES_TYPE);
       const decoder = new FrameDecoder();
@@ -160,12 +183,16 @@ describe('REST API: following output', () => {
         streams[frame.kind === FRAME_KIND.stdout ? 'stdout' : 'stderr'] += frame.payload.toString();
       }
       assert.equal(end.cursor, cursor);
-      const lines = (prefix: string) => Array.from({ length: 200 }, (_, i) => `${prefix} ${i}\n`).join('');
-      assert.equal(streams.stdout, lines('out'));
+      assert.equal(streams.stdout, `ready\n${lines('out')}`);
       assert.equal(streams.stderr, lines('err'));
-      bodies.push(Buffer.concat(frames.slice(0, -1).map((f) => f.payload)).toString());
+      assert.equal(
+        Buffer.concat(frames.slice(0, -1).map((f) => f.payload)).toString(),
+        rawBody,
+        'the frames carry the raw view, byte for byte',
+      );
     }
-    assert.equal(new Set(bodies).size, 1, 'every follower got the same view');
+    assert.equal(rawBody.length, `ready\n${lines('out')}${lines('err')}`.length);
+    assert.equal((await rawStdout).body.toString(), `ready\n${lines('out')}`);
   });
 
   it('20 concurrent followers all get identical bytes', async () => {

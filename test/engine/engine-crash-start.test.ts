@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
-import { IDENTITY_FILE, UNRECORDED_FILE } from '../../src/runtime/identity-file.ts';
-import { openHarness } from '../helpers/engine-harness.ts';
-import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+import { Cgroups } from '../../src/runtime/cgroups.ts';
+import { IDENTITY_FILE, markUnrecorded } from '../../src/runtime/identity-file.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { killProcessGroup, pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
+const withCgroups = new Cgroups().mode !== 'none';
 const dirs: string[] = [];
 after(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true, maxRetries: 10 });
@@ -129,7 +131,9 @@ describe('a server killed between spawning a job and recording its start', () =>
     }
   });
 
-  it('a job marked unrecorded whose processes still run when the next server opens is ended by it, all its processes with it: failed, never retried', async () => {
+  it('a job marked unrecorded whose processes still run when the next server opens is ended by it, all its processes with it: failed, never retried', {
+    skip: !withCgroups && 'its child is ended through the job cgroup, which this host cannot make',
+  }, async () => {
     // The server that started it marked it unrecorded (its start answered with an error, the
     // commit done) and died before it stopped it: its command and a child of its still run.
     const dataDir = await newDataDir();
@@ -148,22 +152,25 @@ describe('a server killed between spawning a job and recording its start', () =>
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    const lines = createInterface({ input: host.stdout! });
-    const id = await new Promise<string>((resolve) =>
-      lines.on('line', (line) => {
-        const message = JSON.parse(line) as { id?: string };
-        if (message.id) resolve(message.id);
-      }),
-    );
-    const child = Number((await waitForFileText(childPid, '\n')).trim());
-    await crash(host);
-    const jobDir = join(dataDir, 'jobs', id);
-    // "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID", written before the command began.
-    const pid = Number((await readFile(join(jobDir, IDENTITY_FILE), 'utf8')).split(' ')[0]);
-    assert.equal(await pidAlive(pid), true, 'its command outlived the server');
-    await rename(join(jobDir, IDENTITY_FILE), join(jobDir, UNRECORDED_FILE)); // as markUnrecorded
-    const h = await openHarness({}, dataDir);
+    let pid: number | undefined;
+    let child: number | undefined;
+    let h: Harness | undefined;
     try {
+      const lines = createInterface({ input: host.stdout! });
+      const id = await new Promise<string>((resolve) =>
+        lines.on('line', (line) => {
+          const message = JSON.parse(line) as { id?: string };
+          if (message.id) resolve(message.id);
+        }),
+      );
+      const jobDir = join(dataDir, 'jobs', id);
+      // "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID", written before the command began.
+      pid = Number((await readFile(join(jobDir, IDENTITY_FILE), 'utf8')).split(' ')[0]);
+      child = Number((await waitForFileText(childPid, '\n')).trim());
+      await crash(host);
+      assert.equal(await pidAlive(pid), true, 'its command outlived the server');
+      await markUnrecorded(jobDir);
+      h = await openHarness({}, dataDir);
       const done = await h.engine.waitFor(id);
       assert.deepEqual(
         { status: done.status, reason: done.exit?.reason, retriedAs: done.retriedAs },
@@ -178,8 +185,10 @@ describe('a server killed between spawning a job and recording its start', () =>
       assert.equal((await h.engine.list({ limit: 10 })).jobs.length, 1, 'no other attempt was made');
       assert.equal(await readFile(log, 'utf8'), `${id}\n`, 'its command ran once');
     } finally {
-      await h.destroy();
-      if (await pidAlive(child)) process.kill(child, 'SIGKILL');
+      if (host.exitCode === null && host.signalCode === null) await crash(host);
+      await h?.destroy();
+      if (pid !== undefined) killProcessGroup(pid);
+      if (child !== undefined && (await pidAlive(child))) process.kill(child, 'SIGKILL');
     }
   });
 

@@ -3,11 +3,12 @@ import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 
 /**
- * Batches framed as HTTP/1.1 chunks, by what they were framed from: a data buffer, or the events
- * array of a read. The followers of one job at one cursor share one read (`SharedReads`): a
- * thousand of them get the same array and buffers, and each would otherwise frame them again. A
- * framed copy lives as long as what it was framed from (a shared read is kept until the job's next
- * growth: up to 8 of 64 KiB per followed job).
+ * Batches framed as HTTP/1.1 chunks, by what their writer named as their source (`write`'s
+ * `shared`: a read's events array for raw output, the frames made of it for frames, else a lone
+ * data buffer). The followers of one job at one cursor share one read (`SharedReads`): a thousand
+ * of them get the same array and buffers, and each would otherwise frame them again. A framed copy
+ * lives as long as its source: a shared read is kept until the job's next growth (up to 8 of
+ * 64 KiB per followed job), with its raw chunk and its frames' chunk when both kinds follow it.
  */
 const framedBy = new WeakMap<object, Buffer>();
 
@@ -80,8 +81,9 @@ export class DirectChunks {
   /**
    * Writes `parts` as the body's next chunk (`shared`: what they came from, the same for every
    * follower of one read, so that they are framed once; it must stand for these same parts
-   * wherever it is given, so only one kind of writer may key by a read's events array: the raw
-   * one), then waits for room if the socket is full (or for `signal`: the client left).
+   * wherever it is given: only the raw writer keys by a read's events array, the frames writer by
+   * the frames it made of it), then waits for room if the socket is full (or for `signal`: the
+   * client left).
    */
   write(parts: readonly Buffer[], signal: AbortSignal, shared?: object): Promise<void> {
     if (this.#res.destroyed || parts.every((part) => part.length === 0)) return Promise.resolve();

@@ -210,7 +210,7 @@ export async function writeFrames(
       }
       continue;
     }
-    const frames = framesOf(event.events);
+    const frames = framesOf(event.events, !event.release);
     bytes += frames.bytes;
     cursor = frames.cursor ?? cursor;
     const { parts } = frames;
@@ -240,13 +240,14 @@ interface BatchFrames {
 }
 
 /**
- * The frames of each batch, made once: the followers of one job at one cursor get the same
- * events array (`SharedReads`). Kept as long as the batch.
+ * The frames of each followed batch, made once: the followers of one job at one cursor get the
+ * same events array (`SharedReads`). Kept as long as the batch. A pooled page's batch is never
+ * kept: its page is reused once released.
  */
 const framesByBatch = new WeakMap<readonly OutputEvent[], BatchFrames>();
 
-function framesOf(events: readonly OutputEvent[]): BatchFrames {
-  let frames = framesByBatch.get(events);
+function framesOf(events: readonly OutputEvent[], shared: boolean): BatchFrames {
+  let frames = shared ? framesByBatch.get(events) : undefined;
   if (frames) return frames;
   const parts: Buffer[] = [];
   let bytes = 0;
@@ -263,7 +264,7 @@ function framesOf(events: readonly OutputEvent[]): BatchFrames {
     }
   }
   frames = { parts, bytes, cursor };
-  framesByBatch.set(events, frames);
+  if (shared) framesByBatch.set(events, frames);
   return frames;
 }
 
