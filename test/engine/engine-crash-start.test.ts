@@ -24,6 +24,26 @@ const newDataDir = async () => {
   return dir;
 };
 
+/**
+ * An engine host (test/fixtures/engine-host.ts) for `spec`, with `env` beside the test's own:
+ * `first(key)` resolves with the value of the first line it prints that has `key`.
+ */
+function engineHost(dataDir: string, spec: object, env: Record<string, string> = {}) {
+  const host = spawn(process.execPath, [join(FIXTURES, 'engine-host.ts'), dataDir, JSON.stringify(spec)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
+  const lines = createInterface({ input: host.stdout! });
+  const first = (key: string) =>
+    new Promise<string>((resolve) =>
+      lines.on('line', (line) => {
+        const value = (JSON.parse(line) as Record<string, unknown>)[key];
+        if (typeof value === 'string') resolve(value);
+      }),
+    );
+  return { host, first };
+}
+
 /** An engine host whose store never records a start after the first `hangAfter`: it prints {"hung": id}. */
 function hostHangingAfter(
   dataDir: string,
@@ -31,18 +51,11 @@ function hostHangingAfter(
   hangAfter: number,
   env: Record<string, string> = {},
 ) {
-  const host = spawn(process.execPath, [join(FIXTURES, 'engine-host.ts'), dataDir, JSON.stringify(spec)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...env, HOST_HANG_MARK_STARTED_AFTER: String(hangAfter) },
+  const { host, first } = engineHost(dataDir, spec, {
+    ...env,
+    HOST_HANG_MARK_STARTED_AFTER: String(hangAfter),
   });
-  const lines = createInterface({ input: host.stdout! });
-  const hung = new Promise<string>((resolve) =>
-    lines.on('line', (line) => {
-      const message = JSON.parse(line) as { hung?: string };
-      if (message.hung) resolve(message.hung);
-    }),
-  );
-  return { host, hung };
+  return { host, hung: first('hung') };
 }
 
 async function crash(host: ChildProcess): Promise<void> {
@@ -139,30 +152,16 @@ describe('a server killed between spawning a job and recording its start', () =>
     const dataDir = await newDataDir();
     const log = join(dataDir, 'ran.log');
     const childPid = join(dataDir, 'child.pid');
-    const host = spawn(
-      process.execPath,
-      [
-        join(FIXTURES, 'engine-host.ts'),
-        dataDir,
-        JSON.stringify({
-          command: 'sh',
-          args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; sleep 60 & echo $! > ${childPid}; wait`],
-          retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
-        }),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const { host, first } = engineHost(dataDir, {
+      command: 'sh',
+      args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; sleep 60 & echo $! > ${childPid}; wait`],
+      retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
+    });
     let pid: number | undefined;
     let child: number | undefined;
     let h: Harness | undefined;
     try {
-      const lines = createInterface({ input: host.stdout! });
-      const id = await new Promise<string>((resolve) =>
-        lines.on('line', (line) => {
-          const message = JSON.parse(line) as { id?: string };
-          if (message.id) resolve(message.id);
-        }),
-      );
+      const id = await first('id');
       const jobDir = join(dataDir, 'jobs', id);
       // "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID", written before the command began.
       pid = Number((await readFile(join(jobDir, IDENTITY_FILE), 'utf8')).split(' ')[0]);
@@ -205,32 +204,19 @@ describe('a server killed between spawning a job and recording its start', () =>
     it(title, async () => {
       const dataDir = await newDataDir();
       const log = join(dataDir, 'ran.log');
-      const host = spawn(
-        process.execPath,
-        [
-          join(FIXTURES, 'engine-host.ts'),
-          dataDir,
-          JSON.stringify({
-            burst: 1,
-            spec: {
-              command: 'sh',
-              args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; exec sleep 60`],
-              retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
-            },
-          }),
-        ],
+      const { host, first } = engineHost(
+        dataDir,
         {
-          stdio: ['ignore', 'pipe', 'inherit'],
-          env: { ...process.env, HOST_UNRECORDABLE_START: unrecordable },
+          burst: 1,
+          spec: {
+            command: 'sh',
+            args: ['-c', `echo "$JOBWORKER_JOB_ID" >> ${log}; exec sleep 60`],
+            retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
+          },
         },
+        { HOST_UNRECORDABLE_START: unrecordable },
       );
-      const lines = createInterface({ input: host.stdout! });
-      const hung = await new Promise<string>((resolve) =>
-        lines.on('line', (line) => {
-          const message = JSON.parse(line) as { hung?: string };
-          if (message.hung) resolve(message.hung);
-        }),
-      );
+      const hung = await first('hung');
       // The job was stopped; only the record of its failure is missing when the server dies.
       await crash(host);
 
