@@ -16,7 +16,7 @@
  */
 import { build } from 'esbuild';
 import { buildStartedAt, writeBundleInputs } from './bundle/bundle-inputs.ts';
-import { commonBuildOptions } from './bundle/esbuild-options.ts';
+import { commonBuildOptions, MINIFIED_OUTPUT } from './bundle/esbuild-options.ts';
 import { lazyBuiltins } from './bundle/lazy-builtins.ts';
 
 const root = new URL('../', import.meta.url).pathname;
@@ -33,13 +33,9 @@ const cli = await build({
   ...common,
   entryPoints: [`${root}src/cli/bundle-main.ts`],
   outfile: `${root}dist/jobworker-cli.cjs`,
-  // Minified, as the server's bundle is (scripts/bundle-server.ts, which says what that changes):
-  // `serve` loads this bundle first and holds its text for as long as it runs.
-  minify: true,
-  sourcemap: 'linked',
-  sourcesContent: false,
-  legalComments: 'external',
-  charset: 'ascii',
+  // Minified, as the server's bundle is: `serve` loads this bundle first and holds its text for
+  // as long as it runs.
+  ...MINIFIED_OUTPUT,
   plugins: [
     // commander loads child_process for a feature jobworker does not use (see the file).
     lazyBuiltins(['child_process']),

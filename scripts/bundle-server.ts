@@ -31,7 +31,7 @@ import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { build } from 'esbuild';
 import { buildStartedAt, writeBundleInputs } from './bundle/bundle-inputs.ts';
-import { commonBuildOptions } from './bundle/esbuild-options.ts';
+import { commonBuildOptions, MINIFIED_OUTPUT } from './bundle/esbuild-options.ts';
 import { lazyBuiltins } from './bundle/lazy-builtins.ts';
 import { lazyPackages, lazyPackagesEntry } from './bundle/lazy-packages.ts';
 
@@ -56,15 +56,7 @@ function serverBundle(file: string) {
     ...common,
     external,
     outfile: `${root}dist/${file}`,
-    minify: true,
-    // dist/<file>.map, read only under --enable-source-maps. Without the sources' text (they are
-    // in the checkout beside dist/): a map of positions and names, a third of the size.
-    sourcemap: 'linked',
-    sourcesContent: false,
-    // The packages' licence comments go to dist/<file>.LEGAL.txt: one non-ASCII letter among them
-    // made V8 hold the whole script as two-byte text, twice its size in the heap.
-    legalComments: 'external',
-    charset: 'ascii',
+    ...MINIFIED_OUTPUT,
   } as const;
 }
 // Fastify's and Connect's, unused by a server on plain HTTP (see the file).
