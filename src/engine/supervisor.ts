@@ -226,12 +226,9 @@ export class Supervisor {
     // full disk, the database away) is retried on the clock, and must keep neither the other jobs
     // unsupervised nor the server from starting.
     for (const [job, identity] of unrecorded) {
-      const ending = this.endUnrecorded(job, identity)
-        .catch((err: unknown) => {
-          this.#deps.onError(err as Error, job.id);
-          return job;
-        })
-        .finally(() => this.#ending.delete(job.id));
+      // A wait on it (`finished`) gets the failure too, never the job as still running.
+      const ending = this.endUnrecorded(job, identity).finally(() => this.#ending.delete(job.id));
+      ending.catch((err: unknown) => this.#deps.onError(err as Error, job.id));
       this.#ending.set(job.id, ending);
     }
   }
