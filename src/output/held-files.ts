@@ -8,7 +8,7 @@ import {
   openIndexForAppend,
   readIndexEnd,
 } from './index-appender.ts';
-import { isNotFound, type OutputPaths, outputPaths, STAT_ORDER } from './output-files.ts';
+import { isNotFound, type OutputPaths, outputPaths, sizesInStatOrder } from './output-files.ts';
 import { type KeptWindow, readKeptWindowSync } from './retention.ts';
 import { SyncFile } from './sync-file.ts';
 
@@ -83,12 +83,7 @@ export class HeldFiles {
    * reads them (a stream file that is not there yet counts 0), without a path lookup.
    */
   sizes(): OutputBytes {
-    const sizes = { stdout: 0, stderr: 0 };
-    for (const stream of STAT_ORDER) {
-      const file = this.#stream(stream);
-      if (file) sizes[stream] = file.size();
-    }
-    return sizes;
+    return sizesInStatOrder((stream) => this.#stream(stream)?.size() ?? 0);
   }
 
   /** `appendObserved` through the held index: opened (and its end read) once, then only written. */
@@ -128,6 +123,7 @@ export class HeldFiles {
   }
 
   #closeRetired(): void {
+    if (this.#retired.length === 0) return;
     const files = this.#retired.splice(0);
     // A close that fails (EIO from a network filesystem) has released the descriptor all the same.
     for (const file of files) void file.close().catch(() => undefined);

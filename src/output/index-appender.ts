@@ -1,6 +1,13 @@
 import { constants } from 'node:fs';
 import type { OutputBytes } from '../core/job.ts';
-import { encodeRecord, endsAt, type IndexRecord, RECORD_BYTES, readTail } from './index-record.ts';
+import {
+  encodeRecord,
+  endsAt,
+  type IndexRecord,
+  type IndexTail,
+  RECORD_BYTES,
+  readTail,
+} from './index-record.ts';
 import { isNotFound, OUTPUT_STREAMS } from './output-files.ts';
 import { SyncFile } from './sync-file.ts';
 
@@ -12,10 +19,7 @@ export interface Observation {
 }
 
 /** Where an index ends: how many records it holds and the last of them. */
-export interface IndexEnd {
-  readonly count: number;
-  readonly last: IndexRecord | undefined;
-}
+export type IndexEnd = Pick<IndexTail, 'count' | 'last'>;
 
 /**
  * Records in `combined.idx` whatever the streams grew by since the last observation, stdout
@@ -59,7 +63,7 @@ export function openIndexForAppend(indexPath: string, sizes: OutputBytes): SyncF
  */
 export async function readIndexEnd(file: SyncFile): Promise<IndexEnd> {
   const tail = await readTail(file);
-  if ((await file.stat()).size !== tail.count * RECORD_BYTES) await file.truncate(tail.count * RECORD_BYTES);
+  if (tail.bytes !== tail.count * RECORD_BYTES) await file.truncate(tail.count * RECORD_BYTES);
   return { count: tail.count, last: tail.last };
 }
 

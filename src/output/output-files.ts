@@ -96,9 +96,13 @@ export const STAT_ORDER: readonly OutputStream[] = ['stderr', 'stdout'];
  */
 export function readOutputSizesSync(dir: string): OutputBytes {
   const paths = outputPaths(dir);
+  return sizesInStatOrder((stream) => statSync(paths[stream], { throwIfNoEntry: false })?.size ?? 0);
+}
+
+/** Both streams' sizes, each read by `sizeOf` in `STAT_ORDER` (the order that matters: see there). */
+export function sizesInStatOrder(sizeOf: (stream: OutputStream) => number): OutputBytes {
   const sizes = { stdout: 0, stderr: 0 };
-  for (const stream of STAT_ORDER)
-    sizes[stream] = statSync(paths[stream], { throwIfNoEntry: false })?.size ?? 0;
+  for (const stream of STAT_ORDER) sizes[stream] = sizeOf(stream);
   return sizes;
 }
 

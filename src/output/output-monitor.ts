@@ -143,7 +143,8 @@ export class OutputMonitor {
     if (!held) return job.shared.get(key, () => readOutput(dir, options, SYNC_FILES));
     return job.shared.get(key, () => {
       const release = held.lease();
-      return readOutput(dir, options, held.files).finally(release);
+      // The job's own directory, as its held files know it (they answer for those paths only).
+      return readOutput(job.dir, options, held.files).finally(release);
     });
   }
 

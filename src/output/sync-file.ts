@@ -38,7 +38,7 @@ export class SyncFile implements IndexFile {
   }
 
   stat(): Promise<{ size: number }> {
-    return settle(() => ({ size: fstatSync(this.#fd).size }));
+    return settle(() => ({ size: this.size() }));
   }
 
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {

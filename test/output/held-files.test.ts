@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -112,9 +112,11 @@ test('an append that fails lets go of the index: the next one opens it again, re
   const held = new HeldFiles(dir, () => undefined);
   t.after(() => held.close());
   await held.append(held.sizes());
-  // The held index's descriptor goes bad (closed behind the holder's back: its writes fail EBADF).
+  // The held index's descriptor goes bad: its number now names /dev/null, read-only, so its writes
+  // fail EBADF. (Taken at once by a file of the test's own, the number is never another's.)
   const index = await held.files.open(join(dir, 'combined.idx'));
   closeSync(index.fd);
+  assert.equal(openSync('/dev/null', 'r'), index.fd, 'the lowest free number: the one just closed');
   await appendFile(join(dir, 'stdout'), 'two\n');
   await assert.rejects(held.append(held.sizes()), /EBADF/);
   assert.deepEqual(openIn(dir), ['stdout'], 'the bad descriptor was let go of');
