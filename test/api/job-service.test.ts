@@ -105,9 +105,9 @@ describe('job service', () => {
     // A follow, read once, then left.
     const follow = await service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: true });
     assert.equal((await follow.next()).done, false);
-    // Event watches, one of them closed before it was ever read.
+    // Event watches, one of them (with a signal of its caller's) closed before it was ever read.
     const events = await service.watchEvents(admin, {});
-    const unread = await service.watchEvents(admin, {});
+    const unread = await service.watchEvents(admin, { signal: new AbortController().signal });
     const firstEvent = events.next();
     // A drain wait, ended when its caller goes.
     const drainGone = new AbortController();
@@ -127,6 +127,7 @@ describe('job service', () => {
     // And a run (start and wait) that sees its job to the end.
     assert.equal((await service.run(alice, { command: 'true' })).status, 'succeeded');
     assert.equal(service.shutdownListeners, 0);
+    assert.equal(service.watchers, 0, 'every watch gave its slot back');
   });
 
   it("authorizes by owner: another user's job is NOT_FOUND, exactly like an unknown id; admins see all", async () => {
