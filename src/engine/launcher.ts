@@ -179,7 +179,7 @@ export class Launcher {
       // when it died: whatever is left of it is ended, and it is recorded failed, not retried.
       const unrecorded = await readIdentityFile(dir, dirs, UNRECORDED_FILE);
       if (unrecorded) {
-        await supervisor.endUnrecorded(job, unrecorded.identity);
+        supervisor.endUnrecordedLater(job, unrecorded.identity);
         continue;
       }
       if (dirs.length > 0) {

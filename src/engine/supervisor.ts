@@ -3,12 +3,13 @@ import type { Clock, ClockTimer } from '../core/clock.ts';
 import { IllegalTransitionError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
+import { unboundedController } from '../core/linked-signal.ts';
 import { decideOutcome } from '../core/outcome.ts';
 import type { OutputMonitor } from '../output/output-monitor.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { type ExitRecord, readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
-import { readIdentityFile, UNRECORDED_FILE } from '../runtime/identity-file.ts';
+import { isMarkedUnrecorded } from '../runtime/identity-file.ts';
 import { type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
 import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
@@ -83,8 +84,11 @@ export class Supervisor {
   /** Jobs marked unrecorded that `recover` is ending in the background, by id. */
   readonly #ending = new Map<string, Promise<Job>>();
   #closed = false;
-  /** Aborted by `close`: ends the retries of records that could not be written. */
-  readonly #closing = new AbortController();
+  /**
+   * Aborted by `close`: ends the retries of records that could not be written, each of which
+   * listens on it (any number at once: a full disk at a restart holds one per job it ends).
+   */
+  readonly #closing = unboundedController();
 
   constructor(deps: SupervisorDeps) {
     this.#deps = deps;
@@ -187,9 +191,9 @@ export class Supervisor {
       // PostgreSQL cut, say), but the server that started it took it for unrecorded, stopped it,
       // marked it so, and died before it recorded that: it ends as such a job's claim does, as a
       // failure that is never retried (its command did begin; a retry would run it again).
-      const marked = await readIdentityFile(dir, identity.cgroups, UNRECORDED_FILE).catch((err: unknown) => {
+      const marked = await isMarkedUnrecorded(dir).catch((err: unknown) => {
         this.#deps.onError(err as Error, job.id);
-        return undefined;
+        return false;
       });
       if (marked) {
         unrecorded.push([job, identity]);
@@ -222,15 +226,20 @@ export class Supervisor {
       }
       this.#deps.emit('job:adopted', job);
     }
-    // Once the others are supervised, and not awaited: a failure that cannot be recorded yet (a
-    // full disk, the database away) is retried on the clock, and must keep neither the other jobs
-    // unsupervised nor the server from starting.
-    for (const [job, identity] of unrecorded) {
-      // A wait on it (`finished`) gets the failure too, never the job as still running.
-      const ending = this.endUnrecorded(job, identity).finally(() => this.#ending.delete(job.id));
-      ending.catch((err: unknown) => this.#deps.onError(err as Error, job.id));
-      this.#ending.set(job.id, ending);
-    }
+    // Once the others are supervised.
+    for (const [job, identity] of unrecorded) this.endUnrecordedLater(job, identity);
+  }
+
+  /**
+   * `endUnrecorded` in the background, for a restart: a failure that cannot be recorded yet (a
+   * full disk, the database away) is retried on the clock, and must keep neither the other jobs
+   * unsupervised nor the server from starting. A wait on the job (`finished`) gets its end, or the
+   * failure to end it, never the job as still running.
+   */
+  endUnrecordedLater(job: Job, identity: ProcessIdentity): void {
+    const ending = this.endUnrecorded(job, identity).finally(() => this.#ending.delete(job.id));
+    ending.catch((err: unknown) => this.#deps.onError(err as Error, job.id));
+    this.#ending.set(job.id, ending);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { rename } from 'node:fs/promises';
+import { rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessIdentity } from '../core/job.ts';
 import { readRecordFile } from './record-file.ts';
@@ -46,4 +46,18 @@ export async function readIdentityFile(
  */
 export async function markUnrecorded(dir: string): Promise<void> {
   await rename(join(dir, IDENTITY_FILE), join(dir, UNRECORDED_FILE));
+}
+
+/**
+ * Whether the job in `dir` was marked unrecorded (`markUnrecorded`). The mark's being there is
+ * what counts, whatever it holds: a job so marked must not be adopted and run again.
+ */
+export async function isMarkedUnrecorded(dir: string): Promise<boolean> {
+  try {
+    await stat(join(dir, UNRECORDED_FILE));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }
