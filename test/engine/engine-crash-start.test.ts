@@ -26,7 +26,8 @@ const newDataDir = async () => {
 
 /**
  * An engine host (test/fixtures/engine-host.ts) for `spec`, with `env` beside the test's own:
- * `first(key)` resolves with the value of the first line it prints that has `key`.
+ * `first(key)` resolves with the value of the first line it prints that has `key`, and rejects
+ * when the host exits first or prints what is not JSON.
  */
 function engineHost(dataDir: string, spec: object, env: Record<string, string> = {}) {
   const host = spawn(process.execPath, [join(FIXTURES, 'engine-host.ts'), dataDir, JSON.stringify(spec)], {
@@ -35,12 +36,31 @@ function engineHost(dataDir: string, spec: object, env: Record<string, string> =
   });
   const lines = createInterface({ input: host.stdout! });
   const first = (key: string) =>
-    new Promise<string>((resolve) =>
-      lines.on('line', (line) => {
-        const value = (JSON.parse(line) as Record<string, unknown>)[key];
-        if (typeof value === 'string') resolve(value);
-      }),
-    );
+    new Promise<string>((resolve, reject) => {
+      const done = (): void => {
+        lines.off('line', onLine);
+        host.off('exit', onExit);
+      };
+      const onExit = (code: number | null, signal: string | null): void => {
+        done();
+        reject(new Error(`the engine host exited (${signal ?? code}) before it printed "${key}"`));
+      };
+      const onLine = (line: string): void => {
+        let value: unknown;
+        try {
+          value = (JSON.parse(line) as Record<string, unknown>)[key];
+        } catch {
+          done();
+          reject(new Error(`the engine host printed what is not JSON: ${line}`));
+          return;
+        }
+        if (typeof value !== 'string') return;
+        done();
+        resolve(value);
+      };
+      lines.on('line', onLine);
+      host.on('exit', onExit);
+    });
   return { host, first };
 }
 
