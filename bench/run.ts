@@ -6,6 +6,7 @@
  * of every row closes the run. Exit status: 0 when every scenario ran (budget misses included),
  * 1 when one failed to run, 2 for bad arguments.
  */
+import { fileURLToPath } from 'node:url';
 import { staleInput } from '../src/cli/stale-bundle.ts';
 import { LOG_LEVELS } from '../src/config.ts';
 import { runCommand } from './lib/node-script.ts';
@@ -96,7 +97,7 @@ console.log(
 // when it is current).
 await runCommand('bash', [new URL('../scripts/build.sh', import.meta.url).pathname]);
 /** The repository, whose build the run measures. */
-const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
+const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 await awaitFreedInodes((line) => console.log(line));
 for (const scenario of chosen) {
   console.log(`\n== ${scenario.name}: ${scenario.summary}`);

@@ -9,7 +9,7 @@ export function nowMicros(): number {
  */
 export class LineLatency {
   readonly latenciesMs: number[] = [];
-  /** When each line arrived (µs, CLOCK_MONOTONIC), by its sequence number. */
+  /** When each line arrived (µs, CLOCK_MONOTONIC), in the order they came: by sequence number when `problem` is undefined. */
   readonly arrivedMicros: number[] = [];
   bytes = 0;
   lines = 0;

@@ -69,7 +69,9 @@ export const fanOut: Scenario = {
     const complete = followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes).length;
     const received = followers.reduce((sum, f) => sum + f.bytes, 0);
     const latency = summarize(followers.flatMap((f) => f.latenciesMs));
-    const spread = summarize(arrivalSpreads(followers));
+    const spread = summarize(
+      arrivalSpreads(followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes)),
+    );
     emit(
       row({
         scenario: NAME,
@@ -160,8 +162,12 @@ export const fanOut: Scenario = {
   },
 };
 
-/** For each line every follower got, the time from its first arrival to its last (ms). */
+/**
+ * For each line, the time from its first arrival to its last (ms), among followers that got every
+ * line once and in order (so that the n-th arrival of each is the same line).
+ */
 function arrivalSpreads(followers: readonly LineLatency[]): number[] {
+  if (followers.length === 0) return [];
   const lines = Math.min(...followers.map((f) => f.arrivedMicros.length));
   const spreads: number[] = [];
   for (let line = 0; line < lines; line++) {
