@@ -9,6 +9,14 @@ import type { JobStore } from '../store/job-store.ts';
 const READ_BYTES = 64 * 1024;
 /** How often a job is looked at when its directory cannot be watched (inotify watches exhausted). */
 export const PROGRESS_POLL_MS = 1000;
+/**
+ * How long after its start a new job's directory is first looked at and watched (`watch`'s
+ * `afterMs`). Most jobs report no progress and many end within it: each such job then costs
+ * the event loop neither a kernel watch set and removed (two system calls, a handle) nor a look
+ * for a file it never wrote; its end reads what it wrote in any case (`finish`). A job that
+ * reports from its first moment shows it at most this late, a tenth of the poll above.
+ */
+export const PROGRESS_WATCH_AFTER_MS = 100;
 
 export interface ProgressWatcherDeps {
   readonly store: JobStore;
@@ -28,6 +36,7 @@ interface Watched {
   /** The start of a line not ended yet. */
   partial: string;
   watcher?: FSWatcher;
+  /** The wait before the first look (`afterMs`), then the poll's, if any. */
   timer?: ClockTimer;
   observing?: Promise<void>;
   again: boolean;
@@ -36,7 +45,8 @@ interface Watched {
 
 /**
  * Follows the progress files of running jobs (`JOBWORKER_PROGRESS`): one kernel watch per job, on
- * its own io directory, so a job that reports nothing costs nothing, and one that writes often is
+ * its own io directory (set a moment after a new job starts: `PROGRESS_WATCH_AFTER_MS`), so a job
+ * that reports nothing costs next to nothing, and one that writes often is
  * read once per observation (observations of a job never overlap: writes during one ask for one
  * more, as in the output monitor). Only the last valid line of what was read is recorded, and
  * reported to `changed`. A directory that cannot be watched is polled on the clock instead.
@@ -49,8 +59,12 @@ export class ProgressWatcher {
     this.#deps = deps;
   }
 
-  /** Starts following a running job's progress (idempotent); what it wrote already is read at once. */
-  watch(job: Job): void {
+  /**
+   * Starts following a running job's progress (idempotent): what it wrote already is read at once,
+   * or after `afterMs` on the clock (a job just started: see `PROGRESS_WATCH_AFTER_MS`), and from
+   * then on as it writes.
+   */
+  watch(job: Job, afterMs = 0): void {
     if (this.#jobs.has(job.id)) return;
     const w: Watched = {
       id: job.id,
@@ -62,6 +76,17 @@ export class ProgressWatcher {
       closed: false,
     };
     this.#jobs.set(job.id, w);
+    if (afterMs > 0) {
+      w.timer = this.#deps.clock.setTimer(() => {
+        w.timer = undefined;
+        this.#start(w);
+      }, afterMs);
+    } else this.#start(w);
+  }
+
+  /** Sets the job's kernel watch (or the poll, where there is none) and looks at once. */
+  #start(w: Watched): void {
+    if (w.closed) return;
     try {
       w.watcher = watch(w.paths.dir, { persistent: false }, (_event, name) => {
         if (name === null || name === 'progress.jsonl') this.#observe(w);

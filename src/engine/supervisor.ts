@@ -18,7 +18,7 @@ import { killLeftovers, type StopResult, stopProcesses } from '../runtime/stop-p
 import type { JobFinish, JobStore } from '../store/job-store.ts';
 import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import type { StopResponse } from './job-engine.ts';
-import type { ProgressWatcher } from './progress-watcher.ts';
+import { PROGRESS_WATCH_AFTER_MS, type ProgressWatcher } from './progress-watcher.ts';
 import { mayHeal, untilWritten } from './until-written.ts';
 
 export interface SupervisorDeps {
@@ -105,7 +105,8 @@ export class Supervisor {
     // Tracked only once it is on record: a failed markStarted leaves nothing that nothing ends.
     // Bytes written before are picked up by its first observation (a follower's, the sweep's).
     this.#deps.monitor.watch(job.id, dir);
-    this.#deps.progress.watch(started);
+    // Looked at only once it has run a moment: most jobs report nothing, many end before.
+    this.#deps.progress.watch(started, PROGRESS_WATCH_AFTER_MS);
     const s = this.#supervise(started, spawned.identity, dir, exited, {
       adopted: false,
       wrapperWatched: true,

@@ -119,10 +119,12 @@ describe('REST API: named tasks, results and the async task manager interface', 
   });
 
   it('followers get progress as it is reported: SSE `progress` events, and the RPC stream', async () => {
+    // Three steps of 0.2 s: the first report comes after the server has begun to watch the job
+    // (PROGRESS_WATCH_AFTER_MS), so each is streamed as it is written.
     const run = async () =>
       (
         await h.json<Job>('/v1/tasks/power_sim/runs', {
-          body: { a: 2, b: 3, delay_seconds: 0.05 },
+          body: { a: 2, b: 3, delay_seconds: 0.2 },
           headers: asAlice(),
         })
       ).body;
@@ -161,7 +163,7 @@ describe('REST API: named tasks, results and the async task manager interface', 
       if (message.event.case === 'end') {
         last = message.event.value.progress?.done;
         assert.equal(message.event.value.task, 'power_sim');
-        assert.deepEqual(message.event.value.params, { a: 2, b: 3, delay_seconds: 0.05 });
+        assert.deepEqual(message.event.value.params, { a: 2, b: 3, delay_seconds: 0.2 });
       }
     }
     assert.ok(dones.length > 0 && dones.every((d) => d >= 1 && d <= 3), String(dones));

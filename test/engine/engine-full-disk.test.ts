@@ -14,28 +14,13 @@ import { waitForFileText } from '../helpers/wait.ts';
 
 const me = { user: 'tester' };
 
-/** A manual clock that tells each timer set on it, and counts those neither fired nor cleared. */
+/** A manual clock that tells each timer set on it (`pending` counts those neither fired nor cleared). */
 class WatchedClock extends ManualClock {
   readonly timers = new EventEmitter<{ set: [ms: number] }>();
-  pending = 0;
   override setTimer(fn: () => void, ms: number): ClockTimer {
-    let done = false;
-    const settle = () => {
-      if (!done) this.pending--;
-      done = true;
-    };
-    const timer = super.setTimer(() => {
-      settle();
-      fn();
-    }, ms);
-    this.pending++;
+    const timer = super.setTimer(fn, ms);
     this.timers.emit('set', ms);
-    return {
-      clear: () => {
-        settle();
-        timer.clear();
-      },
-    };
+    return timer;
   }
 }
 

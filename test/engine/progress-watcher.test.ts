@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
-import { PROGRESS_POLL_MS, ProgressWatcher } from '../../src/engine/progress-watcher.ts';
+import {
+  PROGRESS_POLL_MS,
+  PROGRESS_WATCH_AFTER_MS,
+  ProgressWatcher,
+} from '../../src/engine/progress-watcher.ts';
 import { jobIoPaths } from '../../src/runtime/job-io.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -96,5 +100,60 @@ describe('ProgressWatcher', () => {
       done: 20000,
       total: 20000,
     });
+  });
+
+  it('watches a job started just now only after a moment, and its end reads what it wrote', async () => {
+    const clock = new ManualClock();
+    const ioDir = join(dir, 'io-later');
+    const reports: Job[] = [];
+    let report: (job: Job) => void = () => {};
+    const watcher = new ProgressWatcher({
+      store,
+      clock,
+      paths: (id) => jobIoPaths(ioDir, id),
+      changed: (job) => {
+        reports.push(job);
+        report(job);
+      },
+      onError: (err) => assert.fail(err),
+    });
+    // A job that lives past the wait. Its directory is made only after the call: a watch set at
+    // once would have failed and fallen back to the poll; set when the wait ends, it is the kernel's.
+    const long = makeJob({ status: 'running' });
+    await store.insertJob(long);
+    watcher.watch(long, PROGRESS_WATCH_AFTER_MS);
+    const paths = jobIoPaths(ioDir, long.id);
+    await mkdir(paths.dir, { recursive: true });
+    await appendFile(paths.progress, '{"done": 1}\n');
+    assert.equal(clock.pending, 1, 'one timer: the wait, no poll');
+    let next = new Promise<Job>((resolve) => {
+      report = resolve;
+    });
+    clock.advance(PROGRESS_WATCH_AFTER_MS);
+    assert.equal((await next).progress?.done, 1, 'what it wrote meanwhile is read when the wait ends');
+    assert.equal(clock.pending, 0, 'the kernel watch was set: no poll armed');
+    // From now on the kernel tells of each write: no clock moves.
+    next = new Promise<Job>((resolve) => {
+      report = resolve;
+    });
+    await appendFile(paths.progress, '{"done": 2}\n');
+    assert.equal((await next).progress?.done, 2);
+    await watcher.finish(long.id);
+
+    // A job that ends within the wait: never watched; its end reads its file and clears the wait.
+    const short = makeJob({ status: 'running' });
+    await store.insertJob(short);
+    watcher.watch(short, PROGRESS_WATCH_AFTER_MS);
+    const shortPaths = jobIoPaths(ioDir, short.id);
+    await mkdir(shortPaths.dir, { recursive: true });
+    await appendFile(shortPaths.progress, '{"done": 7, "total": 7}\n');
+    const before = reports.length;
+    await watcher.finish(short.id);
+    assert.equal((await store.getJob(short.id))?.progress?.done, 7);
+    assert.equal(reports.length, before + 1);
+    assert.equal(clock.pending, 0, 'the wait is cleared at the end');
+    assert.equal(watcher.size, 0);
+    clock.advance(PROGRESS_WATCH_AFTER_MS);
+    assert.equal(reports.length, before + 1, 'nothing is looked at after the end');
   });
 });

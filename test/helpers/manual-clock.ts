@@ -21,6 +21,11 @@ export class ManualClock implements Clock {
     return { clear: () => (timer.cleared = true) };
   }
 
+  /** Timers set and neither fired nor cleared. */
+  get pending(): number {
+    return this.#timers.filter((t) => !t.cleared).length;
+  }
+
   /** Moves time on by `ms` and fires every timer due by then. */
   advance(ms: number): void {
     this.#now += ms;
