@@ -54,10 +54,12 @@ export const queueBacklog: Scenario = {
           latencies.push(performance.now() - t0);
         }
         const claims: number[] = [];
-        for (let i = 0; i < CLAIMS; i++) {
+        // Each bucket's first claims warm up (untimed): at the first bucket they would time the
+        // JIT instead of the query (its p99 read 0.036-0.046 ms against 0.016-0.020 at the last).
+        for (let i = 0; i < 2 * CLAIMS; i++) {
           const t0 = performance.now();
           const claimed = await store.claimReady(QUEUE, 'bench', 2);
-          claims.push(performance.now() - t0);
+          if (i >= CLAIMS) claims.push(performance.now() - t0);
           for (const job of claimed) await store.releaseClaim(job.id);
         }
         buckets.push({ backlog: done, submit: summarize(latencies), claim: summarize(claims) });
