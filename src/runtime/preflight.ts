@@ -90,7 +90,9 @@ export function resolveCommand(command: string, cwd: string, path: string): stri
 
 function isExecutableFile(file: string): boolean {
   try {
-    if (!statSync(file).isFile()) return false;
+    // Most directories of PATH lack the command: a missing file answers undefined, without an
+    // error made (with its stack) and thrown for each of them at every admission.
+    if (!statSync(file, { throwIfNoEntry: false })?.isFile()) return false;
     accessSync(file, constants.X_OK);
     return true;
   } catch {
