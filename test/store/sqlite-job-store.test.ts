@@ -233,6 +233,47 @@ describe('SqliteJobStore on SQLite', () => {
       }
     }));
 
+  it("looks for dependents at a job's end once any job had dependencies, also after a reopen", () =>
+    withDatabaseFile(async (path) => {
+      const now = new Date();
+      const end = {
+        status: 'succeeded' as const,
+        exit: { exitCode: 0, signal: null, reason: 'exited with code 0' },
+        finishedAt: now,
+        outputBytes: { stdout: 0, stderr: 0 },
+      };
+      const first = await SqliteJobStore.open(path);
+      let dep: Job;
+      let waiting: Job;
+      try {
+        // No job has dependencies yet: an end settles nothing (and reads nothing for it).
+        const lone = makeJob({ status: 'running', node: 'n' });
+        await first.insertJob(lone);
+        await first.markFinished(lone.id, end);
+        assert.deepEqual(await first.settleDependents(lone.id, now), []);
+        dep = makeJob({ status: 'running', node: 'n' });
+        await first.insertJob(dep);
+        const admitted = await first.admitJob(makeJob({ spec: { after: [dep.id] } }), now);
+        assert.ok(admitted.admitted);
+        waiting = admitted.job;
+        assert.equal(waiting.hold, 'after');
+      } finally {
+        await first.close();
+      }
+      // A store opened on a database that has dependencies looks for them from its first end.
+      const second = await SqliteJobStore.open(path);
+      try {
+        await second.markFinished(dep.id, end);
+        const released = await second.settleDependents(dep.id, now);
+        assert.deepEqual(
+          released.map((job) => [job.id, job.status, job.hold]),
+          [[waiting.id, 'queued', null]],
+        );
+      } finally {
+        await second.close();
+      }
+    }));
+
   it('runs each migration once: a second run is a no-op', () =>
     withDatabaseFile(async (path) => {
       await withConnection(path, async (db) => {

@@ -72,6 +72,9 @@ export interface SqliteStoreOptions {
 /** How many finished jobs `getJob` keeps at hand (a few hundred KiB at most). */
 const FINISHED_CACHE_SIZE = 512;
 
+/** How many queues' defaults `queueDefaults` keeps at hand; past it they are read afresh. */
+const QUEUE_DEFAULTS_KEPT = 1024;
+
 /** SQLite's extended error code for a PRIMARY KEY violation. */
 const SQLITE_CONSTRAINT_PRIMARYKEY = 1555;
 
@@ -97,6 +100,20 @@ export class SqliteJobStore implements JobStore {
   readonly #finished = new Map<string, Job>();
   /** Bumped by every deletion: a read that began before one does not fill the cache. */
   #deletions = 0;
+  /**
+   * Each queue's defaults as a submission reads them (`queueDefaults`), once per queue instead of
+   * once per job. This store is its database's only writer, and `putQueue` its only change of
+   * them (a queue a job makes exist has none): it clears the queue's entry. Bounded: a client
+   * may name any number of queues.
+   */
+  readonly #queueDefaults = new Map<string, QueueDefaults>();
+  /** Bumped as every `putQueue` begins and ends: a read that overlapped one does not fill the cache. */
+  #queueWrites = 0;
+  /**
+   * False while no job has ever been admitted here with dependencies (since this store opened on a
+   * database without any): then no job has dependents, and the end of each needs no look for them.
+   */
+  #mayHaveDependents = true;
   /** Takes the checkpoints off the event loop (`SqliteStoreOptions.checkpoints`). */
   #checkpointer: WalCheckpointer | undefined;
   /** Set by `close`: the memory relief, waiting on the helper, finds the connection gone. */
@@ -132,6 +149,7 @@ export class SqliteJobStore implements JobStore {
       throw error;
     }
     const store = new SqliteJobStore(db, (sql, parameters) => connection.runNow(sql, parameters));
+    store.#mayHaveDependents = await anyDependencies(db);
     const helper = options.checkpoints && path !== ':memory:' ? checkpointerPath() : undefined;
     if (helper !== undefined && options.checkpoints) {
       store.#checkpointer = await WalCheckpointer.start({
@@ -157,6 +175,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   admitJob(job: Job, now: Date): Promise<Admission> {
+    // Before its unit runs: from here on every job's end looks for dependents (`settleDependents`).
+    if (job.spec.after.length > 0) this.#mayHaveDependents = true;
     // Submissions of many clients come together: they are committed together (see WriteBatch).
     return this.#writes.run((trx) => admitIn(trx, job, now));
   }
@@ -235,8 +255,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   async settleDependents(id: string, now: Date): Promise<Job[]> {
-    // Most jobs have no dependents: one indexed read, no transaction. A dependent admitted after
-    // this read sees its dependency already ended (the end committed first) and is never held.
+    // Most jobs have no dependents: one indexed read, no transaction, and none at all while no job
+    // was ever admitted with dependencies. A dependent admitted after this read (or after this
+    // look at the flag) sees its dependency already ended (the end committed first) and is never held.
+    if (!this.#mayHaveDependents) return [];
     const { rows } = await this.#db.executeQuery({ ...this.#hasDependents, parameters: [id] });
     if (rows.length === 0) return [];
     return this.#db.transaction().execute((trx) => settle(trx, [id], now));
@@ -276,10 +298,29 @@ export class SqliteJobStore implements JobStore {
   }
 
   async queueDefaults(name: string): Promise<QueueDefaults> {
-    return queueDefaultsOf(await queueRow(this.#db, name));
+    const known = this.#queueDefaults.get(name);
+    if (known) return known;
+    const writes = this.#queueWrites;
+    const defaults = queueDefaultsOf(await queueRow(this.#db, name));
+    if (writes === this.#queueWrites) {
+      if (this.#queueDefaults.size >= QUEUE_DEFAULTS_KEPT) this.#queueDefaults.clear();
+      this.#queueDefaults.set(name, defaults);
+    }
+    return defaults;
   }
 
   async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
+    this.#queueWrites++;
+    this.#queueDefaults.delete(name);
+    try {
+      return await this.#putQueue(name, settings);
+    } finally {
+      this.#queueWrites++;
+      this.#queueDefaults.delete(name);
+    }
+  }
+
+  #putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
     return this.#db.transaction().execute(async (trx) => {
       const current = await queueRow(trx, name);
       const row: QueueRow = {
@@ -728,4 +769,10 @@ async function settle(trx: Transaction<StoreSchema>, ended: readonly string[], n
     }
   }
   return changed;
+}
+
+/** Whether any job was ever admitted with dependencies that are still on record. */
+async function anyDependencies(db: Kysely<StoreSchema>): Promise<boolean> {
+  const row = await db.selectFrom('job_deps').select(sql<number>`1`.as('one')).limit(1).executeTakeFirst();
+  return row !== undefined;
 }
