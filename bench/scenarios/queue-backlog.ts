@@ -13,7 +13,8 @@ const BUCKET = 5_000;
 /**
  * A claim takes ~10 us, so one garbage collection or one wait for a core is a p99 of its own:
  * with 300 claims the p99 (their 3rd slowest) swung 0.3x-3.2x between runs of one build. With
- * 3,000 (~60 ms per bucket) it is the 30th slowest, which a few such pauses do not decide.
+ * 3,000 timed it is the 30th slowest, which a few such pauses do not decide (each bucket runs
+ * twice as many, each claim given back: about a second per 100,000 jobs).
  */
 const CLAIMS = 3_000;
 /** "Flat": the last bucket within this factor of the first. */

@@ -54,6 +54,8 @@ interface Watched {
 export class ProgressWatcher {
   readonly #deps: ProgressWatcherDeps;
   readonly #jobs = new Map<string, Watched>();
+  /** Set by `close`: a job whose start is recorded after it is not watched. */
+  #closed = false;
 
   constructor(deps: ProgressWatcherDeps) {
     this.#deps = deps;
@@ -65,7 +67,7 @@ export class ProgressWatcher {
    * then on as it writes.
    */
   watch(job: Job, afterMs = 0): void {
-    if (this.#jobs.has(job.id)) return;
+    if (this.#closed || this.#jobs.has(job.id)) return;
     const w: Watched = {
       id: job.id,
       account: job.spec.account,
@@ -108,19 +110,30 @@ export class ProgressWatcher {
   async finish(id: string): Promise<void> {
     const w = this.#jobs.get(id);
     if (!w) return;
+    // Closed before the last read, not after: the wait for the first look (or a kernel event)
+    // coming during it must start neither a watch nor an observation beside this one.
+    this.#quiet(w);
     await w.observing;
     await this.#observeOnce(w).catch((err: unknown) => this.#deps.onError(err as Error, id));
     this.#stop(w);
   }
 
   close(): void {
+    this.#closed = true;
     for (const w of this.#jobs.values()) this.#stop(w);
   }
 
-  #stop(w: Watched): void {
+  /** Ends the job's watch, poll and wait, and any observation loop after its current pass. */
+  #quiet(w: Watched): void {
     w.closed = true;
     w.watcher?.close();
+    w.watcher = undefined;
     w.timer?.clear();
+    w.timer = undefined;
+  }
+
+  #stop(w: Watched): void {
+    this.#quiet(w);
     this.#jobs.delete(w.id);
   }
 

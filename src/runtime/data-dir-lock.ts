@@ -22,9 +22,11 @@ export interface DataDirLock {
  * SQLite's `BEGIN IMMEDIATE`, Node's only way to one) held on an open descriptor of `server.lock`
  * for the server's life. Taking it is one atomic step, so two servers starting at the same moment
  * cannot both win; and the kernel drops it when its holder dies, however it dies, so there is no
- * stale lock to judge or take over. A live holder is refused with a `ValidationError` on `dataDir`.
+ * stale lock to judge or take over. A live holder is refused with a `ValidationError` on `dataDir`
+ * whose message names `option`, the way the caller chose the directory. An embedded `Worker`
+ * takes the same lock: a server and a Worker on one directory would as well.
  */
-export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
+export async function lockDataDir(dataDir: string, option = '--data-dir'): Promise<DataDirLock> {
   const path = join(dataDir, LOCK_FILE);
   // Created by us with our mode; SQLite would create it with the umask's. Never deleted: a new
   // file in its place would be a second, free lock beside the one a live server holds.
@@ -47,8 +49,8 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
     const holder = await readHolderPid(dataDir);
     throw new ValidationError(
       'dataDir',
-      `Another jobworker server${holder === undefined ? '' : ` (pid ${holder})`} already uses ${dataDir}; ` +
-        'stop it first or choose another --data-dir',
+      `Another jobworker server or Worker${holder === undefined ? '' : ` (pid ${holder})`} already uses ` +
+        `${dataDir}; stop it first or choose another ${option}`,
     );
   }
   const holderFile = join(dataDir, HOLDER_FILE);

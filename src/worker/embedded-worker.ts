@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger.ts';
 import type { JobSpecInput } from '../core/spec.ts';
 import { JobEngine } from '../engine/job-engine.ts';
 import { DATABASE_FILE } from '../lost-database.ts';
+import { type DataDirLock, lockDataDir } from '../runtime/data-dir-lock.ts';
 import type { JobListQuery, JobPage } from '../store/job-store.ts';
 import { SqliteJobStore } from '../store/sqlite/sqlite-job-store.ts';
 
@@ -51,11 +52,14 @@ export interface OutputOptions {
 export class Worker {
   readonly #engine: JobEngine;
   readonly #store: SqliteJobStore;
+  /** The data directory's lock, held until `close`. */
+  readonly #lock: DataDirLock;
   readonly #user: string;
 
-  private constructor(engine: JobEngine, store: SqliteJobStore, user: string) {
+  private constructor(engine: JobEngine, store: SqliteJobStore, lock: DataDirLock, user: string) {
     this.#engine = engine;
     this.#store = store;
+    this.#lock = lock;
     this.#user = user;
   }
 
@@ -65,13 +69,22 @@ export class Worker {
       throw ValidationError.expected('dataDir', 'a directory path', options?.dataDir);
     }
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-    // Checkpoints off the embedding process's event loop too (the checkpoint helper).
-    const store = await SqliteJobStore.open(join(options.dataDir, DATABASE_FILE), {
-      checkpoints: {
-        clock: systemClock,
-        log: (message) => options.logger?.warn({ component: 'store' }, message),
-      },
-    });
+    // One process supervises a data directory: a server or another Worker on it would adopt the
+    // same jobs (and this store's caches assume it is the database's only writer).
+    const lock = await lockDataDir(options.dataDir, '`dataDir`');
+    let store: SqliteJobStore;
+    try {
+      // Checkpoints off the embedding process's event loop too (the checkpoint helper).
+      store = await SqliteJobStore.open(join(options.dataDir, DATABASE_FILE), {
+        checkpoints: {
+          clock: systemClock,
+          log: (message) => options.logger?.warn({ component: 'store' }, message),
+        },
+      });
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
     try {
       const engine = await JobEngine.open({
         dataDir: options.dataDir,
@@ -80,9 +93,10 @@ export class Worker {
         ...(options.maxRunning === undefined ? {} : { maxRunning: options.maxRunning }),
         ...(options.logger === undefined ? {} : { logger: options.logger }),
       });
-      return new Worker(engine, store, options.user ?? 'worker');
+      return new Worker(engine, store, lock, options.user ?? 'worker');
     } catch (err) {
       await store.close();
+      await lock.release();
       throw err;
     }
   }
@@ -149,8 +163,12 @@ export class Worker {
 
   /** Stops supervising: jobs keep running, and the next `openWorker` on this `dataDir` adopts them. */
   async close(): Promise<void> {
-    await this.#engine.close();
-    await this.#store.close();
+    try {
+      await this.#engine.close();
+      await this.#store.close();
+    } finally {
+      await this.#lock.release();
+    }
   }
 }
 

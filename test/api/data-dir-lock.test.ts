@@ -40,7 +40,7 @@ describe('one server per data directory', () => {
       await assert.rejects(runServer({ listen: '127.0.0.1:0', dataDir: h.dataDir, logLevel: 'silent' }), {
         code: 'VALIDATION_FAILED',
         field: 'dataDir',
-        message: new RegExp(`Another jobworker server \\(pid ${process.pid}\\) already uses`),
+        message: new RegExp(`Another jobworker server or Worker \\(pid ${process.pid}\\) already uses`),
       });
       assert.equal((await h.json('/healthz')).status, 200, 'the first server is untouched');
       await h.server.close();

@@ -119,8 +119,8 @@ describe('REST API: named tasks, results and the async task manager interface', 
   });
 
   it('followers get progress as it is reported: SSE `progress` events, and the RPC stream', async () => {
-    // Three steps of 0.2 s: the first report comes after the server has begun to watch the job
-    // (PROGRESS_WATCH_AFTER_MS), so each is streamed as it is written.
+    // Three steps of 0.2 s: the first report normally comes after the server has begun to watch
+    // the job (100 ms after its start: PROGRESS_WATCH_AFTER_MS), so reports stream as written.
     const run = async () =>
       (
         await h.json<Job>('/v1/tasks/power_sim/runs', {

@@ -103,7 +103,14 @@ describe('ProgressWatcher', () => {
   });
 
   it('watches a job started just now only after a moment, and its end reads what it wrote', async () => {
-    const clock = new ManualClock();
+    // Each timer's wait is kept: the one set at `watch` must be the delay, not the poll's.
+    const waits: number[] = [];
+    const clock = new (class extends ManualClock {
+      override setTimer(fn: () => void, ms: number) {
+        waits.push(ms);
+        return super.setTimer(fn, ms);
+      }
+    })();
     const ioDir = join(dir, 'io-later');
     const reports: Job[] = [];
     let report: (job: Job) => void = () => {};
@@ -125,13 +132,16 @@ describe('ProgressWatcher', () => {
     const paths = jobIoPaths(ioDir, long.id);
     await mkdir(paths.dir, { recursive: true });
     await appendFile(paths.progress, '{"done": 1}\n');
-    assert.equal(clock.pending, 1, 'one timer: the wait, no poll');
+    assert.deepEqual(waits, [PROGRESS_WATCH_AFTER_MS], 'one timer: the wait, no poll');
+    assert.equal(clock.pending, 1);
+    assert.equal(reports.length, 0, 'nothing is read before the wait ends');
     let next = new Promise<Job>((resolve) => {
       report = resolve;
     });
     clock.advance(PROGRESS_WATCH_AFTER_MS);
     assert.equal((await next).progress?.done, 1, 'what it wrote meanwhile is read when the wait ends');
     assert.equal(clock.pending, 0, 'the kernel watch was set: no poll armed');
+    assert.deepEqual(waits, [PROGRESS_WATCH_AFTER_MS]);
     // From now on the kernel tells of each write: no clock moves.
     next = new Promise<Job>((resolve) => {
       report = resolve;
@@ -155,5 +165,26 @@ describe('ProgressWatcher', () => {
     assert.equal(watcher.size, 0);
     clock.advance(PROGRESS_WATCH_AFTER_MS);
     assert.equal(reports.length, before + 1, 'nothing is looked at after the end');
+
+    // A job that ends just as its wait is up: the wait coming during the end's last read starts
+    // neither a watch nor a second read beside it.
+    const edge = makeJob({ status: 'running' });
+    await store.insertJob(edge);
+    watcher.watch(edge, PROGRESS_WATCH_AFTER_MS);
+    const edgePaths = jobIoPaths(ioDir, edge.id);
+    await mkdir(edgePaths.dir, { recursive: true });
+    await appendFile(edgePaths.progress, '{"done": 3}\n');
+    const ending = watcher.finish(edge.id);
+    clock.advance(PROGRESS_WATCH_AFTER_MS);
+    await ending;
+    assert.equal(reports.length, before + 2, "one read, the end's");
+    assert.equal(reports.at(-1)?.progress?.done, 3);
+    assert.equal(clock.pending, 0);
+    assert.equal(watcher.size, 0);
+    // A closed watcher takes no new job: its wait would outlive it.
+    watcher.close();
+    watcher.watch(makeJob({ status: 'running' }), PROGRESS_WATCH_AFTER_MS);
+    assert.equal(watcher.size, 0);
+    assert.equal(clock.pending, 0);
   });
 });

@@ -242,33 +242,39 @@ describe('SqliteJobStore on SQLite', () => {
         finishedAt: now,
         outputBytes: { stdout: 0, stderr: 0 },
       };
+      /** A running job, and a job admitted to wait for it. */
+      const pair = async (store: SqliteJobStore): Promise<[Job, Job]> => {
+        const dep = makeJob({ status: 'running', node: 'n' });
+        await store.insertJob(dep);
+        const admitted = await store.admitJob(makeJob({ spec: { after: [dep.id] } }), now);
+        assert.ok(admitted.admitted);
+        assert.equal(admitted.job.hold, 'after');
+        return [dep, admitted.job];
+      };
+      const released = async (store: SqliteJobStore, dep: Job) =>
+        (await store.settleDependents(dep.id, now)).map((job) => [job.id, job.status, job.hold]);
       const first = await SqliteJobStore.open(path);
-      let dep: Job;
-      let waiting: Job;
+      let later: [Job, Job];
       try {
-        // No job has dependencies yet: an end settles nothing (and reads nothing for it).
+        // No job has dependencies yet: an end settles nothing.
         const lone = makeJob({ status: 'running', node: 'n' });
         await first.insertJob(lone);
         await first.markFinished(lone.id, end);
         assert.deepEqual(await first.settleDependents(lone.id, now), []);
-        dep = makeJob({ status: 'running', node: 'n' });
-        await first.insertJob(dep);
-        const admitted = await first.admitJob(makeJob({ spec: { after: [dep.id] } }), now);
-        assert.ok(admitted.admitted);
-        waiting = admitted.job;
-        assert.equal(waiting.hold, 'after');
+        // The first admission with dependencies makes every later end look for them.
+        const [dep, waiting] = await pair(first);
+        await first.markFinished(dep.id, end);
+        assert.deepEqual(await released(first, dep), [[waiting.id, 'queued', null]]);
+        later = await pair(first);
       } finally {
         await first.close();
       }
       // A store opened on a database that has dependencies looks for them from its first end.
       const second = await SqliteJobStore.open(path);
       try {
+        const [dep, waiting] = later;
         await second.markFinished(dep.id, end);
-        const released = await second.settleDependents(dep.id, now);
-        assert.deepEqual(
-          released.map((job) => [job.id, job.status, job.hold]),
-          [[waiting.id, 'queued', null]],
-        );
+        assert.deepEqual(await released(second, dep), [[waiting.id, 'queued', null]]);
       } finally {
         await second.close();
       }

@@ -80,6 +80,24 @@ describe('openWorker', () => {
     }
   });
 
+  it('takes the data directory: a second worker on it is refused until the first closes', async () => {
+    const dataDir = await fresh();
+    const first = await openWorker({ dataDir });
+    try {
+      await assert.rejects(openWorker({ dataDir }), {
+        code: 'VALIDATION_FAILED',
+        field: 'dataDir',
+        message: new RegExp(
+          `Another jobworker server or Worker \\(pid ${process.pid}\\) already uses .*\`dataDir\``,
+        ),
+      });
+    } finally {
+      await first.close();
+    }
+    const second = await openWorker({ dataDir });
+    await second.close();
+  });
+
   it('names a bad field', async () => {
     await assert.rejects(openWorker({ dataDir: '' }), {
       message: 'Expected `dataDir` to be a directory path, got ``',

@@ -111,9 +111,10 @@ export class SqliteJobStore implements JobStore {
   #queueWrites = 0;
   /**
    * False while no job has ever been admitted here with dependencies (since this store opened on a
-   * database without any): then no job has dependents, and the end of each needs no look for them.
+   * database without any: `open` sets it): then no job has dependents, and the end of each needs
+   * no look for them.
    */
-  #mayHaveDependents = true;
+  #mayHaveDependents = false;
   /** Takes the checkpoints off the event loop (`SqliteStoreOptions.checkpoints`). */
   #checkpointer: WalCheckpointer | undefined;
   /** Set by `close`: the memory relief, waiting on the helper, finds the connection gone. */
@@ -301,7 +302,8 @@ export class SqliteJobStore implements JobStore {
     const known = this.#queueDefaults.get(name);
     if (known) return known;
     const writes = this.#queueWrites;
-    const defaults = queueDefaultsOf(await queueRow(this.#db, name));
+    // Frozen: the same object now goes to every submission of the queue.
+    const defaults = deepFreeze(queueDefaultsOf(await queueRow(this.#db, name)));
     if (writes === this.#queueWrites) {
       if (this.#queueDefaults.size >= QUEUE_DEFAULTS_KEPT) this.#queueDefaults.clear();
       this.#queueDefaults.set(name, defaults);
@@ -775,4 +777,13 @@ async function settle(trx: Transaction<StoreSchema>, ended: readonly string[], n
 async function anyDependencies(db: Kysely<StoreSchema>): Promise<boolean> {
   const row = await db.selectFrom('job_deps').select(sql<number>`1`.as('one')).limit(1).executeTakeFirst();
   return row !== undefined;
+}
+
+/** `value`, with every object in it frozen. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
 }
