@@ -39,6 +39,8 @@ interface Watched {
   /** The wait before the first look (`afterMs`), then the poll's, if any. */
   timer?: ClockTimer;
   observing?: Promise<void>;
+  /** The last read and the end of the watch (`finish`), once begun: a second call waits for it. */
+  finishing?: Promise<void>;
   again: boolean;
   closed: boolean;
 }
@@ -106,15 +108,23 @@ export class ProgressWatcher {
     return this.#jobs.size;
   }
 
-  /** Reads the job's last lines and stops following it: its end is being recorded. */
-  async finish(id: string): Promise<void> {
+  /**
+   * Reads the job's last lines and stops following it: its end is being recorded. Called again
+   * meanwhile (the job was relinquished during its end), it waits for that one read.
+   */
+  finish(id: string): Promise<void> {
     const w = this.#jobs.get(id);
-    if (!w) return;
+    if (!w) return Promise.resolve();
+    w.finishing ??= this.#finish(w);
+    return w.finishing;
+  }
+
+  async #finish(w: Watched): Promise<void> {
     // Closed before the last read, not after: the wait for the first look (or a kernel event)
     // coming during it must start neither a watch nor an observation beside this one.
     this.#quiet(w);
     await w.observing;
-    await this.#observeOnce(w).catch((err: unknown) => this.#deps.onError(err as Error, id));
+    await this.#observeOnce(w).catch((err: unknown) => this.#deps.onError(err as Error, w.id));
     this.#stop(w);
   }
 

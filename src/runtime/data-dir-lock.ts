@@ -40,18 +40,13 @@ export async function lockDataDir(dataDir: string, option = '--data-dir'): Promi
       db.exec('BEGIN IMMEDIATE');
     } catch (err) {
       if ((err as { errcode?: number }).errcode !== SQLITE_NOTADB) throw err;
-      await clearLegacyLock(path, dataDir);
+      await clearLegacyLock(path, dataDir, option);
       db.exec('BEGIN IMMEDIATE');
     }
   } catch (err) {
     db.close();
     if ((err as { errcode?: number }).errcode !== SQLITE_BUSY) throw err;
-    const holder = await readHolderPid(dataDir);
-    throw new ValidationError(
-      'dataDir',
-      `Another jobworker server or Worker${holder === undefined ? '' : ` (pid ${holder})`} already uses ` +
-        `${dataDir}; stop it first or choose another ${option}`,
-    );
+    throw heldBy(await readHolderPid(dataDir), dataDir, option);
   }
   const holderFile = join(dataDir, HOLDER_FILE);
   try {
@@ -82,7 +77,7 @@ const SQLITE_NOTADB = 26;
  * emptied (never replaced, see above) once its holder is known to be gone; emptying it twice, or
  * after another server took the kernel lock on it, changes nothing.
  */
-async function clearLegacyLock(path: string, dataDir: string): Promise<void> {
+async function clearLegacyLock(path: string, dataDir: string, option: string): Promise<void> {
   let holder: { pid?: unknown; startTicks?: unknown; bootId?: unknown } = {};
   try {
     holder = JSON.parse(await readFile(path, 'utf8')) as typeof holder;
@@ -96,12 +91,18 @@ async function clearLegacyLock(path: string, dataDir: string): Promise<void> {
     typeof bootId === 'string' &&
     isSameProcessAlive({ pid, startTicks, bootId })
   ) {
-    throw new ValidationError(
-      'dataDir',
-      `Another jobworker server (pid ${pid}) already uses ${dataDir}; stop it first or choose another --data-dir`,
-    );
+    throw heldBy(pid, dataDir, option);
   }
   await truncate(path, 0);
+}
+
+/** The refusal of a directory another live process holds (`option`: how the caller named it). */
+function heldBy(pid: number | undefined, dataDir: string, option: string): ValidationError {
+  return new ValidationError(
+    'dataDir',
+    `Another jobworker server or Worker${pid === undefined ? '' : ` (pid ${pid})`} already uses ` +
+      `${dataDir}; stop it first or choose another ${option}`,
+  );
 }
 
 async function readHolderPid(dataDir: string): Promise<number | undefined> {

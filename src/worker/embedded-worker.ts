@@ -95,7 +95,8 @@ export class Worker {
       });
       return new Worker(engine, store, lock, options.user ?? 'worker');
     } catch (err) {
-      await store.close();
+      // The open's error is the one to tell; the lock goes back whatever the close does.
+      await store.close().catch(() => undefined);
       await lock.release();
       throw err;
     }
@@ -164,8 +165,11 @@ export class Worker {
   /** Stops supervising: jobs keep running, and the next `openWorker` on this `dataDir` adopts them. */
   async close(): Promise<void> {
     try {
-      await this.#engine.close();
-      await this.#store.close();
+      try {
+        await this.#engine.close();
+      } finally {
+        await this.#store.close();
+      }
     } finally {
       await this.#lock.release();
     }

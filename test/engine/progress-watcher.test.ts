@@ -176,6 +176,8 @@ describe('ProgressWatcher', () => {
     await appendFile(edgePaths.progress, '{"done": 3}\n');
     const ending = watcher.finish(edge.id);
     clock.advance(PROGRESS_WATCH_AFTER_MS);
+    // A second end meanwhile (a job relinquished during its end) waits for the same read.
+    assert.equal(watcher.finish(edge.id), ending);
     await ending;
     assert.equal(reports.length, before + 2, "one read, the end's");
     assert.equal(reports.at(-1)?.progress?.done, 3);

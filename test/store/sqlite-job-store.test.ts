@@ -233,6 +233,25 @@ describe('SqliteJobStore on SQLite', () => {
       }
     }));
 
+  it("keeps a queue's defaults once read, frozen, until putQueue changes them", () =>
+    withDatabaseFile(async (path) => {
+      const store = await SqliteJobStore.open(path);
+      try {
+        const first = await store.queueDefaults('kept');
+        assert.equal(await store.queueDefaults('kept'), first, 'the second read is the first');
+        assert.ok(
+          Object.isFrozen(first) && Object.isFrozen(first.limits) && Object.isFrozen(first.limits.defaults),
+        );
+        await store.putQueue('kept', { defaultLimits: { memory: 1024 ** 3 } });
+        const changed = await store.queueDefaults('kept');
+        assert.notEqual(changed, first);
+        assert.deepEqual(changed.limits.defaults, { memory: 1024 ** 3 });
+        assert.ok(Object.isFrozen(changed.limits.defaults));
+      } finally {
+        await store.close();
+      }
+    }));
+
   it("looks for dependents at a job's end once any job had dependencies, also after a reopen", () =>
     withDatabaseFile(async (path) => {
       const now = new Date();
