@@ -26,27 +26,37 @@ describe('ProgressWatcher', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** A watcher of the jobs whose io directories are under `dir`/`name`, telling `changed`. */
+  const watcherIn = (
+    name: string,
+    clock: ManualClock,
+    changed: (job: Job) => void,
+    onError: (err: Error) => void = (err) => assert.fail(err),
+  ) => {
+    const ioDir = join(dir, name);
+    const paths = (id: string) => jobIoPaths(ioDir, id);
+    return { watcher: new ProgressWatcher({ store, clock, paths, changed, onError }), paths };
+  };
+
   it('polls on the clock a job whose directory cannot be watched, and stops at finish', async () => {
     const clock = new ManualClock();
-    const ioDir = join(dir, 'io');
     const changed: Job[] = [];
     const errors: Error[] = [];
     const { promise: reported, resolve: report } = Promise.withResolvers<Job>();
-    const watcher = new ProgressWatcher({
-      store,
+    const { watcher, paths: pathsOf } = watcherIn(
+      'io',
       clock,
-      paths: (id) => jobIoPaths(ioDir, id),
-      changed: (job) => {
+      (job) => {
         changed.push(job);
         report(job);
       },
-      onError: (err) => errors.push(err),
-    });
+      (err) => errors.push(err),
+    );
     const job = makeJob({ status: 'running' });
     await store.insertJob(job);
     // No directory yet: the kernel watch cannot be set, so the clock takes over.
     watcher.watch(job);
-    const paths = jobIoPaths(ioDir, job.id);
+    const paths = pathsOf(job.id);
     await mkdir(paths.dir, { recursive: true });
     await appendFile(paths.progress, '{"done": 4, "total": 8, "message": "half"}\n{"done": 5');
     clock.advance(PROGRESS_POLL_MS);
@@ -76,18 +86,10 @@ describe('ProgressWatcher', () => {
   });
 
   it('of a long stretch written at once, reads only its tail, where the latest line is', async () => {
-    const clock = new ManualClock();
-    const ioDir = join(dir, 'io-long');
-    const watcher = new ProgressWatcher({
-      store,
-      clock,
-      paths: (id) => jobIoPaths(ioDir, id),
-      changed: () => {},
-      onError: (err) => assert.fail(err),
-    });
+    const { watcher, paths: pathsOf } = watcherIn('io-long', new ManualClock(), () => {});
     const job = makeJob({ status: 'running' });
     await store.insertJob(job);
-    const paths = jobIoPaths(ioDir, job.id);
+    const paths = pathsOf(job.id);
     await mkdir(paths.dir, { recursive: true });
     watcher.watch(job);
     const many = Array.from({ length: 20_000 }, (_, i) => `{"done": ${i}, "message": "step ${i}"}\n`).join(
@@ -111,27 +113,27 @@ describe('ProgressWatcher', () => {
         return super.setTimer(fn, ms);
       }
     })();
-    const ioDir = join(dir, 'io-later');
     const reports: Job[] = [];
     let report: (job: Job) => void = () => {};
-    const watcher = new ProgressWatcher({
-      store,
-      clock,
-      paths: (id) => jobIoPaths(ioDir, id),
-      changed: (job) => {
-        reports.push(job);
-        report(job);
-      },
-      onError: (err) => assert.fail(err),
+    const { watcher, paths: pathsOf } = watcherIn('io-later', clock, (job) => {
+      reports.push(job);
+      report(job);
     });
-    // A job that lives past the wait. Its directory is made only after the call: a watch set at
-    // once would have failed and fallen back to the poll; set when the wait ends, it is the kernel's.
-    const long = makeJob({ status: 'running' });
-    await store.insertJob(long);
-    watcher.watch(long, PROGRESS_WATCH_AFTER_MS);
-    const paths = jobIoPaths(ioDir, long.id);
-    await mkdir(paths.dir, { recursive: true });
-    await appendFile(paths.progress, '{"done": 1}\n');
+    /**
+     * A running job watched from now after the wait, whose directory is made only after the call
+     * (a watch set at once would have failed and fallen back to the poll), holding `line`.
+     */
+    const started = async (line: string) => {
+      const job = makeJob({ status: 'running' });
+      await store.insertJob(job);
+      watcher.watch(job, PROGRESS_WATCH_AFTER_MS);
+      const paths = pathsOf(job.id);
+      await mkdir(paths.dir, { recursive: true });
+      await appendFile(paths.progress, line);
+      return { job, paths };
+    };
+    // A job that lives past the wait: once it ends, the watch is the kernel's.
+    const { job: long, paths } = await started('{"done": 1}\n');
     assert.deepEqual(waits, [PROGRESS_WATCH_AFTER_MS], 'one timer: the wait, no poll');
     assert.equal(clock.pending, 1);
     assert.equal(reports.length, 0, 'nothing is read before the wait ends');
@@ -151,12 +153,7 @@ describe('ProgressWatcher', () => {
     await watcher.finish(long.id);
 
     // A job that ends within the wait: never watched; its end reads its file and clears the wait.
-    const short = makeJob({ status: 'running' });
-    await store.insertJob(short);
-    watcher.watch(short, PROGRESS_WATCH_AFTER_MS);
-    const shortPaths = jobIoPaths(ioDir, short.id);
-    await mkdir(shortPaths.dir, { recursive: true });
-    await appendFile(shortPaths.progress, '{"done": 7, "total": 7}\n');
+    const { job: short } = await started('{"done": 7, "total": 7}\n');
     const before = reports.length;
     await watcher.finish(short.id);
     assert.equal((await store.getJob(short.id))?.progress?.done, 7);
@@ -168,12 +165,7 @@ describe('ProgressWatcher', () => {
 
     // A job that ends just as its wait is up: the wait coming during the end's last read starts
     // neither a watch nor a second read beside it.
-    const edge = makeJob({ status: 'running' });
-    await store.insertJob(edge);
-    watcher.watch(edge, PROGRESS_WATCH_AFTER_MS);
-    const edgePaths = jobIoPaths(ioDir, edge.id);
-    await mkdir(edgePaths.dir, { recursive: true });
-    await appendFile(edgePaths.progress, '{"done": 3}\n');
+    const { job: edge } = await started('{"done": 3}\n');
     const ending = watcher.finish(edge.id);
     clock.advance(PROGRESS_WATCH_AFTER_MS);
     // A second end meanwhile (a job relinquished during its end) waits for the same read.

@@ -107,7 +107,7 @@ export class SqliteJobStore implements JobStore {
    * may name any number of queues.
    */
   readonly #queueDefaults = new Map<string, QueueDefaults>();
-  /** Bumped as every `putQueue` begins and ends: a read that overlapped one does not fill the cache. */
+  /** Bumped as every `putQueue` ends: a read that began before that end does not fill the cache. */
   #queueWrites = 0;
   /**
    * False while no job has ever been admitted here with dependencies (since this store opened on a
@@ -312,50 +312,46 @@ export class SqliteJobStore implements JobStore {
   }
 
   async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
-    this.#queueWrites++;
-    this.#queueDefaults.delete(name);
     try {
-      return await this.#putQueue(name, settings);
+      return await this.#db.transaction().execute(async (trx) => {
+        const current = await queueRow(trx, name);
+        const row: QueueRow = {
+          name,
+          concurrency:
+            settings.concurrency !== undefined ? settings.concurrency : (current?.concurrency ?? null),
+          max_waiting:
+            settings.maxWaiting !== undefined ? settings.maxWaiting : (current?.max_waiting ?? null),
+          paused: settings.paused !== undefined ? (settings.paused ? 1 : 0) : (current?.paused ?? 0),
+          ...limitColumns({
+            defaults: settings.defaultLimits ?? limitsOfColumns(current ?? {}).defaults,
+            maxima: settings.maxLimits ?? limitsOfColumns(current ?? {}).maxima,
+          }),
+          isolation:
+            settings.isolation !== undefined
+              ? settings.isolation && JSON.stringify(settings.isolation)
+              : (current?.isolation ?? null),
+        };
+        await trx
+          .insertInto('queues')
+          .values(row)
+          .onConflict((oc) =>
+            oc.column('name').doUpdateSet({
+              concurrency: row.concurrency,
+              max_waiting: row.max_waiting,
+              paused: row.paused,
+              default_limits: row.default_limits,
+              max_limits: row.max_limits,
+              isolation: row.isolation,
+            }),
+          )
+          .execute();
+        return queueState(trx, name, row);
+      });
     } finally {
+      // Until here a read returns the settings from before the change, as the database did.
       this.#queueWrites++;
       this.#queueDefaults.delete(name);
     }
-  }
-
-  #putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
-    return this.#db.transaction().execute(async (trx) => {
-      const current = await queueRow(trx, name);
-      const row: QueueRow = {
-        name,
-        concurrency:
-          settings.concurrency !== undefined ? settings.concurrency : (current?.concurrency ?? null),
-        max_waiting: settings.maxWaiting !== undefined ? settings.maxWaiting : (current?.max_waiting ?? null),
-        paused: settings.paused !== undefined ? (settings.paused ? 1 : 0) : (current?.paused ?? 0),
-        ...limitColumns({
-          defaults: settings.defaultLimits ?? limitsOfColumns(current ?? {}).defaults,
-          maxima: settings.maxLimits ?? limitsOfColumns(current ?? {}).maxima,
-        }),
-        isolation:
-          settings.isolation !== undefined
-            ? settings.isolation && JSON.stringify(settings.isolation)
-            : (current?.isolation ?? null),
-      };
-      await trx
-        .insertInto('queues')
-        .values(row)
-        .onConflict((oc) =>
-          oc.column('name').doUpdateSet({
-            concurrency: row.concurrency,
-            max_waiting: row.max_waiting,
-            paused: row.paused,
-            default_limits: row.default_limits,
-            max_limits: row.max_limits,
-            isolation: row.isolation,
-          }),
-        )
-        .execute();
-      return queueState(trx, name, row);
-    });
   }
 
   async listQueues(): Promise<QueueState[]> {
