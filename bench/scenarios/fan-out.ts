@@ -66,12 +66,11 @@ export const fanOut: Scenario = {
       await server.close();
     }
 
-    const complete = followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes).length;
+    const whole = followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes);
+    const complete = whole.length;
     const received = followers.reduce((sum, f) => sum + f.bytes, 0);
     const latency = summarize(followers.flatMap((f) => f.latenciesMs));
-    const spread = summarize(
-      arrivalSpreads(followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes)),
-    );
+    const spread = summarize(arrivalSpreads(whole));
     emit(
       row({
         scenario: NAME,

@@ -4,7 +4,13 @@ import { ClaimLostError, SpawnError } from '../core/errors.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
 import { outputPaths } from '../output/output-files.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
-import { markUnrecorded, readIdentityFile, UNRECORDED_FILE } from '../runtime/identity-file.ts';
+import {
+  isMarkedUnrecorded,
+  markUnrecorded,
+  readIdentityFile,
+  UNRECORDED_FILE,
+  unknownIdentity,
+} from '../runtime/identity-file.ts';
 import { createJobIo, type JobIoPaths, removeJobIo } from '../runtime/job-io.ts';
 import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
 import { bootId } from '../runtime/process-identity.ts';
@@ -176,10 +182,12 @@ export class Launcher {
         continue;
       }
       // Its command began, but its start could not be recorded and the server was stopping it
-      // when it died: whatever is left of it is ended, and it is recorded failed, not retried.
+      // when it died: whatever is left of it is ended, and it is recorded failed, not retried. The
+      // mark counts by its presence, as at `Supervisor.recover`: one that cannot be read leaves
+      // only the job's cgroups to end.
       const unrecorded = await readIdentityFile(dir, dirs, UNRECORDED_FILE);
-      if (unrecorded) {
-        supervisor.endUnrecordedLater(job, unrecorded.identity);
+      if (unrecorded || (await isMarkedUnrecorded(dir))) {
+        supervisor.endUnrecordedLater(job, unrecorded?.identity ?? unknownIdentity(dirs));
         continue;
       }
       if (dirs.length > 0) {

@@ -9,7 +9,7 @@ import type { OutputMonitor } from '../output/output-monitor.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import { type ExitRecord, readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
-import { isMarkedUnrecorded } from '../runtime/identity-file.ts';
+import { isMarkedUnrecorded, unknownIdentity } from '../runtime/identity-file.ts';
 import { type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
 import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
@@ -187,7 +187,7 @@ export class Supervisor {
     const unrecorded: [Job, ProcessIdentity][] = [];
     for (const job of jobs) {
       const dir = this.#deps.jobDir(job.id);
-      const identity = job.process ?? { pid: 0, startTicks: -1, bootId: '', cgroups: [] };
+      const identity = job.process ?? unknownIdentity([]);
       // Its start was recorded after all (the answer to that commit was lost: a connection to
       // PostgreSQL cut, say), but the server that started it took it for unrecorded, stopped it,
       // marked it so, and died before it recorded that: it ends as such a job's claim does, as a
@@ -232,13 +232,13 @@ export class Supervisor {
   }
 
   /**
-   * `endUnrecorded` in the background, for a restart: a failure that cannot be recorded yet (a
+   * `#endUnrecorded` in the background, for a restart: a failure that cannot be recorded yet (a
    * full disk, the database away) is retried on the clock, and must keep neither the other jobs
    * unsupervised nor the server from starting. A wait on the job (`finished`) gets its end, or the
    * failure to end it, never the job as still running.
    */
   endUnrecordedLater(job: Job, identity: ProcessIdentity): void {
-    const ending = this.endUnrecorded(job, identity).finally(() => this.#ending.delete(job.id));
+    const ending = this.#endUnrecorded(job, identity).finally(() => this.#ending.delete(job.id));
     ending.catch((err: unknown) => this.#deps.onError(err as Error, job.id));
     this.#ending.set(job.id, ending);
   }
@@ -250,7 +250,7 @@ export class Supervisor {
    * restart, as a pgid may be reused once its members are gone), and it is recorded failed, with
    * no retry.
    */
-  async endUnrecorded(job: Job, identity: ProcessIdentity): Promise<Job> {
+  async #endUnrecorded(job: Job, identity: ProcessIdentity): Promise<Job> {
     await this.#endLeftovers(job, identity);
     return this.failedToStart(
       job,

@@ -18,6 +18,14 @@ export const IDENTITY_FILE = 'process';
  */
 export const UNRECORDED_FILE = 'process.unrecorded';
 
+/**
+ * The identity of a job whose processes are not known (no record of them, or one that cannot be
+ * read): no process to signal, only its cgroups `cgroups`, if it has any, to end.
+ */
+export function unknownIdentity(cgroups: readonly string[]): ProcessIdentity {
+  return { pid: 0, startTicks: -1, bootId: '', cgroups: [...cgroups] };
+}
+
 /** The job's identity as its wrapper recorded it, with when; undefined when there is none. */
 export async function readIdentityFile(
   dir: string,

@@ -5,7 +5,7 @@ import type { Clock } from '../core/clock.ts';
 import type { ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from './cgroups.ts';
 import { EXIT_FILE } from './exit-record.ts';
-import { readIdentityFile, UNRECORDED_FILE } from './identity-file.ts';
+import { readIdentityFile, UNRECORDED_FILE, unknownIdentity } from './identity-file.ts';
 import { isSameProcessAlive } from './process-identity.ts';
 import { stopProcesses } from './stop-processes.ts';
 
@@ -63,7 +63,7 @@ export async function resetOrphanedJobs(
     if (dirs.length === 0 && !recorded && !existsSync(join(dir, EXIT_FILE))) {
       unreachable.push(id);
     }
-    const identity: ProcessIdentity = recorded ?? { pid: 0, startTicks: -1, bootId: '', cgroups: dirs };
+    const identity: ProcessIdentity = recorded ?? unknownIdentity(dirs);
     const running =
       (dirs.length > 0 && !cgroups.isEmpty(dirs)) || (recorded !== undefined && isSameProcessAlive(recorded));
     // No grace: nothing supervises these jobs, nothing can record how they end.

@@ -169,7 +169,8 @@ describe('DirectChunks: a chunked body written straight to its socket', () => {
 
   it('writes through Node once the socket takes no more writes (a client that half-closed)', async () => {
     const clientErrors: unknown[] = [];
-    server.on('clientError', (err) => clientErrors.push(err));
+    const onClientError = (err: unknown) => clientErrors.push(err);
+    server.on('clientError', onClientError);
     const { promise: done, resolve } = Promise.withResolvers<void>();
     handle = async (_req, res) => {
       res.writeHead(200);
@@ -185,6 +186,7 @@ describe('DirectChunks: a chunked body written straight to its socket', () => {
     socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await done;
     socket.destroy();
+    server.off('clientError', onClientError);
     assert.deepEqual(clientErrors, [], 'no write after end');
   });
 });

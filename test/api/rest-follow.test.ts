@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
@@ -162,7 +163,24 @@ describe('REST API: following output', () => {
     const framed = [1, 2, 3].map(() => rawGet(url(''), { ...auth, accept: OUTPUT_FRAMES_TYPE }, onFirst()));
     const raw = rawGet(url(''), auth, onFirst());
     const rawStdout = rawGet(url('&stream=stdout'), auth, onFirst());
-    await allAttached;
+    const followers: Promise<unknown>[] = [...framed, raw, rawStdout];
+    try {
+      // A follower whose answer ends (or fails) before its first batch fails the test at once,
+      // instead of leaving it waiting for a fifth attachment that never comes.
+      await Promise.race([
+        allAttached,
+        ...followers.map((follower) =>
+          follower.then(() => {
+            throw new Error('a follower ended before its first batch');
+          }),
+        ),
+      ]);
+    } catch (err) {
+      // Let the job go on and end, if it still waits at the gate (without blocking when it does not).
+      const gateEnd = await open(gate, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
+      await gateEnd?.write('go\n').finally(() => gateEnd.close());
+      throw err;
+    }
     await writeFile(gate, 'go\n');
     const lines = (prefix: string) => Array.from({ length: 200 }, (_, i) => `${prefix} ${i}\n`).join('');
     const rawBody = (await raw).body.toString();

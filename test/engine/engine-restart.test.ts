@@ -330,7 +330,7 @@ describe('engine restart with queued work', () => {
 });
 
 describe('engine restart: claims cut short', () => {
-  it('a claimed job never spawned runs once; one sent to the spawner whose command never began fails and is not run again', async () => {
+  it('a claimed job never spawned runs once; one sent to the spawner whose command never began fails and is not run again; one marked unrecorded ends as such', async () => {
     const dataDir = await newDataDir();
     const setup = await openHarness({}, dataDir);
     const never = makeJob({
@@ -338,12 +338,18 @@ describe('engine restart: claims cut short', () => {
       node: 'test-node',
     });
     const begun = makeJob({ spec: { command: 'true', cwd: dataDir }, node: 'test-node' });
+    const marked = makeJob({ spec: { command: 'true', cwd: dataDir }, node: 'test-node' });
     await setup.store.insertJob({ ...never, hold: 'starting' });
     await setup.store.insertJob({ ...begun, hold: 'starting' });
+    await setup.store.insertJob({ ...marked, hold: 'starting' });
     await setup.close();
     // What a server that died between making the job directory and its wrapper recording the
     // job's identity (before the command runs) leaves.
     await mkdir(join(dataDir, 'jobs', begun.id));
+    // A job whose command began but whose start could not be recorded, marked so, its mark
+    // unreadable: the mark's presence decides, as for a job recorded running.
+    await mkdir(join(dataDir, 'jobs', marked.id));
+    await writeFile(join(dataDir, 'jobs', marked.id, 'process.unrecorded'), 'not an identity\n');
 
     const h = await openHarness({}, dataDir);
     try {
@@ -352,6 +358,12 @@ describe('engine restart: claims cut short', () => {
       const failed = await h.engine.get(begun.id);
       assert.equal(failed.status, 'failed');
       assert.match(failed.exit!.reason, /server stopped while starting it, before its command began/);
+      const ended = await h.engine.waitFor(marked.id);
+      assert.equal(ended.status, 'failed');
+      assert.match(
+        ended.exit!.reason,
+        /its start could not be recorded, so it was stopped; it is not run again/,
+      );
       assert.deepEqual(await h.store.listStarting('test-node'), []);
     } finally {
       await h.destroy();

@@ -38,6 +38,19 @@ export function framedText(text: string): Buffer {
 }
 
 /**
+ * `res.write(data)`; when the response then holds what its socket could not take yet, waits for
+ * its drain (or for `signal`: the client left).
+ */
+export async function writeThroughNode(
+  res: ServerResponse,
+  data: Buffer | string,
+  signal: AbortSignal,
+): Promise<void> {
+  if (res.write(data)) return;
+  await once(res, 'drain', { signal }).catch(() => undefined);
+}
+
+/**
  * Writes the body of a chunked HTTP/1.1 response straight to its socket, each batch framed once
  * (`framedChunk`, `framedText`) and written as one buffer. Why: a followed job's every wakeup is a
  * write per follower, and through `res.write` each costs Node four writes corked into one writev,
@@ -88,7 +101,7 @@ export class DirectChunks {
   write(parts: readonly Buffer[], signal: AbortSignal, shared?: object): Promise<void> {
     if (this.#res.destroyed || parts.every((part) => part.length === 0)) return Promise.resolve();
     if (!this.#direct())
-      return this.#throughNode(parts.length === 1 ? parts[0]! : Buffer.concat(parts), signal);
+      return writeThroughNode(this.#res, parts.length === 1 ? parts[0]! : Buffer.concat(parts), signal);
     const key = shared ?? (parts.length === 1 ? parts[0]! : undefined);
     let chunk = key && framedBy.get(key);
     if (!chunk) {
@@ -101,7 +114,9 @@ export class DirectChunks {
   /** `write` for text (UTF-8): an event stream's events, encoded once into their chunk. */
   writeText(text: string, signal: AbortSignal): Promise<void> {
     if (this.#res.destroyed || text === '') return Promise.resolve();
-    return this.#direct() ? this.#toSocket(framedText(text), signal) : this.#throughNode(text, signal);
+    return this.#direct()
+      ? this.#toSocket(framedText(text), signal)
+      : writeThroughNode(this.#res, text, signal);
   }
 
   /**
@@ -124,11 +139,5 @@ export class DirectChunks {
   async #toSocket(chunk: Buffer, signal: AbortSignal): Promise<void> {
     if (this.#socket.write(chunk)) return;
     await once(this.#socket, 'drain', { signal }).catch(() => undefined);
-  }
-
-  /** Through the response, which then holds what it cannot write yet, and says when it drained. */
-  async #throughNode(data: Buffer | string, signal: AbortSignal): Promise<void> {
-    if (this.#res.write(data)) return;
-    await once(this.#res, 'drain', { signal }).catch(() => undefined);
   }
 }

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { Job, OutputStream } from '../../core/job.ts';
 import {
@@ -12,7 +11,7 @@ import type { FollowEvent } from '../../engine/job-engine.ts';
 import { formatCursor } from '../../output/cursor.ts';
 import type { OutputEvent, OutputSpan } from '../../output/output-types.ts';
 import type { SpansEvent } from '../../service/job-service.ts';
-import { DirectChunks } from './direct-chunks.ts';
+import { DirectChunks, writeThroughNode } from './direct-chunks.ts';
 import { jobToJson } from './job-json.ts';
 import type { FileSender } from './send-file.ts';
 
@@ -427,11 +426,7 @@ async function write(
     written?.();
     return;
   }
-  if (!written) {
-    if (res.write(chunk)) return;
-    await once(res, 'drain', { signal }).catch(() => undefined);
-    return;
-  }
+  if (!written) return writeThroughNode(res, chunk, signal);
   const { promise, resolve } = Promise.withResolvers<void>();
   // Only the write's callback gives the page back: while the write is queued the socket still
   // reads it, even after the client left (a write cut short calls back with its error).
