@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Follower, followRaw } from '../lib/followers.ts';
+import { type Follower, followRaw, followSse, type OnBytes } from '../lib/followers.ts';
 import { getJob, startJob } from '../lib/jobs.ts';
 import { LineLatency } from '../lib/line-latency.ts';
 import { runPool } from '../lib/pool.ts';
@@ -17,74 +17,44 @@ const FOLLOWERS = 1000;
 const INTERVAL_MS = 10;
 const LINE_BYTES = 1000;
 
+/** What one run of followers measured. */
+interface FanOutRun {
+  readonly expectedBytes: number;
+  readonly complete: number;
+  readonly received: number;
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+  readonly clientCpuSeconds: number;
+  readonly peakRss: number;
+  readonly idleRss: number;
+  readonly attachMs: number;
+  readonly attachCpuMs: number;
+  readonly latency: ReturnType<typeof summarize>;
+  readonly spread: ReturnType<typeof summarize>;
+}
+
 export const fanOut: Scenario = {
   name: NAME,
-  summary: `${FOLLOWERS} raw followers of one job from cursor 0, 100 KB/s each for 5 s (--full: 30 s)`,
+  summary:
+    `${FOLLOWERS} raw followers of one job from cursor 0, 100 KB/s each for 5 s (--full: 30 s); ` +
+    `then ${FOLLOWERS} event-stream (SSE) followers, as browsers follow`,
   async run(options, emit) {
     const durationMs = options.full ? 30_000 : 5_000;
-    // The service refuses follows beyond its limit (SERVICE_DEFAULTS.maxFollowers, 4096), which
-    // runServer does not expose; 1,000 fits under it.
-    const server = await ServerHandle.start({ logLevel: options.logLevel });
-    const followers: LineLatency[] = Array.from({ length: FOLLOWERS }, () => new LineLatency());
-    let expectedBytes = 0;
-    let seconds = 0;
-    let cpuSeconds = 0;
-    let clientCpuSeconds = 0;
-    let peakRss = 0;
-    let attachMs = 0;
-    let attachCpuMs = 0;
-    const idleRss = server.rss();
-    try {
-      const goFile = join(server.dataDir, 'go');
-      const args = [TICK_WRITER, goFile, String(INTERVAL_MS), String(durationMs), String(LINE_BYTES)];
-      const job = await startJob(server.api, { command: process.execPath, args });
-      const streams: Follower[] = [];
-      const attachCpu = server.cpu();
-      const attachStarted = performance.now();
-      await runPool(FOLLOWERS, 50, async (i) => {
-        const follower = followRaw(server.api, job.id, (text, at) => followers[i]!.push(text, at));
-        streams.push(follower);
-        await follower.opened;
-      });
-      attachMs = performance.now() - attachStarted;
-      attachCpuMs = ((server.cpu() - attachCpu) * 1000) / FOLLOWERS;
-      const rss = new RssSampler(server.pid, 50);
-      const cpu = server.cpu();
-      const clientCpu = process.cpuUsage();
-      const started = performance.now();
-      await writeFile(goFile, '');
-      const statuses = await Promise.all(streams.map((f) => f.ended));
-      seconds = (performance.now() - started) / 1000;
-      cpuSeconds = server.cpu() - cpu;
-      const used = process.cpuUsage(clientCpu);
-      clientCpuSeconds = (used.user + used.system) / 1e6;
-      peakRss = rss.stop();
-      const notDone = statuses.filter((s) => s !== 'succeeded').length;
-      if (notDone > 0) throw new Error(`${notDone} followers ended without the job's final status`);
-      expectedBytes = (await getJob(server.api, job.id)).outputBytes.stdout;
-    } finally {
-      await server.close();
-    }
-
-    const whole = followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes);
-    const complete = whole.length;
-    const received = followers.reduce((sum, f) => sum + f.bytes, 0);
-    const latency = summarize(followers.flatMap((f) => f.latenciesMs));
-    const spread = summarize(arrivalSpreads(whole));
+    const raw = await measure(options.logLevel, durationMs, followRaw);
     emit(
       row({
         scenario: NAME,
-        metric: `followers that got every byte (${fmt.mb(expectedBytes)} each)`,
-        value: complete,
+        metric: `followers that got every byte (${fmt.mb(raw.expectedBytes)} each)`,
+        value: raw.complete,
         format: (v) => `${fmt.count(v)} of ${FOLLOWERS}`,
-        budget: { text: 'all', pass: complete === FOLLOWERS },
+        budget: { text: 'all', pass: raw.complete === FOLLOWERS },
       }),
     );
     emit(
       row({
         scenario: NAME,
         metric: `the ${fmt.count(FOLLOWERS)} followers attached to the running job (50 opening at a time), until the last answer head`,
-        value: attachMs,
+        value: raw.attachMs,
         format: fmt.ms,
       }),
     );
@@ -92,36 +62,36 @@ export const fanOut: Scenario = {
       row({
         scenario: NAME,
         metric: 'server CPU per follower attached',
-        value: attachCpuMs,
+        value: raw.attachCpuMs,
         format: fmt.ms,
       }),
     );
     emit(
       row({
         scenario: NAME,
-        metric: `aggregate delivered (~100 MB/s offered), over ${seconds.toFixed(1)} s`,
-        value: received / 1e6 / seconds,
+        metric: `aggregate delivered (~100 MB/s offered), over ${raw.seconds.toFixed(1)} s`,
+        value: raw.received / 1e6 / raw.seconds,
         format: fmt.mbps,
       }),
     );
-    emit(row({ scenario: NAME, metric: 'write -> arrival p50', value: latency.p50, format: fmt.ms }));
+    emit(row({ scenario: NAME, metric: 'write -> arrival p50', value: raw.latency.p50, format: fmt.ms }));
     emit(
       row({
         scenario: NAME,
-        metric: `write -> arrival p99 (${fmt.count(latency.n)} line arrivals)`,
-        value: latency.p99,
+        metric: `write -> arrival p99 (${fmt.count(raw.latency.n)} line arrivals)`,
+        value: raw.latency.p99,
         format: fmt.ms,
-        budget: { text: 'p99 < 50 ms', pass: latency.p99 < 50 },
+        budget: { text: 'p99 < 50 ms', pass: raw.latency.p99 < 50 },
       }),
     );
-    emit(row({ scenario: NAME, metric: 'write -> arrival max', value: latency.max, format: fmt.ms }));
+    emit(row({ scenario: NAME, metric: 'write -> arrival max', value: raw.latency.max, format: fmt.ms }));
     // How long one wakeup takes to reach every follower: the part of a line's latency that its
     // place in the round decides, on top of the wait for the round (docs/performance.md).
     emit(
       row({
         scenario: NAME,
         metric: `one line's arrivals, first to last of the ${fmt.count(FOLLOWERS)} followers, p50`,
-        value: spread.p50,
+        value: raw.spread.p50,
         format: fmt.ms,
       }),
     );
@@ -129,7 +99,7 @@ export const fanOut: Scenario = {
       row({
         scenario: NAME,
         metric: "one line's arrivals, first to last, p99",
-        value: spread.p99,
+        value: raw.spread.p99,
         format: fmt.ms,
       }),
     );
@@ -137,7 +107,7 @@ export const fanOut: Scenario = {
       row({
         scenario: NAME,
         metric: 'server CPU (share of one core)',
-        value: cpuSeconds / seconds,
+        value: raw.cpuSeconds / raw.seconds,
         format: fmt.percent,
       }),
     );
@@ -145,21 +115,130 @@ export const fanOut: Scenario = {
       row({
         scenario: NAME,
         metric: 'load generator CPU (the followers, same machine)',
-        value: clientCpuSeconds / seconds,
+        value: raw.clientCpuSeconds / raw.seconds,
         format: fmt.percent,
       }),
     );
     emit(
       row({
         scenario: NAME,
-        metric: `server peak RSS (idle: ${fmt.mb(idleRss)})`,
-        value: peakRss,
+        metric: `server peak RSS (idle: ${fmt.mb(raw.idleRss)})`,
+        value: raw.peakRss,
         format: fmt.mb,
-        budget: { text: '< 300 MB', pass: peakRss < 300e6 },
+        budget: { text: '< 300 MB', pass: raw.peakRss < 300e6 },
+      }),
+    );
+
+    // The same job followed by event streams (`Accept: text/event-stream`, as the dashboard's
+    // EventSource asks): every batch goes out as base64 text in events, made once per shared read. Its
+    // latency here is bound by the load generator, which decodes a thousand streams' base64.
+    const sse = await measure(options.logLevel, durationMs, followSse);
+    emit(
+      row({
+        scenario: NAME,
+        metric: `SSE followers that got every byte (${fmt.mb(sse.expectedBytes)} each)`,
+        value: sse.complete,
+        format: (v) => `${fmt.count(v)} of ${FOLLOWERS}`,
+        budget: { text: 'all', pass: sse.complete === FOLLOWERS },
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'SSE: server CPU (share of one core)',
+        value: sse.cpuSeconds / sse.seconds,
+        format: fmt.percent,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'SSE: load generator CPU (the followers, same machine)',
+        value: sse.clientCpuSeconds / sse.seconds,
+        format: fmt.percent,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `SSE: write -> arrival p99 (${fmt.count(sse.latency.n)} line arrivals)`,
+        value: sse.latency.p99,
+        format: fmt.ms,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: `SSE: server peak RSS (idle: ${fmt.mb(sse.idleRss)})`,
+        value: sse.peakRss,
+        format: fmt.mb,
       }),
     );
   },
 };
+
+/**
+ * Starts a server and a job that writes a line every `INTERVAL_MS` for `durationMs` once told to,
+ * attaches `FOLLOWERS` followers made by `follow` (50 opening at a time), lets the job go and
+ * measures until every follower has the job's end.
+ */
+async function measure(
+  logLevel: string,
+  durationMs: number,
+  follow: (api: ServerHandle['api'], id: string, onBytes: OnBytes) => Follower,
+): Promise<FanOutRun> {
+  // The service refuses follows beyond its limit (SERVICE_DEFAULTS.maxFollowers, 4096), which
+  // runServer does not expose; 1,000 fits under it.
+  const server = await ServerHandle.start({ logLevel });
+  const followers: LineLatency[] = Array.from({ length: FOLLOWERS }, () => new LineLatency());
+  const idleRss = server.rss();
+  try {
+    const goFile = join(server.dataDir, 'go');
+    const args = [TICK_WRITER, goFile, String(INTERVAL_MS), String(durationMs), String(LINE_BYTES)];
+    const job = await startJob(server.api, { command: process.execPath, args });
+    const streams: Follower[] = [];
+    const attachCpu = server.cpu();
+    const attachStarted = performance.now();
+    await runPool(FOLLOWERS, 50, async (i) => {
+      const follower = follow(server.api, job.id, (text, at) => followers[i]!.push(text, at));
+      streams.push(follower);
+      await follower.opened;
+    });
+    const attachMs = performance.now() - attachStarted;
+    const attachCpuMs = ((server.cpu() - attachCpu) * 1000) / FOLLOWERS;
+    const rss = new RssSampler(server.pid, 50);
+    const cpu = server.cpu();
+    const clientCpu = process.cpuUsage();
+    const started = performance.now();
+    await writeFile(goFile, '');
+    const statuses = await Promise.all(streams.map((f) => f.ended));
+    const seconds = (performance.now() - started) / 1000;
+    const cpuSeconds = server.cpu() - cpu;
+    const used = process.cpuUsage(clientCpu);
+    const clientCpuSeconds = (used.user + used.system) / 1e6;
+    const peakRss = rss.stop();
+    const notDone = statuses.filter((s) => s !== 'succeeded').length;
+    if (notDone > 0) throw new Error(`${notDone} followers ended without the job's final status`);
+    const expectedBytes = (await getJob(server.api, job.id)).outputBytes.stdout;
+    const whole = followers.filter((f) => f.problem === undefined && f.bytes === expectedBytes);
+    return {
+      expectedBytes,
+      complete: whole.length,
+      received: followers.reduce((sum, f) => sum + f.bytes, 0),
+      seconds,
+      cpuSeconds,
+      clientCpuSeconds,
+      peakRss,
+      idleRss,
+      attachMs,
+      attachCpuMs,
+      latency: summarize(followers.flatMap((f) => f.latenciesMs)),
+      spread: summarize(arrivalSpreads(whole)),
+    };
+  } finally {
+    await server.close();
+  }
+}
 
 /**
  * For each line, the time from its first arrival to its last (ms), among followers that got every

@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { createServer, get, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { outputJson, writeFrames, writeRaw } from '../../src/api/rest/output-writers.ts';
+import { outputJson, writeFrames, writeRaw, writeSse } from '../../src/api/rest/output-writers.ts';
 import type { FollowEvent } from '../../src/engine/job-engine.ts';
+import type { OutputEvent } from '../../src/output/output-types.ts';
 
 type Writer = (res: ServerResponse, signal: AbortSignal) => Promise<unknown>;
 
@@ -101,4 +102,79 @@ it('an SSE output event carries exactly what JSON.stringify would give', () => {
     const expected = JSON.stringify({ stream, data: data.toString('base64'), cursor: String(cursor) });
     assert.equal(outputJson(stream, data, cursor), expected);
   }
+});
+
+describe('event streams of one shared read', () => {
+  it('encode its events once for every follower, and a pooled page for each, exact', async () => {
+    // One read as its followers get it (`SharedReads`): the same array, no page to give back.
+    const shared: OutputEvent[] = [
+      { type: 'data', stream: 'stdout', data: Buffer.from('line one\n'), cursor: 9 },
+      { type: 'data', stream: 'stdout', data: Buffer.from('two\n'), cursor: 13 },
+      { type: 'truncated', stream: 'stderr', skippedBytes: 5, cursor: 18 },
+    ];
+    let released = 0;
+    /** What each response wrote to its socket, in order. */
+    const writes: Buffer[][] = [];
+    const server = createServer((req, res) => {
+      const socket = res.socket!;
+      const mine: Buffer[] = [];
+      writes.push(mine);
+      const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        if (Buffer.isBuffer(chunk)) mine.push(chunk);
+        return write(chunk, ...rest);
+      }) as typeof socket.write;
+      async function* events(): AsyncGenerator<FollowEvent> {
+        yield { type: 'output', events: shared };
+        // A follower's own read to the end, in a pooled page: never kept for another.
+        const page: OutputEvent[] = [
+          { type: 'data', stream: 'stdout', data: Buffer.from('tail\n'), cursor: 23 },
+        ];
+        yield { type: 'output', events: page, release: () => released++ };
+      }
+      const controller = new AbortController();
+      res.once('close', () => controller.abort());
+      req.resume();
+      void writeSse(res, events(), { jobId: 'j', cursor: 0, signal: controller.signal });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const read = async () => {
+        const res = await new Promise<IncomingMessage>((resolve, reject) =>
+          get(url, { agent: false }, resolve).once('error', reject),
+        );
+        let body = '';
+        res.setEncoding('utf8');
+        for await (const text of res) body += text;
+        return body;
+      };
+      const bodies = [await read(), await read()];
+      const expected =
+        `retry: 2000\n\n` +
+        `event: output\nid: 13\ndata: ${outputJson('stdout', Buffer.from('line one\ntwo\n'), 13)}\n\n` +
+        `event: truncated\nid: 18\ndata: ${JSON.stringify({ stream: 'stderr', skippedBytes: 5, cursor: '18' })}\n\n` +
+        `event: output\nid: 23\ndata: ${outputJson('stdout', Buffer.from('tail\n'), 23)}\n\n`;
+      assert.deepEqual(bodies, [expected, expected], 'both followers got every event, exact');
+      assert.equal(released, 2, "each follower's page given back once");
+      const sharedChunk = (mine: Buffer[]) =>
+        mine.find((chunk) => chunk.includes('line one') || chunk.includes('event: truncated'));
+      const pageChunk = (mine: Buffer[]) => mine.find((chunk) => chunk.includes('event: output\nid: 23'));
+      assert.equal(writes.length, 2);
+      assert.ok(sharedChunk(writes[0]!), 'the shared batch went to the socket as one chunk');
+      assert.equal(
+        sharedChunk(writes[0]!),
+        sharedChunk(writes[1]!),
+        'the shared batch is encoded once, into one buffer',
+      );
+      assert.ok(pageChunk(writes[0]!) && pageChunk(writes[1]!));
+      assert.notEqual(
+        pageChunk(writes[0]!),
+        pageChunk(writes[1]!),
+        "a pooled page's batch is encoded for its follower alone",
+      );
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });

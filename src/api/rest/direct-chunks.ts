@@ -3,12 +3,13 @@ import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 
 /**
- * Batches framed as HTTP/1.1 chunks, by what their writer named as their source (`write`'s
- * `shared`: a read's events array for raw output, the frames made of it for frames, else a lone
- * data buffer). The followers of one job at one cursor share one read (`SharedReads`): a thousand
- * of them get the same array and buffers, and each would otherwise frame them again. A framed copy
- * lives as long as its source: a shared read is kept until the job's next growth (up to 8 of
- * 64 KiB per followed job), with its raw chunk and its frames' chunk when both kinds follow it.
+ * Batches framed as HTTP/1.1 chunks, by what their writer named as their source (`write`'s and
+ * `writeText`'s `shared`: a read's events array for raw output, the frames made of it for frames,
+ * the events made of it for an event stream, else a lone data buffer). The followers of one job
+ * at one cursor share one read (`SharedReads`): a thousand of them get the same array and
+ * buffers, and each would otherwise frame them again. A framed copy lives as long as its source:
+ * a shared read is kept until the job's next growth (up to 8 of 64 KiB per followed job), with a
+ * chunk for each kind of follower it has (raw, frames, events).
  */
 const framedBy = new WeakMap<object, Buffer>();
 
@@ -111,12 +112,20 @@ export class DirectChunks {
     return this.#toSocket(chunk, signal);
   }
 
-  /** `write` for text (UTF-8): an event stream's events, encoded once into their chunk. */
-  writeText(text: string, signal: AbortSignal): Promise<void> {
+  /**
+   * `write` for text (UTF-8): an event stream's events, encoded once into their chunk (`shared`:
+   * what the text was made of, the same for every follower of one read, as for `write`; the
+   * event-stream writer keys by the batch it made of a read).
+   */
+  writeText(text: string, signal: AbortSignal, shared?: object): Promise<void> {
     if (this.#res.destroyed || text === '') return Promise.resolve();
-    return this.#direct()
-      ? this.#toSocket(framedText(text), signal)
-      : writeThroughNode(this.#res, text, signal);
+    if (!this.#direct()) return writeThroughNode(this.#res, text, signal);
+    let chunk = shared && framedBy.get(shared);
+    if (!chunk) {
+      chunk = framedText(text);
+      if (shared) framedBy.set(shared, chunk);
+    }
+    return this.#toSocket(chunk, signal);
   }
 
   /**

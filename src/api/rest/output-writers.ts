@@ -331,25 +331,57 @@ export async function writeSse(
     }
     // Events carry base64 text, made from bytes in memory: such a stream is opened without spans.
     if (event.type === 'spans') throw new Error('An event stream cannot send file spans');
-    let text = '';
-    for (const e of coalesce(event.events)) {
-      cursor = e.cursor;
-      if (e.type === 'data') {
-        bytes += e.data.length;
-        text += sseEvent('output', formatCursor(e.cursor), outputJson(e.stream, e.data, e.cursor));
-      } else {
-        const data = { stream: e.stream, skippedBytes: e.skippedBytes, cursor: formatCursor(e.cursor) };
-        text += sseEvent('truncated', formatCursor(e.cursor), JSON.stringify(data));
-      }
-    }
+    const shared = !event.release;
+    const batch = sseOf(event.events, shared);
+    bytes += batch.bytes;
+    cursor = batch.cursor ?? cursor;
     // The text holds its own copy (base64) of the bytes.
     event.release?.();
-    if (text === '') continue;
-    if (direct) await direct.writeText(text, options.signal);
-    else await write(res, text, options.signal);
+    if (batch.text === '') continue;
+    // A shared read's chunk is encoded once for all its followers: `DirectChunks` keeps it by the
+    // batch made of that read.
+    if (direct) await direct.writeText(batch.text, options.signal, shared ? batch : undefined);
+    else await write(res, batch.text, options.signal);
   }
   res.end();
   return { bytes, cursor, end };
+}
+
+/** A batch as server-sent events: their text, its data bytes, and the cursor after it. */
+interface BatchEvents {
+  readonly text: string;
+  readonly bytes: number;
+  /** Undefined for a batch without events. */
+  readonly cursor: number | undefined;
+}
+
+/**
+ * The events of each followed batch, made once, as `framesByBatch` keeps frames: every
+ * event-stream follower of one job at one cursor gets the same events array (`SharedReads`), and
+ * a thousand of them would otherwise each coalesce it, encode its bytes as base64 and build the
+ * same text. A pooled page's batch is never kept.
+ */
+const sseByBatch = new WeakMap<readonly OutputEvent[], BatchEvents>();
+
+function sseOf(events: readonly OutputEvent[], shared: boolean): BatchEvents {
+  let batch = shared ? sseByBatch.get(events) : undefined;
+  if (batch) return batch;
+  let text = '';
+  let bytes = 0;
+  let cursor: number | undefined;
+  for (const e of coalesce(events)) {
+    cursor = e.cursor;
+    if (e.type === 'data') {
+      bytes += e.data.length;
+      text += sseEvent('output', formatCursor(e.cursor), outputJson(e.stream, e.data, e.cursor));
+    } else {
+      const data = { stream: e.stream, skippedBytes: e.skippedBytes, cursor: formatCursor(e.cursor) };
+      text += sseEvent('truncated', formatCursor(e.cursor), JSON.stringify(data));
+    }
+  }
+  batch = { text, bytes, cursor };
+  if (shared) sseByBatch.set(events, batch);
+  return batch;
 }
 
 /**
