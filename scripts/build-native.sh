@@ -55,7 +55,7 @@ if ! { current "$spawner_out" "$spawner_src" && [ -x "$spawner_out" ]; }; then
   # Linked statically where there is a static C library (Debian's libc6-dev has libc.a): every
   # wrapper is a fork of the spawner, and a static one has a few mappings where a dynamic one has
   # the loader's and libc's: fewer page tables for each fork to copy, fewer pages written after it
-  # (docs/performance.md, tenth pass). Without one the same program is linked dynamically.
+  # (docs/performance-history.md, tenth pass). Without one the same program is linked dynamically.
   static=
   case $("$cc" -print-file-name=libc.a 2>/dev/null) in
     /*) static=-static ;;

@@ -90,33 +90,36 @@ export function followSse(api: ApiClient, id: string, onBytes: OnBytes): Followe
     headers: { accept: 'text/event-stream' },
     agent: false,
   });
-  return {
-    opened: response.then(checkOk),
-    ended: response.then(
-      (res) =>
-        new Promise<string>((resolve, reject) => {
-          let buffered = '';
-          let status = 'none';
-          res.setEncoding('utf8');
-          res.on('data', (text: string) => {
-            const arrived = nowMicros();
-            buffered += text;
-            for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
-              const event = parseEvent(buffered.slice(0, end));
-              buffered = buffered.slice(end + 2);
-              if (event.name === 'output') {
-                const { data } = JSON.parse(event.data) as { data: string };
-                onBytes(Buffer.from(data, 'base64').toString('latin1'), arrived);
-              } else if (event.name === 'end') {
-                status = (JSON.parse(event.data) as { job: { status: string } }).job.status;
-              }
+  const opened = response.then(checkOk);
+  const ended = response.then(
+    (res) =>
+      new Promise<string>((resolve, reject) => {
+        let buffered = '';
+        let status = 'none';
+        res.setEncoding('utf8');
+        res.on('data', (text: string) => {
+          const arrived = nowMicros();
+          buffered += text;
+          for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
+            const event = parseEvent(buffered.slice(0, end));
+            buffered = buffered.slice(end + 2);
+            if (event.name === 'output') {
+              const { data } = JSON.parse(event.data) as { data: string };
+              onBytes(Buffer.from(data, 'base64').toString('latin1'), arrived);
+            } else if (event.name === 'end') {
+              status = (JSON.parse(event.data) as { job: { status: string } }).job.status;
             }
-          });
-          res.once('end', () => resolve(status));
-          res.once('error', reject);
-        }),
-    ),
-  };
+          }
+        });
+        res.once('end', () => resolve(status));
+        res.once('error', reject);
+      }),
+  );
+  // Settled or not, a rejection nobody awaits yet (a run that failed while attaching, whose
+  // server then closes the follows already open) must not end the bench.
+  opened.catch(() => {});
+  ended.catch(() => {});
+  return { opened, ended };
 }
 
 function parseEvent(block: string): { name: string; data: string } {

@@ -40,7 +40,7 @@ if (staleInput(root, bundles) === undefined) {
   // `doctor`, a command, loads the server's bundle through it. `serve` does not: the cache saved
   // a server 0-30 ms of its start (by hand, ~620 ms to its first line either way) and cost it
   // 0.2-0.5 MB of resident memory for as long as it runs (the top level of its bundle held as
-  // deserialized code: docs/performance.md, twentieth pass).
+  // deserialized code: docs/performance-history.md, twentieth pass).
   if (bundles.length === 1) runWithCodeCache(`${dist}/jobworker-cli.cjs`, first);
   else {
     if (first !== 'serve') enableCompileCache();

@@ -31,7 +31,7 @@ export interface OutputPaths {
  * The output files of job directory `dir`. Joined by concatenation, not `path.join`: this runs
  * several times in every read of every follower and every observation, and `path.join` normalizes
  * its result piece by piece, which was a third of all the memory a followed job's reads allocated
- * (docs/performance.md, eleventh pass). A job directory is a normalized path the engine made with
+ * (docs/performance-history.md, eleventh pass). A job directory is a normalized path the engine made with
  * `path.join`; `dir` with a trailing slash gets no second one.
  */
 export function outputPaths(dir: string): OutputPaths {

@@ -1,7 +1,20 @@
-import type { OutputRead } from './output-types.ts';
+import type { OutputEvent, OutputRead } from './output-types.ts';
 
 /** Reads shared between a job's followers, kept per job (a catching-up follower must not pin its pages). */
 const SHARED_READS = 8;
+
+/** The events of every read a `SharedReads` handed out: the batches other followers may get too. */
+const sharedBatches = new WeakSet<readonly OutputEvent[]>();
+
+/**
+ * Whether `events` is a shared read's, which other followers of the job may get as the same
+ * array: what a writer makes of such a batch is worth keeping for them (output-writers.ts). A
+ * follower's own read (a finished job's output read to its end) is not, and what was made of it
+ * would only be kept in memory for nobody.
+ */
+export function isSharedBatch(events: readonly OutputEvent[]): boolean {
+  return sharedBatches.has(events);
+}
 
 /**
  * The reads of one followed job started since its last growth, by view, cursor and limit: a
@@ -16,7 +29,10 @@ export class SharedReads {
   get(key: string, start: () => Promise<OutputRead>): Promise<OutputRead> {
     let read = this.#reads.get(key);
     if (!read) {
-      read = start();
+      read = start().then((done) => {
+        sharedBatches.add(done.events);
+        return done;
+      });
       if (this.#reads.size >= SHARED_READS) this.#reads.delete(this.#reads.keys().next().value!);
       this.#reads.set(key, read);
       // A failed read is not shared: the next reader tries again.

@@ -3,9 +3,16 @@ import { randomBytes } from 'node:crypto';
 import { createServer, get, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { outputJson, writeFrames, writeRaw, writeSse } from '../../src/api/rest/output-writers.ts';
+import {
+  outputJson,
+  type StreamSummary,
+  writeFrames,
+  writeRaw,
+  writeSse,
+} from '../../src/api/rest/output-writers.ts';
 import type { FollowEvent } from '../../src/engine/job-engine.ts';
 import type { OutputEvent } from '../../src/output/output-types.ts';
+import { SharedReads } from '../../src/output/shared-reads.ts';
 
 type Writer = (res: ServerResponse, signal: AbortSignal) => Promise<unknown>;
 
@@ -107,14 +114,25 @@ it('an SSE output event carries exactly what JSON.stringify would give', () => {
 describe('event streams of one shared read', () => {
   it('encode its events once for every follower, and a pooled page for each, exact', async () => {
     // One read as its followers get it (`SharedReads`): the same array, no page to give back.
-    const shared: OutputEvent[] = [
-      { type: 'data', stream: 'stdout', data: Buffer.from('line one\n'), cursor: 9 },
-      { type: 'data', stream: 'stdout', data: Buffer.from('two\n'), cursor: 13 },
-      { type: 'truncated', stream: 'stderr', skippedBytes: 5, cursor: 18 },
-    ];
+    const reads = new SharedReads();
+    const { events: shared } = await reads.get('all 0 65536', async () => ({
+      events: [
+        { type: 'data', stream: 'stdout', data: Buffer.from('line one\n'), cursor: 9 },
+        { type: 'data', stream: 'stdout', data: Buffer.from('two\n'), cursor: 13 },
+        { type: 'truncated', stream: 'stderr', skippedBytes: 5, cursor: 18 },
+      ],
+      cursor: 18,
+      end: 18,
+    }));
+    // Bytes in a pooled page, and a follower's own read (no page, but no shared read either),
+    // each handed to both followers as one array: were either kept like a shared read's, the
+    // second follower would get the first one's chunk.
+    const page: OutputEvent[] = [{ type: 'data', stream: 'stdout', data: Buffer.from('tail\n'), cursor: 23 }];
+    const own: OutputEvent[] = [{ type: 'data', stream: 'stdout', data: Buffer.from('end\n'), cursor: 27 }];
     let released = 0;
     /** What each response wrote to its socket, in order. */
     const writes: Buffer[][] = [];
+    const written: Promise<StreamSummary>[] = [];
     const server = createServer((req, res) => {
       const socket = res.socket!;
       const mine: Buffer[] = [];
@@ -126,16 +144,16 @@ describe('event streams of one shared read', () => {
       }) as typeof socket.write;
       async function* events(): AsyncGenerator<FollowEvent> {
         yield { type: 'output', events: shared };
-        // A follower's own read to the end, in a pooled page: never kept for another.
-        const page: OutputEvent[] = [
-          { type: 'data', stream: 'stdout', data: Buffer.from('tail\n'), cursor: 23 },
-        ];
         yield { type: 'output', events: page, release: () => released++ };
+        yield { type: 'output', events: own };
       }
       const controller = new AbortController();
       res.once('close', () => controller.abort());
       req.resume();
-      void writeSse(res, events(), { jobId: 'j', cursor: 0, signal: controller.signal });
+      const summary = writeSse(res, events(), { jobId: 'j', cursor: 0, signal: controller.signal });
+      // A writer that failed ends its response, so that the client's read ends too.
+      summary.catch((err: unknown) => res.destroy(err as Error));
+      written.push(summary);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
@@ -154,24 +172,33 @@ describe('event streams of one shared read', () => {
         `retry: 2000\n\n` +
         `event: output\nid: 13\ndata: ${outputJson('stdout', Buffer.from('line one\ntwo\n'), 13)}\n\n` +
         `event: truncated\nid: 18\ndata: ${JSON.stringify({ stream: 'stderr', skippedBytes: 5, cursor: '18' })}\n\n` +
-        `event: output\nid: 23\ndata: ${outputJson('stdout', Buffer.from('tail\n'), 23)}\n\n`;
+        `event: output\nid: 23\ndata: ${outputJson('stdout', Buffer.from('tail\n'), 23)}\n\n` +
+        `event: output\nid: 27\ndata: ${outputJson('stdout', Buffer.from('end\n'), 27)}\n\n`;
       assert.deepEqual(bodies, [expected, expected], 'both followers got every event, exact');
+      // Each follower counts the bytes and the cursor itself: 9 + 4 + 5 + 4 bytes, the last cursor.
+      for (const summary of await Promise.all(written)) {
+        assert.equal(summary.bytes, 22);
+        assert.equal(summary.cursor, 27);
+      }
       assert.equal(released, 2, "each follower's page given back once");
-      const sharedChunk = (mine: Buffer[]) =>
-        mine.find((chunk) => chunk.includes('line one') || chunk.includes('event: truncated'));
-      const pageChunk = (mine: Buffer[]) => mine.find((chunk) => chunk.includes('event: output\nid: 23'));
+      const sharedChunk = (mine: Buffer[]) => mine.find((chunk) => chunk.includes('id: 13\n'));
+      const pageChunk = (mine: Buffer[]) => mine.find((chunk) => chunk.includes('id: 23\n'));
       assert.equal(writes.length, 2);
-      assert.ok(sharedChunk(writes[0]!), 'the shared batch went to the socket as one chunk');
-      assert.equal(
-        sharedChunk(writes[0]!),
-        sharedChunk(writes[1]!),
-        'the shared batch is encoded once, into one buffer',
-      );
+      const first = sharedChunk(writes[0]!);
+      assert.ok(first?.includes('id: 18\n'), "the shared read's events went to the socket as one chunk");
+      assert.equal(first, sharedChunk(writes[1]!), 'the shared read is encoded once, into one buffer');
       assert.ok(pageChunk(writes[0]!) && pageChunk(writes[1]!));
       assert.notEqual(
         pageChunk(writes[0]!),
         pageChunk(writes[1]!),
         "a pooled page's batch is encoded for its follower alone",
+      );
+      const ownChunk = (mine: Buffer[]) => mine.find((chunk) => chunk.includes('id: 27\n'));
+      assert.ok(ownChunk(writes[0]!) && ownChunk(writes[1]!));
+      assert.notEqual(
+        ownChunk(writes[0]!),
+        ownChunk(writes[1]!),
+        "a follower's own read is encoded for it alone",
       );
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -9,7 +9,9 @@ import { Socket } from 'node:net';
  * at one cursor share one read (`SharedReads`): a thousand of them get the same array and
  * buffers, and each would otherwise frame them again. A framed copy lives as long as its source:
  * a shared read is kept until the job's next growth (up to 8 of 64 KiB per followed job), with a
- * chunk for each kind of follower it has (raw, frames, events).
+ * chunk for each kind of follower it has (raw, frames, events). An event stream's chunk is base64,
+ * about 1.4 times its read, and the writer keeps the text it was encoded from as long (for
+ * followers written through Node): some 2.8 times the read where event streams follow.
  */
 const framedBy = new WeakMap<object, Buffer>();
 

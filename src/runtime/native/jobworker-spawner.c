@@ -616,7 +616,7 @@ static pid_t fork_job_process(struct request *r) {
    CLONE_VFORK (and CLONE_INTO_CGROUP where the job has a v2 cgroup, as above). A fork copies the
    wrapper's page tables, then faults on each page either side writes and tears the copy down at
    the exec; on a VM where every page-table change traps to the hypervisor, the wrappers' share of
-   the CPU of a start went from 38 % to 22 % without it (docs/performance.md, tenth pass). The
+   the CPU of a start went from 38 % to 22 % without it (docs/performance-history.md, tenth pass). The
    wrapper is suspended until the child has exec'd or ended, with every signal blocked, so it
    cannot say go: the child writes the job's identity file itself, before it drops to the job's
    account, and the wrapper looks for a stop before it creates the child instead (one that comes
