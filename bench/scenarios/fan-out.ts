@@ -132,7 +132,7 @@ export const fanOut: Scenario = {
     // The same job followed by event streams (`Accept: text/event-stream`, as the dashboard's
     // EventSource asks): every batch goes out as base64 text in events, made once per shared
     // read. The load generator is the busier side here: its thousand `node:http` responses and
-    // their base64 took 82-89 % of its core in this pass's runs, against 47 % for raw followers.
+    // their base64 took 82-90 % of its core in this pass's runs, against 47-49 % for raw followers.
     const sse = await measure(options.logLevel, durationMs, followSse);
     emit(
       row({

@@ -10,7 +10,7 @@ const sharedBatches = new WeakSet<readonly OutputEvent[]>();
  * Whether `events` is a shared read's, which other followers of the job may get as the same
  * array: what a writer makes of such a batch is worth keeping for them (output-writers.ts). A
  * follower's own read (a finished job's output read to its end) is not, and what was made of it
- * would only be kept in memory for nobody.
+ * would only be kept in memory, for no one, until the collector found it dead.
  */
 export function isSharedBatch(events: readonly OutputEvent[]): boolean {
   return sharedBatches.has(events);

@@ -333,7 +333,7 @@ export async function writeSse(
     // Events carry base64 text, made from bytes in memory: such a stream is opened without spans.
     if (event.type === 'spans') throw new Error('An event stream cannot send file spans');
     // Kept for other followers only when they may get the same read: the text of a follower's
-    // own read (a finished job's, to its end) would be held for nobody.
+    // own read (a finished job's, to its end) would be held for no one.
     const shared = !event.release && isSharedBatch(event.events);
     const batch = sseOf(event.events, shared);
     bytes += batch.bytes;
@@ -364,8 +364,9 @@ interface BatchEvents {
  * a thousand of them would otherwise each coalesce it, encode its bytes as base64 and build the
  * same text. Only a shared read's batch is kept (`isSharedBatch`): the text is a copy of its bytes
  * and more, and a batch no other follower gets (a pooled page, a finished job's output read to
- * its end) would hold it for nobody: 50 event streams reading a finished job's 20 MB each
- * (`follower-churn`) peaked at 375-453 MB of server RSS with every batch kept, 243-265 MB without.
+ * its end) would hold it until the collector found the batch dead: 50 event streams reading a
+ * finished job's 20 MB each (`follower-churn`) peaked at 375-453 MB of server RSS in four runs
+ * with every batch kept, 243-266 MB in four of five without (docs/performance.md).
  */
 const sseByBatch = new WeakMap<readonly OutputEvent[], BatchEvents>();
 
