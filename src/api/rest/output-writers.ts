@@ -213,7 +213,7 @@ export async function writeFrames(
     const frames = framesOf(event.events, !event.release);
     bytes += frames.bytes;
     cursor = frames.cursor ?? cursor;
-    const { parts } = frames;
+    const parts = frames.made;
     // A follow's batch goes straight to the socket as one chunk, framed once for every follower
     // that shares its read (see writeRaw).
     if (direct && !event.release) {
@@ -231,41 +231,66 @@ export async function writeFrames(
   return { bytes, cursor, end, fromFiles: options.sender?.kernelBytes ?? 0 };
 }
 
-/** A batch as frames: the parts to write in order, its data bytes, and the cursor after it. */
-interface BatchFrames {
-  readonly parts: Buffer[];
+/**
+ * What a writer made of a batch (`made`: frames' parts, events' text), its data bytes, and the
+ * cursor after it.
+ */
+interface Batch<T> {
+  readonly made: T;
   readonly bytes: number;
   /** Undefined for a batch without events. */
   readonly cursor: number | undefined;
 }
 
 /**
- * The frames of each followed batch, made once: the followers of one job at one cursor get the
- * same events array (`SharedReads`). Kept as long as the batch. A pooled page's batch is never
- * kept: its page is reused once released.
+ * What a writer makes of a batch, its events merged (`coalesce`) and handed in turn to `add`,
+ * starting from `initial()`. Made once for a shared read (`shared`): the followers of one job at
+ * one position get the same events array (`SharedReads`), and a thousand of them would each make
+ * the same again; kept in `kept` for as long as that array lives.
  */
-const framesByBatch = new WeakMap<readonly OutputEvent[], BatchFrames>();
-
-function framesOf(events: readonly OutputEvent[], shared: boolean): BatchFrames {
-  let frames = shared ? framesByBatch.get(events) : undefined;
-  if (frames) return frames;
-  const parts: Buffer[] = [];
+function batchOf<T>(
+  kept: WeakMap<readonly OutputEvent[], Batch<T>>,
+  events: readonly OutputEvent[],
+  shared: boolean,
+  initial: () => T,
+  add: (made: T, event: OutputEvent) => T,
+): Batch<T> {
+  let batch = shared ? kept.get(events) : undefined;
+  if (batch) return batch;
+  let made = initial();
   let bytes = 0;
   let cursor: number | undefined;
   for (const e of coalesce(events)) {
     cursor = e.cursor;
-    if (e.type === 'data') {
-      bytes += e.data.length;
-      parts.push(frameHeader(FRAME_KIND[e.stream], e.cursor, e.data.length), e.data);
-    } else {
-      parts.push(
-        jsonFrame(FRAME_KIND.truncated, e.cursor, { stream: e.stream, skippedBytes: e.skippedBytes }),
-      );
-    }
+    if (e.type === 'data') bytes += e.data.length;
+    made = add(made, e);
   }
-  frames = { parts, bytes, cursor };
-  if (shared) framesByBatch.set(events, frames);
-  return frames;
+  batch = { made, bytes, cursor };
+  if (shared) kept.set(events, batch);
+  return batch;
+}
+
+/**
+ * The frames of each followed batch (`batchOf`): the parts to write in order. A pooled page's
+ * batch is never kept: its page is reused once released.
+ */
+const framesByBatch = new WeakMap<readonly OutputEvent[], Batch<Buffer[]>>();
+
+function framesOf(events: readonly OutputEvent[], shared: boolean): Batch<Buffer[]> {
+  return batchOf(
+    framesByBatch,
+    events,
+    shared,
+    (): Buffer[] => [],
+    (parts, e) => {
+      if (e.type === 'data') parts.push(frameHeader(FRAME_KIND[e.stream], e.cursor, e.data.length), e.data);
+      else
+        parts.push(
+          jsonFrame(FRAME_KIND.truncated, e.cursor, { stream: e.stream, skippedBytes: e.skippedBytes }),
+        );
+      return parts;
+    },
+  );
 }
 
 /**
@@ -340,55 +365,39 @@ export async function writeSse(
     cursor = batch.cursor ?? cursor;
     // The text holds its own copy (base64) of the bytes.
     event.release?.();
-    if (batch.text === '') continue;
+    if (batch.made === '') continue;
     // A shared read's chunk is encoded once for all its followers: `DirectChunks` keeps it by the
     // batch made of that read.
-    if (direct) await direct.writeText(batch.text, options.signal, shared ? batch : undefined);
-    else await write(res, batch.text, options.signal);
+    if (direct) await direct.writeText(batch.made, options.signal, shared ? batch : undefined);
+    else await write(res, batch.made, options.signal);
   }
   res.end();
   return { bytes, cursor, end };
 }
 
-/** A batch as server-sent events: their text, its data bytes, and the cursor after it. */
-interface BatchEvents {
-  readonly text: string;
-  readonly bytes: number;
-  /** Undefined for a batch without events. */
-  readonly cursor: number | undefined;
-}
-
 /**
- * The events of each followed batch, made once, as `framesByBatch` keeps frames: every
- * event-stream follower of one job at one cursor gets the same events array (`SharedReads`), and
- * a thousand of them would otherwise each coalesce it, encode its bytes as base64 and build the
- * same text. Only a shared read's batch is kept (`isSharedBatch`): the text is a copy of its bytes
- * and more, and a batch no other follower gets (a pooled page, a finished job's output read to
- * its end) would hold it until the collector found the batch dead: 50 event streams reading a
+ * The events of each followed batch (`batchOf`), as `framesByBatch` keeps frames: their text, its
+ * bytes as base64. Only a shared read's batch is kept (`isSharedBatch`): the text is a copy of its
+ * bytes and more, and a batch no other follower gets (a pooled page, a finished job's output read
+ * to its end) would hold it until the collector found the batch dead: 50 event streams reading a
  * finished job's 20 MB each (`follower-churn`) peaked at 375-453 MB of server RSS in four runs
  * with every batch kept, 243-266 MB in four of five without (docs/performance.md).
  */
-const sseByBatch = new WeakMap<readonly OutputEvent[], BatchEvents>();
+const sseByBatch = new WeakMap<readonly OutputEvent[], Batch<string>>();
 
-function sseOf(events: readonly OutputEvent[], shared: boolean): BatchEvents {
-  let batch = shared ? sseByBatch.get(events) : undefined;
-  if (batch) return batch;
-  let text = '';
-  let bytes = 0;
-  let cursor: number | undefined;
-  for (const e of coalesce(events)) {
-    cursor = e.cursor;
-    if (e.type === 'data') {
-      bytes += e.data.length;
-      text += sseEvent('output', formatCursor(e.cursor), outputJson(e.stream, e.data, e.cursor));
-    } else {
+function sseOf(events: readonly OutputEvent[], shared: boolean): Batch<string> {
+  return batchOf(
+    sseByBatch,
+    events,
+    shared,
+    () => '',
+    (text, e) => {
+      if (e.type === 'data')
+        return text + sseEvent('output', formatCursor(e.cursor), outputJson(e.stream, e.data, e.cursor));
       const data = { stream: e.stream, skippedBytes: e.skippedBytes, cursor: formatCursor(e.cursor) };
-      text += sseEvent('truncated', formatCursor(e.cursor), JSON.stringify(data));
-    }
-  }
-  batch = { text, bytes, cursor };
-  if (shared) sseByBatch.set(events, batch);
-  return batch;
+      return text + sseEvent('truncated', formatCursor(e.cursor), JSON.stringify(data));
+    },
+  );
 }
 
 /**
