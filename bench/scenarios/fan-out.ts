@@ -41,15 +41,7 @@ export const fanOut: Scenario = {
   async run(options, emit) {
     const durationMs = options.full ? 30_000 : 5_000;
     const raw = await measure(options.logLevel, durationMs, followRaw);
-    emit(
-      row({
-        scenario: NAME,
-        metric: `followers that got every byte (${fmt.mb(raw.expectedBytes)} each)`,
-        value: raw.complete,
-        format: (v) => `${fmt.count(v)} of ${FOLLOWERS}`,
-        budget: { text: 'all', pass: raw.complete === FOLLOWERS },
-      }),
-    );
+    emit(everyByte('followers', raw));
     emit(
       row({
         scenario: NAME,
@@ -134,15 +126,7 @@ export const fanOut: Scenario = {
     // read. The load generator is the busier side here: its thousand `node:http` responses and
     // their base64 took 82-90 % of its core in this pass's runs, against 47-49 % for raw followers.
     const sse = await measure(options.logLevel, durationMs, followSse);
-    emit(
-      row({
-        scenario: NAME,
-        metric: `SSE followers that got every byte (${fmt.mb(sse.expectedBytes)} each)`,
-        value: sse.complete,
-        format: (v) => `${fmt.count(v)} of ${FOLLOWERS}`,
-        budget: { text: 'all', pass: sse.complete === FOLLOWERS },
-      }),
-    );
+    emit(everyByte('SSE followers', sse));
     emit(
       row({
         scenario: NAME,
@@ -177,6 +161,17 @@ export const fanOut: Scenario = {
     );
   },
 };
+
+/** The row that checks a run's followers (`who`) each got every byte. */
+function everyByte(who: string, run: FanOutRun) {
+  return row({
+    scenario: NAME,
+    metric: `${who} that got every byte (${fmt.mb(run.expectedBytes)} each)`,
+    value: run.complete,
+    format: (v) => `${fmt.count(v)} of ${FOLLOWERS}`,
+    budget: { text: 'all', pass: run.complete === FOLLOWERS },
+  });
+}
 
 /**
  * Starts a server and a job that writes a line every `INTERVAL_MS` for `durationMs` once told to,
