@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, realpathSync } from 'node:fs';
 import { readFile, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -27,7 +27,38 @@ export interface DataDirLock {
  * takes the same lock: a server and a Worker on one directory would as well.
  */
 export async function lockDataDir(dataDir: string, option = '--data-dir'): Promise<DataDirLock> {
-  const path = join(dataDir, LOCK_FILE);
+  // By its real path: any spelling of a directory this process holds is the same claim.
+  const path = join(realpathSync(dataDir), LOCK_FILE);
+  if (heldHere.has(path)) throw heldBy(process.pid, dataDir, option);
+  heldHere.add(path);
+  try {
+    const lock = await claim(path, dataDir, option);
+    // Once only: a second release must not free a later claim of the same directory.
+    let released: Promise<void> | undefined;
+    return {
+      release: () => {
+        released ??= lock.release().then(() => {
+          heldHere.delete(path);
+        });
+        return released;
+      },
+    };
+  } catch (err) {
+    heldHere.delete(path);
+    throw err;
+  }
+}
+
+/**
+ * The lock files this process holds or is claiming. A kernel `fcntl` lock belongs to the process,
+ * and closing any of its descriptors of the file drops them all: a second claim in this process
+ * (an embedded `Worker` opened twice on one directory) must be refused before it opens the file,
+ * or its refusal would leave the directory free for another process.
+ */
+const heldHere = new Set<string>();
+
+/** Takes the kernel lock on `path` (see `lockDataDir`), which this process does not hold yet. */
+async function claim(path: string, dataDir: string, option: string): Promise<DataDirLock> {
   // Created by us with our mode; SQLite would create it with the umask's. Never deleted: a new
   // file in its place would be a second, free lock beside the one a live server holds.
   closeSync(openSync(path, 'a', 0o600));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { runServer } from '../../src/main.ts';
-import { HOLDER_FILE, LOCK_FILE } from '../../src/runtime/data-dir-lock.ts';
+import { HOLDER_FILE, LOCK_FILE, lockDataDir } from '../../src/runtime/data-dir-lock.ts';
 import { openApi } from './api-harness.ts';
 
 const RACER = new URL('../fixtures/lock-racer.ts', import.meta.url).pathname;
@@ -70,6 +70,33 @@ describe('one server per data directory', () => {
       }
     } finally {
       for (const r of racers) r.child.kill('SIGKILL');
+    }
+  });
+
+  it('a second claim in the holding process is refused without loosening the lock for other processes', async () => {
+    // POSIX fcntl locks belong to the process: closing any descriptor of the lock file, as a
+    // second claim that opened it would, drops them all, and another process could then take it.
+    const dir = join(scratch, 'same-process');
+    await mkdir(dir);
+    const lock = await lockDataDir(dir);
+    const other = racer();
+    try {
+      assert.deepEqual(await other.next(), { ready: true });
+      for (const spelling of [dir, `${dir}/`, join(dir, '.', '..', 'same-process')]) {
+        await assert.rejects(lockDataDir(spelling), {
+          field: 'dataDir',
+          message: new RegExp(`\\(pid ${process.pid}\\) already uses`),
+        });
+      }
+      other.send(`lock ${dir}`);
+      const answer = await other.next();
+      assert.equal(answer.locked, false, `another process took the lock: ${JSON.stringify(answer)}`);
+      await lock.release();
+      other.send(`lock ${dir}`);
+      assert.equal((await other.next()).locked, true, 'free once released');
+    } finally {
+      await lock.release();
+      other.child.kill('SIGKILL');
     }
   });
 
