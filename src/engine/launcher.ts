@@ -185,8 +185,8 @@ export class Launcher {
       // when it died: whatever is left of it is ended, and it is recorded failed, not retried. The
       // mark counts by its presence, as at `Supervisor.recover`: one that cannot be read leaves
       // only the job's cgroups to end.
-      const unrecorded = await readIdentityFile(dir, dirs, UNRECORDED_FILE);
-      if (unrecorded || (await isMarkedUnrecorded(dir))) {
+      if (isMarkedUnrecorded(dir)) {
+        const unrecorded = await readIdentityFile(dir, dirs, UNRECORDED_FILE);
         supervisor.endUnrecordedLater(job, unrecorded?.identity ?? unknownIdentity(dirs));
         continue;
       }

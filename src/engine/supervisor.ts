@@ -192,10 +192,12 @@ export class Supervisor {
       // PostgreSQL cut, say), but the server that started it took it for unrecorded, stopped it,
       // marked it so, and died before it recorded that: it ends as such a job's claim does, as a
       // failure that is never retried (its command did begin; a retry would run it again).
-      const marked = await isMarkedUnrecorded(dir).catch((err: unknown) => {
+      let marked = false;
+      try {
+        marked = isMarkedUnrecorded(dir);
+      } catch (err) {
         this.#deps.onError(err as Error, job.id);
-        return false;
-      });
+      }
       if (marked) {
         unrecorded.push([job, identity]);
         continue;

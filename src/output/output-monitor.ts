@@ -132,19 +132,21 @@ export class OutputMonitor {
   read(jobId: string, dir: string, options: ReadOutputOptions): Promise<OutputRead> {
     const job = this.#jobs.get(jobId);
     if (!job) return readOutput(dir, options);
+    // A tracked job's reads are shared by key, whoever asks: all read its own directory, as the
+    // monitor knows it (its held files answer for those paths only).
+    const own = job.dir;
     const key = `${options.selector} ${options.cursor} ${options.limitBytes}`;
     // A follower further behind than the live tail reads through the thread pool, since its pages
     // may have to come from the disk, which the event loop must not wait for.
     if (!isLiveTail(job.observed, options))
-      return job.shared.get(key, () => readOutput(dir, options, ASYNC_FILES));
+      return job.shared.get(key, () => readOutput(own, options, ASYNC_FILES));
     // The live tail, just written and still in the page cache, is read synchronously (see
     // SYNC_FILES), through the files a followed job holds open.
     const held = job.held;
-    if (!held) return job.shared.get(key, () => readOutput(dir, options, SYNC_FILES));
+    if (!held) return job.shared.get(key, () => readOutput(own, options, SYNC_FILES));
     return job.shared.get(key, () => {
       const release = held.lease();
-      // The job's own directory, as its held files know it (they answer for those paths only).
-      return readOutput(job.dir, options, held.files).finally(release);
+      return readOutput(own, options, held.files).finally(release);
     });
   }
 

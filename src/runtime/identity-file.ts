@@ -1,4 +1,5 @@
-import { rename, stat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessIdentity } from '../core/job.ts';
 import { readRecordFile } from './record-file.ts';
@@ -60,12 +61,8 @@ export async function markUnrecorded(dir: string): Promise<void> {
  * Whether the job in `dir` was marked unrecorded (`markUnrecorded`). The mark's being there is
  * what counts, whatever it holds: a job so marked must not be adopted and run again.
  */
-export async function isMarkedUnrecorded(dir: string): Promise<boolean> {
-  try {
-    await stat(join(dir, UNRECORDED_FILE));
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
+export function isMarkedUnrecorded(dir: string): boolean {
+  // A synchronous lstat (microseconds) like the record reads': one look per job at a restart,
+  // without a trip through the thread pool each. A link the job planted counts as a mark too.
+  return lstatSync(join(dir, UNRECORDED_FILE), { throwIfNoEntry: false }) !== undefined;
 }

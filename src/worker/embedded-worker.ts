@@ -72,7 +72,7 @@ export class Worker {
     // One process supervises a data directory: a server or another Worker on it would adopt the
     // same jobs (and this store's caches assume it is the database's only writer).
     const lock = await lockDataDir(options.dataDir, '`dataDir`');
-    let store: SqliteJobStore;
+    let store: SqliteJobStore | undefined;
     try {
       // Checkpoints off the embedding process's event loop too (the checkpoint helper).
       store = await SqliteJobStore.open(join(options.dataDir, DATABASE_FILE), {
@@ -81,11 +81,6 @@ export class Worker {
           log: (message) => options.logger?.warn({ component: 'store' }, message),
         },
       });
-    } catch (err) {
-      await lock.release();
-      throw err;
-    }
-    try {
       const engine = await JobEngine.open({
         dataDir: options.dataDir,
         store,
@@ -96,7 +91,7 @@ export class Worker {
       return new Worker(engine, store, lock, options.user ?? 'worker');
     } catch (err) {
       // The open's error is the one to tell; the lock goes back whatever the close does.
-      await store.close().catch(() => undefined);
+      await store?.close().catch(() => undefined);
       await lock.release();
       throw err;
     }

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, StatementSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
@@ -275,15 +275,18 @@ describe('SqliteJobStore on SQLite', () => {
       const first = await SqliteJobStore.open(path);
       let later: [Job, Job];
       try {
-        // No job has dependencies yet: an end settles nothing.
+        // No job has dependencies yet: an end settles nothing, without asking the database.
         const lone = makeJob({ status: 'running', node: 'n' });
         await first.insertJob(lone);
         await first.markFinished(lone.id, end);
-        assert.deepEqual(await first.settleDependents(lone.id, now), []);
+        const skipped = await statementsDuring(() => first.settleDependents(lone.id, now));
+        assert.deepEqual(skipped, { result: [], statements: 0 });
         // The first admission with dependencies makes every later end look for them.
         const [dep, waiting] = await pair(first);
         await first.markFinished(dep.id, end);
-        assert.deepEqual(await released(first, dep), [[waiting.id, 'queued', null]]);
+        const looked = await statementsDuring(() => released(first, dep));
+        assert.deepEqual(looked.result, [[waiting.id, 'queued', null]]);
+        assert.ok(looked.statements > 0, 'the end looked for its dependents');
         later = await pair(first);
       } finally {
         await first.close();
@@ -590,3 +593,28 @@ describe('SqliteJobStore: starts and ends of one turn', () => {
     });
   });
 });
+
+/**
+ * What `run` resolves with, and how many SQLite statements (node:sqlite's `run`, `all`, `get`,
+ * `iterate`) ran meanwhile, in any connection of this process.
+ */
+async function statementsDuring<T>(run: () => Promise<T>): Promise<{ result: T; statements: number }> {
+  const proto = StatementSync.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const names = ['run', 'all', 'get', 'iterate'] as const;
+  const originals = names.map((name) => proto[name]!);
+  let statements = 0;
+  names.forEach((name, i) => {
+    proto[name] = function (this: unknown, ...args: unknown[]) {
+      statements++;
+      return originals[i]!.apply(this, args);
+    };
+  });
+  try {
+    const result = await run();
+    return { result, statements };
+  } finally {
+    names.forEach((name, i) => {
+      proto[name] = originals[i]!;
+    });
+  }
+}
