@@ -166,12 +166,16 @@ describe('WalCheckpointer', () => {
       const db = await walDatabase();
       const checkpointer = await startOn(db);
       db.fill(100);
+      // `start` resolves once the helper runs, which may be before it opened the database: its
+      // first answer comes after it did (it reads the WAL before it reads a request).
+      assert.ok(await checkpointer.checkpoint(), 'the helper answered');
+      db.fill(100);
       db.connection.close();
       assert.equal(existsSync(`${db.path}-wal`), true, 'the helper still holds the database: its WAL stays');
       await checkpointer.close();
       assert.equal(existsSync(`${db.path}-wal`), false);
       const reopened = new DatabaseSync(db.path);
-      assert.equal(Number(reopened.prepare('select count(*) as n from t').get()?.n), 100);
+      assert.equal(Number(reopened.prepare('select count(*) as n from t').get()?.n), 200);
       reopened.close();
     },
   );
@@ -182,6 +186,8 @@ describe('WalCheckpointer', () => {
     async () => {
       const db = await walDatabase();
       const checkpointer = await startOn(db);
+      // The helper has opened the first database once it answers (see above).
+      assert.ok(await checkpointer.checkpoint(), 'the helper answered');
       db.connection.close();
       // As an operator's `rm jobworker.db*` and a new server would: another database by that name.
       for (const suffix of ['', '-wal', '-shm']) rmSync(`${db.path}${suffix}`, { force: true });
