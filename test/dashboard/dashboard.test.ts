@@ -194,6 +194,29 @@ describe('the dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('keeps a search being typed while the list renders, and applies it on Enter', async () => {
+    const admin = { user: 'admin', role: 'admin' } as const;
+    const start = (args: string[]) => a.service.start(admin, { command: 'true', args, queue: 'typing-q' });
+    const kept = await start(['typed-match']);
+    const page = await signedIn(adminToken);
+    await page.locator('input[name="queue"]').fill('typing-q');
+    await page.locator('input[name="queue"]').press('Enter');
+    await page.locator(`tr[data-job-id="${kept.id}"]`).waitFor();
+    const search = page.locator('input[name="text"]');
+    await search.fill('typed-ma');
+    // A new job of the queue joins the page (the search is not applied yet): the list renders
+    // while the box holds text that is not yet a filter. That render used to put the box back
+    // to the applied filter (empty), and the search was lost.
+    const arriving = await start(['other']);
+    await page.locator(`tr[data-job-id="${arriving.id}"]`).waitFor();
+    assert.equal(await search.inputValue(), 'typed-ma');
+    await search.press('Enter');
+    await page.locator(`tr[data-job-id="${arriving.id}"]`).waitFor({ state: 'detached' });
+    assert.equal(await page.locator(`tr[data-job-id="${kept.id}"]`).count(), 1);
+    assert.equal(await search.inputValue(), 'typed-ma');
+    await page.close();
+  });
+
   it('shows the answer to the latest filters when the answer to earlier ones comes late', async () => {
     const admin = { user: 'admin', role: 'admin' } as const;
     const wanted = await a.service.start(admin, { command: 'true', args: ['late-wanted'], queue: 'late-q' });

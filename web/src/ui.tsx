@@ -1,5 +1,5 @@
-import type { ComponentChildren } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import type { ComponentChildren, RefObject } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { JobStatus } from './types.ts';
 
 export function StatusBadge({ status }: { status: JobStatus }) {
@@ -77,5 +77,36 @@ export function Pager(props: {
         Older
       </button>
     </div>
+  );
+}
+
+/**
+ * A filter box applied when it changes (Enter or leaving it), that keeps what is being typed.
+ *
+ * Its text lives in its own state, updated on every keystroke. A box with only `value` and
+ * `onChange` would be reset to the applied filter by any render of its page before the change:
+ * the jobs list renders every second (running durations) and on every live event, so a search
+ * being typed was wiped, and the change that should have applied it never came.
+ */
+export function FilterInput(props: {
+  /** The applied filter; the box shows it again when it changes from outside. */
+  value: string;
+  onApply: (value: string) => void;
+  name?: string;
+  placeholder?: string;
+  maxLength?: number;
+  inputRef?: RefObject<HTMLInputElement>;
+}) {
+  const { value, onApply, inputRef, ...attributes } = props;
+  const [draft, setDraft] = useState(value);
+  useEffect(() => setDraft(value), [value]);
+  return (
+    <input
+      {...attributes}
+      ref={inputRef}
+      value={draft}
+      onInput={(e) => setDraft((e.target as HTMLInputElement).value)}
+      onChange={(e) => onApply((e.target as HTMLInputElement).value)}
+    />
   );
 }

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { getJson, query, sendJson } from '../api.ts';
 import { time } from '../format.ts';
 import type { AuditEntry, Token, User } from '../types.ts';
-import { Confirm, ErrorLine, Pager } from '../ui.tsx';
+import { Confirm, ErrorLine, FilterInput, Pager } from '../ui.tsx';
 
 /** Users and their tokens (admins only): add a user, issue and revoke tokens. */
 export function UsersPage() {
@@ -185,11 +185,12 @@ export function AuditPage() {
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
         <label>
           User
-          <input
+          <FilterInput
             value={user}
-            onChange={(e) => {
+            name="user"
+            onApply={(value) => {
               setCursors([]);
-              setUser((e.target as HTMLInputElement).value);
+              setUser(value);
             }}
           />
         </label>

@@ -4,7 +4,7 @@ import { commandLine, runTime, time } from '../format.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
 import type { Job, JobStatus } from '../types.ts';
-import { ErrorLine, Pager, StatusBadge } from '../ui.tsx';
+import { ErrorLine, FilterInput, Pager, StatusBadge } from '../ui.tsx';
 
 const STATUSES: JobStatus[] = [
   'queued',
@@ -132,9 +132,9 @@ export function JobsPage() {
     return () => removeEventListener('jobworker:search', onFocusSearch);
   }, []);
 
-  const set = (key: keyof Filters) => (e: Event) => {
+  const apply = (key: keyof Filters) => (value: string) => {
     setCursors([]);
-    setFilters({ ...filters, [key]: (e.target as HTMLInputElement).value });
+    setFilters((current) => ({ ...current, [key]: value }));
   };
 
   return (
@@ -148,7 +148,11 @@ export function JobsPage() {
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
         <label>
           Status
-          <select value={filters.status} onChange={set('status')} name="status">
+          <select
+            value={filters.status}
+            onChange={(e) => apply('status')((e.target as HTMLSelectElement).value)}
+            name="status"
+          >
             <option value="">any</option>
             {STATUSES.map((s) => (
               <option value={s}>{s}</option>
@@ -157,22 +161,22 @@ export function JobsPage() {
         </label>
         <label>
           Owner
-          <input value={filters.owner} onChange={set('owner')} name="owner" placeholder="user" />
+          <FilterInput value={filters.owner} onApply={apply('owner')} name="owner" placeholder="user" />
         </label>
         <label>
           Queue
-          <input value={filters.queue} onChange={set('queue')} name="queue" placeholder="queue" />
+          <FilterInput value={filters.queue} onApply={apply('queue')} name="queue" placeholder="queue" />
         </label>
         <label>
           Label
-          <input value={filters.label} onChange={set('label')} name="label" placeholder="key=value" />
+          <FilterInput value={filters.label} onApply={apply('label')} name="label" placeholder="key=value" />
         </label>
         <label class="grow">
           Search
-          <input
-            ref={search}
+          <FilterInput
+            inputRef={search}
             value={filters.text}
-            onChange={set('text')}
+            onApply={apply('text')}
             name="text"
             maxLength={MAX_TEXT}
             placeholder="name or command line, or start of an id  ( / )"
