@@ -194,25 +194,55 @@ describe('the dashboard in Chromium', () => {
     await page.close();
   });
 
-  it('keeps a search being typed while the list renders, and applies it on Enter', async () => {
+  it('keeps a search being typed while the list renders, applies it on Enter, gives it up on Escape', async () => {
     const admin = { user: 'admin', role: 'admin' } as const;
     const start = (args: string[]) => a.service.start(admin, { command: 'true', args, queue: 'typing-q' });
     const kept = await start(['typed-match']);
     const page = await signedIn(adminToken);
+    // The whole answer for these filters received: the page shows it from then on.
+    const listed = (filter: (params: URLSearchParams) => boolean) =>
+      page.waitForEvent('requestfinished', (req) => {
+        const url = new URL(req.url());
+        return url.pathname === '/v1/jobs' && filter(url.searchParams);
+      });
+    const queueOnly = listed((params) => params.get('queue') === 'typing-q' && !params.has('text'));
     await page.locator('input[name="queue"]').fill('typing-q');
     await page.locator('input[name="queue"]').press('Enter');
+    await queueOnly;
     await page.locator(`tr[data-job-id="${kept.id}"]`).waitFor();
+    // The '/' shortcut reaches the search box through FilterInput.
+    await page.locator('h1').click();
+    await page.keyboard.press('/');
     const search = page.locator('input[name="text"]');
-    await search.fill('typed-ma');
+    assert.equal(await page.evaluate('document.activeElement?.name'), 'text');
+    await page.keyboard.type('typed-ma');
     // A new job of the queue joins the page (the search is not applied yet): the list renders
     // while the box holds text that is not yet a filter. That render used to put the box back
     // to the applied filter (empty), and the search was lost.
     const arriving = await start(['other']);
     await page.locator(`tr[data-job-id="${arriving.id}"]`).waitFor();
     assert.equal(await search.inputValue(), 'typed-ma');
+    const searched = listed((params) => params.get('text') === 'typed-ma');
     await search.press('Enter');
+    await searched;
     await page.locator(`tr[data-job-id="${arriving.id}"]`).waitFor({ state: 'detached' });
     assert.equal(await page.locator(`tr[data-job-id="${kept.id}"]`).count(), 1);
+    assert.equal(await search.inputValue(), 'typed-ma');
+    // Escape gives up what was typed since: the box shows the applied search again, and leaving
+    // it asks for no other list.
+    let asked = 0;
+    page.on('request', (req) => {
+      if (new URL(req.url()).pathname === '/v1/jobs') asked++;
+    });
+    await search.press('End');
+    await search.pressSequentially('-not');
+    await search.press('Escape');
+    assert.equal(await search.inputValue(), 'typed-ma');
+    assert.notEqual(await page.evaluate('document.activeElement?.name'), 'text');
+    // A render, then: nothing was asked, and the rows are still those of the applied search.
+    const later = await start(['typed-match-later']);
+    await page.locator(`tr[data-job-id="${later.id}"]`).waitFor();
+    assert.equal(asked, 0);
     assert.equal(await search.inputValue(), 'typed-ma');
     await page.close();
   });

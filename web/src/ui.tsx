@@ -86,7 +86,9 @@ export function Pager(props: {
  * Its text lives in its own state, updated on every keystroke. A box with only `value` and
  * `onChange` would be reset to the applied filter by any render of its page before the change:
  * the jobs list renders every second (running durations) and on every live event, so a search
- * being typed was wiped, and the change that should have applied it never came.
+ * being typed was wiped, and the change that should have applied it never came. Escape puts the
+ * applied filter back before the page's shortcut leaves the box, so it gives up what was typed
+ * rather than applying it.
  */
 export function FilterInput(props: {
   /** The applied filter; the box shows it again when it changes from outside. */
@@ -99,14 +101,30 @@ export function FilterInput(props: {
 }) {
   const { value, onApply, inputRef, ...attributes } = props;
   const [draft, setDraft] = useState(value);
-  useEffect(() => setDraft(value), [value]);
+  // What this box applied last: the change of `value` it causes must not reset the draft, which
+  // the user may already have typed on from (the effect runs a frame after the Enter).
+  const applied = useRef(value);
+  useEffect(() => {
+    if (value !== applied.current) {
+      applied.current = value;
+      setDraft(value);
+    }
+  }, [value]);
   return (
     <input
       {...attributes}
       ref={inputRef}
       value={draft}
       onInput={(e) => setDraft((e.target as HTMLInputElement).value)}
-      onChange={(e) => onApply((e.target as HTMLInputElement).value)}
+      onChange={(e) => {
+        applied.current = (e.target as HTMLInputElement).value;
+        onApply(applied.current);
+      }}
+      onKeyDown={(e) => {
+        if (e.key !== 'Escape') return;
+        (e.target as HTMLInputElement).value = value;
+        setDraft(value);
+      }}
     />
   );
 }
