@@ -149,6 +149,14 @@ describe('the dashboard in Chromium', () => {
 
     await page.locator('[data-action="stop"]').click();
     await page.getByRole('dialog', { name: 'Stop this job?' }).waitFor();
+    // The dialog's action has the focus; a keyboard user moves to Cancel, and it stays there while
+    // the page renders (its running duration ticks): it used to go back to Stop on each render.
+    assert.equal(await page.evaluate('document.activeElement?.dataset.testid'), 'confirm');
+    await page.keyboard.press('Shift+Tab');
+    const before = (await page.getByTestId('duration').textContent()) ?? '';
+    const exactly = new RegExp(`^${before.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+    await page.getByTestId('duration').filter({ hasNotText: exactly }).waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Cancel');
     await page.getByTestId('confirm').click();
     await page.locator('.job-title .badge', { hasText: 'stopped' }).waitFor();
     await page.getByTestId('output-state').filter({ hasText: 'complete' }).waitFor();
@@ -244,6 +252,54 @@ describe('the dashboard in Chromium', () => {
     await page.locator(`tr[data-job-id="${later.id}"]`).waitFor();
     assert.equal(asked, 0);
     assert.equal(await search.inputValue(), 'typed-ma');
+    await page.close();
+  });
+
+  it('keeps a list filtered by status true as its jobs start and end', async () => {
+    const admin = { user: 'admin', role: 'admin' } as const;
+    const page = await signedIn(adminToken);
+    const running = page.waitForEvent('requestfinished', (req) => {
+      const url = new URL(req.url());
+      return url.pathname === '/v1/jobs' && url.searchParams.get('status') === 'running';
+    });
+    await page.locator('select[name="status"]').selectOption('running');
+    await running;
+    const job = await a.service.start(admin, { command: 'sleep', args: ['60'], queue: 'status-q' });
+    // Queued, it does not match; started, it joins the page (only a new job's first event could
+    // add a row before).
+    const row = page.locator(`tr[data-job-id="${job.id}"]`);
+    await row.locator('.badge', { hasText: 'running' }).waitFor();
+    await a.service.stop(admin, job.id);
+    // Stopped, it no longer matches, and leaves (it stayed, shown stopped, under "running").
+    await row.waitFor({ state: 'detached' });
+    await page.close();
+  });
+
+  it('runs a job again with its limits, attempts, name and labels as they applied', async () => {
+    const admin = { user: 'admin', role: 'admin' } as const;
+    const first = await a.service.start(admin, {
+      command: 'true',
+      name: 'again-me',
+      labels: { team: 'web' },
+      limits: { memory: '64M', pids: 64 },
+      retry: { attempts: 2 },
+    });
+    await a.service.waitFor(admin, first.id);
+    const page = await signedIn(adminToken);
+    await page.goto(`${a.url}/#/jobs/${first.id}`);
+    await page.getByTestId('job-name').filter({ hasText: 'again-me' }).waitFor();
+    await page.locator('[data-action="retry"]').click();
+    await page.getByRole('dialog', { name: 'Run this job again?' }).waitFor();
+    await page.keyboard.press('Enter');
+    await page.waitForURL((url) => url.hash.startsWith('#/jobs/') && !url.hash.endsWith(first.id));
+    const againId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]!);
+    const again = await a.service.get(admin, againId);
+    assert.equal(again.spec.name, 'again-me');
+    assert.deepEqual(again.spec.labels, { team: 'web' });
+    // Left out, a job capped at 64 MiB ran again with no cap.
+    assert.equal(again.spec.limits.memory, 64 * 1024 * 1024);
+    assert.equal(again.spec.limits.pids, 64);
+    assert.equal(again.spec.retry?.attempts, 2);
     await page.close();
   });
 
@@ -366,10 +422,21 @@ describe('the dashboard in Chromium', () => {
     await page.locator('tr[data-queue="web"]').waitFor();
     // Change the limit of a queue from the page.
     await page.locator('tr[data-queue="web"]').getByRole('button', { name: 'Limit…' }).click();
-    await page.getByRole('dialog').locator('input').fill('3');
-    await page.getByTestId('confirm').click();
-    await page.locator('tr[data-queue="web"] td[data-label="Limit"]', { hasText: '3' }).waitFor();
-    assert.equal((await a.service.queue('web')).concurrency, 3);
+    // Typed key by key into the field the dialog focuses, each key a render of the page (the
+    // focus used to jump to Save after the first), and Enter saves.
+    const limit = page.getByRole('dialog').locator('input[name="concurrency"]');
+    await limit.waitFor();
+    await page.keyboard.type('1x');
+    await page.keyboard.press('Enter');
+    // Refused in the dialog, which stays open with what was typed.
+    await page.getByRole('dialog').getByRole('alert').filter({ hasText: 'whole number' }).waitFor();
+    assert.equal(await limit.inputValue(), '1x');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.type('6');
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    await page.locator('tr[data-queue="web"] td[data-label="Limit"]', { hasText: '16' }).waitFor();
+    assert.equal((await a.service.queue('web')).concurrency, 16);
     await shot(page, 'queues');
     await page.keyboard.press('g');
     await page.keyboard.press('u');

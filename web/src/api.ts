@@ -4,6 +4,8 @@
  * as the `Authorization` header. Without a token, the browser's client certificate (mTLS), if it
  * has one, authenticates the same calls.
  */
+import type { Job } from './types.ts';
+
 const TOKEN_KEY = 'jobworker.token';
 
 export const session = {
@@ -18,16 +20,21 @@ export const session = {
   },
 };
 
-/** An error answer of the API: its status and `error.code`, `error.field`, `error.message`. */
+/**
+ * An error answer of the API: its status and `error.code`, `error.field`, `error.message`, and the
+ * job it carries on 409 ALREADY_FINISHED (the job as it is) and DUPLICATE (the job with that key).
+ */
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field: string | undefined;
-  constructor(status: number, code: string, message: string, field?: string) {
+  readonly job: Job | undefined;
+  constructor(status: number, code: string, message: string, field?: string, job?: Job) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field;
+    this.job = job;
   }
 }
 
@@ -55,16 +62,21 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
   let code = `HTTP_${res.status}`;
   let message = res.statusText;
   let field: string | undefined;
+  let job: Job | undefined;
   try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string; field?: string } };
+    const body = (await res.json()) as {
+      error?: { code?: string; message?: string; field?: string };
+      job?: Job;
+    };
     code = body.error?.code ?? code;
     message = body.error?.message ?? message;
     field = body.error?.field;
+    job = body.job;
   } catch {
     // not JSON: keep the status line
   }
   if (res.status === 401) for (const listener of unauthenticated) listener();
-  throw new ApiError(res.status, code, message, field);
+  throw new ApiError(res.status, code, message, field, job);
 }
 
 export async function getJson<T>(path: string): Promise<T> {

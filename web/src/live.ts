@@ -34,6 +34,8 @@ class LiveEvents {
     this.#controller?.abort();
     this.#controller = undefined;
     this.#lastEventId = undefined;
+    // Not live any more: a sign-in after this must not show the dot live before it connects.
+    this.connected = false;
   }
 
   #emit(event: LiveEvent): void {
@@ -60,6 +62,7 @@ class LiveEvents {
             delay = 500;
             this.#emit({ type: 'connected' });
           } else if (e.event === 'reset') {
+            delay = 500;
             this.#emit({ type: 'connected' });
             this.#emit({ type: 'reset' });
           } else if (e.event.startsWith('job:')) {

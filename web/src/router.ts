@@ -12,7 +12,16 @@ export function useRoute(): string[] {
     return () => removeEventListener('hashchange', onChange);
   }, []);
   const path = hash.replace(/^#\/?/, '').split('?')[0] ?? '';
-  return path === '' ? ['jobs'] : path.split('/').map(decodeURIComponent);
+  return path === '' ? ['jobs'] : path.split('/').map(decodePart);
+}
+
+/** A part as typed or pasted: a malformed escape (`%zz`) is kept as it is, not a blank page. */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 export function go(path: string): void {

@@ -7,6 +7,7 @@ import { ApiError, request } from './api.ts';
 import { bytes } from './format.ts';
 import { readSse } from './sse.ts';
 import type { Job } from './types.ts';
+import { ErrorLine } from './ui.tsx';
 
 export type OutputView = 'all' | 'stdout' | 'stderr';
 
@@ -79,7 +80,10 @@ export function TerminalView({ job, view }: { job: Job; view: OutputView }) {
   useEffect(() => {
     if (!term) return;
     const controller = new AbortController();
-    term.terminal.reset();
+    // A reset in the stream of writes (RIS), not `reset()`: xterm parses what it was given in
+    // slices, and `reset()` would leave the rest of the previous view's bytes to be drawn above
+    // this one's.
+    term.terminal.write('\x1bc');
     setState('loading');
     void stream(job, view, term.terminal, controller.signal, (s, m) => {
       setState(s);
@@ -103,15 +107,28 @@ export function TerminalView({ job, view }: { job: Job; view: OutputView }) {
     else term.search.findNext(query, options);
   };
 
+  // One download at a time (each reads the whole view), and a failure said (a job deleted
+  // meanwhile, the server at capacity, the network).
+  const [downloading, setDownloading] = useState(false);
+  const [downloadError, setDownloadError] = useState<unknown>();
   const download = async () => {
-    const res = await request(`/v1/jobs/${job.id}/output?stream=${view}`);
-    const blob = await res.blob();
-    const url = URL.createObjectURL(blob);
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = `${job.name ?? job.id}.${view === 'all' ? 'log' : view}`;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    if (downloading) return;
+    setDownloading(true);
+    setDownloadError(undefined);
+    try {
+      const res = await request(`/v1/jobs/${job.id}/output?stream=${view}`);
+      const blob = await res.blob();
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `${job.name ?? job.id}.${view === 'all' ? 'log' : view}`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      setDownloadError(err);
+    } finally {
+      setDownloading(false);
+    }
   };
 
   return (
@@ -140,10 +157,11 @@ export function TerminalView({ job, view }: { job: Job; view: OutputView }) {
         <button type="button" onClick={() => term?.terminal.scrollToBottom()} title="Jump to end (End)">
           End
         </button>
-        <button type="button" onClick={() => void download()}>
-          Download
+        <button type="button" disabled={downloading} onClick={() => void download()}>
+          {downloading ? 'Downloading…' : 'Download'}
         </button>
       </div>
+      <ErrorLine error={downloadError} />
       <div class="terminal" ref={host} data-testid="terminal" />
     </div>
   );
@@ -159,9 +177,8 @@ async function stream(
   const follow = job.finishedAt === null;
   let cursor = Math.max(0, (await viewEnd(job, view, signal)) - TAIL_BYTES);
   if (signal.aborted) return;
-  if (cursor > 0) {
-    terminal.write(`\x1b[2m[${bytes(cursor)} before this not shown: Download has all of it]\x1b[0m\r\n`);
-  }
+  // Said once the read is answered: a tail that starts too far is started earlier (BAD_CURSOR).
+  let toldSkipped = false;
   let lastEventId: string | undefined;
   let attempts = 0;
   while (!signal.aborted) {
@@ -176,12 +193,21 @@ async function stream(
           signal,
         },
       );
+      if (signal.aborted) return;
+      if (!toldSkipped && cursor > 0) {
+        terminal.write(`\x1b[2m[${bytes(cursor)} before this not shown: Download has all of it]\x1b[0m\r\n`);
+      }
+      toldSkipped = true;
       if (res.status === 204 || !res.body) {
         report('done');
         return;
       }
       report(follow ? 'following' : 'loading');
+      // Answered: a later cut starts its waits afresh (a proxy may cut idle streams now and then).
+      attempts = 0;
       for await (const e of readSse(res.body, signal)) {
+        // Events parsed before an abort (a switch of view) are not this view's to write.
+        if (signal.aborted) return;
         if (e.id !== null) lastEventId = e.id;
         if (e.event === 'output') {
           const event = JSON.parse(e.data) as { data: string; cursor: string };
@@ -208,6 +234,7 @@ async function stream(
         return;
       }
     }
+    if (signal.aborted) return;
     // Cut short (server restart, network): resume from the last event after a pause.
     attempts++;
     report('loading', 'reconnecting');

@@ -6,44 +6,68 @@ export function StatusBadge({ status }: { status: JobStatus }) {
   return <span class={`badge status-${status}`}>{status.replace('_', ' ')}</span>;
 }
 
-/** A modal asking to confirm an action; Enter confirms, Escape cancels. */
+/**
+ * A modal asking to confirm an action; Enter confirms (in a field of it too), Escape cancels. It
+ * takes the focus once, when it opens: its first field, else its action button. Taking it on every
+ * render (the job page renders every second, the queues page on every job event) moved it back
+ * to the action under a keyboard user on Cancel, and out of a field after its first keystroke.
+ * `busy` disables the action while it runs; `error` shows why it failed, in the dialog.
+ */
 export function Confirm(props: {
   title: string;
   children?: ComponentChildren;
   action: string;
   danger?: boolean;
+  busy?: boolean;
+  error?: unknown;
   onConfirm: () => void;
   onCancel: () => void;
 }) {
-  const button = useRef<HTMLButtonElement>(null);
+  const dialog = useRef<HTMLFormElement>(null);
+  const onCancel = useRef(props.onCancel);
+  onCancel.current = props.onCancel;
   useEffect(() => {
-    button.current?.focus();
+    const box = dialog.current;
+    const first =
+      box?.querySelector<HTMLElement>('input, select, textarea') ??
+      box?.querySelector('.modal-actions [type=submit]');
+    (first as HTMLElement | null | undefined)?.focus();
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') props.onCancel();
+      if (e.key === 'Escape') onCancel.current();
     };
     addEventListener('keydown', onKey);
     return () => removeEventListener('keydown', onKey);
-  }, [props.onCancel]);
+  }, []);
   return (
     <div class="modal-backdrop">
-      <div class="modal" role="dialog" aria-modal="true" aria-label={props.title}>
+      <form
+        ref={dialog}
+        class="modal"
+        role="dialog"
+        aria-modal="true"
+        aria-label={props.title}
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (!props.busy) props.onConfirm();
+        }}
+      >
         <h2>{props.title}</h2>
         {props.children}
+        <ErrorLine error={props.error} />
         <div class="modal-actions">
           <button type="button" onClick={props.onCancel}>
             Cancel
           </button>
           <button
-            type="button"
-            ref={button}
+            type="submit"
             class={props.danger ? 'danger' : 'primary'}
             data-testid="confirm"
-            onClick={props.onConfirm}
+            disabled={props.busy}
           >
             {props.action}
           </button>
         </div>
-      </div>
+      </form>
     </div>
   );
 }

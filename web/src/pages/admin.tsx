@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { getJson, query, sendJson } from '../api.ts';
 import { time } from '../format.ts';
 import type { AuditEntry, Token, User } from '../types.ts';
@@ -25,24 +25,47 @@ export function UsersPage() {
     void load();
   }, [load]);
 
+  // What is being done: a second click meanwhile would add the user twice (the second a 409) or
+  // issue a second token whose secret replaces the first's on the page, leaving one active token
+  // nobody holds.
+  const [busy, setBusy] = useState<string | null>(null);
+  // The guard itself: a click before the render that disables the button still sees it.
+  const working = useRef(false);
+  const start = (what: string) => {
+    if (working.current) return false;
+    working.current = true;
+    setBusy(what);
+    return true;
+  };
+  const done = () => {
+    working.current = false;
+    setBusy(null);
+  };
   const addUser = async (e: Event) => {
     e.preventDefault();
-    const form = new FormData(e.target as HTMLFormElement);
+    const target = e.target as HTMLFormElement;
+    const form = new FormData(target);
+    if (!start('add-user')) return;
     try {
       await sendJson('POST', '/v1/users', { name: String(form.get('name')), role: String(form.get('role')) });
-      (e.target as HTMLFormElement).reset();
+      target.reset();
       await load();
     } catch (err) {
       setError(err);
+    } finally {
+      done();
     }
   };
   const issue = async (user: string) => {
+    if (!start(`token:${user}`)) return;
     try {
       const answer = await sendJson<{ token: string }>('POST', '/v1/tokens', { user });
       setIssued(answer.token);
       await load();
     } catch (err) {
       setError(err);
+    } finally {
+      done();
     }
   };
 
@@ -71,7 +94,9 @@ export function UsersPage() {
             <option value="admin">admin</option>
           </select>
         </label>
-        <button type="submit">Add user</button>
+        <button type="submit" disabled={busy !== null}>
+          Add user
+        </button>
       </form>
       <div class="table-wrap">
         <table>
@@ -95,7 +120,7 @@ export function UsersPage() {
                 <td data-label="Runs as">{u.runAs ?? ''}</td>
                 <td data-label="Created">{time(u.createdAt)}</td>
                 <td>
-                  <button type="button" onClick={() => void issue(u.name)}>
+                  <button type="button" disabled={busy !== null} onClick={() => void issue(u.name)}>
                     New token
                   </button>
                 </td>
@@ -170,13 +195,23 @@ export function AuditPage() {
   const cursor = cursors.at(-1);
 
   useEffect(() => {
+    // Only the answer for the page and filter asked last is shown: two quick "Older" clicks
+    // could otherwise show the first page's rows with the pager on the third.
+    let stale = false;
     getJson<{ entries: AuditEntry[]; nextCursor: string | null }>(
       `/v1/audit${query({ user: user.trim(), cursor, limit: 100 })}`,
-    ).then((page) => {
-      setEntries(page.entries);
-      setNext(page.nextCursor);
-      setError(undefined);
-    }, setError);
+    ).then(
+      (page) => {
+        if (stale) return;
+        setEntries(page.entries);
+        setNext(page.nextCursor);
+        setError(undefined);
+      },
+      (err) => !stale && setError(err),
+    );
+    return () => {
+      stale = true;
+    };
   }, [cursor, user]);
 
   return (

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, getJson, sendJson } from '../api.ts';
 import { bytes, commandLine, duration, runTime, time } from '../format.ts';
+import { isOlderNews } from '../job-news.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
 import { type OutputView, TerminalView } from '../terminal.tsx';
@@ -25,7 +26,7 @@ const ACTION_TEXT: Record<Action, { title: string; button: string; danger?: bool
   retry: {
     title: 'Run this job again?',
     button: 'Run again',
-    body: 'A new job with the same command, arguments, shell, directory, queue, priority, timeout, name and labels (the environment is never shown, so it is not copied).',
+    body: 'A new job with the same command, arguments, shell, directory, queue, priority, timeout, name, labels, webhook, number of attempts (with the default backoff), and limits and isolation as they applied; a task run starts the task again with the same parameters. The environment is never shown, so it is not copied; nor are dependencies, a start time or a dedupe key.',
   },
   delete: {
     title: 'Delete this job?',
@@ -42,16 +43,26 @@ export function JobPage({ id }: { id: string }) {
   const [asking, setAsking] = useState<Action | null>(null);
   const [now, setNow] = useState(Date.now());
 
+  // Answers, action results and events may arrive in any order: news older than what is shown (a
+  // job not finished, after its end) is dropped, or the page would show it running for good.
+  const showNews = (incoming: Job) =>
+    setJob((shown) => (shown !== null && isOlderNews(shown, incoming) ? shown : incoming));
+
   useEffect(() => {
     let stale = false;
-    getJson<Job>(`/v1/jobs/${encodeURIComponent(id)}`).then(
-      (j) => !stale && setJob(j),
-      (err) => !stale && setError(err),
-    );
+    const fetchJob = () =>
+      getJson<Job>(`/v1/jobs/${encodeURIComponent(id)}`).then(
+        (j) => {
+          if (stale) return;
+          showNews(j);
+          setError(undefined);
+        },
+        (err) => !stale && setError(err),
+      );
+    void fetchJob();
     const unsubscribe = live.subscribe((event) => {
-      if (event.type === 'job' && event.job.id === id) setJob(event.job);
-      if (event.type === 'reset')
-        void getJson<Job>(`/v1/jobs/${encodeURIComponent(id)}`).then(setJob, setError);
+      if (event.type === 'job' && event.job.id === id) showNews(event.job);
+      if (event.type === 'reset') void fetchJob();
     });
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => {
@@ -72,17 +83,8 @@ export function JobPage({ id }: { id: string }) {
         return;
       }
       if (action === 'retry') {
-        const again = await sendJson<Job>('POST', '/v1/jobs', {
-          command: job.command,
-          args: job.args,
-          shell: job.shell,
-          cwd: job.cwd,
-          queue: job.queue,
-          priority: job.priority,
-          timeoutMs: job.timeoutMs,
-          labels: job.labels,
-          ...(job.name === null ? {} : { name: job.name }),
-        });
+        const { path, body } = runAgain(job);
+        const again = await sendJson<Job>('POST', path, body);
         go(`jobs/${again.id}`);
         return;
       }
@@ -91,11 +93,15 @@ export function JobPage({ id }: { id: string }) {
         `/v1/jobs/${job.id}/${action}`,
         action === 'stop' ? {} : undefined,
       );
-      setJob(changed);
+      showNews(changed);
       setError(undefined);
     } catch (err) {
-      // A stop of a job that had just finished: not an error worth showing as one.
-      if (err instanceof ApiError && err.code === 'ALREADY_FINISHED') return;
+      // A stop of a job that had just finished: not an error worth showing as one, but the job as
+      // it is (its end may not have reached this page: the live connection may be down).
+      if (err instanceof ApiError && err.code === 'ALREADY_FINISHED') {
+        if (err.job?.id === job.id) showNews(err.job);
+        return;
+      }
       setError(err);
     }
   };
@@ -165,7 +171,7 @@ export function JobPage({ id }: { id: string }) {
             {job.reason ? ` (${job.reason})` : ''}
           </dd>
           <dt>Duration</dt>
-          <dd>{runTime(job, now)}</dd>
+          <dd data-testid="duration">{runTime(job, now)}</dd>
           <dt>Timeout</dt>
           <dd>{job.timeoutMs === null ? 'none' : duration(job.timeoutMs)}</dd>
           <dt>Output</dt>
@@ -244,4 +250,34 @@ export function JobPage({ id }: { id: string }) {
       ) : null}
     </section>
   );
+}
+
+/**
+ * The request that runs a job again: a task run starts its task with the same parameters; any
+ * other job is submitted with what its JSON shows of its spec. Its limits and isolation are sent
+ * as they applied (its queue's or user's defaults included), so the new job keeps them even if
+ * those defaults change: left out, a job capped at 512 MiB ran again with no cap.
+ */
+function runAgain(job: Job): { path: string; body: Record<string, unknown> } {
+  if (job.task !== null) {
+    return { path: `/v1/tasks/${encodeURIComponent(job.task)}/runs`, body: job.params ?? {} };
+  }
+  return {
+    path: '/v1/jobs',
+    body: {
+      command: job.command,
+      args: job.args,
+      shell: job.shell,
+      cwd: job.cwd,
+      queue: job.queue,
+      priority: job.priority,
+      timeoutMs: job.timeoutMs,
+      labels: job.labels,
+      limits: job.limits,
+      ...(job.name === null ? {} : { name: job.name }),
+      ...(job.maxAttempts > 1 ? { retry: { attempts: job.maxAttempts } } : {}),
+      ...(job.isolation === undefined ? {} : { isolation: job.isolation }),
+      ...(job.notify === undefined ? {} : { notify: job.notify }),
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { getJson, query } from '../api.ts';
 import { commandLine, runTime, time } from '../format.ts';
+import { isOlderNews } from '../job-news.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
 import type { Job, JobStatus } from '../types.ts';
@@ -19,6 +20,9 @@ const STATUSES: JobStatus[] = [
 ];
 
 const PAGE = 50;
+
+/** The most rows the first page grows to with live arrivals before it is loaded afresh. */
+const MAX_ROWS = 4 * PAGE;
 
 /** The server's longest `text` filter (src/store/list-query.ts, MAX_TEXT_CHARS). */
 const MAX_TEXT = 200;
@@ -71,8 +75,14 @@ export function JobsPage() {
   // Answers may come out of order (filters typed while a list is on its way): only the answer to
   // the latest request is shown, or a late one would put back rows the filters now exclude.
   const latest = useRef(0);
+  // The jobs live events told of while the latest list was on its way, the last news of each: the
+  // answer may be older than they are (a job that finished meanwhile would show running for good,
+  // as a finished job sends no further event), so they are applied to it again.
+  const heardDuringLoad = useRef<Map<string, Job> | null>(null);
   const load = useCallback(async () => {
     const mine = ++latest.current;
+    const heard = new Map<string, Job>();
+    heardDuringLoad.current = heard;
     try {
       const find = searchOf(filters.text);
       const page = await getJson<{ jobs: Job[]; nextCursor: string | null }>(
@@ -88,11 +98,18 @@ export function JobsPage() {
         })}`,
       );
       if (mine !== latest.current) return;
-      setJobs(page.jobs);
+      heardDuringLoad.current = null;
+      const where = { filters, firstPage: cursor === undefined, complete: page.nextCursor === null };
+      setJobs([...heard.values()].reduce((list, job) => withNews(list, job, where), page.jobs));
       setNext(page.nextCursor);
       setError(undefined);
     } catch (err) {
-      if (mine === latest.current) setError(err);
+      if (mine !== latest.current) return;
+      heardDuringLoad.current = null;
+      // The rows shown were for the filters before: under the new ones they would mislead.
+      setJobs([]);
+      setNext(null);
+      setError(err);
     }
   }, [filters, cursor]);
 
@@ -100,7 +117,9 @@ export function JobsPage() {
     void load();
   }, [load]);
 
-  // Live: a job on this page changes in place; a new job appears on the first page; a reset reloads.
+  // Live: a job on this page changes in place, or leaves it when it no longer matches the filters
+  // (a finished job under `status=running`); a job that comes to match joins the first page where
+  // the server would list it; a reset reloads.
   useEffect(
     () =>
       live.subscribe((event) => {
@@ -109,16 +128,18 @@ export function JobsPage() {
           return;
         }
         if (event.type !== 'job') return;
-        const changed = event.job;
-        setJobs((list) => {
-          const i = list.findIndex((j) => j.id === changed.id);
-          if (i !== -1) return list.map((j) => (j.id === changed.id ? changed : j));
-          if (event.kind !== 'job:queued' || cursor !== undefined || !matches(changed, filters)) return list;
-          return [changed, ...list].slice(0, PAGE);
-        });
+        heardDuringLoad.current?.set(event.job.id, event.job);
+        const where = { filters, firstPage: cursor === undefined, complete: next === null };
+        setJobs((list) => withNews(list, event.job, where));
       }),
-    [load, cursor, filters],
+    [load, cursor, filters, next],
   );
+
+  // The first page grows as jobs arrive (trimming it would make "Older" skip the rows trimmed, as
+  // its cursor continues after the page as loaded); past MAX_ROWS it is loaded afresh.
+  useEffect(() => {
+    if (cursor === undefined && jobs.length > MAX_ROWS) void load();
+  }, [jobs.length, cursor, load]);
 
   // Running durations tick.
   useEffect(() => {
@@ -226,7 +247,31 @@ export function JobsPage() {
   );
 }
 
-/** Whether a new job belongs in the list as filtered (what the server would have answered). */
+/**
+ * The list with the news of one job: its row replaced, or taken out when the job no longer
+ * matches the filters; or the job put in where the server would list it (newest first, by id)
+ * when it matches and belongs on this page: the first page, and newer than its oldest row unless
+ * the page holds every match. News older than the row shown (`isOlderNews`) changes nothing.
+ */
+function withNews(
+  list: readonly Job[],
+  job: Job,
+  where: { filters: Filters; firstPage: boolean; complete: boolean },
+): Job[] {
+  const i = list.findIndex((j) => j.id === job.id);
+  if (i !== -1) {
+    if (isOlderNews(list[i]!, job)) return list as Job[];
+    if (!matches(job, where.filters)) return list.filter((j) => j.id !== job.id);
+    return list.map((j) => (j.id === job.id ? job : j));
+  }
+  if (!where.firstPage || !matches(job, where.filters)) return list as Job[];
+  const last = list.at(-1);
+  if (!where.complete && last !== undefined && job.id < last.id) return list as Job[];
+  const at = list.findIndex((j) => j.id < job.id);
+  return at === -1 ? [...list, job] : [...list.slice(0, at), job, ...list.slice(at)];
+}
+
+/** Whether a job belongs in the list as filtered (what the server would have answered). */
 function matches(job: Job, f: Filters): boolean {
   if (f.status !== '' && job.status !== f.status) return false;
   if (f.owner.trim() !== '' && job.owner !== f.owner.trim()) return false;

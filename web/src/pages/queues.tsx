@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { getJson, sendJson } from '../api.ts';
 import { live } from '../live.ts';
 import type { Queue } from '../types.ts';
@@ -8,31 +8,73 @@ import { Confirm, ErrorLine } from '../ui.tsx';
 export function QueuesPage() {
   const [queues, setQueues] = useState<Queue[]>([]);
   const [error, setError] = useState<unknown>();
-  const [editing, setEditing] = useState<{ queue: Queue; value: string } | null>(null);
+  const [editing, setEditing] = useState<{
+    queue: Queue;
+    value: string;
+    error?: unknown;
+    busy?: boolean;
+  } | null>(null);
   const [pausing, setPausing] = useState<Queue | null>(null);
 
+  // One list request at a time, and at most one more after it: job events come as fast as jobs
+  // start and end (a request for each sent hundreds a second), and answers in the order asked.
+  const loading = useRef<{ again: boolean } | null>(null);
   const load = useCallback(async () => {
+    if (loading.current) {
+      loading.current.again = true;
+      return;
+    }
+    const state = { again: false };
+    loading.current = state;
     try {
-      setQueues((await getJson<{ queues: Queue[] }>('/v1/queues')).queues);
-    } catch (err) {
-      setError(err);
+      do {
+        state.again = false;
+        try {
+          setQueues((await getJson<{ queues: Queue[] }>('/v1/queues')).queues);
+          setError(undefined);
+        } catch (err) {
+          setError(err);
+        }
+      } while (state.again && loading.current === state);
+    } finally {
+      if (loading.current === state) loading.current = null;
     }
   }, []);
   useEffect(() => {
     void load();
-    // Counts change as jobs start and end.
-    return live.subscribe((e) => {
-      if (e.type === 'job' || e.type === 'reset') void load();
+    // Counts change as jobs queue, start and end (progress changes none).
+    const unsubscribe = live.subscribe((e) => {
+      if ((e.type === 'job' && e.kind !== 'job:progress') || e.type === 'reset') void load();
     });
+    return () => {
+      unsubscribe();
+      loading.current = null;
+    };
   }, [load]);
 
+  /** Saves a queue's settings; the error, if any, is the caller's to show. */
   const save = async (queue: Queue, settings: Record<string, unknown>) => {
+    await sendJson('PUT', `/v1/queues/${encodeURIComponent(queue.name)}`, settings);
+    await load();
+  };
+
+  const saveLimit = async () => {
+    if (!editing || editing.busy) return;
+    const text = editing.value.trim();
+    if (text !== '' && !/^[1-9]\d*$/.test(text)) {
+      setEditing({
+        ...editing,
+        error: new Error('The limit is a whole number of at least 1, or empty for none.'),
+      });
+      return;
+    }
+    setEditing({ ...editing, busy: true, error: undefined });
     try {
-      await sendJson('PUT', `/v1/queues/${encodeURIComponent(queue.name)}`, settings);
-      setError(undefined);
-      await load();
+      await save(editing.queue, { concurrency: text === '' ? null : Number(text) });
+      setEditing(null);
     } catch (err) {
-      setError(err);
+      // The dialog stays open with what was typed, and says why.
+      setEditing((now) => now && { ...now, busy: false, error: err });
     }
   };
 
@@ -84,18 +126,16 @@ export function QueuesPage() {
         <Confirm
           title={`Limit of ${editing.queue.name}`}
           action="Save"
+          busy={editing.busy}
+          error={editing.error}
           onCancel={() => setEditing(null)}
-          onConfirm={() => {
-            const value = editing.value.trim();
-            setEditing(null);
-            void save(editing.queue, { concurrency: value === '' ? null : Number(value) });
-          }}
+          onConfirm={() => void saveLimit()}
         >
           <label>
             Most jobs running at once (empty: no limit)
             <input
-              type="number"
-              min="1"
+              inputMode="numeric"
+              name="concurrency"
               value={editing.value}
               onInput={(e) => setEditing({ ...editing, value: (e.target as HTMLInputElement).value })}
             />
@@ -110,7 +150,7 @@ export function QueuesPage() {
           onConfirm={() => {
             const q = pausing;
             setPausing(null);
-            void save(q, { paused: !q.paused });
+            save(q, { paused: !q.paused }).then(() => setError(undefined), setError);
           }}
         >
           <p>

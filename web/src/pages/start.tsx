@@ -1,16 +1,9 @@
 import { useState } from 'preact/hooks';
 import { ApiError, sendJson } from '../api.ts';
 import { go } from '../router.ts';
+import { ArgsError, splitArgs } from '../shell-words.ts';
 import type { Job } from '../types.ts';
 import { ErrorLine } from '../ui.tsx';
-
-/** Splits arguments as a shell would for plain words and quotes (no expansion). */
-export function splitArgs(text: string): string[] {
-  const args: string[] = [];
-  const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
-  for (const m of text.matchAll(re)) args.push(m[1]?.replace(/\\(.)/g, '$1') ?? m[2] ?? m[3] ?? '');
-  return args;
-}
 
 /** The start form: POST /v1/jobs. The server validates; its error names the field. */
 export function StartPage() {
@@ -20,7 +13,16 @@ export function StartPage() {
 
   const submit = async (e: Event) => {
     e.preventDefault();
-    const form = new FormData(e.target as HTMLFormElement);
+    try {
+      await send(new FormData(e.target as HTMLFormElement));
+    } catch (err) {
+      // Refused before it was sent (an unclosed quote in the arguments).
+      setError(err);
+      setField(err instanceof ArgsError ? err.field : undefined);
+    }
+  };
+
+  const send = async (form: FormData) => {
     const text = (name: string) => String(form.get(name) ?? '').trim();
     const int = (name: string, scale = 1) =>
       text(name) === '' ? undefined : Math.round(Number(text(name)) * scale);
@@ -109,7 +111,7 @@ export function StartPage() {
           </label>
           <label class={bad('limits')}>
             CPU (thousandths of a CPU)
-            <input name="cpuMillis" type="number" min="1" step="1" />
+            <input name="cpuMillis" type="number" min="10" step="1" />
           </label>
         </div>
         <label class={bad('after')}>
