@@ -381,7 +381,7 @@ export async function writeSse(
  * bytes and more, and a batch no other follower gets (a pooled page, a finished job's output read
  * to its end) would hold it until the collector found the batch dead: 50 event streams reading a
  * finished job's 20 MB each (`follower-churn`) peaked at 375-453 MB of server RSS in four runs
- * with every batch kept, 243-266 MB in four of five without (docs/performance.md).
+ * with every batch kept, 243-266 MB in four of five without (docs/performance-history.md, twenty-third pass).
  */
 const sseByBatch = new WeakMap<readonly OutputEvent[], Batch<string>>();
 
