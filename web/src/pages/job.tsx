@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, getJson, sendJson } from '../api.ts';
-import { bytes, commandLine, duration, runTime, time } from '../format.ts';
+import { bytes, commandLine, duration, runTime, time, visible } from '../format.ts';
 import { isOlderNews } from '../job-news.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
@@ -127,7 +127,8 @@ export function JobPage({ id }: { id: string }) {
     <section class="job-page">
       <div class="page-head">
         <h1 class="job-title">
-          <StatusBadge status={job.status} /> <span data-testid="job-name">{job.name ?? job.id}</span>
+          <StatusBadge status={job.status} />{' '}
+          <span data-testid="job-name">{job.name === null ? job.id : visible(job.name)}</span>
         </h1>
         <div class="actions">
           {(Object.keys(can) as Action[]).map((action) => (
@@ -206,7 +207,7 @@ export function JobPage({ id }: { id: string }) {
               <dd>
                 {Object.entries(job.labels).map(([k, v]) => (
                   <span class="chip">
-                    {k}={v}
+                    {visible(k)}={visible(v)}
                   </span>
                 ))}
               </dd>

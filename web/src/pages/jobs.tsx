@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { getJson, query } from '../api.ts';
-import { commandLine, runTime, time } from '../format.ts';
+import { commandLine, runTime, time, visible } from '../format.ts';
 import { isOlderNews } from '../job-news.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
@@ -226,7 +226,9 @@ export function JobsPage() {
                   <StatusBadge status={job.status} />
                 </td>
                 <td data-label="Name">
-                  <a href={`#/jobs/${job.id}`}>{job.name ?? job.id.slice(0, 8)}</a>
+                  <a href={`#/jobs/${job.id}`}>
+                    {job.name === null ? job.id.slice(0, 8) : visible(job.name)}
+                  </a>
                 </td>
                 <td data-label="Command" class="mono ellipsis">
                   {commandLine(job)}
