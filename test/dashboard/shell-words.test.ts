@@ -25,6 +25,9 @@ describe("the start form's arguments, split as a shell splits words", () => {
     assert.deepEqual(splitArgs('a\\ b c\\"d'), ['a b', 'c"d']);
     assert.deepEqual(splitArgs('"x\\"y \\\\ \\$HOME \\n"'), ['x"y \\ $HOME \\n']);
     assert.deepEqual(splitArgs("'no \\escape'"), ['no \\escape']);
+    assert.deepEqual(splitArgs('end\\'), ['end\\']);
+    // A no-break space is a character of the word, as in a shell.
+    assert.deepEqual(splitArgs('a\u00a0b c'), ['a\u00a0b', 'c']);
   });
 
   it('refuses an unclosed quote, naming the field', () => {

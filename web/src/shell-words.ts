@@ -4,11 +4,12 @@ export class ArgsError extends Error {
 }
 
 /**
- * Splits arguments as a POSIX shell splits words, without expansion: blanks separate words; single
- * quotes keep everything; double quotes keep everything but `\"`, `\\`, `\$` and `` \` ``; a
- * backslash outside quotes keeps the next character; quoted and plain parts next to each other
- * are one word (`--name="my job"` is `--name=my job`). An unclosed quote is an error naming the
- * field, as a shell refuses it.
+ * Splits arguments as a POSIX shell splits words, without expansion: blanks (space, tab, newline;
+ * not other Unicode spaces) separate words; single quotes keep everything; double quotes keep
+ * everything but `\"`, `\\`, `\$` and `` \` ``; a backslash outside quotes keeps the next
+ * character (at the very end, itself); quoted and plain parts next to each other are one word
+ * (`--name="my job"` is `--name=my job`). An unclosed quote is an error naming the field, as a
+ * shell refuses it.
  */
 export function splitArgs(text: string): string[] {
   const args: string[] = [];
@@ -16,7 +17,7 @@ export function splitArgs(text: string): string[] {
   let i = 0;
   while (i < text.length) {
     const c = text[i]!;
-    if (/\s/.test(c)) {
+    if (c === ' ' || c === '\t' || c === '\n') {
       if (word !== null) args.push(word);
       word = null;
       i++;
@@ -46,7 +47,8 @@ export function splitArgs(text: string): string[] {
       }
       i = j + 1;
     } else if (c === '\\') {
-      word += text[i + 1] ?? '';
+      // A backslash at the very end keeps itself, as sh keeps it.
+      word += text[i + 1] ?? '\\';
       i += 2;
     } else {
       word += c;

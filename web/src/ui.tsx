@@ -1,5 +1,5 @@
 import type { ComponentChildren, RefObject } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { JobStatus } from './types.ts';
 
 export function StatusBadge({ status }: { status: JobStatus }) {
@@ -11,7 +11,8 @@ export function StatusBadge({ status }: { status: JobStatus }) {
  * takes the focus once, when it opens: its first field, else its action button. Taking it on every
  * render (the job page renders every second, the queues page on every job event) moved it back
  * to the action under a keyboard user on Cancel, and out of a field after its first keystroke.
- * `busy` disables the action while it runs; `error` shows why it failed, in the dialog.
+ * `busy` stops a second confirm while the first runs (the button stays focusable: disabling it
+ * would drop the focus out of the dialog); `error` shows why it failed, in the dialog.
  */
 export function Confirm(props: {
   title: string;
@@ -26,7 +27,9 @@ export function Confirm(props: {
   const dialog = useRef<HTMLFormElement>(null);
   const onCancel = useRef(props.onCancel);
   onCancel.current = props.onCancel;
-  useEffect(() => {
+  // A layout effect: the focus is in place when the dialog first shows, before a key can land
+  // elsewhere (an effect runs a frame later).
+  useLayoutEffect(() => {
     const box = dialog.current;
     const first =
       box?.querySelector<HTMLElement>('input, select, textarea') ??
@@ -62,7 +65,7 @@ export function Confirm(props: {
             type="submit"
             class={props.danger ? 'danger' : 'primary'}
             data-testid="confirm"
-            disabled={props.busy}
+            aria-disabled={props.busy}
           >
             {props.action}
           </button>

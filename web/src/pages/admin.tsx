@@ -198,6 +198,8 @@ export function AuditPage() {
     // Only the answer for the page and filter asked last is shown: two quick "Older" clicks
     // could otherwise show the first page's rows with the pager on the third.
     let stale = false;
+    // "Older" waits for this answer's cursor: a second click meanwhile would push the same one.
+    setNext(null);
     getJson<{ entries: AuditEntry[]; nextCursor: string | null }>(
       `/v1/audit${query({ user: user.trim(), cursor, limit: 100 })}`,
     ).then(

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { getJson, query } from '../api.ts';
 import { commandLine, runTime, time, visible } from '../format.ts';
-import { isOlderNews } from '../job-news.ts';
+import { isLaterPhase, isOlderNews } from '../job-news.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
 import type { Job, JobStatus } from '../types.ts';
@@ -79,10 +79,16 @@ export function JobsPage() {
   // answer may be older than they are (a job that finished meanwhile would show running for good,
   // as a finished job sends no further event), so they are applied to it again.
   const heardDuringLoad = useRef<Map<string, Job> | null>(null);
+  // Where this page ends, as loaded: the id its next page continues after (null: it holds every
+  // match); undefined while no list is shown (before the first answer, after a failed one), when
+  // live jobs join nothing.
+  const [boundary, setBoundary] = useState<string | null | undefined>(undefined);
   const load = useCallback(async () => {
     const mine = ++latest.current;
     const heard = new Map<string, Job>();
     heardDuringLoad.current = heard;
+    // "Older" waits for this answer's cursor: a second click meanwhile would push the same one.
+    setNext(null);
     try {
       const find = searchOf(filters.text);
       const page = await getJson<{ jobs: Job[]; nextCursor: string | null }>(
@@ -99,8 +105,17 @@ export function JobsPage() {
       );
       if (mine !== latest.current) return;
       heardDuringLoad.current = null;
-      const where = { filters, firstPage: cursor === undefined, complete: page.nextCursor === null };
-      setJobs([...heard.values()].reduce((list, job) => withNews(list, job, where), page.jobs));
+      const end = page.nextCursor === null ? null : (page.jobs.at(-1)?.id ?? null);
+      const where = { filters, firstPage: cursor === undefined, boundary: end };
+      const shown = new Map(page.jobs.map((job) => [job.id, job]));
+      // A row of the answer is replaced only by news of a later phase: news of the same phase may
+      // be older than the answer (a pause sends no event).
+      const news = [...heard.values()].filter((job) => {
+        const row = shown.get(job.id);
+        return row === undefined || isLaterPhase(row, job);
+      });
+      setJobs(news.reduce((list, job) => withNews(list, job, where), page.jobs));
+      setBoundary(end);
       setNext(page.nextCursor);
       setError(undefined);
     } catch (err) {
@@ -108,7 +123,7 @@ export function JobsPage() {
       heardDuringLoad.current = null;
       // The rows shown were for the filters before: under the new ones they would mislead.
       setJobs([]);
-      setNext(null);
+      setBoundary(undefined);
       setError(err);
     }
   }, [filters, cursor]);
@@ -129,16 +144,23 @@ export function JobsPage() {
         }
         if (event.type !== 'job') return;
         heardDuringLoad.current?.set(event.job.id, event.job);
-        const where = { filters, firstPage: cursor === undefined, complete: next === null };
+        if (boundary === undefined) return;
+        const where = { filters, firstPage: cursor === undefined, boundary };
         setJobs((list) => withNews(list, event.job, where));
       }),
-    [load, cursor, filters, next],
+    [load, cursor, filters, boundary],
   );
 
   // The first page grows as jobs arrive (trimming it would make "Older" skip the rows trimmed, as
-  // its cursor continues after the page as loaded); past MAX_ROWS it is loaded afresh.
+  // its cursor continues after the page as loaded); past MAX_ROWS it is loaded afresh, once at a
+  // time: each arrival meanwhile would otherwise ask again (and make the answer before stale).
+  const refreshing = useRef(false);
   useEffect(() => {
-    if (cursor === undefined && jobs.length > MAX_ROWS) void load();
+    if (cursor !== undefined || jobs.length <= MAX_ROWS || refreshing.current) return;
+    refreshing.current = true;
+    void load().finally(() => {
+      refreshing.current = false;
+    });
   }, [jobs.length, cursor, load]);
 
   // Running durations tick.
@@ -252,13 +274,13 @@ export function JobsPage() {
 /**
  * The list with the news of one job: its row replaced, or taken out when the job no longer
  * matches the filters; or the job put in where the server would list it (newest first, by id)
- * when it matches and belongs on this page: the first page, and newer than its oldest row unless
- * the page holds every match. News older than the row shown (`isOlderNews`) changes nothing.
+ * when it matches and belongs on this page: the first page, before the id its next page continues
+ * after (`boundary`; null when the page holds every match). News older than the row shown (`isOlderNews`) changes nothing.
  */
 function withNews(
   list: readonly Job[],
   job: Job,
-  where: { filters: Filters; firstPage: boolean; complete: boolean },
+  where: { filters: Filters; firstPage: boolean; boundary: string | null },
 ): Job[] {
   const i = list.findIndex((j) => j.id === job.id);
   if (i !== -1) {
@@ -267,8 +289,8 @@ function withNews(
     return list.map((j) => (j.id === job.id ? job : j));
   }
   if (!where.firstPage || !matches(job, where.filters)) return list as Job[];
-  const last = list.at(-1);
-  if (!where.complete && last !== undefined && job.id < last.id) return list as Job[];
+  // At or past the page's end as loaded, it is on a later page ("Older" continues from there).
+  if (where.boundary !== null && job.id <= where.boundary) return list as Job[];
   const at = list.findIndex((j) => j.id < job.id);
   return at === -1 ? [...list, job] : [...list.slice(0, at), job, ...list.slice(at)];
 }

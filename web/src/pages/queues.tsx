@@ -4,6 +4,14 @@ import { live } from '../live.ts';
 import type { Queue } from '../types.ts';
 import { Confirm, ErrorLine } from '../ui.tsx';
 
+/** The limit dialog: its queue, what is typed, whether a save runs, and why one failed. */
+interface Editing {
+  queue: Queue;
+  value: string;
+  error?: unknown;
+  busy?: boolean;
+}
+
 /** Queues: what runs and waits, their limits; admins pause, resume and change the limit. */
 export function QueuesPage() {
   const [queues, setQueues] = useState<Queue[]>([]);
@@ -55,7 +63,9 @@ export function QueuesPage() {
   /** Saves a queue's settings; the error, if any, is the caller's to show. */
   const save = async (queue: Queue, settings: Record<string, unknown>) => {
     await sendJson('PUT', `/v1/queues/${encodeURIComponent(queue.name)}`, settings);
-    await load();
+    // Not awaited: under steady job traffic the reloads run back to back, and the dialog would
+    // wait for all of them.
+    void load();
   };
 
   const saveLimit = async () => {
@@ -68,13 +78,16 @@ export function QueuesPage() {
       });
       return;
     }
+    const queue = editing.queue;
     setEditing({ ...editing, busy: true, error: undefined });
+    // The dialog may have been closed, and another queue's opened, while this one saved.
+    const same = (now: Editing | null): now is Editing => now !== null && now.queue.name === queue.name;
     try {
-      await save(editing.queue, { concurrency: text === '' ? null : Number(text) });
-      setEditing(null);
+      await save(queue, { concurrency: text === '' ? null : Number(text) });
+      setEditing((now) => (same(now) ? null : now));
     } catch (err) {
       // The dialog stays open with what was typed, and says why.
-      setEditing((now) => now && { ...now, busy: false, error: err });
+      setEditing((now) => (same(now) ? { ...now, busy: false, error: err } : now));
     }
   };
 
