@@ -333,42 +333,54 @@ describe('the dashboard in Chromium', () => {
   it('applies to a list the end of a job that events told while the list was on its way', async () => {
     const admin = { user: 'admin', role: 'admin' } as const;
     const job = await a.service.start(admin, { command: 'sleep', args: ['60'], queue: 'heard-q' });
+    const other = await a.service.start(admin, { command: 'true', queue: 'heard-other' });
     const page = await signedIn(adminToken);
-    const row = page.locator(`tr[data-job-id="${job.id}"]`);
-    await row.locator('.badge', { hasText: 'running' }).waitFor();
-    // The list for the queue is read from the server at once (the job running), and handed to the
-    // page only after the job's end has reached the page by its event.
-    const { promise: fetched, resolve: onFetched } = Promise.withResolvers<void>();
     const { promise: held, resolve: release } = Promise.withResolvers<void>();
-    const forQueue = (url: URL) => url.pathname === '/v1/jobs' && url.searchParams.get('queue') === 'heard-q';
-    await page.route(
-      (url) => forQueue(url),
-      async (route) => {
-        // Read here, trusting the server's own CA (Playwright's fetch trusts neither it nor the
-        // browser's pinned key), with the page's own headers (its token).
-        const request = route.request();
-        const answer = await fetchTrusting(request.url(), await request.allHeaders());
-        onFetched();
-        await held;
-        await route.fulfill(answer);
-      },
-    );
-    const answered = page.waitForEvent('requestfinished', (req) => forQueue(new URL(req.url())));
-    await page.locator('input[name="queue"]').fill('heard-q');
-    await page.locator('input[name="queue"]').press('Enter');
-    await fetched;
-    await a.service.stop(admin, job.id);
-    await a.service.waitFor(admin, job.id);
-    // The row still shown (of the list before the filter) hears the end.
-    await row.locator('.badge', { hasText: 'stopped' }).waitFor();
-    release();
-    await answered;
-    await page.evaluate(
-      'new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))',
-    );
-    // The answer said running; the end heard meanwhile is the newer news (it showed running for good).
-    assert.equal(await row.locator('.badge').textContent(), 'stopped');
-    await page.close();
+    try {
+      const row = page.locator(`tr[data-job-id="${job.id}"]`);
+      await row.locator('.badge', { hasText: 'running' }).waitFor();
+      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor();
+      // The list for the queue is read from the server at once (the job running), and handed to
+      // the page only after the job's end has reached the page by its event.
+      const { promise: fetched, resolve: onFetched } = Promise.withResolvers<void>();
+      const forQueue = (url: URL) =>
+        url.pathname === '/v1/jobs' && url.searchParams.get('queue') === 'heard-q';
+      await page.route(
+        (url) => forQueue(url),
+        async (route) => {
+          // Read here, trusting the server's own CA (Playwright's fetch trusts neither it nor the
+          // browser's pinned key), with the page's token.
+          const headers = await route.request().allHeaders();
+          const answer = await fetchTrusting(route.request().url(), {
+            authorization: headers.authorization ?? '',
+            accept: headers.accept ?? 'application/json',
+          });
+          onFetched();
+          await held;
+          await route.fulfill({
+            status: answer.status,
+            contentType: answer.headers['content-type'] ?? 'application/json',
+            body: answer.body,
+          });
+        },
+      );
+      await page.locator('input[name="queue"]').fill('heard-q');
+      await page.locator('input[name="queue"]').press('Enter');
+      await fetched;
+      await a.service.stop(admin, job.id);
+      await a.service.waitFor(admin, job.id);
+      // The row still shown (of the list before the filter) hears the end.
+      await row.locator('.badge', { hasText: 'stopped' }).waitFor();
+      release();
+      // The held answer is shown: the other queue's job has left the page.
+      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor({ state: 'detached' });
+      // The answer said running; the end heard meanwhile is the newer news (it showed running for good).
+      assert.equal(await row.locator('.badge').textContent(), 'stopped');
+    } finally {
+      release();
+      await a.service.stop(admin, job.id).catch(() => undefined);
+      await page.close();
+    }
   });
 
   it('shows the answer to the latest filters when the answer to earlier ones comes late', async () => {

@@ -14,6 +14,11 @@ describe('the dashboard shows text as it is held', () => {
       visible('\u2066a\u2069\u200f\u061c\u0085'),
       '\\u{2066}a\\u{2069}\\u{200F}\\u{061C}\\u{0085}',
     );
+    // Zero-width and format characters, separators, and tag characters (outside the BMP).
+    assert.equal(
+      visible('a\u200bb\u00adc\ufeff\u2029\u{E0041}'),
+      'a\\u{200B}b\\u{00AD}c\\u{FEFF}\\u{2029}\\u{E0041}',
+    );
   });
 
   it('leaves other text alone, HTML included (it is rendered as text)', () => {

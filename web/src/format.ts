@@ -47,15 +47,19 @@ export function commandLine(job: { command: string; args: readonly string[] }): 
 
 /**
  * Control characters as `\xNN` (a newline as `\n`), and the invisible characters that reorder or
- * hide text (C1 controls, bidirectional marks, overrides and isolates) as `\u{XXXX}`, so that text
- * shows what it holds: a job name with U+202E would otherwise show its letters reversed.
+ * hide text (C1 controls, bidirectional marks, overrides and isolates, zero-width and format
+ * characters, line and paragraph separators, tag characters) as `\u{XXXX}`, so that text shows
+ * what it holds: a job name with U+202E would otherwise show its letters reversed.
  */
 export function visible(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
-  return text.replace(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
-    const code = c.charCodeAt(0);
-    if (c === '\n') return '\\n';
-    if (code < 0x80) return `\\x${code.toString(16).padStart(2, '0')}`;
-    return `\\u{${code.toString(16).toUpperCase().padStart(4, '0')}}`;
-  });
+  return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+    /[\x00-\x1f\x7f-\x9f\xad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u{e0000}-\u{e007f}]/gu,
+    (c) => {
+      const code = c.codePointAt(0)!;
+      if (c === '\n') return '\\n';
+      if (code < 0x80) return `\\x${code.toString(16).padStart(2, '0')}`;
+      return `\\u{${code.toString(16).toUpperCase().padStart(4, '0')}}`;
+    },
+  );
 }

@@ -100,7 +100,13 @@ export function Pager(props: {
       <button type="button" disabled={cursors.length === 0} onClick={() => onChange(cursors.slice(0, -1))}>
         Newer
       </button>
-      <button type="button" disabled={next === null} onClick={() => next && onChange([...cursors, next])}>
+      <button
+        type="button"
+        disabled={next === null}
+        // Until the page asked for answers, `next` is still the cursor just pushed: a second click
+        // meanwhile would push it again (the pager a page ahead of the rows).
+        onClick={() => next && next !== cursors.at(-1) && onChange([...cursors, next])}
+      >
         Older
       </button>
     </div>

@@ -155,7 +155,7 @@ export function JobPage({ id }: { id: string }) {
             {job.shell ? '  (shell)' : ''}
           </dd>
           <dt>Directory</dt>
-          <dd class="mono">{job.cwd}</dd>
+          <dd class="mono">{visible(job.cwd)}</dd>
           <dt>Owner</dt>
           <dd>
             {job.owner}
@@ -169,7 +169,7 @@ export function JobPage({ id }: { id: string }) {
           <dt>Exit</dt>
           <dd>
             {job.exitCode !== null ? `code ${job.exitCode}` : job.signal ? `signal ${job.signal}` : '—'}
-            {job.reason ? ` (${job.reason})` : ''}
+            {job.reason ? ` (${visible(job.reason)})` : ''}
           </dd>
           <dt>Duration</dt>
           <dd data-testid="duration">{runTime(job, now)}</dd>

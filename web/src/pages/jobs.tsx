@@ -79,16 +79,16 @@ export function JobsPage() {
   // answer may be older than they are (a job that finished meanwhile would show running for good,
   // as a finished job sends no further event), so they are applied to it again.
   const heardDuringLoad = useRef<Map<string, Job> | null>(null);
-  // Where this page ends, as loaded: the id its next page continues after (null: it holds every
-  // match); undefined while no list is shown (before the first answer, after a failed one), when
-  // live jobs join nothing.
-  const [boundary, setBoundary] = useState<string | null | undefined>(undefined);
+  // The rules the rows shown were loaded with: the filters, whether it is the first page, and the
+  // id its next page continues after (null: it holds every match). Undefined while no list is
+  // shown (before the first answer, after a failed one), when live jobs join nothing. A ref, set
+  // with the rows: the live handler must judge by the rules of the rows it changes, and an effect
+  // would hand it new ones a frame after the rows.
+  const shownWith = useRef<ListRules | undefined>(undefined);
   const load = useCallback(async () => {
     const mine = ++latest.current;
     const heard = new Map<string, Job>();
     heardDuringLoad.current = heard;
-    // "Older" waits for this answer's cursor: a second click meanwhile would push the same one.
-    setNext(null);
     try {
       const find = searchOf(filters.text);
       const page = await getJson<{ jobs: Job[]; nextCursor: string | null }>(
@@ -105,8 +105,11 @@ export function JobsPage() {
       );
       if (mine !== latest.current) return;
       heardDuringLoad.current = null;
-      const end = page.nextCursor === null ? null : (page.jobs.at(-1)?.id ?? null);
-      const where = { filters, firstPage: cursor === undefined, boundary: end };
+      const rules: ListRules = {
+        filters,
+        firstPage: cursor === undefined,
+        boundary: page.nextCursor === null ? null : (page.jobs.at(-1)?.id ?? null),
+      };
       const shown = new Map(page.jobs.map((job) => [job.id, job]));
       // A row of the answer is replaced only by news of a later phase: news of the same phase may
       // be older than the answer (a pause sends no event).
@@ -114,16 +117,17 @@ export function JobsPage() {
         const row = shown.get(job.id);
         return row === undefined || isLaterPhase(row, job);
       });
-      setJobs(news.reduce((list, job) => withNews(list, job, where), page.jobs));
-      setBoundary(end);
+      shownWith.current = rules;
+      setJobs(news.reduce((list, job) => withNews(list, job, rules), page.jobs));
       setNext(page.nextCursor);
       setError(undefined);
     } catch (err) {
       if (mine !== latest.current) return;
       heardDuringLoad.current = null;
       // The rows shown were for the filters before: under the new ones they would mislead.
+      shownWith.current = undefined;
       setJobs([]);
-      setBoundary(undefined);
+      setNext(null);
       setError(err);
     }
   }, [filters, cursor]);
@@ -144,22 +148,26 @@ export function JobsPage() {
         }
         if (event.type !== 'job') return;
         heardDuringLoad.current?.set(event.job.id, event.job);
-        if (boundary === undefined) return;
-        const where = { filters, firstPage: cursor === undefined, boundary };
-        setJobs((list) => withNews(list, event.job, where));
+        const rules = shownWith.current;
+        if (rules === undefined) return;
+        setJobs((list) => withNews(list, event.job, rules));
       }),
-    [load, cursor, filters, boundary],
+    [load],
   );
 
   // The first page grows as jobs arrive (trimming it would make "Older" skip the rows trimmed, as
   // its cursor continues after the page as loaded); past MAX_ROWS it is loaded afresh, once at a
-  // time: each arrival meanwhile would otherwise ask again (and make the answer before stale).
-  const refreshing = useRef(false);
+  // time: each arrival meanwhile would otherwise ask again (and make the answer before stale). The
+  // refresh is on its way while it is still the latest request (a newer load supersedes it).
+  const refreshing = useRef<number | null>(null);
   useEffect(() => {
-    if (cursor !== undefined || jobs.length <= MAX_ROWS || refreshing.current) return;
-    refreshing.current = true;
-    void load().finally(() => {
-      refreshing.current = false;
+    if (cursor !== undefined || jobs.length <= MAX_ROWS) return;
+    if (refreshing.current !== null && refreshing.current === latest.current) return;
+    const done = load();
+    const mine = latest.current;
+    refreshing.current = mine;
+    void done.finally(() => {
+      if (refreshing.current === mine) refreshing.current = null;
     });
   }, [jobs.length, cursor, load]);
 
@@ -277,11 +285,15 @@ export function JobsPage() {
  * when it matches and belongs on this page: the first page, before the id its next page continues
  * after (`boundary`; null when the page holds every match). News older than the row shown (`isOlderNews`) changes nothing.
  */
-function withNews(
-  list: readonly Job[],
-  job: Job,
-  where: { filters: Filters; firstPage: boolean; boundary: string | null },
-): Job[] {
+/** The rules a list was loaded with: what decides where live news goes. */
+interface ListRules {
+  readonly filters: Filters;
+  readonly firstPage: boolean;
+  /** The id the next page continues after; null when this page holds every match. */
+  readonly boundary: string | null;
+}
+
+function withNews(list: readonly Job[], job: Job, where: ListRules): Job[] {
   const i = list.findIndex((j) => j.id === job.id);
   if (i !== -1) {
     if (isOlderNews(list[i]!, job)) return list as Job[];
@@ -289,8 +301,8 @@ function withNews(
     return list.map((j) => (j.id === job.id ? job : j));
   }
   if (!where.firstPage || !matches(job, where.filters)) return list as Job[];
-  // At or past the page's end as loaded, it is on a later page ("Older" continues from there).
-  if (where.boundary !== null && job.id <= where.boundary) return list as Job[];
+  // Past the page's end as loaded, it is on a later page ("Older" continues after that id).
+  if (where.boundary !== null && job.id < where.boundary) return list as Job[];
   const at = list.findIndex((j) => j.id < job.id);
   return at === -1 ? [...list, job] : [...list.slice(0, at), job, ...list.slice(at)];
 }

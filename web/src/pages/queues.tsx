@@ -6,6 +6,7 @@ import { Confirm, ErrorLine } from '../ui.tsx';
 
 /** The limit dialog: its queue, what is typed, whether a save runs, and why one failed. */
 interface Editing {
+  opening: number;
   queue: Queue;
   value: string;
   error?: unknown;
@@ -16,12 +17,10 @@ interface Editing {
 export function QueuesPage() {
   const [queues, setQueues] = useState<Queue[]>([]);
   const [error, setError] = useState<unknown>();
-  const [editing, setEditing] = useState<{
-    queue: Queue;
-    value: string;
-    error?: unknown;
-    busy?: boolean;
-  } | null>(null);
+  const [editing, setEditing] = useState<Editing | null>(null);
+  // Each opening of the dialog is its own: a save still on its way when the dialog was closed and
+  // opened again (for the same queue or another) leaves the new one alone.
+  const openings = useRef(0);
   const [pausing, setPausing] = useState<Queue | null>(null);
 
   // One list request at a time, and at most one more after it: job events come as fast as jobs
@@ -80,8 +79,9 @@ export function QueuesPage() {
     }
     const queue = editing.queue;
     setEditing({ ...editing, busy: true, error: undefined });
-    // The dialog may have been closed, and another queue's opened, while this one saved.
-    const same = (now: Editing | null): now is Editing => now !== null && now.queue.name === queue.name;
+    // The dialog may have been closed, and opened again, while this one saved.
+    const opening = editing.opening;
+    const same = (now: Editing | null): now is Editing => now !== null && now.opening === opening;
     try {
       await save(queue, { concurrency: text === '' ? null : Number(text) });
       setEditing((now) => (same(now) ? null : now));
@@ -122,7 +122,13 @@ export function QueuesPage() {
                 <td class="actions">
                   <button
                     type="button"
-                    onClick={() => setEditing({ queue: q, value: String(q.concurrency ?? '') })}
+                    onClick={() =>
+                      setEditing({
+                        opening: ++openings.current,
+                        queue: q,
+                        value: String(q.concurrency ?? ''),
+                      })
+                    }
                   >
                     Limit…
                   </button>
