@@ -168,7 +168,7 @@ export const startRate: Scenario = {
     // Issue 9: the same, with thousands of long jobs alive (Node does work per live child).
     const onTop = options.full ? 4_000 : 1_000;
     // One round of each: the bare loop starts its 4,000 children anew on each run, and this
-    // budget (0.8x) is not near its edge (1.43x in the last full run).
+    // budget (0.8x) was not near its edge in the last two full runs (1.43x, 0.96x).
     const busy = await measureJobworker(onTop, 1, options.logLevel, RUNNING);
     const busyBare = await runNodeScript<SpawnLoopResult>(SPAWN_LOOP, [
       String(onTop),
@@ -276,7 +276,7 @@ async function measureJobworker(
       longestStallMs = Math.max(longestStallMs, loopAfter.maxDelayMs);
       // The server's memory relief (a collection, malloc_trim, a checkpoint) runs 2 s into a quiet
       // spell: let it run here, outside every measured span, and not during the bare loop's run
-      // that follows a burst in half the rounds (on 2 cores, it would slow that run alone).
+      // that follows a burst in three rounds of five (on 2 cores, it would slow that run alone).
       await sleep(RELIEF_QUIET_MS + 1000);
     };
     for (let round = 0; round < rounds; round++) {

@@ -26,7 +26,7 @@ const ACTION_TEXT: Record<Action, { title: string; button: string; danger?: bool
   retry: {
     title: 'Run this job again?',
     button: 'Run again',
-    body: 'A new job with the same command, arguments, shell, directory, queue, priority, timeout, name, labels, webhook, number of attempts (with the default backoff), and limits and isolation as they applied; a task run starts the task again with the same parameters. The environment is never shown, so it is not copied; nor are dependencies, a start time or a dedupe key.',
+    body: 'A new job with the same command, arguments, shell, directory, queue, priority, timeout, name, labels, webhook, number of attempts (with the default backoff), and limits and isolation as they applied; a task run starts the task again with the same parameters. The environment is never shown, so it is not copied; nor are dependencies, a start time, a dedupe key or running as root.',
   },
   delete: {
     title: 'Delete this job?',
@@ -257,7 +257,7 @@ export function JobPage({ id }: { id: string }) {
  * The request that runs a job again: a task run starts its task with the same parameters; any
  * other job is submitted with what its JSON shows of its spec. Its limits and isolation are sent
  * as they applied (its queue's or user's defaults included), so the new job keeps them even if
- * those defaults change: left out, a job capped at 512 MiB ran again with no cap.
+ * those defaults change: left out, a job capped at 64 MiB ran again with no cap.
  */
 function runAgain(job: Job): { path: string; body: Record<string, unknown> } {
   if (job.task !== null) {
