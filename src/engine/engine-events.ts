@@ -11,6 +11,10 @@ export interface EngineEvents {
   'job:started': [job: Job];
   /** A job found running at start-up was verified and adopted. */
   'job:adopted': [job: Job];
+  /** A running job's processes were frozen and its pause recorded (`paused`). */
+  'job:paused': [job: Job];
+  /** A paused job's processes were thawed and its resume recorded (`running` again). */
+  'job:resumed': [job: Job];
   /** A stop (or timeout) was recorded; the job is still running until its processes are gone. */
   'job:stopping': [job: Job];
   /**

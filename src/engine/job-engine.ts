@@ -476,7 +476,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   async pause(id: string): Promise<Job> {
     await this.#launches.get(id);
     const paused = await this.#supervisor.pause(id);
-    if (paused) return paused;
+    if (paused) {
+      this.emit('job:paused', paused);
+      return paused;
+    }
     const job = await this.get(id);
     throw new IllegalTransitionError(id, job.status, 'paused');
   }
@@ -484,7 +487,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Thaws a paused job; `IllegalTransitionError` when it is not paused. */
   async resume(id: string): Promise<Job> {
     const resumed = await this.#supervisor.resume(id);
-    if (resumed) return resumed;
+    if (resumed) {
+      this.emit('job:resumed', resumed);
+      return resumed;
+    }
     const job = await this.get(id);
     throw new IllegalTransitionError(id, job.status, 'running');
   }

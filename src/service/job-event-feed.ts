@@ -4,7 +4,14 @@ import type { Job } from '../core/job.ts';
 import type { EngineEvents } from '../engine/engine-events.ts';
 
 /** The job events a watcher is told about (docs/api.md, "Events"). */
-export const JOB_EVENT_TYPES = ['job:queued', 'job:started', 'job:progress', 'job:finished'] as const;
+export const JOB_EVENT_TYPES = [
+  'job:queued',
+  'job:started',
+  'job:progress',
+  'job:paused',
+  'job:resumed',
+  'job:finished',
+] as const;
 
 export type JobEventType = (typeof JOB_EVENT_TYPES)[number];
 

@@ -140,6 +140,34 @@ describe('GET /v1/events and WatchEvents', () => {
     for (const s of Object.values(streams)) s.close();
   });
 
+  it('tells of a pause and a resume, with the job as it was recorded', async () => {
+    const stream = await EventStream.open(a, alice);
+    const who = { user: 'alice', role: 'user' } as const;
+    const job = await a.service.start(who, { command: 'sleep', args: ['60'] });
+    try {
+      await stream.event('job:started', job.id);
+      await a.service.pause(who, job.id);
+      const paused = JSON.parse((await stream.event('job:paused', job.id)).data);
+      assert.equal(paused.status, 'paused');
+      assert.notEqual(paused.pausedAt, null);
+      await a.service.resume(who, job.id);
+      const resumed = JSON.parse((await stream.event('job:resumed', job.id)).data);
+      assert.equal(resumed.status, 'running');
+      assert.equal(resumed.pausedAt, null);
+      // In the order they happened.
+      const kinds = stream.events.filter((e) => e.data.includes(job.id)).map((e) => e.event);
+      assert.deepEqual(kinds.slice(kinds.indexOf('job:started')), [
+        'job:started',
+        'job:paused',
+        'job:resumed',
+      ]);
+    } finally {
+      await a.service.stop(who, job.id).catch(() => undefined);
+      await a.service.waitFor(who, job.id);
+      stream.close();
+    }
+  });
+
   it('resumes after Last-Event-ID with exactly the missed events, and resets when they are gone', async () => {
     const first = await EventStream.open(a, bob);
     await first.until((s) => s.events.length > 0);
@@ -242,7 +270,9 @@ describe('GET /v1/events and WatchEvents', () => {
       if (value?.message.case !== 'event') continue;
       assert.equal(value.message.value.job?.id, job.id);
       lastId = value.message.value.id;
-      seen.push(['', 'queued', 'started', 'progress', 'finished'][value.message.value.type]!);
+      seen.push(
+        ['', 'queued', 'started', 'progress', 'finished', 'paused', 'resumed'][value.message.value.type]!,
+      );
     }
     assert.deepEqual(seen, ['queued', 'started', 'finished']);
     controller.abort();

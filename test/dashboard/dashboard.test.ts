@@ -282,7 +282,7 @@ describe('the dashboard in Chromium', () => {
     await page.close();
   });
 
-  it('keeps a list filtered by status true as its jobs start and end', async () => {
+  it('keeps a list filtered by status true as its jobs start, pause, resume and end', async () => {
     const admin = { user: 'admin', role: 'admin' } as const;
     const page = await signedIn(adminToken);
     const running = page.waitForEvent('requestfinished', (req) => {
@@ -295,6 +295,11 @@ describe('the dashboard in Chromium', () => {
     // Queued, it does not match; started, it joins the page (only a new job's first event could
     // add a row before).
     const row = page.locator(`tr[data-job-id="${job.id}"]`);
+    await row.locator('.badge', { hasText: 'running' }).waitFor();
+    // Paused, it leaves; resumed, it is back (the events of a pause and a resume).
+    await a.service.pause(admin, job.id);
+    await row.waitFor({ state: 'detached' });
+    await a.service.resume(admin, job.id);
     await row.locator('.badge', { hasText: 'running' }).waitFor();
     await a.service.stop(admin, job.id);
     // Stopped, it no longer matches, and leaves (it stayed, shown stopped, under "running").

@@ -21,8 +21,8 @@ export function isOlderNews(shown: Job, incoming: Job): boolean {
 /**
  * Whether `incoming` tells of a later phase of the job `shown`: what an event heard while a list
  * was on its way must do to replace the list's row. An event of the same phase may be older than
- * the answer (pause and resume send no event, so a progress event sent before a pause would show
- * the paused job running), and the answer is kept.
+ * the answer (a progress event sent before a pause, whose own event is still on its way, would
+ * show the paused job running until it comes), and the answer is kept.
  */
 export function isLaterPhase(shown: Job, incoming: Job): boolean {
   return shown.id === incoming.id && phase(incoming) > phase(shown);

@@ -22,7 +22,7 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
         openapi: {
           200: {
             description:
-              'Server-sent events `ready`, `reset`, `job:queued`, `job:started`, `job:progress`, `job:finished`.',
+              'Server-sent events `ready`, `reset`, `job:queued`, `job:started`, `job:progress`, `job:paused`, `job:resumed`, `job:finished`.',
             content: { 'text/event-stream': { schema: { type: 'string' } } },
           },
         },

@@ -829,8 +829,8 @@ export const EVENTS_SCHEMA = {
   operationId: 'watchEvents',
   summary: 'Watch job events (server-sent events)',
   description:
-    'Server-sent events of every job the caller may see: `job:queued`, `job:started`, `job:progress` and ' +
-    '`job:finished`, each with the job (as `GET /v1/jobs/{id}` answers it) as data. The stream starts ' +
+    'Server-sent events of every job the caller may see: `job:queued`, `job:started`, `job:progress`, ' +
+    '`job:paused`, `job:resumed` and `job:finished`, each with the job (as `GET /v1/jobs/{id}` answers it) as data. The stream starts ' +
     'with `ready` (resumed: the missed events follow) or `reset` (events were missed: reload). A comment ' +
     'line is a heartbeat. Resume with `Last-Event-ID`. See docs/api.md, "Events".',
   headers: {

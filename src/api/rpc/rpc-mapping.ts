@@ -309,6 +309,8 @@ const EVENT_TYPES: Record<EventTypeName, JobEventType> = {
   'job:queued': JobEventType.QUEUED,
   'job:started': JobEventType.STARTED,
   'job:progress': JobEventType.PROGRESS,
+  'job:paused': JobEventType.PAUSED,
+  'job:resumed': JobEventType.RESUMED,
   'job:finished': JobEventType.FINISHED,
 };
 

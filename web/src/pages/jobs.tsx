@@ -112,7 +112,7 @@ export function JobsPage() {
       };
       const shown = new Map(page.jobs.map((job) => [job.id, job]));
       // A row of the answer is replaced only by news of a later phase: news of the same phase may
-      // be older than the answer (a pause sends no event).
+      // be older than the answer (a progress event sent before a pause whose own event is on its way).
       const news = [...heard.values()].filter((job) => {
         const row = shown.get(job.id);
         return row === undefined || isLaterPhase(row, job);
