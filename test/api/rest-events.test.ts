@@ -262,19 +262,27 @@ describe('GET /v1/events and WatchEvents', () => {
     const stream = client.watchEvents({}, { signal: controller.signal })[Symbol.asyncIterator]();
     const ready = await stream.next();
     assert.equal(ready.value?.message.case, 'ready');
-    const job = await a.service.start({ user: 'alice', role: 'user' }, { command: 'true' });
+    const who = { user: 'alice', role: 'user' } as const;
+    const job = await a.service.start(who, { command: 'sleep', args: ['60'] });
     const seen: string[] = [];
     let lastId = '';
+    // Each change is made once the one before was heard: a pause needs the job started.
+    const next: Record<string, () => Promise<unknown>> = {
+      started: () => a.service.pause(who, job.id),
+      paused: () => a.service.resume(who, job.id),
+      resumed: () => a.service.stop(who, job.id),
+    };
+    const names = ['', 'queued', 'started', 'progress', 'finished', 'paused', 'resumed'];
     while (!seen.includes('finished')) {
       const { value } = await stream.next();
       if (value?.message.case !== 'event') continue;
       assert.equal(value.message.value.job?.id, job.id);
       lastId = value.message.value.id;
-      seen.push(
-        ['', 'queued', 'started', 'progress', 'finished', 'paused', 'resumed'][value.message.value.type]!,
-      );
+      const type = names[value.message.value.type]!;
+      seen.push(type);
+      await next[type]?.();
     }
-    assert.deepEqual(seen, ['queued', 'started', 'finished']);
+    assert.deepEqual(seen, ['queued', 'started', 'paused', 'resumed', 'finished']);
     controller.abort();
     await stream.return?.();
 

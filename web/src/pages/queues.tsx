@@ -4,6 +4,9 @@ import { live } from '../live.ts';
 import type { Queue } from '../types.ts';
 import { Confirm, ErrorLine } from '../ui.tsx';
 
+/** The job events that change a queue's counts. */
+const COUNTED = new Set(['job:queued', 'job:started', 'job:finished']);
+
 /** The limit dialog: its queue, what is typed, whether a save runs, and why one failed. */
 interface Editing {
   opening: number;
@@ -49,9 +52,10 @@ export function QueuesPage() {
   }, []);
   useEffect(() => {
     void load();
-    // Counts change as jobs queue, start and end (progress changes none).
+    // Counts change as jobs queue, start and end (progress, pause and resume change none: a
+    // paused job counts as running).
     const unsubscribe = live.subscribe((e) => {
-      if ((e.type === 'job' && e.kind !== 'job:progress') || e.type === 'reset') void load();
+      if ((e.type === 'job' && COUNTED.has(e.kind)) || e.type === 'reset') void load();
     });
     return () => {
       unsubscribe();

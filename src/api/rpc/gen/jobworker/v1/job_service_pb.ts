@@ -1133,13 +1133,15 @@ export const JobEventType = {
   FINISHED: 4,
 
   /**
-   * A running job was frozen (`paused`), and a paused one thawed (`running` again).
+   * A running job's processes were frozen and its pause recorded (`paused`).
    *
    * @generated from enum value: JOB_EVENT_TYPE_PAUSED = 5;
    */
   PAUSED: 5,
 
   /**
+   * A paused job's processes were thawed and its resume recorded (`running` again).
+   *
    * @generated from enum value: JOB_EVENT_TYPE_RESUMED = 6;
    */
   RESUMED: 6,
