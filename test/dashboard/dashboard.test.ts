@@ -388,6 +388,53 @@ describe('the dashboard in Chromium', () => {
     }
   });
 
+  it('shows a pause heard while a list was on its way, though the answer said running', async () => {
+    const admin = { user: 'admin', role: 'admin' } as const;
+    const job = await a.service.start(admin, { command: 'sleep', args: ['60'], queue: 'paused-q' });
+    const other = await a.service.start(admin, { command: 'true', queue: 'paused-other' });
+    const page = await signedIn(adminToken);
+    const { promise: held, resolve: release } = Promise.withResolvers<void>();
+    try {
+      const row = page.locator(`tr[data-job-id="${job.id}"]`);
+      await row.locator('.badge', { hasText: 'running' }).waitFor();
+      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor();
+      const { promise: fetched, resolve: onFetched } = Promise.withResolvers<void>();
+      const forQueue = (url: URL) =>
+        url.pathname === '/v1/jobs' && url.searchParams.get('queue') === 'paused-q';
+      await page.route(
+        (url) => forQueue(url),
+        async (route) => {
+          const headers = await route.request().allHeaders();
+          const answer = await fetchTrusting(route.request().url(), {
+            authorization: headers.authorization ?? '',
+            accept: headers.accept ?? 'application/json',
+          });
+          onFetched();
+          await held;
+          await route.fulfill({
+            status: answer.status,
+            contentType: answer.headers['content-type'] ?? 'application/json',
+            body: answer.body,
+          });
+        },
+      );
+      await page.locator('input[name="queue"]').fill('paused-q');
+      await page.locator('input[name="queue"]').press('Enter');
+      await fetched;
+      await a.service.pause(admin, job.id);
+      await row.locator('.badge', { hasText: 'paused' }).waitFor();
+      release();
+      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor({ state: 'detached' });
+      // The answer (running) and the event (paused) are of one phase and cannot be ordered: the
+      // job is read again, and shows paused (it showed running until its next event, if any).
+      await row.locator('.badge', { hasText: 'paused' }).waitFor();
+    } finally {
+      release();
+      await a.service.stop(admin, job.id).catch(() => undefined);
+      await page.close();
+    }
+  });
+
   it('shows the answer to the latest filters when the answer to earlier ones comes late', async () => {
     const admin = { user: 'admin', role: 'admin' } as const;
     const wanted = await a.service.start(admin, { command: 'true', args: ['late-wanted'], queue: 'late-q' });

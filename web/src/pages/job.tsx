@@ -50,18 +50,35 @@ export function JobPage({ id }: { id: string }) {
 
   useEffect(() => {
     let stale = false;
-    const fetchJob = () =>
-      getJson<Job>(`/v1/jobs/${encodeURIComponent(id)}`).then(
+    // The last event heard while a read of the job is on its way: of the same phase as the answer
+    // but another status (a pause, a resume), it cannot be ordered against it, and the job is read
+    // again (what it is now replaces both).
+    let heard: Job | null | undefined;
+    const fetchJob = (again = true): Promise<void> => {
+      heard = null;
+      return getJson<Job>(`/v1/jobs/${encodeURIComponent(id)}`).then(
         (j) => {
           if (stale) return;
+          const news = heard;
+          heard = undefined;
           showNews(j);
           setError(undefined);
+          if (again && news && news.status !== j.status && !isOlderNews(j, news) && !isOlderNews(news, j)) {
+            void fetchJob(false);
+          }
         },
-        (err) => !stale && setError(err),
+        (err) => {
+          heard = undefined;
+          if (!stale) setError(err);
+        },
       );
+    };
     void fetchJob();
     const unsubscribe = live.subscribe((event) => {
-      if (event.type === 'job' && event.job.id === id) showNews(event.job);
+      if (event.type === 'job' && event.job.id === id) {
+        if (heard !== undefined) heard = event.job;
+        showNews(event.job);
+      }
       if (event.type === 'reset') void fetchJob();
     });
     const timer = setInterval(() => setNow(Date.now()), 1000);

@@ -121,6 +121,17 @@ export function JobsPage() {
       setJobs(news.reduce((list, job) => withNews(list, job, rules), page.jobs));
       setNext(page.nextCursor);
       setError(undefined);
+      // News of the same phase as the answer's row but another status (paused, running) cannot be
+      // ordered against it: the job is read again, and what it is now replaces both.
+      for (const job of heard.values()) {
+        const row = shown.get(job.id);
+        if (row === undefined || row.status === job.status) continue;
+        if (isLaterPhase(row, job) || isOlderNews(row, job)) continue;
+        getJson<Job>(`/v1/jobs/${encodeURIComponent(job.id)}`).then(
+          (now) => mine === latest.current && setJobs((list) => withNews(list, now, rules)),
+          () => undefined, // gone meanwhile (deleted): its next event, or the next load, tells
+        );
+      }
     } catch (err) {
       if (mine !== latest.current) return;
       heardDuringLoad.current = null;
