@@ -335,103 +335,93 @@ describe('the dashboard in Chromium', () => {
     await page.close();
   });
 
-  it('applies to a list the end of a job that events told while the list was on its way', async () => {
-    const admin = { user: 'admin', role: 'admin' } as const;
-    const job = await a.service.start(admin, { command: 'sleep', args: ['60'], queue: 'heard-q' });
-    const other = await a.service.start(admin, { command: 'true', queue: 'heard-other' });
-    const page = await signedIn(adminToken);
+  /**
+   * Holds the page's next list of `queue`: read from the server at once (`fetched`), handed to the
+   * page only at `release()`, so that what happens meanwhile reaches the page by its events first.
+   */
+  async function holdList(
+    page: Page,
+    queue: string,
+  ): Promise<{ fetched: Promise<void>; release: () => void }> {
+    const { promise: fetched, resolve: onFetched } = Promise.withResolvers<void>();
     const { promise: held, resolve: release } = Promise.withResolvers<void>();
+    await page.route(
+      (url) => url.pathname === '/v1/jobs' && url.searchParams.get('queue') === queue,
+      async (route) => {
+        // Read here, trusting the server's own CA (Playwright's fetch trusts neither it nor the
+        // browser's pinned key), with the page's token.
+        const headers = await route.request().allHeaders();
+        const answer = await fetchTrusting(route.request().url(), {
+          authorization: headers.authorization ?? '',
+          accept: headers.accept ?? 'application/json',
+        });
+        onFetched();
+        await held;
+        await route.fulfill({
+          status: answer.status,
+          contentType: answer.headers['content-type'] ?? 'application/json',
+          body: answer.body,
+        });
+      },
+    );
+    return { fetched, release };
+  }
+
+  /**
+   * A running `sleep` job of `queue`, and a page showing it and a job of another queue; then the
+   * list for `queue` asked for and held (`holdList`).
+   */
+  async function listOnItsWay(queue: string) {
+    const admin = { user: 'admin', role: 'admin' } as const;
+    const job = await a.service.start(admin, { command: 'sleep', args: ['60'], queue });
+    const other = await a.service.start(admin, { command: 'true', queue: `${queue}-other` });
+    const page = await signedIn(adminToken);
+    const row = page.locator(`tr[data-job-id="${job.id}"]`);
+    await row.locator('.badge', { hasText: 'running' }).waitFor();
+    await page.locator(`tr[data-job-id="${other.id}"]`).waitFor();
+    const hold = await holdList(page, queue);
+    await page.locator('input[name="queue"]').fill(queue);
+    await page.locator('input[name="queue"]').press('Enter');
+    await hold.fetched;
+    const done = async () => {
+      hold.release();
+      await a.service.stop(admin, job.id).catch(() => undefined);
+      await page.close();
+    };
+    // The held answer is shown once the other queue's job has left the page.
+    const answerShown = async () => {
+      hold.release();
+      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor({ state: 'detached' });
+    };
+    return { admin, job, row, answerShown, done };
+  }
+
+  it('applies to a list the end of a job that events told while the list was on its way', async () => {
+    const { admin, job, row, answerShown, done } = await listOnItsWay('heard-q');
     try {
-      const row = page.locator(`tr[data-job-id="${job.id}"]`);
-      await row.locator('.badge', { hasText: 'running' }).waitFor();
-      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor();
-      // The list for the queue is read from the server at once (the job running), and handed to
-      // the page only after the job's end has reached the page by its event.
-      const { promise: fetched, resolve: onFetched } = Promise.withResolvers<void>();
-      const forQueue = (url: URL) =>
-        url.pathname === '/v1/jobs' && url.searchParams.get('queue') === 'heard-q';
-      await page.route(
-        (url) => forQueue(url),
-        async (route) => {
-          // Read here, trusting the server's own CA (Playwright's fetch trusts neither it nor the
-          // browser's pinned key), with the page's token.
-          const headers = await route.request().allHeaders();
-          const answer = await fetchTrusting(route.request().url(), {
-            authorization: headers.authorization ?? '',
-            accept: headers.accept ?? 'application/json',
-          });
-          onFetched();
-          await held;
-          await route.fulfill({
-            status: answer.status,
-            contentType: answer.headers['content-type'] ?? 'application/json',
-            body: answer.body,
-          });
-        },
-      );
-      await page.locator('input[name="queue"]').fill('heard-q');
-      await page.locator('input[name="queue"]').press('Enter');
-      await fetched;
       await a.service.stop(admin, job.id);
       await a.service.waitFor(admin, job.id);
       // The row still shown (of the list before the filter) hears the end.
       await row.locator('.badge', { hasText: 'stopped' }).waitFor();
-      release();
-      // The held answer is shown: the other queue's job has left the page.
-      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor({ state: 'detached' });
+      await answerShown();
       // The answer said running; the end heard meanwhile is the newer news (it showed running for good).
       assert.equal(await row.locator('.badge').textContent(), 'stopped');
     } finally {
-      release();
-      await a.service.stop(admin, job.id).catch(() => undefined);
-      await page.close();
+      await done();
     }
   });
 
   it('shows a pause heard while a list was on its way, though the answer said running', async () => {
-    const admin = { user: 'admin', role: 'admin' } as const;
-    const job = await a.service.start(admin, { command: 'sleep', args: ['60'], queue: 'paused-q' });
-    const other = await a.service.start(admin, { command: 'true', queue: 'paused-other' });
-    const page = await signedIn(adminToken);
-    const { promise: held, resolve: release } = Promise.withResolvers<void>();
+    const { admin, job, row, answerShown, done } = await listOnItsWay('paused-q');
     try {
-      const row = page.locator(`tr[data-job-id="${job.id}"]`);
-      await row.locator('.badge', { hasText: 'running' }).waitFor();
-      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor();
-      const { promise: fetched, resolve: onFetched } = Promise.withResolvers<void>();
-      const forQueue = (url: URL) =>
-        url.pathname === '/v1/jobs' && url.searchParams.get('queue') === 'paused-q';
-      await page.route(
-        (url) => forQueue(url),
-        async (route) => {
-          const headers = await route.request().allHeaders();
-          const answer = await fetchTrusting(route.request().url(), {
-            authorization: headers.authorization ?? '',
-            accept: headers.accept ?? 'application/json',
-          });
-          onFetched();
-          await held;
-          await route.fulfill({
-            status: answer.status,
-            contentType: answer.headers['content-type'] ?? 'application/json',
-            body: answer.body,
-          });
-        },
-      );
-      await page.locator('input[name="queue"]').fill('paused-q');
-      await page.locator('input[name="queue"]').press('Enter');
-      await fetched;
       await a.service.pause(admin, job.id);
       await row.locator('.badge', { hasText: 'paused' }).waitFor();
-      release();
-      await page.locator(`tr[data-job-id="${other.id}"]`).waitFor({ state: 'detached' });
+      await answerShown();
       // The answer (running) and the event (paused) are of one phase and cannot be ordered: the
       // job is read again, and shows paused (it showed running until its next event, if any).
       await row.locator('.badge', { hasText: 'paused' }).waitFor();
     } finally {
-      release();
-      await a.service.stop(admin, job.id).catch(() => undefined);
-      await page.close();
+      await done();
     }
   });
 
