@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isLaterPhase, isOlderNews } from '../../web/src/job-news.ts';
+import { isLaterPhase, isOlderNews, isUnordered } from '../../web/src/job-news.ts';
 import type { Job } from '../../web/src/types.ts';
 
 const AT = '2026-12-05T10:00:00.000Z';
 const queued = (id = 'a') => ({ id, startedAt: null, finishedAt: null }) as Job;
-const running = (id = 'a') => ({ id, startedAt: AT, finishedAt: null }) as Job;
+const running = (id = 'a') => ({ id, status: 'running', startedAt: AT, finishedAt: null }) as Job;
 const finished = (id = 'a') => ({ id, startedAt: AT, finishedAt: AT }) as Job;
+const paused = (id = 'a') => ({ ...running(id), status: 'paused' }) as Job;
 
 describe("the dashboard's order of news about a job", () => {
   it('takes news of an earlier phase than the one shown as older', () => {
@@ -31,5 +32,13 @@ describe("the dashboard's order of news about a job", () => {
     assert.equal(isLaterPhase(running(), running()), false);
     assert.equal(isLaterPhase(finished(), running()), false);
     assert.equal(isLaterPhase(running('a'), finished('b')), false);
+  });
+
+  it('takes news of the same phase and another status as not to be ordered (a pause, a resume)', () => {
+    assert.equal(isUnordered(running(), paused()), true);
+    assert.equal(isUnordered(paused(), running()), true);
+    assert.equal(isUnordered(running(), running()), false);
+    assert.equal(isUnordered(running(), finished()), false);
+    assert.equal(isUnordered(running('a'), paused('b')), false);
   });
 });

@@ -27,3 +27,12 @@ export function isOlderNews(shown: Job, incoming: Job): boolean {
 export function isLaterPhase(shown: Job, incoming: Job): boolean {
   return shown.id === incoming.id && phase(incoming) > phase(shown);
 }
+
+/**
+ * Whether two news of one job cannot be ordered: of the same phase, with another status (running,
+ * paused). An answer read while such an event arrived may be the older or the newer; the job is
+ * read again, and what it is now replaces both.
+ */
+export function isUnordered(one: Job, other: Job): boolean {
+  return one.id === other.id && phase(one) === phase(other) && one.status !== other.status;
+}

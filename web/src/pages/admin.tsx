@@ -28,24 +28,24 @@ export function UsersPage() {
   // What is being done: a second click meanwhile would add the user twice (the second a 409) or
   // issue a second token whose secret replaces the first's on the page, leaving one active token
   // nobody holds.
-  const [busy, setBusy] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   // The guard itself: a click before the render that disables the button still sees it.
   const working = useRef(false);
-  const start = (what: string) => {
+  const start = () => {
     if (working.current) return false;
     working.current = true;
-    setBusy(what);
+    setBusy(true);
     return true;
   };
   const done = () => {
     working.current = false;
-    setBusy(null);
+    setBusy(false);
   };
   const addUser = async (e: Event) => {
     e.preventDefault();
     const target = e.target as HTMLFormElement;
     const form = new FormData(target);
-    if (!start('add-user')) return;
+    if (!start()) return;
     try {
       await sendJson('POST', '/v1/users', { name: String(form.get('name')), role: String(form.get('role')) });
       target.reset();
@@ -57,7 +57,7 @@ export function UsersPage() {
     }
   };
   const issue = async (user: string) => {
-    if (!start(`token:${user}`)) return;
+    if (!start()) return;
     try {
       const answer = await sendJson<{ token: string }>('POST', '/v1/tokens', { user });
       setIssued(answer.token);
@@ -94,7 +94,7 @@ export function UsersPage() {
             <option value="admin">admin</option>
           </select>
         </label>
-        <button type="submit" disabled={busy !== null}>
+        <button type="submit" disabled={busy}>
           Add user
         </button>
       </form>
@@ -120,7 +120,7 @@ export function UsersPage() {
                 <td data-label="Runs as">{u.runAs ?? ''}</td>
                 <td data-label="Created">{time(u.createdAt)}</td>
                 <td>
-                  <button type="button" disabled={busy !== null} onClick={() => void issue(u.name)}>
+                  <button type="button" disabled={busy} onClick={() => void issue(u.name)}>
                     New token
                   </button>
                 </td>
@@ -198,8 +198,6 @@ export function AuditPage() {
     // Only the answer for the page and filter asked last is shown: two quick "Older" clicks
     // could otherwise show the first page's rows with the pager on the third.
     let stale = false;
-    // "Older" waits for this answer's cursor: a second click meanwhile would push the same one.
-    setNext(null);
     getJson<{ entries: AuditEntry[]; nextCursor: string | null }>(
       `/v1/audit${query({ user: user.trim(), cursor, limit: 100 })}`,
     ).then(

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, getJson, sendJson } from '../api.ts';
 import { bytes, commandLine, duration, runTime, time, visible } from '../format.ts';
-import { isOlderNews } from '../job-news.ts';
+import { isOlderNews, isUnordered } from '../job-news.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
 import { type OutputView, TerminalView } from '../terminal.tsx';
@@ -63,7 +63,7 @@ export function JobPage({ id }: { id: string }) {
           heard = undefined;
           showNews(j);
           setError(undefined);
-          if (again && news && news.status !== j.status && !isOlderNews(j, news) && !isOlderNews(news, j)) {
+          if (again && news && isUnordered(j, news)) {
             void fetchJob(false);
           }
         },

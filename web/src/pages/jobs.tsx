@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { getJson, query } from '../api.ts';
 import { commandLine, runTime, time, visible } from '../format.ts';
-import { isLaterPhase, isOlderNews } from '../job-news.ts';
+import { isLaterPhase, isOlderNews, isUnordered } from '../job-news.ts';
 import { live } from '../live.ts';
 import { go } from '../router.ts';
 import type { Job, JobStatus } from '../types.ts';
@@ -112,21 +112,21 @@ export function JobsPage() {
       };
       const shown = new Map(page.jobs.map((job) => [job.id, job]));
       // A row of the answer is replaced only by news of a later phase: news of the same phase may
-      // be older than the answer (a progress event sent before a pause whose own event is on its way).
-      const news = [...heard.values()].filter((job) => {
+      // be older than the answer (a progress event sent before a pause whose own event is on its
+      // way). Of the same phase and another status, it cannot be ordered against the row: the job
+      // is read again.
+      const news: Job[] = [];
+      const unsure: Job[] = [];
+      for (const job of heard.values()) {
         const row = shown.get(job.id);
-        return row === undefined || isLaterPhase(row, job);
-      });
+        if (row === undefined || isLaterPhase(row, job)) news.push(job);
+        else if (isUnordered(row, job)) unsure.push(job);
+      }
       shownWith.current = rules;
       setJobs(news.reduce((list, job) => withNews(list, job, rules), page.jobs));
       setNext(page.nextCursor);
       setError(undefined);
-      // News of the same phase as the answer's row but another status (paused, running) cannot be
-      // ordered against it: the job is read again, and what it is now replaces both.
-      for (const job of heard.values()) {
-        const row = shown.get(job.id);
-        if (row === undefined || row.status === job.status) continue;
-        if (isLaterPhase(row, job) || isOlderNews(row, job)) continue;
+      for (const job of unsure) {
         getJson<Job>(`/v1/jobs/${encodeURIComponent(job.id)}`).then(
           (now) => mine === latest.current && setJobs((list) => withNews(list, now, rules)),
           () => undefined, // gone meanwhile (deleted): its next event, or the next load, tells
