@@ -100,6 +100,12 @@ describe('GET /v1/events and WatchEvents', () => {
     viewer = await a.issue('vera', 'viewer');
   });
   after(async () => {
+    // A test that failed half-way (a pause never heard) leaves its `sleep` running, or paused:
+    // stopped here, not left frozen behind the suite.
+    for (const job of (await h.engine.list({ limit: 100, status: ['running', 'paused'] })).jobs) {
+      await h.engine.stop(job.id, { user: 'admin' }).catch(() => undefined);
+      await h.engine.waitFor(job.id).catch(() => undefined);
+    }
     await a.service.shutdown();
     await a.close();
     await h.close();
