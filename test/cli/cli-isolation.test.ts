@@ -59,7 +59,8 @@ describe('jobworker start --isolate, queue set --isolation', needsRoot, () => {
         '--',
         'sh',
         '-c',
-        'hostname; ps ax -o pid= | wc -l',
+        // `exec`: ps lists no shell pipeline half-forked (a race that failed CI once).
+        'hostname; exec ps ax -o pid=',
       ],
       t.env,
     );
@@ -70,7 +71,7 @@ describe('jobworker start --isolate, queue set --isolation', needsRoot, () => {
       hostname: 'cli-job',
     });
     const logs = await jobworker(['logs', '-f', job.id], t.env);
-    assert.equal(logs.stdout, 'cli-job\n4\n');
+    assert.deepEqual(logs.stdout.trim().split(/\s+/), ['cli-job', '1', '2'], 'pid 1 and the command');
     assert.equal(logs.code, 0);
   });
 
