@@ -51,11 +51,12 @@ export class Authenticator {
   /** The principal of an `Authorization` header, for a call that came from `origin`. */
   authenticate(authorization: string | undefined, origin: CallOrigin = IN_PROCESS): Principal {
     if (authorization === undefined || authorization === '') {
-      throw this.refuse(
-        origin,
-        'missing',
-        'Missing credentials: send the header `Authorization: Bearer <token>`',
-      );
+      // No credential is no attempt: nothing was guessed, so it is neither counted against the
+      // address nor audited. Every visit of the dashboard begins so (it asks whether the browser's
+      // client certificate signs it in); counted, twenty tabs opened in a minute would have turned
+      // the next revoked token's 401 into a 429, and filled the audit trail with `auth:fail`.
+      this.#logger.debug({ source: origin.source, transport: origin.transport }, 'no credentials');
+      throw new UnauthenticatedError('Missing credentials: send the header `Authorization: Bearer <token>`');
     }
     const token = BEARER.exec(authorization)?.[1];
     if (token === undefined) {

@@ -67,6 +67,18 @@ describe('failed authentications are rate-limited per source address', () => {
     );
   });
 
+  it('neither counts nor audits a request without credentials: nothing was guessed', async () => {
+    const before = (await a.audit.list({ action: 'auth:fail', limit: 100 })).entries.length;
+    for (let i = 0; i < 5; i++) {
+      const none = await get(undefined, '10.0.0.7');
+      assert.equal(none.statusCode, 401, 'never 429, however often');
+      assert.match(none.json().error.message, /Missing credentials/);
+    }
+    assert.equal((await get('jw_guess', '10.0.0.7')).statusCode, 401, 'a first guess is not limited');
+    const after = (await a.audit.list({ action: 'auth:fail', limit: 100 })).entries;
+    assert.equal(after.length, before + 1, 'only the guess is in the trail');
+  });
+
   it('keeps at most maxSources addresses in memory, forgetting ended windows first', () => {
     const limiter = new FailedAuthLimiter(clock, { maxFailures: 1, windowMs: 1000, maxSources: 3 });
     for (const source of ['a', 'b', 'c']) limiter.fail(source);

@@ -578,6 +578,32 @@ describe('the dashboard in Chromium', () => {
     await user.close();
   });
 
+  it('keeps a token the server could not be asked about, and forgets one it revoked', async () => {
+    const issued = await a.accounts.issueToken({ user: 'alice', lifetimeMs: null });
+    const page = await signedIn(issued.token);
+    const stored = () => page.evaluate("sessionStorage.getItem('jobworker.token')") as Promise<string | null>;
+    // The server away as the page loads: the sign-in page says so and the token is kept, and an
+    // empty sign-in tried meanwhile loses nothing (it used to erase the token).
+    await page.route('**/v1/**', (route) => route.abort('connectionrefused'));
+    await page.reload();
+    await page.getByRole('alert').filter({ hasText: 'No answer from the server' }).waitFor();
+    assert.equal(await stored(), issued.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'try again when it is back' }).waitFor();
+    assert.equal(await stored(), issued.token);
+    // Back: the empty field signs in with the kept token.
+    await page.unroute('**/v1/**');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Jobs' }).waitFor();
+    // Revoked: the next call's 401 signs the tab out and forgets the token.
+    await a.accounts.revokeToken(issued.record.id);
+    await page.keyboard.press('g');
+    await page.keyboard.press('q');
+    await page.getByRole('alert').filter({ hasText: 'expired or was revoked' }).waitFor();
+    assert.equal(await stored(), null);
+    await page.close();
+  });
+
   it('fits a phone-sized screen', async () => {
     const phone = { width: 390, height: 844 };
     const page = await signedIn(adminToken, phone);

@@ -50,8 +50,13 @@ export function authHeaders(): Record<string, string> {
   return token === null ? {} : { Authorization: `Bearer ${token}` };
 }
 
-/** A fetch with the caller's credentials; a non-2xx answer becomes an `ApiError`. */
+/**
+ * A fetch with the caller's credentials; a non-2xx answer becomes an `ApiError`. A 401 forgets the
+ * token it was sent with (expired or revoked: kept, it would be sent again on the next load),
+ * unless the tab has signed in with another since.
+ */
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
+  const sent = session.token();
   const res = await fetch(path, {
     ...init,
     credentials: 'same-origin',
@@ -75,7 +80,10 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
   } catch {
     // not JSON: keep the status line
   }
-  if (res.status === 401) for (const listener of unauthenticated) listener();
+  if (res.status === 401) {
+    if (sent !== null && session.token() === sent) session.signOut();
+    for (const listener of unauthenticated) listener();
+  }
   throw new ApiError(res.status, code, message, field, job);
 }
 

@@ -7,6 +7,7 @@ import { JobsPage } from './pages/jobs.tsx';
 import { QueuesPage } from './pages/queues.tsx';
 import { StartPage } from './pages/start.tsx';
 import { go, useRoute } from './router.ts';
+import { GKeys } from './shortcuts.ts';
 import { ErrorLine } from './ui.tsx';
 
 type Auth =
@@ -30,7 +31,12 @@ async function check(): Promise<Auth> {
   try {
     await request('/v1/jobs?limit=1');
   } catch (err) {
-    return { state: 'signed-out', ...(session.token() === null ? {} : { error: err }) };
+    if (session.token() === null) return { state: 'signed-out' };
+    const error =
+      err instanceof ApiError
+        ? err
+        : new Error('No answer from the server: this tab keeps its token; sign in again when it is back');
+    return { state: 'signed-out', error };
   }
   // Admin: the users list answers (403 for the others).
   const admin = await getJson('/v1/users').then(
@@ -65,29 +71,26 @@ export function App() {
   }, [auth.state]);
 
   useEffect(() => {
-    let pendingG = false;
+    const pairs = new GKeys();
     const onKey = (e: KeyboardEvent) => {
       const target = e.target as HTMLElement;
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       if (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName) || target.closest('.xterm')) {
+        pairs.typed();
         if (e.key === 'Escape') target.blur();
         return;
       }
-      if (pendingG) {
-        pendingG = false;
-        const to = { j: 'jobs', q: 'queues', s: 'start', u: 'users', a: 'audit' }[e.key];
-        if (to) {
-          e.preventDefault();
-          go(to);
-        }
-        return;
-      }
-      if (e.key === 'g') pendingG = true;
-      else if (e.key === '?') setHelp((h) => !h);
-      else if (e.key === 'Escape') setHelp(false);
-      else if (e.key === '/') {
+      const pressed = pairs.key(e.key, e.timeStamp);
+      if ('page' in pressed) {
         e.preventDefault();
-        dispatchEvent(new Event('jobworker:search'));
+        go(pressed.page);
+      } else if ('key' in pressed) {
+        if (pressed.key === '?') setHelp((h) => !h);
+        else if (pressed.key === 'Escape') setHelp(false);
+        else if (pressed.key === '/') {
+          e.preventDefault();
+          dispatchEvent(new Event('jobworker:search'));
+        }
       }
     };
     addEventListener('keydown', onKey);
@@ -187,25 +190,37 @@ function SignIn({ error, onSignedIn }: { error?: unknown; onSignedIn: (auth: Aut
   const submit = async (e: Event) => {
     e.preventDefault();
     const token = String(new FormData(e.target as HTMLFormElement).get('token') ?? '').trim();
-    if (token === '') {
-      // No token: the browser's client certificate, if it presented one, is the credential.
-      session.signOut();
-    } else {
-      session.signIn(token);
+    // The token this tab kept: one the server has not refused (a 401 forgets it), here because the
+    // server could not be reached to check it when the page loaded.
+    const kept = session.token();
+    if (token !== '') session.signIn(token);
+    // An empty field tries the kept token first; once that is refused (or with none), the
+    // browser's client certificate, if it presented one, is the credential.
+    let auth = await check();
+    let keptRefused = false;
+    if (auth.state !== 'signed-in' && token === '' && kept !== null && session.token() === null) {
+      keptRefused = true;
+      auth = await check();
     }
-    const auth = await check();
     if (auth.state === 'signed-in') {
       onSignedIn(auth);
       return;
     }
-    session.signOut();
+    // A failed sign-in leaves the tab's token as it was, unless the server refused that very token:
+    // tried while the server is away, it loses nothing.
+    if (kept !== null && !keptRefused) session.signIn(kept);
+    else session.signOut();
     const failure = auth.state === 'signed-out' ? auth.error : undefined;
+    // No answer at all: the server is away, or (empty field) the TLS handshake refused the
+    // browser's certificate; the browser tells the page nothing more.
     setProblem(
-      token !== ''
-        ? (failure ?? new Error('Not signed in'))
-        : failure instanceof ApiError
-          ? failure
-          : new Error('No client certificate was accepted: paste a token'),
+      failure instanceof ApiError
+        ? failure
+        : new Error(
+            token !== '' || (kept !== null && !keptRefused)
+              ? 'No answer from the server: try again when it is back'
+              : 'No answer from the server, or no client certificate was accepted: paste a token',
+          ),
     );
   };
   return (
@@ -218,7 +233,7 @@ function SignIn({ error, onSignedIn }: { error?: unknown; onSignedIn: (auth: Aut
         </label>
         <p class="muted">
           Kept for this tab only (sessionStorage) and sent as the Authorization header. Leave it empty to sign
-          in with the client certificate your browser presents.
+          in again with the token this tab kept, or with the client certificate your browser presents.
         </p>
         <ErrorLine error={problem} />
         <button type="submit" class="primary">
