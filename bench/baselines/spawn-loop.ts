@@ -2,8 +2,8 @@
  * Baseline of the start rate: a bare `child_process.spawn` loop, in a fresh Node process like
  * the server's. `COUNT` runs of /bin/true, `CONCURRENCY` alive at once, stdio as file
  * descriptors (/dev/null) and each child a process-group leader, as jobworker starts its jobs.
- * Prints `{seconds, latenciesMs, rssBytes}`: the whole run, each spawn() call until its `spawn`
- * event, and the loop's RSS. With RSS_MB, it first grows its heap with live data until its RSS
+ * Prints `{seconds, latenciesMs, rssBytes, cpuSeconds}`: the whole run, each spawn() call until its
+ * `spawn` event, the loop's RSS, and the CPU the run took (the loop's own and its reaped children's). With RSS_MB, it first grows its heap with live data until its RSS
  * is that size: Node forks, so the parent's size costs every spawn, and this tells that cost
  * apart from the rest. With HOLD, it first starts HOLD `sleep 3600` children (as process-group
  * leaders) and keeps them alive during the loop: Node does work per live child on every exit,
@@ -13,7 +13,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { runPool } from '../lib/pool.ts';
 
 const count = Number(process.argv[2] ?? 2000);
@@ -46,11 +46,22 @@ for (let i = 0; i < hold; i++) {
 }
 await Promise.all(held.map((child) => once(child, 'spawn')));
 
+/** This process's CPU and its reaped children's (utime, stime, cutime, cstime), in seconds. */
+function cpuWithChildren(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
+}
+
 await runPool(100, concurrency, () => runOne(false)); // warm-up
+const cpuBefore = cpuWithChildren();
 const started = performance.now();
 await runPool(count, concurrency, () => runOne(true));
 const seconds = (performance.now() - started) / 1000;
+const cpuSeconds = cpuWithChildren() - cpuBefore;
 const rssBytes = process.memoryUsage.rss();
 for (const child of held) process.kill(-child.pid!, 'SIGKILL');
 // The ballast is printed (its length) so that it stays alive to the end.
-process.stdout.write(JSON.stringify({ seconds, latenciesMs, rssBytes, ballastChunks: ballast.length }));
+process.stdout.write(
+  JSON.stringify({ seconds, latenciesMs, rssBytes, cpuSeconds, ballastChunks: ballast.length }),
+);

@@ -22,6 +22,41 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
+ * CPU time of the process's living descendants and of everything they have reaped, in seconds:
+ * for the server, its spawner with the wrappers it reaped and the jobs those reaped (and the
+ * checkpoint helper). Children still running count what they used so far.
+ */
+export function descendantsCpuSeconds(pid: number): number {
+  let total = 0;
+  for (const child of childPids(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${child}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime, stime, then cutime and cstime: the reaped children's own and theirs.
+      total +=
+        (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+    } catch {
+      // it ended meanwhile: its parent's reaped time has it
+    }
+  }
+  return total;
+}
+
+/** The pids of the process's children, over all its threads. */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (text) out.push(...text.split(' ').map(Number));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
  * The scheduler's account of the process's main thread alone (its event loop and what runs on it,
  * not libuv's pool, V8's helper threads or GC threads), from /proc/<pid>/task/<pid>/schedstat, in
  * seconds: time it ran on a core, and time it was ready to run but waited for one.

@@ -18,6 +18,8 @@ interface SpawnLoopResult {
   readonly seconds: number;
   readonly latenciesMs: number[];
   readonly rssBytes: number;
+  /** The loop's CPU and its children's, over the timed run. */
+  readonly cpuSeconds: number;
 }
 
 /** Jobs already running in the second measurement (issue 9), and how many start on top of them. */
@@ -40,10 +42,12 @@ export const startRate: Scenario = {
     const count = perRound * ROUNDS;
     const bareRates: number[] = [];
     const bareLatencies: number[] = [];
+    let bareCpuSeconds = 0;
     const jw = await measureJobworker(perRound, ROUNDS, options.logLevel, 0, async () => {
       const bare = await runNodeScript<SpawnLoopResult>(SPAWN_LOOP, [String(perRound), String(CONCURRENCY)]);
       bareRates.push(perRound / bare.seconds);
       bareLatencies.push(...bare.latenciesMs);
+      bareCpuSeconds += bare.cpuSeconds;
     });
     const bareRate = median(bareRates);
     // The same loop grown to the server's size: Node forks, so a big parent spawns slowly.
@@ -114,6 +118,38 @@ export const startRate: Scenario = {
         metric: 'server CPU per job (all threads, from /proc)',
         value: jw.cpuMsPerJob,
         format: fmt.ms,
+      }),
+    );
+    // The HTTP client shares the 2 cores with the server, the spawner and the jobs; the bare
+    // loop has none. What it takes is what the server's side could not have.
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'load generator CPU per job (the bench process: 16 HTTP clients and its polls)',
+        value: jw.clientCpuMsPerJob,
+        format: fmt.ms,
+      }),
+    );
+    emit(
+      row({
+        scenario: NAME,
+        metric: "the server's children per job (the spawner, the wrappers it reaped and their jobs)",
+        value: jw.childrenCpuMsPerJob,
+        format: fmt.ms,
+      }),
+    );
+    // Where the 2 cores went: everything jobworker's side used per job against the bare loop's
+    // process with its children (the same /bin/true in both).
+    const wholeMsPerJob = jw.cpuMsPerJob + jw.childrenCpuMsPerJob + jw.clientCpuMsPerJob;
+    const bareMsPerJob = (bareCpuSeconds * 1000) / count;
+    emit(
+      row({
+        scenario: NAME,
+        metric: 'CPU per job, all of it (server, its children, the load generator)',
+        value: wholeMsPerJob,
+        format: fmt.ms,
+        baseline: { name: 'bare spawn loop and its children', value: bareMsPerJob },
+        ratio: wholeMsPerJob / bareMsPerJob,
       }),
     );
     const finishRate = count / jw.finishSeconds;
@@ -245,13 +281,23 @@ async function measureJobworker(
     await waitNoneRunningOf(server, running);
     const latenciesMs: number[] = [];
     const rates: number[] = [];
-    const sums = { loopMs: 0, cpuSeconds: 0, mainRunning: 0, mainWaiting: 0, finishSeconds: 0 };
+    const sums = {
+      loopMs: 0,
+      cpuSeconds: 0,
+      childrenSeconds: 0,
+      mainRunning: 0,
+      mainWaiting: 0,
+      finishSeconds: 0,
+      clientUs: 0,
+    };
     let longestStallMs = 0;
     let serverRss = 0;
     const burst = async () => {
       const loopBefore = await server.eventLoop();
       const cpuBefore = server.cpu();
+      const childrenBefore = server.childrenCpu();
       const mainBefore = server.mainThread();
+      const clientBefore = process.cpuUsage();
       const started = performance.now();
       await runPool(perRound, CONCURRENCY, async () => {
         const t0 = performance.now();
@@ -266,10 +312,13 @@ async function measureJobworker(
       serverRss = Math.max(serverRss, server.rss());
       await waitNoneRunningOf(server, running);
       sums.finishSeconds += (performance.now() - started) / 1000;
+      const client = process.cpuUsage(clientBefore);
+      sums.clientUs += client.user + client.system;
       // To the burst's last recorded end: every job's whole life.
       const loopAfter = await server.eventLoop();
       sums.loopMs += loopAfter.active - loopBefore.active;
       sums.cpuSeconds += server.cpu() - cpuBefore;
+      sums.childrenSeconds += server.childrenCpu() - childrenBefore;
       const mainAfter = server.mainThread();
       sums.mainRunning += mainAfter.running - mainBefore.running;
       sums.mainWaiting += mainAfter.waiting - mainBefore.waiting;
@@ -296,6 +345,8 @@ async function measureJobworker(
       cpuMsPerJob: (sums.cpuSeconds * 1000) / count,
       mainCpuMsPerJob: (sums.mainRunning * 1000) / count,
       mainWaitMsPerJob: (sums.mainWaiting * 1000) / count,
+      clientCpuMsPerJob: sums.clientUs / 1000 / count,
+      childrenCpuMsPerJob: (sums.childrenSeconds * 1000) / count,
     };
   } finally {
     await server.close();

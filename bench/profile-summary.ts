@@ -1,0 +1,138 @@
+/**
+ * Summarizes a V8 CPU profile (`--cpu-prof`) of the server: where its busy time went, by function
+ * (self time), by file and by package (self and inclusive). Kept here because every performance
+ * pass needed it and wrote it again in /tmp.
+ *
+ *   JW_BENCH_FROM_SOURCES=1 JW_BENCH_SERVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" \
+ *     npm run bench -- start-rate
+ *   node bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [--top 40] [--callers readFileUtf8]
+ *
+ * Percentages are of the busy samples (all but `(idle)`). "Inclusive" counts a sample once for
+ * each package on its stack, so a package's figure holds what it called. `--callers NAME` adds, for
+ * the functions of that name, the chains of callers their self time came through (3 frames up).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+/** A stack frame's place: `pkg` for node_modules, `node:` built-ins, the repository's folders. */
+function packageOf(url: string): string {
+  if (url === '') return '(native)';
+  if (url.startsWith('node:')) return 'node: built-ins';
+  const modules = url.lastIndexOf('node_modules/');
+  if (modules !== -1) {
+    const [scope, name] = url.slice(modules + 'node_modules/'.length).split('/');
+    return scope?.startsWith('@') ? `${scope}/${name}` : (scope ?? url);
+  }
+  const src = url.indexOf('/src/');
+  if (src !== -1)
+    return url
+      .slice(src + 1)
+      .split('/')
+      .slice(0, 2)
+      .join('/');
+  return url.replace(/^file:\/\//, '');
+}
+
+function fileOf(url: string): string {
+  const src = url.indexOf('/src/');
+  if (src !== -1) return url.slice(src + 1);
+  const modules = url.lastIndexOf('node_modules/');
+  return modules === -1 ? url || '(native)' : url.slice(modules + 'node_modules/'.length);
+}
+
+function summarize(path: string, top: number, callersOf: string | undefined): string {
+  const profile = JSON.parse(readFileSync(path, 'utf8')) as Profile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const hits = new Map<number, number>();
+  for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+
+  const total = profile.samples.length;
+  let idle = 0;
+  const selfByFunction = new Map<string, number>();
+  const selfByFile = new Map<string, number>();
+  const selfByPackage = new Map<string, number>();
+  const inclusiveByPackage = new Map<string, number>();
+  const callers = new Map<string, number>();
+  const add = (map: Map<string, number>, key: string, n: number) => map.set(key, (map.get(key) ?? 0) + n);
+  for (const [id, n] of hits) {
+    const node = byId.get(id)!;
+    const { functionName, url, lineNumber } = node.callFrame;
+    if (functionName === '(idle)') {
+      idle += n;
+      continue;
+    }
+    const name = functionName || '(anonymous)';
+    add(selfByFunction, url ? `${name} ${fileOf(url)}:${lineNumber + 1}` : name, n);
+    add(selfByFile, url ? fileOf(url) : name, n);
+    add(selfByPackage, url ? packageOf(url) : name, n);
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const frame = byId.get(at)!.callFrame;
+      if (frame.url) seen.add(packageOf(frame.url));
+    }
+    for (const key of seen) add(inclusiveByPackage, key, n);
+    if (callersOf !== undefined && functionName === callersOf) {
+      const chain: string[] = [];
+      for (let at = parent.get(id); at !== undefined && chain.length < 3; at = parent.get(at)) {
+        const frame = byId.get(at)!.callFrame;
+        chain.push(
+          `${frame.functionName || '(anonymous)'}${frame.url ? ` ${fileOf(frame.url)}:${frame.lineNumber + 1}` : ''}`,
+        );
+      }
+      add(callers, chain.join(' < '), n);
+    }
+  }
+  const busy = total - idle;
+  const seconds = (profile.endTime - profile.startTime) / 1e6;
+  const table = (title: string, map: Map<string, number>) =>
+    [
+      `\n${title}`,
+      ...[...map]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, top)
+        .map(([key, n]) => `  ${((100 * n) / busy).toFixed(1).padStart(5)} %  ${key}`),
+    ].join('\n');
+  return [
+    `${path}: ${seconds.toFixed(1)} s, ${total} samples, busy ${((100 * busy) / total).toFixed(1)} % (${busy})`,
+    table('self time by function', selfByFunction),
+    table('self time by file', selfByFile),
+    table('self time by package', selfByPackage),
+    table('inclusive time by package (a sample counts once per package on its stack)', inclusiveByPackage),
+    ...(callersOf === undefined ? [] : [table(`self time of ${callersOf}, by its callers`, callers)]),
+  ].join('\n');
+}
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { top: { type: 'string', default: '30' }, callers: { type: 'string' } },
+});
+if (positionals.length === 0) {
+  console.error('usage: node bench/profile-summary.ts FILE.cpuprofile... [--top N] [--callers NAME]');
+  process.exit(2);
+}
+const top = Number(values.top);
+if (!Number.isInteger(top) || top < 1) {
+  console.error(`--top: expected a whole number of rows, got ${JSON.stringify(values.top)}`);
+  process.exit(2);
+}
+for (const path of positionals) console.log(`${summarize(path, top, values.callers)}\n`);
