@@ -7,12 +7,15 @@
  *     npm run bench -- start-rate
  *   node bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [--top 40] [--callers readFileUtf8]
  *
- * Percentages are of the busy samples (all but `(idle)`). "Inclusive" counts a sample once for
- * each package on its stack, so a package's figure holds what it called. `--callers NAME` adds, for
- * the functions of that name, the chains of callers their self time came through (3 frames up).
+ * Percentages are of the busy time (every sample but `(idle)`, each weighing its interval).
+ * "Inclusive" counts a sample once for each package on its stack, so a package's figure holds what
+ * it called. `--callers NAME` adds, for the functions of that name, the chains of callers their
+ * self time came through (3 frames up). For where the allocations (and so the collector's time)
+ * come from, see bench/allocation-profile.ts.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { fileOf, packageOf } from './lib/profile-names.ts';
 
 interface CallFrame {
   functionName: string;
@@ -32,41 +35,20 @@ interface Profile {
   endTime: number;
 }
 
-/** A stack frame's place: `pkg` for node_modules, `node:` built-ins, the repository's folders. */
-function packageOf(url: string): string {
-  if (url === '') return '(native)';
-  if (url.startsWith('node:')) return 'node: built-ins';
-  const modules = url.lastIndexOf('node_modules/');
-  if (modules !== -1) {
-    const [scope, name] = url.slice(modules + 'node_modules/'.length).split('/');
-    return scope?.startsWith('@') ? `${scope}/${name}` : (scope ?? url);
-  }
-  const src = url.indexOf('/src/');
-  if (src !== -1)
-    return url
-      .slice(src + 1)
-      .split('/')
-      .slice(0, 2)
-      .join('/');
-  return url.replace(/^file:\/\//, '');
-}
-
-function fileOf(url: string): string {
-  const src = url.indexOf('/src/');
-  if (src !== -1) return url.slice(src + 1);
-  const modules = url.lastIndexOf('node_modules/');
-  return modules === -1 ? url || '(native)' : url.slice(modules + 'node_modules/'.length);
-}
-
 function summarize(path: string, top: number, callersOf: string | undefined): string {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  // Each sample weighs the time until the next one (µs): the sampling interval stretches when
+  // the thread is descheduled, and a count of samples would not show it.
   const hits = new Map<number, number>();
-  for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+  for (const [i, id] of profile.samples.entries()) {
+    hits.set(id, (hits.get(id) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
+  }
 
-  const total = profile.samples.length;
+  let total = 0;
+  for (const n of hits.values()) total += n;
   let idle = 0;
   const selfByFunction = new Map<string, number>();
   const selfByFile = new Map<string, number>();
@@ -104,6 +86,7 @@ function summarize(path: string, top: number, callersOf: string | undefined): st
   }
   const busy = total - idle;
   const seconds = (profile.endTime - profile.startTime) / 1e6;
+  if (busy <= 0) return `${path}: ${seconds.toFixed(1)} s, nothing but idle samples`;
   const table = (title: string, map: Map<string, number>) =>
     [
       `\n${title}`,
@@ -113,7 +96,7 @@ function summarize(path: string, top: number, callersOf: string | undefined): st
         .map(([key, n]) => `  ${((100 * n) / busy).toFixed(1).padStart(5)} %  ${key}`),
     ].join('\n');
   return [
-    `${path}: ${seconds.toFixed(1)} s, ${total} samples, busy ${((100 * busy) / total).toFixed(1)} % (${busy})`,
+    `${path}: ${seconds.toFixed(1)} s, ${profile.samples.length} samples, busy ${((100 * busy) / total).toFixed(1)} % (${(busy / 1e6).toFixed(2)} s)`,
     table('self time by function', selfByFunction),
     table('self time by file', selfByFile),
     table('self time by package', selfByPackage),

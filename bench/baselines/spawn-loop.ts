@@ -2,8 +2,9 @@
  * Baseline of the start rate: a bare `child_process.spawn` loop, in a fresh Node process like
  * the server's. `COUNT` runs of /bin/true, `CONCURRENCY` alive at once, stdio as file
  * descriptors (/dev/null) and each child a process-group leader, as jobworker starts its jobs.
- * Prints `{seconds, latenciesMs, rssBytes, cpuSeconds}`: the whole run, each spawn() call until its
- * `spawn` event, the loop's RSS, and the CPU the run took (the loop's own and its reaped children's). With RSS_MB, it first grows its heap with live data until its RSS
+ * Prints `{seconds, latenciesMs, rssBytes, cpuSeconds}`: the whole run, each spawn() call until
+ * its `spawn` event, the loop's RSS, and the CPU the run took (the loop's own and its reaped
+ * children's). With RSS_MB, it first grows its heap with live data until its RSS
  * is that size: Node forks, so the parent's size costs every spawn, and this tells that cost
  * apart from the rest. With HOLD, it first starts HOLD `sleep 3600` children (as process-group
  * leaders) and keeps them alive during the loop: Node does work per live child on every exit,

@@ -22,12 +22,15 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
- * CPU time of the process's living descendants and of everything they have reaped, in seconds:
- * for the server, its spawner with the wrappers it reaped and the jobs those reaped (and the
- * checkpoint helper). Children still running count what they used so far.
+ * CPU time of the process's children, in seconds: what its living children used so far, with what
+ * they reaped (for the server: its spawner with the wrappers it reaped and the jobs those reaped,
+ * and the checkpoint helper), plus what the process itself reaped (a spawner that ended, say). A
+ * grandchild still running (a wrapper, a job) counts only once reaped.
  */
-export function descendantsCpuSeconds(pid: number): number {
-  let total = 0;
+export function childrenCpuSeconds(pid: number): number {
+  const own = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const ownFields = own.slice(own.lastIndexOf(')') + 2).split(' ');
+  let total = (Number(ownFields[13]) + Number(ownFields[14])) / CLOCK_TICKS;
   for (const child of childPids(pid)) {
     try {
       const stat = readFileSync(`/proc/${child}/stat`, 'utf8');
@@ -36,7 +39,7 @@ export function descendantsCpuSeconds(pid: number): number {
       total +=
         (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
     } catch {
-      // it ended meanwhile: its parent's reaped time has it
+      // it ended meanwhile: once reaped, its time is in the process's own (above, next reading)
     }
   }
   return total;

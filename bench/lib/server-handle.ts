@@ -2,7 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiClient } from './api-client.ts';
 import { ChildHandle } from './child-handle.ts';
-import { cpuSeconds, descendantsCpuSeconds, mainThreadSchedule, rssBytes } from './proc.ts';
+import { childrenCpuSeconds, cpuSeconds, mainThreadSchedule, rssBytes } from './proc.ts';
 import { makeScratchDir, removeAfterRun, serverTempEnv } from './scratch-dirs.ts';
 import { stopAllJobs } from './stop-all-jobs.ts';
 
@@ -84,7 +84,7 @@ export class ServerHandle {
 
   /** CPU seconds of the server's children and what they reaped: the spawner, wrappers and jobs. */
   childrenCpu(): number {
-    return descendantsCpuSeconds(this.pid);
+    return childrenCpuSeconds(this.pid);
   }
 
   /** Seconds the server's main thread (its event loop) ran on a core, and waited for one. */

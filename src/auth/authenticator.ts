@@ -18,7 +18,10 @@ export interface AuthenticatorOptions {
   /** Where failed authentications are recorded. */
   readonly audit?: AuditSink;
   readonly clock?: Clock;
-  /** Failed authentications are logged here at `warn`, without the credentials presented. */
+  /**
+   * Failed authentications are logged here at `warn`, without the credentials presented; a
+   * request with none at `debug`.
+   */
   readonly logger?: Logger;
   /** The per-source limit of failed authentications. */
   readonly limits?: FailedAuthLimits;
@@ -31,7 +34,8 @@ const IN_PROCESS: CallOrigin = { source: null, transport: 'internal' };
 /**
  * Turns credentials into the principal they stand for, or throws `UnauthenticatedError`, for
  * every adapter. Each failure is counted per source address (`RATE_LIMITED` once a source failed
- * too often: docs/security.md), recorded in the audit trail and logged, never with the secret.
+ * too often: docs/security.md), recorded in the audit trail and logged, never with the secret. A
+ * request with no credentials at all is refused without any of that: it guessed nothing.
  */
 export class Authenticator {
   readonly #tokens: TokenLookup;

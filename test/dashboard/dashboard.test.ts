@@ -626,7 +626,11 @@ describe('the dashboard in Chromium', () => {
     await shot(page, 'signin');
     await page.getByLabel('Token').fill('jw_not_a_real_token');
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('alert').waitFor();
+    // The server's refusal, not "no answer" (a 401 forgets the token before check() reads it).
+    await page.getByRole('alert').filter({ hasText: 'Invalid token' }).waitFor();
+    await page.getByLabel('Token').fill('');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'No client certificate was accepted' }).waitFor();
     await page.close();
     assert.deepEqual(dialogs, []);
     assert.deepEqual(cspViolations, []);

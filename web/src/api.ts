@@ -52,8 +52,8 @@ export function authHeaders(): Record<string, string> {
 
 /**
  * A fetch with the caller's credentials; a non-2xx answer becomes an `ApiError`. A 401 forgets the
- * token it was sent with (expired or revoked: kept, it would be sent again on the next load),
- * unless the tab has signed in with another since.
+ * token it was sent with (expired or revoked: kept, it would be sent again on the next load) and
+ * tells the `onUnauthenticated` listeners, unless the tab has signed in with another since.
  */
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
   const sent = session.token();
@@ -80,8 +80,10 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
   } catch {
     // not JSON: keep the status line
   }
-  if (res.status === 401) {
-    if (sent !== null && session.token() === sent) session.signOut();
+  // A 401 for a credential no longer in use (the tab signed in with another meanwhile) is old
+  // news: it neither forgets the new token nor signs the tab out.
+  if (res.status === 401 && session.token() === sent) {
+    if (sent !== null) session.signOut();
     for (const listener of unauthenticated) listener();
   }
   throw new ApiError(res.status, code, message, field, job);

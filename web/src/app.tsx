@@ -27,16 +27,18 @@ const SHORTCUTS: [string, string][] = [
   ['Esc', 'close a dialog'],
 ];
 
+/**
+ * Whether the tab is signed in: its token, else the browser's client certificate. Signed out, with
+ * why: the server's refusal (`ApiError`), or an Error when it did not answer at all.
+ */
 async function check(): Promise<Auth> {
   try {
     await request('/v1/jobs?limit=1');
   } catch (err) {
-    if (session.token() === null) return { state: 'signed-out' };
-    const error =
-      err instanceof ApiError
-        ? err
-        : new Error('No answer from the server: this tab keeps its token; sign in again when it is back');
-    return { state: 'signed-out', error };
+    return {
+      state: 'signed-out',
+      error: err instanceof ApiError ? err : new Error('No answer from the server'),
+    };
   }
   // Admin: the users list answers (403 for the others).
   const admin = await getJson('/v1/users').then(
@@ -53,7 +55,21 @@ export function App() {
   const route = useRoute();
 
   useEffect(() => {
-    void check().then(setAuth);
+    const had = session.token();
+    void check().then((auth) => {
+      if (auth.state !== 'signed-out') setAuth(auth);
+      // A first visit without a token or a certificate: the sign-in page, no error to show.
+      else if (had === null && auth.error instanceof ApiError) setAuth({ state: 'signed-out' });
+      // The server away: the tab's token is kept for when it is back (request() forgets only a refused one).
+      else if (had !== null && !(auth.error instanceof ApiError))
+        setAuth({
+          state: 'signed-out',
+          error: new Error(
+            `${errorText(auth.error)}: this tab keeps its token; sign in again when it is back`,
+          ),
+        });
+      else setAuth(auth);
+    });
     return onUnauthenticated(() => {
       live.stop();
       setAuth({ state: 'signed-out', error: new Error('Signed out: the token expired or was revoked') });
@@ -187,8 +203,19 @@ export function App() {
 
 function SignIn({ error, onSignedIn }: { error?: unknown; onSignedIn: (auth: Auth) => void }) {
   const [problem, setProblem] = useState<unknown>(error);
+  // A second submit while one is on its way would read the first's token as the one to keep.
+  const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
     e.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    try {
+      await signIn(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const signIn = async (e: Event) => {
     const token = String(new FormData(e.target as HTMLFormElement).get('token') ?? '').trim();
     // The token this tab kept: one the server has not refused (a 401 forgets it), here because the
     // server could not be reached to check it when the page loaded.
@@ -211,17 +238,7 @@ function SignIn({ error, onSignedIn }: { error?: unknown; onSignedIn: (auth: Aut
     if (kept !== null && !keptRefused) session.signIn(kept);
     else session.signOut();
     const failure = auth.state === 'signed-out' ? auth.error : undefined;
-    // No answer at all: the server is away, or (empty field) the TLS handshake refused the
-    // browser's certificate; the browser tells the page nothing more.
-    setProblem(
-      failure instanceof ApiError
-        ? failure
-        : new Error(
-            token !== '' || (kept !== null && !keptRefused)
-              ? 'No answer from the server: try again when it is back'
-              : 'No answer from the server, or no client certificate was accepted: paste a token',
-          ),
-    );
+    setProblem(signInProblem(failure, token !== '', kept !== null && !keptRefused, keptRefused));
   };
   return (
     <main class="signin">
@@ -236,10 +253,33 @@ function SignIn({ error, onSignedIn }: { error?: unknown; onSignedIn: (auth: Aut
           in again with the token this tab kept, or with the client certificate your browser presents.
         </p>
         <ErrorLine error={problem} />
-        <button type="submit" class="primary">
+        <button type="submit" class="primary" aria-disabled={busy}>
           Sign in
         </button>
       </form>
     </main>
   );
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * What a failed sign-in says. `typed`: a token was pasted; `kept`: the tab still keeps one the
+ * server never judged; `keptRefused`: the kept token was tried first and refused.
+ */
+function signInProblem(failure: unknown, typed: boolean, kept: boolean, keptRefused: boolean): Error {
+  if (failure instanceof ApiError) {
+    if (typed) return failure;
+    return new Error(
+      keptRefused
+        ? 'The token this tab kept was refused, and no client certificate was accepted: paste a token'
+        : 'No client certificate was accepted: paste a token',
+    );
+  }
+  // No answer at all: the server is away, or (no token sent) the TLS handshake refused the
+  // browser's certificate; the browser tells the page nothing more.
+  if (typed || kept) return new Error(`${errorText(failure)}: try again when it is back`);
+  return new Error(`${errorText(failure)}, or the browser's client certificate was refused: paste a token`);
 }

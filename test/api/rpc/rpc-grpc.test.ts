@@ -176,6 +176,9 @@ describe('gRPC with @grpc/grpc-js over HTTP/2 and TLS, with a client certificate
     );
     assert.ok(body.entries.length > 0);
     assert.ok(body.entries.every((e) => e.transport === 'grpc'));
+    // A bad token is a failed authentication (a call with none guesses nothing, and is not one).
+    const refused = await failure(call(anonymous, 'list', {}, bearer('jw_not_issued')));
+    assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
     const failed = await h.json<{ entries: { transport: string }[] }>('/v1/audit?action=auth:fail');
     assert.ok(failed.body.entries.some((e) => e.transport === 'grpc'));
   });

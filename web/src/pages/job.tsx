@@ -50,25 +50,26 @@ export function JobPage({ id }: { id: string }) {
 
   useEffect(() => {
     let stale = false;
-    // The last event heard while a read of the job is on its way: of the same phase as the answer
-    // but another status (a pause, a resume), it cannot be ordered against it, and the job is read
-    // again (what it is now replaces both).
-    let heard: Job | null | undefined;
+    // The reads of the job on their way, each with the last event heard meanwhile: of the same
+    // phase as its answer but another status (a pause, a resume), that event cannot be ordered
+    // against the answer, and the job is read again (what it is now replaces both). Each read has
+    // its own slot: a reset's read overlapping the first must not clear what the first heard.
+    const reads = new Set<{ heard: Job | null }>();
     const fetchJob = (again = true): Promise<void> => {
-      heard = null;
+      const read: { heard: Job | null } = { heard: null };
+      reads.add(read);
       return getJson<Job>(`/v1/jobs/${encodeURIComponent(id)}`).then(
         (j) => {
+          reads.delete(read);
           if (stale) return;
-          const news = heard;
-          heard = undefined;
           showNews(j);
           setError(undefined);
-          if (again && news && isUnordered(j, news)) {
+          if (again && read.heard && isUnordered(j, read.heard)) {
             void fetchJob(false);
           }
         },
         (err) => {
-          heard = undefined;
+          reads.delete(read);
           if (!stale) setError(err);
         },
       );
@@ -76,7 +77,7 @@ export function JobPage({ id }: { id: string }) {
     void fetchJob();
     const unsubscribe = live.subscribe((event) => {
       if (event.type === 'job' && event.job.id === id) {
-        if (heard !== undefined) heard = event.job;
+        for (const read of reads) read.heard = event.job;
         showNews(event.job);
       }
       if (event.type === 'reset') void fetchJob();
