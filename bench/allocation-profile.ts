@@ -6,7 +6,7 @@
  *
  *   JW_BENCH_SERVER_ARGS="--inspect=127.0.0.1:9229" JW_BENCH_FROM_SOURCES=1 \
  *     JW_BENCH_TMPDIR=/dev/shm/jwb JW_BENCH_NO_WAIT=1 npm run bench -- start-rate &
- *   node bench/allocation-profile.ts --seconds 10 [--port 9229] [--top 30] [--callers NAME]
+ *   bash scripts/with-node.sh node bench/allocation-profile.ts --seconds 10 [--port 9229] [--top 30] [--callers NAME]
  *
  * Start it once the server's burst is under way; only the first server of a scenario gets the
  * port (the others print that it is taken, and run without an inspector).

@@ -5,7 +5,7 @@
  *
  *   JW_BENCH_FROM_SOURCES=1 JW_BENCH_SERVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" \
  *     npm run bench -- start-rate
- *   node bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [--top 40] [--callers readFileUtf8]
+ *   bash scripts/with-node.sh node bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [--top 40] [--callers readFileUtf8]
  *
  * Percentages are of the busy time (every sample but `(idle)`, each weighing its interval).
  * "Inclusive" counts a sample once for each package on its stack, so a package's figure holds what
