@@ -4,6 +4,7 @@ import { ApiClient } from '../client/api-client.ts';
 import type { CliEnvironment } from './cli-env.ts';
 import { addressUrl, type Connection, resolveConnection } from './connection.ts';
 import { UsageError } from './errors.ts';
+import { jsonText } from './json-text.ts';
 import { writeTo } from './output-writer.ts';
 import { Style } from './style.ts';
 
@@ -94,7 +95,7 @@ function trustCaByDefault(connection: Connection): Connection {
 }
 
 export function printJson(ctx: CliContext, value: unknown): Promise<void> {
-  return writeTo(ctx.stdout, `${JSON.stringify(value, null, 2)}\n`);
+  return writeTo(ctx.stdout, `${jsonText(value, 2)}\n`);
 }
 
 export function stdoutStyle(ctx: CliContext): Style {

@@ -89,7 +89,16 @@ function optionValue(options: object, prefix: string | undefined, flag: string):
   return typeof value === 'string' ? value : undefined;
 }
 
-/** `current` with the limits in `changes` replaced (an `io` given replaces the whole `io`). */
+/**
+ * `current` with the limits in `changes` replaced, each flag its own: `--max-io-write` keeps the
+ * `--max-io-read` set before. A weight and the throttles exclude each other, so a change from one
+ * kind to the other replaces the whole `io`.
+ */
 export function mergeLimits(current: JobLimits | undefined, changes: JobLimits | undefined): JobLimits {
-  return { ...(current ?? {}), ...(changes ?? {}) };
+  const merged: JobLimits = { ...(current ?? {}), ...(changes ?? {}) };
+  const before = current?.io;
+  const change = changes?.io;
+  if (before === undefined || change === undefined) return merged;
+  if (change.weight !== undefined || before.weight !== undefined) return merged;
+  return { ...merged, io: { ...before, ...change } };
 }

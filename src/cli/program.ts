@@ -3,6 +3,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { addCommonOptions, type CliContext } from './cli-context.ts';
 import { readCliEnvironment } from './cli-env.ts';
 import { ApiError, ConnectionError, EXIT, UsageError } from './errors.ts';
+import { jsonText } from './json-text.ts';
 import { printable } from './terminal-sanitizer.ts';
 
 type Register = (program: Command, ctx: CliContext) => void;
@@ -69,7 +70,7 @@ export async function buildProgram(
       outputError: (text, write) =>
         options.jsonErrors
           ? write(
-              `${JSON.stringify({
+              `${jsonText({
                 error: {
                   code: 'USAGE',
                   message: text
@@ -106,7 +107,7 @@ export async function runCli(argv: readonly string[], ctx: CliContext = defaultC
     const usage = error instanceof UsageError;
     if (wantsJson(argv)) {
       // Scripts asked for JSON: the error comes as one JSON document on stderr, in the API's shape.
-      ctx.stderr.write(`${JSON.stringify({ error: errorJson(error, usage) })}\n`);
+      ctx.stderr.write(`${jsonText({ error: errorJson(error, usage) })}\n`);
       return usage ? EXIT.usage : EXIT.failure;
     }
     const message =

@@ -16,6 +16,8 @@ export interface ShowOutputOptions {
   readonly json: boolean;
   /** Following: how long to keep reconnecting while the server cannot be reached. Default 60 s. */
   readonly reconnectForMs?: number;
+  /** What sets `reconnectForMs`, as the give-up message names it. Default `--reconnect-for`. */
+  readonly reconnectSetting?: string;
   /** Both streams of the `all` view to stdout (the workerctl design's `output:`); default: each to its own. */
   readonly allToStdout?: boolean;
 }
@@ -56,6 +58,7 @@ export async function showOutput(
       follow: options.follow,
       signal: abort.signal,
       ...(options.reconnectForMs === undefined ? {} : { reconnectForMs: options.reconnectForMs }),
+      ...(options.reconnectSetting === undefined ? {} : { reconnectSetting: options.reconnectSetting }),
       // Written to a descriptor before the next event is asked for: no copy of each read needed.
       borrowData: !options.json && writer.writesAtOnce,
       onRetry: (attempt, error) => note(ctx, `${error.message}; reconnecting (${attempt})`),

@@ -1,3 +1,6 @@
+/** U+FFFD, what an invalid UTF-8 byte is shown as. */
+const REPLACEMENT = [0xef, 0xbf, 0xbd] as const;
+
 /**
  * Removes the escape sequences that let a job's output act on the terminal that shows it:
  * OSC (window title, OSC 52 clipboard, hyperlinks), DCS, SOS, PM and APC strings, every CSI
@@ -39,9 +42,9 @@ export class TerminalSanitizer {
     return Buffer.concat(parts);
   }
 
-  /** Ends the stream: an incomplete sequence is dropped; a lone 0xC2 is passed on. */
+  /** Ends the stream: an incomplete sequence is dropped; a lone 0xC2 becomes U+FFFD (see `c2`). */
   end(): Buffer {
-    const rest = this.state === 'c2' ? Buffer.from([0xc2]) : Buffer.alloc(0);
+    const rest = this.state === 'c2' ? Buffer.from(REPLACEMENT) : Buffer.alloc(0);
     this.state = 'ground';
     this.csi = [];
     return rest;
@@ -56,9 +59,16 @@ export class TerminalSanitizer {
         if (byte >= 0x80 && byte <= 0x9f) {
           // A C1 control is its ESC form: U+009B is CSI, U+009D is OSC, U+009C is ST.
           this.escape(byte - 0x40, out);
-        } else {
+        } else if (byte >= 0xa0 && byte <= 0xbf) {
+          // U+00A0 to U+00BF (a no-break space, '£', '°'...): the pair goes out whole.
           this.state = 'ground';
-          out.push(0xc2);
+          out.push(0xc2, byte);
+        } else {
+          // 0xC2 without its continuation is no character. Passed on alone, it would wait in the
+          // terminal for the next byte written, which may come from the job's other stream (a
+          // lone 0x9B there is plain) and make U+009B, CSI, of the two: it becomes U+FFFD.
+          this.state = 'ground';
+          out.push(...REPLACEMENT);
           this.ground(byte, out);
         }
         break;

@@ -51,13 +51,22 @@ export const DEFAULT_RECONNECT_FOR_MS = 60_000;
 const MAX_BACKOFF_MS = 1000;
 
 /**
+ * How long a connection the server answered must have stayed open for its end to start a new run
+ * of failures: longer than a closing server's accept-and-close, and than the longest backoff.
+ */
+const STAYED_OPEN_MS = 1000;
+
+/**
  * Reads a job's output as binary frames (src/core/output-frames.ts), each frame's data handed
  * on as it arrives (in pieces of a socket read, never joined into a whole frame first). A reader
  * whose connection drops (the server restarted, a proxy cut it) resumes from the cursor just
  * after the last byte it received, mid-frame too, so it sees no gap and no duplicate.
- * It keeps reconnecting, with backoff, for `reconnectForMs` since it last received an event,
+ * It keeps reconnecting, with backoff, for `reconnectForMs` since it last received an event or
+ * held a connection open for a while (`STAYED_OPEN_MS`, or half of `reconnectForMs` if shorter),
  * however many attempts that takes: a server that is closing may accept a connection and end it
- * at once, which must not use up the follower's patience faster than time does. Only an answer
+ * at once, which must not use up the follower's patience faster than time does, and each cut of
+ * a quiet job's follow (a proxy's idle timeout, a restart an hour after the last) is an outage of
+ * its own, with the whole of `reconnectForMs` again. Only an answer
  * that the job is gone (404) or that the request itself is wrong (another 4xx) ends it early.
  * The iteration ends after the `end` event (with the final job) or, without `follow`, when the
  * server has sent everything it has.
@@ -73,7 +82,10 @@ export async function* readOutputEvents(
   let failures = 0;
   /** When the current run of failures began (`performance.now()`), or null while all is well. */
   let failingSince: number | null = null;
+  const stayedOpenMs = Math.min(STAYED_OPEN_MS, reconnectForMs / 2);
   for (;;) {
+    /** When the server answered this attempt (the stream open), or null before. */
+    let openedAt: number | null = null;
     try {
       const response = await client.openOutputFrames(id, {
         view: options.view,
@@ -81,6 +93,7 @@ export async function* readOutputEvents(
         cursor,
         signal: options.signal,
       });
+      openedAt = performance.now();
       const decoder = new FrameDecoder({ splitData: true });
       // Pieces in the client's reused buffer are copied unless the reader takes them borrowed.
       const copy = response.borrowed && options.borrowData !== true;
@@ -105,8 +118,13 @@ export async function* readOutputEvents(
       throw new ConnectionError('The server closed the output stream before the job ended');
     } catch (error) {
       if (options.signal?.aborted || !isRetryable(error)) throw error;
-      failures++;
       const now = performance.now();
+      // The stream had been open a while: the server was back, and this is a new outage.
+      if (openedAt !== null && now - openedAt >= stayedOpenMs) {
+        failures = 0;
+        failingSince = null;
+      }
+      failures++;
       failingSince ??= now;
       if (now - failingSince >= reconnectForMs) {
         throw new ConnectionError(

@@ -113,7 +113,12 @@ export class WebhookService {
     });
   }
 
-  /** Deliveries, newest first: every one for admins and viewers, a user's own jobs' for a user. */
+  /**
+   * Deliveries, newest first: every one for admins; the jobs' own (`notify`) deliveries of every
+   * job for viewers and of their own jobs for users. A server-wide webhook's deliveries are an
+   * admin's alone: their URL is often the receiver's credential (a chat hook's), and
+   * `GET /v1/webhooks` shows it to admins only.
+   */
   async deliveries(who: Caller, request: DeliveriesRequest = {}): Promise<DeliveryPage> {
     const limit = request.limit ?? DEFAULT_PAGE;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -126,10 +131,11 @@ export class WebhookService {
       const value = request[field];
       if (value !== undefined && !isJobId(value)) throw ValidationError.expected(field, 'a UUIDv7 id', value);
     }
-    const all = who.role === 'admin' || who.role === 'viewer';
+    const everyJob = who.role === 'admin' || who.role === 'viewer';
     return this.#store.listDeliveries({
       limit,
-      ...(all ? {} : { owner: who.user }),
+      ...(everyJob ? {} : { owner: who.user }),
+      ...(who.role === 'admin' ? {} : { notifyOnly: true }),
       ...(request.jobId === undefined ? {} : { jobId: request.jobId }),
       ...(request.webhookId === undefined ? {} : { webhookId: request.webhookId }),
       ...(request.status === undefined ? {} : { status: request.status as DeliveryStatus }),

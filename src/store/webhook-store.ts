@@ -67,6 +67,8 @@ export interface DeliveryQuery {
   readonly owner?: string;
   readonly jobId?: string;
   readonly webhookId?: string;
+  /** Only the jobs' own (`notify`) deliveries, none to a server-wide webhook. */
+  readonly notifyOnly?: boolean;
   readonly status?: DeliveryStatus;
   /** 1 to 1000. */
   readonly limit: number;

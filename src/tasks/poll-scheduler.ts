@@ -68,14 +68,24 @@ export class PollScheduler {
     this.#armedFor = Number.POSITIVE_INFINITY;
     const now = this.#clock.now().getTime();
     this.#waking = true;
+    let failure: { error: unknown } | undefined;
     try {
       for (let top = this.#heap.peek(); top !== undefined && top.dueAt <= now; top = this.#heap.peek()) {
         this.#heap.pop();
-        if (!top.cancelled) top.fire();
+        if (top.cancelled) continue;
+        // One poll that throws must not keep the others due now from firing, nor the timer from
+        // being armed again: every poll of every task would stop.
+        try {
+          top.fire();
+        } catch (error) {
+          failure ??= { error };
+        }
       }
     } finally {
       this.#waking = false;
+      this.#arm();
     }
-    this.#arm();
+    // Then it is thrown, as the timer's own error: a bug of the caller's, not to be swallowed.
+    if (failure) throw failure.error;
   }
 }

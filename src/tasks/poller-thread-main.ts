@@ -52,16 +52,26 @@ async function handle(m: PollerRequest): Promise<unknown> {
   return result;
 }
 
+function fail(m: PollerRequest, error: unknown): void {
+  if (m.op !== 'create') tasks.delete(m.id);
+  const e =
+    error instanceof Error
+      ? { name: error.name, message: error.message }
+      : { name: 'Error', message: String(error) };
+  parentPort?.postMessage({ seq: m.seq, ok: false, error: e } satisfies PollerReply);
+}
+
 parentPort?.on('message', (m: PollerRequest) => {
   handle(m).then(
-    (value) => parentPort?.postMessage({ seq: m.seq, ok: true, value } satisfies PollerReply),
-    (error: unknown) => {
-      if (m.op !== 'create') tasks.delete(m.id);
-      const e =
-        error instanceof Error
-          ? { name: error.name, message: error.message }
-          : { name: 'Error', message: String(error) };
-      parentPort?.postMessage({ seq: m.seq, ok: false, error: e } satisfies PollerReply);
+    (value) => {
+      try {
+        parentPort?.postMessage({ seq: m.seq, ok: true, value } satisfies PollerReply);
+      } catch (error) {
+        // A value that cannot be cloned (a function, a socket) fails its own task. Thrown on,
+        // it would end the thread, and with it every task polled here.
+        fail(m, error);
+      }
     },
+    (error: unknown) => fail(m, error),
   );
 });

@@ -294,20 +294,37 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     }
     const r = result as PollResult;
     const { pollInitialMs, pollMaxMs } = this.#options;
-    const progressed = r.progress !== undefined && JSON.stringify(r.progress) !== record.progressKey;
-    if (progressed) {
-      record.progress = r.progress;
-      record.progressKey = JSON.stringify(r.progress);
-      this.emit('task:progress', snapshot(record));
-    }
-    if (r.done) {
-      this.#finish(record, 'succeeded', { value: r.value });
+    let key: string | undefined;
+    try {
+      key = r.progress === undefined ? undefined : JSON.stringify(r.progress);
+    } catch (error) {
+      // A cycle or a BigInt: the task reported what cannot be shown, as a bad poll result does.
+      this.#finish(record, 'failed', {
+        error: {
+          name: 'ValidationError',
+          message: `Expected \`progress\` to be JSON: ${errorOf(error).message}`,
+        },
+      });
       return;
     }
-    // No news: check less often, up to the cap. News: back to the quick interval.
-    const interval = record.intervalMs ?? pollInitialMs;
-    record.intervalMs = progressed ? pollInitialMs : Math.min(interval * 2, pollMaxMs);
-    this.#schedulePoll(record);
+    const progressed = key !== undefined && key !== record.progressKey;
+    if (progressed) {
+      record.progress = r.progress;
+      record.progressKey = key;
+    }
+    // The task's next step is taken whatever a listener of its progress does (one that throws
+    // would otherwise leave it running for good, its slot taken and its `wait()` hanging).
+    try {
+      if (progressed) this.emit('task:progress', snapshot(record));
+    } finally {
+      if (r.done) this.#finish(record, 'succeeded', { value: r.value });
+      else {
+        // No news: check less often, up to the cap. News: back to the quick interval.
+        const interval = record.intervalMs ?? pollInitialMs;
+        record.intervalMs = progressed ? pollInitialMs : Math.min(interval * 2, pollMaxMs);
+        this.#schedulePoll(record);
+      }
+    }
   }
 
   #finish(
@@ -331,11 +348,15 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     const info = snapshot(record);
     this.#remember(record);
     record.done.resolve(info);
-    this.emit(
-      status === 'succeeded' ? 'task:succeed' : status === 'failed' ? 'task:fail' : 'task:cancel',
-      info,
-    );
-    if (!this.#closed) this.#pump();
+    // The next queued task starts whatever a listener does (one that throws would leave it queued).
+    try {
+      this.emit(
+        status === 'succeeded' ? 'task:succeed' : status === 'failed' ? 'task:fail' : 'task:cancel',
+        info,
+      );
+    } finally {
+      if (!this.#closed) this.#pump();
+    }
   }
 
   #remember(record: TaskRecord): void {

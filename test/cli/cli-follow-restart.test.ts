@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -146,6 +146,56 @@ describe('how long a follower keeps reconnecting', () => {
     assert.ok(retries.length >= 1, 'it did reconnect before giving up');
   });
 
+  it('gives each cut of a quiet follow the whole --reconnect-for again, not the rest of the first', async () => {
+    // A proxy with an idle timeout: it answers, holds the quiet stream, then cuts it, each time.
+    const head =
+      'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.jobworker.output-frames\r\n' +
+      'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n';
+    let connections = 0;
+    let fifth!: () => void;
+    const gotFifth = new Promise<void>((resolve) => {
+      fifth = resolve;
+    });
+    const sockets = new Set<Socket>();
+    const proxy = createServer((socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      if (++connections === 5) fifth();
+      socket.once('data', () => {
+        socket.write(head);
+        // The proxy's idle timeout: longer than half of --reconnect-for, shorter than all of it.
+        const cut = setTimeout(() => socket.destroy(), 250);
+        socket.once('close', () => clearTimeout(cut));
+      });
+    }).listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    const abort = new AbortController();
+    try {
+      const events = readOutputEvents(
+        client(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`),
+        '01900000-0000-7000-8000-000000000000',
+        { view: 'all', follow: true, reconnectForMs: 300, signal: abort.signal },
+      );
+      const next = events.next();
+      next.catch(() => undefined);
+      // Before: the third cut came 500 ms into the first outage, past the 300 ms, and it gave up.
+      const outcome = await Promise.race([
+        gotFifth.then(() => 'reconnecting still'),
+        next.then(
+          () => 'an event',
+          (error: Error) => error.message,
+        ),
+      ]);
+      assert.equal(outcome, 'reconnecting still');
+      abort.abort();
+      await assert.rejects(next, { name: 'AbortError' });
+    } finally {
+      abort.abort();
+      proxy.close();
+      for (const socket of sockets) socket.destroy();
+    }
+  });
+
   it('a job that is gone (404) ends the follow at once, without reconnecting', async () => {
     const t = await startTestServer();
     try {
@@ -173,5 +223,25 @@ describe('how long a follower keeps reconnecting', () => {
     );
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^jobworker: JOBWORKER_RECONNECT_FOR: Expected a duration/);
+  });
+
+  it('start -f with a bad JOBWORKER_RECONNECT_FOR starts nothing; logs without -f does not read it', async () => {
+    const t = await startTestServer();
+    try {
+      const env = { ...t.env, JOBWORKER_RECONNECT_FOR: 'forever' };
+      const refused = await runCliInProcess(['start', '-f', '--name', 'never-made', '--', 'true'], env);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /JOBWORKER_RECONNECT_FOR: Expected a duration/);
+      const listed = await runCliInProcess(['list', '--json', '--name', 'never-made'], t.env);
+      assert.deepEqual(JSON.parse(listed.stdout).jobs, [], 'the usage error came before the job');
+      // Followed to its end (so it has ended) with the setting unset.
+      const followed = await runCliInProcess(['start', '--json', '-f', '--', 'echo', 'hi'], t.env);
+      assert.equal(followed.code, 0, followed.stderr);
+      const { job } = JSON.parse(followed.stdout) as { job: { id: string } };
+      const logs = await runCliInProcess(['logs', job.id], env);
+      assert.deepEqual([logs.code, logs.stdout], [0, 'hi\n']);
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -76,6 +76,23 @@ describe('output on a terminal', () => {
   });
 });
 
+describe('--json output', () => {
+  it('writes DEL and C1 controls as \\u escapes: the same JSON, nothing a terminal acts on', async () => {
+    // U+009D is OSC and U+009C ST as C1 code points: OSC 52 writes the clipboard.
+    const arg = '\u009d52;c;Y3VybCBldmlsfHNo\u009c \u009b2J \u007f';
+    const job = await jobworkerJson<ApiJob>(['start', '--label', `k=${arg}`, '--', 'echo', arg], t.env);
+    const { stdout, code } = await jobworker(['list', '--json', '--label', `k=${arg}`], t.env);
+    assert.equal(code, 0);
+    assert.doesNotMatch(stdout, /[\u007f-\u009f]/, 'no raw DEL or C1 control');
+    assert.match(stdout, /\\u009d52;c;/);
+    const listed = (JSON.parse(stdout) as { jobs: ApiJob[] }).jobs;
+    assert.deepEqual(
+      listed.map((j) => [j.id, j.args, j.labels]),
+      [[job.id, [arg], { k: arg }]],
+    );
+  });
+});
+
 describe('start -f of a job that never ran, on a terminal', () => {
   it('says why it failed: its exit status alone does not', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'jw-badinterp-'));

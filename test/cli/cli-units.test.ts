@@ -4,6 +4,7 @@ import { isLoopbackUrl, parseServerUrl } from '../../src/cli/connection.ts';
 import { formatAgo, formatDuration, parseDuration } from '../../src/cli/durations.ts';
 import { jobExitStatus } from '../../src/cli/exit-status.ts';
 import { commandLine } from '../../src/cli/job-format.ts';
+import { mergeLimits } from '../../src/cli/limit-options.ts';
 import { renderTable } from '../../src/cli/table.ts';
 import type { ApiJob } from '../../src/client/api-types.ts';
 
@@ -114,5 +115,31 @@ describe('formatting', () => {
     ]);
     assert.deepEqual(renderTable(columns, cells, { maxWidth: 6 }).split('\n'), ['ID', '01234…', '']);
     assert.deepEqual(renderTable(columns, cells).split('\n')[1], '0123456789  optional  command words');
+  });
+});
+
+describe('limits merged by queue set and user set-limits', () => {
+  it('keeps the IO limits a flag does not name', () => {
+    const M = 1024 * 1024;
+    assert.deepEqual(mergeLimits({ memory: M, io: { readBps: 10 * M } }, { io: { writeBps: 50 * M } }), {
+      memory: M,
+      io: { readBps: 10 * M, writeBps: 50 * M },
+    });
+    assert.deepEqual(
+      mergeLimits({ io: { readBps: M, device: '/dev/vda' } }, { io: { readBps: 2 * M } }),
+      { io: { readBps: 2 * M, device: '/dev/vda' } },
+      'the one named is replaced',
+    );
+  });
+
+  it('replaces the whole IO limit when it changes from a weight to throttles or back', () => {
+    assert.deepEqual(mergeLimits({ io: { readBps: 1 } }, { io: { weight: 100 } }), { io: { weight: 100 } });
+    assert.deepEqual(mergeLimits({ io: { weight: 100 } }, { io: { writeBps: 1 } }), { io: { writeBps: 1 } });
+    assert.deepEqual(mergeLimits(undefined, { io: { writeBps: 1 } }), { io: { writeBps: 1 } });
+    assert.deepEqual(mergeLimits({ io: { writeBps: 1 }, cpu: 2 }, { pids: 5 }), {
+      io: { writeBps: 1 },
+      cpu: 2,
+      pids: 5,
+    });
   });
 });

@@ -40,6 +40,28 @@ describe('terminal sanitizer', () => {
     assert.equal(clean('a\u009b2Jb\u009d0;title\u009cc\u0090dcs\u009cd'), 'abcd');
   });
 
+  it('never passes on a 0xC2 without its continuation: with the other stream it would make a C1 control', () => {
+    // Each stream has its own sanitizer, and both reach one terminal: a bare 0xC2 at the end of
+    // stdout's write, then a lone 0x9B (plain by itself) on stderr, would be U+009B, CSI, there.
+    const stdout = new TerminalSanitizer();
+    const stderr = new TerminalSanitizer();
+    const onTerminal = Buffer.concat([
+      stdout.write(Buffer.from([0xc2, 0xc2])),
+      stderr.write(Buffer.from([0x9b, 0x32, 0x4a])),
+      stdout.write(Buffer.from([0x41])),
+      stdout.end(),
+    ]);
+    assert.doesNotMatch(onTerminal.toString(), /[\u0080-\u009f]/, 'no C1 control on the terminal');
+    // The 0x9B alone (after a whole character) is no character either: U+FFFD to a UTF-8 reader.
+    assert.equal(onTerminal.toString(), '\ufffd\ufffd2J\ufffdA');
+    assert.equal(clean('\u00a0 \u00b0 £'), '\u00a0 \u00b0 £', 'U+00A0 to U+00BF stay');
+    const split = new TerminalSanitizer();
+    assert.deepEqual([...split.write(Buffer.from([0x61, 0xc2]))], [0x61], 'held until its next byte');
+    assert.deepEqual([...split.write(Buffer.from([0xb0]))], [0xc2, 0xb0]);
+    assert.deepEqual([...split.write(Buffer.from([0xc2]))], []);
+    assert.deepEqual([...split.end()], [0xef, 0xbf, 0xbd], 'a last lone 0xC2 is U+FFFD');
+  });
+
   it('removes other ESC sequences and C0 controls (reset, charsets, bell, backspace)', () => {
     assert.equal(clean(`a${ESC}cb${ESC}(0c${ESC}7d${ESC}8e\x07f\x08g\x0eh\x0fi\x7fj`), 'abcdefghij');
   });

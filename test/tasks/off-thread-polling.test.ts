@@ -36,6 +36,16 @@ describe('TaskManager: polling tasks whose run and poll block (submitPollingModu
     assert.match(missing.error?.message ?? '', /to export a function `noSuchFactory`/);
   });
 
+  it('fails a task whose result cannot be sent back, and the thread goes on for the others', async () => {
+    const bad = await tm.wait(tm.submitPollingModule(GEN, 'makeUncloneablePoller'));
+    assert.equal(bad.status, 'failed');
+    assert.equal(bad.error?.name, 'DataCloneError');
+    const flag = new SharedArrayBuffer(4);
+    Atomics.store(new Int32Array(flag), 0, 1);
+    const next = await tm.wait(tm.submitPollingModule(GEN, 'makeBlockingPoller', 4, flag));
+    assert.deepEqual([next.status, next.value], ['succeeded', 8], 'not "the poller thread exited"');
+  });
+
   it('cancels one while its run() blocks', async () => {
     const flag = new SharedArrayBuffer(4);
     const id = tm.submitPollingModule(GEN, 'makeBlockingPoller', 1, flag);

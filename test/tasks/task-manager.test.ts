@@ -218,6 +218,47 @@ describe('TaskManager: polling tasks', () => {
     await tm.close();
   });
 
+  it('fails a task whose progress is not JSON (a cycle), and the others go on polling', async () => {
+    const clock = new ManualClock();
+    const tm = new TaskManager({ clock, pollInitialMs: 10, pollMaxMs: 10 });
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    const bad = tm.submitPolling({ run() {}, poll: () => ({ done: false, progress: cycle }) });
+    const good = tm.submitPolling(new PollingGenTask(5, 2));
+    clock.advance(10);
+    assert.match((await tm.wait(bad)).error?.message ?? '', /Expected `progress` to be JSON/);
+    clock.advance(10);
+    assert.equal((await tm.wait(good)).value, 10);
+    await tm.close();
+  });
+
+  it('a listener that throws does not stop the polls, nor leave its task running or the next one queued', async () => {
+    const clock = new ManualClock();
+    const tm = new TaskManager({ clock, concurrency: 1, pollInitialMs: 10, pollMaxMs: 10 });
+    let thrown = 0;
+    const listener = () => {
+      thrown++;
+      throw new Error('a listener of the embedding program');
+    };
+    tm.on('task:progress', listener);
+    tm.on('task:succeed', listener);
+    const first = tm.submitPolling(new PollingGenTask(1, 2, true));
+    const second = tm.submitPolling(new PollingGenTask(2, 1));
+    assert.equal(tm.get(second)?.status, 'queued');
+    // The listener's error is the timer's: it surfaces (here, out of advance()), as any other.
+    for (let i = 0; i < 2; i++) {
+      assert.throws(() => clock.advance(10), /a listener of the embedding program/);
+    }
+    assert.equal((await tm.wait(first)).status, 'succeeded');
+    assert.equal(tm.get(second)?.status, 'running', 'the next task started all the same');
+    tm.off('task:progress', listener);
+    tm.off('task:succeed', listener);
+    clock.advance(10);
+    assert.equal((await tm.wait(second)).value, 4);
+    assert.ok(thrown >= 2);
+    await tm.close();
+  });
+
   it('refuses an object without run() or poll(), naming the field', () => {
     const tm = new TaskManager();
     assert.throws(() => tm.submitPolling({} as never), {

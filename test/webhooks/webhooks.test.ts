@@ -199,6 +199,45 @@ describe('webhooks', () => {
     await h.api(`/v1/webhooks/${added.body.webhook.id}`, { method: 'DELETE' });
   });
 
+  it("shows a server-wide webhook's deliveries (their URL, their errors) to admins alone", async () => {
+    const added = await h.json<{ webhook: { id: string } }>('/v1/webhooks', {
+      body: { url: receiver.url('/secret-hook/T0/B0/XXXX'), events: ['job:finished'] },
+    });
+    assert.equal(added.status, 201);
+    try {
+      const userHeaders = { authorization: `Bearer ${await addUserToken(h, 'vera')}` };
+      const viewerHeaders = { authorization: `Bearer ${await addUserToken(h, 'vic', 'viewer')}` };
+      const start = receiver.received.length;
+      // Her job's own notify (to a name, refused at delivery: loopback) and the server-wide one.
+      const created = await h.json<JobJson>('/v1/jobs', {
+        headers: userHeaders,
+        body: { command: 'true', notify: { url: receiver.url('/mine').replace('127.0.0.1', 'localhost') } },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      await receiver.nth(start + 1);
+      await h.server.diagnostics.webhooksSettled();
+      const query = `/v1/webhooks/deliveries?jobId=${created.body.id}`;
+      const asAdmin = await h.json<{ deliveries: Delivery[] }>(query);
+      assert.deepEqual(asAdmin.body.deliveries.map((d) => d.webhookId).sort(), [added.body.webhook.id, null]);
+      for (const headers of [userHeaders, viewerHeaders]) {
+        const seen = await h.json<{ deliveries: Delivery[] }>(query, { headers });
+        assert.equal(seen.status, 200);
+        assert.deepEqual(
+          seen.body.deliveries.map((d) => [d.webhookId, d.url.includes('secret-hook')]),
+          [[null, false]],
+          "only the job's own notify delivery",
+        );
+        const byHook = await h.json<{ deliveries: Delivery[] }>(
+          `/v1/webhooks/deliveries?webhookId=${added.body.webhook.id}`,
+          { headers },
+        );
+        assert.deepEqual(byHook.body.deliveries, [], 'asked for by the webhook id: none either');
+      }
+    } finally {
+      await h.api(`/v1/webhooks/${added.body.webhook.id}`, { method: 'DELETE' });
+    }
+  });
+
   it("refuses a user's webhook to loopback (SSRF) without a request reaching it; users see only their deliveries", async () => {
     const token = await addUserToken(h, 'wendy');
     const headers = { authorization: `Bearer ${token}` };

@@ -57,13 +57,19 @@ export function registerLogs(program: Command, ctx: CliContext): void {
         view = first as OutputView;
         id = second;
       }
+      // Only a follow reconnects: without -f the setting is not read (a bad one is no error).
+      const reconnectForMs =
+        options.follow === true ? (options.reconnectFor ?? reconnectForFromEnv(ctx.env)) : undefined;
       const client = await connect(ctx, common);
       ctx.exitCode = await showOutput(ctx, client, await resolveJobId(client, id), {
         view,
         follow: options.follow === true,
         raw: options.raw === true,
         json: common.json === true,
-        reconnectForMs: options.reconnectFor ?? reconnectForFromEnv(ctx.env),
+        ...(reconnectForMs === undefined ? {} : { reconnectForMs }),
+        ...(options.reconnectFor === undefined
+          ? { reconnectSetting: '--reconnect-for or JOBWORKER_RECONNECT_FOR' }
+          : {}),
       });
     },
   );

@@ -122,15 +122,18 @@ export function registerStart(program: Command, ctx: CliContext): void {
     const common = commonOptions(command);
     const schedule = scheduleBody(options);
     const limits = limitsFromOptions(options);
+    // Checked before the job is made: a bad value found after it would leave a job running that
+    // the command reported as a usage error.
+    const reconnectForMs = options.follow === true ? reconnectForFromEnv(ctx.env) : undefined;
+    if (options.notifyEvent !== undefined && options.notify === undefined) {
+      throw new UsageError('--notify-event needs --notify URL');
+    }
     const client = await connect(ctx, common);
     if (schedule.after !== undefined) schedule.after = await resolveAfter(client, schedule.after);
     const body: CreateJobBody = { command: cmd, args, ...schedule };
     if (options.shell === true || (args.length === 0 && /\s/.test(cmd))) body.shell = true;
     if (body.args?.length === 0) delete body.args;
     if (options.asRoot === true) body.runAsRoot = true;
-    if (options.notifyEvent !== undefined && options.notify === undefined) {
-      throw new UsageError('--notify-event needs --notify URL');
-    }
     if (options.notify !== undefined) {
       body.notify = {
         url: options.notify,
@@ -172,7 +175,8 @@ export function registerStart(program: Command, ctx: CliContext): void {
       follow: true,
       raw: options.raw === true,
       json: common.json === true,
-      reconnectForMs: reconnectForFromEnv(ctx.env),
+      ...(reconnectForMs === undefined ? {} : { reconnectForMs }),
+      reconnectSetting: 'JOBWORKER_RECONNECT_FOR',
     });
   });
 }

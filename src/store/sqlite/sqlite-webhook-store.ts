@@ -134,6 +134,7 @@ export class SqliteWebhookStore implements WebhookStore {
     if (query.owner !== undefined) q = q.where('owner', '=', query.owner);
     if (query.jobId !== undefined) q = q.where('job_id', '=', query.jobId);
     if (query.webhookId !== undefined) q = q.where('webhook_id', '=', query.webhookId);
+    if (query.notifyOnly) q = q.where('webhook_id', 'is', null);
     if (query.status !== undefined) q = q.where('status', '=', query.status);
     if (query.cursor !== undefined) q = q.where('id', '<', query.cursor);
     const rows = await q
