@@ -68,6 +68,12 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   readonly #timeoutMs: number;
   readonly #concurrency: number;
   readonly #inFlight = new Map<string, Promise<void>>();
+  /**
+   * Deliveries whose last attempt could not be recorded (a full disk, a lost database), by id: not
+   * attempted again before this time (ms on the clock). The store still says they are due, and
+   * the receiver would otherwise get them again at every pass, as fast as it answers.
+   */
+  readonly #held = new Map<string, number>();
   #pass: Promise<void> | null = null;
   #again = false;
   #timer: ClockTimer | null = null;
@@ -99,6 +105,9 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     }
     this.#pass = this.#loop().finally(() => {
       this.#pass = null;
+      // A kick between the loop's last look at `#again` and here would be lost, and with it the
+      // pass (and the timer) an attempt that just ended asked for.
+      if (this.#again) this.kick();
     });
   }
 
@@ -172,8 +181,18 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
         this.#quietAt = null;
         this.#o.logger.error({ err }, 'webhook dispatch failed');
         this.emit('dispatcher:error', err as Error);
+        // The pass did not get to arm the timer: without one, an idle server would try again only
+        // at its next job change. The store may be back by then (a failover, a busy database).
+        this.#armRetry(this.#retry.initialMs);
       }
     } while (this.#again && !this.#closed);
+  }
+
+  /** A timer for one more pass in `ms`, replacing the one armed. */
+  #armRetry(ms: number): void {
+    if (this.#closed) return;
+    this.#timer?.clear();
+    this.#timer = this.#o.clock.setTimer(() => this.kick(), ms);
   }
 
   /** Fans the outbox out into deliveries; true when there was a webhook or an event. */
@@ -239,13 +258,27 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   async #deliverDue(): Promise<boolean> {
     const room = this.#concurrency - this.#inFlight.size;
     if (room <= 0 || this.#closed) return room <= 0;
-    const due = await this.#o.store.dueDeliveries(this.#o.clock.now(), room + this.#inFlight.size);
+    const now = this.#o.clock.now().getTime();
+    for (const [id, until] of this.#held) if (until <= now) this.#held.delete(id);
+    const due = await this.#o.store.dueDeliveries(
+      this.#o.clock.now(),
+      room + this.#inFlight.size + this.#held.size,
+    );
+    // Closed while the store answered: nothing starts after close().
+    if (this.#closed) return false;
+    let attempted = 0;
     for (const delivery of due) {
-      if (this.#inFlight.has(delivery.id) || this.#inFlight.size >= this.#concurrency) continue;
+      if (this.#inFlight.has(delivery.id) || this.#held.has(delivery.id)) continue;
+      if (this.#inFlight.size >= this.#concurrency) continue;
+      attempted++;
       const attempt = this.#attempt(delivery)
         .catch((err: Error) => {
           this.#o.logger.error({ err, deliveryId: delivery.id }, 'webhook attempt failed to record');
           this.emit('dispatcher:error', err);
+          // Tried again after the wait its failure would have had (at least once: it may have
+          // arrived, and the receiver dedupes by its id).
+          const wait = retryDelayMs(this.#retry, delivery.attempts + 1);
+          this.#held.set(delivery.id, this.#o.clock.now().getTime() + wait);
         })
         .finally(() => {
           this.#inFlight.delete(delivery.id);
@@ -253,7 +286,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
         });
       this.#inFlight.set(delivery.id, attempt);
     }
-    return due.length > 0;
+    return attempted > 0;
   }
 
   async #attempt(delivery: DeliveryRecord): Promise<void> {
@@ -313,7 +346,15 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#timer?.clear();
     this.#timer = null;
     if (this.#closed) return null;
-    const next = await this.#o.store.nextDueAt([...this.#inFlight.keys()]);
+    const stored = await this.#o.store.nextDueAt([...this.#inFlight.keys(), ...this.#held.keys()]);
+    let heldUntil = Number.POSITIVE_INFINITY;
+    for (const until of this.#held.values()) heldUntil = Math.min(heldUntil, until);
+    const next =
+      stored !== null && stored.getTime() <= heldUntil
+        ? stored
+        : Number.isFinite(heldUntil)
+          ? new Date(heldUntil)
+          : null;
     if (next === null) return null;
     const wait = next.getTime() - this.#o.clock.now().getTime();
     if (wait <= 0) {

@@ -252,6 +252,15 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       });
       assert.equal(failed.status, 'failed');
       assert.deepEqual(await store.dueDeliveries(T(100), 10), [retried]);
+      // An attempt that raced another (a second pass, a second node) leaves a decided one as is.
+      const late2 = await store.recordAttempt(late.id, {
+        at: T(22),
+        status: 'pending',
+        httpStatus: 500,
+        error: 'answered 500',
+        nextAt: T(40),
+      });
+      assert.deepEqual(late2, failed);
     });
 
     it('lists deliveries newest first by page, filtered by owner, job, webhook and status', async () => {

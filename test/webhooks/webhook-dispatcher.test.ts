@@ -131,6 +131,63 @@ describe('webhook dispatch', () => {
     assert.equal((JSON.parse(got.body) as { job: { id: string } }).job.id, wants.id);
   });
 
+  /** A world whose store fails the first `n` calls of one method, as a full or lost database does. */
+  async function failingWorld(method: 'recordAttempt' | 'listWebhooks', n: number) {
+    const h: Harness = await openHarness();
+    const receiver = await WebhookReceiver.open();
+    const clock = new ManualClock();
+    let failures = n;
+    const store = new Proxy(h.store.webhooks, {
+      get(target, key) {
+        const value = Reflect.get(target, key) as unknown;
+        if (typeof value !== 'function') return value;
+        if (key !== method) return value.bind(target);
+        return async (...args: unknown[]) => {
+          if (failures-- > 0) throw new Error('database or disk is full');
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const dispatcher = dispatcherOver(store, clock, { retry: { initialMs: 1000, maxMs: 1000 } });
+    const errors: Error[] = [];
+    dispatcher.on('dispatcher:error', (err) => errors.push(err));
+    h.engine.on('job:finished', () => dispatcher.kick());
+    open.push({ close: () => h.destroy() }, receiver, { close: () => dispatcher.close() });
+    const job = await h.engine.start(
+      { command: 'true', notify: { url: receiver.url('/hook') } },
+      { user: 'u' },
+    );
+    await h.engine.waitFor(job.id);
+    return { h, receiver, clock, dispatcher, errors, job };
+  }
+
+  it('holds a delivery whose attempt could not be recorded for a retry wait, not sending it again at once', async () => {
+    const w = await failingWorld('recordAttempt', 1);
+    await w.receiver.nth(1);
+    await w.dispatcher.settled();
+    assert.equal(w.errors.length, 1);
+    assert.equal(w.receiver.received.length, 1, 'not sent again at every pass, as fast as it answers');
+    w.clock.advance(1000);
+    await w.receiver.nth(2);
+    await w.dispatcher.settled();
+    const { deliveries } = await w.h.store.webhooks.listDeliveries({ jobId: w.job.id, limit: 10 });
+    assert.deepEqual(
+      deliveries.map((d) => [d.status, d.attempts, d.lastStatus]),
+      [['delivered', 1, 200]],
+    );
+  });
+
+  it('tries a pass that failed (the store was busy) again on the clock, with nothing else to wake it', async () => {
+    const w = await failingWorld('listWebhooks', 1);
+    await w.dispatcher.settled();
+    assert.equal(w.errors.length, 1);
+    assert.equal(w.receiver.received.length, 0);
+    w.clock.advance(1000);
+    const got = await w.receiver.nth(1);
+    assert.equal(got.path, '/hook');
+    await w.dispatcher.settled();
+  });
+
   it('keeps a delivery pending when its attempt cannot be recorded (the store went away), and closes', async () => {
     const w = await world();
     w.receiver.answers = ['hang'];

@@ -129,9 +129,19 @@ export class PgWebhookStore implements WebhookStore {
         last_error: result.error,
       }))
       .where('id', '=', id)
+      // A delivery already decided stays so: an attempt that raced another (a second pass, a
+      // second node) must not put a delivered one back to pending, nor count twice.
+      .where('status', '=', 'pending')
       .returningAll()
-      .executeTakeFirstOrThrow();
-    return rowToDelivery(row);
+      .executeTakeFirst();
+    if (row) return rowToDelivery(row);
+    return rowToDelivery(
+      await this.#db
+        .selectFrom('webhook_deliveries')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow(),
+    );
   }
 
   async listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
