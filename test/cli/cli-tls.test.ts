@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -93,6 +104,41 @@ describe('CLI over TLS: always verifies the server', () => {
       }),
       /Lost the connection|Cannot talk to the server/,
     );
+  });
+
+  it('certs issue: asks for nothing when it cannot write the files, and makes the key 0600 whatever was there', async () => {
+    const count = async () =>
+      (
+        JSON.parse((await jobworker(['certs', 'list', '--json'], t.env)).stdout) as {
+          certificates: unknown[];
+        }
+      ).certificates.length;
+    const before = await count();
+    const file = join(work, 'not-a-dir');
+    await writeFile(file, 'x');
+    const refused = await jobworker(['certs', 'issue', '--user', 'admin', '--out', file], t.env);
+    assert.notEqual(refused.code, 0);
+    assert.equal(await count(), before, 'no certificate issued whose key could not be kept');
+
+    // A key file left readable by others, and a link planted where the certificate goes.
+    const out = join(work, 'again');
+    await mkdir(out, { mode: 0o700 });
+    await writeFile(join(out, 'client-key.pem'), 'old key', { mode: 0o644 });
+    const elsewhere = join(work, 'elsewhere.pem');
+    await writeFile(elsewhere, 'not to be written');
+    await symlink(elsewhere, join(out, 'client-cert.pem'));
+    const issued = await jobworker(['certs', 'issue', '--user', 'admin', '--out', out], t.env);
+    assert.equal(issued.code, 0, issued.stderr);
+    assert.equal((await stat(join(out, 'client-key.pem'))).mode & 0o777, 0o600);
+    assert.match(await readFile(join(out, 'client-key.pem'), 'utf8'), /PRIVATE KEY/);
+    assert.equal(
+      await readFile(elsewhere, 'utf8'),
+      'not to be written',
+      'the link was replaced, not followed',
+    );
+    assert.ok(!(await lstat(join(out, 'client-cert.pem'))).isSymbolicLink());
+    assert.deepEqual((await readdir(out)).sort(), ['ca-cert.pem', 'client-cert.pem', 'client-key.pem']);
+    assert.equal(await count(), before + 1);
   });
 
   it('needs --key with --cert', async () => {

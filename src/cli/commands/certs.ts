@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { ApiCertificate } from '../../client/api-types.ts';
@@ -29,12 +29,20 @@ export function registerCerts(program: Command, ctx: CliContext): void {
     .option('--days <n>', 'how long it is valid (default: 90)', parseDays);
   addCommonOptions(issue).action(async (options: { user: string; out: string; days?: number }) => {
     const common = commonOptions(issue);
-    const issued = await (await connect(ctx, common)).issueCertificate(options.user, options.days);
+    const client = await connect(ctx, common);
+    // The files are made before the certificate is asked for: a directory that cannot hold them
+    // must not cost a certificate whose key would then be lost.
     const dir = resolve(ctx.cwd, options.out);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeFile(join(dir, FILES.key), issued.keyPem, { mode: 0o600 });
-    await writeFile(join(dir, FILES.cert), issued.certPem, { mode: 0o644 });
-    await writeFile(join(dir, FILES.ca), issued.caPem, { mode: 0o644 });
+    const files = await StagedFiles.open(dir);
+    let issued: Awaited<ReturnType<typeof client.issueCertificate>>;
+    try {
+      issued = await client.issueCertificate(options.user, options.days);
+      await files.commit({ key: issued.keyPem, cert: issued.certPem, ca: issued.caPem });
+    } catch (error) {
+      await files.discard();
+      throw error;
+    }
     if (common.json === true) return printJson(ctx, { ...issued.certificate, dir });
     await writeTo(
       ctx.stdout,
@@ -100,4 +108,61 @@ function certificateTable(certs: readonly ApiCertificate[]): string {
     ['SERIAL', 'USER', 'ISSUED', 'NOT AFTER', 'REVOKED'].map((header) => ({ header })),
     certs.map((c) => [c.serial, c.user, c.issuedAt, c.notAfter, c.revokedAt ?? '-']),
   );
+}
+
+/** One file of `certs issue`: its temporary name, its name, and the open temporary file. */
+interface StagedFile {
+  readonly temp: string;
+  readonly final: string;
+  readonly handle: FileHandle;
+}
+
+/**
+ * The three files of `certs issue`, made new (O_EXCL) beside their names before the certificate
+ * is issued, then written and renamed over them. The key is 0600 whatever was there: a key file
+ * left 0644 by an earlier issue is replaced, not reused with its mode, and a symlink planted at
+ * its name is replaced, not followed.
+ */
+class StagedFiles {
+  readonly #handles: Record<keyof typeof FILES, StagedFile>;
+
+  private constructor(handles: Record<keyof typeof FILES, StagedFile>) {
+    this.#handles = handles;
+  }
+
+  static async open(dir: string): Promise<StagedFiles> {
+    const made: StagedFile[] = [];
+    const handles = {} as Record<keyof typeof FILES, StagedFile>;
+    try {
+      for (const [kind, name] of Object.entries(FILES) as [keyof typeof FILES, string][]) {
+        const temp = join(dir, `.${name}.${process.pid}.tmp`);
+        const handle = await open(temp, 'wx', kind === 'key' ? 0o600 : 0o644);
+        const entry = { temp, final: join(dir, name), handle };
+        made.push(entry);
+        handles[kind] = entry;
+      }
+    } catch (error) {
+      for (const entry of made) {
+        await entry.handle.close().catch(() => undefined);
+        await rm(entry.temp, { force: true });
+      }
+      throw error;
+    }
+    return new StagedFiles(handles);
+  }
+
+  async commit(texts: Record<keyof typeof FILES, string>): Promise<void> {
+    for (const [kind, entry] of Object.entries(this.#handles) as [keyof typeof FILES, StagedFile][]) {
+      await entry.handle.writeFile(texts[kind]);
+      await entry.handle.close();
+    }
+    for (const entry of Object.values(this.#handles)) await rename(entry.temp, entry.final);
+  }
+
+  async discard(): Promise<void> {
+    for (const entry of Object.values(this.#handles)) {
+      await entry.handle.close().catch(() => undefined);
+      await rm(entry.temp, { force: true });
+    }
+  }
 }
