@@ -17,14 +17,24 @@ export class PollerThread {
 
   /** A polling task whose object lives on the poller thread, made by `call`'s factory export. */
   task(id: string, call: BlockingCall): PollingTask {
+    // A cancel that comes while the thread is still making the object (importing its module,
+    // awaiting its factory) finds none there: the object, once made, is cancelled instead of run.
+    let cancelled = false;
     return {
       name: call.export,
       run: async () => {
         await this.#call({ op: 'create', id, ...call });
+        if (cancelled) {
+          await this.#call({ op: 'cancel', id });
+          return;
+        }
         await this.#call({ op: 'run', id });
       },
       poll: () => this.#call({ op: 'poll', id }) as Promise<PollResult>,
-      cancel: () => this.#call({ op: 'cancel', id }),
+      cancel: () => {
+        cancelled = true;
+        return this.#call({ op: 'cancel', id });
+      },
     };
   }
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { ClockTimer } from '../core/clock.ts';
 import { describe, JobworkerError, ValidationError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
 import { BlockingPool, toBlockingCall } from './blocking-pool.ts';
@@ -40,6 +41,9 @@ interface TaskRecord {
   readonly done: PromiseWithResolvers<TaskInfo>;
 }
 
+/** How long `close()` waits for running tasks' own `cancel()` before it ends the threads. */
+const CLOSE_CANCEL_WAIT_MS = 5000;
+
 /**
  * Runs functions, not processes, inside this program, with the job states: blocking tasks on a
  * pool of worker threads, polling tasks checked on one shared timer with backoff. See
@@ -58,6 +62,8 @@ export class TaskManager extends EventEmitter<TaskEvents> {
   #threadsBusy = 0;
   #polls = 0;
   #closed = false;
+  /** Running tasks' own `cancel()` calls not yet settled (`close` waits for them). */
+  readonly #cancelling = new Set<Promise<void>>();
   /** Tasks not yet finished; while there are any, #keepAlive holds the process open. */
   #active = 0;
   #keepAlive: NodeJS.Timeout | undefined;
@@ -144,9 +150,15 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     if (record.entry) record.entry.cancelled = true;
     if (wasRunning && record.task?.cancel) {
       try {
-        void Promise.resolve(record.task.cancel()).catch(() => undefined);
+        // A task's own cancel failing does not undo the cancel. `close()` waits for it a while.
+        const cancelling = Promise.resolve(record.task.cancel()).then(
+          () => undefined,
+          () => undefined,
+        );
+        this.#cancelling.add(cancelling);
+        void cancelling.finally(() => this.#cancelling.delete(cancelling));
       } catch {
-        // A task's own cancel failing does not undo the cancel.
+        // as above, thrown at once
       }
     }
     this.#finish(record, 'cancelled', {
@@ -160,7 +172,11 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     return { polls: this.#polls, wakeUps: this.#scheduler.wakeUps, scheduled: this.#scheduler.size };
   }
 
-  /** Cancels every queued and running task, stops the poll timer and the threads. */
+  /**
+   * Cancels every queued and running task, stops the poll timer and the threads. A running task's
+   * `cancel()` is awaited, up to CLOSE_CANCEL_WAIT_MS, before the threads go: the poller thread's
+   * tasks live there, and ending it first would skip theirs.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -168,6 +184,16 @@ export class TaskManager extends EventEmitter<TaskEvents> {
       if (!isFinal(record.status)) this.cancel(record.id);
     }
     this.#scheduler.close();
+    if (this.#cancelling.size > 0) {
+      let timer: ClockTimer | undefined;
+      await Promise.race([
+        Promise.all(this.#cancelling),
+        new Promise<void>((resolve) => {
+          timer = this.#options.clock.setTimer(resolve, CLOSE_CANCEL_WAIT_MS);
+        }),
+      ]);
+      timer?.clear();
+    }
     await Promise.all([this.#pool.close(), this.#pollerThread.close()]);
   }
 

@@ -46,6 +46,31 @@ describe('TaskManager: polling tasks whose run and poll block (submitPollingModu
     assert.deepEqual([next.status, next.value], ['succeeded', 8], 'not "the poller thread exited"');
   });
 
+  it('cancels one while the thread is still making it: it is never run, and its cancel() is called', async () => {
+    const flag = new SharedArrayBuffer(16);
+    const state = new Int32Array(flag);
+    const id = tm.submitPollingModule(GEN, 'makeSlowPoller', flag);
+    await Atomics.waitAsync(state, 3, 0, 30_000).value; // the thread is in its factory
+    assert.equal(tm.get(id)?.status, 'running');
+    assert.equal(tm.cancel(id).status, 'cancelled');
+    Atomics.store(state, 0, 1); // the factory may now return its object
+    const woke = await Atomics.waitAsync(state, 2, 0, 30_000).value;
+    assert.notEqual(woke, 'timed-out', "the object's cancel() was called");
+    assert.equal(Atomics.load(state, 1), 0, 'its run() never ran');
+  });
+
+  it("close() lets a running task's cancel() run on the thread before it ends the thread", async () => {
+    const own = new TaskManager({ pollInitialMs: 60_000, pollMaxMs: 60_000 });
+    const flag = new SharedArrayBuffer(16);
+    const state = new Int32Array(flag);
+    Atomics.store(state, 0, 1);
+    const id = own.submitPollingModule(GEN, 'makeSlowPoller', flag);
+    await Atomics.waitAsync(state, 1, 0, 30_000).value; // it runs
+    assert.equal(own.get(id)?.status, 'running');
+    await own.close();
+    assert.equal(Atomics.load(state, 2), 1, 'cancelled on the thread, not cut off with it');
+  });
+
   it('cancels one while its run() blocks', async () => {
     const flag = new SharedArrayBuffer(4);
     const id = tm.submitPollingModule(GEN, 'makeBlockingPoller', 1, flag);
