@@ -10,6 +10,7 @@ import * as limits from './migrations/0007-limits.ts';
 import * as webhooks from './migrations/0008-webhooks.ts';
 import * as isolationDefaults from './migrations/0009-isolation-defaults.ts';
 import * as listFilters from './migrations/0010-list-filters.ts';
+import * as outboxSnapshots from './migrations/0011-outbox-snapshots.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -26,6 +27,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0008-webhooks': webhooks,
   '0009-isolation-defaults': isolationDefaults,
   '0010-list-filters': listFilters,
+  '0011-outbox-snapshots': outboxSnapshots,
 };
 
 const provider: MigrationProvider = {

@@ -59,8 +59,9 @@ export class SqliteWebhookStore implements WebhookStore {
       .limit(limit)
       .execute();
     if (rows.length === 0) return [];
-    // The snapshot holds the columns jobs had when migration 0008 wrote its triggers; columns
-    // added since come from the row as it is now (or their defaults, if the job is gone).
+    // The snapshot holds the columns jobs had when the triggers were written (migration 0011:
+    // every one; rows written before it, 0008's); a column it lacks comes from the row as it is
+    // now (or its default, if the job is gone).
     const current = await this.#db
       .selectFrom('jobs')
       .selectAll()
