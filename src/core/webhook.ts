@@ -12,6 +12,11 @@ export const WEBHOOK_EVENTS = ['job:queued', 'job:started', 'job:progress', 'job
 
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
+/** Where a delivery is: waiting for (another) attempt, answered 2xx, or given up. */
+export const DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
+
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
 /** A job's own webhook (`notify` in its spec). */
 export interface JobNotify {
   /** `http://` or `https://` URL the events are POSTed to. */

@@ -1,5 +1,5 @@
 import type { Job, JobStatus } from '../core/job.ts';
-import type { WebhookEvent } from '../core/webhook.ts';
+import { DELIVERY_STATUSES, type DeliveryStatus, type WebhookEvent } from '../core/webhook.ts';
 
 /** A server-wide webhook, as stored (its secret included: it signs with it). */
 export interface WebhookRecord {
@@ -21,10 +21,7 @@ export interface OutboxEvent {
   readonly job: Job;
 }
 
-/** Where a delivery is: waiting for (another) attempt, answered 2xx, or given up. */
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
-
-export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'failed'];
+export { DELIVERY_STATUSES, type DeliveryStatus };
 
 /** One event for one target. */
 export interface DeliveryRecord {

@@ -36,11 +36,12 @@ describe('jobworker list --queue --text', () => {
     assert.equal((await cli(['list', '--queue', 'no-such-queue'])).stdout, 'No jobs.\n');
   });
 
-  it('reports a text that is empty or too long, naming `text`', async () => {
+  it('refuses a text that is empty or too long as a usage error naming --text, before asking', async () => {
     for (const text of ['', 'x'.repeat(201)]) {
       const bad = await cli(['list', '--text', text]);
-      assert.equal(bad.code, 1, bad.stdout);
-      assert.match(bad.stderr, /`text`/);
+      assert.equal(bad.code, 2, bad.stdout);
+      assert.match(bad.stderr, /--text/);
+      assert.match(bad.stderr, /1 to 200 characters/);
     }
   });
 });

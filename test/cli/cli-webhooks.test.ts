@@ -84,4 +84,32 @@ describe('jobworker webhook and start --notify', () => {
     assert.equal(lonely.code, 2);
     assert.match(lonely.stderr, /--notify-event needs --notify URL/);
   });
+
+  it('refuses a bad --limit, --status or --notify-event as a usage error naming it, sending nothing', async () => {
+    for (const [args, option] of [
+      [['webhook', 'deliveries', '--limit', 'abc'], '--limit'],
+      [['webhook', 'deliveries', '--limit', '0'], '--limit'],
+      [['webhook', 'deliveries', '--status', 'bogus'], '--status'],
+      [
+        [
+          'start',
+          '--name',
+          'never-sent',
+          '--notify',
+          'https://ci.example.com/h',
+          '--notify-event',
+          'job:finishd',
+          '--',
+          'true',
+        ],
+        '--notify-event',
+      ],
+    ] as const) {
+      const bad = await cli(args);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, new RegExp(option));
+    }
+    const listed = await json<{ jobs: ApiJob[] }>(['list', '--name', 'never-sent']);
+    assert.deepEqual(listed.jobs, [], 'the job with a misspelt event was not made');
+  });
 });

@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { auditTable } from '../account-format.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
+import { parsePageLimit } from '../option-parsers.ts';
 import { writeTo } from '../output-writer.ts';
 
 const AGO = /^([0-9]{1,7})(s|m|h|d)$/;
@@ -18,7 +19,7 @@ export function registerAudit(program: Command, ctx: CliContext): void {
     .option('--user <name>', 'only calls of this user')
     .option('--action <action>', 'only this action, e.g. job:stop, token:create, auth:fail')
     .option('--since <time>', 'an ISO 8601 time, or a duration ago such as 1h or 7d', parseSince)
-    .option('--limit <n>', 'at most this many entries, 1 to 1000 (default 50)', parseLimit);
+    .option('--limit <n>', 'at most this many entries, 1 to 1000 (default 50)', parsePageLimit);
   addCommonOptions(audit).action(
     async (options: { user?: string; action?: string; since?: string; limit?: number }) => {
       const common = commonOptions(audit);
@@ -46,12 +47,4 @@ function parseSince(text: string): string {
   throw new InvalidArgumentError(
     `Expected an ISO 8601 time or a duration such as 1h or 7d, got ${JSON.stringify(text)}.`,
   );
-}
-
-function parseLimit(text: string): number {
-  const n = Number(text);
-  if (!/^[0-9]{1,4}$/.test(text) || n < 1 || n > 1000) {
-    throw new InvalidArgumentError(`Expected a whole number from 1 to 1000, got ${JSON.stringify(text)}.`);
-  }
-  return n;
 }

@@ -13,6 +13,7 @@ import {
 import { formatAgo, formatDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';
 import { commandLine, runDuration } from '../job-format.ts';
+import { parseListText } from '../option-parsers.ts';
 import { writeTo } from '../output-writer.ts';
 import { renderTable } from '../table.ts';
 import { printable } from '../terminal-sanitizer.ts';
@@ -46,6 +47,7 @@ export function registerList(program: Command, ctx: CliContext): void {
     .option(
       '--text <text>',
       'only jobs whose name or command line contains this text, ignoring case (1 to 200 characters)',
+      parseListText,
     )
     .option('--label <KEY=VALUE>', 'only jobs with this label')
     .option('--limit <n>', "at most this many jobs (default: the server's)", parseLimit)

@@ -16,6 +16,7 @@ import { UsageError } from '../errors.ts';
 import { addIsolationOptions, type IsolationOptions, isolationBody } from '../isolation-options.ts';
 import { resolveJobId } from '../job-ref.ts';
 import { addLimitOptions, limitsFromOptions } from '../limit-options.ts';
+import { collectWebhookEvent } from '../option-parsers.ts';
 import { writeTo } from '../output-writer.ts';
 import {
   collectJobRef,
@@ -110,7 +111,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option(
       '--notify-event <event>',
       'with --notify: job:queued, job:started, job:progress or job:finished (repeatable; default: job:finished)',
-      collect,
+      collectWebhookEvent,
     )
     .option('-f, --follow', "print the job's output until it ends, then exit with its exit code")
     .option('--raw', 'with --follow: keep escape sequences when printing to a terminal')

@@ -1,6 +1,8 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { ApiDelivery, ApiWebhook } from '../../client/api-types.ts';
+import { DELIVERY_STATUSES } from '../../core/webhook.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
+import { parsePageLimit } from '../option-parsers.ts';
 import { writeTo } from '../output-writer.ts';
 import { renderTable } from '../table.ts';
 
@@ -66,8 +68,8 @@ export function registerWebhook(program: Command, ctx: CliContext): void {
     .summary('deliveries, newest first, with their attempts and last answer')
     .option('--job <id>', "only this job's")
     .option('--webhook <id>', "only this webhook's")
-    .option('--status <status>', 'pending, delivered or failed')
-    .option('--limit <n>', 'at most this many (default 50)', (text) => Number(text));
+    .addOption(new Option('--status <status>', 'only deliveries in this state').choices(DELIVERY_STATUSES))
+    .option('--limit <n>', 'at most this many, 1 to 1000 (default 50)', parsePageLimit);
   addCommonOptions(deliveries).action(
     async (options: { job?: string; webhook?: string; status?: string; limit?: number }) => {
       const common = commonOptions(deliveries);
