@@ -18,22 +18,30 @@ export class PollerThread {
   /** A polling task whose object lives on the poller thread, made by `call`'s factory export. */
   task(id: string, call: BlockingCall): PollingTask {
     // A cancel that comes while the thread is still making the object (importing its module,
-    // awaiting its factory) finds none there: the object, once made, is cancelled instead of run.
+    // awaiting its factory) would find none there: it waits for the object, cancels it, and the
+    // object is never run. Its promise settles only then, which is what `close()` waits for.
+    let created: Promise<unknown> | undefined;
     let cancelled = false;
     return {
       name: call.export,
       run: async () => {
-        await this.#call({ op: 'create', id, ...call });
-        if (cancelled) {
-          await this.#call({ op: 'cancel', id });
-          return;
-        }
-        await this.#call({ op: 'run', id });
+        created = this.#call({ op: 'create', id, ...call });
+        await created;
+        if (!cancelled) await this.#call({ op: 'run', id });
       },
       poll: () => this.#call({ op: 'poll', id }) as Promise<PollResult>,
-      cancel: () => {
+      cancel: async () => {
         cancelled = true;
-        return this.#call({ op: 'cancel', id });
+        // Not made: nothing to cancel there (a failed factory is the task's failure, not this).
+        if (
+          created !== undefined &&
+          !(await created.then(
+            () => true,
+            () => false,
+          ))
+        )
+          return;
+        await this.#call({ op: 'cancel', id });
       },
     };
   }

@@ -180,8 +180,15 @@ export class TaskManager extends EventEmitter<TaskEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // A listener that throws on one task's cancel must not leave the others running, nor the
+    // threads up: its error is thrown once the manager is closed.
+    let failure: { error: unknown } | undefined;
     for (const record of [...this.#tasks.values()]) {
-      if (!isFinal(record.status)) this.cancel(record.id);
+      try {
+        if (!isFinal(record.status)) this.cancel(record.id);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
     this.#scheduler.close();
     if (this.#cancelling.size > 0) {
@@ -195,6 +202,7 @@ export class TaskManager extends EventEmitter<TaskEvents> {
       timer?.clear();
     }
     await Promise.all([this.#pool.close(), this.#pollerThread.close()]);
+    if (failure) throw failure.error;
   }
 
   #submit(init: Pick<TaskRecord, 'kind' | 'name' | 'call' | 'task'>, id?: string): string {

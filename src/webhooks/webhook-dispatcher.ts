@@ -77,6 +77,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   #pass: Promise<void> | null = null;
   #again = false;
   #timer: ClockTimer | null = null;
+  /** When `#timer` fires (ms on the clock). */
+  #timerAt = 0;
   #closed = false;
   /** Events some server-wide webhook wants, as of the last pass (see `record`). */
   #wantedByWebhooks = new Set<WebhookEvent>();
@@ -188,11 +190,25 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     } while (this.#again && !this.#closed);
   }
 
-  /** A timer for one more pass in `ms`, replacing the one armed. */
+  /** A timer for one more pass in `ms`, unless the one armed comes sooner. */
   #armRetry(ms: number): void {
     if (this.#closed) return;
+    const at = this.#o.clock.now().getTime() + ms;
+    if (this.#timer !== null && this.#timerAt <= at) return;
+    this.#setTimer(at);
+  }
+
+  /** The one timer, for a pass at `at` (ms on the clock). */
+  #setTimer(at: number): void {
     this.#timer?.clear();
-    this.#timer = this.#o.clock.setTimer(() => this.kick(), ms);
+    this.#timerAt = at;
+    this.#timer = this.#o.clock.setTimer(
+      () => {
+        this.#timer = null;
+        this.kick();
+      },
+      Math.max(0, at - this.#o.clock.now().getTime()),
+    );
   }
 
   /** Fans the outbox out into deliveries; true when there was a webhook or an event. */
@@ -329,6 +345,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
       error: ok ? null : 'error' in result ? result.error : `answered HTTP ${result.status}`,
       nextAt,
     });
+    // A delivery another pass or node had decided meanwhile is left as it was: nothing to tell.
+    if (recorded.status !== status || recorded.lastAt?.getTime() !== at.getTime()) return;
     if (status === 'failed') {
       this.#o.logger.warn(
         { deliveryId: delivery.id, jobId: delivery.jobId, url: delivery.url, attempts: recorded.attempts },
@@ -347,6 +365,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#timer = null;
     if (this.#closed) return null;
     const stored = await this.#o.store.nextDueAt([...this.#inFlight.keys(), ...this.#held.keys()]);
+    // Closed while the store answered: close() cleared the timer, none is armed again.
+    if (this.#closed) return null;
     let heldUntil = Number.POSITIVE_INFINITY;
     for (const until of this.#held.values()) heldUntil = Math.min(heldUntil, until);
     const next =
@@ -362,7 +382,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
       if (this.#inFlight.size < this.#concurrency) this.#again = true;
       return next;
     }
-    this.#timer = this.#o.clock.setTimer(() => this.kick(), wait);
+    this.#setTimer(next.getTime());
     return next;
   }
 }

@@ -113,7 +113,8 @@ export const REMOVE_WEBHOOK_SCHEMA = {
 
 export const LIST_DELIVERIES_SCHEMA = {
   operationId: 'listWebhookDeliveries',
-  summary: "Webhook deliveries, newest first: all for admins and viewers, a user's own jobs' for a user",
+  summary:
+    "Webhook deliveries, newest first: all for admins; the jobs' own (notify) deliveries, every job's for viewers, a user's own jobs' for a user",
   querystring: {
     type: 'object',
     additionalProperties: false,

@@ -1,10 +1,10 @@
-import { X509Certificate } from 'node:crypto';
-import { type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { type FileHandle, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { ApiCertificate } from '../../client/api-types.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
-import { UsageError } from '../errors.ts';
+import { CliError, UsageError } from '../errors.ts';
 import { writeTo } from '../output-writer.ts';
 import { renderTable } from '../table.ts';
 
@@ -135,7 +135,14 @@ class StagedFiles {
     const handles = {} as Record<keyof typeof FILES, StagedFile>;
     try {
       for (const [kind, name] of Object.entries(FILES) as [keyof typeof FILES, string][]) {
-        const temp = join(dir, `.${name}.${process.pid}.tmp`);
+        // A directory (or a device) at a file's name would refuse the rename after the
+        // certificate was issued: it is refused now, before anything is asked for.
+        const there = await lstat(join(dir, name)).catch(() => undefined);
+        if (there !== undefined && !there.isFile() && !there.isSymbolicLink()) {
+          throw new CliError(`${join(dir, name)} is there and is not a file: move it away first`);
+        }
+        // Random: a pid is reused (1 in every container), and a run stopped by Ctrl-C leaves its.
+        const temp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
         const handle = await open(temp, 'wx', kind === 'key' ? 0o600 : 0o644);
         const entry = { temp, final: join(dir, name), handle };
         made.push(entry);

@@ -355,7 +355,8 @@ export const WebhookService: GenService<{
     output: typeof RemoveWebhookResponseSchema;
   },
   /**
-   * Newest first: every delivery for admins and viewers, a user's own jobs' for a user.
+   * Newest first: every delivery for admins; the jobs' own (notify) deliveries, of every job for
+   * viewers and of its own jobs for a user (a server-wide webhook's URL is an admin's alone).
    *
    * @generated from rpc jobworker.v1.WebhookService.ListDeliveries
    */
