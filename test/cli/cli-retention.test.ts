@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ApiJob } from '../../src/client/api-types.ts';
@@ -51,6 +54,46 @@ describe('jobworker rm and prune', () => {
     assert.equal((await json<ApiJob>('status', running.id)).status, 'running');
     await cli('stop', running.id, '--grace', '0');
     await cli('logs', '-f', running.id);
+  });
+
+  it('rm --json still tells what it deleted when the server goes away halfway', async () => {
+    const [first, second, third] = [1, 2, 3].map((n) => `01900000-0000-7000-8000-00000000000${n}`);
+    // A server that deletes the first job, then drops the connection of the next request.
+    const server = createServer((req, res) => {
+      if (req.method === 'DELETE' && req.url === `/v1/jobs/${first}`) {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ id: first, status: 'succeeded' }));
+        return;
+      }
+      req.socket.destroy();
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const result = await runCliInProcess(
+        ['rm', '--json', first!, second!, third!],
+        baseEnv({ JOBWORKER_URL: url, JOBWORKER_TOKEN: 'jw_test' }),
+      );
+      assert.equal(result.code, 1, result.stderr);
+      const doc = JSON.parse(result.stdout) as {
+        deleted: { id: string }[];
+        failed: { job: string; error: { code: string } }[];
+      };
+      assert.deepEqual(
+        doc.deleted.map((j) => j.id),
+        [first],
+      );
+      assert.deepEqual(
+        doc.failed.map((f) => [f.job, f.error.code]),
+        [
+          [second, 'UNREACHABLE'],
+          [third, 'UNREACHABLE'],
+        ],
+      );
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('prune deletes finished jobs, --before only those finished long enough ago', async () => {

@@ -23,13 +23,21 @@ export function registerRm(program: Command, ctx: CliContext): void {
     const client = await connect(ctx, common);
     const deleted: ApiJob[] = [];
     const failed: { job: string; error: { code: string; message: string } }[] = [];
-    for (const ref of refs) {
+    for (const [i, ref] of refs.entries()) {
       try {
         const job = await client.deleteJob(await resolveJobId(client, ref));
         deleted.push(job);
         if (common.json !== true) await writeTo(ctx.stdout, `deleted ${job.id}\n`);
       } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
+        if (!(error instanceof ApiError)) {
+          // The server went away: the document still tells what was deleted, and names this job
+          // and the ones not tried as failed, rather than no document at all.
+          if (common.json !== true) throw error;
+          const message = error instanceof Error ? error.message : String(error);
+          for (const rest of refs.slice(i))
+            failed.push({ job: rest, error: { code: 'UNREACHABLE', message } });
+          break;
+        }
         failed.push({ job: ref, error: { code: error.code ?? 'ERROR', message: error.message } });
         if (common.json !== true)
           ctx.stderr.write(`jobworker: ${printable(ref)}: ${printable(error.describe())}\n`);
