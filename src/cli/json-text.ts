@@ -6,7 +6,8 @@
  * (line breaks to some readers): the same JSON value, nothing for a terminal to act on.
  */
 export function jsonText(value: unknown, indent?: number): string {
-  return JSON.stringify(value, null, indent).replace(
+  // `undefined` (and a function) stringify to nothing: printed as before, `undefined`.
+  return String(JSON.stringify(value, null, indent)).replace(
     /[\u007f-\u009f\u2028\u2029]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );

@@ -82,7 +82,9 @@ export async function* readOutputEvents(
   let failures = 0;
   /** When the current run of failures began (`performance.now()`), or null while all is well. */
   let failingSince: number | null = null;
-  const stayedOpenMs = Math.min(STAYED_OPEN_MS, reconnectForMs / 2);
+  // At least 100 ms: with a tiny --reconnect-for, a server that accepts and closes at once must
+  // still use the follower's patience up.
+  const stayedOpenMs = Math.min(STAYED_OPEN_MS, Math.max(100, reconnectForMs / 2));
   for (;;) {
     /** When the server answered this attempt (the stream open), or null before. */
     let openedAt: number | null = null;
