@@ -11,7 +11,9 @@ import { newJobId } from '../../src/core/ids.ts';
 import { isFinal, JOB_STATUSES, type Job, type JobStatus, type ProcessIdentity } from '../../src/core/job.ts';
 import { canTransition } from '../../src/core/states.ts';
 import type { JobFinish, JobListQuery, JobStore } from '../../src/store/job-store.ts';
+import type { WebhookStore } from '../../src/store/webhook-store.ts';
 import { makeJob, makeRichJob } from './make-job.ts';
+import { delivery } from './webhook-store-contract.ts';
 
 /** A store on a fresh, empty database, and how to close it and throw the database away. */
 export interface OpenedJobStore {
@@ -986,6 +988,30 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           await store.forgetDirsRemoved([job.id]);
           assert.deepEqual(await store.listDirsToRemove(10), []);
           await assert.rejects(store.deleteJob(job.id), notFound(job.id));
+        }));
+
+      it("deletes a job's webhook deliveries with it (their bodies hold the job's command and environment)", () =>
+        withStore(async (store) => {
+          const webhooks = (store as unknown as { webhooks: WebhookStore }).webhooks;
+          const job = await inserted(store, { status: 'failed' });
+          const kept = await inserted(store, { status: 'failed' });
+          await webhooks.appendOutbox('job:finished', job, new Date(T0));
+          const [event] = await webhooks.readOutbox(1);
+          await webhooks.fanOut(event!.seq, [
+            delivery('01900000-0000-7000-8000-0000000000e1', {
+              jobId: job.id,
+              status: 'delivered',
+              nextAt: null,
+            }),
+            delivery('01900000-0000-7000-8000-0000000000e2', { jobId: job.id }),
+            delivery('01900000-0000-7000-8000-0000000000e3', { jobId: kept.id }),
+          ]);
+          await store.deleteJob(job.id);
+          const left = await webhooks.listDeliveries({ limit: 10 });
+          assert.deepEqual(
+            left.deliveries.map((d) => d.jobId),
+            [kept.id],
+          );
         }));
 
       it('refuses to delete a queued, running or paused job, naming its status, and deletes nothing', () =>

@@ -38,6 +38,9 @@ async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[])
   // Labels, results and the jobs' own edges go by `on delete cascade`; edges from finished
   // dependents to them would dangle, so they go too (no queued job waits for them).
   await trx.deleteFrom('job_deps').where('dep_id', 'in', ids).execute();
+  // Their webhook deliveries too: each body is the job as JSON, its command line and environment
+  // with it, which must not outlive the job ("deleted for good"). A pending one is not sent.
+  await trx.deleteFrom('webhook_deliveries').where('job_id', 'in', ids).execute();
   const gone = await trx.deleteFrom('jobs').where('id', 'in', ids).returning(['id', 'node']).execute();
   if (gone.length === 0) return;
   await trx
