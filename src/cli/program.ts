@@ -13,14 +13,17 @@ type Register = (program: Command, ctx: CliContext) => void;
  * module of the command it names (each pulls in its own dependencies): most of a CLI command's
  * start-up is loading code, and `jobworker status ID` needs none of `serve` or `start`.
  */
-const COMMANDS: readonly { readonly names: readonly string[]; readonly load: () => Promise<Register> }[] = [
+export const COMMANDS: readonly {
+  readonly names: readonly string[];
+  readonly load: () => Promise<Register>;
+}[] = [
   { names: ['serve'], load: async () => (await import('./commands/serve.ts')).registerServe },
   { names: ['start'], load: async () => (await import('./commands/start.ts')).registerStart },
   { names: ['stop'], load: async () => (await import('./commands/stop.ts')).registerStop },
   { names: ['status'], load: async () => (await import('./commands/status.ts')).registerStatus },
   { names: ['logs'], load: async () => (await import('./commands/logs.ts')).registerLogs },
   { names: ['output'], load: async () => (await import('./commands/output.ts')).registerOutput },
-  { names: ['list'], load: async () => (await import('./commands/list.ts')).registerList },
+  { names: ['list', 'ls'], load: async () => (await import('./commands/list.ts')).registerList },
   { names: ['pause', 'resume'], load: async () => (await import('./commands/pause.ts')).registerPause },
   { names: ['queue'], load: async () => (await import('./commands/queue.ts')).registerQueue },
   { names: ['drain', 'undrain'], load: async () => (await import('./commands/drain.ts')).registerDrain },

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { CliContext } from '../../src/cli/cli-context.ts';
+import { readCliEnvironment } from '../../src/cli/cli-env.ts';
 import { isLoopbackUrl, parseServerUrl } from '../../src/cli/connection.ts';
 import { formatAgo, formatDuration, parseDuration } from '../../src/cli/durations.ts';
 import { jobExitStatus } from '../../src/cli/exit-status.ts';
 import { commandLine } from '../../src/cli/job-format.ts';
 import { mergeLimits } from '../../src/cli/limit-options.ts';
+import { buildProgram, COMMANDS } from '../../src/cli/program.ts';
 import { renderTable } from '../../src/cli/table.ts';
 import type { ApiJob } from '../../src/client/api-types.ts';
 
@@ -141,5 +144,22 @@ describe('limits merged by queue set and user set-limits', () => {
       cpu: 2,
       pids: 5,
     });
+  });
+});
+
+describe('the lazily loaded commands', () => {
+  it('name every command and alias the whole program has: a run of one loads its module alone', async () => {
+    const ctx: CliContext = {
+      env: readCliEnvironment({}),
+      stdout: process.stdout,
+      stderr: process.stderr,
+      cwd: process.cwd(),
+      exitCode: 0,
+      ownsProcess: false,
+    };
+    const program = await buildProgram(ctx, { argv: [] });
+    const registered = program.commands.flatMap((c) => [c.name(), ...c.aliases()]).sort();
+    const listed = COMMANDS.flatMap((c) => c.names).sort();
+    assert.deepEqual(listed, registered);
   });
 });
