@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
-import { ValidationError } from '../../core/errors.ts';
 import type { Job, JobStatus } from '../../core/job.ts';
 import type { WebhookEvent } from '../../core/webhook.ts';
 import { jobToRow } from '../job-row.ts';
 import type { StoreSchema } from '../schema.ts';
+import { listDeliveriesIn, recordAttemptIn } from '../webhook-queries.ts';
 import {
   deliveryToRow,
   rowToDelivery,
@@ -117,53 +117,12 @@ export class PgWebhookStore implements WebhookStore {
       .execute();
   }
 
-  async recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord> {
-    const row = await this.#db
-      .updateTable('webhook_deliveries')
-      .set((eb) => ({
-        status: result.status,
-        attempts: eb('attempts', '+', 1),
-        next_at: result.nextAt === null ? null : result.nextAt.getTime(),
-        last_at: result.at.getTime(),
-        last_status: result.httpStatus,
-        last_error: result.error,
-      }))
-      .where('id', '=', id)
-      // A delivery already decided stays so: an attempt that raced another (a second pass, a
-      // second node) must not put a delivered one back to pending, nor count twice.
-      .where('status', '=', 'pending')
-      .returningAll()
-      .executeTakeFirst();
-    if (row) return rowToDelivery(row);
-    return rowToDelivery(
-      await this.#db
-        .selectFrom('webhook_deliveries')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirstOrThrow(),
-    );
+  recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord> {
+    return recordAttemptIn(this.#db, id, result);
   }
 
-  async listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
-    if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > 1000) {
-      throw ValidationError.expected('limit', 'an integer from 1 to 1000', query.limit);
-    }
-    let q = this.#db.selectFrom('webhook_deliveries').selectAll();
-    if (query.owner !== undefined) q = q.where('owner', '=', query.owner);
-    if (query.jobId !== undefined) q = q.where('job_id', '=', query.jobId);
-    if (query.webhookId !== undefined) q = q.where('webhook_id', '=', query.webhookId);
-    if (query.notifyOnly) q = q.where('webhook_id', 'is', null);
-    if (query.status !== undefined) q = q.where('status', '=', query.status);
-    if (query.cursor !== undefined) q = q.where('id', '<', query.cursor);
-    const rows = await q
-      .orderBy('id', 'desc')
-      .limit(query.limit + 1)
-      .execute();
-    const page = rows.slice(0, query.limit).map(rowToDelivery);
-    return {
-      deliveries: page,
-      nextCursor: rows.length > query.limit ? (page[page.length - 1]?.id ?? null) : null,
-    };
+  listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
+    return listDeliveriesIn(this.#db, query);
   }
 
   countJobsByStatus(): Promise<Partial<Record<JobStatus, number>>> {
