@@ -14,15 +14,28 @@ const PRIVATE_V4 = [
   ['169.254.0.0', 16],
   ['172.16.0.0', 12],
   ['192.0.0.0', 24],
+  // Documentation (TEST-NET-1, -2, -3): never a real receiver.
+  ['192.0.2.0', 24],
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const;
 const PRIVATE_V6 = [
   ['::', 128],
   ['::1', 128],
+  // NAT64, well-known and local-use: an IPv4 address inside, which a gateway reaches for us.
   ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
+  // Discard-only.
+  ['100::', 64],
+  // Teredo and 6to4 carry an IPv4 address inside too (a private one, as far as this check
+  // knows); documentation.
+  ['2001::', 32],
+  ['2001:db8::', 32],
+  ['2002::', 16],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],

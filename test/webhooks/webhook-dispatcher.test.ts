@@ -343,6 +343,14 @@ describe('webhook parts', () => {
       '::ffff:10.0.0.1',
       '0.0.0.0',
       '100.64.0.1',
+      '192.0.2.10',
+      '198.51.100.7',
+      '203.0.113.99',
+      '64:ff9b:1::a00:1',
+      '100::1',
+      '2001:0:4136:e378:8000:63bf:3fff:fdd2',
+      '2001:db8::1',
+      '2002:c0a8:101::1',
     ]) {
       assert.ok(policy.refusal(ip, false), ip);
       assert.equal(policy.refusal(ip, true), null, `${ip} trusted`);
