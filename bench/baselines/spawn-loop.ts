@@ -14,8 +14,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { runPool } from '../lib/pool.ts';
+import { cpuWithReapedSeconds } from '../lib/proc.ts';
 
 const count = Number(process.argv[2] ?? 2000);
 const concurrency = Number(process.argv[3] ?? 16);
@@ -47,19 +48,12 @@ for (let i = 0; i < hold; i++) {
 }
 await Promise.all(held.map((child) => once(child, 'spawn')));
 
-/** This process's CPU and its reaped children's (utime, stime, cutime, cstime), in seconds. */
-function cpuWithChildren(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
-}
-
 await runPool(100, concurrency, () => runOne(false)); // warm-up
-const cpuBefore = cpuWithChildren();
+const cpuBefore = cpuWithReapedSeconds('self');
 const started = performance.now();
 await runPool(count, concurrency, () => runOne(true));
 const seconds = (performance.now() - started) / 1000;
-const cpuSeconds = cpuWithChildren() - cpuBefore;
+const cpuSeconds = cpuWithReapedSeconds('self') - cpuBefore;
 const rssBytes = process.memoryUsage.rss();
 for (const child of held) process.kill(-child.pid!, 'SIGKILL');
 // The ballast is printed (its length) so that it stays alive to the end.

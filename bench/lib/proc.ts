@@ -13,12 +13,33 @@ export function peakRssBytes(pid: number): number {
   return statusField(pid, 'VmHWM');
 }
 
-/** User + system CPU time the process has used (all its threads), in seconds. */
-export function cpuSeconds(pid: number): number {
+/** CPU times from /proc/<pid>/stat, in seconds: its own, and those of the children it reaped. */
+export interface StatTimes {
+  readonly user: number;
+  readonly system: number;
+  readonly reapedUser: number;
+  readonly reapedSystem: number;
+}
+
+/** utime, stime, cutime and cstime of a process (`self`: this one), in seconds. */
+export function statTimes(pid: number | 'self'): StatTimes {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  const seconds = (i: number) => Number(fields[i]) / CLOCK_TICKS;
+  return { user: seconds(11), system: seconds(12), reapedUser: seconds(13), reapedSystem: seconds(14) };
+}
+
+/** User + system CPU time the process has used (all its threads), in seconds. */
+export function cpuSeconds(pid: number): number {
+  const t = statTimes(pid);
+  return t.user + t.system;
+}
+
+/** CPU time of a process and of the children it reaped, in seconds. */
+export function cpuWithReapedSeconds(pid: number | 'self'): number {
+  const t = statTimes(pid);
+  return t.user + t.system + t.reapedUser + t.reapedSystem;
 }
 
 /**
@@ -28,16 +49,11 @@ export function cpuSeconds(pid: number): number {
  * grandchild still running (a wrapper, a job) counts only once reaped.
  */
 export function childrenCpuSeconds(pid: number): number {
-  const own = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const ownFields = own.slice(own.lastIndexOf(')') + 2).split(' ');
-  let total = (Number(ownFields[13]) + Number(ownFields[14])) / CLOCK_TICKS;
+  const own = statTimes(pid);
+  let total = own.reapedUser + own.reapedSystem;
   for (const child of childPids(pid)) {
     try {
-      const stat = readFileSync(`/proc/${child}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // utime, stime, then cutime and cstime: the reaped children's own and theirs.
-      total +=
-        (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+      total += cpuWithReapedSeconds(child);
     } catch {
       // it ended meanwhile: once reaped, its time is in the process's own (above, next reading)
     }

@@ -38,7 +38,7 @@ describe('TaskManager: polling tasks whose run and poll block (submitPollingModu
 
   it('fails a task whose result cannot be sent back, and the thread goes on for the others', async () => {
     // A task living on the thread meanwhile: had the thread ended, its object would be gone.
-    const flag = new SharedArrayBuffer(16);
+    const flag = new SharedArrayBuffer(28);
     const state = new Int32Array(flag);
     Atomics.store(state, 0, 1);
     const living = tm.submitPollingModule(GEN, 'makeSlowPoller', flag);
@@ -55,7 +55,7 @@ describe('TaskManager: polling tasks whose run and poll block (submitPollingModu
   });
 
   it('cancels one while the thread is still making it: it is never run, and its cancel() is called', async () => {
-    const flag = new SharedArrayBuffer(16);
+    const flag = new SharedArrayBuffer(28);
     const state = new Int32Array(flag);
     const id = tm.submitPollingModule(GEN, 'makeSlowPoller', flag);
     await Atomics.waitAsync(state, 3, 0, 30_000).value; // the thread is in its factory
@@ -69,13 +69,19 @@ describe('TaskManager: polling tasks whose run and poll block (submitPollingModu
 
   it("close() lets a running task's cancel() run on the thread before it ends the thread", async () => {
     const own = new TaskManager({ pollInitialMs: 60_000, pollMaxMs: 60_000 });
-    const flag = new SharedArrayBuffer(16);
+    const flag = new SharedArrayBuffer(28);
     const state = new Int32Array(flag);
     Atomics.store(state, 0, 1);
+    Atomics.store(state, 5, 1); // its cancel() takes until flag[4]
     const id = own.submitPollingModule(GEN, 'makeSlowPoller', flag);
     await Atomics.waitAsync(state, 1, 0, 30_000).value; // it runs
     assert.equal(own.get(id)?.status, 'running');
-    await own.close();
+    const closing = own.close();
+    // Its cancel() begins on the thread; a close() that ended the thread at once is done first.
+    await Promise.race([Atomics.waitAsync(state, 6, 0, 30_000).value, closing]);
+    Atomics.store(state, 4, 1);
+    Atomics.notify(state, 4);
+    await closing;
     assert.equal(Atomics.load(state, 2), 1, 'cancelled on the thread, not cut off with it');
   });
 

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, getJson, onUnauthenticated, request, session } from './api.ts';
 import { live } from './live.ts';
 import { AuditPage, UsersPage } from './pages/admin.tsx';
@@ -8,7 +8,7 @@ import { QueuesPage } from './pages/queues.tsx';
 import { StartPage } from './pages/start.tsx';
 import { go, useRoute } from './router.ts';
 import { GKeys } from './shortcuts.ts';
-import { ErrorLine } from './ui.tsx';
+import { ErrorLine, errorText } from './ui.tsx';
 
 type Auth =
   | { state: 'checking' }
@@ -203,15 +203,19 @@ export function App() {
 
 function SignIn({ error, onSignedIn }: { error?: unknown; onSignedIn: (auth: Auth) => void }) {
   const [problem, setProblem] = useState<unknown>(error);
-  // A second submit while one is on its way would read the first's token as the one to keep.
+  // A second submit while one is on its way would read the first's token as the one to keep. A
+  // ref, read at once: state set by the first submit is not seen by a second in the same frame.
+  const signingIn = useRef(false);
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
     e.preventDefault();
-    if (busy) return;
+    if (signingIn.current) return;
+    signingIn.current = true;
     setBusy(true);
     try {
       await signIn(e);
     } finally {
+      signingIn.current = false;
       setBusy(false);
     }
   };
@@ -259,10 +263,6 @@ function SignIn({ error, onSignedIn }: { error?: unknown; onSignedIn: (auth: Aut
       </form>
     </main>
   );
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -75,9 +75,14 @@ export function Confirm(props: {
   );
 }
 
+/** What an error says: its message, or the thrown value as text. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 export function ErrorLine({ error }: { error: unknown }) {
   if (error === undefined || error === null) return null;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   return (
     <p class="error" role="alert">
       {message}
