@@ -152,19 +152,20 @@ describe('how long a follower keeps reconnecting', () => {
       'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.jobworker.output-frames\r\n' +
       'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n';
     let connections = 0;
-    let fifth!: () => void;
-    const gotFifth = new Promise<void>((resolve) => {
-      fifth = resolve;
+    let fourth!: () => void;
+    const gotFourth = new Promise<void>((resolve) => {
+      fourth = resolve;
     });
     const sockets = new Set<Socket>();
     const proxy = createServer((socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
-      if (++connections === 5) fifth();
+      if (++connections === 4) fourth();
       socket.once('data', () => {
         socket.write(head);
-        // The proxy's idle timeout: longer than half of --reconnect-for, shorter than all of it.
-        const cut = setTimeout(() => socket.destroy(), 250);
+        // The proxy's idle timeout: longer than half of --reconnect-for (by 300 ms, room for a
+        // slow host to read the head late), shorter than all of it.
+        const cut = setTimeout(() => socket.destroy(), 800);
         socket.once('close', () => clearTimeout(cut));
       });
     }).listen(0, '127.0.0.1');
@@ -174,13 +175,13 @@ describe('how long a follower keeps reconnecting', () => {
       const events = readOutputEvents(
         client(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`),
         '01900000-0000-7000-8000-000000000000',
-        { view: 'all', follow: true, reconnectForMs: 300, signal: abort.signal },
+        { view: 'all', follow: true, reconnectForMs: 1000, signal: abort.signal },
       );
       const next = events.next();
       next.catch(() => undefined);
-      // Before: the third cut came 500 ms into the first outage, past the 300 ms, and it gave up.
+      // Before: the third cut came 1.6 s into the first outage, past the 1 s, and it gave up.
       const outcome = await Promise.race([
-        gotFifth.then(() => 'reconnecting still'),
+        gotFourth.then(() => 'reconnecting still'),
         next.then(
           () => 'an event',
           (error: Error) => error.message,
