@@ -587,6 +587,8 @@ async function startOnDataDir({
     userAgent: `jobworker/${packageJson.version}`,
     logger: logger.child({ component: 'webhooks' }),
     retry: webhookOptions.retry,
+    // A cluster's node claims deliveries by its name (the jobs' `node`), kept across restarts.
+    ...((clusterNode?.id ?? nodeId) === undefined ? {} : { claimer: clusterNode?.id ?? nodeId }),
   });
   // The store wrote each change's outbox row with the change; these only say "look now".
   for (const event of ['job:queued', 'job:started', 'job:finished'] as const) {

@@ -72,6 +72,11 @@ export interface WebhookDeliveryRow {
   last_at: number | null;
   last_status: number | null;
   last_error: string | null;
+  /**
+   * Who holds the attempt in flight (SQLite 0012, PostgreSQL 0005-delivery-claims); null when
+   * none does. Not part of `DeliveryRecord`: the store's own bookkeeping.
+   */
+  claimed_by: string | null;
 }
 
 /** Jobs per status, kept by triggers (migration 0008). */

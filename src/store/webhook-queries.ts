@@ -2,7 +2,13 @@ import type { Kysely } from 'kysely';
 import { ValidationError } from '../core/errors.ts';
 import type { StoreSchema } from './schema.ts';
 import { rowToDelivery } from './webhook-row.ts';
-import type { AttemptResult, DeliveryPage, DeliveryQuery, DeliveryRecord } from './webhook-store.ts';
+import type {
+  AttemptResult,
+  DeliveryClaim,
+  DeliveryPage,
+  DeliveryQuery,
+  DeliveryRecord,
+} from './webhook-store.ts';
 
 /**
  * The queries of `WebhookStore` written the same for both stores (Kysely speaks either dialect):
@@ -24,6 +30,7 @@ export async function recordAttemptIn(
       last_at: result.at.getTime(),
       last_status: result.httpStatus,
       last_error: result.error,
+      claimed_by: null,
     }))
     .where('id', '=', id)
     // A delivery already decided stays so: an attempt that raced another (a second pass, a
@@ -35,6 +42,56 @@ export async function recordAttemptIn(
   return rowToDelivery(
     await db.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirstOrThrow(),
   );
+}
+
+/**
+ * `WebhookStore.claimDueDeliveries`. `skipLocked`: PostgreSQL, where claims of other nodes run
+ * at the same time; the rows a concurrent claim has locked are passed over rather than waited
+ * for. The update asks again that each row be due, so that a row claimed meanwhile (after this
+ * select read it) is left to its claimer whatever the isolation level.
+ */
+export async function claimDueDeliveriesIn(
+  db: Kysely<StoreSchema>,
+  now: Date,
+  limit: number,
+  claim: DeliveryClaim,
+  skipLocked: boolean,
+): Promise<DeliveryRecord[]> {
+  if (!Number.isInteger(limit) || limit < 1) return [];
+  return db.transaction().execute(async (trx) => {
+    let due = trx
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('next_at', '<=', now.getTime())
+      .orderBy('next_at')
+      .orderBy('id')
+      .limit(limit);
+    if (skipLocked) due = due.forUpdate().skipLocked();
+    const ids = (await due.execute()).map((r) => r.id);
+    if (ids.length === 0) return [];
+    const rows = await trx
+      .updateTable('webhook_deliveries')
+      .set({ next_at: claim.until.getTime(), claimed_by: claim.by })
+      .where('id', 'in', ids)
+      .where('status', '=', 'pending')
+      .where('next_at', '<=', now.getTime())
+      .returningAll()
+      .execute();
+    const order = new Map(ids.map((id, i) => [id, i]));
+    return rows.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0)).map(rowToDelivery);
+  });
+}
+
+/** `WebhookStore.releaseClaims`. */
+export async function releaseClaimsIn(db: Kysely<StoreSchema>, by: string, now: Date): Promise<number> {
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set({ next_at: now.getTime(), claimed_by: null })
+    .where('claimed_by', '=', by)
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 /** `WebhookStore.listDeliveries`. */

@@ -64,6 +64,7 @@ export function deliveryToRow(d: DeliveryRecord): WebhookDeliveryRow {
     last_at: d.lastAt === null ? null : d.lastAt.getTime(),
     last_status: d.lastStatus,
     last_error: d.lastError,
+    claimed_by: null,
   };
 }
 

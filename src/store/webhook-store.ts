@@ -41,13 +41,25 @@ export interface DeliveryRecord {
   readonly createdAt: Date;
   readonly status: DeliveryStatus;
   readonly attempts: number;
-  /** When the next attempt is due; null once delivered or failed. */
+  /**
+   * When the next attempt is due; null once delivered or failed. While an attempt is in flight,
+   * the end of its claim's lease: when another node takes the delivery over, should the one
+   * attempting it die before recording the attempt.
+   */
   readonly nextAt: Date | null;
   readonly lastAt: Date | null;
   /** The HTTP status of the last answer; null when none came (connection refused, timeout, ...). */
   readonly lastStatus: number | null;
   /** Why the last attempt failed; null after a 2xx. */
   readonly lastError: string | null;
+}
+
+/** Who takes due deliveries, and until when (`WebhookStore.claimDueDeliveries`). */
+export interface DeliveryClaim {
+  /** The claimer's name: the node's in a cluster; the same across a server's restarts. */
+  readonly by: string;
+  /** The lease's end: the deliveries are due again then, if no attempt was recorded. */
+  readonly until: Date;
 }
 
 /** What one attempt ended with. */
@@ -93,16 +105,30 @@ export interface WebhookStore {
   readOutbox(limit: number): Promise<OutboxEvent[]>;
   /** Replaces one outbox event by its deliveries, in one transaction. */
   fanOut(seq: number, deliveries: readonly DeliveryRecord[]): Promise<void>;
-  /** Pending deliveries due at `now`, earliest first. */
-  dueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]>;
-  /** The earliest `nextAt` of a pending delivery not among `excluding` (those in flight), or null. */
+  /**
+   * Takes up to `limit` pending deliveries due at `now`, earliest first, for one attempt each:
+   * in the same transaction their `nextAt` becomes `claim.until` (the lease) and their holder
+   * `claim.by`, so no other claimer (a second pass, another node of a cluster) gets them until
+   * the attempt is recorded or the lease ends (a claimer that died). Concurrent claims never
+   * return the same delivery. The deliveries come back as they are after the claim.
+   */
+  claimDueDeliveries(now: Date, limit: number, claim: DeliveryClaim): Promise<DeliveryRecord[]>;
+  /**
+   * Gives back the pending deliveries `by` holds, due at `now`: a server that starts again calls
+   * it for its own name, since no attempt of its earlier life is still in flight. Returns how many.
+   */
+  releaseClaims(by: string, now: Date): Promise<number>;
+  /**
+   * The earliest `nextAt` of a pending delivery not among `excluding` (those in flight here), or
+   * null. A delivery another claimer holds counts at its lease's end.
+   */
   nextDueAt(excluding: readonly string[]): Promise<Date | null>;
   /**
    * Records an event that is not a state change (`job:progress`) in the outbox; the state changes
    * are recorded by the store itself, in their own transactions.
    */
   appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void>;
-  /** Records an attempt; returns the delivery as it is now. */
+  /** Records an attempt (and ends its claim); returns the delivery as it is now. */
   recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord>;
   listDeliveries(query: DeliveryQuery): Promise<DeliveryPage>;
   /** Jobs per status, kept as jobs change (no count over the table). */

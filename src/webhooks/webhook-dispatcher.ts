@@ -28,7 +28,23 @@ export interface WebhookDispatcherOptions {
   readonly timeoutMs?: number;
   /** Attempts in flight at once. Default 16. */
   readonly concurrency?: number;
+  /**
+   * This server's name as a claimer of deliveries (`WebhookStore.claimDueDeliveries`): its node's
+   * in a cluster, the same across its restarts, so that it gives back at start what its earlier
+   * life claimed and never recorded. Default `local` (a server alone on its database).
+   */
+  readonly claimer?: string;
 }
+
+/**
+ * How long a claimed delivery stays with its claimer beyond the attempt's own timeout: room for
+ * the webhook's lookup before the POST and the record after it on a busy database. A claimer that
+ * dies leaves its deliveries to the others (or to itself, started again) this long after.
+ */
+export const CLAIM_MARGIN_MS = 50_000;
+
+/** The wait before claiming again when a claim found what was due locked by another node's. */
+const CONTENDED_RETRY_MS = 100;
 
 /**
  * While there is nothing to deliver, job changes that cannot have made a delivery run a pass at
@@ -68,12 +84,11 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   readonly #timeoutMs: number;
   readonly #concurrency: number;
   readonly #inFlight = new Map<string, Promise<void>>();
-  /**
-   * Deliveries whose last attempt could not be recorded (a full disk, a lost database), by id: not
-   * attempted again before this time (ms on the clock). The store still says they are due, and
-   * the receiver would otherwise get them again at every pass, as fast as it answers.
-   */
-  readonly #held = new Map<string, number>();
+  readonly #claimer: string;
+  /** Whether the claims of this claimer's earlier life were given back (the first pass does). */
+  #released = false;
+  /** Whether this dispatcher ever claimed a delivery: only then has close() any to give back. */
+  #claimed = false;
   #pass: Promise<void> | null = null;
   #again = false;
   #timer: ClockTimer | null = null;
@@ -96,6 +111,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#retry = { ...WEBHOOK_RETRY_DEFAULTS, ...options.retry };
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#concurrency = options.concurrency ?? 16;
+    this.#claimer = options.claimer ?? 'local';
   }
 
   /** Runs a pass soon (or another after the one running). Never throws. */
@@ -159,22 +175,39 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     }
   }
 
-  /** Stops passes and the timer; attempts in flight end by themselves (or time out). */
+  /**
+   * Stops passes and the timer; attempts in flight end by themselves (or time out). Then what this
+   * server still holds (attempts it could not record) is given back, due at once for another node
+   * of a cluster or this server's next start, rather than at its leases' end.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     this.#timer?.clear();
     this.#recheck?.clear();
     this.#recheck = null;
     await this.settled();
+    if (!this.#claimed) return;
+    try {
+      await this.#o.store.releaseClaims(this.#claimer, this.#o.clock.now());
+    } catch (err) {
+      // The store is gone (closed first, or lost): the next start gives them back instead.
+      this.#o.logger.warn({ err }, 'webhook claims not given back at close');
+    }
   }
 
   async #loop(): Promise<void> {
     do {
       this.#again = false;
       try {
+        if (!this.#released) {
+          // Nothing of an earlier life of this server is in flight: what it claimed is due now,
+          // not at its leases' end (a cluster's other nodes hold claims of their own names).
+          await this.#o.store.releaseClaims(this.#claimer, this.#o.clock.now());
+          this.#released = true;
+        }
         const found = await this.#fanOut();
         const due = await this.#deliverDue();
-        const next = await this.#arm();
+        const next = await this.#arm(due);
         // The verdict of the last pass holds while the next one runs: a webhook added meanwhile
         // kicked one more, which decides again.
         const quiet = !found && !due && next === null && this.#inFlight.size === 0;
@@ -274,27 +307,22 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   async #deliverDue(): Promise<boolean> {
     const room = this.#concurrency - this.#inFlight.size;
     if (room <= 0 || this.#closed) return room <= 0;
-    const now = this.#o.clock.now().getTime();
-    for (const [id, until] of this.#held) if (until <= now) this.#held.delete(id);
-    const due = await this.#o.store.dueDeliveries(
-      this.#o.clock.now(),
-      room + this.#inFlight.size + this.#held.size,
-    );
-    // Closed while the store answered: nothing starts after close().
+    const now = this.#o.clock.now();
+    // A claim is a lease: a delivery whose attempt is never recorded (this server died, or its
+    // database failed the record) is due again at its end, here or on another node, and not at
+    // every pass before that (as fast as a receiver answers).
+    const due = await this.#o.store.claimDueDeliveries(now, room, {
+      by: this.#claimer,
+      until: new Date(now.getTime() + this.#timeoutMs + CLAIM_MARGIN_MS),
+    });
+    if (due.length > 0) this.#claimed = true;
+    // Closed while the store answered: nothing starts after close(), which gives them back.
     if (this.#closed) return false;
-    let attempted = 0;
     for (const delivery of due) {
-      if (this.#inFlight.has(delivery.id) || this.#held.has(delivery.id)) continue;
-      if (this.#inFlight.size >= this.#concurrency) continue;
-      attempted++;
       const attempt = this.#attempt(delivery)
         .catch((err: Error) => {
           this.#o.logger.error({ err, deliveryId: delivery.id }, 'webhook attempt failed to record');
           this.emit('dispatcher:error', err);
-          // Tried again after the wait its failure would have had (at least once: it may have
-          // arrived, and the receiver dedupes by its id).
-          const wait = retryDelayMs(this.#retry, delivery.attempts + 1);
-          this.#held.set(delivery.id, this.#o.clock.now().getTime() + wait);
         })
         .finally(() => {
           this.#inFlight.delete(delivery.id);
@@ -302,7 +330,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
         });
       this.#inFlight.set(delivery.id, attempt);
     }
-    return attempted > 0;
+    return due.length > 0;
   }
 
   async #attempt(delivery: DeliveryRecord): Promise<void> {
@@ -358,28 +386,24 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
 
   /**
    * One timer for the next retry due that is not in flight (those kick when they end). Resolves
-   * with when that is, or null for none.
+   * with when that is, or null for none. `claimed`: this pass's claim got something.
    */
-  async #arm(): Promise<Date | null> {
+  async #arm(claimed: boolean): Promise<Date | null> {
     this.#timer?.clear();
     this.#timer = null;
     if (this.#closed) return null;
-    const stored = await this.#o.store.nextDueAt([...this.#inFlight.keys(), ...this.#held.keys()]);
+    const next = await this.#o.store.nextDueAt([...this.#inFlight.keys()]);
     // Closed while the store answered: close() cleared the timer, none is armed again.
-    if (this.#closed) return null;
-    let heldUntil = Number.POSITIVE_INFINITY;
-    for (const until of this.#held.values()) heldUntil = Math.min(heldUntil, until);
-    const next =
-      stored !== null && stored.getTime() <= heldUntil
-        ? stored
-        : Number.isFinite(heldUntil)
-          ? new Date(heldUntil)
-          : null;
-    if (next === null) return null;
+    if (this.#closed || next === null) return null;
     const wait = next.getTime() - this.#o.clock.now().getTime();
     if (wait <= 0) {
-      // Due now: another pass, unless every slot is busy (an attempt that ends kicks one).
-      if (this.#inFlight.size < this.#concurrency) this.#again = true;
+      // Due now: another pass, unless every slot is busy (an attempt that ends kicks one). A
+      // claim that got nothing while something is due met another node's claim still open (its
+      // rows locked): look again shortly rather than at once, or this loop would spin until
+      // that transaction ends.
+      if (this.#inFlight.size >= this.#concurrency) return next;
+      if (claimed) this.#again = true;
+      else this.#setTimer(this.#o.clock.now().getTime() + CONTENDED_RETRY_MS);
       return next;
     }
     this.#setTimer(next.getTime());

@@ -217,7 +217,7 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       assert.deepEqual(deliveries, [d2, d1], 'a repeated fan-out of the same event adds nothing');
     });
 
-    it('hands out due deliveries earliest first and records attempts', async () => {
+    it('claims due deliveries earliest first for a lease, and records attempts', async () => {
       const early = delivery('01900000-0000-7000-8000-0000000000e1', { nextAt: T(10) });
       const late = delivery('01900000-0000-7000-8000-0000000000e2', { nextAt: T(20) });
       const done = delivery('01900000-0000-7000-8000-0000000000e3', {
@@ -230,11 +230,19 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       await store.appendOutbox('job:progress', makeJob(), T(1));
       const [event] = await store.readOutbox(1);
       await store.fanOut(event!.seq, [late, early, done]);
-      assert.deepEqual(await store.dueDeliveries(T(9), 10), []);
-      assert.deepEqual(await store.dueDeliveries(T(20), 10), [early, late]);
-      assert.deepEqual(await store.dueDeliveries(T(20), 1), [early]);
+      const lease = (ms: number) => ({ by: 'node-a', until: T(ms) });
+      assert.deepEqual(await store.claimDueDeliveries(T(9), 10, lease(1000)), []);
       assert.deepEqual(await store.nextDueAt([]), T(10));
-      assert.deepEqual(await store.nextDueAt([early.id]), T(20));
+      assert.deepEqual(await store.claimDueDeliveries(T(10), 1, lease(1000)), [
+        { ...early, nextAt: T(1000) },
+      ]);
+      // Claimed: due for nobody until its lease ends, when another claimer takes it over.
+      assert.deepEqual(await store.claimDueDeliveries(T(20), 10, { by: 'node-b', until: T(2000) }), [
+        { ...late, nextAt: T(2000) },
+      ]);
+      assert.deepEqual(await store.claimDueDeliveries(T(999), 10, lease(3000)), []);
+      assert.deepEqual(await store.nextDueAt([]), T(1000));
+      assert.deepEqual(await store.nextDueAt([early.id]), T(2000));
       assert.equal(await store.nextDueAt([early.id, late.id]), null);
       const retried = await store.recordAttempt(early.id, {
         at: T(11),
@@ -259,7 +267,9 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
         nextAt: null,
       });
       assert.equal(failed.status, 'failed');
-      assert.deepEqual(await store.dueDeliveries(T(100), 10), [retried]);
+      assert.deepEqual(await store.claimDueDeliveries(T(100), 10, lease(5000)), [
+        { ...retried, nextAt: T(5000) },
+      ]);
       // An attempt that raced another (a second pass, a second node) leaves a decided one as is.
       const late2 = await store.recordAttempt(late.id, {
         at: T(22),
@@ -269,6 +279,59 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
         nextAt: T(40),
       });
       assert.deepEqual(late2, failed);
+    });
+
+    it("gives back a claimer's own claims, due at once, and no one else's", async () => {
+      const ids = [1, 2, 3].map((n) => `01900000-0000-7000-8000-0000000000c${n}`);
+      await store.appendOutbox('job:progress', makeJob(), T(1));
+      const [event] = await store.readOutbox(1);
+      await store.fanOut(
+        event!.seq,
+        ids.map((id) => delivery(id, { nextAt: T(10) })),
+      );
+      const [a1] = await store.claimDueDeliveries(T(10), 1, { by: 'node-a', until: T(1000) });
+      const [b1] = await store.claimDueDeliveries(T(10), 1, { by: 'node-b', until: T(1000) });
+      const [a2] = await store.claimDueDeliveries(T(10), 1, { by: 'node-a', until: T(1000) });
+      // a2's attempt was recorded: not a claim any more, whatever its next time.
+      await store.recordAttempt(a2!.id, {
+        at: T(11),
+        status: 'pending',
+        httpStatus: 500,
+        error: 'e',
+        nextAt: T(900),
+      });
+      assert.equal(await store.releaseClaims('node-a', T(50)), 1);
+      assert.deepEqual(
+        (await store.claimDueDeliveries(T(50), 10, { by: 'node-c', until: T(2000) })).map((d) => [
+          d.id,
+          d.nextAt,
+        ]),
+        [[a1!.id, T(2000)]],
+      );
+      assert.equal(await store.releaseClaims('node-a', T(60)), 0, 'node-c holds it now');
+      assert.deepEqual(await store.nextDueAt([]), T(900));
+      assert.ok(b1);
+    });
+
+    it('never hands one delivery to two claims made at the same time', async () => {
+      const ids = Array.from(
+        { length: 40 },
+        (_, n) => `01900000-0000-7000-8000-0000000001${String(n).padStart(2, '0')}`,
+      );
+      await store.appendOutbox('job:progress', makeJob(), T(1));
+      const [event] = await store.readOutbox(1);
+      await store.fanOut(
+        event!.seq,
+        ids.map((id) => delivery(id, { nextAt: T(10) })),
+      );
+      const claims = await Promise.all(
+        Array.from({ length: 8 }, (_, n) =>
+          store.claimDueDeliveries(T(10), 7, { by: `node-${n}`, until: T(1000) }),
+        ),
+      );
+      const taken = claims.flat().map((d) => d.id);
+      assert.equal(new Set(taken).size, taken.length, 'no delivery claimed twice');
+      assert.equal(taken.length, 40, 'every due delivery claimed by one of them');
     });
 
     it('lists deliveries newest first by page, filtered by owner, job, webhook and status', async () => {

@@ -8,6 +8,7 @@ import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { WebhookAddressPolicy } from '../../src/webhooks/address-policy.ts';
 import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS } from '../../src/webhooks/webhook-backoff.ts';
 import {
+  CLAIM_MARGIN_MS,
   QUIET_RECHECK_MS,
   WebhookDispatcher,
   type WebhookDispatcherOptions,
@@ -161,13 +162,16 @@ describe('webhook dispatch', () => {
     return { h, receiver, clock, dispatcher, errors, job };
   }
 
-  it('holds a delivery whose attempt could not be recorded for a retry wait, not sending it again at once', async () => {
+  it('holds a delivery whose attempt could not be recorded until its claim ends, not sending it again at once', async () => {
     const w = await failingWorld('recordAttempt', 1);
     await w.receiver.nth(1);
     await w.dispatcher.settled();
     assert.equal(w.errors.length, 1);
     assert.equal(w.receiver.received.length, 1, 'not sent again at every pass, as fast as it answers');
-    w.clock.advance(1000);
+    w.clock.advance(10_000 + CLAIM_MARGIN_MS - 1);
+    await w.dispatcher.settled();
+    assert.equal(w.receiver.received.length, 1, 'its lease holds it');
+    w.clock.advance(1);
     await w.receiver.nth(2);
     await w.dispatcher.settled();
     const { deliveries } = await w.h.store.webhooks.listDeliveries({ jobId: w.job.id, limit: 10 });
@@ -175,6 +179,17 @@ describe('webhook dispatch', () => {
       deliveries.map((d) => [d.status, d.attempts, d.lastStatus]),
       [['delivered', 1, 200]],
     );
+  });
+
+  it('gives back at close what it claimed and could not record: due at once for the next server', async () => {
+    const w = await failingWorld('recordAttempt', 1);
+    await w.receiver.nth(1);
+    await w.dispatcher.settled();
+    const [held] = (await w.h.store.webhooks.listDeliveries({ jobId: w.job.id, limit: 1 })).deliveries;
+    assert.deepEqual(held!.nextAt, new Date(w.clock.now().getTime() + 10_000 + CLAIM_MARGIN_MS));
+    await w.dispatcher.close();
+    const [back] = (await w.h.store.webhooks.listDeliveries({ jobId: w.job.id, limit: 1 })).deliveries;
+    assert.deepEqual([back!.status, back!.attempts, back!.nextAt], ['pending', 0, w.clock.now()]);
   });
 
   it('tries a pass that failed (the store was busy) again on the clock, with nothing else to wake it', async () => {
@@ -210,6 +225,119 @@ describe('webhook dispatch', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('webhook dispatch by the nodes of a cluster (one store, a dispatcher each)', () => {
+  it('sends each delivery once, whichever node claims it', async () => {
+    const h: Harness = await openHarness();
+    const receiver = await WebhookReceiver.open();
+    const clock = new ManualClock();
+    const nodes = ['node-a', 'node-b', 'node-c'].map((claimer) =>
+      dispatcherOver(h.store.webhooks, clock, { claimer }),
+    );
+    open.push({ close: () => h.destroy() }, receiver, ...nodes);
+    h.engine.on('job:finished', () => {
+      for (const node of nodes) node.kick();
+    });
+    const jobs = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        h.engine.start({ command: 'true', notify: { url: receiver.url('/once') } }, { user: 'u' }),
+      ),
+    );
+    for (const job of jobs) await h.engine.waitFor(job.id);
+    await receiver.nth(12);
+    for (const node of nodes) node.kick();
+    await Promise.all(nodes.map((node) => node.settled()));
+    const ids = receiver.received.map((r) => r.headers['jobworker-delivery']);
+    assert.equal(ids.length, 12, 'each sent once, not once per node');
+    assert.equal(new Set(ids).size, 12);
+  });
+
+  it("claims again shortly, not at once, when another node's open claim held what is due", async () => {
+    const h: Harness = await openHarness();
+    const receiver = await WebhookReceiver.open();
+    const clock = new ManualClock();
+    let claims = 0;
+    // The first claim meets rows another node's claim has locked: it gets nothing, though the
+    // store says something is due now.
+    const contended = new Proxy(h.store.webhooks, {
+      get(target, key) {
+        const value = Reflect.get(target, key) as unknown;
+        if (typeof value !== 'function') return value;
+        if (key !== 'claimDueDeliveries') return value.bind(target);
+        return async (...args: unknown[]) => {
+          claims++;
+          if (claims === 1) return [];
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const dispatcher = dispatcherOver(contended, clock);
+    open.push({ close: () => h.destroy() }, receiver, dispatcher);
+    const job = await h.engine.start(
+      { command: 'true', notify: { url: receiver.url('/later') } },
+      { user: 'u' },
+    );
+    await h.engine.waitFor(job.id);
+    dispatcher.kick();
+    await dispatcher.settled();
+    assert.equal(claims, 1, 'no pass after pass while the rows are locked');
+    assert.equal(receiver.received.length, 0);
+    clock.advance(100);
+    await receiver.nth(1);
+    await dispatcher.settled();
+  });
+
+  it("takes over a dead node's delivery when its claim ends, and a node started again takes back its own at once", async () => {
+    const h: Harness = await openHarness();
+    const receiver = await WebhookReceiver.open();
+    const clock = new ManualClock();
+    open.push({ close: () => h.destroy() }, receiver);
+    const jobs = [];
+    for (const path of ['/dead', '/mine']) {
+      const job = await h.engine.start(
+        { command: 'true', notify: { url: receiver.url(path) } },
+        { user: 'u' },
+      );
+      await h.engine.waitFor(job.id);
+      jobs.push(job);
+    }
+    // A dispatcher that only fans the events out (it claims nothing); then two nodes claim one
+    // delivery each and die before recording an attempt.
+    const store = h.store.webhooks;
+    const fanOnly = dispatcherOver(
+      new Proxy(store, {
+        get(target, key) {
+          if (key === 'claimDueDeliveries') return async () => [];
+          if (key === 'nextDueAt') return async () => null;
+          const value = Reflect.get(target, key) as unknown;
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+      clock,
+      { claimer: 'fan' },
+    );
+    fanOnly.kick();
+    await fanOnly.settled();
+    await fanOnly.close();
+    const until = new Date(clock.now().getTime() + 30_000);
+    const [dead] = await store.claimDueDeliveries(clock.now(), 1, { by: 'node-dead', until });
+    const [mine] = await store.claimDueDeliveries(clock.now(), 1, { by: 'node-b', until });
+    assert.ok(dead && mine);
+    // node-b starts again: its own claim comes back at once, the dead node's waits for its lease.
+    const nodeB = dispatcherOver(store, clock, { claimer: 'node-b' });
+    open.push(nodeB);
+    nodeB.kick();
+    const first = await receiver.nth(1);
+    await nodeB.settled();
+    assert.equal(first.headers['jobworker-delivery'], mine.id);
+    assert.equal(receiver.received.length, 1);
+    clock.advance(30_000);
+    const second = await receiver.nth(2);
+    assert.equal(second.headers['jobworker-delivery'], dead.id);
+    await nodeB.settled();
+    assert.equal(receiver.received.length, 2);
   });
 });
 

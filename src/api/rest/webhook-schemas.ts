@@ -51,7 +51,11 @@ const delivery = {
     status: { type: 'string', enum: DELIVERY_STATUSES },
     attempts: { type: 'integer' },
     createdAt: { type: 'string', format: 'date-time' },
-    nextAttemptAt: nullable('string', { format: 'date-time', description: 'Null once delivered or failed.' }),
+    nextAttemptAt: nullable('string', {
+      format: 'date-time',
+      description:
+        'When the next attempt is due; null once delivered or failed. While an attempt is in flight, the end of its claim: when another node takes it over, should the one attempting it die first.',
+    }),
     lastAttemptAt: nullable('string', { format: 'date-time' }),
     lastStatus: nullable('integer', { description: 'HTTP status of the last answer; null when none came.' }),
     lastError: nullable('string', { description: 'Why the last attempt failed.' }),

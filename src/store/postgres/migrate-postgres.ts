@@ -4,6 +4,7 @@ import * as jobs from './migrations/0001-jobs.ts';
 import * as users from './migrations/0002-users.ts';
 import * as webhooks from './migrations/0003-webhooks.ts';
 import * as cluster from './migrations/0004-cluster.ts';
+import * as deliveryClaims from './migrations/0005-delivery-claims.ts';
 
 /**
  * Every PostgreSQL migration, by name, in the order they run. The PostgreSQL schema started at
@@ -14,6 +15,7 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0002-users': users,
   '0003-webhooks': webhooks,
   '0004-cluster': cluster,
+  '0005-delivery-claims': deliveryClaims,
 };
 
 const provider: MigrationProvider = {

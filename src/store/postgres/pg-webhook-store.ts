@@ -3,16 +3,16 @@ import type { Job, JobStatus } from '../../core/job.ts';
 import type { WebhookEvent } from '../../core/webhook.ts';
 import { jobToRow } from '../job-row.ts';
 import type { StoreSchema } from '../schema.ts';
-import { listDeliveriesIn, recordAttemptIn } from '../webhook-queries.ts';
 import {
-  deliveryToRow,
-  rowToDelivery,
-  rowToOutboxEvent,
-  rowToWebhook,
-  webhookToRow,
-} from '../webhook-row.ts';
+  claimDueDeliveriesIn,
+  listDeliveriesIn,
+  recordAttemptIn,
+  releaseClaimsIn,
+} from '../webhook-queries.ts';
+import { deliveryToRow, rowToOutboxEvent, rowToWebhook, webhookToRow } from '../webhook-row.ts';
 import type {
   AttemptResult,
+  DeliveryClaim,
   DeliveryPage,
   DeliveryQuery,
   DeliveryRecord,
@@ -91,16 +91,12 @@ export class PgWebhookStore implements WebhookStore {
     });
   }
 
-  async dueDeliveries(now: Date, limit: number): Promise<DeliveryRecord[]> {
-    const rows = await this.#db
-      .selectFrom('webhook_deliveries')
-      .selectAll()
-      .where('status', '=', 'pending')
-      .where('next_at', '<=', now.getTime())
-      .orderBy('next_at')
-      .limit(limit)
-      .execute();
-    return rows.map(rowToDelivery);
+  claimDueDeliveries(now: Date, limit: number, claim: DeliveryClaim): Promise<DeliveryRecord[]> {
+    return claimDueDeliveriesIn(this.#db, now, limit, claim, true);
+  }
+
+  releaseClaims(by: string, now: Date): Promise<number> {
+    return releaseClaimsIn(this.#db, by, now);
   }
 
   async nextDueAt(excluding: readonly string[]): Promise<Date | null> {

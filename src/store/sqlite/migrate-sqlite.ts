@@ -11,6 +11,7 @@ import * as webhooks from './migrations/0008-webhooks.ts';
 import * as isolationDefaults from './migrations/0009-isolation-defaults.ts';
 import * as listFilters from './migrations/0010-list-filters.ts';
 import * as outboxSnapshots from './migrations/0011-outbox-snapshots.ts';
+import * as deliveryClaims from './migrations/0012-delivery-claims.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -28,6 +29,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0009-isolation-defaults': isolationDefaults,
   '0010-list-filters': listFilters,
   '0011-outbox-snapshots': outboxSnapshots,
+  '0012-delivery-claims': deliveryClaims,
 };
 
 const provider: MigrationProvider = {

@@ -225,6 +225,10 @@ export type Delivery = Message<"jobworker.v1.Delivery"> & {
   createTime?: Timestamp | undefined;
 
   /**
+   * When the next attempt is due; absent once delivered or failed. While an attempt is in
+   * flight, the end of its claim: when another node takes it over, should the one attempting it
+   * die first.
+   *
    * @generated from field: google.protobuf.Timestamp next_attempt_time = 9;
    */
   nextAttemptTime?: Timestamp | undefined;
