@@ -1,3 +1,5 @@
+import { printable } from './terminal-sanitizer.ts';
+
 /** A column of a text table. */
 export interface Column {
   readonly header: string;
@@ -10,8 +12,10 @@ export interface Column {
 const GAP = 2;
 
 /**
- * Renders rows of plain cells (no escape sequences) as aligned columns separated by two
- * spaces. With a `maxWidth` (a terminal's), every line fits: shrinkable cells are cut with an
+ * Renders rows of plain cells as aligned columns separated by two spaces. Every cell is made
+ * `printable` here (control characters as visible escapes): most come from the server (a
+ * webhook's URL, a node's address, a label), and none may move the cursor or recolour the
+ * terminal, whichever command forgot to. With a `maxWidth` (a terminal's), every line fits: shrinkable cells are cut with an
  * ellipsis, then optional columns are left out, then lines are cut. `decorate` may colour a
  * cell after its width was settled.
  */
@@ -20,8 +24,9 @@ export function renderTable(
   rows: readonly (readonly string[])[],
   options: { maxWidth?: number; decorate?: (row: number, column: number, cell: string) => string } = {},
 ): string {
+  const cells = rows.map((row) => row.map(printable));
   const widths = columns.map((column, c) =>
-    Math.max(width(column.header), ...rows.map((row) => width(row[c] ?? ''))),
+    Math.max(width(column.header), ...cells.map((row) => width(row[c] ?? ''))),
   );
   const shown = columns.map(() => true);
   const max = options.maxWidth;
@@ -58,7 +63,7 @@ export function renderTable(
       columns.map((column) => column.header),
       -1,
     ),
-    ...rows.map((row, r) => line(row, r)),
+    ...cells.map((row, r) => line(row, r)),
   ]
     .map((text) => `${text}\n`)
     .join('');

@@ -4,7 +4,10 @@ export interface WebhookRetryPolicy {
   readonly initialMs: number;
   /** Longest wait between two attempts, before jitter. Default 1 h. */
   readonly maxMs: number;
-  /** A delivery still failing this long after its event gives up (`failed`). Default 24 h. */
+  /**
+   * The last attempt is made this long after the delivery was made; if it fails too, the delivery
+   * gives up (`failed`). Default 24 h.
+   */
   readonly maxAgeMs: number;
 }
 

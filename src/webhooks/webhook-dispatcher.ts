@@ -361,10 +361,13 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     let status: DeliveryRecord['status'] = ok ? 'delivered' : 'pending';
     let nextAt: Date | null = null;
     if (!ok) {
+      // The last attempt is made at the deadline itself: a wait that would pass it is cut short,
+      // rather than giving up as much as a whole wait (up to an hour) before the promised age.
+      const deadline = delivery.createdAt.getTime() + this.#retry.maxAgeMs;
       const next = now.getTime() + retryDelayMs(this.#retry, delivery.attempts + 1);
       const hopeless = secret === undefined || ('error' in result && result.refused === true);
-      if (hopeless || next > delivery.createdAt.getTime() + this.#retry.maxAgeMs) status = 'failed';
-      else nextAt = new Date(next);
+      if (hopeless || now.getTime() >= deadline) status = 'failed';
+      else nextAt = new Date(Math.min(next, deadline));
     }
     const recorded = await this.#o.store.recordAttempt(delivery.id, {
       at,

@@ -119,6 +119,23 @@ describe('formatting', () => {
     assert.deepEqual(renderTable(columns, cells, { maxWidth: 6 }).split('\n'), ['ID', '01234…', '']);
     assert.deepEqual(renderTable(columns, cells).split('\n')[1], '0123456789  optional  command words');
   });
+
+  it('prints every cell as printable text: a control character from the server cannot reach the terminal', () => {
+    const table = renderTable(
+      [{ header: 'URL' }, { header: 'STATE' }],
+      [
+        ['https://h/\u001b]0;owned\u0007', 'active'],
+        ['x\r\ny', '\u009b2J'],
+      ],
+    );
+    assert.doesNotMatch(table, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    assert.deepEqual(table.split('\n'), [
+      'URL                         STATE',
+      'https://h/\\x1b]0;owned\\x07  active',
+      'x\\r\\ny                      \\x9b2J',
+      '',
+    ]);
+  });
 });
 
 describe('limits merged by queue set and user set-limits', () => {

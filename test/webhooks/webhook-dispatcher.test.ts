@@ -82,19 +82,24 @@ describe('webhook dispatch', () => {
     );
   });
 
-  it('gives up a delivery still failing past its maximum age, and arms no timer for it', async () => {
+  it('gives up a delivery still failing at its maximum age, not before, and arms no timer for it', async () => {
     const w = await world({ retry: { initialMs: 3_600_000, maxMs: 3_600_000, maxAgeMs: 2 * 3_600_000 } });
-    w.receiver.answers = [500, 500, 500, 500];
+    w.receiver.answers = [500, 500, 500, 500, 500];
+    const madeAt = w.clock.now().getTime();
     const job = await w.finished(w.receiver.url('/down'));
     for (let n = 1; ; n++) {
       await w.receiver.nth(n);
       await w.dispatcher.settled();
       const [d] = (await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
       if (d!.status === 'failed') break;
-      assert.ok(n < 4, 'gave up within its age');
-      w.clock.advance(3_600_000);
+      assert.ok(n < 5, 'gave up within its age');
+      // To the next attempt's time exactly (each wait is drawn from 30 to 60 minutes).
+      w.clock.advance(d!.nextAt!.getTime() - w.clock.now().getTime());
     }
     const [gaveUp] = (await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
+    assert.equal(gaveUp!.createdAt.getTime(), madeAt);
+    // Its last attempt was at the deadline: the wait to it (30 to 60 min, drawn) was cut there.
+    assert.equal(gaveUp!.lastAt!.getTime(), madeAt + 2 * 3_600_000);
     assert.equal(gaveUp!.nextAt, null);
     assert.equal(gaveUp!.lastError, 'answered HTTP 500');
     assert.equal(await w.h.store.webhooks.nextDueAt([]), null);
