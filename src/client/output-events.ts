@@ -1,7 +1,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { formatDuration } from '../core/format-duration.ts';
-import { FRAME_KIND, FrameDecoder, type OutputFrame } from '../core/output-frames.ts';
-import type { ApiClient } from './api-client.ts';
+import {
+  FRAME_KIND,
+  FrameDecoder,
+  HEARTBEAT_HEADER,
+  type OutputFrame,
+  SILENT_PERIODS,
+} from '../core/output-frames.ts';
+import type { ApiClient, OutputFramesAnswer } from './api-client.ts';
 import type { ApiJob, OutputView } from './api-types.ts';
 import { ApiError, ConnectionError, ProtocolError } from './wire-errors.ts';
 
@@ -42,6 +49,8 @@ export interface ReadOutputOptions {
    * client's reused read buffer instead of a copy. Default false: every `data` is the reader's own.
    */
   readonly borrowData?: boolean;
+  /** The watchdog's timers (see `readOutputEvents`). Default: the system clock. */
+  readonly clock?: Clock;
 }
 
 /** How long a follower keeps reconnecting by default: longer than a server restart plausibly takes. */
@@ -66,7 +75,9 @@ const STAYED_OPEN_MS = 1000;
  * however many attempts that takes: a server that is closing may accept a connection and end it
  * at once, which must not use up the follower's patience faster than time does, and each cut of
  * a quiet job's follow (a proxy's idle timeout, a restart an hour after the last) is an outage of
- * its own, with the whole of `reconnectForMs` again. Only an answer
+ * its own, with the whole of `reconnectForMs` again. A follow whose server announces heartbeats
+ * (`HEARTBEAT_HEADER`) and then sends nothing for `SILENT_PERIODS` of them is taken for cut
+ * too (a proxy or NAT that dropped it without a word) and resumed the same way. Only an answer
  * that the job is gone (404) or that the request itself is wrong (another 4xx) ends it early.
  * The iteration ends after the `end` event (with the final job) or, without `follow`, when the
  * server has sent everything it has.
@@ -99,21 +110,31 @@ export async function* readOutputEvents(
       const decoder = new FrameDecoder({ splitData: true });
       // Pieces in the client's reused buffer are copied unless the reader takes them borrowed.
       const copy = response.borrowed && options.borrowData !== true;
-      for await (const chunk of response.body) {
-        const frames = decoder.push(chunk);
-        // The next piece overwrites this one: what the decoder holds for it must not lie in it.
-        if (response.borrowed) decoder.detachPending();
-        for (const frame of frames) {
-          const event = decodeFrame(frame, copy);
-          if (event === null) continue;
-          if (event.type !== 'end') cursor = event.cursor;
-          // Progress: the server is back and serving this job.
-          failures = 0;
-          failingSince = null;
-          yield event;
-          if (event.type === 'end') return;
+      const watchdog = options.follow ? Watchdog.for(response, options.clock ?? systemClock) : undefined;
+      try {
+        for await (const chunk of response.body) {
+          if (watchdog) watchdog.heard = true;
+          const frames = decoder.push(chunk);
+          // The next piece overwrites this one: what the decoder holds for it must not lie in it.
+          if (response.borrowed) decoder.detachPending();
+          for (const frame of frames) {
+            const event = decodeFrame(frame, copy);
+            if (event === null) continue;
+            if (event.type !== 'end') cursor = event.cursor;
+            // Progress: the server is back and serving this job.
+            failures = 0;
+            failingSince = null;
+            yield event;
+            if (event.type === 'end') return;
+          }
         }
+      } catch (error) {
+        throw watchdog?.lost() ?? error;
+      } finally {
+        watchdog?.stop();
       }
+      const lost = watchdog?.lost();
+      if (lost) throw lost;
       if (decoder.pendingBytes > 0)
         throw new ConnectionError('The output stream was cut in the middle of a frame');
       if (!options.follow) return;
@@ -141,6 +162,57 @@ export async function* readOutputEvents(
       const left = reconnectForMs - (now - failingSince);
       await delay(Math.max(0, Math.min(jittered, left)), undefined, { signal: options.signal });
     }
+  }
+}
+
+/**
+ * Ends a follow's connection after `SILENT_PERIODS` of its server's heartbeat period without a
+ * byte: a connection a proxy or NAT dropped without a reset would otherwise wait for the kernel,
+ * which gives up on an idle one after hours, if ever. One timer per period, not one per read.
+ */
+class Watchdog {
+  /** Set by the reader on every piece; the timer clears it each period. */
+  heard = false;
+  #silent = 0;
+  #timer: ClockTimer | undefined;
+  #lostAfterMs = 0;
+  #lost = false;
+
+  /** A watchdog on `response`, or undefined when its server announced no heartbeats. */
+  static for(response: OutputFramesAnswer, clock: Clock): Watchdog | undefined {
+    const periodMs = Number(response.headers[HEARTBEAT_HEADER.toLowerCase()]);
+    if (!Number.isFinite(periodMs) || periodMs <= 0) return undefined;
+    return new Watchdog(response, clock, periodMs);
+  }
+
+  private constructor(response: OutputFramesAnswer, clock: Clock, periodMs: number) {
+    this.#lostAfterMs = SILENT_PERIODS * periodMs;
+    const tick = (): void => {
+      this.#silent = this.heard ? 0 : this.#silent + 1;
+      this.heard = false;
+      if (this.#silent >= SILENT_PERIODS) {
+        this.#lost = true;
+        this.#timer = undefined;
+        response.destroy();
+        return;
+      }
+      this.#timer = clock.setTimer(tick, periodMs);
+    };
+    this.#timer = clock.setTimer(tick, periodMs);
+  }
+
+  /** The error to report when the watchdog ended the connection, else undefined. */
+  lost(): ConnectionError | undefined {
+    if (!this.#lost) return undefined;
+    return new ConnectionError(
+      `Nothing came from the server for ${formatDuration(this.#lostAfterMs)}, not even a heartbeat: ` +
+        'the connection was taken for lost',
+    );
+  }
+
+  stop(): void {
+    this.#timer?.clear();
+    this.#timer = undefined;
   }
 }
 
@@ -182,6 +254,9 @@ function decodeFrame(frame: OutputFrame, copy: boolean): OutputEvent | null {
         job: (typeof body.job === 'object' && body.job !== null ? body.job : body) as ApiJob,
       };
     }
+    case FRAME_KIND.heartbeat:
+      // The connection is alive (the watchdog heard its bytes); nothing to hand on.
+      return null;
     default:
       // A frame of a later server: skipped, as the format says.
       return null;

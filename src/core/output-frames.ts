@@ -9,23 +9,38 @@
  *
  * | offset | size | field                                                             |
  * |--------|------|-------------------------------------------------------------------|
- * | 0      | 1    | kind: 1 stdout, 2 stderr, 3 truncated, 4 end                      |
+ * | 0      | 1    | kind: 1 stdout, 2 stderr, 3 truncated, 4 end, 5 heartbeat         |
  * | 1      | 8    | cursor in the view just after this frame (unsigned, big-endian)   |
  * | 9      | 4    | payload length in bytes (unsigned, big-endian)                    |
  *
  * Payloads: the bytes themselves (stdout, stderr); JSON `{stream, skippedBytes}` (truncated);
- * JSON `{job}` (end, the last frame, only when the job ended while the response was open).
+ * JSON `{job}` (end, the last frame, only when the job ended while the response was open);
+ * none (heartbeat: a follow that had nothing to send for a while; its cursor is the view's
+ * position, unchanged).
  * Unknown kinds are skipped by readers, so later versions may add frames.
  */
 
 export const OUTPUT_FRAMES_TYPE = 'application/vnd.jobworker.output-frames';
+
+/**
+ * The header of a follow's answer (frames or server-sent events) that gives the period of its
+ * heartbeats in milliseconds: a heartbeat (frame kind 5, an SSE comment) comes after that long
+ * without anything else. Absent from servers that send none.
+ */
+export const HEARTBEAT_HEADER = 'X-Jobworker-Heartbeat-Ms';
+
+/**
+ * Heartbeat periods a follower lets pass without a byte before it takes its connection for lost
+ * (a proxy or NAT that dropped it without a reset) and reconnects from its cursor.
+ */
+export const SILENT_PERIODS = 3;
 
 export const FRAME_HEADER_BYTES = 13;
 
 /** The largest payload a reader accepts: data frames are at most one read batch (a few MiB). */
 export const MAX_FRAME_PAYLOAD = 64 * 1024 * 1024;
 
-export const FRAME_KIND = { stdout: 1, stderr: 2, truncated: 3, end: 4 } as const;
+export const FRAME_KIND = { stdout: 1, stderr: 2, truncated: 3, end: 4, heartbeat: 5 } as const;
 
 export type FrameKind = (typeof FRAME_KIND)[keyof typeof FRAME_KIND];
 

@@ -38,6 +38,7 @@ import { resolveJobRef } from './job-ref.ts';
 import { JobRouting, pollUntilFinal, relayRemoteOutput } from './job-routing.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
+import { type HeartbeatEvent, withHeartbeats } from './with-heartbeats.ts';
 
 /** What the service needs of the engine. */
 export type JobEnginePort = Pick<
@@ -107,7 +108,10 @@ export interface JobServiceOptions {
   readonly webhookPolicy?: { refusal(address: string, trusted: boolean): string | null };
   /** Recent job events kept so that an event watcher can resume (`Last-Event-ID`). Default 1000. */
   readonly eventHistory?: number;
-  /** An event watcher gets a heartbeat after this long without a message. Default 15 s. */
+  /**
+   * An event watcher, and a follower of a job's output as frames or server-sent events, gets a
+   * heartbeat after this long without a message. Default 15 s.
+   */
   readonly eventHeartbeatMs?: number;
   /** Event watches open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 1024. */
   readonly maxWatchers?: number;
@@ -743,6 +747,19 @@ export class JobService extends EventEmitter<ServiceEvents> {
       return close(value);
     };
     return Object.assign(stream, { end });
+  }
+
+  /** How long a watch or a follow goes without a message before it gets a heartbeat. */
+  get heartbeatMs(): number {
+    return this.#options.eventHeartbeatMs;
+  }
+
+  /**
+   * An output stream with heartbeats while it has nothing to give (`withHeartbeats`), every
+   * `heartbeatMs` on the service's clock: for adapters whose wire can carry one.
+   */
+  withHeartbeats<T>(stream: AsyncGenerator<T>): AsyncGenerator<T | HeartbeatEvent> {
+    return withHeartbeats(stream, this.#options.clock, this.#options.eventHeartbeatMs);
   }
 
   /**

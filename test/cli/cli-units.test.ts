@@ -128,6 +128,7 @@ describe('formatting', () => {
         ['x\r\ny', '\u009b2J'],
       ],
     );
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
     assert.doesNotMatch(table, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
     assert.deepEqual(table.split('\n'), [
       'URL                         STATE',

@@ -1,11 +1,20 @@
 import assert from 'node:assert/strict';
+import { EventEmitter, once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiClient } from '../../src/client/api-client.ts';
 import { type OutputEvent, readOutputEvents } from '../../src/client/output-events.ts';
+import {
+  FRAME_KIND,
+  frameHeader,
+  HEARTBEAT_HEADER,
+  OUTPUT_FRAMES_TYPE,
+} from '../../src/core/output-frames.ts';
 import { type ApiHarness, openApi } from '../api/api-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 
 /**
  * A TCP proxy in front of the real server that cuts its first connection once `cutAfter` bytes
@@ -127,6 +136,96 @@ describe('readOutputEvents', () => {
       );
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+describe('readOutputEvents: a follow whose connection goes silent', () => {
+  it('takes the connection for lost after three heartbeat periods without a byte, and resumes from its cursor', async () => {
+    const clock = new ManualClock();
+    const requests: string[] = [];
+    const requested = new EventEmitter();
+    // A server that announces heartbeats every 1000 ms, sends one output frame, then nothing (a
+    // link that a NAT dropped without a reset); the second request gets the rest and the end.
+    const server = createHttpServer((req, res) => {
+      requests.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': OUTPUT_FRAMES_TYPE, [HEARTBEAT_HEADER]: '1000' });
+      if (requests.length === 1) {
+        res.write(Buffer.concat([frameHeader(FRAME_KIND.stdout, 3, 3), Buffer.from('one')]));
+        requested.emit('silent', res);
+      } else {
+        res.write(Buffer.concat([frameHeader(FRAME_KIND.stdout, 6, 3), Buffer.from('two')]));
+        const job = { id: 'j1', status: 'succeeded' };
+        res.end(
+          Buffer.concat([
+            frameHeader(FRAME_KIND.end, 6, JSON.stringify({ job }).length),
+            Buffer.from(JSON.stringify({ job })),
+          ]),
+        );
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const silent = once(requested, 'silent');
+    try {
+      const port = (server.address() as { port: number }).port;
+      const client = new ApiClient(
+        {
+          baseUrl: new URL(`http://127.0.0.1:${port}/`),
+          socketPath: null,
+          local: true,
+          token: 't',
+          tokenSource: 'env',
+          tokenFile: '/nonexistent',
+          tls: {
+            ca: undefined,
+            caFiles: [],
+            caExplicit: false,
+            cert: undefined,
+            key: undefined,
+            certFile: undefined,
+          },
+        },
+        { oneShot: true },
+      );
+      const retries: string[] = [];
+      const events = readOutputEvents(client, 'j1', {
+        view: 'all',
+        follow: true,
+        backoffMs: 1,
+        clock,
+        onRetry: (_attempt, error) => retries.push(error.message),
+      });
+      const first = await events.next();
+      assert.deepEqual(first.value, {
+        type: 'output',
+        stream: 'stdout',
+        data: Buffer.from('one'),
+        cursor: '3',
+      });
+      await silent;
+      const rest = (async () => {
+        const got: OutputEvent[] = [];
+        for await (const event of events) got.push(event);
+        return got;
+      })();
+      // The first period heard the frame; two silent ones after it are not yet a lost
+      // connection, the third is.
+      for (let period = 1; period <= 3; period++) clock.advance(1000);
+      assert.equal(requests.length, 1);
+      clock.advance(1000);
+      const got = await rest;
+      assert.deepEqual(
+        got.map((e) => e.type),
+        ['output', 'end'],
+      );
+      assert.equal(requests.length, 2);
+      assert.match(requests[1]!, /cursor=3/);
+      assert.equal(retries.length, 1);
+      assert.match(retries[0]!, /Nothing came from the server for 3s, not even a heartbeat/);
+      assert.equal(clock.pending, 0, 'no watchdog left armed');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

@@ -2,14 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CursorError } from '../../core/errors.ts';
 import { isFinal } from '../../core/job.ts';
 import { OUTPUT_FRAMES_TYPE } from '../../core/output-frames.ts';
-import type { FollowEvent } from '../../engine/job-engine.ts';
 import { parseCursor } from '../../output/cursor.ts';
 import type { OutputSelector } from '../../output/output-types.ts';
-import type { JobService, SpansEvent } from '../../service/job-service.ts';
+import type { JobService } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
 import {
   END_ID_SUFFIX,
   OUTPUT_HEADERS,
+  type OutputRouteEvent,
   type StreamSummary,
   writeFrames,
   writeRaw,
@@ -60,6 +60,11 @@ export function registerOutputRoutes(
                 description: "The view's end when the response started: its length so far.",
                 schema: { type: 'string' },
               },
+              [OUTPUT_HEADERS.heartbeatMs]: {
+                description:
+                  'A follow as server-sent events or frames only: a heartbeat (an SSE comment, a frame of kind 5) comes after this many milliseconds without anything else.',
+                schema: { type: 'string' },
+              },
             },
             content: {
               'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
@@ -94,7 +99,7 @@ export function registerOutputRoutes(
       const sender = sse || head || follow ? undefined : FileSender.for(reply.raw, sendFile);
       try {
         let cursor = 0;
-        let events: AsyncGenerator<FollowEvent | SpansEvent>;
+        let events: AsyncGenerator<OutputRouteEvent>;
         let end = 0;
         try {
           cursor = cursorText === undefined ? 0 : parseCursor(cursorText);
@@ -135,20 +140,27 @@ export function registerOutputRoutes(
         }
         const frames = !sse && wantsFrames(request);
         const mode = head ? 'head' : sse ? 'sse' : frames ? 'frames' : 'raw';
+        // A follow sends nothing while its job is quiet: frames and events can carry heartbeats
+        // meanwhile, so that its client can tell a quiet job from a dead connection.
+        const beats = follow && (sse || frames);
+        if (beats) events = service.withHeartbeats(events);
+        const beatHeader: Record<string, string> = beats
+          ? { [OUTPUT_HEADERS.heartbeatMs]: String(service.heartbeatMs) }
+          : {};
         await streamResponse(request, reply, mode, signal, () =>
           sse
             ? writeSse(reply.raw, events, {
                 jobId: id,
                 cursor,
                 signal,
-                headers: { [OUTPUT_HEADERS.end]: String(end) },
+                headers: { [OUTPUT_HEADERS.end]: String(end), ...beatHeader },
               })
             : frames && !head
               ? writeFrames(reply.raw, events, {
                   jobId: id,
                   cursor,
                   signal,
-                  headers: { [OUTPUT_HEADERS.end]: String(end) },
+                  headers: { [OUTPUT_HEADERS.end]: String(end), ...beatHeader },
                   sender,
                 })
               : writeRaw(reply.raw, events, {

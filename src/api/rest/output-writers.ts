@@ -3,6 +3,7 @@ import type { Job, OutputStream } from '../../core/job.ts';
 import {
   FRAME_KIND,
   frameHeader,
+  HEARTBEAT_HEADER,
   jsonFrame,
   MAX_FRAME_PAYLOAD,
   OUTPUT_FRAMES_TYPE,
@@ -12,9 +13,13 @@ import { formatCursor } from '../../output/cursor.ts';
 import type { OutputEvent, OutputSpan } from '../../output/output-types.ts';
 import { isSharedBatch } from '../../output/shared-reads.ts';
 import type { SpansEvent } from '../../service/job-service.ts';
+import type { HeartbeatEvent } from '../../service/with-heartbeats.ts';
 import { DirectChunks, writeThroughNode } from './direct-chunks.ts';
 import { jobToJson } from './job-json.ts';
 import type { FileSender } from './send-file.ts';
+
+/** What the output writers are given: a view's batches, and heartbeats while a follow is quiet. */
+export type OutputRouteEvent = FollowEvent | SpansEvent | HeartbeatEvent;
 
 /** Headers and trailers of the output routes. */
 export const OUTPUT_HEADERS = {
@@ -31,6 +36,12 @@ export const OUTPUT_HEADERS = {
   /** Trailer (raw): the job's status, present only when the response reached its end. */
   status: 'X-Jobworker-Status',
   exitCode: 'X-Jobworker-Exit-Code',
+  /**
+   * Header of a follow as frames or events: the server sends a heartbeat (a frame of kind 5, an
+   * SSE comment) after this many milliseconds without anything else, so that a client that hears
+   * nothing for a few of them knows its connection is gone.
+   */
+  heartbeatMs: HEARTBEAT_HEADER,
 } as const;
 
 const NO_BUFFERING = {
@@ -68,7 +79,7 @@ export interface StreamSummary {
  */
 export async function writeRaw(
   res: ServerResponse,
-  events: AsyncGenerator<FollowEvent | SpansEvent>,
+  events: AsyncGenerator<OutputRouteEvent>,
   options: RawOptions,
 ): Promise<StreamSummary> {
   const { cursor: start, trailers } = options;
@@ -98,6 +109,8 @@ export async function writeRaw(
   let truncated = 0;
   let end: Job | undefined;
   for await (const event of events) {
+    // Raw bytes are the view's exact bytes: nothing can be added to tell that it is alive.
+    if (event.type === 'heartbeat') continue;
     if (event.type === 'progress') continue; // raw output carries bytes only
     if (event.type === 'end') {
       end = event.job;
@@ -162,7 +175,7 @@ export interface FramesOptions {
  */
 export async function writeFrames(
   res: ServerResponse,
-  events: AsyncGenerator<FollowEvent | SpansEvent>,
+  events: AsyncGenerator<OutputRouteEvent>,
   options: FramesOptions,
 ): Promise<StreamSummary> {
   res.writeHead(200, {
@@ -179,6 +192,10 @@ export async function writeFrames(
   let bytes = 0;
   let end: Job | undefined;
   for await (const event of events) {
+    if (event.type === 'heartbeat') {
+      await write(res, frameHeader(FRAME_KIND.heartbeat, cursor, 0), options.signal);
+      continue;
+    }
     if (event.type === 'end') {
       end = event.job;
       await write(res, jsonFrame(FRAME_KIND.end, cursor, { job: jobToJson(event.job) }), options.signal);
@@ -322,7 +339,7 @@ export interface SseOptions {
  */
 export async function writeSse(
   res: ServerResponse,
-  events: AsyncGenerator<FollowEvent | SpansEvent>,
+  events: AsyncGenerator<OutputRouteEvent>,
   options: SseOptions,
 ): Promise<StreamSummary> {
   res.writeHead(200, {
@@ -343,6 +360,11 @@ export async function writeSse(
   let bytes = 0;
   let end: Job | undefined;
   for await (const event of events) {
+    if (event.type === 'heartbeat') {
+      // A comment: no event for an EventSource, and no `id` that would move its Last-Event-ID.
+      await write(res, ': heartbeat\n\n', options.signal);
+      continue;
+    }
     if (event.type === 'end') {
       end = event.job;
       const data = JSON.stringify({ job: jobToJson(event.job), cursor: formatCursor(cursor) });

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { request as httpsRequest } from 'node:https';
+import { after, before, describe, it } from 'node:test';
+import {
+  FRAME_KIND,
+  FrameDecoder,
+  HEARTBEAT_HEADER,
+  OUTPUT_FRAMES_TYPE,
+  type OutputFrame,
+} from '../../src/core/output-frames.ts';
+import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
+
+/** A live follow of a job's output over real TLS: its head, and its body as it comes. */
+class Follow {
+  headers: Record<string, string | string[] | undefined> = {};
+  text = '';
+  readonly frames: OutputFrame[] = [];
+  #waiters: (() => void)[] = [];
+  #close: () => void = () => undefined;
+
+  static open(a: AppHarness, token: string, path: string, accept: string): Promise<Follow> {
+    const follow = new Follow();
+    const decoder = new FrameDecoder();
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        new URL(path, a.url),
+        { ca: a.caPem, agent: false, headers: { authorization: `Bearer ${token}`, accept } },
+        (res) => {
+          follow.headers = res.headers;
+          res.on('data', (chunk: Buffer) => {
+            if (accept === OUTPUT_FRAMES_TYPE) follow.frames.push(...decoder.push(chunk));
+            else follow.text += chunk.toString('utf8');
+            for (const w of follow.#waiters.splice(0)) w();
+          });
+          res.on('error', () => undefined);
+          resolve(follow);
+        },
+      );
+      req.on('error', reject);
+      follow.#close = () => req.destroy();
+      req.end();
+    });
+  }
+
+  async until(predicate: (f: Follow) => boolean): Promise<void> {
+    while (!predicate(this)) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  close(): void {
+    this.#close();
+  }
+}
+
+describe('REST API: heartbeats of a quiet follow', () => {
+  let h: Harness;
+  let a: AppHarness;
+  const clock = new ManualClock();
+  let token: string;
+  let jobId: string;
+
+  before(async () => {
+    h = await openHarness();
+    a = await openApp(h, { clock, tls: true, service: { eventHeartbeatMs: 10_000 } });
+    token = await a.issue('alice', 'user');
+    // Prints one line, then nothing until it is stopped: a quiet job.
+    const job = await a.service.start(
+      { user: 'alice', role: 'user' },
+      {
+        command: 'sh',
+        args: ['-c', 'echo up; exec sleep 600'],
+      },
+    );
+    jobId = job.id;
+  });
+  after(async () => {
+    await h.engine.stop(jobId, { user: 'admin' }).catch(() => undefined);
+    await h.engine.waitFor(jobId).catch(() => undefined);
+    await a.service.shutdown();
+    await a.close();
+    await h.close();
+  });
+
+  it('sends a heartbeat frame, at the cursor so far, after each period without output, and says how often', async () => {
+    const follow = await Follow.open(a, token, `/v1/jobs/${jobId}/output?follow=true`, OUTPUT_FRAMES_TYPE);
+    try {
+      assert.equal(follow.headers[HEARTBEAT_HEADER.toLowerCase()], '10000');
+      await follow.until((f) => f.frames.some((x) => x.kind === FRAME_KIND.stdout));
+      assert.equal(follow.frames.length, 1);
+      clock.advance(10_000);
+      await follow.until((f) => f.frames.length === 2);
+      clock.advance(10_000);
+      await follow.until((f) => f.frames.length === 3);
+      for (const beat of follow.frames.slice(1)) {
+        assert.deepEqual([beat.kind, beat.cursor, beat.payload.length], [FRAME_KIND.heartbeat, 3, 0]);
+      }
+    } finally {
+      follow.close();
+    }
+  });
+
+  it('sends a comment as the heartbeat of an event stream, which moves no Last-Event-ID', async () => {
+    const follow = await Follow.open(a, token, `/v1/jobs/${jobId}/output?follow=true`, 'text/event-stream');
+    try {
+      assert.equal(follow.headers[HEARTBEAT_HEADER.toLowerCase()], '10000');
+      await follow.until((f) => f.text.includes('event: output'));
+      clock.advance(10_000);
+      await follow.until((f) => f.text.endsWith(': heartbeat\n\n'));
+      assert.equal(follow.text.match(/^id: /gm)?.length, 1, 'the output event alone has an id');
+    } finally {
+      follow.close();
+    }
+  });
+
+  it('sends no heartbeat in raw bytes (the exact output), nor announces one', async () => {
+    const follow = await Follow.open(
+      a,
+      token,
+      `/v1/jobs/${jobId}/output?follow=true`,
+      'application/octet-stream',
+    );
+    try {
+      assert.equal(follow.headers[HEARTBEAT_HEADER.toLowerCase()], undefined);
+      await follow.until((f) => f.text === 'up\n');
+      clock.advance(10_000);
+      // A follow as frames opened after it gets its heartbeat on the same clock: by then the raw
+      // follow would have had its own, had it one.
+      const frames = await Follow.open(a, token, `/v1/jobs/${jobId}/output?follow=true`, OUTPUT_FRAMES_TYPE);
+      try {
+        await frames.until((f) => f.frames.length === 1);
+        clock.advance(10_000);
+        await frames.until((f) => f.frames.length === 2);
+        assert.equal(follow.text, 'up\n');
+      } finally {
+        frames.close();
+      }
+    } finally {
+      follow.close();
+    }
+  });
+});

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { withHeartbeats } from '../../src/service/with-heartbeats.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+
+/** A source that yields what it is given, when it is given it, and records its closing. */
+function controlled<T>() {
+  const queue: { resolve: (v: IteratorResult<T>) => void; reject: (e: Error) => void }[] = [];
+  let closed = false;
+  const source: AsyncGenerator<T> = {
+    next: () =>
+      new Promise<IteratorResult<T>>((resolve, reject) => {
+        queue.push({ resolve, reject });
+      }),
+    return: async () => {
+      closed = true;
+      return { done: true, value: undefined };
+    },
+    throw: async (e: unknown) => {
+      throw e;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    [Symbol.asyncDispose]: async () => undefined,
+  };
+  return {
+    source,
+    give: (value: T) => queue.shift()!.resolve({ done: false, value }),
+    end: () => queue.shift()!.resolve({ done: true, value: undefined }),
+    fail: (error: Error) => queue.shift()!.reject(error),
+    closed: () => closed,
+  };
+}
+
+describe('withHeartbeats', () => {
+  it("yields the source's values, and a heartbeat after each period in which it yielded none", async () => {
+    const clock = new ManualClock();
+    const c = controlled<string>();
+    const beats = withHeartbeats(c.source, clock, 100);
+    const first = beats.next();
+    c.give('a');
+    assert.deepEqual((await first).value, 'a');
+    const second = beats.next();
+    await Promise.resolve();
+    clock.advance(99);
+    clock.advance(1);
+    assert.deepEqual((await second).value, { type: 'heartbeat' });
+    // The read still pending is the one the next value comes from: none is lost or doubled.
+    const third = beats.next();
+    await Promise.resolve();
+    c.give('b');
+    assert.deepEqual((await third).value, 'b');
+    const last = beats.next();
+    await Promise.resolve();
+    c.end();
+    assert.equal((await last).done, true);
+    assert.equal(clock.pending, 0);
+  });
+
+  it("ends with the source's failure, its timer cleared", async () => {
+    const clock = new ManualClock();
+    const c = controlled<string>();
+    const beats = withHeartbeats(c.source, clock, 100);
+    const first = beats.next();
+    await Promise.resolve();
+    c.fail(new Error('disk gone'));
+    await assert.rejects(first, /disk gone/);
+    assert.equal(clock.pending, 0);
+  });
+
+  it('closes at once after a heartbeat, and closes the source once its pending read settles', async () => {
+    const clock = new ManualClock();
+    const c = controlled<string>();
+    const beats = withHeartbeats(c.source, clock, 100);
+    const first = beats.next();
+    await Promise.resolve();
+    clock.advance(100);
+    assert.deepEqual((await first).value, { type: 'heartbeat' });
+    // The consumer stops here (its client left): not held until the source gives something.
+    assert.equal((await beats.return(undefined)).done, true);
+    assert.equal(c.closed(), false, 'its read is still pending');
+    assert.equal(clock.pending, 0);
+    c.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(c.closed(), true);
+  });
+
+  it('closes the source at once when closed at a value', async () => {
+    const clock = new ManualClock();
+    const c = controlled<string>();
+    const beats = withHeartbeats(c.source, clock, 100);
+    const first = beats.next();
+    c.give('a');
+    await first;
+    await beats.return(undefined);
+    assert.equal(c.closed(), true);
+    assert.equal(clock.pending, 0);
+  });
+});
