@@ -3,6 +3,7 @@ import { auditTable } from '../account-format.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
 import { parsePageLimit } from '../option-parsers.ts';
 import { writeTo } from '../output-writer.ts';
+import { parseTime } from '../schedule-options.ts';
 
 const AGO = /^([0-9]{1,7})(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -38,13 +39,21 @@ export function registerAudit(program: Command, ctx: CliContext): void {
   );
 }
 
-/** An ISO time as it is, or `1h`/`7d` as the time that long ago. */
-function parseSince(text: string): string {
+/**
+ * `1h`/`7d` as the time that long ago, or an ISO 8601 time read as `start --at` reads it: without
+ * a zone in local time (`2026-12-01` is local midnight, not UTC's, as `Date.parse` would have it
+ * for a date alone while it reads a date with a time as local), and a day not in the calendar
+ * refused.
+ */
+export function parseSince(text: string): string {
   const ago = AGO.exec(text);
   if (ago)
     return new Date(Date.now() - Number(ago[1]) * UNIT_MS[ago[2] as keyof typeof UNIT_MS]).toISOString();
-  if (/^\d{4}-\d\d-\d\d/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text).toISOString();
-  throw new InvalidArgumentError(
-    `Expected an ISO 8601 time or a duration such as 1h or 7d, got ${JSON.stringify(text)}.`,
-  );
+  try {
+    return parseTime(text);
+  } catch {
+    throw new InvalidArgumentError(
+      `Expected an ISO 8601 time (2026-12-01T03:00:00Z, or 2026-12-01 03:00 in local time) or a duration such as 1h or 7d, got ${JSON.stringify(text)}.`,
+    );
+  }
 }
