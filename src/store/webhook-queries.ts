@@ -21,24 +21,43 @@ export async function recordAttemptIn(
   id: string,
   result: AttemptResult,
 ): Promise<DeliveryRecord> {
-  const row = await db
+  const answer = {
+    last_at: result.at.getTime(),
+    last_status: result.httpStatus,
+    last_error: result.error,
+  };
+  const mine = await db
     .updateTable('webhook_deliveries')
     .set((eb) => ({
+      ...answer,
       status: result.status,
       attempts: eb('attempts', '+', 1),
       next_at: result.nextAt === null ? null : result.nextAt.getTime(),
-      last_at: result.at.getTime(),
-      last_status: result.httpStatus,
-      last_error: result.error,
       claimed_by: null,
     }))
     .where('id', '=', id)
     // A delivery already decided stays so: an attempt that raced another (a second pass, a
     // second node) must not put a delivered one back to pending, nor count twice.
     .where('status', '=', 'pending')
+    .where((eb) => eb.or([eb('claimed_by', 'is', null), eb('claimed_by', '=', result.by)]))
     .returningAll()
     .executeTakeFirst();
-  if (row) return rowToDelivery(row);
+  if (mine) return rowToDelivery(mine);
+  // Another claimer took it over when this attempt's lease ended: its claim (and the time it
+  // holds the delivery until) stays, unless this attempt decided the delivery.
+  const decided = result.status !== 'pending';
+  const late = await db
+    .updateTable('webhook_deliveries')
+    .set((eb) => ({
+      ...answer,
+      attempts: eb('attempts', '+', 1),
+      ...(decided ? { status: result.status, next_at: null, claimed_by: null } : {}),
+    }))
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .returningAll()
+    .executeTakeFirst();
+  if (late) return rowToDelivery(late);
   return rowToDelivery(
     await db.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirstOrThrow(),
   );

@@ -64,6 +64,8 @@ export interface DeliveryClaim {
 
 /** What one attempt ended with. */
 export interface AttemptResult {
+  /** Who made it: the claimer that took the delivery for it (`DeliveryClaim.by`). */
+  readonly by: string;
   readonly at: Date;
   readonly status: DeliveryStatus;
   readonly httpStatus: number | null;
@@ -128,7 +130,12 @@ export interface WebhookStore {
    * are recorded by the store itself, in their own transactions.
    */
   appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void>;
-  /** Records an attempt (and ends its claim); returns the delivery as it is now. */
+  /**
+   * Records an attempt and ends its claim; returns the delivery as it is now. An attempt whose
+   * claim another claimer has taken over since (its lease ended first) is counted, with its
+   * answer, but leaves that claim and its time as they are, unless it decided the delivery
+   * (`delivered`, `failed`). A delivery decided already is left as it is.
+   */
   recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord>;
   listDeliveries(query: DeliveryQuery): Promise<DeliveryPage>;
   /** Jobs per status, kept as jobs change (no count over the table). */

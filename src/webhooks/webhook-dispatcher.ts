@@ -73,8 +73,10 @@ export interface WebhookBody {
 /**
  * Delivers webhooks at least once. Each pass first fans the outbox out into deliveries (one per
  * event and target, written with the outbox row's removal in one transaction), then attempts every
- * delivery that is due, up to `concurrency` at once. A failed attempt is retried with exponential
- * backoff and jitter on the injected clock until 24 h after its event, then recorded `failed`.
+ * delivery that is due, up to `concurrency` at once, each claimed first for a lease so that one
+ * server of a cluster makes it. A failed attempt is retried with exponential backoff and jitter
+ * on the injected clock until `maxAgeMs` (24 h) after the delivery was made, the last attempt at
+ * that deadline, then recorded `failed`.
  * Passes run when told (`kick`: after each job change and at start, which picks up what a killed
  * server left) and when the next retry is due (one timer, never one per delivery).
  */
@@ -87,8 +89,6 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   readonly #claimer: string;
   /** Whether the claims of this claimer's earlier life were given back (the first pass does). */
   #released = false;
-  /** Whether this dispatcher ever claimed a delivery: only then has close() any to give back. */
-  #claimed = false;
   #pass: Promise<void> | null = null;
   #again = false;
   #timer: ClockTimer | null = null;
@@ -177,8 +177,9 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
 
   /**
    * Stops passes and the timer; attempts in flight end by themselves (or time out). Then what this
-   * server still holds (attempts it could not record) is given back, due at once for another node
-   * of a cluster or this server's next start, rather than at its leases' end.
+   * server still holds (attempts it could not record, or claims whose answer it never got) is
+   * given back: due now for this server's next start, and for another node of a cluster at its
+   * next pass (at the latest when the lease would have ended, when it looks anyway).
    */
   async close(): Promise<void> {
     this.#closed = true;
@@ -186,7 +187,6 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#recheck?.clear();
     this.#recheck = null;
     await this.settled();
-    if (!this.#claimed) return;
     try {
       await this.#o.store.releaseClaims(this.#claimer, this.#o.clock.now());
     } catch (err) {
@@ -315,17 +315,20 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
       by: this.#claimer,
       until: new Date(now.getTime() + this.#timeoutMs + CLAIM_MARGIN_MS),
     });
-    if (due.length > 0) this.#claimed = true;
     // Closed while the store answered: nothing starts after close(), which gives them back.
     if (this.#closed) return false;
     for (const delivery of due) {
-      const attempt = this.#attempt(delivery)
+      // Claimed again while its attempt here outlived the lease (a stalled database, a host that
+      // slept): the claim only extended it. A second attempt from this server would overwrite
+      // the first in `#inFlight`, whose end would then forget the second.
+      if (this.#inFlight.has(delivery.id)) continue;
+      const attempt: Promise<void> = this.#attempt(delivery)
         .catch((err: Error) => {
           this.#o.logger.error({ err, deliveryId: delivery.id }, 'webhook attempt failed to record');
           this.emit('dispatcher:error', err);
         })
         .finally(() => {
-          this.#inFlight.delete(delivery.id);
+          if (this.#inFlight.get(delivery.id) === attempt) this.#inFlight.delete(delivery.id);
           this.kick();
         });
       this.#inFlight.set(delivery.id, attempt);
@@ -370,6 +373,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
       else nextAt = new Date(Math.min(next, deadline));
     }
     const recorded = await this.#o.store.recordAttempt(delivery.id, {
+      by: this.#claimer,
       at,
       status,
       httpStatus: 'status' in result ? result.status : null,

@@ -245,6 +245,7 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       assert.deepEqual(await store.nextDueAt([early.id]), T(2000));
       assert.equal(await store.nextDueAt([early.id, late.id]), null);
       const retried = await store.recordAttempt(early.id, {
+        by: 'node-a',
         at: T(11),
         status: 'pending',
         httpStatus: 503,
@@ -260,6 +261,7 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
         lastError: 'answered 503',
       });
       const failed = await store.recordAttempt(late.id, {
+        by: 'node-b',
         at: T(21),
         status: 'failed',
         httpStatus: null,
@@ -272,6 +274,7 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       ]);
       // An attempt that raced another (a second pass, a second node) leaves a decided one as is.
       const late2 = await store.recordAttempt(late.id, {
+        by: 'node-b',
         at: T(22),
         status: 'pending',
         httpStatus: 500,
@@ -294,6 +297,7 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       const [a2] = await store.claimDueDeliveries(T(10), 1, { by: 'node-a', until: T(1000) });
       // a2's attempt was recorded: not a claim any more, whatever its next time.
       await store.recordAttempt(a2!.id, {
+        by: 'node-a',
         at: T(11),
         status: 'pending',
         httpStatus: 500,
@@ -311,6 +315,63 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       assert.equal(await store.releaseClaims('node-a', T(60)), 0, 'node-c holds it now');
       assert.deepEqual(await store.nextDueAt([]), T(900));
       assert.ok(b1);
+    });
+
+    it('counts a late attempt whose claim another took over, and leaves that claim alone unless it decided', async () => {
+      const ids = [1, 2].map((n) => `01900000-0000-7000-8000-0000000000d${n}`);
+      await store.appendOutbox('job:progress', makeJob(), T(1));
+      const [event] = await store.readOutbox(1);
+      await store.fanOut(
+        event!.seq,
+        ids.map((id) => delivery(id, { nextAt: T(10) })),
+      );
+      // node-a claims both; its lease ends before it records; node-b takes both over.
+      await store.claimDueDeliveries(T(10), 2, { by: 'node-a', until: T(100) });
+      const taken = await store.claimDueDeliveries(T(100), 2, { by: 'node-b', until: T(200) });
+      assert.equal(taken.length, 2);
+      const retry = await store.recordAttempt(ids[0]!, {
+        by: 'node-a',
+        at: T(150),
+        status: 'pending',
+        httpStatus: 503,
+        error: 'answered HTTP 503',
+        nextAt: T(160),
+      });
+      assert.deepEqual(
+        [retry.status, retry.attempts, retry.nextAt, retry.lastStatus],
+        ['pending', 1, T(200), 503],
+        "counted, node-b's lease kept",
+      );
+      assert.deepEqual(await store.claimDueDeliveries(T(160), 10, { by: 'node-c', until: T(300) }), []);
+      const delivered = await store.recordAttempt(ids[1]!, {
+        by: 'node-a',
+        at: T(150),
+        status: 'delivered',
+        httpStatus: 200,
+        error: null,
+        nextAt: null,
+      });
+      assert.deepEqual([delivered.status, delivered.attempts, delivered.nextAt], ['delivered', 1, null]);
+      // node-b's own record of the same delivery then finds it decided.
+      const after = await store.recordAttempt(ids[1]!, {
+        by: 'node-b',
+        at: T(160),
+        status: 'pending',
+        httpStatus: 500,
+        error: 'answered HTTP 500',
+        nextAt: T(400),
+      });
+      assert.deepEqual(after, delivered);
+      const own = await store.recordAttempt(ids[0]!, {
+        by: 'node-b',
+        at: T(170),
+        status: 'pending',
+        httpStatus: 500,
+        error: 'answered HTTP 500',
+        nextAt: T(400),
+      });
+      assert.deepEqual([own.attempts, own.nextAt], [2, T(400)]);
+      assert.equal(await store.releaseClaims('node-b', T(180)), 0, 'its record ended the claim');
     });
 
     it('never hands one delivery to two claims made at the same time', async () => {

@@ -197,6 +197,52 @@ describe('webhook dispatch', () => {
     assert.deepEqual([back!.status, back!.attempts, back!.nextAt], ['pending', 0, w.clock.now()]);
   });
 
+  it('makes no second attempt of a delivery claimed again while its attempt here outlived the lease', async () => {
+    const h: Harness = await openHarness();
+    const receiver = await WebhookReceiver.open();
+    const clock = new ManualClock();
+    // The receiver takes it at once (200); the record of that attempt stalls (a busy database) past the claim's lease.
+    let unstall: () => void = () => undefined;
+    const stalled = new Promise<void>((resolve) => {
+      unstall = resolve;
+    });
+    let recording = (): void => undefined;
+    const recordingStarted = new Promise<void>((resolve) => {
+      recording = resolve;
+    });
+    const store = new Proxy(h.store.webhooks, {
+      get(target, key) {
+        const value = Reflect.get(target, key) as unknown;
+        if (typeof value !== 'function') return value;
+        if (key !== 'recordAttempt') return value.bind(target);
+        return async (...args: unknown[]) => {
+          recording();
+          await stalled;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const dispatcher = dispatcherOver(store, clock);
+    open.push({ close: () => h.destroy() }, receiver, dispatcher);
+    const job = await h.engine.start(
+      { command: 'true', notify: { url: receiver.url('/slow') } },
+      { user: 'u' },
+    );
+    await h.engine.waitFor(job.id);
+    dispatcher.kick();
+    await receiver.nth(1);
+    await recordingStarted;
+    clock.advance(10_000 + CLAIM_MARGIN_MS);
+    dispatcher.kick();
+    // A pass claims it again (its lease ended) while its attempt still records.
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+    unstall();
+    await dispatcher.settled();
+    assert.equal(receiver.received.length, 1, 'one attempt at a time from one server');
+    const [d] = (await h.store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
+    assert.deepEqual([d!.status, d!.attempts], ['delivered', 1]);
+  });
+
   it('tries a pass that failed (the store was busy) again on the clock, with nothing else to wake it', async () => {
     const w = await failingWorld('listWebhooks', 1);
     await w.dispatcher.settled();
