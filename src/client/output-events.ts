@@ -124,7 +124,10 @@ export async function* readOutputEvents(
             // Progress: the server is back and serving this job.
             failures = 0;
             failingSince = null;
+            // Time the consumer takes with the event is not the server's silence.
+            if (watchdog) watchdog.busy = true;
             yield event;
+            if (watchdog) watchdog.busy = false;
             if (event.type === 'end') return;
           }
         }
@@ -167,12 +170,14 @@ export async function* readOutputEvents(
 
 /**
  * Ends a follow's connection after `SILENT_PERIODS` of its server's heartbeat period without a
- * byte: a connection a proxy or NAT dropped without a reset would otherwise wait for the kernel,
+ * byte (counted in whole periods of its own timer: 3 to 4 periods after the last byte): a connection a proxy or NAT dropped without a reset would otherwise wait for the kernel,
  * which gives up on an idle one after hours, if ever. One timer per period, not one per read.
  */
 class Watchdog {
   /** Set by the reader on every piece; the timer clears it each period. */
   heard = false;
+  /** True while the reader's consumer holds an event: a period that ends then is not silent. */
+  busy = false;
   #silent = 0;
   #timer: ClockTimer | undefined;
   #lostAfterMs = 0;
@@ -188,7 +193,7 @@ class Watchdog {
   private constructor(response: OutputFramesAnswer, clock: Clock, periodMs: number) {
     this.#lostAfterMs = SILENT_PERIODS * periodMs;
     const tick = (): void => {
-      this.#silent = this.heard ? 0 : this.#silent + 1;
+      this.#silent = this.heard || this.busy ? 0 : this.#silent + 1;
       this.heard = false;
       if (this.#silent >= SILENT_PERIODS) {
         this.#lost = true;
@@ -205,8 +210,8 @@ class Watchdog {
   lost(): ConnectionError | undefined {
     if (!this.#lost) return undefined;
     return new ConnectionError(
-      `Nothing came from the server for ${formatDuration(this.#lostAfterMs)}, not even a heartbeat: ` +
-        'the connection was taken for lost',
+      `Nothing came from the server for ${formatDuration(this.#lostAfterMs)} or more, not even a ` +
+        'heartbeat: the connection was taken for lost',
     );
   }
 

@@ -24,8 +24,9 @@ export const OUTPUT_FRAMES_TYPE = 'application/vnd.jobworker.output-frames';
 
 /**
  * The header of a follow's answer (frames or server-sent events) that gives the period of its
- * heartbeats in milliseconds: a heartbeat (frame kind 5, an SSE comment) comes after that long
- * without anything else. Absent from servers that send none.
+ * heartbeats in milliseconds (frame kind 5, an SSE comment): the first comes one to two periods
+ * after the last output (`withHeartbeats`), then one every period while the job stays quiet.
+ * Absent from servers that send none.
  */
 export const HEARTBEAT_HEADER = 'X-Jobworker-Heartbeat-Ms';
 

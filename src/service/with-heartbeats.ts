@@ -8,15 +8,21 @@ export interface HeartbeatEvent {
 const HEARTBEAT: HeartbeatEvent = { type: 'heartbeat' };
 
 /**
- * `source`'s values, and a heartbeat after every `ms` (on `clock`) in which it yielded nothing: a
- * follow of a quiet job sends nothing for hours, and a connection that no byte crosses is one a
- * proxy or a NAT may drop without a word, leaving the client waiting for the kernel (hours) to
- * tell. A client that sees neither output nor heartbeat for a few periods knows the link is
- * gone, and reconnects from its cursor.
+ * `source`'s values, and heartbeats while it yields nothing: a follow of a quiet job sends
+ * nothing for hours, and a connection that no byte crosses is one a proxy or a NAT may drop
+ * without a word, leaving the client waiting for the kernel (hours) to tell. A client that sees
+ * neither output nor heartbeat for a few periods knows the link is gone, and reconnects from its
+ * cursor.
+ *
+ * One timer per `ms` (on `clock`), not one per value: a tick that finds a value yielded since the
+ * last one only re-arms, so a busy stream pays nothing per batch, and a heartbeat comes `ms` to
+ * `2 × ms` after the last value, then every `ms` while the source stays quiet.
  *
  * Closing this generator closes `source`: at once when it is waiting at a `yield`; when its
  * current read settles otherwise (for an output follow, at the latest when the request's signal
- * ends it), not waited for here, so that a consumer that stops after a heartbeat is not held.
+ * ends it), not waited for here, so that a consumer that stops after a heartbeat is not held. A
+ * generator closed before its first `next()` runs nothing, `finally` included: its caller closes
+ * `source` itself then.
  */
 export async function* withHeartbeats<T>(
   source: AsyncGenerator<T>,
@@ -24,6 +30,24 @@ export async function* withHeartbeats<T>(
   ms: number,
 ): AsyncGenerator<T | HeartbeatEvent> {
   let reading: Promise<IteratorResult<T>> | undefined;
+  let yielded = false;
+  let fire: () => void = () => undefined;
+  const armBeat = (): Promise<HeartbeatEvent> =>
+    new Promise((resolve) => {
+      fire = () => resolve(HEARTBEAT);
+    });
+  let beat = armBeat();
+  let timer: ClockTimer | undefined;
+  const tick = (): void => {
+    timer = undefined;
+    if (!yielded) {
+      fire();
+      return;
+    }
+    yielded = false;
+    timer = clock.setTimer(tick, ms);
+  };
+  timer = clock.setTimer(tick, ms);
   try {
     for (;;) {
       if (reading === undefined) {
@@ -32,20 +56,20 @@ export async function* withHeartbeats<T>(
         // while it runs, the race below still sees its failure.
         reading.catch(() => {});
       }
-      let timer: ClockTimer | undefined;
-      const beat = new Promise<typeof HEARTBEAT>((resolve) => {
-        timer = clock.setTimer(() => resolve(HEARTBEAT), ms);
-      });
-      const got = await Promise.race([reading, beat]).finally(() => timer?.clear());
+      const got = await Promise.race([reading, beat]);
       if (!('done' in got)) {
+        beat = armBeat();
         yield HEARTBEAT;
+        timer = clock.setTimer(tick, ms);
         continue;
       }
       reading = undefined;
       if (got.done) return;
+      yielded = true;
       yield got.value;
     }
   } finally {
+    timer?.clear();
     if (reading === undefined) await source.return(undefined);
     else void reading.then(() => source.return(undefined)).catch(() => {});
   }

@@ -82,12 +82,14 @@ describe('REST API: heartbeats of a quiet follow', () => {
     await h.close();
   });
 
-  it('sends a heartbeat frame, at the cursor so far, after each period without output, and says how often', async () => {
+  it('sends a heartbeat frame, at the cursor so far, in each period without output, and says how often', async () => {
     const follow = await Follow.open(a, token, `/v1/jobs/${jobId}/output?follow=true`, OUTPUT_FRAMES_TYPE);
     try {
       assert.equal(follow.headers[HEARTBEAT_HEADER.toLowerCase()], '10000');
       await follow.until((f) => f.frames.some((x) => x.kind === FRAME_KIND.stdout));
       assert.equal(follow.frames.length, 1);
+      // The period of the output, then one without.
+      clock.advance(10_000);
       clock.advance(10_000);
       await follow.until((f) => f.frames.length === 2);
       clock.advance(10_000);
@@ -105,6 +107,7 @@ describe('REST API: heartbeats of a quiet follow', () => {
     try {
       assert.equal(follow.headers[HEARTBEAT_HEADER.toLowerCase()], '10000');
       await follow.until((f) => f.text.includes('event: output'));
+      clock.advance(10_000);
       clock.advance(10_000);
       await follow.until((f) => f.text.endsWith(': heartbeat\n\n'));
       assert.equal(follow.text.match(/^id: /gm)?.length, 1, 'the output event alone has an id');
@@ -129,6 +132,7 @@ describe('REST API: heartbeats of a quiet follow', () => {
       const frames = await Follow.open(a, token, `/v1/jobs/${jobId}/output?follow=true`, OUTPUT_FRAMES_TYPE);
       try {
         await frames.until((f) => f.frames.length === 1);
+        clock.advance(10_000);
         clock.advance(10_000);
         await frames.until((f) => f.frames.length === 2);
         assert.equal(follow.text, 'up\n');

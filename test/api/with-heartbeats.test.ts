@@ -34,7 +34,7 @@ function controlled<T>() {
 }
 
 describe('withHeartbeats', () => {
-  it("yields the source's values, and a heartbeat after each period in which it yielded none", async () => {
+  it("yields the source's values, and a heartbeat at the first tick of its period that finds none yielded since the last", async () => {
     const clock = new ManualClock();
     const c = controlled<string>();
     const beats = withHeartbeats(c.source, clock, 100);
@@ -42,10 +42,21 @@ describe('withHeartbeats', () => {
     c.give('a');
     assert.deepEqual((await first).value, 'a');
     const second = beats.next();
+    let beat = false;
+    void second.then(() => {
+      beat = true;
+    });
     await Promise.resolve();
-    clock.advance(99);
-    clock.advance(1);
+    clock.advance(100);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(beat, false, "this period had 'a'");
+    clock.advance(100);
     assert.deepEqual((await second).value, { type: 'heartbeat' });
+    // Then one every period while the source stays quiet.
+    const again = beats.next();
+    await Promise.resolve();
+    clock.advance(100);
+    assert.deepEqual((await again).value, { type: 'heartbeat' });
     // The read still pending is the one the next value comes from: none is lost or doubled.
     const third = beats.next();
     await Promise.resolve();

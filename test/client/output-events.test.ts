@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -221,8 +221,73 @@ describe('readOutputEvents: a follow whose connection goes silent', () => {
       assert.equal(requests.length, 2);
       assert.match(requests[1]!, /cursor=3/);
       assert.equal(retries.length, 1);
-      assert.match(retries[0]!, /Nothing came from the server for 3s, not even a heartbeat/);
+      assert.match(retries[0]!, /Nothing came from the server for 3s or more, not even a heartbeat/);
       assert.equal(clock.pending, 0, 'no watchdog left armed');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+  it("does not count the time its consumer holds an event as the server's silence", async () => {
+    const clock = new ManualClock();
+    let requests = 0;
+    const requested = new EventEmitter();
+    // A server that announces heartbeats every 1000 ms and sends one frame; the test sends the
+    // rest on the same response later.
+    const server = createHttpServer((_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-type': OUTPUT_FRAMES_TYPE, [HEARTBEAT_HEADER]: '1000' });
+      res.write(Buffer.concat([frameHeader(FRAME_KIND.stdout, 3, 3), Buffer.from('one')]));
+      requested.emit('answered', res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const answered = once(requested, 'answered');
+    try {
+      const port = (server.address() as { port: number }).port;
+      const client = new ApiClient(
+        {
+          baseUrl: new URL(`http://127.0.0.1:${port}/`),
+          socketPath: null,
+          local: true,
+          token: 't',
+          tokenSource: 'env',
+          tokenFile: '/nonexistent',
+          tls: {
+            ca: undefined,
+            caFiles: [],
+            caExplicit: false,
+            cert: undefined,
+            key: undefined,
+            certFile: undefined,
+          },
+        },
+        { oneShot: true },
+      );
+      const retries: string[] = [];
+      const events = readOutputEvents(client, 'j1', {
+        view: 'all',
+        follow: true,
+        backoffMs: 1,
+        clock,
+        onRetry: (_attempt, error) => retries.push(error.message),
+      });
+      assert.equal((await events.next()).value?.type, 'output');
+      const [res] = (await answered) as [ServerResponse];
+      // The consumer holds the first event for five periods (a slow pipe, a paused pager).
+      for (let period = 1; period <= 5; period++) clock.advance(1000);
+      // Then the rest comes on the same connection, which the watchdog must have left open.
+      const job = JSON.stringify({ job: { id: 'j1', status: 'succeeded' } });
+      res.write(Buffer.concat([frameHeader(FRAME_KIND.stdout, 6, 3), Buffer.from('two')]));
+      res.end(Buffer.concat([frameHeader(FRAME_KIND.end, 6, job.length), Buffer.from(job)]));
+      const got: OutputEvent[] = [];
+      for await (const event of events) got.push(event);
+      assert.deepEqual(
+        got.map((e) => e.type),
+        ['output', 'end'],
+      );
+      assert.equal(requests, 1, 'no reconnection');
+      assert.deepEqual(retries, []);
+      assert.equal(clock.pending, 0);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

@@ -62,7 +62,7 @@ export function registerOutputRoutes(
               },
               [OUTPUT_HEADERS.heartbeatMs]: {
                 description:
-                  'A follow as server-sent events or frames only: a heartbeat (an SSE comment, a frame of kind 5) comes after this many milliseconds without anything else.',
+                  'A follow as server-sent events or frames only: the period of its heartbeats (an SSE comment, a frame of kind 5), which come one to two periods after the last output, then every period while the job stays quiet.',
                 schema: { type: 'string' },
               },
             },
@@ -97,6 +97,8 @@ export function registerOutputRoutes(
       // A finished job's bytes go from its files to the socket inside the kernel where they can
       // (a plain socket; not SSE, whose events are base64); its descriptor goes back once done.
       const sender = sse || head || follow ? undefined : FileSender.for(reply.raw, sendFile);
+      /** The stream under the heartbeats, when it has them. */
+      let wrapped: AsyncGenerator<OutputRouteEvent> | undefined;
       try {
         let cursor = 0;
         let events: AsyncGenerator<OutputRouteEvent>;
@@ -143,7 +145,10 @@ export function registerOutputRoutes(
         // A follow sends nothing while its job is quiet: frames and events can carry heartbeats
         // meanwhile, so that its client can tell a quiet job from a dead connection.
         const beats = follow && (sse || frames);
-        if (beats) events = service.withHeartbeats(events);
+        if (beats) {
+          wrapped = events;
+          events = service.withHeartbeats(wrapped);
+        }
         const beatHeader: Record<string, string> = beats
           ? { [OUTPUT_HEADERS.heartbeatMs]: String(service.heartbeatMs) }
           : {};
@@ -176,6 +181,11 @@ export function registerOutputRoutes(
         );
       } finally {
         sender?.close();
+        // A writer that failed before its first read leaves the heartbeat wrapper unstarted, and
+        // an unstarted generator closes without its `finally`: the stream (its follower slot)
+        // is closed here. Not awaited: a read of it may still be pending (the wrapper closes it
+        // once that settles), and a finished stream's close does nothing.
+        if (wrapped !== undefined) void wrapped.return(undefined).catch(() => {});
       }
     },
   );

@@ -36,11 +36,7 @@ export const OUTPUT_HEADERS = {
   /** Trailer (raw): the job's status, present only when the response reached its end. */
   status: 'X-Jobworker-Status',
   exitCode: 'X-Jobworker-Exit-Code',
-  /**
-   * Header of a follow as frames or events: the server sends a heartbeat (a frame of kind 5, an
-   * SSE comment) after this many milliseconds without anything else, so that a client that hears
-   * nothing for a few of them knows its connection is gone.
-   */
+  /** Header of a follow as frames or events: the period of its heartbeats (`HEARTBEAT_HEADER`). */
   heartbeatMs: HEARTBEAT_HEADER,
 } as const;
 
