@@ -32,6 +32,8 @@ export async function* withHeartbeats<T>(
   let reading: Promise<IteratorResult<T>> | undefined;
   let yielded = false;
   let fire: () => void = () => undefined;
+  /** The beat fired and was not yielded yet. */
+  let fired = false;
   const armBeat = (): Promise<HeartbeatEvent> =>
     new Promise((resolve) => {
       fire = () => resolve(HEARTBEAT);
@@ -41,6 +43,7 @@ export async function* withHeartbeats<T>(
   const tick = (): void => {
     timer = undefined;
     if (!yielded) {
+      fired = true;
       fire();
       return;
     }
@@ -58,6 +61,7 @@ export async function* withHeartbeats<T>(
       }
       const got = await Promise.race([reading, beat]);
       if (!('done' in got)) {
+        fired = false;
         beat = armBeat();
         yield HEARTBEAT;
         timer = clock.setTimer(tick, ms);
@@ -67,6 +71,13 @@ export async function* withHeartbeats<T>(
       if (got.done) return;
       yielded = true;
       yield got.value;
+      if (fired) {
+        // It fired while the consumer held the value (a slow client's write): that was no
+        // silence of the source, and a heartbeat now would only follow the value at once.
+        fired = false;
+        beat = armBeat();
+        timer = clock.setTimer(tick, ms);
+      }
     }
   } finally {
     timer?.clear();

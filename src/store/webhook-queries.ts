@@ -39,13 +39,16 @@ export async function recordAttemptIn(
     // A delivery already decided stays so: an attempt that raced another (a second pass, a
     // second node) must not put a delivered one back to pending, nor count twice.
     .where('status', '=', 'pending')
-    .where((eb) => eb.or([eb('claimed_by', 'is', null), eb('claimed_by', '=', result.by)]))
+    // Its own claim only: unclaimed, another took it over and recorded (or gave it back) since.
+    .where('claimed_by', '=', result.by)
     .returningAll()
     .executeTakeFirst();
   if (mine) return rowToDelivery(mine);
-  // Another claimer took it over when this attempt's lease ended: its claim (and the time it
-  // holds the delivery until) stays, unless this attempt decided the delivery.
-  const decided = result.status !== 'pending';
+  // Another claimer took it over when this attempt's lease ended: its claim, or the retry time
+  // it recorded, stays, unless this attempt delivered it. A late `failed` (given up at the
+  // deadline) is only counted: the other's attempt, made as late, may have got through, and
+  // records `failed` itself if not.
+  const decided = result.status === 'delivered';
   const late = await db
     .updateTable('webhook_deliveries')
     .set((eb) => ({
@@ -77,12 +80,14 @@ export async function claimDueDeliveriesIn(
   skipLocked: boolean,
 ): Promise<DeliveryRecord[]> {
   if (!Number.isInteger(limit) || limit < 1) return [];
+  const excluding = claim.excluding ?? [];
   return db.transaction().execute(async (trx) => {
     let due = trx
       .selectFrom('webhook_deliveries')
       .select('id')
       .where('status', '=', 'pending')
       .where('next_at', '<=', now.getTime())
+      .$if(excluding.length > 0, (q) => q.where('id', 'not in', [...excluding]))
       .orderBy('next_at')
       .orderBy('id')
       .limit(limit);

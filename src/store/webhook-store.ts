@@ -60,6 +60,8 @@ export interface DeliveryClaim {
   readonly by: string;
   /** The lease's end: the deliveries are due again then, if no attempt was recorded. */
   readonly until: Date;
+  /** Deliveries not to claim: those whose attempts the claimer still has in flight. */
+  readonly excluding?: readonly string[];
 }
 
 /** What one attempt ended with. */
@@ -132,9 +134,10 @@ export interface WebhookStore {
   appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void>;
   /**
    * Records an attempt and ends its claim; returns the delivery as it is now. An attempt whose
-   * claim another claimer has taken over since (its lease ended first) is counted, with its
-   * answer, but leaves that claim and its time as they are, unless it decided the delivery
-   * (`delivered`, `failed`). A delivery decided already is left as it is.
+   * claim is no longer its claimer's (its lease ended, and another took the delivery over, and
+   * maybe recorded or gave it back since) is counted, with its answer, but leaves the delivery's
+   * claim and time as they are, unless it delivered it. A delivery decided already is left as
+   * it is, the attempt not counted.
    */
   recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord>;
   listDeliveries(query: DeliveryQuery): Promise<DeliveryPage>;

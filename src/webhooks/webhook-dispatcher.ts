@@ -187,6 +187,9 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#recheck?.clear();
     this.#recheck = null;
     await this.settled();
+    // A dispatcher that never ran a pass claimed nothing: what a process of the same name holds
+    // (a duplicate node id, a start that failed before its first pass) is not this one's to give.
+    if (!this.#released) return;
     try {
       await this.#o.store.releaseClaims(this.#claimer, this.#o.clock.now());
     } catch (err) {
@@ -314,6 +317,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     const due = await this.#o.store.claimDueDeliveries(now, room, {
       by: this.#claimer,
       until: new Date(now.getTime() + this.#timeoutMs + CLAIM_MARGIN_MS),
+      // Not even claimed again (its lease extended): its attempt's own record ends the claim.
+      excluding: [...this.#inFlight.keys()],
     });
     // Closed while the store answered: nothing starts after close(), which gives them back.
     if (this.#closed) return false;

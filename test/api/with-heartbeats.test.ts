@@ -69,6 +69,24 @@ describe('withHeartbeats', () => {
     assert.equal(clock.pending, 0);
   });
 
+  it('drops a beat that came while the consumer held a value: no heartbeat right after it', async () => {
+    const clock = new ManualClock();
+    const c = controlled<string>();
+    const beats = withHeartbeats(c.source, clock, 100);
+    const first = beats.next();
+    c.give('a');
+    assert.deepEqual((await first).value, 'a');
+    // The consumer holds 'a' (a slow client's write) for two periods.
+    clock.advance(100);
+    clock.advance(100);
+    const next = beats.next();
+    await Promise.resolve();
+    c.give('b');
+    assert.deepEqual((await next).value, 'b');
+    await beats.return(undefined);
+    assert.equal(clock.pending, 0);
+  });
+
   it("ends with the source's failure, its timer cleared", async () => {
     const clock = new ManualClock();
     const c = controlled<string>();

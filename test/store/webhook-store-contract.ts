@@ -305,6 +305,11 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
         nextAt: T(900),
       });
       assert.equal(await store.releaseClaims('node-a', T(50)), 1);
+      // A claimer that still has a1's attempt in flight does not claim it again.
+      assert.deepEqual(
+        await store.claimDueDeliveries(T(50), 10, { by: 'node-a', until: T(2000), excluding: [a1!.id] }),
+        [],
+      );
       assert.deepEqual(
         (await store.claimDueDeliveries(T(50), 10, { by: 'node-c', until: T(2000) })).map((d) => [
           d.id,
@@ -372,6 +377,29 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       });
       assert.deepEqual([own.attempts, own.nextAt], [2, T(400)]);
       assert.equal(await store.releaseClaims('node-b', T(180)), 0, 'its record ended the claim');
+      // node-a, later still, with a retry and then a give-up: counted, node-b's retry time kept,
+      // and not given up (node-b's attempt may get through).
+      const later = await store.recordAttempt(ids[0]!, {
+        by: 'node-a',
+        at: T(190),
+        status: 'pending',
+        httpStatus: 502,
+        error: 'answered HTTP 502',
+        nextAt: T(195),
+      });
+      assert.deepEqual(
+        [later.status, later.attempts, later.nextAt, later.lastStatus],
+        ['pending', 3, T(400), 502],
+      );
+      const gaveUp = await store.recordAttempt(ids[0]!, {
+        by: 'node-a',
+        at: T(191),
+        status: 'failed',
+        httpStatus: null,
+        error: 'connection refused',
+        nextAt: null,
+      });
+      assert.deepEqual([gaveUp.status, gaveUp.attempts, gaveUp.nextAt], ['pending', 4, T(400)]);
     });
 
     it('never hands one delivery to two claims made at the same time', async () => {

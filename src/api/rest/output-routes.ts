@@ -97,8 +97,8 @@ export function registerOutputRoutes(
       // A finished job's bytes go from its files to the socket inside the kernel where they can
       // (a plain socket; not SSE, whose events are base64); its descriptor goes back once done.
       const sender = sse || head || follow ? undefined : FileSender.for(reply.raw, sendFile);
-      /** The stream under the heartbeats, when it has them. */
-      let wrapped: AsyncGenerator<OutputRouteEvent> | undefined;
+      /** The service's stream, under whatever wraps it (its first event put back, heartbeats). */
+      let opened: AsyncGenerator<OutputRouteEvent> | undefined;
       try {
         let cursor = 0;
         let events: AsyncGenerator<OutputRouteEvent>;
@@ -108,7 +108,7 @@ export function registerOutputRoutes(
           // A client that has seen the `end` of a finished job has everything there will ever be,
           // unless it asks for bytes before it (the stream was cut, or `end` came early).
           const mayBeSpent = reconnect?.sawEnd === true && isFinal((await service.get(who, id)).status);
-          const opened = await service.openOutput(who, id, {
+          const stream = await service.openOutput(who, id, {
             selector: query.stream ?? 'all',
             cursor,
             follow,
@@ -117,8 +117,9 @@ export function registerOutputRoutes(
             progress: sse,
             spans: sender !== undefined,
           });
-          end = opened.end;
-          events = opened;
+          end = stream.end;
+          opened = stream;
+          events = stream;
           if (mayBeSpent) {
             const first = await events.next();
             if (first.done || first.value.type === 'end') {
@@ -145,10 +146,7 @@ export function registerOutputRoutes(
         // A follow sends nothing while its job is quiet: frames and events can carry heartbeats
         // meanwhile, so that its client can tell a quiet job from a dead connection.
         const beats = follow && (sse || frames);
-        if (beats) {
-          wrapped = events;
-          events = service.withHeartbeats(wrapped);
-        }
+        if (beats) events = service.withHeartbeats(events);
         const beatHeader: Record<string, string> = beats
           ? { [OUTPUT_HEADERS.heartbeatMs]: String(service.heartbeatMs) }
           : {};
@@ -181,11 +179,12 @@ export function registerOutputRoutes(
         );
       } finally {
         sender?.close();
-        // A writer that failed before its first read leaves the heartbeat wrapper unstarted, and
-        // an unstarted generator closes without its `finally`: the stream (its follower slot)
-        // is closed here. Not awaited: a read of it may still be pending (the wrapper closes it
-        // once that settles), and a finished stream's close does nothing.
-        if (wrapped !== undefined) void wrapped.return(undefined).catch(() => {});
+        // A writer that failed before its first read leaves a wrapper (heartbeats, the first
+        // event put back) unstarted, and an unstarted generator closes without its `finally`:
+        // the service's stream (its follower slot) is closed here. Not awaited: a read of it may
+        // still be pending (the heartbeats close it once that settles), and a finished stream's
+        // close does nothing.
+        if (opened !== undefined) void opened.return(undefined).catch(() => {});
       }
     },
   );

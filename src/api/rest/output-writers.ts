@@ -195,7 +195,8 @@ export async function writeFrames(
     if (event.type === 'end') {
       end = event.job;
       await write(res, jsonFrame(FRAME_KIND.end, cursor, { job: jobToJson(event.job) }), options.signal);
-      continue;
+      // The last frame: nothing (not a heartbeat) may follow it.
+      break;
     }
     // Frames carry bytes; progress is asked for by server-sent events (or read from the job).
     if (event.type === 'progress') continue;
@@ -365,7 +366,8 @@ export async function writeSse(
       end = event.job;
       const data = JSON.stringify({ job: jobToJson(event.job), cursor: formatCursor(cursor) });
       await write(res, sseEvent('end', `${formatCursor(cursor)}${END_ID_SUFFIX}`, data), options.signal);
-      continue;
+      // The last event: nothing (not a heartbeat) may follow it.
+      break;
     }
     if (event.type === 'progress') {
       // Its id is the cursor so far: a client reconnecting after it resumes where its output was.
