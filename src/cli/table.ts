@@ -15,9 +15,9 @@ const GAP = 2;
  * Renders rows of plain cells as aligned columns separated by two spaces. Every cell is made
  * `printable` here (control characters as visible escapes): most come from the server (a
  * webhook's URL, a node's address, a label), and none may move the cursor or recolour the
- * terminal, whichever command forgot to. With a `maxWidth` (a terminal's), every line fits: shrinkable cells are cut with an
- * ellipsis, then optional columns are left out, then lines are cut. `decorate` may colour a
- * cell after its width was settled.
+ * terminal, whichever command forgot to. With a `maxWidth` (a terminal's), every line fits:
+ * shrinkable cells are cut with an ellipsis, then optional columns are left out, then lines are
+ * cut. `decorate` may colour a cell after its width was settled.
  */
 export function renderTable(
   columns: readonly Column[],

@@ -170,8 +170,9 @@ export async function* readOutputEvents(
 
 /**
  * Ends a follow's connection after `SILENT_PERIODS` of its server's heartbeat period without a
- * byte (counted in whole periods of its own timer: 3 to 4 periods after the last byte): a connection a proxy or NAT dropped without a reset would otherwise wait for the kernel,
- * which gives up on an idle one after hours, if ever. One timer per period, not one per read.
+ * byte (counted in whole periods of its own timer: 3 to 4 periods after the last byte): a
+ * connection a proxy or NAT dropped without a reset would otherwise wait for the kernel, which
+ * gives up on an idle one after hours, if ever. One timer per period, not one per read.
  */
 class Watchdog {
   /** Set by the reader on every piece; the timer clears it each period. */
