@@ -15,8 +15,9 @@ const HEARTBEAT: HeartbeatEvent = { type: 'heartbeat' };
  * cursor.
  *
  * One timer per `ms` (on `clock`), not one per value: a tick that finds a value yielded since the
- * last one only re-arms, so a busy stream pays nothing per batch, and a heartbeat comes `ms` to
- * `2 × ms` after the last value, then every `ms` while the source stays quiet.
+ * last one, or the consumer still holding one (a slow client's write), only re-arms, so a busy
+ * stream arms no timer per batch; a heartbeat comes `ms` to `2 × ms` after the last value, then
+ * every `ms` while the source stays quiet.
  *
  * Closing this generator closes `source`: at once when it is waiting at a `yield`; when its
  * current read settles otherwise (for an output follow, at the latest when the request's signal
@@ -31,22 +32,21 @@ export async function* withHeartbeats<T>(
 ): AsyncGenerator<T | HeartbeatEvent> {
   let reading: Promise<IteratorResult<T>> | undefined;
   let yielded = false;
-  let fire: () => void = () => undefined;
-  /** The beat fired and was not yielded yet. */
-  let fired = false;
-  const armBeat = (): Promise<HeartbeatEvent> =>
-    new Promise((resolve) => {
-      fire = () => resolve(HEARTBEAT);
-    });
-  let beat = armBeat();
+  /** Ends the wait for `reading` with a heartbeat; set only while waiting. */
+  let wake: ((beat: HeartbeatEvent) => void) | undefined;
   let timer: ClockTimer | undefined;
   const tick = (): void => {
     timer = undefined;
-    if (!yielded) {
-      fired = true;
-      fire();
+    if (!yielded && wake !== undefined) {
+      // A whole period without a value while waiting for one: the heartbeat (the timer is armed
+      // again once it was yielded).
+      const beat = wake;
+      wake = undefined;
+      beat(HEARTBEAT);
       return;
     }
+    // A value went out this period, or the consumer holds one (a slow client's write): that is
+    // no silence of the source.
     yielded = false;
     timer = clock.setTimer(tick, ms);
   };
@@ -56,13 +56,19 @@ export async function* withHeartbeats<T>(
       if (reading === undefined) {
         reading = source.next();
         // A read that fails after this generator was closed must not be an unhandled rejection;
-        // while it runs, the race below still sees its failure.
+        // while it runs, the wait below still sees its failure.
         reading.catch(() => {});
       }
-      const got = await Promise.race([reading, beat]);
+      // Not `Promise.race` with a beat promise kept across reads: each race leaves a reaction on
+      // a promise that stays pending, holding that race's result (a batch of output) until the
+      // beat comes, so a busy follow would keep every byte it sent.
+      const pending = reading;
+      const got = await new Promise<IteratorResult<T> | HeartbeatEvent>((resolve, reject) => {
+        wake = resolve;
+        pending.then(resolve, reject);
+      });
+      wake = undefined;
       if (!('done' in got)) {
-        fired = false;
-        beat = armBeat();
         yield HEARTBEAT;
         timer = clock.setTimer(tick, ms);
         continue;
@@ -71,15 +77,9 @@ export async function* withHeartbeats<T>(
       if (got.done) return;
       yielded = true;
       yield got.value;
-      if (fired) {
-        // It fired while the consumer held the value (a slow client's write): that was no
-        // silence of the source, and a heartbeat now would only follow the value at once.
-        fired = false;
-        beat = armBeat();
-        timer = clock.setTimer(tick, ms);
-      }
     }
   } finally {
+    wake = undefined;
     timer?.clear();
     if (reading === undefined) await source.return(undefined);
     else void reading.then(() => source.return(undefined)).catch(() => {});

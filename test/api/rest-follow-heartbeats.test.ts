@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
+import { createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { JobService as JobRpc } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
 import {
   FRAME_KIND,
   FrameDecoder,
@@ -53,7 +56,7 @@ class Follow {
   }
 }
 
-describe('REST API: heartbeats of a quiet follow', () => {
+describe('heartbeats of a quiet follow: REST (frames, SSE, raw) and RPC', () => {
   let h: Harness;
   let a: AppHarness;
   const clock = new ManualClock();
@@ -113,6 +116,37 @@ describe('REST API: heartbeats of a quiet follow', () => {
       assert.equal(follow.text.match(/^id: /gm)?.length, 1, 'the output event alone has an id');
     } finally {
       follow.close();
+    }
+  });
+
+  it('sends heartbeat messages in the RPC stream of a follow (StreamOutput)', async () => {
+    const transport = createConnectTransport({
+      baseUrl: a.url!,
+      httpVersion: '1.1',
+      nodeOptions: { ca: a.caPem },
+      interceptors: [
+        (next) => (req) => {
+          req.header.set('authorization', `Bearer ${token}`);
+          return next(req);
+        },
+      ],
+    });
+    const client = createClient(JobRpc, transport);
+    const controller = new AbortController();
+    const stream = client
+      .streamOutput({ id: jobId, follow: true }, { signal: controller.signal })
+      [Symbol.asyncIterator]();
+    try {
+      const first = await stream.next();
+      assert.equal(first.value?.event.case, 'data');
+      // The period of the output, then one without.
+      clock.advance(10_000);
+      clock.advance(10_000);
+      const beat = await stream.next();
+      assert.equal(beat.value?.event.case, 'heartbeat');
+    } finally {
+      controller.abort();
+      await stream.return?.().catch(() => undefined);
     }
   });
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { withHeartbeats } from '../../src/service/with-heartbeats.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
@@ -85,6 +87,30 @@ describe('withHeartbeats', () => {
     assert.deepEqual((await next).value, 'b');
     await beats.return(undefined);
     assert.equal(clock.pending, 0);
+  });
+
+  it('keeps nothing of the values it passed on while no heartbeat came (a busy follow holds no output)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const clock = new ManualClock();
+    const refs: WeakRef<Buffer>[] = [];
+    async function* busy(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 50; i++) {
+        const page = Buffer.alloc(64 * 1024, i);
+        refs.push(new WeakRef(page));
+        yield page;
+      }
+    }
+    // A heartbeat period far longer than the stream: the beat never comes while it runs.
+    const beats = withHeartbeats(busy(), clock, 60_000);
+    for (let i = 0; i < 40; i++) await beats.next();
+    // WeakRefs hold their targets until the current job ends.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    const alive = refs.slice(0, 30).filter((ref) => ref.deref() !== undefined).length;
+    assert.equal(alive, 0, `${alive} of the first 30 values passed on are still held`);
+    await beats.return(undefined);
   });
 
   it("ends with the source's failure, its timer cleared", async () => {

@@ -4,6 +4,7 @@ import type { JobService } from './gen/jobworker/v1/job_service_pb.ts';
 import { callerOf } from './rpc-authentication.ts';
 import {
   endToProto,
+  heartbeatToProto,
   jobToProto,
   listRequest,
   outputCursor,
@@ -60,10 +61,16 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
         signal: ctx.signal,
         progress: req.progress,
       });
+      // A follow of a quiet job sends nothing for hours: heartbeats tell a client it is alive.
+      const messages = req.follow ? jobs.withHeartbeats(events) : events;
       // Pulled one message at a time: a client that reads slowly holds the next disk read back
       // (HTTP/2 flow control, then the socket's drain), so nothing piles up in the server.
       try {
-        for await (const event of events) {
+        for await (const event of messages) {
+          if (event.type === 'heartbeat') {
+            yield heartbeatToProto();
+            continue;
+          }
           if (event.type === 'end') {
             yield endToProto(event.job);
             return;
@@ -75,7 +82,10 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
           for (const output of event.events) yield outputToProto(output);
         }
       } finally {
-        await events.return(undefined);
+        // The heartbeats close `events` once its pending read settles, if one is; closed here
+        // otherwise (not awaited then: that read ends with the call's signal).
+        if (messages === events) await events.return(undefined);
+        else void events.return(undefined).catch(() => {});
       }
     },
     async *watchEvents(req, ctx) {

@@ -300,6 +300,11 @@ export function endToProto(job: Job): StreamOutputResponse {
   return create(StreamOutputResponseSchema, { event: { case: 'end', value: jobToProto(job) } });
 }
 
+/** A heartbeat of a quiet follow (`StreamOutputResponse.heartbeat`). */
+export function heartbeatToProto(): StreamOutputResponse {
+  return create(StreamOutputResponseSchema, { event: { case: 'heartbeat', value: {} } });
+}
+
 /** A progress report of a followed job: the job, carrying it. */
 export function progressToProto(job: Job): StreamOutputResponse {
   return create(StreamOutputResponseSchema, { event: { case: 'progress', value: jobToProto(job) } });
