@@ -754,9 +754,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return this.#options.eventHeartbeatMs;
   }
 
+  /** The service's clock: what its timers (heartbeats, waits) and audit times run on. */
+  get clock(): Clock {
+    return this.#options.clock;
+  }
+
   /**
    * An output stream with heartbeats while it has nothing to give (`withHeartbeats`), every
-   * `heartbeatMs` on the service's clock: for adapters whose wire can carry one.
+   * `heartbeatMs` on the service's clock: for adapters that can only yield them (the RPC).
    */
   withHeartbeats<T>(stream: AsyncGenerator<T>): AsyncGenerator<T | HeartbeatEvent> {
     return withHeartbeats(stream, this.#options.clock, this.#options.eventHeartbeatMs);

@@ -19,69 +19,122 @@ const HEARTBEAT: HeartbeatEvent = { type: 'heartbeat' };
  * stream arms no timer per batch; a heartbeat comes `ms` to `2 × ms` after the last value, then
  * every `ms` while the source stays quiet.
  *
- * Closing this generator closes `source`: at once when it is waiting at a `yield`; when its
- * current read settles otherwise (for an output follow, at the latest when the request's signal
- * ends it), not waited for here, so that a consumer that stops after a heartbeat is not held. A
- * generator closed before its first `next()` runs nothing, `finally` included: its caller closes
- * `source` itself then.
+ * Closing it (`return()`) closes `source`: at once when no read of it is pending; when that read
+ * settles otherwise (for an output follow, at the latest when the request's signal ends it), not
+ * waited for here, so that a consumer that stops after a heartbeat is not held. A `next()` still
+ * pending then ends (`done`).
+ *
+ * For adapters that can only yield (the RPC's `StreamOutput`); the REST writers keep their own
+ * (`Pulse` in src/api/rest/output-writers.ts), which costs a batch nothing. An iterator object
+ * rather than an async generator, whose steps (its own promises, the wait's) cost every batch of
+ * every follower: here a batch costs one promise and one reaction. Nor a race with one beat
+ * promise kept across reads: each race would leave a reaction on it holding that race's result
+ * (a batch of output) until the beat came, so a busy follow would keep every byte it sent.
  */
-export async function* withHeartbeats<T>(
+export function withHeartbeats<T>(
   source: AsyncGenerator<T>,
   clock: Clock,
   ms: number,
-): AsyncGenerator<T | HeartbeatEvent> {
-  let reading: Promise<IteratorResult<T>> | undefined;
-  let yielded = false;
-  /** Ends the wait for `reading` with a heartbeat; set only while waiting. */
-  let wake: ((beat: HeartbeatEvent) => void) | undefined;
-  let timer: ClockTimer | undefined;
-  const tick = (): void => {
-    timer = undefined;
-    if (!yielded && wake !== undefined) {
-      // A whole period without a value while waiting for one: the heartbeat (the timer is armed
-      // again once it was yielded).
-      const beat = wake;
-      wake = undefined;
-      beat(HEARTBEAT);
-      return;
+): AsyncGenerator<T | HeartbeatEvent, void, undefined> {
+  return new Heartbeats(source, clock, ms);
+}
+
+type Step<T> = IteratorResult<T | HeartbeatEvent, void>;
+
+class Heartbeats<T> implements AsyncGenerator<T | HeartbeatEvent, void, undefined> {
+  readonly #source: AsyncGenerator<T>;
+  readonly #clock: Clock;
+  readonly #ms: number;
+  /** The read of `source` not yet handed on (a heartbeat answered the `next()` that made it). */
+  #reading: Promise<IteratorResult<T>> | undefined;
+  /** Answers the pending `next()`; set only while one waits. */
+  #answer: ((step: Step<T>) => void) | undefined;
+  /** A value was handed on since the last tick. */
+  #yielded = false;
+  #timer: ClockTimer | undefined;
+  #done = false;
+
+  constructor(source: AsyncGenerator<T>, clock: Clock, ms: number) {
+    this.#source = source;
+    this.#clock = clock;
+    this.#ms = ms;
+    this.#timer = clock.setTimer(this.#tick, ms);
+  }
+
+  readonly #tick = (): void => {
+    const answer = this.#answer;
+    if (!this.#yielded && answer !== undefined) {
+      // A whole period without a value while a `next()` waits for one: the heartbeat.
+      this.#answer = undefined;
+      answer({ done: false, value: HEARTBEAT });
     }
-    // A value went out this period, or the consumer holds one (a slow client's write): that is
+    // Otherwise a value went out this period, or the consumer holds one (a slow client's write):
     // no silence of the source.
-    yielded = false;
-    timer = clock.setTimer(tick, ms);
+    this.#yielded = false;
+    this.#timer = this.#clock.setTimer(this.#tick, this.#ms);
   };
-  timer = clock.setTimer(tick, ms);
-  try {
-    for (;;) {
-      if (reading === undefined) {
-        reading = source.next();
-        // A read that fails after this generator was closed must not be an unhandled rejection;
-        // while it runs, the wait below still sees its failure.
-        reading.catch(() => {});
-      }
-      // Not `Promise.race` with a beat promise kept across reads: each race leaves a reaction on
-      // a promise that stays pending, holding that race's result (a batch of output) until the
-      // beat comes, so a busy follow would keep every byte it sent.
-      const pending = reading;
-      const got = await new Promise<IteratorResult<T> | HeartbeatEvent>((resolve, reject) => {
-        wake = resolve;
-        pending.then(resolve, reject);
-      });
-      wake = undefined;
-      if (!('done' in got)) {
-        yield HEARTBEAT;
-        timer = clock.setTimer(tick, ms);
-        continue;
-      }
-      reading = undefined;
-      if (got.done) return;
-      yielded = true;
-      yield got.value;
+
+  next(): Promise<Step<T>> {
+    if (this.#done) return Promise.resolve({ done: true, value: undefined });
+    if (this.#reading === undefined) {
+      this.#reading = this.#source.next();
+      // A read that fails after this was closed must not be an unhandled rejection; a `next()`
+      // waiting for it still sees its failure.
+      this.#reading.catch(() => {});
     }
-  } finally {
-    wake = undefined;
-    timer?.clear();
-    if (reading === undefined) await source.return(undefined);
-    else void reading.then(() => source.return(undefined)).catch(() => {});
+    const reading = this.#reading;
+    return new Promise<Step<T>>((resolve, reject) => {
+      this.#answer = resolve;
+      reading.then(
+        (step) => {
+          // A heartbeat (or a close) answered this call first: the read is the next call's.
+          if (this.#answer !== resolve) return;
+          this.#answer = undefined;
+          this.#reading = undefined;
+          if (step.done) this.#finish();
+          else this.#yielded = true;
+          resolve(step);
+        },
+        (err: unknown) => {
+          if (this.#answer !== resolve) return;
+          this.#answer = undefined;
+          this.#reading = undefined;
+          this.#finish();
+          reject(err);
+        },
+      );
+    });
+  }
+
+  async return(): Promise<Step<T>> {
+    if (this.#done) return { done: true, value: undefined };
+    this.#finish();
+    const answer = this.#answer;
+    this.#answer = undefined;
+    answer?.({ done: true, value: undefined });
+    const reading = this.#reading;
+    this.#reading = undefined;
+    if (reading === undefined) await this.#source.return(undefined);
+    else void reading.then(() => this.#source.return(undefined)).catch(() => {});
+    return { done: true, value: undefined };
+  }
+
+  async throw(err: unknown): Promise<Step<T>> {
+    await this.return();
+    throw err;
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#timer?.clear();
+    this.#timer = undefined;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
   }
 }

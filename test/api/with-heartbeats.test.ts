@@ -141,6 +141,23 @@ describe('withHeartbeats', () => {
     assert.equal(c.closed(), true);
   });
 
+  it('closes the source at once when closed before its first read, and ends a pending read done when closed', async () => {
+    const clock = new ManualClock();
+    const unread = controlled<string>();
+    await withHeartbeats(unread.source, clock, 100).return(undefined);
+    assert.equal(unread.closed(), true);
+    assert.equal(clock.pending, 0);
+    const c = controlled<string>();
+    const beats = withHeartbeats(c.source, clock, 100);
+    const waiting = beats.next();
+    await beats.return(undefined);
+    assert.deepEqual(await waiting, { done: true, value: undefined });
+    assert.deepEqual(await beats.next(), { done: true, value: undefined });
+    c.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(c.closed(), true);
+  });
+
   it('closes the source at once when closed at a value', async () => {
     const clock = new ManualClock();
     const c = controlled<string>();

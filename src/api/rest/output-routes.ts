@@ -146,7 +146,7 @@ export function registerOutputRoutes(
         // A follow sends nothing while its job is quiet: frames and events can carry heartbeats
         // meanwhile, so that its client can tell a quiet job from a dead connection.
         const beats = follow && (sse || frames);
-        if (beats) events = service.withHeartbeats(events);
+        const heartbeat = beats ? { heartbeat: { clock: service.clock, ms: service.heartbeatMs } } : {};
         const beatHeader: Record<string, string> = beats
           ? { [OUTPUT_HEADERS.heartbeatMs]: String(service.heartbeatMs) }
           : {};
@@ -157,6 +157,7 @@ export function registerOutputRoutes(
                 cursor,
                 signal,
                 headers: { [OUTPUT_HEADERS.end]: String(end), ...beatHeader },
+                ...heartbeat,
               })
             : frames && !head
               ? writeFrames(reply.raw, events, {
@@ -165,6 +166,7 @@ export function registerOutputRoutes(
                   signal,
                   headers: { [OUTPUT_HEADERS.end]: String(end), ...beatHeader },
                   sender,
+                  ...heartbeat,
                 })
               : writeRaw(reply.raw, events, {
                   jobId: id,
@@ -179,11 +181,10 @@ export function registerOutputRoutes(
         );
       } finally {
         sender?.close();
-        // A writer that failed before its first read leaves a wrapper (heartbeats, the first
-        // event put back) unstarted, and an unstarted generator closes without its `finally`:
-        // the service's stream (its follower slot) is closed here. Not awaited: a read of it may
-        // still be pending (the heartbeats close it once that settles), and a finished stream's
-        // close does nothing.
+        // A writer that failed before its first read leaves a wrapper (the first event put back)
+        // unstarted, and an unstarted generator closes without its `finally`: the service's
+        // stream (its follower slot) is closed here. Not awaited: a finished stream's close does
+        // nothing, and a pending read of it ends with the request's signal.
         if (opened !== undefined) void opened.return(undefined).catch(() => {});
       }
     },

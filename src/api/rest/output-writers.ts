@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Clock, ClockTimer } from '../../core/clock.ts';
 import type { Job, OutputStream } from '../../core/job.ts';
 import {
   FRAME_KIND,
@@ -13,13 +14,71 @@ import { formatCursor } from '../../output/cursor.ts';
 import type { OutputEvent, OutputSpan } from '../../output/output-types.ts';
 import { isSharedBatch } from '../../output/shared-reads.ts';
 import type { SpansEvent } from '../../service/job-service.ts';
-import type { HeartbeatEvent } from '../../service/with-heartbeats.ts';
 import { DirectChunks, writeThroughNode } from './direct-chunks.ts';
 import { jobToJson } from './job-json.ts';
 import type { FileSender } from './send-file.ts';
 
-/** What the output writers are given: a view's batches, and heartbeats while a follow is quiet. */
-export type OutputRouteEvent = FollowEvent | SpansEvent | HeartbeatEvent;
+/** What the output writers are given: a view's batches. */
+export type OutputRouteEvent = FollowEvent | SpansEvent;
+
+/** A follow's heartbeats: sent every `ms` (on `clock`) while the writer waits for a quiet job. */
+export interface WriterHeartbeat {
+  readonly clock: Clock;
+  readonly ms: number;
+}
+
+/**
+ * A writer's heartbeats: at each tick of `ms` that finds the writer waiting for its next event,
+ * none having come since the last tick, `beat` writes one (so the first comes one to two periods
+ * after the last output, then one every period while the job stays quiet). Kept by the writer
+ * itself rather than mixed into its events: every follower of a busy job passes every batch
+ * through its loop, and a layer that waits for each batch beside a timer (a generator, a race)
+ * cost 1,000 SSE followers a tenth of a core and a fifth more latency at p99 (`npm run bench --
+ * fan-out`, in turn with and without it). Here a batch costs two assignments.
+ */
+class Pulse {
+  readonly #o: WriterHeartbeat;
+  readonly #beat: () => Promise<void>;
+  #waiting = false;
+  #heard = true;
+  #timer: ClockTimer | undefined;
+
+  constructor(options: WriterHeartbeat, beat: () => Promise<void>) {
+    this.#o = options;
+    this.#beat = beat;
+    this.#timer = options.clock.setTimer(this.#tick, options.ms);
+  }
+
+  readonly #tick = (): void => {
+    // Not waiting: the writer is at work on an event (a slow client's write), no silence.
+    if (this.#waiting && !this.#heard) void this.#beat().catch(() => undefined);
+    this.#heard = false;
+    this.#timer = this.#o.clock.setTimer(this.#tick, this.#o.ms);
+  };
+
+  /** `events`, marking the writer waiting whenever it asks for the next one. */
+  paced<E>(events: AsyncGenerator<E>): AsyncIterable<E> {
+    const iterator: AsyncIterator<E> = {
+      next: () => {
+        this.#waiting = true;
+        return events.next();
+      },
+      return: (value?: unknown) => events.return(value as never),
+    };
+    return { [Symbol.asyncIterator]: () => iterator };
+  }
+
+  /** The writer got an event: at work on it until it asks for the next. */
+  busy(): void {
+    this.#waiting = false;
+    this.#heard = true;
+  }
+
+  stop(): void {
+    this.#timer?.clear();
+    this.#timer = undefined;
+  }
+}
 
 /** Headers and trailers of the output routes. */
 export const OUTPUT_HEADERS = {
@@ -105,8 +164,6 @@ export async function writeRaw(
   let truncated = 0;
   let end: Job | undefined;
   for await (const event of events) {
-    // Raw bytes are the view's exact bytes: nothing can be added to tell that it is alive.
-    if (event.type === 'heartbeat') continue;
     if (event.type === 'progress') continue; // raw output carries bytes only
     if (event.type === 'end') {
       end = event.job;
@@ -159,6 +216,8 @@ export interface FramesOptions {
   readonly jobId: string;
   readonly cursor: number;
   readonly signal: AbortSignal;
+  /** A follow's heartbeats (see `Pulse`); absent: none. */
+  readonly heartbeat?: WriterHeartbeat;
   readonly headers?: Readonly<Record<string, string>>;
   /** Sends `spans` events' bytes from their files (required when the stream may yield them). */
   readonly sender?: FileSender;
@@ -187,59 +246,65 @@ export async function writeFrames(
   let cursor = options.cursor;
   let bytes = 0;
   let end: Job | undefined;
-  for await (const event of events) {
-    if (event.type === 'heartbeat') {
-      await write(res, frameHeader(FRAME_KIND.heartbeat, cursor, 0), options.signal);
-      continue;
-    }
-    if (event.type === 'end') {
-      end = event.job;
-      await write(res, jsonFrame(FRAME_KIND.end, cursor, { job: jobToJson(event.job) }), options.signal);
-      // The last frame: nothing (not a heartbeat) may follow it.
-      break;
-    }
-    // Frames carry bytes; progress is asked for by server-sent events (or read from the job).
-    if (event.type === 'progress') continue;
-    if (event.type === 'spans') {
-      for (const span of event.spans) {
-        if (span.type === 'data') {
-          // A frame carries at most MAX_FRAME_PAYLOAD bytes (what a reader accepts): a longer
-          // span goes as several, each with the cursor after its own last byte.
-          for (let done = 0; done < span.length; ) {
-            const length = Math.min(span.length - done, MAX_FRAME_PAYLOAD);
-            const end = span.cursor - span.length + done + length;
-            const header = frameHeader(FRAME_KIND[span.stream], end, length);
-            const part = { ...span, position: span.position + done, length, cursor: end };
-            if (!(await sendSpan(res, options.sender, header, part))) break;
-            done += length;
-            bytes += length;
-            cursor = end;
-          }
-          if (res.destroyed) break;
-        } else {
-          const body = { stream: span.stream, skippedBytes: span.skippedBytes };
-          await write(res, jsonFrame(FRAME_KIND.truncated, span.cursor, body), options.signal);
-          cursor = span.cursor;
-        }
+  const pulse =
+    options.heartbeat &&
+    new Pulse(options.heartbeat, () =>
+      write(res, frameHeader(FRAME_KIND.heartbeat, cursor, 0), options.signal),
+    );
+  try {
+    for await (const event of pulse ? pulse.paced(events) : events) {
+      pulse?.busy();
+      if (event.type === 'end') {
+        end = event.job;
+        await write(res, jsonFrame(FRAME_KIND.end, cursor, { job: jobToJson(event.job) }), options.signal);
+        // The last frame: nothing (not a heartbeat) may follow it.
+        break;
       }
-      continue;
+      // Frames carry bytes; progress is asked for by server-sent events (or read from the job).
+      if (event.type === 'progress') continue;
+      if (event.type === 'spans') {
+        for (const span of event.spans) {
+          if (span.type === 'data') {
+            // A frame carries at most MAX_FRAME_PAYLOAD bytes (what a reader accepts): a longer
+            // span goes as several, each with the cursor after its own last byte.
+            for (let done = 0; done < span.length; ) {
+              const length = Math.min(span.length - done, MAX_FRAME_PAYLOAD);
+              const end = span.cursor - span.length + done + length;
+              const header = frameHeader(FRAME_KIND[span.stream], end, length);
+              const part = { ...span, position: span.position + done, length, cursor: end };
+              if (!(await sendSpan(res, options.sender, header, part))) break;
+              done += length;
+              bytes += length;
+              cursor = end;
+            }
+            if (res.destroyed) break;
+          } else {
+            const body = { stream: span.stream, skippedBytes: span.skippedBytes };
+            await write(res, jsonFrame(FRAME_KIND.truncated, span.cursor, body), options.signal);
+            cursor = span.cursor;
+          }
+        }
+        continue;
+      }
+      const frames = framesOf(event.events, !event.release);
+      bytes += frames.bytes;
+      cursor = frames.cursor ?? cursor;
+      const parts = frames.made;
+      // A follow's batch goes straight to the socket as one chunk, framed once for every follower
+      // that shares its read (see writeRaw).
+      if (direct && !event.release) {
+        await direct.write(parts, options.signal, parts);
+        continue;
+      }
+      // Headers and payloads written in turn: the payloads are not copied into one buffer. The
+      // page goes back once the last part written from it has gone to the socket.
+      for (const [i, part] of parts.entries()) {
+        await write(res, part, options.signal, i === parts.length - 1 ? event.release : undefined);
+      }
+      if (parts.length === 0) event.release?.();
     }
-    const frames = framesOf(event.events, !event.release);
-    bytes += frames.bytes;
-    cursor = frames.cursor ?? cursor;
-    const parts = frames.made;
-    // A follow's batch goes straight to the socket as one chunk, framed once for every follower
-    // that shares its read (see writeRaw).
-    if (direct && !event.release) {
-      await direct.write(parts, options.signal, parts);
-      continue;
-    }
-    // Headers and payloads written in turn: the payloads are not copied into one buffer. The
-    // page goes back once the last part written from it has gone to the socket.
-    for (const [i, part] of parts.entries()) {
-      await write(res, part, options.signal, i === parts.length - 1 ? event.release : undefined);
-    }
-    if (parts.length === 0) event.release?.();
+  } finally {
+    pulse?.stop();
   }
   res.end();
   return { bytes, cursor, end, fromFiles: options.sender?.kernelBytes ?? 0 };
@@ -325,6 +390,8 @@ export interface SseOptions {
   readonly cursor: number;
   readonly headers?: Readonly<Record<string, string>>;
   readonly signal: AbortSignal;
+  /** A follow's heartbeats (see `Pulse`); absent: none. */
+  readonly heartbeat?: WriterHeartbeat;
 }
 
 /**
@@ -356,40 +423,46 @@ export async function writeSse(
   let cursor = options.cursor;
   let bytes = 0;
   let end: Job | undefined;
-  for await (const event of events) {
-    if (event.type === 'heartbeat') {
-      // A comment: no event for an EventSource, and no `id` that would move its Last-Event-ID.
-      await write(res, ': heartbeat\n\n', options.signal);
-      continue;
+  // A comment: no event for an EventSource, and no `id` that would move its Last-Event-ID.
+  const pulse =
+    options.heartbeat && new Pulse(options.heartbeat, () => write(res, ': heartbeat\n\n', options.signal));
+  try {
+    for await (const event of pulse ? pulse.paced(events) : events) {
+      pulse?.busy();
+      if (event.type === 'end') {
+        end = event.job;
+        const data = JSON.stringify({ job: jobToJson(event.job), cursor: formatCursor(cursor) });
+        await write(res, sseEvent('end', `${formatCursor(cursor)}${END_ID_SUFFIX}`, data), options.signal);
+        // The last event: nothing (not a heartbeat) may follow it.
+        break;
+      }
+      if (event.type === 'progress') {
+        // Its id is the cursor so far: a client reconnecting after it resumes where its output was.
+        const data = JSON.stringify({
+          progress: jobToJson(event.job).progress,
+          cursor: formatCursor(cursor),
+        });
+        await write(res, sseEvent('progress', formatCursor(cursor), data), options.signal);
+        continue;
+      }
+      // Events carry base64 text, made from bytes in memory: such a stream is opened without spans.
+      if (event.type === 'spans') throw new Error('An event stream cannot send file spans');
+      // Kept for other followers only when they may get the same read: the text of a follower's
+      // own read (a finished job's, to its end) would be held for no one.
+      const shared = !event.release && isSharedBatch(event.events);
+      const batch = sseOf(event.events, shared);
+      bytes += batch.bytes;
+      cursor = batch.cursor ?? cursor;
+      // The text holds its own copy (base64) of the bytes.
+      event.release?.();
+      if (batch.made === '') continue;
+      // A shared read's chunk is encoded once for all its followers: `DirectChunks` keeps it by the
+      // batch made of that read.
+      if (direct) await direct.writeText(batch.made, options.signal, shared ? batch : undefined);
+      else await write(res, batch.made, options.signal);
     }
-    if (event.type === 'end') {
-      end = event.job;
-      const data = JSON.stringify({ job: jobToJson(event.job), cursor: formatCursor(cursor) });
-      await write(res, sseEvent('end', `${formatCursor(cursor)}${END_ID_SUFFIX}`, data), options.signal);
-      // The last event: nothing (not a heartbeat) may follow it.
-      break;
-    }
-    if (event.type === 'progress') {
-      // Its id is the cursor so far: a client reconnecting after it resumes where its output was.
-      const data = JSON.stringify({ progress: jobToJson(event.job).progress, cursor: formatCursor(cursor) });
-      await write(res, sseEvent('progress', formatCursor(cursor), data), options.signal);
-      continue;
-    }
-    // Events carry base64 text, made from bytes in memory: such a stream is opened without spans.
-    if (event.type === 'spans') throw new Error('An event stream cannot send file spans');
-    // Kept for other followers only when they may get the same read: the text of a follower's
-    // own read (a finished job's, to its end) would be held for no one.
-    const shared = !event.release && isSharedBatch(event.events);
-    const batch = sseOf(event.events, shared);
-    bytes += batch.bytes;
-    cursor = batch.cursor ?? cursor;
-    // The text holds its own copy (base64) of the bytes.
-    event.release?.();
-    if (batch.made === '') continue;
-    // A shared read's chunk is encoded once for all its followers: `DirectChunks` keeps it by the
-    // batch made of that read.
-    if (direct) await direct.writeText(batch.made, options.signal, shared ? batch : undefined);
-    else await write(res, batch.made, options.signal);
+  } finally {
+    pulse?.stop();
   }
   res.end();
   return { bytes, cursor, end };
