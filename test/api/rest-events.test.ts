@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
-import { createClient } from '@connectrpc/connect';
-import { createConnectTransport } from '@connectrpc/connect-node';
-import { JobService as JobRpc } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
+import { type AppHarness, openApp, rpcJobs } from '../helpers/rest-app-harness.ts';
 import { SseParser } from '../helpers/sse-parser.ts';
 
 interface SseEvent {
@@ -252,18 +249,7 @@ describe('GET /v1/events and WatchEvents', () => {
   });
 
   it('streams the same events over RPC (WatchEvents), resumable by id', async () => {
-    const transport = createConnectTransport({
-      baseUrl: a.url!,
-      httpVersion: '1.1',
-      nodeOptions: { ca: a.caPem },
-      interceptors: [
-        (next) => (req) => {
-          req.header.set('authorization', `Bearer ${alice}`);
-          return next(req);
-        },
-      ],
-    });
-    const client = createClient(JobRpc, transport);
+    const client = rpcJobs(a, alice);
     const controller = new AbortController();
     const stream = client.watchEvents({}, { signal: controller.signal })[Symbol.asyncIterator]();
     const ready = await stream.next();

@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
-import { createClient } from '@connectrpc/connect';
-import { createConnectTransport } from '@connectrpc/connect-node';
-import { JobService as JobRpc } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
 import {
   FRAME_KIND,
   FrameDecoder,
@@ -13,7 +10,7 @@ import {
 } from '../../src/core/output-frames.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
+import { type AppHarness, openApp, rpcJobs } from '../helpers/rest-app-harness.ts';
 
 /** A live follow of a job's output over real TLS: its head, and its body as it comes. */
 class Follow {
@@ -120,18 +117,7 @@ describe('heartbeats of a quiet follow: REST (frames, SSE, raw) and RPC', () => 
   });
 
   it('sends heartbeat messages in the RPC stream of a follow (StreamOutput)', async () => {
-    const transport = createConnectTransport({
-      baseUrl: a.url!,
-      httpVersion: '1.1',
-      nodeOptions: { ca: a.caPem },
-      interceptors: [
-        (next) => (req) => {
-          req.header.set('authorization', `Bearer ${token}`);
-          return next(req);
-        },
-      ],
-    });
-    const client = createClient(JobRpc, transport);
+    const client = rpcJobs(a, token);
     const controller = new AbortController();
     const stream = client
       .streamOutput({ id: jobId, follow: true }, { signal: controller.signal })

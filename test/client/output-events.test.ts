@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -140,6 +140,30 @@ describe('readOutputEvents', () => {
   });
 });
 
+/** A one-shot client (as the CLI's) of a plain-HTTP test server on loopback. */
+function plainClient(server: HttpServer): ApiClient {
+  const { port } = server.address() as { port: number };
+  return new ApiClient(
+    {
+      baseUrl: new URL(`http://127.0.0.1:${port}/`),
+      socketPath: null,
+      local: true,
+      token: 't',
+      tokenSource: 'env',
+      tokenFile: '/nonexistent',
+      tls: {
+        ca: undefined,
+        caFiles: [],
+        caExplicit: false,
+        cert: undefined,
+        key: undefined,
+        certFile: undefined,
+      },
+    },
+    { oneShot: true },
+  );
+}
+
 describe('readOutputEvents: a follow whose connection goes silent', () => {
   it('takes the connection for lost after three heartbeat periods without a byte, and resumes from its cursor', async () => {
     const clock = new ManualClock();
@@ -167,26 +191,7 @@ describe('readOutputEvents: a follow whose connection goes silent', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const silent = once(requested, 'silent');
     try {
-      const port = (server.address() as { port: number }).port;
-      const client = new ApiClient(
-        {
-          baseUrl: new URL(`http://127.0.0.1:${port}/`),
-          socketPath: null,
-          local: true,
-          token: 't',
-          tokenSource: 'env',
-          tokenFile: '/nonexistent',
-          tls: {
-            ca: undefined,
-            caFiles: [],
-            caExplicit: false,
-            cert: undefined,
-            key: undefined,
-            certFile: undefined,
-          },
-        },
-        { oneShot: true },
-      );
+      const client = plainClient(server);
       const retries: string[] = [];
       const events = readOutputEvents(client, 'j1', {
         view: 'all',
@@ -243,26 +248,7 @@ describe('readOutputEvents: a follow whose connection goes silent', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const answered = once(requested, 'answered');
     try {
-      const port = (server.address() as { port: number }).port;
-      const client = new ApiClient(
-        {
-          baseUrl: new URL(`http://127.0.0.1:${port}/`),
-          socketPath: null,
-          local: true,
-          token: 't',
-          tokenSource: 'env',
-          tokenFile: '/nonexistent',
-          tls: {
-            ca: undefined,
-            caFiles: [],
-            caExplicit: false,
-            cert: undefined,
-            key: undefined,
-            certFile: undefined,
-          },
-        },
-        { oneShot: true },
-      );
+      const client = plainClient(server);
       const retries: string[] = [];
       const events = readOutputEvents(client, 'j1', {
         view: 'all',

@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Code, type ConnectError, createClient } from '@connectrpc/connect';
-import { createConnectTransport } from '@connectrpc/connect-node';
+import { Code, type ConnectError } from '@connectrpc/connect';
 import { JobStatus } from '../../src/api/rpc/gen/jobworker/v1/job_pb.ts';
-import { JobService } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
 import type { Principal } from '../../src/auth/principal.ts';
 import { readBody, send } from '../../src/client/http.ts';
 import { NodeCredentials } from '../../src/cluster/node-credentials.ts';
 import { RemoteNode } from '../../src/cluster/remote-node.ts';
 import type { Job } from '../../src/core/job.ts';
 import { type Harness, openHarness, readAll } from '../helpers/engine-harness.ts';
-import { type AppHarness, openApp } from '../helpers/rest-app-harness.ts';
+import { type AppHarness, openApp, rpcJobs } from '../helpers/rest-app-harness.ts';
 import { sharedRecords } from './shared-records.ts';
 
 const ALICE: Principal = Object.freeze({ user: 'alice', role: 'user' });
@@ -110,20 +108,7 @@ describe('REST through node A for a job on node C', () => {
   });
 
   it('answers RPC (Connect) the same way: output, pause, resume and stop of a job on C', async () => {
-    const jobs = createClient(
-      JobService,
-      createConnectTransport({
-        baseUrl: a.url!,
-        httpVersion: '1.1',
-        nodeOptions: { ca: a.caPem },
-        interceptors: [
-          (next) => (req) => {
-            req.header.set('authorization', `Bearer ${token}`);
-            return next(req);
-          },
-        ],
-      }),
-    );
+    const jobs = rpcJobs(a, token);
     const done = await startOnC({ command: 'sh', args: ['-c', 'echo over-rpc; echo rpc-err >&2'] });
     await hc.engine.waitFor(done.id);
     const text: string[] = [];

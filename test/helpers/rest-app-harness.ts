@@ -1,7 +1,10 @@
 import type { AddressInfo } from 'node:net';
+import { type Client, createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildRestApp, type RunRouteOptions } from '../../src/api/rest/rest-app.ts';
+import { JobService as JobRpc } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import type { FailedAuthLimits } from '../../src/auth/failed-auth-limiter.ts';
 import type { Role } from '../../src/auth/principal.ts';
@@ -161,4 +164,22 @@ export async function openApp(
       await accounts.flush();
     },
   };
+}
+
+/** The RPC's JobService of an app listening with TLS (`tls: true`), over Connect on HTTP/1.1 as `token`. */
+export function rpcJobs(a: AppHarness, token: string): Client<typeof JobRpc> {
+  return createClient(
+    JobRpc,
+    createConnectTransport({
+      baseUrl: a.url!,
+      httpVersion: '1.1',
+      nodeOptions: { ca: a.caPem },
+      interceptors: [
+        (next) => (req) => {
+          req.header.set('authorization', `Bearer ${token}`);
+          return next(req);
+        },
+      ],
+    }),
+  );
 }
