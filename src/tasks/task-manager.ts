@@ -148,23 +148,37 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     const wasRunning = record.status === 'running';
     record.abort?.abort();
     if (record.entry) record.entry.cancelled = true;
-    if (wasRunning && record.task?.cancel) {
-      try {
-        // A task's own cancel failing does not undo the cancel. `close()` waits for it a while.
-        const cancelling = Promise.resolve(record.task.cancel()).then(
-          () => undefined,
-          () => undefined,
-        );
-        this.#cancelling.add(cancelling);
-        void cancelling.finally(() => this.#cancelling.delete(cancelling));
-      } catch {
-        // as above, thrown at once
-      }
-    }
+    if (wasRunning) this.#callCancel(record);
     this.#finish(record, 'cancelled', {
       error: { name: 'CancelledError', message: `Task ${id} was cancelled` },
     });
     return snapshot(record);
+  }
+
+  /** Calls a running task's own `cancel()`, if it has one; `close()` waits for it a while. */
+  #callCancel(record: TaskRecord): void {
+    if (!record.task?.cancel) return;
+    try {
+      // A task's own cancel failing changes nothing here.
+      const cancelling = Promise.resolve(record.task.cancel()).then(
+        () => undefined,
+        () => undefined,
+      );
+      this.#cancelling.add(cancelling);
+      void cancelling.finally(() => this.#cancelling.delete(cancelling));
+    } catch {
+      // as above, thrown at once
+    }
+  }
+
+  /**
+   * Fails a polling task for what its `poll()` returned, and calls its `cancel()`: nothing will
+   * poll it again, and it may still hold what it started (a remote job, a connection, its object
+   * on the poller thread).
+   */
+  #reject(record: TaskRecord, message: string): void {
+    this.#callCancel(record);
+    this.#finish(record, 'failed', { error: { name: 'ValidationError', message } });
   }
 
   /** What polling cost so far. */
@@ -318,12 +332,7 @@ export class TaskManager extends EventEmitter<TaskEvents> {
   #polled(record: TaskRecord, result: unknown): void {
     if (record.status !== 'running') return;
     if (typeof result !== 'object' || result === null || typeof (result as PollResult).done !== 'boolean') {
-      this.#finish(record, 'failed', {
-        error: {
-          name: 'ValidationError',
-          message: `Expected \`poll()\` to return {done: boolean}, got ${describe(result)}`,
-        },
-      });
+      this.#reject(record, `Expected \`poll()\` to return {done: boolean}, got ${describe(result)}`);
       return;
     }
     const r = result as PollResult;
@@ -333,12 +342,7 @@ export class TaskManager extends EventEmitter<TaskEvents> {
       key = r.progress === undefined ? undefined : JSON.stringify(r.progress);
     } catch (error) {
       // A cycle or a BigInt: the task reported what cannot be shown, as a bad poll result does.
-      this.#finish(record, 'failed', {
-        error: {
-          name: 'ValidationError',
-          message: `Expected \`progress\` to be JSON: ${errorOf(error).message}`,
-        },
-      });
+      this.#reject(record, `Expected \`progress\` to be JSON: ${errorOf(error).message}`);
       return;
     }
     const progressed = key !== undefined && key !== record.progressKey;

@@ -223,10 +223,17 @@ describe('TaskManager: polling tasks', () => {
     const tm = new TaskManager({ clock, pollInitialMs: 10, pollMaxMs: 10 });
     const cycle: Record<string, unknown> = {};
     cycle.self = cycle;
-    const bad = tm.submitPolling({ run() {}, poll: () => ({ done: false, progress: cycle }) });
+    let cancelled = 0;
+    const bad = tm.submitPolling({
+      run() {},
+      poll: () => ({ done: false, progress: cycle }),
+      // What it started is let go: nothing polls it any more.
+      cancel: () => void cancelled++,
+    });
     const good = tm.submitPolling(new PollingGenTask(5, 2));
     clock.advance(10);
     assert.match((await tm.wait(bad)).error?.message ?? '', /Expected `progress` to be JSON/);
+    assert.equal(cancelled, 1);
     clock.advance(10);
     assert.equal((await tm.wait(good)).value, 10);
     await tm.close();
