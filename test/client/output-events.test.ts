@@ -5,6 +5,7 @@ import { createServer as createHttpServer, type Server as HttpServer, type Serve
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { NO_TLS } from '../../src/cli/connection.ts';
 import { ApiClient } from '../../src/client/api-client.ts';
 import { type OutputEvent, readOutputEvents } from '../../src/client/output-events.ts';
 import {
@@ -151,14 +152,7 @@ function plainClient(server: HttpServer): ApiClient {
       token: 't',
       tokenSource: 'env',
       tokenFile: '/nonexistent',
-      tls: {
-        ca: undefined,
-        caFiles: [],
-        caExplicit: false,
-        cert: undefined,
-        key: undefined,
-        certFile: undefined,
-      },
+      tls: NO_TLS,
     },
     { oneShot: true },
   );
