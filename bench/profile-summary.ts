@@ -5,12 +5,12 @@
  *
  *   JW_BENCH_FROM_SOURCES=1 JW_BENCH_SERVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" \
  *     npm run bench -- start-rate
- *   bash scripts/with-node.sh node bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [--top 40] [--callers readFileUtf8]
+ *   bash scripts/with-node.sh node bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [--top 40] [--callers readFileUtf8 [--depth 6]]
  *
  * Percentages are of the busy time (every sample but `(idle)`, each weighing its interval).
  * "Inclusive" counts a sample once for each package on its stack, so a package's figure holds what
  * it called. `--callers NAME` adds, for the functions of that name, the chains of callers their
- * self time came through (3 frames up). For where the allocations (and so the collector's time)
+ * self time came through (`--depth` frames up, 3 unless told). For where the allocations (and so the collector's time)
  * come from, see bench/allocation-profile.ts.
  */
 import { readFileSync } from 'node:fs';
@@ -35,7 +35,7 @@ interface Profile {
   endTime: number;
 }
 
-function summarize(path: string, top: number, callersOf: string | undefined): string {
+function summarize(path: string, top: number, callersOf: string | undefined, depth: number): string {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -75,7 +75,7 @@ function summarize(path: string, top: number, callersOf: string | undefined): st
     for (const key of seen) add(inclusiveByPackage, key, n);
     if (callersOf !== undefined && functionName === callersOf) {
       const chain: string[] = [];
-      for (let at = parent.get(id); at !== undefined && chain.length < 3; at = parent.get(at)) {
+      for (let at = parent.get(id); at !== undefined && chain.length < depth; at = parent.get(at)) {
         const frame = byId.get(at)!.callFrame;
         chain.push(
           `${frame.functionName || '(anonymous)'}${frame.url ? ` ${fileOf(frame.url)}:${frame.lineNumber + 1}` : ''}`,
@@ -107,10 +107,16 @@ function summarize(path: string, top: number, callersOf: string | undefined): st
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '30' }, callers: { type: 'string' } },
+  options: {
+    top: { type: 'string', default: '30' },
+    callers: { type: 'string' },
+    depth: { type: 'string', default: '3' },
+  },
 });
 if (positionals.length === 0) {
-  console.error('usage: node bench/profile-summary.ts FILE.cpuprofile... [--top N] [--callers NAME]');
+  console.error(
+    'usage: node bench/profile-summary.ts FILE.cpuprofile... [--top N] [--callers NAME [--depth N]]',
+  );
   process.exit(2);
 }
 const top = Number(values.top);
@@ -118,4 +124,9 @@ if (!Number.isInteger(top) || top < 1) {
   console.error(`--top: expected a whole number of rows, got ${JSON.stringify(values.top)}`);
   process.exit(2);
 }
-for (const path of positionals) console.log(`${summarize(path, top, values.callers)}\n`);
+const depth = Number(values.depth);
+if (!Number.isInteger(depth) || depth < 1) {
+  console.error(`--depth: expected a whole number of frames, got ${JSON.stringify(values.depth)}`);
+  process.exit(2);
+}
+for (const path of positionals) console.log(`${summarize(path, top, values.callers, depth)}\n`);

@@ -102,6 +102,8 @@ export class JobAccounts {
   /** The homes directory, made on the first pool account (a server without one makes nothing). */
   #homesDir: Promise<void> | undefined;
   #os: { accounts: OsAccounts; stamp: string } | undefined;
+  /** passwd's and group's paths, joined once (#osAccounts runs at every admission). */
+  #files: { readonly passwd: string; readonly group: string } | undefined;
 
   private constructor(options: JobAccountsOptions, pool: UidPool) {
     this.#options = options;
@@ -205,7 +207,8 @@ export class JobAccounts {
    */
   async #osAccounts(): Promise<OsAccounts> {
     const etc = this.#options.etc ?? '/etc';
-    const stamp = `${fileStamp(join(etc, 'passwd'))}/${fileStamp(join(etc, 'group'))}`;
+    this.#files ??= { passwd: join(etc, 'passwd'), group: join(etc, 'group') };
+    const stamp = `${fileStamp(this.#files.passwd)}/${fileStamp(this.#files.group)}`;
     if (this.#os?.stamp !== stamp) this.#os = { accounts: await readOsAccounts(etc), stamp };
     return this.#os.accounts;
   }

@@ -158,6 +158,8 @@ export function resolveLimits(
   layers: readonly { readonly source: string; readonly settings: LimitSettings }[],
 ): JobLimits {
   const out: { -readonly [K in keyof JobLimits]: JobLimits[K] } = { ...own };
+  // Every submission comes here, and most servers set no defaults or maxima at all.
+  if (layers.every(({ settings }) => isEmpty(settings.defaults) && isEmpty(settings.maxima))) return out;
   for (const { settings } of layers) {
     for (const key of LIMIT_FIELDS) {
       if (out[key] === undefined && settings.defaults[key] !== undefined) {
@@ -186,6 +188,12 @@ export function resolveLimits(
     if (settings.maxima.io) out.io = capIo(out.io, settings.maxima.io, source, layers);
   }
   return out;
+}
+
+/** Whether `limits` sets nothing (without the arrays `Object.keys` would allocate). */
+function isEmpty(limits: JobLimits): boolean {
+  for (const key in limits) if ((limits as Record<string, unknown>)[key] !== undefined) return false;
+  return true;
 }
 
 function capIo(

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, normalize, resolve } from 'node:path';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { JobIsolation } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS } from '../core/limits.ts';
@@ -105,7 +105,8 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     cgroups: {},
     ...ENGINE_DEFAULTS,
     ...options,
-    ioDir: options.ioDir ?? defaultIoDir(options.dataDir),
+    // Normalized once: the paths of every job are made from it by concatenation (childPath).
+    ioDir: normalize(options.ioDir ?? defaultIoDir(options.dataDir)),
     clock,
     now: options.now ?? (() => clock.now()),
   };

@@ -2,6 +2,7 @@ import { EventEmitter, once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { childPath } from '../core/child-path.ts';
 import { DuplicateJobError, IllegalTransitionError, JobworkerError, NotFoundError } from '../core/errors.ts';
 import { checkGraceMs } from '../core/grace.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
@@ -142,6 +143,8 @@ export type FollowEvent =
  */
 export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #options: ResolvedEngineOptions;
+  /** `<dataDir>/jobs`, normalized: every job's directory is made from it (childPath). */
+  readonly #jobsDir: string;
   readonly #store: JobStore;
   readonly #monitor: OutputMonitor;
   readonly #cgroups: Cgroups;
@@ -179,6 +182,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       this.#slots.emit('change');
     });
     this.#options = options;
+    this.#jobsDir = join(options.dataDir, 'jobs');
     this.#store = options.store;
     this.#cgroups = new Cgroups(options.cgroups);
     // The sweep's stats off the event loop; without the addon, on it (slower with thousands running).
@@ -896,7 +900,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   }
 
   #jobDir(id: string): string {
-    return join(this.#options.dataDir, 'jobs', id);
+    return childPath(this.#jobsDir, id);
   }
 }
 

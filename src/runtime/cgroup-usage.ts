@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { childPath } from '../core/child-path.ts';
 import type { JobUsage } from '../core/job.ts';
 
 /** A job's cgroup directories by what they hold: its v2 cgroup, and one per v1 hierarchy. */
@@ -25,14 +25,14 @@ export function readUsage(dirs: JobCgroupDirs): JobUsage {
   const v2 = dirs.v2;
   const v2With = (controller: string): string | undefined =>
     v2 !== undefined && (dirs.v2Controllers?.has(controller) ?? true) ? v2 : undefined;
-  const cpuStat = v2 ? keyed(read(join(v2, 'cpu.stat'))) : undefined;
+  const cpuStat = v2 ? keyed(read(childPath(v2, 'cpu.stat'))) : undefined;
   const v1Cpu = v1.get('cpu');
-  const v1CpuStat = v1Cpu ? keyed(read(join(v1Cpu, 'cpu.stat'))) : undefined;
+  const v1CpuStat = v1Cpu ? keyed(read(childPath(v1Cpu, 'cpu.stat'))) : undefined;
   const cpuacct = v1.get('cpuacct');
 
   let cpuSeconds: number | null = null;
   if (cpuStat?.has('usage_usec')) cpuSeconds = cpuStat.get('usage_usec')! / 1e6;
-  else if (cpuacct) cpuSeconds = num(read(join(cpuacct, 'cpuacct.usage'))) / 1e9 || null;
+  else if (cpuacct) cpuSeconds = num(read(childPath(cpuacct, 'cpuacct.usage'))) / 1e9 || null;
 
   let cpuThrottledSeconds: number | null = null;
   if (cpuStat?.has('throttled_usec')) cpuThrottledSeconds = cpuStat.get('throttled_usec')! / 1e6;
@@ -42,21 +42,21 @@ export function readUsage(dirs: JobCgroupDirs): JobUsage {
   let oomKills = 0;
   const v1Memory = v1.get('memory');
   const v2Memory = v2With('memory');
-  const v2Events = v2Memory ? keyed(read(join(v2Memory, 'memory.events'))) : undefined;
+  const v2Events = v2Memory ? keyed(read(childPath(v2Memory, 'memory.events'))) : undefined;
   if (v2Memory && v2Events?.size) {
-    const peak = read(join(v2Memory, 'memory.peak'));
+    const peak = read(childPath(v2Memory, 'memory.peak'));
     memoryPeakBytes = peak === undefined ? null : num(peak);
     oomKills = v2Events.get('oom_kill') ?? 0;
   } else if (v1Memory) {
-    const peak = read(join(v1Memory, 'memory.max_usage_in_bytes'));
+    const peak = read(childPath(v1Memory, 'memory.max_usage_in_bytes'));
     memoryPeakBytes = peak === undefined ? null : num(peak);
-    oomKills = keyed(read(join(v1Memory, 'memory.oom_control'))).get('oom_kill') ?? 0;
+    oomKills = keyed(read(childPath(v1Memory, 'memory.oom_control'))).get('oom_kill') ?? 0;
   }
 
   let ioReadBytes: number | null = null;
   let ioWriteBytes: number | null = null;
   const v2Io = v2With('io');
-  const ioStat = v2Io ? read(join(v2Io, 'io.stat')) : undefined;
+  const ioStat = v2Io ? read(childPath(v2Io, 'io.stat')) : undefined;
   const blkio = v1.get('blkio');
   if (ioStat !== undefined) {
     ioReadBytes = 0;
@@ -68,7 +68,7 @@ export function readUsage(dirs: JobCgroupDirs): JobUsage {
       }
     }
   } else if (blkio) {
-    const text = read(join(blkio, 'blkio.throttle.io_service_bytes_recursive'));
+    const text = read(childPath(blkio, 'blkio.throttle.io_service_bytes_recursive'));
     if (text !== undefined) {
       ioReadBytes = 0;
       ioWriteBytes = 0;
@@ -84,8 +84,8 @@ export function readUsage(dirs: JobCgroupDirs): JobUsage {
   const v1Pids = v1.get('pids');
   const v2Pids = v2With('pids');
   const pidsEvents =
-    (v2Pids ? read(join(v2Pids, 'pids.events')) : undefined) ??
-    (v1Pids ? read(join(v1Pids, 'pids.events')) : undefined);
+    (v2Pids ? read(childPath(v2Pids, 'pids.events')) : undefined) ??
+    (v1Pids ? read(childPath(v1Pids, 'pids.events')) : undefined);
   const pidsLimitHits = keyed(pidsEvents).get('max') ?? 0;
 
   return {

@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { mkdir as mkdirAsync, rmdir as rmdirAsync } from 'node:fs/promises';
 import { join } from 'node:path';
+import { childPath } from '../core/child-path.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { JobLimits, JobUsage } from '../core/job.ts';
 import { diskScheduler, ioDeviceFor } from './block-device.ts';
@@ -133,7 +134,7 @@ export class Cgroups {
     const weightFile = io?.weight !== undefined ? this.#ioWeightFile(io.device, cwd) : undefined;
     try {
       if (this.#v2Root) {
-        const dir = join(this.#v2Root, jobId);
+        const dir = childPath(this.#v2Root, jobId);
         await mkdirAsync(dir);
         dirs.push(dir);
         for (const { controller } of controllersFor(limits)) {
@@ -149,7 +150,7 @@ export class Cgroups {
         const measures =
           limited && (hierarchy === 'memory' || hierarchy === 'blkio' || hierarchy === 'cpuacct');
         if (hierarchy !== 'freezer' && !measures && !needed.has(hierarchy)) continue;
-        const dir = join(root, jobId);
+        const dir = childPath(root, jobId);
         await mkdirAsync(dir);
         dirs.push(dir);
         writeV1Limits(dir, hierarchy, limits, ioDevice, weightFile);
@@ -221,7 +222,10 @@ export class Cgroups {
     const tracking = dirs[0];
     if (!tracking) return [];
     try {
-      return readFileSync(join(tracking, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      return readFileSync(childPath(tracking, 'cgroup.procs'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
     } catch {
       return [];
     }
@@ -232,7 +236,7 @@ export class Cgroups {
     if (!tracking) return true;
     if (tracking === this.#v2Dir(dirs)) {
       try {
-        return readFileSync(join(tracking, 'cgroup.events'), 'utf8').includes('populated 0');
+        return readFileSync(childPath(tracking, 'cgroup.events'), 'utf8').includes('populated 0');
       } catch {
         return true;
       }

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { childPath } from '../core/child-path.ts';
 import { readRecordFile } from './record-file.ts';
 
 /** The file in a job's directory where its wrapper records how the command ended. */
@@ -40,7 +40,7 @@ const STAGES = new Set<string>(['cgroup', 'stdio', 'user', 'chdir', 'exec', 'nam
 
 /** Reads the wrapper's exit record; undefined while there is none (or it is incomplete). */
 export async function readExitRecord(dir: string): Promise<ExitRecord | undefined> {
-  const record = await readRecordFile(join(dir, EXIT_FILE));
+  const record = await readRecordFile(childPath(dir, EXIT_FILE));
   return record && parseExitRecord(record.line, record.at);
 }
 

@@ -1,6 +1,7 @@
 import { lstatSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { childPath } from '../core/child-path.ts';
 import type { ProcessIdentity } from '../core/job.ts';
 import { readRecordFile } from './record-file.ts';
 
@@ -33,7 +34,7 @@ export async function readIdentityFile(
   cgroups: readonly string[],
   file: typeof IDENTITY_FILE | typeof UNRECORDED_FILE = IDENTITY_FILE,
 ): Promise<{ identity: ProcessIdentity; at: Date } | undefined> {
-  const record = await readRecordFile(join(dir, file));
+  const record = await readRecordFile(childPath(dir, file));
   if (!record) return undefined;
   const { line, at } = record;
   const [pid, startTicks, wrapperPid, wrapperTicks, bootId] = line.split(' ');

@@ -1,6 +1,6 @@
 import { constants, lstatSync } from 'node:fs';
 import { chmod, chown, type FileHandle, lstat, mkdir, open, rm, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { childPath } from '../core/child-path.ts';
 import type { JobAccount } from '../core/job.ts';
 
 /** The largest result a job may leave at `JOBWORKER_RESULT`: 1 MiB. */
@@ -17,9 +17,10 @@ export interface JobIoPaths {
 /** What the server found at a job's `JOBWORKER_RESULT` once it ended. */
 export type ResultRead = { readonly json: string } | { readonly error: string };
 
+/** `ioDir` is normalized (the engine's options are: resolveEngineOptions). */
 export function jobIoPaths(ioDir: string, id: string): JobIoPaths {
-  const dir = join(ioDir, id);
-  return { dir, result: join(dir, 'result.json'), progress: join(dir, 'progress.jsonl') };
+  const dir = childPath(ioDir, id);
+  return { dir, result: `${dir}/result.json`, progress: `${dir}/progress.jsonl` };
 }
 
 /**
