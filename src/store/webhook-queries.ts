@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, type SelectQueryBuilder, sql } from 'kysely';
 import { ValidationError } from '../core/errors.ts';
 import type { StoreSchema } from './schema.ts';
 import { rowToDelivery } from './webhook-row.ts';
@@ -82,12 +82,15 @@ export async function claimDueDeliveriesIn(
   if (!Number.isInteger(limit) || limit < 1) return [];
   const excluding = claim.excluding ?? [];
   return db.transaction().execute(async (trx) => {
-    let due = trx
-      .selectFrom('webhook_deliveries')
-      .select('id')
-      .where('status', '=', 'pending')
-      .where('next_at', '<=', now.getTime())
-      .$if(excluding.length > 0, (q) => q.where('id', 'not in', [...excluding]))
+    let due = notTo(
+      trx
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('next_at', '<=', now.getTime())
+        .$if(excluding.length > 0, (q) => q.where('id', 'not in', [...excluding])),
+      claim.excludingOrigins ?? [],
+    )
       .orderBy('next_at')
       .orderBy('id')
       .limit(limit);
@@ -108,14 +111,57 @@ export async function claimDueDeliveriesIn(
 }
 
 /** `WebhookStore.releaseClaims`. */
-export async function releaseClaimsIn(db: Kysely<StoreSchema>, by: string, now: Date): Promise<number> {
+export async function releaseClaimsIn(
+  db: Kysely<StoreSchema>,
+  by: string,
+  now: Date,
+  ids?: readonly string[],
+): Promise<number> {
+  if (ids?.length === 0) return 0;
   const result = await db
     .updateTable('webhook_deliveries')
     .set({ next_at: now.getTime(), claimed_by: null })
     .where('claimed_by', '=', by)
     .where('status', '=', 'pending')
+    .$if(ids !== undefined, (q) => q.where('id', 'in', [...(ids ?? [])]))
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
+}
+
+/** `WebhookStore.nextDueAt`. */
+export async function nextDueAtIn(
+  db: Kysely<StoreSchema>,
+  excluding: readonly string[],
+  excludingOrigins: readonly string[],
+): Promise<Date | null> {
+  const row = await notTo(
+    db
+      .selectFrom('webhook_deliveries')
+      .select('next_at')
+      .where('status', '=', 'pending')
+      .$if(excluding.length > 0, (q) => q.where('id', 'not in', [...excluding])),
+    excludingOrigins,
+  )
+    .orderBy('next_at')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.next_at == null ? null : new Date(Number(row.next_at));
+}
+
+/**
+ * Leaves out the deliveries to `origins`. A delivery's URL is stored as `URL.href` writes it
+ * (`webhookUrl` normalizes every URL it accepts), which begins with its origin and a slash.
+ */
+function notTo<O>(
+  q: SelectQueryBuilder<StoreSchema, 'webhook_deliveries', O>,
+  origins: readonly string[],
+): SelectQueryBuilder<StoreSchema, 'webhook_deliveries', O> {
+  let out = q;
+  for (const origin of origins) {
+    const prefix = `${origin}/`;
+    out = out.where(sql<string>`substr(url, 1, ${sql.lit(prefix.length)})`, '<>', prefix);
+  }
+  return out;
 }
 
 /** `WebhookStore.listDeliveries`. */

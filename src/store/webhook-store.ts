@@ -62,6 +62,11 @@ export interface DeliveryClaim {
   readonly until: Date;
   /** Deliveries not to claim: those whose attempts the claimer still has in flight. */
   readonly excluding?: readonly string[];
+  /**
+   * Receivers not to claim deliveries for: origins (`https://host:port`, as `URL.origin` gives
+   * them) that already have as many attempts in flight here as the claimer allows one receiver.
+   */
+  readonly excludingOrigins?: readonly string[];
 }
 
 /** What one attempt ended with. */
@@ -119,14 +124,16 @@ export interface WebhookStore {
   claimDueDeliveries(now: Date, limit: number, claim: DeliveryClaim): Promise<DeliveryRecord[]>;
   /**
    * Gives back the pending deliveries `by` holds, due at `now`: a server that starts again calls
-   * it for its own name, since no attempt of its earlier life is still in flight. Returns how many.
+   * it for its own name, since no attempt of its earlier life is still in flight; a dispatcher
+   * gives back those of `ids` it claimed but will not attempt yet. Returns how many.
    */
-  releaseClaims(by: string, now: Date): Promise<number>;
+  releaseClaims(by: string, now: Date, ids?: readonly string[]): Promise<number>;
   /**
-   * The earliest `nextAt` of a pending delivery not among `excluding` (those in flight here), or
+   * The earliest `nextAt` of a pending delivery not among `excluding` (those in flight here) and
+   * not to one of `excludingOrigins` (receivers with all the attempts in flight they may have), or
    * null. A delivery another claimer holds counts at its lease's end.
    */
-  nextDueAt(excluding: readonly string[]): Promise<Date | null>;
+  nextDueAt(excluding: readonly string[], excludingOrigins?: readonly string[]): Promise<Date | null>;
   /**
    * Records an event that is not a state change (`job:progress`) in the outbox; the state changes
    * are recorded by the store itself, in their own transactions.

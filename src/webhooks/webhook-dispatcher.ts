@@ -29,6 +29,12 @@ export interface WebhookDispatcherOptions {
   /** Attempts in flight at once. Default 16. */
   readonly concurrency?: number;
   /**
+   * Attempts in flight at once to one receiver (an origin: scheme, host and port). Default 4: a
+   * receiver that answers slowly or not at all holds at most these of the `concurrency` slots, and
+   * the others go on delivering to everyone else.
+   */
+  readonly perOrigin?: number;
+  /**
    * This server's name as a claimer of deliveries (`WebhookStore.claimDueDeliveries`): its node's
    * in a cluster, the same across its restarts, so that it gives back at start what its earlier
    * life claimed and never recorded. Default `local` (a server alone on its database).
@@ -85,7 +91,10 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   readonly #retry: WebhookRetryPolicy;
   readonly #timeoutMs: number;
   readonly #concurrency: number;
+  readonly #perOrigin: number;
   readonly #inFlight = new Map<string, Promise<void>>();
+  /** Attempts in flight by receiver (`URL.origin`); an origin leaves when its last one ends. */
+  readonly #inFlightTo = new Map<string, number>();
   readonly #claimer: string;
   /** Whether the claims of this claimer's earlier life were given back (the first pass does). */
   #released = false;
@@ -111,6 +120,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#retry = { ...WEBHOOK_RETRY_DEFAULTS, ...options.retry };
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#concurrency = options.concurrency ?? 16;
+    this.#perOrigin = options.perOrigin ?? 4;
     this.#claimer = options.claimer ?? 'local';
   }
 
@@ -319,14 +329,27 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
       until: new Date(now.getTime() + this.#timeoutMs + CLAIM_MARGIN_MS),
       // Not even claimed again (its lease extended): its attempt's own record ends the claim.
       excluding: [...this.#inFlight.keys()],
+      excludingOrigins: this.#fullOrigins(),
     });
     // Closed while the store answered: nothing starts after close(), which gives them back.
     if (this.#closed) return false;
+    // One claim may take more for one receiver than it has room for (a burst to one slow
+    // receiver): those wait for the end of one of its attempts, which kicks a pass.
+    const later: string[] = [];
+    let started = 0;
     for (const delivery of due) {
       // Claimed again while its attempt here outlived the lease (a stalled database, a host that
       // slept): the claim only extended it. A second attempt from this server would overwrite
       // the first in `#inFlight`, whose end would then forget the second.
       if (this.#inFlight.has(delivery.id)) continue;
+      const origin = originOf(delivery.url);
+      const toOrigin = this.#inFlightTo.get(origin) ?? 0;
+      if (toOrigin >= this.#perOrigin) {
+        later.push(delivery.id);
+        continue;
+      }
+      this.#inFlightTo.set(origin, toOrigin + 1);
+      started++;
       const attempt: Promise<void> = this.#attempt(delivery)
         .catch((err: Error) => {
           this.#o.logger.error({ err, deliveryId: delivery.id }, 'webhook attempt failed to record');
@@ -334,11 +357,25 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
         })
         .finally(() => {
           if (this.#inFlight.get(delivery.id) === attempt) this.#inFlight.delete(delivery.id);
+          const left = (this.#inFlightTo.get(origin) ?? 1) - 1;
+          if (left > 0) this.#inFlightTo.set(origin, left);
+          else this.#inFlightTo.delete(origin);
           this.kick();
         });
       this.#inFlight.set(delivery.id, attempt);
     }
-    return due.length > 0;
+    // Given back due now, so that they keep their turn (and no lease holds them from the others).
+    if (later.length > 0) await this.#o.store.releaseClaims(this.#claimer, now, later);
+    // A claim whose every delivery waits for its receiver started nothing: not a reason to claim
+    // again at once (#arm), which with a URL spelled unlike its origin would spin.
+    return started > 0 || (due.length > 0 && later.length === 0);
+  }
+
+  /** The receivers with as many attempts in flight as one may have. */
+  #fullOrigins(): string[] {
+    const full: string[] = [];
+    for (const [origin, n] of this.#inFlightTo) if (n >= this.#perOrigin) full.push(origin);
+    return full;
   }
 
   async #attempt(delivery: DeliveryRecord): Promise<void> {
@@ -404,7 +441,9 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#timer?.clear();
     this.#timer = null;
     if (this.#closed) return null;
-    const next = await this.#o.store.nextDueAt([...this.#inFlight.keys()]);
+    // What waits for a full receiver is not due for this pass: the end of one of its attempts
+    // kicks the next.
+    const next = await this.#o.store.nextDueAt([...this.#inFlight.keys()], this.#fullOrigins());
     // Closed while the store answered: close() cleared the timer, none is armed again.
     if (this.#closed || next === null) return null;
     const wait = next.getTime() - this.#o.clock.now().getTime();
@@ -420,5 +459,14 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     }
     this.#setTimer(next.getTime());
     return next;
+  }
+}
+
+/** A delivery's receiver: its URL's origin (`URL.origin`); the URL itself when it is none. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
   }
 }

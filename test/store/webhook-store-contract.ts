@@ -322,6 +322,46 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       assert.ok(b1);
     });
 
+    it('passes over the deliveries to full receivers (origins), and gives back only the claims asked for', async () => {
+      const id = (n: number) => `01900000-0000-7000-8000-0000000000e${n}`;
+      await store.appendOutbox('job:progress', makeJob(), T(1));
+      const [event] = await store.readOutbox(1);
+      await store.fanOut(event!.seq, [
+        delivery(id(1), { url: 'https://slow.example/a', nextAt: T(10) }),
+        delivery(id(2), { url: 'https://slow.example:8443/b', nextAt: T(11) }),
+        // Another host whose name begins with the first's: not the same origin.
+        delivery(id(3), { url: 'https://slow.example.org/c', nextAt: T(12) }),
+        delivery(id(4), { url: 'https://slow.example/d', nextAt: T(13) }),
+      ]);
+      assert.deepEqual(await store.nextDueAt([], ['https://slow.example']), T(11));
+      assert.deepEqual(
+        await store.nextDueAt([id(2)], ['https://slow.example', 'https://slow.example.org']),
+        null,
+      );
+      const lease = { by: 'node-a', until: T(1000), excludingOrigins: ['https://slow.example'] };
+      assert.deepEqual(
+        (await store.claimDueDeliveries(T(20), 10, lease)).map((d) => d.id),
+        [id(2), id(3)],
+      );
+      // Of what node-a holds, only the ids given go back, due at once; the others stay claimed.
+      const [taken] = await store.claimDueDeliveries(T(20), 1, { by: 'node-a', until: T(1000) });
+      assert.equal(taken!.id, id(1));
+      assert.equal(await store.releaseClaims('node-a', T(30), [id(3), id(1)]), 2);
+      assert.equal(await store.releaseClaims('node-a', T(30), []), 0);
+      assert.deepEqual(
+        (await store.claimDueDeliveries(T(30), 10, { by: 'node-b', until: T(2000) })).map((d) => [
+          d.id,
+          d.nextAt,
+        ]),
+        [
+          [id(4), T(2000)],
+          [id(1), T(2000)],
+          [id(3), T(2000)],
+        ],
+      );
+      assert.deepEqual(await store.nextDueAt([]), T(1000), "id(2)'s lease with node-a");
+    });
+
     it('counts a late attempt whose claim another took over, and leaves that claim alone unless it decided', async () => {
       const ids = [1, 2].map((n) => `01900000-0000-7000-8000-0000000000d${n}`);
       await store.appendOutbox('job:progress', makeJob(), T(1));

@@ -59,6 +59,54 @@ async function world(options: Partial<WebhookDispatcherOptions> = {}) {
 }
 
 describe('webhook dispatch', () => {
+  it('keeps a receiver that does not answer to its share of the attempts, and delivers to the others meanwhile', async () => {
+    const w = await world({
+      concurrency: 8,
+      perOrigin: 2,
+      timeoutMs: 5000,
+      retry: { initialMs: 1000, maxMs: 1000 },
+    });
+    const other = await WebhookReceiver.open();
+    open.push(other);
+    w.receiver.answers = ['hang', 'hang', 'hang', 'hang'];
+    const slow: Job[] = [];
+    for (let i = 0; i < 5; i++) slow.push(await w.finished(w.receiver.url(`/slow/${i}`)));
+    await w.receiver.nth(2);
+    // Six of the eight slots are free: another receiver's delivery goes at once.
+    const attempted = once(w.dispatcher, 'delivery:attempt');
+    const quick = await w.finished(other.url('/quick'));
+    assert.equal((await other.nth(1)).path, '/quick');
+    const [delivered] = (await attempted) as [{ jobId: string; status: string }];
+    assert.deepEqual([delivered.jobId, delivered.status], [quick.id, 'delivered']);
+    assert.equal(w.receiver.received.length, 2, 'two attempts in flight to the slow receiver, no more');
+    /** The slow receiver's deliveries by what holds them: leased (in flight), due (waiting), retrying. */
+    const states = async () => {
+      const now = w.clock.now().getTime();
+      const out = { leased: 0, due: 0, retrying: 0, delivered: 0 };
+      for (const job of slow) {
+        const [d] = (await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 1 })).deliveries;
+        if (d!.status === 'delivered') out.delivered++;
+        else if (d!.attempts > 0 && d!.nextAt!.getTime() <= now + 1000) out.retrying++;
+        else if (d!.nextAt!.getTime() > now) out.leased++;
+        else out.due++;
+      }
+      return out;
+    };
+    // The three waiting were given back when claimed (due now, not held for a lease), or never claimed.
+    assert.deepEqual(await states(), { leased: 2, due: 3, retrying: 0, delivered: 0 });
+    // The two time out; their ends make room for the next two, and no more.
+    w.clock.advance(5000);
+    await w.receiver.nth(4);
+    assert.deepEqual(await states(), { leased: 2, due: 1, retrying: 2, delivered: 0 });
+    assert.equal(w.receiver.received.length, 4);
+    // The rest answered: every delivery made once the clock lets the retries come.
+    for (let n = 0; n < 10 && (await states()).delivered < slow.length; n++) {
+      w.clock.advance(5000);
+      await w.dispatcher.settled();
+    }
+    assert.equal((await states()).delivered, slow.length);
+  });
+
   it('fails an attempt that gets no answer in time (on the clock) and tries again', async () => {
     const w = await world({ timeoutMs: 5000, retry: { initialMs: 1000, maxMs: 1000 } });
     w.receiver.answers = ['hang'];

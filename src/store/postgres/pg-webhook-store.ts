@@ -6,6 +6,7 @@ import type { StoreSchema } from '../schema.ts';
 import {
   claimDueDeliveriesIn,
   listDeliveriesIn,
+  nextDueAtIn,
   recordAttemptIn,
   releaseClaimsIn,
 } from '../webhook-queries.ts';
@@ -95,15 +96,12 @@ export class PgWebhookStore implements WebhookStore {
     return claimDueDeliveriesIn(this.#db, now, limit, claim, true);
   }
 
-  releaseClaims(by: string, now: Date): Promise<number> {
-    return releaseClaimsIn(this.#db, by, now);
+  releaseClaims(by: string, now: Date, ids?: readonly string[]): Promise<number> {
+    return releaseClaimsIn(this.#db, by, now, ids);
   }
 
-  async nextDueAt(excluding: readonly string[]): Promise<Date | null> {
-    let q = this.#db.selectFrom('webhook_deliveries').select('next_at').where('status', '=', 'pending');
-    if (excluding.length > 0) q = q.where('id', 'not in', [...excluding]);
-    const row = await q.orderBy('next_at').limit(1).executeTakeFirst();
-    return row?.next_at == null ? null : new Date(row.next_at);
+  nextDueAt(excluding: readonly string[], excludingOrigins: readonly string[] = []): Promise<Date | null> {
+    return nextDueAtIn(this.#db, excluding, excludingOrigins);
   }
 
   async appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void> {

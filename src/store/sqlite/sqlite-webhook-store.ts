@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Job, JobStatus } from '../../core/job.ts';
 import type { WebhookEvent } from '../../core/webhook.ts';
 import { jobToRow } from '../job-row.ts';
@@ -6,6 +6,7 @@ import type { StoreSchema } from '../schema.ts';
 import {
   claimDueDeliveriesIn,
   listDeliveriesIn,
+  nextDueAtIn,
   recordAttemptIn,
   releaseClaimsIn,
 } from '../webhook-queries.ts';
@@ -88,15 +89,12 @@ export class SqliteWebhookStore implements WebhookStore {
     return claimDueDeliveriesIn(this.#db, now, limit, claim, false);
   }
 
-  releaseClaims(by: string, now: Date): Promise<number> {
-    return releaseClaimsIn(this.#db, by, now);
+  releaseClaims(by: string, now: Date, ids?: readonly string[]): Promise<number> {
+    return releaseClaimsIn(this.#db, by, now, ids);
   }
 
-  async nextDueAt(excluding: readonly string[]): Promise<Date | null> {
-    const skip = excluding.length === 0 ? sql`` : sql`and id not in (${sql.join([...excluding])})`;
-    const { rows } = await sql<{ next_at: number }>`select next_at from webhook_deliveries
-      where status = 'pending' ${skip} order by next_at limit 1`.execute(this.#db);
-    return rows[0] ? new Date(rows[0].next_at) : null;
+  nextDueAt(excluding: readonly string[], excludingOrigins: readonly string[] = []): Promise<Date | null> {
+    return nextDueAtIn(this.#db, excluding, excludingOrigins);
   }
 
   async appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void> {
