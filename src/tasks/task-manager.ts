@@ -54,7 +54,7 @@ export class TaskManager extends EventEmitter<TaskEvents> {
   readonly #tasks = new Map<string, TaskRecord>();
   /** Finished task ids, oldest first (a Set keeps insertion order): evicted from the front. */
   readonly #history = new Set<string>();
-  readonly #queue = new TaskQueue<TaskRecord>();
+  readonly #queue = new TaskQueue<TaskRecord>((r) => r.status !== 'queued');
   readonly #scheduler: PollScheduler;
   readonly #pool: BlockingPool;
   readonly #pollerThread = new PollerThread();
@@ -152,6 +152,8 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     this.#finish(record, 'cancelled', {
       error: { name: 'CancelledError', message: `Task ${id} was cancelled` },
     });
+    // Gone from the queue once it is swept (the record is final now, which the sweep looks at).
+    if (!wasRunning) this.#queue.forget();
     return snapshot(record);
   }
 
@@ -245,10 +247,7 @@ export class TaskManager extends EventEmitter<TaskEvents> {
   #pump(): void {
     while (this.#running < this.#options.concurrency) {
       const threadFree = this.#threadsBusy < this.#options.threads;
-      const next = this.#queue.take(
-        (r) => r.status === 'queued' && (r.kind === 'polling' || threadFree),
-        (r) => r.status !== 'queued',
-      );
+      const next = this.#queue.take((r) => r.kind === 'polling' || threadFree);
       if (!next) return;
       this.#start(next);
     }
