@@ -486,12 +486,15 @@ async function startOnDataDir({
   const audit = new AuditLog(store.users, { logger: logger.child({ component: 'audit' }) });
   let admin: Awaited<ReturnType<typeof ensureAdminToken>>;
   let accounts: UserDirectory;
+  // The service comes later: until it exists nobody has a stream to end.
+  let endStreamsOf: (user: string) => void = () => undefined;
   try {
     const imported = await importLegacyTokens(dataDir, store.users);
     if (imported > 0) logger.info({ tokens: imported }, `imported ${TOKENS_FILE} into the user store`);
     accounts = await UserDirectory.open(store.users, {
       clock,
       onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
+      onRevoked: (user) => endStreamsOf(user),
     });
     admin = await ensureAdminToken(dataDir, accounts, clusterNode ? { node: clusterNode.id } : {});
   } catch (err) {
@@ -567,6 +570,7 @@ async function startOnDataDir({
     forceIsolation: isolation.forceIsolation,
     webhookPolicy: webhookOptions.policy,
   });
+  endStreamsOf = (user) => service.endStreamsOf(user);
   const tasks = await TaskService.open(service, {
     ...(tasksFile ? { file: resolve(tasksFile) } : {}),
     setQueue: (name, settings) => engine.setQueue(name, settings),

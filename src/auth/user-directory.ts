@@ -61,26 +61,44 @@ export class UserDirectory {
   readonly #store: UserStore;
   readonly #clock: Clock;
   readonly #onError: (err: unknown) => void;
+  readonly #onRevoked: (user: string) => void;
   readonly #users = new Map<string, UserEntry>();
   readonly #byHash = new Map<string, TokenEntry>();
   readonly #byId = new Map<string, TokenEntry>();
   readonly #writes = new Set<Promise<void>>();
 
-  private constructor(store: UserStore, clock: Clock, onError: (err: unknown) => void) {
+  private constructor(
+    store: UserStore,
+    clock: Clock,
+    onError: (err: unknown) => void,
+    onRevoked: (user: string) => void,
+  ) {
     this.#store = store;
     this.#clock = clock;
     this.#onError = onError;
+    this.#onRevoked = onRevoked;
   }
 
-  /** Loads every user and token of `store`. `onError` hears of `last_used_at` writes that failed. */
+  /**
+   * Loads every user and token of `store`. `onError` hears of `last_used_at` writes that failed.
+   * `onRevoked` is told, once the change is in force, of each user whose credentials lost power: a
+   * token of its revoked (or rotated out), the user disabled, removed or given another role, here
+   * or (`reload`) on another node. What it authorized before, its open streams, must end then
+   * (`JobService.endStreamsOf`).
+   */
   static async open(
     store: UserStore,
-    options: { clock?: Clock; onError?: (err: unknown) => void } = {},
+    options: {
+      clock?: Clock;
+      onError?: (err: unknown) => void;
+      onRevoked?: (user: string) => void;
+    } = {},
   ): Promise<UserDirectory> {
     const accounts = new UserDirectory(
       store,
       options.clock ?? systemClock,
       options.onError ?? (() => undefined),
+      options.onRevoked ?? (() => undefined),
     );
     for (const user of await store.listUsers()) accounts.#setUserEntry(user);
     for (const token of await store.listTokens()) accounts.#addTokenEntry(token);
@@ -95,6 +113,7 @@ export class UserDirectory {
   async reload(): Promise<void> {
     const [users, tokens] = await Promise.all([this.#store.listUsers(), this.#store.listTokens()]);
     const lastUsed = new Map([...this.#byId.values()].map((t) => [t.id, t.lastUsedAt]));
+    const before = { users: new Map(this.#users), tokens: new Map(this.#byId) };
     this.#users.clear();
     this.#byHash.clear();
     this.#byId.clear();
@@ -105,6 +124,14 @@ export class UserDirectory {
       const mine = lastUsed.get(token.id) ?? null;
       if (mine !== null && (entry.lastUsedAt === null || mine > entry.lastUsedAt)) entry.lastUsedAt = mine;
     }
+    const revoked = new Set<string>();
+    for (const [name, was] of before.users) {
+      if (weakened(was.record, this.#users.get(name)?.record)) revoked.add(name);
+    }
+    for (const [id, was] of before.tokens) {
+      if (!was.revoked && this.#byId.get(id)?.revoked !== false) revoked.add(was.user);
+    }
+    for (const user of revoked) this.#revoked(user);
   }
 
   /** The principal a bearer token stands for, or undefined. */
@@ -166,8 +193,10 @@ export class UserDirectory {
   }
 
   async setUser(name: string, changes: UserChanges): Promise<UserRecord> {
+    const was = this.#users.get(name)?.record;
     const record = await this.#store.setUser(name, changes);
     this.#setUserEntry(record);
+    if (was && weakened(was, record)) this.#revoked(name);
     return record;
   }
 
@@ -179,6 +208,7 @@ export class UserDirectory {
       const entry = this.#byId.get(token.id);
       if (entry) entry.revoked = true;
     }
+    this.#revoked(name);
     return user;
   }
 
@@ -219,6 +249,7 @@ export class UserDirectory {
       if (entry) entry.revoked = true;
     }
     this.#addTokenEntry(record);
+    if (revoke.length > 0) this.#revoked(input.user);
     return { token, record };
   }
 
@@ -232,7 +263,12 @@ export class UserDirectory {
     const record = await this.#store.revokeToken(id, this.#clock.now());
     const entry = this.#byId.get(id);
     if (entry) entry.revoked = true;
+    this.#revoked(record.user);
     return record;
+  }
+
+  #revoked(user: string): void {
+    this.#onRevoked(user);
   }
 
   /** Resolves once every `last_used_at` write started so far has ended. */
@@ -269,4 +305,14 @@ export class UserDirectory {
     const tracked = write.catch(this.#onError).finally(() => this.#writes.delete(tracked));
     this.#writes.add(tracked);
   }
+}
+
+/**
+ * Whether a user's change took power from what it authorized: removed (`now` undefined),
+ * disabled, or given another role (a stream a viewer opened must not outlive its demotion from
+ * admin, nor one of an admin's its promotion's undoing). Run-as, isolation and limits apply to the
+ * jobs it starts, not to what it reads.
+ */
+function weakened(was: UserRecord, now: UserRecord | undefined): boolean {
+  return now === undefined || (now.disabled && !was.disabled) || now.role !== was.role;
 }

@@ -10,6 +10,7 @@ import { JobworkerError } from '../core/errors.ts';
 import { isActive, isFinal, type Job } from '../core/job.ts';
 import { linkSignals } from '../core/linked-signal.ts';
 import type { FollowEvent } from '../engine/job-engine.ts';
+import { streamRevoked } from './user-streams.ts';
 
 /**
  * Which calls about a job go to another node (docs/cluster.md, "Forwarding between nodes"): those
@@ -70,6 +71,8 @@ export interface RelayRequest extends RemoteOutputRequest {
   readonly release: () => void;
   /** Ends the relay too (the server shuts down); absent for a read that ends on its own. */
   readonly shutdown?: AbortSignal;
+  /** Ends the relay with UNAUTHENTICATED: the caller's credentials changed (`endStreamsOf`). */
+  readonly revoked?: AbortSignal;
 }
 
 /**
@@ -83,7 +86,7 @@ export async function relayRemoteOutput(
   id: string,
   request: RelayRequest,
 ): Promise<RemoteOutput> {
-  const stop = linkSignals([request.signal, request.shutdown]);
+  const stop = linkSignals([request.signal, request.shutdown, request.revoked]);
   const done = (): void => {
     stop.dispose();
     request.release();
@@ -103,6 +106,7 @@ export async function relayRemoteOutput(
   async function* relay(): AsyncGenerator<FollowEvent> {
     try {
       yield* remote;
+      if (request.revoked?.aborted && !request.signal?.aborted) throw streamRevoked(who.user);
     } finally {
       done();
     }

@@ -38,6 +38,7 @@ import { resolveJobRef } from './job-ref.ts';
 import { JobRouting, pollUntilFinal, relayRemoteOutput } from './job-routing.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
+import { streamRevoked, UserStreams } from './user-streams.ts';
 import { type HeartbeatEvent, withHeartbeats } from './with-heartbeats.ts';
 
 /** What the service needs of the engine. */
@@ -231,6 +232,15 @@ export interface ServiceEvents {
   'follower:close': [jobId: string];
 }
 
+/** A follower slot (`#takeFollower`): whose stream it is, and how it ends. */
+interface Follower {
+  readonly user: string;
+  /** Aborts when the user's streams are ended (`endStreamsOf`). */
+  readonly signal: AbortSignal;
+  /** Gives the slot back. Idempotent. */
+  readonly release: () => void;
+}
+
 /**
  * The one API every adapter calls (REST now, RPC later). It authorizes each call: a user sees and
  * stops only its own jobs, an admin all of them, a viewer reads all of them and changes nothing,
@@ -255,6 +265,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * leak warning.
    */
   readonly #shutdown = unboundedController();
+  /** The streams each user has open, to end when its credentials change (`endStreamsOf`). */
+  readonly #userStreams = new UserStreams();
   readonly #pages = new PagePool(PAGE_BYTES, IDLE_PAGES);
   #followers = 0;
   #watchers = 0;
@@ -290,7 +302,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
       );
     }
     this.#watchers++;
-    const stop = linkSignals([this.#shutdown.signal, request.signal]);
+    const hold = this.#userStreams.take(who.user);
+    const stop = linkSignals([this.#shutdown.signal, request.signal, hold.signal]);
     const inner = watchEvents({
       feed: this.#events,
       visible: (job) => maySee(who, job),
@@ -306,10 +319,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
       released = true;
       this.#watchers--;
       stop.dispose();
+      hold.release();
     };
     async function* counted(): AsyncGenerator<WatchMessage> {
       try {
         yield* inner;
+        // Ended because what authorized it is gone: an error, not a quiet end the client would
+        // take for a server going away and open again without being asked for credentials.
+        if (hold.signal.aborted) throw streamRevoked(who.user);
       } finally {
         release();
       }
@@ -738,12 +755,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
       follow: request.follow,
       recorded: job,
     });
-    const release = this.#takeFollower(id);
-    const stream = this.#stream(job, request, release);
+    const follower = this.#takeFollower(id, who.user);
+    const stream = this.#stream(job, request, follower);
     const close = stream.return.bind(stream);
     // A generator closed before it ever ran skips its `finally`: release the slot here too.
     stream.return = (value) => {
-      release();
+      follower.release();
       return close(value);
     };
     return Object.assign(stream, { end });
@@ -768,12 +785,28 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /**
-   * Takes a follower slot, or refuses with CAPACITY_EXHAUSTED; resolves with what gives it back
-   * (idempotent). The slot is taken in the same synchronous step as the check, so a burst of opens
-   * cannot all pass it; the stream gives it back when it ends, or when it is closed before its
-   * first read.
+   * Ends every stream `user` has open, here and relayed from other nodes: event watches, output
+   * reads and follows. For when what authorized them is gone (a token revoked, the user disabled,
+   * removed, or given another role): a stream is authorized once, when it opens, and may last as
+   * long as its job. Each ends with UNAUTHENTICATED (a REST response is cut, an RPC stream fails),
+   * so a client that opens it again is asked for its credentials anew.
    */
-  #takeFollower(id: string): () => void {
+  endStreamsOf(user: string): void {
+    this.#userStreams.end(user);
+  }
+
+  /** Users with streams open (leak checks). */
+  get streamingUsers(): number {
+    return this.#userStreams.users;
+  }
+
+  /**
+   * Takes a follower slot for `user`, or refuses with CAPACITY_EXHAUSTED: what gives it back
+   * (idempotent), and a signal that aborts when the user's streams are ended (`endStreamsOf`).
+   * The slot is taken in the same synchronous step as the check, so a burst of opens cannot all
+   * pass it; the stream gives it back when it ends, or when it is closed before its first read.
+   */
+  #takeFollower(id: string, user: string): Follower {
     if (this.#followers >= this.#options.maxFollowers) {
       throw new CapacityError(
         `The server already streams ${this.#followers} outputs, its limit; try again later`,
@@ -781,12 +814,18 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     this.#followers++;
     this.emit('follower:open', id);
+    const hold = this.#userStreams.take(user);
     let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#followers--;
-      this.emit('follower:close', id);
+    return {
+      user,
+      signal: hold.signal,
+      release: () => {
+        if (released) return;
+        released = true;
+        hold.release();
+        this.#followers--;
+        this.emit('follower:close', id);
+      },
     };
   }
 
@@ -795,10 +834,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * counts toward `maxFollowers` and, when it follows, ends at shutdown).
    */
   #openRemote(peer: NodePeer, who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
-    const release = this.#takeFollower(id);
+    const follower = this.#takeFollower(id, who.user);
     return relayRemoteOutput(peer, who, id, {
       ...request,
-      release,
+      release: follower.release,
+      revoked: follower.signal,
       ...(request.follow ? { shutdown: this.#shutdown.signal } : {}),
     });
   }
@@ -898,11 +938,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async *#stream(
     recorded: Job,
     request: OutputRequest,
-    release: () => void,
+    follower: Follower,
   ): AsyncGenerator<FollowEvent | SpansEvent> {
     const { id } = recorded;
     // Shutdown ends follows, which could last forever; a read of what exists ends soon on its own.
-    const stop = linkSignals([request.signal, request.follow ? this.#shutdown.signal : undefined]);
+    // The user's credentials changing ends both (endStreamsOf).
+    const stop = linkSignals([
+      request.signal,
+      follower.signal,
+      request.follow ? this.#shutdown.signal : undefined,
+    ]);
     try {
       const { selector, cursor } = request;
       const signal = stop.signal;
@@ -915,9 +960,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
           recorded,
         });
       } else yield* this.#readToEnd(recorded, selector, cursor, signal, request.spans === true);
+      // Cut short, not ended: a read that stopped early must not look whole to its client.
+      if (follower.signal.aborted && !request.signal?.aborted) throw streamRevoked(follower.user);
     } finally {
       stop.dispose();
-      release();
+      follower.release();
     }
   }
 

@@ -78,7 +78,12 @@ export async function openApp(
 ): Promise<AppHarness> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const clock = options.clock;
-  const accounts = await UserDirectory.open(h.store.users, clock ? { clock } : {});
+  // As runServer wires them: a user's credentials losing power ends its open streams.
+  let endStreamsOf: (user: string) => void = () => undefined;
+  const accounts = await UserDirectory.open(h.store.users, {
+    ...(clock ? { clock } : {}),
+    onRevoked: (user) => endStreamsOf(user),
+  });
   const audit = new AuditLog(h.store.users);
   const service = new JobService(options.engine ?? h.engine, {
     ...(options.cluster ? { cluster: options.cluster } : {}),
@@ -87,6 +92,7 @@ export async function openApp(
     ...(options.forceIsolation ? { forceIsolation: options.forceIsolation } : {}),
     ...options.service,
   });
+  endStreamsOf = (user) => service.endStreamsOf(user);
   const users = new UserService(accounts, audit, clock ? { clock } : {});
   const tasks = await TaskService.open(service, {
     ...(options.tasksFile ? { file: options.tasksFile } : {}),

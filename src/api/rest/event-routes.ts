@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { JobworkerError } from '../../core/errors.ts';
 import type { WatchMessage } from '../../service/job-event-feed.ts';
 import type { JobService } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
@@ -61,7 +62,10 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
             if (gone.signal.aborted) break;
           }
         } catch (err) {
-          request.log.error({ err }, 'event stream failed');
+          // Ended because the caller's credentials changed (JobService.endStreamsOf): no fault here.
+          if (err instanceof JobworkerError && err.code === 'UNAUTHENTICATED')
+            request.log.info({ err }, 'event stream ended: credentials changed');
+          else request.log.error({ err }, 'event stream failed');
           reply.raw.destroy();
           return;
         }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CursorError } from '../../core/errors.ts';
+import { CursorError, JobworkerError } from '../../core/errors.ts';
 import { isFinal } from '../../core/job.ts';
 import { OUTPUT_FRAMES_TYPE } from '../../core/output-frames.ts';
 import { parseCursor } from '../../output/cursor.ts';
@@ -316,7 +316,10 @@ async function streamResponse(
       'stream completed',
     );
   } catch (err) {
-    request.log.error({ err, mode }, 'stream failed');
+    // Ended because the caller's credentials changed (JobService.endStreamsOf): no fault here.
+    if (err instanceof JobworkerError && err.code === 'UNAUTHENTICATED')
+      request.log.info({ err, mode }, 'stream ended: credentials changed');
+    else request.log.error({ err, mode }, 'stream failed');
     reply.raw.destroy();
   }
 }
