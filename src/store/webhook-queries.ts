@@ -81,21 +81,29 @@ export async function claimDueDeliveriesIn(
 ): Promise<DeliveryRecord[]> {
   if (!Number.isInteger(limit) || limit < 1) return [];
   const excluding = claim.excluding ?? [];
+  const perOrigin = claim.perOrigin;
+  const full =
+    perOrigin === undefined
+      ? []
+      : [...perOrigin.inFlight].filter(([, n]) => n >= perOrigin.max).map(([origin]) => origin);
   return db.transaction().execute(async (trx) => {
     let due = notTo(
       trx
         .selectFrom('webhook_deliveries')
-        .select('id')
+        .select(['id', 'url'])
         .where('status', '=', 'pending')
         .where('next_at', '<=', now.getTime())
         .$if(excluding.length > 0, (q) => q.where('id', 'not in', [...excluding])),
-      claim.excludingOrigins ?? [],
+      full,
     )
       .orderBy('next_at')
       .orderBy('id')
-      .limit(limit);
+      // Room for what a receiver with some room left cannot take: what is behind it comes next.
+      .limit(perOrigin === undefined ? limit : limit * CLAIM_WINDOW);
     if (skipLocked) due = due.forUpdate().skipLocked();
-    const ids = (await due.execute()).map((r) => r.id);
+    const candidates = await due.execute();
+    const ids =
+      perOrigin === undefined ? candidates.map((r) => r.id) : withRoom(candidates, limit, perOrigin);
     if (ids.length === 0) return [];
     const rows = await trx
       .updateTable('webhook_deliveries')
@@ -111,21 +119,48 @@ export async function claimDueDeliveriesIn(
 }
 
 /** `WebhookStore.releaseClaims`. */
-export async function releaseClaimsIn(
-  db: Kysely<StoreSchema>,
-  by: string,
-  now: Date,
-  ids?: readonly string[],
-): Promise<number> {
-  if (ids?.length === 0) return 0;
+export async function releaseClaimsIn(db: Kysely<StoreSchema>, by: string, now: Date): Promise<number> {
   const result = await db
     .updateTable('webhook_deliveries')
     .set({ next_at: now.getTime(), claimed_by: null })
     .where('claimed_by', '=', by)
     .where('status', '=', 'pending')
-    .$if(ids !== undefined, (q) => q.where('id', 'in', [...(ids ?? [])]))
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
+}
+
+/** How many due deliveries a claim with `perOrigin` looks at, per one it may take. */
+const CLAIM_WINDOW = 4;
+
+/**
+ * Of `rows` (due, in turn), the ids of up to `limit` whose receivers have room, in turn: each
+ * receiver takes at most what `perOrigin` leaves it.
+ */
+function withRoom(
+  rows: readonly { id: string; url: string }[],
+  limit: number,
+  perOrigin: NonNullable<DeliveryClaim['perOrigin']>,
+): string[] {
+  const taken = new Map<string, number>();
+  const ids: string[] = [];
+  for (const row of rows) {
+    if (ids.length >= limit) break;
+    const origin = originOf(row.url);
+    const busy = (perOrigin.inFlight.get(origin) ?? 0) + (taken.get(origin) ?? 0);
+    if (busy >= perOrigin.max) continue;
+    taken.set(origin, (taken.get(origin) ?? 0) + 1);
+    ids.push(row.id);
+  }
+  return ids;
+}
+
+/** A delivery's receiver: its URL's origin (`URL.origin`); the URL itself when it is none. */
+export function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
 }
 
 /** `WebhookStore.nextDueAt`. */

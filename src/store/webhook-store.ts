@@ -63,10 +63,11 @@ export interface DeliveryClaim {
   /** Deliveries not to claim: those whose attempts the claimer still has in flight. */
   readonly excluding?: readonly string[];
   /**
-   * Receivers not to claim deliveries for: origins (`https://host:port`, as `URL.origin` gives
-   * them) that already have as many attempts in flight here as the claimer allows one receiver.
+   * At most `max` attempts in flight to one receiver, an origin (`https://host:port`, as
+   * `URL.origin` gives it), counting the claimer's own in flight (`inFlight`, by origin): the
+   * claim passes over the deliveries to a receiver without room, which keep their turn.
    */
-  readonly excludingOrigins?: readonly string[];
+  readonly perOrigin?: { readonly max: number; readonly inFlight: ReadonlyMap<string, number> };
 }
 
 /** What one attempt ended with. */
@@ -124,10 +125,9 @@ export interface WebhookStore {
   claimDueDeliveries(now: Date, limit: number, claim: DeliveryClaim): Promise<DeliveryRecord[]>;
   /**
    * Gives back the pending deliveries `by` holds, due at `now`: a server that starts again calls
-   * it for its own name, since no attempt of its earlier life is still in flight; a dispatcher
-   * gives back those of `ids` it claimed but will not attempt yet. Returns how many.
+   * it for its own name, since no attempt of its earlier life is still in flight. Returns how many.
    */
-  releaseClaims(by: string, now: Date, ids?: readonly string[]): Promise<number>;
+  releaseClaims(by: string, now: Date): Promise<number>;
   /**
    * The earliest `nextAt` of a pending delivery not among `excluding` (those in flight here) and
    * not to one of `excludingOrigins` (receivers with all the attempts in flight they may have), or

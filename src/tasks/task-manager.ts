@@ -149,11 +149,15 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     record.abort?.abort();
     if (record.entry) record.entry.cancelled = true;
     if (wasRunning) this.#callCancel(record);
-    this.#finish(record, 'cancelled', {
-      error: { name: 'CancelledError', message: `Task ${id} was cancelled` },
-    });
-    // Gone from the queue once it is swept (the record is final now, which the sweep looks at).
-    if (!wasRunning) this.#queue.forget();
+    try {
+      this.#finish(record, 'cancelled', {
+        error: { name: 'CancelledError', message: `Task ${id} was cancelled` },
+      });
+    } finally {
+      // Gone from the queue once it is swept (the record is final now, which the sweep looks
+      // at), even when a listener of the cancel threw.
+      if (!wasRunning) this.#queue.forget();
+    }
     return snapshot(record);
   }
 

@@ -4,6 +4,7 @@ import { newJobId } from '../core/ids.ts';
 import type { Job } from '../core/job.ts';
 import type { Logger } from '../core/logger.ts';
 import type { WebhookEvent } from '../core/webhook.ts';
+import { originOf } from '../store/webhook-queries.ts';
 import type { DeliveryRecord, OutboxEvent, WebhookStore } from '../store/webhook-store.ts';
 import type { WebhookAddressPolicy } from './address-policy.ts';
 import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS, type WebhookRetryPolicy } from './webhook-backoff.ts';
@@ -119,8 +120,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#o = options;
     this.#retry = { ...WEBHOOK_RETRY_DEFAULTS, ...options.retry };
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#concurrency = options.concurrency ?? 16;
-    this.#perOrigin = options.perOrigin ?? 4;
+    this.#concurrency = wholeAtLeastOne('concurrency', options.concurrency ?? 16);
+    this.#perOrigin = wholeAtLeastOne('perOrigin', options.perOrigin ?? 4);
     this.#claimer = options.claimer ?? 'local';
   }
 
@@ -329,27 +330,18 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
       until: new Date(now.getTime() + this.#timeoutMs + CLAIM_MARGIN_MS),
       // Not even claimed again (its lease extended): its attempt's own record ends the claim.
       excluding: [...this.#inFlight.keys()],
-      excludingOrigins: this.#fullOrigins(),
+      // A receiver without room is passed over; what waits for it keeps its turn.
+      perOrigin: { max: this.#perOrigin, inFlight: this.#inFlightTo },
     });
     // Closed while the store answered: nothing starts after close(), which gives them back.
     if (this.#closed) return false;
-    // One claim may take more for one receiver than it has room for (a burst to one slow
-    // receiver): those wait for the end of one of its attempts, which kicks a pass.
-    const later: string[] = [];
-    let started = 0;
     for (const delivery of due) {
       // Claimed again while its attempt here outlived the lease (a stalled database, a host that
       // slept): the claim only extended it. A second attempt from this server would overwrite
       // the first in `#inFlight`, whose end would then forget the second.
       if (this.#inFlight.has(delivery.id)) continue;
       const origin = originOf(delivery.url);
-      const toOrigin = this.#inFlightTo.get(origin) ?? 0;
-      if (toOrigin >= this.#perOrigin) {
-        later.push(delivery.id);
-        continue;
-      }
-      this.#inFlightTo.set(origin, toOrigin + 1);
-      started++;
+      this.#inFlightTo.set(origin, (this.#inFlightTo.get(origin) ?? 0) + 1);
       const attempt: Promise<void> = this.#attempt(delivery)
         .catch((err: Error) => {
           this.#o.logger.error({ err, deliveryId: delivery.id }, 'webhook attempt failed to record');
@@ -364,11 +356,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
         });
       this.#inFlight.set(delivery.id, attempt);
     }
-    // Given back due now, so that they keep their turn (and no lease holds them from the others).
-    if (later.length > 0) await this.#o.store.releaseClaims(this.#claimer, now, later);
-    // A claim whose every delivery waits for its receiver started nothing: not a reason to claim
-    // again at once (#arm), which with a URL spelled unlike its origin would spin.
-    return started > 0 || (due.length > 0 && later.length === 0);
+    return due.length > 0;
   }
 
   /** The receivers with as many attempts in flight as one may have. */
@@ -462,11 +450,10 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   }
 }
 
-/** A delivery's receiver: its URL's origin (`URL.origin`); the URL itself when it is none. */
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return url;
+/** `value` when it is a whole number of at least 1; a dispatcher with none could deliver nothing. */
+function wholeAtLeastOne(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`WebhookDispatcher: \`${name}\` must be a whole number of at least 1, got ${value}`);
   }
+  return value;
 }

@@ -322,7 +322,7 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
       assert.ok(b1);
     });
 
-    it('passes over the deliveries to full receivers (origins), and gives back only the claims asked for', async () => {
+    it("claims within each receiver's room (origin), passing over a full one, and leaves the rest their turn", async () => {
       const id = (n: number) => `01900000-0000-7000-8000-0000000000e${n}`;
       await store.appendOutbox('job:progress', makeJob(), T(1));
       const [event] = await store.readOutbox(1);
@@ -332,34 +332,47 @@ export function describeWebhookStoreContract(name: string, open: () => Promise<O
         // Another host whose name begins with the first's: not the same origin.
         delivery(id(3), { url: 'https://slow.example.org/c', nextAt: T(12) }),
         delivery(id(4), { url: 'https://slow.example/d', nextAt: T(13) }),
+        delivery(id(5), { url: 'https://slow.example/e', nextAt: T(14) }),
+        delivery(id(6), { url: 'https://slow.example:8443/f', nextAt: T(15) }),
       ]);
       assert.deepEqual(await store.nextDueAt([], ['https://slow.example']), T(11));
       assert.deepEqual(
-        await store.nextDueAt([id(2)], ['https://slow.example', 'https://slow.example.org']),
+        await store.nextDueAt([id(2), id(6)], ['https://slow.example', 'https://slow.example.org']),
         null,
       );
-      const lease = { by: 'node-a', until: T(1000), excludingOrigins: ['https://slow.example'] };
+      // slow.example has 1 of 2 in flight: room for one more; :8443 none in flight: room for two.
+      const inFlight = new Map([
+        ['https://slow.example', 1],
+        ['https://elsewhere.example', 2],
+      ]);
+      const claimed = await store.claimDueDeliveries(T(20), 10, {
+        by: 'node-a',
+        until: T(1000),
+        perOrigin: { max: 2, inFlight },
+      });
       assert.deepEqual(
-        (await store.claimDueDeliveries(T(20), 10, lease)).map((d) => d.id),
-        [id(2), id(3)],
+        claimed.map((d) => d.id),
+        [id(1), id(2), id(3), id(6)],
       );
-      // Of what node-a holds, only the ids given go back, due at once; the others stay claimed.
-      const [taken] = await store.claimDueDeliveries(T(20), 1, { by: 'node-a', until: T(1000) });
-      assert.equal(taken!.id, id(1));
-      assert.equal(await store.releaseClaims('node-a', T(30), [id(3), id(1)]), 2);
-      assert.equal(await store.releaseClaims('node-a', T(30), []), 0);
+      // Those passed over were not claimed: still due at their own times, in their turn.
+      assert.deepEqual(await store.nextDueAt(claimed.map((d) => d.id)), T(13));
+      // A full receiver is passed over whole; the limit counts what is taken, not what is looked at.
+      const full = new Map([['https://slow.example', 2]]);
       assert.deepEqual(
-        (await store.claimDueDeliveries(T(30), 10, { by: 'node-b', until: T(2000) })).map((d) => [
+        await store.claimDueDeliveries(T(20), 1, {
+          by: 'node-b',
+          until: T(2000),
+          perOrigin: { max: 2, inFlight: full },
+        }),
+        [],
+      );
+      assert.deepEqual(
+        (await store.claimDueDeliveries(T(20), 1, { by: 'node-b', until: T(2000) })).map((d) => [
           d.id,
           d.nextAt,
         ]),
-        [
-          [id(4), T(2000)],
-          [id(1), T(2000)],
-          [id(3), T(2000)],
-        ],
+        [[id(4), T(2000)]],
       );
-      assert.deepEqual(await store.nextDueAt([]), T(1000), "id(2)'s lease with node-a");
     });
 
     it('counts a late attempt whose claim another took over, and leaves that claim alone unless it decided', async () => {

@@ -96,8 +96,8 @@ export class PgWebhookStore implements WebhookStore {
     return claimDueDeliveriesIn(this.#db, now, limit, claim, true);
   }
 
-  releaseClaims(by: string, now: Date, ids?: readonly string[]): Promise<number> {
-    return releaseClaimsIn(this.#db, by, now, ids);
+  releaseClaims(by: string, now: Date): Promise<number> {
+    return releaseClaimsIn(this.#db, by, now);
   }
 
   nextDueAt(excluding: readonly string[], excludingOrigins: readonly string[] = []): Promise<Date | null> {

@@ -89,8 +89,8 @@ export class SqliteWebhookStore implements WebhookStore {
     return claimDueDeliveriesIn(this.#db, now, limit, claim, false);
   }
 
-  releaseClaims(by: string, now: Date, ids?: readonly string[]): Promise<number> {
-    return releaseClaimsIn(this.#db, by, now, ids);
+  releaseClaims(by: string, now: Date): Promise<number> {
+    return releaseClaimsIn(this.#db, by, now);
   }
 
   nextDueAt(excluding: readonly string[], excludingOrigins: readonly string[] = []): Promise<Date | null> {
