@@ -134,16 +134,30 @@ export class NotFinishedError extends JobworkerError {
 export class InUseError extends JobworkerError {
   static override readonly errorName = 'InUseError';
   readonly jobId: string;
-  /** The queued jobs waiting for it. */
+  /** The queued jobs waiting for it (those the caller may see: see `others`). */
   readonly dependents: readonly string[];
-  constructor(jobId: string, dependents: readonly string[]) {
+  /** How many more wait for it that the caller may not see (other users' jobs), not named. */
+  readonly others: number;
+  constructor(jobId: string, dependents: readonly string[], others = 0) {
+    const named =
+      dependents.length === 0 ? [] : [`job${dependents.length === 1 ? '' : 's'} ${dependents.join(', ')}`];
+    const unnamed = others === 0 ? [] : [`${others} job${others === 1 ? '' : 's'} of other users`];
+    const count = dependents.length + others;
     super(
       'IN_USE',
-      `Job ${jobId} cannot be deleted: queued job${dependents.length === 1 ? '' : 's'} ` +
-        `${dependents.join(', ')} wait${dependents.length === 1 ? 's' : ''} for it`,
+      `Job ${jobId} cannot be deleted: queued ${[...named, ...unnamed].join(' and ')} ` +
+        `wait${count === 1 ? 's' : ''} for it`,
     );
     this.jobId = jobId;
     this.dependents = dependents;
+    this.others = others;
+  }
+
+  /** The same refusal as `who` may read it: only the dependents `visible` says it sees are named. */
+  async forCaller(visible: (id: string) => Promise<boolean>): Promise<InUseError> {
+    const seen: string[] = [];
+    for (const id of this.dependents) if (await visible(id)) seen.push(id);
+    return new InUseError(this.jobId, seen, this.others + this.dependents.length - seen.length);
   }
 }
 

@@ -79,7 +79,8 @@ export const TASK_PARAM_SCHEMA = {
 export const TASK_DEFINITION_SCHEMA = {
   $id: 'Task',
   type: 'object',
-  required: ['name', 'description', 'command', 'params', 'queue', 'timeout', 'retry', 'env', 'cwd'],
+  // `env` is listed to admins only (it may hold secrets): absent for the other roles.
+  required: ['name', 'description', 'command', 'params', 'queue', 'timeout', 'retry', 'cwd'],
   additionalProperties: false,
   properties: {
     name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' },
@@ -97,7 +98,11 @@ export const TASK_DEFINITION_SCHEMA = {
       type: ['object', 'null'],
       properties: { attempts: { type: 'integer' }, backoff: { type: 'object' } },
     },
-    env: { type: 'object', additionalProperties: { type: 'string' } },
+    env: {
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      description: "Extra environment of the task's runs; listed to admins only (it may hold secrets).",
+    },
     cwd: { type: ['string', 'null'] },
   },
 } as const;

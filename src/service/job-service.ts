@@ -7,6 +7,7 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import {
   DuplicateJobError,
   IllegalTransitionError,
+  InUseError,
   JobworkerError,
   NotFinishedError,
   NotFoundError,
@@ -652,7 +653,17 @@ export class JobService extends EventEmitter<ServiceEvents> {
   delete(who: Caller, id: string): Promise<Job> {
     return this.#audited(who, 'job:delete', id, async () => {
       await this.#getToChange(who, id, 'delete a job');
-      return this.#engine.delete(id);
+      try {
+        return await this.#engine.delete(id);
+      } catch (err) {
+        // The jobs waiting for it may be other users' (an admin's job can wait for anyone's):
+        // their ids are not this caller's to learn.
+        if (!(err instanceof InUseError) || seesEveryJob(who.role)) throw err;
+        throw await err.forCaller(async (dependent) => {
+          const job = await this.#engine.get(dependent).catch(() => undefined);
+          return job !== undefined && maySee(who, job);
+        });
+      }
     });
   }
 

@@ -8,6 +8,10 @@ import { type TaskDefinition, taskRunSpec, validateTaskParams } from '../core/ta
 import type { QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
 import type { JobService } from './job-service.ts';
+
+/** A task definition as `listFor` gives it: `env` for admins only. */
+export type ListedTask = Omit<TaskDefinition, 'env'> & { readonly env?: TaskDefinition['env'] };
+
 import { requireAdmin } from './require-admin.ts';
 import { loadTasksFile, type TasksFile } from './tasks-file.ts';
 
@@ -76,6 +80,16 @@ export class TaskService {
   /** Every definition, by name; anyone authenticated may read them. */
   list(): TaskDefinition[] {
     return [...this.#tasks.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The definitions as `who` may read them: an admin's whole; without `env` for the others, as a
+   * job's environment is never shown (it may hold secrets the tasks file gives its runs).
+   */
+  listFor(who: Principal): ListedTask[] {
+    const all = this.list();
+    if (who.role === 'admin') return all;
+    return all.map(({ env: _env, ...rest }) => rest);
   }
 
   /** One definition; NOT_FOUND naming the known ones. */

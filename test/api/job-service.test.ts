@@ -179,3 +179,35 @@ describe('job service: the follower limit', () => {
     await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
   });
 });
+
+describe('JobService.delete of a job that queued jobs wait for', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness();
+  });
+  after(() => h.destroy());
+
+  it("names the waiting jobs the caller may see, and only counts other users'", async () => {
+    const service = new JobService(h.engine);
+    const done = await service.start(alice, { command: 'true' });
+    await h.engine.waitFor(done.id);
+    const running = await service.start(admin, { command: 'sleep', args: ['600'] });
+    // An admin's job may wait for anyone's: it waits for alice's and for the running one.
+    const admins = await service.start(admin, { command: 'true', after: [done.id, running.id] });
+    const own = await service.start(alice, { command: 'true', after: [done.id] });
+    // Alice's own dependent started (its one dependency had ended): only the admin's waits.
+    await h.engine.waitFor(own.id);
+    const refusal = async (who: Principal) =>
+      service.delete(who, done.id).then(
+        () => assert.fail('deleted'),
+        (err: Error) => err,
+      );
+    const hers = await refusal(alice);
+    assert.equal(toErrorResponse(hers).body.error.code, 'IN_USE');
+    assert.ok(!hers.message.includes(admins.id), hers.message);
+    assert.match(hers.message, /cannot be deleted: queued 1 job of other users waits for it/);
+    const theirs = await refusal(admin);
+    assert.match(theirs.message, new RegExp(`queued job ${admins.id} waits for it`));
+    await h.engine.stop(running.id, { user: 'root' });
+  });
+});

@@ -62,6 +62,12 @@ describe('REST API: named tasks, results and the async task manager interface', 
     // Its jobs run as alice's OS account, which must be able to enter it.
     await chmod(dir, 0o755);
     tasksFile = join(dir, 'tasks.yaml');
+    // An environment for power_sim's runs, as a tasks file may give one a secret.
+    const text = await readFile(tasksFile, 'utf8');
+    await writeFile(
+      tasksFile,
+      text.replace('    queue: sims\n', '    queue: sims\n    env: { SIM_TOKEN: s3cret }\n'),
+    );
     h = await openApi(undefined, { tasks: tasksFile });
     alice = await addUserToken(h, 'alice');
     viewer = await addUserToken(h, 'vera', 'viewer');
@@ -88,6 +94,19 @@ describe('REST API: named tasks, results and the async task manager interface', 
     });
     assert.equal(power?.queue, 'sims');
     assert.equal(power?.cwd, dir, 'a relative cwd is relative to the tasks file');
+  });
+
+  it("GET /v1/tasks shows a task's environment to admins only", async () => {
+    const listed = async (headers: Record<string, string>) =>
+      (await h.json<{ tasks: Array<Record<string, unknown>> }>('/v1/tasks', { headers })).body.tasks.find(
+        (t) => t.name === 'power_sim',
+      );
+    assert.deepEqual((await listed({}))?.env, { SIM_TOKEN: 's3cret' }, "the admin's");
+    for (const headers of [asAlice(), { authorization: `Bearer ${viewer}` }]) {
+      const task = await listed(headers);
+      assert.equal(task?.name, 'power_sim');
+      assert.equal('env' in (task ?? {}), false, JSON.stringify(task));
+    }
   });
 
   it('POST /v1/tasks/{name}/runs starts a job linked to the task; its result and progress come back', async () => {

@@ -9,7 +9,9 @@ import { JOB_RESULT_SCHEMA, LIST_TASKS_SCHEMA, RELOAD_TASKS_SCHEMA, RUN_TASK_SCH
  * and GET /v1/jobs/:id/result (any job's result, a task's or not).
  */
 export function registerTaskRoutes(app: FastifyInstance, tasks: TaskService): void {
-  app.get('/v1/tasks', { schema: LIST_TASKS_SCHEMA }, async () => ({ tasks: tasks.list() }));
+  app.get('/v1/tasks', { schema: LIST_TASKS_SCHEMA }, async (request) => ({
+    tasks: tasks.listFor(principalOf(request)),
+  }));
 
   // A static segment: it wins over `/v1/tasks/:name/...`.
   app.post('/v1/tasks/reload', { schema: RELOAD_TASKS_SCHEMA }, async (request) => {
