@@ -569,6 +569,7 @@ async function startOnDataDir({
     userLimits: (name) => accounts.user(name)?.limits,
     forceIsolation: isolation.forceIsolation,
     webhookPolicy: webhookOptions.policy,
+    credentialsRevision: (user) => accounts.revision(user),
   });
   endStreamsOf = (user) => service.endStreamsOf(user);
   const tasks = await TaskService.open(service, {

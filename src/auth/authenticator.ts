@@ -12,6 +12,8 @@ export interface TokenLookup {
   verify(token: string): TokenVerdict;
   /** A known, enabled user's principal (a client certificate names one), else undefined. */
   principalOfUser(name: string): Principal | undefined;
+  /** How many times the user's credentials lost power (`UserDirectory.revision`); absent: never told. */
+  revision?(user: string): number;
 }
 
 export interface AuthenticatorOptions {
@@ -142,7 +144,17 @@ export class Authenticator {
     const user = authorization === undefined ? certificateUser() : undefined;
     const principal =
       user === undefined ? this.authenticate(authorization, origin) : this.authenticateUser(user, origin);
-    return Object.freeze({ ...principal, ...origin });
+    return this.callerOf(principal, origin);
+  }
+
+  /**
+   * The caller of an authenticated principal, as adapters hand it to the service: with where it
+   * came from, and the user's credentials revision now (`Caller.revision`), taken in the same turn
+   * as the check of its credentials.
+   */
+  callerOf(principal: Principal, origin: CallOrigin & Partial<Pick<Caller, 'via'>>): Caller {
+    const revision = this.#tokens.revision?.(principal.user);
+    return Object.freeze({ ...principal, ...origin, ...(revision === undefined ? {} : { revision }) });
   }
 
   /**

@@ -52,6 +52,12 @@ export interface Caller extends Principal {
    * forwarded call is never forwarded again.
    */
   readonly via?: string;
+  /**
+   * The user's credentials revision when the call was authenticated (`UserDirectory.revision`):
+   * a stream this call opens after a later revision (a token revoked, the user disabled...) is
+   * refused, since what authorized it is gone. Absent for in-process calls.
+   */
+  readonly revision?: number;
 }
 
 /** True for the roles that may see every job (and its output). */

@@ -62,6 +62,8 @@ export class UserDirectory {
   readonly #clock: Clock;
   readonly #onError: (err: unknown) => void;
   readonly #onRevoked: (user: string) => void;
+  /** By user: how many times its credentials lost power (`revision`); absent: never. */
+  readonly #revisions = new Map<string, number>();
   readonly #users = new Map<string, UserEntry>();
   readonly #byHash = new Map<string, TokenEntry>();
   readonly #byId = new Map<string, TokenEntry>();
@@ -267,7 +269,19 @@ export class UserDirectory {
     return record;
   }
 
+  /**
+   * How many times `user`'s credentials lost power since this directory opened (`onRevoked`):
+   * authentication stamps it on each call (`Caller.revision`), so that a stream authorized before
+   * a change and opened after it, past the streams `onRevoked` ended, is refused.
+   */
+  revision(user: string): number {
+    return this.#revisions.get(user) ?? 0;
+  }
+
   #revoked(user: string): void {
+    // First the revision, then the streams: a stream opened from here on is refused by the one,
+    // those open already are ended by the other; both in this turn of the event loop.
+    this.#revisions.set(user, this.revision(user) + 1);
     this.#onRevoked(user);
   }
 

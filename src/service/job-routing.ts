@@ -101,12 +101,19 @@ export async function relayRemoteOutput(
     });
   } catch (err) {
     done();
-    throw err;
+    throw revokedOr(err);
+  }
+  // Ended because the caller's credentials changed (`revoked`), not by the caller: that is the
+  // error, whatever the peer's answer or its abort looked like meanwhile.
+  function revokedOr(err: unknown): unknown {
+    return request.revoked?.aborted && !request.signal?.aborted ? streamRevoked(who.user) : err;
   }
   async function* relay(): AsyncGenerator<FollowEvent> {
     try {
       yield* remote;
       if (request.revoked?.aborted && !request.signal?.aborted) throw streamRevoked(who.user);
+    } catch (err) {
+      throw revokedOr(err);
     } finally {
       done();
     }

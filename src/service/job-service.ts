@@ -123,6 +123,12 @@ export interface JobServiceOptions {
    * forwarded to that node, and waits for it read the store. Absent: every job is this server's.
    */
   readonly cluster?: ClusterRouting;
+  /**
+   * A user's credentials revision now (`UserDirectory.revision`): a call stamped with an older one
+   * (`Caller.revision`) opens no stream and gets no wait's answer, since what authorized it is
+   * gone (its open streams were ended: `endStreamsOf`). Absent: callers are not checked so.
+   */
+  readonly credentialsRevision?: (user: string) => number;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -135,7 +141,7 @@ export const SERVICE_DEFAULTS = {
   eventHeartbeatMs: 15_000,
   maxWatchers: 1024,
 } as const satisfies Required<
-  Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster'>
+  Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster' | 'credentialsRevision'>
 >;
 
 /** How often a wait for a job on another node reads it from the store, by default. */
@@ -253,13 +259,14 @@ interface Follower {
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
   readonly #options: Required<
-    Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster'>
+    Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster' | 'credentialsRevision'>
   >;
   readonly #cluster: ClusterRouting | undefined;
   readonly #routing: JobRouting;
   readonly #webhookPolicy: JobServiceOptions['webhookPolicy'];
   readonly #accounts: AccountResolver | undefined;
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
+  readonly #credentialsRevision: ((user: string) => number) | undefined;
   /**
    * Aborted at shutdown. Every wait, follow, event watch and drain wait listens on it while it
    * lasts (`linkSignals`): hundreds at once are expected, so it takes any number without Node's
@@ -279,6 +286,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#options = { ...SERVICE_DEFAULTS, ...options };
     this.#accounts = options.accounts;
     this.#userLimits = options.userLimits;
+    this.#credentialsRevision = options.credentialsRevision;
     this.#webhookPolicy = options.webhookPolicy;
     this.#cluster = options.cluster;
     this.#routing = new JobRouting(options.cluster);
@@ -302,8 +310,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
         `The server already has ${this.#watchers} event watchers, its limit; try again later`,
       );
     }
-    this.#watchers++;
     const hold = this.#userStreams.take(who.user);
+    try {
+      this.#checkRevision(who);
+    } catch (err) {
+      hold.release();
+      throw err;
+    }
+    this.#watchers++;
     const stop = linkSignals([this.#shutdown.signal, request.signal, hold.signal]);
     const inner = watchEvents({
       feed: this.#events,
@@ -766,7 +780,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       follow: request.follow,
       recorded: job,
     });
-    const follower = this.#takeFollower(id, who.user);
+    const follower = this.#takeFollower(id, who);
     const stream = this.#stream(job, request, follower);
     const close = stream.return.bind(stream);
     // A generator closed before it ever ran skips its `finally`: release the slot here too.
@@ -806,6 +820,17 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#userStreams.end(user);
   }
 
+  /**
+   * Refuses (UNAUTHENTICATED) a caller stamped with an older credentials revision than its user's
+   * now (`credentialsRevision`): what authorized the call was revoked while it was under way.
+   */
+  #checkRevision(who: Principal): void {
+    const stamped = (who as Caller).revision;
+    const now = this.#credentialsRevision;
+    if (stamped !== undefined && now !== undefined && now(who.user) !== stamped)
+      throw streamRevoked(who.user);
+  }
+
   /** Users with streams open (leak checks). */
   get streamingUsers(): number {
     return this.#userStreams.users;
@@ -817,18 +842,21 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * The slot is taken in the same synchronous step as the check, so a burst of opens cannot all
    * pass it; the stream gives it back when it ends, or when it is closed before its first read.
    */
-  #takeFollower(id: string, user: string): Follower {
+  #takeFollower(id: string, who: Principal): Follower {
     if (this.#followers >= this.#options.maxFollowers) {
       throw new CapacityError(
         `The server already streams ${this.#followers} outputs, its limit; try again later`,
       );
     }
+    // Authorized when the call was authenticated: refused if the user's credentials lost power
+    // since (its other streams were ended then; this one would have escaped).
+    this.#checkRevision(who);
     this.#followers++;
     this.emit('follower:open', id);
-    const hold = this.#userStreams.take(user);
+    const hold = this.#userStreams.take(who.user);
     let released = false;
     return {
-      user,
+      user: who.user,
       signal: hold.signal,
       release: () => {
         if (released) return;
@@ -845,7 +873,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * counts toward `maxFollowers` and, when it follows, ends at shutdown).
    */
   #openRemote(peer: NodePeer, who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
-    const follower = this.#takeFollower(id, who.user);
+    const follower = this.#takeFollower(id, who);
     return relayRemoteOutput(peer, who, id, {
       ...request,
       release: follower.release,
@@ -860,7 +888,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
    */
   async run(who: Caller, input: unknown, signal?: AbortSignal): Promise<Job> {
     const job = await this.start(who, input);
-    return this.#untilFinal(job.id, signal);
+    const ended = await this.#untilFinal(job.id, signal);
+    // The job was the caller's to start; its end is not for credentials revoked meanwhile.
+    this.#checkRevision(who);
+    return ended;
   }
 
   /**
@@ -871,7 +902,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // A final job's record is all of it; a running one's live figures would be read for nothing.
     const job = await this.#getRecorded(who, id);
     if (isFinal(job.status)) return job;
-    return this.#untilFinal(id, signal);
+    const ended = await this.#untilFinal(id, signal);
+    // A wait may last as long as its job: not answered for credentials revoked meanwhile.
+    this.#checkRevision(who);
+    return ended;
   }
 
   async #untilFinal(id: string, signal?: AbortSignal): Promise<Job> {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { Authenticator } from '../../src/auth/authenticator.ts';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { JobworkerError } from '../../src/core/errors.ts';
 import { OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
@@ -222,6 +223,60 @@ describe('JobService.endStreamsOf', () => {
     await bobs.return(undefined);
     assert.equal(service.streamingUsers, 0);
     await h.engine.stop(job.id, { user: 'root' });
+  });
+});
+
+describe('a call authorized before its credentials changed, opening a stream after', () => {
+  let h: Harness;
+  let service: JobService;
+  const revisions = new Map<string, number>();
+  before(async () => {
+    h = await openHarness();
+    service = new JobService(h.engine, { credentialsRevision: (user) => revisions.get(user) ?? 0 });
+  });
+  after(async () => {
+    await service.shutdown();
+    await h.destroy();
+  });
+  const isRevoked = (err: unknown) => err instanceof JobworkerError && err.code === 'UNAUTHENTICATED';
+
+  it('is refused a follow, a read, an event watch and a wait, with nothing left held', async () => {
+    // Authenticated at revision 0 (Caller.revision), then the user's token was revoked: no stream
+    // was open to end, so the revision alone must refuse what the call opens now.
+    const stale = { user: 'alice', role: 'user', revision: 0 } as const;
+    const job = await service.start(stale, { command: 'sleep', args: ['600'] });
+    const waiting = service.waitFor(stale, job.id);
+    revisions.set('alice', 1);
+    await assert.rejects(
+      service.openOutput(stale, job.id, { selector: 'all', cursor: 0, follow: true }),
+      isRevoked,
+    );
+    await assert.rejects(
+      service.openOutput(stale, job.id, { selector: 'all', cursor: 0, follow: false }),
+      isRevoked,
+    );
+    await assert.rejects(service.watchEvents(stale), isRevoked);
+    assert.deepEqual([service.followers, service.watchers, service.streamingUsers], [0, 0, 0]);
+    await h.engine.stop(job.id, { user: 'root' });
+    await assert.rejects(waiting, isRevoked, "the wait's answer is not given either");
+    // Authenticated again, at the new revision: served as before.
+    const fresh = { ...stale, revision: 1 };
+    const watch = await service.watchEvents(fresh);
+    await watch.return(undefined);
+    assert.equal((await service.waitFor(fresh, job.id)).id, job.id);
+  });
+
+  it('takes its revision from the directory when it is authenticated', async () => {
+    const dir = await UserDirectory.open(h.store.users);
+    await dir.addUser({ name: 'gus', role: 'user' });
+    const one = await dir.issueToken({ user: 'gus' });
+    const two = await dir.issueToken({ user: 'gus' });
+    const authenticator = new Authenticator(dir);
+    const origin = { source: '127.0.0.1', transport: 'tcp' } as const;
+    assert.equal(authenticator.authenticateCall(`Bearer ${two.token}`, () => undefined, origin).revision, 0);
+    await dir.revokeToken(one.record.id);
+    assert.equal(dir.revision('gus'), 1);
+    assert.equal(authenticator.authenticateCall(`Bearer ${two.token}`, () => undefined, origin).revision, 1);
   });
 });
 

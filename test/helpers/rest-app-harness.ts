@@ -91,6 +91,7 @@ export async function openApp(
     ...(clock ? { clock } : {}),
     ...(options.forceIsolation ? { forceIsolation: options.forceIsolation } : {}),
     ...options.service,
+    credentialsRevision: (user) => accounts.revision(user),
   });
   endStreamsOf = (user) => service.endStreamsOf(user);
   const users = new UserService(accounts, audit, clock ? { clock } : {});

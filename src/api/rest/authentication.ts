@@ -153,7 +153,7 @@ function authenticationHook(
         // Any local process may call it, every job included: it acts as the user it names but
         // never with an admin's powers (no root, no other user's scope, no admin run-as account).
         const principal = authenticator.authenticateUser(tokenlessUser, origin);
-        slots[CALLER] = Object.freeze({ ...principal, role: 'user', runAs: null, ...origin });
+        slots[CALLER] = authenticator.callerOf({ ...principal, role: 'user', runAs: null }, origin);
       } else {
         slots[CALLER] = authenticator.authenticateCall(
           authorization,
@@ -221,7 +221,8 @@ function authenticateNode(
     );
   }
   request[FORWARDED] = call;
-  return Object.freeze({ ...call.principal, source: origin.source, transport: 'node', via: call.node });
+  // Its revision is this node's: a change seen here after this ends what the call opens too.
+  return authenticator.callerOf(call.principal, { source: origin.source, transport: 'node', via: call.node });
 }
 
 /**
@@ -271,7 +272,7 @@ export function authenticateWithBody(
     if (typeof token !== 'string' || token === '') {
       throw authenticator.refuse(origin, 'not-a-token', 'Expected `token` to be a token string');
     }
-    caller = Object.freeze({ ...authenticator.authenticateToken(token, origin), ...origin });
+    caller = authenticator.callerOf(authenticator.authenticateToken(token, origin), origin);
   } else {
     caller = authenticator.authenticateCall(
       request.headers.authorization,
