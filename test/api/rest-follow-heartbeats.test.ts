@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import {
   FRAME_KIND,
@@ -9,47 +8,36 @@ import {
   type OutputFrame,
 } from '../../src/core/output-frames.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { LiveResponse } from '../helpers/live-response.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { type AppHarness, openApp, rpcJobs } from '../helpers/rest-app-harness.ts';
 
 /** A live follow of a job's output over real TLS: its head, and its body as it comes. */
 class Follow {
-  headers: Record<string, string | string[] | undefined> = {};
   text = '';
   readonly frames: OutputFrame[] = [];
-  #waiters: (() => void)[] = [];
-  #close: () => void = () => undefined;
+  #live: LiveResponse | undefined;
 
-  static open(a: AppHarness, token: string, path: string, accept: string): Promise<Follow> {
+  static async open(a: AppHarness, token: string, path: string, accept: string): Promise<Follow> {
     const follow = new Follow();
     const decoder = new FrameDecoder();
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(
-        new URL(path, a.url),
-        { ca: a.caPem, agent: false, headers: { authorization: `Bearer ${token}`, accept } },
-        (res) => {
-          follow.headers = res.headers;
-          res.on('data', (chunk: Buffer) => {
-            if (accept === OUTPUT_FRAMES_TYPE) follow.frames.push(...decoder.push(chunk));
-            else follow.text += chunk.toString('utf8');
-            for (const w of follow.#waiters.splice(0)) w();
-          });
-          res.on('error', () => undefined);
-          resolve(follow);
-        },
-      );
-      req.on('error', reject);
-      follow.#close = () => req.destroy();
-      req.end();
+    follow.#live = await LiveResponse.open(a, token, path, accept, (chunk) => {
+      if (accept === OUTPUT_FRAMES_TYPE) follow.frames.push(...decoder.push(chunk));
+      else follow.text += chunk.toString('utf8');
     });
+    return follow;
   }
 
-  async until(predicate: (f: Follow) => boolean): Promise<void> {
-    while (!predicate(this)) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  get headers(): Record<string, string | string[] | undefined> {
+    return this.#live?.headers ?? {};
+  }
+
+  until(predicate: (f: Follow) => boolean): Promise<void> {
+    return this.#live!.until(() => predicate(this));
   }
 
   close(): void {
-    this.#close();
+    this.#live?.close();
   }
 }
 

@@ -8,6 +8,7 @@ import { JobworkerError } from '../../src/core/errors.ts';
 import { OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
 import { JobService } from '../../src/service/job-service.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { LiveResponse } from '../helpers/live-response.ts';
 import { type AppHarness, openApp, rpcJobs } from '../helpers/rest-app-harness.ts';
 
 /**
@@ -15,58 +16,6 @@ import { type AppHarness, openApp, rpcJobs } from '../helpers/rest-app-harness.t
  * going (a token revoked, the user disabled, removed or given another role) must end it, or a
  * leaked token would keep reading every job's events and output after its revocation.
  */
-
-/** A live GET over real TLS: whether it has ended, and how. */
-class LiveGet {
-  status = 0;
-  bytes = 0;
-  /** 'end' (the body ended as HTTP says it should), 'cut' (the connection broke). */
-  ended: 'end' | 'cut' | undefined;
-  #waiters: (() => void)[] = [];
-  #close: () => void = () => undefined;
-
-  static open(a: AppHarness, token: string, path: string, accept: string): Promise<LiveGet> {
-    const live = new LiveGet();
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(
-        new URL(path, a.url),
-        { ca: a.caPem, agent: false, headers: { authorization: `Bearer ${token}`, accept } },
-        (res) => {
-          live.status = res.statusCode ?? 0;
-          res.on('data', (chunk: Buffer) => {
-            live.bytes += chunk.length;
-            live.#wake();
-          });
-          res.on('end', () => live.#done('end'));
-          res.on('aborted', () => live.#done('cut'));
-          res.on('error', () => live.#done('cut'));
-          res.on('close', () => live.#done(res.complete ? 'end' : 'cut'));
-          resolve(live);
-        },
-      );
-      req.on('error', reject);
-      live.#close = () => req.destroy();
-      req.end();
-    });
-  }
-
-  async until(predicate: (live: LiveGet) => boolean): Promise<void> {
-    while (!predicate(this)) await new Promise<void>((resolve) => this.#waiters.push(resolve));
-  }
-
-  close(): void {
-    this.#close();
-  }
-
-  #done(how: 'end' | 'cut'): void {
-    this.ended ??= how;
-    this.#wake();
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-}
 
 describe('open streams end when their user loses what authorized them (REST and RPC)', () => {
   let h: Harness;
@@ -89,8 +38,8 @@ describe('open streams end when their user loses what authorized them (REST and 
   });
 
   const follow = (token: string, accept = OUTPUT_FRAMES_TYPE) =>
-    LiveGet.open(a, token, `/v1/jobs/${quiet}/output?follow=true`, accept);
-  const events = (token: string) => LiveGet.open(a, token, '/v1/events', 'text/event-stream');
+    LiveResponse.open(a, token, `/v1/jobs/${quiet}/output?follow=true`, accept);
+  const events = (token: string) => LiveResponse.open(a, token, '/v1/events', 'text/event-stream');
 
   it("cuts a revoked token's follows and event watches, and leaves another user's open", async () => {
     await a.accounts.addUser({ name: 'alice', role: 'user' });
