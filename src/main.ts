@@ -487,14 +487,14 @@ async function startOnDataDir({
   let admin: Awaited<ReturnType<typeof ensureAdminToken>>;
   let accounts: UserDirectory;
   // The service comes later: until it exists nobody has a stream to end.
-  let endStreamsOf: (user: string) => void = () => undefined;
+  let endStreamsOf: (user: string, tokenId?: string) => void = () => undefined;
   try {
     const imported = await importLegacyTokens(dataDir, store.users);
     if (imported > 0) logger.info({ tokens: imported }, `imported ${TOKENS_FILE} into the user store`);
     accounts = await UserDirectory.open(store.users, {
       clock,
       onError: (err) => logger.error({ err }, 'could not record when a token was last used'),
-      onRevoked: (user) => endStreamsOf(user),
+      onRevoked: (user, tokenId) => endStreamsOf(user, tokenId),
     });
     admin = await ensureAdminToken(dataDir, accounts, clusterNode ? { node: clusterNode.id } : {});
   } catch (err) {
@@ -569,9 +569,9 @@ async function startOnDataDir({
     userLimits: (name) => accounts.user(name)?.limits,
     forceIsolation: isolation.forceIsolation,
     webhookPolicy: webhookOptions.policy,
-    credentialsRevision: (user) => accounts.revision(user),
+    credentialsStale: (caller) => accounts.isStale(caller),
   });
-  endStreamsOf = (user) => service.endStreamsOf(user);
+  endStreamsOf = (user, tokenId) => service.endStreamsOf(user, tokenId);
   const tasks = await TaskService.open(service, {
     ...(tasksFile ? { file: resolve(tasksFile) } : {}),
     setQueue: (name, settings) => engine.setQueue(name, settings),

@@ -12,7 +12,7 @@ export interface TokenLookup {
   verify(token: string): TokenVerdict;
   /** A known, enabled user's principal (a client certificate names one), else undefined. */
   principalOfUser(name: string): Principal | undefined;
-  /** How many times the user's credentials lost power (`UserDirectory.revision`); absent: never told. */
+  /** How many times the user itself lost power (`UserDirectory.revision`); absent: never told. */
   revision?(user: string): number;
 }
 
@@ -64,6 +64,11 @@ export class Authenticator {
       this.#logger.debug({ source: origin.source, transport: origin.transport }, 'no credentials');
       throw new UnauthenticatedError('Missing credentials: send the header `Authorization: Bearer <token>`');
     }
+    return this.#bearer(authorization, origin).principal;
+  }
+
+  /** The token of an `Authorization: Bearer` header, verified (`authenticate`). */
+  #bearer(authorization: string, origin: CallOrigin): { principal: Principal; tokenId: string } {
     const token = BEARER.exec(authorization)?.[1];
     if (token === undefined) {
       throw this.refuse(
@@ -72,7 +77,15 @@ export class Authenticator {
         'Expected the header `Authorization: Bearer <token>`, got another scheme',
       );
     }
-    return this.authenticateToken(token, origin);
+    return this.#verify(token, origin);
+  }
+
+  #verify(token: string, origin: CallOrigin): { principal: Principal; tokenId: string } {
+    const verdict = this.#tokens.verify(token);
+    if (!verdict.ok) {
+      throw this.refuse(origin, verdict.reason, 'Invalid token', verdict.tokenId, verdict.user);
+    }
+    return verdict;
   }
 
   /**
@@ -80,11 +93,13 @@ export class Authenticator {
    * design's `POST /api`); every other route takes it from the `Authorization` header only.
    */
   authenticateToken(token: string, origin: CallOrigin = IN_PROCESS): Principal {
-    const verdict = this.#tokens.verify(token);
-    if (!verdict.ok) {
-      throw this.refuse(origin, verdict.reason, 'Invalid token', verdict.tokenId, verdict.user);
-    }
-    return verdict.principal;
+    return this.#verify(token, origin).principal;
+  }
+
+  /** `authenticateToken`, as the caller adapters hand to the service (`callerOf`). */
+  authenticateTokenCall(token: string, origin: CallOrigin): Caller {
+    const { principal, tokenId } = this.#verify(token, origin);
+    return this.callerOf(principal, origin, tokenId);
   }
 
   /**
@@ -142,19 +157,29 @@ export class Authenticator {
     origin: CallOrigin,
   ): Caller {
     const user = authorization === undefined ? certificateUser() : undefined;
-    const principal =
-      user === undefined ? this.authenticate(authorization, origin) : this.authenticateUser(user, origin);
-    return this.callerOf(principal, origin);
+    if (user !== undefined) return this.callerOf(this.authenticateUser(user, origin), origin);
+    if (authorization === undefined) return this.callerOf(this.authenticate(authorization, origin), origin);
+    const { principal, tokenId } = this.#bearer(authorization, origin);
+    return this.callerOf(principal, origin, tokenId);
   }
 
   /**
    * The caller of an authenticated principal, as adapters hand it to the service: with where it
-   * came from, and the user's credentials revision now (`Caller.revision`), taken in the same turn
-   * as the check of its credentials.
+   * came from, the token it came with, and the user's credentials revision now (`Caller.revision`),
+   * taken in the same turn as the check of its credentials.
    */
-  callerOf(principal: Principal, origin: CallOrigin & Partial<Pick<Caller, 'via'>>): Caller {
+  callerOf(
+    principal: Principal,
+    origin: CallOrigin & Partial<Pick<Caller, 'via'>>,
+    tokenId?: string,
+  ): Caller {
     const revision = this.#tokens.revision?.(principal.user);
-    return Object.freeze({ ...principal, ...origin, ...(revision === undefined ? {} : { revision }) });
+    return Object.freeze({
+      ...principal,
+      ...origin,
+      ...(revision === undefined ? {} : { revision }),
+      ...(tokenId === undefined ? {} : { tokenId }),
+    });
   }
 
   /**

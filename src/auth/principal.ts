@@ -54,10 +54,13 @@ export interface Caller extends Principal {
   readonly via?: string;
   /**
    * The user's credentials revision when the call was authenticated (`UserDirectory.revision`):
-   * a stream this call opens after a later revision (a token revoked, the user disabled...) is
-   * refused, since what authorized it is gone. Absent for in-process calls.
+   * once the user is disabled, removed or given another role, what the call would still do (open a
+   * stream, change something) is refused, since what authorized it is gone. Absent for in-process
+   * calls.
    */
   readonly revision?: number;
+  /** The token the call was authenticated with (its id): its revocation refuses the same. */
+  readonly tokenId?: string;
 }
 
 /** True for the roles that may see every job (and its output). */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { JobworkerError } from '../core/errors.ts';
 import type { TokenRecord, UserChanges, UserRecord, UserStore } from '../store/user-store.ts';
-import type { Principal, Role } from './principal.ts';
+import type { Caller, Principal, Role } from './principal.ts';
 import { generateToken, hashToken } from './token.ts';
 
 /** `last_used_at` is written at most this often per token: a token used in a loop costs no writes. */
@@ -61,8 +61,8 @@ export class UserDirectory {
   readonly #store: UserStore;
   readonly #clock: Clock;
   readonly #onError: (err: unknown) => void;
-  readonly #onRevoked: (user: string) => void;
-  /** By user: how many times its credentials lost power (`revision`); absent: never. */
+  readonly #onRevoked: (user: string, tokenId?: string) => void;
+  /** By user: how many times the user itself lost power (`revision`); absent: never. */
   readonly #revisions = new Map<string, number>();
   readonly #users = new Map<string, UserEntry>();
   readonly #byHash = new Map<string, TokenEntry>();
@@ -73,7 +73,7 @@ export class UserDirectory {
     store: UserStore,
     clock: Clock,
     onError: (err: unknown) => void,
-    onRevoked: (user: string) => void,
+    onRevoked: (user: string, tokenId?: string) => void,
   ) {
     this.#store = store;
     this.#clock = clock;
@@ -83,17 +83,17 @@ export class UserDirectory {
 
   /**
    * Loads every user and token of `store`. `onError` hears of `last_used_at` writes that failed.
-   * `onRevoked` is told, once the change is in force, of each user whose credentials lost power: a
-   * token of its revoked (or rotated out), the user disabled, removed or given another role, here
-   * or (`reload`) on another node. What it authorized before, its open streams, must end then
-   * (`JobService.endStreamsOf`).
+   * `onRevoked` is told, once the change is in force, of each user whose credentials lost power,
+   * here or (`reload`) on another node: with a token id when that token alone was revoked (or
+   * rotated out), without one when the user was disabled, removed or given another role. What they
+   * authorized before, open streams, must end then (`JobService.endStreamsOf`).
    */
   static async open(
     store: UserStore,
     options: {
       clock?: Clock;
       onError?: (err: unknown) => void;
-      onRevoked?: (user: string) => void;
+      onRevoked?: (user: string, tokenId?: string) => void;
     } = {},
   ): Promise<UserDirectory> {
     const accounts = new UserDirectory(
@@ -126,14 +126,18 @@ export class UserDirectory {
       const mine = lastUsed.get(token.id) ?? null;
       if (mine !== null && (entry.lastUsedAt === null || mine > entry.lastUsedAt)) entry.lastUsedAt = mine;
     }
-    const revoked = new Set<string>();
+    const weakenedUsers = new Set<string>();
     for (const [name, was] of before.users) {
-      if (weakened(was.record, this.#users.get(name)?.record)) revoked.add(name);
+      const now = this.#users.get(name)?.record;
+      // Removed and added again since the last reload: another user of the same name.
+      const again = now !== undefined && now.createdAt.getTime() !== was.record.createdAt.getTime();
+      if (again || weakened(was.record, now)) weakenedUsers.add(name);
     }
+    for (const user of weakenedUsers) this.#revoked(user);
     for (const [id, was] of before.tokens) {
-      if (!was.revoked && this.#byId.get(id)?.revoked !== false) revoked.add(was.user);
+      if (weakenedUsers.has(was.user)) continue;
+      if (!was.revoked && this.#byId.get(id)?.revoked !== false) this.#revoked(was.user, id);
     }
-    for (const user of revoked) this.#revoked(user);
   }
 
   /** The principal a bearer token stands for, or undefined. */
@@ -251,7 +255,7 @@ export class UserDirectory {
       if (entry) entry.revoked = true;
     }
     this.#addTokenEntry(record);
-    if (revoke.length > 0) this.#revoked(input.user);
+    for (const id of revoke) this.#revoked(input.user, id);
     return { token, record };
   }
 
@@ -265,24 +269,35 @@ export class UserDirectory {
     const record = await this.#store.revokeToken(id, this.#clock.now());
     const entry = this.#byId.get(id);
     if (entry) entry.revoked = true;
-    this.#revoked(record.user);
+    this.#revoked(record.user, id);
     return record;
   }
 
   /**
-   * How many times `user`'s credentials lost power since this directory opened (`onRevoked`):
-   * authentication stamps it on each call (`Caller.revision`), so that a stream authorized before
-   * a change and opened after it, past the streams `onRevoked` ended, is refused.
+   * How many times `user` itself lost power (disabled, removed, given another role) since this
+   * directory opened: authentication stamps it on each call (`Caller.revision`), so that what a
+   * call authorized before such a change does after it (`isStale`) is refused, past the streams
+   * `onRevoked` ended. Never reset: a user removed and added again is not its old stamps.
    */
   revision(user: string): number {
     return this.#revisions.get(user) ?? 0;
   }
 
-  #revoked(user: string): void {
-    // First the revision, then the streams: a stream opened from here on is refused by the one,
-    // those open already are ended by the other; both in this turn of the event loop.
-    this.#revisions.set(user, this.revision(user) + 1);
-    this.#onRevoked(user);
+  /**
+   * Whether what authorized `caller` is gone since it was authenticated: its user lost power
+   * (`revision`), or its token was revoked (or is no longer known).
+   */
+  isStale(caller: Pick<Caller, 'user' | 'revision' | 'tokenId'>): boolean {
+    if (caller.revision !== undefined && caller.revision !== this.revision(caller.user)) return true;
+    return caller.tokenId !== undefined && this.#byId.get(caller.tokenId)?.revoked !== false;
+  }
+
+  #revoked(user: string, tokenId?: string): void {
+    // First the revision (the token's own state is set already), then the streams: a call stamped
+    // before is refused from here on (`isStale`), the streams open already end (`onRevoked`); both
+    // in this turn of the event loop.
+    if (tokenId === undefined) this.#revisions.set(user, this.revision(user) + 1);
+    this.#onRevoked(user, tokenId);
   }
 
   /** Resolves once every `last_used_at` write started so far has ended. */

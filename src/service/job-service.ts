@@ -39,7 +39,7 @@ import { resolveJobRef } from './job-ref.ts';
 import { JobRouting, pollUntilFinal, relayRemoteOutput } from './job-routing.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
-import { streamRevoked, UserStreams } from './user-streams.ts';
+import { callRevoked, streamRevoked, UserStreams } from './user-streams.ts';
 import { type HeartbeatEvent, withHeartbeats } from './with-heartbeats.ts';
 
 /** What the service needs of the engine. */
@@ -124,11 +124,12 @@ export interface JobServiceOptions {
    */
   readonly cluster?: ClusterRouting;
   /**
-   * A user's credentials revision now (`UserDirectory.revision`): a call stamped with an older one
-   * (`Caller.revision`) opens no stream and gets no wait's answer, since what authorized it is
-   * gone (its open streams were ended: `endStreamsOf`). Absent: callers are not checked so.
+   * Whether what authorized a call is gone since it was authenticated (`UserDirectory.isStale`:
+   * its token revoked, its user disabled, removed or given another role, by `Caller.revision` and
+   * `Caller.tokenId`): such a call opens no stream and changes nothing (UNAUTHENTICATED); the
+   * streams open already were ended (`endStreamsOf`). Absent: callers are not checked so.
    */
-  readonly credentialsRevision?: (user: string) => number;
+  readonly credentialsStale?: (caller: Caller) => boolean;
 }
 
 export const SERVICE_DEFAULTS = {
@@ -141,7 +142,7 @@ export const SERVICE_DEFAULTS = {
   eventHeartbeatMs: 15_000,
   maxWatchers: 1024,
 } as const satisfies Required<
-  Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster' | 'credentialsRevision'>
+  Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster' | 'credentialsStale'>
 >;
 
 /** How often a wait for a job on another node reads it from the store, by default. */
@@ -259,14 +260,14 @@ interface Follower {
 export class JobService extends EventEmitter<ServiceEvents> {
   readonly #engine: JobEnginePort;
   readonly #options: Required<
-    Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster' | 'credentialsRevision'>
+    Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster' | 'credentialsStale'>
   >;
   readonly #cluster: ClusterRouting | undefined;
   readonly #routing: JobRouting;
   readonly #webhookPolicy: JobServiceOptions['webhookPolicy'];
   readonly #accounts: AccountResolver | undefined;
   readonly #userLimits: ((user: string) => LimitSettings | undefined) | undefined;
-  readonly #credentialsRevision: ((user: string) => number) | undefined;
+  readonly #credentialsStale: ((caller: Caller) => boolean) | undefined;
   /**
    * Aborted at shutdown. Every wait, follow, event watch and drain wait listens on it while it
    * lasts (`linkSignals`): hundreds at once are expected, so it takes any number without Node's
@@ -286,7 +287,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#options = { ...SERVICE_DEFAULTS, ...options };
     this.#accounts = options.accounts;
     this.#userLimits = options.userLimits;
-    this.#credentialsRevision = options.credentialsRevision;
+    this.#credentialsStale = options.credentialsStale;
     this.#webhookPolicy = options.webhookPolicy;
     this.#cluster = options.cluster;
     this.#routing = new JobRouting(options.cluster);
@@ -310,13 +311,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
         `The server already has ${this.#watchers} event watchers, its limit; try again later`,
       );
     }
-    const hold = this.#userStreams.take(who.user);
-    try {
-      this.#checkRevision(who);
-    } catch (err) {
-      hold.release();
-      throw err;
-    }
+    // Authorized when the call was authenticated: refused if that is gone since (the streams open
+    // then were ended; this one would have escaped).
+    if (this.#isStale(who)) throw streamRevoked(who.user);
+    const hold = this.#userStreams.take(who.user, (who as Caller).tokenId);
     this.#watchers++;
     const stop = linkSignals([this.#shutdown.signal, request.signal, hold.signal]);
     const inner = watchEvents({
@@ -810,25 +808,20 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /**
-   * Ends every stream `user` has open, here and relayed from other nodes: event watches, output
-   * reads and follows. For when what authorized them is gone (a token revoked, the user disabled,
-   * removed, or given another role): a stream is authorized once, when it opens, and may last as
-   * long as its job. Each ends with UNAUTHENTICATED (a REST response is cut, an RPC stream fails),
-   * so a client that opens it again is asked for its credentials anew.
+   * Ends the streams `user` has open, here and relayed from other nodes (event watches, output
+   * reads and follows): those opened with token `tokenId` when one is given (that token alone was
+   * revoked), else all of them (the user was disabled, removed or given another role). A stream is
+   * authorized once, when it opens, and may last as long as its job. Each ends with
+   * UNAUTHENTICATED (a REST response is cut, an RPC stream fails), so a client that opens it again
+   * is asked for its credentials anew.
    */
-  endStreamsOf(user: string): void {
-    this.#userStreams.end(user);
+  endStreamsOf(user: string, tokenId?: string): void {
+    this.#userStreams.end(user, tokenId);
   }
 
-  /**
-   * Refuses (UNAUTHENTICATED) a caller stamped with an older credentials revision than its user's
-   * now (`credentialsRevision`): what authorized the call was revoked while it was under way.
-   */
-  #checkRevision(who: Principal): void {
-    const stamped = (who as Caller).revision;
-    const now = this.#credentialsRevision;
-    if (stamped !== undefined && now !== undefined && now(who.user) !== stamped)
-      throw streamRevoked(who.user);
+  /** Whether what authorized `who` is gone since it was authenticated (`credentialsStale`). */
+  #isStale(who: Principal): boolean {
+    return this.#credentialsStale?.(who as Caller) === true;
   }
 
   /** Users with streams open (leak checks). */
@@ -848,12 +841,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
         `The server already streams ${this.#followers} outputs, its limit; try again later`,
       );
     }
-    // Authorized when the call was authenticated: refused if the user's credentials lost power
-    // since (its other streams were ended then; this one would have escaped).
-    this.#checkRevision(who);
+    // Authorized when the call was authenticated: refused if that is gone since (the streams open
+    // then were ended; this one would have escaped).
+    if (this.#isStale(who)) throw streamRevoked(who.user);
     this.#followers++;
     this.emit('follower:open', id);
-    const hold = this.#userStreams.take(who.user);
+    const hold = this.#userStreams.take(who.user, (who as Caller).tokenId);
     let released = false;
     return {
       user: who.user,
@@ -888,10 +881,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    */
   async run(who: Caller, input: unknown, signal?: AbortSignal): Promise<Job> {
     const job = await this.start(who, input);
-    const ended = await this.#untilFinal(job.id, signal);
-    // The job was the caller's to start; its end is not for credentials revoked meanwhile.
-    this.#checkRevision(who);
-    return ended;
+    return this.#untilFinal(job.id, signal);
   }
 
   /**
@@ -902,10 +892,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // A final job's record is all of it; a running one's live figures would be read for nothing.
     const job = await this.#getRecorded(who, id);
     if (isFinal(job.status)) return job;
-    const ended = await this.#untilFinal(id, signal);
-    // A wait may last as long as its job: not answered for credentials revoked meanwhile.
-    this.#checkRevision(who);
-    return ended;
+    return this.#untilFinal(id, signal);
   }
 
   async #untilFinal(id: string, signal?: AbortSignal): Promise<Job> {
@@ -961,7 +948,18 @@ export class JobService extends EventEmitter<ServiceEvents> {
     target: string | null | ((result: T | undefined) => string | null),
     run: () => T | Promise<T>,
   ): Promise<T> {
-    return auditedCall({ sink: this.#options.audit, clock: this.#options.clock }, who, action, target, run);
+    // What authorized the call may have gone while its request arrived (its body, its turn).
+    const checked = (): T | Promise<T> => {
+      if (this.#isStale(who)) throw callRevoked(who.user);
+      return run();
+    };
+    return auditedCall(
+      { sink: this.#options.audit, clock: this.#options.clock },
+      who,
+      action,
+      target,
+      checked,
+    );
   }
 
   /** Streams of output open right now. */

@@ -1,51 +1,60 @@
 import { JobworkerError } from '../core/errors.ts';
-import { unboundedController } from '../core/linked-signal.ts';
 
-/** One user's hold on its streams' signal (`UserStreams.take`). */
+/** One stream's hold (`UserStreams.take`). */
 export interface UserStreamHold {
-  /** Aborts when `UserStreams.end` is called for the user. */
+  /** Aborts when `UserStreams.end` is called for the stream's user (or its token). */
   readonly signal: AbortSignal;
   /** Gives the hold back once the stream is over. Idempotent. */
   release(): void;
 }
 
+interface Hold {
+  readonly tokenId: string | undefined;
+  readonly controller: AbortController;
+}
+
 /**
- * The streams each user has open (event watches, output reads and follows), so that they can be
- * ended together when what authorized them is gone: a stream is authorized once, when it opens,
- * and may last as long as its job, while a revoked token, a disabled or removed user or a changed
- * role must reach nothing more from then on (docs/security.md). One signal per user with streams
- * open; a user without any holds no memory here.
+ * The streams each user has open (event watches, output reads and follows), with the token each
+ * was opened with, so that they can be ended when what authorized them is gone: a stream is
+ * authorized once, when it opens, and may last as long as its job, while a revoked token, a
+ * disabled or removed user or a changed role must reach nothing more from then on
+ * (docs/security.md). A user without streams holds no memory here.
  */
 export class UserStreams {
-  readonly #byUser = new Map<string, { controller: AbortController; holds: number }>();
+  readonly #byUser = new Map<string, Set<Hold>>();
 
-  /** A hold on `user`'s signal, for one stream. */
-  take(user: string): UserStreamHold {
-    let entry = this.#byUser.get(user);
-    if (entry === undefined) {
-      entry = { controller: unboundedController(), holds: 0 };
-      this.#byUser.set(user, entry);
+  /** A hold for one stream of `user`, opened with token `tokenId` (absent: a certificate, ...). */
+  take(user: string, tokenId?: string): UserStreamHold {
+    let holds = this.#byUser.get(user);
+    if (holds === undefined) {
+      holds = new Set();
+      this.#byUser.set(user, holds);
     }
-    entry.holds++;
-    const held = entry;
-    let released = false;
+    const hold: Hold = { tokenId, controller: new AbortController() };
+    holds.add(hold);
+    const held = holds;
     return {
-      signal: held.controller.signal,
+      signal: hold.controller.signal,
       release: () => {
-        if (released) return;
-        released = true;
-        held.holds--;
-        if (held.holds === 0 && this.#byUser.get(user) === held) this.#byUser.delete(user);
+        held.delete(hold);
+        if (held.size === 0 && this.#byUser.get(user) === held) this.#byUser.delete(user);
       },
     };
   }
 
-  /** Ends every stream `user` has open now; streams it opens later are not affected. */
-  end(user: string): void {
-    const entry = this.#byUser.get(user);
-    if (entry === undefined) return;
-    this.#byUser.delete(user);
-    entry.controller.abort(new Error(`the credentials of user ${user} changed`));
+  /**
+   * Ends the streams `user` has open now: those opened with `tokenId` when one is given (that
+   * token alone was revoked), else all of them. Streams opened later are not affected.
+   */
+  end(user: string, tokenId?: string): void {
+    const holds = this.#byUser.get(user);
+    if (holds === undefined) return;
+    for (const hold of [...holds]) {
+      if (tokenId !== undefined && hold.tokenId !== tokenId) continue;
+      holds.delete(hold);
+      hold.controller.abort(new Error(`the credentials of user ${user} changed`));
+    }
+    if (holds.size === 0) this.#byUser.delete(user);
   }
 
   /** Users with streams open (leak checks). */
@@ -58,7 +67,16 @@ export class UserStreams {
 export function streamRevoked(user: string): JobworkerError {
   return new JobworkerError(
     'UNAUTHENTICATED',
-    `This stream was ended: the credentials of user ${user} it was opened with changed (a token revoked, ` +
-      'the user disabled, removed or given another role); open it again with valid credentials',
+    `This stream was ended: the credentials of user ${user} it was opened with changed (its token ` +
+      'revoked, the user disabled, removed or given another role); open it again with valid credentials',
+  );
+}
+
+/** The error of a call whose credentials lost power after it was authenticated, before it acted. */
+export function callRevoked(user: string): JobworkerError {
+  return new JobworkerError(
+    'UNAUTHENTICATED',
+    `The credentials of user ${user} this call was made with changed while it was under way (its ` +
+      'token revoked, the user disabled, removed or given another role); nothing was done',
   );
 }

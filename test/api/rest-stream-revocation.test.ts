@@ -9,6 +9,7 @@ import { OUTPUT_FRAMES_TYPE } from '../../src/core/output-frames.ts';
 import { JobService } from '../../src/service/job-service.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { LiveResponse } from '../helpers/live-response.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { type AppHarness, openApp, rpcJobs } from '../helpers/rest-app-harness.ts';
 
 /**
@@ -41,18 +42,21 @@ describe('open streams end when their user loses what authorized them (REST and 
     LiveResponse.open(a, token, `/v1/jobs/${quiet}/output?follow=true`, accept);
   const events = (token: string) => LiveResponse.open(a, token, '/v1/events', 'text/event-stream');
 
-  it("cuts a revoked token's follows and event watches, and leaves another user's open", async () => {
+  it("cuts a revoked token's follows and event watches, and leaves those of its user's other token and of another user", async () => {
     await a.accounts.addUser({ name: 'alice', role: 'user' });
     const alice = await a.accounts.issueToken({ user: 'alice' });
+    const ci = await a.accounts.issueToken({ user: 'alice', label: 'ci' });
     const viewer = await a.issue('vera', 'viewer');
     const admin = await a.issue('root', 'admin');
     const frames = await follow(alice.token);
     const sse = await follow(alice.token, 'text/event-stream');
     const watch = await events(alice.token);
     const others = await follow(viewer);
-    for (const live of [frames, sse, watch, others]) assert.equal(live.status, 200);
+    const ciFollow = await follow(ci.token);
+    for (const live of [frames, sse, watch, others, ciFollow]) assert.equal(live.status, 200);
     await frames.until((l) => l.bytes > 0);
     await others.until((l) => l.bytes > 0);
+    await ciFollow.until((l) => l.bytes > 0);
     // Through the API, as an admin does it.
     const revoked = await fetchAs(a, admin, 'DELETE', `/v1/tokens/${alice.record.id}`);
     assert.equal(revoked, 200);
@@ -61,9 +65,12 @@ describe('open streams end when their user loses what authorized them (REST and 
       assert.equal(live.ended, 'cut', 'cut, not ended as if whole');
     }
     assert.equal(others.ended, undefined, "vera's follow goes on");
-    assert.equal(a.service.streamingUsers, 1);
-    others.close();
-    await others.until((l) => l.ended !== undefined);
+    assert.equal(ciFollow.ended, undefined, "the follow of alice's other token goes on");
+    assert.equal(a.service.streamingUsers, 2);
+    for (const live of [others, ciFollow]) {
+      live.close();
+      await live.until((l) => l.ended !== undefined);
+    }
     // Opened again with the revoked token: asked for credentials.
     assert.equal((await follow(alice.token)).status, 401);
   });
@@ -175,57 +182,77 @@ describe('JobService.endStreamsOf', () => {
   });
 });
 
-describe('a call authorized before its credentials changed, opening a stream after', () => {
+describe('a call authorized before its credentials changed, acting after', () => {
   let h: Harness;
   let service: JobService;
-  const revisions = new Map<string, number>();
+  let dir: UserDirectory;
+  let authenticator: Authenticator;
+  const origin = { source: '127.0.0.1', transport: 'tcp' } as const;
   before(async () => {
     h = await openHarness();
-    service = new JobService(h.engine, { credentialsRevision: (user) => revisions.get(user) ?? 0 });
+    // As runServer wires them: the service asks the directory whether a caller is stale.
+    dir = await UserDirectory.open(h.store.users, {
+      onRevoked: (user, tokenId) => service.endStreamsOf(user, tokenId),
+    });
+    service = new JobService(h.engine, { credentialsStale: (caller) => dir.isStale(caller) });
+    authenticator = new Authenticator(dir);
   });
   after(async () => {
     await service.shutdown();
     await h.destroy();
   });
   const isRevoked = (err: unknown) => err instanceof JobworkerError && err.code === 'UNAUTHENTICATED';
+  const call = (token: string) => authenticator.authenticateCall(`Bearer ${token}`, () => undefined, origin);
 
-  it('is refused a follow, a read, an event watch and a wait, with nothing left held', async () => {
-    // Authenticated at revision 0 (Caller.revision), then the user's token was revoked: no stream
-    // was open to end, so the revision alone must refuse what the call opens now.
-    const stale = { user: 'alice', role: 'user', revision: 0 } as const;
-    const job = await service.start(stale, { command: 'sleep', args: ['600'] });
-    const waiting = service.waitFor(stale, job.id);
-    revisions.set('alice', 1);
-    await assert.rejects(
-      service.openOutput(stale, job.id, { selector: 'all', cursor: 0, follow: true }),
-      isRevoked,
-    );
-    await assert.rejects(
-      service.openOutput(stale, job.id, { selector: 'all', cursor: 0, follow: false }),
-      isRevoked,
-    );
-    await assert.rejects(service.watchEvents(stale), isRevoked);
+  it('is refused a follow, a read, an event watch and a start once its own token is revoked; its other token is not', async () => {
+    await dir.addUser({ name: 'alice', role: 'user' });
+    const a = await dir.issueToken({ user: 'alice', label: 'laptop' });
+    const b = await dir.issueToken({ user: 'alice', label: 'ci' });
+    const viaA = call(a.token);
+    const viaB = call(b.token);
+    assert.deepEqual([viaA.tokenId, viaA.revision], [a.record.id, 0], 'stamped at authentication');
+    const job = await service.start(viaA, { command: 'sleep', args: ['600'] });
+    // Authenticated, then its token revoked before it acted: no stream was open to end.
+    await dir.revokeToken(a.record.id);
+    assert.equal(dir.revision('alice'), 0, "a token's revocation is not a change of its user");
+    const listed = async () => (await h.engine.list({ owner: 'alice', limit: 10 })).jobs.length;
+    const before = await listed();
+    for (const attempt of [
+      () => service.openOutput(viaA, job.id, { selector: 'all', cursor: 0, follow: true }),
+      () => service.openOutput(viaA, job.id, { selector: 'all', cursor: 0, follow: false }),
+      () => service.watchEvents(viaA),
+      () => service.start(viaA, { command: 'true' }),
+      () => service.stop(viaA, job.id),
+    ]) {
+      await assert.rejects(attempt(), isRevoked);
+    }
+    assert.equal(await listed(), before, 'nothing was started');
     assert.deepEqual([service.followers, service.watchers, service.streamingUsers], [0, 0, 0]);
-    await h.engine.stop(job.id, { user: 'root' });
-    await assert.rejects(waiting, isRevoked, "the wait's answer is not given either");
-    // Authenticated again, at the new revision: served as before.
-    const fresh = { ...stale, revision: 1 };
-    const watch = await service.watchEvents(fresh);
-    await watch.return(undefined);
-    assert.equal((await service.waitFor(fresh, job.id)).id, job.id);
+    // The same user's other token goes on, and a wait under way is answered.
+    const follow = await service.openOutput(viaB, job.id, { selector: 'all', cursor: 0, follow: true });
+    const waiting = service.waitFor(viaB, job.id);
+    await service.stop(viaB, job.id);
+    assert.equal((await waiting).id, job.id);
+    for (;;) if ((await follow.next()).done) break;
   });
 
-  it('takes its revision from the directory when it is authenticated', async () => {
-    const dir = await UserDirectory.open(h.store.users);
-    await dir.addUser({ name: 'gus', role: 'user' });
-    const one = await dir.issueToken({ user: 'gus' });
-    const two = await dir.issueToken({ user: 'gus' });
-    const authenticator = new Authenticator(dir);
-    const origin = { source: '127.0.0.1', transport: 'tcp' } as const;
-    assert.equal(authenticator.authenticateCall(`Bearer ${two.token}`, () => undefined, origin).revision, 0);
-    await dir.revokeToken(one.record.id);
-    assert.equal(dir.revision('gus'), 1);
-    assert.equal(authenticator.authenticateCall(`Bearer ${two.token}`, () => undefined, origin).revision, 1);
+  it('is refused once its user is given another role, whichever token it came with', async () => {
+    await dir.addUser({ name: 'root', role: 'admin' });
+    await dir.addUser({ name: 'bea', role: 'admin' });
+    const t = await dir.issueToken({ user: 'bea' });
+    const stale = call(t.token);
+    const watch = await service.watchEvents(stale);
+    const watching = (async () => {
+      for (;;) if ((await watch.next()).done) return;
+    })();
+    await dir.setUser('bea', { role: 'viewer' });
+    await assert.rejects(watching, isRevoked, 'the open watch ends');
+    assert.equal(dir.revision('bea'), 1);
+    await assert.rejects(service.watchEvents(stale), isRevoked, 'a watch opened with the old stamp');
+    const fresh = call(t.token);
+    assert.equal(fresh.role, 'viewer');
+    const again = await service.watchEvents(fresh);
+    await again.return(undefined);
   });
 });
 
@@ -235,7 +262,9 @@ describe('UserDirectory onRevoked', () => {
   let dir: UserDirectory;
   before(async () => {
     h = await openHarness();
-    dir = await UserDirectory.open(h.store.users, { onRevoked: (user) => told.push(user) });
+    dir = await UserDirectory.open(h.store.users, {
+      onRevoked: (user, tokenId) => told.push(tokenId === undefined ? user : `${user} (a token)`),
+    });
   });
   after(() => h.destroy());
 
@@ -245,7 +274,7 @@ describe('UserDirectory onRevoked', () => {
     const t = await dir.issueToken({ user: 'ann', label: 'ci' });
     assert.deepEqual(told, []);
     await dir.issueToken({ user: 'ann', label: 'ci' }, { revokeLabelled: true });
-    assert.deepEqual(told.splice(0), ['ann']);
+    assert.deepEqual(told.splice(0), ['ann (a token)']);
     assert.equal(dir.authenticate(t.token), undefined);
     await dir.issueToken({ user: 'ann', label: 'other' }, { revokeLabelled: true });
     assert.deepEqual(told.splice(0), [], 'nothing was rotated out');
@@ -257,22 +286,28 @@ describe('UserDirectory onRevoked', () => {
     const u = await dir.issueToken({ user: 'ann' });
     await dir.revokeToken(u.record.id);
     await dir.removeUser('ann');
-    assert.deepEqual(told.splice(0), ['ann', 'ann']);
+    assert.deepEqual(told.splice(0), ['ann (a token)', 'ann']);
   });
 
-  it('tells, at a reload, of what another node revoked, disabled or removed', async () => {
-    const other = await UserDirectory.open(h.store.users);
+  it('tells, at a reload, of what another node revoked, disabled, removed or removed and added again', async () => {
+    const clock = new ManualClock();
+    const other = await UserDirectory.open(h.store.users, { clock });
     await other.addUser({ name: 'cy', role: 'user' });
     await other.addUser({ name: 'di', role: 'user' });
     await other.addUser({ name: 'ed', role: 'user' });
+    await other.addUser({ name: 'flo', role: 'user' });
     const cy = await other.issueToken({ user: 'cy' });
     await dir.reload();
     assert.deepEqual(told.splice(0), [], 'additions take nothing away');
     await other.revokeToken(cy.record.id);
     await other.setUser('di', { disabled: true });
     await other.removeUser('ed');
+    // Between two reloads, with nothing else to tell: another user of the same name.
+    await other.removeUser('flo');
+    clock.advance(1);
+    await other.addUser({ name: 'flo', role: 'user' });
     await dir.reload();
-    assert.deepEqual(told.splice(0).sort(), ['cy', 'di', 'ed']);
+    assert.deepEqual(told.splice(0).sort(), ['cy (a token)', 'di', 'ed', 'flo']);
     await dir.reload();
     assert.deepEqual(told, [], 'nothing changed since');
   });

@@ -79,10 +79,10 @@ export async function openApp(
   const logger = options.logger ?? pino({ level: 'silent' });
   const clock = options.clock;
   // As runServer wires them: a user's credentials losing power ends its open streams.
-  let endStreamsOf: (user: string) => void = () => undefined;
+  let endStreamsOf: (user: string, tokenId?: string) => void = () => undefined;
   const accounts = await UserDirectory.open(h.store.users, {
     ...(clock ? { clock } : {}),
-    onRevoked: (user) => endStreamsOf(user),
+    onRevoked: (user, tokenId) => endStreamsOf(user, tokenId),
   });
   const audit = new AuditLog(h.store.users);
   const service = new JobService(options.engine ?? h.engine, {
@@ -91,9 +91,9 @@ export async function openApp(
     ...(clock ? { clock } : {}),
     ...(options.forceIsolation ? { forceIsolation: options.forceIsolation } : {}),
     ...options.service,
-    credentialsRevision: (user) => accounts.revision(user),
+    credentialsStale: (caller) => accounts.isStale(caller),
   });
-  endStreamsOf = (user) => service.endStreamsOf(user);
+  endStreamsOf = (user, tokenId) => service.endStreamsOf(user, tokenId);
   const users = new UserService(accounts, audit, clock ? { clock } : {});
   const tasks = await TaskService.open(service, {
     ...(options.tasksFile ? { file: options.tasksFile } : {}),

@@ -272,7 +272,7 @@ export function authenticateWithBody(
     if (typeof token !== 'string' || token === '') {
       throw authenticator.refuse(origin, 'not-a-token', 'Expected `token` to be a token string');
     }
-    caller = authenticator.callerOf(authenticator.authenticateToken(token, origin), origin);
+    caller = authenticator.authenticateTokenCall(token, origin);
   } else {
     caller = authenticator.authenticateCall(
       request.headers.authorization,
