@@ -14,6 +14,8 @@ export interface TokenLookup {
   principalOfUser(name: string): Principal | undefined;
   /** How many times the user itself lost power (`UserDirectory.revision`); absent: never told. */
   revision?(user: string): number;
+  /** Whether what authorized a caller is gone since (`UserDirectory.isStale`); absent: never. */
+  isStale?(caller: Pick<Caller, 'user' | 'revision' | 'tokenId'>): boolean;
 }
 
 export interface AuthenticatorOptions {
@@ -161,6 +163,14 @@ export class Authenticator {
     if (authorization === undefined) return this.callerOf(this.authenticate(authorization, origin), origin);
     const { principal, tokenId } = this.#bearer(authorization, origin);
     return this.callerOf(principal, origin, tokenId);
+  }
+
+  /**
+   * Whether what authorized `caller` (its token, its user's standing) is gone since it was
+   * authenticated: a request whose body arrived after a revocation must not act on it.
+   */
+  isStale(caller: Caller): boolean {
+    return this.#tokens.isStale?.(caller) === true;
   }
 
   /**

@@ -889,6 +889,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * with the job as it is if `signal` or shutdown ends the wait first.
    */
   async waitFor(who: Principal, id: string, signal?: AbortSignal): Promise<Job> {
+    // One under way when its caller's credentials changed is answered; one begun after, not.
+    if (this.#isStale(who)) throw callRevoked(who.user);
     // A final job's record is all of it; a running one's live figures would be read for nothing.
     const job = await this.#getRecorded(who, id);
     if (isFinal(job.status)) return job;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Authenticator } from '../../src/auth/authenticator.ts';
@@ -106,6 +107,32 @@ describe('open streams end when their user loses what authorized them (REST and 
     assert.equal(own.ended, undefined);
     own.close();
     live.close();
+  });
+
+  it('refuses a request whose body arrived after its token was revoked: it acts on nothing', async () => {
+    const admin = await a.issue('root', 'admin');
+    const ops = await a.accounts.issueToken({ user: 'root', label: 'ops' });
+    const tokensBefore = (await a.accounts.listTokens('root')).length;
+    // The body comes once the route waits for it: authenticated from the head by then.
+    let reading: () => void = () => undefined;
+    const waiting = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    const body = new Readable({ read: () => reading() });
+    const answer = a.app.inject({
+      method: 'POST',
+      url: '/v1/tokens',
+      headers: { authorization: `Bearer ${ops.token}`, 'content-type': 'application/json' },
+      payload: body,
+    });
+    await waiting;
+    assert.equal(await fetchAs(a, admin, 'DELETE', `/v1/tokens/${ops.record.id}`), 200);
+    body.push(JSON.stringify({ user: 'root', label: 'late' }));
+    body.push(null);
+    const res = await answer;
+    assert.equal(res.statusCode, 401, res.body);
+    assert.equal(res.json().error.code, 'UNAUTHENTICATED');
+    assert.equal((await a.accounts.listTokens('root')).length, tokensBefore, 'no token was issued');
   });
 
   it('ends an RPC follow with UNAUTHENTICATED', async () => {

@@ -2,6 +2,7 @@ import type {
   FastifyInstance,
   FastifyRequest,
   onRequestHookHandler,
+  preHandlerHookHandler,
   preValidationHookHandler,
 } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
@@ -102,6 +103,35 @@ export function registerAuthentication(
     authenticationHook(route ?? {}, authenticator, tokenless, metricsToken, nodes),
   );
   if (nodes !== undefined) registerForwardedBodyCheck(app, authenticator);
+  registerStaleCheck(app, authenticator);
+}
+
+/**
+ * A request is authenticated from its head (`onRequest`), and its body may come long after: one
+ * held back until its token was revoked, or its user disabled or demoted, would act with what was
+ * taken away (issue a token to an admin no longer one). The routes with a body check their caller
+ * again once it has arrived, before their handler. Those without (GET, HEAD) are answered in the
+ * same moment as they are authenticated, and pay nothing.
+ */
+function registerStaleCheck(app: FastifyInstance, authenticator: Authenticator): void {
+  const check: preHandlerHookHandler = (request, _reply, done) => {
+    const caller = (request as AuthenticatedRequest)[CALLER];
+    if (caller === null || !authenticator.isStale(caller)) return done();
+    done(
+      authenticator.refuse(
+        originOf(request),
+        'revoked-while-arriving',
+        'The credentials of this request were revoked while it arrived',
+        caller.tokenId,
+        caller.user,
+      ),
+    );
+  };
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((method) => method !== 'GET' && method !== 'HEAD'))
+      prependRouteHook(route, 'preHandler', check);
+  });
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyInstance, onRequestHookHandler, onResponseHookHandler, RouteOptions } from 'fastify';
 
-type LifecycleHook = 'onRequest' | 'preValidation' | 'onResponse';
+type LifecycleHook = 'onRequest' | 'preValidation' | 'preHandler' | 'onResponse';
 
 /** What a route hook is made from: the route's options (config and URL), as registered. */
 export interface RouteSeen {
