@@ -160,7 +160,10 @@ export class Authenticator {
   ): Caller {
     const user = authorization === undefined ? certificateUser() : undefined;
     if (user !== undefined) return this.callerOf(this.authenticateUser(user, origin), origin);
-    if (authorization === undefined) return this.callerOf(this.authenticate(authorization, origin), origin);
+    // No credential at all: `authenticate` says so without counting it as an attempt.
+    if (authorization === undefined || authorization === '') {
+      return this.callerOf(this.authenticate(authorization, origin), origin);
+    }
     const { principal, tokenId } = this.#bearer(authorization, origin);
     return this.callerOf(principal, origin, tokenId);
   }

@@ -243,7 +243,7 @@ export interface ServiceEvents {
 /** A follower slot (`#takeFollower`): whose stream it is, and how it ends. */
 interface Follower {
   readonly user: string;
-  /** Aborts when the user's streams are ended (`endStreamsOf`). */
+  /** Aborts when its user's streams, or those of the token it was opened with, end (`endStreamsOf`). */
   readonly signal: AbortSignal;
   /** Gives the slot back. Idempotent. */
   readonly release: () => void;
@@ -830,8 +830,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /**
-   * Takes a follower slot for `user`, or refuses with CAPACITY_EXHAUSTED: what gives it back
-   * (idempotent), and a signal that aborts when the user's streams are ended (`endStreamsOf`).
+   * Takes a follower slot for `who`, or refuses with CAPACITY_EXHAUSTED (and UNAUTHENTICATED for a
+   * stale caller): what gives it back (idempotent), and a signal that aborts when its streams are
+   * ended (`endStreamsOf`).
    * The slot is taken in the same synchronous step as the check, so a burst of opens cannot all
    * pass it; the stream gives it back when it ends, or when it is closed before its first read.
    */

@@ -73,6 +73,15 @@ describe('failed authentications are rate-limited per source address', () => {
       const none = await get(undefined, '10.0.0.7');
       assert.equal(none.statusCode, 401, 'never 429, however often');
       assert.match(none.json().error.message, /Missing credentials/);
+      // An empty header is no credential either.
+      const empty = await a.app.inject({
+        method: 'GET',
+        url: '/v1/jobs',
+        remoteAddress: '10.0.0.7',
+        headers: { authorization: '' },
+      });
+      assert.equal(empty.statusCode, 401, 'never 429, however often');
+      assert.match(empty.json().error.message, /Missing credentials/);
     }
     assert.equal((await get('jw_guess', '10.0.0.7')).statusCode, 401, 'a first guess is not limited');
     const after = (await a.audit.list({ action: 'auth:fail', limit: 100 })).entries;
