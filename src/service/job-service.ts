@@ -85,6 +85,11 @@ export interface JobServiceOptions {
   readonly accounts?: AccountResolver;
   /** Follows open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 4096. */
   readonly maxFollowers?: number;
+  /**
+   * Output reads and follows open at once by one user: one user cannot take every slot of
+   * `maxFollowers` from the others. Default 1024 (a quarter of them).
+   */
+  readonly maxFollowersPerUser?: number;
   /** Page size of `list` when the caller names none. Default 50. */
   readonly defaultPageSize?: number;
   /** Where every state-changing call is recorded (docs/security.md, "Audit trail"). Default: nowhere. */
@@ -117,6 +122,8 @@ export interface JobServiceOptions {
   readonly eventHeartbeatMs?: number;
   /** Event watches open at once, all users together; one more is refused with CAPACITY_EXHAUSTED. Default 1024. */
   readonly maxWatchers?: number;
+  /** Event watches open at once by one user (see `maxFollowersPerUser`). Default 256. */
+  readonly maxWatchersPerUser?: number;
   /**
    * This node's place in a cluster (docs/cluster.md, "Forwarding between nodes"): the output of a
    * job that ran on another node, and the stop, pause and resume of one running there, are
@@ -134,6 +141,7 @@ export interface JobServiceOptions {
 
 export const SERVICE_DEFAULTS = {
   maxFollowers: 4096,
+  maxFollowersPerUser: 1024,
   defaultPageSize: 50,
   audit: NO_AUDIT,
   clock: systemClock,
@@ -141,6 +149,7 @@ export const SERVICE_DEFAULTS = {
   eventHistory: 1000,
   eventHeartbeatMs: 15_000,
   maxWatchers: 1024,
+  maxWatchersPerUser: 256,
 } as const satisfies Required<
   Omit<JobServiceOptions, 'accounts' | 'userLimits' | 'webhookPolicy' | 'cluster' | 'credentialsStale'>
 >;
@@ -311,10 +320,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
         `The server already has ${this.#watchers} event watchers, its limit; try again later`,
       );
     }
+    if (this.#userStreams.count(who.user, 'events') >= this.#options.maxWatchersPerUser) {
+      throw new CapacityError(
+        `User ${who.user} already has ${this.#options.maxWatchersPerUser} event watchers, its limit; close one first`,
+      );
+    }
     // Authorized when the call was authenticated: refused if that is gone since (the streams open
     // then were ended; this one would have escaped).
     if (this.#isStale(who)) throw streamRevoked(who.user);
-    const hold = this.#userStreams.take(who.user, (who as Caller).tokenId);
+    const hold = this.#userStreams.take(who.user, 'events', (who as Caller).tokenId);
     this.#watchers++;
     const stop = linkSignals([this.#shutdown.signal, request.signal, hold.signal]);
     const inner = watchEvents({
@@ -842,12 +856,17 @@ export class JobService extends EventEmitter<ServiceEvents> {
         `The server already streams ${this.#followers} outputs, its limit; try again later`,
       );
     }
+    if (this.#userStreams.count(who.user, 'output') >= this.#options.maxFollowersPerUser) {
+      throw new CapacityError(
+        `User ${who.user} already streams ${this.#options.maxFollowersPerUser} outputs, its limit; close one first`,
+      );
+    }
     // Authorized when the call was authenticated: refused if that is gone since (the streams open
     // then were ended; this one would have escaped).
     if (this.#isStale(who)) throw streamRevoked(who.user);
     this.#followers++;
     this.emit('follower:open', id);
-    const hold = this.#userStreams.take(who.user, (who as Caller).tokenId);
+    const hold = this.#userStreams.take(who.user, 'output', (who as Caller).tokenId);
     let released = false;
     return {
       user: who.user,

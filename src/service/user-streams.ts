@@ -8,7 +8,11 @@ export interface UserStreamHold {
   release(): void;
 }
 
+/** What a stream is, for the limits per user: an output read or follow, or an event watch. */
+export type StreamKind = 'output' | 'events';
+
 interface Hold {
+  readonly kind: StreamKind;
   readonly tokenId: string | undefined;
   readonly controller: AbortController;
 }
@@ -21,25 +25,28 @@ interface Hold {
  * (docs/security.md). A user without streams holds no memory here.
  */
 export class UserStreams {
-  readonly #byUser = new Map<string, Set<Hold>>();
+  readonly #byUser = new Map<string, UserEntry>();
 
   /** A hold for one stream of `user`, opened with token `tokenId` (absent: a certificate, ...). */
-  take(user: string, tokenId?: string): UserStreamHold {
-    let holds = this.#byUser.get(user);
-    if (holds === undefined) {
-      holds = new Set();
-      this.#byUser.set(user, holds);
+  take(user: string, kind: StreamKind, tokenId?: string): UserStreamHold {
+    let entry = this.#byUser.get(user);
+    if (entry === undefined) {
+      entry = { holds: new Set(), counts: { output: 0, events: 0 } };
+      this.#byUser.set(user, entry);
     }
-    const hold: Hold = { tokenId, controller: new AbortController() };
-    holds.add(hold);
-    const held = holds;
+    const hold: Hold = { kind, tokenId, controller: new AbortController() };
+    entry.holds.add(hold);
+    entry.counts[kind]++;
+    const held = entry;
     return {
       signal: hold.controller.signal,
-      release: () => {
-        held.delete(hold);
-        if (held.size === 0 && this.#byUser.get(user) === held) this.#byUser.delete(user);
-      },
+      release: () => this.#drop(user, held, hold),
     };
+  }
+
+  /** How many streams of `kind` `user` has open. */
+  count(user: string, kind: StreamKind): number {
+    return this.#byUser.get(user)?.counts[kind] ?? 0;
   }
 
   /**
@@ -47,20 +54,31 @@ export class UserStreams {
    * token alone was revoked), else all of them. Streams opened later are not affected.
    */
   end(user: string, tokenId?: string): void {
-    const holds = this.#byUser.get(user);
-    if (holds === undefined) return;
-    for (const hold of [...holds]) {
+    const entry = this.#byUser.get(user);
+    if (entry === undefined) return;
+    for (const hold of [...entry.holds]) {
       if (tokenId !== undefined && hold.tokenId !== tokenId) continue;
-      holds.delete(hold);
+      this.#drop(user, entry, hold);
       hold.controller.abort(new Error(`the credentials of user ${user} changed`));
     }
-    if (holds.size === 0) this.#byUser.delete(user);
   }
 
   /** Users with streams open (leak checks). */
   get users(): number {
     return this.#byUser.size;
   }
+
+  /** Forgets one hold (once: a second call, from its release after `end`, does nothing). */
+  #drop(user: string, entry: UserEntry, hold: Hold): void {
+    if (!entry.holds.delete(hold)) return;
+    entry.counts[hold.kind]--;
+    if (entry.holds.size === 0 && this.#byUser.get(user) === entry) this.#byUser.delete(user);
+  }
+}
+
+interface UserEntry {
+  readonly holds: Set<Hold>;
+  readonly counts: Record<StreamKind, number>;
 }
 
 /** The error a stream ends with when its user's credentials changed (`UserStreams.end`). */

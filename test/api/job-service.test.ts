@@ -46,6 +46,37 @@ describe('job service', () => {
     await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
   });
 
+  it("keeps one user to its share of the follows and event watches; the others' stay open to them", async () => {
+    const service = new JobService(h.engine, { maxFollowersPerUser: 2, maxWatchersPerUser: 1 });
+    const job = await service.start(alice, { command: 'sleep', args: ['60'] });
+    const follow = () => service.openOutput(alice, job.id, { selector: 'all', cursor: 0, follow: true });
+    const first = await follow();
+    const second = await follow();
+    const refused = await follow().then(
+      () => assert.fail('a third follow'),
+      (err: unknown) => err,
+    );
+    assert.equal(toErrorResponse(refused).status, 429);
+    assert.match((refused as Error).message, /User alice already streams 2 outputs, its limit/);
+    // Another user (an admin seeing alice's job) is not held to alice's share.
+    const admins = await service.openOutput(admin, job.id, { selector: 'all', cursor: 0, follow: true });
+    const watch = await service.watchEvents(alice);
+    await assert.rejects(service.watchEvents(alice), /User alice already has 1 event watchers, its limit/);
+    const bobs = await service.watchEvents(bob);
+    // A stream closed, or ended by a revocation, gives its place back.
+    await first.return(undefined);
+    const third = await follow();
+    service.endStreamsOf('alice');
+    const fourth = await follow();
+    await service.watchEvents(alice).then((w) => w.return(undefined));
+    for (const stream of [second, third, fourth, admins]) await stream.return(undefined);
+    await watch.return(undefined);
+    await bobs.return(undefined);
+    assert.deepEqual([service.followers, service.watchers, service.streamingUsers], [0, 0, 0]);
+    await service.shutdown();
+    await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
+  });
+
   it("opens a running job's output, and waits for it, without reading its live figures; hides it from others", async (t) => {
     const { service, job } = await runningForAlice();
     // `get` is the engine's lookup that reads a running job's output sizes and cgroup usage.
