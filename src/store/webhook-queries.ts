@@ -11,8 +11,8 @@ import type {
 } from './webhook-store.ts';
 
 /**
- * The queries of `WebhookStore` written the same for both stores (Kysely speaks either dialect):
- * the SQLite and PostgreSQL stores call these rather than each holding a copy.
+ * The longer queries of `WebhookStore`, for `KyselyWebhookStore` (both databases): the claims,
+ * the record of an attempt and the deliveries' list.
  */
 
 /** `WebhookStore.recordAttempt`. */
