@@ -35,11 +35,15 @@ function controlled<T>() {
   };
 }
 
+/** A controlled source with heartbeats every 100 ms of `clock`. */
+function heartbeatsOf(clock = new ManualClock()) {
+  const c = controlled<string>();
+  return { clock, c, beats: withHeartbeats(c.source, clock, 100) };
+}
+
 describe('withHeartbeats', () => {
   it("yields the source's values, and a heartbeat at the first tick of its period that finds none yielded since the last", async () => {
-    const clock = new ManualClock();
-    const c = controlled<string>();
-    const beats = withHeartbeats(c.source, clock, 100);
+    const { clock, c, beats } = heartbeatsOf();
     const first = beats.next();
     c.give('a');
     assert.deepEqual((await first).value, 'a');
@@ -72,9 +76,7 @@ describe('withHeartbeats', () => {
   });
 
   it('drops a beat that came while the consumer held a value: no heartbeat right after it', async () => {
-    const clock = new ManualClock();
-    const c = controlled<string>();
-    const beats = withHeartbeats(c.source, clock, 100);
+    const { clock, c, beats } = heartbeatsOf();
     const first = beats.next();
     c.give('a');
     assert.deepEqual((await first).value, 'a');
@@ -114,9 +116,7 @@ describe('withHeartbeats', () => {
   });
 
   it("ends with the source's failure, its timer cleared", async () => {
-    const clock = new ManualClock();
-    const c = controlled<string>();
-    const beats = withHeartbeats(c.source, clock, 100);
+    const { clock, c, beats } = heartbeatsOf();
     const first = beats.next();
     await Promise.resolve();
     c.fail(new Error('disk gone'));
@@ -125,9 +125,7 @@ describe('withHeartbeats', () => {
   });
 
   it('closes at once after a heartbeat, and closes the source once its pending read settles', async () => {
-    const clock = new ManualClock();
-    const c = controlled<string>();
-    const beats = withHeartbeats(c.source, clock, 100);
+    const { clock, c, beats } = heartbeatsOf();
     const first = beats.next();
     await Promise.resolve();
     clock.advance(100);
@@ -147,8 +145,7 @@ describe('withHeartbeats', () => {
     await withHeartbeats(unread.source, clock, 100).return(undefined);
     assert.equal(unread.closed(), true);
     assert.equal(clock.pending, 0);
-    const c = controlled<string>();
-    const beats = withHeartbeats(c.source, clock, 100);
+    const { c, beats } = heartbeatsOf(clock);
     const waiting = beats.next();
     await beats.return(undefined);
     assert.deepEqual(await waiting, { done: true, value: undefined });
@@ -159,9 +156,7 @@ describe('withHeartbeats', () => {
   });
 
   it('closes the source at once when closed at a value', async () => {
-    const clock = new ManualClock();
-    const c = controlled<string>();
-    const beats = withHeartbeats(c.source, clock, 100);
+    const { clock, c, beats } = heartbeatsOf();
     const first = beats.next();
     c.give('a');
     await first;

@@ -66,6 +66,19 @@ class CuttingProxy {
   }
 }
 
+/** A follow of job `j1` retrying at once, on `clock`, with the reasons of its retries. */
+function followJ1(client: Parameters<typeof readOutputEvents>[0], clock: ManualClock) {
+  const retries: string[] = [];
+  const events = readOutputEvents(client, 'j1', {
+    view: 'all',
+    follow: true,
+    backoffMs: 1,
+    clock,
+    onRetry: (_attempt, error) => retries.push(error.message),
+  });
+  return { events, retries };
+}
+
 describe('readOutputEvents', () => {
   let h: ApiHarness;
   let ca: string;
@@ -186,14 +199,7 @@ describe('readOutputEvents: a follow whose connection goes silent', () => {
     const silent = once(requested, 'silent');
     try {
       const client = plainClient(server);
-      const retries: string[] = [];
-      const events = readOutputEvents(client, 'j1', {
-        view: 'all',
-        follow: true,
-        backoffMs: 1,
-        clock,
-        onRetry: (_attempt, error) => retries.push(error.message),
-      });
+      const { events, retries } = followJ1(client, clock);
       const first = await events.next();
       assert.deepEqual(first.value, {
         type: 'output',
@@ -243,14 +249,7 @@ describe('readOutputEvents: a follow whose connection goes silent', () => {
     const answered = once(requested, 'answered');
     try {
       const client = plainClient(server);
-      const retries: string[] = [];
-      const events = readOutputEvents(client, 'j1', {
-        view: 'all',
-        follow: true,
-        backoffMs: 1,
-        clock,
-        onRetry: (_attempt, error) => retries.push(error.message),
-      });
+      const { events, retries } = followJ1(client, clock);
       assert.equal((await events.next()).value?.type, 'output');
       const [res] = (await answered) as [ServerResponse];
       // The consumer holds the first event for five periods (a slow pipe, a paused pager).

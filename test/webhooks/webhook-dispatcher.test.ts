@@ -5,6 +5,7 @@ import { after, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+import type { WebhookStore } from '../../src/store/webhook-store.ts';
 import { WebhookAddressPolicy } from '../../src/webhooks/address-policy.ts';
 import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS } from '../../src/webhooks/webhook-backoff.ts';
 import {
@@ -39,6 +40,26 @@ function dispatcherOver(
     userAgent: 'jobworker/test',
     logger: silentLogger,
     ...options,
+  });
+}
+
+type Overrides = {
+  [K in keyof WebhookStore]?: (original: WebhookStore[K]) => WebhookStore[K];
+};
+
+/**
+ * `store` with some methods replaced (a failing, stalled or contended database): each override is
+ * given the original, bound to the store; every other method is the store's own.
+ */
+function storeWith(store: WebhookStore, overrides: Overrides): WebhookStore {
+  return new Proxy(store, {
+    get(target, key) {
+      const value = Reflect.get(target, key) as unknown;
+      if (typeof value !== 'function') return value;
+      const original = value.bind(target);
+      const override = overrides[key as keyof WebhookStore] as ((f: unknown) => unknown) | undefined;
+      return override ? override(original) : original;
+    },
   });
 }
 
@@ -211,16 +232,13 @@ describe('webhook dispatch', () => {
     const receiver = await WebhookReceiver.open();
     const clock = new ManualClock();
     let failures = n;
-    const store = new Proxy(h.store.webhooks, {
-      get(target, key) {
-        const value = Reflect.get(target, key) as unknown;
-        if (typeof value !== 'function') return value;
-        if (key !== method) return value.bind(target);
-        return async (...args: unknown[]) => {
+    const store = storeWith(h.store.webhooks, {
+      [method]:
+        (original: (...a: unknown[]) => Promise<unknown>) =>
+        async (...args: unknown[]) => {
           if (failures-- > 0) throw new Error('database or disk is full');
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
+          return original(...args);
+        },
     });
     const dispatcher = dispatcherOver(store, clock, { retry: { initialMs: 1000, maxMs: 1000 } });
     const errors: Error[] = [];
@@ -278,17 +296,14 @@ describe('webhook dispatch', () => {
     const recordingStarted = new Promise<void>((resolve) => {
       recording = resolve;
     });
-    const store = new Proxy(h.store.webhooks, {
-      get(target, key) {
-        const value = Reflect.get(target, key) as unknown;
-        if (typeof value !== 'function') return value;
-        if (key !== 'recordAttempt') return value.bind(target);
-        return async (...args: unknown[]) => {
+    const store = storeWith(h.store.webhooks, {
+      recordAttempt:
+        (original) =>
+        async (...args) => {
           recording();
           await stalled;
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
+          return original(...args);
+        },
     });
     const dispatcher = dispatcherOver(store, clock);
     open.push({ close: () => h.destroy() }, receiver, dispatcher);
@@ -380,17 +395,14 @@ describe('webhook dispatch by the nodes of a cluster (one store, a dispatcher ea
     let claims = 0;
     // The first claim meets rows another node's claim has locked: it gets nothing, though the
     // store says something is due now.
-    const contended = new Proxy(h.store.webhooks, {
-      get(target, key) {
-        const value = Reflect.get(target, key) as unknown;
-        if (typeof value !== 'function') return value;
-        if (key !== 'claimDueDeliveries') return value.bind(target);
-        return async (...args: unknown[]) => {
+    const contended = storeWith(h.store.webhooks, {
+      claimDueDeliveries:
+        (original) =>
+        async (...args) => {
           claims++;
           if (claims === 1) return [];
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
+          return original(...args);
+        },
     });
     const dispatcher = dispatcherOver(contended, clock);
     open.push({ close: () => h.destroy() }, receiver, dispatcher);
@@ -426,13 +438,9 @@ describe('webhook dispatch by the nodes of a cluster (one store, a dispatcher ea
     // delivery each and die before recording an attempt.
     const store = h.store.webhooks;
     const fanOnly = dispatcherOver(
-      new Proxy(store, {
-        get(target, key) {
-          if (key === 'claimDueDeliveries') return async () => [];
-          if (key === 'nextDueAt') return async () => null;
-          const value = Reflect.get(target, key) as unknown;
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
+      storeWith(store, {
+        claimDueDeliveries: () => async () => [],
+        nextDueAt: () => async () => null,
       }),
       clock,
       { claimer: 'fan' },
@@ -469,11 +477,10 @@ describe('webhook dispatch while nothing is to deliver', () => {
     const store = h.store.webhooks;
     let passes = 0;
     // The real store; only its first call of each pass is counted.
-    const counted = new Proxy(store, {
-      get(target, key) {
-        const value = Reflect.get(target, key) as unknown;
-        if (key === 'listWebhooks') passes++;
-        return typeof value === 'function' ? value.bind(target) : value;
+    const counted = storeWith(store, {
+      listWebhooks: (original) => () => {
+        passes++;
+        return original();
       },
     });
     const dispatcher = dispatcherOver(counted, clock);
