@@ -1,6 +1,7 @@
 import type { AuditSink } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
+import { addressBlock } from './address-block.ts';
 import { RateLimitedError, UnauthenticatedError } from './auth-errors.ts';
 import { FailedAuthLimiter, type FailedAuthLimits } from './failed-auth-limiter.ts';
 import type { Caller, CallOrigin, Principal } from './principal.ts';
@@ -214,7 +215,10 @@ export class Authenticator {
   }
 }
 
-/** The rate limit's key: the address, or the transport when there is none (the Unix socket). */
+/**
+ * The rate limit's key: the address's block (an IPv6 peer's /64, see `addressBlock`), or the
+ * transport when there is no address (the Unix socket).
+ */
 function sourceKey(origin: CallOrigin): string {
-  return origin.source ?? origin.transport;
+  return origin.source === null ? origin.transport : addressBlock(origin.source);
 }

@@ -49,11 +49,32 @@ describe('failed authentications are rate-limited per source address', () => {
     assert.equal((await get('jw_guess6')).statusCode, 401, 'the window has passed');
   });
 
+  it("counts an IPv6 peer's whole /64 as one source, and an IPv4-mapped address as its IPv4 address", async () => {
+    // A host on IPv6 holds a /64 and may take any address in it: three guesses from three of them
+    // use up the /64's attempts.
+    for (const [i, address] of ['2001:db8:7:1::1', '2001:db8:7:1:a:b:c:d', '2001:db8:7:1::ffff'].entries()) {
+      assert.equal((await get(`jw_v6guess${i}`, address)).statusCode, 401);
+    }
+    const limited = await get('jw_v6guess3', '2001:db8:7:1:dead:beef:0:1');
+    assert.equal(limited.statusCode, 429, 'a fourth address of the same /64 is limited');
+    assert.equal(
+      (await get('jw_v6guess4', '2001:db8:7:2::1')).statusCode,
+      401,
+      'the next /64 is another source',
+    );
+    // A dual-stack socket names an IPv4 peer ::ffff:a.b.c.d: the same peer as a.b.c.d.
+    for (let i = 0; i < 3; i++) assert.equal((await get(`jw_v4guess${i}`, '10.0.0.30')).statusCode, 401);
+    assert.equal((await get('jw_v4guess3', '::ffff:10.0.0.30')).statusCode, 429);
+    // The audit trail keeps each attempt's own address.
+    const page = await a.audit.list({ action: 'auth:fail', limit: 100 });
+    assert.ok(page.entries.some((e) => e.source === '2001:db8:7:1:a:b:c:d'));
+  });
+
   it('records each failure in the audit trail, with the address and the token id when known', async () => {
     const revoked = await a.accounts.issueToken({ user: 'root', label: 'old' });
     await a.accounts.revokeToken(revoked.record.id);
     assert.equal((await get(revoked.token, '10.0.0.9')).statusCode, 401);
-    const page = await a.audit.list({ action: 'auth:fail', limit: 10 });
+    const page = await a.audit.list({ action: 'auth:fail', limit: 100 });
     const [last] = page.entries;
     assert.equal(last?.source, '10.0.0.9');
     assert.equal(last?.transport, 'tcp');
