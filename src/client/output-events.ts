@@ -1,5 +1,4 @@
-import { setTimeout as delay } from 'node:timers/promises';
-import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
+import { type Clock, type ClockTimer, pauseOn, systemClock } from '../core/clock.ts';
 import { formatDuration } from '../core/format-duration.ts';
 import {
   FRAME_KIND,
@@ -49,7 +48,10 @@ export interface ReadOutputOptions {
    * client's reused read buffer instead of a copy. Default false: every `data` is the reader's own.
    */
   readonly borrowData?: boolean;
-  /** The watchdog's timers (see `readOutputEvents`). Default: the system clock. */
+  /**
+   * The reader's time: the watchdog's timers (see `readOutputEvents`), the pauses between
+   * reconnections and how long it has been reconnecting. Default: the system clock.
+   */
   readonly clock?: Clock;
 }
 
@@ -89,9 +91,11 @@ export async function* readOutputEvents(
 ): AsyncGenerator<OutputEvent> {
   const reconnectForMs = options.reconnectForMs ?? DEFAULT_RECONNECT_FOR_MS;
   const backoffMs = options.backoffMs ?? 100;
+  const clock = options.clock ?? systemClock;
+  const now = () => clock.now().getTime();
   let cursor: string | null = null;
   let failures = 0;
-  /** When the current run of failures began (`performance.now()`), or null while all is well. */
+  /** When the current run of failures began (on the clock, in ms), or null while all is well. */
   let failingSince: number | null = null;
   // At least 100 ms: with a tiny --reconnect-for, a server that accepts and closes at once must
   // still use the follower's patience up.
@@ -106,11 +110,11 @@ export async function* readOutputEvents(
         cursor,
         signal: options.signal,
       });
-      openedAt = performance.now();
+      openedAt = now();
       const decoder = new FrameDecoder({ splitData: true });
       // Pieces in the client's reused buffer are copied unless the reader takes them borrowed.
       const copy = response.borrowed && options.borrowData !== true;
-      const watchdog = options.follow ? Watchdog.for(response, options.clock ?? systemClock) : undefined;
+      const watchdog = options.follow ? Watchdog.for(response, clock) : undefined;
       try {
         for await (const chunk of response.body) {
           if (watchdog) watchdog.heard = true;
@@ -144,17 +148,17 @@ export async function* readOutputEvents(
       throw new ConnectionError('The server closed the output stream before the job ended');
     } catch (error) {
       if (options.signal?.aborted || !isRetryable(error)) throw error;
-      const now = performance.now();
+      const failedAt = now();
       // The stream had been open a while: the server was back, and this is a new outage.
-      if (openedAt !== null && now - openedAt >= stayedOpenMs) {
+      if (openedAt !== null && failedAt - openedAt >= stayedOpenMs) {
         failures = 0;
         failingSince = null;
       }
       failures++;
-      failingSince ??= now;
-      if (now - failingSince >= reconnectForMs) {
+      failingSince ??= failedAt;
+      if (failedAt - failingSince >= reconnectForMs) {
         throw new ConnectionError(
-          `${(error as Error).message} (gave up after reconnecting for ${formatDuration(now - failingSince)}, ` +
+          `${(error as Error).message} (gave up after reconnecting for ${formatDuration(failedAt - failingSince)}, ` +
             `${failures} attempts; ${options.reconnectSetting ?? '--reconnect-for'} sets how long)`,
         );
       }
@@ -162,8 +166,8 @@ export async function* readOutputEvents(
       const wait = Math.min(backoffMs * 2 ** Math.min(failures - 1, 16), MAX_BACKOFF_MS);
       // Jitter, so that many followers of one restarted server do not all come back at once.
       const jittered = wait * (0.8 + 0.4 * Math.random());
-      const left = reconnectForMs - (now - failingSince);
-      await delay(Math.max(0, Math.min(jittered, left)), undefined, { signal: options.signal });
+      const left = reconnectForMs - (failedAt - failingSince);
+      await pauseOn(clock, Math.max(0, Math.min(jittered, left)), options.signal);
     }
   }
 }

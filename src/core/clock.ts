@@ -57,3 +57,32 @@ export function clockDeadline(clock: Clock, ms: number): ClockDeadline {
   );
   return { signal: controller.signal, clear: () => timer.clear() };
 }
+
+/**
+ * Resolves `ms` from now on `clock`, or rejects with `signal`'s reason once it aborts: a pause
+ * (a reconnection's backoff) that a test's manual clock moves. Unlike a bare `setTimer`, the
+ * pause keeps the process alive: a program whose only work left is to wait it out (a CLI
+ * follower between two reconnections) must not exit in the middle of it.
+ */
+export function pauseOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    // Not a schedule, only a reference that holds the process open while the clock's timer
+    // (which does not) runs; it never fires.
+    const hold = setInterval(() => undefined, 2 ** 30);
+    const settle = () => {
+      clearInterval(hold);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const timer = clock.setTimer(() => {
+      settle();
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      timer.clear();
+      settle();
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
@@ -72,7 +73,7 @@ function followJ1(client: Parameters<typeof readOutputEvents>[0], clock: ManualC
   const events = readOutputEvents(client, 'j1', {
     view: 'all',
     follow: true,
-    backoffMs: 1,
+    backoffMs: 0,
     clock,
     onRetry: (_attempt, error) => retries.push(error.message),
   });
@@ -269,6 +270,96 @@ describe('readOutputEvents: a follow whose connection goes silent', () => {
       assert.equal(clock.pending, 0);
     } finally {
       server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+/** A server that answers every request 503 (a server that is there but cannot serve yet), counting them. */
+async function unavailableServer(): Promise<{ server: HttpServer; requests: () => number }> {
+  let requests = 0;
+  const server = createHttpServer((_req, res) => {
+    requests++;
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'starting' } }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, requests: () => requests };
+}
+
+describe('readOutputEvents: reconnections', () => {
+  it('pauses between reconnections on its clock, and gives up once reconnectForMs has passed there', async () => {
+    const clock = new ManualClock();
+    const { server, requests } = await unavailableServer();
+    const retried = new EventEmitter();
+    try {
+      const events = readOutputEvents(plainClient(server), 'j1', {
+        view: 'all',
+        follow: true,
+        backoffMs: 100,
+        reconnectForMs: 1000,
+        clock,
+        onRetry: (attempt) => retried.emit('retry', attempt),
+      });
+      const outcome = events.next().then(
+        () => assert.fail('a server that never serves gives no event'),
+        (error: Error) => error,
+      );
+      assert.deepEqual(await once(retried, 'retry'), [1]);
+      assert.equal(requests(), 1);
+      // The first pause is 100 ms with up to a fifth of jitter either way: 80 ms on is too early.
+      clock.advance(79);
+      assert.equal(clock.pending, 1, 'still pausing: time has not moved far enough on its clock');
+      const second = once(retried, 'retry');
+      clock.advance(41);
+      assert.deepEqual(await second, [2]);
+      assert.equal(requests(), 2);
+      // The next pause, however long, ends at reconnectForMs at the latest: the attempt after it
+      // is the last.
+      clock.advance(1000);
+      const error = await outcome;
+      // 1,120 ms on its clock: the first attempt, 120 ms of pause, the second, the rest of the second.
+      assert.equal(
+        error.message,
+        'starting (gave up after reconnecting for 1.1s, 3 attempts; --reconnect-for sets how long)',
+      );
+      assert.equal(requests(), 3);
+      assert.equal(clock.pending, 0, 'no pause left armed');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('keeps its process alive while it pauses, where nothing else would (a CLI follower between two attempts)', async () => {
+    const { server } = await unavailableServer();
+    const { port } = server.address() as { port: number };
+    // A program whose only work is the follow: between two attempts nothing but the pause holds
+    // it. Were the pause's timer not to hold the process, it would end at the first pause with
+    // its top-level await unsettled (exit code 13), and never report.
+    const program = `
+      import { ApiClient } from ${JSON.stringify(new URL('../../src/client/api-client.ts', import.meta.url).href)};
+      import { NO_TLS } from ${JSON.stringify(new URL('../../src/cli/connection.ts', import.meta.url).href)};
+      import { readOutputEvents } from ${JSON.stringify(new URL('../../src/client/output-events.ts', import.meta.url).href)};
+      const client = new ApiClient({ baseUrl: new URL('http://127.0.0.1:${port}/'), socketPath: null, local: true,
+        token: 't', tokenSource: 'env', tokenFile: '/nonexistent', tls: NO_TLS }, { oneShot: true });
+      let attempts = 0;
+      try {
+        for await (const _ of readOutputEvents(client, 'j1', { view: 'all', follow: true, backoffMs: 50,
+          reconnectForMs: 300, onRetry: (n) => { attempts = n; } })) {}
+      } catch (error) {
+        console.log(attempts > 1 ? 'gave up' : 'only ' + attempts, error.message);
+      }`;
+    try {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', program], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+      child.stderr.on('data', (chunk: Buffer) => (out += chunk));
+      const [code] = await once(child, 'exit');
+      assert.equal(code, 0, out);
+      assert.match(out, /^gave up .*gave up after reconnecting for/);
+    } finally {
       await new Promise((resolve) => server.close(resolve));
     }
   });
