@@ -92,10 +92,10 @@ export async function* readOutputEvents(
   const reconnectForMs = options.reconnectForMs ?? DEFAULT_RECONNECT_FOR_MS;
   const backoffMs = options.backoffMs ?? 100;
   const clock = options.clock ?? systemClock;
-  const now = () => clock.now().getTime();
+  const now = () => clock.monotonicMs();
   let cursor: string | null = null;
   let failures = 0;
-  /** When the current run of failures began (on the clock, in ms), or null while all is well. */
+  /** When the current run of failures began (`clock.monotonicMs()`), or null while all is well. */
   let failingSince: number | null = null;
   // At least 100 ms: with a tiny --reconnect-for, a server that accepts and closes at once must
   // still use the follower's patience up.

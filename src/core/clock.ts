@@ -9,6 +9,12 @@ export interface ClockTimer {
  */
 export interface Clock {
   now(): Date;
+  /**
+   * Milliseconds on a time that moves steadily forward, whatever is done to the wall clock (an
+   * NTP step, a resumed VM): for how long something has been going on. Only the difference between
+   * two readings means anything.
+   */
+  monotonicMs(): number;
   /** Calls `fn` once, `ms` from now. The timer must not keep the process alive on its own. */
   setTimer(fn: () => void, ms: number): ClockTimer;
 }
@@ -18,6 +24,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export const systemClock: Clock = {
   now: () => new Date(),
+  monotonicMs: () => performance.now(),
   setTimer(fn, ms) {
     // setTimeout clamps anything over MAX_TIMER_MS to 1 ms: a 30-day wait would fire at once.
     // Longer waits sleep in steps and measure what is left against the wall clock each time.
@@ -60,29 +67,36 @@ export function clockDeadline(clock: Clock, ms: number): ClockDeadline {
 
 /**
  * Resolves `ms` from now on `clock`, or rejects with `signal`'s reason once it aborts: a pause
- * (a reconnection's backoff) that a test's manual clock moves. Unlike a bare `setTimer`, the
- * pause keeps the process alive: a program whose only work left is to wait it out (a CLI
- * follower between two reconnections) must not exit in the middle of it.
+ * (a reconnection's backoff) that a test's manual clock moves (and that, on one nobody moves,
+ * never ends). Unlike a bare `setTimer`, the pause keeps the process alive: a program whose only
+ * work left is to wait it out (a CLI follower between two reconnections) must not exit in the
+ * middle of it.
  */
 export function pauseOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    // Not a schedule, only a reference that holds the process open while the clock's timer
-    // (which does not) runs; it never fires.
-    const hold = setInterval(() => undefined, 2 ** 30);
-    const settle = () => {
-      clearInterval(hold);
-      signal?.removeEventListener('abort', onAbort);
-    };
-    const timer = clock.setTimer(() => {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  // Not a schedule, only a reference that holds the process open while the clock's timer (which
+  // does not) runs; it never fires.
+  const hold = setInterval(() => undefined, 2 ** 30);
+  let timer: ClockTimer | undefined;
+  const settle = (): void => {
+    clearInterval(hold);
+    timer?.clear();
+    signal?.removeEventListener('abort', onAbort);
+  };
+  const onAbort = (): void => {
+    settle();
+    reject(signal?.reason);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    timer = clock.setTimer(() => {
       settle();
       resolve();
     }, ms);
-    const onAbort = () => {
-      timer.clear();
-      settle();
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  } catch (error) {
+    settle();
+    throw error;
+  }
+  return promise;
 }

@@ -7,6 +7,7 @@ import type { WebhookEvent } from '../core/webhook.ts';
 import { originOf } from '../store/webhook-queries.ts';
 import type { DeliveryRecord, OutboxEvent, WebhookStore } from '../store/webhook-store.ts';
 import type { WebhookAddressPolicy } from './address-policy.ts';
+import { LookupGate } from './lookup-gate.ts';
 import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS, type WebhookRetryPolicy } from './webhook-backoff.ts';
 import { type PostResult, postWebhook } from './webhook-sender.ts';
 import { SIGNATURE_HEADER, signWebhook } from './webhook-signature.ts';
@@ -27,6 +28,12 @@ export interface WebhookDispatcherOptions {
   readonly retry?: Partial<WebhookRetryPolicy>;
   /** An attempt without an answer after this long fails. Default 10 s. */
   readonly timeoutMs?: number;
+  /**
+   * The DNS lookups of the attempts, a few at once (`LookupGate`): default two at a time through
+   * `dns.lookup`, so that receivers whose names never resolve keep at most two of libuv's four
+   * threads, and the server's file work has the others.
+   */
+  readonly lookups?: LookupGate;
   /** Attempts in flight at once. Default 16. */
   readonly concurrency?: number;
   /**
@@ -91,6 +98,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   readonly #o: WebhookDispatcherOptions;
   readonly #retry: WebhookRetryPolicy;
   readonly #timeoutMs: number;
+  readonly #lookups: LookupGate;
   readonly #concurrency: number;
   readonly #perOrigin: number;
   readonly #inFlight = new Map<string, Promise<void>>();
@@ -120,6 +128,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#o = options;
     this.#retry = { ...WEBHOOK_RETRY_DEFAULTS, ...options.retry };
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#lookups = options.lookups ?? new LookupGate();
     this.#concurrency = wholeAtLeastOne('concurrency', options.concurrency ?? 16);
     this.#perOrigin = wholeAtLeastOne('perOrigin', options.perOrigin ?? 4);
     this.#claimer = options.claimer ?? 'local';
@@ -387,7 +396,12 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
                 [SIGNATURE_HEADER]: signWebhook(secret, at, delivery.body),
               },
             },
-            { clock: this.#o.clock, policy: this.#o.policy, timeoutMs: this.#timeoutMs },
+            {
+              clock: this.#o.clock,
+              policy: this.#o.policy,
+              timeoutMs: this.#timeoutMs,
+              lookups: this.#lookups,
+            },
           );
     const now = this.#o.clock.now();
     const ok = 'status' in result && result.status >= 200 && result.status < 300;

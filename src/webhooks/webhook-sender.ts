@@ -1,9 +1,10 @@
-import { type LookupAddress, type LookupOptions, lookup } from 'node:dns';
+import type { LookupAddress, LookupOptions } from 'node:dns';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import type { Clock } from '../core/clock.ts';
 import type { WebhookAddressPolicy } from './address-policy.ts';
+import type { LookupGate } from './lookup-gate.ts';
 
 /** One POST of a delivery. */
 export interface WebhookPost {
@@ -25,6 +26,8 @@ export interface SenderOptions {
   readonly policy: WebhookAddressPolicy;
   /** An attempt without a complete answer after this long fails. */
   readonly timeoutMs: number;
+  /** The DNS lookups of every attempt go through it (a bounded number at once). */
+  readonly lookups: LookupGate;
 }
 
 /**
@@ -42,10 +45,13 @@ export function postWebhook(post: WebhookPost, options: SenderOptions): Promise<
   return new Promise((resolve) => {
     let settled = false;
     let refused = false;
+    // A lookup still waiting for its turn when the attempt ends (its timeout) is not made.
+    const over = new AbortController();
     const done = (result: PostResult) => {
       if (settled) return;
       settled = true;
       timer.clear();
+      over.abort();
       resolve(result);
     };
     const checkedLookup = (
@@ -57,21 +63,29 @@ export function postWebhook(post: WebhookPost, options: SenderOptions): Promise<
         family?: number,
       ) => void,
     ) => {
-      lookup(hostname, { ...opts, all: true }, (err, addresses) => {
-        if (err) return callback(err, []);
-        for (const a of addresses) {
-          const refusal = options.policy.refusal(a.address, post.trusted);
-          if (refusal) {
-            refused = true;
-            return callback(Object.assign(new Error(refusal), { code: 'EWEBHOOKADDRESS' }), []);
+      options.lookups.lookup(
+        hostname,
+        { ...opts, all: true },
+        (err, addresses) => {
+          if (err) return callback(err, []);
+          for (const a of addresses) {
+            const refusal = options.policy.refusal(a.address, post.trusted);
+            if (refusal) {
+              refused = true;
+              return callback(Object.assign(new Error(refusal), { code: 'EWEBHOOKADDRESS' }), []);
+            }
           }
-        }
-        if (opts.all) return callback(null, addresses);
-        const first = addresses[0];
-        if (!first)
-          return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
-        callback(null, first.address, first.family);
-      });
+          if (opts.all) return callback(null, addresses);
+          const first = addresses[0];
+          if (!first)
+            return callback(
+              Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }),
+              [],
+            );
+          callback(null, first.address, first.family);
+        },
+        over.signal,
+      );
     };
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = send(

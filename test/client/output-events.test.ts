@@ -330,6 +330,44 @@ describe('readOutputEvents: reconnections', () => {
     }
   });
 
+  it('counts how long it has reconnected on a time that steps of the wall clock do not move', async () => {
+    // The wall clock jumps an hour ahead during the outage (an NTP step, a VM resumed): the
+    // follower has still been reconnecting for 120 ms, not an hour, and keeps trying.
+    class SteppedClock extends ManualClock {
+      stepMs = 0;
+      override now(): Date {
+        return new Date(super.now().getTime() + this.stepMs);
+      }
+    }
+    const clock = new SteppedClock();
+    const { server, requests } = await unavailableServer();
+    const retried = new EventEmitter();
+    const stop = new AbortController();
+    try {
+      const events = readOutputEvents(plainClient(server), 'j1', {
+        view: 'all',
+        follow: true,
+        backoffMs: 100,
+        reconnectForMs: 1000,
+        clock,
+        signal: stop.signal,
+        onRetry: (attempt) => retried.emit('retry', attempt),
+      });
+      const outcome = events.next().catch((error: Error) => error);
+      await once(retried, 'retry');
+      clock.stepMs = 3_600_000;
+      const second = once(retried, 'retry');
+      clock.advance(120);
+      const next = await Promise.race([second.then(() => 'tried again'), outcome.then(() => 'gave up')]);
+      assert.equal(next, 'tried again', 'not given up after "an hour"');
+      assert.equal(requests(), 2);
+      stop.abort(new Error('the reader left'));
+      assert.match(((await outcome) as Error).message, /the reader left/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('keeps its process alive while it pauses, where nothing else would (a CLI follower between two attempts)', async () => {
     const { server } = await unavailableServer();
     const { port } = server.address() as { port: number };

@@ -64,6 +64,7 @@ async function collect(
 function skewedClock(offsetMs: number): Clock {
   return {
     now: () => new Date(Date.now() + offsetMs),
+    monotonicMs: () => performance.now(),
     setTimer: (fn, ms) => {
       const timer = setTimeout(fn, ms);
       timer.unref();

@@ -25,9 +25,35 @@ describe('clockDeadline', () => {
   });
 });
 
+/** Timeouts and intervals that hold the process open (a ManualClock sets none). */
+function heldOpen(): number {
+  return process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+}
+
 describe('pauseOn', () => {
+  it('holds the process open while it pauses, the clock timer alone would not', () => {
+    const clock = new ManualClock();
+    const before = heldOpen();
+    const pause = pauseOn(clock, 100);
+    assert.equal(heldOpen(), before + 1);
+    clock.advance(100);
+    return pause;
+  });
+
+  it('rejects at once, and holds nothing, when the clock cannot set its timer', async () => {
+    const broken = {
+      now: () => new Date(),
+      monotonicMs: () => 0,
+      setTimer: () => assert.fail('no timers here'),
+    };
+    const before = heldOpen();
+    await assert.rejects(async () => pauseOn(broken, 100), /no timers here/);
+    assert.equal(heldOpen(), before);
+  });
+
   it('resolves when the clock has moved on by the pause, not before', async () => {
     const clock = new ManualClock();
+    const before = heldOpen();
     let done = false;
     const pause = pauseOn(clock, 100).then(() => (done = true));
     clock.advance(99);
@@ -36,15 +62,18 @@ describe('pauseOn', () => {
     clock.advance(1);
     await pause;
     assert.equal(clock.pending, 0);
+    assert.equal(heldOpen(), before, 'what held the process open while it paused is gone');
   });
 
   it("rejects with the signal's reason when it aborts, and leaves no timer behind", async () => {
     const clock = new ManualClock();
     const controller = new AbortController();
+    const before = heldOpen();
     const pause = pauseOn(clock, 100, controller.signal);
     controller.abort(new Error('stopped by the reader'));
     await assert.rejects(pause, /stopped by the reader/);
     assert.equal(clock.pending, 0);
+    assert.equal(heldOpen(), before);
     // An already aborted signal: no pause at all.
     await assert.rejects(pauseOn(clock, 100, controller.signal), /stopped by the reader/);
     assert.equal(clock.pending, 0);

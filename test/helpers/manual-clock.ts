@@ -13,6 +13,11 @@ export class ManualClock implements Clock {
     return new Date(this.#now);
   }
 
+  /** The same time as `now()`: on this clock nothing but `advance` moves it. */
+  monotonicMs(): number {
+    return this.#now;
+  }
+
   setTimer(fn: () => void, ms: number): ClockTimer {
     const timer = { at: this.#now + Math.max(0, ms), fn, cleared: false };
     this.#timers.push(timer);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import type { LookupAddress } from 'node:dns';
+import { EventEmitter, once } from 'node:events';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
@@ -7,6 +8,7 @@ import { silentLogger } from '../../src/core/logger.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import type { WebhookStore } from '../../src/store/webhook-store.ts';
 import { WebhookAddressPolicy } from '../../src/webhooks/address-policy.ts';
+import { LookupGate } from '../../src/webhooks/lookup-gate.ts';
 import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS } from '../../src/webhooks/webhook-backoff.ts';
 import {
   CLAIM_MARGIN_MS,
@@ -146,6 +148,52 @@ describe('webhook dispatch', () => {
         /`concurrency` must be/,
       );
     }
+  });
+
+  it('keeps the lookups of names that never resolve to two at a time, and delivers to the others meanwhile', async () => {
+    // A resolver that never answers (a name server that drops every query): getaddrinfo would
+    // hold one of libuv's four threads for each such lookup, for as long as it tries.
+    const begun = new EventEmitter();
+    const unanswered: ((err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void)[] = [];
+    const lookups = new LookupGate(2, (hostname, _options, callback) => {
+      unanswered.push(callback);
+      begun.emit('lookup', hostname);
+    });
+    const w = await world({ lookups, timeoutMs: 5000, retry: { initialMs: 60_000, maxMs: 60_000 } });
+    const twoBegun = new Promise<void>((resolve) => {
+      let n = 0;
+      begun.on('lookup', () => ++n === 2 && resolve());
+    });
+    for (let i = 0; i < 5; i++) await w.finished(`http://never-${i}.invalid:9/hook`);
+    await twoBegun;
+    // A receiver named by its address needs no lookup: delivered while the five wait.
+    const quick = await w.finished(w.receiver.url('/quick'));
+    await w.receiver.nth(1);
+    assert.equal(w.receiver.received.length, 1);
+    assert.deepEqual(
+      [lookups.running, lookups.waiting],
+      [2, 3],
+      'two lookups at once; three wait their turn',
+    );
+    // The five attempts time out on the clock; the three lookups that never began are dropped,
+    // and the two under way keep their places until getaddrinfo returns.
+    const failed = new Promise<string[]>((resolve) => {
+      const errors: string[] = [];
+      w.dispatcher.on('delivery:attempt', (d: { jobId: string; lastError: string | null }) => {
+        if (d.jobId !== quick.id && errors.push(d.lastError ?? '') === 5) resolve(errors);
+      });
+    });
+    w.clock.advance(5000);
+    assert.deepEqual(await failed, Array(5).fill('no answer within 5000 ms'));
+    assert.deepEqual([lookups.running, lookups.waiting], [2, 0]);
+    for (const callback of unanswered)
+      callback(Object.assign(new Error('timed out'), { code: 'EAI_AGAIN' }), []);
+    assert.deepEqual(
+      [lookups.running, lookups.waiting, unanswered.length],
+      [0, 0, 2],
+      'two lookups made, ever',
+    );
+    await w.dispatcher.settled();
   });
 
   it('fails an attempt that gets no answer in time (on the clock) and tries again', async () => {
