@@ -7,6 +7,9 @@ import { FailedAuthLimiter, type FailedAuthLimits } from './failed-auth-limiter.
 import type { Caller, CallOrigin, Principal } from './principal.ts';
 import type { TokenVerdict } from './user-directory.ts';
 
+/** A token that authenticated someone: `TokenVerdict` when it is ok. */
+type Verified = Extract<TokenVerdict, { ok: true }>;
+
 /** Where tokens and users are looked up: `UserDirectory` fits. */
 export interface TokenLookup {
   /** What a token stands for, or why it stands for nobody. */
@@ -71,7 +74,7 @@ export class Authenticator {
   }
 
   /** The token of an `Authorization: Bearer` header, verified (`authenticate`). */
-  #bearer(authorization: string, origin: CallOrigin): { principal: Principal; tokenId: string } {
+  #bearer(authorization: string, origin: CallOrigin): Verified {
     const token = BEARER.exec(authorization)?.[1];
     if (token === undefined) {
       throw this.refuse(
@@ -83,7 +86,7 @@ export class Authenticator {
     return this.#verify(token, origin);
   }
 
-  #verify(token: string, origin: CallOrigin): { principal: Principal; tokenId: string } {
+  #verify(token: string, origin: CallOrigin): Verified {
     const verdict = this.#tokens.verify(token);
     if (!verdict.ok) {
       throw this.refuse(origin, verdict.reason, 'Invalid token', verdict.tokenId, verdict.user);
@@ -101,8 +104,8 @@ export class Authenticator {
 
   /** `authenticateToken`, as the caller adapters hand to the service (`callerOf`). */
   authenticateTokenCall(token: string, origin: CallOrigin): Caller {
-    const { principal, tokenId } = this.#verify(token, origin);
-    return this.callerOf(principal, origin, tokenId);
+    const { principal, tokenId, expiresAt } = this.#verify(token, origin);
+    return this.callerOf(principal, origin, tokenId, expiresAt);
   }
 
   /**
@@ -165,8 +168,8 @@ export class Authenticator {
     if (authorization === undefined || authorization === '') {
       return this.callerOf(this.authenticate(authorization, origin), origin);
     }
-    const { principal, tokenId } = this.#bearer(authorization, origin);
-    return this.callerOf(principal, origin, tokenId);
+    const { principal, tokenId, expiresAt } = this.#bearer(authorization, origin);
+    return this.callerOf(principal, origin, tokenId, expiresAt);
   }
 
   /**
@@ -179,13 +182,14 @@ export class Authenticator {
 
   /**
    * The caller of an authenticated principal, as adapters hand it to the service: with where it
-   * came from, the token it came with, and the user's credentials revision now (`Caller.revision`),
-   * taken in the same turn as the check of its credentials.
+   * came from, the token it came with (and when that expires), and the user's credentials
+   * revision now (`Caller.revision`), taken in the same turn as the check of its credentials.
    */
   callerOf(
     principal: Principal,
     origin: CallOrigin & Partial<Pick<Caller, 'via'>>,
     tokenId?: string,
+    tokenExpiresAt?: number | null,
   ): Caller {
     const revision = this.#tokens.revision?.(principal.user);
     return Object.freeze({
@@ -193,6 +197,7 @@ export class Authenticator {
       ...origin,
       ...(revision === undefined ? {} : { revision }),
       ...(tokenId === undefined ? {} : { tokenId }),
+      ...(tokenExpiresAt === undefined || tokenExpiresAt === null ? {} : { tokenExpiresAt }),
     });
   }
 

@@ -61,6 +61,11 @@ export interface Caller extends Principal {
   readonly revision?: number;
   /** The token the call was authenticated with (its id): its revocation refuses the same. */
   readonly tokenId?: string;
+  /**
+   * When that token expires (ms since the epoch), if it does: the streams the call opens end
+   * then, as a call made after it would be refused.
+   */
+  readonly tokenExpiresAt?: number;
 }
 
 /** True for the roles that may see every job (and its output). */

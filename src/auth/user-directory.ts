@@ -13,7 +13,13 @@ export type TokenRefusal = 'unknown' | 'expired' | 'revoked' | 'user-disabled' |
 
 /** What a presented token stands for: a principal, or why not (with the token's id and user when known). */
 export type TokenVerdict =
-  | { readonly ok: true; readonly principal: Principal; readonly tokenId: string }
+  | {
+      readonly ok: true;
+      readonly principal: Principal;
+      readonly tokenId: string;
+      /** When the token expires (ms since the epoch); null or absent: never. */
+      readonly expiresAt?: number | null;
+    }
   | { readonly ok: false; readonly reason: TokenRefusal; readonly tokenId?: string; readonly user?: string };
 
 interface TokenEntry {
@@ -166,7 +172,7 @@ export class UserDirectory {
       entry.lastUsedAt = now;
       this.#track(this.#store.touchTokens([{ id: entry.id, at: new Date(now) }]));
     }
-    return { ok: true, principal: user.principal, tokenId: entry.id };
+    return { ok: true, principal: user.principal, tokenId: entry.id, expiresAt: entry.expiresAt };
   }
 
   /** The principal of a known, enabled user (a client certificate names one), else undefined. */
@@ -285,11 +291,14 @@ export class UserDirectory {
 
   /**
    * Whether what authorized `caller` is gone since it was authenticated: its user lost power
-   * (`revision`), or its token was revoked (or is no longer known).
+   * (`revision`), or its token was revoked, has expired (or is no longer known).
    */
   isStale(caller: Pick<Caller, 'user' | 'revision' | 'tokenId'>): boolean {
     if (caller.revision !== undefined && caller.revision !== this.revision(caller.user)) return true;
-    return caller.tokenId !== undefined && this.#byId.get(caller.tokenId)?.revoked !== false;
+    if (caller.tokenId === undefined) return false;
+    const token = this.#byId.get(caller.tokenId);
+    if (token === undefined || token.revoked) return true;
+    return token.expiresAt !== null && this.#clock.now().getTime() >= token.expiresAt;
   }
 
   #revoked(user: string, tokenId?: string): void {

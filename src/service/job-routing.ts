@@ -10,7 +10,7 @@ import { JobworkerError } from '../core/errors.ts';
 import { isActive, isFinal, type Job } from '../core/job.ts';
 import { linkSignals } from '../core/linked-signal.ts';
 import type { FollowEvent } from '../engine/job-engine.ts';
-import { streamRevoked } from './user-streams.ts';
+import { streamEnded } from './user-streams.ts';
 
 /**
  * Which calls about a job go to another node (docs/cluster.md, "Forwarding between nodes"): those
@@ -106,12 +106,14 @@ export async function relayRemoteOutput(
   // Ended because the caller's credentials changed (`revoked`), not by the caller: that is the
   // error, whatever the peer's answer or its abort looked like meanwhile.
   function revokedOr(err: unknown): unknown {
-    return request.revoked?.aborted && !request.signal?.aborted ? streamRevoked(who.user) : err;
+    return request.revoked?.aborted && !request.signal?.aborted
+      ? streamEnded(request.revoked, who.user)
+      : err;
   }
   async function* relay(): AsyncGenerator<FollowEvent> {
     try {
       yield* remote;
-      if (request.revoked?.aborted && !request.signal?.aborted) throw streamRevoked(who.user);
+      if (request.revoked?.aborted && !request.signal?.aborted) throw streamEnded(request.revoked, who.user);
     } catch (err) {
       throw revokedOr(err);
     } finally {

@@ -39,7 +39,7 @@ import { resolveJobRef } from './job-ref.ts';
 import { JobRouting, pollUntilFinal, relayRemoteOutput } from './job-routing.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
-import { callRevoked, streamRevoked, UserStreams } from './user-streams.ts';
+import { callRevoked, streamEnded, streamRevoked, UserStreams } from './user-streams.ts';
 import { type HeartbeatEvent, withHeartbeats } from './with-heartbeats.ts';
 
 /** What the service needs of the engine. */
@@ -284,7 +284,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    */
   readonly #shutdown = unboundedController();
   /** The streams each user has open, to end when its credentials change (`endStreamsOf`). */
-  readonly #userStreams = new UserStreams();
+  readonly #userStreams: UserStreams;
   readonly #pages = new PagePool(PAGE_BYTES, IDLE_PAGES);
   #followers = 0;
   #watchers = 0;
@@ -297,6 +297,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#accounts = options.accounts;
     this.#userLimits = options.userLimits;
     this.#credentialsStale = options.credentialsStale;
+    this.#userStreams = new UserStreams(this.#options.clock);
     this.#webhookPolicy = options.webhookPolicy;
     this.#cluster = options.cluster;
     this.#routing = new JobRouting(options.cluster);
@@ -328,7 +329,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // Authorized when the call was authenticated: refused if that is gone since (the streams open
     // then were ended; this one would have escaped).
     if (this.#isStale(who)) throw streamRevoked(who.user);
-    const hold = this.#userStreams.take(who.user, 'events', (who as Caller).tokenId);
+    const hold = this.#userStreams.take(
+      who.user,
+      'events',
+      (who as Caller).tokenId,
+      (who as Caller).tokenExpiresAt,
+    );
     this.#watchers++;
     const stop = linkSignals([this.#shutdown.signal, request.signal, hold.signal]);
     const inner = watchEvents({
@@ -353,7 +359,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         yield* inner;
         // Ended because what authorized it is gone: an error, not a quiet end the client would
         // take for a server going away and open again without being asked for credentials.
-        if (hold.signal.aborted) throw streamRevoked(who.user);
+        if (hold.signal.aborted) throw streamEnded(hold.signal, who.user);
       } finally {
         release();
       }
@@ -866,7 +872,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (this.#isStale(who)) throw streamRevoked(who.user);
     this.#followers++;
     this.emit('follower:open', id);
-    const hold = this.#userStreams.take(who.user, 'output', (who as Caller).tokenId);
+    const hold = this.#userStreams.take(
+      who.user,
+      'output',
+      (who as Caller).tokenId,
+      (who as Caller).tokenExpiresAt,
+    );
     let released = false;
     return {
       user: who.user,
@@ -1026,7 +1037,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
         });
       } else yield* this.#readToEnd(recorded, selector, cursor, signal, request.spans === true);
       // Cut short, not ended: a read that stopped early must not look whole to its client.
-      if (follower.signal.aborted && !request.signal?.aborted) throw streamRevoked(follower.user);
+      if (follower.signal.aborted && !request.signal?.aborted)
+        throw streamEnded(follower.signal, follower.user);
     } finally {
       stop.dispose();
       follower.release();

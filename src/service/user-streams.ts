@@ -1,8 +1,12 @@
+import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { JobworkerError } from '../core/errors.ts';
 
 /** One stream's hold (`UserStreams.take`). */
 export interface UserStreamHold {
-  /** Aborts when `UserStreams.end` is called for the stream's user (or its token). */
+  /**
+   * Aborts when `UserStreams.end` is called for the stream's user (or its token), or when its
+   * token expires; its reason is the error the stream ends with (`streamEnded`).
+   */
   readonly signal: AbortSignal;
   /** Gives the hold back once the stream is over. Idempotent. */
   release(): void;
@@ -15,6 +19,8 @@ interface Hold {
   readonly kind: StreamKind;
   readonly tokenId: string | undefined;
   readonly controller: AbortController;
+  /** Ends the hold when its token expires. */
+  expiry: ClockTimer | undefined;
 }
 
 /**
@@ -26,18 +32,34 @@ interface Hold {
  */
 export class UserStreams {
   readonly #byUser = new Map<string, UserEntry>();
+  readonly #clock: Clock;
 
-  /** A hold for one stream of `user`, opened with token `tokenId` (absent: a certificate, ...). */
-  take(user: string, kind: StreamKind, tokenId?: string): UserStreamHold {
+  /** `clock`: what a token's expiry is read from and waited for on. */
+  constructor(clock: Clock = systemClock) {
+    this.#clock = clock;
+  }
+
+  /**
+   * A hold for one stream of `user`, opened with token `tokenId` (absent: a certificate, ...)
+   * that expires at `tokenExpiresAt` (ms since the epoch; absent: never). A token that has expired
+   * already gives a hold ended at once.
+   */
+  take(user: string, kind: StreamKind, tokenId?: string, tokenExpiresAt?: number): UserStreamHold {
     let entry = this.#byUser.get(user);
     if (entry === undefined) {
       entry = { holds: new Set(), counts: { output: 0, events: 0 } };
       this.#byUser.set(user, entry);
     }
-    const hold: Hold = { kind, tokenId, controller: new AbortController() };
+    const hold: Hold = { kind, tokenId, controller: new AbortController(), expiry: undefined };
     entry.holds.add(hold);
     entry.counts[kind]++;
     const held = entry;
+    if (tokenExpiresAt !== undefined) {
+      hold.expiry = this.#clock.setTimer(() => {
+        this.#drop(user, held, hold);
+        hold.controller.abort(streamExpired(user));
+      }, tokenExpiresAt - this.#clock.now().getTime());
+    }
     return {
       signal: hold.controller.signal,
       release: () => this.#drop(user, held, hold),
@@ -59,7 +81,7 @@ export class UserStreams {
     for (const hold of [...entry.holds]) {
       if (tokenId !== undefined && hold.tokenId !== tokenId) continue;
       this.#drop(user, entry, hold);
-      hold.controller.abort(new Error(`the credentials of user ${user} changed`));
+      hold.controller.abort(streamRevoked(user));
     }
   }
 
@@ -71,6 +93,7 @@ export class UserStreams {
   /** Forgets one hold (once: a second call, from its release after `end`, does nothing). */
   #drop(user: string, entry: UserEntry, hold: Hold): void {
     if (!entry.holds.delete(hold)) return;
+    hold.expiry?.clear();
     entry.counts[hold.kind]--;
     if (entry.holds.size === 0 && this.#byUser.get(user) === entry) this.#byUser.delete(user);
   }
@@ -88,6 +111,22 @@ export function streamRevoked(user: string): JobworkerError {
     `This stream was ended: the credentials of user ${user} it was opened with changed (its token ` +
       'revoked, the user disabled, removed or given another role); open it again with valid credentials',
   );
+}
+
+/** The error a stream ends with when the token it was opened with expired. */
+export function streamExpired(user: string): JobworkerError {
+  return new JobworkerError(
+    'UNAUTHENTICATED',
+    `This stream was ended: the token of user ${user} it was opened with expired; open it again with a valid token`,
+  );
+}
+
+/**
+ * The error a stream ends with once its hold's `signal` aborted: the reason it was ended for
+ * (`streamRevoked`, `streamExpired`).
+ */
+export function streamEnded(signal: AbortSignal, user: string): JobworkerError {
+  return signal.reason instanceof JobworkerError ? signal.reason : streamRevoked(user);
 }
 
 /** The error of a call whose credentials lost power after it was authenticated, before it acted. */

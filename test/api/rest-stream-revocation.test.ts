@@ -283,6 +283,108 @@ describe('a call authorized before its credentials changed, acting after', () =>
   });
 });
 
+describe('streams opened with a token that expires', () => {
+  let h: Harness;
+  let service: JobService;
+  let dir: UserDirectory;
+  let authenticator: Authenticator;
+  const clock = new ManualClock();
+  const origin = { source: '127.0.0.1', transport: 'tcp' } as const;
+  before(async () => {
+    h = await openHarness();
+    dir = await UserDirectory.open(h.store.users, {
+      clock,
+      onRevoked: (user, tokenId) => service.endStreamsOf(user, tokenId),
+    });
+    service = new JobService(h.engine, { clock, credentialsStale: (caller) => dir.isStale(caller) });
+    authenticator = new Authenticator(dir, { clock });
+  });
+  after(async () => {
+    await service.shutdown();
+    await h.destroy();
+  });
+  const call = (token: string) => authenticator.authenticateCall(`Bearer ${token}`, () => undefined, origin);
+  const isExpired = (err: unknown) =>
+    err instanceof JobworkerError &&
+    err.code === 'UNAUTHENTICATED' &&
+    /token of user kim .* expired/.test(err.message);
+  const drain = async (stream: AsyncGenerator<unknown>) => {
+    for (;;) if ((await stream.next()).done) return;
+  };
+
+  it('ends its follows and event watches when it expires, not before; those of a token that does not expire go on', async () => {
+    await dir.addUser({ name: 'kim', role: 'user' });
+    const short = await dir.issueToken({ user: 'kim', lifetimeMs: 60_000 });
+    const lasting = await dir.issueToken({ user: 'kim' });
+    const viaShort = call(short.token);
+    const viaLasting = call(lasting.token);
+    assert.equal(viaShort.tokenExpiresAt, clock.now().getTime() + 60_000, 'stamped at authentication');
+    assert.equal(viaLasting.tokenExpiresAt, undefined);
+    const job = await service.start(viaLasting, { command: 'sleep', args: ['600'] });
+    const following = drain(
+      await service.openOutput(viaShort, job.id, { selector: 'all', cursor: 0, follow: true }),
+    );
+    const watching = drain(await service.watchEvents(viaShort));
+    const other = await service.watchEvents(viaLasting);
+    clock.advance(59_999);
+    assert.deepEqual([service.followers, service.watchers], [1, 2], 'not yet');
+    clock.advance(1);
+    await assert.rejects(following, isExpired);
+    await assert.rejects(watching, isExpired);
+    assert.deepEqual([service.followers, service.watchers], [0, 1], "the other token's watch goes on");
+    // Authenticated before its expiry, acting after it: refused, as with a revoked token.
+    await assert.rejects(service.watchEvents(viaShort), { code: 'UNAUTHENTICATED' });
+    assert.equal(dir.isStale(viaShort), true);
+    assert.equal(dir.isStale(viaLasting), false);
+    await other.return(undefined);
+    await service.stop(viaLasting, job.id);
+    assert.equal(service.streamingUsers, 0);
+  });
+});
+
+describe('a token expiring cuts the REST streams it opened', () => {
+  let h: Harness;
+  let a: AppHarness;
+  let quiet: string;
+  const clock = new ManualClock();
+  before(async () => {
+    h = await openHarness();
+    a = await openApp(h, { tls: true, clock });
+    const job = await a.service.start(
+      { user: 'lee', role: 'user' },
+      { command: 'sh', args: ['-c', 'echo hello; exec sleep 600'] },
+    );
+    quiet = job.id;
+  });
+  after(async () => {
+    await h.engine.stop(quiet, { user: 'root' }).catch(() => undefined);
+    await a.close();
+    await h.destroy();
+  });
+
+  it('cuts its follow and its event watch at its expiry, as a revocation does', async () => {
+    await a.accounts.addUser({ name: 'lee', role: 'user' });
+    const lee = await a.accounts.issueToken({ user: 'lee', lifetimeMs: 3_600_000 });
+    const frames = await LiveResponse.open(
+      a,
+      lee.token,
+      `/v1/jobs/${quiet}/output?follow=true`,
+      OUTPUT_FRAMES_TYPE,
+    );
+    const watch = await LiveResponse.open(a, lee.token, '/v1/events', 'text/event-stream');
+    for (const live of [frames, watch]) assert.equal(live.status, 200);
+    await frames.until((l) => l.bytes > 0);
+    await watch.until((l) => l.bytes > 0);
+    clock.advance(3_600_000);
+    for (const live of [frames, watch]) {
+      await live.until((l) => l.ended !== undefined);
+      assert.equal(live.ended, 'cut', 'cut, not ended as if whole');
+    }
+    assert.equal(a.service.streamingUsers, 0);
+    assert.equal((await LiveResponse.open(a, lee.token, '/v1/events', 'text/event-stream')).status, 401);
+  });
+});
+
 describe('UserDirectory onRevoked', () => {
   let h: Harness;
   const told: string[] = [];
