@@ -241,7 +241,21 @@ export const STDERR_TAIL_LINES = 10;
 export type OutputStream<E = FollowEvent> = AsyncGenerator<E> & {
   /** The view's end when it was opened: its length so far (a client reads a tail from it). */
   readonly end: number;
-};
+} & EndedForCaller;
+
+/** An event watch as `watchEvents` opens it. */
+export type EventWatch = AsyncGenerator<WatchMessage> & EndedForCaller;
+
+/** What a stream's adapter learns of it being ended for its caller. */
+export interface EndedForCaller {
+  /**
+   * Aborts when the stream is ended for its caller (its token revoked or expired, its user
+   * disabled, removed or given another role). The stream itself ends, with that error, at its
+   * next read: an adapter waiting for a client that stopped reading must cut its response now,
+   * or the client would keep the stream's place for as long as it does not read.
+   */
+  readonly ended: AbortSignal;
+}
 
 /** Lifecycle events of the service, named `noun:verb`; tests and diagnostics listen to them. */
 export interface ServiceEvents {
@@ -315,7 +329,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async watchEvents(
     who: Principal,
     request: { lastEventId?: string | undefined; signal?: AbortSignal } = {},
-  ): Promise<AsyncGenerator<WatchMessage>> {
+  ): Promise<EventWatch> {
     if (this.#watchers >= this.#options.maxWatchers) {
       throw new CapacityError(
         `The server already has ${this.#watchers} event watchers, its limit; try again later`,
@@ -372,7 +386,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       await inner.return(undefined);
       return close(value);
     };
-    return stream;
+    return Object.assign(stream, { ended: hold.signal });
   }
 
   /** Event watches open right now. */
@@ -806,7 +820,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       follower.release();
       return close(value);
     };
-    return Object.assign(stream, { end });
+    return Object.assign(stream, { end, ended: follower.signal });
   }
 
   /** How long a watch or a follow goes without a message before it gets a heartbeat. */
@@ -896,14 +910,20 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * The output of a job on another node, relayed from it: a follower here like a local one (it
    * counts toward `maxFollowers` and, when it follows, ends at shutdown).
    */
-  #openRemote(peer: NodePeer, who: Principal, id: string, request: OutputRequest): Promise<OutputStream> {
+  async #openRemote(
+    peer: NodePeer,
+    who: Principal,
+    id: string,
+    request: OutputRequest,
+  ): Promise<OutputStream> {
     const follower = this.#takeFollower(id, who);
-    return relayRemoteOutput(peer, who, id, {
+    const relayed = await relayRemoteOutput(peer, who, id, {
       ...request,
       release: follower.release,
       revoked: follower.signal,
       ...(request.follow ? { shutdown: this.#shutdown.signal } : {}),
     });
+    return Object.assign(relayed, { ended: follower.signal });
   }
 
   /**

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { setImmediate } from 'node:timers/promises';
+import type { TLSSocket } from 'node:tls';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
@@ -133,6 +137,39 @@ describe('open streams end when their user loses what authorized them (REST and 
     assert.equal(res.statusCode, 401, res.body);
     assert.equal(res.json().error.code, 'UNAUTHENTICATED');
     assert.equal((await a.accounts.listTokens('root')).length, tokensBefore, 'no token was issued');
+  });
+
+  it('cuts at once the stream of a client that stopped reading, and gives its place back', async () => {
+    await a.accounts.addUser({ name: 'pat', role: 'user' });
+    const pat = await a.accounts.issueToken({ user: 'pat' });
+    // 48 MiB read as an event stream (base64): far more than the sockets' buffers hold.
+    const big = await a.service.start(
+      { user: 'pat', role: 'user' },
+      { command: 'head', args: ['-c', String(48 * 1024 * 1024), '/dev/zero'] },
+    );
+    await h.engine.waitFor(big.id);
+    const before = a.service.followers;
+    const accepted = once(a.app.server, 'secureConnection') as Promise<[TLSSocket]>;
+    const req = httpsRequest(new URL(`/v1/jobs/${big.id}/output`, a.url), {
+      ca: a.caPem,
+      agent: false,
+      headers: { authorization: `Bearer ${pat.token}`, accept: 'text/event-stream' },
+    });
+    req.end();
+    const [res] = (await once(req, 'response')) as [IncomingMessage];
+    assert.equal(res.statusCode, 200);
+    // One piece read, then no more: the server's writes come to wait for room that never comes,
+    // and its stream would end only at its next read.
+    const [serverSide] = await accepted;
+    await once(res, 'data');
+    res.pause();
+    while (!serverSide.writableNeedDrain) await setImmediate();
+    assert.equal(a.service.followers, before + 1);
+    const closed = once(a.service, 'follower:close');
+    await a.accounts.revokeToken(pat.record.id);
+    await closed;
+    assert.equal(a.service.followers, before);
+    req.destroy();
   });
 
   it('ends an RPC follow with UNAUTHENTICATED', async () => {

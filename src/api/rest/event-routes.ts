@@ -40,6 +40,12 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
         lastEventId: typeof header === 'string' && header !== '' ? header : undefined,
         signal: gone.signal,
       });
+      // Ended for its caller (credentials changed, token expired): cut at once, even while a
+      // write waits for a client that does not read (the watch would end only at its next read).
+      const cut = (): void => {
+        reply.raw.destroy();
+      };
+      messages.ended.addEventListener('abort', cut, { once: true });
       // Given back on every path from here (a throw before the loop included): the watch holds a
       // slot and a listener on the server's shutdown until then.
       try {
@@ -71,6 +77,7 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
         }
         if (!gone.signal.aborted) reply.raw.end();
       } finally {
+        messages.ended.removeEventListener('abort', cut);
         await messages.return(undefined);
       }
     },

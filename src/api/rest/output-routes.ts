@@ -99,6 +99,12 @@ export function registerOutputRoutes(
       const sender = sse || head || follow ? undefined : FileSender.for(reply.raw, sendFile);
       /** The service's stream, under whatever wraps it (its first event put back, heartbeats). */
       let opened: AsyncGenerator<OutputRouteEvent> | undefined;
+      // Ended for its caller (credentials changed, token expired): cut at once, even while a
+      // write waits for a client that does not read (the stream would end only at its next read).
+      const cut = (): void => {
+        reply.raw.destroy();
+      };
+      let ended: AbortSignal | undefined;
       try {
         let cursor = 0;
         let events: AsyncGenerator<OutputRouteEvent>;
@@ -119,6 +125,8 @@ export function registerOutputRoutes(
           });
           end = stream.end;
           opened = stream;
+          ended = stream.ended;
+          ended.addEventListener('abort', cut, { once: true });
           events = stream;
           if (mayBeSpent) {
             const first = await events.next();
@@ -150,7 +158,7 @@ export function registerOutputRoutes(
         const beatHeader: Record<string, string> = beats
           ? { [OUTPUT_HEADERS.heartbeatMs]: String(service.heartbeatMs) }
           : {};
-        await streamResponse(request, reply, mode, signal, () =>
+        await streamResponse(request, reply, mode, signal, ended, () =>
           sse
             ? writeSse(reply.raw, events, {
                 jobId: id,
@@ -180,6 +188,7 @@ export function registerOutputRoutes(
                 }),
         );
       } finally {
+        ended?.removeEventListener('abort', cut);
         sender?.close();
         // A writer that failed before its first read leaves a wrapper (the first event put back)
         // unstarted, and an unstarted generator closes without its `finally`: the service's
@@ -223,6 +232,10 @@ export function registerOutputRoutes(
       const spec = runCwd !== undefined && body.cwd === undefined ? { ...body, cwd: runCwd } : body;
       const job = await service.run(who, spec, signal);
       const sender = FileSender.for(reply.raw, sendFile);
+      const cut = (): void => {
+        reply.raw.destroy();
+      };
+      let ended: AbortSignal | undefined;
       try {
         const events = await service.openOutput(who, job.id, {
           selector: 'all',
@@ -231,9 +244,12 @@ export function registerOutputRoutes(
           signal,
           spans: sender !== undefined,
         });
+        // As for GET .../output: ended for its caller, cut at once.
+        ended = events.ended;
+        ended.addEventListener('abort', cut, { once: true });
         const headers: Record<string, string> = { [OUTPUT_HEADERS.status]: job.status };
         if (job.exit?.exitCode != null) headers[OUTPUT_HEADERS.exitCode] = String(job.exit.exitCode);
-        await streamResponse(request, reply, 'run', signal, () =>
+        await streamResponse(request, reply, 'run', signal, ended, () =>
           writeRaw(reply.raw, events, {
             jobId: job.id,
             cursor: 0,
@@ -245,6 +261,7 @@ export function registerOutputRoutes(
           }),
         );
       } finally {
+        ended?.removeEventListener('abort', cut);
         sender?.close();
       }
     },
@@ -296,6 +313,7 @@ async function streamResponse(
   reply: FastifyReply,
   mode: string,
   signal: AbortSignal,
+  ended: AbortSignal | undefined,
   write: () => Promise<StreamSummary>,
 ): Promise<void> {
   reply.hijack();
@@ -310,7 +328,13 @@ async function streamResponse(
         // Copied by the kernel from the output files (sendfile) rather than through memory.
         ...(summary.fromFiles ? { fromFiles: summary.fromFiles } : {}),
         cursor: summary.cursor,
-        ended: summary.end ? summary.end.status : signal.aborted ? 'client-gone' : 'cut-short',
+        ended: summary.end
+          ? summary.end.status
+          : ended?.aborted
+            ? 'credentials-changed'
+            : signal.aborted
+              ? 'client-gone'
+              : 'cut-short',
         responseTime: Date.now() - started,
       },
       'stream completed',
