@@ -4,7 +4,7 @@ import { type Logger, silentLogger } from '../core/logger.ts';
 import { addressBlock } from './address-block.ts';
 import { RateLimitedError, UnauthenticatedError } from './auth-errors.ts';
 import { FailedAuthLimiter, type FailedAuthLimits } from './failed-auth-limiter.ts';
-import type { Caller, CallOrigin, Principal } from './principal.ts';
+import { type Caller, type CallOrigin, type Principal, tokenExpired } from './principal.ts';
 import type { TokenVerdict } from './user-directory.ts';
 
 /** A token that authenticated someone: `TokenVerdict` when it is ok. */
@@ -177,7 +177,16 @@ export class Authenticator {
    * authenticated: a request whose body arrived after a revocation must not act on it.
    */
   isStale(caller: Caller): boolean {
-    return this.#tokens.isStale?.(caller) === true;
+    return this.staleness(caller) !== undefined;
+  }
+
+  /**
+   * Why `caller` may no longer act (`isStale`): its token `expired` since it was authenticated,
+   * or what authorized it was `revoked` (the token, or its user disabled, removed or demoted).
+   */
+  staleness(caller: Caller): 'expired' | 'revoked' | undefined {
+    if (tokenExpired(caller, this.#clock.now().getTime())) return 'expired';
+    return this.#tokens.isStale?.(caller) === true ? 'revoked' : undefined;
   }
 
   /**

@@ -68,6 +68,11 @@ export interface Caller extends Principal {
   readonly tokenExpiresAt?: number;
 }
 
+/** Whether the token `caller` was authenticated with has expired by `now` (ms since the epoch). */
+export function tokenExpired(caller: Pick<Caller, 'tokenExpiresAt'>, now: number): boolean {
+  return caller.tokenExpiresAt !== undefined && now >= caller.tokenExpiresAt;
+}
+
 /** True for the roles that may see every job (and its output). */
 export function seesEveryJob(role: Role): boolean {
   return role === 'admin' || role === 'viewer';

@@ -1,6 +1,6 @@
 import { EventEmitter, getEventListeners, once } from 'node:events';
 import { isIP } from 'node:net';
-import { type Caller, type Principal, seesEveryJob } from '../auth/principal.ts';
+import { type Caller, type Principal, seesEveryJob, tokenExpired } from '../auth/principal.ts';
 import type { ClusterRouting, NodePeer } from '../cluster/cluster-routing.ts';
 import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -39,7 +39,14 @@ import { resolveJobRef } from './job-ref.ts';
 import { JobRouting, pollUntilFinal, relayRemoteOutput } from './job-routing.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
-import { callRevoked, streamEnded, streamRevoked, UserStreams } from './user-streams.ts';
+import {
+  callExpired,
+  callRevoked,
+  streamEnded,
+  streamExpired,
+  streamRevoked,
+  UserStreams,
+} from './user-streams.ts';
 import { type HeartbeatEvent, withHeartbeats } from './with-heartbeats.ts';
 
 /** What the service needs of the engine. */
@@ -342,7 +349,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     // Authorized when the call was authenticated: refused if that is gone since (the streams open
     // then were ended; this one would have escaped).
-    if (this.#isStale(who)) throw streamRevoked(who.user);
+    const stale = this.#staleError(who, 'stream');
+    if (stale) throw stale;
     const hold = this.#userStreams.take(
       who.user,
       'events',
@@ -853,9 +861,17 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.#userStreams.end(user, tokenId);
   }
 
-  /** Whether what authorized `who` is gone since it was authenticated (`credentialsStale`). */
-  #isStale(who: Principal): boolean {
-    return this.#credentialsStale?.(who as Caller) === true;
+  /**
+   * Why `who` may no longer do what it was authenticated for, or undefined: its token expired
+   * since, or what authorized it is gone (`credentialsStale`). `kind`: what it is about to do, a
+   * stream or another call; the error says so.
+   */
+  #staleError(who: Principal, kind: 'stream' | 'call'): JobworkerError | undefined {
+    if (tokenExpired(who as Caller, this.#options.clock.now().getTime())) {
+      return kind === 'stream' ? streamExpired(who.user) : callExpired(who.user);
+    }
+    if (this.#credentialsStale?.(who as Caller) !== true) return undefined;
+    return kind === 'stream' ? streamRevoked(who.user) : callRevoked(who.user);
   }
 
   /** Users with streams open (leak checks). */
@@ -883,7 +899,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     // Authorized when the call was authenticated: refused if that is gone since (the streams open
     // then were ended; this one would have escaped).
-    if (this.#isStale(who)) throw streamRevoked(who.user);
+    const stale = this.#staleError(who, 'stream');
+    if (stale) throw stale;
     this.#followers++;
     this.emit('follower:open', id);
     const hold = this.#userStreams.take(
@@ -941,7 +958,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
    */
   async waitFor(who: Principal, id: string, signal?: AbortSignal): Promise<Job> {
     // One under way when its caller's credentials changed is answered; one begun after, not.
-    if (this.#isStale(who)) throw callRevoked(who.user);
+    const stale = this.#staleError(who, 'call');
+    if (stale) throw stale;
     // A final job's record is all of it; a running one's live figures would be read for nothing.
     const job = await this.#getRecorded(who, id);
     if (isFinal(job.status)) return job;
@@ -1003,7 +1021,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   ): Promise<T> {
     // What authorized the call may have gone while its request arrived (its body, its turn).
     const checked = (): T | Promise<T> => {
-      if (this.#isStale(who)) throw callRevoked(who.user);
+      const stale = this.#staleError(who, 'call');
+      if (stale) throw stale;
       return run();
     };
     return auditedCall(

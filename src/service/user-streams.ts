@@ -42,7 +42,7 @@ export class UserStreams {
   /**
    * A hold for one stream of `user`, opened with token `tokenId` (absent: a certificate, ...)
    * that expires at `tokenExpiresAt` (ms since the epoch; absent: never). A token that has expired
-   * already gives a hold ended at once.
+   * already gives a hold ended before it is returned.
    */
   take(user: string, kind: StreamKind, tokenId?: string, tokenExpiresAt?: number): UserStreamHold {
     let entry = this.#byUser.get(user);
@@ -54,16 +54,26 @@ export class UserStreams {
     entry.holds.add(hold);
     entry.counts[kind]++;
     const held = entry;
-    if (tokenExpiresAt !== undefined) {
-      hold.expiry = this.#clock.setTimer(() => {
-        this.#drop(user, held, hold);
-        hold.controller.abort(streamExpired(user));
-      }, tokenExpiresAt - this.#clock.now().getTime());
-    }
+    if (tokenExpiresAt !== undefined) this.#expireAt(user, held, hold, tokenExpiresAt);
     return {
       signal: hold.controller.signal,
       release: () => this.#drop(user, held, hold),
     };
+  }
+
+  /**
+   * Ends `hold` when the wall clock reaches `at`, as the token's check does. The timer counts
+   * steady time, and the wall clock may be stepped meanwhile (NTP): at the timer the expiry is
+   * read again, and the wait armed again if it is not due yet.
+   */
+  #expireAt(user: string, entry: UserEntry, hold: Hold, at: number): void {
+    const left = at - this.#clock.now().getTime();
+    if (left > 0) {
+      hold.expiry = this.#clock.setTimer(() => this.#expireAt(user, entry, hold, at), left);
+      return;
+    }
+    this.#drop(user, entry, hold);
+    hold.controller.abort(streamExpired(user));
   }
 
   /** How many streams of `kind` `user` has open. */
@@ -118,6 +128,14 @@ export function streamExpired(user: string): JobworkerError {
   return new JobworkerError(
     'UNAUTHENTICATED',
     `This stream was ended: the token of user ${user} it was opened with expired; open it again with a valid token`,
+  );
+}
+
+/** The error of a call whose token expired after it was authenticated, before it acted. */
+export function callExpired(user: string): JobworkerError {
+  return new JobworkerError(
+    'UNAUTHENTICATED',
+    `The token of user ${user} this call was made with expired while it was under way; nothing was done`,
   );
 }
 

@@ -7,25 +7,55 @@ export type LookupAll = (
   callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
 ) => void;
 
-/** How many lookups the server's webhooks may have in flight at once by default (libuv's pool has 4 threads). */
-export const DEFAULT_LOOKUPS = 2;
+type Answer = (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
 
 /**
- * Lets at most `max` DNS lookups run at once; the rest wait their turn. `dns.lookup` is
- * getaddrinfo(3) on libuv's thread pool, 4 threads that the server's file work shares (a job's
+ * How many lookups may run at once by default: half of libuv's thread pool (`UV_THREADPOOL_SIZE`,
+ * 4 unless set), at least one.
+ */
+export function defaultLookups(env: NodeJS.ProcessEnv = process.env): number {
+  const size = Number(env.UV_THREADPOOL_SIZE);
+  const threads = Number.isInteger(size) && size >= 1 && size <= 1024 ? size : 4;
+  return Math.max(1, Math.floor(threads / 2));
+}
+
+/** One lookup of a name (with its options), waiting for its turn or running, and who wants it. */
+interface Pending {
+  readonly key: string;
+  readonly hostname: string;
+  readonly options: LookupAllOptions;
+  readonly askers: Set<Asker>;
+  started: boolean;
+}
+
+interface Asker {
+  readonly answer: Answer;
+  readonly signal: AbortSignal | undefined;
+  readonly leave: () => void;
+}
+
+/**
+ * Lets at most `max` DNS lookups run at once, and one per name: the rest wait their turn, and
+ * whoever asks for a name already asked for gets that lookup's answer. `dns.lookup` is
+ * getaddrinfo(3) on libuv's thread pool, whose threads the server's file work shares (a job's
  * directories, its output read for a client, the files it sends): webhook URLs name any host a
- * user likes, and a few whose DNS never answers (each try of each name server waits seconds)
- * would take every thread and hold up all of that. With the gate they hold up only webhooks.
- * A lookup whose request was given up (`signal`) before its turn never runs; one already running
- * keeps its place until getaddrinfo returns, since it keeps its thread that long too.
+ * user likes, and names whose DNS never answers (each try of each name server waits seconds)
+ * would take every thread and hold up all of that. With the gate they hold up only webhooks, and
+ * one such name, however many deliveries go to it, takes one place.
+ * An asker that leaves (`signal`) is never answered; a lookup every asker left before its turn
+ * never runs, and one already running keeps its place until getaddrinfo returns, since it keeps
+ * its thread that long too.
  */
 export class LookupGate {
   readonly #max: number;
   readonly #lookup: LookupAll;
   #running = 0;
-  readonly #waiting: (() => void)[] = [];
+  /** Lookups waiting for a place, in the order they were first asked for. */
+  readonly #queue: Pending[] = [];
+  /** Every lookup waiting or running, by name and options. */
+  readonly #byKey = new Map<string, Pending>();
 
-  constructor(max = DEFAULT_LOOKUPS, lookup: LookupAll = dnsLookup) {
+  constructor(max = defaultLookups(), lookup: LookupAll = dnsLookup) {
     if (!Number.isInteger(max) || max < 1)
       throw new RangeError(`max must be a whole number >= 1 (got ${max})`);
     this.#max = max;
@@ -39,47 +69,68 @@ export class LookupGate {
 
   /** Lookups waiting for their turn. */
   get waiting(): number {
-    return this.#waiting.length;
+    return this.#queue.length;
   }
 
   /**
-   * Looks `hostname` up (every address) when its turn comes; `callback` is called once, unless
-   * `signal` aborts before the lookup began (then never: whoever asked has gone).
+   * Looks `hostname` up (every address) when its turn comes; `answer` is called once, unless
+   * `signal` aborts before (then never: whoever asked has gone).
    */
-  lookup(
-    hostname: string,
-    options: LookupAllOptions,
-    callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
-    signal?: AbortSignal,
-  ): void {
-    const run = (): void => {
-      signal?.removeEventListener('abort', drop);
-      this.#running++;
-      let returned = false;
-      const done = (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]): void => {
-        if (returned) return;
-        returned = true;
-        this.#running--;
-        this.#waiting.shift()?.();
-        callback(err, addresses);
-      };
-      try {
-        this.#lookup(hostname, options, done);
-      } catch (err) {
-        // An invalid argument throws rather than calls back: the place is given back all the same.
-        done(err as NodeJS.ErrnoException, []);
-      }
-    };
-    const drop = (): void => {
-      const at = this.#waiting.indexOf(run);
-      if (at !== -1) this.#waiting.splice(at, 1);
-    };
+  lookup(hostname: string, options: LookupAllOptions, answer: Answer, signal?: AbortSignal): void {
     if (signal?.aborted) return;
-    if (this.#running < this.#max) {
-      run();
-      return;
+    const key = `${hostname}\n${JSON.stringify(options)}`;
+    let pending = this.#byKey.get(key);
+    if (pending === undefined) {
+      pending = { key, hostname, options, askers: new Set(), started: false };
+      this.#byKey.set(key, pending);
+      this.#queue.push(pending);
     }
-    signal?.addEventListener('abort', drop, { once: true });
-    this.#waiting.push(run);
+    const wanted = pending;
+    const asker: Asker = {
+      answer,
+      signal,
+      leave: () => {
+        wanted.askers.delete(asker);
+        if (wanted.started || wanted.askers.size > 0) return;
+        this.#byKey.delete(wanted.key);
+        this.#queue.splice(this.#queue.indexOf(wanted), 1);
+      },
+    };
+    wanted.askers.add(asker);
+    signal?.addEventListener('abort', asker.leave, { once: true });
+    this.#next();
+  }
+
+  /** Starts waiting lookups while there are places. */
+  #next(): void {
+    while (this.#running < this.#max) {
+      const pending = this.#queue.shift();
+      if (pending === undefined) return;
+      this.#start(pending);
+    }
+  }
+
+  #start(pending: Pending): void {
+    pending.started = true;
+    this.#running++;
+    let returned = false;
+    const done: Answer = (err, addresses) => {
+      if (returned) return;
+      returned = true;
+      this.#running--;
+      this.#byKey.delete(pending.key);
+      const askers = [...pending.askers];
+      for (const asker of askers) asker.signal?.removeEventListener('abort', asker.leave);
+      this.#next();
+      for (const asker of askers) asker.answer(err, addresses);
+    };
+    try {
+      this.#lookup(pending.hostname, pending.options, done);
+    } catch (err) {
+      // An invalid argument throws rather than calls back: the place is given back all the same.
+      // A throw from an answer (the resolver called back at once) is not the lookup's.
+      if (returned) throw err;
+      done(err as NodeJS.ErrnoException, []);
+    }
   }
 }

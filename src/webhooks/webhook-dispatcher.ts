@@ -29,9 +29,9 @@ export interface WebhookDispatcherOptions {
   /** An attempt without an answer after this long fails. Default 10 s. */
   readonly timeoutMs?: number;
   /**
-   * The DNS lookups of the attempts, a few at once (`LookupGate`): default two at a time through
-   * `dns.lookup`, so that receivers whose names never resolve keep at most two of libuv's four
-   * threads, and the server's file work has the others.
+   * The DNS lookups of the attempts, a few at once and one per name (`LookupGate`): by default
+   * through `dns.lookup`, half of libuv's threads at most (two of four), so that receivers whose
+   * names never resolve leave the server's file work the others.
    */
   readonly lookups?: LookupGate;
   /** Attempts in flight at once. Default 16. */

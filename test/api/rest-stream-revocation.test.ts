@@ -369,8 +369,9 @@ describe('streams opened with a token that expires', () => {
     await assert.rejects(following, isExpired);
     await assert.rejects(watching, isExpired);
     assert.deepEqual([service.followers, service.watchers], [0, 1], "the other token's watch goes on");
-    // Authenticated before its expiry, acting after it: refused, as with a revoked token.
-    await assert.rejects(service.watchEvents(viaShort), { code: 'UNAUTHENTICATED' });
+    // Authenticated before its expiry, acting after it: refused, saying why.
+    await assert.rejects(service.watchEvents(viaShort), isExpired);
+    await assert.rejects(service.start(viaShort, { command: 'true' }), isExpired);
     assert.equal(dir.isStale(viaShort), true);
     assert.equal(dir.isStale(viaLasting), false);
     await other.return(undefined);
@@ -419,6 +420,36 @@ describe('a token expiring cuts the REST streams it opened', () => {
     }
     assert.equal(a.service.streamingUsers, 0);
     assert.equal((await LiveResponse.open(a, lee.token, '/v1/events', 'text/event-stream')).status, 401);
+  });
+
+  it('refuses a request whose body arrived after its token expired, saying so: it acts on nothing', async () => {
+    const lee = await a.accounts.issueToken({ user: 'lee', lifetimeMs: 60_000 });
+    const jobsBefore = (await h.engine.list({ owner: 'lee', limit: 100 })).jobs.length;
+    // The body comes once the route waits for it: authenticated from the head by then.
+    let reading: () => void = () => undefined;
+    const waiting = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    const body = new Readable({ read: () => reading() });
+    const answer = a.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { authorization: `Bearer ${lee.token}`, 'content-type': 'application/json' },
+      payload: body,
+    });
+    await waiting;
+    clock.advance(60_000);
+    body.push(JSON.stringify({ command: 'true' }));
+    body.push(null);
+    const res = await answer;
+    assert.equal(res.statusCode, 401, res.body);
+    assert.equal(res.json().error.code, 'UNAUTHENTICATED');
+    assert.match(res.json().error.message, /token of this request expired while it arrived/);
+    assert.equal(
+      (await h.engine.list({ owner: 'lee', limit: 100 })).jobs.length,
+      jobsBefore,
+      'nothing was started',
+    );
   });
 });
 

@@ -24,6 +24,35 @@ describe('UserStreams', () => {
     assert.equal(streams.users, 0);
   });
 
+  it('ends a hold taken with a token expired already before returning it', () => {
+    const clock = new ManualClock();
+    const streams = new UserStreams(clock);
+    const hold = streams.take('kim', 'events', 't1', clock.now().getTime());
+    assert.equal(hold.signal.aborted, true);
+    assert.equal(streams.users, 0);
+    assert.equal(clock.pending, 0);
+  });
+
+  it("ends a hold at its token's expiry on the wall clock, however that was stepped meanwhile", () => {
+    // The wall clock stepped back half a second after the stream opened (NTP): the timer's wait
+    // ends before the token's expiry, which is read again.
+    class SteppedClock extends ManualClock {
+      stepMs = 0;
+      override now(): Date {
+        return new Date(super.now().getTime() + this.stepMs);
+      }
+    }
+    const clock = new SteppedClock();
+    const streams = new UserStreams(clock);
+    const hold = streams.take('kim', 'output', 't1', clock.now().getTime() + 1000);
+    clock.stepMs = -500;
+    clock.advance(1000);
+    assert.equal(hold.signal.aborted, false, 'the token is valid for another 500 ms by the wall clock');
+    clock.advance(500);
+    assert.equal(hold.signal.aborted, true);
+    assert.equal(clock.pending, 0);
+  });
+
   it('clears the expiry of a hold given back, or ended by a revocation, before it', () => {
     const clock = new ManualClock();
     const streams = new UserStreams(clock);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { LookupAddress } from 'node:dns';
 import { describe, it } from 'node:test';
-import { LookupGate } from '../../src/webhooks/lookup-gate.ts';
+import { defaultLookups, LookupGate } from '../../src/webhooks/lookup-gate.ts';
 
 type Callback = (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
 
@@ -61,6 +61,62 @@ describe('LookupGate', () => {
     // Already left: not even queued.
     gate.lookup('late', { all: true }, () => answered.push('late'), left.signal);
     assert.deepEqual([gate.running, gate.waiting, asked.length], [0, 0, 2]);
+  });
+
+  it('looks a name many ask for at once up once, and answers each of them; one who left is not answered', () => {
+    const { gate, asked } = heldGate(2);
+    const answered: string[] = [];
+    const left = new AbortController();
+    gate.lookup('slow.example', { all: true }, () => answered.push('first'));
+    gate.lookup('slow.example', { all: true }, () => answered.push('second'));
+    gate.lookup('slow.example', { all: true }, () => answered.push('left'), left.signal);
+    gate.lookup('slow.example', { all: true, family: 6 }, () => answered.push('IPv6 only'));
+    gate.lookup('other.example', { all: true }, () => answered.push('other'));
+    assert.deepEqual(
+      asked.map((a) => a.hostname),
+      ['slow.example', 'slow.example'],
+      'one lookup per name and options; the other name waits its turn',
+    );
+    left.abort();
+    asked[0]!.answer(null, ADDRESS);
+    assert.deepEqual(answered, ['first', 'second']);
+    assert.deepEqual(
+      asked.map((a) => a.hostname),
+      ['slow.example', 'slow.example', 'other.example'],
+    );
+    // Asked for again once answered: a new lookup.
+    gate.lookup('slow.example', { all: true }, () => answered.push('again'));
+    assert.equal(asked.length, 3, 'waits: both places are taken');
+    asked[1]!.answer(null, ADDRESS);
+    asked[2]!.answer(null, ADDRESS);
+    asked[3]!.answer(null, ADDRESS);
+    assert.deepEqual(answered, ['first', 'second', 'IPv6 only', 'other', 'again']);
+    assert.deepEqual([gate.running, gate.waiting], [0, 0]);
+  });
+
+  it('never makes a lookup of a name everyone who asked for left before its turn', () => {
+    const { gate, asked } = heldGate(1);
+    const a = new AbortController();
+    const b = new AbortController();
+    gate.lookup('first', { all: true }, () => undefined);
+    gate.lookup('gone', { all: true }, () => undefined, a.signal);
+    gate.lookup('gone', { all: true }, () => undefined, b.signal);
+    a.abort();
+    assert.equal(gate.waiting, 1, 'one asker is still there');
+    b.abort();
+    assert.equal(gate.waiting, 0);
+    asked[0]!.answer(null, ADDRESS);
+    assert.deepEqual(
+      asked.map((x) => x.hostname),
+      ['first'],
+    );
+  });
+
+  it("takes half of libuv's threads by default, at least one", () => {
+    assert.equal(defaultLookups({}), 2);
+    assert.equal(defaultLookups({ UV_THREADPOOL_SIZE: '16' }), 8);
+    assert.equal(defaultLookups({ UV_THREADPOOL_SIZE: '1' }), 1);
+    assert.equal(defaultLookups({ UV_THREADPOOL_SIZE: 'lots' }), 2);
   });
 
   it('gives the place back when the resolver throws instead of calling back', () => {

@@ -116,12 +116,15 @@ export function registerAuthentication(
 function registerStaleCheck(app: FastifyInstance, authenticator: Authenticator): void {
   const check: preHandlerHookHandler = (request, _reply, done) => {
     const caller = (request as AuthenticatedRequest)[CALLER];
-    if (caller === null || !authenticator.isStale(caller)) return done();
+    const stale = caller === null ? undefined : authenticator.staleness(caller);
+    if (caller === null || stale === undefined) return done();
     done(
       authenticator.refuse(
         originOf(request),
-        'revoked-while-arriving',
-        'The credentials of this request were revoked while it arrived',
+        `${stale}-while-arriving`,
+        stale === 'expired'
+          ? 'The token of this request expired while it arrived'
+          : 'The credentials of this request were revoked while it arrived',
         caller.tokenId,
         caller.user,
       ),
