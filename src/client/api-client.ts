@@ -176,7 +176,7 @@ export class ApiClient {
     return (await this.json<{ users: readonly ApiUser[] }>('GET', 'v1/users')).users;
   }
 
-  addUser(body: { name: string; role: string; runAs?: string }): Promise<ApiUser> {
+  addUser(body: { name: string; role: string; runAs?: string; reuseName?: boolean }): Promise<ApiUser> {
     return this.json('POST', 'v1/users', body);
   }
 

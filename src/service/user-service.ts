@@ -53,6 +53,7 @@ export class UserService {
   readonly #clock: Clock;
   readonly #checkRunAs: ((name: string, role: Role) => Promise<void>) | undefined;
   readonly #onUserRemoved: ((name: string, who: Caller) => Promise<void>) | undefined;
+  readonly #ownsJobs: ((name: string) => Promise<boolean>) | undefined;
 
   constructor(
     accounts: UserDirectory,
@@ -70,6 +71,12 @@ export class UserService {
        * the same name.
        */
       onUserRemoved?: (name: string, who: Caller) => Promise<void>;
+      /**
+       * Whether jobs owned by a user of this name are in the history: a new user given the name of
+       * one removed would own them (and its pool account), so that takes `reuseName`. Absent: not
+       * asked.
+       */
+      ownsJobs?: (name: string) => Promise<boolean>;
     } = {},
   ) {
     this.#accounts = accounts;
@@ -77,6 +84,7 @@ export class UserService {
     this.#clock = options.clock ?? systemClock;
     this.#checkRunAs = options.checkRunAs;
     this.#onUserRemoved = options.onUserRemoved;
+    this.#ownsJobs = options.ownsJobs;
     this.#audit = { sink: log, clock: this.#clock };
   }
 
@@ -85,7 +93,11 @@ export class UserService {
     return this.#accounts.listUsers();
   }
 
-  /** `{name, role, runAs?}`; `ALREADY_EXISTS` when the name is taken. */
+  /**
+   * `{name, role, runAs?, reuseName?}`; `ALREADY_EXISTS` when the name is taken. The name of a
+   * user removed whose jobs are still in the history is refused unless `reuseName` is true: jobs
+   * belong to a name, and the new user would own them, their output and the name's pool account.
+   */
   addUser(who: Caller, input: unknown): Promise<UserRecord> {
     const body = record(input);
     const target = typeof body.name === 'string' ? body.name : null;
@@ -94,7 +106,22 @@ export class UserService {
       const name = checkUserName(body.name);
       const role = checkRole(body.role);
       const runAs = body.runAs === undefined ? null : checkRunAs(body.runAs);
+      if (body.reuseName !== undefined && typeof body.reuseName !== 'boolean')
+        throw ValidationError.expected('reuseName', 'a boolean', body.reuseName);
       if (runAs !== null) await this.#checkRunAs?.(runAs, role);
+      // A name taken now is ALREADY_EXISTS (from the store), whatever its history.
+      if (
+        body.reuseName !== true &&
+        this.#accounts.user(name) === undefined &&
+        (await this.#ownsJobs?.(name))
+      ) {
+        throw new ValidationError(
+          'name',
+          `Jobs of a user named ${name}, removed since, are still in the history: a new user of that ` +
+            'name would own them, read their output and run as its pool account. Choose another name, ' +
+            'or give them to the new user with `reuseName: true` (`jobworker user add --reuse-name`)',
+        );
+      }
       return this.#accounts.addUser({ name, role, runAs });
     });
   }

@@ -148,6 +148,14 @@ describe('jobworker user, token and audit', () => {
       tokens.map((x) => x.state),
       ['revoked'],
     );
+    // A new user of the same name would own bob's jobs: that takes --reuse-name.
+    const again = await cli(['user', 'add', 'bob', '--role', 'viewer']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /Jobs of a user named bob, removed since, are still in the history/);
+    assert.match(again.stderr, /--reuse-name/);
+    const reused = await cli(['user', 'add', 'bob', '--role', 'user', '--reuse-name']);
+    assert.equal(reused.code, 0, reused.stderr);
+    assert.equal(reused.stdout, 'added user bob (user)\n');
   });
 
   it('shows the audit trail, filtered by user and action', async () => {

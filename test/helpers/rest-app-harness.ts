@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildRestApp, type RunRouteOptions } from '../../src/api/rest/rest-app.ts';
 import { JobService as JobRpc } from '../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
+import { UserService as UserRpc } from '../../src/api/rpc/gen/jobworker/v1/user_service_pb.ts';
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import type { FailedAuthLimits } from '../../src/auth/failed-auth-limiter.ts';
 import type { Role } from '../../src/auth/principal.ts';
@@ -94,7 +95,11 @@ export async function openApp(
     credentialsStale: (caller) => accounts.isStale(caller),
   });
   endStreamsOf = (user, tokenId) => service.endStreamsOf(user, tokenId);
-  const users = new UserService(accounts, audit, clock ? { clock } : {});
+  // As runServer wires it: the name of a user removed whose jobs are in the history takes `reuseName`.
+  const users = new UserService(accounts, audit, {
+    ...(clock ? { clock } : {}),
+    ownsJobs: async (name) => (await h.engine.list({ owner: name, limit: 1 })).jobs.length > 0,
+  });
   const tasks = await TaskService.open(service, {
     ...(options.tasksFile ? { file: options.tasksFile } : {}),
     setQueue: (name, settings) => h.engine.setQueue(name, settings),
@@ -175,18 +180,24 @@ export async function openApp(
 
 /** The RPC's JobService of an app listening with TLS (`tls: true`), over Connect on HTTP/1.1 as `token`. */
 export function rpcJobs(a: AppHarness, token: string): Client<typeof JobRpc> {
-  return createClient(
-    JobRpc,
-    createConnectTransport({
-      baseUrl: a.url!,
-      httpVersion: '1.1',
-      nodeOptions: { ca: a.caPem },
-      interceptors: [
-        (next) => (req) => {
-          req.header.set('authorization', `Bearer ${token}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
+  return createClient(JobRpc, rpcTransport(a, token));
+}
+
+/** The RPC's UserService of an app listening with TLS (`tls: true`), as `token`. */
+export function rpcUsers(a: AppHarness, token: string): Client<typeof UserRpc> {
+  return createClient(UserRpc, rpcTransport(a, token));
+}
+
+function rpcTransport(a: AppHarness, token: string) {
+  return createConnectTransport({
+    baseUrl: a.url!,
+    httpVersion: '1.1',
+    nodeOptions: { ca: a.caPem },
+    interceptors: [
+      (next) => (req) => {
+        req.header.set('authorization', `Bearer ${token}`);
+        return next(req);
+      },
+    ],
+  });
 }

@@ -971,7 +971,9 @@ export const CREATE_USER_SCHEMA = {
   operationId: 'createUser',
   summary: 'Add a user (admins)',
   description:
-    '201 with the user; 409 ALREADY_EXISTS when the name is taken. It has no token yet: `POST /v1/tokens`.',
+    '201 with the user; 409 ALREADY_EXISTS when the name is taken; 400 VALIDATION_FAILED on `name` when jobs ' +
+    'of a user of that name, removed since, are still in the history (unless `reuseName`). It has no token ' +
+    'yet: `POST /v1/tokens`.',
   body: {
     type: 'object',
     additionalProperties: false,
@@ -980,6 +982,12 @@ export const CREATE_USER_SCHEMA = {
       name: { type: 'string', description: '1 to 64 letters, digits, `_`, `.`, `@` or `-`.' },
       role: { type: 'string', description: `One of ${ROLES.join(', ')}.` },
       runAs: nullable('string', { description: 'The OS account its jobs run as.' }),
+      reuseName: {
+        type: 'boolean',
+        description:
+          'Give the new user the name of a user removed whose jobs are still in the history: it owns them, ' +
+          'their output and the pool account of the name. Default false: refused.',
+      },
     },
   },
   responseDescriptions: { 409: 'ALREADY_EXISTS: a user with this name exists' },

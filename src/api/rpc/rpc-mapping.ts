@@ -397,6 +397,7 @@ export function createUserInput(req: CreateUserRequest): Record<string, unknown>
     name: req.name,
     role: roleName(req.role),
     ...(req.runAs !== undefined ? { runAs: req.runAs } : {}),
+    ...(req.reuseName ? { reuseName: true } : {}),
   };
 }
 

@@ -29,17 +29,24 @@ export function registerUser(program: Command, ctx: CliContext): void {
     .summary('add a user')
     .argument('<name>', 'the user name (letters, digits, _ . @ -)')
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`, parseRole)
-    .option('--run-as <account>', 'the OS account its jobs run as');
-  addCommonOptions(add).action(async (name: string, options: { role: string; runAs?: string }) => {
-    const common = commonOptions(add);
-    const created = await (await connect(ctx, common)).addUser({
-      name,
-      role: options.role,
-      ...(options.runAs === undefined ? {} : { runAs: options.runAs }),
-    });
-    if (common.json === true) return printJson(ctx, created);
-    await writeTo(ctx.stdout, `added user ${created.name} (${created.role})\n`);
-  });
+    .option('--run-as <account>', 'the OS account its jobs run as')
+    .option(
+      '--reuse-name',
+      'the name of a user removed whose jobs are still in the history: the new user owns them',
+    );
+  addCommonOptions(add).action(
+    async (name: string, options: { role: string; runAs?: string; reuseName?: boolean }) => {
+      const common = commonOptions(add);
+      const created = await (await connect(ctx, common)).addUser({
+        name,
+        role: options.role,
+        ...(options.runAs === undefined ? {} : { runAs: options.runAs }),
+        ...(options.reuseName === true ? { reuseName: true } : {}),
+      });
+      if (common.json === true) return printJson(ctx, created);
+      await writeTo(ctx.stdout, `added user ${created.name} (${created.role})\n`);
+    },
+  );
 
   const list = user.command('list').alias('ls').summary('every user with its role and state');
   addCommonOptions(list).action(async () => {
