@@ -578,6 +578,27 @@ describe('the dashboard in Chromium', () => {
     await user.close();
   });
 
+  it('adds a user, and the name of a removed user with jobs only when told to give them on', async () => {
+    await a.accounts.addUser({ name: 'gus', role: 'user' });
+    const job = await a.service.start({ user: 'gus', role: 'user' }, { command: 'true' });
+    await h.engine.waitFor(job.id);
+    await a.accounts.removeUser('gus');
+    const page = await signedIn(adminToken);
+    await page.keyboard.press('g');
+    await page.keyboard.press('u');
+    await page.getByRole('heading', { name: 'Users and tokens' }).waitFor();
+    await page.getByRole('textbox', { name: 'Name' }).fill('gus');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByRole('alert').filter({ hasText: 'removed since, are still in the history' }).waitFor();
+    assert.equal(a.accounts.user('gus'), undefined, 'not added');
+    await page.getByRole('textbox', { name: 'Name' }).fill('gus');
+    await page.getByLabel('Give it the jobs of a removed user of this name').check();
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByRole('cell', { name: 'gus' }).first().waitFor();
+    assert.equal(a.accounts.user('gus')?.role, 'user');
+    await page.close();
+  });
+
   it('keeps a token the server could not be asked about, and forgets one it revoked', async () => {
     const issued = await a.accounts.issueToken({ user: 'alice', lifetimeMs: null });
     const page = await signedIn(issued.token);

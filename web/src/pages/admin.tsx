@@ -47,7 +47,12 @@ export function UsersPage() {
     const form = new FormData(target);
     if (!start()) return;
     try {
-      await sendJson('POST', '/v1/users', { name: String(form.get('name')), role: String(form.get('role')) });
+      await sendJson('POST', '/v1/users', {
+        name: String(form.get('name')),
+        role: String(form.get('role')),
+        // The name of a user removed whose jobs are in the history: the server refuses it unless asked.
+        ...(form.get('reuseName') === 'on' ? { reuseName: true } : {}),
+      });
       target.reset();
       await load();
     } catch (err) {
@@ -93,6 +98,9 @@ export function UsersPage() {
             <option value="viewer">viewer</option>
             <option value="admin">admin</option>
           </select>
+        </label>
+        <label title="A user removed whose jobs are still in the history: the new user owns them and their output">
+          <input type="checkbox" name="reuseName" /> Give it the jobs of a removed user of this name
         </label>
         <button type="submit" disabled={busy}>
           Add user
