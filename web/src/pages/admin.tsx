@@ -99,7 +99,10 @@ export function UsersPage() {
             <option value="admin">admin</option>
           </select>
         </label>
-        <label title="A user removed whose jobs are still in the history: the new user owns them and their output">
+        <label
+          class="check"
+          title="A user removed whose jobs are still in the history: the new user owns them and their output"
+        >
           <input type="checkbox" name="reuseName" /> Give it the jobs of a removed user of this name
         </label>
         <button type="submit" disabled={busy}>
