@@ -635,7 +635,8 @@ async function startOnDataDir({
       onUserRemoved: async (name, who) => {
         await certificates.revokeAllOf(who, name);
       },
-      ownsJobs: async (name) => (await engine.list({ owner: name, limit: 1 })).jobs.length > 0,
+      usedBefore: async (name) =>
+        jobAccounts.hasPoolAccount(name) || (await engine.list({ owner: name, limit: 1 })).jobs.length > 0,
     }),
     authenticator: new Authenticator(accounts, {
       audit,

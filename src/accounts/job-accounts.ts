@@ -138,6 +138,14 @@ export class JobAccounts {
    * jobs as: one not in /etc/passwd, root for a role other than admin, or any other account than
    * its own on a server that is not root. The same rules hold again at each submit (passwd changes).
    */
+  /**
+   * Whether the pool gave `user` an account. Its uid and home are kept after the user is removed:
+   * a new user of the same name would be given them (`UserService`'s `usedBefore`).
+   */
+  hasPoolAccount(user: string): boolean {
+    return this.#pool.uidOf(user) !== undefined;
+  }
+
   async checkRunAs(name: string, role: Role): Promise<void> {
     if (!this.#server.root) {
       if (name !== this.#server.account) {

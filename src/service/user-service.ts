@@ -53,7 +53,7 @@ export class UserService {
   readonly #clock: Clock;
   readonly #checkRunAs: ((name: string, role: Role) => Promise<void>) | undefined;
   readonly #onUserRemoved: ((name: string, who: Caller) => Promise<void>) | undefined;
-  readonly #ownsJobs: ((name: string) => Promise<boolean>) | undefined;
+  readonly #usedBefore: ((name: string) => Promise<boolean>) | undefined;
 
   constructor(
     accounts: UserDirectory,
@@ -72,11 +72,11 @@ export class UserService {
        */
       onUserRemoved?: (name: string, who: Caller) => Promise<void>;
       /**
-       * Whether jobs owned by a user of this name are in the history: a new user given the name of
-       * one removed would own them (and its pool account), so that takes `reuseName`. Absent: not
-       * asked.
+       * Whether a user of this name left something a new user of the name would get: jobs in the
+       * history, a pool account (its uid and home are kept). Giving such a name takes `reuseName`.
+       * Absent: not asked.
        */
-      ownsJobs?: (name: string) => Promise<boolean>;
+      usedBefore?: (name: string) => Promise<boolean>;
     } = {},
   ) {
     this.#accounts = accounts;
@@ -84,7 +84,7 @@ export class UserService {
     this.#clock = options.clock ?? systemClock;
     this.#checkRunAs = options.checkRunAs;
     this.#onUserRemoved = options.onUserRemoved;
-    this.#ownsJobs = options.ownsJobs;
+    this.#usedBefore = options.usedBefore;
     this.#audit = { sink: log, clock: this.#clock };
   }
 
@@ -95,8 +95,8 @@ export class UserService {
 
   /**
    * `{name, role, runAs?, reuseName?}`; `ALREADY_EXISTS` when the name is taken. The name of a
-   * user removed whose jobs are still in the history is refused unless `reuseName` is true: jobs
-   * belong to a name, and the new user would own them, their output and the name's pool account.
+   * user removed that left jobs in the history or a pool account is refused unless `reuseName` is
+   * true: they belong to a name, and the new user would own them.
    */
   addUser(who: Caller, input: unknown): Promise<UserRecord> {
     const body = record(input);
@@ -109,16 +109,14 @@ export class UserService {
       if (body.reuseName !== undefined && typeof body.reuseName !== 'boolean')
         throw ValidationError.expected('reuseName', 'a boolean', body.reuseName);
       if (runAs !== null) await this.#checkRunAs?.(runAs, role);
-      // A name taken now is ALREADY_EXISTS (from the store), whatever its history.
-      if (
-        body.reuseName !== true &&
-        this.#accounts.user(name) === undefined &&
-        (await this.#ownsJobs?.(name))
-      ) {
+      // Read before the user's own state, which may change meanwhile: a name taken after the
+      // look is ALREADY_EXISTS from the store, whatever its history.
+      const usedBefore = body.reuseName !== true && (await this.#usedBefore?.(name)) === true;
+      if (usedBefore && this.#accounts.user(name) === undefined) {
         throw new ValidationError(
           'name',
-          `Jobs of a user named ${name}, removed since, are still in the history: a new user of that ` +
-            'name would own them, read their output and run as its pool account. Choose another name, ' +
+          `A user named ${name}, removed since, left jobs in the history or a pool account (its uid and ` +
+            'home): a new user of that name would own them and read their output. Choose another name, ' +
             'or give them to the new user with `reuseName: true` (`jobworker user add --reuse-name`)',
         );
       }

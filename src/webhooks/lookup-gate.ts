@@ -122,7 +122,16 @@ export class LookupGate {
       const askers = [...pending.askers];
       for (const asker of askers) asker.signal?.removeEventListener('abort', asker.leave);
       this.#next();
-      for (const asker of askers) asker.answer(err, addresses);
+      // Every asker is answered, whatever one of them throws (the first throw goes on after).
+      let thrown: { error: unknown } | undefined;
+      for (const asker of askers) {
+        try {
+          asker.answer(err, addresses);
+        } catch (error) {
+          thrown ??= { error };
+        }
+      }
+      if (thrown) throw thrown.error;
     };
     try {
       this.#lookup(pending.hostname, pending.options, done);

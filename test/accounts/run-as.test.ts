@@ -109,6 +109,28 @@ describe('a user job runs as its pool account', () => {
   });
 });
 
+describe("a removed user's pool account", () => {
+  it('keeps its name from a new user, its jobs deleted too, unless the admin says reuseName', async () => {
+    const carl = { authorization: `Bearer ${await addUserToken(h, 'carl')}` };
+    const { job } = await run({ command: 'true' }, carl);
+    assert.equal(job.account!.name, 'jw-carl');
+    assert.equal((await h.json(`/v1/jobs/${job.id}`, { method: 'DELETE' })).status, 200);
+    assert.equal((await h.json('/v1/users/carl', { method: 'DELETE' })).status, 200);
+    // No job of carl's is left; its uid and home are.
+    const refused = await h.json<{ error: { field: string; message: string } }>('/v1/users', {
+      body: { name: 'carl', role: 'user' },
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.field, 'name');
+    assert.match(
+      refused.body.error.message,
+      /A user named carl, removed since, left jobs in the history or a pool account/,
+    );
+    const reused = await h.json('/v1/users', { body: { name: 'carl', role: 'user', reuseName: true } });
+    assert.equal(reused.status, 201);
+  });
+});
+
 describe('what a user job cannot reach', () => {
   it("reading admin.token, jobworker.db, another user's output or the server's environ: permission denied", async () => {
     const bobs = await run({ command: 'echo', args: ['secret of bob'] }, bob);

@@ -42,7 +42,7 @@ describe('the name of a removed user whose jobs are in the history', () => {
     const { error } = refused.json();
     assert.equal(error.code, 'VALIDATION_FAILED');
     assert.equal(error.field, 'name');
-    assert.match(error.message, /Jobs of a user named bob, removed since, are still in the history/);
+    assert.match(error.message, /A user named bob, removed since, left jobs in the history/);
     assert.match(error.message, /reuseName: true.*--reuse-name/);
     assert.ok(!(await names()).includes('bob'), 'nothing half-created');
     // A reuseName that is not a boolean is named.
@@ -79,7 +79,7 @@ describe('the name of a removed user whose jobs are in the history', () => {
     await assert.rejects(users.createUser({ name: 'eve', role: Role.USER }), (err: unknown) => {
       const e = ConnectError.from(err);
       assert.equal(e.code, Code.InvalidArgument);
-      assert.match(e.rawMessage, /Jobs of a user named eve, removed since/);
+      assert.match(e.rawMessage, /A user named eve, removed since, left jobs in the history/);
       return true;
     });
     const { user } = await users.createUser({ name: 'eve', role: Role.USER, reuseName: true });

@@ -151,7 +151,7 @@ describe('jobworker user, token and audit', () => {
     // A new user of the same name would own bob's jobs: that takes --reuse-name.
     const again = await cli(['user', 'add', 'bob', '--role', 'viewer']);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, /Jobs of a user named bob, removed since, are still in the history/);
+    assert.match(again.stderr, /A user named bob, removed since, left jobs in the history/);
     assert.match(again.stderr, /--reuse-name/);
     const reused = await cli(['user', 'add', 'bob', '--role', 'user', '--reuse-name']);
     assert.equal(reused.code, 0, reused.stderr);

@@ -589,7 +589,7 @@ describe('the dashboard in Chromium', () => {
     await page.getByRole('heading', { name: 'Users and tokens' }).waitFor();
     await page.getByRole('textbox', { name: 'Name' }).fill('gus');
     await page.getByRole('button', { name: 'Add user' }).click();
-    await page.getByRole('alert').filter({ hasText: 'removed since, are still in the history' }).waitFor();
+    await page.getByRole('alert').filter({ hasText: 'removed since, left jobs in the history' }).waitFor();
     assert.equal(a.accounts.user('gus'), undefined, 'not added');
     await page.getByRole('textbox', { name: 'Name' }).fill('gus');
     await page.getByLabel('Give it the jobs of a removed user of this name').check();

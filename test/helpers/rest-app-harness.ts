@@ -98,7 +98,7 @@ export async function openApp(
   // As runServer wires it: the name of a user removed whose jobs are in the history takes `reuseName`.
   const users = new UserService(accounts, audit, {
     ...(clock ? { clock } : {}),
-    ownsJobs: async (name) => (await h.engine.list({ owner: name, limit: 1 })).jobs.length > 0,
+    usedBefore: async (name) => (await h.engine.list({ owner: name, limit: 1 })).jobs.length > 0,
   });
   const tasks = await TaskService.open(service, {
     ...(options.tasksFile ? { file: options.tasksFile } : {}),

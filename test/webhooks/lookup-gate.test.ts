@@ -119,6 +119,25 @@ describe('LookupGate', () => {
     assert.equal(defaultLookups({ UV_THREADPOOL_SIZE: 'lots' }), 2);
   });
 
+  it('answers every asker of a lookup, whatever one of them throws', () => {
+    const { gate, asked } = heldGate(1);
+    const answered: string[] = [];
+    gate.lookup('x', { all: true }, () => {
+      throw new Error('boom');
+    });
+    gate.lookup('x', { all: true }, () => answered.push('second'));
+    gate.lookup('y', { all: true }, () => answered.push('next'));
+    assert.throws(() => asked[0]!.answer(null, ADDRESS), /boom/);
+    assert.deepEqual(answered, ['second']);
+    assert.deepEqual(
+      asked.map((a) => a.hostname),
+      ['x', 'y'],
+      'the place was given on',
+    );
+    asked[1]!.answer(null, ADDRESS);
+    assert.deepEqual(answered, ['second', 'next']);
+  });
+
   it('gives the place back when the resolver throws instead of calling back', () => {
     const gate = new LookupGate(1, () => {
       throw Object.assign(new TypeError('The "hostname" argument must be of type string'), {

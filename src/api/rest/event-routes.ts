@@ -45,7 +45,8 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
       const cut = (): void => {
         reply.raw.destroy();
       };
-      messages.ended.addEventListener('abort', cut, { once: true });
+      if (messages.ended.aborted) cut();
+      else messages.ended.addEventListener('abort', cut, { once: true });
       // Given back on every path from here (a throw before the loop included): the watch holds a
       // slot and a listener on the server's shutdown until then.
       try {

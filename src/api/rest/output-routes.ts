@@ -126,7 +126,9 @@ export function registerOutputRoutes(
           end = stream.end;
           opened = stream;
           ended = stream.ended;
-          ended.addEventListener('abort', cut, { once: true });
+          // Ended already (while a relay opened): its first read says so, but the client may not read.
+          if (ended.aborted) cut();
+          else ended.addEventListener('abort', cut, { once: true });
           events = stream;
           if (mayBeSpent) {
             const first = await events.next();
@@ -246,7 +248,8 @@ export function registerOutputRoutes(
         });
         // As for GET .../output: ended for its caller, cut at once.
         ended = events.ended;
-        ended.addEventListener('abort', cut, { once: true });
+        if (ended.aborted) cut();
+        else ended.addEventListener('abort', cut, { once: true });
         const headers: Record<string, string> = { [OUTPUT_HEADERS.status]: job.status };
         if (job.exit?.exitCode != null) headers[OUTPUT_HEADERS.exitCode] = String(job.exit.exitCode);
         await streamResponse(request, reply, 'run', signal, ended, () =>
@@ -331,7 +334,7 @@ async function streamResponse(
         ended: summary.end
           ? summary.end.status
           : ended?.aborted
-            ? 'credentials-changed'
+            ? 'ended-for-caller'
             : signal.aborted
               ? 'client-gone'
               : 'cut-short',

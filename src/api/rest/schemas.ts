@@ -972,7 +972,7 @@ export const CREATE_USER_SCHEMA = {
   summary: 'Add a user (admins)',
   description:
     '201 with the user; 409 ALREADY_EXISTS when the name is taken; 400 VALIDATION_FAILED on `name` when jobs ' +
-    'of a user of that name, removed since, are still in the history (unless `reuseName`). It has no token ' +
+    'or a pool account of a user of that name, removed since, are left (unless `reuseName`). It has no token ' +
     'yet: `POST /v1/tokens`.',
   body: {
     type: 'object',
@@ -985,8 +985,8 @@ export const CREATE_USER_SCHEMA = {
       reuseName: {
         type: 'boolean',
         description:
-          'Give the new user the name of a user removed whose jobs are still in the history: it owns them, ' +
-          'their output and the pool account of the name. Default false: refused.',
+          'Give the new user the name of a user removed that left jobs in the history or a pool account: it ' +
+          'owns them, and their output. Default false: refused.',
       },
     },
   },

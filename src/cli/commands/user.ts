@@ -32,7 +32,7 @@ export function registerUser(program: Command, ctx: CliContext): void {
     .option('--run-as <account>', 'the OS account its jobs run as')
     .option(
       '--reuse-name',
-      'the name of a user removed whose jobs are still in the history: the new user owns them',
+      'the name of a user removed that left jobs or a pool account: the new user owns them',
     );
   addCommonOptions(add).action(
     async (name: string, options: { role: string; runAs?: string; reuseName?: boolean }) => {

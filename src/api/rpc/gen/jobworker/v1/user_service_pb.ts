@@ -119,8 +119,8 @@ export type CreateUserRequest = Message<"jobworker.v1.CreateUserRequest"> & {
   runAs?: string | undefined;
 
   /**
-   * The name of a user removed whose jobs are still in the history: the new user owns them, their
-   * output and the name's pool account. False: refused (INVALID_ARGUMENT on `name`).
+   * The name of a user removed that left jobs in the history or a pool account: the new user owns
+   * them, and their output. False: refused (INVALID_ARGUMENT on `name`).
    *
    * @generated from field: bool reuse_name = 4;
    */
