@@ -172,6 +172,31 @@ describe('open streams end when their user loses what authorized them (REST and 
     req.destroy();
   });
 
+  it('cuts at once the RPC stream of a client that stopped reading, and gives its place back', async () => {
+    await a.accounts.addUser({ name: 'quinn', role: 'user' });
+    const quinn = await a.accounts.issueToken({ user: 'quinn' });
+    const big = await a.service.start(
+      { user: 'quinn', role: 'user' },
+      { command: 'head', args: ['-c', String(48 * 1024 * 1024), '/dev/urandom'] },
+    );
+    await h.engine.waitFor(big.id);
+    const before = a.service.followers;
+    const accepted = once(a.app.server, 'secureConnection') as Promise<[TLSSocket]>;
+    const messages = rpcJobs(a, quinn.token)
+      .streamOutput({ id: big.id, follow: false })
+      [Symbol.asyncIterator]();
+    // One message read, then no more: the handler comes to wait for room that never comes.
+    assert.equal((await messages.next()).done, false);
+    const [serverSide] = await accepted;
+    while (!serverSide.writableNeedDrain) await setImmediate();
+    assert.equal(a.service.followers, before + 1);
+    const closed = once(a.service, 'follower:close');
+    await a.accounts.revokeToken(quinn.record.id);
+    await closed;
+    assert.equal(a.service.followers, before);
+    await messages.return?.(undefined).catch(() => undefined);
+  });
+
   it('ends an RPC follow with UNAUTHENTICATED', async () => {
     await a.accounts.addUser({ name: 'erin', role: 'user' });
     const erin = await a.accounts.issueToken({ user: 'erin' });

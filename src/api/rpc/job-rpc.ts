@@ -1,7 +1,8 @@
-import type { ServiceImpl } from '@connectrpc/connect';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import type { Clock, ClockTimer } from '../../core/clock.ts';
 import type { JobService as Jobs } from '../../service/job-service.ts';
 import type { JobService } from './gen/jobworker/v1/job_service_pb.ts';
-import { callerOf } from './rpc-authentication.ts';
+import { CONNECTION, callerOf } from './rpc-authentication.ts';
 import {
   endToProto,
   heartbeatToProto,
@@ -65,7 +66,7 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
       const messages = req.follow ? jobs.withHeartbeats(events) : events;
       // Pulled one message at a time: a client that reads slowly holds the next disk read back
       // (HTTP/2 flow control, then the socket's drain), so nothing piles up in the server.
-      try {
+      async function* protos() {
         for await (const event of messages) {
           if (event.type === 'heartbeat') {
             yield heartbeatToProto();
@@ -81,7 +82,13 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
           }
           for (const output of event.events) yield outputToProto(output);
         }
+      }
+      const writes = new HeldWrites();
+      const stopCutting = cutWhenEnded(ctx, events.ended, jobs.clock, writes);
+      try {
+        yield* writes.of(protos());
       } finally {
+        stopCutting();
         // The heartbeats close `events` once its pending read settles, if one is; closed here
         // otherwise (not awaited then: that read ends with the call's signal).
         if (messages === events) await events.return(undefined);
@@ -94,11 +101,60 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
         lastEventId: req.lastEventId === '' ? undefined : req.lastEventId,
         signal: ctx.signal,
       });
-      try {
+      const writes = new HeldWrites();
+      const stopCutting = cutWhenEnded(ctx, messages.ended, jobs.clock, writes);
+      async function* protos() {
         for await (const message of messages) yield watchMessageToProto(message);
+      }
+      try {
+        yield* writes.of(protos());
       } finally {
+        stopCutting();
         await messages.return(undefined);
       }
     },
+  };
+}
+
+/**
+ * How long a stream ended for its caller may wait for its client to take the message being written
+ * before its response is cut: one that reads gets the stream's end with its status
+ * (UNAUTHENTICATED); one that does not read would hold its place for as long as it does not.
+ */
+export const CUT_GRACE_MS = 1000;
+
+/** Whether the RPC's writer holds one of a handler's messages (is writing it, maybe waiting for room). */
+class HeldWrites {
+  held = false;
+
+  /** `messages`, noting while each is held. */
+  async *of<T>(messages: AsyncIterable<T>): AsyncGenerator<T> {
+    for await (const message of messages) {
+      this.held = true;
+      yield message;
+      this.held = false;
+    }
+  }
+}
+
+/**
+ * Once `ended` aborts (the stream was ended for its caller), cuts the call's response if its writer
+ * still holds a message `CUT_GRACE_MS` later: the stream itself ends, with its status, at its next
+ * read, which a client that stopped reading never lets come. Returns what stops listening.
+ */
+function cutWhenEnded(ctx: HandlerContext, ended: AbortSignal, clock: Clock, writes: HeldWrites): () => void {
+  const cut = ctx.values.get(CONNECTION)?.cut;
+  if (cut === undefined) return () => undefined;
+  let timer: ClockTimer | undefined;
+  const wait = (): void => {
+    timer = clock.setTimer(() => {
+      if (writes.held) cut();
+    }, CUT_GRACE_MS);
+  };
+  if (ended.aborted) wait();
+  else ended.addEventListener('abort', wait, { once: true });
+  return () => {
+    ended.removeEventListener('abort', wait);
+    timer?.clear();
   };
 }

@@ -10,6 +10,11 @@ export interface RpcConnection {
   readonly source: string;
   /** The user a verified client certificate names, if the connection presented one. */
   readonly certificateUser: string | undefined;
+  /**
+   * Ends the call's response at once, mid-stream: for a stream ended for its caller
+   * (`EndedForCaller`) while its client does not read, whose handler waits for room to write.
+   */
+  readonly cut: () => void;
 }
 
 /** An RPC's protocol, recorded as its transport in the audit trail. */

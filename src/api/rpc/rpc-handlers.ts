@@ -40,6 +40,7 @@ export function buildRpcHandlers(options: RpcHandlerOptions): Map<string, RpcHan
       const values = createContextValues().set(CONNECTION, {
         source: request.raw.socket?.remoteAddress === undefined ? 'local' : request.ip,
         certificateUser: certificateUserOf(request),
+        cut: () => reply.raw.destroy(),
       });
       try {
         const response = await handler(
