@@ -28,24 +28,22 @@ describe('open streams end when their user loses what authorized them (REST and 
   let a: AppHarness;
   let quiet: string;
   before(async () => {
-    h = await openHarness();
-    a = await openApp(h, { tls: true });
-    // A job that prints once and then stays quiet: its follows wait for good.
-    const job = await a.service.start(
-      { user: 'alice', role: 'user' },
-      { command: 'sh', args: ['-c', 'echo hello; exec sleep 600'] },
-    );
-    quiet = job.id;
+    ({ h, a, quiet } = await openWithQuietJob('alice'));
   });
-  after(async () => {
-    await h.engine.stop(quiet, { user: 'root' }).catch(() => undefined);
-    await a.close();
-    await h.destroy();
-  });
+  after(() => closeWithQuietJob(h, a, quiet));
 
   const follow = (token: string, accept = OUTPUT_FRAMES_TYPE) =>
     LiveResponse.open(a, token, `/v1/jobs/${quiet}/output?follow=true`, accept);
   const events = (token: string) => LiveResponse.open(a, token, '/v1/events', 'text/event-stream');
+  /** A finished job of `user` with 48 MiB of output: far more than the sockets' buffers hold. */
+  const finishedBigOutput = async (user: string) => {
+    const job = await a.service.start(
+      { user, role: 'user' },
+      { command: 'head', args: ['-c', String(48 * 1024 * 1024), '/dev/urandom'] },
+    );
+    await h.engine.waitFor(job.id);
+    return job;
+  };
 
   it("cuts a revoked token's follows and event watches, and leaves those of its user's other token and of another user", async () => {
     await a.accounts.addUser({ name: 'alice', role: 'user' });
@@ -118,11 +116,7 @@ describe('open streams end when their user loses what authorized them (REST and 
     const ops = await a.accounts.issueToken({ user: 'root', label: 'ops' });
     const tokensBefore = (await a.accounts.listTokens('root')).length;
     // The body comes once the route waits for it: authenticated from the head by then.
-    let reading: () => void = () => undefined;
-    const waiting = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
-    const body = new Readable({ read: () => reading() });
+    const { body, waiting } = heldBackBody();
     const answer = a.app.inject({
       method: 'POST',
       url: '/v1/tokens',
@@ -143,11 +137,7 @@ describe('open streams end when their user loses what authorized them (REST and 
     await a.accounts.addUser({ name: 'pat', role: 'user' });
     const pat = await a.accounts.issueToken({ user: 'pat' });
     // 48 MiB read as an event stream (base64): far more than the sockets' buffers hold.
-    const big = await a.service.start(
-      { user: 'pat', role: 'user' },
-      { command: 'head', args: ['-c', String(48 * 1024 * 1024), '/dev/zero'] },
-    );
-    await h.engine.waitFor(big.id);
+    const big = await finishedBigOutput('pat');
     const before = a.service.followers;
     const accepted = once(a.app.server, 'secureConnection') as Promise<[TLSSocket]>;
     const req = httpsRequest(new URL(`/v1/jobs/${big.id}/output`, a.url), {
@@ -163,7 +153,7 @@ describe('open streams end when their user loses what authorized them (REST and 
     const [serverSide] = await accepted;
     await once(res, 'data');
     res.pause();
-    while (!serverSide.writableNeedDrain) await setImmediate();
+    await untilWritesWait(serverSide);
     assert.equal(a.service.followers, before + 1);
     const closed = once(a.service, 'follower:close');
     await a.accounts.revokeToken(pat.record.id);
@@ -175,11 +165,7 @@ describe('open streams end when their user loses what authorized them (REST and 
   it('cuts at once the RPC stream of a client that stopped reading, and gives its place back', async () => {
     await a.accounts.addUser({ name: 'quinn', role: 'user' });
     const quinn = await a.accounts.issueToken({ user: 'quinn' });
-    const big = await a.service.start(
-      { user: 'quinn', role: 'user' },
-      { command: 'head', args: ['-c', String(48 * 1024 * 1024), '/dev/urandom'] },
-    );
-    await h.engine.waitFor(big.id);
+    const big = await finishedBigOutput('quinn');
     const before = a.service.followers;
     const accepted = once(a.app.server, 'secureConnection') as Promise<[TLSSocket]>;
     const messages = rpcJobs(a, quinn.token)
@@ -188,7 +174,7 @@ describe('open streams end when their user loses what authorized them (REST and 
     // One message read, then no more: the handler comes to wait for room that never comes.
     assert.equal((await messages.next()).done, false);
     const [serverSide] = await accepted;
-    while (!serverSide.writableNeedDrain) await setImmediate();
+    await untilWritesWait(serverSide);
     assert.equal(a.service.followers, before + 1);
     const closed = once(a.service, 'follower:close');
     await a.accounts.revokeToken(quinn.record.id);
@@ -411,19 +397,9 @@ describe('a token expiring cuts the REST streams it opened', () => {
   let quiet: string;
   const clock = new ManualClock();
   before(async () => {
-    h = await openHarness();
-    a = await openApp(h, { tls: true, clock });
-    const job = await a.service.start(
-      { user: 'lee', role: 'user' },
-      { command: 'sh', args: ['-c', 'echo hello; exec sleep 600'] },
-    );
-    quiet = job.id;
+    ({ h, a, quiet } = await openWithQuietJob('lee', clock));
   });
-  after(async () => {
-    await h.engine.stop(quiet, { user: 'root' }).catch(() => undefined);
-    await a.close();
-    await h.destroy();
-  });
+  after(() => closeWithQuietJob(h, a, quiet));
 
   it('cuts its follow and its event watch at its expiry, as a revocation does', async () => {
     await a.accounts.addUser({ name: 'lee', role: 'user' });
@@ -451,11 +427,7 @@ describe('a token expiring cuts the REST streams it opened', () => {
     const lee = await a.accounts.issueToken({ user: 'lee', lifetimeMs: 60_000 });
     const jobsBefore = (await h.engine.list({ owner: 'lee', limit: 100 })).jobs.length;
     // The body comes once the route waits for it: authenticated from the head by then.
-    let reading: () => void = () => undefined;
-    const waiting = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
-    const body = new Readable({ read: () => reading() });
+    const { body, waiting } = heldBackBody();
     const answer = a.app.inject({
       method: 'POST',
       url: '/v1/jobs',
@@ -549,4 +521,38 @@ function fetchAs(a: AppHarness, token: string, method: string, path: string): Pr
     req.on('error', reject);
     req.end();
   });
+}
+
+/** A request body sent once the route asks for it (`waiting`): its request is authenticated by then. */
+function heldBackBody(): { body: Readable; waiting: Promise<void> } {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  return { body: new Readable({ read: () => resolve() }), waiting: promise };
+}
+
+/** Resolves once the server's side of a connection holds more than it may buffer: its writes wait for room. */
+async function untilWritesWait(serverSide: TLSSocket): Promise<void> {
+  while (!serverSide.writableNeedDrain) await setImmediate();
+}
+
+/**
+ * An app over TLS (on `clock`, if given) with a job of `user` that prints once and then stays
+ * quiet: its follows wait for good.
+ */
+async function openWithQuietJob(
+  user: string,
+  clock?: ManualClock,
+): Promise<{ h: Harness; a: AppHarness; quiet: string }> {
+  const h = await openHarness();
+  const a = await openApp(h, { tls: true, ...(clock ? { clock } : {}) });
+  const job = await a.service.start(
+    { user, role: 'user' },
+    { command: 'sh', args: ['-c', 'echo hello; exec sleep 600'] },
+  );
+  return { h, a, quiet: job.id };
+}
+
+async function closeWithQuietJob(h: Harness, a: AppHarness, quiet: string): Promise<void> {
+  await h.engine.stop(quiet, { user: 'root' }).catch(() => undefined);
+  await a.close();
+  await h.destroy();
 }

@@ -287,20 +287,29 @@ async function unavailableServer(): Promise<{ server: HttpServer; requests: () =
   return { server, requests: () => requests };
 }
 
+/**
+ * A follow of job `j1` from `server` on `clock`: a first pause of 100 ms, reconnecting for a second
+ * at most; `retried` emits `retry` with each attempt's number.
+ */
+function followRetrying(server: HttpServer, clock: ManualClock, retried: EventEmitter, signal?: AbortSignal) {
+  return readOutputEvents(plainClient(server), 'j1', {
+    view: 'all',
+    follow: true,
+    backoffMs: 100,
+    reconnectForMs: 1000,
+    clock,
+    ...(signal ? { signal } : {}),
+    onRetry: (attempt) => retried.emit('retry', attempt),
+  });
+}
+
 describe('readOutputEvents: reconnections', () => {
   it('pauses between reconnections on its clock, and gives up once reconnectForMs has passed there', async () => {
     const clock = new ManualClock();
     const { server, requests } = await unavailableServer();
     const retried = new EventEmitter();
     try {
-      const events = readOutputEvents(plainClient(server), 'j1', {
-        view: 'all',
-        follow: true,
-        backoffMs: 100,
-        reconnectForMs: 1000,
-        clock,
-        onRetry: (attempt) => retried.emit('retry', attempt),
-      });
+      const events = followRetrying(server, clock, retried);
       const outcome = events.next().then(
         () => assert.fail('a server that never serves gives no event'),
         (error: Error) => error,
@@ -344,15 +353,7 @@ describe('readOutputEvents: reconnections', () => {
     const retried = new EventEmitter();
     const stop = new AbortController();
     try {
-      const events = readOutputEvents(plainClient(server), 'j1', {
-        view: 'all',
-        follow: true,
-        backoffMs: 100,
-        reconnectForMs: 1000,
-        clock,
-        signal: stop.signal,
-        onRetry: (attempt) => retried.emit('retry', attempt),
-      });
+      const events = followRetrying(server, clock, retried, stop.signal);
       const outcome = events.next().catch((error: Error) => error);
       await once(retried, 'retry');
       clock.stepMs = 3_600_000;
