@@ -1,4 +1,4 @@
-import { type Clock, type ClockTimer, pauseOn, systemClock } from '../core/clock.ts';
+import { type Clock, type ClockTimer, pauseOn, steadyMs, systemClock } from '../core/clock.ts';
 import { formatDuration } from '../core/format-duration.ts';
 import {
   FRAME_KIND,
@@ -92,10 +92,10 @@ export async function* readOutputEvents(
   const reconnectForMs = options.reconnectForMs ?? DEFAULT_RECONNECT_FOR_MS;
   const backoffMs = options.backoffMs ?? 100;
   const clock = options.clock ?? systemClock;
-  const now = () => clock.monotonicMs();
+  const now = () => steadyMs(clock);
   let cursor: string | null = null;
   let failures = 0;
-  /** When the current run of failures began (`clock.monotonicMs()`), or null while all is well. */
+  /** When the current run of failures began (`steadyMs`), or null while all is well. */
   let failingSince: number | null = null;
   // At least 100 ms: with a tiny --reconnect-for, a server that accepts and closes at once must
   // still use the follower's patience up.

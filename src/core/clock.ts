@@ -12,9 +12,10 @@ export interface Clock {
   /**
    * Milliseconds on a time that moves steadily forward, whatever is done to the wall clock (an
    * NTP step, a resumed VM): for how long something has been going on. Only the difference between
-   * two readings means anything.
+   * two readings means anything. Optional, so that a clock written before it (the task library's
+   * callers inject theirs) still is one: `steadyMs` reads `now()` where it is absent.
    */
-  monotonicMs(): number;
+  monotonicMs?(): number;
   /** Calls `fn` once, `ms` from now. The timer must not keep the process alive on its own. */
   setTimer(fn: () => void, ms: number): ClockTimer;
 }
@@ -43,6 +44,11 @@ export const systemClock: Clock = {
     return { clear: () => clearTimeout(timer) };
   },
 };
+
+/** `clock.monotonicMs()`, or its `now()` in ms for a clock without it. */
+export function steadyMs(clock: Clock): number {
+  return clock.monotonicMs ? clock.monotonicMs() : clock.now().getTime();
+}
 
 /** A deadline on a `Clock`: its signal aborts once `ms` have passed there; `clear` once it is not needed. */
 export interface ClockDeadline {

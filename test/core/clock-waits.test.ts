@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clockDeadline, pauseOn } from '../../src/core/clock.ts';
+import { type Clock, clockDeadline, pauseOn, steadyMs } from '../../src/core/clock.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 describe('clockDeadline', () => {
@@ -77,5 +77,16 @@ describe('pauseOn', () => {
     // An already aborted signal: no pause at all.
     await assert.rejects(pauseOn(clock, 100, controller.signal), /stopped by the reader/);
     assert.equal(clock.pending, 0);
+  });
+});
+
+describe('steadyMs', () => {
+  it("reads a clock's monotonicMs, or its now() when it has none (a clock written before it)", () => {
+    const clock = new ManualClock(new Date(5000));
+    assert.equal(steadyMs(clock), 5000);
+    const older: Clock = { now: () => new Date(7000), setTimer: clock.setTimer.bind(clock) };
+    assert.equal(steadyMs(older), 7000);
+    const steady: Clock = { ...older, monotonicMs: () => 42 };
+    assert.equal(steadyMs(steady), 42);
   });
 });
