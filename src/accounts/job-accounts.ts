@@ -134,11 +134,6 @@ export class JobAccounts {
   }
 
   /**
-   * Refuses, when an admin configures it, a run-as account this server could never run a user's
-   * jobs as: one not in /etc/passwd, root for a role other than admin, or any other account than
-   * its own on a server that is not root. The same rules hold again at each submit (passwd changes).
-   */
-  /**
    * Whether the pool gave `user` an account. Its uid and home are kept after the user is removed:
    * a new user of the same name would be given them (`UserService`'s `usedBefore`).
    */
@@ -146,6 +141,11 @@ export class JobAccounts {
     return this.#pool.uidOf(user) !== undefined;
   }
 
+  /**
+   * Refuses, when an admin configures it, a run-as account this server could never run a user's
+   * jobs as: one not in /etc/passwd, root for a role other than admin, or any other account than
+   * its own on a server that is not root. The same rules hold again at each submit (passwd changes).
+   */
   async checkRunAs(name: string, role: Role): Promise<void> {
     if (!this.#server.root) {
       if (name !== this.#server.account) {

@@ -121,15 +121,19 @@ export class LookupGate {
       this.#byKey.delete(pending.key);
       const askers = [...pending.askers];
       for (const asker of askers) asker.signal?.removeEventListener('abort', asker.leave);
-      this.#next();
-      // Every asker is answered, whatever one of them throws (the first throw goes on after).
+      // Every asker is answered, whatever one of them throws (the first throw goes on after), and
+      // the place goes to the next lookup whatever happened.
       let thrown: { error: unknown } | undefined;
-      for (const asker of askers) {
-        try {
-          asker.answer(err, addresses);
-        } catch (error) {
-          thrown ??= { error };
+      try {
+        for (const asker of askers) {
+          try {
+            asker.answer(err, addresses);
+          } catch (error) {
+            thrown ??= { error };
+          }
         }
+      } finally {
+        this.#next();
       }
       if (thrown) throw thrown.error;
     };

@@ -138,6 +138,27 @@ describe('LookupGate', () => {
     assert.deepEqual(answered, ['second', 'next']);
   });
 
+  it("answers a lookup's askers, and gives its place on, even when the next lookup's answer throws at once", () => {
+    const held: Callback[] = [];
+    // `cached.example` is answered at once (from a cache, say); the others when the test says so.
+    const gate = new LookupGate(1, (hostname, _options, answer) => {
+      if (hostname === 'cached.example') answer(null, ADDRESS);
+      else held.push(answer);
+    });
+    const answered: string[] = [];
+    gate.lookup('first.example', { all: true }, () => answered.push('first'));
+    gate.lookup('cached.example', { all: true }, () => {
+      throw new Error('boom');
+    });
+    gate.lookup('last.example', { all: true }, () => answered.push('last'));
+    assert.throws(() => held[0]!(null, ADDRESS), /boom/);
+    assert.deepEqual(answered, ['first'], "the first lookup's asker was answered");
+    assert.equal(held.length, 2, 'and the last lookup began');
+    held[1]!(null, ADDRESS);
+    assert.deepEqual(answered, ['first', 'last']);
+    assert.deepEqual([gate.running, gate.waiting], [0, 0]);
+  });
+
   it('gives the place back when the resolver throws instead of calling back', () => {
     const gate = new LookupGate(1, () => {
       throw Object.assign(new TypeError('The "hostname" argument must be of type string'), {
