@@ -173,16 +173,9 @@ export class Authenticator {
   }
 
   /**
-   * Whether what authorized `caller` (its token, its user's standing) is gone since it was
-   * authenticated: a request whose body arrived after a revocation must not act on it.
-   */
-  isStale(caller: Caller): boolean {
-    return this.staleness(caller) !== undefined;
-  }
-
-  /**
-   * Why `caller` may no longer act (`isStale`): its token `expired` since it was authenticated,
-   * or what authorized it was `revoked` (the token, or its user disabled, removed or demoted).
+   * Why `caller` may no longer act, if it may not: its token `expired` since it was authenticated,
+   * or what authorized it was `revoked` (the token, or its user disabled, removed or demoted). A
+   * request whose body arrived after that must not act on it.
    */
   staleness(caller: Caller): 'expired' | 'revoked' | undefined {
     if (tokenExpired(caller, this.#clock.now().getTime())) return 'expired';

@@ -3,6 +3,7 @@ import { JobworkerError } from '../../core/errors.ts';
 import type { WatchMessage } from '../../service/job-event-feed.ts';
 import type { JobService } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
+import { cutWhenEnded } from './ended-for-caller.ts';
 import { jobToJson } from './job-json.ts';
 import { EVENTS_SCHEMA } from './schemas.ts';
 
@@ -40,13 +41,7 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
         lastEventId: typeof header === 'string' && header !== '' ? header : undefined,
         signal: gone.signal,
       });
-      // Ended for its caller (credentials changed, token expired): cut at once, even while a
-      // write waits for a client that does not read (the watch would end only at its next read).
-      const cut = (): void => {
-        reply.raw.destroy();
-      };
-      if (messages.ended.aborted) cut();
-      else messages.ended.addEventListener('abort', cut, { once: true });
+      const stopCutting = cutWhenEnded(reply.raw, messages.ended);
       // Given back on every path from here (a throw before the loop included): the watch holds a
       // slot and a listener on the server's shutdown until then.
       try {
@@ -78,7 +73,7 @@ export function registerEventRoutes(app: FastifyInstance, service: JobService): 
         }
         if (!gone.signal.aborted) reply.raw.end();
       } finally {
-        messages.ended.removeEventListener('abort', cut);
+        stopCutting();
         await messages.return(undefined);
       }
     },

@@ -6,6 +6,7 @@ import { parseCursor } from '../../output/cursor.ts';
 import type { OutputSelector } from '../../output/output-types.ts';
 import type { JobService } from '../../service/job-service.ts';
 import { principalOf } from './authentication.ts';
+import { cutWhenEnded } from './ended-for-caller.ts';
 import {
   END_ID_SUFFIX,
   OUTPUT_HEADERS,
@@ -99,12 +100,8 @@ export function registerOutputRoutes(
       const sender = sse || head || follow ? undefined : FileSender.for(reply.raw, sendFile);
       /** The service's stream, under whatever wraps it (its first event put back, heartbeats). */
       let opened: AsyncGenerator<OutputRouteEvent> | undefined;
-      // Ended for its caller (credentials changed, token expired): cut at once, even while a
-      // write waits for a client that does not read (the stream would end only at its next read).
-      const cut = (): void => {
-        reply.raw.destroy();
-      };
       let ended: AbortSignal | undefined;
+      let stopCutting = (): void => undefined;
       try {
         let cursor = 0;
         let events: AsyncGenerator<OutputRouteEvent>;
@@ -126,9 +123,7 @@ export function registerOutputRoutes(
           end = stream.end;
           opened = stream;
           ended = stream.ended;
-          // Ended already (while a relay opened): its first read says so, but the client may not read.
-          if (ended.aborted) cut();
-          else ended.addEventListener('abort', cut, { once: true });
+          stopCutting = cutWhenEnded(reply.raw, ended);
           events = stream;
           if (mayBeSpent) {
             const first = await events.next();
@@ -190,7 +185,7 @@ export function registerOutputRoutes(
                 }),
         );
       } finally {
-        ended?.removeEventListener('abort', cut);
+        stopCutting();
         sender?.close();
         // A writer that failed before its first read leaves a wrapper (the first event put back)
         // unstarted, and an unstarted generator closes without its `finally`: the service's
@@ -234,10 +229,8 @@ export function registerOutputRoutes(
       const spec = runCwd !== undefined && body.cwd === undefined ? { ...body, cwd: runCwd } : body;
       const job = await service.run(who, spec, signal);
       const sender = FileSender.for(reply.raw, sendFile);
-      const cut = (): void => {
-        reply.raw.destroy();
-      };
       let ended: AbortSignal | undefined;
+      let stopCutting = (): void => undefined;
       try {
         const events = await service.openOutput(who, job.id, {
           selector: 'all',
@@ -246,10 +239,8 @@ export function registerOutputRoutes(
           signal,
           spans: sender !== undefined,
         });
-        // As for GET .../output: ended for its caller, cut at once.
         ended = events.ended;
-        if (ended.aborted) cut();
-        else ended.addEventListener('abort', cut, { once: true });
+        stopCutting = cutWhenEnded(reply.raw, ended);
         const headers: Record<string, string> = { [OUTPUT_HEADERS.status]: job.status };
         if (job.exit?.exitCode != null) headers[OUTPUT_HEADERS.exitCode] = String(job.exit.exitCode);
         await streamResponse(request, reply, 'run', signal, ended, () =>
@@ -264,7 +255,7 @@ export function registerOutputRoutes(
           }),
         );
       } finally {
-        ended?.removeEventListener('abort', cut);
+        stopCutting();
         sender?.close();
       }
     },
