@@ -95,14 +95,10 @@ export class Authenticator {
   }
 
   /**
-   * The principal of a bare token: for the one route that takes it in its body (the workerctl
-   * design's `POST /api`); every other route takes it from the `Authorization` header only.
+   * The caller of a bare token, as adapters hand it to the service (`callerOf`): for the one route
+   * that takes it in its body (the workerctl design's `POST /api`); every other route takes it
+   * from the `Authorization` header only.
    */
-  authenticateToken(token: string, origin: CallOrigin = IN_PROCESS): Principal {
-    return this.#verify(token, origin).principal;
-  }
-
-  /** `authenticateToken`, as the caller adapters hand to the service (`callerOf`). */
   authenticateTokenCall(token: string, origin: CallOrigin): Caller {
     const { principal, tokenId, expiresAt } = this.#verify(token, origin);
     return this.callerOf(principal, origin, tokenId, expiresAt);

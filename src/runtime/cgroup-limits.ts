@@ -1,5 +1,5 @@
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { childPath } from '../core/child-path.ts';
 import type { JobLimits } from '../core/job.ts';
 
 /**
@@ -48,7 +48,7 @@ export function writeV2Limits(
       if (limits.memory !== undefined) write(dir, 'memory.max', String(limits.memory));
       // Without swap off, a job over its limit swaps instead of being stopped by the limit.
       if (limits.memorySwap !== undefined || limits.memory !== undefined) {
-        if (existsSync(join(dir, 'memory.swap.max'))) {
+        if (existsSync(childPath(dir, 'memory.swap.max'))) {
           write(dir, 'memory.swap.max', String(limits.memorySwap ?? 0));
         }
       }
@@ -95,7 +95,7 @@ export function writeV1Limits(
       if (limits.memory !== undefined) {
         write(dir, 'memory.limit_in_bytes', String(limits.memory));
         // memsw is memory and swap together; it must be set after (and never below) the memory limit.
-        if (existsSync(join(dir, 'memory.memsw.limit_in_bytes'))) {
+        if (existsSync(childPath(dir, 'memory.memsw.limit_in_bytes'))) {
           write(dir, 'memory.memsw.limit_in_bytes', String(limits.memory + (limits.memorySwap ?? 0)));
         }
       }
@@ -138,5 +138,5 @@ function cpuQuotaUs(cores: number): number {
 }
 
 function write(dir: string, file: string, text: string): void {
-  writeFileSync(join(dir, file), text);
+  writeFileSync(childPath(dir, file), text);
 }

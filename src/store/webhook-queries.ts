@@ -82,10 +82,7 @@ export async function claimDueDeliveriesIn(
   if (!Number.isInteger(limit) || limit < 1) return [];
   const excluding = claim.excluding ?? [];
   const perOrigin = claim.perOrigin;
-  const full =
-    perOrigin === undefined
-      ? []
-      : [...perOrigin.inFlight].filter(([, n]) => n >= perOrigin.max).map(([origin]) => origin);
+  const full = perOrigin === undefined ? [] : fullOrigins(perOrigin.inFlight, perOrigin.max);
   return db.transaction().execute(async (trx) => {
     let due = notTo(
       trx
@@ -152,6 +149,13 @@ function withRoom(
     ids.push(row.id);
   }
   return ids;
+}
+
+/** The origins with `max` attempts or more in flight (`inFlight`: attempts by origin). */
+export function fullOrigins(inFlight: ReadonlyMap<string, number>, max: number): string[] {
+  const full: string[] = [];
+  for (const [origin, n] of inFlight) if (n >= max) full.push(origin);
+  return full;
 }
 
 /** A delivery's receiver: its URL's origin (`URL.origin`); the URL itself when it is none. */

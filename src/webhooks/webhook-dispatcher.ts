@@ -4,7 +4,7 @@ import { newJobId } from '../core/ids.ts';
 import type { Job } from '../core/job.ts';
 import type { Logger } from '../core/logger.ts';
 import type { WebhookEvent } from '../core/webhook.ts';
-import { originOf } from '../store/webhook-queries.ts';
+import { fullOrigins, originOf } from '../store/webhook-queries.ts';
 import type { DeliveryRecord, OutboxEvent, WebhookStore } from '../store/webhook-store.ts';
 import type { WebhookAddressPolicy } from './address-policy.ts';
 import { LookupGate } from './lookup-gate.ts';
@@ -370,9 +370,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
 
   /** The receivers with as many attempts in flight as one may have. */
   #fullOrigins(): string[] {
-    const full: string[] = [];
-    for (const [origin, n] of this.#inFlightTo) if (n >= this.#perOrigin) full.push(origin);
-    return full;
+    return fullOrigins(this.#inFlightTo, this.#perOrigin);
   }
 
   async #attempt(delivery: DeliveryRecord): Promise<void> {
