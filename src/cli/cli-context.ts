@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { ApiClient } from '../client/api-client.ts';
+import type { Clock } from '../core/clock.ts';
 import type { CliEnvironment } from './cli-env.ts';
 import { addressUrl, type Connection, resolveConnection } from './connection.ts';
 import { UsageError } from './errors.ts';
@@ -23,6 +24,11 @@ export interface CliContext {
    * program): it may then change process-wide settings, such as the CAs TLS trusts by default.
    */
   readonly ownsProcess?: boolean;
+  /**
+   * The clock of the CLI's own pauses (how often `drain` asks for the running count); the system
+   * clock when absent. Tests running the CLI in process move a manual one.
+   */
+  readonly clock?: Clock;
 }
 
 /** Options every command accepts (also before the command name). */

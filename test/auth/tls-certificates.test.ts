@@ -341,6 +341,66 @@ describe('TLS certificates: --tls-cert/--tls-key', () => {
   });
 });
 
+describe("mTLS: a client certificate's expiry", () => {
+  const clock = new ManualClock();
+  let h: ApiHarness;
+  let ca: string;
+  before(async () => {
+    h = await openApi(undefined, { clock });
+    ca = await readFile(h.server.caFile!, 'utf8');
+  });
+  after(() => h.destroy());
+
+  const issue = async (days: number): Promise<ClientPems> => {
+    const { status, body } = await h.json<{ certPem: string; keyPem: string }>('/v1/certs', {
+      body: { user: 'admin', days },
+    });
+    assert.equal(status, 201);
+    return { cert: body.certPem, key: body.keyPem };
+  };
+
+  it('cuts the open connections of a certificate when it expires, and no others', async () => {
+    const short = await issue(1);
+    const long = await issue(7);
+    const session = http2Connect(h.server.url, { ca, cert: short.cert, key: short.key });
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca, cert: short.cert, key: short.key });
+    const other = http2Connect(h.server.url, { ca, cert: long.cert, key: long.key });
+    try {
+      assert.equal(await getOnSession(session, '/v1/jobs'), 200);
+      assert.equal(await getOnSession(other, '/v1/jobs'), 200);
+      const kept = await new Promise<{ status: number; socket: Socket }>((resolve, reject) => {
+        const req = httpsRequest(`${h.server.url}/v1/jobs`, { agent }, (res) => {
+          const socket = res.socket;
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, socket }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(kept.status, 200);
+      const notAfter = new X509Certificate(short.cert).validToDate.getTime();
+
+      // A minute before its end, the certificate's connections still serve.
+      clock.advance(notAfter - clock.now().getTime() - 60_000);
+      assert.equal(await getOnSession(session, '/v1/jobs'), 200);
+      assert.equal(kept.socket.destroyed, false);
+
+      const sessionClosed = once(session, 'close');
+      const socketClosed = once(kept.socket, 'close');
+      clock.advance(61_000);
+      // The server, not the client, ends both connections.
+      await Promise.all([sessionClosed, socketClosed]);
+      await h.logged(/connection of an expired client certificate closed/);
+      await assert.rejects(getOnSession(session, '/v1/jobs'));
+      assert.equal(await getOnSession(other, '/v1/jobs'), 200, "another certificate's connection serves on");
+    } finally {
+      session.destroy();
+      other.destroy();
+      agent.destroy();
+    }
+  });
+});
+
 describe('mTLS: client certificates', () => {
   let h: ApiHarness;
   let ca: string;

@@ -1,5 +1,7 @@
+import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import type { CliContext } from '../../src/cli/cli-context.ts';
+import type { Clock } from '../../src/core/clock.ts';
 import { readCliEnvironment } from '../../src/cli/cli-env.ts';
 import { EXIT } from '../../src/cli/errors.ts';
 import { runCli } from '../../src/cli/program.ts';
@@ -10,7 +12,13 @@ class Captured extends Writable {
   text = '';
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
     this.text += chunk.toString('utf8');
+    this.emit('captured');
     callback();
+  }
+
+  /** Resolves once what was written so far includes `text`. */
+  async includes(text: string): Promise<void> {
+    while (!this.text.includes(text)) await once(this, 'captured');
   }
 }
 
@@ -19,6 +27,18 @@ class Captured extends Writable {
  * named by `env`: as a child process would, minus the cost of starting Node.
  */
 export async function runCliInProcess(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return startCliInProcess(args, env).result;
+}
+
+/**
+ * `runCliInProcess` for a command that a test watches while it runs: its stdout as it comes, and
+ * its result. `clock`: the CLI's clock (its pauses), for a test that moves a manual one.
+ */
+export function startCliInProcess(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  options: { clock?: Clock } = {},
+): { stdout: Captured; result: Promise<CliResult> } {
   const stdout = new Captured();
   const stderr = new Captured();
   const ctx: CliContext = {
@@ -27,7 +47,13 @@ export async function runCliInProcess(args: readonly string[], env: NodeJS.Proce
     stderr,
     cwd: process.cwd(),
     exitCode: EXIT.ok,
+    ...(options.clock ? { clock: options.clock } : {}),
   };
-  const code = await runCli(args, ctx);
-  return { code, signal: null, stdout: stdout.text, stderr: stderr.text };
+  const result = runCli(args, ctx).then((code) => ({
+    code,
+    signal: null,
+    stdout: stdout.text,
+    stderr: stderr.text,
+  }));
+  return { stdout, result };
 }

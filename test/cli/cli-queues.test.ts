@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiJob, ApiQueue, DrainState } from '../../src/client/api-types.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { CliProcess, jobworker, jobworkerJson, startTestServer, type TestServer } from './cli-harness.ts';
+import { startCliInProcess } from './cli-in-process.ts';
 
 // End to end: the CLI as a process against a real server, for the queues and scheduling of
 // docs/queues.md. Each job that must wait is held by a gate file, so no test guesses with a sleep;
@@ -404,6 +406,30 @@ describe('jobworker drain and undrain', () => {
     assert.equal(undrained.code, 0, undrained.stderr);
     assert.equal(undrained.stdout, 'dispatching again\n');
     assert.equal((await waitForEnd(held.id)).stdout, 'held\n');
+  });
+
+  it('drain prints the running count as it falls, asking once a second on its clock', async () => {
+    const clock = new ManualClock();
+    const first = await startGated();
+    const second = await startGated();
+    try {
+      const drain = startCliInProcess(['drain'], t.env, { clock });
+      await drain.stdout.includes('draining: 2 running jobs\n');
+      await first.open();
+      await first.end;
+      // The first ask comes when the CLI's clock says a second has passed, not before.
+      await clock.timerSet();
+      assert.equal(drain.stdout.text, 'draining: 2 running jobs\n');
+      clock.advance(1000);
+      await drain.stdout.includes('draining: 1 running job\n');
+      await second.open();
+      const drained = await drain.result;
+      assert.equal(drained.code, 0, drained.stderr);
+      assert.equal(drained.stdout, 'draining: 2 running jobs\ndraining: 1 running job\ndrained\n');
+      assert.equal(clock.pending, 0, 'no pause is left armed once drained');
+    } finally {
+      await jobworker(['undrain'], t.env);
+    }
   });
 
   it('drain --json prints the final state', async () => {

@@ -4,6 +4,8 @@ import type { Clock, ClockTimer } from '../../src/core/clock.ts';
 export class ManualClock implements Clock {
   #now: number;
   #timers: { at: number; fn: () => void; cleared: boolean }[] = [];
+  /** Resolvers of `timerSet` waits, told at the next `setTimer`. */
+  #waiting: (() => void)[] = [];
 
   constructor(start: Date = new Date()) {
     this.#now = start.getTime();
@@ -23,7 +25,17 @@ export class ManualClock implements Clock {
     this.#timers.push(timer);
     // A timer already due fires on the next turn, as a real one would.
     if (ms <= 0) setImmediate(() => this.advance(0));
+    for (const told of this.#waiting.splice(0)) told();
     return { clear: () => (timer.cleared = true) };
+  }
+
+  /**
+   * Resolves once a timer is pending: at once if one is, else at the next `setTimer`. For a test
+   * that must not move time on before the code under test has armed its wait.
+   */
+  timerSet(): Promise<void> {
+    if (this.pending > 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   /** Timers set and neither fired nor cleared. */

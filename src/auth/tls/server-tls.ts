@@ -55,8 +55,11 @@ export class ServerTls {
   #server: TlsServer | undefined;
   #timer: ClockTimer | undefined;
   #watcher: FSWatcher | undefined;
-  /** Open connections that authenticated with a client certificate, by its serial (as stored). */
-  readonly #byCertificate = new Map<TLSSocket, string>();
+  /**
+   * Open connections that authenticated with a client certificate: its serial (as stored), and
+   * the timer that cuts the connection when the certificate's validity ends.
+   */
+  readonly #byCertificate = new Map<TLSSocket, { readonly serial: string; expiry: ClockTimer | undefined }>();
 
   private constructor(
     options: ServerTlsOptions,
@@ -131,7 +134,8 @@ export class ServerTls {
   /**
    * Starts renewing, watching the revocation list and checking client certificates on `server`.
    * A revocation through `issued` also cuts the open connections that authenticated with that
-   * certificate: the revocation list alone only reaches handshakes still to come.
+   * certificate, and a certificate's expiry (its `notAfter`) cuts them when it comes: the
+   * handshake checks both only for connections still to come.
    */
   attach(server: TlsServer): void {
     this.#server = server;
@@ -139,8 +143,13 @@ export class ServerTls {
       const peer = socket.getPeerX509Certificate();
       if (peer === undefined) return;
       if (socket.authorized) {
-        this.#byCertificate.set(socket, normalSerial(peer.serialNumber));
-        socket.once('close', () => this.#byCertificate.delete(socket));
+        const held = { serial: normalSerial(peer.serialNumber), expiry: undefined };
+        this.#byCertificate.set(socket, held);
+        socket.once('close', () => {
+          held.expiry?.clear();
+          this.#byCertificate.delete(socket);
+        });
+        this.#cutAtExpiry(socket, held, peer.validToDate);
         return;
       }
       // Node would do the same with `rejectUnauthorized: true`, which would refuse token clients too.
@@ -162,6 +171,7 @@ export class ServerTls {
 
   close(): void {
     this.#timer?.clear();
+    for (const held of this.#byCertificate.values()) held.expiry?.clear();
     this.#watcher?.close();
     this.#server = undefined;
   }
@@ -188,8 +198,9 @@ export class ServerTls {
   }
 
   #cutConnectionsOf(revoked: IssuedCertificate): void {
-    for (const [socket, serial] of this.#byCertificate) {
+    for (const [socket, { serial, expiry }] of this.#byCertificate) {
       if (serial !== revoked.serial) continue;
+      expiry?.clear();
       this.#byCertificate.delete(socket);
       socket.destroy();
       this.#options.logger.info(
@@ -197,6 +208,30 @@ export class ServerTls {
         'connection of a revoked client certificate closed',
       );
     }
+  }
+
+  /**
+   * Cuts `socket` once its client certificate is past `notAfter` on the server's clock. A timer
+   * that fires early by the wall clock (set back since it was armed) is armed again for what is
+   * left, as a token's expiry is (`UserStreams`).
+   */
+  #cutAtExpiry(socket: TLSSocket, held: { readonly serial: string; expiry: ClockTimer | undefined }, notAfter: Date): void {
+    const { clock, logger } = this.#options;
+    const check = () => {
+      const left = notAfter.getTime() - clock.now().getTime();
+      if (left > 0) {
+        held.expiry = clock.setTimer(check, left);
+        return;
+      }
+      held.expiry = undefined;
+      this.#byCertificate.delete(socket);
+      socket.destroy();
+      logger.info(
+        { remoteAddress: socket.remoteAddress, serial: held.serial, notAfter: notAfter.toISOString() },
+        'connection of an expired client certificate closed',
+      );
+    };
+    check();
   }
 
   #setCrl(crl: string): void {

@@ -1,7 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { ApiClient } from '../../client/api-client.ts';
 import type { DrainState } from '../../client/api-types.ts';
+import { pauseOn, systemClock } from '../../core/clock.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
 import { writeTo } from '../output-writer.ts';
 
@@ -50,17 +50,19 @@ async function waitForDrained(
 ): Promise<DrainState> {
   const done = client.drain(true);
   if (json) return done;
-  let finished = false;
-  const settled = done.finally(() => {
-    finished = true;
-  });
+  const clock = ctx.clock ?? systemClock;
+  // Aborted once the long request has its answer: it ends the pause between two asks at once.
+  const answered = new AbortController();
   const poll = (async () => {
     let last = running;
-    while (!finished) {
-      await Promise.race([sleep(POLL_MS), settled.catch(() => undefined)]);
-      if (finished) return;
+    for (;;) {
+      const paused = await pauseOn(clock, POLL_MS, answered.signal).then(
+        () => true,
+        () => false,
+      );
+      if (!paused) return;
       const now = await client.drainState().catch(() => null);
-      if (!finished && now !== null && now.running !== last && now.running > 0) {
+      if (!answered.signal.aborted && now !== null && now.running !== last && now.running > 0) {
         last = now.running;
         await writeTo(ctx.stdout, `draining: ${runningJobs(now.running)}\n`);
       }
@@ -69,6 +71,7 @@ async function waitForDrained(
   try {
     return await done;
   } finally {
+    answered.abort();
     await poll;
   }
 }
