@@ -53,6 +53,19 @@ function getWithCert(
   });
 }
 
+/** GET through a keep-alive agent: the status, and the socket the agent keeps open after it. */
+function getKeptAlive(url: string, agent: HttpsAgent): Promise<{ status: number; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { agent }, (res) => {
+      const socket = res.socket;
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, socket }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** GET over an open HTTP/2 session; rejects when the session is closed or the stream fails. */
 function getOnSession(session: ClientHttp2Session, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -368,15 +381,7 @@ describe("mTLS: a client certificate's expiry", () => {
     try {
       assert.equal(await getOnSession(session, '/v1/jobs'), 200);
       assert.equal(await getOnSession(other, '/v1/jobs'), 200);
-      const kept = await new Promise<{ status: number; socket: Socket }>((resolve, reject) => {
-        const req = httpsRequest(`${h.server.url}/v1/jobs`, { agent }, (res) => {
-          const socket = res.socket;
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, socket }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      const kept = await getKeptAlive(`${h.server.url}/v1/jobs`, agent);
       assert.equal(kept.status, 200);
       const notAfter = new X509Certificate(short.cert).validToDate.getTime();
 
@@ -530,15 +535,7 @@ describe('mTLS: client certificates', () => {
     const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca, cert: dave.cert, key: dave.key });
     try {
       assert.equal(await getOnSession(session, '/v1/jobs'), 200);
-      const kept = await new Promise<{ status: number; socket: Socket }>((resolve, reject) => {
-        const req = httpsRequest(`${h.server.url}/v1/jobs`, { agent }, (res) => {
-          const socket = res.socket;
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, socket }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      const kept = await getKeptAlive(`${h.server.url}/v1/jobs`, agent);
       assert.equal(kept.status, 200);
       assert.equal(kept.socket.destroyed, false, 'the keep-alive connection stays open');
       const sessionClosed = once(session, 'close');
