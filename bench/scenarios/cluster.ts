@@ -152,7 +152,7 @@ async function timeClaims(store: PgJobStore) {
     const t0 = performance.now();
     const claimed = await store.claimReady('backlog', 'bench', 1);
     times.push(performance.now() - t0);
-    for (const job of claimed) await store.releaseClaim(job.id);
+    for (const job of claimed) await store.releaseClaim(job.id, 'bench');
   }
   return summarize(times);
 }

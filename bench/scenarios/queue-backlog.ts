@@ -61,7 +61,7 @@ export const queueBacklog: Scenario = {
           const t0 = performance.now();
           const claimed = await store.claimReady(QUEUE, 'bench', 2);
           if (i >= CLAIMS) claims.push(performance.now() - t0);
-          for (const job of claimed) await store.releaseClaim(job.id);
+          for (const job of claimed) await store.releaseClaim(job.id, 'bench');
         }
         buckets.push({ backlog: done, submit: summarize(latencies), claim: summarize(claims) });
       }

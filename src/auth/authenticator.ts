@@ -200,6 +200,15 @@ export class Authenticator {
   }
 
   /**
+   * `name`'s principal as this server's directory has it now: a known, enabled user, else
+   * undefined. No authentication (nothing is counted or audited): for a caller another party
+   * vouched for, as a node of a cluster forwarding its client's call.
+   */
+  knownUser(name: string): Principal | undefined {
+    return this.#tokens.principalOfUser(name);
+  }
+
+  /**
    * The principal of the user a verified client certificate names; an unknown or disabled user is
    * refused like a bad token (counted, audited, logged).
    */

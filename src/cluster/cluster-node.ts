@@ -14,7 +14,7 @@ const LEFTOVER_WINDOW_MS = 30 * 24 * 3600 * 1000;
 
 /** A wake-up from the shared store (`PgJobStore.watch`). */
 export interface StoreWakeUp {
-  readonly channel: 'work' | 'ended' | 'accounts';
+  readonly channel: 'work' | 'ended' | 'accounts' | 'due';
   readonly payload: string;
 }
 
@@ -28,6 +28,8 @@ export interface SharedStore extends JobStore {
 export interface ClusterParts {
   readonly engine: MembershipEngine & {
     dispatch(): Promise<void>;
+    /** A job now waits until `at` (another node delayed it), or undefined: ask the store again. */
+    delayedElsewhere(at?: Date): void;
     on(event: 'node:drain', listener: (draining: boolean) => void): unknown;
   };
   /** Reloads the users and tokens (another node changed them). */
@@ -129,7 +131,13 @@ export class ClusterNode {
       ...(heartbeatMs === undefined ? {} : { heartbeatMs }),
       onLostNode: (node: NodeRecord, outcome: LostNodeOutcome) =>
         log.warn(
-          { node: node.id, url: node.url, lost: outcome.lost.length, released: outcome.released.length },
+          {
+            node: node.id,
+            url: node.url,
+            lost: outcome.lost.length,
+            released: outcome.released.length,
+            cancelled: outcome.cancelled.length,
+          },
           `node ${node.id} declared lost: ${node.reason ?? ''}`,
         ),
       onRejoined: (relinquished: Job[]) =>
@@ -155,7 +163,11 @@ export class ClusterNode {
         const waiting = this.#endWaiters.get(event.payload);
         this.#endWaiters.delete(event.payload);
         for (const waiter of waiting ?? []) waiter();
+      } else if (event.channel === 'due') {
+        parts.engine.delayedElsewhere(new Date(Number(event.payload)));
       } else if (event.channel === 'work') {
+        // The empty payload follows a reconnection: what was sent meanwhile is lost, delays included.
+        if (event.payload === '') parts.engine.delayedElsewhere();
         parts.engine.dispatch().catch((err: unknown) => this.#options.log.error({ err }, 'dispatch failed'));
       } else if (event.channel === 'accounts') {
         this.#reloadAccounts(parts.reloadAccounts);

@@ -11,6 +11,8 @@ export interface LostNodeOutcome {
   readonly lost: Job[];
   /** Jobs it had claimed but not started: back in their queues. */
   readonly released: Job[];
+  /** Jobs it had claimed with a stop recorded on the claim: cancelled, never started. */
+  readonly cancelled: Job[];
   /** Dependents released or cancelled because a lost job will not succeed. */
   readonly settled: Job[];
 }
@@ -18,7 +20,8 @@ export interface LostNodeOutcome {
 /**
  * Decides the jobs of a node declared lost (docs/cluster.md, "A lost node"): each running or
  * paused job is recorded `lost` with a reason naming the node, or retried on any node when its
- * retry policy allows; claims it had not started go back to their queues; dependents settle.
+ * retry policy allows; claims it had not started go back to their queues (cancelled when a stop
+ * was recorded on them: a user stopped them before they started); dependents settle.
  * Each change is one checked transition, so a node that comes back and records an end first
  * wins, and this one skips that job.
  */
@@ -29,6 +32,7 @@ export async function decideLostNodeJobs(
 ): Promise<LostNodeOutcome> {
   const lost: Job[] = [];
   const released: Job[] = [];
+  const cancelled: Job[] = [];
   const settled: Job[] = [];
   const reason = `node ${node.id} (${node.url}) was lost: no heartbeat since ${node.heartbeatAt.toISOString()}`;
   for (const job of await store.listRunning(node.id)) {
@@ -62,10 +66,14 @@ export async function decideLostNodeJobs(
   }
   for (const job of await store.listStarting(node.id)) {
     try {
-      released.push(await store.releaseClaim(job.id));
+      const back = await store.releaseClaim(job.id, node.id);
+      if (back.status === 'cancelled') {
+        cancelled.push(back);
+        settled.push(...(await store.settleDependents(job.id, now)));
+      } else if (back.hold === null) released.push(back);
     } catch (err) {
       if (!(err instanceof IllegalTransitionError)) throw err;
     }
   }
-  return { lost: lost.filter((j) => isFinal(j.status)), released, settled };
+  return { lost: lost.filter((j) => isFinal(j.status)), released, cancelled, settled };
 }

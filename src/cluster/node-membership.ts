@@ -56,8 +56,12 @@ export class NodeMembership {
   #closed = false;
   /** Set by `start`: the engine exists only after the node joined. */
   #engine: MembershipEngine | undefined;
-  /** Found lost before the engine was attached: it gives up what was decided once it is. */
-  #lostBeforeStart = false;
+  /**
+   * Found lost: the jobs decided without this node are still to be given up, by the engine once it
+   * is attached, and again at each beat until that succeeds (a failure must not leave them running
+   * beside their retries elsewhere once this node is active again).
+   */
+  #relinquishPending = false;
 
   private constructor(options: NodeMembershipOptions) {
     this.#options = options;
@@ -92,11 +96,7 @@ export class NodeMembership {
   /** Attaches this node's engine: what a rejoin gives up jobs through. */
   async start(engine: MembershipEngine): Promise<void> {
     this.#engine = engine;
-    if (this.#lostBeforeStart) {
-      this.#lostBeforeStart = false;
-      const relinquished = await engine.relinquishDecided();
-      this.#options.onRejoined?.(relinquished);
-    }
+    if (this.#relinquishPending) await this.#relinquish(engine);
   }
 
   /** One beat, then one sweep (what the timer runs; tests call it too). Resolves once both ended. */
@@ -150,6 +150,8 @@ export class NodeMembership {
       const record = await nodes.heartbeat(self.id, new Date(now));
       if (record === undefined || (record.state !== 'active' && record.state !== 'draining')) {
         await this.#rejoin(record?.state);
+      } else if (this.#relinquishPending && this.#engine) {
+        await this.#relinquish(this.#engine);
       }
       // A beat that hung (a store that froze rather than failed) is no sign of health: its peers'
       // beats hung too, and get a whole timeout from now before this node sweeps.
@@ -187,16 +189,20 @@ export class NodeMembership {
 
   /** Found declared lost (or gone): give up what was decided without us, then join again. */
   async #rejoin(state: NodeState | undefined): Promise<void> {
+    // Pending before the join: should what follows fail, the next beat (finding this node active)
+    // still gives the jobs up.
+    if (state === 'lost') this.#relinquishPending = true;
     // Joined first: the join waits for the sweep that declared us (it holds our row) to finish
     // deciding, so that every job it decided is final by the time we look.
     await this.#options.nodes.join(this.#options.self, this.#options.clock.now());
-    if (state === 'lost') {
-      if (this.#engine) {
-        // Given up first, told after: an optional call would skip evaluating its argument.
-        const relinquished = await this.#engine.relinquishDecided();
-        this.#options.onRejoined?.(relinquished);
-      } else this.#lostBeforeStart = true;
-    }
+    if (this.#relinquishPending && this.#engine) await this.#relinquish(this.#engine);
     if (this.#engine?.drainState.draining) await this.setDraining(true);
+  }
+
+  /** Gives up the jobs decided without this node; pending until that succeeded. */
+  async #relinquish(engine: MembershipEngine): Promise<void> {
+    const relinquished = await engine.relinquishDecided();
+    this.#relinquishPending = false;
+    this.#options.onRejoined?.(relinquished);
   }
 }

@@ -501,16 +501,25 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /**
    * After this node was cut off from its cluster and declared lost (docs/cluster.md): every job it
-   * still supervises that the store now records as ended (decided by another node) is given up,
-   * its processes killed, nothing recorded. Returns the jobs given up.
+   * still supervises that the store now records as ended (decided by another node), or no longer
+   * has (decided, then deleted), is given up, its processes killed, nothing recorded. Returns the
+   * jobs given up that the store still has. Every job is tried, whatever one of them throws; the
+   * first throw then goes on once all were tried (the caller tries again later: a job given up
+   * already is not supervised any more).
    */
   async relinquishDecided(): Promise<Job[]> {
     const given: Job[] = [];
+    let failed: { error: unknown } | undefined;
     for (const id of this.#supervisor.ids()) {
-      const stored = await this.#store.getJob(id);
-      if (stored === undefined || !isFinal(stored.status)) continue;
-      if (await this.#supervisor.relinquish(stored)) given.push(stored);
+      try {
+        const stored = await this.#store.getJob(id);
+        if (stored !== undefined && !isFinal(stored.status)) continue;
+        if ((await this.#supervisor.relinquish(id, stored)) && stored) given.push(stored);
+      } catch (error) {
+        failed ??= { error };
+      }
     }
+    if (failed) throw failed.error;
     return given;
   }
 
@@ -563,6 +572,16 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Runs a dispatch pass now; resolves once it has ended (what could start has started). */
   async dispatch(): Promise<void> {
     await this.#dispatcher.kick();
+  }
+
+  /**
+   * Delayed jobs changed where this engine did not see it (another node of a cluster wrote them):
+   * `at`, the time one now waits for, or undefined when that is not known (notifications were
+   * lost). The dispatcher wakes by then, or asks the store at its next pass.
+   */
+  delayedElsewhere(at?: Date): void {
+    if (at === undefined || Number.isNaN(at.getTime())) this.#dispatcher.forgetDue();
+    else this.#dispatcher.noteDue(at);
   }
 
   /** Every queue with its settings and counts. */

@@ -213,14 +213,12 @@ export class Launcher {
   /**
    * Gives a claimed job that was never sent to the spawner back to its queue. A stop recorded
    * while it was claimed (`cancelQueued` records it on the claim, for the launch to carry out)
-   * makes it a cancel: it never started, and must not start later only to be stopped.
+   * makes it a cancel, in the store's same change: it never started, and must not start later only
+   * to be stopped.
    */
   async releaseClaim(id: string): Promise<void> {
-    const { store } = this.#deps;
-    const released = await store.releaseClaim(id);
-    if (!released.stop) return;
-    const reason = `cancelled by ${released.stop.by} before it started`;
-    this.#deps.changed(await store.cancelQueued(id, released.stop, reason));
+    const released = await this.#deps.store.releaseClaim(id, this.#deps.node);
+    if (released.status === 'cancelled') this.#deps.changed(released);
   }
 
   #removeCgroups(dirs: readonly string[]): void {

@@ -312,18 +312,19 @@ export class Supervisor {
   /**
    * Gives up a job that another node has already decided (this node was declared lost while it ran
    * it; docs/cluster.md): its processes are killed at once, its watches and cgroups go, and nothing
-   * is recorded, since the store already holds its end (`decided`). False when not supervised here.
+   * is recorded, since the store already holds its end (`decided`), or no longer holds the job at
+   * all (`decided` undefined: deleted since, by its user or the retention; then no event is told,
+   * there being no job to tell of). False when not supervised here.
    */
-  async relinquish(decided: Job): Promise<boolean> {
-    const s = this.#jobs.get(decided.id);
+  async relinquish(id: string, decided: Job | undefined): Promise<boolean> {
+    const s = this.#jobs.get(id);
     if (!s || s.relinquished) return false;
-    s.relinquished = decided;
+    s.relinquished = decided ?? s.job;
     s.finishing = true;
     s.timer?.clear();
     if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
     await stopProcesses(s.identity, this.#deps.cgroups, 0, !s.adopted, this.#deps.clock);
     await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);
-    const id = decided.id;
     await this.#deps.monitor.finish(id, s.dir).catch((err: unknown) => this.#deps.onError(err as Error, id));
     await this.#deps.progress.finish(id).catch((err: unknown) => this.#deps.onError(err as Error, id));
     await this.#deps.cgroups
@@ -331,7 +332,7 @@ export class Supervisor {
       .catch((err: unknown) => this.#deps.onError(err as Error, id));
     await this.#removeIo(id);
     this.#jobs.delete(id);
-    this.#deps.emit('job:finished', decided);
+    if (decided) this.#deps.emit('job:finished', decided);
     return true;
   }
 

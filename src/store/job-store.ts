@@ -196,8 +196,12 @@ export interface JobStore {
   claimReady(queue: string, node: string, max: number): Promise<Job[]>;
   /** Jobs that `node` claimed and had not started yet. */
   listStarting(node: string): Promise<Job[]>;
-  /** Gives a claimed job back to its queue (`hold: null`), for recovery of a claim never spawned. */
-  releaseClaim(id: string): Promise<Job>;
+  /**
+   * Gives a job `node` claimed back to its queue (`hold: null`), for recovery of a claim never
+   * spawned; a stop recorded on the claim makes it `cancelled` instead, in the same change. A
+   * claim that is no longer `node`'s (given back and claimed by another node since) stays as it is.
+   */
+  releaseClaim(id: string, node: string): Promise<Job>;
   /** Delayed jobs whose `runAt` is at or before `now` now wait only for a slot; returns how many. */
   promoteDue(now: Date): Promise<number>;
   /** The earliest `runAt` of a delayed job, or null when none waits for a time. */

@@ -11,18 +11,30 @@ import type { JobRow } from './schema.ts';
  * has one), throws `IllegalTransitionError` to refuse, and returns the columns to change, or null
  * to change nothing. One place for the rules, whatever the store (see `JobStore`).
  */
-export type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
+export type CurrentState = Pick<JobRow, 'status' | 'node' | 'stop_at' | 'stop_by' | 'stop_forced' | 'hold'>;
 export type Decision = (current: CurrentState) => Updateable<JobRow> | null;
 
 function stopColumns(stop: StopRequest) {
   return { stop_at: toMillis('stop.at', stop.at), stop_by: stop.by, stop_grace_ms: stop.graceMs };
 }
 
-/** `JobStore.releaseClaim`: a claim goes back to its queue. */
-export function releaseClaimDecision(id: string): Decision {
+/**
+ * `JobStore.releaseClaim`: `node`'s claim goes back to its queue, unless a stop was recorded on it
+ * (`cancelQueued` records one on a claim, for its launch to carry out): then it is cancelled in the
+ * same change, since it never started and must not start later, elsewhere, only to be stopped. A
+ * claim that is not `node`'s (released meanwhile and claimed by another) is left as it is.
+ */
+export function releaseClaimDecision(id: string, node: string): Decision {
   return (current) => {
     assertTransition(id, current.status, 'running');
-    return current.hold === 'starting' ? { hold: null } : null;
+    if (current.hold !== 'starting' || current.node !== node) return null;
+    if (current.stop_at === null) return { hold: null };
+    return {
+      status: 'cancelled',
+      hold: null,
+      exit_reason: `cancelled by ${current.stop_by ?? 'a stop'} before it started`,
+      finished_at: current.stop_at,
+    };
   };
 }
 

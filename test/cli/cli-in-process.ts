@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import type { CliContext } from '../../src/cli/cli-context.ts';
-import type { Clock } from '../../src/core/clock.ts';
 import { readCliEnvironment } from '../../src/cli/cli-env.ts';
 import { EXIT } from '../../src/cli/errors.ts';
 import { runCli } from '../../src/cli/program.ts';
+import type { Clock } from '../../src/core/clock.ts';
 import type { CliResult } from './cli-harness.ts';
 
 /** A stream that keeps what is written to it. */

@@ -10,6 +10,7 @@ import { NodeMembership } from '../../src/cluster/node-membership.ts';
 import { systemClock } from '../../src/core/clock.ts';
 import { ClaimLostError } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
+import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { PgJobStore } from '../../src/store/postgres/pg-job-store.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -44,7 +45,7 @@ describe('cluster membership on PostgreSQL', () => {
     const one = await PgJobStore.open(database.url, { clock });
     const two = await PgJobStore.open(database.url, { clock });
     try {
-      const decided: { node: string; lost: string[]; released: string[] }[] = [];
+      const decided: { node: string; lost: string[]; released: string[]; cancelled: string[] }[] = [];
       const a = await NodeMembership.join({
         nodes: one.nodes,
         jobs: one,
@@ -56,6 +57,7 @@ describe('cluster membership on PostgreSQL', () => {
             node: node.id,
             lost: outcome.lost.map((j) => j.id),
             released: outcome.released.map((j) => j.id),
+            cancelled: outcome.cancelled.map((j) => j.id),
           }),
       });
       const b = await NodeMembership.join({
@@ -67,14 +69,17 @@ describe('cluster membership on PostgreSQL', () => {
       });
       assert.equal(a.previous, undefined);
       await a.membership.start(NOT_DRAINING);
-      // Node b runs one job without a retry policy and one with, and holds a claim it never started.
+      // Node b runs one job without a retry policy and one with, and holds a claim it never started,
+      // and one that a user stopped while it was claimed (the stop is recorded for its launch).
       const plain = makeJob({ spec: { queue: 'q' } });
       const retried = makeJob({
         spec: { queue: 'q', retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } } },
       });
       const claimed = makeJob({ spec: { queue: 'q' } });
-      for (const job of [plain, retried, claimed]) await two.admitJob(job, T0);
-      assert.equal((await two.claimReady('q', 'b', 3)).length, 3);
+      const stopped = makeJob({ spec: { queue: 'q' } });
+      for (const job of [plain, retried, claimed, stopped]) await two.admitJob(job, T0);
+      assert.equal((await two.claimReady('q', 'b', 4)).length, 4);
+      await two.cancelQueued(stopped.id, { at: T0, by: 'bob', graceMs: 0 }, 'cancelled by bob');
       for (const job of [plain, retried]) {
         await two.markStarted(job.id, { pid: 999_999, startTicks: 1, bootId: 'x', cgroups: [] }, T0, 'b');
       }
@@ -89,6 +94,11 @@ describe('cluster membership on PostgreSQL', () => {
       );
       assert.deepEqual(decided[0]!.lost.sort(), [plain.id, retried.id].sort());
       assert.deepEqual(decided[0]!.released, [claimed.id]);
+      // The stopped claim is cancelled, not put back for another node to run.
+      assert.deepEqual(decided[0]!.cancelled, [stopped.id]);
+      const cancelled = (await one.getJob(stopped.id))!;
+      assert.deepEqual([cancelled.status, cancelled.hold], ['cancelled', null]);
+      assert.equal(cancelled.exit?.reason, 'cancelled by bob before it started');
       assert.equal((await one.nodes.getNode('b'))?.state, 'lost');
       assert.equal((await one.nodes.getNode('a'))?.state, 'active');
       const lostPlain = (await one.getJob(plain.id))!;
@@ -233,7 +243,7 @@ describe('cluster membership on PostgreSQL', () => {
       await store.admitJob(job, T0);
       assert.equal((await store.claimReady('moved-q', 'x', 1)).length, 1);
       // x is swept: its claim goes back, and y claims and starts the job.
-      await store.releaseClaim(job.id);
+      await store.releaseClaim(job.id, 'x');
       assert.equal((await store.claimReady('moved-q', 'y', 1)).length, 1);
       const process = { pid: 999_998, startTicks: 1, bootId: 'x', cgroups: [] };
       await store.markStarted(job.id, process, T0, 'y');
@@ -296,6 +306,94 @@ describe('cluster membership on PostgreSQL', () => {
       assert.equal(stored.status, 'lost');
       assert.match(stored.exit!.reason!, /node frozen/);
       assert.equal((await store.nodes.getNode('frozen'))?.state, 'active');
+      await membership.close();
+    } finally {
+      await engine.close();
+      await store.close();
+      await other.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a node found lost gives up a decided job deleted since, and tries again at its next beat when giving up failed', async () => {
+    const clock = new ManualClock(T0);
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-membership-'));
+    const store = await PgJobStore.open(database.url, { clock });
+    const other = await PgJobStore.open(database.url, { clock });
+    const engine = await JobEngine.open({ node: 'flaky-rejoin', dataDir, store, clock });
+    try {
+      const errors: Error[] = [];
+      const rejoined: string[][] = [];
+      let tries = 0;
+      // The engine as membership sees it, whose first try to give the jobs up fails (the store
+      // unreachable a moment, say).
+      const flaky = {
+        relinquishDecided: async () => {
+          if (tries++ === 0) throw new Error('the store went away a moment');
+          return engine.relinquishDecided();
+        },
+        get drainState() {
+          return engine.drainState;
+        },
+      };
+      const { membership } = await NodeMembership.join({
+        nodes: store.nodes,
+        jobs: store,
+        self: { id: 'flaky-rejoin', url: 'http://flaky-rejoin' },
+        clock,
+        timeoutMs: TIMEOUT_MS,
+        onError: (err) => errors.push(err),
+        onRejoined: (jobs) => rejoined.push(jobs.map((j) => j.id)),
+      });
+      await membership.start(flaky);
+      const pids: number[] = [];
+      const jobs = [];
+      for (const name of ['deleted', 'kept']) {
+        const pidFile = join(dataDir, `${name}.pid`);
+        const job = await engine.start(
+          { command: 'sh', args: ['-c', `echo $$ > ${pidFile}; exec sleep 1000`] },
+          { user: 'root' },
+        );
+        await until('the job to run', async () => (await store.getJob(job.id))?.status === 'running');
+        await until(
+          'the pid file',
+          async () => (await readFile(pidFile, 'utf8').catch(() => '')).trim() !== '',
+        );
+        pids.push(Number((await readFile(pidFile, 'utf8')).trim()));
+        jobs.push(job);
+      }
+      const [deleted, kept] = jobs as [Job, Job];
+      await other.nodes.declareLost(
+        new Date(clock.now().getTime() + 1),
+        () => 'cut off',
+        async (node) => {
+          if (node.id === 'flaky-rejoin') await decideLostNodeJobs(other, node, clock.now());
+        },
+      );
+      // The user deletes one of the decided jobs before the node hears of it.
+      await other.deleteJob(deleted.id);
+
+      await membership.beat();
+      assert.deepEqual(
+        errors.map((e) => e.message),
+        ['the store went away a moment'],
+      );
+      assert.equal((await store.nodes.getNode('flaky-rejoin'))?.state, 'active', 'it joined again');
+      assert.equal(await pidAlive(pids[0]!), true, 'nothing was given up yet');
+
+      // The next beat finds the node active and gives the jobs up all the same, the deleted one too.
+      await membership.beat();
+      assert.equal(errors.length, 1);
+      await until('both processes to be gone', async () => {
+        const alive = await Promise.all(pids.map((pid) => pidAlive(pid)));
+        return alive.every((a) => !a);
+      });
+      assert.deepEqual(rejoined, [[kept.id]], 'told of the jobs the store still has');
+      assert.equal(await store.getJob(deleted.id), undefined);
+      assert.equal((await store.getJob(kept.id))?.status, 'lost');
+      // Given up once: a later beat has nothing more to do.
+      await membership.beat();
+      assert.deepEqual(rejoined, [[kept.id]]);
       await membership.close();
     } finally {
       await engine.close();
@@ -385,6 +483,58 @@ describe('cluster membership on PostgreSQL', () => {
     } finally {
       await one.close();
       await two.close();
+    }
+  });
+});
+
+describe('delayed jobs across the nodes of a cluster', () => {
+  let database: TestDatabase;
+  before(async () => {
+    // A database of its own: no other test's delayed job may wake this node's dispatcher.
+    database = await createTestDatabase('due');
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  it('starts a job that another node delayed, at its time, on the store notification alone', async () => {
+    const clock = new ManualClock(T0);
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-due-'));
+    const here = await PgJobStore.open(database.url, { clock });
+    const there = await PgJobStore.open(database.url, { clock });
+    const engine = await JobEngine.open({ node: 'due-here', dataDir, store: here, clock });
+    const node = new ClusterNode({
+      store: here,
+      self: { id: 'due-here', url: 'http://due-here' },
+      clock,
+      timeoutMs: TIMEOUT_MS,
+      log: { info: () => {}, warn: () => {}, error: () => {} },
+    });
+    try {
+      await node.join();
+      await node.start({ engine, reloadAccounts: async () => {} });
+      // Its first pass found no delayed job: this node's dispatcher sleeps with no timer for one.
+      await engine.dispatch();
+      // Another node (which then leaves, or swept a lost one and retried its job) delays a job.
+      const runAt = new Date(T0.getTime() + 60_000);
+      const job = makeJob({ runAt, spec: { queue: 'due-q', command: 'true', args: [] } });
+      const admission = await there.admitJob(job, T0);
+      assert.ok(admission.admitted);
+      assert.equal(admission.job.hold, 'delay');
+      clock.advance(60_000);
+      await until('the delayed job to be run here', async () => {
+        const stored = await there.getJob(job.id);
+        return stored !== undefined && stored.status !== 'queued';
+      });
+      const ran = (await there.getJob(job.id))!;
+      assert.equal(ran.node, 'due-here');
+      assert.ok(ran.startedAt === null || ran.startedAt.getTime() >= runAt.getTime());
+    } finally {
+      await node.close();
+      await engine.close();
+      await here.close();
+      await there.close();
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

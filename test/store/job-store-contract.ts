@@ -719,7 +719,7 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal((await store.listStarting('node-a')).length, 2);
           const started = await store.markStarted(first[0]!.id, PROCESS, AT);
           assert.deepEqual([started.status, started.hold], ['running', null]);
-          const released = await store.releaseClaim(first[1]!.id);
+          const released = await store.releaseClaim(first[1]!.id, 'node-a');
           assert.equal(released.hold, null);
           assert.deepEqual(
             (await store.listStarting('node-a')).map((j) => j.id),
@@ -727,6 +727,31 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           );
           const q = await store.getQueue('q');
           assert.deepEqual([q.running, q.waiting], [4, 1]);
+        }));
+
+      it("releases only the claimer's claim; a claim with a stop on record is cancelled, not requeued", () =>
+        withStore(async (store) => {
+          const admission = await store.admitJob(queued({ spec: { queue: 'rel' } }), NOW);
+          assert.ok(admission.admitted);
+          const id = admission.job.id;
+          assert.equal((await store.claimReady('rel', 'node-a', 1)).length, 1);
+          // Released by node-a (swept, say) and claimed by node-d: a late release by node-a is no-op.
+          assert.equal((await store.releaseClaim(id, 'node-a')).hold, null);
+          assert.equal((await store.claimReady('rel', 'node-d', 1)).length, 1);
+          const stale = await store.releaseClaim(id, 'node-a');
+          assert.deepEqual([stale.status, stale.hold, stale.node], ['queued', 'starting', 'node-d']);
+
+          // A user stops it while claimed: the stop is recorded on the claim, for its launch.
+          const stop = { at: AT, by: 'bob', graceMs: 0 };
+          const stopped = await store.cancelQueued(id, stop, 'cancelled by bob');
+          assert.deepEqual([stopped.status, stopped.hold], ['queued', 'starting']);
+          // The claim given back is the cancel, in the same change: no other node can claim it.
+          const cancelled = await store.releaseClaim(id, 'node-d');
+          assert.equal(cancelled.status, 'cancelled');
+          assert.equal(cancelled.hold, null);
+          assert.equal(cancelled.exit?.reason, 'cancelled by bob before it started');
+          assert.equal(cancelled.finishedAt?.getTime(), AT.getTime());
+          assert.deepEqual(await store.claimReady('rel', 'node-a', 1), []);
         }));
 
       it("enforces the queue's concurrency and pause inside the claim, whatever the caller asks", () =>

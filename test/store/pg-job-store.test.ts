@@ -236,7 +236,7 @@ describe('PgJobStore on PostgreSQL', () => {
       const [claimed] = await b.claimReady('wake', 'node-b', 1);
       assert.equal(claimed?.id, job.id);
       events.length = 0;
-      await b.releaseClaim(job.id);
+      await b.releaseClaim(job.id, 'node-b');
       await until('a work wake-up after a released claim', () =>
         events.some((e) => e.channel === 'work' && e.payload === 'wake'),
       );

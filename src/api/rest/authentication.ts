@@ -5,6 +5,7 @@ import type {
   preHandlerHookHandler,
   preValidationHookHandler,
 } from 'fastify';
+import { UnauthenticatedError } from '../../auth/auth-errors.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
 import type { Caller, CallOrigin } from '../../auth/principal.ts';
 import {
@@ -253,9 +254,21 @@ function authenticateNode(
         'nodes forward only the output, stop, pause and resume of jobs',
     );
   }
+  // The user as this node knows it too: a node whose directory is behind (a disable, a removal or
+  // a new role it has not heard of yet) must not make this one act on what it no longer grants.
+  // Not counted as a failed authentication: the forwarding node is not guessing, only late, and a
+  // count would shut out every client it forwards for. The client tries again once both agree.
+  const { user, role } = call.principal;
+  const here = authenticator.knownUser(user);
+  if (here === undefined || here.role !== role) {
+    throw new UnauthenticatedError(
+      `Node ${JSON.stringify(call.node)} forwarded this call as ${role} ${JSON.stringify(user)}, who is ` +
+        `${here === undefined ? 'unknown or disabled' : `a ${here.role}`} on this node; try again once the nodes agree`,
+    );
+  }
   request[FORWARDED] = call;
   // Its revision is this node's: a change seen here after this ends what the call opens too.
-  return authenticator.callerOf(call.principal, { source: origin.source, transport: 'node', via: call.node });
+  return authenticator.callerOf(here, { source: origin.source, transport: 'node', via: call.node });
 }
 
 /**

@@ -30,6 +30,14 @@ export interface ServerTlsOptions {
   readonly clientCaFile?: string | undefined;
 }
 
+/** A connection that authenticated with a client certificate, as the server keeps it. */
+interface CertificateConnection {
+  /** The certificate's serial, as stored (`normalSerial`). */
+  readonly serial: string;
+  /** Cuts the connection at the certificate's `notAfter`. */
+  expiry: ClockTimer | undefined;
+}
+
 /** TLS 1.3 only: the version the server offers and accepts. */
 export const MIN_TLS_VERSION = 'TLSv1.3';
 
@@ -59,7 +67,7 @@ export class ServerTls {
    * Open connections that authenticated with a client certificate: its serial (as stored), and
    * the timer that cuts the connection when the certificate's validity ends.
    */
-  readonly #byCertificate = new Map<TLSSocket, { readonly serial: string; expiry: ClockTimer | undefined }>();
+  readonly #byCertificate = new Map<TLSSocket, CertificateConnection>();
 
   private constructor(
     options: ServerTlsOptions,
@@ -143,7 +151,7 @@ export class ServerTls {
       const peer = socket.getPeerX509Certificate();
       if (peer === undefined) return;
       if (socket.authorized) {
-        const held = { serial: normalSerial(peer.serialNumber), expiry: undefined };
+        const held: CertificateConnection = { serial: normalSerial(peer.serialNumber), expiry: undefined };
         this.#byCertificate.set(socket, held);
         socket.once('close', () => {
           held.expiry?.clear();
@@ -215,7 +223,11 @@ export class ServerTls {
    * that fires early by the wall clock (set back since it was armed) is armed again for what is
    * left, as a token's expiry is (`UserStreams`).
    */
-  #cutAtExpiry(socket: TLSSocket, held: { readonly serial: string; expiry: ClockTimer | undefined }, notAfter: Date): void {
+  #cutAtExpiry(
+    socket: TLSSocket,
+    held: { readonly serial: string; expiry: ClockTimer | undefined },
+    notAfter: Date,
+  ): void {
     const { clock, logger } = this.#options;
     const check = () => {
       const left = notAfter.getTime() - clock.now().getTime();

@@ -5,6 +5,7 @@ import * as users from './migrations/0002-users.ts';
 import * as webhooks from './migrations/0003-webhooks.ts';
 import * as cluster from './migrations/0004-cluster.ts';
 import * as deliveryClaims from './migrations/0005-delivery-claims.ts';
+import * as dueNotify from './migrations/0006-due-notify.ts';
 
 /**
  * Every PostgreSQL migration, by name, in the order they run. The PostgreSQL schema started at
@@ -16,6 +17,7 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003-webhooks': webhooks,
   '0004-cluster': cluster,
   '0005-delivery-claims': deliveryClaims,
+  '0006-due-notify': dueNotify,
 };
 
 const provider: MigrationProvider = {

@@ -27,6 +27,7 @@ import type {
   RetentionLimits,
 } from '../job-store.ts';
 import {
+  type CurrentState,
   cancelQueuedDecision,
   pausedDecision,
   releaseClaimDecision,
@@ -61,9 +62,6 @@ export interface PgJobStoreOptions extends PostgresPoolOptions {
   /** Default: the system clock. */
   readonly clock?: Clock;
 }
-
-/** What a state change decides from: the columns its checks read. */
-type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
 
 type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 
@@ -214,8 +212,8 @@ export class PgJobStore implements JobStore {
     });
   }
 
-  async releaseClaim(id: string): Promise<Job> {
-    return this.#change(id, releaseClaimDecision(id));
+  async releaseClaim(id: string, node: string): Promise<Job> {
+    return this.#change(id, releaseClaimDecision(id, node));
   }
 
   async promoteDue(now: Date): Promise<number> {

@@ -4,6 +4,8 @@ import type { Clock, ClockTimer } from '../../core/clock.ts';
 /** The channels the `jobs_notify` trigger (migration 0001-jobs) sends on. */
 export const WORK_CHANNEL = 'jobworker_work';
 export const ENDED_CHANNEL = 'jobworker_job_ended';
+/** Sent when a job comes to wait for a time (payload: its `run_at` in ms; migration 0006-due-notify). */
+export const DUE_CHANNEL = 'jobworker_due';
 /** The channel the triggers on `users` and `tokens` send on (migration 0004-cluster). */
 export const ACCOUNTS_CHANNEL = 'jobworker_accounts';
 
@@ -12,12 +14,21 @@ export const ACCOUNTS_CHANNEL = 'jobworker_accounts';
  * or one gave its slot back; an empty payload means "look at every queue" (sent after the
  * connection was restored, as notifications sent while it was down are lost; `accounts` likewise).
  * `accounts`: users or tokens changed (the payload names the table). `ended`: the job
- * whose id is `payload` reached a final status.
+ * whose id is `payload` reached a final status. `due`: a job now waits until `payload` (ms since
+ * the epoch) to be ready: a delay, or a retry's backoff.
  */
 export interface StoreWakeUp {
-  readonly channel: 'work' | 'ended' | 'accounts';
+  readonly channel: 'work' | 'ended' | 'accounts' | 'due';
   readonly payload: string;
 }
+
+/** Each channel listened to, and the wake-up it is told as. */
+const CHANNELS = new Map<string, StoreWakeUp['channel']>([
+  [WORK_CHANNEL, 'work'],
+  [ENDED_CHANNEL, 'ended'],
+  [ACCOUNTS_CHANNEL, 'accounts'],
+  [DUE_CHANNEL, 'due'],
+]);
 
 export type StoreWakeUpListener = (event: StoreWakeUp) => void;
 
@@ -25,8 +36,8 @@ export type StoreWakeUpListener = (event: StoreWakeUp) => void;
 export const WATCH_RETRY_MS = { first: 100, max: 10_000 } as const;
 
 /**
- * One connection of its own (a pooled one would be handed to queries) with LISTEN on both
- * channels. When it drops it is opened again after a backoff timed by `clock`, and the listener
+ * One connection of its own (a pooled one would be handed to queries) with LISTEN on every
+ * channel. When it drops it is opened again after a backoff timed by `clock`, and the listener
  * gets a `work` wake-up with an empty payload once it is back. `close` ends it for good.
  */
 export class PgWatch {
@@ -69,21 +80,12 @@ export class PgWatch {
       if (started) onDrop();
     });
     client.on('notification', (message) => {
-      const channel =
-        message.channel === WORK_CHANNEL
-          ? 'work'
-          : message.channel === ENDED_CHANNEL
-            ? 'ended'
-            : message.channel === ACCOUNTS_CHANNEL
-              ? 'accounts'
-              : null;
-      if (channel !== null) this.#listener({ channel, payload: message.payload ?? '' });
+      const channel = CHANNELS.get(message.channel);
+      if (channel !== undefined) this.#listener({ channel, payload: message.payload ?? '' });
     });
     try {
       await client.connect();
-      await client.query(`listen ${WORK_CHANNEL}`);
-      await client.query(`listen ${ENDED_CHANNEL}`);
-      await client.query(`listen ${ACCOUNTS_CHANNEL}`);
+      for (const name of CHANNELS.keys()) await client.query(`listen ${name}`);
     } catch (err) {
       dropped = true;
       await client.end().catch(() => {});

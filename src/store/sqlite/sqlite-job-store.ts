@@ -27,6 +27,7 @@ import type {
   RetentionLimits,
 } from '../job-store.ts';
 import {
+  type CurrentState,
   cancelQueuedDecision,
   pausedDecision,
   releaseClaimDecision,
@@ -56,9 +57,6 @@ import { SqliteUserStore } from './sqlite-user-store.ts';
 import { SqliteWebhookStore } from './sqlite-webhook-store.ts';
 import { checkpointerPath, WalCheckpointer } from './wal-checkpointer.ts';
 import { type RunNow, WriteBatch } from './write-batch.ts';
-
-/** What a state change decides from: the columns its checks read. */
-type CurrentState = Pick<JobRow, 'status' | 'stop_at' | 'stop_forced' | 'hold'>;
 
 /** How a store is opened (`SqliteJobStore.open`). */
 export interface SqliteStoreOptions {
@@ -224,8 +222,8 @@ export class SqliteJobStore implements JobStore {
     return rows.map(rowToJob);
   }
 
-  async releaseClaim(id: string): Promise<Job> {
-    return this.#change(id, releaseClaimDecision(id));
+  async releaseClaim(id: string, node: string): Promise<Job> {
+    return this.#change(id, releaseClaimDecision(id, node));
   }
 
   // `indexed by`: without statistics SQLite would read every queued job by status instead of
@@ -660,7 +658,7 @@ async function changeIn(
 ): Promise<Job> {
   const current = await trx
     .selectFrom('jobs')
-    .select(['status', 'stop_at', 'stop_forced', 'hold'])
+    .select(['status', 'node', 'stop_at', 'stop_by', 'stop_forced', 'hold'])
     .where('id', '=', id)
     .executeTakeFirst();
   if (current === undefined) throw new NotFoundError(id);
