@@ -90,6 +90,8 @@ describe('RemoteNode: a job on another node, through its REST API', () => {
   before(async () => {
     hc = await openHarness({ node: 'node-c' });
     c = await openApp(hc, { tls: true, nodes: new NodeCredentials({ node: 'node-c', secret }) });
+    // The users of the cluster's shared store: C knows them as A does (it acts only for those).
+    for (const user of ['alice', 'bob']) await c.issue(user, 'user');
     remote = new RemoteNode({
       node: 'node-c',
       url: c.url!,
@@ -314,6 +316,20 @@ describe('RemoteNode: a job on another node, through its REST API', () => {
 
     const notForwardable = await get('/v1/users', nodeA.sign('GET', '/v1/users', ALICE));
     assert.equal(notForwardable.status, 403);
+
+    // A node whose directory is behind C's (a disable or a new role it has not heard of yet) does
+    // not make C act for more than C grants: the user and role must be the same on C.
+    const asStaleAdmin = await get(path, nodeA.sign('GET', path, { user: 'alice', role: 'admin' }));
+    assert.equal(asStaleAdmin.status, 401);
+    assert.match(asStaleAdmin.body, /forwarded this call as admin \\"alice\\", who is a user on this node/);
+    const asUnknown = await get(path, nodeA.sign('GET', path, { user: 'mallory', role: 'admin' }));
+    assert.equal(asUnknown.status, 401);
+    assert.match(asUnknown.body, /who is unknown or disabled on this node/);
+    // Not counted as failed authentications: the forwarding node is late, not guessing.
+    for (let i = 0; i < 12; i++) {
+      assert.equal((await get(path, nodeA.sign('GET', path, { user: 'mallory', role: 'user' }))).status, 401);
+    }
+    assert.equal((await get(path, nodeA.sign('GET', path, ALICE))).status, 200);
 
     // Through RemoteNode, a peer that refuses this node's credentials is unavailable, not 401.
     const misconfigured = new RemoteNode({

@@ -27,6 +27,8 @@ describe('REST through node A for a job on node C', () => {
   before(async () => {
     hc = await openHarness({ node: 'node-c' });
     c = await openApp(hc, { tls: true, nodes: new NodeCredentials({ node: 'node-c', secret }) });
+    // The users of the cluster's shared store: C knows them as A does (it acts only for those).
+    for (const user of ['alice', 'bob']) await c.issue(user, 'user');
     ha = await openHarness({ node: 'node-a' });
     const credentials = new NodeCredentials({ node: 'node-a', secret });
     const peer = new RemoteNode({

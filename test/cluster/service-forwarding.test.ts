@@ -54,6 +54,8 @@ describe('JobService in a cluster: calls about a job on another node are forward
   before(async () => {
     hc = await openHarness({ node: 'node-c' });
     c = await openApp(hc, { tls: true, nodes: new NodeCredentials({ node: 'node-c', secret }) });
+    // The users of the cluster's shared store: C knows them as A does (it acts only for those).
+    for (const user of ['alice', 'bob']) await c.issue(user, 'user');
     ha = await openHarness({ node: 'node-a' });
     const credentials = new NodeCredentials({ node: 'node-a', secret });
     const records = (id: string) => hc.engine.get(id);
