@@ -829,7 +829,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /**
    * A job's output batches merged with its progress reports, each yielded as it comes: a report
    * while no output is written is not held back until the next byte. Reports that come faster than
-   * the follower reads collapse into the latest.
+   * the follower reads collapse into the latest. The pending read of the output has one reaction,
+   * attached once: a race of it against each report would add one to it per report, kept until
+   * the next byte (a task reporting for hours while printing nothing).
    */
   async *#withProgress(job: Job, output: AsyncGenerator<OutputEvent[]>): AsyncGenerator<FollowEvent> {
     let latest: Job | undefined = job.progress ? job : undefined;
@@ -838,7 +840,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       latest = changed;
       wake();
     });
-    let pending: Promise<IteratorResult<OutputEvent[]>> | undefined;
+    let reading = false;
+    let arrived: IteratorResult<OutputEvent[]> | undefined;
+    let failed: { readonly error: unknown } | undefined;
     try {
       for (;;) {
         if (latest) {
@@ -847,15 +851,32 @@ export class JobEngine extends EventEmitter<EngineEvents> {
           yield { type: 'progress', job: reported };
           continue;
         }
-        pending ??= output.next();
-        const woken = new Promise<'progress'>((resolve) => {
-          wake = () => resolve('progress');
+        if (failed) throw failed.error;
+        if (arrived) {
+          const next = arrived;
+          arrived = undefined;
+          reading = false;
+          if (next.done) return;
+          yield { type: 'output', events: next.value };
+          continue;
+        }
+        if (!reading) {
+          reading = true;
+          output.next().then(
+            (result) => {
+              arrived = result;
+              wake();
+            },
+            (error: unknown) => {
+              failed = { error };
+              wake();
+            },
+          );
+        }
+        // Checked and armed in one step: a report or the read can only come after it.
+        await new Promise<void>((resolve) => {
+          wake = resolve;
         });
-        const next = await Promise.race([pending, woken]);
-        if (next === 'progress') continue;
-        pending = undefined;
-        if (next.done) return;
-        yield { type: 'output', events: next.value };
       }
     } finally {
       removeListener();

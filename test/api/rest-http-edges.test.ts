@@ -204,6 +204,27 @@ describe('REST HTTP edges', () => {
       assert.equal(res.headers['x-jobworker-job-id'], done);
     });
 
+    it('answer a reconnect after `end` with 204 for a job that reported progress too', async () => {
+      const job = await a.service.start(
+        { user: 'admin', role: 'admin' },
+        { command: 'sh', args: ['-c', `echo '{"done": 1}' >> "$JOBWORKER_PROGRESS"; echo x`] },
+      );
+      const ended = await h.engine.waitFor(job.id);
+      assert.equal(ended.progress?.done, 1);
+      const first = await a.app.inject({
+        url: `/v1/jobs/${job.id}/output?follow=true`,
+        headers: { ...admin, ...sse },
+      });
+      assert.match(first.body, /event: progress\n[\s\S]*event: end\nid: 2\.end\n/);
+      // Its progress comes first on every open: a reconnect after `end` must still be told to stop.
+      const again = await a.app.inject({
+        url: `/v1/jobs/${job.id}/output?follow=true`,
+        headers: { ...admin, ...sse, 'last-event-id': '2.end' },
+      });
+      assert.equal(again.statusCode, 204);
+      assert.equal(again.body, '');
+    });
+
     it('give a reconnect at the end cursor that has not seen `end` the `end` event', async () => {
       const res = await a.app.inject({
         url: `/v1/jobs/${done}/output?follow=true`,

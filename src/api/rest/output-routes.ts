@@ -116,8 +116,10 @@ export function registerOutputRoutes(
             cursor,
             follow,
             signal,
-            // An event stream also tells of the job's progress (`progress` events: docs/tasks.md).
-            progress: sse,
+            // An event stream also tells of the job's progress (`progress` events: docs/tasks.md),
+            // first of all; not to a client that has seen `end`, which had it then, and which
+            // must be answered 204 when `end` is all there is for it.
+            progress: sse && !mayBeSpent,
             spans: sender !== undefined,
           });
           end = stream.end;

@@ -8,7 +8,7 @@ import { create } from '@bufbuild/protobuf';
 import { type Timestamp, timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { Role as RoleName } from '../../auth/principal.ts';
 import type { IssuedCertificate } from '../../auth/tls/issued-certificates.ts';
-import { ValidationError } from '../../core/errors.ts';
+import { CursorError, ValidationError } from '../../core/errors.ts';
 import { dedupeScopeOf, type Job, type JobIsolation, type JobStatus as StatusName } from '../../core/job.ts';
 import type { DrainState } from '../../engine/job-engine.ts';
 import type { OutputEvent, OutputSelector } from '../../output/output-types.ts';
@@ -276,10 +276,13 @@ export function outputSelector(view: OutputView): OutputSelector {
   return selector;
 }
 
-/** A cursor as the service takes it: a whole number of bytes. */
+/**
+ * A cursor as the service takes it: a whole number of bytes. One out of range is a `CursorError`
+ * (`OUT_OF_RANGE`, `BAD_CURSOR`), as REST answers it and as docs/api.md maps a bad cursor.
+ */
 export function outputCursor(cursor: bigint): number {
   if (cursor < 0n || cursor > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw ValidationError.expected('cursor', 'a position from 0', String(cursor));
+    throw new CursorError(`Expected \`cursor\` to be a non-negative integer, got ${cursor}`);
   }
   return Number(cursor);
 }

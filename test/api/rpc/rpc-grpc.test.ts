@@ -113,6 +113,15 @@ describe('gRPC with @grpc/grpc-js over HTTP/2 and TLS, with a client certificate
     );
     assert.equal(sha256(rest.data), sha256(file.subarray(400_000)));
     assert.equal(rest.cursor, '1000000');
+
+    // A cursor past the end, or below 0, is OUT_OF_RANGE with BAD_CURSOR, as REST's 416 is.
+    for (const cursor of ['1000001', '-1']) {
+      const bad = await failure(
+        readToEnd(alice.streamOutput({ id: started.job.id, view: 'OUTPUT_VIEW_STDOUT', cursor }, bearer())),
+      );
+      assert.equal(bad.code, grpc.status.OUT_OF_RANGE, cursor);
+      assert.equal(errorDetail(bad).code, 'BAD_CURSOR', cursor);
+    }
   });
 
   it('stops a running job; a second stop is FAILED_PRECONDITION with ALREADY_FINISHED and the job in the details', async () => {
