@@ -184,6 +184,27 @@ describe('spawner concurrency', () => {
   });
 });
 
+for (const { way, client, skip } of WAYS) {
+  it(`keeps a job from taking a write lease on its own output, which would hold up its readers (${way})`, {
+    skip,
+  }, async () => {
+    // F_SETLEASE (1024) with F_WRLCK (1) on its stdout: granted, every open of the file by the
+    // server would wait for the lease's break (45 s by default) on its event loop.
+    const { dir, record } = await start(
+      {
+        command: 'perl',
+        args: ['-e', 'print STDERR (fcntl(STDOUT, 1024, 1) ? "lease taken\\n" : "lease refused: $!\\n")'],
+      },
+      client(),
+    );
+    assert.equal(record?.kind, 'exited');
+    assert.equal(
+      await readFile(join(dir, 'stderr'), 'utf8'),
+      'lease refused: Resource temporarily unavailable\n',
+    );
+  });
+}
+
 for (const { way, client, writer, skip } of WAYS) {
   describe(`failures of the job's process ${way}`, { skip }, () => {
     it('a working directory gone before the start: the exact errno is recorded and nothing ran', async () => {

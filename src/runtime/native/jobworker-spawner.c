@@ -789,6 +789,15 @@ static void run_wrapper(struct request *r, int reportfd) {
      file's owner. The files stay unreachable to it by name: the job directory is the server's. */
   if (r->switch_user && (fchown(out, r->uid, r->gid) < 0 || fchown(err, r->uid, r->gid) < 0))
     wrapper_fail(reportfd, r, STAGE_STDIO, errno);
+  /* Each output file open for reading here for as long as the job runs: owning the file, and
+     holding its only open description, the job could otherwise take a write lease on it
+     (F_SETLEASE), and every open of it by the server (a read of its output) would then wait for
+     the lease's break, 45 s by default, holding up the server's event loop meanwhile. A lease is
+     refused while another description of the file is open. Closed at the wrapper's exit. */
+  int keep_out = open(r->out, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (keep_out < 0) wrapper_fail(reportfd, r, STAGE_STDIO, errno);
+  int keep_err = open(r->err, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (keep_err < 0) wrapper_fail(reportfd, r, STAGE_STDIO, errno);
   int errpipe[2], gopipe[2] = {-1, -1};
   if (pipe2(errpipe, O_CLOEXEC) < 0) wrapper_fail(reportfd, r, STAGE_EXEC, errno);
   /* With a PID namespace our child is its pid 1 (run_init), and the job's process is its child:
@@ -830,6 +839,8 @@ static void run_wrapper(struct request *r, int reportfd) {
     close(errpipe[0]);
     close(gopipe[1]);
     close(reportfd);
+    close(keep_out);
+    close(keep_err);
     if (r->iso.pid) {
       close(credsock[0]);
       close(statuspipe[0]);
