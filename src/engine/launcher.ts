@@ -154,7 +154,7 @@ export class Launcher {
       // not this node's to record; another node runs it.
       if (err instanceof ClaimLostError) {
         await rm(spawn.dir, { recursive: true, force: true }).catch(() => undefined);
-        await removeJobIo(this.#deps.ioPaths(job.id)).catch(() => undefined);
+        await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account).catch(() => undefined);
         this.#deps.claimLost?.(job, err);
         return job;
       }

@@ -1,5 +1,5 @@
 import { nextAttempt } from '../core/attempts.ts';
-import type { Clock, ClockTimer } from '../core/clock.ts';
+import { type Clock, type ClockTimer, clockDeadline } from '../core/clock.ts';
 import { IllegalTransitionError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
@@ -20,6 +20,9 @@ import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import type { StopResponse } from './job-engine.ts';
 import { PROGRESS_WATCH_AFTER_MS, type ProgressWatcher } from './progress-watcher.ts';
 import { mayHeal, untilWritten } from './until-written.ts';
+
+/** How long the removal of what a job left in its io directory may take (see `#removeIo`). */
+const IO_REMOVAL_MS = 60_000;
 
 export interface SupervisorDeps {
   readonly store: JobStore;
@@ -137,7 +140,7 @@ export class Supervisor {
       options.retry !== false,
     );
     if (failed === undefined) return job;
-    await this.#removeIo(job.id);
+    await this.#removeIo(job);
     this.#deps.emit('job:finished', failed);
     return failed;
   }
@@ -284,7 +287,7 @@ export class Supervisor {
       finishedAt: this.#deps.now(),
       outputBytes: { stdout: 0, stderr: 0 },
     });
-    await this.#removeIo(job.id);
+    await this.#removeIo(job);
     this.#deps.emit('job:finished', lost);
   }
 
@@ -330,7 +333,7 @@ export class Supervisor {
     await this.#deps.cgroups
       .removeAsync(s.identity.cgroups)
       .catch((err: unknown) => this.#deps.onError(err as Error, id));
-    await this.#removeIo(id);
+    await this.#removeIo(s.job);
     this.#jobs.delete(id);
     if (decided) this.#deps.emit('job:finished', decided);
     return true;
@@ -501,7 +504,7 @@ export class Supervisor {
       ...(result ? { result } : {}),
     });
     if (finished === undefined) return s.job;
-    await this.#removeIo(s.job.id);
+    await this.#removeIo(s.job);
     this.#jobs.delete(s.job.id);
     this.#deps.emit('job:finished', finished);
     return finished;
@@ -520,9 +523,20 @@ export class Supervisor {
     return { usage, record, outputBytes, result };
   }
 
-  /** Removes a job's io directory once its end (and result) is on record. */
-  async #removeIo(id: string): Promise<void> {
-    await removeJobIo(this.#deps.ioPaths(id)).catch((err: unknown) => this.#deps.onError(err as Error, id));
+  /**
+   * Removes a job's io directory once its end (and result) is on record. What it left beyond its
+   * result and progress is removed as its account, for at most `IO_REMOVAL_MS` (a job that
+   * mounted something there could make that hang): the directory is then left, and reported.
+   */
+  async #removeIo(job: Job): Promise<void> {
+    const deadline = clockDeadline(this.#deps.clock, IO_REMOVAL_MS);
+    try {
+      await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, deadline.signal);
+    } catch (err) {
+      this.#deps.onError(err as Error, job.id);
+    } finally {
+      deadline.clear();
+    }
   }
 
   /**

@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { constants, lstatSync } from 'node:fs';
-import { chmod, chown, type FileHandle, lstat, mkdir, open, rm, rmdir } from 'node:fs/promises';
+import { chmod, chown, type FileHandle, lstat, mkdir, open, rm, rmdir, unlink } from 'node:fs/promises';
 import { childPath } from '../core/child-path.ts';
 import type { JobAccount } from '../core/job.ts';
 
@@ -62,14 +64,78 @@ export async function createJobIo(paths: JobIoPaths, account: JobAccount | null)
   }
 }
 
-/** Removes a job's io directory (never following a link the job left in it). */
-export async function removeJobIo(paths: JobIoPaths): Promise<void> {
+/**
+ * Removes a job's io directory, never as root through a path the job could redirect. The
+ * directory itself sits in the server's `ioDir`, where the job can neither rename nor replace it,
+ * so its result and progress files are unlinked by name (unlink never follows a link in the last
+ * component). Anything else the job left (directories of its own) is removed by `find -delete`
+ * run as the job's account: another process of that account could swap a directory of the walk
+ * for a link between two of its steps (to /etc, say), and a walk as root would then unlink
+ * through it; as the account, it reaches only what the account itself may remove. `signal` ends
+ * that walk (a job that mounted something in its directory could make it hang); the directory is
+ * then left, and the error says so.
+ */
+export async function removeJobIo(
+  paths: JobIoPaths,
+  account: JobAccount | null,
+  signal?: AbortSignal,
+): Promise<void> {
   // Most jobs leave it empty: one rmdir, instead of the walk (an lstat and a readdir first).
-  const removed = await rmdir(paths.dir).then(
+  if (await removedDir(paths.dir)) return;
+  await Promise.all([unlinkIfThere(paths.result), unlinkIfThere(paths.progress)]);
+  if (await removedDir(paths.dir)) return;
+  if (!account || process.getuid?.() !== 0 || account.uid === 0) {
+    // Its processes ran as the server's own account (or root): nothing a link could gain them.
+    await rm(paths.dir, { recursive: true, force: true });
+    return;
+  }
+  await deleteAsAccount(paths.dir, account, signal);
+  if (!(await removedDir(paths.dir))) {
+    throw new Error(`${paths.dir} is not empty after its contents were removed as uid ${account.uid}`);
+  }
+}
+
+/** rmdir: true once the directory is gone, false while it holds something. */
+async function removedDir(dir: string): Promise<boolean> {
+  return rmdir(dir).then(
     () => true,
-    (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return true;
+      if (err.code === 'ENOTEMPTY' || err.code === 'EEXIST') return false;
+      throw err;
+    },
   );
-  if (!removed) await rm(paths.dir, { recursive: true, force: true });
+}
+
+async function unlinkIfThere(path: string): Promise<void> {
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
+
+/** Everything below `dir` (not `dir` itself), removed by `find -delete` as `account`. */
+async function deleteAsAccount(dir: string, account: JobAccount, signal?: AbortSignal): Promise<void> {
+  const child = spawn('find', [dir, '-mindepth', '1', '-delete'], {
+    uid: account.uid,
+    gid: account.gid,
+    env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    ...(signal ? { signal } : {}),
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    if (stderr.length < 2000) stderr += text;
+  });
+  const [code, killedBy] = (await once(child, 'close').catch((err: unknown) => {
+    throw new Error(`Removing the contents of ${dir} as uid ${account.uid} failed: ${String(err)}`, {
+      cause: err,
+    });
+  })) as [number | null, NodeJS.Signals | null];
+  if (code !== 0) {
+    throw new Error(
+      `Removing the contents of ${dir} as uid ${account.uid} failed (${killedBy ?? `find exited ${code}`}): ${stderr.trim()}`,
+    );
+  }
 }
 
 /**

@@ -187,6 +187,41 @@ describe('what a user job cannot reach', () => {
     assert.equal(out.uid, job.account!.uid);
   });
 
+  it('what a job leaves in its io directory is removed, and never as root: only with its own rights', async () => {
+    // A tree of directories with its result and progress: all of it goes once the job ended.
+    const tidy = await run(
+      {
+        command:
+          'd=$(dirname "$JOBWORKER_RESULT"); echo "$d"; mkdir -p "$d/tree/a/b"; echo x > "$d/tree/a/b/f"; ' +
+          'echo "{\\"done\\": 1}" >> "$JOBWORKER_PROGRESS"; echo "{}" > "$JOBWORKER_RESULT"',
+        shell: true,
+      },
+      alice,
+    );
+    assert.equal(tidy.job.status, 'succeeded', tidy.job.reason ?? '');
+    await assert.rejects(stat(tidy.stdout.trim()), { code: 'ENOENT' });
+
+    // A directory its own account may not empty (0500): root could, the job's account cannot. Had
+    // the walk run as root, another process of the account could have swapped a directory of it for
+    // a link (to /etc) between two of its steps, and root would have unlinked through it.
+    const guarded = await run(
+      {
+        command:
+          'd=$(dirname "$JOBWORKER_RESULT"); echo "$d"; mkdir -p "$d/locked"; echo x > "$d/locked/f"; chmod 500 "$d/locked"',
+        shell: true,
+      },
+      alice,
+    );
+    assert.equal(guarded.job.status, 'succeeded', guarded.job.reason ?? '');
+    const left = join(guarded.stdout.trim(), 'locked', 'f');
+    assert.equal(await readFile(left, 'utf8'), 'x\n', 'removed with the rights of the account, not of root');
+    await h.logged(
+      new RegExp(`Removing the contents of .*${guarded.job.id} as uid ${guarded.job.account!.uid} failed`),
+    );
+    await chmod(join(guarded.stdout.trim(), 'locked'), 0o700);
+    await rm(guarded.stdout.trim(), { recursive: true });
+  });
+
   it('a job that reopens its own stdout by path (tee /dev/stdout) can', async () => {
     const { job, stdout } = await run({ command: 'echo hi | tee -a /dev/stdout', shell: true }, alice);
     assert.equal(job.status, 'succeeded', job.reason ?? '');
