@@ -1,7 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ValidationError } from '../core/errors.ts';
-import type { JobSpec } from '../core/job.ts';
+import type { JobAccount, JobSpec } from '../core/job.ts';
 
 /**
  * Checks, just before a job is created, what only the filesystem can tell: the working
@@ -9,14 +9,8 @@ import type { JobSpec } from '../core/job.ts';
  * nothing created, rather than becoming a job that fails at once.
  */
 export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>): void {
-  let cwdStat: ReturnType<typeof statSync>;
-  try {
-    cwdStat = statSync(spec.cwd);
-  } catch {
-    throw new ValidationError('cwd', `Working directory does not exist: ${spec.cwd}`);
-  }
-  if (!cwdStat.isDirectory())
-    throw new ValidationError('cwd', `Working directory is not a directory: ${spec.cwd}`);
+  // The account's view first: whether a directory it may not search holds `cwd` (or its command)
+  // is no business of the job's owner, so what lies behind one is answered alike, existing or not.
   const blocked = spec.account ? firstUnsearchable(spec.cwd, spec.account) : undefined;
   if (blocked !== undefined && spec.account) {
     throw new ValidationError(
@@ -26,29 +20,34 @@ export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>):
         '`jobworker start --cwd DIR`), or run it from one',
     );
   }
+  let cwdStat: ReturnType<typeof statSync>;
+  try {
+    cwdStat = statSync(spec.cwd);
+  } catch {
+    throw new ValidationError('cwd', `Working directory does not exist: ${spec.cwd}`);
+  }
+  if (!cwdStat.isDirectory())
+    throw new ValidationError('cwd', `Working directory is not a directory: ${spec.cwd}`);
   if (spec.shell) return;
-  if (resolveCommand(spec.command, spec.cwd, env.PATH ?? '') === undefined) {
+  if (resolveCommand(spec.command, spec.cwd, env.PATH ?? '', spec.account) === undefined) {
     throw new ValidationError('command', commandNotFound(spec.command), 'COMMAND_NOT_FOUND');
   }
 }
 
 /**
  * The first directory on the way to `dir` that `account` may not search (execute permission by
- * its owner, group and other bits), or undefined when it may enter `dir`. Root may enter any.
+ * its owner, group and other bits), or undefined when it may enter `dir`, or when a directory on
+ * the way does not exist behind ones it may search (it could see that itself). Root may enter any.
  * ACLs are not read: a directory opened to the account by an ACL alone is refused here (the
  * message says which, so a `cwd` elsewhere or a mode bit fixes it).
  */
-function firstUnsearchable(dir: string, account: NonNullable<JobSpec['account']>): string | undefined {
+function firstUnsearchable(dir: string, account: JobAccount): string | undefined {
   if (account.uid === 0) return undefined;
   const parts = resolve(dir).split('/').filter(Boolean);
   for (let i = 0; i <= parts.length; i++) {
     const path = `/${parts.slice(0, i).join('/')}`;
-    let st: ReturnType<typeof statSync>;
-    try {
-      st = statSync(path);
-    } catch {
-      return undefined; // gone meanwhile: the start reports it
-    }
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (st === undefined) return undefined;
     const bit =
       st.uid === account.uid
         ? 0o100
@@ -75,15 +74,26 @@ function commandNotFound(command: string): string {
   );
 }
 
-/** The executable `command` names, as execvp(3) would find it, or undefined. */
-export function resolveCommand(command: string, cwd: string, path: string): string | undefined {
+/**
+ * The executable `command` names, as execvp(3) would find it, or undefined. With `account` (the
+ * job's), only in a directory that account may search: one it may not could hold the file or not,
+ * and the job could run it in neither case, so both answer undefined alike.
+ */
+export function resolveCommand(
+  command: string,
+  cwd: string,
+  path: string,
+  account?: JobAccount | null,
+): string | undefined {
+  const reachable = (file: string) =>
+    isExecutableFile(file) && (!account || firstUnsearchable(dirname(file), account) === undefined);
   if (command.includes('/')) {
     const file = isAbsolute(command) ? command : resolve(cwd, command);
-    return isExecutableFile(file) ? file : undefined;
+    return reachable(file) ? file : undefined;
   }
   for (const dir of path.split(':')) {
     const file = join(resolve(cwd, dir || '.'), command);
-    if (isExecutableFile(file)) return file;
+    if (reachable(file)) return file;
   }
   return undefined;
 }

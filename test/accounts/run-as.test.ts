@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -269,6 +269,40 @@ describe('the CLI', () => {
     const refused = await runCliInProcess(['start', '--as-root', '--', 'id'], env(aliceToken));
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /Only an admin may run a job as root/);
+  });
+});
+
+describe("what a submit tells of paths the job's account cannot reach", () => {
+  it('a working directory or a command behind a directory it may not search: the same answer, there or not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-root-only-')); // 0700, root's
+    try {
+      await mkdir(join(dir, 'sub'));
+      await writeFile(join(dir, 'tool'), '#!/bin/sh\n', { mode: 0o755 });
+      const refusal = async (spec: object) => {
+        const res = await h.json<{ error: { code: string; field: string; message: string } }>('/v1/jobs', {
+          body: spec,
+          headers: alice,
+        });
+        assert.equal(res.status, 400);
+        return res.body.error;
+      };
+      // The owner learns only that its account cannot go there: not whether `sub` exists.
+      const there = await refusal({ command: 'true', cwd: join(dir, 'sub') });
+      const missing = await refusal({ command: 'true', cwd: join(dir, 'nothing') });
+      assert.equal(there.field, 'cwd');
+      assert.equal(there.message.replace('sub', 'X'), missing.message.replace('nothing', 'X'));
+      assert.match(there.message, new RegExp(`\\(${dir} is not searchable by it\\)`));
+      // Nor whether a program is there: both are not found (the account could run neither).
+      const tool = await refusal({ command: join(dir, 'tool') });
+      const none = await refusal({ command: join(dir, 'none') });
+      assert.deepEqual([tool.code, none.code], ['COMMAND_NOT_FOUND', 'COMMAND_NOT_FOUND']);
+      assert.equal(tool.message.replace('tool', 'X'), none.message.replace('none', 'X'));
+      // Root may reach both: an admin's root job is told what is there.
+      const rooted = await h.json<Job>('/v1/jobs', { body: { command: join(dir, 'tool'), runAsRoot: true } });
+      assert.equal(rooted.status, 201, JSON.stringify(rooted.body));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
