@@ -132,18 +132,19 @@ export async function relayRemoteOutput(
 }
 
 /**
- * Reads a job from the store on the clock until it is final: the engine hears only of the jobs
- * this node runs, and in a cluster another node may claim a job submitted here, or run the one
- * waited for. Polling rather than following the job's output from its node: it holds no
- * connection, costs one get by id per interval, and still ends when that node is lost and the job
- * is decided in the store without it. Never resolves once `signal` aborts.
+ * Reads a job from the store on the clock until `done` holds for it (by default: it is final): the
+ * engine hears only of the jobs this node runs, and in a cluster another node may claim a job
+ * submitted here, or run the one waited for. Polling rather than following the job's output from
+ * its node: it holds no connection, costs one get by id per interval, and still ends when that
+ * node is lost and the job is decided in the store without it. Never resolves once `signal` aborts.
  */
-export async function pollUntilFinal(
+export async function pollUntil(
   get: (id: string) => Promise<Job>,
   id: string,
-  options: { clock: Clock; intervalMs: number; signal: AbortSignal },
+  options: { clock: Clock; intervalMs: number; signal: AbortSignal; done?: (job: Job) => boolean },
 ): Promise<Job | undefined> {
   const { clock, signal } = options;
+  const done = options.done ?? ((job: Job) => isFinal(job.status));
   while (!signal.aborted) {
     await new Promise<void>((resolve) => {
       const cancel = () => timer.clear();
@@ -155,7 +156,7 @@ export async function pollUntilFinal(
     });
     if (signal.aborted) break;
     const job = await get(id).catch(() => undefined);
-    if (job && isFinal(job.status)) return job;
+    if (job && done(job)) return job;
   }
   return new Promise(() => undefined);
 }

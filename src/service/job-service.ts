@@ -36,7 +36,7 @@ import { auditedCall } from './audited-call.ts';
 import { watchEvents } from './event-watch.ts';
 import { JobEventFeed, type WatchMessage } from './job-event-feed.ts';
 import { resolveJobRef } from './job-ref.ts';
-import { JobRouting, pollUntilFinal, relayRemoteOutput } from './job-routing.ts';
+import { JobRouting, pollUntil, relayRemoteOutput } from './job-routing.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
 import {
@@ -63,6 +63,7 @@ export type JobEnginePort = Pick<
   | 'openReader'
   | 'follow'
   | 'waitFor'
+  | 'untilStarted'
   | 'pause'
   | 'resume'
   | 'queue'
@@ -821,7 +822,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       recorded: job,
     });
     const follower = this.#takeFollower(id, who);
-    const stream = this.#stream(job, request, follower);
+    const stream = this.#stream(who, job, request, follower);
     const close = stream.return.bind(stream);
     // A generator closed before it ever ran skips its `finally`: release the slot here too.
     stream.return = (value) => {
@@ -988,7 +989,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
           : []),
         ...(this.#cluster
           ? [
-              pollUntilFinal((job) => this.#engine.get(job), id, {
+              pollUntil((job) => this.#engine.get(job), id, {
                 clock: this.#options.clock,
                 intervalMs: this.#cluster.pollMs ?? CLUSTER_POLL_MS,
                 signal: cancelled.signal,
@@ -1000,6 +1001,36 @@ export class JobService extends EventEmitter<ServiceEvents> {
     } finally {
       cancelled.abort();
       stop.dispose();
+    }
+  }
+
+  /**
+   * A queued job, in a cluster, once it has started on any node (or ended without: cancelled):
+   * this node's engine tells at once of a start here, the store's poll of one elsewhere.
+   * Undefined once `signal` aborts first.
+   */
+  async #untilStartedAnywhere(id: string, signal: AbortSignal): Promise<Job | undefined> {
+    const cluster = this.#cluster;
+    if (signal.aborted) return undefined;
+    const cancelled = new AbortController();
+    const aborted = once(signal, 'abort', { signal: cancelled.signal }).then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      return await Promise.race([
+        this.#engine.untilStarted(id, cancelled.signal).catch(() => new Promise<undefined>(() => undefined)),
+        aborted,
+        ...(cluster?.ended ? [cluster.ended(id, cancelled.signal).then(() => this.#engine.get(id))] : []),
+        pollUntil((job) => this.#engine.get(job), id, {
+          clock: this.#options.clock,
+          intervalMs: cluster?.pollMs ?? CLUSTER_POLL_MS,
+          signal: cancelled.signal,
+          done: (job) => job.status !== 'queued',
+        }),
+      ]);
+    } finally {
+      cancelled.abort();
     }
   }
 
@@ -1051,10 +1082,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   async *#stream(
-    recorded: Job,
+    who: Principal,
+    queuedOrRecorded: Job,
     request: OutputRequest,
     follower: Follower,
   ): AsyncGenerator<FollowEvent | SpansEvent> {
+    let recorded = queuedOrRecorded;
     const { id } = recorded;
     // Shutdown ends follows, which could last forever; a read of what exists ends soon on its own.
     // The user's credentials changing ends both (endStreamsOf).
@@ -1066,6 +1099,26 @@ export class JobService extends EventEmitter<ServiceEvents> {
     try {
       const { selector, cursor } = request;
       const signal = stop.signal;
+      if (request.follow && recorded.status === 'queued' && this.#cluster) {
+        // Any node may start it: its output is then on that node, and this engine hears only of
+        // the jobs it runs. Followed from where it starts, once it has.
+        const started = await this.#untilStartedAnywhere(id, signal);
+        if (started === undefined) return;
+        recorded = started;
+        const peer = await this.#routing.outputPeer(who, started);
+        if (peer) {
+          yield* await relayRemoteOutput(peer, who, id, {
+            selector,
+            cursor,
+            follow: true,
+            signal,
+            release: () => undefined,
+          });
+          if (follower.signal.aborted && !request.signal?.aborted)
+            throw streamEnded(follower.signal, follower.user);
+          return;
+        }
+      }
       if (request.follow) {
         yield* this.#engine.follow(id, {
           selector,

@@ -220,6 +220,31 @@ describe('three nodes on one PostgreSQL database', () => {
     assert.equal(await stderr.text(), 'to-stderr\n');
   });
 
+  it('follows through node A a job queued there that node C then starts: from its first byte to its end', async () => {
+    for (const node of [a, b, c]) assert.equal((await node.api('POST', '/v1/drain', {})).status, 200);
+    let undrained = false;
+    try {
+      const queued = await startJob(a, { command: 'sh', args: ['-c', 'seq 1 20000; echo to-stderr >&2'] });
+      assert.equal(queued.status, 'queued');
+      // Opened while the job waits: A's own engine will not start it, and would never hear of it.
+      const following = fetch(new URL(`/v1/jobs/${queued.id}/output?follow=true`, a.url), {
+        headers: { authorization: `Bearer ${a.token}` },
+      });
+      const res = await following;
+      assert.equal(res.status, 200);
+      assert.equal((await c.api('POST', '/v1/undrain', {})).status, 200);
+      undrained = true;
+      const text = await res.text();
+      const expected = `${Array.from({ length: 20_000 }, (_, i) => i + 1).join('\n')}\nto-stderr\n`;
+      assert.equal(text, expected);
+      const done = await job(a, queued.id);
+      assert.equal(done.node, 'node-c');
+      assert.equal(done.status, 'succeeded');
+    } finally {
+      for (const node of undrained ? [a, b] : [a, b, c]) await node.api('POST', '/v1/undrain', {});
+    }
+  });
+
   it('stops through node B a job on node C, with its whole tree', async () => {
     const pidFile = join(work, 'child.pid');
     let id = '';
