@@ -476,6 +476,18 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     }
   }
 
+  /**
+   * Records a stop of a job that another node of a cluster runs, without reaching its processes:
+   * for when that node cannot be reached. The first stop on record is kept (`markStopRequested`);
+   * should that node then be declared lost, the job is not retried, a stopped job never being.
+   * Resolves with the job as recorded.
+   */
+  async recordStop(id: string, caller: Caller, options: StopOptions = {}): Promise<Job> {
+    checkGraceMs(options.graceMs);
+    const graceMs = options.graceMs ?? this.#options.defaultGraceMs;
+    return this.#store.markStopRequested(id, { at: this.#options.now(), by: caller.user, graceMs });
+  }
+
   /** Freezes a running job (see docs/queues.md); `IllegalTransitionError` when it is not running. */
   async pause(id: string): Promise<Job> {
     await this.#launches.get(id);

@@ -58,6 +58,7 @@ export type JobEnginePort = Pick<
   | 'getRecorded'
   | 'list'
   | 'stop'
+  | 'recordStop'
   | 'readOutput'
   | 'viewEnd'
   | 'openReader'
@@ -771,6 +772,23 @@ export class JobService extends EventEmitter<ServiceEvents> {
         // It ended on its node meanwhile: answered as a local stop would, with the job as recorded.
         if (err instanceof JobworkerError && err.code === 'ALREADY_FINISHED') {
           throw new AlreadyFinishedError(await this.#engine.get(id));
+        }
+        // Its node cannot be reached: the stop is recorded all the same, so that the job is not
+        // retried should that node be declared lost; its processes are reached only through it.
+        if (err instanceof JobworkerError && err.code === 'NODE_UNAVAILABLE') {
+          const recorded = await this.#engine
+            .recordStop(id, { user: who.user }, graceMs === undefined ? {} : { graceMs })
+            .then(
+              () => true,
+              () => false,
+            );
+          if (recorded) {
+            throw new JobworkerError(
+              'NODE_UNAVAILABLE',
+              `${err.message}. The stop is recorded: should that node be declared lost, the job is not ` +
+                'retried; its processes stop once the node answers a stop again',
+            );
+          }
         }
         throw err;
       }

@@ -166,6 +166,16 @@ describe('JobService in a cluster: calls about a job on another node are forward
           /node "node-gone" at https:\/\/127\.0\.0\.1:\d+.*refused/.test(err.message),
       );
       assert.equal(service.followers, 0, 'a refused open gives its slot back');
+      // A stop that cannot reach the job's node is recorded all the same: should that node be
+      // declared lost, the job is not retried.
+      await assert.rejects(
+        service.stop(ALICE, job.id, { graceMs: 0 }),
+        (err: JobworkerError) =>
+          err.code === 'NODE_UNAVAILABLE' && err.message.includes('The stop is recorded'),
+      );
+      const recorded = await hc.engine.get(job.id);
+      assert.equal(recorded.stop?.by, 'alice');
+      assert.equal(recorded.status, 'running', 'its processes are reached only through its node');
       await assert.rejects(
         service.stop({ ...ALICE, via: 'node-b' }, job.id),
         (err: JobworkerError) =>

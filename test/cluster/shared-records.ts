@@ -11,10 +11,13 @@ export function sharedRecords(a: Harness, c: Harness): JobEnginePort {
   const get = (id: string): Promise<Job> => a.engine.get(id).catch(() => c.engine.get(id));
   const getRecorded = (id: string): Promise<Job> =>
     a.engine.getRecorded(id).catch(() => c.engine.getRecorded(id));
+  const recordStop: JobEnginePort['recordStop'] = (id, caller, options) =>
+    a.engine.recordStop(id, caller, options).catch(() => c.engine.recordStop(id, caller, options));
   return new Proxy(a.engine, {
     get(target, key) {
       if (key === 'get') return get;
       if (key === 'getRecorded') return getRecorded;
+      if (key === 'recordStop') return recordStop;
       const value = Reflect.get(target, key, target) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
