@@ -1,4 +1,4 @@
-import type { Clock } from '../core/clock.ts';
+import type { Clock, ClockTimer } from '../core/clock.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
 import type { JobStore } from '../store/job-store.ts';
@@ -8,6 +8,9 @@ import type { LostNodeOutcome } from './lost-node-jobs.ts';
 import type { NodeCredentials } from './node-credentials.ts';
 import { type MembershipEngine, NodeMembership } from './node-membership.ts';
 import { RemoteNode } from './remote-node.ts';
+
+/** The first wait before a failed reload of users and tokens is tried again, doubled up to the maximum. */
+export const RELOAD_RETRY_MS = { first: 1000, max: 30_000 } as const;
 
 /** How far back a starting node looks for its jobs decided `lost` by others (the default retention). */
 const LEFTOVER_WINDOW_MS = 30 * 24 * 3600 * 1000;
@@ -70,6 +73,10 @@ export class ClusterNode {
   /** Waits for the end of jobs, by id: what `ended` notifications resolve. */
   readonly #endWaiters = new Map<string, Set<() => void>>();
   #reloadAgain = false;
+  /** The next try of a reload that failed, and the wait before the one after (doubled to a maximum). */
+  #reloadRetry: ClockTimer | undefined;
+  #reloadRetryMs: number = RELOAD_RETRY_MS.first;
+  #closed = false;
   /** Set by `join`: the node's record before it joined, when it had one. */
   previous: NodeRecord | undefined;
 
@@ -189,6 +196,8 @@ export class ClusterNode {
   /**
    * One reload at a time, and one more after it when a change came meanwhile: a reload that began
    * before a revoke committed can never finish after the one that saw it and put the token back.
+   * One that fails (the store busy or away a moment) is tried again on the clock, with a backoff,
+   * until one succeeds: a revocation it carried must not wait for some unrelated later change.
    */
   #reloadAccounts(reload: () => Promise<void>): void {
     if (this.#reloading) {
@@ -196,13 +205,29 @@ export class ClusterNode {
       return;
     }
     this.#reloading = (async () => {
+      let failed = false;
       do {
         this.#reloadAgain = false;
-        await reload().catch((err: unknown) =>
-          this.#options.log.error({ err }, 'could not reload users and tokens changed by another node'),
+        failed = await reload().then(
+          () => false,
+          (err: unknown) => {
+            this.#options.log.error({ err }, 'could not reload users and tokens changed by another node');
+            return true;
+          },
         );
       } while (this.#reloadAgain);
       this.#reloading = undefined;
+      if (!failed) {
+        this.#reloadRetryMs = RELOAD_RETRY_MS.first;
+        return;
+      }
+      if (this.#closed || this.#reloadRetry) return;
+      const wait = this.#reloadRetryMs;
+      this.#reloadRetryMs = Math.min(wait * 2, RELOAD_RETRY_MS.max);
+      this.#reloadRetry = this.#options.clock.setTimer(() => {
+        this.#reloadRetry = undefined;
+        if (!this.#closed) this.#reloadAccounts(reload);
+      }, wait);
     })();
   }
 
@@ -218,6 +243,8 @@ export class ClusterNode {
    * left on purpose; otherwise it stays active and is declared lost unless it comes back in time.
    */
   async close(options: { leave?: string } = {}): Promise<boolean> {
+    this.#closed = true;
+    this.#reloadRetry?.clear();
     await this.#unwatch?.();
     await this.#reloading;
     return (await this.#membership?.close(options)) ?? false;

@@ -538,3 +538,54 @@ describe('delayed jobs across the nodes of a cluster', () => {
     }
   });
 });
+
+describe("a node's reload of users and tokens", () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase('reload');
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  it('is tried again on the clock when it fails, until it succeeds', async () => {
+    const clock = new ManualClock(T0);
+    const store = await PgJobStore.open(database.url, { clock });
+    const node = new ClusterNode({
+      store,
+      self: { id: 'reloader', url: 'http://reloader' },
+      clock,
+      timeoutMs: TIMEOUT_MS,
+      log: { info: () => {}, warn: () => {}, error: () => {} },
+    });
+    let calls = 0;
+    const engine = {
+      ...NOT_DRAINING,
+      dispatch: async () => {},
+      delayedElsewhere: () => {},
+      on: () => undefined,
+    };
+    try {
+      await node.join();
+      // The reload at start fails (the store busy a moment): a revocation it would have carried
+      // must not wait for some later change of the users.
+      await node.start({
+        engine,
+        reloadAccounts: async () => {
+          calls++;
+          if (calls === 1) throw new Error('the store is busy');
+        },
+      });
+      await until('the reload to be tried again', () => {
+        clock.advance(1000);
+        return calls >= 2;
+      });
+      // It succeeded: no more tries.
+      clock.advance(60_000);
+      assert.equal(calls, 2);
+    } finally {
+      await node.close();
+      await store.close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { CompiledQuery, sql } from 'kysely';
 import pg from 'pg';
@@ -298,6 +299,57 @@ describe('PgJobStore on PostgreSQL', () => {
     } finally {
       await stop();
       await a.close();
+    }
+  });
+
+  it('finds a listening connection that went silent (a firewall dropped it) by its probe, and listens anew', async () => {
+    // A TCP relay to the database whose connections can go silent: kept open, passing nothing
+    // more, as through a NAT or a firewall that forgot them; connections made after pass.
+    const target = new URL(db.url);
+    const sockets = new Set<Socket>();
+    const silenced = new Set<Socket>();
+    const relay = createServer((inbound) => {
+      const outbound = connect(Number(target.port || 5432), target.hostname);
+      for (const socket of [inbound, outbound]) {
+        socket.on('error', () => undefined);
+        sockets.add(socket);
+      }
+      inbound.on('data', (chunk) => {
+        if (!silenced.has(inbound)) outbound.write(chunk);
+      });
+      outbound.on('data', (chunk) => {
+        if (!silenced.has(inbound)) inbound.write(chunk);
+      });
+      inbound.on('close', () => outbound.destroy());
+      outbound.on('close', () => inbound.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const relayed = new URL(db.url);
+    relayed.host = `127.0.0.1:${(relay.address() as AddressInfo).port}`;
+    const clock = new ManualClock();
+    const a = await PgJobStore.open(relayed.toString(), { max: 2, clock });
+    const events: StoreWakeUp[] = [];
+    const stop = await a.watch((event) => events.push(event), { probe: { every: 5_000, timeout: 300 } });
+    try {
+      // Healthy: the probe is answered, and the next one armed.
+      clock.advance(5_000);
+      await clock.timerSet();
+      assert.equal(events.length, 0);
+      // Every connection open now goes silent; the next probe gets no answer in time, the
+      // connection counts as dropped, and it is opened again after the backoff, on the clock.
+      for (const socket of sockets) silenced.add(socket);
+      clock.advance(5_000);
+      await clock.timerSet();
+      await until('the catch-all wake-up after listening anew', () => {
+        clock.advance(WATCH_RETRY_MS.first);
+        return events.some((e) => e.channel === 'work' && e.payload === '');
+      });
+      assert.ok(events.some((e) => e.channel === 'accounts' && e.payload === ''));
+    } finally {
+      await stop();
+      await a.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => relay.close(resolve));
     }
   });
 

@@ -52,7 +52,7 @@ import { PgNodeStore } from './pg-node-store.ts';
 import { pgDeleteFinished, pgDeleteJob, pgRetentionBound } from './pg-retention.ts';
 import { isUniqueViolation, pgStoreError } from './pg-storage-error.ts';
 import { PgUserStore } from './pg-user-store.ts';
-import { PgWatch, type StoreWakeUpListener } from './pg-watch.ts';
+import { PgWatch, type PgWatchOptions, type StoreWakeUpListener } from './pg-watch.ts';
 import { PgWebhookStore } from './pg-webhook-store.ts';
 
 export type { StoreWakeUp, StoreWakeUpListener } from './pg-watch.ts';
@@ -134,8 +134,8 @@ export class PgJobStore implements JobStore {
    * function is called. Holds one connection of its own with LISTEN, reopened with backoff if it
    * drops. Rejects if the first connection cannot be made.
    */
-  async watch(listener: StoreWakeUpListener): Promise<() => Promise<void>> {
-    const watch = new PgWatch(this.#url, this.#clock, listener);
+  async watch(listener: StoreWakeUpListener, options: PgWatchOptions = {}): Promise<() => Promise<void>> {
+    const watch = new PgWatch(this.#url, this.#clock, listener, options);
     try {
       await watch.start();
     } catch (error) {

@@ -36,23 +36,41 @@ export type StoreWakeUpListener = (event: StoreWakeUp) => void;
 export const WATCH_RETRY_MS = { first: 100, max: 10_000 } as const;
 
 /**
+ * How often the listening connection is asked a `select 1` (on the clock), and how long its answer
+ * may take (real time, pg's `query_timeout`) before the connection counts as dropped.
+ */
+export const WATCH_PROBE_MS = { every: 15_000, timeout: 10_000 } as const;
+
+export interface PgWatchOptions {
+  /** Overrides `WATCH_PROBE_MS` (tests). */
+  readonly probe?: { readonly every: number; readonly timeout: number };
+}
+
+/**
  * One connection of its own (a pooled one would be handed to queries) with LISTEN on every
  * channel. When it drops it is opened again after a backoff timed by `clock`, and the listener
- * gets a `work` wake-up with an empty payload once it is back. `close` ends it for good.
+ * gets a `work` wake-up with an empty payload once it is back. A connection that a firewall, a
+ * NAT or a failover dropped without a word tells nothing: it only ever reads, and a silent loss
+ * would leave this node deaf to new work and to revoked tokens for good. So it is asked a
+ * `select 1` every `WATCH_PROBE_MS.every`, and one that does not answer in time counts as dropped
+ * (TCP keepalive is on too). `close` ends it for good.
  */
 export class PgWatch {
   readonly #url: string;
   readonly #clock: Clock;
   readonly #listener: StoreWakeUpListener;
+  readonly #probe: { readonly every: number; readonly timeout: number };
   #client: pg.Client | null = null;
   #timer: ClockTimer | null = null;
+  #probeTimer: ClockTimer | null = null;
   #closed = false;
   #retryMs: number = WATCH_RETRY_MS.first;
 
-  constructor(url: string, clock: Clock, listener: StoreWakeUpListener) {
+  constructor(url: string, clock: Clock, listener: StoreWakeUpListener, options: PgWatchOptions = {}) {
     this.#url = url;
     this.#clock = clock;
     this.#listener = listener;
+    this.#probe = options.probe ?? WATCH_PROBE_MS;
   }
 
   /** Connects and listens; the first connection's failure is thrown (later ones are retried). */
@@ -61,15 +79,32 @@ export class PgWatch {
   }
 
   async #connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#url, application_name: 'jobworker-listen' });
+    const client = new pg.Client({
+      connectionString: this.#url,
+      application_name: 'jobworker-listen',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      query_timeout: this.#probe.timeout,
+    });
     let started = false;
     let dropped = false;
     const onDrop = () => {
       if (dropped) return;
       dropped = true;
       if (this.#client === client) this.#client = null;
+      this.#probeTimer?.clear();
+      this.#probeTimer = null;
       client.end().catch(() => {});
       this.#scheduleReconnect();
+    };
+    const armProbe = (): void => {
+      this.#probeTimer = this.#clock.setTimer(() => {
+        this.#probeTimer = null;
+        if (this.#closed || dropped) return;
+        client.query('select 1').then(() => {
+          if (!this.#closed && !dropped) armProbe();
+        }, onDrop);
+      }, this.#probe.every);
     };
     // Attached before connecting: an 'error' without a listener would end the process. Until the
     // LISTENs are in place, the failing call rejects instead and `start` (or the retry) handles it.
@@ -98,6 +133,7 @@ export class PgWatch {
     started = true;
     this.#client = client;
     this.#retryMs = WATCH_RETRY_MS.first;
+    armProbe();
   }
 
   #scheduleReconnect(): void {
@@ -133,6 +169,8 @@ export class PgWatch {
     this.#closed = true;
     this.#timer?.clear();
     this.#timer = null;
+    this.#probeTimer?.clear();
+    this.#probeTimer = null;
     const client = this.#client;
     this.#client = null;
     if (client !== null) {
