@@ -62,6 +62,12 @@ export class NodeMembership {
    * beside their retries elsewhere once this node is active again).
    */
   #relinquishPending = false;
+  /**
+   * A sweep's decisions failed part way: dependents of the jobs it did decide may wait on ends that
+   * nobody settled (the lost node, holding nothing more, is not swept again). Every later beat
+   * settles all such dependents (`JobStore.settleAll`) until that succeeds.
+   */
+  #settlePending = false;
 
   private constructor(options: NodeMembershipOptions) {
     this.#options = options;
@@ -153,6 +159,10 @@ export class NodeMembership {
       } else if (this.#relinquishPending && this.#engine) {
         await this.#relinquish(this.#engine);
       }
+      if (this.#settlePending) {
+        await this.#options.jobs.settleAll(clock.now());
+        this.#settlePending = false;
+      }
       // A beat that hung (a store that froze rather than failed) is no sign of health: its peers'
       // beats hung too, and get a whole timeout from now before this node sweeps.
       const done = clock.now().getTime();
@@ -178,7 +188,10 @@ export class NodeMembership {
           `no heartbeat since ${node.heartbeatAt.toISOString()} (node timeout ${timeoutMs / 1000} s), declared by ${self.id}`,
         async (node) => {
           if (node.id === self.id) return;
-          const outcome = await decideLostNodeJobs(jobs, node, clock.now());
+          const outcome = await decideLostNodeJobs(jobs, node, clock.now()).catch((err: unknown) => {
+            this.#settlePending = true;
+            throw err;
+          });
           this.#options.onLostNode?.(node, outcome);
         },
       );

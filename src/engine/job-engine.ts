@@ -44,6 +44,7 @@ import { JobListeners } from './job-listeners.ts';
 import { Launcher } from './launcher.ts';
 import { ProgressWatcher } from './progress-watcher.ts';
 import { Supervisor } from './supervisor.ts';
+import { untilWritten } from './until-written.ts';
 
 /** Who is asking: recorded on the job and on its stop. */
 export interface Caller {
@@ -421,7 +422,18 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   #afterFinish(job: Job): void {
     const settle = async () => {
       if (job.retriedAs === null) {
-        for (const changed of await this.#store.settleDependents(job.id, this.#options.now())) {
+        // Tried again while the store may heal (busy, away, its disk full): a dependent left
+        // waiting on an end that nobody settles would wait until the next start of a server.
+        const settled = await untilWritten(() => this.#store.settleDependents(job.id, this.#options.now()), {
+          clock: this.#options.clock,
+          signal: this.#closing.signal,
+          onFirstFailure: (err) =>
+            this.#options.logger.warn(
+              { err, jobId: job.id },
+              'settling the dependents of a job that ended failed; trying again',
+            ),
+        });
+        for (const changed of settled ?? []) {
           if (isFinal(changed.status)) this.emit('job:finished', changed);
           if (changed.hold === 'delay') this.#dispatcher.forgetDue();
         }

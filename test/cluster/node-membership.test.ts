@@ -236,6 +236,67 @@ describe('cluster membership on PostgreSQL', () => {
     }
   });
 
+  it("settles at a later beat the dependents of a lost node's job whose settling failed in the sweep", async () => {
+    const clock = new ManualClock(T0);
+    const store = await PgJobStore.open(database.url, { clock });
+    let tries = 0;
+    // The sweeper's store, whose first settling fails (the store away a moment).
+    const flaky = new Proxy(store, {
+      get(target, key) {
+        if (key === 'settleDependents') {
+          return async (id: string, now: Date) => {
+            if (tries++ === 0) throw new Error('the store went away a moment');
+            return target.settleDependents(id, now);
+          };
+        }
+        const value = Reflect.get(target, key, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    try {
+      const errors: Error[] = [];
+      const { membership } = await NodeMembership.join({
+        nodes: store.nodes,
+        jobs: flaky,
+        self: { id: 'settler', url: 'http://settler' },
+        clock,
+        timeoutMs: TIMEOUT_MS,
+        onError: (err) => errors.push(err),
+      });
+      await membership.start(NOT_DRAINING);
+      await store.nodes.join({ id: 'stranding', url: 'http://stranding' }, T0);
+      const dep = makeJob({ spec: { queue: 'strand-q' } });
+      await store.admitJob(dep, T0);
+      assert.equal((await store.claimReady('strand-q', 'stranding', 1)).length, 1);
+      await store.markStarted(
+        dep.id,
+        { pid: 999_995, startTicks: 1, bootId: 'x', cgroups: [] },
+        T0,
+        'stranding',
+      );
+      const waiting = makeJob({ spec: { queue: 'strand-q', after: [dep.id] } });
+      const admitted = await store.admitJob(waiting, T0);
+      assert.ok(admitted.admitted && admitted.job.hold === 'after');
+
+      clock.advance(TIMEOUT_MS + 1);
+      await membership.beat();
+      assert.deepEqual(
+        errors.map((e) => e.message),
+        ['the store went away a moment'],
+      );
+      assert.equal((await store.getJob(dep.id))?.status, 'lost');
+      assert.equal((await store.getJob(waiting.id))?.hold, 'after', 'its settling failed');
+      // The lost node holds nothing more, and is not swept again: the next beat settles it.
+      await membership.beat();
+      const settled = (await store.getJob(waiting.id))!;
+      assert.equal(settled.status, 'cancelled');
+      assert.match(settled.exit!.reason!, new RegExp(`^dependency ${dep.id} ended lost`));
+      await membership.close();
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses the start of a job whose claim went to another node, whatever that job is now', async () => {
     const store = await PgJobStore.open(database.url);
     try {

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { DuplicateJobError, QueueFullError } from '../../src/core/errors.ts';
 import type { Job } from '../../src/core/job.ts';
+import { JobEngine } from '../../src/engine/job-engine.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { type Harness, openHarness, readAll, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { waitForFileText } from '../helpers/wait.ts';
@@ -216,6 +218,43 @@ describe('queues: dependencies', () => {
     // A job submitted after a dependency that already failed is recorded, and cancelled at once.
     const late = await engine.start({ command: 'true', after: [a.id] }, caller);
     assert.equal(late.status, 'cancelled');
+  });
+
+  it('settles the dependents of a job that ended even when the first try failed (the store busy a moment)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-engine-'));
+    const real = await SqliteJobStore.open(join(dir, 'jobworker.db'));
+    let tries = 0;
+    // The real store, whose first settling fails as a locked database would.
+    const store = new Proxy(real, {
+      get(target, key) {
+        if (key === 'settleDependents') {
+          return async (id: string, now: Date) => {
+            if (tries++ === 0) throw new Error('database is locked');
+            return target.settleDependents(id, now);
+          };
+        }
+        const value = Reflect.get(target, key, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const engine = await JobEngine.open({ node: 'test-node', dataDir: dir, store });
+    try {
+      const gate = join(scratch, 'settle-gate');
+      const a = await engine.start(
+        { command: 'sh', args: ['-c', `while [ ! -e '${gate}' ]; do sleep 0.01; done; exit 3`] },
+        caller,
+      );
+      const b = await engine.start({ command: 'true', after: [a.id] }, caller);
+      await writeFile(gate, '');
+      const bEnd = await finished(engine, b.id);
+      assert.equal(bEnd.status, 'cancelled');
+      assert.equal(bEnd.exit?.reason, `dependency ${a.id} ended failed (exited with code 3)`);
+      assert.equal(tries, 2, 'tried again once the first failed');
+    } finally {
+      await engine.close();
+      await real.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects an unknown or repeated dependency, creating nothing', async () => {
