@@ -160,7 +160,7 @@ export class Launcher {
       }
       // Its command began (the spawner answers once it is exec'd): a retry would run it again.
       const reason = `its start could not be recorded, so it was stopped: ${(err as Error).message}`;
-      return supervisor.failedToStart(job, new Error(reason, { cause: err }), { retry: false });
+      return supervisor.failedToStart(job, new Error(reason, { cause: err }), { retry: false, ran: true });
     }
   }
 

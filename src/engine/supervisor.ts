@@ -127,15 +127,20 @@ export class Supervisor {
     return started;
   }
 
-  /** Records a job the OS refused to start: it stays in history as `failed`. */
-  async failedToStart(job: Job, err: Error, options: { retry?: boolean } = {}): Promise<Job> {
+  /**
+   * Records a job that did not start as a supervised job: it stays in history as `failed`. `ran`:
+   * its command may have run (it was exec'd and then stopped, its start not recorded): what it
+   * printed is sealed and counted like any job's output, not recorded as nothing.
+   */
+  async failedToStart(job: Job, err: Error, options: { retry?: boolean; ran?: boolean } = {}): Promise<Job> {
+    const outputBytes = options.ran ? await this.#printedBy(job) : { stdout: 0, stderr: 0 };
     const failed = await this.#recordUntilWritten(
       job,
       {
         status: 'failed',
         exit: { exitCode: null, signal: null, reason: `failed to start: ${err.message}` },
         finishedAt: this.#deps.now(),
-        outputBytes: { stdout: 0, stderr: 0 },
+        outputBytes,
       },
       options.retry !== false,
     );
@@ -260,7 +265,7 @@ export class Supervisor {
     return this.failedToStart(
       job,
       new Error('its start could not be recorded, so it was stopped; it is not run again'),
-      { retry: false },
+      { retry: false, ran: true },
     );
   }
 
@@ -521,6 +526,17 @@ export class Supervisor {
     await this.#deps.progress.finish(s.job.id);
     const result = await readJobResult(this.#deps.ioPaths(s.job.id), s.job.spec.account);
     return { usage, record, outputBytes, result };
+  }
+
+  /** What a job that may have run printed: its output sealed (indexed for `all`) and counted. */
+  async #printedBy(job: Job): Promise<{ stdout: number; stderr: number }> {
+    const dir = this.#deps.jobDir(job.id);
+    try {
+      return (await this.#deps.monitor.finish(job.id, dir)) ?? (await this.#deps.monitor.sizes(dir));
+    } catch (err) {
+      this.#deps.onError(err as Error, job.id);
+      return { stdout: 0, stderr: 0 };
+    }
   }
 
   /**

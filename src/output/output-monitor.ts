@@ -120,6 +120,11 @@ export class OutputMonitor {
   async refresh(jobId: string): Promise<void> {
     const job = this.#jobs.get(jobId);
     if (!job) return;
+    // Being sealed: the seal's own last observation covers what the streams hold.
+    if (job.finishing) {
+      await job.finishing.catch(() => undefined);
+      return;
+    }
     this.#observe(job);
     await job.observing;
   }
@@ -367,6 +372,9 @@ export class OutputMonitor {
 
   /** `sizes`: what the streams held moments ago (the sweep's batch); else the observation reads them. */
   #observe(job: Tracked, swept = false, sizes?: OutputBytes): void {
+    // Once the seal began, its last observation is the only one: another beside it would append to
+    // the index and write the kept window (one temporary file) at the same time as it.
+    if (job.finishing) return;
     if (job.observing) {
       job.again = true;
       return;

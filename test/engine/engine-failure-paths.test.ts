@@ -9,7 +9,8 @@ import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import type { JobStore } from '../../src/store/job-store.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import { followAll, openHarness, startRunning } from '../helpers/engine-harness.ts';
+import { followAll, openHarness, readAll, startRunning } from '../helpers/engine-harness.ts';
+import { waitForFileText } from '../helpers/wait.ts';
 
 const me = { user: 'tester' };
 
@@ -54,11 +55,14 @@ describe('engine failure paths', () => {
   });
 
   /** Opens an engine whose next markStarted fails when the test says so; closed by a hook, so a hang fails the test. */
-  async function engineWithFailingStart(t: { after: (fn: () => Promise<void>) => void }) {
+  async function engineWithFailingStart(
+    t: { after: (fn: () => Promise<void>) => void },
+    spec: { command: string; args: string[] } = { command: 'sleep', args: ['60'] },
+  ) {
     const failing = storeFailingMarkStarted(real);
     const engine = await JobEngine.open({ node: 'test-node', dataDir: dir, store: failing.store });
     t.after(() => engine.close());
-    const submitted = engine.start({ command: 'sleep', args: ['60'] }, me);
+    const submitted = engine.start(spec, me);
     await failing.called;
     const job = (await engine.list({ limit: 1 })).jobs[0]!;
     return { engine, job, submitted, fail: failing.fail };
@@ -77,6 +81,25 @@ describe('engine failure paths', () => {
       end.exit?.reason ?? '',
       /^failed to start: its start could not be recorded, so it was stopped: disk I\/O error \(injected\)/,
     );
+  });
+
+  it('a job whose start could not be recorded, stopped after it printed, keeps what it printed', {
+    timeout: 30_000,
+  }, async (t) => {
+    const { engine, job, submitted, fail } = await engineWithFailingStart(t, {
+      command: 'sh',
+      args: ['-c', 'echo printed; echo oops >&2; exec sleep 60'],
+    });
+    // Its command ran before its start was to be recorded: what it printed is on disk.
+    await waitForFileText(join(dir, 'jobs', job.id, 'stderr'), 'oops\n');
+    await waitForFileText(join(dir, 'jobs', job.id, 'stdout'), 'printed\n');
+    fail();
+    await submitted;
+    const ended = await engine.waitFor(job.id);
+    assert.equal(ended.status, 'failed');
+    assert.deepEqual(ended.outputBytes, { stdout: 8, stderr: 5 });
+    const all = await readAll(engine, job.id, 'all');
+    assert.deepEqual(all.toString().split('\n').sort(), ['', 'oops', 'printed']);
   });
 
   it('defect 7: drained() waiting while a launch fails resolves once the launch is let go', {
