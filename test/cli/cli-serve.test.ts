@@ -98,6 +98,23 @@ describe('jobworker serve', () => {
   });
 });
 
+describe('jobworker serve --store with a password', () => {
+  it('warns that the password shows in its command line, and names the ways that do not', async () => {
+    const dataDir = await tempDir();
+    // Nothing listens on port 1: the start fails after the warning, with nothing left running.
+    const result = await jobworker(
+      ['serve', '--data-dir', dataDir, '--store', 'postgres://jw:s3cret@127.0.0.1:1/jobworker'],
+      baseEnv(),
+    );
+    assert.notEqual(result.code, 0);
+    assert.match(
+      result.stderr,
+      /warning: the --store URL holds a password, which every local user and every job can read .*\$JOBWORKER_STORE/,
+    );
+    assert.doesNotMatch(result.stderr, /s3cret/, 'the password itself is not repeated');
+  });
+});
+
 describe('jobworker serve on a terminal', () => {
   it('prints log lines a person reads, in colour', async () => {
     const dataDir = await tempDir();

@@ -183,6 +183,13 @@ export function registerServe(program: Command, ctx: CliContext): void {
         : ctx.env.dataDirFromEnv
           ? ctx.env.dataDir
           : undefined;
+    if (options.store !== undefined && storeUrlHasPassword(options.store)) {
+      await notice(
+        ctx,
+        "jobworker: warning: the --store URL holds a password, which every local user and every job can read in this process's command line (/proc/PID/cmdline): " +
+          'give the URL in $JOBWORKER_STORE instead (the environment is owner-only), or the password in ~/.pgpass or $PGPASSFILE (docs/storage.md)\n',
+      );
+    }
     // Loaded here so that the client commands do not load the server.
     const { runServer } = await import('../../main.ts');
     const stopped = waitForSignal();
@@ -284,6 +291,17 @@ export function registerServe(program: Command, ctx: CliContext): void {
     if (!json) await notice(ctx, `jobworker: ${signal}: closing; running jobs keep running\n`);
     await server.close();
   });
+}
+
+/** Whether a store URL carries a password (`postgres://user:secret@host/db`, or `?password=`). */
+function storeUrlHasPassword(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return parsed.password !== '' || parsed.searchParams.has('password');
+  } catch {
+    // Not a URL: runServer names what is wrong with it.
+    return false;
+  }
 }
 
 /**
