@@ -1,5 +1,5 @@
 import { nextAttempt } from '../core/attempts.ts';
-import { type Clock, type ClockTimer, clockDeadline } from '../core/clock.ts';
+import type { Clock, ClockTimer } from '../core/clock.ts';
 import { IllegalTransitionError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
 import type { Job, ProcessIdentity } from '../core/job.ts';
@@ -545,14 +545,10 @@ export class Supervisor {
    * mounted something there could make that hang): the directory is then left, and reported.
    */
   async #removeIo(job: Job): Promise<void> {
-    const deadline = clockDeadline(this.#deps.clock, IO_REMOVAL_MS);
-    try {
-      await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, deadline.signal);
-    } catch (err) {
-      this.#deps.onError(err as Error, job.id);
-    } finally {
-      deadline.clear();
-    }
+    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, {
+      clock: this.#deps.clock,
+      ms: IO_REMOVAL_MS,
+    }).catch((err: unknown) => this.#deps.onError(err as Error, job.id));
   }
 
   /**

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { constants, lstatSync } from 'node:fs';
 import { chmod, chown, type FileHandle, lstat, mkdir, open, rm, rmdir, unlink } from 'node:fs/promises';
 import { childPath } from '../core/child-path.ts';
+import { type Clock, clockDeadline } from '../core/clock.ts';
 import type { JobAccount } from '../core/job.ts';
 
 /** The largest result a job may leave at `JOBWORKER_RESULT`: 1 MiB. */
@@ -71,14 +72,14 @@ export async function createJobIo(paths: JobIoPaths, account: JobAccount | null)
  * component). Anything else the job left (directories of its own) is removed by `find -delete`
  * run as the job's account: another process of that account could swap a directory of the walk
  * for a link between two of its steps (to /etc, say), and a walk as root would then unlink
- * through it; as the account, it reaches only what the account itself may remove. `signal` ends
- * that walk (a job that mounted something in its directory could make it hang); the directory is
- * then left, and the error says so.
+ * through it; as the account, it reaches only what the account itself may remove. `limit` ends
+ * that walk after `ms` on `clock` (a job that mounted something in its directory could make it
+ * hang); the directory is then left, and the error says so.
  */
 export async function removeJobIo(
   paths: JobIoPaths,
   account: JobAccount | null,
-  signal?: AbortSignal,
+  limit?: { readonly clock: Clock; readonly ms: number },
 ): Promise<void> {
   // Most jobs leave it empty: one rmdir, instead of the walk (an lstat and a readdir first).
   if (await removedDir(paths.dir)) return;
@@ -89,7 +90,13 @@ export async function removeJobIo(
     await rm(paths.dir, { recursive: true, force: true });
     return;
   }
-  await deleteAsAccount(paths.dir, account, signal);
+  // Its deadline made only here: the removal of every job's empty directory pays for no timer.
+  const deadline = limit ? clockDeadline(limit.clock, limit.ms) : undefined;
+  try {
+    await deleteAsAccount(paths.dir, account, deadline?.signal);
+  } finally {
+    deadline?.clear();
+  }
   if (!(await removedDir(paths.dir))) {
     throw new Error(`${paths.dir} is not empty after its contents were removed as uid ${account.uid}`);
   }
