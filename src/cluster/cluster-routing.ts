@@ -1,4 +1,5 @@
 import type { Principal } from '../auth/principal.ts';
+import { JobworkerError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
 import type { FollowEvent } from '../engine/job-engine.ts';
 import type { OutputSelector } from '../output/output-types.ts';
@@ -24,6 +25,18 @@ export interface RemoteOutputRequest {
   readonly follow: boolean;
   /** Ends the stream early: the request to the peer is closed with it. */
   readonly signal?: AbortSignal;
+}
+
+/**
+ * `NODE_UNAVAILABLE` for a peer that gave no answer at all (it could not be reached, or was silent
+ * past the answer's timeout), as opposed to one that answered with a refusal: only then may what
+ * the call asked for have been left undone for want of the peer (`JobService.stop` records a stop).
+ */
+export class PeerUnreachableError extends JobworkerError {
+  static override readonly errorName = 'PeerUnreachableError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('NODE_UNAVAILABLE', message, options);
+  }
 }
 
 /**

@@ -157,12 +157,9 @@ export class NodeMembership {
       if (record === undefined || (record.state !== 'active' && record.state !== 'draining')) {
         await this.#rejoin(record?.state);
       } else if (this.#relinquishPending && this.#engine) {
-        await this.#relinquish(this.#engine);
+        await this.#relinquishAgain(this.#engine);
       }
-      if (this.#settlePending) {
-        await this.#options.jobs.settleAll(clock.now());
-        this.#settlePending = false;
-      }
+      if (this.#settlePending) await this.#settleAgain();
       // A beat that hung (a store that froze rather than failed) is no sign of health: its peers'
       // beats hung too, and get a whole timeout from now before this node sweeps.
       const done = clock.now().getTime();
@@ -210,6 +207,30 @@ export class NodeMembership {
     await this.#options.nodes.join(this.#options.self, this.#options.clock.now());
     if (this.#relinquishPending && this.#engine) await this.#relinquish(this.#engine);
     if (this.#engine?.drainState.draining) await this.setDraining(true);
+  }
+
+  /**
+   * A give-up that failed before, tried again at a beat that reached the store: its failure is
+   * told, and tried again at the next beat, but is no failure of the beat (the node's health, which
+   * its sweeps wait for, is its beats'). A drain the failed try's rejoin did not record is now.
+   */
+  async #relinquishAgain(engine: MembershipEngine): Promise<void> {
+    try {
+      await this.#relinquish(engine);
+      if (engine.drainState.draining) await this.setDraining(true);
+    } catch (err) {
+      this.#options.onError?.(err as Error);
+    }
+  }
+
+  /** `#settlePending`'s settling, at a beat; a failure is told and tried at the next, as above. */
+  async #settleAgain(): Promise<void> {
+    try {
+      await this.#options.jobs.settleAll(this.#options.clock.now());
+      this.#settlePending = false;
+    } catch (err) {
+      this.#options.onError?.(err as Error);
+    }
   }
 
   /** Gives up the jobs decided without this node; pending until that succeeded. */

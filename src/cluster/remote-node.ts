@@ -9,7 +9,12 @@ import { linkSignals } from '../core/linked-signal.ts';
 import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE, type OutputFrame } from '../core/output-frames.ts';
 import type { FollowEvent } from '../engine/job-engine.ts';
 import type { OutputEvent } from '../output/output-types.ts';
-import type { NodePeer, RemoteOutput, RemoteOutputRequest } from './cluster-routing.ts';
+import {
+  type NodePeer,
+  PeerUnreachableError,
+  type RemoteOutput,
+  type RemoteOutputRequest,
+} from './cluster-routing.ts';
 import type { NodeCredentials } from './node-credentials.ts';
 
 export interface RemoteNodeOptions {
@@ -190,13 +195,13 @@ export class RemoteNode implements NodePeer {
       linked.dispose();
       if (options.signal?.aborted) throw err;
       if (timeout.signal.aborted) {
-        throw this.#unavailable(
+        throw this.#unreachable(
           `it did not answer within ${this.#options.answerTimeoutMs ?? 10_000} ms`,
           err,
         );
       }
       const why = err instanceof ConnectionError ? err.message : String(err);
-      throw this.#unavailable(why, err);
+      throw this.#unreachable(why, err);
     } finally {
       timeout.clear();
     }
@@ -229,6 +234,14 @@ export class RemoteNode implements NodePeer {
     if (code === 'BAD_CURSOR') return new CursorError(message, field);
     if (field !== undefined) return new ValidationError(field, message, code as ErrorCode);
     return new JobworkerError(code as ErrorCode, message);
+  }
+
+  /** No answer at all: the peer could not be reached, or said nothing in time. */
+  #unreachable(why: string, cause: unknown): PeerUnreachableError {
+    return new PeerUnreachableError(
+      `The job runs on node ${JSON.stringify(this.node)} at ${this.url}, which cannot answer now: ${why}`,
+      { cause },
+    );
   }
 
   #unavailable(why: string, cause?: unknown): JobworkerError {

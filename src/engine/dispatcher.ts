@@ -43,6 +43,8 @@ export class Dispatcher {
    * asks the store only when it is not known or has come, so passes cost no query for delays.
    */
   #nextDue: number | null | undefined;
+  /** The earliest `noteDue` since the last pass began asking the store (see `noteDue`). */
+  #notedDue: number | undefined;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -64,6 +66,9 @@ export class Dispatcher {
 
   /** A delayed job now waits until `at`: the timer must ring by then. */
   noteDue(at: Date): void {
+    // Kept for the pass that may be asking the store right now: its answer may predate the write
+    // that `at` tells of (another node's, heard of by notification), and must not hide it.
+    this.#notedDue = Math.min(this.#notedDue ?? Number.POSITIVE_INFINITY, at.getTime());
     if (this.#nextDue === undefined) return;
     if (this.#nextDue === null || at.getTime() < this.#nextDue) {
       this.#nextDue = at.getTime();
@@ -118,8 +123,11 @@ export class Dispatcher {
     const { store, clock, node, batch } = this.#deps;
     const due = this.#nextDue;
     if (due === undefined || (due !== null && due <= clock.now().getTime())) {
+      this.#notedDue = undefined;
       await store.promoteDue(clock.now());
-      this.#nextDue = (await store.nextRunAt())?.getTime() ?? null;
+      const stored = (await store.nextRunAt())?.getTime() ?? null;
+      const noted = this.#notedDue as number | undefined;
+      this.#nextDue = noted === undefined ? stored : stored === null ? noted : Math.min(stored, noted);
       this.#armTimer();
     }
     if (this.#draining || this.#stopped) return false;

@@ -10,7 +10,7 @@ import type { Cgroups } from '../runtime/cgroups.ts';
 import { type ExitRecord, readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
 import { isMarkedUnrecorded, unknownIdentity } from '../runtime/identity-file.ts';
-import { type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
+import { IO_REMOVAL_MS, type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
 import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
 import type { WrapperEnd } from '../runtime/spawner-client.ts';
@@ -20,9 +20,6 @@ import type { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import type { StopResponse } from './job-engine.ts';
 import { PROGRESS_WATCH_AFTER_MS, type ProgressWatcher } from './progress-watcher.ts';
 import { mayHeal, untilWritten } from './until-written.ts';
-
-/** How long the removal of what a job left in its io directory may take (see `#removeIo`). */
-const IO_REMOVAL_MS = 60_000;
 
 export interface SupervisorDeps {
   readonly store: JobStore;

@@ -6,6 +6,9 @@ import { childPath } from '../core/child-path.ts';
 import { type Clock, clockDeadline } from '../core/clock.ts';
 import type { JobAccount } from '../core/job.ts';
 
+/** How long the removal of what a job left in its io directory may take as its account (`removeJobIo`). */
+export const IO_REMOVAL_MS = 60_000;
+
 /** The largest result a job may leave at `JOBWORKER_RESULT`: 1 MiB. */
 export const RESULT_MAX_BYTES = 1024 * 1024;
 
@@ -69,12 +72,13 @@ export async function createJobIo(paths: JobIoPaths, account: JobAccount | null)
  * Removes a job's io directory, never as root through a path the job could redirect. The
  * directory itself sits in the server's `ioDir`, where the job can neither rename nor replace it,
  * so its result and progress files are unlinked by name (unlink never follows a link in the last
- * component). Anything else the job left (directories of its own) is removed by `find -delete`
- * run as the job's account: another process of that account could swap a directory of the walk
- * for a link between two of its steps (to /etc, say), and a walk as root would then unlink
- * through it; as the account, it reaches only what the account itself may remove. `limit` ends
- * that walk after `ms` on `clock` (a job that mounted something in its directory could make it
- * hang); the directory is then left, and the error says so.
+ * component). Anything else the job left (directories of its own) is removed as the job's account:
+ * `chmod -R u+rwx` (what it made read-only to itself), then `find -delete`. Another process of
+ * that account could swap a directory of the walk for a link (to /etc, say) between two of its
+ * steps, and a walk as root would then unlink through it; as the account, it reaches only what the
+ * account itself may change. `limit` ends that walk after `ms` on `clock` (a job that mounted
+ * something in its directory could make it hang). Throws when the directory is still there after
+ * it, saying what stopped it; it is then left.
  */
 export async function removeJobIo(
   paths: JobIoPaths,
@@ -83,7 +87,11 @@ export async function removeJobIo(
 ): Promise<void> {
   // Most jobs leave it empty: one rmdir, instead of the walk (an lstat and a readdir first).
   if (await removedDir(paths.dir)) return;
-  await Promise.all([unlinkIfThere(paths.result), unlinkIfThere(paths.progress)]);
+  // Whatever these are (a directory named result.json, say), the walk below has them otherwise.
+  await Promise.all([
+    unlink(paths.result).catch(() => undefined),
+    unlink(paths.progress).catch(() => undefined),
+  ]);
   if (await removedDir(paths.dir)) return;
   if (!account || process.getuid?.() !== 0 || account.uid === 0) {
     // Its processes ran as the server's own account (or root): nothing a link could gain them.
@@ -92,13 +100,19 @@ export async function removeJobIo(
   }
   // Its deadline made only here: the removal of every job's empty directory pays for no timer.
   const deadline = limit ? clockDeadline(limit.clock, limit.ms) : undefined;
+  let why = '';
   try {
-    await deleteAsAccount(paths.dir, account, deadline?.signal);
+    await runAsAccount('chmod', ['-R', 'u+rwx', '--', paths.dir], account, deadline?.signal);
+    why = await runAsAccount('find', [paths.dir, '-mindepth', '1', '-delete'], account, deadline?.signal);
+  } catch (err) {
+    why = String(err);
   } finally {
     deadline?.clear();
   }
   if (!(await removedDir(paths.dir))) {
-    throw new Error(`${paths.dir} is not empty after its contents were removed as uid ${account.uid}`);
+    throw new Error(
+      `Removing the contents of ${paths.dir} as uid ${account.uid} left some${why ? `: ${why}` : ''}`,
+    );
   }
 }
 
@@ -114,17 +128,20 @@ async function removedDir(dir: string): Promise<boolean> {
   );
 }
 
-async function unlinkIfThere(path: string): Promise<void> {
-  await unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
-}
-
-/** Everything below `dir` (not `dir` itself), removed by `find -delete` as `account`. */
-async function deleteAsAccount(dir: string, account: JobAccount, signal?: AbortSignal): Promise<void> {
-  const child = spawn('find', [dir, '-mindepth', '1', '-delete'], {
+/**
+ * Runs `command` as `account` (its uid and primary gid, from `/`, with a bare environment) to its
+ * end: what it said on stderr when it failed, '' when it succeeded. Rejects when `signal` ends it.
+ */
+async function runAsAccount(
+  command: string,
+  args: readonly string[],
+  account: JobAccount,
+  signal?: AbortSignal,
+): Promise<string> {
+  const child = spawn(command, args, {
     uid: account.uid,
     gid: account.gid,
+    cwd: '/',
     env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
     stdio: ['ignore', 'ignore', 'pipe'],
     ...(signal ? { signal } : {}),
@@ -133,16 +150,9 @@ async function deleteAsAccount(dir: string, account: JobAccount, signal?: AbortS
   child.stderr?.setEncoding('utf8').on('data', (text: string) => {
     if (stderr.length < 2000) stderr += text;
   });
-  const [code, killedBy] = (await once(child, 'close').catch((err: unknown) => {
-    throw new Error(`Removing the contents of ${dir} as uid ${account.uid} failed: ${String(err)}`, {
-      cause: err,
-    });
-  })) as [number | null, NodeJS.Signals | null];
-  if (code !== 0) {
-    throw new Error(
-      `Removing the contents of ${dir} as uid ${account.uid} failed (${killedBy ?? `find exited ${code}`}): ${stderr.trim()}`,
-    );
-  }
+  const [code, killedBy] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  if (code === 0) return '';
+  return `${command} ${killedBy ? `was killed (${killedBy})` : `exited ${code}`}: ${stderr.trim()}`;
 }
 
 /**

@@ -39,7 +39,7 @@ export function jobSpawnRequest(
   // preflight gets an empty path, which fails the exec with ENOENT: "command not found".
   const path = spec.command.includes('/')
     ? resolve(spec.cwd, spec.command)
-    : (resolveCommand(spec.command, spec.cwd, env.PATH ?? '', spec.account) ?? '');
+    : (resolveCommand(spec.command, spec.cwd, env.PATH ?? '') ?? '');
   return { ...common, path, argv: [spec.command, ...spec.args] };
 }
 

@@ -1,4 +1,4 @@
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ValidationError } from '../core/errors.ts';
 import type { JobAccount, JobSpec } from '../core/job.ts';
@@ -36,27 +36,57 @@ export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>):
 
 /**
  * The first directory on the way to `dir` that `account` may not search (execute permission by
- * its owner, group and other bits), or undefined when it may enter `dir`, or when a directory on
- * the way does not exist behind ones it may search (it could see that itself). Root may enter any.
- * ACLs are not read: a directory opened to the account by an ACL alone is refused here (the
- * message says which, so a `cwd` elsewhere or a mode bit fixes it).
+ * its owner, group and other bits), or undefined when it may enter `dir`, or when something on the
+ * way does not exist behind directories it may search (it could see that itself). Symbolic links
+ * are followed as the kernel follows them for the account: a link's target is walked in turn, each
+ * of its directories checked too, so that a link in a directory of the account's own cannot carry
+ * the check past a directory it may not search. Root may enter any. ACLs are not read: a
+ * directory opened to the account by an ACL alone is refused here (the message says which, so a
+ * `cwd` elsewhere or a mode bit fixes it).
  */
 function firstUnsearchable(dir: string, account: JobAccount): string | undefined {
   if (account.uid === 0) return undefined;
-  const parts = resolve(dir).split('/').filter(Boolean);
-  for (let i = 0; i <= parts.length; i++) {
-    const path = `/${parts.slice(0, i).join('/')}`;
-    const st = statSync(path, { throwIfNoEntry: false });
-    if (st === undefined) return undefined;
-    const bit =
-      st.uid === account.uid
-        ? 0o100
-        : st.gid === account.gid || account.groups.includes(st.gid)
-          ? 0o010
-          : 0o001;
-    if ((st.mode & bit) === 0) return path;
+  /** What is left to walk, component by component; `at`, the directory reached (no link in it). */
+  const pending = resolve(dir).split('/').filter(Boolean);
+  let at = '/';
+  let links = 0;
+  for (;;) {
+    const st = statSync(at, { throwIfNoEntry: false });
+    if (st === undefined) return undefined; // gone meanwhile: the start reports it
+    if (!searchableBy(st, account)) return at;
+    const name = pending.shift();
+    if (name === undefined) return undefined;
+    if (name === '.') continue;
+    if (name === '..') {
+      at = dirname(at);
+      continue;
+    }
+    const next = at === '/' ? `/${name}` : `${at}/${name}`;
+    const entry = lstatSync(next, { throwIfNoEntry: false });
+    if (entry === undefined) return undefined;
+    if (entry.isSymbolicLink()) {
+      // As many as the kernel follows (40, then ELOOP): the start reports a loop.
+      if (++links > 40) return undefined;
+      const target = readlinkSync(next);
+      pending.unshift(...target.split('/').filter(Boolean));
+      if (target.startsWith('/')) at = '/';
+      continue;
+    }
+    // A file where a directory was to be: not searchable by anyone; the caller's stat says so.
+    if (!entry.isDirectory()) return undefined;
+    at = next;
   }
-  return undefined;
+}
+
+/** Whether `account` may search a directory of these modes: by its owner, group or other bits. */
+function searchableBy(st: { uid: number; gid: number; mode: number }, account: JobAccount): boolean {
+  const bit =
+    st.uid === account.uid
+      ? 0o100
+      : st.gid === account.gid || account.groups.includes(st.gid)
+        ? 0o010
+        : 0o001;
+  return (st.mode & bit) !== 0;
 }
 
 /**

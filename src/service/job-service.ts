@@ -1,7 +1,7 @@
 import { EventEmitter, getEventListeners, once } from 'node:events';
 import { isIP } from 'node:net';
 import { type Caller, type Principal, seesEveryJob, tokenExpired } from '../auth/principal.ts';
-import type { ClusterRouting, NodePeer } from '../cluster/cluster-routing.ts';
+import { type ClusterRouting, type NodePeer, PeerUnreachableError } from '../cluster/cluster-routing.ts';
 import { type AuditAction, type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import {
@@ -773,9 +773,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
         if (err instanceof JobworkerError && err.code === 'ALREADY_FINISHED') {
           throw new AlreadyFinishedError(await this.#engine.get(id));
         }
-        // Its node cannot be reached: the stop is recorded all the same, so that the job is not
-        // retried should that node be declared lost; its processes are reached only through it.
-        if (err instanceof JobworkerError && err.code === 'NODE_UNAVAILABLE') {
+        // Its node cannot be reached (no answer at all: a refusal is passed on as it is): the stop
+        // is recorded all the same, so that the job is not retried should that node be declared
+        // lost; its processes are reached only through it.
+        if (err instanceof PeerUnreachableError) {
           const recorded = await this.#engine
             .recordStop(id, { user: who.user }, graceMs === undefined ? {} : { graceMs })
             .then(
@@ -786,7 +787,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
             throw new JobworkerError(
               'NODE_UNAVAILABLE',
               `${err.message}. The stop is recorded: should that node be declared lost, the job is not ` +
-                'retried; its processes stop once the node answers a stop again',
+                'retried; its processes stop once the node answers a stop again, or when it starts again',
             );
           }
         }
@@ -1121,7 +1122,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
         // Any node may start it: its output is then on that node, and this engine hears only of
         // the jobs it runs. Followed from where it starts, once it has.
         const started = await this.#untilStartedAnywhere(id, signal);
-        if (started === undefined) return;
+        if (started === undefined) {
+          if (follower.signal.aborted && !request.signal?.aborted)
+            throw streamEnded(follower.signal, follower.user);
+          return;
+        }
         recorded = started;
         const peer = await this.#routing.outputPeer(who, started);
         if (peer) {

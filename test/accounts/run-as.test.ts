@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -187,7 +187,7 @@ describe('what a user job cannot reach', () => {
     assert.equal(out.uid, job.account!.uid);
   });
 
-  it('what a job leaves in its io directory is removed, and never as root: only with its own rights', async () => {
+  it('what a job leaves in its io directory is removed, with its own rights', async () => {
     // A tree of directories with its result and progress: all of it goes once the job ended.
     const tidy = await run(
       {
@@ -201,25 +201,18 @@ describe('what a user job cannot reach', () => {
     assert.equal(tidy.job.status, 'succeeded', tidy.job.reason ?? '');
     await assert.rejects(stat(tidy.stdout.trim()), { code: 'ENOENT' });
 
-    // A directory its own account may not empty (0500): root could, the job's account cannot. Had
-    // the walk run as root, another process of the account could have swapped a directory of it for
-    // a link (to /etc) between two of its steps, and root would have unlinked through it.
-    const guarded = await run(
+    // What it made read-only to itself goes too (a tool's cache, chmod -R a-w): it is its own.
+    const locked = await run(
       {
         command:
-          'd=$(dirname "$JOBWORKER_RESULT"); echo "$d"; mkdir -p "$d/locked"; echo x > "$d/locked/f"; chmod 500 "$d/locked"',
+          'd=$(dirname "$JOBWORKER_RESULT"); echo "$d"; mkdir -p "$d/locked/in"; echo x > "$d/locked/in/f"; ' +
+          'chmod -R a-w "$d/locked"; mkdir "$d/result.json"',
         shell: true,
       },
       alice,
     );
-    assert.equal(guarded.job.status, 'succeeded', guarded.job.reason ?? '');
-    const left = join(guarded.stdout.trim(), 'locked', 'f');
-    assert.equal(await readFile(left, 'utf8'), 'x\n', 'removed with the rights of the account, not of root');
-    await h.logged(
-      new RegExp(`Removing the contents of .*${guarded.job.id} as uid ${guarded.job.account!.uid} failed`),
-    );
-    await chmod(join(guarded.stdout.trim(), 'locked'), 0o700);
-    await rm(guarded.stdout.trim(), { recursive: true });
+    assert.equal(locked.job.status, 'succeeded', locked.job.reason ?? '');
+    await assert.rejects(stat(locked.stdout.trim()), { code: 'ENOENT' });
   });
 
   it('a job that reopens its own stdout by path (tee /dev/stdout) can', async () => {
@@ -297,6 +290,21 @@ describe("what a submit tells of paths the job's account cannot reach", () => {
       const none = await refusal({ command: join(dir, 'none') });
       assert.deepEqual([tool.code, none.code], ['COMMAND_NOT_FOUND', 'COMMAND_NOT_FOUND']);
       assert.equal(tool.message.replace('tool', 'X'), none.message.replace('none', 'X'));
+      // Nor through a link in a directory it may search, into the one it may not.
+      const links = await mkdtemp(join(tmpdir(), 'jw-links-'));
+      try {
+        await chmod(links, 0o755);
+        await symlink(dir, join(links, 'into'));
+        const viaThere = await refusal({ command: 'true', cwd: join(links, 'into', 'sub') });
+        const viaMissing = await refusal({ command: 'true', cwd: join(links, 'into', 'nothing') });
+        assert.equal(viaThere.message.replace('sub', 'X'), viaMissing.message.replace('nothing', 'X'));
+        assert.match(viaThere.message, new RegExp(`\\(${dir} is not searchable by it\\)`));
+        const viaTool = await refusal({ command: join(links, 'into', 'tool') });
+        const viaNone = await refusal({ command: join(links, 'into', 'none') });
+        assert.deepEqual([viaTool.code, viaNone.code], ['COMMAND_NOT_FOUND', 'COMMAND_NOT_FOUND']);
+      } finally {
+        await rm(links, { recursive: true, force: true });
+      }
       // Root may reach both: an admin's root job is told what is there.
       const rooted = await h.json<Job>('/v1/jobs', { body: { command: join(dir, 'tool'), runAsRoot: true } });
       assert.equal(rooted.status, 201, JSON.stringify(rooted.body));

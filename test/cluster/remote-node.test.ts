@@ -322,6 +322,11 @@ describe('RemoteNode: a job on another node, through its REST API', () => {
     const asStaleAdmin = await get(path, nodeA.sign('GET', path, { user: 'alice', role: 'admin' }));
     assert.equal(asStaleAdmin.status, 401);
     assert.match(asStaleAdmin.body, /forwarded this call as admin \\"alice\\", who is a user on this node/);
+    // Less than C grants is taken as signed: an admin's call lowered to `user` (a tokenless local
+    // call) acts as a user here, and alice's job is none of its business (404, as to any user).
+    await c.issue('boss', 'admin');
+    const lowered = await get(path, nodeA.sign('GET', path, { user: 'boss', role: 'user' }));
+    assert.equal(lowered.status, 404, lowered.body);
     const asUnknown = await get(path, nodeA.sign('GET', path, { user: 'mallory', role: 'admin' }));
     assert.equal(asUnknown.status, 401);
     assert.match(asUnknown.body, /who is unknown or disabled on this node/);

@@ -166,8 +166,26 @@ describe('JobService in a cluster: calls about a job on another node are forward
           /node "node-gone" at https:\/\/127\.0\.0\.1:\d+.*refused/.test(err.message),
       );
       assert.equal(service.followers, 0, 'a refused open gives its slot back');
-      // A stop that cannot reach the job's node is recorded all the same: should that node be
-      // declared lost, the job is not retried.
+      // A peer that answers with a refusal (here: of this node's credentials) refused the stop:
+      // it is not recorded, whatever the refusal is passed on as.
+      peers.set(
+        'node-c',
+        new RemoteNode({
+          node: 'node-c',
+          url: c.url!,
+          ca: [c.caPem],
+          credentials: new NodeCredentials({ node: 'node-a', secret: randomBytes(32) }),
+          records: (id) => hc.engine.get(id),
+        }),
+      );
+      await assert.rejects(
+        service.stop(ALICE, job.id, { graceMs: 0 }),
+        (err: JobworkerError) => err.code === 'NODE_UNAVAILABLE' && !err.message.includes('recorded'),
+      );
+      assert.equal((await hc.engine.get(job.id)).stop, null, 'a refused stop is not recorded');
+      peers.set('node-c', peers.get('node-gone')!);
+      // A stop that cannot reach the job's node at all is recorded all the same: should that node
+      // be declared lost, the job is not retried.
       await assert.rejects(
         service.stop(ALICE, job.id, { graceMs: 0 }),
         (err: JobworkerError) =>

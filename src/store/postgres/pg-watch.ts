@@ -85,6 +85,8 @@ export class PgWatch {
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
       query_timeout: this.#probe.timeout,
+      // A reconnection to an address that swallows packets (a failover's) gives up as a probe does.
+      connectionTimeoutMillis: this.#probe.timeout,
     });
     let started = false;
     let dropped = false;
