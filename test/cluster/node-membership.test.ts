@@ -7,7 +7,7 @@ import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { ClusterNode } from '../../src/cluster/cluster-node.ts';
 import { decideLostNodeJobs } from '../../src/cluster/lost-node-jobs.ts';
 import { NodeMembership } from '../../src/cluster/node-membership.ts';
-import { systemClock } from '../../src/core/clock.ts';
+import { type Clock, systemClock } from '../../src/core/clock.ts';
 import { ClaimLostError } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
 import type { Job } from '../../src/core/job.ts';
@@ -21,6 +21,17 @@ import { makeJob } from '../store/make-job.ts';
 const T0 = new Date(Date.UTC(2026, 11, 2, 12, 0, 0));
 const TIMEOUT_MS = 30_000;
 const NOT_DRAINING = { relinquishDecided: async () => [], drainState: { draining: false, running: 0 } };
+
+/** A cluster node of `store` named `id` whose log goes nowhere. */
+function quietNode(store: PgJobStore, id: string, clock: Clock): ClusterNode {
+  return new ClusterNode({
+    store,
+    self: { id, url: `http://${id}` },
+    clock,
+    timeoutMs: TIMEOUT_MS,
+    log: { info: () => {}, warn: () => {}, error: () => {} },
+  });
+}
 
 /** Polls `check` every 10 ms until it holds, for at most 20 s (a condition, not a sleep). */
 async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
@@ -472,13 +483,7 @@ describe('cluster membership on PostgreSQL', () => {
     // The job is to run on the other node: this one must not claim it first (its dispatcher, told
     // of the admission, won that race on a loaded machine).
     engine.drain();
-    const node = new ClusterNode({
-      store: here,
-      self: { id: 'here', url: 'http://here' },
-      clock: systemClock,
-      timeoutMs: TIMEOUT_MS,
-      log: { info: () => {}, warn: () => {}, error: () => {} },
-    });
+    const node = quietNode(here, 'here', systemClock);
     try {
       await node.join();
       await node.start({ engine, reloadAccounts: async () => {} });
@@ -548,11 +553,11 @@ describe('cluster membership on PostgreSQL', () => {
   });
 });
 
-describe('delayed jobs across the nodes of a cluster', () => {
+describe("a cluster node's wake-ups: delayed jobs, reloads of users and tokens", () => {
   let database: TestDatabase;
   before(async () => {
     // A database of its own: no other test's delayed job may wake this node's dispatcher.
-    database = await createTestDatabase('due');
+    database = await createTestDatabase('wakeups');
   });
   after(async () => {
     await database?.drop();
@@ -564,13 +569,7 @@ describe('delayed jobs across the nodes of a cluster', () => {
     const here = await PgJobStore.open(database.url, { clock });
     const there = await PgJobStore.open(database.url, { clock });
     const engine = await JobEngine.open({ node: 'due-here', dataDir, store: here, clock });
-    const node = new ClusterNode({
-      store: here,
-      self: { id: 'due-here', url: 'http://due-here' },
-      clock,
-      timeoutMs: TIMEOUT_MS,
-      log: { info: () => {}, warn: () => {}, error: () => {} },
-    });
+    const node = quietNode(here, 'due-here', clock);
     try {
       await node.join();
       await node.start({ engine, reloadAccounts: async () => {} });
@@ -598,27 +597,11 @@ describe('delayed jobs across the nodes of a cluster', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   });
-});
 
-describe("a node's reload of users and tokens", () => {
-  let database: TestDatabase;
-  before(async () => {
-    database = await createTestDatabase('reload');
-  });
-  after(async () => {
-    await database?.drop();
-  });
-
-  it('is tried again on the clock when it fails, until it succeeds', async () => {
+  it('reloads users and tokens again on the clock when a reload fails, until one succeeds', async () => {
     const clock = new ManualClock(T0);
     const store = await PgJobStore.open(database.url, { clock });
-    const node = new ClusterNode({
-      store,
-      self: { id: 'reloader', url: 'http://reloader' },
-      clock,
-      timeoutMs: TIMEOUT_MS,
-      log: { info: () => {}, warn: () => {}, error: () => {} },
-    });
+    const node = quietNode(store, 'reloader', clock);
     let calls = 0;
     const engine = {
       ...NOT_DRAINING,
