@@ -287,10 +287,20 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Opens the engine and reconciles every job this node left running (adopt, or record how it ended). */
   static async open(options: EngineOptions): Promise<JobEngine> {
-    const engine = new JobEngine(resolveEngineOptions(options));
+    const resolved = resolveEngineOptions(options);
+    // The default place may have been taken by another account first (its name is the data
+    // directory's hash, in the temp directory): a fresh one beside it then, not a server that
+    // cannot start. One the operator named is theirs to fix.
+    const io = await prepareIoDir(resolved.ioDir, { elsewhere: options.ioDir === undefined });
+    if (io.notUsed !== undefined) {
+      resolved.logger.warn(
+        { ioDir: io.dir, notUsed: resolved.ioDir },
+        `${io.notUsed}: the jobs' io directories go to ${io.dir} instead`,
+      );
+    }
+    const engine = new JobEngine({ ...resolved, ioDir: io.dir });
     engine.#host = options.host ?? (await probeHost());
     await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
-    await prepareIoDir(engine.#options.ioDir);
     const running = await engine.#store.listRunning(engine.#options.node);
     await engine.#supervisor.recover(running);
     await engine.#launcher.recoverClaims();

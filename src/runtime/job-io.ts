@@ -1,7 +1,20 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants, lstatSync } from 'node:fs';
-import { chmod, chown, type FileHandle, lstat, mkdir, open, rm, rmdir, unlink } from 'node:fs/promises';
+import {
+  chmod,
+  type FileHandle,
+  lchown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  rm,
+  rmdir,
+  unlink,
+} from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { childPath } from '../core/child-path.ts';
 import { type Clock, clockDeadline } from '../core/clock.ts';
 import type { JobAccount } from '../core/job.ts';
@@ -33,18 +46,45 @@ export function jobIoPaths(ioDir: string, id: string): JobIoPaths {
  * Makes the directory that holds every job's io directory: owned by the server, 0711, so that a
  * job can reach its own directory by name but can neither list the others nor rename, replace or
  * plant anything next to them. One that exists must already be ours, a real directory (not a
- * symlink) that nobody else may write: it may sit in a shared place such as /tmp.
+ * symlink) that nobody else may write. Resolves with the directory to use: `ioDir`, or, with
+ * `elsewhere` and `ioDir` not fit (the default sits in a shared place such as /tmp, under a name
+ * anyone can work out, and another account may have made it first), a fresh one beside it whose
+ * name nobody could take before (`mkdtemp`), with why `ioDir` was not used.
  */
-export async function prepareIoDir(ioDir: string): Promise<void> {
-  await mkdir(ioDir, { recursive: true, mode: 0o711 });
-  const stats = await lstat(ioDir);
+export async function prepareIoDir(
+  ioDir: string,
+  options: { elsewhere?: boolean } = {},
+): Promise<{ dir: string; notUsed?: string }> {
+  const unfit = await unfitIoDir(ioDir);
+  if (unfit === undefined) return { dir: ioDir };
+  if (!options.elsewhere) throw new Error(unfit);
+  // One made so at an earlier start is used again (no other account can make one that is ours),
+  // so that jobs adopted at a restart find their paths.
+  const parent = dirname(ioDir);
+  const prefix = `${basename(ioDir)}-`;
+  for (const name of (await readdir(parent)).filter((n) => n.startsWith(prefix)).sort()) {
+    const earlier = join(parent, name);
+    if ((await unfitIoDir(earlier, false)) === undefined) return { dir: earlier, notUsed: unfit };
+  }
+  const dir = await mkdtemp(`${ioDir}-`);
+  await chmod(dir, 0o711);
+  return { dir, notUsed: unfit };
+}
+
+/**
+ * Why `ioDir` cannot hold the jobs' io directories, or undefined when it can; made when missing
+ * (unless `make` is false: then a missing one is unfit).
+ */
+async function unfitIoDir(ioDir: string, make = true): Promise<string | undefined> {
+  if (make) await mkdir(ioDir, { recursive: true, mode: 0o711 });
+  const stats = await lstat(ioDir).catch(() => undefined);
+  if (stats === undefined) return `The job io directory ${ioDir} does not exist`;
   const uid = process.getuid?.() ?? stats.uid;
   if (!stats.isDirectory() || stats.uid !== uid || (stats.mode & 0o022) !== 0) {
-    throw new Error(
-      `The job io directory ${ioDir} must be a directory owned by this server's account (uid ${uid}) that no one else may write`,
-    );
+    return `The job io directory ${ioDir} must be a directory owned by this server's account (uid ${uid}) that no one else may write`;
   }
   await chmod(ioDir, 0o711);
+  return undefined;
 }
 
 /**
@@ -64,7 +104,9 @@ export async function createJobIo(paths: JobIoPaths, account: JobAccount | null)
   );
   if (!made && !(await lstat(paths.dir)).isDirectory()) throw new Error(`${paths.dir} is not a directory`);
   if (account && process.getuid?.() === 0 && account.uid !== 0) {
-    await chown(paths.dir, account.uid, account.gid);
+    // Not through a link: were the directory swapped for one since the mkdir (its parent is the
+    // server's, so only by a bug or another root), a chown would give the link's target away.
+    await lchown(paths.dir, account.uid, account.gid);
   }
 }
 

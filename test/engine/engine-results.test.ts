@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { lstat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
+import { type Logger, silentLogger } from '../../src/core/logger.ts';
+import { resolveEngineOptions } from '../../src/engine/engine-options.ts';
 import { RESULT_MAX_BYTES } from '../../src/runtime/job-io.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 
@@ -165,6 +168,47 @@ describe('engine: results and progress across a restart, and deletion', () => {
       assert.equal(await again.engine.result(job.id), undefined, 'gone with its job');
     } finally {
       await again.destroy();
+    }
+  });
+});
+
+describe('engine: a default io directory another account made first', {
+  skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
+}, () => {
+  it('does not stop it from starting: its jobs get a fresh one beside it, and their results', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-engine-'));
+    // A local account works out the name (the data directory's hash, in the temp directory) and
+    // makes it before the server starts.
+    const taken = resolveEngineOptions({ dataDir, store: undefined as never }).ioDir.replace(/\/$/, '');
+    await mkdir(taken, { mode: 0o777 });
+    await chown(taken, 65534, 65534);
+    const warnings: string[] = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (_fields: object, message: string) => {
+        warnings.push(message);
+      },
+    };
+    const h = await openHarness({ logger }, dataDir);
+    let used = '';
+    try {
+      const job = await h.engine.start(
+        { command: `echo "$JOBWORKER_RESULT"; printf '{"ok": true}' > "$JOBWORKER_RESULT"`, shell: true },
+        me,
+      );
+      const done = await h.engine.waitFor(job.id);
+      assert.equal(done.status, 'succeeded', done.exit?.reason ?? '');
+      assert.equal(await h.engine.result(done.id), '{"ok":true}');
+      used = dirname(dirname(h.engine.ioPaths(done.id).result));
+      assert.ok(used.startsWith(`${taken}-`), used);
+      assert.ok(
+        warnings.some((w) => w.includes(taken) && w.includes(used)),
+        warnings.join('\n'),
+      );
+    } finally {
+      await h.destroy();
+      await rm(taken, { recursive: true, force: true });
+      if (used) await rm(used, { recursive: true, force: true });
     }
   });
 });

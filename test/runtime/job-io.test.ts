@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { JobAccount } from '../../src/core/job.ts';
-import { jobIoPaths, removeJobIo } from '../../src/runtime/job-io.ts';
+import { jobIoPaths, prepareIoDir, removeJobIo } from '../../src/runtime/job-io.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 /** An account with no entry of its own: the overflow uid, which owns nothing on the host. */
@@ -53,6 +53,46 @@ describe("a job's io directory, removed by a root server", {
       await removeJobIo(paths, NOBODY);
     } finally {
       await rm(ioDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the directory of the jobs' io directories", {
+  skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
+}, () => {
+  it('taken first by another account: a fresh one beside it, or a refusal where the operator named it', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'jw-ioroot-'));
+    try {
+      await chmod(parent, 0o1777);
+      // Another local account makes the default name before the server starts.
+      const taken = join(parent, 'jobworker-io-0123456789abcdef');
+      await mkdir(taken, { mode: 0o777 });
+      await chown(taken, NOBODY.uid, NOBODY.gid);
+      await assert.rejects(
+        prepareIoDir(taken),
+        /must be a directory owned by this server's account \(uid 0\)/,
+      );
+      const moved = await prepareIoDir(taken, { elsewhere: true });
+      assert.match(moved.notUsed ?? '', /must be a directory owned by this server's account/);
+      assert.ok(moved.dir.startsWith(`${taken}-`), moved.dir);
+      const made = await stat(moved.dir);
+      assert.deepEqual([made.uid, made.mode & 0o7777], [0, 0o711]);
+      // At the next start, the same one: jobs adopted then find their paths.
+      assert.equal((await prepareIoDir(taken, { elsewhere: true })).dir, moved.dir);
+      // One another account made under that pattern is passed over.
+      await rm(moved.dir, { recursive: true });
+      const planted = `${taken}-aaaaaa`;
+      await mkdir(planted, { mode: 0o777 });
+      await chown(planted, NOBODY.uid, NOBODY.gid);
+      const again = await prepareIoDir(taken, { elsewhere: true });
+      assert.notEqual(again.dir, planted);
+      assert.equal((await stat(again.dir)).uid, 0);
+      // Its own, as it is: used.
+      const own = join(parent, 'own');
+      assert.deepEqual(await prepareIoDir(own, { elsewhere: true }), { dir: own });
+      assert.equal((await stat(own)).mode & 0o7777, 0o711);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
     }
   });
 });
