@@ -76,7 +76,8 @@ export async function prepareIoDir(
  * (unless `make` is false: then a missing one is unfit).
  */
 async function unfitIoDir(ioDir: string, make = true): Promise<string | undefined> {
-  if (make) await mkdir(ioDir, { recursive: true, mode: 0o711 });
+  // A file (or anything else) planted under the name is judged below, not thrown here.
+  if (make) await mkdir(ioDir, { recursive: true, mode: 0o711 }).catch(() => undefined);
   const stats = await lstat(ioDir).catch(() => undefined);
   if (stats === undefined) return `The job io directory ${ioDir} does not exist`;
   const uid = process.getuid?.() ?? stats.uid;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -87,6 +87,13 @@ describe("the directory of the jobs' io directories", {
       const again = await prepareIoDir(taken, { elsewhere: true });
       assert.notEqual(again.dir, planted);
       assert.equal((await stat(again.dir)).uid, 0);
+      // Nor a file planted under the name, or a link.
+      const file = join(parent, 'file-io');
+      await writeFile(file, 'planted');
+      assert.ok((await prepareIoDir(file, { elsewhere: true })).dir.startsWith(`${file}-`));
+      const link = join(parent, 'link-io');
+      await symlink(parent, link);
+      assert.ok((await prepareIoDir(link, { elsewhere: true })).dir.startsWith(`${link}-`));
       // Its own, as it is: used.
       const own = join(parent, 'own');
       assert.deepEqual(await prepareIoDir(own, { elsewhere: true }), { dir: own });
