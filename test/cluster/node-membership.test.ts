@@ -13,6 +13,7 @@ import { newJobId } from '../../src/core/ids.ts';
 import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { PgJobStore } from '../../src/store/postgres/pg-job-store.ts';
+import { failingOnce } from '../helpers/failing-once.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { pidAlive } from '../helpers/wait.ts';
@@ -250,20 +251,12 @@ describe('cluster membership on PostgreSQL', () => {
   it("settles at a later beat the dependents of a lost node's job whose settling failed in the sweep", async () => {
     const clock = new ManualClock(T0);
     const store = await PgJobStore.open(database.url, { clock });
-    let tries = 0;
     // The sweeper's store, whose first settling fails (the store away a moment).
-    const flaky = new Proxy(store, {
-      get(target, key) {
-        if (key === 'settleDependents') {
-          return async (id: string, now: Date) => {
-            if (tries++ === 0) throw new Error('the store went away a moment');
-            return target.settleDependents(id, now);
-          };
-        }
-        const value = Reflect.get(target, key, target) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    const { object: flaky } = failingOnce(
+      store,
+      'settleDependents',
+      new Error('the store went away a moment'),
+    );
     try {
       const errors: Error[] = [];
       const { membership } = await NodeMembership.join({
@@ -396,18 +389,13 @@ describe('cluster membership on PostgreSQL', () => {
     try {
       const errors: Error[] = [];
       const rejoined: string[][] = [];
-      let tries = 0;
       // The engine as membership sees it, whose first try to give the jobs up fails (the store
       // unreachable a moment, say).
-      const flaky = {
-        relinquishDecided: async () => {
-          if (tries++ === 0) throw new Error('the store went away a moment');
-          return engine.relinquishDecided();
-        },
-        get drainState() {
-          return engine.drainState;
-        },
-      };
+      const { object: flaky } = failingOnce(
+        engine,
+        'relinquishDecided',
+        new Error('the store went away a moment'),
+      );
       const { membership } = await NodeMembership.join({
         nodes: store.nodes,
         jobs: store,

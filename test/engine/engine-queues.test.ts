@@ -8,6 +8,7 @@ import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { type Harness, openHarness, readAll, startRunning } from '../helpers/engine-harness.ts';
+import { failingOnce } from '../helpers/failing-once.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { waitForFileText } from '../helpers/wait.ts';
 
@@ -223,20 +224,8 @@ describe('queues: dependencies', () => {
   it('settles the dependents of a job that ended even when the first try failed (the store busy a moment)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'jw-engine-'));
     const real = await SqliteJobStore.open(join(dir, 'jobworker.db'));
-    let tries = 0;
     // The real store, whose first settling fails as a locked database would.
-    const store = new Proxy(real, {
-      get(target, key) {
-        if (key === 'settleDependents') {
-          return async (id: string, now: Date) => {
-            if (tries++ === 0) throw new Error('database is locked');
-            return target.settleDependents(id, now);
-          };
-        }
-        const value = Reflect.get(target, key, target) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    const { object: store, calls } = failingOnce(real, 'settleDependents', new Error('database is locked'));
     const engine = await JobEngine.open({ node: 'test-node', dataDir: dir, store });
     try {
       const gate = join(scratch, 'settle-gate');
@@ -249,7 +238,7 @@ describe('queues: dependencies', () => {
       const bEnd = await finished(engine, b.id);
       assert.equal(bEnd.status, 'cancelled');
       assert.equal(bEnd.exit?.reason, `dependency ${a.id} ended failed (exited with code 3)`);
-      assert.equal(tries, 2, 'tried again once the first failed');
+      assert.equal(calls(), 2, 'tried again once the first failed');
     } finally {
       await engine.close();
       await real.close();
