@@ -988,49 +988,46 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   async #untilFinal(id: string, signal?: AbortSignal): Promise<Job> {
     const stop = linkSignals([signal, this.#shutdown.signal]);
-    if (stop.signal.aborted) return this.#engine.get(id);
-    const cancelled = new AbortController();
-    const aborted = once(stop.signal, 'abort', { signal: cancelled.signal }).then(
-      () => undefined,
-      () => undefined,
-    );
     try {
-      // The wait ends with the request: no listener outlives it.
-      const finished = await Promise.race([
-        // In a cluster the engine may not know the job (another node runs it): the store's poll answers.
-        // Ended by `cancelled` alone: an abort of `stop` ends the race, and so the wait.
-        this.#engine
-          .waitFor(id, cancelled.signal)
-          .catch(() => (this.#cluster ? new Promise<undefined>(() => undefined) : undefined)),
-        aborted,
-        ...(this.#cluster?.ended
-          ? [this.#cluster.ended(id, cancelled.signal).then(() => this.#engine.get(id))]
-          : []),
-        ...(this.#cluster
-          ? [
-              pollUntil((job) => this.#engine.get(job), id, {
-                clock: this.#options.clock,
-                intervalMs: this.#cluster.pollMs ?? CLUSTER_POLL_MS,
-                signal: cancelled.signal,
-              }),
-            ]
-          : []),
-      ]);
+      const finished = await this.#untilAnywhere(
+        id,
+        stop.signal,
+        (cancelled) => this.#engine.waitFor(id, cancelled),
+        {
+          done: (job) => isFinal(job.status),
+        },
+      );
       return finished ?? (await this.#engine.get(id));
     } finally {
-      cancelled.abort();
       stop.dispose();
     }
   }
 
   /**
-   * A queued job, in a cluster, once it has started on any node (or ended without: cancelled):
-   * this node's engine tells at once of a start here, the store's poll of one elsewhere.
+   * A queued job, in a cluster, once it has started on any node (or ended without: cancelled).
    * Undefined once `signal` aborts first.
    */
-  async #untilStartedAnywhere(id: string, signal: AbortSignal): Promise<Job | undefined> {
-    const cluster = this.#cluster;
+  #untilStartedAnywhere(id: string, signal: AbortSignal): Promise<Job | undefined> {
+    return this.#untilAnywhere(id, signal, (cancelled) => this.#engine.untilStarted(id, cancelled), {
+      done: (job) => job.status !== 'queued',
+    });
+  }
+
+  /**
+   * A job once `done` holds for it, whichever node runs it: this node's engine tells at once of what
+   * it runs (`engineWait`), and in a cluster, where the engine may not know the job, the store's
+   * notification of its end and its poll answer. Undefined once `signal` aborts first; no listener
+   * or timer outlives the wait.
+   */
+  async #untilAnywhere(
+    id: string,
+    signal: AbortSignal,
+    engineWait: (cancelled: AbortSignal) => Promise<Job>,
+    options: { readonly done: (job: Job) => boolean },
+  ): Promise<Job | undefined> {
     if (signal.aborted) return undefined;
+    const cluster = this.#cluster;
+    // Ended by `cancelled` alone: an abort of `signal` ends the race, and so the wait.
     const cancelled = new AbortController();
     const aborted = once(signal, 'abort', { signal: cancelled.signal }).then(
       () => undefined,
@@ -1038,15 +1035,22 @@ export class JobService extends EventEmitter<ServiceEvents> {
     );
     try {
       return await Promise.race([
-        this.#engine.untilStarted(id, cancelled.signal).catch(() => new Promise<undefined>(() => undefined)),
+        // A job the engine does not run (another node's) is answered by the store below instead.
+        engineWait(cancelled.signal).catch(() =>
+          cluster ? new Promise<undefined>(() => undefined) : undefined,
+        ),
         aborted,
         ...(cluster?.ended ? [cluster.ended(id, cancelled.signal).then(() => this.#engine.get(id))] : []),
-        pollUntil((job) => this.#engine.get(job), id, {
-          clock: this.#options.clock,
-          intervalMs: cluster?.pollMs ?? CLUSTER_POLL_MS,
-          signal: cancelled.signal,
-          done: (job) => job.status !== 'queued',
-        }),
+        ...(cluster
+          ? [
+              pollUntil((job) => this.#engine.get(job), id, {
+                clock: this.#options.clock,
+                intervalMs: cluster.pollMs ?? CLUSTER_POLL_MS,
+                signal: cancelled.signal,
+                done: options.done,
+              }),
+            ]
+          : []),
       ]);
     } finally {
       cancelled.abort();
@@ -1130,15 +1134,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
         recorded = started;
         const peer = await this.#routing.outputPeer(who, started);
         if (peer) {
+          // Its slot is this stream's (released below); a revocation ends the relay as it ends this.
           yield* await relayRemoteOutput(peer, who, id, {
             selector,
             cursor,
             follow: true,
-            signal,
+            signal: request.signal,
+            shutdown: this.#shutdown.signal,
+            revoked: follower.signal,
             release: () => undefined,
           });
-          if (follower.signal.aborted && !request.signal?.aborted)
-            throw streamEnded(follower.signal, follower.user);
           return;
         }
       }
