@@ -11,7 +11,7 @@ import {
   UNRECORDED_FILE,
   unknownIdentity,
 } from '../runtime/identity-file.ts';
-import { createJobIo, IO_REMOVAL_MS, type JobIoPaths, removeJobIo } from '../runtime/job-io.ts';
+import { createJobIo, type JobIoPaths, removeJobIo } from '../runtime/job-io.ts';
 import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
 import { bootId } from '../runtime/process-identity.ts';
 import type { SpawnerClient } from '../runtime/spawner-client.ts';
@@ -154,10 +154,9 @@ export class Launcher {
       // not this node's to record; another node runs it.
       if (err instanceof ClaimLostError) {
         await rm(spawn.dir, { recursive: true, force: true }).catch(() => undefined);
-        await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, {
-          clock: this.#deps.clock,
-          ms: IO_REMOVAL_MS,
-        }).catch(() => undefined);
+        await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(
+          () => undefined,
+        );
         this.#deps.claimLost?.(job, err);
         return job;
       }

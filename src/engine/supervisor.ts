@@ -10,7 +10,7 @@ import type { Cgroups } from '../runtime/cgroups.ts';
 import { type ExitRecord, readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
 import { isMarkedUnrecorded, unknownIdentity } from '../runtime/identity-file.ts';
-import { IO_REMOVAL_MS, type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
+import { type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
 import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
 import type { WrapperEnd } from '../runtime/spawner-client.ts';
@@ -542,10 +542,9 @@ export class Supervisor {
    * mounted something there could make that hang): the directory is then left, and reported.
    */
   async #removeIo(job: Job): Promise<void> {
-    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, {
-      clock: this.#deps.clock,
-      ms: IO_REMOVAL_MS,
-    }).catch((err: unknown) => this.#deps.onError(err as Error, job.id));
+    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch((err: unknown) =>
+      this.#deps.onError(err as Error, job.id),
+    );
   }
 
   /**

@@ -119,14 +119,15 @@ export async function createJobIo(paths: JobIoPaths, account: JobAccount | null)
  * `chmod -R u+rwx` (what it made read-only to itself), then `find -delete`. Another process of
  * that account could swap a directory of the walk for a link (to /etc, say) between two of its
  * steps, and a walk as root would then unlink through it; as the account, it reaches only what the
- * account itself may change. `limit` ends that walk after `ms` on `clock` (a job that mounted
+ * account itself may change. The walk ends after `limitMs` on `clock` (a job that mounted
  * something in its directory could make it hang). Throws when the directory is still there after
  * it, saying what stopped it; it is then left.
  */
 export async function removeJobIo(
   paths: JobIoPaths,
   account: JobAccount | null,
-  limit?: { readonly clock: Clock; readonly ms: number },
+  clock: Clock,
+  limitMs = IO_REMOVAL_MS,
 ): Promise<void> {
   // Most jobs leave it empty: one rmdir, instead of the walk (an lstat and a readdir first).
   if (await removedDir(paths.dir)) return;
@@ -142,15 +143,15 @@ export async function removeJobIo(
     return;
   }
   // Its deadline made only here: the removal of every job's empty directory pays for no timer.
-  const deadline = limit ? clockDeadline(limit.clock, limit.ms) : undefined;
+  const deadline = clockDeadline(clock, limitMs);
   let why = '';
   try {
-    await runAsAccount('chmod', ['-R', 'u+rwx', '--', paths.dir], account, deadline?.signal);
-    why = await runAsAccount('find', [paths.dir, '-mindepth', '1', '-delete'], account, deadline?.signal);
+    await runAsAccount('chmod', ['-R', 'u+rwx', '--', paths.dir], account, deadline.signal);
+    why = await runAsAccount('find', [paths.dir, '-mindepth', '1', '-delete'], account, deadline.signal);
   } catch (err) {
     why = String(err);
   } finally {
-    deadline?.clear();
+    deadline.clear();
   }
   if (!(await removedDir(paths.dir))) {
     throw new Error(
