@@ -1,6 +1,7 @@
-import type { Clock, ClockTimer } from '../core/clock.ts';
+import type { Clock } from '../core/clock.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
+import { untilWritten } from '../engine/until-written.ts';
 import type { JobStore } from '../store/job-store.ts';
 import type { NodeRecord, NodeStore } from '../store/node-store.ts';
 import type { ClusterRouting, NodePeer } from './cluster-routing.ts';
@@ -8,9 +9,6 @@ import type { LostNodeOutcome } from './lost-node-jobs.ts';
 import type { NodeCredentials } from './node-credentials.ts';
 import { type MembershipEngine, NodeMembership } from './node-membership.ts';
 import { RemoteNode } from './remote-node.ts';
-
-/** The first wait before a failed reload of users and tokens is tried again, doubled up to the maximum. */
-export const RELOAD_RETRY_MS = { first: 1000, max: 30_000 } as const;
 
 /** How far back a starting node looks for its jobs decided `lost` by others (the default retention). */
 const LEFTOVER_WINDOW_MS = 30 * 24 * 3600 * 1000;
@@ -73,10 +71,8 @@ export class ClusterNode {
   /** Waits for the end of jobs, by id: what `ended` notifications resolve. */
   readonly #endWaiters = new Map<string, Set<() => void>>();
   #reloadAgain = false;
-  /** The next try of a reload that failed, and the wait before the one after (doubled to a maximum). */
-  #reloadRetry: ClockTimer | undefined;
-  #reloadRetryMs: number = RELOAD_RETRY_MS.first;
-  #closed = false;
+  /** Aborted by `close`: ends a reload's retries. */
+  readonly #closing = new AbortController();
   /** Set by `join`: the node's record before it joined, when it had one. */
   previous: NodeRecord | undefined;
 
@@ -204,30 +200,20 @@ export class ClusterNode {
       this.#reloadAgain = true;
       return;
     }
+    const { clock, log } = this.#options;
     this.#reloading = (async () => {
-      let failed = false;
       do {
         this.#reloadAgain = false;
-        failed = await reload().then(
-          () => false,
-          (err: unknown) => {
-            this.#options.log.error({ err }, 'could not reload users and tokens changed by another node');
-            return true;
-          },
+        await untilWritten(reload, {
+          clock,
+          signal: this.#closing.signal,
+          onFirstFailure: (err) =>
+            log.error({ err }, 'could not reload users and tokens changed by another node; trying again'),
+        }).catch((err: unknown) =>
+          log.error({ err }, 'could not reload users and tokens changed by another node'),
         );
-      } while (this.#reloadAgain);
+      } while (this.#reloadAgain && !this.#closing.signal.aborted);
       this.#reloading = undefined;
-      if (!failed) {
-        this.#reloadRetryMs = RELOAD_RETRY_MS.first;
-        return;
-      }
-      if (this.#closed || this.#reloadRetry) return;
-      const wait = this.#reloadRetryMs;
-      this.#reloadRetryMs = Math.min(wait * 2, RELOAD_RETRY_MS.max);
-      this.#reloadRetry = this.#options.clock.setTimer(() => {
-        this.#reloadRetry = undefined;
-        if (!this.#closed) this.#reloadAccounts(reload);
-      }, wait);
     })();
   }
 
@@ -243,8 +229,7 @@ export class ClusterNode {
    * left on purpose; otherwise it stays active and is declared lost unless it comes back in time.
    */
   async close(options: { leave?: string } = {}): Promise<boolean> {
-    this.#closed = true;
-    this.#reloadRetry?.clear();
+    this.#closing.abort();
     await this.#unwatch?.();
     await this.#reloading;
     return (await this.#membership?.close(options)) ?? false;

@@ -195,13 +195,14 @@ export class RemoteNode implements NodePeer {
       linked.dispose();
       if (options.signal?.aborted) throw err;
       if (timeout.signal.aborted) {
-        throw this.#unreachable(
+        throw this.#unavailable(
           `it did not answer within ${this.#options.answerTimeoutMs ?? 10_000} ms`,
           err,
+          true,
         );
       }
       const why = err instanceof ConnectionError ? err.message : String(err);
-      throw this.#unreachable(why, err);
+      throw this.#unavailable(why, err, true);
     } finally {
       timeout.clear();
     }
@@ -236,20 +237,16 @@ export class RemoteNode implements NodePeer {
     return new JobworkerError(code as ErrorCode, message);
   }
 
-  /** No answer at all: the peer could not be reached, or said nothing in time. */
-  #unreachable(why: string, cause: unknown): PeerUnreachableError {
-    return new PeerUnreachableError(
-      `The job runs on node ${JSON.stringify(this.node)} at ${this.url}, which cannot answer now: ${why}`,
-      { cause },
-    );
-  }
-
-  #unavailable(why: string, cause?: unknown): JobworkerError {
-    return new JobworkerError(
-      'NODE_UNAVAILABLE',
-      `The job runs on node ${JSON.stringify(this.node)} at ${this.url}, which cannot answer now: ${why}`,
-      cause === undefined ? undefined : { cause },
-    );
+  /**
+   * NODE_UNAVAILABLE naming the peer: `PeerUnreachableError` when it gave no answer at all (it could
+   * not be reached, or said nothing in time), a plain one when it answered with a refusal.
+   */
+  #unavailable(why: string, cause?: unknown, unreachable = false): JobworkerError {
+    const message = `The job runs on node ${JSON.stringify(this.node)} at ${this.url}, which cannot answer now: ${why}`;
+    const options = cause === undefined ? undefined : { cause };
+    return unreachable
+      ? new PeerUnreachableError(message, options)
+      : new JobworkerError('NODE_UNAVAILABLE', message, options);
   }
 }
 

@@ -27,3 +27,8 @@ export function canTransition(from: JobStatus, to: JobStatus): boolean {
 export function assertTransition(jobId: string, from: JobStatus, to: JobStatus): void {
   if (!canTransition(from, to)) throw new IllegalTransitionError(jobId, from, to);
 }
+
+/** Why a job stopped before it started was cancelled: the reason on record (`exit.reason`). */
+export function cancelledBeforeStart(by: string): string {
+  return `cancelled by ${by} before it started`;
+}

@@ -19,6 +19,7 @@ import {
 import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/limits.ts';
 import { type LinkedSignal, linkSignals, unboundedController } from '../core/linked-signal.ts';
 import { queuedJob } from '../core/queued-job.ts';
+import { cancelledBeforeStart } from '../core/states.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { loadBatchSizes } from '../output/batch-sizes.ts';
 import { DEFAULT_BATCH_BYTES, followOutput } from '../output/output-follower.ts';
@@ -464,8 +465,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * finished job changes nothing and says so (`changed: false`).
    */
   async stop(id: string, caller: Caller, options: StopOptions = {}): Promise<StopResponse> {
-    checkGraceMs(options.graceMs);
-    const graceMs = options.graceMs ?? this.#options.defaultGraceMs;
+    const graceMs = this.#graceOf(options);
     // A job moves on between the looks below (claimed, started, finished by another stop):
     // each refusal means "look again", and a few looks always settle it.
     for (let attempt = 0; ; attempt++) {
@@ -478,7 +478,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
           .cancelQueued(
             id,
             { at: this.#options.now(), by: caller.user, graceMs },
-            `cancelled by ${caller.user} before it started`,
+            cancelledBeforeStart(caller.user),
           )
           .catch((err: unknown) => {
             if (err instanceof IllegalTransitionError) return undefined; // it started or ended meanwhile
@@ -505,9 +505,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * Resolves with the job as recorded.
    */
   async recordStop(id: string, caller: Caller, options: StopOptions = {}): Promise<Job> {
-    checkGraceMs(options.graceMs);
-    const graceMs = options.graceMs ?? this.#options.defaultGraceMs;
+    const graceMs = this.#graceOf(options);
     return this.#store.markStopRequested(id, { at: this.#options.now(), by: caller.user, graceMs });
+  }
+
+  /** A stop's grace period: the one asked for, checked, else the engine's default. */
+  #graceOf(options: StopOptions): number {
+    checkGraceMs(options.graceMs);
+    return options.graceMs ?? this.#options.defaultGraceMs;
   }
 
   /** Freezes a running job (see docs/queues.md); `IllegalTransitionError` when it is not running. */

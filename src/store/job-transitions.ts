@@ -1,7 +1,7 @@
 import type { Updateable } from 'kysely';
 import { IllegalTransitionError } from '../core/errors.ts';
 import type { StopRequest } from '../core/job.ts';
-import { assertTransition } from '../core/states.ts';
+import { assertTransition, cancelledBeforeStart } from '../core/states.ts';
 import { toMillis } from './job-row.ts';
 import type { JobRow } from './schema.ts';
 
@@ -32,7 +32,7 @@ export function releaseClaimDecision(id: string, node: string): Decision {
     return {
       status: 'cancelled',
       hold: null,
-      exit_reason: `cancelled by ${current.stop_by ?? 'a stop'} before it started`,
+      exit_reason: cancelledBeforeStart(current.stop_by ?? 'a stop'),
       finished_at: current.stop_at,
     };
   };

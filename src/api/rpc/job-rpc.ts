@@ -121,7 +121,7 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
  * before its response is cut: one that reads gets the stream's end with its status
  * (UNAUTHENTICATED); one that does not read would hold its place for as long as it does not.
  */
-export const CUT_GRACE_MS = 1000;
+const CUT_GRACE_MS = 1000;
 
 /** Whether the RPC's writer holds one of a handler's messages (is writing it, maybe waiting for room). */
 class HeldWrites {

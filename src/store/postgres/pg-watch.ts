@@ -39,7 +39,7 @@ export const WATCH_RETRY_MS = { first: 100, max: 10_000 } as const;
  * How often the listening connection is asked a `select 1` (on the clock), and how long its answer
  * may take (real time, pg's `query_timeout`) before the connection counts as dropped.
  */
-export const WATCH_PROBE_MS = { every: 15_000, timeout: 10_000 } as const;
+const WATCH_PROBE_MS = { every: 15_000, timeout: 10_000 } as const;
 
 export interface PgWatchOptions {
   /** Overrides `WATCH_PROBE_MS` (tests). */
