@@ -106,3 +106,31 @@ export function pauseOn(clock: Clock, ms: number, signal?: AbortSignal): Promise
   }
   return promise;
 }
+
+/**
+ * Calls `fn` once the wall clock (`clock.now()`) reaches `atMs`, at once when it has: an expiry (a
+ * token's, a certificate's). The timer counts steady time and the wall clock may be stepped
+ * meanwhile (NTP), so when it rings the time is read again, and the wait armed again if `atMs` has
+ * not come yet. Clearing the timer returned ends the wait, whichever of its timers is armed.
+ */
+export function atWallTime(clock: Clock, atMs: number, fn: () => void): ClockTimer {
+  let timer: ClockTimer | undefined;
+  let cleared = false;
+  const check = (): void => {
+    if (cleared) return;
+    const left = atMs - clock.now().getTime();
+    if (left > 0) {
+      timer = clock.setTimer(check, left);
+      return;
+    }
+    timer = undefined;
+    fn();
+  };
+  check();
+  return {
+    clear: () => {
+      cleared = true;
+      timer?.clear();
+    },
+  };
+}

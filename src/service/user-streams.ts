@@ -1,4 +1,4 @@
-import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
+import { atWallTime, type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { JobworkerError } from '../core/errors.ts';
 
 /** One stream's hold (`UserStreams.take`). */
@@ -61,19 +61,12 @@ export class UserStreams {
     };
   }
 
-  /**
-   * Ends `hold` when the wall clock reaches `at`, as the token's check does. The timer counts
-   * steady time, and the wall clock may be stepped meanwhile (NTP): at the timer the expiry is
-   * read again, and the wait armed again if it is not due yet.
-   */
+  /** Ends `hold` when the wall clock reaches `at`, as the token's check does (`atWallTime`). */
   #expireAt(user: string, entry: UserEntry, hold: Hold, at: number): void {
-    const left = at - this.#clock.now().getTime();
-    if (left > 0) {
-      hold.expiry = this.#clock.setTimer(() => this.#expireAt(user, entry, hold, at), left);
-      return;
-    }
-    this.#drop(user, entry, hold);
-    hold.controller.abort(streamExpired(user));
+    hold.expiry = atWallTime(this.#clock, at, () => {
+      this.#drop(user, entry, hold);
+      hold.controller.abort(streamExpired(user));
+    });
   }
 
   /** How many streams of `kind` `user` has open. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Clock, clockDeadline, pauseOn, steadyMs } from '../../src/core/clock.ts';
+import { atWallTime, type Clock, clockDeadline, pauseOn, steadyMs } from '../../src/core/clock.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 describe('clockDeadline', () => {
@@ -88,5 +88,43 @@ describe('steadyMs', () => {
     assert.equal(steadyMs(older), 7000);
     const steady: Clock = { ...older, monotonicMs: () => 42 };
     assert.equal(steadyMs(steady), 42);
+  });
+});
+
+describe('atWallTime', () => {
+  /** A manual clock whose wall time can be stepped back without its timers moving (NTP). */
+  function steppable(start: Date) {
+    const steady = new ManualClock(start);
+    let offsetMs = 0;
+    const clock: Clock = {
+      now: () => new Date(steady.now().getTime() + offsetMs),
+      setTimer: (fn, ms) => steady.setTimer(fn, ms),
+    };
+    return { clock, steady, stepBy: (ms: number) => (offsetMs += ms) };
+  }
+
+  it('calls at the wall time, armed again when the wall clock was set back meanwhile', () => {
+    const t0 = new Date(Date.UTC(2026, 11, 6, 4, 0, 0));
+    const { clock, steady, stepBy } = steppable(t0);
+    let called = 0;
+    atWallTime(clock, t0.getTime() + 10_000, () => called++);
+    stepBy(-5_000);
+    steady.advance(10_000);
+    assert.equal(called, 0, 'the wall clock says 5 s are left');
+    assert.equal(steady.pending, 1, 'armed again for them');
+    steady.advance(5_000);
+    assert.equal(called, 1);
+    assert.equal(steady.pending, 0);
+  });
+
+  it('calls at once for a time already past, and never once cleared', () => {
+    const clock = new ManualClock();
+    let called = 0;
+    atWallTime(clock, clock.now().getTime() - 1, () => called++);
+    assert.equal(called, 1);
+    const timer = atWallTime(clock, clock.now().getTime() + 1_000, () => called++);
+    timer.clear();
+    clock.advance(5_000);
+    assert.equal(called, 1);
   });
 });

@@ -2,7 +2,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SecureContextOptions, TLSSocket, Server as TlsServer } from 'node:tls';
-import type { Clock, ClockTimer } from '../../core/clock.ts';
+import { atWallTime, type Clock, type ClockTimer } from '../../core/clock.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { CertificateAuthority } from './certificate-authority.ts';
@@ -219,31 +219,19 @@ export class ServerTls {
   }
 
   /**
-   * Cuts `socket` once its client certificate is past `notAfter` on the server's clock. A timer
-   * that fires early by the wall clock (set back since it was armed) is armed again for what is
-   * left, as a token's expiry is (`UserStreams`).
+   * Cuts `socket` once its client certificate is past `notAfter` on the server's clock, the wall
+   * clock read again when the timer rings (`atWallTime`), as for a token's expiry.
    */
-  #cutAtExpiry(
-    socket: TLSSocket,
-    held: { readonly serial: string; expiry: ClockTimer | undefined },
-    notAfter: Date,
-  ): void {
+  #cutAtExpiry(socket: TLSSocket, held: CertificateConnection, notAfter: Date): void {
     const { clock, logger } = this.#options;
-    const check = () => {
-      const left = notAfter.getTime() - clock.now().getTime();
-      if (left > 0) {
-        held.expiry = clock.setTimer(check, left);
-        return;
-      }
-      held.expiry = undefined;
+    held.expiry = atWallTime(clock, notAfter.getTime(), () => {
       this.#byCertificate.delete(socket);
       socket.destroy();
       logger.info(
         { remoteAddress: socket.remoteAddress, serial: held.serial, notAfter: notAfter.toISOString() },
         'connection of an expired client certificate closed',
       );
-    };
-    check();
+    });
   }
 
   #setCrl(crl: string): void {
