@@ -39,6 +39,7 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `JOBWORKER_NODE_TIMEOUT` | `30s`: a node silent this long is declared lost |
  * | `JOBWORKER_CLUSTER_SECRET_FILE` | unset: the secret nodes sign forwarded calls with (docs/cluster.md) |
  * | `JOBWORKER_CLUSTER_CA` | unset: the CA peers' HTTPS certificates chain to (else the system's) |
+ * | `UV_THREADPOOL_SIZE` | `4`: libuv's thread pool (Node's own setting); webhooks' DNS lookups take half of it at most |
  */
 export interface ServerConfig {
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free port. */
@@ -82,6 +83,11 @@ export interface ServerConfig {
   readonly metricsListen: string | undefined;
   /** CIDRs users' own webhooks may reach although private or loopback (docs/webhooks.md). */
   readonly webhookAllow: readonly string[];
+  /**
+   * The threads of libuv's pool, which the server's file work and DNS lookups share: Node's own
+   * `UV_THREADPOOL_SIZE` (1 to 1024), else its default, 4.
+   */
+  readonly threadPoolSize: number;
   /** The store: undefined for SQLite in the data directory, or a `postgres://` URL (docs/storage.md). */
   readonly store: string | undefined;
   /** Most PostgreSQL connections this server opens. */
@@ -143,6 +149,7 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
       .split(',')
       .map((c) => c.trim())
       .filter(Boolean),
+    threadPoolSize: threadPoolSizeOf(value('UV_THREADPOOL_SIZE')),
     store: value('JOBWORKER_STORE'),
     storePool: value('JOBWORKER_STORE_POOL') ?? SERVER_DEFAULTS.storePool,
     nodeId: value('JOBWORKER_NODE_ID'),
@@ -154,6 +161,12 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
 }
 
 /** `$XDG_DATA_HOME/jobworker`, or `~/.local/share/jobworker`. */
+/** `UV_THREADPOOL_SIZE` as libuv reads it: a whole number from 1 to 1024, else its default, 4. */
+function threadPoolSizeOf(text: string | undefined): number {
+  const size = Number(text);
+  return Number.isInteger(size) && size >= 1 && size <= 1024 ? size : 4;
+}
+
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME;
   return join(xdg?.startsWith('/') ? xdg : join(homedir(), '.local', 'share'), 'jobworker');

@@ -75,6 +75,7 @@ import { UserService } from './service/user-service.ts';
 import { WebhookService } from './service/webhook-service.ts';
 import type { PgJobStore } from './store/postgres/pg-job-store.ts';
 import { WebhookAddressPolicy } from './webhooks/address-policy.ts';
+import { LookupGate, lookupsFor } from './webhooks/lookup-gate.ts';
 import { loadSigningSecret } from './webhooks/signing-secret.ts';
 import type { WebhookRetryPolicy } from './webhooks/webhook-backoff.ts';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
@@ -395,7 +396,11 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         run,
         tasksFile: options.tasks ?? config.tasks,
         metricsListen,
-        webhooks: { policy: webhookPolicy, retry: options.webhookRetry ?? {} },
+        webhooks: {
+          policy: webhookPolicy,
+          retry: options.webhookRetry ?? {},
+          lookups: new LookupGate(lookupsFor(config.threadPoolSize)),
+        },
         storeChoice,
         cluster,
         ...(nodeId === undefined ? {} : { nodeId }),
@@ -440,7 +445,7 @@ async function startOnDataDir({
   clock: Clock;
   tasksFile: string | undefined;
   metricsListen: ListenAddress | undefined;
-  webhooks: { policy: WebhookAddressPolicy; retry: Partial<WebhookRetryPolicy> };
+  webhooks: { policy: WebhookAddressPolicy; retry: Partial<WebhookRetryPolicy>; lookups: LookupGate };
   run: RunRouteOptions;
   accounts: { homesDir: string; singleAccount: boolean; adminRunAs: string | undefined };
   listen: ListenAddress;
@@ -592,6 +597,7 @@ async function startOnDataDir({
     userAgent: `jobworker/${packageJson.version}`,
     logger: logger.child({ component: 'webhooks' }),
     retry: webhookOptions.retry,
+    lookups: webhookOptions.lookups,
     // A cluster's node claims deliveries by its name (the jobs' `node`), kept across restarts.
     ...((clusterNode?.id ?? nodeId) === undefined ? {} : { claimer: clusterNode?.id ?? nodeId }),
   });

@@ -10,12 +10,10 @@ export type LookupAll = (
 type Answer = (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
 
 /**
- * How many lookups may run at once by default: half of libuv's thread pool (`UV_THREADPOOL_SIZE`,
- * 4 unless set), at least one.
+ * How many lookups may run at once with a thread pool of `threads` (the server's configured
+ * `UV_THREADPOOL_SIZE`, config.ts): half of it, at least one.
  */
-export function defaultLookups(env: NodeJS.ProcessEnv = process.env): number {
-  const size = Number(env.UV_THREADPOOL_SIZE);
-  const threads = Number.isInteger(size) && size >= 1 && size <= 1024 ? size : 4;
+export function lookupsFor(threads: number): number {
   return Math.max(1, Math.floor(threads / 2));
 }
 
@@ -55,7 +53,7 @@ export class LookupGate {
   /** Every lookup waiting or running, by name and options. */
   readonly #byKey = new Map<string, Pending>();
 
-  constructor(max = defaultLookups(), lookup: LookupAll = dnsLookup) {
+  constructor(max = lookupsFor(4), lookup: LookupAll = dnsLookup) {
     if (!Number.isInteger(max) || max < 1)
       throw new RangeError(`max must be a whole number >= 1 (got ${max})`);
     this.#max = max;

@@ -29,9 +29,10 @@ export interface WebhookDispatcherOptions {
   /** An attempt without an answer after this long fails. Default 10 s. */
   readonly timeoutMs?: number;
   /**
-   * The DNS lookups of the attempts, a few at once and one per name (`LookupGate`): by default
-   * through `dns.lookup`, half of libuv's threads at most (two of four), so that receivers whose
-   * names never resolve leave the server's file work the others.
+   * The DNS lookups of the attempts, a few at once and one per name (`LookupGate`): the server
+   * gives one of half its configured thread pool (`lookupsFor`); by default two, half of libuv's
+   * default four, so that receivers whose names never resolve leave the server's file work the
+   * others.
    */
   readonly lookups?: LookupGate;
   /** Attempts in flight at once. Default 16. */

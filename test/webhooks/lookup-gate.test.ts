@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { LookupAddress } from 'node:dns';
 import { describe, it } from 'node:test';
-import { defaultLookups, LookupGate } from '../../src/webhooks/lookup-gate.ts';
+import { readServerConfig } from '../../src/config.ts';
+import { LookupGate, lookupsFor } from '../../src/webhooks/lookup-gate.ts';
 
 type Callback = (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
 
@@ -112,11 +113,13 @@ describe('LookupGate', () => {
     );
   });
 
-  it("takes half of libuv's threads by default, at least one", () => {
-    assert.equal(defaultLookups({}), 2);
-    assert.equal(defaultLookups({ UV_THREADPOOL_SIZE: '16' }), 8);
-    assert.equal(defaultLookups({ UV_THREADPOOL_SIZE: '1' }), 1);
-    assert.equal(defaultLookups({ UV_THREADPOOL_SIZE: 'lots' }), 2);
+  it("takes half of libuv's threads as the server's configuration reads them, at least one", () => {
+    const lookups = (env: NodeJS.ProcessEnv) => lookupsFor(readServerConfig(env).threadPoolSize);
+    assert.equal(lookups({}), 2);
+    assert.equal(lookups({ UV_THREADPOOL_SIZE: '16' }), 8);
+    assert.equal(lookups({ UV_THREADPOOL_SIZE: '1' }), 1);
+    assert.equal(lookups({ UV_THREADPOOL_SIZE: 'lots' }), 2);
+    assert.equal(lookups({ UV_THREADPOOL_SIZE: '2000' }), 2);
   });
 
   it('answers every asker of a lookup, whatever one of them throws', () => {
