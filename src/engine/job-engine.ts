@@ -671,8 +671,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /**
    * Resolves with the job once it has reached a final status, waiting through its time in the
-   * queue. A job active on another node resolves as it is. Rejects with `signal`'s reason, and
-   * with an `ILLEGAL_TRANSITION` error when the engine is closed first.
+   * queue. A job active on another node resolves as it is. Rejects with `signal`'s reason, with
+   * an `ILLEGAL_TRANSITION` error when the engine is closed first, and with NotFoundError when the
+   * job is deleted (one this node gave up to another node's decision, say).
    */
   async waitFor(id: string, signal?: AbortSignal): Promise<Job> {
     // The engine's close ends the wait too: nothing would tell of the job's end after it (the job
@@ -686,7 +687,12 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       // Closed meanwhile: the supervisor let go of the job, and its record says it runs.
       stop.signal.throwIfAborted();
       const finished = this.#supervisor.finished(id);
-      return finished ? await untilAborted(finished, stop.signal) : await this.get(id);
+      const ended = finished ? await untilAborted(finished, stop.signal) : undefined;
+      if (ended && isFinal(ended.status)) return ended;
+      // No end of this node's own: the job was given up to another node's decision (and perhaps
+      // deleted since, then NOT_FOUND), or was never supervised here. Its record tells.
+      stop.signal.throwIfAborted();
+      return await this.get(id);
     } catch (err) {
       throw this.#closedOr(err, id, signal);
     } finally {

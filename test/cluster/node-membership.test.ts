@@ -8,7 +8,7 @@ import { ClusterNode } from '../../src/cluster/cluster-node.ts';
 import { decideLostNodeJobs } from '../../src/cluster/lost-node-jobs.ts';
 import { NodeMembership } from '../../src/cluster/node-membership.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
-import { ClaimLostError } from '../../src/core/errors.ts';
+import { ClaimLostError, JobworkerError } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
 import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
@@ -423,6 +423,13 @@ describe('cluster membership on PostgreSQL', () => {
         jobs.push(job);
       }
       const [deleted, kept] = jobs as [Job, Job];
+      // Waits on this node, as `jobworker wait` or a follow makes them: each hears what became of
+      // its job, not the running state this node last knew.
+      const waitDeleted = engine.waitFor(deleted.id).then(
+        (job) => job,
+        (err: unknown) => err,
+      );
+      const waitKept = engine.waitFor(kept.id);
       await other.nodes.declareLost(
         new Date(clock.now().getTime() + 1),
         () => 'cut off',
@@ -449,6 +456,12 @@ describe('cluster membership on PostgreSQL', () => {
         return alive.every((a) => !a);
       });
       assert.deepEqual(rejoined, [[kept.id]], 'told of the jobs the store still has');
+      assert.equal((await waitKept).status, 'lost', "the wait on the kept job gets the other node's decision");
+      const deletedAnswer = await waitDeleted;
+      assert.ok(
+        deletedAnswer instanceof JobworkerError && deletedAnswer.code === 'NOT_FOUND',
+        `the wait on the deleted job is told it is gone, got ${JSON.stringify(deletedAnswer)}`,
+      );
       assert.equal(await store.getJob(deleted.id), undefined);
       assert.equal((await store.getJob(kept.id))?.status, 'lost');
       // Given up once: a later beat has nothing more to do.
