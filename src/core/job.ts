@@ -273,10 +273,18 @@ export interface JobExit {
   readonly reason: string;
 }
 
+/**
+ * Who asks for the stop of a job past its timeout (`StopRequest.by`). Not a user name (they never
+ * hold parentheses), so that a user named `timeout` stopping a job is told apart from it. Records
+ * written before this marker say `timeout`: a job whose timeout stop was under way across an
+ * upgrade ends `stopped` "by timeout" instead of `timed_out`.
+ */
+export const TIMEOUT_STOPPER = '(timeout)';
+
 /** A stop that was asked for, recorded at once and kept in history. */
 export interface StopRequest {
   readonly at: Date;
-  /** Who asked (a user name, or `timeout` / `system`). */
+  /** Who asked: a user name, or `TIMEOUT_STOPPER`. */
   readonly by: string;
   readonly graceMs: number;
 }

@@ -1,4 +1,4 @@
-import type { JobExit, JobLimits, JobStatus, JobUsage } from './job.ts';
+import { type JobExit, type JobLimits, type JobStatus, type JobUsage, TIMEOUT_STOPPER } from './job.ts';
 import { formatBytes } from './units.ts';
 
 /**
@@ -26,7 +26,7 @@ export interface EndFacts {
   readonly cwd?: string;
   /** The name of the OS account the job was to run as; absent for the server's own. */
   readonly account?: string;
-  /** Who asked the job to stop, when someone did (`timeout` for a timeout). */
+  /** Who asked the job to stop, when someone did (`TIMEOUT_STOPPER` for its timeout). */
   readonly stopBy?: string;
   readonly timeoutMs?: number | null;
   /** The stop had to SIGKILL processes after this grace period. */
@@ -99,7 +99,7 @@ function decideFromRecord(facts: EndFacts): Outcome {
   if (facts.forcedAfterMs !== undefined) {
     exit = { ...exit, reason: `${exit.reason} after ${formatDuration(facts.forcedAfterMs)} grace` };
   }
-  if (facts.stopBy === 'timeout') {
+  if (facts.stopBy === TIMEOUT_STOPPER) {
     return {
       status: 'timed_out',
       exit: { ...exit, reason: `timed out after ${formatDuration(facts.timeoutMs ?? 0)}: ${exit.reason}` },

@@ -2,7 +2,7 @@ import { nextAttempt } from '../core/attempts.ts';
 import type { Clock, ClockTimer } from '../core/clock.ts';
 import { IllegalTransitionError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
-import type { Job, ProcessIdentity } from '../core/job.ts';
+import { type Job, type ProcessIdentity, TIMEOUT_STOPPER } from '../core/job.ts';
 import { unboundedController } from '../core/linked-signal.ts';
 import { decideOutcome } from '../core/outcome.ts';
 import type { OutputMonitor } from '../output/output-monitor.ts';
@@ -375,7 +375,7 @@ export class Supervisor {
       s.timer = this.#deps.clock.setTimer(
         () => {
           if (!s.stop && !s.finishing) {
-            this.#beginStop(s, 'timeout', this.#deps.defaultGraceMs).catch((err) =>
+            this.#beginStop(s, TIMEOUT_STOPPER, this.#deps.defaultGraceMs).catch((err) =>
               this.#deps.onError(err, job.id),
             );
           }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { nextAttempt } from '../../src/core/attempts.ts';
 import { ERROR_CODES, IllegalTransitionError, ValidationError } from '../../src/core/errors.ts';
 import { isJobId, jobIdTime, newJobId } from '../../src/core/ids.ts';
-import { JOB_STATUSES } from '../../src/core/job.ts';
+import { JOB_STATUSES, TIMEOUT_STOPPER } from '../../src/core/job.ts';
 import { isLoopbackHost } from '../../src/core/loopback.ts';
 import { decideOutcome } from '../../src/core/outcome.ts';
 import { normalizeSpec } from '../../src/core/spec.ts';
@@ -167,12 +167,21 @@ describe('outcome', () => {
     assert.equal(forced.exit.reason, 'stopped by alice: killed by SIGKILL after 10 s grace');
     const timedOut = decideOutcome({
       ...base,
-      stopBy: 'timeout',
+      stopBy: TIMEOUT_STOPPER,
       timeoutMs: 5000,
       record: { kind: 'status', status: 143 },
     });
     assert.equal(timedOut.status, 'timed_out');
     assert.equal(timedOut.exit.reason, 'timed out after 5 s: killed by SIGTERM');
+    // A user may be named `timeout`: their stop is a stop, not the job's timeout.
+    const byUser = decideOutcome({
+      ...base,
+      stopBy: 'timeout',
+      timeoutMs: 5000,
+      record: { kind: 'status', status: 143 },
+    });
+    assert.equal(byUser.status, 'stopped');
+    assert.equal(byUser.exit.reason, 'stopped by timeout: killed by SIGTERM');
     assert.equal(
       decideOutcome({ ...base, record: { kind: 'notfound' } }).exit.reason,
       'command not found: job',
@@ -273,6 +282,11 @@ describe('submission and attempts', () => {
     assert.equal(third?.runAt?.getTime(), now.getTime() + 500, 'capped at maxMs');
     assert.equal(nextAttempt({ ...job, attempt: 3 }, 'failed', now, 'x'), null);
     assert.equal(nextAttempt(job, 'stopped', now, 'x'), null);
+    // The stop its timeout made is not a user's: the timed-out run is retried. A user's stop is
+    // never retried, whatever the run ended as.
+    const timeoutStop = { at: now, by: TIMEOUT_STOPPER, graceMs: 0 };
+    assert.equal(nextAttempt({ ...job, stop: timeoutStop }, 'timed_out', now, 'id-t')?.attempt, 2);
+    assert.equal(nextAttempt({ ...job, stop: { ...timeoutStop, by: 'timeout' } }, 'failed', now, 'x'), null);
     assert.equal(nextAttempt(job, 'succeeded', now, 'x'), null);
   });
 });

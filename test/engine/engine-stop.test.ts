@@ -248,6 +248,24 @@ describe('engine stop and timeout', () => {
     assert.match(done.exit?.reason ?? '', /^timed out after 300 ms: /);
   });
 
+  it('retries a run that timed out, as its retry policy asks, each attempt with its own timeout', async () => {
+    const job = await h.engine.start(
+      {
+        command: 'sleep',
+        args: ['60'],
+        timeoutMs: 200,
+        retry: { attempts: 2, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
+      },
+      me,
+    );
+    const first = await h.engine.waitFor(job.id);
+    assert.equal(first.status, 'timed_out');
+    assert.ok(first.retriedAs, 'a timed-out run has a next attempt');
+    const second = await h.engine.waitFor(first.retriedAs);
+    assert.deepEqual([second.status, second.attempt, second.retryOf], ['timed_out', 2, job.id]);
+    assert.equal(second.retriedAs, null, 'no attempt after the last');
+  });
+
   it('kills what a job left behind when its main process exits', async () => {
     const pidFile = join(h.dataDir, 'orphan.pid');
     const job = await h.engine.start({ command: 'sh', args: ['-c', `sleep 60 & echo $! > ${pidFile}`] }, me);

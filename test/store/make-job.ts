@@ -1,5 +1,5 @@
 import { newJobId } from '../../src/core/ids.ts';
-import { isFinal, type Job, type JobSpec, type JobStatus } from '../../src/core/job.ts';
+import { isFinal, type Job, type JobSpec, type JobStatus, TIMEOUT_STOPPER } from '../../src/core/job.ts';
 
 export type JobOverrides = Partial<Omit<Job, 'spec'>> & { spec?: Partial<JobSpec> };
 
@@ -86,7 +86,7 @@ export function makeRichJob(): Job {
     createdAt: new Date(Date.UTC(2025, 5, 30, 23, 59, 59, 1)),
     startedAt: new Date(Date.UTC(2025, 5, 30, 23, 59, 59, 999)),
     finishedAt: new Date(Date.UTC(2025, 6, 1, 0, 1, 0, 7)),
-    stop: { at: new Date(Date.UTC(2025, 6, 1, 0, 0, 59, 500)), by: 'timeout', graceMs: 10_000 },
+    stop: { at: new Date(Date.UTC(2025, 6, 1, 0, 0, 59, 500)), by: TIMEOUT_STOPPER, graceMs: 10_000 },
     stopForced: true,
     process: {
       pid: 2_147_483_646,
