@@ -456,7 +456,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (who.role !== 'admin' && Array.isArray(after)) {
       for (const [i, id] of after.entries()) {
         if (typeof id !== 'string' || !isJobId(id)) continue; // the spec check names it
-        const dep = await this.#engine.getRecorded(id).catch(() => undefined);
+        // Only "no such job" reads as one; a store that fails says so (not "no job with id").
+        const dep = await this.#engine.getRecorded(id).catch((err: unknown) => {
+          if (err instanceof NotFoundError) return undefined;
+          throw err;
+        });
         if (!dep || !maySee(who, dep)) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
       }
     }

@@ -1,4 +1,5 @@
 import type { Updateable } from 'kysely';
+import { ValidationError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
 import type { JobRow } from './schema.ts';
 
@@ -57,4 +58,35 @@ export function settledColumns(
   return verdict.kind === 'failed'
     ? { status: 'cancelled', hold: null, exit_reason: verdict.reason, finished_at: nowMs }
     : { hold: runAtMs !== null && runAtMs > nowMs ? 'delay' : null };
+}
+
+/**
+ * The dependencies a job names in `after`, each followed along its retries to its latest attempt
+ * (read with `read`, the store's own look-up in its transaction), each once: two ids of one chain of
+ * attempts are one dependency. A ValidationError on `after[i]` for an id with no job, and for one
+ * whose retries lead to an attempt deleted since: how that chain ended is not known any more, and
+ * a job waiting on it would wait for good. Shared by every store.
+ */
+export async function latestAttempts(
+  after: readonly string[],
+  read: (id: string) => Promise<JobRow | undefined>,
+): Promise<JobRow[]> {
+  const deps = new Map<string, JobRow>();
+  for (const [i, id] of after.entries()) {
+    let dep = await read(id);
+    if (!dep) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
+    // Bounded: a chain of attempts is as long as a retry policy allows (checked at submission).
+    for (let hops = 0; dep.retried_as !== null && hops < 1000; hops++) {
+      const next: JobRow | undefined = await read(dep.retried_as);
+      if (!next) {
+        throw new ValidationError(
+          `after[${i}]`,
+          `Job ${id} was retried as ${dep.retried_as}, which has been deleted: how its retries ended is not known; name a job that still exists`,
+        );
+      }
+      dep = next;
+    }
+    deps.set(dep.id, dep);
+  }
+  return [...deps.values()];
 }

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { toErrorResponse } from '../../src/api/rest/error-mapping.ts';
 import type { Principal } from '../../src/auth/principal.ts';
+import { JobworkerError } from '../../src/core/errors.ts';
 import { JobService } from '../../src/service/job-service.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { failingOnce } from '../helpers/failing-once.ts';
 
 const admin: Principal = { user: 'root', role: 'admin' };
 const alice: Principal = { user: 'alice', role: 'user' };
@@ -23,6 +25,22 @@ describe('job service', () => {
     await h.engine.untilStarted(job.id);
     return { service, job };
   }
+
+  it("tells a store failure while checking a user's `after` as such, not as an unknown job", async () => {
+    const dep = await h.engine.start({ command: 'true' }, { user: 'alice' });
+    const failure = new JobworkerError('STORE_UNAVAILABLE', 'the store did not answer (injected)');
+    const { object: engine } = failingOnce(h.engine, 'getRecorded', failure);
+    const service = new JobService(engine);
+    const refused = await service.start(alice, { command: 'true', after: [dep.id] }).then(
+      () => assert.fail('admitted though its dependency could not be read'),
+      (err: unknown) => err,
+    );
+    assert.equal(refused, failure);
+    // Read again, it is found: the same submission is admitted.
+    const admitted = await service.start(alice, { command: 'true', after: [dep.id] });
+    assert.deepEqual(admitted.spec.after, [dep.id]);
+    await h.engine.waitFor(admitted.id);
+  });
 
   it('refuses a follow beyond its limit with CAPACITY_EXHAUSTED (429), and ends follows at shutdown', async () => {
     const service = new JobService(h.engine, { maxFollowers: 1 });

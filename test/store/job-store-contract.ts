@@ -883,6 +883,30 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           );
         }));
 
+      it('takes two attempts of one chain in `after` as one dependency, and refuses a chain whose later attempt was deleted', () =>
+        withStore(async (store) => {
+          const a = await inserted(store, { status: 'running', node: 'node-a' });
+          const next = makeJob({ attempt: 2, retryOf: a.id, runAt: NOW, hold: 'delay', node: 'node-a' });
+          await store.markRetried(a.id, finish('failed'), next);
+          await store.markStarted(next.id, PROCESS, AT);
+          await store.markFinished(next.id, finish('succeeded'));
+          const { job: both } = (await store.admitJob(queued({ spec: { after: [a.id, next.id] } }), NOW)) as {
+            job: Job;
+          };
+          assert.deepEqual([both.status, both.hold], ['queued', null], 'ready: the chain succeeded');
+          // Nothing waits on the last attempt any more: it may be deleted, and then how the chain
+          // ended is not known. A job naming the chain is refused, not left waiting for good.
+          await store.cancelQueued(both.id, { at: AT, by: 'bob', graceMs: 0 }, 'cancelled by bob');
+          assert.ok(await store.deleteJob(next.id));
+          await assert.rejects(
+            store.admitJob(queued({ spec: { after: [a.id] } }), NOW),
+            (err: ValidationError) =>
+              err instanceof ValidationError &&
+              err.field === 'after[0]' &&
+              err.message.includes(`retried as ${next.id}, which has been deleted`),
+          );
+        }));
+
       it('cancels a queued job at once, but only records the stop of one being started', () =>
         withStore(async (store) => {
           const stop = { at: AT, by: 'bob', graceMs: 1000 };

@@ -11,7 +11,7 @@ import {
   type StopRequest,
 } from '../../core/job.ts';
 import { assertTransition, TRANSITIONS } from '../../core/states.ts';
-import { admittedAs, dependencyVerdict, settledColumns } from '../dependency-verdict.ts';
+import { admittedAs, dependencyVerdict, latestAttempts, settledColumns } from '../dependency-verdict.ts';
 import { finishColumns, jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
 import type {
   Admission,
@@ -620,16 +620,7 @@ async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Prom
   }
 
   // Each dependency, followed along its retries to its latest attempt, locked.
-  const deps: Job[] = [];
-  for (const [i, id] of job.spec.after.entries()) {
-    let dep = await lockShared(trx, id);
-    if (!dep) throw new ValidationError(`after[${i}]`, `No job with id ${id}`);
-    for (let hops = 0; dep.retried_as !== null && hops < 1000; hops++) {
-      dep = (await lockShared(trx, dep.retried_as)) ?? dep;
-      if (dep.retried_as === null) break;
-    }
-    deps.push(rowToJob(dep));
-  }
+  const deps = (await latestAttempts(job.spec.after, (id) => lockShared(trx, id))).map(rowToJob);
   const stored = admittedAs(job, dependencyVerdict(deps), now);
   await insertRow(trx, stored);
   if (stored.status === 'queued' && deps.length > 0) {
