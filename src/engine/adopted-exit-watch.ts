@@ -11,13 +11,19 @@ export class AdoptedExitWatch {
   readonly #intervalMs: number;
   readonly #watched = new Map<RecordedProcess, () => void>();
   #stopPolling: (() => void) | undefined;
+  #closed = false;
 
   constructor(intervalMs: number) {
     this.#intervalMs = intervalMs;
   }
 
-  /** Resolves when the identified process is gone. */
+  /**
+   * Resolves when the identified process is gone. After `close`, never: the engine closing lets go
+   * of its jobs (a later server adopts them), and a wrapper orphaned by the spawner's own end at
+   * that close must not start the poll again, keeping the closed engine polling and in memory.
+   */
   exited(identity: RecordedProcess): Promise<void> {
+    if (this.#closed) return new Promise(() => {});
     if (!isSameProcessAlive(identity)) return Promise.resolve();
     return new Promise((resolve) => {
       this.#watched.set(identity, resolve);
@@ -25,10 +31,21 @@ export class AdoptedExitWatch {
     });
   }
 
+  /** Whether the shared poll runs: while some watched process lives. */
+  get polling(): boolean {
+    return this.#stopPolling !== undefined;
+  }
+
+  /** For good: nothing is watched after. */
   close(): void {
+    this.#closed = true;
+    this.#stopPoll();
+    this.#watched.clear();
+  }
+
+  #stopPoll(): void {
     this.#stopPolling?.();
     this.#stopPolling = undefined;
-    this.#watched.clear();
   }
 
   #check(): void {
@@ -37,6 +54,6 @@ export class AdoptedExitWatch {
       this.#watched.delete(identity);
       resolve();
     }
-    if (this.#watched.size === 0) this.close();
+    if (this.#watched.size === 0) this.#stopPoll();
   }
 }

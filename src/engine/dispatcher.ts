@@ -18,6 +18,12 @@ export interface DispatcherDeps {
   /** How many more jobs this node may start now (its `maxRunning` less what it runs). */
   readonly nodeFree: () => number;
   readonly onError: (err: Error) => void;
+  /**
+   * No pass until `open`: the engine first recovers what the last server left (adopted jobs, the
+   * claims it was starting). A pass before that would claim jobs that recovery then takes for the
+   * last server's leftovers, and give back or fail while they start. Default false.
+   */
+  readonly heldUntilOpen?: boolean;
 }
 
 /** How soon a pass that failed is tried again. */
@@ -38,6 +44,8 @@ export class Dispatcher {
   #timer: ClockTimer | undefined;
   #stopped = false;
   #draining = false;
+  /** See `DispatcherDeps.heldUntilOpen`: kicks meanwhile wait for the first pass after `open`. */
+  #held: boolean;
   /**
    * The earliest `runAt` of a delayed job (ms), null for none, undefined for not known: a pass
    * asks the store only when it is not known or has come, so passes cost no query for delays.
@@ -48,6 +56,13 @@ export class Dispatcher {
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
+    this.#held = deps.heldUntilOpen === true;
+  }
+
+  /** Lets passes run (see `DispatcherDeps.heldUntilOpen`), and asks for the first. */
+  open(): Promise<void> {
+    this.#held = false;
+    return this.kick();
   }
 
   /** True while draining: no job starts until `undrain`. */
@@ -85,6 +100,7 @@ export class Dispatcher {
   kick(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.#waiters.push(resolve));
+    if (this.#held) return done;
     if (this.#running) this.#again = true;
     else this.#running = this.#loop();
     return done;

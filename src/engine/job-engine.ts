@@ -265,6 +265,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         options.logger.error({ err }, 'dispatch failed');
         this.emit('engine:error', err, null);
       },
+      heldUntilOpen: true,
     });
     this.#retention = new HistoryRetention({
       store: this.#store,
@@ -300,20 +301,35 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       );
     }
     const engine = new JobEngine({ ...resolved, ioDir: io.dir });
-    engine.#host = options.host ?? (await probeHost());
-    await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
-    const running = await engine.#store.listRunning(engine.#options.node);
-    await engine.#supervisor.recover(running);
-    await engine.#launcher.recoverClaims();
-    // Dependencies that ended while the last server was going down still settle their dependents.
-    for (const job of await engine.#store.settleAll(engine.#options.now())) engine.#changed(job);
-    engine.#options.logger.info(
-      { node: engine.#options.node, cgroups: engine.#cgroups.mode, reconciled: running.length },
-      'job engine open',
-    );
-    await engine.#dispatcher.kick();
-    engine.#retention.start();
-    return engine;
+    try {
+      engine.#host = options.host ?? (await probeHost());
+      await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
+      const running = await engine.#store.listRunning(engine.#options.node);
+      await engine.#supervisor.recover(running);
+      await engine.#launcher.recoverClaims();
+      // Dependencies that ended while the last server was going down still settle their dependents.
+      for (const job of await engine.#store.settleAll(engine.#options.now())) engine.#changed(job);
+      engine.#options.logger.info(
+        { node: engine.#options.node, cgroups: engine.#cgroups.mode, reconciled: running.length },
+        'job engine open',
+      );
+      // Only now: see `DispatcherDeps.heldUntilOpen`.
+      await engine.#dispatcher.open();
+      engine.#retention.start();
+      return engine;
+    } catch (err) {
+      // What recovery set up (adopted jobs' timers and watches, the spawner) must not outlive an
+      // open that failed: a caller that opens again would have two engines supervise the jobs.
+      await engine
+        .close()
+        .catch((closeErr: unknown) =>
+          engine.#options.logger.error(
+            { err: closeErr },
+            'closing the job engine after a failed open failed',
+          ),
+        );
+      throw err;
+    }
   }
 
   /** This node's id: the `node` of the jobs it runs. */

@@ -283,14 +283,33 @@ export class Supervisor {
   /** Records as `lost` a job that cannot be supervised, after ending whatever of it still runs. */
   async #lose(job: Job, identity: ProcessIdentity, reason: string): Promise<void> {
     await this.#endLeftovers(job, identity);
-    const lost = await this.#record(job, {
+    const finish: JobFinish = {
       status: 'lost',
       exit: { exitCode: null, signal: null, reason },
       finishedAt: this.#deps.now(),
       outputBytes: { stdout: 0, stderr: 0 },
+    };
+    const lost = await this.#record(job, finish).catch(() => {
+      // One such job must not keep the server from starting (the store busy or away a moment, its
+      // disk full): its end is recorded in the background, on the clock (a failure that goes on
+      // is reported there), and a wait on it gets it.
+      const ending = this.#recordUntilWritten(job, finish)
+        .then(async (recorded) => {
+          if (recorded) await this.#lost(job, recorded);
+          return recorded ?? job;
+        })
+        .finally(() => this.#ending.delete(job.id));
+      ending.catch((later: unknown) => this.#deps.onError(later as Error, job.id));
+      this.#ending.set(job.id, ending);
+      return undefined;
     });
+    if (lost) await this.#lost(job, lost);
+  }
+
+  /** What follows the record of a job lost: its io directory goes, and its end is told. */
+  async #lost(job: Job, recorded: Job): Promise<void> {
     await this.#removeIo(job);
-    this.#deps.emit('job:finished', lost);
+    this.#deps.emit('job:finished', recorded);
   }
 
   /** Records a stop and starts ending the job; undefined when this node does not run it. */

@@ -456,7 +456,11 @@ describe('cluster membership on PostgreSQL', () => {
         return alive.every((a) => !a);
       });
       assert.deepEqual(rejoined, [[kept.id]], 'told of the jobs the store still has');
-      assert.equal((await waitKept).status, 'lost', "the wait on the kept job gets the other node's decision");
+      assert.equal(
+        (await waitKept).status,
+        'lost',
+        "the wait on the kept job gets the other node's decision",
+      );
       const deletedAnswer = await waitDeleted;
       assert.ok(
         deletedAnswer instanceof JobworkerError && deletedAnswer.code === 'NOT_FOUND',

@@ -6,8 +6,39 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
+import { JobworkerError } from '../../src/core/errors.ts';
+import type { Job } from '../../src/core/job.ts';
+import { JobEngine } from '../../src/engine/job-engine.ts';
+import type { JobStore } from '../../src/store/job-store.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { openHarness } from '../helpers/engine-harness.ts';
+import { failingOnce } from '../helpers/failing-once.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
+import { makeJob } from '../store/make-job.ts';
+
+/** A running job of `test-node` whose directory never existed: recovery records it lost. */
+function vanished(): Job {
+  return makeJob({
+    status: 'running',
+    node: 'test-node',
+    process: { pid: 4242, startTicks: 1, bootId: 'another-boot', cgroups: [] },
+  });
+}
+
+/** `store`, with the names of the methods called on it, in order, pushed to `calls`. */
+function logged(store: JobStore, calls: string[]): JobStore {
+  return new Proxy(store, {
+    get(real, key) {
+      const value = Reflect.get(real, key, real) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(key));
+        return (value as (...a: unknown[]) => unknown).apply(real, args);
+      };
+    },
+  });
+}
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -31,6 +62,101 @@ async function startThenCrash(dataDir: string, spec: object, ready: (jobDir: str
 }
 
 describe('engine recovery', () => {
+  it('claims nothing before the claims the last server left are recovered, though jobs lost at the start ended first', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
+    dirs.push(dataDir);
+    const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+    const calls: string[] = [];
+    // Each lost job's end asks the dispatcher for a pass (its slot is free), while recovery goes on.
+    for (let i = 0; i < 3; i++) await store.insertJob(vanished());
+    const ready = makeJob({ spec: { command: 'true', args: [] }, owner: 'alice' });
+    await store.insertJob(ready);
+    const engine = await JobEngine.open({ node: 'test-node', dataDir, store: logged(store, calls) });
+    try {
+      const done = await engine.waitFor(ready.id);
+      assert.deepEqual(
+        [done.status, done.attempt, done.exit?.reason],
+        ['succeeded', 1, 'exited with code 0'],
+      );
+      const recovered = calls.indexOf('listStarting');
+      const firstClaim = calls.indexOf('claimReady');
+      assert.ok(
+        recovered >= 0 && firstClaim > recovered,
+        `the first claim after recovery: ${calls.join(', ')}`,
+      );
+    } finally {
+      await engine.close();
+      await store.close();
+    }
+  });
+
+  it('opens though the loss of a job found at the start cannot be recorded yet, and records it once it can', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
+    dirs.push(dataDir);
+    const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+    const job = vanished();
+    await store.insertJob(job);
+    const { object: flaky, calls } = failingOnce(
+      store as JobStore,
+      'markFinished',
+      new JobworkerError('STORE_UNAVAILABLE', 'the store did not answer (injected)'),
+    );
+    const engine = await JobEngine.open({ node: 'test-node', dataDir, store: flaky });
+    try {
+      const lost = await engine.waitFor(job.id);
+      assert.deepEqual(
+        [lost.status, lost.exit?.reason],
+        ['lost', `its job directory is gone: ${join(dataDir, 'jobs', job.id)}`],
+      );
+      assert.equal(calls(), 2, 'tried again after the failure');
+      assert.equal((await store.getJob(job.id))?.status, 'lost');
+    } finally {
+      await engine.close();
+      await store.close();
+    }
+  });
+
+  it('an open that fails leaves nothing running: the jobs it adopted are let go, their timers cleared', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
+    dirs.push(dataDir);
+    // Printed once the job started: nothing more to wait for.
+    const { id } = await startThenCrash(
+      dataDir,
+      { command: 'sleep', args: ['600'], timeoutMs: 3_600_000 },
+      async () => {},
+    );
+    const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+    const pid = (await store.getJob(id))?.process?.pid;
+    assert.ok(pid !== undefined, 'the job runs');
+    const clock = new ManualClock(new Date());
+    const broken = new Proxy(store, {
+      get(real, key) {
+        if (key === 'listStarting') return () => Promise.reject(new Error('no such table: jobs (injected)'));
+        const value = Reflect.get(real, key, real) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(real) : value;
+      },
+    });
+    try {
+      await assert.rejects(
+        JobEngine.open({ node: 'test-node', dataDir, store: broken, clock }),
+        /no such table: jobs \(injected\)/,
+      );
+      assert.equal(clock.pending, 0, "the adopted job's timeout and every other timer are cleared");
+      assert.equal(await pidAlive(pid), true, 'the job runs on, for the next server to adopt');
+      const h = await openHarness({}, dataDir);
+      try {
+        assert.equal((await h.engine.get(id)).status, 'running', 'a later engine adopts it');
+        await h.engine.stop(id, { user: 'root' }, { graceMs: 0 });
+        assert.equal((await h.engine.waitFor(id)).status, 'stopped');
+      } finally {
+        await h.close();
+      }
+    } finally {
+      if (await pidAlive(pid)) process.kill(pid, 'SIGKILL');
+      await store.close();
+    }
+  });
+
   it('defect 6: a running job whose directory vanished is recorded lost, its processes stopped, and the engine opens', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
     dirs.push(dataDir);
