@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { constants, lstatSync } from 'node:fs';
+import { constants, lstatSync, type Stats } from 'node:fs';
 import {
   chmod,
   type FileHandle,
@@ -80,12 +80,44 @@ async function unfitIoDir(ioDir: string, make = true): Promise<string | undefine
   if (make) await mkdir(ioDir, { recursive: true, mode: 0o711 }).catch(() => undefined);
   const stats = await lstat(ioDir).catch(() => undefined);
   if (stats === undefined) return `The job io directory ${ioDir} does not exist`;
-  const uid = process.getuid?.() ?? stats.uid;
-  if (!stats.isDirectory() || stats.uid !== uid || (stats.mode & 0o022) !== 0) {
+  if (!isOwnIoDir(stats)) {
+    const uid = process.getuid?.() ?? stats.uid;
     return `The job io directory ${ioDir} must be a directory owned by this server's account (uid ${uid}) that no one else may write`;
   }
   await chmod(ioDir, 0o711);
   return undefined;
+}
+
+/** A real directory of this server's account that no one else may write. */
+function isOwnIoDir(stats: Stats): boolean {
+  return stats.isDirectory() && stats.uid === (process.getuid?.() ?? stats.uid) && (stats.mode & 0o022) === 0;
+}
+
+/**
+ * Checked at each start, not only at the server's: a cleaner of the temp directory may remove it
+ * while no job runs (systemd-tmpfiles ages /tmp on many hosts), and another account could then make
+ * one under its name, whose owner could swap a job's directory in it for a link. Made again when
+ * missing, with the checks of the server's start; else the start fails, saying why.
+ */
+async function checkIoDirStill(ioDir: string): Promise<void> {
+  const stats = await lstat(ioDir).catch(() => undefined);
+  if (stats !== undefined && isOwnIoDir(stats)) return;
+  const unfit = await unfitIoDir(ioDir);
+  if (unfit !== undefined) throw new Error(`${unfit} (it was removed or replaced while the server ran)`);
+}
+
+/**
+ * `mkdir` of a job's io directory: true when made, false when it was there already, left by a
+ * server that died while starting the job (its claim went back to the queue), and reused.
+ */
+function makeJobDir(dir: string): Promise<boolean> {
+  return mkdir(dir, { mode: 0o700 }).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+      return false;
+    },
+  );
 }
 
 /**
@@ -94,15 +126,8 @@ async function unfitIoDir(ioDir: string, make = true): Promise<string | undefine
  * account, and keeps the directory.
  */
 export async function createJobIo(paths: JobIoPaths, account: JobAccount | null): Promise<void> {
-  // Left by a server that died while starting the job (its claim went back to the queue): reused,
-  // once checked to be a directory (only this server writes where it is made).
-  const made = await mkdir(paths.dir, { mode: 0o700 }).then(
-    () => true,
-    (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-      return false;
-    },
-  );
+  await checkIoDirStill(dirname(paths.dir));
+  const made = await makeJobDir(paths.dir);
   if (!made && !(await lstat(paths.dir)).isDirectory()) throw new Error(`${paths.dir} is not a directory`);
   if (account && process.getuid?.() === 0 && account.uid !== 0) {
     // Not through a link: were the directory swapped for one since the mkdir (its parent is the

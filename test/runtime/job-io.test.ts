@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { JobAccount } from '../../src/core/job.ts';
-import { jobIoPaths, prepareIoDir, removeJobIo } from '../../src/runtime/job-io.ts';
+import { createJobIo, jobIoPaths, prepareIoDir, removeJobIo } from '../../src/runtime/job-io.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 /** An account with no entry of its own: the overflow uid, which owns nothing on the host. */
@@ -110,6 +110,30 @@ describe("the directory of the jobs' io directories", {
       const own = join(parent, 'own');
       assert.deepEqual(await prepareIoDir(own, { elsewhere: true }), { dir: own });
       assert.equal((await stat(own)).mode & 0o7777, 0o711);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('removed while the server runs (a cleaner of the temp directory): made again at the next start of a job, unless taken', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'jw-ioroot-'));
+    try {
+      await chmod(parent, 0o1777);
+      const { dir } = await prepareIoDir(join(parent, 'jobworker-io-x'));
+      await rm(dir, { recursive: true });
+      const first = jobIoPaths(dir, 'job-1');
+      await createJobIo(first, NOBODY);
+      const [made, job] = await Promise.all([stat(dir), stat(first.dir)]);
+      assert.deepEqual([made.uid, made.mode & 0o7777], [0, 0o711], 'made again as at the start');
+      assert.deepEqual([job.uid, job.mode & 0o7777], [NOBODY.uid, 0o700]);
+      // Removed again, and another account makes the name first: the start fails, saying why.
+      await rm(dir, { recursive: true });
+      await mkdir(dir, { mode: 0o777 });
+      await chown(dir, NOBODY.uid, NOBODY.gid);
+      await assert.rejects(
+        createJobIo(jobIoPaths(dir, 'job-2'), NOBODY),
+        /must be a directory owned by this server's account \(uid 0\) that no one else may write \(it was removed or replaced while the server ran\)/,
+      );
     } finally {
       await rm(parent, { recursive: true, force: true });
     }
