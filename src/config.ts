@@ -24,6 +24,7 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `JOBWORKER_KEEP_JOBS` | `100000`: most finished jobs kept (`none`: any number) |
  * | `JOBWORKER_KEEP_FOR` | `30d`: how long a finished job is kept (`none`: forever) |
  * | `JOBWORKER_HOMES_DIR` | `/var/lib/jobworker/homes`: where pool accounts' homes are made |
+ * | `JOBWORKER_IO_DIR` | unset: `$TMPDIR/jobworker-io-<hash of the data directory>`, where each job's io directory is made |
  * | `JOBWORKER_SINGLE_ACCOUNT` | unset: `1` or `true` runs every job as a non-root server's own account |
  * | `JOBWORKER_ADMIN_RUN_AS` | unset: the account of admin jobs without a run-as of their own (else a pool account) |
  * | `JOBWORKER_TASKS` | unset: the tasks file, named task definitions (docs/tasks.md); none when unset |
@@ -62,6 +63,8 @@ export interface ServerConfig {
   readonly keepFor: string;
   /** Where the homes of pool accounts are made (`<homesDir>/<user>`); outside the data directory. */
   readonly homesDir: string;
+  /** Where each job's io directory is made (`<ioDir>/<id>`); undefined: the engine's default. */
+  readonly ioDir: string | undefined;
   /** A non-root server runs every job, `user` jobs too, as its own account. */
   readonly singleAccount: boolean;
   /** The OS account admin jobs run as when their admin has none configured; undefined: the pool. */
@@ -135,6 +138,7 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     keepJobs: value('JOBWORKER_KEEP_JOBS') ?? SERVER_DEFAULTS.keepJobs,
     keepFor: value('JOBWORKER_KEEP_FOR') ?? SERVER_DEFAULTS.keepFor,
     homesDir: value('JOBWORKER_HOMES_DIR') ?? SERVER_DEFAULTS.homesDir,
+    ioDir: value('JOBWORKER_IO_DIR'),
     singleAccount: ['1', 'true', 'yes'].includes(value('JOBWORKER_SINGLE_ACCOUNT')?.toLowerCase() ?? ''),
     adminRunAs: value('JOBWORKER_ADMIN_RUN_AS'),
     tasks: value('JOBWORKER_TASKS'),

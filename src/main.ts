@@ -144,6 +144,15 @@ export interface ServerOptions {
    */
   homesDir?: string;
   /**
+   * Where each job's io directory is made (`<ioDir>/<id>`: its `JOBWORKER_RESULT` and
+   * `JOBWORKER_PROGRESS`); default `JOBWORKER_IO_DIR`, else `jobworker-io-<hash of the data
+   * directory>` in the temp directory. Made 0711 and owned by the server when missing; one that
+   * exists must be the server's and writable by no one else. Outside the data directory (job
+   * accounts cannot enter it), and the same at every start: jobs adopted at a restart keep the
+   * paths they were given.
+   */
+  ioDir?: string;
+  /**
    * A server that is not root cannot switch accounts: it refuses `user` jobs unless this accepts
    * that every job runs as the server's own account. Default `JOBWORKER_SINGLE_ACCOUNT`.
    */
@@ -353,7 +362,10 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
     singleAccount: options.singleAccount ?? config.singleAccount,
     adminRunAs: options.adminRunAs ?? config.adminRunAs,
   };
-  checkHomesDir(accounts.homesDir, dataDir);
+  checkOutsideDataDir('homesDir', accounts.homesDir, dataDir);
+  const ioDirOption = options.ioDir ?? config.ioDir;
+  const ioDir = ioDirOption === undefined ? undefined : resolve(ioDirOption);
+  if (ioDir !== undefined) checkOutsideDataDir('ioDir', ioDir, dataDir);
 
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -385,6 +397,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         dataDir,
         logger,
         lock,
+        ...(ioDir === undefined ? {} : { ioDir }),
         outputCapBytes,
         maxRunning,
         defaultTimeoutMs,
@@ -422,6 +435,7 @@ async function startOnDataDir({
   dataDir,
   logger,
   lock,
+  ioDir,
   outputCapBytes,
   maxRunning,
   defaultTimeoutMs,
@@ -453,6 +467,8 @@ async function startOnDataDir({
   dataDir: string;
   logger: pino.Logger;
   lock: DataDirLock;
+  /** `RunServerOptions.ioDir`, resolved; undefined for the engine's default. */
+  ioDir?: string;
   outputCapBytes: number;
   maxRunning: number;
   defaultTimeoutMs: number | null;
@@ -536,6 +552,7 @@ async function startOnDataDir({
     engine = await JobEngine.open({
       dataDir,
       store,
+      ...(ioDir === undefined ? {} : { ioDir }),
       outputCapBytes,
       maxRunning,
       defaultTimeoutMs,
@@ -938,13 +955,16 @@ async function joinCluster(
   return { node, decidedWhileLost };
 }
 
-/** The homes of job accounts must be reachable by them: never inside the owner-only data directory. */
-function checkHomesDir(homesDir: string, dataDir: string): void {
-  const rel = relative(dataDir, homesDir);
+/**
+ * What job accounts must reach (their homes, their io directories) is never inside the owner-only
+ * data directory.
+ */
+function checkOutsideDataDir(field: 'homesDir' | 'ioDir', dir: string, dataDir: string): void {
+  const rel = relative(dataDir, dir);
   if (rel === '' || !(rel.startsWith('..') || rel.startsWith('/'))) {
     throw new ValidationError(
-      'homesDir',
-      `Expected \`homesDir\` outside the data directory ${dataDir} (job accounts cannot enter it), got ${homesDir}`,
+      field,
+      `Expected \`${field}\` outside the data directory ${dataDir} (job accounts cannot enter it), got ${dir}`,
     );
   }
 }

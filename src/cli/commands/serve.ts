@@ -21,6 +21,7 @@ interface ServeOptions {
   keepFor?: string;
   resetStore?: boolean;
   homesDir?: string;
+  ioDir?: string;
   singleAccount?: boolean;
   adminRunAs?: string;
   tasks?: string;
@@ -115,6 +116,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
       "where pool accounts' homes are made, outside the data directory (default: $JOBWORKER_HOMES_DIR, else /var/lib/jobworker/homes)",
     )
     .option(
+      '--io-dir <dir>',
+      "where each job's io directory (its result and progress files) is made, outside the data directory and the same at every start (default: $JOBWORKER_IO_DIR, else jobworker-io-<hash> in the temp directory)",
+    )
+    .option(
       '--single-account',
       "for a server that is not root: accept that every job, users' included, runs as the server's own account (default: $JOBWORKER_SINGLE_ACCOUNT)",
     )
@@ -207,6 +212,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       keepFor: options.keepFor,
       resetStore: options.resetStore === true,
       ...(options.homesDir === undefined ? {} : { homesDir: resolve(ctx.cwd, options.homesDir) }),
+      ...(options.ioDir === undefined ? {} : { ioDir: resolve(ctx.cwd, options.ioDir) }),
       ...(options.singleAccount ? { singleAccount: true } : {}),
       ...(options.adminRunAs === undefined ? {} : { adminRunAs: options.adminRunAs }),
       tlsCert: options.tlsCert === undefined ? undefined : resolve(ctx.cwd, options.tlsCert),
@@ -245,6 +251,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'keepJobs',
         'keepFor',
         'homesDir',
+        'ioDir',
         'insecureHttp',
         'runWithoutToken',
         'defaultIsolation',

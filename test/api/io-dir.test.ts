@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { readServerConfig } from '../../src/config.ts';
+import { runServer } from '../../src/main.ts';
+import { openApi, startJob } from './api-harness.ts';
+
+describe('serve --io-dir', () => {
+  const dirs: string[] = [];
+  after(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+  it("makes each job's io directory where it says, and a result left there is the job's", async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'jw-iodir-'));
+    dirs.push(parent);
+    const ioDir = join(parent, 'io');
+    const h = await openApi(undefined, { ioDir });
+    try {
+      const made = await stat(ioDir);
+      assert.deepEqual([made.isDirectory(), made.mode & 0o7777], [true, 0o711], 'made at the start, 0711');
+      const job = await startJob(h, {
+        command: 'sh',
+        args: ['-c', 'printf %s "$JOBWORKER_RESULT"; printf \'{"rows":3}\' > "$JOBWORKER_RESULT"'],
+      });
+      const printed = await (await h.api(`/v1/jobs/${job.id}/output?follow=true`)).text();
+      assert.equal(printed, join(ioDir, job.id, 'result.json'));
+      const result = await h.json<unknown>(`/v1/jobs/${job.id}/result`);
+      assert.deepEqual([result.status, result.body], [200, { rows: 3 }]);
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it('is read from JOBWORKER_IO_DIR, and unset (or empty) leaves the default', () => {
+    assert.equal(readServerConfig({ JOBWORKER_IO_DIR: '/srv/jobworker-io' }).ioDir, '/srv/jobworker-io');
+    assert.equal(readServerConfig({}).ioDir, undefined);
+    assert.equal(readServerConfig({ JOBWORKER_IO_DIR: '' }).ioDir, undefined);
+  });
+
+  it('refuses one inside the data directory, which job accounts cannot enter', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-iodir-data-'));
+    dirs.push(dataDir);
+    await assert.rejects(
+      runServer({ listen: '127.0.0.1:0', dataDir, insecureHttp: true, ioDir: join(dataDir, 'io') }),
+      (err: Error & { field?: string }) =>
+        err.field === 'ioDir' && err.message.includes('outside the data directory'),
+    );
+  });
+});
