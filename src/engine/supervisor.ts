@@ -615,9 +615,15 @@ export class Supervisor {
    * Records how a job ended and, when its retry policy says so (and `retry` allows), its next
    * attempt with it.
    */
-  #record(job: Job, finish: JobFinish, retry = true): Promise<Job> {
+  async #record(job: Job, finish: JobFinish, retry = true): Promise<Job> {
     const now = this.#deps.now();
-    const next = retry ? nextAttempt(job, finish.status, now, newJobId(now.getTime())) : null;
+    let next = retry ? nextAttempt(job, finish.status, now, newJobId(now.getTime())) : null;
+    if (next && job.stop === null) {
+      // A stop may be on record since `job` was read (one that came while the job was claimed, and
+      // was only recorded: its start then failed): a run someone asked to stop is not retried.
+      const stored = await this.#deps.store.getJob(job.id);
+      if (stored?.stop) next = nextAttempt({ ...job, stop: stored.stop }, finish.status, now, next.id);
+    }
     if (!next) return this.#deps.store.markFinished(job.id, finish);
     const policy = job.spec.retry!;
     const exit = {

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IllegalTransitionError } from '../../src/core/errors.ts';
+import { JobEngine } from '../../src/engine/job-engine.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { pidAlive, waitForFileText } from '../helpers/wait.ts';
@@ -264,6 +267,55 @@ describe('engine stop and timeout', () => {
     const second = await h.engine.waitFor(first.retriedAs);
     assert.deepEqual([second.status, second.attempt, second.retryOf], ['timed_out', 2, job.id]);
     assert.equal(second.retriedAs, null, 'no attempt after the last');
+  });
+
+  it('never retries a job stopped while it was being claimed, whose start then failed', {
+    skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
+  }, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-claimstop-'));
+    const ioDir = `${dataDir}-io`;
+    const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+    // The stop comes while the job is claimed: only recorded then (it is being started).
+    const stopping = new Proxy(store, {
+      get(real, key) {
+        if (key === 'claimReady') {
+          return async (...args: Parameters<SqliteJobStore['claimReady']>) => {
+            const claimed = await real.claimReady(...args);
+            for (const job of claimed) {
+              await real.cancelQueued(
+                job.id,
+                { at: new Date(), by: 'tester', graceMs: 0 },
+                'cancelled by tester',
+              );
+            }
+            return claimed;
+          };
+        }
+        const value = Reflect.get(real, key, real) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(real) : value;
+      },
+    });
+    const engine = await JobEngine.open({ node: 'test-node', dataDir, store: stopping, ioDir });
+    try {
+      // Its start fails: the directory of the io directories was taken by another account.
+      await rm(ioDir, { recursive: true });
+      await mkdir(ioDir, { mode: 0o777 });
+      await chown(ioDir, 65534, 65534);
+      const job = await engine.start(
+        { command: 'true', retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } } },
+        me,
+      );
+      const ended = await engine.waitFor(job.id);
+      assert.equal(ended.status, 'failed');
+      assert.match(ended.exit?.reason ?? '', /^failed to start: .*removed or replaced while the server ran/);
+      assert.equal(ended.stop?.by, 'tester', 'the stop is kept on record');
+      assert.equal(ended.retriedAs, null, 'not retried: someone asked it to stop');
+    } finally {
+      await engine.close();
+      await store.close();
+      await rm(dataDir, { recursive: true, force: true });
+      await rm(ioDir, { recursive: true, force: true });
+    }
   });
 
   it('kills what a job left behind when its main process exits', async () => {
