@@ -1,5 +1,5 @@
 import { EventEmitter, once } from 'node:events';
-import { mkdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { childPath } from '../core/child-path.ts';
@@ -29,7 +29,7 @@ import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
 import { checkIsolation, type HostCapabilities, probeHost } from '../runtime/host-capabilities.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
-import { type JobIoPaths, jobIoPaths, prepareIoDir } from '../runtime/job-io.ts';
+import { type JobIoPaths, jobIoPaths, prepareIoDir, removeJobIo } from '../runtime/job-io.ts';
 import { preflight } from '../runtime/preflight.ts';
 import { isSameProcessAlive } from '../runtime/process-identity.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
@@ -161,6 +161,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    * pause that comes meanwhile waits for the launch to end rather than miss the job.
    */
   readonly #launches = new Map<string, Promise<void>>();
+  #ioSwept: Promise<void> = Promise.resolve();
   /** Who waits for the next start or end of a job, by job id. */
   readonly #waiters = new Map<string, Set<() => void>>();
   /**
@@ -316,6 +317,14 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       // Only now: see `DispatcherDeps.heldUntilOpen`.
       await engine.#dispatcher.open();
       engine.#retention.start();
+      engine.#ioSwept = engine
+        .#sweepIoDirs()
+        .catch((err: unknown) =>
+          engine.#options.logger.warn(
+            { err, ioDir: engine.#options.ioDir },
+            'sweeping left io directories failed',
+          ),
+        );
       return engine;
     } catch (err) {
       // What recovery set up (adopted jobs' timers and watches, the spawner) must not outlive an
@@ -990,6 +999,34 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#monitor.close();
   }
 
+  /** Settles once the io directories left by earlier servers were removed (after `open`; see `#sweepIoDirs`). */
+  get ioSwept(): Promise<void> {
+    return this.#ioSwept;
+  }
+
+  /**
+   * Removes the io directories no job of this node needs any more: left by a server that died
+   * between a job's end and their removal, by jobs another node decided while this one was lost,
+   * by jobs deleted since (their result files must not outlive them). In the background after
+   * `open`; each as the account that owns it (`removeJobIo`), the job's when it is still on record.
+   */
+  async #sweepIoDirs(): Promise<void> {
+    const { ioDir, clock } = this.#options;
+    for (const id of await readdir(ioDir)) {
+      if (this.#closing.signal.aborted) return;
+      if (!isJobId(id) || this.#supervisor.finished(id) || this.#launches.has(id)) continue;
+      const job = await this.#store.getJob(id);
+      // Queued (its claim may be starting it now), running or paused: still its own.
+      if (job && !isFinal(job.status)) continue;
+      const paths = jobIoPaths(ioDir, id);
+      const account = job ? job.spec.account : await ownerOf(paths.dir);
+      if (account === undefined) continue; // gone meanwhile
+      await removeJobIo(paths, account, clock).catch((err: unknown) =>
+        this.#options.logger.warn({ err, jobId: id }, 'a left io directory could not be removed'),
+      );
+    }
+  }
+
   /** Where a job leaves its result and progress: `<ioDir>/<id>` (see `prepareIoDir`). */
   ioPaths(id: string): JobIoPaths {
     return jobIoPaths(this.#options.ioDir, id);
@@ -1003,6 +1040,17 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   #jobDir(id: string): string {
     return childPath(this.#jobsDir, id);
   }
+}
+
+/**
+ * The account that owns a left io directory whose job is no longer on record (null: the server's
+ * own), for `removeJobIo` to walk it with that account's rights only; undefined when it is gone.
+ */
+async function ownerOf(dir: string): Promise<JobAccount | null | undefined> {
+  const stats = await lstat(dir).catch(() => undefined);
+  if (stats === undefined) return undefined;
+  if (stats.uid === process.getuid?.()) return null;
+  return { name: `uid ${stats.uid}`, uid: stats.uid, gid: stats.gid, groups: [stats.gid], home: '/' };
 }
 
 /**

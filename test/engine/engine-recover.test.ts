@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { JobworkerError } from '../../src/core/errors.ts';
+import { newJobId } from '../../src/core/ids.ts';
 import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
+import type { JobIoPaths } from '../../src/runtime/job-io.ts';
 import type { JobStore } from '../../src/store/job-store.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { openHarness } from '../helpers/engine-harness.ts';
@@ -87,6 +89,47 @@ describe('engine recovery', () => {
     } finally {
       await engine.close();
       await store.close();
+    }
+  });
+
+  it("removes at open the io directories no job needs any more, each as its owner; a waiting job's stays", {
+    skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
+  }, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
+    dirs.push(dataDir);
+    const first = await openHarness({}, dataDir);
+    const ended = await first.engine.start({ command: 'true' }, { user: 'alice' });
+    await first.engine.waitFor(ended.id);
+    const waiting = await first.engine.start({ command: 'true', delayMs: 3_600_000 }, { user: 'alice' });
+    await first.close();
+    // What a server that died before removing them leaves: a job's that ended, one of a job deleted
+    // since (another account's, with what it made read-only to itself), and a waiting job's.
+    const left = [ended.id, newJobId(), waiting.id].map((id) => first.engine.ioPaths(id));
+    for (const paths of left) {
+      await mkdir(join(paths.dir, 'sub'), { recursive: true });
+      await writeFile(paths.result, '{"secret":1}');
+    }
+    const [, deleted] = left as [JobIoPaths, JobIoPaths, JobIoPaths];
+    await chmod(join(deleted.dir, 'sub'), 0o500);
+    for (const path of [deleted.dir, join(deleted.dir, 'sub'), deleted.result])
+      await chown(path, 65534, 65534);
+    const h = await openHarness({}, dataDir);
+    try {
+      await h.engine.ioSwept;
+      assert.deepEqual(
+        await Promise.all(
+          left.map((paths) =>
+            stat(paths.dir).then(
+              () => true,
+              () => false,
+            ),
+          ),
+        ),
+        [false, false, true],
+      );
+    } finally {
+      await h.engine.stop(waiting.id, { user: 'alice' }, { graceMs: 0 });
+      await h.close();
     }
   });
 
