@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { Http2SecureServer } from 'node:http2';
 import { type AddressInfo, isIP, type Server, SocketAddress } from 'node:net';
 import { hostname } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
@@ -961,7 +961,8 @@ async function joinCluster(
  */
 function checkOutsideDataDir(field: 'homesDir' | 'ioDir', dir: string, dataDir: string): void {
   const rel = relative(dataDir, dir);
-  if (rel === '' || !(rel.startsWith('..') || rel.startsWith('/'))) {
+  // `..io` is a name inside it, not a way out of it.
+  if (!(rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))) {
     throw new ValidationError(
       field,
       `Expected \`${field}\` outside the data directory ${dataDir} (job accounts cannot enter it), got ${dir}`,

@@ -68,6 +68,11 @@ interface Supervised {
   readonly adopted: boolean;
   /** Decided by another node while this one was cut off (docs/cluster.md): its end is not recorded here. */
   relinquished?: Job;
+  /**
+   * Who asked to stop it while its timeout's stop was under way: it ends `timed_out` as that stop
+   * says, and is not retried, since someone asked it to stop.
+   */
+  stoppedDuringTimeout?: string;
   /** Its wrapper was alive while this server watched it: if it ends with no record, it was killed. */
   readonly wrapperWatched: boolean;
   finished?: Promise<Job>;
@@ -129,7 +134,17 @@ export class Supervisor {
    * its command may have run (it was exec'd and then stopped, its start not recorded): what it
    * printed is sealed and counted like any job's output, not recorded as nothing.
    */
-  async failedToStart(job: Job, err: Error, options: { retry?: boolean; ran?: boolean } = {}): Promise<Job> {
+  async failedToStart(
+    claimed: Job,
+    err: Error,
+    options: { retry?: boolean; ran?: boolean } = {},
+  ): Promise<Job> {
+    // As stored now, for its retry: a stop that came while it was claimed was only recorded (it was
+    // being started), and a run someone asked to stop is not retried. Read only when a retry may
+    // follow (a stop recorded after this read and before the end is the window left).
+    const stored =
+      claimed.spec.retry && options.retry !== false ? await this.#deps.store.getJob(claimed.id) : undefined;
+    const job = stored?.stop ? { ...claimed, stop: stored.stop } : claimed;
     const outputBytes = options.ran ? await this.#printedBy(job) : { stdout: 0, stderr: 0 };
     const failed = await this.#recordUntilWritten(
       job,
@@ -326,11 +341,23 @@ export class Supervisor {
       // One under way whose request is still being recorded: answered with the job once it is.
       // Should that fail (`#beginStop` then drops it), this stop is tried afresh, not lost.
       const job = await s.stop.recorded.catch(() => undefined);
-      return job === undefined ? this.requestStop(id, by, graceMs) : { job, changed: false };
+      return job === undefined ? this.requestStop(id, by, graceMs) : this.#alreadyStopping(s, job, by);
     }
-    if (s.stop) return { job: s.job, changed: false };
+    if (s.stop) return this.#alreadyStopping(s, s.job, by);
     const recorded = this.#beginStop(s, by, graceMs);
     return { job: await recorded, changed: true };
+  }
+
+  /**
+   * The answer to a stop of a job already stopping. A user's stop while its timeout's is under way
+   * changes one thing: the run is not retried, someone having asked it to stop.
+   */
+  #alreadyStopping(s: Supervised, job: Job, by: string): StopResponse {
+    if (s.stop?.by === TIMEOUT_STOPPER && by !== TIMEOUT_STOPPER && s.stoppedDuringTimeout === undefined) {
+      s.stoppedDuringTimeout = by;
+      return { job, changed: true };
+    }
+    return { job, changed: false };
   }
 
   /**
@@ -514,16 +541,26 @@ export class Supervisor {
     await this.#deps.cgroups
       .removeAsync(s.identity.cgroups)
       .catch((err: unknown) => this.#deps.onError(err as Error, s.job.id));
-    const finished = await this.#recordUntilWritten(s.job, {
-      ...outcome,
-      finishedAt: this.#finishedAt(s, record),
-      outputBytes,
-      // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
-      ...(s.job.stop ? { stop: s.job.stop } : {}),
-      stopForced: forced,
-      ...(usage ? { usage } : {}),
-      ...(result ? { result } : {}),
-    });
+    const noRetry = s.stoppedDuringTimeout;
+    const exit =
+      noRetry === undefined
+        ? outcome.exit
+        : { ...outcome.exit, reason: `${outcome.exit.reason}; stopped by ${noRetry} meanwhile` };
+    const finished = await this.#recordUntilWritten(
+      s.job,
+      {
+        ...outcome,
+        exit,
+        finishedAt: this.#finishedAt(s, record),
+        outputBytes,
+        // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
+        ...(s.job.stop ? { stop: s.job.stop } : {}),
+        stopForced: forced,
+        ...(usage ? { usage } : {}),
+        ...(result ? { result } : {}),
+      },
+      noRetry === undefined,
+    );
     if (finished === undefined) return s.job;
     await this.#removeIo(s.job);
     this.#jobs.delete(s.job.id);
@@ -615,15 +652,9 @@ export class Supervisor {
    * Records how a job ended and, when its retry policy says so (and `retry` allows), its next
    * attempt with it.
    */
-  async #record(job: Job, finish: JobFinish, retry = true): Promise<Job> {
+  #record(job: Job, finish: JobFinish, retry = true): Promise<Job> {
     const now = this.#deps.now();
-    let next = retry ? nextAttempt(job, finish.status, now, newJobId(now.getTime())) : null;
-    if (next && job.stop === null) {
-      // A stop may be on record since `job` was read (one that came while the job was claimed, and
-      // was only recorded: its start then failed): a run someone asked to stop is not retried.
-      const stored = await this.#deps.store.getJob(job.id);
-      if (stored?.stop) next = nextAttempt({ ...job, stop: stored.stop }, finish.status, now, next.id);
-    }
+    const next = retry ? nextAttempt(job, finish.status, now, newJobId(now.getTime())) : null;
     if (!next) return this.#deps.store.markFinished(job.id, finish);
     const policy = job.spec.retry!;
     const exit = {

@@ -88,6 +88,19 @@ async function unfitIoDir(ioDir: string, make = true): Promise<string | undefine
   return undefined;
 }
 
+/**
+ * `isOwnIoDir` of `ioDir` as it is now. Synchronous: an `lstat` of a directory whose entry the
+ * kernel holds costs less than the round through the thread pool, and the starts of a claimed
+ * batch would each queue one there (as `openJobFile` in src/output/ does for the same reason).
+ */
+function isOwnIoDirNow(ioDir: string): boolean {
+  try {
+    return isOwnIoDir(lstatSync(ioDir));
+  } catch {
+    return false;
+  }
+}
+
 /** A real directory of this server's account that no one else may write. */
 function isOwnIoDir(stats: Stats): boolean {
   return stats.isDirectory() && stats.uid === (process.getuid?.() ?? stats.uid) && (stats.mode & 0o022) === 0;
@@ -100,8 +113,7 @@ function isOwnIoDir(stats: Stats): boolean {
  * missing, with the checks of the server's start; else the start fails, saying why.
  */
 async function checkIoDirStill(ioDir: string): Promise<void> {
-  const stats = await lstat(ioDir).catch(() => undefined);
-  if (stats !== undefined && isOwnIoDir(stats)) return;
+  if (isOwnIoDirNow(ioDir)) return;
   const unfit = await unfitIoDir(ioDir);
   if (unfit !== undefined) throw new Error(`${unfit} (it was removed or replaced while the server ran)`);
 }
@@ -156,6 +168,14 @@ export async function removeJobIo(
 ): Promise<void> {
   // Most jobs leave it empty: one rmdir, instead of the walk (an lstat and a readdir first).
   if (await removedDir(paths.dir)) return;
+  // Everything below goes through the directory's path as root: only while the directory it sits
+  // in is still the server's (a cleaner of the temp directory may have removed it, and another
+  // account made one under its name, whose entries that account could swap for links).
+  if (!isOwnIoDirNow(dirname(paths.dir))) {
+    throw new Error(
+      `${paths.dir} is left: the directory it is in is not this server's any more (removed or replaced while the server ran)`,
+    );
+  }
   // Whatever these are (a directory named result.json, say), the walk below has them otherwise.
   await Promise.all([
     unlink(paths.result).catch(() => undefined),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -113,6 +113,10 @@ describe('engine recovery', () => {
     await chmod(join(deleted.dir, 'sub'), 0o500);
     for (const path of [deleted.dir, join(deleted.dir, 'sub'), deleted.result])
       await chown(path, 65534, 65534);
+    // What that account may not remove (root's, in a directory of root's): a walk as root would.
+    const rootOwned = join(deleted.dir, 'root-owned');
+    await mkdir(rootOwned);
+    await writeFile(join(rootOwned, 'kept'), 'root');
     const h = await openHarness({}, dataDir);
     try {
       await h.engine.ioSwept;
@@ -125,8 +129,11 @@ describe('engine recovery', () => {
             ),
           ),
         ),
-        [false, false, true],
+        [false, true, true],
+        "the deleted job's is walked as its owner: what that account may not remove stays",
       );
+      assert.equal(await readFile(join(rootOwned, 'kept'), 'utf8'), 'root');
+      assert.deepEqual(await readdir(deleted.dir), ['root-owned'], 'the rest of it went');
     } finally {
       await h.engine.stop(waiting.id, { user: 'alice' }, { graceMs: 0 });
       await h.close();

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IllegalTransitionError } from '../../src/core/errors.ts';
+import type { Job } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
@@ -267,6 +269,31 @@ describe('engine stop and timeout', () => {
     const second = await h.engine.waitFor(first.retriedAs);
     assert.deepEqual([second.status, second.attempt, second.retryOf], ['timed_out', 2, job.id]);
     assert.equal(second.retriedAs, null, 'no attempt after the last');
+  });
+
+  it("does not retry a timed-out run that a user stopped during its timeout's grace", async () => {
+    const graced = await openHarness({ defaultGraceMs: 1000 });
+    try {
+      const job = await graced.engine.start(
+        {
+          command: 'sh',
+          args: ['-c', 'trap "" TERM; while :; do sleep 0.05; done'],
+          timeoutMs: 100,
+          retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
+        },
+        me,
+      );
+      const [stopping] = (await once(graced.engine, 'job:stopping')) as [Job];
+      assert.equal(stopping.id, job.id, 'the timeout stops it; it ignores SIGTERM for its grace');
+      const asked = await graced.engine.stop(job.id, me, { graceMs: 0 });
+      assert.equal(asked.changed, true, 'the stop is taken: no retry will follow');
+      const ended = await graced.engine.waitFor(job.id);
+      assert.equal(ended.status, 'timed_out');
+      assert.match(ended.exit?.reason ?? '', /; stopped by tester meanwhile$/);
+      assert.equal(ended.retriedAs, null);
+    } finally {
+      await graced.destroy();
+    }
   });
 
   it('never retries a job stopped while it was being claimed, whose start then failed', {

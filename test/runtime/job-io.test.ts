@@ -130,6 +130,16 @@ describe("the directory of the jobs' io directories", {
       await rm(dir, { recursive: true });
       await mkdir(dir, { mode: 0o777 });
       await chown(dir, NOBODY.uid, NOBODY.gid);
+      // Nothing is removed as root through it either: its owner could swap a job's directory in
+      // it for a link (to someone's project, say) between two steps of the removal.
+      const planted = jobIoPaths(dir, 'job-1');
+      await mkdir(planted.dir);
+      await writeFile(planted.result, "not the server's to remove");
+      await assert.rejects(
+        removeJobIo(planted, NOBODY, new ManualClock()),
+        /job-1 is left: the directory it is in is not this server's any more/,
+      );
+      assert.equal(await readFile(planted.result, 'utf8'), "not the server's to remove");
       await assert.rejects(
         createJobIo(jobIoPaths(dir, 'job-2'), NOBODY),
         /must be a directory owned by this server's account \(uid 0\) that no one else may write \(it was removed or replaced while the server ran\)/,
