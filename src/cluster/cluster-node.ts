@@ -23,6 +23,14 @@ export interface StoreWakeUp {
 export interface SharedStore extends JobStore {
   readonly nodes: NodeStore;
   watch(listener: (event: StoreWakeUp) => void): Promise<() => Promise<void>>;
+  /**
+   * Holds node id `id` while the node runs (`PgNodeLock`): rejects, with a ValidationError on
+   * `nodeId`, when another running server holds it and does not let go within `waitMs`.
+   */
+  holdNodeId(
+    id: string,
+    options: { readonly waitMs?: number; readonly log: (level: 'warn' | 'error', message: string) => void },
+  ): Promise<() => Promise<void>>;
 }
 
 /** What the node drives once its engine and user directory exist. */
@@ -67,6 +75,8 @@ export class ClusterNode {
   #self: { readonly id: string; readonly url: string };
   #membership: NodeMembership | undefined;
   #unwatch: (() => Promise<void>) | undefined;
+  /** Lets go of this node's id (`SharedStore.holdNodeId`), held from `join` to `close`. */
+  #releaseId: (() => Promise<void>) | undefined;
   #reloading: Promise<void> | undefined;
   /** Waits for the end of jobs, by id: what `ended` notifications resolve. */
   readonly #endWaiters = new Map<string, Set<() => void>>();
@@ -125,31 +135,45 @@ export class ClusterNode {
   async join(): Promise<Job[]> {
     const { store, clock, timeoutMs, heartbeatMs, log } = this.#options;
     const self = this.#self;
-    const joined = await NodeMembership.join({
-      nodes: store.nodes,
-      jobs: store,
-      self,
-      clock,
-      timeoutMs,
-      ...(heartbeatMs === undefined ? {} : { heartbeatMs }),
-      onLostNode: (node: NodeRecord, outcome: LostNodeOutcome) =>
-        log.warn(
-          {
-            node: node.id,
-            url: node.url,
-            lost: outcome.lost.length,
-            released: outcome.released.length,
-            cancelled: outcome.cancelled.length,
-          },
-          `node ${node.id} declared lost: ${node.reason ?? ''}`,
-        ),
-      onRejoined: (relinquished: Job[]) =>
-        log.warn(
-          { relinquished: relinquished.map((j) => j.id) },
-          'this node had been declared lost; it gave up the jobs decided without it and joined again',
-        ),
-      onError: (err: Error) => log.error({ err }, 'cluster heartbeat failed; trying again at the next beat'),
+    // Before anything of the node's row changes: a second server with this id is refused here,
+    // once the id's holder has not let go for a node timeout (the cluster's measure of "gone").
+    this.#releaseId = await store.holdNodeId(self.id, {
+      waitMs: timeoutMs,
+      log: (level, message) => log[level]({}, message),
     });
+    let joined: Awaited<ReturnType<typeof NodeMembership.join>>;
+    try {
+      joined = await NodeMembership.join({
+        nodes: store.nodes,
+        jobs: store,
+        self,
+        clock,
+        timeoutMs,
+        ...(heartbeatMs === undefined ? {} : { heartbeatMs }),
+        onLostNode: (node: NodeRecord, outcome: LostNodeOutcome) =>
+          log.warn(
+            {
+              node: node.id,
+              url: node.url,
+              lost: outcome.lost.length,
+              released: outcome.released.length,
+              cancelled: outcome.cancelled.length,
+            },
+            `node ${node.id} declared lost: ${node.reason ?? ''}`,
+          ),
+        onRejoined: (relinquished: Job[]) =>
+          log.warn(
+            { relinquished: relinquished.map((j) => j.id) },
+            'this node had been declared lost; it gave up the jobs decided without it and joined again',
+          ),
+        onError: (err: Error) =>
+          log.error({ err }, 'cluster heartbeat failed; trying again at the next beat'),
+      });
+    } catch (err) {
+      await this.#releaseId();
+      this.#releaseId = undefined;
+      throw err;
+    }
     this.#membership = joined.membership;
     this.previous = joined.previous;
     // At every start, not only after a loss seen now: a start that failed after it rejoined would
@@ -232,7 +256,12 @@ export class ClusterNode {
     this.#closing.abort();
     await this.#unwatch?.();
     await this.#reloading;
-    return (await this.#membership?.close(options)) ?? false;
+    try {
+      return (await this.#membership?.close(options)) ?? false;
+    } finally {
+      // Last: the id is this node's until it has stopped beating.
+      await this.#releaseId?.();
+    }
   }
 
   async #peer(id: string): Promise<NodePeer | undefined> {

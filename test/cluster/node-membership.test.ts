@@ -480,6 +480,47 @@ describe('cluster membership on PostgreSQL', () => {
     }
   });
 
+  it('refuses a second node with the same id while the first runs, and lets it join once the first has closed', async () => {
+    const first = await PgJobStore.open(database.url);
+    const second = await PgJobStore.open(database.url);
+    const warnings: string[] = [];
+    const node = (store: PgJobStore, url: string) =>
+      new ClusterNode({
+        store,
+        self: { id: 'twin', url },
+        clock: systemClock,
+        timeoutMs: 300,
+        log: { info: () => {}, warn: (_fields, message) => warnings.push(message), error: () => {} },
+      });
+    const running = node(first, 'http://twin');
+    try {
+      await running.join();
+      await assert.rejects(
+        node(second, 'http://twin-elsewhere').join(),
+        (err: Error & { field?: string }) => {
+          assert.equal(err.field, 'nodeId');
+          assert.match(err.message, /^Node id "twin" is in use by another running server/);
+          return true;
+        },
+      );
+      assert.match(warnings.join('\n'), /node id "twin" is held by another session/);
+      assert.equal(
+        (await second.nodes.getNode('twin'))?.url,
+        'http://twin',
+        "the first node's row, untouched",
+      );
+      await running.close();
+      const after = node(second, 'http://twin-elsewhere');
+      await after.join();
+      assert.equal((await second.nodes.getNode('twin'))?.url, 'http://twin-elsewhere');
+      await after.close();
+    } finally {
+      await running.close();
+      await first.close();
+      await second.close();
+    }
+  });
+
   it('tells a wait on this node that a job ended on another, as the store notifies it', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-ended-'));
     const here = await PgJobStore.open(database.url);

@@ -48,6 +48,7 @@ import {
   readyQueuesStatement,
 } from './pg-dispatch-queries.ts';
 import { pgListActiveQuery, pgListJobsQuery } from './pg-list-jobs-query.ts';
+import { type NodeLockOptions, PgNodeLock } from './pg-node-lock.ts';
 import { PgNodeStore } from './pg-node-store.ts';
 import { pgDeleteFinished, pgDeleteJob, pgRetentionBound } from './pg-retention.ts';
 import { isUniqueViolation, pgStoreError } from './pg-storage-error.ts';
@@ -86,6 +87,7 @@ export class PgJobStore implements JobStore {
   readonly #url: string;
   readonly #clock: Clock;
   readonly #watches = new Set<PgWatch>();
+  readonly #nodeLocks = new Set<PgNodeLock>();
 
   /** Users, tokens and the audit trail, in the same database and pool. */
   readonly users: PgUserStore;
@@ -134,6 +136,27 @@ export class PgJobStore implements JobStore {
    * function is called. Holds one connection of its own with LISTEN, reopened with backoff if it
    * drops. Rejects if the first connection cannot be made.
    */
+  /**
+   * Holds this node's id for as long as it runs (`PgNodeLock`): a second server started with the
+   * same id is refused. Resolves with what lets it go; `close` lets go of any still held.
+   */
+  async holdNodeId(
+    id: string,
+    options: Omit<NodeLockOptions, 'clock'> & { readonly clock?: Clock },
+  ): Promise<() => Promise<void>> {
+    let lock: PgNodeLock;
+    try {
+      lock = await PgNodeLock.acquire(this.#url, id, { clock: this.#clock, ...options });
+    } catch (error) {
+      throw error instanceof ValidationError ? error : pgStoreError(error, this.#url);
+    }
+    this.#nodeLocks.add(lock);
+    return async () => {
+      this.#nodeLocks.delete(lock);
+      await lock.release();
+    };
+  }
+
   async watch(listener: StoreWakeUpListener, options: PgWatchOptions = {}): Promise<() => Promise<void>> {
     const watch = new PgWatch(this.#url, this.#clock, listener, options);
     try {
@@ -503,6 +526,8 @@ export class PgJobStore implements JobStore {
   async close(): Promise<void> {
     for (const watch of [...this.#watches]) await watch.close();
     this.#watches.clear();
+    for (const lock of [...this.#nodeLocks]) await lock.release();
+    this.#nodeLocks.clear();
     await this.#nodesDb.destroy();
     await this.#db.destroy();
   }
