@@ -24,7 +24,7 @@ export interface SharedStore extends JobStore {
   readonly nodes: NodeStore;
   watch(listener: (event: StoreWakeUp) => void): Promise<() => Promise<void>>;
   /**
-   * Holds node id `id` while the node runs (`PgNodeLock`): rejects, with a ValidationError on
+   * Holds node id `id` until the store closes (`PgNodeLock`): rejects, with a ValidationError on
    * `nodeId`, when another running server holds it and does not let go within `waitMs`.
    */
   holdNodeId(
@@ -55,6 +55,8 @@ export interface ClusterNodeOptions {
   readonly clock: Clock;
   readonly timeoutMs: number;
   readonly heartbeatMs?: number;
+  /** How long a start waits for its id to be let go by another session; the store's default unless told (tests). */
+  readonly nodeIdWaitMs?: number;
   readonly log: {
     info(fields: object, message: string): void;
     warn(fields: object, message: string): void;
@@ -75,8 +77,6 @@ export class ClusterNode {
   #self: { readonly id: string; readonly url: string };
   #membership: NodeMembership | undefined;
   #unwatch: (() => Promise<void>) | undefined;
-  /** Lets go of this node's id (`SharedStore.holdNodeId`), held from `join` to `close`. */
-  #releaseId: (() => Promise<void>) | undefined;
   #reloading: Promise<void> | undefined;
   /** Waits for the end of jobs, by id: what `ended` notifications resolve. */
   readonly #endWaiters = new Map<string, Set<() => void>>();
@@ -135,10 +135,10 @@ export class ClusterNode {
   async join(): Promise<Job[]> {
     const { store, clock, timeoutMs, heartbeatMs, log } = this.#options;
     const self = this.#self;
-    // Before anything of the node's row changes: a second server with this id is refused here,
-    // once the id's holder has not let go for a node timeout (the cluster's measure of "gone").
-    this.#releaseId = await store.holdNodeId(self.id, {
-      waitMs: timeoutMs,
+    // Before anything of the node's row changes: a second server with this id is refused here.
+    // Held until the store closes, after the engine: the id is this node's while it records.
+    const releaseId = await store.holdNodeId(self.id, {
+      ...(this.#options.nodeIdWaitMs === undefined ? {} : { waitMs: this.#options.nodeIdWaitMs }),
       log: (level, message) => log[level]({}, message),
     });
     let joined: Awaited<ReturnType<typeof NodeMembership.join>>;
@@ -170,8 +170,7 @@ export class ClusterNode {
           log.error({ err }, 'cluster heartbeat failed; trying again at the next beat'),
       });
     } catch (err) {
-      await this.#releaseId();
-      this.#releaseId = undefined;
+      await releaseId();
       throw err;
     }
     this.#membership = joined.membership;
@@ -256,12 +255,7 @@ export class ClusterNode {
     this.#closing.abort();
     await this.#unwatch?.();
     await this.#reloading;
-    try {
-      return (await this.#membership?.close(options)) ?? false;
-    } finally {
-      // Last: the id is this node's until it has stopped beating.
-      await this.#releaseId?.();
-    }
+    return (await this.#membership?.close(options)) ?? false;
   }
 
   async #peer(id: string): Promise<NodePeer | undefined> {

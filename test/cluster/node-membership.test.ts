@@ -490,9 +490,11 @@ describe('cluster membership on PostgreSQL', () => {
         self: { id: 'twin', url },
         clock: systemClock,
         timeoutMs: 300,
+        nodeIdWaitMs: 300,
         log: { info: () => {}, warn: (_fields, message) => warnings.push(message), error: () => {} },
       });
     const running = node(first, 'http://twin');
+    let firstClosed = false;
     try {
       await running.join();
       await assert.rejects(
@@ -509,14 +511,19 @@ describe('cluster membership on PostgreSQL', () => {
         'http://twin',
         "the first node's row, untouched",
       );
+      // Held until its store closes, after its engine (as the server closes them): not at the
+      // node's own close.
       await running.close();
+      await assert.rejects(node(second, 'http://twin-elsewhere').join(), { field: 'nodeId' });
+      await first.close();
+      firstClosed = true;
       const after = node(second, 'http://twin-elsewhere');
       await after.join();
       assert.equal((await second.nodes.getNode('twin'))?.url, 'http://twin-elsewhere');
       await after.close();
     } finally {
       await running.close();
-      await first.close();
+      if (!firstClosed) await first.close();
       await second.close();
     }
   });

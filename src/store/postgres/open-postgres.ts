@@ -5,8 +5,9 @@ import type { StoreSchema } from '../schema.ts';
 /** Connection pool settings of a PostgreSQL store (docs/storage.md, "PostgreSQL"). */
 export interface PostgresPoolOptions {
   /**
-   * Most connections this process opens (default 10). Each node of a cluster opens its own
-   * pool, so the server's `max_connections` must exceed nodes × this, plus what else connects.
+   * Most connections of this pool (default 10). Each node of a cluster opens its own pool, and
+   * five connections more (docs/storage.md), so the server's `max_connections` must exceed
+   * nodes × (this + 5), plus what else connects.
    */
   readonly max?: number;
   /** How long a query waits for a free connection before failing, in ms (default 10,000). */

@@ -1,26 +1,36 @@
 import pg from 'pg';
-import { type Clock, pauseOn, steadyMs } from '../../core/clock.ts';
+import { type Clock, type ClockTimer, pauseOn, steadyMs } from '../../core/clock.ts';
 import { ValidationError } from '../../core/errors.ts';
 
 /** How a node's hold on its id behaves; the defaults suit a server, tests shorten them. */
 export interface NodeLockOptions {
   readonly clock: Clock;
   /**
-   * How long a start waits for the id to be let go before it is refused (default 60 s): a host
-   * that vanished keeps its session until PostgreSQL finds it dead (the keepalives below, about
-   * a minute), and a node restarted on it at once must not be refused for that.
+   * How long a start waits for the id to be let go before it is refused (default
+   * `NODE_ID_WAIT_MS`): a host that vanished keeps its session until PostgreSQL finds it dead (the
+   * keepalives below, about a minute), and its node started again elsewhere must not be refused
+   * for that.
    */
   readonly waitMs?: number;
+  /** Overrides `PROBE_MS` (tests). */
+  readonly probe?: { readonly every: number; readonly timeout: number };
   /** Between two tries while waiting, and the first wait before taking the hold again (default 1 s). */
   readonly retryMs?: number;
   /** Told of a wait at the start, and of a hold lost and taken again (or taken by another). */
   readonly log: (level: 'warn' | 'error', message: string) => void;
 }
 
-const DEFAULT_WAIT_MS = 60_000;
+/** Longer than PostgreSQL takes to find a vanished host's session dead (`KEEPALIVES`: 60 s). */
+export const NODE_ID_WAIT_MS = 75_000;
 const DEFAULT_RETRY_MS = 1_000;
 /** The longest wait between two tries to take a lost hold again. */
 const MAX_RETAKE_MS = 30_000;
+/**
+ * How often the holding connection is asked a `select 1` (on the clock), and how long its answer
+ * may take (pg's `query_timeout`), as `PgWatch` asks its own: a connection that a firewall or a NAT
+ * dropped without a word has lost the hold, and must be noticed and taken again.
+ */
+const PROBE_MS = { every: 15_000, timeout: 10_000 } as const;
 
 /**
  * What PostgreSQL is asked of this connection's session, so that it finds a vanished host's
@@ -48,6 +58,9 @@ export class PgNodeLock {
   readonly #id: string;
   readonly #options: NodeLockOptions;
   #client: pg.Client | undefined;
+  /** The connection of a try under way: ended by `release`, so that a try never outlives it. */
+  #trying: pg.Client | undefined;
+  #probeTimer: ClockTimer | undefined;
   readonly #closing = new AbortController();
   #retaking: Promise<void> | undefined;
 
@@ -64,7 +77,7 @@ export class PgNodeLock {
   static async acquire(url: string, id: string, options: NodeLockOptions): Promise<PgNodeLock> {
     const lock = new PgNodeLock(url, id, options);
     const { clock } = options;
-    const waitMs = options.waitMs ?? DEFAULT_WAIT_MS;
+    const waitMs = options.waitMs ?? NODE_ID_WAIT_MS;
     const started = steadyMs(clock);
     for (let tries = 0; ; tries++) {
       const holder = await lock.#take();
@@ -93,9 +106,11 @@ export class PgNodeLock {
   /** Lets the id go (the session ends). */
   async release(): Promise<void> {
     this.#closing.abort();
+    this.#probeTimer?.clear();
     const client = this.#client;
     this.#client = undefined;
     await client?.end().catch(() => {});
+    await this.#trying?.end().catch(() => {});
     await this.#retaking;
   }
 
@@ -110,10 +125,12 @@ export class PgNodeLock {
       application_name: `jobworker node ${this.#id}`.slice(0, 63),
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: this.#probe.timeout,
+      query_timeout: this.#probe.timeout,
     });
     // Attached before connecting: an 'error' without a listener would end the process.
     client.on('error', () => {});
+    this.#trying = client;
     try {
       await client.connect();
       for (const statement of KEEPALIVES) await client.query(statement).catch(() => undefined);
@@ -128,13 +145,19 @@ export class PgNodeLock {
         }
         this.#client = client;
         client.on('end', () => this.#dropped(client));
+        this.#armProbe(client);
         return undefined;
       }
+      // The session that holds this very lock: a bigint key is kept as its high and low halves.
       const holder = await client
-        .query<{ application_name: string; client_addr: string | null; backend_start: Date }>(
-          `select application_name, host(client_addr) as client_addr, backend_start from pg_stat_activity
-           where application_name = $1 and pid <> pg_backend_pid() order by backend_start limit 1`,
-          [`jobworker node ${this.#id}`.slice(0, 63)],
+        .query<{ client_addr: string | null; backend_start: Date }>(
+          `with k as (select hashtextextended('jobworker node id: ' || $1, 0) as key)
+           select host(a.client_addr) as client_addr, a.backend_start
+           from k, pg_locks l join pg_stat_activity a on a.pid = l.pid
+           where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+             and l.classid = ((k.key >> 32) & 4294967295)::oid and l.objid = (k.key & 4294967295)::oid
+           limit 1`,
+          [this.#id],
         )
         .then(({ rows: [row] }) =>
           row === undefined
@@ -147,13 +170,34 @@ export class PgNodeLock {
     } catch (err) {
       await client.end().catch(() => {});
       throw err;
+    } finally {
+      if (this.#trying === client) this.#trying = undefined;
     }
+  }
+
+  get #probe(): { readonly every: number; readonly timeout: number } {
+    return this.#options.probe ?? PROBE_MS;
+  }
+
+  /** Asks the holding connection a `select 1` now and then; one that does not answer is ended. */
+  #armProbe(client: pg.Client): void {
+    this.#probeTimer = this.#options.clock.setTimer(() => {
+      this.#probeTimer = undefined;
+      if (this.#client !== client) return;
+      client.query('select 1').then(
+        () => this.#armProbe(client),
+        // Ending it tells `#dropped`, which takes the hold again.
+        () => void client.end().catch(() => {}),
+      );
+    }, this.#probe.every);
   }
 
   /** The connection that held the id ended: the hold went with it, and is taken again. */
   #dropped(client: pg.Client): void {
     if (this.#client !== client || this.#closing.signal.aborted) return;
     this.#client = undefined;
+    this.#probeTimer?.clear();
+    this.#probeTimer = undefined;
     this.#options.log(
       'error',
       `the hold on node id "${this.#id}" was lost with its connection; taking it again`,
