@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { CompiledQuery, sql } from 'kysely';
+import { CompiledQuery, type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { InsufficientStorageError } from '../../src/core/errors.ts';
 import type { Job } from '../../src/core/job.ts';
@@ -9,6 +9,7 @@ import { jobToRow } from '../../src/store/job-row.ts';
 import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrate-postgres.ts';
+import * as dueNotify from '../../src/store/postgres/migrations/0006-due-notify.ts';
 import { openPostgres } from '../../src/store/postgres/open-postgres.ts';
 import {
   claimStatement,
@@ -265,6 +266,62 @@ describe('PgJobStore on PostgreSQL', () => {
       );
     } finally {
       await stop();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('tells each job that comes to wait for a time, once: a delayed admission and a retry, not a ready job (migration 0006, down and up again)', async () => {
+    const a = await PgJobStore.open(db.url, { max: 2 });
+    const b = await PgJobStore.open(db.url, { max: 2 });
+    const kysely = openPostgres(db.url, { max: 1 }) as unknown as Kysely<unknown>;
+    const events: StoreWakeUp[] = [];
+    const stop = await a.watch((event) => events.push(event));
+    try {
+      // Down and up again: the migration's triggers come and go whole.
+      await dueNotify.down(kysely);
+      await dueNotify.up(kysely);
+      const now = new Date();
+      const later = new Date(now.getTime() + 3_600_000);
+      const { job: delayed } = (await b.admitJob(makeJob({ runAt: later, spec: { queue: 'due' } }), now)) as {
+        job: Job;
+      };
+      assert.equal(delayed.hold, 'delay');
+      const { job: ready } = (await b.admitJob(makeJob({ spec: { queue: 'due' } }), now)) as { job: Job };
+      await b.claimReady('due', 'node-b', 1);
+      await b.markStarted(ready.id, { pid: 1, startTicks: 1, bootId: 'b', cgroups: [] }, now);
+      const backoff = new Date(now.getTime() + 7_000);
+      const next = makeJob({
+        attempt: 2,
+        retryOf: ready.id,
+        runAt: backoff,
+        hold: 'delay',
+        spec: { queue: 'due' },
+      });
+      await b.markRetried(
+        ready.id,
+        {
+          status: 'failed',
+          exit: { exitCode: 1, signal: null, reason: 'exited with code 1' },
+          finishedAt: now,
+          outputBytes: { stdout: 0, stderr: 0 },
+        },
+        next,
+      );
+      // A write of the waiting job that keeps it waiting tells nothing (as any update naming its
+      // status or hold would); its end is told as such.
+      await sql`update jobs set status = 'queued', hold = 'delay' where id = ${delayed.id}`.execute(kysely);
+      await b.cancelQueued(delayed.id, { at: now, by: 'bob', graceMs: 0 }, 'cancelled by bob');
+      await until('the end of the delayed job', () =>
+        events.some((e) => e.channel === 'ended' && e.payload === delayed.id),
+      );
+      assert.deepEqual(
+        events.filter((e) => e.channel === 'due').map((e) => Number(e.payload)),
+        [later.getTime(), backoff.getTime()],
+      );
+    } finally {
+      await stop();
+      await kysely.destroy();
       await a.close();
       await b.close();
     }
