@@ -364,6 +364,8 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   };
   checkOutsideDataDir('homesDir', accounts.homesDir, dataDir);
   const ioDirOption = options.ioDir ?? config.ioDir;
+  // Resolved, an empty path would be the working directory, which the server would then own.
+  if (ioDirOption === '') throw ValidationError.expected('ioDir', 'a directory path', ioDirOption);
   const ioDir = ioDirOption === undefined ? undefined : resolve(ioDirOption);
   if (ioDir !== undefined) checkOutsideDataDir('ioDir', ioDir, dataDir);
 

@@ -1,5 +1,5 @@
 import { EventEmitter, once } from 'node:events';
-import { lstat, mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { childPath } from '../core/child-path.ts';
@@ -29,7 +29,7 @@ import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
 import { checkIsolation, type HostCapabilities, probeHost } from '../runtime/host-capabilities.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
-import { type JobIoPaths, jobIoPaths, prepareIoDir, removeJobIo } from '../runtime/job-io.ts';
+import { ioDirOwner, type JobIoPaths, jobIoPaths, prepareIoDir, removeJobIo } from '../runtime/job-io.ts';
 import { preflight } from '../runtime/preflight.ts';
 import { isSameProcessAlive } from '../runtime/process-identity.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
@@ -1019,7 +1019,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       // Queued (its claim may be starting it now), running or paused: still its own.
       if (job && !isFinal(job.status)) continue;
       const paths = jobIoPaths(ioDir, id);
-      const account = job ? job.spec.account : await ownerOf(paths.dir);
+      const account = job ? job.spec.account : await ioDirOwner(paths.dir);
       if (account === undefined) continue; // gone meanwhile
       await removeJobIo(paths, account, clock).catch((err: unknown) =>
         this.#options.logger.warn({ err, jobId: id }, 'a left io directory could not be removed'),
@@ -1040,17 +1040,6 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   #jobDir(id: string): string {
     return childPath(this.#jobsDir, id);
   }
-}
-
-/**
- * The account that owns a left io directory whose job is no longer on record (null: the server's
- * own), for `removeJobIo` to walk it with that account's rights only; undefined when it is gone.
- */
-async function ownerOf(dir: string): Promise<JobAccount | null | undefined> {
-  const stats = await lstat(dir).catch(() => undefined);
-  if (stats === undefined) return undefined;
-  if (stats.uid === process.getuid?.()) return null;
-  return { name: `uid ${stats.uid}`, uid: stats.uid, gid: stats.gid, groups: [stats.gid], home: '/' };
 }
 
 /**

@@ -149,6 +149,17 @@ export async function createJobIo(paths: JobIoPaths, account: JobAccount | null)
 }
 
 /**
+ * The account that owns a left io directory whose job is no longer on record (null: the server's
+ * own), for `removeJobIo` to walk it with that account's rights only; undefined when it is gone.
+ */
+export async function ioDirOwner(dir: string): Promise<JobAccount | null | undefined> {
+  const stats = await lstat(dir).catch(() => undefined);
+  if (stats === undefined) return undefined;
+  if (stats.uid === process.getuid?.()) return null;
+  return { name: `uid ${stats.uid}`, uid: stats.uid, gid: stats.gid, groups: [stats.gid], home: '/' };
+}
+
+/**
  * Removes a job's io directory, never as root through a path the job could redirect. The
  * directory itself sits in the server's `ioDir`, where the job can neither rename nor replace it,
  * so its result and progress files are unlinked by name (unlink never follows a link in the last

@@ -46,8 +46,9 @@ describe('serve --io-dir', () => {
       (err: Error & { field?: string }) =>
         err.field === 'ioDir' && err.message.includes('outside the data directory'),
     );
-    // A name that starts with `..` is still inside it; so is the data directory itself.
-    for (const ioDir of [join(dataDir, '..io'), dataDir]) {
+    // A name that starts with `..` is still inside it; so is the data directory itself. An empty
+    // path (the working directory, once resolved) is no directory at all.
+    for (const ioDir of [join(dataDir, '..io'), dataDir, '']) {
       await assert.rejects(runServer({ listen: '127.0.0.1:0', dataDir, insecureHttp: true, ioDir }), {
         field: 'ioDir',
       });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
-import { ClusterNode } from '../../src/cluster/cluster-node.ts';
+import { ClusterNode, type ClusterNodeOptions } from '../../src/cluster/cluster-node.ts';
 import { decideLostNodeJobs } from '../../src/cluster/lost-node-jobs.ts';
 import { NodeMembership } from '../../src/cluster/node-membership.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
@@ -23,14 +23,20 @@ const T0 = new Date(Date.UTC(2026, 11, 2, 12, 0, 0));
 const TIMEOUT_MS = 30_000;
 const NOT_DRAINING = { relinquishDecided: async () => [], drainState: { draining: false, running: 0 } };
 
-/** A cluster node of `store` named `id` whose log goes nowhere. */
-function quietNode(store: PgJobStore, id: string, clock: Clock): ClusterNode {
+/** A cluster node of `store` named `id` whose log goes nowhere (unless `options` say otherwise). */
+function quietNode(
+  store: PgJobStore,
+  id: string,
+  clock: Clock,
+  options: Partial<Omit<ClusterNodeOptions, 'store' | 'clock'>> = {},
+): ClusterNode {
   return new ClusterNode({
     store,
     self: { id, url: `http://${id}` },
     clock,
     timeoutMs: TIMEOUT_MS,
     log: { info: () => {}, warn: () => {}, error: () => {} },
+    ...options,
   });
 }
 
@@ -485,10 +491,8 @@ describe('cluster membership on PostgreSQL', () => {
     const second = await PgJobStore.open(database.url);
     const warnings: string[] = [];
     const node = (store: PgJobStore, url: string) =>
-      new ClusterNode({
-        store,
+      quietNode(store, 'twin', systemClock, {
         self: { id: 'twin', url },
-        clock: systemClock,
         timeoutMs: 300,
         nodeIdWaitMs: 300,
         log: { info: () => {}, warn: (_fields, message) => warnings.push(message), error: () => {} },

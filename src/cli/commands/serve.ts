@@ -212,7 +212,9 @@ export function registerServe(program: Command, ctx: CliContext): void {
       keepFor: options.keepFor,
       resetStore: options.resetStore === true,
       ...(options.homesDir === undefined ? {} : { homesDir: resolve(ctx.cwd, options.homesDir) }),
-      ...(options.ioDir === undefined ? {} : { ioDir: resolve(ctx.cwd, options.ioDir) }),
+      ...(options.ioDir === undefined
+        ? {}
+        : { ioDir: options.ioDir === '' ? '' : resolve(ctx.cwd, options.ioDir) }),
       ...(options.singleAccount ? { singleAccount: true } : {}),
       ...(options.adminRunAs === undefined ? {} : { adminRunAs: options.adminRunAs }),
       tlsCert: options.tlsCert === undefined ? undefined : resolve(ctx.cwd, options.tlsCert),
