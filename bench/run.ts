@@ -14,6 +14,7 @@ import { markdownTable, printRow, type Row, skipped } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/scenario.ts';
 import { awaitFreedInodes, removeScratchDirs } from './lib/scratch-dirs.ts';
 import { apiGet } from './scenarios/api-get.ts';
+import { busyJobs } from './scenarios/busy-jobs.ts';
 import { catchUpRead } from './scenarios/catch-up-read.ts';
 import { cliLatency } from './scenarios/cli-latency.ts';
 import { cluster } from './scenarios/cluster.ts';
@@ -41,6 +42,7 @@ const SCENARIOS: readonly Scenario[] = [
   followerChurn,
   memoryPerJob,
   apiGet,
+  busyJobs,
   history,
   historyPostgres,
   storeCheckpoints,

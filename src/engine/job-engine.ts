@@ -230,6 +230,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#spawner = new SpawnerClient({
       path: spawnerPath(),
       log: (line) => options.logger.warn({ spawner: true }, line),
+      cpuGroup: this.#cgroups.spawnerCpuGroup,
     });
     this.#launcher = new Launcher({
       clock: options.clock,

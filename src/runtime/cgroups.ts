@@ -34,6 +34,12 @@ const V2_NAME: Readonly<Record<(typeof V1_HIERARCHIES)[number], string>> = {
   pids: 'pids',
 };
 
+/**
+ * The v2 cgroup, inside ours, that holds the spawner and the wrappers it forks (not a job's: job
+ * ids are UUIDs).
+ */
+const SPAWNER_LEAF = 'spawner';
+
 /** How this host lets jobworker contain a job's processes. */
 export type CgroupMode = 'v2' | 'v1' | 'none';
 
@@ -64,6 +70,19 @@ export class Cgroups {
   readonly #v2Controllers: ReadonlySet<string>;
   /** Our directory in each usable v1 controller hierarchy. */
   readonly #v1Roots: ReadonlyMap<string, string>;
+  /**
+   * The `cgroup.procs` file of the jobs' CPU group, which the spawner joins before its first fork
+   * (`SpawnerClient`'s `cpuGroup`), or undefined where the host gives no CPU controller to use.
+   * Every wrapper and job the spawner forks inherits it, and the forks themselves are charged to
+   * it, so that all of them together share the CPU with the server's own threads as one group:
+   * a burst of starts or jobs busy on every core no longer leave the server's event loop waiting
+   * for a core (docs/isolation.md, "The server and its jobs share the CPU as two"). On v2 it is a
+   * leaf beside the jobs' cgroups (`jobworker/spawner`: a cgroup with children may hold no
+   * process), whose jobs each have a cgroup of their own inside `jobworker/` already; on v1 (and
+   * hybrid hosts, whose v2 hierarchy has no `cpu`) it is our directory in the `cpu` hierarchy,
+   * where a job with a CPU limit joins its own cgroup below it.
+   */
+  readonly spawnerCpuGroup: string | undefined;
 
   constructor(options: CgroupOptions = {}) {
     const name = options.name ?? 'jobworker';
@@ -88,6 +107,14 @@ export class Cgroups {
     }
     this.#v1Roots = v1;
     this.mode = this.#v2Root ? 'v2' : v1.has('freezer') ? 'v1' : 'none';
+    const v1Cpu = v1.get('cpu');
+    const spawnerLeaf =
+      this.#v2Root && this.#v2Controllers.has('cpu') ? makeRoot(join(this.#v2Root, SPAWNER_LEAF)) : null;
+    this.spawnerCpuGroup = spawnerLeaf
+      ? join(spawnerLeaf, 'cgroup.procs')
+      : v1Cpu
+        ? join(v1Cpu, 'cgroup.procs')
+        : undefined;
   }
 
   /**

@@ -34,6 +34,12 @@ export interface SpawnerClientOptions {
    * tests of that path. Default false.
    */
   readonly forkOnly?: boolean;
+  /**
+   * The `cgroup.procs` file of the jobs' CPU group (`Cgroups.spawnerCpuGroup`), which the spawner
+   * joins before its first fork, so that it, its wrappers and their jobs share the CPU with the
+   * server as one group. A spawner that cannot join logs why (`log`) and runs jobs as before.
+   */
+  readonly cpuGroup?: string;
 }
 
 /** What a stage of a failed start means, for the job's reason. */
@@ -124,7 +130,10 @@ export class SpawnerClient {
     // which they write over the argv area they inherit.
     const proc = spawn(this.#options.path, [' '.repeat(64)], {
       argv0: 'jobworker-spawner',
-      env: this.#options.forkOnly === true ? { JOBWORKER_SPAWNER_FORK: '1' } : {},
+      env: {
+        ...(this.#options.forkOnly === true ? { JOBWORKER_SPAWNER_FORK: '1' } : {}),
+        ...(this.#options.cpuGroup ? { JOBWORKER_SPAWNER_CPU_GROUP: this.#options.cpuGroup } : {}),
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const gen: Generation = {

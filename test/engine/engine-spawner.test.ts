@@ -3,16 +3,21 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import type { Job } from '../../src/core/job.ts';
+import { readCgroupMounts } from '../../src/runtime/cgroup-mounts.ts';
+import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import type { SpawnRequest } from '../../src/runtime/spawner-protocol.ts';
+import { cpuGroupPlacement } from '../helpers/cpu-group.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { pidAlive, waitForFileText, within } from '../helpers/wait.ts';
 
 const me = { user: 'tester' };
+/** The jobs' CPU group of an engine made here (as the harness makes it: default cgroups). */
+const cpuGroup = new Cgroups().spawnerCpuGroup;
 const run = promisify(execFile);
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const ps = async (pid: number, field: string) =>
@@ -60,6 +65,34 @@ describe('jobs started through the native spawner', () => {
         `${arg}: stderr was ${JSON.stringify(err.toString())}`,
       );
     }
+  });
+
+  it("the spawner, its wrappers and their jobs share the jobs' CPU group, apart from the server's threads", {
+    skip:
+      cpuGroup === undefined ? 'no CPU controller for jobworker here (not root, or none delegated)' : false,
+  }, async () => {
+    // The job prints its own cgroups, then its wrapper's (its parent: the spawner's fork).
+    const job = await h.engine.start(
+      { command: 'cat /proc/self/cgroup; echo ---; cat /proc/$PPID/cgroup', shell: true },
+      me,
+    );
+    assert.equal((await h.engine.waitFor(job.id)).status, 'succeeded');
+    const [own, wrapper] = (await readFile(join(dirOf(job.id), 'stdout'), 'utf8')).split('---\n');
+    const group = cpuGroup!;
+    const wrapperAt = cpuGroupPlacement(wrapper!, group);
+    assert.equal(wrapperAt.at, wrapperAt.group, 'the wrapper is in the group');
+    const jobAt = cpuGroupPlacement(own!, group);
+    // On v2 a job has its own cgroup, beside the spawner's leaf inside jobworker/; on v1 (and on
+    // hybrid hosts) it stays in the group it inherited, having no CPU limit of its own.
+    const v2 = group.startsWith(`${readCgroupMounts().v2}/`);
+    assert.equal(jobAt.at, v2 ? `${dirname(jobAt.group)}/${job.id}` : jobAt.group, 'the job is in the group');
+    // The server's own threads are not: they compete with the group, not with each job.
+    const server = cpuGroupPlacement(readFileSync('/proc/self/cgroup', 'utf8'), group);
+    const jobs = v2 ? dirname(jobAt.group) : jobAt.group;
+    assert.ok(
+      server.at !== jobs && !server.at?.startsWith(`${jobs}/`),
+      `the server's threads are in ${server.at}`,
+    );
   });
 
   it('defect 3: argv is exact: echo, printf, test, [, pwd and kill run the programs on PATH, never shell builtins', async () => {

@@ -21,7 +21,7 @@ import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import { spawnerPath } from '../../src/runtime/spawner-path.ts';
 import { makeFifo } from '../helpers/small-disk.ts';
-import { pidAlive } from '../helpers/wait.ts';
+import { pidAlive, within } from '../helpers/wait.ts';
 
 let root: string;
 let spawner: SpawnerClient;
@@ -378,6 +378,27 @@ describe('spawner failure paths', () => {
     const reply = await spawner.start({ ...request, argv: ['true', 'a\0b'] });
     assert.equal(reply.kind, 'refused');
     assert.match(reply.kind === 'refused' ? reply.reason : '', /NUL byte/);
+  });
+
+  it('a CPU group it cannot join is logged, and its jobs run all the same', async () => {
+    const group = join(root, 'no-such-cgroup', 'cgroup.procs');
+    let told: (line: string) => void = () => {};
+    const line = new Promise<string>((resolve) => {
+      told = resolve;
+    });
+    const joining = new SpawnerClient({ path: spawnerPath(), log: (l) => told(l), cpuGroup: group });
+    try {
+      const { reply, record } = await start({ command: 'true' }, joining);
+      assert.equal(reply.kind, 'started');
+      assert.equal(record?.kind, 'exited');
+      assert.equal(record?.kind === 'exited' ? record.code : undefined, 0);
+      assert.equal(
+        await within(line, 20_000, 'the line the spawner logs'),
+        `jobworker-spawner: could not join the jobs' CPU group ${group}: No such file or directory`,
+      );
+    } finally {
+      joining.close();
+    }
   });
 
   it('a spawner that cannot be started refuses each request with the reason', async () => {

@@ -46,7 +46,9 @@
  * SCM_CREDENTIALS), so stop, pause and reattach see the job's process as without a namespace.
  *
  * Environment: JOBWORKER_SPAWNER_FORK=1 makes it fork every job's process and join its cgroups as
- * on kernels before 5.7, never clone3 (for tests of that path); the server gives it nothing else.
+ * on kernels before 5.7, never clone3 (for tests of that path). JOBWORKER_SPAWNER_CPU_GROUP=PATH
+ * (a cgroup.procs file: the jobs' CPU group, see join_cpu_group) is joined before anything else.
+ * The server gives it nothing else.
  *
  * Identity file: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n".
  * Exit record: "exit CODE\n", "signal NUM\n", "notstarted\n" or "error STAGE ERRNO TEXT\n"
@@ -1160,6 +1162,27 @@ static int probe_namespaces(void) {
   return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* Joins the jobs' CPU group, JOBWORKER_SPAWNER_CPU_GROUP (a cgroup.procs file), before the first
+   fork: every wrapper and job forked after inherits it, and the forks themselves are charged to
+   it, so that all of them together compete for the CPU with the server's own threads as one group,
+   not each as a task of its own. Without it a burst of starts, or jobs busy on every core, left
+   the server's event loop waiting for a core for most of each job's time (docs/isolation.md, "The
+   server and its jobs share the CPU as two"). It costs one write per spawner, where a join per job
+   would cost each start a cgroup move. A join that fails is told on stderr (the server logs it)
+   and changes nothing else: the jobs then run as before. */
+static void join_cpu_group(void) {
+  const char *path = getenv("JOBWORKER_SPAWNER_CPU_GROUP");
+  if (path == NULL || *path == '\0') return;
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd >= 0 && write_all(fd, "0\n", 2) == 0) {
+    close(fd);
+    return;
+  }
+  int e = errno;
+  if (fd >= 0) close(fd);
+  fprintf(stderr, "jobworker-spawner: could not join the jobs' CPU group %s: %s\n", path, strerror(e));
+}
+
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--probe-namespaces") == 0) return probe_namespaces();
   /* The wrapper's title is written over our argv area: the server starts us with padding. */
@@ -1168,6 +1191,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   const char *fork_env = getenv("JOBWORKER_SPAWNER_FORK");
   fork_only = fork_env != NULL && strcmp(fork_env, "1") == 0;
+  join_cpu_group();
   int bfd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
   if (bfd >= 0) {
     ssize_t n = read_full(bfd, boot_id, sizeof boot_id - 1);
