@@ -4,13 +4,14 @@ import {
   existsSync,
   type FSWatcher,
   mkdirSync,
+  readdirSync,
   readFileSync,
   rmdirSync,
   watch,
   writeFileSync,
 } from 'node:fs';
 import { mkdir as mkdirAsync, rmdir as rmdirAsync } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { childPath } from '../core/child-path.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { JobLimits, JobUsage } from '../core/job.ts';
@@ -72,15 +73,11 @@ export class Cgroups {
   readonly #v1Roots: ReadonlyMap<string, string>;
   /**
    * The `cgroup.procs` file of the jobs' CPU group, which the spawner joins before its first fork
-   * (`SpawnerClient`'s `cpuGroup`), or undefined where the host gives no CPU controller to use.
-   * Every wrapper and job the spawner forks inherits it, and the forks themselves are charged to
-   * it, so that all of them together share the CPU with the server's own threads as one group:
-   * a burst of starts or jobs busy on every core no longer leave the server's event loop waiting
-   * for a core (docs/isolation.md, "The server and its jobs share the CPU as two"). On v2 it is a
-   * leaf beside the jobs' cgroups (`jobworker/spawner`: a cgroup with children may hold no
-   * process), whose jobs each have a cgroup of their own inside `jobworker/` already; on v1 (and
-   * hybrid hosts, whose v2 hierarchy has no `cpu`) it is our directory in the `cpu` hierarchy,
-   * where a job with a CPU limit joins its own cgroup below it.
+   * (`SpawnerClient`'s `cpuGroup`), so that it, its wrappers and their jobs share the CPU with the
+   * server's threads as one group (docs/isolation.md, "The server and its jobs share the CPU as
+   * two"); undefined where jobworker has no CPU controller, or no cgroups at all. On v2 a leaf
+   * beside the jobs' cgroups, `jobworker/spawner` (a cgroup with children holds no process); on v1
+   * (and hybrid hosts) our directory in the `cpu` hierarchy itself.
    */
   readonly spawnerCpuGroup: string | undefined;
 
@@ -107,14 +104,19 @@ export class Cgroups {
     }
     this.#v1Roots = v1;
     this.mode = this.#v2Root ? 'v2' : v1.has('freezer') ? 'v1' : 'none';
-    const v1Cpu = v1.get('cpu');
-    const spawnerLeaf =
-      this.#v2Root && this.#v2Controllers.has('cpu') ? makeRoot(join(this.#v2Root, SPAWNER_LEAF)) : null;
-    this.spawnerCpuGroup = spawnerLeaf
-      ? join(spawnerLeaf, 'cgroup.procs')
-      : v1Cpu
-        ? join(v1Cpu, 'cgroup.procs')
-        : undefined;
+    this.spawnerCpuGroup = this.mode === 'none' ? undefined : this.#cpuGroup();
+  }
+
+  /** See `spawnerCpuGroup`. */
+  #cpuGroup(): string | undefined {
+    if (this.#v2Root && this.#v2Controllers.has('cpu')) {
+      const leaf = makeRoot(join(this.#v2Root, SPAWNER_LEAF));
+      return leaf ? join(leaf, 'cgroup.procs') : undefined;
+    }
+    const v1Cpu = this.#v1Roots.get('cpu');
+    if (!v1Cpu) return undefined;
+    grantRealtime(v1Cpu);
+    return join(v1Cpu, 'cgroup.procs');
   }
 
   /**
@@ -405,6 +407,30 @@ function makeRoot(dir: string): string | null {
     return dir;
   } catch {
     return null;
+  }
+}
+
+/**
+ * On a kernel with real-time group scheduling (`cpu.rt_runtime_us`, v1), a new cgroup gets no
+ * real-time time at all, and a job in it that asks for a real-time policy (`chrt -f`) is refused
+ * (EPERM), which it was not among the root cgroup's tasks. So jobworker's directory, while it has
+ * none, is given what its parent has and no sibling holds. It is never taken back, nor changed once
+ * it is not 0 (an administrator's choice stands); a kernel that refuses the grant leaves it at 0.
+ */
+export function grantRealtime(dir: string): void {
+  const file = join(dir, 'cpu.rt_runtime_us');
+  try {
+    if (readFileSync(file, 'utf8').trim() !== '0') return;
+    const parent = dirname(dir);
+    const own = Number(readFileSync(join(parent, 'cpu.rt_runtime_us'), 'utf8'));
+    let held = 0;
+    for (const entry of readdirSync(parent, { withFileTypes: true })) {
+      if (!entry.isDirectory() || join(parent, entry.name) === dir) continue;
+      held += Number(readFileSync(join(parent, entry.name, 'cpu.rt_runtime_us'), 'utf8')) || 0;
+    }
+    if (own - held > 0) writeFileSync(file, String(own - held));
+  } catch {
+    // No real-time group scheduling here, or the kernel refused: jobs run as they would in any cgroup
   }
 }
 

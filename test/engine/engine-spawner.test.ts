@@ -11,7 +11,6 @@ import { readCgroupMounts } from '../../src/runtime/cgroup-mounts.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import type { SpawnRequest } from '../../src/runtime/spawner-protocol.ts';
-import { cpuGroupPlacement } from '../helpers/cpu-group.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { pidAlive, waitForFileText, within } from '../helpers/wait.ts';
 
@@ -71,28 +70,26 @@ describe('jobs started through the native spawner', () => {
     skip:
       cpuGroup === undefined ? 'no CPU controller for jobworker here (not root, or none delegated)' : false,
   }, async () => {
-    // The job prints its own cgroups, then its wrapper's (its parent: the spawner's fork).
-    const job = await h.engine.start(
-      { command: 'cat /proc/self/cgroup; echo ---; cat /proc/$PPID/cgroup', shell: true },
-      me,
-    );
-    assert.equal((await h.engine.waitFor(job.id)).status, 'succeeded');
-    const [own, wrapper] = (await readFile(join(dirOf(job.id), 'stdout'), 'utf8')).split('---\n');
-    const group = cpuGroup!;
-    const wrapperAt = cpuGroupPlacement(wrapper!, group);
-    assert.equal(wrapperAt.at, wrapperAt.group, 'the wrapper is in the group');
-    const jobAt = cpuGroupPlacement(own!, group);
-    // On v2 a job has its own cgroup, beside the spawner's leaf inside jobworker/; on v1 (and on
-    // hybrid hosts) it stays in the group it inherited, having no CPU limit of its own.
-    const v2 = group.startsWith(`${readCgroupMounts().v2}/`);
-    assert.equal(jobAt.at, v2 ? `${dirname(jobAt.group)}/${job.id}` : jobAt.group, 'the job is in the group');
-    // The server's own threads are not: they compete with the group, not with each job.
-    const server = cpuGroupPlacement(readFileSync('/proc/self/cgroup', 'utf8'), group);
-    const jobs = v2 ? dirname(jobAt.group) : jobAt.group;
-    assert.ok(
-      server.at !== jobs && !server.at?.startsWith(`${jobs}/`),
-      `the server's threads are in ${server.at}`,
-    );
+    // The job tells its own pid and its wrapper's (its parent: the spawner's fork), then waits.
+    const job = await h.engine.start({ command: 'echo "$$ $PPID ."; exec sleep 60', shell: true }, me);
+    try {
+      const text = await waitForFileText(join(dirOf(job.id), 'stdout'), ' .');
+      const [own, wrapper] = text.split(' ');
+      // Who is in a cgroup, as its cgroup.procs lists them: the same in any cgroup namespace.
+      const members = (dir: string) => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n');
+      const group = dirname(cpuGroup!);
+      assert.ok(members(group).includes(wrapper!), `the wrapper ${wrapper} is in ${group}`);
+      // On v2 a job has its own cgroup in jobworker/, beside the spawner's leaf; on v1 (and on
+      // hybrid hosts) it stays in the group it inherited, having no CPU limit of its own.
+      const v2 = group.startsWith(`${readCgroupMounts().v2}/`);
+      const jobGroup = v2 ? join(dirname(group), job.id) : group;
+      assert.ok(members(jobGroup).includes(own!), `the job ${own} is in ${jobGroup}`);
+      // The server's threads are not: they compete with the group, not with each job.
+      assert.ok(!members(group).includes(String(process.pid)));
+    } finally {
+      await h.engine.stop(job.id, me, { graceMs: 0 });
+      await h.engine.waitFor(job.id);
+    }
   });
 
   it('defect 3: argv is exact: echo, printf, test, [, pwd and kill run the programs on PATH, never shell builtins', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chownSync, existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
@@ -37,17 +37,26 @@ describe('a non-root server in a delegated cgroup (systemd Delegate=yes)', { ski
       writeFileSync(join(delegated, 'cgroup.procs'), String(child.pid));
       child.stdin!.write('go\n');
       const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-      const got = JSON.parse(line) as { before: string; after: string; mode: string; dirs: string[] };
+      const got = JSON.parse(line) as {
+        before: string;
+        after: string;
+        mode: string;
+        dirs: string[];
+        cpuGroup?: string;
+      };
       assert.equal(got.before, `/${name}`);
       assert.equal(got.after, `/${name}/server`, 'it left its cgroup for a leaf');
       assert.equal(got.mode, 'v2');
       assert.deepEqual(got.dirs, [join(delegated, 'jobworker', 'job-1')], 'only under its own cgroup');
       assert.ok(existsSync(join(delegated, 'jobworker', 'job-1', 'cgroup.kill')));
+      // The spawner's CPU group is a leaf of its own beside the jobs, where `cpu` was delegated.
+      const cpu = readFileSync(join(delegated, 'cgroup.controllers'), 'utf8').split(/\s+/).includes('cpu');
+      assert.equal(got.cpuGroup, cpu ? join(delegated, 'jobworker', 'spawner', 'cgroup.procs') : undefined);
       child.stdin!.write('done\n');
       await once(child, 'exit');
     } finally {
       child.kill('SIGKILL');
-      for (const dir of ['jobworker/job-1', 'jobworker', 'server', '']) {
+      for (const dir of ['jobworker/job-1', 'jobworker/spawner', 'jobworker', 'server', '']) {
         try {
           rmdirSync(join(delegated, dir));
         } catch {

@@ -47,7 +47,7 @@
  *
  * Environment: JOBWORKER_SPAWNER_FORK=1 makes it fork every job's process and join its cgroups as
  * on kernels before 5.7, never clone3 (for tests of that path). JOBWORKER_SPAWNER_CPU_GROUP=PATH
- * (a cgroup.procs file: the jobs' CPU group, see join_cpu_group) is joined before anything else.
+ * (a cgroup.procs file: the jobs' CPU group, see join_cpu_group) is joined before the first fork.
  * The server gives it nothing else.
  *
  * Identity file: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n".
@@ -1163,13 +1163,10 @@ static int probe_namespaces(void) {
 }
 
 /* Joins the jobs' CPU group, JOBWORKER_SPAWNER_CPU_GROUP (a cgroup.procs file), before the first
-   fork: every wrapper and job forked after inherits it, and the forks themselves are charged to
-   it, so that all of them together compete for the CPU with the server's own threads as one group,
-   not each as a task of its own. Without it a burst of starts, or jobs busy on every core, left
-   the server's event loop waiting for a core for most of each job's time (docs/isolation.md, "The
-   server and its jobs share the CPU as two"). It costs one write per spawner, where a join per job
-   would cost each start a cgroup move. A join that fails is told on stderr (the server logs it)
-   and changes nothing else: the jobs then run as before. */
+   fork: every wrapper and job forked after inherits it, and the forks are charged to it, so that
+   all of them share the CPU with the server's threads as one group (docs/isolation.md). One move
+   per spawner, where a join per job would cost each start a cgroup move. A failure is told on
+   stderr, which the server logs, and the jobs then run as before. */
 static void join_cpu_group(void) {
   const char *path = getenv("JOBWORKER_SPAWNER_CPU_GROUP");
   if (path == NULL || *path == '\0') return;
