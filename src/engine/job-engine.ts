@@ -998,6 +998,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#spawner.close();
     this.#supervisor.close();
     this.#monitor.close();
+    // The sweep reads the store, which the caller closes next, and may be walking a directory as
+    // its owner: the closing signal ends the walk, and what is left waits for the next start.
+    await this.#ioSwept;
   }
 
   /** Settles once the io directories left by earlier servers were removed (after `open`; see `#sweepIoDirs`). */
@@ -1022,9 +1025,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       const paths = jobIoPaths(ioDir, id);
       const account = job ? job.spec.account : await ioDirOwner(paths.dir);
       if (account === undefined) continue; // gone meanwhile
-      await removeJobIo(paths, account, clock).catch((err: unknown) =>
-        this.#options.logger.warn({ err, jobId: id }, 'a left io directory could not be removed'),
-      );
+      await removeJobIo(paths, account, clock, undefined, this.#closing.signal).catch((err: unknown) => {
+        if (!this.#closing.signal.aborted)
+          this.#options.logger.warn({ err, jobId: id }, 'a left io directory could not be removed');
+      });
     }
   }
 

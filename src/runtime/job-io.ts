@@ -168,14 +168,16 @@ export async function ioDirOwner(dir: string): Promise<JobAccount | null | undef
  * that account could swap a directory of the walk for a link (to /etc, say) between two of its
  * steps, and a walk as root would then unlink through it; as the account, it reaches only what the
  * account itself may change. The walk ends after `limitMs` on `clock` (a job that mounted
- * something in its directory could make it hang). Throws when the directory is still there after
- * it, saying what stopped it; it is then left.
+ * something in its directory could make it hang), or at once when `signal` aborts (the engine
+ * closes: the next start's sweep finishes it). Throws when the directory is still there after it,
+ * saying what stopped it; it is then left.
  */
 export async function removeJobIo(
   paths: JobIoPaths,
   account: JobAccount | null,
   clock: Clock,
   limitMs = IO_REMOVAL_MS,
+  signal?: AbortSignal,
 ): Promise<void> {
   // Most jobs leave it empty: one rmdir, instead of the walk (an lstat and a readdir first).
   if (await removedDir(paths.dir)) return;
@@ -200,10 +202,11 @@ export async function removeJobIo(
   }
   // Its deadline made only here: the removal of every job's empty directory pays for no timer.
   const deadline = clockDeadline(clock, limitMs);
+  const ends = signal ? AbortSignal.any([deadline.signal, signal]) : deadline.signal;
   let why = '';
   try {
-    await runAsAccount('chmod', ['-R', 'u+rwx', '--', paths.dir], account, deadline.signal);
-    why = await runAsAccount('find', [paths.dir, '-mindepth', '1', '-delete'], account, deadline.signal);
+    await runAsAccount('chmod', ['-R', 'u+rwx', '--', paths.dir], account, ends);
+    why = await runAsAccount('find', [paths.dir, '-mindepth', '1', '-delete'], account, ends);
   } catch (err) {
     why = String(err);
   } finally {

@@ -140,6 +140,38 @@ describe('engine recovery', () => {
     }
   });
 
+  it('a close during the sweep ends its walks and waits for it: nothing of it outlives the engine', {
+    skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
+  }, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
+    dirs.push(dataDir);
+    const first = await openHarness({}, dataDir);
+    await first.close();
+    // Io directories of deleted jobs of another account, each with a directory of its own: each
+    // is walked as that account (a chmod and a find, a process each), one after the other.
+    const left = Array.from({ length: 10 }, () => first.engine.ioPaths(newJobId()));
+    for (const paths of left) {
+      await mkdir(join(paths.dir, 'sub'), { recursive: true });
+      for (const path of [paths.dir, join(paths.dir, 'sub')]) await chown(path, 65534, 65534);
+    }
+    const h = await openHarness({}, dataDir);
+    let swept = false;
+    void h.engine.ioSwept.then(() => {
+      swept = true;
+    });
+    await h.close();
+    assert.equal(swept, true, 'the sweep had ended when close returned');
+    const remaining = await Promise.all(
+      left.map((paths) =>
+        stat(paths.dir).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    assert.ok(remaining.includes(true), 'the close ended the sweep: it did not wait for every walk');
+  });
+
   it('opens though the loss of a job found at the start cannot be recorded yet, and records it once it can', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
     dirs.push(dataDir);

@@ -39,6 +39,23 @@ describe("a job's io directory, removed by a root server", {
     }
   });
 
+  it('ends its walk at once when told to stop (the engine closes), and leaves the directory for the next sweep', async () => {
+    const ioDir = await mkdtemp(join(tmpdir(), 'jw-io-'));
+    try {
+      await chmod(ioDir, 0o711);
+      const paths = jobIoPaths(ioDir, 'job-3');
+      await mkdir(join(paths.dir, 'sub'), { recursive: true, mode: 0o700 });
+      for (const path of [paths.dir, join(paths.dir, 'sub')]) await chown(path, NOBODY.uid, NOBODY.gid);
+      await assert.rejects(
+        removeJobIo(paths, NOBODY, new ManualClock(), undefined, AbortSignal.abort()),
+        /^Error: Removing the contents of .*job-3 as uid 65534 left some: AbortError/,
+      );
+      assert.ok((await stat(join(paths.dir, 'sub'))).isDirectory(), 'the walk never ran');
+    } finally {
+      await rm(ioDir, { recursive: true, force: true });
+    }
+  });
+
   it('removes an empty one, or one with only its result and progress, without a walk', async () => {
     const ioDir = await mkdtemp(join(tmpdir(), 'jw-io-'));
     try {
