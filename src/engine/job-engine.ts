@@ -3,6 +3,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { childPath } from '../core/child-path.ts';
+import { clockDeadline } from '../core/clock.ts';
 import { DuplicateJobError, IllegalTransitionError, JobworkerError, NotFoundError } from '../core/errors.ts';
 import { checkGraceMs } from '../core/grace.ts';
 import { isJobId, newJobId } from '../core/ids.ts';
@@ -230,7 +231,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#spawner = new SpawnerClient({
       path: spawnerPath(),
       log: (line) => options.logger.warn({ spawner: true }, line),
-      cpuGroup: this.#cgroups.spawnerCpuGroup,
+      cpuGroup: this.#cgroups.cpuGroupProcs,
     });
     this.#launcher = new Launcher({
       clock: options.clock,
@@ -315,6 +316,12 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         { node: engine.#options.node, cgroups: engine.#cgroups.mode, reconciled: running.length },
         'job engine open',
       );
+      const realtime = engine.#cgroups.realtimeRefused;
+      if (realtime)
+        engine.#options.logger.warn(
+          { cpuGroup: engine.#cgroups.cpuGroupProcs, reason: realtime },
+          "the jobs' CPU group has no real-time time: a job asking for a real-time policy (chrt) is refused",
+        );
       // Only now: see `DispatcherDeps.heldUntilOpen`.
       await engine.#dispatcher.open();
       engine.#retention.start();
@@ -999,8 +1006,20 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#supervisor.close();
     this.#monitor.close();
     // The sweep reads the store, which the caller closes next, and may be walking a directory as
-    // its owner: the closing signal ends the walk, and what is left waits for the next start.
-    await this.#ioSwept;
+    // its owner: the closing signal ends the walk, and what is left waits for the next start. A
+    // removal that cannot be told to stop (one as root, on a mount that hangs) is not waited for
+    // beyond SWEEP_CLOSE_WAIT_MS: a server must be able to stop.
+    const wait = clockDeadline(this.#options.clock, SWEEP_CLOSE_WAIT_MS);
+    try {
+      await untilAborted(this.#ioSwept, wait.signal);
+    } catch {
+      this.#options.logger.warn(
+        { ioDir: this.#options.ioDir },
+        `the sweep of left io directories still ran ${SWEEP_CLOSE_WAIT_MS / 1000} s into the close: closed without it`,
+      );
+    } finally {
+      wait.clear();
+    }
   }
 
   /** Settles once the io directories left by earlier servers were removed (after `open`; see `#sweepIoDirs`). */
@@ -1046,6 +1065,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     return childPath(this.#jobsDir, id);
   }
 }
+
+/** How long `close` waits for the sweep of left io directories (see `close`). */
+const SWEEP_CLOSE_WAIT_MS = 5000;
 
 /**
  * `promise`, or `signal`'s reason once it aborts first. The listener goes once either settles:

@@ -79,7 +79,13 @@ export class Cgroups {
    * beside the jobs' cgroups, `jobworker/spawner` (a cgroup with children holds no process); on v1
    * (and hybrid hosts) our directory in the `cpu` hierarchy itself.
    */
-  readonly spawnerCpuGroup: string | undefined;
+  readonly cpuGroupProcs: string | undefined;
+  /**
+   * Why the jobs' CPU group got no real-time time where the kernel keeps some per group (v1
+   * `cpu.rt_runtime_us`: see `grantRealtime`), for the server's log: its jobs cannot then take a
+   * real-time policy. Undefined when it got some, had some, or the kernel keeps none per group.
+   */
+  realtimeRefused: string | undefined = undefined;
 
   constructor(options: CgroupOptions = {}) {
     const name = options.name ?? 'jobworker';
@@ -104,18 +110,18 @@ export class Cgroups {
     }
     this.#v1Roots = v1;
     this.mode = this.#v2Root ? 'v2' : v1.has('freezer') ? 'v1' : 'none';
-    this.spawnerCpuGroup = this.mode === 'none' ? undefined : this.#cpuGroup();
+    this.cpuGroupProcs = this.mode === 'none' ? undefined : this.#makeCpuGroup();
   }
 
-  /** See `spawnerCpuGroup`. */
-  #cpuGroup(): string | undefined {
+  /** Makes the jobs' CPU group where it is missing (see `cpuGroupProcs`); its cgroup.procs file. */
+  #makeCpuGroup(): string | undefined {
     if (this.#v2Root && this.#v2Controllers.has('cpu')) {
       const leaf = makeRoot(join(this.#v2Root, SPAWNER_LEAF));
       return leaf ? join(leaf, 'cgroup.procs') : undefined;
     }
     const v1Cpu = this.#v1Roots.get('cpu');
     if (!v1Cpu) return undefined;
-    grantRealtime(v1Cpu);
+    this.realtimeRefused = grantRealtime(v1Cpu);
     return join(v1Cpu, 'cgroup.procs');
   }
 
@@ -414,23 +420,47 @@ function makeRoot(dir: string): string | null {
  * On a kernel with real-time group scheduling (`cpu.rt_runtime_us`, v1), a new cgroup gets no
  * real-time time at all, and a job in it that asks for a real-time policy (`chrt -f`) is refused
  * (EPERM), which it was not among the root cgroup's tasks. So jobworker's directory, while it has
- * none, is given what its parent has and no sibling holds. It is never taken back, nor changed once
- * it is not 0 (an administrator's choice stands); a kernel that refuses the grant leaves it at 0.
+ * none, is given the share of its parent's that no sibling holds (the kernel weighs each group's
+ * runtime against its own period). It is never taken back, nor changed once it is not 0 (an
+ * administrator's choice stands). Returns why nothing was given, when that is not because the
+ * kernel has no such scheduling or the directory had some already.
  */
-export function grantRealtime(dir: string): void {
-  const file = join(dir, 'cpu.rt_runtime_us');
+export function grantRealtime(dir: string): string | undefined {
+  const share = (group: string) => {
+    const runtime = Number(readFileSync(join(group, 'cpu.rt_runtime_us'), 'utf8'));
+    const period = Number(readFileSync(join(group, 'cpu.rt_period_us'), 'utf8'));
+    return { runtime, period };
+  };
+  let own: { runtime: number; period: number };
   try {
-    if (readFileSync(file, 'utf8').trim() !== '0') return;
+    own = share(dir);
+  } catch {
+    return undefined; // no real-time group scheduling here
+  }
+  if (own.runtime !== 0) return undefined;
+  try {
     const parent = dirname(dir);
-    const own = Number(readFileSync(join(parent, 'cpu.rt_runtime_us'), 'utf8'));
+    const whole = share(parent);
+    // -1: no limit above, which a child cannot be given; 0: nothing to give.
+    if (!(whole.runtime > 0 && whole.period > 0 && own.period > 0)) return undefined;
     let held = 0;
     for (const entry of readdirSync(parent, { withFileTypes: true })) {
       if (!entry.isDirectory() || join(parent, entry.name) === dir) continue;
-      held += Number(readFileSync(join(parent, entry.name, 'cpu.rt_runtime_us'), 'utf8')) || 0;
+      let sibling: { runtime: number; period: number };
+      try {
+        sibling = share(join(parent, entry.name));
+      } catch {
+        continue; // removed meanwhile
+      }
+      if (sibling.runtime < 0) return `${entry.name} beside it has no limit`;
+      if (sibling.period > 0) held += sibling.runtime / sibling.period;
     }
-    if (own - held > 0) writeFileSync(file, String(own - held));
-  } catch {
-    // No real-time group scheduling here, or the kernel refused: jobs run as they would in any cgroup
+    const free = Math.floor((whole.runtime / whole.period - held) * own.period);
+    if (free <= 0) return "its siblings hold all of its parent's";
+    writeFileSync(join(dir, 'cpu.rt_runtime_us'), String(free));
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 

@@ -253,7 +253,17 @@ async function runAsAccount(
   child.stderr?.setEncoding('utf8').on('data', (text: string) => {
     if (stderr.length < 2000) stderr += text;
   });
-  const [code, killedBy] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  let code: number | null;
+  let killedBy: NodeJS.Signals | null;
+  try {
+    [code, killedBy] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  } catch (err) {
+    // Aborted: Node sent the kill and said so at once, before the process was gone. Its exit is
+    // waited for, so that nothing of the walk outlives the caller (an engine that closed).
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
+      await once(child, 'exit').catch(() => undefined);
+    throw err;
+  }
   if (code === 0) return '';
   return `${command} ${killedBy ? `was killed (${killedBy})` : `exited ${code}`}: ${stderr.trim()}`;
 }

@@ -35,7 +35,7 @@ export interface SpawnerClientOptions {
    */
   readonly forkOnly?: boolean;
   /**
-   * The `cgroup.procs` file of the jobs' CPU group (`Cgroups.spawnerCpuGroup`), which the spawner
+   * The `cgroup.procs` file of the jobs' CPU group (`Cgroups.cpuGroupProcs`), which the spawner
    * joins before its first fork, so that it, its wrappers and their jobs share the CPU with the
    * server as one group. A spawner that cannot join logs why (`log`) and runs jobs as before.
    */

@@ -16,7 +16,7 @@ import { pidAlive, waitForFileText, within } from '../helpers/wait.ts';
 
 const me = { user: 'tester' };
 /** The jobs' CPU group of an engine made here (as the harness makes it: default cgroups). */
-const cpuGroup = new Cgroups().spawnerCpuGroup;
+const cpuGroup = new Cgroups().cpuGroupProcs;
 const run = promisify(execFile);
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const ps = async (pid: number, field: string) =>
