@@ -80,12 +80,7 @@ export class Cgroups {
    * (and hybrid hosts) our directory in the `cpu` hierarchy itself.
    */
   readonly cpuGroupProcs: string | undefined;
-  /**
-   * Why the jobs' CPU group got no real-time time where the kernel keeps some per group (v1
-   * `cpu.rt_runtime_us`: see `grantRealtime`), for the server's log: its jobs cannot then take a
-   * real-time policy. Undefined when it got some, had some, or the kernel keeps none per group.
-   */
-  realtimeRefused: string | undefined = undefined;
+  #realtimeRefused: string | undefined;
 
   constructor(options: CgroupOptions = {}) {
     const name = options.name ?? 'jobworker';
@@ -113,6 +108,15 @@ export class Cgroups {
     this.cpuGroupProcs = this.mode === 'none' ? undefined : this.#makeCpuGroup();
   }
 
+  /**
+   * Why the jobs' CPU group got no real-time time where the kernel keeps some per group (v1
+   * `cpu.rt_runtime_us`: see `grantRealtime`), for the server's log: its jobs cannot then take a
+   * real-time policy. Undefined when it got some, had some, or the kernel keeps none per group.
+   */
+  get realtimeRefused(): string | undefined {
+    return this.#realtimeRefused;
+  }
+
   /** Makes the jobs' CPU group where it is missing (see `cpuGroupProcs`); its cgroup.procs file. */
   #makeCpuGroup(): string | undefined {
     if (this.#v2Root && this.#v2Controllers.has('cpu')) {
@@ -121,7 +125,7 @@ export class Cgroups {
     }
     const v1Cpu = this.#v1Roots.get('cpu');
     if (!v1Cpu) return undefined;
-    this.realtimeRefused = grantRealtime(v1Cpu);
+    this.#realtimeRefused = grantRealtime(v1Cpu);
     return join(v1Cpu, 'cgroup.procs');
   }
 
