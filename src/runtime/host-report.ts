@@ -7,7 +7,7 @@ import type { HostCapabilities, NamespaceKind } from './host-capabilities.ts';
 
 /** One feature and how this host provides it. */
 export interface FeatureReport {
-  /** A stable key (`stop`, `pause`, `limit.memory`, `namespace.pid`, `runAs`). */
+  /** A stable key (`stop`, `pause`, `cpuGroup`, `limit.memory`, `namespace.pid`, `runAs`). */
   readonly feature: string;
   /** True when the full guarantee holds here. */
   readonly available: boolean;
@@ -61,6 +61,27 @@ export function reportFeatures(host: HostCapabilities): FeatureReport[] {
           available: false,
           how: 'SIGSTOP/SIGCONT to the process group',
           missing: noCgroup(host),
+        },
+  );
+  // The jobs' CPU group (docs/isolation.md, "The server and its jobs share the CPU as two").
+  const cpu = host.controllers.find((c) => c.name === 'cpu');
+  const contained = cgroups.v2Writable || freezerV1 !== undefined;
+  const cpuV1 = cgroups.v1.find((h) => h.controller === 'cpu');
+  out.push(
+    cpu?.via && contained
+      ? {
+          feature: 'cpuGroup',
+          available: true,
+          how:
+            cpu.via === 'v2'
+              ? `cgroup v2 cpu: the spawner and its wrappers in jobworker/spawner beside the jobs, under ${cgroups.v2Parent}`
+              : `cgroup v1 cpu: the spawner and the jobs it forks in ${cpuV1?.mount ?? '?'}/jobworker`,
+        }
+      : {
+          feature: 'cpuGroup',
+          available: false,
+          how: "each job's process competes with the server's threads one for one",
+          missing: contained ? 'no cpu controller jobworker may use' : noCgroup(host),
         },
   );
   for (const controller of host.controllers) {

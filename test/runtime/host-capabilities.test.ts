@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ValidationError } from '../../src/core/errors.ts';
 import { readCgroupMounts } from '../../src/runtime/cgroup-mounts.ts';
+import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { checkIsolation, type HostCapabilities, probeHost } from '../../src/runtime/host-capabilities.ts';
 import { reportFeatures } from '../../src/runtime/host-report.ts';
 import { runCliInProcess } from '../cli/cli-in-process.ts';
@@ -81,6 +82,22 @@ describe('host capabilities', () => {
     },
   );
 
+  it(
+    "reports the jobs' CPU group as the engine makes it: where jobworker may use a cpu controller",
+    needsRoot,
+    () => {
+      const group = reportFeatures(asRoot).find((f) => f.feature === 'cpuGroup');
+      const made = new Cgroups().cpuGroupProcs;
+      assert.equal(group?.available, made !== undefined, group?.how);
+      // v2: the spawner's leaf; v1: jobworker's directory in the cpu hierarchy, named in full.
+      if (made)
+        assert.ok(
+          group?.how.includes(made.includes('/spawner/') ? 'jobworker/spawner' : dirname(made)),
+          group?.how,
+        );
+    },
+  );
+
   it('a spawner that cannot run leaves every namespace missing, saying why', async () => {
     const host = await probeHost({ spawner: '/nonexistent/jobworker-spawner' });
     for (const ns of Object.values(host.namespaces)) {
@@ -122,6 +139,7 @@ describe('jobworker doctor', () => {
     for (const feature of [
       'stop',
       'pause',
+      'cpuGroup',
       'limit.memory',
       'limit.cpu',
       'namespace.pid',
