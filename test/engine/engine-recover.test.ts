@@ -49,6 +49,18 @@ after(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true, maxRetries: 10 });
 });
 
+/** A data directory of its own for one test, removed after the file's tests. */
+async function newDataDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** The same root-only guard for every test that makes a directory of another account. */
+const asRoot = {
+  skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
+};
+
 /** Starts one job from a separate engine process and SIGKILLs that process once `ready` holds. */
 async function startThenCrash(dataDir: string, spec: object, ready: (jobDir: string) => Promise<unknown>) {
   const host = spawn(process.execPath, [join(FIXTURES, 'engine-host.ts'), dataDir, JSON.stringify(spec)], {
@@ -66,8 +78,7 @@ async function startThenCrash(dataDir: string, spec: object, ready: (jobDir: str
 
 describe('engine recovery', () => {
   it('claims nothing before the claims the last server left are recovered, though jobs lost at the start ended first', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
-    dirs.push(dataDir);
+    const dataDir = await newDataDir();
     const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
     const calls: string[] = [];
     // Each lost job's end asks the dispatcher for a pass (its slot is free), while recovery goes on.
@@ -93,86 +104,87 @@ describe('engine recovery', () => {
     }
   });
 
-  it("removes at open the io directories no job needs any more, each as its owner; a waiting job's stays", {
-    skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
-  }, async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
-    dirs.push(dataDir);
-    const first = await openHarness({}, dataDir);
-    const ended = await first.engine.start({ command: 'true' }, { user: 'alice' });
-    await first.engine.waitFor(ended.id);
-    const waiting = await first.engine.start({ command: 'true', delayMs: 3_600_000 }, { user: 'alice' });
-    await first.close();
-    // What a server that died before removing them leaves: a job's that ended, one of a job deleted
-    // since (another account's, with what it made read-only to itself), and a waiting job's.
-    const left = [ended.id, newJobId(), waiting.id].map((id) => first.engine.ioPaths(id));
-    for (const paths of left) {
-      await mkdir(join(paths.dir, 'sub'), { recursive: true });
-      await writeFile(paths.result, '{"secret":1}');
-    }
-    const [, deleted] = left as [JobIoPaths, JobIoPaths, JobIoPaths];
-    await chmod(join(deleted.dir, 'sub'), 0o500);
-    for (const path of [deleted.dir, join(deleted.dir, 'sub'), deleted.result])
-      await chown(path, 65534, 65534);
-    // What that account may not remove (root's, in a directory of root's): a walk as root would.
-    const rootOwned = join(deleted.dir, 'root-owned');
-    await mkdir(rootOwned);
-    await writeFile(join(rootOwned, 'kept'), 'root');
-    const h = await openHarness({}, dataDir);
-    try {
-      await h.engine.ioSwept;
-      assert.deepEqual(
-        await Promise.all(
-          left.map((paths) =>
-            stat(paths.dir).then(
-              () => true,
-              () => false,
-            ),
-          ),
-        ),
-        [false, true, true],
-        "the deleted job's is walked as its owner: what that account may not remove stays",
-      );
-      assert.equal(await readFile(join(rootOwned, 'kept'), 'utf8'), 'root');
-      assert.deepEqual(await readdir(deleted.dir), ['root-owned'], 'the rest of it went');
-    } finally {
-      await h.engine.stop(waiting.id, { user: 'alice' }, { graceMs: 0 });
-      await h.close();
-    }
-  });
-
-  it('a close during the sweep waits for it: the sweep reads no store after the engine closed', {
-    skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
-  }, async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
-    dirs.push(dataDir);
-    const first = await openHarness({}, dataDir);
-    await first.close();
-    // Io directories of deleted jobs of another account, each with a directory of its own: each
-    // is walked as that account (a chmod and a find, a process each), one after the other.
-    const left = Array.from({ length: 10 }, () => first.engine.ioPaths(newJobId()));
-    try {
+  it(
+    "removes at open the io directories no job needs any more, each as its owner; a waiting job's stays",
+    asRoot,
+    async () => {
+      const dataDir = await newDataDir();
+      const first = await openHarness({}, dataDir);
+      const ended = await first.engine.start({ command: 'true' }, { user: 'alice' });
+      await first.engine.waitFor(ended.id);
+      const waiting = await first.engine.start({ command: 'true', delayMs: 3_600_000 }, { user: 'alice' });
+      await first.close();
+      // What a server that died before removing them leaves: a job's that ended, one of a job deleted
+      // since (another account's, with what it made read-only to itself), and a waiting job's.
+      const left = [ended.id, newJobId(), waiting.id].map((id) => first.engine.ioPaths(id));
       for (const paths of left) {
         await mkdir(join(paths.dir, 'sub'), { recursive: true });
-        for (const path of [paths.dir, join(paths.dir, 'sub')]) await chown(path, 65534, 65534);
+        await writeFile(paths.result, '{"secret":1}');
       }
+      const [, deleted] = left as [JobIoPaths, JobIoPaths, JobIoPaths];
+      await chmod(join(deleted.dir, 'sub'), 0o500);
+      for (const path of [deleted.dir, join(deleted.dir, 'sub'), deleted.result])
+        await chown(path, 65534, 65534);
+      // What that account may not remove (root's, in a directory of root's): a walk as root would.
+      const rootOwned = join(deleted.dir, 'root-owned');
+      await mkdir(rootOwned);
+      await writeFile(join(rootOwned, 'kept'), 'root');
       const h = await openHarness({}, dataDir);
-      let swept = false;
-      void h.engine.ioSwept.then(() => {
-        swept = true;
-      });
-      await h.engine.close();
-      assert.equal(swept, true, 'the sweep had ended when close returned');
-      await h.store.close();
-    } finally {
-      // They sit in the io root beside the other tests' jobs, outside the data directory.
-      for (const paths of left) await rm(paths.dir, { recursive: true, force: true });
-    }
-  });
+      try {
+        await h.engine.ioSwept;
+        assert.deepEqual(
+          await Promise.all(
+            left.map((paths) =>
+              stat(paths.dir).then(
+                () => true,
+                () => false,
+              ),
+            ),
+          ),
+          [false, true, true],
+          "the deleted job's is walked as its owner: what that account may not remove stays",
+        );
+        assert.equal(await readFile(join(rootOwned, 'kept'), 'utf8'), 'root');
+        assert.deepEqual(await readdir(deleted.dir), ['root-owned'], 'the rest of it went');
+      } finally {
+        await h.engine.stop(waiting.id, { user: 'alice' }, { graceMs: 0 });
+        await h.close();
+      }
+    },
+  );
+
+  it(
+    'a close during the sweep waits for it: the sweep reads no store after the engine closed',
+    asRoot,
+    async () => {
+      const dataDir = await newDataDir();
+      const first = await openHarness({}, dataDir);
+      await first.close();
+      // Io directories of deleted jobs of another account, each with a directory of its own: each
+      // is walked as that account (a chmod and a find, a process each), one after the other.
+      const left = Array.from({ length: 10 }, () => first.engine.ioPaths(newJobId()));
+      try {
+        for (const paths of left) {
+          await mkdir(join(paths.dir, 'sub'), { recursive: true });
+          for (const path of [paths.dir, join(paths.dir, 'sub')]) await chown(path, 65534, 65534);
+        }
+        const h = await openHarness({}, dataDir);
+        let swept = false;
+        void h.engine.ioSwept.then(() => {
+          swept = true;
+        });
+        await h.engine.close();
+        assert.equal(swept, true, 'the sweep had ended when close returned');
+        await h.store.close();
+      } finally {
+        // They sit in the io root beside the other tests' jobs, outside the data directory.
+        for (const paths of left) await rm(paths.dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('a sweep that does not end holds a close no longer than its limit, and says so', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
-    dirs.push(dataDir);
+    const dataDir = await newDataDir();
     const first = await openHarness({}, dataDir);
     await first.close();
     const paths = first.engine.ioPaths(newJobId());
@@ -223,8 +235,7 @@ describe('engine recovery', () => {
   });
 
   it('opens though the loss of a job found at the start cannot be recorded yet, and records it once it can', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
-    dirs.push(dataDir);
+    const dataDir = await newDataDir();
     const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
     const job = vanished();
     await store.insertJob(job);
@@ -249,8 +260,7 @@ describe('engine recovery', () => {
   });
 
   it('an open that fails leaves nothing running: the jobs it adopted are let go, their timers cleared', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
-    dirs.push(dataDir);
+    const dataDir = await newDataDir();
     // Printed once the job started: nothing more to wait for.
     const { id } = await startThenCrash(
       dataDir,
@@ -290,8 +300,7 @@ describe('engine recovery', () => {
   });
 
   it('defect 6: a running job whose directory vanished is recorded lost, its processes stopped, and the engine opens', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'jw-recover-'));
-    dirs.push(dataDir);
+    const dataDir = await newDataDir();
     const pidsFile = join(dataDir, 'pids');
     const { id, jobDir } = await startThenCrash(
       dataDir,
