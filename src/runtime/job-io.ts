@@ -77,14 +77,20 @@ export async function prepareIoDir(
  */
 async function unfitIoDir(ioDir: string, make = true): Promise<string | undefined> {
   // A file (or anything else) planted under the name is judged below, not thrown here.
-  if (make) await mkdir(ioDir, { recursive: true, mode: 0o711 }).catch(() => undefined);
+  const made = make ? await mkdir(ioDir, { recursive: true, mode: 0o711 }).catch(() => undefined) : undefined;
   const stats = await lstat(ioDir).catch(() => undefined);
   if (stats === undefined) return `The job io directory ${ioDir} does not exist`;
   if (!isOwnIoDir(stats)) {
     const uid = process.getuid?.() ?? stats.uid;
     return `The job io directory ${ioDir} must be a directory owned by this server's account (uid ${uid}) that no one else may write`;
   }
-  await chmod(ioDir, 0o711);
+  // Jobs of other accounts (a root server's) pass through it to their own directories. Only one
+  // jobworker made is opened so (the umask may have narrowed it): the mode of a directory an
+  // operator named (`--io-dir /root`, say) is theirs, and opening it would expose what is in it.
+  if (made !== undefined) await chmod(ioDir, 0o711);
+  else if (process.getuid?.() === 0 && (stats.mode & 0o001) === 0) {
+    return `The job io directory ${ioDir} must let other accounts through to their own directories (mode 0711: \`chmod 711 ${ioDir}\`); jobworker does not change the mode of a directory it did not make`;
+  }
   return undefined;
 }
 

@@ -89,6 +89,24 @@ describe("a job's io directory, removed by a root server", {
 describe("the directory of the jobs' io directories", {
   skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
 }, () => {
+  it('one the operator named keeps its mode: refused, saying what it needs, when it would not let jobs through', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'jw-ioroot-'));
+    try {
+      // A directory of root's own, closed to others (as /root is): opening it would expose it.
+      const named = join(parent, 'private');
+      await mkdir(named, { mode: 0o700 });
+      await chmod(named, 0o700);
+      await assert.rejects(prepareIoDir(named), /must let other accounts through .*chmod 711/);
+      assert.equal((await stat(named)).mode & 0o7777, 0o700, 'its mode is as it was');
+      // One jobworker makes (missing, as at a first start) is made open to pass through.
+      const fresh = join(parent, 'fresh', 'io');
+      assert.equal((await prepareIoDir(fresh)).dir, fresh);
+      assert.equal((await stat(fresh)).mode & 0o7777, 0o711);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
   it('taken first by another account: a fresh one beside it, or a refusal where the operator named it', async () => {
     const parent = await mkdtemp(join(tmpdir(), 'jw-ioroot-'));
     try {
