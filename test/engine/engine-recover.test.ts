@@ -153,35 +153,32 @@ describe('engine recovery', () => {
     },
   );
 
-  it(
-    'a close during the sweep waits for it: the sweep reads no store after the engine closed',
-    asRoot,
-    async () => {
-      const dataDir = await newDataDir();
-      const first = await openHarness({}, dataDir);
-      await first.close();
-      // Io directories of deleted jobs of another account, each with a directory of its own: each
-      // is walked as that account (a chmod and a find, a process each), one after the other.
-      const left = Array.from({ length: 10 }, () => first.engine.ioPaths(newJobId()));
-      try {
-        for (const paths of left) {
-          await mkdir(join(paths.dir, 'sub'), { recursive: true });
-          for (const path of [paths.dir, join(paths.dir, 'sub')]) await chown(path, 65534, 65534);
-        }
-        const h = await openHarness({}, dataDir);
-        let swept = false;
-        void h.engine.ioSwept.then(() => {
-          swept = true;
-        });
-        await h.engine.close();
-        assert.equal(swept, true, 'the sweep had ended when close returned');
-        await h.store.close();
-      } finally {
-        // They sit in the io root beside the other tests' jobs, outside the data directory.
-        for (const paths of left) await rm(paths.dir, { recursive: true, force: true });
+  it('a close during the sweep waits for it to end, before the store closes', asRoot, async () => {
+    const dataDir = await newDataDir();
+    const first = await openHarness({}, dataDir);
+    await first.close();
+    // Io directories of deleted jobs of another account, each with a directory of its own: each
+    // is walked as that account (a chmod and a find, a process each), one after the other.
+    const left = Array.from({ length: 10 }, () => first.engine.ioPaths(newJobId()));
+    try {
+      for (const paths of left) {
+        await mkdir(join(paths.dir, 'sub'), { recursive: true });
+        for (const path of [paths.dir, join(paths.dir, 'sub')]) await chown(path, 65534, 65534);
       }
-    },
-  );
+      const h = await openHarness({}, dataDir);
+      let swept = false;
+      void h.engine.ioSwept.then(() => {
+        swept = true;
+      });
+      assert.equal(swept, false, 'the sweep still runs when close is called');
+      await h.engine.close();
+      assert.equal(swept, true, 'the sweep had ended when close returned');
+      await h.store.close();
+    } finally {
+      // They sit in the io root beside the other tests' jobs, outside the data directory.
+      for (const paths of left) await rm(paths.dir, { recursive: true, force: true });
+    }
+  });
 
   it('a sweep that does not end holds a close no longer than its limit, and says so', async () => {
     const dataDir = await newDataDir();

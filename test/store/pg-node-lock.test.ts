@@ -82,6 +82,20 @@ describe('a node holds its id in PostgreSQL (PgNodeLock)', () => {
     await release();
   });
 
+  it('a store closed while it waits for its id ends the wait, and leaves no hold behind', async () => {
+    const first = await a.holdNodeId('closing', { ...QUICK, log: logLines().log });
+    const c = await PgJobStore.open(database.url);
+    const waits = logLines();
+    const waiting = c.holdNodeId('closing', { ...QUICK, waitMs: 60_000, log: waits.log });
+    await waits.next(/waiting up to 60 s/);
+    await c.close();
+    await assert.rejects(waiting, /closed while node id "closing" was being taken/);
+    // Let go by the first: were the closed store's wait still trying, it could take it now, for good.
+    await first();
+    const next = await b.holdNodeId('closing', { ...QUICK, waitMs: 0, log: logLines().log });
+    await next();
+  });
+
   it('takes its id again when its connection drops, and logs an error while another server holds it', async () => {
     const logs = logLines();
     // Slow to take it again, so that the other server surely takes it first.

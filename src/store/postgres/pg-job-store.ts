@@ -132,31 +132,32 @@ export class PgJobStore implements JobStore {
   }
 
   /**
+   * Holds this node's id for as long as it runs (`PgNodeLock`): a second server started with the
+   * same id is refused. Resolves with what lets it go; `close` lets go of any still held.
+   */
+  async holdNodeId(id: string, options: Omit<NodeLockOptions, 'clock'>): Promise<() => Promise<void>> {
+    let lock: PgNodeLock | undefined;
+    try {
+      lock = await PgNodeLock.acquire(this.#url, id, { ...options, clock: this.#clock }, (made) => {
+        lock = made;
+        this.#nodeLocks.add(made);
+      });
+    } catch (error) {
+      if (lock) this.#nodeLocks.delete(lock);
+      throw error instanceof ValidationError ? error : pgStoreError(error, this.#url);
+    }
+    const held = lock;
+    return async () => {
+      this.#nodeLocks.delete(held);
+      await held.release();
+    };
+  }
+
+  /**
    * Calls `listener` on each wake-up of the cluster (see `StoreWakeUp`) until the returned
    * function is called. Holds one connection of its own with LISTEN, reopened with backoff if it
    * drops. Rejects if the first connection cannot be made.
    */
-  /**
-   * Holds this node's id for as long as it runs (`PgNodeLock`): a second server started with the
-   * same id is refused. Resolves with what lets it go; `close` lets go of any still held.
-   */
-  async holdNodeId(
-    id: string,
-    options: Omit<NodeLockOptions, 'clock'> & { readonly clock?: Clock },
-  ): Promise<() => Promise<void>> {
-    let lock: PgNodeLock;
-    try {
-      lock = await PgNodeLock.acquire(this.#url, id, { clock: this.#clock, ...options });
-    } catch (error) {
-      throw error instanceof ValidationError ? error : pgStoreError(error, this.#url);
-    }
-    this.#nodeLocks.add(lock);
-    return async () => {
-      this.#nodeLocks.delete(lock);
-      await lock.release();
-    };
-  }
-
   async watch(listener: StoreWakeUpListener, options: PgWatchOptions = {}): Promise<() => Promise<void>> {
     const watch = new PgWatch(this.#url, this.#clock, listener, options);
     try {

@@ -12,8 +12,6 @@ export interface NodeLockOptions {
    * for that.
    */
   readonly waitMs?: number;
-  /** Overrides `PROBE_MS` (tests). */
-  readonly probe?: { readonly every: number; readonly timeout: number };
   /** Between two tries while waiting, and the first wait before taking the hold again (default 1 s). */
   readonly retryMs?: number;
   /** Told of a wait at the start, and of a hold lost and taken again (or taken by another). */
@@ -74,13 +72,25 @@ export class PgNodeLock {
    * Takes the hold on `id`, waiting up to `waitMs` while another session has it. Throws a
    * ValidationError on `nodeId` naming where that session comes from, when it does not let go.
    */
-  static async acquire(url: string, id: string, options: NodeLockOptions): Promise<PgNodeLock> {
+  static async acquire(
+    url: string,
+    id: string,
+    options: NodeLockOptions,
+    made?: (lock: PgNodeLock) => void,
+  ): Promise<PgNodeLock> {
     const lock = new PgNodeLock(url, id, options);
+    // Told before the wait: a store closed meanwhile releases it, which ends the wait (and a hold
+    // taken in the last try), instead of a hold nothing would ever let go.
+    made?.(lock);
     const { clock } = options;
     const waitMs = options.waitMs ?? NODE_ID_WAIT_MS;
     const started = steadyMs(clock);
     for (let tries = 0; ; tries++) {
       const holder = await lock.#take();
+      if (lock.#closing.signal.aborted) {
+        await lock.release();
+        throw new Error(`The store closed while node id "${id}" was being taken`);
+      }
       if (holder === undefined) return lock;
       if (steadyMs(clock) - started >= waitMs) {
         throw new ValidationError(
@@ -96,11 +106,6 @@ export class PgNodeLock {
       }
       await pauseOn(clock, options.retryMs ?? DEFAULT_RETRY_MS);
     }
-  }
-
-  /** The PostgreSQL backend pid of the session that holds the id (tests cut it), or undefined. */
-  get backendPid(): number | undefined {
-    return (this.#client as unknown as { processID?: number } | undefined)?.processID;
   }
 
   /** Lets the id go (the session ends). */
@@ -125,8 +130,8 @@ export class PgNodeLock {
       application_name: `jobworker node ${this.#id}`.slice(0, 63),
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
-      connectionTimeoutMillis: this.#probe.timeout,
-      query_timeout: this.#probe.timeout,
+      connectionTimeoutMillis: PROBE_MS.timeout,
+      query_timeout: PROBE_MS.timeout,
     });
     // Attached before connecting: an 'error' without a listener would end the process.
     client.on('error', () => {});
@@ -175,10 +180,6 @@ export class PgNodeLock {
     }
   }
 
-  get #probe(): { readonly every: number; readonly timeout: number } {
-    return this.#options.probe ?? PROBE_MS;
-  }
-
   /** Asks the holding connection a `select 1` now and then; one that does not answer is ended. */
   #armProbe(client: pg.Client): void {
     this.#probeTimer = this.#options.clock.setTimer(() => {
@@ -189,7 +190,7 @@ export class PgNodeLock {
         // Ending it tells `#dropped`, which takes the hold again.
         () => void client.end().catch(() => {}),
       );
-    }, this.#probe.every);
+    }, PROBE_MS.every);
   }
 
   /** The connection that held the id ended: the hold went with it, and is taken again. */
