@@ -18,12 +18,6 @@ export interface DispatcherDeps {
   /** How many more jobs this node may start now (its `maxRunning` less what it runs). */
   readonly nodeFree: () => number;
   readonly onError: (err: Error) => void;
-  /**
-   * No pass until `open`: the engine first recovers what the last server left (adopted jobs, the
-   * claims it was starting). A pass before that would claim jobs that recovery then takes for the
-   * last server's leftovers, and give back or fail while they start. Default false.
-   */
-  readonly heldUntilOpen?: boolean;
 }
 
 /** How soon a pass that failed is tried again. */
@@ -44,8 +38,8 @@ export class Dispatcher {
   #timer: ClockTimer | undefined;
   #stopped = false;
   #draining = false;
-  /** See `DispatcherDeps.heldUntilOpen`: kicks meanwhile wait for the first pass after `open`. */
-  #held: boolean;
+  /** Until `open`: kicks meanwhile wait for the first pass after it. */
+  #held = true;
   /**
    * The earliest `runAt` of a delayed job (ms), null for none, undefined for not known: a pass
    * asks the store only when it is not known or has come, so passes cost no query for delays.
@@ -56,10 +50,14 @@ export class Dispatcher {
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
-    this.#held = deps.heldUntilOpen === true;
   }
 
-  /** Lets passes run (see `DispatcherDeps.heldUntilOpen`), and asks for the first. */
+  /**
+   * Lets passes run, and asks for the first. None runs before: the engine first recovers what the
+   * last server left (adopted jobs, the claims it was starting), and a pass before that would claim
+   * jobs that recovery then takes for the last server's leftovers, and give back or fail while
+   * they start.
+   */
   open(): Promise<void> {
     this.#held = false;
     return this.kick();

@@ -268,7 +268,6 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         options.logger.error({ err }, 'dispatch failed');
         this.emit('engine:error', err, null);
       },
-      heldUntilOpen: true,
     });
     this.#retention = new HistoryRetention({
       store: this.#store,
@@ -322,7 +321,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
           { cpuGroup: engine.#cgroups.cpuGroupProcs, reason: realtime },
           "the jobs' CPU group has no real-time time: a job asking for a real-time policy (chrt) is refused",
         );
-      // Only now: see `DispatcherDeps.heldUntilOpen`.
+      // Only now: see `Dispatcher.open`.
       await engine.#dispatcher.open();
       engine.#retention.start();
       engine.#ioSwept = engine

@@ -29,10 +29,12 @@ const NAMESPACE_USE: Record<NamespaceKind, string> = {
 export function reportFeatures(host: HostCapabilities): FeatureReport[] {
   const { cgroups } = host;
   const freezerV1 = cgroups.v1.find((h) => h.controller === 'freezer' && h.writable);
+  /** Jobs have cgroups at all here (what `Cgroups.mode` is not `none` for). */
+  const contained = cgroups.v2Writable || freezerV1 !== undefined;
   const out: FeatureReport[] = [];
   if (cgroups.v2Writable && cgroups.v2Kill) {
     out.push({ feature: 'stop', available: true, how: `cgroup v2 cgroup.kill under ${cgroups.v2Parent}` });
-  } else if (cgroups.v2Writable || freezerV1) {
+  } else if (contained) {
     out.push({
       feature: 'stop',
       available: true,
@@ -65,7 +67,6 @@ export function reportFeatures(host: HostCapabilities): FeatureReport[] {
   );
   // The jobs' CPU group (docs/isolation.md, "The server and its jobs share the CPU as two").
   const cpu = host.controllers.find((c) => c.name === 'cpu');
-  const contained = cgroups.v2Writable || freezerV1 !== undefined;
   const cpuV1 = cgroups.v1.find((h) => h.controller === 'cpu');
   out.push(
     cpu?.via && contained

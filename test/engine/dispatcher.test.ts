@@ -61,7 +61,7 @@ describe('the dispatcher and delayed jobs', () => {
       onError: (err) => assert.fail(err),
     });
     try {
-      const pass = dispatcher.kick();
+      const pass = dispatcher.open();
       await held.askedOnce;
       // Another node delays a job while this pass waits for the store's answer, which does not
       // hold it yet: the notification must not be lost to that answer.
