@@ -45,20 +45,10 @@ export async function decideLostNodeJobs(
     try {
       const next = nextAttempt(job, 'lost', now, newJobId(now.getTime()));
       const ended = next
-        ? await store.markRetried(
-            job.id,
-            {
-              ...finish,
-              exit: {
-                ...finish.exit,
-                reason: `${reason}; attempt ${job.attempt} of ${job.spec.retry?.attempts}, retried as ${next.id}`,
-              },
-            },
-            next,
-          )
+        ? await store.markRetried(job.id, finish, next)
         : await store.markFinished(job.id, finish);
       lost.push(ended);
-      if (!next) settled.push(...(await store.settleDependents(job.id, now)));
+      if (ended.retriedAs === null) settled.push(...(await store.settleDependents(job.id, now)));
     } catch (err) {
       // It ended meanwhile (its node came back first): that end stands.
       if (!(err instanceof IllegalTransitionError)) throw err;

@@ -287,6 +287,13 @@ export interface StopRequest {
   /** Who asked: a user name, or `TIMEOUT_STOPPER`. */
   readonly by: string;
   readonly graceMs: number;
+  /**
+   * A user who asked for a stop while this one was the timeout's (`by` is `TIMEOUT_STOPPER`): the
+   * run still ends as its timeout decides, and is not retried, someone having asked it to stop.
+   * Kept in the store (not only by the node that runs the job), so that a restart during the
+   * grace, a node declared lost meanwhile, or a stop recorded by another node all honour it.
+   */
+  readonly alsoBy?: string;
 }
 
 /** One job as stored and as every layer sees it. */

@@ -68,11 +68,6 @@ interface Supervised {
   readonly adopted: boolean;
   /** Decided by another node while this one was cut off (docs/cluster.md): its end is not recorded here. */
   relinquished?: Job;
-  /**
-   * Who asked to stop it while its timeout's stop was under way: it ends `timed_out` as that stop
-   * says, and is not retried, since someone asked it to stop.
-   */
-  stoppedDuringTimeout?: string;
   /** Its wrapper was alive while this server watched it: if it ends with no record, it was killed. */
   readonly wrapperWatched: boolean;
   finished?: Promise<Job>;
@@ -134,17 +129,9 @@ export class Supervisor {
    * its command may have run (it was exec'd and then stopped, its start not recorded): what it
    * printed is sealed and counted like any job's output, not recorded as nothing.
    */
-  async failedToStart(
-    claimed: Job,
-    err: Error,
-    options: { retry?: boolean; ran?: boolean } = {},
-  ): Promise<Job> {
-    // As stored now, for its retry: a stop that came while it was claimed was only recorded (it was
-    // being started), and a run someone asked to stop is not retried. Read only when a retry may
-    // follow (a stop recorded after this read and before the end is the window left).
-    const stored =
-      claimed.spec.retry && options.retry !== false ? await this.#deps.store.getJob(claimed.id) : undefined;
-    const job = stored?.stop ? { ...claimed, stop: stored.stop } : claimed;
+  async failedToStart(job: Job, err: Error, options: { retry?: boolean; ran?: boolean } = {}): Promise<Job> {
+    // A stop that came while it was claimed (only recorded, as it was being started) is on record
+    // and the store does not retry it (`markRetried`): someone asked it to stop.
     const outputBytes = options.ran ? await this.#printedBy(job) : { stdout: 0, stderr: 0 };
     const failed = await this.#recordUntilWritten(
       job,
@@ -343,21 +330,34 @@ export class Supervisor {
       const job = await s.stop.recorded.catch(() => undefined);
       return job === undefined ? this.requestStop(id, by, graceMs) : this.#alreadyStopping(s, job, by);
     }
-    if (s.stop) return this.#alreadyStopping(s, s.job, by);
+    if (s.stop) return await this.#alreadyStopping(s, s.job, by);
     const recorded = this.#beginStop(s, by, graceMs);
     return { job: await recorded, changed: true };
   }
 
   /**
    * The answer to a stop of a job already stopping. A user's stop while its timeout's is under way
-   * changes one thing: the run is not retried, someone having asked it to stop.
+   * changes one thing: the run is not retried, someone having asked it to stop. It is recorded
+   * beside the timeout's (`StopRequest.alsoBy`) for the end's transaction to honour, whichever
+   * server or node records that end.
    */
-  #alreadyStopping(s: Supervised, job: Job, by: string): StopResponse {
-    if (s.stop?.by === TIMEOUT_STOPPER && by !== TIMEOUT_STOPPER && s.stoppedDuringTimeout === undefined) {
-      s.stoppedDuringTimeout = by;
-      return { job, changed: true };
+  async #alreadyStopping(s: Supervised, job: Job, by: string): Promise<StopResponse> {
+    // `s.job` is the job as last recorded here (`job` may be as the timeout's stop recorded it).
+    const known = s.job.stop?.alsoBy ?? job.stop?.alsoBy;
+    if (s.stop?.by !== TIMEOUT_STOPPER || by === TIMEOUT_STOPPER || known !== undefined) {
+      return { job: known === undefined ? job : s.job, changed: false };
     }
-    return { job, changed: false };
+    const request = { at: this.#deps.now(), by, graceMs: s.stop.graceMs };
+    try {
+      const recorded = await this.#deps.store.markStopRequested(job.id, request);
+      // Its stop only: what else `s.job` holds is this supervisor's to keep (its forced stop, say).
+      s.job = { ...s.job, stop: recorded.stop };
+      return { job: recorded, changed: recorded.stop?.alsoBy === by };
+    } catch (err) {
+      // It ended meanwhile: the stop changes nothing, and the answer shows the end.
+      if (!(err instanceof IllegalTransitionError)) throw err;
+      return { job: (await this.#deps.store.getJob(job.id)) ?? job, changed: false };
+    }
   }
 
   /**
@@ -541,26 +541,16 @@ export class Supervisor {
     await this.#deps.cgroups
       .removeAsync(s.identity.cgroups)
       .catch((err: unknown) => this.#deps.onError(err as Error, s.job.id));
-    const noRetry = s.stoppedDuringTimeout;
-    const exit =
-      noRetry === undefined
-        ? outcome.exit
-        : { ...outcome.exit, reason: `${outcome.exit.reason}; stopped by ${noRetry} meanwhile` };
-    const finished = await this.#recordUntilWritten(
-      s.job,
-      {
-        ...outcome,
-        exit,
-        finishedAt: this.#finishedAt(s, record),
-        outputBytes,
-        // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
-        ...(s.job.stop ? { stop: s.job.stop } : {}),
-        stopForced: forced,
-        ...(usage ? { usage } : {}),
-        ...(result ? { result } : {}),
-      },
-      noRetry === undefined,
-    );
+    const finished = await this.#recordUntilWritten(s.job, {
+      ...outcome,
+      finishedAt: this.#finishedAt(s, record),
+      outputBytes,
+      // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
+      ...(s.job.stop ? { stop: s.job.stop } : {}),
+      stopForced: forced,
+      ...(usage ? { usage } : {}),
+      ...(result ? { result } : {}),
+    });
     if (finished === undefined) return s.job;
     await this.#removeIo(s.job);
     this.#jobs.delete(s.job.id);
@@ -656,11 +646,7 @@ export class Supervisor {
     const now = this.#deps.now();
     const next = retry ? nextAttempt(job, finish.status, now, newJobId(now.getTime())) : null;
     if (!next) return this.#deps.store.markFinished(job.id, finish);
-    const policy = job.spec.retry!;
-    const exit = {
-      ...finish.exit,
-      reason: `${finish.exit.reason}; attempt ${job.attempt} of ${policy.attempts}, retried as ${next.id}`,
-    };
-    return this.#deps.store.markRetried(job.id, { ...finish, exit }, next);
+    // Unless the store finds that a user asked the run to stop: then it is not retried.
+    return this.#deps.store.markRetried(job.id, finish, next);
   }
 }

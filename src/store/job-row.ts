@@ -35,6 +35,7 @@ export function jobToRow(job: Job): JobRow {
     stop_at: job.stop === null ? null : toMillis('stop.at', job.stop.at),
     stop_by: job.stop?.by ?? null,
     stop_grace_ms: job.stop?.graceMs ?? null,
+    stop_also_by: job.stop?.alsoBy ?? null,
     stop_forced: job.stopForced ? 1 : 0,
     exit_code: job.exit?.exitCode ?? null,
     exit_signal: job.exit?.signal ?? null,
@@ -69,7 +70,13 @@ export function rowToJob(row: JobRow): Job {
     stop:
       row.stop_at === null
         ? null
-        : { at: new Date(row.stop_at), by: row.stop_by ?? '', graceMs: row.stop_grace_ms ?? 0 },
+        : {
+            at: new Date(row.stop_at),
+            by: row.stop_by ?? '',
+            graceMs: row.stop_grace_ms ?? 0,
+            // Undefined in an outbox snapshot taken before the column (the snapshot lists its columns).
+            ...(row.stop_also_by == null ? {} : { alsoBy: row.stop_also_by }),
+          },
     stopForced: row.stop_forced === 1,
     process: row.process === null ? null : (JSON.parse(row.process) as ProcessIdentity),
     exit:
@@ -137,21 +144,24 @@ export function toMillis(field: string, date: Date): number {
 }
 
 /**
- * The columns that record a job's end, given the stop already on record (`current.stop_at`): the
+ * The columns that record a job's end, given the stops already on record (`current`): the
  * finish's status, exit, sizes, usage and result error, and its stop only when none was recorded
- * before. Shared by every store (each checks the transition first).
+ * before. A user's stop during the timeout's (`stop_also_by`) is named in the reason. Shared by
+ * every store (each checks the transition first; see `finishDecision`).
  */
 export function finishColumns(
   finish: JobFinish,
-  current: { readonly stop_at: number | null },
+  current: { readonly stop_at: number | null; readonly stop_also_by: string | null },
   extra: Updateable<JobRow> = {},
 ): Updateable<JobRow> {
   const { stop, result } = finish;
+  const reason = finish.exit.reason;
   return {
     status: finish.status,
     exit_code: finish.exit.exitCode,
     exit_signal: finish.exit.signal,
-    exit_reason: finish.exit.reason,
+    exit_reason:
+      current.stop_also_by === null ? reason : `${reason}; stopped by ${current.stop_also_by} meanwhile`,
     finished_at: toMillis('finishedAt', finish.finishedAt),
     stdout_bytes: finish.outputBytes.stdout,
     stderr_bytes: finish.outputBytes.stderr,

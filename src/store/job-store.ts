@@ -161,7 +161,9 @@ export interface JobStore {
   markStarted(id: string, process: ProcessIdentity, startedAt: Date, claimedBy?: string): Promise<Job>;
   /**
    * Records the first stop request of a queued or running job; a second request leaves the first in
-   * place and returns the job. On a finished job: `IllegalTransitionError` (to `stopped`), nothing recorded.
+   * place and returns the job, except that a user's stop during the timeout's is kept beside it
+   * (`StopRequest.alsoBy`: the run is then not retried). On a finished job:
+   * `IllegalTransitionError` (to `stopped`), nothing recorded.
    */
   markStopRequested(id: string, stop: StopRequest): Promise<Job>;
   /**
@@ -169,7 +171,10 @@ export interface JobStore {
    * is running (else `IllegalTransitionError` to `stopped`); a second call returns the job unchanged.
    */
   markStopForced(id: string): Promise<Job>;
-  /** Moves a job to a final status with its exit details (a non-final `finish.status`: `ValidationError`). */
+  /**
+   * Moves a job to a final status with its exit details (a non-final `finish.status`:
+   * `ValidationError`); a user's stop during the timeout's is named in the reason.
+   */
   markFinished(id: string, finish: JobFinish): Promise<Job>;
   /** Every job of this node in status `running` or `paused`: what recovery must reconcile at start. */
   listRunning(node: string): Promise<Job[]>;
@@ -214,7 +219,10 @@ export interface JobStore {
   cancelQueued(id: string, stop: StopRequest, reason: string): Promise<Job>;
   /**
    * Moves a job to a final status like `markFinished` and, in the same transaction, stores
-   * `next` (its next attempt, queued) and moves every dependency edge to it.
+   * `next` (its next attempt, queued), moves every dependency edge to it and names the attempt in
+   * the reason (`finish.exit.reason` is the run's own). Unless a user asked the run to stop (a
+   * stop on record or with `finish` that is not the timeout's, or one during it): then it ends as
+   * `markFinished` ends it, not retried, and the job returned has no `retriedAs`.
    */
   markRetried(id: string, finish: JobFinish, next: Job): Promise<Job>;
   /**

@@ -1,8 +1,9 @@
 import type { Updateable } from 'kysely';
-import { IllegalTransitionError } from '../core/errors.ts';
-import type { StopRequest } from '../core/job.ts';
+import { IllegalTransitionError, ValidationError } from '../core/errors.ts';
+import { isFinal, type Job, type StopRequest, TIMEOUT_STOPPER } from '../core/job.ts';
 import { assertTransition, cancelledBeforeStart } from '../core/states.ts';
-import { toMillis } from './job-row.ts';
+import { finishColumns, toMillis } from './job-row.ts';
+import type { JobFinish } from './job-store.ts';
 import type { JobRow } from './schema.ts';
 
 /**
@@ -11,7 +12,10 @@ import type { JobRow } from './schema.ts';
  * has one), throws `IllegalTransitionError` to refuse, and returns the columns to change, or null
  * to change nothing. One place for the rules, whatever the store (see `JobStore`).
  */
-export type CurrentState = Pick<JobRow, 'status' | 'node' | 'stop_at' | 'stop_by' | 'stop_forced' | 'hold'>;
+export type CurrentState = Pick<
+  JobRow,
+  'status' | 'node' | 'stop_at' | 'stop_by' | 'stop_also_by' | 'stop_forced' | 'hold'
+>;
 export type Decision = (current: CurrentState) => Updateable<JobRow> | null;
 
 function stopColumns(stop: StopRequest) {
@@ -49,13 +53,45 @@ export function cancelQueuedDecision(id: string, stop: StopRequest, reason: stri
   };
 }
 
-/** `JobStore.markStopRequested`: the first stop request is recorded; later ones change nothing. */
+/**
+ * `JobStore.markStopRequested`: the first stop request is recorded; later ones change nothing,
+ * but for the first user's stop while the recorded one is the timeout's: it is kept beside it
+ * (`StopRequest.alsoBy`), so that the run, which still ends as its timeout decides, is not retried.
+ */
 export function stopRequestedDecision(id: string, stop: StopRequest): Decision {
   const changes = stopColumns(stop);
   return (current) => {
     assertTransition(id, current.status, current.status === 'queued' ? 'cancelled' : 'stopped');
-    return current.stop_at === null ? changes : null;
+    if (current.stop_at === null) return changes;
+    const overTimeout = current.stop_by === TIMEOUT_STOPPER && stop.by !== TIMEOUT_STOPPER;
+    return overTimeout && current.stop_also_by === null ? { stop_also_by: stop.by } : null;
   };
+}
+
+/**
+ * `JobStore.markFinished` and `markRetried`: the end, as `finishColumns` records it, and with
+ * `next` the retry: `retried_as` and a reason that names the attempt, unless a user asked the run
+ * to stop (a stop on record or with the finish that is not the timeout's, or one during the
+ * timeout's): such a run is never retried, however its retry policy reads. The store inserts
+ * `next` only when the job it got back was retried as it. Decided here, in the end's transaction,
+ * so that a stop recorded up to the end, by any node, counts.
+ */
+export function finishDecision(id: string, finish: JobFinish, next?: Job): Decision {
+  if (!isFinal(finish.status)) throw ValidationError.expected('status', 'a final status', finish.status);
+  return (current) => {
+    assertTransition(id, current.status, finish.status);
+    if (next === undefined || askedToStop(current, finish)) return finishColumns(finish, current);
+    return finishColumns(finish, current, {
+      retried_as: next.id,
+      exit_reason: `${finish.exit.reason}; attempt ${next.attempt - 1} of ${next.spec.retry?.attempts}, retried as ${next.id}`,
+    });
+  };
+}
+
+/** Whether a user asked the job to stop, by what is on record and what its end brings. */
+function askedToStop(current: CurrentState, finish: JobFinish): boolean {
+  const by = current.stop_at === null ? finish.stop?.by : current.stop_by;
+  return (by != null && by !== TIMEOUT_STOPPER) || current.stop_also_by !== null;
 }
 
 /** `JobStore.markStopForced`: only while the job runs; a second time changes nothing. */

@@ -183,6 +183,8 @@ export interface JobRow {
   stop_at: number | null;
   stop_by: string | null;
   stop_grace_ms: number | null;
+  /** `StopRequest.alsoBy`: a user's stop during the timeout's; null otherwise (migration 0013 / pg 0007). */
+  stop_also_by: string | null;
   /** 0 or 1. */
   stop_forced: number;
   /** The job has an exit exactly when `exit_reason` is not null. */

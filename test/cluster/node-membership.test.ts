@@ -10,7 +10,7 @@ import { NodeMembership } from '../../src/cluster/node-membership.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
 import { ClaimLostError, JobworkerError } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
-import type { Job } from '../../src/core/job.ts';
+import { type Job, TIMEOUT_STOPPER } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { PgJobStore } from '../../src/store/postgres/pg-job-store.ts';
 import { failingOnce } from '../helpers/failing-once.ts';
@@ -93,14 +93,19 @@ describe('cluster membership on PostgreSQL', () => {
       const retried = makeJob({
         spec: { queue: 'q', retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } } },
       });
+      // And one with a retry policy that its timeout was stopping when a user stopped it too,
+      // through another node (`recordStop`): it is not retried.
+      const timedOut = makeJob({ spec: { ...retried.spec, queue: 'q' } });
       const claimed = makeJob({ spec: { queue: 'q' } });
       const stopped = makeJob({ spec: { queue: 'q' } });
-      for (const job of [plain, retried, claimed, stopped]) await two.admitJob(job, T0);
-      assert.equal((await two.claimReady('q', 'b', 4)).length, 4);
+      for (const job of [plain, retried, timedOut, claimed, stopped]) await two.admitJob(job, T0);
+      assert.equal((await two.claimReady('q', 'b', 5)).length, 5);
       await two.cancelQueued(stopped.id, { at: T0, by: 'bob', graceMs: 0 }, 'cancelled by bob');
-      for (const job of [plain, retried]) {
+      for (const job of [plain, retried, timedOut]) {
         await two.markStarted(job.id, { pid: 999_999, startTicks: 1, bootId: 'x', cgroups: [] }, T0, 'b');
       }
+      await two.markStopRequested(timedOut.id, { at: T0, by: TIMEOUT_STOPPER, graceMs: 60_000 });
+      await one.markStopRequested(timedOut.id, { at: T0, by: 'carol', graceMs: 0 });
       // b falls silent; a beats on (its timer, on the manual clock) and, healthy for a whole
       // timeout, sweeps.
       await b.membership.close();
@@ -110,7 +115,7 @@ describe('cluster membership on PostgreSQL', () => {
         decided.map((d) => d.node),
         ['b'],
       );
-      assert.deepEqual(decided[0]!.lost.sort(), [plain.id, retried.id].sort());
+      assert.deepEqual(decided[0]!.lost.sort(), [plain.id, retried.id, timedOut.id].sort());
       assert.deepEqual(decided[0]!.released, [claimed.id]);
       // The stopped claim is cancelled, not put back for another node to run.
       assert.deepEqual(decided[0]!.cancelled, [stopped.id]);
@@ -128,6 +133,9 @@ describe('cluster membership on PostgreSQL', () => {
       const next = (await one.getJob(first.retriedAs))!;
       assert.equal(next.status, 'queued');
       assert.equal(next.attempt, 2);
+      const notRetried = (await one.getJob(timedOut.id))!;
+      assert.deepEqual([notRetried.status, notRetried.retriedAs], ['lost', null]);
+      assert.match(notRetried.exit!.reason!, /was lost: no heartbeat since .*; stopped by carol meanwhile$/);
       assert.equal((await one.getJob(claimed.id))!.hold, null);
       // Nothing is left to decide: a second sweeper finds nothing.
       const silentSince = new Date(clock.now().getTime() - TIMEOUT_MS);
@@ -168,7 +176,7 @@ describe('cluster membership on PostgreSQL', () => {
       assert.equal(await two.nodes.leave('b', 'nope'), false);
       // The jobs decided while b was lost, as b finds them when it comes back.
       const whileLost = await two.nodes.jobsDecidedWhileLost('b', T0);
-      assert.deepEqual(whileLost.map((j) => j.id).sort(), [plain.id, retried.id].sort());
+      assert.deepEqual(whileLost.map((j) => j.id).sort(), [plain.id, retried.id, timedOut.id].sort());
       // b comes back: it learns it was lost (read under its row's lock), and joins as active.
       const back = await NodeMembership.join({
         nodes: two.nodes,

@@ -14,6 +14,13 @@ import { pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 const me = { user: 'tester' };
+/** Timed out at once, it ignores SIGTERM for its timeout's grace; retried up to twice. */
+const GRACED_TIMEOUT = {
+  command: 'sh',
+  args: ['-c', 'trap "" TERM; while :; do sleep 0.05; done'],
+  timeoutMs: 100,
+  retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
+};
 
 describe('engine stop and timeout', () => {
   let h: Harness;
@@ -274,15 +281,7 @@ describe('engine stop and timeout', () => {
   it("does not retry a timed-out run that a user stopped during its timeout's grace", async () => {
     const graced = await openHarness({ defaultGraceMs: 1000 });
     try {
-      const job = await graced.engine.start(
-        {
-          command: 'sh',
-          args: ['-c', 'trap "" TERM; while :; do sleep 0.05; done'],
-          timeoutMs: 100,
-          retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
-        },
-        me,
-      );
+      const job = await graced.engine.start(GRACED_TIMEOUT, me);
       const [stopping] = (await once(graced.engine, 'job:stopping')) as [Job];
       assert.equal(stopping.id, job.id, 'the timeout stops it; it ignores SIGTERM for its grace');
       const asked = await graced.engine.stop(job.id, me, { graceMs: 0 });
@@ -293,6 +292,45 @@ describe('engine stop and timeout', () => {
       assert.equal(ended.retriedAs, null);
     } finally {
       await graced.destroy();
+    }
+  });
+
+  it("does not retry it either when the server restarts during the timeout's grace", async () => {
+    // The user's stop is in the store, not only in the memory of the server that took it: the
+    // next server, which adopts the job and finishes its stop, does not retry it.
+    const first = await openHarness({ defaultGraceMs: 3000 });
+    const job = await first.engine.start(GRACED_TIMEOUT, me);
+    await once(first.engine, 'job:stopping');
+    const asked = await first.engine.stop(job.id, me, { graceMs: 0 });
+    assert.deepEqual(
+      [asked.changed, asked.job.stop?.alsoBy],
+      [true, 'tester'],
+      'recorded beside the timeout',
+    );
+    for (const user of ['other', 'tester']) {
+      const again = await first.engine.stop(job.id, { user }, { graceMs: 0 });
+      assert.deepEqual(
+        [again.changed, again.job.stop?.alsoBy],
+        [false, 'tester'],
+        'a later stop changes nothing',
+      );
+    }
+    await first.close();
+    const second = await first.reopen();
+    try {
+      assert.equal((await second.engine.get(job.id)).status, 'running', 'adopted within its grace');
+      const ended = await second.engine.waitFor(job.id);
+      assert.equal(ended.status, 'timed_out');
+      assert.match(ended.exit?.reason ?? '', /; stopped by tester meanwhile$/);
+      assert.equal(ended.retriedAs, null);
+      const { jobs } = await second.engine.list({ limit: 10 });
+      assert.deepEqual(
+        jobs.map((j) => j.id),
+        [job.id],
+        'no next attempt',
+      );
+    } finally {
+      await second.destroy();
     }
   });
 

@@ -8,7 +8,14 @@ import {
   ValidationError,
 } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
-import { isFinal, JOB_STATUSES, type Job, type JobStatus, type ProcessIdentity } from '../../src/core/job.ts';
+import {
+  isFinal,
+  JOB_STATUSES,
+  type Job,
+  type JobStatus,
+  type ProcessIdentity,
+  TIMEOUT_STOPPER,
+} from '../../src/core/job.ts';
 import { canTransition } from '../../src/core/states.ts';
 import type { JobFinish, JobListQuery, JobStore } from '../../src/store/job-store.ts';
 import type { WebhookStore } from '../../src/store/webhook-store.ts';
@@ -235,6 +242,42 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           const again = await store.markStopRequested(job.id, { at: new Date(), by: 'bob', graceMs: 1 });
           assert.deepStrictEqual(again, recorded);
           assert.deepStrictEqual(await store.getJob(job.id), recorded);
+        }));
+
+      it("keeps a user's stop during the timeout's beside it, the first only, and names it at the end", () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running' });
+          const timeout = { at: AT, by: TIMEOUT_STOPPER, graceMs: 1000 };
+          assert.deepStrictEqual((await store.markStopRequested(job.id, timeout)).stop, timeout);
+          const again = await store.markStopRequested(job.id, { ...timeout, at: new Date() });
+          assert.deepStrictEqual(again.stop, timeout, "the timeout's second stop changes nothing");
+          const bob = await store.markStopRequested(job.id, { at: new Date(), by: 'bob', graceMs: 0 });
+          assert.deepStrictEqual(
+            bob.stop,
+            { ...timeout, alsoBy: 'bob' },
+            "the timeout's stop stays, at its grace",
+          );
+          const carol = await store.markStopRequested(job.id, { at: new Date(), by: 'carol', graceMs: 0 });
+          assert.deepStrictEqual(carol, bob, 'only the first user is kept');
+          assert.deepStrictEqual(await store.getJob(job.id), bob);
+          const ended = await store.markFinished(job.id, finish('timed_out', 'timed out after 1 s'));
+          assert.equal(ended.exit?.reason, 'timed out after 1 s; stopped by bob meanwhile');
+          assert.deepStrictEqual(ended.stop, { ...timeout, alsoBy: 'bob' });
+        }));
+
+      it("keeps nothing beside a user's stop: a timeout after it changes nothing", () =>
+        withStore(async (store) => {
+          const job = await inserted(store, { status: 'running' });
+          const bob = { at: AT, by: 'bob', graceMs: 1000 };
+          await store.markStopRequested(job.id, bob);
+          const later = await store.markStopRequested(job.id, {
+            at: new Date(),
+            by: TIMEOUT_STOPPER,
+            graceMs: 0,
+          });
+          assert.deepStrictEqual(later.stop, bob);
+          const alice = await store.markStopRequested(job.id, { at: new Date(), by: 'alice', graceMs: 0 });
+          assert.deepStrictEqual(alice.stop, bob);
         }));
 
       it('records a stop request on a queued job, which may then be cancelled', () =>
@@ -869,8 +912,17 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
         withStore(async (store) => {
           const a = await inserted(store, { status: 'running', node: 'node-a' });
           const { job: b } = (await store.admitJob(queued({ spec: { after: [a.id] } }), NOW)) as { job: Job };
-          const next = makeJob({ attempt: 2, retryOf: a.id, runAt: NOW, hold: 'delay', node: 'node-a' });
+          const retry = { attempts: 2, backoff: { initialMs: 0, factor: 1, maxMs: 0 } };
+          const next = makeJob({
+            attempt: 2,
+            retryOf: a.id,
+            runAt: NOW,
+            hold: 'delay',
+            node: 'node-a',
+            spec: { retry },
+          });
           const failed = await store.markRetried(a.id, finish('failed'), next);
+          assert.equal(failed.exit?.reason, `became failed; attempt 1 of 2, retried as ${next.id}`);
           assert.equal(failed.retriedAs, next.id);
           assert.deepEqual(await store.settleDependents(a.id, NOW), [], 'B waits for the next attempt');
           assert.equal((await store.getJob(b.id))?.hold, 'after');
@@ -881,6 +933,61 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
             released.map((j) => [j.id, j.hold]),
             [[b.id, null]],
           );
+        }));
+
+      it('names the attempt in the reason of a retried run; a run a user asked to stop is not retried', () =>
+        withStore(async (store) => {
+          const retry = { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } };
+          const nextOf = (job: Job) =>
+            makeJob({ attempt: 2, retryOf: job.id, runAt: NOW, hold: 'delay', spec: { retry } });
+          const timeout = { at: AT, by: TIMEOUT_STOPPER, graceMs: 0 };
+
+          const timedOut = await inserted(store, { status: 'running', spec: { retry } });
+          await store.markStopRequested(timedOut.id, timeout);
+          const next = nextOf(timedOut);
+          const retried = await store.markRetried(timedOut.id, finish('timed_out', 'timed out'), next);
+          assert.equal(retried.retriedAs, next.id, "the timeout's own stop is retried");
+          assert.equal(retried.exit?.reason, `timed out; attempt 1 of 3, retried as ${next.id}`);
+          assert.equal((await store.getJob(next.id))?.retryOf, timedOut.id);
+
+          // A user's stop during the timeout's, recorded by whichever node: no retry, nothing queued.
+          const alsoStopped = await inserted(store, { status: 'running', spec: { retry } });
+          const { job: waiting } = (await store.admitJob(
+            queued({ spec: { after: [alsoStopped.id] } }),
+            NOW,
+          )) as {
+            job: Job;
+          };
+          await store.markStopRequested(alsoStopped.id, timeout);
+          await store.markStopRequested(alsoStopped.id, { at: AT, by: 'bob', graceMs: 0 });
+          const refused = nextOf(alsoStopped);
+          const ended = await store.markRetried(alsoStopped.id, finish('timed_out', 'timed out'), refused);
+          assert.deepEqual(
+            [ended.status, ended.retriedAs, ended.exit?.reason],
+            ['timed_out', null, 'timed out; stopped by bob meanwhile'],
+          );
+          assert.equal(await store.getJob(refused.id), undefined, 'the next attempt is not stored');
+          const settled = await store.settleDependents(alsoStopped.id, NOW);
+          assert.deepEqual(
+            settled.map((j) => [j.id, j.status]),
+            [[waiting.id, 'cancelled']],
+            'its dependents wait for it, not for an attempt that never comes',
+          );
+
+          // A user's stop on record (a failed start of a job stopped while claimed), or one that
+          // comes with the end (it could not be recorded when asked): no retry either.
+          const claimed = await inserted(store, { spec: { retry } });
+          await store.markStopRequested(claimed.id, { at: AT, by: 'bob', graceMs: 0 });
+          const failed = await store.markRetried(
+            claimed.id,
+            finish('failed', 'failed to start'),
+            nextOf(claimed),
+          );
+          assert.deepEqual([failed.retriedAs, failed.exit?.reason], [null, 'failed to start']);
+          const late = await inserted(store, { status: 'running', spec: { retry } });
+          const lateEnd = { ...finish('failed'), stop: { at: AT, by: 'bob', graceMs: 0 } };
+          const lateStopped = await store.markRetried(late.id, lateEnd, nextOf(late));
+          assert.deepEqual([lateStopped.retriedAs, lateStopped.stop], [null, lateEnd.stop]);
         }));
 
       it('takes two attempts of one chain in `after` as one dependency, and refuses a chain whose later attempt was deleted', () =>

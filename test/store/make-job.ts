@@ -86,7 +86,12 @@ export function makeRichJob(): Job {
     createdAt: new Date(Date.UTC(2025, 5, 30, 23, 59, 59, 1)),
     startedAt: new Date(Date.UTC(2025, 5, 30, 23, 59, 59, 999)),
     finishedAt: new Date(Date.UTC(2025, 6, 1, 0, 1, 0, 7)),
-    stop: { at: new Date(Date.UTC(2025, 6, 1, 0, 0, 59, 500)), by: TIMEOUT_STOPPER, graceMs: 10_000 },
+    stop: {
+      at: new Date(Date.UTC(2025, 6, 1, 0, 0, 59, 500)),
+      by: TIMEOUT_STOPPER,
+      graceMs: 10_000,
+      alsoBy: 'carol',
+    },
     stopForced: true,
     process: {
       pid: 2_147_483_646,

@@ -15,6 +15,7 @@ import {
   countedOverTable,
   delivery,
   describeWebhookStoreContract,
+  earlyJobRow,
   insertJob,
   keptCounts,
   setStatus,
@@ -51,7 +52,10 @@ describe('PgWebhookStore job status counts (migration 0003-webhooks)', () => {
       }).migrateToLatest();
       assert.equal(migrated.error, undefined);
       for (const status of ['queued', 'succeeded', 'succeeded', 'failed', 'cancelled'] as const) {
-        await insertJob(db, makeJob({ status }));
+        await db
+          .insertInto('jobs')
+          .values(earlyJobRow(makeJob({ status })))
+          .execute();
       }
       assert.deepEqual(
         await migratePostgres(db),

@@ -365,8 +365,15 @@ describe('SqliteJobStore on SQLite', () => {
         }).migrateToLatest();
         assert.equal(migrated.error, undefined);
         // The row as the 0.1 schema stored it: no scope column, no scope in the spec (nor the
-        // result columns of 0006).
-        const { dedupe_scope: _scope, result_error: _e, progress: _p, usage: _usage, ...row } = jobToRow(old);
+        // result columns of 0006, nor the later stop column of 0013).
+        const {
+          dedupe_scope: _scope,
+          result_error: _e,
+          progress: _p,
+          usage: _usage,
+          stop_also_by: _also,
+          ...row
+        } = jobToRow(old);
         const { dedupeScope: _none, ...spec } = old.spec;
         await db
           .insertInto('jobs')

@@ -6,14 +6,13 @@ import { describe, it } from 'node:test';
 import { type Kysely, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import type { ProcessIdentity } from '../../src/core/job.ts';
-import { jobToRow } from '../../src/store/job-row.ts';
 import type { JobFinish } from '../../src/store/job-store.ts';
 import type { StoreSchema } from '../../src/store/schema.ts';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrate-sqlite.ts';
 import { openSqliteConnection } from '../../src/store/sqlite/open-sqlite-connection.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { makeJob } from './make-job.ts';
-import { describeWebhookStoreContract } from './webhook-store-contract.ts';
+import { describeWebhookStoreContract, earlyJobRow } from './webhook-store-contract.ts';
 
 const NOW = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
 const PROCESS: ProcessIdentity = { pid: 1234, startTicks: 1, bootId: 'b', cgroups: [] };
@@ -89,7 +88,7 @@ describe('SQLite job status counts (migration 0008)', () => {
         for (const status of ['queued', 'succeeded', 'succeeded', 'failed', 'cancelled'] as const) {
           await db
             .insertInto('jobs')
-            .values(jobToRow(makeJob({ status })))
+            .values(earlyJobRow(makeJob({ status })))
             .execute();
         }
       } finally {

@@ -53,6 +53,15 @@ export async function insertJob(db: Kysely<StoreSchema>, job: Job): Promise<void
   await db.insertInto('jobs').values(jobToRow(job)).execute();
 }
 
+/**
+ * A job's row without the columns of migrations after the webhooks' (`stop_also_by`: SQLite 0013,
+ * PostgreSQL 0007), for a `jobs` table as those earlier migrations left it.
+ */
+export function earlyJobRow(job: Job) {
+  const { stop_also_by: _later, ...row } = jobToRow(job);
+  return row;
+}
+
 /** A plain `update jobs`, as a job store's own transition would write it. */
 export async function setStatus(
   db: Kysely<StoreSchema>,

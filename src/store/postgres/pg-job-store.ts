@@ -29,6 +29,7 @@ import type {
 import {
   type CurrentState,
   cancelQueuedDecision,
+  finishDecision,
   pausedDecision,
   releaseClaimDecision,
   resumedDecision,
@@ -266,7 +267,8 @@ export class PgJobStore implements JobStore {
   async markRetried(id: string, finish: JobFinish, next: Job): Promise<Job> {
     return this.#run(() =>
       this.#db.transaction().execute(async (trx) => {
-        const finished = await finishIn(trx, id, finish, { retried_as: next.id });
+        const finished = await finishIn(trx, id, finish, next);
+        if (finished.retriedAs !== next.id) return finished;
         await insertRow(trx, next);
         await trx.updateTable('job_deps').set({ dep_id: next.id }).where('dep_id', '=', id).execute();
         return finished;
@@ -450,7 +452,7 @@ export class PgJobStore implements JobStore {
   }
 
   async markFinished(id: string, finish: JobFinish): Promise<Job> {
-    return this.#run(() => this.#db.transaction().execute((trx) => finishIn(trx, id, finish, {})));
+    return this.#run(() => this.#db.transaction().execute((trx) => finishIn(trx, id, finish)));
   }
 
   async setProgress(id: string, progress: JobProgress): Promise<Job | undefined> {
@@ -551,19 +553,14 @@ function fromStatuses(to: JobStatus): JobStatus[] {
 }
 
 /** The end of a job (see `JobStore.markFinished`) inside `trx`. */
+/** The end of a job, and its retry as `next` when `finishDecision` takes it, in `trx`. */
 async function finishIn(
   trx: Transaction<StoreSchema>,
   id: string,
   finish: JobFinish,
-  extra: Updateable<JobRow>,
+  next?: Job,
 ): Promise<Job> {
-  if (!isFinal(finish.status)) {
-    throw ValidationError.expected('status', 'a final status', finish.status);
-  }
-  const finished = await changeIn(trx, id, (current) => {
-    assertTransition(id, current.status, finish.status);
-    return finishColumns(finish, current, extra);
-  });
+  const finished = await changeIn(trx, id, finishDecision(id, finish, next));
   const { result } = finish;
   if (result !== undefined && 'json' in result) {
     await trx

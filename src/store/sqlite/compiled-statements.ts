@@ -35,14 +35,17 @@ export function compileMarkStarted(db: Kysely<StoreSchema>) {
 
 /**
  * The end of a job as one statement, per final status (see `compileMarkStarted`); a stop
- * already on record is kept. Parameters: exit_code, exit_signal, exit_reason, finished_at,
+ * already on record is kept. A job a user stopped during its timeout's stop (`stop_also_by`)
+ * takes the general path, which names that stop in the reason. Parameters: exit_code, exit_signal, exit_reason, finished_at,
  * stdout_bytes, stderr_bytes, stop_forced (0 or 1), id.
  */
 export function compileMarkFinished(db: Kysely<StoreSchema>, status: JobStatus) {
   return sql<JobRow>`update jobs set status = ${sql.lit(status)}, exit_code = ${0}, exit_signal = ${''},
     exit_reason = ${''}, finished_at = ${0}, stdout_bytes = ${0}, stderr_bytes = ${0}, usage = ${''}, hold = null,
     paused_at = null, stop_forced = max(stop_forced, ${0})
-    where id = ${''} and status in (${sql.raw(fromStatuses(status))}) returning *`.compile(db);
+    where id = ${''} and status in (${sql.raw(fromStatuses(status))}) and stop_also_by is null returning *`.compile(
+    db,
+  );
 }
 
 /**

@@ -12,6 +12,7 @@ import * as isolationDefaults from './migrations/0009-isolation-defaults.ts';
 import * as listFilters from './migrations/0010-list-filters.ts';
 import * as outboxSnapshots from './migrations/0011-outbox-snapshots.ts';
 import * as deliveryClaims from './migrations/0012-delivery-claims.ts';
+import * as stopAlsoBy from './migrations/0013-stop-also-by.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -30,6 +31,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0010-list-filters': listFilters,
   '0011-outbox-snapshots': outboxSnapshots,
   '0012-delivery-claims': deliveryClaims,
+  '0013-stop-also-by': stopAlsoBy,
 };
 
 const provider: MigrationProvider = {

@@ -29,6 +29,7 @@ import type {
 import {
   type CurrentState,
   cancelQueuedDecision,
+  finishDecision,
   pausedDecision,
   releaseClaimDecision,
   resumedDecision,
@@ -246,7 +247,8 @@ export class SqliteJobStore implements JobStore {
 
   async markRetried(id: string, finish: JobFinish, next: Job): Promise<Job> {
     return this.#db.transaction().execute(async (trx) => {
-      const finished = await this.#finishIn(trx, id, finish, { retried_as: next.id });
+      const finished = await this.#finishIn(trx, id, finish, next);
+      if (finished.retriedAs !== next.id) return finished;
       await insertRow(trx, next);
       await trx.updateTable('job_deps').set({ dep_id: next.id }).where('dep_id', '=', id).execute();
       return finished;
@@ -481,7 +483,7 @@ export class SqliteJobStore implements JobStore {
       if (rows[0] !== undefined) return rowToJob(rows[0]);
     }
     // A stop to record with the end, or not a legal end: the general path (which names the reason).
-    return this.#db.transaction().execute((trx) => this.#finishIn(trx, id, finish, {}));
+    return this.#db.transaction().execute((trx) => this.#finishIn(trx, id, finish));
   }
 
   async setProgress(id: string, progress: JobProgress): Promise<Job | undefined> {
@@ -578,19 +580,9 @@ export class SqliteJobStore implements JobStore {
     return this.#db.transaction().execute((trx) => changeIn(trx, id, decide));
   }
 
-  async #finishIn(
-    trx: Transaction<StoreSchema>,
-    id: string,
-    finish: JobFinish,
-    extra: Updateable<JobRow>,
-  ): Promise<Job> {
-    if (!isFinal(finish.status)) {
-      throw ValidationError.expected('status', 'a final status', finish.status);
-    }
-    const finished = await changeIn(trx, id, (current) => {
-      assertTransition(id, current.status, finish.status);
-      return finishColumns(finish, current, extra);
-    });
+  /** The end of a job, and its retry as `next` when `finishDecision` takes it, in `trx`. */
+  async #finishIn(trx: Transaction<StoreSchema>, id: string, finish: JobFinish, next?: Job): Promise<Job> {
+    const finished = await changeIn(trx, id, finishDecision(id, finish, next));
     await insertResult(trx, id, finish);
     return finished;
   }
@@ -648,7 +640,7 @@ async function changeIn(
 ): Promise<Job> {
   const current = await trx
     .selectFrom('jobs')
-    .select(['status', 'node', 'stop_at', 'stop_by', 'stop_forced', 'hold'])
+    .select(['status', 'node', 'stop_at', 'stop_by', 'stop_also_by', 'stop_forced', 'hold'])
     .where('id', '=', id)
     .executeTakeFirst();
   if (current === undefined) throw new NotFoundError(id);
