@@ -28,6 +28,7 @@ import { OutputMonitor } from '../output/output-monitor.ts';
 import { type OutputRead, OutputReader, readOutput } from '../output/output-reader.ts';
 import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
+import { type DataDirLock, lockIoDir } from '../runtime/data-dir-lock.ts';
 import { checkIsolation, type HostCapabilities, probeHost } from '../runtime/host-capabilities.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
 import { ioDirOwner, type JobIoPaths, jobIoPaths, prepareIoDir, removeJobIo } from '../runtime/job-io.ts';
@@ -163,6 +164,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    */
   readonly #launches = new Map<string, Promise<void>>();
   #ioSwept: Promise<void> = Promise.resolve();
+  /** The claim on an io directory the operator named (`lockIoDir`), let go at the close. */
+  #ioLock: DataDirLock | undefined;
   /** Who waits for the next start or end of a job, by job id. */
   readonly #waiters = new Map<string, Set<() => void>>();
   /**
@@ -302,7 +305,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         `${io.notUsed}: the jobs' io directories go to ${io.dir} instead`,
       );
     }
+    // One the operator named may be named to another server too: claimed for this one's life.
+    // The default one is named after the data directory, which its server or Worker holds.
+    const ioLock = options.ioDir === undefined ? undefined : await lockIoDir(io.dir);
     const engine = new JobEngine({ ...resolved, ioDir: io.dir });
+    engine.#ioLock = ioLock;
     try {
       engine.#host = options.host ?? (await probeHost());
       await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
@@ -1019,6 +1026,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     } finally {
       wait.clear();
     }
+    await this.#ioLock?.release();
   }
 
   /** Settles once the io directories left by earlier servers were removed (after `open`; see `#sweepIoDirs`). */

@@ -26,13 +26,33 @@ export interface DataDirLock {
  * whose message names `option`, the way the caller chose the directory. An embedded `Worker`
  * takes the same lock: a server and a Worker on one directory would as well.
  */
-export async function lockDataDir(dataDir: string, option = '--data-dir'): Promise<DataDirLock> {
+export function lockDataDir(dataDir: string, option = '--data-dir'): Promise<DataDirLock> {
+  return lockDirectory(dataDir, { field: 'dataDir', option });
+}
+
+/**
+ * Claims a directory the operator named for the jobs' io directories (`--io-dir`, a Worker's
+ * `ioDir`), as `lockDataDir` claims a data directory, with the same two files in it: two servers
+ * given one (a copied unit file) would each sweep the other's live result files at their start
+ * as left over. The job accounts that pass through it (mode 0711) cannot open either file.
+ */
+export function lockIoDir(ioDir: string): Promise<DataDirLock> {
+  return lockDirectory(ioDir, { field: 'ioDir', option: 'io directory (`--io-dir`, `ioDir`)' });
+}
+
+/** Which setting chose the directory: the error's field, and how its message names it. */
+interface LockedAs {
+  readonly field: 'dataDir' | 'ioDir';
+  readonly option: string;
+}
+
+async function lockDirectory(dataDir: string, as: LockedAs): Promise<DataDirLock> {
   // By its real path: any spelling of a directory this process holds is the same claim.
   const path = join(realpathSync(dataDir), LOCK_FILE);
-  if (heldHere.has(path)) throw heldBy(process.pid, dataDir, option);
+  if (heldHere.has(path)) throw heldBy(process.pid, dataDir, as);
   heldHere.add(path);
   try {
-    const lock = await claim(path, dataDir, option);
+    const lock = await claim(path, dataDir, as);
     // Once only: a second release must not free a later claim of the same directory.
     let released: Promise<void> | undefined;
     return {
@@ -58,7 +78,7 @@ export async function lockDataDir(dataDir: string, option = '--data-dir'): Promi
 const heldHere = new Set<string>();
 
 /** Takes the kernel lock on `path` (see `lockDataDir`), which this process does not hold yet. */
-async function claim(path: string, dataDir: string, option: string): Promise<DataDirLock> {
+async function claim(path: string, dataDir: string, as: LockedAs): Promise<DataDirLock> {
   // Created by us with our mode; SQLite would create it with the umask's. Never deleted: a new
   // file in its place would be a second, free lock beside the one a live server holds.
   closeSync(openSync(path, 'a', 0o600));
@@ -71,13 +91,13 @@ async function claim(path: string, dataDir: string, option: string): Promise<Dat
       db.exec('BEGIN IMMEDIATE');
     } catch (err) {
       if ((err as { errcode?: number }).errcode !== SQLITE_NOTADB) throw err;
-      await clearLegacyLock(path, dataDir, option);
+      await clearLegacyLock(path, dataDir, as);
       db.exec('BEGIN IMMEDIATE');
     }
   } catch (err) {
     db.close();
     if ((err as { errcode?: number }).errcode !== SQLITE_BUSY) throw err;
-    throw heldBy(await readHolderPid(dataDir), dataDir, option);
+    throw heldBy(await readHolderPid(dataDir), dataDir, as);
   }
   const holderFile = join(dataDir, HOLDER_FILE);
   try {
@@ -108,7 +128,7 @@ const SQLITE_NOTADB = 26;
  * emptied (never replaced, see above) once its holder is known to be gone; emptying it twice, or
  * after another server took the kernel lock on it, changes nothing.
  */
-async function clearLegacyLock(path: string, dataDir: string, option: string): Promise<void> {
+async function clearLegacyLock(path: string, dataDir: string, as: LockedAs): Promise<void> {
   let holder: { pid?: unknown; startTicks?: unknown; bootId?: unknown } = {};
   try {
     holder = JSON.parse(await readFile(path, 'utf8')) as typeof holder;
@@ -122,17 +142,17 @@ async function clearLegacyLock(path: string, dataDir: string, option: string): P
     typeof bootId === 'string' &&
     isSameProcessAlive({ pid, startTicks, bootId })
   ) {
-    throw heldBy(pid, dataDir, option);
+    throw heldBy(pid, dataDir, as);
   }
   await truncate(path, 0);
 }
 
-/** The refusal of a directory another live process holds (`option`: how the caller named it). */
-function heldBy(pid: number | undefined, dataDir: string, option: string): ValidationError {
+/** The refusal of a directory another live process holds (`as`: how the caller named it). */
+function heldBy(pid: number | undefined, dataDir: string, as: LockedAs): ValidationError {
   return new ValidationError(
-    'dataDir',
+    as.field,
     `Another jobworker server or Worker${pid === undefined ? '' : ` (pid ${pid})`} already uses ` +
-      `${dataDir}; stop it first or choose another ${option}`,
+      `${dataDir}; stop it first or choose another ${as.option}`,
   );
 }
 

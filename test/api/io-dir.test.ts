@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readServerConfig } from '../../src/config.ts';
+import { ValidationError } from '../../src/core/errors.ts';
 import { runServer } from '../../src/main.ts';
+import { LOCK_FILE } from '../../src/runtime/data-dir-lock.ts';
 import { openApi, startJob } from './api-harness.ts';
 
 describe('serve --io-dir', () => {
@@ -27,6 +29,53 @@ describe('serve --io-dir', () => {
       assert.equal(printed, join(ioDir, job.id, 'result.json'));
       const result = await h.json<unknown>(`/v1/jobs/${job.id}/result`);
       assert.deepEqual([result.status, result.body], [200, { rows: 3 }]);
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it('refuses a second server given the io directory of a running one, and lets it have it once that one closed', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'jw-iodir-'));
+    dirs.push(parent);
+    const ioDir = join(parent, 'io');
+    const otherData = join(parent, 'other-data');
+    const h = await openApi(undefined, { ioDir });
+    try {
+      const second = {
+        listen: '127.0.0.1:0',
+        dataDir: otherData,
+        insecureHttp: true,
+        logLevel: 'silent' as const,
+      };
+      // A server that starts all the same is closed at once: the test fails, and does not hang.
+      const refused = await runServer({ ...second, ioDir }).then(
+        (server) => server.close(),
+        (err: unknown) => err,
+      );
+      assert.ok(refused instanceof ValidationError, 'refused');
+      assert.equal(refused.field, 'ioDir');
+      assert.match(
+        refused.message,
+        new RegExp(
+          `^Another jobworker server or Worker \\(pid ${process.pid}\\) already uses ${ioDir}; stop it first or choose another io directory`,
+        ),
+      );
+      // Refused whole: its data directory is free again.
+      await (await runServer(second)).close();
+      // Its lock files are the server's alone, and the sweep of left io directories leaves them.
+      const lock = await stat(join(ioDir, LOCK_FILE));
+      assert.equal(lock.mode & 0o777, 0o600);
+      await h.server.close();
+      const taken = await runServer({ ...second, ioDir });
+      try {
+        assert.equal(
+          (await stat(join(ioDir, LOCK_FILE))).ino,
+          lock.ino,
+          'the same lock file, never replaced',
+        );
+      } finally {
+        await taken.close();
+      }
     } finally {
       await h.destroy();
     }
