@@ -585,6 +585,22 @@ async function startOnDataDir({
       'this node had been declared lost: its jobs were decided by other nodes; processes left of them were ended',
     );
   }
+  // In the background: it reads every job directory of this node, and a launch of such a job
+  // waits for its run to be ended.
+  if (clusterNode) {
+    engine
+      .endUnrecordedRuns()
+      .then((ended) => {
+        if (ended.length > 0)
+          logger.warn(
+            { jobs: ended },
+            'runs this node began and never recorded, whose claims other nodes gave back while it was lost, were ended',
+          );
+      })
+      .catch((err: unknown) =>
+        logger.error({ err }, 'looking for runs whose start was never recorded failed'),
+      );
+  }
   const service = new JobService(engine, {
     ...(clusterNode ? { cluster: clusterNode.routing } : {}),
     accounts: jobAccounts,

@@ -164,8 +164,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    */
   readonly #launches = new Map<string, Promise<void>>();
   #ioSwept: Promise<void> = Promise.resolve();
-  /** The claim on an io directory the operator named (`lockIoDir`), let go at the close. */
+  /** The claim on the io directory (`lockIoDir`), let go at the close. */
   #ioLock: DataDirLock | undefined;
+  /** Settles once every `endUnrecordedRuns` called so far has. */
+  #runsEnded: Promise<void> = Promise.resolve();
   /** Who waits for the next start or end of a job, by job id. */
   readonly #waiters = new Map<string, Set<() => void>>();
   /**
@@ -305,10 +307,16 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         `${io.notUsed}: the jobs' io directories go to ${io.dir} instead`,
       );
     }
-    // One the operator named may be named to another server too: claimed for this one's life.
-    // The default one is named after the data directory, which its server or Worker holds.
-    const ioLock = options.ioDir === undefined ? undefined : await lockIoDir(io.dir);
-    const engine = new JobEngine({ ...resolved, ioDir: io.dir });
+    // One the operator named may be named to another server too (a copied unit file), and the
+    // default one named to another server as its own: claimed for this one's life.
+    const ioLock = await lockIoDir(io.dir);
+    let engine: JobEngine;
+    try {
+      engine = new JobEngine({ ...resolved, ioDir: io.dir });
+    } catch (err) {
+      await ioLock.release();
+      throw err;
+    }
     engine.#ioLock = ioLock;
     try {
       engine.#host = options.host ?? (await probeHost());
@@ -616,6 +624,25 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       await this.#cgroups.removeAsync(job.process.cgroups).catch(() => undefined);
       ended++;
     }
+    return ended;
+  }
+
+  /**
+   * Ends the runs this node began and never recorded whose claims other nodes gave back while it
+   * was lost (a server that died between a job's spawn and its recorded start, and came back too
+   * late: docs/cluster.md). A node of a cluster calls it once open; it reads every job directory,
+   * so a single server, whose claims no one else gives back, has no need of it. Returns the ids of
+   * the jobs whose runs were ended; their jobs' records are left as they are.
+   */
+  endUnrecordedRuns(): Promise<string[]> {
+    const ended = this.#launcher.endUnrecordedRuns(
+      this.#jobsDir,
+      (id) => this.#supervisor.finished(id) !== undefined || this.#launches.has(id),
+      this.#closing.signal,
+    );
+    // Waited for at the close, with the sweep: it reads the store, which the caller closes next.
+    const last = this.#runsEnded;
+    this.#runsEnded = Promise.all([last, ended.catch(() => undefined)]).then(() => undefined);
     return ended;
   }
 
@@ -1006,27 +1033,30 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
     this.#closing.abort(new DOMException('The job engine closed', 'AbortError'));
-    await this.#retention.close();
-    await this.#dispatcher.close();
-    this.#spawner.close();
-    this.#supervisor.close();
-    this.#monitor.close();
-    // The sweep reads the store, which the caller closes next, and may be walking a directory as
-    // its owner: the closing signal ends the walk, and what is left waits for the next start. A
-    // removal that cannot be told to stop (one as root, on a mount that hangs) is not waited for
-    // beyond SWEEP_CLOSE_WAIT_MS: a server must be able to stop.
-    const wait = clockDeadline(this.#options.clock, SWEEP_CLOSE_WAIT_MS);
     try {
-      await untilAborted(this.#ioSwept, wait.signal);
-    } catch {
-      this.#options.logger.warn(
-        { ioDir: this.#options.ioDir },
-        `the sweep of left io directories still ran ${SWEEP_CLOSE_WAIT_MS / 1000} s into the close: closed without it`,
-      );
+      await this.#retention.close();
+      await this.#dispatcher.close();
+      this.#spawner.close();
+      this.#supervisor.close();
+      this.#monitor.close();
+      // The sweep and the end of unrecorded runs read the store, which the caller closes next, and
+      // may be walking a directory as its owner: the closing signal ends them, and what is left
+      // waits for the next start. A removal that cannot be told to stop (one as root, on a mount
+      // that hangs) is not waited for beyond SWEEP_CLOSE_WAIT_MS: a server must be able to stop.
+      const wait = clockDeadline(this.#options.clock, SWEEP_CLOSE_WAIT_MS);
+      try {
+        await untilAborted(Promise.all([this.#ioSwept, this.#runsEnded]), wait.signal);
+      } catch {
+        this.#options.logger.warn(
+          { ioDir: this.#options.ioDir },
+          `the sweep of left io directories still ran ${SWEEP_CLOSE_WAIT_MS / 1000} s into the close: closed without it`,
+        );
+      } finally {
+        wait.clear();
+      }
     } finally {
-      wait.clear();
+      await this.#ioLock?.release();
     }
-    await this.#ioLock?.release();
   }
 
   /** Settles once the io directories left by earlier servers were removed (after `open`; see `#sweepIoDirs`). */

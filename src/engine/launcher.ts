@@ -1,7 +1,8 @@
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import type { Clock } from '../core/clock.ts';
 import { ClaimLostError, SpawnError } from '../core/errors.ts';
-import type { Job, ProcessIdentity } from '../core/job.ts';
+import { isJobId } from '../core/ids.ts';
+import { isFinal, type Job, type ProcessIdentity } from '../core/job.ts';
 import { outputPaths } from '../output/output-files.ts';
 import type { Cgroups } from '../runtime/cgroups.ts';
 import {
@@ -11,11 +12,11 @@ import {
   UNRECORDED_FILE,
   unknownIdentity,
 } from '../runtime/identity-file.ts';
-import { createJobIo, type JobIoPaths, removeJobIo } from '../runtime/job-io.ts';
+import { createJobIo, ioDirOwner, type JobIoPaths, removeJobIo } from '../runtime/job-io.ts';
 import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
-import { bootId } from '../runtime/process-identity.ts';
+import { bootId, isSameProcessAlive, sameProcess } from '../runtime/process-identity.ts';
 import type { SpawnerClient } from '../runtime/spawner-client.ts';
-import { killCgroups, stopProcesses } from '../runtime/stop-processes.ts';
+import { killCgroups, killLeftovers, killWrapper, stopProcesses } from '../runtime/stop-processes.ts';
 import type { JobStore } from '../store/job-store.ts';
 import type { SpawnedJob, Supervisor } from './supervisor.ts';
 
@@ -53,6 +54,8 @@ export class Launcher {
   readonly #deps: LauncherDeps;
   /** Resolves once the last job given to `launchAll` began recording its start (or failure). */
   #lastTurn: Promise<void> = Promise.resolve();
+  /** Unrecorded runs being ended (`endUnrecordedRuns`), by job id: a launch of that job waits. */
+  readonly #ending = new Map<string, Promise<void>>();
 
   constructor(deps: LauncherDeps) {
     this.#deps = deps;
@@ -86,9 +89,18 @@ export class Launcher {
     const dir = this.#deps.jobDir(id);
     let dirs: string[] = [];
     try {
+      // Should that end fail, the launch tries it again itself (below).
+      const ending = this.#ending.get(id);
+      if (ending) await ending.catch(() => undefined);
       // The directory is made last before the spawn: after a crash, a claimed job whose
       // directory exists may have been sent to the spawner (see recoverClaims).
-      await mkdir(dir, { mode: 0o700 });
+      await mkdir(dir, { mode: 0o700 }).catch(async (err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // Left by a run of this job that this node began and never recorded, whose claim another
+        // node gave back while this one was lost (docs/cluster.md): the claim is this node's now.
+        await this.#endRun(id, job);
+        await mkdir(dir, { mode: 0o700 });
+      });
       // Where it may leave its result and progress, made (owned by its account) before it runs. A
       // crash right here leaves a directory without a start: recorded failed, never run twice.
       const io = this.#deps.ioPaths(id);
@@ -210,6 +222,83 @@ export class Launcher {
         { retry: false },
       );
     }
+  }
+
+  /**
+   * Ends the runs this node began whose start it never recorded and whose claim another node then
+   * gave back: the server died between a job's spawn and its recorded start, and was declared lost
+   * before it came back (docs/cluster.md), so `recoverClaims`, which reads this node's claims, does
+   * not see them. Each is found by its directory (not a job supervised or being launched here),
+   * whose identity file names processes still alive that the store does not record as the job's:
+   * they are killed, and what the run made removed (`#endRun`). Returns the ids of the jobs whose
+   * runs were ended. For a node of a cluster, at its start; a launch of such a job waits for it.
+   * Ends at the next directory once `signal` aborts (the engine closing).
+   */
+  async endUnrecordedRuns(
+    jobsDir: string,
+    busy: (id: string) => boolean,
+    signal: AbortSignal,
+  ): Promise<string[]> {
+    const ended: string[] = [];
+    for (const id of await readdir(jobsDir)) {
+      if (signal.aborted) break;
+      if (!isJobId(id) || busy(id) || this.#ending.has(id)) continue;
+      try {
+        if (await this.#endIfUnrecorded(id, busy)) ended.push(id);
+      } catch (err) {
+        // Told, and the others still looked at: the next start tries this one again.
+        this.#deps.onError(err as Error, id);
+      }
+    }
+    return ended;
+  }
+
+  /** `endUnrecordedRuns` for one job directory: true when it held such a run, now ended. */
+  async #endIfUnrecorded(id: string, busy: (id: string) => boolean): Promise<boolean> {
+    const { cgroups } = this.#deps;
+    const dirs = cgroups.existing(id);
+    const found = await readIdentityFile(this.#deps.jobDir(id), dirs);
+    const alive =
+      found && (isSameProcessAlive(found.identity) || (dirs.length > 0 && !cgroups.isEmpty(dirs)));
+    if (!alive) return false;
+    const job = await this.#deps.store.getJob(id);
+    if (job?.process && sameProcess(job.process, found.identity)) return false; // on record: not ours to end
+    // Looked at again after the reads: a launch that began meanwhile makes its own run.
+    if (busy(id) || this.#ending.has(id)) return false;
+    // A job this node recorded as ended keeps its output (history); other directories go.
+    const keep = job !== undefined && isFinal(job.status) && job.node === this.#deps.node;
+    const ending = this.#endRun(id, job, !keep).finally(() => this.#ending.delete(id));
+    this.#ending.set(id, ending);
+    await ending;
+    return true;
+  }
+
+  /**
+   * Ends a run of a job that this node began and never recorded: its recorded process and its
+   * cgroups are killed (its process group is not known to be its own any more: a pgid may be
+   * reused once its members are gone) and its cgroups removed; with `removeFiles`, its directory
+   * and io directory too, so that a later run starts afresh and nothing of this one (a result,
+   * say) is taken for its.
+   */
+  async #endRun(id: string, job: Job | undefined, removeFiles = true): Promise<void> {
+    const { cgroups, clock } = this.#deps;
+    const dir = this.#deps.jobDir(id);
+    const dirs = cgroups.existing(id);
+    const identity = (await readIdentityFile(dir, dirs))?.identity ?? unknownIdentity(dirs);
+    // The wrapper first: left alive, it would write the run's end into the directory removed
+    // below, or into the next run's, made afresh in its place.
+    if (!(await killWrapper(identity, cgroups, clock)))
+      throw new Error(
+        `the wrapper of an earlier run of job ${id} (pid ${identity.wrapper?.pid}) did not end`,
+      );
+    await stopProcesses(identity, cgroups, 0, false, clock);
+    await killLeftovers(identity, cgroups, false, clock);
+    this.#removeCgroups(dirs);
+    if (!removeFiles) return;
+    await rm(dir, { recursive: true, force: true });
+    const io = this.#deps.ioPaths(id);
+    const account = job ? job.spec.account : await ioDirOwner(io.dir);
+    if (account !== undefined) await removeJobIo(io, account, clock);
   }
 
   /**

@@ -352,8 +352,21 @@ export class Supervisor {
       const recorded = await this.#deps.store.markStopRequested(job.id, request);
       // Its stop only: what else `s.job` holds is this supervisor's to keep (its forced stop, say).
       s.job = { ...s.job, stop: recorded.stop };
-      return { job: recorded, changed: recorded.stop?.alsoBy === by };
+      // The user's stop is the first on record when the timeout's could not be recorded (below).
+      return { job: recorded, changed: recorded.stop?.alsoBy === by || recorded.stop?.by === by };
     } catch (err) {
+      if (mayHeal(err) && s.job.stop) {
+        // A full disk: kept here, and recorded with the job's end (`#finish` passes its stop),
+        // which is retried until it can be written; no retry follows all the same.
+        this.#deps.onError(
+          new Error(`the stop could not be recorded; it is recorded with the job's end: ${String(err)}`, {
+            cause: err,
+          }),
+          job.id,
+        );
+        s.job = { ...s.job, stop: { ...s.job.stop, alsoBy: by } };
+        return { job: s.job, changed: true };
+      }
       // It ended meanwhile: the stop changes nothing, and the answer shows the end.
       if (!(err instanceof IllegalTransitionError)) throw err;
       return { job: (await this.#deps.store.getJob(job.id)) ?? job, changed: false };
@@ -490,15 +503,19 @@ export class Supervisor {
       if (result.forced && !this.#closed) {
         // Not on record when the disk is full: the end records it then (`stopForced` of the finish).
         // Not recordable for good (the job was decided meanwhile): reported, and carried by the end.
-        s.job = await this.#deps.store.markStopForced(s.job.id).catch((err: unknown) => {
-          if (!mayHeal(err)) {
-            this.#deps.onError(
-              new Error(`the forced stop could not be recorded: ${String(err)}`, { cause: err }),
-              s.job.id,
-            );
-          }
-          return { ...s.job, stopForced: true };
-        });
+        const known = s.job;
+        s.job = await this.#deps.store.markStopForced(s.job.id).then(
+          (recorded) => withStopKnown(recorded, known),
+          (err: unknown) => {
+            if (!mayHeal(err)) {
+              this.#deps.onError(
+                new Error(`the forced stop could not be recorded: ${String(err)}`, { cause: err }),
+                s.job.id,
+              );
+            }
+            return { ...s.job, stopForced: true };
+          },
+        );
       }
       return result;
     } catch (err) {
@@ -649,4 +666,16 @@ export class Supervisor {
     // Unless the store finds that a user asked the run to stop: then it is not retried.
     return this.#deps.store.markRetried(job.id, finish, next);
   }
+}
+
+/**
+ * `recorded` (a job as the store returned it) with what of its stop is known here and not on
+ * record: a stop, or a user's during the timeout's, that a full disk kept out of the store. The
+ * end records them (`#finish` passes the job's stop).
+ */
+function withStopKnown(recorded: Job, known: Job): Job {
+  const stop = recorded.stop ?? known.stop;
+  if (stop === null) return recorded;
+  const alsoBy = stop.alsoBy ?? known.stop?.alsoBy;
+  return { ...recorded, stop: alsoBy === undefined ? stop : { ...stop, alsoBy } };
 }

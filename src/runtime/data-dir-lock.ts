@@ -31,13 +31,14 @@ export function lockDataDir(dataDir: string, option = '--data-dir'): Promise<Dat
 }
 
 /**
- * Claims a directory the operator named for the jobs' io directories (`--io-dir`, a Worker's
- * `ioDir`), as `lockDataDir` claims a data directory, with the same two files in it: two servers
- * given one (a copied unit file) would each sweep the other's live result files at their start
- * as left over. The job accounts that pass through it (mode 0711) cannot open either file.
+ * Claims the directory of the jobs' io directories (`--io-dir`, or the default one named after
+ * the data directory) as `lockDataDir` claims a data directory, with the same two files in it:
+ * two servers given one (a copied unit file, or one server's default named to another) would
+ * each sweep the other's live result files at their start as left over. The job accounts that
+ * pass through it (mode 0711) cannot open either file.
  */
 export function lockIoDir(ioDir: string): Promise<DataDirLock> {
-  return lockDirectory(ioDir, { field: 'ioDir', option: 'io directory (`--io-dir`, `ioDir`)' });
+  return lockDirectory(ioDir, { field: 'ioDir', option: '--io-dir' });
 }
 
 /** Which setting chose the directory: the error's field, and how its message names it. */

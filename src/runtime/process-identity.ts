@@ -57,6 +57,11 @@ export function isSameProcessAlive(recorded: RecordedProcess): boolean {
   );
 }
 
+/** Whether two records name the same process: pid, start time and boot all alike. */
+export function sameProcess(a: RecordedProcess, b: RecordedProcess): boolean {
+  return a.pid === b.pid && a.startTicks === b.startTicks && a.bootId === b.bootId;
+}
+
 /** A process as recorded: pid, start time and boot. */
 export interface RecordedProcess {
   readonly pid: number;

@@ -70,6 +70,24 @@ export async function killLeftovers(
 }
 
 /**
+ * Kills a job's wrapper, which is in neither the job's process group nor its cgroups, and waits
+ * for it to be gone, for at most `KILL_WAIT_MS` on `clock`: for a run whose directory is removed
+ * next, into which a wrapper left running would write the job's exit record (by its path, once
+ * the job's processes are gone). True once it is gone (or was already).
+ */
+export async function killWrapper(
+  identity: ProcessIdentity,
+  cgroups: Cgroups,
+  clock: Clock,
+): Promise<boolean> {
+  if (!identity.wrapper) return true;
+  const wrapper = { ...identity.wrapper, bootId: identity.bootId, cgroups: [] };
+  if (!isSameProcessAlive(wrapper)) return true;
+  sendSignal(wrapper.pid, 'SIGKILL');
+  return allGone(wrapper, cgroups, KILL_WAIT_MS, false, clock);
+}
+
+/**
  * SIGKILLs every process in `dirs` (a job's cgroups) and waits for them to empty, for at most
  * `KILL_WAIT_MS` on `clock`; true once they are empty. For what was made for a job whose identity
  * is not known (a claim cut short by a crash), as for a job's leftovers.

@@ -146,8 +146,9 @@ export function toMillis(field: string, date: Date): number {
 /**
  * The columns that record a job's end, given the stops already on record (`current`): the
  * finish's status, exit, sizes, usage and result error, and its stop only when none was recorded
- * before. A user's stop during the timeout's (`stop_also_by`) is named in the reason. Shared by
- * every store (each checks the transition first; see `finishDecision`).
+ * before. A user's stop during the timeout's (`stop_also_by`, or the finish's `stop.alsoBy` when
+ * none is on record) is recorded and named in the reason. Shared by every store (each checks the
+ * transition first; see `finishDecision`).
  */
 export function finishColumns(
   finish: JobFinish,
@@ -156,12 +157,14 @@ export function finishColumns(
 ): Updateable<JobRow> {
   const { stop, result } = finish;
   const reason = finish.exit.reason;
+  // One that could not be recorded when asked (a full disk) comes with the end.
+  const alsoBy = current.stop_also_by ?? stop?.alsoBy ?? null;
   return {
     status: finish.status,
     exit_code: finish.exit.exitCode,
     exit_signal: finish.exit.signal,
-    exit_reason:
-      current.stop_also_by === null ? reason : `${reason}; stopped by ${current.stop_also_by} meanwhile`,
+    exit_reason: alsoBy === null ? reason : `${reason}; stopped by ${alsoBy} meanwhile`,
+    ...(alsoBy !== current.stop_also_by ? { stop_also_by: alsoBy } : {}),
     finished_at: toMillis('finishedAt', finish.finishedAt),
     stdout_bytes: finish.outputBytes.stdout,
     stderr_bytes: finish.outputBytes.stderr,

@@ -78,20 +78,28 @@ export function stopRequestedDecision(id: string, stop: StopRequest): Decision {
  */
 export function finishDecision(id: string, finish: JobFinish, next?: Job): Decision {
   if (!isFinal(finish.status)) throw ValidationError.expected('status', 'a final status', finish.status);
+  const attempts = next?.spec.retry?.attempts;
+  if (next !== undefined && attempts === undefined) {
+    throw ValidationError.expected('next.spec.retry', 'the retry policy of the run it retries', null);
+  }
   return (current) => {
     assertTransition(id, current.status, finish.status);
     if (next === undefined || askedToStop(current, finish)) return finishColumns(finish, current);
     return finishColumns(finish, current, {
       retried_as: next.id,
-      exit_reason: `${finish.exit.reason}; attempt ${next.attempt - 1} of ${next.spec.retry?.attempts}, retried as ${next.id}`,
+      exit_reason: `${finish.exit.reason}; attempt ${next.attempt - 1} of ${attempts}, retried as ${next.id}`,
     });
   };
 }
 
-/** Whether a user asked the job to stop, by what is on record and what its end brings. */
+/**
+ * Whether a user asked the job to stop, by what is on record and what its end brings (a stop, or
+ * a user's during the timeout's, that could not be recorded when asked: a full disk).
+ */
 function askedToStop(current: CurrentState, finish: JobFinish): boolean {
   const by = current.stop_at === null ? finish.stop?.by : current.stop_by;
-  return (by != null && by !== TIMEOUT_STOPPER) || current.stop_also_by !== null;
+  const alsoBy = current.stop_also_by ?? finish.stop?.alsoBy;
+  return (by != null && by !== TIMEOUT_STOPPER) || alsoBy != null;
 }
 
 /** `JobStore.markStopForced`: only while the job runs; a second time changes nothing. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readServerConfig } from '../../src/config.ts';
 import { ValidationError } from '../../src/core/errors.ts';
+import { resolveEngineOptions } from '../../src/engine/engine-options.ts';
 import { runServer } from '../../src/main.ts';
 import { LOCK_FILE } from '../../src/runtime/data-dir-lock.ts';
 import { openApi, startJob } from './api-harness.ts';
@@ -57,7 +58,7 @@ describe('serve --io-dir', () => {
       assert.match(
         refused.message,
         new RegExp(
-          `^Another jobworker server or Worker \\(pid ${process.pid}\\) already uses ${ioDir}; stop it first or choose another io directory`,
+          `^Another jobworker server or Worker \\(pid ${process.pid}\\) already uses ${ioDir}; stop it first or choose another --io-dir`,
         ),
       );
       // Refused whole: its data directory is free again.
@@ -76,6 +77,31 @@ describe('serve --io-dir', () => {
       } finally {
         await taken.close();
       }
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it('refuses a server given the default io directory of a running one', async () => {
+    const h = await openApi();
+    try {
+      const theirs = resolveEngineOptions({ dataDir: h.dataDir, store: undefined as never }).ioDir.replace(
+        /\/$/,
+        '',
+      );
+      const dataDir = await mkdtemp(join(tmpdir(), 'jw-iodir-'));
+      dirs.push(dataDir);
+      const refused = await runServer({
+        listen: '127.0.0.1:0',
+        dataDir,
+        insecureHttp: true,
+        ioDir: theirs,
+      }).then(
+        (server) => server.close(),
+        (err: unknown) => err,
+      );
+      assert.ok(refused instanceof ValidationError, 'refused');
+      assert.deepEqual([refused.field, refused.message.includes(`already uses ${theirs};`)], ['ioDir', true]);
     } finally {
       await h.destroy();
     }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
 import { openHarness } from '../helpers/engine-harness.ts';
@@ -10,6 +9,7 @@ const caller = { user: 'tester' };
 describe('a claimed batch is launched together', () => {
   it('one launch that fails: the others start in claim order, the failed one is recorded failed, no claim is left', async () => {
     const h = await openHarness();
+    let planted: string | undefined;
     try {
       const { engine, store } = h;
       // Held back, so that one dispatch pass claims all of them as one batch.
@@ -18,9 +18,10 @@ describe('a claimed batch is launched together', () => {
       for (let i = 0; i < 6; i++) {
         jobs.push(await engine.start({ command: 'sh', args: ['-c', `echo ${i}`], queue: 'batch' }, caller));
       }
-      // A real failure of one launch: its job directory exists already, so making it fails.
+      // A real failure of one launch: a file stands where its io directory is made.
       const doomed = jobs[2]!;
-      await mkdir(join(h.dataDir, 'jobs', doomed.id), { mode: 0o700 });
+      planted = engine.ioPaths(doomed.id).dir;
+      await writeFile(planted, '');
       const started: string[] = [];
       engine.on('job:started', (job) => {
         if (job.spec.queue === 'batch') started.push(job.id);
@@ -30,7 +31,7 @@ describe('a claimed batch is launched together', () => {
 
       const failed = ended.find((job) => job.id === doomed.id)!;
       assert.equal(failed.status, 'failed');
-      assert.match(failed.exit?.reason ?? '', /^failed to start: .*EEXIST/);
+      assert.match(failed.exit?.reason ?? '', /^failed to start: .* is not a directory$/);
       assert.deepEqual(
         ended.filter((job) => job.id !== doomed.id).map((job) => job.status),
         ['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded'],
@@ -46,6 +47,8 @@ describe('a claimed batch is launched together', () => {
       assert.equal(engine.drainState.running, 0, 'no slot is held by a finished launch');
     } finally {
       await h.destroy();
+      // In the io directory, outside the data directory the harness removes.
+      if (planted) await rm(planted, { force: true });
     }
   });
 });

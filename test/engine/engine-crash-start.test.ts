@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { IDENTITY_FILE, markUnrecorded } from '../../src/runtime/identity-file.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { killProcessGroup, pidAlive, waitForFileText } from '../helpers/wait.ts';
 
@@ -208,6 +209,108 @@ describe('a server killed between spawning a job and recording its start', () =>
       await h?.destroy();
       if (pid !== undefined) killProcessGroup(pid);
       if (child !== undefined && (await pidAlive(child))) process.kill(child, 'SIGKILL');
+    }
+  });
+
+  /**
+   * A server SIGKILLed between a job's spawn and its recorded start, whose claim another node then
+   * gave back (it was declared lost, docs/cluster.md): the job is queued again while its first run
+   * goes on. Returns that run's command and child, and the job's id.
+   */
+  async function orphanedRun(dataDir: string, giveTo?: string) {
+    const childPid = join(dataDir, 'child.pid');
+    const { host, hung } = hostHangingAfter(
+      dataDir,
+      { command: 'sh', args: ['-c', `sleep 60 & echo $! > ${childPid}; echo ready; wait`] },
+      0,
+    );
+    try {
+      const id = await hung;
+      const jobDir = join(dataDir, 'jobs', id);
+      await waitForFileText(join(jobDir, 'stdout'), 'ready');
+      const pid = Number((await readFile(join(jobDir, IDENTITY_FILE), 'utf8')).split(' ')[0]);
+      const child = Number((await readFile(childPid, 'utf8')).trim());
+      await rm(childPid);
+      await crash(host);
+      const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+      try {
+        await store.releaseClaim(id, 'test-node');
+        if (giveTo) assert.equal((await store.claimReady('default', giveTo, 1))[0]?.id, id);
+      } finally {
+        await store.close();
+      }
+      return { id, pid, child, jobDir, childPid };
+    } finally {
+      if (host.exitCode === null && host.signalCode === null) await crash(host);
+    }
+  }
+
+  it('a run whose claim was given back is ended when this node claims the job again, which then runs afresh', async () => {
+    const dataDir = await newDataDir();
+    const { id, pid, child, childPid } = await orphanedRun(dataDir);
+    let h: Harness | undefined;
+    try {
+      assert.equal(await pidAlive(pid), true, 'its command outlived the server');
+      h = await openHarness({}, dataDir);
+      // Claimed by the open's first dispatch: started by the time it returns, or soon after.
+      const event = once(h.engine, 'job:started');
+      const now = await h.engine.get(id);
+      // Its end is looked for only while it has not started: after, the test's own stop ends it.
+      const started =
+        now.status === 'running'
+          ? now
+          : await Promise.race([
+              event.then(([job]) => job as Job),
+              h.engine.waitFor(id).then((job): Job => {
+                throw new Error(`it ended ${job.status} instead: ${job.exit?.reason}`);
+              }),
+            ]);
+      assert.equal(started.id, id, 'claimed again by this node, and started: its directory was made afresh');
+      assert.equal(await pidAlive(pid), false, 'the run never recorded is gone');
+      assert.equal(await pidAlive(child), false, 'and its child');
+      assert.notEqual(started.process?.pid, pid);
+      const second = Number((await waitForFileText(childPid, '\n')).trim());
+      assert.notEqual(second, child, 'the new run began its own command');
+      await h.engine.stop(id, { user: 'alice' }, { graceMs: 0 });
+      assert.equal((await h.engine.waitFor(id)).status, 'stopped');
+    } finally {
+      await h?.destroy();
+      killProcessGroup(pid);
+      if (await pidAlive(child)) process.kill(child, 'SIGKILL');
+    }
+  });
+
+  it("a run whose claim another node took is ended at this node's start, and nothing else", async () => {
+    const dataDir = await newDataDir();
+    const { id, pid, child, jobDir } = await orphanedRun(dataDir, 'other-node');
+    let h: Harness | undefined;
+    try {
+      h = await openHarness({}, dataDir);
+      const own = await h.engine.start({ command: 'sleep', args: ['60'] }, { user: 'alice' });
+      await once(h.engine, 'job:started');
+      const done = await h.engine.start({ command: 'true' }, { user: 'alice' });
+      await h.engine.waitFor(done.id);
+      assert.deepEqual(await h.engine.endUnrecordedRuns(), [id]);
+      assert.equal(await pidAlive(pid), false, 'the run never recorded is gone');
+      assert.equal(await pidAlive(child), false, 'and its child');
+      await assert.rejects(stat(jobDir), { code: 'ENOENT' }, 'what it made is removed');
+      await assert.rejects(stat(h.engine.ioPaths(id).dir), { code: 'ENOENT' });
+      const taken = await h.engine.get(id);
+      assert.deepEqual(
+        [taken.status, taken.hold, taken.node],
+        ['queued', 'starting', 'other-node'],
+        'its record is left',
+      );
+      assert.equal((await h.engine.get(own.id)).status, 'running', 'a run on record here goes on');
+      assert.deepEqual(await h.engine.endUnrecordedRuns(), [], 'nothing is left to end');
+      await h.engine.stop(own.id, { user: 'alice' }, { graceMs: 0 });
+      await h.engine.waitFor(own.id);
+      // The other node goes: its claim comes back, for the cleanup to cancel.
+      await h.store.releaseClaim(id, 'other-node');
+    } finally {
+      await h?.destroy();
+      killProcessGroup(pid);
+      if (await pidAlive(child)) process.kill(child, 'SIGKILL');
     }
   });
 

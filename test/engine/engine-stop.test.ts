@@ -4,8 +4,8 @@ import { chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { IllegalTransitionError } from '../../src/core/errors.ts';
-import type { Job } from '../../src/core/job.ts';
+import { IllegalTransitionError, InsufficientStorageError } from '../../src/core/errors.ts';
+import { type Job, type StopRequest, TIMEOUT_STOPPER } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
@@ -331,6 +331,50 @@ describe('engine stop and timeout', () => {
       );
     } finally {
       await second.destroy();
+    }
+  });
+
+  it("keeps a user's stop during the timeout's grace that the store could not take (a full disk), and records it with the end", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-stopfull-'));
+    const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+    let refused = 0;
+    // The timeout's stop is recorded; the user's, a moment later, finds the disk full.
+    const full = new Proxy(store, {
+      get(real, key) {
+        if (key === 'markStopRequested') {
+          return async (id: string, stop: StopRequest) => {
+            if (stop.by === TIMEOUT_STOPPER) return real.markStopRequested(id, stop);
+            refused++;
+            throw new InsufficientStorageError('The disk is full');
+          };
+        }
+        const value = Reflect.get(real, key, real) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(real) : value;
+      },
+    });
+    const engine = await JobEngine.open({ node: 'test-node', dataDir, store: full, defaultGraceMs: 1000 });
+    const errors: Error[] = [];
+    engine.on('engine:error', (err) => errors.push(err));
+    try {
+      const job = await engine.start(GRACED_TIMEOUT, me);
+      await once(engine, 'job:stopping');
+      const asked = await engine.stop(job.id, me, { graceMs: 0 });
+      assert.deepEqual([asked.changed, asked.job.stop?.alsoBy, refused], [true, 'tester', 1]);
+      assert.match(
+        errors[0]?.message ?? '',
+        /^the stop could not be recorded; it is recorded with the job's end/,
+      );
+      const ended = await engine.waitFor(job.id);
+      assert.equal(ended.status, 'timed_out');
+      assert.match(ended.exit?.reason ?? '', /; stopped by tester meanwhile$/);
+      assert.deepEqual(
+        [ended.retriedAs, ended.stop?.by, ended.stop?.alsoBy],
+        [null, TIMEOUT_STOPPER, 'tester'],
+      );
+    } finally {
+      await engine.close();
+      await store.close();
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 

@@ -993,7 +993,15 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
       it('takes two attempts of one chain in `after` as one dependency, and refuses a chain whose later attempt was deleted', () =>
         withStore(async (store) => {
           const a = await inserted(store, { status: 'running', node: 'node-a' });
-          const next = makeJob({ attempt: 2, retryOf: a.id, runAt: NOW, hold: 'delay', node: 'node-a' });
+          const retry = { attempts: 2, backoff: { initialMs: 0, factor: 1, maxMs: 0 } };
+          const next = makeJob({
+            attempt: 2,
+            retryOf: a.id,
+            runAt: NOW,
+            hold: 'delay',
+            node: 'node-a',
+            spec: { retry },
+          });
           await store.markRetried(a.id, finish('failed'), next);
           await store.markStarted(next.id, PROCESS, AT);
           await store.markFinished(next.id, finish('succeeded'));

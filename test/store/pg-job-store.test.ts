@@ -296,7 +296,10 @@ describe('PgJobStore on PostgreSQL', () => {
         retryOf: ready.id,
         runAt: backoff,
         hold: 'delay',
-        spec: { queue: 'due' },
+        spec: {
+          queue: 'due',
+          retry: { attempts: 2, backoff: { initialMs: 7_000, factor: 1, maxMs: 7_000 } },
+        },
       });
       await b.markRetried(
         ready.id,

@@ -3,7 +3,6 @@ import { type Clock, systemClock } from '../../core/clock.ts';
 import { ClaimLostError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import {
   dedupeScopeOf,
-  isFinal,
   type Job,
   type JobProgress,
   type JobStatus,
@@ -12,7 +11,7 @@ import {
 } from '../../core/job.ts';
 import { assertTransition, TRANSITIONS } from '../../core/states.ts';
 import { admittedAs, dependencyVerdict, latestAttempts, settledColumns } from '../dependency-verdict.ts';
-import { finishColumns, jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
+import { jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
 import type {
   Admission,
   DeleteFinishedQuery,
@@ -552,8 +551,7 @@ function fromStatuses(to: JobStatus): JobStatus[] {
   );
 }
 
-/** The end of a job (see `JobStore.markFinished`) inside `trx`. */
-/** The end of a job, and its retry as `next` when `finishDecision` takes it, in `trx`. */
+/** The end of a job (see `JobStore.markFinished`), and its retry as `next` when `finishDecision` takes it, in `trx`. */
 async function finishIn(
   trx: Transaction<StoreSchema>,
   id: string,

@@ -12,7 +12,7 @@ import {
 } from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
 import { admittedAs, dependencyVerdict, latestAttempts, settledColumns } from '../dependency-verdict.ts';
-import { finishColumns, jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
+import { jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
 import type {
   Admission,
   DeleteFinishedQuery,
@@ -580,7 +580,7 @@ export class SqliteJobStore implements JobStore {
     return this.#db.transaction().execute((trx) => changeIn(trx, id, decide));
   }
 
-  /** The end of a job, and its retry as `next` when `finishDecision` takes it, in `trx`. */
+  /** The end of a job (see `JobStore.markFinished`), and its retry as `next` when `finishDecision` takes it, in `trx`. */
   async #finishIn(trx: Transaction<StoreSchema>, id: string, finish: JobFinish, next?: Job): Promise<Job> {
     const finished = await changeIn(trx, id, finishDecision(id, finish, next));
     await insertResult(trx, id, finish);
