@@ -1049,7 +1049,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       } catch {
         this.#options.logger.warn(
           { ioDir: this.#options.ioDir },
-          `the sweep of left io directories still ran ${SWEEP_CLOSE_WAIT_MS / 1000} s into the close: closed without it`,
+          `the sweep of left io directories (or the end of unrecorded runs) still ran ${SWEEP_CLOSE_WAIT_MS / 1000} s into the close: closed without it`,
         );
       } finally {
         wait.clear();

@@ -244,7 +244,7 @@ export class Launcher {
       if (signal.aborted) break;
       if (!isJobId(id) || busy(id) || this.#ending.has(id)) continue;
       try {
-        if (await this.#endIfUnrecorded(id, busy)) ended.push(id);
+        if (await this.#endIfUnrecorded(id, busy, signal)) ended.push(id);
       } catch (err) {
         // Told, and the others still looked at: the next start tries this one again.
         this.#deps.onError(err as Error, id);
@@ -254,7 +254,7 @@ export class Launcher {
   }
 
   /** `endUnrecordedRuns` for one job directory: true when it held such a run, now ended. */
-  async #endIfUnrecorded(id: string, busy: (id: string) => boolean): Promise<boolean> {
+  async #endIfUnrecorded(id: string, busy: (id: string) => boolean, signal: AbortSignal): Promise<boolean> {
     const { cgroups } = this.#deps;
     const dirs = cgroups.existing(id);
     const found = await readIdentityFile(this.#deps.jobDir(id), dirs);
@@ -263,11 +263,14 @@ export class Launcher {
     if (!alive) return false;
     const job = await this.#deps.store.getJob(id);
     if (job?.process && sameProcess(job.process, found.identity)) return false; // on record: not ours to end
-    // Looked at again after the reads: a launch that began meanwhile makes its own run.
-    if (busy(id) || this.#ending.has(id)) return false;
+    // Looked at again after the reads: a launch that began meanwhile makes its own run, and a
+    // close (which lets go of the jobs it supervised) leaves everything as it is.
+    if (signal.aborted || busy(id) || this.#ending.has(id)) return false;
     // A job this node recorded as ended keeps its output (history); other directories go.
     const keep = job !== undefined && isFinal(job.status) && job.node === this.#deps.node;
-    const ending = this.#endRun(id, job, !keep).finally(() => this.#ending.delete(id));
+    const ending = this.#endRun(id, job, { removeFiles: !keep, only: found.identity }).finally(() =>
+      this.#ending.delete(id),
+    );
     this.#ending.set(id, ending);
     await ending;
     return true;
@@ -278,13 +281,18 @@ export class Launcher {
    * cgroups are killed (its process group is not known to be its own any more: a pgid may be
    * reused once its members are gone) and its cgroups removed; with `removeFiles`, its directory
    * and io directory too, so that a later run starts afresh and nothing of this one (a result,
-   * say) is taken for its.
+   * say) is taken for its. With `only`, nothing is done unless the directory still names that run.
    */
-  async #endRun(id: string, job: Job | undefined, removeFiles = true): Promise<void> {
+  async #endRun(
+    id: string,
+    job: Job | undefined,
+    options: { removeFiles?: boolean; only?: ProcessIdentity } = {},
+  ): Promise<void> {
     const { cgroups, clock } = this.#deps;
     const dir = this.#deps.jobDir(id);
     const dirs = cgroups.existing(id);
     const identity = (await readIdentityFile(dir, dirs))?.identity ?? unknownIdentity(dirs);
+    if (options.only && !sameProcess(identity, options.only)) return;
     // The wrapper first: left alive, it would write the run's end into the directory removed
     // below, or into the next run's, made afresh in its place.
     if (!(await killWrapper(identity, cgroups, clock)))
@@ -294,7 +302,7 @@ export class Launcher {
     await stopProcesses(identity, cgroups, 0, false, clock);
     await killLeftovers(identity, cgroups, false, clock);
     this.#removeCgroups(dirs);
-    if (!removeFiles) return;
+    if (options.removeFiles === false) return;
     await rm(dir, { recursive: true, force: true });
     const io = this.#deps.ioPaths(id);
     const account = job ? job.spec.account : await ioDirOwner(io.dir);

@@ -343,8 +343,10 @@ export class Supervisor {
    */
   async #alreadyStopping(s: Supervised, job: Job, by: string): Promise<StopResponse> {
     // `s.job` is the job as last recorded here (`job` may be as the timeout's stop recorded it).
+    // Only over the timeout's own stop: one whose record failed may have left a user's first.
     const known = s.job.stop?.alsoBy ?? job.stop?.alsoBy;
-    if (s.stop?.by !== TIMEOUT_STOPPER || by === TIMEOUT_STOPPER || known !== undefined) {
+    const overTimeout = s.job.stop === null || s.job.stop.by === TIMEOUT_STOPPER;
+    if (s.stop?.by !== TIMEOUT_STOPPER || by === TIMEOUT_STOPPER || known !== undefined || !overTimeout) {
       return { job: known === undefined ? job : s.job, changed: false };
     }
     const request = { at: this.#deps.now(), by, graceMs: s.stop.graceMs };
@@ -503,9 +505,9 @@ export class Supervisor {
       if (result.forced && !this.#closed) {
         // Not on record when the disk is full: the end records it then (`stopForced` of the finish).
         // Not recordable for good (the job was decided meanwhile): reported, and carried by the end.
-        const known = s.job;
         s.job = await this.#deps.store.markStopForced(s.job.id).then(
-          (recorded) => withStopKnown(recorded, known),
+          // As known once it is recorded: a user's stop kept in memory meanwhile included.
+          (recorded) => withStopKnown(recorded, s.job),
           (err: unknown) => {
             if (!mayHeal(err)) {
               this.#deps.onError(

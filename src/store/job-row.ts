@@ -9,6 +9,7 @@ import {
   type JobSpec,
   type JobUsage,
   type ProcessIdentity,
+  TIMEOUT_STOPPER,
 } from '../core/job.ts';
 import type { JobFinish } from './job-store.ts';
 import type { JobRow } from './schema.ts';
@@ -152,13 +153,19 @@ export function toMillis(field: string, date: Date): number {
  */
 export function finishColumns(
   finish: JobFinish,
-  current: { readonly stop_at: number | null; readonly stop_also_by: string | null },
+  current: {
+    readonly stop_at: number | null;
+    readonly stop_by: string | null;
+    readonly stop_also_by: string | null;
+  },
   extra: Updateable<JobRow> = {},
 ): Updateable<JobRow> {
   const { stop, result } = finish;
   const reason = finish.exit.reason;
-  // One that could not be recorded when asked (a full disk) comes with the end.
-  const alsoBy = current.stop_also_by ?? stop?.alsoBy ?? null;
+  // One that could not be recorded when asked (a full disk) comes with the end: kept only beside
+  // the timeout's stop, as `stopRequestedDecision` keeps it.
+  const firstBy = current.stop_at === null ? stop?.by : current.stop_by;
+  const alsoBy = current.stop_also_by ?? (firstBy === TIMEOUT_STOPPER ? stop?.alsoBy : undefined) ?? null;
   return {
     status: finish.status,
     exit_code: finish.exit.exitCode,

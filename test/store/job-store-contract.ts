@@ -280,6 +280,23 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.deepStrictEqual(alice.stop, bob);
         }));
 
+      it("records a user's stop during the timeout's that comes with the end, only beside the timeout's", () =>
+        withStore(async (store) => {
+          // Neither stop could be recorded when asked (a full disk): both come with the end.
+          const both = await inserted(store, { status: 'running' });
+          const stop = { at: AT, by: TIMEOUT_STOPPER, graceMs: 0, alsoBy: 'carol' };
+          const ended = await store.markFinished(both.id, { ...finish('timed_out', 'timed out'), stop });
+          assert.deepEqual([ended.stop, ended.exit?.reason], [stop, 'timed out; stopped by carol meanwhile']);
+          // A user's stop is the first on record: nothing is kept beside it.
+          const bobs = await inserted(store, { status: 'running' });
+          await store.markStopRequested(bobs.id, { at: AT, by: 'bob', graceMs: 0 });
+          const kept = await store.markFinished(bobs.id, { ...finish('stopped', 'stopped by bob'), stop });
+          assert.deepEqual(
+            [kept.stop, kept.exit?.reason],
+            [{ at: AT, by: 'bob', graceMs: 0 }, 'stopped by bob'],
+          );
+        }));
+
       it('records a stop request on a queued job, which may then be cancelled', () =>
         withStore(async (store) => {
           const job = await inserted(store);
