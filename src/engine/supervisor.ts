@@ -2,7 +2,7 @@ import { nextAttempt } from '../core/attempts.ts';
 import type { Clock, ClockTimer } from '../core/clock.ts';
 import { IllegalTransitionError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
-import { type Job, type ProcessIdentity, TIMEOUT_STOPPER } from '../core/job.ts';
+import { type Job, type ProcessIdentity, type StopRequest, TIMEOUT_STOPPER } from '../core/job.ts';
 import { unboundedController } from '../core/linked-signal.ts';
 import { decideOutcome } from '../core/outcome.ts';
 import type { OutputMonitor } from '../output/output-monitor.ts';
@@ -64,6 +64,11 @@ interface Supervised {
   timer?: ClockTimer;
   /** Set once the end is being recorded: a stop arriving then changes nothing. */
   finishing: boolean;
+  /**
+   * Settles once a user's stop during the timeout's, asked before the job ended, is recorded or
+   * kept here (`#alreadyStopping`): the end waits for it, so as to carry it when it is only kept.
+   */
+  alsoStopping?: Promise<void>;
   /** Adopted from an earlier server: its exit was not seen as it happened. */
   readonly adopted: boolean;
   /** Decided by another node while this one was cut off (docs/cluster.md): its end is not recorded here. */
@@ -350,6 +355,18 @@ export class Supervisor {
       return { job: known === undefined ? job : s.job, changed: false };
     }
     const request = { at: this.#deps.now(), by, graceMs: s.stop.graceMs };
+    const answer = this.#recordAlsoStop(s, job, request);
+    // The end waits for it (`#finish`): a stop that cannot be recorded is then carried by the end.
+    s.alsoStopping = answer.then(
+      () => undefined,
+      () => undefined,
+    );
+    return answer;
+  }
+
+  /** `#alreadyStopping`'s record of a user's stop beside the timeout's (`request.by`: the user). */
+  async #recordAlsoStop(s: Supervised, job: Job, request: StopRequest): Promise<StopResponse> {
+    const { by } = request;
     try {
       const recorded = await this.#deps.store.markStopRequested(job.id, request);
       // Its stop only: what else `s.job` holds is this supervisor's to keep (its forced stop, say).
@@ -357,7 +374,7 @@ export class Supervisor {
       // The user's stop is the first on record when the timeout's could not be recorded (below).
       return { job: recorded, changed: recorded.stop?.alsoBy === by || recorded.stop?.by === by };
     } catch (err) {
-      if (mayHeal(err) && s.job.stop) {
+      if (mayHeal(err) && s.job.stop !== null) {
         // A full disk: kept here, and recorded with the job's end (`#finish` passes its stop),
         // which is retried until it can be written; no retry follows all the same.
         this.#deps.onError(
@@ -560,6 +577,7 @@ export class Supervisor {
     await this.#deps.cgroups
       .removeAsync(s.identity.cgroups)
       .catch((err: unknown) => this.#deps.onError(err as Error, s.job.id));
+    await s.alsoStopping;
     const finished = await this.#recordUntilWritten(s.job, {
       ...outcome,
       finishedAt: this.#finishedAt(s, record),

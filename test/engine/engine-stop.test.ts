@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { IllegalTransitionError, InsufficientStorageError } from '../../src/core/errors.ts';
 import { type Job, type StopRequest, TIMEOUT_STOPPER } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
+import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -371,6 +373,46 @@ describe('engine stop and timeout', () => {
         [ended.retriedAs, ended.stop?.by, ended.stop?.alsoBy],
         [null, TIMEOUT_STOPPER, 'tester'],
       );
+    } finally {
+      await engine.close();
+      await store.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("waits, to record a job's end, for a user's stop still being recorded, and carries it when the store refuses it", {
+    skip: new Cgroups().mode === 'none' && 'the moment its end is being recorded is seen by its cgroup going',
+  }, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-stoplate-'));
+    const store = await SqliteJobStore.open(join(dataDir, 'jobworker.db'));
+    // The user's stop, asked during the timeout's grace, is answered only once the job has ended
+    // and its cgroup is gone (the end is being recorded then), and refused (a full disk).
+    let cgroup: string | undefined;
+    const late = new Proxy(store, {
+      get(real, key) {
+        if (key === 'markStopRequested') {
+          return async (id: string, stop: StopRequest) => {
+            if (stop.by === TIMEOUT_STOPPER) return real.markStopRequested(id, stop);
+            while (cgroup === undefined || existsSync(cgroup)) await new Promise((r) => setTimeout(r, 10));
+            throw new InsufficientStorageError('The disk is full');
+          };
+        }
+        const value = Reflect.get(real, key, real) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(real) : value;
+      },
+    });
+    const engine = await JobEngine.open({ node: 'test-node', dataDir, store: late, defaultGraceMs: 300 });
+    engine.on('engine:error', () => {});
+    try {
+      const job = await engine.start(GRACED_TIMEOUT, me);
+      const [stopping] = (await once(engine, 'job:stopping')) as [Job];
+      cgroup = stopping.process?.cgroups[0];
+      const asked = await engine.stop(job.id, me, { graceMs: 0 });
+      assert.deepEqual([asked.changed, asked.job.stop?.alsoBy], [true, 'tester']);
+      const ended = await engine.waitFor(job.id);
+      assert.equal(ended.status, 'timed_out');
+      assert.match(ended.exit?.reason ?? '', /; stopped by tester meanwhile$/);
+      assert.deepEqual([ended.retriedAs, ended.stop?.alsoBy], [null, 'tester']);
     } finally {
       await engine.close();
       await store.close();
