@@ -751,6 +751,16 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
 
     describe('queues and scheduling', () => {
       const NOW = new Date(Date.UTC(2026, 11, 2, 10, 0, 0));
+      /** The second attempt of `job` under a retry policy of `attempts` runs, due at NOW. */
+      const secondAttempt = (job: Job, attempts = 2) =>
+        makeJob({
+          attempt: 2,
+          retryOf: job.id,
+          runAt: NOW,
+          hold: 'delay',
+          node: job.node,
+          spec: { retry: { attempts, backoff: { initialMs: 0, factor: 1, maxMs: 0 } } },
+        });
       const queued = (overrides: Parameters<typeof makeJob>[0] = {}) =>
         makeJob({ ...overrides, createdAt: NOW, node: 'node-a' });
 
@@ -929,15 +939,7 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
         withStore(async (store) => {
           const a = await inserted(store, { status: 'running', node: 'node-a' });
           const { job: b } = (await store.admitJob(queued({ spec: { after: [a.id] } }), NOW)) as { job: Job };
-          const retry = { attempts: 2, backoff: { initialMs: 0, factor: 1, maxMs: 0 } };
-          const next = makeJob({
-            attempt: 2,
-            retryOf: a.id,
-            runAt: NOW,
-            hold: 'delay',
-            node: 'node-a',
-            spec: { retry },
-          });
+          const next = secondAttempt(a);
           const failed = await store.markRetried(a.id, finish('failed'), next);
           assert.equal(failed.exit?.reason, `became failed; attempt 1 of 2, retried as ${next.id}`);
           assert.equal(failed.retriedAs, next.id);
@@ -955,8 +957,7 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
       it('names the attempt in the reason of a retried run; a run a user asked to stop is not retried', () =>
         withStore(async (store) => {
           const retry = { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } };
-          const nextOf = (job: Job) =>
-            makeJob({ attempt: 2, retryOf: job.id, runAt: NOW, hold: 'delay', spec: { retry } });
+          const nextOf = (job: Job) => secondAttempt(job, 3);
           const timeout = { at: AT, by: TIMEOUT_STOPPER, graceMs: 0 };
 
           const timedOut = await inserted(store, { status: 'running', spec: { retry } });
@@ -1010,15 +1011,7 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
       it('takes two attempts of one chain in `after` as one dependency, and refuses a chain whose later attempt was deleted', () =>
         withStore(async (store) => {
           const a = await inserted(store, { status: 'running', node: 'node-a' });
-          const retry = { attempts: 2, backoff: { initialMs: 0, factor: 1, maxMs: 0 } };
-          const next = makeJob({
-            attempt: 2,
-            retryOf: a.id,
-            runAt: NOW,
-            hold: 'delay',
-            node: 'node-a',
-            spec: { retry },
-          });
+          const next = secondAttempt(a);
           await store.markRetried(a.id, finish('failed'), next);
           await store.markStarted(next.id, PROCESS, AT);
           await store.markFinished(next.id, finish('succeeded'));
