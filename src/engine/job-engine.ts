@@ -166,7 +166,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   #ioSwept: Promise<void> = Promise.resolve();
   /** The claim on the io directory (`lockIoDir`), let go at the close. */
   #ioLock: DataDirLock | undefined;
-  /** Settles once every `endUnrecordedRuns` called so far has. */
+  /** Settles once `endUnrecordedRuns` (called once, at a cluster node's start) has. */
   #runsEnded: Promise<void> = Promise.resolve();
   /** Who waits for the next start or end of a job, by job id. */
   readonly #waiters = new Map<string, Set<() => void>>();
@@ -641,8 +641,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       this.#closing.signal,
     );
     // Waited for at the close, with the sweep: it reads the store, which the caller closes next.
-    const last = this.#runsEnded;
-    this.#runsEnded = Promise.all([last, ended.catch(() => undefined)]).then(() => undefined);
+    this.#runsEnded = ended.then(
+      () => undefined,
+      () => undefined,
+    );
     return ended;
   }
 

@@ -268,7 +268,7 @@ export class Launcher {
     if (signal.aborted || busy(id) || this.#ending.has(id)) return false;
     // A job this node recorded as ended keeps its output (history); other directories go.
     const keep = job !== undefined && isFinal(job.status) && job.node === this.#deps.node;
-    const ending = this.#endRun(id, job, { removeFiles: !keep, only: found.identity }).finally(() =>
+    const ending = this.#endRun(id, job, { removeFiles: !keep, only: found.identity, signal }).finally(() =>
       this.#ending.delete(id),
     );
     this.#ending.set(id, ending);
@@ -286,7 +286,7 @@ export class Launcher {
   async #endRun(
     id: string,
     job: Job | undefined,
-    options: { removeFiles?: boolean; only?: ProcessIdentity } = {},
+    options: { removeFiles?: boolean; only?: ProcessIdentity; signal?: AbortSignal } = {},
   ): Promise<void> {
     const { cgroups, clock } = this.#deps;
     const dir = this.#deps.jobDir(id);
@@ -306,7 +306,8 @@ export class Launcher {
     await rm(dir, { recursive: true, force: true });
     const io = this.#deps.ioPaths(id);
     const account = job ? job.spec.account : await ioDirOwner(io.dir);
-    if (account !== undefined) await removeJobIo(io, account, clock);
+    // The engine's close ends the walk as the job's account (as it ends the io sweep's).
+    if (account !== undefined) await removeJobIo(io, account, clock, undefined, options.signal);
   }
 
   /**

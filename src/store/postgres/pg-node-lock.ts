@@ -85,12 +85,13 @@ export class PgNodeLock {
     const { clock } = options;
     const waitMs = options.waitMs ?? NODE_ID_WAIT_MS;
     const started = steadyMs(clock);
+    const closed = async () => {
+      await lock.release();
+      return new Error(`The store closed while node id "${id}" was being taken`);
+    };
     for (let tries = 0; ; tries++) {
       const holder = await lock.#take();
-      if (lock.#closing.signal.aborted) {
-        await lock.release();
-        throw new Error(`The store closed while node id "${id}" was being taken`);
-      }
+      if (lock.#closing.signal.aborted) throw await closed();
       if (holder === undefined) return lock;
       if (steadyMs(clock) - started >= waitMs) {
         throw new ValidationError(
@@ -104,7 +105,9 @@ export class PgNodeLock {
           `node id "${id}" is held by another session (${holder}); waiting up to ${Math.round(waitMs / 1000)} s for it to let go (a host that vanished keeps it until PostgreSQL finds its session dead)`,
         );
       }
-      await pauseOn(clock, options.retryMs ?? DEFAULT_RETRY_MS);
+      // A close ends the pause at once: the next look above sees it, with no new connection.
+      await pauseOn(clock, options.retryMs ?? DEFAULT_RETRY_MS, lock.#closing.signal).catch(() => undefined);
+      if (lock.#closing.signal.aborted) throw await closed();
     }
   }
 
