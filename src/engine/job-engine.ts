@@ -36,7 +36,7 @@ import { preflight } from '../runtime/preflight.ts';
 import { isSameProcessAlive } from '../runtime/process-identity.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
 import { spawnerPath } from '../runtime/spawner-path.ts';
-import { killLeftovers, stopProcesses } from '../runtime/stop-processes.ts';
+import { endUnsupervised } from '../runtime/stop-processes.ts';
 import type { JobListQuery, JobPage, JobStore, QueueSettings, QueueState } from '../store/job-store.ts';
 import { AdoptedExitWatch } from './adopted-exit-watch.ts';
 import { Dispatcher } from './dispatcher.ts';
@@ -619,8 +619,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     for (const job of jobs) {
       if (job.process === null || job.node !== this.#options.node) continue;
       if (!isSameProcessAlive(job.process) && job.process.cgroups.length === 0) continue;
-      await stopProcesses(job.process, this.#cgroups, 0, false, this.#options.clock);
-      await killLeftovers(job.process, this.#cgroups, false, this.#options.clock);
+      await endUnsupervised(job.process, this.#cgroups, this.#options.clock);
       await this.#cgroups.removeAsync(job.process.cgroups).catch(() => undefined);
       ended++;
     }

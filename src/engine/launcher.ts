@@ -16,7 +16,7 @@ import { createJobIo, ioDirOwner, type JobIoPaths, removeJobIo } from '../runtim
 import { jobSpawnRequest } from '../runtime/job-spawn-request.ts';
 import { bootId, isSameProcessAlive, sameProcess } from '../runtime/process-identity.ts';
 import type { SpawnerClient } from '../runtime/spawner-client.ts';
-import { killCgroups, killLeftovers, killWrapper, stopProcesses } from '../runtime/stop-processes.ts';
+import { endUnsupervised, killCgroups, killWrapper, stopProcesses } from '../runtime/stop-processes.ts';
 import type { JobStore } from '../store/job-store.ts';
 import type { SpawnedJob, Supervisor } from './supervisor.ts';
 
@@ -299,8 +299,7 @@ export class Launcher {
       throw new Error(
         `the wrapper of an earlier run of job ${id} (pid ${identity.wrapper?.pid}) did not end`,
       );
-    await stopProcesses(identity, cgroups, 0, false, clock);
-    await killLeftovers(identity, cgroups, false, clock);
+    await endUnsupervised(identity, cgroups, clock);
     this.#removeCgroups(dirs);
     if (options.removeFiles === false) return;
     await rm(dir, { recursive: true, force: true });

@@ -70,6 +70,20 @@ export async function killLeftovers(
 }
 
 /**
+ * Ends at once everything left of a run no server supervises (found after a restart): its
+ * recorded process, what is left in its cgroups, or its process group through that process only,
+ * the group no longer being known to be its own (a pgid may be reused once its members are gone).
+ */
+export async function endUnsupervised(
+  identity: ProcessIdentity,
+  cgroups: Cgroups,
+  clock: Clock,
+): Promise<void> {
+  await stopProcesses(identity, cgroups, 0, false, clock);
+  await killLeftovers(identity, cgroups, false, clock);
+}
+
+/**
  * Kills a job's wrapper, which is in neither the job's process group nor its cgroups, and waits
  * for it to be gone, for at most `KILL_WAIT_MS` on `clock`: for a run whose directory is removed
  * next, into which a wrapper left running would write the job's exit record (by its path, once
