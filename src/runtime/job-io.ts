@@ -55,7 +55,9 @@ export async function prepareIoDir(
   ioDir: string,
   options: { elsewhere?: boolean } = {},
 ): Promise<{ dir: string; notUsed?: string }> {
-  const unfit = await unfitIoDir(ioDir);
+  // The default is jobworker's by its name: its mode is set as at its making, whatever an earlier
+  // start left (made under umask 077 and killed before its chmod, or narrowed by hand).
+  const unfit = await unfitIoDir(ioDir, { ours: options.elsewhere });
   if (unfit === undefined) return { dir: ioDir };
   if (!options.elsewhere) throw new Error(unfit);
   // One made so at an earlier start is used again (no other account can make one that is ours),
@@ -64,7 +66,8 @@ export async function prepareIoDir(
   const prefix = `${basename(ioDir)}-`;
   for (const name of (await readdir(parent)).filter((n) => n.startsWith(prefix)).sort()) {
     const earlier = join(parent, name);
-    if ((await unfitIoDir(earlier, false)) === undefined) return { dir: earlier, notUsed: unfit };
+    if ((await unfitIoDir(earlier, { make: false, ours: true })) === undefined)
+      return { dir: earlier, notUsed: unfit };
   }
   const dir = await mkdtemp(`${ioDir}-`);
   await chmod(dir, 0o711);
@@ -73,9 +76,13 @@ export async function prepareIoDir(
 
 /**
  * Why `ioDir` cannot hold the jobs' io directories, or undefined when it can; made when missing
- * (unless `make` is false: then a missing one is unfit).
+ * (unless `make` is false: then a missing one is unfit). `ours`: jobworker's own by its name (the
+ * default, or one made beside it), whose mode it sets to 0711 as when it makes one.
  */
-async function unfitIoDir(ioDir: string, make = true): Promise<string | undefined> {
+async function unfitIoDir(
+  ioDir: string,
+  { make = true, ours = false }: { make?: boolean; ours?: boolean } = {},
+): Promise<string | undefined> {
   // A file (or anything else) planted under the name is judged below, not thrown here.
   const made = make ? await mkdir(ioDir, { recursive: true, mode: 0o711 }).catch(() => undefined) : undefined;
   const stats = await lstat(ioDir).catch(() => undefined);
@@ -85,9 +92,10 @@ async function unfitIoDir(ioDir: string, make = true): Promise<string | undefine
     return `The job io directory ${ioDir} must be a directory owned by this server's account (uid ${uid}) that no one else may write`;
   }
   // Jobs of other accounts (a root server's) pass through it to their own directories. Only one
-  // jobworker made is opened so (the umask may have narrowed it): the mode of a directory an
-  // operator named (`--io-dir /root`, say) is theirs, and opening it would expose what is in it.
-  if (made !== undefined) await chmod(ioDir, 0o711);
+  // jobworker made, now or (`ours`) at an earlier start, is opened so (the umask may have narrowed
+  // it): the mode of a directory an operator named (`--io-dir /root`, say) is theirs, and opening
+  // it would expose what is in it.
+  if (made !== undefined || (ours && (stats.mode & 0o777) !== 0o711)) await chmod(ioDir, 0o711);
   else if (process.getuid?.() === 0 && (stats.mode & 0o001) === 0) {
     return `The job io directory ${ioDir} must let other accounts through to their own directories (mode 0711: \`chmod 711 ${ioDir}\`); jobworker does not change the mode of a directory it did not make`;
   }

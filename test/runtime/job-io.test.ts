@@ -89,7 +89,7 @@ describe("a job's io directory, removed by a root server", {
 describe("the directory of the jobs' io directories", {
   skip: process.getuid?.() === 0 ? false : 'making a directory of another account takes root',
 }, () => {
-  it('one the operator named keeps its mode: refused, saying what it needs, when it would not let jobs through', async () => {
+  it('one the operator named keeps its mode: refused, saying what it needs, when it would not let jobs through; the default is opened', async () => {
     const parent = await mkdtemp(join(tmpdir(), 'jw-ioroot-'));
     try {
       // A directory of root's own, closed to others (as /root is): opening it would expose it.
@@ -98,6 +98,17 @@ describe("the directory of the jobs' io directories", {
       await chmod(named, 0o700);
       await assert.rejects(prepareIoDir(named), /must let other accounts through .*chmod 711/);
       assert.equal((await stat(named)).mode & 0o7777, 0o700, 'its mode is as it was');
+      // The same as the default (jobworker's by its name, narrowed at an earlier start: made under
+      // umask 077 and killed before its chmod): used, opened to pass through as when it is made.
+      assert.deepEqual(await prepareIoDir(named, { elsewhere: true }), { dir: named });
+      assert.equal((await stat(named)).mode & 0o7777, 0o711);
+      // One made beside a default that was taken, narrowed since: used again, opened again.
+      const beside = join(parent, 'taken-abc123');
+      await mkdir(beside, { mode: 0o700 });
+      await chmod(beside, 0o700);
+      await writeFile(join(parent, 'taken'), 'not a directory');
+      assert.equal((await prepareIoDir(join(parent, 'taken'), { elsewhere: true })).dir, beside);
+      assert.equal((await stat(beside)).mode & 0o7777, 0o711);
       // One jobworker makes (missing, as at a first start) is made open to pass through.
       const fresh = join(parent, 'fresh', 'io');
       assert.equal((await prepareIoDir(fresh)).dir, fresh);
