@@ -513,36 +513,57 @@ export class JobEngine extends EventEmitter<EngineEvents> {
    */
   async stop(id: string, caller: Caller, options: StopOptions = {}): Promise<StopResponse> {
     const graceMs = this.#graceOf(options);
+    // Set once this stop is on record on the claim of a launch here: what the launch made of it
+    // (a cancel before the spawn, or a stop once started) is this stop's doing.
+    let onClaim = false;
     // A job moves on between the looks below (claimed, started, finished by another stop):
     // each refusal means "look again", and a few looks always settle it.
     for (let attempt = 0; ; attempt++) {
-      await this.#launches.get(id);
+      const launching = this.#launches.get(id);
+      if (launching) {
+        // Recorded on its claim before waiting: a launch not yet at its spawn never runs it.
+        if (!onClaim)
+          onClaim = (await this.#stopClaimed(await this.get(id), caller.user, graceMs))?.changed ?? false;
+        await launching;
+      }
       const stopping = await this.#supervisor.requestStop(id, caller.user, graceMs);
-      if (stopping) return stopping;
+      if (stopping) return onClaim ? { ...stopping, changed: true } : stopping;
       const job = await this.get(id);
       if (job.status === 'queued' && attempt < 5) {
-        const cancelled = await this.#store
-          .cancelQueued(
-            id,
-            { at: this.#options.now(), by: caller.user, graceMs },
-            cancelledBeforeStart(caller.user),
-          )
-          .catch((err: unknown) => {
-            if (err instanceof IllegalTransitionError) return undefined; // it started or ended meanwhile
-            throw err;
-          });
+        const cancelled = await this.#stopClaimed(job, caller.user, graceMs);
         if (!cancelled) continue;
-        // A job being started has its stop recorded; its launch carries it out once spawned.
-        if (cancelled.status === 'cancelled') this.#changed(cancelled);
-        return {
-          job: cancelled,
-          changed: cancelled.stop?.at !== job.stop?.at || cancelled.status !== job.status,
-        };
+        return cancelled;
       }
       if (isActive(job.status) && this.#launches.has(id) && attempt < 5) continue;
-      // Finished, or running but not supervised here: another node's (scale-out is a later issue).
-      return { job, changed: false };
+      // Finished (cancelled by its launch, told of this stop), or running but not supervised here:
+      // another node's.
+      return { job, changed: onClaim };
     }
+  }
+
+  /**
+   * Records a stop of a queued or claimed job: a queued one is cancelled; on a claim (the job being
+   * started) the stop is recorded only, for its launch to carry out: this node's launch is told, and
+   * sends it to no spawner if it has not yet (`Launcher.stopBeforeSpawn`). Undefined when the job
+   * started or ended meanwhile. `before`: the job as last read.
+   */
+  async #stopClaimed(before: Job, by: string, graceMs: number): Promise<StopResponse | undefined> {
+    const { id } = before;
+    const recorded = await this.#store
+      .cancelQueued(id, { at: this.#options.now(), by, graceMs }, cancelledBeforeStart(by))
+      .catch((err: unknown) => {
+        if (err instanceof IllegalTransitionError) return undefined;
+        throw err;
+      });
+    if (!recorded) return undefined;
+    if (recorded.status === 'cancelled') this.#changed(recorded);
+    else if (recorded.hold === 'starting' && recorded.node === this.#options.node) {
+      this.#launcher.stopBeforeSpawn(id);
+    }
+    return {
+      job: recorded,
+      changed: recorded.stop?.at !== before.stop?.at || recorded.status !== before.status,
+    };
   }
 
   /**

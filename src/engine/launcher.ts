@@ -39,10 +39,14 @@ export interface LauncherDeps {
   readonly onError: (err: Error, jobId: string) => void;
 }
 
-/** What `#spawn` made of a claimed job: its processes, or why it could not start. */
+/**
+ * What `#spawn` made of a claimed job: its processes, why it could not start, or (`stopped`) that a
+ * stop came for it before its spawn (`stopBeforeSpawn`), with what was made for it meanwhile.
+ */
 type Spawned =
   | { readonly ok: true; readonly dir: string; readonly dirs: string[]; readonly spawned: SpawnedJob }
-  | { readonly ok: false; readonly dirs: string[]; readonly err: Error };
+  | { readonly ok: false; readonly dirs: string[]; readonly err: Error }
+  | { readonly ok: 'stopped'; readonly dirs: string[]; readonly made: boolean };
 
 /**
  * Starts claimed jobs through the spawner and hands them to the supervisor; at open, sees through
@@ -56,6 +60,8 @@ export class Launcher {
   #lastTurn: Promise<void> = Promise.resolve();
   /** Unrecorded runs being ended (`endUnrecordedRuns`), by job id: a launch of that job waits. */
   readonly #ending = new Map<string, Promise<void>>();
+  /** Claims of this node a stop is on record for, told by `stopBeforeSpawn`: not spawned once seen. */
+  readonly #stopped = new Set<string>();
 
   constructor(deps: LauncherDeps) {
     this.#deps = deps;
@@ -79,8 +85,19 @@ export class Launcher {
         () => undefined,
         () => undefined,
       );
-      return recorded;
+      return recorded.finally(() => this.#stopped.delete(job.id));
     });
+  }
+
+  /**
+   * Tells a launch that a stop of its claimed job is on record (`JobStore.cancelQueued`): one that
+   * has not sent the job to the spawner yet never does, and gives the claim back, which the store
+   * makes a cancel (`releaseClaim`); one past it leaves the stop to the supervisor, which carries
+   * out the stop that `markStarted` answers with. For a claim of this node, launched or about to be
+   * (its claim being handed to `launchAll`); forgotten once its launch ends or the claim is given back.
+   */
+  stopBeforeSpawn(id: string): void {
+    this.#stopped.add(id);
   }
 
   /** The job's directory, cgroups and processes; what failed, with what was made for it. */
@@ -92,6 +109,7 @@ export class Launcher {
       // Should that end fail, the launch tries it again itself (below).
       const ending = this.#ending.get(id);
       if (ending) await ending.catch(() => undefined);
+      if (this.#stopped.has(id)) return { ok: 'stopped', dirs, made: false };
       // The directory is made last before the spawn: after a crash, a claimed job whose
       // directory exists may have been sent to the spawner (see recoverClaims).
       await mkdir(dir, { mode: 0o700 }).catch(async (err: unknown) => {
@@ -107,6 +125,8 @@ export class Launcher {
       await createJobIo(io, spec.account);
       dirs = await this.#deps.cgroups.create(id, spec.limits, spec.cwd);
       const request = jobSpawnRequest(spec, id, dir, dirs, io);
+      // The last look: from here on, the stop is the supervisor's to carry out once it started.
+      if (this.#stopped.has(id)) return { ok: 'stopped', dirs, made: true };
       let reply = await this.#deps.spawner.start(request);
       // The spawner died before any wrapper took the request (a wrapper's first act is to create
       // the job's output files): nothing of it ran, so the spawner's successor gets it. Once only:
@@ -147,6 +167,7 @@ export class Launcher {
 
   async #record(job: Job, spawn: Spawned): Promise<Job> {
     const { cgroups, supervisor } = this.#deps;
+    if (spawn.ok === 'stopped') return this.#cancelUnspawned(job, spawn.dirs, spawn.made);
     if (!spawn.ok) {
       this.#removeCgroups(spawn.dirs);
       return supervisor.failedToStart(job, spawn.err);
@@ -175,6 +196,32 @@ export class Launcher {
       // Its command began (the spawner answers once it is exec'd): a retry would run it again.
       const reason = `its start could not be recorded, so it was stopped: ${(err as Error).message}`;
       return supervisor.failedToStart(job, new Error(reason, { cause: err }), { retry: false, ran: true });
+    }
+  }
+
+  /**
+   * A claimed job stopped before its spawn: what was made for it (`made`: its directories) is
+   * removed, its directory first (a server dying after that gives the claim back at its restart,
+   * `recoverClaims`: it was never sent), and the claim is given back, which the stop on record
+   * makes a cancel. Should the store refuse that, the job is recorded failed, not retried, rather
+   * than left claimed.
+   */
+  async #cancelUnspawned(job: Job, dirs: readonly string[], made: boolean): Promise<Job> {
+    this.#removeCgroups(dirs);
+    // Only one made here: a directory found before (`#spawn`'s EEXIST) is a run's, ended there.
+    if (made) {
+      await rm(this.#deps.jobDir(job.id), { recursive: true, force: true });
+      await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(
+        () => undefined,
+      );
+    }
+    try {
+      const released = await this.#deps.store.releaseClaim(job.id, this.#deps.node);
+      this.#deps.changed(released);
+      return released;
+    } catch (err) {
+      const reason = `it was stopped before it started, and its claim could not be given back: ${(err as Error).message}`;
+      return this.#deps.supervisor.failedToStart(job, new Error(reason, { cause: err }), { retry: false });
     }
   }
 
@@ -316,6 +363,7 @@ export class Launcher {
    * to be stopped.
    */
   async releaseClaim(id: string): Promise<void> {
+    this.#stopped.delete(id);
     const released = await this.#deps.store.releaseClaim(id, this.#deps.node);
     if (released.status === 'cancelled') this.#deps.changed(released);
   }

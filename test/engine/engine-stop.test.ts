@@ -213,6 +213,117 @@ describe('engine stop and timeout', () => {
     }
   });
 
+  it('a stop of a claimed job before its launch spawns it cancels it: it never runs, and nothing made for it is left', async () => {
+    const other = await openHarness();
+    try {
+      const log = join(other.dataDir, 'ran.log');
+      const { claimReady } = other.store;
+      const gate = Promise.withResolvers<void>();
+      const claimedOne = Promise.withResolvers<void>();
+      other.store.claimReady = async (...args: Parameters<typeof claimReady>) => {
+        const jobs = await claimReady.apply(other.store, args);
+        if (jobs.length > 0) {
+          claimedOne.resolve();
+          await gate.promise;
+        }
+        return jobs;
+      };
+      const job = await other.engine.start({ command: 'sh', args: ['-c', `echo ran >> ${log}`] }, me);
+      await claimedOne.promise;
+      other.store.claimReady = claimReady;
+      // Claimed, its launch not begun: the stop is recorded on the claim, and the launch is told.
+      assert.equal((await other.engine.stop(job.id, me)).changed, true);
+      gate.resolve();
+      const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
+      assert.equal(done.status, 'cancelled');
+      assert.equal(done.exit?.reason, 'cancelled by tester before it started');
+      assert.equal(await readFile(log, 'utf8').catch(() => ''), '', 'it never ran');
+      assert.equal(existsSync(join(other.dataDir, 'jobs', job.id)), false, 'no directory made');
+      // The engine goes on: the next job runs.
+      const next = await other.engine.start({ command: 'true' }, me);
+      assert.equal((await other.engine.waitFor(next.id, AbortSignal.timeout(30_000))).status, 'succeeded');
+    } finally {
+      await other.destroy();
+    }
+  });
+
+  it('a stop during a launch, before its spawn, cancels the job: its directories and cgroups are removed, the stop says it changed it', async () => {
+    const other = await openHarness();
+    const { create } = Cgroups.prototype;
+    try {
+      const log = join(other.dataDir, 'ran.log');
+      const reached = Promise.withResolvers<string>();
+      const gate = Promise.withResolvers<void>();
+      // The launch is held after its directories and cgroups are made, before it asks the spawner.
+      Cgroups.prototype.create = async function (this: Cgroups, ...args: Parameters<typeof create>) {
+        const dirs = await create.apply(this, args);
+        reached.resolve(args[0]);
+        await gate.promise;
+        return dirs;
+      };
+      const recorded = Promise.withResolvers<void>();
+      const { cancelQueued } = other.store;
+      other.store.cancelQueued = async (...args: Parameters<typeof cancelQueued>) => {
+        const job = await cancelQueued.apply(other.store, args);
+        recorded.resolve();
+        return job;
+      };
+      const job = await other.engine.start({ command: 'sh', args: ['-c', `echo ran >> ${log}`] }, me);
+      assert.equal(await reached.promise, job.id);
+      Cgroups.prototype.create = create;
+      const io = other.engine.ioPaths(job.id);
+      assert.equal(existsSync(io.dir), true, 'its io directory is made before the spawn');
+      const stopping = other.engine.stop(job.id, me);
+      await recorded.promise;
+      gate.resolve();
+      const answer = await stopping;
+      assert.deepEqual([answer.job.status, answer.changed], ['cancelled', true]);
+      assert.equal(answer.job.exit?.reason, 'cancelled by tester before it started');
+      assert.equal(answer.job.stop?.by, 'tester');
+      assert.equal(await readFile(log, 'utf8').catch(() => ''), '', 'it never ran');
+      assert.equal(existsSync(join(other.dataDir, 'jobs', job.id)), false, 'its directory is removed');
+      assert.equal(existsSync(io.dir), false, 'its io directory is removed');
+      assert.deepEqual(new Cgroups().existing(job.id), [], 'its cgroups are removed');
+      // A second stop changes nothing.
+      assert.equal((await other.engine.stop(job.id, me)).changed, false);
+    } finally {
+      Cgroups.prototype.create = create;
+      await other.destroy();
+    }
+  });
+
+  it('a stop during a launch that already spawned is carried out once the start is recorded: stopped, the stop says it changed it', async () => {
+    const other = await openHarness();
+    try {
+      const { markStarted, cancelQueued } = other.store;
+      const spawned = Promise.withResolvers<void>();
+      const gate = Promise.withResolvers<void>();
+      other.store.markStarted = async (...args: Parameters<typeof markStarted>) => {
+        spawned.resolve();
+        await gate.promise;
+        return markStarted.apply(other.store, args);
+      };
+      const recorded = Promise.withResolvers<void>();
+      other.store.cancelQueued = async (...args: Parameters<typeof cancelQueued>) => {
+        const job = await cancelQueued.apply(other.store, args);
+        recorded.resolve();
+        return job;
+      };
+      const job = await other.engine.start({ command: 'sleep', args: ['30'] }, me);
+      await spawned.promise;
+      other.store.markStarted = markStarted;
+      const stopping = other.engine.stop(job.id, me, { graceMs: 0 });
+      await recorded.promise;
+      gate.resolve();
+      assert.equal((await stopping).changed, true);
+      const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
+      assert.equal(done.status, 'stopped');
+      assert.equal(done.stop?.by, 'tester');
+    } finally {
+      await other.destroy();
+    }
+  });
+
   it('a job whose start cannot be recorded is stopped and recorded failed, never retried: its command had begun', async () => {
     const log = join(h.dataDir, `ran-${Date.now()}.log`);
     const { markStarted } = h.store;
