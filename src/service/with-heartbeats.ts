@@ -40,6 +40,9 @@ export function withHeartbeats<T>(
 }
 
 type Step<T> = IteratorResult<T | HeartbeatEvent, void>;
+type Outcome<T> =
+  | { readonly ok: true; readonly step: IteratorResult<T> }
+  | { readonly ok: false; readonly err: unknown };
 
 class Heartbeats<T> implements AsyncGenerator<T | HeartbeatEvent, void, undefined> {
   readonly #source: AsyncGenerator<T>;
@@ -47,8 +50,11 @@ class Heartbeats<T> implements AsyncGenerator<T | HeartbeatEvent, void, undefine
   readonly #ms: number;
   /** The read of `source` not yet handed on (a heartbeat answered the `next()` that made it). */
   #reading: Promise<IteratorResult<T>> | undefined;
-  /** Answers the pending `next()`; set only while one waits. */
+  /** How that read settled while no `next()` waited for it: the next one's answer. */
+  #settled: Outcome<T> | undefined;
+  /** Answers the pending `next()` (and `#fail` fails it); set only while one waits. */
   #answer: ((step: Step<T>) => void) | undefined;
+  #fail: ((err: unknown) => void) | undefined;
   /** A value was handed on since the last tick. */
   #yielded = false;
   #timer: ClockTimer | undefined;
@@ -66,6 +72,7 @@ class Heartbeats<T> implements AsyncGenerator<T | HeartbeatEvent, void, undefine
     if (!this.#yielded && answer !== undefined) {
       // A whole period without a value while a `next()` waits for one: the heartbeat.
       this.#answer = undefined;
+      this.#fail = undefined;
       answer({ done: false, value: HEARTBEAT });
     }
     // Otherwise a value went out this period, or the consumer holds one (a slow client's write):
@@ -76,34 +83,58 @@ class Heartbeats<T> implements AsyncGenerator<T | HeartbeatEvent, void, undefine
 
   next(): Promise<Step<T>> {
     if (this.#done) return Promise.resolve({ done: true, value: undefined });
-    if (this.#reading === undefined) {
-      this.#reading = this.#source.next();
-      // A read that fails after this was closed must not be an unhandled rejection; a `next()`
-      // waiting for it still sees its failure.
-      this.#reading.catch(() => {});
+    const settled = this.#settled;
+    if (settled !== undefined) {
+      this.#settled = undefined;
+      this.#reading = undefined;
+      return settled.ok
+        ? Promise.resolve(this.#handOn(settled.step))
+        : Promise.reject(this.#failed(settled.err));
     }
-    const reading = this.#reading;
+    if (this.#reading === undefined) {
+      const reading = this.#source.next();
+      this.#reading = reading;
+      // One reaction per read, however many `next()`s heartbeats answer while it is pending: one
+      // per call would stay on it until the source yields, a quiet job's follow gaining one a beat
+      // for hours. Its failure is handled here too, closed or not: never an unhandled rejection.
+      reading.then(
+        (step) => this.#settle(reading, { ok: true, step }),
+        (err: unknown) => this.#settle(reading, { ok: false, err }),
+      );
+    }
     return new Promise<Step<T>>((resolve, reject) => {
       this.#answer = resolve;
-      reading.then(
-        (step) => {
-          // A heartbeat (or a close) answered this call first: the read is the next call's.
-          if (this.#answer !== resolve) return;
-          this.#answer = undefined;
-          this.#reading = undefined;
-          if (step.done) this.#finish();
-          else this.#yielded = true;
-          resolve(step);
-        },
-        (err: unknown) => {
-          if (this.#answer !== resolve) return;
-          this.#answer = undefined;
-          this.#reading = undefined;
-          this.#finish();
-          reject(err);
-        },
-      );
+      this.#fail = reject;
     });
+  }
+
+  /** `reading` settled: the waiting `next()` is answered, or the outcome kept for the next one. */
+  #settle(reading: Promise<IteratorResult<T>>, outcome: Outcome<T>): void {
+    // Closed meanwhile (`return()` let go of it).
+    if (this.#reading !== reading) return;
+    const answer = this.#answer;
+    const fail = this.#fail;
+    if (answer === undefined || fail === undefined) {
+      // A heartbeat answered the call that made it: the read is the next call's.
+      this.#settled = outcome;
+      return;
+    }
+    this.#answer = undefined;
+    this.#fail = undefined;
+    this.#reading = undefined;
+    if (outcome.ok) answer(this.#handOn(outcome.step));
+    else fail(this.#failed(outcome.err));
+  }
+
+  #handOn(step: IteratorResult<T>): Step<T> {
+    if (step.done) this.#finish();
+    else this.#yielded = true;
+    return step;
+  }
+
+  #failed(err: unknown): unknown {
+    this.#finish();
+    return err;
   }
 
   async return(): Promise<Step<T>> {
@@ -111,9 +142,11 @@ class Heartbeats<T> implements AsyncGenerator<T | HeartbeatEvent, void, undefine
     this.#finish();
     const answer = this.#answer;
     this.#answer = undefined;
+    this.#fail = undefined;
     answer?.({ done: true, value: undefined });
     const reading = this.#reading;
     this.#reading = undefined;
+    this.#settled = undefined;
     if (reading === undefined) await this.#source.return(undefined);
     else void reading.then(() => this.#source.return(undefined)).catch(() => {});
     return { done: true, value: undefined };

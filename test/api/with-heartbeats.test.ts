@@ -115,6 +115,41 @@ describe('withHeartbeats', () => {
     await beats.return(undefined);
   });
 
+  it('keeps nothing of the calls heartbeats answered while one read stays pending (a quiet follow does not grow)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { clock, c, beats } = heartbeatsOf();
+    const refs: WeakRef<Promise<unknown>>[] = [];
+    for (let i = 0; i < 200; i++) {
+      const call = beats.next();
+      refs.push(new WeakRef(call));
+      await Promise.resolve();
+      clock.advance(100);
+      clock.advance(100);
+      assert.deepEqual((await call).value, { type: 'heartbeat' });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    const alive = refs.filter((ref) => ref.deref() !== undefined).length;
+    assert.ok(alive <= 1, `${alive} of the 200 calls answered by a heartbeat are still held`);
+    // The one read still pending is the next call's, the value it yields too.
+    const next = beats.next();
+    c.give('late');
+    assert.deepEqual((await next).value, 'late');
+    // One that settles while no call waits (a heartbeat answered the last) is the next call's.
+    const beaten = beats.next();
+    await Promise.resolve();
+    clock.advance(100);
+    clock.advance(100);
+    assert.deepEqual((await beaten).value, { type: 'heartbeat' });
+    c.give('kept');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual((await beats.next()).value, 'kept');
+    await beats.return(undefined);
+    assert.equal(c.closed(), true);
+  });
+
   it("ends with the source's failure, its timer cleared", async () => {
     const { clock, c, beats } = heartbeatsOf();
     const first = beats.next();
