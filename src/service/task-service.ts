@@ -125,9 +125,20 @@ export class TaskService {
    * URL's query are read as their type). The same rules as starting a job apply (viewers may not).
    */
   async run(who: Caller, name: string, params: unknown, options: { coerce?: boolean } = {}): Promise<Job> {
-    const task = this.get(name);
-    const values = validateTaskParams(task, params, options);
-    const run = taskRunSpec(task, values);
+    let run: ReturnType<typeof taskRunSpec>;
+    try {
+      // The role first, as at any start: a viewer learns nothing of the task or its parameters.
+      if (who.role === 'viewer') {
+        throw new JobworkerError('FORBIDDEN', 'A viewer reads jobs and queues only: it may not run a task');
+      }
+      const task = this.get(name);
+      run = taskRunSpec(task, validateTaskParams(task, params, options));
+    } catch (err) {
+      // Refused before it reaches the job's submission: recorded as a refused start all the same.
+      return auditedCall<Job>(this.#audit, who, 'job:submit', null, () => {
+        throw err;
+      });
+    }
     return (await this.#jobs.submit(who, run.spec, { task: run.task })).job;
   }
 

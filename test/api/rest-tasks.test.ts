@@ -216,6 +216,20 @@ describe('REST API: named tasks, results and the async task manager interface', 
       headers: { authorization: `Bearer ${viewer}` },
     });
     assert.equal(byViewer.status, 403, 'runs follow the rules of starting a job');
+    // The role comes first: a viewer learns nothing of which tasks exist.
+    const viewerUnknown = await h.json<ErrorJson>('/v1/tasks/nope/runs', {
+      body: {},
+      headers: { authorization: `Bearer ${viewer}` },
+    });
+    assert.equal(viewerUnknown.status, 403);
+    // Each refusal is in the audit trail, as a refused start.
+    const { body } = await h.json<{ entries: { user: string; result: string }[] }>(
+      '/v1/audit?action=job:submit&limit=100',
+    );
+    const refused = body.entries.filter((e) => e.result !== 'ok').map((e) => `${e.user} ${e.result}`);
+    for (const expected of ['alice VALIDATION_FAILED', 'alice NOT_FOUND', 'vera FORBIDDEN']) {
+      assert.ok(refused.includes(expected), `${expected} in ${refused.join(', ')}`);
+    }
   });
 
   it('GET /v1/jobs/{id}/result: 409 NOT_FINISHED before the end, 422 JOB_FAILED with stderr for a failure', async () => {
