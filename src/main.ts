@@ -8,6 +8,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
+import { UidPool } from './accounts/uid-pool.ts';
 import { ConnectionTracker } from './api/rest/connection-tracker.ts';
 import { defaultWebRoot } from './api/rest/dashboard-routes.ts';
 import { jobToJson } from './api/rest/job-json.ts';
@@ -539,9 +540,13 @@ async function startOnDataDir({
 
   let jobAccounts: JobAccounts;
   try {
+    // On PostgreSQL, the pool's uids are the store's (one per user for every node), with what this
+    // data directory's accounts.json gave before taken in.
+    const pool = shared ? await sharedPool(shared, dataDir, accountOptions.homesDir, logger) : undefined;
     jobAccounts = await JobAccounts.open({
       dataDir,
       ...accountOptions,
+      ...(pool ? { pool } : {}),
       onHomesWarning: (message) => logger.warn({ homesDir: accountOptions.homesDir }, message),
     });
   } catch (err) {
@@ -564,6 +569,10 @@ async function startOnDataDir({
       clock,
       logger: logger.child({ component: 'engine' }),
       ...((clusterNode?.id ?? nodeId) === undefined ? {} : { node: clusterNode?.id ?? nodeId }),
+      // A node of a cluster runs jobs other nodes admitted, their accounts resolved there.
+      ...(clusterNode
+        ? { checkAccount: (job: Job) => jobAccounts.checkOnThisHost(job.owner, job.spec.account) }
+        : {}),
     });
   } catch (err) {
     await closeStore();
@@ -677,7 +686,8 @@ async function startOnDataDir({
         await certificates.revokeAllOf(who, name);
       },
       usedBefore: async (name) =>
-        jobAccounts.hasPoolAccount(name) || (await engine.list({ owner: name, limit: 1 })).jobs.length > 0,
+        (await jobAccounts.hasPoolAccount(name)) ||
+        (await engine.list({ owner: name, limit: 1 })).jobs.length > 0,
     }),
     authenticator: new Authenticator(accounts, {
       audit,
@@ -907,6 +917,26 @@ function isUnspecifiedAddress(host: string): boolean {
   if (isIP(bare) === 4) return bare.split('.').every((part) => Number(part) === 0);
   if (isIP(bare) === 6) return new SocketAddress({ address: bare, family: 'ipv6' }).address === '::';
   return false;
+}
+
+/**
+ * The pool of a server on PostgreSQL: the store's (`PgPoolAccounts`), one uid per user for every
+ * node, with this data directory's own allocations (accounts.json, from before) taken in. One the
+ * store cannot keep as it was (another node gave the same user another uid, or this uid to another
+ * user) is logged: the user's home here holds files of a uid that is no longer its account's.
+ */
+async function sharedPool(store: PgJobStore, dataDir: string, homesDir: string, logger: pino.Logger) {
+  const conflicts = await store.poolAccounts.adopt((await UidPool.open(dataDir)).list());
+  for (const c of conflicts) {
+    logger.warn(
+      { user: c.user, uid: c.localUid, poolUid: c.poolUid, uidHolder: c.uidHolder, homesDir },
+      `the pool account of user ${c.user} had uid ${c.localUid} on this node, which the cluster's pool ` +
+        (c.uidHolder ? `gives user ${c.uidHolder}` : 'does not keep') +
+        (c.poolUid === undefined ? '' : `; its uid is ${c.poolUid} on every node`) +
+        `: files of uid ${c.localUid} here (its home under ${homesDir}) are not its account's; give them to its new uid (chown -R) before its jobs run here`,
+    );
+  }
+  return store.poolAccounts;
 }
 
 /** A node's cluster settings, checked (`serve --node-id`, `--advertise-url`, ...). */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Principal, Role } from '../auth/principal.ts';
 import { JobworkerError, ValidationError } from '../core/errors.ts';
 import type { JobAccount } from '../core/job.ts';
+import type { PoolAllocations } from '../core/pool-uids.ts';
 import { ensurePoolHome, poolAccountName, prepareHomesDir } from './account-home.ts';
 import { type OsAccounts, readOsAccounts } from './os-accounts.ts';
 import { UidPool } from './uid-pool.ts';
@@ -86,6 +87,11 @@ export interface JobAccountsOptions {
   readonly etc?: string;
   /** Told when a directory above the homes directory keeps other accounts out. */
   readonly onHomesWarning?: (message: string) => void;
+  /**
+   * Where pool uids are kept when not in `<dataDir>/accounts.json`: the store a cluster's nodes
+   * share (`PgPoolAccounts`), so that a user's uid is one on every node.
+   */
+  readonly pool?: PoolAllocations;
 }
 
 /**
@@ -96,7 +102,7 @@ export interface JobAccountsOptions {
 export class JobAccounts {
   readonly #options: JobAccountsOptions;
   readonly #server: ServerIdentity;
-  readonly #pool: UidPool;
+  readonly #pool: PoolAllocations;
   /** Pool homes known to exist with the right owner, by user. */
   readonly #homes = new Map<string, string>();
   /** The homes directory, made on the first pool account (a server without one makes nothing). */
@@ -105,7 +111,7 @@ export class JobAccounts {
   /** passwd's and group's paths, joined once (#osAccounts runs at every admission). */
   #files: { readonly passwd: string; readonly group: string } | undefined;
 
-  private constructor(options: JobAccountsOptions, pool: UidPool) {
+  private constructor(options: JobAccountsOptions, pool: PoolAllocations) {
     this.#options = options;
     this.#pool = pool;
     this.#server = {
@@ -117,7 +123,7 @@ export class JobAccounts {
   }
 
   static async open(options: JobAccountsOptions): Promise<JobAccounts> {
-    return new JobAccounts(options, await UidPool.open(options.dataDir));
+    return new JobAccounts(options, options.pool ?? (await UidPool.open(options.dataDir)));
   }
 
   /** What the server is, as the rules see it. */
@@ -137,8 +143,46 @@ export class JobAccounts {
    * Whether the pool gave `user` an account. Its uid and home are kept after the user is removed:
    * a new user of the same name would be given them (`UserService`'s `usedBefore`).
    */
-  hasPoolAccount(user: string): boolean {
-    return this.#pool.uidOf(user) !== undefined;
+  hasPoolAccount(user: string): Promise<boolean> {
+    return this.#pool.given(user);
+  }
+
+  /**
+   * Checks, on the node about to run a job, that the account it was admitted with (on whichever
+   * node of a cluster took it) is the same account here: a job never runs as a uid this host gives
+   * someone else. A pool account's uid must name no passwd or group entry here, and its home is
+   * made here when missing; a named account must be in this host's passwd with the same uid and
+   * gid; the server's own account must be this server's. Throws, saying what differs, otherwise.
+   */
+  async checkOnThisHost(owner: string, account: JobAccount | null): Promise<void> {
+    const self = serverAccount();
+    if (account === null || (account.uid === self.uid && account.name === self.name)) return;
+    if (!this.#server.root) {
+      throw new JobworkerError(
+        'ACCOUNT_UNAVAILABLE',
+        `The job runs as \`${account.name}\` (uid ${account.uid}), but this node runs as \`${self.name}\`, not root, and cannot switch to it`,
+      );
+    }
+    const os = await this.#osAccounts();
+    if (account.name === poolAccountName(owner)) {
+      if (os.usedUids.has(account.uid) || os.usedGids.has(account.uid)) {
+        throw new JobworkerError(
+          'ACCOUNT_UNAVAILABLE',
+          `The pool account of user ${owner} has uid ${account.uid}, which this host's passwd or group gives to an account of its own`,
+        );
+      }
+      await this.#home(owner, account.uid);
+      return;
+    }
+    const here = os.byName(account.name);
+    if (here === undefined || here.uid !== account.uid || here.gid !== account.gid) {
+      throw new JobworkerError(
+        'ACCOUNT_UNAVAILABLE',
+        `The job runs as \`${account.name}\` (uid ${account.uid}, gid ${account.gid}), which this host's passwd ` +
+          (here === undefined ? 'does not name' : `gives uid ${here.uid}, gid ${here.gid}`) +
+          ': give the account the same ids on every node',
+      );
+    }
   }
 
   /**
@@ -195,6 +239,12 @@ export class JobAccounts {
   async #poolAccount(user: string): Promise<JobAccount> {
     let uid = this.#pool.uidOf(user);
     if (uid === undefined) uid = await this.#pool.allocate(user, await this.#osAccounts());
+    const home = await this.#home(user, uid);
+    return { name: poolAccountName(user), uid, gid: uid, groups: [uid], home };
+  }
+
+  /** The pool account's home on this host, made (owned by `uid`) when missing. */
+  async #home(user: string, uid: number): Promise<string> {
     let home = this.#homes.get(user);
     if (home === undefined) {
       this.#homesDir ??= prepareHomesDir(this.#options.homesDir, this.#options.onHomesWarning);
@@ -205,7 +255,7 @@ export class JobAccounts {
       home = await ensurePoolHome(this.#options.homesDir, user, uid);
       this.#homes.set(user, home);
     }
-    return { name: poolAccountName(user), uid, gid: uid, groups: [uid], home };
+    return home;
   }
 
   /**

@@ -2,46 +2,35 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../auth/atomic-file.ts';
 import { InsufficientStorageError } from '../core/errors.ts';
+import {
+  lowestFreeUid,
+  type PoolAllocation,
+  type PoolAllocations,
+  UID_POOL,
+  type UsedIds,
+} from '../core/pool-uids.ts';
 
-/**
- * The uids the server hands out to users without a configured run-as account: systemd's
- * DynamicUser range, which no distribution assigns to regular or system accounts. A uid is used
- * as its own gid too.
- */
-export const UID_POOL = { first: 61184, last: 65519 } as const;
+export { type PoolAllocation, UID_POOL, type UsedIds };
 
 export const ACCOUNTS_FILE = 'accounts.json';
-
-/** One user's pool account, as kept. */
-export interface PoolAllocation {
-  readonly user: string;
-  readonly uid: number;
-  readonly allocatedAt: string;
-}
 
 interface PoolFile {
   readonly version: 1;
   readonly accounts: PoolAllocation[];
 }
 
-/** Ids a new allocation must not take: those the host's passwd and group already name. */
-export interface UsedIds {
-  readonly usedUids: ReadonlySet<number>;
-  readonly usedGids: ReadonlySet<number>;
-}
-
 /**
  * Which pool uid each jobworker user has, kept in `<dataDir>/accounts.json` (0600) so that a user
  * gets the same uid, and so owns the same home and files, across restarts.
  *
- * A file in the data directory rather than a table in the job store: a uid is a fact of one host
- * (its kernel, its passwd, its homes directory), while the store may be shared by several nodes
- * on other hosts; and it changes once per user in a server's life, like `tokens.json`. One server
- * per data directory writes it. Two servers on one host with different data directories keep
- * separate pools over the same range: give them separate homes directories and do not expect
- * their users' uids to differ (docs/operations.md).
+ * A file in the data directory for a server of its own, which changes once per user in the
+ * server's life, like `tokens.json`; one server per data directory writes it. The nodes of a
+ * cluster keep theirs in the store they share instead (`PgPoolAccounts`: a job runs on whichever
+ * node claims it), each taking in its file's allocations at its start. Two servers on one host
+ * with different data directories keep separate pools over the same range: give them separate
+ * homes directories and do not expect their users' uids to differ (docs/operations.md).
  */
-export class UidPool {
+export class UidPool implements PoolAllocations {
   readonly #path: string;
   readonly #byUser: Map<string, PoolAllocation>;
   /** Allocations are made one at a time: two users never get the same uid. */
@@ -74,6 +63,10 @@ export class UidPool {
     return [...this.#byUser.values()];
   }
 
+  async given(user: string): Promise<boolean> {
+    return this.uidOf(user) !== undefined;
+  }
+
   /** The user's uid, allocating (and persisting) the lowest free one on first use. */
   allocate(user: string, used: UsedIds, now = new Date()): Promise<number> {
     const known = this.uidOf(user);
@@ -86,18 +79,7 @@ export class UidPool {
   async #allocate(user: string, used: UsedIds, now: Date): Promise<number> {
     const known = this.uidOf(user);
     if (known !== undefined) return known;
-    const taken = new Set([...this.#byUser.values()].map((a) => a.uid));
-    let uid: number | undefined;
-    for (let candidate = UID_POOL.first; candidate <= UID_POOL.last; candidate++) {
-      if (taken.has(candidate) || used.usedUids.has(candidate) || used.usedGids.has(candidate)) continue;
-      uid = candidate;
-      break;
-    }
-    if (uid === undefined) {
-      throw new Error(
-        `The uid pool ${UID_POOL.first}-${UID_POOL.last} is used up: no uid is left for user ${user}`,
-      );
-    }
+    const uid = lowestFreeUid(new Set([...this.#byUser.values()].map((a) => a.uid)), used, user);
     const allocation: PoolAllocation = { user, uid, allocatedAt: now.toISOString() };
     const accounts = [...this.#byUser.values(), allocation];
     const file: PoolFile = { version: 1, accounts };

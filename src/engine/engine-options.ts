@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import { join, normalize, resolve } from 'node:path';
 import { type Clock, systemClock } from '../core/clock.ts';
-import type { JobIsolation } from '../core/job.ts';
+import type { Job, JobIsolation } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS } from '../core/limits.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
@@ -75,11 +75,19 @@ export interface EngineOptions {
    * (docs/isolation.md). Default none. `jobworker serve --default-limits` sets the defaults.
    */
   readonly limits?: LimitSettings;
+  /**
+   * For a node of a cluster: checks, before a claimed job is spawned, that the account it was
+   * admitted with (on whichever node took it) is the same account on this host
+   * (`JobAccounts.checkOnThisHost`); a throw fails the start with its message. Default none: a
+   * server of its own admits and runs its jobs on one host.
+   */
+  readonly checkAccount?: (job: Job) => Promise<void>;
 }
 
-export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups' | 'host'>> & {
+export type ResolvedEngineOptions = Required<Omit<EngineOptions, 'cgroups' | 'host' | 'checkAccount'>> & {
   cgroups: CgroupOptions;
   host?: HostCapabilities;
+  checkAccount?: (job: Job) => Promise<void>;
 };
 
 export const ENGINE_DEFAULTS = {

@@ -247,6 +247,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       node: options.node,
       jobDir: (id) => this.#jobDir(id),
       ioPaths: (id) => this.ioPaths(id),
+      ...(options.checkAccount ? { checkAccount: options.checkAccount } : {}),
       changed: (job) => this.#changed(job),
       claimLost: (job, err) =>
         options.logger.warn(

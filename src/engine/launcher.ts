@@ -31,6 +31,8 @@ export interface LauncherDeps {
   readonly jobDir: (id: string) => string;
   /** Where the job leaves its result and progress: made, owned by its account, before it is spawned. */
   readonly ioPaths: (id: string) => JobIoPaths;
+  /** Checks the job's account on this host before its spawn (`EngineOptions.checkAccount`). */
+  readonly checkAccount?: (job: Job) => Promise<void>;
   /** A job that ended without supervision (a claim cancelled): events and what follows. */
   readonly changed: (job: Job) => void;
   /** A claim this node spawned had gone back to its queue (docs/cluster.md): what it spawned was ended. */
@@ -110,6 +112,8 @@ export class Launcher {
       const ending = this.#ending.get(id);
       if (ending) await ending.catch(() => undefined);
       if (this.#stopped.has(id)) return { ok: 'stopped', dirs, made: false };
+      // Before anything is made as it: admitted by another node, its account is that node's.
+      await this.#deps.checkAccount?.(job);
       // The directory is made last before the spawn: after a crash, a claimed job whose
       // directory exists may have been sent to the spawner (see recoverClaims).
       await mkdir(dir, { mode: 0o700 }).catch(async (err: unknown) => {

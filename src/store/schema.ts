@@ -21,6 +21,15 @@ export interface StoreSchema {
   job_status_counts: JobStatusCountRow;
   /** PostgreSQL only: the nodes of a cluster (migration 0004-cluster). */
   nodes: NodeRow;
+  /** PostgreSQL only: the pool accounts the nodes share (migration 0008-pool-accounts). */
+  pool_accounts: PoolAccountRow;
+}
+
+/** A user's pool uid (PostgreSQL migration 0008-pool-accounts); see `PgPoolAccounts`. */
+export interface PoolAccountRow {
+  user_name: string;
+  uid: number;
+  allocated_at: number;
 }
 
 /** A node of a cluster (PostgreSQL migration 0004-cluster); see `NodeRecord`. */

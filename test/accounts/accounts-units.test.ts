@@ -163,6 +163,42 @@ describe('pool homes', () => {
     await assert.rejects(ensurePoolHome(homes, 'bob', 61998), /not a directory owned by uid 61998/);
   });
 
+  it("JobAccounts.checkOnThisHost: a job admitted by another node runs here only as this host's same account", async () => {
+    const homesDir = join(root, 'node-b', 'homes');
+    const nodeB = await JobAccounts.open({
+      dataDir: await mkdtemp(join(root, 'data-')),
+      homesDir,
+      etc: await etcDir(),
+    });
+    const refused = (account: Parameters<JobAccounts['checkOnThisHost']>[1], pattern: RegExp) =>
+      assert.rejects(
+        nodeB.checkOnThisHost('al', account),
+        (err: JobworkerError) => err.code === 'ACCOUNT_UNAVAILABLE' && pattern.test(err.message),
+      );
+    const account = { groups: [], home: '/home/x' };
+    // A named account: the same ids here, or refused, saying what differs.
+    await nodeB.checkOnThisHost('al', { ...account, name: 'alice', uid: 1000, gid: 1000 });
+    await refused(
+      { ...account, name: 'alice', uid: 1001, gid: 1001 },
+      /`alice` \(uid 1001, gid 1001\).*gives uid 1000, gid 1000/,
+    );
+    await refused({ ...account, name: 'ghost', uid: 1500, gid: 1500 }, /`ghost`.*does not name/);
+    // A pool account: a uid this host gives an account of its own is refused (passwd, then group).
+    for (const uid of [UID_POOL.first, UID_POOL.first + 1]) {
+      await refused(
+        { ...account, name: poolAccountName('al'), uid, gid: uid },
+        new RegExp(`uid ${uid}, which this host`),
+      );
+    }
+    // One free here: its home is made here, the account's, as at a first job on this node.
+    const uid = UID_POOL.first + 7;
+    await nodeB.checkOnThisHost('al', { ...account, name: poolAccountName('al'), uid, gid: uid });
+    const home = await stat(join(homesDir, 'al'));
+    assert.deepEqual([home.uid, home.mode & 0o777], [uid, 0o700]);
+    // The server's own account, or none (a job admitted as it): nothing to check.
+    await nodeB.checkOnThisHost('al', null);
+  });
+
   it('JobAccounts: a configured account from passwd; an unknown one, or root for a user, refused', async () => {
     const accounts = await JobAccounts.open({
       dataDir: await mkdtemp(join(root, 'data-')),

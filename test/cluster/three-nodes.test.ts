@@ -245,6 +245,43 @@ describe('three nodes on one PostgreSQL database', () => {
     }
   });
 
+  it("runs a user's jobs as one pool uid on every node, and two users' as two, whichever nodes gave them", async () => {
+    for (const name of ['pool-bob', 'pool-carol']) {
+      assert.equal((await a.api('POST', '/v1/users', { name, role: 'user' })).status, 201);
+    }
+    const tokenOf = async (user: string) =>
+      (await a.api<{ token: string }>('POST', '/v1/tokens', { user })).body.token;
+    const as = async (node: TestNode, token: string, spec: Record<string, unknown>) => {
+      const res = await fetch(new URL('/v1/jobs', `${node.url}/`), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(spec),
+      });
+      const body = (await res.json()) as JobJson & { account: { name: string; uid: number } };
+      assert.equal(res.status, 201, JSON.stringify(body));
+      return body;
+    };
+    const [bob, carol] = [await tokenOf('pool-bob'), await tokenOf('pool-carol')];
+    // Each user's first job through another node: each of those nodes gives the uid.
+    const carols = await as(b, carol, { command: 'id', args: ['-u'] });
+    const bobs = await as(a, bob, { command: 'id', args: ['-u'] });
+    assert.notEqual(bobs.account.uid, carols.account.uid, 'two users, two uids');
+    // Bob's next job through node B, run by node C: the same uid, which the job runs as.
+    let id = '';
+    await whileDrained([a, b], async () => {
+      const again = await as(b, bob, { command: 'id', args: ['-u'] });
+      assert.equal(again.account.uid, bobs.account.uid, 'one user, one uid on every node');
+      id = again.id;
+      await untilStatus(a, id, (j) => FINAL.has(j.status));
+    });
+    assert.deepEqual([(await job(a, id)).status, (await job(a, id)).node], ['succeeded', 'node-c']);
+    const out = await fetch(new URL(`/v1/jobs/${id}/output?stream=stdout`, a.url), {
+      headers: { authorization: `Bearer ${a.token}` },
+    });
+    assert.equal((await out.text()).trim(), String(bobs.account.uid));
+    for (const first of [carols, bobs]) await untilStatus(a, first.id, (j) => FINAL.has(j.status));
+  });
+
   it('stops through node B a job on node C, with its whole tree', async () => {
     const pidFile = join(work, 'child.pid');
     let id = '';

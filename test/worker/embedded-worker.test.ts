@@ -48,7 +48,9 @@ describe('openWorker', () => {
   it('stops a job with its process tree', async () => {
     const w = await openWorker({ dataDir: await fresh(), defaultGraceMs: 1000 });
     try {
-      const job = await w.start({ command: '/bin/sh', args: ['-c', 'sleep 60 & sleep 60; wait'] });
+      const job = await w.start({ command: '/bin/sh', args: ['-c', 'echo up; sleep 60 & sleep 60; wait'] });
+      // Running (a stop before its spawn cancels it instead: it never runs).
+      for await (const chunk of w.output(job.id)) if (chunk.data.toString().includes('up')) break;
       const stopped = await w.stop(job.id);
       assert.equal(stopped.status, 'stopped');
     } finally {

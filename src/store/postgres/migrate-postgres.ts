@@ -7,6 +7,7 @@ import * as cluster from './migrations/0004-cluster.ts';
 import * as deliveryClaims from './migrations/0005-delivery-claims.ts';
 import * as dueNotify from './migrations/0006-due-notify.ts';
 import * as stopAlsoBy from './migrations/0007-stop-also-by.ts';
+import * as poolAccounts from './migrations/0008-pool-accounts.ts';
 
 /**
  * Every PostgreSQL migration, by name, in the order they run. The PostgreSQL schema started at
@@ -20,6 +21,7 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0005-delivery-claims': deliveryClaims,
   '0006-due-notify': dueNotify,
   '0007-stop-also-by': stopAlsoBy,
+  '0008-pool-accounts': poolAccounts,
 };
 
 const provider: MigrationProvider = {

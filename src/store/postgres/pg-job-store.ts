@@ -50,6 +50,7 @@ import {
 import { pgListActiveQuery, pgListJobsQuery } from './pg-list-jobs-query.ts';
 import { type NodeLockOptions, PgNodeLock } from './pg-node-lock.ts';
 import { PgNodeStore } from './pg-node-store.ts';
+import { PgPoolAccounts } from './pg-pool-accounts.ts';
 import { pgDeleteFinished, pgDeleteJob, pgRetentionBound } from './pg-retention.ts';
 import { isUniqueViolation, pgStoreError } from './pg-storage-error.ts';
 import { PgUserStore } from './pg-user-store.ts';
@@ -91,6 +92,8 @@ export class PgJobStore implements JobStore {
 
   /** Users, tokens and the audit trail, in the same database and pool. */
   readonly users: PgUserStore;
+  /** The uids of users' pool accounts, one for every node (docs/cluster.md, "Job accounts"). */
+  readonly poolAccounts: PgPoolAccounts;
   /** Webhooks, their outbox (filled by triggers on `jobs`) and deliveries. */
   readonly webhooks: PgWebhookStore;
   /** The nodes of the cluster (docs/cluster.md), on a pool of their own. */
@@ -108,6 +111,7 @@ export class PgJobStore implements JobStore {
     this.#clock = clock;
     this.users = new PgUserStore(db);
     this.webhooks = new PgWebhookStore(db);
+    this.poolAccounts = new PgPoolAccounts(db);
     this.#nodesDb = openPostgres(url, { max: NODES_POOL_SIZE });
     this.nodes = new PgNodeStore(this.#nodesDb, db);
   }

@@ -1,0 +1,109 @@
+import type { Kysely } from 'kysely';
+import {
+  lowestFreeUid,
+  type PoolAllocation,
+  type PoolAllocations,
+  type UsedIds,
+} from '../../core/pool-uids.ts';
+import type { StoreSchema } from '../schema.ts';
+
+/** Allocations lost to another node's in a row before giving up (each loss is a uid taken meanwhile). */
+const ALLOCATION_TRIES = 8;
+
+/**
+ * The pool accounts of a cluster's nodes, in the store they share (`pool_accounts`): a user's job
+ * runs as the same uid on whichever node claims it, and two users never get one uid, whichever
+ * nodes gave them theirs. The uid is checked against the passwd and group of the node that gives
+ * it; the node that runs a job checks its own (`JobAccounts.checkOnThisHost`). Allocations never
+ * change once made, so each node caches those it read.
+ */
+export class PgPoolAccounts implements PoolAllocations {
+  readonly #db: Kysely<StoreSchema>;
+  readonly #known = new Map<string, number>();
+
+  constructor(db: Kysely<StoreSchema>) {
+    this.#db = db;
+  }
+
+  uidOf(user: string): number | undefined {
+    return this.#known.get(user);
+  }
+
+  async given(user: string): Promise<boolean> {
+    return (await this.#read(user)) !== undefined;
+  }
+
+  /**
+   * The user's uid: one another node gave, or the lowest free one, inserted unless a node took
+   * that uid (or gave this user one) meanwhile, when the pool is read again. No lock: the unique
+   * keys decide between nodes racing.
+   */
+  async allocate(user: string, used: UsedIds, now = new Date()): Promise<number> {
+    for (let attempt = 0; attempt < ALLOCATION_TRIES; attempt++) {
+      const known = await this.#read(user);
+      if (known !== undefined) return known;
+      const taken = await this.#db.selectFrom('pool_accounts').select('uid').execute();
+      const uid = lowestFreeUid(new Set(taken.map((r) => r.uid)), used, user);
+      const inserted = await this.#db
+        .insertInto('pool_accounts')
+        .values({ user_name: user, uid, allocated_at: now.getTime() })
+        .onConflict((c) => c.doNothing())
+        .returning('uid')
+        .executeTakeFirst();
+      if (inserted !== undefined) {
+        this.#known.set(user, inserted.uid);
+        return inserted.uid;
+      }
+    }
+    throw new Error(`Could not allocate a pool uid for user ${user}: other nodes took each one tried`);
+  }
+
+  /**
+   * Takes in a node's own allocations (its `accounts.json`, from before it kept them here): each
+   * whose user and uid are both free is kept as it was; the others are returned as conflicts, the
+   * user keeping the uid the pool already gives (a uid the node gave two users' files would be
+   * both's), so that a node can say which homes hold files of another uid.
+   */
+  async adopt(allocations: readonly PoolAllocation[]): Promise<PoolConflict[]> {
+    const conflicts: PoolConflict[] = [];
+    for (const a of allocations) {
+      await this.#db
+        .insertInto('pool_accounts')
+        .values({ user_name: a.user, uid: a.uid, allocated_at: Date.parse(a.allocatedAt) || 0 })
+        .onConflict((c) => c.doNothing())
+        .execute();
+      const kept = await this.#read(a.user);
+      if (kept === a.uid) continue;
+      const holder = await this.#db
+        .selectFrom('pool_accounts')
+        .select('user_name')
+        .where('uid', '=', a.uid)
+        .executeTakeFirst();
+      conflicts.push({ user: a.user, localUid: a.uid, poolUid: kept, uidHolder: holder?.user_name });
+    }
+    return conflicts;
+  }
+
+  async #read(user: string): Promise<number | undefined> {
+    const known = this.#known.get(user);
+    if (known !== undefined) return known;
+    const row = await this.#db
+      .selectFrom('pool_accounts')
+      .select('uid')
+      .where('user_name', '=', user)
+      .executeTakeFirst();
+    if (row !== undefined) this.#known.set(user, row.uid);
+    return row?.uid;
+  }
+}
+
+/** A node's allocation the cluster's pool could not keep as it was (`PgPoolAccounts.adopt`). */
+export interface PoolConflict {
+  readonly user: string;
+  /** The uid the node's `accounts.json` gave the user. */
+  readonly localUid: number;
+  /** The uid the pool gives the user now (undefined: none yet; the node's uid is another user's). */
+  readonly poolUid: number | undefined;
+  /** The user the pool gives the node's uid to, if another. */
+  readonly uidHolder: string | undefined;
+}
