@@ -1188,6 +1188,46 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           );
         }));
 
+      it("deletes a job's outbox events not yet fanned out with it, by deleteJob and by retention", () =>
+        withStore(async (store) => {
+          const webhooks = (store as unknown as { webhooks: WebhookStore }).webhooks;
+          // Jobs with a notify, inserted finished: the triggers write their queued and finished
+          // events, as they would right before a delete that comes before the dispatcher's pass.
+          const notify = { url: 'https://example.com/h', events: ['job:finished' as const] };
+          const byDelete = await finishedAt(store, 1, 'alice', 'failed');
+          const gone = await inserted(store, {
+            status: 'failed',
+            finishedAt: new Date(T0 + 2),
+            spec: { notify, env: { TOKEN: 'secret' } },
+          });
+          const byRetention = await inserted(store, {
+            status: 'succeeded',
+            finishedAt: new Date(T0 + 3),
+            spec: { notify },
+          });
+          const kept = await inserted(store, {
+            status: 'failed',
+            finishedAt: new Date(T0 + 9),
+            spec: { notify },
+          });
+          await webhooks.appendOutbox('job:progress', byDelete, new Date(T0));
+          const ids = new Set([byDelete.id, gone.id, byRetention.id, kept.id]);
+          const outboxJobs = async () =>
+            (await webhooks.readOutbox(100)).map((e) => e.job.id).filter((id) => ids.has(id));
+          assert.equal(
+            (await outboxJobs()).length,
+            7,
+            'each notify job queued and finished, and one progress',
+          );
+          await store.deleteJob(byDelete.id);
+          await store.deleteJob(gone.id);
+          assert.deepEqual(
+            await store.deleteFinished({ before: { finishedAt: new Date(T0 + 5), id: '' }, limit: 10 }),
+            [byRetention.id],
+          );
+          assert.deepEqual(await outboxJobs(), [kept.id, kept.id]);
+        }));
+
       it('refuses to delete a queued, running or paused job, naming its status, and deletes nothing', () =>
         withStore(async (store) => {
           for (const status of ['queued', 'running', 'paused'] as const) {
