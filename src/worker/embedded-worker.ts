@@ -100,9 +100,18 @@ export class Worker {
   /**
    * Starts a command (`{ command, args?, cwd?, env?, timeoutMs?, ... }`, the job spec of
    * docs/api.md) and resolves with the job once it is admitted; `wait` for its end. A bad spec
-   * throws a `ValidationError` naming the field.
+   * throws a `ValidationError` naming the field. `notify` is refused: webhooks need `jobworker serve`.
    */
-  start(spec: JobSpecInput): Promise<Job> {
+  async start(spec: JobSpecInput): Promise<Job> {
+    // A Worker has no webhook dispatcher: a job's notify would never be sent, its events would
+    // pile up in the outbox, and a server opened later on this directory would send them all,
+    // to addresses no submission check ever saw.
+    if ((spec as { notify?: unknown } | null | undefined)?.notify !== undefined) {
+      throw new ValidationError(
+        'notify',
+        'A Worker sends no webhooks: `notify` needs `jobworker serve`; start the job without it, or through a server',
+      );
+    }
     return this.#engine.start(spec, { user: this.#user });
   }
 

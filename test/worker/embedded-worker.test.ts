@@ -112,4 +112,21 @@ describe('openWorker', () => {
       await w.close();
     }
   });
+
+  it('refuses a notify, which only a server delivers, and creates nothing', async () => {
+    const w = await openWorker({ dataDir: await fresh() });
+    try {
+      await assert.rejects(
+        w.start({ command: '/bin/true', notify: { url: 'https://example.com/hooks/jobworker' } }),
+        {
+          code: 'VALIDATION_FAILED',
+          field: 'notify',
+          message: /`notify`.*`jobworker serve`/,
+        },
+      );
+      assert.deepEqual((await w.list()).jobs, []);
+    } finally {
+      await w.close();
+    }
+  });
 });
