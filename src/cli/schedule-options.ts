@@ -125,8 +125,9 @@ const TIME =
 
 /**
  * An ISO 8601 date or time, returned as UTC ISO 8601. Without a zone it is local time, as
- * `date` reads it (`2026-12-01` is local midnight); a day that is not in the calendar is refused
- * rather than rolled over to the next month.
+ * `date` reads it (`2026-12-01` is local midnight); a day that is not in the calendar, a local
+ * time the clocks skip (a daylight saving gap) and an offset past ±23:59 are refused rather than
+ * rolled over.
  */
 export function parseTime(text: string): string {
   const match = TIME.exec(text.trim());
@@ -140,19 +141,38 @@ export function parseTime(text: string): string {
     throw new InvalidArgumentError(expected);
   }
   let at: Date;
-  if (zone === undefined) at = new Date(y!, mo! - 1, d!, h, mi, s, ms);
-  else {
+  if (zone === undefined) {
+    at = new Date(y!, mo! - 1, d!, h, mi, s, ms);
+    // `Date` moves a time in a spring-forward gap past it (02:30 becomes 03:30) without a word:
+    // the job would start an hour off. A time that does not come back as given never comes.
+    if (at.getDate() !== d || at.getHours() !== h || at.getMinutes() !== mi) {
+      const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      throw new InvalidArgumentError(
+        `Expected a local time that exists, got ${JSON.stringify(text)}: the clocks of ${tz} skip it (daylight saving time). Give a time after the change, or one with a zone offset.`,
+      );
+    }
+  } else {
     const offset = zone === 'Z' ? 0 : offsetMinutes(zone);
+    // The server checks a `runAt` offset, but this one never reaches it: the time is sent in UTC.
+    if (offset === null) {
+      throw new InvalidArgumentError(
+        `Expected a zone offset from -23:59 to +23:59, got ${JSON.stringify(zone)} in ${JSON.stringify(text)}.`,
+      );
+    }
     at = new Date(Date.UTC(y!, mo! - 1, d!, h, mi, s, ms) - offset * 60_000);
   }
   if (Number.isNaN(at.getTime())) throw new InvalidArgumentError(expected);
   return at.toISOString();
 }
 
-function offsetMinutes(zone: string): number {
+/** `+HH:MM` or `+HHMM` in minutes east of UTC, or null past 23 hours or 59 minutes. */
+function offsetMinutes(zone: string): number | null {
   const digits = zone.slice(1).replace(':', '');
-  const minutes = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2));
-  return zone.startsWith('-') ? -minutes : minutes;
+  const hours = Number(digits.slice(0, 2));
+  const minutes = Number(digits.slice(2));
+  if (hours > 23 || minutes > 59) return null;
+  const total = hours * 60 + minutes;
+  return zone.startsWith('-') ? -total : total;
 }
 
 /** The body fields of the scheduling options; options that only make sense with another are usage errors. */

@@ -89,6 +89,20 @@ describe('scheduling option parsers', () => {
       assert.throws(() => parseTime(bad), /Expected an ISO 8601 time/, bad);
     }
   });
+
+  it('--at refuses a zone offset past 23 hours or 59 minutes, which the server never sees', () => {
+    assert.equal(parseTime('2026-12-01T03:00+23:59'), '2026-11-30T03:01:00.000Z');
+    assert.equal(parseTime('2026-12-01T03:00-2359'), '2026-12-02T02:59:00.000Z');
+    for (const bad of ['+05:99', '+99:00', '-24:00', '+0560']) {
+      assert.throws(
+        () => parseTime(`2026-12-01T03:00${bad}`),
+        {
+          message: `Expected a zone offset from -23:59 to +23:59, got "${bad}" in "2026-12-01T03:00${bad}".`,
+        },
+        bad,
+      );
+    }
+  });
 });
 
 describe('scheduleBody', () => {
@@ -137,6 +151,7 @@ describe('usage errors of the new options and commands', () => {
       [['start', '--after', A, '--after', A, '--', 'true'], /--after/],
       [['start', '--delay', 'soon', '--', 'true'], /--delay/],
       [['start', '--at', 'tomorrow', '--', 'true'], /--at/],
+      [['start', '--at', '2026-12-01T03:00+05:99', '--', 'true'], /--at.*from -23:59 to \+23:59/],
       [['start', '--delay', '5m', '--at', '2026-12-01T00:00Z', '--', 'true'], /--delay.*--at/],
       [['start', '--retry', '100', '--', 'true'], /--retry/],
       [['start', '--retry', '1', '--retry-backoff', '1s,0', '--', 'true'], /--retry-backoff/],
