@@ -262,6 +262,18 @@ describe('three nodes on one PostgreSQL database', () => {
       return body;
     };
     const [bob, carol] = [await tokenOf('pool-bob'), await tokenOf('pool-carol')];
+    // Issued through node A: the others know them once the store has told them (milliseconds).
+    for (const node of [b, c]) {
+      for (const token of [bob, carol]) {
+        await until('the token known to every node', async () => {
+          const res = await fetch(new URL('/v1/jobs?limit=1', `${node.url}/`), {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          await res.arrayBuffer();
+          return res.status === 200 ? true : undefined;
+        });
+      }
+    }
     // Each user's first job through another node: each of those nodes gives the uid.
     const carols = await as(b, carol, { command: 'id', args: ['-u'] });
     const bobs = await as(a, bob, { command: 'id', args: ['-u'] });

@@ -55,6 +55,8 @@ describe("the Job Worker design's REST paths", () => {
       assert.deepEqual(Object.keys(status.body).sort(), ['error', 'jobStatus', 'status']);
       assert.equal(status.body.status, 'success');
       assert.ok(['queued', 'running'].includes(status.body.jobStatus as string));
+      // Stopped once running (one stopped before its spawn is cancelled: it never ran).
+      await h.engine.untilStarted(jobId);
       const stopped = await call('POST', `/stop${slash}`, alice, { jobId });
       assert.deepEqual(stopped.body, { status: 'success', error: null });
       await h.engine.waitFor(jobId);

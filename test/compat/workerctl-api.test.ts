@@ -62,6 +62,8 @@ describe("the workerctl design's action API", () => {
     };
     const running = await act({ action: 'status', token: alice, jobID });
     assert.ok(['created', 'running'].includes(running.body.status as string));
+    // Stopped once running (one stopped before its spawn is cancelled: it never ran).
+    await h.engine.untilStarted(jobID);
     const stopped = await act({ action: 'stop', token: alice, jobID });
     assert.deepEqual(stopped.body, { jobID, status: 'stopped' });
     await h.engine.waitFor(jobID);

@@ -318,6 +318,7 @@ describe('queues: retries, delays and de-duplication (on a manual clock)', () =>
       { command: 'sh', args: ['-c', 'echo up; exec sleep 600'], retry: { attempts: 5 } },
       caller,
     );
+    await engine.untilStarted(job.id);
     await engine.stop(job.id, caller, { graceMs: 1000 });
     const ended = await finished(engine, job.id);
     assert.equal(ended.status, 'stopped');
