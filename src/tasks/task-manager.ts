@@ -387,28 +387,50 @@ export class TaskManager extends EventEmitter<TaskEvents> {
       this.#keepAlive = undefined;
     }
     const info = snapshot(record);
-    this.#remember(record);
+    const evicted = this.#remember(record);
     record.done.resolve(info);
-    // The next queued task starts whatever a listener does (one that throws would leave it queued).
-    try {
-      this.emit(
-        status === 'succeeded' ? 'task:succeed' : status === 'failed' ? 'task:fail' : 'task:cancel',
-        info,
-      );
-    } finally {
+    const event = status === 'succeeded' ? 'task:succeed' : status === 'failed' ? 'task:fail' : 'task:cancel';
+    // A listener that throws, of an eviction or of this end, would otherwise keep the task's own
+    // event from being sent and leave the next queued task queued.
+    this.#emitThen([...evicted.map((e) => ['task:evict', e] as const), [event, info]], () => {
       if (!this.#closed) this.#pump();
-    }
+    });
   }
 
-  #remember(record: TaskRecord): void {
+  /** Adds a finished task to the history and drops the oldest beyond its size: what they were. */
+  #remember(record: TaskRecord): TaskInfo[] {
+    const evicted: TaskInfo[] = [];
     this.#history.add(record.id);
     while (this.#history.size > this.#options.historySize) {
       const oldest = this.#history.values().next().value as string;
       this.#history.delete(oldest);
-      const evicted = this.#tasks.get(oldest);
+      const gone = this.#tasks.get(oldest);
       this.#tasks.delete(oldest);
-      if (evicted) this.emit('task:evict', snapshot(evicted));
+      if (gone) evicted.push(snapshot(gone));
     }
+    return evicted;
+  }
+
+  /**
+   * Emits `events` in order, then runs `then`, whatever a listener does: one that throws (the
+   * embedding program's error) must keep neither the later events nor the manager's bookkeeping
+   * from being done. The first error is thrown once all of it is, as the program's own.
+   */
+  #emitThen(events: readonly (readonly [keyof TaskEvents, TaskInfo])[], then?: () => void): void {
+    let failure: { error: unknown } | undefined;
+    for (const [event, info] of events) {
+      try {
+        this.emit(event, info);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    try {
+      then?.();
+    } catch (error) {
+      failure ??= { error };
+    }
+    if (failure) throw failure.error;
   }
 }
 

@@ -343,6 +343,33 @@ describe('TaskManager: history', () => {
     await tm.close();
   });
 
+  it('a task:evict listener that throws does not keep the evicting task from ending, nor the next from starting', async () => {
+    const clock = new ManualClock();
+    const tm = new TaskManager({ clock, concurrency: 1, historySize: 1, pollInitialMs: 10, pollMaxMs: 10 });
+    try {
+      const succeeded: string[] = [];
+      tm.on('task:succeed', (t) => succeeded.push(t.id));
+      tm.on('task:evict', () => {
+        throw new Error('a listener of the embedding program');
+      });
+      const [first, second, third] = [1, 2, 3].map((v) => tm.submitPolling(new PollingGenTask(v, 1))) as [
+        string,
+        string,
+        string,
+      ];
+      clock.advance(10);
+      // The second's end evicts the first: the listener's error surfaces out of the timer.
+      assert.throws(() => clock.advance(10), /a listener of the embedding program/);
+      assert.deepEqual(succeeded, [first, second], 'its task:succeed is emitted all the same');
+      assert.equal(tm.get(third)?.status, 'running', 'the next task started');
+      assert.equal(tm.get(first), undefined);
+      assert.equal((await tm.wait(second)).value, 4);
+    } finally {
+      tm.removeAllListeners();
+      await tm.close();
+    }
+  });
+
   it('checks its options, naming the bad one', () => {
     assert.throws(() => new TaskManager({ concurrency: 0 }), {
       message: 'Expected `concurrency` to be a positive integer, got `0`',
