@@ -242,28 +242,39 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     // awaiting `wait()` on a polling task would exit with the task unfinished. This handle is
     // not a schedule, only a reference, so it bypasses the Clock on purpose.
     if (this.#active++ === 0) this.#keepAlive = setInterval(() => undefined, 2 ** 30);
-    this.emit('task:submit', snapshot(record));
-    this.#pump();
+    // A listener that throws would otherwise leave the task queued and nothing started. Its error
+    // is thrown out of this submit once the task is in: the caller's own, as from a plain emit.
+    this.#emitThen([['task:submit', snapshot(record)]], () => this.#pump());
     return record.id;
   }
 
   /** Starts queued tasks while slots (and, for blocking ones, threads) are free. */
   #pump(): void {
+    // A listener that throws on one start must not keep the tasks after it from starting.
+    let failure: { error: unknown } | undefined;
     while (this.#running < this.#options.concurrency) {
       const threadFree = this.#threadsBusy < this.#options.threads;
       const next = this.#queue.take((r) => r.kind === 'polling' || threadFree);
-      if (!next) return;
-      this.#start(next);
+      if (!next) break;
+      try {
+        this.#start(next);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
+    if (failure) throw failure.error;
   }
 
   #start(record: TaskRecord): void {
     record.status = 'running';
     record.startedAt = this.#options.clock.now();
     this.#running++;
-    this.emit('task:start', snapshot(record));
-    if (record.kind === 'blocking') this.#startBlocking(record);
-    else this.#startPolling(record);
+    // The work starts whatever a listener does: one that throws would leave the task running for
+    // good with nothing started, its slot taken and its `wait()` hanging.
+    this.#emitThen([['task:start', snapshot(record)]], () => {
+      if (record.kind === 'blocking') this.#startBlocking(record);
+      else this.#startPolling(record);
+    });
   }
 
   #startBlocking(record: TaskRecord): void {

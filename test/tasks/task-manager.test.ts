@@ -266,6 +266,60 @@ describe('TaskManager: polling tasks', () => {
     await tm.close();
   });
 
+  it('a task:submit listener that throws: submit throws it, the task submitted and started all the same', async () => {
+    const clock = new ManualClock();
+    const tm = new TaskManager({ clock, pollInitialMs: 10, pollMaxMs: 10 });
+    try {
+      tm.once('task:submit', () => {
+        throw new Error('a listener of the embedding program');
+      });
+      assert.throws(() => tm.submitPolling(new PollingGenTask(1, 1)), /a listener of the embedding program/);
+      const [task] = tm.list();
+      assert.ok(task);
+      assert.equal(task.status, 'running', 'not left queued');
+      clock.advance(10);
+      assert.equal((await tm.wait(task.id)).value, 2);
+    } finally {
+      tm.removeAllListeners();
+      await tm.close();
+    }
+  });
+
+  it('a task:start listener that throws does not leave its task running with no work started', async () => {
+    const clock = new ManualClock();
+    const tm = new TaskManager({ clock, concurrency: 1, pollInitialMs: 10, pollMaxMs: 10 });
+    try {
+      const first = tm.submitPolling(new PollingGenTask(1, 1));
+      const next = new PollingGenTask(2, 1);
+      const nextId = tm.submitPolling(next);
+      const listener = () => {
+        throw new Error('a listener of the embedding program');
+      };
+      tm.on('task:start', listener);
+      // The first's end starts the next: the listener's error surfaces out of the timer.
+      assert.throws(() => clock.advance(10), /a listener of the embedding program/);
+      assert.equal((await tm.wait(first)).status, 'succeeded');
+      assert.equal(next.state, 0, 'its run() was called');
+      assert.equal(tm.stats().scheduled, 1, 'its first poll is scheduled');
+      tm.off('task:start', listener);
+      clock.advance(10);
+      assert.equal((await tm.wait(nextId)).value, 4);
+      // A blocking task started at its submit: submit throws the error, the task runs on its thread.
+      tm.on('task:start', listener);
+      assert.throws(
+        () => tm.submitBlocking(GEN, 'blockingDouble', 4, 0),
+        /a listener of the embedding program/,
+      );
+      const blocking = tm.list().at(-1);
+      assert.ok(blocking);
+      assert.equal(blocking.kind, 'blocking');
+      assert.equal((await tm.wait(blocking.id)).value, 8);
+    } finally {
+      tm.removeAllListeners();
+      await tm.close();
+    }
+  });
+
   it('refuses an object without run() or poll(), naming the field', () => {
     const tm = new TaskManager();
     assert.throws(() => tm.submitPolling({} as never), {
