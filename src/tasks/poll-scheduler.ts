@@ -1,8 +1,12 @@
-import type { Clock, ClockTimer } from '../core/clock.ts';
+import { type Clock, type ClockTimer, steadyMs } from '../core/clock.ts';
 import { MinHeap } from './min-heap.ts';
 
 /** One pending poll. Set `cancelled` to drop it: it is discarded when it reaches the top. */
 export interface PollEntry {
+  /**
+   * When it is due, on the clock's steady time (`steadyMs`): on the wall clock, one set back by an
+   * NTP step would put off every poll for as long.
+   */
   readonly dueAt: number;
   cancelled: boolean;
   fire(): void;
@@ -56,17 +60,14 @@ export class PollScheduler {
     }
     if (top === undefined || this.#closed) return;
     this.#armedFor = top.dueAt;
-    this.#timer = this.#clock.setTimer(
-      () => this.#wake(),
-      Math.max(0, top.dueAt - this.#clock.now().getTime()),
-    );
+    this.#timer = this.#clock.setTimer(() => this.#wake(), Math.max(0, top.dueAt - steadyMs(this.#clock)));
   }
 
   #wake(): void {
     this.wakeUps++;
     this.#timer = undefined;
     this.#armedFor = Number.POSITIVE_INFINITY;
-    const now = this.#clock.now().getTime();
+    const now = steadyMs(this.#clock);
     this.#waking = true;
     let failure: { error: unknown } | undefined;
     try {

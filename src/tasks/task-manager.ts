@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { ClockTimer } from '../core/clock.ts';
+import { type ClockTimer, steadyMs } from '../core/clock.ts';
 import { describe, JobworkerError, ValidationError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
 import { BlockingPool, toBlockingCall } from './blocking-pool.ts';
@@ -315,7 +315,7 @@ export class TaskManager extends EventEmitter<TaskEvents> {
 
   #schedulePoll(record: TaskRecord): void {
     const entry: PollEntry = {
-      dueAt: this.#options.clock.now().getTime() + (record.intervalMs ?? this.#options.pollInitialMs),
+      dueAt: steadyMs(this.#options.clock) + (record.intervalMs ?? this.#options.pollInitialMs),
       cancelled: false,
       fire: () => this.#poll(record),
     };

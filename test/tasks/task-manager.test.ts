@@ -176,6 +176,28 @@ describe('TaskManager: polling tasks', () => {
     await tm.close();
   });
 
+  it('polls on time when the wall clock is set back meanwhile (an NTP step)', async () => {
+    class SteppedClock extends ManualClock {
+      stepMs = 0;
+      override now(): Date {
+        return new Date(super.now().getTime() + this.stepMs);
+      }
+    }
+    const clock = new SteppedClock();
+    const tm = new TaskManager({ clock, pollInitialMs: 100, pollMaxMs: 100 });
+    try {
+      const id = tm.submitPolling(new PollingGenTask(1, 3));
+      clock.advance(100);
+      clock.stepMs = -30 * 60_000;
+      clock.advance(100);
+      assert.equal(tm.get(id)?.polls, 2, 'not put off for the 30 minutes the wall clock went back');
+      clock.advance(100);
+      assert.equal((await tm.wait(id)).value, 2);
+    } finally {
+      await tm.close();
+    }
+  });
+
   it('takes async run() and poll()', async () => {
     const clock = new ManualClock();
     const tm = new TaskManager({ clock, pollInitialMs: 50, pollMaxMs: 50 });
