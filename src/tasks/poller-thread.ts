@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { ValidationError } from '../core/errors.ts';
 import type { BlockingCall } from './blocking-worker.ts';
 import type { PollerReply, PollerRequest } from './poller-thread-main.ts';
 import type { PollingTask, PollResult } from './task-types.ts';
@@ -57,8 +58,15 @@ export class PollerThread {
     const worker = this.#worker;
     const seq = ++this.#seq;
     return new Promise((resolve, reject) => {
+      try {
+        worker.postMessage({ ...request, seq });
+      } catch (error) {
+        // Not sent, so nothing will answer it: registered, it would be held for the thread's life.
+        reject(request.op === 'create' ? uncloneable(request.args, error) : error);
+        return;
+      }
+      // The answer comes on a later turn of the event loop, never before this.
       this.#pending.set(seq, { resolve, reject });
-      worker.postMessage({ ...request, seq });
     });
   }
 
@@ -82,6 +90,26 @@ export class PollerThread {
     worker.on('exit', (code) => failAll(new Error(`The poller thread exited (code ${code})`)));
     return worker;
   }
+}
+
+/**
+ * What `postMessage` threw for a factory's `args`: a DataCloneError ("() => 1 could not be cloned")
+ * becomes a ValidationError naming the first argument the thread cannot be given a copy of.
+ */
+function uncloneable(args: readonly unknown[], error: unknown): unknown {
+  if (!(error instanceof DOMException && error.name === 'DataCloneError')) return error;
+  const i = args.findIndex((arg) => {
+    try {
+      structuredClone(arg);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  const expected = 'structured-cloneable (the poller thread is given a copy)';
+  return i < 0
+    ? ValidationError.expected('args', expected, args)
+    : ValidationError.expected(`args[${i}]`, expected, args[i]);
 }
 
 /** This folder's `name` module, as .ts from the sources or .js from dist/ (the build keeps the layout). */

@@ -54,6 +54,19 @@ describe('TaskManager: polling tasks whose run and poll block (submitPollingModu
     tm.cancel(living);
   });
 
+  it('fails a task whose arguments cannot be sent to the thread, naming the argument, and the thread goes on', async () => {
+    const bad = await tm.wait(tm.submitPollingModule(GEN, 'makeBlockingPoller', 1, () => 'a function'));
+    assert.equal(bad.status, 'failed');
+    assert.deepEqual(bad.error, {
+      name: 'ValidationError',
+      message:
+        'Expected `args[1]` to be structured-cloneable (the poller thread is given a copy), got a function',
+    });
+    const flag = new SharedArrayBuffer(4);
+    Atomics.store(new Int32Array(flag), 0, 1);
+    assert.equal((await tm.wait(tm.submitPollingModule(GEN, 'makeBlockingPoller', 2, flag))).value, 4);
+  });
+
   it('cancels one while the thread is still making it: it is never run, and its cancel() is called', async () => {
     const flag = new SharedArrayBuffer(28);
     const state = new Int32Array(flag);
