@@ -27,13 +27,20 @@ export const MAX_CLIENT_CERT_DAYS = 3650;
 /**
  * The client certificates this server's CA issued (`<data-dir>/tls/issued.json`) and the
  * revocation list it signs from them (`crl.pem`), which the server hands to TLS. One server per
- * data directory writes both; every change replaces the files atomically.
+ * data directory writes both; its changes are made one at a time, each replacing the files
+ * atomically.
  */
 export class IssuedCertificates {
   readonly #dataDir: string;
   readonly #ca: CertificateAuthority;
   readonly #clock: Clock;
   #certificates: IssuedCertificate[];
+  /**
+   * The end of the last change queued. Each change reads the list and writes both files in its
+   * turn: two made at once from the same list would each drop the other's (the last write wins),
+   * losing a revocation from the CRL or an issued certificate from `issued.json`.
+   */
+  #changes: Promise<unknown> = Promise.resolve();
   /** Called with the new CRL and the certificate just revoked, after a revocation. */
   onRevoked: ((crlPem: string, revoked: IssuedCertificate) => void) | undefined;
 
@@ -82,6 +89,7 @@ export class IssuedCertificates {
       );
     }
     const now = this.#clock.now();
+    // Signed outside the queue: it reads nothing of the list, and a key pair takes a while.
     const pair = await this.#ca.issueClient(user, now, days);
     const record: IssuedCertificate = {
       serial: normalSerial(pair.serial),
@@ -90,13 +98,17 @@ export class IssuedCertificates {
       notAfter: pair.notAfter.toISOString(),
       revokedAt: null,
     };
-    await this.#save([...this.#certificates, record]);
+    await this.#inTurn(() => this.#save([...this.#certificates, record]));
     return { pair, record };
   }
 
   /** Revokes a certificate this CA issued; revoking it again changes nothing. */
   async revoke(serial: string): Promise<IssuedCertificate> {
     const wanted = normalSerial(serial);
+    return this.#inTurn(() => this.#revoke(wanted));
+  }
+
+  async #revoke(wanted: string): Promise<IssuedCertificate> {
     const found = this.#certificates.find((c) => c.serial === wanted);
     if (!found) throw new NotFoundError(`No certificate with serial ${wanted} was issued by this server`);
     if (found.revokedAt !== null) return found;
@@ -109,6 +121,13 @@ export class IssuedCertificates {
     await this.#save(certificates);
     this.onRevoked?.(crl, revoked);
     return revoked;
+  }
+
+  /** Runs `change` once every change queued before it has ended, whether it succeeded or not. */
+  #inTurn<T>(change: () => Promise<T>): Promise<T> {
+    const turn = this.#changes.then(change);
+    this.#changes = turn.catch(() => undefined);
+    return turn;
   }
 
   async #save(certificates: IssuedCertificate[]): Promise<void> {
