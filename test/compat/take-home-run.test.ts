@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +11,10 @@ describe("the take-home starter's POST /run, --run-without-token and --run-cwd",
   let a: AppHarness;
   let dir: string;
 
-  const run = (body: unknown, options: { from?: string; token?: string } = {}) =>
+  const run = (
+    body: unknown,
+    options: { from?: string; token?: string; headers?: Record<string, string> } = {},
+  ) =>
     a.app.inject({
       method: 'POST',
       url: '/run',
@@ -19,6 +22,7 @@ describe("the take-home starter's POST /run, --run-without-token and --run-cwd",
       headers: {
         'content-type': 'application/json',
         ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+        ...options.headers,
       },
       payload: JSON.stringify(body),
     });
@@ -60,6 +64,26 @@ describe("the take-home starter's POST /run, --run-without-token and --run-cwd",
     assert.match(root.body, /Only an admin may run a job as root/);
     const scope = await run({ command: 'true', dedupeKey: 'k', dedupeScope: 'bob' });
     assert.equal(scope.statusCode, 403, scope.body);
+  });
+
+  it("refuses a page of another site: one whose name was made to resolve here (its Host), or a browser's cross-site request", async () => {
+    const marker = join(dir, 'rebound');
+    const spec = { command: 'touch', args: [marker] };
+    // DNS rebinding: the browser is on this machine and thinks the page's own host is this server.
+    const rebound = await run(spec, { headers: { host: 'evil.example:8080' } });
+    assert.equal(rebound.statusCode, 401, rebound.body);
+    const crossSite = await run(spec, { headers: { 'sec-fetch-site': 'cross-site' } });
+    assert.equal(crossSite.statusCode, 403, crossSite.body);
+    assert.match(
+      JSON.parse(crossSite.body).error.message,
+      /came from another site's page \(Sec-Fetch-Site: cross-site\)/,
+    );
+    assert.equal(await readFile(marker, 'utf8').catch(() => 'never ran'), 'never ran');
+    // Named as this machine (`localhost`, 127.0.0.1, [::1]): answered.
+    for (const host of ['localhost:8080', '127.0.0.1:8080', '[::1]:8080']) {
+      const ok = await run({ command: 'true' }, { headers: { host } });
+      assert.equal(ok.statusCode, 200, `${host}: ${ok.body}`);
+    }
   });
 
   it('a token, when sent, is checked as usual', async () => {

@@ -160,6 +160,8 @@ function authenticationHook(
       tokenlessUser = config.tokenless === true ? tokenless?.user : undefined;
     }
     const slots = request as AuthenticatedRequest;
+    const crossSite = crossSiteRefusal(request);
+    if (crossSite !== undefined) return done(crossSite);
     if (request.headers[NODE_HEADERS.signature] !== undefined) {
       try {
         slots[CALLER] = authenticateNode(slots, url, authenticator, nodes);
@@ -182,7 +184,8 @@ function authenticationHook(
         tokenlessUser !== undefined &&
         authorization === undefined &&
         certificateUserOf(request) === undefined &&
-        isLoopbackOrigin(origin)
+        isLoopbackOrigin(origin) &&
+        isLoopbackHostHeader(request.host)
       ) {
         // Any local process may call it, every job included: it acts as the user it names but
         // never with an admin's powers (no root, no other user's scope, no admin run-as account).
@@ -200,6 +203,57 @@ function authenticationHook(
     }
     done();
   };
+}
+
+/**
+ * Why a browser's request that changes something came from another site's page, or undefined.
+ * A client certificate is an ambient credential: a browser presents it to the server whatever page
+ * made the request, and a `fetch` or a beacon without a body needs no preflight, so a page of
+ * another site could stop, prune or start jobs as the certificate's holder. A token is not: only a
+ * page that holds it can send it. Browsers say where a request comes from, `Sec-Fetch-Site`
+ * (every current one), else `Origin`; tools (the CLI, curl, the client library) send neither and
+ * are not concerned. Reads (GET, HEAD) change nothing, and no answer is readable across origins
+ * (the server sends no CORS headers). `same-site` is refused too: a page of another subdomain.
+ */
+function crossSiteRefusal(request: FastifyRequest): JobworkerError | undefined {
+  const { method, headers } = request;
+  if (method === 'GET' || method === 'HEAD') return undefined;
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined) {
+    if (site === 'same-origin' || site === 'none') return undefined;
+    return crossSiteError(`Sec-Fetch-Site: ${site}`);
+  }
+  const origin = headers.origin;
+  if (origin === undefined) return undefined;
+  let host: string | undefined;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    // `null` (a sandboxed page, a redirect) or no URL: no origin this server is.
+  }
+  // `request.host`: the `Host` header, or HTTP/2's `:authority`.
+  return host !== undefined && host === request.host ? undefined : crossSiteError(`Origin: ${origin}`);
+}
+
+function crossSiteError(said: string): JobworkerError {
+  return new JobworkerError(
+    'FORBIDDEN',
+    `A request that changes something came from another site's page (${said}): the API takes such requests from its own dashboard and from tools only`,
+  );
+}
+
+/**
+ * Whether the request names this machine in its `Host`: a page of another site whose name was
+ * made to resolve to 127.0.0.1 (DNS rebinding) is same-origin to the browser and comes from
+ * loopback, but names its own host. Tokenless `/run` answers only requests that name a loopback one.
+ */
+function isLoopbackHostHeader(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    return isLoopbackHost(new URL(`http://${host}`).hostname);
+  } catch {
+    return false;
+  }
 }
 
 /** Refuses a request that carries a token in its query string, even when its header is right. */
