@@ -14,12 +14,23 @@ export interface JobRetention {
   kept: KeptWindow | undefined;
   /** How far holes were punched by this process: after a restart the whole dropped prefix is punched once more. */
   punched: Record<OutputStream, number>;
+  /**
+   * The kept start each stream's last punch was tried for, done or not (never behind `punched`): a
+   * failed punch is tried again once the window has moved past it, not at every observation that
+   * finds new bytes, each of which ran fallocate(1) again (a fork of the server).
+   */
+  tried: Record<OutputStream, number>;
   /** A punch of this job failed and was reported: later failures are not reported again. */
   punchFailed: boolean;
 }
 
 export function newJobRetention(): JobRetention {
-  return { kept: undefined, punched: { stdout: 0, stderr: 0 }, punchFailed: false };
+  return {
+    kept: undefined,
+    punched: { stdout: 0, stderr: 0 },
+    tried: { stdout: 0, stderr: 0 },
+    punchFailed: false,
+  };
 }
 
 /**
@@ -52,25 +63,32 @@ export class RetentionEnforcer {
     state.kept = next;
   }
 
-  /** Frees the blocks before the persisted kept window; rejects with a `HolePunchError` to report. */
+  /**
+   * Frees the blocks before the persisted kept window, of each stream whose window moved since its
+   * last try; rejects with the first `HolePunchError` to report (each stream is tried all the same).
+   */
   async punch(dir: string, state: JobRetention): Promise<void> {
     const kept = state.kept;
     if (!kept || this.#toolMissing) return;
+    let report: unknown;
     for (const stream of OUTPUT_STREAMS) {
-      if (kept[stream] <= state.punched[stream]) continue;
+      if (kept[stream] <= state.tried[stream]) continue;
+      state.tried[stream] = kept[stream];
       try {
         await punchHole(outputPaths(dir)[stream], kept[stream], this.#fallocate);
         state.punched[stream] = kept[stream];
       } catch (err) {
         if (err instanceof HolePunchError && err.toolMissing) {
           this.#toolMissing = true;
-        } else {
-          // Reported once per job; the next move of the window tries again.
-          if (state.punchFailed) return;
-          state.punchFailed = true;
+          throw err;
         }
-        throw err;
+        // Reported once per job; the next move of the window tries again.
+        if (!state.punchFailed) {
+          state.punchFailed = true;
+          report = err;
+        }
       }
     }
+    if (report !== undefined) throw report;
   }
 }

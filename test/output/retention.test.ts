@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { OutputStream } from '../../src/core/job.ts';
@@ -7,6 +7,7 @@ import { followOutput } from '../../src/output/output-follower.ts';
 import { OutputMonitor } from '../../src/output/output-monitor.ts';
 import { readOutput } from '../../src/output/output-reader.ts';
 import { HolePunchError, retentionSlack } from '../../src/output/retention.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { bytesOf, jobDir, readAll, startJob } from './output-helpers.ts';
 
 const KiB = 1024;
@@ -105,4 +106,62 @@ test('without fallocate(1) the view still honours the cap, nothing is lost, and 
   assert.ok(errors[0] instanceof HolePunchError && errors[0].toolMissing);
   await assertKeptTail(dir, 'stdout');
   await assertKeptTail(dir, 'stderr');
+});
+
+test('a punch the filesystem refuses is tried again when the kept window moves, not at each observation, and reported once', async (t) => {
+  const [dir, scratch] = [await jobDir(t), await jobDir(t)];
+  // A fallocate(1) that counts its runs and fails as on a filesystem without hole punching,
+  // until `allow` exists (the failure has passed).
+  const [runs, allow, fallocatePath] = ['runs', 'allow', 'fallocate'].map((name) => join(scratch, name));
+  const script = [
+    '#!/bin/sh',
+    `echo run >> '${runs}'`,
+    `[ -e '${allow}' ] && exec fallocate "$@"`,
+    'echo "fallocate: fallocate failed: Operation not supported" >&2',
+    'exit 1',
+  ].join('\n');
+  await writeFile(fallocatePath!, `${script}\n`, { mode: 0o755 });
+  const countRuns = async () => (await readFile(runs!, 'utf8').catch(() => '')).split('\n').length - 1;
+  const errors: Error[] = [];
+  const monitor = new OutputMonitor({
+    capBytes: 4 * KiB,
+    clock: new ManualClock(),
+    fallocatePath,
+    onError: (err) => errors.push(err),
+  });
+  t.after(() => monitor.close());
+  const stdout = join(dir, 'stdout');
+  monitor.watch('refused', dir);
+  // Past the cap and its slack (64 KiB): the window moves, the punch fails and is reported.
+  await appendFile(stdout, Buffer.alloc(100 * KiB, 'a'));
+  await monitor.refresh('refused');
+  assert.equal(await countRuns(), 1);
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof HolePunchError && !errors[0].toolMissing);
+  assert.match(errors[0].message, /Operation not supported/);
+
+  // New bytes that leave the window where it was: nothing to try again (each try is a fork).
+  for (let i = 0; i < 5; i++) {
+    await appendFile(stdout, 'more\n');
+    await monitor.refresh('refused');
+  }
+  assert.equal(await countRuns(), 1, 'fallocate(1) ran once for a window that did not move');
+
+  // The window moves: tried again, not reported again.
+  await appendFile(stdout, Buffer.alloc(100 * KiB, 'b'));
+  await monitor.refresh('refused');
+  assert.equal(await countRuns(), 2);
+  assert.equal(errors.length, 1);
+
+  // Once the failure has passed, the next move frees the blocks.
+  await writeFile(allow!, '');
+  await appendFile(stdout, Buffer.alloc(100 * KiB, 'c'));
+  await monitor.refresh('refused');
+  assert.equal(await countRuns(), 3);
+  assert.equal(errors.length, 1);
+  const file = await stat(stdout);
+  assert.ok(
+    file.blocks * 512 <= 4 * KiB + retentionSlack(4 * KiB) + 4 * KiB,
+    `${file.blocks * 512} bytes on disk`,
+  );
 });
