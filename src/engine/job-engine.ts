@@ -24,7 +24,7 @@ import { cancelledBeforeStart } from '../core/states.ts';
 import { normalizeSubmission } from '../core/submission.ts';
 import { loadBatchSizes } from '../output/batch-sizes.ts';
 import { DEFAULT_BATCH_BYTES, followOutput } from '../output/output-follower.ts';
-import { OutputMonitor } from '../output/output-monitor.ts';
+import { OutputMonitor, RETENTION_SPARE_FILE } from '../output/output-monitor.ts';
 import { type OutputRead, OutputReader, readOutput } from '../output/output-reader.ts';
 import type { OutputEvent, OutputSelector } from '../output/output-types.ts';
 import { Cgroups } from '../runtime/cgroups.ts';
@@ -200,6 +200,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       options.logger.info({ reason: sizes.reason }, 'the output sweep stats files on the event loop');
     this.#monitor = new OutputMonitor({
       capBytes: options.outputCapBytes,
+      // Above the jobs' directories, on their filesystem (what it frees is room there), and out of
+      // their listing.
+      spareFile: join(options.dataDir, RETENTION_SPARE_FILE),
       onError: (err, jobId) => options.logger.warn({ err, jobId }, 'output monitoring failed'),
       clock: options.clock,
       ...('batchSizes' in sizes ? { batchSizes: sizes.batchSizes } : {}),
@@ -322,6 +325,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     try {
       engine.#host = options.host ?? (await probeHost());
       await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
+      // Made while the disk has room: what lets retention free it once jobs' output filled it.
+      await engine.#monitor.prepareSpare();
       const running = await engine.#store.listRunning(engine.#options.node);
       await engine.#supervisor.recover(running);
       await engine.#launcher.recoverClaims();

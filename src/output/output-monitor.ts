@@ -23,6 +23,12 @@ export interface OutputMonitorOptions {
   readonly onError?: (err: Error, jobId?: string) => void;
   /** The fallocate(1) to run (default: `fallocate` on PATH). */
   readonly fallocatePath?: string;
+  /**
+   * A file of this monitor's, on the jobs' filesystem, that holds a little room for retention
+   * (`RetentionEnforcer`): given back when a full disk refuses a kept window's move, made again
+   * once a punch has freed the disk. None: a full disk can keep a job's window from moving.
+   */
+  readonly spareFile?: string;
   /** Timers of the sweep that observes jobs nobody follows (default: the system clock). */
   readonly clock?: Clock;
   /**
@@ -31,6 +37,9 @@ export interface OutputMonitorOptions {
    */
   readonly batchSizes?: BatchSizes;
 }
+
+/** The name of the engine's spare file (`OutputMonitorOptions.spareFile`) in its data directory. */
+export const RETENTION_SPARE_FILE = '.retention-spare';
 
 export { SWEEP_MAX_MS, SWEEP_MIN_MS };
 
@@ -68,7 +77,11 @@ export class OutputMonitor {
       throw ValidationError.expected('capBytes', 'a positive integer or Infinity', capBytes);
     }
     this.#onError = options.onError ?? (() => {});
-    this.#retention = new RetentionEnforcer(capBytes, options.fallocatePath ?? 'fallocate');
+    this.#retention = new RetentionEnforcer(
+      capBytes,
+      options.fallocatePath ?? 'fallocate',
+      options.spareFile,
+    );
     this.#clock = options.clock ?? systemClock;
     this.#batchSizes = options.batchSizes;
   }
@@ -101,6 +114,18 @@ export class OutputMonitor {
     }
     job.finishing ??= this.#seal(job);
     return job.finishing;
+  }
+
+  /**
+   * Makes the spare file (`spareFile`), at the server's start: never rejects, a disk already full
+   * is told through `onError`, and the file is made once a punch has freed room.
+   */
+  async prepareSpare(): Promise<void> {
+    try {
+      await this.#retention.prepareSpare();
+    } catch (err) {
+      this.#report(err);
+    }
   }
 
   /** Current byte counts (logical sizes) of a job's streams, by tracked job id or by directory. */
@@ -403,18 +428,26 @@ export class OutputMonitor {
       const held = job.held;
       const release = held?.lease();
       let sizes: OutputBytes;
-      let grew: boolean;
+      let grew = false;
+      let notIndexed: unknown;
       try {
         // Known sizes may be older than an observation that completed meanwhile: never go back.
         sizes = known ? furthest(known, job.observed) : (held?.sizes() ?? readOutputSizesSync(job.dir));
         // Nothing written since the last complete observation: the sweep of a quiet job (most of
         // thousands running) is two stats, not an index open and retention's checks.
         if (!isAhead(sizes, job.observed)) return { grew: false, sizes };
-        ({ grew } = await (held?.append(sizes) ?? appendObserved(outputPaths(job.dir).combinedIndex, sizes)));
+        ({ grew } = await this.#append(job, sizes).catch((err: unknown) => {
+          notIndexed = err;
+          return { grew: false };
+        }));
       } finally {
         release?.();
       }
       try {
+        // Even when the index could not take the new bytes: on a full disk (a new block of the
+        // index, or its first), the punch that follows is what makes room for it. Meanwhile a
+        // window past what the index covers shows the combined view as one marker up to its end,
+        // skipping no byte that the view keeps once the index has caught up.
         await this.#retention.advance(job.dir, sizes, job.retention);
       } finally {
         // Told even when the kept window could not move: the index holds the new bytes, and
@@ -423,11 +456,28 @@ export class OutputMonitor {
         if (grew) this.#notify(job, 'output:grow');
       }
       await this.#retention.punch(job.dir, job.retention);
+      if (notIndexed !== undefined) {
+        // Once more, now that the punch may have made room; failing again, the next observation
+        // tries (the sizes are still ahead of what was observed).
+        ({ grew } = await this.#append(job, sizes));
+        if (grew) this.#notify(job, 'output:grow');
+      }
       job.observed = sizes;
       return { grew, sizes };
     } catch (err) {
       this.#report(err, job.jobId);
       return { grew: false };
+    }
+  }
+
+  /** Appends to the job's index what the streams grew by, through its held files if it has them. */
+  async #append(job: Tracked, sizes: OutputBytes): Promise<{ grew: boolean }> {
+    const held = job.held?.closed ? undefined : job.held;
+    const release = held?.lease();
+    try {
+      return await (held?.append(sizes) ?? appendObserved(outputPaths(job.dir).combinedIndex, sizes));
+    } finally {
+      release?.();
     }
   }
 

@@ -1,3 +1,4 @@
+import { unlink, writeFile } from 'node:fs/promises';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
 import { OUTPUT_STREAMS, outputPaths } from './output-files.ts';
 import {
@@ -8,6 +9,13 @@ import {
   readKeptWindow,
   writeKeptWindow,
 } from './retention.ts';
+
+/**
+ * The spare file's size: room for what one move of a kept window and the punch after it need on a
+ * full disk (`kept.json`'s first block, a new block of the combined index, a directory's), with
+ * margin. One file per server, not per job.
+ */
+export const SPARE_BYTES = 64 * 1024;
 
 /** What the enforcer remembers about one job between observations (no descriptor). */
 export interface JobRetention {
@@ -45,11 +53,30 @@ export function newJobRetention(): JobRetention {
 export class RetentionEnforcer {
   readonly #capBytes: number;
   readonly #fallocate: string;
+  readonly #spare: string | undefined;
+  /** The spare file is not there (given back, or never made): made again after the next punch. */
+  #spareMissing = true;
   #toolMissing = false;
 
-  constructor(capBytes: number, fallocate: string) {
+  /**
+   * `spare`: a file on the jobs' filesystem that holds `SPARE_BYTES` of room for the moment a full
+   * disk refuses a move of a kept window, which must be on disk before the punch that frees it
+   * (see retention.ts): the file is given back, the move and the punch made, and the file made
+   * again once the disk has room. Without it, a disk that a job's output filled (a server not
+   * root, a filesystem without blocks kept for root) stays full.
+   */
+  constructor(capBytes: number, fallocate: string, spare?: string) {
     this.#capBytes = capBytes;
     this.#fallocate = fallocate;
+    this.#spare = Number.isFinite(capBytes) ? spare : undefined;
+  }
+
+  /** Makes the spare file when missing (none without a cap or a path). */
+  async prepareSpare(): Promise<void> {
+    if (this.#spare === undefined || !this.#spareMissing) return;
+    // Written, not allocated sparse or truncated: the blocks must be the file's to give back.
+    await writeFile(this.#spare, Buffer.alloc(SPARE_BYTES), { mode: 0o600 });
+    this.#spareMissing = false;
   }
 
   /** Moves the kept window for the sizes just observed, and persists it before any punch. */
@@ -59,8 +86,26 @@ export class RetentionEnforcer {
     state.kept = kept;
     const next = nextKeptWindow(kept, sizes, this.#capBytes);
     if (next.stdout === kept.stdout && next.stderr === kept.stderr) return;
-    await writeKeptWindow(dir, next);
+    try {
+      await writeKeptWindow(dir, next);
+    } catch (err) {
+      if (!isNoSpace(err) || !(await this.#giveBackSpare())) throw err;
+      // The spare's room, for this move; the punch that follows frees far more.
+      await writeKeptWindow(dir, next);
+    }
     state.kept = next;
+  }
+
+  /** Removes the spare file to free its blocks; false when there was none to give back. */
+  async #giveBackSpare(): Promise<boolean> {
+    if (this.#spare === undefined || this.#spareMissing) return false;
+    this.#spareMissing = true;
+    try {
+      await unlink(this.#spare);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -77,6 +122,8 @@ export class RetentionEnforcer {
       try {
         await punchHole(outputPaths(dir)[stream], kept[stream], this.#fallocate);
         state.punched[stream] = kept[stream];
+        // The disk has room again: the spare given back (or not made at the start) is made now.
+        if (this.#spareMissing) await this.prepareSpare().catch(() => undefined);
       } catch (err) {
         if (err instanceof HolePunchError && err.toolMissing) {
           this.#toolMissing = true;
@@ -91,4 +138,9 @@ export class RetentionEnforcer {
     }
     if (report !== undefined) throw report;
   }
+}
+
+function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }

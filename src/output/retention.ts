@@ -1,8 +1,15 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
+import { constants, readFileSync, statSync } from 'node:fs';
+import { type FileHandle, open, readFile, rename } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
+import {
+  encodeKeptFile,
+  encodeKeptSlot,
+  isJsonKeptFile,
+  KEPT_FILE_BYTES,
+  newestKeptRecord,
+} from './kept-record.ts';
 import { isNotFound, outputPaths } from './output-files.ts';
 
 /**
@@ -11,6 +18,14 @@ import { isNotFound, outputPaths } from './output-files.ts';
  * hole reads back as zeros. So that no reader ever returns those zeros as data, where each
  * stream's kept window starts is persisted in `kept.json` BEFORE any punch; readers treat bytes
  * before it as dropped and check it again after reading.
+ *
+ * That write must work on a full disk, since the punch after it is what frees room, and the job's
+ * own output may be what filled it. `kept.json` is rewritten in place, in one of two checksummed
+ * slots (`kept-record.ts`), which takes no new block; its first write, which does, is given room by
+ * the server's spare file when the disk has none (`RetentionEnforcer`). A file per job made at its
+ * start instead would cost every job a block it almost never uses. Punching first cannot be made
+ * safe: a crash between the punch and the write leaves on disk a window that starts before the
+ * hole, whose zeros readers would then serve as output.
  */
 
 /** Where each stream's kept window starts: bytes before it were dropped. */
@@ -47,14 +62,14 @@ export function nextKeptWindow(kept: KeptWindow, sizes: OutputBytes, capBytes: n
 export async function readKeptWindow(dir: string): Promise<KeptWindow> {
   const path = outputPaths(dir).kept;
   if (statSync(path, { throwIfNoEntry: false }) === undefined) return { stdout: 0, stderr: 0 };
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     if (isNotFound(err)) return { stdout: 0, stderr: 0 };
     throw err;
   }
-  return parseKeptWindow(dir, text);
+  return parseKeptWindow(dir, bytes);
 }
 
 /**
@@ -65,17 +80,27 @@ export async function readKeptWindow(dir: string): Promise<KeptWindow> {
 export function readKeptWindowSync(dir: string): KeptWindow {
   const path = outputPaths(dir).kept;
   if (statSync(path, { throwIfNoEntry: false }) === undefined) return { stdout: 0, stderr: 0 };
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (err) {
     if (isNotFound(err)) return { stdout: 0, stderr: 0 };
     throw err;
   }
-  return parseKeptWindow(dir, text);
+  return parseKeptWindow(dir, bytes);
 }
 
-function parseKeptWindow(dir: string, text: string): KeptWindow {
+function parseKeptWindow(dir: string, bytes: Buffer): KeptWindow {
+  if (isJsonKeptFile(bytes)) return parseJsonKeptWindow(dir, bytes.toString('utf8'));
+  // Only ever renamed into place holding a valid record, and only one slot is written at a time:
+  // none valid is a damaged file, and no window is better than a wrong one.
+  const newest = newestKeptRecord(bytes);
+  if (!newest) throw new Error(`${outputPaths(dir).kept} holds no valid kept window`);
+  return newest.record.kept;
+}
+
+/** The JSON of a past server's retention. */
+function parseJsonKeptWindow(dir: string, text: string): KeptWindow {
   const value = JSON.parse(text) as Partial<Record<OutputStream, unknown>>;
   const start = (stream: OutputStream): number => {
     const n = value[stream];
@@ -88,20 +113,67 @@ function parseKeptWindow(dir: string, text: string): KeptWindow {
 }
 
 /**
- * Persists the kept window atomically (temp file, fsync, rename): a reader sees the old window
- * or the new one, and after a crash the window on disk is never behind a punch already made.
+ * Persists the kept window, on disk when this resolves (a punch may follow at once). Readers see
+ * the old window or the new one, and after a crash the window on disk is never behind a punch
+ * already made. Written in place, over the slot of `kept.json` that does not hold the newest
+ * record, which takes no new disk block on a filesystem that overwrites in place (ext4, XFS,
+ * tmpfs; not a copy-on-write one such as Btrfs or ZFS). The first time (or over the JSON of a past
+ * server), into a new file, renamed into place: that takes a block (on a full disk, the spare
+ * file's: `RetentionEnforcer`).
  */
 export async function writeKeptWindow(dir: string, kept: KeptWindow): Promise<void> {
   const path = outputPaths(dir).kept;
+  const file = await open(path, constants.O_RDWR).catch((err: unknown) => {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  });
+  if (file) {
+    try {
+      const bytes = Buffer.alloc(KEPT_FILE_BYTES);
+      const { bytesRead } = await file.read(bytes, 0, bytes.length, 0);
+      const current = isJsonKeptFile(bytes) ? undefined : newestKeptRecord(bytes.subarray(0, bytesRead));
+      if (current) {
+        const next = { sequence: current.record.sequence + 1, kept };
+        const slot = encodeKeptSlot(next, 1 - current.slot);
+        await writeAll(file, slot.bytes, slot.offset);
+        await file.datasync();
+        return;
+      }
+    } finally {
+      await file.close();
+    }
+  }
   const temp = `${path}.tmp`;
-  const file = await open(temp, 'w', 0o600);
+  // Not truncated: one a crash left has its block overwritten, not given back and asked for again.
+  const first = await open(temp, constants.O_WRONLY | constants.O_CREAT, 0o600);
   try {
-    await file.writeFile(JSON.stringify({ stdout: kept.stdout, stderr: kept.stderr }));
-    await file.sync();
+    await writeAll(first, encodeKeptFile({ sequence: 1, kept }), 0);
+    await first.sync();
   } finally {
-    await file.close();
+    await first.close();
   }
   await rename(temp, path);
+  await syncDirectory(dir);
+}
+
+async function writeAll(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  const { bytesWritten } = await file.write(bytes, 0, bytes.length, position);
+  if (bytesWritten !== bytes.length) {
+    throw new Error(`Wrote ${bytesWritten} of the ${bytes.length} bytes of the kept window`);
+  }
+}
+
+/** Makes a rename in `dir` durable before the punch that relies on it. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (err) {
+    // A filesystem that cannot sync a directory (some FUSE ones) orders its renames itself.
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+  } finally {
+    await handle.close();
+  }
 }
 
 const run = promisify(execFile);

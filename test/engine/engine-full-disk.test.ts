@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ClockTimer } from '../../src/core/clock.ts';
 import type { Job } from '../../src/core/job.ts';
 import { WRITE_RETRY_FIRST_MS } from '../../src/engine/until-written.ts';
+import { retentionSlack } from '../../src/output/retention.ts';
 import { type Harness, openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { makeFifo, mountSmallDisk, type SmallDisk, whenWrapperTriesToRecord } from '../helpers/small-disk.ts';
@@ -181,3 +182,66 @@ async function frozen(job: Job): Promise<boolean> {
   const stat = await readFile(`/proc/${job.process!.pid}/stat`, 'latin1');
   return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
 }
+
+describe('retention with the job directory on a full disk', () => {
+  const CAP = 64 * 1024;
+  let disk: SmallDisk;
+  let scratch: string;
+  let h: Harness;
+  before(async () => {
+    disk = await mountSmallDisk('4m');
+    scratch = await mkdtemp(join(tmpdir(), 'jw-engine-full-'));
+    const dataDir = join(disk.dir, 'data');
+    await mkdir(dataDir);
+    h = await openHarness({ clock: new ManualClock(), outputCapBytes: CAP }, dataDir);
+  });
+  after(async () => {
+    await h.destroy();
+    await disk.destroy();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('a job whose output filled the disk is trimmed to its cap, which frees the disk, and its end is recorded', async () => {
+    const [full, release] = [join(scratch, 'full'), join(scratch, 'release')];
+    await makeFifo(release);
+    const line = '0123456789abcde\n';
+    // Twice the disk: head fails with ENOSPC once it is full (the engine's sweep, on a manual
+    // clock, observes nothing meanwhile), then the job says so off the disk and waits.
+    const job = await startRunning(
+      h.engine,
+      {
+        command: 'sh',
+        args: [
+          '-c',
+          `yes 0123456789abcde | head -c 8388608; echo full > "$0"; read line < "$1"`,
+          full,
+          release,
+        ],
+      },
+      me,
+    );
+    await waitForFileText(full, 'full');
+    assert.equal(await disk.freeBlocks(), 0, 'the job filled the disk');
+    const stdout = join(h.dataDir, 'jobs', job.id, 'stdout');
+    const size = (await stat(stdout)).size;
+
+    // A read observes the job first: its kept window moves, and the punch frees the disk.
+    const read = await h.engine.readOutput(job.id, { selector: 'stdout', cursor: 0, limitBytes: 1 << 20 });
+    const [marker, ...rest] = read.events;
+    assert.equal(marker?.type, 'truncated');
+    const data = Buffer.concat(rest.flatMap((e) => (e.type === 'data' ? [e.data] : [])));
+    assert.equal(marker.cursor + data.length, size);
+    assert.ok(data.length <= CAP + retentionSlack(CAP), `kept ${data.length}`);
+    const pattern = Buffer.from(line);
+    assert.ok(
+      data.every((byte, i) => byte === pattern[(marker.cursor + i) % pattern.length]),
+      'the newest bytes the job wrote, no zero of a hole',
+    );
+    assert.ok((await stat(stdout)).blocks * 512 <= CAP + retentionSlack(CAP) + 4096);
+    assert.ok((await disk.freeBlocks()) > 0, 'the disk has room again');
+
+    // Room for the wrapper's exit record and the store: the end is recorded as it happened.
+    await writeFile(release, 'go\n');
+    assert.equal((await h.engine.waitFor(job.id)).status, 'succeeded');
+  });
+});
