@@ -1,7 +1,6 @@
 import { readFile, stat } from 'node:fs';
 import { join } from 'node:path';
-import type { Connection, TlsTrust } from '../client/connection.ts';
-import { isLoopbackHost } from '../core/loopback.ts';
+import { type Connection, isCleartextToNetwork, isLoopbackUrl, type TlsTrust } from '../client/connection.ts';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
 import { UsageError } from './errors.ts';
 
@@ -126,9 +125,7 @@ export function parseServerUrl(text: string, fromEnv: boolean): URL {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(`Expected ${source} to be an http:// or https:// URL, got ${JSON.stringify(text)}`);
   }
-  // A token or job output must never cross a network in clear text: the server serves plain HTTP
-  // only on loopback (`serve --insecure-http`), so the client speaks it only there too.
-  if (url.protocol === 'http:' && !isLoopbackUrl(url)) {
+  if (isCleartextToNetwork(url)) {
     throw new UsageError(
       `Expected ${source} to be an https:// URL for a server on another machine, got ${JSON.stringify(text)}: ` +
         'plain HTTP would send the token in clear text (a server serves it on loopback only)',
@@ -138,9 +135,4 @@ export function parseServerUrl(text: string, fromEnv: boolean): URL {
   url.search = '';
   url.hash = '';
   return url;
-}
-
-/** True for `localhost`, 127.0.0.0/8 and ::1: a server whose data directory is on this machine. */
-export function isLoopbackUrl(url: URL): boolean {
-  return isLoopbackHost(url.hostname);
 }

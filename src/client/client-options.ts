@@ -1,5 +1,5 @@
 import { ValidationError } from '../core/errors.ts';
-import type { Connection } from './connection.ts';
+import { type Connection, isCleartextToNetwork } from './connection.ts';
 
 /** PEM text (a string or the bytes of a .pem file). */
 export type Pem = string | Buffer;
@@ -59,6 +59,15 @@ function serverUrl(text: unknown): URL {
   if (typeof text === 'string' && URL.canParse(text)) url = new URL(text);
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     throw ValidationError.expected('url', 'an http:// or https:// URL like https://127.0.0.1:8080', text);
+  }
+  // The CLI's rule for --server: a certificate, which plain HTTP could not present, is no way round it.
+  if (isCleartextToNetwork(url)) {
+    throw ValidationError.expected(
+      'url',
+      'an https:// URL for a server on another machine (plain HTTP would send the token and the ' +
+        'jobs in clear text; a server serves it on loopback only)',
+      text,
+    );
   }
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   url.search = '';

@@ -1,3 +1,5 @@
+import { isLoopbackHost } from '../core/loopback.ts';
+
 /**
  * What the REST transport needs to reach a server: where it is, the token, and the TLS trust.
  * The CLI resolves one from its flags and environment (src/cli/connection.ts), the library from
@@ -32,4 +34,19 @@ export interface TlsTrust {
   readonly cert: string | undefined;
   readonly key: string | undefined;
   readonly certFile: string | undefined;
+}
+
+/** True for `localhost`, 127.0.0.0/8 and ::1: a server whose data directory is on this machine. */
+export function isLoopbackUrl(url: URL): boolean {
+  return isLoopbackHost(url.hostname);
+}
+
+/**
+ * Whether a request to `url` would cross a network in clear text: plain HTTP to a host other than
+ * loopback. A token, a job's spec (its environment too) and its output must not, so the CLI and
+ * the library both refuse such a URL; the server serves plain HTTP on loopback only
+ * (`--insecure-http`), so nothing that works is refused.
+ */
+export function isCleartextToNetwork(url: URL): boolean {
+  return url.protocol === 'http:' && !isLoopbackUrl(url);
 }

@@ -4,7 +4,8 @@ import { isIP } from 'node:net';
  * True for an address or host name that stays on this machine: `localhost` (and `*.localhost`,
  * RFC 6761), 127.0.0.0/8, `::1` in any spelling, and IPv4-mapped 127.x (`::ffff:127.0.0.1`, how a
  * dual-stack socket reports an IPv4 loopback peer). The one judge of "loopback" for the server's
- * listen check, its tokenless route, and the CLI's refusal of plain HTTP elsewhere.
+ * listen check, its tokenless route, and the refusal of plain HTTP elsewhere by the CLI and the
+ * library client.
  */
 export function isLoopbackHost(host: string): boolean {
   const bare = host.replace(/^\[(.*)\]$/, '$1');

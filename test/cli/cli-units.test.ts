@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CliContext } from '../../src/cli/cli-context.ts';
 import { readCliEnvironment } from '../../src/cli/cli-env.ts';
-import { isLoopbackUrl, parseServerUrl } from '../../src/cli/connection.ts';
+import { parseServerUrl } from '../../src/cli/connection.ts';
 import { formatAgo, formatDuration, parseDuration } from '../../src/cli/durations.ts';
 import { jobExitStatus } from '../../src/cli/exit-status.ts';
 import { commandLine } from '../../src/cli/job-format.ts';
@@ -10,6 +10,7 @@ import { mergeLimits } from '../../src/cli/limit-options.ts';
 import { buildProgram, COMMANDS } from '../../src/cli/program.ts';
 import { renderTable } from '../../src/cli/table.ts';
 import type { ApiJob } from '../../src/client/api-types.ts';
+import { isLoopbackUrl } from '../../src/client/connection.ts';
 
 describe('durations', () => {
   it('parses 500ms, 10s, 5m, 1h and plain seconds', () => {

@@ -142,6 +142,23 @@ describe('JobworkerClient against a real server over TLS', () => {
     );
   });
 
+  it('refuses plain http:// to another machine, as the CLI does: the token and jobs would cross it in clear text', () => {
+    const cleartext = (error: unknown) =>
+      error instanceof ValidationError && error.field === 'url' && /clear text/.test(error.message);
+    assert.throws(() => new JobworkerClient({ url: 'http://jobs.corp:8080', token: 't' }), cleartext);
+    assert.throws(() => new JobworkerClient({ url: 'http://10.0.0.1', token: 't' }), cleartext);
+    // A certificate would go unused over plain HTTP: refused all the same, not sent without it.
+    assert.throws(
+      () => new JobworkerClient({ url: 'http://jobs.corp:8080', cert: 'c', key: 'k' }),
+      cleartext,
+    );
+    // Loopback stays open, for a server run with --insecure-http (it serves plain HTTP there only).
+    for (const url of ['http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080']) {
+      assert.doesNotThrow(() => new JobworkerClient({ url, token: 't' }), url);
+    }
+    assert.doesNotThrow(() => new JobworkerClient({ url: 'https://jobs.corp:8080', token: 't' }));
+  });
+
   it('authenticates with a client certificate the server issued', async () => {
     const { status, body } = await h.json<{ certPem: string; keyPem: string; caPem: string }>('/v1/certs', {
       body: { user: 'admin' },
