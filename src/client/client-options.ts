@@ -32,7 +32,8 @@ export interface SocketOptions {
 export type ClientOptions = (TokenOptions | CertificateOptions | SocketOptions) & {
   /**
    * How long `output` and `wait` keep reconnecting while the server cannot be reached (a
-   * restart), counted from the last event received. Default 60 s.
+   * restart), counted from the last event received: whole milliseconds, 0 or more (0: not at
+   * all). Default 60 s.
    */
   readonly reconnectForMs?: number;
 };
@@ -51,6 +52,17 @@ function validate(options: ClientOptions): void {
   }
   if (has('socketPath') && typeof (options as SocketOptions).socketPath !== 'string') {
     throw ValidationError.expected('socketPath', 'a path', (options as SocketOptions).socketPath);
+  }
+  // A string ('30s') or NaN made every deadline NaN: a follower that never gave up, reconnecting
+  // every millisecond. Whole milliseconds, as every other `...Ms` of the API and the CLI's
+  // --reconnect-for; 0 gives up at the first failure.
+  const { reconnectForMs } = options;
+  if (reconnectForMs !== undefined && !(Number.isSafeInteger(reconnectForMs) && reconnectForMs >= 0)) {
+    throw ValidationError.expected(
+      'reconnectForMs',
+      'a non-negative integer of milliseconds',
+      reconnectForMs,
+    );
   }
 }
 

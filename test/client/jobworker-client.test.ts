@@ -142,6 +142,21 @@ describe('JobworkerClient against a real server over TLS', () => {
     );
   });
 
+  it('refuses a reconnectForMs that is not whole milliseconds, 0 or more (a follower would never give up)', () => {
+    for (const reconnectForMs of ['30s', Number.NaN, -1, 1.5, Number.POSITIVE_INFINITY, null]) {
+      assert.throws(
+        () => new JobworkerClient({ url: h.server.url, token: h.token, ca, reconnectForMs } as never),
+        (error: unknown) => error instanceof ValidationError && error.field === 'reconnectForMs',
+        String(reconnectForMs),
+      );
+    }
+    for (const reconnectForMs of [0, 30_000]) {
+      assert.doesNotThrow(
+        () => new JobworkerClient({ url: h.server.url, token: h.token, ca, reconnectForMs }),
+      );
+    }
+  });
+
   it('refuses plain http:// to another machine, as the CLI does: the token and jobs would cross it in clear text', () => {
     const cleartext = (error: unknown) =>
       error instanceof ValidationError && error.field === 'url' && /clear text/.test(error.message);
