@@ -217,7 +217,7 @@ export function startInput(req: StartRequest): Record<string, unknown> {
   }
   if (req.dedupeKey !== undefined) input.dedupeKey = req.dedupeKey;
   if (req.dedupeScope !== undefined) input.dedupeScope = req.dedupeScope;
-  if (req.runTime) input.runAt = timestampDate(req.runTime).toISOString();
+  if (req.runTime) input.runAt = isoTime('runTime', req.runTime);
   if (req.delayMs !== undefined) input.delayMs = Number(req.delayMs);
   if (req.onDuplicate === OnDuplicate.REJECT) input.onDuplicate = 'reject';
   else if (req.onDuplicate === OnDuplicate.RETURN) input.onDuplicate = 'return';
@@ -448,8 +448,8 @@ export function auditRequest(req: ListAuditEntriesRequest): AuditRequest {
   return {
     ...(req.user !== undefined ? { user: req.user } : {}),
     ...(req.action !== undefined ? { action: req.action } : {}),
-    ...(req.since ? { since: timestampDate(req.since).toISOString() } : {}),
-    ...(req.until ? { until: timestampDate(req.until).toISOString() } : {}),
+    ...(req.since ? { since: isoTime('since', req.since) } : {}),
+    ...(req.until ? { until: isoTime('until', req.until) } : {}),
     ...(req.pageSize !== 0 ? { limit: req.pageSize } : {}),
     ...(req.pageToken !== '' ? { cursor: req.pageToken } : {}),
   };
@@ -463,6 +463,33 @@ export function certificateToProto(cert: IssuedCertificate): Certificate {
     expireTime: timestampFromDate(new Date(cert.notAfter)),
     revokeTime: cert.revokedAt === null ? undefined : timestampFromDate(new Date(cert.revokedAt)),
   });
+}
+
+/** google.protobuf.Timestamp's range (its .proto): 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
+
+/**
+ * A Timestamp of a request as the ISO 8601 text the service checks (REST's form), or a
+ * `ValidationError` on `field`. The binary protocols' decoding does not range-check a Timestamp
+ * (JSON's does): one past a Date's range made `toISOString()` throw a RangeError, answered
+ * INTERNAL and logged as the server's fault.
+ */
+function isoTime(field: string, timestamp: Timestamp): string {
+  const { seconds, nanos } = timestamp;
+  if (
+    seconds < MIN_TIMESTAMP_SECONDS ||
+    seconds > MAX_TIMESTAMP_SECONDS ||
+    nanos < 0 ||
+    nanos > 999_999_999
+  ) {
+    throw ValidationError.expected(
+      field,
+      'a google.protobuf.Timestamp from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z',
+      `seconds ${seconds}, nanos ${nanos}`,
+    );
+  }
+  return timestampDate(timestamp).toISOString();
 }
 
 function time(date: Date | null): Timestamp | undefined {

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { AuditService } from '../../../src/api/rpc/gen/jobworker/v1/audit_service_pb.ts';
 import { ErrorDetailSchema } from '../../../src/api/rpc/gen/jobworker/v1/errors_pb.ts';
 import { JobStatus } from '../../../src/api/rpc/gen/jobworker/v1/job_pb.ts';
 import { JobService } from '../../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
@@ -79,6 +80,37 @@ describe('Connect and gRPC-Web over HTTP/1.1 (@connectrpc/connect-node)', () => 
     const forbidden = await queues.drain({}).catch((e: unknown) => e);
     assert.ok(forbidden instanceof ConnectError);
     assert.equal(forbidden.code, Code.PermissionDenied);
+  });
+
+  it('refuses a Timestamp out of its range in the binary protocol as INVALID_ARGUMENT naming it, not INTERNAL', async () => {
+    // The binary decoding takes any seconds (JSON's refuses them): 1e15 s is past a Date's range.
+    const binary = createConnectTransport({
+      baseUrl: h.server.url,
+      httpVersion: '1.1',
+      nodeOptions: { ca },
+      useBinaryFormat: true,
+      interceptors: [bearer(h.token)],
+    });
+    const farOff = { seconds: 10n ** 15n, nanos: 0 };
+    const logsBefore = h.logs.length;
+    const refusal = async (call: Promise<unknown>, field: string) => {
+      const err = await call.catch((e: unknown) => e);
+      assert.ok(err instanceof ConnectError, String(err));
+      assert.equal(err.code, Code.InvalidArgument, err.message);
+      assert.equal(err.findDetails(ErrorDetailSchema)[0]?.code, 'VALIDATION_FAILED');
+      assert.equal(err.findDetails(ErrorDetailSchema)[0]?.field, field);
+    };
+    const jobs = createClient(JobService, binary);
+    await refusal(jobs.start({ command: 'true', runTime: farOff }), 'runTime');
+    await refusal(jobs.start({ command: 'true', runTime: { seconds: 0n, nanos: -1 } }), 'runTime');
+    const audit = createClient(AuditService, binary);
+    await refusal(audit.listAuditEntries({ since: farOff }), 'since');
+    await refusal(audit.listAuditEntries({ until: { seconds: -(10n ** 15n), nanos: 0 } }), 'until');
+    // A client's mistake, not the server's: nothing logged as a failed RPC.
+    assert.deepEqual(
+      h.logs.slice(logsBefore).filter((line) => line.includes('rpc failed')),
+      [],
+    );
   });
 
   it('serves gRPC-Web too, and records each protocol as the transport in the audit trail', async () => {
