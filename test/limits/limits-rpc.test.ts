@@ -79,7 +79,7 @@ describe('limits over RPC', { skip: noCgroups }, () => {
       .start({ command: 'true', queue: 'rpc', limits: { memoryBytes: BigInt(512 * MiB) } })
       .catch((e: unknown) => e);
     assert.ok(over instanceof ConnectError);
-    assert.equal(over.findDetails(ErrorDetailSchema)[0]?.field, 'limits.memory');
+    assert.equal(over.findDetails(ErrorDetailSchema)[0]?.field, 'limits.memoryBytes');
     assert.match(over.rawMessage, /the maximum of queue `rpc`/);
   });
 

@@ -60,7 +60,11 @@ export function limitsInput(limits: ResourceLimits): Record<string, unknown> {
   return out;
 }
 
-/** A start request's limits as the service's input (API v1's `memory_bytes` and `cpu_millis` too). */
+/**
+ * A start request's limits as the service's input (API v1's `memory_bytes` and `cpu_millis` too).
+ * The service names `memory_swap_bytes` `limits.memorySwap`: rpc-mapping.ts's FIELD_NAMES turns
+ * such names back into the proto's.
+ */
 export function startLimitsInput(limits: StartLimits): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (limits.memoryBytes !== undefined) out.memoryBytes = Number(limits.memoryBytes);

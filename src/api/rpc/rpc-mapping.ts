@@ -82,8 +82,23 @@ const VIEW: Partial<Record<OutputView, OutputSelector>> = {
   [OutputView.STDERR]: 'stderr',
 };
 
-/** The service's field names where the proto's differ (the REST API's names on the left). */
-const FIELD_NAMES: Readonly<Record<string, string>> = { runAt: 'runTime', limit: 'pageSize' };
+/**
+ * The one table of the service's field names (the REST API's, on the left) that a request's
+ * proto names otherwise: each field the mapping moves (`startInput`'s `runTime` to `runAt`, its
+ * flat `retry.backoff*` into `retry.backoff`, `memorySwapBytes` to `memorySwap`; `pageSize` to
+ * `limit`), and `limits.memory`, the name the service's limit checks give the `memoryBytes` it
+ * normalizes into `memory`. An error's field is turned back by it, so that a client reads a
+ * field its message has (test/api/rpc/rpc-field-names.test.ts walks the refusals of Start).
+ */
+const FIELD_NAMES: Readonly<Record<string, string>> = {
+  runAt: 'runTime',
+  limit: 'pageSize',
+  'retry.backoff.initialMs': 'retry.backoffInitialMs',
+  'retry.backoff.factor': 'retry.backoffFactor',
+  'retry.backoff.maxMs': 'retry.backoffMaxMs',
+  'limits.memory': 'limits.memoryBytes',
+  'limits.memorySwap': 'limits.memorySwapBytes',
+};
 
 /** The name a client knows a field by, from the name the service gave it. */
 export function fieldName(field: string): string {
