@@ -24,6 +24,26 @@ const GRACED_TIMEOUT = {
   retry: { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } },
 };
 
+/**
+ * Holds the store's next claim of a job until `release`: the job claimed, its launch not begun.
+ * `claimed` resolves once it is held; claims after it go through as they are.
+ */
+function holdNextClaim(store: SqliteJobStore): { claimed: Promise<void>; release: () => void } {
+  const { claimReady } = store;
+  const gate = Promise.withResolvers<void>();
+  const claimed = Promise.withResolvers<void>();
+  store.claimReady = async (...args: Parameters<typeof claimReady>) => {
+    const jobs = await claimReady.apply(store, args);
+    if (jobs.length > 0) {
+      store.claimReady = claimReady;
+      claimed.resolve();
+      await gate.promise;
+    }
+    return jobs;
+  };
+  return { claimed: claimed.promise, release: () => gate.resolve() };
+}
+
 describe('engine stop and timeout', () => {
   let h: Harness;
   before(async () => {
@@ -185,25 +205,14 @@ describe('engine stop and timeout', () => {
     const other = await openHarness();
     try {
       const log = join(other.dataDir, 'ran.log');
-      const { claimReady } = other.store;
-      const gate = Promise.withResolvers<void>();
-      const claimedOne = Promise.withResolvers<void>();
       // The claim is made, then held until the test has stopped the job and begun a drain.
-      other.store.claimReady = async (...args: Parameters<typeof claimReady>) => {
-        const jobs = await claimReady.apply(other.store, args);
-        if (jobs.length > 0) {
-          claimedOne.resolve();
-          await gate.promise;
-        }
-        return jobs;
-      };
+      const gate = holdNextClaim(other.store);
       const job = await other.engine.start({ command: 'sh', args: ['-c', `echo ran >> ${log}`] }, me);
-      await claimedOne.promise;
-      other.store.claimReady = claimReady;
+      await gate.claimed;
       // Claimed, not launched: the stop is recorded on the claim, for the launch to carry out.
       assert.equal((await other.engine.stop(job.id, me)).changed, true);
       other.engine.drain();
-      gate.resolve();
+      gate.release();
       const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
       assert.equal(done.status, 'cancelled');
       assert.equal(done.exit?.reason, 'cancelled by tester before it started');
@@ -217,23 +226,12 @@ describe('engine stop and timeout', () => {
     const other = await openHarness();
     try {
       const log = join(other.dataDir, 'ran.log');
-      const { claimReady } = other.store;
-      const gate = Promise.withResolvers<void>();
-      const claimedOne = Promise.withResolvers<void>();
-      other.store.claimReady = async (...args: Parameters<typeof claimReady>) => {
-        const jobs = await claimReady.apply(other.store, args);
-        if (jobs.length > 0) {
-          claimedOne.resolve();
-          await gate.promise;
-        }
-        return jobs;
-      };
+      const gate = holdNextClaim(other.store);
       const job = await other.engine.start({ command: 'sh', args: ['-c', `echo ran >> ${log}`] }, me);
-      await claimedOne.promise;
-      other.store.claimReady = claimReady;
+      await gate.claimed;
       // Claimed, its launch not begun: the stop is recorded on the claim, and the launch is told.
       assert.equal((await other.engine.stop(job.id, me)).changed, true);
-      gate.resolve();
+      gate.release();
       const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
       assert.equal(done.status, 'cancelled');
       assert.equal(done.exit?.reason, 'cancelled by tester before it started');
