@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import {
   lowestFreeUid,
   type PoolAllocation,
@@ -6,9 +6,6 @@ import {
   type UsedIds,
 } from '../../core/pool-uids.ts';
 import type { StoreSchema } from '../schema.ts';
-
-/** Allocations lost to another node's in a row before giving up (each loss is a uid taken meanwhile). */
-const ALLOCATION_TRIES = 8;
 
 /**
  * The pool accounts of a cluster's nodes, in the store they share (`pool_accounts`): a user's job
@@ -34,28 +31,31 @@ export class PgPoolAccounts implements PoolAllocations {
   }
 
   /**
-   * The user's uid: one another node gave, or the lowest free one, inserted unless a node took
-   * that uid (or gave this user one) meanwhile, when the pool is read again. No lock: the unique
-   * keys decide between nodes racing.
+   * The user's uid: one another node gave, or the lowest free one. Allocations are made one at a
+   * time across the nodes (a transaction's advisory lock): racing for the same lowest uid, each
+   * would lose to the others over and over. Once per user, so the wait is nothing.
    */
   async allocate(user: string, used: UsedIds, now = new Date()): Promise<number> {
-    for (let attempt = 0; attempt < ALLOCATION_TRIES; attempt++) {
-      const known = await this.#read(user);
-      if (known !== undefined) return known;
-      const taken = await this.#db.selectFrom('pool_accounts').select('uid').execute();
-      const uid = lowestFreeUid(new Set(taken.map((r) => r.uid)), used, user);
-      const inserted = await this.#db
-        .insertInto('pool_accounts')
-        .values({ user_name: user, uid, allocated_at: now.getTime() })
-        .onConflict((c) => c.doNothing())
-        .returning('uid')
+    const known = await this.#read(user);
+    if (known !== undefined) return known;
+    const uid = await this.#db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtextextended('jobworker pool accounts', 0))`.execute(trx);
+      const given = await trx
+        .selectFrom('pool_accounts')
+        .select('uid')
+        .where('user_name', '=', user)
         .executeTakeFirst();
-      if (inserted !== undefined) {
-        this.#known.set(user, inserted.uid);
-        return inserted.uid;
-      }
-    }
-    throw new Error(`Could not allocate a pool uid for user ${user}: other nodes took each one tried`);
+      if (given !== undefined) return given.uid;
+      const taken = await trx.selectFrom('pool_accounts').select('uid').execute();
+      const free = lowestFreeUid(new Set(taken.map((r) => r.uid)), used, user);
+      await trx
+        .insertInto('pool_accounts')
+        .values({ user_name: user, uid: free, allocated_at: now.getTime() })
+        .execute();
+      return free;
+    });
+    this.#known.set(user, uid);
+    return uid;
   }
 
   /**
