@@ -63,9 +63,10 @@ export class NodeMembership {
    */
   #relinquishPending = false;
   /**
-   * A sweep's decisions failed part way: dependents of the jobs it did decide may wait on ends that
-   * nobody settled (the lost node, holding nothing more, is not swept again). Every later beat
-   * settles all such dependents (`JobStore.settleAll`) until that succeeds.
+   * A node was declared lost: dependents may wait on ends that nobody settled, of jobs its sweep
+   * decided (should its decisions fail part way, the node, holding nothing more, is not swept
+   * again) or that the node recorded just before it died. The sweep settles all such dependents
+   * (`JobStore.settleAll`), and every later beat does until that succeeds.
    */
   #settlePending = false;
 
@@ -185,16 +186,18 @@ export class NodeMembership {
           `no heartbeat since ${node.heartbeatAt.toISOString()} (node timeout ${timeoutMs / 1000} s), declared by ${self.id}`,
         async (node) => {
           if (node.id === self.id) return;
-          const outcome = await decideLostNodeJobs(jobs, node, clock.now()).catch((err: unknown) => {
-            this.#settlePending = true;
-            throw err;
-          });
+          // Its dependents too, whatever becomes of the decisions: a job the node recorded ended
+          // just before it died, before it settled what waited for it, is no job of the node's
+          // left to decide, and nothing else would settle its dependents until an engine restarts.
+          this.#settlePending = true;
+          const outcome = await decideLostNodeJobs(jobs, node, clock.now());
           this.#options.onLostNode?.(node, outcome);
         },
       );
     } catch (err) {
       this.#options.onError?.(err as Error);
     }
+    if (this.#settlePending) await this.#settleAgain();
   }
 
   /** Found declared lost (or gone): give up what was decided without us, then join again. */

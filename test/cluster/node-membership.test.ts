@@ -262,7 +262,7 @@ describe('cluster membership on PostgreSQL', () => {
     }
   });
 
-  it("settles at a later beat the dependents of a lost node's job whose settling failed in the sweep", async () => {
+  it("settles the dependents of a lost node's job whose settling failed in the sweep, after its decisions", async () => {
     const clock = new ManualClock(T0);
     const store = await PgJobStore.open(database.url, { clock });
     // The sweeper's store, whose first settling fails (the store away a moment).
@@ -303,12 +303,48 @@ describe('cluster membership on PostgreSQL', () => {
         ['the store went away a moment'],
       );
       assert.equal((await store.getJob(dep.id))?.status, 'lost');
-      assert.equal((await store.getJob(waiting.id))?.hold, 'after', 'its settling failed');
-      // The lost node holds nothing more, and is not swept again: the next beat settles it.
-      await membership.beat();
+      // Its settling in the decision failed; the sweep settled it after (the lost node, holding
+      // nothing more, is not swept again).
       const settled = (await store.getJob(waiting.id))!;
       assert.equal(settled.status, 'cancelled');
       assert.match(settled.exit!.reason!, new RegExp(`^dependency ${dep.id} ended lost`));
+      await membership.close();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('settles the dependents of a job the lost node recorded ended just before it died, unsettled', async () => {
+    const clock = new ManualClock(T0);
+    const store = await PgJobStore.open(database.url, { clock });
+    try {
+      const { membership } = await NodeMembership.join({
+        nodes: store.nodes,
+        jobs: store,
+        self: { id: 'sweeper', url: 'http://sweeper' },
+        clock,
+        timeoutMs: TIMEOUT_MS,
+      });
+      await membership.start(NOT_DRAINING);
+      await store.nodes.join({ id: 'dying', url: 'http://dying' }, T0);
+      const dep = makeJob({ spec: { queue: 'dying-q' } });
+      await store.admitJob(dep, T0);
+      assert.equal((await store.claimReady('dying-q', 'dying', 1)).length, 1);
+      await store.markStarted(dep.id, { pid: 999_994, startTicks: 1, bootId: 'x', cgroups: [] }, T0, 'dying');
+      const waiting = makeJob({ spec: { queue: 'dying-q', after: [dep.id] } });
+      const admitted = await store.admitJob(waiting, T0);
+      assert.ok(admitted.admitted && admitted.job.hold === 'after');
+      // The node records the end, then dies before it settles what waited for it.
+      await store.markFinished(dep.id, {
+        status: 'succeeded',
+        exit: { exitCode: 0, signal: null, reason: 'exited with code 0' },
+        finishedAt: T0,
+        outputBytes: { stdout: 0, stderr: 0 },
+      });
+      clock.advance(TIMEOUT_MS + 1);
+      await membership.beat();
+      const ready = (await store.getJob(waiting.id))!;
+      assert.deepEqual([ready.status, ready.hold], ['queued', null], 'its dependency succeeded: it may run');
       await membership.close();
     } finally {
       await store.close();
