@@ -35,12 +35,15 @@ export async function resolveConnection(
     const tls = await resolveTlsTrust(flags, env, cwd);
     const socketPath = join(env.dataDir, SOCKET_FILE);
     if (await isSocket(socketPath)) {
-      const fromFile =
-        fromEnv === null && tls.cert === undefined ? (await readText(tokenFile)).trim() || null : null;
       const secure = await isReadable(join(env.dataDir, 'tls', 'ca.pem'));
+      // Plain HTTP (a server with --insecure-http) presents no client certificate (one in ./cert,
+      // say): the admin token goes in its stead, not nothing.
+      const trust = secure ? tls : NO_TLS;
+      const fromFile =
+        fromEnv === null && trust.cert === undefined ? (await readText(tokenFile)).trim() || null : null;
       return {
         baseUrl: new URL(secure ? 'https://localhost/' : 'http://localhost/'),
-        tls,
+        tls: trust,
         socketPath,
         local: true,
         token: fromEnv ?? fromFile,

@@ -61,7 +61,8 @@ export async function showOutput(
       ...(options.reconnectSetting === undefined ? {} : { reconnectSetting: options.reconnectSetting }),
       // Written to a descriptor before the next event is asked for: no copy of each read needed.
       borrowData: !options.json && writer.writesAtOnce,
-      onRetry: (attempt, error) => note(ctx, `${error.message}; reconnecting (${attempt})`),
+      // The server's (or a proxy's) words: their control characters escaped, as every message's.
+      onRetry: (attempt, error) => note(ctx, `${printable(error.message)}; reconnecting (${attempt})`),
     });
     for await (const event of events) {
       if (event.type === 'end') job = event.job;

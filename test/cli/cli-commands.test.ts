@@ -269,6 +269,8 @@ describe('errors', () => {
       ['stop', 'x', '--grace', 'soon'],
       ['start', '--timeout', '0', '--', 'true'],
       ['list', '--limit', '0'],
+      ['list', '--limit', '5000'],
+      ['list', '--label', 'no-equals-sign'],
       ['list', '--status', 'sleeping'],
       ['logs', 'x', '--stdout', '--stderr'],
       ['frobnicate'],

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { lstat, mkdtemp, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { readCliEnvironment } from '../../src/cli/cli-env.ts';
 import { EXIT } from '../../src/cli/errors.ts';
 import { runCli } from '../../src/cli/program.ts';
@@ -15,7 +16,7 @@ import { runServer } from '../../src/main.ts';
 import { baseEnv, startTestServer, type TestServer } from './cli-harness.ts';
 
 /** Runs the CLI in this process with `env` as its whole environment. */
-async function cli(args: readonly string[], env: NodeJS.ProcessEnv) {
+async function cli(args: readonly string[], env: NodeJS.ProcessEnv, cwd = tmpdir()) {
   let stdout = '';
   let stderr = '';
   const sink = (append: (text: string) => void) =>
@@ -33,7 +34,7 @@ async function cli(args: readonly string[], env: NodeJS.ProcessEnv) {
     stderr: sink((text) => {
       stderr += text;
     }),
-    cwd: tmpdir(),
+    cwd,
     exitCode: EXIT.ok,
   };
   const code = await runCli(args, ctx);
@@ -99,6 +100,43 @@ describe("the CLI and a local server's admin token", () => {
     const socket = await lstat(t.server.socketPath!);
     assert.ok(socket.isSocket());
     assert.equal((socket.mode & 0o777).toString(8), '600');
+  });
+
+  it('sends the admin token over a plain socket even from a directory with a client certificate (./cert), which it cannot present', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-cli-cert-cwd-'));
+    const dataDir = join(dir, 'data');
+    const plain = await runServer({
+      listen: '127.0.0.1:0',
+      dataDir,
+      insecureHttp: true,
+      logStream: new PassThrough(),
+    });
+    try {
+      await mkdir(join(dir, 'cert'));
+      await promisify(execFile)('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=someone',
+        '-keyout',
+        join(dir, 'cert', 'client-key.pem'),
+        '-out',
+        join(dir, 'cert', 'client-cert.pem'),
+      ]);
+      const env = baseEnv({ JOBWORKER_DATA_DIR: dataDir });
+      const listed = await cli(['--json', 'list', '--limit', '1'], env, dir);
+      assert.equal(listed.code, 0, listed.stderr);
+    } finally {
+      await plain.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('a stale socket left by a server that died is replaced; the socket goes when the server closes', async () => {

@@ -74,6 +74,25 @@ describe('output on a terminal', () => {
     for (const line of lines) assert.ok([...line].length <= 200, `${[...line].length}: ${line}`);
     assert.ok(lines[1]!.endsWith('…'));
   });
+
+  it('prints, when there are more jobs, the command for the next page with the same filters', async () => {
+    for (const word of ['one', 'two'])
+      await jobworker(['start', '--name', "it's paged", '--', 'true', word], t.env);
+    const { output } = await onTerminal(['list', '--name', "it's paged", '--limit', '1'], {
+      ...t.env,
+      NO_COLOR: '1',
+    });
+    const more = /^More: jobworker (list .*)$/m.exec(output);
+    assert.ok(more, output);
+    assert.match(more[1]!, /^list --name 'it'\\''s paged' --limit 1 --cursor \S+$/);
+    // What a shell reads it as: the second page of the same list.
+    const next = await onTerminal(
+      ['list', '--name', "it's paged", '--limit', '1', '--cursor', more[1]!.split(' ').at(-1)!],
+      { ...t.env, NO_COLOR: '1' },
+    );
+    assert.match(next.output, /true one/);
+    assert.doesNotMatch(next.output, /true two/);
+  });
 });
 
 describe('--json output', () => {

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ApiDelivery, ApiJob, ApiWebhook } from '../../src/client/api-types.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -21,6 +25,17 @@ async function json<T>(args: readonly string[]): Promise<T> {
   const result = await cli(['--json', ...args]);
   assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
   return JSON.parse(result.stdout) as T;
+}
+
+/** Polls `find` every 10 ms until it finds something, for at most 20 s (a condition, not a sleep). */
+async function until<T>(find: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error('timed out waiting for the delivery');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 describe('jobworker webhook and start --notify', () => {
@@ -90,6 +105,21 @@ describe('jobworker webhook and start --notify', () => {
       [['webhook', 'deliveries', '--limit', 'abc'], '--limit'],
       [['webhook', 'deliveries', '--limit', '0'], '--limit'],
       [['webhook', 'deliveries', '--status', 'bogus'], '--status'],
+      [['webhook', 'add', 'https://ci.example.com/h', '--events', 'job:finishd'], '--events'],
+      [['webhook', 'add', 'https://ci.example.com/h', '--secret', 'short'], '--secret'],
+      [
+        [
+          'webhook',
+          'add',
+          'https://ci.example.com/h',
+          '--secret',
+          'x'.repeat(20),
+          '--secret-file',
+          '/dev/null',
+        ],
+        '--secret',
+      ],
+      [['webhook', 'add', 'https://ci.example.com/h', '--secret-file', '/no/such/file'], '--secret-file'],
       [
         [
           'start',
@@ -111,5 +141,40 @@ describe('jobworker webhook and start --notify', () => {
     }
     const listed = await json<{ jobs: ApiJob[] }>(['list', '--name', 'never-sent']);
     assert.deepEqual(listed.jobs, [], 'the job with a misspelt event was not made');
+  });
+
+  it('takes the secret from --secret-file (off the command line), and signs with it; --secret warns', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-cli-secret-'));
+    // A receiver of its own: the next test reads the first POST its receiver gets.
+    const receiver = await WebhookReceiver.open();
+    try {
+      const file = join(dir, 'secret');
+      const secret = 'a-secret-of-32-characters-long!!';
+      await writeFile(file, `${secret}\n`, { mode: 0o600 });
+      const added = await cli(['webhook', 'add', receiver.url('/from-file'), '--secret-file', file]);
+      assert.equal(added.code, 0, added.stderr);
+      assert.doesNotMatch(added.stdout, /shown once/);
+      assert.equal(added.stderr, '');
+      const id = /^Added webhook (\S+) /.exec(added.stdout)![1]!;
+      const job = await json<ApiJob>(['start', '--', 'true']);
+      const got = await until(() =>
+        receiver.received.find((r) => r.path === '/from-file' && r.body.includes(job.id)),
+      );
+      const [t, v1] = String(got.headers['jobworker-signature'])
+        .split(',')
+        .map((part) => part.split('=', 2)[1]!);
+      const expected = createHmac('sha256', secret).update(`${t}.${got.body}`).digest('hex');
+      assert.equal(v1, expected, "signed with the file's secret, without its newline");
+      assert.equal((await cli(['webhook', 'rm', id])).code, 0);
+
+      const warned = await cli(['webhook', 'add', receiver.url('/argv'), '--secret', secret]);
+      assert.equal(warned.code, 0, warned.stderr);
+      assert.match(warned.stderr, /--secret is readable by every local account .*use --secret-file/);
+      const warnedId = /^Added webhook (\S+) /.exec(warned.stdout)![1]!;
+      assert.equal((await cli(['webhook', 'rm', warnedId])).code, 0);
+    } finally {
+      await receiver.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -13,7 +13,7 @@ import {
 import { formatAgo, formatDuration } from '../durations.ts';
 import { UsageError } from '../errors.ts';
 import { commandLine, runDuration } from '../job-format.ts';
-import { parseListText } from '../option-parsers.ts';
+import { parseListText, parsePageLimit } from '../option-parsers.ts';
 import { writeTo } from '../output-writer.ts';
 import { renderTable } from '../table.ts';
 import { printable } from '../terminal-sanitizer.ts';
@@ -49,8 +49,8 @@ export function registerList(program: Command, ctx: CliContext): void {
       'only jobs whose name or command line contains this text, ignoring case (1 to 200 characters)',
       parseListText,
     )
-    .option('--label <KEY=VALUE>', 'only jobs with this label')
-    .option('--limit <n>', "at most this many jobs (default: the server's)", parseLimit)
+    .option('--label <KEY=VALUE>', 'only jobs with this label', parseLabelFilter)
+    .option('--limit <n>', "at most this many jobs, 1 to 1000 (default: the server's)", parsePageLimit)
     .option('--cursor <cursor>', 'continue a previous list where it stopped');
   addCommonOptions(command).action(async (filter: string | undefined, options: ListOptions) => {
     const common = commonOptions(command);
@@ -69,9 +69,26 @@ export function registerList(program: Command, ctx: CliContext): void {
     if (page.jobs.length === 0) return writeTo(ctx.stdout, 'No jobs.\n');
     await writeTo(ctx.stdout, jobTable(ctx, page.jobs));
     if (page.nextCursor !== null && ctx.stdout.isTTY === true) {
-      await writeTo(ctx.stdout, stdoutStyle(ctx).dim(`More: jobworker list --cursor ${page.nextCursor}\n`));
+      // The same filters again: the cursor alone would list every older job.
+      const again = [
+        ...(status === undefined ? [] : ['--status', status]),
+        ...(options.name === undefined ? [] : ['--name', options.name]),
+        ...(options.queue === undefined ? [] : ['--queue', options.queue]),
+        ...(options.text === undefined ? [] : ['--text', options.text]),
+        ...(options.label === undefined ? [] : ['--label', options.label]),
+        ...(options.limit === undefined ? [] : ['--limit', String(options.limit)]),
+        '--cursor',
+        page.nextCursor,
+      ];
+      const hint = `More: jobworker list ${again.map(shellWord).join(' ')}`;
+      await writeTo(ctx.stdout, stdoutStyle(ctx).dim(`${printable(hint)}\n`));
     }
   });
+}
+
+/** `word` as a shell reads it back: as it is when plain, else single-quoted. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 function jobTable(ctx: CliContext, jobs: readonly ApiJob[]): string {
@@ -132,10 +149,9 @@ function parseStatuses(text: string): string {
   return text;
 }
 
-function parseLimit(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError('Expected a positive whole number.');
-  }
-  return n;
+/** `--label KEY=VALUE`: refused here (exit 2) rather than by the server (exit 1). */
+function parseLabelFilter(text: string): string {
+  if (text.indexOf('=') <= 0)
+    throw new InvalidArgumentError(`Expected KEY=VALUE, got ${JSON.stringify(text)}.`);
+  return text;
 }

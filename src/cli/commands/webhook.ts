@@ -1,7 +1,9 @@
-import { type Command, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ApiDelivery, ApiWebhook } from '../../client/api-types.ts';
-import { DELIVERY_STATUSES } from '../../core/webhook.ts';
+import { DELIVERY_STATUSES, WEBHOOK_EVENTS } from '../../core/webhook.ts';
 import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
+import { UsageError } from '../errors.ts';
 import { parsePageLimit } from '../option-parsers.ts';
 import { writeTo } from '../output-writer.ts';
 import { renderTable } from '../table.ts';
@@ -22,26 +24,45 @@ export function registerWebhook(program: Command, ctx: CliContext): void {
     .option(
       '--events <list>',
       'comma-separated: job:queued, job:started, job:progress, job:finished (default: job:finished)',
+      parseEvents,
     )
-    .option('--secret <secret>', 'the signing secret, 16 to 256 characters (default: a random one, printed)');
-  addCommonOptions(add).action(async (url: string, options: { events?: string; secret?: string }) => {
-    const common = commonOptions(add);
-    const events = options.events
-      ?.split(',')
-      .map((e) => e.trim())
-      .filter(Boolean);
-    const created = await (await connect(ctx, common)).addWebhook({
-      url,
-      ...(events === undefined ? {} : { events }),
-      ...(options.secret === undefined ? {} : { secret: options.secret }),
-    });
-    if (common.json === true) return printJson(ctx, created);
-    await writeTo(
-      ctx.stdout,
-      `Added webhook ${created.webhook.id} for ${created.webhook.events.join(', ')} to ${created.webhook.url}\n` +
-        (options.secret === undefined ? `Its signing secret (shown once): ${created.secret}\n` : ''),
+    .option(
+      '--secret-file <file>',
+      'the signing secret, 16 to 256 characters, from this file (a final newline is not part of it)',
+    )
+    .option(
+      '--secret <secret>',
+      'the signing secret on the command line, where `ps` shows it: prefer --secret-file',
     );
-  });
+  addCommonOptions(add).action(
+    async (url: string, options: { events?: string[]; secret?: string; secretFile?: string }) => {
+      const common = commonOptions(add);
+      if (options.secret !== undefined && options.secretFile !== undefined) {
+        throw new UsageError('Expected --secret or --secret-file, not both');
+      }
+      if (options.secret !== undefined) {
+        // Always, not a terminal's note only: a script is where it matters most.
+        ctx.stderr.write(
+          'jobworker: warning: --secret is readable by every local account while this runs (ps); use --secret-file\n',
+        );
+      }
+      const secret =
+        options.secretFile === undefined ? options.secret : await readSecretFile(options.secretFile);
+      if (secret !== undefined)
+        checkSecret(secret, options.secretFile === undefined ? '--secret' : '--secret-file');
+      const created = await (await connect(ctx, common)).addWebhook({
+        url,
+        ...(options.events === undefined ? {} : { events: options.events }),
+        ...(secret === undefined ? {} : { secret }),
+      });
+      if (common.json === true) return printJson(ctx, created);
+      await writeTo(
+        ctx.stdout,
+        `Added webhook ${created.webhook.id} for ${created.webhook.events.join(', ')} to ${created.webhook.url}\n` +
+          (secret === undefined ? `Its signing secret (shown once): ${created.secret}\n` : ''),
+      );
+    },
+  );
 
   const list = webhook.command('list').alias('ls').summary('the server-wide webhooks (never their secrets)');
   addCommonOptions(list).action(async () => {
@@ -107,4 +128,36 @@ function deliveryTable(deliveries: readonly ApiDelivery[]): string {
       d.url,
     ]),
   );
+}
+
+/** `--events`: names checked here, so that a wrong one is a usage error (exit 2), not the server's 400. */
+function parseEvents(text: string): string[] {
+  const events = text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  const unknown = events.find((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));
+  if (events.length === 0 || unknown !== undefined) {
+    throw new InvalidArgumentError(
+      `Expected events among ${WEBHOOK_EVENTS.join(', ')}, separated by commas, got ${JSON.stringify(text)}.`,
+    );
+  }
+  return events;
+}
+
+/** The secret in `file`, without the newline an editor or `echo` ends it with. */
+async function readSecretFile(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new UsageError(
+      `Expected --secret-file to be a readable file, got ${JSON.stringify(file)}: ${(err as Error).message}`,
+    );
+  }
+}
+
+function checkSecret(secret: string, option: string): void {
+  if (secret.length < 16 || secret.length > 256) {
+    throw new UsageError(`Expected ${option} to hold 16 to 256 characters, got ${secret.length}`);
+  }
 }
