@@ -103,7 +103,7 @@ export class JobAccounts {
   readonly #options: JobAccountsOptions;
   readonly #server: ServerIdentity;
   readonly #pool: PoolAllocations;
-  /** Pool homes known to exist with the right owner, by user. */
+  /** Pool homes known to exist with the right owner, by user and uid (`<uid>:<user>`). */
   readonly #homes = new Map<string, string>();
   /** The homes directory, made on the first pool account (a server without one makes nothing). */
   #homesDir: Promise<void> | undefined;
@@ -150,8 +150,10 @@ export class JobAccounts {
   /**
    * Checks, on the node about to run a job, that the account it was admitted with (on whichever
    * node of a cluster took it) is the same account here: a job never runs as a uid this host gives
-   * someone else. A pool account's uid must name no passwd or group entry here, and its home is
-   * made here when missing; a named account must be in this host's passwd with the same uid and
+   * someone else. A pool account's uid must be the one the pool gives its owner (a job admitted
+   * by a node that gave uids from a file of its own, before the cluster kept them, may carry one
+   * the pool gives another user) and name no passwd or group entry here, and its home is made here
+   * when missing; a named account must be in this host's passwd with the same uid and
    * gid; the server's own account must be this server's. Throws, saying what differs, otherwise.
    */
   async checkOnThisHost(owner: string, account: JobAccount | null): Promise<void> {
@@ -165,6 +167,15 @@ export class JobAccounts {
     }
     const os = await this.#osAccounts();
     if (account.name === poolAccountName(owner)) {
+      const pooled = await this.#pool.find(owner);
+      if (pooled !== account.uid) {
+        throw new JobworkerError(
+          'ACCOUNT_UNAVAILABLE',
+          `The job runs as the pool account of user ${owner} with uid ${account.uid}, but the pool gives user ${owner} ` +
+            (pooled === undefined ? 'no uid' : `uid ${pooled}`) +
+            ' (a uid a node gave from its own accounts.json before the cluster kept them: docs/cluster.md, "Job accounts"); start the job again',
+        );
+      }
       if (os.usedUids.has(account.uid) || os.usedGids.has(account.uid)) {
         throw new JobworkerError(
           'ACCOUNT_UNAVAILABLE',
@@ -245,7 +256,9 @@ export class JobAccounts {
 
   /** The pool account's home on this host, made (owned by `uid`) when missing. */
   async #home(user: string, uid: number): Promise<string> {
-    let home = this.#homes.get(user);
+    // By uid too: a home checked for one uid says nothing of another's.
+    const key = `${uid}:${user}`;
+    let home = this.#homes.get(key);
     if (home === undefined) {
       this.#homesDir ??= prepareHomesDir(this.#options.homesDir, this.#options.onHomesWarning);
       await this.#homesDir.catch((err: unknown) => {
@@ -253,7 +266,7 @@ export class JobAccounts {
         throw err;
       });
       home = await ensurePoolHome(this.#options.homesDir, user, uid);
-      this.#homes.set(user, home);
+      this.#homes.set(key, home);
     }
     return home;
   }

@@ -67,6 +67,10 @@ export class UidPool implements PoolAllocations {
     return this.uidOf(user) !== undefined;
   }
 
+  async find(user: string): Promise<number | undefined> {
+    return this.uidOf(user);
+  }
+
   /** The user's uid, allocating (and persisting) the lowest free one on first use. */
   allocate(user: string, used: UsedIds, now = new Date()): Promise<number> {
     const known = this.uidOf(user);

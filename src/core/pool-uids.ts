@@ -30,6 +30,8 @@ export interface PoolAllocations {
   uidOf(user: string): number | undefined;
   /** The user's uid, allocating (and keeping) the lowest one free in the pool and in `used` on first use. */
   allocate(user: string, used: UsedIds, now?: Date): Promise<number>;
+  /** The uid `user` was given, wherever it was given (a read of the store when not known here). */
+  find(user: string): Promise<number | undefined>;
   /** Whether `user` was ever given one, wherever it was given. */
   given(user: string): Promise<boolean>;
 }

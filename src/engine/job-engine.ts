@@ -538,7 +538,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       if (job.status === 'queued' && attempt < 5) {
         const cancelled = await this.#stopClaimed(job, caller.user, graceMs);
         if (!cancelled) continue;
-        return cancelled;
+        return { ...cancelled, changed: cancelled.changed || onClaim };
       }
       if (isActive(job.status) && this.#launches.has(id) && attempt < 5) continue;
       // Finished (cancelled by its launch, told of this stop), or running but not supervised here:
@@ -568,7 +568,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     }
     return {
       job: recorded,
-      changed: recorded.stop?.at !== before.stop?.at || recorded.status !== before.status,
+      // By time: each read makes its own Date.
+      changed: recorded.stop?.at.getTime() !== before.stop?.at.getTime() || recorded.status !== before.status,
     };
   }
 

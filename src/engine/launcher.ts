@@ -48,7 +48,7 @@ export interface LauncherDeps {
 type Spawned =
   | { readonly ok: true; readonly dir: string; readonly dirs: string[]; readonly spawned: SpawnedJob }
   | { readonly ok: false; readonly dirs: string[]; readonly err: Error }
-  | { readonly ok: 'stopped'; readonly dirs: string[]; readonly made: boolean };
+  | { readonly ok: 'stopped'; readonly dirs: string[] };
 
 /**
  * Starts claimed jobs through the spawner and hands them to the supervisor; at open, sees through
@@ -111,7 +111,6 @@ export class Launcher {
       // Should that end fail, the launch tries it again itself (below).
       const ending = this.#ending.get(id);
       if (ending) await ending.catch(() => undefined);
-      if (this.#stopped.has(id)) return { ok: 'stopped', dirs, made: false };
       // Before anything is made as it: admitted by another node, its account is that node's.
       await this.#deps.checkAccount?.(job);
       // The directory is made last before the spawn: after a crash, a claimed job whose
@@ -130,7 +129,7 @@ export class Launcher {
       dirs = await this.#deps.cgroups.create(id, spec.limits, spec.cwd);
       const request = jobSpawnRequest(spec, id, dir, dirs, io);
       // The last look: from here on, the stop is the supervisor's to carry out once it started.
-      if (this.#stopped.has(id)) return { ok: 'stopped', dirs, made: true };
+      if (this.#stopped.has(id)) return { ok: 'stopped', dirs };
       let reply = await this.#deps.spawner.start(request);
       // The spawner died before any wrapper took the request (a wrapper's first act is to create
       // the job's output files): nothing of it ran, so the spawner's successor gets it. Once only:
@@ -171,7 +170,7 @@ export class Launcher {
 
   async #record(job: Job, spawn: Spawned): Promise<Job> {
     const { cgroups, supervisor } = this.#deps;
-    if (spawn.ok === 'stopped') return this.#cancelUnspawned(job, spawn.dirs, spawn.made);
+    if (spawn.ok === 'stopped') return this.#cancelUnspawned(job, spawn.dirs);
     if (!spawn.ok) {
       this.#removeCgroups(spawn.dirs);
       return supervisor.failedToStart(job, spawn.err);
@@ -204,21 +203,16 @@ export class Launcher {
   }
 
   /**
-   * A claimed job stopped before its spawn: what was made for it (`made`: its directories) is
-   * removed, its directory first (a server dying after that gives the claim back at its restart,
-   * `recoverClaims`: it was never sent), and the claim is given back, which the stop on record
-   * makes a cancel. Should the store refuse that, the job is recorded failed, not retried, rather
-   * than left claimed.
+   * A claimed job stopped before its spawn: what was made for it is removed, its directory first (a
+   * server dying after that gives the claim back at its restart, `recoverClaims`: it was never
+   * sent), and the claim is given back, which the stop on record makes a cancel. Should the store
+   * refuse that, the job is recorded failed, not retried, rather than left claimed. A directory
+   * that cannot be removed is left (nothing of it ran): the claim is given back all the same.
    */
-  async #cancelUnspawned(job: Job, dirs: readonly string[], made: boolean): Promise<Job> {
+  async #cancelUnspawned(job: Job, dirs: readonly string[]): Promise<Job> {
     this.#removeCgroups(dirs);
-    // Only one made here: a directory found before (`#spawn`'s EEXIST) is a run's, ended there.
-    if (made) {
-      await rm(this.#deps.jobDir(job.id), { recursive: true, force: true });
-      await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(
-        () => undefined,
-      );
-    }
+    await rm(this.#deps.jobDir(job.id), { recursive: true, force: true }).catch(() => undefined);
+    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(() => undefined);
     try {
       const released = await this.#deps.store.releaseClaim(job.id, this.#deps.node);
       this.#deps.changed(released);

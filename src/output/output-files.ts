@@ -10,7 +10,8 @@ import type { IndexFile } from './sync-file.ts';
  *   as its fds 1 and 2). Retention may punch holes at their start; their size never shrinks.
  * - `combined.idx`: the combined order as observed, fixed-size binary records (see `combined-index.ts`).
  * - `kept.json`: where each stream's kept window starts (see `retention.ts`, `kept-record.ts`); absent until
- *   the first drop, whose room the engine makes at the job's start as `kept.json.tmp`.
+ *   the first drop, which writes it as `kept.json.tmp` and renames it (on a full disk, with the room
+ *   of the server's spare file: `RetentionEnforcer`).
  */
 export const OUTPUT_FILE_NAMES = {
   stdout: 'stdout',

@@ -1,4 +1,4 @@
-import { unlink, writeFile } from 'node:fs/promises';
+import { stat, unlink, writeFile } from 'node:fs/promises';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
 import { OUTPUT_STREAMS, outputPaths } from './output-files.ts';
 import {
@@ -73,9 +73,23 @@ export class RetentionEnforcer {
 
   /** Makes the spare file when missing (none without a cap or a path). */
   async prepareSpare(): Promise<void> {
-    if (this.#spare === undefined || !this.#spareMissing) return;
-    // Written, not allocated sparse or truncated: the blocks must be the file's to give back.
-    await writeFile(this.#spare, Buffer.alloc(SPARE_BYTES), { mode: 0o600 });
+    const spare = this.#spare;
+    if (spare === undefined || !this.#spareMissing) return;
+    // One an earlier server made whole is kept as it is: rewritten, its blocks would be given back
+    // for a moment, which a job still writing (jobs outlive their server) could take.
+    const made = await stat(spare).catch(() => undefined);
+    if (made !== undefined && made.size === SPARE_BYTES && made.blocks * 512 >= SPARE_BYTES) {
+      this.#spareMissing = false;
+      return;
+    }
+    try {
+      // Written, not allocated sparse or truncated: the blocks must be the file's to give back.
+      await writeFile(spare, Buffer.alloc(SPARE_BYTES), { mode: 0o600 });
+    } catch (err) {
+      // Part of it may be on disk: given back now, not left holding blocks that nothing frees.
+      await unlink(spare).catch(() => undefined);
+      throw err;
+    }
     this.#spareMissing = false;
   }
 
@@ -96,9 +110,9 @@ export class RetentionEnforcer {
     state.kept = next;
   }
 
-  /** Removes the spare file to free its blocks; false when there was none to give back. */
+  /** Removes the spare file (whole, or what a failed make left) to free its blocks; false when there was none. */
   async #giveBackSpare(): Promise<boolean> {
-    if (this.#spare === undefined || this.#spareMissing) return false;
+    if (this.#spare === undefined) return false;
     this.#spareMissing = true;
     try {
       await unlink(this.#spare);

@@ -165,10 +165,16 @@ describe('pool homes', () => {
 
   it("JobAccounts.checkOnThisHost: a job admitted by another node runs here only as this host's same account", async () => {
     const homesDir = join(root, 'node-b', 'homes');
+    // The pool the nodes share (a store's, as on PostgreSQL): node A gave its uids against a host
+    // whose passwd and group name none of the pool's.
+    const shared = await UidPool.open(await mkdtemp(join(root, 'pool-')));
+    const none = { usedUids: new Set<number>(), usedGids: new Set<number>() };
+    for (const user of ['al', 'bo', 'cy']) await shared.allocate(user, none);
     const nodeB = await JobAccounts.open({
       dataDir: await mkdtemp(join(root, 'data-')),
       homesDir,
       etc: await etcDir(),
+      pool: shared,
     });
     const refused = (account: Parameters<JobAccounts['checkOnThisHost']>[1], pattern: RegExp) =>
       assert.rejects(
@@ -183,17 +189,28 @@ describe('pool homes', () => {
       /`alice` \(uid 1001, gid 1001\).*gives uid 1000, gid 1000/,
     );
     await refused({ ...account, name: 'ghost', uid: 1500, gid: 1500 }, /`ghost`.*does not name/);
-    // A pool account: a uid this host gives an account of its own is refused (passwd, then group).
-    for (const uid of [UID_POOL.first, UID_POOL.first + 1]) {
-      await refused(
-        { ...account, name: poolAccountName('al'), uid, gid: uid },
-        new RegExp(`uid ${uid}, which this host`),
+    // A pool account: the pool's uid for its owner, and one this host gives no account of its own
+    // (al's is squatter's in passwd here, bo's a group's).
+    for (const [user, uid] of [
+      ['al', UID_POOL.first],
+      ['bo', UID_POOL.first + 1],
+    ] as const) {
+      const pooled = { ...account, name: poolAccountName(user), uid, gid: uid };
+      await assert.rejects(nodeB.checkOnThisHost(user, pooled), (err: JobworkerError) =>
+        new RegExp(`uid ${uid}, which this host`).test(err.message),
       );
     }
-    // One free here: its home is made here, the account's, as at a first job on this node.
-    const uid = UID_POOL.first + 7;
-    await nodeB.checkOnThisHost('al', { ...account, name: poolAccountName('al'), uid, gid: uid });
-    const home = await stat(join(homesDir, 'al'));
+    // One the pool gives someone else (a node's own accounts.json of before the shared pool).
+    const uid = UID_POOL.first + 2;
+    await assert.rejects(
+      nodeB.checkOnThisHost('al', { ...account, name: poolAccountName('al'), uid, gid: uid }),
+      (err: JobworkerError) =>
+        err.code === 'ACCOUNT_UNAVAILABLE' &&
+        /with uid 61186, but the pool gives user al uid 61184/.test(err.message),
+    );
+    // Its own, free here: its home is made here, the account's, as at a first job on this node.
+    await nodeB.checkOnThisHost('cy', { ...account, name: poolAccountName('cy'), uid, gid: uid });
+    const home = await stat(join(homesDir, 'cy'));
     assert.deepEqual([home.uid, home.mode & 0o777], [uid, 0o700]);
     // The server's own account, or none (a job admitted as it): nothing to check.
     await nodeB.checkOnThisHost('al', null);

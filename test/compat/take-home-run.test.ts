@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Harness, openHarness } from '../helpers/engine-harness.ts';
@@ -79,8 +79,8 @@ describe("the take-home starter's POST /run, --run-without-token and --run-cwd",
       /came from another site's page \(Sec-Fetch-Site: cross-site\)/,
     );
     assert.equal(await readFile(marker, 'utf8').catch(() => 'never ran'), 'never ran');
-    // Named as this machine (`localhost`, 127.0.0.1, [::1]): answered.
-    for (const host of ['localhost:8080', '127.0.0.1:8080', '[::1]:8080']) {
+    // Named as this machine (`localhost`, 127.0.0.1, [::1], its own name): answered.
+    for (const host of ['localhost:8080', '127.0.0.1:8080', '[::1]:8080', `${hostname()}:8080`]) {
       const ok = await run({ command: 'true' }, { headers: { host } });
       assert.equal(ok.statusCode, 200, `${host}: ${ok.body}`);
     }
@@ -141,6 +141,46 @@ describe('without --run-without-token', () => {
         message: /only on a loopback address/,
       });
     } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("answers a tokenless /run over the server's Unix socket whatever host the client names (no web page reaches it)", async () => {
+    const { runServer } = await import('../../src/main.ts');
+    const { request } = await import('node:http');
+    const { PassThrough } = await import('node:stream');
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-run-socket-'));
+    const server = await runServer({
+      listen: '127.0.0.1:0',
+      dataDir,
+      insecureHttp: true,
+      runWithoutToken: true,
+      adminRunAs: 'root',
+      logStream: new PassThrough(),
+    });
+    try {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(
+          {
+            socketPath: server.socketPath!,
+            path: '/run',
+            method: 'POST',
+            // What clients of a Unix socket send (Go's, Python's requests-unixsocket): no host of this machine.
+            headers: { host: 'unix', 'content-type': 'application/json' },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify({ command: 'echo', args: ['over the socket'] }));
+      });
+      assert.equal(answer.status, 200, answer.body);
+      assert.equal(answer.body, 'over the socket\n');
+    } finally {
+      await server.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });

@@ -231,6 +231,7 @@ describe('engine stop and timeout', () => {
       await gate.claimed;
       // Claimed, its launch not begun: the stop is recorded on the claim, and the launch is told.
       assert.equal((await other.engine.stop(job.id, me)).changed, true);
+      assert.equal((await other.engine.stop(job.id, me)).changed, false, 'a second stop changes nothing');
       gate.release();
       const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
       assert.equal(done.status, 'cancelled');

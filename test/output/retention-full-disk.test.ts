@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, stat } from 'node:fs/promises';
+import { appendFile, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { OutputMonitor } from '../../src/output/output-monitor.ts';
@@ -90,6 +90,41 @@ describe('retention on a full disk', () => {
       assert.equal((await stat(join(dir, 'kept.json'))).size, 544, 'rewritten in place, never grown');
     } finally {
       monitor.close();
+    }
+  });
+
+  it('keeps a spare an earlier server made whole, and leaves none half-made on a disk without room for it', async () => {
+    const spare = join(disk.dir, 'spare-kept');
+    const monitor = (errors: Error[] = []) =>
+      new OutputMonitor({
+        capBytes: CAP,
+        clock: new ManualClock(),
+        onError: (e) => errors.push(e),
+        spareFile: spare,
+      });
+    const first = monitor();
+    await first.prepareSpare();
+    const made = await stat(spare, { bigint: true });
+    first.close();
+    // The next server's start: not written again (its blocks given back a moment, for a job to take).
+    const second = monitor();
+    await second.prepareSpare();
+    assert.equal((await stat(spare, { bigint: true })).mtimeNs, made.mtimeNs, 'left as it was');
+    second.close();
+
+    // No room for a whole one: what was written of it is given back, not left holding blocks.
+    await rm(spare);
+    const filler = join(disk.dir, 'filler');
+    await writeUntilFull(filler, 0, 4 * 1024 * KiB);
+    const errors: Error[] = [];
+    const third = monitor(errors);
+    try {
+      await third.prepareSpare();
+      assert.match(errors.map((e) => e.message).join(), /ENOSPC/);
+      assert.equal(await stat(spare).catch(() => 'none'), 'none');
+    } finally {
+      third.close();
+      await rm(filler);
     }
   });
 });

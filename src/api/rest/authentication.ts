@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type {
   FastifyInstance,
   FastifyRequest,
@@ -185,7 +186,8 @@ function authenticationHook(
         authorization === undefined &&
         certificateUserOf(request) === undefined &&
         isLoopbackOrigin(origin) &&
-        isLoopbackHostHeader(request.host)
+        // Over TCP only: no web page reaches the Unix socket, whose clients name any host (`unix`).
+        (origin.transport === 'unix' || namesThisMachine(request.host))
       ) {
         // Any local process may call it, every job included: it acts as the user it names but
         // never with an admin's powers (no root, no other user's scope, no admin run-as account).
@@ -243,14 +245,16 @@ function crossSiteError(said: string): JobworkerError {
 }
 
 /**
- * Whether the request names this machine in its `Host`: a page of another site whose name was
- * made to resolve to 127.0.0.1 (DNS rebinding) is same-origin to the browser and comes from
- * loopback, but names its own host. Tokenless `/run` answers only requests that name a loopback one.
+ * Whether the request names this machine in its `Host`: a loopback name or address, or this host's
+ * own name (which Debian resolves to 127.0.1.1). A page of another site whose name was made to
+ * resolve to 127.0.0.1 (DNS rebinding) is same-origin to the browser and comes from loopback, but
+ * names its own host. Tokenless `/run` answers only requests that name this machine.
  */
-function isLoopbackHostHeader(host: string | undefined): boolean {
+function namesThisMachine(host: string | undefined): boolean {
   if (host === undefined) return false;
   try {
-    return isLoopbackHost(new URL(`http://${host}`).hostname);
+    const name = new URL(`http://${host}`).hostname;
+    return isLoopbackHost(name) || name === hostname().toLowerCase();
   } catch {
     return false;
   }

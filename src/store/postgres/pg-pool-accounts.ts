@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import {
   lowestFreeUid,
   type PoolAllocation,
@@ -30,6 +30,10 @@ export class PgPoolAccounts implements PoolAllocations {
     return (await this.#read(user)) !== undefined;
   }
 
+  find(user: string): Promise<number | undefined> {
+    return this.#read(user);
+  }
+
   /**
    * The user's uid: one another node gave, or the lowest free one. Allocations are made one at a
    * time across the nodes (a transaction's advisory lock): racing for the same lowest uid, each
@@ -39,7 +43,7 @@ export class PgPoolAccounts implements PoolAllocations {
     const known = await this.#read(user);
     if (known !== undefined) return known;
     const uid = await this.#db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtextextended('jobworker pool accounts', 0))`.execute(trx);
+      await lockPool(trx);
       const given = await trx
         .selectFrom('pool_accounts')
         .select('uid')
@@ -65,23 +69,33 @@ export class PgPoolAccounts implements PoolAllocations {
    * both's), so that a node can say which homes hold files of another uid.
    */
   async adopt(allocations: readonly PoolAllocation[]): Promise<PoolConflict[]> {
-    const conflicts: PoolConflict[] = [];
-    for (const a of allocations) {
-      await this.#db
-        .insertInto('pool_accounts')
-        .values({ user_name: a.user, uid: a.uid, allocated_at: Date.parse(a.allocatedAt) || 0 })
-        .onConflict((c) => c.doNothing())
-        .execute();
-      const kept = await this.#read(a.user);
-      if (kept === a.uid) continue;
-      const holder = await this.#db
-        .selectFrom('pool_accounts')
-        .select('user_name')
-        .where('uid', '=', a.uid)
-        .executeTakeFirst();
-      conflicts.push({ user: a.user, localUid: a.uid, poolUid: kept, uidHolder: holder?.user_name });
-    }
-    return conflicts;
+    if (allocations.length === 0) return [];
+    // Under the allocations' lock: an allocation of another node in between would pick a uid this
+    // takes in, and fail on the unique key.
+    return this.#db.transaction().execute(async (trx) => {
+      await lockPool(trx);
+      const conflicts: PoolConflict[] = [];
+      for (const a of allocations) {
+        await trx
+          .insertInto('pool_accounts')
+          .values({ user_name: a.user, uid: a.uid, allocated_at: Date.parse(a.allocatedAt) || 0 })
+          .onConflict((c) => c.doNothing())
+          .execute();
+        const kept = await trx
+          .selectFrom('pool_accounts')
+          .select('uid')
+          .where('user_name', '=', a.user)
+          .executeTakeFirst();
+        if (kept?.uid === a.uid) continue;
+        const holder = await trx
+          .selectFrom('pool_accounts')
+          .select('user_name')
+          .where('uid', '=', a.uid)
+          .executeTakeFirst();
+        conflicts.push({ user: a.user, localUid: a.uid, poolUid: kept?.uid, uidHolder: holder?.user_name });
+      }
+      return conflicts;
+    });
   }
 
   async #read(user: string): Promise<number | undefined> {
@@ -106,4 +120,9 @@ export interface PoolConflict {
   readonly poolUid: number | undefined;
   /** The user the pool gives the node's uid to, if another. */
   readonly uidHolder: string | undefined;
+}
+
+/** Allocations (and adoptions) one at a time across the nodes: a lock of the transaction. */
+async function lockPool(trx: Transaction<StoreSchema>): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended('jobworker pool accounts', 0))`.execute(trx);
 }
