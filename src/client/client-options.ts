@@ -100,6 +100,15 @@ export function toConnection(options: ClientOptions): Connection {
     socketPath !== null
       ? new URL(options.ca === null ? 'http://localhost/' : 'https://localhost/')
       : serverUrl('url' in options ? options.url : undefined);
+  // TLS presents a certificate; plain HTTP (a loopback server with --insecure-http) would send the
+  // calls without it, unauthenticated, rather than as its holder: refused, not dropped unsaid.
+  if (baseUrl.protocol === 'http:' && cert !== undefined) {
+    throw ValidationError.expected(
+      'cert',
+      'no client certificate with a plain http:// server (only TLS presents one): an https:// url, or a token',
+      '(a certificate)',
+    );
+  }
   return {
     baseUrl,
     socketPath,

@@ -172,6 +172,15 @@ describe('JobworkerClient against a real server over TLS', () => {
       assert.doesNotThrow(() => new JobworkerClient({ url, token: 't' }), url);
     }
     assert.doesNotThrow(() => new JobworkerClient({ url: 'https://jobs.corp:8080', token: 't' }));
+    // A certificate with plain HTTP to loopback would go unused: refused.
+    const unusedCert = (error: unknown) =>
+      error instanceof ValidationError &&
+      error.field === 'cert' &&
+      /only TLS presents one/.test(error.message);
+    assert.throws(
+      () => new JobworkerClient({ url: 'http://127.0.0.1:8080', cert: 'c', key: 'k' }),
+      unusedCert,
+    );
   });
 
   it('authenticates with a client certificate the server issued', async () => {
