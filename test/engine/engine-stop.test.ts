@@ -201,50 +201,34 @@ describe('engine stop and timeout', () => {
     assert.equal(done.status, 'stopped');
   });
 
-  it('a stop of a job being claimed, whose claim a drain sends back, cancels it: it never runs', async () => {
-    const other = await openHarness();
-    try {
-      const log = join(other.dataDir, 'ran.log');
-      // The claim is made, then held until the test has stopped the job and begun a drain.
-      const gate = holdNextClaim(other.store);
-      const job = await other.engine.start({ command: 'sh', args: ['-c', `echo ran >> ${log}`] }, me);
-      await gate.claimed;
-      // Claimed, not launched: the stop is recorded on the claim, for the launch to carry out.
-      assert.equal((await other.engine.stop(job.id, me)).changed, true);
-      other.engine.drain();
-      gate.release();
-      const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
-      assert.equal(done.status, 'cancelled');
-      assert.equal(done.exit?.reason, 'cancelled by tester before it started');
-      assert.equal(await readFile(log, 'utf8').catch(() => ''), '', 'it never ran');
-    } finally {
-      await other.destroy();
-    }
-  });
-
-  it('a stop of a claimed job before its launch spawns it cancels it: it never runs, and nothing made for it is left', async () => {
-    const other = await openHarness();
-    try {
-      const log = join(other.dataDir, 'ran.log');
-      const gate = holdNextClaim(other.store);
-      const job = await other.engine.start({ command: 'sh', args: ['-c', `echo ran >> ${log}`] }, me);
-      await gate.claimed;
-      // Claimed, its launch not begun: the stop is recorded on the claim, and the launch is told.
-      assert.equal((await other.engine.stop(job.id, me)).changed, true);
-      assert.equal((await other.engine.stop(job.id, me)).changed, false, 'a second stop changes nothing');
-      gate.release();
-      const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
-      assert.equal(done.status, 'cancelled');
-      assert.equal(done.exit?.reason, 'cancelled by tester before it started');
-      assert.equal(await readFile(log, 'utf8').catch(() => ''), '', 'it never ran');
-      assert.equal(existsSync(join(other.dataDir, 'jobs', job.id)), false, 'no directory made');
-      // The engine goes on: the next job runs.
-      const next = await other.engine.start({ command: 'true' }, me);
-      assert.equal((await other.engine.waitFor(next.id, AbortSignal.timeout(30_000))).status, 'succeeded');
-    } finally {
-      await other.destroy();
-    }
-  });
+  for (const drained of [true, false]) {
+    it(`a stop of a claimed job before its launch cancels it, ${drained ? 'its claim sent back by a drain' : 'its launch told'}: it never runs, nothing made for it is left`, async () => {
+      const other = await openHarness();
+      try {
+        const log = join(other.dataDir, 'ran.log');
+        // The claim is made, then held until the test has stopped the job (and begun a drain).
+        const gate = holdNextClaim(other.store);
+        const job = await other.engine.start({ command: 'sh', args: ['-c', `echo ran >> ${log}`] }, me);
+        await gate.claimed;
+        // Claimed, its launch not begun: the stop is recorded on the claim, and the launch is told.
+        assert.equal((await other.engine.stop(job.id, me)).changed, true);
+        assert.equal((await other.engine.stop(job.id, me)).changed, false, 'a second stop changes nothing');
+        if (drained) other.engine.drain();
+        gate.release();
+        const done = await other.engine.waitFor(job.id, AbortSignal.timeout(30_000));
+        assert.equal(done.status, 'cancelled');
+        assert.equal(done.exit?.reason, 'cancelled by tester before it started');
+        assert.equal(await readFile(log, 'utf8').catch(() => ''), '', 'it never ran');
+        assert.equal(existsSync(join(other.dataDir, 'jobs', job.id)), false, 'no directory left');
+        if (drained) other.engine.undrain();
+        // The engine goes on: the next job runs.
+        const next = await other.engine.start({ command: 'true' }, me);
+        assert.equal((await other.engine.waitFor(next.id, AbortSignal.timeout(30_000))).status, 'succeeded');
+      } finally {
+        await other.destroy();
+      }
+    });
+  }
 
   it('a stop during a launch, before its spawn, cancels the job: its directories and cgroups are removed, the stop says it changed it', async () => {
     const other = await openHarness();
