@@ -143,8 +143,8 @@ export class JobAccounts {
    * Whether the pool gave `user` an account. Its uid and home are kept after the user is removed:
    * a new user of the same name would be given them (`UserService`'s `usedBefore`).
    */
-  hasPoolAccount(user: string): Promise<boolean> {
-    return this.#pool.given(user);
+  async hasPoolAccount(user: string): Promise<boolean> {
+    return (await this.#pool.find(user)) !== undefined;
   }
 
   /**

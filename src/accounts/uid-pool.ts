@@ -63,10 +63,6 @@ export class UidPool implements PoolAllocations {
     return [...this.#byUser.values()];
   }
 
-  async given(user: string): Promise<boolean> {
-    return this.uidOf(user) !== undefined;
-  }
-
   async find(user: string): Promise<number | undefined> {
     return this.uidOf(user);
   }

@@ -32,8 +32,6 @@ export interface PoolAllocations {
   allocate(user: string, used: UsedIds, now?: Date): Promise<number>;
   /** The uid `user` was given, wherever it was given (a read of the store when not known here). */
   find(user: string): Promise<number | undefined>;
-  /** Whether `user` was ever given one, wherever it was given. */
-  given(user: string): Promise<boolean>;
 }
 
 /** The lowest uid of the pool that neither `taken` (the pool's) nor `used` (the host's) holds. */

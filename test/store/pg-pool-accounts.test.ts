@@ -29,8 +29,8 @@ describe("the pool accounts a cluster's nodes share (PgPoolAccounts)", () => {
     assert.equal(await b.poolAccounts.allocate('bob', NONE_USED), bob, "node B reads node A's");
     assert.equal(b.poolAccounts.uidOf('bob'), bob, 'and keeps it: an allocation never changes');
     assert.equal(a.poolAccounts.uidOf('carol'), undefined, 'not read yet');
-    assert.equal(await a.poolAccounts.given('carol'), true);
-    assert.equal(await a.poolAccounts.given('dave'), false);
+    assert.equal(await a.poolAccounts.find('carol'), carol, 'read from the store');
+    assert.equal(await a.poolAccounts.find('dave'), undefined);
     // A uid the giving node's passwd or group names is passed over.
     const used = { usedUids: new Set([UID_POOL.first + 2]), usedGids: new Set([UID_POOL.first + 3]) };
     assert.equal(await a.poolAccounts.allocate('dave', used), UID_POOL.first + 4);

@@ -26,10 +26,6 @@ export class PgPoolAccounts implements PoolAllocations {
     return this.#known.get(user);
   }
 
-  async given(user: string): Promise<boolean> {
-    return (await this.#read(user)) !== undefined;
-  }
-
   find(user: string): Promise<number | undefined> {
     return this.#read(user);
   }
