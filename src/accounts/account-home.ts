@@ -17,6 +17,11 @@ export function poolAccountName(user: string): string {
   return `jw-${accountSlug(user)}`;
 }
 
+/** Where the pool account of `user` has its home: `<homesDir>/<user>` (made by `ensurePoolHome`). */
+export function poolHomePath(homesDir: string, user: string): string {
+  return join(homesDir, accountSlug(user));
+}
+
 /**
  * Makes `<homesDir>/<user>` the pool account's home: a directory owned by the uid, mode 0700, so
  * that no other account (another user's pool account included) can read what its jobs keep there.
@@ -24,7 +29,7 @@ export function poolAccountName(user: string): string {
  * never handed over (a wrong homes directory could otherwise chown someone's real home).
  */
 export async function ensurePoolHome(homesDir: string, user: string, uid: number): Promise<string> {
-  const home = join(homesDir, accountSlug(user));
+  const home = poolHomePath(homesDir, user);
   try {
     await mkdir(home, { mode: 0o700 });
     await chown(home, uid, uid);

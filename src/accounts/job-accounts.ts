@@ -3,9 +3,9 @@ import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Principal, Role } from '../auth/principal.ts';
 import { JobworkerError, ValidationError } from '../core/errors.ts';
-import type { JobAccount } from '../core/job.ts';
+import type { JobAccount, PendingAccount } from '../core/job.ts';
 import type { PoolAllocations } from '../core/pool-uids.ts';
-import { ensurePoolHome, poolAccountName, prepareHomesDir } from './account-home.ts';
+import { ensurePoolHome, poolAccountName, poolHomePath, prepareHomesDir } from './account-home.ts';
 import { type OsAccounts, readOsAccounts } from './os-accounts.ts';
 import { UidPool } from './uid-pool.ts';
 
@@ -131,12 +131,23 @@ export class JobAccounts {
     return this.#server;
   }
 
-  /** The account a job of `who` runs as; `ValidationError` or `ACCOUNT_UNAVAILABLE` when none may. */
-  async accountFor(who: Principal, runAsRoot: boolean): Promise<JobAccount> {
+  /**
+   * The account a job of `who` runs as; `ValidationError` or `ACCOUNT_UNAVAILABLE` when none may.
+   * A pool account the pool has not given yet comes pending: the engine makes it (allocates its
+   * uid, makes its home) only for a submission whose spec passed its checks.
+   */
+  async accountFor(who: Principal, runAsRoot: boolean): Promise<JobAccount | PendingAccount> {
     const choice = chooseAccount(who, runAsRoot, this.#server);
     if (choice.kind === 'server') return serverAccount();
     if (choice.kind === 'named') return this.#named(who, choice.name);
-    return this.#poolAccount(who.user);
+    const user = who.user;
+    if ((this.#pool.uidOf(user) ?? (await this.#pool.find(user))) !== undefined)
+      return this.#poolAccount(user);
+    return {
+      name: poolAccountName(user),
+      home: poolHomePath(this.#options.homesDir, user),
+      make: () => this.#poolAccount(user),
+    };
   }
 
   /**

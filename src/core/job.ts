@@ -224,6 +224,21 @@ export interface JobAccount {
   readonly shell?: string;
 }
 
+/**
+ * An account that does not exist yet: a user's pool account before its first job. Its uid is
+ * allocated for good and its home made only by `make`, which the engine calls once a submission
+ * passed every check of its spec, so that a refused submit leaves no allocation and no home behind.
+ * Until then the checks see it as a new uid is: an account that owns no file and is in no group,
+ * whose home is an empty directory of its own.
+ */
+export interface PendingAccount {
+  readonly name: string;
+  /** The home it will have: the job's default working directory. */
+  readonly home: string;
+  /** Allocates the account and makes its home; the same account on every call. */
+  make(): Promise<JobAccount>;
+}
+
 /** When and how often a failed run is tried again. */
 export interface RetryPolicy {
   /** Runs in all, the first included (2 = one retry). */

@@ -16,6 +16,7 @@ import {
   type JobIsolation,
   type JobSpec,
   type JobTaskRun,
+  type PendingAccount,
 } from '../core/job.ts';
 import { type LimitSettings, NO_LIMIT_SETTINGS, resolveLimits } from '../core/limits.ts';
 import { type LinkedSignal, linkSignals, unboundedController } from '../core/linked-signal.ts';
@@ -32,7 +33,7 @@ import { type DataDirLock, lockIoDir } from '../runtime/data-dir-lock.ts';
 import { checkIsolation, type HostCapabilities, probeHost } from '../runtime/host-capabilities.ts';
 import { jobEnvironment } from '../runtime/job-environment.ts';
 import { ioDirOwner, type JobIoPaths, jobIoPaths, prepareIoDir, removeJobIo } from '../runtime/job-io.ts';
-import { preflight } from '../runtime/preflight.ts';
+import { preflight, unmadeAccount } from '../runtime/preflight.ts';
 import { isSameProcessAlive } from '../runtime/process-identity.ts';
 import { SpawnerClient } from '../runtime/spawner-client.ts';
 import { spawnerPath } from '../runtime/spawner-path.ts';
@@ -54,9 +55,10 @@ export interface Caller {
   readonly user: string;
   /**
    * The OS account a submitted job runs as (the service picks it: docs/security.md); absent, the
-   * server's own account, as for a program that embeds the engine.
+   * server's own account, as for a program that embeds the engine. A pending one (a user's first
+   * pool account) is made only once the submission passed every check of its spec.
    */
-  readonly account?: JobAccount;
+  readonly account?: JobAccount | PendingAccount;
   /** The caller's own limit defaults and maxima (set by an admin); absent: none. */
   readonly limits?: LimitSettings;
   /** The caller's own default isolation (the user's, `user set --isolation`): after the queue's. */
@@ -406,6 +408,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Like `start`, and tells whether a job was created or an existing duplicate returned. */
   async submit(input: unknown, caller: Caller): Promise<SubmitResult> {
     const now = this.#options.now();
+    const given = caller.account;
+    const pending = given !== undefined && 'make' in given ? given : undefined;
     const submission = normalizeSubmission(input, {
       cwd: caller.account?.home ?? homedir(),
       timeoutMs: this.#options.defaultTimeoutMs,
@@ -425,17 +429,23 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       own ?? queue.isolation ?? caller.defaultIsolation ?? this.#options.defaultIsolation,
       caller.forcedIsolation,
     );
-    const spec: JobSpec = {
+    let spec: JobSpec = {
       ...rest,
       limits,
       ...(isIsolated(isolation) ? { isolation } : {}),
-      account: caller.account ?? null,
+      account: given === undefined ? null : 'make' in given ? unmadeAccount(given) : given,
       task: caller.task ?? null,
     };
     this.#cgroups.checkLimits(spec.limits, spec.cwd);
     checkIsolation(spec.isolation, this.host);
     const id = newJobId(now.getTime());
-    preflight(spec, jobEnvironment(spec, id));
+    preflight(spec, jobEnvironment(spec, id), pending?.home);
+    if (pending) {
+      spec = { ...spec, account: await pending.make() };
+      // With its real uid once more: one the pool gives may own files already (another server's
+      // pool on this host), which the checks of an account that owns nothing could not see.
+      preflight(spec, jobEnvironment(spec, id));
+    }
     const admission = await this.#store.admitJob(
       queuedJob({ id, spec, owner: caller.user, node: this.#options.node, createdAt: now, runAt }),
       now,

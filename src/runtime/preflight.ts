@@ -6,9 +6,11 @@ import type { JobAccount, JobSpec } from '../core/job.ts';
 /**
  * Checks, just before a job is created, what only the filesystem can tell: the working
  * directory exists and the command can be executed. A bad spec is refused here with
- * nothing created, rather than becoming a job that fails at once.
+ * nothing created, rather than becoming a job that fails at once. `homeToMake` is the home of an
+ * account not made yet (`unmadeAccount`), which is made once the job is admitted: as working
+ * directory, it counts as the empty directory of the account's own it will be.
  */
-export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>): void {
+export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>, homeToMake?: string): void {
   // The account's view first: whether a directory it may not search holds `cwd` (or its command)
   // is no business of the job's owner, so what lies behind one is answered alike, existing or not.
   const blocked = spec.account ? firstUnsearchable(spec.cwd, spec.account) : undefined;
@@ -20,18 +22,31 @@ export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>):
         '`jobworker start --cwd DIR`), or run it from one',
     );
   }
-  let cwdStat: ReturnType<typeof statSync>;
-  try {
-    cwdStat = statSync(spec.cwd);
-  } catch {
-    throw new ValidationError('cwd', `Working directory does not exist: ${spec.cwd}`);
-  }
-  if (!cwdStat.isDirectory())
-    throw new ValidationError('cwd', `Working directory is not a directory: ${spec.cwd}`);
+  if (homeToMake === undefined || resolve(spec.cwd) !== resolve(homeToMake)) checkCwd(spec.cwd);
   if (spec.shell) return;
   if (resolveCommand(spec.command, spec.cwd, env.PATH ?? '', spec.account) === undefined) {
     throw new ValidationError('command', commandNotFound(spec.command), 'COMMAND_NOT_FOUND');
   }
+}
+
+function checkCwd(cwd: string): void {
+  let cwdStat: ReturnType<typeof statSync>;
+  try {
+    cwdStat = statSync(cwd);
+  } catch {
+    throw new ValidationError('cwd', `Working directory does not exist: ${cwd}`);
+  }
+  if (!cwdStat.isDirectory())
+    throw new ValidationError('cwd', `Working directory is not a directory: ${cwd}`);
+}
+
+/**
+ * What the checks of a submit see of an account not made yet (a user's first pool account, whose
+ * uid is allocated only once its job passed them): a new uid owns no file and its group holds no
+ * one, so it reaches what other accounts reach (ids no file or group carries say just that).
+ */
+export function unmadeAccount(pending: { readonly name: string; readonly home: string }): JobAccount {
+  return { name: pending.name, uid: -1, gid: -1, groups: [], home: pending.home };
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   type JobIsolation,
   type JobStatus,
   type JobTaskRun,
+  type PendingAccount,
 } from '../core/job.ts';
 import { type LimitSettings, normalizeLimitSettings } from '../core/limits.ts';
 import { linkSignals, unboundedController } from '../core/linked-signal.ts';
@@ -81,9 +82,12 @@ export type JobEnginePort = Pick<
   | 'off'
 >;
 
-/** Picks the OS account of a submitted job: `JobAccounts` fits (src/accounts/job-accounts.ts). */
+/**
+ * Picks the OS account of a submitted job: `JobAccounts` fits (src/accounts/job-accounts.ts). One
+ * still to be made (a first pool account) comes pending: the engine makes it once the spec passed.
+ */
 export interface AccountResolver {
-  accountFor(who: Principal, runAsRoot: boolean): Promise<JobAccount>;
+  accountFor(who: Principal, runAsRoot: boolean): Promise<JobAccount | PendingAccount>;
 }
 
 export interface JobServiceOptions {

@@ -223,6 +223,7 @@ describe('pool homes', () => {
       etc: await etcDir(),
     });
     const alice = await accounts.accountFor({ user: 'al', role: 'user', runAs: 'alice' }, false);
+    assert.ok(!('make' in alice));
     assert.equal(alice.uid, 1000);
     await assert.rejects(
       accounts.accountFor({ user: 'al', role: 'user', runAs: 'nobody-here' }, false),
@@ -236,10 +237,18 @@ describe('pool homes', () => {
       (err: JobworkerError) =>
         err.code === 'ACCOUNT_UNAVAILABLE' && /only admin jobs may run as root/.test(err.message),
     );
-    const pooled = await accounts.accountFor({ user: 'dave', role: 'user' }, false);
+    // A first pool account comes pending: nothing is allocated or made until the engine asks.
+    const pending = await accounts.accountFor({ user: 'dave', role: 'user' }, false);
+    assert.ok('make' in pending);
+    assert.deepEqual([pending.name, pending.home], ['jw-dave', join(root, 'made', 'homes', 'dave')]);
+    assert.equal(await accounts.hasPoolAccount('dave'), false);
+    await assert.rejects(stat(join(root, 'made', 'homes')), { code: 'ENOENT' });
+    const pooled = await pending.make();
     assert.equal(pooled.home, join(root, 'made', 'homes', 'dave'));
     assert.equal((await stat(join(root, 'made', 'homes'))).mode & 0o777, 0o755, 'made on first use');
     const made = await stat(pooled.home);
     assert.deepEqual([made.uid, made.mode & 0o777], [pooled.uid, 0o700]);
+    // Given, it is the account itself from then on.
+    assert.deepEqual(await accounts.accountFor({ user: 'dave', role: 'user' }, false), pooled);
   });
 });

@@ -109,6 +109,38 @@ describe('a user job runs as its pool account', () => {
   });
 });
 
+describe("a new user's first submit", () => {
+  it('refused for its spec, allocates no uid and makes no home; the first accepted one does', async () => {
+    const erin = { authorization: `Bearer ${await addUserToken(h, 'erin')}` };
+    const allocated = async () =>
+      (
+        JSON.parse(
+          await readFile(join(h.dataDir, 'accounts.json'), 'utf8').catch(() => '{"accounts":[]}'),
+        ) as {
+          accounts: { user: string }[];
+        }
+      ).accounts.some((a) => a.user === 'erin');
+    const home = join(h.homesDir, 'erin');
+    for (const [spec, field] of [
+      [{ command: 'true', onDuplicate: 'return' }, 'onDuplicate'],
+      [{ command: 'no-such-command-jw' }, 'command'],
+      [{ command: 'true', cwd: join(home, 'sub') }, 'cwd'],
+    ] as const) {
+      const refused = await h.json<{ error: { field: string } }>('/v1/jobs', { body: spec, headers: erin });
+      assert.equal(refused.status, 400, JSON.stringify(refused.body));
+      assert.equal(refused.body.error.field, field);
+      assert.equal(await allocated(), false, `no uid after a refused ${field}`);
+      await assert.rejects(stat(home), { code: 'ENOENT' }, `no home after a refused ${field}`);
+    }
+    // Its home, not made yet, is its default working directory all the same.
+    const { job, stdout } = await run({ command: 'pwd' }, erin);
+    assert.equal(job.status, 'succeeded', job.reason ?? '');
+    assert.equal(stdout, `${home}\n`);
+    assert.equal(await allocated(), true);
+    assert.equal((await stat(home)).uid, job.account!.uid);
+  });
+});
+
 describe("a removed user's pool account", () => {
   it('keeps its name from a new user, its jobs deleted too, unless the admin says reuseName', async () => {
     const carl = { authorization: `Bearer ${await addUserToken(h, 'carl')}` };
