@@ -461,6 +461,37 @@ describe('the dashboard in Chromium', () => {
     await page.close();
   });
 
+  it('shows a job started between the first list and the start of the event stream', async () => {
+    const admin = { user: 'admin', role: 'admin' } as const;
+    const before = await a.service.start(admin, { command: 'true', args: ['before-stream'] });
+    const page = await context.newPage();
+    // The page's event stream is held until the list is shown and a job has started meanwhile:
+    // its `job:queued` went out to no one, as to a page whose stream was still connecting.
+    const { promise: held, resolve: release } = Promise.withResolvers<void>();
+    await page.route(
+      (url) => url.pathname === '/v1/events',
+      async (route) => {
+        await held;
+        await route.continue();
+      },
+    );
+    try {
+      await page.goto(`${a.url}/`);
+      await page.getByLabel('Token').fill(adminToken);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.locator(`tr[data-job-id="${before.id}"]`).waitFor();
+      const during = await a.service.start(admin, { command: 'true', args: ['during-connect'] });
+      await a.service.waitFor(admin, during.id);
+      release();
+      await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+      // Only the stream's first `ready` can bring it: nothing else changes from here on.
+      await page.locator(`tr[data-job-id="${during.id}"]`).waitFor();
+    } finally {
+      release();
+      await page.close();
+    }
+  });
+
   it(`renders a job named ${XSS} that prints it, OSC 8 and OSC 52 sequences, as inert text`, async () => {
     const osc8 = '\x1b]8;;javascript:alert(2)\x1b\\click-me\x1b]8;;\x1b\\';
     const osc52 = `\x1b]52;c;${Buffer.from('pwned').toString('base64')}\x07`;

@@ -47,6 +47,10 @@ class LiveEvents {
   async #run(signal: AbortSignal): Promise<void> {
     let delay = 500;
     while (!signal.aborted) {
+      // A stream opened without Last-Event-ID replays nothing: what changed between a view's first
+      // read and this stream's start (or during a cut too old to resume) would be missed until the
+      // next change of the same thing, so its `ready` tells every view to reload, as a reset does.
+      const fresh = this.#lastEventId === undefined;
       try {
         const res = await request('/v1/events', {
           headers: {
@@ -61,6 +65,7 @@ class LiveEvents {
           if (e.event === 'ready') {
             delay = 500;
             this.#emit({ type: 'connected' });
+            if (fresh) this.#emit({ type: 'reset' });
           } else if (e.event === 'reset') {
             delay = 500;
             this.#emit({ type: 'connected' });
