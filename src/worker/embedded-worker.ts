@@ -80,6 +80,9 @@ export class Worker {
           clock: systemClock,
           log: (message) => options.logger?.warn({ component: 'store' }, message),
         },
+        // No dispatcher here: webhooks a server on this directory has configured would gather
+        // its jobs' events in the outbox, all sent at once by the next `serve`.
+        webhookOutbox: false,
       });
       const engine = await JobEngine.open({
         dataDir: options.dataDir,
@@ -101,6 +104,8 @@ export class Worker {
    * Starts a command (`{ command, args?, cwd?, env?, timeoutMs?, ... }`, the job spec of
    * docs/api.md) and resolves with the job once it is admitted; `wait` for its end. A bad spec
    * throws a `ValidationError` naming the field. `notify` is refused: webhooks need `jobworker serve`.
+   * Its jobs' events reach no webhook, not even the server-wide ones of a server that used the
+   * directory before: nothing is kept for a server to send later.
    */
   async start(spec: JobSpecInput): Promise<Job> {
     // A Worker has no webhook dispatcher: a job's notify would never be sent, its events would

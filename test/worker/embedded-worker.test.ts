@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openWorker, type Worker } from 'jobworker/worker';
+import { newJobId } from '../../src/core/ids.ts';
+import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 
 async function collect(w: Worker, id: string, stream: 'stdout' | 'stderr' | 'all' = 'all'): Promise<string> {
   let text = '';
@@ -110,6 +112,45 @@ describe('openWorker', () => {
       await assert.rejects(w.status('nope'), { code: 'NOT_FOUND' });
     } finally {
       await w.close();
+    }
+  });
+
+  it("keeps no webhook events for a server's server-wide webhooks: a later serve has no backlog", async () => {
+    const dataDir = await fresh();
+    const database = join(dataDir, 'jobworker.db');
+    // A server used the directory and configured a server-wide webhook for every event.
+    const server = await SqliteJobStore.open(database);
+    await server.webhooks.addWebhook({
+      id: 'wh-1',
+      url: 'https://ops.example.com/hooks/jobworker',
+      events: ['job:queued', 'job:started', 'job:finished'],
+      secret: 'x'.repeat(32),
+      createdAt: new Date(),
+      createdBy: 'admin',
+    });
+    await server.close();
+
+    const w = await openWorker({ dataDir });
+    try {
+      const job = await w.start({ command: '/bin/true' });
+      assert.equal((await w.wait(job.id)).status, 'succeeded');
+    } finally {
+      await w.close();
+    }
+
+    const again = await SqliteJobStore.open(database);
+    try {
+      assert.deepEqual(await again.webhooks.readOutbox(100), [], 'no event of the Worker job is kept');
+      // A server's own connection still records them: the Worker's drop went with its connection.
+      const [ran] = (await again.listJobs({ limit: 1 })).jobs;
+      assert.ok(ran);
+      await again.insertJob({ ...ran, id: newJobId(Date.now()) });
+      assert.deepEqual(
+        (await again.webhooks.readOutbox(100)).map((e) => e.event),
+        ['job:queued', 'job:finished'],
+      );
+    } finally {
+      await again.close();
     }
   });
 

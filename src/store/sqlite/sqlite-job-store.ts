@@ -66,6 +66,13 @@ export interface SqliteStoreOptions {
    * gets what goes wrong with it (a helper that dies hands the checkpoints back to SQLite).
    */
   readonly checkpoints?: { readonly clock: Clock; readonly log: (message: string) => void };
+  /**
+   * Whether job changes made through this store write webhook outbox rows (migration 0008's
+   * triggers, when a webhook is configured or a job names `notify`). Default true. False for an
+   * opener with no webhook dispatcher (the embedded `Worker`): its rows would never be sent by it,
+   * and a server opened later on the directory would send the whole backlog at once.
+   */
+  readonly webhookOutbox?: boolean;
 }
 
 /** How many finished jobs `getJob` keeps at hand (a few hundred KiB at most). */
@@ -144,6 +151,13 @@ export class SqliteJobStore implements JobStore {
     const { db, connection } = openSqliteWithConnection(path);
     try {
       await migrateSqlite(db);
+      // A TEMP trigger is this connection's alone: it drops each outbox row the triggers of the
+      // schema (or anything else) insert through it, and goes with the connection. RAISE(IGNORE)
+      // in a BEFORE trigger skips that one insert; the job change that caused it goes on.
+      if (options.webhookOutbox === false) {
+        await sql`create temp trigger webhook_outbox_off before insert on main.webhook_outbox
+          begin select raise(ignore); end`.execute(db);
+      }
     } catch (error) {
       await db.destroy();
       throw error;
