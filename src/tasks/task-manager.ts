@@ -243,8 +243,12 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     // not a schedule, only a reference, so it bypasses the Clock on purpose.
     if (this.#active++ === 0) this.#keepAlive = setInterval(() => undefined, 2 ** 30);
     // A listener that throws would otherwise leave the task queued and nothing started. Its error
-    // is thrown out of this submit once the task is in: the caller's own, as from a plain emit.
-    this.#emitThen([['task:submit', snapshot(record)]], () => this.#pump());
+    // is not this submit's: the task is in, and a caller that retried on it would submit it twice.
+    try {
+      this.#emitThen([['task:submit', snapshot(record)]], () => this.#pump());
+    } catch (error) {
+      throwUncaught(error);
+    }
     return record.id;
   }
 
@@ -473,6 +477,17 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 function errorOf(error: unknown): { name: string; message: string } {
   if (error instanceof Error) return { name: error.name, message: error.message };
   return { name: 'Error', message: String(error) };
+}
+
+/**
+ * Throws `error` where no caller catches it, as a listener's error of an event that a timer or a
+ * thread's answer brought: the embedding program's own (`uncaughtException`), told without failing
+ * the call that emitted it.
+ */
+function throwUncaught(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
 }
 
 function notFound(id: string): JobworkerError {
