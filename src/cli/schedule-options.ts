@@ -151,6 +151,16 @@ export function parseTime(text: string): string {
         `Expected a local time that exists, got ${JSON.stringify(text)}: the clocks of ${tz} skip it (daylight saving time). Give a time after the change, or one with a zone offset.`,
       );
     }
+    // `Date` takes the earlier of a time the clocks go through twice (the hour repeated when
+    // daylight saving ends): a job meant for the second would start an hour early.
+    const other = repeatedAs(at);
+    if (other !== null) {
+      const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      const wall = text.trim().replace(' ', 'T');
+      throw new InvalidArgumentError(
+        `Expected a local time that comes once, got ${JSON.stringify(text)}: the clocks of ${tz} go through it twice (daylight saving time ends). Give it with its zone offset: ${wall}${offsetText(at)} for the first, ${wall}${offsetText(other)} for the second.`,
+      );
+    }
   } else {
     const offset = zone === 'Z' ? 0 : offsetMinutes(zone);
     // The server checks a `runAt` offset, but this one never reaches it: the time is sent in UTC.
@@ -163,6 +173,40 @@ export function parseTime(text: string): string {
   }
   if (Number.isNaN(at.getTime())) throw new InvalidArgumentError(expected);
   return at.toISOString();
+}
+
+/**
+ * The other instant that reads as the same local time as `at` (the second pass through an hour
+ * the clocks repeat), or null when there is none. Each candidate is the local time taken with the
+ * offset in force a day before or a day after; zones change offset far less often than that.
+ */
+function repeatedAs(at: Date): Date | null {
+  const wall = at.getTime() - at.getTimezoneOffset() * 60_000;
+  for (const dayMs of [-86_400_000, 86_400_000]) {
+    const offsetMs = -new Date(at.getTime() + dayMs).getTimezoneOffset() * 60_000;
+    const candidate = new Date(wall - offsetMs);
+    if (candidate.getTime() !== at.getTime() && sameLocalTime(candidate, at)) return candidate;
+  }
+  return null;
+}
+
+function sameLocalTime(a: Date, b: Date): boolean {
+  return (
+    a.getFullYear() === b.getFullYear() &&
+    a.getMonth() === b.getMonth() &&
+    a.getDate() === b.getDate() &&
+    a.getHours() === b.getHours() &&
+    a.getMinutes() === b.getMinutes() &&
+    a.getSeconds() === b.getSeconds()
+  );
+}
+
+/** The local offset in force at `at`, as `+HH:MM`. */
+function offsetText(at: Date): string {
+  const east = -at.getTimezoneOffset();
+  const abs = Math.abs(east);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${east < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
 /** `+HH:MM` or `+HHMM` in minutes east of UTC, or null past 23 hours or 59 minutes. */
