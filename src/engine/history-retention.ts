@@ -25,6 +25,11 @@ export interface HistoryRetentionOptions extends RetentionSettings {
    * a cluster records each with its job's node; every node removes its own at its passes).
    */
   readonly node?: string;
+  /**
+   * Ends a run still alive in a deleted job's directory (`Launcher.endDeletedRun`), before the
+   * directory that names it goes. A directory whose run could not be ended is kept, on record.
+   */
+  readonly endDeletedRun?: (id: string) => Promise<unknown>;
   /** Called after each pass with how many jobs it deleted. */
   readonly onPass: (deleted: number) => void;
   readonly onError: (err: Error) => void;
@@ -85,6 +90,7 @@ export class HistoryRetention {
     const removed: string[] = [];
     for (const id of ids) {
       try {
+        await this.#options.endDeletedRun?.(id);
         await rm(this.#options.jobDir(id), { recursive: true, force: true, maxRetries: 3 });
         removed.push(id);
       } catch (err) {

@@ -288,6 +288,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       intervalMs: options.retentionIntervalMs,
       batch: options.retentionBatch,
       jobDir: (id) => this.#jobDir(id),
+      endDeletedRun: (id) => this.#launcher.endDeletedRun(id),
       node: options.node,
       onPass: (deleted) => {
         if (deleted > 0) options.logger.info({ deleted }, 'retention deleted finished jobs');

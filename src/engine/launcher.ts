@@ -298,22 +298,51 @@ export class Launcher {
     return ended;
   }
 
-  /** `endUnrecordedRuns` for one job directory: true when it held such a run, now ended. */
-  async #endIfUnrecorded(id: string, busy: (id: string) => boolean, signal: AbortSignal): Promise<boolean> {
+  /**
+   * Ends the run left alive in the directory of a deleted job, before retention removes that
+   * directory: a node declared lost keeps running its jobs, which other nodes record `lost` and may
+   * delete, and once the directory naming the run is gone no one finds it (`endUnrecordedRuns`
+   * reads the directories), so it would run on, unsupervised, for ever. Its directory and io
+   * directory go with it. True when a run was alive and is now ended.
+   */
+  async endDeletedRun(id: string): Promise<boolean> {
+    const running = this.#ending.get(id);
+    if (running) {
+      await running;
+      return true;
+    }
+    const found = await this.#liveRun(id);
+    if (found === undefined) return false;
+    const ending = this.#endRun(id, undefined, { removeFiles: true, only: found }).finally(() =>
+      this.#ending.delete(id),
+    );
+    this.#ending.set(id, ending);
+    await ending;
+    return true;
+  }
+
+  /** The run named by a job's directory, when it is still alive (its process, or its cgroups not empty). */
+  async #liveRun(id: string): Promise<ProcessIdentity | undefined> {
     const { cgroups } = this.#deps;
     const dirs = cgroups.existing(id);
     const found = await readIdentityFile(this.#deps.jobDir(id), dirs);
     const alive =
       found && (isSameProcessAlive(found.identity) || (dirs.length > 0 && !cgroups.isEmpty(dirs)));
-    if (!alive) return false;
+    return alive ? found.identity : undefined;
+  }
+
+  /** `endUnrecordedRuns` for one job directory: true when it held such a run, now ended. */
+  async #endIfUnrecorded(id: string, busy: (id: string) => boolean, signal: AbortSignal): Promise<boolean> {
+    const identity = await this.#liveRun(id);
+    if (identity === undefined) return false;
     const job = await this.#deps.store.getJob(id);
-    if (job?.process && sameProcess(job.process, found.identity)) return false; // on record: not ours to end
+    if (job?.process && sameProcess(job.process, identity)) return false; // on record: not ours to end
     // Looked at again after the reads: a launch that began meanwhile makes its own run, and a
     // close (which lets go of the jobs it supervised) leaves everything as it is.
     if (signal.aborted || busy(id) || this.#ending.has(id)) return false;
     // A job this node recorded as ended keeps its output (history); other directories go.
     const keep = job !== undefined && isFinal(job.status) && job.node === this.#deps.node;
-    const ending = this.#endRun(id, job, { removeFiles: !keep, only: found.identity, signal }).finally(() =>
+    const ending = this.#endRun(id, job, { removeFiles: !keep, only: identity, signal }).finally(() =>
       this.#ending.delete(id),
     );
     this.#ending.set(id, ending);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { JobEngine } from '../../src/engine/job-engine.ts';
+import { isSameProcessAlive } from '../../src/runtime/process-identity.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -95,6 +96,37 @@ describe('engine history retention', () => {
       assert.deepEqual(await store.listDirsToRemove(10), []);
     } finally {
       await h.destroy();
+    }
+  });
+
+  it("ends a run left alive in a deleted job's directory before removing it (a job of a node once lost)", async () => {
+    // A node declared lost runs on; its jobs are recorded `lost` by the others and may be deleted.
+    // Back, it finds none of them on record: the directory that names such a run is the only trace
+    // of it, and once that went first, the run went on unsupervised for ever.
+    const h = await openHarness({ keepForMs: null, keepJobs: null });
+    const job = await startRunning(h.engine, { command: 'sleep', args: ['600'] }, me);
+    assert.ok(job.process);
+    let reopened: Awaited<ReturnType<typeof h.reopen>> | undefined;
+    try {
+      await h.close();
+      const store = await SqliteJobStore.open(join(h.dataDir, 'jobworker.db'));
+      await store.markFinished(job.id, {
+        status: 'lost',
+        exit: { exitCode: null, signal: null, reason: 'its node was lost' },
+        finishedAt: new Date(),
+        outputBytes: { stdout: 0, stderr: 0 },
+      });
+      await store.deleteJob(job.id);
+      await store.close();
+      assert.ok(isSameProcessAlive(job.process), 'the run outlived its server and its record');
+
+      reopened = await h.reopen();
+      await reopened.engine.applyRetention();
+      assert.equal(isSameProcessAlive(job.process), false, 'the run is ended');
+      assert.equal(await exists(join(h.dataDir, 'jobs', job.id)), false, 'and its directory removed');
+    } finally {
+      if (isSameProcessAlive(job.process)) process.kill(-job.process.pid, 'SIGKILL');
+      await (reopened ?? h).destroy();
     }
   });
 
