@@ -169,9 +169,9 @@ export interface ServerOptions {
    */
   authLimits?: FailedAuthLimits;
   /**
-   * Answer `POST /run` without credentials, as the user `admin`, from loopback only (the take-home
-   * starter's curl examples; docs/compat.md). Every other route still needs credentials. Refused
-   * unless `listen` is a loopback address.
+   * Answer `POST /run` without credentials, from loopback only, as a principal of its own
+   * (`_run-without-token`, no real user: the take-home starter's curl examples; docs/compat.md).
+   * Every other route still needs credentials. Refused unless `listen` is a loopback address.
    */
   runWithoutToken?: boolean;
   /** Working directory of `POST /run` jobs that name none; default the server's own (`process.cwd()`). */
@@ -295,7 +295,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const insecureHttp = checkInsecureHttp(listen, options.insecureHttp ?? config.insecureHttp);
   const run = {
     cwd: resolve(options.runCwd ?? process.cwd()),
-    ...(checkRunWithoutToken(listen, options.runWithoutToken === true) ? { withoutTokenAs: 'admin' } : {}),
+    ...(checkRunWithoutToken(listen, options.runWithoutToken === true) ? { withoutToken: true } : {}),
   };
   const tlsFiles = {
     certFile: options.tlsCert ?? config.tlsCert,

@@ -1,10 +1,11 @@
 import { ValidationError } from '../core/errors.ts';
-import { ROLES, type Role } from './principal.ts';
+import { ROLES, type Role, TOKENLESS_USER } from './principal.ts';
 
 /**
  * A user name: what jobs record as their owner and certificates name. Letters, digits and
  * `_ . @ -`, starting with a letter or digit, 1 to 64 characters: safe in a URL path, a log line,
- * a certificate's URI SAN and a table cell.
+ * a certificate's URI SAN and a table cell. A name that starts with `_` is jobworker's own
+ * (`TOKENLESS_USER`): no real user may take it, so nothing of a real user's is ever its.
  */
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
 
@@ -19,6 +20,14 @@ export const MAX_TOKEN_LIFETIME_MS = 3650 * 86_400_000;
 
 const LIFETIME = /^([0-9]{1,7})(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * A name the audit trail may be filtered by: a user's, or one of jobworker's own principals
+ * (`TOKENLESS_USER`), which act and are audited but are no user.
+ */
+export function checkAuditUserName(value: unknown, field = 'user'): string {
+  return value === TOKENLESS_USER ? value : checkUserName(value, field);
+}
 
 export function checkUserName(value: unknown, field = 'name'): string {
   if (typeof value !== 'string' || !USER_NAME.test(value)) {

@@ -25,6 +25,25 @@ export interface Principal {
 }
 
 /**
+ * The user tokenless `POST /run` requests act as (`serve --run-without-token`): a principal of its
+ * own, not a real user's, since any local process can call that way, and it must share no dedupe
+ * scope, job, output, OS account, limit or audit entry with any user. Its `_` makes it a name no
+ * real user can have (`checkUserName` wants a letter or digit first): no user, token or
+ * certificate ever names it, and no removed user of that name left jobs or a pool account.
+ */
+export const TOKENLESS_USER = '_run-without-token';
+
+/**
+ * The principal of a tokenless `/run`: a `user` (its own jobs only), with no run-as account (its
+ * jobs run as its own pool account as root, as the server's account with `--single-account`).
+ */
+export const TOKENLESS_PRINCIPAL: Principal = Object.freeze({
+  user: TOKENLESS_USER,
+  role: 'user',
+  runAs: null,
+});
+
+/**
  * How a call reached the server, for the audit trail: REST over `tcp` or the `unix` socket, an
  * in-process call (`internal`), an RPC by its protocol (`grpc`, `grpc-web`, `connect`), or a call
  * another node of a cluster forwarded (`node`), which that node recorded too, with its client's

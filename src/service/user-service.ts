@@ -1,4 +1,5 @@
 import {
+  checkAuditUserName,
   checkLabel,
   checkRole,
   checkRunAs,
@@ -233,7 +234,7 @@ export class UserService {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) {
       throw ValidationError.expected('limit', `an integer from 1 to ${MAX_AUDIT_PAGE}`, limit);
     }
-    if (request.user !== undefined) checkUserName(request.user, 'user');
+    if (request.user !== undefined) checkAuditUserName(request.user, 'user');
     if (request.action !== undefined && !AUDIT_ACTIONS.includes(request.action as AuditAction)) {
       throw ValidationError.expected('action', `one of ${AUDIT_ACTIONS.join(', ')}`, request.action);
     }

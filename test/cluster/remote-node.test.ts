@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Principal } from '../../src/auth/principal.ts';
+import { type Principal, TOKENLESS_PRINCIPAL, TOKENLESS_USER } from '../../src/auth/principal.ts';
 import { readBody, send } from '../../src/client/http.ts';
 import { NodeCredentials } from '../../src/cluster/node-credentials.ts';
 import { RemoteNode } from '../../src/cluster/remote-node.ts';
@@ -222,6 +222,23 @@ describe('RemoteNode: a job on another node, through its REST API', () => {
     assert.ok(Buffer.concat([first.stdout, rest.stdout]).equals(patternOf(total)));
   });
 
+  it("follows a tokenless /run's job for the tokenless principal, which no directory knows, and nobody else's", async () => {
+    // A tokenless `/run` answered by node A whose job node C runs: A forwards its output as the
+    // tokenless principal, which is no user of C's directory either.
+    const job = await c.service.start(TOKENLESS_PRINCIPAL, { command: 'echo', args: ['tokenless'] });
+    await hc.engine.waitFor(job.id);
+    const own = await collect(
+      await remote.openOutput(TOKENLESS_PRINCIPAL, job.id, { selector: 'all', cursor: 0, follow: true }),
+    );
+    assert.equal(own.all.toString(), 'tokenless\n');
+    assert.equal(own.end?.owner, TOKENLESS_USER);
+    const alices = await start({ command: 'echo', args: ['alice'] });
+    await assert.rejects(
+      remote.openOutput(TOKENLESS_PRINCIPAL, alices.id, { selector: 'all', cursor: 0, follow: false }),
+      (err: JobworkerError) => err.code === 'NOT_FOUND',
+    );
+  });
+
   it('stops a job with its whole tree, pauses and resumes it', async () => {
     const pids = join(hc.dataDir, 'tree-pids');
     const job = await start({
@@ -322,11 +339,17 @@ describe('RemoteNode: a job on another node, through its REST API', () => {
     const asStaleAdmin = await get(path, nodeA.sign('GET', path, { user: 'alice', role: 'admin' }));
     assert.equal(asStaleAdmin.status, 401);
     assert.match(asStaleAdmin.body, /forwarded this call as admin \\"alice\\", who is a user on this node/);
-    // Less than C grants is taken as signed: an admin's call lowered to `user` (a tokenless local
-    // call) acts as a user here, and alice's job is none of its business (404, as to any user).
+    // Less than C grants is taken as signed: an admin's call lowered to `user` acts as a user
+    // here, and alice's job is none of its business (404, as to any user).
     await c.issue('boss', 'admin');
     const lowered = await get(path, nodeA.sign('GET', path, { user: 'boss', role: 'user' }));
     assert.equal(lowered.status, 404, lowered.body);
+    // The tokenless principal (no user of any directory) is taken as a `user` only.
+    const asTokenlessAdmin = await get(
+      path,
+      nodeA.sign('GET', path, { user: TOKENLESS_USER, role: 'admin' }),
+    );
+    assert.equal(asTokenlessAdmin.status, 401, asTokenlessAdmin.body);
     const asUnknown = await get(path, nodeA.sign('GET', path, { user: 'mallory', role: 'admin' }));
     assert.equal(asUnknown.status, 401);
     assert.match(asUnknown.body, /who is unknown or disabled on this node/);

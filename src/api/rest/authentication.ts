@@ -8,7 +8,7 @@ import type {
 } from 'fastify';
 import { UnauthenticatedError } from '../../auth/auth-errors.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
-import type { Caller, CallOrigin } from '../../auth/principal.ts';
+import { type Caller, type CallOrigin, TOKENLESS_PRINCIPAL, TOKENLESS_USER } from '../../auth/principal.ts';
 import {
   bodyDigestOf,
   type ForwardedCall,
@@ -73,23 +73,18 @@ export interface PublicRouteConfig {
   readonly metricsToken?: boolean;
 }
 
-/** How the hook treats routes marked `tokenless` (docs/compat.md, "The take-home starter"). */
-export interface TokenlessOptions {
-  /** The user tokenless requests act as (the server's `admin`). */
-  readonly user: string;
-}
-
 /**
  * Authenticates every request before its route's own hooks, its body and its handler look at it
  * (the 404 handler included), except on routes marked `config: { public: true }`. A token in the
  * query string is refused even when the header is right, so that a client that leaks tokens into
  * URLs finds out at once. The caller carries where the request came from (address and
- * transport), for the service's audit trail.
+ * transport), for the service's audit trail. With `tokenless` (`serve --run-without-token`),
+ * routes marked `tokenless` answer a local request without credentials as `TOKENLESS_PRINCIPAL`.
  */
 export function registerAuthentication(
   app: FastifyInstance,
   authenticator: Authenticator,
-  tokenless?: TokenlessOptions,
+  tokenless = false,
   metricsToken?: MetricsTokenCheck,
   nodes?: NodeCredentials,
 ): void {
@@ -147,18 +142,18 @@ function registerStaleCheck(app: FastifyInstance, authenticator: Authenticator):
 function authenticationHook(
   route: RouteSeen,
   authenticator: Authenticator,
-  tokenless: TokenlessOptions | undefined,
+  tokenless: boolean,
   metricsToken: MetricsTokenCheck | undefined,
   nodes: NodeCredentials | undefined,
 ): onRequestHookHandler {
   const url = route.url;
   let config: PublicRouteConfig | undefined;
-  let tokenlessUser: string | undefined;
+  let answersTokenless = false;
   // A callback hook, not an async one: it runs on every request, and has nothing to await.
   return function authenticate(request, _reply, done) {
     if (config === undefined) {
       config = (route.config ?? {}) as PublicRouteConfig;
-      tokenlessUser = config.tokenless === true ? tokenless?.user : undefined;
+      answersTokenless = tokenless && config.tokenless === true;
     }
     const slots = request as AuthenticatedRequest;
     const crossSite = crossSiteRefusal(request);
@@ -182,17 +177,17 @@ function authenticationHook(
       if (request.url.includes('?')) refuseQueryCredentials(request, authenticator, origin);
       const authorization = request.headers.authorization;
       if (
-        tokenlessUser !== undefined &&
+        answersTokenless &&
         authorization === undefined &&
         certificateUserOf(request) === undefined &&
         isLoopbackOrigin(origin) &&
         // Over TCP only: no web page reaches the Unix socket, whose clients name any host (`unix`).
         (origin.transport === 'unix' || namesThisMachine(request.host))
       ) {
-        // Any local process may call it, every job included: it acts as the user it names but
-        // never with an admin's powers (no root, no other user's scope, no admin run-as account).
-        const principal = authenticator.authenticateUser(tokenlessUser, origin);
-        slots[CALLER] = authenticator.callerOf({ ...principal, role: 'user', runAs: null }, origin);
+        // Any local process may call it, every job included: as a principal of its own, never a
+        // real user. As one (it was `admin`) it shared that user's dedupe scope (a duplicate key
+        // handed over the user's running job and its output), its jobs, account and audit entries.
+        slots[CALLER] = authenticator.callerOf(TOKENLESS_PRINCIPAL, origin);
       } else {
         slots[CALLER] = authenticator.authenticateCall(
           authorization,
@@ -316,9 +311,20 @@ function authenticateNode(
   // a new role it has not heard of yet) must not make this one act on what it no longer grants.
   // Not counted as a failed authentication: the forwarding node is not guessing, only late, and a
   // count would shut out every client it forwards for. The client tries again once both agree.
-  // A role below the user's here is taken as signed (an admin's tokenless local call forwarded as
-  // `user`, say): it asks for less than this node grants.
+  // A role below the user's here is taken as signed (an admin's call forwarded as `user`, say): it
+  // asks for less than this node grants.
   const { user, role } = call.principal;
+  // The tokenless principal is no user of any directory: the forwarding node answered a tokenless
+  // `/run` (only ever as a `user`) and follows its output here. It opens nothing the cluster secret
+  // did not already: a signer may name any user of the directory.
+  if (user === TOKENLESS_USER && role === 'user') {
+    request[FORWARDED] = call;
+    return authenticator.callerOf(TOKENLESS_PRINCIPAL, {
+      source: origin.source,
+      transport: 'node',
+      via: call.node,
+    });
+  }
   const here = authenticator.knownUser(user);
   if (here === undefined || (here.role !== role && here.role !== 'admin')) {
     throw new UnauthenticatedError(

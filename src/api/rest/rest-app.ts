@@ -85,10 +85,10 @@ export interface RunRouteOptions {
   /** The working directory of a `/run` job that names none (`serve --run-cwd`); absent: the owner's home. */
   readonly cwd?: string;
   /**
-   * Answer `/run` without credentials from loopback, as this user (`serve --run-without-token`,
-   * for local use only; every other route still needs credentials).
+   * Answer `/run` without credentials from loopback, as `TOKENLESS_PRINCIPAL`, a principal of its
+   * own (`serve --run-without-token`, for local use only; every other route still needs credentials).
    */
-  readonly withoutTokenAs?: string;
+  readonly withoutToken?: boolean;
 }
 
 /** Largest request body accepted: 1 MiB. Larger is 413 PAYLOAD_TOO_LARGE. */
@@ -181,11 +181,10 @@ export async function buildRestApp(options: RestAppOptions): Promise<FastifyInst
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message } });
   });
 
-  const tokenless = options.run?.withoutTokenAs;
   registerAuthentication(
     app,
     options.authenticator,
-    tokenless === undefined ? undefined : { user: tokenless },
+    options.run?.withoutToken === true,
     options.metricsToken,
     options.nodes,
   );

@@ -125,7 +125,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
     )
     .option(
       '--run-without-token',
-      'for local use: answer POST /run without credentials, as the user admin, only on a loopback address; every other route still needs them (docs/compat.md)',
+      'for local use: answer POST /run without credentials, as the principal _run-without-token (no real user: its own jobs only), only on a loopback address; every other route still needs them (docs/compat.md)',
     )
     .option(
       '--run-cwd <dir>',
