@@ -1,7 +1,7 @@
 import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TokenRecord, UserRecord, UserStore } from '../store/user-store.ts';
-import { ROLES, type Role } from './principal.ts';
+import { ROLES, type Role, TOKENLESS_USER } from './principal.ts';
 
 /** Where servers before the user store kept their tokens (hashes only), in the data directory. */
 export const TOKENS_FILE = 'tokens.json';
@@ -89,6 +89,13 @@ function parseTokenFile(path: string, text: string): LegacyTokenRecord[] {
       typeof t.purpose === 'string';
     if (!ok)
       throw new Error(`${path} holds a malformed token record: ${JSON.stringify({ ...t, sha256: '...' })}`);
+    // The one way into the store that does not go through `checkUserName`: a user of this name
+    // would be the tokenless principal, and its token would act as every tokenless `/run`.
+    if (t.user === TOKENLESS_USER) {
+      throw new Error(
+        `${path} holds a token of user ${JSON.stringify(t.user)}, a name jobworker keeps for tokenless POST /run (--run-without-token): remove that record`,
+      );
+    }
   }
   return file.tokens as LegacyTokenRecord[];
 }

@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { IMPORTED_TOKENS_FILE, TOKENS_FILE } from '../../src/auth/legacy-token-file.ts';
+import { IMPORTED_TOKENS_FILE, importLegacyTokens, TOKENS_FILE } from '../../src/auth/legacy-token-file.ts';
+import { TOKENLESS_USER } from '../../src/auth/principal.ts';
 import { generateToken, hashToken } from '../../src/auth/token.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { openApi } from '../api/api-harness.ts';
@@ -66,6 +67,35 @@ describe('upgrading from tokens.json', () => {
       assert.equal((await h.json('/v1/jobs', { headers: { authorization: `Bearer ${alice}` } })).status, 200);
     } finally {
       await h.destroy();
+    }
+  });
+
+  it('refuses a token of the name kept for tokenless /run, which would act as every tokenless caller', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jw-legacy-'));
+    const jobs = await SqliteJobStore.open(join(dir, 'jobworker.db'));
+    try {
+      const file = {
+        version: 1,
+        tokens: [
+          {
+            id: '00000000-0000-4000-8000-000000000003',
+            user: TOKENLESS_USER,
+            role: 'user',
+            sha256: hashToken(generateToken()),
+            createdAt: '2024-05-01T00:00:00.000Z',
+            purpose: 'issued',
+          },
+        ],
+      };
+      await writeFile(join(dir, TOKENS_FILE), JSON.stringify(file), { mode: 0o600 });
+      await assert.rejects(
+        importLegacyTokens(dir, jobs.users),
+        /_run-without-token", a name jobworker keeps for tokenless POST \/run/,
+      );
+      assert.deepEqual(await jobs.users.listUsers(), []);
+    } finally {
+      await jobs.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
