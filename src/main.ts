@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { Http2SecureServer } from 'node:http2';
 import { type AddressInfo, isIP, type Server, SocketAddress } from 'node:net';
 import { hostname } from 'node:os';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import pino from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { JobAccounts, type ServerIdentity } from './accounts/job-accounts.ts';
@@ -19,7 +19,8 @@ import {
   closeSocket,
   listenOnSocket,
   MAX_SOCKET_PATH_BYTES,
-  SOCKET_FILE,
+  removeStaleSockets,
+  socketPathFor,
 } from './api/rest/socket-listener.ts';
 import { ensureAdminToken } from './auth/admin-token.ts';
 import { Authenticator } from './auth/authenticator.ts';
@@ -237,9 +238,9 @@ export interface RunningServer {
   /** The CA file that verifies the server's certificate (`<dataDir>/tls/ca.pem`); null with plain HTTP or an own certificate. */
   caFile: string | null;
   /**
-   * The Unix socket the server also listens on (`<dataDir>/server.sock`, mode 0600), or null when
-   * the data directory's path is too long for one. Local clients that use it know they reach the
-   * server that owns the data directory.
+   * The Unix socket the server also listens on (mode 0600): `<dataDir>/server.sock`, speaking TLS,
+   * or `<dataDir>/server-http.sock` with `insecureHttp`; null when the data directory's path is too
+   * long for one. Local clients that use it know they reach the server that owns the data directory.
    */
   socketPath: string | null;
   dataDir: string;
@@ -734,7 +735,7 @@ async function startOnDataDir({
   }
   if (tls) tls.attach(app.server as unknown as Http2SecureServer);
 
-  const socketPath = join(dataDir, SOCKET_FILE);
+  const socketPath = socketPathFor(dataDir, tls !== undefined);
   const socketFits = Buffer.byteLength(socketPath) <= MAX_SOCKET_PATH_BYTES;
   let socket: Server | undefined;
   let metricsServer: HttpServer | undefined;
@@ -752,6 +753,7 @@ async function startOnDataDir({
   };
   try {
     await app.listen({ host: listen.host, port: listen.port });
+    await removeStaleSockets(dataDir);
     if (socketFits) socket = await listenOnSocket(app.server, socketPath);
     if (metricsListen) metricsServer = await listenForMetrics(metrics, metricsListen);
   } catch (err) {

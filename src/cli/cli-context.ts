@@ -81,7 +81,7 @@ export async function connect(ctx: CliContext, options: CommonOptions): Promise<
   const debug = (line: string) => ctx.stderr.write(`jobworker: debug: ${line}\n`);
   debug(
     `server ${connection.socketPath === null ? connection.baseUrl.origin : `${connection.baseUrl.protocol}// over ${connection.socketPath}`}; ` +
-      `CA ${connection.tls.caFiles.join(', ') || "the system's"}; ` +
+      `${connection.tls.ownSocket === true ? 'server not checked by a CA (its socket is in the data directory)' : `CA ${connection.tls.caFiles.join(', ') || "the system's"}`}; ` +
       `client certificate ${connection.tls.certFile ?? 'none'}; token ${connection.tokenSource === 'none' ? 'none' : `from ${connection.tokenSource}`}`,
   );
   return new ApiClient(connection, { debug, oneShot: true });

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs';
 import { join } from 'node:path';
 import { type Connection, isCleartextToNetwork, isLoopbackUrl, type TlsTrust } from '../client/connection.ts';
+import { SOCKET_FILES } from '../core/socket-files.ts';
 import { type CliEnvironment, DEFAULT_SERVER_URL } from './cli-env.ts';
 import { UsageError } from './errors.ts';
 
@@ -11,17 +12,13 @@ import { resolveTlsTrust, type TlsFlags } from './tls-trust.ts';
 /** The file the server writes its admin token to, in its data directory. */
 const ADMIN_TOKEN_FILE = 'admin.token';
 
-/** The server's socket in its data directory (see src/api/rest/socket-listener.ts). */
-export const SOCKET_FILE = 'server.sock';
-
 /**
  * `--server` wins over `JOBWORKER_URL`. With neither, the server's Unix socket in the data
  * directory is used when there is one, else `https://127.0.0.1:8080`. The token is
  * `JOBWORKER_TOKEN`; else, over the socket only and when no client certificate is given, the
  * admin token the server wrote into its data directory. It is never sent to a TCP port, loopback
  * or not: any local user may have bound that port, while only the data directory's owner can
- * make the socket in it. The socket speaks TLS too when the data directory has a CA (the server
- * serves plain HTTP only with `--insecure-http`, and then makes none).
+ * make the socket in it. The socket's name says whether it speaks TLS (src/core/socket-files.ts).
  */
 export async function resolveConnection(
   server: string | undefined,
@@ -33,18 +30,17 @@ export async function resolveConnection(
   const cwd = flags.cwd ?? process.cwd();
   if (server === undefined && env.url === undefined) {
     const tls = await resolveTlsTrust(flags, env, cwd);
-    const socketPath = join(env.dataDir, SOCKET_FILE);
-    if (await isSocket(socketPath)) {
-      const secure = await isReadable(join(env.dataDir, 'tls', 'ca.pem'));
+    const socket = await findSocket(env.dataDir);
+    if (socket !== null) {
       // Plain HTTP (a server with --insecure-http) presents no client certificate (one in ./cert,
       // say): the admin token goes in its stead, not nothing.
-      const trust = secure ? tls : NO_TLS;
+      const trust = socket.tls ? overOwnSocket(tls) : NO_TLS;
       const fromFile =
         fromEnv === null && trust.cert === undefined ? (await readText(tokenFile)).trim() || null : null;
       return {
-        baseUrl: new URL(secure ? 'https://localhost/' : 'http://localhost/'),
+        baseUrl: new URL(socket.tls ? 'https://localhost/' : 'http://localhost/'),
         tls: trust,
-        socketPath,
+        socketPath: socket.path,
         local: true,
         token: fromEnv ?? fromFile,
         tokenSource: fromEnv !== null ? 'env' : fromFile !== null ? 'file' : 'none',
@@ -85,12 +81,35 @@ function namesTlsFiles(flags: TlsFlags, env: TlsFlags): boolean {
   return [flags.ca, flags.cert, flags.key, env.ca, env.cert, env.key].some((file) => file !== undefined);
 }
 
-// The callback API of node:fs, which Node has loaded already: node:fs/promises would load a
-// dozen more built-in modules into every CLI command.
-function isReadable(path: string): Promise<boolean> {
-  return new Promise((resolve) => stat(path, (err, stats) => resolve(err === null && stats.isFile())));
+/**
+ * The server's socket in `dataDir` and whether it speaks TLS, by its name; null when there is
+ * none (or the data directory cannot be read). Should both be there (a server of an earlier
+ * version, which knew only `server.sock`, run after a killed `--insecure-http` one), the TLS one
+ * is the one a server made last: a server of this version removes both at its start.
+ */
+async function findSocket(dataDir: string): Promise<{ path: string; tls: boolean } | null> {
+  const tlsPath = join(dataDir, SOCKET_FILES.tls);
+  const plainPath = join(dataDir, SOCKET_FILES.plain);
+  const [tls, plain] = await Promise.all([isSocket(tlsPath), isSocket(plainPath)]);
+  if (tls) return { path: tlsPath, tls: true };
+  return plain ? { path: plainPath, tls: false } : null;
 }
 
+/**
+ * The trust over the server's own TLS socket: the client certificate, if any, still authenticates
+ * the caller, but the server is not checked against a CA. The socket is what proves who serves
+ * it: only the data directory's owner (the server's account) or root can have made it there,
+ * and any CA the CLI could check it with (`<data-dir>/tls/ca.pem`) lies in that same directory,
+ * so the check would add nothing; the admin token goes over the plain socket on the same ground.
+ * And it would fail a server with `--tls-cert`, whose certificate (also on the socket) is the
+ * operator's: neither from that CA nor naming `localhost`.
+ */
+function overOwnSocket(tls: TlsTrust): TlsTrust {
+  return { ...tls, ca: undefined, caFiles: [], caExplicit: false, ownSocket: true };
+}
+
+// The callback API of node:fs, which Node has loaded already: node:fs/promises would load a
+// dozen more built-in modules into every CLI command.
 function isSocket(path: string): Promise<boolean> {
   // false: none, or a data directory this user cannot read
   return new Promise((resolve) => stat(path, (err, stats) => resolve(err === null && stats.isSocket())));

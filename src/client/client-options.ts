@@ -20,10 +20,13 @@ export interface CertificateOptions {
   readonly ca?: Pem;
 }
 
-/** A server on this machine through its Unix socket (`<data-dir>/server.sock`), which speaks TLS too. */
+/**
+ * A server on this machine through its Unix socket: `<data-dir>/server.sock`, which speaks TLS, or
+ * `<data-dir>/server-http.sock` for a server run with `--insecure-http` (`RunningServer.socketPath`).
+ */
 export interface SocketOptions {
   readonly socketPath: string;
-  /** The server's CA, `<data-dir>/tls/ca.pem`; null for a server run with `--insecure-http`. */
+  /** The server's CA, `<data-dir>/tls/ca.pem`; null for `server-http.sock`. */
   readonly ca: Pem | null;
   readonly token: string;
 }

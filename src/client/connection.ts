@@ -34,6 +34,12 @@ export interface TlsTrust {
   readonly cert: string | undefined;
   readonly key: string | undefined;
   readonly certFile: string | undefined;
+  /**
+   * True over the server's TLS socket found in the local data directory (the CLI's): the server is
+   * not checked against a CA, since the socket's place proves who serves it
+   * (src/cli/connection.ts says why). Never set from a user's input.
+   */
+  readonly ownSocket?: boolean;
 }
 
 /** True for `localhost`, 127.0.0.0/8 and ::1: a server whose data directory is on this machine. */

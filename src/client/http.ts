@@ -96,13 +96,14 @@ export function requestHeaders(
 }
 
 /**
- * TLS 1.3, the server always verified (Node's default), the client certificate when there is one:
- * for node:https and for the request client's own `tls.connect` alike.
+ * TLS 1.3, the server always verified (Node's default) but over the server's own socket
+ * (`ownSocket`), the client certificate when there is one: for node:https and for the request
+ * client's own `tls.connect` alike.
  */
 export function tlsOptions(trust: TlsTrust | undefined): ConnectionOptions {
   return {
     minVersion: 'TLSv1.3',
-    rejectUnauthorized: true,
+    rejectUnauthorized: trust?.ownSocket !== true,
     ...(trust?.ca ? { ca: [...trust.ca] } : {}),
     ...(trust?.cert !== undefined && trust.key !== undefined ? { cert: trust.cert, key: trust.key } : {}),
   };

@@ -26,18 +26,23 @@ class Captured extends Writable {
  * Runs the CLI in this process (`runCli` with captured stdout and stderr), against the server
  * named by `env`: as a child process would, minus the cost of starting Node.
  */
-export async function runCliInProcess(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  return startCliInProcess(args, env).result;
+export async function runCliInProcess(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  options: { cwd?: string } = {},
+): Promise<CliResult> {
+  return startCliInProcess(args, env, options).result;
 }
 
 /**
  * `runCliInProcess` for a command that a test watches while it runs: its stdout as it comes, and
- * its result. `clock`: the CLI's clock (its pauses), for a test that moves a manual one.
+ * its result. `clock`: the CLI's clock (its pauses), for a test that moves a manual one; `cwd`:
+ * its working directory (where it looks for `./cert`), default this process's.
  */
 export function startCliInProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; cwd?: string } = {},
 ): { stdout: Captured; result: Promise<CliResult> } {
   const stdout = new Captured();
   const stderr = new Captured();
@@ -45,7 +50,7 @@ export function startCliInProcess(
     env: readCliEnvironment(env),
     stdout,
     stderr,
-    cwd: process.cwd(),
+    cwd: options.cwd ?? process.cwd(),
     exitCode: EXIT.ok,
     ...(options.clock ? { clock: options.clock } : {}),
   };

@@ -51,7 +51,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'the next `serve` on the same data directory takes them over. Logs go to stdout (readable lines ' +
         'on a terminal, JSON otherwise; see --log-format), ' +
         'or to stderr with --json, whose one document on stdout says where the server is. ' +
-        'Besides its address it listens on <data-dir>/server.sock, which local clients use.',
+        'Besides its address it listens on <data-dir>/server.sock (<data-dir>/server-http.sock with ' +
+        '--insecure-http), which local clients use.',
     )
     .option(
       '--listen <host:port>',
