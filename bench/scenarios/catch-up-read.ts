@@ -181,7 +181,8 @@ async function readSeconds(server: ServerHandle, id: string, stream: string, exp
 /**
  * `jobworker logs ID > /dev/null` as a user runs it (bin/jobworker); seconds to its exit. `url`:
  * over the server's address with its token, as from another machine; `socket`: as on the server's
- * own machine, through `<data-dir>/server.sock` with the admin token file beside it.
+ * own machine, through its socket (`<data-dir>/server-http.sock`: the benchmarks serve plain HTTP)
+ * with the admin token file beside it.
  */
 async function logsSeconds(server: ServerHandle, id: string, via: 'url' | 'socket'): Promise<number> {
   const { JOBWORKER_URL: _url, JOBWORKER_TOKEN: _token, ...inherited } = process.env;
