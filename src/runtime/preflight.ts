@@ -13,7 +13,13 @@ import type { JobAccount, JobSpec } from '../core/job.ts';
 export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>, homeToMake?: string): void {
   // The account's view first: whether a directory it may not search holds `cwd` (or its command)
   // is no business of the job's owner, so what lies behind one is answered alike, existing or not.
-  const blocked = spec.account ? firstUnsearchable(spec.cwd, spec.account) : undefined;
+  // The home to be made is the account's own once made (`ensurePoolHome` takes one left by an
+  // earlier data directory only when the pool gives its owner's uid, and refuses it otherwise):
+  // only the way to it is the account's to search.
+  const inHomeToMake = homeToMake !== undefined && resolve(spec.cwd) === resolve(homeToMake);
+  const blocked = spec.account
+    ? firstUnsearchable(inHomeToMake ? dirname(resolve(spec.cwd)) : spec.cwd, spec.account)
+    : undefined;
   if (blocked !== undefined && spec.account) {
     throw new ValidationError(
       'cwd',
@@ -22,7 +28,7 @@ export function preflight(spec: JobSpec, env: Readonly<Record<string, string>>, 
         '`jobworker start --cwd DIR`), or run it from one',
     );
   }
-  if (homeToMake === undefined || resolve(spec.cwd) !== resolve(homeToMake)) checkCwd(spec.cwd);
+  if (!inHomeToMake) checkCwd(spec.cwd);
   if (spec.shell) return;
   if (resolveCommand(spec.command, spec.cwd, env.PATH ?? '', spec.account) === undefined) {
     throw new ValidationError('command', commandNotFound(spec.command), 'COMMAND_NOT_FOUND');
