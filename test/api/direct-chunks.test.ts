@@ -145,12 +145,16 @@ describe('DirectChunks: a chunked body written straight to its socket', () => {
         res.flushHeaders();
         const direct = DirectChunks.for(res)!;
         // The client reads nothing yet: the socket's buffers fill, and a write is left waiting.
-        let waiting: Promise<void> = Promise.resolve();
-        for (let i = 0; i < 64 && res.socket!.writableLength === 0; i++) {
-          waiting = direct.write([Buffer.alloc(4 * 1024 * 1024, 'y')], controller.signal);
+        // Until one is still waiting a turn later: the kernel may take more meanwhile (its buffers
+        // grow with the connection's window), which settled a write that had waited, under load.
+        let settled: Promise<string> = Promise.resolve('settled');
+        let before: unknown = 'settled';
+        for (let i = 0; i < 64 && before === 'settled'; i++) {
+          settled = direct
+            .write([Buffer.alloc(4 * 1024 * 1024, 'y')], controller.signal)
+            .then(() => 'settled');
+          before = await Promise.race([settled, new Promise((r) => setImmediate(() => r('pending')))]);
         }
-        const settled = waiting.then(() => 'settled');
-        const before = await Promise.race([settled, new Promise((r) => setImmediate(() => r('pending')))]);
         if (ending === 'client reads') read();
         else controller.abort();
         resolve(`${before}, then ${await settled}`);
