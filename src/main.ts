@@ -53,7 +53,7 @@ import {
   readServerConfig,
 } from './config.ts';
 import { type Clock, systemClock } from './core/clock.ts';
-import { ValidationError } from './core/errors.ts';
+import { JobworkerError, ValidationError } from './core/errors.ts';
 import { ISOLATE_PRESET } from './core/isolation.ts';
 import type { Job, JobIsolation } from './core/job.ts';
 import { type LimitSettings, normalizeLimitSettings, parseLimitsList } from './core/limits.ts';
@@ -570,10 +570,12 @@ async function startOnDataDir({
       clock,
       logger: logger.child({ component: 'engine' }),
       ...((clusterNode?.id ?? nodeId) === undefined ? {} : { node: clusterNode?.id ?? nodeId }),
-      // A node of a cluster runs jobs other nodes admitted, their accounts resolved there.
-      ...(clusterNode
-        ? { checkAccount: (job: Job) => jobAccounts.checkOnThisHost(job.owner, job.spec.account) }
-        : {}),
+      // At every launch, on one machine too: a job may wait long between its submit and its start
+      // (delayed, waiting on a dependency or a paused queue, retried), and the account chosen at
+      // its submit may no longer be one it may run as (root for an admin since demoted or
+      // removed, a named account deleted and its uid given to another). A node of a cluster also
+      // runs jobs other nodes admitted, their accounts resolved there.
+      checkAccount: (job: Job) => checkLaunchAccount(job, accounts, jobAccounts),
     });
   } catch (err) {
     await closeStore();
@@ -1080,4 +1082,25 @@ function logTarget(stream: NodeJS.WritableStream | undefined): LogTarget {
 /** Resolves once every line logged so far is written or dropped (never waits on a full disk). */
 function flushLog(logger: pino.Logger): Promise<void> {
   return new Promise((resolve) => logger.flush(() => resolve()));
+}
+
+/**
+ * What a job's account must still be at its launch: root only for a job whose owner is an admin
+ * now (the choice at submit was an admin's), and an account this host still gives the ids the job
+ * recorded (`JobAccounts.checkOnThisHost`). Throws `ACCOUNT_UNAVAILABLE`, saying why: the job fails
+ * to start with that reason.
+ */
+async function checkLaunchAccount(job: Job, users: UserDirectory, jobAccounts: JobAccounts): Promise<void> {
+  const account = job.spec.account;
+  if (account?.uid === 0) {
+    const owner = users.user(job.owner);
+    if (owner?.role !== 'admin') {
+      throw new JobworkerError(
+        'ACCOUNT_UNAVAILABLE',
+        `The job runs as root, which only an admin's job may, and its owner ${job.owner} ` +
+          `${owner === undefined ? 'is no longer a user' : 'is no longer an admin'}: start it again as a job of an admin`,
+      );
+    }
+  }
+  await jobAccounts.checkOnThisHost(job.owner, account);
 }

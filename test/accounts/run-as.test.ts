@@ -276,6 +276,30 @@ describe('root, only for admins who ask', () => {
   });
 });
 
+describe('root, checked again at the launch', () => {
+  it("a queued root job of an admin demoted meanwhile fails to start, saying why; an admin's runs", async () => {
+    const carol = { authorization: `Bearer ${await addUserToken(h, 'carol', 'admin')}` };
+    const queue = 'root-later';
+    assert.equal((await h.json(`/v1/queues/${queue}/pause`, { method: 'POST' })).status, 200);
+    const demoted = await submit({ command: 'id', args: ['-u'], runAsRoot: true, queue }, carol);
+    const kept = await submit({ command: 'id', args: ['-u'], runAsRoot: true, queue });
+    assert.deepEqual(demoted.account, { name: 'root', uid: 0, gid: 0 }, 'chosen at the submit of an admin');
+    const patched = await h.json(`/v1/users/carol`, { method: 'PATCH', body: { role: 'user' } });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal((await h.json(`/v1/queues/${queue}/resume`, { method: 'POST' })).status, 200);
+    const ended = async (id: string) => {
+      await h.api(`/v1/jobs/${id}/output?follow=true`).then((r) => r.text());
+      return (await h.json<Job>(`/v1/jobs/${id}`)).body;
+    };
+    const failed = await ended(demoted.id);
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.pid, null, 'it never ran');
+    assert.match(failed.reason ?? '', /runs as root.*owner carol is no longer an admin/);
+    const ran = await ended(kept.id);
+    assert.equal(ran.status, 'succeeded', ran.reason ?? '');
+  });
+});
+
 describe('the CLI', () => {
   it('start --as-root runs an admin job as root, status shows the account; a user is refused', async () => {
     const env = (token: string) => baseEnv({ JOBWORKER_URL: h.url(''), JOBWORKER_TOKEN: token });
