@@ -15,6 +15,14 @@ export function readCgroupMounts(mountinfo = '/proc/self/mountinfo'): CgroupMoun
   } catch {
     return { v2: null, v1: new Map() };
   }
+  return parseCgroupMounts(text);
+}
+
+/**
+ * The cgroup hierarchies a mountinfo text lists. Controllers mounted together (`cpu,cpuacct`, as
+ * RHEL 7 and Amazon Linux 2 do) map to the same mount point: one hierarchy, one directory per job.
+ */
+export function parseCgroupMounts(text: string): CgroupMounts {
   let v2: string | null = null;
   const v1 = new Map<string, string>();
   for (const line of text.split('\n')) {

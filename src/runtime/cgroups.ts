@@ -190,8 +190,12 @@ export class Cgroups {
           limited && (hierarchy === 'memory' || hierarchy === 'blkio' || hierarchy === 'cpuacct');
         if (hierarchy !== 'freezer' && !measures && !needed.has(hierarchy)) continue;
         const dir = childPath(root, jobId);
-        await mkdirAsync(dir);
-        dirs.push(dir);
+        // Hierarchies mounted together (`cpu,cpuacct`) are one directory: made once (a second
+        // mkdir failed the job's start with EEXIST), and each one's limits written into it.
+        if (!dirs.includes(dir)) {
+          await mkdirAsync(dir);
+          dirs.push(dir);
+        }
         writeV1Limits(dir, hierarchy, limits, ioDevice, weightFile);
       }
       return dirs;
@@ -333,7 +337,8 @@ export class Cgroups {
 
   /** The cgroup directories that exist for a job id: what a start cut short may have left. */
   existing(jobId: string): string[] {
-    const roots = [this.#v2Root, ...this.#v1Roots.values()].filter((r) => r !== null);
+    // Once each: hierarchies mounted together share a root.
+    const roots = [...new Set([this.#v2Root, ...this.#v1Roots.values()])].filter((r) => r !== null);
     return roots.map((root) => join(root, jobId)).filter((dir) => existsSync(dir));
   }
 
