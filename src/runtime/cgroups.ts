@@ -260,29 +260,28 @@ export class Cgroups {
     );
   }
 
-  /** Pids of every process in the job's tracking cgroup. */
+  /**
+   * Pids of every process in the job's tracking cgroup; none once it is gone (ENOENT). Any other
+   * failure to read it (EMFILE, ENOMEM, EACCES) throws: it says nothing of what the cgroup holds.
+   */
   pids(dirs: readonly string[]): number[] {
     const tracking = dirs[0];
     if (!tracking) return [];
-    try {
-      return readFileSync(childPath(tracking, 'cgroup.procs'), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map(Number);
-    } catch {
-      return [];
-    }
+    const procs = readIfThere(childPath(tracking, 'cgroup.procs'));
+    return procs === undefined ? [] : procs.split('\n').filter(Boolean).map(Number);
   }
 
+  /**
+   * Whether the job's tracking cgroup holds no process: true once it is gone (ENOENT). Throws when
+   * it cannot be read otherwise (as `pids`): taken for empty, a stop at the server's descriptor
+   * limit was recorded done while the job ran on.
+   */
   isEmpty(dirs: readonly string[]): boolean {
     const tracking = dirs[0];
     if (!tracking) return true;
     if (tracking === this.#v2Dir(dirs)) {
-      try {
-        return readFileSync(childPath(tracking, 'cgroup.events'), 'utf8').includes('populated 0');
-      } catch {
-        return true;
-      }
+      const events = readIfThere(childPath(tracking, 'cgroup.events'));
+      return events === undefined || events.includes('populated 0');
     }
     return this.pids(dirs).length === 0;
   }
@@ -310,10 +309,18 @@ export class Cgroups {
         // freezing is an optimisation of the loop below, not required for it
       }
     };
-    for (let round = 0; round < 20 && !this.isEmpty(dirs); round++) {
-      freeze(true);
-      for (const pid of this.pids(dirs)) sendSignal(pid, 'SIGKILL');
-      freeze(false);
+    try {
+      for (let round = 0; round < 20 && !this.isEmpty(dirs); round++) {
+        freeze(true);
+        try {
+          for (const pid of this.pids(dirs)) sendSignal(pid, 'SIGKILL');
+        } finally {
+          freeze(false);
+        }
+      }
+    } catch {
+      // The cgroup cannot be read now (EMFILE, say): nothing known to kill this round. The wait
+      // that follows every kill (`whenEmpty`) does not take that for empty, so the stop kills again.
     }
   }
 
@@ -344,10 +351,12 @@ export class Cgroups {
 
   /**
    * Resolves once the job's cgroup has no process left (a kernel notification on v2, a real-time
-   * poll on v1: see kernel-poll.ts); rejects with `signal`'s reason when it aborts first.
+   * poll on v1: see kernel-poll.ts); rejects with `signal`'s reason when it aborts first. A cgroup
+   * that cannot be read (`isEmpty` throws) is not known empty: the wait goes on, and the next look
+   * reads it again.
    */
   whenEmpty(dirs: readonly string[], signal?: AbortSignal): Promise<void> {
-    if (this.isEmpty(dirs)) return Promise.resolve();
+    if (this.#knownEmpty(dirs)) return Promise.resolve();
     const v2 = this.#v2Dir(dirs);
     return new Promise((resolve, reject) => {
       const finish = () => {
@@ -362,7 +371,7 @@ export class Cgroups {
         reject(signal?.reason);
       };
       const check = () => {
-        if (this.isEmpty(dirs)) finish();
+        if (this.#knownEmpty(dirs)) finish();
       };
       // v2 notifies; v1 has no notification we can use without a release agent, so poll.
       let watcher: FSWatcher | undefined;
@@ -410,8 +419,26 @@ export class Cgroups {
     }
   }
 
+  #knownEmpty(dirs: readonly string[]): boolean {
+    try {
+      return this.isEmpty(dirs);
+    } catch {
+      return false;
+    }
+  }
+
   #v2Dir(dirs: readonly string[]): string | undefined {
     return this.#v2Root && dirs[0]?.startsWith(`${this.#v2Root}/`) ? dirs[0] : undefined;
+  }
+}
+
+/** The file's text; undefined when it does not exist (ENOENT). Any other failure throws. */
+function readIfThere(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }
 
