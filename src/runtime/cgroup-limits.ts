@@ -46,7 +46,9 @@ export function writeV2Limits(
       break;
     case 'memory':
       if (limits.memory !== undefined) write(dir, 'memory.max', String(limits.memory));
-      // Without swap off, a job over its limit swaps instead of being stopped by the limit.
+      // Without swap off, a job over its limit swaps instead of being stopped by the limit. Where
+      // the file is missing (no swap accounting), `Cgroups.checkLimits` let the job in only on a
+      // host without swap, where the memory limit alone is exact.
       if (limits.memorySwap !== undefined || limits.memory !== undefined) {
         if (existsSync(childPath(dir, 'memory.swap.max'))) {
           write(dir, 'memory.swap.max', String(limits.memorySwap ?? 0));
@@ -95,6 +97,7 @@ export function writeV1Limits(
       if (limits.memory !== undefined) {
         write(dir, 'memory.limit_in_bytes', String(limits.memory));
         // memsw is memory and swap together; it must be set after (and never below) the memory limit.
+        // Missing (no swap accounting): only on a host without swap (`Cgroups.checkLimits`).
         if (existsSync(childPath(dir, 'memory.memsw.limit_in_bytes'))) {
           write(dir, 'memory.memsw.limit_in_bytes', String(limits.memory + (limits.memorySwap ?? 0)));
         }

@@ -20,6 +20,7 @@ import { controllersFor, V1_EQUIVALENT, writeV1Limits, writeV2Limits } from './c
 import { type CgroupMounts, readCgroupMounts } from './cgroup-mounts.ts';
 import { readUsage } from './cgroup-usage.ts';
 import { cgroupParent } from './delegated-cgroup.ts';
+import { hostHasSwap } from './host-swap.ts';
 import { pollKernel } from './kernel-poll.ts';
 import { sendSignal } from './signals.ts';
 
@@ -50,6 +51,8 @@ export interface CgroupOptions {
   /** Force a mode (tests, or hosts where detection picks wrongly); `none` disables cgroups. */
   readonly mode?: CgroupMode;
   readonly mounts?: CgroupMounts;
+  /** Where to read whether the host has swap (`SwapTotal`); tests name a file of their own. */
+  readonly meminfo?: string;
 }
 
 /**
@@ -81,9 +84,11 @@ export class Cgroups {
    */
   readonly cpuGroupProcs: string | undefined;
   #realtimeRefused: string | undefined;
+  readonly #meminfo: string | undefined;
 
   constructor(options: CgroupOptions = {}) {
     const name = options.name ?? 'jobworker';
+    this.#meminfo = options.meminfo;
     const mounts = options.mounts ?? readCgroupMounts();
     const want = options.mode;
     this.#v2Mount = mounts.v2;
@@ -131,8 +136,9 @@ export class Cgroups {
 
   /**
    * Throws a `ValidationError` naming the limit and the controller when the host cannot enforce a
-   * requested limit (no cgroup, or the controller in neither hierarchy), and when an IO limit has
-   * no block device to apply to. A limit is never silently ignored.
+   * requested limit (no cgroup, or the controller in neither hierarchy), when an IO limit has
+   * no block device to apply to, and when a memory limit would leave swap open (below). A limit is
+   * never silently ignored.
    */
   checkLimits(limits: JobLimits, cwd: string): void {
     for (const { controller, field } of controllersFor(limits)) {
@@ -150,6 +156,23 @@ export class Cgroups {
         'limits.memorySwap',
         'This host cannot limit swap (cgroup v2 `memory.swap.max` missing, or v1 `memory.memsw` without ' +
           '`limits.memory`: swap accounting is off): `limits.memorySwap` cannot be enforced here',
+      );
+    }
+    // A memory limit alone caps swap at 0 (`memory.swap.max`, v1 `memory.memsw`), so that a job over
+    // it is stopped, not swapped. Without swap accounting there is no such cap: on a host with swap
+    // the job would page out past its limit instead. On a host without swap the limit is exact.
+    if (
+      limits.memory !== undefined &&
+      limits.memorySwap === undefined &&
+      !this.#swapLimitable(limits) &&
+      hostHasSwap(this.#meminfo)
+    ) {
+      throw new ValidationError(
+        'limits.memory',
+        'This host has swap but no cgroup swap accounting (cgroup v2 `memory.swap.max` missing, or v1 ' +
+          '`memory.memsw.limit_in_bytes` missing): a job over `limits.memory` would be swapped out ' +
+          'instead of stopped, so `limits.memory` cannot be enforced here. Enable swap accounting ' +
+          '(boot with `swapaccount=1`, or cgroup v2 with `memory.swap.max`), or turn swap off',
       );
     }
     const io = limits.io;
