@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { constants, readdirSync, readFileSync } from 'node:fs';
 import {
   chmod,
@@ -15,14 +16,17 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { normalizeSpec } from '../../src/core/spec.ts';
 import { readExitRecord } from '../../src/runtime/exit-record.ts';
 import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import { spawnerPath } from '../../src/runtime/spawner-path.ts';
+import { CANNOT_HOLD_EXEC, holdExec } from '../helpers/held-exec.ts';
 import { makeFifo } from '../helpers/small-disk.ts';
 import { pidAlive, within } from '../helpers/wait.ts';
 
+const run = promisify(execFile);
 let root: string;
 let spawner: SpawnerClient;
 /** Forks each job's process, as on kernels before 5.7 and for jobs with namespaces. */
@@ -182,6 +186,37 @@ describe('spawner concurrency', () => {
     if (reply.kind === 'started') await reply.exited;
     assert.equal((await readExitRecord(slowDir))?.kind, 'exited');
   });
+});
+
+it("a job's process of another uid is forked: the wrapper answers without waiting for its exec, which a process of that uid could hold up for ever", {
+  skip: CANNOT_HOLD_EXEC,
+}, async () => {
+  // Its exec is held (a lease on the command, as a hung mount would hold it) after its drop to
+  // uid 65534, where any process of that uid may stop it (SIGSTOP), as the reviewer's job did in
+  // a loop. Sharing the wrapper's memory, the job's process kept the wrapper suspended, and its
+  // answer unsent, until its exec; the server records starts in order, so every later start on
+  // the node waited too. No deadline is at play: the default is 30 s.
+  const held = await holdExec();
+  try {
+    const dir = await mkdtemp(join(root, 'job-'));
+    const spec = normalizeSpec({ command: held.path, args: ['-c', 'exit 0'], cwd: '/tmp' }, { cwd: '/tmp' });
+    const request = jobSpawnRequest(spec, 'other-uid', dir, []);
+    const reply = await within(
+      spawner.start({ ...request, user: { uid: 65_534, gid: 65_534, groups: [] } }),
+      20_000,
+      'the answer to a start whose exec is held',
+    );
+    assert.equal(reply.kind, 'started');
+    if (reply.kind !== 'started') return;
+    // A process of the job's uid can stop it before its exec: it holds up no answer now.
+    await run('kill', ['-STOP', String(reply.jobPid)], { uid: 65_534, gid: 65_534 });
+    await held.release();
+    process.kill(reply.jobPid, 'SIGKILL');
+    await reply.exited;
+    assert.equal((await readExitRecord(dir))?.kind, 'signaled');
+  } finally {
+    await held.release();
+  }
 });
 
 for (const { way, client, skip } of WAYS) {

@@ -27,8 +27,9 @@
  * setuid(0) fails), enters cwd as that account, resets signals and execve()s the resolved path
  * with the exact argv and env. Before that exec the job's identity (JOB_DIR/process) is on disk, so
  * that a server that dies before recording the start can find the job. Where it can (x86-64, no
- * namespaces) the wrapper creates the job's process sharing its memory until the exec, as vfork()
- * does, and that process writes the identity itself first (see vfork_job_process); otherwise it
+ * namespaces, no switch to another uid: see switches_uid) the wrapper creates the job's process
+ * sharing its memory until the exec, as vfork() does, and that process writes the identity itself
+ * first (see vfork_job_process); otherwise it
  * forks it, writes the identity and then says go, which the job's process waits for before its
  * exec. The wrapper then waits for the job, writes JOB_DIR/exit (tmp + rename) and exits. It
  * writes nothing into the job's output. Each wrapper keeps the spawner's stdout open until the
@@ -623,8 +624,8 @@ static pid_t fork_job_process(struct request *r) {
    cannot say go: the child writes the job's identity file itself, before it drops to the job's
    account, and the wrapper looks for a stop before it creates the child instead (one that comes
    later is ignored, as one after the go always was; see run_wrapper). Only for jobs without
-   namespaces (run_init forks, and
-   never execs), and only where this file has the few instructions that clone3 needs with a new
+   namespaces (run_init forks, and never execs), of the wrapper's own uid (see switches_uid), and
+   only where this file has the few instructions that clone3 needs with a new
    stack (x86-64): glibc has no clone3 wrapper, and its clone() cannot take CLONE_INTO_CGROUP.
    Elsewhere jobs are forked as above. */
 /* What the job's process and the wrapper share: set up by the wrapper, filled in by the child
@@ -734,6 +735,16 @@ static pid_t vfork_job_process(struct vfork_job *v) {
     cgroup = -1;
   }
 }
+/* True when the job's process would become another uid than the wrapper's. Such a job's process is
+   forked, never made sharing the wrapper's memory: the wrapper would be suspended until its exec,
+   unable to answer, while the process, once it has dropped to the job's uid, may be stopped
+   (SIGSTOP) by any other process of that uid, another job of the same owner for one, and would then
+   never exec. Each start is recorded after the one before it, so one start that never answers
+   held up every later start on the node. A forked one waits for the go instead, which the wrapper
+   sends, and answers, without waiting for its exec. A job of the wrapper's own uid can be stopped
+   only by those who could stop the wrapper itself. */
+static int switches_uid(const struct request *r) { return r->switch_user && r->uid != getuid(); }
+
 /* True when the wrapper was told to stop: its flag, or a stop signal pending while blocked. */
 static int stop_pending(void) {
   sigset_t pending;
@@ -824,10 +835,11 @@ static void run_wrapper(struct request *r, int reportfd) {
   pid_t child = -1;
 #ifdef HAVE_VFORK_JOB
   /* A wrapper already told to stop forks, so that its child waits for a go that never comes
-     (notstarted). A stop sent to the wrapper alone while a child that shares its memory is being
+     (notstarted); so does one whose job runs as another uid (see switches_uid). A stop sent to the
+     wrapper alone while a child that shares its memory is being
      set up (its files and cgroups: milliseconds at times) is ignored, as one after the go always
      was: the command runs, and a stop of the job reaches its process group as any other. */
-  if (!fork_only && !wants_namespaces(&r->iso) && !stop_pending()) {
+  if (!fork_only && !wants_namespaces(&r->iso) && !switches_uid(r) && !stop_pending()) {
     v = (struct vfork_job){.r = r, .out = out, .err = err, .errfd = errpipe[1], .reportfd = reportfd,
                            .wrapper = getpid(), .wrapper_ticks = wticks};
     child = vfork_job_process(&v);
