@@ -7,6 +7,7 @@ import { type LimitSettings, NO_LIMIT_SETTINGS } from '../core/limits.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import type { CgroupOptions } from '../runtime/cgroups.ts';
 import type { HostCapabilities } from '../runtime/host-capabilities.ts';
+import { DEFAULT_SPAWN_TIMEOUT_MS } from '../runtime/spawner-client.ts';
 import type { JobStore } from '../store/job-store.ts';
 
 export interface EngineOptions {
@@ -43,6 +44,15 @@ export interface EngineOptions {
   readonly now?: () => Date;
   /** Time and timers for scheduling (delays, retry backoff); tests inject a manual clock. */
   readonly clock?: Clock;
+  /**
+   * How long the spawner may take to start one job (ms), up to its exec, before the start is
+   * given up: its wrapper and process are killed, before its command began, and the job is
+   * recorded failed to start ("its start did not finish in time"). It bounds a start that hangs,
+   * the job's working directory or command on a hung NFS or FUSE mount say, which would otherwise
+   * hold up the recording of every later start on this node (they are recorded in claim order)
+   * and the engine's close. Default 30 s.
+   */
+  readonly spawnTimeoutMs?: number;
   /** Most jobs claimed from one queue in one dispatch pass. Default 64. */
   readonly dispatchBatch?: number;
   /**
@@ -94,6 +104,7 @@ export const ENGINE_DEFAULTS = {
   outputCapBytes: 1024 ** 3,
   defaultGraceMs: 10_000,
   adoptedCheckMs: 250,
+  spawnTimeoutMs: DEFAULT_SPAWN_TIMEOUT_MS,
   dispatchBatch: 64,
   maxRunning: 10_000,
   defaultTimeoutMs: null,

@@ -242,6 +242,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       path: spawnerPath(),
       log: (line) => options.logger.warn({ spawner: true }, line),
       cpuGroup: this.#cgroups.cpuGroupProcs,
+      spawnTimeoutMs: options.spawnTimeoutMs,
     });
     this.#launcher = new Launcher({
       clock: options.clock,

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { ValidationError } from '../core/errors.ts';
 import { encodeRequest, parseSpawnerLine, type SpawnerLine, type SpawnRequest } from './spawner-protocol.ts';
 
 /**
@@ -40,7 +41,20 @@ export interface SpawnerClientOptions {
    * server as one group. A spawner that cannot join logs why (`log`) and runs jobs as before.
    */
   readonly cpuGroup?: string;
+  /**
+   * How long a start may go unanswered (ms), a positive integer; default 30 s
+   * (`DEFAULT_SPAWN_TIMEOUT_MS`). A wrapper that has not answered by then is stuck (the job's
+   * working directory or command on a hung NFS or FUSE mount, say): the spawner kills it and the
+   * job's process, before its command began, and refuses the start (`its start did not finish in
+   * time`). Kept by the spawner itself, on its own clock: it is the wrappers' parent, so that its
+   * kill cannot reach a process that merely reused a wrapper's pid, and it has no pid of the job's
+   * process to tell before its answer.
+   */
+  readonly spawnTimeoutMs?: number;
 }
+
+/** `SpawnerClientOptions.spawnTimeoutMs` when none is given. */
+export const DEFAULT_SPAWN_TIMEOUT_MS = 30_000;
 
 /** What a stage of a failed start means, for the job's reason. */
 const STAGE_TEXT: Record<string, string> = {
@@ -49,6 +63,7 @@ const STAGE_TEXT: Record<string, string> = {
   stdio: 'could not create its output files',
   request: 'could not send it to the spawner',
   namespace: 'could not create its namespaces',
+  timeout: 'its start did not finish in time',
 };
 
 /** One spawner process and what is waiting on it. */
@@ -79,6 +94,9 @@ export class SpawnerClient {
   #launches = 0;
 
   constructor(options: SpawnerClientOptions) {
+    const timeout = options.spawnTimeoutMs;
+    if (timeout !== undefined && !(Number.isSafeInteger(timeout) && timeout > 0))
+      throw ValidationError.expected('spawnTimeoutMs', 'a positive integer (milliseconds)', timeout);
     this.#options = options;
   }
 
@@ -133,6 +151,7 @@ export class SpawnerClient {
       env: {
         ...(this.#options.forkOnly === true ? { JOBWORKER_SPAWNER_FORK: '1' } : {}),
         ...(this.#options.cpuGroup ? { JOBWORKER_SPAWNER_CPU_GROUP: this.#options.cpuGroup } : {}),
+        JOBWORKER_SPAWNER_START_TIMEOUT_MS: String(this.#options.spawnTimeoutMs ?? DEFAULT_SPAWN_TIMEOUT_MS),
       },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -22,7 +22,7 @@ import { readExitRecord } from '../../src/runtime/exit-record.ts';
 import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import { spawnerPath } from '../../src/runtime/spawner-path.ts';
-import { CANNOT_HOLD_EXEC, holdExec } from '../helpers/held-exec.ts';
+import { CANNOT_HOLD_EXEC, holdExec, untilNoWrapperProcesses } from '../helpers/held-exec.ts';
 import { makeFifo } from '../helpers/small-disk.ts';
 import { pidAlive, within } from '../helpers/wait.ts';
 
@@ -110,14 +110,15 @@ async function blockedOpener(path: string, timeoutMs = 20_000): Promise<number> 
 
 /**
  * Starts INPUT with a FIFO where its identity file's temporary name goes: whoever writes the
- * identity blocks in its open until the FIFO is released (`releaseFifo`).
+ * identity blocks in its open until the FIFO is released (`releaseFifo`). JOB_ID: the job's id,
+ * which its wrapper's title names.
  */
-async function startBlockedOnIdentity(through: SpawnerClient, input: object) {
+async function startBlockedOnIdentity(through: SpawnerClient, input: object, jobId = 'job') {
   const dir = await mkdtemp(join(root, 'job-'));
   const tmp = join(dir, 'process.tmp');
   await makeFifo(tmp);
   const spec = normalizeSpec(input, { cwd: dir });
-  return { dir, tmp, started: through.start(jobSpawnRequest(spec, 'job', dir, [])) };
+  return { dir, tmp, started: through.start(jobSpawnRequest(spec, jobId, dir, [])) };
 }
 
 /** The parent's pid of PID, from /proc/PID/stat. */
@@ -187,6 +188,45 @@ describe('spawner concurrency', () => {
     assert.equal((await readExitRecord(slowDir))?.kind, 'exited');
   });
 });
+
+for (const { way, skip } of WAYS) {
+  it(`a start that does not answer in time is given up: its processes killed, the start refused with why, the next one answered (${way})`, {
+    skip,
+  }, async () => {
+    // Whoever writes the identity file blocks in its open for good (a FIFO stands where it goes),
+    // as at a hung mount: the job's process, the wrapper suspended until its exec; or the wrapper,
+    // its child waiting for the go. Without a deadline the answer never came.
+    const hasty = new SpawnerClient({
+      path: spawnerPath(),
+      log: (line) => logged.push(line),
+      forkOnly: way === 'forked',
+      spawnTimeoutMs: 200,
+    });
+    const { dir, tmp, started } = await startBlockedOnIdentity(
+      hasty,
+      { command: 'touch', args: ['ran'] },
+      'stuck',
+    );
+    try {
+      assert.deepEqual(await within(started, 20_000, 'the answer to the stuck start'), {
+        kind: 'refused',
+        reason:
+          'its start did not finish in time: no answer within 200 ms (a working directory, command or file system that hangs?); its processes were killed',
+      });
+      // The wrapper and the job's process are gone, not left blocked: neither runs anything more.
+      await untilNoWrapperProcesses('stuck');
+      const next = await start({ command: 'true' }, hasty);
+      assert.equal(next.reply.kind, 'started', 'the spawner goes on starting jobs');
+      assert.equal(next.record?.kind, 'exited');
+    } finally {
+      // Lets through a writer still blocked, should the test have failed before it was killed.
+      await (await releaseFifo(tmp)).close();
+      hasty.close();
+    }
+    await assert.rejects(readFile(join(dir, 'ran')), { code: 'ENOENT' }, 'the command ran');
+    await assert.rejects(lstat(join(dir, 'process')), { code: 'ENOENT' });
+  });
+}
 
 it("a job's process of another uid is forked: the wrapper answers without waiting for its exec, which a process of that uid could hold up for ever", {
   skip: CANNOT_HOLD_EXEC,
@@ -406,6 +446,16 @@ for (const { way, client, writer, skip } of WAYS) {
 }
 
 describe('spawner failure paths', () => {
+  it('a start timeout that is not a positive integer is refused, naming the option', () => {
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      assert.throws(() => new SpawnerClient({ path: spawnerPath(), log: () => {}, spawnTimeoutMs: bad }), {
+        name: 'ValidationError',
+        field: 'spawnTimeoutMs',
+        message: /^Expected `spawnTimeoutMs` to be a positive integer \(milliseconds\), got /,
+      });
+    }
+  });
+
   it('a field holding a NUL byte is refused before anything is sent', async () => {
     const dir = await mkdtemp(join(root, 'job-'));
     const spec = normalizeSpec({ command: 'true' }, { cwd: dir });

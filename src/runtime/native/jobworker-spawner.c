@@ -14,11 +14,16 @@
  * job is the embedding program's own); any other uid is switched to with gid and the groups.
  * Replies (stdout), one line each:
  *   ok REQ WRAPPER_PID WRAPPER_TICKS JOB_PID JOB_TICKS
- *   err REQ STAGE ERRNO TEXT          the job's process never existed
+ *   err REQ STAGE ERRNO TEXT          the job's process never existed, or (STAGE timeout) was
+ *                                     killed before its exec: no answer in time (see give_up)
  *   exit WRAPPER_PID WAIT_STATUS      a wrapper ended (the spawner reaps its children)
  *
  * For each request the spawner forks a wrapper, without waiting for the wrapper before it to
  * answer (up to MAX_STARTING at once; answers may come in any order, each names its request).
+ * A wrapper that has not answered within the start timeout (30 s by default) is killed with its
+ * job's process, and the request answered `err REQ timeout`: one start that hangs (its working
+ * directory or command on a hung mount) must not keep its answer, and with it every later start
+ * that the server records after it, waiting for ever.
  * The wrapper calls setsid(), renames itself
  * `jobworker-wrapper JOB_ID`, creates the output files and creates the job's process, straight into
  * the job's cgroup v2 where the kernel can (clone3 with CLONE_INTO_CGROUP, Linux 5.7). That one
@@ -49,7 +54,8 @@
  * Environment: JOBWORKER_SPAWNER_FORK=1 makes it fork every job's process and join its cgroups as
  * on kernels before 5.7, never clone3 (for tests of that path). JOBWORKER_SPAWNER_CPU_GROUP=PATH
  * (a cgroup.procs file: the jobs' CPU group, see join_cpu_group) is joined before the first fork.
- * The server gives it nothing else.
+ * JOBWORKER_SPAWNER_START_TIMEOUT_MS=N (a positive integer; default 30000) is how long a wrapper
+ * may take to answer before its start is given up (give_up). The server gives it nothing else.
  *
  * Identity file: "JOB_PID JOB_TICKS WRAPPER_PID WRAPPER_TICKS BOOT_ID\n".
  * Exit record: "exit CODE\n", "signal NUM\n", "notstarted\n" or "error STAGE ERRNO TEXT\n"
@@ -69,6 +75,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -134,6 +141,35 @@ struct request {
 static char *argv_area;
 static size_t argv_area_len;
 static char boot_id[64];
+
+/* Most starts under way at once (see struct starting). */
+#define MAX_STARTING 64
+
+/* What the spawner may need of a start that does not answer in time (see give_up): the job's
+   process (or its namespace's pid 1) once it exists, by pid and start time, and whether the job's
+   identity file is written. One slot per start under way, in memory that the spawner shares with
+   every wrapper (MAP_SHARED, inherited by each fork; a job's process that shares the wrapper's
+   memory writes it too): filled in before the answer, read by the spawner only once the start is
+   overdue, so a start costs no more system calls for it. */
+struct start_slot {
+  pid_t job;
+  long long job_ticks;
+  int identity;
+};
+static struct start_slot *slots; /* MAX_STARTING of them; NULL when the mapping failed */
+static struct start_slot *my_slot; /* a wrapper's own; NULL in the spawner */
+
+static void note_job(pid_t job, long long ticks) {
+  if (!my_slot) return;
+  /* The ticks first: the spawner reads them only once it sees the pid (a plain 64-bit store:
+     atomic ones may need libatomic on 32-bit targets). */
+  my_slot->job_ticks = ticks;
+  __atomic_store_n(&my_slot->job, job, __ATOMIC_RELEASE);
+}
+
+static void note_identity(void) {
+  if (my_slot) __atomic_store_n(&my_slot->identity, 1, __ATOMIC_RELEASE);
+}
 
 /* ---------- small helpers ---------- */
 
@@ -465,6 +501,10 @@ static pid_t receive_pid(int fd) {
    the pipe. */
 static void run_init(const struct request *r, int out, int err, int gofd, int errfd, int credfd, int statusfd) {
   prctl(PR_SET_NAME, "jobworker-init", 0, 0, 0);
+  /* It never execs and lives as long as the job, as the job's account: it keeps none of the
+     spawner's memory that it does not need. */
+  if (slots) munmap(slots, sizeof *slots * MAX_STARTING);
+  my_slot = NULL;
   if (argv_area && argv_area_len > 2) {
     memset(argv_area, 0, argv_area_len);
     snprintf(argv_area, argv_area_len - 1, "jobworker-init %s", r->job_id);
@@ -689,11 +729,13 @@ static int vfork_job_main(void *arg) {
   setpgid(0, 0);
   pid_t self = getpid();
   v->job_ticks = start_ticks(self);
+  note_job(self, v->job_ticks);
   if (write_identity(r->dir, self, v->job_ticks, v->wrapper, v->wrapper_ticks) < 0) {
     v->identity_errno = errno;
     _exit(127);
   }
   v->identity_written = 1;
+  note_identity();
   join_cgroups(r, v->errfd);
   if (getppid() != v->wrapper) {
     /* The wrapper was killed meanwhile (a suspended wrapper dies of nothing else): nobody would
@@ -865,7 +907,12 @@ static void run_wrapper(struct request *r, int reportfd) {
   sigprocmask(SIG_SETMASK, &old, NULL);
   /* As a forked child does: whichever runs first, the group exists before the go. (A vforked one
      has made it, and exec'd or ended, by now.) */
-  if (!vforked) setpgid(child, child);
+  long long child_ticks = 0;
+  if (!vforked) {
+    setpgid(child, child);
+    child_ticks = start_ticks(child);
+    note_job(child, child_ticks);
+  }
   close(out);
   close(err);
   close(errpipe[1]);
@@ -883,7 +930,7 @@ static void run_wrapper(struct request *r, int reportfd) {
   }
 
   char text[256];
-  long long jticks = v.identity_written ? v.job_ticks : start_ticks(job);
+  long long jticks = v.identity_written ? v.job_ticks : !vforked && job == child ? child_ticks : start_ticks(job);
   if (v.identity_errno) {
     /* A vforked child that could not write the identity file ended at once: nothing ran. */
     waitpid(child, NULL, 0);
@@ -897,6 +944,7 @@ static void run_wrapper(struct request *r, int reportfd) {
       waitpid(child, NULL, 0);
       wrapper_fail(reportfd, r, STAGE_STDIO, e);
     }
+    note_identity();
   }
   /* A stop before the go keeps the command from running. A job process that already failed
      (its cgroup, cwd) does not read the go: its failure is waiting in errpipe. A vforked child
@@ -1036,20 +1084,44 @@ static int parse_request(char *buf, size_t len, struct request *r, char ***field
 
 static int sigfd = -1;
 
-/* Wrappers forked and not yet answered. The spawner does not wait for one wrapper's answer before
-   forking the next: each wrapper's work up to its answer (its output files, the job's fork, the
-   identity file) runs beside the others', on every core, and the spawner's own share of a start is
-   one fork. Bounded, so that a burst of requests waits in the pipe rather than in wrappers. */
-#define MAX_STARTING 64
+/* Wrappers forked and not yet answered (MAX_STARTING, above). The spawner does not wait for one
+   wrapper's answer before forking the next: each wrapper's work up to its answer (its output files,
+   the job's fork, the identity file) runs beside the others', on every core, and the spawner's own
+   share of a start is one fork. Bounded, so that a burst of requests waits in the pipe rather than
+   in wrappers; and each given up once overdue (give_up), so that a start that hangs neither keeps
+   its answer from the server for ever nor holds a place here. */
 struct starting {
   int fd; /* the read end of the wrapper's report pipe */
   pid_t pid;
+  int slot;           /* its index in slots */
+  long long deadline; /* monotonic ms: given up after (give_up) */
+  char *identity;     /* the path of the job's identity file */
   size_t used;
   char id[64];
   char line[512];
 };
 static struct starting starting[MAX_STARTING];
 static int nstarting = 0;
+static unsigned char slot_taken[MAX_STARTING];
+
+/* How long a wrapper may take to answer (JOBWORKER_SPAWNER_START_TIMEOUT_MS). */
+#define DEFAULT_START_TIMEOUT_MS 30000
+static long long start_timeout_ms = DEFAULT_START_TIMEOUT_MS;
+
+static long long monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Forgets start I, once answered for. */
+static void forget(int i) {
+  struct starting *s = &starting[i];
+  close(s->fd);
+  free(s->identity);
+  slot_taken[s->slot] = 0;
+  starting[i] = starting[--nstarting];
+}
 
 /* Relays what wrapper I answered (its report ends at end-of-file: it closes the pipe after its
    line), or that it died before answering, then forgets it. */
@@ -1063,8 +1135,7 @@ static void relay_answer(int i) {
   } else {
     write_all(1, s->line, s->used);
   }
-  close(s->fd);
-  starting[i] = starting[--nstarting];
+  forget(i);
 }
 
 /* Reads what wrapper I wrote; true once its report is whole (end-of-file). With BLOCK, reads to
@@ -1084,6 +1155,38 @@ static int read_answer(int i, int block) {
   }
 }
 
+/* Gives up start I, which has not answered by its deadline. A wrapper that holds its answer back
+   that long is stuck: in a working directory, a command or a file system that hangs (a hung NFS or
+   FUSE mount), or behind a job's process that shares its memory and cannot go on. The wrapper and
+   the job's process (as its slot names it, while its start time still matches: a process of that
+   pid started since is another) are killed, the wrapper first so that it does nothing more: the
+   command never runs (a process killed in its exec dies before its first instruction). The job's
+   identity file, where it was written, is removed: the server reads the job's directory after a
+   refusal, and must record the job failed to start, not adopt processes that are gone. Then the
+   answer says why. An answer that came meanwhile is relayed instead. */
+static void give_up(int i) {
+  struct starting *s = &starting[i];
+  if (read_answer(i, 0) || memchr(s->line, '\n', s->used) != NULL) {
+    relay_answer(i);
+    return;
+  }
+  kill(s->pid, SIGKILL);
+  if (slots) {
+    struct start_slot *slot = &slots[s->slot];
+    pid_t job = __atomic_load_n(&slot->job, __ATOMIC_ACQUIRE);
+    long long ticks = slot->job_ticks;
+    if (job > 0 && start_ticks(job) == ticks) kill(job, SIGKILL);
+    if (__atomic_load_n(&slot->identity, __ATOMIC_ACQUIRE)) unlink(s->identity);
+  }
+  char line[256];
+  snprintf(line, sizeof line,
+           "err %s timeout %d no answer within %lld ms (a working directory, command or file system that "
+           "hangs?); its processes were killed\n",
+           s->id, ETIMEDOUT, start_timeout_ms);
+  write_all(1, line, strlen(line));
+  forget(i);
+}
+
 /* Forks a wrapper for one request; its answer (ok or err) is relayed when it comes. */
 static void start_one(char *payload, size_t len) {
   struct request r;
@@ -1101,30 +1204,43 @@ static void start_one(char *payload, size_t len) {
     return;
   }
   int rp[2];
+  char *identity = NULL;
+  /* A free slot: there is one for each place in starting[], which has room (see main). */
+  int slot = 0;
+  while (slot < MAX_STARTING - 1 && slot_taken[slot]) slot++;
   if (strlen(r.id) >= sizeof starting[0].id) {
     snprintf(line, sizeof line, "err ? request %d request id too long\n", EINVAL);
     write_all(1, line, strlen(line));
-  } else if (pipe2(rp, O_CLOEXEC) < 0) {
+  } else if ((identity = malloc(strlen(r.dir) + sizeof "/process")) == NULL || pipe2(rp, O_CLOEXEC) < 0) {
     snprintf(line, sizeof line, "err %s fork %d %s\n", r.id, errno, strerror(errno));
     write_all(1, line, strlen(line));
+    free(identity);
   } else {
+    sprintf(identity, "%s/process", r.dir);
+    if (slots) memset(&slots[slot], 0, sizeof slots[slot]);
     pid_t w = fork();
     if (w == 0) {
       close(rp[0]);
       close(sigfd);
       for (int i = 0; i < nstarting; i++) close(starting[i].fd);
+      if (slots) my_slot = &slots[slot];
       run_wrapper(&r, rp[1]);
     }
     int e = errno;
     close(rp[1]);
     if (w < 0) {
       close(rp[0]);
+      free(identity);
       snprintf(line, sizeof line, "err %s fork %d %s\n", r.id, e, strerror(e));
       write_all(1, line, strlen(line));
     } else {
       struct starting *s = &starting[nstarting++];
       s->fd = rp[0];
       s->pid = w;
+      s->slot = slot;
+      slot_taken[slot] = 1;
+      s->deadline = monotonic_ms() + start_timeout_ms;
+      s->identity = identity;
       s->used = 0;
       strcpy(s->id, r.id);
       fcntl(rp[0], F_SETFL, fcntl(rp[0], F_GETFL) | O_NONBLOCK);
@@ -1200,6 +1316,15 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   const char *fork_env = getenv("JOBWORKER_SPAWNER_FORK");
   fork_only = fork_env != NULL && strcmp(fork_env, "1") == 0;
+  const char *timeout_env = getenv("JOBWORKER_SPAWNER_START_TIMEOUT_MS");
+  if (timeout_env != NULL) {
+    char *end;
+    long long ms = strtoll(timeout_env, &end, 10);
+    if (*timeout_env != '\0' && *end == '\0' && ms > 0) start_timeout_ms = ms;
+  }
+  /* Without the mapping (it costs one page) an overdue start still has its wrapper killed. */
+  slots = mmap(NULL, sizeof *slots * MAX_STARTING, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (slots == MAP_FAILED) slots = NULL;
   join_cpu_group();
   int bfd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
   if (bfd >= 0) {
@@ -1221,14 +1346,27 @@ int main(int argc, char **argv) {
   size_t cap = 1 << 16, used = 0;
   char *buf = malloc(cap);
   if (!buf) return 1;
-  for (;;) {
-    /* The wrappers' report pipes first, then signals, then new requests (while there is room). */
+  /* Set once the server is gone or closed us: the starts under way are still answered (or given
+     up) before the spawner goes, and wrappers and jobs go on. */
+  int closing = 0;
+  while (!closing || nstarting > 0) {
+    /* The wrappers' report pipes first, then signals, then new requests (while there is room);
+       until the next start is overdue. */
     struct pollfd fds[MAX_STARTING + 2];
     int n_watch = nstarting;
-    for (int i = 0; i < n_watch; i++) fds[i] = (struct pollfd){.fd = starting[i].fd, .events = POLLIN};
+    long long next = -1;
+    for (int i = 0; i < n_watch; i++) {
+      fds[i] = (struct pollfd){.fd = starting[i].fd, .events = POLLIN};
+      if (next < 0 || starting[i].deadline < next) next = starting[i].deadline;
+    }
     fds[n_watch] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-    fds[n_watch + 1] = (struct pollfd){.fd = nstarting < MAX_STARTING ? 0 : -1, .events = POLLIN};
-    if (poll(fds, (nfds_t)n_watch + 2, -1) < 0) {
+    fds[n_watch + 1] = (struct pollfd){.fd = !closing && nstarting < MAX_STARTING ? 0 : -1, .events = POLLIN};
+    int wait_ms = -1;
+    if (next >= 0) {
+      long long left = next - monotonic_ms();
+      wait_ms = left < 0 ? 0 : left > 1000000000 ? 1000000000 : (int)left;
+    }
+    if (poll(fds, (nfds_t)n_watch + 2, wait_ms) < 0) {
       if (errno == EINTR) continue;
       perror("jobworker-spawner: poll");
       return 1;
@@ -1243,6 +1381,10 @@ int main(int argc, char **argv) {
       }
       reap();
     }
+    long long now = monotonic_ms();
+    for (int i = nstarting - 1; i >= 0; i--) {
+      if (starting[i].deadline <= now) give_up(i);
+    }
     if (fds[n_watch + 1].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (used == cap) {
         char *bigger = realloc(buf, cap * 2);
@@ -1252,13 +1394,17 @@ int main(int argc, char **argv) {
       }
       ssize_t n = read(0, buf + used, cap - used);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break; /* the server is gone or closed us: wrappers and jobs go on */
+      if (n <= 0) {
+        closing = 1;
+        continue;
+      }
       used += (size_t)n;
     }
     /* Whole requests are started while there is room; the rest wait in the buffer (and stdin is
-       not read) until wrappers answer. */
+       not read) until wrappers answer. Once closing, none: the server hears of them as of any
+       request in flight when the spawner ends. */
     size_t off = 0;
-    while (used - off >= 4 && nstarting < MAX_STARTING) {
+    while (!closing && used - off >= 4 && nstarting < MAX_STARTING) {
       uint32_t len = (uint32_t)(unsigned char)buf[off] | (uint32_t)(unsigned char)buf[off + 1] << 8 |
                      (uint32_t)(unsigned char)buf[off + 2] << 16 | (uint32_t)(unsigned char)buf[off + 3] << 24;
       if (used - off - 4 < len) {
@@ -1280,11 +1426,6 @@ int main(int argc, char **argv) {
       used -= off;
       reap();
     }
-  }
-  /* Closed by the server: the starts under way are still answered before the spawner goes. */
-  while (nstarting > 0) {
-    read_answer(nstarting - 1, 1);
-    relay_answer(nstarting - 1);
   }
   return 0;
 }
