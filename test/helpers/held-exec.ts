@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, mkdtemp } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pidAlive } from './wait.ts';
@@ -15,7 +15,7 @@ export const CANNOT_HOLD_EXEC =
 export interface HeldExecutable {
   /** A copy of /bin/sh in a directory of its own that any account may search. */
   readonly path: string;
-  /** Lets execs of it through, and waits for the holder to be gone. */
+  /** Lets execs of it through, waits for the holder to be gone and removes the copy. */
   release(): Promise<void>;
 }
 
@@ -52,6 +52,7 @@ export async function holdExec(): Promise<HeldExecutable> {
     async release() {
       holder.kill('SIGKILL');
       await exited;
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }
