@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events';
 import { mkdir, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { childPath } from '../core/child-path.ts';
 import { clockDeadline } from '../core/clock.ts';
 import { DuplicateJobError, IllegalTransitionError, JobworkerError, NotFoundError } from '../core/errors.ts';
@@ -438,10 +438,13 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       account: given === undefined ? null : 'make' in given ? unmadeAccount(given) : given,
       task: caller.task ?? null,
     };
-    this.#cgroups.checkLimits(spec.limits, spec.cwd);
     checkIsolation(spec.isolation, this.host);
     const id = newJobId(now.getTime());
+    // The account's view of its paths first: the limits' checks look at `cwd` (the disk an IO
+    // limit throttles) as the server, and would tell of a path the account may not reach.
     preflight(spec, jobEnvironment(spec, id), pending?.home);
+    // A home not made yet is on the disk of the directory it will be made in.
+    this.#cgroups.checkLimits(spec.limits, pending?.home === spec.cwd ? dirname(spec.cwd) : spec.cwd);
     if (pending) {
       spec = { ...spec, account: await pending.make() };
       // With its real uid once more: one the pool gives may own files already (another server's

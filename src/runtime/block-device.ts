@@ -12,16 +12,18 @@ import { ValidationError } from '../core/errors.ts';
  */
 export function ioDeviceFor(device: string | undefined, cwd: string, sysDevBlock = '/sys/dev/block'): string {
   if (device !== undefined) {
-    let st: BigIntStats;
+    // One answer whether the path is missing or no block device: the stat is the server's, and
+    // two would tell any user which files exist where its jobs may not look (/root/.ssh/id_rsa).
+    let st: BigIntStats | undefined;
     try {
       st = statSync(device, { bigint: true });
     } catch {
-      throw new ValidationError('limits.io.device', `No such block device: ${device}`);
+      st = undefined;
     }
-    if (!st.isBlockDevice()) {
+    if (st === undefined || !st.isBlockDevice()) {
       throw new ValidationError(
         'limits.io.device',
-        `Expected \`limits.io.device\` to be a block device, got ${device}`,
+        `Expected \`limits.io.device\` to name a block device (such as /dev/vda), got ${device}`,
       );
     }
     return wholeDisk(st.rdev, sysDevBlock, 'limits.io.device', device);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../../src/core/errors.ts';
@@ -180,6 +181,44 @@ describe('limits over REST', { skip: noCgroups }, () => {
     });
     assert.equal(device.status, 400);
     assert.equal(device.body.error.field, 'limits.io.device');
+  });
+
+  it("tells a user nothing of paths its jobs may not reach, through IO limits' checks", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root: a user job runs as its own account then');
+    // A directory only root may search, holding one file and one directory.
+    const closed = await mkdtemp(join(tmpdir(), 'jw-closed-'));
+    try {
+      await writeFile(join(closed, 'secret'), 'x');
+      await mkdir(join(closed, 'dir'));
+      const answer = async (limits: object, cwd = '/tmp') => {
+        const res = await h.json<ErrorJson>('/v1/jobs', {
+          body: { command: 'true', cwd, limits },
+          headers: asAlice(),
+        });
+        assert.equal(res.status, 400, JSON.stringify(res.body));
+        return { field: res.body.error.field, message: res.body.error.message.replaceAll(closed, 'D') };
+      };
+      // A device named: the same answer for a file there, a directory there and nothing there.
+      const device = (path: string) => answer({ io: { writeBps: '5M', device: join(closed, path) } });
+      const there = await device('secret');
+      assert.equal(there.field, 'limits.io.device');
+      assert.deepEqual(await device('dir'), {
+        ...there,
+        message: there.message.replace('D/secret', 'D/dir'),
+      });
+      assert.deepEqual(await device('none'), {
+        ...there,
+        message: there.message.replace('D/secret', 'D/none'),
+      });
+      // A working directory behind it: the account's answer, before the disk's was looked for.
+      const cwd = (path: string) => answer({ io: { writeBps: '5M' } }, join(closed, path));
+      const dir = await cwd('dir');
+      assert.equal(dir.field, 'cwd');
+      assert.match(dir.message, /not searchable/);
+      assert.deepEqual(await cwd('none'), { ...dir, message: dir.message.replaceAll('D/dir', 'D/none') });
+    } finally {
+      await rm(closed, { recursive: true, force: true });
+    }
   });
 
   it('refuses an IO weight where no controller keeps one, naming the controller', async (t) => {
