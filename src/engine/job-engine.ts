@@ -258,7 +258,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       claimLost: (job, err) =>
         options.logger.warn(
           { jobId: job.id, err },
-          'a claim of this node went back to its queue while it was cut off; what it had spawned was ended',
+          'a claim of this node went back to its queue while it was cut off; nothing was recorded, and what it had spawned or made was ended',
         ),
       onError: (err, jobId) => {
         options.logger.error(

@@ -35,7 +35,10 @@ export interface LauncherDeps {
   readonly checkAccount?: (job: Job) => Promise<void>;
   /** A job that ended without supervision (a claim cancelled): events and what follows. */
   readonly changed: (job: Job) => void;
-  /** A claim this node spawned had gone back to its queue (docs/cluster.md): what it spawned was ended. */
+  /**
+   * A claim of this node had gone back to its queue (docs/cluster.md) by the time its start, or its
+   * failure to start, was recorded: nothing was recorded, and what was spawned or made was ended.
+   */
   readonly claimLost?: (job: Job, err: ClaimLostError) => void;
   /** A job's start could not be marked unrecorded on disk (`markUnrecorded`): what a restart would then do wrong is logged. */
   readonly onError: (err: Error, jobId: string) => void;
@@ -47,7 +50,7 @@ export interface LauncherDeps {
  */
 type Spawned =
   | { readonly ok: true; readonly dir: string; readonly dirs: string[]; readonly spawned: SpawnedJob }
-  | { readonly ok: false; readonly dirs: string[]; readonly err: Error }
+  | { readonly ok: false; readonly dirs: string[]; readonly err: Error; readonly made: boolean }
   | { readonly ok: 'stopped'; readonly dirs: string[] };
 
 /**
@@ -107,6 +110,8 @@ export class Launcher {
     const { spec, id } = job;
     const dir = this.#deps.jobDir(id);
     let dirs: string[] = [];
+    // Whether its directory is this launch's: one found before is an earlier run's until `#endRun`.
+    let made = false;
     try {
       // Should that end fail, the launch tries it again itself (below).
       const ending = this.#ending.get(id);
@@ -122,6 +127,7 @@ export class Launcher {
         await this.#endRun(id, job);
         await mkdir(dir, { mode: 0o700 });
       });
+      made = true;
       // Where it may leave its result and progress, made (owned by its account) before it runs. A
       // crash right here leaves a directory without a start: recorded failed, never run twice.
       const io = this.#deps.ioPaths(id);
@@ -164,7 +170,7 @@ export class Launcher {
         spawned: { identity: found.identity, exited: Promise.resolve('orphaned') },
       };
     } catch (err) {
-      return { ok: false, dirs, err: err as Error };
+      return { ok: false, dirs, err: err as Error, made };
     }
   }
 
@@ -173,7 +179,7 @@ export class Launcher {
     if (spawn.ok === 'stopped') return this.#cancelUnspawned(job, spawn.dirs);
     if (!spawn.ok) {
       this.#removeCgroups(spawn.dirs);
-      return supervisor.failedToStart(job, spawn.err);
+      return this.#failed(job, spawn.err, {}, spawn.made);
     }
     try {
       return await supervisor.started(job, spawn.spawned, spawn.dir);
@@ -188,18 +194,43 @@ export class Launcher {
       this.#removeCgroups(spawn.dirs);
       // The claim went back to its queue while this node was cut off (docs/cluster.md): the job is
       // not this node's to record; another node runs it.
-      if (err instanceof ClaimLostError) {
-        await rm(spawn.dir, { recursive: true, force: true }).catch(() => undefined);
-        await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(
-          () => undefined,
-        );
-        this.#deps.claimLost?.(job, err);
-        return job;
-      }
+      if (err instanceof ClaimLostError) return this.#letGo(job, err);
       // Its command began (the spawner answers once it is exec'd): a retry would run it again.
       const reason = `its start could not be recorded, so it was stopped: ${(err as Error).message}`;
-      return supervisor.failedToStart(job, new Error(reason, { cause: err }), { retry: false, ran: true });
+      return this.#failed(job, new Error(reason, { cause: err }), { retry: false, ran: true });
     }
+  }
+
+  /**
+   * `Supervisor.failedToStart`, but for a claim that went back to its queue meanwhile (this node
+   * was cut off from the store while it tried to record the failure, and declared lost): nothing is
+   * recorded, since another node may run the job now, and what was made for it here goes (its
+   * directory only when `made` by this launch: see `#letGo`).
+   */
+  async #failed(
+    job: Job,
+    err: Error,
+    options: { retry?: boolean; ran?: boolean } = {},
+    made = true,
+  ): Promise<Job> {
+    try {
+      return await this.#deps.supervisor.failedToStart(job, err, options);
+    } catch (refused) {
+      if (!(refused instanceof ClaimLostError)) throw refused;
+      return this.#letGo(job, refused, made);
+    }
+  }
+
+  /**
+   * Removes what this node made for a job whose claim it lost (its processes are ended), and tells.
+   * A directory this launch did not make (`made` false) is left: it holds what an earlier run of
+   * the job here left, which `endUnrecordedRuns` looks for at the next start.
+   */
+  async #letGo(job: Job, err: ClaimLostError, made = true): Promise<Job> {
+    if (made) await rm(this.#deps.jobDir(job.id), { recursive: true, force: true }).catch(() => undefined);
+    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(() => undefined);
+    this.#deps.claimLost?.(job, err);
+    return job;
   }
 
   /**
@@ -219,7 +250,7 @@ export class Launcher {
       return released;
     } catch (err) {
       const reason = `it was stopped before it started, and its claim could not be given back: ${(err as Error).message}`;
-      return this.#deps.supervisor.failedToStart(job, new Error(reason, { cause: err }), { retry: false });
+      return this.#failed(job, new Error(reason, { cause: err }), { retry: false });
     }
   }
 
@@ -261,7 +292,7 @@ export class Launcher {
         await this.releaseClaim(job.id);
         continue;
       }
-      await supervisor.failedToStart(
+      await this.#failed(
         job,
         new Error('the server stopped while starting it, before its command began; it is not run again'),
         { retry: false },

@@ -132,7 +132,9 @@ export class Supervisor {
   /**
    * Records a job that did not start as a supervised job: it stays in history as `failed`. `ran`:
    * its command may have run (it was exec'd and then stopped, its start not recorded): what it
-   * printed is sealed and counted like any job's output, not recorded as nothing.
+   * printed is sealed and counted like any job's output, not recorded as nothing. Recorded only
+   * while the claim of `job.node` (the claimer) stands: else `ClaimLostError`, nothing recorded,
+   * and the job is not this node's to clean up after (another node may run it now).
    */
   async failedToStart(job: Job, err: Error, options: { retry?: boolean; ran?: boolean } = {}): Promise<Job> {
     // A stop that came while it was claimed (only recorded, as it was being started) is on record
@@ -145,6 +147,9 @@ export class Supervisor {
         exit: { exitCode: null, signal: null, reason: `failed to start: ${err.message}` },
         finishedAt: this.#deps.now(),
         outputBytes,
+        // Retried while the store is away: by the time it lands, this node may have been declared
+        // lost and the job run by another. The store checks the claim in the write's transaction.
+        claimedBy: job.node,
       },
       options.retry !== false,
     );

@@ -130,6 +130,15 @@ export interface JobFinish {
    * Absent: it wrote none.
    */
   readonly result?: { readonly json: string } | { readonly error: string };
+  /**
+   * A failure to start: the node that claimed the job and records it. Recorded only while that
+   * node's claim stands (queued with `hold: 'starting'` and that `node`), or while the job runs on
+   * it (its start was recorded though the answer to that commit was lost); otherwise
+   * `ClaimLostError`, nothing recorded. A node cut off from the store while it records such a
+   * failure may have been declared lost meanwhile, and the job claimed and run by another node:
+   * its late write must not end that run.
+   */
+  readonly claimedBy?: string;
 }
 
 /**
@@ -173,7 +182,8 @@ export interface JobStore {
   markStopForced(id: string): Promise<Job>;
   /**
    * Moves a job to a final status with its exit details (a non-final `finish.status`:
-   * `ValidationError`); a user's stop during the timeout's is named in the reason.
+   * `ValidationError`); a user's stop during the timeout's is named in the reason. With
+   * `finish.claimedBy`, only while that node's claim stands (`ClaimLostError` otherwise).
    */
   markFinished(id: string, finish: JobFinish): Promise<Job>;
   /** Every job of this node in status `running` or `paused`: what recovery must reconcile at start. */

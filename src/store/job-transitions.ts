@@ -1,5 +1,5 @@
 import type { Updateable } from 'kysely';
-import { IllegalTransitionError, ValidationError } from '../core/errors.ts';
+import { ClaimLostError, IllegalTransitionError, ValidationError } from '../core/errors.ts';
 import { isFinal, type Job, type StopRequest, TIMEOUT_STOPPER } from '../core/job.ts';
 import { assertTransition, cancelledBeforeStart } from '../core/states.ts';
 import { finishColumns, toMillis } from './job-row.ts';
@@ -74,7 +74,8 @@ export function stopRequestedDecision(id: string, stop: StopRequest): Decision {
  * to stop (a stop on record or with the finish that is not the timeout's, or one during the
  * timeout's): such a run is never retried, however its retry policy reads. The store inserts
  * `next` only when the job it got back was retried as it. Decided here, in the end's transaction,
- * so that a stop recorded up to the end, by any node, counts.
+ * so that a stop recorded up to the end, by any node, counts. A failure to start
+ * (`finish.claimedBy`) is refused with `ClaimLostError` unless the claim still stands (`claimStands`).
  */
 export function finishDecision(id: string, finish: JobFinish, next?: Job): Decision {
   if (!isFinal(finish.status)) throw ValidationError.expected('status', 'a final status', finish.status);
@@ -82,7 +83,9 @@ export function finishDecision(id: string, finish: JobFinish, next?: Job): Decis
   if (next !== undefined && attempts === undefined) {
     throw ValidationError.expected('next.spec.retry', 'the retry policy of the run it retries', null);
   }
+  const { claimedBy } = finish;
   return (current) => {
+    if (claimedBy !== undefined && !claimStands(current, claimedBy)) throw new ClaimLostError(id, claimedBy);
     assertTransition(id, current.status, finish.status);
     if (next === undefined || askedToStop(current, finish)) return finishColumns(finish, current);
     return finishColumns(finish, current, {
@@ -90,6 +93,18 @@ export function finishDecision(id: string, finish: JobFinish, next?: Job): Decis
       exit_reason: `${finish.exit.reason}; attempt ${next.attempt - 1} of ${attempts}, retried as ${next.id}`,
     });
   };
+}
+
+/**
+ * Whether the job is still `node`'s to record as failed to start: its claim (queued, being started
+ * by `node`), or its start by `node` (the commit of `markStarted` landed, its answer was lost). A
+ * claim given back and taken by another node, given back and waiting again, or decided (a lost
+ * node's job) is not: recording a failure there would end, or run twice, what another node runs.
+ */
+function claimStands(current: CurrentState, node: string): boolean {
+  if (current.node !== node) return false;
+  if (current.status === 'queued') return current.hold === 'starting';
+  return current.status === 'running' || current.status === 'paused';
 }
 
 /**

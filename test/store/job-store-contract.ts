@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  ClaimLostError,
   IllegalTransitionError,
   InUseError,
   NotFinishedError,
@@ -822,6 +823,47 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal(cancelled.exit?.reason, 'cancelled by bob before it started');
           assert.equal(cancelled.finishedAt?.getTime(), AT.getTime());
           assert.deepEqual(await store.claimReady('rel', 'node-a', 1), []);
+        }));
+
+      it("records a failure to start only while the claimer's claim (or its start) stands, else ClaimLostError", () =>
+        withStore(async (store) => {
+          const retry = { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } };
+          const admission = await store.admitJob(queued({ spec: { queue: 'late', retry } }), NOW);
+          assert.ok(admission.admitted);
+          const { id } = admission.job;
+          const failedToStart = { ...finish('failed', 'failed to start: the store did not answer') };
+          const lost = (error: unknown): true => {
+            assert.ok(error instanceof ClaimLostError, `expected ClaimLostError, got ${String(error)}`);
+            assert.equal(error.jobId, id);
+            return true;
+          };
+          // node-a claims it and is cut off; it is declared lost, its claim goes back, and node-b
+          // claims and starts the job. node-a's failure to start, written late, must not end it.
+          assert.equal((await store.claimReady('late', 'node-a', 1)).length, 1);
+          assert.equal((await store.releaseClaim(id, 'node-a')).hold, null);
+          const waiting = { ...failedToStart, claimedBy: 'node-a' };
+          await assert.rejects(store.markFinished(id, waiting), lost, 'given back: waiting again');
+          assert.equal((await store.claimReady('late', 'node-b', 1)).length, 1);
+          await assert.rejects(store.markFinished(id, waiting), lost, 'claimed by node-b');
+          await store.markStarted(id, PROCESS, AT, 'node-b');
+          await assert.rejects(store.markFinished(id, waiting), lost);
+          await assert.rejects(store.markRetried(id, waiting, secondAttempt(admission.job, 3)), lost);
+          const running = (await store.getJob(id))!;
+          assert.deepEqual([running.status, running.node, running.retriedAs], ['running', 'node-b', null]);
+          assert.equal((await store.listJobs({ limit: 10 })).jobs.length, 1, 'no next attempt was stored');
+          // Its own claim, or its own start (the answer to that commit lost), node-b records.
+          const own = await store.markRetried(
+            id,
+            { ...failedToStart, claimedBy: 'node-b' },
+            secondAttempt(admission.job, 3),
+          );
+          assert.deepEqual([own.status, own.node], ['failed', 'node-b']);
+          assert.ok(own.retriedAs);
+          const second = await store.admitJob(queued({ spec: { queue: 'late' } }), NOW);
+          assert.ok(second.admitted);
+          assert.equal((await store.claimReady('late', 'node-b', 1))[0]?.id, second.job.id);
+          const claimed = await store.markFinished(second.job.id, { ...failedToStart, claimedBy: 'node-b' });
+          assert.deepEqual([claimed.status, claimed.hold], ['failed', null]);
         }));
 
       it("enforces the queue's concurrency and pause inside the claim, whatever the caller asks", () =>

@@ -473,7 +473,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markFinished(id: string, finish: JobFinish): Promise<Job> {
-    if (finish.stop === undefined && finish.result === undefined && isFinal(finish.status)) {
+    const plain = finish.stop === undefined && finish.result === undefined && finish.claimedBy === undefined;
+    if (plain && isFinal(finish.status)) {
       let statement = this.#markFinished.get(finish.status);
       if (statement === undefined) {
         statement = compileMarkFinished(this.#db, finish.status);
@@ -496,7 +497,8 @@ export class SqliteJobStore implements JobStore {
       const { rows } = await this.#writes.execute(query);
       if (rows[0] !== undefined) return rowToJob(rows[0]);
     }
-    // A stop to record with the end, or not a legal end: the general path (which names the reason).
+    // A stop to record with the end, a claim to check, or not a legal end: the general path (which
+    // names the reason).
     return this.#db.transaction().execute((trx) => this.#finishIn(trx, id, finish));
   }
 
