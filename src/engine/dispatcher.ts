@@ -47,6 +47,8 @@ export class Dispatcher {
   #nextDue: number | null | undefined;
   /** The earliest `noteDue` since the last pass began asking the store (see `noteDue`). */
   #notedDue: number | undefined;
+  /** Set by `retrySoon`: the pass it asked for. */
+  #retryTimer: ClockTimer | undefined;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
@@ -94,6 +96,19 @@ export class Dispatcher {
     this.#nextDue = undefined;
   }
 
+  /**
+   * Asks for a pass a moment from now (`RETRY_AFTER_FAILURE_MS`), not at once: a job went back to
+   * its queue unstarted as the store could not be read, and a pass at once would claim it again
+   * while the store is still away.
+   */
+  retrySoon(): void {
+    if (this.#stopped || this.#retryTimer) return;
+    this.#retryTimer = this.#deps.clock.setTimer(() => {
+      this.#retryTimer = undefined;
+      void this.kick();
+    }, RETRY_AFTER_FAILURE_MS);
+  }
+
   /** Asks for a pass; resolves once a pass that began after this call has ended. */
   kick(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
@@ -108,6 +123,7 @@ export class Dispatcher {
   async close(): Promise<void> {
     this.#stopped = true;
     this.#timer?.clear();
+    this.#retryTimer?.clear();
     for (const resolve of this.#waiters.splice(0)) resolve();
     await this.#running;
   }

@@ -88,8 +88,10 @@ export interface EngineOptions {
   /**
    * For a node of a cluster: checks, before a claimed job is spawned, that the account it was
    * admitted with (on whichever node took it) is the same account on this host
-   * (`JobAccounts.checkOnThisHost`); a throw fails the start with its message. Default none: a
-   * server of its own admits and runs its jobs on one host.
+   * (`JobAccounts.checkOnThisHost`); a throw fails the start with its message, but for
+   * `STORE_UNAVAILABLE` (the store could not be read): the claim then goes back to its queue,
+   * to be claimed again a second later. Default none: a server of its own admits and runs its
+   * jobs on one host.
    */
   readonly checkAccount?: (job: Job) => Promise<void>;
 }

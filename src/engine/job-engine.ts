@@ -260,11 +260,16 @@ export class JobEngine extends EventEmitter<EngineEvents> {
           { jobId: job.id, err },
           'a claim of this node went back to its queue while it was cut off; nothing was recorded, and what it had spawned or made was ended',
         ),
-      onError: (err, jobId) => {
-        options.logger.error(
-          { err, jobId },
-          'a job whose start could not be recorded could not be marked so on disk; a restart before its failure is recorded would adopt it',
+      gaveBack: (job, err) => {
+        options.logger.warn(
+          { jobId: job.id, err },
+          'a job could not be started as the store could not be read; it went back to its queue',
         );
+        this.#dispatcher.retrySoon();
+      },
+      closing: this.#closing.signal,
+      onError: (err, jobId) => {
+        options.logger.error({ err, jobId }, 'launching a job went wrong');
         this.emit('engine:error', err, jobId);
       },
     });

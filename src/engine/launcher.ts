@@ -1,6 +1,12 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import type { Clock } from '../core/clock.ts';
-import { ClaimLostError, SpawnError } from '../core/errors.ts';
+import {
+  ClaimLostError,
+  IllegalTransitionError,
+  JobworkerError,
+  NotFoundError,
+  SpawnError,
+} from '../core/errors.ts';
 import { isJobId } from '../core/ids.ts';
 import { isFinal, type Job, type ProcessIdentity } from '../core/job.ts';
 import { outputPaths } from '../output/output-files.ts';
@@ -19,6 +25,7 @@ import type { SpawnerClient } from '../runtime/spawner-client.ts';
 import { endUnsupervised, killCgroups, killWrapper, stopProcesses } from '../runtime/stop-processes.ts';
 import type { JobStore } from '../store/job-store.ts';
 import type { SpawnedJob, Supervisor } from './supervisor.ts';
+import { untilWritten } from './until-written.ts';
 
 export interface LauncherDeps {
   /** Times the waits for a job's processes to go (the engine's clock). */
@@ -40,7 +47,18 @@ export interface LauncherDeps {
    * failure to start, was recorded: nothing was recorded, and what was spawned or made was ended.
    */
   readonly claimLost?: (job: Job, err: ClaimLostError) => void;
-  /** A job's start could not be marked unrecorded on disk (`markUnrecorded`): what a restart would then do wrong is logged. */
+  /**
+   * A claim given back to its queue unstarted, as the store could not be read while starting it
+   * (`STORE_UNAVAILABLE`, from `checkAccount`): it did not fail, and a dispatch pass is due soon.
+   */
+  readonly gaveBack?: (job: Job, err: Error) => void;
+  /** Aborted at the engine's close: ends the retries of a claim being given back. */
+  readonly closing: AbortSignal;
+  /**
+   * What went wrong beside a launch that goes on: a job's start that could not be marked
+   * unrecorded on disk (`markUnrecorded`), a claim that could not be given back yet, a run that
+   * `endUnrecordedRuns` could not end. The error says what a restart would then do wrong.
+   */
   readonly onError: (err: Error, jobId: string) => void;
 }
 
@@ -179,6 +197,12 @@ export class Launcher {
     if (spawn.ok === 'stopped') return this.#cancelUnspawned(job, spawn.dirs);
     if (!spawn.ok) {
       this.#removeCgroups(spawn.dirs);
+      // The store could not be read (the account's check): the job is not at fault, and a failure
+      // recorded now would be one it never had. Only the check reads the store, before anything
+      // is made for the job.
+      if (spawn.err instanceof JobworkerError && spawn.err.code === 'STORE_UNAVAILABLE') {
+        return this.#putBack(job, spawn.err);
+      }
       return this.#failed(job, spawn.err, {}, spawn.made);
     }
     try {
@@ -188,7 +212,13 @@ export class Launcher {
       // Marked first, on disk: a server that dies before the failure is recorded (the record may
       // wait for a full disk to have room) must not adopt the job at its restart (recoverClaims).
       await markUnrecorded(spawn.dir).catch((markErr: unknown) =>
-        this.#deps.onError(markErr as Error, job.id),
+        this.#deps.onError(
+          new Error(
+            `a job whose start could not be recorded could not be marked so on disk; a restart before its failure is recorded would adopt it: ${String(markErr)}`,
+            { cause: markErr },
+          ),
+          job.id,
+        ),
       );
       await stopProcesses(spawn.spawned.identity, cgroups, 0, true, this.#deps.clock).catch(() => undefined);
       this.#removeCgroups(spawn.dirs);
@@ -231,6 +261,44 @@ export class Launcher {
     await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(() => undefined);
     this.#deps.claimLost?.(job, err);
     return job;
+  }
+
+  /**
+   * Gives back the claim of a job that could not be started because the store could not be read
+   * (`#record`): nothing was made for it, so it goes back to its queue, not to history as failed.
+   * Tried again while the store stays away, until the engine closes (the next start gives the claim
+   * back then: `recoverClaims`). A stop recorded on the claim makes it a cancel, as at
+   * `releaseClaim`. A job that is not this node's claim any more is left as it is.
+   */
+  async #putBack(job: Job, err: Error): Promise<Job> {
+    let released: Job | undefined;
+    try {
+      released = await untilWritten(() => this.#deps.store.releaseClaim(job.id, this.#deps.node), {
+        clock: this.#deps.clock,
+        signal: this.#deps.closing,
+        onFirstFailure: (failure) =>
+          this.#deps.onError(
+            new Error(
+              `a job the store could not be read for could not be given back to its queue; retrying until it can: ${String(failure)}`,
+              { cause: failure },
+            ),
+            job.id,
+          ),
+      });
+    } catch (refused) {
+      // Decided meanwhile (run by another node, say): not this node's to give back.
+      if (refused instanceof IllegalTransitionError || refused instanceof NotFoundError) {
+        this.#deps.claimLost?.(job, new ClaimLostError(job.id, this.#deps.node));
+        return job;
+      }
+      throw refused;
+    }
+    if (released === undefined) return job;
+    if (released.status === 'cancelled') this.#deps.changed(released);
+    else if (released.hold === null) this.#deps.gaveBack?.(released, err);
+    // Claimed by another node since it went back (this node was declared lost meanwhile).
+    else this.#deps.claimLost?.(job, new ClaimLostError(job.id, this.#deps.node));
+    return released;
   }
 
   /**
