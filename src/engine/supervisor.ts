@@ -1,8 +1,8 @@
 import { nextAttempt } from '../core/attempts.ts';
 import type { Clock, ClockTimer } from '../core/clock.ts';
-import { IllegalTransitionError } from '../core/errors.ts';
+import { ClaimLostError, IllegalTransitionError, NotFoundError } from '../core/errors.ts';
 import { newJobId } from '../core/ids.ts';
-import { type Job, type ProcessIdentity, type StopRequest, TIMEOUT_STOPPER } from '../core/job.ts';
+import { isFinal, type Job, type ProcessIdentity, type StopRequest, TIMEOUT_STOPPER } from '../core/job.ts';
 import { unboundedController } from '../core/linked-signal.ts';
 import { decideOutcome } from '../core/outcome.ts';
 import type { OutputMonitor } from '../output/output-monitor.ts';
@@ -583,21 +583,50 @@ export class Supervisor {
       .removeAsync(s.identity.cgroups)
       .catch((err: unknown) => this.#deps.onError(err as Error, s.job.id));
     await s.alsoStopping;
-    const finished = await this.#recordUntilWritten(s.job, {
-      ...outcome,
-      finishedAt: this.#finishedAt(s, record),
-      outputBytes,
-      // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
-      ...(s.job.stop ? { stop: s.job.stop } : {}),
-      stopForced: forced,
-      ...(usage ? { usage } : {}),
-      ...(result ? { result } : {}),
-    });
+    let finished: Job | undefined;
+    try {
+      finished = await this.#recordUntilWritten(s.job, {
+        ...outcome,
+        finishedAt: this.#finishedAt(s, record),
+        outputBytes,
+        // A stop that could not be recorded when it was asked for (a full disk) is recorded now.
+        ...(s.job.stop ? { stop: s.job.stop } : {}),
+        stopForced: forced,
+        ...(usage ? { usage } : {}),
+        ...(result ? { result } : {}),
+      });
+    } catch (err) {
+      if (!decidedElsewhere(err)) throw err;
+      return this.#letGo(s, err as Error);
+    }
     if (finished === undefined) return s.job;
     await this.#removeIo(s.job);
     this.#jobs.delete(s.job.id);
     this.#deps.emit('job:finished', finished);
     return finished;
+  }
+
+  /**
+   * A job whose end the store refused as no longer this node's to record (decided by another node,
+   * deleted since, or recorded by a late write of another: `decidedElsewhere`). Everything else of
+   * it was ended by `#finish` before; as `relinquish` does, its io directory goes and it leaves the
+   * supervised jobs, so that it no longer holds a slot of this node, and the end on record is told.
+   */
+  async #letGo(s: Supervised, err: Error): Promise<Job> {
+    // Given up meanwhile (`relinquish`, at a beat that found this node lost): done there.
+    if (s.relinquished) return s.relinquished;
+    s.relinquished = s.job;
+    this.#deps.onError(
+      new Error(`the end of the job was not recorded: the store holds another decision (${err.message})`, {
+        cause: err,
+      }),
+      s.job.id,
+    );
+    await this.#removeIo(s.job);
+    this.#jobs.delete(s.job.id);
+    const decided = await this.#deps.store.getJob(s.job.id).catch(() => undefined);
+    if (decided && isFinal(decided.status)) this.#deps.emit('job:finished', decided);
+    return decided ?? s.job;
   }
 
   /** What a job that ended left (its leftovers killed): its usage, exit record, output and result. */
@@ -691,6 +720,16 @@ export class Supervisor {
     // Unless the store finds that a user asked the run to stop: then it is not retried.
     return this.#deps.store.markRetried(job.id, finish, next);
   }
+}
+
+/**
+ * Whether a refused end means the job is not this node's to record any more: its record moved on
+ * without it (another node decided it, or a late write ended it) or it is gone.
+ */
+function decidedElsewhere(err: unknown): boolean {
+  return (
+    err instanceof IllegalTransitionError || err instanceof ClaimLostError || err instanceof NotFoundError
+  );
 }
 
 /**

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { JobworkerError } from '../../src/core/errors.ts';
-import { openHarness } from '../helpers/engine-harness.ts';
+import type { Job } from '../../src/core/job.ts';
+import { openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 const me = { user: 'tester' };
@@ -37,6 +39,41 @@ describe("the engine and its claims' ends", () => {
       const done = await h.engine.waitFor(job.id, AbortSignal.timeout(20_000));
       assert.deepEqual([done.status, done.attempt, done.retriedAs], ['succeeded', 1, null]);
       assert.equal(checks, 2);
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it("a job whose end the store refuses (decided elsewhere) leaves this node's supervision, and frees its slot", async () => {
+    const h = await openHarness({ maxRunning: 1 });
+    try {
+      const errors: [Error, string | null][] = [];
+      h.engine.on('engine:error', (err: Error, jobId: string | null) => errors.push([err, jobId]));
+      const first = await startRunning(h.engine, { command: 'sleep', args: ['60'] });
+      // Another node decides it (this one was declared lost meanwhile, say) while it runs here.
+      const decided = await h.store.markFinished(first.id, {
+        status: 'lost',
+        exit: { exitCode: null, signal: null, reason: 'decided elsewhere' },
+        finishedAt: new Date(),
+        outputBytes: { stdout: 0, stderr: 0 },
+      });
+      const second = await h.engine.start({ command: 'true' }, me);
+      assert.equal((await h.engine.get(second.id)).status, 'queued', 'the node runs as many as it may');
+      const finished = once(h.engine, 'job:finished', { signal: AbortSignal.timeout(20_000) });
+      process.kill(first.process!.pid, 'SIGKILL');
+      const [told] = (await finished) as [Job];
+      assert.deepEqual([told.id, told.status], [first.id, 'lost'], 'the end on record is told');
+      assert.equal(
+        (await h.engine.waitFor(second.id, AbortSignal.timeout(20_000))).status,
+        'succeeded',
+        'its slot went to the next job',
+      );
+      assert.equal(h.engine.drainState.running, 0);
+      assert.deepEqual(await h.store.getJob(first.id), decided, 'the decision on record is kept');
+      assert.deepEqual(
+        errors.map(([err, id]) => [id, /the store holds another decision/.test(err.message)]),
+        [[first.id, true]],
+      );
     } finally {
       await h.destroy();
     }
