@@ -1,6 +1,7 @@
 import type { Clock, ClockTimer } from '../core/clock.ts';
 import type { Job } from '../core/job.ts';
 import type { JobStore } from '../store/job-store.ts';
+import { mayHeal } from './until-written.ts';
 
 export interface DispatcherDeps {
   readonly store: JobStore;
@@ -47,6 +48,13 @@ export class Dispatcher {
   #nextDue: number | null | undefined;
   /** The earliest `noteDue` since the last pass began asking the store (see `noteDue`). */
   #notedDue: number | undefined;
+  /**
+   * Claims a drain or a shutdown sent back whose release failed (the store away a moment), by id.
+   * Left as they are, they would stay claimed by this node, outside any launch, until a restart: each
+   * holding its queue's slot, keeping the node from leaving, and a stop on it recorded and never
+   * carried out. Every pass gives them back first, and one that cannot is tried again soon.
+   */
+  readonly #unreleased = new Set<string>();
   /** Set by `retrySoon`: the pass it asked for. */
   #retryTimer: ClockTimer | undefined;
 
@@ -139,7 +147,9 @@ export class Dispatcher {
         // A pass that failed (a busy database, say) is tried again soon, not at the next event.
         this.#nextDue = undefined;
         this.#timer?.clear();
-        this.#timer = this.#deps.clock.setTimer(() => void this.kick(), RETRY_AFTER_FAILURE_MS);
+        if (!this.#stopped) {
+          this.#timer = this.#deps.clock.setTimer(() => void this.kick(), RETRY_AFTER_FAILURE_MS);
+        }
       }
       for (const resolve of waiters) resolve();
     } while (this.#again && !this.#stopped);
@@ -151,6 +161,8 @@ export class Dispatcher {
   /** One pass; true when a queue had more ready jobs than one batch, so another pass is due. */
   async #pass(): Promise<boolean> {
     const { store, clock, node, batch } = this.#deps;
+    // Draining or not: a claim left unreleased holds its slot whatever this node does next.
+    if (this.#unreleased.size > 0) await this.#giveBack([...this.#unreleased]);
     const due = this.#nextDue;
     if (due === undefined || (due !== null && due <= clock.now().getTime())) {
       this.#notedDue = undefined;
@@ -181,7 +193,7 @@ export class Dispatcher {
         if (claimed.length === batch) more = true;
         if (this.#draining || this.#stopped) {
           // A drain or a shutdown came while claiming: what was claimed goes back unlaunched.
-          for (const left of claimed) await this.#deps.releaseClaim(left.id);
+          await this.#giveBack(claimed.map((job) => job.id));
           return false;
         }
         // In claim order (priority, then arrival): the launcher records their starts in that order.
@@ -191,6 +203,27 @@ export class Dispatcher {
       await Promise.all(launched);
     }
     return more;
+  }
+
+  /**
+   * Gives these claims back, every one even when some fail: one that fails on what may heal is kept
+   * in `#unreleased` for the next pass, and the first failure fails this pass (it is reported, and
+   * the next pass comes soon). One the store refuses for good (the job decided elsewhere) is not
+   * this node's any more.
+   */
+  async #giveBack(ids: readonly string[]): Promise<void> {
+    let failure: { err: unknown } | undefined;
+    for (const id of ids) {
+      try {
+        await this.#deps.releaseClaim(id);
+        this.#unreleased.delete(id);
+      } catch (err) {
+        if (mayHeal(err)) this.#unreleased.add(id);
+        else this.#unreleased.delete(id);
+        failure ??= { err };
+      }
+    }
+    if (failure) throw failure.err;
   }
 
   #armTimer(): void {
