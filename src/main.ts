@@ -481,8 +481,12 @@ async function startOnDataDir({
   retention: { keepJobs: number | null; keepForMs: number | null };
   authLimits: FailedAuthLimits;
 }): Promise<RunningServer> {
-  const { store, shared } = await openServerStore(storeChoice, dataDir, clock, (message) =>
-    logger.warn({ component: 'store' }, message),
+  const { store, shared } = await openServerStore(
+    storeChoice,
+    dataDir,
+    clock,
+    (message) => logger.warn({ component: 'store' }, message),
+    clusterSettings && { nodeId: clusterSettings.nodeId, nodeTimeoutMs: clusterSettings.timeoutMs },
   );
   // A node of a cluster: joined before its engine claims anything (docs/cluster.md).
   let clusterNode: ClusterNode | undefined;

@@ -17,13 +17,15 @@ export type ServerStore = JobStore & { readonly users: UserStore; readonly webho
 
 /**
  * Opens the store the server was told to use: SQLite in the data directory (one node), or a
- * PostgreSQL database that the nodes of a cluster share (then `shared` is the same store).
+ * PostgreSQL database that the nodes of a cluster share (then `shared` is the same store), its
+ * sessions named after `node` and timed by its node timeout (docs/cluster.md, "Frozen nodes").
  */
 export async function openServerStore(
   choice: StoreChoice,
   dataDir: string,
   clock: Clock,
   log: (message: string) => void,
+  node?: { readonly nodeId: string; readonly nodeTimeoutMs: number },
 ): Promise<{ store: ServerStore; shared?: PgJobStore }> {
   if (choice.kind === 'sqlite') {
     // Its checkpoints off the event loop (the checkpoint helper), where it was built.
@@ -34,6 +36,6 @@ export async function openServerStore(
   // Loaded only here: pg, its pool and the cluster's queries are a large part of the server's code,
   // which a server on SQLite (most of them) would otherwise hold for nothing.
   const { PgJobStore } = await import('./store/postgres/pg-job-store.ts');
-  const store = await PgJobStore.open(choice.url, { max: choice.poolMax, clock });
+  const store = await PgJobStore.open(choice.url, { max: choice.poolMax, clock, ...node });
   return { store, shared: store };
 }

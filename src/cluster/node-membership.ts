@@ -190,6 +190,9 @@ export class NodeMembership {
           // just before it died, before it settled what waited for it, is no job of the node's
           // left to decide, and nothing else would settle its dependents until an engine restarts.
           this.#settlePending = true;
+          // A node frozen or cut off in the middle of a transaction holds its rows until its
+          // session ends: the decisions below would wait on them (and this sweep with them).
+          await nodes.endSessions(node.id).catch((err: unknown) => this.#options.onError?.(err as Error));
           const outcome = await decideLostNodeJobs(jobs, node, clock.now());
           this.#options.onLostNode?.(node, outcome);
         },

@@ -26,8 +26,9 @@ export interface NodeRecord {
 
 /**
  * The storage port of cluster membership: only a shared store (PostgreSQL) has one, since a node
- * of an SQLite store is alone. Every method is one transaction, and every change of a node's row
- * holds its lock: a node's own join, beat or drain waits while another node decides its jobs.
+ * of an SQLite store is alone. Every method is one transaction (a sweep's two per node), and every
+ * change of a node's row holds its lock: a node's own join waits while another node decides its
+ * jobs, and its beat or drain finds it lost.
  */
 export interface NodeStore {
   /**
@@ -63,7 +64,8 @@ export interface NodeStore {
    * Declares `lost`, with `reason(node)`, each `active` or `draining` node whose last heartbeat is
    * before `silentSince`, and each `lost` one that still holds jobs (claimed after it was swept,
    * or left over by a sweep cut short), and calls `decide(node)` for it while holding the node's
-   * row locked: its own beat or join waits until its jobs are decided. A `decide` that throws
+   * row locked: its own join waits until its jobs are decided. The declaration is committed before
+   * `decide` begins, so that it stands should the decisions be cut short. A `decide` that throws
    * keeps the declaration (the node learns it was lost; a later sweep decides what is left) and
    * its error is thrown once every silent node was visited. Nodes being declared by another
    * sweeper are skipped. Returns the nodes declared.
@@ -73,6 +75,14 @@ export interface NodeStore {
     reason: (node: NodeRecord) => string,
     decide: (node: NodeRecord) => Promise<void>,
   ): Promise<NodeRecord[]>;
+  /**
+   * Ends the database sessions of node `id` (a node declared lost): one frozen or cut off in the
+   * middle of a transaction holds that transaction's row locks until its session ends, and deciding
+   * its jobs would wait on them. Not its hold on its id, which a second server must still not take.
+   * Returns how many were ended; a session this store may not end is left (the wait is then bounded
+   * by the server's own timeouts: docs/cluster.md).
+   */
+  endSessions(id: string): Promise<number>;
   /**
    * The jobs of node `id` recorded `lost` since `since`: what other nodes decided, whose processes
    * a node must end when it starts again (it may have been lost while it was down).

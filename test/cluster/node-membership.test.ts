@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { UserDirectory } from '../../src/auth/user-directory.ts';
 import { ClusterNode, type ClusterNodeOptions } from '../../src/cluster/cluster-node.ts';
 import { decideLostNodeJobs } from '../../src/cluster/lost-node-jobs.ts';
@@ -12,7 +13,8 @@ import { ClaimLostError, JobworkerError } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
 import { type Job, TIMEOUT_STOPPER } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
-import { PgJobStore } from '../../src/store/postgres/pg-job-store.ts';
+import { sessionName } from '../../src/store/postgres/open-postgres.ts';
+import { PgJobStore, SKIPPED_QUEUE_RETRY_MS } from '../../src/store/postgres/pg-job-store.ts';
 import { failingOnce } from '../helpers/failing-once.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
@@ -196,33 +198,134 @@ describe('cluster membership on PostgreSQL', () => {
     }
   });
 
-  it("holds a lost node's row while its jobs are decided: its beat waits, then finds it lost", async () => {
+  it("holds a lost node's row while its jobs are decided: its beat finds it lost, and its join waits", async () => {
     const clock = new ManualClock(T0);
     const store = await PgJobStore.open(database.url, { clock });
     const other = await PgJobStore.open(database.url, { clock });
     try {
       await store.nodes.join({ id: 'held', url: 'http://held' }, T0);
       const order: string[] = [];
-      let beat: Promise<unknown> | undefined;
+      let join: Promise<unknown> | undefined;
       await other.nodes.declareLost(
         new Date(T0.getTime() + 1),
         () => 'held for the test',
         async (node) => {
           if (node.id !== 'held') return;
-          beat = store.nodes
-            .heartbeat('held', clock.now())
-            .then((record) => order.push(`beat: ${record?.state}`));
-          // Give the beat every chance to get through while the row is held.
+          // The declaration is committed before the decisions: the node's beat learns of it at
+          // once (it does not wait for this sweep)...
+          assert.equal((await store.nodes.heartbeat('held', clock.now()))?.state, 'lost');
+          // ...and the join it then makes waits for the decisions.
+          join = store.nodes
+            .join({ id: 'held', url: 'http://held' }, clock.now())
+            .then(({ previous }) => order.push(`join: ${previous?.state}`));
+          // Give the join every chance to get through while the row is held.
           for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
           await store.getJob(newJobId());
           order.push('decided');
         },
       );
-      await beat;
-      assert.deepEqual(order, ['decided', 'beat: lost']);
+      await join;
+      assert.deepEqual(order, ['decided', 'join: lost']);
     } finally {
       await store.close();
       await other.close();
+    }
+  });
+
+  it('ends the sessions of a node it declares lost, so that a row its frozen transaction holds does not hold up the decision; not its hold on its id', async () => {
+    const clock = new ManualClock(T0);
+    const one = await PgJobStore.open(database.url, { clock, nodeId: 'ends-a' });
+    const two = await PgJobStore.open(database.url, { clock, nodeId: 'frozen-b' });
+    // Node b, frozen in the middle of a transaction on its running job (a session of its pools,
+    // as its name says): the row stays locked for as long as the session lives.
+    const frozen = new pg.Client({
+      connectionString: database.url,
+      application_name: sessionName('frozen-b'),
+    });
+    frozen.on('error', () => {});
+    const frozenEnded = new Promise<void>((resolve) => frozen.on('end', resolve));
+    const errors: Error[] = [];
+    try {
+      const releaseId = await two.holdNodeId('frozen-b', { log: () => {} });
+      const a = await NodeMembership.join({
+        nodes: one.nodes,
+        jobs: one,
+        self: { id: 'ends-a', url: 'http://ends-a' },
+        clock,
+        timeoutMs: TIMEOUT_MS,
+        onError: (err) => errors.push(err),
+      });
+      await a.membership.start(NOT_DRAINING);
+      const b = await NodeMembership.join({
+        nodes: two.nodes,
+        jobs: two,
+        self: { id: 'frozen-b', url: 'http://frozen-b' },
+        clock,
+        timeoutMs: TIMEOUT_MS,
+      });
+      const job = makeJob({ spec: { queue: 'frozen-q' } });
+      await two.admitJob(job, T0);
+      assert.equal((await two.claimReady('frozen-q', 'frozen-b', 1)).length, 1);
+      await two.markStarted(
+        job.id,
+        { pid: 999_995, startTicks: 1, bootId: 'x', cgroups: [] },
+        T0,
+        'frozen-b',
+      );
+      await frozen.connect();
+      await frozen.query('begin');
+      await frozen.query('select id from jobs where id = $1 for update', [job.id]);
+      await b.membership.close();
+      clock.advance(TIMEOUT_MS + 1);
+      await a.membership.beat();
+      assert.deepEqual(errors, []);
+      assert.equal((await one.getJob(job.id))?.status, 'lost');
+      await frozenEnded;
+      // Its hold on its id stays: no second server may take the id while it may still run.
+      const look = new pg.Client({ connectionString: database.url });
+      await look.connect();
+      const { rows } = await look
+        .query<{ n: string }>(
+          `select count(*) as n from pg_stat_activity where application_name = 'jobworker node frozen-b'`,
+        )
+        .finally(() => look.end());
+      assert.equal(Number(rows[0]!.n), 1);
+      await a.membership.close();
+      await releaseId();
+    } finally {
+      await frozen.end().catch(() => {});
+      await one.close();
+      await two.close();
+    }
+  });
+
+  it('a sweep cut short while it decides (its sessions ended) keeps the declaration: the node learns it was lost', async () => {
+    const sweeper = await PgJobStore.open(database.url, { nodeId: 'cut-sweeper' });
+    const victim = await PgJobStore.open(database.url);
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      await victim.nodes.join({ id: 'cut-victim', url: 'http://cut-victim' }, T0);
+      await assert.rejects(
+        sweeper.nodes.declareLost(
+          new Date(T0.getTime() + 1),
+          () => 'cut short',
+          async (node) => {
+            if (node.id !== 'cut-victim') return;
+            // The sweeper froze here, and a third node, sweeping it, ended its sessions (or its
+            // host vanished): the transaction that holds the victim's row is gone.
+            await admin.query(
+              'select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1',
+              [sessionName('cut-sweeper')],
+            );
+          },
+        ),
+      );
+      assert.equal((await victim.nodes.heartbeat('cut-victim', T0))?.state, 'lost');
+    } finally {
+      await admin.end();
+      await sweeper.close();
+      await victim.close();
     }
   });
 
@@ -695,6 +798,50 @@ describe("a cluster node's wake-ups: delayed jobs, reloads of users and tokens",
       await engine.close();
       await here.close();
       await there.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('passes over a queue whose row a frozen node holds, serves the others, and starts its jobs on the clock once the row is free', async () => {
+    const clock = new ManualClock(T0);
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-held-'));
+    const here = await PgJobStore.open(database.url, { clock });
+    const engine = await JobEngine.open({ node: 'unheld', dataDir, store: here, clock });
+    const node = quietNode(here, 'unheld', clock);
+    const frozen = new pg.Client({ connectionString: database.url });
+    await frozen.connect();
+    try {
+      await node.join();
+      await node.start({ engine, reloadAccounts: async () => {} });
+      // Another node froze in the middle of a claim of `a-held-q` (first in a pass's order).
+      await here.putQueue('a-held-q', {});
+      await frozen.query('begin');
+      await frozen.query(`select * from queues where name = 'a-held-q' for update`);
+      const held = makeJob({ spec: { queue: 'a-held-q', command: 'true', args: [] } });
+      const served = makeJob({ spec: { queue: 'b-served-q', command: 'true', args: [] } });
+      await here.admitJob(held, T0);
+      await here.admitJob(served, T0);
+      // The pass ends, rather than wait behind the frozen node, and the next queue's job starts.
+      await engine.dispatch();
+      await until(
+        'the job of the other queue to start',
+        async () => (await here.getJob(served.id))?.status !== 'queued',
+      );
+      assert.equal((await here.getJob(held.id))?.status, 'queued');
+      // The frozen node's session ends (its timeout, or a sweep); nothing tells this node, whose
+      // store looks at the queue again on the clock.
+      await frozen.query('rollback');
+      clock.advance(SKIPPED_QUEUE_RETRY_MS);
+      await until(
+        "the held queue's job to start",
+        async () => (await here.getJob(held.id))?.status !== 'queued',
+      );
+      assert.equal((await here.getJob(held.id))?.node, 'unheld');
+    } finally {
+      await frozen.end();
+      await node.close();
+      await engine.close();
+      await here.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });

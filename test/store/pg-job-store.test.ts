@@ -10,14 +10,18 @@ import type { JobListQuery } from '../../src/store/job-store.ts';
 import { checkListQuery } from '../../src/store/list-query.ts';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrate-postgres.ts';
 import * as dueNotify from '../../src/store/postgres/migrations/0006-due-notify.ts';
-import { openPostgres } from '../../src/store/postgres/open-postgres.ts';
+import { openPostgres, sessionName, sessionTimeouts } from '../../src/store/postgres/open-postgres.ts';
 import {
   claimStatement,
   countActiveQuery,
   nextRunAtQuery,
   readyQueuesStatement,
 } from '../../src/store/postgres/pg-dispatch-queries.ts';
-import { PgJobStore, type StoreWakeUp } from '../../src/store/postgres/pg-job-store.ts';
+import {
+  PgJobStore,
+  SKIPPED_QUEUE_RETRY_MS,
+  type StoreWakeUp,
+} from '../../src/store/postgres/pg-job-store.ts';
 import { pgListJobsQuery } from '../../src/store/postgres/pg-list-jobs-query.ts';
 import { PostgresUnavailableError, pgStoreError } from '../../src/store/postgres/pg-storage-error.ts';
 import { WATCH_RETRY_MS } from '../../src/store/postgres/pg-watch.ts';
@@ -438,6 +442,92 @@ describe('PgJobStore on PostgreSQL', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it("passes over a queue whose row another session holds (a frozen node's claim), and looks at it again on the clock", async () => {
+    const clock = new ManualClock();
+    const store = await PgJobStore.open(db.url, { max: 2, clock });
+    const events: StoreWakeUp[] = [];
+    const stop = await store.watch((event) => events.push(event));
+    // Another node, frozen in the middle of its claim of `held-q`: its transaction holds the row.
+    const frozen = new pg.Client({ connectionString: db.url });
+    await frozen.connect();
+    try {
+      const held = makeJob({ spec: { queue: 'held-q' } });
+      const free = makeJob({ spec: { queue: 'free-q' } });
+      await store.admitJob(held, new Date());
+      await store.admitJob(free, new Date());
+      await frozen.query('begin');
+      await frozen.query(`select * from queues where name = 'held-q' for update`);
+      // Not a wait for the row: nothing, at once, and the next queue is served.
+      assert.deepEqual(await store.claimReady('held-q', 'n', 1), []);
+      assert.deepEqual(
+        (await store.claimReady('free-q', 'n', 1)).map((j) => j.id),
+        [free.id],
+      );
+      // No claim will say when the row is free: the store wakes its dispatcher for it on the clock.
+      events.length = 0;
+      clock.advance(SKIPPED_QUEUE_RETRY_MS);
+      assert.deepEqual(events, [{ channel: 'work', payload: 'held-q' }]);
+      // Still held: passed over again, and woken again.
+      assert.deepEqual(await store.claimReady('held-q', 'n', 1), []);
+      events.length = 0;
+      clock.advance(SKIPPED_QUEUE_RETRY_MS);
+      assert.deepEqual(events, [{ channel: 'work', payload: 'held-q' }]);
+      // Its session ended (it rolled back): the look it woke claims the job.
+      await frozen.query('rollback');
+      assert.deepEqual(
+        (await store.claimReady('held-q', 'n', 1)).map((j) => j.id),
+        [held.id],
+      );
+      // A queue that no job ever named has no row, and is no queue held elsewhere.
+      assert.deepEqual(await store.claimReady('never-named-q', 'n', 1), []);
+      events.length = 0;
+      clock.advance(SKIPPED_QUEUE_RETRY_MS);
+      assert.deepEqual(events, []);
+    } finally {
+      await frozen.end();
+      await stop();
+      await store.close();
+    }
+  });
+
+  it("names a node's sessions after it, and gives them keepalives and timeouts below the node timeout", async () => {
+    assert.equal(sessionName('n1'), 'jobworker n1');
+    // A 63-character id does not fit: two alike in their first characters get two names.
+    const long = 'a'.repeat(62);
+    assert.notEqual(sessionName(`${long}1`), sessionName(`${long}2`));
+    for (const name of [sessionName(`${long}1`), sessionName(`${long}2`)]) assert.ok(name.length <= 63, name);
+    const timeouts = sessionTimeouts(6000);
+    assert.ok(timeouts.idleInTransactionMs < timeouts.lockTimeoutMs && timeouts.lockTimeoutMs < 6000);
+    assert.ok(sessionTimeouts(2000).lockTimeoutMs < 2000);
+    const pool = openPostgres(db.url, { max: 1, applicationName: sessionName('n1'), ...timeouts });
+    try {
+      // In each setting's own unit (ms, and seconds for the keepalives).
+      const { rows } = await sql<{ name: string; setting: string }>`select name, setting from pg_settings
+        where name in ('application_name', 'idle_in_transaction_session_timeout', 'lock_timeout', 'tcp_keepalives_idle')
+        order by name`.execute(pool);
+      assert.deepEqual(Object.fromEntries(rows.map((r) => [r.name, r.setting])), {
+        application_name: 'jobworker n1',
+        idle_in_transaction_session_timeout: String(timeouts.idleInTransactionMs),
+        lock_timeout: String(timeouts.lockTimeoutMs),
+        // Over TCP (the tests' server is on 127.0.0.1): what PostgreSQL's side sends.
+        tcp_keepalives_idle: '30',
+      });
+    } finally {
+      await pool.destroy();
+    }
+  });
+
+  it('a lock waited for past the lock timeout is STORE_UNAVAILABLE (try again), as is a session ended for idling', () => {
+    for (const code of ['55P03', '25P03']) {
+      const error = pgStoreError(
+        Object.assign(new Error('canceling statement'), { code }),
+        'postgres://u@h/db',
+      );
+      assert.ok(error instanceof PostgresUnavailableError, code);
+      assert.equal(error.code, 'STORE_UNAVAILABLE');
     }
   });
 

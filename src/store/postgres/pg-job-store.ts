@@ -1,5 +1,5 @@
 import { type Kysely, sql, type Transaction, type Updateable } from 'kysely';
-import { type Clock, systemClock } from '../../core/clock.ts';
+import { type Clock, type ClockTimer, systemClock } from '../../core/clock.ts';
 import { ClaimLostError, NotFoundError, QueueFullError, ValidationError } from '../../core/errors.ts';
 import {
   dedupeScopeOf,
@@ -40,7 +40,7 @@ import { checkListQuery, pageOf } from '../list-query.ts';
 import { parseIsolation, queueDefaultsOf } from '../queue-row.ts';
 import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
 import { migratePostgres } from './migrate-postgres.ts';
-import { openPostgres, type PostgresPoolOptions } from './open-postgres.ts';
+import { openPostgres, type PostgresPoolOptions, sessionName, sessionTimeouts } from './open-postgres.ts';
 import {
   claimStatement,
   countActiveQuery,
@@ -60,10 +60,32 @@ import { PgWebhookStore } from './pg-webhook-store.ts';
 export type { StoreWakeUp, StoreWakeUpListener } from './pg-watch.ts';
 
 /** How a `PgJobStore` is opened: its pool, and the clock that times `watch`'s reconnections. */
-export interface PgJobStoreOptions extends PostgresPoolOptions {
+export interface PgJobStoreOptions
+  extends Omit<PostgresPoolOptions, 'applicationName' | 'idleInTransactionMs' | 'lockTimeoutMs'> {
   /** Default: the system clock. */
   readonly clock?: Clock;
+  /**
+   * The node this store serves (`serve --node-id`): its sessions are named after it
+   * (`sessionName`), so that a node that declares it lost can end them. Default: sessions named
+   * `jobworker`, which no sweep ends.
+   */
+  readonly nodeId?: string;
+  /**
+   * The cluster's node timeout (`serve --node-timeout`, default 30 s), which the sessions'
+   * timeouts stay below (`sessionTimeouts`).
+   */
+  readonly nodeTimeoutMs?: number;
 }
+
+/** `serve --node-timeout`'s default, for a store opened without one. */
+const DEFAULT_NODE_TIMEOUT_MS = 30_000;
+
+/**
+ * How soon a queue whose row another session held at a claim is looked at again (on the clock):
+ * another node claiming it ends within milliseconds; a frozen one holds it until its session is
+ * ended (`sessionTimeouts`), and meanwhile each look costs one read.
+ */
+export const SKIPPED_QUEUE_RETRY_MS = 1000;
 
 type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 
@@ -89,6 +111,10 @@ export class PgJobStore implements JobStore {
   readonly #clock: Clock;
   readonly #watches = new Set<PgWatch>();
   readonly #nodeLocks = new Set<PgNodeLock>();
+  /** Per queue passed over by a claim (its row held elsewhere): the timer that wakes a look again. */
+  readonly #skipped = new Map<string, ClockTimer>();
+  /** The node it serves, when told: what its sessions are named after. */
+  readonly #nodeId: string | undefined;
 
   /** Users, tokens and the audit trail, in the same database and pool. */
   readonly users: PgUserStore;
@@ -105,14 +131,22 @@ export class PgJobStore implements JobStore {
    */
   readonly #nodesDb: Kysely<StoreSchema>;
 
-  private constructor(db: Kysely<StoreSchema>, url: string, clock: Clock) {
+  private constructor(
+    db: Kysely<StoreSchema>,
+    url: string,
+    clock: Clock,
+    nodeId: string | undefined,
+    session: { applicationName?: string; idleInTransactionMs: number },
+  ) {
     this.#db = db;
     this.#url = url;
     this.#clock = clock;
+    this.#nodeId = nodeId;
     this.users = new PgUserStore(db);
     this.webhooks = new PgWebhookStore(db);
     this.poolAccounts = new PgPoolAccounts(db);
-    this.#nodesDb = openPostgres(url, { max: NODES_POOL_SIZE });
+    // No lock timeout here: a node's beat or join waits on purpose while a sweep decides its jobs.
+    this.#nodesDb = openPostgres(url, { max: NODES_POOL_SIZE, ...session });
     this.nodes = new PgNodeStore(this.#nodesDb, db);
   }
 
@@ -122,17 +156,26 @@ export class PgJobStore implements JobStore {
    * `PostgresUnavailableError` naming it, password redacted.
    */
   static async open(url: string, options: PgJobStoreOptions = {}): Promise<PgJobStore> {
-    const { clock = systemClock, ...pool } = options;
-    const db = openPostgres(url, pool);
+    const { clock = systemClock, nodeId, nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS, ...pool } = options;
+    const named = nodeId === undefined ? {} : { applicationName: sessionName(nodeId) };
+    // Migrated on a connection of its own, without the session timeouts: a node waits for another's
+    // migration (its advisory lock) as long as that takes, and a migration's DDL for its locks.
+    const migrating = openPostgres(url, { ...pool, ...named, max: 1 });
     try {
-      await migratePostgres(db);
+      await migratePostgres(migrating);
     } catch (error) {
-      await db.destroy().catch(() => {});
       const cause = (error as { cause?: unknown }).cause ?? error;
       const mapped = pgStoreError(cause, url);
       throw mapped === cause ? error : mapped;
+    } finally {
+      await migrating.destroy().catch(() => {});
     }
-    return new PgJobStore(db, url, clock);
+    const timeouts = sessionTimeouts(nodeTimeoutMs);
+    const db = openPostgres(url, { ...pool, ...named, ...timeouts });
+    return new PgJobStore(db, url, clock, nodeId, {
+      ...named,
+      idleInTransactionMs: timeouts.idleInTransactionMs,
+    });
   }
 
   /**
@@ -163,7 +206,13 @@ export class PgJobStore implements JobStore {
    * drops. Rejects if the first connection cannot be made.
    */
   async watch(listener: StoreWakeUpListener, options: PgWatchOptions = {}): Promise<() => Promise<void>> {
-    const watch = new PgWatch(this.#url, this.#clock, listener, options);
+    const watch = new PgWatch(this.#url, this.#clock, listener, {
+      // Never a name `sessionName` gives (those begin `jobworker `): a sweep leaves it alone.
+      ...(this.#nodeId === undefined
+        ? {}
+        : { applicationName: `jobworker-listen ${this.#nodeId}`.slice(0, 63) }),
+      ...options,
+    });
     try {
       await watch.start();
     } catch (error) {
@@ -205,7 +254,8 @@ export class PgJobStore implements JobStore {
 
   /**
    * One transaction: the queue's row locked (so claims of the queue, from every node, take turns),
-   * the slots in use counted, and at most the free ones claimed (`claimStatement`).
+   * the slots in use counted, and at most the free ones claimed (`claimStatement`). A queue whose
+   * row another session holds is passed over, not waited for (see `#passedOver`).
    */
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
     if (max <= 0) return [];
@@ -216,9 +266,19 @@ export class PgJobStore implements JobStore {
           .select(['concurrency', 'paused'])
           .where('name', '=', queue)
           .forUpdate()
+          .skipLocked()
           .executeTakeFirst();
-        // Every queue a job named has a row: none means no job to claim.
-        if (settings === undefined || settings.paused === 1) return [];
+        if (settings === undefined) {
+          const exists = await trx
+            .selectFrom('queues')
+            .select('name')
+            .where('name', '=', queue)
+            .executeTakeFirst();
+          if (exists !== undefined) this.#passedOver(queue);
+          // Else no job ever named it (each one that does makes its row): nothing to claim.
+          return [];
+        }
+        if (settings.paused === 1) return [];
         const free =
           settings.concurrency === null
             ? max
@@ -528,8 +588,31 @@ export class PgJobStore implements JobStore {
     return Promise.resolve();
   }
 
+  /**
+   * A claim passed over `queue`: another node claims it right now, or changes its settings, or
+   * admits to it under its `maxWaiting`, or froze (or lost its host) in the middle of one of these,
+   * holding its row until its session is ended (`sessionTimeouts`, and the sweep that declares it
+   * lost ends its sessions at once). Waiting for that row would stop this node's dispatch pass, and
+   * so every queue, behind one frozen peer. Nothing tells this node when the row is free (a claim
+   * sends no wake-up; an ended session's undone transaction sends nothing), so its dispatcher is
+   * woken for the queue after a short while on the clock, as the store's own wake-ups wake it, and
+   * passes over it again while it is still held.
+   */
+  #passedOver(queue: string): void {
+    if (this.#skipped.has(queue)) return;
+    this.#skipped.set(
+      queue,
+      this.#clock.setTimer(() => {
+        this.#skipped.delete(queue);
+        for (const watch of this.#watches) watch.tell({ channel: 'work', payload: queue });
+      }, SKIPPED_QUEUE_RETRY_MS),
+    );
+  }
+
   /** Ends every `watch` and the pool. */
   async close(): Promise<void> {
+    for (const timer of this.#skipped.values()) timer.clear();
+    this.#skipped.clear();
     for (const watch of [...this.#watches]) await watch.close();
     this.#watches.clear();
     for (const lock of [...this.#nodeLocks]) await lock.release();

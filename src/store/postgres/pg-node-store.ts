@@ -3,6 +3,7 @@ import type { Job } from '../../core/job.ts';
 import { rowToJob } from '../job-row.ts';
 import type { NodeRecord, NodeStore } from '../node-store.ts';
 import type { NodeRow, StoreSchema } from '../schema.ts';
+import { sessionName } from './open-postgres.ts';
 
 /** The states of a node that beats: it claims (or drains) and runs jobs. */
 const LIVE = ['active', 'draining'] as const;
@@ -53,9 +54,10 @@ export class PgNodeStore implements NodeStore {
   }
 
   async heartbeat(id: string, at: Date): Promise<NodeRecord | undefined> {
-    // The update happens only for a live node. It waits while a sweep holds the row; then, if the
-    // sweep declared the node lost, it changes nothing, and a second statement (a snapshot taken
+    // The update happens only for a live node. It waits while a sweep declares the node; then, if
+    // the sweep declared it lost, it changes nothing, and a second statement (a snapshot taken
     // after that commit, which one statement's own snapshot would predate) reads the row as it is.
+    // The node then joins again, which waits while the sweep decides its jobs.
     const beat = await this.#db
       .updateTable('nodes')
       .set({ heartbeat_at: sql<number>`greatest(heartbeat_at, ${at.getTime()})` })
@@ -138,6 +140,19 @@ export class PgNodeStore implements NodeStore {
     return new Map(rows.map((r) => [r.node, Number(r.n)]));
   }
 
+  async endSessions(id: string): Promise<number> {
+    // The sessions of the node's pools (`sessionName`): its hold on its id and its LISTEN are named
+    // otherwise and left. Only those this role may end (PostgreSQL refuses the others, and one
+    // refusal would fail the whole statement); never this very session.
+    const { rows } = await sql<{
+      ended: number;
+    }>`select count(*) filter (where pg_terminate_backend(pid)) as ended
+      from pg_stat_activity
+      where application_name = ${sessionName(id)} and datname = current_database()
+        and pid <> pg_backend_pid() and pg_has_role(usesysid, 'member')`.execute(this.#reads);
+    return Number(rows[0]?.ended ?? 0);
+  }
+
   async jobsDecidedWhileLost(id: string, since: Date): Promise<Job[]> {
     // The partial index `jobs_lost_by_node` (migration 0004-cluster): lost jobs are few.
     const rows = await this.#reads
@@ -157,10 +172,13 @@ export class PgNodeStore implements NodeStore {
   ): Promise<NodeRecord[]> {
     const declared: NodeRecord[] = [];
     let failure: unknown;
-    // One node per transaction, each held while its jobs are decided: `FOR UPDATE SKIP LOCKED`
-    // skips a node another sweeper holds, and the next pick sees this one's commit.
+    // One node at a time, in two transactions. The first declares it, and commits: should the
+    // second be cut short (this node frozen and its sessions ended by another's sweep, say), the
+    // node still learns it was lost, and a later sweep decides what is left, rather than an
+    // undone declaration leaving it active beside decisions that stand. The second holds its row
+    // while its jobs are decided. `FOR UPDATE SKIP LOCKED` skips a node another sweeper holds.
     for (;;) {
-      const done = await this.#db.transaction().execute(async (trx) => {
+      const lost = await this.#db.transaction().execute(async (trx) => {
         const row = await trx
           .selectFrom('nodes as n')
           .selectAll('n')
@@ -186,34 +204,46 @@ export class PgNodeStore implements NodeStore {
           .forUpdate()
           .skipLocked()
           .executeTakeFirst();
-        if (row === undefined) return true;
-        const lost =
-          row.state === 'lost'
-            ? recordOf(row)
-            : recordOf(
-                await trx
-                  .updateTable('nodes')
-                  .set({ state: 'lost', reason: reason(recordOf(row)) })
-                  .where('id', '=', row.id)
-                  .returningAll()
-                  .executeTakeFirstOrThrow(),
-              );
+        if (row === undefined) return undefined;
+        if (row.state === 'lost') return recordOf(row);
+        return recordOf(
+          await trx
+            .updateTable('nodes')
+            .set({ state: 'lost', reason: reason(recordOf(row)) })
+            .where('id', '=', row.id)
+            .returningAll()
+            .executeTakeFirstOrThrow(),
+        );
+      });
+      if (lost === undefined) {
+        if (failure !== undefined) throw failure;
+        return declared;
+      }
+      declared.push(lost);
+      await this.#db.transaction().execute(async (trx) => {
+        // Idle while the main pool decides, as long as that takes: the pool's timeout would end it.
+        await sql`set local idle_in_transaction_session_timeout = 0`.execute(trx);
+        // Still lost: a node that saw the declaration between the two and joined again keeps its
+        // jobs (it gave up none, since none was decided yet). Its join waits while this holds it.
+        const held = await trx
+          .selectFrom('nodes')
+          .select('id')
+          .where('id', '=', lost.id)
+          .where('state', '=', 'lost')
+          .forUpdate()
+          .skipLocked()
+          .executeTakeFirst();
+        if (held === undefined) return;
         // Decided through the job store's own transactions (its pool) while this one holds the
-        // node's row. A decision that fails keeps the declaration (committed all the same): the
-        // node learns at its next beat that it was lost, and the next sweep decides what is left
-        // (a lost node that still holds jobs is swept again).
-        declared.push(lost);
+        // node's row. A decision that fails keeps the declaration: the node learns at its next
+        // beat that it was lost, and the next sweep decides what is left (a lost node that still
+        // holds jobs is swept again).
         try {
           await decide(lost);
         } catch (err) {
           failure ??= err;
         }
-        return false;
       });
-      if (done) {
-        if (failure !== undefined) throw failure;
-        return declared;
-      }
     }
   }
 }

@@ -41,7 +41,7 @@ export function isUniqueViolation(err: unknown, constraint: string): boolean {
  * `err` as the store reports it: a full disk (SQLSTATE 53100, or 53000 from the server) becomes an
  * `InsufficientStorageError` (a client gets 507 with the real cause; PostgreSQL rolled the
  * transaction back, so nothing of the write is left); a connection that could not be made or was
- * lost becomes a `PostgresUnavailableError`. Both name the database with the password redacted.
+ * lost, or a lock waited for past the lock timeout, becomes a `PostgresUnavailableError`. Both name the database with the password redacted.
  * Any other error is returned as it is.
  */
 export function pgStoreError(err: unknown, url: string): unknown {
@@ -57,7 +57,12 @@ export function pgStoreError(err: unknown, url: string): unknown {
   }
   const lost =
     (typeof code === 'string' &&
-      (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) ||
+      (code.startsWith('08') ||
+        code === '57P01' ||
+        code === '57P02' ||
+        code === '57P03' ||
+        // The session ended for idling in a transaction (`idle_in_transaction_session_timeout`).
+        code === '25P03')) ||
     (typeof code === 'string' && NETWORK_CODES.has(code)) ||
     /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
       text,
@@ -69,6 +74,13 @@ export function pgStoreError(err: unknown, url: string): unknown {
       {
         cause: err,
       },
+    );
+  }
+  // `lock_timeout`: a row this needed was held for longer (docs/cluster.md, "Frozen nodes").
+  if (code === '55P03') {
+    return new PostgresUnavailableError(
+      `The job database ${where} is busy: ${text} (PostgreSQL 55P03); try again`,
+      { cause: err },
     );
   }
   if (lost) {

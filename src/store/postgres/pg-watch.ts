@@ -44,6 +44,8 @@ const WATCH_PROBE_MS = { every: 15_000, timeout: 10_000 } as const;
 export interface PgWatchOptions {
   /** Overrides `WATCH_PROBE_MS` (tests). */
   readonly probe?: { readonly every: number; readonly timeout: number };
+  /** Its session's name in `pg_stat_activity` (default `jobworker-listen`). */
+  readonly applicationName?: string;
 }
 
 /**
@@ -60,6 +62,7 @@ export class PgWatch {
   readonly #clock: Clock;
   readonly #listener: StoreWakeUpListener;
   readonly #probe: { readonly every: number; readonly timeout: number };
+  readonly #applicationName: string;
   #client: pg.Client | null = null;
   #timer: ClockTimer | null = null;
   #probeTimer: ClockTimer | null = null;
@@ -71,6 +74,12 @@ export class PgWatch {
     this.#clock = clock;
     this.#listener = listener;
     this.#probe = options.probe ?? WATCH_PROBE_MS;
+    this.#applicationName = options.applicationName ?? 'jobworker-listen';
+  }
+
+  /** Tells the listener of a wake-up that did not come through the store (the store's own). */
+  tell(event: StoreWakeUp): void {
+    if (!this.#closed) this.#listener(event);
   }
 
   /** Connects and listens; the first connection's failure is thrown (later ones are retried). */
@@ -81,7 +90,7 @@ export class PgWatch {
   async #connect(): Promise<void> {
     const client = new pg.Client({
       connectionString: this.#url,
-      application_name: 'jobworker-listen',
+      application_name: this.#applicationName,
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
       query_timeout: this.#probe.timeout,
