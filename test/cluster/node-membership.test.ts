@@ -846,6 +846,67 @@ describe("a cluster node's wake-ups: delayed jobs, reloads of users and tokens",
     }
   });
 
+  // Each in a test of its own: a job that ran on node y before the change would wake y's dispatcher
+  // when it ended, and that pass, not the change, could start the job.
+  for (const { change, queue, before, wakes } of [
+    { change: 'a resume', queue: 'resume-q', before: { paused: true }, wakes: { paused: false } },
+    { change: 'a higher limit', queue: 'limit-q', before: { concurrency: 1 }, wakes: { concurrency: 2 } },
+  ]) {
+    it(`${change} through a node that takes no work wakes another, which starts the job`, async () => {
+      const clock = new ManualClock(T0);
+      const dirs = [await mkdtemp(join(tmpdir(), 'jw-wake-x-')), await mkdtemp(join(tmpdir(), 'jw-wake-y-'))];
+      const xStore = await PgJobStore.open(database.url, { clock });
+      const yStore = await PgJobStore.open(database.url, { clock });
+      const x = await JobEngine.open({ node: `${queue}-x`, dataDir: dirs[0]!, store: xStore, clock });
+      // Node x drains: it takes no work (as one at its --max-running would).
+      x.drain();
+      const xNode = quietNode(xStore, `${queue}-x`, clock);
+      let y: JobEngine | undefined;
+      let yNode: ClusterNode | undefined;
+      try {
+        await xNode.join();
+        await xNode.start({ engine: x, reloadAccounts: async () => {} });
+        await x.setQueue(queue, before);
+        if (before.concurrency !== undefined) {
+          // The queue's one slot is held by a job running on a third node.
+          const holding = makeJob({ spec: { queue, command: 'true', args: [] } });
+          await xStore.admitJob(holding, T0);
+          assert.equal((await xStore.claimReady(queue, 'wake-z', 1)).length, 1);
+          await xStore.markStarted(
+            holding.id,
+            { pid: 999_994, startTicks: 1, bootId: 'x', cgroups: [] },
+            T0,
+            'wake-z',
+          );
+        }
+        const waiting = makeJob({ spec: { queue, command: 'true', args: [] } });
+        await xStore.admitJob(waiting, T0);
+        // Node y comes up, and its first pass leaves the job waiting.
+        y = await JobEngine.open({ node: `${queue}-y`, dataDir: dirs[1]!, store: yStore, clock });
+        yNode = quietNode(yStore, `${queue}-y`, clock);
+        await yNode.join();
+        await yNode.start({ engine: y, reloadAccounts: async () => {} });
+        await y.dispatch();
+        assert.equal((await yStore.getJob(waiting.id))?.status, 'queued');
+        // An admin changes the queue through node x: node y hears of it and starts the job.
+        await x.setQueue(queue, wakes);
+        await until(
+          'the job to start on y',
+          async () => (await yStore.getJob(waiting.id))?.status !== 'queued',
+        );
+        assert.equal((await yStore.getJob(waiting.id))?.node, `${queue}-y`);
+      } finally {
+        await yNode?.close();
+        await xNode.close();
+        await y?.close();
+        await x.close();
+        await yStore.close();
+        await xStore.close();
+        for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
   it('reloads users and tokens again on the clock when a reload fails, until one succeeds', async () => {
     const clock = new ManualClock(T0);
     const store = await PgJobStore.open(database.url, { clock });

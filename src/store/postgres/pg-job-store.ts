@@ -54,7 +54,7 @@ import { PgPoolAccounts } from './pg-pool-accounts.ts';
 import { pgDeleteFinished, pgDeleteJob, pgRetentionBound } from './pg-retention.ts';
 import { isUniqueViolation, pgStoreError } from './pg-storage-error.ts';
 import { PgUserStore } from './pg-user-store.ts';
-import { PgWatch, type PgWatchOptions, type StoreWakeUpListener } from './pg-watch.ts';
+import { PgWatch, type PgWatchOptions, type StoreWakeUpListener, WORK_CHANNEL } from './pg-watch.ts';
 import { PgWebhookStore } from './pg-webhook-store.ts';
 
 export type { StoreWakeUp, StoreWakeUpListener } from './pg-watch.ts';
@@ -421,6 +421,14 @@ export class PgJobStore implements JobStore {
         };
         const { name: _, ...changes } = row;
         await trx.updateTable('queues').set(changes).where('name', '=', name).execute();
+        // A resume, or a higher limit, may let waiting jobs start, on any node: the node that made
+        // the change may take none (draining, or at its --max-running), and no job event would
+        // tell the others. Sent at commit, on the channel the jobs' own wake-ups use.
+        const raised =
+          current.concurrency !== null && (row.concurrency === null || row.concurrency > current.concurrency);
+        if (row.paused === 0 && (current.paused === 1 || raised)) {
+          await sql`select pg_notify(${WORK_CHANNEL}, ${name})`.execute(trx);
+        }
         return queueState(trx, name, row);
       }),
     );

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Clock, ClockTimer } from '../../core/clock.ts';
 
-/** The channels the `jobs_notify` trigger (migration 0001-jobs) sends on. */
+/** The channels the `jobs_notify` trigger (migration 0001-jobs) sends on; `putQueue` sends on the first too. */
 export const WORK_CHANNEL = 'jobworker_work';
 export const ENDED_CHANNEL = 'jobworker_job_ended';
 /** Sent when a job comes to wait for a time (payload: its `run_at` in ms; migration 0006-due-notify). */
@@ -11,8 +11,10 @@ export const ACCOUNTS_CHANNEL = 'jobworker_accounts';
 
 /**
  * A wake-up from the store. `work`: a job of the queue named by `payload` became ready to claim,
- * or one gave its slot back; an empty payload means "look at every queue" (sent after the
- * connection was restored, as notifications sent while it was down are lost; `accounts` likewise).
+ * or one gave its slot back, or the queue was resumed or its limit raised, or (told by this store
+ * alone) a claim passed over it while another session held its row; an empty payload means "look
+ * at every queue" (sent after the connection was restored, as notifications sent while it was down
+ * are lost; `accounts` likewise).
  * `accounts`: users or tokens changed (the payload names the table). `ended`: the job
  * whose id is `payload` reached a final status. `due`: a job now waits until `payload` (ms since
  * the epoch) to be ready: a delay, or a retry's backoff.
