@@ -84,7 +84,7 @@ export class NodeMembership {
   static async join(
     options: NodeMembershipOptions,
   ): Promise<{ membership: NodeMembership; previous?: NodeRecord }> {
-    const { previous } = await options.nodes.join(options.self, options.clock.now());
+    const { previous } = await options.nodes.join(options.self);
     const membership = new NodeMembership(options);
     membership.#arm();
     return { membership, ...(previous ? { previous } : {}) };
@@ -154,7 +154,7 @@ export class NodeMembership {
     const { nodes, self, clock, timeoutMs } = this.#options;
     try {
       const now = clock.now().getTime();
-      const record = await nodes.heartbeat(self.id, new Date(now));
+      const record = await nodes.heartbeat(self.id);
       if (record === undefined || (record.state !== 'active' && record.state !== 'draining')) {
         await this.#rejoin(record?.state);
       } else if (this.#relinquishPending && this.#engine) {
@@ -181,7 +181,7 @@ export class NodeMembership {
     const { nodes, jobs, self, clock, timeoutMs } = this.#options;
     try {
       await nodes.declareLost(
-        new Date(clock.now().getTime() - timeoutMs),
+        timeoutMs,
         (node) =>
           `no heartbeat since ${node.heartbeatAt.toISOString()} (node timeout ${timeoutMs / 1000} s), declared by ${self.id}`,
         async (node) => {
@@ -210,7 +210,7 @@ export class NodeMembership {
     if (state === 'lost') this.#relinquishPending = true;
     // Joined first: the join waits for the sweep that declared us (it holds our row) to finish
     // deciding, so that every job it decided is final by the time we look.
-    await this.#options.nodes.join(this.#options.self, this.#options.clock.now());
+    await this.#options.nodes.join(this.#options.self);
     if (this.#relinquishPending && this.#engine) await this.#relinquish(this.#engine);
     if (this.#engine?.drainState.draining) await this.setDraining(true);
   }

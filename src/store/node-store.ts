@@ -34,17 +34,19 @@ export interface NodeStore {
   /**
    * Records that node `id` runs now at `url`: a new row, or the node's row made `active` again
    * (after a restart, a drain or a loss). `previous` is its record before, read under the row's
-   * lock; undefined for a new node.
+   * lock; undefined for a new node. Its times are the store's clock, as for `heartbeat`.
    */
-  join(
-    node: { readonly id: string; readonly url: string },
-    at: Date,
-  ): Promise<{ record: NodeRecord; previous?: NodeRecord }>;
+  join(node: {
+    readonly id: string;
+    readonly url: string;
+  }): Promise<{ record: NodeRecord; previous?: NodeRecord }>;
   /**
    * Records a heartbeat of an `active` or `draining` node and returns its record; a node found
-   * `lost` (or `left`, or gone) is not touched, and its record (or undefined) tells it so.
+   * `lost` (or `left`, or gone) is not touched, and its record (or undefined) tells it so. The time
+   * recorded is the store's (the database server's clock), which `declareLost` judges silence by:
+   * the nodes' own clocks need not agree for it.
    */
-  heartbeat(id: string, at: Date): Promise<NodeRecord | undefined>;
+  heartbeat(id: string): Promise<NodeRecord | undefined>;
   /**
    * Moves an `active` or `draining` node to `draining` or back to `active`; a `lost` or `left`
    * node is left as it is (it learns at its next beat). Returns the record as it is after.
@@ -62,7 +64,7 @@ export interface NodeStore {
   listNodes(): Promise<NodeRecord[]>;
   /**
    * Declares `lost`, with `reason(node)`, each `active` or `draining` node whose last heartbeat is
-   * before `silentSince`, and each `lost` one that still holds jobs (claimed after it was swept,
+   * more than `silentForMs` ago on the store's clock, and each `lost` one that still holds jobs (claimed after it was swept,
    * or left over by a sweep cut short), and calls `decide(node)` for it while holding the node's
    * row locked: its own join waits until its jobs are decided. The declaration is committed before
    * `decide` begins, so that it stands should the decisions be cut short. A `decide` that throws
@@ -71,7 +73,7 @@ export interface NodeStore {
    * sweeper are skipped. Returns the nodes declared.
    */
   declareLost(
-    silentSince: Date,
+    silentForMs: number,
     reason: (node: NodeRecord) => string,
     decide: (node: NodeRecord) => Promise<void>,
   ): Promise<NodeRecord[]>;

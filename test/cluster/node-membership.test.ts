@@ -42,6 +42,23 @@ function quietNode(
   });
 }
 
+/**
+ * Makes node `id` silent for longer than the node timeout, as the store's clock sees it (which is
+ * what sweeps judge by, whatever the nodes' clocks say): its last heartbeat moved back.
+ */
+async function silence(url: string, id: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('update nodes set heartbeat_at = heartbeat_at - $2 where id = $1', [
+      id,
+      TIMEOUT_MS + 1,
+    ]);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Polls `check` every 10 ms until it holds, for at most 20 s (a condition, not a sleep). */
 async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 20_000;
@@ -111,6 +128,7 @@ describe('cluster membership on PostgreSQL', () => {
       // b falls silent; a beats on (its timer, on the manual clock) and, healthy for a whole
       // timeout, sweeps.
       await b.membership.close();
+      await silence(database.url, 'b');
       clock.advance(TIMEOUT_MS + 1);
       await a.membership.beat();
       assert.deepEqual(
@@ -140,10 +158,9 @@ describe('cluster membership on PostgreSQL', () => {
       assert.match(notRetried.exit!.reason!, /was lost: no heartbeat since .*; stopped by carol meanwhile$/);
       assert.equal((await one.getJob(claimed.id))!.hold, null);
       // Nothing is left to decide: a second sweeper finds nothing.
-      const silentSince = new Date(clock.now().getTime() - TIMEOUT_MS);
       assert.deepEqual(
         await two.nodes.declareLost(
-          silentSince,
+          TIMEOUT_MS,
           () => 'again',
           async () => {},
         ),
@@ -160,7 +177,7 @@ describe('cluster membership on PostgreSQL', () => {
       assert.equal(late.length, 1);
       const again: string[] = [];
       const swept = await one.nodes.declareLost(
-        silentSince,
+        TIMEOUT_MS,
         () => 'unused',
         async (node) => {
           again.push(...(await decideLostNodeJobs(one, node, clock.now())).released.map((j) => j.id));
@@ -198,25 +215,67 @@ describe('cluster membership on PostgreSQL', () => {
     }
   });
 
+  it("judges silence by the store's clock: nodes whose clocks are a day ahead and a day behind are not declared lost", async () => {
+    const DAY = 24 * 3600 * 1000;
+    const ahead = new ManualClock(new Date(Date.now() + DAY));
+    const behind = new ManualClock(new Date(Date.now() - DAY));
+    const one = await PgJobStore.open(database.url, { clock: ahead });
+    const two = await PgJobStore.open(database.url, { clock: behind });
+    const declared: string[] = [];
+    try {
+      const members = [];
+      for (const [store, clock, id] of [
+        [one, ahead, 'clock-ahead'],
+        [two, behind, 'clock-behind'],
+      ] as const) {
+        const { membership } = await NodeMembership.join({
+          nodes: store.nodes,
+          jobs: store,
+          self: { id, url: `http://${id}` },
+          clock,
+          timeoutMs: TIMEOUT_MS,
+          onLostNode: (node) => declared.push(node.id),
+        });
+        await membership.start(NOT_DRAINING);
+        members.push(membership);
+      }
+      // Each beats, healthy for a whole timeout on its own clock, and sweeps.
+      ahead.advance(TIMEOUT_MS + 1);
+      behind.advance(TIMEOUT_MS + 1);
+      for (const membership of members) await membership.beat();
+      assert.deepEqual(
+        declared.filter((id) => id.startsWith('clock-')),
+        [],
+      );
+      for (const id of ['clock-ahead', 'clock-behind'])
+        assert.equal((await one.nodes.getNode(id))?.state, 'active');
+      for (const membership of members) await membership.close();
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   it("holds a lost node's row while its jobs are decided: its beat finds it lost, and its join waits", async () => {
     const clock = new ManualClock(T0);
     const store = await PgJobStore.open(database.url, { clock });
     const other = await PgJobStore.open(database.url, { clock });
     try {
-      await store.nodes.join({ id: 'held', url: 'http://held' }, T0);
+      await store.nodes.join({ id: 'held', url: 'http://held' });
+      await silence(database.url, 'held');
       const order: string[] = [];
       let join: Promise<unknown> | undefined;
       await other.nodes.declareLost(
-        new Date(T0.getTime() + 1),
+        TIMEOUT_MS,
         () => 'held for the test',
         async (node) => {
           if (node.id !== 'held') return;
           // The declaration is committed before the decisions: the node's beat learns of it at
           // once (it does not wait for this sweep)...
-          assert.equal((await store.nodes.heartbeat('held', clock.now()))?.state, 'lost');
+          assert.equal((await store.nodes.heartbeat('held'))?.state, 'lost');
           // ...and the join it then makes waits for the decisions.
           join = store.nodes
-            .join({ id: 'held', url: 'http://held' }, clock.now())
+            .join({ id: 'held', url: 'http://held' })
             .then(({ previous }) => order.push(`join: ${previous?.state}`));
           // Give the join every chance to get through while the row is held.
           for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -276,6 +335,7 @@ describe('cluster membership on PostgreSQL', () => {
       await frozen.query('begin');
       await frozen.query('select id from jobs where id = $1 for update', [job.id]);
       await b.membership.close();
+      await silence(database.url, 'frozen-b');
       clock.advance(TIMEOUT_MS + 1);
       await a.membership.beat();
       assert.deepEqual(errors, []);
@@ -305,10 +365,11 @@ describe('cluster membership on PostgreSQL', () => {
     const admin = new pg.Client({ connectionString: database.url });
     await admin.connect();
     try {
-      await victim.nodes.join({ id: 'cut-victim', url: 'http://cut-victim' }, T0);
+      await victim.nodes.join({ id: 'cut-victim', url: 'http://cut-victim' });
+      await silence(database.url, 'cut-victim');
       await assert.rejects(
         sweeper.nodes.declareLost(
-          new Date(T0.getTime() + 1),
+          TIMEOUT_MS,
           () => 'cut short',
           async (node) => {
             if (node.id !== 'cut-victim') return;
@@ -321,7 +382,7 @@ describe('cluster membership on PostgreSQL', () => {
           },
         ),
       );
-      assert.equal((await victim.nodes.heartbeat('cut-victim', T0))?.state, 'lost');
+      assert.equal((await victim.nodes.heartbeat('cut-victim'))?.state, 'lost');
     } finally {
       await admin.end();
       await sweeper.close();
@@ -332,15 +393,15 @@ describe('cluster membership on PostgreSQL', () => {
   it('a sweep whose decisions fail keeps the declaration: the node learns it was lost, and the next sweep decides the rest', async () => {
     const store = await PgJobStore.open(database.url);
     try {
-      await store.nodes.join({ id: 'flaky', url: 'http://flaky' }, T0);
+      await store.nodes.join({ id: 'flaky', url: 'http://flaky' });
       const job = makeJob({ spec: { queue: 'flaky-q' } });
       await store.admitJob(job, T0);
       assert.equal((await store.claimReady('flaky-q', 'flaky', 1)).length, 1);
       await store.markStarted(job.id, { pid: 999_999, startTicks: 1, bootId: 'x', cgroups: [] }, T0, 'flaky');
-      const since = new Date(T0.getTime() + 1);
+      await silence(database.url, 'flaky');
       await assert.rejects(
         store.nodes.declareLost(
-          since,
+          TIMEOUT_MS,
           () => 'first',
           async (node) => {
             if (node.id === 'flaky') throw new Error('the store went away');
@@ -349,10 +410,10 @@ describe('cluster membership on PostgreSQL', () => {
         /went away/,
       );
       assert.equal((await store.nodes.getNode('flaky'))?.state, 'lost');
-      assert.equal((await store.nodes.heartbeat('flaky', T0))?.state, 'lost');
+      assert.equal((await store.nodes.heartbeat('flaky'))?.state, 'lost');
       // Still holding a running job: swept again, and decided this time.
       const again = await store.nodes.declareLost(
-        since,
+        TIMEOUT_MS,
         () => 'unused',
         async (node) => {
           if (node.id === 'flaky') await decideLostNodeJobs(store, node, T0);
@@ -385,7 +446,7 @@ describe('cluster membership on PostgreSQL', () => {
         onError: (err) => errors.push(err),
       });
       await membership.start(NOT_DRAINING);
-      await store.nodes.join({ id: 'stranding', url: 'http://stranding' }, T0);
+      await store.nodes.join({ id: 'stranding', url: 'http://stranding' });
       const dep = makeJob({ spec: { queue: 'strand-q' } });
       await store.admitJob(dep, T0);
       assert.equal((await store.claimReady('strand-q', 'stranding', 1)).length, 1);
@@ -398,7 +459,7 @@ describe('cluster membership on PostgreSQL', () => {
       const waiting = makeJob({ spec: { queue: 'strand-q', after: [dep.id] } });
       const admitted = await store.admitJob(waiting, T0);
       assert.ok(admitted.admitted && admitted.job.hold === 'after');
-
+      await silence(database.url, 'stranding');
       clock.advance(TIMEOUT_MS + 1);
       await membership.beat();
       assert.deepEqual(
@@ -429,7 +490,7 @@ describe('cluster membership on PostgreSQL', () => {
         timeoutMs: TIMEOUT_MS,
       });
       await membership.start(NOT_DRAINING);
-      await store.nodes.join({ id: 'dying', url: 'http://dying' }, T0);
+      await store.nodes.join({ id: 'dying', url: 'http://dying' });
       const dep = makeJob({ spec: { queue: 'dying-q' } });
       await store.admitJob(dep, T0);
       assert.equal((await store.claimReady('dying-q', 'dying', 1)).length, 1);
@@ -444,6 +505,7 @@ describe('cluster membership on PostgreSQL', () => {
         finishedAt: T0,
         outputBytes: { stdout: 0, stderr: 0 },
       });
+      await silence(database.url, 'dying');
       clock.advance(TIMEOUT_MS + 1);
       await membership.beat();
       const ready = (await store.getJob(waiting.id))!;
@@ -507,8 +569,9 @@ describe('cluster membership on PostgreSQL', () => {
       const pid = Number((await readFile(pidFile, 'utf8')).trim());
       assert.equal(await pidAlive(pid), true);
       // Cut off: the others declare it lost and decide its job.
+      await silence(database.url, 'frozen');
       const declared = await other.nodes.declareLost(
-        new Date(clock.now().getTime() + 1),
+        TIMEOUT_MS,
         () => 'cut off',
         async (node) => {
           if (node.id === 'frozen') await decideLostNodeJobs(other, node, clock.now());
@@ -583,8 +646,9 @@ describe('cluster membership on PostgreSQL', () => {
         (err: unknown) => err,
       );
       const waitKept = engine.waitFor(kept.id);
+      await silence(database.url, 'flaky-rejoin');
       await other.nodes.declareLost(
-        new Date(clock.now().getTime() + 1),
+        TIMEOUT_MS,
         () => 'cut off',
         async (node) => {
           if (node.id === 'flaky-rejoin') await decideLostNodeJobs(other, node, clock.now());

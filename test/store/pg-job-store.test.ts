@@ -531,6 +531,59 @@ describe('PgJobStore on PostgreSQL', () => {
     }
   });
 
+  it("starts no delayed job before its time on the database's clock, whatever a node's clock says", async () => {
+    const own = await createTestDatabase('pg_clock');
+    const DAY = 24 * 3600 * 1000;
+    // A node whose clock runs a day ahead.
+    const clock = new ManualClock(new Date(Date.now() + DAY));
+    const store = await PgJobStore.open(own.url, { max: 2, clock });
+    try {
+      const runAt = new Date(Date.now() + 3600 * 1000);
+      // Admitted by a node whose clock is right: delayed.
+      const delayed = makeJob({ runAt, spec: { queue: 'clock-q' } });
+      const first = await store.admitJob(delayed, new Date());
+      assert.ok(first.admitted && first.job.hold === 'delay');
+      // Admitted by the node ahead, to whom its time has come: delayed all the same.
+      const early = makeJob({ runAt, spec: { queue: 'clock-q' } });
+      const second = await store.admitJob(early, clock.now());
+      assert.ok(second.admitted && second.job.hold === 'delay');
+      // Released from its dependency by the node ahead: delayed too.
+      const dep = makeJob({ spec: { queue: 'clock-dep-q' } });
+      await store.admitJob(dep, new Date());
+      const waiting = makeJob({ runAt, spec: { queue: 'clock-q', after: [dep.id] } });
+      await store.admitJob(waiting, new Date());
+      await store.claimReady('clock-dep-q', 'n', 1);
+      await store.markStarted(dep.id, { pid: 1, startTicks: 1, bootId: 'b', cgroups: [] }, new Date());
+      await store.markFinished(dep.id, {
+        status: 'succeeded',
+        exit: { exitCode: 0, signal: null, reason: 'exited with code 0' },
+        finishedAt: new Date(),
+        outputBytes: { stdout: 0, stderr: 0 },
+      });
+      assert.deepEqual(
+        (await store.settleDependents(dep.id, clock.now())).map((j) => [j.id, j.hold]),
+        [[waiting.id, 'delay']],
+      );
+      // Its pass promotes none of them.
+      assert.equal(await store.promoteDue(clock.now()), 0);
+      for (const job of [delayed, early, waiting]) assert.equal((await store.getJob(job.id))?.hold, 'delay');
+      // Its dispatcher's timer is set for when the database's clock reaches their time, as its own
+      // clock will read it then (a day later), not at once and over and over.
+      const next = (await store.nextRunAt())!;
+      assert.ok(next.getTime() > runAt.getTime() + DAY - 60_000, next.toISOString());
+      // A node whose clock is right (or behind) is told their time as it is.
+      const right = await PgJobStore.open(own.url, { max: 1 });
+      try {
+        assert.equal((await right.nextRunAt())?.getTime(), runAt.getTime());
+      } finally {
+        await right.close();
+      }
+    } finally {
+      await store.close();
+      await own.drop();
+    }
+  });
+
   it('an id already stored is a ValidationError on id', async () => {
     const store = await PgJobStore.open(db.url, { max: 2 });
     try {

@@ -50,6 +50,7 @@ import {
 import { pgListActiveQuery, pgListJobsQuery } from './pg-list-jobs-query.ts';
 import { type NodeLockOptions, PgNodeLock } from './pg-node-lock.ts';
 import { PgNodeStore } from './pg-node-store.ts';
+import { PG_NOW_MS, pgNowMs } from './pg-now.ts';
 import { PgPoolAccounts } from './pg-pool-accounts.ts';
 import { pgDeleteFinished, pgDeleteJob, pgRetentionBound } from './pg-retention.ts';
 import { isUniqueViolation, pgStoreError } from './pg-storage-error.ts';
@@ -304,22 +305,38 @@ export class PgJobStore implements JobStore {
     return this.#change(id, releaseClaimDecision(id, node));
   }
 
+  /**
+   * Due by both `now` (this node's clock) and the database's: a node whose clock runs ahead starts
+   * no job before its time, and one whose clock is behind leaves it to a node that is not (any
+   * node's pass promotes every due job).
+   */
   async promoteDue(now: Date): Promise<number> {
     return this.#run(async () => {
       const result = await this.#db
         .updateTable('jobs')
         .set({ hold: null })
         .where(sql<boolean>`status = 'queued' and hold = 'delay'`)
-        .where('run_at', '<=', toMillis('now', now))
+        .where('run_at', '<=', sql<number>`least(${toMillis('now', now)}::bigint, ${PG_NOW_MS})`)
         .executeTakeFirst();
       return Number(result.numUpdatedRows);
     });
   }
 
+  /**
+   * The earliest `runAt` of a delayed job, as this node's clock will read it when it is due on the
+   * database's too (see `promoteDue`): later by as much as this node's clock runs ahead, so that its
+   * dispatcher's timer rings once, not over and over until the database's clock catches up.
+   */
   async nextRunAt(): Promise<Date | null> {
     return this.#run(async () => {
-      const row = await nextRunAtQuery(this.#db).executeTakeFirst();
-      return row?.run_at != null ? new Date(row.run_at) : null;
+      // Read before the query: on clocks that agree, the database's reading is the later one.
+      const here = this.#clock.now().getTime();
+      const row = await this.#db
+        .selectFrom(nextRunAtQuery(this.#db).as('next'))
+        .select(['next.run_at', PG_NOW_MS.as('db_now')])
+        .executeTakeFirst();
+      if (row?.run_at == null) return null;
+      return new Date(row.run_at + Math.max(0, here - Number(row.db_now)));
     });
   }
 
@@ -737,7 +754,15 @@ async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Prom
 
   // Each dependency, followed along its retries to its latest attempt, locked.
   const deps = (await latestAttempts(job.spec.after, (id) => lockShared(trx, id))).map(rowToJob);
-  const stored = admittedAs(job, dependencyVerdict(deps), now);
+  const admitted = admittedAs(job, dependencyVerdict(deps), now);
+  // Ready by this node's clock, but maybe not by the database's (see `PgJobStore.promoteDue`).
+  const stored =
+    admitted.hold === null &&
+    admitted.status === 'queued' &&
+    job.runAt !== null &&
+    job.runAt.getTime() > (await pgNowMs(trx))
+      ? { ...admitted, hold: 'delay' as const }
+      : admitted;
   await insertRow(trx, stored);
   if (stored.status === 'queued' && deps.length > 0) {
     await trx
@@ -845,6 +870,10 @@ async function settle(trx: Transaction<StoreSchema>, ended: readonly string[], n
       const verdict = dependencyVerdict(deps.map(rowToJob));
       if (verdict.kind === 'waiting') continue;
       const changes = settledColumns(verdict, waiting.run_at, nowMs);
+      // Released by this node's clock, but maybe not due by the database's (`PgJobStore.promoteDue`).
+      if (changes.hold === null && waiting.run_at !== null && waiting.run_at > (await pgNowMs(trx))) {
+        changes.hold = 'delay';
+      }
       const row = await trx
         .updateTable('jobs')
         .set(changes)

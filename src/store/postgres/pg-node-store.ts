@@ -4,6 +4,7 @@ import { rowToJob } from '../job-row.ts';
 import type { NodeRecord, NodeStore } from '../node-store.ts';
 import type { NodeRow, StoreSchema } from '../schema.ts';
 import { sessionName } from './open-postgres.ts';
+import { PG_NOW_MS } from './pg-now.ts';
 
 /** The states of a node that beats: it claims (or drains) and runs jobs. */
 const LIVE = ['active', 'draining'] as const;
@@ -24,10 +25,10 @@ export class PgNodeStore implements NodeStore {
     this.#reads = reads;
   }
 
-  async join(
-    node: { readonly id: string; readonly url: string },
-    at: Date,
-  ): Promise<{ record: NodeRecord; previous?: NodeRecord }> {
+  async join(node: { readonly id: string; readonly url: string }): Promise<{
+    record: NodeRecord;
+    previous?: NodeRecord;
+  }> {
     return this.#db.transaction().execute(async (trx) => {
       // Under the row's lock: a sweep deciding this node's jobs holds it, and this waits for it.
       const before = await trx
@@ -39,8 +40,8 @@ export class PgNodeStore implements NodeStore {
       const fields = {
         url: node.url,
         state: 'active' as const,
-        joined_at: at.getTime(),
-        heartbeat_at: at.getTime(),
+        joined_at: PG_NOW_MS,
+        heartbeat_at: PG_NOW_MS,
         reason: null,
       };
       const row = await trx
@@ -53,14 +54,16 @@ export class PgNodeStore implements NodeStore {
     });
   }
 
-  async heartbeat(id: string, at: Date): Promise<NodeRecord | undefined> {
+  async heartbeat(id: string): Promise<NodeRecord | undefined> {
     // The update happens only for a live node. It waits while a sweep declares the node; then, if
     // the sweep declared it lost, it changes nothing, and a second statement (a snapshot taken
     // after that commit, which one statement's own snapshot would predate) reads the row as it is.
-    // The node then joins again, which waits while the sweep decides its jobs.
+    // The node then joins again, which waits while the sweep decides its jobs. The time is the
+    // database's, as the sweeps' judgement of it is: a node's own clock, off, would have it declared
+    // lost at every sweep (behind), or unnoticed once dead for as long as it was ahead.
     const beat = await this.#db
       .updateTable('nodes')
-      .set({ heartbeat_at: sql<number>`greatest(heartbeat_at, ${at.getTime()})` })
+      .set({ heartbeat_at: PG_NOW_MS })
       .where('id', '=', id)
       .where('state', 'in', LIVE)
       .returningAll()
@@ -166,7 +169,7 @@ export class PgNodeStore implements NodeStore {
   }
 
   async declareLost(
-    silentSince: Date,
+    silentForMs: number,
     reason: (node: NodeRecord) => string,
     decide: (node: NodeRecord) => Promise<void>,
   ): Promise<NodeRecord[]> {
@@ -182,7 +185,7 @@ export class PgNodeStore implements NodeStore {
         const row = await trx
           .selectFrom('nodes as n')
           .selectAll('n')
-          .where('n.heartbeat_at', '<', silentSince.getTime())
+          .where('n.heartbeat_at', '<', sql<number>`${PG_NOW_MS} - ${silentForMs}`)
           .where((eb) =>
             eb.or([
               eb('n.state', 'in', LIVE),
