@@ -1,7 +1,7 @@
 import type { ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from './cgroups.ts';
 import { isSameProcessAlive } from './process-identity.ts';
-import { sendSignal } from './signals.ts';
+import { signalJob } from './signals.ts';
 
 /**
  * Freezes or thaws every process of a job, so that a paused job uses no CPU. With a cgroup the
@@ -11,5 +11,5 @@ import { sendSignal } from './signals.ts';
  */
 export function freezeProcesses(identity: ProcessIdentity, cgroups: Cgroups, frozen: boolean): void {
   if (identity.cgroups.length > 0 && cgroups.freeze(identity.cgroups, frozen)) return;
-  if (isSameProcessAlive(identity)) sendSignal(-identity.pid, frozen ? 'SIGSTOP' : 'SIGCONT');
+  if (isSameProcessAlive(identity)) signalJob(identity.pid, frozen ? 'SIGSTOP' : 'SIGCONT');
 }

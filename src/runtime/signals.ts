@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { readProcStat } from './process-identity.ts';
 
 const BY_NUMBER = new Map<number, string>();
 for (const [name, num] of Object.entries(constants.signals)) {
@@ -35,4 +36,17 @@ export function groupExists(pgid: number): boolean {
     if ((err as NodeJS.ErrnoException).code === 'EPERM') return true;
     throw err;
   }
+}
+
+/**
+ * Signals a job's process group, which its main process `pid` leads, and that process itself too
+ * when it is no longer in the group. Since the spawner makes each job's process lead a session of
+ * its own it cannot leave the group; a job started by a spawner before that shared its wrapper's
+ * session, and could move into the wrapper's group (`setpgid`), where a signal to its own group
+ * never reached it. Only after the caller checked that `pid` is still the job's process.
+ */
+export function signalJob(pid: number, signal: NodeJS.Signals): void {
+  sendSignal(-pid, signal);
+  const stat = readProcStat(pid);
+  if (stat !== undefined && stat.pgid !== pid) sendSignal(pid, signal);
 }

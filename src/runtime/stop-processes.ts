@@ -3,7 +3,7 @@ import type { ProcessIdentity } from '../core/job.ts';
 import type { Cgroups } from './cgroups.ts';
 import { pauseBetweenLooks } from './kernel-poll.ts';
 import { isSameProcessAlive } from './process-identity.ts';
-import { groupExists, sendSignal } from './signals.ts';
+import { groupExists, sendSignal, signalJob } from './signals.ts';
 
 export interface StopResult {
   /** True when something outlived the grace period and had to be killed. */
@@ -26,13 +26,14 @@ export async function stopProcesses(
 ): Promise<StopResult> {
   const { pid } = identity;
   const dirs = identity.cgroups;
-  if (isSameProcessAlive(identity)) sendSignal(-pid, 'SIGTERM');
+  if (isSameProcessAlive(identity)) signalJob(pid, 'SIGTERM');
   if (await allGone(identity, cgroups, graceMs, groupIsOurs, clock)) return { forced: false };
   // A stop is done only when nothing of the job is left: a process the kill has not ended yet
   // (one in uninterruptible sleep, say) is killed again until it is gone.
   do {
     if (dirs.length > 0) cgroups.killAll(dirs);
-    else if (isSameProcessAlive(identity) || (groupIsOurs && groupExists(pid))) sendSignal(-pid, 'SIGKILL');
+    else if (isSameProcessAlive(identity)) signalJob(pid, 'SIGKILL');
+    else if (groupIsOurs && groupExists(pid)) sendSignal(-pid, 'SIGKILL');
   } while (!(await allGone(identity, cgroups, KILL_WAIT_MS, groupIsOurs, clock)));
   return { forced: true };
 }
@@ -62,8 +63,9 @@ export async function killLeftovers(
     return true;
   }
   if (identity.pid <= 1) return false;
-  if (!isSameProcessAlive(identity) && !(groupIsOurs && groupExists(identity.pid))) return false;
-  sendSignal(-identity.pid, 'SIGKILL');
+  if (isSameProcessAlive(identity)) signalJob(identity.pid, 'SIGKILL');
+  else if (groupIsOurs && groupExists(identity.pid)) sendSignal(-identity.pid, 'SIGKILL');
+  else return false;
   // As with a cgroup: the end is recorded once they are gone, not while they are still dying.
   await allGone(identity, cgroups, KILL_WAIT_MS, groupIsOurs, clock);
   return true;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,10 +11,12 @@ import { normalizeSpec } from '../../src/core/spec.ts';
 import { readCgroupMounts } from '../../src/runtime/cgroup-mounts.ts';
 import { type CgroupMode, Cgroups } from '../../src/runtime/cgroups.ts';
 import { readExitRecord } from '../../src/runtime/exit-record.ts';
+import { freezeProcesses } from '../../src/runtime/freeze-processes.ts';
 import { jobEnvironment } from '../../src/runtime/job-environment.ts';
 import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
+import { pauseBetweenLooks } from '../../src/runtime/kernel-poll.ts';
 import { preflight } from '../../src/runtime/preflight.ts';
-import { bootId, identify, isSameProcessAlive } from '../../src/runtime/process-identity.ts';
+import { bootId, identify, isSameProcessAlive, readProcStat } from '../../src/runtime/process-identity.ts';
 import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
 import { spawnerPath } from '../../src/runtime/spawner-path.ts';
 import { stopProcesses } from '../../src/runtime/stop-processes.ts';
@@ -253,6 +256,45 @@ describe('process identity', () => {
     assert.equal(await pidAlive(pid), true, 'the unrelated process was not signalled');
     assert.equal(result.forced, false, 'nothing of the job was there to kill');
     bystander.kill('SIGKILL');
+  });
+});
+
+describe('a job process outside the group it led (started before jobs led their own sessions)', () => {
+  /**
+   * Resolves once `pid` is in `state` (T: stopped), or, with `not`, out of it; or once it is gone.
+   * No notification exists for a stop: the kernel is looked at every 5 ms, as the runtime does.
+   */
+  async function inState(pid: number, state: string, not = false): Promise<void> {
+    for (let stat = readProcStat(pid); stat && (stat.state === state) === not; stat = readProcStat(pid)) {
+      await pauseBetweenLooks(5);
+    }
+  }
+
+  it('is signalled itself as well as its group: a pause stops it, a stop ends it without force', async () => {
+    // In the test runner's process group, not one it leads: as a job's process that had moved
+    // into its wrapper's group (setpgid), where a signal to its own group (none now) missed it.
+    const child = spawn('sleep', ['600']);
+    const pid = child.pid!;
+    const exited = once(child, 'exit');
+    try {
+      const identity = { pid, ...identify(pid)!, cgroups: [] };
+      const none = new Cgroups({ mode: 'none' });
+      assert.notEqual(readProcStat(pid)?.pgid, pid);
+      freezeProcesses(identity, none, true);
+      await within(inState(pid, 'T'), 10_000, 'the pause of a process outside its group');
+      freezeProcesses(identity, none, false);
+      await within(inState(pid, 'T', true), 10_000, 'the resume');
+      const stopping = stopProcesses(identity, none, HOUR_MS, false, new ManualClock());
+      const result = await within(
+        stopping,
+        10_000,
+        'a stop of a process outside its group, before its grace',
+      );
+      assert.equal(result.forced, false);
+      assert.deepEqual(await exited, [null, 'SIGTERM']);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
 

@@ -27,8 +27,8 @@
  * The wrapper calls setsid(), renames itself
  * `jobworker-wrapper JOB_ID`, creates the output files and creates the job's process, straight into
  * the job's cgroup v2 where the kernel can (clone3 with CLONE_INTO_CGROUP, Linux 5.7). That one
- * becomes its own process group leader, joins the job's other cgroups, takes /dev/null and the output
- * files as fds 0-2, drops to the job's account (setgroups, setgid, setuid, then checks that
+ * leads a session of its own, and so its process group, for good (see lead_own_session), joins
+ * the job's other cgroups, takes /dev/null and the output files as fds 0-2, drops to the job's account (setgroups, setgid, setuid, then checks that
  * setuid(0) fails), enters cwd as that account, resets signals and execve()s the resolved path
  * with the exact argv and env. Before that exec the job's identity (JOB_DIR/process) is on disk, so
  * that a server that dies before recording the start can find the job. Where it can (x86-64, no
@@ -323,6 +323,16 @@ static void join_cgroups(const struct request *r, int errfd) {
   }
 }
 
+/* Makes the job's process the leader of a session of its own, and so of its process group (its pgid
+   is its pid), for good: a session leader cannot change its group, and a process can join only a
+   group of its own session. Sharing its wrapper's session (or its namespace's pid 1's), a job's
+   process could move into that one's group (setpgid(0, wrapper), as any account), out of reach of
+   every signal to its own group: a stop without cgroups never ended it, a pause never froze it.
+   There is no controlling terminal to lose: the wrapper's setsid() left it none. */
+static void lead_own_session(int errfd) {
+  if (setsid() < 0) job_fail(errfd, STAGE_EXEC);
+}
+
 /* The rest of a job's start, as the job's account: stdio, drop, cwd, the go, exec. GOFD -1: no
    go to wait for (the wrapper cannot send one: it is suspended until this exec, see
    vfork_job_process); the exec then happens only while WRAPPER is still this process's parent. */
@@ -493,8 +503,8 @@ static pid_t receive_pid(int fd) {
 }
 
 /* pid 1 of a job's PID namespace. It joins the job's cgroups, sets up the namespaces (a fresh
-   /proc among them), forks the job's process (pid 2, its own process group, which is what the
-   server records and signals, by its host pid), drops to the job's account too, forwards any
+   /proc among them), forks the job's process (pid 2, leader of its own session and process
+   group, which is what the server records and signals, by its host pid), drops to the job's account too, forwards any
    signal sent to it to the job's process and reaps every orphan of the namespace until the job's
    process ends. Then it hands the job's wait status to the wrapper (STATUSFD) and exits: the
    kernel ends whatever else is left in the namespace. pid 1 cannot die of its own signal, hence
@@ -516,7 +526,7 @@ static void run_init(const struct request *r, int out, int err, int gofd, int er
   if (job < 0) job_fail(errfd, STAGE_NAMESPACE);
   if (job == 0) {
     close(statusfd);
-    setpgid(0, 0);
+    lead_own_session(errfd);
     send_own_pid(credfd);
     close(credfd);
     exec_job(r, out, err, gofd, errfd, 0);
@@ -568,9 +578,14 @@ static void run_init(const struct request *r, int out, int err, int gofd, int er
   _exit(0);
 }
 
-/* The job's process, forked by the wrapper (without a PID namespace). */
-static void run_job(const struct request *r, int out, int err, int gofd, int errfd) {
-  setpgid(0, 0);
+/* The job's process, forked by the wrapper (without a PID namespace). SIDFD is written once it
+   leads its own session: the wrapper waits for that before it names the job's pid to anyone, so
+   that a signal to the job's group from then on finds it. (The wrapper cannot make the group for
+   it, as before: a process group leader cannot then call setsid().) */
+static void run_job(const struct request *r, int out, int err, int gofd, int errfd, int sidfd) {
+  lead_own_session(errfd);
+  write_all(sidfd, "s", 1);
+  close(sidfd);
   join_cgroups(r, errfd);
   if (wants_namespaces(&r->iso)) enter_namespaces(r, errfd);
   exec_job(r, out, err, gofd, errfd, 0);
@@ -720,13 +735,13 @@ static pid_t clone3_run(struct clone_args_v2 *args, int (*fn)(void *), void *arg
   return (pid_t)ret;
 }
 
-/* The job's process: its own group, its identity on disk (as the wrapper's account, which owns
-   the job directory), its other cgroups, then the rest of the start as for a forked one. */
+/* The job's process: its own session and group, its identity on disk (as the wrapper's account,
+   which owns the job directory), its other cgroups, then the rest of the start as for a forked one. */
 static int vfork_job_main(void *arg) {
   struct vfork_job *v = arg;
   struct request *r = v->r;
   close(v->reportfd);
-  setpgid(0, 0);
+  lead_own_session(v->errfd);
   pid_t self = getpid();
   v->job_ticks = start_ticks(self);
   note_job(self, v->job_ticks);
@@ -853,7 +868,7 @@ static void run_wrapper(struct request *r, int reportfd) {
   if (keep_out < 0) wrapper_fail(reportfd, r, STAGE_STDIO, errno);
   int keep_err = open(r->err, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (keep_err < 0) wrapper_fail(reportfd, r, STAGE_STDIO, errno);
-  int errpipe[2], gopipe[2] = {-1, -1};
+  int errpipe[2], gopipe[2] = {-1, -1}, sidpipe[2] = {-1, -1};
   if (pipe2(errpipe, O_CLOEXEC) < 0) wrapper_fail(reportfd, r, STAGE_EXEC, errno);
   /* With a PID namespace our child is its pid 1 (run_init), and the job's process is its child:
      CREDSOCK tells us that one's host pid, STATUSPIPE how it ended. */
@@ -889,6 +904,7 @@ static void run_wrapper(struct request *r, int reportfd) {
 #endif
   int vforked = child > 0;
   if (!vforked && pipe2(gopipe, O_CLOEXEC) < 0) wrapper_fail(reportfd, r, STAGE_EXEC, errno);
+  if (!vforked && !r->iso.pid && pipe2(sidpipe, O_CLOEXEC) < 0) wrapper_fail(reportfd, r, STAGE_EXEC, errno);
   if (!vforked) child = fork_job_process(r);
   if (child < 0) wrapper_fail(reportfd, r, r->iso.pid ? STAGE_NAMESPACE : STAGE_EXEC, errno);
   if (child == 0) {
@@ -902,14 +918,23 @@ static void run_wrapper(struct request *r, int reportfd) {
       close(statuspipe[0]);
       run_init(r, out, err, gopipe[0], errpipe[1], credsock[1], statuspipe[1]);
     }
-    run_job(r, out, err, gopipe[0], errpipe[1]);
+    close(sidpipe[0]);
+    run_job(r, out, err, gopipe[0], errpipe[1], sidpipe[1]);
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
-  /* As a forked child does: whichever runs first, the group exists before the go. (A vforked one
-     has made it, and exec'd or ended, by now.) */
+  /* A namespace's pid 1 has a group of its own, as it makes itself: whichever runs first. (A
+     vforked job's process has made its session, and exec'd or ended, by now.) */
+  if (r->iso.pid) setpgid(child, child);
+  /* A forked job's process leads its own session (and group) before its pid goes anywhere: see
+     run_job. End-of-file instead when it failed first (its reason waits in errpipe). */
+  if (sidpipe[0] >= 0) {
+    char led;
+    close(sidpipe[1]);
+    read_full(sidpipe[0], &led, 1);
+    close(sidpipe[0]);
+  }
   long long child_ticks = 0;
   if (!vforked) {
-    setpgid(child, child);
     child_ticks = start_ticks(child);
     note_job(child, child_ticks);
   }
@@ -918,7 +943,7 @@ static void run_wrapper(struct request *r, int reportfd) {
   close(errpipe[1]);
   if (!vforked) close(gopipe[0]);
   /* The job's process: our child, or the child of the namespace's pid 1, known by its host pid
-     once it exists (it sends only after it made its own process group). When the namespace's
+     once it exists (it sends only after it made its own session and group). When the namespace's
      setup failed there is none: the pid 1 is recorded, and its failure waits in errpipe. */
   pid_t job = child;
   if (r->iso.pid) {
