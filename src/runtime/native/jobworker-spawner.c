@@ -449,9 +449,17 @@ static int loopback_up(void) {
 }
 
 /* Enters the mount, network and UTS namespaces the job asked for (the PID namespace is the
-   wrapper's to create: see run_wrapper) and sets them up. Runs as root, before the drop. */
+   wrapper's to create: see run_wrapper) and sets them up. Runs as root, before the drop.
+   First, no new privileges for the job, ever (PR_SET_NO_NEW_PRIVS, kept by every fork and exec
+   after, never cleared): the namespaces are root's, not a user namespace's, so a setuid-root
+   program run in them would be root in a world the job's owner chose. Any user may ask for a host
+   name (sudoers rules name hosts: `alice db01 = (root) ALL` held on every host whose job named
+   itself db01), for files that setuid programs read to be hidden or read-only, for its own /tmp,
+   /proc, loopback and abstract sockets. Setuid and setgid bits and file capabilities then give
+   nothing; a job that is root stays root. */
 static void enter_namespaces(const struct request *r, int errfd) {
   const struct isolation *iso = &r->iso;
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) job_fail(errfd, STAGE_NAMESPACE);
   int flags = (wants_mount_ns(iso) ? CLONE_NEWNS : 0) | (iso->net ? CLONE_NEWNET : 0) |
               (iso->hostname ? CLONE_NEWUTS : 0);
   if (flags == 0) return;

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { chmod, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Job } from '../../src/core/job.ts';
+import { followAll, type Harness, openHarness } from '../helpers/engine-harness.ts';
+
+// Real namespaces and other accounts need root (CAP_SYS_ADMIN, setuid); this machine's tests run as root.
+const needsRoot = { skip: process.getuid?.() === 0 ? false : 'namespaces need root here' };
+/** An unprivileged account, as a non-admin's job runs as. */
+const NOBODY = { name: 'nobody', uid: 65534, gid: 65534, groups: [65534], home: '/' };
+
+let h: Harness;
+let root: string;
+before(async () => {
+  h = await openHarness();
+  root = await mkdtemp(join(tmpdir(), 'jw-iso-bounds-'));
+  await chmod(root, 0o755);
+});
+after(async () => {
+  await h.destroy();
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Runs a shell script as `nobody` to its end: its stdout and the job as it ended. */
+async function runAsNobody(script: string, isolation?: object): Promise<{ stdout: string; job: Job }> {
+  const spec = { command: 'sh', args: ['-c', script], cwd: '/', ...(isolation ? { isolation } : {}) };
+  const job = await h.engine.start(spec, { user: 'tester', account: NOBODY });
+  const out = await followAll(h.engine, job.id, 'stdout');
+  return { stdout: out.data.toString(), job: out.end };
+}
+
+describe('isolated jobs gain no privileges from setuid programs', needsRoot, () => {
+  it('every kind of isolation sets no_new_privs for the job; a job without isolation is unchanged', async () => {
+    const hidden = join(root, 'hidden');
+    await mkdir(hidden, { recursive: true });
+    const kinds: [string, object | undefined][] = [
+      ['none', undefined],
+      ['hostname', { hostname: 'db01' }],
+      ['hide', { mount: { hide: [hidden] } }],
+      ['readOnly', { mount: { readOnly: [hidden] } }],
+      ['privateTmp', { mount: { privateTmp: true } }],
+      ['network', { network: 'none' }],
+      ['pid', { pid: true }],
+    ];
+    const seen = await Promise.all(
+      kinds.map(async ([kind, isolation]) => {
+        const { stdout } = await runAsNobody('grep NoNewPrivs /proc/self/status', isolation);
+        return [kind, stdout.trim()];
+      }),
+    );
+    assert.deepEqual(
+      seen,
+      kinds.map(([kind]) => [kind, `NoNewPrivs:\t${kind === 'none' ? 0 : 1}`]),
+    );
+  });
+
+  it('a setuid-root program run by an unprivileged job under a host name of its choosing stays unprivileged', async () => {
+    // A copy of id(1), root's and setuid: it prints the effective uid it runs with.
+    const bin = join(root, 'bin');
+    await mkdir(bin, { recursive: true });
+    await chmod(bin, 0o755);
+    const id = join(bin, 'id');
+    await copyFile('/usr/bin/id', id);
+    await chmod(id, 0o4755);
+    const plain = await runAsNobody(`${id} -u`);
+    assert.equal(plain.stdout, '0\n', 'without isolation the setuid bit works (what sudo relies on)');
+    const isolated = await runAsNobody(`${id} -u`, { hostname: 'db01' });
+    assert.equal(isolated.job.status, 'succeeded');
+    assert.equal(isolated.stdout, '65534\n', 'in a UTS namespace the job named, it does not');
+  });
+});
