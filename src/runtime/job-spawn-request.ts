@@ -29,7 +29,7 @@ export function jobSpawnRequest(
     stdoutPath: paths.stdout,
     stderrPath: paths.stderr,
     ...spawnUser(spec.account),
-    ...(spec.isolation ? { isolation: isolationOptions(spec.isolation) } : {}),
+    ...(spec.isolation ? { isolation: isolationOptions(spec.isolation, io) } : {}),
   };
   if (spec.shell) {
     return { ...common, path: '/bin/sh', argv: ['/bin/sh', '-c', spec.command, 'sh', ...spec.args] };
@@ -43,12 +43,16 @@ export function jobSpawnRequest(
   return { ...common, path, argv: [spec.command, ...spec.args] };
 }
 
-/** A job's isolation as the spawner's options (src/runtime/native/jobworker-spawner.c). */
-export function isolationOptions(isolation: JobIsolation): string[] {
+/**
+ * A job's isolation as the spawner's options (src/runtime/native/jobworker-spawner.c). With a
+ * private /tmp, the job's io directory goes too (`io=`): the default one is below /tmp, and the
+ * spawner binds it back into the job's own /tmp, or the job could not leave its result there.
+ */
+export function isolationOptions(isolation: JobIsolation, io?: JobIoPaths): string[] {
   const out: string[] = [];
   if (isolation.pid) out.push('pid');
   if (isolation.network === 'none') out.push('net');
-  if (isolation.mount?.privateTmp) out.push('tmp');
+  if (isolation.mount?.privateTmp) out.push('tmp', ...(io ? [`io=${io.dir}`] : []));
   if (isolation.hostname !== undefined) out.push(`uts=${isolation.hostname}`);
   for (const path of isolation.mount?.readOnly ?? []) out.push(`ro=${path}`);
   for (const path of isolation.mount?.hide ?? []) out.push(`hide=${path}`);

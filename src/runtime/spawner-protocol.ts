@@ -28,7 +28,8 @@ export interface SpawnRequest {
   readonly user?: SpawnUser;
   /**
    * The namespaces the job's process enters before the drop, as the spawner's options: `pid`,
-   * `net`, `tmp`, `uts=NAME`, `ro=PATH`, `hide=PATH` (see `isolationOptions`). Absent: none.
+   * `net`, `tmp`, `uts=NAME`, `ro=PATH`, `hide=PATH`, and with `tmp` the job's io directory,
+   * `io=PATH`, bound back into its private /tmp (see `isolationOptions`). Absent: none.
    */
   readonly isolation?: readonly string[];
 }

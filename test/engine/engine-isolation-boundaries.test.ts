@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { chmod, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/core/job.ts';
 import { followAll, type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { waitForFileText } from '../helpers/wait.ts';
 
 // Real namespaces and other accounts need root (CAP_SYS_ADMIN, setuid); this machine's tests run as root.
 const needsRoot = { skip: process.getuid?.() === 0 ? false : 'namespaces need root here' };
@@ -13,14 +14,17 @@ const NOBODY = { name: 'nobody', uid: 65534, gid: 65534, groups: [65534], home: 
 
 let h: Harness;
 let root: string;
+/** Below /tmp, as the default (`<tmpdir>/jobworker-io-<hash>`) is where TMPDIR is unset. */
+const ioDir = `/tmp/jw-iso-bounds-io-${process.pid}-${Date.now()}`;
 before(async () => {
-  h = await openHarness();
+  h = await openHarness({ ioDir });
   root = await mkdtemp(join(tmpdir(), 'jw-iso-bounds-'));
   await chmod(root, 0o755);
 });
 after(async () => {
   await h.destroy();
   await rm(root, { recursive: true, force: true });
+  await rm(ioDir, { recursive: true, force: true });
 });
 
 /** Runs a shell script as `nobody` to its end: its stdout and the job as it ended. */
@@ -69,5 +73,50 @@ describe('isolated jobs gain no privileges from setuid programs', needsRoot, () 
     const isolated = await runAsNobody(`${id} -u`, { hostname: 'db01' });
     assert.equal(isolated.job.status, 'succeeded');
     assert.equal(isolated.stdout, '65534\n', 'in a UTS namespace the job named, it does not');
+  });
+});
+
+describe('a job with a private /tmp still leaves its result and progress', needsRoot, () => {
+  it('its io directory is bound back into its /tmp, alone: it writes there, and sees no other job’s', async () => {
+    // Another job's io directory exists beside theirs while they run.
+    const go = join(root, 'go');
+    const other = await h.engine.start(
+      { command: 'sh', args: ['-c', `echo ready; while [ ! -e ${go} ]; do sleep 0.02; done`] },
+      { user: 'tester' },
+    );
+    await waitForFileText(join(h.dataDir, 'jobs', other.id, 'stdout'), 'ready');
+    const otherIo = h.engine.ioPaths(other.id).dir;
+    const privateTmp = { mount: { privateTmp: true } };
+    const [unprivileged, rooted] = await Promise.all([
+      runAsNobody(
+        [
+          `echo '{"done": 5, "total": 10}' >> "$JOBWORKER_PROGRESS"`,
+          `echo '{"answer": 42}' > "$JOBWORKER_RESULT"`,
+          `test -e ${otherIo} && echo "sees ${otherIo}"`,
+          'echo written',
+        ].join('\n'),
+        privateTmp,
+      ),
+      // As root, the job could list the directory of every job's io directory, were it there.
+      (async () => {
+        const spec = {
+          command: 'sh',
+          args: ['-c', 'ls -A "$(dirname "$(dirname "$JOBWORKER_RESULT")")"'],
+          isolation: privateTmp,
+        };
+        const job = await h.engine.start(spec, { user: 'tester' });
+        const out = await followAll(h.engine, job.id, 'stdout');
+        return { stdout: out.data.toString(), job: out.end };
+      })(),
+    ]);
+    await writeFile(go, '');
+    assert.equal(unprivileged.stdout, 'written\n');
+    assert.equal(unprivileged.job.status, 'succeeded');
+    assert.equal(unprivileged.job.resultError, null);
+    assert.equal(await h.engine.result(unprivileged.job.id), '{"answer":42}');
+    assert.equal(unprivileged.job.progress?.done, 5);
+    assert.equal(rooted.job.status, 'succeeded');
+    assert.equal(rooted.stdout, `${rooted.job.id}\n`, 'only its own io directory');
+    await h.engine.waitFor(other.id);
   });
 });

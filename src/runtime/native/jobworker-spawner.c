@@ -44,9 +44,11 @@
  * Isolation options (docs/isolation.md, "Namespaces"): "pid" (a PID namespace), "net" (a network
  * namespace with only loopback), "tmp" (a private tmpfs on /tmp and /var/tmp), "uts=NAME" (a UTS
  * namespace with that host name), "ro=PATH" (PATH read-only), "hide=PATH" (an empty read-only
- * tmpfs, or /dev/null for a file, over PATH). Any of the last four needs a mount namespace, which
- * is made private first so nothing reaches the host's mounts. The job's process enters them
- * (as root, before the drop) after joining its cgroups. With "pid" the wrapper forks a pid 1
+ * tmpfs, or /dev/null for a file, over PATH), "io=PATH" (the job's io directory: with "tmp", bound
+ * back at its own path into the private /tmp or /var/tmp that covers it; nothing else on its own).
+ * "pid", "tmp", "ro" and "hide" need a mount namespace, which is made private first so nothing
+ * reaches the host's mounts. The job's process enters them (as root, before the drop) after
+ * joining its cgroups, with no_new_privs set first (see enter_namespaces). With "pid" the wrapper forks a pid 1
  * (run_init) instead, which enters them, mounts a fresh /proc and forks the job's process as its
  * pid 2; the identity file and the "ok" reply carry that process's host pid (passed back as
  * SCM_CREDENTIALS), so stop, pause and reattach see the job's process as without a namespace.
@@ -118,6 +120,7 @@ static const char *stage_names[] = {"", "cgroup", "stdio", "chdir", "exec", "use
 struct isolation {
   int pid, net, tmp;
   const char *hostname; /* NULL: the host's UTS namespace */
+  const char *io;       /* the job's io directory, bound back into a private /tmp; NULL: none */
   char **ro, **hide;    /* NULL-terminated, each an absolute path */
   int nro, nhide;
 };
@@ -395,12 +398,55 @@ static int bind_read_only(const char *source, const char *path) {
   return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
 }
 
+/* True when PATH is below DIR (DIR itself excluded). */
+static int is_below(const char *path, const char *dir) {
+  size_t n = strlen(dir);
+  return strncmp(path, dir, n) == 0 && path[n] == '/' && path[n + 1] != '\0';
+}
+
+/* Binds the directory open at FD over PATH, which is below TOP, a fresh tmpfs: the directories
+   between them are made there first (0711, root's: the job can pass through them to its own, and
+   neither list nor rename them), so the tmpfs holds this one directory and nothing else of the
+   host's. The bind's source is the directory itself, reached through FD as the working directory:
+   its path is covered by the tmpfs by now. */
+static int bind_back(int fd, const char *path, const char *top) {
+  char made[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof made) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(made, path, len + 1);
+  for (char *slash = made + strlen(top) + 1; (slash = strchr(slash, '/')) != NULL; slash++) {
+    *slash = '\0';
+    /* chmod too: the umask the spawner was started with would narrow the mkdir's mode. */
+    if ((mkdir(made, 0711) < 0 && errno != EEXIST) || chmod(made, 0711) < 0) return -1;
+    *slash = '/';
+  }
+  if (mkdir(made, 0700) < 0 && errno != EEXIST) return -1;
+  if (fchdir(fd) < 0) return -1;
+  int rc = mount(".", path, NULL, MS_BIND, NULL);
+  int e = errno;
+  if (chdir("/") < 0 && rc == 0) return -1;
+  errno = e;
+  return rc;
+}
+
 /* What the job sees of the filesystem, in its own mount namespace: nothing here reaches the
    host's mounts (everything is made private first). Order matters: read-only and hidden paths
    first, then the fresh /tmp and /proc on top, so `readOnly: ["/var"]` still gets a writable
-   private /var/tmp. */
+   private /var/tmp. A job's io directory (JOBWORKER_RESULT, JOBWORKER_PROGRESS: the default is
+   below /tmp) is opened before any of them and bound back, at its own path, into the private
+   /tmp that covers it: the job can leave its result and progress as without the tmpfs, and sees no
+   other job's directory. */
 static int set_up_mounts(const struct isolation *iso) {
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
+  const char *dirs[] = {"/tmp", "/var/tmp"};
+  int io = -1;
+  if (iso->tmp && iso->io && (is_below(iso->io, dirs[0]) || is_below(iso->io, dirs[1]))) {
+    io = open(iso->io, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (io < 0) return -1;
+  }
   for (int i = 0; i < iso->nro; i++)
     if (bind_read_only(iso->ro[i], iso->ro[i]) < 0) return -1;
   for (int i = 0; i < iso->nhide; i++) {
@@ -414,7 +460,6 @@ static int set_up_mounts(const struct isolation *iso) {
     }
   }
   if (iso->tmp) {
-    const char *dirs[] = {"/tmp", "/var/tmp"};
     for (int i = 0; i < 2; i++) {
       struct stat st;
       if (stat(dirs[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -422,6 +467,11 @@ static int set_up_mounts(const struct isolation *iso) {
         continue; /* no /var/tmp on this host: nothing to hide there */
       }
       if (mount("tmpfs", dirs[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) return -1;
+    }
+    /* After both: where /var/tmp is a link to /tmp, the second tmpfs lands on the first. */
+    if (io >= 0) {
+      if (bind_back(io, iso->io, is_below(iso->io, dirs[0]) ? dirs[0] : dirs[1]) < 0) return -1;
+      close(io);
     }
   }
   /* A /proc of the job's own PID namespace: `ps` lists the job's tree and nothing else. */
@@ -1025,7 +1075,7 @@ static void run_wrapper(struct request *r, int reportfd) {
 
 /* ---------- the spawner ---------- */
 
-/* Reads the isolation list: "pid", "net", "tmp", "uts=NAME", "ro=PATH", "hide=PATH" (see the
+/* Reads the isolation list: "pid", "net", "tmp", "uts=NAME", "ro=PATH", "hide=PATH", "io=PATH" (see the
    header); -1 for anything else, so that an isolation this spawner does not know is refused
    rather than silently not applied. */
 static int parse_isolation(char **opts, int n, struct isolation *iso) {
@@ -1041,6 +1091,7 @@ static int parse_isolation(char **opts, int n, struct isolation *iso) {
     else if (strncmp(o, "uts=", 4) == 0 && o[4] != '\0') iso->hostname = o + 4;
     else if (strncmp(o, "ro=", 3) == 0 && o[3] == '/') iso->ro[iso->nro++] = o + 3;
     else if (strncmp(o, "hide=", 5) == 0 && o[5] == '/') iso->hide[iso->nhide++] = o + 5;
+    else if (strncmp(o, "io=", 3) == 0 && o[3] == '/') iso->io = o + 3;
     else return -1;
   }
   return 0;
