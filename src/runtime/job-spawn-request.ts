@@ -3,7 +3,7 @@ import type { JobAccount, JobIsolation, JobSpec } from '../core/job.ts';
 import { outputPaths } from '../output/output-files.ts';
 import { jobEnvironment } from './job-environment.ts';
 import type { JobIoPaths } from './job-io.ts';
-import { resolveCommand } from './preflight.ts';
+import { reachableBy, resolveCommand } from './preflight.ts';
 import type { SpawnRequest, SpawnUser } from './spawner-protocol.ts';
 
 /**
@@ -29,7 +29,7 @@ export function jobSpawnRequest(
     stdoutPath: paths.stdout,
     stderrPath: paths.stderr,
     ...spawnUser(spec.account),
-    ...(spec.isolation ? { isolation: isolationOptions(spec.isolation, io) } : {}),
+    ...(spec.isolation ? { isolation: isolationOptions(spec.isolation, io, spec.account) } : {}),
   };
   if (spec.shell) {
     return { ...common, path: '/bin/sh', argv: ['/bin/sh', '-c', spec.command, 'sh', ...spec.args] };
@@ -48,14 +48,23 @@ export function jobSpawnRequest(
  * private /tmp, the job's io directory goes too (`io=`): the default one is below /tmp, and the
  * spawner binds it back into the job's own /tmp, or the job could not leave its result there.
  */
-export function isolationOptions(isolation: JobIsolation, io?: JobIoPaths): string[] {
+export function isolationOptions(
+  isolation: JobIsolation,
+  io?: JobIoPaths,
+  account?: JobAccount | null,
+): string[] {
   const out: string[] = [];
   if (isolation.pid) out.push('pid');
   if (isolation.network === 'none') out.push('net');
   if (isolation.mount?.privateTmp) out.push('tmp', ...(io ? [`io=${io.dir}`] : []));
   if (isolation.hostname !== undefined) out.push(`uts=${isolation.hostname}`);
-  for (const path of isolation.mount?.readOnly ?? []) out.push(`ro=${path}`);
-  for (const path of isolation.mount?.hide ?? []) out.push(`hide=${path}`);
+  // The spawner mounts these as root, and a path that is not there fails the start: a user who
+  // named one its job's account cannot reach (`/root/.ssh/id_rsa`) would learn from the start
+  // whether it exists. Such a path changes nothing the job sees (it cannot reach it either way),
+  // so it is left out; those the account reaches it could look at itself.
+  const reached = (path: string) => !account || account.uid === 0 || reachableBy(path, account);
+  for (const path of isolation.mount?.readOnly ?? []) if (reached(path)) out.push(`ro=${path}`);
+  for (const path of isolation.mount?.hide ?? []) if (reached(path)) out.push(`hide=${path}`);
   return out;
 }
 

@@ -65,6 +65,14 @@ export function unmadeAccount(pending: { readonly name: string; readonly home: s
  * directory opened to the account by an ACL alone is refused here (the message says which, so a
  * `cwd` elsewhere or a mode bit fixes it).
  */
+/**
+ * Whether `account` can look `path` up: every directory on the way to it that exists is one it may
+ * search. What it cannot reach, it cannot see either, there or not.
+ */
+export function reachableBy(path: string, account: JobAccount): boolean {
+  return firstUnsearchable(dirname(resolve(path)), account) === undefined;
+}
+
 function firstUnsearchable(dir: string, account: JobAccount): string | undefined {
   if (account.uid === 0) return undefined;
   /** What is left to walk, component by component; `at`, the directory reached (no link in it). */

@@ -120,3 +120,40 @@ describe('a job with a private /tmp still leaves its result and progress', needs
     await h.engine.waitFor(other.id);
   });
 });
+
+describe('an isolated job tells its owner nothing of paths its account cannot reach', needsRoot, () => {
+  it('a hidden or read-only path behind a closed directory: the same start and end, there or not', async () => {
+    // Only root may search `closed`; the job runs as nobody.
+    const closed = join(root, 'closed');
+    await mkdir(join(closed, 'there'), { recursive: true });
+    await chmod(closed, 0o700);
+    const runs = await Promise.all(
+      ['hide', 'readOnly'].flatMap((kind) =>
+        ['there', 'none'].map(async (name) => {
+          const { stdout, job } = await runAsNobody('echo ran', { mount: { [kind]: [join(closed, name)] } });
+          return { kind, name, status: job.status, reason: job.exit?.reason, stdout };
+        }),
+      ),
+    );
+    for (const run of runs) {
+      assert.deepEqual(
+        { status: run.status, reason: run.reason, stdout: run.stdout },
+        { status: 'succeeded', reason: 'exited with code 0', stdout: 'ran\n' },
+        `${run.kind} of ${run.name}`,
+      );
+    }
+  });
+
+  it('still hides a path it can reach, and fails the start of one that is not there, as the account would see', async () => {
+    const open = join(root, 'open');
+    await mkdir(open, { recursive: true });
+    await chmod(open, 0o755);
+    await writeFile(join(open, 'secret'), 'visible');
+    const hidden = await runAsNobody(`cat ${join(open, 'secret')} | wc -c`, {
+      mount: { hide: [join(open, 'secret')] },
+    });
+    assert.equal(hidden.stdout.trim(), '0', 'hidden: an empty file');
+    const missing = await runAsNobody('echo ran', { mount: { hide: [join(open, 'missing')] } });
+    assert.equal(missing.job.status, 'failed');
+  });
+});
