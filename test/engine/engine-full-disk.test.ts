@@ -202,26 +202,30 @@ describe('retention with the job directory on a full disk', () => {
   });
 
   it('a job whose output filled the disk is trimmed to its cap, which frees the disk, and its end is recorded', async () => {
-    const [full, release] = [join(scratch, 'full'), join(scratch, 'release')];
+    const [full, go, release] = [join(scratch, 'full'), join(scratch, 'go'), join(scratch, 'release')];
+    await makeFifo(go);
     await makeFifo(release);
     const line = '0123456789abcde\n';
     // Twice the disk: head fails with ENOSPC once it is full (the engine's sweep, on a manual
     // clock, observes nothing meanwhile), then the job says so off the disk and waits. Its own
     // word, not the disk's free blocks at that moment: what an earlier test left may be freed
-    // meanwhile.
+    // meanwhile. It fills the disk only once its start is on record: a start recorded after the
+    // disk filled would wait for its retry, which the manual clock never brings.
     const job = await startRunning(
       h.engine,
       {
         command: 'sh',
         args: [
           '-c',
-          `if yes 0123456789abcde | head -c 8388608; then echo room > "$0"; else echo full > "$0"; fi; read line < "$1"`,
+          `read go < "$1"; if yes 0123456789abcde | head -c 8388608; then echo room > "$0"; else echo full > "$0"; fi; read line < "$2"`,
           full,
+          go,
           release,
         ],
       },
       me,
     );
+    await writeFile(go, 'go\n');
     assert.equal(
       (await waitForFileText(full, '\n')).trim(),
       'full',
