@@ -60,11 +60,14 @@ export function isolationOptions(
   if (isolation.hostname !== undefined) out.push(`uts=${isolation.hostname}`);
   // The spawner mounts these as root, and a path that is not there fails the start: a user who
   // named one its job's account cannot reach (`/root/.ssh/id_rsa`) would learn from the start
-  // whether it exists. Such a path changes nothing the job sees (it cannot reach it either way),
-  // so it is left out; those the account reaches it could look at itself.
+  // whether it exists. Such a path goes as one that may be missing (`ro?=`, `hide?=`): mounted
+  // when it is there, skipped when not, which the account cannot tell apart. Never left out: the
+  // check reads mode bits only, and an ACL, or a directory of the account's own that it may
+  // `chmod u+x`, can open the way to it all the same.
   const reached = (path: string) => !account || account.uid === 0 || reachableBy(path, account);
-  for (const path of isolation.mount?.readOnly ?? []) if (reached(path)) out.push(`ro=${path}`);
-  for (const path of isolation.mount?.hide ?? []) if (reached(path)) out.push(`hide=${path}`);
+  const option = (kind: string, path: string) => `${kind}${reached(path) ? '' : '?'}=${path}`;
+  for (const path of isolation.mount?.readOnly ?? []) out.push(option('ro', path));
+  for (const path of isolation.mount?.hide ?? []) out.push(option('hide', path));
   return out;
 }
 

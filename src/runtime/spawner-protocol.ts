@@ -28,7 +28,8 @@ export interface SpawnRequest {
   readonly user?: SpawnUser;
   /**
    * The namespaces the job's process enters before the drop, as the spawner's options: `pid`,
-   * `net`, `tmp`, `uts=NAME`, `ro=PATH`, `hide=PATH`, and with `tmp` the job's io directory,
+   * `net`, `tmp`, `uts=NAME`, `ro=PATH`, `hide=PATH` (`ro?=PATH`, `hide?=PATH`: skipped when the
+   * path is not there), and with `tmp` the job's io directory,
    * `io=PATH`, bound back into its private /tmp (see `isolationOptions`). Absent: none.
    */
   readonly isolation?: readonly string[];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -142,6 +142,21 @@ describe('an isolated job tells its owner nothing of paths its account cannot re
         `${run.kind} of ${run.name}`,
       );
     }
+  });
+
+  it('still protects a path behind a directory of its own that it may not search yet (chmod u+x opens it)', async () => {
+    // Mode bits say `own` is closed to nobody; but it is nobody's, and chmod is the owner's right.
+    const own = join(root, 'own');
+    await mkdir(join(own, 'data'), { recursive: true });
+    await chmod(join(own, 'data'), 0o777);
+    await chown(own, 65534, 65534);
+    await chmod(own, 0o600);
+    const { stdout, job } = await runAsNobody(
+      `chmod 700 ${own} && { touch ${join(own, 'data', 'written')} 2>/dev/null && echo written || echo refused; }`,
+      { mount: { readOnly: [join(own, 'data')] } },
+    );
+    assert.equal(job.status, 'succeeded', job.exit?.reason);
+    assert.equal(stdout, 'refused\n', 'read-only all the same');
   });
 
   it('still hides a path it can reach, and fails the start of one that is not there, as the account would see', async () => {

@@ -44,7 +44,9 @@
  * Isolation options (docs/isolation.md, "Namespaces"): "pid" (a PID namespace), "net" (a network
  * namespace with only loopback), "tmp" (a private tmpfs on /tmp and /var/tmp), "uts=NAME" (a UTS
  * namespace with that host name), "ro=PATH" (PATH read-only), "hide=PATH" (an empty read-only
- * tmpfs, or /dev/null for a file, over PATH), "io=PATH" (the job's io directory: with "tmp", bound
+ * tmpfs, or /dev/null for a file, over PATH), "ro?=PATH" and "hide?=PATH" (the same, skipped when
+ * PATH is not there: the server sends those the job's account may not reach, whose absence must not
+ * fail the start and so tell their owner), "io=PATH" (the job's io directory: with "tmp", bound
  * back at its own path into the private /tmp or /var/tmp that covers it; nothing else on its own).
  * "pid", "tmp", "ro" and "hide" need a mount namespace, which is made private first so nothing
  * reaches the host's mounts. The job's process enters them (as root, before the drop) after
@@ -123,6 +125,8 @@ struct isolation {
   const char *io;       /* the job's io directory, bound back into a private /tmp; NULL: none */
   char **ro, **hide;    /* NULL-terminated, each an absolute path */
   int nro, nhide;
+  /* Per path of ro and hide: 1 when it may be missing ("ro?=", "hide?="), skipped then. */
+  unsigned char *ro_opt, *hide_opt;
 };
 
 struct request {
@@ -432,6 +436,10 @@ static int bind_back(int fd, const char *path, const char *top) {
   return rc;
 }
 
+/* True for the errors of a path that is not there (a missing entry, or a file where a directory
+   was to be on the way to it). */
+static int not_there(int e) { return e == ENOENT || e == ENOTDIR; }
+
 /* What the job sees of the filesystem, in its own mount namespace: nothing here reaches the
    host's mounts (everything is made private first). Order matters: read-only and hidden paths
    first, then the fresh /tmp and /proc on top, so `readOnly: ["/var"]` still gets a writable
@@ -447,11 +455,18 @@ static int set_up_mounts(const struct isolation *iso) {
     io = open(iso->io, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (io < 0) return -1;
   }
-  for (int i = 0; i < iso->nro; i++)
-    if (bind_read_only(iso->ro[i], iso->ro[i]) < 0) return -1;
+  for (int i = 0; i < iso->nro; i++) {
+    if (bind_read_only(iso->ro[i], iso->ro[i]) < 0) {
+      if (iso->ro_opt[i] && not_there(errno)) continue;
+      return -1;
+    }
+  }
   for (int i = 0; i < iso->nhide; i++) {
     struct stat st;
-    if (stat(iso->hide[i], &st) < 0) return -1;
+    if (stat(iso->hide[i], &st) < 0) {
+      if (iso->hide_opt[i] && not_there(errno)) continue;
+      return -1;
+    }
     if (S_ISDIR(st.st_mode)) {
       if (mount("tmpfs", iso->hide[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
         return -1;
@@ -1075,14 +1090,17 @@ static void run_wrapper(struct request *r, int reportfd) {
 
 /* ---------- the spawner ---------- */
 
-/* Reads the isolation list: "pid", "net", "tmp", "uts=NAME", "ro=PATH", "hide=PATH", "io=PATH" (see the
+/* Reads the isolation list: "pid", "net", "tmp", "uts=NAME", "ro=PATH", "hide=PATH", "ro?=PATH",
+   "hide?=PATH", "io=PATH" (see the
    header); -1 for anything else, so that an isolation this spawner does not know is refused
    rather than silently not applied. */
 static int parse_isolation(char **opts, int n, struct isolation *iso) {
   memset(iso, 0, sizeof *iso);
   iso->ro = calloc((size_t)n + 1, sizeof(char *));
   iso->hide = calloc((size_t)n + 1, sizeof(char *));
-  if (!iso->ro || !iso->hide) return -1;
+  iso->ro_opt = calloc((size_t)n + 1, 1);
+  iso->hide_opt = calloc((size_t)n + 1, 1);
+  if (!iso->ro || !iso->hide || !iso->ro_opt || !iso->hide_opt) return -1;
   for (int i = 0; i < n; i++) {
     char *o = opts[i];
     if (strcmp(o, "pid") == 0) iso->pid = 1;
@@ -1090,7 +1108,14 @@ static int parse_isolation(char **opts, int n, struct isolation *iso) {
     else if (strcmp(o, "tmp") == 0) iso->tmp = 1;
     else if (strncmp(o, "uts=", 4) == 0 && o[4] != '\0') iso->hostname = o + 4;
     else if (strncmp(o, "ro=", 3) == 0 && o[3] == '/') iso->ro[iso->nro++] = o + 3;
-    else if (strncmp(o, "hide=", 5) == 0 && o[5] == '/') iso->hide[iso->nhide++] = o + 5;
+    else if (strncmp(o, "ro?=", 4) == 0 && o[4] == '/') {
+      iso->ro_opt[iso->nro] = 1;
+      iso->ro[iso->nro++] = o + 4;
+    } else if (strncmp(o, "hide=", 5) == 0 && o[5] == '/') iso->hide[iso->nhide++] = o + 5;
+    else if (strncmp(o, "hide?=", 6) == 0 && o[6] == '/') {
+      iso->hide_opt[iso->nhide] = 1;
+      iso->hide[iso->nhide++] = o + 6;
+    }
     else if (strncmp(o, "io=", 3) == 0 && o[3] == '/') iso->io = o + 3;
     else return -1;
   }
