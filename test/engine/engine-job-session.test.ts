@@ -27,19 +27,22 @@ describe('a job leads a session of its own, so it cannot leave its process group
   });
   after(() => h.destroy());
 
+  // The spawner shares its wrapper's memory only with a job's process of the wrapper's own uid
+  // (root, here: a job with no account); one that switches to another account is forked.
   const ways = [
-    { how: 'created sharing its wrapper’s memory', isolation: undefined },
-    { how: 'forked (namespaces, no PID namespace)', isolation: { network: 'none' } },
-    { how: 'forked by its PID namespace’s pid 1', isolation: { pid: true } },
+    { how: 'created sharing its wrapper’s memory (root)', isolation: undefined, account: undefined },
+    { how: 'forked (another uid than its wrapper’s)', isolation: undefined, account: NOBODY },
+    { how: 'forked (namespaces, no PID namespace)', isolation: { network: 'none' }, account: NOBODY },
+    { how: 'forked by its PID namespace’s pid 1', isolation: { pid: true }, account: NOBODY },
   ];
-  for (const { how, isolation } of ways) {
+  for (const { how, isolation, account } of ways) {
     it(`its process (${how}) cannot join its parent's group, and a stop without force ends it`, async () => {
       // Tries to move into the group of its parent (the wrapper, or the namespace's pid 1).
       const script =
         '$| = 1; print setpgrp(0, getppid()) ? "joined\\n" : "refused: $!\\n"; print "ready\\n"; sleep 600';
       const spec = { command: 'perl', args: ['-e', script], cwd: '/', ...(isolation ? { isolation } : {}) };
       const job = await h.engine.untilStarted(
-        (await h.engine.start(spec, { user: 'tester', account: NOBODY })).id,
+        (await h.engine.start(spec, { user: 'tester', ...(account ? { account } : {}) })).id,
       );
       const pid = job.process!.pid;
       try {
