@@ -379,7 +379,7 @@ export class Cgroups {
    * reads it again.
    */
   whenEmpty(dirs: readonly string[], signal?: AbortSignal): Promise<void> {
-    if (this.#knownEmpty(dirs)) return Promise.resolve();
+    if (this.knownEmpty(dirs)) return Promise.resolve();
     const v2 = this.#v2Dir(dirs);
     return new Promise((resolve, reject) => {
       const finish = () => {
@@ -394,7 +394,7 @@ export class Cgroups {
         reject(signal?.reason);
       };
       const check = () => {
-        if (this.#knownEmpty(dirs)) finish();
+        if (this.knownEmpty(dirs)) finish();
       };
       // v2 notifies; v1 has no notification we can use without a release agent, so poll.
       let watcher: FSWatcher | undefined;
@@ -442,7 +442,12 @@ export class Cgroups {
     }
   }
 
-  #knownEmpty(dirs: readonly string[]): boolean {
+  /**
+   * Whether the cgroups are known to hold nothing. One that cannot be read (EMFILE, say) is not:
+   * it is killed and waited for like one that holds something, rather than taken for empty while
+   * it may still run.
+   */
+  knownEmpty(dirs: readonly string[]): boolean {
     try {
       return this.isEmpty(dirs);
     } catch {

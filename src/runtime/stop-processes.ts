@@ -58,7 +58,9 @@ export async function killLeftovers(
 ): Promise<boolean> {
   const dirs = identity.cgroups;
   if (dirs.length > 0) {
-    if (isKnownEmpty(dirs, cgroups)) return false;
+    // Not known empty (one that cannot be read, at the descriptor limit say): killed and waited
+    // for, rather than its end recorded while it may still run, or the recording failing.
+    if (cgroups.knownEmpty(dirs)) return false;
     await killCgroups(dirs, cgroups, clock);
     return true;
   }
@@ -111,19 +113,6 @@ export async function killWrapper(
 export async function killCgroups(dirs: readonly string[], cgroups: Cgroups, clock: Clock): Promise<boolean> {
   cgroups.killAll(dirs);
   return whenEmptyWithin(dirs, cgroups, KILL_WAIT_MS, clock);
-}
-
-/**
- * Whether the cgroups are known to hold nothing. One that cannot be read (EMFILE, say) is not:
- * it is killed and waited for like one that holds something, rather than its end being recorded
- * while it may still run, or the end's recording failing on what may pass.
- */
-function isKnownEmpty(dirs: readonly string[], cgroups: Cgroups): boolean {
-  try {
-    return cgroups.isEmpty(dirs);
-  } catch {
-    return false;
-  }
 }
 
 async function whenEmptyWithin(
