@@ -53,6 +53,43 @@ async function run(spec: object, headers?: Record<string, string>): Promise<Ran>
   return { job: ended.body, stdout: out, stderr: err };
 }
 
+/**
+ * Runs a job to its end as `run` does, and on until the server has removed its io directory: the
+ * end is on record (and a follow ends) before that, and `job:finished` is told after it.
+ */
+async function runToRemoval(spec: object, headers: Record<string, string>): Promise<Ran> {
+  const controller = new AbortController();
+  const events = await h.api('/v1/events', {
+    headers: { accept: 'text/event-stream' },
+    signal: controller.signal,
+  });
+  assert.equal(events.status, 200);
+  const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = '';
+  /** Reads the stream until `seen` holds of what came. */
+  const until = async (seen: () => boolean, what: string) => {
+    while (!seen()) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the event stream ended before ${what}`);
+      text += value;
+    }
+  };
+  try {
+    // Watching from here on: the job's events come after this.
+    await until(() => text.includes('\nevent: ready\n'), 'its ready event');
+    const ran = await run(spec, headers);
+    const finished = () =>
+      text
+        .split('\n\n')
+        .some((e) => e.includes('\nevent: job:finished\n') && e.includes(`"id":"${ran.job.id}"`));
+    await until(finished, `job:finished of ${ran.job.id}`);
+    return ran;
+  } finally {
+    controller.abort();
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
 /** Starts `sleep` as `headers`' user and resolves once it runs (it announces itself). */
 async function running(headers: Record<string, string>): Promise<Job> {
   const job = await submit({ command: 'echo ready; exec sleep 600', shell: true }, headers);
@@ -221,7 +258,7 @@ describe('what a user job cannot reach', () => {
 
   it('what a job leaves in its io directory is removed, with its own rights', async () => {
     // A tree of directories with its result and progress: all of it goes once the job ended.
-    const tidy = await run(
+    const tidy = await runToRemoval(
       {
         command:
           'd=$(dirname "$JOBWORKER_RESULT"); echo "$d"; mkdir -p "$d/tree/a/b"; echo x > "$d/tree/a/b/f"; ' +
@@ -234,7 +271,7 @@ describe('what a user job cannot reach', () => {
     await assert.rejects(stat(tidy.stdout.trim()), { code: 'ENOENT' });
 
     // What it made read-only to itself goes too (a tool's cache, chmod -R a-w): it is its own.
-    const locked = await run(
+    const locked = await runToRemoval(
       {
         command:
           'd=$(dirname "$JOBWORKER_RESULT"); echo "$d"; mkdir -p "$d/locked/in"; echo x > "$d/locked/in/f"; ' +
