@@ -209,6 +209,12 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       clock: options.clock,
       ...('batchSizes' in sizes ? { batchSizes: sizes.batchSizes } : {}),
     });
+    this.#spawner = new SpawnerClient({
+      path: spawnerPath(),
+      log: (line) => options.logger.warn({ spawner: true }, line),
+      cpuGroup: this.#cgroups.cpuGroupProcs,
+      spawnTimeoutMs: options.spawnTimeoutMs,
+    });
     this.#supervisor = new Supervisor({
       store: this.#store,
       cgroups: this.#cgroups,
@@ -219,6 +225,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       defaultGraceMs: options.defaultGraceMs,
       jobDir: (id) => this.#jobDir(id),
       ioPaths: (id) => this.ioPaths(id),
+      remover: this.#spawner,
       progress: new ProgressWatcher({
         store: this.#store,
         clock: options.clock,
@@ -237,12 +244,6 @@ export class JobEngine extends EventEmitter<EngineEvents> {
         options.logger.error({ err, jobId }, 'job supervision failed');
         this.emit('engine:error', err, jobId);
       },
-    });
-    this.#spawner = new SpawnerClient({
-      path: spawnerPath(),
-      log: (line) => options.logger.warn({ spawner: true }, line),
-      cpuGroup: this.#cgroups.cpuGroupProcs,
-      spawnTimeoutMs: options.spawnTimeoutMs,
     });
     this.#launcher = new Launcher({
       clock: options.clock,
@@ -1130,7 +1131,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       const paths = jobIoPaths(ioDir, id);
       const account = job ? job.spec.account : await ioDirOwner(paths.dir);
       if (account === undefined) continue; // gone meanwhile
-      await removeJobIo(paths, account, clock, undefined, this.#closing.signal).catch((err: unknown) => {
+      const removal = { clock, remover: this.#spawner, signal: this.#closing.signal };
+      await removeJobIo(paths, account, removal).catch((err: unknown) => {
         if (!this.#closing.signal.aborted)
           this.#options.logger.warn({ err, jobId: id }, 'a left io directory could not be removed');
       });

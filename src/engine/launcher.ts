@@ -258,7 +258,10 @@ export class Launcher {
    */
   async #letGo(job: Job, err: ClaimLostError, made = true): Promise<Job> {
     if (made) await rm(this.#deps.jobDir(job.id), { recursive: true, force: true }).catch(() => undefined);
-    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(() => undefined);
+    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, {
+      clock: this.#deps.clock,
+      remover: this.#deps.spawner,
+    }).catch(() => undefined);
     this.#deps.claimLost?.(job, err);
     return job;
   }
@@ -311,7 +314,10 @@ export class Launcher {
   async #cancelUnspawned(job: Job, dirs: readonly string[]): Promise<Job> {
     this.#removeCgroups(dirs);
     await rm(this.#deps.jobDir(job.id), { recursive: true, force: true }).catch(() => undefined);
-    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch(() => undefined);
+    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, {
+      clock: this.#deps.clock,
+      remover: this.#deps.spawner,
+    }).catch(() => undefined);
     try {
       const released = await this.#deps.store.releaseClaim(job.id, this.#deps.node);
       this.#deps.changed(released);
@@ -479,7 +485,13 @@ export class Launcher {
     const io = this.#deps.ioPaths(id);
     const account = job ? job.spec.account : await ioDirOwner(io.dir);
     // The engine's close ends the walk as the job's account (as it ends the io sweep's).
-    if (account !== undefined) await removeJobIo(io, account, clock, undefined, options.signal);
+    if (account !== undefined) {
+      await removeJobIo(io, account, {
+        clock,
+        remover: this.#deps.spawner,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    }
   }
 
   /**

@@ -10,7 +10,7 @@ import type { Cgroups } from '../runtime/cgroups.ts';
 import { type ExitRecord, readExitRecord } from '../runtime/exit-record.ts';
 import { freezeProcesses } from '../runtime/freeze-processes.ts';
 import { isMarkedUnrecorded, unknownIdentity } from '../runtime/identity-file.ts';
-import { type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
+import { type BelowRemover, type JobIoPaths, readJobResult, removeJobIo } from '../runtime/job-io.ts';
 import { endWatchedProcess, isSameProcessAlive } from '../runtime/process-identity.ts';
 import { signalName } from '../runtime/signals.ts';
 import type { WrapperEnd } from '../runtime/spawner-client.ts';
@@ -36,6 +36,8 @@ export interface SupervisorDeps {
   readonly jobDir: (id: string) => string;
   /** Where each job leaves its result and progress (`JOBWORKER_RESULT`, `JOBWORKER_PROGRESS`). */
   readonly ioPaths: (id: string) => JobIoPaths;
+  /** Removes what a job left in its io directory as its account (the spawner): the server does not fork. */
+  readonly remover: BelowRemover;
   readonly progress: ProgressWatcher;
   readonly emit: (event: 'job:started' | 'job:adopted' | 'job:stopping' | 'job:finished', job: Job) => void;
   readonly onError: (err: Error, jobId: string) => void;
@@ -659,7 +661,8 @@ export class Supervisor {
    * mounted something there could make that hang): the directory is then left, and reported.
    */
   async #removeIo(job: Job): Promise<void> {
-    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, this.#deps.clock).catch((err: unknown) =>
+    const removal = { clock: this.#deps.clock, remover: this.#deps.remover };
+    await removeJobIo(this.#deps.ioPaths(job.id), job.spec.account, removal).catch((err: unknown) =>
       this.#deps.onError(err as Error, job.id),
     );
   }

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { constants, lstatSync, type Stats } from 'node:fs';
 import {
   chmod,
@@ -18,6 +16,8 @@ import { basename, dirname, join } from 'node:path';
 import { childPath } from '../core/child-path.ts';
 import { type Clock, clockDeadline } from '../core/clock.ts';
 import type { JobAccount } from '../core/job.ts';
+import type { RemovalReply } from './spawner-client.ts';
+import type { SpawnUser } from './spawner-protocol.ts';
 
 /** How long the removal of what a job left in its io directory may take as its account (`removeJobIo`). */
 export const IO_REMOVAL_MS = 60_000;
@@ -31,6 +31,25 @@ export interface JobIoPaths {
   readonly dir: string;
   readonly result: string;
   readonly progress: string;
+}
+
+/**
+ * Removes everything below a directory as an account, in a process that is not the server's: the
+ * spawner (`SpawnerClient.removeBelow`), which the server does not have to fork for it.
+ */
+export interface BelowRemover {
+  removeBelow(dir: string, user: SpawnUser, signal?: AbortSignal): Promise<RemovalReply>;
+}
+
+/** How `removeJobIo` removes what a job left as its account. */
+export interface IoRemoval {
+  /** The removal's deadline is set on it (`limitMs`). */
+  readonly clock: Clock;
+  readonly remover: BelowRemover;
+  /** How long the walk as the job's account may take; default `IO_REMOVAL_MS`. */
+  readonly limitMs?: number;
+  /** Ends the walk at once (the engine closes: the next start's sweep finishes it). */
+  readonly signal?: AbortSignal;
 }
 
 /** What the server found at a job's `JOBWORKER_RESULT` once it ended. */
@@ -177,21 +196,22 @@ export async function ioDirOwner(dir: string): Promise<JobAccount | null | undef
  * Removes a job's io directory, never as root through a path the job could redirect. The
  * directory itself sits in the server's `ioDir`, where the job can neither rename nor replace it,
  * so its result and progress files are unlinked by name (unlink never follows a link in the last
- * component). Anything else the job left (directories of its own) is removed as the job's account:
- * `chmod -R u+rwx` (what it made read-only to itself), then `find -delete`. Another process of
- * that account could swap a directory of the walk for a link (to /etc, say) between two of its
- * steps, and a walk as root would then unlink through it; as the account, it reaches only what the
- * account itself may change. The walk ends after `limitMs` on `clock` (a job that mounted
- * something in its directory could make it hang), or at once when `signal` aborts (the engine
- * closes: the next start's sweep finishes it). Throws when the directory is still there after it,
- * saying what stopped it; it is then left.
+ * component). Anything else the job left (directories of its own) is removed as the job's account
+ * (its uid and primary gid, no other group), by the spawner (`removal.remover`): a child of it
+ * that becomes the account, gives the directories it walks u+rwx (what the job made read-only to
+ * itself) and unlinks everything below, by descriptors, following no link and crossing no mount.
+ * Another process of that account could swap a directory of the walk for a link (to /etc, say)
+ * between two of its steps, and a walk as root would then unlink through it; as the account, it
+ * reaches only what the account itself may change. The server does not fork for it (a fork of its
+ * large process, twice per job end, stalled its event loop). The walk ends after `limitMs` on
+ * `clock` (a job that mounted something in its directory could make it hang), or at once when
+ * `signal` aborts: the spawner kills it, and this resolves once it has ended. Throws when the
+ * directory is still there after it, saying what stopped it; it is then left.
  */
 export async function removeJobIo(
   paths: JobIoPaths,
   account: JobAccount | null,
-  clock: Clock,
-  limitMs = IO_REMOVAL_MS,
-  signal?: AbortSignal,
+  removal: IoRemoval,
 ): Promise<void> {
   // Most jobs leave it empty: one rmdir, instead of the walk (an lstat and a readdir first).
   if (await removedDir(paths.dir)) return;
@@ -215,14 +235,15 @@ export async function removeJobIo(
     return;
   }
   // Its deadline made only here: the removal of every job's empty directory pays for no timer.
+  const { clock, remover, limitMs = IO_REMOVAL_MS, signal } = removal;
   const deadline = clockDeadline(clock, limitMs);
   const ends = signal ? AbortSignal.any([deadline.signal, signal]) : deadline.signal;
   let why = '';
   try {
-    await runAsAccount('chmod', ['-R', 'u+rwx', '--', paths.dir], account, ends);
-    why = await runAsAccount('find', [paths.dir, '-mindepth', '1', '-delete'], account, ends);
-  } catch (err) {
-    why = String(err);
+    // Its primary group only, as a process started with its uid and gid has (no supplementary ones).
+    const user: SpawnUser = { uid: account.uid, gid: account.gid, groups: [] };
+    const reply = await remover.removeBelow(paths.dir, user, ends);
+    if (reply.kind === 'failed') why = reply.reason;
   } finally {
     deadline.clear();
   }
@@ -243,43 +264,6 @@ async function removedDir(dir: string): Promise<boolean> {
       throw err;
     },
   );
-}
-
-/**
- * Runs `command` as `account` (its uid and primary gid, from `/`, with a bare environment) to its
- * end: what it said on stderr when it failed, '' when it succeeded. Rejects when `signal` ends it.
- */
-async function runAsAccount(
-  command: string,
-  args: readonly string[],
-  account: JobAccount,
-  signal?: AbortSignal,
-): Promise<string> {
-  const child = spawn(command, args, {
-    uid: account.uid,
-    gid: account.gid,
-    cwd: '/',
-    env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-    ...(signal ? { signal } : {}),
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    if (stderr.length < 2000) stderr += text;
-  });
-  let code: number | null;
-  let killedBy: NodeJS.Signals | null;
-  try {
-    [code, killedBy] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  } catch (err) {
-    // Aborted: Node sent the kill and said so at once, before the process was gone. Its exit is
-    // waited for, so that nothing of the walk outlives the caller (an engine that closed).
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
-      await once(child, 'exit').catch(() => undefined);
-    throw err;
-  }
-  if (code === 0) return '';
-  return `${command} ${killedBy ? `was killed (${killedBy})` : `exited ${code}`}: ${stderr.trim()}`;
 }
 
 /**

@@ -1,6 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { ValidationError } from '../core/errors.ts';
-import { encodeRequest, parseSpawnerLine, type SpawnerLine, type SpawnRequest } from './spawner-protocol.ts';
+import {
+  encodeCancel,
+  encodeRemoval,
+  encodeRequest,
+  parseSpawnerLine,
+  type SpawnerLine,
+  type SpawnRequest,
+  type SpawnUser,
+} from './spawner-protocol.ts';
 
 /**
  * How a wrapper's end came to be known: `exited` as the spawner reaped it; `orphaned` when the
@@ -23,6 +31,19 @@ export type SpawnReply =
   | { readonly kind: 'refused'; readonly reason: string }
   /** The spawner died with this request in flight: the job directory's identity file tells. */
   | { readonly kind: 'unknown' };
+
+/** The answer to a removal (`removeBelow`). */
+export type RemovalReply =
+  | { readonly kind: 'removed' }
+  /** Something is left below the directory: what the walk could not remove first, or why it ended. */
+  | { readonly kind: 'failed'; readonly reason: string };
+
+/** Who waits for the answer to one request. */
+interface Waiter {
+  readonly answer: (line: Exclude<SpawnerLine, { type: 'exit' }>) => void;
+  /** The spawner ended before it answered; `refusal` when it never ran. */
+  readonly ended: (refusal?: string) => void;
+}
 
 export interface SpawnerClientOptions {
   /** The spawner executable (see `spawnerPath()`). */
@@ -69,7 +90,7 @@ const STAGE_TEXT: Record<string, string> = {
 /** One spawner process and what is waiting on it. */
 interface Generation {
   readonly proc: ChildProcess;
-  readonly pending: Map<string, (reply: SpawnReply) => void>;
+  readonly pending: Map<string, Waiter>;
   readonly exits: Map<number, (end: WrapperEnd) => void>;
   readonly queue: Buffer[];
   flushScheduled: boolean;
@@ -122,14 +143,79 @@ export class SpawnerClient {
     }
     const id = String(this.#nextId++);
     return new Promise((resolve) => {
-      gen.pending.set(id, resolve);
-      gen.queue.push(frame);
-      this.#ref(gen);
-      if (!gen.flushScheduled) {
-        gen.flushScheduled = true;
-        setImmediate(() => this.#flush(gen));
-      }
+      gen.pending.set(id, {
+        answer: (line) => resolve(this.#started(gen, line)),
+        ended: (refusal) =>
+          resolve(refusal === undefined ? { kind: 'unknown' } : { kind: 'refused', reason: refusal }),
+      });
+      this.#send(gen, frame);
     });
+  }
+
+  /**
+   * Removes everything below `dir` (not `dir` itself) as `user`, in a child of the spawner that
+   * becomes that account first: the server forks nothing for it. `signal` ends it: the spawner
+   * kills the walk, and the reply (`failed`, with the signal's reason) comes once the walk has
+   * ended. A removal that the spawner's death left unknown is sent once more, to its successor: the
+   * walk died with its spawner, and one done twice removes nothing more.
+   */
+  async removeBelow(dir: string, user: SpawnUser, signal?: AbortSignal): Promise<RemovalReply> {
+    const reply = await this.#removeOnce(dir, user, signal);
+    if (reply !== 'unknown') return reply;
+    const again = await this.#removeOnce(dir, user, signal);
+    return again === 'unknown'
+      ? { kind: 'failed', reason: 'the spawner stopped during the removal, twice' }
+      : again;
+  }
+
+  #removeOnce(dir: string, user: SpawnUser, signal?: AbortSignal): Promise<RemovalReply | 'unknown'> {
+    if (this.#closed) return Promise.resolve({ kind: 'failed', reason: 'the job engine is closing' });
+    if (signal?.aborted) return Promise.resolve({ kind: 'failed', reason: String(signal.reason) });
+    let frame: Buffer;
+    let gen: Generation;
+    try {
+      frame = encodeRemoval(String(this.#nextId), dir, user);
+      gen = this.#gen ?? this.#launch();
+    } catch (err) {
+      return Promise.resolve({ kind: 'failed', reason: (err as Error).message });
+    }
+    const id = String(this.#nextId++);
+    return new Promise((resolve) => {
+      const cancel = (): void => {
+        if (!gen.ended) this.#send(gen, encodeCancel(id));
+      };
+      signal?.addEventListener('abort', cancel, { once: true });
+      const settle = (reply: RemovalReply | 'unknown'): void => {
+        signal?.removeEventListener('abort', cancel);
+        // Cancelled: what ended the walk is the caller's reason, not the kill the spawner saw.
+        resolve(
+          reply !== 'unknown' && reply.kind === 'removed' ? reply : signal?.aborted ? aborted(signal) : reply,
+        );
+      };
+      gen.pending.set(id, {
+        answer: (line) =>
+          settle(
+            line.type === 'removed'
+              ? { kind: 'removed' }
+              : {
+                  kind: 'failed',
+                  reason: line.type === 'err' ? line.message : `unexpected answer: ${line.type}`,
+                },
+          ),
+        ended: (refusal) => settle(refusal === undefined ? 'unknown' : { kind: 'failed', reason: refusal }),
+      });
+      this.#send(gen, frame);
+    });
+  }
+
+  /** Queues FRAME for this turn of the event loop's write. */
+  #send(gen: Generation, frame: Buffer): void {
+    gen.queue.push(frame);
+    this.#ref(gen);
+    if (!gen.flushScheduled) {
+      gen.flushScheduled = true;
+      setImmediate(() => this.#flush(gen));
+    }
   }
 
   /** Ends the spawner (wrappers and jobs go on); replies still due settle as the spawner goes. */
@@ -213,24 +299,29 @@ export class SpawnerClient {
       gen.exits.delete(line.wrapperPid);
       return;
     }
-    const resolve = gen.pending.get(line.request);
-    if (!resolve) return;
+    const waiter = gen.pending.get(line.request);
+    if (!waiter) return;
     gen.pending.delete(line.request);
+    waiter.answer(line);
+  }
+
+  /** What the answer to a start says. */
+  #started(gen: Generation, line: Exclude<SpawnerLine, { type: 'exit' }>): SpawnReply {
     if (line.type === 'err') {
       const what = STAGE_TEXT[line.stage] ?? 'could not start';
-      resolve({ kind: 'refused', reason: `${what}: ${line.message}` });
-      return;
+      return { kind: 'refused', reason: `${what}: ${line.message}` };
     }
+    if (line.type !== 'ok') return { kind: 'refused', reason: `unexpected answer: ${line.type}` };
     // The `ok` line comes before the wrapper's `exit` line: listening now misses nothing.
     const exited = new Promise<WrapperEnd>((settle) => gen.exits.set(line.wrapperPid, settle));
-    resolve({
+    return {
       kind: 'started',
       jobPid: line.jobPid,
       jobTicks: line.jobTicks,
       wrapperPid: line.wrapperPid,
       wrapperTicks: line.wrapperTicks,
       exited,
-    });
+    };
   }
 
   /** The spawner is gone: what it was asked is unknown, unless it never ran (`refusal`). */
@@ -238,9 +329,7 @@ export class SpawnerClient {
     if (gen.ended) return;
     gen.ended = true;
     if (this.#gen === gen) this.#gen = undefined;
-    for (const resolve of gen.pending.values()) {
-      resolve(refusal === undefined ? { kind: 'unknown' } : { kind: 'refused', reason: refusal });
-    }
+    for (const waiter of gen.pending.values()) waiter.ended(refusal);
     for (const settle of gen.exits.values()) settle('orphaned');
     gen.pending.clear();
     gen.exits.clear();
@@ -261,4 +350,9 @@ export class SpawnerClient {
     for (const stream of [gen.proc.stdout, gen.proc.stderr])
       (stream as { unref?: () => void } | null)?.unref?.();
   }
+}
+
+/** A removal ended by its caller: the signal's reason. */
+function aborted(signal: AbortSignal): RemovalReply {
+  return { kind: 'failed', reason: String(signal.reason) };
 }

@@ -1,7 +1,8 @@
 /**
  * The wire format between the server and its native spawner (see the header of
  * src/runtime/native/jobworker-spawner.c): length-prefixed requests of NUL-terminated fields
- * one way, one text line per reply the other.
+ * one way, the first naming the request's kind (`start`, `remove`, `cancel`), one text line per
+ * reply the other.
  */
 
 /** What the spawner needs to start one job. */
@@ -60,12 +61,15 @@ export type SpawnerLine =
       readonly errno: number;
       readonly message: string;
     }
+  /** A removal (`encodeRemoval`) left nothing below its directory. */
+  | { readonly type: 'removed'; readonly request: string }
   | { readonly type: 'exit'; readonly wrapperPid: number; readonly waitStatus: number };
 
-/** One request as bytes: a 4-byte little-endian length, then its fields. */
+/** A start request as bytes: a 4-byte little-endian length, then its fields. */
 export function encodeRequest(id: string, request: SpawnRequest): Buffer {
   const env = Object.entries(request.env).map(([key, value]) => `${key}=${value}`);
-  const fields = [
+  return frame([
+    'start',
     id,
     request.jobId,
     request.dir,
@@ -85,17 +89,42 @@ export function encodeRequest(id: string, request: SpawnRequest): Buffer {
     ...(request.user?.groups ?? []).map(String),
     String(request.isolation?.length ?? 0),
     ...(request.isolation ?? []),
-  ];
+  ]);
+}
+
+/**
+ * A request to remove everything below `dir` (not `dir` itself) as `user`, in a child of the
+ * spawner that becomes that account first: answered `removed`, or `err` with what it could not
+ * remove first.
+ */
+export function encodeRemoval(id: string, dir: string, user: SpawnUser): Buffer {
+  return frame([
+    'remove',
+    id,
+    dir,
+    String(user.uid),
+    String(user.gid),
+    String(user.groups.length),
+    ...user.groups.map(String),
+  ]);
+}
+
+/** Ends removal `id` (its child is killed); the removal is answered once its child has ended. */
+export function encodeCancel(id: string): Buffer {
+  return frame(['cancel', id]);
+}
+
+function frame(fields: readonly string[]): Buffer {
   for (const field of fields) {
     // A NUL would shift every field after it; the spec refuses them, this is the last guard.
     if (field.includes('\0'))
       throw new Error(`A spawn request field holds a NUL byte: ${JSON.stringify(field)}`);
   }
   const payload = Buffer.from(`${fields.join('\0')}\0`, 'utf8');
-  const frame = Buffer.allocUnsafe(4 + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
-  payload.copy(frame, 4);
-  return frame;
+  const bytes = Buffer.allocUnsafe(4 + payload.length);
+  bytes.writeUInt32LE(payload.length, 0);
+  payload.copy(bytes, 4);
+  return bytes;
 }
 
 /** Parses one reply line; undefined for a line that is not one. */
@@ -112,6 +141,7 @@ export function parseSpawnerLine(line: string): SpawnerLine | undefined {
     if (![wrapperPid, jobPid].every((n) => Number.isInteger(n) && n > 0)) return undefined;
     return { type, request: a, wrapperPid, wrapperTicks, jobPid, jobTicks };
   }
+  if (type === 'removed') return { type, request: a };
   if (type === 'err') {
     return { type, request: a, stage: b ?? '', errno: Number(c), message: parts.slice(4).join(' ') };
   }

@@ -8,6 +8,7 @@ import { outputPaths } from '../../src/output/output-files.ts';
 import { type ApiHarness, addUserToken, type JobJson, openApi, rawGet } from '../api/api-harness.ts';
 import { baseEnv } from '../cli/cli-harness.ts';
 import { runCliInProcess } from '../cli/cli-in-process.ts';
+import { spySpawns } from '../helpers/spawn-spy.ts';
 
 /**
  * Jobs run as their owner's OS account (docs/security.md, "What a job can reach"), with real uids:
@@ -282,6 +283,37 @@ describe('what a user job cannot reach', () => {
     );
     assert.equal(locked.job.status, 'succeeded', locked.job.reason ?? '');
     await assert.rejects(stat(locked.stdout.trim()), { code: 'ENOENT' });
+
+    // Files, directories, one closed to itself (chmod 000), links to root's files outside: all of
+    // it goes, what the links point to stays, and the server forks nothing for it (the spawner,
+    // running since the jobs above, walks it in a child of its own).
+    const outside = await mkdtemp(join(tmpdir(), 'jw-run-as-outside-'));
+    try {
+      await writeFile(join(outside, 'secret'), 'root only', { mode: 0o600 });
+      const spy = spySpawns();
+      let left: Ran;
+      try {
+        left = await runToRemoval(
+          {
+            command:
+              'd=$(dirname "$JOBWORKER_RESULT"); echo "$d"; mkdir -p "$d/t/u"; echo x > "$d/t/u/f"; echo y > "$d/f"; ' +
+              'ln -s "$1/secret" "$d/link"; ln -s "$1" "$d/t/dirlink"; mkdir "$d/closed"; echo z > "$d/closed/f"; ' +
+              'chmod 000 "$d/closed"',
+            args: [outside],
+            shell: true,
+          },
+          alice,
+        );
+      } finally {
+        spy.restore();
+      }
+      assert.equal(left.job.status, 'succeeded', left.job.reason ?? '');
+      await assert.rejects(stat(left.stdout.trim()), { code: 'ENOENT' });
+      assert.equal(await readFile(join(outside, 'secret'), 'utf8'), 'root only');
+      assert.deepEqual(spy.calls, [], 'the server started no process');
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
   });
 
   it('a job that reopens its own stdout by path (tee /dev/stdout) can', async () => {

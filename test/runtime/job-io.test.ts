@@ -1,14 +1,89 @@
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import {
+  chmod,
+  chown,
+  lchown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import type { Clock } from '../../src/core/clock.ts';
 import type { JobAccount } from '../../src/core/job.ts';
-import { createJobIo, jobIoPaths, prepareIoDir, removeJobIo } from '../../src/runtime/job-io.ts';
+import { normalizeSpec } from '../../src/core/spec.ts';
+import {
+  createJobIo,
+  IO_REMOVAL_MS,
+  type IoRemoval,
+  jobIoPaths,
+  prepareIoDir,
+  removeJobIo,
+} from '../../src/runtime/job-io.ts';
+import { jobSpawnRequest } from '../../src/runtime/job-spawn-request.ts';
+import { SpawnerClient } from '../../src/runtime/spawner-client.ts';
+import { spawnerPath } from '../../src/runtime/spawner-path.ts';
+import { CANNOT_HOLD_DIR, holdDirOpens } from '../helpers/held-dir.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
+import { spySpawns } from '../helpers/spawn-spy.ts';
+import { pidAlive, within } from '../helpers/wait.ts';
 
 /** An account with no entry of its own: the overflow uid, which owns nothing on the host. */
 const NOBODY: JobAccount = { name: 'nobody', uid: 65534, gid: 65534, groups: [65534], home: '/nonexistent' };
+
+/** The spawner every removal as a job's account goes through (the server's is the engine's). */
+let spawner: SpawnerClient;
+before(() => {
+  spawner = new SpawnerClient({ path: spawnerPath(), log: () => undefined });
+});
+after(() => spawner.close());
+
+function removal(clock: Clock = new ManualClock(), more: Partial<IoRemoval> = {}): IoRemoval {
+  return { clock, remover: spawner, ...more };
+}
+
+/** Makes PATHS (directories, then files with their text) in DIR, owned by `owner`. */
+async function makeOwned(
+  dir: string,
+  owner: { uid: number; gid: number },
+  { dirs = [], files = {} }: { dirs?: string[]; files?: Record<string, string> },
+): Promise<void> {
+  for (const path of dirs) {
+    await mkdir(join(dir, path), { mode: 0o700 });
+    await chown(join(dir, path), owner.uid, owner.gid);
+  }
+  for (const [path, text] of Object.entries(files)) {
+    await writeFile(join(dir, path), text);
+    await chown(join(dir, path), owner.uid, owner.gid);
+  }
+}
+
+/** The live processes (not zombies) of the removal of DIR: the spawner's children that walk it. */
+function walkersOf(dir: string): number[] {
+  const title = `jobworker-remove ${dir}\0`;
+  return readdirSync('/proc')
+    .filter((name) => {
+      if (!/^\d+$/.test(name)) return false;
+      try {
+        return readFileSync(`/proc/${name}/cmdline`, 'latin1').startsWith(title);
+      } catch {
+        return false; // ended meanwhile
+      }
+    })
+    .map(Number);
+}
+
+/** Resolves once PID is no live process (a process killed takes a moment to end). */
+async function untilGone(pid: number): Promise<void> {
+  while (await pidAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 
 describe("a job's io directory, removed by a root server", {
   skip: process.getuid?.() === 0 ? false : 'switching to the job account takes root',
@@ -29,11 +104,27 @@ describe("a job's io directory, removed by a root server", {
       await mkdir(join(paths.dir, 'roots'), { mode: 0o755 });
       await writeFile(join(paths.dir, 'roots', 'f'), 'kept');
       await assert.rejects(
-        removeJobIo(paths, NOBODY, new ManualClock()),
-        /^Error: Removing the contents of .*job-1 as uid 65534 left some: find exited 1: .*Permission denied/,
+        removeJobIo(paths, NOBODY, removal()),
+        /^Error: Removing the contents of .*job-1 as uid 65534 left some: roots\/f: Permission denied$/,
       );
       assert.equal(await readFile(join(paths.dir, 'roots', 'f'), 'utf8'), 'kept');
       await assert.rejects(stat(own), { code: 'ENOENT' });
+    } finally {
+      await rm(ioDir, { recursive: true, force: true });
+    }
+  });
+
+  it("names what it could not remove in one line, whatever the name: a job's file names cannot answer for other requests", async () => {
+    const ioDir = await mkdtemp(join(tmpdir(), 'jw-io-'));
+    try {
+      await chmod(ioDir, 0o711);
+      const paths = jobIoPaths(ioDir, 'job-8');
+      await makeOwned(ioDir, NOBODY, { dirs: ['job-8'] });
+      // Root's, so that it stays and is named: a name that would be a start's answer on a line of its own.
+      await mkdir(join(paths.dir, 'roots'), { mode: 0o755 });
+      await writeFile(join(paths.dir, 'roots', 'f\nok 1 2 3 4 5\r'), 'kept');
+      const reply = await spawner.removeBelow(paths.dir, { uid: NOBODY.uid, gid: NOBODY.gid, groups: [] });
+      assert.deepEqual(reply, { kind: 'failed', reason: 'roots/f?ok 1 2 3 4 5?: Permission denied' });
     } finally {
       await rm(ioDir, { recursive: true, force: true });
     }
@@ -47,7 +138,7 @@ describe("a job's io directory, removed by a root server", {
       await mkdir(join(paths.dir, 'sub'), { recursive: true, mode: 0o700 });
       for (const path of [paths.dir, join(paths.dir, 'sub')]) await chown(path, NOBODY.uid, NOBODY.gid);
       await assert.rejects(
-        removeJobIo(paths, NOBODY, new ManualClock(), undefined, AbortSignal.abort()),
+        removeJobIo(paths, NOBODY, removal(new ManualClock(), { signal: AbortSignal.abort() })),
         /^Error: Removing the contents of .*job-3 as uid 65534 left some: AbortError/,
       );
       assert.ok((await stat(join(paths.dir, 'sub'))).isDirectory(), 'the walk never ran');
@@ -75,12 +166,137 @@ describe("a job's io directory, removed by a root server", {
           return clock.setTimer(fn, ms);
         },
       };
-      await removeJobIo(paths, NOBODY, counting);
+      let walks = 0;
+      const remover = {
+        removeBelow: (...args: Parameters<SpawnerClient['removeBelow']>) => {
+          walks++;
+          return spawner.removeBelow(...args);
+        },
+      };
+      await removeJobIo(paths, NOBODY, { clock: counting, remover });
       await assert.rejects(stat(paths.dir), { code: 'ENOENT' });
       // Gone already: nothing to do.
-      await removeJobIo(paths, NOBODY, counting);
-      assert.equal(timers, 0, 'no walk');
+      await removeJobIo(paths, NOBODY, { clock: counting, remover });
+      assert.deepEqual({ timers, walks }, { timers: 0, walks: 0 }, 'no walk');
     } finally {
+      await rm(ioDir, { recursive: true, force: true });
+    }
+  });
+
+  it('removes all a job left below it as its account, in a child of the spawner: the server forks nothing', async () => {
+    const ioDir = await mkdtemp(join(tmpdir(), 'jw-io-'));
+    const outside = await mkdtemp(join(tmpdir(), 'jw-io-outside-'));
+    try {
+      await chmod(ioDir, 0o711);
+      // Root's, outside the job's directory: what the links it left point to.
+      await writeFile(join(outside, 'secret'), 'root only', { mode: 0o600 });
+      await mkdir(join(outside, 'tree'));
+      await writeFile(join(outside, 'tree', 'f'), 'kept');
+      const paths = jobIoPaths(ioDir, 'job-4');
+      await makeOwned(ioDir, NOBODY, { dirs: ['job-4', 'warm'] });
+      await makeOwned(paths.dir, NOBODY, {
+        dirs: ['a', 'a/b', 'a/b/c', 'closed', 'closed/in'],
+        files: { 'a/b/c/f': 'x', 'a/f': 'y', 'closed/in/f': 'z', 'result.json': '{}' },
+      });
+      for (const [name, target] of [
+        ['link', join(outside, 'secret')],
+        ['a/dirlink', join(outside, 'tree')],
+      ] as const) {
+        await symlink(target, join(paths.dir, name));
+        await lchown(join(paths.dir, name), NOBODY.uid, NOBODY.gid);
+      }
+      // Closed to itself (`chmod 000`) and read-only: its own, so it may open them up again.
+      await chmod(join(paths.dir, 'closed', 'in'), 0o000);
+      await chmod(join(paths.dir, 'closed'), 0o000);
+      await chmod(join(paths.dir, 'a', 'f'), 0o400);
+      // The spawner runs (the engine starts it for its first job): it is started before the spy.
+      const user = { uid: NOBODY.uid, gid: NOBODY.gid, groups: [] };
+      assert.deepEqual(await spawner.removeBelow(join(ioDir, 'warm'), user), { kind: 'removed' });
+      const spy = spySpawns();
+      try {
+        await removeJobIo(paths, NOBODY, removal());
+      } finally {
+        spy.restore();
+      }
+      assert.deepEqual(spy.calls, [], 'the server started no process for it');
+      await assert.rejects(stat(paths.dir), { code: 'ENOENT' });
+      assert.equal(await readFile(join(outside, 'secret'), 'utf8'), 'root only');
+      assert.deepEqual(await readdir(join(outside, 'tree')), ['f']);
+    } finally {
+      await rm(ioDir, { recursive: true, force: true });
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('a walk that hangs is given up at its deadline, its process killed; meanwhile the spawner serves other removals and starts', {
+    skip: CANNOT_HOLD_DIR,
+  }, async () => {
+    const ioDir = await mkdtemp(join(tmpdir(), 'jw-io-'));
+    const jobDir = await mkdtemp(join(tmpdir(), 'jw-io-job-'));
+    await chmod(ioDir, 0o711);
+    const hung = jobIoPaths(ioDir, 'job-5');
+    const other = jobIoPaths(ioDir, 'job-6');
+    await makeOwned(ioDir, NOBODY, { dirs: ['job-5', 'job-6'] });
+    await makeOwned(hung.dir, NOBODY, { dirs: ['held'], files: { 'held/f': 'x' } });
+    await makeOwned(other.dir, NOBODY, { dirs: ['sub'], files: { 'sub/f': 'x' } });
+    // Its walk waits at `held` as on a hung mount (a FUSE file system its job left there).
+    const held = await holdDirOpens(join(hung.dir, 'held'));
+    try {
+      const clock = new ManualClock();
+      const removing = removeJobIo(hung, NOBODY, removal(clock));
+      removing.catch(() => undefined);
+      await held.opened();
+      const [walker] = walkersOf(hung.dir);
+      assert.ok(walker !== undefined && (await pidAlive(walker)), 'its walk runs, in a process of its own');
+      await removeJobIo(other, NOBODY, removal());
+      await assert.rejects(stat(other.dir), { code: 'ENOENT' });
+      const spec = normalizeSpec({ command: 'true' }, { cwd: jobDir });
+      const started = await spawner.start(jobSpawnRequest(spec, 'job', jobDir, []));
+      assert.equal(started.kind, 'started');
+      if (started.kind === 'started') await started.exited;
+      // Its deadline, on the engine's clock.
+      await clock.timerSet();
+      clock.advance(IO_REMOVAL_MS);
+      await assert.rejects(
+        removing,
+        /^Error: Removing the contents of .*job-5 as uid 65534 left some: TimeoutError: The operation timed out after 60000 ms$/,
+      );
+      assert.equal(await pidAlive(walker), false, 'its walk ended before the answer');
+      assert.deepEqual(await readdir(hung.dir), ['held'], 'left for the next sweep');
+    } finally {
+      await held.release();
+      await rm(ioDir, { recursive: true, force: true });
+      await rm(jobDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a spawner that dies during a walk takes the walk with it, and the next one does the removal again', {
+    skip: CANNOT_HOLD_DIR,
+  }, async () => {
+    const ioDir = await mkdtemp(join(tmpdir(), 'jw-io-'));
+    await chmod(ioDir, 0o711);
+    const paths = jobIoPaths(ioDir, 'job-7');
+    await makeOwned(ioDir, NOBODY, { dirs: ['job-7'] });
+    await makeOwned(paths.dir, NOBODY, { dirs: ['held'], files: { 'held/f': 'x' } });
+    const held = await holdDirOpens(join(paths.dir, 'held'));
+    try {
+      const removing = removeJobIo(paths, NOBODY, removal());
+      removing.catch(() => undefined);
+      await held.opened();
+      const [first] = walkersOf(paths.dir);
+      assert.ok(first !== undefined);
+      const launches = spawner.launches;
+      process.kill(spawner.pid!, 'SIGKILL');
+      // The next spawner's walk comes to wait at the same directory.
+      await held.opened(2);
+      assert.equal(spawner.launches, launches + 1);
+      // Killed as its spawner ended (PR_SET_PDEATHSIG): it would otherwise wait here for good.
+      await within(untilGone(first), 10_000, `the first walk (pid ${first}) to end`);
+      await held.release();
+      await removing;
+      await assert.rejects(stat(paths.dir), { code: 'ENOENT' });
+    } finally {
+      await held.release();
       await rm(ioDir, { recursive: true, force: true });
     }
   });
@@ -182,7 +398,7 @@ describe("the directory of the jobs' io directories", {
       await mkdir(planted.dir);
       await writeFile(planted.result, "not the server's to remove");
       await assert.rejects(
-        removeJobIo(planted, NOBODY, new ManualClock()),
+        removeJobIo(planted, NOBODY, removal()),
         /job-1 is left: the directory it is in is not this server's any more/,
       );
       assert.equal(await readFile(planted.result, 'utf8'), "not the server's to remove");

@@ -1,25 +1,35 @@
 /*
  * jobworker-spawner: owns fork/exec for the jobworker server (DESIGN.md decisions 2, 8 and 9).
  *
- * The server starts one spawner and writes start requests to its stdin; the spawner answers on
- * its stdout. Node cannot fork cheaply once its heap grows, cannot setsid + join a cgroup + exec
+ * The server starts one spawner and writes requests to its stdin; the spawner answers on its
+ * stdout. Node cannot fork cheaply once its heap grows, cannot setsid + join a cgroup + exec
  * without a shell in between, and a shell wrapper shows in `ps` and writes into the job's stderr:
- * this small program does all three with a fixed footprint.
+ * this small program does all three with a fixed footprint. It also removes what a job left in its
+ * io directory, as the job's account (see run_removal): that takes a process of the account's, and
+ * the server does not fork.
  *
- * Request (stdin): a 4-byte little-endian length, then that many bytes of NUL-terminated fields:
- *   request id, job id, job dir, cwd, executable path, stdout path, stderr path, uid, gid,
- *   argc, argv..., envc, env..., cgroup count, cgroup.procs paths..., group count, gids...,
- *   isolation count, isolation options...
- * uid -1 keeps the spawner's own account (no switch: the server does not run as root, or the
- * job is the embedding program's own); any other uid is switched to with gid and the groups.
+ * Request (stdin): a 4-byte little-endian length, then that many bytes of NUL-terminated fields,
+ * the first naming the request's kind:
+ *   start, request id, job id, job dir, cwd, executable path, stdout path, stderr path, uid, gid,
+ *     argc, argv..., envc, env..., cgroup count, cgroup.procs paths..., group count, gids...,
+ *     isolation count, isolation options...
+ *   remove, request id, dir, uid, gid, group count, gids...
+ *     removes everything below DIR (not DIR itself) as uid, gid and the groups (see run_removal)
+ *   cancel, request id
+ *     ends that removal (its child is killed); its answer follows once the child has ended
+ * In a start, uid -1 keeps the spawner's own account (no switch: the server does not run as root,
+ * or the job is the embedding program's own); any other uid is switched to with gid and the groups.
  * Replies (stdout), one line each:
  *   ok REQ WRAPPER_PID WRAPPER_TICKS JOB_PID JOB_TICKS
  *   err REQ STAGE ERRNO TEXT          the job's process never existed, or (STAGE timeout) was
- *                                     killed before its exec: no answer in time (see give_up)
+ *                                     killed before its exec: no answer in time (see give_up);
+ *                                     for a removal (STAGE remove), what it could not remove first,
+ *                                     or why it ended without saying (killed, cancelled)
+ *   removed REQ                       a removal left nothing below its directory
  *   exit WRAPPER_PID WAIT_STATUS      a wrapper ended (the spawner reaps its children)
  *
- * For each request the spawner forks a wrapper, without waiting for the wrapper before it to
- * answer (up to MAX_STARTING at once; answers may come in any order, each names its request).
+ * For each start request the spawner forks a wrapper, without waiting for the wrapper before it
+ * to answer (up to MAX_STARTING at once; answers may come in any order, each names its request).
  * A wrapper that has not answered within the start timeout (30 s by default) is killed with its
  * job's process, and the request answered `err REQ timeout`: one start that hangs (its working
  * directory or command on a hung mount) must not keep its answer, and with it every later start
@@ -67,9 +77,11 @@
  * room again ends with " @MS": when the job ended, in Unix milliseconds (see write_exit_record).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -1213,6 +1225,480 @@ static struct starting starting[MAX_STARTING];
 static int nstarting = 0;
 static unsigned char slot_taken[MAX_STARTING];
 
+/* ---------- removals: what a job left in its io directory ---------- */
+
+/* Removals under way, each a child of the spawner (run_removal) that walks one directory as a job's
+   account. They take no place of a start (MAX_STARTING): the child runs as the account, so any
+   process of that account may stop it (SIGSTOP), and a start must not wait on that. Nor has the
+   spawner a deadline for them: the server has one (IO_REMOVAL_MS on its clock) and cancels a
+   removal that outlives it. Each is answered once its child has ended (reap), never before: the
+   server removes the directory itself then, and nothing of the walk outlives the answer. */
+struct removal {
+  int fd;    /* the read end of the child's pipe; -1 once at its end */
+  pid_t pid; /* reaped only when answered for: a cancel's kill cannot reach another process */
+  size_t used;
+  char id[64];
+  char line[512];
+};
+static struct removal *removals;
+static int nremovals, removals_cap;
+
+/* The walk's first failure, for the answer: its errno and "PATH: TEXT", PATH below the top. */
+struct walk {
+  dev_t dev; /* the top's file system: the walk stays on it */
+  int err;
+  char what[400];
+  char path[1024]; /* the directory being read, below the top ("" for the top itself) */
+  size_t len;
+};
+
+static void walk_failed(struct walk *w, const char *name, int e) {
+  if (w->err != 0) return;
+  w->err = e;
+  char where[sizeof w->path + NAME_MAX + 2];
+  if (w->len == 0 && *name == '\0') strcpy(where, ".");
+  else snprintf(where, sizeof where, "%s%s%s", w->path, w->len > 0 && *name ? "/" : "", name);
+  /* The path is cut, never the reason. */
+  const char *text = strerror(e);
+  int keep = (int)(sizeof w->what - 3 - strnlen(text, 100) - 1);
+  snprintf(w->what, sizeof w->what, "%.*s: %.100s", keep, where, text);
+  /* Names are the job's: one with a newline must not end the answer's line. */
+  for (char *c = w->what; *c; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+}
+
+/* Appends NAME to the walk's path, or "/..." once when it does not fit (the path is for the answer
+   only: the walk itself goes by descriptors). */
+static void walk_enter(struct walk *w, const char *name) {
+  size_t n = strlen(name), sep = w->len > 0;
+  if (w->len + sep + n < sizeof w->path) {
+    if (sep) w->path[w->len++] = '/';
+    memcpy(w->path + w->len, name, n + 1);
+    w->len += n;
+  } else if (w->len + 4 < sizeof w->path && (w->len < 3 || strcmp(w->path + w->len - 3, "...") != 0)) {
+    memcpy(w->path + w->len, "/...", 5);
+    w->len += 4;
+  }
+}
+
+/* Opens the directory NAME in AT (a directory's descriptor, or AT_FDCWD) to read it, as `chmod -R
+   u+rwx` and then `find` did: never through a link (O_NOFOLLOW: a link is ENOTDIR here, and is
+   unlinked as a file), given u+rwx first when it lacks some (a job may make its own directories
+   read-only or closed to itself; the chmod of one that is not the account's fails, and the open or
+   the unlinks in it then say why), and, below the top (TOP 0), only on the top's file system: a
+   mount point is not crossed (EXDEV), as nftw's FTW_MOUNT would not. The directory is pinned first
+   (O_PATH), so the chmod and the open reach the inode that was checked, whatever is renamed meanwhile. */
+static int open_walked(int at, const char *name, const struct walk *w, int top) {
+  int pinned = openat(at, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (pinned < 0) return -1;
+  struct stat st;
+  int fd = -1;
+  if (fstat(pinned, &st) < 0) goto out;
+  if (!top && st.st_dev != w->dev) {
+    errno = EXDEV;
+    goto out;
+  }
+  if ((st.st_mode & S_IRWXU) != S_IRWXU) {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", pinned);
+    (void)chmod(self, (st.st_mode & 07777) | S_IRWXU);
+  }
+  fd = openat(pinned, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+out:;
+  int e = errno;
+  close(pinned);
+  errno = e;
+  return fd;
+}
+
+/* A directory of the walk: its entries, read at once when it was entered, and what the walk needs
+   to go back up to it. */
+struct frame {
+  int fd;        /* -1 while parked: closed to spare descriptors, opened again from below (go_up) */
+  dev_t dev;     /* what it is, to know it again through ".." */
+  ino_t ino;
+  char *name;    /* its name in the directory above (in that one's entries); NULL for the top */
+  size_t len;    /* the walk's path length above it */
+  char **names;  /* its entries but . and .. */
+  size_t count, next;
+};
+
+/* Reads every entry of the directory open at FD (but . and ..) into F's names, at once: the walk
+   then unlinks them without reading the directory while it changes (not every file system lists
+   all that is left after unlinks under a reader), and a directory it leaves for one below it need
+   keep no stream (see park). Read with getdents64 on FD itself: no descriptor or buffer more. */
+static int read_names(int fd, struct frame *f) {
+  size_t cap = 0;
+  f->names = NULL;
+  f->count = f->next = 0;
+  char buf[16384] __attribute__((aligned(8)));
+  for (;;) {
+    long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return -1;
+    if (got == 0) return 0;
+    for (long off = 0; off < got;) {
+      /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name. */
+      unsigned short reclen;
+      memcpy(&reclen, buf + off + 16, sizeof reclen);
+      const char *name = buf + off + 19;
+      off += reclen;
+      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+      if (f->count == cap) {
+        size_t want = cap ? cap * 2 : 8;
+        char **more = realloc(f->names, sizeof *more * want);
+        if (more == NULL) return -1;
+        f->names = more;
+        cap = want;
+      }
+      if ((f->names[f->count] = strdup(name)) == NULL) return -1;
+      f->count++;
+    }
+  }
+}
+
+static void free_names(struct frame *f) {
+  for (size_t i = 0; i < f->count; i++) free(f->names[i]);
+  free(f->names);
+  f->names = NULL;
+}
+
+/* Frees a descriptor for the walk, out of descriptors: closes the shallowest open directory above
+   the one being walked (the last it will need again). False when there is none. */
+static int park(struct frame *frames, size_t n) {
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (frames[i].fd < 0) continue;
+    close(frames[i].fd);
+    frames[i].fd = -1;
+    return 1;
+  }
+  return 0;
+}
+
+/* Opens the parked directory above frame I again, from frame I's through "..": only when it is
+   the one the walk left (its device and inode), which a directory moved meanwhile is not. */
+static int go_up(struct frame *frames, size_t i) {
+  struct frame *up = &frames[i - 1];
+  int fd;
+  while ((fd = openat(frames[i].fd, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+         (errno == EMFILE || errno == ENFILE) && park(frames, i + 1)) {
+  }
+  struct stat st;
+  if (fd < 0) return -1;
+  if (fstat(fd, &st) < 0 || st.st_dev != up->dev || st.st_ino != up->ino) {
+    close(fd);
+    errno = ESTALE;
+    return -1;
+  }
+  up->fd = fd;
+  return 0;
+}
+
+/* Removes everything below the directory open at TOP (which it closes), depth first, by
+   descriptors: each directory is entered from its parent's (open_walked), never by a path, so a
+   directory swapped for a link meanwhile is unlinked as the link it has become. It goes on past
+   what it cannot remove (the first failure is kept in W). Any depth: out of descriptors, it
+   closes those of the directories above (park) and comes back up to them through "..", checked
+   to be the same directories; one moved meanwhile ends the walk there (ESTALE), as the account
+   could not have it removed anyway. Memory: the entries of the directories on the way down. */
+static void remove_below(int top, struct walk *w) {
+  size_t cap = 16, n = 0;
+  struct frame *frames = malloc(sizeof *frames * cap);
+  struct stat st;
+  if (frames == NULL || fstat(top, &st) < 0) {
+    walk_failed(w, "", frames ? errno : ENOMEM);
+    close(top);
+    free(frames);
+    return;
+  }
+  frames[n] = (struct frame){top, st.st_dev, st.st_ino, NULL, 0, NULL, 0, 0};
+  if (read_names(top, &frames[n]) < 0) walk_failed(w, "", errno);
+  n++;
+  while (n > 0) {
+    struct frame *f = &frames[n - 1];
+    if (f->next == f->count) {
+      /* Its entries are done: back up, and remove it from the directory above. */
+      if (n > 1 && frames[n - 2].fd < 0 && go_up(frames, n - 1) < 0) {
+        walk_failed(w, "..", errno);
+        break;
+      }
+      close(f->fd);
+      free_names(f);
+      w->len = f->len;
+      w->path[w->len] = '\0';
+      n--;
+      if (n > 0 && unlinkat(frames[n - 1].fd, f->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        walk_failed(w, f->name, errno);
+      continue;
+    }
+    const char *name = f->names[f->next++];
+    if (unlinkat(f->fd, name, 0) == 0 || errno == ENOENT) continue;
+    /* Linux says EISDIR for a directory. */
+    if (errno != EISDIR) {
+      walk_failed(w, name, errno);
+      continue;
+    }
+    int sub;
+    while ((sub = open_walked(f->fd, name, w, 0)) < 0 && (errno == EMFILE || errno == ENFILE) && park(frames, n)) {
+    }
+    if (sub < 0 && (errno == ENOTDIR || errno == ELOOP)) {
+      /* Not a directory any more (swapped for a link or a file meanwhile): unlinked as what it is. */
+      if (unlinkat(f->fd, name, 0) < 0 && errno != ENOENT) walk_failed(w, name, errno);
+      continue;
+    }
+    if (sub < 0) {
+      if (errno != ENOENT) walk_failed(w, name, errno);
+      continue;
+    }
+    if (n == cap) {
+      struct frame *more = realloc(frames, sizeof *frames * cap * 2);
+      if (more == NULL) {
+        walk_failed(w, name, ENOMEM);
+        close(sub);
+        continue;
+      }
+      frames = more;
+      cap *= 2;
+      f = &frames[n - 1];
+    }
+    struct frame *below = &frames[n];
+    *below = (struct frame){sub, 0, 0, (char *)name, w->len, NULL, 0, 0};
+    if (fstat(sub, &st) == 0) {
+      below->dev = st.st_dev;
+      below->ino = st.st_ino;
+    }
+    walk_enter(w, name);
+    if (read_names(sub, below) < 0) walk_failed(w, "", errno);
+    n++;
+  }
+  /* Ended early (ESTALE): what is still open goes. */
+  while (n > 0) {
+    n--;
+    if (frames[n].fd >= 0) close(frames[n].fd);
+    free_names(&frames[n]);
+  }
+  free(frames);
+}
+
+/* A removal's child: becomes the job's account for good (as drop_to does for a job's process:
+   groups, gid, uid, each as real, effective and saved id, read back, and setuid(0) must then
+   fail), then removes everything below DIR (remove_below) and writes "ERRNO TEXT\n" to OUT, 0 when
+   nothing is left. As the account, not as root: another process of the account could swap a
+   directory of the walk for a link (to /etc, say) between two of its steps, and the walk then
+   reaches only what the account itself may change. It keeps no descriptor of the spawner's (its
+   stdout among them: the server must read end-of-file as soon as the spawner dies) and none of
+   its shared memory (the starts' slots: a process of the account may come to control this one),
+   and dies with the spawner (PR_SET_PDEATHSIG), so no walk outlives the spawner that answers for it. */
+static void run_removal(const char *dir, uid_t uid, gid_t gid, const gid_t *groups, int ngroups, int out,
+                        pid_t spawner) {
+  prctl(PR_SET_NAME, "jobworker-rm", 0, 0, 0);
+  if (argv_area && argv_area_len > 2) {
+    memset(argv_area, 0, argv_area_len);
+    snprintf(argv_area, argv_area_len - 1, "jobworker-remove %s", dir);
+  }
+  if (slots) munmap(slots, sizeof *slots * MAX_STARTING);
+  slots = NULL;
+  my_slot = NULL;
+  signal(SIGCHLD, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+  }
+  char answer[sizeof ((struct walk *)0)->what + 32];
+  struct walk w;
+  memset(&w, 0, sizeof w);
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  if (setgroups((size_t)ngroups, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
+      getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0) {
+    w.err = errno;
+  } else if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid || setuid(0) == 0 ||
+             seteuid(0) == 0) {
+    w.err = EPERM;
+  }
+  if (w.err != 0) {
+    snprintf(answer, sizeof answer, "%d could not become uid %u (gid %u): %s\n", w.err, (unsigned)uid,
+             (unsigned)gid, strerror(w.err));
+    write_all(out, answer, strlen(answer));
+    _exit(1);
+  }
+  /* After the drop: a change of ids clears it. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (getppid() != spawner) _exit(1);
+  int top = open_walked(AT_FDCWD, dir, &w, 1);
+  struct stat st;
+  if (top < 0 || fstat(top, &st) < 0) {
+    walk_failed(&w, dir, errno);
+    if (top >= 0) close(top);
+  } else {
+    w.dev = st.st_dev;
+    remove_below(top, &w);
+  }
+  snprintf(answer, sizeof answer, "%d %s\n", w.err, w.err ? w.what : "");
+  write_all(out, answer, strlen(answer));
+  _exit(0);
+}
+
+/* The fields of a request's payload (after its kind), NUL-terminated each; NULL when it has none
+   or they cannot be counted. */
+static char **split_fields(char *buf, size_t len, size_t *count) {
+  size_t n = 0;
+  for (size_t k = 0; k < len; k++)
+    if (buf[k] == '\0') n++;
+  *count = n;
+  char **fields = n > 0 ? malloc(sizeof(char *) * n) : NULL;
+  if (!fields) return NULL;
+  char *p = buf;
+  for (size_t k = 0; k < n; k++) {
+    fields[k] = p;
+    p += strlen(p) + 1;
+  }
+  return fields;
+}
+
+/* An id of a removal request: a whole number in [MIN, 0xfffffffe]; -1 when it is not one. */
+static long long parse_id(const char *text, long long min) {
+  char *end;
+  errno = 0;
+  long long value = strtoll(text, &end, 10);
+  if (*text == '\0' || *end != '\0' || errno != 0 || value < min || value >= 0xffffffffLL) return -1;
+  return value;
+}
+
+/* Forks the child of a removal request ("remove" REQ DIR UID GID NGROUPS GIDS...); it is answered
+   once the child has ended (reap). */
+static void serve_removal(char *payload, size_t len) {
+  size_t n = 0;
+  char **f = split_fields(payload, len, &n);
+  char line[256];
+  const char *id = f && n >= 1 && strlen(f[0]) < sizeof removals[0].id ? f[0] : "?";
+  long long ngroups = f && n >= 5 ? parse_id(f[4], 0) : -1;
+  long long uid = f && n >= 5 ? parse_id(f[2], 1) : -1;
+  long long gid = f && n >= 5 ? parse_id(f[3], 0) : -1;
+  gid_t *groups = ngroups >= 0 && (size_t)ngroups == n - 5 ? malloc(sizeof(gid_t) * ((size_t)ngroups + 1)) : NULL;
+  int ok = groups != NULL && uid > 0 && gid >= 0 && f[1][0] == '/' && strcmp(id, "?") != 0;
+  for (long long g = 0; ok && g < ngroups; g++) {
+    long long value = parse_id(f[5 + g], 0);
+    if (value < 0) ok = 0;
+    groups[g] = (gid_t)value;
+  }
+  if (!ok) {
+    /* Every request is answered: one that cannot be read is refused, never left waiting. */
+    snprintf(line, sizeof line, "err %s request %d malformed removal request\n", id, EINVAL);
+    write_all(1, line, strlen(line));
+    free(groups);
+    free(f);
+    return;
+  }
+  int rp[2] = {-1, -1};
+  if (nremovals == removals_cap) {
+    int want = removals_cap ? removals_cap * 2 : 8;
+    struct removal *more = realloc(removals, sizeof *removals * (size_t)want);
+    if (more != NULL) {
+      removals = more;
+      removals_cap = want;
+    }
+  }
+  pid_t spawner = getpid();
+  pid_t child = -1;
+  int e = ENOMEM;
+  if (nremovals < removals_cap && pipe2(rp, O_CLOEXEC) == 0) {
+    child = fork();
+    if (child == 0) {
+      close(rp[0]);
+      close(sigfd);
+      for (int i = 0; i < nstarting; i++) close(starting[i].fd);
+      for (int i = 0; i < nremovals; i++)
+        if (removals[i].fd >= 0) close(removals[i].fd);
+      run_removal(f[1], (uid_t)uid, (gid_t)gid, groups, (int)ngroups, rp[1], spawner);
+    }
+    e = errno;
+    close(rp[1]);
+    if (child < 0) close(rp[0]);
+  } else if (nremovals < removals_cap) {
+    e = errno;
+  }
+  if (child < 0) {
+    snprintf(line, sizeof line, "err %s remove %d could not start the removal: %s\n", id, e, strerror(e));
+    write_all(1, line, strlen(line));
+  } else {
+    struct removal *r = &removals[nremovals++];
+    r->fd = rp[0];
+    r->pid = child;
+    r->used = 0;
+    strcpy(r->id, id);
+    fcntl(rp[0], F_SETFL, fcntl(rp[0], F_GETFL) | O_NONBLOCK);
+  }
+  free(groups);
+  free(f);
+}
+
+/* Reads what removal I's child wrote, without waiting: its pipe is closed at its end (or once its
+   line is longer than an answer can be). What does not fit is read and dropped, so a child that
+   writes on does not keep the spawner's poll awake. */
+static void read_removal(int i) {
+  struct removal *r = &removals[i];
+  while (r->fd >= 0) {
+    char drop[256];
+    size_t room = sizeof r->line - 1 - r->used;
+    ssize_t got = room > 0 ? read(r->fd, r->line + r->used, room) : read(r->fd, drop, sizeof drop);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && errno == EAGAIN) return;
+    if (got <= 0) {
+      close(r->fd);
+      r->fd = -1;
+      return;
+    }
+    if (room > 0) r->used += (size_t)got;
+  }
+}
+
+/* Answers for removal I, whose child ended with STATUS, then forgets it. The child's line is read
+   as data, never relayed: it ran as the job's account. */
+static void answer_removal(int i, int status) {
+  struct removal *r = &removals[i];
+  read_removal(i);
+  if (r->fd >= 0) close(r->fd);
+  r->line[r->used] = '\0';
+  char *newline = strchr(r->line, '\n');
+  char *end = r->line;
+  long e = -1;
+  if (newline != NULL) {
+    *newline = '\0';
+    e = strtol(r->line, &end, 10);
+  }
+  char line[sizeof r->line + 96];
+  if (newline != NULL && end != r->line && *end == ' ' && e == 0) {
+    snprintf(line, sizeof line, "removed %s\n", r->id);
+  } else if (newline != NULL && end != r->line && *end == ' ' && e > 0 && e < 4096) {
+    /* One line, whatever the names in it: the server reads a line per answer. */
+    for (char *c = end + 1; *c; c++)
+      if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    snprintf(line, sizeof line, "err %s remove %ld %s\n", r->id, e, end + 1);
+  } else if (WIFSIGNALED(status)) {
+    snprintf(line, sizeof line, "err %s remove %d the removal ended before it answered (signal %d)\n", r->id, ECHILD,
+             WTERMSIG(status));
+  } else {
+    snprintf(line, sizeof line, "err %s remove %d the removal ended before it answered (exit %d)\n", r->id, ECHILD,
+             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
+  write_all(1, line, strlen(line));
+  removals[i] = removals[--nremovals];
+}
+
+/* "cancel" REQ: the server gave up removal REQ (its deadline, or it closes). Its child is killed;
+   it is answered as it ends. One already answered is not known here any more: nothing to do. */
+static void cancel_removal(char *payload, size_t len) {
+  if (len == 0 || payload[len - 1] != '\0') return;
+  for (int i = 0; i < nremovals; i++)
+    if (strcmp(removals[i].id, payload) == 0) kill(removals[i].pid, SIGKILL);
+}
+
 /* How long a wrapper may take to answer (JOBWORKER_SPAWNER_START_TIMEOUT_MS). */
 #define DEFAULT_START_TIMEOUT_MS 30000
 static long long start_timeout_ms = DEFAULT_START_TIMEOUT_MS;
@@ -1332,6 +1818,8 @@ static void start_one(char *payload, size_t len) {
       close(rp[0]);
       close(sigfd);
       for (int i = 0; i < nstarting; i++) close(starting[i].fd);
+      for (int i = 0; i < nremovals; i++)
+        if (removals[i].fd >= 0) close(removals[i].fd);
       if (slots) my_slot = &slots[slot];
       run_wrapper(&r, rp[1]);
     }
@@ -1361,11 +1849,25 @@ static void start_one(char *payload, size_t len) {
   free(r.iso.hide);
 }
 
+/* True when the request of LEN bytes at REQUEST is of KIND: its first field. */
+static int is_kind(const char *request, size_t len, const char *kind) {
+  size_t n = strlen(kind) + 1;
+  return len >= n && memcmp(request, kind, n) == 0;
+}
+
 static void reap(void) {
   int status;
   pid_t pid;
   char line[64];
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    /* A removal's child is answered for at its end, and has no exit line: it is no wrapper. */
+    int removal = 0;
+    for (int i = 0; i < nremovals && !removal; i++) {
+      if (removals[i].pid != pid) continue;
+      answer_removal(i, status);
+      removal = 1;
+    }
+    if (removal) continue;
     /* A wrapper's answer always goes out before its exit line (the server listens for the exit
        once it has the answer): one that ended unanswered is answered now, from what it wrote. */
     for (int i = 0; i < nstarting; i++) {
@@ -1456,12 +1958,21 @@ int main(int argc, char **argv) {
   char *buf = malloc(cap);
   if (!buf) return 1;
   /* Set once the server is gone or closed us: the starts under way are still answered (or given
-     up) before the spawner goes, and wrappers and jobs go on. */
+     up) before the spawner goes, and wrappers and jobs go on. The removals under way are killed
+     (nobody waits for them; the next server's sweep removes what they left) and answered. */
   int closing = 0;
-  while (!closing || nstarting > 0) {
-    /* The wrappers' report pipes first, then signals, then new requests (while there is room);
-       until the next start is overdue. */
-    struct pollfd fds[MAX_STARTING + 2];
+  struct pollfd *fds = NULL;
+  int fds_cap = 0;
+  while (!closing || nstarting > 0 || nremovals > 0) {
+    /* The wrappers' report pipes first, then signals, then new requests (while there is room),
+       then the removals' pipes; until the next start is overdue. */
+    if (nstarting + nremovals + 2 > fds_cap) {
+      int want = nstarting + nremovals + 2 + 16;
+      struct pollfd *more = realloc(fds, sizeof *fds * (size_t)want);
+      if (!more) return 1;
+      fds = more;
+      fds_cap = want;
+    }
     int n_watch = nstarting;
     long long next = -1;
     for (int i = 0; i < n_watch; i++) {
@@ -1470,12 +1981,14 @@ int main(int argc, char **argv) {
     }
     fds[n_watch] = (struct pollfd){.fd = sigfd, .events = POLLIN};
     fds[n_watch + 1] = (struct pollfd){.fd = !closing && nstarting < MAX_STARTING ? 0 : -1, .events = POLLIN};
+    int n_removals = nremovals;
+    for (int i = 0; i < n_removals; i++) fds[n_watch + 2 + i] = (struct pollfd){.fd = removals[i].fd, .events = POLLIN};
     int wait_ms = -1;
     if (next >= 0) {
       long long left = next - monotonic_ms();
       wait_ms = left < 0 ? 0 : left > 1000000000 ? 1000000000 : (int)left;
     }
-    if (poll(fds, (nfds_t)n_watch + 2, wait_ms) < 0) {
+    if (poll(fds, (nfds_t)(n_watch + 2 + n_removals), wait_ms) < 0) {
       if (errno == EINTR) continue;
       perror("jobworker-spawner: poll");
       return 1;
@@ -1483,6 +1996,10 @@ int main(int argc, char **argv) {
     /* Backwards: relaying moves the last entry into the place of the one answered. */
     for (int i = n_watch - 1; i >= 0; i--) {
       if (fds[i].revents && read_answer(i, 0)) relay_answer(i);
+    }
+    /* Before the reap below, which may forget removals: their places are as polled until then. */
+    for (int i = 0; i < n_removals; i++) {
+      if (fds[n_watch + 2 + i].revents) read_removal(i);
     }
     if (fds[n_watch].revents & POLLIN) {
       struct signalfd_siginfo info;
@@ -1505,15 +2022,16 @@ int main(int argc, char **argv) {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         closing = 1;
+        for (int i = 0; i < nremovals; i++) kill(removals[i].pid, SIGKILL);
         continue;
       }
       used += (size_t)n;
     }
-    /* Whole requests are started while there is room; the rest wait in the buffer (and stdin is
-       not read) until wrappers answer. Once closing, none: the server hears of them as of any
-       request in flight when the spawner ends. */
+    /* Whole requests are served in order, starts while there is room; from a start that has none
+       on, they wait in the buffer (and stdin is not read) until wrappers answer. Once closing,
+       none: the server hears of them as of any request in flight when the spawner ends. */
     size_t off = 0;
-    while (!closing && used - off >= 4 && nstarting < MAX_STARTING) {
+    while (!closing && used - off >= 4) {
       uint32_t len = (uint32_t)(unsigned char)buf[off] | (uint32_t)(unsigned char)buf[off + 1] << 8 |
                      (uint32_t)(unsigned char)buf[off + 2] << 16 | (uint32_t)(unsigned char)buf[off + 3] << 24;
       if (used - off - 4 < len) {
@@ -1527,7 +2045,19 @@ int main(int argc, char **argv) {
         }
         break;
       }
-      start_one(buf + off + 4, len);
+      char *request = buf + off + 4;
+      if (is_kind(request, len, "start")) {
+        if (nstarting >= MAX_STARTING) break;
+        start_one(request + 6, len - 6);
+      } else if (is_kind(request, len, "remove")) {
+        serve_removal(request + 7, len - 7);
+      } else if (is_kind(request, len, "cancel")) {
+        cancel_removal(request + 7, len - 7);
+      } else {
+        char line[96];
+        snprintf(line, sizeof line, "err ? request %d unknown request kind\n", EINVAL);
+        write_all(1, line, strlen(line));
+      }
       off += 4 + len;
     }
     if (off > 0) {
