@@ -445,9 +445,59 @@ describe('PgJobStore on PostgreSQL', () => {
     }
   });
 
-  it("passes over a queue whose row another session holds (a frozen node's claim), and looks at it again on the clock", async () => {
+  it("waits for a queue's row that an admission holds, and claims the ready job once the admission commits", async () => {
+    // A bound far above how long the test holds the row, however loaded the machine: the claim
+    // must wait for the admission, not give up on it.
+    const store = await PgJobStore.open(db.url, { max: 2, claimLockWaitMs: 60_000 });
+    const admission = new pg.Client({ connectionString: db.url });
+    const look = new pg.Client({ connectionString: db.url });
+    await admission.connect();
+    await look.connect();
+    try {
+      await store.putQueue('busy-q', { maxWaiting: 100 });
+      const ready = makeJob({ spec: { queue: 'busy-q' } });
+      await store.admitJob(ready, new Date());
+      // Another node admits to the queue under its `maxWaiting`: its transaction holds the row
+      // while it counts the waiting jobs and inserts.
+      await admission.query('begin');
+      await admission.query(`select max_waiting from queues where name = 'busy-q' for update`);
+      let settled = false;
+      const claim = store.claimReady('busy-q', 'n', 10).finally(() => {
+        settled = true;
+      });
+      await until('the claim to wait for the row, or to end', async () => {
+        if (settled) return true;
+        const { rows } = await look.query<{ n: string }>(
+          `select count(*) as n from pg_stat_activity
+            where datname = current_database() and application_name = 'jobworker' and wait_event_type = 'Lock'`,
+        );
+        return Number(rows[0]!.n) > 0;
+      });
+      await admission.query('commit');
+      // Not passed over (which, on a queue that takes submissions steadily, it was nearly always).
+      assert.deepEqual(
+        (await claim).map((j) => j.id),
+        [ready.id],
+      );
+    } finally {
+      await admission.end();
+      await look.end();
+      await store.close();
+    }
+  });
+
+  it('refuses a claim wait that is not a positive integer (zero would be no bound)', async () => {
+    for (const claimLockWaitMs of [0, -1, 1.5]) {
+      await assert.rejects(PgJobStore.open(db.url, { max: 1, claimLockWaitMs }), {
+        code: 'VALIDATION_FAILED',
+        message: `Expected \`claimLockWaitMs\` to be a positive integer (ms), got \`${claimLockWaitMs}\``,
+      });
+    }
+  });
+
+  it("passes over a queue whose row another session holds past the claim's wait (a frozen node's claim), and looks at it again on the clock", async () => {
     const clock = new ManualClock();
-    const store = await PgJobStore.open(db.url, { max: 2, clock });
+    const store = await PgJobStore.open(db.url, { max: 2, clock, claimLockWaitMs: 50 });
     const events: StoreWakeUp[] = [];
     const stop = await store.watch((event) => events.push(event));
     // Another node, frozen in the middle of its claim of `held-q`: its transaction holds the row.
@@ -460,7 +510,7 @@ describe('PgJobStore on PostgreSQL', () => {
       await store.admitJob(free, new Date());
       await frozen.query('begin');
       await frozen.query(`select * from queues where name = 'held-q' for update`);
-      // Not a wait for the row: nothing, at once, and the next queue is served.
+      // Not a wait for the row past the claim's bound: nothing, and the next queue is served.
       assert.deepEqual(await store.claimReady('held-q', 'n', 1), []);
       assert.deepEqual(
         (await store.claimReady('free-q', 'n', 1)).map((j) => j.id),

@@ -76,15 +76,27 @@ export interface PgJobStoreOptions
    * timeouts stay below (`sessionTimeouts`).
    */
   readonly nodeTimeoutMs?: number;
+  /** How long a claim waits for its queue's row (`CLAIM_LOCK_WAIT_MS`, the default). */
+  readonly claimLockWaitMs?: number;
 }
 
 /** `serve --node-timeout`'s default, for a store opened without one. */
 const DEFAULT_NODE_TIMEOUT_MS = 30_000;
 
 /**
- * How soon a queue whose row another session held at a claim is looked at again (on the clock):
- * another node claiming it ends within milliseconds; a frozen one holds it until its session is
- * ended (`sessionTimeouts`), and meanwhile each look costs one read.
+ * How long a claim waits for its queue's row, which another session holds, before it passes the
+ * queue over (`claimReady`). Others hold it for milliseconds: a claim, an admission under the
+ * queue's `maxWaiting` (which holds it while it counts and inserts), a change of its settings; a
+ * claim that skipped a row held even that long would find nothing nearly every time on a queue
+ * that takes submissions steadily, and its job would wait for the retry below. A node frozen in the
+ * middle of one holds it until its session is ended: this bounds what that costs a dispatch pass.
+ */
+export const CLAIM_LOCK_WAIT_MS = 200;
+
+/**
+ * How soon a queue whose row another session held past `CLAIM_LOCK_WAIT_MS` at a claim is looked
+ * at again (on the clock): a frozen node holds it until its session is ended (`sessionTimeouts`),
+ * and meanwhile each look costs the wait.
  */
 export const SKIPPED_QUEUE_RETRY_MS = 1000;
 
@@ -95,6 +107,9 @@ const ACTIVE = ['queued', 'running', 'paused'] as const;
 
 /** Connections of the nodes' pool: a sweep's held declaration, a heartbeat, a listing. */
 const NODES_POOL_SIZE = 3;
+
+/** PostgreSQL's `lock_not_available`: a lock waited for past `lock_timeout`. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** How many times an admission that lost a dedupe race is read again (it then sees the winner). */
 const DEDUPE_RACE_RETRIES = 3;
@@ -116,6 +131,8 @@ export class PgJobStore implements JobStore {
   readonly #skipped = new Map<string, ClockTimer>();
   /** The node it serves, when told: what its sessions are named after. */
   readonly #nodeId: string | undefined;
+  /** `PgJobStoreOptions.claimLockWaitMs`. */
+  readonly #claimLockWaitMs: number;
 
   /** Users, tokens and the audit trail, in the same database and pool. */
   readonly users: PgUserStore;
@@ -137,12 +154,14 @@ export class PgJobStore implements JobStore {
     url: string,
     clock: Clock,
     nodeId: string | undefined,
+    claimLockWaitMs: number,
     session: { applicationName?: string; idleInTransactionMs: number },
   ) {
     this.#db = db;
     this.#url = url;
     this.#clock = clock;
     this.#nodeId = nodeId;
+    this.#claimLockWaitMs = claimLockWaitMs;
     this.users = new PgUserStore(db);
     this.webhooks = new PgWebhookStore(db);
     this.poolAccounts = new PgPoolAccounts(db);
@@ -157,7 +176,17 @@ export class PgJobStore implements JobStore {
    * `PostgresUnavailableError` naming it, password redacted.
    */
   static async open(url: string, options: PgJobStoreOptions = {}): Promise<PgJobStore> {
-    const { clock = systemClock, nodeId, nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS, ...pool } = options;
+    const {
+      clock = systemClock,
+      nodeId,
+      nodeTimeoutMs = DEFAULT_NODE_TIMEOUT_MS,
+      claimLockWaitMs = CLAIM_LOCK_WAIT_MS,
+      ...pool
+    } = options;
+    // Zero would be no bound at all (PostgreSQL's `lock_timeout = 0`).
+    if (!Number.isInteger(claimLockWaitMs) || claimLockWaitMs <= 0) {
+      throw ValidationError.expected('claimLockWaitMs', 'a positive integer (ms)', claimLockWaitMs);
+    }
     const named = nodeId === undefined ? {} : { applicationName: sessionName(nodeId) };
     // Migrated on a connection of its own, without the session timeouts: a node waits for another's
     // migration (its advisory lock) as long as that takes, and a migration's DDL for its locks.
@@ -173,7 +202,7 @@ export class PgJobStore implements JobStore {
     }
     const timeouts = sessionTimeouts(nodeTimeoutMs);
     const db = openPostgres(url, { ...pool, ...named, ...timeouts });
-    return new PgJobStore(db, url, clock, nodeId, {
+    return new PgJobStore(db, url, clock, nodeId, claimLockWaitMs, {
       ...named,
       idleInTransactionMs: timeouts.idleInTransactionMs,
     });
@@ -256,42 +285,45 @@ export class PgJobStore implements JobStore {
   /**
    * One transaction: the queue's row locked (so claims of the queue, from every node, take turns),
    * the slots in use counted, and at most the free ones claimed (`claimStatement`). A queue whose
-   * row another session holds is passed over, not waited for (see `#passedOver`).
+   * row another session holds for longer than `CLAIM_LOCK_WAIT_MS` is passed over (see
+   * `#passedOver`).
    */
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
     if (max <= 0) return [];
-    return this.#run(() =>
-      this.#db.transaction().execute(async (trx) => {
-        const settings = await trx
-          .selectFrom('queues')
-          .select(['concurrency', 'paused'])
-          .where('name', '=', queue)
-          .forUpdate()
-          .skipLocked()
-          .executeTakeFirst();
-        if (settings === undefined) {
-          const exists = await trx
+    return this.#run(async () => {
+      try {
+        return await this.#db.transaction().execute(async (trx) => {
+          // A short wait rather than none (`SKIP LOCKED`): an admission under the queue's
+          // `maxWaiting` holds the row for its whole transaction, and a claim that skipped it lost
+          // to a steady stream of them nearly every time. Rather than the pool's own bound (two
+          // thirds of the node timeout): a node frozen holding the row must not stop this node's
+          // dispatch pass, and so every queue, for that long.
+          await sql`select set_config('lock_timeout', ${`${this.#claimLockWaitMs}ms`}, true)`.execute(trx);
+          const settings = await trx
             .selectFrom('queues')
-            .select('name')
+            .select(['concurrency', 'paused'])
             .where('name', '=', queue)
+            .forUpdate()
             .executeTakeFirst();
-          if (exists !== undefined) this.#passedOver(queue);
-          // Else no job ever named it (each one that does makes its row): nothing to claim.
-          return [];
-        }
-        if (settings.paused === 1) return [];
-        const free =
-          settings.concurrency === null
-            ? max
-            : Math.min(max, settings.concurrency - (await countActiveIn(trx, queue)));
-        if (free <= 0) return [];
-        const { rows } = await claimStatement(queue, node, free).execute(trx);
-        // The claim order is the start order: priority, then arrival.
-        return rows
-          .map(rowToJob)
-          .sort((a, b) => b.spec.priority - a.spec.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      }),
-    );
+          // No job ever named it (each one that does makes its row): nothing to claim.
+          if (settings === undefined || settings.paused === 1) return [];
+          const free =
+            settings.concurrency === null
+              ? max
+              : Math.min(max, settings.concurrency - (await countActiveIn(trx, queue)));
+          if (free <= 0) return [];
+          const { rows } = await claimStatement(queue, node, free).execute(trx);
+          // The claim order is the start order: priority, then arrival.
+          return rows
+            .map(rowToJob)
+            .sort((a, b) => b.spec.priority - a.spec.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        });
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw error;
+        this.#passedOver(queue);
+        return [];
+      }
+    });
   }
 
   async listStarting(node: string): Promise<Job[]> {
@@ -614,11 +646,12 @@ export class PgJobStore implements JobStore {
   }
 
   /**
-   * A claim passed over `queue`: another node claims it right now, or changes its settings, or
-   * admits to it under its `maxWaiting`, or froze (or lost its host) in the middle of one of these,
-   * holding its row until its session is ended (`sessionTimeouts`, and the sweep that declares it
-   * lost ends its sessions at once). Waiting for that row would stop this node's dispatch pass, and
-   * so every queue, behind one frozen peer. Nothing tells this node when the row is free (a claim
+   * A claim passed over `queue`, whose row another session held past `CLAIM_LOCK_WAIT_MS`: a node
+   * that froze (or lost its host) in the middle of a claim, an admission under the queue's
+   * `maxWaiting` or a change of its settings, holding the row until its session is ended
+   * (`sessionTimeouts`, and the sweep that declares it lost ends its sessions at once), or one
+   * much slower than usual. Waiting on for that row would stop this node's dispatch pass, and so
+   * every queue, behind one frozen peer. Nothing tells this node when the row is free (a claim
    * sends no wake-up; an ended session's undone transaction sends nothing), so its dispatcher is
    * woken for the queue after a short while on the clock, as the store's own wake-ups wake it, and
    * passes over it again while it is still held.
