@@ -78,9 +78,11 @@ export interface NodeStore {
     decide: (node: NodeRecord) => Promise<void>,
   ): Promise<NodeRecord[]>;
   /**
-   * Ends the database sessions of node `id` (a node declared lost): one frozen or cut off in the
-   * middle of a transaction holds that transaction's row locks until its session ends, and deciding
-   * its jobs would wait on them. Not its hold on its id, which a second server must still not take.
+   * Ends the database sessions of the server that last joined as node `id` (a node declared lost):
+   * one frozen or cut off in the middle of a transaction holds that transaction's row locks until
+   * its session ends, and deciding its jobs would wait on them. Not those of a server starting
+   * again under the id (not joined yet), nor its hold on its id, which a second server must still
+   * not take.
    * Returns how many were ended; a session this store may not end is left (the wait is then bounded
    * by the server's own timeouts: docs/cluster.md).
    */

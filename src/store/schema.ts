@@ -40,6 +40,8 @@ export interface NodeRow {
   joined_at: number;
   heartbeat_at: number;
   reason: string | null;
+  /** What the sessions of the server that last joined as it are called (migration 0009-node-sessions). */
+  session_name: string | null;
 }
 
 /** A server-wide webhook (migration 0008). `events` is a JSON array of event names. */

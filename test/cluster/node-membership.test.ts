@@ -13,7 +13,7 @@ import { ClaimLostError, JobworkerError } from '../../src/core/errors.ts';
 import { newJobId } from '../../src/core/ids.ts';
 import { type Job, TIMEOUT_STOPPER } from '../../src/core/job.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
-import { sessionName } from '../../src/store/postgres/open-postgres.ts';
+import type { NodeRecord } from '../../src/store/node-store.ts';
 import { PgJobStore, SKIPPED_QUEUE_RETRY_MS } from '../../src/store/postgres/pg-job-store.ts';
 import { failingOnce } from '../helpers/failing-once.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -297,10 +297,8 @@ describe('cluster membership on PostgreSQL', () => {
     const two = await PgJobStore.open(database.url, { clock, nodeId: 'frozen-b' });
     // Node b, frozen in the middle of a transaction on its running job (a session of its pools,
     // as its name says): the row stays locked for as long as the session lives.
-    const frozen = new pg.Client({
-      connectionString: database.url,
-      application_name: sessionName('frozen-b'),
-    });
+    assert.ok(two.sessionName);
+    const frozen = new pg.Client({ connectionString: database.url, application_name: two.sessionName });
     frozen.on('error', () => {});
     const frozenEnded = new Promise<void>((resolve) => frozen.on('end', resolve));
     const errors: Error[] = [];
@@ -359,6 +357,65 @@ describe('cluster membership on PostgreSQL', () => {
     }
   });
 
+  it('ends the sessions of the server that last joined as the node it declares lost, not those of a server starting again under its id', async () => {
+    const sweeper = await PgJobStore.open(database.url, { nodeId: 'sweeps-restarted' });
+    // The server that ran as the node, silent now (stopped, or frozen).
+    const old = await PgJobStore.open(database.url, { nodeId: 'restarting' });
+    let fresh: PgJobStore | undefined;
+    let pinned: pg.Client | undefined;
+    const look = new pg.Client({ connectionString: database.url });
+    await look.connect();
+    const sessions = async (where: string): Promise<string[]> => {
+      const { rows } = await look.query<{ name: string }>(
+        `select application_name as name from pg_stat_activity
+          where datname = current_database() and application_name like 'jobworker restarting%' and ${where}`,
+      );
+      return rows.map((r) => r.name);
+    };
+    try {
+      await old.nodes.join({ id: 'restarting', url: 'http://restarting' });
+      // A session of the old server's, in the middle of a transaction, named as its pools name theirs.
+      const [oldName] = await sessions('true');
+      assert.ok(oldName);
+      pinned = new pg.Client({ connectionString: database.url, application_name: oldName });
+      pinned.on('error', () => {});
+      const pinnedEnded = new Promise<void>((resolve) => pinned?.on('end', resolve));
+      await pinned.connect();
+      await pinned.query('begin');
+      await pinned.query('select 1');
+      await silence(database.url, 'restarting');
+      // Started again under its id (systemd restarts it), and migrated, while a peer sweeps it.
+      const restarted = await PgJobStore.open(database.url, { nodeId: 'restarting' });
+      fresh = restarted;
+      let join: Promise<{ previous?: NodeRecord }> | undefined;
+      await sweeper.nodes.declareLost(
+        TIMEOUT_MS,
+        () => 'silent',
+        async (node) => {
+          if (node.id !== 'restarting') return;
+          // Its join comes now, and waits while this sweep holds the node's row.
+          join = restarted.nodes.join({ id: 'restarting', url: 'http://restarting' });
+          join.catch(() => {});
+          await until(
+            'the join to wait for the row',
+            async () => (await sessions(`wait_event_type = 'Lock'`)).length > 0,
+          );
+          await sweeper.nodes.endSessions(node.id);
+        },
+      );
+      assert.ok(join);
+      // The join went on (it was not ended with the old server's sessions), and finds it was lost.
+      assert.equal((await join).previous?.state, 'lost');
+      await pinnedEnded;
+    } finally {
+      await pinned?.end().catch(() => {});
+      await look.end();
+      await fresh?.close();
+      await old.close();
+      await sweeper.close();
+    }
+  });
+
   it('a sweep cut short while it decides (its sessions ended) keeps the declaration: the node learns it was lost', async () => {
     const sweeper = await PgJobStore.open(database.url, { nodeId: 'cut-sweeper' });
     const victim = await PgJobStore.open(database.url);
@@ -377,7 +434,7 @@ describe('cluster membership on PostgreSQL', () => {
             // host vanished): the transaction that holds the victim's row is gone.
             await admin.query(
               'select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1',
-              [sessionName('cut-sweeper')],
+              [sweeper.sessionName],
             );
           },
         ),

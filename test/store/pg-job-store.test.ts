@@ -543,12 +543,32 @@ describe('PgJobStore on PostgreSQL', () => {
     }
   });
 
-  it("names a node's sessions after it, and gives them keepalives and timeouts below the node timeout", async () => {
+  it("names a node's sessions after it and its server, and gives them keepalives and timeouts below the node timeout", async () => {
     assert.equal(sessionName('n1'), 'jobworker n1');
-    // A 63-character id does not fit: two alike in their first characters get two names.
+    assert.equal(sessionName('n1', '0123abcd'), 'jobworker n1 0123abcd');
+    // A 63-character id does not fit: two alike in their first characters get two names, and
+    // keep the server's tag whole.
     const long = 'a'.repeat(62);
-    assert.notEqual(sessionName(`${long}1`), sessionName(`${long}2`));
-    for (const name of [sessionName(`${long}1`), sessionName(`${long}2`)]) assert.ok(name.length <= 63, name);
+    const names = [
+      sessionName(`${long}1`),
+      sessionName(`${long}2`),
+      sessionName(`${long}1`, '0123abcd'),
+      sessionName(`${long}2`, '0123abcd'),
+      sessionName(`${long}1`, '4567cdef'),
+    ];
+    assert.equal(new Set(names).size, names.length);
+    for (const name of names) assert.ok(name.length <= 63, name);
+    assert.ok(names[2]!.endsWith(' 0123abcd'));
+    // Each server's store draws a tag of its own: two servers of one node are told apart.
+    const [one, two] = [
+      await PgJobStore.open(db.url, { max: 1, nodeId: 'n1' }),
+      await PgJobStore.open(db.url, { max: 1, nodeId: 'n1' }),
+    ];
+    await one.close();
+    await two.close();
+    assert.match(one.sessionName ?? '', /^jobworker n1 [0-9a-f]{8}$/);
+    assert.match(two.sessionName ?? '', /^jobworker n1 [0-9a-f]{8}$/);
+    assert.notEqual(one.sessionName, two.sessionName);
     const timeouts = sessionTimeouts(6000);
     assert.ok(timeouts.idleInTransactionMs < timeouts.lockTimeoutMs && timeouts.lockTimeoutMs < 6000);
     assert.ok(sessionTimeouts(2000).lockTimeoutMs < 2000);

@@ -8,6 +8,7 @@ import * as deliveryClaims from './migrations/0005-delivery-claims.ts';
 import * as dueNotify from './migrations/0006-due-notify.ts';
 import * as stopAlsoBy from './migrations/0007-stop-also-by.ts';
 import * as poolAccounts from './migrations/0008-pool-accounts.ts';
+import * as nodeSessions from './migrations/0009-node-sessions.ts';
 
 /**
  * Every PostgreSQL migration, by name, in the order they run. The PostgreSQL schema started at
@@ -22,6 +23,7 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0006-due-notify': dueNotify,
   '0007-stop-also-by': stopAlsoBy,
   '0008-pool-accounts': poolAccounts,
+  '0009-node-sessions': nodeSessions,
 };
 
 const provider: MigrationProvider = {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { StoreSchema } from '../schema.ts';
@@ -17,7 +17,7 @@ export interface PostgresPoolOptions {
   readonly idleTimeoutMs?: number;
   /**
    * What its sessions are called in `pg_stat_activity` (default `jobworker`): a node's pools carry
-   * `sessionName(nodeId)`, which is how a sweep finds the sessions of a node it declared lost.
+   * `sessionName(nodeId, tag)`, which is how a sweep finds the sessions of a node it declared lost.
    */
   readonly applicationName?: string;
   /**
@@ -52,16 +52,28 @@ export const SERVER_KEEPALIVES = { idle: 30, interval: 10, count: 3 } as const;
 const APPLICATION_NAME_MAX = 63;
 
 /**
- * The `application_name` of the sessions of node `nodeId`'s pools: `jobworker <id>`. A node id may
+ * The `application_name` of the sessions of node `nodeId`'s pools, in one server: `jobworker <id>
+ * <tag>`, where `tag` is that server's own (`newSessionTag`), recorded in the node's row when it
+ * joins. A sweep that declares the node lost ends the sessions of the server that last joined as
+ * it; the id alone would also name those of a server started again under the id meanwhile (its
+ * migration, its join), which would then fail. Without a tag: `jobworker <id>`, what servers before
+ * the tags named them (a sweep still ends those of a node whose row records no name). A node id may
  * be 63 characters, which PostgreSQL would cut, and two long ids alike in their first characters
  * would then share a name (a sweep of one would end the other's sessions): a name that does not
- * fit ends with a digest of the whole id instead.
+ * fit carries a digest of the whole id in place of its end.
  */
-export function sessionName(nodeId: string): string {
-  const whole = `jobworker ${nodeId}`;
+export function sessionName(nodeId: string, tag?: string): string {
+  const suffix = tag === undefined ? '' : ` ${tag}`;
+  const whole = `jobworker ${nodeId}${suffix}`;
   if (Buffer.byteLength(whole) <= APPLICATION_NAME_MAX) return whole;
   const digest = createHash('sha256').update(nodeId).digest('hex').slice(0, 12);
-  return `jobworker ${nodeId.slice(0, APPLICATION_NAME_MAX - 'jobworker '.length - 13)}~${digest}`;
+  const kept = APPLICATION_NAME_MAX - 'jobworker '.length - '~'.length - digest.length - suffix.length;
+  return `jobworker ${nodeId.slice(0, kept)}~${digest}${suffix}`;
+}
+
+/** A server's own tag for `sessionName`: 8 hex digits, drawn when it opens its store. */
+export function newSessionTag(): string {
+  return randomBytes(4).toString('hex');
 }
 
 /**

@@ -40,7 +40,13 @@ import { checkListQuery, pageOf } from '../list-query.ts';
 import { parseIsolation, queueDefaultsOf } from '../queue-row.ts';
 import type { JobRow, QueueRow, StoreSchema } from '../schema.ts';
 import { migratePostgres } from './migrate-postgres.ts';
-import { openPostgres, type PostgresPoolOptions, sessionName, sessionTimeouts } from './open-postgres.ts';
+import {
+  newSessionTag,
+  openPostgres,
+  type PostgresPoolOptions,
+  sessionName,
+  sessionTimeouts,
+} from './open-postgres.ts';
 import {
   claimStatement,
   countActiveQuery,
@@ -66,9 +72,9 @@ export interface PgJobStoreOptions
   /** Default: the system clock. */
   readonly clock?: Clock;
   /**
-   * The node this store serves (`serve --node-id`): its sessions are named after it
-   * (`sessionName`), so that a node that declares it lost can end them. Default: sessions named
-   * `jobworker`, which no sweep ends.
+   * The node this store serves (`serve --node-id`): its sessions are named after it and this
+   * server (`sessionName`, recorded at its join), so that a node that declares it lost can end
+   * them. Default: sessions named `jobworker`, which no sweep ends.
    */
   readonly nodeId?: string;
   /**
@@ -143,6 +149,11 @@ export class PgJobStore implements JobStore {
   /** The nodes of the cluster (docs/cluster.md), on a pool of their own. */
   readonly nodes: PgNodeStore;
   /**
+   * What the sessions of its pools are called (`pg_stat_activity.application_name`), for the node
+   * it serves: `sessionName(nodeId, tag)`, its tag drawn at `open`. Undefined for no node.
+   */
+  readonly sessionName: string | undefined;
+  /**
    * The nodes' pool: a heartbeat never waits for a connection behind this node's own queries, and
    * a sweep's declaration holds one while its jobs are decided on the main pool. Connections are
    * opened only when used (a store that is no cluster's node opens none).
@@ -162,12 +173,19 @@ export class PgJobStore implements JobStore {
     this.#clock = clock;
     this.#nodeId = nodeId;
     this.#claimLockWaitMs = claimLockWaitMs;
+    this.sessionName = session.applicationName;
     this.users = new PgUserStore(db);
     this.webhooks = new PgWebhookStore(db);
     this.poolAccounts = new PgPoolAccounts(db);
     // No lock timeout here: a node's beat or join waits on purpose while a sweep decides its jobs.
     this.#nodesDb = openPostgres(url, { max: NODES_POOL_SIZE, ...session });
-    this.nodes = new PgNodeStore(this.#nodesDb, db);
+    this.nodes = new PgNodeStore(
+      this.#nodesDb,
+      db,
+      nodeId === undefined || session.applicationName === undefined
+        ? undefined
+        : { id: nodeId, sessionName: session.applicationName },
+    );
   }
 
   /**
@@ -187,7 +205,9 @@ export class PgJobStore implements JobStore {
     if (!Number.isInteger(claimLockWaitMs) || claimLockWaitMs <= 0) {
       throw ValidationError.expected('claimLockWaitMs', 'a positive integer (ms)', claimLockWaitMs);
     }
-    const named = nodeId === undefined ? {} : { applicationName: sessionName(nodeId) };
+    // A tag of this server's own: a sweep ends the sessions of the server that last joined as the
+    // node, not those of this one, should it start under an id a peer is sweeping.
+    const named = nodeId === undefined ? {} : { applicationName: sessionName(nodeId, newSessionTag()) };
     // Migrated on a connection of its own, without the session timeouts: a node waits for another's
     // migration (its advisory lock) as long as that takes, and a migration's DDL for its locks.
     const migrating = openPostgres(url, { ...pool, ...named, max: 1 });

@@ -19,10 +19,17 @@ export class PgNodeStore implements NodeStore {
   readonly #db: Kysely<StoreSchema>;
   /** The main pool: reads that serve requests (routing, listings), so they never take a beat's place. */
   readonly #reads: Kysely<StoreSchema>;
+  /** The node whose server this is, and what its sessions are called: recorded at its join. */
+  readonly #self: { readonly id: string; readonly sessionName: string } | undefined;
 
-  constructor(db: Kysely<StoreSchema>, reads: Kysely<StoreSchema> = db) {
+  constructor(
+    db: Kysely<StoreSchema>,
+    reads: Kysely<StoreSchema> = db,
+    self?: { readonly id: string; readonly sessionName: string },
+  ) {
     this.#db = db;
     this.#reads = reads;
+    this.#self = self;
   }
 
   async join(node: { readonly id: string; readonly url: string }): Promise<{
@@ -43,6 +50,8 @@ export class PgNodeStore implements NodeStore {
         joined_at: PG_NOW_MS,
         heartbeat_at: PG_NOW_MS,
         reason: null,
+        // Which sessions a sweep that declares it lost ends: this server's, when it is the node's.
+        session_name: node.id === this.#self?.id ? this.#self.sessionName : null,
       };
       const row = await trx
         .insertInto('nodes')
@@ -144,15 +153,20 @@ export class PgNodeStore implements NodeStore {
   }
 
   async endSessions(id: string): Promise<number> {
-    // The sessions of the node's pools (`sessionName`): its hold on its id and its LISTEN are named
-    // otherwise and left. Only those this role may end (PostgreSQL refuses the others, and one
-    // refusal would fail the whole statement); never this very session.
+    // The sessions of the pools of the server that last joined as the node (`sessionName`, with its
+    // tag, as its row records it): a server started again under the id meanwhile names its own with
+    // a tag of its own, and its migration and join go on (until it joins, which waits while its
+    // sweeper holds the row, the row names the old server). A row that records no name: a node of a
+    // server before the tags, whose sessions were named after the id alone. Its hold on its id and
+    // its LISTEN are named otherwise and left. Only those this role may end (PostgreSQL refuses the
+    // others, and one refusal would fail the whole statement); never this very session.
     const { rows } = await sql<{
       ended: number;
-    }>`select count(*) filter (where pg_terminate_backend(pid)) as ended
-      from pg_stat_activity
-      where application_name = ${sessionName(id)} and datname = current_database()
-        and pid <> pg_backend_pid() and pg_has_role(usesysid, 'member')`.execute(this.#reads);
+    }>`select count(*) filter (where pg_terminate_backend(a.pid)) as ended
+      from pg_stat_activity a join nodes n on n.id = ${id}
+      where a.application_name = coalesce(n.session_name, ${sessionName(id)})
+        and a.datname = current_database()
+        and a.pid <> pg_backend_pid() and pg_has_role(a.usesysid, 'member')`.execute(this.#reads);
     return Number(rows[0]?.ended ?? 0);
   }
 
