@@ -20,6 +20,7 @@ import { LOG_FORMATS, type LogFormat } from './server-log-format.ts';
  * | `NO_COLOR` | unset: a pretty log on a terminal is coloured |
  * | `JOBWORKER_OUTPUT_CAP` | `1G`: newest bytes kept per stream of each job |
  * | `JOBWORKER_MAX_RUNNING` | `10000`: most jobs this server runs at once |
+ * | `JOBWORKER_MAX_QUEUES` | `1000`: most queues before a submission naming a new one is refused (`none`: any number) |
  * | `JOBWORKER_DEFAULT_TIMEOUT` | `none`: the timeout of a job that sets none |
  * | `JOBWORKER_KEEP_JOBS` | `100000`: most finished jobs kept (`none`: any number) |
  * | `JOBWORKER_KEEP_FOR` | `30d`: how long a finished job is kept (`none`: forever) |
@@ -55,6 +56,8 @@ export interface ServerConfig {
   readonly outputCap: string;
   /** Most jobs this server runs at once, all queues together; more wait in their queues. */
   readonly maxRunning: string;
+  /** Most queues the store holds before a submission naming a new one is refused; `none`: no limit. */
+  readonly maxQueues: string;
   /** The timeout of a job that sets none (`60s`, `2h`), or `none`. */
   readonly defaultTimeout: string;
   /** Most finished jobs kept, the newest; `none` for any number, `0` for none. */
@@ -112,6 +115,7 @@ export const SERVER_DEFAULTS = {
   logLevel: 'info',
   outputCap: '1G',
   maxRunning: '10000',
+  maxQueues: '1000',
   defaultTimeout: 'none',
   keepJobs: '100000',
   keepFor: '30d',
@@ -134,6 +138,7 @@ export function readServerConfig(env: NodeJS.ProcessEnv = process.env): ServerCo
     noColor: value('NO_COLOR') !== undefined,
     outputCap: value('JOBWORKER_OUTPUT_CAP') ?? SERVER_DEFAULTS.outputCap,
     maxRunning: value('JOBWORKER_MAX_RUNNING') ?? SERVER_DEFAULTS.maxRunning,
+    maxQueues: value('JOBWORKER_MAX_QUEUES') ?? SERVER_DEFAULTS.maxQueues,
     defaultTimeout: value('JOBWORKER_DEFAULT_TIMEOUT') ?? SERVER_DEFAULTS.defaultTimeout,
     keepJobs: value('JOBWORKER_KEEP_JOBS') ?? SERVER_DEFAULTS.keepJobs,
     keepFor: value('JOBWORKER_KEEP_FOR') ?? SERVER_DEFAULTS.keepFor,
@@ -271,6 +276,20 @@ export function parseMaxRunning(text: string): number {
   const n = /^[0-9]{1,7}$/.test(text.trim()) ? Number(text) : Number.NaN;
   if (!(n >= 1 && n <= 1_000_000)) {
     throw ValidationError.expected('maxRunning', 'a whole number of jobs from 1 to 1000000', text);
+  }
+  return n;
+}
+
+/**
+ * The most queues a submission may bring the store to (docs/queues.md, "How many queues"): a whole
+ * number from 1 to a million, or `none` (null) for no limit.
+ */
+export function parseMaxQueues(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === 'none') return null;
+  const n = /^[0-9]{1,7}$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+  if (!(n >= 1 && n <= 1_000_000)) {
+    throw ValidationError.expected('maxQueues', 'a whole number of queues from 1 to 1000000, or none', text);
   }
   return n;
 }

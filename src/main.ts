@@ -43,6 +43,7 @@ import {
   parseKeepJobs,
   parseListen,
   parseLogFormat,
+  parseMaxQueues,
   parseMaxRunning,
   parseMetricsListen,
   parseNodeId,
@@ -124,6 +125,11 @@ export interface ServerOptions {
   outputCap?: string;
   /** Most jobs run at once, all queues together; default `JOBWORKER_MAX_RUNNING`, else 10000. */
   maxRunning?: string;
+  /**
+   * Most queues before a submission naming a new one is refused (`none`: no limit); default
+   * `JOBWORKER_MAX_QUEUES`, else 1000 (docs/queues.md, "How many queues").
+   */
+  maxQueues?: string;
   /** Timeout of a job that sets none (`60s`, `none`); default `JOBWORKER_DEFAULT_TIMEOUT`, else none. */
   defaultTimeout?: string;
   /** Limits of a job that sets none (`memory=1G,cpu=2,pids=512`); default `JOBWORKER_DEFAULT_LIMITS`. */
@@ -345,6 +351,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
   const logger = createLogger(checkLogLevel(options.logLevel ?? config.logLevel), options.logStream, pretty);
   const outputCapBytes = parseOutputCap(options.outputCap ?? config.outputCap);
   const maxRunning = parseMaxRunning(options.maxRunning ?? config.maxRunning);
+  const maxQueues = parseMaxQueues(options.maxQueues ?? config.maxQueues);
   const defaultTimeoutMs = parseDefaultTimeout(options.defaultTimeout ?? config.defaultTimeout);
   const limits = normalizeLimitSettings({
     defaultLimits: parseLimitsList('defaultLimits', options.defaultLimits ?? config.defaultLimits),
@@ -404,6 +411,7 @@ export async function runServer(options: ServerOptions = {}): Promise<RunningSer
         ...(ioDir === undefined ? {} : { ioDir }),
         outputCapBytes,
         maxRunning,
+        maxQueues,
         defaultTimeoutMs,
         serverLimits,
         isolation,
@@ -442,6 +450,7 @@ async function startOnDataDir({
   ioDir,
   outputCapBytes,
   maxRunning,
+  maxQueues,
   defaultTimeoutMs,
   serverLimits,
   isolation,
@@ -475,6 +484,7 @@ async function startOnDataDir({
   ioDir?: string;
   outputCapBytes: number;
   maxRunning: number;
+  maxQueues: number | null;
   defaultTimeoutMs: number | null;
   serverLimits: LimitSettings;
   isolation: { defaultIsolation: JobIsolation | null; forceIsolation: JobIsolation | null };
@@ -567,6 +577,7 @@ async function startOnDataDir({
       ...(ioDir === undefined ? {} : { ioDir }),
       outputCapBytes,
       maxRunning,
+      maxQueues,
       defaultTimeoutMs,
       limits: serverLimits,
       defaultIsolation: isolation.defaultIsolation,

@@ -28,6 +28,11 @@ export interface EngineEvents {
   'history:pruned': [deleted: number];
   /** A finished job was deleted on request, with its output. */
   'job:deleted': [job: Job];
+  /**
+   * A deletion through this node forgot these queues (the last job of each, which had no settings,
+   * went): nothing is kept for them any more (docs/queues.md, "How many queues").
+   */
+  'queue:forgotten': [names: readonly string[]];
   /** The node was drained (`draining: true`: it starts nothing new) or undrained. */
   'node:drain': [draining: boolean];
   /** Something failed in the background (a job whose end could not be recorded, ...). */

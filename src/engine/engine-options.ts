@@ -62,6 +62,14 @@ export interface EngineOptions {
    */
   readonly maxRunning?: number;
   /**
+   * Most queues the store may hold when a submission names a queue that does not exist yet: past
+   * it, such a submission is refused (`VALIDATION_FAILED` on `queue`; docs/queues.md, "How many
+   * queues"). Queues an admin creates with their settings are not limited. null for no limit, the
+   * default: an embedding program names its own queues. `jobworker serve --max-queues` sets it
+   * (default 1,000 there).
+   */
+  readonly maxQueues?: number | null;
+  /**
    * The timeout of a job whose spec sets none (`timeoutMs` left out), recorded on its spec so that
    * status shows it; null for none. Default null. `jobworker serve --default-timeout` sets it.
    */
@@ -109,6 +117,7 @@ export const ENGINE_DEFAULTS = {
   spawnTimeoutMs: DEFAULT_SPAWN_TIMEOUT_MS,
   dispatchBatch: 64,
   maxRunning: 10_000,
+  maxQueues: null,
   defaultTimeoutMs: null,
   defaultIsolation: null,
   keepJobs: 100_000,

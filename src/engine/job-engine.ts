@@ -184,6 +184,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   readonly #slots = new EventEmitter<{ change: [] }>();
   /** Followers told of their own job's progress (`follow` with `progress`). */
   readonly #progressListeners = new JobListeners<Job>();
+  /** Ends the store's telling of the queues it forgot (`queue:forgotten`), at the close. */
+  readonly #stopForgetting: () => void;
 
   private constructor(options: ResolvedEngineOptions) {
     super();
@@ -195,6 +197,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     this.#options = options;
     this.#jobsDir = join(options.dataDir, 'jobs');
     this.#store = options.store;
+    this.#stopForgetting = this.#store.onQueuesForgotten((names) => this.emit('queue:forgotten', names));
     this.#cgroups = new Cgroups(options.cgroups);
     // The sweep's stats off the event loop; without the addon, on it (slower with thousands running).
     const sizes = loadBatchSizes();
@@ -460,6 +463,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     const admission = await this.#store.admitJob(
       queuedJob({ id, spec, owner: caller.user, node: this.#options.node, createdAt: now, runAt }),
       now,
+      { maxQueues: this.#options.maxQueues },
     );
     if (!admission.admitted) {
       if (onDuplicate === 'return') return { job: await this.get(admission.existing.id), created: false };
@@ -1083,6 +1087,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** Stops supervising (jobs keep running; the next engine adopts them). Does not close the store. */
   async close(): Promise<void> {
     this.#closing.abort(new DOMException('The job engine closed', 'AbortError'));
+    this.#stopForgetting();
     try {
       await this.#retention.close();
       await this.#dispatcher.close();

@@ -11,6 +11,7 @@ import type {
   StopRequest,
 } from '../core/job.ts';
 import type { LimitSettings } from '../core/limits.ts';
+import type { AdmitOptions, QueuesForgottenListener } from './forgotten-queues.ts';
 
 /** A queue's settings. */
 /** What a submission takes from its queue (`JobStore.queueDefaults`). */
@@ -196,9 +197,12 @@ export interface JobStore {
    * an `after` id that is unknown throws `ValidationError` on `after[i]`. The stored job waits for
    * its dependencies (`hold: 'after'`, each edge to the dependency's latest attempt), or its
    * `runAt` (`delay`), or a slot (`null`); when a dependency already ended without success it is
-   * stored `cancelled` with a reason naming it. The queue gets a settings row if it had none.
+   * stored `cancelled` with a reason naming it. The queue gets a settings row if it had none,
+   * unless the store holds `options.maxQueues` queues already: then `ValidationError` on `queue`
+   * (`queueLimitError`), nothing stored. That count is exact however many callers, processes or
+   * nodes admit at once.
    */
-  admitJob(job: Job, now: Date): Promise<Admission>;
+  admitJob(job: Job, now: Date, options?: AdmitOptions): Promise<Admission>;
   /**
    * Claims up to `max` jobs of a queue that wait only for a slot, highest priority then oldest
    * first, for `node` to start (`hold: 'starting'`). Claimed jobs count as running for the queue.
@@ -263,7 +267,11 @@ export interface JobStore {
   queueDefaults(name: string): Promise<QueueDefaults>;
   /** Changes the settings given, keeping the others. */
   putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState>;
-  /** Every queue that has a settings row, by name, with its counts (which cost O(jobs in it)). */
+  /**
+   * Every queue that has a settings row, by name, with its counts: one statement whatever the
+   * number of queues, its counts read from the partial indexes of waiting and active jobs
+   * (O(jobs waiting or holding a slot), never the history).
+   */
   listQueues(): Promise<QueueState[]>;
   /**
    * The settings of every queue that has a job waiting only for a slot: what a dispatch pass
@@ -277,7 +285,9 @@ export interface JobStore {
    * Deletes one finished job, its labels and its dependency edges, and records its id among the
    * directories to remove, in one transaction; returns the job as it was. Unknown id:
    * `NotFoundError`; queued, running or paused: `NotFinishedError`; a queued job waits for it:
-   * `InUseError`. Nothing is deleted when it throws.
+   * `InUseError`. Nothing is deleted when it throws. When it was the last job of a queue that has
+   * no settings (`UNSET_QUEUE`), the queue's row goes in the same transaction, and the listeners of
+   * `onQueuesForgotten` hear of it after the commit.
    */
   deleteJob(id: string): Promise<Job>;
   /**
@@ -289,8 +299,9 @@ export interface JobStore {
   retentionBound(limits: RetentionLimits): Promise<FinishedBound | null>;
   /**
    * Deletes up to `limit` finished jobs before `before`, oldest first, as `deleteJob` does (one
-   * index range, one transaction), skipping jobs a queued job waits for. Returns their ids; fewer
-   * than `limit` means none is left before the bound.
+   * index range, one transaction), skipping jobs a queued job waits for, and forgetting the queues
+   * they were the last jobs of as `deleteJob` does. Returns their ids; fewer than `limit` means none
+   * is left before the bound.
    */
   deleteFinished(query: DeleteFinishedQuery): Promise<string[]>;
   /**
@@ -298,6 +309,12 @@ export interface JobStore {
    * those on that node's disk (a store shared by a cluster: each node removes its own).
    */
   listDirsToRemove(limit: number, node?: string): Promise<string[]>;
+  /**
+   * Calls `listener` with the names of the queues each deletion through this store forgot, after
+   * its commit, until the returned function is called. Queues another node of a shared store forgot
+   * are not told: they are gone from `listQueues`.
+   */
+  onQueuesForgotten(listener: QueuesForgottenListener): () => void;
   /** Forgets these ids once their directories are gone. */
   forgetDirsRemoved(ids: readonly string[]): Promise<void>;
   /**

@@ -6,8 +6,10 @@ import {
   checkInsecureHttp,
   parseDefaultTimeout,
   parseListen,
+  parseMaxQueues,
   parseMaxRunning,
   parseOutputCap,
+  readServerConfig,
 } from '../../src/config.ts';
 import { ERROR_CODES } from '../../src/core/errors.ts';
 import { type ApiHarness, openApi, startJob } from './api-harness.ts';
@@ -449,6 +451,20 @@ describe('REST API input checking', () => {
     for (const bad of ['0', '-3', '2.5', 'many', '', '99999999']) {
       assert.throws(() => parseMaxRunning(bad), { field: 'maxRunning' });
     }
+  });
+
+  it('parses the most queues: a whole number from 1, or none; JOBWORKER_MAX_QUEUES, else 1000', () => {
+    assert.equal(parseMaxQueues('1'), 1);
+    assert.equal(parseMaxQueues(' 1000000 '), 1_000_000);
+    assert.equal(parseMaxQueues('none'), null);
+    for (const bad of ['0', '-3', '2.5', 'many', '', '1000001', 'None']) {
+      assert.throws(() => parseMaxQueues(bad), {
+        field: 'maxQueues',
+        message: /^Expected `maxQueues` to be a whole number of queues from 1 to 1000000, or none, got/,
+      });
+    }
+    assert.equal(readServerConfig({}).maxQueues, '1000');
+    assert.equal(readServerConfig({ JOBWORKER_MAX_QUEUES: '50' }).maxQueues, '50');
   });
 
   it('parses the default timeout: a duration or none', () => {

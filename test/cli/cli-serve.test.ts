@@ -81,7 +81,7 @@ describe('jobworker serve', () => {
     assert.equal(usage.code, 2);
   });
 
-  it('a bad --listen, --insecure-http off loopback, --log-level or --output-cap is a usage error: one line, exit 2, nothing left running', async () => {
+  it('a bad --listen, --insecure-http off loopback, --log-level, --output-cap or --max-queues is a usage error: one line, exit 2, nothing left running', async () => {
     const dataDir = await tempDir();
     for (const [args, pattern] of [
       [['--listen', '0.0.0.0:8080', '--insecure-http'], /Refusing to serve plain HTTP on 0\.0\.0\.0:8080/],
@@ -89,6 +89,10 @@ describe('jobworker serve', () => {
       [['--log-level', 'loud'], /logLevel/],
       [['--log-format', 'fancy'], /Expected `logFormat` to be `pretty` or `json`, got `fancy`/],
       [['--output-cap', '10'], /outputCap.*64K/],
+      [
+        ['--max-queues', '0'],
+        /Expected `maxQueues` to be a whole number of queues from 1 to 1000000, or none, got `0`/,
+      ],
     ] as const) {
       const result = await jobworker(['serve', '--data-dir', dataDir, ...args], baseEnv());
       assert.equal(result.code, 2, result.stderr);

@@ -934,10 +934,11 @@ describe("a cluster node's wake-ups: delayed jobs, reloads of users and tokens",
     try {
       await node.join();
       await node.start({ engine, reloadAccounts: async () => {} });
-      // Another node froze in the middle of a claim of `a-held-q` (first in a pass's order).
+      // Another node froze in the middle of a claim of `a-held-q` (first in a pass's order), holding
+      // its row as a claim does; admissions to it (`for key share`) do not wait for that.
       await here.putQueue('a-held-q', {});
       await frozen.query('begin');
-      await frozen.query(`select * from queues where name = 'a-held-q' for update`);
+      await frozen.query(`select * from queues where name = 'a-held-q' for no key update`);
       const held = makeJob({ spec: { queue: 'a-held-q', command: 'true', args: [] } });
       const served = makeJob({ spec: { queue: 'b-served-q', command: 'true', args: [] } });
       await here.admitJob(held, T0);

@@ -1373,6 +1373,161 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
         }));
     });
 
+    describe('how many queues', () => {
+      const T0 = Date.UTC(2026, 0, 1);
+      const NOW = new Date(T0);
+      const names = async (store: JobStore) => (await store.listQueues()).map((q) => q.name);
+      const finishedIn = (store: JobStore, queue: string, ms = 1) =>
+        inserted(store, { status: 'succeeded', finishedAt: new Date(T0 + ms), spec: { queue } });
+      const everything = { before: { finishedAt: new Date(8e15), id: '' }, limit: 100 };
+      /** A queue is refused: `ValidationError` on `queue`, naming the limit and how to raise it. */
+      const overLimit = (queue: string, max: number) => (error: unknown) => {
+        assert.ok(error instanceof ValidationError, `expected ValidationError, got ${String(error)}`);
+        assert.equal(error.field, 'queue');
+        assert.match(error.message, new RegExp(`"${queue}" would be a new one`));
+        assert.match(error.message, new RegExp(`maximum of ${max} queues`));
+        assert.match(error.message, /--max-queues/);
+        assert.match(error.message, /JOBWORKER_MAX_QUEUES/);
+        return true;
+      };
+
+      it('forgets a queue without settings with its last job, by deleteJob and by retention, and tells', () =>
+        withStore(async (store) => {
+          const told: string[][] = [];
+          const stop = store.onQueuesForgotten((forgotten) => told.push([...forgotten]));
+          const one = await finishedIn(store, 'one');
+          const two = await finishedIn(store, 'two');
+          const busy = [await finishedIn(store, 'busy', 2), await finishedIn(store, 'busy', 3)];
+          const active = await inserted(store, { status: 'running', spec: { queue: 'busy' } });
+          await store.putQueue('set', { concurrency: 2 });
+          const set = await finishedIn(store, 'set');
+          // Settings put back to their defaults: nothing is left that the row would keep.
+          await store.putQueue('reset', { paused: true });
+          await store.putQueue('reset', { paused: false });
+          const reset = await finishedIn(store, 'reset');
+          const dflt = await finishedIn(store, 'default');
+          assert.deepEqual(await names(store), ['busy', 'default', 'one', 'reset', 'set', 'two']);
+
+          await store.deleteJob(one.id);
+          assert.deepEqual(await names(store), ['busy', 'default', 'reset', 'set', 'two']);
+          assert.deepEqual(told, [['one']]);
+          await store.deleteJob(busy[0]!.id);
+          await store.deleteJob(set.id);
+          await store.deleteJob(dflt.id);
+          assert.deepEqual(await names(store), ['busy', 'default', 'reset', 'set', 'two'], 'each still held');
+          assert.deepEqual(told, [['one']]);
+
+          const deleted = await store.deleteFinished(everything);
+          assert.deepEqual(new Set(deleted), new Set([two.id, busy[1]!.id, reset.id]));
+          assert.deepEqual(await names(store), ['busy', 'default', 'set'], 'busy has a running job');
+          assert.deepEqual(told, [['one'], ['reset', 'two']]);
+          await store.markFinished(active.id, finish('succeeded'));
+          stop();
+          await store.deleteFinished(everything);
+          assert.deepEqual(await names(store), ['default', 'set']);
+          assert.deepEqual(told, [['one'], ['reset', 'two']], 'no more telling once stopped');
+          assert.equal((await store.getQueue('set')).concurrency, 2, 'its settings are kept');
+
+          // A forgotten queue is made again by the next job that names it, and dispatched as before.
+          const again = await store.admitJob(makeJob({ createdAt: NOW, spec: { queue: 'one' } }), NOW);
+          assert.ok(again.admitted);
+          assert.deepEqual(await names(store), ['default', 'one', 'set']);
+          assert.deepEqual(
+            (await store.listReadyQueues()).map((q) => q.name),
+            ['one'],
+          );
+          assert.deepEqual(
+            (await store.claimReady('one', 'node-a', 5)).map((j) => j.id),
+            [again.job.id],
+          );
+        }));
+
+      it('refuses a job naming a new queue once the store holds maxQueues, and nothing else', () =>
+        withStore(async (store) => {
+          const admit = (queue: string, maxQueues?: number | null) =>
+            store.admitJob(
+              makeJob({ createdAt: NOW, spec: { queue } }),
+              NOW,
+              maxQueues === undefined ? undefined : { maxQueues },
+            );
+          // `default` is one of the three.
+          assert.ok((await admit('q1', 3)).admitted);
+          assert.ok((await admit('q2', 3)).admitted);
+          await assert.rejects(admit('q3', 3), overLimit('q3', 3));
+          assert.deepEqual(await names(store), ['default', 'q1', 'q2'], 'no row for the refused queue');
+          assert.deepEqual((await store.listJobs({ limit: 10, queue: 'q3' })).jobs, [], 'nor a job');
+          assert.ok((await admit('q1', 3)).admitted, 'an existing queue takes jobs at the limit');
+          assert.ok((await admit('default', 3)).admitted);
+          // An explicit creation (an admin's PUT) is not limited; the queue then takes jobs.
+          await store.putQueue('q3', { concurrency: 1 });
+          assert.ok((await admit('q3', 3)).admitted);
+          await assert.rejects(admit('q4', 4), overLimit('q4', 4));
+          assert.ok((await admit('q4')).admitted, 'no limit unless one is given');
+          assert.ok((await admit('q5', null)).admitted);
+          assert.deepEqual(await names(store), ['default', 'q1', 'q2', 'q3', 'q4', 'q5']);
+
+          // A forgotten queue makes room for a new one.
+          const [q5] = (await store.listJobs({ limit: 1, queue: 'q5' })).jobs;
+          await store.cancelQueued(q5!.id, { at: NOW, by: 'alice', graceMs: 0 }, 'cancelled by alice');
+          await store.deleteJob(q5!.id);
+          assert.ok((await admit('q6', 6)).admitted);
+          await assert.rejects(admit('q7', 6), overLimit('q7', 6));
+        }));
+
+      it('holds maxQueues exactly under concurrent admissions of new queues', () =>
+        withStore(async (store) => {
+          const outcomes = await Promise.allSettled(
+            Array.from({ length: 12 }, (_, i) =>
+              store.admitJob(makeJob({ createdAt: NOW, spec: { queue: `race-${i}` } }), NOW, {
+                maxQueues: 5,
+              }),
+            ),
+          );
+          const admitted = outcomes.filter((o) => o.status === 'fulfilled');
+          const refused = outcomes.filter((o) => o.status === 'rejected');
+          assert.equal(admitted.length, 4, 'default and 4 new ones');
+          for (const r of refused) overLimit('race-\\d+', 5)((r as PromiseRejectedResult).reason);
+          assert.equal((await store.listQueues()).length, 5);
+          // Many admissions to the same new queue at once: one row, every job admitted.
+          const same = await Promise.all(
+            Array.from({ length: 8 }, () =>
+              store.admitJob(makeJob({ createdAt: NOW, spec: { queue: 'shared' } }), NOW, { maxQueues: 6 }),
+            ),
+          );
+          assert.ok(same.every((a) => a.admitted));
+          assert.equal((await store.getQueue('shared')).waiting, 8);
+          assert.equal((await store.listQueues()).length, 6);
+        }));
+
+      it('lists every queue with the counts getQueue gives it', () =>
+        withStore(async (store) => {
+          await store.putQueue('empty', { maxWaiting: 9 });
+          for (let i = 0; i < 3; i++)
+            await store.admitJob(makeJob({ createdAt: NOW, spec: { queue: 'a' } }), NOW);
+          await store.admitJob(makeJob({ createdAt: NOW, spec: { queue: 'b' } }), NOW);
+          await store.admitJob(
+            makeJob({ createdAt: NOW, spec: { queue: 'b' }, runAt: new Date(T0 + 60_000) }),
+            NOW,
+          );
+          const [claimed, started] = await store.claimReady('a', 'node-a', 2);
+          await store.markStarted(started!.id, PROCESS, AT);
+          await store.markPaused(started!.id, AT);
+          assert.ok(claimed);
+          await finishedIn(store, 'a');
+          const listed = await store.listQueues();
+          assert.deepEqual(
+            listed.map((q) => [q.name, q.running, q.waiting, q.maxWaiting]),
+            [
+              ['a', 2, 1, null],
+              ['b', 0, 2, null],
+              ['default', 0, 0, null],
+              ['empty', 0, 0, 9],
+            ],
+          );
+          for (const q of listed) assert.deepStrictEqual(q, await store.getQueue(q.name), q.name);
+        }));
+    });
+
     describe('listJobs by id prefix', () => {
       it('lists the jobs whose id starts with a prefix, within an owner when given', () =>
         withStore(async (store) => {

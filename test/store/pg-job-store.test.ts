@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
+import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import { InsufficientStorageError } from '../../src/core/errors.ts';
 import type { Job } from '../../src/core/job.ts';
@@ -15,6 +16,7 @@ import {
   claimStatement,
   countActiveQuery,
   nextRunAtQuery,
+  queueStatesStatement,
   readyQueuesStatement,
 } from '../../src/store/postgres/pg-dispatch-queries.ts';
 import {
@@ -98,6 +100,41 @@ describe('PgJobStore on PostgreSQL', () => {
       }
       await Promise.all(stores.map((s) => s.close()));
     } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('migration 0010 forgets the queues left without settings or jobs, and keeps the others', async () => {
+    const fresh = await createTestDatabase('pg_forget_queues');
+    const kysely = openPostgres(fresh.url, { max: 1 });
+    try {
+      const before = Object.fromEntries(
+        Object.entries(POSTGRES_MIGRATIONS).filter(([name]) => name < '0010'),
+      );
+      const migrated = await new Migrator({
+        db: kysely,
+        provider: { getMigrations: async () => before },
+      }).migrateToLatest();
+      assert.equal(migrated.error, undefined);
+      for (const name of ['used-once', 'with-job', 'limited']) {
+        await kysely.insertInto('queues').values({ name, paused: 0 }).execute();
+      }
+      await kysely.updateTable('queues').set({ max_waiting: 5 }).where('name', '=', 'limited').execute();
+      await kysely
+        .insertInto('jobs')
+        .values(jobToRow(makeJob({ status: 'succeeded', spec: { queue: 'with-job' } })))
+        .execute();
+      const store = await PgJobStore.open(fresh.url, { max: 1 });
+      try {
+        assert.deepEqual(
+          (await store.listQueues()).map((q) => q.name),
+          ['default', 'limited', 'with-job'],
+        );
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await kysely.destroy();
       await fresh.drop();
     }
   });
@@ -224,6 +261,114 @@ describe('PgJobStore on PostgreSQL', () => {
       assert.equal(admission.existing.id, winner.id);
     } finally {
       commit();
+      await other.destroy();
+      await store.close();
+    }
+  });
+
+  it('a deletion does not forget a queue whose row an admission holds; it waits, and forgets it only if no job came', async () => {
+    const store = await PgJobStore.open(db.url, { max: 2 });
+    // Another session, as an admission on another node: it holds the queue's row as `holdQueue` does.
+    const other = openPostgres(db.url, { max: 2 });
+    const told: string[] = [];
+    store.onQueuesForgotten((names) => told.push(...names));
+    try {
+      for (const [queue, addsJob] of [
+        ['held-kept', true],
+        ['held-gone', false],
+      ] as const) {
+        const last = makeJob({ status: 'succeeded', spec: { queue } });
+        await store.insertJob(last);
+        let end!: (commit: boolean) => void;
+        const ended = new Promise<boolean>((resolve) => {
+          end = resolve;
+        });
+        let held!: () => void;
+        const heldYet = new Promise<void>((resolve) => {
+          held = resolve;
+        });
+        const admission = other
+          .transaction()
+          .execute(async (trx) => {
+            await sql`select name from queues where name = ${queue} for key share`.execute(trx);
+            if (addsJob)
+              await trx
+                .insertInto('jobs')
+                .values(jobToRow(makeJob({ spec: { queue } })))
+                .execute();
+            held();
+            if (!(await ended)) throw new Error('rolled back');
+          })
+          .catch(() => undefined);
+        await heldYet;
+        const deleting = store.deleteJob(last.id);
+        try {
+          await until(`the deletion to wait for the row of ${queue}`, async () => {
+            const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'`.execute(other);
+            return (rows[0]?.n ?? 0) > 0;
+          });
+        } finally {
+          end(addsJob);
+          await admission;
+        }
+        assert.equal((await deleting).id, last.id);
+        const names = (await store.listQueues()).map((q) => q.name);
+        assert.equal(names.includes(queue), addsJob, `${queue} is listed: ${names.join(', ')}`);
+      }
+      assert.deepEqual(told, ['held-gone']);
+      assert.equal((await store.getQueue('held-kept')).waiting, 1);
+    } finally {
+      await other.destroy();
+      await store.close();
+    }
+  });
+
+  it('an admission to a queue a deletion is forgetting waits for it, then makes the queue again', async () => {
+    const store = await PgJobStore.open(db.url, { max: 2 });
+    const other = openPostgres(db.url, { max: 2 });
+    try {
+      const last = makeJob({ status: 'succeeded', spec: { queue: 'forgetting' } });
+      await store.insertJob(last);
+      let forget!: () => void;
+      const forgetNow = new Promise<void>((resolve) => {
+        forget = resolve;
+      });
+      let locked!: () => void;
+      const lockedYet = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      // As a deletion of its last job on another node: the row locked, then deleted with the job.
+      const deletion = other.transaction().execute(async (trx) => {
+        await sql`select name from queues where name = 'forgetting' for update`.execute(trx);
+        locked();
+        await forgetNow;
+        await trx.deleteFrom('jobs').where('id', '=', last.id).execute();
+        await trx.deleteFrom('queues').where('name', '=', 'forgetting').execute();
+      });
+      await lockedYet;
+      const admitting = store.admitJob(makeJob({ spec: { queue: 'forgetting' } }), new Date());
+      try {
+        await until('the admission to wait for the row', async () => {
+          const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'`.execute(other);
+          return (rows[0]?.n ?? 0) > 0;
+        });
+      } finally {
+        forget();
+        await deletion;
+      }
+      const admission = await admitting;
+      assert.ok(admission.admitted);
+      assert.ok(
+        (await store.listQueues()).some((q) => q.name === 'forgetting'),
+        'the queue was made again',
+      );
+      assert.deepEqual(
+        (await store.claimReady('forgetting', 'node-a', 5)).map((j) => j.id),
+        [admission.job.id],
+      );
+    } finally {
       await other.destroy();
       await store.close();
     }
@@ -758,12 +903,18 @@ describe('PgJobStore on PostgreSQL', () => {
           ['claim', claimStatement('default', 'n', 5).compile(kysely)],
           ['ready queues', readyQueuesStatement().compile(kysely)],
           ['next run', nextRunAtQuery(kysely).compile()],
+          ['queue states', queueStatesStatement().compile(kysely)],
         ];
         for (const [what, query] of dispatch) {
           const plan = await explain(kysely, query);
           assert.doesNotMatch(plan, /Seq Scan on jobs/, `${what}: ${plan}`);
           assert.match(plan, /jobs_(active_by_queue|ready|delayed|waiting_by_queue)/, `${what}: ${plan}`);
         }
+        // Every queue's counts: one walk of each partial index, grouped, never the history (the
+        // active jobs' may be read from either index that holds only them).
+        const states = await explain(kysely, queueStatesStatement().compile(kysely));
+        assert.match(states, /jobs_waiting_by_queue/, states);
+        assert.match(states, /jobs_active_by_(queue|node)/, states);
         const byId = await explain(
           kysely,
           kysely

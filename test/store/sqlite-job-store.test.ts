@@ -394,6 +394,43 @@ describe('SqliteJobStore on SQLite', () => {
       }
     }));
 
+  it('migration 0014 forgets the queues left without settings or jobs, and keeps the others', () =>
+    withDatabaseFile(async (path) => {
+      await withConnection(path, async (db) => {
+        const before = Object.fromEntries(
+          Object.entries(SQLITE_MIGRATIONS).filter(([name]) => name < '0014'),
+        );
+        const migrated = await new Migrator({
+          db,
+          provider: { getMigrations: async () => before },
+        }).migrateToLatest();
+        assert.equal(migrated.error, undefined);
+        // As an older server left them: a row for every queue a job ever named.
+        for (const name of ['used-once', 'with-job', 'limited', 'isolated']) {
+          await db.insertInto('queues').values({ name, paused: 0 }).execute();
+        }
+        await db.updateTable('queues').set({ concurrency: 2 }).where('name', '=', 'limited').execute();
+        await db
+          .updateTable('queues')
+          .set({ isolation: '{"pid":true}' })
+          .where('name', '=', 'isolated')
+          .execute();
+        await db
+          .insertInto('jobs')
+          .values(jobToRow(makeJob({ status: 'succeeded', spec: { queue: 'with-job' } })))
+          .execute();
+      });
+      const store = await SqliteJobStore.open(path);
+      try {
+        assert.deepEqual(
+          (await store.listQueues()).map((q) => q.name),
+          ['default', 'isolated', 'limited', 'with-job'],
+        );
+      } finally {
+        await store.close();
+      }
+    }));
+
   it('opens connections in WAL mode, synchronous=NORMAL, with a busy timeout and foreign keys', () =>
     withDatabaseFile(async (path) => {
       await (await SqliteJobStore.open(path)).close();

@@ -12,6 +12,7 @@ interface ServeOptions {
   logFormat?: string;
   outputCap?: string;
   maxRunning?: string;
+  maxQueues?: string;
   defaultTimeout?: string;
   defaultLimits?: string;
   maxLimits?: string;
@@ -87,6 +88,10 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option(
       '--max-running <n>',
       'most jobs run at once, all queues together; more wait (default: $JOBWORKER_MAX_RUNNING, else 10000)',
+    )
+    .option(
+      '--max-queues <n>',
+      'most queues before a job naming a new one is refused; admins may still create queues (default: $JOBWORKER_MAX_QUEUES, else 1000; none for no limit)',
     )
     .option(
       '--default-timeout <duration>',
@@ -206,6 +211,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
       logFormat: options.logFormat,
       outputCap: options.outputCap,
       maxRunning: options.maxRunning,
+      ...(options.maxQueues === undefined ? {} : { maxQueues: options.maxQueues }),
       defaultTimeout: options.defaultTimeout,
       defaultLimits: options.defaultLimits,
       maxLimits: options.maxLimits,
@@ -247,6 +253,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'logLevel',
         'outputCap',
         'maxRunning',
+        'maxQueues',
         'logFormat',
         'defaultTimeout',
         'defaultLimits',

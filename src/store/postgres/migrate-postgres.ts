@@ -9,6 +9,7 @@ import * as dueNotify from './migrations/0006-due-notify.ts';
 import * as stopAlsoBy from './migrations/0007-stop-also-by.ts';
 import * as poolAccounts from './migrations/0008-pool-accounts.ts';
 import * as nodeSessions from './migrations/0009-node-sessions.ts';
+import * as forgetUnusedQueues from './migrations/0010-forget-unused-queues.ts';
 
 /**
  * Every PostgreSQL migration, by name, in the order they run. The PostgreSQL schema started at
@@ -24,6 +25,7 @@ export const POSTGRES_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0007-stop-also-by': stopAlsoBy,
   '0008-pool-accounts': poolAccounts,
   '0009-node-sessions': nodeSessions,
+  '0010-forget-unused-queues': forgetUnusedQueues,
 };
 
 const provider: MigrationProvider = {

@@ -48,6 +48,23 @@ export function readyQueuesStatement() {
     order by q.name`;
 }
 
+/**
+ * Every queue's row with its counts, by name, in one statement (one snapshot): each count is one
+ * walk of its partial index (`jobs_waiting_by_queue`, `jobs_active_by_queue`), grouped by queue,
+ * never the history. `queued` counts the jobs being started too (`starting`), which hold a slot.
+ */
+export function queueStatesStatement() {
+  return sql<QueueRow & { queued: string; starting: string; running: string }>`
+    select q.name, q.concurrency, q.max_waiting, q.paused, q.default_limits, q.max_limits, q.isolation,
+      coalesce(w.queued, 0) as queued, coalesce(w.starting, 0) as starting, coalesce(a.running, 0) as running
+    from queues q
+    left join (select queue, count(*) as queued, count(*) filter (where hold = 'starting') as starting
+      from jobs where status = 'queued' group by queue) w on w.queue = q.name
+    left join (select queue, count(*) as running from jobs
+      where status in ('running', 'paused') or hold = 'starting' group by queue) a on a.queue = q.name
+    order by q.name`;
+}
+
 /** The earliest `run_at` of a delayed job. */
 export function nextRunAtQuery(db: Kysely<StoreSchema>) {
   return db

@@ -11,6 +11,12 @@ import {
 } from '../../core/job.ts';
 import { assertTransition, TRANSITIONS } from '../../core/states.ts';
 import { admittedAs, dependencyVerdict, latestAttempts, settledColumns } from '../dependency-verdict.ts';
+import {
+  type AdmitOptions,
+  ForgottenQueueListeners,
+  type QueuesForgottenListener,
+  queueLimitError,
+} from '../forgotten-queues.ts';
 import { jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
 import type {
   Admission,
@@ -51,6 +57,7 @@ import {
   claimStatement,
   countActiveQuery,
   nextRunAtQuery,
+  queueStatesStatement,
   readyQueuesStatement,
 } from './pg-dispatch-queries.ts';
 import { pgListActiveQuery, pgListJobsQuery } from './pg-list-jobs-query.ts';
@@ -139,6 +146,8 @@ export class PgJobStore implements JobStore {
   readonly #nodeId: string | undefined;
   /** `PgJobStoreOptions.claimLockWaitMs`. */
   readonly #claimLockWaitMs: number;
+  /** Told of the queues each deletion through this store forgot (`onQueuesForgotten`). */
+  readonly #forgottenQueues = new ForgottenQueueListeners();
 
   /** Users, tokens and the audit trail, in the same database and pool. */
   readonly users: PgUserStore;
@@ -288,11 +297,12 @@ export class PgJobStore implements JobStore {
     return this.#run(() => this.#db.transaction().execute((trx) => insertRow(trx, job)));
   }
 
-  async admitJob(job: Job, now: Date): Promise<Admission> {
+  async admitJob(job: Job, now: Date, options: AdmitOptions = {}): Promise<Admission> {
+    const maxQueues = options.maxQueues ?? null;
     return this.#run(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.#db.transaction().execute((trx) => admitIn(trx, job, now));
+          return await this.#db.transaction().execute((trx) => admitIn(trx, job, now, maxQueues));
         } catch (error) {
           // Another node admitted the same key between our look and our insert: look again, in
           // a new transaction, which now sees the winner (unless it ended meanwhile).
@@ -306,7 +316,8 @@ export class PgJobStore implements JobStore {
    * One transaction: the queue's row locked (so claims of the queue, from every node, take turns),
    * the slots in use counted, and at most the free ones claimed (`claimStatement`). A queue whose
    * row another session holds for longer than `CLAIM_LOCK_WAIT_MS` is passed over (see
-   * `#passedOver`).
+   * `#passedOver`). `for no key update`: admissions hold the row `for key share` (`holdQueue`),
+   * which it does not wait for.
    */
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
     if (max <= 0) return [];
@@ -323,7 +334,7 @@ export class PgJobStore implements JobStore {
             .selectFrom('queues')
             .select(['concurrency', 'paused'])
             .where('name', '=', queue)
-            .forUpdate()
+            .forNoKeyUpdate()
             .executeTakeFirst();
           // No job ever named it (each one that does makes its row): nothing to claim.
           if (settings === undefined || settings.paused === 1) return [];
@@ -466,14 +477,9 @@ export class PgJobStore implements JobStore {
   async putQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueState> {
     return this.#run(() =>
       this.#db.transaction().execute(async (trx) => {
-        // Create-then-lock, so two nodes changing different settings at once both keep theirs.
-        await ensureQueue(trx, name);
-        const current = await trx
-          .selectFrom('queues')
-          .selectAll()
-          .where('name', '=', name)
-          .forUpdate()
-          .executeTakeFirstOrThrow();
+        // Create-then-lock, so two nodes changing different settings at once both keep theirs. An
+        // explicit creation: the limit of queues is for those a submission makes.
+        const current = await holdQueue(trx, name, { maxQueues: null, lock: 'no key update' });
         const row: QueueRow = {
           name,
           concurrency: settings.concurrency !== undefined ? settings.concurrency : current.concurrency,
@@ -505,10 +511,8 @@ export class PgJobStore implements JobStore {
 
   async listQueues(): Promise<QueueState[]> {
     return this.#run(async () => {
-      const rows = await this.#db.selectFrom('queues').selectAll().orderBy('name').execute();
-      const out: QueueState[] = [];
-      for (const row of rows) out.push(await queueState(this.#db, row.name, row));
-      return out;
+      const { rows } = await queueStatesStatement().execute(this.#db);
+      return rows.map((row) => stateOf(row.name, row, row));
     });
   }
 
@@ -628,7 +632,9 @@ export class PgJobStore implements JobStore {
   }
 
   async deleteJob(id: string): Promise<Job> {
-    return this.#run(() => pgDeleteJob(this.#db, id));
+    const { deleted, forgotten } = await this.#run(() => pgDeleteJob(this.#db, id));
+    this.#forgottenQueues.tell(forgotten);
+    return deleted;
   }
 
   async retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
@@ -636,7 +642,13 @@ export class PgJobStore implements JobStore {
   }
 
   async deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
-    return this.#run(() => pgDeleteFinished(this.#db, query));
+    const { deleted, forgotten } = await this.#run(() => pgDeleteFinished(this.#db, query));
+    this.#forgottenQueues.tell(forgotten);
+    return deleted;
+  }
+
+  onQueuesForgotten(listener: QueuesForgottenListener): () => void {
+    return this.#forgottenQueues.add(listener);
   }
 
   async listDirsToRemove(limit: number, node?: string): Promise<string[]> {
@@ -765,7 +777,12 @@ async function changeIn(
  * queue's `maxWaiting` is counted with its row locked; each dependency is locked `FOR SHARE`, so
  * its end (which updates it) waits for this admission, and the settling that follows sees the edge.
  */
-async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Promise<Admission> {
+async function admitIn(
+  trx: Transaction<StoreSchema>,
+  job: Job,
+  now: Date,
+  maxQueues: number | null,
+): Promise<Admission> {
   const scope = dedupeScopeOf(job);
   if (job.spec.dedupeKey !== null && scope !== null) {
     const existing = await trx
@@ -777,13 +794,15 @@ async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Prom
       .executeTakeFirst();
     if (existing) return { admitted: false, existing: rowToJob(existing) };
   }
-  const queue = await queueRow(trx, job.spec.queue);
-  if (queue?.max_waiting != null) {
+  const queue = await holdQueue(trx, job.spec.queue, { maxQueues, lock: 'key share' });
+  if (queue.max_waiting !== null) {
+    // Admissions to a queue with a `maxWaiting` take turns, each counting what the one before
+    // committed; `no key update` leaves the others' `key share` (and its own) as they are.
     const locked = await trx
       .selectFrom('queues')
       .select('max_waiting')
       .where('name', '=', job.spec.queue)
-      .forUpdate()
+      .forNoKeyUpdate()
       .executeTakeFirstOrThrow();
     const max = locked.max_waiting;
     if (max !== null) {
@@ -816,7 +835,7 @@ async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Prom
     job.runAt.getTime() > (await pgNowMs(trx))
       ? { ...admitted, hold: 'delay' as const }
       : admitted;
-  await insertRow(trx, stored);
+  await insertRow(trx, stored, true);
   if (stored.status === 'queued' && deps.length > 0) {
     await trx
       .insertInto('job_deps')
@@ -831,7 +850,8 @@ function lockShared(trx: Transaction<StoreSchema>, id: string): Promise<JobRow |
   return trx.selectFrom('jobs').selectAll().where('id', '=', id).forShare().executeTakeFirst();
 }
 
-async function insertRow(trx: Transaction<StoreSchema>, job: Job): Promise<void> {
+/** `queueHeld`: the caller holds the job's queue row already (`holdQueue`). */
+async function insertRow(trx: Transaction<StoreSchema>, job: Job, queueHeld = false): Promise<void> {
   const row = jobToRow(job);
   const labels = Object.entries(job.spec.labels).map(([key, value]) => ({
     job_id: job.id,
@@ -848,16 +868,60 @@ async function insertRow(trx: Transaction<StoreSchema>, job: Job): Promise<void>
     throw error;
   }
   if (labels.length > 0) await trx.insertInto('job_labels').values(labels).execute();
-  // A queue exists for the dispatcher once a job names it.
-  await ensureQueue(trx, job.spec.queue);
+  // A queue exists for the dispatcher once a job names it (a retry's queue has its first attempt).
+  if (!queueHeld) await holdQueue(trx, job.spec.queue, { maxQueues: null, lock: 'key share' });
 }
 
-async function ensureQueue(trx: Transaction<StoreSchema>, name: string): Promise<void> {
-  await trx
-    .insertInto('queues')
-    .values({ name, paused: 0 })
-    .onConflict((oc) => oc.column('name').doNothing())
-    .execute();
+/** How many times `holdQueue` makes a row that a deletion forgets before it can hold it. */
+const HOLD_QUEUE_TRIES = 5;
+
+/**
+ * The queue's row, made if it has none, and held until the commit. `key share` (a job's admission):
+ * the deletion of the queue's last job, which locks the row to forget it (pg-retention.ts,
+ * `forgetQueues`), waits for this transaction and then sees its job; or it went first, and the row
+ * it deleted is made again here. `key share` does not keep claims, settings changes or other
+ * admissions waiting. `no key update` (`putQueue`): changes of one queue's settings take turns.
+ * A row to make when the store holds `maxQueues` queues already: `queueLimitError`.
+ */
+async function holdQueue(
+  trx: Transaction<StoreSchema>,
+  name: string,
+  options: { readonly maxQueues: number | null; readonly lock: 'key share' | 'no key update' },
+): Promise<QueueRow> {
+  for (let tries = 0; tries < HOLD_QUEUE_TRIES; tries++) {
+    const query = trx.selectFrom('queues').selectAll().where('name', '=', name);
+    const held = await (options.lock === 'key share'
+      ? query.forKeyShare()
+      : query.forNoKeyUpdate()
+    ).executeTakeFirst();
+    if (held !== undefined) return held;
+    if (options.maxQueues !== null) await checkQueueLimit(trx, name, options.maxQueues);
+    await trx
+      .insertInto('queues')
+      .values({ name, paused: 0 })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+  }
+  throw new Error(`Queue ${name} was forgotten ${HOLD_QUEUE_TRIES} times while a job was admitted to it`);
+}
+
+/**
+ * Refuses to make a new queue when the store holds `maxQueues` already. The makers of new queues,
+ * on every node, take turns on one advisory lock held until their commit, each counting what the
+ * ones before committed: the limit holds exactly. Only a new queue's admission takes it.
+ */
+async function checkQueueLimit(
+  trx: Transaction<StoreSchema>,
+  name: string,
+  maxQueues: number,
+): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended('jobworker new queues', 0))`.execute(trx);
+  // Made by another admission while this one waited: not a new queue any more.
+  if ((await queueRow(trx, name)) !== undefined) return;
+  const { rows } = await sql<{
+    n: string;
+  }>`select count(*) as n from (select 1 from queues limit ${maxQueues}) q`.execute(trx);
+  if (Number(rows[0]?.n ?? 0) >= maxQueues) throw queueLimitError(name, maxQueues);
 }
 
 function queueRow(db: Db, name: string): Promise<QueueRow | undefined> {
@@ -872,12 +936,25 @@ async function countActiveIn(db: Db, queue: string): Promise<number> {
 async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
   // One statement, so the counts come from one snapshot; each subquery is a range of a partial
   // index (`jobs_waiting_by_queue`, `jobs_active_by_queue`), never the queue's whole history.
-  const { rows } = await sql<{ waiting: number; starting: number; running: number }>`select
-    (select count(*) from jobs where queue = ${name} and status = 'queued') as waiting,
+  const { rows } = await sql<QueueCounts>`select
+    (select count(*) from jobs where queue = ${name} and status = 'queued') as queued,
     (select count(*) from jobs where queue = ${name} and status = 'queued' and hold = 'starting') as starting,
     (select count(*) from jobs where queue = ${name}
       and (status in ('running', 'paused') or hold = 'starting')) as running`.execute(db);
-  const counts = rows[0]!;
+  return stateOf(name, row, rows[0]!);
+}
+
+/** A queue's counts as `queueState` and `queueStatesStatement` read them (bigint: as text). */
+interface QueueCounts {
+  /** Queued jobs, those being started included. */
+  readonly queued: number | string;
+  /** Queued jobs being started. */
+  readonly starting: number | string;
+  /** Jobs holding a slot: running, paused or being started. */
+  readonly running: number | string;
+}
+
+function stateOf(name: string, row: QueueRow | undefined, counts: QueueCounts): QueueState {
   return {
     name,
     concurrency: row?.concurrency ?? null,
@@ -888,7 +965,7 @@ async function queueState(db: Db, name: string, row: QueueRow | undefined): Prom
     isolation: parseIsolation(row?.isolation ?? null),
     running: Number(counts.running),
     // Jobs being started are counted as running, not twice.
-    waiting: Number(counts.waiting) - Number(counts.starting),
+    waiting: Number(counts.queued) - Number(counts.starting),
   };
 }
 

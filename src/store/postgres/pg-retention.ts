@@ -1,6 +1,7 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { InUseError, NotFinishedError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { isFinal, type Job } from '../../core/job.ts';
+import { UNSET_QUEUE } from '../forgotten-queues.ts';
 import { rowToJob, toMillis } from '../job-row.ts';
 import type { DeleteFinishedQuery, FinishedBound, RetentionLimits } from '../job-store.ts';
 import type { StoreSchema } from '../schema.ts';
@@ -32,9 +33,25 @@ async function waitingFor(trx: Transaction<StoreSchema>, id: string): Promise<st
   return rows.map((r) => r.id);
 }
 
-/** Deletes the rows of these finished jobs and records their directories, inside `trx`. */
-async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
+/** A deletion's outcome: what it deleted, and the queues it forgot. */
+export interface Deleted<T> {
+  readonly deleted: T;
+  readonly forgotten: string[];
+}
+
+/** What `deleteRows` did about the queues of the jobs it deleted. */
+interface QueuesLeft {
+  readonly forgotten: string[];
+  /** Queues without settings whose rows another transaction held: see `forgetBusyQueues`. */
+  readonly busy: string[];
+}
+
+/**
+ * Deletes the rows of these finished jobs and records their directories, inside `trx`, and
+ * forgets the queues they were the last jobs of (`forgetQueues`).
+ */
+async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[]): Promise<QueuesLeft> {
+  if (ids.length === 0) return { forgotten: [], busy: [] };
   // Labels, results and the jobs' own edges go by `on delete cascade`; edges from finished
   // dependents to them would dangle, so they go too (no queued job waits for them).
   await trx.deleteFrom('job_deps').where('dep_id', 'in', ids).execute();
@@ -45,25 +62,86 @@ async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[])
   // would make a delivery's body from. A fan-out that read one before finds it gone and adds
   // nothing. A scan (no index on job_id): the outbox holds only what a dispatcher has yet to take.
   await trx.deleteFrom('webhook_outbox').where('job_id', 'in', ids).execute();
-  const gone = await trx.deleteFrom('jobs').where('id', 'in', ids).returning(['id', 'node']).execute();
-  if (gone.length === 0) return;
+  const gone = await trx
+    .deleteFrom('jobs')
+    .where('id', 'in', ids)
+    .returning(['id', 'node', 'queue'])
+    .execute();
+  if (gone.length === 0) return { forgotten: [], busy: [] };
   await trx
     .insertInto('job_dirs_to_remove')
     .values(gone.map(({ id, node }) => ({ id, node })))
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
+  return forgetQueues(trx, [...new Set(gone.map((r) => r.queue))], 'skip locked');
 }
 
-export function pgDeleteJob(db: Kysely<StoreSchema>, id: string): Promise<Job> {
-  return db.transaction().execute(async (trx) => {
+/**
+ * Deletes the rows of these queues that have no settings and, now, no job (docs/queues.md, "How
+ * many queues"), in two statements. The rows are locked first, `FOR UPDATE`; the second statement,
+ * whose snapshot is taken once they are held, deletes those no job names. An admission holds its
+ * queue's row `FOR KEY SHARE` until it commits (`holdQueue`), so either it committed before the
+ * lock and its job is seen, or it waits for this transaction, finds the row gone and makes it
+ * again. `skip locked` (inside a deletion, which holds the rows of the jobs it deletes): a row
+ * another transaction holds is not waited for, which could close a cycle with an admission that
+ * holds the row and waits for one of those jobs (`after`); it is left `busy` for
+ * `forgetBusyQueues`.
+ */
+async function forgetQueues(
+  trx: Transaction<StoreSchema>,
+  names: readonly string[],
+  locking: 'skip locked' | 'wait',
+): Promise<QueuesLeft> {
+  if (names.length === 0) return { forgotten: [], busy: [] };
+  const unset = sql.raw(UNSET_QUEUE);
+  const { rows: candidates } = await sql<{ name: string }>`select name from queues
+    where name = any(${names}::text[]) and ${unset}`.execute(trx);
+  if (candidates.length === 0) return { forgotten: [], busy: [] };
+  const wanted = candidates.map((r) => r.name);
+  // In name order: two transactions locking some of the same rows take them in the same order.
+  const { rows: held } = await sql<{ name: string }>`select name from queues
+    where name = any(${wanted}::text[]) and ${unset}
+    order by name for update ${locking === 'wait' ? sql`` : sql`skip locked`}`.execute(trx);
+  const locked = held.map((r) => r.name);
+  const { rows: deleted } =
+    locked.length === 0
+      ? { rows: [] }
+      : await sql<{ name: string }>`delete from queues q
+    where q.name = any(${locked}::text[]) and not exists (select 1 from jobs j where j.queue = q.name)
+    returning q.name`.execute(trx);
+  const taken = new Set(locked);
+  return {
+    forgotten: deleted.map((r) => r.name).sort(),
+    busy: locking === 'wait' ? [] : wanted.filter((name) => !taken.has(name)),
+  };
+}
+
+/**
+ * The queues a deletion passed over because another transaction held their rows, tried again once
+ * it committed, in a transaction of their own that holds nothing else and so may wait for them.
+ * Rare (an admission to the queue, which gives it a job; a claim or a change of its settings), and
+ * never fails the deletion, which is done: a queue left so is forgotten with its next last job.
+ */
+export async function forgetBusyQueues(db: Kysely<StoreSchema>, busy: readonly string[]): Promise<string[]> {
+  if (busy.length === 0) return [];
+  try {
+    return (await db.transaction().execute((trx) => forgetQueues(trx, busy, 'wait'))).forgotten;
+  } catch {
+    return [];
+  }
+}
+
+export async function pgDeleteJob(db: Kysely<StoreSchema>, id: string): Promise<Deleted<Job>> {
+  const { job, queues } = await db.transaction().execute(async (trx) => {
     const row = await trx.selectFrom('jobs').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
     if (row === undefined) throw new NotFoundError(id);
     if (!isFinal(row.status)) throw new NotFinishedError(id, row.status);
     const dependents = await waitingFor(trx, id);
     if (dependents.length > 0) throw new InUseError(id, dependents);
-    await deleteRows(trx, [id]);
-    return rowToJob(row);
+    return { job: rowToJob(row), queues: await deleteRows(trx, [id]) };
   });
+  const later = await forgetBusyQueues(db, queues.busy);
+  return { deleted: job, forgotten: [...queues.forgotten, ...later] };
 }
 
 export async function pgRetentionBound(
@@ -125,14 +203,15 @@ function deleteBatchQuery(query: DeleteFinishedQuery) {
 export async function pgDeleteFinished(
   db: Kysely<StoreSchema>,
   query: DeleteFinishedQuery,
-): Promise<string[]> {
+): Promise<Deleted<string[]>> {
   if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_DELETE_BATCH) {
     throw ValidationError.expected('limit', `an integer from 1 to ${MAX_DELETE_BATCH}`, query.limit);
   }
-  return db.transaction().execute(async (trx) => {
+  const { ids, queues } = await db.transaction().execute(async (trx) => {
     const { rows } = await deleteBatchQuery(query).execute(trx);
     const ids = rows.map((r) => r.id);
-    await deleteRows(trx, ids);
-    return ids;
+    return { ids, queues: await deleteRows(trx, ids) };
   });
+  const later = await forgetBusyQueues(db, queues.busy);
+  return { deleted: ids, forgotten: [...queues.forgotten, ...later] };
 }

@@ -13,6 +13,7 @@ import * as listFilters from './migrations/0010-list-filters.ts';
 import * as outboxSnapshots from './migrations/0011-outbox-snapshots.ts';
 import * as deliveryClaims from './migrations/0012-delivery-claims.ts';
 import * as stopAlsoBy from './migrations/0013-stop-also-by.ts';
+import * as forgetUnusedQueues from './migrations/0014-forget-unused-queues.ts';
 
 /**
  * Every migration, by name. Names sort in the order they run (Kysely's migrator sorts them), and
@@ -32,6 +33,7 @@ export const SQLITE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0011-outbox-snapshots': outboxSnapshots,
   '0012-delivery-claims': deliveryClaims,
   '0013-stop-also-by': stopAlsoBy,
+  '0014-forget-unused-queues': forgetUnusedQueues,
 };
 
 const provider: MigrationProvider = {

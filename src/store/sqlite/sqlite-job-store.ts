@@ -12,6 +12,12 @@ import {
 } from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
 import { admittedAs, dependencyVerdict, latestAttempts, settledColumns } from '../dependency-verdict.ts';
+import {
+  type AdmitOptions,
+  ForgottenQueueListeners,
+  type QueuesForgottenListener,
+  queueLimitError,
+} from '../forgotten-queues.ts';
 import { jobToRow, progressToText, rowToJob, toMillis } from '../job-row.ts';
 import type {
   Admission,
@@ -46,8 +52,10 @@ import {
   compileMarkFinished,
   compileMarkStarted,
   countInQueue,
+  countQueuesUpTo,
   ensureQueue,
   insertJobRow,
+  QUEUE_STATES,
   queueRow,
 } from './compiled-statements.ts';
 import { listActiveQuery, listJobsQuery } from './list-jobs-query.ts';
@@ -125,6 +133,8 @@ export class SqliteJobStore implements JobStore {
   #checkpointer: WalCheckpointer | undefined;
   /** Set by `close`: the memory relief, waiting on the helper, finds the connection gone. */
   #closing = false;
+  /** Told of the queues each deletion forgot (`onQueuesForgotten`). */
+  readonly #forgottenQueues = new ForgottenQueueListeners();
 
   /** Users, tokens and the audit trail, in the same database and on the same connection. */
   readonly users: SqliteUserStore;
@@ -188,11 +198,11 @@ export class SqliteJobStore implements JobStore {
     await this.#db.transaction().execute((trx) => insertRow(trx, job));
   }
 
-  admitJob(job: Job, now: Date): Promise<Admission> {
+  admitJob(job: Job, now: Date, options: AdmitOptions = {}): Promise<Admission> {
     // Before its unit runs: from here on every job's end looks for dependents (`settleDependents`).
     if (job.spec.after.length > 0) this.#mayHaveDependents = true;
     // Submissions of many clients come together: they are committed together (see WriteBatch).
-    return this.#writes.run((trx) => admitIn(trx, job, now));
+    return this.#writes.run((trx) => admitIn(trx, job, now, options.maxQueues ?? null));
   }
 
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
@@ -369,12 +379,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   async listQueues(): Promise<QueueState[]> {
-    return this.#db.transaction().execute(async (trx) => {
-      const rows = await trx.selectFrom('queues').selectAll().orderBy('name').execute();
-      const out: QueueState[] = [];
-      for (const row of rows) out.push(await queueState(trx, row.name, row));
-      return out;
-    });
+    const { rows } = await sql<QueueRow & QueueCounts>`${sql.raw(QUEUE_STATES)}`.execute(this.#db);
+    return rows.map((row) => stateOf(row.name, row, row));
   }
 
   async listReadyQueues(): Promise<(QueueSettings & { readonly name: string })[]> {
@@ -527,9 +533,11 @@ export class SqliteJobStore implements JobStore {
     return rows.map(rowToJob);
   }
 
-  deleteJob(id: string): Promise<Job> {
+  async deleteJob(id: string): Promise<Job> {
     this.#forget([id]);
-    return deleteJobIn(this.#db, id).finally(() => this.#forget([id]));
+    const { deleted, forgotten } = await deleteJobIn(this.#db, id).finally(() => this.#forget([id]));
+    this.#forgottenQueues.tell(forgotten);
+    return deleted;
   }
 
   retentionBound(limits: RetentionLimits): Promise<FinishedBound | null> {
@@ -538,9 +546,14 @@ export class SqliteJobStore implements JobStore {
 
   async deleteFinished(query: DeleteFinishedQuery): Promise<string[]> {
     this.#deletions++;
-    const ids = await deleteFinishedIn(this.#db, query);
+    const { deleted: ids, forgotten } = await deleteFinishedIn(this.#db, query);
     this.#forget(ids);
+    this.#forgottenQueues.tell(forgotten);
     return ids;
+  }
+
+  onQueuesForgotten(listener: QueuesForgottenListener): () => void {
+    return this.#forgottenQueues.add(listener);
   }
 
   /** Takes deleted (or being deleted) jobs out of the cache of finished ones. */
@@ -618,7 +631,12 @@ async function insertResult(trx: Transaction<StoreSchema>, id: string, finish: J
 }
 
 /** The admission of one job (see `JobStore.admitJob`), inside the caller's transaction. */
-async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Promise<Admission> {
+async function admitIn(
+  trx: Transaction<StoreSchema>,
+  job: Job,
+  now: Date,
+  maxQueues: number | null,
+): Promise<Admission> {
   const scope = dedupeScopeOf(job);
   if (job.spec.dedupeKey !== null && scope !== null) {
     const existing = await trx
@@ -631,6 +649,11 @@ async function admitIn(trx: Transaction<StoreSchema>, job: Job, now: Date): Prom
     if (existing) return { admitted: false, existing: rowToJob(existing) };
   }
   const queue = await queueRow(trx, job.spec.queue);
+  // A new queue, counted in the transaction that would make it: the one connection writes alone,
+  // and the admissions of a batch before this one are in the count.
+  if (queue === undefined && maxQueues !== null && (await countQueuesUpTo(trx, maxQueues)) >= maxQueues) {
+    throw queueLimitError(job.spec.queue, maxQueues);
+  }
   if (queue?.max_waiting != null) {
     const waiting = await countInQueue(trx, 'waitingUpTo', job.spec.queue, queue.max_waiting);
     if (waiting >= queue.max_waiting) throw new QueueFullError(job.spec.queue, queue.max_waiting);
@@ -706,6 +729,21 @@ function countActiveIn(db: Db, queue: string): Promise<number> {
 async function queueState(db: Db, name: string, row: QueueRow | undefined): Promise<QueueState> {
   const queued = await countInQueue(db, 'queued', name);
   const running = await countActiveIn(db, name);
+  const starting = await countInQueue(db, 'starting', name);
+  return stateOf(name, row, { queued, starting, running });
+}
+
+/** A queue's counts as `QUEUE_COUNTS` and `QUEUE_STATES` read them. */
+interface QueueCounts {
+  /** Queued jobs, those being started included. */
+  readonly queued: number;
+  /** Queued jobs being started. */
+  readonly starting: number;
+  /** Jobs holding a slot: running, paused or being started. */
+  readonly running: number;
+}
+
+function stateOf(name: string, row: QueueRow | undefined, counts: QueueCounts): QueueState {
   return {
     name,
     concurrency: row?.concurrency ?? null,
@@ -714,9 +752,9 @@ async function queueState(db: Db, name: string, row: QueueRow | undefined): Prom
     defaultLimits: limitsOfColumns(row ?? {}).defaults,
     maxLimits: limitsOfColumns(row ?? {}).maxima,
     isolation: parseIsolation(row?.isolation ?? null),
-    running,
+    running: Number(counts.running),
     // Jobs being started are counted as running, not twice.
-    waiting: queued - (await countInQueue(db, 'starting', name)),
+    waiting: Number(counts.queued) - Number(counts.starting),
   };
 }
 

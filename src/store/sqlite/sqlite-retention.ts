@@ -1,6 +1,7 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { InUseError, NotFinishedError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { isFinal, type Job } from '../../core/job.ts';
+import { UNSET_QUEUE } from '../forgotten-queues.ts';
 import { rowToJob, toMillis } from '../job-row.ts';
 import type { DeleteFinishedQuery, FinishedBound, RetentionLimits } from '../job-store.ts';
 import type { StoreSchema } from '../schema.ts';
@@ -31,9 +32,12 @@ async function waitingFor(trx: Transaction<StoreSchema>, id: string): Promise<st
   return rows.map((r) => r.id);
 }
 
-/** Deletes the rows of these finished jobs and records their directories, inside `trx`. */
-async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
+/**
+ * Deletes the rows of these finished jobs and records their directories, inside `trx`; returns the
+ * queues forgotten with them (see `forgetQueues`).
+ */
+async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
   // Labels and the jobs' own edges go by `on delete cascade`; edges from finished dependents to
   // them would dangle, so they go too (no queued job waits for them: the callers checked).
   await trx.deleteFrom('job_deps').where('dep_id', 'in', ids).execute();
@@ -44,23 +48,51 @@ async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[])
   // would make a delivery's body from. A fan-out that read one before finds it gone and adds
   // nothing. A scan (no index on job_id): the outbox holds only what a dispatcher has yet to take.
   await trx.deleteFrom('webhook_outbox').where('job_id', 'in', ids).execute();
-  await trx.deleteFrom('jobs').where('id', 'in', ids).execute();
+  const gone = await trx.deleteFrom('jobs').where('id', 'in', ids).returning('queue').execute();
   await trx
     .insertInto('job_dirs_to_remove')
     .values(ids.map((id) => ({ id })))
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
+  return forgetQueues(trx, [...new Set(gone.map((r) => r.queue))]);
 }
 
-export function deleteJobIn(db: Kysely<StoreSchema>, id: string): Promise<Job> {
+/**
+ * Deletes the rows of these queues that have no settings and, now, no job: a queue made by a
+ * submission goes with its last job (docs/queues.md, "How many queues"). Each `not exists` is one
+ * probe of `jobs_by_queue`. The store's one connection writes alone, so no admission can slip a
+ * job in between. Returns the names of the rows deleted.
+ */
+async function forgetQueues(trx: Transaction<StoreSchema>, names: readonly string[]): Promise<string[]> {
+  if (names.length === 0) return [];
+  const forgotten: string[] = [];
+  // In slices: SQLite binds at most 32,766 parameters to one statement.
+  for (let i = 0; i < names.length; i += 500) {
+    const slice = names.slice(i, i + 500);
+    const { rows } = await sql<{ name: string }>`delete from queues
+      where name in (${sql.join(slice)}) and ${sql.raw(UNSET_QUEUE)}
+        and not exists (select 1 from jobs indexed by jobs_by_queue where jobs.queue = queues.name)
+      returning name`.execute(trx);
+    forgotten.push(...rows.map((r) => r.name));
+  }
+  return forgotten.sort();
+}
+
+/** A deletion's outcome: what it deleted, and the queues it forgot. */
+export interface Deleted<T> {
+  readonly deleted: T;
+  readonly forgotten: string[];
+}
+
+export function deleteJobIn(db: Kysely<StoreSchema>, id: string): Promise<Deleted<Job>> {
   return db.transaction().execute(async (trx) => {
     const row = await trx.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
     if (row === undefined) throw new NotFoundError(id);
     if (!isFinal(row.status)) throw new NotFinishedError(id, row.status);
     const dependents = await waitingFor(trx, id);
     if (dependents.length > 0) throw new InUseError(id, dependents);
-    await deleteRows(trx, [id]);
-    return rowToJob(row);
+    const forgotten = await deleteRows(trx, [id]);
+    return { deleted: rowToJob(row), forgotten };
   });
 }
 
@@ -131,14 +163,13 @@ export function deleteBatchQuery(query: DeleteFinishedQuery) {
 export async function deleteFinishedIn(
   db: Kysely<StoreSchema>,
   query: DeleteFinishedQuery,
-): Promise<string[]> {
+): Promise<Deleted<string[]>> {
   if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_DELETE_BATCH) {
     throw ValidationError.expected('limit', `an integer from 1 to ${MAX_DELETE_BATCH}`, query.limit);
   }
   return db.transaction().execute(async (trx) => {
     const { rows } = await deleteBatchQuery(query).execute(trx);
     const ids = rows.map((r) => r.id);
-    await deleteRows(trx, ids);
-    return ids;
+    return { deleted: ids, forgotten: await deleteRows(trx, ids) };
   });
 }
