@@ -76,6 +76,11 @@ export class CounterRecord<L extends string = never> implements MetricRecord {
     else this.#series.set(key, { labels: copyOf(this.#labelNames, labels), value: by });
   }
 
+  /** Drops every series whose `label` is `value` (prom-client's `remove`, for one label). */
+  removeWhere(label: L, value: string): void {
+    for (const [key, series] of this.#series) if (series.labels[label] === value) this.#series.delete(key);
+  }
+
   async get(): Promise<RecordData> {
     const values = [...this.#series.values()].map(({ labels, value }) => ({ labels, value }));
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
@@ -114,6 +119,14 @@ export class HistogramRecord<L extends string = never> implements MetricRecord {
 
   observe(labels: Record<L, string>, value: number): void {
     this.#add(this.#seriesData(labels), value);
+  }
+
+  /**
+   * Drops every series whose `label` is `value` (prom-client's `remove`, for one label). Not for a
+   * series a caller keeps (`series`): its next observations would go to a series no longer shown.
+   */
+  removeWhere(label: L, value: string): void {
+    for (const [key, series] of this.#series) if (series.labels[label] === value) this.#series.delete(key);
   }
 
   /**

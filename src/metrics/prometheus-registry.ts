@@ -10,6 +10,7 @@ import processResources from 'prom-client/lib/metrics/processResources.js';
 import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
 import version from 'prom-client/lib/metrics/version.js';
 import { JOB_STATUSES } from '../core/job.ts';
+import type { QueueState } from '../store/job-store.ts';
 import type { MetricRecord } from './metric-records.ts';
 import type { ProcessWatch } from './process-watch.ts';
 import type { MetricsSources } from './server-metrics.ts';
@@ -26,10 +27,12 @@ export function buildRegistry(parts: {
   readonly watch: ProcessWatch;
   /** The server's counters and histograms, in their order of the exposition. */
   readonly records: readonly MetricRecord[];
+  /** The queues for the queue gauges, read once per scrape (`ServerMetrics`, which prunes by them). */
+  readonly queues: () => Promise<QueueState[]>;
 }): Registry {
   const registry = new Registry();
   registerDefaultMetrics(registry, parts.watch);
-  registerServerGauges(registry, parts.sources);
+  registerServerGauges(registry, parts.sources, parts.queues);
   // The records answer `get()` as prom-client's Counter and Histogram do, which is all the registry reads.
   for (const record of parts.records) registry.registerMetric(record as unknown as Metric);
   return registry;
@@ -153,7 +156,11 @@ function registerEventLoopLag(registry: Registry, watch: ProcessWatch): void {
 }
 
 /** The server's gauges (and one counter), each read at the scrape from something cheap. */
-function registerServerGauges(registry: Registry, sources: MetricsSources): void {
+function registerServerGauges(
+  registry: Registry,
+  sources: MetricsSources,
+  queues: () => Promise<QueueState[]>,
+): void {
   const registers = [registry];
   let storeUp = 1;
   new Gauge({
@@ -179,25 +186,38 @@ function registerServerGauges(registry: Registry, sources: MetricsSources): void
       this.set(storeUp);
     },
   });
+  // One read of the queues per scrape sets both gauges. The registry collects its metrics at once
+  // (prom-client's `metrics()`), so each gauge waits for that read: a gauge without a collect of
+  // its own would be written before it, with the previous scrape's counts.
+  let reading: Promise<void> | undefined;
+  const readQueues = () => {
+    reading ??= (async () => {
+      const states = await queues();
+      // Reset first: a queue gone since the last scrape has no series left here either.
+      queueRunning.reset();
+      queueWaiting.reset();
+      for (const q of states) {
+        queueRunning.set({ queue: q.name }, q.running);
+        queueWaiting.set({ queue: q.name }, q.waiting);
+      }
+    })().finally(() => {
+      reading = undefined;
+    });
+    return reading;
+  };
   const queueWaiting = new Gauge({
     name: 'jobworker_queue_waiting',
     help: 'Queued jobs per queue.',
     labelNames: ['queue'],
     registers,
+    collect: readQueues,
   });
-  new Gauge({
+  const queueRunning = new Gauge({
     name: 'jobworker_queue_running',
     help: 'Jobs holding a slot per queue: running, paused or being started.',
     labelNames: ['queue'],
     registers,
-    async collect() {
-      this.reset();
-      queueWaiting.reset();
-      for (const q of await sources.engine.queues()) {
-        this.set({ queue: q.name }, q.running);
-        queueWaiting.set({ queue: q.name }, q.waiting);
-      }
-    },
+    collect: readQueues,
   });
   new Gauge({
     name: 'jobworker_node_running',

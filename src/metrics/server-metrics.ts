@@ -50,9 +50,25 @@ export class ServerMetrics {
   /** Tried again by the next scrape when it fails, instead of failing every scrape until a restart. */
   readonly #registry = loadOnce(() =>
     import('./prometheus-registry.ts').then(({ buildRegistry }) =>
-      buildRegistry({ sources: this.#sources, watch: this.#watch, records: this.#records }),
+      buildRegistry({
+        sources: this.#sources,
+        watch: this.#watch,
+        records: this.#records,
+        queues: () => this.#queueStates ?? this.#scrapeQueues(),
+      }),
     ),
   );
+  /** The records labelled by queue: a forgotten queue's series go from each. */
+  readonly #byQueue: { removeWhere(label: 'queue', value: string): void }[] = [];
+  /**
+   * Each queue these records hold series of, with the scrape (`#scrapes`) during or after which
+   * it was last counted. Bounded by the queues that exist (docs/metrics.md, "Series per queue").
+   */
+  readonly #queuesCounted = new Map<string, number>();
+  /** Scrapes begun: a count after a scrape read the queues is not dropped by that scrape. */
+  #scrapes = 0;
+  /** The queues the latest scrape read, for its queue gauges. */
+  #queueStates: Promise<QueueState[]> | undefined;
 
   constructor(sources: MetricsSources) {
     this.#sources = sources;
@@ -99,7 +115,9 @@ export class ServerMetrics {
         help: 'Background failures of the engine (a job end that could not be recorded, ...).',
       }),
     );
+    this.#byQueue.push(started, finished, startLatency, runDuration);
     sources.engine.on('job:started', (job: Job) => {
+      this.#counted(job.spec.queue);
       started.inc({ queue: job.spec.queue });
       if (job.startedAt) {
         startLatency.observe(
@@ -109,6 +127,7 @@ export class ServerMetrics {
       }
     });
     sources.engine.on('job:finished', (job: Job) => {
+      this.#counted(job.spec.queue);
       finished.inc({ queue: job.spec.queue, status: job.status });
       if (job.startedAt && job.finishedAt) {
         runDuration.observe(
@@ -120,6 +139,11 @@ export class ServerMetrics {
       outputBytes.inc({ stream: 'stderr' }, job.outputBytes.stderr);
     });
     sources.engine.on('engine:error', () => engineErrors.inc({}));
+    // A queue is forgotten once it has no job left (and no settings): its series go with it, so
+    // that they number with the queues that exist, not with every name ever used.
+    sources.engine.on('queue:forgotten', (names: readonly string[]) => {
+      for (const name of names) this.#drop(name);
+    });
 
     if (sources.onDeliveryAttempt) {
       const attempts = this.#record(
@@ -172,7 +196,38 @@ export class ServerMetrics {
   /** The text exposition format, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
     const registry = await this.#registry();
+    // The queues first: the registry writes every metric at once, and the series of a queue the
+    // store no longer has must be gone before the counters are written. A failed read fails the
+    // queue gauges' collection, and so the scrape, as it always did.
+    const queues = this.#scrapeQueues();
+    this.#queueStates = queues;
+    await queues.catch(() => undefined);
     return { contentType: registry.contentType, body: await registry.metrics() };
+  }
+
+  /**
+   * The queues for a scrape's gauges. The series of a queue the store no longer has go too: one
+   * another node forgot (its deletion told only that node), or one whose `queue:forgotten` this
+   * node missed. Not one counted since this scrape began: its job may be of a queue made after
+   * the read.
+   */
+  async #scrapeQueues(): Promise<QueueState[]> {
+    const scrape = ++this.#scrapes;
+    const queues = await this.#sources.engine.queues();
+    const names = new Set(queues.map((q) => q.name));
+    for (const [queue, countedIn] of this.#queuesCounted) {
+      if (countedIn < scrape && !names.has(queue)) this.#drop(queue);
+    }
+    return queues;
+  }
+
+  #counted(queue: string): void {
+    this.#queuesCounted.set(queue, this.#scrapes);
+  }
+
+  #drop(queue: string): void {
+    if (!this.#queuesCounted.delete(queue)) return;
+    for (const record of this.#byQueue) record.removeWhere('queue', queue);
   }
 
   /** Stops watching the process (collections, event-loop delay); the counts stay readable. */
