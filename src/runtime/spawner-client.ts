@@ -300,7 +300,14 @@ export class SpawnerClient {
       return;
     }
     const waiter = gen.pending.get(line.request);
-    if (!waiter) return;
+    if (!waiter) {
+      // An answer to a request id this client never sends: its ids are numbers, and every request
+      // begins with its kind (`start`, `remove`, `cancel`), which a spawner built before the kinds
+      // took for the id ("err start request 22 malformed start request"). It speaks another
+      // protocol: every request would wait for ever. Each is refused saying so, and it is ended.
+      if (line.type === 'err' && !/^[0-9]+$/.test(line.request)) this.#mismatched(gen, line.message);
+      return;
+    }
     gen.pending.delete(line.request);
     waiter.answer(line);
   }
@@ -322,6 +329,16 @@ export class SpawnerClient {
       wrapperTicks: line.wrapperTicks,
       exited,
     };
+  }
+
+  /** A spawner binary of another version than this server's (see `#handle`): refused, and ended. */
+  #mismatched(gen: Generation, said: string): void {
+    const reason =
+      `the spawner ${this.#options.path} speaks another protocol than this server (it answered "${said}"): ` +
+      'it was built from other sources; rebuild it with scripts/build-native.sh (or run scripts/setup.sh)';
+    this.#options.log(`jobworker-spawner: ${reason}`);
+    this.#end(gen, reason);
+    gen.proc.kill('SIGKILL');
   }
 
   /** The spawner is gone: what it was asked is unknown, unless it never ran (`refusal`). */
