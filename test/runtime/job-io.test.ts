@@ -248,6 +248,9 @@ describe("a job's io directory, removed by a root server", {
       await held.opened();
       const [walker] = walkersOf(hung.dir);
       assert.ok(walker !== undefined && (await pidAlive(walker)), 'its walk runs, in a process of its own');
+      // It holds a copy of the spawner's memory, as the account: never dumped (nor, not dumpable,
+      // traced or read through /proc/PID/mem by the account).
+      assert.match(await readFile(`/proc/${walker}/limits`, 'utf8'), /^Max core file size\s+0\s+0\s/m);
       await removeJobIo(other, NOBODY, removal());
       await assert.rejects(stat(other.dir), { code: 'ENOENT' });
       const spec = normalizeSpec({ command: 'true' }, { cwd: jobDir });

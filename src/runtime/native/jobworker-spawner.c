@@ -94,6 +94,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
@@ -1529,6 +1530,13 @@ static void run_removal(const char *dir, uid_t uid, gid_t gid, const gid_t *grou
   }
   /* After the drop: a change of ids clears it. */
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  /* It never execs: it holds a copy of the spawner's memory (other jobs' requests, their
+     environments among them) while any process of the account may signal it. Neither ptrace nor
+     /proc/PID/mem by the account (the kernel leaves a process dumpable after a drop where
+     fs.suid_dumpable is 1), nor a core dump of it, anywhere. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
   if (getppid() != spawner) _exit(1);
   int top = open_walked(AT_FDCWD, dir, &w, 1);
   struct stat st;
