@@ -324,6 +324,41 @@ describe('PgJobStore on PostgreSQL', () => {
     }
   });
 
+  it('lists and claims a job waiting in a queue whose row is gone, and makes the row again (a rolling upgrade)', async () => {
+    // A node of the version before queues were forgotten admits without locking an existing row:
+    // a newer node's deletion of the queue's last job could forget the row under its job.
+    const store = await PgJobStore.open(db.url, { max: 2 });
+    const other = openPostgres(db.url, { max: 1 });
+    try {
+      const admission = await store.admitJob(makeJob({ spec: { queue: 'rowless' } }), new Date());
+      assert.ok(admission.admitted);
+      await other.deleteFrom('queues').where('name', '=', 'rowless').execute();
+      const ready = await store.listReadyQueues();
+      assert.deepEqual(
+        ready
+          .filter((q) => q.name === 'rowless')
+          .map((q) => ({ paused: q.paused, concurrency: q.concurrency })),
+        [{ paused: false, concurrency: null }],
+      );
+      assert.deepEqual(
+        (await store.claimReady('rowless', 'node-a', 5)).map((j) => j.id),
+        [admission.job.id],
+      );
+      assert.ok(
+        (await store.listQueues()).some((q) => q.name === 'rowless'),
+        'its row made again',
+      );
+      assert.deepEqual(await store.claimReady('no-such-queue', 'node-a', 5), [], 'no row made for no job');
+      assert.equal(
+        (await store.listQueues()).some((q) => q.name === 'no-such-queue'),
+        false,
+      );
+    } finally {
+      await other.destroy();
+      await store.close();
+    }
+  });
+
   it('an admission to a queue a deletion is forgetting waits for it, then makes the queue again', async () => {
     const store = await PgJobStore.open(db.url, { max: 2 });
     const other = openPostgres(db.url, { max: 2 });

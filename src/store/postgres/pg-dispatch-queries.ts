@@ -32,7 +32,10 @@ export function claimStatement(queue: string, node: string, n: number) {
 /**
  * The settings of every queue with a ready job: a skip scan of `jobs_ready`, each step finding the
  * next queue name after the last with one index probe, so the cost is per queue with ready jobs,
- * not per ready job nor per queue ever named.
+ * not per ready job nor per queue ever named. A queue whose row is missing is listed all the same,
+ * with no settings (`claimReady` makes its row again): a node of the version before queues were
+ * forgotten makes no row for a queue that has one when it looks, and a newer node may forget that
+ * row before its job commits, during a rolling upgrade.
  */
 export function readyQueuesStatement() {
   return sql<QueueRow>`
@@ -43,9 +46,11 @@ export function readyQueuesStatement() {
               where status = 'queued' and hold is null and queue > ready.name)
       from ready where ready.name is not null
     )
-    select q.name, q.concurrency, q.max_waiting, q.paused, q.default_limits, q.max_limits, q.isolation
-    from ready join queues q on q.name = ready.name
-    order by q.name`;
+    select ready.name, q.concurrency, q.max_waiting, coalesce(q.paused, 0) as paused, q.default_limits,
+      q.max_limits, q.isolation
+    from ready left join queues q on q.name = ready.name
+    where ready.name is not null
+    order by ready.name`;
 }
 
 /**

@@ -330,13 +330,33 @@ export class PgJobStore implements JobStore {
           // thirds of the node timeout): a node frozen holding the row must not stop this node's
           // dispatch pass, and so every queue, for that long.
           await sql`select set_config('lock_timeout', ${`${this.#claimLockWaitMs}ms`}, true)`.execute(trx);
-          const settings = await trx
-            .selectFrom('queues')
-            .select(['concurrency', 'paused'])
-            .where('name', '=', queue)
-            .forNoKeyUpdate()
-            .executeTakeFirst();
-          // No job ever named it (each one that does makes its row): nothing to claim.
+          const settingsOf = () =>
+            trx
+              .selectFrom('queues')
+              .select(['concurrency', 'paused'])
+              .where('name', '=', queue)
+              .forNoKeyUpdate()
+              .executeTakeFirst();
+          let settings = await settingsOf();
+          if (settings === undefined) {
+            // No row: no job ever named it (each one that does makes its row), or one of a node of
+            // the version before queues were forgotten did while a newer node forgot the row
+            // (`readyQueuesStatement`). Made again for such a job, which would never start else.
+            const waiting = await trx
+              .selectFrom('jobs')
+              .select('id')
+              .where('queue', '=', queue)
+              .where('status', '=', 'queued')
+              .limit(1)
+              .executeTakeFirst();
+            if (waiting === undefined) return [];
+            await trx
+              .insertInto('queues')
+              .values({ name: queue, paused: 0 })
+              .onConflict((oc) => oc.column('name').doNothing())
+              .execute();
+            settings = await settingsOf();
+          }
           if (settings === undefined || settings.paused === 1) return [];
           const free =
             settings.concurrency === null

@@ -94,8 +94,11 @@ async function forgetQueues(
 ): Promise<QueuesLeft> {
   if (names.length === 0) return { forgotten: [], busy: [] };
   const unset = sql.raw(UNSET_QUEUE);
-  const { rows: candidates } = await sql<{ name: string }>`select name from queues
-    where name = any(${names}::text[]) and ${unset}`.execute(trx);
+  // Only those no job names, as this transaction sees them: a queue still in use (most are) is
+  // not locked, which would hold up its claims and admissions for nothing.
+  const { rows: candidates } = await sql<{ name: string }>`select name from queues q
+    where name = any(${names}::text[]) and ${unset}
+    and not exists (select 1 from jobs j where j.queue = q.name)`.execute(trx);
   if (candidates.length === 0) return { forgotten: [], busy: [] };
   const wanted = candidates.map((r) => r.name);
   // In name order: two transactions locking some of the same rows take them in the same order.
@@ -118,17 +121,24 @@ async function forgetQueues(
 
 /**
  * The queues a deletion passed over because another transaction held their rows, tried again once
- * it committed, in a transaction of their own that holds nothing else and so may wait for them.
- * Rare (an admission to the queue, which gives it a job; a claim or a change of its settings), and
- * never fails the deletion, which is done: a queue left so is forgotten with its next last job.
+ * it committed, each in a transaction of its own that holds nothing else (one queue's row, never
+ * two: waiting for a second while holding a first could close a cycle with an admission and a
+ * job's end) and so may wait for it. Rare (an admission to the queue, which gives it a job; a
+ * claim or a change of its settings), and never fails the deletion, which is done: a queue left
+ * so is forgotten with its next last job.
  */
 export async function forgetBusyQueues(db: Kysely<StoreSchema>, busy: readonly string[]): Promise<string[]> {
-  if (busy.length === 0) return [];
-  try {
-    return (await db.transaction().execute((trx) => forgetQueues(trx, busy, 'wait'))).forgotten;
-  } catch {
-    return [];
+  const forgotten: string[] = [];
+  for (const name of busy) {
+    try {
+      forgotten.push(
+        ...(await db.transaction().execute((trx) => forgetQueues(trx, [name], 'wait'))).forgotten,
+      );
+    } catch {
+      // Left as it is: forgotten with its next last job.
+    }
   }
+  return forgotten;
 }
 
 export async function pgDeleteJob(db: Kysely<StoreSchema>, id: string): Promise<Deleted<Job>> {
