@@ -11,20 +11,12 @@ import type { JobStore } from '../../src/store/job-store.ts';
 import { PgJobStore } from '../../src/store/postgres/pg-job-store.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+import { until } from '../helpers/wait.ts';
 
 const T0 = new Date(Date.UTC(2026, 11, 3, 9, 0, 0));
 const RETRY = { attempts: 3, backoff: { initialMs: 0, factor: 1, maxMs: 0 } };
 /** What a launch writes once a job could not start: its failure, or its claim given back. */
 const LATE_WRITES = new Set(['markFinished', 'markRetried', 'releaseClaim']);
-
-/** Polls `check` every 10 ms until it holds, for at most 20 s (a condition, not a sleep). */
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /**
  * `store` as a node cut off from PostgreSQL sees it while `cut` is set: every call fails as the

@@ -18,7 +18,7 @@ import { PgJobStore, SKIPPED_QUEUE_RETRY_MS } from '../../src/store/postgres/pg-
 import { failingOnce } from '../helpers/failing-once.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { pidAlive } from '../helpers/wait.ts';
+import { pidAlive, until } from '../helpers/wait.ts';
 import { makeJob } from '../store/make-job.ts';
 
 const T0 = new Date(Date.UTC(2026, 11, 2, 12, 0, 0));
@@ -56,15 +56,6 @@ async function silence(url: string, id: string): Promise<void> {
     ]);
   } finally {
     await client.end();
-  }
-}
-
-/** Polls `check` every 10 ms until it holds, for at most 20 s (a condition, not a sleep). */
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

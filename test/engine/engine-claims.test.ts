@@ -13,19 +13,11 @@ import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 import { openHarness, startRunning } from '../helpers/engine-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
+import { until } from '../helpers/wait.ts';
 import { makeJob } from '../store/make-job.ts';
 
 const me = { user: 'tester' };
 const unavailable = () => new JobworkerError('STORE_UNAVAILABLE', 'the store did not answer (injected)');
-
-/** Polls `check` every 10 ms until it holds, for at most 20 s (a condition, not a sleep). */
-async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe("the engine and its claims' ends", () => {
   it('a store that could not be read while a claim was checked gives the claim back: the job runs, not recorded failed', async () => {

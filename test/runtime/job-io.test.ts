@@ -33,7 +33,7 @@ import { spawnerPath } from '../../src/runtime/spawner-path.ts';
 import { CANNOT_HOLD_DIR, holdDirOpens } from '../helpers/held-dir.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { spySpawns } from '../helpers/spawn-spy.ts';
-import { pidAlive, within } from '../helpers/wait.ts';
+import { pidAlive, until, within } from '../helpers/wait.ts';
 
 /** An account with no entry of its own: the overflow uid, which owns nothing on the host. */
 const NOBODY: JobAccount = { name: 'nobody', uid: 65534, gid: 65534, groups: [65534], home: '/nonexistent' };
@@ -81,8 +81,8 @@ function walkersOf(dir: string): number[] {
 }
 
 /** Resolves once PID is no live process (a process killed takes a moment to end). */
-async function untilGone(pid: number): Promise<void> {
-  while (await pidAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 10));
+function untilGone(pid: number): Promise<void> {
+  return until(`process ${pid} to end`, async () => !(await pidAlive(pid)));
 }
 
 describe("a job's io directory, removed by a root server", {
