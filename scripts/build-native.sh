@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Compiles jobworker's native parts into dist/native/, each only when it is missing or older than
-# its source (nothing, not even a compiler, is needed when all are current):
+# Compiles jobworker's native parts into dist/native/, each only when it is missing or was built
+# from other sources (nothing, not even a compiler, is needed when all are current). "Other" is
+# by content, not by date: each output has a stamp beside it (OUT.sources-sha256) holding a hash
+# of its sources, the headers they share, this script and the compiler; a copied or restored dist/ newer than
+# an edited source is still rebuilt, and a checkout that only touched a source's date is not.
 # - the spawner (src/runtime/native/jobworker-spawner.c -> jobworker-spawner), which the server
 #   needs to start jobs: without a C compiler this fails and says how to get one;
 # - three Node-API addons, each optional: without a compiler, without the Node-API headers (the
@@ -33,7 +36,26 @@ checkpointer_out="$root/dist/native/jobworker-checkpointer"
 # What every addon includes (its shared helpers): an addon older than it is rebuilt too.
 napi_helpers_h="$root/src/core/native/napi-helpers.h"
 
-current() { [ -f "$1" ] && [ "$1" -nt "$2" ]; }
+# The hash an output is built from: its sources' bytes (in order), this script's (its compiler
+# flags live here) and the compiler's version.
+sources_hash() {
+  { cat "$@" "$root/scripts/build-native.sh"; "$cc" --version 2>/dev/null | head -n 1 || true; } | sha256sum | cut -d ' ' -f 1
+}
+# current OUT SRC...: OUT exists and its stamp names these sources' hash.
+current() {
+  local out=$1
+  shift
+  [ -f "$out" ] && [ -f "$out.sources-sha256" ] &&
+    [ "$(cat "$out.sources-sha256")" = "$(sources_hash "$@")" ]
+}
+# stamp OUT SRC...: records what OUT was just built from (after its move into place, so that a
+# build cut short leaves no stamp and is done again).
+stamp() {
+  local out=$1
+  shift
+  sources_hash "$@" > "$out.sources-sha256.tmp"
+  mv "$out.sources-sha256.tmp" "$out.sources-sha256"
+}
 
 have_cc() {
   command -v "$cc" >/dev/null 2>&1 && return 0
@@ -63,6 +85,7 @@ if ! { current "$spawner_out" "$spawner_src" && [ -x "$spawner_out" ]; }; then
   esac
   "$cc" -std=c99 -O2 -Wall -Wextra ${static:+"$static"} -o "$spawner_out.tmp" "$spawner_src"
   mv "$spawner_out.tmp" "$spawner_out"
+  stamp "$spawner_out" "$spawner_src"
   echo "build-native: built $spawner_out" >&2
 fi
 
@@ -70,7 +93,7 @@ fi
 # why and what the server does without it ($3).
 build_addon() {
   local src=$1 out=$2 without=$3 include node
-  current "$out" "$src" && current "$out" "$napi_helpers_h" && return 0
+  current "$out" "$src" "$napi_helpers_h" && return 0
   include=$root/node_modules/node-api-headers/include
   if [ ! -f "$include/node_api.h" ]; then
     node=$(command -v node || true)
@@ -84,6 +107,7 @@ build_addon() {
   # Node-API functions are resolved against the node binary when the addon is loaded.
   elif "$cc" -std=c99 -O2 -Wall -Wextra -shared -fPIC -I"$include" -o "$out.tmp" "$src"; then
     mv "$out.tmp" "$out"
+    stamp "$out" "$src" "$napi_helpers_h"
     echo "build-native: built $out" >&2
   else
     rm -f "$out.tmp"
@@ -118,6 +142,7 @@ if ! { current "$checkpointer_out" "$checkpointer_src" && [ -x "$checkpointer_ou
   # Linked dynamically: unlike the spawner, nothing forks it per job.
   elif "$cc" -std=c99 -O2 -Wall -Wextra -o "$checkpointer_out.tmp" "$checkpointer_src" -lsqlite3; then
     mv "$checkpointer_out.tmp" "$checkpointer_out"
+    stamp "$checkpointer_out" "$checkpointer_src"
     echo "build-native: built $checkpointer_out" >&2
   else
     rm -f "$checkpointer_out.tmp"
