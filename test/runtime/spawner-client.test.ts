@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { constants, readdirSync, readFileSync } from 'node:fs';
 import {
   chmod,
+  chown,
   type FileHandle,
   lstat,
   mkdir,
@@ -186,6 +187,64 @@ describe('spawner concurrency', () => {
     assert.equal(reply.kind, 'started');
     if (reply.kind === 'started') await reply.exited;
     assert.equal((await readExitRecord(slowDir))?.kind, 'exited');
+  });
+
+  it('a full table of starts holds up no removal: it is served past the starts that wait for room', async () => {
+    // 64 starts (the spawner's table) each blocked writing its identity file, one more waiting
+    // for room. A removal sent behind them was read only once a start answered: up to the start
+    // deadline (30 s by default) when they hang. Here the deadline is far off, so only serving it
+    // past the waiting start answers it in time.
+    const patient = new SpawnerClient({
+      path: spawnerPath(),
+      log: (line) => logged.push(line),
+      spawnTimeoutMs: 600_000,
+    });
+    const blocked = await Promise.all(
+      Array.from({ length: 65 }, async (_, i) => ({
+        ...(await startBlockedOnIdentity(patient, { command: 'true' }, `full-${i}`)),
+        released: false,
+      })),
+    );
+    // What a job of `nobody` left in its io directory (the removal walks as the job's account).
+    const ioDir = await mkdtemp(join(tmpdir(), 'jw-io-'));
+    await chmod(ioDir, 0o711);
+    const leftover = join(ioDir, 'job');
+    await mkdir(join(leftover, 'a', 'b'), { recursive: true });
+    await writeFile(join(leftover, 'a', 'b', 'f'), 'left by a job');
+    for (const path of [
+      leftover,
+      join(leftover, 'a'),
+      join(leftover, 'a', 'b'),
+      join(leftover, 'a', 'b', 'f'),
+    ]) {
+      await chown(path, 65534, 65534);
+    }
+    try {
+      const reply = await within(
+        patient.removeBelow(leftover, { uid: 65534, gid: 65534, groups: [] }),
+        20_000,
+        'the removal behind 65 starts',
+      );
+      assert.deepEqual(reply, { kind: 'removed' });
+      assert.deepEqual(await readdir(leftover), []);
+      // Every start, the one that waited for room included, is answered once let through, in
+      // turn: reading its FIFO takes the identity its writer is blocked on (the 65th's writer
+      // comes once a place is free).
+      for (const blockedStart of blocked) {
+        await within(readFile(blockedStart.tmp, 'utf8'), 20_000, 'an identity let through');
+        blockedStart.released = true;
+        const answer = await within(blockedStart.started, 20_000, 'a start let through');
+        assert.equal(answer.kind, 'started');
+        if (answer.kind === 'started') await answer.exited;
+      }
+    } finally {
+      // Lets through every writer still blocked, should the test have failed before.
+      for (const { tmp, released } of blocked) {
+        if (!released) await (await releaseFifo(tmp).catch(() => undefined))?.close();
+      }
+      patient.close();
+      await rm(ioDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -164,6 +164,8 @@ static char boot_id[64];
 
 /* Most starts under way at once (see struct starting). */
 #define MAX_STARTING 64
+/* How many bytes of requests are read ahead while MAX_STARTING starts are under way (below). */
+#define READ_AHEAD (1 << 20)
 
 /* What the spawner may need of a start that does not answer in time (see give_up): the job's
    process (or its namespace's pid 1) once it exists, by pid and start time, and whether the job's
@@ -1988,7 +1990,11 @@ int main(int argc, char **argv) {
       if (next < 0 || starting[i].deadline < next) next = starting[i].deadline;
     }
     fds[n_watch] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-    fds[n_watch + 1] = (struct pollfd){.fd = !closing && nstarting < MAX_STARTING ? 0 : -1, .events = POLLIN};
+    /* Requests are read while there is room for a start, and while the table is full up to
+       READ_AHEAD bytes more: a removal or its cancel behind the waiting starts is served then,
+       not after a start's answer (up to the start deadline when a start hangs). */
+    fds[n_watch + 1] =
+        (struct pollfd){.fd = !closing && (nstarting < MAX_STARTING || used < READ_AHEAD) ? 0 : -1, .events = POLLIN};
     int n_removals = nremovals;
     for (int i = 0; i < n_removals; i++) fds[n_watch + 2 + i] = (struct pollfd){.fd = removals[i].fd, .events = POLLIN};
     int wait_ms = -1;
@@ -2036,9 +2042,12 @@ int main(int argc, char **argv) {
       used += (size_t)n;
     }
     /* Whole requests are served in order, starts while there is room; from a start that has none
-       on, they wait in the buffer (and stdin is not read) until wrappers answer. Once closing,
-       none: the server hears of them as of any request in flight when the spawner ends. */
-    size_t off = 0;
+       on, the starts wait in the buffer, kept in their order at its front, until wrappers answer,
+       while the other requests (removals and cancels, which no start waits on) are served. Once
+       closing, none: the server hears of them as of any request in flight when the spawner
+       ends. */
+    size_t off = 0, kept = 0;
+    int starts_wait = 0;
     while (!closing && used - off >= 4) {
       uint32_t len = (uint32_t)(unsigned char)buf[off] | (uint32_t)(unsigned char)buf[off + 1] << 8 |
                      (uint32_t)(unsigned char)buf[off + 2] << 16 | (uint32_t)(unsigned char)buf[off + 3] << 24;
@@ -2055,7 +2064,13 @@ int main(int argc, char **argv) {
       }
       char *request = buf + off + 4;
       if (is_kind(request, len, "start")) {
-        if (nstarting >= MAX_STARTING) break;
+        if (starts_wait || nstarting >= MAX_STARTING) {
+          starts_wait = 1;
+          memmove(buf + kept, request - 4, 4 + (size_t)len);
+          kept += 4 + (size_t)len;
+          off += 4 + len;
+          continue;
+        }
         start_one(request + 6, len - 6);
       } else if (is_kind(request, len, "remove")) {
         serve_removal(request + 7, len - 7);
@@ -2068,9 +2083,9 @@ int main(int argc, char **argv) {
       }
       off += 4 + len;
     }
-    if (off > 0) {
-      memmove(buf, buf + off, used - off);
-      used -= off;
+    if (off > kept) {
+      memmove(buf + kept, buf + off, used - off);
+      used -= off - kept;
       reap();
     }
   }
