@@ -9,11 +9,22 @@ import processRequests from 'prom-client/lib/metrics/processRequests.js';
 import processResources from 'prom-client/lib/metrics/processResources.js';
 import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
 import version from 'prom-client/lib/metrics/version.js';
-import { JOB_STATUSES } from '../core/job.ts';
+import { JOB_STATUSES, type JobStatus } from '../core/job.ts';
 import type { QueueState } from '../store/job-store.ts';
 import type { MetricRecord } from './metric-records.ts';
 import type { ProcessWatch } from './process-watch.ts';
 import type { MetricsSources } from './server-metrics.ts';
+
+/**
+ * What one scrape read of the store: each part absent when its read failed. Read before the
+ * registry writes anything, so that every gauge of a scrape, `jobworker_store_up` included, tells
+ * of the same reads, and a store that does not answer fails no scrape: the process's metrics and
+ * the counters still come out, with `jobworker_store_up` 0 and no series of what was not read.
+ */
+export interface StoreReading {
+  readonly counts: Partial<Record<JobStatus, number>> | undefined;
+  readonly queues: readonly QueueState[] | undefined;
+}
 
 /**
  * The Prometheus registry of a server, made at its first scrape: this module is what loads
@@ -27,12 +38,12 @@ export function buildRegistry(parts: {
   readonly watch: ProcessWatch;
   /** The server's counters and histograms, in their order of the exposition. */
   readonly records: readonly MetricRecord[];
-  /** The queues for the queue gauges, read once per scrape (`ServerMetrics`, which prunes by them). */
-  readonly queues: () => Promise<QueueState[]>;
+  /** What this scrape read of the store, before the registry writes (`ServerMetrics.scrape`). */
+  readonly store: () => StoreReading;
 }): Registry {
   const registry = new Registry();
   registerDefaultMetrics(registry, parts.watch);
-  registerServerGauges(registry, parts.sources, parts.queues);
+  registerServerGauges(registry, parts.sources, parts.store);
   // The records answer `get()` as prom-client's Counter and Histogram do, which is all the registry reads.
   for (const record of parts.records) registry.registerMetric(record as unknown as Metric);
   return registry;
@@ -156,68 +167,52 @@ function registerEventLoopLag(registry: Registry, watch: ProcessWatch): void {
 }
 
 /** The server's gauges (and one counter), each read at the scrape from something cheap. */
-function registerServerGauges(
-  registry: Registry,
-  sources: MetricsSources,
-  queues: () => Promise<QueueState[]>,
-): void {
+function registerServerGauges(registry: Registry, sources: MetricsSources, store: () => StoreReading): void {
   const registers = [registry];
-  let storeUp = 1;
   new Gauge({
     name: 'jobworker_jobs',
     help: 'Jobs on record, by status (every node of the store).',
     labelNames: ['status'],
     registers,
-    async collect() {
-      try {
-        const counts = await sources.countJobsByStatus();
-        for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
-        storeUp = 1;
-      } catch {
-        storeUp = 0;
-      }
+    collect() {
+      // Reset first: counts the store did not give this time are not shown as if it had.
+      this.reset();
+      const { counts } = store();
+      if (counts === undefined) return;
+      for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
     },
   });
   new Gauge({
     name: 'jobworker_store_up',
-    help: '1 when the store answered the last scrape, 0 when it failed.',
+    help: "1 when the store answered this scrape's reads, 0 when one failed.",
     registers,
     collect() {
-      this.set(storeUp);
+      const { counts, queues } = store();
+      this.set(counts !== undefined && queues !== undefined ? 1 : 0);
     },
   });
-  // One read of the queues per scrape sets both gauges. The registry collects its metrics at once
-  // (prom-client's `metrics()`), so each gauge waits for that read: a gauge without a collect of
-  // its own would be written before it, with the previous scrape's counts.
-  let reading: Promise<void> | undefined;
-  const readQueues = () => {
-    reading ??= (async () => {
-      const states = await queues();
-      // Reset first: a queue gone since the last scrape has no series left here either.
-      queueRunning.reset();
-      queueWaiting.reset();
-      for (const q of states) {
-        queueRunning.set({ queue: q.name }, q.running);
-        queueWaiting.set({ queue: q.name }, q.waiting);
-      }
-    })().finally(() => {
-      reading = undefined;
-    });
-    return reading;
+  // Reset first: a queue gone since the last scrape has no series left here either.
+  const setQueues = (gauge: Gauge, value: (q: QueueState) => number) => {
+    gauge.reset();
+    for (const q of store().queues ?? []) gauge.set({ queue: q.name }, value(q));
   };
-  const queueWaiting = new Gauge({
+  new Gauge({
     name: 'jobworker_queue_waiting',
     help: 'Queued jobs per queue.',
     labelNames: ['queue'],
     registers,
-    collect: readQueues,
+    collect() {
+      setQueues(this, (q) => q.waiting);
+    },
   });
-  const queueRunning = new Gauge({
+  new Gauge({
     name: 'jobworker_queue_running',
     help: 'Jobs holding a slot per queue: running, paused or being started.',
     labelNames: ['queue'],
     registers,
-    collect: readQueues,
+    collect() {
+      setQueues(this, (q) => q.running);
+    },
   });
   new Gauge({
     name: 'jobworker_node_running',

@@ -6,6 +6,7 @@ import type { QueueState } from '../store/job-store.ts';
 import type { DeliveryRecord } from '../store/webhook-store.ts';
 import { CounterRecord, HistogramRecord, type HistogramSeries, type MetricRecord } from './metric-records.ts';
 import { ProcessWatch } from './process-watch.ts';
+import type { StoreReading } from './prometheus-registry.ts';
 
 /** Counts one answered request of a route: its method, status and duration in seconds. */
 export type RequestCounter = (method: string, status: number, seconds: number) => void;
@@ -54,7 +55,7 @@ export class ServerMetrics {
         sources: this.#sources,
         watch: this.#watch,
         records: this.#records,
-        queues: () => this.#queueStates ?? this.#scrapeQueues(),
+        store: () => this.#storeReading,
       }),
     ),
   );
@@ -67,8 +68,8 @@ export class ServerMetrics {
   readonly #queuesCounted = new Map<string, number>();
   /** Scrapes begun: a count after a scrape read the queues is not dropped by that scrape. */
   #scrapes = 0;
-  /** The queues the latest scrape read, for its queue gauges. */
-  #queueStates: Promise<QueueState[]> | undefined;
+  /** What the latest scrape read of the store, for its gauges. */
+  #storeReading: StoreReading = { counts: undefined, queues: undefined };
 
   constructor(sources: MetricsSources) {
     this.#sources = sources;
@@ -196,12 +197,16 @@ export class ServerMetrics {
   /** The text exposition format, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
     const registry = await this.#registry();
-    // The queues first: the registry writes every metric at once, and the series of a queue the
-    // store no longer has must be gone before the counters are written. A failed read fails the
-    // queue gauges' collection, and so the scrape, as it always did.
-    const queues = this.#scrapeQueues();
-    this.#queueStates = queues;
-    await queues.catch(() => undefined);
+    // The store first, both reads at once: the registry writes every metric at once, and the
+    // series of a queue the store no longer has must be gone before the counters are written.
+    const [counts, queues] = await Promise.allSettled([
+      this.#sources.countJobsByStatus(),
+      this.#scrapeQueues(),
+    ]);
+    this.#storeReading = {
+      counts: counts.status === 'fulfilled' ? counts.value : undefined,
+      queues: queues.status === 'fulfilled' ? queues.value : undefined,
+    };
     return { contentType: registry.contentType, body: await registry.metrics() };
   }
 
