@@ -58,7 +58,7 @@ import { JobworkerError, ValidationError } from './core/errors.ts';
 import { ISOLATE_PRESET } from './core/isolation.ts';
 import type { Job, JobIsolation } from './core/job.ts';
 import { type LimitSettings, normalizeLimitSettings, parseLimitsList } from './core/limits.ts';
-import { isLoopbackHost } from './core/loopback.ts';
+import { isLoopbackHost, namesThisMachine } from './core/loopback.ts';
 import { JobEngine } from './engine/job-engine.ts';
 import { LogDestination, type LogTarget } from './log-destination.ts';
 import { checkForLostDatabase } from './lost-database.ts';
@@ -904,6 +904,16 @@ async function startOnDataDir({
  */
 async function listenForMetrics(metrics: ServerMetrics, address: ListenAddress): Promise<HttpServer> {
   const server = createHttpServer((req, res) => {
+    // No credentials here: a page of another site rebound to 127.0.0.1 would be same-origin to
+    // it in a browser on this machine, and could read the queue names and counts.
+    if (!namesThisMachine(req.headers.host)) {
+      res
+        .writeHead(421, { 'content-type': 'text/plain' })
+        .end(
+          'The metrics listener answers requests that name this machine in their Host (a loopback name or address, or its host name)\n',
+        );
+      return;
+    }
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Only GET /metrics is served here\n');
       return;

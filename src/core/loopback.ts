@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 
 /**
  * True for an address or host name that stays on this machine: `localhost` (and `*.localhost`,
@@ -15,4 +16,21 @@ export function isLoopbackHost(host: string): boolean {
     return /^(0{0,4}:){2,7}0{0,3}1$/.test(bare) || bare === '::1' || /^::ffff:127\./i.test(bare);
   }
   return false;
+}
+
+/**
+ * Whether a request's `Host` names this machine: a loopback name or address, or this host's own
+ * name (which Debian resolves to 127.0.1.1). A page of another site whose name was made to
+ * resolve to 127.0.0.1 (DNS rebinding) is same-origin to the browser and comes from loopback, but
+ * names its own host: the listeners that answer loopback callers without credentials (tokenless
+ * `/run`, `--metrics-listen`) answer only requests that name this machine.
+ */
+export function namesThisMachine(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    const name = new URL(`http://${host}`).hostname;
+    return isLoopbackHost(name) || name === hostname().toLowerCase();
+  } catch {
+    return false;
+  }
 }

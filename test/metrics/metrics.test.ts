@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -240,6 +240,40 @@ describe('serve --metrics-listen', () => {
       const samples = parse(await res.text());
       assert.equal(samples.get('jobworker_store_up'), 1);
       assert.equal((await fetch(url!.replace('/metrics', '/v1/jobs'))).status, 404);
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it('answers only requests that name this machine: a page rebound to 127.0.0.1 cannot read it', async () => {
+    const h = await openApi(undefined, { metricsListen: '127.0.0.1:0' });
+    try {
+      const url = new URL(h.server.metricsUrl!);
+      /** GET /metrics with this Host header, through node:http (fetch sets its own Host). */
+      const withHost = (host: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = httpRequest(
+            { host: url.hostname, port: url.port, path: '/metrics', headers: { host } },
+            (res) => {
+              let body = '';
+              res.setEncoding('utf8');
+              res.on('data', (chunk: string) => {
+                body += chunk;
+              });
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      const rebound = await withHost(`evil.example:${url.port}`);
+      assert.equal(rebound.status, 421);
+      assert.doesNotMatch(rebound.body, /jobworker_/);
+      for (const host of [`127.0.0.1:${url.port}`, `localhost:${url.port}`, `${hostname()}:${url.port}`]) {
+        const res = await withHost(host);
+        assert.equal(res.status, 200, host);
+        assert.match(res.body, /jobworker_store_up 1/);
+      }
     } finally {
       await h.destroy();
     }

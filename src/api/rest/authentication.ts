@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import type {
   FastifyInstance,
   FastifyRequest,
@@ -17,7 +16,7 @@ import {
   NodeSignatureError,
 } from '../../cluster/node-credentials.ts';
 import { JobworkerError } from '../../core/errors.ts';
-import { isLoopbackHost } from '../../core/loopback.ts';
+import { isLoopbackHost, namesThisMachine } from '../../core/loopback.ts';
 import { certificateUserOf } from './client-certificate.ts';
 import { addRouteHook, prependRouteHook, type RouteSeen } from './route-hooks.ts';
 
@@ -237,22 +236,6 @@ function crossSiteError(said: string): JobworkerError {
     'FORBIDDEN',
     `A request that changes something came from another site's page (${said}): the API takes such requests from its own dashboard and from tools only`,
   );
-}
-
-/**
- * Whether the request names this machine in its `Host`: a loopback name or address, or this host's
- * own name (which Debian resolves to 127.0.1.1). A page of another site whose name was made to
- * resolve to 127.0.0.1 (DNS rebinding) is same-origin to the browser and comes from loopback, but
- * names its own host. Tokenless `/run` answers only requests that name this machine.
- */
-function namesThisMachine(host: string | undefined): boolean {
-  if (host === undefined) return false;
-  try {
-    const name = new URL(`http://${host}`).hostname;
-    return isLoopbackHost(name) || name === hostname().toLowerCase();
-  } catch {
-    return false;
-  }
 }
 
 /** Refuses a request that carries a token in its query string, even when its header is right. */
