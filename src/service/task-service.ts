@@ -84,7 +84,8 @@ export class TaskService {
 
   /**
    * The definitions as `who` may read them: an admin's whole; without `env` for the others, as a
-   * job's environment is never shown (it may hold secrets the tasks file gives its runs).
+   * job's environment is never shown. Not a boundary: a run runs as its caller's account, whose
+   * processes can read its environment (docs/tasks.md).
    */
   listFor(who: Principal): ListedTask[] {
     const all = this.list();

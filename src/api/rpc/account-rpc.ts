@@ -11,6 +11,7 @@ import {
   auditToProto,
   certificateToProto,
   createUserInput,
+  pageTokenError,
   tokenToProto,
   updateUserInput,
   userToProto,
@@ -58,7 +59,7 @@ export function tokenRpc(users: Users): ServiceImpl<typeof TokenService> {
 export function auditRpc(users: Users): ServiceImpl<typeof AuditService> {
   return {
     async listAuditEntries(req, ctx) {
-      const page = await users.listAudit(callerOf(ctx), auditRequest(req));
+      const page = await users.listAudit(callerOf(ctx), auditRequest(req)).catch(pageTokenError);
       return { entries: page.entries.map(auditToProto), nextPageToken: page.nextCursor ?? '' };
     },
   };

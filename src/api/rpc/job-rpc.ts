@@ -11,6 +11,7 @@ import {
   outputCursor,
   outputSelector,
   outputToProto,
+  pageTokenError,
   progressToProto,
   startInput,
   watchMessageToProto,
@@ -27,7 +28,7 @@ export function jobRpc(jobs: Jobs): ServiceImpl<typeof JobService> {
       return { job: jobToProto(await jobs.get(callerOf(ctx), req.id)) };
     },
     async list(req, ctx) {
-      const page = await jobs.list(callerOf(ctx), listRequest(req));
+      const page = await jobs.list(callerOf(ctx), listRequest(req)).catch(pageTokenError);
       return { jobs: page.jobs.map(jobToProto), nextPageToken: page.nextCursor ?? '' };
     },
     async resolve(req, ctx) {

@@ -100,6 +100,22 @@ const FIELD_NAMES: Readonly<Record<string, string>> = {
   'limits.memorySwap': 'limits.memorySwapBytes',
 };
 
+/**
+ * A list's refusal of its page cursor, under the names its RPC gives it (`page_token` in the
+ * request, `next_page_token` in the answer): not in FIELD_NAMES, since an output request's
+ * `cursor` is a field of its own under that name.
+ */
+export function pageTokenError(err: unknown): never {
+  if (err instanceof ValidationError && err.field === 'cursor') {
+    throw new ValidationError(
+      'pageToken',
+      err.message.replaceAll('`cursor`', '`pageToken`').replaceAll('`nextCursor`', '`nextPageToken`'),
+      err.code,
+    );
+  }
+  throw err;
+}
+
 /** The name a client knows a field by, from the name the service gave it. */
 export function fieldName(field: string): string {
   return FIELD_NAMES[field] ?? field;

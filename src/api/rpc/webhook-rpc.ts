@@ -4,6 +4,7 @@ import type { WebhookService as Webhooks, WebhookView } from '../../service/webh
 import type { DeliveryRecord } from '../../store/webhook-store.ts';
 import type { WebhookService } from './gen/jobworker/v1/webhook_service_pb.ts';
 import { callerOf } from './rpc-authentication.ts';
+import { pageTokenError } from './rpc-mapping.ts';
 
 /** jobworker.v1.WebhookService: the same service and checks as `/v1/webhooks` (docs/webhooks.md). */
 export function webhookRpc(webhooks: Webhooks): ServiceImpl<typeof WebhookService> {
@@ -23,13 +24,15 @@ export function webhookRpc(webhooks: Webhooks): ServiceImpl<typeof WebhookServic
       return { webhook: webhookToProto(await webhooks.remove(callerOf(ctx), req.id)) };
     },
     async listDeliveries(req, ctx) {
-      const page = await webhooks.deliveries(callerOf(ctx), {
-        ...(req.jobId === undefined ? {} : { jobId: req.jobId }),
-        ...(req.webhookId === undefined ? {} : { webhookId: req.webhookId }),
-        ...(req.status === undefined ? {} : { status: req.status }),
-        ...(req.pageSize === undefined ? {} : { limit: req.pageSize }),
-        ...(req.pageToken === undefined || req.pageToken === '' ? {} : { cursor: req.pageToken }),
-      });
+      const page = await webhooks
+        .deliveries(callerOf(ctx), {
+          ...(req.jobId === undefined ? {} : { jobId: req.jobId }),
+          ...(req.webhookId === undefined ? {} : { webhookId: req.webhookId }),
+          ...(req.status === undefined ? {} : { status: req.status }),
+          ...(req.pageSize === undefined ? {} : { limit: req.pageSize }),
+          ...(req.pageToken === undefined || req.pageToken === '' ? {} : { cursor: req.pageToken }),
+        })
+        .catch(pageTokenError);
       return { deliveries: page.deliveries.map(deliveryToProto), nextPageToken: page.nextCursor ?? '' };
     },
   };

@@ -41,11 +41,11 @@ async function deleteRows(trx: Transaction<StoreSchema>, ids: readonly string[])
   // Labels and the jobs' own edges go by `on delete cascade`; edges from finished dependents to
   // them would dangle, so they go too (no queued job waits for them: the callers checked).
   await trx.deleteFrom('job_deps').where('dep_id', 'in', ids).execute();
-  // Their webhook deliveries too: each body is the job as JSON, its command line and environment
-  // with it, which must not outlive the job ("deleted for good"). A pending one is not sent.
+  // Their webhook deliveries too: each body is the job as JSON, its command line with it, which
+  // must not outlive the job ("deleted for good"). A pending one is not sent.
   await trx.deleteFrom('webhook_deliveries').where('job_id', 'in', ids).execute();
-  // And their events not yet fanned out: each holds a snapshot of the job that the dispatcher
-  // would make a delivery's body from. A fan-out that read one before finds it gone and adds
+  // And their events not yet fanned out: each holds a snapshot of the job's record (its
+  // environment included) that the dispatcher would make a delivery's body from. A fan-out that read one before finds it gone and adds
   // nothing. A scan (no index on job_id): the outbox holds only what a dispatcher has yet to take.
   await trx.deleteFrom('webhook_outbox').where('job_id', 'in', ids).execute();
   const gone = await trx.deleteFrom('jobs').where('id', 'in', ids).returning('queue').execute();

@@ -4,12 +4,21 @@ import { after, before, describe, it } from 'node:test';
 import type { DescField, DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectError, createClient, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
+import {
+  AuditService,
+  ListAuditEntriesRequestSchema,
+} from '../../../src/api/rpc/gen/jobworker/v1/audit_service_pb.ts';
 import { ErrorDetailSchema } from '../../../src/api/rpc/gen/jobworker/v1/errors_pb.ts';
 import {
   JobService,
+  ListRequestSchema,
   OnDuplicate,
   StartRequestSchema,
 } from '../../../src/api/rpc/gen/jobworker/v1/job_service_pb.ts';
+import {
+  ListDeliveriesRequestSchema,
+  WebhookService,
+} from '../../../src/api/rpc/gen/jobworker/v1/webhook_service_pb.ts';
 import { type ApiHarness, addUserToken, openApi } from '../api-harness.ts';
 
 type Start = MessageInitShape<typeof StartRequestSchema>;
@@ -166,6 +175,31 @@ describe("the fields an RPC's ErrorDetail names", () => {
       'cwd.x',
     ]) {
       assert.ok(!protoHas(StartRequestSchema, field), field);
+    }
+  });
+
+  it("names a list's bad page token by the request's own name, and its message says pageToken", async () => {
+    const transport = transportAs(h.token);
+    const refusals = [
+      [ListRequestSchema, () => createClient(JobService, transport).list({ pageToken: 'garbage' })],
+      [
+        ListAuditEntriesRequestSchema,
+        () => createClient(AuditService, transport).listAuditEntries({ pageToken: 'garbage' }),
+      ],
+      [
+        ListDeliveriesRequestSchema,
+        () => createClient(WebhookService, transport).listDeliveries({ pageToken: 'garbage' }),
+      ],
+    ] as const;
+    for (const [schema, call] of refusals) {
+      const err = await (call as () => Promise<unknown>)().catch((e: unknown) => e);
+      assert.ok(err instanceof ConnectError, `${schema.typeName} took a garbage page token`);
+      const detail = err.findDetails(ErrorDetailSchema)[0];
+      assert.equal(detail?.code, 'VALIDATION_FAILED', schema.typeName);
+      assert.equal(detail?.field, 'pageToken', schema.typeName);
+      assert.ok(protoHas(schema, 'pageToken'));
+      assert.match(err.rawMessage, /`pageToken`/);
+      assert.doesNotMatch(err.rawMessage, /`cursor`|`nextCursor`/);
     }
   });
 });
