@@ -55,7 +55,12 @@ export interface NodePeer {
   stop(who: Principal, id: string, graceMs?: number): Promise<Job>;
   pause(who: Principal, id: string): Promise<Job>;
   resume(who: Principal, id: string): Promise<Job>;
+  /** What only the node that runs a job can read of it: its output sizes and usage so far. */
+  live(who: Principal, id: string): Promise<LiveFigures>;
 }
+
+/** A running job's figures that its node reads from its files and cgroups (`JobEngine.get`). */
+export type LiveFigures = Pick<Job, 'outputBytes' | 'usage'>;
 
 /**
  * How a `JobService` reaches the node that runs a job (`JobServiceOptions.cluster`). Absent: every

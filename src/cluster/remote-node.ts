@@ -10,6 +10,7 @@ import { FRAME_KIND, FrameDecoder, OUTPUT_FRAMES_TYPE, type OutputFrame } from '
 import type { FollowEvent } from '../engine/job-engine.ts';
 import type { OutputEvent } from '../output/output-types.ts';
 import {
+  type LiveFigures,
   type NodePeer,
   PeerUnreachableError,
   type RemoteOutput,
@@ -102,6 +103,26 @@ export class RemoteNode implements NodePeer {
   async resume(who: Principal, id: string): Promise<Job> {
     await this.#act(who, id, 'resume', {});
     return this.#options.records(id);
+  }
+
+  async live(who: Principal, id: string): Promise<LiveFigures> {
+    const response = await this.#send(who, 'GET', `/v1/jobs/${encodeURIComponent(id)}`, {});
+    const text = (await readBody(response)).toString('utf8');
+    // The peer's JSON form of the job (src/api/rest/job-json.ts): only the two live parts are taken.
+    let job: { outputBytes?: unknown; usage?: unknown };
+    try {
+      job = JSON.parse(text) as typeof job;
+    } catch {
+      throw this.#unavailable(`it answered job ${id} with something that is not JSON`);
+    }
+    const bytes = job.outputBytes as { stdout?: unknown; stderr?: unknown } | undefined;
+    if (!Number.isSafeInteger(bytes?.stdout) || !Number.isSafeInteger(bytes?.stderr)) {
+      throw this.#unavailable(`it answered job ${id} without its output sizes (an older version?)`);
+    }
+    return {
+      outputBytes: { stdout: bytes!.stdout as number, stderr: bytes!.stderr as number },
+      usage: (job.usage ?? null) as LiveFigures['usage'],
+    };
   }
 
   async #act(who: Principal, id: string, action: string, body: Record<string, unknown>): Promise<void> {

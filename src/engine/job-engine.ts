@@ -764,10 +764,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   /** The job (with live output sizes while it runs); throws NotFoundError. */
   async get(id: string): Promise<Job> {
     const job = await this.getRecorded(id);
-    if (isActive(job.status)) {
-      // Live figures, where its processes run on this node (their cgroups are here).
-      const usage =
-        job.node === this.#options.node && job.process ? this.#cgroups.usage(job.process.cgroups) : job.usage;
+    // Live figures, where its processes run on this node (its files and cgroups are here); those
+    // of another node's job are that node's to read (`JobService.get` asks it).
+    if (isActive(job.status) && job.node === this.#options.node) {
+      const usage = job.process ? this.#cgroups.usage(job.process.cgroups) : job.usage;
       return { ...job, outputBytes: await this.#monitor.sizes(this.#jobDir(id)), usage };
     }
     return job;

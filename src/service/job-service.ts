@@ -17,6 +17,7 @@ import { checkGraceMs } from '../core/grace.ts';
 import { isJobId } from '../core/ids.ts';
 import { normalizeIsolation } from '../core/isolation.ts';
 import {
+  isActive,
   isFinal,
   type Job,
   type JobAccount,
@@ -675,9 +676,24 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return this.#engine.drainState;
   }
 
-  /** The job, if the caller may see it; NOT_FOUND otherwise, VALIDATION_FAILED (`id`) for a malformed id. */
-  get(who: Principal, id: string): Promise<Job> {
-    return this.#visible(who, id, (known) => this.#engine.get(known));
+  /**
+   * The job, if the caller may see it; NOT_FOUND otherwise, VALIDATION_FAILED (`id`) for a malformed
+   * id. A job running on another node of a cluster gets its live figures (output sizes, usage) from
+   * that node; when it cannot be asked, the record's, as they were last written (docs/cluster.md).
+   */
+  async get(who: Principal, id: string): Promise<Job> {
+    const job = await this.#visible(who, id, (known) => this.#engine.get(known));
+    if (!isActive(job.status) || !this.#routing.elsewhere(job)) return job;
+    try {
+      const peer = await this.#routing.processPeer(who, job);
+      return peer === undefined ? job : { ...job, ...(await peer.live(who, id)) };
+    } catch (err) {
+      // The job is answered all the same: its record is what every node knows of it.
+      if (err instanceof JobworkerError && err.code === 'NODE_UNAVAILABLE') return job;
+      // Gone from the peer's view meanwhile (it ended and was deleted, or its node changed).
+      if (err instanceof JobworkerError && err.code === 'NOT_FOUND') return job;
+      throw err;
+    }
   }
 
   /**

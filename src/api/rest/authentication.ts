@@ -45,6 +45,7 @@ interface AuthenticatedRequest extends FastifyRequest {
  * no more than forwarding needs.
  */
 const FORWARDABLE_ROUTES = new Set([
+  'GET /v1/jobs/:id',
   'GET /v1/jobs/:id/output',
   'HEAD /v1/jobs/:id/output',
   'POST /v1/jobs/:id/stop',
@@ -287,7 +288,7 @@ function authenticateNode(
     throw new JobworkerError(
       'FORBIDDEN',
       `A request forwarded by node ${JSON.stringify(call.node)} may not call ${request.method} ${request.url.split('?')[0]}: ` +
-        'nodes forward only the output, stop, pause and resume of jobs',
+        'nodes forward only the live figures, output, stop, pause and resume of jobs',
     );
   }
   // The user as this node knows it too: a node whose directory is behind (a disable, a removal or
