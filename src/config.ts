@@ -416,11 +416,14 @@ export function parseStorePool(text: string): number {
   return n;
 }
 
-/** `serve --node-id`: 1 to 63 letters, digits, dots, dashes or underscores (it names the node in job records). */
-export function parseNodeId(text: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(text)) {
+/**
+ * `serve --node-id`, the Worker's `node` (`field`): 1 to 63 letters, digits, dots, dashes or
+ * underscores (it names the node in job records).
+ */
+export function parseNodeId(text: unknown, field = 'nodeId'): string {
+  if (typeof text !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(text)) {
     throw ValidationError.expected(
-      'nodeId',
+      field,
       'a node id of 1 to 63 letters, digits, dots, dashes or underscores',
       text,
     );

@@ -48,6 +48,7 @@ import { JobListeners } from './job-listeners.ts';
 import { Launcher } from './launcher.ts';
 import { ProgressWatcher } from './progress-watcher.ts';
 import { Supervisor } from './supervisor.ts';
+import { takeOverJobs } from './take-over-jobs.ts';
 import { untilWritten } from './until-written.ts';
 
 /** Who is asking: recorded on the job and on its stop. */
@@ -311,7 +312,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     });
   }
 
-  /** Opens the engine and reconciles every job this node left running (adopt, or record how it ended). */
+  /**
+   * Opens the engine and reconciles every job this node left running (adopt, or record how it
+   * ended); on a store only it uses, those left under another node id too (`takeOverJobs`).
+   */
   static async open(options: EngineOptions): Promise<JobEngine> {
     const resolved = resolveEngineOptions(options);
     // The default place may have been taken by another account first (its name is the data
@@ -340,6 +344,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       await mkdir(join(engine.#options.dataDir, 'jobs'), { recursive: true, mode: 0o700 });
       // Made while the disk has room: what lets retention free it once jobs' output filled it.
       await engine.#monitor.prepareSpare();
+      await takeOverJobs(engine.#store, engine.#options.node, engine.#options.logger);
       const running = await engine.#store.listRunning(engine.#options.node);
       await engine.#supervisor.recover(running);
       await engine.#launcher.recoverClaims();

@@ -13,13 +13,13 @@ import type {
 import type { LimitSettings } from '../core/limits.ts';
 import type { AdmitOptions, QueuesForgottenListener } from './forgotten-queues.ts';
 
-/** A queue's settings. */
 /** What a submission takes from its queue (`JobStore.queueDefaults`). */
 export interface QueueDefaults {
   readonly limits: LimitSettings;
   readonly isolation: JobIsolation | null;
 }
 
+/** A queue's settings. */
 export interface QueueSettings {
   /** Most jobs of the queue running (or paused) at once; null for no limit. */
   readonly concurrency: number | null;
@@ -51,6 +51,14 @@ export interface QueueState extends QueueSettings {
 export type Admission =
   | { readonly admitted: true; readonly job: Job }
   | { readonly admitted: false; readonly existing: Job };
+
+/** Jobs `JobStore.takeOverJobs` took over from one other node name. */
+export interface TakenOver {
+  /** The node name they were recorded under. */
+  readonly from: string;
+  /** How many: running, paused or being started. */
+  readonly jobs: number;
+}
 
 /** Filters for history listing. Every filter is optional; results are newest first. */
 export interface JobListQuery {
@@ -189,6 +197,16 @@ export interface JobStore {
   markFinished(id: string, finish: JobFinish): Promise<Job>;
   /** Every job of this node in status `running` or `paused`: what recovery must reconcile at start. */
   listRunning(node: string): Promise<Job[]>;
+  /**
+   * On a store only one server uses (SQLite, behind its data directory's lock): records every job
+   * running, paused or being started (`hold: 'starting'`) under another node name as `node`'s, in
+   * one transaction, and returns how many it took from each name (`[]` for none). Every such job is
+   * that server's, whatever name it carries: only its node id changed since (the default, the host
+   * name, is new in every container), and recovery (`listRunning`, `listStarting`) reads jobs by
+   * the node id alone. A shared store (PostgreSQL) changes nothing and returns `[]`: other nodes
+   * run their own jobs there, and a dead node's are the lost-node sweep's.
+   */
+  takeOverJobs(node: string): Promise<TakenOver[]>;
 
   /**
    * Admits a new `queued` job in one transaction: a queued or running job with the same dedupe key

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseNodeId } from '../config.ts';
 import { systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { Job, OutputStream } from '../core/job.ts';
@@ -21,6 +22,13 @@ export interface WorkerOptions {
   readonly user?: string;
   /** Grace between SIGTERM and SIGKILL when `stop` names none. Default 10 s. */
   readonly defaultGraceMs?: number;
+  /**
+   * This program's node id, recorded as the `node` of every job it runs (1 to 63 letters, digits,
+   * dots, dashes or underscores). Default: the host name, which may change with a new host or
+   * container: the jobs left running under another id are taken over at open all the same (the
+   * data directory is this Worker's alone), with a warning to keep the id stable.
+   */
+  readonly node?: string;
   /** Jobs running at once; more wait queued. Default 10,000. */
   readonly maxRunning?: number;
   readonly logger?: Logger;
@@ -68,6 +76,7 @@ export class Worker {
     if (typeof options?.dataDir !== 'string' || options.dataDir === '') {
       throw ValidationError.expected('dataDir', 'a directory path', options?.dataDir);
     }
+    if (options.node !== undefined) parseNodeId(options.node, 'node');
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
     // One process supervises a data directory: a server or another Worker on it would adopt the
     // same jobs (and this store's caches assume it is the database's only writer).
@@ -87,6 +96,7 @@ export class Worker {
       const engine = await JobEngine.open({
         dataDir: options.dataDir,
         store,
+        ...(options.node === undefined ? {} : { node: options.node }),
         ...(options.defaultGraceMs === undefined ? {} : { defaultGraceMs: options.defaultGraceMs }),
         ...(options.maxRunning === undefined ? {} : { maxRunning: options.maxRunning }),
         ...(options.logger === undefined ? {} : { logger: options.logger }),

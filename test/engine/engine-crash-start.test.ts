@@ -10,7 +10,7 @@ import type { Job } from '../../src/core/job.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { IDENTITY_FILE, markUnrecorded } from '../../src/runtime/identity-file.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
-import { type Harness, openHarness } from '../helpers/engine-harness.ts';
+import { asSharedStore, type Harness, openHarness } from '../helpers/engine-harness.ts';
 import { killProcessGroup, pidAlive, waitForFileText } from '../helpers/wait.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -285,7 +285,8 @@ describe('a server killed between spawning a job and recording its start', () =>
     const { id, pid, child, jobDir } = await orphanedRun(dataDir, 'other-node');
     let h: Harness | undefined;
     try {
-      h = await openHarness({}, dataDir);
+      // Another node's claim is a shared store's (PostgreSQL), which this node takes nothing of.
+      h = await openHarness({}, dataDir, asSharedStore);
       const own = await h.engine.start({ command: 'sleep', args: ['60'] }, { user: 'alice' });
       await once(h.engine, 'job:started');
       const done = await h.engine.start({ command: 'true' }, { user: 'alice' });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
 import type { Job } from '../../src/core/job.ts';
 import { isSameProcessAlive } from '../../src/runtime/process-identity.ts';
 import { followAll, openHarness } from '../helpers/engine-harness.ts';
@@ -148,6 +149,40 @@ describe('engine restart', () => {
       );
     } finally {
       await h.close();
+    }
+  });
+
+  it('a job left running under another node id (a new host name) is taken over: its stop ends its process and frees its slot', async () => {
+    const dataDir = await newDataDir();
+    const first = await openHarness({ node: 'old-host' }, dataDir);
+    await first.engine.setQueue('one', { concurrency: 1 });
+    const job = await first.engine.start(
+      { command: 'sleep', args: ['600'], queue: 'one' },
+      { user: 'alice' },
+    );
+    const pid = (await first.engine.untilStarted(job.id)).process!.pid;
+    await first.close();
+    // The same data directory, opened under another node id: a new container, its new host name.
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const h = await openHarness({ node: 'new-host', logger }, dataDir);
+    try {
+      const adopted = await h.engine.get(job.id);
+      assert.deepEqual([adopted.status, adopted.node], ['running', 'new-host']);
+      const next = await h.engine.start({ command: 'true', queue: 'one' }, { user: 'alice' });
+      await h.engine.stop(job.id, { user: 'alice' }, { graceMs: 0 });
+      const stopped = await h.engine.waitFor(job.id, AbortSignal.timeout(20_000));
+      assert.equal(stopped.status, 'stopped');
+      assert.equal(await pidAlive(pid), false, 'its process is gone');
+      const done = await h.engine.waitFor(next.id, AbortSignal.timeout(20_000));
+      assert.equal(done.status, 'succeeded', 'the queue ran its next job in the slot it freed');
+      const told = warnings.filter((line) => line.includes('took over'));
+      assert.equal(told.length, 1, warnings.join(''));
+      assert.match(told[0]!, /took over 1 job\(s\) left running under another node id, \\"old-host\\" \(1\)/);
+      assert.match(told[0]!, /jobworker serve --node-id/);
+    } finally {
+      await h.destroy();
+      if (await pidAlive(pid)) process.kill(pid, 'SIGKILL');
     }
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EngineOptions } from '../../src/engine/engine-options.ts';
 import { JobEngine } from '../../src/engine/job-engine.ts';
+import type { JobStore } from '../../src/store/job-store.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
 
 export interface Harness {
@@ -17,10 +18,35 @@ export interface Harness {
   destroy(): Promise<void>;
 }
 
-export async function openHarness(options: Partial<EngineOptions> = {}, dataDir?: string): Promise<Harness> {
+/**
+ * `store` as a store the nodes of a cluster share (PostgreSQL) would act in what the engine asks of
+ * it: it takes over no job of another node (`JobStore.takeOverJobs`). For the tests of another
+ * node's claims on an SQLite store, where only one server ever runs.
+ */
+export function asSharedStore(store: JobStore): JobStore {
+  return new Proxy(store, {
+    get(real, key) {
+      if (key === 'takeOverJobs') return async () => [];
+      const value = Reflect.get(real, key, real) as unknown;
+      return typeof value === 'function' ? value.bind(real) : value;
+    },
+  });
+}
+
+export async function openHarness(
+  options: Partial<EngineOptions> = {},
+  dataDir?: string,
+  /** What the engine is given of the store (`asSharedStore`); the harness's `store` is the store itself. */
+  wrapStore: (store: JobStore) => JobStore = (store) => store,
+): Promise<Harness> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'jw-engine-')));
   const store = await SqliteJobStore.open(join(dir, 'jobworker.db'));
-  const engine = await JobEngine.open({ node: 'test-node', ...options, dataDir: dir, store });
+  const engine = await JobEngine.open({
+    node: 'test-node',
+    ...options,
+    dataDir: dir,
+    store: wrapStore(store),
+  });
   const close = async () => {
     await engine.close();
     await store.close();
@@ -29,7 +55,7 @@ export async function openHarness(options: Partial<EngineOptions> = {}, dataDir?
     engine,
     store,
     dataDir: dir,
-    reopen: () => openHarness(options, dir),
+    reopen: () => openHarness(options, dir, wrapStore),
     close,
     destroy: async () => {
       // Jobs outlive their engine by design: a test that failed before stopping its own would

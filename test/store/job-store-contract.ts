@@ -29,6 +29,12 @@ export interface OpenedJobStore {
   cleanup(): Promise<void>;
 }
 
+/** What a store's contract depends on. */
+export interface StoreTraits {
+  /** Nodes of a cluster share it (PostgreSQL), or one server uses it alone (SQLite). */
+  readonly shared: boolean;
+}
+
 const FINAL_STATUSES = JOB_STATUSES.filter(isFinal);
 const PROCESS: ProcessIdentity = {
   pid: 777,
@@ -126,7 +132,11 @@ function shuffled<T>(items: readonly T[]): T[] {
  * - `listJobs`: `limit` outside 1..1000, a malformed cursor, an empty or unknown status list are
  *   `ValidationError`s on `limit`, `cursor` and `status`.
  */
-export function describeJobStoreContract(name: string, open: () => Promise<OpenedJobStore>): void {
+export function describeJobStoreContract(
+  name: string,
+  open: () => Promise<OpenedJobStore>,
+  traits: StoreTraits = { shared: false },
+): void {
   async function withStore(test: (store: JobStore) => Promise<void>): Promise<void> {
     const { store, cleanup } = await open();
     try {
@@ -1583,6 +1593,62 @@ export function describeJobStoreContract(name: string, open: () => Promise<Opene
           assert.equal((await store.listRunning('node-b')).length, 1);
           assert.deepStrictEqual(await store.listRunning('node-z'), []);
         }));
+    });
+
+    describe('takeOverJobs', () => {
+      const NOW = new Date(Date.UTC(2026, 11, 2, 10, 0, 0));
+      it(
+        traits.shared
+          ? 'takes over nothing: the nodes sharing the store run their own jobs'
+          : 'takes over every job running, paused or being started under another node name, and nothing else',
+        () =>
+          withStore(async (store) => {
+            const running = [
+              await inserted(store, { status: 'running', node: 'old-host' }),
+              await inserted(store, { status: 'running', node: 'older-host' }),
+            ];
+            const paused = await inserted(store, { status: 'paused', node: 'old-host' });
+            const admitted = await store.admitJob(makeJob({ createdAt: NOW, spec: { queue: 'q' } }), NOW);
+            assert.ok(admitted.admitted);
+            const [claimed] = await store.claimReady('q', 'old-host', 1);
+            assert.equal(claimed?.id, admitted.job.id);
+            const own = await inserted(store, { status: 'running', node: 'new-host' });
+            const left = [
+              await inserted(store, { status: 'queued', node: 'old-host' }),
+              ...(await Promise.all(
+                FINAL_STATUSES.map((status) => inserted(store, { status, node: 'old-host' })),
+              )),
+            ];
+
+            const taken = await store.takeOverJobs('new-host');
+            const ids = (jobs: readonly Job[]) => jobs.map((j) => j.id).sort();
+            if (traits.shared) {
+              assert.deepStrictEqual(taken, []);
+              assert.deepStrictEqual(ids(await store.listRunning('new-host')), [own.id]);
+              assert.deepStrictEqual(ids(await store.listRunning('old-host')), ids([running[0]!, paused]));
+              assert.deepStrictEqual(ids(await store.listStarting('old-host')), [claimed!.id]);
+              return;
+            }
+            assert.deepStrictEqual(taken, [
+              { from: 'old-host', jobs: 3 },
+              { from: 'older-host', jobs: 1 },
+            ]);
+            assert.deepStrictEqual(ids(await store.listRunning('new-host')), ids([...running, paused, own]));
+            assert.deepStrictEqual(ids(await store.listStarting('new-host')), [claimed!.id]);
+            assert.deepStrictEqual(await store.listRunning('old-host'), []);
+            assert.deepStrictEqual(await store.listStarting('old-host'), []);
+            const after = await store.getJob(paused.id);
+            assert.deepStrictEqual(after, { ...paused, node: 'new-host' }, 'only its node changed');
+            for (const job of left)
+              assert.equal(
+                (await store.getJob(job.id))?.node,
+                'old-host',
+                `a ${job.status} job keeps its node`,
+              );
+            assert.equal((await store.getQueue('q')).running, 1, 'the claim still holds its slot');
+            assert.deepStrictEqual(await store.takeOverJobs('new-host'), [], 'nothing is left to take');
+          }),
+      );
     });
   });
 }

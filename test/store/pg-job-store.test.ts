@@ -55,11 +55,15 @@ after(async () => {
   await contractDb?.drop();
 });
 
-describeJobStoreContract('PgJobStore', async () => {
-  const store = await PgJobStore.open(contractDb.url, { max: 4 });
-  await truncate(contractDb.url);
-  return { store, cleanup: () => store.close() };
-});
+describeJobStoreContract(
+  'PgJobStore',
+  async () => {
+    const store = await PgJobStore.open(contractDb.url, { max: 4 });
+    await truncate(contractDb.url);
+    return { store, cleanup: () => store.close() };
+  },
+  { shared: true },
+);
 
 /** Polls `check` until it holds, or fails after `timeoutMs`. */
 async function until(

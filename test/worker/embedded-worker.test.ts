@@ -84,6 +84,32 @@ describe('openWorker', () => {
     }
   });
 
+  it('records its `node` on its jobs, and takes over the jobs a worker under another one left running', async () => {
+    const dataDir = await fresh();
+    await assert.rejects(openWorker({ dataDir, node: 'no spaces' }), {
+      code: 'VALIDATION_FAILED',
+      field: 'node',
+      message:
+        'Expected `node` to be a node id of 1 to 63 letters, digits, dots, dashes or underscores, got `no spaces`',
+    });
+    const first = await openWorker({ dataDir, node: 'host-a' });
+    const job = await first.start({ command: '/bin/sh', args: ['-c', 'echo up; exec sleep 600'] });
+    for await (const chunk of first.output(job.id)) if (chunk.data.toString().includes('up')) break;
+    assert.equal((await first.status(job.id)).node, 'host-a');
+    await first.close();
+
+    const second = await openWorker({ dataDir, node: 'host-b', defaultGraceMs: 0 });
+    try {
+      assert.deepEqual(
+        [(await second.status(job.id)).status, (await second.status(job.id)).node],
+        ['running', 'host-b'],
+      );
+      assert.equal((await second.stop(job.id)).status, 'stopped');
+    } finally {
+      await second.close();
+    }
+  });
+
   it('takes the data directory: a second worker on it is refused until the first closes', async () => {
     const dataDir = await fresh();
     const first = await openWorker({ dataDir });

@@ -30,6 +30,7 @@ import type {
   QueueSettings,
   QueueState,
   RetentionLimits,
+  TakenOver,
 } from '../job-store.ts';
 import {
   type CurrentState,
@@ -649,6 +650,14 @@ export class PgJobStore implements JobStore {
       const { rows } = await this.#db.executeQuery(pgListActiveQuery(this.#db, node, 'running'));
       return rows.map(rowToJob);
     });
+  }
+
+  /**
+   * Nothing: the nodes of a cluster share this store, each running its own jobs, and a dead node's
+   * are the lost-node sweep's (see `JobStore.takeOverJobs`).
+   */
+  async takeOverJobs(_node: string): Promise<TakenOver[]> {
+    return [];
   }
 
   async deleteJob(id: string): Promise<Job> {

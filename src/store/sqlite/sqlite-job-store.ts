@@ -31,6 +31,7 @@ import type {
   QueueSettings,
   QueueState,
   RetentionLimits,
+  TakenOver,
 } from '../job-store.ts';
 import {
   type CurrentState,
@@ -531,6 +532,25 @@ export class SqliteJobStore implements JobStore {
   async listRunning(node: string): Promise<Job[]> {
     const { rows } = await this.#db.executeQuery(listActiveQuery(this.#db, node, 'running'));
     return rows.map(rowToJob);
+  }
+
+  /** Every job here is this server's (the data directory's lock): see `JobStore.takeOverJobs`. */
+  async takeOverJobs(node: string): Promise<TakenOver[]> {
+    // The condition of the partial index `jobs_active_by_node`, word for word: a walk of it.
+    const active = sql<boolean>`(status in ('running', 'paused') or hold = 'starting')`;
+    return this.#db.transaction().execute(async (trx) => {
+      const others = await trx
+        .selectFrom('jobs')
+        .select(['node', sql<number>`count(*)`.as('jobs')])
+        .where(active)
+        .where('node', '!=', node)
+        .groupBy('node')
+        .orderBy('node')
+        .execute();
+      if (others.length === 0) return [];
+      await trx.updateTable('jobs').set({ node }).where(active).where('node', '!=', node).execute();
+      return others.map((row) => ({ from: row.node, jobs: Number(row.jobs) }));
+    });
   }
 
   async deleteJob(id: string): Promise<Job> {
