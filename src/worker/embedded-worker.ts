@@ -4,10 +4,10 @@ import { parseNodeId } from '../config.ts';
 import { systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { Job, OutputStream } from '../core/job.ts';
-import type { Logger } from '../core/logger.ts';
+import { type Logger, silentLogger } from '../core/logger.ts';
 import type { JobSpecInput } from '../core/spec.ts';
 import { JobEngine } from '../engine/job-engine.ts';
-import { DATABASE_FILE } from '../lost-database.ts';
+import { checkForLostDatabase, DATABASE_FILE, type LossAcceptance } from '../lost-database.ts';
 import { type DataDirLock, lockDataDir } from '../runtime/data-dir-lock.ts';
 import type { JobListQuery, JobPage } from '../store/job-store.ts';
 import { SqliteJobStore } from '../store/sqlite/sqlite-job-store.ts';
@@ -31,8 +31,21 @@ export interface WorkerOptions {
   readonly node?: string;
   /** Jobs running at once; more wait queued. Default 10,000. */
   readonly maxRunning?: number;
+  /**
+   * Accepts the loss of the directory's database: when `jobworker.db` is gone (or empty) while
+   * job directories remain, `openWorker` refuses (`dataDir`) unless this is true; then it stops
+   * every process of those orphaned jobs, moves their directories aside and starts on an empty
+   * database, as `jobworker serve --reset-store` does. Default false.
+   */
+  readonly resetStore?: boolean;
   readonly logger?: Logger;
 }
+
+/** `openWorker({ dataDir, resetStore: true })`. */
+const WORKER_RESET_STORE: LossAcceptance = {
+  name: 'resetStore',
+  howTo: 'open it with `openWorker({ dataDir, resetStore: true })`',
+};
 
 /** A piece of a job's output, in order; `cursor` is where reading resumes after it. */
 export interface OutputChunk {
@@ -77,12 +90,22 @@ export class Worker {
       throw ValidationError.expected('dataDir', 'a directory path', options?.dataDir);
     }
     if (options.node !== undefined) parseNodeId(options.node, 'node');
+    if (options.resetStore !== undefined && typeof options.resetStore !== 'boolean') {
+      throw ValidationError.expected('resetStore', 'true or false', options.resetStore);
+    }
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
     // One process supervises a data directory: a server or another Worker on it would adopt the
     // same jobs (and this store's caches assume it is the database's only writer).
     const lock = await lockDataDir(options.dataDir, '`dataDir`');
     let store: SqliteJobStore | undefined;
     try {
+      // Before the store is opened, which would make a new, empty database: as `serve` does.
+      await checkForLostDatabase(
+        options.dataDir,
+        options.resetStore === true,
+        options.logger ?? silentLogger,
+        WORKER_RESET_STORE,
+      );
       // Checkpoints off the embedding process's event loop too (the checkpoint helper).
       store = await SqliteJobStore.open(join(options.dataDir, DATABASE_FILE), {
         checkpoints: {

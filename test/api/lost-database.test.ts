@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
+import { newJobId } from '../../src/core/ids.ts';
+import { silentLogger } from '../../src/core/logger.ts';
+import { checkForLostDatabase } from '../../src/lost-database.ts';
 import { runServer } from '../../src/main.ts';
 import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { baseEnv, jobworker } from '../cli/cli-harness.ts';
@@ -98,5 +101,21 @@ describe('a data directory whose database is gone', () => {
     } finally {
       if (pid !== undefined && (await pidAlive(pid))) killProcessGroup(pid);
     }
+  });
+
+  it("an empty (0-byte) database is as lost as a missing one to serve's check, unless a write-ahead log holds its pages", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'jw-lostdb-'));
+    dirs.push(dataDir);
+    await mkdir(join(dataDir, 'jobs', newJobId()), { recursive: true });
+    const database = join(dataDir, 'jobworker.db');
+    await writeFile(database, '');
+    await assert.rejects(checkForLostDatabase(dataDir, false, silentLogger), {
+      code: 'VALIDATION_FAILED',
+      field: 'dataDir',
+      message:
+        /jobworker\.db is empty \(0 bytes\), but .* holds 1 job directory .*`jobworker serve --reset-store`/,
+    });
+    await writeFile(`${database}-wal`, 'frames');
+    await checkForLostDatabase(dataDir, false, silentLogger);
   });
 });

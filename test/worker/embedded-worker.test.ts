@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openWorker, type Worker } from 'jobworker/worker';
+import { pino } from 'pino';
 import { newJobId } from '../../src/core/ids.ts';
+import { Cgroups } from '../../src/runtime/cgroups.ts';
 import { SqliteJobStore } from '../../src/store/sqlite/sqlite-job-store.ts';
+import { killProcessGroup, pidAlive } from '../helpers/wait.ts';
 
 async function collect(w: Worker, id: string, stream: 'stdout' | 'stderr' | 'all' = 'all'): Promise<string> {
   let text = '';
@@ -107,6 +111,54 @@ describe('openWorker', () => {
       assert.equal((await second.stop(job.id)).status, 'stopped');
     } finally {
       await second.close();
+    }
+  });
+
+  it('refuses a directory whose database was lost (missing, or 0 bytes) while its jobs remain; `resetStore` accepts the loss', async () => {
+    const dataDir = await fresh();
+    const database = join(dataDir, 'jobworker.db');
+    const first = await openWorker({ dataDir });
+    const job = await first.start({ command: '/bin/sh', args: ['-c', 'echo up; exec sleep 600'] });
+    for await (const chunk of first.output(job.id)) if (chunk.data.toString().includes('up')) break;
+    const pid = (await first.status(job.id)).process!.pid;
+    await first.close();
+    try {
+      for (const suffix of ['', '-wal', '-shm']) await rm(`${database}${suffix}`, { force: true });
+      await assert.rejects(openWorker({ dataDir }), {
+        code: 'VALIDATION_FAILED',
+        field: 'dataDir',
+        message: new RegExp(
+          `jobworker\\.db is missing, but .*jobs holds 1 job directory \\(${job.id}\\).*\\{ dataDir, resetStore: true \\}`,
+        ),
+      });
+      assert.equal(existsSync(database), false, 'no empty database was made, for a server to start on');
+      // An empty file is no database either: SQLite would make a new one in it.
+      await writeFile(database, '');
+      await assert.rejects(openWorker({ dataDir }), {
+        field: 'dataDir',
+        message: /jobworker\.db is empty \(0 bytes\), but .* holds 1 job directory/,
+      });
+      assert.equal((await stat(database)).size, 0, 'the refusal wrote nothing');
+      assert.equal(await pidAlive(pid), true, 'the refusals touched no job');
+      await assert.rejects(openWorker({ dataDir, resetStore: 'yes' as never }), {
+        message: 'Expected `resetStore` to be true or false, got `yes`',
+      });
+
+      const warnings: string[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+      const reset = await openWorker({ dataDir, resetStore: true, logger });
+      try {
+        if (new Cgroups().mode !== 'none')
+          assert.equal(await pidAlive(pid), false, 'the orphaned job was stopped');
+        const aside = (await readdir(dataDir)).filter((name) => name.startsWith('jobs.orphaned-'));
+        assert.deepEqual(await readdir(join(dataDir, aside[0]!)), [job.id], 'its directory is kept aside');
+        assert.match(warnings.join(''), /resetStore: the database was empty \(0 bytes\); stopped/);
+        assert.deepEqual((await reset.list()).jobs, [], 'it starts empty');
+      } finally {
+        await reset.close();
+      }
+    } finally {
+      if (await pidAlive(pid)) killProcessGroup(pid);
     }
   });
 
