@@ -115,7 +115,10 @@ async function print(ctx: CliContext, writer: OutputWriter, event: Exclude<Outpu
   if (event.type === 'output') {
     await writer.write(event.stream, event.data);
   } else {
-    const what = event.skippedBytes === null ? 'older output' : `${event.skippedBytes} bytes of older output`;
-    note(ctx, `[${what} no longer kept by the server]`);
+    // The marker does not say why: retention dropped the bytes, or the job truncated its own file.
+    const what =
+      event.skippedBytes === null ? 'Earlier output' : `${event.skippedBytes} bytes of earlier output`;
+    const of = event.stream ? ` (${event.stream})` : '';
+    note(ctx, `[${what}${of} no longer kept: dropped by retention, or truncated by the job itself]`);
   }
 }

@@ -210,6 +210,11 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       // their listing.
       spareFile: join(options.dataDir, RETENTION_SPARE_FILE),
       onError: (err, jobId) => options.logger.warn({ err, jobId }, 'output monitoring failed'),
+      onTruncated: ({ jobId, stream, at, fileBytes }) =>
+        options.logger.warn(
+          { jobId, stream, at, fileBytes },
+          `job ${jobId} truncated its own ${stream} at byte ${at} (with > or tee, not >> or tee -a): the bytes it still held are lost, readers see them as truncated`,
+        ),
       clock: options.clock,
       ...('batchSizes' in sizes ? { batchSizes: sizes.batchSizes } : {}),
     });

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import type { OutputBytes } from '../core/job.ts';
+import type { OutputBytes, OutputStream } from '../core/job.ts';
 import {
   encodeRecord,
   endsAt,
@@ -16,6 +16,11 @@ export interface Observation {
   readonly grew: boolean;
   /** Both stream ends as the combined view now covers them. */
   readonly observed: OutputBytes;
+  /**
+   * Streams whose size was smaller than the view already covers: a stale size (read before the
+   * last append), or a file the job truncated. Ignored here; the monitor tells which.
+   */
+  readonly behind?: readonly OutputStream[];
 }
 
 /** Where an index ends: how many records it holds and the last of them. */
@@ -80,9 +85,11 @@ export async function appendRecords(
   let last = end.last;
   const observed = { ...endsAt(last) };
   const changed: IndexRecord[] = [];
+  const behind: OutputStream[] = [];
   let firstChanged = -1;
   for (const stream of OUTPUT_STREAMS) {
-    // A stream file never shrinks; a smaller size can only be a stale stat, so it is ignored.
+    // Stream offsets never go back (a truncated file restarts past them: `KeptWindow.fileStart`).
+    if (sizes[stream] < observed[stream]) behind.push(stream);
     if (sizes[stream] <= observed[stream]) continue;
     const record: IndexRecord = {
       stream,
@@ -100,9 +107,11 @@ export async function appendRecords(
     changed.push(record);
     last = record;
   }
-  if (changed.length === 0) return { observation: { grew: false, observed }, end };
+  // Named only when some stream is behind: the common observation keeps its shape.
+  const late = behind.length > 0 ? { behind } : {};
+  if (changed.length === 0) return { observation: { grew: false, observed, ...late }, end };
   const buffer = Buffer.alloc(changed.length * RECORD_BYTES);
   for (const [i, record] of changed.entries()) encodeRecord(record, buffer, i * RECORD_BYTES);
   await file.write(buffer, 0, buffer.length, firstChanged * RECORD_BYTES);
-  return { observation: { grew: true, observed }, end: { count, last } };
+  return { observation: { grew: true, observed, ...late }, end: { count, last } };
 }

@@ -2,12 +2,13 @@ import { close, constants, open, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
-import type { IndexFile } from './sync-file.ts';
 
 /**
  * The files of a job directory that belong to the output layer.
  * - `stdout`, `stderr`: the exact bytes the job wrote, written by the kernel (the job holds them
- *   as its fds 1 and 2). Retention may punch holes at their start; their size never shrinks.
+ *   as its fds 1 and 2). Retention may punch holes at their start. The server never shrinks them,
+ *   but a job that reopens one by path without append (`echo x > /dev/stderr`) truncates it: the
+ *   monitor then records where the file restarts in its stream (`KeptWindow.fileStart`).
  * - `combined.idx`: the combined order as observed, fixed-size binary records (see `combined-index.ts`).
  * - `kept.json`: where each stream's kept window starts (see `retention.ts`, `kept-record.ts`); absent until
  *   the first drop, which writes it as `kept.json.tmp` and renames it (on a full disk, with the room
@@ -119,28 +120,4 @@ export async function fileSize(path: string): Promise<number> {
 
 export function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
-}
-
-/**
- * Reads exactly `length` bytes at `position`; the caller knows they were written. Into the start
- * of `into` when given (a pooled page, at least `length` long), else into a new buffer.
- */
-export async function readExactly(
-  file: IndexFile,
-  length: number,
-  position: number,
-  into?: Buffer,
-): Promise<Buffer> {
-  if (into && into.length < length)
-    throw new RangeError(`A page of ${into.length} bytes cannot hold ${length}`);
-  const data = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
-  let filled = 0;
-  while (filled < length) {
-    const { bytesRead } = await file.read(data, filled, length - filled, position + filled);
-    if (bytesRead === 0) {
-      throw new Error(`Output file ended at ${position + filled}, before ${position + length}`);
-    }
-    filled += bytesRead;
-  }
-  return data;
 }

@@ -1,14 +1,15 @@
 import { statSync } from 'node:fs';
 import { type Clock, type ClockTimer, systemClock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
-import type { OutputBytes } from '../core/job.ts';
+import type { OutputBytes, OutputStream } from '../core/job.ts';
 import type { BatchSizes } from './batch-sizes.ts';
 import { ASYNC_FILES, SYNC_FILES } from './file-access.ts';
 import { HeldFiles } from './held-files.ts';
-import { appendObserved } from './index-appender.ts';
+import { appendObserved, type Observation } from './index-appender.ts';
 import { outputPaths, readOutputSizes, readOutputSizesSync } from './output-files.ts';
 import { type ReadOutputOptions, readOutput } from './output-reader.ts';
 import type { OutputListener, OutputNotice, OutputRead } from './output-types.ts';
+import { readKeptWindow, readKeptWindowSync, streamSizes } from './retention.ts';
 import { RetentionEnforcer } from './retention-enforcer.ts';
 import { newTracked, SWEEP_MAX_MS, SWEEP_MIN_MS, type Tracked } from './tracked-job.ts';
 import { watchStreams } from './watch-streams.ts';
@@ -21,6 +22,12 @@ export interface OutputMonitorOptions {
    * sweep as a whole); the monitor carries on either way.
    */
   readonly onError?: (err: Error, jobId?: string) => void;
+  /**
+   * Told when a job truncated one of its own output files (`echo x > /dev/stderr`): the stream had
+   * reached `at` bytes, the bytes of it still in the file were lost, and what the file holds now
+   * follows at `at` (readers see a `truncated` marker). The server logs it.
+   */
+  readonly onTruncated?: (truncation: OutputTruncation) => void;
   /** The fallocate(1) to run (default: `fallocate` on PATH). */
   readonly fallocatePath?: string;
   /**
@@ -36,6 +43,16 @@ export interface OutputMonitorOptions {
    * (`loadBatchSizes`, the server's), or, when absent, two synchronous stats per job on it.
    */
   readonly batchSizes?: BatchSizes;
+}
+
+/** A job truncated one of its own output files (`OutputMonitorOptions.onTruncated`). */
+export interface OutputTruncation {
+  readonly jobId: string;
+  readonly stream: OutputStream;
+  /** The stream's end when the truncation was seen: its file now continues the stream from here. */
+  readonly at: number;
+  /** What the file held when the truncation was seen: bytes written after it. */
+  readonly fileBytes: number;
 }
 
 /** The name of the engine's spare file (`OutputMonitorOptions.spareFile`) in its data directory. */
@@ -61,6 +78,7 @@ export { SWEEP_MAX_MS, SWEEP_MIN_MS };
  */
 export class OutputMonitor {
   readonly #onError: (err: Error, jobId?: string) => void;
+  readonly #onTruncated: (truncation: OutputTruncation) => void;
   readonly #retention: RetentionEnforcer;
   readonly #clock: Clock;
   readonly #jobs = new Map<string, Tracked>();
@@ -77,6 +95,7 @@ export class OutputMonitor {
       throw ValidationError.expected('capBytes', 'a positive integer or Infinity', capBytes);
     }
     this.#onError = options.onError ?? (() => {});
+    this.#onTruncated = options.onTruncated ?? (() => {});
     this.#retention = new RetentionEnforcer(
       capBytes,
       options.fallocatePath ?? 'fallocate',
@@ -128,13 +147,17 @@ export class OutputMonitor {
     }
   }
 
-  /** Current byte counts (logical sizes) of a job's streams, by tracked job id or by directory. */
-  sizes(jobIdOrDir: string): Promise<OutputBytes> {
+  /**
+   * Current byte counts (logical sizes: stream offsets, counting bytes dropped by retention or by a
+   * job that truncated its file) of a job's streams, by tracked job id or by directory.
+   */
+  async sizes(jobIdOrDir: string): Promise<OutputBytes> {
     const dir = this.#jobs.get(jobIdOrDir)?.dir ?? (jobIdOrDir.includes('/') ? jobIdOrDir : undefined);
     if (dir === undefined) {
-      return Promise.reject(new Error(`${jobIdOrDir} is neither a watched job nor a directory path`));
+      throw new Error(`${jobIdOrDir} is neither a watched job nor a directory path`);
     }
-    return readOutputSizes(dir);
+    const [files, kept] = await Promise.all([readOutputSizes(dir), readKeptWindow(dir)]);
+    return streamSizes(files, kept);
   }
 
   /**
@@ -354,6 +377,7 @@ export class OutputMonitor {
     due: readonly Tracked[],
   ): Promise<{ observations: Promise<void> }> {
     let results: readonly (OutputBytes | Error)[] | undefined;
+    const fileStarts = due.map((job) => job.retention.kept?.fileStart);
     try {
       results = await batchSizes(due.map((job) => job.dir));
     } catch (err) {
@@ -364,23 +388,26 @@ export class OutputMonitor {
     }
     const observing: Promise<void>[] = [];
     due.forEach((job, i) => {
+      // A truncation recorded while the batch was read makes its sizes meaningless: read afresh.
+      const stale = job.retention.kept?.fileStart !== fileStarts[i];
       if (this.#jobs.get(job.jobId) !== job || job.watcher || job.finishing) return;
-      const sizes = results?.[i];
-      if (sizes instanceof Error) {
-        this.#report(sizes, job.jobId);
+      const files = stale ? undefined : results?.[i];
+      if (files instanceof Error) {
+        this.#report(files, job.jobId);
         this.#backOff(job, false);
         return;
       }
+      const sizes = files && job.retention.kept ? streamSizes(files, job.retention.kept) : undefined;
       // Sizes no further than what the job's last observation saw (a refresh may have come back
-      // first with newer ones): nothing to do.
-      if (sizes && !job.observing && !isAhead(sizes, job.observed)) {
+      // first with newer ones): nothing to do. Smaller ones (a truncated file) are observed afresh.
+      if (sizes && !job.observing && !isAhead(sizes, job.observed) && !isBehind(sizes, job.observed)) {
         this.#backOff(job, false);
         return;
       }
       // One in flight already (a refresh) takes this in with one more round; only the observations
       // started here are this sweep's.
       const started = !job.observing;
-      this.#observe(job, true, sizes);
+      this.#observe(job, true, sizes && !isBehind(sizes, job.observed) ? sizes : undefined);
       if (started && job.observing) observing.push(job.observing);
     });
     return { observations: Promise.all(observing).then(() => undefined) };
@@ -431,14 +458,22 @@ export class OutputMonitor {
       let grew = false;
       let notIndexed: unknown;
       try {
+        // Where each file starts in its stream: read once per job (the monitor alone moves it).
+        // Synchronously, as the sizes are: an await before them would let a job write between
+        // an event and the sizes read for it, merging writes the index should keep in order.
+        job.retention.kept ??= readKeptWindowSync(job.dir);
+        const fresh = (): OutputBytes =>
+          streamSizes(held?.sizes() ?? readOutputSizesSync(job.dir), job.retention.kept);
         // Known sizes may be older than an observation that completed meanwhile: never go back.
-        sizes = known ? furthest(known, job.observed) : (held?.sizes() ?? readOutputSizesSync(job.dir));
+        sizes = known ? furthest(known, job.observed) : fresh();
         // Nothing written since the last complete observation: the sweep of a quiet job (most of
-        // thousands running) is two stats, not an index open and retention's checks.
-        if (!isAhead(sizes, job.observed)) return { grew: false, sizes };
-        ({ grew } = await this.#append(job, sizes).catch((err: unknown) => {
+        // thousands running) is two stats, not an index open and retention's checks. A smaller
+        // size goes on: the job may have truncated its file (`#appendChecked`).
+        if (!isAhead(sizes, job.observed) && !isBehind(sizes, job.observed)) return { grew: false, sizes };
+        const before = sizes;
+        ({ grew, sizes } = await this.#appendChecked(job, sizes, fresh).catch((err: unknown) => {
           notIndexed = err;
-          return { grew: false };
+          return { grew: false, sizes: before };
         }));
       } finally {
         release?.();
@@ -470,8 +505,45 @@ export class OutputMonitor {
     }
   }
 
+  /**
+   * `#append`, then, for a stream whose size was below what the index covers, tells a stale size
+   * from a truncated file by sizes read now: only those can say that a file shrank, since
+   * observations of a job never overlap and the index covers what the last one read. A truncated
+   * file restarts its stream where the index ends (`RetentionEnforcer.restart`), on disk before what
+   * it holds now is indexed after that. Resolves with the sizes the index now covers.
+   */
+  async #appendChecked(
+    job: Tracked,
+    sizes: OutputBytes,
+    fresh: () => OutputBytes,
+  ): Promise<{ grew: boolean; sizes: OutputBytes }> {
+    const observation = await this.#append(job, sizes);
+    if (!observation.behind?.length) return { grew: observation.grew, sizes };
+    let now = fresh();
+    const shrunk = observation.behind.filter((stream) => now[stream] < observation.observed[stream]);
+    if (shrunk.length > 0) {
+      await this.#retention.restart(job.dir, shrunk, observation.observed, job.retention);
+      now = fresh();
+      for (const stream of shrunk) {
+        const at = observation.observed[stream];
+        this.#onTruncatedSafely({ jobId: job.jobId, stream, at, fileBytes: now[stream] - at });
+      }
+    }
+    const again = await this.#append(job, furthest(now, observation.observed));
+    // A restart changed the views (a marker where the lost bytes were) even with nothing new yet.
+    return { grew: observation.grew || again.grew || shrunk.length > 0, sizes: again.observed };
+  }
+
+  #onTruncatedSafely(truncation: OutputTruncation): void {
+    try {
+      this.#onTruncated(truncation);
+    } catch (err) {
+      this.#report(err, truncation.jobId);
+    }
+  }
+
   /** Appends to the job's index what the streams grew by, through its held files if it has them. */
-  async #append(job: Tracked, sizes: OutputBytes): Promise<{ grew: boolean }> {
+  async #append(job: Tracked, sizes: OutputBytes): Promise<Observation> {
     const held = job.held?.closed ? undefined : job.held;
     const release = held?.lease();
     try {
@@ -516,7 +588,12 @@ function isAhead(sizes: OutputBytes, observed: OutputBytes = NOTHING): boolean {
   return sizes.stdout > observed.stdout || sizes.stderr > observed.stderr;
 }
 
-/** Each stream's larger size: a stream file never shrinks, so the larger is the newer. */
+/** Whether some stream is smaller than a job's last complete observation saw: stale, or truncated. */
+function isBehind(sizes: OutputBytes, observed: OutputBytes = NOTHING): boolean {
+  return sizes.stdout < observed.stdout || sizes.stderr < observed.stderr;
+}
+
+/** Each stream's larger size: stream offsets never go back, so the larger is the newer. */
 function furthest(sizes: OutputBytes, observed: OutputBytes = NOTHING): OutputBytes {
   return { stdout: Math.max(sizes.stdout, observed.stdout), stderr: Math.max(sizes.stderr, observed.stderr) };
 }

@@ -4,9 +4,9 @@ import { CombinedIndex } from './combined-index.ts';
 import { assertCursor, OUTPUT_SELECTORS, pastEndError } from './cursor.ts';
 import { dropBefore } from './drop-before.ts';
 import { ASYNC_FILES, type FileAccess, type ReadableFile } from './file-access.ts';
-import { isNotFound, outputPaths, readExactly } from './output-files.ts';
+import { isNotFound, outputPaths } from './output-files.ts';
 import type { OutputEvent, OutputRead, OutputSelector, OutputSpan, OutputSpans } from './output-types.ts';
-import type { KeptWindow } from './retention.ts';
+import { fileStartOf, type KeptWindow } from './retention.ts';
 
 export interface ReadOutputOptions {
   readonly selector: OutputSelector;
@@ -31,7 +31,10 @@ export interface ReaderOptions {
 // Bounds the work of one read of the combined view when it alternates in tiny stretches.
 const MAX_EVENTS = 1024;
 
-/** Where one event of a read lies: a stretch of a stream's file, or a `truncated` marker. */
+/**
+ * Where one event of a read lies: a stretch of a stream's file, or a `truncated` marker. A data
+ * piece's `position` is in the file, which starts at the stream's `fileStart` (`KeptWindow`).
+ */
 type Piece =
   | {
       type: 'data';
@@ -87,6 +90,8 @@ export class OutputReader {
   readonly #index: CombinedIndex | undefined;
   readonly #access: FileAccess;
   readonly #files = new Map<OutputStream, ReadableFile | undefined>();
+  /** Each stream file's size when it was opened: what the job's writes had reached then. */
+  readonly #fileSizes = new Map<OutputStream, number>();
   readonly #streamEnd: number;
   readonly #sealed: boolean;
   // The kept window as last read. It only moves forward, so the one read after a page serves as
@@ -121,8 +126,13 @@ export class OutputReader {
     const file = await openIfExists(files, outputPaths(dir)[selector]);
     try {
       const size = file ? (await file.stat()).size : 0;
-      const reader = new OutputReader(dir, selector, undefined, size, options);
+      // Read now, not at the first page: the view's end is a stream offset, the file's size past
+      // where the file starts in the stream (a job that truncated its file restarted it there).
+      const kept = await files.keptWindow(dir);
+      const reader = new OutputReader(dir, selector, undefined, size + fileStartOf(kept, selector), options);
+      reader.#kept = kept;
       reader.#files.set(selector, file);
+      reader.#fileSizes.set(selector, size);
       return reader;
     } catch (err) {
       await file?.close();
@@ -159,9 +169,22 @@ export class OutputReader {
         events.push(piece);
         continue;
       }
-      const data = await readExactly(piece.file, piece.length, piece.position, page?.subarray(filled));
-      filled += piece.length;
-      events.push({ type: 'data', stream: piece.stream, data, cursor: piece.cursor });
+      const into = page ? page.subarray(filled, filled + piece.length) : Buffer.allocUnsafe(piece.length);
+      const got = await readUpTo(piece.file, into, piece.position);
+      filled += got;
+      const start = piece.cursor - piece.length;
+      if (got > 0)
+        events.push({ type: 'data', stream: piece.stream, data: into.subarray(0, got), cursor: start + got });
+      // The file ended early: the job truncated it since this reader looked (its monitor records
+      // where it restarts). What it no longer holds was lost: said so, never an error.
+      if (got < piece.length) {
+        events.push({
+          type: 'truncated',
+          stream: piece.stream,
+          skippedBytes: piece.length - got,
+          cursor: piece.cursor,
+        });
+      }
     }
     // A punch may have raced this read: whatever now lies before the kept window is not data.
     const after = await this.#keptAfter(kept);
@@ -225,15 +248,12 @@ export class OutputReader {
     const file = this.#files.get(stream);
     const pieces: Piece[] = [];
     let position = cursor;
-    const keptStart = Math.min(kept[stream], end);
+    const keptStart = Math.min(Math.max(kept[stream], fileStartOf(kept, stream)), end);
     if (position < keptStart) {
       pieces.push({ type: 'truncated', stream, skippedBytes: keptStart - position, cursor: keptStart });
       position = keptStart;
     }
-    const length = Math.min(end - position, limit);
-    if (file && length > 0) {
-      pieces.push({ type: 'data', stream, file, position, length, cursor: position + length });
-    }
+    if (file && position < end) this.#pushData(pieces, stream, file, kept, position, end - position, limit);
     return { kept, pieces, end };
   }
 
@@ -253,14 +273,54 @@ export class OutputReader {
     let next = position < end ? await index.locate(position) : index.count;
     while (next < index.count && remaining > 0 && pieces.length < MAX_EVENTS) {
       const entry = await index.entry(next++);
-      const length = Math.min(entry.combinedEnd - position, remaining);
       const file = await this.#fileOf(entry.stream);
       const at = entry.streamStart + (position - entry.combinedStart);
-      position += length;
-      remaining -= length;
-      pieces.push({ type: 'data', stream: entry.stream, file, position: at, length, cursor: position });
+      const planned = this.#pushData(
+        pieces,
+        entry.stream,
+        file,
+        kept,
+        at,
+        entry.combinedEnd - position,
+        remaining,
+        position,
+      );
+      position = planned.cursor;
+      remaining -= planned.data;
     }
     return { kept, pieces, end };
+  }
+
+  /**
+   * Plans up to `limit` bytes of the `available` ones of `stream` from stream offset `offset` (at
+   * `cursor` in the view, by default the same), clamped to what its file held when opened: past
+   * that, the job truncated its file after they were written, and the rest of the stretch is a
+   * `truncated` marker, not a read that fails. In the combined view a file that holds less than the
+   * index covers of it was truncated since (and its monitor has not recorded it yet:
+   * `KeptWindow.fileStart`): what it holds now was written after the truncation, not the bytes the
+   * index means, so none of them is served there. Lost bytes cost the page nothing. Resolves with
+   * the view's cursor after what it planned and how many bytes of data that is.
+   */
+  #pushData(
+    pieces: Piece[],
+    stream: OutputStream,
+    file: ReadableFile,
+    kept: KeptWindow,
+    offset: number,
+    available: number,
+    limit: number,
+    cursor = offset,
+  ): { cursor: number; data: number } {
+    const position = offset - fileStartOf(kept, stream);
+    const size = this.#fileSizes.get(stream) ?? 0;
+    const covered = this.#index ? this.#index.observed[stream] - fileStartOf(kept, stream) : 0;
+    // Before the file's start is before the kept window too, once read with the same record.
+    const length = Math.min(available, limit);
+    const held = position < 0 || size < covered ? 0 : Math.max(0, Math.min(length, size - position));
+    if (held > 0) pieces.push({ type: 'data', stream, file, position, length: held, cursor: cursor + held });
+    if (held === length) return { cursor: cursor + held, data: held };
+    pushLost(pieces, stream, available - held, cursor + available);
+    return { cursor: cursor + available, data: held };
   }
 
   /** The kept window after a read: as before it for a sealed job, whose window no longer moves. */
@@ -274,9 +334,37 @@ export class OutputReader {
     if (!file) {
       file = await this.#access.open(outputPaths(this.#dir)[stream]);
       this.#files.set(stream, file);
+      try {
+        this.#fileSizes.set(stream, (await file.stat()).size);
+      } catch (err) {
+        this.#files.delete(stream);
+        await file.close();
+        throw err;
+      }
     }
     return file;
   }
+}
+
+/** Adds a `truncated` marker, merged into one of the same stream just before it. */
+function pushLost(pieces: Piece[], stream: OutputStream, skippedBytes: number, cursor: number): void {
+  const last = pieces.at(-1);
+  if (last?.type === 'truncated' && last.stream === stream) {
+    pieces[pieces.length - 1] = { ...last, skippedBytes: last.skippedBytes + skippedBytes, cursor };
+  } else {
+    pieces.push({ type: 'truncated', stream, skippedBytes, cursor });
+  }
+}
+
+/** Reads into all of `into` from `position`, or as much as the file holds there; resolves with how much. */
+async function readUpTo(file: ReadableFile, into: Buffer, position: number): Promise<number> {
+  let filled = 0;
+  while (filled < into.length) {
+    const { bytesRead } = await file.read(into, filled, into.length - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled;
 }
 
 function checkSelector(selector: OutputSelector): void {

@@ -2,6 +2,7 @@ import { stat, unlink, writeFile } from 'node:fs/promises';
 import type { OutputBytes, OutputStream } from '../core/job.ts';
 import { OUTPUT_STREAMS, outputPaths } from './output-files.ts';
 import {
+  fileStartOf,
   HolePunchError,
   type KeptWindow,
   nextKeptWindow,
@@ -100,6 +101,37 @@ export class RetentionEnforcer {
     state.kept = kept;
     const next = nextKeptWindow(kept, sizes, this.#capBytes);
     if (next.stdout === kept.stdout && next.stderr === kept.stderr) return;
+    await this.#persist(dir, next);
+    state.kept = next;
+  }
+
+  /**
+   * Records that the job truncated the files of `streams` (`KeptWindow.fileStart`): each file now
+   * starts at `at`, the end its stream had reached, and every byte of it before `at` is dropped.
+   * Done whatever the cap, and on disk before the caller indexes what the files hold now.
+   */
+  async restart(
+    dir: string,
+    streams: readonly OutputStream[],
+    at: OutputBytes,
+    state: JobRetention,
+  ): Promise<KeptWindow> {
+    const kept = state.kept ?? (await readKeptWindow(dir));
+    const fileStart = { stdout: fileStartOf(kept, 'stdout'), stderr: fileStartOf(kept, 'stderr') };
+    const next = { stdout: kept.stdout, stderr: kept.stderr, fileStart };
+    for (const stream of streams) {
+      fileStart[stream] = at[stream];
+      next[stream] = Math.max(kept[stream], at[stream]);
+      // Nothing of the file before `at` is left to punch: what it holds now is all kept.
+      state.tried[stream] = next[stream];
+      state.punched[stream] = next[stream];
+    }
+    await this.#persist(dir, next);
+    state.kept = next;
+    return next;
+  }
+
+  async #persist(dir: string, next: KeptWindow): Promise<void> {
     try {
       await writeKeptWindow(dir, next);
     } catch (err) {
@@ -107,7 +139,6 @@ export class RetentionEnforcer {
       // The spare's room, for this move; the punch that follows frees far more.
       await writeKeptWindow(dir, next);
     }
-    state.kept = next;
   }
 
   /** Removes the spare file (whole, or what a failed make left) to free its blocks; false when there was none. */
@@ -134,7 +165,8 @@ export class RetentionEnforcer {
       if (kept[stream] <= state.tried[stream]) continue;
       state.tried[stream] = kept[stream];
       try {
-        await punchHole(outputPaths(dir)[stream], kept[stream], this.#fallocate);
+        // In the file: a stream its job truncated starts mid-stream (`fileStart`).
+        await punchHole(outputPaths(dir)[stream], kept[stream] - fileStartOf(kept, stream), this.#fallocate);
         state.punched[stream] = kept[stream];
         // The disk has room again: the spare given back (or not made at the start) is made now.
         if (this.#spareMissing) await this.prepareSpare().catch(() => undefined);

@@ -7,7 +7,7 @@ import {
   encodeKeptFile,
   encodeKeptSlot,
   isJsonKeptFile,
-  KEPT_FILE_BYTES,
+  KEPT_FILE_MAX_BYTES,
   newestKeptRecord,
 } from './kept-record.ts';
 import { isNotFound, outputPaths } from './output-files.ts';
@@ -28,8 +28,29 @@ import { isNotFound, outputPaths } from './output-files.ts';
  * hole, whose zeros readers would then serve as output.
  */
 
-/** Where each stream's kept window starts: bytes before it were dropped. */
-export type KeptWindow = OutputBytes;
+/**
+ * Where each stream's kept window starts: bytes before it were dropped (by retention, or by the job
+ * itself). `fileStart`, when present: where in each stream its file's first byte now lies. A job
+ * that reopens its own stdout or stderr with `O_TRUNC` (`echo x > /dev/stderr`, `tee /dev/stdout`)
+ * truncates the file; the monitor then records that the file restarts at the end the stream had
+ * reached, so that stream offsets (cursors, the combined index) keep growing and the bytes the job
+ * wrote after the truncation follow the ones before. Stream offset `n` is file offset
+ * `n - fileStart`; the window starts at `fileStart` or later. Absent: every file starts at 0.
+ */
+export type KeptWindow = OutputBytes & { readonly fileStart?: OutputBytes };
+
+/** Where `stream`'s file starts in the stream (0 unless its job truncated it). */
+export function fileStartOf(kept: KeptWindow | undefined, stream: OutputStream): number {
+  return kept?.fileStart?.[stream] ?? 0;
+}
+
+/** Stream offsets of file sizes read as they are (`readOutputSizes`), by the kept window's `fileStart`. */
+export function streamSizes(fileSizes: OutputBytes, kept: KeptWindow | undefined): OutputBytes {
+  return {
+    stdout: fileSizes.stdout + fileStartOf(kept, 'stdout'),
+    stderr: fileSizes.stderr + fileStartOf(kept, 'stderr'),
+  };
+}
 
 /** Holes are punched in whole 4 KiB blocks, so kept windows start on a block boundary. */
 export const PUNCH_ALIGN = 4096;
@@ -48,9 +69,12 @@ export function nextKeptWindow(kept: KeptWindow, sizes: OutputBytes, capBytes: n
   const next = (stream: OutputStream): number => {
     if (sizes[stream] - kept[stream] <= capBytes + slack) return kept[stream];
     const start = sizes[stream] - capBytes;
-    return Math.max(kept[stream], start - (start % PUNCH_ALIGN));
+    // Aligned in the file, where the hole is punched: a truncated stream's file starts mid-stream.
+    const inFile = start - fileStartOf(kept, stream);
+    return Math.max(kept[stream], start - (((inFile % PUNCH_ALIGN) + PUNCH_ALIGN) % PUNCH_ALIGN));
   };
-  return { stdout: next('stdout'), stderr: next('stderr') };
+  const window = { stdout: next('stdout'), stderr: next('stderr') };
+  return kept.fileStart ? { ...window, fileStart: kept.fileStart } : window;
 }
 
 /**
@@ -129,7 +153,7 @@ export async function writeKeptWindow(dir: string, kept: KeptWindow): Promise<vo
   });
   if (file) {
     try {
-      const bytes = Buffer.alloc(KEPT_FILE_BYTES);
+      const bytes = Buffer.alloc(KEPT_FILE_MAX_BYTES);
       const { bytesRead } = await file.read(bytes, 0, bytes.length, 0);
       const current = isJsonKeptFile(bytes) ? undefined : newestKeptRecord(bytes.subarray(0, bytesRead));
       if (current) {

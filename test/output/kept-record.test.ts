@@ -71,3 +71,24 @@ test('a kept file without a valid record is an error, not a window of zeros', as
   await assert.rejects(readKeptWindow(dir), /kept\.json holds no valid kept window/);
   assert.throws(() => readKeptWindowSync(dir), /kept\.json holds no valid kept window/);
 });
+
+test('a window with where a truncated stream restarts (JWK2) moves in place, and a plain one stays JWK1', async (t) => {
+  const dir = await jobDir(t);
+  await writeKeptWindow(dir, { stdout: 4096, stderr: 0 });
+  assert.deepEqual(
+    await readKeptWindow(dir),
+    { stdout: 4096, stderr: 0 },
+    'no fileStart when none was written',
+  );
+  const first = await stat(keptPath(dir));
+  const restarted = { stdout: 4096, stderr: 39, fileStart: { stdout: 0, stderr: 39 } };
+  await writeKeptWindow(dir, restarted);
+  assert.deepEqual(await readKeptWindow(dir), restarted);
+  assert.deepEqual(readKeptWindowSync(dir), restarted);
+  const moved = { stdout: 8192, stderr: 39, fileStart: { stdout: 0, stderr: 39 } };
+  await writeKeptWindow(dir, moved);
+  assert.deepEqual(await readKeptWindow(dir), moved);
+  const now = await stat(keptPath(dir));
+  assert.equal(now.ino, first.ino, 'the same file, overwritten in place');
+  assert.ok(now.size <= 4096, 'within its first block');
+});
