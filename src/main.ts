@@ -712,6 +712,8 @@ async function startOnDataDir({
       clock,
       logger: logger.child({ component: 'auth' }),
       limits: authLimits,
+      // `issued` is the own CA's record: there is none with `--client-ca`.
+      ownClientCa: tls?.issued != null,
     }),
     logger,
     version: packageJson.version,

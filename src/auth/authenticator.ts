@@ -5,6 +5,7 @@ import { addressBlock } from './address-block.ts';
 import { RateLimitedError, UnauthenticatedError } from './auth-errors.ts';
 import { FailedAuthLimiter, type FailedAuthLimits } from './failed-auth-limiter.ts';
 import { type Caller, type CallOrigin, type Principal, tokenExpired } from './principal.ts';
+import { latestIssueOf } from './tls/certificate-authority.ts';
 import type { TokenVerdict } from './user-directory.ts';
 
 /** A token that authenticated someone: `TokenVerdict` when it is ok. */
@@ -16,6 +17,8 @@ export interface TokenLookup {
   verify(token: string): TokenVerdict;
   /** A known, enabled user's principal (a client certificate names one), else undefined. */
   principalOfUser(name: string): Principal | undefined;
+  /** A known user, with when it was created (by the clock of the node that added it). */
+  user(name: string): { readonly createdAt: Date } | undefined;
   /** How many times the user itself lost power (`UserDirectory.revision`); absent: never told. */
   revision?(user: string): number;
   /** Whether what authorized a caller is gone since (`UserDirectory.isStale`); absent: never. */
@@ -33,6 +36,20 @@ export interface AuthenticatorOptions {
   readonly logger?: Logger;
   /** The per-source limit of failed authentications. */
   readonly limits?: FailedAuthLimits;
+  /**
+   * Client certificates are the server's own CA's (no `--client-ca`): one issued before its user
+   * was created, for an earlier user of that name, is refused. Another CA's certificates say
+   * nothing this server can rely on about when they were issued.
+   */
+  readonly ownClientCa?: boolean;
+}
+
+/** What a verified client certificate says of whoever presents it. */
+export interface CertificateHolder {
+  /** The user it names. */
+  readonly user: string;
+  /** The start of its validity (its CA's issue time, less the CA's backdating). */
+  readonly notBefore: Date;
 }
 
 const BEARER = /^Bearer[ \t]+([\x21-\x7e]+)[ \t]*$/i;
@@ -51,6 +68,7 @@ export class Authenticator {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #limiter: FailedAuthLimiter;
+  readonly #ownClientCa: boolean;
 
   constructor(tokens: TokenLookup, options: AuthenticatorOptions = {}) {
     this.#tokens = tokens;
@@ -58,6 +76,7 @@ export class Authenticator {
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
     this.#limiter = new FailedAuthLimiter(this.#clock, options.limits);
+    this.#ownClientCa = options.ownClientCa === true;
   }
 
   /** The principal of an `Authorization` header, for a call that came from `origin`. */
@@ -150,16 +169,16 @@ export class Authenticator {
 
   /**
    * The caller of one call, whatever its adapter: the `Authorization` header (or metadata) when
-   * sent, else the user a verified client certificate names (`certificateUser`, undefined without
-   * one), with where the call came from. A token, when sent, wins.
+   * sent, else the user a verified client certificate names (`certificateHolder`, undefined
+   * without one), with where the call came from. A token, when sent, wins.
    */
   authenticateCall(
     authorization: string | undefined,
-    certificateUser: () => string | undefined,
+    certificateHolder: () => CertificateHolder | undefined,
     origin: CallOrigin,
   ): Caller {
-    const user = authorization === undefined ? certificateUser() : undefined;
-    if (user !== undefined) return this.callerOf(this.authenticateUser(user, origin), origin);
+    const holder = authorization === undefined ? certificateHolder() : undefined;
+    if (holder !== undefined) return this.callerOf(this.authenticateUser(holder, origin), origin);
     // No credential at all: `authenticate` says so without counting it as an attempt.
     if (authorization === undefined || authorization === '') {
       return this.callerOf(this.authenticate(authorization, origin), origin);
@@ -210,15 +229,31 @@ export class Authenticator {
 
   /**
    * The principal of the user a verified client certificate names; an unknown or disabled user is
-   * refused like a bad token (counted, audited, logged).
+   * refused like a bad token (counted, audited, logged). So is, with certificates of the server's
+   * own CA (`ownClientCa`), a user created after the certificate was issued: it was issued for an
+   * earlier user of that name, removed since (on this node its removal revoked it, but another
+   * node of a cluster, whose CA issued it, keeps it valid; so does a removal whose revocation never
+   * ran). The issue is known to the second (`latestIssueOf`), by the clock of the node that issued
+   * it, the creation by the clock of the node that added the user.
    */
-  authenticateUser(name: string, origin: CallOrigin): Principal {
+  authenticateUser(holder: CertificateHolder, origin: CallOrigin): Principal {
+    const name = holder.user;
     const principal = this.#tokens.principalOfUser(name);
     if (!principal) {
       throw this.refuse(
         origin,
         'certificate-user-unknown-or-disabled',
         `The client certificate names user ${JSON.stringify(name)}, who is unknown or disabled`,
+        undefined,
+        name,
+      );
+    }
+    const createdAt = this.#tokens.user(name)?.createdAt.getTime();
+    if (this.#ownClientCa && createdAt !== undefined && latestIssueOf(holder.notBefore) < createdAt) {
+      throw this.refuse(
+        origin,
+        'certificate-older-than-user',
+        `The client certificate names user ${JSON.stringify(name)}, but was issued before that user was created (for an earlier user of the name)`,
         undefined,
         name,
       );

@@ -58,10 +58,12 @@ export class CertificateService {
     return auditedCall(this.#audit, who, 'cert:issue', user, async () => {
       const { issued, caPem } = this.#use(who, 'issue certificates');
       checkCertificateUser(user);
-      if (!this.#users.user(user)) throw new JobworkerError('NOT_FOUND', `No user named ${user}`);
+      const known = this.#users.user(user);
+      if (!known) throw new JobworkerError('NOT_FOUND', `No user named ${user}`);
       const { pair, record }: { pair: IssuedPair; record: IssuedCertificate } = await issued.issue(
         user,
         days,
+        known.createdAt,
       );
       return { certificate: record, certPem: pair.certPem, keyPem: pair.keyPem, caPem };
     });
@@ -74,8 +76,11 @@ export class CertificateService {
   }
 
   /**
-   * Revokes every valid certificate issued for `user` (its removal: the name may be given to
-   * someone else later), each audited as `cert:revoke`; nothing to do without a CA of our own.
+   * Revokes every valid certificate this server issued for `user` (its removal: the name may be
+   * given to someone else later), each audited as `cert:revoke`; nothing to do without a CA of our
+   * own. Another node's certificates stay valid until they expire, but authenticate nobody: the
+   * user is gone, and a user of the same name added later is younger than they are
+   * (`Authenticator.authenticateUser`).
    */
   async revokeAllOf(who: Caller, user: string): Promise<IssuedCertificate[]> {
     if (this.#issuer === null) return [];

@@ -8,6 +8,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
@@ -492,6 +493,31 @@ describe('mTLS: client certificates', () => {
     assert.ok(targets.includes(bob.serial) && targets.includes(bob2.serial), JSON.stringify(targets));
     // The new bob gets certificates of his own that work.
     const fresh = await issue('bob');
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, fresh)).status, 200);
+  });
+
+  it('answers 401 for a certificate older than its user: a removal whose revocation never ran', async () => {
+    await addUserToken(h, 'frank');
+    const old = await issue('frank');
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, old)).status, 200);
+    // The server stops after the removal committed and before it revoked the certificate (or
+    // another node of a cluster removed frank): the certificate stays valid for the CA.
+    await h.server.close();
+    const db = new DatabaseSync(join(h.dataDir, 'jobworker.db'));
+    try {
+      db.prepare('delete from users where name = ?').run('frank');
+    } finally {
+      db.close();
+    }
+    await h.restart();
+    assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, old)).status, 401);
+    await addUserToken(h, 'frank');
+    const res = await getWithCert(`${h.server.url}/v1/jobs`, ca, old);
+    assert.equal(res.status, 401, 'the new frank does not inherit the old certificate');
+    assert.match(res.body, /issued before that user was created/);
+    assert.match(await h.logged(/certificate-older-than-user/), /"user":"frank"/);
+    // His own certificates work, the first one at once.
+    const fresh = await issue('frank');
     assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, fresh)).status, 200);
   });
 

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { baseEnv, CliProcess } from '../cli/cli-harness.ts';
+import { trustServerCa } from '../helpers/trust-server.ts';
 
 /** One node of a test cluster: a real `jobworker serve` process on its own port and data directory. */
 export interface TestNode {
@@ -27,7 +28,8 @@ export interface TestCluster {
 
 export async function testCluster(
   storeUrl: string,
-  options: { nodeTimeout?: string } = {},
+  /** `tls`: the nodes serve HTTPS with their own CAs (trusted by this process), not plain HTTP. */
+  options: { nodeTimeout?: string; tls?: boolean } = {},
 ): Promise<TestCluster> {
   const root = await mkdtemp(join(tmpdir(), 'jw-cluster-'));
   const secretFile = join(root, 'cluster.secret');
@@ -41,7 +43,7 @@ export async function testCluster(
       const args = [
         'serve',
         '--json',
-        '--insecure-http',
+        ...(options.tls === true ? [] : ['--insecure-http']),
         '--listen',
         '127.0.0.1:0',
         '--data-dir',
@@ -69,6 +71,7 @@ export async function testCluster(
       }, 'where the server listens');
       const where = JSON.parse(out) as { url: string; adminTokenFile: string };
       const token = (await readFile(where.adminTokenFile, 'utf8')).trim();
+      if (options.tls === true) trustServerCa(join(dataDir, 'tls', 'ca.pem'));
       const node: TestNode = {
         id,
         url: where.url,

@@ -137,6 +137,13 @@ export function describeUserStoreContract(name: string, open: () => Promise<Open
       );
     });
 
+    it('adds no token for a user that is not there (removed meanwhile): NOT_FOUND, nothing stored', async () => {
+      await assert.rejects(users.addToken(token('t-late', 'alice', null, 6)), { code: 'NOT_FOUND' });
+      await assert.rejects(users.addToken(token('t-never', 'nobody', null, 6)), { code: 'NOT_FOUND' });
+      const ids = (await users.listTokens()).map((t) => t.id);
+      assert.equal(ids.includes('t-late') || ids.includes('t-never'), false, ids.join(' '));
+    });
+
     it('imports users and tokens once: a stored name, id or hash is skipped', async () => {
       const imported = { ...user('imported'), runAs: 'svc' };
       const clash = { ...token('t-other-id', 'imported'), sha256: hashToken('t-alice-2') };

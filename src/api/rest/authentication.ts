@@ -17,7 +17,7 @@ import {
 } from '../../cluster/node-credentials.ts';
 import { JobworkerError } from '../../core/errors.ts';
 import { isLoopbackHost, namesThisMachine } from '../../core/loopback.ts';
-import { certificateUserOf } from './client-certificate.ts';
+import { certificateHolderOf } from './client-certificate.ts';
 import { addRouteHook, prependRouteHook, type RouteSeen } from './route-hooks.ts';
 
 /** Query parameters that look like credentials: refused outright, since URLs end up in logs and histories. */
@@ -179,7 +179,7 @@ function authenticationHook(
       if (
         answersTokenless &&
         authorization === undefined &&
-        certificateUserOf(request) === undefined &&
+        certificateHolderOf(request) === undefined &&
         isLoopbackOrigin(origin) &&
         // Over TCP only: no web page reaches the Unix socket, whose clients name any host (`unix`).
         (origin.transport === 'unix' || namesThisMachine(request.host))
@@ -191,7 +191,7 @@ function authenticationHook(
       } else {
         slots[CALLER] = authenticator.authenticateCall(
           authorization,
-          () => certificateUserOf(request),
+          () => certificateHolderOf(request),
           origin,
         );
       }
@@ -373,7 +373,7 @@ export function authenticateWithBody(
   } else {
     caller = authenticator.authenticateCall(
       request.headers.authorization,
-      () => certificateUserOf(request),
+      () => certificateHolderOf(request),
       origin,
     );
   }

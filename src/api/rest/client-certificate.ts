@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
+import type { CertificateHolder } from '../../auth/authenticator.ts';
 
 const USER_URI_PREFIX = 'URI:jobworker://user/';
 
@@ -8,24 +9,26 @@ const USER_URI_PREFIX = 'URI:jobworker://user/';
 const QUOTED = /^"(?:[^"\\]|\\.)*"/;
 
 /**
- * The user each verified connection's certificate names, worked out at its first request: TLS 1.3
+ * The holder of each verified connection's certificate, worked out at its first request: TLS 1.3
  * has no renegotiation, so a connection's certificate never changes.
  */
-const userOfConnection = new WeakMap<TLSSocket, string | undefined>();
+const holderOfConnection = new WeakMap<TLSSocket, CertificateHolder | undefined>();
 
 /**
- * The user a verified client certificate names (`userNamedBy`). Undefined without TLS, without a
- * certificate, or with one that did not verify against the client CA (the server cuts such
- * connections at the handshake; this is the second lock).
+ * The user a verified client certificate names (`userNamedBy`), with the certificate's
+ * `notBefore`. Undefined without TLS, without a certificate, with one that names nobody, or with
+ * one that did not verify against the client CA (the server cuts such connections at the
+ * handshake; this is the second lock).
  */
-export function certificateUserOf(request: FastifyRequest): string | undefined {
+export function certificateHolderOf(request: FastifyRequest): CertificateHolder | undefined {
   const socket = tlsSocketOf(request);
   if (socket?.authorized !== true) return undefined;
-  if (userOfConnection.has(socket)) return userOfConnection.get(socket);
+  if (holderOfConnection.has(socket)) return holderOfConnection.get(socket);
   const cert = socket.getPeerX509Certificate();
   const user = cert === undefined ? undefined : userNamedBy(cert);
-  userOfConnection.set(socket, user);
-  return user;
+  const holder = user === undefined ? undefined : { user, notBefore: cert!.validFromDate };
+  holderOfConnection.set(socket, holder);
+  return holder;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createContextKey, type HandlerContext, type Interceptor } from '@connectrpc/connect';
-import type { Authenticator } from '../../auth/authenticator.ts';
+import type { Authenticator, CertificateHolder } from '../../auth/authenticator.ts';
 import type { Caller, CallOrigin } from '../../auth/principal.ts';
 import type { Logger } from '../../core/logger.ts';
 import { toConnectError } from './rpc-errors.ts';
@@ -8,8 +8,8 @@ import { toConnectError } from './rpc-errors.ts';
 export interface RpcConnection {
   /** The peer's address, or `local` over the server's Unix socket. */
   readonly source: string;
-  /** The user a verified client certificate names, if the connection presented one. */
-  readonly certificateUser: string | undefined;
+  /** Who a verified client certificate names, if the connection presented one. */
+  readonly certificateHolder: CertificateHolder | undefined;
   /**
    * Ends the call's response at once, mid-stream: for a stream ended for its caller
    * (`EndedForCaller`) while its client does not read, whose handler waits for room to write.
@@ -49,7 +49,7 @@ export function rpcInterceptor(authenticator: Authenticator, logger: Logger): In
       };
       const caller = authenticator.authenticateCall(
         req.header.get('authorization') ?? undefined,
-        () => connection?.certificateUser,
+        () => connection?.certificateHolder,
         origin,
       );
       req.contextValues.set(CALLER, caller);

@@ -6,7 +6,7 @@ import {
 } from '@connectrpc/connect-node';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.ts';
-import { certificateUserOf } from '../rest/client-certificate.ts';
+import { certificateHolderOf } from '../rest/client-certificate.ts';
 import { CONNECTION, rpcInterceptor } from './rpc-authentication.ts';
 import { type RpcServices, registerRpcServices } from './rpc-services.ts';
 
@@ -39,7 +39,7 @@ export function buildRpcHandlers(options: RpcHandlerOptions): Map<string, RpcHan
       reply.hijack();
       const values = createContextValues().set(CONNECTION, {
         source: request.raw.socket?.remoteAddress === undefined ? 'local' : request.ip,
-        certificateUser: certificateUserOf(request),
+        certificateHolder: certificateHolderOf(request),
         cut: () => reply.raw.destroy(),
       });
       try {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { IssuedPair, RevokedSerial } from './certificate-authority.ts';
+import { BACKDATE_MS, type IssuedPair, type RevokedSerial } from './certificate-authority.ts';
 import {
   type CryptoKey,
   generateKeyPair,
@@ -10,8 +10,6 @@ import {
 } from './x509.ts';
 
 const DAY_MS = 86_400_000;
-/** Issued certificates start a little in the past, so a peer whose clock is behind accepts them. */
-const BACKDATE_MS = 5 * 60_000;
 
 /**
  * The signing half of the server's CA (`CertificateAuthority`), on @peculiar/x509: loaded only

@@ -10,6 +10,22 @@ export interface IssuedPair {
   readonly notAfter: Date;
 }
 
+/**
+ * Certificates this CA issues start this long before their issue, so that a peer whose clock is
+ * behind accepts them. Never to be changed: when a client certificate was issued is read back from
+ * its `notBefore` with it (`latestIssueOf`), for every certificate issued so far.
+ */
+export const BACKDATE_MS = 5 * 60_000;
+
+/**
+ * The latest moment (ms since the epoch) a certificate of this CA starting at `notBefore` can have
+ * been issued: X.509 keeps whole seconds, so the issue was within the second after
+ * `notBefore + BACKDATE_MS`.
+ */
+export function latestIssueOf(notBefore: Date): number {
+  return notBefore.getTime() + BACKDATE_MS + 999;
+}
+
 /** A revoked certificate, as the CRL lists it. */
 export interface RevokedSerial {
   readonly serial: string;

@@ -78,8 +78,17 @@ export class IssuedCertificates {
     return this.#certificates;
   }
 
-  /** A key pair and certificate for `user`, valid `days`; the key is not kept. */
-  async issue(user: string, days: number): Promise<{ pair: IssuedPair; record: IssuedCertificate }> {
+  /**
+   * A key pair and certificate for `user`, valid `days`; the key is not kept. `userCreatedAt`, when
+   * the user was created (by the clock of whichever node added it): the certificate is dated no
+   * earlier, so a node whose clock is behind that one's still issues a certificate its user's own
+   * (one issued before its user was created is refused: `Authenticator.authenticateUser`).
+   */
+  async issue(
+    user: string,
+    days: number,
+    userCreatedAt?: Date,
+  ): Promise<{ pair: IssuedPair; record: IssuedCertificate }> {
     checkCertificateUser(user);
     if (!(Number.isSafeInteger(days) && days >= 1 && days <= MAX_CLIENT_CERT_DAYS)) {
       throw ValidationError.expected(
@@ -88,7 +97,9 @@ export class IssuedCertificates {
         days,
       );
     }
-    const now = this.#clock.now();
+    const clock = this.#clock.now();
+    const now =
+      userCreatedAt !== undefined && userCreatedAt.getTime() > clock.getTime() ? userCreatedAt : clock;
     // Signed outside the queue: it reads nothing of the list, and a key pair takes a while.
     const pair = await this.#ca.issueClient(user, now, days);
     const record: IssuedCertificate = {
@@ -110,7 +121,12 @@ export class IssuedCertificates {
 
   async #revoke(wanted: string): Promise<IssuedCertificate> {
     const found = this.#certificates.find((c) => c.serial === wanted);
-    if (!found) throw new NotFoundError(`No certificate with serial ${wanted} was issued by this server`);
+    if (!found) {
+      // Each node of a cluster has a CA of its own: the certificate may be another node's.
+      throw new NotFoundError(
+        `No certificate with serial ${wanted} was issued by this server (each node of a cluster issues and revokes its own: ask the node that issued it)`,
+      );
+    }
     if (found.revokedAt !== null) return found;
     const revoked = { ...found, revokedAt: this.#clock.now().toISOString() };
     const certificates = this.#certificates.map((c) => (c === found ? revoked : c));

@@ -86,7 +86,9 @@ export class PgUserStore implements UserStore {
   async removeUser(name: string, at: Date): Promise<{ user: UserRecord; revoked: TokenRecord[] }> {
     return this.#db.transaction().execute(async (trx) => {
       await lockUsers(trx);
-      const current = await getUser(trx, name);
+      // `for update`: a token being added holds the row `for share` (`addToken`); its commit is
+      // waited for, so that the revocation below sees it.
+      const current = await getUser(trx, name, 'update');
       if (!current) throw noSuchUser(name);
       if (isEnabledAdmin(current) && (await enabledAdmins(trx)) <= 1)
         throw new LastAdminError(name, 'remove');
@@ -104,6 +106,17 @@ export class PgUserStore implements UserStore {
 
   async addToken(token: TokenRecord, revoke: readonly string[] = []): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
+      // The user's row held `for share` until the commit: a removal (which holds it `for update`
+      // before it revokes) waits for this token and revokes it too, or removed the user first and
+      // this finds none. A token of a user removed meanwhile would stay unrevoked, and
+      // authenticate a later user of the same name.
+      const user = await trx
+        .selectFrom('users')
+        .select('name')
+        .where('name', '=', token.user)
+        .forShare()
+        .executeTakeFirst();
+      if (!user) throw noSuchUser(token.user);
       if (revoke.length > 0) {
         await trx
           .updateTable('tokens')
@@ -216,8 +229,9 @@ function noSuchUser(name: string): JobworkerError {
   return new JobworkerError('NOT_FOUND', `No user named ${name}`);
 }
 
-function getUser(trx: Trx, name: string): Promise<UserRow | undefined> {
-  return trx.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+function getUser(trx: Trx, name: string, lock?: 'update'): Promise<UserRow | undefined> {
+  const select = trx.selectFrom('users').selectAll().where('name', '=', name);
+  return (lock === 'update' ? select.forUpdate() : select).executeTakeFirst();
 }
 
 async function enabledAdmins(trx: Trx): Promise<number> {

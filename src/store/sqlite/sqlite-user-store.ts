@@ -84,6 +84,9 @@ export class SqliteUserStore implements UserStore {
 
   async addToken(token: TokenRecord, revoke: readonly string[] = []): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
+      // Looked for in the transaction that adds it: a token of a user removed meanwhile would stay
+      // unrevoked, and authenticate a later user of the same name.
+      if (!(await getUser(trx, token.user))) throw noSuchUser(token.user);
       if (revoke.length > 0) {
         await trx
           .updateTable('tokens')
