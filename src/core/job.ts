@@ -227,7 +227,8 @@ export interface JobAccount {
 /**
  * An account that does not exist yet: a user's pool account before its first job. Its uid is
  * allocated for good and its home made only by `make`, which the engine calls once a submission
- * passed every check of its spec, so that a refused submit leaves no allocation and no home behind.
+ * passed every check of its spec and a preview of its admission (`JobStore.previewAdmission`), so
+ * that a refused submit leaves no allocation and no home behind.
  * Until then the checks see it as a new uid is: an account that owns no file and is in no group,
  * whose home is an empty directory of its own.
  */

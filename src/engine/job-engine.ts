@@ -464,17 +464,25 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     preflight(spec, jobEnvironment(spec, id), pending?.home);
     // A home not made yet is on the disk of the directory it will be made in.
     this.#cgroups.checkLimits(spec.limits, pending?.home === spec.cwd ? dirname(spec.cwd) : spec.cwd);
+    const jobOf = (s: JobSpec) =>
+      queuedJob({ id, spec: s, owner: caller.user, node: this.#options.node, createdAt: now, runAt });
+    const admitting = { maxQueues: this.#options.maxQueues };
     if (pending) {
+      // The account is kept for good once made (its name "used before": docs/security.md), so
+      // the admission is tried first and rolled back: a refusal (its queue full, a new queue past
+      // `--max-queues`, an `after` unknown) or a duplicate comes before anything is made. Only an
+      // admission of another submission in between can still refuse the one below.
+      const preview = await this.#store.previewAdmission(jobOf(spec), now, admitting);
+      if (!preview.admitted) {
+        if (onDuplicate === 'return') return { job: await this.get(preview.existing.id), created: false };
+        throw new DuplicateJobError(preview.existing);
+      }
       spec = { ...spec, account: await pending.make() };
       // With its real uid once more: one the pool gives may own files already (another server's
       // pool on this host), which the checks of an account that owns nothing could not see.
       preflight(spec, jobEnvironment(spec, id));
     }
-    const admission = await this.#store.admitJob(
-      queuedJob({ id, spec, owner: caller.user, node: this.#options.node, createdAt: now, runAt }),
-      now,
-      { maxQueues: this.#options.maxQueues },
-    );
+    const admission = await this.#store.admitJob(jobOf(spec), now, admitting);
     if (!admission.admitted) {
       if (onDuplicate === 'return') return { job: await this.get(admission.existing.id), created: false };
       throw new DuplicateJobError(admission.existing);

@@ -222,6 +222,13 @@ export interface JobStore {
    */
   admitJob(job: Job, now: Date, options?: AdmitOptions): Promise<Admission>;
   /**
+   * What `admitJob` would do with `job` now, keeping nothing: the same admission, rolled back.
+   * Throws what it would throw. For a caller that must make something outside the store (a user's
+   * first pool account) only for a job that will be admitted; an admission of another caller
+   * coming in between can still change the answer of the `admitJob` that follows.
+   */
+  previewAdmission(job: Job, now: Date, options?: AdmitOptions): Promise<Admission>;
+  /**
    * Claims up to `max` jobs of a queue that wait only for a slot, highest priority then oldest
    * first, for `node` to start (`hold: 'starting'`). Claimed jobs count as running for the queue.
    * The queue's limits are enforced inside the claim, in one transaction: it never makes the jobs

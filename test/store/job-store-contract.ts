@@ -1484,6 +1484,39 @@ export function describeJobStoreContract(
           await assert.rejects(admit('q7', 6), overLimit('q7', 6));
         }));
 
+      it('previews an admission: the answer admitJob would give, and nothing kept', () =>
+        withStore(async (store) => {
+          const preview = (
+            spec: NonNullable<Parameters<typeof makeJob>[0]>['spec'],
+            maxQueues: number | null = null,
+          ) => {
+            const job = makeJob({ createdAt: NOW, spec });
+            return { job, previewed: store.previewAdmission(job, NOW, { maxQueues }) };
+          };
+          const fresh = preview({ queue: 'p1', dedupeKey: 'k' });
+          const answer = await fresh.previewed;
+          assert.ok(answer.admitted);
+          assert.equal(answer.job.id, fresh.job.id);
+          assert.equal(await store.getJob(fresh.job.id), undefined, 'no job kept');
+          assert.deepEqual(await names(store), ['default'], 'no queue row kept');
+          const held = await store.admitJob(
+            makeJob({ createdAt: NOW, spec: { queue: 'p1', dedupeKey: 'k' } }),
+            NOW,
+          );
+          assert.ok(held.admitted);
+          const dup = await preview({ queue: 'p1', dedupeKey: 'k' }).previewed;
+          assert.ok(!dup.admitted);
+          assert.equal(dup.existing.id, held.job.id);
+          await assert.rejects(preview({ queue: 'p2' }, 2).previewed, overLimit('p2', 2));
+          await store.putQueue('none', { maxWaiting: 0 });
+          await assert.rejects(preview({ queue: 'none' }).previewed, { code: 'QUEUE_FULL' });
+          await assert.rejects(preview({ after: [newJobId(NOW.getTime())] }).previewed, {
+            code: 'VALIDATION_FAILED',
+            field: 'after[0]',
+          });
+          assert.equal((await store.listJobs({ limit: 10 })).jobs.length, 1, 'only the admitted job');
+        }));
+
       it('holds maxQueues exactly under concurrent admissions of new queues', () =>
         withStore(async (store) => {
           const outcomes = await Promise.allSettled(

@@ -10,6 +10,7 @@ import {
   type StopRequest,
 } from '../../core/job.ts';
 import { assertTransition, TRANSITIONS } from '../../core/states.ts';
+import { AdmissionPreview, previewed } from '../admission-preview.ts';
 import { admittedAs, dependencyVerdict, latestAttempts, settledColumns } from '../dependency-verdict.ts';
 import {
   type AdmitOptions,
@@ -298,12 +299,26 @@ export class PgJobStore implements JobStore {
     return this.#run(() => this.#db.transaction().execute((trx) => insertRow(trx, job)));
   }
 
-  async admitJob(job: Job, now: Date, options: AdmitOptions = {}): Promise<Admission> {
-    const maxQueues = options.maxQueues ?? null;
+  admitJob(job: Job, now: Date, options: AdmitOptions = {}): Promise<Admission> {
+    return this.#admit(job, now, options.maxQueues ?? null, false);
+  }
+
+  previewAdmission(job: Job, now: Date, options: AdmitOptions = {}): Promise<Admission> {
+    return this.#admit(job, now, options.maxQueues ?? null, true);
+  }
+
+  /** `admitJob`; with `preview`, its transaction rolled back (`previewAdmission`). */
+  async #admit(job: Job, now: Date, maxQueues: number | null, preview: boolean): Promise<Admission> {
+    const admit = async (trx: Transaction<StoreSchema>): Promise<Admission> => {
+      const admission = await admitIn(trx, job, now, maxQueues);
+      if (preview) throw new AdmissionPreview(admission);
+      return admission;
+    };
     return this.#run(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.#db.transaction().execute((trx) => admitIn(trx, job, now, maxQueues));
+          const work = this.#db.transaction().execute(admit);
+          return await (preview ? previewed(work) : work);
         } catch (error) {
           // Another node admitted the same key between our look and our insert: look again, in
           // a new transaction, which now sees the winner (unless it ended meanwhile).

@@ -11,6 +11,7 @@ import {
   type StopRequest,
 } from '../../core/job.ts';
 import { assertTransition } from '../../core/states.ts';
+import { AdmissionPreview, previewed } from '../admission-preview.ts';
 import { admittedAs, dependencyVerdict, latestAttempts, settledColumns } from '../dependency-verdict.ts';
 import {
   type AdmitOptions,
@@ -204,6 +205,15 @@ export class SqliteJobStore implements JobStore {
     if (job.spec.after.length > 0) this.#mayHaveDependents = true;
     // Submissions of many clients come together: they are committed together (see WriteBatch).
     return this.#writes.run((trx) => admitIn(trx, job, now, options.maxQueues ?? null));
+  }
+
+  previewAdmission(job: Job, now: Date, options: AdmitOptions = {}): Promise<Admission> {
+    // A unit of a batch that throws is rolled back alone (its savepoint): the others commit.
+    return previewed(
+      this.#writes.run(async (trx) => {
+        throw new AdmissionPreview(await admitIn(trx, job, now, options.maxQueues ?? null));
+      }),
+    );
   }
 
   async claimReady(queue: string, node: string, max: number): Promise<Job[]> {
