@@ -36,6 +36,11 @@ const cli = await build({
   // Minified, as the server's bundle is: `serve` loads this bundle first and holds its text for
   // as long as it runs.
   ...MINIFIED_OUTPUT,
+  // `import()` of the server's bundle becomes `require()`: this bundle runs as a vm.Script
+  // (src/cli/bundle-code-cache.ts), where a real import() needs vm's experimental
+  // USE_MAIN_CONTEXT_DEFAULT_LOADER, whose ExperimentalWarning on stderr broke `--json` errors and
+  // the exact stderr of `output ID`. require() also skips the ESM loader's scan of its exports.
+  supported: { 'dynamic-import': false },
   plugins: [
     // commander loads child_process for a feature jobworker does not use (see the file).
     lazyBuiltins(['child_process']),

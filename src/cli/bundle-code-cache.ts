@@ -50,12 +50,10 @@ export function runWithCodeCache(file: string, command: string | undefined): voi
   const cachedData = readCache(cacheFile, stamp, stats.uid);
   // Node's own CommonJS wrapper, on the source's first line so that line numbers stay right.
   const source = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(file, 'utf8')}\n})`;
-  const script = new vm.Script(source, {
-    filename: file,
-    cachedData,
-    // `import()` inside the bundle (the server's bundle, for serve and doctor) as in any module.
-    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-  });
+  // No `importModuleDynamically`: the bundle has no import() (it loads the server's bundle with
+  // require, scripts/bundle-cli.ts), and vm's USE_MAIN_CONTEXT_DEFAULT_LOADER prints an
+  // ExperimentalWarning on stderr, where `--json` errors and a job's exact stderr go.
+  const script = new vm.Script(source, { filename: file, cachedData });
   if (cachedData === undefined || script.cachedDataRejected === true) {
     process.once('exit', (code) => {
       if (code === 0 && process.getuid?.() === stats.uid) {

@@ -38,17 +38,36 @@ export const COMMANDS: readonly {
   { names: ['webhook'], load: async () => (await import('./commands/webhook.ts')).registerWebhook },
 ];
 
+/** The command `word` names, if any. */
+function commandNamed(word: string | undefined): (typeof COMMANDS)[number] | undefined {
+  return word === undefined ? undefined : COMMANDS.find((command) => command.names.includes(word));
+}
+
 /**
- * The commands a run needs: the one its first word names, or all of them when it names none
- * (help, a misspelt command that deserves a suggestion, options before the command). `named`:
- * the first word is the command, so no option comes before it.
+ * The first word after the program's own options (`--json`, `--address=HOST:PORT`, `--ca FILE`:
+ * the Job Worker grammar's `worker-cli [options] status ID`), or undefined when something else
+ * comes first (`--help`, an unknown option, `--`): then commander, with every command, answers it.
  */
-async function commandsFor(argv: readonly string[]): Promise<{ registers: Register[]; named: boolean }> {
-  const first = argv[0];
-  if (argv.length === 1 && (first === '--version' || first === '-V')) return { registers: [], named: false };
-  const named = COMMANDS.find((command) => first !== undefined && command.names.includes(first));
-  const registers = await Promise.all((named ? [named] : COMMANDS).map((command) => command.load()));
-  return { registers, named: named !== undefined };
+function wordAfterOptions(program: Command, argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i] ?? '';
+    if (!word.startsWith('-')) return word;
+    const flag = word.split('=', 1)[0];
+    const option = program.options.find((known) => known.long === flag || known.short === flag);
+    if (option === undefined) return undefined;
+    if ((option.required || option.optional) && !word.includes('=')) i++;
+  }
+  return undefined;
+}
+
+/**
+ * The commands a run needs: the one it names (first, or after the program's options), or all of
+ * them when it names none (help, a misspelt command that deserves a suggestion).
+ */
+function commandsFor(program: Command, argv: readonly string[]): Promise<Register[]> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) return Promise.resolve([]);
+  const named = commandNamed(argv[0]) ?? commandNamed(wordAfterOptions(program, argv));
+  return Promise.all((named ? [named] : COMMANDS).map((command) => command.load()));
 }
 
 /** Builds the `jobworker` command line with every command. Commands set `ctx.exitCode`; errors are thrown. */
@@ -56,7 +75,7 @@ export async function buildProgram(
   ctx: CliContext,
   options: { jsonErrors?: boolean; argv?: readonly string[] } = {},
 ): Promise<Command> {
-  const { registers, named } = await commandsFor(options.argv ?? []);
+  const argv = options.argv ?? [];
   const program = new Command(ctx.env.invokedAs)
     .description(
       'Run any Linux command as a job: start it, follow its output live, stop it with everything it spawned.',
@@ -93,8 +112,8 @@ export async function buildProgram(
   // The options every command takes, also before its name: only a run that does not start with the
   // command's name can have them there (or show them, in the program's help). Each option costs
   // commander some parsing of its flags on every run.
-  if (!named) addCommonOptions(program);
-  for (const register of registers) register(program, ctx);
+  if (commandNamed(argv[0]) === undefined) addCommonOptions(program);
+  for (const register of await commandsFor(program, argv)) register(program, ctx);
   return program;
 }
 

@@ -181,4 +181,25 @@ describe('the lazily loaded commands', () => {
     const listed = COMMANDS.flatMap((c) => c.names).sort();
     assert.deepEqual(listed, registered);
   });
+
+  it("loads only the command named after the program's options, and every one when it cannot tell", async () => {
+    const ctx: CliContext = {
+      env: readCliEnvironment({}),
+      stdout: process.stdout,
+      stderr: process.stderr,
+      cwd: process.cwd(),
+      exitCode: 0,
+      ownsProcess: false,
+    };
+    const loaded = async (argv: string[]) =>
+      (await buildProgram(ctx, { argv })).commands.map((command) => command.name());
+    assert.deepEqual(await loaded(['status', 'ID']), ['status']);
+    assert.deepEqual(await loaded(['--json', '--address=h:1', '--ca', 'ca.pem', 'status', 'ID']), ['status']);
+    assert.deepEqual(await loaded(['--debug', '--cert', 'c.pem', '--key', 'k.pem', 'ls', 'done']), ['list']);
+    const all = (await loaded([])).length;
+    assert.equal((await loaded(['--json', '--help'])).length, all);
+    assert.equal((await loaded(['--json', 'statu', 'ID'])).length, all);
+    // `--ca status`: "status" is the CA file, so no command is named.
+    assert.equal((await loaded(['--ca', 'status'])).length, all);
+  });
 });
