@@ -102,6 +102,55 @@ describe('jobworker serve', () => {
   });
 });
 
+describe("jobworker serve and the clients' options", () => {
+  it('refuses each, before or after `serve`, naming it and what serve takes instead: exit 2', async () => {
+    const dataDir = await tempDir();
+    // Any stdout is the server's first log line: it started, ignoring the option (the bug).
+    const refused = async (args: readonly string[]) => {
+      const serve = new CliProcess([...args, '--listen', '127.0.0.1:0', '--data-dir', dataDir], baseEnv());
+      const served = await serve
+        .waitUntil((stdout) => stdout.length > 0)
+        .then(
+          () => true,
+          () => false,
+        );
+      if (served) serve.child.kill('SIGTERM');
+      const result = await serve.result();
+      assert.ok(!served, `${args.join(' ')} served: ${result.stdout}`);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      return result.stderr;
+    };
+    for (const [args, pattern] of [
+      [['serve', '--address', '0.0.0.0:9443', '--debug'], /^jobworker: --address .* --listen HOST:PORT\n$/],
+      [['serve', '--debug'], /^jobworker: --debug .* --log-level debug\n$/],
+      [['--debug', 'serve'], /^jobworker: --debug .* --log-level debug\n$/],
+      [['serve', '--server', 'https://127.0.0.1:9443'], /^jobworker: --server .* --listen HOST:PORT/],
+      [['--ca', 'ca.pem', 'serve'], /^jobworker: --ca .* --client-ca FILE\n$/],
+      [
+        ['serve', '--cert', 'c.pem', '--key', 'k.pem'],
+        /^jobworker: --cert .* --tls-cert FILE with --tls-key FILE\n$/,
+      ],
+      [['serve', '--key', 'k.pem'], /^jobworker: --key .* --tls-cert FILE with --tls-key FILE\n$/],
+    ] as const) {
+      assert.match(await refused(args), pattern);
+    }
+    // With --json the one document on stdout would be the server's address: the error is on stderr.
+    const json = await refused(['serve', '--json', '--address', '0.0.0.0:9443']);
+    assert.equal(JSON.parse(json).error.code, 'USAGE');
+  });
+
+  it("leaves them out of serve's help, and says what it takes instead", async () => {
+    const help = await jobworker(['serve', '--help'], baseEnv());
+    assert.equal(help.code, 0);
+    const options = help.stdout.slice(help.stdout.indexOf('Options:'));
+    for (const flag of ['--server', '--address', '--ca ', '--cert', '--key ', '--debug']) {
+      assert.ok(!options.includes(flag), `${flag} in ${options}`);
+    }
+    assert.match(options, /--json/);
+    assert.match(help.stdout.replace(/\s+/g, ' '), /--debug are not serve's/);
+  });
+});
+
 describe('jobworker serve --store with a password', () => {
   it('warns that the password shows in its command line, and names the ways that do not', async () => {
     const dataDir = await tempDir();

@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ValidationError } from '../../core/errors.ts';
-import { addCommonOptions, type CliContext, commonOptions, printJson } from '../cli-context.ts';
+import { type CliContext, commonOptions, printJson } from '../cli-context.ts';
 import { UsageError } from '../errors.ts';
 import { writeTo } from '../output-writer.ts';
+import { addRefusedClientOptions, CLIENT_OPTIONS_HELP, refuseClientOptions } from './serve-client-options.ts';
 
 interface ServeOptions {
   listen?: string;
@@ -53,7 +54,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
         'on a terminal, JSON otherwise; see --log-format), ' +
         'or to stderr with --json, whose one document on stdout says where the server is. ' +
         'Besides its address it listens on <data-dir>/server.sock (<data-dir>/server-http.sock with ' +
-        '--insecure-http), which local clients use.',
+        '--insecure-http), which local clients use. ' +
+        CLIENT_OPTIONS_HELP,
     )
     .option(
       '--listen <host:port>',
@@ -186,8 +188,11 @@ export function registerServe(program: Command, ctx: CliContext): void {
       '--admin-run-as <account>',
       'the OS account admin jobs run as when their admin has none configured, e.g. root (default: $JOBWORKER_ADMIN_RUN_AS, else a pool account)',
     );
-  addCommonOptions(command).action(async (options: ServeOptions) => {
-    const json = commonOptions(command).json === true;
+  command.option('--json', 'print where the server is as one JSON document on stdout; logs go to stderr');
+  addRefusedClientOptions(command).action(async (options: ServeOptions) => {
+    const common = commonOptions(command);
+    refuseClientOptions(common);
+    const json = common.json === true;
     const dataDir =
       options.dataDir !== undefined
         ? resolve(ctx.cwd, options.dataDir)
