@@ -45,3 +45,36 @@ describe('jobworker list --queue --text', () => {
     }
   });
 });
+
+describe('jobworker list --label', () => {
+  it('filters by one label, and refuses a second --label rather than keep only the last', async () => {
+    const prod = await json<ApiJob>([
+      'start',
+      '--label',
+      'env=prod-lf',
+      '--label',
+      'app=web-lf',
+      '--',
+      'true',
+    ]);
+    const staging = await json<ApiJob>([
+      'start',
+      '--label',
+      'env=staging-lf',
+      '--label',
+      'app=web-lf',
+      '--',
+      'true',
+    ]);
+    assert.deepEqual(await ids(['--label', 'app=web-lf']), [staging.id, prod.id]);
+    assert.deepEqual(await ids(['--label', 'env=staging-lf']), [staging.id]);
+
+    const both = await cli(['--json', 'list', '--label', 'env=staging-lf', '--label', 'app=web-lf']);
+    assert.equal(both.code, 2, both.stdout);
+    assert.equal(both.stdout, '');
+    const { error } = JSON.parse(both.stderr) as { error: { code: string; message: string } };
+    assert.equal(error.code, 'USAGE');
+    assert.match(error.message, /--label/);
+    assert.match(error.message, /Expected one --label .*got a second after "env=staging-lf"/);
+  });
+});

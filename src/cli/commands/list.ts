@@ -49,7 +49,7 @@ export function registerList(program: Command, ctx: CliContext): void {
       'only jobs whose name or command line contains this text, ignoring case (1 to 200 characters)',
       parseListText,
     )
-    .option('--label <KEY=VALUE>', 'only jobs with this label', parseLabelFilter)
+    .option('--label <KEY=VALUE>', 'only jobs with this label (one)', parseLabelFilter)
     .option('--limit <n>', "at most this many jobs, 1 to 1000 (default: the server's)", parsePageLimit)
     .option('--cursor <cursor>', 'continue a previous list where it stopped');
   addCommonOptions(command).action(async (filter: string | undefined, options: ListOptions) => {
@@ -150,8 +150,15 @@ function parseStatuses(text: string): string {
 }
 
 /** `--label KEY=VALUE`: refused here (exit 2) rather than by the server (exit 1). */
-function parseLabelFilter(text: string): string {
+function parseLabelFilter(text: string, previous: string | undefined): string {
   if (text.indexOf('=') <= 0)
     throw new InvalidArgumentError(`Expected KEY=VALUE, got ${JSON.stringify(text)}.`);
+  // The server filters by one label (GET /v1/jobs `label`): keeping only the last one given would
+  // list jobs that lack the others, and a script piping `list --json` into `rm` would delete them.
+  if (previous !== undefined) {
+    throw new InvalidArgumentError(
+      `Expected one --label (jobs are filtered by one label), got a second after ${JSON.stringify(previous)}.`,
+    );
+  }
   return text;
 }
