@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import {
   chmod,
   lstat,
@@ -139,6 +140,35 @@ describe('CLI over TLS: always verifies the server', () => {
     assert.ok(!(await lstat(join(out, 'client-cert.pem'))).isSymbolicLink());
     assert.deepEqual((await readdir(out)).sort(), ['ca-cert.pem', 'client-cert.pem', 'client-key.pem']);
     assert.equal(await count(), before + 1);
+  });
+
+  it("certs revoke: the program's --cert and --key authenticate it; its own --cert is the one revoked", async () => {
+    const admin = join(work, 'revoking-admin');
+    const victim = join(work, 'revoked-user');
+    const added = await jobworker(['user', 'add', 'cert-revokee', '--role', 'user'], t.env);
+    assert.equal(added.code, 0, added.stderr);
+    for (const [user, out] of [
+      ['admin', admin],
+      ['cert-revokee', victim],
+      ['cert-revokee', `${victim}-2`],
+    ] as const) {
+      const issued = await jobworker(['certs', 'issue', '--user', user, '--out', out], t.env);
+      assert.equal(issued.code, 0, issued.stderr);
+    }
+    // No token: the admin's certificate is the only credential, given before the command.
+    const env = baseEnv({ JOBWORKER_URL: t.server.url, JOBWORKER_CA: t.server.caFile! });
+    const asAdmin = ['--cert', join(admin, 'client-cert.pem'), '--key', join(admin, 'client-key.pem')];
+    const byFile = await jobworker(
+      [...asAdmin, 'certs', 'revoke', '--cert', join(victim, 'client-cert.pem'), '--json'],
+      env,
+    );
+    assert.equal(byFile.code, 0, byFile.stderr);
+    assert.equal((JSON.parse(byFile.stdout) as { user: string }).user, 'cert-revokee');
+
+    const serial = new X509Certificate(await readFile(join(`${victim}-2`, 'client-cert.pem'))).serialNumber;
+    const bySerial = await jobworker([...asAdmin, 'certs', 'revoke', '--serial', serial], env);
+    assert.equal(bySerial.code, 0, bySerial.stderr);
+    assert.match(bySerial.stdout, /^Revoked certificate [0-9A-Fa-f]+ of cert-revokee\n$/);
   });
 
   it('needs --key with --cert', async () => {

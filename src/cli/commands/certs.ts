@@ -3,7 +3,14 @@ import { type FileHandle, lstat, mkdir, open, readFile, rename, rm } from 'node:
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { ApiCertificate } from '../../client/api-types.ts';
-import { addCommonOptions, type CliContext, commonOptions, connect, printJson } from '../cli-context.ts';
+import {
+  addCommonOptions,
+  type CliContext,
+  type CommonOptions,
+  commonOptions,
+  connect,
+  printJson,
+} from '../cli-context.ts';
 import { CliError, UsageError } from '../errors.ts';
 import { writeTo } from '../output-writer.ts';
 import { renderTable } from '../table.ts';
@@ -72,9 +79,12 @@ export function registerCerts(program: Command, ctx: CliContext): void {
         throw new UsageError('Expected one of --serial HEX or --cert FILE');
       }
       const serial = options.serial ?? (await serialOf(resolve(ctx.cwd, options.cert as string)));
-      // `--cert` here names the certificate to revoke; the client's own comes from JOBWORKER_CERT.
+      // `--cert` here names the certificate to revoke: the client's own is the one given before
+      // the command (`jobworker --cert admin.pem --key admin.key certs revoke ...`), else
+      // JOBWORKER_CERT. Only the ancestors' options: optsWithGlobals holds either --cert.
+      const program = revoke.parent?.optsWithGlobals<CommonOptions>() ?? {};
       const revoked = await (
-        await connect(ctx, { ...common, cert: undefined, key: undefined })
+        await connect(ctx, { ...common, cert: program.cert, key: program.key })
       ).revokeCertificate(serial);
       if (common.json === true) return printJson(ctx, revoked);
       await writeTo(ctx.stdout, `Revoked certificate ${revoked.serial} of ${revoked.user}\n`);
