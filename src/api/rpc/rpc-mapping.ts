@@ -281,6 +281,8 @@ export function listRequest(req: ListRequest): ListJobsRequest {
     ...(req.name !== undefined ? { name: req.name } : {}),
     ...(req.queue !== undefined ? { queue: req.queue } : {}),
     ...(req.text !== undefined ? { text: req.text } : {}),
+    // As REST's `owner`: the service lets a `user` list only its own (another name lists none).
+    ...(req.owner !== undefined ? { owner: req.owner } : {}),
     ...(req.idPrefix !== undefined ? { idPrefix: req.idPrefix.toLowerCase() } : {}),
     ...(req.label ? { label: { key: req.label.key, value: req.label.value } } : {}),
     ...(req.pageSize !== 0 ? { limit: pageSize(req.pageSize) } : {}),

@@ -66,6 +66,28 @@ describe('Connect and gRPC-Web over HTTP/1.1 (@connectrpc/connect-node)', () => 
     assert.equal(bad.findDetails(ErrorDetailSchema)[0]?.field, 'text');
   });
 
+  it("lists the jobs of one owner, as REST does: an admin anyone's, a user only its own", async () => {
+    const transport = (token: string) =>
+      createConnectTransport({
+        baseUrl: h.server.url,
+        httpVersion: '1.1',
+        nodeOptions: { ca },
+        interceptors: [bearer(token)],
+      });
+    const carol = createClient(JobService, connectTransport);
+    const dave = createClient(JobService, transport(await addUserToken(h, 'dave')));
+    const admin = createClient(JobService, transport(h.token));
+    const { job: carols } = await carol.start({ command: 'true', args: ['rpc-owner-mark'] });
+    const { job: daves } = await dave.start({ command: 'true', args: ['rpc-owner-mark'] });
+    const ids = async (client: typeof admin, owner: string) =>
+      (await client.list({ owner, text: 'rpc-owner-mark' })).jobs.map((j) => j.id);
+    assert.deepEqual(await ids(admin, 'dave'), [daves!.id]);
+    assert.deepEqual(await ids(admin, 'carol'), [carols!.id]);
+    assert.deepEqual(await ids(dave, 'dave'), [daves!.id]);
+    assert.deepEqual(await ids(dave, 'carol'), []);
+    assert.deepEqual(await ids(admin, 'nobody'), []);
+  });
+
   it('answers errors as Connect errors with our code in the details', async () => {
     const jobs = createClient(JobService, connectTransport);
     const err = await jobs.get({ id: '01900000-0000-7000-8000-000000000000' }).catch((e: unknown) => e);
