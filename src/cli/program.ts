@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import { addCommonOptions, type CliContext } from './cli-context.ts';
 import { readCliEnvironment } from './cli-env.ts';
+import { refuseDesignFlag } from './design-flags.ts';
 import { ApiError, ConnectionError, EXIT, UsageError } from './errors.ts';
 import { jsonText } from './json-text.ts';
 import { printable } from './terminal-sanitizer.ts';
@@ -44,20 +45,20 @@ function commandNamed(word: string | undefined): (typeof COMMANDS)[number] | und
 }
 
 /**
- * The first word after the program's own options (`--json`, `--address=HOST:PORT`, `--ca FILE`:
- * the Job Worker grammar's `worker-cli [options] status ID`), or undefined when something else
- * comes first (`--help`, an unknown option, `--`): then commander, with every command, answers it.
+ * Where the program's own options (`--json`, `--address=HOST:PORT`, `--ca FILE`: the Job Worker
+ * grammar's `worker-cli [options] status ID`) end: at the command's word, or at something else
+ * (`--help`, an unknown option, `--`), which commander, with every command, answers.
  */
-function wordAfterOptions(program: Command, argv: readonly string[]): string | undefined {
+function pastOptions(program: Command, argv: readonly string[]): { word?: string; other?: string } {
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i] ?? '';
-    if (!word.startsWith('-')) return word;
+    if (!word.startsWith('-')) return { word };
     const flag = word.split('=', 1)[0];
     const option = program.options.find((known) => known.long === flag || known.short === flag);
-    if (option === undefined) return undefined;
+    if (option === undefined) return { other: word };
     if ((option.required || option.optional) && !word.includes('=')) i++;
   }
-  return undefined;
+  return {};
 }
 
 /**
@@ -66,7 +67,7 @@ function wordAfterOptions(program: Command, argv: readonly string[]): string | u
  */
 function commandsFor(program: Command, argv: readonly string[]): Promise<Register[]> {
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) return Promise.resolve([]);
-  const named = commandNamed(argv[0]) ?? commandNamed(wordAfterOptions(program, argv));
+  const named = commandNamed(argv[0]) ?? commandNamed(pastOptions(program, argv).word);
   return Promise.all((named ? [named] : COMMANDS).map((command) => command.load()));
 }
 
@@ -121,6 +122,7 @@ export async function buildProgram(
 export async function runCli(argv: readonly string[], ctx: CliContext = defaultContext()): Promise<number> {
   const program = await buildProgram(ctx, { jsonErrors: wantsJson(argv), argv });
   try {
+    refuseDesignFlag(pastOptions(program, argv).other);
     await program.parseAsync([...argv], { from: 'user' });
     return ctx.exitCode;
   } catch (error) {

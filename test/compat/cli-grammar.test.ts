@@ -112,6 +112,27 @@ describe("the Job Worker design's CLI grammar", () => {
     assert.match(both.stderr, /Give --server or --address, not both/);
   });
 
+  it("refuses milestone 5's --health, --start, --stop and --status, saying what to use instead", async () => {
+    for (const [args, instead] of [
+      [['--health'], /\/health\//],
+      [['--start', '--', 'echo', 'hi'], /use `start -- COMMAND/],
+      [['--address=127.0.0.1:1', '--stop', 'ID'], /use `stop JOB`/],
+      [['--status', 'ID'], /use `status JOB`/],
+    ] as const) {
+      const res = await cli(args);
+      assert.equal(res.code, 2, res.stderr);
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `^jobworker: ${args.find((a) => /^--(health|start|stop|status)$/.test(a))} is the Job Worker design's flag`,
+        ),
+      );
+      assert.match(res.stderr, instead);
+    }
+    // `list --status` is list's own filter, untouched.
+    assert.equal((await cli(['list', '--status', 'running'])).code, 0);
+  });
+
   it('unknown job and bad id are errors', async () => {
     const unknown = await cli(['status', '01900000-0000-7000-8000-000000000000']);
     assert.equal(unknown.code, 1);
