@@ -34,7 +34,7 @@ export const ERROR_CODES = {
   NODE_UNAVAILABLE:
     'the job runs on another node of the cluster, which cannot be reached now; the message names it and its URL',
   STORE_UNAVAILABLE:
-    'the PostgreSQL store cannot be reached, or refuses this server, now; the message names it (password hidden)',
+    'the store cannot be used now: PostgreSQL cannot be reached or refuses this server, or another process holds the SQLite database locked; the message names it (password hidden)',
   INTERNAL: 'an unexpected server error',
 } as const;
 

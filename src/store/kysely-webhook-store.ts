@@ -31,38 +31,66 @@ import type {
 export abstract class KyselyWebhookStore implements WebhookStore {
   readonly #db: Kysely<StoreSchema>;
   readonly #skipLocked: boolean;
+  readonly #storeError: (err: unknown) => unknown;
 
   /**
    * `skipLocked`: claims run at the same time on other connections (PostgreSQL, the nodes of a
    * cluster), and pass over the rows another claim has locked rather than wait for them.
+   * `storeError`: what a failed query is reported as (PostgreSQL: `pgStoreError`, so that a lost
+   * database is 503 and a full disk 507, not 500); SQLite's driver maps its errors itself.
    */
-  protected constructor(db: Kysely<StoreSchema>, options: { readonly skipLocked: boolean }) {
+  protected constructor(
+    db: Kysely<StoreSchema>,
+    options: { readonly skipLocked: boolean; readonly storeError?: (err: unknown) => unknown },
+  ) {
     this.#db = db;
     this.#skipLocked = options.skipLocked;
+    this.#storeError = options.storeError ?? ((err) => err);
+  }
+
+  /** Runs `work`, reporting its failure through `storeError`. */
+  protected async run<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw this.#storeError(error);
+    }
   }
 
   abstract countJobsByStatus(): Promise<Partial<Record<JobStatus, number>>>;
 
-  async addWebhook(webhook: WebhookRecord): Promise<void> {
-    await this.#db.insertInto('webhooks').values(webhookToRow(webhook)).execute();
+  addWebhook(webhook: WebhookRecord): Promise<void> {
+    return this.run(async () => {
+      await this.#db.insertInto('webhooks').values(webhookToRow(webhook)).execute();
+    });
   }
 
-  async listWebhooks(): Promise<WebhookRecord[]> {
-    const rows = await this.#db.selectFrom('webhooks').selectAll().orderBy('id').execute();
-    return rows.map(rowToWebhook);
+  listWebhooks(): Promise<WebhookRecord[]> {
+    return this.run(async () => {
+      const rows = await this.#db.selectFrom('webhooks').selectAll().orderBy('id').execute();
+      return rows.map(rowToWebhook);
+    });
   }
 
-  async getWebhook(id: string): Promise<WebhookRecord | undefined> {
-    const row = await this.#db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && rowToWebhook(row);
+  getWebhook(id: string): Promise<WebhookRecord | undefined> {
+    return this.run(async () => {
+      const row = await this.#db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && rowToWebhook(row);
+    });
   }
 
-  async removeWebhook(id: string): Promise<boolean> {
-    const result = await this.#db.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+  removeWebhook(id: string): Promise<boolean> {
+    return this.run(async () => {
+      const result = await this.#db.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
   }
 
-  async readOutbox(limit: number): Promise<OutboxEvent[]> {
+  readOutbox(limit: number): Promise<OutboxEvent[]> {
+    return this.run(() => this.#readOutbox(limit));
+  }
+
+  async #readOutbox(limit: number): Promise<OutboxEvent[]> {
     const rows = await this.#db
       .selectFrom('webhook_outbox')
       .selectAll()
@@ -86,7 +114,11 @@ export abstract class KyselyWebhookStore implements WebhookStore {
     return rows.map((row) => rowToOutboxEvent(row, byId.get(row.job_id)));
   }
 
-  async fanOut(seq: number, deliveries: readonly DeliveryRecord[]): Promise<void> {
+  fanOut(seq: number, deliveries: readonly DeliveryRecord[]): Promise<void> {
+    return this.run(() => this.#fanOut(seq, deliveries));
+  }
+
+  async #fanOut(seq: number, deliveries: readonly DeliveryRecord[]): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       // Delete first: an event already fanned out (its row gone) adds nothing, so a repeated call
       // is harmless, and when two nodes fan out the same event the second waits for the first's
@@ -99,29 +131,31 @@ export abstract class KyselyWebhookStore implements WebhookStore {
   }
 
   claimDueDeliveries(now: Date, limit: number, claim: DeliveryClaim): Promise<DeliveryRecord[]> {
-    return claimDueDeliveriesIn(this.#db, now, limit, claim, this.#skipLocked);
+    return this.run(() => claimDueDeliveriesIn(this.#db, now, limit, claim, this.#skipLocked));
   }
 
   releaseClaims(by: string, now: Date): Promise<number> {
-    return releaseClaimsIn(this.#db, by, now);
+    return this.run(() => releaseClaimsIn(this.#db, by, now));
   }
 
   nextDueAt(excluding: readonly string[], excludingOrigins: readonly string[] = []): Promise<Date | null> {
-    return nextDueAtIn(this.#db, excluding, excludingOrigins);
+    return this.run(() => nextDueAtIn(this.#db, excluding, excludingOrigins));
   }
 
-  async appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void> {
-    await this.#db
-      .insertInto('webhook_outbox')
-      .values({ event, job_id: job.id, at: at.getTime(), snapshot: JSON.stringify(jobToRow(job)) })
-      .execute();
+  appendOutbox(event: WebhookEvent, job: Job, at: Date): Promise<void> {
+    return this.run(async () => {
+      await this.#db
+        .insertInto('webhook_outbox')
+        .values({ event, job_id: job.id, at: at.getTime(), snapshot: JSON.stringify(jobToRow(job)) })
+        .execute();
+    });
   }
 
   recordAttempt(id: string, result: AttemptResult): Promise<DeliveryRecord> {
-    return recordAttemptIn(this.#db, id, result);
+    return this.run(() => recordAttemptIn(this.#db, id, result));
   }
 
   listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
-    return listDeliveriesIn(this.#db, query);
+    return this.run(() => listDeliveriesIn(this.#db, query));
   }
 }

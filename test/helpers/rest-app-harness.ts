@@ -172,7 +172,7 @@ export async function openApp(
       tls?.close();
       metrics.close();
       await app.close();
-      await audit.flush();
+      await audit.close();
       await accounts.flush();
     },
   };

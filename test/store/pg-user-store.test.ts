@@ -16,7 +16,7 @@ describeUserStoreContract('PgUserStore', async () => {
   const db = openPostgres(database.url);
   await migratePostgres(db);
   return {
-    store: new PgUserStore(db),
+    store: new PgUserStore(db, database.url),
     async cleanup() {
       await db.destroy();
       await database.drop();
@@ -39,7 +39,7 @@ describe('PgUserStore across nodes', () => {
   });
 
   it('keeps one enabled admin when two nodes disable or remove the last two at once', async () => {
-    const [a, b] = nodes.map((db) => new PgUserStore(db)) as [PgUserStore, PgUserStore];
+    const [a, b] = nodes.map((db) => new PgUserStore(db, database.url)) as [PgUserStore, PgUserStore];
     for (let round = 0; round < 20; round++) {
       // Set up directly (the store would refuse): x and y are the only enabled admins.
       await nodes[0]!.updateTable('users').set({ disabled: 1 }).execute();
@@ -60,7 +60,7 @@ describe('PgUserStore across nodes', () => {
   });
 
   it('adds a name once when two nodes add it at once', async () => {
-    const [a, b] = nodes.map((db) => new PgUserStore(db)) as [PgUserStore, PgUserStore];
+    const [a, b] = nodes.map((db) => new PgUserStore(db, database.url)) as [PgUserStore, PgUserStore];
     const outcomes = await Promise.allSettled([a.addUser(user('twice')), b.addUser(user('twice'))]);
     const refused = outcomes.filter((o) => o.status === 'rejected');
     assert.equal(refused.length, 1);

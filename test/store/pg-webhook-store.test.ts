@@ -28,7 +28,7 @@ describeWebhookStoreContract('PgWebhookStore', async () => {
   // The suite's plain SQL goes through a pool of its own, as another node's would.
   const other = openPostgres(database.url);
   return {
-    store: new PgWebhookStore(db),
+    store: new PgWebhookStore(db, database.url),
     db: other,
     async cleanup() {
       await other.destroy();
@@ -61,7 +61,7 @@ describe('PgWebhookStore job status counts (migration 0003-webhooks)', () => {
         await migratePostgres(db),
         Object.keys(POSTGRES_MIGRATIONS).filter((name) => name >= '0003'),
       );
-      const store = new PgWebhookStore(db);
+      const store = new PgWebhookStore(db, database.url);
       assert.deepEqual(await keptCounts(store), await countedOverTable(db));
       assert.deepEqual(await keptCounts(store), { queued: 1, succeeded: 2, failed: 1, cancelled: 1 });
     } finally {
@@ -113,12 +113,12 @@ describe('PgWebhookStore across nodes', () => {
     await insertJob(b, other);
     await setStatus(b, other.id, 'running');
     await setStatus(b, other.id, 'succeeded');
-    const whileOpen = await keptCounts(new PgWebhookStore(b));
+    const whileOpen = await keptCounts(new PgWebhookStore(b, database.url));
     assert.deepEqual(whileOpen, { succeeded: 1 }, 'the uncommitted change is not counted yet');
     release();
     await open;
-    assert.deepEqual(await keptCounts(new PgWebhookStore(b)), { running: 1, succeeded: 1 });
-    assert.deepEqual(await keptCounts(new PgWebhookStore(a)), await countedOverTable(a));
+    assert.deepEqual(await keptCounts(new PgWebhookStore(b, database.url)), { running: 1, succeeded: 1 });
+    assert.deepEqual(await keptCounts(new PgWebhookStore(a, database.url)), await countedOverTable(a));
   });
 
   it('stay exact under many concurrent transactions from two nodes, counted and folded meanwhile', async () => {
@@ -146,27 +146,33 @@ describe('PgWebhookStore across nodes', () => {
         await setStatus(trx, job.id, i % 3 === 0 ? 'failed' : 'succeeded');
       }),
     );
-    const reads = Array.from({ length: 10 }, (_, i) => new PgWebhookStore(nodes[i % 2]!).countJobsByStatus());
+    const reads = Array.from({ length: 10 }, (_, i) =>
+      new PgWebhookStore(nodes[i % 2]!, database.url).countJobsByStatus(),
+    );
     const outcomes = await Promise.allSettled([...work, ...reads]);
     assert.deepEqual(
       outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason)),
       [],
       'no transaction failed (no deadlock, no lost count)',
     );
-    const store = new PgWebhookStore(b);
+    const store = new PgWebhookStore(b, database.url);
     assert.deepEqual(await keptCounts(store), await countedOverTable(b));
     const { rows } = await sql<{ n: number }>`select count(*)::int as n from job_status_counts`.execute(b);
     assert.ok(rows[0]!.n <= 9 + 2, `folded to a row per status, got ${rows[0]!.n} rows`);
   });
 
   it('fans an event out once when two nodes fan it out at once', async () => {
-    await new PgWebhookStore(a).appendOutbox('job:progress', makeJob(), new Date());
-    const [event] = await new PgWebhookStore(a).readOutbox(1);
+    await new PgWebhookStore(a, database.url).appendOutbox('job:progress', makeJob(), new Date());
+    const [event] = await new PgWebhookStore(a, database.url).readOutbox(1);
     await Promise.all([
-      new PgWebhookStore(a).fanOut(event!.seq, [delivery('01900000-0000-7000-8000-0000000001a1')]),
-      new PgWebhookStore(b).fanOut(event!.seq, [delivery('01900000-0000-7000-8000-0000000001b1')]),
+      new PgWebhookStore(a, database.url).fanOut(event!.seq, [
+        delivery('01900000-0000-7000-8000-0000000001a1'),
+      ]),
+      new PgWebhookStore(b, database.url).fanOut(event!.seq, [
+        delivery('01900000-0000-7000-8000-0000000001b1'),
+      ]),
     ]);
-    const { deliveries } = await new PgWebhookStore(b).listDeliveries({ limit: 10 });
+    const { deliveries } = await new PgWebhookStore(b, database.url).listDeliveries({ limit: 10 });
     assert.equal(deliveries.length, 1);
   });
 });
@@ -177,7 +183,7 @@ describe('PgWebhookStore beside PgJobStore', () => {
     const jobs = await PgJobStore.open(database.url);
     const db = openPostgres(database.url);
     try {
-      const webhooks = new PgWebhookStore(db);
+      const webhooks = new PgWebhookStore(db, database.url);
       const now = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
       const process: ProcessIdentity = { pid: 1234, startTicks: 1, bootId: 'b', cgroups: [] };
       const job = makeJob({ spec: { notify: { url: 'https://example.com/h', events: ['job:finished'] } } });

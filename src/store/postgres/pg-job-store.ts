@@ -185,8 +185,8 @@ export class PgJobStore implements JobStore {
     this.#nodeId = nodeId;
     this.#claimLockWaitMs = claimLockWaitMs;
     this.sessionName = session.applicationName;
-    this.users = new PgUserStore(db);
-    this.webhooks = new PgWebhookStore(db);
+    this.users = new PgUserStore(db, url);
+    this.webhooks = new PgWebhookStore(db, url);
     this.poolAccounts = new PgPoolAccounts(db);
     // No lock timeout here: a node's beat or join waits on purpose while a sweep decides its jobs.
     this.#nodesDb = openPostgres(url, { max: NODES_POOL_SIZE, ...session });

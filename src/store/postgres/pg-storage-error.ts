@@ -42,10 +42,11 @@ export function isUniqueViolation(err: unknown, constraint: string): boolean {
  * `InsufficientStorageError` (a client gets 507 with the real cause; PostgreSQL rolled the
  * transaction back, so nothing of the write is left); a connection that could not be made or was
  * lost, or a lock waited for past the lock timeout, becomes a `PostgresUnavailableError`. Both name the database with the password redacted.
- * Any other error is returned as it is.
+ * A `JobworkerError` and any other error are returned as they are.
  */
 export function pgStoreError(err: unknown, url: string): unknown {
-  if (err instanceof InsufficientStorageError || err instanceof PostgresUnavailableError) return err;
+  // Already the store's own words: a refusal made on purpose (not found, last admin) or a mapped error.
+  if (err instanceof JobworkerError) return err;
   const { code, message } = (err ?? {}) as PgErrorFields;
   const text = typeof message === 'string' ? message : String(err);
   const where = redactPostgresUrl(url);

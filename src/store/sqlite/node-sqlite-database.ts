@@ -12,8 +12,9 @@ import { sqliteStorageError } from './sqlite-storage-error.ts';
  * query, so statements are cached by SQL text. The cache is bounded (least recently used goes
  * first) because query shapes vary with filters, and the server's heap must stay small.
  *
- * A statement that fails because the disk is full throws `InsufficientStorageError` (see
- * `sqliteStorageError`): every query of the store goes through here, so none reports it as internal.
+ * A statement that fails because the disk is full throws `InsufficientStorageError`, one that
+ * waited out the busy timeout `SqliteBusyError` (see `sqliteStorageError`): every query of the
+ * store goes through here, so none reports either as internal.
  */
 export class NodeSqliteDatabase implements SqliteDatabase {
   readonly #db: DatabaseSync;
@@ -58,7 +59,14 @@ export class NodeSqliteDatabase implements SqliteDatabase {
       this.#statements.set(sql, cached);
       return cached;
     }
-    const statement = new CachedStatement(this.#db.prepare(sql), this.#path);
+    let prepared: StatementSync;
+    try {
+      // Preparing reads the schema, which another process's lock can hold up too.
+      prepared = this.#db.prepare(sql);
+    } catch (err) {
+      throw sqliteStorageError(err, this.#path);
+    }
+    const statement = new CachedStatement(prepared, this.#path);
     this.#statements.set(sql, statement);
     if (this.#statements.size > this.#capacity) {
       const oldest = this.#statements.keys().next();

@@ -1,20 +1,48 @@
-import { InsufficientStorageError } from '../../core/errors.ts';
+import { InsufficientStorageError, JobworkerError } from '../../core/errors.ts';
 
 /** SQLite's primary result code for "database or disk is full" (extended codes keep it in the low byte). */
 const SQLITE_FULL = 13;
+/** Another connection holds the lock this needed (past the busy timeout), or the table it needs. */
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+
+/**
+ * Another process holds the job database's write lock for longer than the busy timeout (a
+ * `sqlite3` shell with a transaction open, a backup tool, a second server pointed at the same
+ * file). It heals once that process lets go: `STORE_UNAVAILABLE`, as PostgreSQL's lock timeout.
+ */
+export class SqliteBusyError extends JobworkerError {
+  static override readonly errorName = 'SqliteBusyError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('STORE_UNAVAILABLE', message, options);
+  }
+}
 
 /**
  * `err` as the store reports it: SQLite's SQLITE_FULL becomes an `InsufficientStorageError` that
  * names the database file and keeps SQLite's own words, so that a client gets 507 with the real
- * cause instead of 500. SQLite has already rolled the statement's transaction back by then
- * (see `NodeSqliteDialect`), so nothing of the write is left. Any other error is returned as it is.
+ * cause instead of 500; SQLITE_BUSY and SQLITE_LOCKED become a `SqliteBusyError` (503: try again).
+ * SQLite has already rolled the statement's transaction back by then where it had to (see
+ * `NodeSqliteDialect`), so nothing of the write is left. Any other error is returned as it is.
  */
 export function sqliteStorageError(err: unknown, path: string): unknown {
   const { errcode, errstr } = (err ?? {}) as { errcode?: unknown; errstr?: unknown };
-  if (typeof errcode !== 'number' || (errcode & 0xff) !== SQLITE_FULL) return err;
-  const cause = typeof errstr === 'string' ? errstr : 'database or disk is full';
-  return new InsufficientStorageError(
-    `Cannot write to the job database ${path}: ${cause} (SQLITE_FULL); free space on its filesystem and try again`,
-    { cause: err },
-  );
+  if (typeof errcode !== 'number') return err;
+  const primary = errcode & 0xff;
+  if (primary === SQLITE_FULL) {
+    const cause = typeof errstr === 'string' ? errstr : 'database or disk is full';
+    return new InsufficientStorageError(
+      `Cannot write to the job database ${path}: ${cause} (SQLITE_FULL); free space on its filesystem and try again`,
+      { cause: err },
+    );
+  }
+  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
+    const name = primary === SQLITE_BUSY ? 'SQLITE_BUSY' : 'SQLITE_LOCKED';
+    const cause = typeof errstr === 'string' ? errstr : 'database is locked';
+    return new SqliteBusyError(
+      `The job database ${path} is busy: ${cause} (${name}); another process holds it locked (a transaction open in a sqlite3 shell, a backup, a second server on the same file): try again once it lets go`,
+      { cause: err },
+    );
+  }
+  return err;
 }
