@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import { NewerSchemaError, postgresHasMigrationTable, refuseNewerSchema } from '../newer-schema.ts';
 import * as jobs from './migrations/0001-jobs.ts';
 import * as users from './migrations/0002-users.ts';
 import * as webhooks from './migrations/0003-webhooks.ts';
@@ -36,10 +37,30 @@ const provider: MigrationProvider = {
  * Brings the schema to the latest migration and returns the names of those it ran. Kysely's
  * migrator on PostgreSQL runs them in one transaction while holding a session advisory lock,
  * so nodes of a cluster starting together migrate once: the others wait, then find nothing to do.
+ * A database a newer jobworker migrated is refused first (`NewerSchemaError`), naming `database`
+ * (its URL with the password hidden): docs/cluster.md, "Upgrading a cluster".
  */
-export async function migratePostgres<DB>(db: Kysely<DB>): Promise<string[]> {
+export async function migratePostgres<DB>(
+  db: Kysely<DB>,
+  options: { readonly database?: string } = {},
+): Promise<string[]> {
+  const database = options.database ?? 'on PostgreSQL';
+  const untyped = db as unknown as Kysely<unknown>;
+  await refuseNewerSchema(untyped, POSTGRES_MIGRATIONS, database, postgresHasMigrationTable);
   const { error, results = [] } = await new Migrator({ db, provider }).migrateToLatest();
   if (error !== undefined) {
+    // A newer node may have migrated between the look above and the migrator's lock: say so
+    // rather than pass on the migrator's "corrupted migrations".
+    const newer = await refuseNewerSchema(
+      untyped,
+      POSTGRES_MIGRATIONS,
+      database,
+      postgresHasMigrationTable,
+    ).then(
+      () => undefined,
+      (err: unknown) => (err instanceof NewerSchemaError ? err : undefined),
+    );
+    if (newer) throw newer;
     const failed = results.find((r) => r.status === 'Error')?.migrationName;
     throw new Error(`PostgreSQL migration ${failed ?? '(setup)'} failed: ${String(error)}`, { cause: error });
   }

@@ -52,6 +52,7 @@ import {
   newSessionTag,
   openPostgres,
   type PostgresPoolOptions,
+  redactPostgresUrl,
   sessionName,
   sessionTimeouts,
 } from './open-postgres.ts';
@@ -223,7 +224,7 @@ export class PgJobStore implements JobStore {
     // migration (its advisory lock) as long as that takes, and a migration's DDL for its locks.
     const migrating = openPostgres(url, { ...pool, ...named, max: 1 });
     try {
-      await migratePostgres(migrating);
+      await migratePostgres(migrating, { database: redactPostgresUrl(url) });
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause ?? error;
       const mapped = pgStoreError(cause, url);

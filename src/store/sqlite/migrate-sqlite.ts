@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import { refuseNewerSchema, sqliteHasMigrationTable } from '../newer-schema.ts';
 import * as jobs from './migrations/0001-jobs.ts';
 import * as queues from './migrations/0002-queues.ts';
 import * as dedupeScope from './migrations/0003-dedupe-scope.ts';
@@ -43,8 +44,19 @@ const provider: MigrationProvider = {
 /**
  * Brings the schema to the latest migration, all pending migrations in one transaction, and
  * returns the names of those it ran (none when the schema is current). Throws when one fails.
+ * A database a newer jobworker migrated is refused first (`NewerSchemaError`), naming `database`
+ * (its file): docs/storage.md, "Migrations".
  */
-export async function migrateSqlite<DB>(db: Kysely<DB>): Promise<string[]> {
+export async function migrateSqlite<DB>(
+  db: Kysely<DB>,
+  options: { readonly database?: string } = {},
+): Promise<string[]> {
+  await refuseNewerSchema(
+    db as unknown as Kysely<unknown>,
+    SQLITE_MIGRATIONS,
+    options.database ?? 'in SQLite',
+    sqliteHasMigrationTable,
+  );
   const { error, results = [] } = await new Migrator({ db, provider }).migrateToLatest();
   if (error !== undefined) {
     const failed = results.find((r) => r.status === 'Error')?.migrationName;

@@ -162,7 +162,7 @@ export class SqliteJobStore implements JobStore {
   static async open(path: string, options: SqliteStoreOptions = {}): Promise<SqliteJobStore> {
     const { db, connection } = openSqliteWithConnection(path);
     try {
-      await migrateSqlite(db);
+      await migrateSqlite(db, { database: path });
       // A TEMP trigger is this connection's alone: it drops each outbox row the triggers of the
       // schema (or anything else) insert through it, and goes with the connection. RAISE(IGNORE)
       // in a BEFORE trigger skips that one insert; the job change that caused it goes on.
