@@ -104,7 +104,7 @@ describe('PgUserStore across nodes', () => {
   }
 
   it('adds no token for a user another node is removing: the token waits, then finds no user', async () => {
-    const [a] = nodes.map((db) => new PgUserStore(db)) as [PgUserStore];
+    const [a] = nodes.map((db) => new PgUserStore(db, database.url)) as [PgUserStore];
     await a.addUser(user('going'));
     const removal = await halfDone([
       `select name from users where name = 'going' for update`,
@@ -118,7 +118,7 @@ describe('PgUserStore across nodes', () => {
   });
 
   it('revokes a token another node adds while the user is removed: the removal waits for it', async () => {
-    const [a] = nodes.map((db) => new PgUserStore(db)) as [PgUserStore];
+    const [a] = nodes.map((db) => new PgUserStore(db, database.url)) as [PgUserStore];
     await a.addUser(user('leaving'));
     const adding = await halfDone([
       `select name from users where name = 'leaving' for share`,
