@@ -71,9 +71,12 @@ export class ApiClient {
     return this.json('POST', `v1/tasks/${encodeURIComponent(name)}/runs`, params);
   }
 
-  /** The JSON value a finished, succeeded job left at JOBWORKER_RESULT (`null` for none). */
-  getJobResult(id: string): Promise<unknown> {
-    return this.json('GET', `v1/jobs/${encodeURIComponent(id)}/result`);
+  /**
+   * The JSON text a finished, succeeded job left at JOBWORKER_RESULT (`null` for none), unparsed:
+   * its numbers exactly as the job wrote them.
+   */
+  async getJobResultText(id: string): Promise<string> {
+    return (await this.requestText('GET', `v1/jobs/${encodeURIComponent(id)}/result`)).text;
   }
 
   /**
@@ -319,6 +322,21 @@ export class ApiClient {
     path: string,
     body?: unknown,
   ): Promise<{ status: number; value: T }> {
+    const { status, text } = await this.requestText(method, path, body);
+    if (text === '' && status === 204) return { status, value: undefined as T };
+    try {
+      return { status, value: JSON.parse(text) as T };
+    } catch {
+      throw new ApiError(status, `The server answered ${method} /${path} with something that is not JSON`);
+    }
+  }
+
+  /** A request whose successful answer is returned as its text; an error answer throws `ApiError`. */
+  private async requestText(
+    method: Method,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; text: string }> {
     const req = {
       method,
       url: this.url(path),
@@ -331,13 +349,7 @@ export class ApiClient {
     const status = answer.status;
     this.#debug?.(`${method} /${path} -> ${status}`);
     if (status < 200 || status > 299) throw this.errorFrom(status, answer.statusMessage, answer.body);
-    const text = answer.body.toString('utf8');
-    if (text === '' && status === 204) return { status, value: undefined as T };
-    try {
-      return { status, value: JSON.parse(text) as T };
-    } catch {
-      throw new ApiError(status, `The server answered ${method} /${path} with something that is not JSON`);
-    }
+    return { status, text: answer.body.toString('utf8') };
   }
 
   private url(path: string): URL {

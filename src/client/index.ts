@@ -12,4 +12,9 @@ export type {
   TokenOptions,
 } from './client-options.ts';
 export { JobworkerApiError, JobworkerConnectionError } from './errors.ts';
-export { type ClientOutputOptions, JobworkerClient, type ListFilter } from './jobworker-client.ts';
+export {
+  type ClientOutputOptions,
+  JobworkerClient,
+  type ListFilter,
+  type ResultOptions,
+} from './jobworker-client.ts';

@@ -22,6 +22,16 @@ export interface ListFilter {
   readonly cursor?: string;
 }
 
+/** How `runTask` and `result` make a value of a result's JSON text. */
+export interface ResultOptions<T> {
+  /**
+   * Default `JSON.parse`, whose numbers are JavaScript's: an integer above 2^53
+   * (`4611686018427387904`) comes back rounded. A parser of your own keeps it, say as a BigInt
+   * (`(text) => JSON.parse(text, (_key, value, { source }) => ...)`), or `(text) => text` the text.
+   */
+  readonly parse?: (text: string) => T;
+}
+
 export interface ClientOutputOptions {
   /** Keep reading until the job ends (default), or stop at what is written now (`false`). */
   readonly follow?: boolean;
@@ -99,23 +109,25 @@ export class JobworkerClient {
 
   /**
    * Runs a named task of the server (docs/tasks.md) and resolves with its result: the JSON value
-   * it left at `JOBWORKER_RESULT` (`null` when it left none). A run that does not succeed rejects
-   * with `JobworkerApiError` code `JOB_FAILED`, whose message names its exit and the last lines of
-   * its stderr; bad parameters with `VALIDATION_FAILED` naming `params.<name>`.
+   * it left at `JOBWORKER_RESULT` (`null` when it left none), made by `options.parse` (default
+   * `JSON.parse`, which rounds integers above 2^53). A run that does not succeed rejects with
+   * `JobworkerApiError` code `JOB_FAILED`, whose message names its exit and the last lines of its
+   * stderr; bad parameters with `VALIDATION_FAILED` naming `params.<name>`.
    */
   async runTask<T = unknown>(
     name: string,
     params: Readonly<Record<string, unknown>> = {},
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal } & ResultOptions<T> = {},
   ): Promise<T> {
     const job = await call(() => this.#api.runTask(name, params));
     await this.wait(job.id, options);
-    return call(() => this.#api.getJobResult(job.id)) as Promise<T>;
+    return this.result(job.id, options);
   }
 
   /** The result a finished job left (see `runTask`); `NOT_FINISHED` before it ends. */
-  result<T = unknown>(id: string): Promise<T> {
-    return call(() => this.#api.getJobResult(id)) as Promise<T>;
+  async result<T = unknown>(id: string, options: ResultOptions<T> = {}): Promise<T> {
+    const text = await call(() => this.#api.getJobResultText(id));
+    return options.parse ? options.parse(text) : (JSON.parse(text) as T);
   }
 
   /**

@@ -52,7 +52,10 @@ export interface IoRemoval {
   readonly signal?: AbortSignal;
 }
 
-/** What the server found at a job's `JOBWORKER_RESULT` once it ended. */
+/**
+ * What the server found at a job's `JOBWORKER_RESULT` once it ended: `json` is the job's own text
+ * (without the whitespace around it), proven to be one JSON value.
+ */
 export type ResultRead = { readonly json: string } | { readonly error: string };
 
 /** `ioDir` is normalized (the engine's options are: resolveEngineOptions). */
@@ -321,11 +324,15 @@ export async function readJobResult(
     if (length > RESULT_MAX_BYTES) {
       return { error: `the result is larger than ${RESULT_MAX_BYTES} bytes (1 MiB), its limit` };
     }
-    const text = buffer.subarray(0, length).toString('utf8');
-    if (text.trim() === '') return undefined;
+    // Only JSON's own whitespace is trimmed: text that JSON.parse accepts stays accepted, and the
+    // rest (a no-break space, a byte order mark) stays refused.
+    const text = trimJsonSpace(buffer.subarray(0, length).toString('utf8'));
+    if (text === '') return undefined;
     try {
-      // Stored as the server writes it: compact, and proven to be one JSON value.
-      return { json: JSON.stringify(JSON.parse(text)) };
+      // Parsed only to prove it is one JSON value; the job's own text is kept: parsing and writing
+      // it again would round an integer above 2^53 and turn `1.0` into `1`.
+      JSON.parse(text);
+      return { json: text };
     } catch (err) {
       return { error: `the result is not valid JSON: ${(err as Error).message}` };
     }
@@ -334,6 +341,23 @@ export async function readJobResult(
   } finally {
     await handle?.close();
   }
+}
+
+/**
+ * `text` without the whitespace JSON allows around a value (RFC 8259: space, tab, LF, CR). A loop,
+ * not a regular expression: one anchored at the end backtracks through every run of spaces inside
+ * the text, in time quadratic in the run's length, which a job chooses.
+ */
+function trimJsonSpace(text: string): string {
+  const space = (at: number) => {
+    const c = text.charCodeAt(at);
+    return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+  };
+  let start = 0;
+  let end = text.length;
+  while (start < end && space(start)) start++;
+  while (end > start && space(end - 1)) end--;
+  return text.slice(start, end);
 }
 
 /**

@@ -137,6 +137,34 @@ describe('REST API: named tasks, results and the async task manager interface', 
     assert.equal(plain.body.params, null);
   });
 
+  it("a result's numbers come back exactly as the job wrote them: REST v1 and /result?id= send its own text", async () => {
+    // 2^62 is above 2^53: parsed and written again, it came back as 4611686018427388000.
+    const run = await h.json<Job>('/v1/tasks/power_sim/runs', {
+      body: { a: 2, b: 62, delay_seconds: 0 },
+      headers: asAlice(),
+    });
+    assert.equal((await finished(h, run.body.id, asAlice())).status, 'succeeded');
+    const v1 = await h.api(`/v1/jobs/${run.body.id}/result`, { headers: asAlice() });
+    assert.equal(v1.status, 200);
+    assert.equal(await v1.text(), '4611686018427387904');
+    const compat = await h.api(`/result?id=${run.body.id}`, { headers: asAlice() });
+    assert.equal(compat.status, 200);
+    assert.equal(
+      await compat.text(),
+      `{"id":"${run.body.id}","task":"power_sim","status":"succeeded","result":4611686018427387904}`,
+    );
+
+    const text = '{"n": 4611686018427387904, "x": 1.0, "id": 12345678901234567890}';
+    const plain = await h.json<Job>('/v1/jobs', {
+      body: { command: '/bin/sh', args: ['-c', `printf '%s\\n' '${text}' > "$JOBWORKER_RESULT"`] },
+      headers: asAlice(),
+    });
+    assert.equal((await finished(h, plain.body.id, asAlice())).status, 'succeeded');
+    const raw = await h.api(`/v1/jobs/${plain.body.id}/result`, { headers: asAlice() });
+    assert.equal(raw.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.equal(await raw.text(), text);
+  });
+
   it('followers get progress as it is reported: SSE `progress` events, and the RPC stream', async () => {
     // Three steps of 0.2 s: the first report normally comes after the server has begun to watch
     // the job (100 ms after its start: PROGRESS_WATCH_AFTER_MS), so reports stream as written.

@@ -26,6 +26,28 @@ describe('JobworkerClient.runTask against a server with examples/tasks/tasks.yam
     assert.equal(await jw.runTask<number>('power_sim', { a: 3, b: 3, delay_seconds: 0 }), 27);
   });
 
+  it("`parse` gets the result's own text: an integer above 2^53 kept exactly, as a BigInt or as text", async () => {
+    const params = { a: 2, b: 62, delay_seconds: 0 };
+    // JSON.parse's reviver gets each value's source text (TypeScript's lib does not declare it yet).
+    const parseWithSource = JSON.parse as (
+      text: string,
+      reviver: (key: string, value: unknown, context: { source?: string }) => unknown,
+    ) => unknown;
+    const exact = await jw.runTask('power_sim', params, {
+      parse: (text) =>
+        parseWithSource(text, (_key, value, { source }) =>
+          typeof value === 'number' && source !== undefined ? BigInt(source) : value,
+        ),
+    });
+    assert.equal(exact, 4611686018427387904n);
+    assert.equal(
+      await jw.runTask<string>('power_sim', params, { parse: (text) => text }),
+      '4611686018427387904',
+    );
+    // By default JSON.parse, whose numbers are doubles: 2^62 is one, printed rounded.
+    assert.equal(String(await jw.runTask<number>('power_sim', params)), '4611686018427388000');
+  });
+
   it('rejects a failed run with JOB_FAILED and bad parameters with VALIDATION_FAILED naming them', async () => {
     await assert.rejects(jw.runTask('failing_sim', { a: 2, delay_seconds: 0 }), (err: JobworkerApiError) => {
       assert.ok(err instanceof JobworkerApiError);

@@ -113,7 +113,7 @@ describe('a job with a private /tmp still leaves its result and progress', needs
     assert.equal(unprivileged.stdout, 'written\n');
     assert.equal(unprivileged.job.status, 'succeeded');
     assert.equal(unprivileged.job.resultError, null);
-    assert.equal(await h.engine.result(unprivileged.job.id), '{"answer":42}');
+    assert.equal(await h.engine.result(unprivileged.job.id), '{"answer": 42}');
     assert.equal(unprivileged.job.progress?.done, 5);
     assert.equal(rooted.job.status, 'succeeded');
     assert.equal(rooted.stdout, `${rooted.job.id}\n`, 'only its own io directory');

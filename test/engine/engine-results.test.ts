@@ -24,12 +24,25 @@ describe('engine: job results (JOBWORKER_RESULT)', () => {
     return h.engine.waitFor(job.id);
   };
 
-  it('keeps the JSON value a job wrote, compact, and removes the job io directory', async () => {
-    const done = await run(`printf '{"answer": 42, "list": [1, 2]}\\n' > "$JOBWORKER_RESULT"`);
+  it('keeps the JSON value a job wrote as its own text, without the whitespace around it, and removes the job io directory', async () => {
+    const done = await run(`printf '\\n {"answer": 42, "list": [1, 2]}\\n\\n' > "$JOBWORKER_RESULT"`);
     assert.equal(done.status, 'succeeded');
     assert.equal(done.resultError, null);
-    assert.equal(await h.engine.result(done.id), '{"answer":42,"list":[1,2]}');
+    assert.equal(await h.engine.result(done.id), '{"answer": 42, "list": [1, 2]}');
     await assert.rejects(lstat(h.engine.ioPaths(done.id).dir), { code: 'ENOENT' });
+  });
+
+  it('keeps numbers exactly as written: an integer above 2^53 is not rounded, 1.0 stays 1.0', async () => {
+    const text = '{"n": 4611686018427387904, "x": 1.0, "id": 12345678901234567890, "e": 1E400}';
+    const done = await run(`printf '%s\\n' '${text}' > "$JOBWORKER_RESULT"`);
+    assert.equal(done.resultError, null);
+    assert.equal(await h.engine.result(done.id), text);
+  });
+
+  it('trims only the whitespace JSON allows: a no-break space around the value is text that is not JSON', async () => {
+    const done = await run(`printf '\\302\\24042' > "$JOBWORKER_RESULT"`);
+    assert.match(done.resultError ?? '', /not valid JSON/);
+    assert.equal(await h.engine.result(done.id), undefined);
   });
 
   it('gives each job its own paths, in a directory only it may write', async () => {
@@ -162,7 +175,7 @@ describe('engine: results and progress across a restart, and deletion', () => {
       await writeFile(go, '');
       const done = await again.engine.waitFor(job.id);
       assert.equal(done.status, 'succeeded');
-      assert.equal(await again.engine.result(job.id), '["after","restart"]');
+      assert.equal(await again.engine.result(job.id), '["after", "restart"]');
       assert.equal(done.progress?.done, 2);
       await again.engine.delete(job.id);
       assert.equal(await again.engine.result(job.id), undefined, 'gone with its job');
@@ -198,7 +211,7 @@ describe('engine: a default io directory another account made first', {
       );
       const done = await h.engine.waitFor(job.id);
       assert.equal(done.status, 'succeeded', done.exit?.reason ?? '');
-      assert.equal(await h.engine.result(done.id), '{"ok":true}');
+      assert.equal(await h.engine.result(done.id), '{"ok": true}');
       used = dirname(dirname(h.engine.ioPaths(done.id).result));
       assert.ok(used.startsWith(`${taken}-`), used);
       assert.ok(

@@ -28,7 +28,8 @@ export function registerTaskRoutes(app: FastifyInstance, tasks: TaskService): vo
   app.get('/v1/jobs/:id/result', { schema: JOB_RESULT_SCHEMA }, async (request, reply) => {
     const { id } = request.params as { id: string };
     const { json } = await tasks.result(principalOf(request), id);
-    // The stored text is already compact JSON: sent as it is, not parsed and serialized again.
+    // The job's own text, proven JSON when it was stored: sent as it is, since parsing and writing
+    // it again would round its integers above 2^53.
     return reply.type('application/json; charset=utf-8').send(json);
   });
 }
