@@ -17,4 +17,5 @@ export {
   JobworkerClient,
   type ListFilter,
   type ResultOptions,
+  type WaitOptions,
 } from './jobworker-client.ts';

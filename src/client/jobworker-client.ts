@@ -2,7 +2,7 @@ import { isFinal } from '../core/job.ts';
 import { ApiClient } from './api-client.ts';
 import type { ApiJob, CreateJobBody, JobPage, OutputView } from './api-types.ts';
 import { type ClientOptions, toConnection } from './client-options.ts';
-import { toClientError } from './errors.ts';
+import { JobworkerApiError, toClientError } from './errors.ts';
 import { readOutputEvents } from './output-events.ts';
 
 /** Which jobs `list` and `jobs` return: the filters of `GET /v1/jobs`. */
@@ -20,6 +20,12 @@ export interface ListFilter {
   readonly limit?: number;
   /** Where to start: a page's `nextCursor`. */
   readonly cursor?: string;
+}
+
+export interface WaitOptions {
+  readonly signal?: AbortSignal;
+  /** Wait along the job's retries to its last attempt (default), or `false`: for this attempt only. */
+  readonly followRetries?: boolean;
 }
 
 /** How `runTask` and `result` make a value of a result's JSON text. */
@@ -91,15 +97,35 @@ export class JobworkerClient {
   }
 
   /**
-   * Resolves with the job once it has finished, whatever its status. It follows the job's output
-   * stream to its `end` event rather than polling, so it learns of the end at once and rides out
-   * a server restart the way `output` does; the price is that the output crosses the wire.
+   * Resolves with the job once it has finished, whatever its status. A job its retry policy ran
+   * again (`retriedAs`) has not finished while its retry may still run: the wait goes on along its
+   * attempts and resolves with the last (its `id` is that attempt's; `followRetries: false` waits
+   * for the one attempt `id` names). It follows each job's output stream to its `end` event rather
+   * than polling, so it learns of the end at once and rides out a server restart the way `output`
+   * does; the price is that the output crosses the wire.
    */
-  async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ApiJob> {
+  async wait(id: string, options: WaitOptions = {}): Promise<ApiJob> {
+    let job = await this.#waitOne(id, options.signal);
+    // The server stores an attempt's end and its retry at once: an ended attempt without
+    // `retriedAs` is the last, never retried later.
+    while (options.followRetries !== false && job.retriedAs !== null) {
+      const next = job.retriedAs;
+      try {
+        job = await this.#waitOne(next, options.signal);
+      } catch (error) {
+        // Deleted since (by its owner, by retention): the last attempt that remains is the answer.
+        if (error instanceof JobworkerApiError && error.code === 'NOT_FOUND') return job;
+        throw error;
+      }
+    }
+    return job;
+  }
+
+  async #waitOne(id: string, signal: AbortSignal | undefined): Promise<ApiJob> {
     const now = await this.get(id);
     if (isFinal(now.status)) return now;
     return call(async () => {
-      for await (const event of this.#events(id, { view: 'all', follow: true, signal: options.signal })) {
+      for await (const event of this.#events(id, { view: 'all', follow: true, signal })) {
         if (event.type === 'end') return event.job;
       }
       // The stream only ends early without `follow`; read the job as it is.
@@ -110,9 +136,10 @@ export class JobworkerClient {
   /**
    * Runs a named task of the server (docs/tasks.md) and resolves with its result: the JSON value
    * it left at `JOBWORKER_RESULT` (`null` when it left none), made by `options.parse` (default
-   * `JSON.parse`, which rounds integers above 2^53). A run that does not succeed rejects with
-   * `JobworkerApiError` code `JOB_FAILED`, whose message names its exit and the last lines of its
-   * stderr; bad parameters with `VALIDATION_FAILED` naming `params.<name>`.
+   * `JSON.parse`, which rounds integers above 2^53). A task with a `retry` policy is waited for
+   * along its attempts (as `wait` does), and its result is its last attempt's. A run that does not
+   * succeed rejects with `JobworkerApiError` code `JOB_FAILED`, whose message names its exit and
+   * the last lines of its stderr; bad parameters with `VALIDATION_FAILED` naming `params.<name>`.
    */
   async runTask<T = unknown>(
     name: string,
@@ -120,11 +147,14 @@ export class JobworkerClient {
     options: { signal?: AbortSignal } & ResultOptions<T> = {},
   ): Promise<T> {
     const job = await call(() => this.#api.runTask(name, params));
-    await this.wait(job.id, options);
-    return this.result(job.id, options);
+    const last = await this.wait(job.id, { signal: options.signal });
+    return this.result(last.id, options);
   }
 
-  /** The result a finished job left (see `runTask`); `NOT_FINISHED` before it ends. */
+  /**
+   * The result a finished job left (see `runTask`); of a retried job, its latest attempt's.
+   * `NOT_FINISHED` before it ends, and while its retry waits or runs.
+   */
   async result<T = unknown>(id: string, options: ResultOptions<T> = {}): Promise<T> {
     const text = await call(() => this.#api.getJobResultText(id));
     return options.parse ? options.parse(text) : (JSON.parse(text) as T);

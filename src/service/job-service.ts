@@ -39,6 +39,7 @@ import { watchEvents } from './event-watch.ts';
 import { JobEventFeed, type WatchMessage } from './job-event-feed.ts';
 import { resolveJobRef } from './job-ref.ts';
 import { JobRouting, pollUntil, relayRemoteOutput } from './job-routing.ts';
+import { latestAttempt } from './latest-attempt.ts';
 import { requireAdmin } from './require-admin.ts';
 import { AlreadyFinishedError, CapacityError, JobFailedError } from './service-errors.ts';
 import {
@@ -496,12 +497,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /**
    * The result a job the caller may see left at `JOBWORKER_RESULT` (docs/tasks.md): its JSON
-   * text once it succeeded (`null` when it wrote none). Before it ends, `NOT_FINISHED` naming its
-   * status; when it did not succeed, `JOB_FAILED` naming its status, exit and the last lines of
-   * its stderr; when its result could not be kept, `JOB_FAILED` saying why.
+   * text once it succeeded (`null` when it wrote none). Of a job that was retried, its latest
+   * attempt's (`latest`): the run's result, which a failed first attempt is not. Before it ends,
+   * `NOT_FINISHED` naming its status; when it did not succeed, `JOB_FAILED` naming its status,
+   * exit and the last lines of its stderr; when its result could not be kept, `JOB_FAILED` saying
+   * why.
    */
   async result(who: Principal, id: string): Promise<JobResult> {
-    const job = await this.get(who, id);
+    const job = await this.latest(who, id);
     if (!isFinal(job.status)) {
       throw new NotFinishedError(
         job.id,
@@ -694,6 +697,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (err instanceof JobworkerError && err.code === 'NOT_FOUND') return job;
       throw err;
     }
+  }
+
+  /**
+   * The job's latest attempt: `get`, then its `retriedAs` followed to the attempt that was not
+   * retried (see `latestAttempt`): the job itself when it was never retried.
+   */
+  async latest(who: Principal, id: string): Promise<Job> {
+    return latestAttempt(await this.get(who, id), (next) => this.get(who, next));
   }
 
   /**

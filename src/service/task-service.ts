@@ -3,11 +3,12 @@ import { type AuditSink, NO_AUDIT } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { JobworkerError, ValidationError } from '../core/errors.ts';
 import type { Job } from '../core/job.ts';
-import { queueName } from '../core/spec.ts';
+import { queueName, SPEC_LIMITS } from '../core/spec.ts';
 import { type TaskDefinition, taskRunSpec, validateTaskParams } from '../core/task-definition.ts';
 import type { QueueSettings, QueueState } from '../store/job-store.ts';
 import { auditedCall } from './audited-call.ts';
 import type { JobService } from './job-service.ts';
+import { AlreadyFinishedError } from './service-errors.ts';
 
 /** A task definition as `listFor` gives it: `env` for admins only. */
 export type ListedTask = Omit<TaskDefinition, 'env'> & { readonly env?: TaskDefinition['env'] };
@@ -143,9 +144,38 @@ export class TaskService {
     return (await this.#jobs.submit(who, run.spec, { task: run.task })).job;
   }
 
-  /** The result of a job (see `JobService.result`): the same rules as reading the job. */
+  /**
+   * The result of a job (see `JobService.result`): the same rules as reading the job; of a retried
+   * one, its latest attempt's.
+   */
   result(who: Principal, id: string) {
     return this.#jobs.result(who, id);
+  }
+
+  /**
+   * A run as the task manager's routes know it: the latest attempt of the job (`JobService.latest`),
+   * so that a run whose first attempt failed and is retried reads as its retry does, not `failed`.
+   */
+  status(who: Principal, id: string): Promise<Job> {
+    return this.#jobs.latest(who, id);
+  }
+
+  /**
+   * Stops a run's live attempt (see `status`): its latest, queued or running. An attempt that ended
+   * as the stop reached it and was retried has the stop go to its retry; one that ended and was not
+   * retried answers `ALREADY_FINISHED`. A retry stored after a stop on record never comes: the end
+   * of a run asked to stop is not retried (`JobStore.markRetried`).
+   */
+  async cancel(who: Caller, id: string): Promise<Job> {
+    for (let tries = 0; ; tries++) {
+      const live = await this.#jobs.latest(who, id);
+      try {
+        return await this.#jobs.stop(who, live.id);
+      } catch (err) {
+        const retried = err instanceof AlreadyFinishedError && err.job.retriedAs !== null;
+        if (!retried || tries >= SPEC_LIMITS.attempts) throw err;
+      }
+    }
   }
 
   async #load(path: string): Promise<void> {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -60,5 +61,57 @@ describe('JobworkerClient.runTask against a server with examples/tasks/tasks.yam
       assert.equal(err.field, 'params.b');
       return true;
     });
+  });
+});
+
+describe('JobworkerClient: a task retried by its `retry` policy', () => {
+  let h: ApiHarness;
+  let jw: JobworkerClient;
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'jw-client-retries-'));
+    // Its first attempt fails; its second leaves 42, once `{mark}.go` exists.
+    const flaky = {
+      command: [
+        '/bin/sh',
+        '-c',
+        'if [ ! -e "$1" ]; then touch "$1"; echo first >&2; exit 3; fi; ' +
+          'while [ ! -e "$1.go" ]; do sleep 0.02; done; echo 42 > "$JOBWORKER_RESULT"',
+        'flaky',
+        '{mark}',
+      ],
+      params: { mark: { type: 'string' } },
+      retry: { attempts: 2, backoff: { initialMs: 0 } },
+    };
+    await writeFile(join(dir, 'tasks.json'), JSON.stringify({ tasks: { flaky } }));
+    h = await openApi(undefined, { tasks: join(dir, 'tasks.json') });
+    jw = new JobworkerClient({
+      url: h.server.url,
+      token: h.token,
+      ca: await readFile(h.server.caFile!, 'utf8'),
+    });
+  });
+  after(async () => {
+    await h.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runTask resolves with the result of the attempt that succeeded', async () => {
+    const mark = join(dir, 'run-task');
+    await writeFile(`${mark}.go`, '');
+    assert.equal(await jw.runTask<number>('flaky', { mark }), 42);
+  });
+
+  it('wait goes on along the retries to the last attempt; followRetries: false waits for the one', async () => {
+    const mark = join(dir, 'wait');
+    const { body: first } = await h.json<{ id: string }>('/v1/tasks/flaky/runs', { body: { mark } });
+    const once = await jw.wait(first.id, { followRetries: false });
+    assert.deepEqual([once.id, once.status], [first.id, 'failed']);
+    assert.ok(once.retriedAs);
+    const waiting = jw.wait(first.id);
+    await writeFile(`${mark}.go`, '');
+    const last = await waiting;
+    assert.deepEqual([last.id, last.status, last.retryOf], [once.retriedAs, 'succeeded', first.id]);
+    assert.equal(await jw.result(first.id), 42, "the held id's result is its last attempt's");
   });
 });

@@ -1195,7 +1195,8 @@ export const JOB_RESULT_SCHEMA = {
   description:
     '200 with the value itself once the job succeeded (`null` when it wrote none). 409 NOT_FINISHED (naming its ' +
     'status) before it ends. 422 JOB_FAILED when it did not succeed (naming its status, exit and the last lines ' +
-    'of its stderr), or its result could not be kept (over 1 MiB, not JSON). Readable by whoever may read the job.',
+    'of its stderr), or its result could not be kept (over 1 MiB, not JSON). A job retried by its `retry` policy ' +
+    '(`retriedAs`) answers for its latest attempt. Readable by whoever may read the job.',
   params: idParams,
   responseDescriptions: {
     200: 'The value the job wrote, as it wrote it (any JSON value)',

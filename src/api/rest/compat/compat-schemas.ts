@@ -208,7 +208,8 @@ export const TASK_MANAGER_CANCEL_SCHEMA = {
   summary: 'Async task manager design: cancel a task',
   description:
     'A queued task becomes `cancelled` (and stays known as such); a running one is stopped (`running` until ' +
-    'its processes are gone, then `stopped`). 409 ALREADY_FINISHED on a task that had ended.',
+    'its processes are gone, then `stopped`). 409 ALREADY_FINISHED on a task that had ended. A task retried by its ' +
+    '`retry` policy: its latest attempt.',
   querystring: idQuery,
   response: { 200: taskManagerStatus, ...taskManagerErrors(403, 404, 409) },
 } as const;
@@ -216,6 +217,7 @@ export const TASK_MANAGER_CANCEL_SCHEMA = {
 export const TASK_MANAGER_STATUS_SCHEMA = {
   operationId: 'taskManagerStatus',
   summary: 'Async task manager design: the status of a task',
+  description: 'Of a task retried by its `retry` policy, its latest attempt (`id` stays the one asked for).',
   querystring: idQuery,
   response: { 200: taskManagerStatus, ...taskManagerErrors(404) },
 } as const;
@@ -225,7 +227,8 @@ export const TASK_MANAGER_RESULT_SCHEMA = {
   summary: 'Async task manager design: the result of a task',
   description:
     '200 `{id, task, status: "succeeded", result}`; 409 NOT_FINISHED before it ends; 422 JOB_FAILED when it failed ' +
-    '(the message names its exit and the last lines of its stderr).',
+    '(the message names its exit and the last lines of its stderr). Of a task retried by its `retry` policy, its ' +
+    'latest attempt.',
   querystring: idQuery,
   response: {
     200: {
