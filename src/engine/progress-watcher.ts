@@ -124,7 +124,7 @@ export class ProgressWatcher {
     // coming during it must start neither a watch nor an observation beside this one.
     this.#quiet(w);
     await w.observing;
-    await this.#observeOnce(w).catch((err: unknown) => this.#deps.onError(err as Error, w.id));
+    await this.#observeOnce(w, true).catch((err: unknown) => this.#deps.onError(err as Error, w.id));
     this.#stop(w);
   }
 
@@ -180,21 +180,27 @@ export class ProgressWatcher {
     })();
   }
 
-  /** One read of the last of what the job appended; its last valid line is recorded. */
-  async #observeOnce(w: Watched): Promise<void> {
+  /**
+   * One read of the last of what the job appended; its last valid line is recorded. `final`: the
+   * job has ended, so what follows its last newline (a last line written without one, read now or
+   * before) is a whole line too: nothing is coming to end it.
+   */
+  async #observeOnce(w: Watched, final = false): Promise<void> {
     const read = await readProgressBytes(w.paths, w.account, w.offset, READ_BYTES);
-    if (!read || read.bytes.length === 0) return;
-    let text = read.bytes.toString('utf8');
-    if (read.from !== w.offset) {
-      // Truncated, or a stretch was skipped: what comes before the first newline may be the end
-      // of a line whose start was not read, so it is not a line.
-      w.partial = '';
-      const newline = text.indexOf('\n');
-      if (read.from > 0) text = newline === -1 ? '' : text.slice(newline + 1);
-    }
-    w.offset = read.from + read.bytes.length;
+    let text = '';
+    if (read && read.bytes.length > 0) {
+      text = read.bytes.toString('utf8');
+      if (read.from !== w.offset) {
+        // Truncated, or a stretch was skipped: what comes before the first newline may be the end
+        // of a line whose start was not read, so it is not a line.
+        w.partial = '';
+        const newline = text.indexOf('\n');
+        if (read.from > 0) text = newline === -1 ? '' : text.slice(newline + 1);
+      }
+      w.offset = read.from + read.bytes.length;
+    } else if (!final || w.partial === '') return;
     const lines = (w.partial + text).split('\n');
-    const rest = lines.pop() ?? '';
+    const rest = final ? '' : (lines.pop() ?? '');
     // A line longer than any valid one is dropped as it comes, so a job cannot grow our memory.
     w.partial = rest.length > PROGRESS_LINE_BYTES ? '' : rest;
     let latest: JobProgress | undefined;

@@ -151,6 +151,49 @@ describe('engine: job progress (JOBWORKER_PROGRESS)', () => {
   });
 });
 
+describe('engine: a last progress line without a newline', () => {
+  let h: Harness;
+  before(async () => {
+    h = await openHarness();
+  });
+  after(() => h.destroy());
+
+  it('is recorded with the end of the job: nothing is coming to end it', async () => {
+    const job = await h.engine.start(
+      { command: `printf '{"done": 5, "total": 5}' > "$JOBWORKER_PROGRESS"`, shell: true },
+      me,
+    );
+    const done = await h.engine.waitFor(job.id);
+    assert.deepEqual(done.progress && { done: done.progress.done, total: done.progress.total }, {
+      done: 5,
+      total: 5,
+    });
+  });
+
+  it('read while the job ran, it waits for the end (the job may still be writing it), and counts then', async () => {
+    const go = join(h.dataDir, 'go-unended');
+    // Listening before the start: this is the only job of this engine that reports now.
+    const reported = once(h.engine, 'job:progress') as Promise<[Job]>;
+    const job = await h.engine.start(
+      {
+        command: [
+          `printf '{"done": 1}\\n{"done": 2}' >> "$JOBWORKER_PROGRESS"`,
+          `while [ ! -e ${go} ]; do sleep 0.02; done`,
+        ].join('\n'),
+        shell: true,
+      },
+      me,
+    );
+    // One write: the read that reports its first line read the unended second with it.
+    const [first] = await reported;
+    assert.equal(first.id, job.id);
+    assert.equal(first.progress?.done, 1, 'a line without its newline may be unfinished: not yet');
+    await writeFile(go, '');
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.progress?.done, 2);
+  });
+});
+
 describe('engine: results and progress across a restart, and deletion', () => {
   it('a job adopted by a new engine still leaves its result and progress; deleting the job deletes them', async () => {
     const h = await openHarness();
