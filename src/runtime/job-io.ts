@@ -25,6 +25,15 @@ export const IO_REMOVAL_MS = 60_000;
 /** The largest result a job may leave at `JOBWORKER_RESULT`: 1 MiB. */
 export const RESULT_MAX_BYTES = 1024 * 1024;
 
+/**
+ * Errors reading a job's result that pass: no descriptor or memory to spare, an interrupted call,
+ * an I/O error of the disk, a lease on the file (`EAGAIN`, which the kernel breaks within
+ * `/proc/sys/fs/lease-break-time`). Anything else (a symlink, not a regular file, another owner,
+ * too large, not JSON, no permission) is the job's doing and stays its `resultError`: retried, it
+ * would keep its end from ever being recorded.
+ */
+const PASSING_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN', 'EINTR', 'EIO']);
+
 /** Where one job leaves its result and its progress (the environment's `JOBWORKER_RESULT` and `JOBWORKER_PROGRESS`). */
 export interface JobIoPaths {
   /** `<ioDir>/<id>`: the job's own directory, owned by its account. */
@@ -304,7 +313,8 @@ async function openJobFile(path: string, account: JobAccount | null): Promise<Fi
 /**
  * Reads the value a job left at `JOBWORKER_RESULT`: at most `RESULT_MAX_BYTES` + 1 bytes are read,
  * and more, or text that is not one JSON value, is an error to record on the job. An absent or
- * empty file is no result (undefined).
+ * empty file is no result (undefined). Throws on trouble of the host's that passes
+ * (`PASSING_ERRORS`: too many open files, say), for the caller to read it again.
  */
 export async function readJobResult(
   paths: JobIoPaths,
@@ -337,6 +347,9 @@ export async function readJobResult(
       return { error: `the result is not valid JSON: ${(err as Error).message}` };
     }
   } catch (err) {
+    // The host's passing trouble is thrown, for the end's read to be tried again (the supervisor
+    // does): kept as the job's error, it would throw away the result of a job that succeeded.
+    if (PASSING_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
     return { error: `the result could not be read: ${(err as Error).message}` };
   } finally {
     await handle?.close();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import fsp, { mkdtemp, rm } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +115,43 @@ describe('engine failure paths', () => {
 });
 
 describe('engine failure paths: the end of a job', () => {
+  it("a result that cannot be opened at first (too many open files) is read again and kept, not thrown away as the job's error", async (t) => {
+    const h = await openHarness();
+    t.after(() => h.destroy());
+    const errors: string[] = [];
+    h.engine.on('engine:error', (err, jobId) => errors.push(`${jobId}: ${err.message}`));
+    // The first open of a result fails as a process out of descriptors does.
+    let refused = 0;
+    const realOpen = fsp.open;
+    t.mock.method(fsp, 'open', (...args: Parameters<typeof fsp.open>) => {
+      if (String(args[0]).endsWith('/result.json') && refused === 0) {
+        refused++;
+        return Promise.reject(
+          Object.assign(new Error('EMFILE: too many open files, open (injected)'), { code: 'EMFILE' }),
+        );
+      }
+      return realOpen(...args);
+    });
+    syncBuiltinESMExports();
+    t.after(() => {
+      t.mock.restoreAll();
+      syncBuiltinESMExports();
+    });
+    const job = await h.engine.start({ command: `echo 42 > "$JOBWORKER_RESULT"`, shell: true }, me);
+    // Bounded: should the failure not pass, the end would never be recorded.
+    const done = await h.engine.waitFor(job.id, AbortSignal.timeout(30_000));
+    assert.equal(refused, 1, 'the first open failed');
+    assert.equal(done.status, 'succeeded');
+    assert.equal(done.resultError, null);
+    assert.equal(await h.engine.result(job.id), '42');
+    assert.ok(
+      errors.some((e) =>
+        e.startsWith(`${job.id}: the end of the job could not be read; retrying until it can:`),
+      ),
+      errors.join('\n'),
+    );
+  });
+
   it('an end that cannot be read at first (too many open files) is read again and recorded, not left running', async (t) => {
     const h = await openHarness();
     t.after(() => h.destroy());
