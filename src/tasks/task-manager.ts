@@ -389,6 +389,14 @@ export class TaskManager extends EventEmitter<TaskEvents> {
     outcome: { value?: unknown; error?: { name: string; message: string } },
   ): void {
     if (isFinal(record.status)) return;
+    // Checked as progress is: a value that cannot be shown (a BigInt, a cycle) would break every
+    // listing of the tasks (`taskRoutes`) for as long as the task is kept.
+    const refused = status === 'succeeded' ? notJson(outcome.value) : undefined;
+    if (refused !== undefined) {
+      const error = { name: 'ValidationError', message: `Expected \`value\` to be JSON: ${refused}` };
+      this.#finish(record, 'failed', { error });
+      return;
+    }
     const wasRunning = record.status === 'running';
     record.status = status;
     record.finishedAt = this.#options.clock.now();
@@ -468,6 +476,16 @@ function snapshot(r: TaskRecord): TaskInfo {
 
 function isFinal(status: TaskStatus): boolean {
   return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+}
+
+/** Why `value` cannot be written as JSON (`JSON.stringify` throws: a BigInt, a cycle), or undefined. */
+function notJson(value: unknown): string | undefined {
+  try {
+    JSON.stringify(value);
+    return undefined;
+  } catch (error) {
+    return errorOf(error).message;
+  }
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

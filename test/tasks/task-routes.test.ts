@@ -122,3 +122,44 @@ describe('taskRoutes', () => {
     assert.equal(missing.json().error.message, 'No task with id nope');
   });
 });
+
+describe('taskRoutes: a task whose value is not JSON', () => {
+  const tm = new TaskManager({ threads: 1, pollInitialMs: 10, pollMaxMs: 10 });
+  const app = Fastify();
+  app.register(taskRoutes(tm, { tasks: {} }), { prefix: '/v1' });
+  after(async () => {
+    await app.close();
+    await tm.close();
+  });
+
+  it('fails naming why, as progress that is not JSON does, and the listing still answers for every task', async () => {
+    const ok = tm.submitPolling({ name: 'ok', run() {}, poll: () => ({ done: true, value: 1 }) });
+    const blocking = tm.submitBlocking(GEN, 'bigValue');
+    const polling = tm.submitPolling({ name: 'big', run() {}, poll: () => ({ done: true, value: 10n }) });
+    assert.equal((await tm.wait(ok)).status, 'succeeded');
+    for (const id of [blocking, polling]) {
+      const done = await tm.wait(id);
+      assert.equal(done.status, 'failed');
+      assert.equal('value' in done, false);
+      assert.deepEqual(done.error, {
+        name: 'ValidationError',
+        message: 'Expected `value` to be JSON: Do not know how to serialize a BigInt',
+      });
+    }
+    const list = await app.inject({ method: 'GET', url: '/v1/tasks' });
+    assert.equal(list.statusCode, 200, list.body);
+    assert.deepEqual(
+      list.json().tasks.map((t: { id: string; status: string }) => [t.id, t.status]),
+      [
+        [ok, 'succeeded'],
+        [blocking, 'failed'],
+        [polling, 'failed'],
+      ],
+    );
+    const one = await app.inject({ method: 'GET', url: `/v1/tasks/${blocking}` });
+    assert.equal(one.statusCode, 200, one.body);
+    const result = await app.inject({ method: 'GET', url: `/v1/tasks/${polling}/result` });
+    assert.equal(result.statusCode, 200, result.body);
+    assert.equal(result.json().status, 'failed');
+  });
+});
