@@ -636,7 +636,8 @@ export class Supervisor {
     // Read before the cgroups are removed (after this): their counters go with them.
     const usage = s.identity.cgroups.length > 0 ? this.#deps.cgroups.usage(s.identity.cgroups) : undefined;
     const record = await readExitRecord(s.dir);
-    // The seal's last observation read the final sizes; read again only when it could not.
+    // The seal's last observation read the final sizes; read again only when it could not. A seal
+    // whose bytes the index could not take (a full disk) rejects: `#finish` retries all of this.
     const outputBytes =
       (await this.#deps.monitor.finish(s.job.id, s.dir)) ?? (await this.#deps.monitor.sizes(s.dir));
     await this.#deps.progress.finish(s.job.id);
@@ -648,7 +649,12 @@ export class Supervisor {
   async #printedBy(job: Job): Promise<{ stdout: number; stderr: number }> {
     const dir = this.#deps.jobDir(job.id);
     try {
-      return (await this.#deps.monitor.finish(job.id, dir)) ?? (await this.#deps.monitor.sizes(dir));
+      // Tried again, as `#readEnd`'s seal is, while the index cannot take the last bytes (a full
+      // disk): recorded final without them, the `all` view would miss them for good.
+      const sealed = await this.#retried(job.id, 'what the job printed could not be indexed', () =>
+        this.#deps.monitor.finish(job.id, dir),
+      );
+      return sealed ?? (await this.#deps.monitor.sizes(dir));
     } catch (err) {
       this.#deps.onError(err as Error, job.id);
       return { stdout: 0, stderr: 0 };

@@ -124,6 +124,9 @@ export class OutputMonitor {
    * watched (one that ended while no server ran), so that the index covers every byte. Resolves
    * with the streams' final sizes as that observation found them (what `sizes` would read, without
    * reading again), or undefined when it could not observe them or the job is not tracked.
+   * Rejects when the index could not take the last bytes (a full disk): the job then stays tracked
+   * and its followers are not told it finished, since the `all` view would miss those bytes for
+   * good; the caller calls `finish` again until it resolves (the supervisor retries it).
    */
   finish(jobId: string, dir?: string): Promise<OutputBytes | undefined> {
     let job = this.#jobs.get(jobId);
@@ -131,7 +134,10 @@ export class OutputMonitor {
       if (dir === undefined) return Promise.resolve(undefined);
       job = this.#track(jobId, dir);
     }
-    job.finishing ??= this.#seal(job);
+    if (!job.finishing || job.sealFailed) {
+      job.sealFailed = false;
+      job.finishing = this.#seal(job);
+    }
     return job.finishing;
   }
 
@@ -450,7 +456,13 @@ export class OutputMonitor {
    * Given `known` sizes (read moments ago), observes up to them; else reads them now. Resolves with
    * `sizes`: what the streams held, as far as the index and retention now cover them.
    */
-  async #observeOnce(job: Tracked, known?: OutputBytes): Promise<{ grew: boolean; sizes?: OutputBytes }> {
+  async #observeOnce(
+    job: Tracked,
+    known?: OutputBytes,
+    sealing = false,
+  ): Promise<{ grew: boolean; sizes?: OutputBytes }> {
+    // Whether the index covers the sizes read: the seal fails without it (see `finish`).
+    let indexed = false;
     try {
       const held = job.held;
       const release = held?.lease();
@@ -471,10 +483,16 @@ export class OutputMonitor {
         // size goes on: the job may have truncated its file (`#appendChecked`).
         if (!isAhead(sizes, job.observed) && !isBehind(sizes, job.observed)) return { grew: false, sizes };
         const before = sizes;
-        ({ grew, sizes } = await this.#appendChecked(job, sizes, fresh).catch((err: unknown) => {
-          notIndexed = err;
-          return { grew: false, sizes: before };
-        }));
+        ({ grew, sizes } = await this.#appendChecked(job, sizes, fresh).then(
+          (appended) => {
+            indexed = true;
+            return appended;
+          },
+          (err: unknown) => {
+            notIndexed = err;
+            return { grew: false, sizes: before };
+          },
+        ));
       } finally {
         release?.();
       }
@@ -495,11 +513,14 @@ export class OutputMonitor {
         // Once more, now that the punch may have made room; failing again, the next observation
         // tries (the sizes are still ahead of what was observed).
         ({ grew } = await this.#append(job, sizes));
+        indexed = true;
         if (grew) this.#notify(job, 'output:grow');
       }
       job.observed = sizes;
       return { grew, sizes };
     } catch (err) {
+      // Reported by the seal's caller, which tries again: not once per try here.
+      if (sealing && !indexed) throw err;
       this.#report(err, job.jobId);
       return { grew: false };
     }
@@ -557,7 +578,14 @@ export class OutputMonitor {
     this.#closeWatch(job);
     this.#release(job);
     while (job.observing) await job.observing;
-    const { sizes } = await this.#observeOnce(job);
+    let sizes: OutputBytes | undefined;
+    try {
+      ({ sizes } = await this.#observeOnce(job, undefined, true));
+    } catch (err) {
+      // Still `finishing`: no other observation, no watch, no sweep of it until the next seal.
+      job.sealFailed = true;
+      throw err;
+    }
     if (this.#jobs.get(job.jobId) === job) this.#jobs.delete(job.jobId);
     this.#notify(job, 'output:finish');
     job.listeners.clear();

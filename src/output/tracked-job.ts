@@ -28,6 +28,8 @@ export interface Tracked {
   again: boolean;
   /** The seal: resolves with the streams' sizes it observed (undefined if that observation failed). */
   finishing?: Promise<OutputBytes | undefined>;
+  /** The seal rejected (its bytes not indexed): the next `finish` seals again. */
+  sealFailed?: boolean;
   /**
    * The sizes of the last observation that completed: the index covers them and retention has
    * acted on them, so an observation that finds the same sizes has nothing to do.

@@ -53,6 +53,8 @@ describe('defect 15: the engine on a full disk', () => {
       me,
     );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
+    // Indexed while there is room: below, only the store is full.
+    await indexedBy(h, job);
 
     // Room for the wrapper's exit record and nothing after it: the end is known, the store full.
     await disk.fill(1);
@@ -124,6 +126,8 @@ describe('defect 15: the engine on a full disk', () => {
       me,
     );
     await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
+    // Indexed while there is room: below, only the store is full.
+    await indexedBy(h, job);
     await disk.fill(1);
     const reported = once(h.engine, 'engine:error');
     await writeFile(fifo, 'go\n');
@@ -137,6 +141,38 @@ describe('defect 15: the engine on a full disk', () => {
     const done = await h.engine.waitFor(job.id);
     assert.notEqual(done.status, 'running');
     assert.equal((await h.store.getJob(job.id))?.status, done.status);
+  });
+
+  it('a job whose last output the combined index cannot take on a full disk is recorded final only once space returns, with every byte in its all view', async () => {
+    const fifo = join(scratch, 'release-last-words');
+    await makeFifo(fifo);
+    const job = await startRunning(
+      h.engine,
+      { command: 'sh', args: ['-c', `echo ready; read line < ${fifo}; echo last words`] },
+      me,
+    );
+    await waitForFileText(join(h.dataDir, 'jobs', job.id, 'stdout'), 'ready\n');
+    // Not indexed yet (nobody followed it, no sweep came): the index's first block is needed for
+    // its output, and the one block left goes to the wrapper's exit record. Its last words fit in
+    // its stdout's block.
+    await disk.fill(1);
+    const reported = once(h.engine, 'engine:error');
+    await writeFile(fifo, 'go\n');
+    const [err, jobId] = (await reported) as [Error, string];
+    assert.equal(jobId, job.id);
+    assert.match(err.message, /the end of the job could not be read; .*ENOSPC/);
+    assert.equal((await h.store.getJob(job.id))?.status, 'running');
+
+    await disk.free();
+    clock.advance(WRITE_RETRY_FIRST_MS);
+    const done = await h.engine.waitFor(job.id);
+    assert.equal(done.status, 'succeeded');
+    assert.deepEqual(done.outputBytes, { stdout: 17, stderr: 0 });
+    const all = await h.engine.readOutput(job.id, { selector: 'all', cursor: 0, limitBytes: 1024 });
+    const text = all.events.map((event) =>
+      event.type === 'data' ? event.data.toString() : `[${event.type}]`,
+    );
+    assert.equal(text.join(''), 'ready\nlast words\n');
   });
 
   it("a job that ends by itself on a full disk is recorded with its exit code once space returns, its end time kept within the engine clock's", async () => {
@@ -170,6 +206,11 @@ describe('defect 15: the engine on a full disk', () => {
     assert.ok(done.finishedAt! <= clock.now(), `${done.finishedAt?.toISOString()} not after now`);
   });
 });
+
+/** Brings the job's combined index up to what it printed (a read does), while the disk has room. */
+async function indexedBy(h: Harness, job: Job): Promise<void> {
+  await h.engine.readOutput(job.id, { selector: 'all', cursor: 0, limitBytes: 1 });
+}
 
 /** Whether the job's processes are held frozen: its cgroup's freezer, else SIGSTOP (state T). */
 async function frozen(job: Job): Promise<boolean> {
