@@ -217,6 +217,11 @@ export function registerOutputRoutes(
                 description: 'Absent when there is none.',
                 schema: { type: 'string' },
               },
+              [OUTPUT_HEADERS.truncatedBytes]: {
+                description:
+                  'How many of its first bytes the output cap dropped before the body (0: none): the body is the rest.',
+                schema: { type: 'string' },
+              },
             },
             content: { 'text/plain': { schema: { type: 'string' } } },
           },
@@ -243,10 +248,16 @@ export function registerOutputRoutes(
         });
         ended = events.ended;
         stopCutting = cutWhenEnded(reply.raw, ended);
-        const headers: Record<string, string> = { [OUTPUT_HEADERS.status]: job.status };
+        // The job has ended: its kept window no longer moves, so what retention dropped is known
+        // before the body (the view's one marker comes first) and goes in a header, not a trailer.
+        const { dropped, body } = await droppedBefore(events);
+        const headers: Record<string, string> = {
+          [OUTPUT_HEADERS.status]: job.status,
+          [OUTPUT_HEADERS.truncatedBytes]: String(dropped),
+        };
         if (job.exit?.exitCode != null) headers[OUTPUT_HEADERS.exitCode] = String(job.exit.exitCode);
         await streamResponse(request, reply, 'run', signal, ended, () =>
-          writeRaw(reply.raw, events, {
+          writeRaw(reply.raw, body, {
             jobId: job.id,
             cursor: 0,
             contentType: 'text/plain; charset=utf-8',
@@ -269,6 +280,23 @@ function parseLastEventId(text: string): { cursor: string; sawEnd: boolean } {
   return text.endsWith(END_ID_SUFFIX)
     ? { cursor: text.slice(0, -END_ID_SUFFIX.length), sawEnd: true }
     : { cursor: text, sawEnd: false };
+}
+
+/**
+ * The bytes dropped before a view read from cursor 0, from its first output event (the view's
+ * marker, if any, comes first), and the view with that event put back in front.
+ */
+async function droppedBefore(
+  events: AsyncGenerator<OutputRouteEvent>,
+): Promise<{ dropped: number; body: AsyncGenerator<OutputRouteEvent> }> {
+  const first = await events.next();
+  if (first.done) return { dropped: 0, body: events };
+  const event = first.value;
+  let marker: { type: string; skippedBytes?: number } | undefined;
+  if (event.type === 'spans') marker = event.spans[0];
+  else if (event.type === 'output') marker = event.events[0];
+  const dropped = marker?.type === 'truncated' ? (marker.skippedBytes ?? 0) : 0;
+  return { dropped, body: prepend(event, events) };
 }
 
 async function* prepend<E>(first: E, rest: AsyncGenerator<E>): AsyncGenerator<E> {
