@@ -44,6 +44,12 @@ export interface ClientOutputOptions {
   /** One stream, or both interleaved in the order the server saw them (default `all`). */
   readonly stream?: OutputView;
   readonly signal?: AbortSignal;
+  /**
+   * Called where the output cap dropped bytes (the job printed more than the server keeps), before
+   * the chunks that follow the gap: `skippedBytes` of `stream` are missing there. Without it, the
+   * chunks alone do not show the gap.
+   */
+  readonly onTruncated?: (skippedBytes: number, stream: 'stdout' | 'stderr') => void;
 }
 
 /**
@@ -161,8 +167,9 @@ export class JobworkerClient {
   }
 
   /**
-   * The job's output as chunks of bytes, exactly as written. Following, a dropped connection (a
-   * server restart) is resumed from the cursor of the last chunk, so every byte comes once, in
+   * The job's output as chunks of bytes, exactly as written, from the first byte the server still
+   * keeps: bytes the output cap dropped are told to `onTruncated`. Following, a dropped connection
+   * (a server restart) is resumed from the cursor of the last chunk, so every byte comes once, in
    * order.
    */
   async *output(id: string, options: ClientOutputOptions = {}): AsyncGenerator<Buffer> {
@@ -172,7 +179,11 @@ export class JobworkerClient {
       signal: options.signal,
     });
     try {
-      for await (const event of events) if (event.type === 'output') yield event.data;
+      for await (const event of events) {
+        if (event.type === 'output') yield event.data;
+        else if (event.type === 'truncated')
+          options.onTruncated?.(event.skippedBytes ?? 0, event.stream === 'stderr' ? 'stderr' : 'stdout');
+      }
     } catch (error) {
       throw toClientError(error);
     }

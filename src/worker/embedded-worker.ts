@@ -38,6 +38,11 @@ export interface WorkerOptions {
    * database, as `jobworker serve --reset-store` does. Default false.
    */
   readonly resetStore?: boolean;
+  /**
+   * Each job stream keeps at most this many of its newest bytes; older ones are dropped (see
+   * `OutputOptions.onTruncated`). Default 1 GiB, as `jobworker serve --output-cap`.
+   */
+  readonly outputCapBytes?: number;
   readonly logger?: Logger;
 }
 
@@ -63,6 +68,12 @@ export interface OutputOptions {
   readonly follow?: boolean;
   /** Ends the iteration early. */
   readonly signal?: AbortSignal;
+  /**
+   * Called where the output cap dropped bytes (`WorkerOptions.outputCapBytes`: the job printed
+   * more than is kept), before the chunks that follow the gap: `skippedBytes` of `stream` are missing there.
+   * Without it, the chunks alone do not show the gap (their cursors jump over it).
+   */
+  readonly onTruncated?: (skippedBytes: number, stream: 'stdout' | 'stderr') => void;
 }
 
 /**
@@ -122,6 +133,7 @@ export class Worker {
         ...(options.node === undefined ? {} : { node: options.node }),
         ...(options.defaultGraceMs === undefined ? {} : { defaultGraceMs: options.defaultGraceMs }),
         ...(options.maxRunning === undefined ? {} : { maxRunning: options.maxRunning }),
+        ...(options.outputCapBytes === undefined ? {} : { outputCapBytes: options.outputCapBytes }),
         ...(options.logger === undefined ? {} : { logger: options.logger }),
       });
       return new Worker(engine, store, lock, options.user ?? 'worker');
@@ -178,15 +190,20 @@ export class Worker {
     return this.#engine.waitFor(id, signal);
   }
 
-  /** The job's output as chunks: live until the job ends when `follow` (the default). */
+  /**
+   * The job's output as chunks: live until the job ends when `follow` (the default). Bytes the
+   * output cap dropped are told to `onTruncated`.
+   */
   async *output(id: string, options: OutputOptions = {}): AsyncGenerator<OutputChunk> {
     const selector = options.stream ?? 'all';
     let cursor = options.cursor ?? 0;
     if (options.follow === false) {
       for (;;) {
         const page = await this.#engine.readOutput(id, { selector, cursor, limitBytes: 1024 * 1024 });
-        for (const e of page.events)
+        for (const e of page.events) {
           if (e.type === 'data') yield { stream: e.stream, data: e.data, cursor: e.cursor };
+          else options.onTruncated?.(e.skippedBytes, e.stream);
+        }
         if (page.cursor === cursor) return;
         cursor = page.cursor;
       }
@@ -199,8 +216,10 @@ export class Worker {
     for await (const event of follow) {
       if (event.type === 'end') return;
       if (event.type === 'progress') continue;
-      for (const e of event.events)
+      for (const e of event.events) {
         if (e.type === 'data') yield { stream: e.stream, data: e.data, cursor: e.cursor };
+        else options.onTruncated?.(e.skippedBytes, e.stream);
+      }
     }
   }
 

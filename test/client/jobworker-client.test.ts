@@ -245,3 +245,36 @@ describe('JobworkerClient against a real server over TLS', () => {
     }
   });
 });
+
+describe('JobworkerClient output past the cap', () => {
+  let h: ApiHarness;
+  let jw: JobworkerClient;
+  before(async () => {
+    h = await openApi(undefined, { outputCap: String(64 * 1024) });
+    jw = new JobworkerClient({
+      url: h.server.url,
+      token: h.token,
+      ca: await readFile(h.server.caFile!, 'utf8'),
+    });
+  });
+  after(() => h.destroy());
+
+  it("tells output()'s onTruncated how many bytes the output cap dropped, followed or not", async () => {
+    // 1,288,895 bytes: far past the cap.
+    const job = await jw.start({ command: '/bin/sh', args: ['-c', 'seq 1 200000'] });
+    for (const follow of [true, false]) {
+      const told: [number, string][] = [];
+      const chunks: Buffer[] = [];
+      for await (const chunk of jw.output(job.id, {
+        follow,
+        onTruncated: (skippedBytes, stream) => told.push([skippedBytes, stream]),
+      }))
+        chunks.push(chunk);
+      const kept = Buffer.concat(chunks);
+      assert.equal(told.length, 1, `follow ${follow}: ${JSON.stringify(told)}`);
+      assert.equal(told[0]![1], 'stdout');
+      assert.equal(told[0]![0] + kept.length, 1_288_895, `follow ${follow}: dropped and kept are the whole`);
+      assert.ok(kept.toString().endsWith('199999\n200000\n'));
+    }
+  });
+});

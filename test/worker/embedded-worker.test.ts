@@ -248,4 +248,30 @@ describe('openWorker', () => {
       await w.close();
     }
   });
+  it("tells output()'s onTruncated how many bytes the output cap dropped, followed or not", async () => {
+    const w = await openWorker({ dataDir: await fresh(), outputCapBytes: 64 * 1024 });
+    try {
+      // 1,288,895 bytes: far past the cap.
+      const job = await w.start({ command: '/bin/sh', args: ['-c', 'seq 1 200000'] });
+      for (const follow of [true, false]) {
+        const told: [number, string][] = [];
+        let bytes = 0;
+        let last = '';
+        for await (const chunk of w.output(job.id, {
+          stream: 'stdout',
+          follow,
+          onTruncated: (skippedBytes, stream) => told.push([skippedBytes, stream]),
+        })) {
+          bytes += chunk.data.length;
+          last = chunk.data.toString();
+        }
+        assert.equal(told.length, 1, `follow ${follow}: ${JSON.stringify(told)}`);
+        assert.equal(told[0]![1], 'stdout');
+        assert.equal(told[0]![0] + bytes, 1_288_895, `follow ${follow}: dropped and kept are the whole`);
+        assert.ok(last.endsWith('200000\n'));
+      }
+    } finally {
+      await w.close();
+    }
+  });
 });
