@@ -67,8 +67,9 @@ export { SWEEP_MAX_MS, SWEEP_MIN_MS };
  * the cap plus what a job can write in that time. Given `batchSizes`, a sweep reads the sizes of
  * all the jobs due in one call off the event loop and observes only those that grew. A followed
  * job gets one kernel watch (on its directory), opened by its first follower and closed when its
- * last one leaves, however many it has; its files are held open as long (`HeldFiles`). Each
- * observation reads both streams' sizes (stderr first: see `STAT_ORDER`), appends what grew to the
+ * last one leaves, however many it has; its files are held open as long (`HeldFiles`). The sweep
+ * still looks at it every `SWEEP_MAX_MS` (the watch can miss a write: an inotify queue that
+ * overflowed), once per job however many followers it has. Each observation reads both streams' sizes (stderr first: see `STAT_ORDER`), appends what grew to the
  * combined index, enforces retention, then tells the job's followers. Observations of a job never
  * overlap: events during one ask for one more, so a job writing fast wakes its followers once per
  * observation, not once per write; with many followers their wakeups are spaced out further
@@ -319,12 +320,12 @@ export class OutputMonitor {
     return this.#clock.now().getTime();
   }
 
-  /** Arms the sweep timer while some tracked job has no watch (once the sweep in flight is over). */
+  /** Arms the sweep timer while some tracked job is not being sealed (once the sweep in flight is over). */
   #armSweep(): void {
     if (this.#sweep || this.#sweeping) return;
     let due = Number.POSITIVE_INFINITY;
     for (const job of this.#jobs.values()) {
-      if (!job.watcher && !job.finishing) due = Math.min(due, job.sweepDueAt);
+      if (!job.finishing) due = Math.min(due, job.sweepDueAt);
     }
     if (due === Number.POSITIVE_INFINITY) return;
     this.#sweep = this.#clock.setTimer(
@@ -341,8 +342,11 @@ export class OutputMonitor {
     const now = this.#now();
     const due: Tracked[] = [];
     for (const job of this.#jobs.values()) {
-      if (job.watcher || job.finishing || job.sweepDueAt > now) continue;
-      job.sweepDueAt = now + job.sweepEveryMs;
+      if (job.finishing || job.sweepDueAt > now) continue;
+      // A followed job is swept too, at the slowest period, whatever its number of followers: its
+      // watch can miss a write (an inotify queue that overflowed drops events, and libuv drops the
+      // overflow notice), and a job that then goes quiet would keep its last bytes from them.
+      job.sweepDueAt = now + (job.watcher ? SWEEP_MAX_MS : job.sweepEveryMs);
       due.push(job);
     }
     if (due.length === 0) return;
@@ -373,8 +377,8 @@ export class OutputMonitor {
 
   /**
    * Reads the sizes of the jobs due in one batch, off the event loop, and starts observations of
-   * only those that grew: a quiet job costs the event loop no stat. A job followed, finishing or
-   * untracked by the time the sizes come is left to what observes it now. Should the batch fail as
+   * only those that grew: a quiet job costs the event loop no stat. A job finishing or untracked
+   * by the time the sizes come is left to what observes it now. Should the batch fail as
    * a whole, every job due is observed the synchronous way, as without it. Resolves once the sizes
    * are in, with the observations started (which never reject).
    */
@@ -396,7 +400,7 @@ export class OutputMonitor {
     due.forEach((job, i) => {
       // A truncation recorded while the batch was read makes its sizes meaningless: read afresh.
       const stale = job.retention.kept?.fileStart !== fileStarts[i];
-      if (this.#jobs.get(job.jobId) !== job || job.watcher || job.finishing) return;
+      if (this.#jobs.get(job.jobId) !== job || job.finishing) return;
       const files = stale ? undefined : results?.[i];
       if (files instanceof Error) {
         this.#report(files, job.jobId);

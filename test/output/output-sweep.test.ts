@@ -104,7 +104,7 @@ test('a sweep reads every due job in one batch and observes only those that grew
   assert.equal(await combinedEnd(busy), 8);
 });
 
-test('a job sealed while the batch was out is not observed again; a followed one is not in the next batch', async (t) => {
+test('a job sealed while the batch was out is not observed again; a followed one is in the next batch', async (t) => {
   const root = await jobDir(t);
   const clock = new ManualClock();
   const held = Promise.withResolvers<void>();
@@ -144,9 +144,49 @@ test('a job sealed while the batch was out is not observed again; a followed one
   await monitor.swept();
   assert.deepEqual(errors, [], 'the sealed job was not observed again');
   assert.equal(await combinedEnd(plain), 3, 'the plain job was observed from the batch');
-  // The next sweep is armed again once the first is over, and asks only for the unfollowed job.
+  // The next sweep is armed again once the first is over, and asks for the jobs still running:
+  // the followed one too (its watch may miss a write), not the sealed one.
   await sweepAfter(clock, monitor, SWEEP_MAX_MS);
-  assert.deepEqual(calls.at(-1)?.dirs, [plain]);
+  assert.deepEqual(calls.at(-1)?.dirs, [followed, plain]);
+});
+
+test('a followed job whose watch missed a write is observed by the sweep, every SWEEP_MAX_MS however many followers it has', async (t) => {
+  const root = await jobDir(t);
+  const clock = new ManualClock();
+  const start = clock.now().getTime();
+  const { calls, batchSizes } = recording(clock);
+  const { monitor, errors } = reportingMonitor(t, clock, batchSizes);
+  const followed = await jobWriting(root, 'followed', 'stdout', 'first\n');
+  monitor.watch('followed', followed);
+  const notices: string[] = [];
+  const unsubscribes = Array.from({ length: 1000 }, () =>
+    monitor.subscribe('followed', (notice) => notices.push(notice)),
+  );
+  t.after(() => {
+    for (const unsubscribe of unsubscribes) unsubscribe?.();
+  });
+  await monitor.refresh('followed');
+  assert.equal(await combinedEnd(followed), 6);
+  // A write the directory's watch does not see, as one lost with an inotify queue that overflowed:
+  // through a hard link in another directory (inotify tells the watch of the directory the write
+  // went through).
+  const elsewhere = join(root, 'elsewhere');
+  await mkdir(elsewhere);
+  execFileSync('ln', [join(followed, 'stdout'), join(elsewhere, 'stdout')]);
+  const fd = openSync(join(elsewhere, 'stdout'), constants.O_WRONLY | constants.O_APPEND);
+  writeSync(fd, 'last words\n');
+  closeSync(fd);
+  notices.length = 0;
+
+  for (let i = 0; i < 3; i++) await sweepAfter(clock, monitor, SWEEP_MAX_MS);
+  assert.equal(await combinedEnd(followed), 17, 'the sweep observed what the watch missed');
+  assert.equal(notices.length, 1000, 'each follower told once');
+  assert.deepEqual(
+    calls.filter((c) => c.dirs.includes(followed)).map((c) => c.at - start),
+    [2000, 4000, 6000],
+    'swept at the slowest period, as one job',
+  );
+  assert.deepEqual(errors, []);
 });
 
 test('sizes a batch brought back after a newer observation never take the job back', async (t) => {
