@@ -14,7 +14,7 @@ export interface ShowOutputOptions {
   readonly follow: boolean;
   readonly raw: boolean;
   readonly json: boolean;
-  /** Following: how long to keep reconnecting while the server cannot be reached. Default 60 s. */
+  /** How long to keep reconnecting while the server cannot be reached (or cut the read short). Default 60 s. */
   readonly reconnectForMs?: number;
   /** What sets `reconnectForMs`, as the give-up message names it. Default `--reconnect-for`. */
   readonly reconnectSetting?: string;
@@ -80,8 +80,9 @@ export async function showOutput(
     process.off('SIGINT', onInterrupt);
   }
   await writer.end();
-  if (options.follow && job === null)
-    throw new CliError(`The output of job ${id} ended without its final status`);
+  // Not reached without the `end` event (the reader resumes a cut read, then gives up with an
+  // error): an output that ended without it is not known to be whole.
+  if (job === null) throw new CliError(`The output of job ${id} ended without its final status`);
   if (options.json) await printJson(ctx, { job: job ?? (await client.getJob(id)), ...doc });
   else if (options.follow && job !== null && job.status !== 'succeeded' && job.reason) {
     // The exit status alone does not say why (a job that never ran exits 127 like a missing command).

@@ -81,8 +81,9 @@ const STAYED_OPEN_MS = 1000;
  * (`HEARTBEAT_HEADER`) and then sends nothing for `SILENT_PERIODS` of them is taken for cut
  * too (a proxy or NAT that dropped it without a word) and resumed the same way. Only an answer
  * that the job is gone (404) or that the request itself is wrong (another 4xx) ends it early.
- * The iteration ends after the `end` event (with the final job) or, without `follow`, when the
- * server has sent everything it has.
+ * The iteration ends after the `end` event: with the final job, or without `follow`, the job as it
+ * was once the server had sent everything it had. A stream that ends without it was cut, and is
+ * resumed the same way with or without `follow`.
  */
 export async function* readOutputEvents(
   client: ApiClient,
@@ -144,8 +145,14 @@ export async function* readOutputEvents(
       if (lost) throw lost;
       if (decoder.pendingBytes > 0)
         throw new ConnectionError('The output stream was cut in the middle of a frame');
-      if (!options.follow) return;
-      throw new ConnectionError('The server closed the output stream before the job ended');
+      // Without follow too: the server ends every read it finished with an `end` frame, so a
+      // stream without one was cut (a proxy that dropped the connection, a body ended by its
+      // close), and what came is not all of it. Resumed from the cursor, as a follow is.
+      throw new ConnectionError(
+        options.follow
+          ? 'The server closed the output stream before the job ended'
+          : 'The server closed the output stream before sending all of it',
+      );
     } catch (error) {
       if (options.signal?.aborted || !isRetryable(error)) throw error;
       const failedAt = now();

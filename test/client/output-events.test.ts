@@ -13,6 +13,7 @@ import {
   FRAME_KIND,
   frameHeader,
   HEARTBEAT_HEADER,
+  jsonFrame,
   OUTPUT_FRAMES_TYPE,
 } from '../../src/core/output-frames.ts';
 import { type ApiHarness, openApi } from '../api/api-harness.ts';
@@ -156,7 +157,7 @@ describe('readOutputEvents', () => {
 });
 
 /** A one-shot client (as the CLI's) of a plain-HTTP test server on loopback. */
-function plainClient(server: HttpServer): ApiClient {
+function plainClient(server: HttpServer | Server): ApiClient {
   const { port } = server.address() as { port: number };
   return new ApiClient(
     {
@@ -398,6 +399,80 @@ describe('readOutputEvents: reconnections', () => {
       const [code] = await once(child, 'exit');
       assert.equal(code, 0, out);
       assert.match(out, /^gave up .*gave up after reconnecting for/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('readOutputEvents: a read without follow that ends without its end frame', () => {
+  /**
+   * A server whose answers end cleanly (a close-delimited body, as a proxy that drops the
+   * connection leaves it) after the bytes from the request's cursor up to `cutAt`; the `end` frame
+   * only from an answer that starts at `cutAt` (none when `cutAt` is past the output's end).
+   */
+  async function cuttingServer(output: Buffer, cutAt: number) {
+    const cursors: (string | null)[] = [];
+    // A raw server: Node's would end a body without a length with its last chunk.
+    const server = createServer((socket) => {
+      socket.once('data', (request: Buffer) => {
+        const path = request.toString('latin1').split(' ')[1]!;
+        const cursor = new URL(path, 'http://x').searchParams.get('cursor');
+        cursors.push(cursor);
+        const from = Number(cursor ?? 0);
+        const to = from < cutAt ? Math.min(cutAt, output.length) : output.length;
+        const piece = output.subarray(from, to);
+        const frames = [
+          ...(piece.length > 0 ? [frameHeader(FRAME_KIND.stdout, to, piece.length), piece] : []),
+          ...(from >= cutAt
+            ? [jsonFrame(FRAME_KIND.end, to, { job: { id: 'j1', status: 'succeeded' } })]
+            : []),
+        ];
+        const head = `HTTP/1.1 200 OK\r\nContent-Type: ${OUTPUT_FRAMES_TYPE}\r\nConnection: close\r\n\r\n`;
+        // Ended by closing the connection: no Content-Length, no chunked encoding.
+        socket.end(Buffer.concat([Buffer.from(head, 'latin1'), ...frames]));
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { server, cursors };
+  }
+
+  function readJ1(server: Server, reconnectForMs: number) {
+    return readOutputEvents(plainClient(server), 'j1', {
+      view: 'all',
+      follow: false,
+      backoffMs: 0,
+      reconnectForMs,
+      clock: new ManualClock(),
+    });
+  }
+
+  it('resumes it from its cursor, as a follow is, and ends at the end frame: every byte once', async () => {
+    const output = Buffer.from('first part|second part\n');
+    const { server, cursors } = await cuttingServer(output, 11);
+    try {
+      const events: OutputEvent[] = [];
+      for await (const event of readJ1(server, 60_000)) events.push(event);
+      assert.deepEqual(cursors, [null, '11']);
+      const data = events.flatMap((e) => (e.type === 'output' ? [e.data] : []));
+      assert.equal(Buffer.concat(data).toString(), 'first part|second part\n');
+      assert.equal(events.at(-1)?.type, 'end');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('fails, saying so, when no answer brings the end frame', async () => {
+    const { server } = await cuttingServer(Buffer.from('all there is\n'), 1000);
+    try {
+      // No reconnecting (0): the first answer without its end frame is the last.
+      const events = readJ1(server, 0);
+      const first = await events.next();
+      assert.equal(first.value?.type, 'output');
+      await assert.rejects(events.next(), {
+        message: /^The server closed the output stream before sending all of it \(gave up after/,
+      });
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
