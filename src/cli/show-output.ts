@@ -1,6 +1,8 @@
 import type { ApiClient } from '../client/api-client.ts';
 import type { ApiJob, OutputView } from '../client/api-types.ts';
 import { type OutputEvent, readOutputEvents } from '../client/output-events.ts';
+import { systemClock } from '../core/clock.ts';
+import { formatDuration } from '../core/format-duration.ts';
 import { type CliContext, note, printJson } from './cli-context.ts';
 import type { CliEnvironment } from './cli-env.ts';
 import { parsePositiveDuration } from './durations.ts';
@@ -22,18 +24,29 @@ export interface ShowOutputOptions {
   readonly allToStdout?: boolean;
 }
 
-/** `--json` form of a job's output: exact bytes in base64, as the API sends them. */
-interface OutputDocument {
+/** One job's output in the `--json` document: exact bytes in base64, as the API sends them. */
+interface AttemptDocument {
   job: ApiJob;
-  view: OutputView;
   cursor: string | null;
   output: { stream: 'stdout' | 'stderr'; data: string; cursor: string }[];
   truncated: { stream: string | null; skippedBytes: number | null; cursor: string }[];
 }
 
 /**
- * Prints a job's output (`logs`, `start -f`). Following, it returns the job's exit status;
- * Ctrl-C stops following (the job keeps running) and returns 130.
+ * `--json` form of a job's output. A follow that went on through retries has the last attempt's
+ * here and the ones before it in `earlierAttempts`, oldest first.
+ */
+interface OutputDocument extends AttemptDocument {
+  view: OutputView;
+  earlierAttempts?: AttemptDocument[];
+}
+
+/**
+ * Prints a job's output (`logs`, `start -f`). Following, it goes on to the job's next attempt
+ * whenever the one it followed ended and was retried (`retriedAs`, which the end's job carries:
+ * the server records the retry in the transaction that records the end, docs/queues.md), and
+ * returns the exit status of the attempt that ends the chain; Ctrl-C stops following (the job
+ * keeps running) and returns 130.
  */
 export async function showOutput(
   ctx: CliContext,
@@ -44,19 +57,68 @@ export async function showOutput(
   const abort = new AbortController();
   const onInterrupt = () => abort.abort();
   if (options.follow) process.once('SIGINT', onInterrupt);
+  const earlier: AttemptDocument[] = [];
+  let current = id;
+  try {
+    for (;;) {
+      const shown = await showAttempt(ctx, client, current, options, abort.signal);
+      if (shown === null) {
+        ctx.stderr.write(
+          `jobworker: stopped following; job ${current} keeps running (jobworker stop ${current} ends it)\n`,
+        );
+        return 130;
+      }
+      const { job, doc } = shown;
+      // Without -f: the job as it is now, for --json only (a follow's is the `end` event's).
+      if (job === null) {
+        if (options.json) {
+          const document: OutputDocument = { job: await client.getJob(id), view: options.view, ...doc };
+          await printJson(ctx, document);
+        }
+        return EXIT.ok;
+      }
+      // (A server from before retries sends no `retriedAs`.)
+      const next = job.retriedAs ?? null;
+      if (next === null) {
+        const earlierAttempts = earlier.length === 0 ? {} : { earlierAttempts: earlier };
+        const document: OutputDocument = { job, view: options.view, ...doc, ...earlierAttempts };
+        if (options.json) await printJson(ctx, document);
+        return jobExitStatus(job);
+      }
+      if (options.json) earlier.push({ job, ...doc });
+      else await noteRetry(ctx, client, job, next);
+      current = next;
+    }
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+}
+
+/**
+ * One job's output, printed (or collected for `--json`) to its end, with the final job when
+ * following (the `end` event's; null without -f); null when Ctrl-C stopped it.
+ */
+async function showAttempt(
+  ctx: CliContext,
+  client: ApiClient,
+  id: string,
+  options: ShowOutputOptions,
+  signal: AbortSignal,
+): Promise<{ job: ApiJob | null; doc: Omit<AttemptDocument, 'job'> } | null> {
+  // A writer per attempt: a sanitizer's state (an escape sequence cut short) is one job's own.
   const writer = new OutputWriter({
     stdout: ctx.stdout,
     stderr: ctx.stderr,
     raw: options.raw,
     allToStdout: options.allToStdout === true || options.view !== 'all',
   });
-  const doc: Omit<OutputDocument, 'job'> = { view: options.view, cursor: null, output: [], truncated: [] };
+  const doc: Omit<AttemptDocument, 'job'> = { cursor: null, output: [], truncated: [] };
   let job: ApiJob | null = null;
   try {
     const events = readOutputEvents(client, id, {
       view: options.view,
       follow: options.follow,
-      signal: abort.signal,
+      signal,
       ...(options.reconnectForMs === undefined ? {} : { reconnectForMs: options.reconnectForMs }),
       ...(options.reconnectSetting === undefined ? {} : { reconnectSetting: options.reconnectSetting }),
       // Written to a descriptor before the next event is asked for: no copy of each read needed.
@@ -70,25 +132,34 @@ export async function showOutput(
       else await print(ctx, writer, event);
     }
   } catch (error) {
-    if (!abort.signal.aborted) throw error;
+    if (!signal.aborted) throw error;
     await writer.end();
-    ctx.stderr.write(
-      `jobworker: stopped following; job ${id} keeps running (jobworker stop ${id} ends it)\n`,
-    );
-    return 130;
-  } finally {
-    process.off('SIGINT', onInterrupt);
+    return null;
   }
   await writer.end();
   // Not reached without the `end` event (the reader resumes a cut read, then gives up with an
   // error): an output that ended without it is not known to be whole.
   if (job === null) throw new CliError(`The output of job ${id} ended without its final status`);
-  if (options.json) await printJson(ctx, { job: job ?? (await client.getJob(id)), ...doc });
-  else if (options.follow && job !== null && job.status !== 'succeeded' && job.reason) {
+  if (!options.json && options.follow && job.status !== 'succeeded' && job.reason) {
     // The exit status alone does not say why (a job that never ran exits 127 like a missing command).
     note(ctx, `job ${id} ${job.status}: ${printable(job.reason)}`);
   }
-  return options.follow && job !== null ? jobExitStatus(job) : EXIT.ok;
+  return { job: options.follow ? job : null, doc };
+}
+
+/**
+ * On a terminal, where a follow goes on after a failed attempt (whose reason the end's note gave:
+ * `attempt 1 of 3, retried as ...`) and when the next one is due, as its backoff set it.
+ */
+async function noteRetry(ctx: CliContext, client: ApiClient, ended: ApiJob, next: string): Promise<void> {
+  if (ctx.stderr.isTTY !== true) return;
+  const due = await client.getJob(next).then(
+    (job) => (job.runAt === null ? null : Date.parse(job.runAt) - (ctx.clock ?? systemClock).now().getTime()),
+    // Only a note: the follow of the next attempt says whatever keeps it from being read.
+    () => null,
+  );
+  const when = due !== null && due > 0 ? `, due in ${formatDuration(due)}` : '';
+  note(ctx, `following attempt ${ended.attempt + 1} of ${ended.maxAttempts}, job ${next}${when}`);
 }
 
 /** `JOBWORKER_RECONNECT_FOR`, or undefined for the default; a bad value is a usage error naming it. */
@@ -103,7 +174,7 @@ export function reconnectForFromEnv(env: CliEnvironment): number | undefined {
   }
 }
 
-function collect(doc: Omit<OutputDocument, 'job'>, event: Exclude<OutputEvent, { type: 'end' }>): void {
+function collect(doc: Omit<AttemptDocument, 'job'>, event: Exclude<OutputEvent, { type: 'end' }>): void {
   doc.cursor = event.cursor;
   if (event.type === 'output') {
     doc.output.push({ stream: event.stream, data: event.data.toString('base64'), cursor: event.cursor });

@@ -24,6 +24,32 @@ export interface JobRefScope {
 const PREFIX = /^[0-9a-f-]+$/;
 
 /**
+ * The newest attempt when every job of `jobs` (a page of the matches of a name) is an attempt of
+ * one retry chain: each attempt carries its job's name, and the name then means the chain, whose
+ * newest attempt is the one to follow or stop (docs/queues.md, "Retries"). Walked by `retryOf`,
+ * not by id order, which another node's clock may not keep. A chain has at most `attempt` members
+ * up to its newest: a page of `attempt + 1` holds all of it and shows any other match.
+ */
+async function newestOfOneChain(
+  jobs: readonly Job[],
+  list: (limit: number) => Promise<JobPage>,
+): Promise<Job | undefined> {
+  const latest = (page: readonly Job[]) => page.reduce((a, b) => (b.attempt > a.attempt ? b : a));
+  if (latest(jobs).attempt < jobs.length) return undefined;
+  // A full page may not be all of them.
+  const all = jobs.length > SHOWN ? (await list(latest(jobs).attempt + 1)).jobs : jobs;
+  if (all.length === 0) return undefined;
+  const newest = latest(all);
+  const byId = new Map(all.map((job) => [job.id, job]));
+  let linked = 0;
+  // Bounded by the page: a record linking back to itself would not loop.
+  for (let job = byId.get(newest.id); job !== undefined && linked <= all.length; linked++) {
+    job = job.retryOf === null ? undefined : byId.get(job.retryOf);
+  }
+  return linked === all.length ? newest : undefined;
+}
+
+/**
  * Resolves what a person typed for a job (docs/cli.md, "Naming a job"), in this order: a whole id;
  * `last`; an id prefix of at least 6 characters; a name. Each step is one index range: the prefix
  * a range of the primary key (or of the owner index), the name the owner+name index, `last` the
@@ -53,6 +79,10 @@ export async function resolveJobRef(ref: string, scope: JobRefScope): Promise<Jo
   const named = await scope.list({ name: text, owner: scope.self, limit: SHOWN + 1 });
   if (named.jobs.length === 1) return named.jobs[0]!;
   if (named.jobs.length > 1) {
+    const newest = await newestOfOneChain(named.jobs, (limit) =>
+      scope.list({ name: text, owner: scope.self, limit }),
+    );
+    if (newest !== undefined) return newest;
     throw new AmbiguousRefError(text, 'Name', named.jobs.slice(0, SHOWN), named.jobs.length > SHOWN);
   }
   throw new JobworkerError(

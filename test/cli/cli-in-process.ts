@@ -10,6 +10,8 @@ import type { CliResult } from './cli-harness.ts';
 /** A stream that keeps what is written to it. */
 class Captured extends Writable {
   text = '';
+  /** Set by a test that wants the CLI to take this stream for a terminal (its notes). */
+  isTTY?: boolean;
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
     this.text += chunk.toString('utf8');
     this.emit('captured');
@@ -29,7 +31,7 @@ class Captured extends Writable {
 export async function runCliInProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
-  options: { cwd?: string } = {},
+  options: { cwd?: string; stderrIsTTY?: boolean } = {},
 ): Promise<CliResult> {
   return startCliInProcess(args, env, options).result;
 }
@@ -37,15 +39,17 @@ export async function runCliInProcess(
 /**
  * `runCliInProcess` for a command that a test watches while it runs: its stdout as it comes, and
  * its result. `clock`: the CLI's clock (its pauses), for a test that moves a manual one; `cwd`:
- * its working directory (where it looks for `./cert`), default this process's.
+ * its working directory (where it looks for `./cert`), default this process's; `stderrIsTTY`: its
+ * stderr taken for a terminal, where the CLI writes its notes (with NO_COLOR in `env`, plain).
  */
 export function startCliInProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
-  options: { clock?: Clock; cwd?: string } = {},
+  options: { clock?: Clock; cwd?: string; stderrIsTTY?: boolean } = {},
 ): { stdout: Captured; result: Promise<CliResult> } {
   const stdout = new Captured();
   const stderr = new Captured();
+  if (options.stderrIsTTY === true) stderr.isTTY = true;
   const ctx: CliContext = {
     env: readCliEnvironment(env),
     stdout,

@@ -737,7 +737,8 @@ export const RESOLVE_JOB_SCHEMA = {
   summary: 'Find the job a person means',
   description:
     "Resolves `ref` among the jobs the caller may see: a whole id; `last` (the caller's newest job); " +
-    "a prefix of at least 6 characters of an id; or the name of exactly one of the caller's jobs. " +
+    "a prefix of at least 6 characters of an id; or the name of exactly one of the caller's jobs " +
+    '(or of the attempts of one job with retries: the newest attempt). ' +
     '404 NOT_FOUND when nothing matches; 409 AMBIGUOUS, listing some of the jobs, when several do.',
   querystring: {
     type: 'object',
