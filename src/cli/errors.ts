@@ -1,3 +1,5 @@
+import { ApiError, ConnectionError, ProtocolError } from '../client/wire-errors.ts';
+
 /** Exit statuses of the CLI besides a followed job's own exit code. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
@@ -23,8 +25,31 @@ export class CliError extends Error {
   override name = 'CliError';
   static override [Symbol.hasInstance](value: unknown): boolean {
     // The client's errors (src/client/wire-errors.ts) read as the CLI's: one line, exit 1.
-    return named(value, ['CliError', 'ConnectionError', 'ApiError', 'ProtocolError']);
+    return named(value, ['CliError', 'ConnectionError', 'ApiError', 'ProtocolError', 'FollowError']);
   }
 }
 
-export { ApiError, ConnectionError, ProtocolError } from '../client/wire-errors.ts';
+/** What a follow that ends before its job says of the job, with the commands that reach it. */
+export function keepsRunning(jobId: string): string {
+  return `job ${jobId} keeps running (jobworker logs -f ${jobId}, jobworker stop ${jobId})`;
+}
+
+/**
+ * A follow (`start -f`, `logs -f`) that failed while its job lives on (the server away longer
+ * than --reconnect-for, a proxy's cut): `cause` says why, and the message and the `--json` error
+ * (`jobId`) name the job, which a script could not know otherwise and must not start again.
+ */
+export class FollowError extends Error {
+  override name = 'FollowError';
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return named(value, ['FollowError']);
+  }
+  readonly jobId: string;
+  constructor(cause: Error, jobId: string) {
+    const why = cause instanceof ApiError ? cause.describe() : cause.message;
+    super(`${why.split('\n')[0]}; ${keepsRunning(jobId)}`, { cause });
+    this.jobId = jobId;
+  }
+}
+
+export { ApiError, ConnectionError, ProtocolError };

@@ -3,7 +3,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { addCommonOptions, type CliContext } from './cli-context.ts';
 import { readCliEnvironment } from './cli-env.ts';
 import { refuseDesignFlag } from './design-flags.ts';
-import { ApiError, ConnectionError, EXIT, UsageError } from './errors.ts';
+import { ApiError, ConnectionError, EXIT, FollowError, UsageError } from './errors.ts';
 import { jsonText } from './json-text.ts';
 import { printable } from './terminal-sanitizer.ts';
 
@@ -147,7 +147,14 @@ function wantsJson(argv: readonly string[]): boolean {
   return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
 }
 
-function errorJson(error: unknown, usage: boolean): { code: string; message: string; field?: string } {
+function errorJson(
+  error: unknown,
+  usage: boolean,
+): { code: string; message: string; field?: string; jobId?: string } {
+  // A follow that failed: the code of why, and the job that runs on, for a script to stop or follow.
+  if (error instanceof FollowError) {
+    return { ...errorJson(error.cause, usage), message: error.message, jobId: error.jobId };
+  }
   const message = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
   if (error instanceof ApiError) {
     return { code: error.code ?? 'ERROR', message, ...(error.field === null ? {} : { field: error.field }) };

@@ -6,7 +6,7 @@ import { formatDuration } from '../core/format-duration.ts';
 import { type CliContext, note, printJson } from './cli-context.ts';
 import type { CliEnvironment } from './cli-env.ts';
 import { parsePositiveDuration } from './durations.ts';
-import { CliError, EXIT, UsageError } from './errors.ts';
+import { ApiError, CliError, EXIT, FollowError, UsageError } from './errors.ts';
 import { jobExitStatus } from './exit-status.ts';
 import { OutputWriter } from './output-writer.ts';
 import { printable } from './terminal-sanitizer.ts';
@@ -22,6 +22,8 @@ export interface ShowOutputOptions {
   readonly reconnectSetting?: string;
   /** Both streams of the `all` view to stdout (the workerctl design's `output:`); default: each to its own. */
   readonly allToStdout?: boolean;
+  /** The job was just made (`start -f`): it exists, and a follow that fails says it runs on. */
+  readonly made?: boolean;
 }
 
 /** One job's output in the `--json` document: exact bytes in base64, as the API sends them. */
@@ -46,7 +48,9 @@ interface OutputDocument extends AttemptDocument {
  * whenever the one it followed ended and was retried (`retriedAs`, which the end's job carries:
  * the server records the retry in the transaction that records the end, docs/queues.md), and
  * returns the exit status of the attempt that ends the chain; Ctrl-C stops following (the job
- * keeps running) and returns 130.
+ * keeps running) and returns 130. A follow that fails once the job is known to exist (made, or
+ * heard of) throws a `FollowError` naming the attempt it was on, which runs on; unless the job is
+ * gone (404).
  */
 export async function showOutput(
   ctx: CliContext,
@@ -59,9 +63,16 @@ export async function showOutput(
   if (options.follow) process.once('SIGINT', onInterrupt);
   const earlier: AttemptDocument[] = [];
   let current = id;
+  const heard = { of: options.made === true };
   try {
     for (;;) {
-      const shown = await showAttempt(ctx, client, current, options, abort.signal);
+      const shown = await showAttempt(ctx, client, current, options, abort.signal, heard).catch(
+        (error: unknown) => {
+          if (!options.follow || !heard.of || !(error instanceof Error)) throw error;
+          if (error instanceof ApiError && error.status === 404) throw error;
+          throw new FollowError(error, current);
+        },
+      );
       if (shown === null) {
         ctx.stderr.write(
           `jobworker: stopped following; job ${current} keeps running (jobworker stop ${current} ends it)\n`,
@@ -104,6 +115,8 @@ async function showAttempt(
   id: string,
   options: ShowOutputOptions,
   signal: AbortSignal,
+  /** Set once the server sent anything of the job: it exists. */
+  heard: { of: boolean },
 ): Promise<{ job: ApiJob | null; doc: Omit<AttemptDocument, 'job'> } | null> {
   // A writer per attempt: a sanitizer's state (an escape sequence cut short) is one job's own.
   const writer = new OutputWriter({
@@ -127,6 +140,7 @@ async function showAttempt(
       onRetry: (attempt, error) => note(ctx, `${printable(error.message)}; reconnecting (${attempt})`),
     });
     for await (const event of events) {
+      heard.of = true;
       if (event.type === 'end') job = event.job;
       else if (options.json) collect(doc, event);
       else await print(ctx, writer, event);

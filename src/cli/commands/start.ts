@@ -178,6 +178,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       json: common.json === true,
       ...(reconnectForMs === undefined ? {} : { reconnectForMs }),
       reconnectSetting: 'JOBWORKER_RECONNECT_FOR',
+      made: true,
     });
   });
 }
