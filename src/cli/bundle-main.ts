@@ -6,6 +6,7 @@
  * own, loaded when asked for: the server's code is most of the project's.
  */
 import packageJson from '../../package.json' with { type: 'json' };
+import { exitOnClosedPipe } from './followed-job.ts';
 
 // `--version` alone needs none of the CLI: answered before commander and the commands are set up
 // (the bundle initializes a module only when it is first imported), with commander's own output.
@@ -15,12 +16,13 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   process.exit(0);
 }
 
-// A reader that went away (`jobworker logs ID | head`) is not an error worth a message.
-// Any other failed write (a full disk) is the failure of the write itself, which its caller
-// reports if it can; thrown from here, it would end `serve` before it closed.
+// A reader that went away (`jobworker logs ID | head`) is not an error worth a message, but it
+// ends a follow as SIGPIPE would (exitOnClosedPipe). Any other failed write (a full disk) is the
+// failure of the write itself, which its caller reports if it can; thrown from here, it would end
+// `serve` before it closed.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(0);
+    if (error.code === 'EPIPE') exitOnClosedPipe();
     process.exitCode = 1;
   });
 }

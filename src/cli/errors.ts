@@ -1,7 +1,13 @@
 import { ApiError, ConnectionError, ProtocolError } from '../client/wire-errors.ts';
 
 /** Exit statuses of the CLI besides a followed job's own exit code. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  /** A follow whose reader went away: 128 + SIGPIPE, as a shell reports a process SIGPIPE ended. */
+  closedPipe: 141,
+} as const;
 
 /**
  * True for an error of one of these names. `instanceof` goes by name for the CLI's errors: the

@@ -15,13 +15,15 @@ if (Number(process.versions.node.split('.')[0]) < 24) {
 // Node caches the compiled (type-stripped) modules on disk: a client command starts twice as fast.
 enableCompileCache();
 const { runCli } = await import('./program.ts');
+const { exitOnClosedPipe } = await import('./followed-job.ts');
 
-// A reader that went away (`jobworker logs ID | head`) is not an error worth a message.
-// Any other failed write (a full disk) is the failure of the write itself, which its caller
-// reports if it can; thrown from here, it would end `serve` before it closed.
+// A reader that went away (`jobworker logs ID | head`) is not an error worth a message, but it
+// ends a follow as SIGPIPE would (exitOnClosedPipe). Any other failed write (a full disk) is the
+// failure of the write itself, which its caller reports if it can; thrown from here, it would end
+// `serve` before it closed.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(0);
+    if (error.code === 'EPIPE') exitOnClosedPipe();
     process.exitCode = 1;
   });
 }

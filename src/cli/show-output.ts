@@ -8,6 +8,7 @@ import type { CliEnvironment } from './cli-env.ts';
 import { parsePositiveDuration } from './durations.ts';
 import { ApiError, CliError, EXIT, FollowError, UsageError } from './errors.ts';
 import { jobExitStatus } from './exit-status.ts';
+import { followedJobEnded, noteClosedPipe, setFollowedJob } from './followed-job.ts';
 import { OutputWriter } from './output-writer.ts';
 import { printable } from './terminal-sanitizer.ts';
 
@@ -43,6 +44,9 @@ interface OutputDocument extends AttemptDocument {
   earlierAttempts?: AttemptDocument[];
 }
 
+/** What a follow whose reader went away (EPIPE) comes to. */
+const CLOSED: unique symbol = Symbol('closed pipe');
+
 /**
  * Prints a job's output (`logs`, `start -f`). Following, it goes on to the job's next attempt
  * whenever the one it followed ended and was retried (`retriedAs`, which the end's job carries:
@@ -50,7 +54,7 @@ interface OutputDocument extends AttemptDocument {
  * returns the exit status of the attempt that ends the chain; Ctrl-C stops following (the job
  * keeps running) and returns 130. A follow that fails once the job is known to exist (made, or
  * heard of) throws a `FollowError` naming the attempt it was on, which runs on; unless the job is
- * gone (404).
+ * gone (404). A reader that goes away (EPIPE) ends it with 141, as SIGPIPE would (docs/cli.md).
  */
 export async function showOutput(
   ctx: CliContext,
@@ -66,13 +70,20 @@ export async function showOutput(
   const heard = { of: options.made === true };
   try {
     for (;;) {
+      if (options.follow) setFollowedJob(current);
       const shown = await showAttempt(ctx, client, current, options, abort.signal, heard).catch(
-        (error: unknown) => {
+        (error: unknown): typeof CLOSED => {
+          // The reader went away (`start -f ... | head -1`): the follow ends, not the job.
+          if (options.follow && (error as NodeJS.ErrnoException | null)?.code === 'EPIPE') return CLOSED;
           if (!options.follow || !heard.of || !(error instanceof Error)) throw error;
           if (error instanceof ApiError && error.status === 404) throw error;
           throw new FollowError(error, current);
         },
       );
+      if (shown === CLOSED) {
+        noteClosedPipe((text) => ctx.stderr.write(text));
+        return EXIT.closedPipe;
+      }
       if (shown === null) {
         ctx.stderr.write(
           `jobworker: stopped following; job ${current} keeps running (jobworker stop ${current} ends it)\n`,
@@ -91,6 +102,7 @@ export async function showOutput(
       // (A server from before retries sends no `retriedAs`.)
       const next = job.retriedAs ?? null;
       if (next === null) {
+        if (options.follow) followedJobEnded();
         const earlierAttempts = earlier.length === 0 ? {} : { earlierAttempts: earlier };
         const document: OutputDocument = { job, view: options.view, ...doc, ...earlierAttempts };
         if (options.json) await printJson(ctx, document);
