@@ -667,6 +667,8 @@ async function startOnDataDir({
   for (const event of ['job:queued', 'job:started', 'job:finished'] as const) {
     engine.on(event, (job: Job) => dispatcher.notice(job));
   }
+  // Its `job:finished` tells its last progress: what was held back of it is not sent after.
+  engine.on('job:finished', (job: Job) => dispatcher.jobEnded(job.id));
   // Progress is no state change: `record` writes it, not the triggers.
   engine.on('job:progress', (job: Job) => {
     dispatcher.record('job:progress', job).catch((err: unknown) => {

@@ -8,6 +8,7 @@ import { fullOrigins, originOf } from '../store/webhook-queries.ts';
 import type { DeliveryRecord, OutboxEvent, WebhookStore } from '../store/webhook-store.ts';
 import type { WebhookAddressPolicy } from './address-policy.ts';
 import { LookupGate } from './lookup-gate.ts';
+import { ProgressThrottle } from './progress-throttle.ts';
 import { retryDelayMs, WEBHOOK_RETRY_DEFAULTS, type WebhookRetryPolicy } from './webhook-backoff.ts';
 import { type PostResult, postWebhook } from './webhook-sender.ts';
 import { SIGNATURE_HEADER, signWebhook } from './webhook-signature.ts';
@@ -49,6 +50,8 @@ export interface WebhookDispatcherOptions {
    * life claimed and never recorded. Default `local` (a server alone on its database).
    */
   readonly claimer?: string;
+  /** The shortest time between two `job:progress` events of one job (default 1 s: `ProgressThrottle`). */
+  readonly progressIntervalMs?: number;
 }
 
 /**
@@ -123,6 +126,8 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
   #quietAt: number | null = null;
   /** The one pass owed to changes `notice` let by while quiet. */
   #recheck: ClockTimer | null = null;
+  /** One `job:progress` event per job per second at most (see `ProgressThrottle`). */
+  readonly #progress: ProgressThrottle;
 
   constructor(options: WebhookDispatcherOptions) {
     super();
@@ -133,6 +138,13 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#concurrency = wholeAtLeastOne('concurrency', options.concurrency ?? 16);
     this.#perOrigin = wholeAtLeastOne('perOrigin', options.perOrigin ?? 4);
     this.#claimer = options.claimer ?? 'local';
+    this.#progress = new ProgressThrottle({
+      clock: options.clock,
+      ...(options.progressIntervalMs === undefined ? {} : { intervalMs: options.progressIntervalMs }),
+      write: (job) => this.#append('job:progress', job),
+      onError: (err, job) =>
+        options.logger.error({ err, jobId: job.id }, 'could not record a job:progress webhook event'),
+    });
   }
 
   /** Runs a pass soon (or another after the one running). Never throws. */
@@ -184,12 +196,24 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
    */
   async record(event: WebhookEvent, job: Job): Promise<void> {
     if (!job.spec.notify?.events.includes(event) && !this.#wantedByWebhooks.has(event)) return;
+    if (event === 'job:progress') return this.#progress.offer(job);
+    await this.#append(event, job);
+  }
+
+  /** The job ended: progress it reported in the last second and not sent yet is dropped (`ProgressThrottle`). */
+  jobEnded(id: string): void {
+    this.#progress.forget(id);
+  }
+
+  async #append(event: WebhookEvent, job: Job): Promise<void> {
     await this.#o.store.appendOutbox(event, job, this.#o.clock.now());
     this.kick();
   }
 
-  /** Resolves once the pass running now (if any) and the attempts in flight have ended. */
+  /** Resolves once held progress being written, the pass running now (if any) and the attempts in flight have ended. */
   async settled(): Promise<void> {
+    // A held progress event being written kicks a pass once written: that pass is waited for too.
+    await this.#progress.settled();
     while (this.#pass || this.#inFlight.size > 0) {
       await this.#pass;
       await Promise.all(this.#inFlight.values());
@@ -204,6 +228,7 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#progress.close();
     this.#timer?.clear();
     this.#recheck?.clear();
     this.#recheck = null;

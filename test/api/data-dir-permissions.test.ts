@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { runServer } from '../../src/main.ts';
@@ -50,7 +51,10 @@ describe('data directory permissions', () => {
     const dataDir = join(parent, 'data');
     await mkdir(dataDir, { mode: 0o755 });
     await chmod(dataDir, 0o755);
-    await writeFile(join(dataDir, 'jobworker.db'), '', { mode: 0o644 });
+    // A database of its own (an empty file beside job directories is a lost one: lost-database.ts).
+    const database = new DatabaseSync(join(dataDir, 'jobworker.db'));
+    database.exec('pragma journal_mode = wal');
+    database.close();
     await chmod(join(dataDir, 'jobworker.db'), 0o644);
     // A jobs/ directory made by an earlier version (0755) is walked all the way down.
     const jobDir = join(dataDir, 'jobs', 'some-job');

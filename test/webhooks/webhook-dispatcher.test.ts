@@ -274,6 +274,42 @@ describe('webhook dispatch', () => {
     assert.equal((JSON.parse(got.body) as { job: { id: string } }).job.id, wants.id);
   });
 
+  it('keeps job:progress to one event per job a second, the latest of each second, none after its end', async () => {
+    // A job may report progress on every turn of a loop; each report was a delivery of the whole
+    // job, retried for a day while its receiver was down: any user could fill the store.
+    const w = await world({ jobJson: (job: Job) => ({ id: job.id, progress: job.progress }) });
+    const job = await w.h.engine.start(
+      { command: 'true', notify: { url: w.receiver.url('/progress'), events: ['job:progress'] } },
+      { user: 'u' },
+    );
+    const ended = await w.h.engine.waitFor(job.id);
+    await w.dispatcher.settled();
+    const at = (done: number): Job => ({
+      ...ended,
+      progress: { done, total: 1000, message: null, at: w.clock.now() },
+    });
+    const progressOf = async () => {
+      await w.dispatcher.settled();
+      const { deliveries } = await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 100 });
+      return deliveries
+        .filter((d) => d.event === 'job:progress')
+        .map((d) => (JSON.parse(d.body) as { job: { progress: { done: number } } }).job.progress.done)
+        .sort((a, b) => a - b);
+    };
+    for (let done = 1; done <= 500; done++) await w.dispatcher.record('job:progress', at(done));
+    assert.deepEqual(await progressOf(), [1], 'the first at once, the rest held');
+    w.clock.advance(1000);
+    assert.deepEqual(await progressOf(), [1, 500], "the second's latest when it ended");
+    w.clock.advance(1000);
+    assert.deepEqual(await progressOf(), [1, 500], 'nothing more came: nothing more is written');
+    await w.dispatcher.record('job:progress', at(600));
+    assert.deepEqual(await progressOf(), [1, 500, 600], 'a job quiet for a second is heard at once');
+    await w.dispatcher.record('job:progress', at(700));
+    w.dispatcher.jobEnded(job.id);
+    w.clock.advance(1000);
+    assert.deepEqual(await progressOf(), [1, 500, 600], 'what its end came after is dropped');
+  });
+
   /** A world whose store fails the first `n` calls of one method, as a full or lost database does. */
   async function failingWorld(method: 'recordAttempt' | 'listWebhooks', n: number) {
     const h: Harness = await openHarness();
