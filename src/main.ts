@@ -662,6 +662,10 @@ async function startOnDataDir({
     lookups: webhookOptions.lookups,
     // A cluster's node claims deliveries by its name (the jobs' `node`), kept across restarts.
     ...((clusterNode?.id ?? nodeId) === undefined ? {} : { claimer: clusterNode?.id ?? nodeId }),
+    stillRunning: async (id) => {
+      const status = (await engine.getRecorded(id).catch(() => undefined))?.status;
+      return status === 'running' || status === 'paused';
+    },
   });
   // The store wrote each change's outbox row with the change; these only say "look now".
   for (const event of ['job:queued', 'job:started', 'job:finished'] as const) {

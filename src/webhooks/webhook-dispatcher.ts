@@ -52,6 +52,12 @@ export interface WebhookDispatcherOptions {
   readonly claimer?: string;
   /** The shortest time between two `job:progress` events of one job (default 1 s: `ProgressThrottle`). */
   readonly progressIntervalMs?: number;
+  /**
+   * Whether the job still runs, asked before a `job:progress` event is written: one held back a
+   * moment must not come after the job's `job:finished`, which the store wrote with its end.
+   * Absent: not asked.
+   */
+  readonly stillRunning?: (id: string) => Promise<boolean>;
 }
 
 /**
@@ -141,7 +147,10 @@ export class WebhookDispatcher extends EventEmitter<WebhookDispatcherEvents> {
     this.#progress = new ProgressThrottle({
       clock: options.clock,
       ...(options.progressIntervalMs === undefined ? {} : { intervalMs: options.progressIntervalMs }),
-      write: (job) => this.#append('job:progress', job),
+      write: async (job) => {
+        if (options.stillRunning && !(await options.stillRunning(job.id))) return;
+        await this.#append('job:progress', job);
+      },
       onError: (err, job) =>
         options.logger.error({ err, jobId: job.id }, 'could not record a job:progress webhook event'),
     });

@@ -310,6 +310,36 @@ describe('webhook dispatch', () => {
     assert.deepEqual(await progressOf(), [1, 500, 600], 'what its end came after is dropped');
   });
 
+  it("writes no progress held back past the job's end: its job:finished came first", async () => {
+    let running = true;
+    const w = await world({
+      jobJson: (job: Job) => ({ id: job.id, progress: job.progress }),
+      stillRunning: () => Promise.resolve(running),
+    });
+    const job = await w.h.engine.start(
+      { command: 'true', notify: { url: w.receiver.url('/progress'), events: ['job:progress'] } },
+      { user: 'u' },
+    );
+    const ended = await w.h.engine.waitFor(job.id);
+    await w.dispatcher.settled();
+    const at = (done: number): Job => ({
+      ...ended,
+      progress: { done, total: null, message: null, at: w.clock.now() },
+    });
+    const progressCount = async () => {
+      await w.dispatcher.settled();
+      const { deliveries } = await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 100 });
+      return deliveries.filter((d) => d.event === 'job:progress').length;
+    };
+    await w.dispatcher.record('job:progress', at(1));
+    await w.dispatcher.record('job:progress', at(2));
+    assert.equal(await progressCount(), 1);
+    // The job's end is recorded, and the engine has not told the dispatcher yet (`jobEnded`).
+    running = false;
+    w.clock.advance(1000);
+    assert.equal(await progressCount(), 1, 'the held progress is dropped, not written after the end');
+  });
+
   /** A world whose store fails the first `n` calls of one method, as a full or lost database does. */
   async function failingWorld(method: 'recordAttempt' | 'listWebhooks', n: number) {
     const h: Harness = await openHarness();
