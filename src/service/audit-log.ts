@@ -1,7 +1,8 @@
 import type { AuditEntry, AuditSink } from '../core/audit.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
+import { JobworkerError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
-import { mayHeal, WRITE_RETRY_FIRST_MS, WRITE_RETRY_MAX_MS } from '../engine/until-written.ts';
+import { WRITE_RETRY_FIRST_MS, WRITE_RETRY_MAX_MS } from '../engine/until-written.ts';
 import type { AuditPage, AuditQuery, UserStore } from '../store/user-store.ts';
 
 /**
@@ -65,7 +66,8 @@ export class AuditLog implements AuditSink {
     this.#maxPending = options.maxPending ?? MAX_PENDING;
   }
 
-  record(entry: AuditEntry): void {
+  record(recorded: AuditEntry): void {
+    const entry = storable(recorded);
     if (this.#pending.length + this.#inFlight >= this.#maxPending) {
       if (this.#dropped === undefined) {
         this.#logger.error(
@@ -155,7 +157,7 @@ export class AuditLog implements AuditSink {
             this.#failing = undefined;
           }
           this.#reportDropped();
-        } else if (mayHeal(failure.err) && !this.#gaveUp) {
+        } else if (heals(failure.err) && !this.#gaveUp) {
           // Back at the head, before what gathered meanwhile: the trail stays in order. The bound
           // holds, since `record` counted the batch in flight.
           this.#pending = batch.concat(this.#pending);
@@ -244,4 +246,35 @@ class DroppedEntries {
       actions: Object.fromEntries(this.#actions),
     };
   }
+}
+
+/**
+ * Whether a failed write is tried again: only what the stores say will pass (a full disk, a store
+ * busy or away). Any other error (a value the database refuses) would refuse the batch for ever,
+ * and every entry behind it would wait; it is dropped and logged instead.
+ */
+function heals(err: unknown): boolean {
+  return (
+    err instanceof JobworkerError && (err.code === 'INSUFFICIENT_STORAGE' || err.code === 'STORE_UNAVAILABLE')
+  );
+}
+
+/**
+ * The entry as a store takes it: a NUL (which PostgreSQL refuses in text, and a caller can put in
+ * a name it asks about before any check) written as `\u0000`, so that one caller's input cannot
+ * make a batch fail.
+ */
+function storable(entry: AuditEntry): AuditEntry {
+  const clean = (text: string | null) =>
+    text?.includes('\0') ? text.replaceAll('\0', '\\u0000') : text;
+  if (![entry.user, entry.role, entry.source, entry.target, entry.result].some((t) => t?.includes('\0')))
+    return entry;
+  return {
+    ...entry,
+    user: clean(entry.user),
+    role: clean(entry.role),
+    source: clean(entry.source),
+    target: clean(entry.target),
+    result: clean(entry.result) ?? entry.result,
+  };
 }

@@ -205,4 +205,49 @@ describe('the audit trail on a refusal that will not heal', () => {
     const lost = await logger.line(/were dropped/);
     assert.match(lost.msg, /^1 audit entries could not be written and were dropped: the store refused them/);
   });
+
+  it("drops a batch a driver refuses for good (not a store's own error), and writes the next", async () => {
+    // PostgreSQL refuses a NUL in text with a raw driver error (22021), which nothing maps: taken
+    // for one that may pass, that batch was tried again for ever and every entry behind it waited.
+    const logger = new CapturedLogger();
+    const clock = new ManualClock();
+    const written: AuditEntry[] = [];
+    let tries = 0;
+    const log = new AuditLog(
+      {
+        appendAudit: async (batch) => {
+          tries++;
+          if (tries === 1)
+            throw Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), {
+              code: '22021',
+            });
+          written.push(...batch);
+        },
+        listAudit: async () => ({ entries: [], nextCursor: null }),
+      },
+      { clock, logger },
+    );
+    log.record(entry('job:stop'));
+    await log.flush();
+    assert.equal(tries, 1);
+    log.record(entry('job:pause'));
+    await log.flush();
+    assert.deepEqual(
+      written.map((e) => e.action),
+      ['job:pause'],
+    );
+  });
+
+  it('writes a NUL a caller put in a name as \\u0000, which every store takes', async () => {
+    const written: AuditEntry[] = [];
+    const log = new AuditLog({
+      appendAudit: async (batch) => {
+        written.push(...batch);
+      },
+      listAudit: async () => ({ entries: [], nextCursor: null }),
+    });
+    log.record({ ...entry('user:remove'), target: 'a\0b' });
+    await log.flush();
+    assert.equal(written[0]?.target, 'a\\u0000b');
+  });
 });
