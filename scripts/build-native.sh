@@ -2,7 +2,7 @@
 # Compiles jobworker's native parts into dist/native/, each only when it is missing or was built
 # from other sources (nothing, not even a compiler, is needed when all are current). "Other" is
 # by content, not by date: each output has a stamp beside it (OUT.sources-sha256) holding a hash
-# of its sources, the headers they share, this script and the compiler; a copied or restored dist/ newer than
+# of its sources, the headers they share and this script; a copied or restored dist/ newer than
 # an edited source is still rebuilt, and a checkout that only touched a source's date is not.
 # - the spawner (src/runtime/native/jobworker-spawner.c -> jobworker-spawner), which the server
 #   needs to start jobs: without a C compiler this fails and says how to get one;
@@ -36,10 +36,10 @@ checkpointer_out="$root/dist/native/jobworker-checkpointer"
 # What every addon includes (its shared helpers): an addon older than it is rebuilt too.
 napi_helpers_h="$root/src/core/native/napi-helpers.h"
 
-# The hash an output is built from: its sources' bytes (in order), this script's (its compiler
-# flags live here) and the compiler's version.
+# The hash an output is built from: its sources' bytes (in order) and this script's (its compiler
+# flags live here). Not the compiler: a machine without one must find what was built current.
 sources_hash() {
-  { cat "$@" "$root/scripts/build-native.sh"; "$cc" --version 2>/dev/null | head -n 1 || true; } | sha256sum | cut -d ' ' -f 1
+  cat "$@" "$root/scripts/build-native.sh" | sha256sum | cut -d ' ' -f 1
 }
 # current OUT SRC...: OUT exists and its stamp names these sources' hash.
 current() {

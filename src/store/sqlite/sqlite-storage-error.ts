@@ -4,7 +4,6 @@ import { InsufficientStorageError, JobworkerError } from '../../core/errors.ts';
 const SQLITE_FULL = 13;
 /** Another connection holds the lock this needed (past the busy timeout), or the table it needs. */
 const SQLITE_BUSY = 5;
-const SQLITE_LOCKED = 6;
 
 /**
  * Another process holds the job database's write lock for longer than the busy timeout (a
@@ -21,7 +20,8 @@ export class SqliteBusyError extends JobworkerError {
 /**
  * `err` as the store reports it: SQLite's SQLITE_FULL becomes an `InsufficientStorageError` that
  * names the database file and keeps SQLite's own words, so that a client gets 507 with the real
- * cause instead of 500; SQLITE_BUSY and SQLITE_LOCKED become a `SqliteBusyError` (503: try again).
+ * cause instead of 500; SQLITE_BUSY (another process holds the database) becomes a `SqliteBusyError` (503: try again);
+ * not SQLITE_LOCKED, a conflict inside this connection that no wait clears.
  * SQLite has already rolled the statement's transaction back by then where it had to (see
  * `NodeSqliteDialect`), so nothing of the write is left. Any other error is returned as it is.
  */
@@ -36,11 +36,11 @@ export function sqliteStorageError(err: unknown, path: string): unknown {
       { cause: err },
     );
   }
-  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
-    const name = primary === SQLITE_BUSY ? 'SQLITE_BUSY' : 'SQLITE_LOCKED';
+  // Not SQLITE_LOCKED: a conflict inside this one connection, which waiting never clears.
+  if (primary === SQLITE_BUSY) {
     const cause = typeof errstr === 'string' ? errstr : 'database is locked';
     return new SqliteBusyError(
-      `The job database ${path} is busy: ${cause} (${name}); another process holds it locked (a transaction open in a sqlite3 shell, a backup, a second server on the same file): try again once it lets go`,
+      `The job database ${path} is busy: ${cause} (SQLITE_BUSY); another process holds it locked (a transaction open in a sqlite3 shell, a backup, a second server on the same file): try again once it lets go`,
       { cause: err },
     );
   }
