@@ -38,6 +38,9 @@ export interface RemoteNodeOptions {
   readonly clock?: Clock;
 }
 
+/** How long a job's live figures are waited for (`live`): its record answers past that. */
+const LIVE_ANSWER_MS = 2000;
+
 /** Idle time before TCP keepalive probes a forwarded connection. */
 const KEEPALIVE_IDLE_MS = 15_000;
 
@@ -106,7 +109,10 @@ export class RemoteNode implements NodePeer {
   }
 
   async live(who: Principal, id: string): Promise<LiveFigures> {
-    const response = await this.#send(who, 'GET', `/v1/jobs/${encodeURIComponent(id)}`, {});
+    // A short wait: the caller answers with the job's record when the peer is slow.
+    const response = await this.#send(who, 'GET', `/v1/jobs/${encodeURIComponent(id)}`, {
+      timeoutMs: LIVE_ANSWER_MS,
+    });
     const text = (await readBody(response)).toString('utf8');
     // The peer's JSON form of the job (src/api/rest/job-json.ts): only the two live parts are taken.
     let job: { outputBytes?: unknown; usage?: unknown };
@@ -175,18 +181,16 @@ export class RemoteNode implements NodePeer {
     who: Principal,
     method: 'GET' | 'POST',
     path: string,
-    options: { accept?: string; body?: string; signal?: AbortSignal | undefined },
+    options: { accept?: string; body?: string; signal?: AbortSignal | undefined; timeoutMs?: number },
   ): Promise<IncomingMessage> {
+    const answerMs = options.timeoutMs ?? this.#options.answerTimeoutMs ?? 10_000;
     const url = new URL(path, this.url);
     const headers = {
       ...this.#options.credentials.sign(method, url.pathname + url.search, who, options.body ?? ''),
       ...(options.accept ? { accept: options.accept } : {}),
     };
     // The answer must begin in time; once it has, a quiet follow may last as long as its job.
-    const timeout = clockDeadline(
-      this.#options.clock ?? systemClock,
-      this.#options.answerTimeoutMs ?? 10_000,
-    );
+    const timeout = clockDeadline(this.#options.clock ?? systemClock, answerMs);
     // Linked by hand (see linkSignals): the caller's signal may live as long as the server, and
     // the link must last while the response streams (a follow), so it goes when the response does.
     const linked = linkSignals([options.signal, timeout.signal]);
@@ -216,11 +220,7 @@ export class RemoteNode implements NodePeer {
       linked.dispose();
       if (options.signal?.aborted) throw err;
       if (timeout.signal.aborted) {
-        throw this.#unavailable(
-          `it did not answer within ${this.#options.answerTimeoutMs ?? 10_000} ms`,
-          err,
-          true,
-        );
+        throw this.#unavailable(`it did not answer within ${answerMs} ms`, err, true);
       }
       const why = err instanceof ConnectionError ? err.message : String(err);
       throw this.#unavailable(why, err, true);

@@ -690,21 +690,20 @@ export class JobService extends EventEmitter<ServiceEvents> {
     try {
       const peer = await this.#routing.processPeer(who, job);
       return peer === undefined ? job : { ...job, ...(await peer.live(who, id)) };
-    } catch (err) {
-      // The job is answered all the same: its record is what every node knows of it.
-      if (err instanceof JobworkerError && err.code === 'NODE_UNAVAILABLE') return job;
-      // Gone from the peer's view meanwhile (it ended and was deleted, or its node changed).
-      if (err instanceof JobworkerError && err.code === 'NOT_FOUND') return job;
-      throw err;
+    } catch {
+      // The job is answered all the same, whatever kept its node from answering (unreachable,
+      // slow past the short wait `live` allows, its store away, the job gone from its view
+      // meanwhile): its record is what every node knows of it.
+      return job;
     }
   }
 
   /**
-   * The job's latest attempt: `get`, then its `retriedAs` followed to the attempt that was not
+   * The job's latest attempt, as recorded: its `retriedAs` followed to the attempt that was not
    * retried (see `latestAttempt`): the job itself when it was never retried.
    */
   async latest(who: Principal, id: string): Promise<Job> {
-    return latestAttempt(await this.get(who, id), (next) => this.get(who, next));
+    return latestAttempt(await this.#getRecorded(who, id), (next) => this.#getRecorded(who, next));
   }
 
   /**
@@ -1097,7 +1096,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * FORBIDDEN when it sees it but may not change it (a viewer).
    */
   async #getToChange(who: Principal, id: string, what: string): Promise<Job> {
-    const job = await this.get(who, id);
+    // The record: a change needs no live figures, nor to wait on another node for them.
+    const job = await this.#getRecorded(who, id);
     requireWriter(who, what);
     return job;
   }
