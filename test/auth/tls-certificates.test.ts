@@ -12,7 +12,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
-import { CertificateAuthority } from '../../src/auth/tls/certificate-authority.ts';
+import { CertificateAuthority, latestIssueOf } from '../../src/auth/tls/certificate-authority.ts';
 import { IssuedCertificates } from '../../src/auth/tls/issued-certificates.ts';
 import {
   ensureServerCertificate,
@@ -22,6 +22,7 @@ import {
 import { runServer } from '../../src/main.ts';
 import { type ApiHarness, addUserToken, openApi } from '../api/api-harness.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
+import { until } from '../helpers/wait.ts';
 
 const DAY_MS = 86_400_000;
 const execFileAsync = promisify(execFile);
@@ -511,6 +512,13 @@ describe('mTLS: client certificates', () => {
     }
     await h.restart();
     assert.equal((await getWithCert(`${h.server.url}/v1/jobs`, ca, old)).status, 401);
+    // A certificate's times are whole seconds: one issued in the second before its user was made
+    // cannot be told from one of that user (docs/security.md). Past that second, it always can.
+    const notBefore = new X509Certificate(old.cert).validFromDate.getTime();
+    await until(
+      'the second after the old certificate was issued',
+      () => Date.now() > latestIssueOf(new Date(notBefore)),
+    );
     await addUserToken(h, 'frank');
     const res = await getWithCert(`${h.server.url}/v1/jobs`, ca, old);
     assert.equal(res.status, 401, 'the new frank does not inherit the old certificate');

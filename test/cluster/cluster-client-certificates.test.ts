@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { after, before, describe, it } from 'node:test';
+import { latestIssueOf } from '../../src/auth/tls/certificate-authority.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { until } from '../helpers/wait.ts';
 import { type TestCluster, type TestNode, testCluster } from './cluster-harness.ts';
@@ -74,6 +76,13 @@ describe('client certificates of a user removed through another node', () => {
     await hears(n1, 'bob', null);
     assert.equal((await getWithCert(n1, '/v1/jobs', old)).status, 401, 'bob is gone');
 
+    // Past the second the old certificate was issued in (its times are whole seconds: one issued
+    // in the second before its user was made cannot be told from one of that user).
+    const notBefore = new X509Certificate(old.cert).validFromDate;
+    await until(
+      'the second after the old certificate was issued',
+      () => Date.now() > latestIssueOf(notBefore),
+    );
     const again = await n2.api<{ createdAt: string }>('POST', '/v1/users', { name: 'bob', role: 'user' });
     assert.equal(again.status, 201, JSON.stringify(again.body));
     await hears(n1, 'bob', again.body.createdAt);
