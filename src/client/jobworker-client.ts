@@ -114,7 +114,8 @@ export class JobworkerClient {
     let job = await this.#waitOne(id, options.signal);
     // The server stores an attempt's end and its retry at once: an ended attempt without
     // `retriedAs` is the last, never retried later.
-    while (options.followRetries !== false && job.retriedAs !== null) {
+    // `?? null`: a server from before retries sends no `retriedAs` at all.
+    while (options.followRetries !== false && (job.retriedAs ?? null) !== null) {
       const next = job.retriedAs;
       try {
         job = await this.#waitOne(next, options.signal);
@@ -168,7 +169,7 @@ export class JobworkerClient {
 
   /**
    * The job's output as chunks of bytes, exactly as written, from the first byte the server still
-   * keeps: bytes the output cap dropped are told to `onTruncated`. Following, a dropped connection
+   * keeps: bytes the output cap dropped (or the job truncated away itself) are told to `onTruncated`. Following, a dropped connection
    * (a server restart) is resumed from the cursor of the last chunk, so every byte comes once, in
    * order.
    */

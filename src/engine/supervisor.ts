@@ -415,7 +415,11 @@ export class Supervisor {
     if (s.job.status === 'paused') freezeProcesses(s.identity, this.#deps.cgroups, false);
     await stopProcesses(s.identity, this.#deps.cgroups, 0, !s.adopted, this.#deps.clock);
     await killLeftovers(s.identity, this.#deps.cgroups, !s.adopted, this.#deps.clock);
-    await this.#deps.monitor.finish(id, s.dir).catch((err: unknown) => this.#deps.onError(err as Error, id));
+    await this.#deps.monitor.finish(id, s.dir).catch((err: unknown) => {
+      this.#deps.onError(err as Error, id);
+      // No second try here: this node lets the job go, and its followers must not wait for ever.
+      this.#deps.monitor.abandon(id);
+    });
     await this.#deps.progress.finish(id).catch((err: unknown) => this.#deps.onError(err as Error, id));
     await this.#deps.cgroups
       .removeAsync(s.identity.cgroups)

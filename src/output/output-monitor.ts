@@ -523,8 +523,10 @@ export class OutputMonitor {
       job.observed = sizes;
       return { grew, sizes };
     } catch (err) {
-      // Reported by the seal's caller, which tries again: not once per try here.
-      if (sealing && !indexed) throw err;
+      // Reported by the seal's caller, which tries again: not once per try here. Only a disk out
+      // of room, which frees up; any other failure (a corrupt file) would fail every try, and hold
+      // the job's end for ever: reported, and the seal goes on with what the index holds.
+      if (sealing && !indexed && isNoSpace(err)) throw err;
       this.#report(err, job.jobId);
       return { grew: false };
     }
@@ -596,6 +598,20 @@ export class OutputMonitor {
     return sizes;
   }
 
+  /**
+   * Gives up a seal that failed (`finish` rejected) without trying it again: the job is untracked
+   * and its followers are told it finished, with what the index holds (its node relinquishes it).
+   */
+  abandon(jobId: string): void {
+    const job = this.#jobs.get(jobId);
+    if (job === undefined) return;
+    this.#jobs.delete(jobId);
+    this.#closeWatch(job);
+    this.#release(job);
+    this.#notify(job, 'output:finish');
+    job.listeners.clear();
+  }
+
   #notify(job: Tracked, notice: OutputNotice): void {
     // Reads started before this growth may have missed it: later readers start their own.
     job.shared.clear();
@@ -640,4 +656,10 @@ export function isLiveTail(observed: OutputBytes | undefined, options: ReadOutpu
   if (observed === undefined) return false;
   const end = options.selector === 'all' ? observed.stdout + observed.stderr : observed[options.selector];
   return end - options.cursor <= LIVE_TAIL_BYTES;
+}
+
+/** A disk (or quota) out of room: what a seal waits out, trying again. */
+function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }

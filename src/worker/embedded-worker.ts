@@ -192,7 +192,7 @@ export class Worker {
 
   /**
    * The job's output as chunks: live until the job ends when `follow` (the default). Bytes the
-   * output cap dropped are told to `onTruncated`.
+   * output cap dropped (or the job truncated away itself) are told to `onTruncated`.
    */
   async *output(id: string, options: OutputOptions = {}): AsyncGenerator<OutputChunk> {
     const selector = options.stream ?? 'all';
