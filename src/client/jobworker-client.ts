@@ -115,8 +115,11 @@ export class JobworkerClient {
     // The server stores an attempt's end and its retry at once: an ended attempt without
     // `retriedAs` is the last, never retried later.
     // `?? null`: a server from before retries sends no `retriedAs` at all.
-    while (options.followRetries !== false && (job.retriedAs ?? null) !== null) {
-      const next = job.retriedAs;
+    for (
+      let next = job.retriedAs ?? null;
+      options.followRetries !== false && next !== null;
+      next = job.retriedAs ?? null
+    ) {
       try {
         job = await this.#waitOne(next, options.signal);
       } catch (error) {
