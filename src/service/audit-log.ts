@@ -265,8 +265,7 @@ function heals(err: unknown): boolean {
  * make a batch fail.
  */
 function storable(entry: AuditEntry): AuditEntry {
-  const clean = (text: string | null) =>
-    text?.includes('\0') ? text.replaceAll('\0', '\\u0000') : text;
+  const clean = (text: string | null) => (text?.includes('\0') ? text.replaceAll('\0', '\\u0000') : text);
   if (![entry.user, entry.role, entry.source, entry.target, entry.result].some((t) => t?.includes('\0')))
     return entry;
   return {
