@@ -265,9 +265,14 @@ describe('openWorker', () => {
           bytes += chunk.data.length;
           last = chunk.data.toString();
         }
-        assert.equal(told.length, 1, `follow ${follow}: ${JSON.stringify(told)}`);
-        assert.equal(told[0]![1], 'stdout');
-        assert.equal(told[0]![0] + bytes, 1_288_895, `follow ${follow}: dropped and kept are the whole`);
+        // Once when the job has ended; a follower slower than the job hears of each drop it met.
+        assert.ok(told.length >= 1, `follow ${follow}: told nothing`);
+        assert.ok(
+          told.every(([, stream]) => stream === 'stdout'),
+          JSON.stringify(told),
+        );
+        const dropped = told.reduce((sum, [skipped]) => sum + skipped, 0);
+        assert.equal(dropped + bytes, 1_288_895, `follow ${follow}: dropped and kept are the whole`);
         assert.ok(last.endsWith('200000\n'));
       }
     } finally {
