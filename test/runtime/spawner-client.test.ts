@@ -227,16 +227,23 @@ describe('spawner concurrency', () => {
       );
       assert.deepEqual(reply, { kind: 'removed' });
       assert.deepEqual(await readdir(leftover), []);
-      // Every start, the one that waited for room included, is answered once let through, in
-      // turn: reading its FIFO takes the identity its writer is blocked on (the 65th's writer
-      // comes once a place is free).
-      for (const blockedStart of blocked) {
-        await within(readFile(blockedStart.tmp, 'utf8'), 20_000, 'an identity let through');
-        blockedStart.released = true;
-        const answer = await within(blockedStart.started, 20_000, 'a start let through');
-        assert.equal(answer.kind, 'started');
-        if (answer.kind === 'started') await answer.exited;
-      }
+      // Every start, the one that waited for room included, is answered once let through: reading
+      // a FIFO takes the identity its writer is blocked on. All at once: which start waits for
+      // room depends on the order its request reached the spawner, and its writer comes only once
+      // another start has answered.
+      await within(
+        Promise.all(
+          blocked.map(async (blockedStart) => {
+            await readFile(blockedStart.tmp, 'utf8');
+            blockedStart.released = true;
+            const answer = await blockedStart.started;
+            assert.equal(answer.kind, 'started');
+            if (answer.kind === 'started') await answer.exited;
+          }),
+        ),
+        60_000,
+        'every start let through',
+      );
     } finally {
       // Lets through every writer still blocked, should the test have failed before.
       for (const { tmp, released } of blocked) {
