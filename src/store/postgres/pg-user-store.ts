@@ -1,13 +1,12 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { AuditEntry } from '../../core/audit.ts';
 import { AlreadyExistsError, JobworkerError, LastAdminError } from '../../core/errors.ts';
+import { listAuditIn } from '../audit-query.ts';
 import type { StoreSchema, UserRow } from '../schema.ts';
 import {
   auditToRow,
   changedUserRow,
-  checkAuditQuery,
   isEnabledAdmin,
-  rowToAudit,
   rowToToken,
   rowToUser,
   tokenToRow,
@@ -241,26 +240,8 @@ export class PgUserStore implements UserStore {
     });
   }
 
-  async listAudit(query: AuditQuery): Promise<AuditPage> {
-    return this.#run(async () => {
-      const below = checkAuditQuery(query);
-      const limit = query.limit;
-      let select = this.#db.selectFrom('audit').selectAll();
-      if (query.user !== undefined) select = select.where('user', '=', query.user);
-      if (query.action !== undefined) select = select.where('action', '=', query.action);
-      if (query.since !== undefined) select = select.where('at', '>=', query.since.getTime());
-      if (query.until !== undefined) select = select.where('at', '<', query.until.getTime());
-      if (below !== undefined) select = select.where('id', '<', below);
-      const rows = await select
-        .orderBy('id', 'desc')
-        .limit(limit + 1)
-        .execute();
-      const entries = rows.slice(0, limit).map(rowToAudit);
-      return {
-        entries,
-        nextCursor: rows.length > limit ? (entries[entries.length - 1]?.id ?? null) : null,
-      };
-    });
+  listAudit(query: AuditQuery): Promise<AuditPage> {
+    return this.#run(() => listAuditIn(this.#db, query));
   }
 }
 
