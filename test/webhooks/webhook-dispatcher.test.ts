@@ -274,48 +274,13 @@ describe('webhook dispatch', () => {
     assert.equal((JSON.parse(got.body) as { job: { id: string } }).job.id, wants.id);
   });
 
-  it('keeps job:progress to one event per job a second, the latest of each second, none after its end', async () => {
-    // A job may report progress on every turn of a loop; each report was a delivery of the whole
-    // job, retried for a day while its receiver was down: any user could fill the store.
-    const w = await world({ jobJson: (job: Job) => ({ id: job.id, progress: job.progress }) });
-    const job = await w.h.engine.start(
-      { command: 'true', notify: { url: w.receiver.url('/progress'), events: ['job:progress'] } },
-      { user: 'u' },
-    );
-    const ended = await w.h.engine.waitFor(job.id);
-    await w.dispatcher.settled();
-    const at = (done: number): Job => ({
-      ...ended,
-      progress: { done, total: 1000, message: null, at: w.clock.now() },
-    });
-    const progressOf = async () => {
-      await w.dispatcher.settled();
-      const { deliveries } = await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 100 });
-      return deliveries
-        .filter((d) => d.event === 'job:progress')
-        .map((d) => (JSON.parse(d.body) as { job: { progress: { done: number } } }).job.progress.done)
-        .sort((a, b) => a - b);
-    };
-    for (let done = 1; done <= 500; done++) await w.dispatcher.record('job:progress', at(done));
-    assert.deepEqual(await progressOf(), [1], 'the first at once, the rest held');
-    w.clock.advance(1000);
-    assert.deepEqual(await progressOf(), [1, 500], "the second's latest when it ended");
-    w.clock.advance(1000);
-    assert.deepEqual(await progressOf(), [1, 500], 'nothing more came: nothing more is written');
-    await w.dispatcher.record('job:progress', at(600));
-    assert.deepEqual(await progressOf(), [1, 500, 600], 'a job quiet for a second is heard at once');
-    await w.dispatcher.record('job:progress', at(700));
-    w.dispatcher.jobEnded(job.id);
-    w.clock.advance(1000);
-    assert.deepEqual(await progressOf(), [1, 500, 600], 'what its end came after is dropped');
-  });
-
-  it("writes no progress held back past the job's end: its job:finished came first", async () => {
-    let running = true;
-    const w = await world({
-      jobJson: (job: Job) => ({ id: job.id, progress: job.progress }),
-      stillRunning: () => Promise.resolve(running),
-    });
+  /**
+   * A world whose dispatcher writes jobs as their id and progress, and an ended job that wants
+   * `job:progress`; `at(done)` is that job reporting `done`, `progressOf()` the `done` of each
+   * progress delivery made for it, once the dispatcher has settled.
+   */
+  async function progressWorld(options: Partial<WebhookDispatcherOptions> = {}) {
+    const w = await world({ jobJson: (job: Job) => ({ id: job.id, progress: job.progress }), ...options });
     const job = await w.h.engine.start(
       { command: 'true', notify: { url: w.receiver.url('/progress'), events: ['job:progress'] } },
       { user: 'u' },
@@ -326,18 +291,45 @@ describe('webhook dispatch', () => {
       ...ended,
       progress: { done, total: null, message: null, at: w.clock.now() },
     });
-    const progressCount = async () => {
+    const progressOf = async () => {
       await w.dispatcher.settled();
       const { deliveries } = await w.h.store.webhooks.listDeliveries({ jobId: job.id, limit: 100 });
-      return deliveries.filter((d) => d.event === 'job:progress').length;
+      return deliveries
+        .filter((d) => d.event === 'job:progress')
+        .map((d) => (JSON.parse(d.body) as { job: { progress: { done: number } } }).job.progress.done)
+        .sort((x, y) => x - y);
     };
-    await w.dispatcher.record('job:progress', at(1));
-    await w.dispatcher.record('job:progress', at(2));
-    assert.equal(await progressCount(), 1);
+    return { ...w, job, at, progressOf };
+  }
+
+  it('keeps job:progress to one event per job a second, the latest of each second, none after its end', async () => {
+    // A job may report progress on every turn of a loop; each report was a delivery of the whole
+    // job, retried for a day while its receiver was down: any user could fill the store.
+    const w = await progressWorld();
+    for (let done = 1; done <= 500; done++) await w.dispatcher.record('job:progress', w.at(done));
+    assert.deepEqual(await w.progressOf(), [1], 'the first at once, the rest held');
+    w.clock.advance(1000);
+    assert.deepEqual(await w.progressOf(), [1, 500], "the second's latest when it ended");
+    w.clock.advance(1000);
+    assert.deepEqual(await w.progressOf(), [1, 500], 'nothing more came: nothing more is written');
+    await w.dispatcher.record('job:progress', w.at(600));
+    assert.deepEqual(await w.progressOf(), [1, 500, 600], 'a job quiet for a second is heard at once');
+    await w.dispatcher.record('job:progress', w.at(700));
+    w.dispatcher.jobEnded(w.job.id);
+    w.clock.advance(1000);
+    assert.deepEqual(await w.progressOf(), [1, 500, 600], 'what its end came after is dropped');
+  });
+
+  it("writes no progress held back past the job's end: its job:finished came first", async () => {
+    let running = true;
+    const w = await progressWorld({ stillRunning: () => Promise.resolve(running) });
+    await w.dispatcher.record('job:progress', w.at(1));
+    await w.dispatcher.record('job:progress', w.at(2));
+    assert.deepEqual(await w.progressOf(), [1]);
     // The job's end is recorded, and the engine has not told the dispatcher yet (`jobEnded`).
     running = false;
     w.clock.advance(1000);
-    assert.equal(await progressCount(), 1, 'the held progress is dropped, not written after the end');
+    assert.deepEqual(await w.progressOf(), [1], 'the held progress is dropped, not written after the end');
   });
 
   /** A world whose store fails the first `n` calls of one method, as a full or lost database does. */
